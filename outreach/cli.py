@@ -1,0 +1,380 @@
+"""The ``outreach`` command line.
+
+Settings are built once here, by the entry point, and handed down. Errors outreach raises
+on purpose print as one line with their remedy, without a traceback; exit codes: 0 done,
+1 done with rejected rows or configuration problems, 2 nothing done.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr, ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import Engine, select
+
+from outreach import store
+from outreach.cadence import cadence_names
+from outreach.clock import Clock, SystemClock
+from outreach.config import Settings, mask_url
+from outreach.db import current_revision, head_revision, make_engine, upgrade
+from outreach.errors import ConfigError, NotFoundError, OutreachError
+from outreach.importing.account_rows import ImportDefaults
+from outreach.importing.accounts import ImportHooks, ImportSummary, RowProblem, import_accounts
+from outreach.importing.fields import format_minor
+from outreach.importing.reader import detect_format
+
+app = typer.Typer(
+    help="Omnichannel outreach for accounts receivable and collections.",
+    no_args_is_help=True,
+    # Locals in a traceback could hold credentials or debtor data: never print them.
+    pretty_exceptions_show_locals=False,
+)
+accounts_app = typer.Typer(help="Import and inspect debtor accounts.", no_args_is_help=True)
+payments_app = typer.Typer(help="Record payments.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(payments_app, name="payments")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    clock: Clock
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings)
+        return self._engine
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems} (see .env.example)") from None
+    ctx.obj = Context(settings, SystemClock())
+
+
+def _context(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj
+
+
+def _ensure_schema(context: Context) -> None:
+    if current_revision(context.engine) != head_revision():
+        raise ConfigError(
+            f"the database at {mask_url(context.settings.database_url)} is not initialized "
+            "or is out of date: run 'outreach init'"
+        )
+
+
+def _import_defaults(context: Context, source: str) -> ImportDefaults:
+    settings = context.settings
+    return ImportDefaults(
+        region=settings.default_region,
+        locale=settings.default_locale,
+        currency=settings.default_currency,
+        cadence=settings.default_cadence,
+        collector_type=settings.default_collector_type,
+        consent_source=f"import {source}"[:200],
+        consent_at=context.clock.now(),
+        known_cadences=cadence_names(settings.schedules_dir),
+    )
+
+
+# --- set-up ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    demo: Annotated[bool, typer.Option("--demo", help="Also load the demo accounts.")] = False,
+) -> None:
+    """Create the database, or upgrade it to the current schema."""
+    context = _context(ctx)
+    before = current_revision(context.engine)
+    upgrade(context.engine)
+    after = current_revision(context.engine)
+    where = mask_url(context.settings.database_url)
+    if before == after:
+        out.print(f"Database {where} is up to date (schema {after}).")
+    else:
+        out.print(f"Database {where} upgraded from {before or 'empty'} to schema {after}.")
+    if demo:
+        _load_demo(context, count=300, seed=7)
+
+
+@app.command("demo-data")
+def demo_data(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(min=1, max=100_000, help="How many accounts.")] = 300,
+    seed: Annotated[int, typer.Option(help="Same seed, same accounts.")] = 7,
+) -> None:
+    """Load realistic demo accounts (fictional phones and example.* emails); repeatable."""
+    context = _context(ctx)
+    _ensure_schema(context)
+    _load_demo(context, count=count, seed=seed)
+
+
+def _load_demo(context: Context, *, count: int, seed: int) -> None:
+    from outreach.demo import load_demo
+
+    loaded = load_demo(
+        context.engine, _import_defaults(context, "demo data"), context.clock, count=count,
+        seed=seed,
+    )  # fmt: skip
+    _print_summary(loaded.summary)
+    out.print(f"Opt-outs recorded: {loaded.opt_outs_added} new.")
+
+
+@app.command()
+def config(ctx: typer.Context) -> None:
+    """Print the effective configuration (secrets masked) and every problem with its remedy."""
+    settings = _context(ctx).settings
+    table = Table("setting", "value", title="Effective configuration")
+    for name in type(settings).model_fields:
+        table.add_row(name.upper(), _display(name, getattr(settings, name)))
+    for channel, provider in settings.effective_providers().items():
+        table.add_row(f"({channel} provider in use)", provider)
+    out.print(table)
+    problems = settings.problems()
+    if not problems:
+        out.print("[green]No problems found.[/green]")
+        return
+    for problem in problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        out.print(
+            f"[{colour}]{problem.severity}[/{colour}] {problem.setting}: {problem.message}. "
+            f"Fix: {problem.remedy}."
+        )
+    if any(problem.severity == "error" for problem in problems):
+        raise typer.Exit(1)
+
+
+def _display(name: str, value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "set (hidden)" if value.get_secret_value() else "empty"
+    if value is None:
+        return "not set"
+    if name == "database_url":
+        return mask_url(str(value))
+    return str(value)
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+@accounts_app.command("import")
+def accounts_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A .csv or .jsonl file (UTF-8).")],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl, when the name does not say.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate and count; write nothing.")] = False,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Write rejected rows, with their reasons, to this file.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=50_000)] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not list rejected rows one by one.")] = False,
+) -> None:
+    """Import or update accounts by reference. Bad rows are reported; good rows land."""
+    context = _context(ctx)
+    _ensure_schema(context)
+    chosen = detect_format(file, file_format)
+    with _progress() as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+
+        def on_problem(problem: RowProblem) -> None:
+            if not quiet:
+                progress.console.print(f"[red]rejected[/red] {problem}", highlight=False)
+
+        summary = import_accounts(
+            context.engine,
+            file,
+            chosen,
+            _import_defaults(context, file.name),
+            context.clock,
+            batch_size=batch_size or context.settings.import_batch_size,
+            dry_run=dry_run,
+            rejects_path=rejects,
+            hooks=ImportHooks(
+                on_problem, lambda done, total: progress.update(task, completed=done)
+            ),
+        )
+        progress.update(task, completed=file.stat().st_size)
+    _print_summary(summary)
+    if rejects is not None and summary.rejected:
+        out.print(f"Rejected rows written to {rejects}.")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    verb = "would be " if summary.dry_run else ""
+    out.print(
+        f"{summary.rows_read} rows read: {summary.created} {verb}created, "
+        f"{summary.updated} {verb}updated, {summary.unchanged} unchanged, "
+        f"{summary.rejected} rejected."
+    )
+    if summary.kept_closed:
+        out.print(
+            f"{summary.kept_closed} of the updated accounts are paid or closed and stay closed "
+            "for outreach."
+        )
+    if summary.unknown_columns:
+        out.print(f"Ignored unknown columns: {', '.join(summary.unknown_columns)}.")
+
+
+@accounts_app.command("show")
+def accounts_show(
+    ctx: typer.Context, reference: Annotated[str, typer.Argument(help="The account reference.")]
+) -> None:
+    """Show one account: its figures, its contact points and its payments."""
+    context = _context(ctx)
+    _ensure_schema(context)
+    with context.engine.connect() as connection:
+        account = connection.execute(
+            select(store.accounts).where(store.accounts.c.reference == reference)
+        ).first()
+        if account is None:
+            raise NotFoundError(f"no account with reference {reference!r}")
+        contacts = connection.execute(
+            select(store.contact_points)
+            .where(store.contact_points.c.account_id == account.id)
+            .order_by(store.contact_points.c.priority, store.contact_points.c.channel)
+        ).all()
+        paid = connection.execute(
+            select(store.payments)
+            .where(store.payments.c.account_id == account.id)
+            .order_by(store.payments.c.paid_on)
+        ).all()
+    details = Table(show_header=False, title=f"Account {reference}")
+    for column in store.accounts.columns:
+        value = getattr(account, column.name)
+        if column.name == "balance_minor":
+            details.add_row(
+                "balance", f"{format_minor(value, account.currency)} {account.currency}"
+            )
+        elif column.name != "id":
+            details.add_row(column.name, "" if value is None else str(value))
+    out.print(details)
+    points = Table("channel", "address", "kind", "consent", "status", title="Contact points")
+    for point in contacts:
+        consent = f"yes ({point.consent_source})" if point.consent else "no"
+        points.add_row(point.channel, point.address, point.kind, consent, point.status)
+    out.print(points)
+    if paid:
+        history = Table("paid on", "amount", "source", title="Payments")
+        for payment in paid:
+            amount = format_minor(payment.amount_minor, payment.currency)
+            history.add_row(str(payment.paid_on), f"{amount} {payment.currency}", payment.source)
+        out.print(history)
+
+
+# --- payments ----------------------------------------------------------------------------
+
+
+@payments_app.command("import")
+def payments_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A .csv or .jsonl file of payments (UTF-8).")],
+    file_format: Annotated[str | None, typer.Option("--format")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Write rejected rows here.")] = None,
+) -> None:
+    """Record payments from a file; importing it again records nothing twice."""
+    from outreach.payments import import_payments
+
+    context = _context(ctx)
+    _ensure_schema(context)
+    summary = import_payments(
+        context.engine,
+        file,
+        detect_format(file, file_format),
+        context.clock,
+        rejects_path=rejects,
+        on_problem=lambda problem: err.print(f"[red]rejected[/red] {problem}", highlight=False),
+    )
+    out.print(
+        f"{summary.rows_read} rows read: {summary.recorded} payments recorded, "
+        f"{summary.already_recorded} already recorded, {summary.rejected} rejected; "
+        f"{summary.accounts_paid_off} accounts paid in full and closed for outreach."
+    )
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@payments_app.command("record")
+def payments_record(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(help="The account reference.")],
+    amount: Annotated[str, typer.Argument(help="The amount, such as 125.00.")],
+    paid_on: Annotated[
+        str | None, typer.Option(help="The day it was paid (YYYY-MM-DD); today by default.")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="Must match the account's.")] = None,
+    payment_id: Annotated[
+        str | None,
+        typer.Option(help="The payment's id in your system: recording it twice is safe."),
+    ] = None,
+) -> None:
+    """Record one payment against an account."""
+    from outreach.payments import record_payment
+
+    context = _context(ctx)
+    _ensure_schema(context)
+    try:
+        day = date.fromisoformat(paid_on) if paid_on else None
+    except ValueError:
+        raise OutreachError(f"--paid-on {paid_on!r} is not a date (YYYY-MM-DD)") from None
+    recorded, balance, status = record_payment(
+        context.engine, context.clock, reference, amount, paid_on=day, currency=currency,
+        payment_id=payment_id,
+    )  # fmt: skip
+    with context.engine.connect() as connection:
+        account_currency = connection.execute(
+            select(store.accounts.c.currency).where(store.accounts.c.reference == reference)
+        ).scalar_one()
+    shown = f"{format_minor(balance, account_currency)} {account_currency}"
+    if not recorded:
+        out.print(f"Payment {payment_id} was already recorded; balance {shown}, {status}.")
+        return
+    out.print(f"Recorded. Account {reference}: balance {shown}, status {status}.")
+
+
+def main() -> None:
+    try:
+        app()
+    except OutreachError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,269 @@
+"""Settings: one typed object, built once by the entry point from the environment and ``.env``.
+
+Nothing here runs at import time. ``Settings.problems()`` lists what is wrong with an
+effective configuration, each with its remedy; ``outreach config`` prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "production"]
+CollectorType = Literal["first_party", "third_party"]
+
+# Values people leave in place of a real secret; refused outside development.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "change_me", "secret", "placeholder", "xxx", "test", "demo"}
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the configuration, with what to do about it."""
+
+    setting: str
+    message: str
+    remedy: str
+    severity: Literal["error", "warning"] = "error"
+
+
+class Settings(BaseSettings):
+    """Every setting outreach reads; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    environment: Environment = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    secret_key: SecretStr = SecretStr("change-me")
+
+    database_url: str = "sqlite:///./outreach.db"
+
+    templates_dir: Path = Path("templates")
+    channels_dir: Path = Path("channels")
+    schedules_dir: Path = Path("schedules")
+
+    # Import defaults, used where a row leaves the column empty.
+    default_region: str = "US"
+    default_locale: str = "en_US"
+    default_currency: str = "USD"
+    default_cadence: str = "standard"
+    default_collector_type: CollectorType = "first_party"
+    import_batch_size: int = Field(default=1000, ge=1, le=50_000)
+
+    # Providers: "auto" picks the real provider when its credentials are set, else the outbox.
+    sms_provider: Literal["auto", "outbox", "twilio_sms"] = "auto"
+    voice_provider: Literal["auto", "outbox", "twilio_voice"] = "auto"
+    email_provider: Literal["auto", "outbox", "sendgrid_email"] = "auto"
+    outbox_path: Path = Path("var/outbox.jsonl")
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: SecretStr | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_api_base_url: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = None
+    sendgrid_from_email: str | None = None
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        # psycopg 3 is the PostgreSQL driver we ship; SQLAlchemy's bare "postgresql://"
+        # would look for psycopg2, which is not installed.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def twilio_configured(self) -> bool:
+        has_token = self.twilio_auth_token is not None or (
+            self.twilio_api_key_sid is not None and self.twilio_api_key_secret is not None
+        )
+        return bool(self.twilio_account_sid) and has_token
+
+    def sendgrid_configured(self) -> bool:
+        return self.sendgrid_api_key is not None
+
+    def effective_providers(self) -> dict[str, str]:
+        """Which provider carries each channel once "auto" is resolved."""
+        twilio = self.twilio_configured()
+        return {
+            "sms": _resolve(self.sms_provider, "twilio_sms", twilio),
+            "voice": _resolve(self.voice_provider, "twilio_voice", twilio),
+            "email": _resolve(self.email_provider, "sendgrid_email", self.sendgrid_configured()),
+        }
+
+    def problems(self) -> list[Problem]:
+        """Everything wrong with this configuration, errors first."""
+        found: list[Problem] = []
+        found += self._secret_problems()
+        found += self._provider_problems()
+        found += self._database_problems()
+        found += self._locale_problems()
+        return sorted(found, key=lambda p: p.severity != "error")
+
+    def _secret_problems(self) -> list[Problem]:
+        found = []
+        secrets: dict[str, SecretStr | None] = {
+            "SECRET_KEY": self.secret_key,
+            "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+            "TWILIO_API_KEY_SECRET": self.twilio_api_key_secret,
+            "SENDGRID_API_KEY": self.sendgrid_api_key,
+        }
+        for name, secret in secrets.items():
+            if secret is None or not is_placeholder(secret):
+                continue
+            if self.environment == "development":
+                found.append(
+                    Problem(
+                        name,
+                        "holds a placeholder value",
+                        f"fine for development; set a real {name} before production",
+                        "warning",
+                    )
+                )
+            else:
+                found.append(
+                    Problem(
+                        name,
+                        f"holds a placeholder value in {self.environment}",
+                        f"set {name} to a real secret (for SECRET_KEY: "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                    )
+                )
+        return found
+
+    def _provider_problems(self) -> list[Problem]:
+        found = []
+        twilio_chosen = self.sms_provider == "twilio_sms" or self.voice_provider == "twilio_voice"
+        if twilio_chosen and not self.twilio_configured():
+            found.append(
+                Problem(
+                    "TWILIO_ACCOUNT_SID",
+                    "a Twilio provider is selected but its credentials are missing",
+                    "set TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and "
+                    "TWILIO_API_KEY_SECRET), or set SMS_PROVIDER/VOICE_PROVIDER=outbox",
+                )
+            )
+        providers = self.effective_providers()
+        if providers["sms"] == "twilio_sms" and not (
+            self.twilio_from_number or self.twilio_messaging_service_sid
+        ):
+            found.append(
+                Problem(
+                    "TWILIO_FROM_NUMBER",
+                    "Twilio SMS has no sender",
+                    "set TWILIO_FROM_NUMBER (E.164) or TWILIO_MESSAGING_SERVICE_SID",
+                )
+            )
+        if self.email_provider == "sendgrid_email" and not self.sendgrid_configured():
+            found.append(
+                Problem(
+                    "SENDGRID_API_KEY",
+                    "SendGrid email is selected but SENDGRID_API_KEY is missing",
+                    "set SENDGRID_API_KEY, or set EMAIL_PROVIDER=outbox",
+                )
+            )
+        if providers["email"] == "sendgrid_email":
+            if not self.sendgrid_from_email:
+                found.append(
+                    Problem(
+                        "SENDGRID_FROM_EMAIL",
+                        "SendGrid email has no sender address",
+                        "set SENDGRID_FROM_EMAIL to a verified sender",
+                    )
+                )
+            if not self.sendgrid_webhook_public_key:
+                found.append(
+                    Problem(
+                        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+                        "SendGrid event webhooks cannot be verified without the public key",
+                        "copy the verification key from SendGrid's Event Webhook settings",
+                    )
+                )
+        real_provider = any(p != "outbox" for p in providers.values())
+        local_url = any(host in self.public_base_url for host in ("127.0.0.1", "localhost"))
+        if real_provider and local_url:
+            found.append(
+                Problem(
+                    "PUBLIC_BASE_URL",
+                    f"providers cannot reach {self.public_base_url} to deliver webhooks",
+                    "set PUBLIC_BASE_URL to the https address providers can reach",
+                    "warning" if self.environment == "development" else "error",
+                )
+            )
+        return found
+
+    def _database_problems(self) -> list[Problem]:
+        if self.database_url.startswith(("sqlite", "postgresql+psycopg://")):
+            return []
+        return [
+            Problem(
+                "DATABASE_URL",
+                f"unsupported database URL scheme in {mask_url(self.database_url)!r}",
+                "use sqlite:///./outreach.db or postgresql+psycopg://user:pass@host/db",
+            )
+        ]
+
+    def _locale_problems(self) -> list[Problem]:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(self.default_locale)
+        except (ValueError, UnknownLocaleError):
+            return [
+                Problem(
+                    "DEFAULT_LOCALE",
+                    f"{self.default_locale!r} is not a known locale",
+                    "use a locale such as en_US or es_US",
+                )
+            ]
+        return []
+
+
+def _resolve(choice: str, real: str, real_configured: bool) -> str:
+    if choice == "auto":
+        return real if real_configured else "outbox"
+    return choice
+
+
+def is_placeholder(secret: SecretStr) -> bool:
+    value = secret.get_secret_value().strip().lower()
+    return value in PLACEHOLDER_SECRETS or value.startswith(("your-", "your_", "<"))
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, safe to print and log."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: print nothing that might be a secret
+        return url.split("@")[-1] if "@" in url else url

@@ -1,0 +1,1 @@
+"""Bringing accounts and payments in from files: streamed, validated row by row, batched."""

@@ -1,0 +1,253 @@
+"""One account row in, one validated AccountRecord out, or every reason it is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from outreach.importing.fields import (
+    FieldError,
+    Phone,
+    parse_amount,
+    parse_bool,
+    parse_choice,
+    parse_currency,
+    parse_date,
+    parse_email,
+    parse_instant,
+    parse_jurisdiction,
+    parse_locale,
+    parse_phone,
+    parse_timezone,
+    required_text,
+    text_of,
+)
+from outreach.models import Channel, CollectorType
+
+REQUIRED_COLUMNS = frozenset({"reference", "name", "balance", "due_date"})
+OPTIONAL_COLUMNS = frozenset(
+    {
+        "currency",
+        "phone",
+        "phone_type",
+        "phone2",
+        "phone2_type",
+        "phone2_sms_consent",
+        "phone2_voice_consent",
+        "email",
+        "email_type",
+        "timezone",
+        "jurisdiction",
+        "locale",
+        "sms_consent",
+        "voice_consent",
+        "email_consent",
+        "consent_source",
+        "consent_at",
+        "cadence",
+        "collector_type",
+        # Written by --rejects next to the original columns; ignored on the way back in.
+        "row",
+        "errors",
+    }
+)
+KNOWN_COLUMNS = REQUIRED_COLUMNS | OPTIONAL_COLUMNS
+_COLLECTOR_TYPES = frozenset(member.value for member in CollectorType)
+_EMAIL_KINDS = frozenset({"personal", "work", "unknown"})
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImportDefaults:
+    """What a row gets where it leaves a column empty (from Settings)."""
+
+    region: str
+    locale: str
+    currency: str
+    cadence: str
+    collector_type: str
+    consent_source: str
+    consent_at: datetime
+    known_cadences: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    channel: str
+    address: str
+    kind: str
+    priority: int
+    consent: bool
+    timezone: str | None
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    row: int
+    reference: str
+    name: str
+    balance_minor: int
+    currency: str
+    due_date: date
+    timezone: str | None
+    jurisdiction: str | None
+    locale: str
+    cadence: str
+    collector_type: str
+    contacts: tuple[ContactRecord, ...]
+    consent_source: str
+    consent_at: datetime
+
+    def account_values(self) -> dict[str, Any]:
+        """The columns an import owns on the account row."""
+        return {
+            "name": self.name,
+            "balance_minor": self.balance_minor,
+            "currency": self.currency,
+            "due_date": self.due_date,
+            "timezone": self.timezone,
+            "jurisdiction": self.jurisdiction,
+            "locale": self.locale,
+            "cadence": self.cadence,
+            "collector_type": self.collector_type,
+        }
+
+
+class RowRejected(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class _Collector:
+    """Runs each field's parser and keeps every error, so a row reports all its problems."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def take(self, parse: Callable[..., T], *args: Any) -> T | None:
+        try:
+            result: T = parse(*args)
+        except FieldError as exc:
+            self.errors.append(str(exc))
+            return None
+        return result
+
+
+def parse_account_row(
+    number: int, values: dict[str, Any], defaults: ImportDefaults
+) -> AccountRecord:
+    """Validate one row; raise RowRejected listing every problem found in it."""
+    get = values.get
+    check = _Collector()
+    reference = check.take(required_text, "reference", get("reference"), 64)
+    name = check.take(required_text, "name", get("name"), 200)
+    currency = check.take(parse_currency, "currency", get("currency"), defaults.currency)
+    balance = check.take(parse_amount, "balance", get("balance"), currency) if currency else None
+    due_date = check.take(parse_date, "due_date", get("due_date"))
+    locale = check.take(parse_locale, "locale", get("locale"), defaults.locale)
+    cadence = check.take(_parse_cadence, get("cadence"), defaults)
+    collector_type = check.take(
+        parse_choice, "collector_type", get("collector_type"), _COLLECTOR_TYPES,
+        defaults.collector_type,
+    )  # fmt: skip
+    jurisdiction = (
+        check.take(parse_jurisdiction, "jurisdiction", get("jurisdiction"))
+        if text_of(get("jurisdiction"))
+        else None
+    )
+    explicit_zone = (
+        check.take(parse_timezone, "timezone", get("timezone"))
+        if text_of(get("timezone"))
+        else None
+    )
+    consent_source = text_of(get("consent_source"))[:200] or defaults.consent_source
+    consent_at = (
+        check.take(parse_instant, "consent_at", get("consent_at"))
+        if text_of(get("consent_at"))
+        else defaults.consent_at
+    )
+    contacts, primary_phone = _contacts(values, defaults, check)
+    if check.errors:
+        raise RowRejected(check.errors)
+    # Every parser above succeeded, so none of these is None.
+    assert reference is not None and name is not None and currency is not None
+    assert balance is not None and due_date is not None and locale is not None
+    assert cadence is not None and collector_type is not None and consent_at is not None
+    return AccountRecord(
+        row=number,
+        reference=reference,
+        name=name,
+        balance_minor=balance,
+        currency=currency,
+        due_date=due_date,
+        # Inferred only where the number has one zone; otherwise compliance weighs them all.
+        timezone=explicit_zone or _single_zone(primary_phone),
+        jurisdiction=jurisdiction,
+        locale=locale,
+        cadence=cadence,
+        collector_type=collector_type,
+        contacts=tuple(contacts),
+        consent_source=consent_source,
+        consent_at=consent_at,
+    )
+
+
+def _parse_cadence(value: Any, defaults: ImportDefaults) -> str:
+    name = text_of(value) or defaults.cadence
+    if name not in defaults.known_cadences:
+        known = ", ".join(sorted(defaults.known_cadences)) or "none found"
+        raise FieldError("cadence", f"{name!r} is not a cadence in schedules/ ({known})")
+    return name
+
+
+def _contacts(
+    values: dict[str, Any], defaults: ImportDefaults, check: _Collector
+) -> tuple[list[ContactRecord], Phone | None]:
+    get = values.get
+    contacts: list[ContactRecord] = []
+    primary: Phone | None = None
+    phones = (
+        # Consent columns name the primary phone; a second phone has its own consent
+        # columns and, without them, no consent: consent given for one number is not
+        # consent for another.
+        ("phone", 0, get("sms_consent"), get("voice_consent")),
+        ("phone2", 1, get("phone2_sms_consent"), get("phone2_voice_consent")),
+    )
+    seen: set[str] = set()
+    for column, priority, sms_consent_raw, voice_consent_raw in phones:
+        if not text_of(get(column)):
+            continue
+        phone: Phone | None = check.take(
+            parse_phone, column, get(column), defaults.region, get(f"{column}_type")
+        )
+        sms_consent = check.take(parse_bool, _consent_column(column, "sms"), sms_consent_raw)
+        voice_consent = check.take(parse_bool, _consent_column(column, "voice"), voice_consent_raw)
+        if phone is None or phone.e164 in seen:
+            continue
+        seen.add(phone.e164)
+        primary = primary or phone
+        zone = _single_zone(phone)
+        for channel, consent in ((Channel.SMS, sms_consent), (Channel.VOICE, voice_consent)):
+            contacts.append(
+                ContactRecord(channel, phone.e164, phone.kind, priority, bool(consent), zone)
+            )
+    if text_of(get("email")):
+        email = check.take(parse_email, "email", get("email"))
+        email_consent = check.take(parse_bool, "email_consent", get("email_consent"))
+        kind = check.take(parse_choice, "email_type", get("email_type"), _EMAIL_KINDS, "unknown")
+        if email is not None and kind is not None:
+            contacts.append(ContactRecord(Channel.EMAIL, email, kind, 0, bool(email_consent), None))
+    return contacts, primary
+
+
+def _consent_column(phone_column: str, channel: str) -> str:
+    return f"{channel}_consent" if phone_column == "phone" else f"{phone_column}_{channel}_consent"
+
+
+def _single_zone(phone: Phone | None) -> str | None:
+    if phone is not None and len(phone.timezones) == 1:
+        return phone.timezones[0]
+    return None

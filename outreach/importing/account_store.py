@@ -1,0 +1,341 @@
+"""Upserting validated account records, a batch at a time, by external reference.
+
+Each batch costs a handful of statements whatever its size: one read of the accounts and
+one of their contact points, then bulk inserts and bulk updates of what differs. Rows that
+match the database exactly write nothing, so importing the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+
+from outreach import store
+from outreach.importing.account_rows import AccountRecord, ContactRecord
+from outreach.models import AccountStatus, ComplianceEventKind, ContactStatus
+
+# References seen so far in this run; a temporary table lives and dies with the connection.
+_SEEN = Table(
+    "import_seen_reference",
+    MetaData(),
+    Column("reference", String(64), primary_key=True),
+    Column("row_number", Integer(), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass
+class BatchOutcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # Paid or closed accounts whose figures changed: updated, but not reopened for outreach.
+    kept_closed: int = 0
+    # (record, row number where the reference first appeared in this file)
+    duplicates: list[tuple[AccountRecord, int]] = field(default_factory=list)
+
+
+class AccountUpserter:
+    """Applies batches of records on one connection; commits are the caller's.
+
+    References already seen in this run are kept in a temporary table, so a reference
+    repeated anywhere in the file is caught without holding every reference in memory.
+    """
+
+    def __init__(self, connection: Connection, now: datetime, *, dry_run: bool = False) -> None:
+        self.connection = connection
+        self.now = now
+        self.dry_run = dry_run
+        _SEEN.create(connection, checkfirst=True)
+        connection.execute(delete(_SEEN))
+
+    def close(self) -> None:
+        _SEEN.drop(self.connection, checkfirst=True)
+
+    def apply(self, records: list[AccountRecord]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        fresh = self._drop_duplicates(records, outcome)
+        if not fresh:
+            return outcome
+        existing = self._existing_accounts([r.reference for r in fresh])
+        new_records = [r for r in fresh if r.reference not in existing]
+        old_records = [r for r in fresh if r.reference in existing]
+        ids = self._insert_accounts(new_records)
+        outcome.created = len(new_records)
+        account_updates = self._account_updates(old_records, existing, outcome)
+        contact_changed = self._sync_contacts(fresh, {**ids, **_ids(existing)}, set(ids.values()))
+        for record in old_records:
+            row = existing[record.reference]
+            changed = record.reference in account_updates or row["id"] in contact_changed
+            if not changed:
+                outcome.unchanged += 1
+            elif row["status"] != AccountStatus.ACTIVE and record.reference in account_updates:
+                outcome.kept_closed += 1
+                outcome.updated += 1
+            else:
+                outcome.updated += 1
+        if account_updates and not self.dry_run:
+            self._update_accounts(list(account_updates.values()))
+        return outcome
+
+    # --- duplicates -------------------------------------------------------------------
+
+    def _drop_duplicates(
+        self, records: list[AccountRecord], outcome: BatchOutcome
+    ) -> list[AccountRecord]:
+        first_row: dict[str, int] = {}
+        fresh: list[AccountRecord] = []
+        for record in records:
+            if record.reference in first_row:
+                outcome.duplicates.append((record, first_row[record.reference]))
+            else:
+                first_row[record.reference] = record.row
+                fresh.append(record)
+        result = self.connection.execute(
+            select(_SEEN.c.reference, _SEEN.c.row_number).where(
+                _SEEN.c.reference.in_(list(first_row))
+            )
+        )
+        seen_before: dict[str, int] = dict(result.tuples().all())
+        if seen_before:
+            outcome.duplicates += [
+                (r, seen_before[r.reference]) for r in fresh if r.reference in seen_before
+            ]
+            fresh = [r for r in fresh if r.reference not in seen_before]
+        if fresh:
+            self.connection.execute(
+                insert(_SEEN), [{"reference": r.reference, "row_number": r.row} for r in fresh]
+            )
+        outcome.duplicates.sort(key=lambda pair: pair[0].row)
+        return fresh
+
+    # --- accounts ---------------------------------------------------------------------
+
+    def _existing_accounts(self, references: list[str]) -> dict[str, dict[str, Any]]:
+        table = store.accounts
+        columns = [
+            table.c.id, table.c.reference, table.c.status, table.c.next_contact_at,
+            table.c.closed_at, *_owned_columns(),
+        ]  # fmt: skip
+        result = self.connection.execute(select(*columns).where(table.c.reference.in_(references)))
+        return {row.reference: dict(row._mapping) for row in result}
+
+    def _insert_accounts(self, records: list[AccountRecord]) -> dict[str, int]:
+        if not records:
+            return {}
+        rows = []
+        for record in records:
+            paid = record.balance_minor == 0
+            rows.append(
+                {
+                    "reference": record.reference,
+                    **record.account_values(),
+                    "status": AccountStatus.PAID if paid else AccountStatus.ACTIVE,
+                    # A new account is considered at the next plan tick, which works out
+                    # the step due (or none) from its cadence.
+                    "next_contact_at": None if paid else self.now,
+                    "closed_at": self.now if paid else None,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
+            )
+        if self.dry_run:
+            # Negative placeholders: nothing is written, but contact diffs still line up.
+            return {record.reference: -index - 1 for index, record in enumerate(records)}
+        table = store.accounts
+        result = self.connection.execute(
+            insert(table).returning(table.c.id, table.c.reference, sort_by_parameter_order=True),
+            rows,
+        )
+        return {row.reference: row.id for row in result}
+
+    def _account_updates(
+        self,
+        records: list[AccountRecord],
+        existing: dict[str, dict[str, Any]],
+        outcome: BatchOutcome,
+    ) -> dict[str, dict[str, Any]]:
+        updates: dict[str, dict[str, Any]] = {}
+        for record in records:
+            row = existing[record.reference]
+            wanted = record.account_values()
+            if all(row[key] == value for key, value in wanted.items()):
+                continue
+            change: dict[str, Any] = {
+                "b_id": row["id"],
+                **wanted,
+                "status": row["status"],
+                "next_contact_at": row["next_contact_at"],
+                "closed_at": row["closed_at"],
+                "updated_at": self.now,
+            }
+            if row["status"] == AccountStatus.ACTIVE:
+                if record.balance_minor == 0:
+                    change.update(
+                        status=AccountStatus.PAID, closed_at=self.now, next_contact_at=None
+                    )
+                elif (row["balance_minor"], row["due_date"]) != (
+                    record.balance_minor,
+                    record.due_date,
+                ):
+                    # New figures may make a different step due: reconsider at the next tick.
+                    change["next_contact_at"] = self.now
+            updates[record.reference] = change
+        return updates
+
+    def _update_accounts(self, changes: list[dict[str, Any]]) -> None:
+        table = store.accounts
+        columns = [
+            *(c.name for c in _owned_columns()),
+            "status",
+            "next_contact_at",
+            "closed_at",
+            "updated_at",
+        ]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+        self.connection.execute(statement, changes)
+
+    # --- contact points ---------------------------------------------------------------
+
+    def _sync_contacts(
+        self, records: list[AccountRecord], ids: dict[str, int], new_ids: set[int]
+    ) -> set[int]:
+        """Bring each account's contact points in line with its row; return changed account ids."""
+        table = store.contact_points
+        old_ids = [ids[r.reference] for r in records if ids[r.reference] not in new_ids]
+        current: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+        if old_ids:
+            result = self.connection.execute(select(table).where(table.c.account_id.in_(old_ids)))
+            for found in result:
+                mapping = dict(found._mapping)
+                current.setdefault(found.account_id, {})[(found.channel, found.address)] = mapping
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        changed: set[int] = set()
+        for record in records:
+            account_id = ids[record.reference]
+            have = current.get(account_id, {})
+            wanted = {(c.channel, c.address): c for c in record.contacts}
+            for key, contact in wanted.items():
+                if key not in have:
+                    inserts.append(self._new_contact(account_id, contact, record))
+                    changed.add(account_id)
+                    continue
+                update_row = self._contact_update(have[key], contact, record, events)
+                if update_row is not None:
+                    updates.append(update_row)
+                    changed.add(account_id)
+            for key, row in have.items():
+                if key not in wanted and row["status"] == ContactStatus.ACTIVE:
+                    # Gone from the source system: kept for the history, no longer used.
+                    superseded = {"status": ContactStatus.SUPERSEDED, "updated_at": self.now}
+                    updates.append({**_contact_params(row), "b_id": row["id"], **superseded})
+                    changed.add(account_id)
+        if not self.dry_run:
+            if inserts:
+                self.connection.execute(insert(table), inserts)
+            if updates:
+                params = ["kind", "priority", "timezone", "consent", "consent_source",
+                          "consent_at", "status", "updated_at"]  # fmt: skip
+                self.connection.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("b_id"))
+                    .values({name: bindparam(name) for name in params}),
+                    updates,
+                )
+            if events:
+                self.connection.execute(insert(store.compliance_events), events)
+        return changed
+
+    def _new_contact(
+        self, account_id: int, contact: ContactRecord, record: AccountRecord
+    ) -> dict[str, Any]:
+        return {
+            "account_id": account_id,
+            "channel": contact.channel,
+            "address": contact.address,
+            "kind": contact.kind,
+            "priority": contact.priority,
+            "timezone": contact.timezone,
+            "consent": contact.consent,
+            "consent_source": record.consent_source if contact.consent else None,
+            "consent_at": record.consent_at if contact.consent else None,
+            "status": ContactStatus.ACTIVE,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+
+    def _contact_update(
+        self,
+        row: dict[str, Any],
+        contact: ContactRecord,
+        record: AccountRecord,
+        events: list[dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        params = _contact_params(row)
+        params.update(kind=contact.kind, priority=contact.priority, timezone=contact.timezone)
+        if row["status"] == ContactStatus.SUPERSEDED:
+            params["status"] = ContactStatus.ACTIVE
+        # A number marked invalid or wrong by a provider or an agent stays so: the source
+        # system does not know better than the debtor who said "wrong number".
+        if contact.consent != row["consent"]:
+            params.update(
+                consent=contact.consent,
+                consent_source=record.consent_source,
+                consent_at=record.consent_at if contact.consent else self.now,
+            )
+            kind = (
+                ComplianceEventKind.CONSENT
+                if contact.consent
+                else ComplianceEventKind.CONSENT_REVOKED
+            )
+            events.append(
+                {
+                    "account_id": row["account_id"],
+                    "kind": kind,
+                    "channel": contact.channel,
+                    "address": contact.address,
+                    "occurred_at": params["consent_at"],
+                    "source": record.consent_source,
+                    "note": f"import row {record.row}",
+                }
+            )
+        if params == _contact_params(row):
+            return None
+        return {**params, "b_id": row["id"], "updated_at": self.now}
+
+
+def _contact_params(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "priority", "timezone", "consent", "consent_source", "consent_at", "status")
+    return {key: row[key] for key in keys}
+
+
+def _owned_columns() -> list[Any]:
+    table = store.accounts
+    names = ("name", "balance_minor", "currency", "due_date", "timezone", "jurisdiction",
+             "locale", "cadence", "collector_type")  # fmt: skip
+    return [table.c[name] for name in names]
+
+
+def _ids(existing: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return {reference: row["id"] for reference, row in existing.items()}

@@ -1,0 +1,267 @@
+"""Parsers for one field each: a raw value in, a clean value out, or a FieldError saying why.
+
+Pure functions with no I/O; the importers, the payment commands and the demo data all use
+them, so a value accepted in one place is accepted everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+import phonenumbers
+import pycountry
+from babel import Locale, UnknownLocaleError
+from babel.numbers import get_currency_precision, list_currencies
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import PhoneNumberType
+from phonenumbers import timezone as phone_timezones
+
+
+class FieldError(ValueError):
+    """One value that cannot be accepted, with the column it came from."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(f"{column}: {message}")
+        self.column = column
+        self.message = message
+
+
+def text_of(value: Any) -> str:
+    """A raw cell as stripped text ("" for missing)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def required_text(column: str, value: Any, max_length: int) -> str:
+    cleaned = text_of(value)
+    if not cleaned:
+        raise FieldError(column, "is required")
+    if len(cleaned) > max_length:
+        raise FieldError(column, f"is longer than {max_length} characters")
+    return cleaned
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", ""})
+
+
+def parse_bool(column: str, value: Any) -> bool:
+    """true/false, yes/no, 1/0 in any case; empty is false (no consent recorded)."""
+    if isinstance(value, bool):
+        return value
+    cleaned = text_of(value).lower()
+    if cleaned in _TRUE:
+        return True
+    if cleaned in _FALSE:
+        return False
+    raise FieldError(column, f"{text_of(value)!r} is not true or false")
+
+
+def parse_date(column: str, value: Any) -> date:
+    cleaned = text_of(value)
+    if not cleaned:
+        raise FieldError(column, "is required")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", cleaned):
+        raise FieldError(column, f"{cleaned!r} is not an ISO date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(cleaned)
+    except ValueError as exc:
+        raise FieldError(column, f"{cleaned!r} is not a calendar date ({exc})") from None
+
+
+def parse_instant(column: str, value: Any) -> datetime:
+    """An ISO 8601 timestamp with its offset; a bare date means midnight UTC."""
+    cleaned = text_of(value)
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise FieldError(
+            column, f"{cleaned!r} is not an ISO timestamp (2025-06-03T10:30:00-04:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        if len(cleaned) == 10:
+            return parsed.replace(tzinfo=UTC)
+        raise FieldError(column, f"{cleaned!r} has no UTC offset (add Z or -04:00)")
+    return parsed.astimezone(UTC)
+
+
+@cache
+def known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def parse_currency(column: str, value: Any, default: str) -> str:
+    code = text_of(value).upper() or default
+    if code not in known_currencies():
+        raise FieldError(column, f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+@cache
+def currency_exponent(currency: str) -> int:
+    """Digits after the decimal point: 2 for USD, 0 for JPY, 3 for KWD."""
+    return int(get_currency_precision(currency))
+
+
+_AMOUNT = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d+)?|\.\d+")
+
+
+def parse_amount(column: str, value: Any, currency: str) -> int:
+    """A non-negative amount in the currency's minor units, computed in decimal, never float.
+
+    Accepts ``1234.5``, ``1,234.50`` and JSON numbers; refuses more decimals than the
+    currency has (``10.001`` USD), signs, symbols and exponents, rather than guessing.
+    """
+    if isinstance(value, float):  # JSON Lines are parsed with Decimal; a float is a bug
+        raise FieldError(column, "must be given as text or an exact decimal, not a float")
+    cleaned = text_of(value)
+    if not cleaned:
+        raise FieldError(column, "is required")
+    if cleaned.startswith("-"):
+        raise FieldError(column, f"{cleaned!r} is negative; record credits as payments")
+    if not _AMOUNT.fullmatch(cleaned):
+        raise FieldError(column, f"{cleaned!r} is not an amount such as 1234.56 or 1,234.56")
+    try:
+        amount = Decimal(cleaned.replace(",", ""))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise FieldError(column, f"{cleaned!r} is not a number") from None
+    exponent = currency_exponent(currency)
+    minor = amount.scaleb(exponent)
+    if minor != minor.to_integral_value():
+        raise FieldError(
+            column, f"{cleaned!r} has more than {exponent} decimal places for {currency}"
+        )
+    if minor >= 10**15:
+        raise FieldError(column, f"{cleaned!r} is too large")
+    return int(minor)
+
+
+def format_minor(amount_minor: int, currency: str) -> str:
+    """Minor units back to a plain decimal string (for files and logs, not for debtors)."""
+    exponent = currency_exponent(currency)
+    return str(Decimal(amount_minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+@dataclass(frozen=True)
+class Phone:
+    e164: str
+    kind: str  # mobile, landline, work or unknown
+    timezones: tuple[str, ...]  # the IANA zones the number may be in
+
+
+_PHONE_KINDS = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE: "landline",
+}
+_DECLARED_KINDS = {
+    "mobile": "mobile",
+    "cell": "mobile",
+    "landline": "landline",
+    "home": "landline",
+    "fixed": "landline",
+    "work": "work",
+}
+
+
+def parse_phone(column: str, value: Any, region: str, declared_kind: Any = None) -> Phone:
+    """A phone number in E.164, its kind and its possible time zones.
+
+    National numbers are read in ``region``. The kind is the one declared in the file
+    when given, else what the numbering plan says (North American numbers are often
+    ambiguous: then ``unknown``, which compliance treats as possibly mobile).
+    """
+    cleaned = text_of(value)
+    try:
+        number = phonenumbers.parse(cleaned, region)
+    except phonenumbers.NumberParseException as exc:
+        raise FieldError(column, f"{cleaned!r} is not a phone number ({exc._msg})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise FieldError(column, f"{cleaned!r} is not a valid phone number (region {region})")
+    kind_text = text_of(declared_kind).lower()
+    if kind_text:
+        if kind_text not in _DECLARED_KINDS:
+            raise FieldError(
+                f"{column}_type", f"{kind_text!r} is not one of mobile, landline, work"
+            )
+        kind = _DECLARED_KINDS[kind_text]
+    else:
+        kind = _PHONE_KINDS.get(phonenumbers.number_type(number), "unknown")
+    zones = tuple(
+        zone
+        for zone in phone_timezones.time_zones_for_number(number)
+        if zone in available_timezones()
+    )
+    return Phone(
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), kind, zones
+    )
+
+
+def parse_email(column: str, value: Any) -> str:
+    """A syntactically valid address, normalized (domain lower-cased); no DNS look-up."""
+    cleaned = text_of(value)
+    try:
+        return validate_email(cleaned, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise FieldError(column, f"{cleaned!r} is not a valid email address ({exc})") from None
+
+
+@cache
+def available_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def parse_timezone(column: str, value: Any) -> str:
+    cleaned = text_of(value)
+    if cleaned not in available_timezones():
+        raise FieldError(column, f"{cleaned!r} is not an IANA time zone such as America/Chicago")
+    return cleaned
+
+
+@cache
+def _subdivision_codes() -> frozenset[str]:
+    return frozenset(sub.code for sub in pycountry.subdivisions)
+
+
+@cache
+def _country_codes() -> frozenset[str]:
+    return frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def parse_jurisdiction(column: str, value: Any) -> str:
+    """ISO 3166-2 (``US-MA``), or a bare ISO 3166-1 country (``US``) for national rules only."""
+    cleaned = text_of(value).upper().replace("_", "-")
+    if cleaned in _subdivision_codes() or cleaned in _country_codes():
+        return cleaned
+    raise FieldError(column, f"{cleaned!r} is not an ISO 3166-2 code such as US-MA")
+
+
+@cache
+def _parse_locale(raw: str) -> str | None:
+    try:
+        return str(Locale.parse(raw.replace("-", "_")))
+    except (ValueError, UnknownLocaleError):
+        return None
+
+
+def parse_locale(column: str, value: Any, default: str) -> str:
+    raw = text_of(value) or default
+    parsed = _parse_locale(raw)
+    if parsed is None:
+        raise FieldError(column, f"{raw!r} is not a known locale such as en_US or es_US")
+    return parsed
+
+
+def parse_choice(column: str, value: Any, choices: frozenset[str], default: str) -> str:
+    cleaned = text_of(value).lower() or default
+    if cleaned not in choices:
+        raise FieldError(column, f"{cleaned!r} is not one of {', '.join(sorted(choices))}")
+    return cleaned

@@ -1,0 +1,216 @@
+"""Streaming rows out of CSV and JSON Lines files, each with the row number a person sees.
+
+Rows are yielded one at a time so memory stays flat whatever the file size. A file that
+cannot be read as a whole (not UTF-8, no header, a required column missing) raises
+DataFileError before any row is yielded, so nothing from it is imported.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from outreach.errors import DataFileError
+
+FileFormat = Literal["csv", "jsonl"]
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One record as read: its row number (the header is row 1 in a CSV) and its cells."""
+
+    number: int
+    values: dict[str, Any]
+    error: str | None = None  # set when the record itself could not be parsed
+
+
+@dataclass
+class RowSource:
+    """An open file of rows; iterate it once."""
+
+    path: Path
+    format: FileFormat
+    columns: list[str]  # as found in the header (CSV) or empty (JSON Lines: per row)
+    unknown_columns: set[str] = field(default_factory=set)
+    bytes_total: int = 0
+    _binary: BinaryIO | None = None
+    _rows: Iterator[RawRow] | None = None
+
+    def __iter__(self) -> Iterator[RawRow]:
+        assert self._rows is not None, "RowSource is iterated once"
+        rows, self._rows = self._rows, None
+        return rows
+
+    def bytes_read(self) -> int:
+        return self._binary.tell() if self._binary and not self._binary.closed else 0
+
+    def close(self) -> None:
+        if self._binary is not None:
+            self._binary.close()
+
+    def __enter__(self) -> RowSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def detect_format(path: Path, explicit: str | None) -> FileFormat:
+    choice = (explicit or path.suffix.lstrip(".")).lower()
+    if choice in ("csv", "tsv", "txt"):
+        return "csv"
+    if choice in ("jsonl", "ndjson", "json"):
+        return "jsonl"
+    raise DataFileError(
+        f"{path}: cannot tell the format from the name; use a .csv or .jsonl file "
+        "or pass --format csv|jsonl"
+    )
+
+
+def normalize_header(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 before reading any row, naming the first bad line.
+
+    Latin-1 and Windows-1252 files would otherwise import with garbled names; refusing
+    them whole is safer than guessing the encoding.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad_line = line + chunk.count(b"\n", 0, exc.start)
+                raise DataFileError(
+                    f"{path}: line {bad_line} is not UTF-8 (byte 0x{chunk[exc.start]:02X}); "
+                    "the file looks like Latin-1 or Windows-1252. Save it as UTF-8 "
+                    "(in Excel: 'CSV UTF-8') and import it again. Nothing was imported."
+                ) from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataFileError(
+                f"{path}: the file ends in the middle of a UTF-8 character (truncated?). "
+                "Nothing was imported."
+            ) from None
+
+
+def open_rows(
+    path: Path,
+    file_format: FileFormat,
+    *,
+    required: frozenset[str],
+    known: frozenset[str],
+) -> RowSource:
+    """Open ``path`` for streaming after checking its encoding and (for CSV) its header."""
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    check_utf8(path)
+    binary = path.open("rb")
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    source = RowSource(path, file_format, [], bytes_total=path.stat().st_size, _binary=binary)
+    try:
+        if file_format == "csv":
+            source._rows = _csv_rows(source, text, required, known)
+        else:
+            source._rows = _jsonl_rows(source, text, known)
+    except BaseException:
+        binary.close()
+        raise
+    return source
+
+
+def _csv_rows(
+    source: RowSource, text: io.TextIOWrapper, required: frozenset[str], known: frozenset[str]
+) -> Iterator[RawRow]:
+    header_line = text.readline()
+    if not header_line.strip():
+        raise DataFileError(f"{source.path}: the file is empty; the first line must be a header")
+    delimiter = _delimiter(header_line)
+    header = [
+        normalize_header(name) for name in next(csv.reader([header_line], delimiter=delimiter))
+    ]
+    missing = sorted(required - set(header))
+    if missing:
+        raise DataFileError(
+            f"{source.path}: the header lacks required column(s) {', '.join(missing)}; "
+            f"found {', '.join(header)}. Nothing was imported."
+        )
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise DataFileError(
+            f"{source.path}: column(s) {', '.join(duplicated)} appear more than once in the header"
+        )
+    source.columns = header
+    source.unknown_columns = {name for name in header if name and name not in known}
+    return _csv_records(text, header, delimiter)
+
+
+def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> Iterator[RawRow]:
+    reader = csv.reader(text, delimiter=delimiter)
+    last_line = 1  # the header
+    while True:
+        start = last_line + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            last_line = reader.line_num + 1
+            yield RawRow(start, {}, f"the line cannot be read as CSV ({exc})")
+            continue
+        last_line = reader.line_num + 1
+        if not cells or all(not cell.strip() for cell in cells):
+            continue  # blank lines are not rows
+        if len(cells) != len(header):
+            yield RawRow(
+                start,
+                dict(zip(header, cells, strict=False)),
+                f"has {len(cells)} cells where the header has {len(header)} columns",
+            )
+            continue
+        yield RawRow(start, dict(zip(header, cells, strict=True)))
+
+
+def _delimiter(header_line: str) -> str:
+    # Spreadsheets in many locales save with ";" and some exports use tabs.
+    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def _jsonl_rows(
+    source: RowSource, text: io.TextIOWrapper, known: frozenset[str]
+) -> Iterator[RawRow]:
+    for number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        try:
+            # Decimal keeps amounts exact: 19.99 must not become 19.989999...
+            value = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            yield RawRow(number, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            yield RawRow(number, {}, "is not a JSON object")
+            continue
+        values = {normalize_header(str(key)): cell for key, cell in value.items()}
+        if len(source.unknown_columns) < 100:
+            source.unknown_columns.update(key for key in values if key not in known)
+        yield RawRow(number, values)
+
+
+ProgressCallback = Callable[[int], None]

@@ -1,0 +1,182 @@
+"""Debtor accounts, how to reach them, and what they paid or promised."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from outreach.models.base import money, reference_to, short, when
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"  # outreach may contact it when due
+    PAID = "paid"  # balance settled: closed for outreach
+    CLOSED = "closed"  # closed by the business (written off, sold, recalled)
+
+
+class CollectorType(StrEnum):
+    FIRST_PARTY = "first_party"  # the creditor collecting its own debt
+    THIRD_PARTY = "third_party"  # an agency collecting for others (FDCPA applies)
+
+
+class Account(SQLModel, table=True):
+    """One debt owed by one debtor, identified by the business's own reference."""
+
+    __table_args__ = (
+        # The import's upsert key.
+        UniqueConstraint("reference"),
+        # The planner's query: active accounts whose next contact has come.
+        Index("ix_account_due", "status", "next_contact_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = short(64)
+    name: str = short(200)
+    balance_minor: int = money()
+    currency: str = short(3)
+    due_date: date
+    status: str = short(16, default=AccountStatus.ACTIVE)
+    timezone: str | None = short(64, nullable=True, default=None)
+    jurisdiction: str | None = short(10, nullable=True, default=None)
+    locale: str = short(16)
+    cadence: str = short(64)
+    collector_type: str = short(16, default=CollectorType.FIRST_PARTY)
+    next_contact_at: datetime | None = when(nullable=True)
+    paused_until: datetime | None = when(nullable=True)
+    pause_reason: str | None = short(200, nullable=True, default=None)
+    # Lease held by the daemon that is planning this account (see store.py).
+    acquired_by: str | None = short(64, nullable=True, default=None)
+    acquired_until: datetime | None = when(nullable=True)
+    created_at: datetime = when()
+    updated_at: datetime = when()
+    closed_at: datetime | None = when(nullable=True)
+
+
+class ContactKind(StrEnum):
+    MOBILE = "mobile"
+    LANDLINE = "landline"
+    WORK = "work"
+    PERSONAL = "personal"
+    UNKNOWN = "unknown"
+
+
+class ContactStatus(StrEnum):
+    ACTIVE = "active"
+    INVALID = "invalid"  # the provider says it cannot receive (bounce, not in service)
+    WRONG_NUMBER = "wrong_number"  # someone else answers there
+    SUPERSEDED = "superseded"  # replaced by a newer import; kept for the history
+
+
+class ContactPoint(SQLModel, table=True):
+    """An address on one channel: a phone gives an sms and a voice point, each with its consent."""
+
+    __tablename__ = "contact_point"
+    __table_args__ = (
+        UniqueConstraint("account_id", "channel", "address"),
+        # Inbound messages are matched to accounts by address.
+        Index("ix_contact_point_address", "channel", "address"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = reference_to("account", index=False)
+    channel: str = short(8)
+    address: str = short(320)
+    kind: str = short(16, default=ContactKind.UNKNOWN)
+    priority: int = 0  # 0 is the primary address on its channel
+    timezone: str | None = short(64, nullable=True, default=None)
+    consent: bool = False  # consent to automated calls and texts (or to email)
+    consent_source: str | None = short(200, nullable=True, default=None)
+    consent_at: datetime | None = when(nullable=True)
+    status: str = short(16, default=ContactStatus.ACTIVE)
+    created_at: datetime = when()
+    updated_at: datetime = when()
+
+
+class Payment(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("dedupe_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = reference_to("account")
+    amount_minor: int = money()
+    currency: str = short(3)
+    paid_on: date
+    # The payment's id in the source system, or a digest of the row (see payments.py).
+    dedupe_key: str = short(128)
+    external_id: str | None = short(128, nullable=True, default=None)
+    source: str = short(200)
+    created_at: datetime = when()
+
+
+class PromiseStatus(StrEnum):
+    PENDING = "pending"
+    KEPT = "kept"
+    BROKEN = "broken"
+    CANCELLED = "cancelled"
+
+
+class PromiseToPay(SQLModel, table=True):
+    __tablename__ = "promise_to_pay"
+    __table_args__ = (Index("ix_promise_to_pay_due", "status", "due_on"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = reference_to("account")
+    amount_minor: int = money()
+    currency: str = short(3)
+    due_on: date
+    status: str = short(16, default=PromiseStatus.PENDING)
+    created_by: str = short(100)
+    created_at: datetime = when()
+    resolved_at: datetime | None = when(nullable=True)
+
+
+class ComplianceEventKind(StrEnum):
+    """Facts about the debtor that change what contact is allowed (see docs/compliance.md)."""
+
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    PROHIBITED_MEDIUM = "prohibited_medium"
+    CONSENT = "consent"
+    CONSENT_REVOKED = "consent_revoked"
+    CEASE = "cease"
+    DISPUTE = "dispute"
+    DISPUTE_RESOLVED = "dispute_resolved"
+    ATTORNEY = "attorney"
+    BANKRUPTCY = "bankruptcy"
+    CONVERSATION = "conversation"
+
+
+class ComplianceEvent(SQLModel, table=True):
+    """A dated fact about a debtor, kept so every later decision can cite it."""
+
+    __tablename__ = "compliance_event"
+    __table_args__ = (Index("ix_compliance_event_account", "account_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = reference_to("account", index=False)
+    kind: str = short(24)
+    channel: str | None = short(8, nullable=True, default=None)
+    address: str | None = short(320, nullable=True, default=None)
+    occurred_at: datetime = when()
+    source: str = short(200)
+    note: str | None = short(500, nullable=True, default=None)
+
+
+class ImportRun(SQLModel, table=True):
+    """One run of an import: what came in and what it changed."""
+
+    __tablename__ = "import_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = short(16)
+    source: str = short(500)
+    dry_run: bool = False
+    started_at: datetime = when()
+    finished_at: datetime | None = when(nullable=True)
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0

@@ -1,0 +1,308 @@
+"""Payments: recorded one by one or imported from a file; a balance paid in full closes the
+account for outreach and keeps its pending promises to pay."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+
+from outreach import store
+from outreach.clock import Clock
+from outreach.errors import NotFoundError, OutreachError
+from outreach.importing.accounts import RowProblem
+from outreach.importing.fields import (
+    FieldError,
+    parse_amount,
+    parse_currency,
+    parse_date,
+    required_text,
+    text_of,
+)
+from outreach.importing.reader import FileFormat, RawRow, open_rows
+from outreach.importing.rejects import RejectsWriter
+from outreach.models import AccountStatus, PromiseStatus
+
+PAYMENT_REQUIRED = frozenset({"reference", "amount"})
+PAYMENT_COLUMNS = PAYMENT_REQUIRED | {"currency", "paid_on", "payment_id", "row", "errors"}
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    row: int
+    reference: str
+    amount: str  # checked against the account's currency once the account is known
+    currency: str | None  # None: the account's currency
+    paid_on: date
+    external_id: str | None
+    dedupe_key: str
+
+
+@dataclass
+class PaymentSummary:
+    rows_read: int = 0
+    recorded: int = 0
+    already_recorded: int = 0
+    accounts_paid_off: int = 0
+    rejected: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+def record_payment(
+    engine: Engine,
+    clock: Clock,
+    reference: str,
+    amount: str,
+    *,
+    paid_on: date | None = None,
+    currency: str | None = None,
+    payment_id: str | None = None,
+    source: str = "manual",
+) -> tuple[bool, int, str]:
+    """Record one payment; returns (recorded, balance after, account status).
+
+    Without ``payment_id`` each call is a new payment; with one, recording it again does
+    nothing (the answer then says ``recorded=False``).
+    """
+    with engine.connect() as connection:
+        account = _accounts(connection, [reference]).get(reference)
+        if account is None:
+            raise NotFoundError(f"no account with reference {reference!r}")
+        key = _key(reference, payment_id) if payment_id else f"manual:{uuid.uuid4().hex}"
+        currency_code = currency.upper() if currency else None
+        day = paid_on or clock.now().date()
+        record = PaymentRecord(0, reference, amount, currency_code, day, payment_id, key)
+        summary = PaymentSummary()
+        problems: list[str] = []
+        _apply(connection, [record], clock.now(), source, summary,
+               lambda _record, message: problems.append(message))  # fmt: skip
+        if problems:
+            raise OutreachError(problems[0])
+        connection.commit()
+        after = _accounts(connection, [reference])[reference]
+    return summary.recorded == 1, int(after["balance_minor"]), str(after["status"])
+
+
+def import_payments(
+    engine: Engine,
+    path: Path,
+    file_format: FileFormat,
+    clock: Clock,
+    *,
+    batch_size: int = 1000,
+    rejects_path: Path | None = None,
+    on_problem: Any = None,
+) -> PaymentSummary:
+    """Import payments; re-importing the same file records nothing twice.
+
+    A row with a ``payment_id`` is identified by it. A row without one is identified by its
+    content and by how many identical rows came before it in the file, so two equal payments
+    on one day both count, and a second import of the file adds neither.
+    """
+    summary = PaymentSummary()
+    occurrences: Counter[bytes] = Counter()
+    with open_rows(path, file_format, required=PAYMENT_REQUIRED, known=PAYMENT_COLUMNS) as rows:
+        rejects = RejectsWriter(rejects_path, file_format, rows.columns) if rejects_path else None
+
+        def reject(raw: RawRow, errors: list[str]) -> None:
+            problem = RowProblem(raw.number, errors)
+            summary.rejected += 1
+            summary.problems.append(problem)
+            if rejects is not None:
+                rejects.write(raw.number, raw.values, errors)
+            if on_problem is not None:
+                on_problem(problem)
+
+        try:
+            with engine.connect() as connection:
+                batch: list[tuple[RawRow, PaymentRecord]] = []
+                for raw in rows:
+                    summary.rows_read += 1
+                    if raw.error is not None:
+                        reject(raw, [raw.error])
+                        continue
+                    try:
+                        record = _parse_payment(raw, clock.now().date(), occurrences)
+                    except FieldError as exc:
+                        reject(raw, [str(exc)])
+                        continue
+                    batch.append((raw, record))
+                    if len(batch) >= batch_size:
+                        _land(connection, batch, clock.now(), str(path), summary, reject)
+                _land(connection, batch, clock.now(), str(path), summary, reject)
+        finally:
+            if rejects is not None:
+                rejects.close()
+    return summary
+
+
+def _land(
+    connection: Connection,
+    batch: list[tuple[RawRow, PaymentRecord]],
+    now: datetime,
+    source: str,
+    summary: PaymentSummary,
+    reject: Any,
+) -> None:
+    raws = {record.row: raw for raw, record in batch}
+    _apply(
+        connection,
+        [record for _, record in batch],
+        now,
+        source,
+        summary,
+        lambda record, message: reject(raws[record.row], [message]),
+    )
+    connection.commit()
+    batch.clear()
+
+
+def _parse_payment(raw: RawRow, today: date, occurrences: Counter[bytes]) -> PaymentRecord:
+    values = raw.values
+    reference = required_text("reference", values.get("reference"), 64)
+    currency = text_of(values.get("currency")).upper() or None
+    if currency is not None:
+        currency = parse_currency("currency", currency, currency)
+    amount_text = text_of(values.get("amount"))
+    if not amount_text:
+        raise FieldError("amount", "is required")
+    paid_on = parse_date("paid_on", values["paid_on"]) if text_of(values.get("paid_on")) else today
+    external_id = text_of(values.get("payment_id"))[:128] or None
+    if external_id:
+        key = _key(reference, external_id)
+    else:
+        content = f"{reference}\x1f{amount_text}\x1f{currency}\x1f{paid_on}".encode()
+        digest = hashlib.sha256(content).digest()
+        occurrences[digest] += 1
+        key = "row:" + hashlib.sha256(digest + str(occurrences[digest]).encode()).hexdigest()
+    return PaymentRecord(raw.number, reference, amount_text, currency, paid_on, external_id, key)
+
+
+def _key(reference: str, external_id: str) -> str:
+    return "id:" + hashlib.sha256(f"{reference}\x1f{external_id}".encode()).hexdigest()
+
+
+def _accounts(connection: Connection, references: Iterable[str]) -> dict[str, dict[str, Any]]:
+    table = store.accounts
+    result = connection.execute(
+        select(table.c.id, table.c.reference, table.c.currency, table.c.balance_minor,
+               table.c.status).where(table.c.reference.in_(list(references)))
+    )  # fmt: skip
+    return {row.reference: dict(row._mapping) for row in result}
+
+
+def _apply(
+    connection: Connection,
+    records: list[PaymentRecord],
+    now: datetime,
+    source: str,
+    summary: PaymentSummary,
+    reject: Any,
+) -> None:
+    if not records:
+        return
+    accounts = _accounts(connection, {r.reference for r in records})
+    known_keys = set(
+        connection.execute(
+            select(store.payments.c.dedupe_key).where(
+                store.payments.c.dedupe_key.in_([r.dedupe_key for r in records])
+            )
+        ).scalars()
+    )
+    rows: list[dict[str, Any]] = []
+    paid_by_account: dict[int, int] = {}
+    for record in records:
+        account = accounts.get(record.reference)
+        if account is None:
+            reject(record, f"reference: no account with reference {record.reference!r}")
+            continue
+        if record.currency and record.currency != account["currency"]:
+            reject(
+                record,
+                f"currency: {record.currency} does not match the account's {account['currency']}",
+            )
+            continue
+        try:
+            amount_minor = parse_amount("amount", record.amount, account["currency"])
+        except FieldError as exc:
+            reject(record, str(exc))
+            continue
+        if amount_minor == 0:
+            reject(record, "amount: a payment of zero records nothing")
+            continue
+        if record.dedupe_key in known_keys:
+            summary.already_recorded += 1
+            continue
+        known_keys.add(record.dedupe_key)
+        rows.append(
+            {
+                "account_id": account["id"],
+                "amount_minor": amount_minor,
+                "currency": account["currency"],
+                "paid_on": record.paid_on,
+                "dedupe_key": record.dedupe_key,
+                "external_id": record.external_id,
+                "source": source[:200],
+                "created_at": now,
+            }
+        )
+        paid_by_account[account["id"]] = paid_by_account.get(account["id"], 0) + amount_minor
+    if not rows:
+        return
+    connection.execute(insert(store.payments), rows)
+    summary.recorded += len(rows)
+    _reduce_balances(connection, accounts, paid_by_account, now, summary)
+
+
+def _reduce_balances(
+    connection: Connection,
+    accounts: dict[str, dict[str, Any]],
+    paid_by_account: dict[int, int],
+    now: datetime,
+    summary: PaymentSummary,
+) -> None:
+    by_id = {account["id"]: account for account in accounts.values()}
+    changes = []
+    paid_off: list[int] = []
+    for account_id, paid in paid_by_account.items():
+        account = by_id[account_id]
+        balance = account["balance_minor"] - paid  # below zero is a credit, kept as it is
+        closes = balance <= 0 and account["status"] == AccountStatus.ACTIVE
+        if closes:
+            paid_off.append(account_id)
+        changes.append(
+            {
+                "b_id": account_id,
+                "balance_minor": balance,
+                "status": AccountStatus.PAID if closes else account["status"],
+                "updated_at": now,
+            }
+        )
+    table = store.accounts
+    connection.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(balance_minor=bindparam("balance_minor"), status=bindparam("status"),
+                updated_at=bindparam("updated_at")),
+        changes,
+    )  # fmt: skip
+    if paid_off:
+        connection.execute(
+            update(table)
+            .where(table.c.id.in_(paid_off))
+            .values(closed_at=now, next_contact_at=None)
+        )
+        promises = store.promises_to_pay
+        connection.execute(
+            update(promises)
+            .where(promises.c.account_id.in_(paid_off), promises.c.status == PromiseStatus.PENDING)
+            .values(status=PromiseStatus.KEPT, resolved_at=now)
+        )
+        summary.accounts_paid_off += len(paid_off)

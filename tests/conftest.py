@@ -1,0 +1,116 @@
+"""Shared fixtures: a database on every backend, a fixed clock, import defaults.
+
+Database tests take the ``engine`` fixture and run twice, on SQLite and on a real
+PostgreSQL. PostgreSQL comes from OUTREACH_TEST_POSTGRES_URL or, failing that, a throwaway
+cluster started from Debian's binaries for this session. Without either, its tests skip on
+a developer's machine and fail in CI (CI=true), where PostgreSQL must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
+
+from outreach.clock import FixedClock
+from outreach.config import Settings
+from outreach.db import make_engine, upgrade
+from outreach.importing.account_rows import ImportDefaults
+from tests.pgcluster import ThrowawayPostgres, find_bin_dir
+
+NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    configured = os.environ.get("OUTREACH_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL binaries not found (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI must run the PostgreSQL tests")
+        pytest.skip(message)
+    cluster = ThrowawayPostgres(bin_dir).start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(Settings(database_url=f"sqlite:///{path}"))
+    upgrade(engine)
+    with engine.connect() as connection:  # fold the WAL into the file before copying it
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(Settings(database_url=postgres_url))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database on ``backend``."""
+    if backend == "sqlite":
+        path = tmp_path / "outreach.db"
+        shutil.copy(request.getfixturevalue("_migrated_sqlite"), path)
+        engine = make_engine(Settings(database_url=f"sqlite:///{path}"))
+        yield engine
+        engine.dispose()
+        return
+    engine = request.getfixturevalue("_migrated_postgres")
+    _truncate_all(engine)
+    yield engine
+
+
+def _truncate_all(engine: Engine) -> None:
+    names = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def database_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def defaults(clock: FixedClock) -> ImportDefaults:
+    return ImportDefaults(
+        region="US",
+        locale="en_US",
+        currency="USD",
+        cadence="standard",
+        collector_type="first_party",
+        consent_source="import test.csv",
+        consent_at=clock.now(),
+        known_cadences=frozenset({"standard", "pre-due"}),
+    )

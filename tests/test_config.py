@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from outreach.config import Settings, is_placeholder, mask_url
+
+
+def settings(**values: object) -> Settings:
+    # _env_file=None: a developer's own .env must not leak into these tests.
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_safe_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    current = settings()
+    assert current.database_url == "sqlite:///./outreach.db"
+    assert current.environment == "development"
+    assert current.effective_providers() == {"sms": "outbox", "voice": "outbox", "email": "outbox"}
+    assert all(problem.severity == "warning" for problem in current.problems())
+
+
+def test_reads_environment_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DEFAULT_REGION=gb\nTWILIO_AUTH_TOKEN=from-file\n", encoding="utf-8")
+    monkeypatch.setenv("DEFAULT_LOCALE", "es_US")
+    current = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert current.default_region == "GB"
+    assert current.default_locale == "es_US"
+    assert current.twilio_auth_token is not None
+    assert current.twilio_auth_token.get_secret_value() == "from-file"
+    assert "from-file" not in repr(current)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:p@db/outreach", "postgresql+psycopg://u:p@db/outreach"),
+        ("postgres://u@db/outreach", "postgresql+psycopg://u@db/outreach"),
+        ("postgresql+psycopg://u@db/x", "postgresql+psycopg://u@db/x"),
+        ("sqlite:///./x.db", "sqlite:///./x.db"),
+    ],
+)
+def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
+    assert settings(database_url=given).database_url == expected
+
+
+def test_auto_providers_follow_credentials() -> None:
+    current = settings(
+        twilio_account_sid="AC123",
+        twilio_auth_token=SecretStr("a-real-token-value"),
+        twilio_from_number="+16175550100",
+        sendgrid_api_key=SecretStr("SG.real-key"),
+    )
+    assert current.effective_providers() == {
+        "sms": "twilio_sms",
+        "voice": "twilio_voice",
+        "email": "sendgrid_email",
+    }
+
+
+def test_provider_without_credentials_is_an_error_with_remedy() -> None:
+    problems = settings(sms_provider="twilio_sms").problems()
+    error = next(p for p in problems if p.setting == "TWILIO_ACCOUNT_SID")
+    assert error.severity == "error"
+    assert "SMS_PROVIDER" in error.remedy
+    sendgrid = settings(email_provider="sendgrid_email").problems()
+    assert any(p.setting == "SENDGRID_API_KEY" and p.severity == "error" for p in sendgrid)
+
+
+def test_placeholder_secret_refused_outside_development() -> None:
+    development = settings(secret_key=SecretStr("change-me")).problems()
+    assert [p.severity for p in development if p.setting == "SECRET_KEY"] == ["warning"]
+    production = settings(environment="production", secret_key=SecretStr("change-me")).problems()
+    assert [p.severity for p in production if p.setting == "SECRET_KEY"] == ["error"]
+    real = settings(environment="production", secret_key=SecretStr("k3Y-9f8a7b6c5d4e3f2a1b0c"))
+    assert not [p for p in real.problems() if p.setting == "SECRET_KEY"]
+
+
+@pytest.mark.parametrize("value", ["", "change-me", "CHANGEME", "your-api-key", "<token>"])
+def test_placeholders_are_recognised(value: str) -> None:
+    assert is_placeholder(SecretStr(value))
+
+
+def test_unreachable_public_url_with_a_real_provider() -> None:
+    current = settings(
+        environment="production",
+        secret_key=SecretStr("k3Y-9f8a7b6c5d4e3f2a1b0c"),
+        sendgrid_api_key=SecretStr("SG.real-key"),
+        sendgrid_from_email="billing@example.com",
+        sendgrid_webhook_public_key="MFkw...",
+    )
+    assert [p.setting for p in current.problems()] == ["PUBLIC_BASE_URL"]
+
+
+def test_mask_url_hides_password() -> None:
+    masked = mask_url("postgresql+psycopg://app:s3cret@db:5432/outreach")
+    assert "s3cret" not in masked
+    assert "app:***@db:5432/outreach" in masked

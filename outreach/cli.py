@@ -27,9 +27,10 @@ from outreach.config import Settings, mask_url
 from outreach.db import current_revision, head_revision, make_engine, upgrade
 from outreach.errors import ConfigError, NotFoundError, OutreachError
 from outreach.importing.account_rows import ImportDefaults
-from outreach.importing.accounts import ImportHooks, ImportSummary, RowProblem, import_accounts
+from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.fields import format_minor
 from outreach.importing.reader import detect_format
+from outreach.importing.rejects import RowProblem
 
 app = typer.Typer(
     help="Omnichannel outreach for accounts receivable and collections.",

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # "TWILIO_AUTH_TOKEN=" in .env means not set, not an empty credential.
+        env_ignore_empty=True,
     )
 
     environment: Environment = "development"

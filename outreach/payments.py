@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -17,7 +17,6 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from outreach import store
 from outreach.clock import Clock
 from outreach.errors import NotFoundError, OutreachError
-from outreach.importing.accounts import RowProblem
 from outreach.importing.fields import (
     FieldError,
     parse_amount,
@@ -27,7 +26,7 @@ from outreach.importing.fields import (
     text_of,
 )
 from outreach.importing.reader import FileFormat, RawRow, open_rows
-from outreach.importing.rejects import RejectsWriter
+from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
 from outreach.models import AccountStatus, PromiseStatus
 
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
@@ -98,7 +97,7 @@ def import_payments(
     *,
     batch_size: int = 1000,
     rejects_path: Path | None = None,
-    on_problem: Any = None,
+    on_problem: Callable[[RowProblem], None] | None = None,
 ) -> PaymentSummary:
     """Import payments; re-importing the same file records nothing twice.
 
@@ -111,14 +110,8 @@ def import_payments(
     with open_rows(path, file_format, required=PAYMENT_REQUIRED, known=PAYMENT_COLUMNS) as rows:
         rejects = RejectsWriter(rejects_path, file_format, rows.columns) if rejects_path else None
 
-        def reject(raw: RawRow, errors: list[str]) -> None:
-            problem = RowProblem(raw.number, errors)
-            summary.rejected += 1
-            summary.problems.append(problem)
-            if rejects is not None:
-                rejects.write(raw.number, raw.values, errors)
-            if on_problem is not None:
-                on_problem(problem)
+        rejections = Rejections(rejects, on_problem)
+        reject = rejections.reject
 
         try:
             with engine.connect() as connection:
@@ -140,6 +133,7 @@ def import_payments(
         finally:
             if rejects is not None:
                 rejects.close()
+    summary.rejected, summary.problems = rejections.count, rejections.kept
     return summary
 
 

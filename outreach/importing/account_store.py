@@ -111,7 +111,7 @@ class AccountUpserter:
                 _SEEN.c.reference.in_(list(first_row))
             )
         )
-        seen_before: dict[str, int] = dict(result.tuples().all())
+        seen_before: dict[str, int] = dict(result.all())
         if seen_before:
             outcome.duplicates += [
                 (r, seen_before[r.reference]) for r in fresh if r.reference in seen_before

@@ -21,16 +21,7 @@ from outreach.importing.account_rows import (
 )
 from outreach.importing.account_store import AccountUpserter, BatchOutcome
 from outreach.importing.reader import FileFormat, RawRow, open_rows
-from outreach.importing.rejects import RejectsWriter
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    row: int
-    errors: list[str]
-
-    def __str__(self) -> str:
-        return f"row {self.row}: {'; '.join(self.errors)}"
+from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
 
 
 @dataclass
@@ -48,8 +39,6 @@ class ImportSummary:
     # The first problems, for display and tests; every one goes to on_problem and --rejects.
     problems: list[RowProblem] = field(default_factory=list)
 
-    MAX_KEPT_PROBLEMS = 1000
-
     def add(self, outcome: BatchOutcome) -> None:
         self.created += outcome.created
         self.updated += outcome.updated
@@ -62,7 +51,8 @@ class ImportHooks:
     """Where the importer reports as it goes (the CLI prints; tests collect)."""
 
     on_problem: Callable[[RowProblem], None] = lambda problem: None
-    on_progress: Callable[[int, int], None] = lambda done, total: None  # bytes
+    # After each batch lands: bytes read so far and the file's size (files only).
+    on_progress: Callable[[int, int], None] = lambda done, total: None
 
 
 def import_accounts(
@@ -82,14 +72,14 @@ def import_accounts(
     with open_rows(path, file_format, required=REQUIRED_COLUMNS, known=KNOWN_COLUMNS) as rows:
         rejects = RejectsWriter(rejects_path, file_format, rows.columns) if rejects_path else None
 
-        def progress() -> None:
+        def progress(_done: int, _total: int) -> None:
             hooks.on_progress(rows.bytes_read(), rows.bytes_total)
 
         try:
             summary = import_account_rows(
                 engine, rows, str(path), defaults, clock,
                 batch_size=batch_size, dry_run=dry_run, rejects=rejects,
-                hooks=ImportHooks(hooks.on_problem, lambda _done, _total: progress()),
+                hooks=ImportHooks(hooks.on_problem, progress),
             )  # fmt: skip
         finally:
             if rejects is not None:
@@ -116,7 +106,8 @@ def import_account_rows(
     it again picks up the rest without changing what is already there.
     """
     summary = ImportSummary(source=source, dry_run=dry_run)
-    run = _Run(summary, rejects, hooks or ImportHooks())
+    hooks = hooks or ImportHooks()
+    rejections = Rejections(rejects, hooks.on_problem)
     with engine.connect() as connection:
         summary.run_id = _start_run(connection, source, clock.now(), dry_run)
         upserter = AccountUpserter(connection, clock.now(), dry_run=dry_run)
@@ -126,52 +117,40 @@ def import_account_rows(
         for raw in rows:
             summary.rows_read += 1
             if raw.error is not None:
-                run.reject(raw, [raw.error])
+                rejections.reject(raw, [raw.error])
                 continue
             try:
                 batch.append(parse_account_row(raw.number, raw.values, defaults))
             except RowRejected as exc:
-                run.reject(raw, exc.errors)
+                rejections.reject(raw, exc.errors)
                 continue
             raws[raw.number] = raw
             if len(batch) >= batch_size:
-                run.land(upserter, batch, raws)
-        run.land(upserter, batch, raws)
+                _land(upserter, batch, raws, summary, rejections)
+                hooks.on_progress(summary.rows_read, 0)
+        _land(upserter, batch, raws, summary, rejections)
         upserter.close()
+        summary.rejected, summary.problems = rejections.count, rejections.kept
         _finish_run(connection, summary, clock)
         connection.commit()
     return summary
 
 
-class _Run:
-    """The bookkeeping of one import: rejects go out as they are found, batches land."""
-
-    def __init__(self, summary: ImportSummary, rejects: RejectsWriter | None, hooks: ImportHooks):
-        self.summary = summary
-        self.rejects = rejects
-        self.hooks = hooks
-
-    def reject(self, raw: RawRow, errors: list[str]) -> None:
-        problem = RowProblem(raw.number, errors)
-        self.summary.rejected += 1
-        if len(self.summary.problems) < self.summary.MAX_KEPT_PROBLEMS:
-            self.summary.problems.append(problem)
-        if self.rejects is not None:
-            self.rejects.write(raw.number, raw.values, errors)
-        self.hooks.on_problem(problem)
-
-    def land(
-        self, upserter: AccountUpserter, batch: list[AccountRecord], raws: dict[int, RawRow]
-    ) -> None:
-        outcome = upserter.apply(batch)
-        self.summary.add(outcome)
-        for record, first_row in outcome.duplicates:
-            message = f"reference {record.reference!r} already appears at row {first_row}"
-            self.reject(raws[record.row], [message])
-        upserter.connection.commit()
-        batch.clear()
-        raws.clear()
-        self.hooks.on_progress(0, 0)
+def _land(
+    upserter: AccountUpserter,
+    batch: list[AccountRecord],
+    raws: dict[int, RawRow],
+    summary: ImportSummary,
+    rejections: Rejections,
+) -> None:
+    outcome = upserter.apply(batch)
+    summary.add(outcome)
+    for record, first_row in outcome.duplicates:
+        message = f"reference {record.reference!r} already appears at row {first_row}"
+        rejections.reject(raws[record.row], [message])
+    upserter.connection.commit()
+    batch.clear()
+    raws.clear()
 
 
 def _start_run(connection: Connection, source: str, now: datetime, dry_run: bool) -> int:

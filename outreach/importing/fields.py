@@ -10,7 +10,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
@@ -112,7 +112,8 @@ def currency_exponent(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
-_AMOUNT = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d+)?|\.\d+")
+# ASCII digits only: Decimal would also read Arabic-Indic or full-width digits.
+_AMOUNT = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?|[0-9]+(\.[0-9]+)?|\.[0-9]+")
 
 
 def parse_amount(column: str, value: Any, currency: str) -> int:
@@ -135,7 +136,8 @@ def parse_amount(column: str, value: Any, currency: str) -> int:
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         raise FieldError(column, f"{cleaned!r} is not a number") from None
     exponent = currency_exponent(currency)
-    minor = amount.scaleb(exponent)
+    # Enough precision for every digit given: the default 28 would round extra decimals away.
+    minor = amount.scaleb(exponent, context=Context(prec=len(cleaned) + exponent + 2))
     if minor != minor.to_integral_value():
         raise FieldError(
             column, f"{cleaned!r} has more than {exponent} decimal places for {currency}"

@@ -89,12 +89,16 @@ def check_utf8(path: Path) -> None:
     line = 1
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
+            # Bytes of a character split across reads wait in the decoder; an error's offset
+            # counts from them. They hold no newline, so only the chunk's newlines count.
+            pending: bytes = decoder.getstate()[0]
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                bad_line = line + chunk.count(b"\n", 0, exc.start)
+                data = pending + chunk
+                bad_line = line + chunk.count(b"\n", 0, max(0, exc.start - len(pending)))
                 raise DataFileError(
-                    f"{path}: line {bad_line} is not UTF-8 (byte 0x{chunk[exc.start]:02X}); "
+                    f"{path}: line {bad_line} is not UTF-8 (byte 0x{data[exc.start]:02X}); "
                     "the file looks like Latin-1 or Windows-1252. Save it as UTF-8 "
                     "(in Excel: 'CSV UTF-8') and import it again. Nothing was imported."
                 ) from None

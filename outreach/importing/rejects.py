@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from outreach.importing.reader import FileFormat
+from outreach.importing.reader import FileFormat, RawRow
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int
+    errors: list[str]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {'; '.join(self.errors)}"
 
 
 class RejectsWriter:
@@ -39,3 +50,30 @@ class RejectsWriter:
 
     def close(self) -> None:
         self._handle.close()
+
+
+class Rejections:
+    """Every rejected row of one import: counted, written to the rejects file, announced
+    to ``on_problem``, and the first ``MAX_KEPT`` kept in memory for the summary."""
+
+    MAX_KEPT = 1000
+
+    def __init__(
+        self,
+        writer: RejectsWriter | None = None,
+        on_problem: Callable[[RowProblem], None] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.on_problem = on_problem
+        self.count = 0
+        self.kept: list[RowProblem] = []
+
+    def reject(self, raw: RawRow, errors: list[str]) -> None:
+        problem = RowProblem(raw.number, errors)
+        self.count += 1
+        if len(self.kept) < self.MAX_KEPT:
+            self.kept.append(problem)
+        if self.writer is not None:
+            self.writer.write(raw.number, raw.values, errors)
+        if self.on_problem is not None:
+            self.on_problem(problem)

@@ -1,0 +1,119 @@
+"""The command line as an operator uses it: a real ``outreach`` process per command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_import_accounts import row, write_csv
+
+
+def outreach(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "outreach", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
+    values.update(
+        DATABASE_URL=database_url,
+        SCHEDULES_DIR=str(REPO / "schedules"),
+        COLUMNS="200",  # wide enough that rich does not wrap the lines tests read
+    )
+    return values
+
+
+def test_import_reports_rows_and_exits_1_on_rejects(env: dict[str, str], tmp_path: Path) -> None:
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    path = write_csv(tmp_path / "a.csv", [row("A-1"), row("B-1", balance="oops"), row("A-2")])
+    result = outreach(
+        "accounts", "import", str(path), "--rejects", "bad.csv", env=env, cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stderr
+    assert "row 3: balance: 'oops' is not an amount" in result.stdout + result.stderr
+    assert "3 rows read: 2 created, 0 updated, 0 unchanged, 1 rejected." in result.stdout
+    assert (tmp_path / "bad.csv").exists()
+    again = outreach("accounts", "import", str(path), "--quiet", env=env, cwd=tmp_path)
+    assert "0 created, 0 updated, 2 unchanged, 1 rejected." in again.stdout
+    shown = outreach("accounts", "show", "A-1", env=env, cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "120.50 USD" in shown.stdout
+    assert "+16175550101" in shown.stdout
+
+
+def test_unreadable_file_is_refused_whole_without_traceback(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    outreach("init", env=env, cwd=tmp_path)
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(
+        "reference,name,balance,due_date\nR-1,José,1.00,2026-01-01\n".encode("latin-1")
+    )
+    result = outreach("accounts", "import", str(path), env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "line 2 is not UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_commands_refuse_an_uninitialized_database(env: dict[str, str], tmp_path: Path) -> None:
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = outreach("accounts", "show", "X", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "run 'outreach init'" in result.stderr
+
+
+def test_payments_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
+    outreach("init", env=env, cwd=tmp_path)
+    outreach(
+        "accounts",
+        "import",
+        str(write_csv(tmp_path / "a.csv", [row("A-1")])),
+        env=env,
+        cwd=tmp_path,
+    )
+    paid = outreach(
+        "payments", "record", "A-1", "120.50", "--payment-id", "T1", env=env, cwd=tmp_path
+    )
+    assert "balance 0.00 USD, status paid" in paid.stdout
+    (tmp_path / "p.csv").write_text(
+        "reference,amount,payment_id\nA-1,120.50,T1\n", encoding="utf-8"
+    )
+    again = outreach("payments", "import", "p.csv", env=env, cwd=tmp_path)
+    assert "0 payments recorded, 1 already recorded" in again.stdout
+
+
+def test_config_masks_secrets_and_names_problems(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
+    env.update(
+        ENVIRONMENT="production",
+        SECRET_KEY="change-me",
+        SMS_PROVIDER="twilio_sms",
+        TWILIO_AUTH_TOKEN="tok-very-secret-123",
+        DATABASE_URL="postgresql://app:db-pass-456@db.internal/outreach",
+        COLUMNS="200",
+    )
+    result = outreach("config", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "tok-very-secret-123" not in result.stdout + result.stderr
+    assert "db-pass-456" not in result.stdout + result.stderr
+    assert "SECRET_KEY: holds a placeholder value in production" in result.stdout
+    assert (
+        "TWILIO_ACCOUNT_SID: a Twilio provider is selected but its credentials are missing"
+        in result.stdout
+    )
+
+
+def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "WEB_PORT": "not-a-port", "COLUMNS": "200"}
+    result = outreach("config", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "WEB_PORT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from outreach import store
+from outreach.clock import FixedClock
+from outreach.errors import NotFoundError, OutreachError
+from outreach.importing.account_rows import ImportDefaults
+from outreach.payments import import_payments, record_payment
+from tests.test_import_accounts import row, run_import, write_csv
+
+
+@pytest.fixture
+def accounts(engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock) -> Engine:
+    path = write_csv(
+        tmp_path / "accounts.csv",
+        [
+            row("A-1", balance="100.00"),
+            row("A-2", balance="40.00"),
+            row("Y-1", balance="500", currency="JPY"),
+        ],
+    )
+    run_import(engine, path, defaults, clock)
+    return engine
+
+
+def account(engine: Engine, reference: str) -> dict[str, object]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(store.accounts).where(store.accounts.c.reference == reference)
+        ).one()
+    return dict(found._mapping)
+
+
+def test_record_reduces_the_balance(accounts: Engine, clock: FixedClock) -> None:
+    recorded, balance, status = record_payment(accounts, clock, "A-1", "25.50")
+    assert (recorded, balance, status) == (True, 7450, "active")
+    # Without a payment id, each call is a payment of its own.
+    assert record_payment(accounts, clock, "A-1", "25.50")[1] == 4900
+
+
+def test_record_with_payment_id_is_idempotent(accounts: Engine, clock: FixedClock) -> None:
+    assert record_payment(accounts, clock, "A-1", "10", payment_id="P-9")[0] is True
+    assert record_payment(accounts, clock, "A-1", "10", payment_id="P-9") == (False, 9000, "active")
+
+
+def test_paid_in_full_closes_the_account_and_keeps_promises(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    with accounts.begin() as connection:
+        account_id = account(accounts, "A-2")["id"]
+        connection.execute(
+            insert(store.promises_to_pay).values(
+                account_id=account_id, amount_minor=4000, currency="USD", due_on=date(2026, 11, 10),
+                status="pending", created_by="agent", created_at=clock.now(),
+            )
+        )  # fmt: skip
+    assert record_payment(accounts, clock, "A-2", "40.00") == (True, 0, "paid")
+    closed = account(accounts, "A-2")
+    assert (closed["next_contact_at"], closed["closed_at"]) == (None, clock.now())
+    with accounts.connect() as connection:
+        assert connection.execute(select(store.promises_to_pay.c.status)).scalar() == "kept"
+
+
+def test_record_refuses_what_it_cannot_apply(accounts: Engine, clock: FixedClock) -> None:
+    with pytest.raises(NotFoundError, match="no account with reference 'NOPE'"):
+        record_payment(accounts, clock, "NOPE", "1")
+    with pytest.raises(OutreachError, match="does not match"):
+        record_payment(accounts, clock, "A-1", "1", currency="EUR")
+    with pytest.raises(OutreachError, match="more than 0 decimal places for JPY"):
+        record_payment(accounts, clock, "Y-1", "1.5")
+    assert account(accounts, "A-1")["balance_minor"] == 10000
+
+
+def test_import_is_idempotent_and_reports_bad_rows(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        "reference,amount,currency,paid_on,payment_id\n"
+        "A-1,10.00,USD,2026-11-01,\n"
+        "A-1,10.00,USD,2026-11-01,\n"  # the same payment twice in one day: both count
+        "A-2,40.00,,2026-11-01,TX-1\n"
+        "NOPE,5.00,USD,,\n"
+        "A-1,1.001,USD,,\n"
+        "Y-1,100,EUR,,\n"
+        "Y-1,100,,2026-11-31,\n",
+        encoding="utf-8",
+    )
+    rejects = tmp_path / "rejects.csv"
+    first = import_payments(accounts, path, "csv", clock, rejects_path=rejects)
+    assert (first.recorded, first.rejected, first.accounts_paid_off) == (3, 4, 1)
+    assert sorted(p.row for p in first.problems) == [5, 6, 7, 8]
+    messages = " | ".join(str(p) for p in first.problems)
+    assert "no account with reference 'NOPE'" in messages
+    assert "EUR does not match" in messages
+    assert "is not a calendar date" in messages
+    assert account(accounts, "A-1")["balance_minor"] == 8000
+    assert account(accounts, "A-2")["status"] == "paid"
+    second = import_payments(accounts, path, "csv", clock)
+    assert (second.recorded, second.already_recorded) == (0, 3)
+    assert account(accounts, "A-1")["balance_minor"] == 8000
+    assert rejects.read_text(encoding="utf-8").count("\n") == 5

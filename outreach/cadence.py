@@ -1,10 +1,85 @@
-"""Cadences: the files in ``schedules/`` that say when to contact an account, and how."""
+"""Cadences: the files in ``schedules/`` that say when to contact an account, and how.
+
+Loading validates a file into plain values and names the file, the step and the reason
+for every mistake. ``next_action`` is pure: given a cadence, the facts about an account,
+the steps already taken and ``now``, it says which step is due, which missed steps to
+record as skipped, and when the next step will fall due.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from outreach.errors import CadenceError
 
 CADENCE_SUFFIXES = (".yaml", ".yml")
+CHANNELS = ("sms", "email", "voice")
+TONES = ("friendly", "firm", "final")
+STOP_CONDITIONS = ("paid", "disputed", "promise_pending", "cease_requested")
+_ANCHOR = re.compile(r"^(due_date|after_previous)\s*([+-])\s*(\d{1,4})d$")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    base: Literal["due_date", "after_previous"]
+    days: int  # signed
+
+    def __str__(self) -> str:
+        return f"{self.base}{self.days:+d}d"
+
+
+@dataclass(frozen=True)
+class Conditions:
+    min_balance: Decimal | None = None  # in the account's currency units
+    statuses: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()  # languages ("es") or locales ("es_US")
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    anchor: Anchor
+    channel: str
+    fallback: tuple[str, ...]
+    template: str
+    tone: str
+    conditions: Conditions = Conditions()
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channel, then its fallbacks, in the order to try them."""
+        return (self.channel, *self.fallback)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    to: str
+    after_days: int
+
+
+@dataclass(frozen=True)
+class Cadence:
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    stop_when: tuple[str, ...]
+    handoff: Handoff | None = None
+
+    def step(self, key: str) -> Step:
+        return next(s for s in self.steps if s.key == key)
+
+
+# --- loading -----------------------------------------------------------------------------
 
 
 def cadence_names(schedules_dir: Path) -> frozenset[str]:
@@ -14,3 +89,314 @@ def cadence_names(schedules_dir: Path) -> frozenset[str]:
     return frozenset(
         path.stem for path in schedules_dir.iterdir() if path.suffix in CADENCE_SUFFIXES
     )
+
+
+def load_cadences(
+    schedules_dir: Path, template_exists: Callable[[str, str, str], bool] | None = None
+) -> dict[str, Cadence]:
+    """Every cadence in ``schedules_dir``; all mistakes in all files are reported at once."""
+    cadences: dict[str, Cadence] = {}
+    problems: list[str] = []
+    for path in sorted(schedules_dir.iterdir()) if schedules_dir.is_dir() else []:
+        if path.suffix not in CADENCE_SUFFIXES:
+            continue
+        try:
+            cadences[path.stem] = load_cadence(path, template_exists)
+        except CadenceError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CadenceError("\n".join(problems))
+    if not cadences:
+        raise CadenceError(f"{schedules_dir}: no cadence files (*.yaml)")
+    return cadences
+
+
+def load_cadence(
+    path: Path, template_exists: Callable[[str, str, str], bool] | None = None
+) -> Cadence:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CadenceError(f"{path}: not valid YAML ({exc})") from None
+    return parse_cadence(path.stem, raw, str(path), template_exists)
+
+
+def parse_cadence(
+    name: str,
+    raw: Any,
+    source: str,
+    template_exists: Callable[[str, str, str], bool] | None = None,
+) -> Cadence:
+    """Validate a cadence's data; ``template_exists(channel, template, tone)`` checks names."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise CadenceError(f"{source}: expected a mapping with 'steps'")
+    unknown = sorted(set(raw) - {"description", "steps", "stop_when", "handoff"})
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(unknown)}")
+    stop_when = _string_list(raw.get("stop_when", list(STOP_CONDITIONS)), "stop_when", problems)
+    for condition in stop_when:
+        if condition not in STOP_CONDITIONS:
+            problems.append(f"stop_when: unknown condition {condition!r} "
+                            f"(known: {', '.join(STOP_CONDITIONS)})")  # fmt: skip
+    handoff = _handoff(raw.get("handoff"), problems)
+    raw_steps = raw.get("steps")
+    steps: list[Step] = []
+    if not isinstance(raw_steps, list) or not raw_steps:
+        problems.append("steps: a cadence needs a list of at least one step")
+        raw_steps = []
+    seen: set[str] = set()
+    for index, raw_step in enumerate(raw_steps):
+        label = f"step {index + 1}"
+        if isinstance(raw_step, dict) and isinstance(raw_step.get("key"), str):
+            label += f" ({raw_step['key']})"
+        step_problems: list[str] = []
+        step = _step(raw_step, step_problems, template_exists)
+        if step is not None:
+            if step.key in seen:
+                step_problems.append(f"duplicate key {step.key!r}")
+            seen.add(step.key)
+            if index == 0 and step.anchor.base == "after_previous":
+                step_problems.append("the first step cannot be anchored after_previous")
+            steps.append(step)
+        problems += [f"{label}: {problem}" for problem in step_problems]
+    problems += _order_problems(steps)
+    if problems:
+        raise CadenceError("\n".join(f"{source}: {problem}" for problem in problems))
+    return Cadence(name, str(raw.get("description", "")), tuple(steps), tuple(stop_when), handoff)
+
+
+def _step(
+    raw: Any, problems: list[str], template_exists: Callable[[str, str, str], bool] | None
+) -> Step | None:
+    if not isinstance(raw, dict):
+        problems.append("expected a mapping with key, anchor, channel, template and tone")
+        return None
+    allowed = {"key", "anchor", "channel", "fallback", "template", "tone", "when"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(unknown)}")
+    missing = sorted({"key", "anchor", "channel", "template", "tone"} - set(raw))
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+        return None
+    key = str(raw["key"])
+    if not _KEY.match(key):
+        problems.append(f"key {key!r} must be lower-case letters, digits, - or _")
+    anchor = _anchor(str(raw["anchor"]), problems)
+    channel = str(raw["channel"])
+    fallback = tuple(_string_list(raw.get("fallback", []), "fallback", problems))
+    for name in (channel, *fallback):
+        if name not in CHANNELS:
+            problems.append(f"unknown channel {name!r} (known: {', '.join(CHANNELS)})")
+    if channel in fallback or len(set(fallback)) != len(fallback):
+        problems.append("a channel appears twice among channel and fallback")
+    tone = str(raw["tone"])
+    if tone not in TONES:
+        problems.append(f"unknown tone {tone!r} (known: {', '.join(TONES)})")
+    template = str(raw["template"])
+    if template_exists is not None and tone in TONES:
+        for name in (channel, *fallback):
+            if name in CHANNELS and not template_exists(name, template, tone):
+                problems.append(f"template {name}/{template}.{tone}.j2 does not exist")
+    conditions = _conditions(raw.get("when"), problems)
+    if anchor is None:
+        return None
+    return Step(key, anchor, channel, fallback, template, tone, conditions)
+
+
+def _anchor(text: str, problems: list[str]) -> Anchor | None:
+    match = _ANCHOR.match(text.strip())
+    if not match:
+        problems.append(f"anchor {text!r} must look like due_date-7d, due_date+30d or "
+                        "after_previous+7d")  # fmt: skip
+        return None
+    base, sign, days = match.groups()
+    value = int(days) * (-1 if sign == "-" else 1)
+    if base == "after_previous" and value <= 0:
+        problems.append(f"anchor {text!r}: after_previous needs a positive number of days")
+    return Anchor("due_date" if base == "due_date" else "after_previous", value)
+
+
+def _conditions(raw: Any, problems: list[str]) -> Conditions:
+    if raw is None:
+        return Conditions()
+    if not isinstance(raw, dict):
+        problems.append("when: expected a mapping (min_balance, statuses, locales)")
+        return Conditions()
+    unknown = sorted(set(raw) - {"min_balance", "statuses", "locales"})
+    if unknown:
+        problems.append(f"when: unknown condition(s) {', '.join(unknown)}")
+    minimum = None
+    if "min_balance" in raw:
+        try:
+            minimum = Decimal(str(raw["min_balance"]))
+        except InvalidOperation:
+            problems.append(f"when.min_balance: {raw['min_balance']!r} is not an amount")
+    return Conditions(
+        minimum,
+        tuple(_string_list(raw.get("statuses", []), "when.statuses", problems)),
+        tuple(_string_list(raw.get("locales", []), "when.locales", problems)),
+    )
+
+
+def _handoff(raw: Any, problems: list[str]) -> Handoff | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("to") != "agents":
+        problems.append("handoff: expected 'to: agents' and 'after_days: N'")
+        return None
+    days = raw.get("after_days", 0)
+    if not isinstance(days, int) or days < 0:
+        problems.append("handoff.after_days: a whole number of days, 0 or more")
+        return None
+    return Handoff("agents", days)
+
+
+def _string_list(raw: Any, field: str, problems: list[str]) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        problems.append(f"{field}: expected a list of names")
+        return []
+    return list(raw)
+
+
+def _order_problems(steps: Sequence[Step]) -> list[str]:
+    """Due-date anchors must not go back in time from one step to the next."""
+    problems = []
+    last: tuple[str, int] | None = None
+    for step in steps:
+        if step.anchor.base != "due_date":
+            continue
+        if last is not None and step.anchor.days <= last[1]:
+            problems.append(f"step {step.key}: anchor {step.anchor} is not after step "
+                            f"{last[0]}'s due_date{last[1]:+d}d: anchors out of order")  # fmt: skip
+        last = (step.key, step.anchor.days)
+    return problems
+
+
+# --- which step is due -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What a cadence looks at. ``balance`` is in currency units (Decimal)."""
+
+    due_date: date
+    balance: Decimal
+    status: str  # active, paid, closed
+    locale: str
+    timezone: str  # the zone whose midnight starts the account's days (see docs/cadences.md)
+    disputed: bool = False
+    promise_pending: bool = False
+    cease_requested: bool = False
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A step already dealt with: sent, or recorded as skipped."""
+
+    key: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NextAction:
+    due: Step | None  # the step to send now, if any
+    skipped: tuple[tuple[Step, str], ...]  # missed or inapplicable steps, with the reason
+    next_at: datetime | None  # when the step after this one falls due (None: not known yet)
+    stopped: str | None = None  # the stop condition that holds
+    finished: bool = False  # no steps left
+    handoff_at: datetime | None = None  # when the account goes to the agents
+
+
+def next_action(
+    cadence: Cadence, facts: AccountFacts, history: Sequence[StepRecord], now: datetime
+) -> NextAction:
+    """The step due at ``now``; a function of the dates and facts alone.
+
+    Only steps after the last one recorded are considered, so the sequence never goes
+    back. When several are due at once (a late start, a daemon that was down), only the
+    latest applicable one is sent; the others are returned as skipped.
+    """
+    stop = _stop_condition(cadence, facts)
+    if stop is not None:
+        return NextAction(None, (), None, stopped=stop)
+    taken = {record.key: record.at for record in history}
+    last_index = max((i for i, s in enumerate(cadence.steps) if s.key in taken), default=-1)
+    zone = ZoneInfo(facts.timezone)
+    previous_at = taken.get(cadence.steps[last_index].key) if last_index >= 0 else None
+    due_now: list[Step] = []
+    upcoming: datetime | None = None
+    for step in cadence.steps[last_index + 1 :]:
+        at = _due_at(step, facts.due_date, zone, previous_at if not due_now else now)
+        if at is None or at > now:
+            upcoming = at
+            break
+        due_now.append(step)
+    if not due_now:
+        if last_index == len(cadence.steps) - 1:
+            return _finished(cadence, previous_at)
+        return NextAction(None, (), upcoming)
+    applicable = [s for s in due_now if _applies(s, facts)]
+    chosen = applicable[-1] if applicable else None
+    skipped = tuple(
+        (step, "missed: a later step was already due" if _applies(step, facts)
+         else "conditions not met")
+        for step in due_now if step is not chosen
+    )  # fmt: skip
+    following = _following(cadence, due_now[-1])
+    next_at = None
+    if following is not None:
+        next_at = _due_at(following, facts.due_date, zone, now)
+    elif chosen is None:
+        return _finished(cadence, now, skipped)
+    return NextAction(chosen, skipped, next_at)
+
+
+def _stop_condition(cadence: Cadence, facts: AccountFacts) -> str | None:
+    holds = {
+        "paid": facts.status in ("paid", "closed") or facts.balance <= 0,
+        "disputed": facts.disputed,
+        "promise_pending": facts.promise_pending,
+        "cease_requested": facts.cease_requested,
+    }
+    return next((c for c in cadence.stop_when if holds[c]), None)
+
+
+def _due_at(
+    step: Step, due_date: date, zone: ZoneInfo, previous_at: datetime | None
+) -> datetime | None:
+    if step.anchor.base == "due_date":
+        day = due_date + timedelta(days=step.anchor.days)
+        # The start of that day where the debtor is; compliance then finds the hour.
+        return datetime.combine(day, time(0), tzinfo=zone)
+    if previous_at is None:
+        return None
+    return previous_at + timedelta(days=step.anchor.days)
+
+
+def _applies(step: Step, facts: AccountFacts) -> bool:
+    conditions = step.conditions
+    if conditions.min_balance is not None and facts.balance < conditions.min_balance:
+        return False
+    if conditions.statuses and facts.status not in conditions.statuses:
+        return False
+    if conditions.locales:
+        language = facts.locale.split("_")[0]
+        if facts.locale not in conditions.locales and language not in conditions.locales:
+            return False
+    return True
+
+
+def _following(cadence: Cadence, step: Step) -> Step | None:
+    index = cadence.steps.index(step)
+    return cadence.steps[index + 1] if index + 1 < len(cadence.steps) else None
+
+
+def _finished(
+    cadence: Cadence, last_at: datetime | None, skipped: tuple[tuple[Step, str], ...] = ()
+) -> NextAction:
+    handoff_at = None
+    if cadence.handoff is not None and last_at is not None:
+        handoff_at = last_at + timedelta(days=cadence.handoff.after_days)
+    return NextAction(None, skipped, None, finished=True, handoff_at=handoff_at)

@@ -1,186 +1,26 @@
-"""The ``outreach`` command line.
-
-Settings are built once here, by the entry point, and handed down. Errors outreach raises
-on purpose print as one line with their remedy, without a traceback; exit codes: 0 done,
-1 done with rejected rows or configuration problems, 2 nothing done.
-"""
+"""``outreach accounts`` and ``outreach payments``."""
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from outreach import store
-from outreach.cadence import cadence_names
-from outreach.clock import Clock, SystemClock
-from outreach.config import Settings, mask_url
-from outreach.db import current_revision, head_revision, make_engine, upgrade
-from outreach.errors import ConfigError, NotFoundError, OutreachError
-from outreach.importing.account_rows import ImportDefaults
+from outreach.cli.common import context_of, ensure_schema, err, import_defaults, out
+from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.fields import format_minor
 from outreach.importing.reader import detect_format
 from outreach.importing.rejects import RowProblem
 
-app = typer.Typer(
-    help="Omnichannel outreach for accounts receivable and collections.",
-    no_args_is_help=True,
-    # Locals in a traceback could hold credentials or debtor data: never print them.
-    pretty_exceptions_show_locals=False,
-)
 accounts_app = typer.Typer(help="Import and inspect debtor accounts.", no_args_is_help=True)
 payments_app = typer.Typer(help="Record payments.", no_args_is_help=True)
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(payments_app, name="payments")
-
-out = Console()
-err = Console(stderr=True)
-
-
-@dataclass
-class Context:
-    settings: Settings
-    clock: Clock
-    _engine: Engine | None = None
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.settings)
-        return self._engine
-
-
-@app.callback()
-def _root(ctx: typer.Context) -> None:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems} (see .env.example)") from None
-    ctx.obj = Context(settings, SystemClock())
-
-
-def _context(ctx: typer.Context) -> Context:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Context)
-    return obj
-
-
-def _ensure_schema(context: Context) -> None:
-    if current_revision(context.engine) != head_revision():
-        raise ConfigError(
-            f"the database at {mask_url(context.settings.database_url)} is not initialized "
-            "or is out of date: run 'outreach init'"
-        )
-
-
-def _import_defaults(context: Context, source: str) -> ImportDefaults:
-    settings = context.settings
-    return ImportDefaults(
-        region=settings.default_region,
-        locale=settings.default_locale,
-        currency=settings.default_currency,
-        cadence=settings.default_cadence,
-        collector_type=settings.default_collector_type,
-        consent_source=f"import {source}"[:200],
-        consent_at=context.clock.now(),
-        known_cadences=cadence_names(settings.schedules_dir),
-    )
-
-
-# --- set-up ------------------------------------------------------------------------------
-
-
-@app.command()
-def init(
-    ctx: typer.Context,
-    demo: Annotated[bool, typer.Option("--demo", help="Also load the demo accounts.")] = False,
-) -> None:
-    """Create the database, or upgrade it to the current schema."""
-    context = _context(ctx)
-    before = current_revision(context.engine)
-    upgrade(context.engine)
-    after = current_revision(context.engine)
-    where = mask_url(context.settings.database_url)
-    if before == after:
-        out.print(f"Database {where} is up to date (schema {after}).")
-    else:
-        out.print(f"Database {where} upgraded from {before or 'empty'} to schema {after}.")
-    if demo:
-        _load_demo(context, count=300, seed=7)
-
-
-@app.command("demo-data")
-def demo_data(
-    ctx: typer.Context,
-    count: Annotated[int, typer.Option(min=1, max=100_000, help="How many accounts.")] = 300,
-    seed: Annotated[int, typer.Option(help="Same seed, same accounts.")] = 7,
-) -> None:
-    """Load realistic demo accounts (fictional phones and example.* emails); repeatable."""
-    context = _context(ctx)
-    _ensure_schema(context)
-    _load_demo(context, count=count, seed=seed)
-
-
-def _load_demo(context: Context, *, count: int, seed: int) -> None:
-    from outreach.demo import load_demo
-
-    loaded = load_demo(
-        context.engine, _import_defaults(context, "demo data"), context.clock, count=count,
-        seed=seed,
-    )  # fmt: skip
-    _print_summary(loaded.summary)
-    out.print(f"Opt-outs recorded: {loaded.opt_outs_added} new.")
-
-
-@app.command()
-def config(ctx: typer.Context) -> None:
-    """Print the effective configuration (secrets masked) and every problem with its remedy."""
-    settings = _context(ctx).settings
-    table = Table("setting", "value", title="Effective configuration")
-    for name in type(settings).model_fields:
-        table.add_row(name.upper(), _display(name, getattr(settings, name)))
-    for channel, provider in settings.effective_providers().items():
-        table.add_row(f"({channel} provider in use)", provider)
-    out.print(table)
-    problems = settings.problems()
-    if not problems:
-        out.print("[green]No problems found.[/green]")
-        return
-    for problem in problems:
-        colour = "red" if problem.severity == "error" else "yellow"
-        out.print(
-            f"[{colour}]{problem.severity}[/{colour}] {problem.setting}: {problem.message}. "
-            f"Fix: {problem.remedy}."
-        )
-    if any(problem.severity == "error" for problem in problems):
-        raise typer.Exit(1)
-
-
-def _display(name: str, value: Any) -> str:
-    if isinstance(value, SecretStr):
-        return "set (hidden)" if value.get_secret_value() else "empty"
-    if value is None:
-        return "not set"
-    if name == "database_url":
-        return mask_url(str(value))
-    return str(value)
-
-
-# --- accounts ----------------------------------------------------------------------------
 
 
 @accounts_app.command("import")
@@ -198,8 +38,8 @@ def accounts_import(
     quiet: Annotated[bool, typer.Option(help="Do not list rejected rows one by one.")] = False,
 ) -> None:
     """Import or update accounts by reference. Bad rows are reported; good rows land."""
-    context = _context(ctx)
-    _ensure_schema(context)
+    context = context_of(ctx)
+    ensure_schema(context)
     chosen = detect_format(file, file_format)
     with _progress() as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
@@ -212,7 +52,7 @@ def accounts_import(
             context.engine,
             file,
             chosen,
-            _import_defaults(context, file.name),
+            import_defaults(context, file.name),
             context.clock,
             batch_size=batch_size or context.settings.import_batch_size,
             dry_run=dry_run,
@@ -222,7 +62,7 @@ def accounts_import(
             ),
         )
         progress.update(task, completed=file.stat().st_size)
-    _print_summary(summary)
+    print_summary(summary)
     if rejects is not None and summary.rejected:
         out.print(f"Rejected rows written to {rejects}.")
     if summary.rejected:
@@ -241,7 +81,7 @@ def _progress() -> Progress:
     )
 
 
-def _print_summary(summary: ImportSummary) -> None:
+def print_summary(summary: ImportSummary) -> None:
     verb = "would be " if summary.dry_run else ""
     out.print(
         f"{summary.rows_read} rows read: {summary.created} {verb}created, "
@@ -262,8 +102,8 @@ def accounts_show(
     ctx: typer.Context, reference: Annotated[str, typer.Argument(help="The account reference.")]
 ) -> None:
     """Show one account: its figures, its contact points and its payments."""
-    context = _context(ctx)
-    _ensure_schema(context)
+    context = context_of(ctx)
+    ensure_schema(context)
     with context.engine.connect() as connection:
         account = connection.execute(
             select(store.accounts).where(store.accounts.c.reference == reference)
@@ -316,8 +156,8 @@ def payments_import(
     """Record payments from a file; importing it again records nothing twice."""
     from outreach.payments import import_payments
 
-    context = _context(ctx)
-    _ensure_schema(context)
+    context = context_of(ctx)
+    ensure_schema(context)
     summary = import_payments(
         context.engine,
         file,
@@ -352,8 +192,8 @@ def payments_record(
     """Record one payment against an account."""
     from outreach.payments import record_payment
 
-    context = _context(ctx)
-    _ensure_schema(context)
+    context = context_of(ctx)
+    ensure_schema(context)
     try:
         day = date.fromisoformat(paid_on) if paid_on else None
     except ValueError:
@@ -371,11 +211,3 @@ def payments_record(
         out.print(f"Payment {payment_id} was already recorded; balance {shown}, {status}.")
         return
     out.print(f"Recorded. Account {reference}: balance {shown}, status {status}.")
-
-
-def main() -> None:
-    try:
-        app()
-    except OutreachError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)

@@ -1,0 +1,134 @@
+"""The ``outreach`` command line.
+
+Settings are built once here, by the entry point, and handed down. Errors outreach raises
+on purpose print as one line with their remedy, without a traceback; exit codes: 0 done,
+1 done with rejected rows or configuration problems, 2 nothing done.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr, ValidationError
+from rich.table import Table
+
+from outreach.cli import accounts, templates
+from outreach.cli.accounts import print_summary
+from outreach.cli.common import Context, context_of, ensure_schema, err, import_defaults, out
+from outreach.clock import SystemClock
+from outreach.config import Settings, mask_url
+from outreach.db import current_revision, upgrade
+from outreach.errors import ConfigError, OutreachError
+
+app = typer.Typer(
+    help="Omnichannel outreach for accounts receivable and collections.",
+    no_args_is_help=True,
+    # Locals in a traceback could hold credentials or debtor data: never print them.
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(accounts.accounts_app, name="accounts")
+app.add_typer(accounts.payments_app, name="payments")
+app.add_typer(templates.templates_app, name="templates")
+app.add_typer(templates.cadences_app, name="cadences")
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems} (see .env.example)") from None
+    ctx.obj = Context(settings, SystemClock())
+
+
+# --- set-up ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    demo: Annotated[bool, typer.Option("--demo", help="Also load the demo accounts.")] = False,
+) -> None:
+    """Create the database, or upgrade it to the current schema."""
+    context = context_of(ctx)
+    before = current_revision(context.engine)
+    upgrade(context.engine)
+    after = current_revision(context.engine)
+    where = mask_url(context.settings.database_url)
+    if before == after:
+        out.print(f"Database {where} is up to date (schema {after}).")
+    else:
+        out.print(f"Database {where} upgraded from {before or 'empty'} to schema {after}.")
+    if demo:
+        _load_demo(context, count=300, seed=7)
+
+
+@app.command("demo-data")
+def demo_data(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(min=1, max=100_000, help="How many accounts.")] = 300,
+    seed: Annotated[int, typer.Option(help="Same seed, same accounts.")] = 7,
+) -> None:
+    """Load realistic demo accounts (fictional phones and example.* emails); repeatable."""
+    context = context_of(ctx)
+    ensure_schema(context)
+    _load_demo(context, count=count, seed=seed)
+
+
+def _load_demo(context: Context, *, count: int, seed: int) -> None:
+    from outreach.demo import load_demo
+
+    loaded = load_demo(
+        context.engine, import_defaults(context, "demo data"), context.clock, count=count,
+        seed=seed,
+    )  # fmt: skip
+    print_summary(loaded.summary)
+    out.print(f"Opt-outs recorded: {loaded.opt_outs_added} new.")
+
+
+@app.command()
+def config(ctx: typer.Context) -> None:
+    """Print the effective configuration (secrets masked) and every problem with its remedy."""
+    settings = context_of(ctx).settings
+    table = Table("setting", "value", title="Effective configuration")
+    for name in type(settings).model_fields:
+        table.add_row(name.upper(), _display(name, getattr(settings, name)))
+    for channel, provider in settings.effective_providers().items():
+        table.add_row(f"({channel} provider in use)", provider)
+    out.print(table)
+    problems = settings.problems()
+    if not problems:
+        out.print("[green]No problems found.[/green]")
+        return
+    for problem in problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        out.print(
+            f"[{colour}]{problem.severity}[/{colour}] {problem.setting}: {problem.message}. "
+            f"Fix: {problem.remedy}."
+        )
+    if any(problem.severity == "error" for problem in problems):
+        raise typer.Exit(1)
+
+
+def _display(name: str, value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "set (hidden)" if value.get_secret_value() else "empty"
+    if value is None:
+        return "not set"
+    if name == "database_url":
+        return mask_url(str(value))
+    return str(value)
+
+
+def main() -> None:
+    try:
+        app()
+    except OutreachError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,60 @@
+"""What every command shares: the settings, the engine, the consoles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from outreach.cadence import cadence_names
+from outreach.clock import Clock
+from outreach.config import Settings, mask_url
+from outreach.db import current_revision, head_revision, make_engine
+from outreach.errors import ConfigError
+from outreach.importing.account_rows import ImportDefaults
+
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    clock: Clock
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings)
+        return self._engine
+
+
+def context_of(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj
+
+
+def ensure_schema(context: Context) -> None:
+    if current_revision(context.engine) != head_revision():
+        raise ConfigError(
+            f"the database at {mask_url(context.settings.database_url)} is not initialized "
+            "or is out of date: run 'outreach init'"
+        )
+
+
+def import_defaults(context: Context, source: str) -> ImportDefaults:
+    settings = context.settings
+    return ImportDefaults(
+        region=settings.default_region,
+        locale=settings.default_locale,
+        currency=settings.default_currency,
+        cadence=settings.default_cadence,
+        collector_type=settings.default_collector_type,
+        consent_source=f"import {source}"[:200],
+        consent_at=context.clock.now(),
+        known_cadences=cadence_names(settings.schedules_dir),
+    )

@@ -1,0 +1,289 @@
+"""``outreach templates`` and ``outreach cadences``: what marketers and operators edit."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from outreach import store
+from outreach.cadence import load_cadences
+from outreach.channels import lint_policy
+from outreach.cli.common import Context, context_of, ensure_schema, out
+from outreach.errors import NotFoundError, TemplateError
+from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
+from outreach.rendering.environment import TemplateKey, read_template_files
+from outreach.rendering.lint import lint_sources
+from outreach.rendering.render import Rendered, Renderer
+from outreach.template_store import (
+    list_versions,
+    publish_version,
+    published,
+    rollback,
+    sync_templates,
+)
+
+templates_app = typer.Typer(
+    help="Lint, preview, sync and publish message templates.", no_args_is_help=True
+)
+cadences_app = typer.Typer(help="Check and show cadences.", no_args_is_help=True)
+
+ChannelOption = Annotated[str, typer.Option("--channel", "-c", help="sms, email or voice.")]
+ToneOption = Annotated[str, typer.Option("--tone", "-t", help="friendly, firm or final.")]
+
+
+@templates_app.command("lint")
+def templates_lint(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Paths under templates/, such as sms/overdue.firm.j2."),
+    ] = None,
+) -> None:
+    """Check templates: syntax, variables, required content, SMS length. Exit 1 on any issue."""
+    settings = context_of(ctx).settings
+    sources = read_template_files(settings.templates_dir)
+    chosen = [p.removeprefix(f"{settings.templates_dir.as_posix()}/") for p in paths or []]
+    for path in chosen:
+        if path not in sources:
+            raise NotFoundError(f"no template {path} under {settings.templates_dir}")
+    issues = lint_sources(
+        sources,
+        load_company(settings.templates_dir),
+        paths=chosen or None,
+        policy=lint_policy(settings.channels_dir),
+    )
+    for issue in issues:
+        out.print(f"[red]{issue}[/red]", highlight=False)
+    checked = len(chosen) if chosen else len(sources)
+    out.print(f"{checked} template(s) checked, {len(issues)} issue(s).")
+    if issues:
+        raise typer.Exit(1)
+
+
+@templates_app.command("preview")
+def templates_preview(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The template name, such as overdue.")],
+    channel: ChannelOption,
+    tone: ToneOption,
+    account: Annotated[str | None, typer.Option(help="Render for this account reference.")] = None,
+    locale: Annotated[str | None, typer.Option(help="Render in this locale (sample data).")] = None,
+    sample: Annotated[int, typer.Option(min=1, max=len(SAMPLE_ACCOUNTS))] = 1,
+    published_only: Annotated[
+        bool, typer.Option("--published", help="Use the published versions, not the files.")
+    ] = False,
+) -> None:
+    """Show exactly what a debtor would receive: SMS segments, email subject and both bodies."""
+    context = context_of(ctx)
+    settings = context.settings
+    company = load_company(settings.templates_dir)
+    if published_only:
+        ensure_schema(context)
+        with context.engine.connect() as connection:
+            sources = published(connection).sources
+    else:
+        sources = read_template_files(settings.templates_dir)
+    if account is not None:
+        facts, today = _account_facts(context, account)
+    else:
+        facts, today = SAMPLE_ACCOUNTS[sample - 1], SAMPLE_TODAY
+        if locale is not None:
+            facts = MessageFacts(**{**facts.__dict__, "locale": locale})
+    rendered = Renderer(sources).render(channel, name, tone, facts, company, today)
+    _show(rendered, facts)
+
+
+def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date]:
+    ensure_schema(context)
+    with context.engine.connect() as connection:
+        row = connection.execute(
+            select(store.accounts).where(store.accounts.c.reference == reference)
+        ).first()
+    if row is None:
+        raise NotFoundError(f"no account with reference {reference!r}")
+    facts = MessageFacts(
+        row.reference,
+        row.name,
+        row.balance_minor,
+        row.currency,
+        row.due_date,
+        row.locale,
+        row.collector_type,
+        unsubscribe_url="(the unsubscribe link of each message)",
+    )
+    zone = ZoneInfo(row.timezone or "America/New_York")
+    return facts, context.clock.now().astimezone(zone).date()
+
+
+def _show(rendered: Rendered, facts: MessageFacts) -> None:
+    out.print(
+        f"[bold]{rendered.key.path}[/bold] for {facts.reference} ({facts.locale})", highlight=False
+    )
+    if rendered.sms is not None:
+        out.print(f"[dim]{rendered.sms.describe()}[/dim]", highlight=False)
+        out.print(rendered.text, highlight=False, markup=False)
+    elif rendered.subject is not None:
+        out.print(f"[bold]Subject:[/bold] {rendered.subject}", highlight=False, markup=True)
+        out.rule("text")
+        out.print(rendered.text, highlight=False, markup=False)
+        out.rule("html")
+        out.print(rendered.html or "", highlight=False, markup=False)
+    else:
+        out.rule("a person answers")
+        out.print(rendered.text, highlight=False, markup=False)
+        out.rule("an answering machine (limited-content message)")
+        out.print(rendered.voicemail or "", highlight=False, markup=False)
+
+
+@templates_app.command("sync")
+def templates_sync(
+    ctx: typer.Context,
+    publish: Annotated[bool, typer.Option(help="Also publish what was added.")] = False,
+    author: Annotated[str | None, typer.Option(help="Recorded with each new version.")] = None,
+) -> None:
+    """Store a new version of every template file whose content changed (after lint)."""
+    context = context_of(ctx)
+    ensure_schema(context)
+    settings = context.settings
+    report = sync_templates(
+        context.engine,
+        settings.templates_dir,
+        load_company(settings.templates_dir),
+        context.clock,
+        author=author or getpass.getuser(),
+        publish=publish,
+        policy=lint_policy(settings.channels_dir),
+    )
+    if report.refused:
+        for issue in report.refused:
+            out.print(f"[red]{issue}[/red]", highlight=False)
+        raise TemplateError(f"{len(report.refused)} lint issue(s): nothing was stored")
+    for path, version in report.added:
+        out.print(f"added {path} version {version}", highlight=False)
+    for path, version in report.published:
+        out.print(f"published {path} version {version}", highlight=False)
+    out.print(f"{len(report.added)} added, {len(report.unchanged)} unchanged.")
+
+
+@templates_app.command("publish")
+def templates_publish(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")],
+    version: Annotated[int | None, typer.Option(help="Default: the latest version.")] = None,
+) -> None:
+    """Publish a stored version: the daemon uses it from its next message on."""
+    context = context_of(ctx)
+    ensure_schema(context)
+    settings = context.settings
+    published_version = publish_version(
+        context.engine,
+        path,
+        load_company(settings.templates_dir),
+        context.clock,
+        version=version,
+        policy=lint_policy(settings.channels_dir),
+    )
+    out.print(f"published {path} version {published_version}", highlight=False)
+
+
+@templates_app.command("rollback")
+def templates_rollback(
+    ctx: typer.Context, path: Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")]
+) -> None:
+    """Publish the version before the current one."""
+    context = context_of(ctx)
+    ensure_schema(context)
+    company = load_company(context.settings.templates_dir)
+    version = rollback(context.engine, path, company, context.clock)
+    out.print(f"rolled back {path} to version {version}", highlight=False)
+
+
+@templates_app.command("versions")
+def templates_versions(
+    ctx: typer.Context, path: Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")]
+) -> None:
+    """List the stored versions of a template."""
+    context = context_of(ctx)
+    ensure_schema(context)
+    rows = list_versions(context.engine, path)
+    if not rows:
+        raise NotFoundError(f"no versions of {path}; run 'outreach templates sync'")
+    table = Table("version", "status", "author", "created", "hash", title=path)
+    for row in rows:
+        table.add_row(
+            str(row.version), row.status, row.author, str(row.created_at), row.content_hash[:12]
+        )
+    out.print(table)
+
+
+@cadences_app.command("check")
+def cadences_check(ctx: typer.Context) -> None:
+    """Validate every cadence in schedules/, naming the file, the step and the reason."""
+    settings = context_of(ctx).settings
+    sources = read_template_files(settings.templates_dir)
+    cadences = load_cadences(settings.schedules_dir, _template_exists(sources))
+    for name, cadence in sorted(cadences.items()):
+        out.print(f"{name}: {len(cadence.steps)} steps, valid.", highlight=False)
+
+
+@cadences_app.command("show")
+def cadences_show(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Show a cadence's steps in order."""
+    settings = context_of(ctx).settings
+    cadences = load_cadences(
+        settings.schedules_dir, _template_exists(read_template_files(settings.templates_dir))
+    )
+    if name not in cadences:
+        raise NotFoundError(f"no cadence {name!r} (known: {', '.join(sorted(cadences))})")
+    cadence = cadences[name]
+    table = Table(
+        "key",
+        "when",
+        "channel",
+        "fallback",
+        "template",
+        "tone",
+        "conditions",
+        title=f"{name}: {cadence.description}",
+    )
+    for step in cadence.steps:
+        conditions = []
+        if step.conditions.min_balance is not None:
+            conditions.append(f"balance >= {step.conditions.min_balance}")
+        conditions += (
+            [f"status in {','.join(step.conditions.statuses)}"] if step.conditions.statuses else []
+        )
+        conditions += (
+            [f"locale in {','.join(step.conditions.locales)}"] if step.conditions.locales else []
+        )
+        table.add_row(
+            step.key,
+            str(step.anchor),
+            step.channel,
+            ", ".join(step.fallback),
+            step.template,
+            step.tone,
+            "; ".join(conditions),
+        )
+    out.print(table)
+    stops = ", ".join(cadence.stop_when) or "none"
+    handoff = (
+        f"; hand-off to agents {cadence.handoff.after_days} days after the last step"
+        if cadence.handoff
+        else ""
+    )
+    out.print(f"Stops when: {stops}{handoff}.", highlight=False)
+
+
+def _template_exists(sources: dict[str, str]) -> Callable[[str, str, str], bool]:
+    def exists(channel: str, template: str, tone: str) -> bool:
+        return TemplateKey(channel, template, tone).path in sources
+
+    return exists

@@ -1,0 +1,189 @@
+"""What a template can say: the variables, built from an account and the company's details.
+
+Every variable is documented in docs/templates.md; ``KNOWN_VARIABLES`` is the list lint
+checks templates against. Money and dates are formatted for the debtor's locale with Babel
+(cached: formatting is the expensive part of rendering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+from babel.dates import format_date
+from babel.numbers import format_currency
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from outreach.errors import ConfigError
+from outreach.importing.fields import currency_exponent
+
+KNOWN_VARIABLES = frozenset(
+    {
+        "debtor",
+        "reference",
+        "amount",
+        "due_date",
+        "due_date_iso",
+        "days_past_due",
+        "days_until_due",
+        "payment_link",
+        "self_service_link",
+        "company",
+        "opt_out_text",
+        "unsubscribe_url",
+        "disclosure",
+        "disclosure_short",
+        "collector_type",
+        "locale",
+    }
+)
+# A limited-content voicemail may say only these (Reg F 1006.2(j)).
+LCM_COMPANY_FIELDS = frozenset({"lcm_name", "agent_name", "phone"})
+
+
+class LocalTexts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    opt_out: str
+    disclosure: str
+    disclosure_short: str
+
+
+class Company(BaseModel):
+    """The sender's details, from ``templates/company.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    phone: str
+    email: str
+    website: str
+    payment_url: str  # {reference} is replaced by the account's reference
+    self_service_url: str
+    lcm_name: str  # a business name that does not say it collects debts
+    agent_name: str  # a person the debtor can ask for
+    texts: dict[str, LocalTexts]  # by language; "en" is the fallback
+
+    def texts_for(self, locale: str) -> LocalTexts:
+        language = locale.split("_")[0]
+        return self.texts.get(language) or self.texts["en"]
+
+
+def load_company(templates_dir: Path) -> Company:
+    path = templates_dir / "company.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        company = Company.model_validate(raw)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: it names the company messages come from") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    if "en" not in company.texts:
+        raise ConfigError(f"{path}: texts needs an 'en' entry, the fallback for other languages")
+    return company
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What rendering needs to know about one account."""
+
+    reference: str
+    debtor_name: str
+    balance_minor: int
+    currency: str
+    due_date: date
+    locale: str
+    collector_type: str
+    unsubscribe_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Debtor:
+    name: str
+    first_name: str
+
+
+@lru_cache(maxsize=65536)
+def format_money(amount_minor: int, currency: str, locale: str) -> str:
+    amount = Decimal(amount_minor).scaleb(-currency_exponent(currency))
+    return str(format_currency(amount, currency, locale=locale))
+
+
+@lru_cache(maxsize=4096)
+def format_day(day: date, locale: str) -> str:
+    return str(format_date(day, format="long", locale=locale))
+
+
+DEFAULT_TEMPLATE_LANGUAGE = "en"
+
+
+def message_locale(account_locale: str, template_language: str) -> str:
+    """The locale a message is written in: the account's, unless no template variant exists
+    in its language, in which case the default variant's language (in the account's
+    territory), so that words, dates and amounts never mix two languages."""
+    language = template_language or DEFAULT_TEMPLATE_LANGUAGE
+    if account_locale.split("_")[0] == language:
+        return account_locale
+    territory = account_locale.partition("_")[2]
+    return f"{language}_{territory}" if territory else language
+
+
+def build_context(
+    facts: MessageFacts, company: Company, today: date, template_language: str = ""
+) -> dict[str, Any]:
+    """The variables for one message to one account, as of ``today`` (the debtor's date),
+    for a template written in ``template_language`` ("" for the default variant)."""
+    locale = message_locale(facts.locale, template_language)
+    texts = company.texts_for(locale)
+    overdue_days = (today - facts.due_date).days
+    reference = quote(facts.reference, safe="")
+    return {
+        "debtor": Debtor(
+            facts.debtor_name, facts.debtor_name.split()[0] if facts.debtor_name else ""
+        ),
+        "reference": facts.reference,
+        "amount": format_money(facts.balance_minor, facts.currency, locale),
+        "due_date": format_day(facts.due_date, locale),
+        "due_date_iso": facts.due_date.isoformat(),
+        "days_past_due": max(overdue_days, 0),
+        "days_until_due": max(-overdue_days, 0),
+        "payment_link": company.payment_url.replace("{reference}", reference),
+        "self_service_link": company.self_service_url.replace("{reference}", reference),
+        "company": company,
+        "opt_out_text": texts.opt_out,
+        "unsubscribe_url": facts.unsubscribe_url,
+        # The mini-Miranda (Reg F 1006.18(e)) applies to debt collectors, not to creditors
+        # collecting their own debts.
+        "disclosure": texts.disclosure if facts.collector_type == "third_party" else "",
+        "disclosure_short": texts.disclosure_short if facts.collector_type == "third_party" else "",
+        "collector_type": facts.collector_type,
+        "locale": locale,
+        **facts.extra,
+    }
+
+
+SAMPLE_ACCOUNTS: tuple[MessageFacts, ...] = (
+    MessageFacts("SAMPLE-1", "Pat Smith", 12_050, "USD", date(2026, 10, 15), "en_US", "first_party",
+                 "https://example.com/u/sample-token-1"),
+    MessageFacts("SAMPLE-2", "Maximilian Alexander Worthington-Fairbanks", 1_234_567, "USD",
+                 date(2026, 8, 1), "en_US", "third_party", "https://example.com/u/sample-token-2"),
+    MessageFacts("SAMPLE-3", "José Núñez", 98_000, "USD", date(2026, 11, 20), "es_US",
+                 "third_party", "https://example.com/u/sample-token-3"),
+    MessageFacts("SAMPLE-4", '<script>alert("x")</script> & Sons', 500, "USD", date(2026, 9, 1),
+                 "en_US", "third_party", "https://example.com/u/sample-token-4"),
+    MessageFacts("SAMPLE-5", "Yuki Tanaka", 45_000, "JPY", date(2026, 11, 1), "en_US",
+                 "first_party", "https://example.com/u/sample-token-5"),
+)  # fmt: skip
+SAMPLE_TODAY = date(2026, 11, 2)

@@ -1,0 +1,94 @@
+"""Sandboxed Jinja2 environments over a set of template sources.
+
+Templates come from the operator's files (lint, preview, sync) or from the published
+versions in the database (the daemon); either way they are a mapping from a path such as
+``sms/overdue.firm.j2`` to its source. Rendering uses Jinja2's immutable sandbox with
+StrictUndefined: a template cannot reach Python internals, change its data, or print a
+misspelt variable as an empty string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import FunctionLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from outreach.errors import TemplateError
+
+CHANNELS = ("sms", "email", "voice")
+PARTIALS_DIR = "_partials"
+TEMPLATE_SUFFIX = ".j2"
+
+
+@dataclass(frozen=True, order=True)
+class TemplateKey:
+    """Which template: ``{channel}/{name}.{tone}[.{language}].j2``."""
+
+    channel: str
+    name: str
+    tone: str
+    language: str = ""  # "" is the default variant
+
+    @property
+    def path(self) -> str:
+        suffix = f".{self.language}" if self.language else ""
+        return f"{self.channel}/{self.name}.{self.tone}{suffix}{TEMPLATE_SUFFIX}"
+
+    @classmethod
+    def from_path(cls, path: str) -> TemplateKey:
+        channel, _, filename = path.partition("/")
+        if channel not in CHANNELS or not filename.endswith(TEMPLATE_SUFFIX):
+            raise TemplateError(
+                f"{path}: templates live in {{channel}}/{{name}}.{{tone}}.j2 with channel one "
+                f"of {', '.join(CHANNELS)}"
+            )
+        parts = filename[: -len(TEMPLATE_SUFFIX)].split(".")
+        if len(parts) == 2:
+            return cls(channel, parts[0], parts[1])
+        if len(parts) == 3:
+            return cls(channel, parts[0], parts[1], parts[2])
+        raise TemplateError(
+            f"{path}: name the file {{name}}.{{tone}}.j2 or {{name}}.{{tone}}.{{language}}.j2"
+        )
+
+
+def read_template_files(templates_dir: Path) -> dict[str, str]:
+    """Every template and partial under ``templates_dir``, by path relative to it."""
+    if not templates_dir.is_dir():
+        raise TemplateError(f"templates folder {templates_dir} does not exist")
+    sources: dict[str, str] = {}
+    for path in sorted(templates_dir.rglob(f"*{TEMPLATE_SUFFIX}")):
+        relative = path.relative_to(templates_dir).as_posix()
+        sources[relative] = path.read_text(encoding="utf-8")
+    return sources
+
+
+def make_environments(
+    lookup: Callable[[str], str | None],
+) -> tuple[ImmutableSandboxedEnvironment, ImmutableSandboxedEnvironment]:
+    """A plain-text environment and an HTML one (autoescaping) over the same sources."""
+
+    def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        source = lookup(name)
+        if source is None:
+            return None
+        return source, name, lambda: lookup(name) == source
+
+    common = {
+        "loader": FunctionLoader(load),
+        "undefined": StrictUndefined,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "keep_trailing_newline": False,
+        "auto_reload": True,
+    }
+    text = ImmutableSandboxedEnvironment(autoescape=False, **common)
+    html = ImmutableSandboxedEnvironment(autoescape=True, **common)
+    return text, html
+
+
+def mapping_lookup(sources: Mapping[str, str]) -> Callable[[str], str | None]:
+    return sources.get

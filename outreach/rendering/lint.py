@@ -1,0 +1,285 @@
+"""Template lint: what is checked before a template may be published.
+
+A template is refused, with the line and the cause, when:
+- it does not parse (``SYNTAX``), or misses a block its channel needs (``MISSING_BLOCK``);
+- it uses a variable that does not exist (``UNKNOWN_VARIABLE``);
+- it fails to render for any sample account (``RENDER_ERROR``: a misspelt attribute, an
+  escape attempt the sandbox stops);
+- an SMS is longer than the channel allows (``POLICY_SMS_TOO_MANY_SEGMENTS``);
+- an SMS lacks how to opt out, or an email its unsubscribe link (``REGF_OPTOUT_NOTICE_MISSING``);
+- a message to a debt collector's debtor lacks the disclosure (``REGF_MINI_MIRANDA_MISSING``);
+- a voicemail says more than a limited-content message may (``REGF_LCM_CONTENT_INVALID``).
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+
+from outreach.errors import TemplateError
+from outreach.rendering.context import (
+    KNOWN_VARIABLES,
+    LCM_COMPANY_FIELDS,
+    SAMPLE_ACCOUNTS,
+    SAMPLE_TODAY,
+    Company,
+    MessageFacts,
+)
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
+from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer
+
+DEFAULT_MAX_SMS_SEGMENTS = 3
+# Words that would tell an eavesdropper the call is about a debt: a limited-content
+# message must not carry them (Reg F 1006.2(j)), in any language we ship.
+LCM_FORBIDDEN = re.compile(
+    r"\b(debt|debts|collect\w*|owe\w*|balance|payment\w*|pay|overdue|past due|invoice|amount|"
+    r"deuda\w*|cobr\w*|pago\w*|saldo|vencid\w*|factura)\b",
+    re.IGNORECASE,
+)
+_OPT_OUT_WORD = re.compile(r"\bSTOP\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    path: str
+    line: int | None
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LintPolicy:
+    max_sms_segments: int = DEFAULT_MAX_SMS_SEGMENTS
+
+
+def lint_sources(
+    sources: Mapping[str, str],
+    company: Company,
+    *,
+    paths: Iterable[str] | None = None,
+    policy: LintPolicy | None = None,
+    samples: tuple[MessageFacts, ...] = SAMPLE_ACCOUNTS,
+    today: date = SAMPLE_TODAY,
+) -> list[LintIssue]:
+    """Lint ``paths`` (default: every template) as they would render among ``sources``."""
+    renderer = Renderer(sources)
+    chosen = sorted(paths if paths is not None else sources)
+    issues: list[LintIssue] = []
+    for path in chosen:
+        issues += lint_one(
+            renderer, path, sources[path], company, policy or LintPolicy(), samples, today
+        )
+    return issues
+
+
+def lint_one(
+    renderer: Renderer,
+    path: str,
+    source: str,
+    company: Company,
+    policy: LintPolicy,
+    samples: tuple[MessageFacts, ...],
+    today: date,
+) -> list[LintIssue]:
+    try:
+        tree = renderer.text_env.parse(source, name=path, filename=path)
+    except TemplateSyntaxError as exc:
+        return [LintIssue(path, exc.lineno, "SYNTAX", exc.message or "syntax error")]
+    if path.startswith(f"{PARTIALS_DIR}/"):
+        return []  # partials are checked through the templates that include them
+    try:
+        key = TemplateKey.from_path(path)
+    except TemplateError as exc:
+        return [LintIssue(path, None, "BAD_NAME", str(exc))]
+    issues = _structure(path, tree, key)
+    if issues:
+        return issues
+    for sample in samples:
+        try:
+            rendered = renderer.render_key(key, _context(sample, company, today, key))
+        except (JinjaTemplateError, TemplateError, SecurityError) as exc:
+            message = f"fails for sample account {sample.reference}: {exc}"
+            issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
+            break
+        issues += _content(path, key, rendered, sample, company, policy)
+    return _unique(issues)
+
+
+def _context(
+    sample: MessageFacts, company: Company, today: date, key: TemplateKey
+) -> dict[str, object]:
+    from outreach.rendering.context import build_context
+
+    return build_context(sample, company, today, key.language)
+
+
+def _structure(path: str, tree: nodes.Template, key: TemplateKey) -> list[LintIssue]:
+    issues: list[LintIssue] = []
+    blocks = {block.name: block for block in tree.find_all(nodes.Block)}
+    for name in REQUIRED_BLOCKS[key.channel]:
+        if name not in blocks:
+            issues.append(
+                LintIssue(
+                    path,
+                    None,
+                    "MISSING_BLOCK",
+                    f"{key.channel} templates need a {{% block {name} %}}",
+                )
+            )
+    for name in sorted(meta.find_undeclared_variables(tree) - KNOWN_VARIABLES):
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), None)
+        issues.append(
+            LintIssue(
+                path,
+                line,
+                "UNKNOWN_VARIABLE",
+                f"'{name}' is not a template variable (see docs/templates.md)",
+            )
+        )
+    if key.channel == "voice" and "voicemail" in blocks:
+        issues += _voicemail_variables(path, blocks["voicemail"])
+    return issues
+
+
+def _voicemail_variables(path: str, block: nodes.Block) -> list[LintIssue]:
+    """A limited-content message may name only the caller, a person and a number."""
+    issues = []
+    allowed = ", ".join(f"company.{f}" for f in sorted(LCM_COMPANY_FIELDS))
+    for node in block.find_all(nodes.Name):
+        if node.name != "company":
+            issues.append(
+                LintIssue(
+                    path,
+                    node.lineno,
+                    "REGF_LCM_CONTENT_INVALID",
+                    f"a voicemail may not use '{node.name}'; only {allowed}",
+                )
+            )
+    for attribute in block.find_all(nodes.Getattr):
+        on_company = isinstance(attribute.node, nodes.Name) and attribute.node.name == "company"
+        if on_company and attribute.attr not in LCM_COMPANY_FIELDS:
+            issues.append(
+                LintIssue(
+                    path,
+                    attribute.lineno,
+                    "REGF_LCM_CONTENT_INVALID",
+                    f"a voicemail may not use 'company.{attribute.attr}'; only {allowed}",
+                )
+            )
+    return issues
+
+
+def _content(
+    path: str,
+    key: TemplateKey,
+    rendered: Rendered,
+    sample: MessageFacts,
+    company: Company,
+    policy: LintPolicy,
+) -> list[LintIssue]:
+    issues: list[LintIssue] = []
+    context = _context(sample, company, SAMPLE_TODAY, key)
+    where = f"(sample account {sample.reference})"
+    if key.channel == "sms":
+        length = rendered.sms
+        assert length is not None
+        if length.segments > policy.max_sms_segments:
+            issues.append(
+                LintIssue(
+                    path,
+                    None,
+                    "POLICY_SMS_TOO_MANY_SEGMENTS",
+                    f"{length.describe()}; the limit is {policy.max_sms_segments} {where}",
+                )
+            )
+        if not _OPT_OUT_WORD.search(rendered.text):
+            issues.append(
+                LintIssue(
+                    path,
+                    None,
+                    "REGF_OPTOUT_NOTICE_MISSING",
+                    "an SMS must say how to opt out: include {{ opt_out_text }}",
+                )
+            )
+    if key.channel == "email":
+        url = str(context["unsubscribe_url"])
+        for part, body in (("text", rendered.text), ("html", rendered.html or "")):
+            if url not in body:
+                issues.append(
+                    LintIssue(
+                        path,
+                        None,
+                        "REGF_OPTOUT_NOTICE_MISSING",
+                        f"the {part} body must include {{{{ unsubscribe_url }}}}",
+                    )
+                )
+    if sample.collector_type == "third_party":
+        required = [str(context["disclosure"]), str(context["disclosure_short"])]
+        bodies = [rendered.text] + ([rendered.html] if rendered.html else [])
+        for body in bodies:
+            flat = " ".join(body.split())
+            if not any(" ".join(text.split()) in flat for text in required if text):
+                issues.append(
+                    LintIssue(
+                        path,
+                        None,
+                        "REGF_MINI_MIRANDA_MISSING",
+                        "messages from a debt collector must carry {{ disclosure }} "
+                        f"(or {{{{ disclosure_short }}}} in an SMS) {where}",
+                    )
+                )
+                break
+    if key.channel == "voice" and rendered.voicemail is not None:
+        issues += _voicemail_content(path, rendered.voicemail, company)
+    return issues
+
+
+def _voicemail_content(path: str, voicemail: str, company: Company) -> list[LintIssue]:
+    issues = []
+    forbidden = sorted({m.group(0).lower() for m in LCM_FORBIDDEN.finditer(voicemail)})
+    if forbidden:
+        issues.append(
+            LintIssue(
+                path,
+                None,
+                "REGF_LCM_CONTENT_INVALID",
+                f"a voicemail may not mention {', '.join(forbidden)}",
+            )
+        )
+    for field in sorted(LCM_COMPANY_FIELDS):
+        if str(getattr(company, field)) not in voicemail:
+            issues.append(
+                LintIssue(
+                    path,
+                    None,
+                    "REGF_LCM_CONTENT_INVALID",
+                    f"a voicemail must give {{{{ company.{field} }}}}",
+                )
+            )
+    return issues
+
+
+def _template_line(exc: BaseException, path: str) -> int | None:
+    """The line in ``path`` where rendering failed, from Jinja's rewritten traceback."""
+    line = getattr(exc, "lineno", None)
+    if isinstance(line, int):
+        return line
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == path:
+            return frame.lineno
+    return None
+
+
+def _unique(issues: list[LintIssue]) -> list[LintIssue]:
+    return list(dict.fromkeys(issues))

@@ -1,0 +1,108 @@
+"""Rendering a message: the template for a channel, name, tone and language, with its blocks.
+
+- SMS: the whole template is the text.
+- Email: blocks ``subject``, ``text`` and ``html``; the HTML block is autoescaped, so a
+  debtor's name cannot inject markup, while the subject and text stay plain.
+- Voice: blocks ``human`` (what a person who answers hears) and ``voicemail`` (a
+  limited-content message for an answering machine).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from jinja2 import Template, TemplateNotFound
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from outreach.errors import TemplateError
+from outreach.rendering.context import Company, MessageFacts, build_context
+from outreach.rendering.environment import TemplateKey, make_environments, mapping_lookup
+from outreach.rendering.sms import SmsLength, sms_length
+
+REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    key: TemplateKey  # the variant actually used (a language variant or the default)
+    text: str  # the SMS, the email's text body, or what a person hears on a call
+    subject: str | None = None
+    html: str | None = None
+    voicemail: str | None = None
+
+    @property
+    def sms(self) -> SmsLength | None:
+        return sms_length(self.text) if self.key.channel == "sms" else None
+
+
+class Renderer:
+    """Renders templates from one set of sources; compiled templates are cached."""
+
+    def __init__(self, sources: Mapping[str, str] | Callable[[str], str | None]) -> None:
+        self.lookup = sources if callable(sources) else mapping_lookup(sources)
+        self.text_env, self.html_env = make_environments(self.lookup)
+
+    def resolve(self, channel: str, name: str, tone: str, locale: str) -> TemplateKey:
+        """The language variant for ``locale`` when there is one, else the default."""
+        language = locale.split("_")[0].lower()
+        for key in (TemplateKey(channel, name, tone, language), TemplateKey(channel, name, tone)):
+            if self.lookup(key.path) is not None:
+                return key
+        raise TemplateError(f"no template {TemplateKey(channel, name, tone).path}")
+
+    def render(
+        self,
+        channel: str,
+        name: str,
+        tone: str,
+        facts: MessageFacts,
+        company: Company,
+        today: date,
+    ) -> Rendered:
+        """Render for one account: the variant in its language if any, else the default."""
+        key = self.resolve(channel, name, tone, facts.locale)
+        return self.render_key(key, build_context(facts, company, today, key.language))
+
+    def render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
+        if key.channel == "sms":
+            return Rendered(key, _tidy(self._template(self.text_env, key).render(context)))
+        text_template = self._template(self.text_env, key)
+        missing = [b for b in REQUIRED_BLOCKS[key.channel] if b not in text_template.blocks]
+        if missing:
+            raise TemplateError(f"{key.path}: missing block(s) {', '.join(missing)}")
+        if key.channel == "email":
+            html_template = self._template(self.html_env, key)
+            subject = " ".join(_block(text_template, "subject", context).split())
+            return Rendered(
+                key,
+                _tidy(_block(text_template, "text", context)),
+                subject=subject,
+                html=_block(html_template, "html", context).strip(),
+            )
+        return Rendered(
+            key,
+            _tidy(_block(text_template, "human", context)),
+            voicemail=_tidy(_block(text_template, "voicemail", context)),
+        )
+
+    def _template(self, env: ImmutableSandboxedEnvironment, key: TemplateKey) -> Template:
+        try:
+            return env.get_template(key.path)
+        except TemplateNotFound as exc:
+            raise TemplateError(f"no template {exc.name}") from None
+
+
+def _block(template: Template, name: str, context: Mapping[str, Any]) -> str:
+    render_block: Callable[[Any], Iterator[str]] = template.blocks[name]
+    return "".join(render_block(template.new_context(dict(context))))
+
+
+def _tidy(text: str) -> str:
+    """Trim the ends and collapse runs of blank lines that conditionals leave behind."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines))

@@ -1,0 +1,237 @@
+"""Template versions in the database: files seed them, publishing and rolling back are explicit.
+
+Each (channel, name, tone, language) and each partial has numbered versions with the
+author, the time and a content hash. At most one version of each is published; the daemon
+renders only published versions, and every attempt records the version it used. Nothing
+reaches the database without passing lint among the sources it would render with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+
+from outreach.clock import Clock
+from outreach.errors import NotFoundError, TemplateError
+from outreach.models import TemplateStatus, TemplateVersion
+from outreach.rendering.context import Company
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
+from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from outreach.store import table_of
+
+versions = table_of(TemplateVersion)
+
+
+def identity(path: str) -> tuple[str, str, str, str]:
+    """The (channel, name, tone, locale) columns for a template or partial path."""
+    if path.startswith(f"{PARTIALS_DIR}/"):
+        return PARTIALS_DIR, path[len(PARTIALS_DIR) + 1 :], "", ""
+    key = TemplateKey.from_path(path)
+    return key.channel, key.name, key.tone, key.language
+
+
+def path_of(channel: str, name: str, tone: str, locale: str) -> str:
+    if channel == PARTIALS_DIR:
+        return f"{PARTIALS_DIR}/{name}"
+    return TemplateKey(channel, name, tone, locale).path
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class SyncReport:
+    added: list[tuple[str, int]] = field(default_factory=list)  # (path, new version)
+    unchanged: list[str] = field(default_factory=list)
+    published: list[tuple[str, int]] = field(default_factory=list)
+    refused: list[LintIssue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PublishedTemplates:
+    """What the daemon renders with: published content by path, and each version's id."""
+
+    sources: dict[str, str]
+    version_ids: dict[str, int]
+
+
+def sync_templates(
+    engine: Engine,
+    templates_dir: Path,
+    company: Company,
+    clock: Clock,
+    *,
+    author: str,
+    publish: bool = False,
+    policy: LintPolicy | None = None,
+) -> SyncReport:
+    """Add a version for every file whose content differs from its latest version.
+
+    All or nothing: when any template fails lint, nothing is stored and the report lists
+    every issue, because a changed partial can break the templates that include it.
+    """
+    files = read_template_files(templates_dir)
+    report = SyncReport()
+    report.refused = lint_sources(files, company, policy=policy)
+    if report.refused:
+        return report
+    now = clock.now()
+    with engine.begin() as connection:
+        latest = _latest(connection)
+        for path, content in files.items():
+            current = latest.get(path)
+            if current is not None and current.content_hash == content_hash(content):
+                report.unchanged.append(path)
+                if publish and current.status != TemplateStatus.PUBLISHED:
+                    _publish(connection, path, current.version, now)
+                    report.published.append((path, current.version))
+                continue
+            number = (current.version if current is not None else 0) + 1
+            _insert(connection, path, number, content, author, now)
+            report.added.append((path, number))
+            if publish:
+                _publish(connection, path, number, now)
+                report.published.append((path, number))
+    return report
+
+
+def publish_version(
+    engine: Engine,
+    path: str,
+    company: Company,
+    clock: Clock,
+    *,
+    version: int | None = None,
+    policy: LintPolicy | None = None,
+) -> int:
+    """Publish ``version`` of ``path`` (default: its latest) after linting it among the
+    published sources; returns the version published."""
+    with engine.begin() as connection:
+        rows = _versions_of(connection, path)
+        if not rows:
+            raise NotFoundError(f"no versions of {path}; run 'outreach templates sync' first")
+        chosen = (
+            rows[-1] if version is None else next((r for r in rows if r.version == version), None)
+        )
+        if chosen is None:
+            known = ", ".join(str(r.version) for r in rows)
+            raise NotFoundError(f"{path} has no version {version} (versions: {known})")
+        sources = {**published(connection).sources, path: chosen.content}
+        issues = lint_sources(sources, company, paths=_affected(sources, path), policy=policy)
+        if issues:
+            listed = "; ".join(str(issue) for issue in issues)
+            raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")
+        _publish(connection, path, chosen.version, clock.now())
+        return int(chosen.version)
+
+
+def rollback(engine: Engine, path: str, company: Company, clock: Clock) -> int:
+    """Publish the version before the one published now; returns it."""
+    with engine.connect() as connection:
+        rows = _versions_of(connection, path)
+    current = next((r for r in rows if r.status == TemplateStatus.PUBLISHED), None)
+    if current is None:
+        raise TemplateError(f"{path} has no published version to roll back from")
+    earlier = [r for r in rows if r.version < current.version]
+    if not earlier:
+        raise TemplateError(
+            f"{path} version {current.version} is its first: nothing to roll back to"
+        )
+    return publish_version(engine, path, company, clock, version=earlier[-1].version)
+
+
+def published(connection: Connection) -> PublishedTemplates:
+    result = connection.execute(
+        select(versions).where(versions.c.status == TemplateStatus.PUBLISHED)
+    )
+    sources: dict[str, str] = {}
+    ids: dict[str, int] = {}
+    for row in result:
+        path = path_of(row.channel, row.name, row.tone, row.locale)
+        sources[path] = row.content
+        ids[path] = row.id
+    return PublishedTemplates(sources, ids)
+
+
+def list_versions(engine: Engine, path: str) -> list[TemplateVersion]:
+    with engine.connect() as connection:
+        return _versions_of(connection, path)
+
+
+def _affected(sources: dict[str, str], path: str) -> list[str]:
+    """A template lints alone; a partial lints through every template (it may be in any)."""
+    if path.startswith(f"{PARTIALS_DIR}/"):
+        return [p for p in sources if not p.startswith(f"{PARTIALS_DIR}/")] + [path]
+    return [path]
+
+
+def _latest(connection: Connection) -> dict[str, TemplateVersion]:
+    newest = (
+        select(versions.c.channel, versions.c.name, versions.c.tone, versions.c.locale,
+               func.max(versions.c.version).label("version"))
+        .group_by(versions.c.channel, versions.c.name, versions.c.tone, versions.c.locale)
+        .subquery()
+    )  # fmt: skip
+    result = connection.execute(
+        select(versions).join(
+            newest,
+            and_(
+                versions.c.channel == newest.c.channel,
+                versions.c.name == newest.c.name,
+                versions.c.tone == newest.c.tone,
+                versions.c.locale == newest.c.locale,
+                versions.c.version == newest.c.version,
+            ),
+        )
+    )
+    latest = {}
+    for row in result:
+        latest[path_of(row.channel, row.name, row.tone, row.locale)] = (
+            TemplateVersion.model_validate(dict(row._mapping))
+        )
+    return latest
+
+
+def _versions_of(connection: Connection, path: str) -> list[TemplateVersion]:
+    channel, name, tone, locale = identity(path)
+    result = connection.execute(
+        select(versions)
+        .where(versions.c.channel == channel, versions.c.name == name,
+               versions.c.tone == tone, versions.c.locale == locale)
+        .order_by(versions.c.version)
+    )  # fmt: skip
+    return [TemplateVersion.model_validate(dict(r._mapping)) for r in result]
+
+
+def _insert(
+    connection: Connection, path: str, number: int, content: str, author: str, now: datetime
+) -> None:
+    channel, name, tone, locale = identity(path)
+    connection.execute(
+        insert(versions).values(
+            channel=channel, name=name, tone=tone, locale=locale, version=number,
+            content=content, content_hash=content_hash(content), status=TemplateStatus.DRAFT,
+            author=author[:100], created_at=now,
+        )
+    )  # fmt: skip
+
+
+def _publish(connection: Connection, path: str, number: int, now: datetime) -> None:
+    channel, name, tone, locale = identity(path)
+    same = and_(versions.c.channel == channel, versions.c.name == name,
+                versions.c.tone == tone, versions.c.locale == locale)  # fmt: skip
+    connection.execute(
+        update(versions)
+        .where(same, versions.c.status == TemplateStatus.PUBLISHED)
+        .values(status=TemplateStatus.RETIRED)
+    )
+    connection.execute(
+        update(versions)
+        .where(same, versions.c.version == number)
+        .values(status=TemplateStatus.PUBLISHED, published_at=now)
+    )

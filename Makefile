@@ -19,10 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/outreach init
 	$(BIN)/outreach demo-data --count 300
+	$(BIN)/outreach templates sync --publish --author demo
 	@echo
-	@echo "Demo database ready: $${DATABASE_URL:-sqlite:///./outreach.db}"
-	@echo "Look around:  $(BIN)/outreach accounts show DEMO-00002"
-	@echo "              $(BIN)/outreach config"
+	@echo "Demo data ready (the database is named above). Look around:"
+	@echo "  $(BIN)/outreach accounts show DEMO-00002"
+	@echo "  $(BIN)/outreach templates preview overdue --channel sms --tone firm --account DEMO-00002"
+	@echo "  $(BIN)/outreach cadences show standard"
+	@echo "  $(BIN)/outreach config"
 
 lint: $(STAMP)
 	$(BIN)/ruff check outreach tests bench

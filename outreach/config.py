@@ -95,9 +95,9 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
-    @field_validator("default_region")
+    @field_validator("default_region", "default_currency")
     @classmethod
-    def _upper_region(cls, value: str) -> str:
+    def _upper(cls, value: str) -> str:
         return value.upper()
 
     @property
@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         found += self._secret_problems()
         found += self._provider_problems()
         found += self._database_problems()
-        found += self._locale_problems()
+        found += self._import_default_problems()
         return sorted(found, key=lambda p: p.severity != "error")
 
     def _secret_problems(self) -> list[Problem]:
@@ -175,6 +175,36 @@ class Settings(BaseSettings):
                 )
             )
         providers = self.effective_providers()
+        partial_twilio = (
+            any(
+                value is not None
+                for value in (
+                    self.twilio_account_sid,
+                    self.twilio_auth_token,
+                    self.twilio_api_key_sid,
+                    self.twilio_api_key_secret,
+                )
+            )
+            and not self.twilio_configured()
+        )
+        if partial_twilio and not twilio_chosen:
+            found.append(
+                Problem(
+                    "TWILIO_ACCOUNT_SID",
+                    "some Twilio credentials are set but not all, so SMS and voice use the outbox",
+                    "set TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or the API key pair), "
+                    "or remove the partial ones",
+                    "warning",
+                )
+            )
+        if providers["voice"] == "twilio_voice" and not self.twilio_from_number:
+            found.append(
+                Problem(
+                    "TWILIO_FROM_NUMBER",
+                    "Twilio voice has no number to call from (a Messaging Service cannot call)",
+                    "set TWILIO_FROM_NUMBER to a voice-capable number in E.164",
+                )
+            )
         if providers["sms"] == "twilio_sms" and not (
             self.twilio_from_number or self.twilio_messaging_service_sid
         ):
@@ -234,20 +264,52 @@ class Settings(BaseSettings):
             )
         ]
 
-    def _locale_problems(self) -> list[Problem]:
+    def _import_default_problems(self) -> list[Problem]:
+        """Defaults that would make every imported row fail."""
         from babel import Locale, UnknownLocaleError
+        from phonenumbers import SUPPORTED_REGIONS
 
+        from outreach.cadence import cadence_names
+        from outreach.importing.fields import known_currencies
+
+        found = []
         try:
             Locale.parse(self.default_locale)
         except (ValueError, UnknownLocaleError):
-            return [
+            found.append(
                 Problem(
                     "DEFAULT_LOCALE",
                     f"{self.default_locale!r} is not a known locale",
                     "use a locale such as en_US or es_US",
                 )
-            ]
-        return []
+            )
+        if self.default_currency not in known_currencies():
+            found.append(
+                Problem(
+                    "DEFAULT_CURRENCY",
+                    f"{self.default_currency!r} is not an active ISO 4217 currency",
+                    "use a code such as USD or EUR",
+                )
+            )
+        if self.default_region not in SUPPORTED_REGIONS:
+            found.append(
+                Problem(
+                    "DEFAULT_REGION",
+                    f"{self.default_region!r} is not a phone-numbering region",
+                    "use an ISO 3166-1 alpha-2 country code such as US or CA",
+                )
+            )
+        cadences = cadence_names(self.schedules_dir)
+        if self.default_cadence not in cadences:
+            known = ", ".join(sorted(cadences)) or f"none in {self.schedules_dir}"
+            found.append(
+                Problem(
+                    "DEFAULT_CADENCE",
+                    f"{self.default_cadence!r} is not a cadence ({known})",
+                    f"name a file in {self.schedules_dir} without its .yaml",
+                )
+            )
+        return found
 
 
 def _resolve(choice: str, real: str, real_configured: bool) -> str:
@@ -261,11 +323,18 @@ def is_placeholder(secret: SecretStr) -> bool:
     return value in PLACEHOLDER_SECRETS or value.startswith(("your-", "your_", "<"))
 
 
+_SECRET_QUERY_KEYS = ("password", "pass", "passwd", "sslpassword", "secret", "token")
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced, safe to print and log."""
+    """The URL with any password replaced (in the user part or the query), safe to print."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # an unparsable URL: print nothing that might be a secret
-        return url.split("@")[-1] if "@" in url else url
+        return "(unparsable URL)"
+    hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True)

@@ -29,11 +29,18 @@ def make_engine(settings: Settings, **engine_options: Any) -> Engine:
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
+            # Bound values are debtors' names, phones and amounts: keep them out of errors.
+            hide_parameters=True,
             **engine_options,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "hide_parameters": True,
+    }
     options.update(engine_options)
     return create_engine(url, **options)
 

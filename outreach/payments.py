@@ -74,6 +74,10 @@ def record_payment(
         account = _accounts(connection, [reference]).get(reference)
         if account is None:
             raise NotFoundError(f"no account with reference {reference!r}")
+        try:
+            payment_id = _payment_id(payment_id or "")
+        except FieldError as exc:
+            raise OutreachError(str(exc)) from None
         key = _key(reference, payment_id) if payment_id else f"manual:{uuid.uuid4().hex}"
         currency_code = currency.upper() if currency else None
         day = paid_on or clock.now().date()
@@ -168,15 +172,28 @@ def _parse_payment(raw: RawRow, today: date, occurrences: Counter[bytes]) -> Pay
     if not amount_text:
         raise FieldError("amount", "is required")
     paid_on = parse_date("paid_on", values["paid_on"]) if text_of(values.get("paid_on")) else today
-    external_id = text_of(values.get("payment_id"))[:128] or None
+    external_id = _payment_id(text_of(values.get("payment_id")))
     if external_id:
         key = _key(reference, external_id)
     else:
-        content = f"{reference}\x1f{amount_text}\x1f{currency}\x1f{paid_on}".encode()
+        # The cell as written, not the date it defaults to: the same file imported on
+        # another day must give the same key.
+        paid_on_cell = text_of(values.get("paid_on"))
+        content = f"{reference}\x1f{amount_text}\x1f{currency}\x1f{paid_on_cell}".encode()
         digest = hashlib.sha256(content).digest()
         occurrences[digest] += 1
         key = "row:" + hashlib.sha256(digest + str(occurrences[digest]).encode()).hexdigest()
     return PaymentRecord(raw.number, reference, amount_text, currency, paid_on, external_id, key)
+
+
+MAX_PAYMENT_ID = 128
+
+
+def _payment_id(text: str) -> str | None:
+    if len(text) > MAX_PAYMENT_ID:
+        # Never cut: two long ids sharing their first characters would collide.
+        raise FieldError("payment_id", f"is longer than {MAX_PAYMENT_ID} characters")
+    return text or None
 
 
 def _key(reference: str, external_id: str) -> str:
@@ -252,47 +269,38 @@ def _apply(
         return
     connection.execute(insert(store.payments), rows)
     summary.recorded += len(rows)
-    _reduce_balances(connection, accounts, paid_by_account, now, summary)
+    _reduce_balances(connection, paid_by_account, now, summary)
 
 
 def _reduce_balances(
     connection: Connection,
-    accounts: dict[str, dict[str, Any]],
     paid_by_account: dict[int, int],
     now: datetime,
     summary: PaymentSummary,
 ) -> None:
-    by_id = {account["id"]: account for account in accounts.values()}
-    changes = []
-    paid_off: list[int] = []
-    for account_id, paid in paid_by_account.items():
-        account = by_id[account_id]
-        balance = account["balance_minor"] - paid  # below zero is a credit, kept as it is
-        closes = balance <= 0 and account["status"] == AccountStatus.ACTIVE
-        if closes:
-            paid_off.append(account_id)
-        changes.append(
-            {
-                "b_id": account_id,
-                "balance_minor": balance,
-                "status": AccountStatus.PAID if closes else account["status"],
-                "updated_at": now,
-            }
-        )
+    # The subtraction happens in the database, so payments recorded at the same time by
+    # two processes both count.
     table = store.accounts
     connection.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"))
-        .values(balance_minor=bindparam("balance_minor"), status=bindparam("status"),
-                updated_at=bindparam("updated_at")),
-        changes,
-    )  # fmt: skip
-    if paid_off:
+        .values(balance_minor=table.c.balance_minor - bindparam("paid"), updated_at=now),
+        [{"b_id": account_id, "paid": paid} for account_id, paid in paid_by_account.items()],
+    )
+    # Below zero is a credit, kept as it is; zero or below closes an active account.
+    paid_off = list(
         connection.execute(
             update(table)
-            .where(table.c.id.in_(paid_off))
-            .values(closed_at=now, next_contact_at=None)
-        )
+            .where(
+                table.c.id.in_(list(paid_by_account)),
+                table.c.balance_minor <= 0,
+                table.c.status == AccountStatus.ACTIVE,
+            )
+            .values(status=AccountStatus.PAID, closed_at=now, next_contact_at=None)
+            .returning(table.c.id)
+        ).scalars()
+    )
+    if paid_off:
         promises = store.promises_to_pay
         connection.execute(
             update(promises)

@@ -117,3 +117,27 @@ def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "WEB_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_placeholder_secrets_stop_commands_in_production(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env.update(ENVIRONMENT="production", SECRET_KEY="change-me")
+    result = outreach("init", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "SECRET_KEY still hold placeholder values in production" in result.stderr
+
+
+def test_missing_input_and_rejects_folder_are_clear_errors(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    outreach("init", env=env, cwd=tmp_path)
+    missing = outreach("accounts", "import", "nope.csv", env=env, cwd=tmp_path)
+    assert (missing.returncode, "Traceback" in missing.stderr) == (2, False)
+    assert "nope.csv: no such file" in missing.stderr
+    path = write_csv(tmp_path / "a.csv", [row("A-1")])
+    bad_dir = outreach(
+        "accounts", "import", str(path), "--rejects", "no/such/dir/r.csv", env=env, cwd=tmp_path
+    )
+    assert bad_dir.returncode == 2
+    assert "cannot write rejects to no/such/dir/r.csv" in bad_dir.stderr

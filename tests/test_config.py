@@ -99,3 +99,31 @@ def test_mask_url_hides_password() -> None:
     masked = mask_url("postgresql+psycopg://app:s3cret@db:5432/outreach")
     assert "s3cret" not in masked
     assert "app:***@db:5432/outreach" in masked
+
+
+def test_mask_url_hides_passwords_in_the_query() -> None:
+    masked = mask_url("postgresql+psycopg://u@db/x?password=hunter2&sslmode=require")
+    assert "hunter2" not in masked
+    assert "sslmode=require" in masked
+
+
+def test_defaults_that_would_fail_every_row_are_errors(tmp_path: Path) -> None:
+    current = settings(
+        default_currency="usd", default_region="USA", default_cadence="nope",
+        default_locale="xx_YY", schedules_dir=tmp_path,
+    )  # fmt: skip
+    assert current.default_currency == "USD"
+    flagged = {p.setting for p in current.problems() if p.severity == "error"}
+    assert flagged == {"DEFAULT_REGION", "DEFAULT_CADENCE", "DEFAULT_LOCALE"}
+
+
+def test_partial_twilio_credentials_and_voice_without_a_number() -> None:
+    partial = settings(twilio_auth_token=SecretStr("a-real-token-value"))
+    assert any(
+        p.setting == "TWILIO_ACCOUNT_SID" and p.severity == "warning" for p in partial.problems()
+    )
+    voice = settings(
+        twilio_account_sid="AC1", twilio_auth_token=SecretStr("a-real-token-value"),
+        twilio_messaging_service_sid="MG1",
+    )  # fmt: skip
+    assert any(p.setting == "TWILIO_FROM_NUMBER" for p in voice.problems())

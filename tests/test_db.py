@@ -38,7 +38,8 @@ def test_daemon_query_indexes_exist(engine: Engine) -> None:
 def _account(**overrides: object) -> Account:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     values: dict[str, object] = {
-        "reference": "R1", "name": "Pat", "balance_minor": 100, "currency": "USD",
+        "reference": "R1", "name": "Pat", "balance_minor": 100, "imported_balance_minor": 100,
+        "currency": "USD",
         "due_date": date(2026, 1, 1), "locale": "en_US", "cadence": "standard",
         "created_at": now, "updated_at": now,
     }  # fmt: skip

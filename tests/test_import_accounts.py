@@ -391,3 +391,132 @@ def test_generated_file_with_bad_rows_lands_every_good_row(
         )
     again = run_import(engine, path, defaults, clock, batch_size=500)
     assert (again.created, again.updated, again.unchanged) == (0, 0, expected.good)
+
+
+def test_a_file_without_some_columns_leaves_their_values_alone(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    full = row("A-1", timezone="America/Chicago", locale="es_US", cadence="pre-due")
+    run_import(engine, write_csv(tmp_path / "full.csv", [full]), defaults, clock)
+    before = contacts_of(engine, "A-1")
+    balances_only = write_csv(
+        tmp_path / "balances.csv",
+        [{"reference": "A-1", "name": "Debtor A-1", "balance": "99.00", "due_date": "2026-10-15"}],
+        header=["reference", "name", "balance", "due_date"],
+    )
+    summary = run_import(engine, balances_only, defaults, clock)
+    assert summary.updated == 1
+    account = accounts_by_reference(engine)["A-1"]
+    assert account.balance_minor == 9900
+    assert (account.timezone, account.locale, account.cadence, account.jurisdiction) == (
+        "America/Chicago", "es_US", "pre-due", "US-MA",
+    )  # fmt: skip
+    assert contacts_of(engine, "A-1") == before
+    # A file with phones but no consent columns changes no consent either.
+    header = ["reference", "name", "balance", "due_date", "phone"]
+    phones_only = write_csv(tmp_path / "phones.csv", [row("A-1", balance="99.00")], header=header)
+    run_import(engine, phones_only, defaults, clock)
+    points = {p.channel: p for p in contacts_of(engine, "A-1")}
+    assert points["sms"].consent is True
+    assert points["email"].status == "active"
+    with engine.connect() as connection:
+        assert (
+            connection.execute(select(func.count()).select_from(store.compliance_events)).scalar()
+            == 0
+        )
+
+
+def test_reimporting_after_a_payment_keeps_the_payment(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    from outreach.payments import record_payment
+
+    path = write_csv(tmp_path / "a.csv", [row("A-1", balance="100.00")])
+    run_import(engine, path, defaults, clock)
+    record_payment(engine, clock, "A-1", "40.00")
+    again = run_import(engine, path, defaults, clock)
+    assert (again.updated, again.unchanged) == (0, 1)
+    assert accounts_by_reference(engine)["A-1"].balance_minor == 6000
+    # A new figure from the source system is the new truth.
+    changed = run_import(
+        engine, write_csv(tmp_path / "b.csv", [row("A-1", balance="70.00")]), defaults, clock
+    )
+    assert changed.updated == 1
+    assert accounts_by_reference(engine)["A-1"].balance_minor == 7000
+
+
+def test_semicolon_files_refuse_ambiguous_comma_amounts(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text(
+        "reference;name;balance;due_date\nE-1;Eva;12,500;2026-10-31\nE-2;Eli;12.50;2026-10-31\n",
+        encoding="utf-8",
+    )
+    seen: list[RowProblem] = []
+    summary = run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert (summary.created, summary.rejected) == (1, 1)
+    assert "ambiguous" in str(seen[0])
+    assert accounts_by_reference(engine)["E-2"].balance_minor == 1250
+
+
+def test_a_quote_left_open_names_the_lines_it_swallowed(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "quote.csv"
+    lines = ["reference,name,balance,due_date", 'Q-1,"Bad quote,5.00,2026-10-31']
+    lines += [f"G-{i},Good,5.00,2026-10-31" for i in range(3)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen: list[RowProblem] = []
+    run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert len(seen) == 1
+    assert "runs from line 2 to line 5 (a quote left open?)" in str(seen[0])
+
+
+def test_json_structures_and_unreadable_numbers_are_rejected_rows(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "odd.jsonl"
+    lines = [
+        json.dumps({**row("J-1"), "name": {"first": "A"}}),
+        '{"reference": "J-2", "balance": ' + "9" * 5000 + "}",
+        json.dumps(row("J-3")),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen: list[RowProblem] = []
+    summary = run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert (summary.created, summary.rejected) == (1, 2)
+    assert "name: expected a single value, not a JSON object or list" in str(seen[0])
+    assert seen[1].row == 2
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_rejects_files_can_be_imported_again_as_they_are(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock, suffix: str
+) -> None:
+    source = tmp_path / f"in.{suffix}"
+    bad = [row("B-1", balance="oops"), row("B-2", due_date="someday")]
+    if suffix == "csv":
+        write_csv(source, bad)
+    else:
+        source.write_text("".join(json.dumps(r) + "\n" for r in bad), encoding="utf-8")
+    first = tmp_path / f"rejects1.{suffix}"
+    second = tmp_path / f"rejects2.{suffix}"
+    run_import(engine, source, defaults, clock, rejects_path=first)
+    # Imported again as they are: still bad, still reported, and the header stays readable.
+    again = run_import(engine, first, defaults, clock, rejects_path=second)
+    assert (again.rejected, again.unknown_columns) == (2, [])
+    third = run_import(engine, second, defaults, clock)
+    assert third.rejected == 2
+    assert [p.errors for p in third.problems] == [p.errors for p in again.problems]
+
+
+def test_trailing_unnamed_columns_are_ignored(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_text(
+        "reference,name,balance,due_date,,\nX-1,Ann,1.00,2026-10-31,,\n", encoding="utf-8"
+    )
+    summary = run_import(engine, path, defaults, clock)
+    assert (summary.created, summary.rejected) == (1, 0)

@@ -105,3 +105,45 @@ def test_import_is_idempotent_and_reports_bad_rows(
     assert (second.recorded, second.already_recorded) == (0, 3)
     assert account(accounts, "A-1")["balance_minor"] == 8000
     assert rejects.read_text(encoding="utf-8").count("\n") == 5
+
+
+def test_payments_recorded_at_the_same_time_all_count(accounts: Engine, clock: FixedClock) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def pay(_: int) -> None:
+        for _attempt in range(20):  # SQLite may say "locked" under contention: retry
+            try:
+                record_payment(accounts, clock, "A-1", "1.00")
+                return
+            except Exception as exc:  # noqa: BLE001
+                if "locked" not in str(exc):
+                    raise
+        raise AssertionError("could not record a payment")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(pay, range(20)))
+    assert account(accounts, "A-1")["balance_minor"] == 10000 - 20 * 100
+
+
+def test_rows_without_date_or_id_are_not_recounted_on_another_day(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    from datetime import timedelta
+
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "reference,amount,currency,paid_on,payment_id\nA-1,40.00,,,\n", encoding="utf-8"
+    )
+    assert import_payments(accounts, path, "csv", clock).recorded == 1
+    clock.advance(timedelta(days=1))
+    assert import_payments(accounts, path, "csv", clock).already_recorded == 1
+    assert account(accounts, "A-1")["balance_minor"] == 6000
+
+
+def test_payment_ids_are_never_cut(accounts: Engine, tmp_path: Path, clock: FixedClock) -> None:
+    with pytest.raises(OutreachError, match="longer than 128"):
+        record_payment(accounts, clock, "A-1", "1", payment_id="x" * 200)
+    path = tmp_path / "p.csv"
+    path.write_text(f"reference,amount,payment_id\nA-1,1.00,{'y' * 129}\n", encoding="utf-8")
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (0, 1)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from outreach.cli import accounts, templates
 from outreach.cli.accounts import print_summary
@@ -44,7 +45,22 @@ def _root(ctx: typer.Context) -> None:
             for error in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems} (see .env.example)") from None
+    if ctx.invoked_subcommand != "config":
+        refuse_placeholder_secrets(settings)
     ctx.obj = Context(settings, SystemClock())
+
+
+def refuse_placeholder_secrets(settings: Settings) -> None:
+    """Outside development, a placeholder secret stops every command but ``config``."""
+    secrets = [
+        p for p in settings.problems() if p.severity == "error" and "placeholder" in p.message
+    ]
+    if secrets:
+        names = ", ".join(p.setting for p in secrets)
+        raise ConfigError(
+            f"{names} still hold placeholder values in {settings.environment}; set real "
+            "secrets (see 'outreach config')"
+        )
 
 
 # --- set-up ------------------------------------------------------------------------------
@@ -131,4 +147,12 @@ def main() -> None:
         app()
     except OutreachError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
+        # The engine hides bound parameters, so this names the problem without debtor data.
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        err.print(
+            f"[red]database error:[/red] {type(cause).__name__}: {first_line}", highlight=False
+        )
         sys.exit(2)

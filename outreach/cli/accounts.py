@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from outreach import store
 from outreach.cli.common import context_of, ensure_schema, err, import_defaults, out
-from outreach.errors import NotFoundError, OutreachError
+from outreach.errors import DataFileError, NotFoundError, OutreachError
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.fields import format_minor
 from outreach.importing.reader import detect_format
@@ -41,6 +41,8 @@ def accounts_import(
     context = context_of(ctx)
     ensure_schema(context)
     chosen = detect_format(file, file_format)
+    if not file.is_file():
+        raise DataFileError(f"{file}: no such file")
     with _progress() as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
 

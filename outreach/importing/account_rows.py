@@ -22,6 +22,7 @@ from outreach.importing.fields import (
     parse_phone,
     parse_timezone,
     required_text,
+    structured_columns,
     text_of,
 )
 from outreach.models import Channel, CollectorType
@@ -54,6 +55,7 @@ OPTIONAL_COLUMNS = frozenset(
     }
 )
 KNOWN_COLUMNS = REQUIRED_COLUMNS | OPTIONAL_COLUMNS
+IGNORED_COLUMNS = frozenset({"row", "errors"})
 _COLLECTOR_TYPES = frozenset(member.value for member in CollectorType)
 _EMAIL_KINDS = frozenset({"personal", "work", "unknown"})
 T = TypeVar("T")
@@ -71,6 +73,8 @@ class ImportDefaults:
     consent_source: str
     consent_at: datetime
     known_cadences: frozenset[str]
+    # False in ';'-separated files, where "12,500" could be 12.50 or 12500.
+    amount_grouping: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class ContactRecord:
     priority: int
     consent: bool
     timezone: str | None
+    # Whether the row has this consent's column: without it, an existing consent stays.
+    consent_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,9 +105,12 @@ class AccountRecord:
     contacts: tuple[ContactRecord, ...]
     consent_source: str
     consent_at: datetime
+    # The columns the row has: a column missing from the file leaves its value alone on
+    # an existing account (a file of balances only must not wipe phones or time zones).
+    present: frozenset[str] = frozenset()
 
     def account_values(self) -> dict[str, Any]:
-        """The columns an import owns on the account row."""
+        """Every column an import owns on the account row (for a new account)."""
         return {
             "name": self.name,
             "balance_minor": self.balance_minor,
@@ -113,6 +122,23 @@ class AccountRecord:
             "cadence": self.cadence,
             "collector_type": self.collector_type,
         }
+
+    def given_values(self) -> dict[str, Any]:
+        """The columns this row sets on an existing account."""
+        return {
+            name: value
+            for name, value in self.account_values().items()
+            if _SOURCE_COLUMN.get(name, name) in self.present or name in _ALWAYS_GIVEN
+        }
+
+    def manages(self, channel: str) -> bool:
+        """Whether the row speaks for this channel's contact points at all."""
+        columns = ("phone", "phone2") if channel in ("sms", "voice") else ("email",)
+        return any(column in self.present for column in columns)
+
+
+_SOURCE_COLUMN = {"balance_minor": "balance"}
+_ALWAYS_GIVEN = frozenset({"name", "balance_minor", "due_date"})
 
 
 class RowRejected(Exception):
@@ -142,10 +168,24 @@ def parse_account_row(
     """Validate one row; raise RowRejected listing every problem found in it."""
     get = values.get
     check = _Collector()
+    structured = [name for name in structured_columns(values) if name not in IGNORED_COLUMNS]
+    if structured:
+        raise RowRejected(
+            [f"{name}: expected a single value, not a JSON object or list" for name in structured]
+        )
     reference = check.take(required_text, "reference", get("reference"), 64)
     name = check.take(required_text, "name", get("name"), 200)
     currency = check.take(parse_currency, "currency", get("currency"), defaults.currency)
-    balance = check.take(parse_amount, "balance", get("balance"), currency) if currency else None
+    balance = (
+        check.take(
+            lambda c, v, cur: parse_amount(c, v, cur, grouping=defaults.amount_grouping),
+            "balance",
+            get("balance"),
+            currency,
+        )
+        if currency
+        else None
+    )
     due_date = check.take(parse_date, "due_date", get("due_date"))
     locale = check.take(parse_locale, "locale", get("locale"), defaults.locale)
     cadence = check.take(_parse_cadence, get("cadence"), defaults)
@@ -192,6 +232,7 @@ def parse_account_row(
         contacts=tuple(contacts),
         consent_source=consent_source,
         consent_at=consent_at,
+        present=frozenset(values),
     )
 
 
@@ -213,38 +254,41 @@ def _contacts(
         # Consent columns name the primary phone; a second phone has its own consent
         # columns and, without them, no consent: consent given for one number is not
         # consent for another.
-        ("phone", 0, get("sms_consent"), get("voice_consent")),
-        ("phone2", 1, get("phone2_sms_consent"), get("phone2_voice_consent")),
+        ("phone", 0, "sms_consent", "voice_consent"),
+        ("phone2", 1, "phone2_sms_consent", "phone2_voice_consent"),
     )
     seen: set[str] = set()
-    for column, priority, sms_consent_raw, voice_consent_raw in phones:
+    for column, priority, sms_column, voice_column in phones:
         if not text_of(get(column)):
             continue
         phone: Phone | None = check.take(
             parse_phone, column, get(column), defaults.region, get(f"{column}_type")
         )
-        sms_consent = check.take(parse_bool, _consent_column(column, "sms"), sms_consent_raw)
-        voice_consent = check.take(parse_bool, _consent_column(column, "voice"), voice_consent_raw)
+        sms_consent = check.take(parse_bool, sms_column, get(sms_column))
+        voice_consent = check.take(parse_bool, voice_column, get(voice_column))
         if phone is None or phone.e164 in seen:
             continue
         seen.add(phone.e164)
         primary = primary or phone
         zone = _single_zone(phone)
-        for channel, consent in ((Channel.SMS, sms_consent), (Channel.VOICE, voice_consent)):
+        for channel, consent, consent_column in (
+            (Channel.SMS, sms_consent, sms_column),
+            (Channel.VOICE, voice_consent, voice_column),
+        ):
             contacts.append(
-                ContactRecord(channel, phone.e164, phone.kind, priority, bool(consent), zone)
-            )
+                ContactRecord(channel, phone.e164, phone.kind, priority, bool(consent), zone,
+                              consent_given=consent_column in values)
+            )  # fmt: skip
     if text_of(get("email")):
         email = check.take(parse_email, "email", get("email"))
         email_consent = check.take(parse_bool, "email_consent", get("email_consent"))
         kind = check.take(parse_choice, "email_type", get("email_type"), _EMAIL_KINDS, "unknown")
         if email is not None and kind is not None:
-            contacts.append(ContactRecord(Channel.EMAIL, email, kind, 0, bool(email_consent), None))
+            given = "email_consent" in values
+            contacts.append(
+                ContactRecord(Channel.EMAIL, email, kind, 0, bool(email_consent), None, given)
+            )
     return contacts, primary
-
-
-def _consent_column(phone_column: str, channel: str) -> str:
-    return f"{channel}_consent" if phone_column == "phone" else f"{phone_column}_{channel}_consent"
 
 
 def _single_zone(phone: Phone | None) -> str | None:

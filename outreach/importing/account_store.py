@@ -130,7 +130,7 @@ class AccountUpserter:
         table = store.accounts
         columns = [
             table.c.id, table.c.reference, table.c.status, table.c.next_contact_at,
-            table.c.closed_at, *_owned_columns(),
+            table.c.closed_at, table.c.imported_balance_minor, *_owned_columns(),
         ]  # fmt: skip
         result = self.connection.execute(select(*columns).where(table.c.reference.in_(references)))
         return {row.reference: dict(row._mapping) for row in result}
@@ -145,6 +145,7 @@ class AccountUpserter:
                 {
                     "reference": record.reference,
                     **record.account_values(),
+                    "imported_balance_minor": record.balance_minor,
                     "status": AccountStatus.PAID if paid else AccountStatus.ACTIVE,
                     # A new account is considered at the next plan tick, which works out
                     # the step due (or none) from its cadence.
@@ -173,26 +174,32 @@ class AccountUpserter:
         updates: dict[str, dict[str, Any]] = {}
         for record in records:
             row = existing[record.reference]
-            wanted = record.account_values()
-            if all(row[key] == value for key, value in wanted.items()):
+            given = record.given_values()
+            figure = given.pop("balance_minor")
+            changed = {key: value for key, value in given.items() if row[key] != value}
+            # Compared with the last imported figure, not the current balance: payments
+            # recorded since then lower the balance, and the same file again must not undo them.
+            balance_changed = figure != row["imported_balance_minor"]
+            if not changed and not balance_changed:
                 continue
             change: dict[str, Any] = {
                 "b_id": row["id"],
-                **wanted,
+                **{column.name: row[column.name] for column in _owned_columns()},
+                **changed,
+                "imported_balance_minor": figure,
                 "status": row["status"],
                 "next_contact_at": row["next_contact_at"],
                 "closed_at": row["closed_at"],
                 "updated_at": self.now,
             }
+            if balance_changed:
+                change["balance_minor"] = figure
             if row["status"] == AccountStatus.ACTIVE:
-                if record.balance_minor == 0:
+                if balance_changed and figure == 0:
                     change.update(
                         status=AccountStatus.PAID, closed_at=self.now, next_contact_at=None
                     )
-                elif (row["balance_minor"], row["due_date"]) != (
-                    record.balance_minor,
-                    record.due_date,
-                ):
+                elif balance_changed or "due_date" in changed:
                     # New figures may make a different step due: reconsider at the next tick.
                     change["next_contact_at"] = self.now
             updates[record.reference] = change
@@ -202,6 +209,7 @@ class AccountUpserter:
         table = store.accounts
         columns = [
             *(c.name for c in _owned_columns()),
+            "imported_balance_minor",
             "status",
             "next_contact_at",
             "closed_at",
@@ -246,7 +254,8 @@ class AccountUpserter:
                     updates.append(update_row)
                     changed.add(account_id)
             for key, row in have.items():
-                if key not in wanted and row["status"] == ContactStatus.ACTIVE:
+                managed = record.manages(row["channel"])
+                if managed and key not in wanted and row["status"] == ContactStatus.ACTIVE:
                     # Gone from the source system: kept for the history, no longer used.
                     superseded = {"status": ContactStatus.SUPERSEDED, "updated_at": self.now}
                     updates.append({**_contact_params(row), "b_id": row["id"], **superseded})
@@ -298,7 +307,7 @@ class AccountUpserter:
             params["status"] = ContactStatus.ACTIVE
         # A number marked invalid or wrong by a provider or an agent stays so: the source
         # system does not know better than the debtor who said "wrong number".
-        if contact.consent != row["consent"]:
+        if contact.consent_given and contact.consent != row["consent"]:
             params.update(
                 consent=contact.consent,
                 consent_source=record.consent_source,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -70,6 +70,8 @@ def import_accounts(
     """Import a CSV or JSON Lines file; see ``import_account_rows`` for what happens to rows."""
     hooks = hooks or ImportHooks()
     with open_rows(path, file_format, required=REQUIRED_COLUMNS, known=KNOWN_COLUMNS) as rows:
+        if rows.delimiter != ",":
+            defaults = replace(defaults, amount_grouping=False)
         rejects = RejectsWriter(rejects_path, file_format, rows.columns) if rejects_path else None
 
         def progress(_done: int, _total: int) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 import phonenumbers
 import pycountry
 from babel import Locale, UnknownLocaleError
-from babel.numbers import get_currency_precision, list_currencies
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as phone_timezones
@@ -33,12 +32,18 @@ class FieldError(ValueError):
 
 
 def text_of(value: Any) -> str:
-    """A raw cell as stripped text ("" for missing)."""
+    """A raw cell as stripped text ("" for missing). JSON objects and lists have no text:
+    rows are checked for them first (see ``structured_columns``)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value).strip()
+
+
+def structured_columns(values: dict[str, Any]) -> list[str]:
+    """Columns whose value is a JSON object or list, where a single value belongs."""
+    return sorted(name for name, value in values.items() if isinstance(value, (dict, list)))
 
 
 def required_text(column: str, value: Any, max_length: int) -> str:
@@ -94,29 +99,65 @@ def parse_instant(column: str, value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# ISO 4217 minor units. Every active currency not listed has 2. (CLDR's display digits,
+# which Babel reports, differ for some: RSD, IQD, IRR, LBP... have minor units in ISO.)
+_MINOR_UNITS_0 = frozenset(
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "PYG",
+        "RWF",
+        "UGX",
+        "UYI",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    ]
+)
+_MINOR_UNITS_3 = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
+_MINOR_UNITS_4 = frozenset(["CLF", "UYW"])
+# X-codes that are money; the others are metals, funds and test codes.
+_X_CURRENCIES = frozenset(["XAF", "XCD", "XCG", "XOF", "XPF"])
+
+
 @cache
 def known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+    """Active ISO 4217 currencies (historic ones such as DEM and non-money codes refused)."""
+    codes = {currency.alpha_3 for currency in pycountry.currencies}
+    return frozenset(c for c in codes if not c.startswith("X") or c in _X_CURRENCIES)
 
 
 def parse_currency(column: str, value: Any, default: str) -> str:
-    code = text_of(value).upper() or default
+    code = text_of(value).upper() or default.upper()
     if code not in known_currencies():
-        raise FieldError(column, f"{code!r} is not an ISO 4217 currency code")
+        raise FieldError(column, f"{code!r} is not an active ISO 4217 currency code")
     return code
 
 
-@cache
 def currency_exponent(currency: str) -> int:
-    """Digits after the decimal point: 2 for USD, 0 for JPY, 3 for KWD."""
-    return int(get_currency_precision(currency))
+    """Digits after the decimal point (ISO 4217 minor units): 2 for USD, 0 for JPY, 3 for KWD."""
+    if currency in _MINOR_UNITS_0:
+        return 0
+    if currency in _MINOR_UNITS_3:
+        return 3
+    if currency in _MINOR_UNITS_4:
+        return 4
+    return 2
 
 
 # ASCII digits only: Decimal would also read Arabic-Indic or full-width digits.
 _AMOUNT = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?|[0-9]+(\.[0-9]+)?|\.[0-9]+")
 
 
-def parse_amount(column: str, value: Any, currency: str) -> int:
+def parse_amount(column: str, value: Any, currency: str, *, grouping: bool = True) -> int:
     """A non-negative amount in the currency's minor units, computed in decimal, never float.
 
     Accepts ``1234.5``, ``1,234.50`` and JSON numbers; refuses more decimals than the
@@ -131,6 +172,12 @@ def parse_amount(column: str, value: Any, currency: str) -> int:
         raise FieldError(column, f"{cleaned!r} is negative; record credits as payments")
     if not _AMOUNT.fullmatch(cleaned):
         raise FieldError(column, f"{cleaned!r} is not an amount such as 1234.56 or 1,234.56")
+    if "," in cleaned and not grouping:
+        # In a semicolon-separated file a comma is as likely a decimal mark (12,50) as a
+        # thousands separator (12,500): refuse rather than risk a thousandfold error.
+        raise FieldError(
+            column, f"{cleaned!r} is ambiguous in a ';'-separated file: write 12500 or 12.50"
+        )
     try:
         amount = Decimal(cleaned.replace(",", ""))
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals

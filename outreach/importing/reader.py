@@ -40,6 +40,7 @@ class RowSource:
     format: FileFormat
     columns: list[str]  # as found in the header (CSV) or empty (JSON Lines: per row)
     unknown_columns: set[str] = field(default_factory=set)
+    delimiter: str = ","
     bytes_total: int = 0
     _binary: BinaryIO | None = None
     _rows: Iterator[RawRow] | None = None
@@ -153,12 +154,14 @@ def _csv_rows(
             f"{source.path}: the header lacks required column(s) {', '.join(missing)}; "
             f"found {', '.join(header)}. Nothing was imported."
         )
-    duplicated = sorted({name for name in header if header.count(name) > 1})
+    # Spreadsheets often save trailing empty columns: unnamed columns are ignored.
+    duplicated = sorted({name for name in header if name and header.count(name) > 1})
     if duplicated:
         raise DataFileError(
             f"{source.path}: column(s) {', '.join(duplicated)} appear more than once in the header"
         )
     source.columns = header
+    source.delimiter = delimiter
     source.unknown_columns = {name for name in header if name and name not in known}
     return _csv_records(text, header, delimiter)
 
@@ -176,15 +179,16 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             last_line = reader.line_num + 1
             yield RawRow(start, {}, f"the line cannot be read as CSV ({exc})")
             continue
-        last_line = reader.line_num + 1
+        end = reader.line_num + 1  # the physical line the record ends on (header is line 1)
+        last_line = end
         if not cells or all(not cell.strip() for cell in cells):
             continue  # blank lines are not rows
         if len(cells) != len(header):
-            yield RawRow(
-                start,
-                dict(zip(header, cells, strict=False)),
-                f"has {len(cells)} cells where the header has {len(header)} columns",
-            )
+            problem = f"has {len(cells)} cells where the header has {len(header)} columns"
+            if end > start:
+                # A quote left open swallows the lines after it: say which, so none is lost.
+                problem += f"; it runs from line {start} to line {end} (a quote left open?)"
+            yield RawRow(start, dict(zip(header, cells, strict=False)), problem)
             continue
         yield RawRow(start, dict(zip(header, cells, strict=True)))
 
@@ -207,6 +211,9 @@ def _jsonl_rows(
             value = json.loads(line, parse_float=Decimal)
         except json.JSONDecodeError as exc:
             yield RawRow(number, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+            yield RawRow(number, {}, f"cannot be read ({type(exc).__name__}: {str(exc)[:80]})")
             continue
         if not isinstance(value, dict):
             yield RawRow(number, {}, "is not a JSON object")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from outreach.errors import DataFileError
 from outreach.importing.reader import FileFormat, RawRow
 
 
@@ -32,11 +33,16 @@ class RejectsWriter:
         self.path = path
         self.format = file_format
         self.count = 0
-        self._handle: TextIO = path.open("w", encoding="utf-8", newline="")
+        try:
+            self._handle: TextIO = path.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise DataFileError(f"cannot write rejects to {path}: {exc.strerror}") from None
         self._csv: Any = None
         if file_format == "csv":
+            # A rejects file imported with --rejects again keeps one row/errors pair.
+            kept = [c for c in columns if c not in ("row", "errors")]
             self._csv = csv.DictWriter(
-                self._handle, fieldnames=[*columns, "row", "errors"], extrasaction="ignore"
+                self._handle, fieldnames=[*kept, "row", "errors"], extrasaction="ignore"
             )
             self._csv.writeheader()
 
@@ -45,7 +51,9 @@ class RejectsWriter:
         if self._csv is not None:
             self._csv.writerow({**values, "row": row_number, "errors": "; ".join(errors)})
         else:
-            record = {"row": row_number, "errors": errors, "data": values}
+            # The row as it came, plus row and errors (which an import ignores): the file
+            # can be corrected and imported again as it is.
+            record = {**values, "row": row_number, "errors": errors}
             self._handle.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
 
     def close(self) -> None:

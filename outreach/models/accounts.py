@@ -35,7 +35,8 @@ class Account(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     reference: str = short(64)
     name: str = short(200)
-    balance_minor: int = money()
+    balance_minor: int = money()  # what is owed now: the last import less later payments
+    imported_balance_minor: int = money()  # the figure last imported, to tell a change
     currency: str = short(3)
     due_date: date
     status: str = short(16, default=AccountStatus.ACTIVE)

@@ -1,0 +1,379 @@
+"""Rendering: shipped templates, the sandbox, escaping, SMS segments, languages, money."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import cache
+
+import pytest
+from jinja2.exceptions import SecurityError, UndefinedError
+
+from outreach.errors import TemplateError
+from outreach.rendering.context import (
+    SAMPLE_ACCOUNTS,
+    SAMPLE_TODAY,
+    Company,
+    MessageFacts,
+    build_context,
+    format_day,
+    format_money,
+    load_company,
+    message_locale,
+)
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
+from outreach.rendering.render import Rendered, Renderer
+from outreach.rendering.sms import SmsLength, sms_length
+from tests.conftest import REPO
+
+SHIPPED = read_template_files(REPO / "templates")
+TEMPLATE_PATHS = sorted(p for p in SHIPPED if not p.startswith(f"{PARTIALS_DIR}/"))
+SPANISH_MONTHS = re.compile(
+    r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre",
+    re.IGNORECASE,
+)
+
+
+@cache
+def company() -> Company:
+    return load_company(REPO / "templates")
+
+
+def sample(reference: str) -> MessageFacts:
+    return next(s for s in SAMPLE_ACCOUNTS if s.reference == reference)
+
+
+def render_shipped(path: str, facts: MessageFacts) -> Rendered:
+    key = TemplateKey.from_path(path)
+    return Renderer(SHIPPED).render_key(
+        key, build_context(facts, company(), SAMPLE_TODAY, key.language)
+    )
+
+
+def render_source(source: str, path: str = "sms/x.firm.j2", reference: str = "SAMPLE-1") -> Rendered:
+    key = TemplateKey.from_path(path)
+    context = build_context(sample(reference), company(), SAMPLE_TODAY, key.language)
+    return Renderer({path: source, **partials()}).render_key(key, context)
+
+
+def partials() -> dict[str, str]:
+    return {p: s for p, s in SHIPPED.items() if p.startswith(f"{PARTIALS_DIR}/")}
+
+
+# --- every shipped template, every sample account ----------------------------------------
+
+
+def test_the_shipped_templates_cover_every_channel() -> None:
+    assert {TemplateKey.from_path(p).channel for p in TEMPLATE_PATHS} == {"sms", "email", "voice"}
+    assert "sms/overdue.firm.es.j2" in TEMPLATE_PATHS
+
+
+@pytest.mark.parametrize("facts", SAMPLE_ACCOUNTS, ids=[s.reference for s in SAMPLE_ACCOUNTS])
+@pytest.mark.parametrize("path", TEMPLATE_PATHS)
+def test_every_shipped_template_renders_for_every_sample_account(
+    path: str, facts: MessageFacts
+) -> None:
+    rendered = render_shipped(path, facts)
+    key = TemplateKey.from_path(path)
+    assert rendered.key == key
+    assert rendered.text.strip()
+    bodies = [rendered.text]
+    if key.channel == "email":
+        assert rendered.subject and "\n" not in rendered.subject
+        assert rendered.html and rendered.html.startswith("<!doctype html>")
+        assert rendered.voicemail is None
+        assert facts.unsubscribe_url in rendered.text and facts.unsubscribe_url in rendered.html
+        bodies += [rendered.subject, rendered.html]
+    elif key.channel == "voice":
+        assert rendered.voicemail and rendered.voicemail.strip()
+        assert rendered.subject is None and rendered.html is None
+        bodies.append(rendered.voicemail)
+    else:
+        assert rendered.sms is not None and rendered.sms.segments >= 1
+        assert rendered.subject is None and rendered.html is None and rendered.voicemail is None
+    for body in bodies:
+        assert "{{" not in body and "{%" not in body
+        assert "\n\n\n" not in body
+
+
+def test_rendering_fills_the_variables() -> None:
+    rendered = render_shipped("sms/overdue.firm.j2", sample("SAMPLE-2"))
+    assert rendered.text == (
+        "Maximilian, your Northwind Utilities balance of $12,345.67 is 93 days past due. "
+        "Please pay today or set up a plan: https://pay.northwind.example.com/SAMPLE-2 "
+        "Questions? Call (800) 555-0199. This is a message from a debt collector. "
+        "Reply STOP to opt out."
+    )
+    first_party = render_shipped("sms/overdue.firm.j2", sample("SAMPLE-1"))
+    assert "debt collector" not in first_party.text  # the disclosure is for third parties only
+    voice = render_shipped("voice/overdue.firm.j2", sample("SAMPLE-1"))
+    assert voice.voicemail == (
+        "Hello, this is Jordan Lee from Northwind Customer Care. "
+        "Please call me back at (800) 555-0199. Thank you."
+    )
+
+
+def test_a_missing_template_or_block_is_a_template_error() -> None:
+    with pytest.raises(TemplateError, match=r"no template sms/nope\.firm\.j2"):
+        Renderer(SHIPPED).resolve("sms", "nope", "firm", "en_US")
+    with pytest.raises(TemplateError, match="missing block"):
+        render_source("{% block subject %}Hi{% endblock %}", "email/x.firm.j2")
+
+
+# --- the sandbox -------------------------------------------------------------------------
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ debtor.__class__ }}",
+    "{{ debtor.__dict__ }}",
+    "{{ company.__init__.__globals__ }}",
+    "{{ company.__class__.__base__ }}",
+    "{{ company['__class__'] }}",
+    "{{ debtor | attr('__class__') }}",
+    "{{ company.texts_for.__func__.__globals__ }}",
+    "{{ lipsum.__globals__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{% set x = [] %}{{ x.append(1) }}",
+    "{% set d = {} %}{{ d.update(a=1) }}",
+    "{{ debtor.nmae }}",
+    "{{ no_such_variable }}",
+]
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_the_sandbox_refuses_internals_and_misspellings_in_sms(source: str) -> None:
+    with pytest.raises((SecurityError, UndefinedError)):
+        render_source(f"Hi {{{{ debtor.first_name }}}} {source}")
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_the_sandbox_refuses_internals_in_email_html(source: str) -> None:
+    template = (
+        "{% block subject %}Hi{% endblock %}{% block text %}Hi{% endblock %}"
+        f"{{% block html %}}<p>{source}</p>{{% endblock %}}"
+    )
+    with pytest.raises((SecurityError, UndefinedError)):
+        render_source(template, "email/x.firm.j2")
+
+
+def test_the_sandbox_still_renders_ordinary_expressions() -> None:
+    rendered = render_source("{{ debtor.name | upper }} {{ company.name }} {{ days_past_due + 1 }}")
+    assert rendered.text == "PAT SMITH NORTHWIND UTILITIES 19"
+
+
+# --- escaping ----------------------------------------------------------------------------
+
+EMAIL_PATHS = [p for p in TEMPLATE_PATHS if p.startswith("email/")]
+RAW_NAME = '<script>alert("x")</script> & Sons'
+
+
+@pytest.mark.parametrize("path", EMAIL_PATHS)
+def test_debtor_html_is_escaped_in_email_html_only(path: str) -> None:
+    facts = sample("SAMPLE-4")
+    assert facts.debtor_name == RAW_NAME
+    rendered = render_shipped(path, facts)
+    assert rendered.html is not None
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    assert "<script>" in rendered.text  # plain text is not HTML: the name stays as written
+
+
+def test_subject_and_text_keep_the_raw_characters_and_html_escapes_them() -> None:
+    rendered = render_source(
+        "{% block subject %}For {{ debtor.name }}{% endblock %}"
+        "{% block text %}Dear {{ debtor.name }},{% endblock %}"
+        "{% block html %}<p>Dear {{ debtor.name }},</p>{% endblock %}",
+        "email/x.firm.j2",
+        "SAMPLE-4",
+    )
+    assert rendered.subject == f"For {RAW_NAME}"
+    assert rendered.text == f"Dear {RAW_NAME},"
+    assert rendered.html == (
+        "<p>Dear &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Sons,</p>"
+    )
+
+
+def test_sms_and_voice_are_plain_text() -> None:
+    assert render_source("{{ debtor.name }}", reference="SAMPLE-4").text == RAW_NAME
+    voice = render_source(
+        "{% block human %}{{ debtor.name }}{% endblock %}{% block voicemail %}x{% endblock %}",
+        "voice/x.firm.j2",
+        "SAMPLE-4",
+    )
+    assert voice.text == RAW_NAME
+
+
+# --- SMS segments ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "units", "segments"),
+    [
+        pytest.param("", "GSM-7", 0, 0, id="empty"),
+        pytest.param("a", "GSM-7", 1, 1, id="one char"),
+        pytest.param("a" * 160, "GSM-7", 160, 1, id="160 ascii"),
+        pytest.param("a" * 161, "GSM-7", 161, 2, id="161 ascii"),
+        pytest.param("a" * 306, "GSM-7", 306, 2, id="306 ascii"),
+        pytest.param("a" * 307, "GSM-7", 307, 3, id="307 ascii"),
+        pytest.param("€" * 80, "GSM-7", 160, 1, id="80 euro"),
+        pytest.param("€" * 81, "GSM-7", 162, 2, id="81 euro"),
+        pytest.param("{" * 80, "GSM-7", 160, 1, id="80 braces"),
+        pytest.param("{" * 81, "GSM-7", 162, 2, id="81 braces"),
+        pytest.param("^{}\\[~]|€", "GSM-7", 18, 1, id="every extension char"),
+        pytest.param("a" * 158 + "€", "GSM-7", 160, 1, id="euro fills the last two"),
+        pytest.param("a" * 159 + "€", "GSM-7", 161, 2, id="euro one past"),
+        pytest.param("ÑñéüàÇ£¥§¿¡ΔΩ", "GSM-7", 13, 1, id="gsm accents"),
+        pytest.param("ç" + "a" * 69, "UCS-2", 70, 1, id="c-cedilla 70"),
+        pytest.param("ç" + "a" * 70, "UCS-2", 71, 2, id="c-cedilla 71"),
+        pytest.param("ç" + "a" * 133, "UCS-2", 134, 2, id="c-cedilla 134"),
+        pytest.param("ç" + "a" * 134, "UCS-2", 135, 3, id="c-cedilla 135"),
+        pytest.param("😀", "UCS-2", 2, 1, id="emoji"),
+        pytest.param("😀" + "a" * 68, "UCS-2", 70, 1, id="emoji 70 units"),
+        pytest.param("😀" + "a" * 69, "UCS-2", 71, 2, id="emoji 71 units"),
+        pytest.param("€" * 10 + "ç", "UCS-2", 11, 1, id="euro in ucs-2 is one unit"),
+    ],
+)
+def test_sms_length_against_known_strings(
+    text: str, encoding: str, units: int, segments: int
+) -> None:
+    length = sms_length(text)
+    assert (length.encoding, length.units, length.segments) == (encoding, units, segments)
+
+
+def test_sms_length_names_the_characters_that_force_ucs2() -> None:
+    assert sms_length("Hola ç ú ç 😀").non_gsm == ("ç", "ú", "😀")
+    assert sms_length("plain").non_gsm == ()
+    assert sms_length("a" * 161).describe() == "2 segments, GSM-7, 161 units"
+    assert SmsLength("UCS-2", 2, 1, ("😀",)).describe() == (
+        "1 segment, UCS-2, 2 units (UCS-2 because of '😀')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        # Part 1 holds 152 letters: the two septets of '€' (ESC + code) cannot be split, so
+        # '€' opens part 2, which then needs 2 + 152 = 154 septets > 153.
+        pytest.param("a" * 152 + "€" + "a" * 152, 3, id="escape pair at a part boundary"),
+        # The same with an emoji's surrogate pair in UCS-2: 66 + (2 + 66 = 68 > 67).
+        pytest.param("a" * 66 + "😀" + "a" * 66, 3, id="surrogate pair at a part boundary"),
+    ],
+)
+def test_sms_parts_do_not_split_a_character(text: str, segments: int) -> None:
+    assert sms_length(text).segments == segments
+
+
+# --- languages ---------------------------------------------------------------------------
+
+
+def test_an_account_gets_its_language_variant_when_there_is_one() -> None:
+    renderer = Renderer(SHIPPED)
+    assert renderer.resolve("sms", "overdue", "firm", "es_US") == TemplateKey(
+        "sms", "overdue", "firm", "es"
+    )
+    assert renderer.resolve("sms", "overdue", "friendly", "es_US") == TemplateKey(
+        "sms", "overdue", "friendly"
+    )
+    assert renderer.resolve("sms", "overdue", "firm", "en_US") == TemplateKey(
+        "sms", "overdue", "firm"
+    )
+    only_spanish = Renderer({"sms/x.firm.es.j2": "Hola"})
+    with pytest.raises(TemplateError, match=r"no template sms/x\.firm\.j2"):
+        only_spanish.resolve("sms", "x", "firm", "en_US")
+
+
+def test_the_spanish_variant_is_written_in_spanish() -> None:
+    facts = sample("SAMPLE-3")  # es_US, due 2026-11-20, $980.00
+    rendered = Renderer(SHIPPED).render(
+        "sms", "reminder", "friendly", facts, company(), SAMPLE_TODAY
+    )
+    assert rendered.key == TemplateKey("sms", "reminder", "friendly", "es")
+    assert "20 de noviembre de 2026" in rendered.text
+    assert "$980.00" in rendered.text
+    assert "Responda STOP" in rendered.text
+    assert "Este es un mensaje de un cobrador de deudas." in rendered.text
+
+
+@pytest.mark.parametrize(
+    ("channel", "name", "tone"),
+    [("sms", "overdue", "friendly"), ("email", "due", "friendly"), ("voice", "reminder", "friendly")],
+)
+def test_the_default_variant_is_formatted_in_english(channel: str, name: str, tone: str) -> None:
+    facts = sample("SAMPLE-3")
+    rendered = Renderer(SHIPPED).render(channel, name, tone, facts, company(), SAMPLE_TODAY)
+    assert rendered.key == TemplateKey(channel, name, tone)
+    bodies = [rendered.text, rendered.subject or "", rendered.html or ""]
+    assert any("November 20, 2026" in body for body in bodies)
+    for body in bodies:
+        assert not SPANISH_MONTHS.search(body), body
+        assert "Responda" not in body and "cobrador" not in body
+    if channel == "email":
+        assert rendered.html is not None and '<html lang="en">' in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("account", "language", "expected"),
+    [
+        ("es_US", "", "en_US"),
+        ("es_US", "es", "es_US"),
+        ("en_US", "", "en_US"),
+        ("en_US", "es", "es_US"),
+        ("es_MX", "en", "en_MX"),
+        ("es", "", "en"),
+        ("fr_CA", "", "en_CA"),
+    ],
+)
+def test_message_locale(account: str, language: str, expected: str) -> None:
+    assert message_locale(account, language) == expected
+
+
+def test_context_uses_the_message_locale() -> None:
+    facts = sample("SAMPLE-3")
+    english = build_context(facts, company(), SAMPLE_TODAY, "")
+    spanish = build_context(facts, company(), SAMPLE_TODAY, "es")
+    assert (english["locale"], english["due_date"]) == ("en_US", "November 20, 2026")
+    assert (spanish["locale"], spanish["due_date"]) == ("es_US", "20 de noviembre de 2026")
+    assert english["opt_out_text"] == "Reply STOP to opt out."
+    assert spanish["opt_out_text"] == "Responda STOP para no recibir mas mensajes."
+    assert english["days_until_due"] == 18 and english["days_past_due"] == 0
+
+
+def test_context_escapes_the_reference_in_links() -> None:
+    facts = MessageFacts("A/B 7?x", "Pat", 100, "USD", date(2026, 11, 1), "en_US", "first_party")
+    context = build_context(facts, company(), SAMPLE_TODAY)
+    assert context["payment_link"] == "https://pay.northwind.example.com/A%2FB%207%3Fx"
+    assert context["reference"] == "A/B 7?x"
+    assert context["days_past_due"] == 1
+
+
+# --- money and dates ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "locale", "expected"),
+    [
+        (123456, "USD", "en_US", "$1,234.56"),
+        (5, "USD", "en_US", "$0.05"),
+        (123456, "JPY", "en_US", "¥123,456"),
+        (45000, "JPY", "en_US", "¥45,000"),
+        (123456, "USD", "es_US", "$1,234.56"),
+        (98000, "USD", "es_US", "$980.00"),
+        (123456, "EUR", "es_ES", "1.234,56\xa0€"),
+        (123456, "EUR", "de_DE", "1.234,56\xa0€"),
+    ],
+)
+def test_format_money(minor: int, currency: str, locale: str, expected: str) -> None:
+    assert format_money(minor, currency, locale) == expected
+
+
+def test_three_decimal_currencies_keep_their_fils() -> None:
+    assert format_money(1234567, "KWD", "en_US").endswith("1,234.567")
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en_US", "November 2, 2026"), ("es_US", "2 de noviembre de 2026")],
+)
+def test_format_day(locale: str, expected: str) -> None:
+    assert format_day(SAMPLE_TODAY, locale) == expected

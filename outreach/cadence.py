@@ -264,12 +264,14 @@ def _order_problems(steps: Sequence[Step]) -> list[str]:
     """Due-date anchors must not go back in time from one step to the next."""
     problems = []
     last: tuple[str, int] | None = None
-    for step in steps:
+    for index, step in enumerate(steps):
         if step.anchor.base != "due_date":
             continue
         if last is not None and step.anchor.days <= last[1]:
-            problems.append(f"step {step.key}: anchor {step.anchor} is not after step "
-                            f"{last[0]}'s due_date{last[1]:+d}d: anchors out of order")  # fmt: skip
+            problems.append(
+                f"step {index + 1} ({step.key}): anchor {step.anchor} is not after step "
+                f"{last[0]}'s due_date{last[1]:+d}d: anchors out of order"
+            )
         last = (step.key, step.anchor.days)
     return problems
 

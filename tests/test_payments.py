@@ -115,7 +115,7 @@ def test_payments_recorded_at_the_same_time_all_count(accounts: Engine, clock: F
             try:
                 record_payment(accounts, clock, "A-1", "1.00")
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if "locked" not in str(exc):
                     raise
         raise AssertionError("could not record a payment")

@@ -128,18 +128,18 @@ def _show(rendered: Rendered, facts: MessageFacts) -> None:
     )
     if rendered.sms is not None:
         out.print(f"[dim]{rendered.sms.describe()}[/dim]", highlight=False)
-        out.print(rendered.text, highlight=False, markup=False)
+        out.print(rendered.text, highlight=False, markup=False, soft_wrap=True)
     elif rendered.subject is not None:
         out.print(f"[bold]Subject:[/bold] {rendered.subject}", highlight=False, markup=True)
         out.rule("text")
-        out.print(rendered.text, highlight=False, markup=False)
+        out.print(rendered.text, highlight=False, markup=False, soft_wrap=True)
         out.rule("html")
-        out.print(rendered.html or "", highlight=False, markup=False)
+        out.print(rendered.html or "", highlight=False, markup=False, soft_wrap=True)
     else:
         out.rule("a person answers")
-        out.print(rendered.text, highlight=False, markup=False)
+        out.print(rendered.text, highlight=False, markup=False, soft_wrap=True)
         out.rule("an answering machine (limited-content message)")
-        out.print(rendered.voicemail or "", highlight=False, markup=False)
+        out.print(rendered.voicemail or "", highlight=False, markup=False, soft_wrap=True)
 
 
 @templates_app.command("sync")

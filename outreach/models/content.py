@@ -27,7 +27,7 @@ class TemplateVersion(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    channel: str = short(8)
+    channel: str = short(16)  # sms, email, voice, or _partials
     name: str = short(100)
     tone: str = short(16)
     locale: str = short(16, default="")  # "" is the default-language variant

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
@@ -94,6 +94,8 @@ def lint_one(
 ) -> list[LintIssue]:
     try:
         tree = renderer.text_env.parse(source, name=path, filename=path)
+        # Compiling finds what parsing does not, such as an unknown filter.
+        renderer.text_env.compile(source, name=path, filename=path)
     except TemplateSyntaxError as exc:
         return [LintIssue(path, exc.lineno, "SYNTAX", exc.message or "syntax error")]
     if path.startswith(f"{PARTIALS_DIR}/"):
@@ -108,11 +110,15 @@ def lint_one(
     for sample in samples:
         try:
             rendered = renderer.render_key(key, _context(sample, company, today, key))
+        except TemplateNotFound as exc:
+            message = f"includes {exc.name}, which is not available (not published yet?)"
+            issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
+            break
         except (JinjaTemplateError, TemplateError, SecurityError) as exc:
             message = f"fails for sample account {sample.reference}: {exc}"
             issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
             break
-        issues += _content(path, key, rendered, sample, company, policy)
+        issues += _content(path, key, rendered, sample, company, policy, today)
     return _unique(issues)
 
 
@@ -153,30 +159,34 @@ def _structure(path: str, tree: nodes.Template, key: TemplateKey) -> list[LintIs
 
 
 def _voicemail_variables(path: str, block: nodes.Block) -> list[LintIssue]:
-    """A limited-content message may name only the caller, a person and a number."""
+    """A limited-content message may name only the caller, a person and a number: the only
+    variables allowed are the three ``company.<field>`` attributes, written as such (not
+    ``company["name"]`` nor ``company|attr("name")``, which would slip past the list)."""
     issues = []
     allowed = ", ".join(f"company.{f}" for f in sorted(LCM_COMPANY_FIELDS))
-    for node in block.find_all(nodes.Name):
-        if node.name != "company":
-            issues.append(
-                LintIssue(
-                    path,
-                    node.lineno,
-                    "REGF_LCM_CONTENT_INVALID",
-                    f"a voicemail may not use '{node.name}'; only {allowed}",
-                )
-            )
+    permitted = {
+        id(attribute.node)
+        for attribute in block.find_all(nodes.Getattr)
+        if isinstance(attribute.node, nodes.Name)
+        and attribute.node.name == "company"
+        and attribute.attr in LCM_COMPANY_FIELDS
+    }
     for attribute in block.find_all(nodes.Getattr):
         on_company = isinstance(attribute.node, nodes.Name) and attribute.node.name == "company"
         if on_company and attribute.attr not in LCM_COMPANY_FIELDS:
-            issues.append(
-                LintIssue(
-                    path,
-                    attribute.lineno,
-                    "REGF_LCM_CONTENT_INVALID",
-                    f"a voicemail may not use 'company.{attribute.attr}'; only {allowed}",
-                )
-            )
+            message = f"a voicemail may not use 'company.{attribute.attr}'; only {allowed}"
+            issues.append(LintIssue(path, attribute.lineno, "REGF_LCM_CONTENT_INVALID", message))
+            permitted.add(id(attribute.node))  # reported once, as the attribute
+    # What another template says cannot be checked here: a voicemail stands alone.
+    for node in block.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.CallBlock)):
+        message = "a voicemail may not include or import other templates"
+        issues.append(LintIssue(path, node.lineno, "REGF_LCM_CONTENT_INVALID", message))
+    for name in block.find_all(nodes.Name):
+        if id(name) in permitted:
+            continue
+        what = "company except as " + allowed if name.name == "company" else f"'{name.name}'"
+        message = f"a voicemail may not use {what}; only {allowed}"
+        issues.append(LintIssue(path, name.lineno, "REGF_LCM_CONTENT_INVALID", message))
     return issues
 
 
@@ -187,9 +197,10 @@ def _content(
     sample: MessageFacts,
     company: Company,
     policy: LintPolicy,
+    today: date,
 ) -> list[LintIssue]:
     issues: list[LintIssue] = []
-    context = _context(sample, company, SAMPLE_TODAY, key)
+    context = _context(sample, company, today, key)
     where = f"(sample account {sample.reference})"
     if key.channel == "sms":
         length = rendered.sms

@@ -8,7 +8,6 @@ part, and a character outside the Basic Multilingual Plane (most emoji) takes tw
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,15 +42,23 @@ def sms_length(text: str) -> SmsLength:
         dict.fromkeys(c for c in text if c not in GSM7_BASIC and c not in GSM7_EXTENSION)
     )
     if not non_gsm:
-        units = sum(2 if c in GSM7_EXTENSION else 1 for c in text)
-        return SmsLength("GSM-7", units, _segments(units, GSM7_SINGLE, GSM7_PART))
-    units = len(text.encode("utf-16-le")) // 2
-    return SmsLength("UCS-2", units, _segments(units, UCS2_SINGLE, UCS2_PART), non_gsm[:10])
+        costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
+        return SmsLength("GSM-7", sum(costs), _segments(costs, GSM7_SINGLE, GSM7_PART))
+    costs = [2 if ord(c) > 0xFFFF else 1 for c in text]  # outside the BMP: a surrogate pair
+    return SmsLength("UCS-2", sum(costs), _segments(costs, UCS2_SINGLE, UCS2_PART), non_gsm[:10])
 
 
-def _segments(units: int, single: int, part: int) -> int:
-    if units == 0:
+def _segments(costs: list[int], single: int, part: int) -> int:
+    """Parts as a phone fills them: a character (an escape pair, a surrogate pair) is never
+    split across two parts, so a part may end one unit short."""
+    total = sum(costs)
+    if total == 0:
         return 0
-    if units <= single:
+    if total <= single:
         return 1
-    return math.ceil(units / part)
+    parts, used = 1, 0
+    for cost in costs:
+        if used + cost > part:
+            parts, used = parts + 1, 0
+        used += cost
+    return parts

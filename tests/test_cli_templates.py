@@ -1,0 +1,126 @@
+"""The marketer's loop from the command line: lint, preview, sync, publish, roll back."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_cli import env, outreach  # noqa: F401  (env is a fixture)
+from tests.test_import_accounts import row, write_csv
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, env: dict[str, str]) -> Path:  # noqa: F811
+    for folder in ("templates", "schedules", "channels"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    env.pop("SCHEDULES_DIR", None)
+    return tmp_path
+
+
+def test_lint_passes_the_shipped_templates_and_refuses_a_broken_one(
+    workdir: Path,
+    env: dict[str, str],  # noqa: F811
+) -> None:
+    ok = outreach("templates", "lint", env=env, cwd=workdir)
+    assert ok.returncode == 0, ok.stdout
+    assert "0 issue(s)" in ok.stdout
+    sms = workdir / "templates/sms/overdue.firm.j2"
+    sms.write_text(
+        sms.read_text(encoding="utf-8").replace("{{ amount }}", "{{ amout }}"), encoding="utf-8"
+    )
+    broken = outreach("templates", "lint", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert broken.returncode == 1
+    assert (
+        "sms/overdue.firm.j2:1: UNKNOWN_VARIABLE: 'amout' is not a template variable"
+        in broken.stdout
+    )
+
+
+def test_preview_shows_what_the_debtor_receives(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+    sms = outreach(
+        "templates", "preview", "overdue", "-c", "sms", "-t", "firm", env=env, cwd=workdir
+    )
+    assert sms.returncode == 0, sms.stderr
+    assert "segments, GSM-7" in sms.stdout
+    assert "Reply STOP to opt out." in sms.stdout
+    email = outreach(
+        "templates", "preview", "reminder", "-c", "email", "-t", "friendly", "--sample", "4",
+        env=env, cwd=workdir,
+    )  # fmt: skip
+    assert "Subject: Reminder: $5.00 due on September 1, 2026" in email.stdout
+    assert "Hi <script>alert" in email.stdout  # the text body is plain text
+    assert "&lt;script&gt;" in email.stdout  # the HTML body is escaped
+    voice = outreach(
+        "templates", "preview", "overdue", "-c", "voice", "-t", "firm", env=env, cwd=workdir
+    )
+    assert "limited-content message" in voice.stdout
+    assert "Jordan Lee" in voice.stdout
+
+
+def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+    outreach("init", env=env, cwd=workdir)
+    path = write_csv(workdir / "a.csv", [row("ES-1", name="José Núñez", locale="es_US")])
+    outreach("accounts", "import", str(path), env=env, cwd=workdir)
+    result = outreach(
+        "templates", "preview", "overdue", "-c", "sms", "-t", "firm", "--account", "ES-1",
+        env=env, cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sms/overdue.firm.es.j2 for ES-1" in result.stdout
+    assert "José, su saldo de $120.50" in result.stdout
+
+
+def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+    outreach("init", env=env, cwd=workdir)
+    first = outreach("templates", "sync", "--publish", "--author", "maria", env=env, cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    assert "published sms/overdue.firm.j2 version 1" in first.stdout
+    sms = workdir / "templates/sms/overdue.firm.j2"
+    sms.write_text(
+        sms.read_text(encoding="utf-8").replace("Please pay today", "Please pay now"),
+        encoding="utf-8",
+    )
+    second = outreach("templates", "sync", "--author", "li", env=env, cwd=workdir)
+    assert "added sms/overdue.firm.j2 version 2" in second.stdout
+    assert (
+        outreach("templates", "publish", "sms/overdue.firm.j2", env=env, cwd=workdir).returncode
+        == 0
+    )
+    live = outreach(
+        "templates",
+        "preview",
+        "overdue",
+        "-c",
+        "sms",
+        "-t",
+        "firm",
+        "--published",
+        env=env,
+        cwd=workdir,
+    )
+    assert "Please pay now" in live.stdout
+    back = outreach("templates", "rollback", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert "rolled back sms/overdue.firm.j2 to version 1" in back.stdout
+    versions = outreach("templates", "versions", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert "retired" in versions.stdout
+    assert "li" in versions.stdout
+    sms.write_text("{% if %}", encoding="utf-8")
+    refused = outreach("templates", "sync", env=env, cwd=workdir)
+    assert refused.returncode == 2
+    assert "SYNTAX" in refused.stdout
+    assert "nothing was stored" in refused.stderr
+
+
+def test_cadence_mistakes_name_file_step_and_reason(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+    assert "standard: 9 steps, valid." in outreach("cadences", "check", env=env, cwd=workdir).stdout
+    path = workdir / "schedules/standard.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("channel: voice", "channel: fax", 1),
+        encoding="utf-8",
+    )
+    result = outreach("cadences", "check", env=env, cwd=workdir)
+    assert result.returncode == 2
+    assert "standard.yaml: step 6 (overdue-21d): unknown channel 'fax'" in result.stderr

@@ -1,0 +1,329 @@
+"""Template lint: the shipped templates pass, and each issue code is found where it belongs."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from outreach.rendering.context import Company, load_company
+from outreach.rendering.environment import PARTIALS_DIR, read_template_files
+from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from tests.conftest import REPO
+
+SHIPPED = read_template_files(REPO / "templates")
+PARTIALS = {p: s for p, s in SHIPPED.items() if p.startswith(f"{PARTIALS_DIR}/")}
+
+SMS = "sms/x.firm.j2"
+EMAIL = "email/x.firm.j2"
+VOICE = "voice/x.firm.j2"
+
+GOOD_SMS = (
+    "Hi {{ debtor.first_name }}, {{ amount }} is due: {{ payment_link }}\n"
+    "{%- include '_partials/sms_footer.j2' %}"
+)
+EMAIL_SUBJECT = "{% block subject %}{{ amount }} is due{% endblock %}\n"
+EMAIL_TEXT = (
+    "{% block text %}\nHi {{ debtor.first_name }}, pay {{ amount }}: {{ payment_link }}\n"
+    '{% include "_partials/email_footer.txt.j2" %}\n{% endblock %}\n'
+)
+EMAIL_HTML = (
+    "{% block html %}\n"
+    '{% import "_partials/email.html.j2" as email with context %}\n'
+    "{% call email.layout() %}<p>Hi {{ debtor.first_name }}, pay {{ amount }}.</p>{% endcall %}\n"
+    "{% endblock %}\n"
+)
+GOOD_EMAIL = EMAIL_SUBJECT + EMAIL_TEXT + EMAIL_HTML
+VOICE_HUMAN = (
+    "{% block human %}\nHello {{ debtor.name }}, this is {{ company.name }}.\n"
+    "{% if disclosure %}{{ disclosure }}{% endif %}\n"
+    "Your balance is {{ amount }}.\n{% endblock %}\n"
+)
+GOOD_VOICEMAIL = (
+    "Hello, this is {{ company.agent_name }} from {{ company.lcm_name }}. "
+    "Please call me back at {{ company.phone }}."
+)
+
+
+def voice(voicemail: str) -> str:
+    return VOICE_HUMAN + "{% block voicemail %}\n" + voicemail + "\n{% endblock %}\n"
+
+
+GOOD_VOICE = voice(GOOD_VOICEMAIL)
+
+
+@cache
+def company() -> Company:
+    return load_company(REPO / "templates")
+
+
+def lint(path: str, source: str, policy: LintPolicy | None = None) -> list[LintIssue]:
+    return lint_sources(
+        {path: source, **PARTIALS}, company(), paths=[path], policy=policy or LintPolicy()
+    )
+
+
+def codes(issues: list[LintIssue]) -> set[str]:
+    return {issue.code for issue in issues}
+
+
+def test_the_shipped_templates_lint_clean() -> None:
+    assert lint_sources(SHIPPED, company()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [(SMS, GOOD_SMS), (EMAIL, GOOD_EMAIL), (VOICE, GOOD_VOICE)],
+    ids=["sms", "email", "voice"],
+)
+def test_the_small_templates_below_start_clean(path: str, source: str) -> None:
+    assert lint(path, source) == []
+
+
+# --- parsing and structure ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "line"),
+    [
+        pytest.param(SMS, "Hi\n\n{{ debtor.name }\n{{ opt_out_text }}", 3, id="unclosed"),
+        pytest.param(SMS, "Hi\n{% if amount %}\n{{ amount }}\n{% endfi %}\n", 4, id="bad end tag"),
+        pytest.param(SMS, "Hi {{ amount | nosuchfilter }}", 1, id="unknown filter"),
+        pytest.param(EMAIL, EMAIL_SUBJECT + "{% block text %}\n{{ amount +}}\n{% endblock %}",
+                     3, id="email"),
+        pytest.param(f"{PARTIALS_DIR}/broken.j2", "line one\n{% for x in %}\n", 2,
+                     id="partial"),
+    ],
+)  # fmt: skip
+def test_syntax_errors_give_the_line(path: str, source: str, line: int) -> None:
+    issues = lint(path, source)
+    assert [(i.path, i.code, i.line) for i in issues] == [(path, "SYNTAX", line)]
+    assert issues[0].message
+    assert str(issues[0]).startswith(f"{path}:{line}: SYNTAX: ")
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "missing"),
+    [
+        pytest.param(EMAIL, EMAIL_SUBJECT + EMAIL_TEXT, ["html"], id="email without html"),
+        pytest.param(EMAIL, EMAIL_HTML, ["subject", "text"], id="email with html only"),
+        pytest.param(VOICE, VOICE_HUMAN, ["voicemail"], id="voice without voicemail"),
+        pytest.param(VOICE, "Hello {{ company.name }}", ["human", "voicemail"], id="voice plain"),
+    ],
+)
+def test_missing_blocks(path: str, source: str, missing: list[str]) -> None:
+    issues = lint(path, source)
+    assert [(i.code, i.line) for i in issues] == [("MISSING_BLOCK", None)] * len(missing)
+    for issue, block in zip(issues, missing, strict=True):
+        assert f"{{% block {block} %}}" in issue.message
+
+
+def test_unknown_variables_give_the_line() -> None:
+    source = GOOD_SMS.replace("{{ amount }}", "{{ amount }}\n\n{{ balance }} {{ debtor_name }}")
+    issues = lint(SMS, source)
+    assert [(i.code, i.line) for i in issues] == [
+        ("UNKNOWN_VARIABLE", 3),
+        ("UNKNOWN_VARIABLE", 3),
+    ]
+    assert "'balance' is not a template variable" in issues[0].message
+    assert "'debtor_name'" in issues[1].message
+
+
+def test_variables_set_in_the_template_are_not_unknown() -> None:
+    source = "{% set who = debtor.first_name %}Hi {{ who }}\n" + GOOD_SMS
+    assert lint(SMS, source) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "cause"),
+    [
+        pytest.param("Hi\n{{ debtor.nmae }} {{ opt_out_text }}", 2, "has no attribute 'nmae'",
+                     id="misspelt attribute"),
+        pytest.param("Hi\n\n{{ ''.__class__.__mro__ }} {{ opt_out_text }}", 3,
+                     "access to attribute '__class__' of 'str' object is unsafe",
+                     id="sandbox escape"),
+        pytest.param("Hi\n{{ company.__init__.__globals__ }}", 2, "unsafe", id="globals"),
+        pytest.param("Hi\n\n\n{% set x = [] %}{{ x.append(1) }}", 4, "unsafe", id="mutation"),
+    ],
+)  # fmt: skip
+def test_render_errors_give_the_sample_the_line_and_the_cause(
+    source: str, line: int, cause: str
+) -> None:
+    issues = lint(SMS, source)
+    assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", line)]
+    assert "fails for sample account SAMPLE-1" in issues[0].message
+    assert cause in issues[0].message
+
+
+def test_a_missing_include_is_a_render_error_on_its_line() -> None:
+    issues = lint(SMS, "{{ debtor.name }}\n{% include '_partials/missing.j2' %}")
+    assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", 2)]
+    assert "_partials/missing.j2" in issues[0].message
+
+
+# --- content -----------------------------------------------------------------------------
+
+
+def test_sms_longer_than_the_policy_allows() -> None:
+    source = GOOD_SMS.replace("Hi", "Hi " + "x" * 400)  # 4 GSM-7 segments for every sample
+    issues = lint(SMS, source)
+    assert codes(issues) == {"POLICY_SMS_TOO_MANY_SEGMENTS"}
+    assert len(issues) == 5  # one per sample account
+    assert "4 segments, GSM-7" in issues[0].message and "the limit is 3" in issues[0].message
+    assert lint(SMS, source, LintPolicy(max_sms_segments=4)) == []
+
+
+def test_the_segment_limit_comes_from_the_policy() -> None:
+    source = GOOD_SMS.replace("Hi", "Hi " + "x" * 100)  # 2 segments for every sample
+    assert lint(SMS, source, LintPolicy(max_sms_segments=2)) == []
+    issues = lint(SMS, source, LintPolicy(max_sms_segments=1))
+    assert codes(issues) == {"POLICY_SMS_TOO_MANY_SEGMENTS"}
+    assert "2 segments, GSM-7" in issues[0].message and "the limit is 1" in issues[0].message
+
+
+def test_a_non_gsm_character_counts_against_the_policy() -> None:
+    source = GOOD_SMS.replace("Hi", "Hi 📅 " + "x" * 60)
+    issues = lint(SMS, source, LintPolicy(max_sms_segments=2))
+    assert codes(issues) == {"POLICY_SMS_TOO_MANY_SEGMENTS"}
+    assert "UCS-2 because of '📅'" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "part"),
+    [
+        pytest.param(SMS, GOOD_SMS.replace("{%- include '_partials/sms_footer.j2' %}",
+                                           " {{ disclosure_short }}"), "opt out",
+                     id="sms without footer"),
+        pytest.param(EMAIL, GOOD_EMAIL.replace('{% include "_partials/email_footer.txt.j2" %}',
+                                               "{{ disclosure }}"), "text body",
+                     id="email text"),
+        pytest.param(EMAIL, GOOD_EMAIL, "html body", id="email html"),
+    ],
+)  # fmt: skip
+def test_opt_out_notice_missing(path: str, source: str, part: str) -> None:
+    sources = {path: source, **PARTIALS}
+    if path == EMAIL and part == "html body":  # drop the link from the shared layout instead
+        layout = PARTIALS["_partials/email.html.j2"]
+        assert '<a href="{{ unsubscribe_url }}">{{ unsubscribe_label }}</a>' in layout
+        sources["_partials/email.html.j2"] = layout.replace(
+            '<a href="{{ unsubscribe_url }}">{{ unsubscribe_label }}</a>', "{{ unsubscribe_label }}"
+        )
+    issues = lint_sources(sources, company(), paths=[path], policy=LintPolicy())
+    assert codes(issues) == {"REGF_OPTOUT_NOTICE_MISSING"}
+    assert len(issues) == 1
+    assert part in issues[0].message
+
+
+def test_sms_footer_partial_without_opt_out_fails_every_sms() -> None:
+    sources = {SMS: GOOD_SMS, **PARTIALS}
+    sources["_partials/sms_footer.j2"] = (
+        "{% if disclosure_short %} {{ disclosure_short }}{% endif %}"
+    )
+    issues = lint_sources(sources, company(), paths=[SMS, "_partials/sms_footer.j2"])
+    assert [(i.path, i.code) for i in issues] == [(SMS, "REGF_OPTOUT_NOTICE_MISSING")]
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        pytest.param(SMS, "Hi {{ debtor.first_name }}: {{ payment_link }} {{ opt_out_text }}",
+                     id="sms"),
+        pytest.param(EMAIL, GOOD_EMAIL.replace('{% include "_partials/email_footer.txt.j2" %}',
+                                               "Stop: {{ unsubscribe_url }}"), id="email text"),
+        pytest.param(VOICE, GOOD_VOICE.replace("{% if disclosure %}{{ disclosure }}{% endif %}",
+                                               ""), id="voice"),
+    ],
+)  # fmt: skip
+def test_mini_miranda_missing_for_third_party_samples_only(path: str, source: str) -> None:
+    issues = lint(path, source)
+    assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
+    flagged = sorted(i.message.rsplit("sample account ", 1)[1].rstrip(")") for i in issues)
+    assert flagged == ["SAMPLE-2", "SAMPLE-3", "SAMPLE-4"]  # the first-party ones pass
+
+
+def test_mini_miranda_in_the_html_body_too() -> None:
+    sources = {EMAIL: GOOD_EMAIL, **PARTIALS}
+    layout = PARTIALS["_partials/email.html.j2"]
+    sources["_partials/email.html.j2"] = layout.replace("{{ disclosure }}", "")
+    issues = lint_sources(sources, company(), paths=[EMAIL])
+    assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
+    assert len(issues) == 3
+
+
+# --- limited-content voicemail -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("voicemail", "line", "what"),
+    [
+        pytest.param(GOOD_VOICEMAIL + " {{ amount }}", 7, "'amount'", id="amount"),
+        pytest.param(GOOD_VOICEMAIL + "\nFor {{ debtor.name }}.", 8, "'debtor'", id="debtor"),
+        pytest.param(GOOD_VOICEMAIL + " {{ disclosure }}", 7, "'disclosure'", id="disclosure"),
+        pytest.param(GOOD_VOICEMAIL + " {{ company.name }}", 7, "'company.name'",
+                     id="company name"),
+        pytest.param(GOOD_VOICEMAIL + " {{ company.website }}", 7, "'company.website'",
+                     id="company website"),
+        pytest.param(GOOD_VOICEMAIL + " {{ self.human() }}", 7, "'self'", id="the human block"),
+        pytest.param(GOOD_VOICEMAIL + " {{ company['name'] }}", 7, "company",
+                     id="company name by subscript"),
+        pytest.param(GOOD_VOICEMAIL + " {{ company | attr('name') }}", 7, "company",
+                     id="company name by attr filter"),
+        pytest.param(GOOD_VOICEMAIL + ' {% include "_partials/sms_footer.j2" %}', 7,
+                     "include or import", id="an included partial"),
+    ],
+)  # fmt: skip
+def test_voicemail_may_use_only_the_limited_content_variables(
+    voicemail: str, line: int, what: str
+) -> None:
+    issues = lint(VOICE, voice(voicemail))
+    assert [(i.code, i.line) for i in issues] == [("REGF_LCM_CONTENT_INVALID", line)]
+    assert what in issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("voicemail", "words"),
+    [
+        pytest.param(GOOD_VOICEMAIL + " It is about a debt.", "debt", id="debt"),
+        pytest.param(GOOD_VOICEMAIL + " Your payment is overdue.", "overdue, payment",
+                     id="payment overdue"),
+        pytest.param(GOOD_VOICEMAIL + " Please PAY today.", "pay", id="pay"),
+        pytest.param(GOOD_VOICEMAIL + " Es sobre su deuda vencida.", "deuda, vencida",
+                     id="spanish"),
+    ],
+)  # fmt: skip
+def test_voicemail_may_not_mention_the_debt(voicemail: str, words: str) -> None:
+    issues = lint(VOICE, voice(voicemail))
+    assert [(i.code, i.line) for i in issues] == [("REGF_LCM_CONTENT_INVALID", None)]
+    assert issues[0].message == f"a voicemail may not mention {words}"
+
+
+@pytest.mark.parametrize(
+    ("replace", "field"),
+    [
+        ("{{ company.agent_name }}", "agent_name"),
+        ("{{ company.lcm_name }}", "lcm_name"),
+        ("{{ company.phone }}", "phone"),
+    ],
+)
+def test_voicemail_must_name_the_caller_a_person_and_a_number(replace: str, field: str) -> None:
+    issues = lint(VOICE, voice(GOOD_VOICEMAIL.replace(replace, "someone")))
+    assert [(i.code, i.line) for i in issues] == [("REGF_LCM_CONTENT_INVALID", None)]
+    assert issues[0].message == f"a voicemail must give {{{{ company.{field} }}}}"
+
+
+def test_issues_from_several_templates_are_all_reported() -> None:
+    sources = {
+        SMS: "Hi {{ debtor.first_name }}",
+        "sms/y.firm.j2": "{{ nope }}",
+        "email/z.firm.j2": "{% block subject %}{% endblock %}",
+        "sms/bad-name.j2": "x",
+        **PARTIALS,
+    }
+    issues = lint_sources(sources, company())
+    assert sorted({(i.path, i.code) for i in issues}) == [
+        ("email/z.firm.j2", "MISSING_BLOCK"),
+        ("sms/bad-name.j2", "BAD_NAME"),
+        (SMS, "REGF_MINI_MIRANDA_MISSING"),
+        (SMS, "REGF_OPTOUT_NOTICE_MISSING"),
+        ("sms/y.firm.j2", "UNKNOWN_VARIABLE"),
+    ]

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from outreach.clock import FixedClock
+from outreach.errors import NotFoundError, TemplateError
+from outreach.rendering.context import Company, load_company
+from outreach.template_store import (
+    list_versions,
+    publish_version,
+    published,
+    rollback,
+    sync_templates,
+)
+from tests.conftest import REPO
+
+SMS = "sms/overdue.firm.j2"
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    folder = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", folder)
+    return folder
+
+
+@pytest.fixture
+def company(templates: Path) -> Company:
+    return load_company(templates)
+
+
+def edit(templates: Path, path: str, old: str, new: str) -> None:
+    file = templates / path
+    text = file.read_text(encoding="utf-8")
+    assert old in text
+    file.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_sync_adds_versions_only_for_changed_content(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    first = sync_templates(engine, templates, company, clock, author="maria")
+    shipped = len(list(templates.rglob("*.j2")))
+    assert (len(first.added), first.refused, first.published) == (shipped, [], [])
+    again = sync_templates(engine, templates, company, clock, author="maria")
+    assert (again.added, len(again.unchanged)) == ([], shipped)
+    edit(templates, SMS, "Please pay today", "Please pay now")
+    third = sync_templates(engine, templates, company, clock, author="li")
+    assert third.added == [(SMS, 2)]
+    versions = list_versions(engine, SMS)
+    assert [(v.version, v.author, v.status) for v in versions] == [
+        (1, "maria", "draft"),
+        (2, "li", "draft"),
+    ]
+    assert versions[0].content_hash != versions[1].content_hash
+    assert versions[1].created_at == clock.now()
+
+
+def test_nothing_is_published_until_asked(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria")
+    with engine.connect() as connection:
+        assert published(connection).sources == {}
+    # The SMS includes a partial that is not published yet: refused, and saying why.
+    with pytest.raises(
+        TemplateError, match=r"includes _partials/sms_footer\.j2, which is not available"
+    ):
+        publish_version(engine, SMS, company, clock)
+    assert publish_version(engine, "_partials/sms_footer.j2", company, clock) == 1
+    assert publish_version(engine, SMS, company, clock) == 1
+    with engine.connect() as connection:
+        live = published(connection)
+    assert sorted(live.sources) == ["_partials/sms_footer.j2", SMS]
+    assert live.version_ids[SMS] == list_versions(engine, SMS)[0].id
+
+
+def test_publish_and_rollback_are_explicit(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    edit(templates, SMS, "Please pay today", "Please pay now")
+    report = sync_templates(engine, templates, company, clock, author="li", publish=True)
+    assert report.published == [(SMS, 2)]
+    statuses = [(v.version, v.status) for v in list_versions(engine, SMS)]
+    assert statuses == [(1, "retired"), (2, "published")]
+    assert rollback(engine, SMS, company, clock) == 1
+    with engine.connect() as connection:
+        assert "Please pay today" in published(connection).sources[SMS]
+    with pytest.raises(TemplateError, match="is its first"):
+        rollback(engine, SMS, company, clock)
+
+
+def test_a_broken_template_is_refused_and_nothing_is_stored(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    edit(templates, SMS, "{{ amount }}", "{{ amount }")
+    edit(templates, "sms/due.friendly.j2", '{%- include "_partials/sms_footer.j2" %}', "")
+    report = sync_templates(engine, templates, company, clock, author="maria")
+    assert report.added == []
+    codes = {(issue.path, issue.code) for issue in report.refused}
+    assert (SMS, "SYNTAX") in codes
+    assert ("sms/due.friendly.j2", "REGF_OPTOUT_NOTICE_MISSING") in codes
+    syntax = next(i for i in report.refused if i.code == "SYNTAX")
+    assert syntax.line == 1
+    assert list_versions(engine, SMS) == []
+
+
+def test_publishing_a_partial_lints_the_templates_that_use_it(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    # A partial that parses but drops the opt-out breaks every SMS that includes it.
+    (templates / "_partials/sms_footer.j2").write_text("{{ disclosure_short }}\n", encoding="utf-8")
+    # sync refuses it, because the SMS templates now fail lint...
+    assert sync_templates(engine, templates, company, clock, author="li").refused
+    # ...and a version stored another way cannot be published either.
+    from sqlalchemy import insert
+
+    from outreach.template_store import content_hash, versions
+
+    with engine.begin() as connection:
+        connection.execute(
+            insert(versions).values(
+                channel="_partials", name="sms_footer.j2", tone="", locale="", version=2,
+                content="{{ disclosure_short }}", content_hash=content_hash("x"),
+                status="draft", author="li", created_at=clock.now(),
+            )
+        )  # fmt: skip
+    with pytest.raises(TemplateError, match="REGF_OPTOUT_NOTICE_MISSING"):
+        publish_version(engine, "_partials/sms_footer.j2", company, clock)
+
+
+def test_unknown_template_or_version(engine: Engine, company: Company, clock: FixedClock) -> None:
+    with pytest.raises(NotFoundError, match=r"run .outreach templates sync. first"):
+        publish_version(engine, SMS, company, clock)

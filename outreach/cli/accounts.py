@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from outreach import store
-from outreach.cli.common import context_of, ensure_schema, err, import_defaults, out
+from outreach.cli.common import err, import_defaults, out, with_database
 from outreach.errors import DataFileError, NotFoundError, OutreachError
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.fields import format_minor
@@ -38,8 +38,7 @@ def accounts_import(
     quiet: Annotated[bool, typer.Option(help="Do not list rejected rows one by one.")] = False,
 ) -> None:
     """Import or update accounts by reference. Bad rows are reported; good rows land."""
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     chosen = detect_format(file, file_format)
     if not file.is_file():
         raise DataFileError(f"{file}: no such file")
@@ -104,8 +103,7 @@ def accounts_show(
     ctx: typer.Context, reference: Annotated[str, typer.Argument(help="The account reference.")]
 ) -> None:
     """Show one account: its figures, its contact points and its payments."""
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     with context.engine.connect() as connection:
         account = connection.execute(
             select(store.accounts).where(store.accounts.c.reference == reference)
@@ -158,8 +156,7 @@ def payments_import(
     """Record payments from a file; importing it again records nothing twice."""
     from outreach.payments import import_payments
 
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     summary = import_payments(
         context.engine,
         file,
@@ -194,8 +191,7 @@ def payments_record(
     """Record one payment against an account."""
     from outreach.payments import record_payment
 
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     try:
         day = date.fromisoformat(paid_on) if paid_on else None
     except ValueError:

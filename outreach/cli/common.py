@@ -46,6 +46,13 @@ def ensure_schema(context: Context) -> None:
         )
 
 
+def with_database(ctx: typer.Context) -> Context:
+    """The context of a command that reads or writes the database (refused if not migrated)."""
+    context = context_of(ctx)
+    ensure_schema(context)
+    return context
+
+
 def import_defaults(context: Context, source: str) -> ImportDefaults:
     settings = context.settings
     return ImportDefaults(

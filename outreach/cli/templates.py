@@ -15,7 +15,7 @@ from sqlalchemy import select
 from outreach import store
 from outreach.cadence import load_cadences
 from outreach.channels import lint_policy
-from outreach.cli.common import Context, context_of, ensure_schema, out
+from outreach.cli.common import Context, context_of, ensure_schema, out, with_database
 from outreach.errors import NotFoundError, TemplateError
 from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
 from outreach.rendering.environment import TemplateKey, read_template_files
@@ -35,6 +35,7 @@ templates_app = typer.Typer(
 cadences_app = typer.Typer(help="Check and show cadences.", no_args_is_help=True)
 
 ChannelOption = Annotated[str, typer.Option("--channel", "-c", help="sms, email or voice.")]
+TemplatePath = Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")]
 ToneOption = Annotated[str, typer.Option("--tone", "-t", help="friendly, firm or final.")]
 
 
@@ -149,8 +150,7 @@ def templates_sync(
     author: Annotated[str | None, typer.Option(help="Recorded with each new version.")] = None,
 ) -> None:
     """Store a new version of every template file whose content changed (after lint)."""
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     settings = context.settings
     report = sync_templates(
         context.engine,
@@ -175,12 +175,11 @@ def templates_sync(
 @templates_app.command("publish")
 def templates_publish(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")],
+    path: TemplatePath,
     version: Annotated[int | None, typer.Option(help="Default: the latest version.")] = None,
 ) -> None:
     """Publish a stored version: the daemon uses it from its next message on."""
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     settings = context.settings
     published_version = publish_version(
         context.engine,
@@ -194,24 +193,18 @@ def templates_publish(
 
 
 @templates_app.command("rollback")
-def templates_rollback(
-    ctx: typer.Context, path: Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")]
-) -> None:
+def templates_rollback(ctx: typer.Context, path: TemplatePath) -> None:
     """Publish the version before the current one."""
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     company = load_company(context.settings.templates_dir)
     version = rollback(context.engine, path, company, context.clock)
     out.print(f"rolled back {path} to version {version}", highlight=False)
 
 
 @templates_app.command("versions")
-def templates_versions(
-    ctx: typer.Context, path: Annotated[str, typer.Argument(help="Such as sms/overdue.firm.j2.")]
-) -> None:
+def templates_versions(ctx: typer.Context, path: TemplatePath) -> None:
     """List the stored versions of a template."""
-    context = context_of(ctx)
-    ensure_schema(context)
+    context = with_database(ctx)
     rows = list_versions(context.engine, path)
     if not rows:
         raise NotFoundError(f"no versions of {path}; run 'outreach templates sync'")

@@ -95,7 +95,7 @@ def test_a_conversation_bars_calls_for_seven_dates_starting_that_day() -> None:
         history,
         local(2025, 6, 9, 20),
         [NY],
-        conversation_rules=[REGF_TALK],
+        [REGF_TALK],
     )
     assert result.not_before == local(2025, 6, 10)  # June 3 is day one; June 10 is free
     free = check_frequency(
@@ -103,7 +103,7 @@ def test_a_conversation_bars_calls_for_seven_dates_starting_that_day() -> None:
         history,
         local(2025, 6, 10, 8),
         [NY],
-        conversation_rules=[REGF_TALK],
+        [REGF_TALK],
     )
     assert free.findings == []
     other_debt = check_frequency(
@@ -111,7 +111,7 @@ def test_a_conversation_bars_calls_for_seven_dates_starting_that_day() -> None:
         history,
         local(2025, 6, 4, 9),
         [NY],
-        conversation_rules=[REGF_TALK],
+        [REGF_TALK],
     )
     assert other_debt.findings == []
     texts = check_frequency(
@@ -119,7 +119,7 @@ def test_a_conversation_bars_calls_for_seven_dates_starting_that_day() -> None:
         history,
         local(2025, 6, 4, 9),
         [NY],
-        conversation_rules=[REGF_TALK],
+        [REGF_TALK],
     )
     assert texts.evaluated == []
 

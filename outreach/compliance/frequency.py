@@ -57,6 +57,9 @@ class ConversationRule:
     days: int = 7
 
 
+FrequencyRule = CountRule | ConversationRule
+
+
 @dataclass(frozen=True)
 class FrequencyFinding:
     code: str
@@ -86,22 +89,19 @@ def check_frequency(
     history: Sequence[PastContact],
     now: datetime,
     zones: Sequence[str],
-    count_rules: Sequence[CountRule] = (),
-    conversation_rules: Sequence[ConversationRule] = (),
+    rules: Sequence[FrequencyRule],
 ) -> FrequencyResult:
+    """Every rule for the proposed contact's channel, each with the latest ``not_before``
+    over the candidate zones (and debts) when it is not met."""
     result = FrequencyResult()
-    for rule in count_rules:
+    for rule in rules:
         if proposed.channel not in rule.channels:
             continue
         result.evaluated.append(rule.code)
-        finding = _count(rule, proposed, history, now, zones)
-        if finding is not None:
-            result.findings.append(finding)
-    for conversation_rule in conversation_rules:
-        if proposed.channel not in conversation_rule.channels:
-            continue
-        result.evaluated.append(conversation_rule.code)
-        finding = _after_conversation(conversation_rule, proposed, history, now, zones)
+        if isinstance(rule, CountRule):
+            finding = _count(rule, proposed, history, now, zones)
+        else:
+            finding = _after_conversation(rule, proposed, history, now, zones)
         if finding is not None:
             result.findings.append(finding)
     return result

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Row, Table, select
 from sqlmodel import SQLModel
 
+from outreach.errors import NotFoundError
 from outreach.models import (
     Account,
     ComplianceEvent,
@@ -33,3 +34,11 @@ import_runs = table_of(ImportRun)
 payments = table_of(Payment)
 promises_to_pay = table_of(PromiseToPay)
 suppressions = table_of(Suppression)
+
+
+def account_by_reference(connection: Connection, reference: str) -> Row[tuple[object, ...]]:
+    """The account row with this reference; NotFoundError names it when there is none."""
+    row = connection.execute(select(accounts).where(accounts.c.reference == reference)).first()
+    if row is None:
+        raise NotFoundError(f"no account with reference {reference!r}")
+    return row

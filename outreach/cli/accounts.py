@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from outreach import store
 from outreach.cli.common import err, import_defaults, out, with_database
-from outreach.errors import DataFileError, NotFoundError, OutreachError
+from outreach.errors import DataFileError, OutreachError
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.fields import format_minor
 from outreach.importing.reader import detect_format
@@ -105,11 +105,7 @@ def accounts_show(
     """Show one account: its figures, its contact points and its payments."""
     context = with_database(ctx)
     with context.engine.connect() as connection:
-        account = connection.execute(
-            select(store.accounts).where(store.accounts.c.reference == reference)
-        ).first()
-        if account is None:
-            raise NotFoundError(f"no account with reference {reference!r}")
+        account = store.account_by_reference(connection, reference)
         contacts = connection.execute(
             select(store.contact_points)
             .where(store.contact_points.c.account_id == account.id)
@@ -201,9 +197,7 @@ def payments_record(
         payment_id=payment_id,
     )  # fmt: skip
     with context.engine.connect() as connection:
-        account_currency = connection.execute(
-            select(store.accounts.c.currency).where(store.accounts.c.reference == reference)
-        ).scalar_one()
+        account_currency = str(store.account_by_reference(connection, reference).currency)
     shown = f"{format_minor(balance, account_currency)} {account_currency}"
     if not recorded:
         out.print(f"Payment {payment_id} was already recorded; balance {shown}, {status}.")

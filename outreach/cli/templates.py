@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from outreach import store
 from outreach.cadence import load_cadences
@@ -104,11 +103,7 @@ def templates_preview(
 def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date]:
     ensure_schema(context)
     with context.engine.connect() as connection:
-        row = connection.execute(
-            select(store.accounts).where(store.accounts.c.reference == reference)
-        ).first()
-    if row is None:
-        raise NotFoundError(f"no account with reference {reference!r}")
+        row = store.account_by_reference(connection, reference)
     facts = MessageFacts(
         row.reference,
         row.name,

@@ -9,7 +9,7 @@ misspelt variable as an empty string.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +88,3 @@ def make_environments(
     text = ImmutableSandboxedEnvironment(autoescape=False, **common)
     html = ImmutableSandboxedEnvironment(autoescape=True, **common)
     return text, html
-
-
-def mapping_lookup(sources: Mapping[str, str]) -> Callable[[str], str | None]:
-    return sources.get

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
@@ -31,6 +32,7 @@ from outreach.rendering.context import (
     SAMPLE_TODAY,
     Company,
     MessageFacts,
+    build_context,
 )
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
 from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer
@@ -108,8 +110,9 @@ def lint_one(
     if issues:
         return issues
     for sample in samples:
+        context = build_context(sample, company, today, key.language)
         try:
-            rendered = renderer.render_key(key, _context(sample, company, today, key))
+            rendered = renderer.render_key(key, context)
         except TemplateNotFound as exc:
             message = f"includes {exc.name}, which is not available (not published yet?)"
             issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
@@ -118,16 +121,8 @@ def lint_one(
             message = f"fails for sample account {sample.reference}: {exc}"
             issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
             break
-        issues += _content(path, key, rendered, sample, company, policy, today)
+        issues += _content(path, key, rendered, sample, context, company, policy)
     return _unique(issues)
-
-
-def _context(
-    sample: MessageFacts, company: Company, today: date, key: TemplateKey
-) -> dict[str, object]:
-    from outreach.rendering.context import build_context
-
-    return build_context(sample, company, today, key.language)
 
 
 def _structure(path: str, tree: nodes.Template, key: TemplateKey) -> list[LintIssue]:
@@ -195,12 +190,11 @@ def _content(
     key: TemplateKey,
     rendered: Rendered,
     sample: MessageFacts,
+    context: Mapping[str, Any],
     company: Company,
     policy: LintPolicy,
-    today: date,
 ) -> list[LintIssue]:
     issues: list[LintIssue] = []
-    context = _context(sample, company, today, key)
     where = f"(sample account {sample.reference})"
     if key.channel == "sms":
         length = rendered.sms

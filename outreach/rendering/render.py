@@ -20,7 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
 from outreach.rendering.context import Company, MessageFacts, build_context
-from outreach.rendering.environment import TemplateKey, make_environments, mapping_lookup
+from outreach.rendering.environment import TemplateKey, make_environments
 from outreach.rendering.sms import SmsLength, sms_length
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
@@ -44,7 +44,7 @@ class Renderer:
     """Renders templates from one set of sources; compiled templates are cached."""
 
     def __init__(self, sources: Mapping[str, str] | Callable[[str], str | None]) -> None:
-        self.lookup = sources if callable(sources) else mapping_lookup(sources)
+        self.lookup = sources if callable(sources) else sources.get
         self.text_env, self.html_env = make_environments(self.lookup)
 
     def resolve(self, channel: str, name: str, tone: str, locale: str) -> TemplateKey:

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     channels_dir: Path = Path("channels")
     schedules_dir: Path = Path("schedules")
+    # An operator's compliance rules laid over the packaged ones (docs/compliance.md).
+    compliance_rules_file: Path | None = None
 
     # Import defaults, used where a row leaves the column empty.
     default_region: str = "US"
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
         found += self._provider_problems()
         found += self._database_problems()
         found += self._import_default_problems()
+        found += self._compliance_problems()
         return sorted(found, key=lambda p: p.severity != "error")
 
     def _secret_problems(self) -> list[Problem]:
@@ -310,6 +313,16 @@ class Settings(BaseSettings):
                 )
             )
         return found
+
+    def _compliance_problems(self) -> list[Problem]:
+        from outreach.compliance.rules import load_ruleset  # the rules load only when asked
+        from outreach.errors import ConfigError
+
+        try:
+            load_ruleset(self.compliance_rules_file)
+        except ConfigError as exc:
+            return [Problem("COMPLIANCE_RULES_FILE", str(exc), "fix the file or unset the setting")]
+        return []
 
 
 def _resolve(choice: str, real: str, real_configured: bool) -> str:

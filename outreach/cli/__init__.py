@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from outreach.cli import accounts, templates
+from outreach.cli import accounts, compliance, templates
 from outreach.cli.accounts import print_summary
 from outreach.cli.common import Context, context_of, ensure_schema, err, import_defaults, out
 from outreach.clock import SystemClock
@@ -33,6 +33,7 @@ app.add_typer(accounts.accounts_app, name="accounts")
 app.add_typer(accounts.payments_app, name="payments")
 app.add_typer(templates.templates_app, name="templates")
 app.add_typer(templates.cadences_app, name="cadences")
+app.add_typer(compliance.compliance_app, name="compliance")
 
 
 @app.callback()

@@ -31,6 +31,7 @@ class PastContact:
     debts: tuple[str, ...]
     outcome: str  # no_answer, voicemail, limited_content_message, conversation, busy, ...
     to: str | None = None
+    automated: bool = False  # prerecorded voice or an automated text
 
 
 @dataclass(frozen=True)

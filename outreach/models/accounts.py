@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, Time, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import money, reference_to, short, when
@@ -142,10 +142,13 @@ class ComplianceEventKind(StrEnum):
     CONSENT = "consent"
     CONSENT_REVOKED = "consent_revoked"
     CEASE = "cease"
+    CEASE_WITHDRAWN = "cease_withdrawn"
     DISPUTE = "dispute"
     DISPUTE_RESOLVED = "dispute_resolved"
     ATTORNEY = "attorney"
+    ATTORNEY_WITHDRAWN = "attorney_withdrawn"
     BANKRUPTCY = "bankruptcy"
+    BANKRUPTCY_CLOSED = "bankruptcy_closed"
     CONVERSATION = "conversation"
 
 
@@ -181,3 +184,18 @@ class ImportRun(SQLModel, table=True):
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+
+
+class DesignatedTime(SQLModel, table=True):
+    """A time the debtor said is inconvenient (Reg F 1006.6(b)(1)): never contact then."""
+
+    __tablename__ = "designated_time"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = reference_to("account")
+    days: str = short(27)  # comma-separated weekdays: mon,tue,...
+    start_local: time = Field(sa_type=Time())
+    end_local: time = Field(sa_type=Time())  # at or before start: runs past midnight
+    source: str = short(200)
+    created_at: datetime = when()
+    withdrawn_at: datetime | None = when(nullable=True)

@@ -50,6 +50,9 @@ class Attempt(SQLModel, table=True):
     body: str = text()
     body_html: str | None = text(nullable=True)
     status: str = short(16, default=AttemptStatus.QUEUED)
+    # What came of it, in compliance's words (no_answer, voicemail, conversation, busy...).
+    outcome: str | None = short(32, nullable=True, default=None)
+    automated: bool = True  # planned by the daemon; False for an agent's own message
     provider_message_id: str | None = short(100, nullable=True, default=None)
     error_code: str | None = short(32, nullable=True, default=None)
     error_message: str | None = short(500, nullable=True, default=None)

@@ -1,0 +1,320 @@
+"""``outreach compliance``: ask the engine, explain its decisions, record what debtors said."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+from sqlalchemy import Connection, select
+
+from outreach import store
+from outreach.cli.common import Context, context_of, out, with_database
+from outreach.compliance.decision import Decision
+from outreach.compliance.engine import evaluate
+from outreach.compliance.facts import EVENT_KINDS
+from outreach.compliance.rules import RuleSet, load_ruleset
+from outreach.compliance.scenario import read_scenario
+from outreach.compliance.windows import WEEKDAYS
+from outreach.compliance_store import (
+    decisions,
+    designated_times,
+    load_debtors,
+    situation,
+)
+from outreach.errors import NotFoundError, OutreachError
+from outreach.models import ContactStatus
+
+compliance_app = typer.Typer(
+    help="Ask the compliance engine, explain its decisions, record what debtors said.",
+    no_args_is_help=True,
+)
+CHANNELS = ("sms", "email", "voice")
+
+
+def ruleset_of(context: Context) -> RuleSet:
+    return load_ruleset(context.settings.compliance_rules_file)
+
+
+@compliance_app.command("check")
+def check(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A scenario file (docs/compliance.md).")],
+) -> None:
+    """Evaluate a what-if scenario and print the decision as JSON."""
+    decision = evaluate(read_scenario(file).situation(), ruleset_of(context_of(ctx)))
+    out.print_json(json.dumps(decision.as_json()))
+
+
+@compliance_app.command("explain")
+def explain(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="The account's reference.")],
+    channel: Annotated[
+        str | None, typer.Option(help="sms, email or voice; every channel by default.")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="An instant with its offset (ISO 8601); now by default.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decisions as JSON.")] = False,
+) -> None:
+    """Say in plain words whether, and when, outreach may contact an account, and why."""
+    context = with_database(ctx)
+    if channel is not None and channel not in CHANNELS:
+        raise OutreachError(f"--channel {channel!r}: use one of {', '.join(CHANNELS)}")
+    now = _instant(at) if at else context.clock.now()
+    rules = ruleset_of(context)
+    with context.engine.connect() as connection:
+        row = store.account_by_reference(connection, account)
+        record = load_debtors(
+            connection, [row], now, rules.lookback_days, context.settings.default_region
+        )[row.id]
+        targets = _addresses(connection, row.id, [channel] if channel else list(CHANNELS))
+    answers = [
+        (ch, address, evaluate(situation(record, ch, address, now), rules))
+        for ch, address in targets
+    ]
+    if as_json:
+        out.print_json(
+            json.dumps([{"channel": c, "to": a} | d.as_json() for c, a, d in answers], default=str)
+        )
+        return
+    out.print(
+        f"Account {row.reference} ({row.name}): {row.collector_type.replace('_', '-')} "
+        f"collection, jurisdiction {record.jurisdiction}",
+        highlight=False,
+    )
+    if not answers:
+        out.print("No active contact point on the channels asked about.")
+        return
+    first = answers[0][2]
+    out.print("Where the debtor may be: " + "; ".join(f"{z} ({s})" for z, s in first.zones))
+    out.print(
+        f"Asked at {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC, rule set {first.ruleset_version}"
+    )
+    for ch, address, decision in answers:
+        out.print(f"\n{ch} to {address}: {_headline(decision)}", highlight=False)
+        for reason in decision.reasons:
+            if reason.code == "OK":
+                continue
+            out.print(f"  - {reason.code}: {reason.detail}.", highlight=False)
+            if reason.lifted_by:
+                out.print(f"    Lifted by {reason.lifted_by}.", highlight=False)
+            out.print(f"    ({reason.citation})", style="dim", highlight=False)
+        passed = sum(1 for c in decision.checks if c.outcome == "pass")
+        out.print(f"  {len(decision.checks)} rules evaluated, {passed} passed.", style="dim")
+
+
+@compliance_app.command("decisions")
+def list_decisions(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="The account's reference.")],
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The decisions stored for an account, newest first."""
+    context = with_database(ctx)
+    with context.engine.connect() as connection:
+        row = store.account_by_reference(connection, account)
+        found = connection.execute(
+            select(decisions)
+            .where(decisions.c.account_id == row.id)
+            .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+            .limit(limit)
+        ).all()
+    table = Table("id", "decided (UTC)", "stage", "step", "channel", "verdict", "not before",
+                  "reasons", "rules")  # fmt: skip
+    for d in found:
+        table.add_row(
+            str(d.id),
+            f"{d.decided_at:%Y-%m-%d %H:%M}",
+            d.stage,
+            d.step_key or "",
+            f"{d.channel} {d.address or ''}".strip(),
+            d.verdict,
+            f"{d.not_before:%Y-%m-%d %H:%M}" if d.not_before else "",
+            ", ".join(r["code"] for r in d.reasons),
+            d.ruleset_version,
+        )
+    out.print(table)
+
+
+@compliance_app.command("snapshot")
+def snapshot(
+    ctx: typer.Context,
+    decision_id: Annotated[int, typer.Argument(help="A decision's id (see 'decisions').")],
+) -> None:
+    """Print what a stored decision was asked, as a scenario for 'compliance check'."""
+    context = with_database(ctx)
+    with context.engine.connect() as connection:
+        found = connection.execute(
+            select(decisions.c.input_snapshot).where(decisions.c.id == decision_id)
+        ).scalar_one_or_none()
+    if found is None:
+        raise NotFoundError(f"no decision {decision_id} with a stored input")
+    out.print_json(json.dumps(found))
+
+
+@compliance_app.command("rules")
+def rules(
+    ctx: typer.Context,
+    jurisdiction: Annotated[str, typer.Option(help="e.g. US, US-MA, US-NY-NYC.")] = "US",
+    collector: Annotated[str, typer.Option(help="first_party or third_party.")] = "third_party",
+    on: Annotated[str | None, typer.Option(help="A date (YYYY-MM-DD); today by default.")] = None,
+) -> None:
+    """The rules in force for a jurisdiction and collector type, with their citations."""
+    context = context_of(ctx)
+    ruleset = ruleset_of(context)
+    day = datetime.fromisoformat(on).date() if on else context.clock.now().date()
+    table = Table("code", "kind", "channels", "profile", "citation", title=ruleset.version)
+    for profile, rule in ruleset.rules_for([jurisdiction.upper()], collector, day):
+        table.add_row(rule.code, rule.kind, ",".join(rule.channels), profile.id, rule.citation)
+    out.print(table)
+
+
+@compliance_app.command("record")
+def record(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="The account's reference.")],
+    kind: Annotated[str, typer.Option(help=f"One of {', '.join(EVENT_KINDS)}.")],
+    channel: Annotated[str | None, typer.Option(help="sms, email or voice.")] = None,
+    address: Annotated[str | None, typer.Option(help="The phone or email it concerns.")] = None,
+    at: Annotated[str | None, typer.Option(help="When it happened (ISO 8601); now.")] = None,
+    source: Annotated[str, typer.Option(help="Who or what says so.")] = "cli",
+    note: Annotated[str | None, typer.Option(help="Free text for the record.")] = None,
+) -> None:
+    """Record what a debtor said or what happened (a cease letter, a dispute, an opt-out)."""
+    context = with_database(ctx)
+    if kind not in EVENT_KINDS:
+        raise OutreachError(f"--kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
+    if channel is not None and channel not in CHANNELS:
+        raise OutreachError(f"--channel {channel!r}: use one of {', '.join(CHANNELS)}")
+    when = _instant(at) if at else context.clock.now()
+    with context.engine.begin() as connection:
+        row = store.account_by_reference(connection, account)
+        connection.execute(
+            store.compliance_events.insert().values(
+                account_id=row.id, kind=kind, channel=channel, address=address,
+                occurred_at=when, source=source[:200], note=note[:500] if note else None,
+            )
+        )  # fmt: skip
+    out.print(f"Recorded {kind} for {account} at {when.isoformat()}.")
+
+
+@compliance_app.command("designate")
+def designate(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="The account's reference.")],
+    start: Annotated[str, typer.Option("--from", help="Local time, HH:MM.")],
+    end: Annotated[str, typer.Option("--to", help="Local time, HH:MM (past midnight is fine).")],
+    days: Annotated[str, typer.Option(help="Weekdays, e.g. mon,tue or mon-fri.")] = "mon-sun",
+    source: Annotated[str, typer.Option(help="Who or what says so.")] = "cli",
+) -> None:
+    """Record a time the debtor said is inconvenient; outreach never contacts them then."""
+    context = with_database(ctx)
+    weekdays = _weekdays(days)
+    start_at, end_at = _clock(start, "--from"), _clock(end, "--to")
+    if start_at == end_at:
+        raise OutreachError("--from and --to are the same time: nothing would be designated")
+    with context.engine.begin() as connection:
+        row = store.account_by_reference(connection, account)
+        connection.execute(
+            designated_times.insert().values(
+                account_id=row.id, days=",".join(weekdays), start_local=start_at,
+                end_local=end_at, source=source[:200], created_at=context.clock.now(),
+            )
+        )  # fmt: skip
+    out.print(f"{account}: no contact {','.join(weekdays)} {start}-{end} local time.")
+
+
+@compliance_app.command("designations")
+def designations(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="The account's reference.")],
+    withdraw: Annotated[int | None, typer.Option(help="Withdraw this designation id.")] = None,
+) -> None:
+    """List an account's designated inconvenient times, or withdraw one."""
+    context = with_database(ctx)
+    with context.engine.begin() as connection:
+        row = store.account_by_reference(connection, account)
+        own = designated_times.c.account_id == row.id
+        if withdraw is not None:
+            done = connection.execute(
+                designated_times.update()
+                .where(own, designated_times.c.id == withdraw)
+                .where(designated_times.c.withdrawn_at.is_(None))
+                .values(withdrawn_at=context.clock.now())
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"{account} has no designation {withdraw} in force")
+            out.print(f"Withdrew designation {withdraw}.")
+            return
+        found = connection.execute(select(designated_times).where(own)).all()
+    table = Table("id", "days", "from", "to", "source", "withdrawn")
+    for d in found:
+        table.add_row(str(d.id), d.days, f"{d.start_local:%H:%M}", f"{d.end_local:%H:%M}",
+                      d.source, f"{d.withdrawn_at:%Y-%m-%d}" if d.withdrawn_at else "")  # fmt: skip
+    out.print(table)
+
+
+def _addresses(connection: Connection, account_id: int, channels: list[str]) -> list[Any]:
+    """The primary active address on each channel asked about."""
+    points = store.contact_points
+    rows = connection.execute(
+        select(points.c.channel, points.c.address)
+        .where(
+            points.c.account_id == account_id,
+            points.c.status == ContactStatus.ACTIVE,
+            points.c.channel.in_(channels),
+        )
+        .order_by(points.c.priority)
+    ).all()
+    chosen: dict[str, str] = {}
+    for row in rows:
+        chosen.setdefault(row.channel, row.address)
+    return [(channel, chosen[channel]) for channel in channels if channel in chosen]
+
+
+def _headline(decision: Decision) -> str:
+    if decision.verdict == "allow":
+        return "[green]ALLOWED now[/green]"
+    if decision.verdict == "block":
+        return "[red]BLOCKED[/red] until an event lifts it"
+    assert decision.not_before is not None
+    local = "; ".join(
+        f"{decision.not_before.astimezone(ZoneInfo(zone)):%a %H:%M} {zone}"
+        for zone in dict.fromkeys(z for z, _ in decision.zones)
+    )
+    return f"[yellow]DEFERRED[/yellow] until {decision.not_before:%Y-%m-%d %H:%M} UTC ({local})"
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise OutreachError(f"{text!r} is not an ISO 8601 instant") from None
+    if value.tzinfo is None:
+        raise OutreachError(f"{text!r} needs a UTC offset, e.g. 2026-06-03T10:30:00-04:00")
+    return value
+
+
+def _clock(text: str, option: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise OutreachError(f"{option} {text!r} is not a time such as 09:00") from None
+
+
+def _weekdays(text: str) -> list[str]:
+    chosen: list[str] = []
+    for part in text.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise OutreachError(f"--days {text!r}: use weekdays such as mon,tue or mon-fri")
+        i, j = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        span = WEEKDAYS[i : j + 1] if i <= j else WEEKDAYS[i:] + WEEKDAYS[: j + 1]
+        chosen += [d for d in span if d not in chosen]
+    return [d for d in WEEKDAYS if d in chosen]

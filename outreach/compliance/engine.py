@@ -1,0 +1,137 @@
+"""The compliance engine: ``evaluate(situation, ruleset) -> Decision``.
+
+The order follows the catalog: scope (which profiles and rules bind this collector for
+this debtor's jurisdictions), hard blocks (holds, prohibited medium, opt-out, consent,
+employer email), then frequency and the time windows, which give ``not_before``. Every
+rule that applies is evaluated and recorded, not only the one that fires. Pure: no
+database, no clock, no network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from outreach.compliance.decision import OK, Check, Decision, Reason, Verdict
+from outreach.compliance.facts import Situation
+from outreach.compliance.rules import (
+    ConversationRuleSpec,
+    CountRuleSpec,
+    DesignatedTimesRule,
+    HoldRule,
+    Profile,
+    RestrictedDaysRule,
+    Rule,
+    RuleSet,
+    WindowRule,
+)
+from outreach.compliance.status import StatusRule, applies, check_status
+from outreach.compliance.timing import TimingRule, first_open, frequency_applies
+from outreach.compliance.zones import candidate_zones, jurisdiction_of_number
+
+_TIMING = (WindowRule, RestrictedDaysRule, DesignatedTimesRule, CountRuleSpec, ConversationRuleSpec)
+LOCATION_UNKNOWN = "POLICY_LOCATION_UNKNOWN"
+
+
+def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
+    if situation.now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    contact = situation.contact
+    jurisdictions = candidate_jurisdictions(situation)
+    chosen = _applicable(
+        ruleset.rules_for(jurisdictions, situation.collector, situation.now.astimezone(UTC).date()),
+        contact.channel,
+    )
+    candidates = candidate_zones(
+        situation.debtor,
+        ruleset.all_zones(situation.country),
+        (situation.jurisdiction, ruleset.region_zones(situation.jurisdiction)),
+    )
+    checks: list[Check] = []
+    blocks: list[Reason] = []
+    timing_rules: list[tuple[Profile, TimingRule]] = []
+    for profile, rule in chosen:
+        if isinstance(rule, _TIMING):
+            if isinstance(rule, CountRuleSpec | ConversationRuleSpec) and not frequency_applies(
+                rule, situation
+            ):
+                checks.append(Check(rule.code, "skip", profile.id))
+            else:
+                timing_rules.append((profile, rule))
+            continue
+        status_rule: StatusRule = rule
+        if not applies(status_rule, situation):
+            checks.append(Check(rule.code, "skip", profile.id))
+            continue
+        found = check_status(status_rule, situation)
+        checks.append(Check(rule.code, "block" if found else "pass", profile.id))
+        if found is not None:
+            blocks.append(found)
+
+    zones = tuple((s.zone, s.source) for s in candidates.signals)
+    if timing_rules and not candidates.zones:
+        blocks.append(
+            Reason(
+                LOCATION_UNKNOWN,
+                "House policy: contact windows need the debtor's time zone",
+                "block",
+                f"nothing tells where the debtor is and the rules for {situation.country} "
+                "name no zones to fall back on",
+                lifted_by="the debtor's time zone recorded on the account or a phone",
+            )
+        )
+        checks.extend(Check(rule.code, "skip", profile.id) for profile, rule in timing_rules)
+        timing_rules = []
+    timing = first_open(situation, candidates, jurisdictions, [rule for _, rule in timing_rules])
+    checks.extend(
+        Check(rule.code, timing.outcomes.get(rule.code, "pass"), profile.id)
+        for profile, rule in timing_rules
+    )
+
+    def decide(verdict: Verdict, not_before: datetime | None, reasons: list[Reason]) -> Decision:
+        return Decision(
+            verdict, not_before, tuple(reasons), tuple(checks), ruleset.version, zones,
+            tuple(jurisdictions),
+        )  # fmt: skip
+
+    timing_blocks = [r for r in timing.reasons if r.effect == "block"]
+    if blocks or timing_blocks:
+        return decide("block", None, blocks + timing_blocks)
+    assert timing.not_before is not None
+    if timing.not_before > situation.now:
+        return decide("defer", timing.not_before.astimezone(UTC), timing.reasons)
+    return decide("allow", None, [OK])
+
+
+def candidate_jurisdictions(situation: Situation) -> list[str]:
+    """The debtor's jurisdiction; where only the country is known, every state a phone's area
+    code points to as well (the catalog: run the most restrictive candidate)."""
+    found = [situation.jurisdiction]
+    if "-" not in situation.jurisdiction:
+        for phone in situation.debtor.phones:
+            state = jurisdiction_of_number(phone.number)
+            if state and state.startswith(situation.jurisdiction + "-"):
+                found.append(state)
+    return list(dict.fromkeys(found))
+
+
+def _applicable(rules: Sequence[tuple[Profile, Rule]], channel: str) -> list[tuple[Profile, Rule]]:
+    """The rules for this channel. A house-policy rule (profile ``*``) stands back where a
+    law's rule of the same kind already covers the contact, so one fact gives one reason."""
+    for_channel = [(p, r) for p, r in rules if channel in r.channels]
+    covered = {_coverage(r) for p, r in for_channel if p.jurisdiction != "*"}
+    return [
+        (p, r)
+        for p, r in for_channel
+        if p.jurisdiction != "*" or _coverage(r) not in covered or not _yields(r)
+    ]
+
+
+def _coverage(rule: Rule) -> tuple[str, str]:
+    return (rule.kind, rule.event if isinstance(rule, HoldRule) else "")
+
+
+def _yields(rule: Rule) -> bool:
+    """House rules that restate a law (windows, designated times, holds) yield to it; caps
+    and opt-out ledgers are the house's own and always apply."""
+    return isinstance(rule, WindowRule | DesignatedTimesRule | HoldRule)

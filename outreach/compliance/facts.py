@@ -1,0 +1,118 @@
+"""What the engine is told: the debtor, their history and events, and the proposed contact.
+
+These are plain values; the scenario reader (``scenario.py``) and the database loader
+(``outreach.compliance_store``) both build them. Every instant is aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from outreach.compliance.frequency import PastContact
+from outreach.compliance.windows import InconvenientTime
+
+EVENT_KINDS = (
+    "opt_out",
+    "opt_in",
+    "prohibited_medium",
+    "consent",
+    "consent_revoked",
+    "cease",
+    "cease_withdrawn",
+    "dispute",
+    "dispute_resolved",
+    "attorney",
+    "attorney_withdrawn",
+    "bankruptcy",
+    "bankruptcy_closed",
+    "conversation",
+)
+OUTCOMES = (
+    "no_answer",
+    "voicemail",
+    "limited_content_message",
+    "conversation",
+    "busy",
+    "not_in_service",
+    "delivered",
+    "failed",
+)
+# The event that lifts each hold.
+LIFTED_BY = {
+    "cease": "cease_withdrawn",
+    "attorney": "attorney_withdrawn",
+    "dispute": "dispute_resolved",
+    "bankruptcy": "bankruptcy_closed",
+}
+
+
+@dataclass(frozen=True)
+class Phone:
+    number: str  # E.164
+    kind: str = "unknown"  # mobile, landline, work, unknown
+    timezone: str | None = None  # None: inferred from the number
+    consent: bool = False  # recorded consent to automated calls and texts
+
+
+@dataclass(frozen=True)
+class Email:
+    address: str
+    kind: str = "unknown"  # personal, work, unknown
+    consent: bool = False  # the debtor's consent to email at this address
+
+
+@dataclass(frozen=True)
+class Debtor:
+    timezone: str | None = None  # where the debtor lives (address), if known
+    other_timezones: tuple[str, ...] = ()  # any other location signal
+    phones: tuple[Phone, ...] = ()
+    emails: tuple[Email, ...] = ()
+    inconvenient_times: tuple[InconvenientTime, ...] = ()
+    represented_by_attorney: bool = False
+
+    def address_kind(self, channel: str, address: str) -> str:
+        if channel == "email":
+            return next((e.kind for e in self.emails if e.address == address), "unknown")
+        return next((p.kind for p in self.phones if p.number == address), "unknown")
+
+    def recorded_consent(self, channel: str, address: str) -> bool:
+        if channel == "email":
+            return any(e.consent for e in self.emails if e.address == address)
+        return any(p.consent for p in self.phones if p.number == address)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the debtor said or that happened to them (an opt-out, a dispute...)."""
+
+    at: datetime
+    kind: str
+    channel: str | None = None
+    address: str | None = None
+    debts: tuple[str, ...] = ()  # empty: every debt
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The contact the engine is asked about."""
+
+    channel: str
+    to: str
+    debts: tuple[str, ...]
+    automated: bool = True
+
+
+@dataclass(frozen=True)
+class Situation:
+    now: datetime
+    jurisdiction: str  # ISO 3166-2 with an optional city (US-NY-NYC); a country alone (US)
+    collector: str  # first_party, third_party
+    debtor: Debtor
+    contact: Contact
+    history: tuple[PastContact, ...] = ()
+    events: tuple[Event, ...] = field(default=())
+
+    @property
+    def country(self) -> str:
+        return self.jurisdiction.split("-", 1)[0]

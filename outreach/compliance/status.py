@@ -1,0 +1,200 @@
+"""Whether to contact at all: holds, opt-outs, prohibited media, consent, employer email.
+
+Each check reads the debtor's events in time order (the latest event about a thing wins:
+an opt-in after an opt-out lifts it) and returns a blocking ``Reason`` or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from outreach.compliance.decision import Reason
+from outreach.compliance.facts import LIFTED_BY, Event, Situation
+from outreach.compliance.rules import (
+    ConsentRule,
+    EmployerEmailRule,
+    HoldRule,
+    OptOutRule,
+    ProhibitedMediumRule,
+)
+
+StatusRule = HoldRule | OptOutRule | ProhibitedMediumRule | ConsentRule | EmployerEmailRule
+
+_HOLD_WORDS = {
+    "cease": "the debtor asked in writing that communication stop",
+    "attorney": "the debtor is represented by an attorney about this debt",
+    "dispute": "the debtor disputed the debt and it has not been verified",
+    "bankruptcy": "the debtor is in bankruptcy",
+}
+_LIFT_WORDS = {
+    "cease": "the debtor withdrawing the cease request (event cease_withdrawn)",
+    "attorney": "the attorney consenting to direct contact or not answering in reasonable "
+    "time (event attorney_withdrawn)",
+    "dispute": "verification sent to the debtor (event dispute_resolved)",
+    "bankruptcy": "the stay lifted by the court or the case dismissed (event bankruptcy_closed)",
+}
+
+
+def check_status(rule: StatusRule, situation: Situation) -> Reason | None:
+    if isinstance(rule, HoldRule):
+        return _hold(rule, situation)
+    if isinstance(rule, OptOutRule):
+        return _opt_out(rule, situation)
+    if isinstance(rule, ProhibitedMediumRule):
+        return _prohibited_medium(rule, situation)
+    if isinstance(rule, ConsentRule):
+        return _consent(rule, situation)
+    return _employer_email(rule, situation)
+
+
+def applies(rule: StatusRule, situation: Situation) -> bool:
+    """Whether the rule concerns this contact at all (else it is skipped)."""
+    contact = situation.contact
+    if isinstance(rule, ConsentRule):
+        if rule.automated_only and not contact.automated:
+            return False
+        kind = situation.debtor.address_kind(contact.channel, contact.to)
+        return rule.address_kinds is None or kind in rule.address_kinds
+    return True
+
+
+def _past(situation: Situation) -> list[Event]:
+    return sorted((e for e in situation.events if e.at <= situation.now), key=lambda e: e.at)
+
+
+def _latest(events: Iterable[Event]) -> Event | None:
+    last = None
+    for event in events:
+        last = event
+    return last
+
+
+def _hold(rule: HoldRule, situation: Situation) -> Reason | None:
+    debts = set(situation.contact.debts)
+    lifted_by = LIFTED_BY[rule.event]
+    latest = _latest(
+        e
+        for e in _past(situation)
+        if e.kind in (rule.event, lifted_by) and (not e.debts or debts & set(e.debts))
+    )
+    active = latest is not None and latest.kind == rule.event
+    if rule.event == "attorney" and situation.debtor.represented_by_attorney:
+        active = True
+    if not active:
+        return None
+    since = f" since {latest.at.date().isoformat()}" if latest and latest.kind == rule.event else ""
+    return Reason(
+        rule.code,
+        rule.citation,
+        "block",
+        f"{_HOLD_WORDS[rule.event]}{since}",
+        lifted_by=_LIFT_WORDS[rule.event],
+    )
+
+
+def _opt_out(rule: OptOutRule, situation: Situation) -> Reason | None:
+    contact = situation.contact
+    latest = _latest(
+        e
+        for e in _past(situation)
+        if e.kind in ("opt_out", "opt_in")
+        and e.channel == contact.channel
+        and e.address in (None, contact.to)
+    )
+    if latest is None or latest.kind != "opt_out":
+        return None
+    return Reason(
+        rule.code,
+        rule.citation,
+        "block",
+        f"{contact.to} opted out of {contact.channel} on {latest.at.date().isoformat()}",
+        lifted_by=f"the debtor opting back in from {contact.to} (START, or an opt_in event)",
+    )
+
+
+def _prohibited_medium(rule: ProhibitedMediumRule, situation: Situation) -> Reason | None:
+    channel = situation.contact.channel
+    latest = _latest(
+        e
+        for e in _past(situation)
+        if e.channel == channel
+        and (e.kind == "prohibited_medium" or (e.kind == "opt_in" and e.address is None))
+    )
+    if latest is None or latest.kind != "prohibited_medium":
+        return None
+    return Reason(
+        rule.code,
+        rule.citation,
+        "block",
+        f"the debtor asked not to be contacted by {channel} at all "
+        f"({latest.at.date().isoformat()}); every {channel} address is blocked",
+        lifted_by=f"the debtor allowing {channel} again (an opt_in event without an address)",
+    )
+
+
+def consent_state(situation: Situation) -> tuple[bool, bool]:
+    """(consented, revoked) for the contact's address on its channel.
+
+    Recorded consent is the starting point; consent and revocation events (an address-less
+    or channel-less one covers every address or channel), and an opt-in from that address
+    on that channel (CTIA C-7), change it in time order.
+    """
+    contact = situation.contact
+    consented = situation.debtor.recorded_consent(contact.channel, contact.to)
+    revoked = False
+    for event in _past(situation):
+        if event.address not in (None, contact.to) or event.channel not in (None, contact.channel):
+            continue
+        if event.kind == "consent" or (event.kind == "opt_in" and event.address is not None):
+            consented, revoked = True, False
+        elif event.kind == "consent_revoked":
+            consented, revoked = False, True
+    return consented, revoked
+
+
+def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:
+    consented, revoked = consent_state(situation)
+    if consented:
+        return None
+    contact = situation.contact
+    what = "automated " if rule.automated_only else ""
+    if revoked:
+        return Reason(
+            rule.revoked_code or rule.code,
+            rule.citation,
+            "block",
+            f"the debtor revoked consent to {what}{contact.channel} contact at {contact.to}",
+            lifted_by="the debtor giving consent again (a consent event)",
+        )
+    kind = situation.debtor.address_kind(contact.channel, contact.to)
+    return Reason(
+        rule.code,
+        rule.citation,
+        "block",
+        f"no recorded consent for {what}{contact.channel} contact at {contact.to} ({kind} line)"
+        if contact.channel != "email"
+        else f"no recorded consent to email {contact.to}",
+        lifted_by="recorded consent for this address (a consent event or the import's "
+        "consent column)",
+    )
+
+
+def _employer_email(rule: EmployerEmailRule, situation: Situation) -> Reason | None:
+    contact = situation.contact
+    if situation.debtor.address_kind("email", contact.to) != "work":
+        return None
+    consented, _ = consent_state(situation)
+    wrote_from_it = any(
+        c.channel == "email" and c.direction == "inbound" and c.to == contact.to
+        for c in situation.history
+        if c.at <= situation.now
+    )
+    if consented or wrote_from_it:
+        return None
+    return Reason(
+        rule.code,
+        rule.citation,
+        "block",
+        f"{contact.to} is a work address and the debtor has not consented to it or written from it",
+        lifted_by="the debtor's consent to this address, or an email from the debtor sent from it",
+    )

@@ -1,0 +1,313 @@
+"""When to contact: contact windows, designated times, restricted days and frequency caps,
+joined into the first instant every one of them allows.
+
+Each kind moves the candidate instant forward: frequency to the start of a local date,
+the windows to their next opening. Moving for one can break another (a frequency date
+opens at midnight, outside the window; a window opening can fall on a new local date in
+another zone), so the search repeats until one instant satisfies all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from outreach.compliance.decision import Outcome, Reason
+from outreach.compliance.facts import Situation
+from outreach.compliance.frequency import (
+    ConversationRule,
+    CountRule,
+    PastContact,
+    Proposed,
+    check_frequency,
+)
+from outreach.compliance.rules import (
+    ConversationRuleSpec,
+    CountRuleSpec,
+    DesignatedTimesRule,
+    RestrictedDaysRule,
+    WindowRule,
+)
+from outreach.compliance.windows import WEEKDAYS, InconvenientTime, LocalWindow, first_allowed
+from outreach.compliance.zones import Candidates
+
+TimingRule = (
+    WindowRule | RestrictedDaysRule | DesignatedTimesRule | CountRuleSpec | ConversationRuleSpec
+)
+WHOLE_DAY = LocalWindow(time(0), time.max)
+# Each round moves the instant forward; a handful settles every real case.
+MAX_ROUNDS = 12
+
+
+@dataclass
+class Timing:
+    """The first allowed instant (None: nothing within the search), and each rule's part."""
+
+    not_before: datetime | None
+    reasons: list[Reason] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+
+def first_open(
+    situation: Situation,
+    candidates: Candidates,
+    jurisdictions: Sequence[str],
+    rules: Sequence[TimingRule],
+) -> Timing:
+    zones = candidates.zones
+    windows = [r for r in rules if isinstance(r, WindowRule)]
+    designated_rules = [r for r in rules if isinstance(r, DesignatedTimesRule)]
+    designated = situation.debtor.inconvenient_times if designated_rules else ()
+    designated_zone = situation.debtor.timezone
+    restricted_rules = [r for r in rules if isinstance(r, RestrictedDaysRule)]
+    restricted = _restricted_days(restricted_rules, jurisdictions) if restricted_rules else None
+    frequency = [r for r in rules if isinstance(r, CountRuleSpec | ConversationRuleSpec)]
+    combined = (
+        LocalWindow(max(w.start for w in windows), min(w.end for w in windows))
+        if windows
+        else WHOLE_DAY
+    )
+    history = _history(situation)
+    timing = Timing(None, outcomes={rule.code: "pass" for rule in rules})
+
+    def note(rule_code: str, reason: Reason) -> None:
+        # Outcomes are kept under the rule's own code; the reason may name a variant.
+        if timing.outcomes.get(rule_code) in (None, "pass"):
+            timing.reasons.append(reason)
+        timing.outcomes[rule_code] = reason.effect
+
+    at: datetime = situation.now
+    for _ in range(MAX_ROUNDS):
+        for window_rule in windows:
+            if not open_at(at, zones, LocalWindow(window_rule.start, window_rule.end)):
+                note(window_rule.code, _window_reason(window_rule, at, candidates))
+        if designated and in_designated(at, designated, designated_zone, zones):
+            rule = designated_rules[0]
+            opens = first_allowed(
+                at, zones, WHOLE_DAY, designated=designated, designated_zone=designated_zone
+            )
+            note(rule.code, _designated_reason(rule, at, opens))
+        if restricted is not None and not open_at(at, zones, WHOLE_DAY, restricted):
+            for restricted_rule in restricted_rules:
+                opens = first_allowed(at, zones, WHOLE_DAY, restricted_day=restricted)
+                note(restricted_rule.code, _restricted_reason(restricted_rule, opens))
+        earliest = at
+        for frequency_rule in frequency:
+            found = _frequency(frequency_rule, situation, history, at, zones)
+            if found is not None:
+                note(frequency_rule.code, found)
+                assert found.not_before is not None
+                earliest = max(earliest, found.not_before)
+        opens = first_allowed(
+            earliest,
+            zones,
+            combined,
+            designated=designated,
+            designated_zone=designated_zone,
+            restricted_day=restricted,
+        )
+        if opens is None:
+            return _nothing_open(timing, windows, designated_rules)
+        if opens == at:
+            timing.not_before = at
+            return timing
+        at = opens
+    return _nothing_open(timing, windows, designated_rules)
+
+
+def _nothing_open(
+    timing: Timing, windows: Sequence[WindowRule], designated: Sequence[DesignatedTimesRule]
+) -> Timing:
+    """No instant in the search allows contact: designated times (or a very narrow window)
+    leave nothing open. That is a block until the designations change."""
+    rule: WindowRule | DesignatedTimesRule | None = (designated or windows or [None])[0]
+    if rule is not None:
+        reason = Reason(
+            rule.code,
+            rule.citation,
+            "block",
+            "no time in the next three weeks is open in every zone the debtor may be in",
+            lifted_by="a change to the debtor's designated inconvenient times or location",
+        )
+        timing.reasons = [r for r in timing.reasons if r.citation != rule.citation] + [reason]
+        timing.outcomes[rule.code] = "block"
+    timing.not_before = None
+    return timing
+
+
+def open_at(
+    at: datetime,
+    zones: Sequence[str],
+    window: LocalWindow,
+    restricted: Callable[[str, date], bool] | None = None,
+) -> bool:
+    """Whether ``at`` is inside ``window`` (and on an open date) in every zone."""
+    for name in zones:
+        local = at.astimezone(ZoneInfo(name))
+        if not window.start <= local.time() < window.end:
+            return False
+        if restricted is not None and restricted(name, local.date()):
+            return False
+    return True
+
+
+def in_designated(
+    at: datetime,
+    designated: Sequence[InconvenientTime],
+    designated_zone: str | None,
+    zones: Sequence[str],
+) -> bool:
+    for name in [designated_zone] if designated_zone else zones:
+        local = at.astimezone(ZoneInfo(name))
+        today, yesterday = WEEKDAYS[local.weekday()], WEEKDAYS[(local.weekday() - 1) % 7]
+        clock = local.time()
+        for item in designated:
+            if item.end > item.start:
+                if today in item.days and item.start <= clock < item.end:
+                    return True
+            elif (today in item.days and clock >= item.start) or (
+                yesterday in item.days and clock < item.end
+            ):
+                return True
+    return False
+
+
+def _window_reason(rule: WindowRule, at: datetime, candidates: Candidates) -> Reason:
+    zones = candidates.zones
+    code = rule.code
+    if candidates.location_unknown and rule.unknown_location_code:
+        code = rule.unknown_location_code
+    elif len(zones) > 1 and rule.multi_zone_code:
+        code = rule.multi_zone_code
+    closed = [
+        f"{at.astimezone(ZoneInfo(z)).strftime('%H:%M')} in {z}"
+        for z in zones
+        if not rule.start <= at.astimezone(ZoneInfo(z)).time() < rule.end
+    ]
+    where = (
+        "every US zone (no location known)" if candidates.location_unknown else (", ".join(zones))
+    )
+    opens = first_allowed(at, zones, LocalWindow(rule.start, rule.end))
+    return Reason(
+        code,
+        rule.citation,
+        "defer",
+        f"it is {', '.join(closed)}; contact is allowed {rule.start:%H:%M}-{rule.end:%H:%M} "
+        f"local in {where}",
+        not_before=opens,
+    )
+
+
+def _designated_reason(rule: DesignatedTimesRule, at: datetime, opens: datetime | None) -> Reason:
+    return Reason(
+        rule.code,
+        rule.citation,
+        "defer",
+        "the debtor said this time is inconvenient",
+        not_before=opens,
+    )
+
+
+def _restricted_reason(rule: RestrictedDaysRule, opens: datetime | None) -> Reason:
+    days = " and ".join(
+        word for word, on in (("Sundays", rule.sundays), ("public holidays", rule.holidays)) if on
+    )
+    return Reason(
+        rule.code,
+        rule.citation,
+        "defer",
+        f"no contact on {days} where the debtor is",
+        not_before=opens,
+    )
+
+
+def _restricted_days(
+    rules: Sequence[RestrictedDaysRule], jurisdictions: Sequence[str]
+) -> Callable[[str, date], bool]:
+    sundays = any(r.sundays for r in rules)
+    use_holidays = any(r.holidays for r in rules)
+    places = tuple(dict.fromkeys(jurisdictions))
+
+    def restricted(zone: str, day: date) -> bool:
+        if sundays and day.weekday() == 6:
+            return True
+        return use_holidays and any(day in _holidays(place, day.year) for place in places)
+
+    return restricted
+
+
+@cache
+def _holidays(jurisdiction: str, year: int) -> holidays.HolidayBase:
+    country, _, rest = jurisdiction.partition("-")
+    subdivision = rest.split("-", 1)[0] or None
+    try:
+        return holidays.country_holidays(country, subdiv=subdivision, years=year)
+    except (NotImplementedError, KeyError):
+        return holidays.HolidayBase()
+    except ValueError:  # a subdivision the package does not know: the country's holidays
+        return holidays.country_holidays(country, years=year)
+
+
+def _history(situation: Situation) -> list[PastContact]:
+    """Past contacts, with inbound conversations from the events (they start the 7-day bar)."""
+    conversations = [
+        PastContact(
+            e.at, "voice", "inbound", e.debts or situation.contact.debts, "conversation", e.address
+        )
+        for e in situation.events
+        if e.kind == "conversation"
+    ]
+    return [*situation.history, *conversations]
+
+
+def _frequency(
+    rule: CountRuleSpec | ConversationRuleSpec,
+    situation: Situation,
+    history: Sequence[PastContact],
+    at: datetime,
+    zones: Sequence[str],
+) -> Reason | None:
+    contact = situation.contact
+    proposed = Proposed(contact.channel, contact.debts)
+    checked: CountRule | ConversationRule
+    if isinstance(rule, ConversationRuleSpec):
+        checked = ConversationRule(rule.code, rule.citation, frozenset(rule.channels), rule.days)
+    else:
+        debtor = situation.debtor
+        kinds = rule.address_kinds
+        history = [
+            c
+            for c in history
+            if (not rule.automated_only or c.automated)
+            and (kinds is None or debtor.address_kind(c.channel, c.to or "") in kinds)
+            and (rule.per != "address" or c.to == contact.to)
+        ]
+        checked = CountRule(
+            rule.code,
+            rule.citation,
+            frozenset(rule.channels),
+            rule.limit,
+            rule.days,
+            per_debt=rule.per == "debt",
+            excluded_outcomes=frozenset(rule.excluded_outcomes),
+        )
+    result = check_frequency(proposed, history, at, zones, [checked])
+    if not result.findings:
+        return None
+    finding = result.findings[0]
+    return Reason(rule.code, rule.citation, "defer", finding.detail, not_before=finding.not_before)
+
+
+def frequency_applies(rule: CountRuleSpec | ConversationRuleSpec, situation: Situation) -> bool:
+    if isinstance(rule, ConversationRuleSpec):
+        return True
+    contact = situation.contact
+    if rule.automated_only and not contact.automated:
+        return False
+    kind = situation.debtor.address_kind(contact.channel, contact.to)
+    return rule.address_kinds is None or kind in rule.address_kinds

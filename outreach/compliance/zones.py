@@ -1,0 +1,108 @@
+"""Where the debtor may be: candidate time zones and jurisdictions, each with its source.
+
+Comment 6(b)(1)(i)-1: with conflicting or ambiguous location information, contact only at
+times convenient in *every* place the debtor might be. The candidates are the address's
+zone, each phone's zone (as recorded, or inferred from its number), and any other signal;
+with none at all, every zone of the country (the rule set's ``all_zones``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from zoneinfo import available_timezones
+
+import phonenumbers
+import pycountry
+from phonenumbers import geocoder
+from phonenumbers import timezone as phone_timezones
+
+from outreach.compliance.facts import Debtor
+
+# A number that maps to more zones than this is not geographic (toll-free, some mobiles in
+# countries with one plan): it says nothing about where the debtor is.
+MAX_ZONES_PER_NUMBER = 4
+
+
+@dataclass(frozen=True)
+class ZoneSignal:
+    zone: str
+    source: str  # "address", "phone +12125550101 (area code)", "all US zones"...
+
+
+@dataclass(frozen=True)
+class Candidates:
+    signals: tuple[ZoneSignal, ...]
+    location_unknown: bool  # no signal at all: the country's every zone
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.zone for s in self.signals))
+
+
+def candidate_zones(
+    debtor: Debtor,
+    country_zones: tuple[str, ...],
+    region: tuple[str, tuple[str, ...]] = ("", ()),
+) -> Candidates:
+    """``region`` is the debtor's state and its zones: where the address's own zone is
+    unknown, every zone of the state is a candidate."""
+    signals: list[ZoneSignal] = []
+    if debtor.timezone:
+        signals.append(ZoneSignal(debtor.timezone, "address"))
+    else:
+        signals.extend(ZoneSignal(zone, f"state {region[0]}") for zone in region[1])
+    signals.extend(ZoneSignal(zone, "other location signal") for zone in debtor.other_timezones)
+    for phone in debtor.phones:
+        if phone.timezone:
+            signals.append(ZoneSignal(phone.timezone, f"phone {phone.number} (recorded)"))
+            continue
+        for zone in zones_of_number(phone.number):
+            signals.append(ZoneSignal(zone, f"phone {phone.number} (area code)"))
+    if signals:
+        return Candidates(tuple(signals), location_unknown=False)
+    return Candidates(
+        tuple(ZoneSignal(zone, "no location known: every zone") for zone in country_zones),
+        location_unknown=True,
+    )
+
+
+@cache
+def zones_of_number(number: str) -> tuple[str, ...]:
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return ()
+    known = available_timezones()
+    zones = tuple(z for z in phone_timezones.time_zones_for_number(parsed) if z in known)
+    return zones if len(zones) <= MAX_ZONES_PER_NUMBER else ()
+
+
+@cache
+def jurisdiction_of_number(number: str) -> str | None:
+    """The ISO 3166-2 subdivision a geographic number's area code belongs to, if any."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    country = phonenumbers.region_code_for_number(parsed)
+    place = geocoder.description_for_number(parsed, "en")
+    if not country or not place:
+        return None
+    names = _subdivisions(country)
+    # "New York, NY" or "Massachusetts" or "Washington State".
+    tail = place.rsplit(",", 1)[-1].strip()
+    for candidate in (tail, tail.removesuffix(" State"), place.removesuffix(" State")):
+        code = names.get(candidate.casefold())
+        if code:
+            return code
+    return None
+
+
+@cache
+def _subdivisions(country: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for sub in pycountry.subdivisions.get(country_code=country) or ():  # type: ignore[no-untyped-call]
+        found[sub.name.casefold()] = sub.code
+        found[sub.code.split("-", 1)[1].casefold()] = sub.code
+    return found

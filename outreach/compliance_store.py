@@ -1,0 +1,274 @@
+"""The database side of compliance: what the engine is told about an account, and the
+decisions it gave.
+
+``load_debtors`` reads everything the rules need for a batch of accounts in one query per
+table (contact points, events, designated times, suppressions, recent attempts and
+replies); ``situation`` turns one of them and a proposed contact into the engine's input;
+``decision_row`` stores the verdict with that input as a replayable scenario and the rule
+set's version.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from outreach.compliance.decision import Decision
+from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situation
+from outreach.compliance.frequency import PastContact
+from outreach.compliance.scenario import scenario_of
+from outreach.compliance.windows import InconvenientTime
+from outreach.models import Attempt as AttemptModel
+from outreach.models import (
+    AttemptStatus,
+    ContactStatus,
+    DesignatedTime,
+    InboxMessage,
+    SuppressionReason,
+)
+from outreach.models import Decision as DecisionModel
+from outreach.store import compliance_events, contact_points, suppressions, table_of
+
+attempts = table_of(AttemptModel)
+decisions = table_of(DecisionModel)
+designated_times = table_of(DesignatedTime)
+inbox_messages = table_of(InboxMessage)
+
+# Attempts that reached (or may have reached) the provider count as placed contacts.
+PLACED = (
+    AttemptStatus.SENDING,
+    AttemptStatus.SENT,
+    AttemptStatus.DELIVERED,
+    AttemptStatus.UNDELIVERED,
+    AttemptStatus.FAILED,
+    AttemptStatus.UNKNOWN,
+)
+# Suppressions that are the debtor's own opt-out; bounces and invalid numbers are a
+# contact point's status instead.
+OPT_OUT_REASONS = (
+    SuppressionReason.STOP,
+    SuppressionReason.UNSUBSCRIBE,
+    SuppressionReason.COMPLAINT,
+    SuppressionReason.CARRIER_OPT_OUT,
+    SuppressionReason.MANUAL,
+)
+
+
+@dataclass(frozen=True)
+class DebtorRecord:
+    account_id: int
+    reference: str
+    jurisdiction: str
+    collector: str
+    debtor: Debtor
+    history: tuple[PastContact, ...]
+    events: tuple[Event, ...]
+
+
+def load_debtors(
+    connection: Connection,
+    accounts: Sequence[Any],
+    now: datetime,
+    lookback_days: int,
+    default_country: str,
+) -> dict[int, DebtorRecord]:
+    """What the rules need for each account row (``id``, ``reference``, ``timezone``,
+    ``jurisdiction``, ``collector_type``), keyed by account id."""
+    ids = [row.id for row in accounts]
+    if not ids:
+        return {}
+    points = _by_account(
+        connection.execute(
+            select(contact_points).where(
+                contact_points.c.account_id.in_(ids),
+                contact_points.c.status == ContactStatus.ACTIVE,
+            )
+        )
+    )
+    events = _by_account(
+        connection.execute(select(compliance_events).where(compliance_events.c.account_id.in_(ids)))
+    )
+    designated = _by_account(
+        connection.execute(
+            select(designated_times).where(
+                designated_times.c.account_id.in_(ids), designated_times.c.withdrawn_at.is_(None)
+            )
+        )
+    )
+    since = now - timedelta(days=lookback_days + 1)
+    placed = _by_account(
+        connection.execute(
+            select(attempts).where(
+                attempts.c.account_id.in_(ids),
+                attempts.c.status.in_(PLACED),
+                attempts.c.created_at >= since,
+            )
+        )
+    )
+    replies = _by_account(
+        connection.execute(
+            select(inbox_messages).where(
+                inbox_messages.c.account_id.in_(ids),
+                inbox_messages.c.direction == "inbound",
+                inbox_messages.c.received_at >= since,
+            )
+        )
+    )
+    addresses = {p.address for rows in points.values() for p in rows}
+    opted_out = _suppression_events(connection, addresses)
+    records = {}
+    for row in accounts:
+        own_points = points.get(row.id, [])
+        own_events = [
+            Event(e.occurred_at, e.kind, e.channel, e.address) for e in events.get(row.id, [])
+        ]
+        own_events += [e for p in own_points for e in opted_out.get((p.channel, p.address), [])]
+        records[row.id] = DebtorRecord(
+            account_id=row.id,
+            reference=row.reference,
+            jurisdiction=row.jurisdiction or default_country,
+            collector=row.collector_type,
+            debtor=_debtor(row, own_points, designated.get(row.id, [])),
+            history=tuple(
+                [_placed(row.reference, a) for a in placed.get(row.id, [])]
+                + [_reply(row.reference, m) for m in replies.get(row.id, [])]
+            ),
+            events=tuple(sorted(own_events, key=lambda e: e.at)),
+        )
+    return records
+
+
+def situation(
+    record: DebtorRecord, channel: str, address: str, now: datetime, *, automated: bool = True
+) -> Situation:
+    return Situation(
+        now=now,
+        jurisdiction=record.jurisdiction,
+        collector=record.collector,
+        debtor=record.debtor,
+        contact=Contact(channel, address, (record.reference,), automated),
+        history=record.history,
+        events=record.events,
+    )
+
+
+def decision_row(
+    account_id: int,
+    decision: Decision,
+    asked: Situation,
+    *,
+    stage: str,
+    decided_at: datetime,
+    step_key: str | None = None,
+    attempt_id: int | None = None,
+) -> dict[str, Any]:
+    """A ``decision`` table row: the verdict, its reasons, and the input as a scenario that
+    ``outreach compliance check`` can replay."""
+    return {
+        "account_id": account_id,
+        "attempt_id": attempt_id,
+        "stage": stage,
+        "step_key": step_key,
+        "channel": asked.contact.channel,
+        "address": asked.contact.to,
+        "verdict": decision.verdict,
+        "not_before": decision.not_before,
+        "reasons": [reason.as_json() for reason in decision.reasons],
+        "rules_evaluated": [f"{c.code}:{c.outcome}" for c in decision.checks],
+        "input_snapshot": scenario_of(asked),
+        "ruleset_version": decision.ruleset_version,
+        "decided_at": decided_at,
+    }
+
+
+def store_decisions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(decisions.insert(), list(rows))
+
+
+def _by_account(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[row.account_id].append(row)
+    return grouped
+
+
+def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> Debtor:
+    phones: dict[str, Phone] = {}
+    emails: list[Email] = []
+    for point in sorted(points, key=lambda p: (p.channel, p.priority)):
+        if point.channel == "email":
+            emails.append(Email(point.address, point.kind, point.consent))
+            continue
+        # A phone gives an sms and a voice point; consent on either covers the number.
+        known = phones.get(point.address)
+        phones[point.address] = Phone(
+            point.address,
+            point.kind,
+            point.timezone,
+            point.consent or (known is not None and known.consent),
+        )
+    return Debtor(
+        timezone=account.timezone,
+        phones=tuple(phones.values()),
+        emails=tuple(emails),
+        inconvenient_times=tuple(
+            InconvenientTime(d.start_local, d.end_local, tuple(d.days.split(",")))
+            for d in designated
+        ),
+    )
+
+
+def _placed(reference: str, attempt: Any) -> PastContact:
+    return PastContact(
+        at=attempt.sent_at or attempt.created_at,
+        channel=attempt.channel,
+        direction="outbound",
+        debts=(reference,),
+        outcome=attempt.outcome or _outcome_of(attempt.status),
+        to=attempt.to_address,
+        automated=attempt.automated,
+    )
+
+
+def _outcome_of(status: str) -> str:
+    if status == AttemptStatus.DELIVERED:
+        return "delivered"
+    if status in (AttemptStatus.FAILED, AttemptStatus.UNDELIVERED):
+        return "failed"
+    return "no_answer"  # placed; what came of it is not known yet
+
+
+def _reply(reference: str, message: Any) -> PastContact:
+    return PastContact(
+        at=message.received_at,
+        channel=message.channel,
+        direction="inbound",
+        debts=(reference,),
+        outcome="delivered",
+        to=message.from_address,
+    )
+
+
+def _suppression_events(
+    connection: Connection, addresses: set[str]
+) -> dict[tuple[str, str], list[Event]]:
+    found: dict[tuple[str, str], list[Event]] = defaultdict(list)
+    if not addresses:
+        return found
+    rows = connection.execute(
+        select(suppressions).where(
+            suppressions.c.address.in_(addresses), suppressions.c.reason.in_(OPT_OUT_REASONS)
+        )
+    )
+    for row in rows:
+        key = (row.channel, row.address)
+        found[key].append(Event(row.created_at, "opt_out", row.channel, row.address))
+        if row.lifted_at is not None:
+            found[key].append(Event(row.lifted_at, "opt_in", row.channel, row.address))
+    return found

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr | None = None
     sendgrid_api_base_url: str = "https://api.sendgrid.com"
     sendgrid_webhook_public_key: str | None = None
+    # Inbound Parse posts are signed the same way under a Parse security policy's own key.
+    sendgrid_inbound_public_key: str | None = None
     sendgrid_from_email: str | None = None
 
     public_base_url: str = "http://127.0.0.1:8000"
@@ -132,6 +134,7 @@ class Settings(BaseSettings):
         found += self._database_problems()
         found += self._import_default_problems()
         found += self._compliance_problems()
+        found += self._channel_problems()
         return sorted(found, key=lambda p: p.severity != "error")
 
     def _secret_problems(self) -> list[Problem]:
@@ -243,6 +246,16 @@ class Settings(BaseSettings):
                         "copy the verification key from SendGrid's Event Webhook settings",
                     )
                 )
+        uses_twilio = providers["sms"] == "twilio_sms" or providers["voice"] == "twilio_voice"
+        if uses_twilio and self.twilio_auth_token is None:
+            found.append(
+                Problem(
+                    "TWILIO_AUTH_TOKEN",
+                    "Twilio signs webhooks with the auth token, so without it every status "
+                    "callback and reply is refused",
+                    "set TWILIO_AUTH_TOKEN as well as the API key pair",
+                )
+            )
         real_provider = any(p != "outbox" for p in providers.values())
         local_url = any(host in self.public_base_url for host in ("127.0.0.1", "localhost"))
         if real_provider and local_url:
@@ -323,6 +336,16 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             return [Problem("COMPLIANCE_RULES_FILE", str(exc), "fix the file or unset the setting")]
         return []
+
+    def _channel_problems(self) -> list[Problem]:
+        from outreach.channels import channel_problems
+
+        return [
+            Problem(
+                "CHANNELS_DIR", message, "fix the file (channels/README.md explains each field)"
+            )
+            for message in channel_problems(self.channels_dir)
+        ]
 
 
 def _resolve(choice: str, real: str, real_configured: bool) -> str:

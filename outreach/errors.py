@@ -8,7 +8,9 @@ what is wrong and what to do about it, so the CLI prints it without a traceback:
     ├── DataFileError        an input file cannot be read at all (encoding, header, format)
     ├── NotFoundError        a named record (account reference, user...) does not exist
     ├── TemplateError        a template cannot be found, parsed, rendered or published
-    └── CadenceError         a cadence file is invalid (names the file, the step, the reason)
+    ├── CadenceError         a cadence file is invalid (names the file, the step, the reason)
+    ├── ChannelError         a provider did not take a message: retryable, ambiguous, or final
+    └── WebhookRejected      a webhook failed verification (answer 403, never 400)
 """
 
 from __future__ import annotations
@@ -36,3 +38,48 @@ class TemplateError(OutreachError):
 
 class CadenceError(OutreachError):
     """A cadence in schedules/ is invalid."""
+
+
+class ChannelError(OutreachError):
+    """A provider did not take a message.
+
+    ``retryable``: sending again is safe (nothing was accepted: 429, 5xx, or the request
+    never left). ``ambiguous``: the request left and no answer came back, so the provider
+    may have accepted it; the attempt must be held for review, never resent on its own.
+    Neither: the provider refused it for good (most 4xx). ``suppression`` and
+    ``contact_status`` carry what the refusal says about the address (an opt-out, a number
+    that cannot receive) for the events stage to record. The message never holds a secret.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retryable: bool = False,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        suppression: str | None = None,
+        contact_status: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retryable = retryable
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after
+        self.status_code = status_code
+        self.code = code
+        self.suppression = suppression
+        self.contact_status = contact_status
+        # The provider's own words, which may quote the recipient's address: kept off the
+        # message (and so out of logs) but stored with the attempt.
+        self.detail = detail
+
+
+class WebhookRejected(OutreachError):
+    """A webhook request failed verification; the web layer answers 403."""
+
+    status_code = 403

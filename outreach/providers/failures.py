@@ -1,0 +1,115 @@
+"""Turning a failed request into a ``ChannelError`` that says whether to send again.
+
+The HTTP rules are the same for every provider: 429 and 5xx are retryable (429 honours
+``Retry-After``); other 4xx are final. Each provider adds one table of its own error codes
+(``CodeRule``) for what a refusal means about the address: an opt-out becomes a
+suppression, a number that cannot receive becomes a contact-point status. A transport
+failure is retryable only when the request provably never left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from outreach.errors import ChannelError
+
+
+@dataclass(frozen=True)
+class CodeRule:
+    """What one provider error code means for the message and the address."""
+
+    meaning: str
+    retryable: bool = False
+    suppression: str | None = None  # a SuppressionReason value
+    contact_status: str | None = None  # a ContactStatus value
+
+
+# Failures before the request left: nothing reached the provider.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# Our own mistakes (a bad base URL): sending again cannot help.
+_NOT_SENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+
+
+def transport_failure(provider: str, exc: Exception) -> ChannelError:
+    """A request that got no HTTP answer. Never quotes the request (it holds credentials)."""
+    kind = type(exc).__name__
+    if isinstance(exc, _NEVER_SENT):
+        return ChannelError(
+            f"{provider}: the request never reached the provider ({kind}); safe to retry",
+            provider=provider,
+            retryable=True,
+            code=kind,
+        )
+    if isinstance(exc, _NOT_SENDABLE):
+        return ChannelError(
+            f"{provider}: the request could not be sent ({kind}); check the provider's "
+            "base URL setting",
+            provider=provider,
+            code=kind,
+        )
+    return ChannelError(
+        f"{provider}: the request was sent but no answer came back ({kind}); the provider "
+        "may have accepted it, so hold it for review and do not resend",
+        provider=provider,
+        ambiguous=True,
+        code=kind,
+    )
+
+
+def http_failure(
+    provider: str,
+    response: httpx.Response,
+    now: datetime,
+    *,
+    code: str | None = None,
+    rule: CodeRule | None = None,
+    detail: str | None = None,
+    retry_after: float | None = None,
+) -> ChannelError:
+    """An HTTP error answer, classified by status and by the provider's ``rule`` for it."""
+    status = response.status_code
+    retryable = status == 429 or status >= 500 or (rule is not None and rule.retryable)
+    wait = retry_after if retry_after is not None else retry_after_seconds(response, now)
+    parts = [f"{provider}: HTTP {status}"]
+    if code:
+        parts.append(f" error {code}")
+    if rule is not None:
+        parts.append(f" ({rule.meaning})")
+    elif status == 429:
+        parts.append(" (rate limited)")
+    if retryable:
+        parts.append("; safe to retry" + (f" after {wait:g}s" if wait is not None else ""))
+    else:
+        parts.append("; not retried")
+    return ChannelError(
+        "".join(parts),
+        provider=provider,
+        retryable=retryable,
+        retry_after=wait if retryable else None,
+        status_code=status,
+        code=code,
+        suppression=rule.suppression if rule else None,
+        contact_status=rule.contact_status if rule else None,
+        detail=detail[:500] if detail else None,
+    )
+
+
+def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from ``now`` (delta-seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

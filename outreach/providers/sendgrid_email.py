@@ -1,0 +1,416 @@
+"""Email through SendGrid's Mail Send API, with the Event Webhook and Inbound Parse.
+
+Send: JSON built with the SDK's mail helpers, POSTed to ``/v3/mail/send``; our attempt id
+rides in ``custom_args`` (SendGrid returns custom args as top-level keys of every event),
+and ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC
+8058) points at our signed one-click URL. Webhooks:
+
+- ``event_webhook``: JSON batches signed with ECDSA (the SDK's ``EventWebhook``, key
+  SENDGRID_WEBHOOK_PUBLIC_KEY) over the timestamp header and the raw body.
+- ``inbound``: Inbound Parse multipart posts, signed the same way by a Parse security policy
+  (key SENDGRID_INBOUND_PUBLIC_KEY); they become replies.
+- ``unsubscribe``: the one-click POST a mailbox provider sends for List-Unsubscribe,
+  verified by the token we put in the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sendgrid.helpers.mail import (
+    Category,
+    CustomArg,
+    From,
+    Header,
+    HtmlContent,
+    Mail,
+    PlainTextContent,
+    ReplyTo,
+    Subject,
+    To,
+)
+
+from outreach.channels import EmailChannel
+from outreach.clock import Clock
+from outreach.config import Settings
+from outreach.errors import ChannelError, ConfigError, WebhookRejected
+from outreach.models.accounts import ContactStatus
+from outreach.models.messaging import SuppressionReason
+from outreach.providers.base import (
+    Channel,
+    EventType,
+    OutboundMessage,
+    Provider,
+    ProviderEvent,
+    SendResult,
+    WebhookRequest,
+    attempt_id_from,
+    callback_url,
+    dedupe_key,
+    payload_digest,
+    unique_events,
+)
+from outreach.providers.failures import CodeRule, http_failure, transport_failure
+from outreach.providers.inbound_email import parse_inbound
+from outreach.providers.keywords import reply_intent
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+ATTEMPT_ARG = "outreach_attempt_id"
+KEY_ARG = "outreach_idempotency_key"
+
+# SendGrid answers errors as {"errors": [{"message", "field", "help"}]} without codes, so
+# the HTTP status is the code. 429 and 5xx are retried by the shared rules.
+SENDGRID_STATUS: dict[int, CodeRule] = {
+    400: CodeRule("the request was invalid"),
+    401: CodeRule("authorization required: check SENDGRID_API_KEY"),
+    403: CodeRule("access forbidden: the key lacks Mail Send, or the sender is not verified"),
+    404: CodeRule("not found: check SENDGRID_API_BASE_URL"),
+    405: CodeRule("method not allowed: check SENDGRID_API_BASE_URL"),
+    413: CodeRule("the message is too large"),
+    429: CodeRule("too many requests", retryable=True),
+}
+
+# Event Webhook events in our words; bounce with type "blocked" is told apart below.
+EVENTS: dict[str, EventType] = {
+    "processed": EventType.SENT,
+    "deferred": EventType.DEFERRED,
+    "delivered": EventType.DELIVERED,
+    "open": EventType.OPENED,
+    "click": EventType.CLICKED,
+    "bounce": EventType.BOUNCED,
+    "dropped": EventType.DROPPED,
+    "spamreport": EventType.COMPLAINED,
+    "unsubscribe": EventType.UNSUBSCRIBED,
+    "group_unsubscribe": EventType.UNSUBSCRIBED,
+    "group_resubscribe": EventType.OPTED_IN,
+}
+_EVENT_SUPPRESSIONS = {
+    "bounce": SuppressionReason.BOUNCE.value,
+    "spamreport": SuppressionReason.COMPLAINT.value,
+    "unsubscribe": SuppressionReason.UNSUBSCRIBE.value,
+    "group_unsubscribe": SuppressionReason.UNSUBSCRIBE.value,
+}
+# A drop suppresses the address only when the reason is about the address itself (not
+# about the content or the account).
+_DROP_SUPPRESSIONS = {
+    "bounced address": SuppressionReason.BOUNCE.value,
+    "unsubscribed address": SuppressionReason.UNSUBSCRIBE.value,
+    "spam reporting address": SuppressionReason.COMPLAINT.value,
+    "invalid": SuppressionReason.INVALID.value,
+}
+_OUTCOMES = {
+    EventType.DELIVERED: "delivered",
+    EventType.BOUNCED: "failed",
+    EventType.DROPPED: "failed",
+    EventType.UNDELIVERED: "failed",
+}
+_PLUS_ATTEMPT = re.compile(r"\+(\d{1,18})@")
+_MESSAGE_ID_SUFFIX = re.compile(r"\.(?:filter|recvd|ismtpd|geopod)", re.IGNORECASE)
+
+
+def unsubscribe_token(secret_key: str, attempt_id: int) -> str:
+    """The token that proves a one-click unsubscribe URL is ours (HMAC of the attempt id)."""
+    digest = hmac.new(
+        secret_key.encode("utf-8"), f"unsubscribe:{attempt_id}".encode(), hashlib.sha256
+    )
+    return digest.hexdigest()[:32]
+
+
+class SendgridEmail(Provider):
+    name: ClassVar[str] = "sendgrid_email"
+    channel: Channel = "email"
+    webhook_paths: ClassVar[dict[str, str]] = {
+        "event_webhook": "/webhooks/sendgrid_email/events",
+        "inbound": "/webhooks/sendgrid_email/inbound",
+        "unsubscribe": "/webhooks/sendgrid_email/unsubscribe",
+    }
+
+    def __init__(
+        self, settings: Settings, client: httpx.AsyncClient, clock: Clock, config: EmailChannel
+    ) -> None:
+        if settings.sendgrid_api_key is None:
+            raise ConfigError("SendGrid is not configured: set SENDGRID_API_KEY")
+        self.settings = settings
+        self.client = client
+        self.clock = clock
+        self.config = config
+
+    def sender(self, message: OutboundMessage) -> str:
+        return message.from_address or self.settings.sendgrid_from_email or ""
+
+    def mail_json(self, message: OutboundMessage) -> dict[str, Any]:
+        """The Mail Send body, built with the SDK's helpers."""
+        sender = self.sender(message)
+        if not sender:
+            raise ChannelError(
+                f"{self.name}: no sender address: set SENDGRID_FROM_EMAIL", provider=self.name
+            )
+        if not message.subject:
+            raise ChannelError(
+                f"{self.name}: attempt {message.attempt_id} has no subject", provider=self.name
+            )
+        mail = Mail(
+            from_email=From(sender, self.config.from_name),
+            to_emails=To(message.to),
+            subject=Subject(message.subject),
+            plain_text_content=PlainTextContent(message.body),
+            html_content=HtmlContent(message.html) if message.html else None,
+        )
+        reply_to = message.reply_to or self.config.reply_to
+        if reply_to:
+            mail.reply_to = ReplyTo(reply_to.replace("{attempt_id}", str(message.attempt_id)))
+        mail.custom_arg = [
+            CustomArg(ATTEMPT_ARG, str(message.attempt_id)),
+            CustomArg(KEY_ARG, message.idempotency_key),
+        ]
+        targets = [f"<{self._unsubscribe_url(message)}>"]
+        if self.config.unsubscribe_mailto:
+            targets.append(f"<mailto:{self.config.unsubscribe_mailto}?subject=unsubscribe>")
+        mail.header = [
+            Header("List-Unsubscribe", ", ".join(targets)),
+            Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
+        if self.config.categories:
+            mail.category = [Category(name) for name in self.config.categories]
+        built: dict[str, Any] = mail.get()
+        return built
+
+    def _unsubscribe_url(self, message: OutboundMessage) -> str:
+        if message.unsubscribe_url:
+            return message.unsubscribe_url
+        base = message.callback_base_url or self.settings.public_base_url
+        token = unsubscribe_token(self.settings.secret_key.get_secret_value(), message.attempt_id)
+        return callback_url(
+            base, self.webhook_paths["unsubscribe"], attempt_id=message.attempt_id, token=token
+        )
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        body = self.mail_json(message)
+        assert self.settings.sendgrid_api_key is not None
+        url = self.settings.sendgrid_api_base_url.rstrip("/") + "/v3/mail/send"
+        key = self.settings.sendgrid_api_key.get_secret_value()
+        try:
+            response = await self.client.post(
+                url, json=body, headers={"Authorization": f"Bearer {key}"}
+            )
+        except httpx.HTTPError as exc:
+            raise transport_failure(self.name, exc) from None
+        if response.status_code == 202 or response.is_success:
+            # Events name the message by sg_message_id, which starts with X-Message-Id.
+            message_id = response.headers.get("X-Message-Id") or message.idempotency_key
+            return SendResult(
+                provider=self.name,
+                provider_message_id=message_id,
+                status=EventType.QUEUED,
+                sender=self.sender(message),
+                raw={"status_code": response.status_code, "x_message_id": message_id},
+            )
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> ChannelError:
+        try:
+            errors = response.json().get("errors", [])
+        except (ValueError, AttributeError):
+            errors = []
+        detail = "; ".join(
+            str(error.get("message")) + (f" ({error['field']})" if error.get("field") else "")
+            for error in errors
+            if isinstance(error, dict)
+        )
+        return http_failure(
+            self.name,
+            response,
+            self.clock.now(),
+            code=str(response.status_code),
+            rule=SENDGRID_STATUS.get(response.status_code),
+            detail=detail or None,
+            retry_after=_rate_limit_reset(response, self.clock.now()),
+        )
+
+    # --- webhooks -----------------------------------------------------------------------
+
+    def _kind(self, request: WebhookRequest) -> str:
+        content_type = (request.header("Content-Type") or "").lower()
+        if content_type.startswith("multipart/form-data"):
+            return "inbound"
+        if "token" in request.query():
+            return "unsubscribe"
+        return "event_webhook"
+
+    def verify(self, request: WebhookRequest) -> None:
+        kind = self._kind(request)
+        if kind == "unsubscribe":
+            self._verify_unsubscribe(request)
+            return
+        setting = (
+            "SENDGRID_INBOUND_PUBLIC_KEY" if kind == "inbound" else "SENDGRID_WEBHOOK_PUBLIC_KEY"
+        )
+        key = (
+            self.settings.sendgrid_inbound_public_key
+            if kind == "inbound"
+            else self.settings.sendgrid_webhook_public_key
+        )
+        if not key:
+            raise WebhookRejected(f"{setting} is not set, so this {kind} cannot be verified")
+        signature = request.header(SIGNATURE_HEADER)
+        timestamp = request.header(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise WebhookRejected(f"the request lacks {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
+        if not _ecdsa_valid(key, setting, timestamp, request.body, signature):
+            raise WebhookRejected(f"{SIGNATURE_HEADER} does not match the body; check {setting}")
+
+    def _verify_unsubscribe(self, request: WebhookRequest) -> None:
+        query = request.query()
+        attempt_id = attempt_id_from(query.get("attempt_id"))
+        if attempt_id is None:
+            raise WebhookRejected("the unsubscribe URL names no attempt")
+        expected = unsubscribe_token(self.settings.secret_key.get_secret_value(), attempt_id)
+        if not hmac.compare_digest(expected, query.get("token", "")):
+            raise WebhookRejected("the unsubscribe token does not match")
+
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
+        kind = self._kind(request)
+        if kind == "inbound":
+            return [self._inbound(request)]
+        if kind == "unsubscribe":
+            return [self._one_click(request)]
+        batch = request.json()
+        items = batch if isinstance(batch, list) else [batch]
+        return unique_events([self._event(item) for item in items if isinstance(item, dict)])
+
+    def _event(self, item: dict[str, Any]) -> ProviderEvent:
+        raw_status = str(item.get("event", ""))
+        event_type = EVENTS.get(raw_status, EventType.UNKNOWN)
+        if raw_status == "bounce" and item.get("type") == "blocked":
+            # Blocked: the receiving server refused this message, not the address.
+            event_type = EventType.UNDELIVERED
+            suppression = None
+        elif raw_status == "dropped":
+            suppression = _DROP_SUPPRESSIONS.get(str(item.get("reason", "")).strip().lower())
+        else:
+            suppression = _EVENT_SUPPRESSIONS.get(raw_status)
+        event_id = item.get("sg_event_id")
+        message_id = item.get("sg_message_id")
+        return ProviderEvent(
+            provider=self.name,
+            kind="event_webhook",
+            event_type=event_type,
+            dedupe_key=dedupe_key(
+                self.name, raw_status, str(event_id) if event_id else payload_digest(item)
+            ),
+            occurred_at=_from_epoch(item.get("timestamp")) or self.clock.now(),
+            payload=item,
+            provider_message_id=(
+                _MESSAGE_ID_SUFFIX.split(str(message_id), 1)[0] if message_id else None
+            ),
+            attempt_id=attempt_id_from(item.get(ATTEMPT_ARG)),
+            to_address=str(item["email"]).lower() if item.get("email") else None,
+            raw_status=raw_status + (f":{item['type']}" if item.get("type") else ""),
+            error_code=str(item["status"]) if item.get("status") else None,
+            outcome=_OUTCOMES.get(event_type),
+            suppression=suppression,
+            contact_status=(
+                ContactStatus.INVALID.value
+                if suppression in {SuppressionReason.BOUNCE, SuppressionReason.INVALID}
+                else None
+            ),
+        )
+
+    def _inbound(self, request: WebhookRequest) -> ProviderEvent:
+        email = parse_inbound(request.body, request.header("Content-Type") or "")
+        first_line = next((line for line in email.text.splitlines() if line.strip()), "")
+        intent = reply_intent(first_line) if first_line else reply_intent(email.subject)
+        event_type = (
+            intent if intent in {EventType.OPTED_OUT, EventType.OPTED_IN} else EventType.REPLIED
+        )
+        attempt_id = next(
+            (
+                attempt_id_from(match.group(1))
+                for address in (email.to_address, *email.envelope_to)
+                if (match := _PLUS_ATTEMPT.search(address))
+            ),
+            None,
+        )
+        identity = email.message_id or payload_digest(
+            {"from": email.from_address, "to": email.to_address, "subject": email.subject,
+             "text": email.text}
+        )  # fmt: skip
+        return ProviderEvent(
+            provider=self.name,
+            kind="inbound",
+            event_type=event_type,
+            dedupe_key=dedupe_key(self.name, "inbound", identity),
+            occurred_at=self.clock.now(),
+            payload=email.fields,
+            attempt_id=attempt_id,
+            from_address=email.from_address,
+            to_address=email.to_address,
+            subject=email.subject,
+            body=email.text,
+            raw_status="inbound",
+            suppression=(
+                SuppressionReason.UNSUBSCRIBE.value if event_type is EventType.OPTED_OUT else None
+            ),
+        )
+
+    def _one_click(self, request: WebhookRequest) -> ProviderEvent:
+        attempt_id = attempt_id_from(request.query().get("attempt_id"))
+        return ProviderEvent(
+            provider=self.name,
+            kind="unsubscribe",
+            event_type=EventType.UNSUBSCRIBED,
+            dedupe_key=dedupe_key(self.name, "one-click", attempt_id),
+            occurred_at=self.clock.now(),
+            payload={"attempt_id": attempt_id, "body": request.body.decode("utf-8", "replace")},
+            attempt_id=attempt_id,
+            raw_status="one-click",
+            suppression=SuppressionReason.UNSUBSCRIBE.value,
+        )
+
+
+def _ecdsa_valid(key: str, setting: str, timestamp: str, body: bytes, signature: str) -> bool:
+    try:
+        verifier = EventWebhook(key)
+    except ValueError:
+        raise WebhookRejected(f"{setting} is not a valid public key") from None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    try:
+        if text is not None:
+            return bool(verifier.verify_signature(text, signature, timestamp))
+        # Binary attachments: the same check as the SDK's, over the bytes as received.
+        verifier.public_key.verify(
+            base64.b64decode(signature), timestamp.encode() + body, ec.ECDSA(hashes.SHA256())
+        )
+        return True
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+
+
+def _from_epoch(value: object) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(str(value)), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _rate_limit_reset(response: httpx.Response, now: datetime) -> float | None:
+    """SendGrid's 429 names when the limit resets (X-RateLimit-Reset, epoch seconds)."""
+    if response.status_code != 429:
+        return None
+    reset = _from_epoch(response.headers.get("X-RateLimit-Reset"))
+    return max(0.0, (reset - now).total_seconds()) if reset else None

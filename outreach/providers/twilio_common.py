@@ -1,0 +1,193 @@
+"""What Twilio SMS and voice share: credentials, the REST call, error codes, signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from outreach.clock import Clock
+from outreach.config import Settings
+from outreach.errors import ChannelError, ConfigError, WebhookRejected
+from outreach.models.accounts import ContactStatus
+from outreach.models.messaging import SuppressionReason
+from outreach.providers.base import WebhookRequest
+from outreach.providers.failures import CodeRule, http_failure, transport_failure
+
+API_VERSION = "2010-04-01"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+INVALID = ContactStatus.INVALID.value
+
+# Twilio error codes (twilio.com/docs/api/errors), from the REST answer or a callback's
+# ErrorCode. Codes not listed are final unless the HTTP status says otherwise.
+TWILIO_CODES: dict[str, CodeRule] = {
+    "20003": CodeRule("authentication failed: check TWILIO_ACCOUNT_SID and the token or key"),
+    "20404": CodeRule("not found: check TWILIO_ACCOUNT_SID and TWILIO_API_BASE_URL"),
+    "20429": CodeRule("too many requests", retryable=True),
+    "21211": CodeRule("the 'To' number is not a valid phone number", contact_status=INVALID),
+    "21214": CodeRule("the 'To' number cannot be reached", contact_status=INVALID),
+    "21217": CodeRule("the 'To' number does not appear to be valid", contact_status=INVALID),
+    "21408": CodeRule("the account may not send to this region"),
+    "21606": CodeRule("the 'From' number cannot send this message"),
+    "21608": CodeRule("a trial account may only send to verified numbers"),
+    "21610": CodeRule(
+        "the recipient has opted out (replied STOP)",
+        suppression=SuppressionReason.STOP.value,
+    ),
+    "21611": CodeRule("the sender's queue is full", retryable=True),
+    "21612": CodeRule("the 'To' number is not reachable by SMS from this sender"),
+    "21614": CodeRule(
+        "the 'To' number is not a mobile number (a landline cannot receive SMS)",
+        contact_status=INVALID,
+    ),
+    "21617": CodeRule("the message body is too long"),
+    "30003": CodeRule("the handset is unreachable (off or out of coverage)"),
+    "30004": CodeRule("the message was blocked"),
+    "30005": CodeRule("unknown destination handset", contact_status=INVALID),
+    "30006": CodeRule("landline or unreachable carrier", contact_status=INVALID),
+    "30007": CodeRule("filtered by the carrier"),
+    "30008": CodeRule("unknown error"),
+    "30034": CodeRule("the sender is not registered for A2P 10DLC"),
+    "13224": CodeRule("the number is invalid or cannot be called", contact_status=INVALID),
+    "13225": CodeRule("the number may not be called (forbidden)"),
+}
+
+
+def require_credentials(settings: Settings) -> None:
+    if not settings.twilio_configured():
+        raise ConfigError(
+            "Twilio credentials are missing: set TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN "
+            "(or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)"
+        )
+
+
+def basic_auth(settings: Settings) -> httpx.BasicAuth:
+    """An API key pair when set (revocable, preferred), else the account SID and token."""
+    if settings.twilio_api_key_sid and settings.twilio_api_key_secret:
+        return httpx.BasicAuth(
+            settings.twilio_api_key_sid, settings.twilio_api_key_secret.get_secret_value()
+        )
+    assert settings.twilio_account_sid and settings.twilio_auth_token
+    return httpx.BasicAuth(
+        settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value()
+    )
+
+
+def resource_url(settings: Settings, resource: str) -> str:
+    base = settings.twilio_api_base_url.rstrip("/")
+    return f"{base}/{API_VERSION}/Accounts/{settings.twilio_account_sid}/{resource}"
+
+
+async def post_form(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    clock: Clock,
+    provider: str,
+    resource: str,
+    form: Mapping[str, str | Sequence[str]],
+) -> dict[str, Any]:
+    """POST a form to the REST API; the created resource, or a classified ChannelError."""
+    try:
+        response = await client.post(
+            resource_url(settings, resource), data=form, auth=basic_auth(settings)
+        )
+    except httpx.HTTPError as exc:
+        raise transport_failure(provider, exc) from None
+    if response.is_success:
+        try:
+            created = response.json()
+        except ValueError:
+            created = None
+        if not isinstance(created, dict) or not created.get("sid"):
+            # Twilio said yes but we cannot tell to what: never send it again on our own.
+            raise ChannelError(
+                f"{provider}: HTTP {response.status_code} without a resource id; the "
+                "message may have been accepted, so hold it for review",
+                provider=provider,
+                ambiguous=True,
+                status_code=response.status_code,
+            )
+        return created
+    raise error_from(provider, response, clock.now())
+
+
+def error_from(provider: str, response: httpx.Response, now: datetime) -> ChannelError:
+    """Twilio's error body ``{"code", "message", "more_info", "status"}`` classified."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    code = str(body["code"]) if body.get("code") is not None else None
+    detail = body.get("message") if isinstance(body.get("message"), str) else None
+    return http_failure(
+        provider, response, now, code=code, rule=TWILIO_CODES.get(code or ""), detail=detail
+    )
+
+
+def code_rule(error_code: str | None) -> CodeRule | None:
+    return TWILIO_CODES.get(error_code or "")
+
+
+class _MultiParams(dict[str, list[str]]):
+    """Form fields with repeated keys, in the shape RequestValidator reads (``getall``)."""
+
+    def getall(self, key: str) -> list[str]:
+        return self[key]
+
+
+def public_url(public_base_url: str, called: str) -> str:
+    """The URL Twilio signed: ``called``'s path and query on the public scheme and host.
+
+    Behind a proxy the web layer sees its own host, port or scheme; Twilio signed the
+    address it was given, which is PUBLIC_BASE_URL's.
+    """
+    base, got = urlsplit(public_base_url), urlsplit(called)
+    prefix = base.path.rstrip("/")
+    path = got.path
+    if prefix and path != prefix and not path.startswith(prefix + "/"):
+        path = prefix + path
+    return urlunsplit((base.scheme, base.netloc, path, got.query, ""))
+
+
+def verify_signature(settings: Settings, request: WebhookRequest) -> None:
+    """Raise WebhookRejected unless X-Twilio-Signature matches the public URL and fields."""
+    if settings.twilio_auth_token is None:
+        raise WebhookRejected(
+            "Twilio webhooks are signed with the auth token, and TWILIO_AUTH_TOKEN is not set"
+        )
+    signature = request.header(SIGNATURE_HEADER)
+    if not signature:
+        raise WebhookRejected(f"the request has no {SIGNATURE_HEADER} header")
+    url = public_url(settings.public_base_url, request.url)
+    params: _MultiParams | str
+    if "bodySHA256" in request.query():
+        # JSON bodies are signed through a hash of the body carried in the URL.
+        params = request.body.decode("utf-8", errors="replace")
+    else:
+        params = _MultiParams()
+        for key, value in request.form_items():
+            params.setdefault(key, []).append(value)
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    if not validator.validate(url, params, signature):
+        raise WebhookRejected(
+            f"{SIGNATURE_HEADER} does not match this request (check PUBLIC_BASE_URL: Twilio "
+            "signs the exact public URL it called)"
+        )
+
+
+def form_payload(request: WebhookRequest) -> dict[str, Any]:
+    """The fields as sent, a list where a key repeats, to keep as the raw payload."""
+    payload: dict[str, Any] = {}
+    for key, value in request.form_items():
+        if key in payload:
+            existing = payload[key]
+            payload[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
+        else:
+            payload[key] = value
+    return payload

@@ -1,0 +1,266 @@
+"""Calls through Twilio's Calls API, with answering-machine detection and call progress.
+
+A person who answers hears the full message; an answering machine gets only the
+limited-content voicemail. Two ways to get there (``twiml_mode`` in channels/voice.yaml):
+
+- ``url`` (default): the call asks Twilio to detect a machine first (``MachineDetection``,
+  synchronous) and then fetch TwiML from our ``twiml`` webhook with ``AnsweredBy``; the web
+  layer answers with ``answer_twiml``.
+- ``inline``: the call carries the voicemail TwiML itself (safe for anyone to hear) and
+  detection runs asynchronously (``AsyncAmd``); when it reports a person, the web layer
+  may switch the live call to the full message with ``update_call``.
+
+Status callbacks report call progress (initiated, ringing, answered, completed); each
+final status maps to an outcome of the contact history (conversation, no_answer, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+from twilio.twiml.voice_response import VoiceResponse
+
+from outreach.channels import VoiceChannel
+from outreach.clock import Clock
+from outreach.config import Settings
+from outreach.errors import ChannelError
+from outreach.providers.base import (
+    Channel,
+    EventType,
+    OutboundMessage,
+    Provider,
+    ProviderEvent,
+    SendResult,
+    WebhookRequest,
+    attempt_id_from,
+    callback_url,
+    dedupe_key,
+    payload_digest,
+)
+from outreach.providers.twilio_common import (
+    code_rule,
+    form_payload,
+    post_form,
+    require_credentials,
+    verify_signature,
+)
+
+# Twilio's call statuses (the spec's call_enum_status, plus "initiated") in our words.
+CALL_STATUS: dict[str, EventType] = {
+    "queued": EventType.QUEUED,
+    "initiated": EventType.SENT,
+    "ringing": EventType.SENT,
+    "in-progress": EventType.DELIVERED,  # answered; refined by AnsweredBy below
+    "completed": EventType.COMPLETED,
+    "busy": EventType.BUSY,
+    "no-answer": EventType.NO_ANSWER,
+    "failed": EventType.FAILED,
+    "canceled": EventType.FAILED,
+}
+MACHINE = frozenset(
+    {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
+)
+# A final call status as an outcome of the contact history (compliance counts them).
+_FINAL_OUTCOMES = {
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+    "canceled": "failed",
+}
+_TWIML_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+def answered_event(answered_by: str | None) -> EventType:
+    if answered_by == "human":
+        return EventType.ANSWERED_HUMAN
+    if answered_by in MACHINE:
+        return EventType.ANSWERED_MACHINE
+    return EventType.UNKNOWN
+
+
+def call_outcome(call_status: str, answered_by: str | None) -> str | None:
+    """The contact-history outcome of a final call status, None while the call goes on."""
+    if call_status in _FINAL_OUTCOMES:
+        return _FINAL_OUTCOMES[call_status]
+    if call_status != "completed":
+        return None
+    if answered_by in {"machine_end_beep", "machine_end_silence", "machine_end_other"}:
+        return "limited_content_message"  # the voicemail was left after the greeting
+    if answered_by == "machine_start":
+        return "voicemail"
+    if answered_by == "fax":
+        return "failed"
+    # A person, or no detection result: counted as a conversation, the stricter reading.
+    return "conversation"
+
+
+class TwilioVoice(Provider):
+    name: ClassVar[str] = "twilio_voice"
+    channel: Channel = "voice"
+    webhook_paths: ClassVar[dict[str, str]] = {
+        "call_status": "/webhooks/twilio_voice/status",
+        "amd": "/webhooks/twilio_voice/amd",
+        "twiml": "/webhooks/twilio_voice/twiml",
+    }
+
+    def __init__(
+        self, settings: Settings, client: httpx.AsyncClient, clock: Clock, config: VoiceChannel
+    ) -> None:
+        require_credentials(settings)
+        self.settings = settings
+        self.client = client
+        self.clock = clock
+        self.config = config
+
+    def sender(self, message: OutboundMessage) -> str:
+        return message.from_address or self.settings.twilio_from_number or ""
+
+    def answer_twiml(self, answered_by: str | None, human: str, voicemail: str) -> str:
+        """What to play once Twilio knows who answered: the full message only to a person."""
+        response = VoiceResponse()
+        if answered_by == "fax":
+            response.hangup()
+            return str(response)
+        text = human if answered_by == "human" else voicemail
+        response.say(text, voice=self.config.voice, language=self.config.language)
+        response.hangup()
+        return str(response)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        sender = self.sender(message)
+        if not sender:
+            raise ChannelError(
+                f"{self.name}: no number to call from: set TWILIO_FROM_NUMBER", provider=self.name
+            )
+        if not message.voicemail:
+            raise ChannelError(
+                f"{self.name}: attempt {message.attempt_id} has no voicemail text; a voice "
+                "template needs a voicemail block",
+                provider=self.name,
+            )
+        base = message.callback_base_url or self.settings.public_base_url
+        paths = self.webhook_paths
+        form: dict[str, str | list[str]] = {
+            "To": message.to,
+            "From": sender,
+            "Timeout": str(self.config.ring_timeout),
+            "StatusCallback": callback_url(
+                base, paths["call_status"], attempt_id=message.attempt_id
+            ),
+            "StatusCallbackMethod": "POST",
+            "StatusCallbackEvent": _TWIML_STATUS_EVENTS,
+            "MachineDetection": self.config.machine_detection,
+            "MachineDetectionTimeout": str(self.config.machine_detection_timeout),
+        }
+        if self.config.twiml_mode == "url":
+            form["Url"] = callback_url(base, paths["twiml"], attempt_id=message.attempt_id)
+            form["Method"] = "POST"
+        else:
+            form["Twiml"] = self.answer_twiml(None, message.body, message.voicemail)
+            form["AsyncAmd"] = "true"
+            form["AsyncAmdStatusCallback"] = callback_url(
+                base, paths["amd"], attempt_id=message.attempt_id
+            )
+            form["AsyncAmdStatusCallbackMethod"] = "POST"
+        created = await post_form(
+            self.client, self.settings, self.clock, self.name, "Calls.json", form
+        )
+        return SendResult(
+            provider=self.name,
+            provider_message_id=str(created["sid"]),
+            status=CALL_STATUS.get(str(created.get("status")), EventType.UNKNOWN),
+            sender=sender,
+            raw=created,
+        )
+
+    async def update_call(self, call_sid: str, twiml: str) -> None:
+        """Replace what a live call is playing (inline mode, once AMD reports a person)."""
+        await post_form(
+            self.client, self.settings, self.clock, self.name, f"Calls/{call_sid}.json",
+            {"Twiml": twiml},
+        )  # fmt: skip
+
+    def verify(self, request: WebhookRequest) -> None:
+        verify_signature(self.settings, request)
+
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
+        fields = request.form_dict()
+        payload = form_payload(request)
+        attempt_id = attempt_id_from(request.query().get("attempt_id"))
+        call_sid = fields.get("CallSid")
+        answered_by = fields.get("AnsweredBy") or None
+        common: dict[str, Any] = {
+            "provider": self.name,
+            "payload": payload,
+            "provider_message_id": call_sid,
+            "attempt_id": attempt_id,
+            "from_address": fields.get("From"),
+            "to_address": fields.get("To"),
+            "occurred_at": _timestamp(fields.get("Timestamp")) or self.clock.now(),
+        }
+        sid = call_sid or payload_digest(payload)
+        if "CallStatus" not in fields:
+            if answered_by is None:
+                return [
+                    ProviderEvent(
+                        kind="unrecognized",
+                        event_type=EventType.UNKNOWN,
+                        dedupe_key=dedupe_key(self.name, "unrecognized", sid),
+                        **common,
+                    )
+                ]
+            # The asynchronous AMD result.
+            return [
+                ProviderEvent(
+                    kind="amd",
+                    event_type=answered_event(answered_by),
+                    dedupe_key=dedupe_key(self.name, "amd", sid),
+                    raw_status=answered_by,
+                    **common,
+                )
+            ]
+        call_status = fields["CallStatus"]
+        if "CallbackSource" not in fields and "CallDuration" not in fields:
+            # Twilio fetching TwiML: the call was answered, by AnsweredBy when AMD ran.
+            event_type = answered_event(answered_by) if answered_by else EventType.DELIVERED
+            return [
+                ProviderEvent(
+                    kind="twiml",
+                    event_type=event_type,
+                    dedupe_key=dedupe_key(self.name, "twiml", sid, answered_by or "-"),
+                    raw_status=call_status,
+                    **common,
+                )
+            ]
+        event_type = CALL_STATUS.get(call_status, EventType.UNKNOWN)
+        if call_status == "in-progress" and answered_by:
+            event_type = answered_event(answered_by)
+        error_code = fields.get("ErrorCode") or fields.get("SipResponseCode") or None
+        rule = code_rule(fields.get("ErrorCode"))
+        return [
+            ProviderEvent(
+                kind="call_status",
+                event_type=event_type,
+                dedupe_key=dedupe_key(self.name, "status", sid, call_status),
+                raw_status=call_status,
+                error_code=error_code,
+                outcome=call_outcome(call_status, answered_by),
+                suppression=rule.suppression if rule else None,
+                contact_status=rule.contact_status if rule else None,
+                **common,
+            )
+        ]
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    """Twilio's RFC 2822 ``Timestamp`` (call progress events), as aware UTC."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None

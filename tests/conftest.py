@@ -98,6 +98,18 @@ def database_url(engine: Engine) -> str:
 
 
 @pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    """The environment of an ``outreach`` process using the test's database."""
+    values = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
+    values.update(
+        DATABASE_URL=database_url,
+        SCHEDULES_DIR=str(REPO / "schedules"),
+        COLUMNS="200",  # wide enough that rich does not wrap the lines tests read
+    )
+    return values
+
+
+@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)
 

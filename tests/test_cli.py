@@ -7,9 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import REPO
 from tests.test_import_accounts import row, write_csv
 
 
@@ -18,17 +15,6 @@ def outreach(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
         [sys.executable, "-m", "outreach", *args],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-
-
-@pytest.fixture
-def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
-    values.update(
-        DATABASE_URL=database_url,
-        SCHEDULES_DIR=str(REPO / "schedules"),
-        COLUMNS="200",  # wide enough that rich does not wrap the lines tests read
-    )
-    return values
 
 
 def test_import_reports_rows_and_exits_1_on_rejects(env: dict[str, str], tmp_path: Path) -> None:

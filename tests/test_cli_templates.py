@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.test_cli import env, outreach  # noqa: F401  (env is a fixture)
+from tests.test_cli import outreach
 from tests.test_import_accounts import row, write_csv
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, env: dict[str, str]) -> Path:  # noqa: F811
+def workdir(tmp_path: Path, env: dict[str, str]) -> Path:
     for folder in ("templates", "schedules", "channels"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     env.pop("SCHEDULES_DIR", None)
@@ -22,7 +22,7 @@ def workdir(tmp_path: Path, env: dict[str, str]) -> Path:  # noqa: F811
 
 def test_lint_passes_the_shipped_templates_and_refuses_a_broken_one(
     workdir: Path,
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
 ) -> None:
     ok = outreach("templates", "lint", env=env, cwd=workdir)
     assert ok.returncode == 0, ok.stdout
@@ -39,7 +39,7 @@ def test_lint_passes_the_shipped_templates_and_refuses_a_broken_one(
     )
 
 
-def test_preview_shows_what_the_debtor_receives(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+def test_preview_shows_what_the_debtor_receives(workdir: Path, env: dict[str, str]) -> None:
     sms = outreach(
         "templates", "preview", "overdue", "-c", "sms", "-t", "firm", env=env, cwd=workdir
     )
@@ -60,7 +60,7 @@ def test_preview_shows_what_the_debtor_receives(workdir: Path, env: dict[str, st
     assert "Jordan Lee" in voice.stdout
 
 
-def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str, str]) -> None:
     outreach("init", env=env, cwd=workdir)
     path = write_csv(workdir / "a.csv", [row("ES-1", name="José Núñez", locale="es_US")])
     outreach("accounts", "import", str(path), env=env, cwd=workdir)
@@ -73,7 +73,7 @@ def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str
     assert "José, su saldo de $120.50" in result.stdout
 
 
-def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     outreach("init", env=env, cwd=workdir)
     first = outreach("templates", "sync", "--publish", "--author", "maria", env=env, cwd=workdir)
     assert first.returncode == 0, first.stderr
@@ -114,7 +114,7 @@ def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None: 
     assert "nothing was stored" in refused.stderr
 
 
-def test_cadence_mistakes_name_file_step_and_reason(workdir: Path, env: dict[str, str]) -> None:  # noqa: F811
+def test_cadence_mistakes_name_file_step_and_reason(workdir: Path, env: dict[str, str]) -> None:
     assert "standard: 9 steps, valid." in outreach("cadences", "check", env=env, cwd=workdir).stdout
     path = workdir / "schedules/standard.yaml"
     path.write_text(

@@ -10,7 +10,7 @@ database, no clock, no network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from outreach.compliance.decision import OK, Check, Decision, Reason, Verdict
 from outreach.compliance.facts import Situation
@@ -36,11 +36,13 @@ LOCATION_UNKNOWN = "POLICY_LOCATION_UNKNOWN"
 def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
     if situation.now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    contact = situation.contact
     jurisdictions = candidate_jurisdictions(situation)
-    chosen = _applicable(
-        ruleset.rules_for(jurisdictions, situation.collector, situation.now.astimezone(UTC).date()),
-        contact.channel,
+    status_rules, timing_candidates = _plan(
+        ruleset,
+        tuple(jurisdictions),
+        situation.collector,
+        situation.now.astimezone(UTC).date(),
+        situation.contact.channel,
     )
     candidates = candidate_zones(
         situation.debtor,
@@ -49,24 +51,22 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
     )
     checks: list[Check] = []
     blocks: list[Reason] = []
-    timing_rules: list[tuple[Profile, TimingRule]] = []
-    for profile, rule in chosen:
-        if isinstance(rule, _TIMING):
-            if isinstance(rule, CountRuleSpec | ConversationRuleSpec) and not frequency_applies(
-                rule, situation
-            ):
-                checks.append(Check(rule.code, "skip", profile.id))
-            else:
-                timing_rules.append((profile, rule))
-            continue
-        status_rule: StatusRule = rule
+    for profile, status_rule in status_rules:
         if not applies(status_rule, situation):
-            checks.append(Check(rule.code, "skip", profile.id))
+            checks.append(Check(status_rule.code, "skip", profile.id))
             continue
         found = check_status(status_rule, situation)
-        checks.append(Check(rule.code, "block" if found else "pass", profile.id))
+        checks.append(Check(status_rule.code, "block" if found else "pass", profile.id))
         if found is not None:
             blocks.append(found)
+    timing_rules: list[tuple[Profile, TimingRule]] = []
+    for profile, timing_rule in timing_candidates:
+        if isinstance(timing_rule, CountRuleSpec | ConversationRuleSpec) and not frequency_applies(
+            timing_rule, situation
+        ):
+            checks.append(Check(timing_rule.code, "skip", profile.id))
+        else:
+            timing_rules.append((profile, timing_rule))
 
     zones = tuple((s.zone, s.source) for s in candidates.signals)
     if timing_rules and not candidates.zones:
@@ -113,6 +113,31 @@ def candidate_jurisdictions(situation: Situation) -> list[str]:
             if state and state.startswith(situation.jurisdiction + "-"):
                 found.append(state)
     return list(dict.fromkeys(found))
+
+
+Plan = tuple[list[tuple[Profile, StatusRule]], list[tuple[Profile, TimingRule]]]
+
+
+def _plan(
+    ruleset: RuleSet, jurisdictions: tuple[str, ...], collector: str, day: date, channel: str
+) -> Plan:
+    """The rules for this kind of contact, split into status and timing rules. The daemon
+    asks the same few questions for every account of a batch: the answer is kept."""
+    key = ("plan", jurisdictions, collector, day, channel)
+    found: Plan | None = ruleset.memo.get(key)
+    if found is None:
+        status: list[tuple[Profile, StatusRule]] = []
+        timing: list[tuple[Profile, TimingRule]] = []
+        for profile, rule in _applicable(ruleset.rules_for(jurisdictions, collector, day), channel):
+            if isinstance(rule, _TIMING):
+                timing.append((profile, rule))
+            else:
+                status.append((profile, rule))
+        found = (status, timing)
+        if len(ruleset.memo) > 10_000:  # a long-running daemon sees a new date every day
+            ruleset.memo.clear()
+        ruleset.memo[key] = found
+    return found
 
 
 def _applicable(rules: Sequence[tuple[Profile, Rule]], channel: str) -> list[tuple[Profile, Rule]]:

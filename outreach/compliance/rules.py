@@ -211,6 +211,11 @@ class RuleSet:
             if collector in rule.collectors and rule.in_force(on)
         ]
 
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Answers worked out from this rule set (it never changes once loaded)."""
+        return {}
+
     def all_zones(self, country: str) -> tuple[str, ...]:
         for profile in self.profiles:
             if profile.jurisdiction == country and profile.all_zones:

@@ -59,6 +59,8 @@ def applies(rule: StatusRule, situation: Situation) -> bool:
 
 
 def _past(situation: Situation) -> list[Event]:
+    if not situation.events:
+        return []
     return sorted((e for e in situation.events if e.at <= situation.now), key=lambda e: e.at)
 
 

@@ -103,6 +103,11 @@ def first_open(
                 note(frequency_rule.code, found)
                 assert found.not_before is not None
                 earliest = max(earliest, found.not_before)
+        if earliest == at and _open_now(
+            at, zones, combined, restricted, designated, designated_zone
+        ):
+            timing.not_before = at  # the common case: no interval arithmetic needed
+            return timing
         opens = first_allowed(
             earliest,
             zones,
@@ -116,6 +121,18 @@ def first_open(
         if opens == at:
             timing.not_before = at
             return timing
+        # The jump may pass over instants the window alone would open: say what closed them.
+        if designated and opens > earliest:
+            without = first_allowed(earliest, zones, combined, restricted_day=restricted)
+            if without is None or opens > without:
+                note(designated_rules[0].code, _designated_reason(designated_rules[0], at, opens))
+        if restricted is not None and opens > earliest:
+            without = first_allowed(
+                earliest, zones, combined, designated=designated, designated_zone=designated_zone
+            )
+            if without is None or opens > without:
+                for restricted_rule in restricted_rules:
+                    note(restricted_rule.code, _restricted_reason(restricted_rule, opens))
         at = opens
     return _nothing_open(timing, windows, designated_rules)
 
@@ -138,6 +155,19 @@ def _nothing_open(
         timing.outcomes[rule.code] = "block"
     timing.not_before = None
     return timing
+
+
+def _open_now(
+    at: datetime,
+    zones: Sequence[str],
+    window: LocalWindow,
+    restricted: Callable[[str, date], bool] | None,
+    designated: Sequence[InconvenientTime],
+    designated_zone: str | None,
+) -> bool:
+    return open_at(at, zones, window, restricted) and not (
+        designated and in_designated(at, designated, designated_zone, zones)
+    )
 
 
 def open_at(

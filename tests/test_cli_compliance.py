@@ -1,0 +1,173 @@
+"""``outreach compliance`` as an operator and a compliance officer use it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from outreach import store
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance_store import decision_row, load_debtors, situation, store_decisions
+from tests.test_cli import outreach
+from tests.test_import_accounts import row, write_csv
+
+EXAMPLE = {
+    "now": "2025-06-03T10:30:00-04:00",
+    "jurisdiction": {"country": "US", "state": "CA"},
+    "collector": {"type": "third_party"},
+    "debtor": {
+        "timezone": "America/Los_Angeles",
+        "phones": [{"number": "+12125550101", "type": "mobile", "timezone": None, "consent": True}],
+        "emails": [{"address": "pat@example.net", "type": "personal"}],
+        "inconvenient_times": [
+            {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}
+        ],
+        "represented_by_attorney": False,
+    },
+    "history": [
+        {"at": "2025-06-02T10:00:00-04:00", "channel": "voice", "direction": "outbound",
+         "to": "+12125550101", "debts": ["D1"], "outcome": "no_answer"}
+    ],
+    "events": [
+        {"at": "2025-06-01T09:00:00-04:00", "kind": "opt_out", "channel": "sms",
+         "address": "+12125550101"}
+    ],
+    "contact": {"channel": "voice", "to": "+12125550101", "debts": ["D1"], "automated": False},
+}  # fmt: skip
+
+
+def write_json(path: Path, document: object) -> Path:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def with_accounts(env: dict[str, str], tmp_path: Path) -> None:
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    path = write_csv(
+        tmp_path / "a.csv", [row("MA-1", phone="(617) 555-0101", timezone="America/New_York")]
+    )
+    assert outreach("accounts", "import", str(path), env=env, cwd=tmp_path).returncode == 0
+
+
+def test_check_prints_the_decision_as_json(env: dict[str, str], tmp_path: Path) -> None:
+    scenario = write_json(tmp_path / "example.json", EXAMPLE)
+    result = outreach("compliance", "check", str(scenario), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["decision"] == "defer"
+    assert answer["not_before"] == "2025-06-03T15:00:00Z"
+    assert [r["code"] for r in answer["reasons"]] == ["REGF_TIME_OUTSIDE_WINDOW_MULTI_TZ"]
+    assert {"code": "REGF_7IN7_CALL_CAP", "outcome": "pass", "profile": "US"} in answer[
+        "rules_evaluated"
+    ]
+
+
+def test_check_names_unknown_fields_and_exits_2(env: dict[str, str], tmp_path: Path) -> None:
+    broken = json.loads(json.dumps(EXAMPLE))
+    broken["debtor"]["phones"][0]["colour"] = "blue"
+    broken["contact"]["urgent"] = True
+    scenario = write_json(tmp_path / "broken.json", broken)
+    result = outreach("compliance", "check", str(scenario), env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown field debtor.phones[0].colour" in result.stderr
+    assert "unknown field contact.urgent" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_explain_record_and_designate(env: dict[str, str], tmp_path: Path) -> None:
+    with_accounts(env, tmp_path)
+    # Monday 2026-11-02 07:30 in Boston: before the window opens.
+    early = "2026-11-02T07:30:00-05:00"
+    result = outreach("compliance", "explain", "--account", "MA-1", "--at", early,
+                      env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "jurisdiction US-MA" in result.stdout
+    assert "America/New_York (address)" in result.stdout
+    assert "sms to +16175550101: DEFERRED until 2026-11-02 13:00 UTC" in result.stdout
+    assert "MA_HOURS: it is 07:30 in America/New_York" in result.stdout
+
+    outreach("compliance", "designate", "--account", "MA-1", "--days", "mon-fri",
+             "--from", "08:00", "--to", "12:00", env=env, cwd=tmp_path)  # fmt: skip
+    result = outreach("compliance", "explain", "--account", "MA-1", "--channel", "email",
+                      "--at", early, "--json", env=env, cwd=tmp_path)  # fmt: skip
+    [email] = json.loads(result.stdout)
+    assert email["decision"] == "defer"
+    assert email["not_before"] == "2026-11-02T17:00:00Z"  # noon in Boston
+    assert [r["code"] for r in email["reasons"]] == [
+        "MA_HOURS",
+        "POLICY_DESIGNATED_INCONVENIENT_TIME",
+    ]
+
+    listed = outreach("compliance", "designations", "--account", "MA-1", env=env, cwd=tmp_path)
+    assert "mon,tue,wed,thu,fri" in listed.stdout
+    outreach("compliance", "designations", "--account", "MA-1", "--withdraw", "1",
+             env=env, cwd=tmp_path)  # fmt: skip
+    again = outreach("compliance", "designations", "--account", "MA-1", "--withdraw", "1",
+                     env=env, cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 2 and "no designation 1 in force" in again.stderr
+
+    recorded = outreach("compliance", "record", "--account", "MA-1", "--kind", "cease",
+                        "--at", "2026-11-01T12:00:00Z", "--source", "letter",
+                        env=env, cwd=tmp_path)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    result = outreach("compliance", "explain", "--account", "MA-1", "--channel", "voice",
+                      "--at", "2026-11-02T12:00:00-05:00", env=env, cwd=tmp_path)  # fmt: skip
+    assert "voice to +16175550101: BLOCKED" in result.stdout
+    assert "POLICY_CEASE_REQUESTED" in result.stdout
+    assert "Lifted by the debtor withdrawing the cease request" in result.stdout
+
+    bad = outreach("compliance", "record", "--account", "MA-1", "--kind", "angry",
+                   env=env, cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "--kind 'angry'" in bad.stderr
+    missing = outreach("compliance", "explain", "--account", "NOPE", env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "no account with reference 'NOPE'" in missing.stderr
+
+
+def test_stored_decisions_list_and_replay(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    with_accounts(env, tmp_path)
+    rules = load_ruleset()
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # 07:00 in Boston
+    with engine.begin() as connection:
+        account = connection.execute(select(store.accounts)).one()
+        record = load_debtors(connection, [account], now, rules.lookback_days, "US")[account.id]
+        asked = situation(record, "sms", "+16175550101", now)
+        decision = evaluate(asked, rules)
+        row_ = decision_row(account.id, decision, asked, stage="plan", decided_at=now)
+        store_decisions(connection, [row_])
+    listed = outreach("compliance", "decisions", "--account", "MA-1", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "defer" in listed.stdout and "MA_HOURS" in listed.stdout
+
+    snapshot = outreach("compliance", "snapshot", "1", env=env, cwd=tmp_path)
+    case = write_json(tmp_path / "case.json", json.loads(snapshot.stdout))
+    replayed = json.loads(outreach("compliance", "check", str(case), env=env, cwd=tmp_path).stdout)
+    assert replayed["decision"] == "defer"
+    assert replayed["not_before"] == "2026-11-02T13:00:00Z"
+
+
+def test_rules_and_a_broken_override_file(env: dict[str, str], tmp_path: Path) -> None:
+    listed = outreach("compliance", "rules", "--jurisdiction", "US-MA", "--collector",
+                      "first_party", env=env, cwd=tmp_path)  # fmt: skip
+    assert "MA_2_PER_7_DAYS_PER_DEBT" in listed.stdout
+    assert "REGF_7IN7_CALL_CAP" not in listed.stdout  # Reg F does not bind creditors
+
+    override = tmp_path / "rules.yaml"
+    override.write_text(
+        'version: "x1"\nprofiles:\n  - id: US-CT\n    name: Connecticut\n'
+        "    jurisdiction: US-CT\n    rules:\n      - code: CT_CAP\n        kind: count\n"
+        "        limit: 0\n        days: 7\n        citation: memo\n",
+        encoding="utf-8",
+    )
+    env["COMPLIANCE_RULES_FILE"] = str(override)
+    config = outreach("config", env=env, cwd=tmp_path)
+    assert "COMPLIANCE_RULES_FILE" in config.stdout
+    assert "profile US-CT, rule 1 (CT_CAP), limit" in config.stdout
+    scenario = write_json(tmp_path / "example.json", EXAMPLE)
+    result = outreach("compliance", "check", str(scenario), env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "profile US-CT" in result.stderr

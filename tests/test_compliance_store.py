@@ -1,0 +1,213 @@
+"""What the engine is told about an account, read from the database on every backend, and
+the decisions stored with a replayable input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from outreach import store
+from outreach.clock import FixedClock
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance.scenario import parse_scenario
+from outreach.compliance_store import (
+    DebtorRecord,
+    attempts,
+    decision_row,
+    decisions,
+    designated_times,
+    inbox_messages,
+    load_debtors,
+    situation,
+    store_decisions,
+)
+from outreach.importing.account_rows import ImportDefaults
+from tests.test_import_accounts import row, run_import, write_csv
+
+# Monday 2026-11-02, 10:00 in Boston.
+NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+RULES = load_ruleset()
+
+
+@pytest.fixture
+def accounts(engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock) -> Engine:
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("MA-1"), row("CA-1", jurisdiction="US-CA", phone="(310) 555-0123", timezone="")],
+    )
+    run_import(engine, path, defaults, clock)
+    return engine
+
+
+def account_id(engine: Engine, reference: str) -> int:
+    with engine.connect() as connection:
+        return int(store.account_by_reference(connection, reference).id)
+
+
+def add_attempt(
+    engine: Engine, reference: str, at: datetime, status: str = "delivered", **values: Any
+) -> None:
+    ident = account_id(engine, reference)
+    base = {
+        "account_id": ident,
+        "idempotency_key": f"{reference}:{at.isoformat()}:{values.get('channel', 'sms')}",
+        "step_key": "s",
+        "channel": "sms",
+        "to_address": "+16175550101",
+        "template_name": "reminder",
+        "tone": "friendly",
+        "locale": "en_US",
+        "body": "text",
+        "status": status,
+        "tries": 1,
+        "automated": True,
+        "created_at": at,
+        "updated_at": at,
+        "sent_at": at,
+    }
+    with engine.begin() as connection:
+        connection.execute(insert(attempts).values(**(base | values)))
+
+
+def load(engine: Engine, *references: str, now: datetime = NOW) -> dict[str, DebtorRecord]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(store.accounts).where(store.accounts.c.reference.in_(references))
+        ).all()
+        found = load_debtors(connection, rows, now, RULES.lookback_days, "US")
+    return {record.reference: record for record in found.values()}
+
+
+def test_accounts_become_debtors_with_their_phones_emails_and_zones(accounts: Engine) -> None:
+    records = load(accounts, "MA-1", "CA-1")
+    ma, ca = records["MA-1"], records["CA-1"]
+    assert (ma.jurisdiction, ma.collector) == ("US-MA", "first_party")
+    assert ma.debtor.timezone == "America/New_York"  # from the phone's single zone
+    assert [p.number for p in ma.debtor.phones] == ["+16175550101"]
+    # sms consent recorded, voice not: consent on either point covers the number.
+    assert ma.debtor.phones[0].consent is True
+    assert [(e.address, e.consent) for e in ma.debtor.emails] == [("ma-1@example.com", True)]
+    assert ca.debtor.timezone == "America/Los_Angeles"
+    assert ca.history == () and ca.events == ()
+
+
+def test_placed_attempts_count_and_queued_or_old_ones_do_not(accounts: Engine) -> None:
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=1), "delivered")
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=2), "unknown", channel="voice")
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=3), "queued", channel="email")
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=4), "cancelled", channel="email")
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=60), "delivered", channel="email")
+    add_attempt(accounts, "CA-1", NOW - timedelta(days=1), "delivered", to_address="+13105550123")
+    history = load(accounts, "MA-1")["MA-1"].history
+    assert sorted((c.channel, c.outcome, c.debts) for c in history) == [
+        ("sms", "delivered", ("MA-1",)),
+        ("voice", "no_answer", ("MA-1",)),
+    ]
+
+
+def test_massachusetts_caps_texts_from_stored_attempts(accounts: Engine) -> None:
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=1))
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=3))
+    record = load(accounts, "MA-1")["MA-1"]
+    decision = evaluate(situation(record, "sms", "+16175550101", NOW), RULES)
+    assert decision.verdict == "defer"
+    assert decision.codes == ["MA_2_PER_7_DAYS_PER_DEBT"]
+    # Texts on 10-30 and 11-01: the 7 Boston dates ending 11-06 hold only one. 08:00 EST.
+    assert decision.not_before == datetime(2026, 11, 6, 13, 0, tzinfo=UTC)
+
+
+def test_suppressions_events_and_designations_reach_the_engine(accounts: Engine) -> None:
+    ident = account_id(accounts, "MA-1")
+    with accounts.begin() as connection:
+        connection.execute(
+            insert(store.suppressions),
+            [
+                {"channel": "sms", "address": "+16175550101", "reason": "stop",
+                 "source": "STOP", "created_at": NOW - timedelta(days=6),
+                 "lifted_at": None, "lifted_reason": None},
+                {"channel": "email", "address": "ma-1@example.com", "reason": "unsubscribe",
+                 "source": "one-click", "created_at": NOW - timedelta(days=5),
+                 "lifted_at": NOW - timedelta(days=1), "lifted_reason": "resubscribed"},
+                {"channel": "email", "address": "ma-1@example.com", "reason": "bounce",
+                 "source": "hard bounce", "created_at": NOW - timedelta(days=9),
+                 "lifted_at": None, "lifted_reason": None},
+            ],
+        )  # fmt: skip
+        connection.execute(
+            insert(store.compliance_events).values(
+                account_id=ident, kind="dispute", occurred_at=NOW - timedelta(days=2),
+                source="letter",
+            )
+        )  # fmt: skip
+        connection.execute(
+            insert(designated_times),
+            [
+                {"account_id": ident, "days": "mon,tue", "start_local": time(9),
+                 "end_local": time(12), "source": "call", "created_at": NOW,
+                 "withdrawn_at": None},
+                {"account_id": ident, "days": "sun", "start_local": time(9),
+                 "end_local": time(12), "source": "call", "created_at": NOW,
+                 "withdrawn_at": NOW},
+            ],
+        )  # fmt: skip
+    record = load(accounts, "MA-1")["MA-1"]
+    assert [(e.kind, e.channel) for e in record.events] == [
+        ("opt_out", "sms"),
+        ("opt_out", "email"),
+        ("dispute", None),
+        ("opt_in", "email"),
+    ]
+    assert [(d.days, d.start) for d in record.debtor.inconvenient_times] == [
+        (("mon", "tue"), time(9))
+    ]
+    sms = evaluate(situation(record, "sms", "+16175550101", NOW), RULES)
+    assert sms.verdict == "block"
+    assert set(sms.codes) == {"CARRIER_STOP_KEYWORD", "POLICY_DISPUTE_HOLD"}
+    email = evaluate(situation(record, "email", "ma-1@example.com", NOW), RULES)
+    assert email.codes == ["POLICY_DISPUTE_HOLD"]
+
+
+def test_inbound_replies_are_history(accounts: Engine) -> None:
+    ident = account_id(accounts, "MA-1")
+    with accounts.begin() as connection:
+        connection.execute(
+            insert(inbox_messages).values(
+                account_id=ident, channel="email", from_address="ma-1@example.com",
+                to_address="billing@example.org", body="I will pay", direction="inbound",
+                status="open", received_at=NOW - timedelta(days=1),
+            )
+        )  # fmt: skip
+    history = load(accounts, "MA-1")["MA-1"].history
+    assert [(c.direction, c.channel, c.to) for c in history] == [
+        ("inbound", "email", "ma-1@example.com")
+    ]
+
+
+def test_stored_decisions_replay_from_their_snapshot(accounts: Engine) -> None:
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=1))
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=2))
+    record = load(accounts, "MA-1")["MA-1"]
+    asked = situation(record, "sms", "+16175550101", NOW)
+    decision = evaluate(asked, RULES)
+    stored = decision_row(
+        record.account_id, decision, asked, stage="plan", decided_at=NOW, step_key="s"
+    )
+    with accounts.begin() as connection:
+        store_decisions(connection, [stored])
+    with accounts.connect() as connection:
+        saved = connection.execute(select(decisions)).one()
+    assert (saved.verdict, saved.stage, saved.ruleset_version) == ("defer", "plan", RULES.version)
+    assert saved.not_before == decision.not_before
+    assert [r["code"] for r in saved.reasons] == ["MA_2_PER_7_DAYS_PER_DEBT"]
+    assert "MA_2_PER_7_DAYS_PER_DEBT:defer" in saved.rules_evaluated
+    replayed = evaluate(parse_scenario(saved.input_snapshot).situation(), RULES)
+    assert (replayed.verdict, replayed.not_before, replayed.codes) == (
+        decision.verdict,
+        decision.not_before,
+        decision.codes,
+    )

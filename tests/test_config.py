@@ -127,3 +127,19 @@ def test_partial_twilio_credentials_and_voice_without_a_number() -> None:
         twilio_messaging_service_sid="MG1",
     )  # fmt: skip
     assert any(p.setting == "TWILIO_FROM_NUMBER" for p in voice.problems())
+
+
+def test_channel_file_mistakes_are_configuration_problems(tmp_path: Path) -> None:
+    (tmp_path / "sms.yaml").write_text("rate_limits:\n  default:\n    per_second: -1\n")
+    problems = settings(channels_dir=tmp_path).problems()
+    (channel,) = [p for p in problems if p.setting == "CHANNELS_DIR"]
+    assert channel.severity == "error"
+    assert "sms.yaml" in channel.message and "rate_limits.default.per_second" in channel.message
+
+
+def test_twilio_with_only_an_api_key_cannot_verify_webhooks() -> None:
+    keyed = settings(
+        twilio_account_sid="AC1", twilio_api_key_sid="SK1",
+        twilio_api_key_secret=SecretStr("a-real-key-secret"), twilio_from_number="+16175550100",
+    )  # fmt: skip
+    assert any(p.setting == "TWILIO_AUTH_TOKEN" and p.severity == "error" for p in keyed.problems())

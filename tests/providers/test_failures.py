@@ -1,0 +1,56 @@
+"""The shared HTTP rules every provider's error table builds on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from outreach.providers.failures import CodeRule, http_failure, retry_after_seconds
+from tests.conftest import NOW
+
+
+def response(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, headers=headers, request=httpx.Request("POST", "https://p.test"))
+
+
+@pytest.mark.parametrize(
+    ("status", "rule", "retryable"),
+    [
+        (400, None, False),
+        (404, None, False),
+        (409, None, False),
+        (429, None, True),
+        (500, None, True),
+        (502, None, True),
+        (503, None, True),
+        (400, CodeRule("queue full", retryable=True), True),
+        (400, CodeRule("opted out", suppression="stop"), False),
+    ],
+)
+def test_the_status_decides_unless_the_code_says_more(
+    status: int, rule: CodeRule | None, retryable: bool
+) -> None:
+    error = http_failure("p", response(status), NOW, code="1", rule=rule)
+    assert (error.retryable, error.ambiguous) == (retryable, False)
+    assert error.suppression == (rule.suppression if rule else None)
+    assert ("safe to retry" in str(error)) is retryable
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("12", 12.0),
+        ((NOW + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT"), 90.0),
+        ((NOW - timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT"), 0.0),
+        ("soon", None),
+    ],
+)
+def test_retry_after_in_seconds_or_as_a_date(value: str, seconds: float | None) -> None:
+    assert retry_after_seconds(response(429, **{"Retry-After": value}), NOW) == seconds
+
+
+def test_retry_after_is_kept_only_when_retrying() -> None:
+    assert http_failure("p", response(503, **{"Retry-After": "4"}), NOW).retry_after == 4
+    assert http_failure("p", response(400, **{"Retry-After": "4"}), NOW).retry_after is None

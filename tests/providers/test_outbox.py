@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from outreach.channels import OutboxSimulation
+from outreach.clock import FixedClock
+from outreach.config import Settings
+from outreach.errors import ChannelError
+from outreach.providers.base import EventType, OutboundMessage
+from outreach.providers.outbox import SAMPLE_REPLIES, Outbox
+from tests.providers.conftest import PUBLIC
+
+pytestmark = pytest.mark.anyio
+
+SMS = OutboundMessage(7, "acct-1:step-1:sms", "sms", "+16175550199", "Your balance is due.")
+
+
+def outbox(
+    settings: Settings, clock: FixedClock, channel: str = "sms", **simulation: float
+) -> Outbox:
+    return Outbox(settings, clock, channel, OutboxSimulation(**simulation))  # type: ignore[arg-type]
+
+
+async def test_each_message_is_one_json_line_an_operator_can_read(
+    settings: Settings, clock: FixedClock
+) -> None:
+    sms = outbox(settings, clock)
+    first = await sms.send(SMS)
+    await sms.send(OutboundMessage(8, "acct-2:step-1:sms", "sms", "+16175550198", "Hello"))
+    lines = settings.outbox_path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    record = json.loads(lines[0])
+    assert record["message_id"] == first.provider_message_id
+    assert (record["attempt_id"], record["channel"], record["to"], record["body"]) == (
+        7, "sms", "+16175550199", "Your balance is due.",
+    )  # fmt: skip
+    assert record["queued_at"] == clock.now().isoformat()
+
+
+async def test_a_message_for_another_channel_is_refused(
+    settings: Settings, clock: FixedClock
+) -> None:
+    with pytest.raises(ChannelError):
+        await outbox(settings, clock, "email").send(SMS)
+
+
+async def test_an_unwritable_outbox_is_retryable(settings: Settings, clock: FixedClock) -> None:
+    settings.outbox_path.mkdir()  # a directory where the file should be
+    with pytest.raises(ChannelError) as raised:
+        await outbox(settings, clock).send(SMS)
+    assert raised.value.retryable
+
+
+async def test_delivery_comes_after_the_delay_and_each_event_once(
+    settings: Settings, clock: FixedClock
+) -> None:
+    sms = outbox(settings, clock, delivery_delay_seconds=5, reply_rate=0)
+    result = await sms.send(SMS)
+    (sent,) = sms.due_events(clock.now())
+    assert (sent.event_type, sent.attempt_id) == (EventType.SENT, 7)
+    assert sms.due_events(clock.now() + timedelta(seconds=4)) == []
+    (delivered,) = sms.due_events(clock.now() + timedelta(seconds=5))
+    assert delivered.event_type is EventType.DELIVERED
+    assert delivered.provider_message_id == result.provider_message_id
+    assert delivered.occurred_at == clock.now() + timedelta(seconds=5)
+    assert sms.due_events(clock.now() + timedelta(days=1)) == []
+
+
+async def test_sample_replies_go_through_the_keyword_reading(
+    settings: Settings, clock: FixedClock
+) -> None:
+    sms = outbox(settings, clock, delivery_delay_seconds=1, reply_rate=1)
+    for number in range(30):
+        await sms.send(OutboundMessage(number, f"k{number}", "sms", "+16175550199", "Hi"))
+    replies = [e for e in sms.due_events(clock.now() + timedelta(hours=1)) if e.kind == "reply"]
+    assert len(replies) == 30
+    assert {e.body for e in replies} <= set(SAMPLE_REPLIES)
+    stops = [e for e in replies if e.body == "STOP"]
+    assert stops and all(
+        (e.event_type, e.suppression) == (EventType.OPTED_OUT, "stop") for e in stops
+    )
+    assert any(e.event_type is EventType.REPLIED for e in replies)
+    assert all(e.from_address == "+16175550199" for e in replies)
+
+
+async def test_the_same_demo_plays_the_same_way(settings: Settings, clock: FixedClock) -> None:
+    def played(box: Outbox) -> list[tuple[str, str | None]]:
+        return [
+            (e.event_type.value, e.body) for e in box.due_events(clock.now() + timedelta(days=1))
+        ]
+
+    first, second = outbox(settings, clock, reply_rate=0.5), outbox(settings, clock, reply_rate=0.5)
+    for box in (first, second):
+        for number in range(10):
+            await box.send(OutboundMessage(number, f"k{number}", "sms", "+16175550199", "Hi"))
+    assert played(first) == played(second)
+
+
+async def test_calls_end_with_a_contact_history_outcome(
+    settings: Settings, clock: FixedClock
+) -> None:
+    calls = outbox(settings, clock, "voice")
+    for number in range(40):
+        await calls.send(
+            OutboundMessage(
+                number, f"call{number}", "voice", "+16175550199", "Hello", voicemail="Call us"
+            )
+        )
+    events = calls.due_events(clock.now() + timedelta(days=1))
+    outcomes = {e.outcome for e in events if e.outcome}
+    assert outcomes <= {"conversation", "limited_content_message", "no_answer", "busy"}
+    assert {"conversation", "limited_content_message", "no_answer"} <= outcomes
+    answered = {e.event_type for e in events if e.raw_status == "answered"}
+    assert answered == {EventType.ANSWERED_HUMAN, EventType.ANSWERED_MACHINE}
+
+
+async def test_an_email_to_a_bounce_address_bounces(settings: Settings, clock: FixedClock) -> None:
+    mail = outbox(settings, clock, "email")
+    await mail.send(OutboundMessage(3, "k3", "email", "bounce@example.net", "Hi", subject="S"))
+    events = mail.due_events(clock.now() + timedelta(days=1))
+    assert [e.event_type for e in events] == [EventType.SENT, EventType.BOUNCED]
+    assert events[-1].suppression == "bounce"
+
+
+async def test_a_replay_over_the_webhook_gives_the_same_events(
+    settings: Settings, clock: FixedClock
+) -> None:
+    sms = outbox(settings, clock, reply_rate=1)
+    await sms.send(SMS)
+    events = sms.due_events(clock.now() + timedelta(days=1))
+    request = sms.signed_request(events, f"{PUBLIC}/webhooks/outbox/events")
+    sms.verify(request)
+    assert sms.parse(request) == events

@@ -1,0 +1,316 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import respx
+
+from outreach.channels import EmailChannel
+from outreach.clock import FixedClock
+from outreach.config import Settings
+from outreach.errors import ChannelError, WebhookRejected
+from outreach.providers.base import EventType, OutboundMessage, WebhookRequest
+from outreach.providers.sendgrid_email import SendgridEmail, unsubscribe_token
+from tests.providers.conftest import (
+    PAYLOADS,
+    PUBLIC,
+    SECRET_KEY,
+    SENDGRID_KEY,
+    EcdsaKeys,
+    inbound_request,
+    load_json,
+    new_keys,
+    sendgrid_events_request,
+)
+
+pytestmark = pytest.mark.anyio
+
+SEND = "https://sendgrid.test/v3/mail/send"
+EMAIL = OutboundMessage(
+    9, "acct-1:step-3:email", "email", "debtor@example.net", "Your balance is due.",
+    subject="Your balance", html="<p>Your balance is due.</p>",
+)  # fmt: skip
+CONFIG = EmailChannel(
+    from_name="Acme Billing",
+    reply_to="billing+{attempt_id}@reply.example.com",
+    unsubscribe_mailto="unsubscribe@reply.example.com",
+    categories=["outreach"],
+)
+
+
+def email(settings: Settings, client: httpx.AsyncClient, clock: FixedClock) -> SendgridEmail:
+    return SendgridEmail(settings, client, clock, CONFIG)
+
+
+async def test_send_posts_mail_send_json(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    router.post(SEND).respond(202, headers={"X-Message-Id": "W86EgYT6SQKk0lRflfLRsA"})
+    result = await email(settings, client, clock).send(EMAIL)
+    assert (result.provider_message_id, result.status) == (
+        "W86EgYT6SQKk0lRflfLRsA",
+        EventType.QUEUED,
+    )
+    request = router.calls.last.request
+    assert request.headers["Authorization"] == f"Bearer {SENDGRID_KEY}"
+    body = json.loads(request.content)
+    token = unsubscribe_token(SECRET_KEY, 9)
+    assert body == {
+        "from": {"email": "billing@example.com", "name": "Acme Billing"},
+        "personalizations": [{"to": [{"email": "debtor@example.net"}]}],
+        "subject": "Your balance",
+        "content": [
+            {"type": "text/plain", "value": "Your balance is due."},
+            {"type": "text/html", "value": "<p>Your balance is due.</p>"},
+        ],
+        "reply_to": {"email": "billing+9@reply.example.com"},
+        "custom_args": {
+            "outreach_attempt_id": "9",
+            "outreach_idempotency_key": "acct-1:step-3:email",
+        },
+        "headers": {
+            "List-Unsubscribe": (
+                f"<{PUBLIC}/webhooks/sendgrid_email/unsubscribe?attempt_id=9&token={token}>, "
+                "<mailto:unsubscribe@reply.example.com?subject=unsubscribe>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+        "categories": ["outreach"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(400, False), (401, False), (403, False), (413, False), (500, True)]
+)
+async def test_error_answers_are_classified(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    status: int,
+    retryable: bool,
+) -> None:
+    router.post(SEND).respond(status, json=load_json("rest/sendgrid_errors.json")[str(status)])
+    with pytest.raises(ChannelError) as raised:
+        await email(settings, client, clock).send(EMAIL)
+    assert (raised.value.retryable, raised.value.ambiguous) == (retryable, False)
+    assert raised.value.status_code == status
+    assert raised.value.detail
+
+
+async def test_429_waits_until_the_limit_resets(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    reset = int(clock.now().timestamp()) + 30
+    router.post(SEND).respond(
+        429,
+        json=load_json("rest/sendgrid_errors.json")["429"],
+        headers={"X-RateLimit-Reset": str(reset)},
+    )
+    with pytest.raises(ChannelError) as raised:
+        await email(settings, client, clock).send(EMAIL)
+    assert raised.value.retryable and raised.value.retry_after == 30
+
+
+async def test_a_read_timeout_is_ambiguous(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    router.post(SEND).mock(side_effect=httpx.ReadTimeout("no answer"))
+    with pytest.raises(ChannelError) as raised:
+        await email(settings, client, clock).send(EMAIL)
+    assert raised.value.ambiguous and not raised.value.retryable
+
+
+EXPECTED_EVENTS = [
+    ("processed", EventType.SENT, None, None),
+    ("deferred", EventType.DEFERRED, None, None),
+    ("delivered", EventType.DELIVERED, None, "delivered"),
+    ("open", EventType.OPENED, None, None),
+    ("click", EventType.CLICKED, None, None),
+    ("bounce", EventType.BOUNCED, "bounce", "failed"),
+    ("blocked", EventType.UNDELIVERED, None, "failed"),
+    ("dropped", EventType.DROPPED, "bounce", "failed"),
+    ("spamreport", EventType.COMPLAINED, "complaint", None),
+    ("unsubscribe", EventType.UNSUBSCRIBED, "unsubscribe", None),
+    ("groupunsubscribe", EventType.UNSUBSCRIBED, "unsubscribe", None),
+    ("groupresubscribe", EventType.OPTED_IN, None, None),
+]
+
+
+@pytest.mark.parametrize(("name", "event_type", "suppression", "outcome"), EXPECTED_EVENTS)
+def test_each_documented_event(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    event_keys: EcdsaKeys,
+    name: str,
+    event_type: EventType,
+    suppression: str | None,
+    outcome: str | None,
+) -> None:
+    provider = email(settings, client, clock)
+    request = sendgrid_events_request((_payload(f"event_{name}.json")), event_keys)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.event_type, event.suppression, event.outcome) == (
+        event_type,
+        suppression,
+        outcome,
+    )
+    assert event.attempt_id == 42  # our custom arg, returned as a top-level key
+    assert event.to_address == "example@test.com"
+    assert event.provider_message_id == "14c5d75ce93.dfd.64b469"
+    assert event.occurred_at == datetime(2017, 12, 15, 0, 59, 29, tzinfo=UTC)
+    assert event.payload["future_field"] == {"added": "later"}
+    assert event.contact_status == ("invalid" if suppression == "bounce" else None)
+
+
+def test_a_drop_suppresses_only_for_reasons_about_the_address(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
+) -> None:
+    events = load_json("sendgrid/event_dropped.json")
+    events[0]["reason"] = "Spam Content (if spam checker app enabled)"
+    (event,) = email(settings, client, clock).parse(
+        sendgrid_events_request(json.dumps(events).encode(), event_keys)
+    )
+    assert (event.event_type, event.suppression) == (EventType.DROPPED, None)
+
+
+def test_a_batch_of_every_type_and_a_duplicate(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
+) -> None:
+    batch = load_json("sendgrid/event_batch_all_types.json")
+    body = json.dumps([*batch, batch[2]], separators=(",", ":")).encode() + b"\r\n"
+    request = sendgrid_events_request(body, event_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    events = provider.parse(request)
+    assert len(events) == 11
+    assert EventType.UNKNOWN not in {e.event_type for e in events}
+
+
+def test_the_signature_covers_the_exact_bytes(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
+) -> None:
+    provider = email(settings, client, clock)
+    body = _payload("event_delivered.json").rstrip() + b"\r\n"
+    request = sendgrid_events_request(body, event_keys)
+    provider.verify(request)
+    for forged in (
+        replace(request, body=body.rstrip()),  # the trailing CRLF is signed too
+        replace(
+            request,
+            headers={**request.headers, "X-Twilio-Email-Event-Webhook-Timestamp": "1793710801"},
+        ),
+        sendgrid_events_request(body, new_keys()),  # someone else's key
+    ):
+        with pytest.raises(WebhookRejected):
+            provider.verify(forged)
+
+
+def test_without_the_public_key_nothing_is_accepted(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
+) -> None:
+    provider = email(
+        settings.model_copy(update={"sendgrid_webhook_public_key": None}), client, clock
+    )
+    with pytest.raises(WebhookRejected, match="SENDGRID_WEBHOOK_PUBLIC_KEY"):
+        provider.verify(sendgrid_events_request(_payload("event_open.json"), event_keys))
+
+
+@pytest.mark.parametrize(
+    ("payload", "subject"),
+    [
+        ("inbound_default_data.crlf.multipart", "Testing non-raw"),
+        ("inbound_default_data.multipart", "Testing non-raw"),
+        ("inbound_raw_data.crlf.multipart", "Inbound Parse Test Raw Data"),
+        ("inbound_raw_data.multipart", "Inbound Parse Test Raw Data"),
+        (
+            "inbound_raw_data_with_attachments.crlf.multipart",
+            "Inbound Parse Test Raw Data with Attachment",
+        ),
+    ],
+)
+def test_inbound_parse_becomes_a_reply(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    payload: str,
+    subject: str,
+) -> None:
+    provider = email(settings, client, clock)
+    request = inbound_request(payload, inbound_keys)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.kind, event.event_type) == ("inbound", EventType.REPLIED)
+    assert (event.from_address, event.subject) == ("test@example.com", subject)
+    assert event.body == "Hello Twilio SendGrid!"
+    assert event.to_address is not None and event.to_address.startswith("inbound@")
+
+
+def test_inbound_parse_is_verified_with_its_own_key(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
+) -> None:
+    request = inbound_request("inbound_default_data.crlf.multipart", event_keys)
+    with pytest.raises(WebhookRejected):
+        email(settings, client, clock).verify(request)
+
+
+def test_a_reply_to_our_tagged_address_names_its_attempt_and_stop_unsubscribes(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    body = (
+        (_raw("inbound_default_data.crlf.multipart"))
+        .replace(b"inbound@inbound.example.com", b"billing+42@reply.example.com")
+        .replace(b"Hello Twilio SendGrid!", b"STOP\r\n\r\n> On Monday Acme wrote:")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert event.attempt_id == 42
+    assert (event.event_type, event.suppression) == (EventType.OPTED_OUT, "unsubscribe")
+
+
+def test_one_click_unsubscribe(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    provider = email(settings, client, clock)
+    token = unsubscribe_token(SECRET_KEY, 9)
+    url = f"{PUBLIC}/webhooks/sendgrid_email/unsubscribe?attempt_id=9&token={token}"
+    request = WebhookRequest(
+        "POST", url, {"Content-Type": "application/x-www-form-urlencoded"},
+        b"List-Unsubscribe=One-Click",
+    )  # fmt: skip
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.event_type, event.attempt_id, event.suppression) == (
+        EventType.UNSUBSCRIBED, 9, "unsubscribe",
+    )  # fmt: skip
+    with pytest.raises(WebhookRejected):
+        provider.verify(replace(request, url=url.replace("attempt_id=9", "attempt_id=10")))
+
+
+def _payload(name: str) -> bytes:
+    return json.dumps(load_json(f"sendgrid/{name}")).encode()
+
+
+def _raw(name: str) -> bytes:
+    return (PAYLOADS / "sendgrid" / name).read_bytes()
+
+
+def _signed_inbound(body: bytes, keys: EcdsaKeys) -> WebhookRequest:
+    return WebhookRequest(
+        "POST",
+        f"{PUBLIC}/webhooks/sendgrid_email/inbound",
+        {
+            "Content-Type": "multipart/form-data; boundary=xYzZY",
+            "X-Twilio-Email-Event-Webhook-Signature": keys.sign("1793710800", body),
+            "X-Twilio-Email-Event-Webhook-Timestamp": "1793710800",
+        },
+        body,
+    )

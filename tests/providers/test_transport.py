@@ -1,0 +1,166 @@
+"""The aiohttp-backed transport against real sockets on 127.0.0.1.
+
+What matters is *when* a failure happened: before the request left (safe to send again) or
+after (the provider may have it). Each case makes a small server that fails one way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from outreach.channels import SmsChannel
+from outreach.clock import FixedClock
+from outreach.config import Settings
+from outreach.errors import ChannelError
+from outreach.providers.base import EventType, OutboundMessage
+from outreach.providers.failures import transport_failure
+from outreach.providers.transport import Timeouts, make_http_client
+from outreach.providers.twilio_sms import TwilioSms
+from tests.providers.conftest import load_json
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serve(handler: Handler) -> AsyncIterator[str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    return head, await reader.readexactly(length)
+
+
+def answer(status: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers, "", ""]
+    return "\r\n".join(lines).encode() + body
+
+
+async def test_a_created_message_through_a_local_stand_in(
+    settings: Settings, clock: FixedClock
+) -> None:
+    seen: list[bytes] = []
+
+    async def twilio(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, body = await read_request(reader)
+        seen.append(head + body)
+        created = gzip.compress(json.dumps(load_json("rest/twilio_message_created.json")).encode())
+        writer.write(
+            answer(
+                "201 CREATED", created, "Content-Type: application/json", "Content-Encoding: gzip"
+            )
+        )
+        await writer.drain()
+        writer.close()
+
+    async with serve(twilio) as base, make_http_client() as client:
+        provider = TwilioSms(
+            settings.model_copy(update={"twilio_api_base_url": base}), client, clock, SmsChannel()
+        )
+        result = await provider.send(OutboundMessage(7, "k", "sms", "+16175550199", "Hello"))
+    assert (result.provider_message_id, result.status) == (
+        "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        EventType.QUEUED,
+    )
+    (request,) = seen
+    assert request.startswith(b"POST /2010-04-01/Accounts/AC")
+    assert b"Body=Hello" in request and b"authorization: basic " in request.lower()
+
+
+async def test_connection_refused_never_left() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with make_http_client() as client:
+        with pytest.raises(httpx.ConnectError) as raised:
+            await client.post(f"http://127.0.0.1:{port}/x", content=b"a")
+    failure = transport_failure("p", raised.value)
+    assert failure.retryable and not failure.ambiguous
+
+
+async def test_a_connection_closed_after_the_request_is_ambiguous() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    async with serve(hang_up) as base, make_http_client() as client:
+        with pytest.raises(httpx.TransportError) as raised:
+            await client.post(f"{base}/x", content=b"a")
+    assert isinstance(raised.value, httpx.RemoteProtocolError | httpx.ReadError)
+    failure = transport_failure("p", raised.value)
+    assert failure.ambiguous and not failure.retryable
+
+
+async def test_no_answer_in_time_is_ambiguous() -> None:
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await release.wait()
+        writer.close()
+
+    async with serve(silent) as base, make_http_client(timeouts=Timeouts(read=0.2)) as client:
+        with pytest.raises(httpx.ReadTimeout) as raised:
+            await client.post(f"{base}/x", content=b"a")
+        release.set()
+    assert transport_failure("p", raised.value).ambiguous
+
+
+async def test_connections_are_pooled_and_shared() -> None:
+    connections = 0
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                await read_request(reader)
+                writer.write(answer("200 OK", b"{}", "Content-Type: application/json"))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async with serve(keep_alive) as base, make_http_client() as client:
+        for _ in range(5):
+            assert (await client.post(f"{base}/x", content=b"a")).json() == {}
+    assert connections == 1
+
+
+async def test_a_twilio_send_through_the_real_transport_classifies_a_hang_up(
+    settings: Settings, clock: FixedClock
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    async with serve(hang_up) as base, make_http_client() as client:
+        provider = TwilioSms(
+            settings.model_copy(update={"twilio_api_base_url": base}), client, clock, SmsChannel()
+        )
+        with pytest.raises(ChannelError) as raised:
+            await provider.send(OutboundMessage(7, "k", "sms", "+16175550199", "Hello"))
+    assert raised.value.ambiguous

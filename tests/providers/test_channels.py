@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,17 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert channel_problems(tmp_path) == [
         f"{tmp_path / 'voice.yaml'}: expected a mapping of settings"
     ]
+
+
+def test_outreach_config_reports_channel_mistakes(tmp_path: Path) -> None:
+    channels = tmp_path / "channels"
+    channels.mkdir()
+    (channels / "voice.yaml").write_text("twiml_mode: stream\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
+    env.update(COLUMNS="250", SCHEDULES_DIR=str(REPO / "schedules"))
+    result = subprocess.run(
+        [sys.executable, "-m", "outreach", "config"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "CHANNELS_DIR: channels/voice.yaml: twiml_mode:" in result.stdout

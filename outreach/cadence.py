@@ -54,6 +54,9 @@ class Step:
     template: str
     tone: str
     conditions: Conditions = Conditions()
+    # Days after falling due that the step may still be sent; None: no limit. A reminder
+    # saying "due tomorrow" must not go out a week late.
+    expires_after: int | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -172,7 +175,7 @@ def _step(
     if not isinstance(raw, dict):
         problems.append("expected a mapping with key, anchor, channel, template and tone")
         return None
-    allowed = {"key", "anchor", "channel", "fallback", "template", "tone", "when"}
+    allowed = {"key", "anchor", "channel", "fallback", "template", "tone", "when", "expires_after"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         problems.append(f"unknown field(s) {', '.join(unknown)}")
@@ -200,9 +203,20 @@ def _step(
             if name in CHANNELS and not template_exists(name, template, tone):
                 problems.append(f"template {name}/{template}.{tone}.j2 does not exist")
     conditions = _conditions(raw.get("when"), problems)
+    expires_after = _days(raw.get("expires_after"), "expires_after", problems)
     if anchor is None:
         return None
-    return Step(key, anchor, channel, fallback, template, tone, conditions)
+    return Step(key, anchor, channel, fallback, template, tone, conditions, expires_after)
+
+
+def _days(raw: Any, field: str, problems: list[str]) -> int | None:
+    if raw is None:
+        return None
+    match = re.fullmatch(r"(\d{1,4})d", str(raw).strip())
+    if not match:
+        problems.append(f"{field} {raw!r} must be a number of days such as 2d")
+        return None
+    return int(match.group(1))
 
 
 def _anchor(text: str, problems: list[str]) -> Anchor | None:
@@ -328,6 +342,7 @@ def next_action(
     zone = ZoneInfo(facts.timezone)
     previous_at = taken.get(cadence.steps[last_index].key) if last_index >= 0 else None
     due_now: list[Step] = []
+    expired: dict[str, str] = {}
     upcoming: datetime | None = None
     for step in cadence.steps[last_index + 1 :]:
         at = _due_at(step, facts.due_date, zone, previous_at if not due_now else now)
@@ -335,15 +350,18 @@ def next_action(
             upcoming = at
             break
         due_now.append(step)
+        if step.expires_after is not None and now >= at + timedelta(days=step.expires_after):
+            expired[step.key] = f"expired: not sent within {step.expires_after} days of falling due"
     if not due_now:
         if last_index == len(cadence.steps) - 1:
             return _finished(cadence, previous_at)
         return NextAction(None, (), upcoming)
-    applicable = [s for s in due_now if _applies(s, facts)]
+    applicable = [s for s in due_now if _applies(s, facts) and s.key not in expired]
     chosen = applicable[-1] if applicable else None
     skipped = tuple(
-        (step, "missed: a later step was already due" if _applies(step, facts)
-         else "conditions not met")
+        (step, expired.get(step.key) or (
+            "missed: a later step was already due" if _applies(step, facts)
+            else "conditions not met"))
         for step in due_now if step is not chosen
     )  # fmt: skip
     following = _following(cadence, due_now[-1])

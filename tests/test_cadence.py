@@ -119,8 +119,9 @@ def test_shipped_cadences_load_with_every_template_present() -> None:
     assert main.stop_when == STOP_CONDITIONS
     assert main.handoff == Handoff("agents", 7)
     assert main.steps[0] == Step(
-        "reminder-7d", Anchor("due_date", -7), "email", ("sms",), "reminder", "friendly"
-    )
+        "reminder-7d", Anchor("due_date", -7), "email", ("sms",), "reminder", "friendly",
+        expires_after=6,
+    )  # fmt: skip
     assert main.step("overdue-21d").channels == ("voice", "sms", "email")
     assert main.step("overdue-21d").conditions == Conditions(min_balance=Decimal("50.00"))
     assert main.step("final-call").anchor == Anchor("after_previous", 15)
@@ -317,10 +318,11 @@ def test_a_late_start_sends_only_the_latest_due_step() -> None:
     action = next_action(standard(), facts(), [], utc(2026, 11, 12, 15, 0))
     assert action.due is not None and action.due.key == "overdue-10d"
     missed = "missed: a later step was already due"
+    # Reminders that would say "due soon" or "due today" expire rather than go out late.
     assert keys(action.skipped) == [
-        ("reminder-7d", missed),
-        ("reminder-1d", missed),
-        ("due-today", missed),
+        ("reminder-7d", "expired: not sent within 6 days of falling due"),
+        ("reminder-1d", "expired: not sent within 1 days of falling due"),
+        ("due-today", "expired: not sent within 2 days of falling due"),
         ("overdue-3d", missed),
     ]
     assert action.next_at == datetime(2026, 11, 21, tzinfo=NEW_YORK)
@@ -668,3 +670,22 @@ def test_any_stop_condition_stops_whatever_the_dates_and_history(
     assert action.skipped == ()
     assert action.stopped in holding
     assert not action.finished and action.next_at is None
+
+
+def test_an_expired_step_is_skipped_even_when_it_is_the_only_one_due() -> None:
+    pre_due = shipped()["pre-due"]
+    # Due 2026-10-31; the due-day message may go out until 2026-11-02 00:00 New York time.
+    on_time = next_action(pre_due, facts(), records_until(pre_due, "reminder-1d", at_due_time),
+                          utc(2026, 11, 2, 3, 59))  # fmt: skip
+    assert on_time.due is not None and on_time.due.key == "due-today"
+    late = next_action(pre_due, facts(), records_until(pre_due, "reminder-1d", at_due_time),
+                       utc(2026, 11, 2, 5, 0))  # fmt: skip
+    assert late.due is None and late.finished
+    assert keys(late.skipped) == [("due-today", "expired: not sent within 2 days of falling due")]
+
+
+def test_expires_after_must_be_days() -> None:
+    raw = {"steps": [{"key": "a", "anchor": "due_date+0d", "channel": "sms", "template": "due",
+                      "tone": "friendly", "expires_after": "two days"}]}  # fmt: skip
+    with pytest.raises(CadenceError, match="expires_after 'two days' must be a number of days"):
+        parse_cadence("x", raw, "x.yaml")

@@ -68,6 +68,11 @@ class DebtorRecord:
     debtor: Debtor
     history: tuple[PastContact, ...]
     events: tuple[Event, ...]
+    # Active contact points, best first on each channel: (channel, address, id).
+    points: tuple[tuple[str, str, int], ...] = ()
+
+    def addresses(self, channel: str) -> list[tuple[str, int]]:
+        return [(address, ident) for ch, address, ident in self.points if ch == channel]
 
 
 def load_debtors(
@@ -139,6 +144,10 @@ def load_debtors(
                 + [_reply(row.reference, m) for m in replies.get(row.id, [])]
             ),
             events=tuple(sorted(own_events, key=lambda e: e.at)),
+            points=tuple(
+                (p.channel, p.address, p.id)
+                for p in sorted(own_points, key=lambda p: (p.channel, p.priority, p.id))
+            ),
         )
     return records
 

@@ -82,8 +82,26 @@ def init(
         out.print(f"Database {where} is up to date (schema {after}).")
     else:
         out.print(f"Database {where} upgraded from {before or 'empty'} to schema {after}.")
+    _seed_templates(context)
     if demo:
         _load_demo(context, count=300, seed=7)
+
+
+def _seed_templates(context: Context) -> None:
+    """A new database gets the template files as its first published versions; after that
+    templates change only through sync, publish and the editor."""
+    from outreach.template_store import published
+
+    with context.engine.connect() as connection:
+        if published(connection).sources:
+            return
+    if not context.settings.templates_dir.is_dir():
+        out.print(f"No templates in {context.settings.templates_dir}: none published yet.")
+        return
+    added = templates.store_template_files(
+        context, author="outreach init", publish=True, quiet=True
+    )
+    out.print(f"Published {added} template(s) from {context.settings.templates_dir}.")
 
 
 @app.command("demo-data")

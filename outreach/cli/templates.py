@@ -146,13 +146,21 @@ def templates_sync(
 ) -> None:
     """Store a new version of every template file whose content changed (after lint)."""
     context = with_database(ctx)
+    store_template_files(context, author=author or getpass.getuser(), publish=publish)
+
+
+def store_template_files(
+    context: Context, *, author: str, publish: bool, quiet: bool = False
+) -> int:
+    """Sync the template files into the database (all or nothing, after lint); how many
+    versions were added."""
     settings = context.settings
     report = sync_templates(
         context.engine,
         settings.templates_dir,
         load_company(settings.templates_dir),
         context.clock,
-        author=author or getpass.getuser(),
+        author=author,
         publish=publish,
         policy=lint_policy(settings.channels_dir),
     )
@@ -160,11 +168,13 @@ def templates_sync(
         for issue in report.refused:
             out.print(f"[red]{issue}[/red]", highlight=False)
         raise TemplateError(f"{len(report.refused)} lint issue(s): nothing was stored")
-    for path, version in report.added:
-        out.print(f"added {path} version {version}", highlight=False)
-    for path, version in report.published:
-        out.print(f"published {path} version {version}", highlight=False)
-    out.print(f"{len(report.added)} added, {len(report.unchanged)} unchanged.")
+    if not quiet:
+        for path, version in report.added:
+            out.print(f"added {path} version {version}", highlight=False)
+        for path, version in report.published:
+            out.print(f"published {path} version {version}", highlight=False)
+        out.print(f"{len(report.added)} added, {len(report.unchanged)} unchanged.")
+    return len(report.added)
 
 
 @templates_app.command("publish")

@@ -7,6 +7,7 @@ an opt-in after an opt-out lifts it) and returns a blocking ``Reason`` or None.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from outreach.compliance.decision import Reason
 from outreach.compliance.facts import LIFTED_BY, Event, Situation
@@ -71,20 +72,37 @@ def _latest(events: Iterable[Event]) -> Event | None:
     return last
 
 
-def _hold(rule: HoldRule, situation: Situation) -> Reason | None:
-    debts = set(situation.contact.debts)
-    lifted_by = LIFTED_BY[rule.event]
-    latest = _latest(
+def latest_hold(
+    events: Iterable[Event], kind: str, debts: Iterable[str], now: datetime
+) -> Event | None:
+    """The event that put a hold (cease, attorney, dispute, bankruptcy) on these debts, if
+    the hold is still on: the latest of it and its lifting event is the hold itself."""
+    relevant = [
         e
-        for e in _past(situation)
-        if e.kind in (rule.event, lifted_by) and (not e.debts or debts & set(e.debts))
+        for e in sorted(events, key=lambda e: e.at)
+        if e.at <= now and e.kind in (kind, LIFTED_BY[kind])
+    ]
+    # Each debt on its own: an event naming some debts lifts (or puts) the hold on those
+    # only, so a contact about several debts stays held while any one of them is.
+    for debt in tuple(debts) or ("",):
+        latest = _latest(e for e in relevant if not e.debts or debt in e.debts)
+        if latest is not None and latest.kind == kind:
+            return latest
+    return None
+
+
+def _hold(rule: HoldRule, situation: Situation) -> Reason | None:
+    latest = (
+        latest_hold(situation.events, rule.event, situation.contact.debts, situation.now)
+        if situation.events
+        else None
     )
-    active = latest is not None and latest.kind == rule.event
+    active = latest is not None
     if rule.event == "attorney" and situation.debtor.represented_by_attorney:
         active = True
     if not active:
         return None
-    since = f" since {latest.at.date().isoformat()}" if latest and latest.kind == rule.event else ""
+    since = f" since {latest.at.date().isoformat()}" if latest else ""
     return Reason(
         rule.code,
         rule.citation,

@@ -49,6 +49,7 @@ class Attempt(SQLModel, table=True):
     subject: str | None = short(300, nullable=True, default=None)
     body: str = text()
     body_html: str | None = text(nullable=True)
+    voicemail: str | None = text(nullable=True)  # voice: what a machine is left
     status: str = short(16, default=AttemptStatus.QUEUED)
     # What came of it, in compliance's words (no_answer, voicemail, conversation, busy...).
     outcome: str | None = short(32, nullable=True, default=None)
@@ -63,6 +64,25 @@ class Attempt(SQLModel, table=True):
     created_at: datetime = when()
     updated_at: datetime = when()
     sent_at: datetime | None = when(nullable=True)
+
+
+class StepOutcome(StrEnum):
+    QUEUED = "queued"  # an attempt was planned for it
+    SKIPPED = "skipped"  # missed, its conditions not met, or blocked on every channel
+
+
+class CadenceStep(SQLModel, table=True):
+    """A cadence step dealt with for an account: the cadence's memory of where it is."""
+
+    __tablename__ = "cadence_step"
+    __table_args__ = (UniqueConstraint("account_id", "step_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = reference_to("account", index=False)
+    step_key: str = short(64)
+    outcome: str = short(16)
+    reason: str | None = short(200, nullable=True, default=None)
+    at: datetime = when()
 
 
 class Verdict(StrEnum):

@@ -1,0 +1,246 @@
+"""What the plan stage decides for one account, as values: no database, no clock.
+
+Given the account, what compliance knows of it, the cadence steps already dealt with and
+``now``, it returns the rows to write: at most one queued attempt (the due step on the
+first channel compliance allows), the decisions taken on the way, the steps recorded as
+skipped, and when to look at the account again. ``planner.py`` feeds it batches and writes
+its answers in bulk; ``outreach simulate`` runs the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from outreach.cadence import AccountFacts, Cadence, NextAction, StepRecord, next_action
+from outreach.compliance.decision import Reason
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import RuleSet
+from outreach.compliance.status import latest_hold
+from outreach.compliance_store import DebtorRecord, decision_row, situation
+from outreach.errors import TemplateError
+from outreach.importing.fields import currency_exponent
+from outreach.models import AttemptStatus, StepOutcome
+from outreach.rendering.context import Company, MessageFacts
+from outreach.rendering.render import Renderer
+from outreach.unsubscribe import unsubscribe_url
+
+# A stopped or finished-but-unsettled account is looked at again after this long.
+RECHECK = timedelta(days=1)
+# A template problem is the marketer's to fix; try again soon rather than skip the step.
+TEMPLATE_RETRY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Toolkit:
+    """What planning needs besides the account, built once per tick."""
+
+    cadences: Mapping[str, Cadence]
+    rules: RuleSet
+    company: Company
+    renderer: Renderer
+    version_ids: Mapping[str, int]
+    public_base_url: str
+    secret_key: str
+
+
+@dataclass
+class AccountPlan:
+    """The rows one account's planning writes, and what happened, for the tick's report."""
+
+    outcome: str  # queued, deferred, blocked, stopped, idle, finished, error
+    next_contact_at: datetime | None
+    attempt: dict[str, Any] | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    detail: str = ""
+
+
+def plan_account(
+    account: Any,
+    record: DebtorRecord,
+    taken: Sequence[StepRecord],
+    promise_pending: bool,
+    kit: Toolkit,
+    now: datetime,
+) -> AccountPlan:
+    cadence = kit.cadences.get(account.cadence)
+    if cadence is None:
+        return AccountPlan("error", now + RECHECK, detail=f"no cadence {account.cadence!r}")
+    zone = account.timezone or _first_zone(kit.rules, record.jurisdiction)
+    facts = AccountFacts(
+        due_date=account.due_date,
+        balance=Decimal(account.balance_minor).scaleb(-currency_exponent(account.currency)),
+        status=account.status,
+        locale=account.locale,
+        timezone=zone,
+        disputed=_held(record, "dispute", now),
+        promise_pending=promise_pending,
+        cease_requested=_held(record, "cease", now),
+    )
+    action = next_action(cadence, facts, taken, now)
+    plan = AccountPlan("idle", None)
+    plan.steps = [
+        _step_row(account.id, step.key, StepOutcome.SKIPPED, reason, now)
+        for step, reason in action.skipped
+    ]
+    if action.stopped is not None:
+        plan.outcome, plan.next_contact_at = "stopped", now + RECHECK
+        plan.decisions.append(_stopped(account, action.stopped, now))
+        return plan
+    if action.due is None:
+        plan.outcome = "finished" if action.finished else "idle"
+        plan.next_contact_at = None if action.finished else (action.next_at or now + RECHECK)
+        return plan
+    return _contact(account, record, action, kit, now, plan, ZoneInfo(zone))
+
+
+def _contact(
+    account: Any,
+    record: DebtorRecord,
+    action: NextAction,
+    kit: Toolkit,
+    now: datetime,
+    plan: AccountPlan,
+    zone: ZoneInfo,
+) -> AccountPlan:
+    step = action.due
+    assert step is not None
+    after = action.next_at or now + RECHECK
+    blocked: list[str] = []
+    for channel in step.channels:
+        addresses = record.addresses(channel)
+        if not addresses:
+            blocked.append(f"{channel}: no address")
+            continue
+        address, point_id = addresses[0]
+        asked = situation(record, channel, address, now)
+        decision = evaluate(asked, kit.rules)
+        plan.decisions.append(
+            decision_row(
+                account.id, decision, asked, stage="plan", decided_at=now, step_key=step.key
+            )
+        )
+        if decision.verdict == "block":
+            blocked.append(f"{channel}: {', '.join(decision.codes)}")
+            continue
+        if decision.verdict == "defer":
+            # The step waits for its preferred open channel rather than falling back.
+            assert decision.not_before is not None
+            plan.outcome, plan.next_contact_at = "deferred", decision.not_before
+            return plan
+        try:
+            plan.attempt = _attempt(account, step.key, channel, address, point_id, kit, now, zone)
+        except TemplateError as exc:
+            plan.outcome, plan.next_contact_at = "error", now + TEMPLATE_RETRY
+            plan.detail = str(exc)
+            return plan
+        plan.steps.append(_step_row(account.id, step.key, StepOutcome.QUEUED, None, now))
+        plan.outcome, plan.next_contact_at = "queued", after
+        return plan
+    reason = "blocked on every channel (" + "; ".join(blocked) + ")"
+    plan.steps.append(_step_row(account.id, step.key, StepOutcome.SKIPPED, reason[:200], now))
+    plan.outcome, plan.next_contact_at, plan.detail = "blocked", after, reason
+    return plan
+
+
+def _attempt(
+    account: Any,
+    step_key: str,
+    channel: str,
+    address: str,
+    point_id: int,
+    kit: Toolkit,
+    now: datetime,
+    zone: ZoneInfo,
+) -> dict[str, Any]:
+    cadence = kit.cadences[account.cadence]
+    step = cadence.step(step_key)
+    link = (
+        unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
+        if channel == "email"
+        else ""
+    )
+    facts = MessageFacts(
+        account.reference,
+        account.name,
+        account.balance_minor,
+        account.currency,
+        account.due_date,
+        account.locale,
+        account.collector_type,
+        link,
+    )
+    key = kit.renderer.resolve(channel, step.template, step.tone, account.locale)
+    rendered = kit.renderer.render(
+        channel, step.template, step.tone, facts, kit.company, now.astimezone(zone).date()
+    )
+    return {
+        "account_id": account.id,
+        "contact_point_id": point_id,
+        "template_version_id": kit.version_ids.get(key.path),
+        "idempotency_key": f"{account.id}:{step_key}:{channel}",
+        "step_key": step_key,
+        "channel": channel,
+        "to_address": address,
+        "template_name": step.template,
+        "tone": step.tone,
+        "locale": key.language or account.locale.split("_")[0],
+        "subject": rendered.subject,
+        "body": rendered.text,
+        "body_html": rendered.html,
+        "voicemail": rendered.voicemail,
+        "status": AttemptStatus.QUEUED,
+        "automated": True,
+        "tries": 0,
+        "next_try_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _stopped(account: Any, condition: str, now: datetime) -> dict[str, Any]:
+    reason = Reason(
+        f"CADENCE_STOPPED_{condition.upper()}",
+        f"cadence {account.cadence}: stop_when {condition}",
+        "block",
+        f"the cadence stops while the account is {condition.replace('_', ' ')}",
+        lifted_by="the condition ending (payment reversed, dispute resolved, promise broken...)",
+    )
+    return {
+        "account_id": account.id,
+        "attempt_id": None,
+        "stage": "plan",
+        "step_key": None,
+        "channel": "none",
+        "address": None,
+        "verdict": "block",
+        "not_before": None,
+        "reasons": [reason.as_json()],
+        "rules_evaluated": None,
+        "input_snapshot": None,
+        "ruleset_version": "cadence",
+        "decided_at": now,
+    }
+
+
+def _step_row(
+    account_id: int, key: str, outcome: str, reason: str | None, now: datetime
+) -> dict[str, Any]:
+    return {"account_id": account_id, "step_key": key, "outcome": outcome, "reason": reason,
+            "at": now}  # fmt: skip
+
+
+def _held(record: DebtorRecord, kind: str, now: datetime) -> bool:
+    return bool(record.events) and (
+        latest_hold(record.events, kind, (record.reference,), now) is not None
+    )
+
+
+def _first_zone(rules: RuleSet, jurisdiction: str) -> str:
+    zones = rules.region_zones(jurisdiction) or rules.all_zones(jurisdiction.split("-")[0])
+    return zones[0] if zones else "UTC"

@@ -1,0 +1,207 @@
+"""The plan stage: claim due accounts in batches, decide, render, queue.
+
+Each batch is one claim (a lease on the accounts), one read per table for everything the
+batch needs, the pure planning of each account (``plan_account``), and one write per table:
+attempts under their unique idempotency key, the cadence steps dealt with, every decision
+taken, and each account's next contact time with its lease released. Running the same tick
+twice queues nothing new: the step is recorded and the attempt's key exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Insert, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from outreach.cadence import StepRecord, load_cadences
+from outreach.clock import Clock
+from outreach.compliance.rules import RuleSet, load_ruleset
+from outreach.compliance_store import attempts, load_debtors, store_decisions
+from outreach.config import Settings
+from outreach.leases import claim_due_accounts
+from outreach.models import CadenceStep, PromiseStatus
+from outreach.plan_account import AccountPlan, Toolkit, plan_account
+from outreach.rendering.context import load_company
+from outreach.rendering.render import Renderer
+from outreach.store import accounts, promises_to_pay, table_of
+from outreach.template_store import published
+
+log = logging.getLogger("outreach.planner")
+cadence_steps = table_of(CadenceStep)
+
+
+@dataclass
+class PlanReport:
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: PlanReport) -> None:
+        self.claimed += other.claimed
+        self.outcomes.update(other.outcomes)
+        self.errors += other.errors
+
+    def summary(self) -> str:
+        parts = [f"claimed {self.claimed}"] + [
+            f"{name} {self.outcomes[name]}"
+            for name in ("queued", "deferred", "blocked", "stopped", "idle", "finished", "error")
+            if self.outcomes[name]
+        ]
+        return ", ".join(parts)
+
+
+class Planner:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        worker: str,
+        *,
+        batch_size: int = 1000,
+        lease: timedelta = timedelta(minutes=10),
+        rules: RuleSet | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.worker = worker
+        self.batch_size = batch_size
+        self.lease = lease
+        self.rules = rules or load_ruleset(settings.compliance_rules_file)
+        self.cadences = load_cadences(settings.schedules_dir)
+        self.company = load_company(settings.templates_dir)
+        self._kit: Toolkit | None = None
+        self._kit_versions: dict[str, int] = {}
+
+    def tick(self, max_accounts: int | None = None) -> PlanReport:
+        """Plan every account due now (up to ``max_accounts``), batch by batch."""
+        report = PlanReport()
+        limit = max_accounts if max_accounts is not None else 1_000_000_000
+        while report.claimed < limit:
+            now = self.clock.now()
+            with self.engine.begin() as connection:
+                rows = claim_due_accounts(
+                    connection,
+                    self.worker,
+                    now,
+                    now + self.lease,
+                    min(self.batch_size, limit - report.claimed),
+                )
+            if not rows:
+                break
+            report.add(self.plan_batch(rows, now))
+            if len(rows) < self.batch_size:
+                break
+        if report.claimed:
+            log.info("plan: %s", report.summary())
+        return report
+
+    def plan_batch(self, rows: Sequence[Any], now: datetime) -> PlanReport:
+        ids = [row.id for row in rows]
+        with self.engine.connect() as connection:
+            kit = self.toolkit(connection)
+            records = load_debtors(
+                connection, rows, now, self.rules.lookback_days, self.settings.default_region
+            )
+            taken = _steps_taken(connection, ids)
+            promising = _pending_promises(connection, ids)
+        plans = [
+            plan_account(row, records[row.id], taken.get(row.id, []), row.id in promising, kit, now)
+            for row in rows
+        ]
+        with self.engine.begin() as connection:
+            write_plans(connection, rows, plans, self.worker, now)
+        report = PlanReport(claimed=len(rows))
+        problems: Counter[str] = Counter()
+        for row, plan in zip(rows, plans, strict=True):
+            report.outcomes[plan.outcome] += 1
+            if plan.outcome == "error":
+                report.errors.append(f"{row.reference}: {plan.detail}")
+                problems[plan.detail] += 1
+        for detail, count in problems.most_common():
+            log.warning("plan: %d account(s) wait: %s", count, detail)
+        return report
+
+    def toolkit(self, connection: Connection) -> Toolkit:
+        """The tools for this tick; templates are re-read when a version was published."""
+        templates = published(connection)
+        if self._kit is None or templates.version_ids != self._kit_versions:
+            self._kit = Toolkit(
+                cadences=self.cadences,
+                rules=self.rules,
+                company=self.company,
+                renderer=Renderer(templates.sources),
+                version_ids=templates.version_ids,
+                public_base_url=self.settings.public_base_url,
+                secret_key=self.settings.secret_key.get_secret_value(),
+            )
+            self._kit_versions = templates.version_ids
+        return self._kit
+
+
+def write_plans(
+    connection: Connection,
+    rows: Sequence[Any],
+    plans: Sequence[AccountPlan],
+    worker: str,
+    now: datetime,
+) -> None:
+    """One statement per table for the whole batch."""
+    new_attempts = [p.attempt for p in plans if p.attempt is not None]
+    if new_attempts:
+        connection.execute(insert_ignoring_duplicates(connection, attempts), new_attempts)
+    steps = [step for p in plans for step in p.steps]
+    if steps:
+        connection.execute(insert_ignoring_duplicates(connection, cadence_steps), steps)
+    store_decisions(connection, [d for p in plans for d in p.decisions])
+    connection.execute(
+        update(accounts)
+        .where(accounts.c.id == bindparam("account_id"), accounts.c.acquired_by == worker)
+        .values(
+            next_contact_at=bindparam("next_at"),
+            acquired_by=None,
+            acquired_until=None,
+            updated_at=now,
+        ),
+        [
+            {"account_id": row.id, "next_at": plan.next_contact_at}
+            for row, plan in zip(rows, plans, strict=True)
+        ],
+    )
+
+
+def insert_ignoring_duplicates(connection: Connection, table: Table) -> Insert:
+    """An INSERT that skips rows whose unique key exists (a re-run after a crash)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def _steps_taken(connection: Connection, ids: Sequence[int]) -> dict[int, list[StepRecord]]:
+    taken: dict[int, list[StepRecord]] = defaultdict(list)
+    rows = connection.execute(
+        select(cadence_steps.c.account_id, cadence_steps.c.step_key, cadence_steps.c.at).where(
+            cadence_steps.c.account_id.in_(ids)
+        )
+    )
+    for row in rows:
+        taken[row.account_id].append(StepRecord(row.step_key, row.at))
+    return taken
+
+
+def _pending_promises(connection: Connection, ids: Sequence[int]) -> set[int]:
+    return set(
+        connection.execute(
+            select(promises_to_pay.c.account_id).where(
+                promises_to_pay.c.account_id.in_(ids),
+                promises_to_pay.c.status == PromiseStatus.PENDING,
+            )
+        ).scalars()
+    )

@@ -53,8 +53,10 @@ class RateLimiter:
         limits = self._limits.get(channel)
         return limits.for_sender(sender) if limits is not None else None
 
-    def reserve(self, channel: str, sender: str) -> float:
-        """Take the next slot for ``sender``; the seconds to wait before using it."""
+    def reserve(self, channel: str, sender: str, max_wait: float | None = None) -> float | None:
+        """Take the next slot for ``sender``; the seconds to wait before using it. With
+        ``max_wait``, a slot further off than that is not taken (None): the dispatcher
+        then leaves the message queued for a later tick instead of holding it."""
         limit = self.limit_for(channel, sender)
         if limit is None:
             return 0.0
@@ -66,12 +68,18 @@ class RateLimiter:
             self._buckets[(channel, sender)] = bucket
         # GCRA: a slot is free when the bucket is less than full at that moment.
         start = max(now, bucket.next_free - bucket.capacity + bucket.interval)
+        if max_wait is not None and start - now > max_wait:
+            return None
         bucket.next_free = max(bucket.next_free, now) + bucket.interval
         return start - now
 
+    async def wait(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._sleep(seconds)
+
     async def acquire(self, channel: str, sender: str) -> float:
         """Wait for ``sender``'s next slot; the seconds waited."""
-        wait = self.reserve(channel, sender)
+        wait = self.reserve(channel, sender) or 0.0
         if wait > 0:
             await self._sleep(wait)
         return wait

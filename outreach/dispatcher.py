@@ -1,0 +1,357 @@
+"""The dispatch stage: claim queued attempts, check compliance again, send, record.
+
+At most once: an attempt is marked ``sending`` (and committed) before its request leaves.
+If the answer is lost (a read timeout, a reset, the process dying), the provider may have
+accepted it, so the attempt becomes ``unknown`` for review and is never sent again on its
+own. Only what the provider refused, or what never left, is retried, with backoff.
+
+Compliance is asked again at the moment of sending: a STOP, a payment or a closing window
+since planning wins. Sends run concurrently through the async providers, each sender
+within its rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from outreach.clock import Clock
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import RuleSet, load_ruleset
+from outreach.compliance_store import (
+    attempts,
+    decision_row,
+    load_debtors,
+    situation,
+    store_decisions,
+)
+from outreach.config import Settings
+from outreach.errors import ChannelError
+from outreach.leases import claim_queued_attempts
+from outreach.models import AccountStatus, AttemptStatus
+from outreach.providers.base import OutboundMessage, Provider, SendResult
+from outreach.ratelimit import RateLimiter
+from outreach.store import accounts, contact_points, suppressions
+
+log = logging.getLogger("outreach.dispatcher")
+
+MAX_TRIES = 8
+# How long a send may take before its attempt is presumed lost (then: unknown).
+SEND_LEASE = timedelta(minutes=2)
+# A message waits at most this long (seconds) in the process for its sender's rate limit;
+# beyond that it stays queued and is looked at again after RATE_WAIT.
+RATE_HORIZON = 20.0
+RATE_WAIT = timedelta(seconds=10)
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: DispatchReport) -> None:
+        self.claimed += other.claimed
+        self.outcomes.update(other.outcomes)
+
+    def summary(self) -> str:
+        names = ("sent", "deferred", "blocked", "cancelled", "rate_limited", "retry", "failed",
+                 "unknown")  # fmt: skip
+        parts = [f"claimed {self.claimed}"]
+        parts += [f"{name} {self.outcomes[name]}" for name in names if self.outcomes[name]]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    attempt: Any
+    result: SendResult | None = None
+    error: ChannelError | None = None
+
+
+def backoff(tries: int) -> timedelta:
+    """30 s, 1 min, 2 min... capped at an hour."""
+    return timedelta(seconds=min(30 * 2 ** max(tries - 1, 0), 3600))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        worker: str,
+        providers: Mapping[str, Provider],
+        limiter: RateLimiter,
+        *,
+        batch_size: int = 500,
+        concurrency: int = 100,
+        lease: timedelta = timedelta(minutes=5),
+        rules: RuleSet | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.worker = worker
+        self.providers = providers
+        self.limiter = limiter
+        self.batch_size = batch_size
+        self.lease = lease
+        self.rules = rules or load_ruleset(settings.compliance_rules_file)
+        self._slots = asyncio.Semaphore(concurrency)
+        self.stopping = False
+
+    async def tick(self, max_attempts: int | None = None) -> DispatchReport:
+        """Send what is due now (up to ``max_attempts``), batch by batch, until ``stopping``."""
+        report = DispatchReport()
+        limit = max_attempts if max_attempts is not None else 1_000_000_000
+        while report.claimed < limit and not self.stopping:
+            now = self.clock.now()
+            size = min(self.batch_size, limit - report.claimed)
+            with self.engine.begin() as connection:
+                rows = claim_queued_attempts(connection, self.worker, now, now + self.lease, size)
+            if not rows:
+                break
+            report.add(await self.dispatch_batch(rows))
+            if len(rows) < size:
+                break
+        if report.claimed:
+            log.info("dispatch: %s", report.summary())
+        return report
+
+    async def dispatch_batch(self, rows: Sequence[Any]) -> DispatchReport:
+        report = DispatchReport(claimed=len(rows))
+        now = self.clock.now()
+        with self.engine.begin() as connection:
+            ready = self._recheck(connection, rows, now, report)
+        outcomes = await asyncio.gather(*(self._send(row, wait) for row, wait in ready))
+        with self.engine.begin() as connection:
+            self._record(connection, outcomes, report)
+        return report
+
+    def _recheck(
+        self, connection: Connection, rows: Sequence[Any], now: datetime, report: DispatchReport
+    ) -> list[tuple[Any, float]]:
+        """Compliance at the moment of sending; marks the allowed ones ``sending``, each with
+        the seconds to wait for its sender's rate-limit slot."""
+        account_rows = {
+            row.id: row
+            for row in connection.execute(
+                select(accounts).where(accounts.c.id.in_({r.account_id for r in rows}))
+            )
+        }
+        records = load_debtors(
+            connection,
+            list(account_rows.values()),
+            now,
+            self.rules.lookback_days,
+            self.settings.default_region,
+        )
+        decisions: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        ready: list[tuple[Any, float]] = []
+        for row in rows:
+            account = account_rows[row.account_id]
+            why_not = _account_closed(account, now)
+            if why_not is not None:
+                changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
+                report.outcomes["cancelled"] += 1
+                continue
+            asked = situation(
+                records[account.id], row.channel, row.to_address, now, automated=row.automated
+            )
+            decision = evaluate(asked, self.rules)
+            decisions.append(
+                decision_row(
+                    account.id,
+                    decision,
+                    asked,
+                    stage="dispatch",
+                    decided_at=now,
+                    step_key=row.step_key,
+                    attempt_id=row.id,
+                )
+            )
+            if decision.verdict == "allow":
+                sender = self.providers[row.channel].sender(_message(row))
+                wait = self.limiter.reserve(row.channel, sender, max_wait=RATE_HORIZON)
+                if wait is None:  # the sender's rate is spent for now: a later tick sends it
+                    changes.append(
+                        _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
+                    )
+                    report.outcomes["rate_limited"] += 1
+                else:
+                    ready.append((row, wait))
+            elif decision.verdict == "defer":
+                changes.append(
+                    _change(row, AttemptStatus.QUEUED, now, next_try_at=decision.not_before)
+                )
+                report.outcomes["deferred"] += 1
+            else:
+                changes.append(
+                    _change(row, AttemptStatus.CANCELLED, now, error=",".join(decision.codes))
+                )
+                report.outcomes["blocked"] += 1
+        store_decisions(connection, decisions)
+        _apply_changes(connection, changes, self.worker)
+        if ready:
+            # Committed with the batch before any request leaves: a crash from here on
+            # leaves these as ``sending``, which housekeeping turns into ``unknown``.
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id == bindparam("attempt_id"))
+                .values(
+                    status=AttemptStatus.SENDING,
+                    tries=attempts.c.tries + 1,
+                    acquired_until=bindparam("lease_end"),
+                    updated_at=now,
+                ),
+                [
+                    {"attempt_id": row.id, "lease_end": now + SEND_LEASE + timedelta(seconds=wait)}
+                    for row, wait in ready
+                ],
+            )
+        return ready
+
+    async def _send(self, row: Any, wait: float) -> Outcome:
+        provider = self.providers[row.channel]
+        await self.limiter.wait(wait)  # outside the slots: a slow sender holds none
+        async with self._slots:
+            try:
+                return Outcome(row, result=await provider.send(_message(row)))
+            except ChannelError as exc:
+                return Outcome(row, error=exc)
+            except Exception as exc:  # whatever it was, the request may have left
+                log.exception("dispatch: attempt %s: unexpected error while sending", row.id)
+                return Outcome(
+                    row,
+                    error=ChannelError(
+                        f"unexpected {type(exc).__name__} while sending",
+                        provider=provider.name,
+                        ambiguous=True,
+                    ),
+                )
+
+    def _record(
+        self, connection: Connection, outcomes: Sequence[Outcome], report: DispatchReport
+    ) -> None:
+        now = self.clock.now()
+        changes: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            row, error = outcome.attempt, outcome.error
+            if outcome.result is not None:
+                result = outcome.result
+                changes.append(
+                    _change(row, AttemptStatus.SENT, now, provider=result.provider,
+                            provider_message_id=result.provider_message_id, sent_at=now)
+                )  # fmt: skip
+                report.outcomes["sent"] += 1
+                continue
+            assert error is not None
+            tries = row.tries + 1
+            if error.ambiguous:
+                changes.append(_failed(row, AttemptStatus.UNKNOWN, now, error))
+                report.outcomes["unknown"] += 1
+                log.warning("dispatch: attempt %s held for review: %s", row.id, error)
+            elif error.retryable and tries < MAX_TRIES:
+                wait = max(backoff(tries), timedelta(seconds=error.retry_after or 0))
+                changes.append(
+                    _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait)
+                )
+                report.outcomes["retry"] += 1
+            else:
+                changes.append(_failed(row, AttemptStatus.FAILED, now, error))
+                report.outcomes["failed"] += 1
+                _note_address(connection, row, error, now)
+        _apply_changes(connection, changes, self.worker)
+
+
+def _message(row: Any) -> OutboundMessage:
+    return OutboundMessage(
+        attempt_id=row.id,
+        idempotency_key=row.idempotency_key,
+        channel=row.channel,
+        to=row.to_address,
+        body=row.body,
+        subject=row.subject,
+        html=row.body_html,
+        voicemail=row.voicemail,
+        template=row.template_name,
+        tone=row.tone,
+        locale=row.locale,
+    )
+
+
+def _account_closed(account: Any, now: datetime) -> str | None:
+    if account.status != AccountStatus.ACTIVE:
+        return f"account {account.status}"
+    if account.paused_until is not None and account.paused_until > now:
+        return "account paused"
+    return None
+
+
+_CHANGE_KEYS = ("status", "next_try_at", "provider", "provider_message_id", "sent_at",
+                "error_code", "error_message")  # fmt: skip
+
+
+def _change(
+    row: Any, status: str, now: datetime, *, error: str | None = None, **values: Any
+) -> dict[str, Any]:
+    """New values for one attempt; what is not given keeps its value."""
+    change = {key: getattr(row, key) for key in _CHANGE_KEYS}
+    change.update(status=status, error_code=None, error_message=error, **values)
+    # Bound names must differ from the column names an UPDATE sets.
+    bound = {f"new_{key}": value for key, value in change.items()}
+    return bound | {"attempt_id": row.id, "new_updated_at": now}
+
+
+def _failed(
+    row: Any, status: str, now: datetime, error: ChannelError, **values: Any
+) -> dict[str, Any]:
+    change = _change(row, status, now, error=str(error)[:500], **values)
+    change["new_error_code"] = error.code or (str(error.status_code) if error.status_code else None)
+    return change
+
+
+def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], worker: str) -> None:
+    if not changes:
+        return
+    connection.execute(
+        update(attempts)
+        .where(attempts.c.id == bindparam("attempt_id"), attempts.c.acquired_by == worker)
+        .values(
+            **{key: bindparam(f"new_{key}") for key in (*_CHANGE_KEYS, "updated_at")},
+            acquired_by=None,
+            acquired_until=None,
+        ),
+        list(changes),
+    )
+
+
+def _note_address(connection: Connection, row: Any, error: ChannelError, now: datetime) -> None:
+    """A refusal that says something about the address (an opt-out, a number that cannot
+    receive) is recorded, so no later attempt is planned for it."""
+    if error.suppression:
+        connection.execute(
+            suppressions.insert().values(
+                channel=row.channel, address=row.to_address, reason=error.suppression,
+                source=f"{error.provider} refused attempt {row.id} ({error.code})"[:500],
+                created_at=now,
+            )
+        )  # fmt: skip
+    if error.contact_status:
+        connection.execute(
+            update(contact_points)
+            .where(
+                contact_points.c.account_id == row.account_id,
+                contact_points.c.channel == row.channel,
+                contact_points.c.address == row.to_address,
+            )
+            .values(status=error.contact_status, updated_at=now)
+        )

@@ -79,3 +79,11 @@ def test_limits_come_from_the_channel_files() -> None:
     assert limits.limit_for("sms", "+16175550100") == RateLimit(per_second=1, burst=1)
     assert limits.limit_for("email", "billing@example.com") == RateLimit(per_second=10, burst=20)
     assert limits.limit_for("voice", "+16175550100") == RateLimit(per_second=1, burst=1)
+
+
+def test_a_slot_further_off_than_max_wait_is_not_taken() -> None:
+    time = FakeTime()
+    limits = limiter(time, sms=RateLimits(default=RateLimit(per_second=1, burst=1)))
+    assert limits.reserve("sms", "a", max_wait=0.5) == 0
+    assert limits.reserve("sms", "a", max_wait=0.5) is None  # 1 s away: left for later
+    assert limits.reserve("sms", "a") == 1  # the refused one did not use up that slot

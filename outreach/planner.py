@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from outreach.cadence import StepRecord, load_cadences
 from outreach.clock import Clock
@@ -29,7 +28,7 @@ from outreach.models import CadenceStep, PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_account
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
-from outreach.store import accounts, promises_to_pay, table_of
+from outreach.store import accounts, insert_ignoring_duplicates, promises_to_pay, table_of
 from outreach.template_store import published
 
 log = logging.getLogger("outreach.planner")
@@ -175,13 +174,6 @@ def write_plans(
             for row, plan in zip(rows, plans, strict=True)
         ],
     )
-
-
-def insert_ignoring_duplicates(connection: Connection, table: Table) -> Insert:
-    """An INSERT that skips rows whose unique key exists (a re-run after a crash)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _steps_taken(connection: Connection, ids: Sequence[int]) -> dict[int, list[StepRecord]]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy import Connection, Insert, Row, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 from outreach.errors import NotFoundError
@@ -42,3 +43,10 @@ def account_by_reference(connection: Connection, reference: str) -> Row[tuple[ob
     if row is None:
         raise NotFoundError(f"no account with reference {reference!r}")
     return row
+
+
+def insert_ignoring_duplicates(connection: Connection, table: Table) -> Insert:
+    """An INSERT that skips rows whose unique key exists (a re-run, a repeated webhook)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()

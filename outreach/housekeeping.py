@@ -1,0 +1,102 @@
+"""Housekeeping: what time alone changes.
+
+- An attempt still ``sending`` after its lease ended belongs to a daemon that stopped
+  mid-send: the provider may have taken it, so it becomes ``unknown`` for review (never
+  sent again on its own).
+- A promise to pay whose day has passed unpaid is broken, and its account's outreach
+  resumes.
+- A pause that has run out ends, and the account is due again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, and_, select, update
+
+from outreach.compliance_store import attempts
+from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
+from outreach.store import accounts, promises_to_pay
+
+log = logging.getLogger("outreach.housekeeping")
+
+
+@dataclass
+class Housekeeping:
+    lost_sends: int = 0
+    broken_promises: int = 0
+    pauses_ended: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.lost_sends} lost send(s) held for review, {self.broken_promises} broken "
+            f"promise(s), {self.pauses_ended} pause(s) ended"
+        )
+
+
+def housekeeping(engine: Engine, now: datetime) -> Housekeeping:
+    done = Housekeeping()
+    with engine.begin() as connection:
+        done.lost_sends = connection.execute(
+            update(attempts)
+            .where(attempts.c.status == AttemptStatus.SENDING, attempts.c.acquired_until < now)
+            .values(
+                status=AttemptStatus.UNKNOWN,
+                error_message="the daemon stopped while sending: the provider may have it; "
+                "held for review, not sent again",
+                acquired_by=None,
+                acquired_until=None,
+                updated_at=now,
+            )
+        ).rowcount
+        broken = list(
+            connection.execute(
+                select(promises_to_pay.c.id, promises_to_pay.c.account_id).where(
+                    promises_to_pay.c.status == PromiseStatus.PENDING,
+                    promises_to_pay.c.due_on < now.date(),
+                )
+            )
+        )
+        if broken:
+            connection.execute(
+                update(promises_to_pay)
+                .where(promises_to_pay.c.id.in_([row.id for row in broken]))
+                .values(status=PromiseStatus.BROKEN, resolved_at=now)
+            )
+            _due_now(connection, [row.account_id for row in broken], now)
+        done.broken_promises = len(broken)
+        ended = list(
+            connection.execute(
+                select(accounts.c.id).where(
+                    accounts.c.paused_until.is_not(None), accounts.c.paused_until <= now
+                )
+            ).scalars()
+        )
+        if ended:
+            connection.execute(
+                update(accounts)
+                .where(accounts.c.id.in_(ended))
+                .values(paused_until=None, pause_reason=None, updated_at=now)
+            )
+            _due_now(connection, ended, now)
+        done.pauses_ended = len(ended)
+    if done.lost_sends or done.broken_promises or done.pauses_ended:
+        log.info("housekeeping: %s", done.summary())
+    return done
+
+
+def _due_now(connection: Connection, ids: list[int], now: datetime) -> None:
+    """Active accounts among ``ids`` are looked at on the next plan tick."""
+    connection.execute(
+        update(accounts)
+        .where(
+            and_(
+                accounts.c.id.in_(ids),
+                accounts.c.status == AccountStatus.ACTIVE,
+                (accounts.c.next_contact_at.is_(None)) | (accounts.c.next_contact_at > now),
+            )
+        )
+        .values(next_contact_at=now, updated_at=now)
+    )

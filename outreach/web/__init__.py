@@ -1,0 +1,1 @@
+"""The web side: health, provider webhooks, and the operators', marketers' and agents' UI."""

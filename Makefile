@@ -16,16 +16,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo runs on its own SQLite database with the outbox as provider, on a clock that
+# starts at the next weekday's working morning (US Eastern) and runs 60 times faster, so
+# that a day of outreach plays out in minutes. Ctrl-C stops it.
+DEMO_ENV := DATABASE_URL=sqlite:///./var/demo.db OUTBOX_PATH=var/outbox.jsonl \
+	SMS_PROVIDER=outbox VOICE_PROVIDER=outbox EMAIL_PROVIDER=outbox ENVIRONMENT=development
+DEMO_SPEED ?= 60
+
 demo: $(STAMP)
-	$(BIN)/outreach init
-	$(BIN)/outreach demo-data --count 300
-	$(BIN)/outreach templates sync --publish --author demo
+	@mkdir -p var
+	$(DEMO_ENV) $(BIN)/outreach init --demo
 	@echo
-	@echo "Demo data ready (the database is named above). Look around:"
-	@echo "  $(BIN)/outreach accounts show DEMO-00002"
-	@echo "  $(BIN)/outreach templates preview overdue --channel sms --tone firm --account DEMO-00002"
-	@echo "  $(BIN)/outreach cadences show standard"
-	@echo "  $(BIN)/outreach config"
+	@echo "outreach is starting with 300 demo accounts. Look here:"
+	@echo "  the outbox (every message):  tail -f var/outbox.jsonl"
+	@echo "  the web app:                 http://127.0.0.1:8000/healthz"
+	@echo "  an account's decisions:      $(DEMO_ENV) $(BIN)/outreach compliance decisions --account DEMO-00002"
+	@echo "  why, in plain words:         $(DEMO_ENV) $(BIN)/outreach compliance explain --account DEMO-00002"
+	@echo
+	$(DEMO_ENV) $(BIN)/outreach run --speed $(DEMO_SPEED) \
+		--start "$$($(BIN)/python -m outreach.demo_clock)" --plan-every 10 --dispatch-every 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check outreach tests bench

@@ -41,6 +41,19 @@ class FixedClock:
         return self._at
 
 
+class ScaledClock:
+    """A clock that starts at a chosen instant and runs ``speed`` times faster than real
+    time: for demos and rehearsals, so that a working day passes in minutes."""
+
+    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+        self._start = _require_aware(start)
+        self._speed = speed
+        self._origin = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._start + (datetime.now(UTC) - self._origin) * self._speed
+
+
 def _require_aware(at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"clock instants must be timezone-aware, got naive {at.isoformat()}")

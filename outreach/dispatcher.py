@@ -221,7 +221,16 @@ class Dispatcher:
 
     async def _send(self, row: Any, wait: float) -> Outcome:
         provider = self.providers[row.channel]
-        await self.limiter.wait(wait)  # outside the slots: a slow sender holds none
+        await self._pause(wait)  # outside the slots: a slow sender holds none
+        if self.stopping:
+            # Not sent: safe to put back in the queue for the next daemon.
+            return Outcome(
+                row,
+                error=ChannelError(
+                    "the daemon stopped before this was sent", provider=provider.name,
+                    retryable=True,
+                ),
+            )  # fmt: skip
         async with self._slots:
             try:
                 return Outcome(row, result=await provider.send(_message(row)))
@@ -237,6 +246,13 @@ class Dispatcher:
                         ambiguous=True,
                     ),
                 )
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait for a rate-limit slot, but not past a stop request."""
+        while seconds > 0 and not self.stopping:
+            step = min(seconds, 0.25)
+            await self.limiter.wait(step)
+            seconds -= step
 
     def _record(
         self, connection: Connection, outcomes: Sequence[Outcome], report: DispatchReport

@@ -36,12 +36,17 @@ class Housekeeping:
         )
 
 
-def housekeeping(engine: Engine, now: datetime) -> Housekeeping:
+def housekeeping(engine: Engine, now: datetime, worker: str | None = None) -> Housekeeping:
+    """``worker`` is the caller's own name: its sends in flight are not lost, whatever their
+    lease says (a slow rate limit, a scaled demo clock)."""
     done = Housekeeping()
     with engine.begin() as connection:
+        lost = (attempts.c.status == AttemptStatus.SENDING) & (attempts.c.acquired_until < now)
+        if worker is not None:
+            lost &= attempts.c.acquired_by.is_distinct_from(worker)
         done.lost_sends = connection.execute(
             update(attempts)
-            .where(attempts.c.status == AttemptStatus.SENDING, attempts.c.acquired_until < now)
+            .where(lost)
             .values(
                 status=AttemptStatus.UNKNOWN,
                 error_message="the daemon stopped while sending: the provider may have it; "

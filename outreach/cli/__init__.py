@@ -8,6 +8,7 @@ on purpose print as one line with their remedy, without a traceback; exit codes:
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +18,15 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from outreach.cli import accounts, compliance, templates
 from outreach.cli.accounts import print_summary
-from outreach.cli.common import Context, context_of, ensure_schema, err, import_defaults, out
+from outreach.cli.common import (
+    Context,
+    context_of,
+    ensure_schema,
+    err,
+    import_defaults,
+    out,
+    with_database,
+)
 from outreach.clock import SystemClock
 from outreach.config import Settings, mask_url
 from outreach.db import current_revision, upgrade
@@ -102,6 +111,92 @@ def _seed_templates(context: Context) -> None:
         context, author="outreach init", publish=True, quiet=True
     )
     out.print(f"Published {added} template(s) from {context.settings.templates_dir}.")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="One plan and one dispatch tick, then exit.")
+    ] = False,
+    web: Annotated[bool, typer.Option(help="Serve the web app in the same process.")] = True,
+    host: Annotated[str | None, typer.Option(help="Web host (default: WEB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Web port (default: WEB_PORT).")] = None,
+    plan_every: Annotated[float, typer.Option(min=0.1, help="Seconds between plan ticks.")] = 60,
+    dispatch_every: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between dispatch ticks.")
+    ] = 5,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Development only: run as if it were this instant (ISO 8601)."),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=1, max=3600, help="Development only: how fast time passes.")
+    ] = 1,
+) -> None:
+    """Run the daemon: plan, check, render and send on a schedule (SIGTERM stops it)."""
+    import asyncio
+
+    from outreach.clock import ScaledClock
+    from outreach.daemon import Daemon, RunOptions
+
+    context = with_database(ctx)
+    settings = context.settings
+    if start is not None or speed != 1:
+        if settings.environment != "development":
+            raise ConfigError("--start and --speed are for development and demos only")
+        context.clock = ScaledClock(_instant_option(start) if start else context.clock.now(), speed)
+    configure_logging(settings.log_level)
+    options = RunOptions(
+        plan_every=plan_every,
+        dispatch_every=dispatch_every,
+        web=web and not once,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+    )
+    daemon = Daemon(settings, context.engine, context.clock, options)
+    if once:
+        planned, sent = asyncio.run(daemon.run_once())
+        out.print(f"plan: {planned.summary()}", highlight=False)
+        out.print(f"dispatch: {sent.summary()}", highlight=False)
+        return
+    asyncio.run(daemon.serve())
+
+
+@app.command("web")
+def web_only(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Default: WEB_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: WEB_PORT.")] = None,
+) -> None:
+    """Serve the web app alone (health, webhooks), without planning or sending."""
+    from outreach.daemon import serve_web
+
+    context = with_database(ctx)
+    configure_logging(context.settings.log_level)
+    settings = context.settings
+    serve_web(settings, context.engine, host or settings.web_host, port or settings.web_port)
+
+
+def _instant_option(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--start {text!r} is not an ISO 8601 instant") from None
+    if value.tzinfo is None:
+        raise ConfigError(f"--start {text!r} needs a UTC offset, e.g. 2026-11-23T14:00:00Z")
+    return value
+
+
+def configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SQLAlchemy and HTTP client chatter would carry statements and URLs, not the story.
+    for noisy in ("sqlalchemy", "httpx", "aiohttp", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # A tick that outlasts its interval is skipped by design (max_instances=1), not a fault.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 @app.command("demo-data")

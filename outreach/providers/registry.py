@@ -46,7 +46,7 @@ def build_provider(
 
 def build_providers(
     settings: Settings, client: httpx.AsyncClient, clock: Clock
-) -> dict[Channel, Provider]:
+) -> dict[str, Provider]:
     """The provider in use for each channel (``Settings.effective_providers``)."""
     chosen = settings.effective_providers()
     channels: tuple[Channel, ...] = ("sms", "email", "voice")

@@ -1,0 +1,235 @@
+"""``outreach run``: the background service.
+
+APScheduler (3.x, ``AsyncIOScheduler``, memory job store) is the metronome: it ticks the
+plan stage, the dispatch stage and housekeeping at their intervals, each job coalesced
+and never overlapping itself. It holds no work: the database says what is due, and leases
+let several daemons share one PostgreSQL database. The web app (health, webhooks) runs in
+the same event loop unless told not to.
+
+SIGTERM and SIGINT stop the claiming of new work; the batch in flight finishes (or what has
+not left yet is put back in the queue) within a timeout, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+
+from outreach.clock import Clock, SystemClock
+from outreach.compliance.rules import load_ruleset
+from outreach.config import Settings
+from outreach.dispatcher import Dispatcher, DispatchReport
+from outreach.events import apply_events
+from outreach.housekeeping import housekeeping
+from outreach.planner import Planner, PlanReport
+from outreach.providers.base import Provider
+from outreach.providers.outbox import Outbox
+from outreach.providers.registry import build_providers
+from outreach.providers.transport import make_http_client
+from outreach.ratelimit import RateLimiter
+from outreach.web.app import create_app
+
+log = logging.getLogger("outreach.daemon")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    plan_every: float = 60.0  # seconds
+    dispatch_every: float = 5.0
+    housekeeping_every: float = 30.0
+    web: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    stop_timeout: float = 30.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        clock: Clock,
+        options: RunOptions,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+        self.options = options
+        self.worker = worker_name()
+        rules = load_ruleset(settings.compliance_rules_file)
+        self.planner = Planner(engine, settings, clock, self.worker, rules=rules)
+        self.client = make_http_client(transport)
+        self.providers: dict[str, Provider] = build_providers(settings, self.client, clock)
+        self.dispatcher = Dispatcher(
+            engine,
+            settings,
+            clock,
+            self.worker,
+            self.providers,
+            RateLimiter.from_channels(settings.channels_dir),
+            rules=rules,
+        )
+        self._stop = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+
+    # --- the jobs ------------------------------------------------------------------------
+
+    async def plan(self) -> PlanReport:
+        # Planning is database and CPU work: off the loop, so sends and webhooks go on.
+        return await asyncio.to_thread(self.planner.tick)
+
+    async def dispatch(self) -> DispatchReport:
+        return await self.dispatcher.tick()
+
+    async def housekeep(self) -> None:
+        await asyncio.to_thread(housekeeping, self.engine, self.clock.now(), self.worker)
+        await self.apply_outbox_events()
+
+    async def apply_outbox_events(self) -> int:
+        """The outbox's simulated deliveries and replies go through the same path as a
+        provider's webhooks."""
+        now = self.clock.now()
+        events = [
+            event
+            for provider in {id(p): p for p in self.providers.values()}.values()
+            if isinstance(provider, Outbox)
+            for event in provider.due_events(now)
+        ]
+        if events:
+            await asyncio.to_thread(apply_events, self.engine, events, now)
+        return len(events)
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run_once(self) -> tuple[PlanReport, DispatchReport]:
+        """One housekeeping, plan and dispatch tick; the sends are awaited."""
+        try:
+            await asyncio.to_thread(housekeeping, self.engine, self.clock.now(), self.worker)
+            planned = await self.plan()
+            sent = await self.dispatch()
+            await self.apply_outbox_events()
+            return planned, sent
+        finally:
+            await self.client.aclose()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
+        jobs: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
+            ("housekeeping", self.housekeep, self.options.housekeeping_every),
+            ("plan", self.plan, self.options.plan_every),
+            ("dispatch", self.dispatch, self.options.dispatch_every),
+        ]
+        for name, job, every in jobs:
+            scheduler.add_job(
+                self._tracked(name, job),
+                "interval",
+                seconds=every,
+                id=name,
+                # The scheduler keeps real time even when the daemon's clock is scaled.
+                next_run_time=SystemClock().now(),
+            )
+        server = self._web_server() if self.options.web else None
+        web_task = asyncio.create_task(server.serve()) if server is not None else None
+        scheduler.start()
+        where = f" and the web app on http://{self.options.host}:{self.options.port}"
+        log.info(
+            "outreach running as %s: plan every %gs, dispatch every %gs%s",
+            self.worker,
+            self.options.plan_every,
+            self.options.dispatch_every,
+            where if server is not None else "",
+        )
+        await self._stop.wait()
+        # Pause first: shutting the scheduler down would cancel the ticks in flight.
+        scheduler.pause()
+        await self._finish_in_flight()
+        scheduler.shutdown(wait=False)
+        if server is not None and web_task is not None:
+            server.should_exit = True
+            await web_task
+        await self.client.aclose()
+        log.info("outreach stopped")
+
+    def request_stop(self, signum: int | None = None) -> None:
+        if not self._stop.is_set():
+            name = signal.Signals(signum).name if signum is not None else "a request"
+            log.info("stopping on %s: no new work is claimed", name)
+        self.dispatcher.stopping = True
+        self._stop.set()
+
+    async def _finish_in_flight(self) -> None:
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(self._running, timeout=self.options.stop_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "%d tick(s) still running after %gs were cancelled; what they had marked "
+                "sending is held for review by the next housekeeping",
+                len(pending),
+                self.options.stop_timeout,
+            )
+
+    def _tracked(self, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Any]:
+        async def run() -> None:
+            if self._stop.is_set():
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job()
+            except Exception:
+                # One failed tick must not stop the service; the next tick tries again.
+                log.exception("%s tick failed", name)
+            finally:
+                self._running.discard(task)
+
+        return run
+
+    def _web_server(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            create_app(self.settings, self.engine),
+            host=self.options.host,
+            port=self.options.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        return _Server(config)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve_web(settings: Settings, engine: Engine, host: str, port: int) -> None:
+    """``outreach web``: the web app alone."""
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info")

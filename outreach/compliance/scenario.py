@@ -173,11 +173,31 @@ class Scenario(_Strict):
                 self.contact.automated,
             ),
             history=tuple(
-                PastContact(h.at, h.channel, h.direction, h.debts, h.outcome, h.to, h.automated)
+                PastContact(
+                    h.at,
+                    h.channel,
+                    h.direction,
+                    h.debts,
+                    h.outcome,
+                    _address(h.channel, h.to),
+                    h.automated,
+                )
                 for h in self.history
             ),
-            events=tuple(Event(e.at, e.kind, e.channel, e.address, e.debts) for e in self.events),
+            events=tuple(
+                Event(e.at, e.kind, e.channel, _address(e.channel, e.address), e.debts)
+                for e in self.events
+            ),
         )
+
+
+def _address(channel: str | None, address: str | None) -> str | None:
+    """Email addresses in lower case, as the debtor's and the contact's are, so that an
+    opt-out or a message from "Pat@Example.net" concerns pat@example.net. An event without
+    a channel may still name an email address."""
+    if address is not None and (channel == "email" or (channel is None and "@" in address)):
+        return address.lower()
+    return address
 
 
 def read_scenario(path: Path) -> Scenario:

@@ -63,6 +63,9 @@ def first_open(
     windows = [r for r in rules if isinstance(r, WindowRule)]
     designated_rules = [r for r in rules if isinstance(r, DesignatedTimesRule)]
     designated = situation.debtor.inconvenient_times if designated_rules else ()
+    # Nothing open is blamed on the designated-times rule only when the debtor designated
+    # something; otherwise the zones share no hour and the window rule is the cause.
+    blamed = designated_rules if designated else []
     designated_zone = situation.debtor.timezone
     restricted_rules = [r for r in rules if isinstance(r, RestrictedDaysRule)]
     restricted = _restricted_days(restricted_rules, jurisdictions) if restricted_rules else None
@@ -117,7 +120,7 @@ def first_open(
             restricted_day=restricted,
         )
         if opens is None:
-            return _nothing_open(timing, windows, designated_rules)
+            return _nothing_open(timing, windows, blamed)
         if opens == at:
             timing.not_before = at
             return timing
@@ -134,7 +137,7 @@ def first_open(
                 for restricted_rule in restricted_rules:
                     note(restricted_rule.code, _restricted_reason(restricted_rule, opens))
         at = opens
-    return _nothing_open(timing, windows, designated_rules)
+    return _nothing_open(timing, windows, blamed)
 
 
 def _nothing_open(

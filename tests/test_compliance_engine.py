@@ -1,0 +1,1405 @@
+"""The compliance engine as a whole: ``evaluate(situation, ruleset)`` against the packaged
+rule set, one table per rule.
+
+Every expected instant is written out by hand from the rule text and a calendar (June 2025
+starts on a Sunday; US daylight saving ran from 2025-03-09 to 2025-11-02), never computed
+by the code under test. The lower layers (window arithmetic, frequency counting) have their
+own tests; these check that the rule set, the scope (collector type and jurisdiction), the
+blocks and the timing are joined into the right ``Decision``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from outreach.compliance.decision import Decision
+from outreach.compliance.engine import evaluate
+from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situation
+from outreach.compliance.frequency import PastContact
+from outreach.compliance.rules import RuleSet, load_ruleset
+from outreach.compliance.windows import InconvenientTime
+from outreach.errors import ConfigError
+
+RULES = load_ruleset()
+
+NY = "America/New_York"
+CHICAGO = "America/Chicago"
+DENVER = "America/Denver"
+PHOENIX = "America/Phoenix"
+LA = "America/Los_Angeles"
+ANCHORAGE = "America/Anchorage"
+HONOLULU = "Pacific/Honolulu"
+
+# The debtor's numbers (New Jersey area code 201; their zone is recorded on each phone).
+MOBILE = "+12015550101"
+LANDLINE = "+12015550102"
+WORK = "+12015550103"
+OTHER_MOBILE = "+12015550104"
+UNKNOWN_LINE = "+12015550105"
+# Numbers whose zone is left to the area code.
+NYC_MOBILE = "+12125550101"  # Manhattan: Eastern
+DENVER_LANDLINE = "+13035550101"  # Denver: Mountain
+LA_MOBILE = "+13105550101"  # Los Angeles: Pacific
+TOLL_FREE = "+18005550199"  # says nothing about where the debtor is
+UK_MOBILE = "+447700900123"  # a British mobile: no zone from the number
+EMAIL = "pat@example.net"
+OTHER_EMAIL = "pat.other@example.org"
+WORK_EMAIL = "pat@employer.example"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+
+MULTI_TZ = "REGF_TIME_OUTSIDE_WINDOW_MULTI_TZ"
+ALL_US = "REGF_TIME_LOCATION_UNKNOWN_ALL_US_ZONES"
+WINDOW = "REGF_TIME_OUTSIDE_WINDOW"
+DESIGNATED = "REGF_CONSUMER_DESIGNATED_INCONVENIENT_TIME"
+CALL_CAP = "REGF_7IN7_CALL_CAP"
+POST_CONVERSATION = "REGF_7IN7_POST_CONVERSATION"
+ALLOW: tuple[str, None, list[str]] = ("allow", None, ["OK"])
+CASE = ("asked", "verdict", "not_before", "codes")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def local(zone: str, *args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+
+
+def ny(*args: int) -> datetime:
+    return local(NY, *args)
+
+
+def standard_phones(zone: str | None, consent: bool = True) -> tuple[Phone, ...]:
+    return (
+        Phone(MOBILE, "mobile", zone, consent),
+        Phone(LANDLINE, "landline", zone, consent),
+        Phone(WORK, "work", zone, consent),
+        Phone(OTHER_MOBILE, "mobile", zone, consent),
+        Phone(UNKNOWN_LINE, "unknown", zone, consent),
+    )
+
+
+STANDARD_EMAILS = (
+    Email(EMAIL, "personal"),
+    Email(OTHER_EMAIL, "personal"),
+    Email(WORK_EMAIL, "work"),
+)
+
+
+def debtor(
+    zone: str | None = NY,
+    *,
+    other: Sequence[str] = (),
+    phones: tuple[Phone, ...] | None = None,
+    emails: tuple[Email, ...] = STANDARD_EMAILS,
+    inconvenient: Sequence[InconvenientTime] = (),
+    attorney: bool = False,
+    consent: bool = True,
+) -> Debtor:
+    """A debtor whose phones carry their own zone (so one zone unless the test adds more)."""
+    return Debtor(
+        timezone=zone,
+        other_timezones=tuple(other),
+        phones=standard_phones(zone, consent) if phones is None else phones,
+        emails=emails,
+        inconvenient_times=tuple(inconvenient),
+        represented_by_attorney=attorney,
+    )
+
+
+def situation(
+    now: datetime,
+    *,
+    channel: str = "voice",
+    to: str | None = None,
+    debts: Sequence[str] = ("D1",),
+    automated: bool = False,
+    jurisdiction: str = "US-NJ",
+    collector: str = "third_party",
+    who: Debtor | None = None,
+    history: Iterable[PastContact] = (),
+    events: Iterable[Event] = (),
+) -> Situation:
+    """A manual call about debt D1 to the debtor's mobile, by an agency, in New Jersey."""
+    if to is None:
+        to = EMAIL if channel == "email" else MOBILE
+    return Situation(
+        now=now,
+        jurisdiction=jurisdiction,
+        collector=collector,
+        debtor=debtor() if who is None else who,
+        contact=Contact(channel, to, tuple(debts), automated),
+        history=tuple(history),
+        events=tuple(events),
+    )
+
+
+def call(
+    at: datetime,
+    outcome: str = "no_answer",
+    *,
+    to: str = MOBILE,
+    debts: Sequence[str] = ("D1",),
+    direction: str = "outbound",
+    channel: str = "voice",
+    automated: bool = False,
+) -> PastContact:
+    return PastContact(at, channel, direction, tuple(debts), outcome, to, automated)
+
+
+def text(at: datetime, outcome: str = "delivered", **kw: Any) -> PastContact:
+    return call(at, outcome, channel="sms", **kw)
+
+
+def mail(at: datetime, outcome: str = "delivered", **kw: Any) -> PastContact:
+    return call(at, outcome, channel="email", **{"to": EMAIL, **kw})
+
+
+def event(
+    at: datetime,
+    kind: str,
+    *,
+    channel: str | None = None,
+    address: str | None = None,
+    debts: Sequence[str] = (),
+) -> Event:
+    return Event(at, kind, channel, address, tuple(debts))
+
+
+def daily_calls(
+    days: Iterable[int], zone: str = NY, hour: int = 10, **kw: Any
+) -> list[PastContact]:
+    """One call on each of these June 2025 dates, at ``hour`` local time."""
+    return [call(local(zone, 2025, 6, day, hour), **kw) for day in days]
+
+
+def case(
+    name: str,
+    asked: Situation,
+    verdict: str,
+    not_before: datetime | None,
+    codes: list[str],
+) -> Any:
+    return pytest.param(asked, verdict, not_before, codes, id=name)
+
+
+def allowed(name: str, asked: Situation) -> Any:
+    return case(name, asked, *ALLOW)
+
+
+def check(
+    asked: Situation,
+    verdict: str,
+    not_before: datetime | None,
+    codes: list[str],
+    rules: RuleSet = RULES,
+) -> Decision:
+    decision = evaluate(asked, rules)
+    assert (decision.verdict, decision.not_before, decision.codes) == (verdict, not_before, codes)
+    if verdict == "defer":
+        assert decision.not_before is not None and decision.not_before.tzinfo is UTC
+    return decision
+
+
+def outcomes(decision: Decision) -> dict[str, str]:
+    return {c.code: c.outcome for c in decision.checks}
+
+
+# --- contact windows ---------------------------------------------------------------------
+
+UK_PHONE = Phone(UK_MOBILE, "mobile", None, True)
+ONLY_TOLL_FREE = (Phone(TOLL_FREE, "mobile", None, True),)
+NOWHERE = debtor(None, phones=ONLY_TOLL_FREE, emails=())
+ET_PT = debtor(LA, phones=(Phone(NYC_MOBILE, "mobile", None, True),))
+ET_MT = debtor(
+    None,
+    phones=(
+        Phone(NYC_MOBILE, "mobile", None, True),
+        Phone(DENVER_LANDLINE, "landline", None, True),
+    ),
+)
+
+
+def nowhere(now: datetime, jurisdiction: str = "US") -> Situation:
+    return situation(now, to=TOLL_FREE, jurisdiction=jurisdiction, who=NOWHERE)
+
+
+WINDOW_CASES = [
+    case("0759-edt-waits-for-0800", situation(ny(2025, 6, 3, 7, 59)),
+         "defer", utc(2025, 6, 3, 12), [WINDOW]),
+    allowed("0800-edt-is-open", situation(ny(2025, 6, 3, 8))),
+    allowed("205959-edt-is-open", situation(ny(2025, 6, 3, 20, 59, 59))),
+    case("2100-edt-waits-for-next-morning", situation(ny(2025, 6, 3, 21)),
+         "defer", utc(2025, 6, 4, 12), [WINDOW]),
+    case("winter-0700-est-waits-for-0800-est", situation(ny(2025, 1, 7, 7)),
+         "defer", utc(2025, 1, 7, 13), [WINDOW]),
+    case("texts-too", situation(ny(2025, 6, 3, 6, 30), channel="sms"),
+         "defer", utc(2025, 6, 3, 12), [WINDOW]),
+    case("emails-too", situation(ny(2025, 6, 3, 22), channel="email"),
+         "defer", utc(2025, 6, 4, 12), [WINDOW]),
+    case("honolulu-0700-hst", situation(
+        local(HONOLULU, 2025, 6, 3, 7), jurisdiction="US-HI", who=debtor(HONOLULU)),
+        "defer", utc(2025, 6, 3, 18), [WINDOW]),
+    case("phoenix-keeps-mst-in-july", situation(
+        utc(2025, 7, 1, 14, 59), jurisdiction="US-AZ", who=debtor(PHOENIX)),
+        "defer", utc(2025, 7, 1, 15), [WINDOW]),
+    # Reg F comment 6(b)(1)(i)-1: Eastern mobile, Pacific address: 11:00-21:00 ET.
+    case("regf-example-et-pt-opens-1100-et", situation(
+        ny(2025, 6, 3, 10, 30), to=NYC_MOBILE, jurisdiction="US-CA", who=ET_PT),
+        "defer", utc(2025, 6, 3, 15), [MULTI_TZ]),
+    allowed("regf-example-et-pt-open-at-2059-et", situation(
+        ny(2025, 6, 3, 20, 59), to=NYC_MOBILE, jurisdiction="US-CA", who=ET_PT)),
+    case("regf-example-et-pt-closes-2100-et", situation(
+        ny(2025, 6, 3, 21), to=NYC_MOBILE, jurisdiction="US-CA", who=ET_PT),
+        "defer", utc(2025, 6, 4, 15), [MULTI_TZ]),
+    # Eastern mobile, Mountain landline: 10:00-21:00 ET.
+    case("regf-example-et-mt-opens-1000-et", situation(
+        ny(2025, 6, 3, 9), to=NYC_MOBILE, jurisdiction="US", who=ET_MT),
+        "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
+    allowed("regf-example-et-mt-open-at-1000-et", situation(
+        ny(2025, 6, 3, 10), to=NYC_MOBILE, jurisdiction="US", who=ET_MT)),
+    case("regf-example-et-mt-closes-2100-et", situation(
+        ny(2025, 6, 3, 21), to=NYC_MOBILE, jurisdiction="US", who=ET_MT),
+        "defer", utc(2025, 6, 4, 14), [MULTI_TZ]),
+    # No location at all: every US zone; summer 14:00-21:00 EDT, winter 13:00-21:00 EST.
+    case("all-us-zones-summer-opens-1400-edt", nowhere(utc(2025, 6, 3, 12)),
+         "defer", utc(2025, 6, 3, 18), [ALL_US]),
+    allowed("all-us-zones-summer-open-at-1400-edt", nowhere(utc(2025, 6, 3, 18))),
+    allowed("all-us-zones-summer-open-at-2059-edt", nowhere(utc(2025, 6, 4, 0, 59))),
+    case("all-us-zones-summer-closes-2100-edt", nowhere(utc(2025, 6, 4, 1)),
+         "defer", utc(2025, 6, 4, 18), [ALL_US]),
+    case("all-us-zones-winter-opens-1300-est", nowhere(utc(2025, 1, 7, 12)),
+         "defer", utc(2025, 1, 7, 18), [ALL_US]),
+    allowed("all-us-zones-winter-open-at-2059-est", nowhere(utc(2025, 1, 8, 1, 59))),
+    case("all-us-zones-winter-closes-2100-est", nowhere(utc(2025, 1, 8, 2)),
+         "defer", utc(2025, 1, 8, 18), [ALL_US]),
+    # The state is known, the zone is not: every zone of the state (Arizona: Phoenix and
+    # the Navajo Nation on Denver time; in summer 08:00 MST to 21:00 MDT).
+    case("state-us-az-summer-opens-0800-mst", nowhere(utc(2025, 6, 3, 14, 30), "US-AZ"),
+         "defer", utc(2025, 6, 3, 15), [MULTI_TZ]),
+    allowed("state-us-az-summer-open-at-2059-mdt", nowhere(utc(2025, 6, 4, 2, 59), "US-AZ")),
+    case("state-us-az-summer-closes-2100-mdt", nowhere(utc(2025, 6, 4, 3), "US-AZ"),
+         "defer", utc(2025, 6, 4, 15), [MULTI_TZ]),
+    case("state-us-az-winter-opens-0800-mst", nowhere(utc(2025, 1, 7, 14, 30), "US-AZ"),
+         "defer", utc(2025, 1, 7, 15), [MULTI_TZ]),
+    allowed("state-us-az-winter-open-at-2030-mst", nowhere(utc(2025, 1, 8, 3, 30), "US-AZ")),
+    case("state-us-tx-opens-0800-mdt", nowhere(utc(2025, 6, 3, 13, 30), "US-TX"),
+         "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
+    case("state-us-ca-one-zone", nowhere(utc(2025, 6, 3, 14), "US-CA"),
+         "defer", utc(2025, 6, 3, 15), [WINDOW]),
+    # The state's zone and a phone's area code together.
+    case("state-zone-and-denver-area-code", situation(
+        ny(2025, 6, 3, 9, 30), to=DENVER_LANDLINE,
+        who=debtor(None, phones=(Phone(DENVER_LANDLINE, "landline", None, True),))),
+        "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
+    case("other-location-signal-denver", situation(
+        ny(2025, 6, 3, 9, 30), who=debtor(NY, other=[DENVER])),
+        "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
+    # New York, London and Sydney share no hour: blocked, and the window says so (the
+    # debtor designated no inconvenient time).
+    case("zones-that-share-no-hour", situation(
+        ny(2025, 6, 3, 12), who=debtor(NY, other=["Europe/London", "Australia/Sydney"])),
+        "block", None, [WINDOW]),
+    # A zone recorded on the phone wins over its (Pacific) area code.
+    allowed("recorded-phone-zone-beats-area-code", situation(
+        ny(2025, 6, 3, 8, 30), to=LA_MOBILE,
+        who=debtor(NY, phones=(Phone(LA_MOBILE, "mobile", NY, True),)))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, WINDOW_CASES)
+def test_contact_windows(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+def test_the_candidate_zones_are_reported_with_their_source() -> None:
+    decision = evaluate(situation(ny(2025, 6, 3, 10, 30), to=NYC_MOBILE, who=ET_PT), RULES)
+    assert decision.zones == (
+        (LA, "address"),
+        (NY, f"phone {NYC_MOBILE} (area code)"),
+    )
+    unknown = evaluate(nowhere(utc(2025, 6, 3, 12)), RULES)
+    assert [zone for zone, _ in unknown.zones] == [
+        NY, CHICAGO, DENVER, PHOENIX, LA, ANCHORAGE, HONOLULU,
+    ]  # fmt: skip
+    assert {source for _, source in unknown.zones} == {"no location known: every zone"}
+
+
+# --- designated inconvenient times -------------------------------------------------------
+
+OFFICE_HOURS = InconvenientTime(time(9), time(17), WEEKDAYS)
+NIGHTS = InconvenientTime(time(20), time(10))  # every day, past midnight
+FRIDAY_NIGHT = InconvenientTime(time(22), time(9), ("fri",))  # Friday 22:00 to Saturday 09:00
+MORNINGS = InconvenientTime(time(8), time(10))
+ALWAYS = InconvenientTime(time(0), time(0))  # all day, every day
+LA_OFFICE = debtor(LA, inconvenient=[OFFICE_HOURS])
+# Lives in Los Angeles, Eastern mobile: the designation is read in Los Angeles.
+LA_OFFICE_NY_PHONE = debtor(
+    LA, phones=(Phone(NYC_MOBILE, "mobile", None, True),), inconvenient=[OFFICE_HOURS]
+)
+# Zone unknown (Eastern and Pacific phones): the designation is read in both.
+UNKNOWN_OFFICE = debtor(
+    None,
+    phones=(Phone(NYC_MOBILE, "mobile", None, True), Phone(LA_MOBILE, "mobile", None, True)),
+    inconvenient=[OFFICE_HOURS],
+)
+
+DESIGNATED_CASES = [
+    # Tuesday 10:30 in Los Angeles, inside "weekdays 09:00-17:00": until 17:00 PDT.
+    case("weekday-office-hours", situation(
+        local(LA, 2025, 6, 3, 10, 30), jurisdiction="US-CA", who=LA_OFFICE),
+        "defer", utc(2025, 6, 4, 0), [DESIGNATED]),
+    allowed("designation-ends-at-1700", situation(
+        local(LA, 2025, 6, 3, 17), jurisdiction="US-CA", who=LA_OFFICE)),
+    allowed("not-on-saturday", situation(
+        local(LA, 2025, 6, 7, 10, 30), jurisdiction="US-CA", who=LA_OFFICE)),
+    # 20:00-10:00 every day: 08:30 is inside the part after midnight.
+    case("past-midnight-morning-part", situation(
+        ny(2025, 6, 3, 8, 30), who=debtor(inconvenient=[NIGHTS])),
+        "defer", utc(2025, 6, 3, 14), [DESIGNATED]),
+    case("past-midnight-evening-part", situation(
+        ny(2025, 6, 3, 20, 30), who=debtor(inconvenient=[NIGHTS])),
+        "defer", utc(2025, 6, 4, 14), [DESIGNATED]),
+    # Friday 22:00 to 09:00 belongs to Friday: Saturday 08:30 is inside, Sunday's is not.
+    case("past-midnight-belongs-to-the-day-it-starts", situation(
+        ny(2025, 6, 7, 8, 30), who=debtor(inconvenient=[FRIDAY_NIGHT])),
+        "defer", utc(2025, 6, 7, 13), [DESIGNATED]),
+    allowed("past-midnight-not-the-next-night", situation(
+        ny(2025, 6, 8, 8, 30), who=debtor(inconvenient=[FRIDAY_NIGHT]))),
+    # The window opens at 08:00 and the designation holds it shut until 10:00: both named.
+    case("window-then-designation", situation(
+        ny(2025, 6, 3, 7), who=debtor(inconvenient=[MORNINGS])),
+        "defer", utc(2025, 6, 3, 14), [WINDOW, DESIGNATED]),
+    # Read in the debtor's own zone: 11:30 ET is 08:30 PT, before the Pacific 09:00.
+    allowed("read-in-the-debtors-own-zone", situation(
+        utc(2025, 6, 3, 15, 30), to=NYC_MOBILE, jurisdiction="US-CA", who=LA_OFFICE_NY_PHONE)),
+    # 12:00 ET is 09:00 PT: until 17:00 PT, which is 20:00 ET, inside the Eastern window.
+    case("own-zone-until-1700-pt", situation(
+        utc(2025, 6, 3, 16), to=NYC_MOBILE, jurisdiction="US-CA", who=LA_OFFICE_NY_PHONE),
+        "defer", utc(2025, 6, 4, 0), [DESIGNATED]),
+    # Own zone unknown: read in every candidate zone. 09:00-17:00 ET and PT together leave
+    # 20:00-21:00 ET (17:00-18:00 PT) of the window.
+    case("unknown-own-zone-reads-every-zone", situation(
+        utc(2025, 6, 3, 15, 30), to=NYC_MOBILE, jurisdiction="US", who=UNKNOWN_OFFICE),
+        "defer", utc(2025, 6, 4, 0), [DESIGNATED]),
+    case("nothing-open-blocks", situation(ny(2025, 6, 3, 12), who=debtor(inconvenient=[ALWAYS])),
+         "block", None, [DESIGNATED]),
+    # A creditor: the house rule, read the same way.
+    case("first-party-house-rule", situation(
+        ny(2025, 6, 3, 10, 30), collector="first_party", who=debtor(inconvenient=[OFFICE_HOURS])),
+        "defer", utc(2025, 6, 3, 21), ["POLICY_DESIGNATED_INCONVENIENT_TIME"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, DESIGNATED_CASES)
+def test_designated_inconvenient_times(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- Reg F 7-in-7 ------------------------------------------------------------------------
+
+SAT_AFTERNOON = ny(2025, 6, 7, 15)  # seven dates June 1-7 end today
+SEVEN = daily_calls(range(1, 8))  # June 1-7, 10:00 ET, about D1
+
+CALL_CAP_CASES = [
+    # June 1 leaves the seven dates on June 8: midnight ET, then the window's 08:00 EDT.
+    case("seventh-call-in-seven-dates-waits", situation(SAT_AFTERNOON, history=SEVEN),
+         "defer", utc(2025, 6, 8, 12), [CALL_CAP]),
+    allowed("six-calls-allow-a-seventh", situation(SAT_AFTERNOON, history=SEVEN[1:])),
+    allowed("next-morning-june-1-has-left", situation(ny(2025, 6, 8, 8), history=SEVEN)),
+    allowed("per-debt-another-debt-is-free", situation(SAT_AFTERNOON, debts=["D2"], history=SEVEN)),
+    case("a-contact-about-two-debts-waits-for-the-full-one", situation(
+        SAT_AFTERNOON, debts=["D1", "D2"], history=SEVEN),
+        "defer", utc(2025, 6, 8, 12), [CALL_CAP]),
+    # 14 calls this week, 7 about each debt: a third debt may still be called.
+    allowed("several-debts-multiply-capacity", situation(
+        SAT_AFTERNOON, debts=["D3"],
+        history=SEVEN + daily_calls(range(1, 8), hour=11, debts=["D2"]))),
+    case("one-call-about-two-debts-counts-for-each", situation(
+        SAT_AFTERNOON, debts=["D2"], history=daily_calls(range(1, 8), debts=["D1", "D2"])),
+        "defer", utc(2025, 6, 8, 12), [CALL_CAP]),
+    allowed("busy-and-not-in-service-do-not-count", situation(SAT_AFTERNOON, history=[
+        call(ny(2025, 6, 1, 10), "busy"),
+        *daily_calls(range(2, 8)),
+        call(ny(2025, 6, 7, 12), "not_in_service"),
+        call(ny(2025, 6, 7, 13), "busy"),
+    ])),
+    case("voicemail-and-limited-content-messages-count", situation(SAT_AFTERNOON, history=[
+        *daily_calls(range(1, 4), outcome="voicemail"),
+        *daily_calls(range(4, 6), outcome="limited_content_message"),
+        *daily_calls(range(6, 8)),
+    ]), "defer", utc(2025, 6, 8, 12), [CALL_CAP]),
+    case("calls-to-every-number-add-up", situation(SAT_AFTERNOON, to=LANDLINE, history=[
+        call(ny(2025, 6, day, 10), to=(MOBILE, LANDLINE, WORK)[day % 3]) for day in range(1, 8)
+    ]), "defer", utc(2025, 6, 8, 12), [CALL_CAP]),
+    allowed("inbound-calls-do-not-count", situation(SAT_AFTERNOON, history=[
+        *daily_calls(range(2, 8)),
+        call(ny(2025, 6, 1, 10), "voicemail", direction="inbound"),
+        call(ny(2025, 6, 7, 11), "no_answer", direction="inbound"),
+    ])),
+    allowed("texts-and-emails-are-not-calls", situation(SAT_AFTERNOON, history=[
+        *daily_calls(range(2, 8)),
+        text(ny(2025, 6, 1, 10)),
+        mail(ny(2025, 6, 7, 9)),
+    ])),
+    # 23:30 EDT on June 1 is June 2 in UTC: the local date decides, so on June 8 the seven
+    # dates June 2-8 hold six calls.
+    allowed("local-dates-not-utc-dates", situation(
+        ny(2025, 6, 8, 8), history=[call(utc(2025, 6, 2, 3, 30)), *daily_calls(range(2, 8))])),
+    # Eastern and Pacific: 01:30 EDT June 2 is 22:30 PDT June 1. In Eastern dates June 2-8
+    # hold seven calls, in Pacific dates six: the Eastern answer (June 9) wins, and the
+    # window then waits for 08:00 PDT.
+    case("every-candidate-zone-counts", situation(
+        ny(2025, 6, 8, 15), who=debtor(NY, other=[LA]),
+        history=[call(utc(2025, 6, 2, 5, 30)), *daily_calls(range(3, 9), hour=12)]),
+        "defer", utc(2025, 6, 9, 15), [CALL_CAP]),
+    allowed("does-not-bind-a-creditor", situation(
+        SAT_AFTERNOON, collector="first_party", history=SEVEN)),
+    allowed("does-not-concern-texts", situation(SAT_AFTERNOON, channel="sms", history=SEVEN)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, CALL_CAP_CASES)
+def test_regf_seven_calls_in_seven_days(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# A conversation on Tuesday June 3 at 16:00 ET about D1: June 3 is day one, June 10 free.
+TALKED = call(ny(2025, 6, 3, 16), "conversation")
+TALKED_IN = event(ny(2025, 6, 3, 16), "conversation", debts=["D1"])
+
+POST_CONVERSATION_CASES = [
+    case("outbound-conversation-bars-seven-dates", situation(ny(2025, 6, 9, 20), history=[TALKED]),
+         "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    case("bar-from-the-next-morning", situation(ny(2025, 6, 4, 9), history=[TALKED]),
+         "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    case("same-day-after-the-conversation", situation(ny(2025, 6, 3, 17), history=[TALKED]),
+         "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    allowed("eighth-date-is-free", situation(ny(2025, 6, 10, 8), history=[TALKED])),
+    case("inbound-conversation-event", situation(ny(2025, 6, 9, 20), events=[TALKED_IN]),
+         "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    case("inbound-conversation-in-history", situation(
+        ny(2025, 6, 9, 20),
+        history=[call(ny(2025, 6, 3, 16), "conversation", direction="inbound")]),
+        "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    case("event-without-debts-bars-the-contacts-debts", situation(
+        ny(2025, 6, 5, 12), debts=["D7"], events=[event(ny(2025, 6, 3, 16), "conversation")]),
+        "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    allowed("conversation-about-another-debt", situation(
+        ny(2025, 6, 5, 12), events=[event(ny(2025, 6, 3, 16), "conversation", debts=["D2"])])),
+    allowed("texts-are-not-barred", situation(ny(2025, 6, 5, 12), channel="sms", history=[TALKED])),
+    # 23:30 EDT is still June 3; 00:30 EDT June 4 starts a day later.
+    case("late-evening-is-the-same-date", situation(
+        ny(2025, 6, 9, 12), history=[call(ny(2025, 6, 3, 23, 30), "conversation")]),
+        "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION]),
+    case("after-midnight-is-the-next-date", situation(
+        ny(2025, 6, 10, 12), history=[call(ny(2025, 6, 4, 0, 30), "conversation")]),
+        "defer", utc(2025, 6, 11, 12), [POST_CONVERSATION]),
+    # 01:00 EDT June 4 is 22:00 PDT June 3: the Eastern date bars one day longer, and the
+    # window then waits for 08:00 PDT.
+    case("every-candidate-zone", situation(
+        utc(2025, 6, 10, 18), who=debtor(NY, other=[LA]),
+        history=[call(utc(2025, 6, 4, 5), "conversation")]),
+        "defer", utc(2025, 6, 11, 15), [POST_CONVERSATION]),
+    allowed("does-not-bind-a-creditor", situation(
+        ny(2025, 6, 5, 12), collector="first_party", history=[TALKED])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, POST_CONVERSATION_CASES)
+def test_regf_no_call_within_seven_days_of_a_conversation(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- state caps ----------------------------------------------------------------------------
+
+MA_2_7 = "MA_2_PER_7_DAYS_PER_DEBT"
+MA_2_30 = "MA_2_PER_30_DAYS_NON_RESIDENCE"
+THU_JUNE_5 = ny(2025, 6, 5, 10)
+
+
+def ma(now: datetime, **kw: Any) -> Situation:
+    return situation(now, jurisdiction="US-MA", **kw)
+
+
+MASSACHUSETTS_CASES = [
+    # Calls on June 2 and 4: June 2 leaves the seven dates on June 9, 08:00 EDT.
+    case("two-calls-in-seven-days", ma(THU_JUNE_5, history=daily_calls([2, 4])),
+         "defer", utc(2025, 6, 9, 12), [MA_2_7]),
+    case("binds-creditors-too", ma(
+        THU_JUNE_5, collector="first_party", history=daily_calls([2, 4])),
+        "defer", utc(2025, 6, 9, 12), [MA_2_7]),
+    case("a-call-and-a-text-count-together", ma(
+        THU_JUNE_5, channel="sms", history=[call(ny(2025, 6, 2, 10)), text(ny(2025, 6, 4, 10))]),
+        "defer", utc(2025, 6, 9, 12), [MA_2_7]),
+    case("residence-and-mobile-add-up", ma(
+        THU_JUNE_5, to=LANDLINE,
+        history=[call(ny(2025, 6, 2, 10), to=LANDLINE), call(ny(2025, 6, 4, 10))]),
+        "defer", utc(2025, 6, 9, 12), [MA_2_7]),
+    case("every-initiated-attempt-counts-even-busy", ma(
+        THU_JUNE_5, history=daily_calls([2, 4], outcome="busy")),
+        "defer", utc(2025, 6, 9, 12), [MA_2_7]),
+    allowed("per-debt", ma(THU_JUNE_5, debts=["D2"], history=daily_calls([2, 4]))),
+    allowed("one-in-seven-days", ma(THU_JUNE_5, history=daily_calls([4]))),
+    allowed("june-2-has-left-on-june-9", ma(ny(2025, 6, 9, 8), history=daily_calls([2, 4]))),
+    allowed("inbound-calls-do-not-count", ma(
+        THU_JUNE_5, history=daily_calls([2, 4], direction="inbound"))),
+    allowed("emails-are-not-concerned", ma(THU_JUNE_5, channel="email", history=[
+        mail(ny(2025, 6, 2, 10)), mail(ny(2025, 6, 4, 10))])),
+    # Work numbers: two in 30 dates. Calls June 2 and 10: June 2 leaves on July 2.
+    case("work-number-two-in-thirty-days", ma(
+        ny(2025, 6, 20, 10), to=WORK, history=daily_calls([2, 10], to=WORK)),
+        "defer", utc(2025, 7, 2, 12), [MA_2_30]),
+    allowed("work-calls-do-not-count-for-personal-lines", ma(
+        THU_JUNE_5, history=daily_calls([2, 4], to=WORK))),
+    allowed("personal-calls-do-not-count-for-work", ma(
+        THU_JUNE_5, to=WORK, history=daily_calls([2, 4]))),
+    # Hours: the agency sees Reg F's window and Massachusetts', the creditor only the latter.
+    case("hours-for-an-agency", ma(ny(2025, 6, 3, 7)),
+         "defer", utc(2025, 6, 3, 12), [WINDOW, "MA_HOURS"]),
+    case("hours-for-a-creditor", ma(ny(2025, 6, 3, 7), collector="first_party"),
+         "defer", utc(2025, 6, 3, 12), ["MA_HOURS"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, MASSACHUSETTS_CASES)
+def test_massachusetts(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+WA_3 = "WA_3_PER_WEEK"
+WA_WORK = "WA_WORKPLACE_1_PER_WEEK"
+SEATTLE = debtor(LA)
+WA_THURSDAY = local(LA, 2025, 6, 5, 10)
+
+
+def wa(now: datetime, **kw: Any) -> Situation:
+    return situation(now, jurisdiction="US-WA", who=SEATTLE, **kw)
+
+
+def la(*args: int) -> datetime:
+    return local(LA, *args)
+
+
+WASHINGTON_CASES = [
+    # A call, a text and an email (about three debts) on June 2-4: the fourth waits until
+    # June 2 leaves the week, June 9 at 08:00 PDT.
+    case("three-communications-a-week-any-channel", wa(WA_THURSDAY, debts=["D4"], history=[
+        call(la(2025, 6, 2, 10)),
+        text(la(2025, 6, 3, 10), debts=["D2"]),
+        mail(la(2025, 6, 4, 10), debts=["D3"]),
+    ]), "defer", utc(2025, 6, 9, 15), [WA_3]),
+    case("texts-too", wa(WA_THURSDAY, channel="sms", history=daily_calls([2, 3, 4], LA)),
+         "defer", utc(2025, 6, 9, 15), [WA_3]),
+    case("busy-counts", wa(WA_THURSDAY, history=daily_calls([2, 3, 4], LA, outcome="busy")),
+         "defer", utc(2025, 6, 9, 15), [WA_3]),
+    allowed("two-a-week", wa(WA_THURSDAY, history=daily_calls([3, 4], LA))),
+    allowed("inbound-does-not-count", wa(
+        WA_THURSDAY, history=daily_calls([2, 3, 4], LA, direction="inbound"))),
+    allowed("does-not-bind-a-creditor", wa(
+        WA_THURSDAY, collector="first_party", history=daily_calls([2, 3, 4], LA))),
+    # Workplace: once a week. A work call on June 3: the next from June 10, 08:00 PDT.
+    case("workplace-once-a-week", wa(WA_THURSDAY, to=WORK, history=daily_calls([3], LA, to=WORK)),
+         "defer", utc(2025, 6, 10, 15), [WA_WORK]),
+    allowed("workplace-call-leaves-the-mobile-free", wa(
+        WA_THURSDAY, history=daily_calls([3], LA, to=WORK))),
+    allowed("mobile-call-leaves-the-workplace-free", wa(
+        WA_THURSDAY, to=WORK, history=daily_calls([3], LA))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, WASHINGTON_CASES)
+def test_washington(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- house caps ----------------------------------------------------------------------------
+
+SMS_CAP = "POLICY_SMS_DAILY_CAP"
+EMAIL_CAP = "POLICY_EMAIL_WEEKLY_CAP"
+TUE_AFTERNOON = ny(2025, 6, 3, 15)
+
+HOUSE_CAP_CASES = [
+    # Two texts today: the third tomorrow at 08:00 EDT.
+    case("two-texts-a-day", situation(TUE_AFTERNOON, channel="sms", history=[
+        text(ny(2025, 6, 3, 9)), text(ny(2025, 6, 3, 10))]),
+        "defer", utc(2025, 6, 4, 12), [SMS_CAP]),
+    case("failed-texts-count", situation(TUE_AFTERNOON, channel="sms", history=[
+        text(ny(2025, 6, 3, 9), "failed"), text(ny(2025, 6, 3, 10))]),
+        "defer", utc(2025, 6, 4, 12), [SMS_CAP]),
+    case("per-debtor-every-number-and-debt", situation(TUE_AFTERNOON, channel="sms", debts=["D3"],
+        history=[text(ny(2025, 6, 3, 9), debts=["D2"]), text(ny(2025, 6, 3, 10), to=OTHER_MOBILE)]),
+        "defer", utc(2025, 6, 4, 12), [SMS_CAP]),
+    case("creditors-too", situation(TUE_AFTERNOON, channel="sms", collector="first_party",
+        history=[text(ny(2025, 6, 3, 9)), text(ny(2025, 6, 3, 10))]),
+        "defer", utc(2025, 6, 4, 12), [SMS_CAP]),
+    allowed("yesterdays-text-is-another-day", situation(TUE_AFTERNOON, channel="sms", history=[
+        text(ny(2025, 6, 2, 20)), text(ny(2025, 6, 3, 10))])),
+    allowed("inbound-texts-do-not-count", situation(TUE_AFTERNOON, channel="sms", history=[
+        text(ny(2025, 6, 3, 9), direction="inbound"), text(ny(2025, 6, 3, 10))])),
+    # Emails June 1-5: five in seven dates; June 1 leaves on June 8, 08:00 EDT.
+    case("five-emails-a-week", situation(ny(2025, 6, 5, 15), channel="email", history=[
+        mail(ny(2025, 6, day, 10)) for day in range(1, 6)]),
+        "defer", utc(2025, 6, 8, 12), [EMAIL_CAP]),
+    allowed("four-emails-a-week", situation(ny(2025, 6, 5, 15), channel="email", history=[
+        mail(ny(2025, 6, day, 10)) for day in range(2, 6)])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, HOUSE_CAP_CASES)
+def test_house_caps(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- TCPA ----------------------------------------------------------------------------------
+
+NO_CONSENT = debtor(consent=False)
+NOON = ny(2025, 6, 3, 12)
+TCPA = "TCPA_NO_PRIOR_EXPRESS_CONSENT"
+REVOKED = "TCPA_CONSENT_REVOKED"
+JUNE_1 = ny(2025, 6, 1, 9)
+JUNE_2 = ny(2025, 6, 2, 9)
+
+
+def robo(channel: str = "sms", **kw: Any) -> Situation:
+    """An automated text or call at noon."""
+    return situation(NOON, channel=channel, automated=True, **{"who": NO_CONSENT, **kw})
+
+
+TCPA_CONSENT_CASES = [
+    case("automated-text-to-a-mobile", robo(), "block", None, [TCPA]),
+    case("prerecorded-call-to-a-mobile", robo("voice"), "block", None, [TCPA]),
+    case("unknown-line-may-be-a-mobile", robo("voice", to=UNKNOWN_LINE), "block", None, [TCPA]),
+    case("creditors-too", robo(collector="first_party"), "block", None, [TCPA]),
+    allowed("landline-needs-no-consent", robo("voice", to=LANDLINE)),
+    allowed("manual-call-needs-no-consent", situation(NOON, who=NO_CONSENT)),
+    allowed("recorded-consent", robo(who=debtor(consent=True))),
+    case("revoked", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked", channel="sms", address=MOBILE)]),
+        "block", None, [REVOKED]),
+    case("revoke-all-without-channel-or-address", robo("voice", who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked")]),
+        "block", None, [REVOKED]),
+    allowed("revocation-elsewhere", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked", channel="sms", address=OTHER_MOBILE)])),
+    allowed("consent-again-after-revocation", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked"),
+        event(JUNE_2, "consent", channel="sms", address=MOBILE)])),
+    case("revocation-after-consent", robo(events=[
+        event(JUNE_1, "consent", channel="sms", address=MOBILE),
+        event(JUNE_2, "consent_revoked")]),
+        "block", None, [REVOKED]),
+    allowed("consent-event", robo(events=[
+        event(JUNE_1, "consent", channel="sms", address=MOBILE)])),
+    case("consent-for-another-number", robo(events=[
+        event(JUNE_1, "consent", channel="sms", address=OTHER_MOBILE)]),
+        "block", None, [TCPA]),
+    case("consent-to-calls-is-not-to-texts", robo(events=[
+        event(JUNE_1, "consent", channel="voice", address=MOBILE)]),
+        "block", None, [TCPA]),
+    # START from the number (CTIA C-7) is the debtor's consent to texts there.
+    allowed("opt-in-is-consent", robo(events=[
+        event(JUNE_1, "opt_in", channel="sms", address=MOBILE)])),
+    allowed("a-future-revocation-is-not-yet", robo(who=debtor(consent=True), events=[
+        event(ny(2025, 6, 3, 13), "consent_revoked")])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, TCPA_CONSENT_CASES)
+def test_tcpa_consent(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+PRERECORDED_CAP = "TCPA_EXEMPT_PRERECORDED_CAP_3_PER_30D"
+THREE_ROBOCALLS = [call(ny(2025, 6, day, 10), to=LANDLINE, automated=True) for day in (1, 10, 20)]
+
+
+def to_landline(**kw: Any) -> Situation:
+    return situation(ny(2025, 6, 25, 10), to=LANDLINE, **{"automated": True, **kw})
+
+
+PRERECORDED_CASES = [
+    # June 1, 10 and 20: June 1 leaves the thirty dates on July 1, 08:00 EDT.
+    case("three-prerecorded-calls-in-thirty-days", to_landline(history=THREE_ROBOCALLS),
+         "defer", utc(2025, 7, 1, 12), [PRERECORDED_CAP]),
+    case("creditors-too", to_landline(collector="first_party", history=THREE_ROBOCALLS),
+         "defer", utc(2025, 7, 1, 12), [PRERECORDED_CAP]),
+    allowed("a-manual-call-is-not-capped", to_landline(automated=False, history=THREE_ROBOCALLS)),
+    allowed("manual-calls-do-not-count", to_landline(history=[
+        call(ny(2025, 6, day, 10), to=LANDLINE) for day in (1, 10, 20)])),
+    allowed("per-line", to_landline(history=[
+        call(ny(2025, 6, day, 10), to=WORK, automated=True) for day in (1, 10, 20)])),
+    allowed("two-in-thirty-days", to_landline(history=THREE_ROBOCALLS[1:])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, PRERECORDED_CASES)
+def test_tcpa_prerecorded_calls_to_a_residential_line(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- opt-outs and prohibited media -------------------------------------------------------
+
+STOP = event(JUNE_1, "opt_out", channel="sms", address=MOBILE)
+START = event(JUNE_2, "opt_in", channel="sms", address=MOBILE)
+UNSUBSCRIBED = event(JUNE_1, "opt_out", channel="email", address=EMAIL)
+SMS_OPT_OUT = ["CARRIER_STOP_KEYWORD", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]
+
+OPT_OUT_CASES = [
+    case("stop-blocks-texts-to-that-number", situation(NOON, channel="sms", events=[STOP]),
+         "block", None, SMS_OPT_OUT),
+    allowed("another-number-still-allowed", situation(
+        NOON, channel="sms", to=OTHER_MOBILE, events=[STOP])),
+    allowed("calls-to-that-number-still-allowed", situation(NOON, events=[STOP])),
+    allowed("opt-in-lifts-it", situation(NOON, channel="sms", events=[STOP, START])),
+    case("an-earlier-opt-in-does-not", situation(NOON, channel="sms", events=[
+        event(JUNE_1, "opt_in", channel="sms", address=MOBILE),
+        event(JUNE_2, "opt_out", channel="sms", address=MOBILE)]),
+        "block", None, SMS_OPT_OUT),
+    case("creditor-carrier-stop-only", situation(
+        NOON, channel="sms", collector="first_party", events=[STOP]),
+        "block", None, ["CARRIER_STOP_KEYWORD"]),
+    case("unsubscribe-blocks-that-address", situation(NOON, channel="email", events=[UNSUBSCRIBED]),
+         "block", None, ["EMAIL_UNSUBSCRIBED", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]),
+    allowed("another-address-still-allowed", situation(
+        NOON, channel="email", to=OTHER_EMAIL, events=[UNSUBSCRIBED])),
+    case("do-not-call", situation(NOON, events=[
+        event(JUNE_1, "opt_out", channel="voice", address=MOBILE)]),
+        "block", None, ["POLICY_DO_NOT_CALL"]),
+    allowed("a-future-opt-out-is-not-yet", situation(NOON, channel="sms", events=[
+        event(ny(2025, 6, 3, 12, 1), "opt_out", channel="sms", address=MOBILE)])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, OPT_OUT_CASES)
+def test_opt_out_per_address_and_channel(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+NO_EMAIL = event(JUNE_1, "prohibited_medium", channel="email")
+
+PROHIBITED_MEDIUM_CASES = [
+    case("every-email-address", situation(NOON, channel="email", events=[NO_EMAIL]),
+         "block", None, ["REGF_PROHIBITED_MEDIUM"]),
+    case("another-email-address-too", situation(
+        NOON, channel="email", to=OTHER_EMAIL, events=[NO_EMAIL]),
+        "block", None, ["REGF_PROHIBITED_MEDIUM"]),
+    allowed("texts-still-allowed", situation(NOON, channel="sms", events=[NO_EMAIL])),
+    allowed("opt-in-to-the-medium-lifts-it", situation(NOON, channel="email", events=[
+        NO_EMAIL, event(JUNE_2, "opt_in", channel="email")])),
+    case("opt-in-of-one-address-does-not-lift-the-medium", situation(
+        NOON, channel="email", events=[
+            NO_EMAIL, event(JUNE_2, "opt_in", channel="email", address=EMAIL)]),
+        "block", None, ["REGF_PROHIBITED_MEDIUM"]),
+    case("no-calls-at-all", situation(NOON, to=LANDLINE, events=[
+        event(JUNE_1, "prohibited_medium", channel="voice")]),
+        "block", None, ["REGF_PROHIBITED_MEDIUM"]),
+    # Reg F 1006.14(h) binds debt collectors; the house has no rule of its own.
+    allowed("not-a-rule-for-creditors", situation(
+        NOON, channel="email", collector="first_party", events=[NO_EMAIL])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, PROHIBITED_MEDIUM_CASES)
+def test_prohibited_medium(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- holds ---------------------------------------------------------------------------------
+
+
+def held(*kinds: str, **kw: Any) -> list[Event]:
+    """These events in this order, an hour apart from June 1, 09:00 ET."""
+    return [event(JUNE_1 + timedelta(hours=i), kind, **kw) for i, kind in enumerate(kinds)]
+
+
+HOLD_CASES = [
+    case("cease-blocks-calls", situation(NOON, events=held("cease")),
+         "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    case("cease-blocks-texts", situation(NOON, channel="sms", events=held("cease")),
+         "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    case("cease-blocks-email", situation(NOON, channel="email", events=held("cease")),
+         "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    allowed("cease-withdrawn", situation(NOON, events=held("cease", "cease_withdrawn"))),
+    case("ceased-again", situation(NOON, events=held("cease", "cease_withdrawn", "cease")),
+         "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    case("attorney-flag", situation(NOON, who=debtor(attorney=True)),
+         "block", None, ["REGF_REPRESENTED_BY_ATTORNEY"]),
+    case("attorney-event", situation(NOON, events=held("attorney")),
+         "block", None, ["REGF_REPRESENTED_BY_ATTORNEY"]),
+    allowed("attorney-withdrawn", situation(NOON, events=held("attorney", "attorney_withdrawn"))),
+    # The flag is the account's standing state: an event does not clear it.
+    case("attorney-flag-stands", situation(
+        NOON, who=debtor(attorney=True), events=held("attorney_withdrawn")),
+        "block", None, ["REGF_REPRESENTED_BY_ATTORNEY"]),
+    case("dispute", situation(NOON, events=held("dispute")),
+         "block", None, ["REGF_DISPUTE_CEASE_COLLECTION"]),
+    allowed("dispute-resolved", situation(NOON, events=held("dispute", "dispute_resolved"))),
+    case("bankruptcy", situation(NOON, events=held("bankruptcy")),
+         "block", None, ["BANKRUPTCY_AUTOMATIC_STAY"]),
+    allowed("bankruptcy-closed", situation(NOON, events=held("bankruptcy", "bankruptcy_closed"))),
+    case("every-hold-named", situation(NOON, events=held("dispute", "cease", "bankruptcy")),
+         "block", None,
+         ["BANKRUPTCY_AUTOMATIC_STAY", "REGF_CEASE_COMMUNICATION",
+          "REGF_DISPUTE_CEASE_COLLECTION"]),
+    allowed("a-future-cease-is-not-yet", situation(
+        NOON, events=[event(ny(2025, 6, 3, 13), "cease")])),
+    # Creditors: the house's holds; in California, Rosenthal's (the house stands back).
+    case("creditor-cease", situation(NOON, collector="first_party", events=held("cease")),
+         "block", None, ["POLICY_CEASE_REQUESTED"]),
+    case("creditor-attorney", situation(NOON, collector="first_party", events=held("attorney")),
+         "block", None, ["POLICY_REPRESENTED_BY_ATTORNEY"]),
+    case("creditor-dispute", situation(NOON, collector="first_party", events=held("dispute")),
+         "block", None, ["POLICY_DISPUTE_HOLD"]),
+    case("creditor-bankruptcy", situation(NOON, collector="first_party", events=held("bankruptcy")),
+         "block", None, ["BANKRUPTCY_AUTOMATIC_STAY"]),
+    case("california-creditor-cease", situation(
+        local(LA, 2025, 6, 3, 12), jurisdiction="US-CA", collector="first_party",
+        who=debtor(LA), events=held("cease")),
+        "block", None, ["CA_ROSENTHAL_CEASE"]),
+    case("california-creditor-attorney", situation(
+        local(LA, 2025, 6, 3, 12), jurisdiction="US-CA", collector="first_party",
+        who=debtor(LA, attorney=True)),
+        "block", None, ["CA_ROSENTHAL_ATTORNEY"]),
+    # Events that name debts hold only those debts.
+    case("cease-of-this-debt", situation(NOON, events=held("cease", debts=["D1"])),
+         "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    allowed("cease-of-another-debt", situation(
+        NOON, debts=["D2"], events=held("cease", debts=["D1"]))),
+    case("contact-about-a-held-debt-and-another", situation(
+        NOON, debts=["D1", "D2"], events=held("cease", debts=["D1"])),
+        "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    allowed("withdrawn-for-one-debt", situation(NOON, events=[
+        *held("cease"), event(JUNE_2, "cease_withdrawn", debts=["D1"])])),
+    case("withdrawn-for-one-debt-others-stay-held", situation(NOON, debts=["D2"], events=[
+        *held("cease"), event(JUNE_2, "cease_withdrawn", debts=["D1"])]),
+        "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    # A contact about D1 and D2 concerns D2, whose hold was never lifted.
+    case("withdrawn-for-one-of-the-contacts-debts", situation(NOON, debts=["D1", "D2"], events=[
+        *held("cease"), event(JUNE_2, "cease_withdrawn", debts=["D1"])]),
+        "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    case("withdrawal-of-another-debt-lifts-nothing", situation(NOON, debts=["D1", "D2"], events=[
+        event(JUNE_1, "dispute", debts=["D2"]), event(JUNE_2, "dispute_resolved", debts=["D1"])]),
+        "block", None, ["REGF_DISPUTE_CEASE_COLLECTION"]),
+    allowed("withdrawn-for-every-debt", situation(NOON, debts=["D1", "D2"], events=[
+        event(JUNE_1, "bankruptcy", debts=["D1"]), event(JUNE_2, "bankruptcy_closed")])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, HOLD_CASES)
+def test_holds(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- email: employer addresses, New York consent -----------------------------------------
+
+EMPLOYER = "REGF_EMPLOYER_EMAIL"
+DFS = "NY_DFS_EMAIL_CONSENT_REQUIRED"
+NYC = "NYC_ELECTRONIC_CONSENT_REQUIRED"
+
+
+def email_to(to: str = WORK_EMAIL, **kw: Any) -> Situation:
+    return situation(NOON, channel="email", to=to, **kw)
+
+
+EMPLOYER_EMAIL_CASES = [
+    case("work-address-without-consent", email_to(), "block", None, [EMPLOYER]),
+    allowed("personal-address", email_to(EMAIL)),
+    allowed("recorded-consent", email_to(who=debtor(emails=(Email(WORK_EMAIL, "work", True),)))),
+    allowed("consent-event", email_to(events=[
+        event(JUNE_1, "consent", channel="email", address=WORK_EMAIL)])),
+    allowed("the-debtor-wrote-from-it", email_to(history=[
+        mail(JUNE_1, to=WORK_EMAIL, direction="inbound")])),
+    case("the-debtor-wrote-from-another-address", email_to(history=[
+        mail(JUNE_1, to=EMAIL, direction="inbound")]),
+        "block", None, [EMPLOYER]),
+    case("we-wrote-to-it", email_to(history=[mail(JUNE_1, to=WORK_EMAIL)]),
+         "block", None, [EMPLOYER]),
+    allowed("not-a-rule-for-creditors", email_to(collector="first_party")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, EMPLOYER_EMAIL_CASES)
+def test_employer_email(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+BEFORE_NYC_RULES = ny(2026, 8, 31, 12)
+NYC_RULES_IN_FORCE = ny(2026, 9, 1, 12)
+EMAIL_CONSENT = debtor(emails=(Email(EMAIL, "personal", True),))
+
+
+def new_york(now: datetime, channel: str = "email", city: bool = False, **kw: Any) -> Situation:
+    jurisdiction = "US-NY-NYC" if city else "US-NY"
+    return situation(now, channel=channel, jurisdiction=jurisdiction, **kw)
+
+
+NEW_YORK_CASES = [
+    case("dfs-agency-email-needs-consent", new_york(NOON), "block", None, [DFS]),
+    allowed("dfs-recorded-consent", new_york(NOON, who=EMAIL_CONSENT)),
+    allowed("dfs-consent-event", new_york(NOON, events=[
+        event(JUNE_1, "consent", channel="email", address=EMAIL)])),
+    allowed("dfs-does-not-bind-creditors", new_york(NOON, collector="first_party")),
+    allowed("dfs-is-about-email-only", new_york(NOON, "sms")),
+    case("nyc-agency-email-from-2026-09-01", new_york(NYC_RULES_IN_FORCE, city=True),
+         "block", None, [DFS, NYC]),
+    case("nyc-agency-email-before-2026-09-01-dfs-only", new_york(BEFORE_NYC_RULES, city=True),
+         "block", None, [DFS]),
+    case("nyc-creditor-email-from-2026-09-01", new_york(
+        NYC_RULES_IN_FORCE, city=True, collector="first_party"),
+        "block", None, [NYC]),
+    allowed("nyc-creditor-email-before-2026-09-01", new_york(
+        BEFORE_NYC_RULES, city=True, collector="first_party")),
+    case("nyc-creditor-text-from-2026-09-01", new_york(
+        NYC_RULES_IN_FORCE, "sms", city=True, collector="first_party", who=NO_CONSENT),
+        "block", None, [NYC]),
+    allowed("nyc-creditor-text-with-consent", new_york(
+        NYC_RULES_IN_FORCE, "sms", city=True, collector="first_party")),
+    allowed("nyc-creditor-text-before-2026-09-01", new_york(
+        BEFORE_NYC_RULES, "sms", city=True, collector="first_party", who=NO_CONSENT)),
+    allowed("nyc-calls-are-not-electronic", new_york(
+        NYC_RULES_IN_FORCE, "voice", city=True, collector="first_party", who=NO_CONSENT)),
+    allowed("nyc-agency-email-with-consent", new_york(
+        NYC_RULES_IN_FORCE, city=True, who=EMAIL_CONSENT)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, NEW_YORK_CASES)
+def test_new_york_consent(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+# --- who collects --------------------------------------------------------------------------
+
+EARLY = ny(2025, 6, 3, 7)
+LA_EARLY = local(LA, 2025, 6, 3, 7)
+
+COLLECTOR_CASES = [
+    case("agency-reg-f-window", situation(EARLY), "defer", utc(2025, 6, 3, 12), [WINDOW]),
+    case("creditor-house-window", situation(EARLY, collector="first_party"),
+         "defer", utc(2025, 6, 3, 12), ["POLICY_TIME_OUTSIDE_WINDOW"]),
+    case("creditor-in-california-rosenthal-not-the-house", situation(
+        LA_EARLY, collector="first_party", jurisdiction="US-CA", who=debtor(LA)),
+        "defer", utc(2025, 6, 3, 15), ["CA_ROSENTHAL_TIME"]),
+    case("agency-in-california-reg-f", situation(
+        LA_EARLY, jurisdiction="US-CA", who=debtor(LA)),
+        "defer", utc(2025, 6, 3, 15), [WINDOW]),
+    case("creditor-in-texas-house-window", situation(
+        local(CHICAGO, 2025, 6, 3, 7), collector="first_party", jurisdiction="US-TX",
+        who=debtor(CHICAGO)),
+        "defer", utc(2025, 6, 3, 13), ["POLICY_TIME_OUTSIDE_WINDOW"]),
+    # The house window has no variant codes: several zones, or none known, same code.
+    case("creditor-eastern-mobile-pacific-address", situation(
+        ny(2025, 6, 3, 10, 30), to=NYC_MOBILE, collector="first_party", jurisdiction="US-OR",
+        who=ET_PT),
+        "defer", utc(2025, 6, 3, 15), ["POLICY_TIME_OUTSIDE_WINDOW"]),
+    case("creditor-no-location-all-us-zones", situation(
+        utc(2025, 6, 3, 12), to=TOLL_FREE, collector="first_party", jurisdiction="US",
+        who=NOWHERE),
+        "defer", utc(2025, 6, 3, 18), ["POLICY_TIME_OUTSIDE_WINDOW"]),
+    # Outside the US the house window still applies to a creditor, in the debtor's zone...
+    case("creditor-in-great-britain", situation(
+        local("Europe/London", 2025, 6, 3, 7), to=UK_MOBILE, collector="first_party",
+        jurisdiction="GB", who=debtor("Europe/London", phones=(UK_PHONE,))),
+        "defer", utc(2025, 6, 3, 7), ["POLICY_TIME_OUTSIDE_WINDOW"]),
+    # ...and with no zone known there is no country-wide fallback: blocked until one is.
+    case("creditor-in-great-britain-zone-unknown", situation(
+        utc(2025, 6, 3, 12), channel="sms", to=UK_MOBILE, collector="first_party",
+        jurisdiction="GB", who=debtor(None, phones=(UK_PHONE,))),
+        "block", None, ["POLICY_LOCATION_UNKNOWN"]),
+    allowed("creditor-seven-calls-in-seven-days", situation(
+        SAT_AFTERNOON, collector="first_party", history=SEVEN)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, COLLECTOR_CASES)
+def test_who_collects(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+@pytest.mark.parametrize(
+    ("asked", "present", "absent"),
+    [
+        pytest.param(
+            situation(SAT_AFTERNOON, collector="first_party", history=SEVEN),
+            {"POLICY_TIME_OUTSIDE_WINDOW", "POLICY_DESIGNATED_INCONVENIENT_TIME"},
+            {CALL_CAP, POST_CONVERSATION, WINDOW, DESIGNATED, "REGF_CEASE_COMMUNICATION"},
+            id="creditor-house-rules-no-reg-f",
+        ),
+        pytest.param(
+            situation(SAT_AFTERNOON, history=SEVEN),
+            {CALL_CAP, POST_CONVERSATION, WINDOW, DESIGNATED, "REGF_CEASE_COMMUNICATION"},
+            {"POLICY_TIME_OUTSIDE_WINDOW", "POLICY_CEASE_REQUESTED"},
+            id="agency-reg-f-no-house-window",
+        ),
+        pytest.param(
+            situation(LA_EARLY, collector="first_party", jurisdiction="US-CA", who=debtor(LA)),
+            {"CA_ROSENTHAL_TIME", "CA_ROSENTHAL_CEASE", "POLICY_DISPUTE_HOLD"},
+            {"POLICY_TIME_OUTSIDE_WINDOW", "POLICY_CEASE_REQUESTED", WINDOW},
+            id="california-creditor-law-replaces-the-house",
+        ),
+        pytest.param(
+            situation(EARLY, collector="first_party", jurisdiction="US-MA"),
+            {"MA_HOURS", MA_2_7},
+            {"POLICY_TIME_OUTSIDE_WINDOW", WINDOW},
+            id="massachusetts-creditor",
+        ),
+        pytest.param(
+            situation(WA_THURSDAY, collector="first_party", jurisdiction="US-WA", who=SEATTLE),
+            {"POLICY_TIME_OUTSIDE_WINDOW"},
+            {WA_3, WA_WORK},
+            id="washington-binds-agencies-only",
+        ),
+    ],
+)
+def test_rules_in_scope(asked: Situation, present: set[str], absent: set[str]) -> None:
+    evaluated = set(outcomes(evaluate(asked, RULES)))
+    assert present <= evaluated
+    assert not absent & evaluated
+
+
+# --- combinations --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "jurisdiction", "eight_am"),
+    [
+        (NY, "US-NJ", utc(2025, 6, 8, 12)),
+        (CHICAGO, "US-IL", utc(2025, 6, 8, 13)),
+        (DENVER, "US-CO", utc(2025, 6, 8, 14)),
+        (PHOENIX, "US-AZ", utc(2025, 6, 8, 15)),
+        (LA, "US-CA", utc(2025, 6, 8, 15)),
+        (ANCHORAGE, "US-AK", utc(2025, 6, 8, 16)),
+        (HONOLULU, "US-HI", utc(2025, 6, 8, 18)),
+    ],
+)
+def test_a_cap_moves_to_a_date_and_the_window_to_its_0800(
+    zone: str, jurisdiction: str, eight_am: datetime
+) -> None:
+    """Seven calls June 1-7: June 8 is allowed from local midnight, which is outside the
+    window, so the answer is 08:00 local on June 8 (a Sunday), in each zone."""
+    calls = daily_calls(range(1, 8), zone)
+    asked = situation(
+        local(zone, 2025, 6, 7, 15), jurisdiction=jurisdiction, who=debtor(zone), history=calls
+    )
+    check(asked, "defer", eight_am, [CALL_CAP])
+    texts = [text(local(zone, 2025, 6, 7, h)) for h in (9, 10)]
+    asked = situation(
+        local(zone, 2025, 6, 7, 15),
+        channel="sms",
+        jurisdiction=jurisdiction,
+        who=debtor(zone),
+        history=texts,
+    )
+    check(asked, "defer", eight_am, [SMS_CAP])
+
+
+COMBINATION_CASES = [
+    # Eastern and Pacific: June 8 opens at 08:00 PDT (11:00 EDT).
+    case("cap-in-two-zones-waits-for-the-later-0800", situation(
+        SAT_AFTERNOON, who=debtor(NY, other=[LA]), history=SEVEN),
+        "defer", utc(2025, 6, 8, 15), [CALL_CAP]),
+    # 21:30 on June 7: the window and the cap both point to June 8, 08:00 EDT.
+    case("window-and-cap-agree", situation(ny(2025, 6, 7, 21, 30), history=SEVEN),
+         "defer", utc(2025, 6, 8, 12), [WINDOW, CALL_CAP]),
+    # The cap moves to June 8, and the debtor's mornings to 10:00.
+    case("cap-then-designated-morning", situation(
+        SAT_AFTERNOON, who=debtor(inconvenient=[MORNINGS]), history=SEVEN),
+        "defer", utc(2025, 6, 8, 14), [CALL_CAP, DESIGNATED]),
+    # A conversation on June 3 bars until June 10; Massachusetts's two calls (June 2 and the
+    # conversation's on June 3) only until June 9: the later one wins.
+    case("the-later-of-two-bars", situation(
+        ny(2025, 6, 5, 15), jurisdiction="US-MA",
+        history=[call(ny(2025, 6, 2, 10)), call(ny(2025, 6, 3, 16), "conversation")]),
+        "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION, MA_2_7]),
+    # A block wins over every deferral.
+    case("block-wins-over-defer", situation(EARLY, history=SEVEN, events=held("cease")),
+         "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    case("every-block-is-named", situation(
+        EARLY, channel="sms", automated=True, who=NO_CONSENT, events=[STOP, *held("dispute")]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "REGF_DISPUTE_CEASE_COLLECTION",
+                        "REGF_ELECTRONIC_OPT_OUT_ADDRESS", TCPA]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, COMBINATION_CASES)
+def test_combinations(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+def test_rules_evaluated_lists_pass_skip_defer_and_block() -> None:
+    # A manual call at 07:00 ET under a cease: the TCPA rules do not concern it (skip), the
+    # window defers, the cease blocks, the rest pass.
+    decision = evaluate(situation(EARLY, events=held("cease")), RULES)
+    assert decision.verdict == "block"
+    found = outcomes(decision)
+    assert found == {
+        "BANKRUPTCY_AUTOMATIC_STAY": "pass",
+        "POLICY_DO_NOT_CALL": "pass",
+        "REGF_CEASE_COMMUNICATION": "block",
+        "REGF_REPRESENTED_BY_ATTORNEY": "pass",
+        "REGF_DISPUTE_CEASE_COLLECTION": "pass",
+        "REGF_PROHIBITED_MEDIUM": "pass",
+        TCPA: "skip",
+        PRERECORDED_CAP: "skip",
+        WINDOW: "defer",
+        DESIGNATED: "pass",
+        CALL_CAP: "pass",
+        POST_CONVERSATION: "pass",
+    }
+    record = decision.as_json()
+    assert record["decision"] == "block" and record["not_before"] is None
+    assert {c["outcome"] for c in record["rules_evaluated"]} == {"pass", "skip", "defer", "block"}
+    assert {c["profile"] for c in record["rules_evaluated"]} == {"house", "US"}
+    [reason] = record["reasons"]
+    assert reason["code"] == "REGF_CEASE_COMMUNICATION"
+    assert "cease_withdrawn" in reason["lifted_by"]
+    assert record["ruleset_version"] == RULES.version
+    assert record["jurisdictions"] == ["US-NJ"]
+
+
+def test_a_deferral_names_its_instant_and_reason() -> None:
+    decision = evaluate(situation(SAT_AFTERNOON, history=SEVEN), RULES)
+    record = decision.as_json()
+    assert record["not_before"] == "2025-06-08T12:00:00Z"
+    [reason] = record["reasons"]
+    assert reason["effect"] == "defer"
+    assert reason["citation"].startswith("12 CFR 1006.14(b)(2)(i)(A)")
+    assert "about debt D1" in reason["detail"]
+
+
+def test_a_naive_now_is_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        evaluate(situation(datetime(2025, 6, 3, 12)), RULES)  # noqa: DTZ001
+
+
+# --- an operator's rules: restricted days, and the loader -------------------------------
+
+RESTRICTED = "POLICY_SUNDAYS_AND_HOLIDAYS"
+SUNDAYS_AND_HOLIDAYS = f"""\
+version: "ops-1"
+profiles:
+  - id: ops-days
+    name: No contact on Sundays or public holidays
+    jurisdiction: US
+    rules:
+      - code: {RESTRICTED}
+        kind: restricted_days
+        sundays: true
+        holidays: true
+        citation: Operator policy 7
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def restricted_days(tmp_path: Path) -> RuleSet:
+    return load_ruleset(write(tmp_path, SUNDAYS_AND_HOLIDAYS))
+
+
+RESTRICTED_DAY_CASES = [
+    # Saturday June 7, 21:30: Sunday is closed, so Monday June 9, 08:00 EDT.
+    case("saturday-night-waits-past-sunday", situation(ny(2025, 6, 7, 21, 30)),
+         "defer", utc(2025, 6, 9, 12), [WINDOW, RESTRICTED]),
+    case("sunday-morning", situation(ny(2025, 6, 8, 10)),
+         "defer", utc(2025, 6, 9, 12), [RESTRICTED]),
+    allowed("saturday-is-open", situation(ny(2025, 6, 7, 10))),
+    # Thanksgiving, Thursday 2025-11-27: Wednesday night waits until Friday 08:00 EST.
+    case("thanksgiving-eve", situation(ny(2025, 11, 26, 21, 30)),
+         "defer", utc(2025, 11, 28, 13), [WINDOW, RESTRICTED]),
+    case("thanksgiving-day", situation(ny(2025, 11, 27, 10)),
+         "defer", utc(2025, 11, 28, 13), [RESTRICTED]),
+    allowed("friday-after-thanksgiving-in-new-jersey", situation(ny(2025, 11, 28, 10))),
+    # California also keeps the day after Thanksgiving: Saturday 08:00 PST.
+    case("california-day-after-thanksgiving", situation(
+        local(LA, 2025, 11, 26, 21, 30), jurisdiction="US-CA", who=debtor(LA)),
+        "defer", utc(2025, 11, 29, 16), [WINDOW, RESTRICTED]),
+    # Independence Day, Friday 2025-07-04: Saturday 08:00 EDT.
+    case("independence-day", situation(ny(2025, 7, 4, 12)),
+         "defer", utc(2025, 7, 5, 12), [RESTRICTED]),
+    # A cap that moves to a Sunday moves on to Monday: both named.
+    case("cap-lands-on-a-sunday", situation(SAT_AFTERNOON, history=SEVEN),
+         "defer", utc(2025, 6, 9, 12), [CALL_CAP, RESTRICTED]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, RESTRICTED_DAY_CASES)
+def test_restricted_days_from_an_override_file(
+    restricted_days: RuleSet,
+    asked: Situation,
+    verdict: str,
+    not_before: datetime | None,
+    codes: list[str],
+) -> None:
+    check(asked, verdict, not_before, codes, restricted_days)
+
+
+def test_the_packaged_rules_restrict_no_day() -> None:
+    check(situation(ny(2025, 11, 27, 10)), *ALLOW)
+    check(situation(ny(2025, 6, 8, 10)), *ALLOW)
+
+
+def test_an_override_adds_profiles_and_changes_the_version(restricted_days: RuleSet) -> None:
+    assert RULES.version == "2026.11"
+    assert restricted_days.version.startswith("2026.11+ops-1.")
+    digest = restricted_days.version.rsplit(".", 1)[1]
+    assert re.fullmatch(r"[0-9a-f]{8}", digest)
+    assert [p.id for p in restricted_days.profiles] == [*(p.id for p in RULES.profiles), "ops-days"]
+    assert restricted_days.sources[-1].endswith("rules.yaml")
+    decision = evaluate(situation(ny(2025, 6, 8, 10)), restricted_days)
+    assert decision.ruleset_version == restricted_days.version
+    assert {"profile": "ops-days", "code": RESTRICTED, "outcome": "defer"} in decision.as_json()[
+        "rules_evaluated"
+    ]
+
+
+def test_a_different_override_gives_a_different_version(tmp_path: Path) -> None:
+    one = load_ruleset(write(tmp_path, SUNDAYS_AND_HOLIDAYS, "a.yaml"))
+    two = load_ruleset(write(tmp_path, SUNDAYS_AND_HOLIDAYS.replace("sundays: true", ""), "b.yaml"))
+    assert one.version != two.version
+    assert one.version.split(".")[:2] == two.version.split(".")[:2]
+
+
+def test_an_override_replaces_a_profile_by_id(tmp_path: Path) -> None:
+    no_washington_caps = """\
+version: "ops-2"
+profiles:
+  - id: US-WA
+    name: Washington, caps reviewed by counsel
+    jurisdiction: US-WA
+    rules:
+      - code: WA_5_PER_WEEK
+        kind: count
+        collectors: [third_party]
+        per: debtor
+        limit: 5
+        days: 7
+        citation: Counsel memo
+"""
+    rules = load_ruleset(write(tmp_path, no_washington_caps))
+    assert [p.id for p in rules.profiles] == [p.id for p in RULES.profiles]
+    asked = wa(WA_THURSDAY, history=daily_calls([2, 3, 4], LA))
+    check(asked, "defer", utc(2025, 6, 9, 15), [WA_3])
+    decision = check(asked, *ALLOW, rules=rules)
+    assert outcomes(decision)["WA_5_PER_WEEK"] == "pass"
+    assert WA_3 not in outcomes(decision)
+
+
+PROFILE = """\
+version: "ops-3"
+profiles:
+  - id: ops-bad
+    name: A profile with a mistake
+    jurisdiction: US
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("version: [unclosed\n", "not valid YAML", id="bad-yaml"),
+        pytest.param(
+            PROFILE + "    rules:\n      - {code: POLICY_X, kind: count, limit: 2, days: 7,"
+            " colour: red, citation: c}\n",
+            "profile ops-bad, rule 1 (POLICY_X), colour: Extra inputs are not permitted",
+            id="unknown-rule-field",
+        ),
+        pytest.param(
+            PROFILE + "    colour: red\n",
+            "profile ops-bad, colour: Extra inputs are not permitted",
+            id="unknown-profile-field",
+        ),
+        pytest.param(
+            PROFILE + "    all_zones: [America/New_York, Mars/Base]\n",
+            "profile ops-bad, all_zones: Value error, 'Mars/Base' is not an IANA time zone",
+            id="bad-zone",
+        ),
+        pytest.param(
+            PROFILE + "    region_zones: {US-NJ: [America/New_Yrok]}\n",
+            "profile ops-bad, region_zones: Value error, 'America/New_Yrok' is not an IANA",
+            id="bad-region-zone",
+        ),
+        pytest.param(
+            PROFILE + "    rules:\n      - {code: POLICY_W, kind: window, start: '21:00',"
+            " end: '08:00', citation: c}\n",
+            "profile ops-bad, rule 1 (POLICY_W), end: Value error, must be later than start",
+            id="window-ends-before-it-starts",
+        ),
+        pytest.param(
+            PROFILE + "    rules:\n      - {code: POLICY_OK, kind: opt_out, citation: c}\n"
+            "      - {code: POLICY_W, kind: count, limit: 0, days: 7, citation: c}\n",
+            "profile ops-bad, rule 2 (POLICY_W), limit: Input should be greater than or equal to 1",
+            id="limit-out-of-range",
+        ),
+        pytest.param(
+            PROFILE + "    rules:\n      - {code: POLICY_W, kind: curfew, citation: c}\n",
+            "profile ops-bad, rule 1 (POLICY_W), Input tag 'curfew' found using 'kind'",
+            id="unknown-kind",
+        ),
+        pytest.param(
+            PROFILE + PROFILE.split("profiles:\n", 1)[1],
+            "profile id 'ops-bad' is used twice",
+            id="duplicate-profile-id",
+        ),
+        pytest.param(
+            'version: "v"\nprofiles:\n  - name: Nameless\n    jurisdiction: US\n',
+            "profile 1, id: Field required",
+            id="profile-without-id",
+        ),
+    ],
+)
+def test_mistakes_in_an_override_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_ruleset(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert message in str(raised.value)
+
+
+def test_an_unreadable_override_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot be read"):
+        load_ruleset(tmp_path / "missing.yaml")

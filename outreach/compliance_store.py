@@ -125,14 +125,20 @@ def load_debtors(
         )
     )
     addresses = {p.address for rows in points.values() for p in rows}
+    addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = _suppression_events(connection, addresses)
     records = {}
     for row in accounts:
         own_points = points.get(row.id, [])
         own_events = [
-            Event(e.occurred_at, e.kind, e.channel, e.address) for e in events.get(row.id, [])
+            Event(e.occurred_at, e.kind, e.channel, e.address and _address(e.channel, e.address))
+            for e in events.get(row.id, [])
         ]
-        own_events += [e for p in own_points for e in opted_out.get((p.channel, p.address), [])]
+        own_events += [
+            e
+            for p in own_points
+            for e in opted_out.get((p.channel, _address(p.channel, p.address)), [])
+        ]
         records[row.id] = DebtorRecord(
             account_id=row.id,
             reference=row.reference,
@@ -145,7 +151,7 @@ def load_debtors(
             ),
             events=tuple(sorted(own_events, key=lambda e: e.at)),
             points=tuple(
-                (p.channel, p.address, p.id)
+                (p.channel, _address(p.channel, p.address), p.id)
                 for p in sorted(own_points, key=lambda p: (p.channel, p.priority, p.id))
             ),
         )
@@ -200,6 +206,12 @@ def store_decisions(connection: Connection, rows: Sequence[dict[str, Any]]) -> N
         connection.execute(decisions.insert(), list(rows))
 
 
+def _address(channel: str | None, address: str) -> str:
+    """Email addresses compare without case (an unsubscribe from Pat@Example.net covers
+    pat@example.net); phone numbers are E.164 already."""
+    return address.lower() if channel == "email" else address
+
+
 def _by_account(rows: Iterable[Any]) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
@@ -212,7 +224,7 @@ def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> D
     emails: list[Email] = []
     for point in sorted(points, key=lambda p: (p.channel, p.priority)):
         if point.channel == "email":
-            emails.append(Email(point.address, point.kind, point.consent))
+            emails.append(Email(_address("email", point.address), point.kind, point.consent))
             continue
         # A phone gives an sms and a voice point; consent on either covers the number.
         known = phones.get(point.address)
@@ -240,7 +252,7 @@ def _placed(reference: str, attempt: Any) -> PastContact:
         direction="outbound",
         debts=(reference,),
         outcome=attempt.outcome or _outcome_of(attempt.status),
-        to=attempt.to_address,
+        to=_address(attempt.channel, attempt.to_address),
         automated=attempt.automated,
     )
 
@@ -260,7 +272,7 @@ def _reply(reference: str, message: Any) -> PastContact:
         direction="inbound",
         debts=(reference,),
         outcome="delivered",
-        to=message.from_address,
+        to=_address(message.channel, message.from_address),
     )
 
 
@@ -276,8 +288,9 @@ def _suppression_events(
         )
     )
     for row in rows:
-        key = (row.channel, row.address)
-        found[key].append(Event(row.created_at, "opt_out", row.channel, row.address))
+        address = _address(row.channel, row.address)
+        key = (row.channel, address)
+        found[key].append(Event(row.created_at, "opt_out", row.channel, address))
         if row.lifted_at is not None:
-            found[key].append(Event(row.lifted_at, "opt_in", row.channel, row.address))
+            found[key].append(Event(row.lifted_at, "opt_in", row.channel, address))
     return found

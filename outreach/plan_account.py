@@ -25,7 +25,7 @@ from outreach.compliance_store import DebtorRecord, decision_row, situation
 from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.models import AttemptStatus, StepOutcome
-from outreach.rendering.context import Company, MessageFacts
+from outreach.rendering.context import Company, MessageFacts, build_context
 from outreach.rendering.render import Renderer
 from outreach.unsubscribe import unsubscribe_url
 
@@ -176,9 +176,8 @@ def _attempt(
         link,
     )
     key = kit.renderer.resolve(channel, step.template, step.tone, account.locale)
-    rendered = kit.renderer.render(
-        channel, step.template, step.tone, facts, kit.company, now.astimezone(zone).date()
-    )
+    today = now.astimezone(zone).date()
+    rendered = kit.renderer.render_key(key, build_context(facts, kit.company, today, key.language))
     return {
         "account_id": account.id,
         "contact_point_id": point_id,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal
 from functools import cache
 
 import pytest
+from babel.numbers import format_currency
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from outreach.errors import TemplateError
+from outreach.importing.fields import currency_exponent
 from outreach.rendering.context import (
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
@@ -383,3 +388,35 @@ def test_three_decimal_currencies_keep_their_fils() -> None:
 )
 def test_format_day(locale: str, expected: str) -> None:
     assert format_day(SAMPLE_TODAY, locale) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    amount=st.integers(0, 10**12),
+    currency=st.sampled_from(["USD", "EUR", "JPY", "GBP", "CHF", "INR", "BHD", "CLP", "MXN"]),
+    locale=st.sampled_from(
+        [
+            "en_US",
+            "es_US",
+            "de_DE",
+            "fr_FR",
+            "ja_JP",
+            "en_IN",
+            "pt_BR",
+            "de_CH",
+            "fr_CA",
+            "ar_EG",
+            "hi_IN",
+            "sv_SE",
+            "pl_PL",
+            "nl_NL",
+        ]
+    ),
+)
+def test_money_is_written_exactly_as_babel_writes_it(
+    amount: int, currency: str, locale: str
+) -> None:
+    exact = format_currency(
+        Decimal(amount).scaleb(-currency_exponent(currency)), currency, locale=locale
+    )
+    assert format_money(amount, currency, locale) == exact

@@ -7,19 +7,23 @@ Results are printed and written to bench/results/latest.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
-from bench import dispatch_transport, import_accounts
+from bench import dispatch_transport, import_accounts, plan
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
-        "--only", choices=["import", "transport"], help="run one benchmark instead of all"
+        "--only",
+        choices=["import", "transport", "plan"],
+        help="run one benchmark instead of all",
     )
     args = parser.parse_args()
     machine = {
@@ -43,9 +47,31 @@ def main() -> None:
             report["transport"] = dispatch_transport.main(requests=300, twilio_requests=100)
         else:
             report["transport"] = dispatch_transport.main()
+    if args.only in (None, "plan"):
+        with _postgres() as url:
+            if args.quick:
+                report["plan"] = plan.main(accounts=5_000, sample=200, postgres_url=url)
+            else:
+                report["plan"] = plan.main(postgres_url=url)
     out.mkdir(exist_ok=True)
     latest.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(json.dumps(report, indent=2))
+
+
+@contextlib.contextmanager
+def _postgres() -> Iterator[str | None]:
+    """A throwaway PostgreSQL cluster from Debian's binaries, if they are installed."""
+    from tests.pgcluster import ThrowawayPostgres, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        yield None
+        return
+    cluster = ThrowawayPostgres(bin_dir).start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -161,6 +162,49 @@ def run(
         out.print(f"dispatch: {sent.summary()}", highlight=False)
         return
     asyncio.run(daemon.serve())
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    start: Annotated[
+        str, typer.Option("--from", help="First day (YYYY-MM-DD, 00:00 UTC) or an instant.")
+    ],
+    days: Annotated[int, typer.Option(min=1, max=366, help="How many days to forecast.")] = 7,
+    accounts: Annotated[
+        str | None, typer.Option(help="Only references matching this pattern, e.g. 'DEMO-000*'.")
+    ] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every row here.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to show on the terminal.")] = 40,
+) -> None:
+    """Forecast which account gets which step, where and when, with the daemon's own code
+    in a scratch copy of the database. Nothing is sent."""
+    from collections import Counter
+
+    from outreach.simulate import simulate as run_simulation
+    from outreach.simulate import write_csv
+
+    context = with_database(ctx)
+    first = _instant_option(start if "T" in start else f"{start}T00:00:00+00:00")
+    rows = run_simulation(context.engine, context.settings, first, days, accounts)
+    per_day: dict[str, Counter[str]] = {}
+    for row in rows:
+        per_day.setdefault(row.day, Counter())[row.outcome] += 1
+    summary = Table("day (debtor's date)", "sent", "deferred", "blocked")
+    for day, counts in sorted(per_day.items()):
+        summary.add_row(day, str(counts["sent"]), str(counts["deferred"]), str(counts["blocked"]))
+    out.print(summary)
+    detail = Table("day", "local", "zone", "account", "step", "channel", "outcome", "why")
+    for row in rows[:limit]:
+        detail.add_row(row.day, row.local_time, row.zone, row.account, row.step, row.channel,
+                       row.outcome, row.detail)  # fmt: skip
+    if limit:
+        out.print(detail)
+    if len(rows) > limit:
+        out.print(f"... {len(rows) - limit} more rows" + ("" if csv_path else " (use --csv)"))
+    if csv_path is not None:
+        write_csv(rows, csv_path)
+        out.print(f"Forecast written to {csv_path} ({len(rows)} rows).")
 
 
 @app.command("web")

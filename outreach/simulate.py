@@ -1,0 +1,203 @@
+"""``outreach simulate``: forecast the coming days with the daemon's own code.
+
+The accounts (all, or those whose reference matches a pattern) and everything the rules
+look at are copied into a scratch SQLite database; the plan and dispatch stages then run
+there on a clock that jumps from one due instant to the next, with the outbox as the only
+provider (deliveries simulated, no replies, no rate-limit waits). Nothing is sent and the
+real database is only read. The forecast lists which account gets which step on which
+channel at what local time, and which contacts were deferred or blocked, and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlmodel import SQLModel
+
+from outreach.channels import OutboxSimulation
+from outreach.clock import FixedClock
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance_store import attempts, decisions
+from outreach.config import Settings
+from outreach.db import make_engine, upgrade
+from outreach.dispatcher import Dispatcher
+from outreach.events import apply_events
+from outreach.models import AccountStatus, AttemptStatus
+from outreach.planner import Planner
+from outreach.providers.base import Provider
+from outreach.providers.outbox import Outbox
+from outreach.ratelimit import RateLimiter
+from outreach.store import accounts
+
+COPY_CHUNK = 5_000
+# Tables that hang off an account, copied for the accounts simulated.
+_PER_ACCOUNT = (
+    "contact_point",
+    "compliance_event",
+    "designated_time",
+    "promise_to_pay",
+    "payment",
+    "attempt",
+    "cadence_step",
+    "inbox_message",
+)
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    day: str  # the account's local date
+    local_time: str
+    zone: str
+    account: str
+    step: str
+    channel: str
+    outcome: str  # sent, deferred, blocked
+    detail: str  # the reasons of a deferral or block
+
+
+def simulate(
+    source: Engine,
+    settings: Settings,
+    start: datetime,
+    days: int,
+    pattern: str | None = None,
+) -> list[ForecastRow]:
+    with tempfile.TemporaryDirectory(prefix="outreach-simulate-") as folder:
+        scratch_settings = settings.model_copy(
+            update={
+                "database_url": f"sqlite:///{folder}/scratch.db",
+                "outbox_path": Path(folder) / "outbox.jsonl",
+            }
+        )
+        scratch = make_engine(scratch_settings)
+        upgrade(scratch)
+        copy_accounts(source, scratch, pattern)
+        try:
+            return asyncio.run(_run(scratch, scratch_settings, start, start + timedelta(days=days)))
+        finally:
+            scratch.dispose()
+
+
+def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
+    """The matching accounts and what hangs off them; templates and suppressions whole."""
+    tables = SQLModel.metadata.tables
+    chosen = select(accounts.c.id)
+    if pattern:
+        chosen = chosen.where(accounts.c.reference.like(pattern.replace("*", "%")))
+    with source.connect() as reading, scratch.begin() as writing:
+        ids = list(reading.execute(chosen).scalars())
+        _copy(reading, writing, accounts, accounts.c.id.in_, ids)
+        for name in _PER_ACCOUNT:
+            table = tables[name]
+            _copy(reading, writing, table, table.c.account_id.in_, ids)
+        for name in ("template_version", "suppression"):
+            _copy(reading, writing, tables[name], None, [])
+    return len(ids)
+
+
+def _copy(
+    reading: Connection, writing: Connection, table: Table, where: Any, ids: list[int]
+) -> None:
+    chunks: Iterator[list[int] | None] = (
+        (ids[i : i + COPY_CHUNK] for i in range(0, len(ids), COPY_CHUNK)) if where else iter([None])
+    )
+    for chunk in chunks:
+        query = select(table) if chunk is None else select(table).where(where(chunk))
+        rows = [dict(row._mapping) for row in reading.execute(query)]
+        if rows:
+            writing.execute(insert(table), rows)
+
+
+async def _run(
+    engine: Engine, settings: Settings, start: datetime, end: datetime
+) -> list[ForecastRow]:
+    clock = FixedClock(start)
+    rules = load_ruleset(settings.compliance_rules_file)
+    planner = Planner(engine, settings, clock, "simulate", rules=rules)
+    outboxes: dict[str, Provider] = {
+        channel: Outbox(settings, clock, channel, OutboxSimulation(reply_rate=0))
+        for channel in ("sms", "email", "voice")
+    }
+    dispatcher = Dispatcher(
+        engine, settings, clock, "simulate", outboxes, RateLimiter({}), rules=rules
+    )
+    while clock.now() < end:
+        await asyncio.to_thread(planner.tick)
+        await dispatcher.tick()
+        events = [
+            e
+            for box in outboxes.values()
+            if isinstance(box, Outbox)
+            for e in box.due_events(clock.now())
+        ]
+        if events:
+            apply_events(engine, events, clock.now())
+        clock.set(min(_next_instant(engine, clock.now()), end))
+    return forecast(engine, start, end)
+
+
+def _next_instant(engine: Engine, now: datetime) -> datetime:
+    """The next moment anything is due: an account, a queued attempt; at least a minute on."""
+    with engine.connect() as connection:
+        account_due = connection.execute(
+            select(func.min(accounts.c.next_contact_at)).where(
+                accounts.c.status == AccountStatus.ACTIVE, accounts.c.next_contact_at > now
+            )
+        ).scalar()
+        attempt_due = connection.execute(
+            select(func.min(attempts.c.next_try_at)).where(
+                attempts.c.status == AttemptStatus.QUEUED, attempts.c.next_try_at > now
+            )
+        ).scalar()
+    candidates = [t for t in (account_due, attempt_due) if t is not None]
+    return max(min(candidates, default=now + timedelta(days=1)), now + timedelta(minutes=1))
+
+
+def forecast(engine: Engine, start: datetime, end: datetime) -> list[ForecastRow]:
+    rows: list[ForecastRow] = []
+    with engine.connect() as connection:
+        zones = {r.id: (r.reference, r.timezone) for r in connection.execute(select(accounts))}
+        for attempt in connection.execute(
+            select(attempts).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
+        ):
+            reference, zone = zones[attempt.account_id]
+            rows.append(_row(attempt.sent_at, zone, reference, attempt.step_key, attempt.channel,
+                             "sent", ""))  # fmt: skip
+        for decision in connection.execute(
+            select(decisions).where(
+                decisions.c.decided_at >= start,
+                decisions.c.decided_at < end,
+                decisions.c.verdict != "allow",
+            )
+        ):
+            reference, zone = zones[decision.account_id]
+            detail = "; ".join(f"{r['code']}: {r.get('detail', '')}" for r in decision.reasons)
+            outcome = "deferred" if decision.verdict == "defer" else "blocked"
+            rows.append(_row(decision.decided_at, zone, reference, decision.step_key or "",
+                             decision.channel, outcome, detail))  # fmt: skip
+    return sorted(rows, key=lambda r: (r.day, r.local_time, r.account))
+
+
+def _row(at: datetime, zone: str | None, account: str, step: str, channel: str, outcome: str,
+         detail: str) -> ForecastRow:  # fmt: skip
+    name = zone or "UTC"
+    local = at.astimezone(ZoneInfo(name))
+    return ForecastRow(local.date().isoformat(), local.strftime("%H:%M"), name, account, step,
+                       channel, outcome, detail)  # fmt: skip
+
+
+def write_csv(rows: list[ForecastRow], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(ForecastRow.__dataclass_fields__)
+        for row in rows:
+            writer.writerow([getattr(row, name) for name in ForecastRow.__dataclass_fields__])

@@ -14,7 +14,7 @@ import platform
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import dispatch_transport, import_accounts, plan
+from bench import dispatch, dispatch_transport, import_accounts, plan
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["import", "transport", "plan"],
+        choices=["import", "transport", "plan", "dispatch"],
         help="run one benchmark instead of all",
     )
     args = parser.parse_args()
@@ -53,6 +53,11 @@ def main() -> None:
                 report["plan"] = plan.main(accounts=5_000, sample=200, postgres_url=url)
             else:
                 report["plan"] = plan.main(postgres_url=url)
+    if args.only in (None, "dispatch"):
+        if args.quick:
+            report["dispatch"] = dispatch.main(messages=2_000, baseline=100)
+        else:
+            report["dispatch"] = dispatch.main()
     out.mkdir(exist_ok=True)
     latest.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(json.dumps(report, indent=2))

@@ -52,8 +52,36 @@ class _ChannelFile(BaseModel):
     outbox: OutboxSimulation = OutboxSimulation()
 
 
+class SmsReplies(BaseModel):
+    """What outreach texts back to a keyword: one text, and nothing else in it (Reg F
+    1006.14(h)(2)(i), CTIA)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    opt_out_confirmation: str = Field(
+        default="You are unsubscribed and will receive no more text messages from us.",
+        min_length=1,
+        max_length=320,
+    )
+    opt_in_confirmation: str = Field(
+        default="You are subscribed to text messages again. Msg&data rates may apply. "
+        "Reply STOP to opt out.",
+        min_length=1,
+        max_length=320,
+    )
+    help: str = Field(
+        default="Reply STOP to opt out of text messages. Msg&data rates may apply.",
+        min_length=1,
+        max_length=320,
+    )
+    # Twilio answers STOP, START and HELP (and Advanced Opt-Out keywords) itself; a second
+    # answer from us would be a second text after an opt-out. False: we answer them too.
+    provider_answers_keywords: bool = True
+
+
 class SmsChannel(_ChannelFile):
     max_segments: int = Field(default=DEFAULT_MAX_SMS_SEGMENTS, ge=1, le=10)
+    replies: SmsReplies = SmsReplies()
     # A US long code (10DLC) sends about 1 message a second; toll-free 3; short codes 100.
     rate_limits: RateLimits = RateLimits(default=RateLimit(per_second=1, burst=1))
 

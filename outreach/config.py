@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     sendgrid_inbound_public_key: str | None = None
     sendgrid_from_email: str | None = None
 
+    # A reply pauses its account's cadence until an agent handles it, or this many days.
+    reply_pause_days: int = Field(default=14, ge=0, le=365)
+    # Webhook events stored per transaction at most (each request waits for its own commit).
+    webhook_batch_size: int = Field(default=500, ge=1, le=10_000)
+
     public_base_url: str = "http://127.0.0.1:8000"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)

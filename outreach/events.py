@@ -1,284 +1,321 @@
-"""Apply normalized provider events: attempt status, suppressions, replies, opt-outs.
+"""Apply normalized provider events, each exactly once: status, opt-outs, replies.
 
-Webhooks (and the outbox's simulated deliveries) arrive here as ``ProviderEvent`` values
-after verification and parsing. Each is stored once (its dedupe key is unique: the same
-event delivered twice counts once), then applied:
+Webhooks (and the outbox's simulated deliveries) arrive as ``ProviderEvent`` values after
+verification and parsing. A batch of them is applied in one transaction:
 
-- an attempt's status only moves forward (``delivered`` never goes back to ``sent``); an
-  ``unknown`` attempt is resolved by the provider's word about it;
-- a call's outcome (no answer, voicemail, conversation, busy...) is kept for the
-  compliance history;
-- an opt-out, unsubscribe, bounce or spam report suppresses the address, and an opt-out is
-  recorded as a compliance event on every account that uses the address; an opt-in lifts
-  the debtor's own suppressions of it;
-- a reply lands in the agents' inbox and pauses the account until an agent resumes it.
+1. each is stored once: its dedupe key is unique, and so is the provider's token for a
+   retried request (Twilio's ``I-Twilio-Idempotency-Token``); a second copy counts as a
+   duplicate and changes nothing. An event for a message we do not know is stored too;
+2. its attempt is found by our id (callback URL or custom argument) or the provider's
+   message id, and moves only forward (``attempt_status``): the same events in any order
+   end in the same status and outcome; call outcomes feed the compliance history;
+3. what it says about the address is acted on at once (``opt_outs``), and what the debtor
+   wrote reaches the inbox (``replies``).
+
+Each event's result says whether it was stored and what to answer the provider with: a
+text back for a keyword (``answer``), or what a call says once answered (``call``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
-from outreach.compliance_store import attempts, inbox_messages
-from outreach.models import AttemptStatus, ContactStatus, SuppressionReason
+from outreach.attempt_status import Progress, advance, progress_of
+from outreach.channels import SmsReplies, load_sms
+from outreach.compliance_store import attempts
+from outreach.config import Settings
 from outreach.models import ProviderEvent as ProviderEventRow
+from outreach.opt_outs import act_on_address, channel_of, debtor_address, known_spelling
 from outreach.providers.base import EventType, ProviderEvent
-from outreach.store import (
-    accounts,
-    compliance_events,
-    contact_points,
-    insert_ignoring_duplicates,
-    suppressions,
-    table_of,
-)
+from outreach.replies import Received, receive
+from outreach.store import insert_ignoring_duplicates, table_of
 
 log = logging.getLogger("outreach.events")
 provider_events = table_of(ProviderEventRow)
 
-# A reply pauses the account's outreach this long unless an agent resumes it sooner.
-REPLY_PAUSE = timedelta(days=14)
+# Events that say nothing about the address, only about the message (no lookup needed).
+_STATUS_ONLY = frozenset(
+    {EventType.QUEUED, EventType.SENT, EventType.DELIVERED, EventType.DEFERRED,
+     EventType.OPENED, EventType.CLICKED, EventType.ANSWERED_HUMAN, EventType.ANSWERED_MACHINE,
+     EventType.COMPLETED, EventType.NO_ANSWER, EventType.BUSY}
+)  # fmt: skip
+# Providers that answer the standard keywords (STOP, START, HELP) themselves.
+KEYWORD_ANSWERING_PROVIDERS = frozenset({"twilio_sms"})
+_ATTEMPT_COLUMNS = (
+    attempts.c.id, attempts.c.account_id, attempts.c.channel, attempts.c.status,
+    attempts.c.outcome, attempts.c.error_code, attempts.c.provider_message_id,
+    attempts.c.to_address, attempts.c.body, attempts.c.voicemail,
+)  # fmt: skip
 
-_STATUS_OF = {
-    EventType.SENT: AttemptStatus.SENT,
-    EventType.DELIVERED: AttemptStatus.DELIVERED,
-    EventType.COMPLETED: AttemptStatus.DELIVERED,
-    EventType.UNDELIVERED: AttemptStatus.UNDELIVERED,
-    EventType.NO_ANSWER: AttemptStatus.UNDELIVERED,
-    EventType.BUSY: AttemptStatus.UNDELIVERED,
-    EventType.FAILED: AttemptStatus.FAILED,
-    EventType.BOUNCED: AttemptStatus.FAILED,
-    EventType.DROPPED: AttemptStatus.FAILED,
-}
-# Later states outrank earlier ones; final states do not move.
-_RANK = {
-    AttemptStatus.QUEUED: 0,
-    AttemptStatus.SENDING: 1,
-    AttemptStatus.UNKNOWN: 1,
-    AttemptStatus.SENT: 2,
-    AttemptStatus.UNDELIVERED: 3,
-    AttemptStatus.FAILED: 3,
-    AttemptStatus.DELIVERED: 3,
-}
-_OPT_OUT = {
-    EventType.OPTED_OUT: SuppressionReason.STOP,
-    EventType.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBE,
-    EventType.COMPLAINED: SuppressionReason.COMPLAINT,
-}
+
+@dataclass(frozen=True)
+class EventPolicy:
+    """What applying events needs from the configuration."""
+
+    reply_pause: timedelta = timedelta(days=14)
+    replies: SmsReplies = field(default_factory=SmsReplies)
+    # Providers whose own keyword answers (STOP, START, HELP) reach the debtor: outreach
+    # does not answer those a second time.
+    keyword_answering_providers: frozenset[str] = KEYWORD_ANSWERING_PROVIDERS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventPolicy:
+        replies = load_sms(settings.channels_dir).replies
+        return cls(
+            reply_pause=timedelta(days=settings.reply_pause_days),
+            replies=replies,
+            keyword_answering_providers=(
+                KEYWORD_ANSWERING_PROVIDERS if replies.provider_answers_keywords else frozenset()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An event as a webhook request brought it, with the provider's token for the request
+    when it sends one (the same token on every retry of that request)."""
+
+    event: ProviderEvent
+    request_token: str | None = None
+
+
+@dataclass(frozen=True)
+class CallScript:
+    """What a call attempt says: all of it to a person, the voicemail to a machine."""
+
+    human: str
+    voicemail: str
+
+
+@dataclass(frozen=True)
+class EventResult:
+    stored: bool  # False: a duplicate, stored before
+    answer: str | None = None  # a text to send back in the provider's reply (TwiML)
+    call: CallScript | None = None  # the event's call attempt, for the TwiML fetch
 
 
 @dataclass
 class Applied:
-    stored: int = 0
-    duplicates: int = 0
+    results: list[EventResult]
+
+    @property
+    def stored(self) -> int:
+        return sum(result.stored for result in self.results)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.results) - self.stored
 
 
-def apply_events(engine: Engine, events: Sequence[ProviderEvent], now: datetime) -> Applied:
+def apply_events(
+    engine: Engine,
+    events: Sequence[ProviderEvent],
+    now: datetime,
+    policy: EventPolicy | None = None,
+) -> Applied:
     """Store and apply each event once, all in one transaction."""
-    applied = Applied()
     with engine.begin() as connection:
-        for event in events:
-            if _store(connection, event, now):
-                applied.stored += 1
-                _apply(connection, event, now)
-            else:
-                applied.duplicates += 1
-    return applied
+        results = apply_batch(connection, [Incoming(e) for e in events], now, policy)
+    return Applied(results)
 
 
-def _store(connection: Connection, event: ProviderEvent, now: datetime) -> bool:
-    attempt = _attempt_of(connection, event)
-    result = connection.execute(
-        insert_ignoring_duplicates(connection, provider_events).values(
-            provider=event.provider,
-            kind=event.kind,
-            event_type=event.event_type.value,
-            raw_status=(event.raw_status or "")[:64] or None,
-            provider_message_id=event.provider_message_id,
-            attempt_id=attempt.id if attempt is not None else None,
-            account_id=attempt.account_id if attempt is not None else None,
-            dedupe_key=event.dedupe_key,
-            occurred_at=event.occurred_at,
-            received_at=now,
-            payload=dict(event.payload),
+def apply_batch(
+    connection: Connection,
+    items: Sequence[Incoming],
+    now: datetime,
+    policy: EventPolicy | None = None,
+) -> list[EventResult]:
+    """Apply ``items`` inside the caller's transaction; one result per item, in order."""
+    policy = policy or EventPolicy()
+    events = [item.event for item in items]
+    found = find_attempts(connection, events)
+    stored = _store(connection, items, found, now)
+    _advance_attempts(connection, [(events[i], found[i]) for i in stored], now)
+    answers: dict[int, str | None] = {}
+    # In the order things happened: an opt-out and an opt-in in one batch end as they should.
+    for index in sorted(stored, key=lambda i: (events[i].occurred_at, i)):
+        answers[index] = _act(connection, events[index], found[index], stored[index], now, policy)
+    return [
+        EventResult(index in stored, answers.get(index), _script(found[index]))
+        for index in range(len(items))
+    ]
+
+
+def find_attempts(connection: Connection, events: Sequence[ProviderEvent]) -> list[Any | None]:
+    """Each event's attempt: by our id, else by the provider's message id; None if unknown.
+
+    On PostgreSQL the rows are locked in id order until the transaction ends, so that two
+    writers never interleave their updates of one attempt.
+    """
+    ids = {e.attempt_id for e in events if e.attempt_id is not None}
+    message_ids = {e.provider_message_id for e in events if e.provider_message_id}
+    if not ids and not message_ids:
+        return [None] * len(events)
+    query = (
+        select(*_ATTEMPT_COLUMNS)
+        .where(
+            or_(
+                attempts.c.id.in_(ids),
+                attempts.c.provider_message_id.in_(message_ids),
+            )
         )
+        .order_by(attempts.c.id)
     )
-    return bool(result.rowcount)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = connection.execute(query).all()
+    by_id = {row.id: row for row in rows}
+    by_message = {row.provider_message_id: row for row in rows if row.provider_message_id}
+    return [
+        by_id.get(e.attempt_id) if e.attempt_id in by_id else by_message.get(e.provider_message_id)
+        for e in events
+    ]
 
 
-def _attempt_of(connection: Connection, event: ProviderEvent) -> Any:
-    if event.attempt_id is not None:
-        found = connection.execute(
-            select(attempts).where(attempts.c.id == event.attempt_id)
-        ).first()
-        if found is not None:
-            return found
-    if event.provider_message_id:
-        return connection.execute(
-            select(attempts).where(attempts.c.provider_message_id == event.provider_message_id)
-        ).first()
+def _store(
+    connection: Connection, items: Sequence[Incoming], found: Sequence[Any | None], now: datetime
+) -> dict[int, int]:
+    """Insert each new event; index in ``items`` -> provider_event id, for those stored."""
+    seen_keys: set[str] = set()
+    seen_tokens: set[tuple[str, str]] = set()
+    rows: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, item in enumerate(items):
+        event, attempt = item.event, found[index]
+        token = (event.provider, item.request_token) if item.request_token else None
+        if event.dedupe_key in seen_keys or (token is not None and token in seen_tokens):
+            continue
+        seen_keys.add(event.dedupe_key)
+        if token is not None:
+            seen_tokens.add(token)
+        rows[event.dedupe_key] = (index, _row(item, attempt, now))
+    if not rows:
+        return {}
+    statement = insert_ignoring_duplicates(connection, provider_events).returning(
+        provider_events.c.id, provider_events.c.dedupe_key
+    )
+    inserted = connection.execute(statement, [row for _, row in rows.values()]).all()
+    return {rows[key][0]: event_id for event_id, key in inserted}
+
+
+def _row(item: Incoming, attempt: Any | None, now: datetime) -> dict[str, Any]:
+    event = item.event
+    return {
+        "provider": event.provider,
+        "kind": event.kind[:32],
+        "event_type": event.event_type.value,
+        "raw_status": (event.raw_status or "")[:64] or None,
+        "provider_message_id": (event.provider_message_id or "")[:100] or None,
+        "attempt_id": attempt.id if attempt is not None else None,
+        "account_id": attempt.account_id if attempt is not None else None,
+        "dedupe_key": event.dedupe_key,
+        "request_token": (item.request_token or "")[:128] or None,
+        "occurred_at": event.occurred_at,
+        "received_at": now,
+        "payload": _storable(event.payload),
+    }
+
+
+def _storable(value: Any) -> Any:
+    """The payload as JSON can hold it everywhere (PostgreSQL's JSONB refuses NUL)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, Mapping):
+        return {str(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _advance_attempts(
+    connection: Connection, pairs: Sequence[tuple[ProviderEvent, Any | None]], now: datetime
+) -> None:
+    """Move each attempt to the greatest of its status and its new events' (one UPDATE)."""
+    progress: dict[int, Progress] = {}
+    rows: dict[int, Any] = {}
+    message_ids: dict[int, str] = {}
+    for event, attempt in pairs:
+        if attempt is None:
+            continue
+        rows[attempt.id] = attempt
+        current = progress.get(
+            attempt.id, Progress(attempt.status, attempt.outcome, attempt.error_code)
+        )
+        progress[attempt.id] = advance(
+            current, progress_of(event.event_type, event.outcome, event.error_code)
+        )
+        if attempt.provider_message_id is None and event.provider_message_id:
+            message_ids.setdefault(attempt.id, event.provider_message_id[:100])
+    changes = []
+    for attempt_id, new in progress.items():
+        row = rows[attempt_id]
+        if new == Progress(row.status, row.outcome, row.error_code) and (
+            attempt_id not in message_ids
+        ):
+            continue
+        changes.append(
+            {
+                "attempt_id": attempt_id,
+                "new_status": new.status,
+                "new_outcome": new.outcome,
+                "new_error_code": new.error_code,
+                "new_message_id": message_ids.get(attempt_id, row.provider_message_id),
+            }
+        )
+    if changes:
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.id == bindparam("attempt_id"))
+            .values(
+                status=bindparam("new_status"),
+                outcome=bindparam("new_outcome"),
+                error_code=bindparam("new_error_code"),
+                provider_message_id=bindparam("new_message_id"),
+                updated_at=bindparam("now"),
+            ),
+            [{**change, "now": now} for change in changes],
+        )
+
+
+def _act(
+    connection: Connection,
+    event: ProviderEvent,
+    attempt: Any | None,
+    event_id: int,
+    now: datetime,
+    policy: EventPolicy,
+) -> str | None:
+    channel = channel_of(event, attempt)
+    address = debtor_address(event, attempt)
+    if address and event.event_type not in _STATUS_ONLY:
+        address = known_spelling(connection, channel, address)
+    if event.body is not None and address:
+        # Something the debtor wrote: a keyword, a request to stop, a reply for an agent.
+        return receive(
+            connection,
+            Received(event, attempt, event_id, channel, address),
+            now,
+            policy.reply_pause,
+            policy.replies,
+            answered_by_provider=event.provider in policy.keyword_answering_providers,
+        )
+    if address:
+        act_on_address(connection, event, event_id, channel, address, now)
+    elif event.suppression:
+        log.warning(
+            "events: a %s %s event calls for a suppression but names no address",
+            event.provider,
+            event.kind,
+        )
     return None
 
 
-def _apply(connection: Connection, event: ProviderEvent, now: datetime) -> None:
-    attempt = _attempt_of(connection, event)
-    if attempt is not None:
-        _move_attempt(connection, attempt, event, now)
-    channel = _channel_of(event, attempt)
-    if event.suppression or event.event_type in _OPT_OUT:
-        _suppress(connection, event, channel, now)
-    if event.event_type == EventType.OPTED_IN:
-        _opt_in(connection, event, channel, now)
-    if event.contact_status and event.to_address and attempt is not None:
-        connection.execute(
-            update(contact_points)
-            .where(
-                contact_points.c.account_id == attempt.account_id,
-                contact_points.c.address == event.to_address,
-                contact_points.c.status == ContactStatus.ACTIVE,
-            )
-            .values(status=event.contact_status, updated_at=now)
-        )
-    if event.event_type == EventType.REPLIED:
-        _reply(connection, event, attempt, channel, now)
-
-
-def _move_attempt(
-    connection: Connection, attempt: Any, event: ProviderEvent, now: datetime
-) -> None:
-    values: dict[str, Any] = {}
-    status = _STATUS_OF.get(event.event_type)
-    if status is not None and _RANK.get(status, 0) > _RANK.get(attempt.status, 3):
-        values["status"] = status
-    if attempt.provider_message_id is None and event.provider_message_id:
-        values["provider_message_id"] = event.provider_message_id
-    if event.outcome and event.outcome != attempt.outcome:
-        values["outcome"] = event.outcome
-    if event.error_code and status in (AttemptStatus.FAILED, AttemptStatus.UNDELIVERED):
-        values["error_code"] = event.error_code[:32]
-    if values:
-        connection.execute(
-            update(attempts).where(attempts.c.id == attempt.id).values(updated_at=now, **values)
-        )
-
-
-_FROM_DEBTOR = (EventType.REPLIED, EventType.OPTED_OUT, EventType.OPTED_IN,
-                EventType.HELP_REQUESTED)  # fmt: skip
-
-
-def _address_of_debtor(event: ProviderEvent) -> str | None:
-    """The debtor's own address: the sender of what the debtor sent, else the recipient."""
-    if event.event_type in _FROM_DEBTOR and event.from_address:
-        return event.from_address
-    return event.to_address
-
-
-def _channel_of(event: ProviderEvent, attempt: Any) -> str:
-    if attempt is not None:
-        return str(attempt.channel)
-    if "@" in (_address_of_debtor(event) or ""):
-        return "email"
-    return "voice" if event.provider == "twilio_voice" else "sms"
-
-
-def _accounts_using(connection: Connection, channel: str, address: str) -> list[int]:
-    return list(
-        connection.execute(
-            select(contact_points.c.account_id)
-            .where(contact_points.c.channel == channel, contact_points.c.address == address)
-            .distinct()
-        ).scalars()
-    )
-
-
-def _suppress(connection: Connection, event: ProviderEvent, channel: str, now: datetime) -> None:
-    address = _address_of_debtor(event)
-    if not address:
-        return
-    reason = event.suppression or _OPT_OUT[event.event_type].value
-    active = connection.execute(
-        select(suppressions.c.id).where(
-            suppressions.c.channel == channel,
-            suppressions.c.address == address,
-            suppressions.c.reason == reason,
-            suppressions.c.lifted_at.is_(None),
-        )
-    ).first()
-    if active is None:
-        connection.execute(
-            suppressions.insert().values(
-                channel=channel, address=address, reason=reason,
-                source=f"{event.provider} {event.kind} {event.raw_status or ''}".strip()[:500],
-                created_at=now,
-            )
-        )  # fmt: skip
-    if reason in (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE):
-        for account_id in _accounts_using(connection, channel, address):
-            connection.execute(
-                compliance_events.insert().values(
-                    account_id=account_id, kind="opt_out", channel=channel, address=address,
-                    occurred_at=event.occurred_at, source=f"{event.provider} {event.kind}"[:200],
-                    note=(event.body or "")[:500] or None,
-                )
-            )  # fmt: skip
-
-
-def _opt_in(connection: Connection, event: ProviderEvent, channel: str, now: datetime) -> None:
-    address = _address_of_debtor(event)
-    if not address:
-        return
-    # Only the debtor's own word is lifted; bounces and complaints stay.
-    connection.execute(
-        update(suppressions)
-        .where(
-            suppressions.c.channel == channel,
-            suppressions.c.address == address,
-            suppressions.c.lifted_at.is_(None),
-            or_(
-                suppressions.c.reason == SuppressionReason.STOP,
-                suppressions.c.reason == SuppressionReason.CARRIER_OPT_OUT,
-            ),
-        )
-        .values(lifted_at=now, lifted_reason=f"opt-in by {event.provider}"[:200])
-    )
-    for account_id in _accounts_using(connection, channel, address):
-        connection.execute(
-            compliance_events.insert().values(
-                account_id=account_id, kind="opt_in", channel=channel, address=address,
-                occurred_at=event.occurred_at, source=f"{event.provider} {event.kind}"[:200],
-            )
-        )  # fmt: skip
-
-
-def _reply(
-    connection: Connection, event: ProviderEvent, attempt: Any, channel: str, now: datetime
-) -> None:
-    sender = event.from_address or ""
-    account_ids = (
-        [attempt.account_id]
-        if attempt is not None
-        else _accounts_using(connection, channel, sender)
-    )
-    for account_id in account_ids or [None]:
-        connection.execute(
-            inbox_messages.insert().values(
-                account_id=account_id, channel=channel, from_address=sender[:320],
-                to_address=(event.to_address or "")[:320], subject=event.subject,
-                body=event.body or "", direction="inbound", status="open", received_at=now,
-            )
-        )  # fmt: skip
-        if account_id is not None:
-            connection.execute(
-                update(accounts)
-                .where(accounts.c.id == account_id)
-                .values(
-                    paused_until=now + REPLY_PAUSE,
-                    pause_reason="a reply waits in the inbox",
-                    updated_at=now,
-                )
-            )
-    log.info("events: a %s reply from a debtor is in the inbox", channel)
+def _script(attempt: Any | None) -> CallScript | None:
+    if attempt is None or attempt.channel != "voice":
+        return None
+    return CallScript(human=attempt.body, voicemail=attempt.voicemail or "")

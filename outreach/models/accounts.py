@@ -48,6 +48,10 @@ class Account(SQLModel, table=True):
     next_contact_at: datetime | None = when(nullable=True)
     paused_until: datetime | None = when(nullable=True)
     pause_reason: str | None = short(200, nullable=True, default=None)
+    # Why an agent must look at the account (a reply said dispute, cease, attorney, wrong
+    # number); set by the events stage, cleared by the agent.
+    flag: str | None = short(24, nullable=True, default=None)
+    flagged_at: datetime | None = when(nullable=True)
     # Lease held by the daemon that is planning this account (see store.py).
     acquired_by: str | None = short(64, nullable=True, default=None)
     acquired_until: datetime | None = when(nullable=True)

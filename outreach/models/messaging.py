@@ -117,8 +117,11 @@ class ProviderEvent(SQLModel, table=True):
 
     __tablename__ = "provider_event"
     __table_args__ = (
-        # The same webhook delivered twice is stored once.
+        # The same webhook delivered twice is stored once: by the event's own key, and by
+        # the provider's token for a webhook request it retries (Twilio's
+        # I-Twilio-Idempotency-Token), where it sends one.
         UniqueConstraint("dedupe_key"),
+        UniqueConstraint("provider", "request_token"),
         Index("ix_provider_event_message", "provider", "provider_message_id"),
     )
 
@@ -131,6 +134,7 @@ class ProviderEvent(SQLModel, table=True):
     attempt_id: int | None = reference_to("attempt", nullable=True)
     account_id: int | None = reference_to("account", nullable=True, index=False)
     dedupe_key: str = short(128)
+    request_token: str | None = short(128, nullable=True, default=None)
     occurred_at: datetime | None = when(nullable=True)
     received_at: datetime = when()
     payload: dict[str, Any] = document()
@@ -179,6 +183,7 @@ class InboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int | None = reference_to("account", nullable=True, index=False)
     provider_event_id: int | None = reference_to("provider_event", nullable=True, index=False)
+    attempt_id: int | None = reference_to("attempt", nullable=True, index=False)  # answered
     direction: str = short(8, default="inbound")
     channel: str = short(8)
     from_address: str = short(320)

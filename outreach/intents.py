@@ -1,0 +1,242 @@
+"""What a debtor's message says: a keyword, a request to stop, and what it is about.
+
+Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_intents.py:
+
+- ``keyword``: the whole message is one keyword (STOP, START, HELP...), case and punctuation
+  ignored. Such a message is an instruction, not a conversation: it never reaches the inbox.
+- ``stop_request``: the message asks us to stop, by keyword (the FCC's list: stop, quit, end,
+  revoke, opt out, cancel, unsubscribe; plus stopall) alone or as a sentence of its own
+  ("STOP. I paid"), or in words ("please stop texting me", "don't call me"). It names the
+  media it is about: the one it came on unless it says otherwise ("stop calling me" in a
+  text is about calls). When in doubt the rules read a request to stop as one: honouring a
+  stop nobody meant costs a message, missing one breaks the law.
+- ``classify``: every intent the message shows, most serious first: attorney, cease,
+  dispute, wrong number, paid, payment plan (hardship, a plan, more time, a promise to pay),
+  call me, opt out (a request to stop this medium only), other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from outreach.providers.keywords import HELP, OPT_IN, OPT_OUT, normalize
+
+
+class Keyword(StrEnum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+
+
+class Intent(StrEnum):
+    ATTORNEY = "attorney"
+    CEASE = "cease"
+    DISPUTE = "dispute"
+    WRONG_NUMBER = "wrong_number"
+    PAID = "paid"
+    PAYMENT_PLAN = "payment_plan"
+    CALL_ME = "call_me"
+    OPT_OUT = "opt_out"
+    OTHER = "other"
+
+
+# Intents that put a hold on the account (a compliance event) and call for an agent.
+HOLDS = (Intent.ATTORNEY, Intent.CEASE, Intent.DISPUTE)
+
+# Words that may stand beside a stop keyword in a sentence of its own ("Stop it please").
+_FILLERS = frozenset(
+    {"please", "pls", "plz", "now", "it", "them", "this", "that", "these", "those", "all",
+     "me", "my", "the", "thanks", "thank", "you", "asap", "immediately", "texts", "text",
+     "messages", "message", "sms", "already", "ok", "okay"}
+)  # fmt: skip
+# The opt-out keywords as single words ("opt out" is read as "optout").
+_STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT)
+
+_SMS = r"(?:text|texts|texting|txt|txting|sms|message|messages|messaging)"
+_VOICE = r"(?:call|calls|calling|phone|phoning|ring|ringing)"
+_EMAIL = r"(?:email|emails|emailing|e-mail|e-mails|e-mailing)"
+_MEDIUM = {"sms": re.compile(rf"\b{_SMS}\b"), "voice": re.compile(rf"\b{_VOICE}\b"),
+           "email": re.compile(rf"\b{_EMAIL}\b")}  # fmt: skip
+
+# A request to stop in words, wherever it stands in the message.
+_STOP_PHRASES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rf"\b(?:stop|quit|cease) (?:\w+ ){{0,2}}(?:{_SMS}|{_VOICE}|{_EMAIL}|contacting|"
+        r"harassing|bothering|sending)\b",
+        rf"\b(?:don't|dont|do not|never) (?:ever )?(?:{_SMS}|{_VOICE}|{_EMAIL}|contact|reach)\b",
+        rf"\bno more (?:{_SMS}|{_VOICE}|{_EMAIL}|contact)\b",
+        r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke|remove me|take me off)\b",
+        r"\bleave me alone\b",
+        r"\bcease\b",
+    )
+)
+
+# Each intent's rules, most serious first; a message shows every intent whose rule matches.
+_RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
+    (Intent.ATTORNEY, (
+        r"\b(?:attorney|attorneys|lawyer|lawyers|counsel|solicitor)\b",
+        r"\blegal (?:representation|representative|aid)\b",
+        r"\brepresented by\b",
+        r"\blaw (?:firm|office|offices)\b",
+    )),
+    (Intent.CEASE, (
+        r"\bcease\b",
+        r"\bdesist\b",
+        r"\b(?:stop|quit|end) (?:all )?(?:contacting|harassing|bothering|communicating|"
+        r"communication|communications|contact)\b",
+        r"\b(?:don't|dont|do not|never) (?:ever )?(?:contact|communicate|reach out)\b",
+        r"\bleave me alone\b",
+        r"\bno (?:more|further) contact\b",
+        r"\brefuse to pay\b",
+    )),
+    (Intent.DISPUTE, (
+        r"\bdisput\w*",
+        r"\b(?:not|isn't|isnt|is not|aint|ain't) (?:my|mine|our) "
+        r"(?:debt|bill|account|balance|charge)",
+        r"\bnot mine\b",
+        r"\b(?:don't|dont|do not|never) owe\b",
+        r"\bowe (?:you )?nothing\b",
+        r"\bidentity theft\b",
+        r"\bfraud\w*",
+        r"\bnever (?:had|opened|signed up for|signed for|used|applied for) (?:an? |this |that "
+        r"|the |any )?(?:account|service|card|loan|contract|debt|plan)",
+        r"\bwrong (?:amount|balance|charge)\b",
+        r"\b(?:amount|balance|bill|charge) is (?:wrong|incorrect)\b",
+        r"\bvalidat(?:e|ion)\b",
+        r"\bprove (?:it|that|i owe)\b",
+    )),
+    (Intent.WRONG_NUMBER, (
+        r"\bwrong (?:number|person|email|address|guy|lady|man|woman)\b",
+        r"\b(?:don't|dont|do not) know (?:this person|who|him|her|them|anyone|any)\b",
+        r"\bno ?(?:one|body) (?:here )?(?:by|named|called|with (?:that|this) name)\b",
+        r"\bthis is not (?:him|her|them|his|hers)\b",
+        r"\b(?:he|she|they) (?:doesn't|does not|don't|do not|no longer) (?:live|have this|use)",
+        r"\bnot (?:the right|the correct) (?:number|person|email)\b",
+    )),
+    (Intent.PAID, (
+        r"\b(?:i|we|i've|ive|we've|already|just) (?:already |just |have |had )?"
+        r"(?:paid|payed|sent (?:the |a |my |in )?payment|made (?:the |a |my )?payment)\b",
+        r"(?<!n't )(?<!not )(?<!yet )(?<!never )\bpaid (?:it|this|that|in full|off|"
+        r"yesterday|today|last|on|online|already)\b",
+        r"(?<!no )\bpayment (?:was |has been |is )?(?:sent|made|submitted|processed)\b",
+        r"\bcheck (?:is )?in the mail\b",
+        r"^paid\b",
+    )),
+    (Intent.PAYMENT_PLAN, (
+        r"\bpayment plans?\b",
+        r"\b(?:set up|setup|make) (?:a )?plan\b",
+        r"\binstal?l?ments?\b",
+        r"\bpay (?:it )?(?:in|over) (?:parts|time|installments|pieces)\b",
+        r"\b(?:can't|cant|cannot|can not|unable to|could not|couldn't) (?:afford|pay)\b",
+        r"\bhardship\b",
+        r"\b(?:lost|lose|losing) (?:my |our )?(?:job|work|income)\b",
+        r"\b(?:unemployed|laid off|disability|medical bills?|hospital)\b",
+        r"\bmore time\b",
+        r"\bextension\b",
+        r"\b(?:i'll|ill|i will|i can|i'm going to|im going to|will) pay\b",
+        r"\b(?:smaller|partial|lower|part) payments?\b",
+        r"\bpay (?:some|part|half)\b",
+    )),
+    (Intent.CALL_ME, (
+        r"(?<!n't )(?<!dont )(?<!not )(?<!never )(?<!ever )(?<!stop )\b(?:call|phone|ring) "
+        r"(?:me|us)\b",
+        r"\bgive (?:me|us) a (?:call|ring)\b",
+        r"\b(?:can|could|would|please) (?:you |someone |somebody )?(?:please )?call\b",
+        r"\b(?:speak|talk) (?:to|with) (?:someone|somebody|a person|an agent|a human|"
+        r"a representative|a rep|you|a real person)\b",
+        r"\bwhat (?:number|phone) (?:can|do|should) i call\b",
+    )),
+)  # fmt: skip
+_COMPILED = tuple((intent, tuple(re.compile(p) for p in patterns)) for intent, patterns in _RULES)
+
+_SENTENCE_END = re.compile(r"[.!?;,\n]+")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+# Lines that begin the quoted history or the signature of an email reply.
+_QUOTE_START = re.compile(
+    r"^(?:on .{0,200}wrote:?|-{2,} ?original message ?-{2,}|_{8,}|from: .*|sent from my .*"
+    r"|-- ?|begin forwarded message:?|le .{0,200}a écrit ?:|el .{0,200}escribió:?)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """A request to stop: on which media (``sms``, ``voice``, ``email``)."""
+
+    media: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Classification:
+    intent: Intent  # the most serious
+    intents: tuple[Intent, ...]  # every one shown, most serious first
+
+
+def keyword(text: str) -> Keyword | None:
+    """The keyword a message consists of, if it is nothing but one."""
+    word = normalize(text)
+    if word in OPT_OUT:
+        return Keyword.OPT_OUT
+    if word in OPT_IN:
+        return Keyword.OPT_IN
+    if word in HELP:
+        return Keyword.HELP
+    return None
+
+
+def stop_request(text: str, channel: str) -> StopRequest | None:
+    """Whether ``text``, received on ``channel``, asks to stop, and about which media."""
+    plain = _plain(text)
+    if keyword(text) is Keyword.OPT_OUT or any(
+        _stop_sentence(sentence) for sentence in _SENTENCE_END.split(plain)
+    ):
+        return StopRequest(frozenset({channel}))
+    matches = [match.group(0) for phrase in _STOP_PHRASES for match in phrase.finditer(plain)]
+    if not matches:
+        return None
+    named = {medium for medium, word in _MEDIUM.items() for m in matches if word.search(m)}
+    return StopRequest(frozenset(named or {channel}))
+
+
+def classify(text: str, channel: str) -> Classification:
+    """Every intent ``text`` shows, most serious first (``other`` when none)."""
+    plain = _plain(text)
+    found = [intent for intent, rules in _COMPILED if any(r.search(plain) for r in rules)]
+    if stop_request(text, channel) is not None:
+        found.append(Intent.OPT_OUT)
+    if not found:
+        found = [Intent.OTHER]
+    return Classification(found[0], tuple(found))
+
+
+def reply_text(body: str) -> str:
+    """What the debtor wrote in an email reply: the quoted history and signature cut off."""
+    kept: list[str] = []
+    for line in body.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">"):
+            continue
+        if _QUOTE_START.match(stripped):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def _plain(text: str) -> str:
+    """Lower case, straight apostrophes, words and sentence marks only, single spaces."""
+    lowered = text.translate(_APOSTROPHES).lower()
+    kept = re.sub(r"[^\w'\-\n.!?;,]+", " ", lowered)
+    return re.sub(r"[ \t]+", " ", kept).strip()
+
+
+def _stop_sentence(sentence: str) -> bool:
+    """A sentence of its own made of a stop keyword and filler ("Stop it please")."""
+    words = re.sub(r"[^\w ]+", " ", sentence).replace("opt out", "optout").split()
+    if not words or len(words) > 6:
+        return False
+    keywords = [word for word in words if word in _STOP_WORDS]
+    return bool(keywords) and all(w in _FILLERS for w in words if w not in _STOP_WORDS)

@@ -1,0 +1,235 @@
+"""What an event says about an address: suppress it, lift the debtor's own opt-out, or
+mark it unreachable.
+
+A suppression is per channel and address (a STOP binds every account that uses the
+number) and keeps the event that caused it. The debtor's own opt-outs (stop,
+unsubscribe, complaint) are also recorded as ``opt_out`` compliance events on every
+account using the address, so each account's history can cite them; an opt-in (START,
+UNSTOP, a group resubscribe) lifts only the debtor's own opt-outs, never a bounce or a
+complaint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from outreach.models import ComplianceEventKind, ContactStatus, SuppressionReason
+from outreach.providers.base import EventType, ProviderEvent
+from outreach.store import compliance_events, contact_points, suppressions
+
+# Event types that are the debtor's own word about an address, with the reason they give.
+OPT_OUT_REASONS = {
+    EventType.OPTED_OUT: SuppressionReason.STOP,
+    EventType.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBE,
+    EventType.COMPLAINED: SuppressionReason.COMPLAINT,
+}
+# Suppressions that are the debtor's own choice, and so recorded as an opt-out on each
+# account; and those an opt-in may lift.
+_DEBTORS_WORD = (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE,
+                 SuppressionReason.COMPLAINT)  # fmt: skip
+_LIFTED_BY_OPT_IN = (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE,
+                     SuppressionReason.CARRIER_OPT_OUT)  # fmt: skip
+
+
+def channel_of(event: ProviderEvent, attempt: Any | None) -> str:
+    if attempt is not None:
+        return str(attempt.channel)
+    if "@" in (event.from_address or event.to_address or ""):
+        return "email"
+    return "voice" if event.provider == "twilio_voice" else "sms"
+
+
+def debtor_address(event: ProviderEvent, attempt: Any | None) -> str | None:
+    """The debtor's own address: who wrote a message to us, else whom ours went to.
+
+    Email addresses come lower-cased from providers; the attempt's own spelling is the one
+    the contact point has, so it is preferred when they agree.
+    """
+    given = event.from_address if event.body is not None else event.to_address
+    if attempt is not None:
+        sent_to = str(attempt.to_address)
+        if not given or given.lower() == sent_to.lower():
+            return sent_to
+    return given or None
+
+
+def known_spelling(connection: Connection, channel: str, address: str) -> str:
+    """``address`` as the contact points spell it. Providers lower-case email addresses,
+    while imports keep the local part's case: compared without case (an exact match,
+    which the index serves, is tried first), so that a suppression names the address the
+    compliance checks look up."""
+    if channel != "email":
+        return address
+    exact = select(contact_points.c.id).where(
+        contact_points.c.channel == channel, contact_points.c.address == address
+    )
+    if connection.execute(exact.limit(1)).first() is not None:
+        return address
+    spelled = connection.execute(
+        select(contact_points.c.address)
+        .where(
+            contact_points.c.channel == channel,
+            func.lower(contact_points.c.address) == address.lower(),
+        )
+        .order_by(contact_points.c.id)
+        .limit(1)
+    ).scalar()
+    return str(spelled) if spelled is not None else address
+
+
+def phone_or_email(channel: str) -> tuple[str, ...]:
+    """The channels that share an address: a phone number texts and calls."""
+    return ("email",) if channel == "email" else ("sms", "voice")
+
+
+def accounts_using(connection: Connection, channels: Sequence[str], address: str) -> list[int]:
+    return list(
+        connection.execute(
+            select(contact_points.c.account_id)
+            .where(contact_points.c.channel.in_(channels), contact_points.c.address == address)
+            .distinct()
+            .order_by(contact_points.c.account_id)
+        ).scalars()
+    )
+
+
+def act_on_address(
+    connection: Connection,
+    event: ProviderEvent,
+    event_id: int,
+    channel: str,
+    address: str,
+    now: datetime,
+) -> None:
+    """A status event's word about the address (bounce, complaint, unsubscribe, 21610...)."""
+    reason = event.suppression or OPT_OUT_REASONS.get(event.event_type)
+    if reason is not None:
+        suppress(connection, event, event_id, channel, address, reason, now)
+    if event.event_type == EventType.OPTED_IN:
+        opt_in(connection, event, channel, address, now)
+    if event.contact_status:
+        mark_contact_points(connection, (channel,), address, event.contact_status, now)
+
+
+def suppress(
+    connection: Connection,
+    event: ProviderEvent,
+    event_id: int,
+    channel: str,
+    address: str,
+    reason: str,
+    now: datetime,
+    accounts: Iterable[int] | None = None,
+) -> bool:
+    """Suppress ``address`` on ``channel``; True when that is new (none was in force)."""
+    active = connection.execute(
+        select(suppressions.c.id).where(
+            suppressions.c.channel == channel,
+            suppressions.c.address == address,
+            suppressions.c.reason == reason,
+            suppressions.c.lifted_at.is_(None),
+        )
+    ).first()
+    at = min(event.occurred_at, now)
+    if active is None:
+        connection.execute(
+            suppressions.insert().values(
+                channel=channel,
+                address=address,
+                reason=reason,
+                source=f"{event.provider} {event.kind} {event.raw_status or ''}".strip()[:500],
+                provider_event_id=event_id,
+                created_at=at,
+            )
+        )
+    if reason in _DEBTORS_WORD:
+        owners = (
+            accounts if accounts is not None else accounts_using(connection, (channel,), address)
+        )
+        record(connection, owners, ComplianceEventKind.OPT_OUT, at, event, channel, address)
+    return active is None
+
+
+def opt_in(
+    connection: Connection,
+    event: ProviderEvent,
+    channel: str,
+    address: str,
+    now: datetime,
+    accounts: Iterable[int] | None = None,
+) -> bool:
+    """Lift the debtor's own opt-outs of ``address``; True when one was in force."""
+    at = min(event.occurred_at, now)
+    lifted = connection.execute(
+        update(suppressions)
+        .where(
+            suppressions.c.channel == channel,
+            suppressions.c.address == address,
+            suppressions.c.lifted_at.is_(None),
+            suppressions.c.reason.in_(_LIFTED_BY_OPT_IN),
+        )
+        .values(lifted_at=at, lifted_reason=f"opt-in by {event.provider} {event.kind}"[:200])
+    ).rowcount
+    owners = accounts if accounts is not None else accounts_using(connection, (channel,), address)
+    record(connection, owners, ComplianceEventKind.OPT_IN, at, event, channel, address)
+    return bool(lifted)
+
+
+def opted_out(connection: Connection, channel: str, address: str) -> bool:
+    """Whether the debtor's own opt-out of ``address`` is in force."""
+    return (
+        connection.execute(
+            select(suppressions.c.id).where(
+                suppressions.c.channel == channel,
+                suppressions.c.address == address,
+                suppressions.c.lifted_at.is_(None),
+                suppressions.c.reason.in_(_LIFTED_BY_OPT_IN),
+            )
+        ).first()
+        is not None
+    )
+
+
+def mark_contact_points(
+    connection: Connection, channels: Sequence[str], address: str, status: str, now: datetime
+) -> None:
+    """Every active contact point at ``address`` on ``channels`` gets ``status``."""
+    connection.execute(
+        update(contact_points)
+        .where(
+            contact_points.c.channel.in_(channels),
+            contact_points.c.address == address,
+            contact_points.c.status == ContactStatus.ACTIVE,
+        )
+        .values(status=status, updated_at=now)
+    )
+
+
+def record(
+    connection: Connection,
+    accounts: Iterable[int],
+    kind: str,
+    at: datetime,
+    event: ProviderEvent,
+    channel: str | None,
+    address: str | None,
+    source: str | None = None,
+) -> None:
+    """A compliance event of ``kind`` on each account, citing the event that caused it."""
+    rows = [
+        {
+            "account_id": account_id,
+            "kind": kind,
+            "channel": channel,
+            "address": address,
+            "occurred_at": at,
+            "source": (source or f"{event.provider} {event.kind} {event.dedupe_key}")[:200],
+        }
+        for account_id in accounts
+    ]
+    if rows:
+        connection.execute(compliance_events.insert(), rows)

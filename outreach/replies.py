@@ -1,0 +1,264 @@
+"""What the debtor wrote: keywords, requests to stop, and replies for the agents' inbox.
+
+- A request to stop on the channel it came on (STOP, "please stop texting me") suppresses
+  that address at once and is confirmed by one text that says nothing else; a request
+  about another medium ("stop calling me" in a text) makes that medium prohibited for the
+  account (Reg F 1006.14(h)). START/UNSTOP lift the debtor's own opt-out; HELP gets the
+  help text. Where the provider answers its own keywords, outreach does not answer twice.
+- Anything that is not only a keyword lands in the inbox, matched to its account by the
+  message it answers or by the sender's address (no match: an unknown sender), classified
+  (``outreach.intents``). It pauses the account's cadence until an agent handles it; an
+  attorney, cease or dispute statement records that compliance event (which blocks
+  outreach) and flags the account; "wrong number" marks the contact point.
+Every answer outreach gives is kept in the inbox thread as an outbound, handled message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, or_, update
+
+from outreach.channels import SmsReplies
+from outreach.compliance_store import inbox_messages
+from outreach.intents import (
+    HOLDS,
+    Classification,
+    Intent,
+    Keyword,
+    StopRequest,
+    classify,
+    keyword,
+    reply_text,
+    stop_request,
+)
+from outreach.models import ComplianceEventKind, ContactStatus, InboxStatus, SuppressionReason
+from outreach.opt_outs import (
+    accounts_using,
+    mark_contact_points,
+    opt_in,
+    opted_out,
+    phone_or_email,
+    record,
+    suppress,
+)
+from outreach.providers.base import EventType, ProviderEvent
+from outreach.providers.keywords import normalize
+from outreach.store import accounts as account_table
+
+log = logging.getLogger("outreach.replies")
+
+REPLY_PAUSE_REASON = "a reply waits in the inbox"
+# Flags an agent must see, most serious first: a later reply never hides a worse one.
+FLAGS = (Intent.ATTORNEY, Intent.CEASE, Intent.DISPUTE, Intent.WRONG_NUMBER)
+_HOLD_KINDS = {
+    Intent.ATTORNEY: ComplianceEventKind.ATTORNEY,
+    Intent.CEASE: ComplianceEventKind.CEASE,
+    Intent.DISPUTE: ComplianceEventKind.DISPUTE,
+}
+_KEYWORD_EVENTS = (EventType.OPTED_OUT, EventType.OPTED_IN, EventType.HELP_REQUESTED)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message from the debtor, stored as provider event ``event_id``."""
+
+    event: ProviderEvent
+    attempt: Any | None
+    event_id: int
+    channel: str
+    address: str  # the sender's
+
+
+def receive(
+    connection: Connection,
+    message: Received,
+    now: datetime,
+    pause: timedelta,
+    replies: SmsReplies,
+    *,
+    answered_by_provider: bool,
+) -> str | None:
+    """Act on a message from the debtor; the text to answer it with, if any (at most one)."""
+    event, channel = message.event, message.channel
+    text = reply_text(event.body or "") if channel == "email" else (event.body or "")
+    said = keyword(text)
+    owners = _owners(connection, message)
+    # The provider recognized a keyword itself (and, where it answers them, answered).
+    silent = answered_by_provider and event.event_type in _KEYWORD_EVENTS
+    answer: tuple[Keyword, str] | None = None
+    stop = None if said in (Keyword.OPT_IN, Keyword.HELP) else stop_request(text, channel)
+    if event.event_type == EventType.OPTED_OUT and stop is None:
+        stop = StopRequest(frozenset({channel}))
+    if stop is not None:
+        if _stop(connection, message, stop, owners, now):
+            answer = (Keyword.OPT_OUT, replies.opt_out_confirmation)
+    elif event.event_type == EventType.OPTED_IN or said is Keyword.OPT_IN:
+        if normalize(text) == "YES" and not opted_out(connection, channel, message.address):
+            said = None  # a bare "yes" with nothing to undo answers something else
+        else:
+            opt_in(connection, event, channel, message.address, now, owners)
+            answer = (Keyword.OPT_IN, replies.opt_in_confirmation)
+    elif event.event_type == EventType.HELP_REQUESTED or said is Keyword.HELP:
+        answer = (Keyword.HELP, replies.help)
+    if said is None and not (event.event_type in _KEYWORD_EVENTS and not text.strip()):
+        _to_inbox(connection, message, text, owners, now, pause)
+    # Texts go back on SMS only, and only where the provider did not answer already.
+    if answer is None or silent or channel != "sms":
+        return None
+    for owner in _or_unknown(owners):
+        _inbox_row(connection, message, owner, answer[0], "outbound", answer[1], now)
+    return answer[1]
+
+
+def _owners(connection: Connection, message: Received) -> list[int]:
+    """The accounts a message concerns: the one whose message it answers, and every account
+    with the sender's address."""
+    found = accounts_using(connection, phone_or_email(message.channel), message.address)
+    if message.attempt is not None and message.attempt.account_id not in found:
+        found.insert(0, message.attempt.account_id)
+    return found
+
+
+def _stop(
+    connection: Connection,
+    message: Received,
+    stop: StopRequest,
+    owners: Sequence[int],
+    now: datetime,
+) -> bool:
+    """Act on a request to stop; True when it newly opts the sender's address out (one
+    confirmation per opt-out: a second STOP from an opted-out number gets none)."""
+    event, channel = message.event, message.channel
+    at = min(event.occurred_at, now)
+    for medium in sorted(stop.media - {channel}):
+        record(connection, owners, ComplianceEventKind.PROHIBITED_MEDIUM, at, event, medium,
+               None, _source(message))  # fmt: skip
+    if channel not in stop.media:
+        return False
+    reason = event.suppression or (
+        SuppressionReason.UNSUBSCRIBE if channel == "email" else SuppressionReason.STOP
+    )
+    return suppress(
+        connection, event, message.event_id, channel, message.address, reason, now, owners
+    )
+
+
+def _to_inbox(
+    connection: Connection,
+    message: Received,
+    text: str,
+    owners: Sequence[int],
+    now: datetime,
+    pause: timedelta,
+) -> None:
+    event = message.event
+    found = classify(text, message.channel)
+    inbox_ids = {
+        owner: _inbox_row(
+            connection, message, owner, found.intent, "inbound", event.body or "", now
+        )
+        for owner in _or_unknown(owners)
+    }
+    if not owners:
+        log.info("events: a %s reply from an unknown sender is in the inbox", message.channel)
+        return
+    _pause(connection, owners, now, pause)
+    _holds(connection, message, found, inbox_ids, now)
+    if Intent.WRONG_NUMBER in found.intents:
+        mark_contact_points(
+            connection, phone_or_email(message.channel), message.address,
+            ContactStatus.WRONG_NUMBER, now,
+        )  # fmt: skip
+    flag = next((intent for intent in FLAGS if intent in found.intents), None)
+    if flag is not None:
+        _flag(connection, owners, flag, now)
+
+
+def _inbox_row(
+    connection: Connection,
+    message: Received,
+    account_id: int | None,
+    intent: str,
+    direction: str,
+    body: str,
+    now: datetime,
+) -> int:
+    event = message.event
+    inbound = direction == "inbound"
+    ours = event.to_address or ""
+    values = {
+        "account_id": account_id,
+        "provider_event_id": message.event_id,
+        "attempt_id": message.attempt.id if message.attempt is not None else None,
+        "direction": direction,
+        "channel": message.channel,
+        "from_address": (message.address if inbound else ours)[:320],
+        "to_address": (ours if inbound else message.address)[:320],
+        "subject": (event.subject or "")[:300] or None,
+        "body": body,
+        "intent": intent,
+        "status": InboxStatus.OPEN if inbound else InboxStatus.HANDLED,
+        "received_at": now,
+        "handled_at": None if inbound else now,
+    }
+    inserted = connection.execute(inbox_messages.insert().values(**values)).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+def _or_unknown(owners: Sequence[int]) -> list[int | None]:
+    """The accounts, or None once: a message from an unknown sender is kept all the same."""
+    return list(owners) if owners else [None]
+
+
+def _pause(connection: Connection, owners: Sequence[int], now: datetime, pause: timedelta) -> None:
+    if pause <= timedelta(0):
+        return
+    until = now + pause
+    connection.execute(
+        update(account_table)
+        .where(
+            account_table.c.id.in_(owners),
+            or_(account_table.c.paused_until.is_(None), account_table.c.paused_until < until),
+        )
+        .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
+    )
+
+
+def _holds(
+    connection: Connection,
+    message: Received,
+    found: Classification,
+    inbox_ids: dict[int | None, int],
+    now: datetime,
+) -> None:
+    """Attorney, cease and dispute statements become compliance events, which block."""
+    at = min(message.event.occurred_at, now)
+    for intent in found.intents:
+        if intent not in HOLDS:
+            continue
+        for owner, inbox_id in inbox_ids.items():
+            if owner is not None:
+                record(connection, [owner], _HOLD_KINDS[intent], at, message.event, None, None,
+                       f"{message.channel} reply, inbox message {inbox_id}")  # fmt: skip
+
+
+def _flag(connection: Connection, owners: Sequence[int], flag: Intent, now: datetime) -> None:
+    worse = [str(f) for f in FLAGS[: FLAGS.index(flag)]]
+    connection.execute(
+        update(account_table)
+        .where(
+            account_table.c.id.in_(owners),
+            or_(account_table.c.flag.is_(None), account_table.c.flag.not_in(worse)),
+        )
+        .values(flag=str(flag), flagged_at=now, updated_at=now)
+    )
+
+
+def _source(message: Received) -> str:
+    return f"{message.channel} reply, provider event {message.event_id}"

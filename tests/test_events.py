@@ -1,0 +1,245 @@
+"""Applying provider events on every backend: stored once, status forward only, unknown
+messages kept, call outcomes, and what status events say about an address."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, select
+
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance_store import load_debtors
+from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
+from outreach.providers.base import EventType
+from outreach.store import accounts, compliance_events, contact_points, suppressions
+from tests.conftest import NOW
+from tests.eventdata import (
+    EMAIL,
+    PHONE,
+    add_account,
+    add_attempt,
+    attempt,
+    count,
+    event,
+    rows,
+)
+
+
+def test_status_only_moves_forward_and_a_late_sent_changes_nothing(engine: Engine) -> None:
+    attempt_id = add_attempt(engine, add_account(engine))
+    delivered = event(EventType.DELIVERED, provider_message_id="SM0001", outcome="delivered")
+    late_sent = event(EventType.SENT, provider_message_id="SM0001")
+    apply_events(engine, [delivered], NOW)
+    apply_events(engine, [late_sent], NOW + timedelta(seconds=1))
+    row = attempt(engine, attempt_id)
+    assert (row.status, row.outcome) == ("delivered", "delivered")
+    assert count(engine, provider_events) == 2
+
+
+def test_the_same_event_twice_is_stored_once_in_one_batch_and_across_batches(
+    engine: Engine,
+) -> None:
+    add_attempt(engine, add_account(engine))
+    delivered = event(EventType.DELIVERED, provider_message_id="SM0001", key="SM0001:delivered")
+    first = apply_events(engine, [delivered, delivered], NOW)
+    second = apply_events(engine, [delivered], NOW)
+    assert [r.stored for r in first.results] == [True, False]
+    assert (second.stored, second.duplicates) == (0, 1)
+    assert count(engine, provider_events) == 1
+
+
+def test_a_retried_request_is_known_by_its_token_even_with_another_key(engine: Engine) -> None:
+    add_attempt(engine, add_account(engine))
+    once = event(EventType.DELIVERED, provider_message_id="SM0001", key="a")
+    again = event(EventType.DELIVERED, provider_message_id="SM0001", key="b")
+    with engine.begin() as connection:
+        first = apply_batch(connection, [Incoming(once, "token-1")], NOW)
+    with engine.begin() as connection:
+        retried = apply_batch(connection, [Incoming(again, "token-1")], NOW)
+    with engine.begin() as connection:
+        other = apply_batch(connection, [Incoming(again, "token-2")], NOW)
+    assert [first[0].stored, retried[0].stored, other[0].stored] == [True, False, True]
+    stored = rows(engine, provider_events)
+    assert [row.request_token for row in stored] == ["token-1", "token-2"]
+
+
+def test_an_event_for_an_unknown_message_is_kept(engine: Engine) -> None:
+    result = apply_events(engine, [event(EventType.DELIVERED, provider_message_id="SMnone")], NOW)
+    assert result.stored == 1
+    (row,) = rows(engine, provider_events)
+    assert (row.attempt_id, row.account_id, row.provider_message_id) == (None, None, "SMnone")
+    assert row.payload == {"test": row.payload["test"]}
+
+
+def test_events_find_their_attempt_by_our_id_or_the_providers(engine: Engine) -> None:
+    account_id = add_account(engine)
+    by_id = add_attempt(engine, account_id, message_id=None, status="sending")
+    by_message = add_attempt(engine, account_id, message_id="SM0002")
+    apply_events(
+        engine,
+        [
+            event(EventType.SENT, attempt_id=by_id, provider_message_id="SM0001"),
+            event(EventType.DELIVERED, provider_message_id="SM0002"),
+        ],
+        NOW,
+    )
+    assert (attempt(engine, by_id).status, attempt(engine, by_id).provider_message_id) == (
+        "sent",
+        "SM0001",
+    )
+    assert attempt(engine, by_message).status == "delivered"
+    assert {row.account_id for row in rows(engine, provider_events)} == {account_id}
+
+
+def test_unknown_attempts_are_resolved_by_the_providers_word(engine: Engine) -> None:
+    attempt_id = add_attempt(engine, add_account(engine), status="unknown")
+    apply_events(engine, [event(EventType.SENT, provider_message_id="SM0001")], NOW)
+    assert attempt(engine, attempt_id).status == "sent"
+
+
+def test_call_outcomes_reach_the_compliance_history(engine: Engine) -> None:
+    account_id = add_account(engine)
+    spoke = add_attempt(engine, account_id, channel="voice", message_id="CA01")
+    missed = add_attempt(engine, account_id, channel="voice", message_id="CA02")
+    apply_events(
+        engine,
+        [
+            event(EventType.ANSWERED_HUMAN, provider="twilio_voice", kind="twiml",
+                  provider_message_id="CA01"),
+            event(EventType.COMPLETED, provider="twilio_voice", kind="call_status",
+                  provider_message_id="CA01", outcome="conversation"),
+            event(EventType.NO_ANSWER, provider="twilio_voice", kind="call_status",
+                  provider_message_id="CA02", outcome="no_answer"),
+        ],
+        NOW,
+    )  # fmt: skip
+    assert (attempt(engine, spoke).status, attempt(engine, spoke).outcome) == (
+        "delivered",
+        "conversation",
+    )
+    assert (attempt(engine, missed).status, attempt(engine, missed).outcome) == (
+        "undelivered",
+        "no_answer",
+    )
+    with engine.connect() as connection:
+        row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
+        record = load_debtors(connection, [row], NOW, load_ruleset().lookback_days, "US")
+    outcomes = sorted(contact.outcome for contact in record[account_id].history)
+    assert outcomes == ["conversation", "no_answer"]
+
+
+def test_failed_status_keeps_its_error_code(engine: Engine) -> None:
+    attempt_id = add_attempt(engine, add_account(engine))
+    apply_events(
+        engine,
+        [event(EventType.UNDELIVERED, provider_message_id="SM0001", error_code="30007")],
+        NOW,
+    )
+    assert (attempt(engine, attempt_id).status, attempt(engine, attempt_id).error_code) == (
+        "undelivered",
+        "30007",
+    )
+
+
+def test_error_21610_suppresses_the_number_and_cites_the_event(engine: Engine) -> None:
+    account_id = add_account(engine)
+    add_attempt(engine, account_id)
+    apply_events(
+        engine,
+        [event(EventType.FAILED, provider_message_id="SM0001", to_address=PHONE,
+               error_code="21610", suppression="stop", raw_status="failed")],
+        NOW,
+    )  # fmt: skip
+    (suppression,) = rows(engine, suppressions)
+    (stored,) = rows(engine, provider_events)
+    assert (suppression.channel, suppression.address, suppression.reason) == ("sms", PHONE, "stop")
+    assert suppression.provider_event_id == stored.id
+    assert [e.kind for e in rows(engine, compliance_events, account_id=account_id)] == ["opt_out"]
+
+
+def test_email_events_suppress_the_address_for_what_they_say(engine: Engine) -> None:
+    account_id = add_account(engine)
+    ids = {
+        name: add_attempt(engine, account_id, channel="email", to=EMAIL, message_id=f"sg-{name}")
+        for name in ("bounce", "blocked", "spam", "unsub", "group", "dropped")
+    }
+    apply_events(
+        engine,
+        [
+            event(EventType.BOUNCED, provider="sendgrid_email", kind="event_webhook",
+                  provider_message_id="sg-bounce", to_address=EMAIL.lower(),
+                  suppression="bounce", contact_status="invalid"),
+            event(EventType.UNDELIVERED, provider="sendgrid_email", kind="event_webhook",
+                  provider_message_id="sg-blocked", to_address=EMAIL.lower()),
+            event(EventType.COMPLAINED, provider="sendgrid_email", kind="event_webhook",
+                  provider_message_id="sg-spam", to_address=EMAIL.lower(),
+                  suppression="complaint"),
+            event(EventType.UNSUBSCRIBED, provider="sendgrid_email", kind="event_webhook",
+                  attempt_id=ids["unsub"], to_address=EMAIL.lower(), suppression="unsubscribe"),
+            event(EventType.DROPPED, provider="sendgrid_email", kind="event_webhook",
+                  provider_message_id="sg-dropped", to_address=EMAIL.lower(),
+                  suppression="invalid"),
+        ],
+        NOW,
+    )  # fmt: skip
+    found = {(row.address, row.reason) for row in rows(engine, suppressions)}
+    # The attempt's spelling of the address, which is the contact point's.
+    assert found == {(EMAIL, "bounce"), (EMAIL, "complaint"), (EMAIL, "unsubscribe"),
+                     (EMAIL, "invalid")}  # fmt: skip
+    (email_point,) = rows(engine, contact_points, channel="email")
+    assert email_point.status == "invalid"
+    kinds = sorted(e.kind for e in rows(engine, compliance_events, account_id=account_id))
+    assert kinds == ["opt_out", "opt_out"]  # the complaint and the unsubscribe
+
+
+def test_a_group_resubscribe_lifts_the_unsubscribe_but_not_a_bounce(engine: Engine) -> None:
+    account_id = add_account(engine)
+    add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    common = {"provider": "sendgrid_email", "kind": "event_webhook", "to_address": EMAIL}
+    apply_events(
+        engine,
+        [
+            event(EventType.UNSUBSCRIBED, suppression="unsubscribe", **common),
+            event(EventType.BOUNCED, suppression="bounce", **common),
+        ],
+        NOW,
+    )
+    later = NOW + timedelta(hours=1)
+    apply_events(engine, [event(EventType.OPTED_IN, at=later, **common)], later)
+    state = {row.reason: row.lifted_at for row in rows(engine, suppressions)}
+    assert state == {"unsubscribe": NOW + timedelta(hours=1), "bounce": None}
+    kinds = [e.kind for e in rows(engine, compliance_events, account_id=account_id)]
+    assert kinds == ["opt_out", "opt_in"]
+
+
+def test_a_one_click_unsubscribe_names_only_the_attempt(engine: Engine) -> None:
+    account_id = add_account(engine)
+    attempt_id = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    apply_events(
+        engine,
+        [event(EventType.UNSUBSCRIBED, provider="sendgrid_email", kind="unsubscribe",
+               attempt_id=attempt_id, suppression="unsubscribe", raw_status="one-click")],
+        NOW,
+    )  # fmt: skip
+    (suppression,) = rows(engine, suppressions)
+    assert (suppression.channel, suppression.address) == ("email", EMAIL)
+    assert suppression.source == "sendgrid_email unsubscribe one-click"
+
+
+def test_a_payload_with_a_nul_character_is_stored(engine: Engine) -> None:
+    broken = event(EventType.DELIVERED, provider_message_id="SMx")
+    nul = broken.__class__(**{**broken.__dict__, "payload": {"Body": "a\x00b", "n": [1, "\x00"]}})
+    apply_events(engine, [nul], NOW)
+    (row,) = rows(engine, provider_events)
+    assert row.payload == {"Body": "ab", "n": [1, ""]}
+
+
+def test_the_policy_follows_the_settings(tmp_path: object) -> None:
+    from outreach.config import Settings
+    from tests.conftest import REPO
+
+    settings = Settings(_env_file=None, reply_pause_days=3, channels_dir=REPO / "channels")  # type: ignore[call-arg]
+    policy = EventPolicy.from_settings(settings)
+    assert policy.reply_pause == timedelta(days=3)
+    assert policy.keyword_answering_providers == frozenset({"twilio_sms"})
+    assert "Reply STOP" in policy.replies.help

@@ -1,0 +1,51 @@
+"""A STOP stops every later message to that number at once, queued ones included: the real
+dispatcher checks compliance again at the moment of sending and sees the opt-out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from outreach.clock import FixedClock
+from outreach.config import Settings
+from outreach.dispatcher import Dispatcher
+from outreach.events import apply_events
+from outreach.providers.outbox import Outbox
+from outreach.ratelimit import RateLimiter
+from tests.conftest import NOW, REPO
+from tests.eventdata import OTHER_PHONE, PHONE, add_account, add_attempt, attempt, inbound
+
+
+def test_a_stop_blocks_the_attempts_already_queued_for_that_number(
+    engine: Engine, tmp_path: Path
+) -> None:
+    stopped = add_attempt(engine, add_account(engine, "R-1"), status="queued", message_id=None)
+    control = add_attempt(
+        engine, add_account(engine, "R-2", phone=OTHER_PHONE), status="queued", message_id=None,
+        to=OTHER_PHONE,
+    )  # fmt: skip
+    apply_events(engine, [inbound("STOP", sender=PHONE)], NOW)
+
+    clock = FixedClock(NOW)  # the same instant the STOP was stored
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        secret_key=SecretStr("test-secret"),
+        channels_dir=REPO / "channels",
+        schedules_dir=REPO / "schedules",
+        outbox_path=tmp_path / "outbox.jsonl",
+    )
+    outboxes = {channel: Outbox(settings, clock, channel) for channel in ("sms", "email", "voice")}
+    dispatcher = Dispatcher(engine, settings, clock, "test-worker", outboxes, RateLimiter({}))
+    report = asyncio.run(dispatcher.tick())
+
+    assert (report.outcomes["blocked"], report.outcomes["sent"]) == (1, 1)
+    blocked = attempt(engine, stopped)
+    assert blocked.status == "cancelled"
+    assert blocked.error_message == "CARRIER_STOP_KEYWORD"
+    assert attempt(engine, control).status == "sent"
+    sent = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert [message["to"] for message in sent] == [OTHER_PHONE]

@@ -1,0 +1,258 @@
+"""What the debtor writes, applied on every backend: keywords, requests to stop, answers,
+the inbox, pauses, holds and flags."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+
+from outreach.compliance_store import inbox_messages
+from outreach.events import EventPolicy, apply_events
+from outreach.providers.base import EventType
+from outreach.replies import REPLY_PAUSE_REASON
+from outreach.store import accounts, compliance_events, contact_points, suppressions
+from tests.conftest import NOW
+from tests.eventdata import (
+    EMAIL,
+    OTHER_PHONE,
+    PHONE,
+    account,
+    add_account,
+    add_attempt,
+    event,
+    inbound,
+    rows,
+)
+
+WE_ANSWER = EventPolicy(keyword_answering_providers=frozenset())
+TWILIO_ANSWERS = EventPolicy()
+
+
+def answers(engine: Engine, *texts: str, policy: EventPolicy = WE_ANSWER) -> list[str | None]:
+    """Apply inbound texts one by one, a second apart; what outreach answered to each."""
+    said = []
+    for n, text in enumerate(texts):
+        at = NOW + timedelta(seconds=n)
+        result = apply_events(engine, [inbound(text, key=f"m{n}", at=at)], at, policy)
+        said.append(result.results[0].answer)
+    return said
+
+
+def test_stop_suppresses_the_number_on_every_account_and_is_confirmed_once(
+    engine: Engine,
+) -> None:
+    first, second = add_account(engine, "R-1"), add_account(engine, "R-2")
+    said = answers(engine, "STOP", "stop.")
+    assert said == [WE_ANSWER.replies.opt_out_confirmation, None]
+    (suppression,) = rows(engine, suppressions)
+    assert (suppression.channel, suppression.address, suppression.reason) == ("sms", PHONE, "stop")
+    assert suppression.provider_event_id is not None
+    for account_id in (first, second):
+        kinds = [e.kind for e in rows(engine, compliance_events, account_id=account_id)]
+        assert kinds == ["opt_out", "opt_out"]
+    # Keywords are instructions, not conversation: only outreach's answers are in the inbox.
+    thread = rows(engine, inbox_messages)
+    assert {(m.direction, m.status, m.intent) for m in thread} == {
+        ("outbound", "handled", "opt_out")
+    }
+    assert {m.body for m in thread} == {WE_ANSWER.replies.opt_out_confirmation}
+    assert account(engine, first).paused_until is None
+
+
+def test_twilio_answers_its_own_keywords_so_outreach_stays_silent(engine: Engine) -> None:
+    add_account(engine)
+    assert answers(engine, "STOP", "START", "HELP", policy=TWILIO_ANSWERS) == [None] * 3
+    assert rows(engine, inbox_messages) == []
+    assert rows(engine, suppressions)[0].lifted_at == NOW + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    "text", ["please stop texting me", "Stop please", "STOP. I paid", "no more texts"]
+)
+def test_a_request_to_stop_in_words_is_an_opt_out_the_provider_did_not_answer(
+    engine: Engine, text: str
+) -> None:
+    account_id = add_account(engine)
+    assert answers(engine, text, policy=TWILIO_ANSWERS) == [
+        TWILIO_ANSWERS.replies.opt_out_confirmation
+    ]
+    assert [s.reason for s in rows(engine, suppressions)] == ["stop"]
+    (reply,) = rows(engine, inbox_messages, direction="inbound")
+    assert (reply.account_id, reply.body, reply.status) == (account_id, text, "open")
+
+
+def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) -> None:
+    account_id = add_account(engine)
+    assert answers(engine, "Please stop calling me") == [None]
+    assert rows(engine, suppressions) == []
+    (prohibited,) = rows(engine, compliance_events, account_id=account_id)
+    assert (prohibited.kind, prohibited.channel, prohibited.address) == (
+        "prohibited_medium",
+        "voice",
+        None,
+    )
+
+
+def test_start_lifts_the_stop_and_is_confirmed(engine: Engine) -> None:
+    account_id = add_account(engine)
+    said = answers(engine, "STOP", "Unstop")
+    assert said == [WE_ANSWER.replies.opt_out_confirmation, WE_ANSWER.replies.opt_in_confirmation]
+    assert rows(engine, suppressions)[0].lifted_at == NOW + timedelta(seconds=1)
+    kinds = [e.kind for e in rows(engine, compliance_events, account_id=account_id)]
+    assert kinds == ["opt_out", "opt_in"]
+
+
+def test_a_bare_yes_with_nothing_to_undo_is_a_reply(engine: Engine) -> None:
+    account_id = add_account(engine)
+    assert answers(engine, "Yes") == [None]
+    assert rows(engine, compliance_events) == []
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.intent) == (account_id, "other")
+
+
+def test_help_gets_the_configured_help_text_every_time(engine: Engine) -> None:
+    add_account(engine)
+    assert answers(engine, "HELP", "info") == [WE_ANSWER.replies.help] * 2
+    assert rows(engine, suppressions) == []
+
+
+def test_a_stop_and_a_start_in_one_batch_apply_in_the_order_they_happened(
+    engine: Engine,
+) -> None:
+    add_account(engine)
+    stop = inbound("STOP", key="a", at=NOW)
+    start = inbound("START", key="b", at=NOW + timedelta(seconds=1))
+    apply_events(engine, [start, stop], NOW + timedelta(seconds=2), WE_ANSWER)
+    assert rows(engine, suppressions)[0].lifted_at == NOW + timedelta(seconds=1)
+
+
+def test_a_reply_reaches_the_inbox_classified_and_pauses_the_cadence(engine: Engine) -> None:
+    account_id = add_account(engine)
+    policy = EventPolicy(reply_pause=timedelta(days=5))
+    apply_events(engine, [inbound("I already paid this last week")], NOW, policy)
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.intent, reply.direction, reply.status) == (
+        account_id, "paid", "inbound", "open",
+    )  # fmt: skip
+    assert reply.provider_event_id is not None
+    paused = account(engine, account_id)
+    assert (paused.paused_until, paused.pause_reason) == (
+        NOW + timedelta(days=5),
+        REPLY_PAUSE_REASON,
+    )
+    assert paused.flag is None
+
+
+def test_a_reply_never_shortens_a_longer_pause(engine: Engine) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(paused_until=NOW + timedelta(days=60), pause_reason="agent")
+        )
+    apply_events(engine, [inbound("Who is this?")], NOW)
+    assert account(engine, account_id).paused_until == NOW + timedelta(days=60)
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds", "flag"),
+    [
+        ("This is not my debt", ["dispute"], "dispute"),
+        ("My attorney will contact you, stop contacting me", ["attorney", "cease"], "attorney"),
+        ("Cease all communication", ["cease"], "cease"),
+    ],
+)
+def test_hold_statements_block_by_compliance_event_and_flag_the_account(
+    engine: Engine, text: str, kinds: list[str], flag: str
+) -> None:
+    account_id = add_account(engine)
+    apply_events(engine, [inbound(text)], NOW)
+    (reply,) = rows(engine, inbox_messages, direction="inbound")
+    recorded = rows(engine, compliance_events, account_id=account_id)
+    holds = [e for e in recorded if e.kind in ("attorney", "cease", "dispute")]
+    assert [e.kind for e in holds] == kinds
+    assert {e.source for e in holds} == {f"sms reply, inbox message {reply.id}"}
+    assert account(engine, account_id).flag == flag
+
+
+def test_a_later_reply_never_hides_a_worse_flag(engine: Engine) -> None:
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("I have a lawyer", key="a")], NOW)
+    apply_events(engine, [inbound("wrong number", key="b")], NOW)
+    assert account(engine, account_id).flag == "attorney"
+
+
+def test_wrong_number_marks_the_phones_contact_points(engine: Engine) -> None:
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("Wrong number, I don't know this person")], NOW)
+    statuses = {
+        row.channel: row.status for row in rows(engine, contact_points, account_id=account_id)
+    }
+    assert statuses == {"sms": "wrong_number", "voice": "wrong_number", "email": "active"}
+    assert account(engine, account_id).flag == "wrong_number"
+
+
+def test_an_unknown_sender_is_kept_under_no_account(engine: Engine) -> None:
+    add_account(engine)
+    apply_events(engine, [inbound("Can you call me?", sender=OTHER_PHONE)], NOW)
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.from_address, reply.intent) == (None, OTHER_PHONE, "call_me")
+
+
+def test_an_email_reply_is_matched_by_its_attempt_and_read_without_the_quote(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    attempt_id = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    body = (
+        "Can I set up a payment plan?\n\nOn Mon, Nov 2, 2026, Northwind wrote:\n"
+        "> This is a communication from a debt collector. To unsubscribe, click here."
+    )
+    result = apply_events(
+        engine,
+        [event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",
+               attempt_id=attempt_id, from_address=EMAIL.lower(), body=body,
+               subject="Re: Your balance")],
+        NOW,
+    )  # fmt: skip
+    assert result.results[0].answer is None
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.attempt_id, reply.intent, reply.channel) == (
+        account_id, attempt_id, "payment_plan", "email",
+    )  # fmt: skip
+    assert (reply.from_address, reply.subject, reply.body) == (EMAIL, "Re: Your balance", body)
+    assert rows(engine, suppressions) == []
+
+
+def test_an_email_asking_to_unsubscribe_suppresses_the_address(engine: Engine) -> None:
+    account_id = add_account(engine)
+    apply_events(
+        engine,
+        [event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",
+               from_address=EMAIL, body="Please remove me from your list")],
+        NOW,
+    )  # fmt: skip
+    (suppression,) = rows(engine, suppressions)
+    assert (suppression.channel, suppression.address, suppression.reason) == (
+        "email",
+        EMAIL,
+        "unsubscribe",
+    )
+    assert rows(engine, inbox_messages)[0].account_id == account_id
+
+
+def test_the_outbox_demo_reply_gets_an_answer_recorded(engine: Engine) -> None:
+    account_id = add_account(engine)
+    attempt_id = add_attempt(engine, account_id, message_id="OB1")
+    reply = event(EventType.OPTED_OUT, provider="outbox", kind="reply", attempt_id=attempt_id,
+                  provider_message_id="OB1", from_address=PHONE, to_address="outbox-sms",
+                  body="STOP", suppression="stop")  # fmt: skip
+    result = apply_events(engine, [reply], NOW)
+    assert result.results[0].answer == EventPolicy().replies.opt_out_confirmation
+    (answer,) = rows(engine, inbox_messages)
+    assert (answer.direction, answer.account_id, answer.to_address, answer.from_address) == (
+        "outbound", account_id, PHONE, "outbox-sms",
+    )  # fmt: skip

@@ -1,0 +1,178 @@
+"""Keyword and intent tables: what outreach reads in a debtor's message."""
+
+from __future__ import annotations
+
+import pytest
+
+from outreach.intents import Intent, Keyword, classify, keyword, reply_text, stop_request
+
+# The FCC's revocation words (47 CFR 64.1200(a)(10)) plus stopall, in any case and with
+# any punctuation around them.
+STOP_KEYWORDS = [
+    "STOP", "stop", "Stop.", " Stop! ", "QUIT", "end", "Revoke", "opt out", "Opt-Out",
+    "OPTOUT", "cancel", "UNSUBSCRIBE", "unsubscribe!", "stopall", "STOPALL", "Stop!!!",
+    "'stop'",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", STOP_KEYWORDS)
+def test_stop_keywords_alone_are_opt_outs(text: str) -> None:
+    assert keyword(text) is Keyword.OPT_OUT
+    found = stop_request(text, "sms")
+    assert found is not None
+    assert found.media == {"sms"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("START", Keyword.OPT_IN),
+        ("unstop", Keyword.OPT_IN),
+        ("Yes", Keyword.OPT_IN),
+        ("HELP", Keyword.HELP),
+        ("help?", Keyword.HELP),
+        ("Info", Keyword.HELP),
+        ("stop", Keyword.OPT_OUT),
+        ("stop texting me", None),
+        ("I need help paying", None),
+        ("Start over", None),
+        ("", None),
+    ],
+)
+def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> None:
+    assert keyword(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "media"),
+    [
+        ("please stop texting me", {"sms"}),
+        ("Stop please", {"sms"}),
+        ("STOP ALL", {"sms"}),
+        ("STOP. I paid", {"sms"}),
+        ("I paid. Stop", {"sms"}),
+        ("stop it now!", {"sms"}),
+        ("Unsubscribe me", {"sms"}),
+        ("opt me out", {"sms"}),
+        ("take me off your list", {"sms"}),
+        ("remove me", {"sms"}),
+        ("no more texts", {"sms"}),
+        ("don't text me again", {"sms"}),
+        ("Stop sending me messages", {"sms"}),
+        ("Please stop calling me", {"voice"}),
+        ("Do not call this number", {"voice"}),
+        ("never call me", {"voice"}),
+        ("stop texting and calling me", {"sms", "voice"}),
+        ("no more emails please", {"email"}),
+        ("stop contacting me", {"sms"}),
+        ("leave me alone", {"sms"}),
+        ("I revoke my consent", {"sms"}),
+    ],
+)
+def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) -> None:
+    found = stop_request(text, "sms")
+    assert found is not None
+    assert found.media == media
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'll pay at the end of the month",
+        "Can you cancel the late fee?",
+        "Cancel my appointment",
+        "out",
+        "I can't stop by the office today",
+        "Call me please",
+        "Who is this?",
+        "Yes",
+        "HELP",
+        "I need more time",
+        "When does my payment plan start",
+    ],
+)
+def test_messages_that_do_not_ask_to_stop(text: str) -> None:
+    assert stop_request(text, "sms") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("I paid yesterday", Intent.PAID),
+        ("I already paid this last week", Intent.PAID),
+        ("Paid in full on the 3rd", Intent.PAID),
+        ("payment was sent Monday", Intent.PAID),
+        ("The check is in the mail", Intent.PAID),
+        ("This is not my debt", Intent.DISPUTE),
+        ("I don't owe you anything", Intent.DISPUTE),
+        ("I dispute this balance", Intent.DISPUTE),
+        ("The amount is wrong", Intent.DISPUTE),
+        ("I never opened an account with you", Intent.DISPUTE),
+        ("This is identity theft", Intent.DISPUTE),
+        ("Can I set up a payment plan?", Intent.PAYMENT_PLAN),
+        ("I lost my job and can't pay right now", Intent.PAYMENT_PLAN),
+        ("I'll pay Friday", Intent.PAYMENT_PLAN),
+        ("Could I have more time?", Intent.PAYMENT_PLAN),
+        ("Can I pay in installments", Intent.PAYMENT_PLAN),
+        ("Wrong number", Intent.WRONG_NUMBER),
+        ("You have the wrong person", Intent.WRONG_NUMBER),
+        ("I don't know who that is", Intent.WRONG_NUMBER),
+        ("No one by that name here", Intent.WRONG_NUMBER),
+        ("Call me please", Intent.CALL_ME),
+        ("Can you call me after 5?", Intent.CALL_ME),
+        ("I want to speak to someone", Intent.CALL_ME),
+        ("Give me a call tomorrow", Intent.CALL_ME),
+        ("Stop contacting me", Intent.CEASE),
+        ("Leave me alone", Intent.CEASE),
+        ("Cease and desist", Intent.CEASE),
+        ("I refuse to pay this", Intent.CEASE),
+        ("Do not contact me again", Intent.CEASE),
+        ("Talk to my lawyer", Intent.ATTORNEY),
+        ("I am represented by an attorney", Intent.ATTORNEY),
+        ("Please stop texting me", Intent.OPT_OUT),
+        ("Don't call me", Intent.OPT_OUT),
+        ("Who is this?", Intent.OTHER),
+        ("Thanks", Intent.OTHER),
+        ("I haven't paid it yet", Intent.OTHER),
+        ("", Intent.OTHER),
+    ],
+)
+def test_intents(text: str, intent: Intent) -> None:
+    assert classify(text, "sms").intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intents"),
+    [
+        ("This is not my debt, stop contacting me", (Intent.CEASE, Intent.DISPUTE,
+                                                     Intent.OPT_OUT)),
+        ("My lawyer says I don't owe this", (Intent.ATTORNEY, Intent.DISPUTE)),
+        ("STOP. I paid", (Intent.PAID, Intent.OPT_OUT)),
+        ("Don't call me, I'll pay Friday", (Intent.PAYMENT_PLAN, Intent.OPT_OUT)),
+    ],
+)  # fmt: skip
+def test_every_intent_a_message_shows_most_serious_first(
+    text: str, intents: tuple[Intent, ...]
+) -> None:
+    assert classify(text, "sms").intents == intents
+
+
+def test_curly_apostrophes_read_as_straight_ones() -> None:
+    assert classify("I don\u2019t owe this", "sms").intent is Intent.DISPUTE
+    assert stop_request("Don\u2019t text me", "sms") is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ("I paid\n\nOn Mon, Nov 2, 2026 at 10:00 AM Billing <b@example.com> wrote:\n> STOP",
+         "I paid"),
+        ("Thanks\n-----Original Message-----\nFrom: Billing\nReply STOP to opt out", "Thanks"),
+        ("Call me\n\nSent from my iPhone", "Call me"),
+        ("> quoted first\nmy answer\n> quoted again", "my answer"),
+        ("no quote at all", "no quote at all"),
+        ("Hello\n-- \nPat Doe\nUnsubscribe", "Hello"),
+    ],
+)  # fmt: skip
+def test_an_email_reply_is_read_without_its_quoted_history(body: str, text: str) -> None:
+    assert reply_text(body) == text

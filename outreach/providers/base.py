@@ -175,6 +175,11 @@ class Provider(ABC):
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         """The events in a verified request, each once."""
 
+    def request_token(self, request: WebhookRequest) -> str | None:
+        """The provider's own id for this webhook request, the same on each retry of it
+        (None when the provider sends none): a retried request is stored once."""
+        return None
+
 
 def dedupe_key(provider: str, *parts: object) -> str:
     """A key that is the same whenever the same event arrives again (at most 128 chars)."""

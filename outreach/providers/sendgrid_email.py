@@ -242,11 +242,12 @@ class SendgridEmail(Provider):
     # --- webhooks -----------------------------------------------------------------------
 
     def _kind(self, request: WebhookRequest) -> str:
+        # The token first: RFC 8058 says a one-click POST SHOULD be multipart/form-data.
+        if "token" in request.query():
+            return "unsubscribe"
         content_type = (request.header("Content-Type") or "").lower()
         if content_type.startswith("multipart/form-data"):
             return "inbound"
-        if "token" in request.query():
-            return "unsubscribe"
         return "event_webhook"
 
     def verify(self, request: WebhookRequest) -> None:

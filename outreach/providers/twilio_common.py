@@ -20,6 +20,8 @@ from outreach.providers.failures import CodeRule, http_failure, transport_failur
 
 API_VERSION = "2010-04-01"
 SIGNATURE_HEADER = "X-Twilio-Signature"
+# The same on every retry of one webhook request (Twilio's webhook connection overrides).
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 INVALID = ContactStatus.INVALID.value
 
@@ -179,6 +181,11 @@ def verify_signature(settings: Settings, request: WebhookRequest) -> None:
             f"{SIGNATURE_HEADER} does not match this request (check PUBLIC_BASE_URL: Twilio "
             "signs the exact public URL it called)"
         )
+
+
+def request_token(request: WebhookRequest) -> str | None:
+    token = (request.header(IDEMPOTENCY_HEADER) or "").strip()
+    return token[:128] or None
 
 
 def form_payload(request: WebhookRequest) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from outreach.providers.twilio_common import (
     code_rule,
     form_payload,
     post_form,
+    request_token,
     require_credentials,
     verify_signature,
 )
@@ -121,6 +122,9 @@ class TwilioSms(Provider):
 
     def verify(self, request: WebhookRequest) -> None:
         verify_signature(self.settings, request)
+
+    def request_token(self, request: WebhookRequest) -> str | None:
+        return request_token(request)
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         fields = request.form_dict()

@@ -44,6 +44,7 @@ from outreach.providers.twilio_common import (
     code_rule,
     form_payload,
     post_form,
+    request_token,
     require_credentials,
     verify_signature,
 )
@@ -129,6 +130,13 @@ class TwilioVoice(Provider):
         response.hangup()
         return str(response)
 
+    def answer_event(self, event: ProviderEvent, human: str, voicemail: str) -> str:
+        """``answer_twiml`` for a parsed TwiML fetch or AMD result (by its AnsweredBy)."""
+        answered_by = event.payload.get("AnsweredBy")
+        return self.answer_twiml(
+            answered_by if isinstance(answered_by, str) else None, human, voicemail
+        )
+
     async def send(self, message: OutboundMessage) -> SendResult:
         sender = self.sender(message)
         if not sender:
@@ -185,6 +193,9 @@ class TwilioVoice(Provider):
 
     def verify(self, request: WebhookRequest) -> None:
         verify_signature(self.settings, request)
+
+    def request_token(self, request: WebhookRequest) -> str | None:
+        return request_token(request)
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         fields = request.form_dict()

@@ -1,0 +1,144 @@
+"""The app around the webhooks: health, unknown URLs, the body-link unsubscribe page, a
+burst of callbacks, switching a live call, and access logs without secrets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import Engine
+
+from outreach.channels import VoiceChannel
+from outreach.clock import FixedClock
+from outreach.config import Settings
+from outreach.events import provider_events
+from outreach.providers.transport import make_http_client
+from outreach.providers.twilio_voice import TwilioVoice
+from outreach.store import compliance_events, suppressions
+from outreach.unsubscribe import unsubscribe_url
+from outreach.web.access_log import RedactPaths, redact
+from outreach.web.app import create_app
+from tests.conftest import NOW
+from tests.eventdata import EMAIL, add_account, add_attempt, attempt, count, rows
+from tests.providers.conftest import ACCOUNT_SID, SECRET_KEY
+from tests.web.conftest import Server, call_webhook, serving, sms_status
+
+
+def test_health_answers(server: Server) -> None:
+    assert server.http.get(server.base + "/healthz").json()["database"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/webhooks/nobody/status", "/webhooks/twilio_sms/elsewhere", "/webhooks/outbox/status"],
+)
+def test_urls_that_are_no_webhook_answer_404(server: Server, path: str) -> None:
+    assert server.http.post(server.base + path, content=b"x").status_code == 404
+
+
+def test_an_unconfigured_provider_has_no_webhooks(engine: Engine, tmp_path: Path) -> None:
+    bare = Settings(_env_file=None, outbox_path=tmp_path / "o.jsonl")  # type: ignore[call-arg]
+    with serving(create_app(bare, engine)) as server:
+        response = server.http.post(server.base + "/webhooks/twilio_sms/status", content=b"")
+        assert response.status_code == 404
+        outbox = server.http.post(server.base + "/webhooks/outbox/events", content=b"[]")
+        assert outbox.status_code == 403  # served, and unsigned
+
+
+def test_a_body_too_large_is_refused_before_it_is_read(server: Server) -> None:
+    port = int(server.base.rsplit(":", 1)[1])
+    head = (
+        "POST /webhooks/twilio_sms/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Length: {64 * 1024 * 1024}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"x" * 1024)
+        status_line = sock.makefile("rb").readline()
+    assert status_line.split()[1] == b"413"
+
+
+def test_the_body_link_shows_a_page_and_unsubscribes_on_post(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    url = unsubscribe_url(server.base, SECRET_KEY, EMAIL, "R-1")
+    shown = server.http.get(url)
+    assert shown.status_code == 200
+    assert "P***@example.com" in shown.text and EMAIL not in shown.text
+    assert shown.headers["referrer-policy"] == "no-referrer"
+    assert rows(engine, suppressions) == []
+    done = server.http.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert "You are unsubscribed" in done.text
+    (suppression,) = rows(engine, suppressions)
+    assert (suppression.channel, suppression.address, suppression.reason) == (
+        "email",
+        EMAIL,
+        "unsubscribe",
+    )
+    assert suppression.provider_event_id == rows(engine, provider_events)[0].id
+    assert [e.kind for e in rows(engine, compliance_events, account_id=account_id)] == ["opt_out"]
+
+
+def test_a_forged_body_link_is_refused(engine: Engine, server: Server) -> None:
+    url = unsubscribe_url(server.base, "another-secret", EMAIL, "R-1")
+    assert server.http.get(url).status_code == 403
+    assert server.http.post(url).status_code == 403
+    assert rows(engine, suppressions) == []
+
+
+def test_a_burst_of_callbacks_is_answered_only_once_stored_and_none_is_lost(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    ids = [add_attempt(engine, account_id, message_id=f"SM{n:04d}") for n in range(60)]
+    requests = [
+        sms_status(status, sid=f"SM{n:04d}", attempt_id=attempt_id)
+        for n, attempt_id in enumerate(ids)
+        for status in ("sent", "delivered")
+    ]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(server.send, requests))
+    assert {response.status_code for response in answers} == {200}
+    assert count(engine, provider_events) == len(requests)
+    assert {attempt(engine, attempt_id).status for attempt_id in ids} == {"delivered"}
+
+
+def test_a_person_detected_late_hears_the_full_message(engine: Engine, settings: Settings) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    update = router.post(
+        f"https://twilio.test/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/CA0001.json"
+    ).respond(200, json={"sid": "CA0001", "status": "in-progress"})
+    client = make_http_client(transport=httpx.MockTransport(router.handler))
+    voice = TwilioVoice(settings, client, FixedClock(NOW), VoiceChannel(twiml_mode="inline"))
+    app = create_app(settings, engine, clock=FixedClock(NOW), providers={voice.name: voice})
+    with serving(app) as server:
+        response = server.send(call_webhook("amd", call, AnsweredBy="human"))
+        assert response.json() == {"stored": 1, "duplicates": 0}
+        server.send(call_webhook("amd", call, AnsweredBy="human"))  # a retry switches nothing
+    assert update.call_count == 1
+    sent = update.calls[0].request.content.decode()
+    assert "Your+balance+of+%24120.50+is+due" in sent
+
+
+def test_access_logs_carry_no_tokens_or_addresses(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("uvicorn.access.test")
+    RedactPaths.install(logger)
+    RedactPaths.install(logger)
+    assert len(logger.filters) == 1
+    token_url = unsubscribe_url("", SECRET_KEY, EMAIL, "R-1")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access.test"):
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET", token_url + "?x=1", "1.1", 200)
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1", "POST",
+            "/webhooks/sendgrid_email/unsubscribe?attempt_id=4&token=secret", "1.1", 200,
+        )  # fmt: skip
+    assert token_url.split("/u/")[1] not in caplog.text
+    assert "token=secret" not in caplog.text
+    assert "/u/(token)" in caplog.text
+    assert redact("/webhooks/twilio_sms/status?attempt_id=3") == "/webhooks/twilio_sms/status"

@@ -1,0 +1,204 @@
+"""SendGrid's Event Webhook, Inbound Parse and one-click unsubscribe, and the outbox's
+webhook, against a real server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from sqlalchemy import Engine
+
+from outreach.compliance_store import inbox_messages
+from outreach.events import provider_events
+from outreach.providers.sendgrid_email import unsubscribe_token
+from outreach.store import suppressions
+from tests.eventdata import EMAIL, add_account, add_attempt, attempt, count, rows
+from tests.providers.conftest import PUBLIC, SECRET_KEY, EcdsaKeys
+from tests.web.conftest import (
+    TIMESTAMP,
+    Server,
+    multipart,
+    outbox_events,
+    sendgrid_events,
+    sendgrid_inbound,
+)
+
+
+def _event(name: str, attempt_id: int, event_id: str, **extra: object) -> dict[str, object]:
+    return {
+        "email": EMAIL.lower(), "timestamp": 1793710800, "event": name,
+        "sg_event_id": event_id, "sg_message_id": "sg-1.filter0001.1.2.0",
+        "outreach_attempt_id": str(attempt_id), **extra,
+    }  # fmt: skip
+
+
+def test_a_batch_out_of_order_and_with_repeats_is_stored_once_each(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    delivered = _event("delivered", mail, "ev-2", future_field={"added": "later"})
+    processed = _event("processed", mail, "ev-1")
+    first = server.send(sendgrid_events([delivered, processed, delivered], event_keys))
+    assert first.json() == {"stored": 2, "duplicates": 0}  # a repeat in one batch is dropped
+    replayed = server.send(sendgrid_events([delivered, processed], event_keys))
+    assert replayed.json() == {"stored": 0, "duplicates": 2}
+    assert attempt(engine, mail).status == "delivered"
+    assert count(engine, provider_events) == 2
+
+
+def test_forged_or_tampered_event_batches_are_refused(
+    engine: Engine, server: Server, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys
+) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    genuine = sendgrid_events([_event("bounce", mail, "ev-1")], event_keys)
+    tampered = replace(genuine, body=genuine.body.replace(b"bounce", b"open"))
+    other_time = replace(
+        genuine, headers={**genuine.headers, "X-Twilio-Email-Event-Webhook-Timestamp": "1"}
+    )
+    wrong_key = sendgrid_events([_event("bounce", mail, "ev-1")], inbound_keys)
+    for request in (tampered, other_time, wrong_key):
+        assert server.send(request).status_code == 403
+    assert count(engine, provider_events) == 0
+    assert rows(engine, suppressions) == []
+
+
+def test_unknown_messages_and_extra_fields_are_kept(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    item = {
+        "email": "x@example.com", "event": "delivered", "sg_event_id": "ev-9",
+        "sg_message_id": "sg-unknown.filter", "timestamp": 1793710800, "brand_new": [1],
+    }  # fmt: skip
+    assert server.send(sendgrid_events([item], event_keys)).json()["stored"] == 1
+    (stored,) = rows(engine, provider_events)
+    assert (stored.attempt_id, stored.payload["brand_new"]) == (None, [1])
+
+
+def test_a_signed_body_that_is_not_json_is_malformed(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    genuine = sendgrid_events([], event_keys)
+    body = b"[{not json"
+    broken = replace(
+        genuine,
+        body=body,
+        headers={
+            **genuine.headers,
+            "X-Twilio-Email-Event-Webhook-Signature": event_keys.sign(TIMESTAMP, body),
+        },
+    )
+    response = server.send(broken)
+    assert (response.status_code, response.json()) == (400, {"detail": "the body is not JSON"})
+
+
+def test_unsubscribes_spam_reports_bounces_and_drops_suppress(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    items = [
+        _event("unsubscribe", mail, "a"),
+        _event("group_unsubscribe", mail, "b", asm_group_id=1),
+        _event("spamreport", mail, "c"),
+        _event("bounce", mail, "d", type="bounce", status="5.1.1"),
+        _event("dropped", mail, "e", reason="Bounced Address"),
+    ]
+    server.send(sendgrid_events(items, event_keys))
+    found = sorted((s.address, s.reason) for s in rows(engine, suppressions))
+    assert found == [(EMAIL, "bounce"), (EMAIL, "complaint"), (EMAIL, "unsubscribe")]
+    assert all(s.provider_event_id is not None for s in rows(engine, suppressions))
+
+
+def test_an_inbound_email_reaches_the_inbox(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    account_id = add_account(engine)
+    fields = {"from": f"Pat Doe <{EMAIL}>", "to": "billing+7@reply.example.com",
+              "subject": "Re: your balance", "text": "I dispute this amount.\n> quoted",
+              "envelope": '{"to": ["billing+7@reply.example.com"]}', "extra": "kept"}  # fmt: skip
+    response = server.send(sendgrid_inbound(fields, inbound_keys))
+    assert response.json() == {"stored": 1, "duplicates": 0}
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.intent, reply.channel) == (account_id, "dispute", "email")
+    again = server.send(sendgrid_inbound(fields, inbound_keys))
+    assert again.json() == {"stored": 0, "duplicates": 1}
+
+
+def test_a_forged_inbound_email_is_refused(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    fields = {"from": EMAIL, "to": "billing@reply.example.com", "text": "STOP"}
+    assert server.send(sendgrid_inbound(fields, event_keys)).status_code == 403
+    assert count(engine, provider_events) == 0
+
+
+def _one_click(attempt_id: int, *, token: str | None = None) -> str:
+    token = token or unsubscribe_token(SECRET_KEY, attempt_id)
+    return f"/webhooks/sendgrid_email/unsubscribe?attempt_id={attempt_id}&token={token}"
+
+
+def test_one_click_unsubscribe_works_without_a_login(engine: Engine, server: Server) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    url = server.base + _one_click(mail)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    first = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
+    again = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(EMAIL, "unsubscribe")]
+    assert count(engine, provider_events) == 1
+
+
+def test_one_click_as_multipart_form_data_as_rfc_8058_prefers(
+    engine: Engine, server: Server
+) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    response = server.http.post(
+        server.base + _one_click(mail),
+        content=multipart({"List-Unsubscribe": "One-Click"}),
+        headers={"Content-Type": "multipart/form-data; boundary=xYzZY"},
+    )
+    assert response.status_code == 200
+    assert [s.reason for s in rows(engine, suppressions)] == ["unsubscribe"]
+
+
+def test_a_one_click_url_with_a_wrong_token_is_refused(engine: Engine, server: Server) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    other = unsubscribe_token(SECRET_KEY, mail + 1)
+    response = server.http.post(server.base + _one_click(mail, token=other), content=b"")
+    assert response.status_code == 403
+    assert rows(engine, suppressions) == []
+
+
+def test_the_one_click_url_in_a_browser_shows_a_page_and_a_button(
+    engine: Engine, server: Server
+) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    shown = server.http.get(server.base + _one_click(mail))
+    assert shown.status_code == 200 and '<form method="post">' in shown.text
+    assert rows(engine, suppressions) == []  # opening the page unsubscribes nobody
+    pressed = server.http.post(
+        server.base + _one_click(mail),
+        data={"List-Unsubscribe": "One-Click"},
+        headers={"Accept": "text/html"},
+    )
+    assert "You are unsubscribed" in pressed.text
+    assert server.http.get(server.base + _one_click(mail, token="x")).status_code == 403
+
+
+def test_the_outbox_webhook(engine: Engine, server: Server) -> None:
+    text_id = add_attempt(engine, add_account(engine), message_id="OB1")
+    items: list[dict[str, object]] = [
+        {"message_id": "OB1", "attempt_id": text_id, "channel": "sms", "event": "delivered",
+         "timestamp": "2026-11-02T15:00:05+00:00", "new_field": 1},
+        {"message_id": "OB1", "attempt_id": text_id, "channel": "sms", "event": "sent",
+         "timestamp": "2026-11-02T15:00:00+00:00"},
+    ]  # fmt: skip
+    assert server.send(outbox_events(items)).json() == {"stored": 2, "duplicates": 0}
+    assert server.send(outbox_events(items)).json() == {"stored": 0, "duplicates": 2}
+    assert attempt(engine, text_id).status == "delivered"
+    assert server.send(outbox_events(items, secret="another")).status_code == 403
+    body = json.dumps(items).encode()
+    assert server.send(replace(outbox_events(items), body=body + b" ")).status_code == 403
+
+
+def test_public_url_is_what_twilio_signed_not_where_we_listen(server: Server) -> None:
+    assert not server.base.startswith(PUBLIC)

@@ -1,0 +1,208 @@
+"""Twilio's webhooks against a real server: valid, forged, replayed, out of order,
+duplicated, for an unknown message, with extra fields; and what they are answered with."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import parse_qsl
+
+import pytest
+from sqlalchemy import Engine
+
+from outreach.compliance_store import inbox_messages
+from outreach.events import provider_events
+from outreach.store import suppressions
+from tests.eventdata import PHONE, add_account, add_attempt, attempt, count, rows
+from tests.providers.conftest import signed_form
+from tests.web.conftest import Server, call_webhook, sms_inbound, sms_status, twilio
+
+IDEMPOTENCY = "I-Twilio-Idempotency-Token"
+
+
+def test_a_status_callback_moves_its_attempt(engine: Engine, server: Server) -> None:
+    attempt_id = add_attempt(engine, add_account(engine), message_id=None, status="sending")
+    response = server.send(sms_status("delivered", attempt_id=attempt_id, FutureField="x"))
+    assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0})
+    row = attempt(engine, attempt_id)
+    assert (row.status, row.provider_message_id) == ("delivered", "SM0001")
+    (stored,) = rows(engine, provider_events)
+    assert stored.payload["FutureField"] == "x"  # extra fields are kept as they came
+
+
+def test_a_forged_status_callback_is_refused_and_logged_without_its_payload(
+    engine: Engine, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempt_id = add_attempt(engine, add_account(engine))
+    genuine = sms_status("delivered", attempt_id=attempt_id)
+    forged = replace(genuine, body=genuine.body.replace(b"delivered", b"failed"))
+    wrong_key = replace(genuine, headers={**genuine.headers, "X-Twilio-Signature": "AAAA"})
+    unsigned = replace(
+        genuine, headers={k: v for k, v in genuine.headers.items() if k != "X-Twilio-Signature"}
+    )
+    for request in (forged, wrong_key, unsigned):
+        response = server.send(request)
+        assert response.status_code == 403
+        assert "X-Twilio-Signature" in response.json()["detail"]
+    assert count(engine, provider_events) == 0
+    assert attempt(engine, attempt_id).status == "sent"
+    assert "refused" in caplog.text
+    assert PHONE not in caplog.text and "SM0001" not in caplog.text
+
+
+def test_a_replayed_request_is_stored_once(engine: Engine, server: Server) -> None:
+    add_attempt(engine, add_account(engine))
+    request = sms_status("delivered")
+    first = server.send(request, **{IDEMPOTENCY: "tok-1"})
+    again = server.send(request, **{IDEMPOTENCY: "tok-1"})
+    assert [first.json()["stored"], again.json()["stored"]] == [1, 0]
+    assert count(engine, provider_events) == 1
+
+
+def test_the_same_event_in_another_request_is_a_duplicate(engine: Engine, server: Server) -> None:
+    add_attempt(engine, add_account(engine))
+    first = server.send(sms_status("delivered"), **{IDEMPOTENCY: "tok-1"})
+    second = server.send(sms_status("delivered", ApiVersion2="x"), **{IDEMPOTENCY: "tok-2"})
+    assert [first.json()["duplicates"], second.json()["duplicates"]] == [0, 1]
+    assert count(engine, provider_events) == 1
+
+
+def test_out_of_order_callbacks_end_delivered(engine: Engine, server: Server) -> None:
+    attempt_id = add_attempt(engine, add_account(engine), status="sending")
+    for status in ("delivered", "sent", "queued"):
+        assert server.send(sms_status(status, attempt_id=attempt_id)).status_code == 200
+    assert attempt(engine, attempt_id).status == "delivered"
+    assert count(engine, provider_events) == 3
+
+
+def test_a_callback_for_an_unknown_message_is_kept(engine: Engine, server: Server) -> None:
+    response = server.send(sms_status("delivered", sid="SMunknown"))
+    assert response.json() == {"stored": 1, "duplicates": 0}
+    (stored,) = rows(engine, provider_events)
+    assert (stored.attempt_id, stored.provider_message_id) == (None, "SMunknown")
+
+
+def test_error_21610_in_a_callback_suppresses_the_number(engine: Engine, server: Server) -> None:
+    add_attempt(engine, add_account(engine))
+    server.send(sms_status("failed", ErrorCode="21610"))
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+
+
+def test_an_inbound_body_on_the_status_url_is_malformed(engine: Engine, server: Server) -> None:
+    inbound = sms_inbound("hello")
+    misplaced = replace(inbound, url=inbound.url.replace("/inbound", "/status"))
+    resigned = signed_form(misplaced.url, _params(inbound.body))
+    response = server.send(resigned)
+    assert response.status_code == 400
+    assert "inbound request was posted to the message_status URL" in response.json()["detail"]
+    unreadable = signed_form(misplaced.url, [("AccountSid", "AC1"), ("Something", "else")])
+    assert server.send(unreadable).status_code == 400
+    assert count(engine, provider_events) == 0
+
+
+def _params(body: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(body.decode(), keep_blank_values=True)
+
+
+def test_an_inbound_reply_reaches_the_inbox_and_twiml_answers_nothing(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    response = server.send(sms_inbound("I paid yesterday"))
+    assert response.headers["content-type"].startswith("text/xml")
+    assert response.text.endswith("<Response />")
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.intent, reply.body) == (account_id, "paid", "I paid yesterday")
+
+
+def test_a_stop_in_words_is_confirmed_once_in_twiml(engine: Engine, server: Server) -> None:
+    add_account(engine)
+    first = server.send(sms_inbound("please stop texting me", sid="SM1"))
+    replayed = server.send(sms_inbound("please stop texting me", sid="SM1"))
+    again = server.send(sms_inbound("stop texting me!!", sid="SM2"))
+    confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
+    assert first.text.count("<Message>") == 1
+    assert f"<Message>{confirmation}</Message>" in first.text
+    assert "<Message>" not in replayed.text
+    assert "<Message>" not in again.text
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+
+
+def test_stop_as_twilio_answers_it_is_recorded_and_left_to_twilio(
+    engine: Engine, server: Server
+) -> None:
+    add_account(engine)
+    response = server.send(sms_inbound("STOP"))
+    assert "<Message>" not in response.text
+    assert [s.reason for s in rows(engine, suppressions)] == ["stop"]
+    assert rows(engine, inbox_messages) == []
+
+
+def test_twilio_advanced_opt_out_type_is_honoured(engine: Engine, server: Server) -> None:
+    add_account(engine)
+    params = [
+        ("AccountSid", "AC1"), ("Body", "arret"), ("From", PHONE), ("To", "+16175550100"),
+        ("MessageSid", "SMopt"), ("OptOutType", "STOP"), ("SmsStatus", "received"),
+    ]  # fmt: skip
+    response = server.send(twilio("/webhooks/twilio_sms/inbound", params))
+    assert "<Message>" not in response.text
+    assert [s.reason for s in rows(engine, suppressions)] == ["stop"]
+
+
+def test_a_reply_from_an_unknown_sender_is_kept(engine: Engine, server: Server) -> None:
+    server.send(sms_inbound("Who is this?", sender="+16175550199"))
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.from_address) == (None, "+16175550199")
+
+
+def test_the_twiml_fetch_says_all_to_a_person_and_the_voicemail_to_a_machine(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    person = server.send(
+        call_webhook("twiml", call, CallStatus="in-progress", AnsweredBy="human", Extra="1")
+    )
+    assert person.headers["content-type"].startswith("text/xml")
+    assert "Your balance of $120.50 is due." in person.text
+    machine = server.send(
+        call_webhook("twiml", call, sid="CA0001", CallStatus="in-progress",
+                     AnsweredBy="machine_end_beep")
+    )  # fmt: skip
+    assert "Please call Northwind Customer Care." in machine.text
+    assert "$120.50" not in machine.text
+    replayed = server.send(
+        call_webhook("twiml", call, CallStatus="in-progress", AnsweredBy="human", Extra="1")
+    )
+    assert replayed.text == person.text  # a retried fetch still gets its TwiML
+    assert count(engine, provider_events) == 2
+    assert attempt(engine, call).status == "delivered"
+
+
+def test_the_twiml_fetch_for_an_unknown_call_hangs_up(engine: Engine, server: Server) -> None:
+    response = server.send(
+        call_webhook("twiml", None, sid="CAunknown", CallStatus="in-progress", AnsweredBy="human")
+    )
+    assert "<Hangup />" in response.text and "<Say" not in response.text
+
+
+def test_call_status_callbacks_in_any_order_record_the_outcome(
+    engine: Engine, server: Server
+) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    completed = call_webhook("status", call, CallStatus="completed", AnsweredBy="human",
+                             CallDuration="42", CallbackSource="call-progress-events")  # fmt: skip
+    ringing = call_webhook("status", call, CallStatus="ringing",
+                           CallbackSource="call-progress-events")  # fmt: skip
+    for request in (completed, ringing, completed):
+        assert server.send(request).status_code == 200
+    row = attempt(engine, call)
+    assert (row.status, row.outcome) == ("delivered", "conversation")
+    assert count(engine, provider_events) == 2
+
+
+def test_an_async_amd_result_is_stored(engine: Engine, server: Server) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    response = server.send(call_webhook("amd", call, AnsweredBy="machine_end_beep"))
+    assert response.json() == {"stored": 1, "duplicates": 0}
+    (stored,) = rows(engine, provider_events)
+    assert (stored.kind, stored.event_type) == ("amd", "answered_machine")

@@ -1,0 +1,133 @@
+"""The agents' inbox: debtors' replies waiting for someone, newest first, and handling them.
+
+A reply pauses its account's cadence (``outreach.replies``). Handling the account's last
+open reply ends that pause: the account is due again at once, and compliance decides
+what may follow (a dispute or cease the reply recorded still blocks). A pause an agent
+set for another reason is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from outreach.compliance_store import inbox_messages
+from outreach.errors import NotFoundError
+from outreach.models import InboxStatus
+from outreach.replies import REPLY_PAUSE_REASON
+from outreach.store import accounts
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    account_id: int | None  # None: an unknown sender
+    reference: str | None
+    flag: str | None  # the account's, if an agent must look at it
+    channel: str
+    from_address: str
+    subject: str | None
+    body: str
+    intent: str | None
+    received_at: datetime
+
+
+def open_replies(
+    connection: Connection,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    intent: str | None = None,
+    unknown_sender: bool | None = None,
+) -> list[InboxItem]:
+    """Open replies, newest first; page with ``before_id`` (the last id of a page)."""
+    query = (
+        select(inbox_messages, accounts.c.reference, accounts.c.flag)
+        .select_from(
+            inbox_messages.outerjoin(accounts, accounts.c.id == inbox_messages.c.account_id)
+        )
+        .where(
+            inbox_messages.c.direction == "inbound",
+            inbox_messages.c.status == InboxStatus.OPEN,
+        )
+        .order_by(inbox_messages.c.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(inbox_messages.c.id < before_id)
+    if intent is not None:
+        query = query.where(inbox_messages.c.intent == intent)
+    if unknown_sender is not None:
+        account = inbox_messages.c.account_id
+        query = query.where(account.is_(None) if unknown_sender else account.is_not(None))
+    return [_item(row) for row in connection.execute(query)]
+
+
+def thread(connection: Connection, account_id: int) -> list[Any]:
+    """Everything in an account's inbox, both directions, oldest first."""
+    return list(
+        connection.execute(
+            select(inbox_messages)
+            .where(inbox_messages.c.account_id == account_id)
+            .order_by(inbox_messages.c.received_at, inbox_messages.c.id)
+        )
+    )
+
+
+def handle(
+    connection: Connection, message_id: int, now: datetime, user_id: int | None = None
+) -> None:
+    """Mark a reply handled; the account's reply pause ends with its last open reply."""
+    message = connection.execute(
+        select(inbox_messages.c.account_id).where(inbox_messages.c.id == message_id)
+    ).first()
+    if message is None:
+        raise NotFoundError(f"no inbox message {message_id}")
+    connection.execute(
+        update(inbox_messages)
+        .where(inbox_messages.c.id == message_id)
+        .values(status=InboxStatus.HANDLED, handled_by=user_id, handled_at=now)
+    )
+    if message.account_id is None:
+        return
+    still_open = connection.execute(
+        select(func.count()).where(
+            inbox_messages.c.account_id == message.account_id,
+            inbox_messages.c.direction == "inbound",
+            inbox_messages.c.status == InboxStatus.OPEN,
+        )
+    ).scalar_one()
+    if still_open:
+        return
+    connection.execute(
+        update(accounts)
+        .where(accounts.c.id == message.account_id, accounts.c.pause_reason == REPLY_PAUSE_REASON)
+        .values(paused_until=None, pause_reason=None, next_contact_at=now, updated_at=now)
+    )
+
+
+def clear_flag(connection: Connection, account_id: int, now: datetime) -> None:
+    """The agent has seen what the flag was about (the compliance event stays)."""
+    connection.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(flag=None, flagged_at=None, updated_at=now)
+    )
+
+
+def _item(row: Any) -> InboxItem:
+    return InboxItem(
+        id=row.id,
+        account_id=row.account_id,
+        reference=row.reference,
+        flag=row.flag,
+        channel=row.channel,
+        from_address=row.from_address,
+        subject=row.subject,
+        body=row.body,
+        intent=row.intent,
+        received_at=row.received_at,
+    )

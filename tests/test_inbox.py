@@ -1,0 +1,80 @@
+"""The inbox feed on every backend: open replies newest first, unknown senders, handling
+the last open reply ends the reply pause."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+
+from outreach.errors import NotFoundError
+from outreach.events import apply_events
+from outreach.inbox import clear_flag, handle, open_replies, thread
+from outreach.store import accounts
+from tests.conftest import NOW
+from tests.eventdata import OTHER_PHONE, account, add_account, inbound
+
+
+def _replies(engine: Engine) -> None:
+    for n, text in enumerate(["I paid yesterday", "This is not my debt", "Who is this?"]):
+        sender = OTHER_PHONE if n == 2 else "+16175550101"
+        at = NOW + timedelta(minutes=n)
+        apply_events(engine, [inbound(text, sender=sender, key=f"r{n}", at=at)], at)
+
+
+def test_open_replies_newest_first_with_their_account(engine: Engine) -> None:
+    account_id = add_account(engine)
+    _replies(engine)
+    with engine.connect() as connection:
+        feed = open_replies(connection)
+        disputes = open_replies(connection, intent="dispute")
+        unknown = open_replies(connection, unknown_sender=True)
+        page = open_replies(connection, limit=1, before_id=feed[0].id)
+    assert [(i.intent, i.account_id) for i in feed] == [
+        ("other", None), ("dispute", account_id), ("paid", account_id),
+    ]  # fmt: skip
+    assert feed[1].reference == "R-1" and feed[1].flag == "dispute"
+    assert [i.body for i in disputes] == ["This is not my debt"]
+    assert [i.from_address for i in unknown] == [OTHER_PHONE]
+    assert [i.intent for i in page] == ["dispute"]
+
+
+def test_handling_the_last_open_reply_ends_the_reply_pause(engine: Engine) -> None:
+    account_id = add_account(engine)
+    _replies(engine)
+    with engine.connect() as connection:
+        first, second = [i.id for i in open_replies(connection, unknown_sender=False)]
+    later = NOW + timedelta(hours=1)
+    with engine.begin() as connection:
+        handle(connection, first, later)
+    assert account(engine, account_id).paused_until is not None  # one reply still open
+    with engine.begin() as connection:
+        handle(connection, second, later)
+        clear_flag(connection, account_id, later)
+    resumed = account(engine, account_id)
+    assert (resumed.paused_until, resumed.pause_reason, resumed.next_contact_at) == (
+        None, None, later,
+    )  # fmt: skip
+    assert resumed.flag is None
+    with engine.connect() as connection:
+        assert {m.status for m in thread(connection, account_id)} == {"handled"}
+
+
+def test_a_pause_set_for_another_reason_is_left_alone(engine: Engine) -> None:
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("Call me")], NOW)
+    with engine.begin() as connection:
+        connection.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(paused_until=NOW + timedelta(days=90), pause_reason="hardship review")
+        )
+        (item,) = open_replies(connection)
+        handle(connection, item.id, NOW)
+    assert account(engine, account_id).pause_reason == "hardship review"
+
+
+def test_handling_a_message_that_does_not_exist(engine: Engine) -> None:
+    with engine.begin() as connection, pytest.raises(NotFoundError):
+        handle(connection, 999, NOW)

@@ -3,16 +3,19 @@ messages kept, call outcomes, and what status events say about an address."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select
 
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import load_debtors
+from outreach.config import Settings
 from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
 from outreach.providers.base import EventType
 from outreach.store import accounts, compliance_events, contact_points, suppressions
-from tests.conftest import NOW
+from tests.conftest import NOW, REPO
 from tests.eventdata import (
     EMAIL,
     PHONE,
@@ -195,7 +198,9 @@ def test_email_events_suppress_the_address_for_what_they_say(engine: Engine) -> 
 def test_a_group_resubscribe_lifts_the_unsubscribe_but_not_a_bounce(engine: Engine) -> None:
     account_id = add_account(engine)
     add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
-    common = {"provider": "sendgrid_email", "kind": "event_webhook", "to_address": EMAIL}
+    common: dict[str, Any] = {
+        "provider": "sendgrid_email", "kind": "event_webhook", "to_address": EMAIL,
+    }  # fmt: skip
     apply_events(
         engine,
         [
@@ -228,17 +233,14 @@ def test_a_one_click_unsubscribe_names_only_the_attempt(engine: Engine) -> None:
 
 def test_a_payload_with_a_nul_character_is_stored(engine: Engine) -> None:
     broken = event(EventType.DELIVERED, provider_message_id="SMx")
-    nul = broken.__class__(**{**broken.__dict__, "payload": {"Body": "a\x00b", "n": [1, "\x00"]}})
+    nul = replace(broken, payload={"Body": "a\x00b", "n": [1, "\x00"]})
     apply_events(engine, [nul], NOW)
     (row,) = rows(engine, provider_events)
     assert row.payload == {"Body": "ab", "n": [1, ""]}
 
 
-def test_the_policy_follows_the_settings(tmp_path: object) -> None:
-    from outreach.config import Settings
-    from tests.conftest import REPO
-
-    settings = Settings(_env_file=None, reply_pause_days=3, channels_dir=REPO / "channels")  # type: ignore[call-arg]
+def test_the_policy_follows_the_settings() -> None:
+    settings = Settings(_env_file=None, reply_pause_days=3, channels_dir=REPO / "channels")
     policy = EventPolicy.from_settings(settings)
     assert policy.reply_pause == timedelta(days=3)
     assert policy.keyword_answering_providers == frozenset({"twilio_sms"})

@@ -32,7 +32,7 @@ def test_a_stop_blocks_the_attempts_already_queued_for_that_number(
 
     clock = FixedClock(NOW)  # the same instant the STOP was stored
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         secret_key=SecretStr("test-secret"),
         channels_dir=REPO / "channels",
         schedules_dir=REPO / "schedules",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import reduce
 
@@ -28,7 +29,10 @@ _SERIAL = itertools.count()
 STARTS = st.sampled_from(["queued", "sending", "unknown", "sent", "delivered", "failed"])
 
 
-def fold(start: str, said: list[tuple[EventType, str | None, str | None]]) -> Progress:
+Said = tuple[EventType, str | None, str | None]
+
+
+def fold(start: str, said: Sequence[Said]) -> Progress:
     return reduce(advance, (progress_of(*s) for s in said), Progress(start))
 
 
@@ -42,7 +46,7 @@ def test_the_fold_ignores_order_and_repeats(
 
 
 def test_a_late_sent_never_overwrites_delivered() -> None:
-    said = [(EventType.DELIVERED, "delivered", None), (EventType.SENT, None, None)]
+    said: list[Said] = [(EventType.DELIVERED, "delivered", None), (EventType.SENT, None, None)]
     assert fold("sent", said) == Progress("delivered", "delivered")
     assert fold("delivered", [(EventType.SENT, None, None)]).status == "delivered"
     assert fold("cancelled", [(EventType.DELIVERED, None, None)]).status == "cancelled"

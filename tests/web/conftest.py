@@ -56,7 +56,7 @@ def settings(tmp_path: Path, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys) -> 
     # PUBLIC is not where the server listens: Twilio's signatures are checked against the
     # public address, as behind a proxy.
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         secret_key=SecretStr(SECRET_KEY),
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=SecretStr(AUTH_TOKEN),

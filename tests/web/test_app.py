@@ -42,7 +42,7 @@ def test_urls_that_are_no_webhook_answer_404(server: Server, path: str) -> None:
 
 
 def test_an_unconfigured_provider_has_no_webhooks(engine: Engine, tmp_path: Path) -> None:
-    bare = Settings(_env_file=None, outbox_path=tmp_path / "o.jsonl")  # type: ignore[call-arg]
+    bare = Settings(_env_file=None, outbox_path=tmp_path / "o.jsonl")
     with serving(create_app(bare, engine)) as server:
         response = server.http.post(server.base + "/webhooks/twilio_sms/status", content=b"")
         assert response.status_code == 404

@@ -58,6 +58,14 @@ def test_a_replayed_request_is_stored_once(engine: Engine, server: Server) -> No
     assert count(engine, provider_events) == 1
 
 
+def test_a_retry_is_known_by_twilios_token_alone(engine: Engine, server: Server) -> None:
+    add_attempt(engine, add_account(engine))
+    first = server.send(sms_status("sent"), **{IDEMPOTENCY: "tok-1"})
+    retried = server.send(sms_status("delivered"), **{IDEMPOTENCY: "tok-1"})
+    assert [first.json()["stored"], retried.json()["stored"]] == [1, 0]
+    assert [row.request_token for row in rows(engine, provider_events)] == ["tok-1"]
+
+
 def test_the_same_event_in_another_request_is_a_duplicate(engine: Engine, server: Server) -> None:
     add_attempt(engine, add_account(engine))
     first = server.send(sms_status("delivered"), **{IDEMPOTENCY: "tok-1"})

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
-from outreach.attempt_status import Progress, advance, progress_of
+from outreach.attempt_status import RANK, Progress, advance, progress_of
 from outreach.channels import SmsReplies, load_sms
 from outreach.compliance_store import attempts
 from outreach.config import Settings
@@ -267,10 +267,20 @@ def _advance_attempts(
                 "new_message_id": message_ids.get(attempt_id, row.provider_message_id),
             }
         )
-    if changes:
+    by_status: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        by_status.setdefault(change["new_status"], []).append({**change, "now": now})
+    for status, group in by_status.items():
+        # Never lower a status, even over a row read before another writer moved it
+        # (SQLite cannot lock the rows it read).
+        not_above = [name for name, rank in RANK.items() if rank <= RANK[status]]
         connection.execute(
             update(attempts)
-            .where(attempts.c.id == bindparam("attempt_id"))
+            .where(
+                attempts.c.id == bindparam("attempt_id"),
+                # Not IN: executemany takes no expanding list.
+                or_(*(attempts.c.status == name for name in not_above)),
+            )
             .values(
                 status=bindparam("new_status"),
                 outcome=bindparam("new_outcome"),
@@ -278,7 +288,7 @@ def _advance_attempts(
                 provider_message_id=bindparam("new_message_id"),
                 updated_at=bindparam("now"),
             ),
-            [{**change, "now": now} for change in changes],
+            group,
         )
 
 

@@ -9,10 +9,11 @@ from functools import reduce
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from outreach.attempt_status import Progress, advance, progress_of
-from outreach.events import apply_events
+from outreach.compliance_store import attempts
+from outreach.events import _advance_attempts, apply_events, find_attempts
 from outreach.providers.base import EventType, ProviderEvent
 from tests.conftest import NOW
 from tests.eventdata import add_account, add_attempt, attempt, event
@@ -114,3 +115,16 @@ def test_random_events_in_any_order_end_alike_in_the_database(
         ends.append((row.status, row.outcome, row.error_code))
     expected = fold("sent", said)
     assert ends[0] == ends[1] == (expected.status, expected.outcome, expected.error_code)
+
+
+def test_a_status_read_before_another_writer_moved_it_is_never_lowered(engine: Engine) -> None:
+    attempt_id = add_attempt(engine, add_account(engine), status="sending")
+    sent = event(EventType.SENT, provider_message_id="SM0001")
+    with engine.begin() as connection:
+        (stale,) = find_attempts(connection, [sent])
+        # Meanwhile another writer records the delivery (SQLite cannot lock the row read).
+        connection.execute(
+            update(attempts).where(attempts.c.id == attempt_id).values(status="delivered")
+        )
+        _advance_attempts(connection, [(sent, stale)], NOW)
+    assert attempt(engine, attempt_id).status == "delivered"

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -56,7 +57,10 @@ class RunOptions:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+    # Host and pid alone repeat: a container's daemon is PID 1 on the same hostname after a
+    # restart, and housekeeping would take the sends its previous run lost for this run's
+    # sends in flight, leaving them ``sending`` for ever. A token makes each start its own.
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Daemon:

@@ -26,6 +26,7 @@ from outreach.clock import Clock
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import (
+    DebtorRecord,
     attempts,
     decision_row,
     load_debtors,
@@ -62,7 +63,7 @@ class DispatchReport:
 
     def summary(self) -> str:
         names = ("sent", "deferred", "blocked", "cancelled", "rate_limited", "retry", "failed",
-                 "unknown")  # fmt: skip
+                 "unknown", "requeued")  # fmt: skip
         parts = [f"claimed {self.claimed}"]
         parts += [f"{name} {self.outcomes[name]}" for name in names if self.outcomes[name]]
         return ", ".join(parts)
@@ -73,6 +74,7 @@ class Outcome:
     attempt: Any
     result: SendResult | None = None
     error: ChannelError | None = None
+    unsent: bool = False  # the daemon stopped before the request left
 
 
 def backoff(tries: int) -> timedelta:
@@ -158,7 +160,7 @@ class Dispatcher:
         ready: list[tuple[Any, float]] = []
         for row in rows:
             account = account_rows[row.account_id]
-            why_not = _account_closed(account, now)
+            why_not = _account_closed(account, now) or _address_unused(records[account.id], row)
             if why_not is not None:
                 changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                 report.outcomes["cancelled"] += 1
@@ -224,13 +226,7 @@ class Dispatcher:
         await self._pause(wait)  # outside the slots: a slow sender holds none
         if self.stopping:
             # Not sent: safe to put back in the queue for the next daemon.
-            return Outcome(
-                row,
-                error=ChannelError(
-                    "the daemon stopped before this was sent", provider=provider.name,
-                    retryable=True,
-                ),
-            )  # fmt: skip
+            return Outcome(row, unsent=True)
         async with self._slots:
             try:
                 return Outcome(row, result=await provider.send(_message(row)))
@@ -259,8 +255,24 @@ class Dispatcher:
     ) -> None:
         now = self.clock.now()
         changes: list[dict[str, Any]] = []
+        unsent = [outcome.attempt.id for outcome in outcomes if outcome.unsent]
+        if unsent:
+            # What never left is not a try: it goes back as it was, due at once, instead of
+            # counting towards MAX_TRIES (a daemon stopped often enough would fail a message
+            # it never sent) and waiting out a backoff meant for a provider's refusal.
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id.in_(unsent), attempts.c.acquired_by == self.worker)
+                .values(tries=attempts.c.tries - 1)
+            )
         for outcome in outcomes:
             row, error = outcome.attempt, outcome.error
+            if outcome.unsent:
+                change = _change(row, AttemptStatus.QUEUED, now, error=row.error_message)
+                change["new_error_code"] = row.error_code
+                changes.append(change)
+                report.outcomes["requeued"] += 1
+                continue
             if outcome.result is not None:
                 result = outcome.result
                 changes.append(
@@ -302,6 +314,16 @@ def _message(row: Any) -> OutboundMessage:
         tone=row.tone,
         locale=row.locale,
     )
+
+
+def _address_unused(record: DebtorRecord, row: Any) -> str | None:
+    """A planned message whose address stopped being an active contact point since planning
+    (a bounce, a number reported wrong) is not sent: compliance alone would let an email
+    through, or a text on the consent the number's voice point still carries."""
+    if not row.automated:
+        return None
+    active = {address.lower() for address, _ in record.addresses(row.channel)}
+    return None if row.to_address.lower() in active else f"{row.channel} address no longer in use"
 
 
 def _account_closed(account: Any, now: datetime) -> str | None:

@@ -1,0 +1,357 @@
+"""``outreach run`` as an operator runs it: real processes, a real database, the outbox.
+
+The daemon runs on a development clock started at ``NOW`` (``--start``, Monday
+2026-11-02 15:00 UTC, 10:00 in Boston), where the accounts imported by the tests are due
+(see tests/test_planner.py for which step each one is due).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import Engine, bindparam, select, update
+
+from outreach import store
+from outreach.clock import FixedClock
+from outreach.compliance_store import attempts
+from outreach.daemon import Daemon, RunOptions
+from outreach.dispatcher import SEND_LEASE
+from outreach.importing.account_rows import ImportDefaults
+from tests.conftest import NOW, REPO
+from tests.test_cli import outreach
+from tests.test_dispatcher import HangingProvider
+from tests.test_import_accounts import row
+from tests.test_planner import import_accounts, make_settings, publish_templates, rows_of
+
+START = NOW.isoformat()  # 2026-11-02T15:00:00+00:00
+DEADLINE = 60.0  # seconds a process is given to do what is awaited
+
+
+@pytest.fixture
+def daemon_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    env.update(
+        TEMPLATES_DIR=str(REPO / "templates"),
+        CHANNELS_DIR=str(REPO / "channels"),
+        OUTBOX_PATH=str(tmp_path / "outbox.jsonl"),
+        ENVIRONMENT="development",  # --start is for development only
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+def outbox_keys(env: dict[str, str]) -> Counter[str]:
+    """How many times each message was written to the outbox (read once the writers ended)."""
+    path = Path(env["OUTBOX_PATH"])
+    if not path.exists():
+        return Counter()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return Counter(json.loads(line)["idempotency_key"] for line in lines)
+
+
+def outbox_count(env: dict[str, str]) -> int:
+    """Complete lines in the outbox, safe to read while a daemon writes to it."""
+    path = Path(env["OUTBOX_PATH"])
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Running:
+    """A daemon process whose log lines are collected as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "outreach", *args],
+            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.readers = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def logged(self, text: str) -> bool:
+        if self.process.poll() is not None and text not in self.log:
+            raise AssertionError(f"the daemon exited ({self.process.returncode}):\n{self.log}")
+        return text in self.log
+
+    def stop(self, signum: signal.Signals) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=DEADLINE)
+        for reader in self.readers:
+            reader.join(timeout=DEADLINE)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=DEADLINE)
+
+
+@pytest.fixture
+def running() -> Iterator[list[Running]]:
+    """Daemons started by a test; any still running when it ends are killed."""
+    started: list[Running] = []
+    yield started
+    for daemon in started:
+        daemon.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def statuses(engine: Engine) -> Counter[str]:
+    return Counter(a.status for a in rows_of(engine, attempts))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_run_once_plans_sends_and_exits_0(
+    engine: Engine,
+    daemon_env: dict[str, str],
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+) -> None:
+    initialized = outreach("init", env=daemon_env, cwd=tmp_path)
+    assert initialized.returncode == 0, initialized.stderr
+    assert "Published" in initialized.stdout
+    ids = import_accounts(engine, tmp_path, defaults, clock, [
+        row("A-1"), row("A-2", due_date="2026-10-30"), row("A-3", sms_consent="false"),
+    ])  # fmt: skip
+
+    result = outreach("run", "--once", "--start", START, env=daemon_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "plan: claimed 3, queued 3" in result.stdout
+    assert "dispatch: claimed 3, sent 3" in result.stdout
+    assert outbox_keys(daemon_env) == {
+        f"{ids['A-1']}:overdue-10d:sms": 1,
+        f"{ids['A-2']}:overdue-3d:email": 1,
+        f"{ids['A-3']}:overdue-10d:email": 1,  # no consent to text: the fallback
+    }
+    assert statuses(engine) == {"sent": 3}
+
+    again = outreach("run", "--once", "--start", START, env=daemon_env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "plan: claimed 0" in again.stdout
+    assert "dispatch: claimed 0" in again.stdout
+    assert sum(outbox_keys(daemon_env).values()) == 3
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(("signum", "web"), [(signal.SIGTERM, True), (signal.SIGINT, False)])
+def test_a_signal_stops_the_daemon_cleanly(
+    engine: Engine,
+    daemon_env: dict[str, str],
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    running: list[Running],
+    signum: signal.Signals,
+    web: bool,
+) -> None:
+    publish_templates(engine, clock)
+    # Five texts from one sender, which sends one a second: most wait for their slot.
+    count = 5
+    import_accounts(engine, tmp_path, defaults, clock,
+                    [row(f"A-{i}", phone=f"+1617555010{i}") for i in range(count)])  # fmt: skip
+    port = free_port()
+    args = ["run", "--start", START, "--plan-every", "0.5", "--dispatch-every", "0.5"]
+    args += ["--port", str(port)] if web else ["--no-web"]
+    daemon = Running(args, daemon_env, tmp_path)
+    running.append(daemon)
+
+    wait_until(lambda: daemon.logged("outreach running as"), "the daemon to start")
+    if web:
+        health: dict[str, Any] = {}
+
+        def healthy() -> bool:
+            daemon.logged("outreach running as")  # fails at once if the daemon died
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            except httpx.TransportError:
+                return False
+            health.update(response.json(), code=response.status_code)
+            return True
+
+        wait_until(healthy, "GET /healthz")
+        assert (health["code"], health["status"], health["database"]) == (200, "ok", "ok")
+    wait_until(lambda: outbox_count(daemon_env) >= 1, "a first text")
+
+    assert daemon.stop(signum) == 0, daemon.log
+    assert f"stopping on {signum.name}: no new work is claimed" in daemon.log
+    assert "outreach stopped" in daemon.log
+    assert "Traceback" not in daemon.log
+    sent = outbox_keys(daemon_env)
+    assert set(sent.values()) == {1}
+    found = rows_of(engine, attempts)
+    assert len(found) == count
+    # Nothing is left in flight: each text went out once, or waits in the queue.
+    assert {a.status for a in found} <= {"sent", "queued"}
+    assert {a.idempotency_key for a in found if a.status == "sent"} == set(sent)
+    assert all(a.acquired_by is None for a in found)
+    # What never left was not a try.
+    assert all(a.tries == (1 if a.status == "sent" else 0) for a in found)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_restarted_daemon_holds_for_review_what_its_previous_run_lost(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    publish_templates(engine, clock)
+    import_accounts(engine, tmp_path, defaults, clock, [row("A-1")])
+    settings = make_settings(engine, tmp_path)
+    first = Daemon(settings, engine, clock, RunOptions(web=False))
+    assert dict(first.planner.tick().outcomes) == {"queued": 1}
+    hanging = HangingProvider("sms")
+    first.dispatcher.providers = {**first.providers, "sms": hanging}
+
+    async def die_while_sending() -> None:
+        tick = asyncio.create_task(first.dispatcher.tick())
+        await hanging.started.wait()
+        tick.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tick
+        await first.client.aclose()
+
+    asyncio.run(die_while_sending())
+    [lost] = rows_of(engine, attempts)
+    assert (lost.status, lost.acquired_by) == ("sending", first.worker)
+
+    # The service comes back on the same host with the same process id, as a container's
+    # daemon (PID 1, the container's hostname) does after a restart.
+    clock.advance(SEND_LEASE + timedelta(seconds=1))
+    restarted = Daemon(settings, engine, clock, RunOptions(web=False))
+    planned, sent = asyncio.run(restarted.run_once())
+    assert (planned.claimed, sent.claimed) == (0, 0)
+    [held] = rows_of(engine, attempts)
+    assert (held.status, held.acquired_by) == ("unknown", None)
+    assert not settings.outbox_path.exists()
+
+
+def fast_channels(tmp_path: Path) -> Path:
+    """channels/ with limits that never hold a send back: the test is about claiming."""
+    folder = tmp_path / "channels"
+    folder.mkdir()
+    for source in (REPO / "channels").glob("*.yaml"):
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        data["rate_limits"] = {"default": {"per_second": 10_000, "burst": 10_000}}
+        (folder / source.name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    return folder
+
+
+def tick_totals(log: str, stage: str) -> Counter[str]:
+    """The counts of every ``plan: claimed 12, queued 12`` line a daemon logged, summed."""
+    totals: Counter[str] = Counter()
+    for line in log.splitlines():
+        match = re.search(rf" outreach\.\w+: {stage}: (claimed .+)$", line)
+        if match:
+            for part in match.group(1).split(", "):
+                name, value = part.rsplit(" ", 1)
+                totals[name] += int(value)
+    return totals
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_two_daemons_on_one_postgresql_send_each_step_once(
+    engine: Engine,
+    daemon_env: dict[str, str],
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    running: list[Running],
+) -> None:
+    publish_templates(engine, clock)
+    count = 200
+    # Half are due a text (overdue-10d), half an email (overdue-3d); every number differs.
+    rows = [
+        row(f"R-{i:03d}", phone=f"+1{617 if i < 100 else 508}5550{100 + i % 100}",
+            due_date="2026-10-15" if i % 2 else "2026-10-30")
+        for i in range(count)
+    ]  # fmt: skip
+    ids = import_accounts(engine, tmp_path, defaults, clock, rows)
+    # They fall due one by one over four seconds, so that both daemons' ticks keep finding
+    # work at the same time.
+    with engine.begin() as connection:
+        connection.execute(
+            update(store.accounts)
+            .where(store.accounts.c.id == bindparam("account_id"))
+            .values(next_contact_at=bindparam("due_at")),
+            [
+                {"account_id": account_id, "due_at": NOW + timedelta(milliseconds=20 * n)}
+                for n, account_id in enumerate(sorted(ids.values()))
+            ],
+        )
+    daemon_env["CHANNELS_DIR"] = str(fast_channels(tmp_path))
+    # Each daemon's development clock starts with its process, and its ticks fall on the
+    # same instants of that clock: different intervals let the later one find work too.
+    daemons = [
+        Running(["run", "--no-web", "--start", START, "--plan-every", plan_every,
+                 "--dispatch-every", dispatch_every], daemon_env, tmp_path)
+        for plan_every, dispatch_every in (("0.3", "0.2"), ("0.7", "0.5"))
+    ]  # fmt: skip
+    running.extend(daemons)
+
+    def all_sent() -> bool:
+        for daemon in daemons:
+            daemon.logged("outreach running as")  # fails at once if a daemon died
+        return statuses(engine) == {"sent": count}
+
+    wait_until(all_sent, f"{count} attempts sent", timeout=180)
+    for daemon in daemons:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.log
+
+    plans = sum((tick_totals(d.log, "plan") for d in daemons), Counter())
+    sends = sum((tick_totals(d.log, "dispatch") for d in daemons), Counter())
+    assert (plans["claimed"], plans["queued"]) == (count, count)
+    assert (sends["claimed"], sends["sent"]) == (count, count)
+    found = rows_of(engine, attempts)
+    assert len(found) == count
+    assert len({(a.account_id, a.step_key) for a in found}) == count
+    assert Counter(a.channel for a in found) == {"sms": count // 2, "email": count // 2}
+    sent = outbox_keys(daemon_env)
+    assert len(sent) == count
+    assert set(sent.values()) == {1}
+    assert set(sent) == {a.idempotency_key for a in found}
+    with engine.connect() as connection:
+        for table in (attempts, store.accounts):
+            held = connection.execute(select(table.c.id).where(table.c.acquired_by.is_not(None)))
+            assert held.all() == []

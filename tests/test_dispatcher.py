@@ -1,0 +1,612 @@
+"""The dispatch stage against SQLite and PostgreSQL, on a fixed clock, with the outbox.
+
+Attempts are planned by the real planner (see tests/test_planner.py for the accounts and
+the instants: at ``NOW``, 10:00 in Boston, account A-1 is due a text on overdue-10d and an
+account due on 2026-10-30 an email on overdue-3d). Failure modes come from small fake
+providers that keep the provider contract: they answer a ``SendResult`` or raise the
+``ChannelError`` a real adapter raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import Engine, update
+
+from outreach import store
+from outreach.channels import OutboxSimulation, RateLimit, RateLimits
+from outreach.clock import FixedClock
+from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
+from outreach.dispatcher import MAX_TRIES, SEND_LEASE, Dispatcher
+from outreach.errors import ChannelError, WebhookRejected
+from outreach.events import apply_events
+from outreach.housekeeping import housekeeping
+from outreach.importing.account_rows import ImportDefaults
+from outreach.leases import claim_queued_attempts
+from outreach.payments import record_payment
+from outreach.providers.base import (
+    Channel,
+    EventType,
+    OutboundMessage,
+    Provider,
+    ProviderEvent,
+    SendResult,
+    WebhookRequest,
+)
+from outreach.providers.outbox import Outbox
+from outreach.ratelimit import RateLimiter
+from tests.conftest import NOW
+from tests.test_import_accounts import row
+from tests.test_planner import (
+    WORKER,
+    World,
+    account,
+    codes,
+    event,
+    make_settings,
+    publish_templates,
+    rows_of,
+    set_account,
+    suppress,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def world(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults) -> World:
+    publish_templates(engine, clock)
+    return World(engine, make_settings(engine, tmp_path), clock, tmp_path, defaults)
+
+
+def planned(world: World, *rows: dict[str, str]) -> dict[str, int]:
+    """Import and plan ``rows``; each is due one queued attempt. Account ids by reference."""
+    ids = world.load(*rows)
+    assert dict(world.planner().tick().outcomes) == {"queued": len(rows)}
+    return ids
+
+
+def outboxes(world: World, **simulations: OutboxSimulation) -> dict[str, Provider]:
+    channels: tuple[Channel, ...] = ("sms", "email", "voice")
+    return {
+        channel: Outbox(world.settings, world.clock, channel, simulations.get(channel))
+        for channel in channels
+    }
+
+
+def dispatcher(
+    world: World,
+    providers: dict[str, Provider] | None = None,
+    limiter: RateLimiter | None = None,
+    worker: str = WORKER,
+) -> Dispatcher:
+    return Dispatcher(
+        world.engine,
+        world.settings,
+        world.clock,
+        worker,
+        providers if providers is not None else outboxes(world),
+        limiter or RateLimiter({}),  # no limits unless the test is about them
+    )
+
+
+def outbox_lines(world: World) -> list[dict[str, Any]]:
+    path = world.settings.outbox_path
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def the_attempt(world: World) -> Any:
+    [only] = rows_of(world.engine, attempts)
+    return only
+
+
+class FakeProvider(Provider):
+    """Answers each send with the next scripted outcome: an exception to raise, or None to
+    take the message. Out of script, it takes every message."""
+
+    name: ClassVar[str] = "fake"
+    webhook_paths: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, channel: Channel, script: Sequence[BaseException | None] = ()) -> None:
+        self.channel = channel
+        self.script = list(script)
+        self.sent: list[OutboundMessage] = []
+
+    def sender(self, message: OutboundMessage) -> str:
+        return f"fake-{message.channel}"
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        outcome = self.script.pop(0) if self.script else None
+        if outcome is not None:
+            raise outcome
+        return SendResult(self.name, f"FK{len(self.sent)}", EventType.QUEUED, self.sender(message))
+
+    def verify(self, request: WebhookRequest) -> None:
+        raise WebhookRejected("the fake provider takes no webhooks")
+
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
+        return []
+
+
+class FailingProvider(FakeProvider):
+    """Refuses every message with the same error."""
+
+    def __init__(self, channel: Channel, error: BaseException) -> None:
+        super().__init__(channel)
+        self.error = error
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        raise self.error
+
+
+class HangingProvider(FakeProvider):
+    """Takes the request and never answers: the process dies while it waits."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self.started = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        self.started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+def fake_sms(world: World, provider: FakeProvider) -> dict[str, Provider]:
+    return {**outboxes(world), "sms": provider}
+
+
+class FakeTime:
+    """The rate limiter's clock: waits are counted, never slept."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await asyncio.sleep(0)  # the other sends run meanwhile, as with a real sleep
+
+
+def sms_limiter(time: FakeTime, per_second: float) -> RateLimiter:
+    limits = RateLimits(default=RateLimit(per_second=per_second, burst=1))
+    return RateLimiter({"sms": limits}, monotonic=time.monotonic, sleep=time.sleep)
+
+
+# --- sending once ------------------------------------------------------------------------
+
+
+async def test_queued_attempts_are_sent_once(world: World) -> None:
+    ids = planned(world, row("A-1"), row("A-2", due_date="2026-10-30"))
+    send = dispatcher(world)
+    report = await send.tick()
+    assert (report.claimed, dict(report.outcomes)) == (2, {"sent": 2})
+
+    lines = {line["idempotency_key"]: line for line in outbox_lines(world)}
+    assert set(lines) == {f"{ids['A-1']}:overdue-10d:sms", f"{ids['A-2']}:overdue-3d:email"}
+    for attempt in rows_of(world.engine, attempts):
+        line = lines[attempt.idempotency_key]
+        assert (attempt.status, attempt.provider, attempt.sent_at) == ("sent", "outbox", NOW)
+        assert attempt.provider_message_id == line["message_id"]
+        assert (line["attempt_id"], line["to"], line["body"]) == (
+            attempt.id, attempt.to_address, attempt.body,
+        )  # fmt: skip
+        assert (attempt.tries, attempt.acquired_by, attempt.acquired_until) == (1, None, None)
+        assert (attempt.error_code, attempt.error_message) == (None, None)
+    checked = rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+    assert sorted((d.attempt_id, d.verdict) for d in checked) == [
+        (a.id, "allow") for a in rows_of(world.engine, attempts)
+    ]
+
+    assert (await send.tick()).claimed == 0
+    world.clock.advance(timedelta(days=1))
+    assert (await dispatcher(world, worker="worker-2").tick()).claimed == 0
+    assert len(outbox_lines(world)) == 2
+
+
+async def test_outbox_events_mark_delivery_and_bring_replies_to_the_inbox(world: World) -> None:
+    ids = planned(world, row("A-1"), row("A-2", due_date="2026-10-30"))
+    providers = outboxes(
+        world,
+        sms=OutboxSimulation(delivery_delay_seconds=5, reply_rate=0),
+        email=OutboxSimulation(delivery_delay_seconds=5, reply_rate=1),
+    )
+    await dispatcher(world, providers).tick()
+
+    def due(at: datetime) -> list[ProviderEvent]:
+        return [e for p in providers.values() if isinstance(p, Outbox) for e in p.due_events(at)]
+
+    delivered_at = NOW + timedelta(seconds=5)
+    events = due(delivered_at)
+    assert sorted(e.event_type for e in events) == ["delivered", "delivered", "sent", "sent"]
+    assert apply_events(world.engine, events, delivered_at).stored == 4
+    assert {a.status for a in rows_of(world.engine, attempts)} == {"delivered"}
+    assert rows_of(world.engine, inbox_messages) == []
+    # The same events again (a provider retrying its webhook) change nothing.
+    assert apply_events(world.engine, events, delivered_at).duplicates == 4
+
+    replied_at = NOW + timedelta(seconds=15)  # three delivery delays after sending
+    [reply] = due(replied_at)
+    assert (reply.event_type, reply.from_address) == ("replied", "a-2@example.com")
+    apply_events(world.engine, [reply], replied_at)
+    [message] = rows_of(world.engine, inbox_messages)
+    assert (message.account_id, message.channel, message.direction, message.status) == (
+        ids["A-2"], "email", "inbound", "open",
+    )  # fmt: skip
+    assert (message.from_address, message.body) == ("a-2@example.com", reply.body)
+    assert account(world.engine, ids["A-2"]).paused_until == replied_at + timedelta(days=14)
+    assert account(world.engine, ids["A-1"]).paused_until is None
+
+
+# --- compliance again at the moment of sending -------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["suppression", "opt_out_event"])
+async def test_a_stop_after_planning_cancels_the_attempt(world: World, how: str) -> None:
+    ids = planned(world, row("A-1"))
+    world.clock.advance(timedelta(minutes=1))
+    stopped_at = NOW + timedelta(seconds=30)
+    if how == "suppression":
+        suppress(world.engine, "sms", "+16175550101", "stop", stopped_at)
+    else:
+        event(world.engine, ids["A-1"], "opt_out", stopped_at, channel="sms",
+              address="+16175550101")  # fmt: skip
+    report = await dispatcher(world).tick()
+
+    assert dict(report.outcomes) == {"blocked": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.error_message, attempt.tries) == (
+        "cancelled", "CARRIER_STOP_KEYWORD", 0,
+    )  # fmt: skip
+    assert (attempt.acquired_by, attempt.sent_at) == (None, None)
+    assert outbox_lines(world) == []
+    [decision] = rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+    assert (decision.attempt_id, decision.verdict, codes(decision)) == (
+        attempt.id, "block", ["CARRIER_STOP_KEYWORD"],
+    )  # fmt: skip
+    assert decision.decided_at == NOW + timedelta(minutes=1)
+
+
+async def test_a_window_closing_before_sending_defers_the_attempt(world: World) -> None:
+    planned(world, row("A-1"))
+    late = datetime(2026, 11, 3, 2, 30, tzinfo=UTC)  # 21:30 on 2026-11-02 in Boston
+    opens = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)  # 08:00 on 2026-11-03 in Boston
+    world.clock.set(late)
+    send = dispatcher(world)
+    assert dict((await send.tick()).outcomes) == {"deferred": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.next_try_at, attempt.tries) == ("queued", opens, 0)
+    assert attempt.acquired_by is None
+    [decision] = rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+    assert (decision.verdict, decision.not_before, codes(decision)) == ("defer", opens,
+                                                                        ["MA_HOURS"])  # fmt: skip
+    assert outbox_lines(world) == []
+
+    world.clock.set(opens - timedelta(seconds=1))
+    assert (await send.tick()).claimed == 0
+    world.clock.set(opens)
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert the_attempt(world).sent_at == opens
+
+
+@pytest.mark.parametrize(("change", "why"), [("paid", "account paid"),
+                                              ("paused", "account paused")])  # fmt: skip
+async def test_a_paid_or_paused_account_cancels_the_attempt(
+    world: World, change: str, why: str
+) -> None:
+    ids = planned(world, row("A-1"))
+    if change == "paid":
+        assert record_payment(world.engine, world.clock, "A-1", "120.50")[2] == "paid"
+    else:
+        set_account(world.engine, ids["A-1"], paused_until=NOW + timedelta(days=14))
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.error_message, attempt.acquired_by) == ("cancelled", why,
+                                                                          None)  # fmt: skip
+    assert outbox_lines(world) == []
+
+
+@pytest.mark.parametrize(("reference", "channel", "status"), [
+    ("A-1", "sms", "wrong_number"),  # someone else answers there: a text would disclose the debt
+    ("A-2", "email", "invalid"),  # an earlier email to it bounced
+])  # fmt: skip
+async def test_an_address_no_longer_usable_cancels_the_attempt(
+    world: World, reference: str, channel: str, status: str
+) -> None:
+    # Consent to calls too: the number keeps its consent through the voice point.
+    ids = planned(world, row("A-1", voice_consent="true"), row("A-2", due_date="2026-10-30"))
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(store.contact_points)
+            .where(
+                store.contact_points.c.account_id == ids[reference],
+                store.contact_points.c.channel == channel,
+            )
+            .values(status=status)
+        )
+    report = await dispatcher(world).tick()
+
+    assert dict(report.outcomes) == {"cancelled": 1, "sent": 1}
+    [cancelled] = rows_of(world.engine, attempts, attempts.c.account_id == ids[reference])
+    assert (cancelled.channel, cancelled.status, cancelled.tries) == (channel, "cancelled", 0)
+    assert cancelled.error_message == f"{channel} address no longer in use"
+    assert [line["channel"] for line in outbox_lines(world)] == [
+        "email" if channel == "sms" else "sms"
+    ]
+
+
+# --- when the provider does not take it --------------------------------------------------
+
+
+async def test_a_retryable_refusal_is_retried_with_backoff(world: World) -> None:
+    planned(world, row("A-1"))
+    provider = FakeProvider("sms", [
+        ChannelError("too many requests", provider="fake", retryable=True, status_code=429),
+        ChannelError("service unavailable", provider="fake", retryable=True, status_code=503),
+    ])  # fmt: skip
+    send = dispatcher(world, fake_sms(world, provider))
+
+    assert dict((await send.tick()).outcomes) == {"retry": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.next_try_at) == (
+        "queued", 1, NOW + timedelta(seconds=30),
+    )  # fmt: skip
+    assert (attempt.error_code, attempt.error_message) == ("429", "too many requests")
+    assert attempt.acquired_by is None
+
+    world.clock.set(NOW + timedelta(seconds=29))
+    assert (await send.tick()).claimed == 0
+    world.clock.set(NOW + timedelta(seconds=30))
+    assert dict((await send.tick()).outcomes) == {"retry": 1}
+    attempt = the_attempt(world)
+    assert (attempt.tries, attempt.next_try_at, attempt.error_code) == (
+        2, NOW + timedelta(seconds=90), "503",
+    )  # fmt: skip
+
+    world.clock.set(NOW + timedelta(seconds=90))
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.provider_message_id) == ("sent", 3, "FK3")
+    assert (attempt.error_code, attempt.error_message) == (None, None)
+    assert [m.idempotency_key for m in provider.sent] == [attempt.idempotency_key] * 3
+
+
+@pytest.mark.parametrize(("retry_after", "wait"), [(300.0, 300), (5.0, 30)])
+async def test_the_providers_retry_after_is_honoured(
+    world: World, retry_after: float, wait: int
+) -> None:
+    planned(world, row("A-1"))
+    error = ChannelError("slow down", provider="fake", retryable=True, retry_after=retry_after)
+    await dispatcher(world, fake_sms(world, FakeProvider("sms", [error]))).tick()
+    assert the_attempt(world).next_try_at == NOW + timedelta(seconds=wait)
+
+
+async def test_a_message_refused_every_time_fails_after_max_tries(world: World) -> None:
+    planned(world, row("A-1"))
+    provider = FailingProvider(
+        "sms", ChannelError("unavailable", provider="fake", retryable=True, status_code=503)
+    )
+    send = dispatcher(world, fake_sms(world, provider))
+    waits = []
+    for _ in range(MAX_TRIES - 1):
+        assert dict((await send.tick()).outcomes) == {"retry": 1}
+        next_try_at = the_attempt(world).next_try_at
+        waits.append((next_try_at - world.clock.now()).total_seconds())
+        world.clock.set(next_try_at)
+    assert waits == [30, 60, 120, 240, 480, 960, 1920]
+    assert dict((await send.tick()).outcomes) == {"failed": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.error_code) == ("failed", 8, "503")
+    world.clock.advance(timedelta(days=1))
+    assert (await send.tick()).claimed == 0
+    assert len(provider.sent) == MAX_TRIES == 8
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (ChannelError("read timeout", provider="fake", ambiguous=True), "read timeout"),
+        (RuntimeError("connection reset"), "unexpected RuntimeError while sending"),
+    ],
+)
+async def test_a_send_that_may_have_gone_is_held_as_unknown_and_never_resent(
+    world: World, error: BaseException, message: str
+) -> None:
+    planned(world, row("A-1"))
+    provider = FailingProvider("sms", error)
+    send = dispatcher(world, fake_sms(world, provider))
+    assert dict((await send.tick()).outcomes) == {"unknown": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.error_message) == ("unknown", 1, message)
+    assert (attempt.acquired_by, attempt.sent_at) == (None, None)
+
+    world.clock.advance(timedelta(days=1))
+    assert housekeeping(world.engine, world.clock.now(), "worker-2").lost_sends == 0
+    assert (await send.tick()).claimed == 0
+    assert (await dispatcher(world, worker="worker-2").tick()).claimed == 0
+    assert len(provider.sent) == 1
+    assert the_attempt(world).status == "unknown"
+
+
+@pytest.mark.parametrize("says", ["opted_out", "cannot_receive", "nothing"])
+async def test_a_final_refusal_fails_the_attempt_and_notes_the_address(
+    world: World, says: str
+) -> None:
+    # B-1 shares A-1's number and is looked at an hour later.
+    ids = world.load(row("A-1"), row("B-1"))
+    set_account(world.engine, ids["B-1"], next_contact_at=NOW + timedelta(hours=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    error = {
+        "opted_out": ChannelError("the recipient opted out", provider="fake", code="21610",
+                                  status_code=400, suppression="stop"),
+        "cannot_receive": ChannelError("not a mobile number", provider="fake", code="21614",
+                                       status_code=400, contact_status="invalid"),
+        "nothing": ChannelError("message body is invalid", provider="fake", code="21602",
+                                status_code=400),
+    }[says]  # fmt: skip
+    await dispatcher(world, fake_sms(world, FailingProvider("sms", error))).tick()
+
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.error_code) == ("failed", 1, error.code)
+    assert attempt.error_message == str(error)
+    suppressions = rows_of(world.engine, store.suppressions)
+    points = {
+        p.channel: p.status
+        for p in rows_of(
+            world.engine, store.contact_points, store.contact_points.c.account_id == ids["A-1"]
+        )
+    }
+    if says == "opted_out":
+        [noted] = suppressions
+        assert (noted.channel, noted.address, noted.reason) == ("sms", "+16175550101", "stop")
+        assert noted.source == f"fake refused attempt {attempt.id} (21610)"
+    else:
+        assert suppressions == []
+    assert points == {
+        "sms": "invalid" if says == "cannot_receive" else "active",
+        "voice": "active",
+        "email": "active",
+    }
+    if says == "cannot_receive":
+        # The point is A-1's own: planning no longer sees the number on sms.
+        with world.engine.connect() as connection:
+            [record] = load_debtors(
+                connection, [account(world.engine, ids["A-1"])], NOW, 30, "US"
+            ).values()
+        assert (record.addresses("sms"), len(record.addresses("voice"))) == ([], 1)
+        return
+    # An opt-out covers the number on every account: B-1's text falls back to email.
+    world.clock.set(NOW + timedelta(hours=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [planned_for_b] = rows_of(world.engine, attempts, attempts.c.account_id == ids["B-1"])
+    assert planned_for_b.channel == ("email" if says == "opted_out" else "sms")
+
+
+# --- leases, crashes, rate limits and stopping --------------------------------------------
+
+
+async def test_a_lease_on_an_attempt_is_respected_until_it_runs_out(world: World) -> None:
+    planned(world, row("A-1"))
+    lease = timedelta(minutes=5)
+    with world.engine.begin() as connection:
+        [taken] = claim_queued_attempts(connection, "worker-2", NOW, NOW + lease, 10)
+    assert taken.acquired_by == "worker-2"
+    send = dispatcher(world)
+    world.clock.set(NOW + lease)
+    assert (await send.tick()).claimed == 0
+    world.clock.set(NOW + lease + timedelta(seconds=1))
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert len(outbox_lines(world)) == 1
+
+
+async def test_a_send_lost_in_a_crash_becomes_unknown_and_is_never_resent(world: World) -> None:
+    planned(world, row("A-1"))
+    provider = HangingProvider("sms")
+    tick = asyncio.create_task(dispatcher(world, fake_sms(world, provider)).tick())
+    await provider.started.wait()
+    tick.cancel()  # the process dies while the provider has the request
+    with pytest.raises(asyncio.CancelledError):
+        await tick
+
+    lost = the_attempt(world)
+    assert (lost.status, lost.tries, lost.acquired_by) == ("sending", 1, WORKER)
+    assert lost.acquired_until == NOW + SEND_LEASE
+    # Not before the send's lease ends, and never a worker's own send in flight.
+    assert housekeeping(world.engine, NOW + timedelta(minutes=1), "worker-2").lost_sends == 0
+    after = NOW + SEND_LEASE + timedelta(seconds=1)
+    assert housekeeping(world.engine, after, WORKER).lost_sends == 0
+    assert the_attempt(world).status == "sending"
+
+    assert housekeeping(world.engine, after, "worker-2").lost_sends == 1
+    held = the_attempt(world)
+    assert (held.status, held.acquired_by, held.acquired_until) == ("unknown", None, None)
+    assert "held for review" in (held.error_message or "")
+    world.clock.set(after)
+    assert (await dispatcher(world, worker="worker-2").tick()).claimed == 0
+    assert outbox_lines(world) == []
+    assert len(provider.sent) == 1
+
+
+async def test_a_senders_rate_limit_spaces_sends_and_leaves_the_excess_queued(
+    world: World,
+) -> None:
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 5)))
+    time = FakeTime()
+    # One text every 10 s from the outbox's sender: slots at 0, 10, 20 and 30 s; the last
+    # is beyond the 20 s a message may wait in the process.
+    send = dispatcher(world, limiter=sms_limiter(time, per_second=0.1))
+    report = await send.tick()
+
+    assert dict(report.outcomes) == {"sent": 3, "rate_limited": 1}
+    assert sum(time.slept) == pytest.approx(10 + 20)
+    *sent, waiting = rows_of(world.engine, attempts)
+    assert [a.status for a in sent] == ["sent"] * 3
+    assert (waiting.status, waiting.tries, waiting.acquired_by) == ("queued", 0, None)
+    assert waiting.next_try_at == NOW + timedelta(seconds=10)
+    assert sorted(line["attempt_id"] for line in outbox_lines(world)) == [a.id for a in sent]
+
+    time.now += 30
+    world.clock.advance(timedelta(seconds=10))
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert len(outbox_lines(world)) == 4
+
+
+async def test_stopping_puts_what_has_not_left_back_in_the_queue(world: World) -> None:
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    # The third text was refused seven times before: one more refusal would fail it.
+    third_id = rows_of(world.engine, attempts)[2].id
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.id == third_id)
+            .values(tries=MAX_TRIES - 1, error_code="503", error_message="unavailable")
+        )
+    time = FakeTime()
+
+    async def stop_while_waiting(seconds: float) -> None:
+        send.stopping = True  # SIGTERM arrives while two texts wait for their slots
+        await time.sleep(seconds)
+
+    limits = RateLimits(default=RateLimit(per_second=1, burst=1))  # slots at 0, 1 and 2 s
+    limiter = RateLimiter({"sms": limits}, monotonic=time.monotonic, sleep=stop_while_waiting)
+    send = dispatcher(world, limiter=limiter)
+    report = await send.tick()
+
+    assert dict(report.outcomes) == {"sent": 1, "requeued": 2}
+    first, second, third = rows_of(world.engine, attempts)
+    assert (first.status, first.tries) == ("sent", 1)
+    # Back in the queue as they were: not a try, due at once, nothing held.
+    assert [(a.status, a.tries, a.next_try_at, a.acquired_by) for a in (second, third)] == [
+        ("queued", 0, NOW, None), ("queued", MAX_TRIES - 1, NOW, None),
+    ]  # fmt: skip
+    assert (third.error_code, third.error_message) == ("503", "unavailable")
+    assert [line["attempt_id"] for line in outbox_lines(world)] == [first.id]
+
+    # A stopping dispatcher claims nothing more; the next daemon sends the rest.
+    assert (await send.tick()).claimed == 0
+    time.now += 10
+    fresh = dispatcher(world, limiter=sms_limiter(time, per_second=1), worker="worker-2")
+    assert dict((await fresh.tick()).outcomes) == {"sent": 2}
+    assert [(a.status, a.tries) for a in rows_of(world.engine, attempts)] == [
+        ("sent", 1), ("sent", 1), ("sent", MAX_TRIES),
+    ]  # fmt: skip
+    assert len(outbox_lines(world)) == 3

@@ -1,0 +1,483 @@
+"""The plan stage against SQLite and PostgreSQL, on a fixed clock.
+
+The accounts are imported as an operator would import them (Massachusetts, Boston phone,
+consent to texts and email) and the template files are published into the database. At
+``NOW`` (Monday 2026-11-02 15:00 UTC, 10:00 in Boston: daylight saving time ended the day
+before, so Boston is UTC-5) an account due on 2026-10-15 is 18 days overdue: the standard
+cadence's steps up to overdue-10d have fallen due, and overdue-10d (sms, falling back to
+email) is the one to send. Its next step, overdue-21d, falls due at midnight in Boston on
+2026-11-05, which is 05:00 UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, select, update
+
+from outreach import store
+from outreach.clock import FixedClock
+from outreach.compliance_store import attempts, decisions
+from outreach.config import Settings
+from outreach.importing.account_rows import ImportDefaults
+from outreach.leases import claim_due_accounts
+from outreach.planner import Planner, cadence_steps
+from outreach.rendering.context import load_company
+from outreach.template_store import sync_templates, versions
+from tests.conftest import NOW, REPO
+from tests.test_import_accounts import row, run_import, write_csv
+
+WORKER = "worker-1"
+# overdue-21d, the step after overdue-10d: 2026-11-05 00:00 in Boston (EST, UTC-5).
+NEXT_STEP_AT = datetime(2026, 11, 5, 5, 0, tzinfo=UTC)
+
+
+def make_settings(engine: Engine, tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=engine.url.render_as_string(hide_password=False),
+        schedules_dir=REPO / "schedules",
+        templates_dir=REPO / "templates",
+        channels_dir=REPO / "channels",
+        outbox_path=tmp_path / "outbox.jsonl",
+    )
+
+
+def publish_templates(engine: Engine, clock: FixedClock) -> None:
+    report = sync_templates(
+        engine,
+        REPO / "templates",
+        load_company(REPO / "templates"),
+        clock,
+        author="tests",
+        publish=True,
+    )
+    assert report.refused == []
+
+
+def import_accounts(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    rows: list[dict[str, str]],
+) -> dict[str, int]:
+    """Import ``rows``; the account ids by reference."""
+    summary = run_import(engine, write_csv(tmp_path / "accounts.csv", rows), defaults, clock)
+    assert summary.rejected == 0
+    with engine.connect() as connection:
+        return {
+            r.reference: r.id
+            for r in connection.execute(select(store.accounts.c.reference, store.accounts.c.id))
+        }
+
+
+def rows_of(engine: Engine, table: Table, *where: ColumnElement[bool]) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(table).where(*where).order_by(table.c.id)))
+
+
+def account(engine: Engine, account_id: int) -> Any:
+    [found] = rows_of(engine, store.accounts, store.accounts.c.id == account_id)
+    return found
+
+
+def set_account(engine: Engine, account_id: int, **values: Any) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(store.accounts).where(store.accounts.c.id == account_id).values(**values)
+        )
+
+
+def add_row(engine: Engine, table: Table, **values: Any) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(table).values(**values))
+
+
+def suppress(engine: Engine, channel: str, address: str, reason: str, at: datetime) -> None:
+    add_row(engine, store.suppressions, channel=channel, address=address, reason=reason,
+            source="test", created_at=at)  # fmt: skip
+
+
+def event(engine: Engine, account_id: int, kind: str, at: datetime, **values: Any) -> None:
+    add_row(engine, store.compliance_events, account_id=account_id, kind=kind, occurred_at=at,
+            source="test", **values)  # fmt: skip
+
+
+def codes(decision: Any) -> list[str]:
+    return [reason["code"] for reason in decision.reasons]
+
+
+@dataclass
+class World:
+    engine: Engine
+    settings: Settings
+    clock: FixedClock
+    tmp_path: Path
+    defaults: ImportDefaults
+
+    def load(self, *rows: dict[str, str]) -> dict[str, int]:
+        return import_accounts(self.engine, self.tmp_path, self.defaults, self.clock, list(rows))
+
+    def planner(self, worker: str = WORKER, **options: Any) -> Planner:
+        return Planner(self.engine, self.settings, self.clock, worker, **options)
+
+
+@pytest.fixture
+def world(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults) -> World:
+    publish_templates(engine, clock)
+    return World(engine, make_settings(engine, tmp_path), clock, tmp_path, defaults)
+
+
+def test_only_due_active_unpaused_unleased_accounts_are_claimed(world: World) -> None:
+    ids = world.load(*(row(ref) for ref in (
+        "DUE", "LATER", "NEVER", "PAID", "CLOSED", "PAUSED", "PAUSE-OVER", "LEASED",
+        "LEASE-OVER",
+    )))  # fmt: skip
+    now = world.clock.now()
+    set_account(world.engine, ids["LATER"], next_contact_at=now + timedelta(seconds=1))
+    set_account(world.engine, ids["NEVER"], next_contact_at=None)
+    set_account(world.engine, ids["PAID"], status="paid")
+    set_account(world.engine, ids["CLOSED"], status="closed")
+    set_account(world.engine, ids["PAUSED"], paused_until=now + timedelta(days=3))
+    set_account(world.engine, ids["PAUSE-OVER"], paused_until=now)
+    set_account(world.engine, ids["LEASED"], acquired_by="worker-2",
+                acquired_until=now + timedelta(minutes=5))  # fmt: skip
+    set_account(world.engine, ids["LEASE-OVER"], acquired_by="worker-2",
+                acquired_until=now - timedelta(seconds=1))  # fmt: skip
+
+    report = world.planner().tick()
+
+    claimed = {ids["DUE"], ids["PAUSE-OVER"], ids["LEASE-OVER"]}
+    assert (report.claimed, dict(report.outcomes)) == (3, {"queued": 3})
+    assert {a.account_id for a in rows_of(world.engine, attempts)} == claimed
+    assert {d.account_id for d in rows_of(world.engine, decisions)} == claimed
+    for account_id in claimed:
+        planned = account(world.engine, account_id)
+        assert (planned.acquired_by, planned.acquired_until) == (None, None)
+        assert planned.next_contact_at == NEXT_STEP_AT
+    leased = account(world.engine, ids["LEASED"])
+    assert (leased.acquired_by, leased.next_contact_at) == ("worker-2", now)
+    assert account(world.engine, ids["PAID"]).next_contact_at == now
+    assert account(world.engine, ids["LATER"]).next_contact_at == now + timedelta(seconds=1)
+
+
+def test_the_due_step_is_rendered_and_queued_on_its_channel(world: World) -> None:
+    ids = world.load(row("A-1"), row("A-2", due_date="2026-10-30"))
+    report = world.planner().tick()
+    assert dict(report.outcomes) == {"queued": 2}
+
+    sms, email = rows_of(world.engine, attempts)
+    [sms_point] = rows_of(
+        world.engine,
+        store.contact_points,
+        store.contact_points.c.account_id == ids["A-1"],
+        store.contact_points.c.channel == "sms",
+    )
+    [sms_version] = rows_of(
+        world.engine,
+        versions,
+        versions.c.channel == "sms",
+        versions.c.name == "overdue",
+        versions.c.tone == "firm",
+        versions.c.locale == "",
+    )
+    assert sms.account_id == ids["A-1"]
+    assert sms.idempotency_key == f"{ids['A-1']}:overdue-10d:sms"
+    assert (sms.step_key, sms.channel, sms.to_address) == ("overdue-10d", "sms", "+16175550101")
+    assert (sms.template_name, sms.tone, sms.locale) == ("overdue", "firm", "en")
+    assert sms.template_version_id == sms_version.id
+    assert sms.contact_point_id == sms_point.id
+    assert sms.body == (
+        "Debtor, your Northwind Utilities balance of $120.50 is 18 days past due. Please pay "
+        "today or set up a plan: https://pay.northwind.example.com/A-1 Questions? Call "
+        "(800) 555-0199. Reply STOP to opt out."
+    )
+    assert (sms.subject, sms.body_html) == (None, None)
+    assert (sms.status, sms.tries, sms.next_try_at, sms.automated) == ("queued", 0, NOW, True)
+    assert (sms.acquired_by, sms.provider_message_id) == (None, None)
+
+    # Due 2026-10-30: overdue-3d (email) fell due at midnight in Boston on 2026-11-02.
+    assert email.idempotency_key == f"{ids['A-2']}:overdue-3d:email"
+    assert (email.channel, email.to_address, email.tone) == ("email", "a-2@example.com",
+                                                             "friendly")  # fmt: skip
+    assert email.subject == "Your Northwind Utilities balance of $120.50 is past due"
+    assert "due on October 30, 2026, has not been paid yet" in email.body
+    assert "http://127.0.0.1:8000/u/" in email.body  # the signed unsubscribe link
+    assert email.body_html is not None and "<strong>$120.50</strong>" in email.body_html
+
+    steps = rows_of(world.engine, cadence_steps, cadence_steps.c.account_id == ids["A-1"])
+    assert [(s.step_key, s.outcome, s.reason, s.at) for s in steps] == [
+        ("reminder-7d", "skipped", "expired: not sent within 6 days of falling due", NOW),
+        ("reminder-1d", "skipped", "expired: not sent within 1 days of falling due", NOW),
+        ("due-today", "skipped", "expired: not sent within 2 days of falling due", NOW),
+        ("overdue-3d", "skipped", "missed: a later step was already due", NOW),
+        ("overdue-10d", "queued", None, NOW),
+    ]
+    [decision] = rows_of(world.engine, decisions, decisions.c.account_id == ids["A-1"])
+    assert (decision.stage, decision.step_key, decision.channel, decision.address) == (
+        "plan", "overdue-10d", "sms", "+16175550101",
+    )  # fmt: skip
+    assert (decision.verdict, decision.not_before, decision.decided_at) == ("allow", None, NOW)
+    assert codes(decision) == ["OK"]
+    assert decision.attempt_id is None
+    assert decision.ruleset_version.startswith("2026.11")
+    assert decision.input_snapshot is not None
+    assert "MA_HOURS:pass" in decision.rules_evaluated
+    assert account(world.engine, ids["A-1"]).next_contact_at == NEXT_STEP_AT
+    # overdue-10d of an account due 2026-10-30: 2026-11-09 00:00 in Boston.
+    assert account(world.engine, ids["A-2"]).next_contact_at == datetime(2026, 11, 9, 5, 0,
+                                                                        tzinfo=UTC)  # fmt: skip
+
+
+def test_a_closed_window_moves_next_contact_to_when_it_opens(world: World) -> None:
+    early = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # 07:00 in Boston
+    opens = datetime(2026, 11, 2, 13, 0, tzinfo=UTC)  # 08:00 in Boston
+    world.clock.set(early)
+    ids = world.load(row("A-1"))
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"deferred": 1}
+    assert rows_of(world.engine, attempts) == []
+    assert account(world.engine, ids["A-1"]).next_contact_at == opens
+    [decision] = rows_of(world.engine, decisions)
+    assert (decision.verdict, decision.channel, decision.not_before) == ("defer", "sms", opens)
+    assert codes(decision) == ["MA_HOURS"]
+    # The missed steps are settled; the due one waits for its window, not another channel.
+    steps = rows_of(world.engine, cadence_steps)
+    assert [(s.step_key, s.outcome) for s in steps] == [
+        ("reminder-7d", "skipped"), ("reminder-1d", "skipped"), ("due-today", "skipped"),
+        ("overdue-3d", "skipped"),
+    ]  # fmt: skip
+
+    world.clock.set(opens - timedelta(seconds=1))
+    assert world.planner().tick().claimed == 0
+    world.clock.set(opens)
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [queued] = rows_of(world.engine, attempts)
+    assert (queued.channel, queued.step_key, queued.next_try_at) == ("sms", "overdue-10d", opens)
+
+
+@pytest.mark.parametrize(
+    ("blocker", "code"),
+    [("stop", "CARRIER_STOP_KEYWORD"), ("no_consent", "TCPA_NO_PRIOR_EXPRESS_CONSENT")],
+)
+def test_a_block_on_the_primary_channel_falls_back_to_the_next(
+    world: World, blocker: str, code: str
+) -> None:
+    if blocker == "no_consent":
+        ids = world.load(row("A-1", sms_consent="false"))
+    else:
+        ids = world.load(row("A-1"))
+        suppress(world.engine, "sms", "+16175550101", "stop", NOW - timedelta(days=1))
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"queued": 1}
+    [attempt] = rows_of(world.engine, attempts)
+    assert attempt.idempotency_key == f"{ids['A-1']}:overdue-10d:email"
+    assert (attempt.channel, attempt.to_address) == ("email", "a-1@example.com")
+    assert attempt.subject == "Action needed: $120.50 is 18 days past due"
+    sms, email = rows_of(world.engine, decisions)
+    assert (sms.channel, sms.verdict, codes(sms)) == ("sms", "block", [code])
+    assert (email.channel, email.verdict, codes(email)) == ("email", "allow", ["OK"])
+    [step] = rows_of(world.engine, cadence_steps, cadence_steps.c.step_key == "overdue-10d")
+    assert (step.outcome, step.reason) == ("queued", None)
+
+
+def test_blocked_on_every_channel_the_step_is_skipped_with_the_reasons(world: World) -> None:
+    ids = world.load(row("A-1"), row("NOWHERE", phone="", email=""))
+    suppress(world.engine, "sms", "+16175550101", "stop", NOW - timedelta(days=2))
+    suppress(world.engine, "email", "a-1@example.com", "unsubscribe", NOW - timedelta(days=1))
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"blocked": 2}
+    assert rows_of(world.engine, attempts) == []
+    skipped = {
+        s.account_id: s.reason
+        for s in rows_of(world.engine, cadence_steps, cadence_steps.c.step_key == "overdue-10d")
+    }
+    assert skipped == {
+        ids["A-1"]: "blocked on every channel (sms: CARRIER_STOP_KEYWORD; email: "
+        "EMAIL_UNSUBSCRIBED)",
+        ids["NOWHERE"]: "blocked on every channel (sms: no address; email: no address)",
+    }
+    assert {(d.account_id, d.channel, d.verdict) for d in rows_of(world.engine, decisions)} == {
+        (ids["A-1"], "sms", "block"),
+        (ids["A-1"], "email", "block"),
+    }
+    # The cadence moves on to its next step.
+    assert account(world.engine, ids["A-1"]).next_contact_at == NEXT_STEP_AT
+    assert account(world.engine, ids["NOWHERE"]).next_contact_at == NEXT_STEP_AT
+
+
+@pytest.mark.parametrize(
+    ("condition", "code"),
+    [
+        ("dispute", "CADENCE_STOPPED_DISPUTED"),
+        ("cease", "CADENCE_STOPPED_CEASE_REQUESTED"),
+        ("promise", "CADENCE_STOPPED_PROMISE_PENDING"),
+        ("nothing_owed", "CADENCE_STOPPED_PAID"),
+    ],
+)
+def test_a_stop_condition_stops_the_cadence_with_a_decision(
+    world: World, condition: str, code: str
+) -> None:
+    ids = world.load(row("A-1"))
+    account_id = ids["A-1"]
+    yesterday = NOW - timedelta(days=1)
+    if condition in ("dispute", "cease"):
+        event(world.engine, account_id, condition, yesterday)
+    elif condition == "promise":
+        add_row(world.engine, store.promises_to_pay, account_id=account_id, amount_minor=12050,
+                currency="USD", due_on=date(2026, 11, 6), status="pending", created_by="agent",
+                created_at=yesterday)  # fmt: skip
+    else:
+        set_account(world.engine, account_id, balance_minor=0)
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"stopped": 1}
+    assert rows_of(world.engine, attempts) == []
+    assert rows_of(world.engine, cadence_steps) == []
+    [decision] = rows_of(world.engine, decisions)
+    assert (decision.stage, decision.channel, decision.verdict) == ("plan", "none", "block")
+    assert (decision.ruleset_version, codes(decision)) == ("cadence", [code])
+    # Looked at again a day later.
+    assert account(world.engine, account_id).next_contact_at == NOW + timedelta(days=1)
+
+
+def test_a_resolved_dispute_lets_the_cadence_resume(world: World) -> None:
+    ids = world.load(row("A-1"))
+    event(world.engine, ids["A-1"], "dispute", NOW - timedelta(days=1))
+    assert dict(world.planner().tick().outcomes) == {"stopped": 1}
+    event(world.engine, ids["A-1"], "dispute_resolved", NOW + timedelta(hours=2))
+    world.clock.advance(timedelta(days=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [attempt] = rows_of(world.engine, attempts)
+    assert (attempt.step_key, attempt.channel) == ("overdue-10d", "sms")
+
+
+def test_the_same_tick_twice_queues_nothing_new(world: World) -> None:
+    ids = world.load(row("A-1"))
+    planner = world.planner()
+    assert dict(planner.tick().outcomes) == {"queued": 1}
+    assert planner.tick().claimed == 0
+    [first] = rows_of(world.engine, attempts)
+
+    # Due again at once (an operator's reset): the step is recorded, so nothing is due.
+    set_account(world.engine, ids["A-1"], next_contact_at=NOW)
+    again = planner.tick()
+    assert (again.claimed, dict(again.outcomes)) == (1, {"idle": 1})
+    assert account(world.engine, ids["A-1"]).next_contact_at == NEXT_STEP_AT
+
+    # Even with the cadence's memory gone, the attempt's key keeps the message unique.
+    with world.engine.begin() as connection:
+        connection.execute(delete(cadence_steps))
+    set_account(world.engine, ids["A-1"], next_contact_at=NOW)
+    assert dict(planner.tick().outcomes) == {"queued": 1}
+    assert [tuple(a) for a in rows_of(world.engine, attempts)] == [tuple(first)]
+    steps = rows_of(world.engine, cadence_steps, cadence_steps.c.step_key == "overdue-10d")
+    assert len(steps) == 1
+
+
+def test_one_batch_planned_twice_writes_its_rows_once(world: World) -> None:
+    world.load(row("A-1"), row("A-2", phone="+16175550102"))
+    planner = world.planner()
+    now = world.clock.now()
+    with world.engine.begin() as connection:
+        claimed = claim_due_accounts(connection, WORKER, now, now + timedelta(minutes=10), 10)
+    planner.plan_batch(claimed, now)
+    planner.plan_batch(claimed, now)
+    assert len(rows_of(world.engine, attempts)) == 2
+    with world.engine.connect() as connection:
+        per_step = connection.execute(select(func.count()).select_from(cadence_steps)).scalar_one()
+    assert per_step == 10  # five steps for each account, each once
+
+
+def test_batches_and_a_cap_on_accounts_per_tick(world: World) -> None:
+    world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(5)))
+    planner = world.planner(batch_size=2)
+    first = planner.tick(max_accounts=3)
+    assert (first.claimed, dict(first.outcomes)) == (3, {"queued": 3})
+    rest = planner.tick()
+    assert (rest.claimed, dict(rest.outcomes)) == (2, {"queued": 2})
+    assert planner.tick().claimed == 0
+    assert len(rows_of(world.engine, attempts)) == 5
+
+
+def test_a_live_lease_is_respected_and_an_expired_one_reclaimed(world: World) -> None:
+    ids = world.load(row("A-1"))
+    now = world.clock.now()
+    lease = timedelta(minutes=10)
+    # worker-2 claims the account and dies before planning it.
+    with world.engine.begin() as connection:
+        [claimed] = claim_due_accounts(connection, "worker-2", now, now + lease, 100)
+    assert (claimed.id, claimed.acquired_by) == (ids["A-1"], "worker-2")
+
+    world.clock.advance(lease - timedelta(seconds=1))
+    assert world.planner().tick().claimed == 0
+    assert rows_of(world.engine, attempts) == []
+
+    world.clock.advance(timedelta(seconds=2))  # the lease ran out a second ago
+    report = world.planner().tick()
+    assert (report.claimed, dict(report.outcomes)) == (1, {"queued": 1})
+    planned = account(world.engine, ids["A-1"])
+    assert (planned.acquired_by, planned.acquired_until) == (None, None)
+    assert len(rows_of(world.engine, attempts)) == 1
+
+
+def test_a_plan_does_not_overwrite_an_account_another_worker_holds(world: World) -> None:
+    ids = world.load(row("A-1"))
+    now = world.clock.now()
+    planner = world.planner(lease=timedelta(minutes=1))
+    with world.engine.begin() as connection:
+        claimed = claim_due_accounts(connection, WORKER, now, now + timedelta(minutes=1), 10)
+    # Our lease ran out while planning and worker-2 took the account over.
+    set_account(world.engine, ids["A-1"], acquired_by="worker-2",
+                acquired_until=now + timedelta(minutes=11))  # fmt: skip
+    planner.plan_batch(claimed, now)
+    held = account(world.engine, ids["A-1"])
+    assert (held.acquired_by, held.next_contact_at) == ("worker-2", now)
+
+
+def test_expired_steps_are_skipped_and_a_spent_cadence_finishes(world: World) -> None:
+    # pre-due: reminders at -7 and -1 days and on the due date, each expiring. Due
+    # 2026-10-20, every one of them had expired by 2026-11-02.
+    ids = world.load(row("P-1", cadence="pre-due", due_date="2026-10-20"))
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"finished": 1}
+    assert rows_of(world.engine, attempts) == []
+    assert rows_of(world.engine, decisions) == []
+    steps = rows_of(world.engine, cadence_steps)
+    assert [(s.step_key, s.outcome, s.reason) for s in steps] == [
+        ("reminder-7d", "skipped", "expired: not sent within 6 days of falling due"),
+        ("reminder-1d", "skipped", "expired: not sent within 1 days of falling due"),
+        ("due-today", "skipped", "expired: not sent within 2 days of falling due"),
+    ]
+    assert account(world.engine, ids["P-1"]).next_contact_at is None
+
+
+def test_a_step_deferred_past_its_expiry_is_skipped(world: World) -> None:
+    # Due Sunday 2026-11-01, the day daylight saving time ended: due-today fell due at
+    # 00:00 EDT (04:00 UTC) and may go out until 2026-11-03 04:00 UTC. overdue-3d falls
+    # due on 2026-11-04 at 00:00 EST, 05:00 UTC.
+    ids = world.load(row("D-1", due_date="2026-11-01"))
+    world.clock.set(datetime(2026, 11, 3, 3, 59, tzinfo=UTC))  # 22:59 in Boston: closed
+    assert dict(world.planner().tick().outcomes) == {"deferred": 1}
+    # 08:00 in Boston on 2026-11-03 is past the step's expiry: it is skipped, and nothing
+    # else is due until overdue-3d.
+    opens = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)
+    assert account(world.engine, ids["D-1"]).next_contact_at == opens
+    world.clock.set(opens)
+    assert dict(world.planner().tick().outcomes) == {"idle": 1}
+    [step] = rows_of(world.engine, cadence_steps, cadence_steps.c.step_key == "due-today")
+    assert (step.outcome, step.reason) == (
+        "skipped", "expired: not sent within 2 days of falling due",
+    )  # fmt: skip
+    assert rows_of(world.engine, attempts) == []
+    assert account(world.engine, ids["D-1"]).next_contact_at == datetime(2026, 11, 4, 5, 0,
+                                                                        tzinfo=UTC)  # fmt: skip

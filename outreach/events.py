@@ -22,9 +22,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, Select, Update, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from outreach.attempt_status import RANK, Progress, advance, progress_of
 from outreach.channels import SmsReplies, load_sms
@@ -34,7 +36,7 @@ from outreach.models import ProviderEvent as ProviderEventRow
 from outreach.opt_outs import act_on_address, channel_of, debtor_address, known_spelling
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.replies import Received, receive
-from outreach.store import insert_ignoring_duplicates, table_of
+from outreach.store import table_of
 
 log = logging.getLogger("outreach.events")
 provider_events = table_of(ProviderEventRow)
@@ -157,19 +159,8 @@ def find_attempts(connection: Connection, events: Sequence[ProviderEvent]) -> li
     message_ids = {e.provider_message_id for e in events if e.provider_message_id}
     if not ids and not message_ids:
         return [None] * len(events)
-    query = (
-        select(*_ATTEMPT_COLUMNS)
-        .where(
-            or_(
-                attempts.c.id.in_(ids),
-                attempts.c.provider_message_id.in_(message_ids),
-            )
-        )
-        .order_by(attempts.c.id)
-    )
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    rows = connection.execute(query).all()
+    query = _attempts_query(connection.dialect.name == "postgresql")
+    rows = connection.execute(query, {"ids": list(ids), "message_ids": list(message_ids)}).all()
     by_id = {row.id: row for row in rows}
     by_message = {row.provider_message_id: row for row in rows if row.provider_message_id}
     return [
@@ -196,9 +187,7 @@ def _store(
         rows[event.dedupe_key] = (index, _row(item, attempt, now))
     if not rows:
         return {}
-    statement = insert_ignoring_duplicates(connection, provider_events).returning(
-        provider_events.c.id, provider_events.c.dedupe_key
-    )
+    statement = _insert_events(connection.dialect.name)
     inserted = connection.execute(statement, [row for _, row in rows.values()]).all()
     return {rows[key][0]: event_id for event_id, key in inserted}
 
@@ -271,25 +260,57 @@ def _advance_attempts(
     for change in changes:
         by_status.setdefault(change["new_status"], []).append({**change, "now": now})
     for status, group in by_status.items():
-        # Never lower a status, even over a row read before another writer moved it
-        # (SQLite cannot lock the rows it read).
-        not_above = [name for name, rank in RANK.items() if rank <= RANK[status]]
-        connection.execute(
-            update(attempts)
-            .where(
-                attempts.c.id == bindparam("attempt_id"),
-                # Not IN: executemany takes no expanding list.
-                or_(*(attempts.c.status == name for name in not_above)),
+        connection.execute(_update_attempts(status), group)
+
+
+# Statements built once: a batch runs the same few, and building them costs more than
+# running them for small batches.
+@cache
+def _attempts_query(lock: bool) -> Select[Any]:
+    query = (
+        select(*_ATTEMPT_COLUMNS)
+        .where(
+            or_(
+                attempts.c.id.in_(bindparam("ids", expanding=True)),
+                attempts.c.provider_message_id.in_(bindparam("message_ids", expanding=True)),
             )
-            .values(
-                status=bindparam("new_status"),
-                outcome=bindparam("new_outcome"),
-                error_code=bindparam("new_error_code"),
-                provider_message_id=bindparam("new_message_id"),
-                updated_at=bindparam("now"),
-            ),
-            group,
         )
+        .order_by(attempts.c.id)
+    )
+    return query.with_for_update() if lock else query
+
+
+@cache
+def _insert_events(dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the rows that were new."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(provider_events)
+        .on_conflict_do_nothing()
+        .returning(provider_events.c.id, provider_events.c.dedupe_key)
+    )
+
+
+@cache
+def _update_attempts(status: str) -> Update:
+    """Move an attempt to ``status`` unless it is beyond it already, even over a row read
+    before another writer moved it (SQLite cannot lock the rows it read)."""
+    not_above = [name for name, rank in RANK.items() if rank <= RANK[status]]
+    return (
+        update(attempts)
+        .where(
+            attempts.c.id == bindparam("attempt_id"),
+            # Not IN: executemany takes no expanding list.
+            or_(*(attempts.c.status == name for name in not_above)),
+        )
+        .values(
+            status=bindparam("new_status"),
+            outcome=bindparam("new_outcome"),
+            error_code=bindparam("new_error_code"),
+            provider_message_id=bindparam("new_message_id"),
+            updated_at=bindparam("now"),
+        )
+    )
 
 
 def _act(

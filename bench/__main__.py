@@ -14,7 +14,7 @@ import platform
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import dispatch, dispatch_transport, import_accounts, plan
+from bench import dispatch, dispatch_transport, import_accounts, plan, webhooks
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["import", "transport", "plan", "dispatch"],
+        choices=["import", "transport", "plan", "dispatch", "webhooks"],
         help="run one benchmark instead of all",
     )
     args = parser.parse_args()
@@ -58,21 +58,30 @@ def main() -> None:
             report["dispatch"] = dispatch.main(messages=2_000, baseline=100)
         else:
             report["dispatch"] = dispatch.main()
+    if args.only in (None, "webhooks"):
+        with _postgres(durable=True) as url:
+            if args.quick:
+                report["webhooks"] = webhooks.main(
+                    closed_requests=2_000, open_seconds=2, postgres_url=url
+                )
+            else:
+                report["webhooks"] = webhooks.main(postgres_url=url)
     out.mkdir(exist_ok=True)
     latest.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(json.dumps(report, indent=2))
 
 
 @contextlib.contextmanager
-def _postgres() -> Iterator[str | None]:
-    """A throwaway PostgreSQL cluster from Debian's binaries, if they are installed."""
+def _postgres(*, durable: bool = False) -> Iterator[str | None]:
+    """A throwaway PostgreSQL cluster from Debian's binaries, if they are installed;
+    ``durable``: commits flushed to disk (fsync, synchronous_commit)."""
     from tests.pgcluster import ThrowawayPostgres, find_bin_dir
 
     bin_dir = find_bin_dir()
     if bin_dir is None:
         yield None
         return
-    cluster = ThrowawayPostgres(bin_dir).start()
+    cluster = ThrowawayPostgres(bin_dir, durable=durable).start()
     try:
         yield cluster.url
     finally:

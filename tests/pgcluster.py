@@ -34,8 +34,9 @@ def _free_port() -> int:
 
 
 class ThrowawayPostgres:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir
+        self.durable = durable  # commits flushed to disk, for benchmarks that need it
         self.root = Path(tempfile.mkdtemp(prefix="outreach-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -61,10 +62,11 @@ class ThrowawayPostgres:
             "-U", "postgres" if self._as_user else os.environ.get("USER", "postgres"),
         )  # fmt: skip
         # Durability is not what the tests measure: fsync off keeps them quick.
+        flush = "on" if self.durable else "off"
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c unix_socket_directories={self.root} -c fsync={flush} "
+            f"-c synchronous_commit={flush} -c full_page_writes={flush} -c max_connections=200"
         )
         self._run(
             str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,

@@ -32,7 +32,7 @@ from outreach.clock import Clock, SystemClock
 from outreach.compliance.rules import load_ruleset
 from outreach.config import Settings
 from outreach.dispatcher import Dispatcher, DispatchReport
-from outreach.events import apply_events
+from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
 from outreach.planner import Planner, PlanReport
 from outreach.providers.base import Provider
@@ -91,6 +91,7 @@ class Daemon:
             RateLimiter.from_channels(settings.channels_dir),
             rules=rules,
         )
+        self.event_policy = EventPolicy.from_settings(settings)
         self._stop = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
 
@@ -118,7 +119,7 @@ class Daemon:
             for event in provider.due_events(now)
         ]
         if events:
-            await asyncio.to_thread(apply_events, self.engine, events, now)
+            await asyncio.to_thread(apply_events, self.engine, events, now, self.event_policy)
         return len(events)
 
     # --- running -------------------------------------------------------------------------
@@ -217,11 +218,13 @@ class Daemon:
 
     def _web_server(self) -> uvicorn.Server:
         config = uvicorn.Config(
-            create_app(self.settings, self.engine),
+            # The app shares the daemon's clock and HTTP client; its lifespan starts and
+            # drains the webhook writer.
+            create_app(self.settings, self.engine, clock=self.clock, http_client=self.client),
             host=self.options.host,
             port=self.options.port,
             log_level="warning",
-            lifespan="off",
+            lifespan="on",
         )
         return _Server(config)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, literal, select, update
 
 from outreach.clock import Clock
 from outreach.compliance.engine import evaluate
@@ -364,7 +364,22 @@ def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], wo
         update(attempts)
         .where(attempts.c.id == bindparam("attempt_id"), attempts.c.acquired_by == worker)
         .values(
-            **{key: bindparam(f"new_{key}") for key in (*_CHANGE_KEYS, "updated_at")},
+            **{
+                key: bindparam(f"new_{key}")
+                for key in (*_CHANGE_KEYS, "updated_at")
+                if key != "status"
+            },
+            # A webhook may have moved the attempt on (delivered) before its send is
+            # recorded: a status past queued and sending is the provider's word and stays.
+            status=case(
+                (
+                    # Plain comparisons: an IN list cannot be used with executemany.
+                    (attempts.c.status == literal(AttemptStatus.QUEUED.value))
+                    | (attempts.c.status == literal(AttemptStatus.SENDING.value)),
+                    bindparam("new_status"),
+                ),
+                else_=attempts.c.status,
+            ),
             acquired_by=None,
             acquired_until=None,
         ),

@@ -30,7 +30,7 @@ from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
 from outreach.db import make_engine, upgrade
 from outreach.dispatcher import Dispatcher
-from outreach.events import apply_events
+from outreach.events import EventPolicy, apply_events
 from outreach.models import AccountStatus, AttemptStatus
 from outreach.planner import Planner
 from outreach.providers.base import Provider
@@ -130,6 +130,7 @@ async def _run(
     dispatcher = Dispatcher(
         engine, settings, clock, "simulate", outboxes, RateLimiter({}), rules=rules
     )
+    policy = EventPolicy.from_settings(settings)
     while clock.now() < end:
         await asyncio.to_thread(planner.tick)
         await dispatcher.tick()
@@ -140,7 +141,7 @@ async def _run(
             for e in box.due_events(clock.now())
         ]
         if events:
-            apply_events(engine, events, clock.now())
+            apply_events(engine, events, clock.now(), policy)
         clock.set(min(_next_instant(engine, clock.now()), end))
     return forecast(engine, start, end)
 

@@ -610,3 +610,35 @@ async def test_stopping_puts_what_has_not_left_back_in_the_queue(world: World) -
         ("sent", 1), ("sent", 1), ("sent", MAX_TRIES),
     ]  # fmt: skip
     assert len(outbox_lines(world)) == 3
+
+
+class FastReceiptProvider(FakeProvider):
+    """A provider whose delivery receipt is applied before the send itself is recorded."""
+
+    def __init__(self, channel: Channel, engine: Engine) -> None:
+        super().__init__(channel)
+        self.engine = engine
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        result = await super().send(message)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id == message.attempt_id)
+                .values(status="delivered", provider_message_id=result.provider_message_id)
+            )
+        return result
+
+
+async def test_a_receipt_that_arrives_before_the_send_is_recorded_is_kept(world: World) -> None:
+    planned(world, row("A-1"))
+    provider = FastReceiptProvider("sms", world.engine)
+    report = await dispatcher(world, fake_sms(world, provider)).tick()
+    assert report.outcomes["sent"] == 1
+    attempt = the_attempt(world)
+    # The provider's later word (delivered) is not lowered to sent by our own record.
+    assert (attempt.status, attempt.provider_message_id, attempt.sent_at) == (
+        "delivered",
+        "FK1",
+        world.clock.now(),
+    )

@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import Engine, insert
+
+from outreach import store
+from outreach.compliance_store import attempts, inbox_messages
 from tests.test_import_accounts import row, write_csv
 
 
@@ -127,3 +132,30 @@ def test_missing_input_and_rejects_folder_are_clear_errors(
     )
     assert bad_dir.returncode == 2
     assert "cannot write rejects to no/such/dir/r.csv" in bad_dir.stderr
+
+
+def test_account_show_lists_messages_replies_and_compliance_events(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    outreach("init", env=env, cwd=tmp_path)
+    outreach("accounts", "import", str(write_csv(tmp_path / "a.csv", [row("A-1")])),
+             env=env, cwd=tmp_path)  # fmt: skip
+    at = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        account_id = store.account_by_reference(connection, "A-1").id
+        connection.execute(insert(attempts).values(
+            account_id=account_id, idempotency_key="k", step_key="overdue-3d", channel="sms",
+            to_address="+16175550101", template_name="overdue", tone="friendly", locale="en",
+            body="Hi", status="delivered", provider_message_id="SM123", tries=1, automated=True,
+            created_at=at, updated_at=at, sent_at=at))  # fmt: skip
+        connection.execute(insert(inbox_messages).values(
+            account_id=account_id, channel="sms", from_address="+16175550101",
+            to_address="+16175550100", body="I paid yesterday", direction="inbound",
+            intent="paid", status="open", received_at=at))  # fmt: skip
+        connection.execute(insert(store.compliance_events).values(
+            account_id=account_id, kind="opt_out", channel="sms", address="+16175550101",
+            occurred_at=at, source="twilio_sms inbound"))  # fmt: skip
+    shown = outreach("accounts", "show", "A-1", env=env, cwd=tmp_path).stdout
+    assert "overdue-3d" in shown and "delivered" in shown and "SM123" in shown
+    assert "I paid yesterday" in shown and "paid" in shown
+    assert "opt_out" in shown and "twilio_sms inbound" in shown

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -13,11 +14,14 @@ from sqlalchemy import select
 
 from outreach import store
 from outreach.cli.common import err, import_defaults, out, with_database
+from outreach.compliance_store import attempts, inbox_messages
 from outreach.errors import DataFileError, OutreachError
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.fields import format_minor
 from outreach.importing.reader import detect_format
 from outreach.importing.rejects import RowProblem
+
+RECENT = 20  # rows of each activity table shown
 
 accounts_app = typer.Typer(help="Import and inspect debtor accounts.", no_args_is_help=True)
 payments_app = typer.Typer(help="Record payments.", no_args_is_help=True)
@@ -102,7 +106,8 @@ def print_summary(summary: ImportSummary) -> None:
 def accounts_show(
     ctx: typer.Context, reference: Annotated[str, typer.Argument(help="The account reference.")]
 ) -> None:
-    """Show one account: its figures, its contact points and its payments."""
+    """Show one account: its figures, contact points, payments, messages, replies and
+    compliance events."""
     context = with_database(ctx)
     with context.engine.connect() as connection:
         account = store.account_by_reference(connection, reference)
@@ -115,6 +120,24 @@ def accounts_show(
             select(store.payments)
             .where(store.payments.c.account_id == account.id)
             .order_by(store.payments.c.paid_on)
+        ).all()
+        sent = connection.execute(
+            select(attempts)
+            .where(attempts.c.account_id == account.id)
+            .order_by(attempts.c.created_at.desc(), attempts.c.id.desc())
+            .limit(RECENT)
+        ).all()
+        replies = connection.execute(
+            select(inbox_messages)
+            .where(inbox_messages.c.account_id == account.id)
+            .order_by(inbox_messages.c.received_at.desc())
+            .limit(RECENT)
+        ).all()
+        events = connection.execute(
+            select(store.compliance_events)
+            .where(store.compliance_events.c.account_id == account.id)
+            .order_by(store.compliance_events.c.occurred_at.desc())
+            .limit(RECENT)
         ).all()
     details = Table(show_header=False, title=f"Account {reference}")
     for column in store.accounts.columns:
@@ -137,6 +160,33 @@ def accounts_show(
             amount = format_minor(payment.amount_minor, payment.currency)
             history.add_row(str(payment.paid_on), f"{amount} {payment.currency}", payment.source)
         out.print(history)
+    _print_activity(sent, replies, events)
+
+
+def _print_activity(sent: Sequence[Any], replies: Sequence[Any], events: Sequence[Any]) -> None:
+    """What was sent and what came back: the attempts with their provider's latest word,
+    the debtor's replies, and what the debtor said or what happened (compliance events)."""
+    if sent:
+        table = Table("created (UTC)", "step", "channel", "to", "status", "outcome", "provider id",
+                      title=f"Messages (latest {RECENT})")  # fmt: skip
+        for a in sent:
+            table.add_row(f"{a.created_at:%Y-%m-%d %H:%M}", a.step_key, a.channel, a.to_address,
+                          a.status, a.outcome or "", a.provider_message_id or "")  # fmt: skip
+        out.print(table)
+    if replies:
+        table = Table("received (UTC)", "channel", "from", "intent", "status", "message",
+                      title="Replies")  # fmt: skip
+        for m in replies:
+            table.add_row(f"{m.received_at:%Y-%m-%d %H:%M}", m.channel, m.from_address,
+                          m.intent or "", m.status, m.body[:80])  # fmt: skip
+        out.print(table)
+    if events:
+        table = Table("when (UTC)", "kind", "channel", "address", "source",
+                      title="Compliance events")  # fmt: skip
+        for e in events:
+            table.add_row(f"{e.occurred_at:%Y-%m-%d %H:%M}", e.kind, e.channel or "",
+                          e.address or "", e.source)  # fmt: skip
+        out.print(table)
 
 
 # --- payments ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, and_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import AccountStatus, AttemptStatus
@@ -24,49 +24,55 @@ def claim_due_accounts(
     connection: Connection, worker: str, now: datetime, until: datetime, limit: int
 ) -> Sequence[Row[Any]]:
     """Active, unpaused accounts whose next contact has come, leased to ``worker``."""
-    free = or_(accounts.c.acquired_until.is_(None), accounts.c.acquired_until < now)
-    due = (
-        select(accounts.c.id)
-        .where(
+    return _claim(
+        connection, accounts, worker, now, until, limit,
+        (
             accounts.c.status == AccountStatus.ACTIVE,
             accounts.c.next_contact_at <= now,
             or_(accounts.c.paused_until.is_(None), accounts.c.paused_until <= now),
-            free,
-        )
-        .order_by(accounts.c.next_contact_at, accounts.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    statement = (
-        update(accounts)
-        .where(accounts.c.id.in_(due.scalar_subquery()), free)
-        .values(acquired_by=worker, acquired_until=until)
-        .returning(*accounts.c)
-    )
-    return connection.execute(statement).all()
+        ),
+        (accounts.c.next_contact_at, accounts.c.id),
+    )  # fmt: skip
 
 
 def claim_queued_attempts(
     connection: Connection, worker: str, now: datetime, until: datetime, limit: int
 ) -> Sequence[Row[Any]]:
     """Queued attempts whose time has come, leased to ``worker``."""
-    free = or_(attempts.c.acquired_until.is_(None), attempts.c.acquired_until < now)
-    ready = (
-        select(attempts.c.id)
-        .where(
+    return _claim(
+        connection, attempts, worker, now, until, limit,
+        (
             attempts.c.status == AttemptStatus.QUEUED,
             or_(attempts.c.next_try_at.is_(None), attempts.c.next_try_at <= now),
-            free,
-        )
-        .order_by(attempts.c.next_try_at, attempts.c.id)
+        ),
+        (attempts.c.next_try_at, attempts.c.id),
+    )  # fmt: skip
+
+
+def _claim(
+    connection: Connection,
+    table: Table,
+    worker: str,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    wanted: tuple[ColumnElement[bool], ...],
+    order: tuple[ColumnElement[Any], ...],
+) -> Sequence[Row[Any]]:
+    """Lease up to ``limit`` rows that match ``wanted`` and no live lease holds."""
+    free = or_(table.c.acquired_until.is_(None), table.c.acquired_until < now)
+    candidates = (
+        select(table.c.id)
+        .where(*wanted, free)
+        .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     statement = (
-        update(attempts)
-        .where(attempts.c.id.in_(ready.scalar_subquery()), free)
+        update(table)
+        .where(table.c.id.in_(candidates.scalar_subquery()), free)
         .values(acquired_by=worker, acquired_until=until)
-        .returning(*attempts.c)
+        .returning(*table.c)
     )
     return connection.execute(statement).all()
 

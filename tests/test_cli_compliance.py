@@ -13,31 +13,8 @@ from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import decision_row, load_debtors, situation, store_decisions
 from tests.test_cli import outreach
+from tests.test_compliance_scenario import EXAMPLE
 from tests.test_import_accounts import row, write_csv
-
-EXAMPLE = {
-    "now": "2025-06-03T10:30:00-04:00",
-    "jurisdiction": {"country": "US", "state": "CA"},
-    "collector": {"type": "third_party"},
-    "debtor": {
-        "timezone": "America/Los_Angeles",
-        "phones": [{"number": "+12125550101", "type": "mobile", "timezone": None, "consent": True}],
-        "emails": [{"address": "pat@example.net", "type": "personal"}],
-        "inconvenient_times": [
-            {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}
-        ],
-        "represented_by_attorney": False,
-    },
-    "history": [
-        {"at": "2025-06-02T10:00:00-04:00", "channel": "voice", "direction": "outbound",
-         "to": "+12125550101", "debts": ["D1"], "outcome": "no_answer"}
-    ],
-    "events": [
-        {"at": "2025-06-01T09:00:00-04:00", "kind": "opt_out", "channel": "sms",
-         "address": "+12125550101"}
-    ],
-    "contact": {"channel": "voice", "to": "+12125550101", "debts": ["D1"], "automated": False},
-}  # fmt: skip
 
 
 def write_json(path: Path, document: object) -> Path:

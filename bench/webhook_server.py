@@ -26,7 +26,7 @@ from outreach.config import Settings
 from outreach.db import make_engine
 from outreach.errors import WebhookRejected
 from outreach.events import EventPolicy, apply_events
-from outreach.providers.base import Provider, WebhookRequest
+from outreach.providers.base import Provider, ProviderEvent, WebhookRequest
 from outreach.providers.registry import build_provider
 from outreach.providers.transport import make_http_client
 from outreach.web.app import create_app, freeze_startup_objects
@@ -38,19 +38,26 @@ def _provider(settings: Settings) -> Provider:
     return build_provider("twilio_sms", "sms", settings, make_http_client(), SystemClock())
 
 
+async def _verified(provider: Provider, request: Request) -> list[ProviderEvent] | Response:
+    """The request's events, or the 403 a forged one gets."""
+    incoming = WebhookRequest("POST", str(request.url), dict(request.headers),
+                              await request.body())  # fmt: skip
+    try:
+        provider.verify(incoming)
+    except WebhookRejected as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+    return provider.parse(incoming)
+
+
 def bare_app(settings: Settings) -> FastAPI:
     provider = _provider(settings)
     app = FastAPI()
 
     @app.post(PATH)
     async def status(request: Request) -> Response:
-        incoming = WebhookRequest("POST", str(request.url), dict(request.headers),
-                                  await request.body())  # fmt: skip
-        try:
-            provider.verify(incoming)
-        except WebhookRejected as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=403)
-        events = provider.parse(incoming)
+        events = await _verified(provider, request)
+        if isinstance(events, Response):
+            return events
         return JSONResponse({"stored": 0, "duplicates": len(events)})
 
     return app
@@ -65,13 +72,9 @@ def per_request_app(settings: Settings) -> FastAPI:
 
     @app.post(PATH)
     async def status(request: Request) -> Response:
-        incoming = WebhookRequest("POST", str(request.url), dict(request.headers),
-                                  await request.body())  # fmt: skip
-        try:
-            provider.verify(incoming)
-        except WebhookRejected as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=403)
-        events = provider.parse(incoming)
+        events = await _verified(provider, request)
+        if isinstance(events, Response):
+            return events
         applied = await run_in_threadpool(apply_events, engine, events, clock.now(), policy)
         return JSONResponse({"stored": applied.stored, "duplicates": applied.duplicates})
 

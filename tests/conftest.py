@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, text
@@ -23,6 +24,9 @@ from outreach.config import Settings
 from outreach.db import make_engine, upgrade
 from outreach.importing.account_rows import ImportDefaults
 from tests.pgcluster import ThrowawayPostgres, find_bin_dir
+
+if TYPE_CHECKING:
+    from tests.providers.conftest import EcdsaKeys
 
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
@@ -107,6 +111,22 @@ def env(database_url: str) -> dict[str, str]:
         COLUMNS="200",  # wide enough that rich does not wrap the lines tests read
     )
     return values
+
+
+@pytest.fixture(scope="session")
+def event_keys() -> EcdsaKeys:
+    """SendGrid's Event Webhook signing keys, generated for the test session."""
+    from tests.providers.conftest import new_keys  # that module imports this one
+
+    return new_keys()
+
+
+@pytest.fixture(scope="session")
+def inbound_keys() -> EcdsaKeys:
+    """The Inbound Parse signing keys."""
+    from tests.providers.conftest import new_keys
+
+    return new_keys()
 
 
 @pytest.fixture

@@ -56,16 +56,6 @@ def new_keys() -> EcdsaKeys:
     return EcdsaKeys(private, base64.b64encode(der).decode())
 
 
-@pytest.fixture(scope="session")
-def event_keys() -> EcdsaKeys:
-    return new_keys()
-
-
-@pytest.fixture(scope="session")
-def inbound_keys() -> EcdsaKeys:
-    return new_keys()
-
-
 @pytest.fixture
 def settings(tmp_path: Path, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys) -> Settings:
     return Settings(

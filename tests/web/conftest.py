@@ -33,22 +33,11 @@ from tests.providers.conftest import (
     SECRET_KEY,
     SENDGRID_KEY,
     EcdsaKeys,
-    new_keys,
     sendgrid_events_request,
     signed_form,
 )
 
 TIMESTAMP = "1793710800"
-
-
-@pytest.fixture(scope="session")
-def event_keys() -> EcdsaKeys:
-    return new_keys()
-
-
-@pytest.fixture(scope="session")
-def inbound_keys() -> EcdsaKeys:
-    return new_keys()
 
 
 @pytest.fixture

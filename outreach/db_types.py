@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,40 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError(f"naive datetime {value.isoformat()} given where UTC is required")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # One step instead of two (this method, then SQLAlchemy's SQLite formatting), in
+        # SQLAlchemy's SQLite storage format exactly, so stored text compares as before.
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"naive datetime {value.isoformat()} given where UTC is required")
+            v = value.astimezone(UTC)
+            return (
+                f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+                f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+            )
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            assert isinstance(parsed, datetime)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from outreach.bulk import BulkStatement
 from outreach.cadence import StepRecord, load_cadences
 from outreach.clock import Clock
 from outreach.compliance.rules import RuleSet, load_ruleset
@@ -28,7 +29,7 @@ from outreach.models import CadenceStep, PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_account
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
-from outreach.store import accounts, insert_ignoring_duplicates, promises_to_pay, table_of
+from outreach.store import accounts, ignoring_duplicates, promises_to_pay, table_of
 from outreach.template_store import published
 
 log = logging.getLogger("outreach.planner")
@@ -145,6 +146,20 @@ class Planner:
         return self._kit
 
 
+_NEW_ATTEMPTS = BulkStatement(lambda dialect: ignoring_duplicates(attempts, dialect))
+_NEW_STEPS = BulkStatement(lambda dialect: ignoring_duplicates(cadence_steps, dialect))
+_NEXT_CONTACT = BulkStatement(
+    lambda _: update(accounts)
+    .where(accounts.c.id == bindparam("account_id"), accounts.c.acquired_by == bindparam("worker"))
+    .values(
+        next_contact_at=bindparam("next_at"),
+        acquired_by=None,
+        acquired_until=None,
+        updated_at=bindparam("now"),
+    )
+)
+
+
 def write_plans(
     connection: Connection,
     rows: Sequence[Any],
@@ -153,24 +168,13 @@ def write_plans(
     now: datetime,
 ) -> None:
     """One statement per table for the whole batch."""
-    new_attempts = [p.attempt for p in plans if p.attempt is not None]
-    if new_attempts:
-        connection.execute(insert_ignoring_duplicates(connection, attempts), new_attempts)
-    steps = [step for p in plans for step in p.steps]
-    if steps:
-        connection.execute(insert_ignoring_duplicates(connection, cadence_steps), steps)
+    _NEW_ATTEMPTS.execute(connection, [p.attempt for p in plans if p.attempt is not None])
+    _NEW_STEPS.execute(connection, [step for p in plans for step in p.steps])
     store_decisions(connection, [d for p in plans for d in p.decisions])
-    connection.execute(
-        update(accounts)
-        .where(accounts.c.id == bindparam("account_id"), accounts.c.acquired_by == worker)
-        .values(
-            next_contact_at=bindparam("next_at"),
-            acquired_by=None,
-            acquired_until=None,
-            updated_at=now,
-        ),
+    _NEXT_CONTACT.execute(
+        connection,
         [
-            {"account_id": row.id, "next_at": plan.next_contact_at}
+            {"account_id": row.id, "next_at": plan.next_contact_at, "worker": worker, "now": now}
             for row, plan in zip(rows, plans, strict=True)
         ],
     )

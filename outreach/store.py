@@ -47,6 +47,10 @@ def account_by_reference(connection: Connection, reference: str) -> Row[tuple[ob
 
 def insert_ignoring_duplicates(connection: Connection, table: Table) -> Insert:
     """An INSERT that skips rows whose unique key exists (a re-run, a repeated webhook)."""
-    if connection.dialect.name == "postgresql":
+    return ignoring_duplicates(table, connection.dialect.name)
+
+
+def ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
+    if dialect_name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()

@@ -23,6 +23,7 @@ from outreach.rendering.context import (
     build_context,
     format_day,
     format_money,
+    _money_layout,
     load_company,
     message_locale,
 )
@@ -420,3 +421,9 @@ def test_money_is_written_exactly_as_babel_writes_it(
         Decimal(amount).scaleb(-currency_exponent(currency)), currency, locale=locale
     )
     assert format_money(amount, currency, locale) == exact
+
+
+@pytest.mark.parametrize("locale", ["en_US", "es_US", "de_DE", "fr_FR", "ja_JP"])
+def test_common_locales_take_the_cached_money_layout(locale: str) -> None:
+    # Babel is the fallback; the everyday locales must not pay its price on every message.
+    assert _money_layout("USD", locale) is not None

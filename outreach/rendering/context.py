@@ -148,7 +148,7 @@ def _money_layout(currency: str, locale: str) -> tuple[str, str, int, str, str] 
     plain = (
         pattern.grouping == (3, 3)
         and not pattern.exp_prec
-        and pattern.scale == 1
+        and pattern.scale == 0  # no percent or permille scaling
         and "@" not in pattern.pattern
         and "'" not in pattern.pattern
         and "¤¤" not in pattern.pattern

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import FunctionLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
+from outreach.rendering.context import Company, Debtor, LocalTexts
 
 CHANNELS = ("sms", "email", "voice")
 PARTIALS_DIR = "_partials"
@@ -66,6 +68,28 @@ def read_template_files(templates_dir: Path) -> dict[str, str]:
     return sources
 
 
+# The context's own value types: the sandbox's verdict on one of their attributes depends
+# only on the type and the name, so it is worked out once rather than on every message.
+_VALUE_TYPES = frozenset({Company, Debtor, LocalTexts, str})
+
+
+class MessageEnvironment(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, remembering its attribute verdicts for value types."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._verdicts: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        kind = type(obj)
+        if kind not in _VALUE_TYPES:
+            return super().is_safe_attribute(obj, attr, value)
+        verdict = self._verdicts.get((kind, attr))
+        if verdict is None:
+            verdict = self._verdicts[(kind, attr)] = super().is_safe_attribute(obj, attr, value)
+        return verdict
+
+
 def make_environments(
     lookup: Callable[[str], str | None],
 ) -> tuple[ImmutableSandboxedEnvironment, ImmutableSandboxedEnvironment]:
@@ -85,6 +109,6 @@ def make_environments(
         "keep_trailing_newline": False,
         "auto_reload": True,
     }
-    text = ImmutableSandboxedEnvironment(autoescape=False, **common)
-    html = ImmutableSandboxedEnvironment(autoescape=True, **common)
+    text = MessageEnvironment(autoescape=False, **common)
+    html = MessageEnvironment(autoescape=True, **common)
     return text, html

@@ -1,0 +1,98 @@
+"""One statement over many rows, with the rows' parameters prepared in one tight pass.
+
+SQLAlchemy's executemany builds every row's parameters through its general machinery,
+which cost the planner more than SQLite spent writing (about 3 us a row before the type
+processors ran). On SQLite, whose driver takes positional parameters, a ``BulkStatement``
+is compiled once per set of row keys; each row becomes a list through the very bind
+processors SQLAlchemy would apply, with the statement's own constants and the columns'
+scalar defaults filled in, and the driver runs them. What cannot be prepared exactly that
+way (another dialect, a callable default, an expanding ``IN``) goes through SQLAlchemy's
+executemany, so the rows written are the same either way; a test holds them equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+Prepare = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+
+class BulkStatement:
+    """A statement executed over batches of rows; build it once, at import time, from a
+    function of the dialect's name (an "insert or ignore" is spelt differently on each)."""
+
+    def __init__(self, build: Callable[[str], UpdateBase]) -> None:
+        self.build = build
+        self._statements: dict[str, UpdateBase] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], tuple[str, Prepare] | None] = {}
+
+    def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per row; every row has the same keys."""
+        if not rows:
+            return
+        dialect = connection.dialect
+        statement = self._statements.get(dialect.name)
+        if statement is None:
+            statement = self._statements[dialect.name] = self.build(dialect.name)
+        keys = tuple(rows[0])
+        if (dialect.name, keys) not in self._plans:
+            self._plans[(dialect.name, keys)] = _compile(statement, dialect, keys)
+        plan = self._plans[(dialect.name, keys)]
+        if plan is None:
+            connection.execute(statement, list(rows))
+            return
+        sql, prepare = plan
+        connection.exec_driver_sql(sql, [prepare(row) for row in rows])
+
+
+def _compile(
+    statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]
+) -> tuple[str, Prepare] | None:
+    if dialect.name != "sqlite":
+        return None
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    if not isinstance(compiled, SQLCompiler) or not compiled.positional:
+        return None
+    if compiled.positiontup is None or compiled.literal_execute_params:
+        return None
+    if compiled.post_compile_params:
+        return None
+    defaults: dict[str, Any] = {}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        if column.key in keys:
+            continue
+        default = column.default if column in compiled.insert_prefetch else column.onupdate
+        if default is None or not getattr(default, "is_scalar", False):
+            return None  # a callable default is SQLAlchemy's to run, row by row
+        defaults[column.key] = default.arg  # type: ignore[attr-defined]
+    template: list[Any] = []
+    from_row: list[tuple[int, str, Callable[[Any], Any] | None]] = []
+    for index, name in enumerate(compiled.positiontup):
+        bind = compiled.binds[name]
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name in keys:
+            template.append(None)
+            from_row.append((index, name, processor))
+            continue
+        if name in defaults:
+            value = defaults[name]
+        elif not bind.required and bind.callable is None:
+            value = bind.effective_value
+        else:
+            return None
+        template.append(processor(value) if processor is not None else value)
+
+    def prepare(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = template.copy()
+        for index, name, processor in from_row:
+            value = row[name]
+            values[index] = processor(value) if processor is not None else value
+        return tuple(values)
+
+    return compiled.string, prepare

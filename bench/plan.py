@@ -10,6 +10,7 @@ sample in the same run and the two are compared per account.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CHILD = """
-import json, resource, sys, time
+import json, multiprocessing, resource, sys, time
 from datetime import date
 from pathlib import Path
 from outreach.clock import FixedClock
@@ -29,6 +30,7 @@ from outreach.template_store import sync_templates
 from bench.plan_accounts import load_accounts, weekday_afternoon
 
 url, count, batch, repo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+processes = int(sys.argv[5])
 settings = Settings(database_url=url, templates_dir=repo / "templates",
                     schedules_dir=repo / "schedules", channels_dir=repo / "channels")
 engine = make_engine(settings)
@@ -40,23 +42,37 @@ sync_templates(engine, settings.templates_dir, load_company(settings.templates_d
 started = time.perf_counter()
 load_accounts(engine, count, now)
 loaded = time.perf_counter() - started
-planner = Planner(engine, settings, clock, "bench", batch_size=batch)
+planner = Planner(engine, settings, clock, "bench", batch_size=batch, processes=processes)
 started = time.perf_counter()
 report = planner.tick()
 seconds = time.perf_counter() - started
+def high_water_mb(pid):
+    # VmHWM, not ru_maxrss: a spawned process's ru_maxrss counts the parent's pages it held
+    # for an instant between fork and exec.
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+children = [high_water_mb(child.pid) for child in multiprocessing.active_children()]
+planner.close()
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+each = max(children, default=0.0)
 print(json.dumps({
-    "accounts": count, "batch_size": batch, "seconds": round(seconds, 2),
-    "per_second": round(count / seconds), "load_seconds": round(loaded, 1),
-    "outcomes": dict(report.outcomes), "claimed": report.claimed,
-    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    "accounts": count, "batch_size": batch, "processes": processes,
+    "seconds": round(seconds, 2), "per_second": round(count / seconds),
+    "load_seconds": round(loaded, 1), "outcomes": dict(report.outcomes),
+    "claimed": report.claimed, "peak_rss_mb": round(own, 1),
+    "plan_process_peak_rss_mb": round(each, 1),
+    "plan_processes_seen": len(children),
+    "peak_rss_total_mb": round(own + sum(children), 1),
 }))
 """
 
 
-def run(url: str, count: int, batch: int) -> dict[str, Any]:
+def run(url: str, count: int, batch: int, processes: int) -> dict[str, Any]:
     repo = Path(__file__).resolve().parent.parent
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, url, str(count), str(batch), str(repo)],
+        [sys.executable, "-c", CHILD, url, str(count), str(batch), str(repo), str(processes)],
         capture_output=True, text=True, check=True, cwd=repo,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -66,15 +82,16 @@ def run(url: str, count: int, batch: int) -> dict[str, Any]:
 def main(
     accounts: int = 1_000_000, sample: int = 1_000, postgres_url: str | None = None
 ) -> dict[str, Any]:
+    processes = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as folder:
-        batched = run(f"sqlite:///{folder}/batched.db", accounts, 1000)
-        naive = run(f"sqlite:///{folder}/naive.db", sample, 1)
+        batched = run(f"sqlite:///{folder}/batched.db", accounts, 1000, processes)
+        naive = run(f"sqlite:///{folder}/naive.db", sample, 1, 1)
     report: dict[str, Any] = {
         "sqlite": {"batched": batched, "naive_one_at_a_time": naive},
         "ratio": round(batched["per_second"] / naive["per_second"], 1),
     }
     if postgres_url:
-        report["postgresql"] = run(postgres_url, min(accounts, 200_000), 1000)
+        report["postgresql"] = run(postgres_url, min(accounts, 200_000), 1000, processes)
     print(
         f"plan: {batched['per_second']:,} accounts/s batched over {accounts:,} "
         f"({batched['peak_rss_mb']} MB peak) vs {naive['per_second']:,}/s one at a time: "

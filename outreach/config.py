@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     reply_pause_days: int = Field(default=14, ge=0, le=365)
     # Webhook events stored per transaction at most (each request waits for its own commit).
     webhook_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Processes that plan a backlog together: 0 is one per CPU core, 1 plans in the daemon.
+    plan_processes: int = Field(default=0, ge=0, le=64)
 
     public_base_url: str = "http://127.0.0.1:8000"
     web_host: str = "127.0.0.1"

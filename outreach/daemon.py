@@ -133,6 +133,7 @@ class Daemon:
             await self.apply_outbox_events()
             return planned, sent
         finally:
+            await asyncio.to_thread(self.planner.close)
             await self.client.aclose()
 
     async def serve(self) -> None:
@@ -175,6 +176,7 @@ class Daemon:
         if server is not None and web_task is not None:
             server.should_exit = True
             await web_task
+        await asyncio.to_thread(self.planner.close)
         await self.client.aclose()
         log.info("outreach stopped")
 
@@ -183,6 +185,7 @@ class Daemon:
             name = signal.Signals(signum).name if signum is not None else "a request"
             log.info("stopping on %s: no new work is claimed", name)
         self.dispatcher.stopping = True
+        self.planner.request_stop()
         self._stop.set()
 
     async def _finish_in_flight(self) -> None:

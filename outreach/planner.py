@@ -10,11 +10,13 @@ twice queues nothing new: the step is recorded and the attempt's key exists.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -27,6 +29,7 @@ from outreach.config import Settings
 from outreach.leases import claim_due_accounts
 from outreach.models import CadenceStep, PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_account
+from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
 from outreach.store import accounts, ignoring_duplicates, promises_to_pay, table_of
@@ -41,6 +44,7 @@ class PlanReport:
     claimed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    processes: int = 1  # how many processes planned this tick
 
     def add(self, other: PlanReport) -> None:
         self.claimed += other.claimed
@@ -48,12 +52,19 @@ class PlanReport:
         self.errors += other.errors
 
     def summary(self) -> str:
-        parts = [f"claimed {self.claimed}"] + [
+        parts = [f"claimed {self.claimed}"]
+        if self.processes > 1:
+            parts[0] += f" in {self.processes} processes"
+        parts += [
             f"{name} {self.outcomes[name]}"
             for name in ("queued", "deferred", "blocked", "stopped", "idle", "finished", "error")
             if self.outcomes[name]
         ]
         return ", ".join(parts)
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
 
 
 class Planner:
@@ -67,6 +78,8 @@ class Planner:
         batch_size: int = 1000,
         lease: timedelta = timedelta(minutes=10),
         rules: RuleSet | None = None,
+        processes: int | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -77,14 +90,20 @@ class Planner:
         self.rules = rules or load_ruleset(settings.compliance_rules_file)
         self.cadences = load_cadences(settings.schedules_dir)
         self.company = load_company(settings.templates_dir)
+        self.processes = processes if processes is not None else process_count(settings)
+        self.stop: StopFlag = stop or threading.Event()
+        self._pool: PlanProcesses | None = None
         self._kit: Toolkit | None = None
         self._kit_versions: dict[str, int] = {}
 
-    def tick(self, max_accounts: int | None = None) -> PlanReport:
-        """Plan every account due now (up to ``max_accounts``), batch by batch."""
+    def tick(self, max_accounts: int | None = None, *, quiet: bool = False) -> PlanReport:
+        """Plan every account due now (up to ``max_accounts``), batch by batch, until
+        ``stop`` is set. A backlog (a full first batch with more to come) is shared with
+        helper processes while this one goes on planning."""
         report = PlanReport()
         limit = max_accounts if max_accounts is not None else 1_000_000_000
-        while report.claimed < limit:
+        helpers: list[Future[PlanReport]] = []
+        while report.claimed < limit and not self.stop.is_set():
             now = self.clock.now()
             with self.engine.begin() as connection:
                 rows = claim_due_accounts(
@@ -99,9 +118,42 @@ class Planner:
             report.add(self.plan_batch(rows, now))
             if len(rows) < self.batch_size:
                 break
-        if report.claimed:
+            if self.processes > 1 and not helpers and limit - report.claimed > self.batch_size:
+                share, extra = divmod(limit - report.claimed, self.processes)
+                helpers = self._processes().start(
+                    self.clock, share if max_accounts is not None else None
+                )
+                limit = report.claimed + share + extra
+        for helper in helpers:
+            share = helper.result()
+            report.add(share)
+            report.processes += 1 if share.claimed else 0
+        if report.claimed and not quiet:
             log.info("plan: %s", report.summary())
         return report
+
+    def request_stop(self) -> None:
+        """Claim no more batches; those in hand are finished."""
+        if isinstance(self.stop, threading.Event):
+            self.stop.set()
+        if self._pool is not None:
+            self._pool.stop.set()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _processes(self) -> PlanProcesses:
+        if self._pool is None:
+            # The processes open the database this planner writes to, which is not always
+            # the settings' (``outreach simulate`` plans a scratch copy).
+            url = self.engine.url.render_as_string(hide_password=False)
+            settings = self.settings.model_copy(update={"database_url": url})
+            self._pool = PlanProcesses(
+                settings, self.worker, self.processes - 1, self.batch_size, self.lease
+            )
+        return self._pool
 
     def plan_batch(self, rows: Sequence[Any], now: datetime) -> PlanReport:
         ids = [row.id for row in rows]
@@ -149,13 +201,17 @@ class Planner:
 _NEW_ATTEMPTS = BulkStatement(lambda dialect: ignoring_duplicates(attempts, dialect))
 _NEW_STEPS = BulkStatement(lambda dialect: ignoring_duplicates(cadence_steps, dialect))
 _NEXT_CONTACT = BulkStatement(
-    lambda _: update(accounts)
-    .where(accounts.c.id == bindparam("account_id"), accounts.c.acquired_by == bindparam("worker"))
-    .values(
-        next_contact_at=bindparam("next_at"),
-        acquired_by=None,
-        acquired_until=None,
-        updated_at=bindparam("now"),
+    lambda _: (
+        update(accounts)
+        .where(
+            accounts.c.id == bindparam("account_id"), accounts.c.acquired_by == bindparam("worker")
+        )
+        .values(
+            next_contact_at=bindparam("next_at"),
+            acquired_by=None,
+            acquired_until=None,
+            updated_at=bindparam("now"),
+        )
     )
 )
 

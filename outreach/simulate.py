@@ -131,18 +131,21 @@ async def _run(
         engine, settings, clock, "simulate", outboxes, RateLimiter({}), rules=rules
     )
     policy = EventPolicy.from_settings(settings)
-    while clock.now() < end:
-        await asyncio.to_thread(planner.tick)
-        await dispatcher.tick()
-        events = [
-            e
-            for box in outboxes.values()
-            if isinstance(box, Outbox)
-            for e in box.due_events(clock.now())
-        ]
-        if events:
-            apply_events(engine, events, clock.now(), policy)
-        clock.set(min(_next_instant(engine, clock.now()), end))
+    try:
+        while clock.now() < end:
+            await asyncio.to_thread(planner.tick)
+            await dispatcher.tick()
+            events = [
+                e
+                for box in outboxes.values()
+                if isinstance(box, Outbox)
+                for e in box.due_events(clock.now())
+            ]
+            if events:
+                apply_events(engine, events, clock.now(), policy)
+            clock.set(min(_next_instant(engine, clock.now()), end))
+    finally:
+        planner.close()
     return forecast(engine, start, end)
 
 

@@ -25,6 +25,7 @@ from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
 from outreach.importing.account_rows import ImportDefaults
 from outreach.leases import claim_due_accounts
+from outreach.plan_processes import process_count
 from outreach.planner import Planner, cadence_steps
 from outreach.rendering.context import load_company
 from outreach.template_store import sync_templates, versions
@@ -124,6 +125,7 @@ class World:
         return import_accounts(self.engine, self.tmp_path, self.defaults, self.clock, list(rows))
 
     def planner(self, worker: str = WORKER, **options: Any) -> Planner:
+        options.setdefault("processes", 1)  # plan processes have tests of their own
         return Planner(self.engine, self.settings, self.clock, worker, **options)
 
 
@@ -406,6 +408,34 @@ def test_batches_and_a_cap_on_accounts_per_tick(world: World) -> None:
     assert (rest.claimed, dict(rest.outcomes)) == (2, {"queued": 2})
     assert planner.tick().claimed == 0
     assert len(rows_of(world.engine, attempts)) == 5
+
+
+def test_a_backlog_is_shared_with_plan_processes_each_account_once(world: World) -> None:
+    world.load(*(row(f"A-{i:02d}", phone=f"+161755501{i:02d}") for i in range(40)))
+    planner = world.planner(batch_size=4, processes=3)
+    try:
+        first = planner.tick(max_accounts=20)
+        rest = planner.tick()
+    finally:
+        planner.close()
+    assert (first.claimed, dict(first.outcomes)) == (20, {"queued": 20})
+    assert first.processes > 1  # the backlog was shared
+    assert (rest.claimed, dict(rest.outcomes)) == (20, {"queued": 20})
+    queued = rows_of(world.engine, attempts)
+    assert len(queued) == 40
+    assert len({a.account_id for a in queued}) == 40
+    assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
+
+
+def test_a_small_tick_and_an_in_memory_database_plan_in_one_process(world: World) -> None:
+    world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(3)))
+    planner = world.planner(batch_size=4, processes=2)
+    report = planner.tick()
+    assert (report.claimed, report.processes) == (3, 1)
+    assert planner._pool is None  # nothing was spawned for less than a batch
+    memory = world.settings.model_copy(update={"database_url": "sqlite://", "plan_processes": 4})
+    assert process_count(memory) == 1
+    assert process_count(world.settings.model_copy(update={"plan_processes": 3})) == 3
 
 
 def test_a_live_lease_is_respected_and_an_expired_one_reclaimed(world: World) -> None:

@@ -20,10 +20,10 @@ from outreach.rendering.context import (
     SAMPLE_TODAY,
     Company,
     MessageFacts,
+    _money_layout,
     build_context,
     format_day,
     format_money,
-    _money_layout,
     load_company,
     message_locale,
 )

@@ -14,7 +14,6 @@ from zoneinfo import available_timezones
 
 import phonenumbers
 import pycountry
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezones
 
 from outreach.compliance.facts import Debtor
@@ -85,6 +84,9 @@ def jurisdiction_of_number(number: str) -> str | None:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
         return None
+    # The geocoder's place names take about 100 MB: loaded only when a state is looked up.
+    from phonenumbers import geocoder
+
     country = phonenumbers.region_code_for_number(parsed)
     place = geocoder.description_for_number(parsed, "en")
     if not country or not place:

@@ -1,0 +1,101 @@
+"""A backlog planned by several processes at once.
+
+Planning is Python work (cadence, compliance, rendering), so one process plans on one core.
+When a tick finds more than a batch due, helper processes share the rest with the daemon's
+own planner: each is a ``Planner`` with its own connection and its own name for leases,
+claiming batches until nothing is due. Leases keep them apart, as they keep several
+daemons apart. SQLite takes their writes one at a time (in WAL mode reads go on
+meanwhile); PostgreSQL takes them side by side.
+
+The processes are spawned, not forked: the daemon runs threads (the web server, the event
+loop's helpers) that a fork would copy in an unknown state. They start once, on the first
+backlog, and stay for the following ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import timedelta
+from multiprocessing.synchronize import Event
+from typing import TYPE_CHECKING
+
+from outreach.clock import Clock
+from outreach.config import Settings
+
+if TYPE_CHECKING:
+    from outreach.planner import Planner, PlanReport
+
+log = logging.getLogger("outreach.planner")
+
+_planner: Planner | None = None  # the plan process's own planner
+
+
+class PlanProcesses:
+    def __init__(
+        self, settings: Settings, worker: str, count: int, batch_size: int, lease: timedelta
+    ) -> None:
+        self.count = count
+        context = multiprocessing.get_context("spawn")
+        self.stop: Event = context.Event()
+        self._pool = ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=context,
+            initializer=_start,
+            initargs=(
+                settings,
+                worker,
+                batch_size,
+                lease,
+                self.stop,
+                logging.getLogger().getEffectiveLevel(),
+            ),
+        )
+
+    def start(self, clock: Clock, limit: int | None) -> list[Future[PlanReport]]:
+        """Each process plans until nothing is due, or ``limit`` accounts."""
+        return [self._pool.submit(_tick, clock, limit) for _ in range(self.count)]
+
+    def close(self) -> None:
+        self.stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def process_count(settings: Settings) -> int:
+    """How many plan processes the settings ask for; an in-memory SQLite database is
+    private to its process, so it is planned in that process."""
+    if settings.database_url.startswith("sqlite") and (
+        ":memory:" in settings.database_url or settings.database_url.rstrip("/") == "sqlite:"
+    ):
+        return 1
+    return settings.plan_processes or os.cpu_count() or 1
+
+
+def _start(
+    settings: Settings, worker: str, batch_size: int, lease: timedelta, stop: Event, level: int
+) -> None:
+    global _planner
+    from outreach.clock import SystemClock
+    from outreach.db import make_engine
+    from outreach.planner import Planner
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
+    _planner = Planner(
+        make_engine(settings),
+        settings,
+        SystemClock(),
+        f"{worker}/plan{os.getpid()}",
+        batch_size=batch_size,
+        lease=lease,
+        processes=1,
+        stop=stop,
+    )
+
+
+def _tick(clock: Clock, limit: int | None) -> PlanReport:
+    assert _planner is not None, "the plan process was not started"
+    _planner.clock = clock
+    return _planner.tick(limit, quiet=True)

@@ -125,9 +125,9 @@ class Planner:
                 )
                 limit = report.claimed + share + extra
         for helper in helpers:
-            share = helper.result()
-            report.add(share)
-            report.processes += 1 if share.claimed else 0
+            theirs = helper.result()
+            report.add(theirs)
+            report.processes += 1 if theirs.claimed else 0
         if report.claimed and not quiet:
             log.info("plan: %s", report.summary())
         return report

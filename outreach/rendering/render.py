@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from jinja2 import Template, TemplateNotFound
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
@@ -75,19 +76,22 @@ class Renderer:
         missing = [b for b in REQUIRED_BLOCKS[key.channel] if b not in text_template.blocks]
         if missing:
             raise TemplateError(f"{key.path}: missing block(s) {', '.join(missing)}")
+        # One context per template serves all its blocks, as in a whole-template render.
+        text_context = text_template.new_context(dict(context))
         if key.channel == "email":
             html_template = self._template(self.html_env, key)
-            subject = " ".join(_block(text_template, "subject", context).split())
+            html_context = html_template.new_context(dict(context))
+            subject = " ".join(_block(text_template, "subject", text_context).split())
             return Rendered(
                 key,
-                _tidy(_block(text_template, "text", context)),
+                _tidy(_block(text_template, "text", text_context)),
                 subject=subject,
-                html=_block(html_template, "html", context).strip(),
+                html=_block(html_template, "html", html_context).strip(),
             )
         return Rendered(
             key,
-            _tidy(_block(text_template, "human", context)),
-            voicemail=_tidy(_block(text_template, "voicemail", context)),
+            _tidy(_block(text_template, "human", text_context)),
+            voicemail=_tidy(_block(text_template, "voicemail", text_context)),
         )
 
     def _template(self, env: ImmutableSandboxedEnvironment, key: TemplateKey) -> Template:
@@ -97,9 +101,9 @@ class Renderer:
             raise TemplateError(f"no template {exc.name}") from None
 
 
-def _block(template: Template, name: str, context: Mapping[str, Any]) -> str:
-    render_block: Callable[[Any], Iterator[str]] = template.blocks[name]
-    return "".join(render_block(template.new_context(dict(context))))
+def _block(template: Template, name: str, context: Context) -> str:
+    render_block: Callable[[Context], Iterator[str]] = template.blocks[name]
+    return "".join(render_block(context))
 
 
 def _tidy(text: str) -> str:

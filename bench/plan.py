@@ -1,10 +1,13 @@
 """The plan stage, end to end: claim, cadence, compliance, render, store.
 
 The batched planner (``Planner.tick``, 1,000 accounts a batch: one claim, one read per
-table, one write per table) runs over every due account in a child process, so that its
-peak memory (ru_maxrss) is its own. The naive baseline is the same work one account at a
-time (a claim, the reads and the writes, and their commits, per account); it runs on a
-sample in the same run and the two are compared per account.
+table, one write per table; a backlog shared with helper plan processes, one per core)
+runs over every due account in a child process of its own, so that its peak memory is its
+own: ru_maxrss for that process, and VmHWM for each plan process (a spawned process's
+ru_maxrss would count the parent pages it held between fork and exec). The naive baseline
+is the same work one account at a time in one process (a claim, the reads and the writes,
+and their commits, per account); it runs on a sample in the same run and the two are
+compared per account.
 """
 
 from __future__ import annotations

@@ -280,7 +280,7 @@ def _holidays(jurisdiction: str, year: int) -> holidays.HolidayBase:
     subdivision = rest.split("-", 1)[0] or None
     try:
         return holidays.country_holidays(country, subdiv=subdivision, years=year)
-    except (NotImplementedError, KeyError):
+    except (NotImplementedError, KeyError):  # a country the package does not cover
         return holidays.HolidayBase()
     except ValueError:  # a subdivision the package does not know: the country's holidays
         return holidays.country_holidays(country, years=year)

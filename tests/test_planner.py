@@ -427,6 +427,20 @@ def test_a_backlog_is_shared_with_plan_processes_each_account_once(world: World)
     assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
 
 
+def test_a_stop_reaches_the_plan_processes_and_nothing_more_is_claimed(world: World) -> None:
+    world.load(*(row(f"A-{i:02d}", phone=f"+161755502{i:02d}") for i in range(12)))
+    planner = world.planner(batch_size=2, processes=2)
+    try:
+        assert planner.tick(max_accounts=6).claimed == 6  # the helper process has started
+        assert planner._pool is not None
+        planner.request_stop()
+        assert planner._pool.stop.is_set()
+        assert planner.tick().claimed == 0
+    finally:
+        planner.close()
+    assert len(rows_of(world.engine, attempts)) == 6  # the other six wait for the next daemon
+
+
 def test_a_small_tick_and_an_in_memory_database_plan_in_one_process(world: World) -> None:
     world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(3)))
     planner = world.planner(batch_size=4, processes=2)

@@ -278,12 +278,12 @@ def _restricted_days(
 def _holidays(jurisdiction: str, year: int) -> holidays.HolidayBase:
     country, _, rest = jurisdiction.partition("-")
     subdivision = rest.split("-", 1)[0] or None
-    try:
-        return holidays.country_holidays(country, subdiv=subdivision, years=year)
-    except (NotImplementedError, KeyError):  # a country the package does not cover
-        return holidays.HolidayBase()
-    except ValueError:  # a subdivision the package does not know: the country's holidays
-        return holidays.country_holidays(country, years=year)
+    covered = holidays.list_supported_countries()
+    if country not in covered:
+        return holidays.HolidayBase()  # no holidays known: none restrict the day
+    if subdivision not in covered[country]:
+        subdivision = None  # a subdivision the package does not know: the country's
+    return holidays.country_holidays(country, subdiv=subdivision, years=year)
 
 
 def _history(situation: Situation) -> list[PastContact]:

@@ -1,7 +1,7 @@
 """Claiming work with a lease, so that several daemons can share one database.
 
 A claim marks rows with the worker's name and a lease end in one ``UPDATE ... RETURNING``
-whose candidates are chosen ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two daemons never
+whose candidates are chosen once, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (two daemons never
 claim the same row; neither waits for the other). SQLite has one writer at a time, so the
 same statement is safe there without the locking clause. A worker that dies leaves its
 lease to expire; the rows are then free to claim again.
@@ -61,20 +61,31 @@ def _claim(
 ) -> Sequence[Row[Any]]:
     """Lease up to ``limit`` rows that match ``wanted`` and no live lease holds."""
     free = or_(table.c.acquired_until.is_(None), table.c.acquired_until < now)
+    # The candidates are a materialized WITH query, which PostgreSQL evaluates exactly
+    # once. As an ``IN (SELECT ...)`` it may be planned as the inner side of a nested
+    # loop and run again for each row, skipping the rows the statement has just
+    # claimed, so that one claim takes every due row (PostgreSQL bug #15715).
     candidates = (
         select(table.c.id)
         .where(*wanted, free)
         .order_by(*order)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     statement = (
         update(table)
-        .where(table.c.id.in_(candidates.scalar_subquery()), free)
+        .where(table.c.id.in_(select(candidates.c.id)), free)
         .values(acquired_by=worker, acquired_until=until)
         .returning(*table.c)
     )
-    return connection.execute(statement).all()
+    # RETURNING gives no order; the batch is worked oldest first.
+    names = [column.name for column in order]
+    return sorted(
+        connection.execute(statement).all(),
+        key=lambda row: tuple((row._mapping[n] is not None, row._mapping[n]) for n in names),
+    )
 
 
 def release_accounts(connection: Connection, worker: str, ids: Sequence[int]) -> None:

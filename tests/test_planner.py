@@ -525,3 +525,20 @@ def test_a_step_deferred_past_its_expiry_is_skipped(world: World) -> None:
     assert rows_of(world.engine, attempts) == []
     assert account(world.engine, ids["D-1"]).next_contact_at == datetime(2026, 11, 4, 5, 0,
                                                                         tzinfo=UTC)  # fmt: skip
+
+
+def test_a_claim_takes_no_more_than_its_limit_whatever_the_join_plan(world: World) -> None:
+    """On PostgreSQL an ``IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` planned as a
+    nested loop runs the sub-select again for each row and skips the rows the statement
+    has just updated, so it claimed every due account (PostgreSQL bug #15715, "expected
+    behaviour"). Forcing that plan shows the claim keeps to its limit."""
+    world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(8)))
+    now = world.clock.now()
+    with world.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            for plan in ("hashjoin", "mergejoin", "material", "hashagg", "sort"):
+                connection.exec_driver_sql(f"SET LOCAL enable_{plan} = off")
+        claimed = claim_due_accounts(connection, WORKER, now, now + timedelta(minutes=1), 3)
+    assert len(claimed) == 3
+    held = [a for a in rows_of(world.engine, store.accounts) if a.acquired_by == WORKER]
+    assert sorted(a.id for a in held) == sorted(a.id for a in claimed)

@@ -37,16 +37,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         # One step instead of two (this method, then SQLAlchemy's SQLite formatting), in
         # SQLAlchemy's SQLite storage format exactly, so stored text compares as before.
+        # A batch's rows mostly carry the same instant (its ``now``): the last one is kept.
+        last: tuple[datetime | None, str | None] = (None, None)
+
         def process(value: datetime | None) -> str | None:
+            nonlocal last
             if value is None:
                 return None
+            seen, text = last
+            if value is seen:
+                return text
             if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError(f"naive datetime {value.isoformat()} given where UTC is required")
             v = value.astimezone(UTC)
-            return (
+            text = (
                 f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
                 f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
             )
+            last = (value, text)
+            return text
 
         return process
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, case, literal, select, update
 
+from outreach.bulk import BulkStatement
 from outreach.clock import Clock
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import RuleSet, load_ruleset
@@ -202,23 +203,16 @@ class Dispatcher:
                 report.outcomes["blocked"] += 1
         store_decisions(connection, decisions)
         _apply_changes(connection, changes, self.worker)
-        if ready:
-            # Committed with the batch before any request leaves: a crash from here on
-            # leaves these as ``sending``, which housekeeping turns into ``unknown``.
-            connection.execute(
-                update(attempts)
-                .where(attempts.c.id == bindparam("attempt_id"))
-                .values(
-                    status=AttemptStatus.SENDING,
-                    tries=attempts.c.tries + 1,
-                    acquired_until=bindparam("lease_end"),
-                    updated_at=now,
-                ),
-                [
-                    {"attempt_id": row.id, "lease_end": now + SEND_LEASE + timedelta(seconds=wait)}
-                    for row, wait in ready
-                ],
-            )
+        # Committed with the batch before any request leaves: a crash from here on leaves
+        # these as ``sending``, which housekeeping turns into ``unknown``.
+        _MARK_SENDING.execute(
+            connection,
+            [
+                {"attempt_id": row.id, "lease_end": now + SEND_LEASE + timedelta(seconds=wait),
+                 "now": now}
+                for row, wait in ready
+            ],
+        )  # fmt: skip
         return ready
 
     async def _send(self, row: Any, wait: float) -> Outcome:
@@ -357,12 +351,24 @@ def _failed(
     return change
 
 
-def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], worker: str) -> None:
-    if not changes:
-        return
-    connection.execute(
+_MARK_SENDING = BulkStatement(
+    lambda _: (
         update(attempts)
-        .where(attempts.c.id == bindparam("attempt_id"), attempts.c.acquired_by == worker)
+        .where(attempts.c.id == bindparam("attempt_id"))
+        .values(
+            status=AttemptStatus.SENDING,
+            tries=attempts.c.tries + 1,
+            acquired_until=bindparam("lease_end"),
+            updated_at=bindparam("now"),
+        )
+    )
+)
+_CHANGE = BulkStatement(
+    lambda _: (
+        update(attempts)
+        .where(
+            attempts.c.id == bindparam("attempt_id"), attempts.c.acquired_by == bindparam("worker")
+        )
         .values(
             **{
                 key: bindparam(f"new_{key}")
@@ -382,9 +388,13 @@ def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], wo
             ),
             acquired_by=None,
             acquired_until=None,
-        ),
-        list(changes),
+        )
     )
+)
+
+
+def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], worker: str) -> None:
+    _CHANGE.execute(connection, [change | {"worker": worker} for change in changes])
 
 
 def _note_address(connection: Connection, row: Any, error: ChannelError, now: datetime) -> None:

@@ -175,6 +175,43 @@ def test_updates_with_constants_and_parameters_match(two_databases: tuple[Engine
         assert held.scalars().all() == [None, "me"]
 
 
+def test_the_dispatchers_updates_match(two_databases: tuple[Engine, Engine]) -> None:
+    """Marking ``sending`` (an expression and constants) and recording outcomes (a CASE
+    over literals keeping a status a webhook has moved on)."""
+    from outreach.dispatcher import _CHANGE, _MARK_SENDING, _change
+
+    _write_both(two_databases, lambda _: insert(accounts), [_account("A-1")])
+    rows = [_attempt(1, f"1:step-{i}:email", NOW) for i in range(3)]
+    _write_both(two_databases, lambda _: insert(attempts), rows)
+    for engine in two_databases:
+        with engine.begin() as connection:
+            connection.execute(update(attempts).values(acquired_by="me"))
+            connection.execute(
+                update(attempts).where(attempts.c.id == 3).values(status="delivered")
+            )
+    marks = [{"attempt_id": i, "lease_end": NOW + timedelta(minutes=i), "now": NOW} for i in (1, 2)]
+    _write_both(two_databases, _MARK_SENDING.build, marks)
+    fast, plain = two_databases
+    with fast.connect() as connection:
+        held = connection.execute(select(attempts).order_by(attempts.c.id)).all()
+    changes = [
+        _change(held[0], AttemptStatus.SENT, NOW, provider="outbox", provider_message_id="m-1",
+                sent_at=NOW),
+        _change(held[1], AttemptStatus.QUEUED, NOW, error="refused", next_try_at=NOW),
+        _change(held[2], AttemptStatus.SENT, NOW, provider="outbox", provider_message_id="m-3",
+                sent_at=NOW),
+    ]  # fmt: skip
+    _write_both(two_databases, _CHANGE.build, [c | {"worker": "me"} for c in changes])
+    assert _stored(fast, "attempt") == _stored(plain, "attempt")
+    with fast.connect() as connection:
+        now_held = connection.execute(select(attempts).order_by(attempts.c.id)).all()
+    assert [(a.status, a.tries) for a in now_held] == [
+        ("sent", 1),
+        ("queued", 1),
+        ("delivered", 0),  # the webhook's word stays
+    ]
+
+
 def test_callable_defaults_are_left_to_sqlalchemy(tmp_path: Path) -> None:
     counter = itertools.count(100)
     metadata = MetaData()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Verdict = Literal["allow", "defer", "block"]
 Outcome = Literal["pass", "defer", "block", "skip"]
@@ -39,9 +39,11 @@ class Reason:
         return data
 
 
-@dataclass(frozen=True)
-class Check:
-    """One rule evaluated: ``pass``, ``defer``, ``block`` or ``skip`` (does not concern it)."""
+class Check(NamedTuple):
+    """One rule evaluated: ``pass``, ``defer``, ``block`` or ``skip`` (does not concern it).
+
+    A named tuple, not a frozen dataclass: every decision makes about ten, and a tuple is
+    built several times faster."""
 
     code: str
     outcome: Outcome

@@ -91,9 +91,12 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
 
 
 def make_environments(
-    lookup: Callable[[str], str | None],
+    lookup: Callable[[str], str | None], *, fixed: bool = False
 ) -> tuple[ImmutableSandboxedEnvironment, ImmutableSandboxedEnvironment]:
-    """A plain-text environment and an HTML one (autoescaping) over the same sources."""
+    """A plain-text environment and an HTML one (autoescaping) over the same sources.
+
+    ``fixed`` sources never change, so a compiled template is not checked against its
+    source again on every use (each include and import included)."""
 
     def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
         source = lookup(name)
@@ -107,7 +110,8 @@ def make_environments(
         "trim_blocks": True,
         "lstrip_blocks": True,
         "keep_trailing_newline": False,
-        "auto_reload": True,
+        "auto_reload": not fixed,
+        "cache_size": -1,  # a set of sources is small; keep every compiled template
     }
     text = MessageEnvironment(autoescape=False, **common)
     html = MessageEnvironment(autoescape=True, **common)

@@ -42,11 +42,16 @@ class Rendered:
 
 
 class Renderer:
-    """Renders templates from one set of sources; compiled templates are cached."""
+    """Renders templates from one set of sources; compiled templates are cached.
+
+    A mapping of sources is copied and fixed for the renderer's life; a lookup function
+    may change its answers, and a template is compiled again when its source does."""
 
     def __init__(self, sources: Mapping[str, str] | Callable[[str], str | None]) -> None:
-        self.lookup = sources if callable(sources) else sources.get
-        self.text_env, self.html_env = make_environments(self.lookup)
+        fixed = not callable(sources)
+        self.lookup = sources if callable(sources) else dict(sources).get
+        self.text_env, self.html_env = make_environments(self.lookup, fixed=fixed)
+        self._compiled: dict[tuple[bool, TemplateKey], Template] | None = {} if fixed else None
 
     def resolve(self, channel: str, name: str, tone: str, locale: str) -> TemplateKey:
         """The language variant for ``locale`` when there is one, else the default."""
@@ -95,10 +100,17 @@ class Renderer:
         )
 
     def _template(self, env: ImmutableSandboxedEnvironment, key: TemplateKey) -> Template:
+        if self._compiled is not None:
+            found = self._compiled.get((env.autoescape is True, key))
+            if found is not None:
+                return found
         try:
-            return env.get_template(key.path)
+            template = env.get_template(key.path)
         except TemplateNotFound as exc:
             raise TemplateError(f"no template {exc.name}") from None
+        if self._compiled is not None:
+            self._compiled[(env.autoescape is True, key)] = template
+        return template
 
 
 def _block(template: Template, name: str, context: Context) -> str:

@@ -321,7 +321,7 @@ def main(
     }
     with tempfile.TemporaryDirectory() as folder:
         report["sqlite"] = bench_database(
-            "SQLite, WAL, synchronous=NORMAL", f"sqlite:///{folder}/webhooks.db",
+            "SQLite, WAL, synchronous=FULL", f"sqlite:///{folder}/webhooks.db",
             closed_requests, open_seconds, rate, concurrency,
         )  # fmt: skip
     if postgres_url:

@@ -51,7 +51,6 @@ class Renderer:
         fixed = not callable(sources)
         self.lookup = sources if callable(sources) else dict(sources).get
         self.text_env, self.html_env = make_environments(self.lookup, fixed=fixed)
-        self._compiled: dict[tuple[bool, TemplateKey], Template] | None = {} if fixed else None
 
     def resolve(self, channel: str, name: str, tone: str, locale: str) -> TemplateKey:
         """The language variant for ``locale`` when there is one, else the default."""
@@ -100,17 +99,10 @@ class Renderer:
         )
 
     def _template(self, env: ImmutableSandboxedEnvironment, key: TemplateKey) -> Template:
-        if self._compiled is not None:
-            found = self._compiled.get((env.autoescape is True, key))
-            if found is not None:
-                return found
         try:
-            template = env.get_template(key.path)
+            return env.get_template(key.path)
         except TemplateNotFound as exc:
             raise TemplateError(f"no template {exc.name}") from None
-        if self._compiled is not None:
-            self._compiled[(env.autoescape is True, key)] = template
-        return template
 
 
 def _context(template: Template, variables: Mapping[str, Any]) -> Context:

@@ -2,7 +2,8 @@
 
 Queued SMS attempts for due accounts are dispatched by the real ``Dispatcher``: claim with a
 lease, compliance at the moment of sending, ``sending`` committed before the requests
-leave, concurrent sends through ``TwilioSms`` and the shared transport, results recorded.
+leave, concurrent sends through ``TwilioSms`` and the shared transport, results recorded;
+the backlog shared with dispatch processes, one per core, as the daemon does.
 The fake server (an aiohttp process on 127.0.0.1) answers with Twilio's documented 201 body;
 its CPU time is reported, since both processes share the machine's cores. The baseline is
 the official ``twilio`` client sending one message at a time to the same server, in the
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from bench.dispatch_transport import bench_settings, start_server, twilio_client_rate
 from bench.plan_accounts import load_accounts, weekday_afternoon
+from outreach import event_loop
 from outreach.channels import load_sms
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts
@@ -42,6 +44,8 @@ UNLIMITED = """rate_limits:
 
 
 BODY = "Your balance is due. Reply STOP to opt out."
+# As the daemon runs by default (DISPATCH_PROCESSES=0): one dispatch process per core.
+PROCESSES = os.cpu_count() or 1
 
 
 def queue_attempts(engine: Engine, now: datetime) -> int:
@@ -78,8 +82,12 @@ async def _dispatch(engine: Engine, base_url: str, channels: Path, now: datetime
         dispatcher = Dispatcher(
             engine, settings, clock, "bench", {"sms": provider},
             RateLimiter.from_channels(channels), batch_size=2000, concurrency=64,
+            processes=PROCESSES,
         )  # fmt: skip
-        return await dispatcher.tick()
+        try:
+            return await dispatcher.tick()
+        finally:
+            await asyncio.to_thread(dispatcher.close)
 
 
 def main(messages: int = 100_000, baseline: int = 1_000) -> dict[str, Any]:
@@ -97,7 +105,7 @@ def main(messages: int = 100_000, baseline: int = 1_000) -> dict[str, Any]:
             queued = queue_attempts(engine, now)
             server_cpu = _cpu_seconds(process.pid)
             started = time.perf_counter()
-            report = asyncio.run(_dispatch(engine, base_url, channels, now))
+            report = event_loop.run(_dispatch(engine, base_url, channels, now))
             seconds = time.perf_counter() - started
             server_cpu = _cpu_seconds(process.pid) - server_cpu
             with engine.connect() as connection:
@@ -114,6 +122,7 @@ def main(messages: int = 100_000, baseline: int = 1_000) -> dict[str, Any]:
         "messages": queued,
         "sent": sent,
         "outcomes": dict(report.outcomes),
+        "processes": report.processes,
         "seconds": round(seconds, 2),
         "per_second": round(rate),
         "fake_server_cpu_share": round(server_cpu / seconds / (os.cpu_count() or 1), 2),

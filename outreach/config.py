@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Processes that plan a backlog together: 0 is one per CPU core, 1 plans in the daemon.
     plan_processes: int = Field(default=0, ge=0, le=64)
+    # Processes that send a backlog together (on channels a real provider carries), the same way.
+    dispatch_processes: int = Field(default=0, ge=0, le=64)
 
     public_base_url: str = "http://127.0.0.1:8000"
     web_host: str = "127.0.0.1"

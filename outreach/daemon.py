@@ -34,6 +34,7 @@ from outreach.config import Settings
 from outreach.dispatcher import Dispatcher, DispatchReport
 from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
+from outreach.plan_processes import process_count
 from outreach.planner import Planner, PlanReport
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
@@ -90,6 +91,11 @@ class Daemon:
             self.providers,
             RateLimiter.from_channels(settings.channels_dir),
             rules=rules,
+            # Helper processes build their providers from the settings: not around an
+            # injected transport.
+            processes=process_count(settings, settings.dispatch_processes)
+            if transport is None
+            else 1,
         )
         self.event_policy = EventPolicy.from_settings(settings)
         self._stop = asyncio.Event()
@@ -133,7 +139,7 @@ class Daemon:
             await self.apply_outbox_events()
             return planned, sent
         finally:
-            await asyncio.to_thread(self.planner.close)
+            await asyncio.to_thread(self.close_processes)
             await self.client.aclose()
 
     async def serve(self) -> None:
@@ -176,15 +182,19 @@ class Daemon:
         if server is not None and web_task is not None:
             server.should_exit = True
             await web_task
-        await asyncio.to_thread(self.planner.close)
+        await asyncio.to_thread(self.close_processes)
         await self.client.aclose()
         log.info("outreach stopped")
+
+    def close_processes(self) -> None:
+        self.planner.close()
+        self.dispatcher.close()
 
     def request_stop(self, signum: int | None = None) -> None:
         if not self._stop.is_set():
             name = signal.Signals(signum).name if signum is not None else "a request"
             log.info("stopping on %s: no new work is claimed", name)
-        self.dispatcher.stopping = True
+        self.dispatcher.request_stop()
         self.planner.request_stop()
         self._stop.set()
 

@@ -8,17 +8,23 @@ own. Only what the provider refused, or what never left, is retried, with backof
 Compliance is asked again at the moment of sending: a STOP, a payment or a closing window
 since planning wins. Sends run concurrently through the async providers, each sender
 within its rate limit.
+
+Sending is CPU work too (the recheck, building and reading each request), so a backlog is
+shared with helper dispatch processes (``outreach.dispatch_processes``) as the plan stage
+shares its own; they reserve their rate-limit slots from this dispatcher's limiter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, case, literal, select, update
 
@@ -36,11 +42,15 @@ from outreach.compliance_store import (
 )
 from outreach.config import Settings
 from outreach.errors import ChannelError
-from outreach.leases import claim_queued_attempts
+from outreach.leases import StopFlag, claim_queued_attempts
 from outreach.models import AccountStatus, AttemptStatus
 from outreach.providers.base import OutboundMessage, Provider, SendResult
+from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.store import accounts, contact_points, suppressions
+
+if TYPE_CHECKING:
+    from outreach.dispatch_processes import DispatchProcesses
 
 log = logging.getLogger("outreach.dispatcher")
 
@@ -53,10 +63,22 @@ RATE_HORIZON = 20.0
 RATE_WAIT = timedelta(seconds=10)
 
 
+class SlotReserver(Protocol):
+    """Per-sender rate limits: a ``RateLimiter``, or a dispatch process's remote view of
+    its daemon's."""
+
+    def reserve_many(
+        self, senders: Sequence[tuple[str, str]], max_wait: float | None = None
+    ) -> list[float | None]: ...
+
+    async def wait(self, seconds: float) -> None: ...
+
+
 @dataclass
 class DispatchReport:
     claimed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    processes: int = 1  # how many processes sent this tick
 
     def add(self, other: DispatchReport) -> None:
         self.claimed += other.claimed
@@ -66,6 +88,8 @@ class DispatchReport:
         names = ("sent", "deferred", "blocked", "cancelled", "rate_limited", "retry", "failed",
                  "unknown", "requeued")  # fmt: skip
         parts = [f"claimed {self.claimed}"]
+        if self.processes > 1:
+            parts[0] += f" in {self.processes} processes"
         parts += [f"{name} {self.outcomes[name]}" for name in names if self.outcomes[name]]
         return ", ".join(parts)
 
@@ -84,6 +108,11 @@ def backoff(tries: int) -> timedelta:
 
 
 class Dispatcher:
+    """``processes`` above 1 lets a backlog be shared with helper processes, which build
+    their providers from the settings again: only for providers ``build_providers`` made
+    (the daemon's), and only on the channels no outbox carries (the outbox keeps its
+    simulated events in this process). ``channels`` limits what this dispatcher claims."""
+
     def __init__(
         self,
         engine: Engine,
@@ -91,12 +120,15 @@ class Dispatcher:
         clock: Clock,
         worker: str,
         providers: Mapping[str, Provider],
-        limiter: RateLimiter,
+        limiter: SlotReserver,
         *,
         batch_size: int = 500,
         concurrency: int = 100,
         lease: timedelta = timedelta(minutes=5),
         rules: RuleSet | None = None,
+        processes: int = 1,
+        channels: Collection[str] | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -105,44 +137,105 @@ class Dispatcher:
         self.providers = providers
         self.limiter = limiter
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.lease = lease
         self.rules = rules or load_ruleset(settings.compliance_rules_file)
+        self.processes = processes
+        self.channels = channels
+        self.stop: StopFlag = stop or threading.Event()
         self._slots = asyncio.Semaphore(concurrency)
-        self.stopping = False
+        self._pool: DispatchProcesses | None = None
 
-    async def tick(self, max_attempts: int | None = None) -> DispatchReport:
-        """Send what is due now (up to ``max_attempts``), batch by batch, until ``stopping``."""
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    def request_stop(self) -> None:
+        """Claim no more; what has not left yet goes back to the queue."""
+        if isinstance(self.stop, threading.Event):
+            self.stop.set()
+        if self._pool is not None:
+            self._pool.stop.set()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    async def tick(self, max_attempts: int | None = None, *, quiet: bool = False) -> DispatchReport:
+        """Send what is due now (up to ``max_attempts``), batch by batch, until ``stopping``.
+        A backlog (a full first batch with more to come) is shared with helper processes
+        while this one goes on sending."""
         report = DispatchReport()
         limit = max_attempts if max_attempts is not None else 1_000_000_000
+        helpers: list[Future[DispatchReport]] = []
         while report.claimed < limit and not self.stopping:
             now = self.clock.now()
             size = min(self.batch_size, limit - report.claimed)
             with self.engine.begin() as connection:
-                rows = claim_queued_attempts(connection, self.worker, now, now + self.lease, size)
+                rows = claim_queued_attempts(
+                    connection, self.worker, now, now + self.lease, size, self.channels
+                )
             if not rows:
                 break
             report.add(await self.dispatch_batch(rows))
             if len(rows) < size:
                 break
-        if report.claimed:
+            if not helpers and limit - report.claimed > self.batch_size and self._shareable():
+                share, extra = divmod(limit - report.claimed, self.processes)
+                helpers = self._processes().start(
+                    self.clock, share if max_attempts is not None else None
+                )
+                limit = report.claimed + share + extra
+        for theirs in await asyncio.gather(*(asyncio.wrap_future(h) for h in helpers)):
+            report.add(theirs)
+            report.processes += 1 if theirs.claimed else 0
+        if report.claimed and not quiet:
             log.info("dispatch: %s", report.summary())
         return report
+
+    def _shareable(self) -> list[str]:
+        """The channels helper processes may send on."""
+        if self.processes < 2:
+            return []
+        return [name for name, p in self.providers.items() if not isinstance(p, Outbox)]
+
+    def _processes(self) -> DispatchProcesses:
+        if self._pool is None:
+            from outreach.dispatch_processes import DispatchProcesses
+            from outreach.shared_ratelimit import LimiterService
+
+            assert isinstance(self.limiter, RateLimiter), "only a daemon's limiter is shared"
+            url = self.engine.url.render_as_string(hide_password=False)
+            self._pool = DispatchProcesses(
+                self.settings.model_copy(update={"database_url": url}),
+                self.worker,
+                self.processes - 1,
+                self._shareable(),
+                LimiterService(self.limiter),
+                batch_size=self.batch_size,
+                concurrency=self.concurrency,
+                lease=self.lease,
+            )
+            if self.stopping:
+                self._pool.stop.set()
+        return self._pool
 
     async def dispatch_batch(self, rows: Sequence[Any]) -> DispatchReport:
         report = DispatchReport(claimed=len(rows))
         now = self.clock.now()
         with self.engine.begin() as connection:
             ready = self._recheck(connection, rows, now, report)
-        outcomes = await asyncio.gather(*(self._send(row, wait) for row, wait in ready))
+        outcomes = await asyncio.gather(*(self._send(*one) for one in ready))
         with self.engine.begin() as connection:
             self._record(connection, outcomes, report)
         return report
 
     def _recheck(
         self, connection: Connection, rows: Sequence[Any], now: datetime, report: DispatchReport
-    ) -> list[tuple[Any, float]]:
+    ) -> list[tuple[Any, OutboundMessage, float]]:
         """Compliance at the moment of sending; marks the allowed ones ``sending``, each with
-        the seconds to wait for its sender's rate-limit slot."""
+        its message and the seconds to wait for its sender's rate-limit slot."""
         account_rows = {
             row.id: row
             for row in connection.execute(
@@ -158,7 +251,7 @@ class Dispatcher:
         )
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
-        ready: list[tuple[Any, float]] = []
+        allowed: list[Any] = []
         for row in rows:
             account = account_rows[row.account_id]
             why_not = _account_closed(account, now) or _address_unused(records[account.id], row)
@@ -182,15 +275,7 @@ class Dispatcher:
                 )
             )
             if decision.verdict == "allow":
-                sender = self.providers[row.channel].sender(_message(row))
-                wait = self.limiter.reserve(row.channel, sender, max_wait=RATE_HORIZON)
-                if wait is None:  # the sender's rate is spent for now: a later tick sends it
-                    changes.append(
-                        _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
-                    )
-                    report.outcomes["rate_limited"] += 1
-                else:
-                    ready.append((row, wait))
+                allowed.append(row)
             elif decision.verdict == "defer":
                 changes.append(
                     _change(row, AttemptStatus.QUEUED, now, next_try_at=decision.not_before)
@@ -201,6 +286,17 @@ class Dispatcher:
                     _change(row, AttemptStatus.CANCELLED, now, error=",".join(decision.codes))
                 )
                 report.outcomes["blocked"] += 1
+        messages = [_message(row) for row in allowed]
+        waits = self.limiter.reserve_many(
+            [(m.channel, self.providers[m.channel].sender(m)) for m in messages], RATE_HORIZON
+        )
+        ready: list[tuple[Any, OutboundMessage, float]] = []
+        for row, message, wait in zip(allowed, messages, waits, strict=True):
+            if wait is None:  # the sender's rate is spent for now: a later tick sends it
+                changes.append(_change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT))
+                report.outcomes["rate_limited"] += 1
+            else:
+                ready.append((row, message, wait))
         store_decisions(connection, decisions)
         _apply_changes(connection, changes, self.worker)
         # Committed with the batch before any request leaves: a crash from here on leaves
@@ -210,12 +306,12 @@ class Dispatcher:
             [
                 {"attempt_id": row.id, "lease_end": now + SEND_LEASE + timedelta(seconds=wait),
                  "now": now}
-                for row, wait in ready
+                for row, _, wait in ready
             ],
         )  # fmt: skip
         return ready
 
-    async def _send(self, row: Any, wait: float) -> Outcome:
+    async def _send(self, row: Any, message: OutboundMessage, wait: float) -> Outcome:
         provider = self.providers[row.channel]
         await self._pause(wait)  # outside the slots: a slow sender holds none
         if self.stopping:
@@ -223,7 +319,7 @@ class Dispatcher:
             return Outcome(row, unsent=True)
         async with self._slots:
             try:
-                return Outcome(row, result=await provider.send(_message(row)))
+                return Outcome(row, result=await provider.send(message))
             except ChannelError as exc:
                 return Outcome(row, error=exc)
             except Exception as exc:  # whatever it was, the request may have left

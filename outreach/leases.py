@@ -9,15 +9,21 @@ lease to expire; the rows are then free to claim again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, and_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import AccountStatus, AttemptStatus
 from outreach.store import accounts
+
+
+class StopFlag(Protocol):
+    """Tells a claiming loop to claim no more (a ``threading.Event``, or a process's)."""
+
+    def is_set(self) -> bool: ...
 
 
 def claim_due_accounts(
@@ -36,15 +42,23 @@ def claim_due_accounts(
 
 
 def claim_queued_attempts(
-    connection: Connection, worker: str, now: datetime, until: datetime, limit: int
+    connection: Connection,
+    worker: str,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    channels: Collection[str] | None = None,
 ) -> Sequence[Row[Any]]:
-    """Queued attempts whose time has come, leased to ``worker``."""
+    """Queued attempts whose time has come (on ``channels`` only, if given), leased to
+    ``worker``."""
+    wanted: tuple[ColumnElement[bool], ...] = (
+        attempts.c.status == AttemptStatus.QUEUED,
+        or_(attempts.c.next_try_at.is_(None), attempts.c.next_try_at <= now),
+    )
+    if channels is not None:
+        wanted += (attempts.c.channel.in_(sorted(channels)),)
     return _claim(
-        connection, attempts, worker, now, until, limit,
-        (
-            attempts.c.status == AttemptStatus.QUEUED,
-            or_(attempts.c.next_try_at.is_(None), attempts.c.next_try_at <= now),
-        ),
+        connection, attempts, worker, now, until, limit, wanted,
         (attempts.c.next_try_at, attempts.c.id),
     )  # fmt: skip
 

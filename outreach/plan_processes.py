@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import timedelta
 from multiprocessing.synchronize import Event
@@ -63,14 +64,16 @@ class PlanProcesses:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def process_count(settings: Settings) -> int:
-    """How many plan processes the settings ask for; an in-memory SQLite database is
-    private to its process, so it is planned in that process."""
+def process_count(settings: Settings, wanted: int | None = None) -> int:
+    """How many processes the settings ask for (``wanted``, or ``plan_processes``; 0 is
+    one per CPU core). An in-memory SQLite database is private to its process, so it is
+    worked in that process."""
     if settings.database_url.startswith("sqlite") and (
         ":memory:" in settings.database_url or settings.database_url.rstrip("/") == "sqlite:"
     ):
         return 1
-    return settings.plan_processes or os.cpu_count() or 1
+    chosen = settings.plan_processes if wanted is None else wanted
+    return chosen or os.cpu_count() or 1
 
 
 def _start(
@@ -81,6 +84,10 @@ def _start(
     from outreach.db import make_engine
     from outreach.planner import Planner
 
+    # A terminal's Ctrl-C reaches the whole process group; the daemon's stop request
+    # reaches the planners through ``stop``, and they finish the batch in hand.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
     _planner = Planner(

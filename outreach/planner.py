@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -26,7 +26,7 @@ from outreach.clock import Clock
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import attempts, load_debtors, store_decisions
 from outreach.config import Settings
-from outreach.leases import claim_due_accounts
+from outreach.leases import StopFlag, claim_due_accounts
 from outreach.models import CadenceStep, PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_account
 from outreach.plan_processes import PlanProcesses, process_count
@@ -61,10 +61,6 @@ class PlanReport:
             if self.outcomes[name]
         ]
         return ", ".join(parts)
-
-
-class StopFlag(Protocol):
-    def is_set(self) -> bool: ...
 
 
 class Planner:

@@ -3,7 +3,8 @@
 Each sender (a number, a Messaging Service, an address) has a token bucket: ``burst``
 messages may go at once, then one every ``1/per_second`` seconds. A send *reserves* its
 slot before it waits, with no await in between, so concurrent sends on one event loop
-never take the same slot. The limits hold within one process; several daemons sharing a
+never take the same slot. A daemon's dispatch processes reserve from the daemon's limiter
+(``outreach.shared_ratelimit``), so the limits hold across them; several daemons sharing a
 sender should each be given a share of its rate.
 
 Time is injected (``monotonic`` and ``sleep``) so that tests run on a fake clock.
@@ -12,8 +13,9 @@ Time is injected (``monotonic`` and ``sleep``) so that tests run on a fake clock
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,8 @@ class RateLimiter:
         self._monotonic = monotonic
         self._sleep = sleep
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        # Dispatch processes reserve from another thread (see outreach.shared_ratelimit).
+        self._lock = threading.Lock()
 
     @classmethod
     def from_channels(cls, channels_dir: Path) -> RateLimiter:
@@ -57,6 +61,17 @@ class RateLimiter:
         """Take the next slot for ``sender``; the seconds to wait before using it. With
         ``max_wait``, a slot further off than that is not taken (None): the dispatcher
         then leaves the message queued for a later tick instead of holding it."""
+        with self._lock:
+            return self._reserve(channel, sender, max_wait)
+
+    def reserve_many(
+        self, senders: Sequence[tuple[str, str]], max_wait: float | None = None
+    ) -> list[float | None]:
+        """``reserve`` for each (channel, sender) in turn."""
+        with self._lock:
+            return [self._reserve(channel, sender, max_wait) for channel, sender in senders]
+
+    def _reserve(self, channel: str, sender: str, max_wait: float | None) -> float | None:
         limit = self.limit_for(channel, sender)
         if limit is None:
             return 0.0

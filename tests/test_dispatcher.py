@@ -583,7 +583,7 @@ async def test_stopping_puts_what_has_not_left_back_in_the_queue(world: World) -
     time = FakeTime()
 
     async def stop_while_waiting(seconds: float) -> None:
-        send.stopping = True  # SIGTERM arrives while two texts wait for their slots
+        send.request_stop()  # SIGTERM arrives while two texts wait for their slots
         await time.sleep(seconds)
 
     limits = RateLimits(default=RateLimit(per_second=1, burst=1))  # slots at 0, 1 and 2 s

@@ -136,8 +136,7 @@ def run(
     ] = 1,
 ) -> None:
     """Run the daemon: plan, check, render and send on a schedule (SIGTERM stops it)."""
-    import asyncio
-
+    from outreach import event_loop
     from outreach.clock import ScaledClock
     from outreach.daemon import Daemon, RunOptions
 
@@ -157,11 +156,11 @@ def run(
     )
     daemon = Daemon(settings, context.engine, context.clock, options)
     if once:
-        planned, sent = asyncio.run(daemon.run_once())
+        planned, sent = event_loop.run(daemon.run_once())
         out.print(f"plan: {planned.summary()}", highlight=False)
         out.print(f"dispatch: {sent.summary()}", highlight=False)
         return
-    asyncio.run(daemon.serve())
+    event_loop.run(daemon.serve())
 
 
 @app.command()

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -64,6 +65,7 @@ from outreach.providers.base import (
 from outreach.providers.failures import CodeRule, http_failure, transport_failure
 from outreach.providers.inbound_email import parse_inbound
 from outreach.providers.keywords import reply_intent
+from outreach.providers.transport import post_bytes
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -202,8 +204,13 @@ class SendgridEmail(Provider):
         url = self.settings.sendgrid_api_base_url.rstrip("/") + "/v3/mail/send"
         key = self.settings.sendgrid_api_key.get_secret_value()
         try:
-            response = await self.client.post(
-                url, json=body, headers={"Authorization": f"Bearer {key}"}
+            response = await post_bytes(
+                self.client,
+                url,
+                json.dumps(
+                    body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                ).encode(),
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:
             raise transport_failure(self.name, exc) from None

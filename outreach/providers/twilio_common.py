@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -19,8 +19,10 @@ from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import WebhookRequest
 from outreach.providers.failures import CodeRule, http_failure, transport_failure
+from outreach.providers.transport import post_bytes
 
 API_VERSION = "2010-04-01"
+FORM = "application/x-www-form-urlencoded"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # The same on every retry of one webhook request (Twilio's webhook connection overrides).
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
@@ -81,11 +83,11 @@ def credentials(settings: Settings) -> tuple[str, str]:
 @lru_cache(maxsize=64)
 def _target(
     base: str, account_sid: str | None, user: str, secret: str, resource: str
-) -> tuple[httpx.URL, str]:
-    """The parsed URL and the Basic credentials for a resource, worked out once rather than
-    on every message (parsing and encoding were a tenth of a send's cost)."""
+) -> tuple[str, str]:
+    """The URL and the Basic credentials for a resource, worked out once rather than on
+    every message."""
     token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
-    return httpx.URL(_resource_url(base, account_sid, resource)), f"Basic {token}"
+    return _resource_url(base, account_sid, resource), f"Basic {token}"
 
 
 def _resource_url(base: str, account_sid: str | None, resource: str) -> str:
@@ -106,7 +108,12 @@ async def post_form(
         settings.twilio_api_base_url, settings.twilio_account_sid, user, secret, resource
     )
     try:
-        response = await client.post(url, data=form, headers={"Authorization": authorization})
+        response = await post_bytes(
+            client,
+            url,
+            urlencode(form, doseq=True).encode(),
+            {"Authorization": authorization, "Content-Type": FORM},
+        )
     except httpx.HTTPError as exc:
         raise transport_failure(provider, exc) from None
     if response.is_success:

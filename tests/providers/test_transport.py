@@ -1,7 +1,9 @@
 """The aiohttp-backed transport against real sockets on 127.0.0.1.
 
 What matters is *when* a failure happened: before the request left (safe to send again) or
-after (the provider may have it). Each case makes a small server that fails one way.
+after (the provider may have it). Each case makes a small server that fails one way, and
+is met both through httpx's client (``client.post``) and the providers' own short way to
+aiohttp's pool (``post_bytes``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +25,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError
 from outreach.providers.base import EventType, OutboundMessage
 from outreach.providers.failures import transport_failure
-from outreach.providers.transport import Timeouts, make_http_client
+from outreach.providers.transport import Timeouts, make_http_client, post_bytes
 from outreach.providers.twilio_sms import TwilioSms
 from tests.providers.conftest import load_json
 
@@ -60,6 +63,48 @@ def answer(status: str, body: bytes, *headers: str) -> bytes:
     return "\r\n".join(lines).encode() + body
 
 
+Post = Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]
+POSTS: dict[str, Post] = {
+    "client.post": lambda client, url: client.post(url, content=b"a"),
+    "post_bytes": lambda client, url: post_bytes(client, url, b"a", {}),
+}
+
+
+@pytest.fixture(params=sorted(POSTS))
+def post(request: pytest.FixtureRequest) -> Post:
+    return POSTS[request.param]
+
+
+def header_fields(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    fields = (line.split(":", 1) for line in lines if line)
+    return {name.strip().lower(): value.strip() for name, value in fields}
+
+
+async def test_the_short_way_sends_what_httpx_would() -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(answer("201 Created", b'{"sid": "SM1"}', "Content-Type: application/json"))
+        await writer.drain()
+        writer.close()
+
+    form = b"To=%2B16175550199&Body=Hello+there"
+    headers = {"Authorization": "Basic abc", "Content-Type": "application/x-www-form-urlencoded"}
+    answers: list[Any] = []
+    async with serve(record) as base:
+        async with make_http_client() as ours:
+            answers.append(await post_bytes(ours, f"{base}/x?y=1", form, headers))
+        async with make_http_client(transport=httpx.AsyncHTTPTransport()) as plain:
+            answers.append(await post_bytes(plain, f"{base}/x?y=1", form, headers))
+    assert [(a.status_code, a.json()) for a in answers] == [(201, {"sid": "SM1"})] * 2
+    (short_head, short_body), (httpx_head, httpx_body) = seen
+    assert short_body == httpx_body == form
+    assert short_head.split(b"\r\n")[0] == httpx_head.split(b"\r\n")[0] == b"POST /x?y=1 HTTP/1.1"
+    assert header_fields(short_head) == header_fields(httpx_head)
+
+
 async def test_a_created_message_through_a_local_stand_in(
     settings: Settings, clock: FixedClock
 ) -> None:
@@ -91,31 +136,31 @@ async def test_a_created_message_through_a_local_stand_in(
     assert b"Body=Hello" in request and b"authorization: basic " in request.lower()
 
 
-async def test_connection_refused_never_left() -> None:
+async def test_connection_refused_never_left(post: Post) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     async with make_http_client() as client:
         with pytest.raises(httpx.ConnectError) as raised:
-            await client.post(f"http://127.0.0.1:{port}/x", content=b"a")
+            await post(client, f"http://127.0.0.1:{port}/x")
     failure = transport_failure("p", raised.value)
     assert failure.retryable and not failure.ambiguous
 
 
-async def test_a_connection_closed_after_the_request_is_ambiguous() -> None:
+async def test_a_connection_closed_after_the_request_is_ambiguous(post: Post) -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.close()
 
     async with serve(hang_up) as base, make_http_client() as client:
         with pytest.raises(httpx.TransportError) as raised:
-            await client.post(f"{base}/x", content=b"a")
+            await post(client, f"{base}/x")
     assert isinstance(raised.value, httpx.RemoteProtocolError | httpx.ReadError)
     failure = transport_failure("p", raised.value)
     assert failure.ambiguous and not failure.retryable
 
 
-async def test_no_answer_in_time_is_ambiguous() -> None:
+async def test_no_answer_in_time_is_ambiguous(post: Post) -> None:
     release = asyncio.Event()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -125,12 +170,12 @@ async def test_no_answer_in_time_is_ambiguous() -> None:
 
     async with serve(silent) as base, make_http_client(timeouts=Timeouts(read=0.2)) as client:
         with pytest.raises(httpx.ReadTimeout) as raised:
-            await client.post(f"{base}/x", content=b"a")
+            await post(client, f"{base}/x")
         release.set()
     assert transport_failure("p", raised.value).ambiguous
 
 
-async def test_connections_are_pooled_and_shared() -> None:
+async def test_connections_are_pooled_and_shared(post: Post) -> None:
     connections = 0
 
     async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -146,7 +191,7 @@ async def test_connections_are_pooled_and_shared() -> None:
 
     async with serve(keep_alive) as base, make_http_client() as client:
         for _ in range(5):
-            assert (await client.post(f"{base}/x", content=b"a")).json() == {}
+            assert (await post(client, f"{base}/x")).json() == {}
     assert connections == 1
 
 

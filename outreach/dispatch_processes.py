@@ -1,0 +1,141 @@
+"""A dispatch backlog sent by several processes at once.
+
+Each send costs CPU in the daemon (the compliance recheck, building the request, reading
+the answer), so one process sends on one core. When a dispatch tick finds more than a
+batch due, helper processes share the rest with the daemon's own dispatcher: each is a
+``Dispatcher`` with its own connection, HTTP pool and providers built from the settings,
+its own name for leases, and its event loop kept for the following ticks. Leases keep them
+apart, as they keep several daemons apart; the rate limits stay the daemon's (see
+``outreach.shared_ratelimit``), so a sender's rate holds whichever process sends.
+
+The helpers send only on channels carried by a real provider: the outbox keeps its
+simulated events in the daemon's memory. They ignore SIGINT and SIGTERM (a terminal's
+Ctrl-C reaches the whole process group): the daemon's stop request reaches them through
+``stop``, and they put back in the queue what has not left, as the daemon does.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime, timedelta
+from multiprocessing.synchronize import Event
+
+from outreach.clock import Clock, SystemClock
+from outreach.config import Settings
+from outreach.dispatcher import Dispatcher, DispatchReport
+from outreach.event_loop import new_event_loop
+from outreach.shared_ratelimit import LimiterService
+
+log = logging.getLogger("outreach.dispatcher")
+
+
+class _TickClock:
+    """The clock of the tick at hand: the daemon's, handed over with each tick (a scaled
+    or fixed clock in a rehearsal), behind the one object the providers were given."""
+
+    def __init__(self) -> None:
+        self.current: Clock = SystemClock()
+
+    def now(self) -> datetime:
+        return self.current.now()
+
+
+class _Helper:
+    def __init__(self, dispatcher: Dispatcher, clock: _TickClock) -> None:
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.loop = new_event_loop()
+
+
+_helper: _Helper | None = None  # the dispatch process's own dispatcher
+
+
+class DispatchProcesses:
+    def __init__(
+        self,
+        settings: Settings,
+        worker: str,
+        count: int,
+        channels: Sequence[str],
+        limits: LimiterService,
+        *,
+        batch_size: int,
+        concurrency: int,
+        lease: timedelta,
+    ) -> None:
+        self.count = count
+        self.limits = limits
+        context = multiprocessing.get_context("spawn")
+        self.stop: Event = context.Event()
+        self._pool = ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=context,
+            initializer=_start,
+            initargs=(
+                settings,
+                worker,
+                tuple(channels),
+                (limits.address, limits.authkey),
+                (batch_size, concurrency, lease),
+                self.stop,
+                logging.getLogger().getEffectiveLevel(),
+            ),
+        )
+
+    def start(self, clock: Clock, limit: int | None) -> list[Future[DispatchReport]]:
+        """Each process sends until nothing is due, or ``limit`` messages."""
+        return [self._pool.submit(_tick, clock, limit) for _ in range(self.count)]
+
+    def close(self) -> None:
+        self.stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.limits.close()
+
+
+def _start(
+    settings: Settings,
+    worker: str,
+    channels: tuple[str, ...],
+    limits: tuple[str, bytes],
+    sizes: tuple[int, int, timedelta],
+    stop: Event,
+    level: int,
+) -> None:
+    global _helper
+    from outreach.db import make_engine
+    from outreach.providers.registry import build_providers
+    from outreach.providers.transport import make_http_client
+    from outreach.shared_ratelimit import RemoteLimiter
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
+    clock = _TickClock()
+    providers = build_providers(settings, make_http_client(), clock)
+    batch_size, concurrency, lease = sizes
+    dispatcher = Dispatcher(
+        make_engine(settings),
+        settings,
+        clock,
+        f"{worker}/dispatch{os.getpid()}",
+        {channel: providers[channel] for channel in channels},
+        RemoteLimiter(*limits),
+        batch_size=batch_size,
+        concurrency=concurrency,
+        lease=lease,
+        channels=channels,
+        stop=stop,
+    )
+    _helper = _Helper(dispatcher, clock)
+
+
+def _tick(clock: Clock, limit: int | None) -> DispatchReport:
+    assert _helper is not None, "the dispatch process was not started"
+    _helper.clock.current = clock
+    return _helper.loop.run_until_complete(_helper.dispatcher.tick(limit, quiet=True))

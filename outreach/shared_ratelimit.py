@@ -1,0 +1,81 @@
+"""One set of rate limits for all of a daemon's dispatch processes.
+
+A sender's rate is the provider's limit on that sender, whichever process sends. So the
+daemon's ``RateLimiter`` stays the only one: ``LimiterService`` serves it on a Unix socket
+(in a private temporary directory, behind an authentication key), and each dispatch
+process's ``RemoteLimiter`` reserves its slots there, a batch at a time: one round trip
+per batch of a few hundred messages, not one per message.
+
+A reply's waits were counted from the moment the daemon reserved them; the process that
+asked starts waiting a fraction of a millisecond later, so a slot is used late, never early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Sequence
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener
+
+from outreach.ratelimit import RateLimiter
+
+
+class LimiterService:
+    """Serves ``limiter`` to other processes, each connection on a thread of its own."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.authkey = secrets.token_bytes(32)
+        # family AF_UNIX without an address: a fresh socket in a directory only we can read.
+        self._listener = Listener(family="AF_UNIX", authkey=self.authkey)
+        self.address: str = self._listener.address
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, name="rate-limits", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection = self._listener.accept()
+            except (OSError, EOFError, AuthenticationError):  # closed, or a failed handshake
+                continue
+            threading.Thread(
+                target=self._serve, args=(connection,), name="rate-limits", daemon=True
+            ).start()
+
+    def _serve(self, connection: Connection) -> None:
+        with connection:
+            while True:
+                try:
+                    senders, max_wait = connection.recv()
+                except (EOFError, OSError):  # the process closed its end, or ended
+                    return
+                connection.send(self.limiter.reserve_many(senders, max_wait))
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+
+
+class RemoteLimiter:
+    """A dispatch process's view of the daemon's limits."""
+
+    def __init__(self, address: str, authkey: bytes) -> None:
+        self._connection = Client(address, family="AF_UNIX", authkey=authkey)
+
+    def reserve_many(
+        self, senders: Sequence[tuple[str, str]], max_wait: float | None = None
+    ) -> list[float | None]:
+        if not senders:
+            return []
+        self._connection.send((list(senders), max_wait))
+        waits: list[float | None] = self._connection.recv()
+        return waits
+
+    async def wait(self, seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    def close(self) -> None:
+        self._connection.close()

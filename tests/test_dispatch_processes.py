@@ -1,0 +1,269 @@
+"""A dispatch backlog shared with helper processes, against a fake Twilio over real HTTP.
+
+The helpers are real spawned processes with their own HTTP clients, so the provider they
+talk to is a real server: a FastAPI app under uvicorn on 127.0.0.1 that answers each
+Messages POST with Twilio's documented 201 body and records what it was sent and when.
+Attempts are planned by the real planner on the ``engine`` fixture's database (accounts due
+on 2026-10-15 are due a text, those due on 2026-10-30 an email; see tests/test_planner.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from multiprocessing import AuthenticationError
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from outreach import store
+from outreach.channels import RateLimit, RateLimits
+from outreach.clock import FixedClock
+from outreach.compliance_store import attempts
+from outreach.config import Settings
+from outreach.daemon import Daemon, RunOptions
+from outreach.dispatcher import Dispatcher
+from outreach.importing.account_rows import ImportDefaults
+from outreach.providers.registry import build_providers
+from outreach.providers.transport import make_http_client
+from outreach.ratelimit import RateLimiter
+from outreach.shared_ratelimit import LimiterService, RemoteLimiter
+from tests.providers.conftest import ACCOUNT_SID, AUTH_TOKEN, load_json
+from tests.providers.test_ratelimit import FakeTime
+from tests.test_dispatcher import outbox_lines
+from tests.test_import_accounts import row
+from tests.test_planner import WORKER, World, make_settings, publish_templates, rows_of
+from tests.web.conftest import serving
+
+pytestmark = pytest.mark.anyio
+
+FROM = "+16175550100"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def world(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults) -> World:
+    publish_templates(engine, clock)
+    return World(engine, make_settings(engine, tmp_path), clock, tmp_path, defaults)
+
+
+@dataclass
+class FakeTwilio:
+    """What the fake Twilio was sent: each message's form, and when it arrived."""
+
+    forms: list[dict[str, str]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+
+    def attempt_ids(self) -> Counter[int]:
+        return Counter(
+            int(parse_qs(urlsplit(form["StatusCallback"]).query)["attempt_id"][0])
+            for form in self.forms
+        )
+
+
+def fake_twilio_app(seen: FakeTwilio) -> FastAPI:
+    app = FastAPI()
+    created = load_json("rest/twilio_message_created.json")
+    credentials = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+
+    @app.post("/2010-04-01/Accounts/{sid}/Messages.json")
+    async def messages(sid: str, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Basic {credentials}":
+            return JSONResponse(
+                {"code": 20003, "message": "Authenticate", "more_info":
+                 "https://www.twilio.com/docs/errors/20003", "status": 401},
+                status_code=401,
+            )  # fmt: skip
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        seen.forms.append(form)
+        seen.arrivals.append(time.monotonic())
+        message_sid = f"SM{len(seen.forms):032x}"
+        path = f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}"
+        body = created | {
+            "account_sid": sid, "sid": message_sid, "to": form["To"], "from": form["From"],
+            "body": form["Body"], "uri": f"{path}.json",
+            "subresource_uris": {"media": f"{path}/Media.json"},
+        }  # fmt: skip
+        return JSONResponse(body, status_code=201)
+
+    return app
+
+
+@pytest.fixture
+def twilio() -> Iterator[tuple[FakeTwilio, str]]:
+    seen = FakeTwilio()
+    with serving(fake_twilio_app(seen)) as server:
+        yield seen, server.base
+
+
+def twilio_settings(world: World, base_url: str, per_second: float = 10_000) -> Settings:
+    channels = world.tmp_path / "channels"
+    channels.mkdir(exist_ok=True)
+    (channels / "sms.yaml").write_text(
+        f"rate_limits:\n  default:\n    per_second: {per_second}\n    burst: 1\n", encoding="utf-8"
+    )
+    return world.settings.model_copy(
+        update={
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": SecretStr(AUTH_TOKEN),
+            "twilio_from_number": FROM,
+            "twilio_api_base_url": base_url,
+            "public_base_url": "https://outreach.example.com",
+            "channels_dir": channels,
+        }
+    )
+
+
+@pytest.fixture
+async def daemon_dispatcher(
+    world: World, twilio: tuple[FakeTwilio, str]
+) -> AsyncIterator[Dispatcher]:
+    """The dispatcher as the daemon builds it (providers from the settings, Twilio for texts
+    and calls, the outbox for email), with a helper process: batches of 4."""
+    settings = twilio_settings(world, twilio[1], per_second=20)
+    async with make_http_client() as client:
+        dispatcher = Dispatcher(
+            world.engine, settings, world.clock, WORKER,
+            build_providers(settings, client, world.clock),
+            RateLimiter.from_channels(settings.channels_dir), batch_size=4, processes=2,
+        )  # fmt: skip
+        try:
+            yield dispatcher
+        finally:
+            await asyncio.to_thread(dispatcher.close)
+
+
+def plan(world: World, texts: int, emails: int = 0) -> None:
+    world.load(
+        *(row(f"T-{i:03d}", phone=f"+1617555{i:04d}") for i in range(texts)),
+        *(row(f"E-{i:03d}", phone=f"+1508555{i:04d}", due_date="2026-10-30")
+          for i in range(emails)),
+    )  # fmt: skip
+    assert dict(world.planner().tick().outcomes) == {"queued": texts + emails}
+
+
+async def test_a_backlog_is_shared_with_dispatch_processes_each_message_sent_once(
+    world: World, twilio: tuple[FakeTwilio, str], daemon_dispatcher: Dispatcher
+) -> None:
+    seen, _ = twilio
+    plan(world, texts=36, emails=6)
+    first = await daemon_dispatcher.tick(max_attempts=24)
+    rest = await daemon_dispatcher.tick()
+    assert first.claimed == 24
+    assert first.processes == 2  # the helper took its share
+    assert rest.claimed == 18
+    assert first.outcomes + rest.outcomes == Counter(sent=42)
+
+    found = rows_of(world.engine, attempts)
+    texts = [a for a in found if a.channel == "sms"]
+    assert len(texts) == 36
+    # Each text reached Twilio exactly once, and its message SID was recorded.
+    assert seen.attempt_ids() == Counter({a.id: 1 for a in texts})
+    assert {a.provider for a in texts} == {"twilio_sms"}
+    assert len({a.provider_message_id for a in texts}) == 36
+    # The helper worked only on texts; the emails went through the daemon's own outbox.
+    assert sorted(line["attempt_id"] for line in outbox_lines(world)) == sorted(
+        a.id for a in found if a.channel == "email"
+    )
+    assert all(a.status == "sent" and a.acquired_by is None for a in found)
+    assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
+
+
+async def test_a_senders_rate_holds_across_dispatch_processes(
+    world: World, twilio: tuple[FakeTwilio, str], daemon_dispatcher: Dispatcher
+) -> None:
+    seen, _ = twilio
+    plan(world, texts=52)
+    assert (await daemon_dispatcher.tick(max_attempts=12)).processes == 2  # the helper is up
+    seen.arrivals.clear()
+    report = await daemon_dispatcher.tick(max_attempts=40)
+    assert (report.claimed, report.processes, dict(report.outcomes)) == (40, 2, {"sent": 40})
+    # One number at 20 a second, burst 1: 40 texts span at least 39 intervals, whichever
+    # process sent them (each with a limiter of its own, they would take half as long).
+    # A slot is used late, never early; the first request's own latency is allowed for.
+    span = max(seen.arrivals) - min(seen.arrivals)
+    assert span >= 39 / 20 - 0.1
+
+
+async def test_a_stop_reaches_the_dispatch_processes_and_nothing_more_is_claimed(
+    world: World, daemon_dispatcher: Dispatcher
+) -> None:
+    plan(world, texts=16)
+    assert (await daemon_dispatcher.tick(max_attempts=12)).processes == 2
+    pool = daemon_dispatcher._pool
+    assert pool is not None
+    daemon_dispatcher.request_stop()
+    assert pool.stop.is_set()
+    assert (await daemon_dispatcher.tick()).claimed == 0
+    assert Counter(a.status for a in rows_of(world.engine, attempts)) == {"sent": 12, "queued": 4}
+
+
+async def test_the_outbox_and_small_ticks_are_dispatched_in_one_process(
+    world: World, twilio: tuple[FakeTwilio, str]
+) -> None:
+    plan(world, texts=6)
+    async with make_http_client() as client:
+        # The outbox carries every channel: its simulated events live in this process.
+        outboxes = Dispatcher(
+            world.engine, world.settings, world.clock, WORKER,
+            build_providers(world.settings, client, world.clock), RateLimiter({}),
+            batch_size=2, processes=2,
+        )  # fmt: skip
+        report = await outboxes.tick(max_attempts=4)
+        assert (report.claimed, report.processes, outboxes._pool) == (4, 1, None)
+        # Twilio carries texts, but what is due fits one batch.
+        settings = twilio_settings(world, twilio[1])
+        small = Dispatcher(
+            world.engine, settings, world.clock, WORKER,
+            build_providers(settings, client, world.clock), RateLimiter({}),
+            batch_size=4, processes=2,
+        )  # fmt: skip
+        report = await small.tick()
+        assert (report.claimed, report.processes, small._pool) == (2, 1, None)
+
+
+async def test_a_daemon_with_an_injected_transport_dispatches_in_one_process(
+    world: World, twilio: tuple[FakeTwilio, str]
+) -> None:
+    settings = twilio_settings(world, twilio[1]).model_copy(update={"dispatch_processes": 4})
+    assert Daemon(settings, world.engine, world.clock, RunOptions()).dispatcher.processes == 4
+    stand_in = httpx.MockTransport(lambda request: httpx.Response(503))
+    injected = Daemon(settings, world.engine, world.clock, RunOptions(), transport=stand_in)
+    assert injected.dispatcher.processes == 1
+
+
+def test_processes_reserve_from_one_limiter_and_a_stranger_is_refused() -> None:
+    time_ = FakeTime()
+    limiter = RateLimiter(
+        {"sms": RateLimits(default=RateLimit(per_second=1, burst=1))},
+        monotonic=time_.monotonic,
+        sleep=time_.sleep,
+    )
+    service = LimiterService(limiter)
+    try:
+        one, two = (RemoteLimiter(service.address, service.authkey) for _ in range(2))
+        assert one.reserve_many([("sms", "a"), ("sms", "a")], None) == [0, 1]
+        assert two.reserve_many([("sms", "a"), ("sms", "b")], None) == [2, 0]
+        assert limiter.reserve("sms", "a") == 3  # the daemon's own sends share the same slots
+        assert one.reserve_many([("sms", "a")], 2.5) == [None]  # too far off: left queued
+        assert one.reserve_many([], None) == []
+        with pytest.raises(AuthenticationError):
+            RemoteLimiter(service.address, b"not the key")
+        one.close()
+        two.close()
+    finally:
+        service.close()

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
@@ -37,13 +37,17 @@ class Housekeeping:
 
 
 def housekeeping(engine: Engine, now: datetime, worker: str | None = None) -> Housekeeping:
-    """``worker`` is the caller's own name: its sends in flight are not lost, whatever their
-    lease says (a slow rate limit, a scaled demo clock)."""
+    """``worker`` is the caller's own name: its sends in flight, and its dispatch processes'
+    (``<worker>/dispatch<pid>``), are not lost, whatever their lease says (a slow rate
+    limit, a scaled demo clock)."""
     done = Housekeeping()
     with engine.begin() as connection:
         lost = (attempts.c.status == AttemptStatus.SENDING) & (attempts.c.acquired_until < now)
         if worker is not None:
-            lost &= attempts.c.acquired_by.is_distinct_from(worker)
+            holder = attempts.c.acquired_by
+            lost &= holder.is_distinct_from(worker) & or_(
+                holder.is_(None), ~holder.startswith(f"{worker}/", autoescape=True)
+            )
         done.lost_sends = connection.execute(
             update(attempts)
             .where(lost)

@@ -113,6 +113,11 @@ def the_attempt(world: World) -> Any:
     return only
 
 
+def set_attempt(world: World, **values: Any) -> None:
+    with world.engine.begin() as connection:
+        connection.execute(update(attempts).values(**values))
+
+
 class FakeProvider(Provider):
     """Answers each send with the next scripted outcome: an exception to raise, or None to
     take the message. Out of script, it takes every message."""
@@ -535,6 +540,12 @@ async def test_a_send_lost_in_a_crash_becomes_unknown_and_is_never_resent(world:
     after = NOW + SEND_LEASE + timedelta(seconds=1)
     assert housekeeping(world.engine, after, WORKER).lost_sends == 0
     assert the_attempt(world).status == "sending"
+    # Nor one of its dispatch processes' (named after it), nor one held by no one.
+    set_attempt(world, acquired_by=f"{WORKER}/dispatch4242")
+    assert housekeeping(world.engine, after, WORKER).lost_sends == 0
+    set_attempt(world, acquired_by=None)
+    assert housekeeping(world.engine, after, WORKER).lost_sends == 1
+    set_attempt(world, status="sending", acquired_by=WORKER, acquired_until=NOW + SEND_LEASE)
 
     assert housekeeping(world.engine, after, "worker-2").lost_sends == 1
     held = the_attempt(world)

@@ -22,6 +22,7 @@ import threading
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -183,16 +184,35 @@ class Dispatcher:
                 break
             if not helpers and limit - report.claimed > self.batch_size and self._shareable():
                 share, extra = divmod(limit - report.claimed, self.processes)
-                helpers = self._processes().start(
-                    self.clock, share if max_attempts is not None else None
-                )
+                helpers = self._start_helpers(share if max_attempts is not None else None)
                 limit = report.claimed + share + extra
-        for theirs in await asyncio.gather(*(asyncio.wrap_future(h) for h in helpers)):
+        results = await asyncio.gather(
+            *(asyncio.wrap_future(h) for h in helpers), return_exceptions=True
+        )
+        for theirs in results:
+            if isinstance(theirs, BaseException):
+                self._helper_failed(theirs)
+                continue
             report.add(theirs)
             report.processes += 1 if theirs.claimed else 0
         if report.claimed and not quiet:
             log.info("dispatch: %s", report.summary())
         return report
+
+    def _start_helpers(self, limit: int | None) -> list[Future[DispatchReport]]:
+        try:
+            return self._processes().start(self.clock, limit)
+        except BrokenProcessPool:
+            # A helper died since the last backlog (killed, out of memory): start afresh.
+            self.close()
+            return self._processes().start(self.clock, limit)
+
+    def _helper_failed(self, error: BaseException) -> None:
+        """A helper's tick failed. What it held is freed when its leases end; what it had
+        marked ``sending`` is held for review by housekeeping, as after any crash."""
+        log.error("dispatch: a dispatch process failed: %r", error)
+        if isinstance(error, BrokenProcessPool):  # the next backlog starts new processes
+            self.close()
 
     def _shareable(self) -> list[str]:
         """The channels helper processes may send on."""

@@ -14,6 +14,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,12 +117,17 @@ class Planner:
                 break
             if self.processes > 1 and not helpers and limit - report.claimed > self.batch_size:
                 share, extra = divmod(limit - report.claimed, self.processes)
-                helpers = self._processes().start(
-                    self.clock, share if max_accounts is not None else None
-                )
+                helpers = self._start_helpers(share if max_accounts is not None else None)
                 limit = report.claimed + share + extra
         for helper in helpers:
-            theirs = helper.result()
+            try:
+                theirs = helper.result()
+            except Exception as error:
+                # What the helper held is freed when its leases end.
+                log.error("plan: a plan process failed: %r", error)
+                if isinstance(error, BrokenProcessPool):  # the next backlog starts new ones
+                    self.close()
+                continue
             report.add(theirs)
             report.processes += 1 if theirs.claimed else 0
         if report.claimed and not quiet:
@@ -139,6 +145,14 @@ class Planner:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+    def _start_helpers(self, limit: int | None) -> list[Future[PlanReport]]:
+        try:
+            return self._processes().start(self.clock, limit)
+        except BrokenProcessPool:
+            # A helper died since the last backlog (killed, out of memory): start afresh.
+            self.close()
+            return self._processes().start(self.clock, limit)
 
     def _processes(self) -> PlanProcesses:
         if self._pool is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -210,6 +211,26 @@ async def test_a_stop_reaches_the_dispatch_processes_and_nothing_more_is_claimed
     assert pool.stop.is_set()
     assert (await daemon_dispatcher.tick()).claimed == 0
     assert Counter(a.status for a in rows_of(world.engine, attempts)) == {"sent": 12, "queued": 4}
+
+
+async def test_a_dispatch_process_that_died_is_replaced_and_nothing_is_sent_twice(
+    world: World, twilio: tuple[FakeTwilio, str], daemon_dispatcher: Dispatcher
+) -> None:
+    seen, _ = twilio
+    plan(world, texts=24)
+    assert (await daemon_dispatcher.tick(max_attempts=12)).processes == 2
+    for child in multiprocessing.active_children():  # the helper, killed while idle
+        child.kill()
+        child.join()
+    # The dead helper is noticed when its pool is next used: on starting it (then a new
+    # one starts) or on its answer (then this process sends the rest). Either way every
+    # text goes once, and the backlog after that has a helper again.
+    await daemon_dispatcher.tick()
+    world.load(*(row(f"N-{i:03d}", phone=f"+1508555{i:04d}") for i in range(12)))
+    assert dict(world.planner().tick().outcomes) == {"queued": 12}
+    assert (await daemon_dispatcher.tick()).processes == 2
+    assert seen.attempt_ids() == Counter({a.id: 1 for a in rows_of(world.engine, attempts)})
+    assert len(seen.forms) == 36
 
 
 async def test_the_outbox_and_small_ticks_are_dispatched_in_one_process(

@@ -11,6 +11,7 @@ email) is the one to send. Its next step, overdue-21d, falls due at midnight in 
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -425,6 +426,28 @@ def test_a_backlog_is_shared_with_plan_processes_each_account_once(world: World)
     assert len(queued) == 40
     assert len({a.account_id for a in queued}) == 40
     assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
+
+
+def test_a_plan_process_that_died_is_replaced_and_no_account_is_planned_twice(
+    world: World,
+) -> None:
+    world.load(*(row(f"A-{i:02d}", phone=f"+161755503{i:02d}") for i in range(30)))
+    planner = world.planner(batch_size=4, processes=2)
+    try:
+        assert planner.tick(max_accounts=12).processes == 2
+        for child in multiprocessing.active_children():  # the helper, killed while idle
+            child.kill()
+            child.join()
+        # Noticed on starting the pool again (a new one starts) or on its answer (this
+        # process plans the rest); either way each account once.
+        planner.tick()
+        world.load(*(row(f"B-{i:02d}", phone=f"+150855503{i:02d}") for i in range(12)))
+        assert planner.tick().processes == 2
+    finally:
+        planner.close()
+    queued = rows_of(world.engine, attempts)
+    assert len(queued) == 42
+    assert len({a.account_id for a in queued}) == 42
 
 
 def test_a_stop_reaches_the_plan_processes_and_nothing_more_is_claimed(world: World) -> None:

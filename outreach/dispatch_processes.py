@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime, timedelta
@@ -29,9 +28,8 @@ from outreach.clock import Clock, SystemClock
 from outreach.config import Settings
 from outreach.dispatcher import Dispatcher, DispatchReport
 from outreach.event_loop import new_event_loop
+from outreach.plan_processes import prepare_helper
 from outreach.shared_ratelimit import LimiterService
-
-log = logging.getLogger("outreach.dispatcher")
 
 
 class _TickClock:
@@ -112,10 +110,7 @@ def _start(
     from outreach.providers.transport import make_http_client
     from outreach.shared_ratelimit import RemoteLimiter
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
+    prepare_helper(level)
     clock = _TickClock()
     providers = build_providers(settings, make_http_client(), clock)
     batch_size, concurrency, lease = sizes

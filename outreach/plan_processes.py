@@ -76,6 +76,16 @@ def process_count(settings: Settings, wanted: int | None = None) -> int:
     return chosen or os.cpu_count() or 1
 
 
+def prepare_helper(level: int) -> None:
+    """What a plan or dispatch helper process does first. A terminal's Ctrl-C reaches the
+    whole process group, so signals are ignored: the daemon's stop request reaches the
+    helpers through their ``stop`` event, and they finish the batch in hand."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
+
+
 def _start(
     settings: Settings, worker: str, batch_size: int, lease: timedelta, stop: Event, level: int
 ) -> None:
@@ -84,12 +94,7 @@ def _start(
     from outreach.db import make_engine
     from outreach.planner import Planner
 
-    # A terminal's Ctrl-C reaches the whole process group; the daemon's stop request
-    # reaches the planners through ``stop``, and they finish the batch in hand.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
+    prepare_helper(level)
     _planner = Planner(
         make_engine(settings),
         settings,

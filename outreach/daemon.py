@@ -110,8 +110,12 @@ class Daemon:
     async def dispatch(self) -> DispatchReport:
         return await self.dispatcher.tick()
 
+    def housekeeping(self) -> None:
+        helpers = self.dispatcher.helper_names()
+        housekeeping(self.engine, self.clock.now(), self.worker, helpers=helpers)
+
     async def housekeep(self) -> None:
-        await asyncio.to_thread(housekeeping, self.engine, self.clock.now(), self.worker)
+        await asyncio.to_thread(self.housekeeping)
         await self.apply_outbox_events()
 
     async def apply_outbox_events(self) -> int:
@@ -133,7 +137,7 @@ class Daemon:
     async def run_once(self) -> tuple[PlanReport, DispatchReport]:
         """One housekeeping, plan and dispatch tick; the sends are awaited."""
         try:
-            await asyncio.to_thread(housekeeping, self.engine, self.clock.now(), self.worker)
+            await asyncio.to_thread(self.housekeeping)
             planned = await self.plan()
             sent = await self.dispatch()
             await self.apply_outbox_events()

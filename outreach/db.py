@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,21 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def json_dumps(value: Any) -> str:
     """JSON columns are written with orjson: every decision stores its reasons, checks and
-    input, and json.dumps was a tenth of storing one (docs/performance.md)."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    input, and json.dumps was half of storing one (docs/performance.md). What orjson
+    refuses and json.dumps takes (a lone surrogate in a provider's payload, an integer
+    beyond 64 bits) is still stored, through json.dumps."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_json_default)
+
+
+def json_loads(text: str | bytes) -> Any:
+    """orjson, and json.loads for what orjson does not read (NaN, which json.dumps wrote)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _json_default(value: Any) -> Any:
@@ -45,14 +59,14 @@ def make_engine(settings: Settings, **engine_options: Any) -> Engine:
             # Bound values are debtors' names, phones and amounts: keep them out of errors.
             hide_parameters=True,
             json_serializer=json_dumps,
-            json_deserializer=orjson.loads,
+            json_deserializer=json_loads,
             **engine_options,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options: dict[str, Any] = {
         "json_serializer": json_dumps,
-        "json_deserializer": orjson.loads,
+        "json_deserializer": json_loads,
         "pool_pre_ping": True,
         "pool_size": 10,
         "max_overflow": 10,

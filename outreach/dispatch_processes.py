@@ -9,9 +9,9 @@ apart, as they keep several daemons apart; the rate limits stay the daemon's (se
 ``outreach.shared_ratelimit``), so a sender's rate holds whichever process sends.
 
 The helpers send only on channels carried by a real provider: the outbox keeps its
-simulated events in the daemon's memory. They ignore SIGINT and SIGTERM (a terminal's
-Ctrl-C reaches the whole process group): the daemon's stop request reaches them through
-``stop``, and they put back in the queue what has not left, as the daemon does.
+simulated events in the daemon's memory. The daemon's stop request reaches them through
+``stop``, and they put back in the queue what has not left, as the daemon does (see
+``outreach.helper_process`` for signals and when they leave).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime, timedelta
 from multiprocessing.synchronize import Event
 
+from outreach import helper_process
 from outreach.clock import Clock, SystemClock
 from outreach.config import Settings
 from outreach.dispatcher import Dispatcher, DispatchReport
 from outreach.event_loop import new_event_loop
-from outreach.plan_processes import prepare_helper
 from outreach.shared_ratelimit import LimiterService
 
 
@@ -67,6 +67,7 @@ class DispatchProcesses:
         lease: timedelta,
     ) -> None:
         self.count = count
+        self.worker = worker
         self.limits = limits
         context = multiprocessing.get_context("spawn")
         self.stop: Event = context.Event()
@@ -89,10 +90,19 @@ class DispatchProcesses:
         """Each process sends until nothing is due, or ``limit`` messages."""
         return [self._pool.submit(_tick, clock, limit) for _ in range(self.count)]
 
+    def live_names(self) -> list[str]:
+        """The lease names of the helpers alive now: housekeeping leaves their sends in
+        flight alone, and holds a dead one's for review."""
+        return [helper_name(self.worker, child.pid) for child in multiprocessing.active_children()]
+
     def close(self) -> None:
         self.stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.limits.close()
+
+
+def helper_name(worker: str, pid: int | None) -> str:
+    return f"{worker}/dispatch{pid}"
 
 
 def _start(
@@ -110,7 +120,7 @@ def _start(
     from outreach.providers.transport import make_http_client
     from outreach.shared_ratelimit import RemoteLimiter
 
-    prepare_helper(level)
+    helper_process.prepare(level)
     clock = _TickClock()
     providers = build_providers(settings, make_http_client(), clock)
     batch_size, concurrency, lease = sizes
@@ -118,14 +128,14 @@ def _start(
         make_engine(settings),
         settings,
         clock,
-        f"{worker}/dispatch{os.getpid()}",
+        helper_name(worker, os.getpid()),
         {channel: providers[channel] for channel in channels},
         RemoteLimiter(*limits),
         batch_size=batch_size,
         concurrency=concurrency,
         lease=lease,
         channels=channels,
-        stop=stop,
+        stop=helper_process.stop_flag(stop),
     )
     _helper = _Helper(dispatcher, clock)
 
@@ -133,4 +143,5 @@ def _start(
 def _tick(clock: Clock, limit: int | None) -> DispatchReport:
     assert _helper is not None, "the dispatch process was not started"
     _helper.clock.current = clock
-    return _helper.loop.run_until_complete(_helper.dispatcher.tick(limit, quiet=True))
+    with helper_process.working():
+        return _helper.loop.run_until_complete(_helper.dispatcher.tick(limit, quiet=True))

@@ -163,6 +163,10 @@ class Dispatcher:
             self._pool.close()
             self._pool = None
 
+    def helper_names(self) -> list[str]:
+        """The lease names of this dispatcher's live helper processes."""
+        return self._pool.live_names() if self._pool is not None else []
+
     async def tick(self, max_attempts: int | None = None, *, quiet: bool = False) -> DispatchReport:
         """Send what is due now (up to ``max_attempts``), batch by batch, until ``stopping``.
         A backlog (a full first batch with more to come) is shared with helper processes
@@ -170,49 +174,64 @@ class Dispatcher:
         report = DispatchReport()
         limit = max_attempts if max_attempts is not None else 1_000_000_000
         helpers: list[Future[DispatchReport]] = []
-        while report.claimed < limit and not self.stopping:
-            now = self.clock.now()
-            size = min(self.batch_size, limit - report.claimed)
-            with self.engine.begin() as connection:
-                rows = claim_queued_attempts(
-                    connection, self.worker, now, now + self.lease, size, self.channels
-                )
-            if not rows:
-                break
-            report.add(await self.dispatch_batch(rows))
-            if len(rows) < size:
-                break
-            if not helpers and limit - report.claimed > self.batch_size and self._shareable():
-                share, extra = divmod(limit - report.claimed, self.processes)
-                helpers = self._start_helpers(share if max_attempts is not None else None)
-                limit = report.claimed + share + extra
-        results = await asyncio.gather(
-            *(asyncio.wrap_future(h) for h in helpers), return_exceptions=True
-        )
-        for theirs in results:
-            if isinstance(theirs, BaseException):
-                self._helper_failed(theirs)
-                continue
-            report.add(theirs)
-            report.processes += 1 if theirs.claimed else 0
+        try:
+            while report.claimed < limit and not self.stopping:
+                now = self.clock.now()
+                size = min(self.batch_size, limit - report.claimed)
+                with self.engine.begin() as connection:
+                    rows = claim_queued_attempts(
+                        connection, self.worker, now, now + self.lease, size, self.channels
+                    )
+                if not rows:
+                    break
+                report.add(await self.dispatch_batch(rows))
+                if len(rows) < size:
+                    break
+                if not helpers and limit - report.claimed > self.batch_size and self._shareable():
+                    share, extra = divmod(limit - report.claimed, self.processes)
+                    helpers = await self._start_helpers(share if max_attempts is not None else None)
+                    limit = report.claimed + share + extra
+        except Exception:
+            await self._collect(helpers, report)  # what they sent is reported all the same
+            raise
+        await self._collect(helpers, report)
         if report.claimed and not quiet:
             log.info("dispatch: %s", report.summary())
         return report
 
-    def _start_helpers(self, limit: int | None) -> list[Future[DispatchReport]]:
+    async def _start_helpers(self, limit: int | None) -> list[Future[DispatchReport]]:
         try:
             return self._processes().start(self.clock, limit)
         except BrokenProcessPool:
             # A helper died since the last backlog (killed, out of memory): start afresh.
-            self.close()
+            await asyncio.to_thread(self.close)
             return self._processes().start(self.clock, limit)
 
-    def _helper_failed(self, error: BaseException) -> None:
-        """A helper's tick failed. What it held is freed when its leases end; what it had
-        marked ``sending`` is held for review by housekeeping, as after any crash."""
-        log.error("dispatch: a dispatch process failed: %r", error)
-        if isinstance(error, BrokenProcessPool):  # the next backlog starts new processes
-            self.close()
+    async def _collect(
+        self, helpers: Sequence[Future[DispatchReport]], report: DispatchReport
+    ) -> None:
+        """The helpers' reports, added to ``report``. A failed helper is logged: what it
+        held is freed when its leases end, and what it had marked ``sending`` is held for
+        review by housekeeping, as after any crash. A pool that lost a process is closed
+        (off the event loop: closing waits for the others) and the next backlog starts a
+        new one."""
+        results = await asyncio.gather(
+            *(asyncio.wrap_future(h) for h in helpers), return_exceptions=True
+        )
+        broken = False
+        for theirs in results:
+            if isinstance(theirs, BaseException):
+                lost = isinstance(theirs, BrokenProcessPool)
+                broken |= lost
+                if lost and self.stopping:  # it left on the same SIGTERM as the daemon
+                    log.info("dispatch: a dispatch process ended with the stop")
+                else:
+                    log.error("dispatch: a dispatch process failed: %r", theirs)
+                continue
+            report.add(theirs)
+            report.processes += 1 if theirs.claimed else 0
+        if broken:
+            await asyncio.to_thread(self.close)
 
     def _shareable(self) -> list[str]:
         """The channels helper processes may send on."""
@@ -338,6 +357,8 @@ class Dispatcher:
             # Not sent: safe to put back in the queue for the next daemon.
             return Outcome(row, unsent=True)
         async with self._slots:
+            if self.stopping:  # stopped while waiting for a slot: it has not left either
+                return Outcome(row, unsent=True)
             try:
                 return Outcome(row, result=await provider.send(message))
             except ChannelError as exc:

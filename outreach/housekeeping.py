@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,18 +37,19 @@ class Housekeeping:
         )
 
 
-def housekeeping(engine: Engine, now: datetime, worker: str | None = None) -> Housekeeping:
-    """``worker`` is the caller's own name: its sends in flight, and its dispatch processes'
-    (``<worker>/dispatch<pid>``), are not lost, whatever their lease says (a slow rate
-    limit, a scaled demo clock)."""
+def housekeeping(
+    engine: Engine, now: datetime, worker: str | None = None, *, helpers: Collection[str] = ()
+) -> Housekeeping:
+    """``worker`` is the caller's own name and ``helpers`` its live dispatch processes':
+    their sends in flight are not lost, whatever their lease says (a slow rate limit, a
+    scaled demo clock). A helper that died is not among them: its sends are held."""
     done = Housekeeping()
     with engine.begin() as connection:
         lost = (attempts.c.status == AttemptStatus.SENDING) & (attempts.c.acquired_until < now)
-        if worker is not None:
+        ours = [name for name in (worker, *helpers) if name is not None]
+        if ours:
             holder = attempts.c.acquired_by
-            lost &= holder.is_distinct_from(worker) & or_(
-                holder.is_(None), ~holder.startswith(f"{worker}/", autoescape=True)
-            )
+            lost &= or_(holder.is_(None), holder.not_in(ours))
         done.lost_sends = connection.execute(
             update(attempts)
             .where(lost)

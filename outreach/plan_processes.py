@@ -9,7 +9,8 @@ meanwhile); PostgreSQL takes them side by side.
 
 The processes are spawned, not forked: the daemon runs threads (the web server, the event
 loop's helpers) that a fork would copy in an unknown state. They start once, on the first
-backlog, and stay for the following ticks.
+backlog, and stay for the following ticks (see ``outreach.helper_process`` for signals and
+when they leave).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import timedelta
 from multiprocessing.synchronize import Event
 from typing import TYPE_CHECKING
 
+from outreach import helper_process
 from outreach.clock import Clock
 from outreach.config import Settings
 
@@ -76,16 +77,6 @@ def process_count(settings: Settings, wanted: int | None = None) -> int:
     return chosen or os.cpu_count() or 1
 
 
-def prepare_helper(level: int) -> None:
-    """What a plan or dispatch helper process does first. A terminal's Ctrl-C reaches the
-    whole process group, so signals are ignored: the daemon's stop request reaches the
-    helpers through their ``stop`` event, and they finish the batch in hand."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
-
-
 def _start(
     settings: Settings, worker: str, batch_size: int, lease: timedelta, stop: Event, level: int
 ) -> None:
@@ -94,7 +85,7 @@ def _start(
     from outreach.db import make_engine
     from outreach.planner import Planner
 
-    prepare_helper(level)
+    helper_process.prepare(level)
     _planner = Planner(
         make_engine(settings),
         settings,
@@ -103,11 +94,12 @@ def _start(
         batch_size=batch_size,
         lease=lease,
         processes=1,
-        stop=stop,
+        stop=helper_process.stop_flag(stop),
     )
 
 
 def _tick(clock: Clock, limit: int | None) -> PlanReport:
     assert _planner is not None, "the plan process was not started"
     _planner.clock = clock
-    return _planner.tick(limit, quiet=True)
+    with helper_process.working():
+        return _planner.tick(limit, quiet=True)

@@ -124,8 +124,12 @@ class Planner:
                 theirs = helper.result()
             except Exception as error:
                 # What the helper held is freed when its leases end.
-                log.error("plan: a plan process failed: %r", error)
-                if isinstance(error, BrokenProcessPool):  # the next backlog starts new ones
+                broken = isinstance(error, BrokenProcessPool)
+                if broken and self.stop.is_set():  # it left on the same SIGTERM as the daemon
+                    log.info("plan: a plan process ended with the stop")
+                else:
+                    log.error("plan: a plan process failed: %r", error)
+                if broken:  # the next backlog starts new ones
                     self.close()
                 continue
             report.add(theirs)

@@ -13,6 +13,7 @@ asked starts waiting a fraction of a millisecond later, so a slot is used late, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 from collections.abc import Sequence
@@ -32,14 +33,20 @@ class LimiterService:
         self._listener = Listener(family="AF_UNIX", authkey=self.authkey)
         self.address: str = self._listener.address
         self._closed = threading.Event()
-        threading.Thread(target=self._accept, name="rate-limits", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="rate-limits", daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
-        while not self._closed.is_set():
+        while True:
             try:
                 connection = self._listener.accept()
             except (OSError, EOFError, AuthenticationError):  # closed, or a failed handshake
+                if self._closed.is_set():
+                    return
                 continue
+            if self._closed.is_set():  # the wake-up call from ``close``
+                connection.close()
+                return
             threading.Thread(
                 target=self._serve, args=(connection,), name="rate-limits", daemon=True
             ).start()
@@ -49,12 +56,17 @@ class LimiterService:
             while True:
                 try:
                     senders, max_wait = connection.recv()
+                    connection.send(self.limiter.reserve_many(senders, max_wait))
                 except (EOFError, OSError):  # the process closed its end, or ended
                     return
-                connection.send(self.limiter.reserve_many(senders, max_wait))
 
     def close(self) -> None:
         self._closed.set()
+        # Closing a listening socket does not wake a thread blocked in accept(): a last
+        # connection does.
+        with contextlib.suppress(OSError, EOFError, AuthenticationError):
+            Client(self.address, family="AF_UNIX", authkey=self.authkey).close()
+        self._acceptor.join(timeout=5)
         self._listener.close()
 
 

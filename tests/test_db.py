@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, bindparam, inspect, select, type_coerce
 from sqlmodel import Session, SQLModel
 
-from outreach.db import current_revision, head_revision, upgrade
+from outreach.db import current_revision, head_revision, json_dumps, json_loads, upgrade
+from outreach.db_types import JSONDocument
 from outreach.models import Account
 
 
@@ -74,3 +76,34 @@ def test_reference_is_unique(engine: Engine) -> None:
         session.add(_account(name="Other"))
         with pytest.raises(Exception, match=r"(?i)unique"):
             session.commit()
+
+
+def stored_json(engine: Engine, value: object) -> object:
+    """``value`` through a JSON column's writing and reading, as the engine does them."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(type_coerce(bindparam("value", value, type_=JSONDocument), JSONDocument))
+        ).scalar_one()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"reasons": [{"code": "OK"}], "count": 3, "ratio": 0.5, "none": None, "text": "Zoë"},
+        {"big": 2**70},  # beyond 64 bits: orjson refuses it, json.dumps writes it
+    ],
+)
+def test_json_columns_store_what_json_dumps_would(engine: Engine, value: dict[str, object]) -> None:
+    assert stored_json(engine, value) == value
+
+
+# PostgreSQL's JSONB refuses a lone surrogate whoever encodes it.
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_lone_surrogate_orjson_refuses_is_stored_on_sqlite(engine: Engine) -> None:
+    value = {"payload": "a lone surrogate \ud800 in a provider's payload"}
+    assert stored_json(engine, value) == value
+
+
+def test_json_written_by_json_dumps_is_still_read() -> None:
+    assert json_loads(json.dumps({"nan": float("nan")}))["nan"] != 0  # NaN, not an error
+    assert json_loads(json_dumps([("named", "tuple")])) == [["named", "tuple"]]

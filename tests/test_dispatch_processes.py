@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import multiprocessing
+import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -265,6 +268,67 @@ async def test_a_daemon_with_an_injected_transport_dispatches_in_one_process(
     stand_in = httpx.MockTransport(lambda request: httpx.Response(503))
     injected = Daemon(settings, world.engine, world.clock, RunOptions(), transport=stand_in)
     assert injected.dispatcher.processes == 1
+
+
+async def test_a_stop_while_a_helper_waits_for_its_rate_puts_back_what_has_not_left(
+    world: World, twilio: tuple[FakeTwilio, str]
+) -> None:
+    seen, base_url = twilio
+    plan(world, texts=16)
+    settings = twilio_settings(world, base_url, per_second=1)
+    async with make_http_client() as client:
+        dispatcher = Dispatcher(
+            world.engine, settings, world.clock, WORKER,
+            build_providers(settings, client, world.clock),
+            RateLimiter.from_channels(settings.channels_dir), batch_size=4, processes=2,
+        )  # fmt: skip
+        try:
+            tick = asyncio.create_task(dispatcher.tick())
+            # One a second from one number: both processes hold texts waiting for a slot.
+            while len(seen.forms) < 6:
+                await asyncio.sleep(0.05)
+            dispatcher.request_stop()
+            report = await tick
+        finally:
+            await asyncio.to_thread(dispatcher.close)
+    assert report.processes == 2
+    found = rows_of(world.engine, attempts)
+    sent = [a for a in found if a.status == "sent"]
+    back = [a for a in found if a.status == "queued"]
+    assert len(sent) + len(back) == 16 and len(back) >= 6
+    assert len(seen.forms) == len(sent)  # nothing left that is not recorded as sent
+    # What never left (put back, or never claimed) is as it was: not a try, no lease.
+    assert all(a.tries == 0 and a.acquired_by is None for a in back)
+    assert 0 < report.outcomes["requeued"] <= len(back)
+
+
+async def test_a_helper_ignores_sigint_and_leaves_on_sigterm(
+    world: World, daemon_dispatcher: Dispatcher
+) -> None:
+    plan(world, texts=16)
+    assert (await daemon_dispatcher.tick(max_attempts=12)).processes == 2
+    [helper] = multiprocessing.active_children()
+    os.kill(helper.pid or 0, signal.SIGINT)  # a terminal's Ctrl-C: the daemon decides
+    helper.join(timeout=1)
+    assert helper.is_alive()
+    os.kill(helper.pid or 0, signal.SIGTERM)  # idle: it leaves at once
+    helper.join(timeout=10)
+    assert helper.exitcode == 0
+    # The next backlog has a helper again, and sends the rest once.
+    assert dict((await daemon_dispatcher.tick()).outcomes) == {"sent": 4}
+
+
+def test_closing_the_limiter_service_ends_its_thread() -> None:
+    before = {t for t in threading.enumerate() if t.name == "rate-limits"}
+    service = LimiterService(RateLimiter({}))
+    remote = RemoteLimiter(service.address, service.authkey)
+    assert remote.reserve_many([("sms", "a")]) == [0.0]
+    remote.close()
+    service.close()
+    deadline = time.monotonic() + 5
+    while {t for t in threading.enumerate() if t.name == "rate-limits"} - before:
+        assert time.monotonic() < deadline, "a rate-limits thread outlived its service"
+        time.sleep(0.02)
 
 
 def test_processes_reserve_from_one_limiter_and_a_stranger_is_refused() -> None:

@@ -540,11 +540,13 @@ async def test_a_send_lost_in_a_crash_becomes_unknown_and_is_never_resent(world:
     after = NOW + SEND_LEASE + timedelta(seconds=1)
     assert housekeeping(world.engine, after, WORKER).lost_sends == 0
     assert the_attempt(world).status == "sending"
-    # Nor one of its dispatch processes' (named after it), nor one held by no one.
-    set_attempt(world, acquired_by=f"{WORKER}/dispatch4242")
-    assert housekeeping(world.engine, after, WORKER).lost_sends == 0
-    set_attempt(world, acquired_by=None)
+    # Nor one of its live dispatch processes'; a dead one's is held, as is one held by no one.
+    helper = f"{WORKER}/dispatch4242"
+    set_attempt(world, acquired_by=helper)
+    assert housekeeping(world.engine, after, WORKER, helpers=[helper]).lost_sends == 0
     assert housekeeping(world.engine, after, WORKER).lost_sends == 1
+    set_attempt(world, status="sending", acquired_by=None, acquired_until=NOW + SEND_LEASE)
+    assert housekeeping(world.engine, after, WORKER, helpers=[helper]).lost_sends == 1
     set_attempt(world, status="sending", acquired_by=WORKER, acquired_until=NOW + SEND_LEASE)
 
     assert housekeeping(world.engine, after, "worker-2").lost_sends == 1

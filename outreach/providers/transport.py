@@ -181,6 +181,8 @@ async def post_bytes(
 ) -> httpx.Response:
     """POST ``content`` with the client's own headers and timeouts, and ``headers``; the
     answer read whole. Raises httpx's exceptions, as ``client.post`` would."""
+    if client.is_closed:  # as httpx says it: a closed client sends nothing
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
     if isinstance(client, ProviderClient) and client.aiohttp is not None:
         own = {name.lower() for name in headers}
         merged = [(n, v) for n, v in _headers(client.headers) if n.lower() not in own]

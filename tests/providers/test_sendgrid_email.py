@@ -56,7 +56,10 @@ async def test_send_posts_mail_send_json(
     )
     request = router.calls.last.request
     assert request.headers["Authorization"] == f"Bearer {SENDGRID_KEY}"
+    assert request.headers["Content-Type"] == "application/json"
     body = json.loads(request.content)
+    # The same bytes as httpx's own ``json=`` encoding.
+    assert httpx.Request("POST", SEND, json=body).content == request.content
     token = unsubscribe_token(SECRET_KEY, 9)
     assert body == {
         "from": {"email": "billing@example.com", "name": "Acme Billing"},

@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -75,10 +76,11 @@ def post(request: pytest.FixtureRequest) -> Post:
     return POSTS[request.param]
 
 
-def header_fields(head: bytes) -> dict[str, str]:
+def header_fields(head: bytes) -> list[tuple[str, str]]:
+    """Every header line, repeats included, in a comparable order."""
     lines = head.decode("latin-1").split("\r\n")[1:]
     fields = (line.split(":", 1) for line in lines if line)
-    return {name.strip().lower(): value.strip() for name, value in fields}
+    return sorted((name.strip().lower(), value.strip()) for name, value in fields)
 
 
 async def test_the_short_way_sends_what_httpx_would() -> None:
@@ -103,6 +105,35 @@ async def test_the_short_way_sends_what_httpx_would() -> None:
     assert short_body == httpx_body == form
     assert short_head.split(b"\r\n")[0] == httpx_head.split(b"\r\n")[0] == b"POST /x?y=1 HTTP/1.1"
     assert header_fields(short_head) == header_fields(httpx_head)
+
+
+async def test_provider_bodies_are_encoded_as_httpx_would(
+    settings: Settings, clock: FixedClock
+) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        created = json.dumps(load_json("rest/twilio_message_created.json")).encode()
+        writer.write(answer("201 Created", created, "Content-Type: application/json"))
+        await writer.drain()
+        writer.close()
+
+    text = "Zoë, 100% due: café & co. ¿Preguntas? Reply STOP"
+    async with serve(record) as base, make_http_client() as client:
+        provider = TwilioSms(
+            settings.model_copy(update={"twilio_api_base_url": base}), client, clock, SmsChannel()
+        )
+        await provider.send(OutboundMessage(7, "k", "sms", "+16175550199", text))
+    ((head, body),) = seen
+    form = parse_qsl(body.decode(), keep_blank_values=True)
+    assert ("Body", text) in form
+    # httpx's own form encoding of the same fields gives the same bytes.
+    assert httpx.Request("POST", base, data=dict(form)).content == body
+    fields = header_fields(head)
+    assert ("content-type", "application/x-www-form-urlencoded") in fields
+    assert ("content-length", str(len(body))) in fields
+    assert len({name for name, _ in fields}) == len(fields)  # no header twice
 
 
 async def test_a_created_message_through_a_local_stand_in(

@@ -6,8 +6,11 @@ daemon's ``RateLimiter`` stays the only one: ``LimiterService`` serves it on a U
 process's ``RemoteLimiter`` reserves its slots there, a batch at a time: one round trip
 per batch of a few hundred messages, not one per message.
 
-A reply's waits were counted from the moment the daemon reserved them; the process that
-asked starts waiting a fraction of a millisecond later, so a slot is used late, never early.
+A reply's waits are counted from the moment the daemon reserved them, and the process
+that asked starts waiting a little later (its batch's writes come first), so a slot is
+used at its time or late. A process that fell behind may then send in the same moment as
+another's slot that came on time: a short burst over the rate, which a provider queues
+(Twilio does for a number's excess) or refuses with a 429 that is retried.
 """
 
 from __future__ import annotations

@@ -16,11 +16,9 @@ simulated events in the daemon's memory. The daemon's stop request reaches them 
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime, timedelta
 from multiprocessing.synchronize import Event
 
@@ -53,7 +51,7 @@ class _Helper:
 _helper: _Helper | None = None  # the dispatch process's own dispatcher
 
 
-class DispatchProcesses:
+class DispatchProcesses(helper_process.HelperPool[DispatchReport]):
     def __init__(
         self,
         settings: Settings,
@@ -66,29 +64,11 @@ class DispatchProcesses:
         concurrency: int,
         lease: timedelta,
     ) -> None:
-        self.count = count
         self.worker = worker
         self.limits = limits
-        context = multiprocessing.get_context("spawn")
-        self.stop: Event = context.Event()
-        self._pool = ProcessPoolExecutor(
-            max_workers=count,
-            mp_context=context,
-            initializer=_start,
-            initargs=(
-                settings,
-                worker,
-                tuple(channels),
-                (limits.address, limits.authkey),
-                (batch_size, concurrency, lease),
-                self.stop,
-                logging.getLogger().getEffectiveLevel(),
-            ),
-        )
-
-    def start(self, clock: Clock, limit: int | None) -> list[Future[DispatchReport]]:
-        """Each process sends until nothing is due, or ``limit`` messages."""
-        return [self._pool.submit(_tick, clock, limit) for _ in range(self.count)]
+        shared = (limits.address, limits.authkey)
+        sizes = (batch_size, concurrency, lease)
+        super().__init__(count, _start, (settings, worker, tuple(channels), shared, sizes), _tick)
 
     def live_names(self) -> list[str]:
         """The lease names of the helpers alive now: housekeeping leaves their sends in
@@ -96,8 +76,7 @@ class DispatchProcesses:
         return [helper_name(self.worker, child.pid) for child in multiprocessing.active_children()]
 
     def close(self) -> None:
-        self.stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        super().close()
         self.limits.close()
 
 

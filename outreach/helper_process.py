@@ -11,20 +11,59 @@ helpers would otherwise wait for work for ever, holding their database connectio
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing.synchronize import Event
 from types import FrameType
+from typing import Any, Generic, TypeVar
 
+from outreach.clock import Clock
 from outreach.leases import StopFlag
+
+Report = TypeVar("Report")
 
 # Set on SIGTERM or when the daemon is gone; cleared never.
 leaving = threading.Event()
 _working = threading.Event()
 PARENT_CHECK_SECONDS = 1.0
+
+
+class HelperPool(Generic[Report]):
+    """``count`` helper processes, spawned, not forked (the daemon runs threads, the web
+    server's and the event loop's, that a fork would copy in an unknown state). Each runs
+    ``start(*args, stop, log_level)`` once, then ``tick(clock, limit)`` for each tick."""
+
+    def __init__(
+        self,
+        count: int,
+        start: Callable[..., None],
+        args: tuple[Any, ...],
+        tick: Callable[[Clock, int | None], Report],
+    ) -> None:
+        self.count = count
+        self._tick = tick
+        context = multiprocessing.get_context("spawn")
+        self.stop: Event = context.Event()
+        self._pool = ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=context,
+            initializer=start,
+            initargs=(*args, self.stop, logging.getLogger().getEffectiveLevel()),
+        )
+
+    def start(self, clock: Clock, limit: int | None) -> list[Future[Report]]:
+        """Each process works until nothing is due, or ``limit`` items."""
+        return [self._pool.submit(self._tick, clock, limit) for _ in range(self.count)]
+
+    def close(self) -> None:
+        self.stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Either:
@@ -36,12 +75,17 @@ class _Either:
 
 
 def prepare(level: int) -> None:
-    """What a helper does first."""
+    """What a helper does first, before it starts any thread."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _terminated)
-    threading.Thread(
-        target=_watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True
-    ).start()
+    if hasattr(signal, "sigtimedwait"):
+        # The kernel may hand SIGTERM to any thread, and a Python handler runs only when
+        # the main thread next runs Python, which an idle helper, blocked waiting for
+        # work, does not: so SIGTERM is blocked in every thread (they inherit the mask)
+        # and taken by the watch thread.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    else:  # pragma: no cover - macOS: no sigtimedwait
+        signal.signal(signal.SIGTERM, _terminated)
+    threading.Thread(target=_watch, args=(os.getppid(),), name="helper-watch", daemon=True).start()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
 
@@ -73,7 +117,11 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
     _leave()
 
 
-def _watch_parent(parent: int) -> None:
+def _watch(parent: int) -> None:
+    """Leave on SIGTERM, or once the daemon is gone (the helper is then another's child)."""
     while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
+        if not hasattr(signal, "sigtimedwait"):  # pragma: no cover - macOS
+            time.sleep(PARENT_CHECK_SECONDS)
+        elif signal.sigtimedwait({signal.SIGTERM}, PARENT_CHECK_SECONDS) is not None:
+            break
     _leave()

@@ -16,9 +16,7 @@ when they leave).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import timedelta
 from multiprocessing.synchronize import Event
 from typing import TYPE_CHECKING
@@ -35,34 +33,11 @@ log = logging.getLogger("outreach.planner")
 _planner: Planner | None = None  # the plan process's own planner
 
 
-class PlanProcesses:
+class PlanProcesses(helper_process.HelperPool["PlanReport"]):
     def __init__(
         self, settings: Settings, worker: str, count: int, batch_size: int, lease: timedelta
     ) -> None:
-        self.count = count
-        context = multiprocessing.get_context("spawn")
-        self.stop: Event = context.Event()
-        self._pool = ProcessPoolExecutor(
-            max_workers=count,
-            mp_context=context,
-            initializer=_start,
-            initargs=(
-                settings,
-                worker,
-                batch_size,
-                lease,
-                self.stop,
-                logging.getLogger().getEffectiveLevel(),
-            ),
-        )
-
-    def start(self, clock: Clock, limit: int | None) -> list[Future[PlanReport]]:
-        """Each process plans until nothing is due, or ``limit`` accounts."""
-        return [self._pool.submit(_tick, clock, limit) for _ in range(self.count)]
-
-    def close(self) -> None:
-        self.stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        super().__init__(count, _start, (settings, worker, batch_size, lease), _tick)
 
 
 def process_count(settings: Settings, wanted: int | None = None) -> int:

@@ -7,15 +7,12 @@ claiming batches until nothing is due. Leases keep them apart, as they keep seve
 daemons apart. SQLite takes their writes one at a time (in WAL mode reads go on
 meanwhile); PostgreSQL takes them side by side.
 
-The processes are spawned, not forked: the daemon runs threads (the web server, the event
-loop's helpers) that a fork would copy in an unknown state. They start once, on the first
-backlog, and stay for the following ticks (see ``outreach.helper_process`` for signals and
-when they leave).
+They start once, on the first backlog, and stay for the following ticks (see
+``outreach.helper_process`` for how they are spawned, and when they leave).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import timedelta
 from multiprocessing.synchronize import Event
@@ -27,8 +24,6 @@ from outreach.config import Settings
 
 if TYPE_CHECKING:
     from outreach.planner import Planner, PlanReport
-
-log = logging.getLogger("outreach.planner")
 
 _planner: Planner | None = None  # the plan process's own planner
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, case, literal, select, update
 
+from outreach import heap
 from outreach.bulk import BulkStatement
 from outreach.clock import Clock
 from outreach.compliance.engine import evaluate
@@ -268,6 +269,7 @@ class Dispatcher:
         outcomes = await asyncio.gather(*(self._send(*one) for one in ready))
         with self.engine.begin() as connection:
             self._record(connection, outcomes, report)
+        heap.settle()  # what the first batch loaded stays; see outreach.heap
         return report
 
     def _recheck(

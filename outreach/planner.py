@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from outreach import heap
 from outreach.bulk import BulkStatement
 from outreach.cadence import StepRecord, load_cadences
 from outreach.clock import Clock
@@ -193,6 +194,7 @@ class Planner:
                 problems[plan.detail] += 1
         for detail, count in problems.most_common():
             log.warning("plan: %d account(s) wait: %s", count, detail)
+        heap.settle()  # what the first batch loaded stays; see outreach.heap
         return report
 
     def toolkit(self, connection: Connection) -> Toolkit:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import Engine, update
 
-from outreach import store
+from outreach import heap, store
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
@@ -655,3 +655,13 @@ async def test_a_receipt_that_arrives_before_the_send_is_recorded_is_kept(world:
         "FK1",
         world.clock.now(),
     )
+
+
+async def test_a_dispatched_batch_settles_the_heap(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned(world, row("A-1"))
+    settled: list[bool] = []
+    monkeypatch.setattr(heap, "settle", lambda: settled.append(True) or True)
+    assert (await dispatcher(world).tick()).claimed == 1
+    assert settled == [True]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, select, update
 
-from outreach import store
+from outreach import heap, store
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
@@ -565,3 +565,11 @@ def test_a_claim_takes_no_more_than_its_limit_whatever_the_join_plan(world: Worl
     assert len(claimed) == 3
     held = [a for a in rows_of(world.engine, store.accounts) if a.acquired_by == WORKER]
     assert sorted(a.id for a in held) == sorted(a.id for a in claimed)
+
+
+def test_a_planned_batch_settles_the_heap(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    settled: list[bool] = []
+    monkeypatch.setattr(heap, "settle", lambda: settled.append(True) or True)
+    world.load(row("A-1"))
+    assert world.planner().tick().claimed == 1
+    assert settled == [True]

@@ -1,0 +1,42 @@
+"""How the plan and dispatch stages keep Python's cyclic garbage collector out of the way.
+
+A batch allocates tens of thousands of small containers (rows, records, decisions) that
+live until the batch is written. With CPython's default thresholds they are promoted
+through every generation, and each full collection walks every object the process holds:
+the phone metadata, the rule set, the compiled templates, SQLAlchemy's and Babel's caches,
+about a million objects that never become garbage. That cost a tenth to a fifth of the
+plan stage (docs/performance.md).
+
+So once per process, after its first batch has loaded and compiled what it keeps, the
+survivors are frozen (``gc.freeze``: the collector no longer scans them; reference
+counting still frees them) and the youngest generation is collected less often. Cyclic
+garbage is still found: the youngest collection runs every ``YOUNG`` allocations.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+# Net container allocations between two young collections (CPython's default is 700).
+YOUNG = 10_000
+# Young collections between two middle ones, and middle ones between two full ones.
+MIDDLE = 50
+FULL = 100
+
+_lock = threading.Lock()
+_settled = False
+
+
+def settle() -> bool:
+    """Freeze what the process holds now and raise the thresholds; only the first call in
+    a process does anything. True when this call did it."""
+    global _settled
+    with _lock:
+        if _settled:
+            return False
+        _settled = True
+    gc.collect()  # what is garbage now must not be frozen with the rest
+    gc.freeze()
+    gc.set_threshold(YOUNG, MIDDLE, FULL)
+    return True

@@ -100,7 +100,7 @@ def load_debtors(
         return {}
     points = _by_account(
         connection.execute(
-            select(*_columns(contact_points, POINT_COLUMNS)).where(
+            select(*columns_of(contact_points, POINT_COLUMNS)).where(
                 contact_points.c.account_id.in_(ids),
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
@@ -108,14 +108,14 @@ def load_debtors(
     )
     events = _by_account(
         connection.execute(
-            select(*_columns(compliance_events, EVENT_COLUMNS)).where(
+            select(*columns_of(compliance_events, EVENT_COLUMNS)).where(
                 compliance_events.c.account_id.in_(ids)
             )
         )
     )
     designated = _by_account(
         connection.execute(
-            select(*_columns(designated_times, DESIGNATED_COLUMNS)).where(
+            select(*columns_of(designated_times, DESIGNATED_COLUMNS)).where(
                 designated_times.c.account_id.in_(ids), designated_times.c.withdrawn_at.is_(None)
             )
         )
@@ -123,7 +123,7 @@ def load_debtors(
     since = now - timedelta(days=lookback_days + 1)
     placed = _by_account(
         connection.execute(
-            select(*_columns(attempts, PLACED_COLUMNS)).where(
+            select(*columns_of(attempts, PLACED_COLUMNS)).where(
                 attempts.c.account_id.in_(ids),
                 attempts.c.status.in_(PLACED),
                 attempts.c.created_at >= since,
@@ -132,7 +132,7 @@ def load_debtors(
     )
     replies = _by_account(
         connection.execute(
-            select(*_columns(inbox_messages, REPLY_COLUMNS)).where(
+            select(*columns_of(inbox_messages, REPLY_COLUMNS)).where(
                 inbox_messages.c.account_id.in_(ids),
                 inbox_messages.c.direction == "inbound",
                 inbox_messages.c.received_at >= since,
@@ -229,7 +229,7 @@ def _address(channel: str | None, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
-def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+def columns_of(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     return [table.c[name] for name in names]
 
 
@@ -304,7 +304,7 @@ def _suppression_events(
     if not addresses:
         return found
     rows = connection.execute(
-        select(*_columns(suppressions, ("channel", "address", "created_at", "lifted_at"))).where(
+        select(*columns_of(suppressions, ("channel", "address", "created_at", "lifted_at"))).where(
             suppressions.c.address.in_(addresses), suppressions.c.reason.in_(OPT_OUT_REASONS)
         )
     )

@@ -37,6 +37,7 @@ from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import (
     DebtorRecord,
     attempts,
+    columns_of,
     decision_row,
     load_debtors,
     situation,
@@ -63,6 +64,10 @@ SEND_LEASE = timedelta(minutes=2)
 # beyond that it stays queued and is looked at again after RATE_WAIT.
 RATE_HORIZON = 20.0
 RATE_WAIT = timedelta(seconds=10)
+# What the recheck reads of an account: what compliance and ``_account_closed`` use, and
+# no more (every date read is a conversion).
+RECHECK_ACCOUNT_COLUMNS = ("id", "reference", "timezone", "jurisdiction", "collector_type",
+                           "status", "paused_until")  # fmt: skip
 
 
 class SlotReserver(Protocol):
@@ -280,7 +285,9 @@ class Dispatcher:
         account_rows = {
             row.id: row
             for row in connection.execute(
-                select(accounts).where(accounts.c.id.in_({r.account_id for r in rows}))
+                select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
+                    accounts.c.id.in_({r.account_id for r in rows})
+                )
             )
         }
         records = load_debtors(

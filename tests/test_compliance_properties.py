@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outreach.compliance import timing
 from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate
 from outreach.compliance.facts import Contact, Debtor, Email, Phone, Situation
 from outreach.compliance.frequency import PastContact
-from outreach.compliance.rules import load_ruleset
+from outreach.compliance.rules import ConversationRuleSpec, CountRuleSpec, load_ruleset
 
 RULES = load_ruleset()
 US_ZONES = [
@@ -362,3 +363,41 @@ def test_transition_days_open_at_0800_local_in_one_zone(
 )
 def test_transition_days_in_several_zones(now: datetime, zones: list[str]) -> None:
     assert_inside_everywhere(evaluate(asked(now, zones), RULES), now, zones)
+
+
+FREQUENCY_SPECS = [
+    rule
+    for profile in RULES.profiles
+    for rule in profile.rules
+    if isinstance(rule, CountRuleSpec | ConversationRuleSpec)
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    now=st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001 (hypothesis takes naive bounds)
+        max_value=datetime(2027, 12, 31),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    channel=CHANNELS,
+    debts=DEBTS,
+    data=st.data(),
+)
+def test_a_frequency_rule_with_nothing_to_count_answers_as_the_full_count(
+    now: datetime, channel: str, debts: tuple[str, ...], data: st.DataObject
+) -> None:
+    # The shortcut for a history with no contact a rule could count must give the very
+    # answer the full count gives, on every rule the shipped rule set has.
+    history = data.draw(histories(now))
+    situation = asked(now, ["America/New_York"], channel=channel, history=history, debts=debts)
+    zones = ("America/New_York", "America/Chicago")
+    for spec in FREQUENCY_SPECS:
+        fast = timing._frequency(spec, situation, history, now, zones)
+        shortcut = timing._anything_to_count
+        timing._anything_to_count = lambda *_: True  # type: ignore[assignment]
+        try:
+            full = timing._frequency(spec, situation, history, now, zones)
+        finally:
+            timing._anything_to_count = shortcut
+        assert fast == full, spec.code

@@ -306,11 +306,10 @@ def _frequency(
     zones: Sequence[str],
 ) -> Reason | None:
     contact = situation.contact
-    proposed = Proposed(contact.channel, contact.debts)
-    checked: CountRule | ConversationRule
-    if isinstance(rule, ConversationRuleSpec):
-        checked = ConversationRule(rule.code, rule.citation, frozenset(rule.channels), rule.days)
-    else:
+    if not _anything_to_count(rule, history):
+        return None
+    checked = _checked(rule)
+    if isinstance(rule, CountRuleSpec):
         debtor = situation.debtor
         kinds = rule.address_kinds
         history = [
@@ -320,20 +319,40 @@ def _frequency(
             and (kinds is None or debtor.address_kind(c.channel, c.to or "") in kinds)
             and (rule.per != "address" or c.to == contact.to)
         ]
-        checked = CountRule(
-            rule.code,
-            rule.citation,
-            frozenset(rule.channels),
-            rule.limit,
-            rule.days,
-            per_debt=rule.per == "debt",
-            excluded_outcomes=frozenset(rule.excluded_outcomes),
-        )
-    result = check_frequency(proposed, history, at, zones, [checked])
+    result = check_frequency(
+        Proposed(contact.channel, contact.debts), history, at, zones, [checked]
+    )
     if not result.findings:
         return None
     finding = result.findings[0]
     return Reason(rule.code, rule.citation, "defer", finding.detail, not_before=finding.not_before)
+
+
+def _anything_to_count(
+    rule: CountRuleSpec | ConversationRuleSpec, history: Sequence[PastContact]
+) -> bool:
+    """Whether the history holds a contact the rule could count. With none, a cap (whose
+    limit is at least 1) and a conversation bar both allow today: the common case of a
+    debtor not contacted on this channel lately is answered without date arithmetic."""
+    if isinstance(rule, ConversationRuleSpec):
+        return any(c.channel == "voice" and c.outcome == "conversation" for c in history)
+    return any(c.channel in rule.channels for c in history)
+
+
+@cache
+def _checked(rule: CountRuleSpec | ConversationRuleSpec) -> CountRule | ConversationRule:
+    """The frequency module's form of a rule, built once per rule (rules are frozen)."""
+    if isinstance(rule, ConversationRuleSpec):
+        return ConversationRule(rule.code, rule.citation, frozenset(rule.channels), rule.days)
+    return CountRule(
+        rule.code,
+        rule.citation,
+        frozenset(rule.channels),
+        rule.limit,
+        rule.days,
+        per_debt=rule.per == "debt",
+        excluded_outcomes=frozenset(rule.excluded_outcomes),
+    )
 
 
 def frequency_applies(rule: CountRuleSpec | ConversationRuleSpec, situation: Situation) -> bool:

@@ -144,31 +144,32 @@ def load_debtors(
     opted_out = _suppression_events(connection, addresses)
     records = {}
     for row in accounts:
-        own_points = points.get(row.id, [])
-        own_events = [
-            Event(e.occurred_at, e.kind, e.channel, e.address and _address(e.channel, e.address))
-            for e in events.get(row.id, [])
-        ]
-        own_events += [
-            e
-            for p in own_points
-            for e in opted_out.get((p.channel, _address(p.channel, p.address)), [])
-        ]
+        # Best first on each channel; sorted once here for the record and the debtor.
+        own_points = points.get(row.id) or []
+        if len(own_points) > 1:
+            own_points.sort(key=_point_order)
+        found = events.get(row.id)
+        own_events = [_event(e) for e in found] if found else []
+        if opted_out:
+            for p in own_points:
+                own_events += opted_out.get((p.channel, _address(p.channel, p.address)), ())
+        if len(own_events) > 1:
+            own_events.sort(key=_event_at)
+        past, answered = placed.get(row.id), replies.get(row.id)
         records[row.id] = DebtorRecord(
             account_id=row.id,
             reference=row.reference,
             jurisdiction=row.jurisdiction or default_country,
             collector=row.collector_type,
-            debtor=_debtor(row, own_points, designated.get(row.id, [])),
+            debtor=_debtor(row, own_points, designated.get(row.id) or ()),
             history=tuple(
-                [_placed(row.reference, a) for a in placed.get(row.id, [])]
-                + [_reply(row.reference, m) for m in replies.get(row.id, [])]
-            ),
-            events=tuple(sorted(own_events, key=lambda e: e.at)),
-            points=tuple(
-                (p.channel, _address(p.channel, p.address), p.id)
-                for p in sorted(own_points, key=lambda p: (p.channel, p.priority, p.id))
-            ),
+                [_placed(row.reference, a) for a in past or ()]
+                + [_reply(row.reference, m) for m in answered or ()]
+            )
+            if past or answered
+            else (),
+            events=tuple(own_events),
+            points=tuple([(p.channel, _address(p.channel, p.address), p.id) for p in own_points]),
         )
     return records
 
@@ -240,10 +241,24 @@ def _by_account(rows: Iterable[Any]) -> dict[int, list[Any]]:
     return grouped
 
 
+def _point_order(point: Any) -> tuple[str, int, int]:
+    return (point.channel, point.priority, point.id)
+
+
+def _event(row: Any) -> Event:
+    address = row.address and _address(row.channel, row.address)
+    return Event(row.occurred_at, row.kind, row.channel, address)
+
+
+def _event_at(event: Event) -> datetime:
+    return event.at
+
+
 def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> Debtor:
+    """``points`` in ``_point_order``."""
     phones: dict[str, Phone] = {}
     emails: list[Email] = []
-    for point in sorted(points, key=lambda p: (p.channel, p.priority)):
+    for point in points:
         if point.channel == "email":
             emails.append(Email(_address("email", point.address), point.kind, point.consent))
             continue

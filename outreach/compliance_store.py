@@ -33,7 +33,7 @@ from outreach.models import (
     SuppressionReason,
 )
 from outreach.models import Decision as DecisionModel
-from outreach.store import compliance_events, contact_points, suppressions, table_of
+from outreach.store import among, compliance_events, contact_points, suppressions, table_of
 
 attempts = table_of(AttemptModel)
 decisions = table_of(DecisionModel)
@@ -101,7 +101,7 @@ def load_debtors(
     points = _by_account(
         connection.execute(
             select(*columns_of(contact_points, POINT_COLUMNS)).where(
-                contact_points.c.account_id.in_(ids),
+                among(connection, contact_points.c.account_id, ids),
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         )
@@ -109,14 +109,15 @@ def load_debtors(
     events = _by_account(
         connection.execute(
             select(*columns_of(compliance_events, EVENT_COLUMNS)).where(
-                compliance_events.c.account_id.in_(ids)
+                among(connection, compliance_events.c.account_id, ids)
             )
         )
     )
     designated = _by_account(
         connection.execute(
             select(*columns_of(designated_times, DESIGNATED_COLUMNS)).where(
-                designated_times.c.account_id.in_(ids), designated_times.c.withdrawn_at.is_(None)
+                among(connection, designated_times.c.account_id, ids),
+                designated_times.c.withdrawn_at.is_(None),
             )
         )
     )
@@ -124,7 +125,7 @@ def load_debtors(
     placed = _by_account(
         connection.execute(
             select(*columns_of(attempts, PLACED_COLUMNS)).where(
-                attempts.c.account_id.in_(ids),
+                among(connection, attempts.c.account_id, ids),
                 attempts.c.status.in_(PLACED),
                 attempts.c.created_at >= since,
             )
@@ -133,7 +134,7 @@ def load_debtors(
     replies = _by_account(
         connection.execute(
             select(*columns_of(inbox_messages, REPLY_COLUMNS)).where(
-                inbox_messages.c.account_id.in_(ids),
+                among(connection, inbox_messages.c.account_id, ids),
                 inbox_messages.c.direction == "inbound",
                 inbox_messages.c.received_at >= since,
             )
@@ -320,7 +321,8 @@ def _suppression_events(
         return found
     rows = connection.execute(
         select(*columns_of(suppressions, ("channel", "address", "created_at", "lifted_at"))).where(
-            suppressions.c.address.in_(addresses), suppressions.c.reason.in_(OPT_OUT_REASONS)
+            among(connection, suppressions.c.address, addresses),
+            suppressions.c.reason.in_(OPT_OUT_REASONS),
         )
     )
     for row in rows:

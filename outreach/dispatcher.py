@@ -50,7 +50,7 @@ from outreach.models import AccountStatus, AttemptStatus
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import accounts, contact_points, suppressions
+from outreach.store import accounts, among, contact_points, suppressions
 
 if TYPE_CHECKING:
     from outreach.dispatch_processes import DispatchProcesses
@@ -286,7 +286,7 @@ class Dispatcher:
             row.id: row
             for row in connection.execute(
                 select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
-                    accounts.c.id.in_({r.account_id for r in rows})
+                    among(connection, accounts.c.id, {r.account_id for r in rows})
                 )
             )
         }

@@ -34,7 +34,7 @@ from outreach.plan_account import AccountPlan, Toolkit, plan_account
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
-from outreach.store import accounts, ignoring_duplicates, promises_to_pay, table_of
+from outreach.store import accounts, among, ignoring_duplicates, promises_to_pay, table_of
 from outreach.template_store import published
 
 log = logging.getLogger("outreach.planner")
@@ -256,7 +256,7 @@ def _steps_taken(connection: Connection, ids: Sequence[int]) -> dict[int, list[S
     taken: dict[int, list[StepRecord]] = defaultdict(list)
     rows = connection.execute(
         select(cadence_steps.c.account_id, cadence_steps.c.step_key, cadence_steps.c.at).where(
-            cadence_steps.c.account_id.in_(ids)
+            among(connection, cadence_steps.c.account_id, ids)
         )
     )
     for row in rows:
@@ -268,7 +268,7 @@ def _pending_promises(connection: Connection, ids: Sequence[int]) -> set[int]:
     return set(
         connection.execute(
             select(promises_to_pay.c.account_id).where(
-                promises_to_pay.c.account_id.in_(ids),
+                among(connection, promises_to_pay.c.account_id, ids),
                 promises_to_pay.c.status == PromiseStatus.PENDING,
             )
         ).scalars()

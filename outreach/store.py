@@ -6,9 +6,25 @@ batch instead of one ORM object per row.
 
 from __future__ import annotations
 
-from typing import cast
+import json
+from collections.abc import Iterable
+from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, Row, Table, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Insert,
+    Row,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
@@ -54,3 +70,24 @@ def ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
     if dialect_name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def among(
+    connection: Connection, column: ColumnElement[Any], values: Iterable[int | str]
+) -> ColumnElement[bool]:
+    """``column IN values``, the values bound as one parameter: a JSON array read by
+    ``json_each`` on SQLite, an array with ``= ANY`` on PostgreSQL.
+
+    SQLAlchemy's ``in_`` renders one placeholder per value on every execution (its
+    "expanding" parameters): for the thousand accounts of a batch, about half a millisecond
+    a query before the database sees it, and a batch asks about ten such questions."""
+    listed = list(values)
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        found: Select[Any] = select(literal_column("value")).select_from(
+            func.json_each(bindparam(None, json.dumps(listed), type_=String))
+        )
+        return column.in_(found.scalar_subquery())
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
+    return column.in_(listed)

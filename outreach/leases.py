@@ -26,10 +26,19 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+# What planning reads of a claimed account (the cadence, compliance and the message), and
+# no more: every date returned is a conversion, and an account row has seven of them.
+PLANNED_ACCOUNT_COLUMNS = (
+    "id", "reference", "name", "balance_minor", "currency", "due_date", "status", "timezone",
+    "jurisdiction", "locale", "cadence", "collector_type", "next_contact_at", "acquired_by",
+)  # fmt: skip
+
+
 def claim_due_accounts(
     connection: Connection, worker: str, now: datetime, until: datetime, limit: int
 ) -> Sequence[Row[Any]]:
-    """Active, unpaused accounts whose next contact has come, leased to ``worker``."""
+    """Active, unpaused accounts whose next contact has come, leased to ``worker``: the
+    ``PLANNED_ACCOUNT_COLUMNS`` of each."""
     return _claim(
         connection, accounts, worker, now, until, limit,
         (
@@ -38,6 +47,7 @@ def claim_due_accounts(
             or_(accounts.c.paused_until.is_(None), accounts.c.paused_until <= now),
         ),
         (accounts.c.next_contact_at, accounts.c.id),
+        [accounts.c[name] for name in PLANNED_ACCOUNT_COLUMNS],
     )  # fmt: skip
 
 
@@ -59,7 +69,7 @@ def claim_queued_attempts(
         wanted += (attempts.c.channel.in_(sorted(channels)),)
     return _claim(
         connection, attempts, worker, now, until, limit, wanted,
-        (attempts.c.next_try_at, attempts.c.id),
+        (attempts.c.next_try_at, attempts.c.id), list(attempts.c),
     )  # fmt: skip
 
 
@@ -72,6 +82,7 @@ def _claim(
     limit: int,
     wanted: tuple[ColumnElement[bool], ...],
     order: tuple[ColumnElement[Any], ...],
+    returning: Sequence[ColumnElement[Any]],
 ) -> Sequence[Row[Any]]:
     """Lease up to ``limit`` rows that match ``wanted`` and no live lease holds."""
     free = or_(table.c.acquired_until.is_(None), table.c.acquired_until < now)
@@ -92,7 +103,7 @@ def _claim(
         update(table)
         .where(table.c.id.in_(select(candidates.c.id)), free)
         .values(acquired_by=worker, acquired_until=until)
-        .returning(*table.c)
+        .returning(*returning)
     )
     # RETURNING gives no order; the batch is worked oldest first.
     names = [column.name for column in order]

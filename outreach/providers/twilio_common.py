@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -19,6 +19,7 @@ from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import WebhookRequest
 from outreach.providers.failures import CodeRule, http_failure, transport_failure
+from outreach.providers.form_encoding import encode_form
 from outreach.providers.transport import post_bytes
 
 API_VERSION = "2010-04-01"
@@ -111,7 +112,7 @@ async def post_form(
         response = await post_bytes(
             client,
             url,
-            urlencode(form, doseq=True).encode(),
+            encode_form(form).encode(),
             {"Authorization": authorization, "Content-Type": FORM},
         )
     except httpx.HTTPError as exc:

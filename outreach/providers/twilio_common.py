@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 from twilio.request_validator import RequestValidator
 
 from outreach.clock import Clock
@@ -118,10 +119,7 @@ async def post_form(
     except httpx.HTTPError as exc:
         raise transport_failure(provider, exc) from None
     if response.is_success:
-        try:
-            created = response.json()
-        except ValueError:
-            created = None
+        created = _json_body(response)
         if not isinstance(created, dict) or not created.get("sid"):
             # Twilio said yes but we cannot tell to what: never send it again on our own.
             raise ChannelError(
@@ -133,6 +131,18 @@ async def post_form(
             )
         return created
     raise error_from(provider, response, clock.now())
+
+
+def _json_body(response: httpx.Response) -> Any:
+    """The answer's JSON, None if it is not JSON. orjson reads the UTF-8 that Twilio
+    sends a few times faster than ``response.json()``, which takes anything else."""
+    try:
+        return orjson.loads(response.content)
+    except ValueError:
+        try:
+            return response.json()
+        except ValueError:
+            return None
 
 
 def error_from(provider: str, response: httpx.Response, now: datetime) -> ChannelError:

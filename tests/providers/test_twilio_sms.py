@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import parse_qsl
 
 import httpx
@@ -158,6 +159,17 @@ async def test_transport_failures_say_whether_the_request_left(
     with pytest.raises(ChannelError) as raised:
         await sms(settings, client, clock).send(MESSAGE)
     assert (raised.value.retryable, raised.value.ambiguous) == (retryable, ambiguous)
+
+
+async def test_a_created_message_in_another_unicode_encoding_is_read(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    # JSON may come in UTF-16 as well as UTF-8 (RFC 8259 says UTF-8; httpx reads both).
+    created = load_json("rest/twilio_message_created.json")
+    body = json.dumps(created).encode("utf-16")
+    router.post(MESSAGES).respond(201, content=body, headers={"Content-Type": "application/json"})
+    result = await sms(settings, client, clock).send(MESSAGE)
+    assert result.provider_message_id == created["sid"]
 
 
 async def test_a_success_without_a_sid_is_ambiguous(

@@ -11,12 +11,12 @@ set's version.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, select
+from sqlalchemy import Column, Connection, Result, Table, select
 
 from outreach.bulk import BulkStatement
 from outreach.compliance.decision import Decision
@@ -33,7 +33,14 @@ from outreach.models import (
     SuppressionReason,
 )
 from outreach.models import Decision as DecisionModel
-from outreach.store import among, compliance_events, contact_points, suppressions, table_of
+from outreach.store import (
+    among,
+    compliance_events,
+    contact_points,
+    named_rows,
+    suppressions,
+    table_of,
+)
 
 attempts = table_of(AttemptModel)
 decisions = table_of(DecisionModel)
@@ -235,9 +242,9 @@ def columns_of(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     return [table.c[name] for name in names]
 
 
-def _by_account(rows: Iterable[Any]) -> dict[int, list[Any]]:
+def _by_account(result: Result[Any]) -> dict[int, list[Any]]:
     grouped: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
+    for row in named_rows(result):
         grouped[row.account_id].append(row)
     return grouped
 

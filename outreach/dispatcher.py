@@ -50,7 +50,7 @@ from outreach.models import AccountStatus, AttemptStatus
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import accounts, among, contact_points, suppressions
+from outreach.store import accounts, among, contact_points, named_rows, suppressions
 
 if TYPE_CHECKING:
     from outreach.dispatch_processes import DispatchProcesses
@@ -284,9 +284,11 @@ class Dispatcher:
         its message and the seconds to wait for its sender's rate-limit slot."""
         account_rows = {
             row.id: row
-            for row in connection.execute(
-                select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
-                    among(connection, accounts.c.id, {r.account_id for r in rows})
+            for row in named_rows(
+                connection.execute(
+                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
+                        among(connection, accounts.c.id, {r.account_id for r in rows})
+                    )
                 )
             )
         }

@@ -13,11 +13,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import AccountStatus, AttemptStatus
-from outreach.store import accounts
+from outreach.store import accounts, named_rows
 
 
 class StopFlag(Protocol):
@@ -36,7 +36,7 @@ PLANNED_ACCOUNT_COLUMNS = (
 
 def claim_due_accounts(
     connection: Connection, worker: str, now: datetime, until: datetime, limit: int
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """Active, unpaused accounts whose next contact has come, leased to ``worker``: the
     ``PLANNED_ACCOUNT_COLUMNS`` of each."""
     return _claim(
@@ -58,7 +58,7 @@ def claim_queued_attempts(
     until: datetime,
     limit: int,
     channels: Collection[str] | None = None,
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """Queued attempts whose time has come (on ``channels`` only, if given), leased to
     ``worker``."""
     wanted: tuple[ColumnElement[bool], ...] = (
@@ -83,7 +83,7 @@ def _claim(
     wanted: tuple[ColumnElement[bool], ...],
     order: tuple[ColumnElement[Any], ...],
     returning: Sequence[ColumnElement[Any]],
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """Lease up to ``limit`` rows that match ``wanted`` and no live lease holds."""
     free = or_(table.c.acquired_until.is_(None), table.c.acquired_until < now)
     # The candidates are a materialized WITH query, which PostgreSQL evaluates exactly
@@ -108,8 +108,8 @@ def _claim(
     # RETURNING gives no order; the batch is worked oldest first.
     names = [column.name for column in order]
     return sorted(
-        connection.execute(statement).all(),
-        key=lambda row: tuple((row._mapping[n] is not None, row._mapping[n]) for n in names),
+        named_rows(connection.execute(statement)),
+        key=lambda row: tuple((getattr(row, n) is not None, getattr(row, n)) for n in names),
     )
 
 

@@ -259,8 +259,8 @@ def _steps_taken(connection: Connection, ids: Sequence[int]) -> dict[int, list[S
             among(connection, cadence_steps.c.account_id, ids)
         )
     )
-    for row in rows:
-        taken[row.account_id].append(StepRecord(row.step_key, row.at))
+    for account_id, step_key, at in rows:
+        taken[account_id].append(StepRecord(step_key, at))
     return taken
 
 

@@ -7,7 +7,9 @@ batch instead of one ORM object per row.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -15,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Insert,
+    Result,
     Row,
     Select,
     String,
@@ -91,3 +94,18 @@ def among(
     if dialect == "postgresql":
         return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
     return column.in_(listed)
+
+
+def named_rows(result: Result[Any]) -> list[Any]:
+    """The rows of ``result`` as named tuples with the same field names.
+
+    The hot loops (planning, the dispatch recheck) read a dozen fields of every row: an
+    attribute of a SQLAlchemy ``Row`` costs about 300 ns to read, one of a named tuple
+    about 30, and the conversion is paid once per row."""
+    make = _record_type(tuple(result.keys()))._make
+    return [make(row) for row in result]
+
+
+@cache
+def _record_type(fields: tuple[str, ...]) -> Any:
+    return namedtuple("Record", fields, rename=True)

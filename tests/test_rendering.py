@@ -11,7 +11,9 @@ import pytest
 from babel.numbers import format_currency, get_group_symbol
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2 import Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
@@ -19,6 +21,7 @@ from outreach.rendering.context import (
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
     Company,
+    Debtor,
     MessageFacts,
     _money_layout,
     build_context,
@@ -27,7 +30,13 @@ from outreach.rendering.context import (
     load_company,
     message_locale,
 )
-from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
+from outreach.rendering.environment import (
+    _RECORD_FIELDS,
+    PARTIALS_DIR,
+    TemplateKey,
+    make_environments,
+    read_template_files,
+)
 from outreach.rendering.render import Rendered, Renderer
 from outreach.rendering.sms import SmsLength, sms_length
 from tests.conftest import REPO
@@ -163,6 +172,18 @@ def test_the_sandbox_refuses_internals_in_email_html(source: str) -> None:
     )
     with pytest.raises((SecurityError, UndefinedError)):
         render_source(template, "email/x.firm.j2")
+
+
+def test_record_fields_read_directly_are_what_the_sandbox_would_return() -> None:
+    text_env, html_env = make_environments(lambda _: None)
+    company = load_company(REPO / "templates")
+    records = [company, company.texts_for("es_US"), Debtor("Pat Smith", "Pat")]
+    for env in (text_env, html_env):
+        for record in records:
+            for name in _RECORD_FIELDS[type(record)]:
+                sandboxed = ImmutableSandboxedEnvironment.getattr(env, record, name)
+                assert env.getattr(record, name) == sandboxed, (type(record), name)
+            assert isinstance(env.getattr(record, "__class__"), Undefined)  # still refused
 
 
 def test_the_sandbox_still_renders_ordinary_expressions() -> None:

@@ -9,6 +9,7 @@ misspelt variable as an empty string.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,13 @@ def read_template_files(templates_dir: Path) -> dict[str, str]:
 # The context's own value types: the sandbox's verdict on one of their attributes depends
 # only on the type and the name, so it is worked out once rather than on every message.
 _VALUE_TYPES = frozenset({Company, Debtor, LocalTexts, str})
+# The data fields of the context's own frozen records: reading one is what the sandbox
+# would allow and return, so it is read directly (a template reads a dozen a message).
+_RECORD_FIELDS: dict[type, frozenset[str]] = {
+    Company: frozenset(Company.model_fields),
+    LocalTexts: frozenset(LocalTexts.model_fields),
+    Debtor: frozenset(field.name for field in dataclasses.fields(Debtor)),
+}
 
 
 class MessageEnvironment(ImmutableSandboxedEnvironment):
@@ -85,6 +93,12 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         # context (each render, include and import) lists the globals' keys, and a ChainMap
         # rebuilds them each time. This environment's globals never change once made.
         return {**self.globals, **(d or {})}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        fields = _RECORD_FIELDS.get(type(obj))
+        if fields is not None and attribute in fields:
+            return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         kind = type(obj)

@@ -11,6 +11,10 @@ So once per process, after its first batch has loaded and compiled what it keeps
 survivors are frozen (``gc.freeze``: the collector no longer scans them; reference
 counting still frees them) and the youngest generation is collected less often. Cyclic
 garbage is still found: the youngest collection runs every ``YOUNG`` allocations.
+
+In the daemon's own process the web app and the event loop hold a few objects of their
+own at that moment; one of them that later becomes part of a reference cycle is never
+collected. That is bounded (what was alive at one instant) and happens once.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import threading
 
 # Net container allocations between two young collections (CPython's default is 700).
 YOUNG = 10_000
-# Young collections between two middle ones, and middle ones between two full ones.
-MIDDLE = 50
-FULL = 100
+# Young collections between two middle ones, and middle ones between two full ones, as
+# CPython has them: with the kept objects frozen a full collection is cheap, and cyclic
+# garbage that outlived two young ones (a batch's failed sends and their tracebacks) is
+# not left waiting long.
+MIDDLE = 10
+FULL = 10
 
 _lock = threading.Lock()
 _settled = False

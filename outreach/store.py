@@ -85,6 +85,11 @@ def among(
     "expanding" parameters): for the thousand accounts of a batch, about half a millisecond
     a query before the database sees it, and a batch asks about ten such questions."""
     listed = list(values)
+    # Bound as they are, without the column type's processing: a value must already be
+    # what the column stores (SQLite's json_each would not match 12 with '12').
+    kind = column.type.python_type
+    if not all(type(value) is kind for value in listed):
+        raise TypeError(f"among: every value must be {kind.__name__} for {column}")
     dialect = connection.dialect.name
     if dialect == "sqlite":
         found: Select[Any] = select(literal_column("value")).select_from(
@@ -108,4 +113,5 @@ def named_rows(result: Result[Any]) -> list[Any]:
 
 @cache
 def _record_type(fields: tuple[str, ...]) -> Any:
-    return namedtuple("Record", fields, rename=True)
+    # No renaming: a column name that is not a Python identifier fails here, loudly.
+    return namedtuple("Record", fields)

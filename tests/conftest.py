@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
+from outreach import heap
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.db import make_engine, upgrade
@@ -146,3 +147,11 @@ def defaults(clock: FixedClock) -> ImportDefaults:
         consent_at=clock.now(),
         known_cadences=frozenset({"standard", "pre-due"}),
     )
+
+
+@pytest.fixture(autouse=True)
+def _heap_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test process keeps CPython's collector settings: the first test to plan or
+    dispatch would otherwise settle the heap for every test after it. ``tests/test_heap.py``
+    checks settling in a fresh process; daemons started as subprocesses settle as usual."""
+    monkeypatch.setattr(heap, "settle", lambda: False)

@@ -48,3 +48,9 @@ def test_among_compares_text_exactly(engine: Engine) -> None:
             select(suppressions.c.address).where(among(connection, suppressions.c.address, wanted))
         ).scalars()
         assert sorted(found) == sorted(wanted[:3])
+
+
+def test_among_refuses_values_of_another_type(engine: Engine) -> None:
+    # Bound without the column type's processing: '12' would never match the id 12.
+    with engine.connect() as connection, pytest.raises(TypeError, match="int"):
+        among(connection, accounts.c.id, [1, "12"])

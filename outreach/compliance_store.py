@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Result, Table, select
+from sqlalchemy import Connection, Result, select
 
 from outreach.bulk import BulkStatement
 from outreach.compliance.decision import Decision
@@ -35,6 +35,7 @@ from outreach.models import (
 from outreach.models import Decision as DecisionModel
 from outreach.store import (
     among,
+    columns_of,
     compliance_events,
     contact_points,
     named_rows,
@@ -236,10 +237,6 @@ def _address(channel: str | None, address: str) -> str:
     """Email addresses compare without case (an unsubscribe from Pat@Example.net covers
     pat@example.net); phone numbers are E.164 already."""
     return address.lower() if channel == "email" else address
-
-
-def columns_of(table: Table, names: Sequence[str]) -> list[Column[Any]]:
-    return [table.c[name] for name in names]
 
 
 def _by_account(result: Result[Any]) -> dict[int, list[Any]]:

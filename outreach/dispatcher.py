@@ -37,7 +37,6 @@ from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import (
     DebtorRecord,
     attempts,
-    columns_of,
     decision_row,
     load_debtors,
     situation,
@@ -50,7 +49,14 @@ from outreach.models import AccountStatus, AttemptStatus
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import accounts, among, contact_points, named_rows, suppressions
+from outreach.store import (
+    accounts,
+    among,
+    columns_of,
+    contact_points,
+    named_rows,
+    suppressions,
+)
 
 if TYPE_CHECKING:
     from outreach.dispatch_processes import DispatchProcesses

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
+    Column,
     ColumnElement,
     Connection,
     Insert,
@@ -73,6 +74,12 @@ def ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
     if dialect_name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def columns_of(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+    """The named columns of ``table``, to read only what a loop uses (every value read is
+    a conversion, dates above all)."""
+    return [table.c[name] for name in names]
 
 
 def among(

@@ -8,17 +8,9 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from outreach.store import accounts, among, suppressions
+from tests.test_bulk import _account
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-
-
-def _account(reference: str) -> dict[str, object]:
-    return {
-        "reference": reference, "name": "Pat Smith", "balance_minor": 100,
-        "imported_balance_minor": 100, "currency": "USD", "due_date": NOW.date(),
-        "status": "active", "locale": "en_US", "cadence": "standard",
-        "collector_type": "first_party", "created_at": NOW, "updated_at": NOW,
-    }  # fmt: skip
 
 
 @pytest.mark.parametrize("wanted", [[], [3], [1, 3, 3, 5000], list(range(2, 1502, 2))])

@@ -101,25 +101,21 @@ class Planner:
         report = PlanReport()
         limit = max_accounts if max_accounts is not None else 1_000_000_000
         helpers: list[Future[PlanReport]] = []
-        while report.claimed < limit and not self.stop.is_set():
-            now = self.clock.now()
+        now = self.clock.now()
+        rows: Sequence[Any] = []
+        if not self.stop.is_set():
             with self.engine.begin() as connection:
-                rows = claim_due_accounts(
-                    connection,
-                    self.worker,
-                    now,
-                    now + self.lease,
-                    min(self.batch_size, limit - report.claimed),
-                )
-            if not rows:
-                break
-            report.add(self.plan_batch(rows, now))
-            if len(rows) < self.batch_size:
-                break
-            if self.processes > 1 and not helpers and limit - report.claimed > self.batch_size:
-                share, extra = divmod(limit - report.claimed, self.processes)
+                rows = self._claim(connection, now, min(self.batch_size, limit))
+        while rows:
+            in_hand = report.claimed + len(rows)
+            backlog = len(rows) == self.batch_size and in_hand < limit
+            if backlog and self.processes > 1 and not helpers and limit - in_hand > self.batch_size:
+                share, extra = divmod(limit - in_hand, self.processes)
                 helpers = self._start_helpers(share if max_accounts is not None else None)
-                limit = report.claimed + share + extra
+                limit = in_hand + share + extra
+            wanted = min(self.batch_size, limit - in_hand) if backlog else 0
+            done, rows, now = self._plan_batch(rows, now, wanted)
+            report.add(done)
         for helper in helpers:
             try:
                 theirs = helper.result()
@@ -138,6 +134,9 @@ class Planner:
         if report.claimed and not quiet:
             log.info("plan: %s", report.summary())
         return report
+
+    def _claim(self, connection: Connection, now: datetime, count: int) -> Sequence[Any]:
+        return claim_due_accounts(connection, self.worker, now, now + self.lease, count)
 
     def request_stop(self) -> None:
         """Claim no more batches; those in hand are finished."""
@@ -171,6 +170,16 @@ class Planner:
         return self._pool
 
     def plan_batch(self, rows: Sequence[Any], now: datetime) -> PlanReport:
+        """Plan and write one claimed batch."""
+        return self._plan_batch(rows, now, 0)[0]
+
+    def _plan_batch(
+        self, rows: Sequence[Any], now: datetime, then_claim: int
+    ) -> tuple[PlanReport, Sequence[Any], datetime]:
+        """Plan and write one claimed batch; with ``then_claim``, claim the next batch in
+        the same transaction as the writes (and return it with its ``now``): on SQLite
+        every write transaction waits for the one writer's lock and ends with a flush to
+        disk, so a batch costs one of each instead of two."""
         ids = [row.id for row in rows]
         with self.engine.connect() as connection:
             kit = self.toolkit(connection)
@@ -183,8 +192,12 @@ class Planner:
             plan_account(row, records[row.id], taken.get(row.id, []), row.id in promising, kit, now)
             for row in rows
         ]
+        following: Sequence[Any] = []
         with self.engine.begin() as connection:
             write_plans(connection, rows, plans, self.worker, now)
+            if then_claim and not self.stop.is_set():
+                now = self.clock.now()
+                following = self._claim(connection, now, then_claim)
         report = PlanReport(claimed=len(rows))
         problems: Counter[str] = Counter()
         for row, plan in zip(rows, plans, strict=True):
@@ -195,7 +208,7 @@ class Planner:
         for detail, count in problems.most_common():
             log.warning("plan: %d account(s) wait: %s", count, detail)
         heap.settle()  # what the first batch loaded stays; see outreach.heap
-        return report
+        return report, following, now
 
     def toolkit(self, connection: Connection) -> Toolkit:
         """The tools for this tick; templates are re-read when a version was published."""

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, select, update
 
 from outreach import heap, store
+from outreach import planner as planner_module
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
@@ -462,6 +463,26 @@ def test_a_stop_reaches_the_plan_processes_and_nothing_more_is_claimed(world: Wo
     finally:
         planner.close()
     assert len(rows_of(world.engine, attempts)) == 6  # the other six wait for the next daemon
+
+
+def test_a_stop_during_a_batch_finishes_it_and_claims_no_more(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch's writes and the next claim share a transaction: a stop that comes while the
+    # batch is planned must leave the next batch unclaimed, not claimed and abandoned.
+    world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(5)))
+    planner = world.planner(batch_size=2)
+    real = planner_module.plan_account
+
+    def plan_then_stop(*args: Any) -> Any:
+        planner.request_stop()
+        return real(*args)
+
+    monkeypatch.setattr(planner_module, "plan_account", plan_then_stop)
+    report = planner.tick()
+    assert (report.claimed, dict(report.outcomes)) == (2, {"queued": 2})
+    assert len(rows_of(world.engine, attempts)) == 2
+    assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
 
 
 def test_a_small_tick_and_an_in_memory_database_plan_in_one_process(world: World) -> None:

@@ -1,7 +1,7 @@
 """The plan stage: claim due accounts in batches, decide, render, queue.
 
 Each batch is one claim (a lease on the accounts), one read per table for everything the
-batch needs, the pure planning of each account (``plan_account``), and one write per table:
+batch needs, the pure planning of the accounts (``plan_accounts``), and one write per table:
 attempts under their unique idempotency key, the cadence steps dealt with, every decision
 taken, and each account's next contact time with its lease released. Running the same tick
 twice queues nothing new: the step is recorded and the attempt's key exists.
@@ -30,7 +30,7 @@ from outreach.compliance_store import attempts, load_debtors, store_decisions
 from outreach.config import Settings
 from outreach.leases import StopFlag, claim_due_accounts
 from outreach.models import CadenceStep, PromiseStatus
-from outreach.plan_account import AccountPlan, Toolkit, plan_account
+from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
@@ -188,10 +188,11 @@ class Planner:
             )
             taken = _steps_taken(connection, ids)
             promising = _pending_promises(connection, ids)
-        plans = [
-            plan_account(row, records[row.id], taken.get(row.id, []), row.id in promising, kit, now)
-            for row in rows
-        ]
+        plans = plan_accounts(
+            [(row, records[row.id], taken.get(row.id, []), row.id in promising) for row in rows],
+            kit,
+            now,
+        )
         following: Sequence[Any] = []
         with self.engine.begin() as connection:
             write_plans(connection, rows, plans, self.worker, now)

@@ -472,13 +472,13 @@ def test_a_stop_during_a_batch_finishes_it_and_claims_no_more(
     # batch is planned must leave the next batch unclaimed, not claimed and abandoned.
     world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(5)))
     planner = world.planner(batch_size=2)
-    real = planner_module.plan_account
+    real = planner_module.plan_accounts
 
     def plan_then_stop(*args: Any) -> Any:
         planner.request_stop()
         return real(*args)
 
-    monkeypatch.setattr(planner_module, "plan_account", plan_then_stop)
+    monkeypatch.setattr(planner_module, "plan_accounts", plan_then_stop)
     report = planner.tick()
     assert (report.claimed, dict(report.outcomes)) == (2, {"queued": 2})
     assert len(rows_of(world.engine, attempts)) == 2

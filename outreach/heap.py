@@ -12,6 +12,11 @@ survivors are frozen (``gc.freeze``: the collector no longer scans them; referen
 counting still frees them) and the youngest generation is collected less often. Cyclic
 garbage is still found: the youngest collection runs every ``YOUNG`` allocations.
 
+While a settled process works a batch, automatic collection pauses altogether
+(``paused``): the batch's objects are alive until it is written, so collecting young
+objects then finds nothing and only walks them (about a twelfth of the planning time). Its
+cyclic garbage, Jinja2's render contexts among it, is collected as the batch ends.
+
 In the daemon's own process the web app and the event loop hold a few objects of their
 own at that moment; one of them that later becomes part of a reference cycle is never
 collected. That is bounded (what was alive at one instant) and happens once.
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Net container allocations between two young collections (CPython's default is 700).
 YOUNG = 10_000
@@ -47,3 +54,20 @@ def settle() -> bool:
     gc.freeze()
     gc.set_threshold(YOUNG, MIDDLE, FULL)
     return True
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No automatic collection inside (once the process has settled), then a young
+    collection for what the batch left in cycles. The pause is process-wide: other
+    threads' cyclic garbage waits for the batch's end too, a fraction of a second. Left
+    alone when the collector is already disabled, or paused by another thread."""
+    if not _settled or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(0)

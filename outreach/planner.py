@@ -114,7 +114,8 @@ class Planner:
                 helpers = self._start_helpers(share if max_accounts is not None else None)
                 limit = in_hand + share + extra
             wanted = min(self.batch_size, limit - in_hand) if backlog else 0
-            done, rows, now = self._plan_batch(rows, now, wanted)
+            with heap.paused():
+                done, rows, now = self._plan_batch(rows, now, wanted)
             report.add(done)
         for helper in helpers:
             try:

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -88,6 +88,52 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+# Log pages a redoable transaction's connection lets the WAL reach before it copies them
+# into the database (SQLite's default is 1,000): a page that several batches change (an
+# index's, an account table's) is then copied once for all of them.
+REDOABLE_CHECKPOINT_PAGES = 16_000
+_DEFAULT_CHECKPOINT_PAGES = 1_000
+
+
+@contextmanager
+def begin_redoable(engine: Engine) -> Iterator[Connection]:
+    """A transaction whose commit does not wait for the disk, for work that is simply
+    done again if a crash loses it: the plan stage's rows for a batch, whose accounts stay
+    due until the batch's commit lands.
+
+    A crash (power cut, kernel panic; not a killed process) may lose the last such
+    commits, never part of one, and never one that a later durable commit followed: on
+    SQLite (WAL, ``synchronous=NORMAL`` for this commit) the next durable commit flushes
+    the log up to itself, and on PostgreSQL (``synchronous_commit`` off for this
+    transaction) the write-ahead log is flushed in order. So an attempt whose sending was
+    claimed is on disk with its plan. On SQLite the connection also checkpoints less
+    often (``REDOABLE_CHECKPOINT_PAGES``)."""
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite refuses to change the level inside a transaction.
+            _pragmas(connection, "NORMAL", REDOABLE_CHECKPOINT_PAGES)
+        try:
+            with connection.begin():
+                if not sqlite:
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                yield connection
+        finally:
+            if sqlite:
+                try:
+                    _pragmas(connection, "FULL", _DEFAULT_CHECKPOINT_PAGES)
+                except Exception:
+                    # Never back into the pool with commits that skip the disk.
+                    connection.invalidate()
+                    raise
+
+
+def _pragmas(connection: Connection, synchronous: str, checkpoint_pages: int) -> None:
+    connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
+    connection.commit()
 
 
 @contextmanager

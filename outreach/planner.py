@@ -28,6 +28,7 @@ from outreach.clock import Clock
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import attempts, load_debtors, store_decisions
 from outreach.config import Settings
+from outreach.db import begin_redoable
 from outreach.leases import StopFlag, claim_due_accounts
 from outreach.models import CadenceStep, PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
@@ -179,8 +180,9 @@ class Planner:
     ) -> tuple[PlanReport, Sequence[Any], datetime]:
         """Plan and write one claimed batch; with ``then_claim``, claim the next batch in
         the same transaction as the writes (and return it with its ``now``): on SQLite
-        every write transaction waits for the one writer's lock and ends with a flush to
-        disk, so a batch costs one of each instead of two."""
+        every write transaction waits for the one writer's lock, so a batch waits once
+        instead of twice. The commit does not wait for the disk: a batch a crash loses is
+        planned again (``begin_redoable``)."""
         ids = [row.id for row in rows]
         with self.engine.connect() as connection:
             kit = self.toolkit(connection)
@@ -195,7 +197,7 @@ class Planner:
             now,
         )
         following: Sequence[Any] = []
-        with self.engine.begin() as connection:
+        with begin_redoable(self.engine) as connection:
             write_plans(connection, rows, plans, self.worker, now)
             if then_claim and not self.stop.is_set():
                 now = self.clock.now()

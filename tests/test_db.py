@@ -1,17 +1,37 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, bindparam, inspect, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    inspect,
+    select,
+    type_coerce,
+)
 from sqlmodel import Session, SQLModel
 
-from outreach.db import current_revision, head_revision, json_dumps, json_loads, upgrade
+from outreach.db import (
+    REDOABLE_CHECKPOINT_PAGES,
+    begin_redoable,
+    current_revision,
+    head_revision,
+    json_dumps,
+    json_loads,
+    upgrade,
+)
 from outreach.db_types import JSONDocument
 from outreach.models import Account
+from outreach.store import accounts
 
 
 def test_migrations_build_exactly_the_models(engine: Engine) -> None:
@@ -107,3 +127,73 @@ def test_a_lone_surrogate_orjson_refuses_is_stored_on_sqlite(engine: Engine) -> 
 def test_json_written_by_json_dumps_is_still_read() -> None:
     assert json_loads(json.dumps({"nan": float("nan")}))["nan"] != 0  # NaN, not an error
     assert json_loads(json_dumps([("named", "tuple")])) == [["named", "tuple"]]
+
+
+def _durability(connection: Connection) -> tuple[object, ...]:
+    if connection.dialect.name == "sqlite":
+        return (
+            connection.exec_driver_sql("PRAGMA synchronous").scalar(),
+            connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar(),
+        )
+    return (connection.exec_driver_sql("SHOW synchronous_commit").scalar(),)
+
+
+def _stored(engine: Engine, reference: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).where(accounts.c.reference == reference)
+        ).scalar_one()
+
+
+@pytest.fixture
+def durable(engine: Engine) -> Iterator[Engine]:
+    """The test's PostgreSQL runs with ``synchronous_commit`` off; these sessions have it on."""
+    if engine.dialect.name == "sqlite":
+        yield engine
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    own = create_engine(url, connect_args={"options": "-c synchronous_commit=on"})
+    yield own
+    own.dispose()
+
+
+def test_a_redoable_transaction_commits_without_the_flush_and_then_flushes_again(
+    durable: Engine,
+) -> None:
+    engine = durable
+    sqlite = engine.dialect.name == "sqlite"
+    durable = (2, 1000) if sqlite else ("on",)  # FULL and SQLite's default checkpoint
+    with begin_redoable(engine) as connection:
+        inside = _durability(connection)
+        raw = connection.connection.dbapi_connection
+        connection.execute(
+            insert(accounts).values(_account(reference="R9").model_dump(exclude={"id"}))
+        )
+    assert inside == ((1, REDOABLE_CHECKPOINT_PAGES) if sqlite else ("off",))
+    assert _stored(engine, "R9") == 1
+    with engine.connect() as connection:  # later transactions are durable again
+        assert _durability(connection) == durable
+    if sqlite:  # the very connection, back in the pool
+        assert raw is not None
+        cursor = raw.cursor()
+        assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_a_failed_redoable_transaction_writes_nothing(durable: Engine) -> None:
+    engine = durable
+
+    def failing_batch() -> None:
+        with begin_redoable(engine) as connection:
+            connection.execute(
+                insert(accounts).values(_account(reference="R8").model_dump(exclude={"id"}))
+            )
+            raise RuntimeError("the batch failed")
+
+    with pytest.raises(RuntimeError):
+        failing_batch()
+    assert _stored(engine, "R8") == 0
+    with engine.connect() as connection:
+        assert _durability(connection) == (
+            (2, 1000) if engine.dialect.name == "sqlite" else ("on",)
+        )

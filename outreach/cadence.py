@@ -9,10 +9,11 @@ record as skipped, and when the next step will fall due.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -80,6 +81,12 @@ class Cadence:
 
     def step(self, key: str) -> Step:
         return next(s for s in self.steps if s.key == key)
+
+    @cached_property
+    def min_balances(self) -> tuple[Decimal, ...]:
+        """The distinct minimum balances the steps' conditions name."""
+        return tuple(sorted({s.conditions.min_balance for s in self.steps
+                             if s.conditions.min_balance is not None}))  # fmt: skip
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -371,6 +378,21 @@ def next_action(
     elif chosen is None:
         return _finished(cadence, now, skipped)
     return NextAction(chosen, skipped, next_at)
+
+
+def action_key(
+    cadence: Cadence, facts: AccountFacts, history: Sequence[StepRecord], now: datetime
+) -> Hashable:
+    """Everything ``next_action`` reads, so that accounts alike in all of it can share one
+    answer (the plan stage asks once per batch for each such group). The balance counts
+    only as far as the stop conditions and the steps' minimum balances tell it apart."""
+    balance = facts.balance
+    return (
+        cadence.name, facts.due_date, facts.timezone, facts.status, facts.locale,
+        facts.disputed, facts.promise_pending, facts.cease_requested,
+        balance <= 0, tuple(balance < limit for limit in cadence.min_balances),
+        tuple(history), now,
+    )  # fmt: skip
 
 
 def _stop_condition(cadence: Cadence, facts: AccountFacts) -> str | None:

@@ -9,14 +9,21 @@ the answers in bulk; ``outreach simulate`` runs the same planner.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from outreach.cadence import AccountFacts, Cadence, NextAction, StepRecord, next_action
+from outreach.cadence import (
+    AccountFacts,
+    Cadence,
+    NextAction,
+    StepRecord,
+    action_key,
+    next_action,
+)
 from outreach.compliance.decision import Reason
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import RuleSet
@@ -73,8 +80,9 @@ def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list
     than one account at a time). Each account's answer is the same either way."""
     plans: list[AccountPlan] = []
     contacting: list[tuple[AccountPlan, Any, DebtorRecord, NextAction, ZoneInfo]] = []
+    actions: dict[Hashable, NextAction] = {}  # accounts alike share the cadence's answer
     for account, record, taken, promise_pending in batch:
-        plan, action, zone = _cadence(account, record, taken, promise_pending, kit, now)
+        plan, action, zone = _cadence(account, record, taken, promise_pending, kit, now, actions)
         plans.append(plan)
         if action is not None and zone is not None:
             contacting.append((plan, account, record, action, zone))
@@ -107,6 +115,7 @@ def _cadence(
     promise_pending: bool,
     kit: Toolkit,
     now: datetime,
+    actions: dict[Hashable, NextAction],
 ) -> tuple[AccountPlan, NextAction | None, ZoneInfo | None]:
     """The account's plan as far as the cadence goes, and the due step's action and the
     account's zone when there is a step to send."""
@@ -128,7 +137,10 @@ def _cadence(
         promise_pending=promise_pending,
         cease_requested=_held(record, "cease", now),
     )
-    action = next_action(cadence, facts, taken, now)
+    key = action_key(cadence, facts, taken, now)
+    action = actions.get(key)
+    if action is None:
+        action = actions[key] = next_action(cadence, facts, taken, now)
     plan = AccountPlan("idle", None)
     plan.steps = [
         _step_row(account.id, step.key, StepOutcome.SKIPPED, reason, now)

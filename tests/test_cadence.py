@@ -30,6 +30,7 @@ from outreach.cadence import (
     NextAction,
     Step,
     StepRecord,
+    action_key,
     load_cadences,
     next_action,
     parse_cadence,
@@ -670,6 +671,72 @@ def test_any_stop_condition_stops_whatever_the_dates_and_history(
     assert action.skipped == ()
     assert action.stopped in holding
     assert not action.finished and action.next_at is None
+
+
+ALIKE_BALANCES = st.sampled_from(
+    [Decimal("-5"), Decimal(0), Decimal("0.01"), Decimal("49.99"), Decimal(50), Decimal("75"),
+     Decimal("99.99"), Decimal(100), Decimal("900"), Decimal("123456.78")]
+)  # fmt: skip
+
+
+@st.composite
+def alike_accounts(draw: st.DrawFn, due: date, zone_name: str) -> AccountFacts:
+    """Accounts that often agree on all but their amounts, so that keys often match."""
+    return facts(
+        due_date=due + timedelta(days=draw(st.sampled_from([0, 0, 0, 3]))),
+        balance=draw(ALIKE_BALANCES),
+        status=draw(st.sampled_from(["active", "active", "paid"])),
+        locale=draw(LOCALES),
+        timezone=zone_name,
+        disputed=draw(st.booleans()) and draw(st.booleans()),
+        promise_pending=draw(st.booleans()) and draw(st.booleans()),
+        cease_requested=draw(st.booleans()) and draw(st.booleans()),
+    )
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    cadence=CADENCES,
+    due=DUE_DATES,
+    zone_name=ZONES,
+    now_hours=st.integers(-20 * 24, 200 * 24),
+)
+def test_accounts_with_the_same_action_key_get_the_same_action(
+    data: st.DataObject, cadence: Cadence, due: date, zone_name: str, now_hours: int
+) -> None:
+    """The plan stage gives accounts with equal keys one answer: the key must hold all
+    that ``next_action`` reads."""
+    zone = ZoneInfo(zone_name)
+    history = data.draw(histories(cadence, due, zone))
+    first, second = (
+        data.draw(alike_accounts(due, zone_name)),
+        data.draw(alike_accounts(due, zone_name)),
+    )
+    now = local(due, now_hours, zone)
+    if action_key(cadence, first, history, now) == action_key(cadence, second, history, now):
+        assert next_action(cadence, first, history, now) == next_action(
+            cadence, second, history, now
+        )
+
+
+def test_amounts_share_a_key_unless_a_threshold_parts_them() -> None:
+    cadence = shipped()["standard"]  # steps that want 50.00 and 100.00 at least
+    assert cadence.min_balances == (Decimal("50.00"), Decimal("100.00"))
+    now = datetime(2026, 11, 2, 15, tzinfo=UTC)
+
+    def key(balance: str, **overrides: Any) -> object:
+        return action_key(cadence, facts(balance=Decimal(balance), **overrides), [], now)
+
+    assert key("150.00") == key("99999.99")
+    assert key("60.00") == key("99.99")
+    assert key("49.99") != key("50.00")
+    assert key("99.99") != key("100.00")
+    assert key("0.00") != key("0.01")  # paid off
+    assert key("150.00") != key("150.00", locale="es_US")
+    assert key("150.00") != key("150.00", disputed=True)
+    history = [StepRecord("reminder-3d", now - timedelta(days=5))]
+    assert action_key(cadence, facts(), history, now) != action_key(cadence, facts(), [], now)
 
 
 def test_an_expired_step_is_skipped_even_when_it_is_the_only_one_due() -> None:

@@ -3,11 +3,12 @@
 SQLAlchemy's executemany builds every row's parameters through its general machinery,
 which cost the planner more than SQLite spent writing (about 3 us a row before the type
 processors ran). On SQLite, whose driver takes positional parameters, a ``BulkStatement``
-is compiled once per set of row keys; each row becomes a list through the very bind
+is compiled once per set of row keys; each row becomes a tuple through the very bind
 processors SQLAlchemy would apply, with the statement's own constants and the columns'
-scalar defaults filled in, and the driver runs them. What cannot be prepared exactly that
-way (another dialect, a callable default, an expanding ``IN``) goes through SQLAlchemy's
-executemany, so the rows written are the same either way; a test holds them equal.
+scalar defaults filled in (by a function generated for the statement's columns), and
+the driver runs them. What cannot be prepared exactly that way (another dialect, a
+callable default, an expanding ``IN``) goes through SQLAlchemy's executemany, so the rows
+written are the same either way; a test holds them equal.
 """
 
 from __future__ import annotations
@@ -71,28 +72,30 @@ def _compile(
         if default is None or not getattr(default, "is_scalar", False):
             return None  # a callable default is SQLAlchemy's to run, row by row
         defaults[column.key] = default.arg  # type: ignore[attr-defined]
-    template: list[Any] = []
-    from_row: list[tuple[int, str, Callable[[Any], Any] | None]] = []
+    # Each row becomes a tuple through one generated expression (as dataclasses and attrs
+    # generate their __init__): the constants and processors are bound by name, and the
+    # row's keys appear only as quoted literals.
+    namespace: dict[str, Any] = {}
+    items: list[str] = []
     for index, name in enumerate(compiled.positiontup):
         bind = compiled.binds[name]
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if name in keys:
-            template.append(None)
-            from_row.append((index, name, processor))
+            value = f"row[{name!r}]"
+            if processor is not None:
+                namespace[f"p{index}"] = processor
+                value = f"p{index}({value})"
+            items.append(value)
             continue
         if name in defaults:
-            value = defaults[name]
+            constant = defaults[name]
         elif not bind.required and bind.callable is None:
-            value = bind.effective_value
+            constant = bind.effective_value
         else:
             return None
-        template.append(processor(value) if processor is not None else value)
-
-    def prepare(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = template.copy()
-        for index, name, processor in from_row:
-            value = row[name]
-            values[index] = processor(value) if processor is not None else value
-        return tuple(values)
-
+        namespace[f"c{index}"] = processor(constant) if processor is not None else constant
+        items.append(f"c{index}")
+    source = f"def prepare(row):\n    return ({', '.join(items)},)\n"
+    exec(source, namespace)  # noqa: S102 - the source holds only names and quoted keys
+    prepare: Prepare = namespace["prepare"]
     return compiled.string, prepare

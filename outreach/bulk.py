@@ -95,7 +95,8 @@ def _compile(
             return None
         namespace[f"c{index}"] = processor(constant) if processor is not None else constant
         items.append(f"c{index}")
-    source = f"def prepare(row):\n    return ({', '.join(items)},)\n"
+    values = f"({', '.join(items)},)" if items else "()"
+    source = f"def prepare(row):\n    return {values}\n"
     exec(source, namespace)  # noqa: S102 - the source holds only names and quoted keys
     prepare: Prepare = namespace["prepare"]
     return compiled.string, prepare

@@ -112,10 +112,10 @@ def begin_redoable(engine: Engine) -> Iterator[Connection]:
     often (``REDOABLE_CHECKPOINT_PAGES``)."""
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
-        if sqlite:
-            # SQLite refuses to change the level inside a transaction.
-            _pragmas(connection, "NORMAL", REDOABLE_CHECKPOINT_PAGES)
         try:
+            if sqlite:
+                # SQLite refuses to change the level inside a transaction.
+                _pragmas(connection, "NORMAL", REDOABLE_CHECKPOINT_PAGES)
             with connection.begin():
                 if not sqlite:
                     connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
@@ -124,7 +124,7 @@ def begin_redoable(engine: Engine) -> Iterator[Connection]:
             if sqlite:
                 try:
                     _pragmas(connection, "FULL", _DEFAULT_CHECKPOINT_PAGES)
-                except Exception:
+                except BaseException:
                     # Never back into the pool with commits that skip the disk.
                     connection.invalidate()
                     raise

@@ -102,6 +102,7 @@ class Planner:
         report = PlanReport()
         limit = max_accounts if max_accounts is not None else 1_000_000_000
         helpers: list[Future[PlanReport]] = []
+        shared = False  # helpers asked for this tick
         now = self.clock.now()
         rows: Sequence[Any] = []
         if not self.stop.is_set():
@@ -110,10 +111,15 @@ class Planner:
         while rows:
             in_hand = report.claimed + len(rows)
             backlog = len(rows) == self.batch_size and in_hand < limit
-            if backlog and self.processes > 1 and not helpers and limit - in_hand > self.batch_size:
+            if backlog and self.processes > 1 and not shared and limit - in_hand > self.batch_size:
+                shared = True
                 share, extra = divmod(limit - in_hand, self.processes)
-                helpers = self._start_helpers(share if max_accounts is not None else None)
-                limit = in_hand + share + extra
+                try:
+                    helpers = self._start_helpers(share if max_accounts is not None else None)
+                    limit = in_hand + share + extra
+                except Exception as error:  # no processes to spare: this one plans it all
+                    log.error("plan: could not start plan processes: %r", error)
+                    self.close()  # the next backlog tries afresh
             wanted = min(self.batch_size, limit - in_hand) if backlog else 0
             with heap.paused():
                 done, rows, now = self._plan_batch(rows, now, wanted)

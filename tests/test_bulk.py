@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    delete,
     insert,
     select,
     text,
@@ -232,6 +233,18 @@ def test_callable_defaults_are_left_to_sqlalchemy(tmp_path: Path) -> None:
             ("a", "house", 100),
             ("b", "house", 101),
         ]
+
+
+def test_a_statement_without_parameters_runs(tmp_path: Path) -> None:
+    metadata = MetaData()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("name", String))
+    engine = create_engine(f"sqlite:///{tmp_path / 't.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(table), [{"name": "a"}, {"name": "b"}])
+        BulkStatement(lambda _: delete(table)).execute(connection, [{}])
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 0
 
 
 # hypothesis takes naive bounds and attaches the zones itself.

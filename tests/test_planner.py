@@ -485,6 +485,21 @@ def test_a_stop_during_a_batch_finishes_it_and_claims_no_more(
     assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
 
 
+def test_plan_processes_that_cannot_start_leave_the_backlog_to_this_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(7)))
+    planner = world.planner(batch_size=2, processes=2)
+
+    def cannot_start(limit: int | None) -> Any:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(planner, "_start_helpers", cannot_start)
+    report = planner.tick()
+    assert (report.claimed, dict(report.outcomes), report.processes) == (7, {"queued": 7}, 1)
+    assert all(a.acquired_by is None for a in rows_of(world.engine, store.accounts))
+
+
 def test_a_small_tick_and_an_in_memory_database_plan_in_one_process(world: World) -> None:
     world.load(*(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(3)))
     planner = world.planner(batch_size=4, processes=2)

@@ -96,18 +96,6 @@ def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list
     return plans
 
 
-def plan_account(
-    account: Any,
-    record: DebtorRecord,
-    taken: Sequence[StepRecord],
-    promise_pending: bool,
-    kit: Toolkit,
-    now: datetime,
-) -> AccountPlan:
-    """Plan one account (``plan_accounts`` for a batch of one)."""
-    return plan_accounts([(account, record, taken, promise_pending)], kit, now)[0]
-
-
 def _cadence(
     account: Any,
     record: DebtorRecord,

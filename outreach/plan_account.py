@@ -20,6 +20,7 @@ from outreach.cadence import (
     AccountFacts,
     Cadence,
     NextAction,
+    Step,
     StepRecord,
     action_key,
     next_action,
@@ -68,6 +69,7 @@ class AccountPlan:
 
 
 Planned = tuple[Any, DebtorRecord, Sequence[StepRecord], bool]  # account, record, taken, promise
+Chosen = tuple[str, str, int]  # the channel compliance allows, the address, its contact point
 
 
 def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list[AccountPlan]:
@@ -86,13 +88,13 @@ def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list
         plans.append(plan)
         if action is not None and zone is not None:
             contacting.append((plan, account, record, action, zone))
-    allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, tuple[str, str, int]]] = []
+    allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, Chosen]] = []
     for plan, account, record, action, zone in contacting:
         chosen = _choose_channel(plan, account, record, action, kit, now)
         if chosen is not None:
             allowed.append((plan, account, action, zone, chosen))
-    for plan, account, action, zone, (channel, address, point_id) in allowed:
-        _queue(plan, account, action, channel, address, point_id, kit, now, zone)
+    for plan, account, action, zone, chosen in allowed:
+        _queue(plan, account, action, chosen, kit, now, zone)
     return plans
 
 
@@ -152,7 +154,7 @@ def _choose_channel(
     action: NextAction,
     kit: Toolkit,
     now: datetime,
-) -> tuple[str, str, int] | None:
+) -> Chosen | None:
     """The first of the step's channels that compliance allows (channel, address, contact
     point), each decision recorded; None when the step is deferred or blocked on every
     channel, with the plan saying so."""
@@ -192,9 +194,7 @@ def _queue(
     plan: AccountPlan,
     account: Any,
     action: NextAction,
-    channel: str,
-    address: str,
-    point_id: int,
+    chosen: Chosen,
     kit: Toolkit,
     now: datetime,
     zone: ZoneInfo,
@@ -203,7 +203,7 @@ def _queue(
     step = action.due
     assert step is not None
     try:
-        plan.attempt = _attempt(account, step.key, channel, address, point_id, kit, now, zone)
+        plan.attempt = _attempt(account, step, chosen, kit, now, zone)
     except TemplateError as exc:
         plan.outcome, plan.next_contact_at = "error", now + TEMPLATE_RETRY
         plan.detail = str(exc)
@@ -213,17 +213,9 @@ def _queue(
 
 
 def _attempt(
-    account: Any,
-    step_key: str,
-    channel: str,
-    address: str,
-    point_id: int,
-    kit: Toolkit,
-    now: datetime,
-    zone: ZoneInfo,
+    account: Any, step: Step, chosen: Chosen, kit: Toolkit, now: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
-    cadence = kit.cadences[account.cadence]
-    step = cadence.step(step_key)
+    channel, address, point_id = chosen
     link = (
         unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
         if channel == "email"
@@ -246,8 +238,8 @@ def _attempt(
         "account_id": account.id,
         "contact_point_id": point_id,
         "template_version_id": kit.version_ids.get(key.path),
-        "idempotency_key": f"{account.id}:{step_key}:{channel}",
-        "step_key": step_key,
+        "idempotency_key": f"{account.id}:{step.key}:{channel}",
+        "step_key": step.key,
         "channel": channel,
         "to_address": address,
         "template_name": step.template,

@@ -76,6 +76,15 @@ def make_engine(settings: Settings, **engine_options: Any) -> Engine:
     return create_engine(url, **options)
 
 
+# Every SQLite connection's settings: each commit on disk before it returns, and the
+# write-ahead log copied into the database every 1,000 pages (SQLite's default).
+_DURABLE_SYNCHRONOUS = "FULL"
+_DURABLE_CHECKPOINT_PAGES = 1_000
+# A redoable transaction's connection lets the log grow further before copying it: a page
+# that several batches change (an index's, an account table's) is copied once for all.
+REDOABLE_CHECKPOINT_PAGES = 16_000
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the web app read while the daemon writes; foreign keys are off by default in
     # SQLite. FULL sync makes each commit durable before it returns: NORMAL could lose the
@@ -85,16 +94,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={_DURABLE_SYNCHRONOUS}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_DURABLE_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-# Log pages a redoable transaction's connection lets the WAL reach before it copies them
-# into the database (SQLite's default is 1,000): a page that several batches change (an
-# index's, an account table's) is then copied once for all of them.
-REDOABLE_CHECKPOINT_PAGES = 16_000
-_DEFAULT_CHECKPOINT_PAGES = 1_000
 
 
 @contextmanager
@@ -123,7 +126,7 @@ def begin_redoable(engine: Engine) -> Iterator[Connection]:
         finally:
             if sqlite:
                 try:
-                    _pragmas(connection, "FULL", _DEFAULT_CHECKPOINT_PAGES)
+                    _pragmas(connection, _DURABLE_SYNCHRONOUS, _DURABLE_CHECKPOINT_PAGES)
                 except BaseException:
                     # Never back into the pool with commits that skip the disk.
                     connection.invalidate()

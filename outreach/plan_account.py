@@ -142,7 +142,7 @@ def _cadence(
         return plan, None, None
     if action.due is None:
         plan.outcome = "finished" if action.finished else "idle"
-        plan.next_contact_at = None if action.finished else (action.next_at or now + RECHECK)
+        plan.next_contact_at = None if action.finished else _next_look(action, now)
         return plan, None, None
     return plan, action, ZoneInfo(zone)
 
@@ -185,7 +185,7 @@ def _choose_channel(
         return channel, address, point_id
     reason = "blocked on every channel (" + "; ".join(blocked) + ")"
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.SKIPPED, reason[:200], now))
-    plan.outcome, plan.next_contact_at = "blocked", action.next_at or now + RECHECK
+    plan.outcome, plan.next_contact_at = "blocked", _next_look(action, now)
     plan.detail = reason
     return None
 
@@ -209,7 +209,7 @@ def _queue(
         plan.detail = str(exc)
         return
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.QUEUED, None, now))
-    plan.outcome, plan.next_contact_at = "queued", action.next_at or now + RECHECK
+    plan.outcome, plan.next_contact_at = "queued", _next_look(action, now)
 
 
 def _attempt(
@@ -288,6 +288,11 @@ def _step_row(
 ) -> dict[str, Any]:
     return {"account_id": account_id, "step_key": key, "outcome": outcome, "reason": reason,
             "at": now}  # fmt: skip
+
+
+def _next_look(action: NextAction, now: datetime) -> datetime:
+    """When to look at the account again: when its next step falls due, if known."""
+    return action.next_at or now + RECHECK
 
 
 def _held(record: DebtorRecord, kind: str, now: datetime) -> bool:

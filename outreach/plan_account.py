@@ -9,7 +9,7 @@ the answers in bulk; ``outreach simulate`` runs the same planner.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,8 +25,9 @@ from outreach.cadence import (
     action_key,
     next_action,
 )
-from outreach.compliance.decision import Reason
-from outreach.compliance.engine import evaluate
+from outreach.compliance.alike import AlikeDecisions
+from outreach.compliance.decision import Decision, Reason
+from outreach.compliance.facts import Situation
 from outreach.compliance.rules import RuleSet
 from outreach.compliance.status import latest_hold
 from outreach.compliance_store import DebtorRecord, decision_row, situation
@@ -89,8 +90,9 @@ def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list
         if action is not None and zone is not None:
             contacting.append((plan, account, record, action, zone))
     allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, Chosen]] = []
+    decide = AlikeDecisions(kit.rules).evaluate  # debtors alike share the engine's answer
     for plan, account, record, action, zone in contacting:
-        chosen = _choose_channel(plan, account, record, action, kit, now)
+        chosen = _choose_channel(plan, account, record, action, decide, now)
         if chosen is not None:
             allowed.append((plan, account, action, zone, chosen))
     for plan, account, action, zone, chosen in allowed:
@@ -152,7 +154,7 @@ def _choose_channel(
     account: Any,
     record: DebtorRecord,
     action: NextAction,
-    kit: Toolkit,
+    decide: Callable[[Situation], Decision],
     now: datetime,
 ) -> Chosen | None:
     """The first of the step's channels that compliance allows (channel, address, contact
@@ -168,7 +170,7 @@ def _choose_channel(
             continue
         address, point_id = addresses[0]
         asked = situation(record, channel, address, now)
-        decision = evaluate(asked, kit.rules)
+        decision = decide(asked)
         plan.decisions.append(
             decision_row(
                 account.id, decision, asked, stage="plan", decided_at=now, step_key=step.key

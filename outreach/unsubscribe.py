@@ -9,7 +9,6 @@ URL, signed per attempt.)
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from outreach.errors import OutreachError
 
 PATH = "/u/"
+# One encoder for every link: json.dumps with options builds a new one on each call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class BadUnsubscribeToken(OutreachError):
@@ -30,7 +31,7 @@ class UnsubscribeRequest:
 
 
 def make_token(secret_key: str, address: str, reference: str) -> str:
-    payload = json.dumps([address, reference], separators=(",", ":")).encode()
+    payload = _COMPACT.encode([address, reference]).encode()
     body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
     return f"{body}.{_signature(secret_key, body)}"
 
@@ -51,5 +52,5 @@ def unsubscribe_url(public_base_url: str, secret_key: str, address: str, referen
 
 
 def _signature(secret_key: str, body: str) -> str:
-    digest = hmac.new(secret_key.encode(), f"unsubscribe-link:{body}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(digest.digest()[:18]).decode()
+    digest = hmac.digest(secret_key.encode(), f"unsubscribe-link:{body}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest[:18]).decode()

@@ -11,7 +11,7 @@ import pytest
 from babel.numbers import format_currency, get_group_symbol
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jinja2 import Undefined
+from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -155,6 +155,8 @@ ESCAPES = [
     "{% set d = {} %}{{ d.update(a=1) }}",
     "{{ debtor.nmae }}",
     "{{ no_such_variable }}",
+    "{% macro m() %}x{% endmacro %}{{ m._func.__globals__ }}",
+    "{% macro m() %}{{ caller.__init__.__globals__ }}{% endmacro %}{% call m() %}x{% endcall %}",
 ]
 
 
@@ -184,6 +186,26 @@ def test_record_fields_read_directly_are_what_the_sandbox_would_return() -> None
                 sandboxed = ImmutableSandboxedEnvironment.getattr(env, record, name)
                 assert env.getattr(record, name) == sandboxed, (type(record), name)
             assert isinstance(env.getattr(record, "__class__"), Undefined)  # still refused
+
+
+def test_macros_render_as_in_jinjas_own_sandbox() -> None:
+    """Macro calls skip the sandbox's generic call checks (a template's own macros are
+    always safe): called in blocks, loops and call blocks, with defaults, varargs and
+    keywords, they render exactly as Jinja's sandbox renders them."""
+    source = (
+        "{% macro frame(title='T') %}[{{ title }}|{{ caller(1, 2) }}|{{ varargs }}"
+        "|{{ kwargs }}]{% endmacro %}"
+        "{% macro button(url, label) %}<a href='{{ url }}'>{{ label }}</a>{% endmacro %}"
+        "{% block body %}{% for i in range(2) %}"
+        "{% call(a, b) frame('x', 9, k=i) %}{{ a + b + i }}{{ button(i, loop.index) }}{% endcall %}"
+        "{% endfor %}{{ frame.name }}{% endblock %}"
+    )
+    ours = make_environments(lambda name: source if name == "t" else None)
+    for env, autoescape in zip(ours, (False, True), strict=True):
+        theirs = ImmutableSandboxedEnvironment(autoescape=autoescape, undefined=StrictUndefined)
+        expected = theirs.from_string(source).render()
+        assert env.get_template("t").render() == expected
+        assert "[x|3<a href='0'>1</a>|(9,)|{'k': 0}]" in expected.replace("&#39;", "'")
 
 
 def test_the_sandbox_still_renders_ordinary_expressions() -> None:

@@ -27,7 +27,7 @@ from outreach.compliance.rules import (
 )
 from outreach.compliance.status import StatusRule, applies, check_status
 from outreach.compliance.timing import TimingRule, first_open, frequency_applies
-from outreach.compliance.zones import candidate_zones, jurisdiction_of_number
+from outreach.compliance.zones import Candidates, candidate_zones, jurisdiction_of_number
 
 _TIMING = (WindowRule, RestrictedDaysRule, DesignatedTimesRule, CountRuleSpec, ConversationRuleSpec)
 LOCATION_UNKNOWN = "POLICY_LOCATION_UNKNOWN"
@@ -44,11 +44,7 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
         situation.now.astimezone(UTC).date(),
         situation.contact.channel,
     )
-    candidates = candidate_zones(
-        situation.debtor,
-        ruleset.all_zones(situation.country),
-        (situation.jurisdiction, ruleset.region_zones(situation.jurisdiction)),
-    )
+    candidates = _candidates(situation, ruleset)
     checks: list[Check] = []
     blocks: list[Reason] = []
     for profile, status_rule in status_rules:
@@ -68,7 +64,7 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
         else:
             timing_rules.append((profile, timing_rule))
 
-    zones = tuple((s.zone, s.source) for s in candidates.signals)
+    zones = _signals(candidates)
     if timing_rules and not candidates.zones:
         blocks.append(
             Reason(
@@ -101,6 +97,23 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
     if timing.not_before > situation.now:
         return decide("defer", timing.not_before.astimezone(UTC), timing.reasons)
     return decide("allow", None, [OK])
+
+
+def zone_signals(situation: Situation, ruleset: RuleSet) -> tuple[tuple[str, str], ...]:
+    """Where the debtor may be, each zone with its source: a decision's ``zones``."""
+    return _signals(_candidates(situation, ruleset))
+
+
+def _candidates(situation: Situation, ruleset: RuleSet) -> Candidates:
+    return candidate_zones(
+        situation.debtor,
+        ruleset.all_zones(situation.country),
+        (situation.jurisdiction, ruleset.region_zones(situation.jurisdiction)),
+    )
+
+
+def _signals(candidates: Candidates) -> tuple[tuple[str, str], ...]:
+    return candidates.signals  # each a (zone, source) named tuple
 
 
 def candidate_jurisdictions(situation: Situation) -> list[str]:

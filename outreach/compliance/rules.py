@@ -217,18 +217,23 @@ class RuleSet:
         return {}
 
     def all_zones(self, country: str) -> tuple[str, ...]:
-        for profile in self.profiles:
-            if profile.jurisdiction == country and profile.all_zones:
-                return profile.all_zones
-        return ()
+        found: tuple[str, ...] | None = self.memo.get(("all_zones", country))
+        if found is None:
+            found = self.memo[("all_zones", country)] = next(
+                (p.all_zones for p in self.profiles if p.jurisdiction == country and p.all_zones),
+                (),
+            )
+        return found
 
     def region_zones(self, jurisdiction: str) -> tuple[str, ...]:
         """The zones of the state a jurisdiction names (``US-NY-NYC`` is in ``US-NY``)."""
-        region = "-".join(jurisdiction.split("-")[:2])
-        for profile in self.profiles:
-            if region in profile.region_zones:
-                return profile.region_zones[region]
-        return ()
+        found: tuple[str, ...] | None = self.memo.get(("region_zones", jurisdiction))
+        if found is None:
+            region = "-".join(jurisdiction.split("-")[:2])
+            found = self.memo[("region_zones", jurisdiction)] = next(
+                (p.region_zones[region] for p in self.profiles if region in p.region_zones), ()
+            )
+        return found
 
     @cached_property
     def lookback_days(self) -> int:

@@ -9,7 +9,8 @@ with none at all, every zone of the country (the rule set's ``all_zones``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from typing import NamedTuple
 from zoneinfo import available_timezones
 
 import phonenumbers
@@ -23,8 +24,10 @@ from outreach.compliance.facts import Debtor
 MAX_ZONES_PER_NUMBER = 4
 
 
-@dataclass(frozen=True)
-class ZoneSignal:
+class ZoneSignal(NamedTuple):
+    """A named tuple, so that a decision's ``zones`` (zone, source) pairs are these as they
+    are; and one is built for every phone of every decision."""
+
     zone: str
     source: str  # "address", "phone +12125550101 (area code)", "all US zones"...
 
@@ -66,7 +69,12 @@ def candidate_zones(
     )
 
 
-@cache
+# Numbers are looked up again on every plan and send; a book has one or two a debtor, so
+# the answers are kept for the most recent numbers only (a million would take ~200 MB).
+NUMBERS_KEPT = 65_536
+
+
+@lru_cache(maxsize=NUMBERS_KEPT)
 def zones_of_number(number: str) -> tuple[str, ...]:
     try:
         parsed = phonenumbers.parse(number, None)
@@ -77,7 +85,7 @@ def zones_of_number(number: str) -> tuple[str, ...]:
     return zones if len(zones) <= MAX_ZONES_PER_NUMBER else ()
 
 
-@cache
+@lru_cache(maxsize=NUMBERS_KEPT)
 def jurisdiction_of_number(number: str) -> str | None:
     """The ISO 3166-2 subdivision a geographic number's area code belongs to, if any."""
     try:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FunctionLoader, StrictUndefined
+from jinja2.environment import TemplateModule
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
@@ -69,9 +71,10 @@ def read_template_files(templates_dir: Path) -> dict[str, str]:
     return sources
 
 
-# The context's own value types: the sandbox's verdict on one of their attributes depends
-# only on the type and the name, so it is worked out once rather than on every message.
-_VALUE_TYPES = frozenset({Company, Debtor, LocalTexts, str})
+# The context's own value types and imported partials (``email.button``): the sandbox's
+# verdict on one of their attributes depends only on the type and the name, so it is
+# worked out once rather than on every message.
+_VALUE_TYPES = frozenset({Company, Debtor, LocalTexts, str, TemplateModule})
 # The data fields of the context's own frozen records: reading one is what the sandbox
 # would allow and return, so it is read directly (a template reads a dozen a message).
 _RECORD_FIELDS: dict[type, frozenset[str]] = {
@@ -99,6 +102,21 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         if fields is not None and attribute in fields:
             return getattr(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(__obj) is not Macro:
+            return super().call(__context, __obj, *args, **kwargs)
+        # A template's own macro (a partial's layout, its caller block) is always safe to
+        # call and takes no context: what the sandbox and ``Context.call`` would do comes
+        # down to dropping the private arguments and calling it.
+        kwargs.pop("_block_vars", None)
+        kwargs.pop("_loop_vars", None)
+        try:
+            return __obj(*args, **kwargs)
+        except StopIteration:
+            return __context.environment.undefined(
+                "value was undefined because a callable raised a StopIteration exception"
+            )
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         kind = type(obj)

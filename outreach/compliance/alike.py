@@ -1,0 +1,113 @@
+"""Deciding once for debtors alike: ``AlikeDecisions.evaluate`` answers as ``evaluate`` does.
+
+A batch of the plan stage asks the engine the same question for many debtors that differ
+only in their addresses and account references: same place, same kind of collector, same
+channel, same consents, no contact lately. The engine never looks inside an address or a
+reference except to compare it with another, to find a phone number's zones and state, and
+to quote it in a reason's words. So the question is keyed with each address and reference
+replaced by the order in which it first appears (which keeps every comparison's answer) and
+each phone number by its zones and state, and the answer is shared within the key. An answer
+whose reasons quote an address or a reference is not shared, and the zones an answer lists
+(each naming its source, a phone number included) are always the debtor's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from outreach.compliance.decision import Decision
+from outreach.compliance.engine import evaluate, zone_signals
+from outreach.compliance.facts import Situation
+from outreach.compliance.rules import RuleSet
+from outreach.compliance.zones import jurisdiction_of_number, zones_of_number
+
+
+class AlikeDecisions:
+    """``evaluate`` over many situations with the same ``now`` (one batch), each answer
+    the same as ``evaluate``'s own."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.shared = 0  # answers taken from a debtor alike, for the tests and a profile
+        self._known: dict[Hashable, Decision] = {}
+
+    def evaluate(self, situation: Situation) -> Decision:
+        names: dict[str, int] = {}
+        key = alike_key(situation, names)
+        known = self._known.get(key)
+        if known is not None:
+            self.shared += 1
+            return Decision(
+                known.verdict, known.not_before, known.reasons, known.checks,
+                known.ruleset_version, zone_signals(situation, self.ruleset), known.jurisdictions,
+            )  # fmt: skip
+        decision = evaluate(situation, self.ruleset)
+        if not _quotes(decision, names):
+            self._known[key] = decision
+        return decision
+
+
+def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
+    """The situation with every address and reference replaced by its order of first
+    appearance (recorded in ``names``) and every phone number by what the engine derives
+    from it. Situations with equal keys get equal decisions, but for quoted names."""
+
+    def name(text: str | None) -> str | int | None:
+        if not text:
+            return text  # None and "" stand for themselves
+        return names.setdefault(text, len(names))
+
+    def each(texts: Iterable[str]) -> tuple[str | int | None, ...]:
+        return tuple([name(text) for text in texts])
+
+    contact = situation.contact
+    debtor = situation.debtor
+    country_only = "-" not in situation.jurisdiction  # phones' states count only then
+    return (
+        situation.now,
+        situation.jurisdiction,
+        situation.collector,
+        contact.channel,
+        name(contact.to),
+        each(contact.debts),
+        contact.automated,
+        debtor.timezone,
+        debtor.other_timezones,
+        debtor.inconvenient_times,
+        debtor.represented_by_attorney,
+        tuple(
+            [
+                (
+                    name(phone.number),
+                    phone.kind,
+                    phone.timezone,
+                    phone.consent,
+                    None if phone.timezone else zones_of_number(phone.number),
+                    jurisdiction_of_number(phone.number) if country_only else None,
+                )
+                for phone in debtor.phones
+            ]
+        ),
+        tuple([(name(email.address), email.kind, email.consent) for email in debtor.emails]),
+        tuple(
+            [
+                (c.at, c.channel, c.direction, each(c.debts), c.outcome, name(c.to), c.automated)
+                for c in situation.history
+            ]
+        ),
+        tuple(
+            [(e.at, e.kind, e.channel, name(e.address), each(e.debts)) for e in situation.events]
+        ),
+    )
+
+
+def _quotes(decision: Decision, names: dict[str, int]) -> bool:
+    """Whether the decision's reasons quote any of the situation's addresses or references
+    (an opt-out names the address it came from, for instance)."""
+    if not names:
+        return False
+    words = "\n".join(
+        f"{reason.detail}\n{reason.citation}\n{reason.lifted_by or ''}"
+        for reason in decision.reasons
+    )
+    return any(text in words for text in names)

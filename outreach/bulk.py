@@ -14,6 +14,7 @@ written are the same either way; a test holds them equal.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -22,6 +23,25 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
 Prepare = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """A statement with its rows' parameters made ready, to run in a transaction later:
+    a batch prepares all its writes before it takes SQLite's one writer lock, and so
+    holds it for less time."""
+
+    statement: UpdateBase
+    sql: str | None  # the driver's SQL, None where SQLAlchemy executes the rows itself
+    parameters: list[Any]
+
+    def run(self, connection: Connection) -> None:
+        if not self.parameters:
+            return
+        if self.sql is None:
+            connection.execute(self.statement, self.parameters)
+        else:
+            connection.exec_driver_sql(self.sql, self.parameters)
 
 
 class BulkStatement:
@@ -35,21 +55,23 @@ class BulkStatement:
 
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per row; every row has the same keys."""
-        if not rows:
-            return
-        dialect = connection.dialect
+        self.prepare(connection.dialect, rows).run(connection)
+
+    def prepare(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> PreparedRows:
+        """The rows' parameters for ``dialect``, ready to run; every row has the same keys."""
         statement = self._statements.get(dialect.name)
         if statement is None:
             statement = self._statements[dialect.name] = self.build(dialect.name)
+        if not rows:
+            return PreparedRows(statement, None, [])
         keys = tuple(rows[0])
         if (dialect.name, keys) not in self._plans:
             self._plans[(dialect.name, keys)] = _compile(statement, dialect, keys)
         plan = self._plans[(dialect.name, keys)]
         if plan is None:
-            connection.execute(statement, list(rows))
-            return
+            return PreparedRows(statement, None, list(rows))
         sql, prepare = plan
-        connection.exec_driver_sql(sql, [prepare(row) for row in rows])
+        return PreparedRows(statement, sql, [prepare(row) for row in rows])
 
 
 def _compile(

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Result, select
+from sqlalchemy.engine import Dialect
 
-from outreach.bulk import BulkStatement
+from outreach.bulk import BulkStatement, PreparedRows
 from outreach.compliance.decision import Decision
 from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situation
 from outreach.compliance.frequency import PastContact
@@ -231,6 +232,11 @@ _NEW_DECISIONS = BulkStatement(lambda _: decisions.insert())
 
 def store_decisions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     _NEW_DECISIONS.execute(connection, rows)
+
+
+def decisions_to_store(dialect: Dialect, rows: Sequence[dict[str, Any]]) -> PreparedRows:
+    """``store_decisions`` made ready ahead of its transaction."""
+    return _NEW_DECISIONS.prepare(dialect, rows)
 
 
 def _address(channel: str | None, address: str) -> str:

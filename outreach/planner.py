@@ -20,13 +20,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy.engine import Dialect
 
 from outreach import heap
-from outreach.bulk import BulkStatement
+from outreach.bulk import BulkStatement, PreparedRows
 from outreach.cadence import StepRecord, load_cadences
 from outreach.clock import Clock
 from outreach.compliance.rules import RuleSet, load_ruleset
-from outreach.compliance_store import attempts, load_debtors, store_decisions
+from outreach.compliance_store import attempts, decisions_to_store, load_debtors
 from outreach.config import Settings
 from outreach.db import begin_redoable
 from outreach.leases import StopFlag, claim_due_accounts
@@ -203,8 +204,12 @@ class Planner:
             now,
         )
         following: Sequence[Any] = []
+        # Made ready before the transaction: on SQLite the other plan processes wait for
+        # its writer lock while it is held.
+        writes = plan_writes(self.engine.dialect, rows, plans, self.worker, now)
         with begin_redoable(self.engine) as connection:
-            write_plans(connection, rows, plans, self.worker, now)
+            for write in writes:
+                write.run(connection)
             if then_claim and not self.stop.is_set():
                 now = self.clock.now()
                 following = self._claim(connection, now, then_claim)
@@ -255,24 +260,32 @@ _NEXT_CONTACT = BulkStatement(
 )
 
 
-def write_plans(
-    connection: Connection,
+def plan_writes(
+    dialect: Dialect,
     rows: Sequence[Any],
     plans: Sequence[AccountPlan],
     worker: str,
     now: datetime,
-) -> None:
-    """One statement per table for the whole batch."""
-    _NEW_ATTEMPTS.execute(connection, [p.attempt for p in plans if p.attempt is not None])
-    _NEW_STEPS.execute(connection, [step for p in plans for step in p.steps])
-    store_decisions(connection, [d for p in plans for d in p.decisions])
-    _NEXT_CONTACT.execute(
-        connection,
-        [
-            {"account_id": row.id, "next_at": plan.next_contact_at, "worker": worker, "now": now}
-            for row, plan in zip(rows, plans, strict=True)
-        ],
-    )
+) -> list[PreparedRows]:
+    """One statement per table for the whole batch, its rows' parameters made ready (run
+    each in the batch's transaction)."""
+    return [
+        _NEW_ATTEMPTS.prepare(dialect, [p.attempt for p in plans if p.attempt is not None]),
+        _NEW_STEPS.prepare(dialect, [step for p in plans for step in p.steps]),
+        decisions_to_store(dialect, [d for p in plans for d in p.decisions]),
+        _NEXT_CONTACT.prepare(
+            dialect,
+            [
+                {
+                    "account_id": row.id,
+                    "next_at": plan.next_contact_at,
+                    "worker": worker,
+                    "now": now,
+                }
+                for row, plan in zip(rows, plans, strict=True)
+            ],
+        ),
+    ]
 
 
 def _steps_taken(connection: Connection, ids: Sequence[int]) -> dict[int, list[StepRecord]]:

@@ -115,7 +115,7 @@ def named_rows(result: Result[Any]) -> list[Any]:
     attribute of a SQLAlchemy ``Row`` costs about 300 ns to read, one of a named tuple
     about 30, and the conversion is paid once per row."""
     make = _record_type(tuple(result.keys()))._make
-    return [make(row) for row in result]
+    return [make(row) for row in result.all()]  # all at once: iterating fetches row by row
 
 
 @cache

@@ -37,7 +37,7 @@ from outreach.rendering.environment import (
     make_environments,
     read_template_files,
 )
-from outreach.rendering.render import Rendered, Renderer
+from outreach.rendering.render import Rendered, Renderer, _tidy
 from outreach.rendering.sms import SmsLength, sms_length
 from tests.conftest import REPO
 
@@ -481,3 +481,15 @@ def test_apostrophe_grouping_is_kept_for_a_million() -> None:
 def test_common_locales_take_the_cached_money_layout(locale: str) -> None:
     # Babel is the fallback; the everyday locales must not pay its price on every message.
     assert _money_layout("USD", locale) is not None
+
+
+def tidy_line_by_line(text: str) -> str:
+    """What tidying means: every line stripped at its end, runs of blank lines made one."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="ab \n\t\r\xa0\u2028\x0c\x1c\x1f\x85", max_size=40))
+def test_tidying_skips_the_line_by_line_pass_only_where_it_changes_nothing(text: str) -> None:
+    assert _tidy(text) == tidy_line_by_line(text)

@@ -130,13 +130,19 @@ def format_money(amount_minor: int, currency: str, locale: str) -> str:
     patterns (thousands grouped by three, the symbol before or after the number) the
     pieces are looked up once per currency and locale and the number is laid out with
     Python's own formatting; a test holds the two equal. Other patterns go to Babel."""
-    amount = Decimal(amount_minor).scaleb(-currency_exponent(currency))
+    exponent = currency_exponent(currency)
     layout = _money_layout(currency, locale)
-    if layout is None or amount < 0:
+    if layout is None or amount_minor < 0:
+        amount = Decimal(amount_minor).scaleb(-exponent)
         return str(format_currency(amount, currency, locale=locale))
     prefix, suffix, digits, group, decimal_mark = layout
-    quantum = Decimal(1).scaleb(-digits)
-    number = f"{amount.quantize(quantum, rounding=ROUND_HALF_EVEN):,.{digits}f}"
+    if digits == exponent:  # the usual case: whole minor units, nothing to round
+        whole, cents = divmod(amount_minor, 10**digits)
+        number = f"{whole:,}" + (f".{cents:0{digits}d}" if digits else "")
+    else:
+        quantum = Decimal(1).scaleb(-digits)
+        amount = Decimal(amount_minor).scaleb(-exponent)
+        number = f"{amount.quantize(quantum, rounding=ROUND_HALF_EVEN):,.{digits}f}"
     number = number.translate({ord(","): group, ord("."): decimal_mark})
     return f"{prefix}{number}{suffix}"
 

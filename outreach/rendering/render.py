@@ -26,6 +26,9 @@ from outreach.rendering.sms import SmsLength, sms_length
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
 _BLANK_LINES = re.compile(r"\n{3,}")
+# What makes a text's lines need tidying one by one: whitespace ending a line, or a line
+# break other than "\n" (``str.splitlines`` breaks there too). Most texts have neither.
+_UNTIDY_LINE_END = re.compile(r"[^\S\n]\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,21 @@ class Renderer:
         fixed = not callable(sources)
         self.lookup = sources if callable(sources) else dict(sources).get
         self.text_env, self.html_env = make_environments(self.lookup, fixed=fixed)
+        # With fixed sources the variant for a step and a locale never changes: the daemon
+        # asks for the same few a thousand times a batch.
+        self._resolved: dict[tuple[str, str, str, str], TemplateKey] | None = {} if fixed else None
 
     def resolve(self, channel: str, name: str, tone: str, locale: str) -> TemplateKey:
         """The language variant for ``locale`` when there is one, else the default."""
+        if self._resolved is None:
+            return self._resolve(channel, name, tone, locale)
+        asked = (channel, name, tone, locale)
+        key = self._resolved.get(asked)
+        if key is None:
+            key = self._resolved[asked] = self._resolve(channel, name, tone, locale)
+        return key
+
+    def _resolve(self, channel: str, name: str, tone: str, locale: str) -> TemplateKey:
         language = locale.split("_")[0].lower()
         for key in (TemplateKey(channel, name, tone, language), TemplateKey(channel, name, tone)):
             if self.lookup(key.path) is not None:
@@ -118,5 +133,7 @@ def _block(template: Template, name: str, context: Context) -> str:
 
 def _tidy(text: str) -> str:
     """Trim the ends and collapse runs of blank lines that conditionals leave behind."""
-    lines = [line.rstrip() for line in text.strip().splitlines()]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines))
+    text = text.strip()
+    if _UNTIDY_LINE_END.search(text):
+        text = "\n".join([line.rstrip() for line in text.splitlines()])
+    return _BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select, update
@@ -105,12 +106,16 @@ def _claim(
         .values(acquired_by=worker, acquired_until=until)
         .returning(*returning)
     )
-    # RETURNING gives no order; the batch is worked oldest first.
+    # RETURNING gives no order; the batch is worked oldest first, a missing value first.
     names = [column.name for column in order]
-    return sorted(
-        named_rows(connection.execute(statement)),
-        key=lambda row: tuple((getattr(row, n) is not None, getattr(row, n)) for n in names),
-    )
+    rows = named_rows(connection.execute(statement))
+    try:
+        return sorted(rows, key=attrgetter(*names))  # the usual case: no value is missing
+    except TypeError:  # None beside a value
+        return sorted(
+            rows,
+            key=lambda row: tuple((getattr(row, n) is not None, getattr(row, n)) for n in names),
+        )
 
 
 def release_accounts(connection: Connection, worker: str, ids: Sequence[int]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -272,43 +273,27 @@ def nudge(draw: st.DrawFn, situation: Situation) -> Situation:
                 debtor=replace(debtor, emails=(replace(email, kind="work"), *debtor.emails[1:])),
             ),
         ]
+
+    def first_changed(name: str, **changes: Any) -> Situation:
+        """The situation with its first past contact or event changed."""
+        first, *rest = getattr(situation, name)
+        return replace(situation, **{name: (replace(first, **changes), *rest)})
+
     if situation.history:
         past = situation.history[0]
-        rest = situation.history[1:]
         choices += [
-            lambda: replace(
-                situation,
-                history=(replace(past, to=draw(st.none() | some(NUMBERS + EMAILS))), *rest),
-            ),
-            lambda: replace(situation, history=(replace(past, debts=("D2",)), *rest)),
-            lambda: replace(
-                situation, history=(replace(past, outcome=draw(some(OUTCOMES))), *rest)
-            ),
-            lambda: replace(
-                situation, history=(replace(past, automated=not past.automated), *rest)
-            ),
-            lambda: replace(
-                situation, history=(replace(past, channel=draw(some(CHANNELS))), *rest)
-            ),
+            lambda: first_changed("history", to=draw(st.none() | some(NUMBERS + EMAILS))),
+            lambda: first_changed("history", debts=("D2",)),
+            lambda: first_changed("history", outcome=draw(some(OUTCOMES))),
+            lambda: first_changed("history", automated=not past.automated),
+            lambda: first_changed("history", channel=draw(some(CHANNELS))),
         ]
     if situation.events:
-        event = situation.events[0]
-        rest_events = situation.events[1:]
         choices += [
-            lambda: replace(
-                situation,
-                events=(
-                    replace(event, address=draw(st.none() | some(NUMBERS + EMAILS))),
-                    *rest_events,
-                ),
-            ),
-            lambda: replace(situation, events=(replace(event, debts=("D1",)), *rest_events)),
-            lambda: replace(
-                situation, events=(replace(event, kind=draw(some(EVENT_KINDS))), *rest_events)
-            ),
-            lambda: replace(
-                situation, events=(replace(event, channel=draw(some(CHANNELS))), *rest_events)
-            ),
+            lambda: first_changed("events", address=draw(st.none() | some(NUMBERS + EMAILS))),
+            lambda: first_changed("events", debts=("D1",)),
+            lambda: first_changed("events", kind=draw(some(EVENT_KINDS))),
+            lambda: first_changed("events", channel=draw(some(CHANNELS))),
         ]
     return draw(st.sampled_from(choices))()
 

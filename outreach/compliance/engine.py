@@ -64,7 +64,7 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
         else:
             timing_rules.append((profile, timing_rule))
 
-    zones = _signals(candidates)
+    zones = candidates.signals  # each a (zone, source) named tuple
     if timing_rules and not candidates.zones:
         blocks.append(
             Reason(
@@ -101,7 +101,7 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
 
 def zone_signals(situation: Situation, ruleset: RuleSet) -> tuple[tuple[str, str], ...]:
     """Where the debtor may be, each zone with its source: a decision's ``zones``."""
-    return _signals(_candidates(situation, ruleset))
+    return _candidates(situation, ruleset).signals
 
 
 def _candidates(situation: Situation, ruleset: RuleSet) -> Candidates:
@@ -110,10 +110,6 @@ def _candidates(situation: Situation, ruleset: RuleSet) -> Candidates:
         ruleset.all_zones(situation.country),
         (situation.jurisdiction, ruleset.region_zones(situation.jurisdiction)),
     )
-
-
-def _signals(candidates: Candidates) -> tuple[tuple[str, str], ...]:
-    return candidates.signals  # each a (zone, source) named tuple
 
 
 def candidate_jurisdictions(situation: Situation) -> list[str]:

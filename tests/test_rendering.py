@@ -491,5 +491,5 @@ def tidy_line_by_line(text: str) -> str:
 
 @settings(max_examples=500, deadline=None)
 @given(text=st.text(alphabet="ab \n\t\r\xa0\u2028\x0c\x1c\x1f\x85", max_size=40))
-def test_tidying_skips_the_line_by_line_pass_only_where_it_changes_nothing(text: str) -> None:
+def test_tidying_strips_line_ends_and_collapses_blank_runs(text: str) -> None:
     assert _tidy(text) == tidy_line_by_line(text)

@@ -26,9 +26,6 @@ from outreach.rendering.sms import SmsLength, sms_length
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
 _BLANK_LINES = re.compile(r"\n{3,}")
-# What makes a text's lines need tidying one by one: whitespace ending a line, or a line
-# break other than "\n" (``str.splitlines`` breaks there too). Most texts have neither.
-_UNTIDY_LINE_END = re.compile(r"[^\S\n]\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -133,7 +130,7 @@ def _block(template: Template, name: str, context: Context) -> str:
 
 def _tidy(text: str) -> str:
     """Trim the ends and collapse runs of blank lines that conditionals leave behind."""
-    text = text.strip()
-    if _UNTIDY_LINE_END.search(text):
-        text = "\n".join([line.rstrip() for line in text.splitlines()])
+    # The line pass costs less than any search for lines that need it (a regular
+    # expression took five times as long on a typical email).
+    text = "\n".join([line.rstrip() for line in text.strip().splitlines()])
     return _BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text

@@ -208,6 +208,32 @@ def test_macros_render_as_in_jinjas_own_sandbox() -> None:
         assert "[x|3<a href='0'>1</a>|(9,)|{'k': 0}]" in expected.replace("&#39;", "'")
 
 
+MACRO_B = "{% macro b() %}<b>{{ v }}</b>{% endmacro %}"
+IMPORT_P = "{% import '_p' as p with context %}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        MACRO_B + "{% autoescape true %}{{ b() }}{% endautoescape %}",
+        MACRO_B + "{% autoescape false %}{{ b() | e }}{% endautoescape %}",
+        IMPORT_P + "{% autoescape true %}{{ p.button() }}{% endautoescape %}",
+        IMPORT_P + "{% autoescape false %}{{ p.button() | e }}{% endautoescape %}",
+        MACRO_B + "{% set x = b() %}{% autoescape false %}{{ x | e }}{% endautoescape %}",
+    ],
+)
+def test_macro_output_is_marked_safe_as_the_callers_autoescape_says(source: str) -> None:
+    """A macro's output is Markup or plain text by the autoescape setting where it is
+    called ({% autoescape %} blocks included), as in Jinja's own sandbox."""
+    sources = {"t": source, "_p": "{% macro button() %}<a href='{{ v }}'>go</a>{% endmacro %}"}
+    for env, autoescape in zip(make_environments(sources.get), (False, True), strict=True):
+        theirs = ImmutableSandboxedEnvironment(
+            autoescape=autoescape, undefined=StrictUndefined, loader=env.loader
+        )
+        expected = theirs.get_template("t").render(v="<i>")
+        assert env.get_template("t").render(v="<i>") == expected
+
+
 def test_the_sandbox_still_renders_ordinary_expressions() -> None:
     rendered = render_source("{{ debtor.name | upper }} {{ company.name }} {{ days_past_due + 1 }}")
     assert rendered.text == "PAT SMITH Northwind Utilities 19"

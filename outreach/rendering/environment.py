@@ -107,12 +107,13 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         if type(__obj) is not Macro:
             return super().call(__context, __obj, *args, **kwargs)
         # A template's own macro (a partial's layout, its caller block) is always safe to
-        # call and takes no context: what the sandbox and ``Context.call`` would do comes
-        # down to dropping the private arguments and calling it.
+        # call: what the sandbox and ``Context.call`` would do comes down to dropping the
+        # private arguments and passing the evaluation context (a macro takes it, to mark
+        # its output safe as the caller's ``{% autoescape %}`` setting says).
         kwargs.pop("_block_vars", None)
         kwargs.pop("_loop_vars", None)
         try:
-            return __obj(*args, **kwargs)
+            return __obj(__context.eval_ctx, *args, **kwargs)
         except StopIteration:
             return __context.environment.undefined(
                 "value was undefined because a callable raised a StopIteration exception"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -189,6 +190,46 @@ def test_every_answer_is_the_engines_own(situation: Situation) -> None:
     words = " ".join(f"{r.detail} {r.citation} {r.lifted_by}" for r in reasons)
     quoted = any(name in words for name in names)
     assert alike.shared == (0 if quoted else 2)
+
+
+def at_offsets_of(situation: Situation, zone: str) -> Situation:
+    """The same instants written at ``zone``'s offsets: equal datetimes to Python, but the
+    engine reads local dates and times from them (an event's date in a hold's words)."""
+    where = ZoneInfo(zone)
+    return replace(
+        situation,
+        now=situation.now.astimezone(where),
+        history=tuple(replace(c, at=c.at.astimezone(where)) for c in situation.history),
+        events=tuple(replace(e, at=e.at.astimezone(where)) for e in situation.events),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(situation=situations(), zone=st.sampled_from(ZONES))
+def test_the_same_instants_at_other_offsets_get_the_engines_own_answers(
+    situation: Situation, zone: str
+) -> None:
+    alike = AlikeDecisions(RULES)
+    for asked in (situation, at_offsets_of(renamed(situation, 1), zone)):
+        assert alike.evaluate(asked) == evaluate(asked, RULES)
+
+
+def test_the_repeated_hour_of_a_fall_back_is_two_instants() -> None:
+    """01:30 happens twice in New York on 2025-11-02; Python compares the two as equal.
+    With now between them, a dispute raised at the first has begun, one at the second not."""
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2025, 11, 2, 1, 30, tzinfo=new_york)
+    second = datetime(2025, 11, 2, 1, 30, fold=1, tzinfo=new_york)
+    assert first == second and first.astimezone(UTC) != second.astimezone(UTC)
+    now = datetime(2025, 11, 2, 6, 0, tzinfo=UTC)
+    asked = [
+        replace(debtor_at(number, "pat@example.net"), now=now, events=(Event(at, "dispute"),))
+        for number, at in (("+12015550001", first), ("+12015550002", second))
+    ]
+    alike = AlikeDecisions(RULES)
+    answers = [alike.evaluate(one) for one in asked]
+    assert answers == [evaluate(one, RULES) for one in asked]
+    assert alike.shared == 0
 
 
 def nudge(draw: st.DrawFn, situation: Situation) -> Situation:

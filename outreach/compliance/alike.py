@@ -14,11 +14,13 @@ whose reasons quote an address or a reference is not shared, and the zones an an
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from datetime import datetime, timedelta, tzinfo
 
 from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate, zone_signals
 from outreach.compliance.facts import Situation
 from outreach.compliance.rules import RuleSet
+from outreach.compliance.windows import InconvenientTime
 from outreach.compliance.zones import jurisdiction_of_number, zones_of_number
 
 
@@ -64,7 +66,7 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
     debtor = situation.debtor
     country_only = "-" not in situation.jurisdiction  # phones' states count only then
     return (
-        situation.now,
+        _instant(situation.now),
         situation.jurisdiction,
         situation.collector,
         contact.channel,
@@ -73,7 +75,7 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
         contact.automated,
         debtor.timezone,
         debtor.other_timezones,
-        debtor.inconvenient_times,
+        tuple([_hours(times) for times in debtor.inconvenient_times]),
         debtor.represented_by_attorney,
         tuple(
             [
@@ -91,14 +93,38 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
         tuple([(name(email.address), email.kind, email.consent) for email in debtor.emails]),
         tuple(
             [
-                (c.at, c.channel, c.direction, each(c.debts), c.outcome, name(c.to), c.automated)
+                (
+                    _instant(c.at),
+                    c.channel,
+                    c.direction,
+                    each(c.debts),
+                    c.outcome,
+                    name(c.to),
+                    c.automated,
+                )
                 for c in situation.history
             ]
         ),
         tuple(
-            [(e.at, e.kind, e.channel, name(e.address), each(e.debts)) for e in situation.events]
+            [
+                (_instant(e.at), e.kind, e.channel, name(e.address), each(e.debts))
+                for e in situation.events
+            ]
         ),
     )
+
+
+def _instant(at: datetime) -> tuple[datetime, timedelta | None, tzinfo | None]:
+    """A datetime as the engine sees it. Aware datetimes compare equal (and hash alike)
+    when they are the same instant at different offsets, and at the same wall time in the
+    repeated hour of a fall-back (``fold`` is ignored); the engine reads their local dates
+    and times, so the offset and zone are part of the key."""
+    return (at, at.utcoffset(), at.tzinfo)
+
+
+def _hours(times: InconvenientTime) -> Hashable:
+    # A time's ``fold`` is ignored by equality too.
+    return (times, times.start.fold, times.end.fold)
 
 
 def _quotes(decision: Decision, names: dict[str, int]) -> bool:

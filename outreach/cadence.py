@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from outreach.errors import CadenceError
+from outreach.records import quick_init
 
 CADENCE_SUFFIXES = (".yaml", ".yml")
 CHANNELS = ("sms", "email", "voice")
@@ -300,6 +301,7 @@ def _order_problems(steps: Sequence[Step]) -> list[str]:
 # --- which step is due -------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True)
 class AccountFacts:
     """What a cadence looks at. ``balance`` is in currency units (Decimal)."""
@@ -314,6 +316,7 @@ class AccountFacts:
     cease_requested: bool = False
 
 
+@quick_init
 @dataclass(frozen=True)
 class StepRecord:
     """A step already dealt with: sent, or recorded as skipped."""
@@ -322,6 +325,7 @@ class StepRecord:
     at: datetime
 
 
+@quick_init
 @dataclass(frozen=True)
 class NextAction:
     due: Step | None  # the step to send now, if any

@@ -34,6 +34,7 @@ from outreach.models import (
     SuppressionReason,
 )
 from outreach.models import Decision as DecisionModel
+from outreach.records import quick_init
 from outreach.store import (
     among,
     columns_of,
@@ -79,6 +80,7 @@ PLACED_COLUMNS = ("account_id", "sent_at", "created_at", "channel", "outcome", "
 REPLY_COLUMNS = ("account_id", "received_at", "channel", "from_address")
 
 
+@quick_init
 @dataclass(frozen=True)
 class DebtorRecord:
     account_id: int

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
+from outreach.records import quick_init
+
 Verdict = Literal["allow", "defer", "block"]
 Outcome = Literal["pass", "defer", "block", "skip"]
 
 
+@quick_init
 @dataclass(frozen=True)
 class Reason:
     code: str
@@ -56,6 +59,7 @@ class Check(NamedTuple):
 OK = Reason("OK", "", "pass", "every rule that applies allows this contact now")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict

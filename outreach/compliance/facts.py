@@ -11,6 +11,7 @@ from datetime import datetime
 
 from outreach.compliance.frequency import PastContact
 from outreach.compliance.windows import InconvenientTime
+from outreach.records import quick_init
 
 EVENT_KINDS = (
     "opt_out",
@@ -47,6 +48,7 @@ LIFTED_BY = {
 }
 
 
+@quick_init
 @dataclass(frozen=True)
 class Phone:
     number: str  # E.164
@@ -55,6 +57,7 @@ class Phone:
     consent: bool = False  # recorded consent to automated calls and texts
 
 
+@quick_init
 @dataclass(frozen=True)
 class Email:
     address: str
@@ -62,6 +65,7 @@ class Email:
     consent: bool = False  # the debtor's consent to email at this address
 
 
+@quick_init
 @dataclass(frozen=True)
 class Debtor:
     timezone: str | None = None  # where the debtor lives (address), if known
@@ -82,6 +86,7 @@ class Debtor:
         return any(p.consent for p in self.phones if p.number == address)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Event:
     """Something the debtor said or that happened to them (an opt-out, a dispute...)."""
@@ -93,6 +98,7 @@ class Event:
     debts: tuple[str, ...] = ()  # empty: every debt
 
 
+@quick_init
 @dataclass(frozen=True)
 class Contact:
     """The contact the engine is asked about."""
@@ -103,6 +109,7 @@ class Contact:
     automated: bool = True
 
 
+@quick_init
 @dataclass(frozen=True)
 class Situation:
     now: datetime

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from outreach.records import quick_init
+
 # Calls that never connected do not count (comment 14(b)(3)(ii)-1).
 NOT_CONNECTED = frozenset({"busy", "not_in_service"})
 
 
+@quick_init
 @dataclass(frozen=True)
 class PastContact:
     at: datetime

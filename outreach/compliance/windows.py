@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from outreach.records import quick_init
+
 Interval = tuple[datetime, datetime]  # [start, end) in UTC
 
 # How far ahead to look for an allowed instant before giving up.
@@ -33,6 +35,7 @@ class LocalWindow:
     end: time = time(21)
 
 
+@quick_init
 @dataclass(frozen=True)
 class InconvenientTime:
     """A debtor-designated inconvenient time: these local hours on these weekdays."""

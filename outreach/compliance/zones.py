@@ -18,6 +18,7 @@ import pycountry
 from phonenumbers import timezone as phone_timezones
 
 from outreach.compliance.facts import Debtor
+from outreach.records import quick_init
 
 # A number that maps to more zones than this is not geographic (toll-free, some mobiles in
 # countries with one plan): it says nothing about where the debtor is.
@@ -32,6 +33,7 @@ class ZoneSignal(NamedTuple):
     source: str  # "address", "phone +12125550101 (area code)", "all US zones"...
 
 
+@quick_init
 @dataclass(frozen=True)
 class Candidates:
     signals: tuple[ZoneSignal, ...]

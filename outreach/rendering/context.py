@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from outreach.errors import ConfigError
 from outreach.importing.fields import currency_exponent
+from outreach.records import quick_init
 
 KNOWN_VARIABLES = frozenset(
     {
@@ -101,6 +102,7 @@ def load_company(templates_dir: Path) -> Company:
     return company
 
 
+@quick_init
 @dataclass(frozen=True)
 class MessageFacts:
     """What rendering needs to know about one account."""
@@ -116,6 +118,7 @@ class MessageFacts:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Debtor:
     name: str

@@ -20,6 +20,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
+from outreach.records import quick_init
 from outreach.rendering.context import Company, MessageFacts, build_context
 from outreach.rendering.environment import TemplateKey, make_environments
 from outreach.rendering.sms import SmsLength, sms_length
@@ -28,6 +29,7 @@ REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("h
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Rendered:
     key: TemplateKey  # the variant actually used (a language variant or the default)

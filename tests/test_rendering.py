@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from functools import cache
@@ -12,8 +14,11 @@ from babel.numbers import format_currency, get_group_symbol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2 import StrictUndefined, Undefined
+from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
 
 from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
@@ -43,6 +48,7 @@ from tests.conftest import REPO
 
 SHIPPED = read_template_files(REPO / "templates")
 TEMPLATE_PATHS = sorted(p for p in SHIPPED if not p.startswith(f"{PARTIALS_DIR}/"))
+EMAIL_PATHS = [p for p in TEMPLATE_PATHS if p.startswith("email/")]
 SPANISH_MONTHS = re.compile(
     r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre",
     re.IGNORECASE,
@@ -234,6 +240,51 @@ def test_macro_output_is_marked_safe_as_the_callers_autoescape_says(source: str)
         assert env.get_template("t").render(v="<i>") == expected
 
 
+def jinja_garbage(render: Callable[[], object]) -> list[object]:
+    """The Jinja objects that ``render`` leaves for the cyclic collector to free."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        render()
+        gc.collect()
+        return [o for o in gc.garbage if isinstance(o, (Context, Macro, TemplateModule))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+@pytest.mark.parametrize("path", EMAIL_PATHS)
+def test_an_email_leaves_no_reference_cycles_behind(path: str) -> None:
+    """The email frame is imported with context: its macros and their context would form a
+    cycle per message for the cyclic collector, had the render not let them go."""
+    key = TemplateKey.from_path(path)
+    context = build_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY, key.language)
+    renderer = Renderer(SHIPPED)
+    first = renderer.render_key(key, context)
+    assert jinja_garbage(lambda: renderer.render_key(key, context)) == []
+    assert renderer.render_key(key, context) == first
+
+
+def test_imports_keep_working_after_a_render_lets_them_go() -> None:
+    """A plain import's module is cached by its template and must survive; an import with
+    context is made afresh for each render."""
+    frame = "{% macro bold(x) %}<b>{{ x }}</b> for {{ debtor.name }}{% endmacro %}"
+    plain = "{% macro shout(x) %}{{ x | upper }}!{% endmacro %}"
+    source = (
+        "{% block subject %}S{% endblock %}{% block text %}T{% endblock %}"
+        "{% block html %}{% import '_partials/frame.j2' as frame with context %}"
+        "{% from '_partials/plain.j2' import shout %}{{ frame.bold(shout('pay')) }}{% endblock %}"
+    )
+    sources = {"email/x.firm.j2": source, "_partials/frame.j2": frame, "_partials/plain.j2": plain}
+    renderer = Renderer(sources)
+    key = TemplateKey.from_path("email/x.firm.j2")
+    for reference in ("SAMPLE-1", "SAMPLE-2", "SAMPLE-1"):
+        facts = sample(reference)
+        context = build_context(facts, company(), SAMPLE_TODAY, key.language)
+        html = renderer.render_key(key, context).html
+        assert html == f"<b>PAY!</b> for {escape(facts.debtor_name)}"
+
+
 def test_the_sandbox_still_renders_ordinary_expressions() -> None:
     rendered = render_source("{{ debtor.name | upper }} {{ company.name }} {{ days_past_due + 1 }}")
     assert rendered.text == "PAT SMITH Northwind Utilities 19"
@@ -241,7 +292,6 @@ def test_the_sandbox_still_renders_ordinary_expressions() -> None:
 
 # --- escaping ----------------------------------------------------------------------------
 
-EMAIL_PATHS = [p for p in TEMPLATE_PATHS if p.startswith("email/")]
 RAW_NAME = '<script>alert("x")</script> & Sons'
 
 

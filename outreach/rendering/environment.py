@@ -10,13 +10,15 @@ misspelt variable as an empty string.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, MutableMapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import FunctionLoader, StrictUndefined
-from jinja2.environment import TemplateModule
+from jinja2.environment import Template, TemplateModule
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -84,8 +86,54 @@ _RECORD_FIELDS: dict[type, frozenset[str]] = {
 }
 
 
+class _Imports(threading.local):
+    made: list[Context] | None = None  # collecting while ``imports_released`` runs
+
+
+_imports = _Imports()
+
+
+@contextmanager
+def imports_released() -> Iterator[None]:
+    """Render inside: each partial imported ``with context`` meanwhile (the email frame)
+    is let go when the render ends.
+
+    Such an import is a module whose macros close over its context, which holds the
+    macros: a reference cycle, about twenty objects a message that only Python's cyclic
+    collector would free, a few milliseconds per thousand emails. Emptying the context's
+    variables once the output is made breaks the cycle, and reference counting frees the
+    rest at once."""
+    outer = _imports.made
+    made: list[Context] = []
+    _imports.made = made
+    try:
+        yield
+    finally:
+        _imports.made = outer
+        for context in made:
+            context.vars.clear()
+
+
+class MessageTemplate(Template):
+    def make_module(
+        self,
+        vars: dict[str, Any] | None = None,
+        shared: bool = False,
+        locals: Mapping[str, Any] | None = None,
+    ) -> TemplateModule:
+        context = self.new_context(vars, shared, locals)
+        # Shared: an import "with context" (or "from ... import ... with context"), made
+        # for this render alone. A plain import's module is cached by the template and
+        # lives on: it is not collected.
+        if shared and _imports.made is not None:
+            _imports.made.append(context)
+        return TemplateModule(self, context)
+
+
 class MessageEnvironment(ImmutableSandboxedEnvironment):
     """Jinja2's immutable sandbox, remembering its attribute verdicts for value types."""
+
+    template_class = MessageTemplate
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

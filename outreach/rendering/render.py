@@ -22,7 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from outreach.errors import TemplateError
 from outreach.records import quick_init
 from outreach.rendering.context import Company, MessageFacts, build_context
-from outreach.rendering.environment import TemplateKey, make_environments
+from outreach.rendering.environment import TemplateKey, imports_released, make_environments
 from outreach.rendering.sms import SmsLength, sms_length
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
@@ -88,6 +88,10 @@ class Renderer:
         return self.render_key(key, build_context(facts, company, today, key.language))
 
     def render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
+        with imports_released():
+            return self._render_key(key, context)
+
+    def _render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
         text_template = self._template(self.text_env, key)
         if key.channel == "sms":
             return Rendered(key, _tidy(text_template.render(context)))

@@ -12,12 +12,13 @@ import base64
 import hmac
 import json
 from dataclasses import dataclass
+from functools import lru_cache
+
+import orjson
 
 from outreach.errors import OutreachError
 
 PATH = "/u/"
-# One encoder for every link: json.dumps with options builds a new one on each call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class BadUnsubscribeToken(OutreachError):
@@ -31,7 +32,7 @@ class UnsubscribeRequest:
 
 
 def make_token(secret_key: str, address: str, reference: str) -> str:
-    payload = _COMPACT.encode([address, reference]).encode()
+    payload = orjson.dumps([address, reference])  # compact JSON, UTF-8
     body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
     return f"{body}.{_signature(secret_key, body)}"
 
@@ -52,5 +53,13 @@ def unsubscribe_url(public_base_url: str, secret_key: str, address: str, referen
 
 
 def _signature(secret_key: str, body: str) -> str:
-    digest = hmac.digest(secret_key.encode(), f"unsubscribe-link:{body}".encode(), "sha256")
-    return base64.urlsafe_b64encode(digest[:18]).decode()
+    signer = _signer(secret_key).copy()
+    signer.update(body.encode())
+    return base64.urlsafe_b64encode(signer.digest()[:18]).decode()
+
+
+@lru_cache(maxsize=4)
+def _signer(secret_key: str) -> hmac.HMAC:
+    """The HMAC with the key and the link prefix taken in, copied for each link: every
+    email of a batch carries one, and keying the hash is half the cost of signing."""
+    return hmac.new(secret_key.encode(), b"unsubscribe-link:", "sha256")

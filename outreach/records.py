@@ -9,9 +9,10 @@ directly, which is all ``object.__setattr__`` does for a plain field; the result
 same object (a test holds the two equal for every class that uses it). Instances stay
 frozen: only ``__init__`` changes.
 
-A class it cannot treat exactly keeps the ``__init__`` dataclasses wrote: one with slots,
-a ``__post_init__``, an ``InitVar`` or a ``ClassVar``, a keyword-only or non-init field,
-or a descriptor where a field is stored.
+A class it cannot treat exactly keeps its ``__init__``: one with its own ``__init__`` or
+none from dataclasses, slots, a ``__post_init__``, an ``InitVar`` or a ``ClassVar``, a
+keyword-only or non-init field, a field named ``self`` or like the generated names, or a
+descriptor where a field is stored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_SELF, _STORE, _FACTORY = "_record_self", "_record_store", "_RECORD_FACTORY"
+# Names in the generated function besides the fields; a class with a field so named keeps
+# its own __init__.
+_PREFIX = "_quick_"
+_STORE, _FACTORY = f"{_PREFIX}store", f"{_PREFIX}FACTORY"
 
 
 def quick_init(cls: type[T]) -> type[T]:
@@ -41,29 +45,32 @@ def quick_init(cls: type[T]) -> type[T]:
         name = field.name
         value = name
         if field.default is not dataclasses.MISSING:
-            namespace[f"_default_{index}"] = field.default
-            parameters.append(f"{name}=_default_{index}")
+            namespace[f"{_PREFIX}default_{index}"] = field.default
+            parameters.append(f"{name}={_PREFIX}default_{index}")
         elif field.default_factory is not dataclasses.MISSING:
-            namespace[f"_factory_{index}"] = field.default_factory
+            namespace[f"{_PREFIX}factory_{index}"] = field.default_factory
             parameters.append(f"{name}={_FACTORY}")
-            value = f"_factory_{index}() if {name} is {_FACTORY} else {name}"
+            value = f"{_PREFIX}factory_{index}() if {name} is {_FACTORY} else {name}"
         else:
             parameters.append(name)
         body.append(f"    {_STORE}[{name!r}] = {value}")
     source = (
-        f"def __init__({', '.join([_SELF, *parameters])}):\n"
-        f"    {_STORE} = {_SELF}.__dict__\n" + "\n".join(body or ["    pass"]) + "\n"
+        f"def __init__({', '.join(['self', *parameters])}):\n"
+        f"    {_STORE} = self.__dict__\n" + "\n".join(body or ["    pass"]) + "\n"
     )
     exec(source, namespace)  # noqa: S102 - the source holds only field names and indices
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
+    init.__annotations__ = dict(cls.__init__.__annotations__)
     init.__wrapped__ = cls.__init__  # the dataclass's own, for tests
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
 
 
 def _treatable(cls: type) -> bool:
+    if not cls.__dataclass_params__.init or not _generated(vars(cls).get("__init__")):  # type: ignore[attr-defined]
+        return False
     if "__slots__" in cls.__dict__ or hasattr(cls, "__post_init__"):
         return False
     declared = cls.__dataclass_fields__  # type: ignore[attr-defined]
@@ -71,7 +78,9 @@ def _treatable(cls: type) -> bool:
     if len(fields) != len(declared):  # an InitVar or a ClassVar among them
         return False
     for field in fields:
-        if not field.init or field.kw_only or field.name in (_SELF, _STORE, _FACTORY):
+        if not field.init or field.kw_only or field.name == "self":
+            return False
+        if field.name.startswith(_PREFIX):
             return False
         if keyword.iskeyword(field.name) or not field.name.isidentifier():
             return False
@@ -80,6 +89,13 @@ def _treatable(cls: type) -> bool:
         if hasattr(type(attribute), "__set__"):
             return False
     return True
+
+
+def _generated(init: Any) -> bool:
+    """Whether ``init`` is the ``__init__`` dataclasses wrote (compiled from a string), not
+    one the class defines itself, which dataclasses keeps."""
+    code = getattr(init, "__code__", None)
+    return code is not None and code.co_filename.startswith("<")
 
 
 class _Factory:

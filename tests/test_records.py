@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -67,7 +68,7 @@ def built_by_dataclass(cls: type, *args: Any, **kwargs: Any) -> Any:
 
 def original(cls: type) -> Any:
     """The __init__ dataclasses wrote, kept by quick_init."""
-    return getattr(vars(cls)["__init__"], "__wrapped__", None)
+    return getattr(vars(cls).get("__init__"), "__wrapped__", None)
 
 
 @pytest.mark.parametrize("cls", QUICK, ids=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
@@ -83,6 +84,7 @@ def test_each_planning_record_is_built_exactly_as_the_dataclass_builds_it(cls: t
     )
     assert cls(**dict(zip(names, values, strict=True))) == quick
     assert inspect.signature(cls) == inspect.signature(original(cls).__get__(quick))
+    assert typing.get_type_hints(vars(cls)["__init__"]) == typing.get_type_hints(original(cls))
     required = [one for one in dataclasses.fields(cls) if _required(one)]
     least = cls(*values[: len(required)])  # every default and factory taken
     assert vars(least) == vars(built_by_dataclass(cls, *values[: len(required)]))
@@ -105,15 +107,24 @@ def test_a_factory_runs_for_each_record_and_a_given_value_is_kept() -> None:
     )
 
 
-def test_wrong_calls_fail_as_they_would_without_it() -> None:
-    with pytest.raises(TypeError):
-        facts.Phone()  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        facts.Phone("+15550100", "mobile", None, True, "extra")  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        facts.Phone("+15550100", colour="red")  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        facts.Phone("+15550100", number="+15550101")  # type: ignore[misc]
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        (("+15550100", "mobile", None, True, "extra"), {}),
+        (("+15550100",), {"colour": "red"}),
+        (("+15550100",), {"number": "+15550101"}),
+        (("+15550100",), {"self": 1}),
+    ],
+)
+def test_wrong_calls_fail_with_the_dataclass_messages(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(TypeError) as quick:
+        facts.Phone(*args, **kwargs)
+    with pytest.raises(TypeError) as own:
+        built_by_dataclass(facts.Phone, *args, **kwargs)
+    assert str(quick.value) == str(own.value)
 
 
 def test_records_compare_and_hash_as_before() -> None:
@@ -163,11 +174,42 @@ def test_classes_it_cannot_treat_exactly_keep_their_own_init() -> None:
         value: int
         kind: ClassVar[str] = "c"
 
-    for cls in (Checked, Slotted, WithInitVar, KeywordOnly, NotInInit, WithClassVar):
+    @quick_init
+    @dataclass(frozen=True)
+    class OwnInit:
+        value: int
+
+        def __init__(self, raw: str) -> None:  # dataclasses keeps it
+            object.__setattr__(self, "value", int(raw))
+
+    @quick_init
+    @dataclass(frozen=True, init=False)
+    class NoDataclassInit:
+        value: int
+
+    @quick_init
+    @dataclass(frozen=True)
+    class FieldsLikeItsNames:
+        items: list[int] = field(default_factory=list)
+        _quick_factory_0: int = 5
+
+    @quick_init
+    @dataclass(frozen=True)
+    class FieldNamedSelf:
+        self: int
+
+    kept = (
+        Checked, Slotted, WithInitVar, KeywordOnly, NotInInit, WithClassVar, OwnInit,
+        NoDataclassInit, FieldsLikeItsNames, FieldNamedSelf,
+    )  # fmt: skip
+    for cls in kept:
         assert original(cls) is None, cls.__name__
     with pytest.raises(ValueError, match="negative"):
         Checked(-1)
     assert vars(WithClassVar(3)) == {"value": 3}
+    assert vars(OwnInit("7")) == {"value": 7}
+    assert vars(FieldsLikeItsNames()) == {"items": [], "_quick_factory_0": 5}
+    assert vars(FieldNamedSelf(1)) == {"self": 1}
 
 
 def test_it_refuses_what_is_not_a_frozen_dataclass() -> None:

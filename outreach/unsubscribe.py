@@ -32,14 +32,18 @@ class UnsubscribeRequest:
 
 
 def make_token(secret_key: str, address: str, reference: str) -> str:
-    payload = orjson.dumps([address, reference])  # compact JSON, UTF-8
+    try:
+        payload = orjson.dumps([address, reference])  # compact JSON, UTF-8
+    except orjson.JSONEncodeError:  # a lone surrogate: json.dumps escapes it
+        payload = json.dumps([address, reference], separators=(",", ":")).encode()
     body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
     return f"{body}.{_signature(secret_key, body)}"
 
 
 def read_token(secret_key: str, token: str) -> UnsubscribeRequest:
     body, _, signature = token.partition(".")
-    if not hmac.compare_digest(signature, _signature(secret_key, body)):
+    # Links are made of ASCII only (compare_digest would refuse other text with a TypeError).
+    if not token.isascii() or not hmac.compare_digest(signature, _signature(secret_key, body)):
         raise BadUnsubscribeToken("this unsubscribe link is not valid")
     try:
         address, reference = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

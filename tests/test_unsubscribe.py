@@ -43,6 +43,14 @@ def test_another_key_or_an_altered_token_is_refused() -> None:
         read_token(KEY, f"{other}.{signature}")
     with pytest.raises(BadUnsubscribeToken):
         read_token(KEY, body)
+    for forged in (f"{body}.é", f"{body}\ud800.{signature}", f"{body}.{signature}\ud800"):
+        with pytest.raises(BadUnsubscribeToken):
+            read_token(KEY, forged)
+
+
+def test_an_address_json_cannot_encode_as_utf8_still_gets_a_link() -> None:
+    request = read_token(KEY, make_token(KEY, "pat\ud800@example.net", "R-1"))
+    assert request.address == "pat\ud800@example.net"
 
 
 def test_links_already_sent_still_read() -> None:

@@ -88,6 +88,9 @@ def test_a_forged_body_link_is_refused(engine: Engine, server: Server) -> None:
     url = unsubscribe_url(server.base, "another-secret", EMAIL, "R-1")
     assert server.http.get(url).status_code == 403
     assert server.http.post(url).status_code == 403
+    not_ascii = unsubscribe_url(server.base, SECRET_KEY, EMAIL, "R-1") + "%C3%A9"
+    assert server.http.get(not_ascii).status_code == 403
+    assert server.http.post(not_ascii).status_code == 403
     assert rows(engine, suppressions) == []
 
 

@@ -14,8 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-import orjson
-
+from outreach.db import json_dumps
 from outreach.errors import OutreachError
 
 PATH = "/u/"
@@ -32,10 +31,7 @@ class UnsubscribeRequest:
 
 
 def make_token(secret_key: str, address: str, reference: str) -> str:
-    try:
-        payload = orjson.dumps([address, reference])  # compact JSON, UTF-8
-    except orjson.JSONEncodeError:  # a lone surrogate: json.dumps escapes it
-        payload = json.dumps([address, reference], separators=(",", ":")).encode()
+    payload = json_dumps([address, reference]).encode()
     body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
     return f"{body}.{_signature(secret_key, body)}"
 

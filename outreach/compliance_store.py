@@ -11,7 +11,7 @@ set's version.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,7 +153,24 @@ def load_debtors(
     )
     addresses = {p.address for rows in points.values() for p in rows}
     addresses |= {address.lower() for address in addresses if "@" in address}
-    opted_out = _suppression_events(connection, addresses)
+    opted_out = suppression_events(_opt_out_rows(connection, addresses))
+    return debtor_records(
+        accounts, points, events, designated, placed, replies, opted_out, default_country
+    )
+
+
+def debtor_records(
+    accounts: Sequence[Any],
+    points: dict[int, list[Any]],
+    events: dict[int, list[Any]],
+    designated: dict[int, list[Any]],
+    placed: dict[int, list[Any]],
+    replies: dict[int, list[Any]],
+    opted_out: dict[tuple[str, str], list[Event]],
+    default_country: str,
+) -> dict[int, DebtorRecord]:
+    """The records from rows already read, grouped by account id (rows or ORM objects:
+    only their attributes are read). Sorts each account's contact points in place."""
     records = {}
     for row in accounts:
         # Best first on each channel; sorted once here for the record and the debtor.
@@ -325,18 +342,21 @@ def _reply(reference: str, message: Any) -> PastContact:
     )
 
 
-def _suppression_events(
-    connection: Connection, addresses: set[str]
-) -> dict[tuple[str, str], list[Event]]:
-    found: dict[tuple[str, str], list[Event]] = defaultdict(list)
+def _opt_out_rows(connection: Connection, addresses: set[str]) -> Iterable[Any]:
     if not addresses:
-        return found
-    rows = connection.execute(
+        return ()
+    return connection.execute(
         select(*columns_of(suppressions, ("channel", "address", "created_at", "lifted_at"))).where(
             among(connection, suppressions.c.address, addresses),
             suppressions.c.reason.in_(OPT_OUT_REASONS),
         )
     )
+
+
+def suppression_events(rows: Iterable[Any]) -> dict[tuple[str, str], list[Event]]:
+    """Opt-out suppressions (rows or ORM objects) as each address's opt-out and opt-in
+    events."""
+    found: dict[tuple[str, str], list[Event]] = defaultdict(list)
     for row in rows:
         address = _address(row.channel, row.address)
         key = (row.channel, address)

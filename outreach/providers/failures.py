@@ -1,7 +1,10 @@
 """Turning a failed request into a ``ChannelError`` that says whether to send again.
 
-The HTTP rules are the same for every provider: 429 and 5xx are retryable (429 honours
-``Retry-After``); other 4xx are final. Each provider adds one table of its own error codes
+The HTTP rules are the same for every provider: 429 and 503 are retryable (both honour
+``Retry-After``); any other 5xx is ambiguous, because the provider may have acted on the
+request before failing (Twilio's error 20500 and a gateway's 502 or 504 say nothing about
+whether the message went out, and neither provider de-duplicates a second POST); other
+4xx are final. Each provider adds one table of its own error codes
 (``CodeRule``) for what a refusal means about the address: an opt-out becomes a
 suppression, a number that cannot receive becomes a contact-point status. A transport
 failure is retryable only when the request provably never left.
@@ -72,7 +75,8 @@ def http_failure(
 ) -> ChannelError:
     """An HTTP error answer, classified by status and by the provider's ``rule`` for it."""
     status = response.status_code
-    retryable = status == 429 or status >= 500 or (rule is not None and rule.retryable)
+    ambiguous = status >= 500 and status != 503
+    retryable = not ambiguous and (status in (429, 503) or (rule is not None and rule.retryable))
     wait = retry_after if retry_after is not None else retry_after_seconds(response, now)
     parts = [f"{provider}: HTTP {status}"]
     if code:
@@ -81,7 +85,13 @@ def http_failure(
         parts.append(f" ({rule.meaning})")
     elif status == 429:
         parts.append(" (rate limited)")
-    if retryable:
+    elif ambiguous:
+        parts.append(" (server error)")
+    if ambiguous:
+        parts.append(
+            "; the provider may have accepted the message, so hold it for review and do not resend"
+        )
+    elif retryable:
         parts.append("; safe to retry" + (f" after {wait:g}s" if wait is not None else ""))
     else:
         parts.append("; not retried")
@@ -89,6 +99,7 @@ def http_failure(
         "".join(parts),
         provider=provider,
         retryable=retryable,
+        ambiguous=ambiguous,
         retry_after=wait if retryable else None,
         status_code=status,
         code=code,

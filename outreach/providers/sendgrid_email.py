@@ -73,7 +73,8 @@ ATTEMPT_ARG = "outreach_attempt_id"
 KEY_ARG = "outreach_idempotency_key"
 
 # SendGrid answers errors as {"errors": [{"message", "field", "help"}]} without codes, so
-# the HTTP status is the code. 429 and 5xx are retried by the shared rules.
+# the HTTP status is the code. 429 and 503 are retried by the shared rules; other 5xx are
+# ambiguous (see failures.py).
 SENDGRID_STATUS: dict[int, CodeRule] = {
     400: CodeRule("the request was invalid"),
     401: CodeRule("authorization required: check SENDGRID_API_KEY"),
@@ -216,7 +217,16 @@ class SendgridEmail(Provider):
             raise transport_failure(self.name, exc) from None
         if response.status_code == 202 or response.is_success:
             # Events name the message by sg_message_id, which starts with X-Message-Id.
-            message_id = response.headers.get("X-Message-Id") or message.idempotency_key
+            message_id = (response.headers.get("X-Message-Id") or "").strip()
+            if not message_id:
+                # Accepted, but we cannot tell which message: never send it again on our own.
+                raise ChannelError(
+                    f"{self.name}: HTTP {response.status_code} without X-Message-Id; the "
+                    "message may have been accepted, so hold it for review",
+                    provider=self.name,
+                    ambiguous=True,
+                    status_code=response.status_code,
+                )
             return SendResult(
                 provider=self.name,
                 provider_message_id=message_id,

@@ -22,8 +22,6 @@ def response(status: int, **headers: str) -> httpx.Response:
         (404, None, False),
         (409, None, False),
         (429, None, True),
-        (500, None, True),
-        (502, None, True),
         (503, None, True),
         (400, CodeRule("queue full", retryable=True), True),
         (400, CodeRule("opted out", suppression="stop"), False),
@@ -36,6 +34,20 @@ def test_the_status_decides_unless_the_code_says_more(
     assert (error.retryable, error.ambiguous) == (retryable, False)
     assert error.suppression == (rule.suppression if rule else None)
     assert ("safe to retry" in str(error)) is retryable
+
+
+@pytest.mark.parametrize("status", [500, 501, 502, 504, 505, 507, 599])
+@pytest.mark.parametrize("rule", [None, CodeRule("queue full", retryable=True)])
+def test_a_server_error_other_than_503_may_have_been_acted_on(
+    status: int, rule: CodeRule | None
+) -> None:
+    # Neither Twilio nor SendGrid de-duplicates a second POST, and a 500 or a gateway's
+    # 502/504 does not say whether the message went out: held for review, never resent.
+    error = http_failure("p", response(status, **{"Retry-After": "4"}), NOW, rule=rule)
+    assert (error.retryable, error.ambiguous) == (False, True)
+    assert error.retry_after is None
+    assert "safe to retry" not in str(error)
+    assert "hold it for review" in str(error)
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,17 @@ async def test_send_posts_mail_send_json(
 
 
 @pytest.mark.parametrize(
-    ("status", "retryable"), [(400, False), (401, False), (403, False), (413, False), (500, True)]
+    ("status", "retryable", "ambiguous"),
+    [
+        (400, False, False),
+        (401, False, False),
+        (403, False, False),
+        (413, False, False),
+        (500, False, True),
+        (502, False, True),
+        (503, True, False),
+        (504, False, True),
+    ],
 )
 async def test_error_answers_are_classified(
     settings: Settings,
@@ -95,11 +105,12 @@ async def test_error_answers_are_classified(
     router: respx.MockRouter,
     status: int,
     retryable: bool,
+    ambiguous: bool,
 ) -> None:
     router.post(SEND).respond(status, json=load_json("rest/sendgrid_errors.json")[str(status)])
     with pytest.raises(ChannelError) as raised:
         await email(settings, client, clock).send(EMAIL)
-    assert (raised.value.retryable, raised.value.ambiguous) == (retryable, False)
+    assert (raised.value.retryable, raised.value.ambiguous) == (retryable, ambiguous)
     assert raised.value.status_code == status
     assert raised.value.detail
 
@@ -116,6 +127,22 @@ async def test_429_waits_until_the_limit_resets(
     with pytest.raises(ChannelError) as raised:
         await email(settings, client, clock).send(EMAIL)
     assert raised.value.retryable and raised.value.retry_after == 30
+
+
+@pytest.mark.parametrize("header", [None, "", " "])
+async def test_an_acceptance_without_a_message_id_is_ambiguous(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    header: str | None,
+) -> None:
+    headers = {} if header is None else {"X-Message-Id": header}
+    router.post(SEND).respond(202, headers=headers)
+    with pytest.raises(ChannelError) as raised:
+        await email(settings, client, clock).send(EMAIL)
+    assert raised.value.ambiguous and not raised.value.retryable
+    assert raised.value.status_code == 202
 
 
 async def test_a_read_timeout_is_ambiguous(

@@ -89,15 +89,17 @@ async def test_a_messaging_service_and_an_api_key(
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "retryable", "suppression", "contact_status"),
+    ("status", "code", "retryable", "ambiguous", "suppression", "contact_status"),
     [
-        (400, "21211", False, None, "invalid"),
-        (400, "21610", False, "stop", None),
-        (400, "21614", False, None, "invalid"),
-        (400, "21617", False, None, None),
-        (401, "20003", False, None, None),
-        (429, "20429", True, None, None),
-        (500, "20500", True, None, None),
+        (400, "21211", False, False, None, "invalid"),
+        (400, "21610", False, False, "stop", None),
+        (400, "21614", False, False, None, "invalid"),
+        (400, "21617", False, False, None, None),
+        (401, "20003", False, False, None, None),
+        (429, "20429", True, False, None, None),
+        # Twilio: a 500 may have sent the message; a 503 is safe to retry with backoff.
+        (500, "20500", False, True, None, None),
+        (503, "20503", True, False, None, None),
     ],
 )
 async def test_error_codes_are_classified(
@@ -108,6 +110,7 @@ async def test_error_codes_are_classified(
     status: int,
     code: str,
     retryable: bool,
+    ambiguous: bool,
     suppression: str | None,
     contact_status: str | None,
 ) -> None:
@@ -115,7 +118,7 @@ async def test_error_codes_are_classified(
     with pytest.raises(ChannelError) as raised:
         await sms(settings, client, clock).send(MESSAGE)
     error = raised.value
-    assert (error.retryable, error.ambiguous) == (retryable, False)
+    assert (error.retryable, error.ambiguous) == (retryable, ambiguous)
     assert (error.code, error.status_code) == (code, status)
     assert (error.suppression, error.contact_status) == (suppression, contact_status)
     # Twilio's own words may quote the number: kept as detail, out of the message.

@@ -1,0 +1,114 @@
+"""Real adapters behind the dispatch stage: an answer that leaves it unclear whether the
+provider took the message holds the attempt for review, and nothing sends it again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+
+from outreach.channels import load_email, load_sms
+from outreach.config import Settings
+from outreach.providers.base import Provider
+from outreach.providers.sendgrid_email import SendgridEmail
+from outreach.providers.transport import make_http_client
+from outreach.providers.twilio_sms import TwilioSms
+from tests.conftest import REPO
+from tests.providers.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC, SECRET_KEY, SENDGRID_KEY
+from tests.test_dispatcher import dispatcher, outboxes, planned, the_attempt, world
+from tests.test_import_accounts import row
+from tests.test_planner import World
+
+pytestmark = pytest.mark.anyio
+__all__ = ["world"]  # a fixture, used by name
+
+MESSAGES = f"https://twilio.test/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+SEND = "https://sendgrid.test/v3/mail/send"
+CREATED = httpx.Response(201, json={"sid": "SM" + "a" * 32, "status": "queued"})
+
+
+def with_providers(base: Settings) -> Settings:
+    return base.model_copy(
+        update={
+            "secret_key": SecretStr(SECRET_KEY),
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": SecretStr(AUTH_TOKEN),
+            "twilio_from_number": "+16175550100",
+            "twilio_api_base_url": "https://twilio.test",
+            "sendgrid_api_key": SecretStr(SENDGRID_KEY),
+            "sendgrid_api_base_url": "https://sendgrid.test",
+            "sendgrid_from_email": "billing@example.com",
+            "public_base_url": PUBLIC,
+        }
+    )
+
+
+def providers(world: World, router: respx.MockRouter) -> dict[str, Provider]:
+    settings = with_providers(world.settings)
+    client = make_http_client(transport=httpx.MockTransport(router.handler))
+    return {
+        **outboxes(world),
+        "sms": TwilioSms(settings, client, world.clock, load_sms(REPO / "channels")),
+        "email": SendgridEmail(settings, client, world.clock, load_email(REPO / "channels")),
+    }
+
+
+async def sent_again_later(world: World, router: respx.MockRouter) -> None:
+    """Tick again a minute, then a day later, from this daemon and from another."""
+    send = dispatcher(world, providers(world, router))
+    world.clock.advance(timedelta(minutes=1))
+    assert (await send.tick()).claimed == 0
+    world.clock.advance(timedelta(days=1))
+    other = dispatcher(world, providers(world, router), worker="worker-2")
+    assert (await other.tick()).claimed == 0
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_server_error_holds_the_text_for_review(world: World, status: int) -> None:
+    # A gateway timing out on its upstream answers 502/504 although the message may exist.
+    planned(world, row("A-1"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(MESSAGES).mock(
+        side_effect=[httpx.Response(status, text="upstream timed out"), CREATED]
+    )
+    report = await dispatcher(world, providers(world, router)).tick()
+    assert dict(report.outcomes) == {"unknown": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.sent_at) == ("unknown", 1, None)
+    assert "hold it for review" in attempt.error_message
+
+    await sent_again_later(world, router)
+    assert route.call_count == 1
+    assert the_attempt(world).status == "unknown"
+
+
+async def test_a_503_is_sent_again_after_a_backoff(world: World) -> None:
+    planned(world, row("A-1"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(MESSAGES).mock(
+        side_effect=[httpx.Response(503, headers={"Retry-After": "30"}), CREATED]
+    )
+    send = dispatcher(world, providers(world, router))
+    assert dict((await send.tick()).outcomes) == {"retry": 1}
+    attempt = the_attempt(world)
+    assert attempt.status == "queued"
+    world.clock.set(attempt.next_try_at)
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert route.call_count == 2
+    assert the_attempt(world).status == "sent"
+
+
+async def test_an_email_accepted_without_a_message_id_is_held_for_review(world: World) -> None:
+    planned(world, row("A-2", due_date="2026-10-30"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(SEND).respond(202)
+    report = await dispatcher(world, providers(world, router)).tick()
+    assert dict(report.outcomes) == {"unknown": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.provider_message_id) == ("unknown", None)
+
+    await sent_again_later(world, router)
+    assert route.call_count == 1

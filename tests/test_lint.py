@@ -144,6 +144,12 @@ def test_variables_set_in_the_template_are_not_unknown() -> None:
                      id="sandbox escape"),
         pytest.param("Hi\n{{ company.__init__.__globals__ }}", 2, "unsafe", id="globals"),
         pytest.param("Hi\n\n\n{% set x = [] %}{{ x.append(1) }}", 4, "unsafe", id="mutation"),
+        pytest.param("Hi\n{{ 100 // (days_past_due - days_past_due) }} {{ opt_out_text }}", 2,
+                     "ZeroDivisionError: integer division or modulo by zero", id="division"),
+        pytest.param("Hi\n\n{{ reference + days_past_due }} {{ opt_out_text }}", 3,
+                     "TypeError: can only concatenate str", id="type"),
+        pytest.param("{% macro f() %}{{ f() }}{% endmacro %}\n{{ f() }} {{ opt_out_text }}", 1,
+                     "RecursionError", id="recursion"),
     ],
 )  # fmt: skip
 def test_render_errors_give_the_sample_the_line_and_the_cause(
@@ -153,6 +159,15 @@ def test_render_errors_give_the_sample_the_line_and_the_cause(
     assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", line)]
     assert "fails for sample account SAMPLE-1" in issues[0].message
     assert cause in issues[0].message
+
+
+def test_a_failure_inside_a_partial_names_the_partial_and_its_line() -> None:
+    partial = f"{PARTIALS_DIR}/broken.j2"
+    sources = {**PARTIALS, partial: "ok\n{{ 1 // 0 }}",
+               SMS: "Hi {% include '_partials/broken.j2' %} {{ opt_out_text }}"}  # fmt: skip
+    issues = lint_sources(sources, company(), paths=[SMS], policy=LintPolicy())
+    assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", None)]
+    assert f"(in {partial}, line 2)" in issues[0].message
 
 
 def test_a_missing_include_is_a_render_error_on_its_line() -> None:

@@ -12,6 +12,7 @@ email) is the one to send. Its next step, overdue-21d, falls due at midnight in 
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -362,6 +363,31 @@ def test_a_resolved_dispute_lets_the_cadence_resume(world: World) -> None:
     assert dict(world.planner().tick().outcomes) == {"queued": 1}
     [attempt] = rows_of(world.engine, attempts)
     assert (attempt.step_key, attempt.channel) == ("overdue-10d", "sms")
+
+
+def test_a_template_failing_for_one_debtor_leaves_the_others_planned(world: World) -> None:
+    templates = world.tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    sms = templates / "sms" / "overdue.firm.j2"
+    # 'Pat D.': every lint sample has two words in its name, so lint lets this through.
+    greeting = "{{ debtor.first_name }} {{ debtor.name.split()[1][:1] }}."
+    sms.write_text(sms.read_text().replace("{{ debtor.first_name }}", greeting, 1))
+    published = sync_templates(world.engine, templates, load_company(templates), world.clock,
+                               author="tests", publish=True)  # fmt: skip
+    assert published.refused == []
+    ids = world.load(
+        row("A-1", name="Pat Doe"),
+        row("A-2", name="Cher", phone="(617) 555-0102"),
+        row("A-3", name="Sam Roe", phone="(617) 555-0103"),
+    )
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"queued": 2, "error": 1}
+    [error] = report.errors
+    assert error.startswith("A-2: sms/overdue.firm.j2 line ") and "UndefinedError" in error
+    assert {a.account_id for a in rows_of(world.engine, attempts)} == {ids["A-1"], ids["A-3"]}
+    # The template is the marketer's to fix: the account is looked at again within the hour.
+    assert account(world.engine, ids["A-2"]).next_contact_at == NOW + timedelta(hours=1)
 
 
 def test_the_same_tick_twice_queues_nothing_new(world: World) -> None:

@@ -35,7 +35,7 @@ from outreach.rendering.context import (
     build_context,
 )
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
-from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer
+from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer, RenderError
 
 DEFAULT_MAX_SMS_SEGMENTS = 3
 # Words that would tell an eavesdropper the call is about a debt: a limited-content
@@ -116,6 +116,14 @@ def lint_one(
         except TemplateNotFound as exc:
             message = f"includes {exc.name}, which is not available (not published yet?)"
             issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
+            break
+        except RenderError as exc:
+            cause = exc.cause
+            said = str(cause) if isinstance(cause, JinjaTemplateError) else _named(cause)
+            where = "" if exc.path == path else f" (in {exc.path}, line {exc.line})"
+            message = f"fails for sample account {sample.reference}: {said}{where}"
+            line = exc.line if exc.path == path else None
+            issues.append(LintIssue(path, line, "RENDER_ERROR", message))
             break
         except (JinjaTemplateError, TemplateError, SecurityError) as exc:
             message = f"fails for sample account {sample.reference}: {exc}"
@@ -284,6 +292,11 @@ def _template_line(exc: BaseException, path: str) -> int | None:
         if frame.filename == path:
             return frame.lineno
     return None
+
+
+def _named(exc: BaseException) -> str:
+    """A Python error as a marketer can read it: its kind and message."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _unique(issues: list[LintIssue]) -> list[LintIssue]:

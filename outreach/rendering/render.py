@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,17 @@ from outreach.rendering.sms import SmsLength, sms_length
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
 _BLANK_LINES = re.compile(r"\n{3,}")
+
+
+class RenderError(TemplateError):
+    """A template failed while rendering for the data it was given (a name with one word
+    where it takes the second, a division by zero...): the template's to fix, not the
+    account's. ``path`` and ``line`` say where, in the template or a partial it uses."""
+
+    def __init__(self, path: str, line: int | None, cause: BaseException) -> None:
+        self.path, self.line, self.cause = path, line, cause
+        where = f"{path} line {line}" if line else path
+        super().__init__(f"{where}: {type(cause).__name__}: {cause}")
 
 
 @quick_init
@@ -88,8 +100,26 @@ class Renderer:
         return self.render_key(key, build_context(facts, company, today, key.language))
 
     def render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
-        with imports_released():
-            return self._render_key(key, context)
+        """Render ``key``; any failure of the template's own code is a ``RenderError``."""
+        try:
+            with imports_released():
+                return self._render_key(key, context)
+        except (TemplateError, TemplateNotFound):
+            raise
+        except Exception as exc:  # whatever a template's expression raised, for this data
+            path, line = self._failed_at(exc, key.path)
+            raise RenderError(path, line, exc) from exc
+
+    def _failed_at(self, exc: BaseException, path: str) -> tuple[str, int | None]:
+        """The template (or partial) and line where rendering failed, from the traceback
+        Jinja rewrites to point into templates."""
+        line = getattr(exc, "lineno", None)
+        if isinstance(line, int):
+            return path, line
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if not frame.filename.endswith(".py") and self.lookup(frame.filename) is not None:
+                return frame.filename, frame.lineno
+        return path, None
 
     def _render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
         text_template = self._template(self.text_env, key)

@@ -520,3 +520,18 @@ def test_trailing_unnamed_columns_are_ignored(
     )
     summary = run_import(engine, path, defaults, clock)
     assert (summary.created, summary.rejected) == (1, 0)
+
+
+def test_a_nul_character_rejects_its_row_and_the_good_rows_land(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # A broken export: PostgreSQL cannot store NUL in text and would refuse the whole batch.
+    rows = [row("N-1"), row("N-2", name="Pat\x00Doe"), row("N-3")]
+    path = write_csv(tmp_path / "accounts.csv", rows)
+    seen: list[RowProblem] = []
+    summary = run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert (summary.created, summary.rejected) == (2, 1)
+    assert [str(problem) for problem in seen] == ["row 3: name: contains a NUL character"]
+    with engine.connect() as connection:
+        found = connection.execute(select(store.accounts.c.reference)).scalars().all()
+    assert sorted(found) == ["N-1", "N-3"]

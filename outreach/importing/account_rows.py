@@ -173,6 +173,10 @@ def parse_account_row(
         raise RowRejected(
             [f"{name}: expected a single value, not a JSON object or list" for name in structured]
         )
+    # PostgreSQL cannot store a NUL in text, and would refuse the whole batch for it.
+    nul = [name for name, value in values.items() if isinstance(value, str) and "\x00" in value]
+    if nul:
+        raise RowRejected([f"{name}: contains a NUL character" for name in sorted(nul)])
     reference = check.take(required_text, "reference", get("reference"), 64)
     name = check.take(required_text, "name", get("name"), 200)
     currency = check.take(parse_currency, "currency", get("currency"), defaults.currency)

@@ -721,8 +721,31 @@ TCPA_CONSENT_CASES = [
     # START from the number (CTIA C-7) is the debtor's consent to texts there.
     allowed("opt-in-is-consent", robo(events=[
         event(JUNE_1, "opt_in", channel="sms", address=MOBILE)])),
-    allowed("a-future-revocation-is-not-yet", robo(who=debtor(consent=True), events=[
-        event(ny(2025, 6, 3, 13), "consent_revoked")])),
+    # Recorded already, stamped by a clock ahead of ours: it counts (fail closed)...
+    case("a-revocation-stamped-ahead-of-now-counts", robo(who=debtor(consent=True), events=[
+        event(ny(2025, 6, 3, 13), "consent_revoked")]),
+        "block", None, [REVOKED]),
+    # ...while what lifts a restriction counts from its time on, order kept by time.
+    case("a-consent-stamped-ahead-of-now-is-not-yet", robo(events=[
+        event(ny(2025, 6, 3, 13), "consent", channel="sms", address=MOBILE)]),
+        "block", None, [TCPA]),
+    case("work-number-may-be-a-mobile", robo(to=WORK), "block", None, [TCPA]),
+    case("prerecorded-call-to-a-work-number", robo("voice", to=WORK), "block", None, [TCPA]),
+    allowed("work-number-with-consent", robo(to=WORK, who=debtor(consent=True))),
+    # "Stop calling me" revokes consent to calls on every number, whoever collects.
+    case("prohibited-medium-revokes-consent", robo("voice", who=debtor(consent=True), events=[
+        event(JUNE_1, "prohibited_medium", channel="voice")]),
+        "block", None, ["REGF_PROHIBITED_MEDIUM", REVOKED]),
+    case("prohibited-medium-revokes-a-creditors-consent", robo(
+        "voice", to=OTHER_MOBILE, collector="first_party", who=debtor(consent=True),
+        events=[event(JUNE_1, "prohibited_medium", channel="voice")]),
+        "block", None, ["POLICY_DO_NOT_CALL", REVOKED]),
+    allowed("prohibited-calls-leave-texts-alone", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "prohibited_medium", channel="voice")])),
+    allowed("allowing-the-medium-again-restores-consent", robo(
+        "voice", collector="first_party", who=debtor(consent=True), events=[
+            event(JUNE_1, "prohibited_medium", channel="voice"),
+            event(JUNE_2, "opt_in", channel="voice")])),
 ]  # fmt: skip
 
 
@@ -791,8 +814,16 @@ OPT_OUT_CASES = [
     case("do-not-call", situation(NOON, events=[
         event(JUNE_1, "opt_out", channel="voice", address=MOBILE)]),
         "block", None, ["POLICY_DO_NOT_CALL"]),
-    allowed("a-future-opt-out-is-not-yet", situation(NOON, channel="sms", events=[
-        event(ny(2025, 6, 3, 12, 1), "opt_out", channel="sms", address=MOBILE)])),
+    # A STOP stored by a process whose clock runs ahead of ours counts at once.
+    case("an-opt-out-stamped-ahead-of-now-counts", situation(NOON, channel="sms", events=[
+        event(ny(2025, 6, 3, 12, 1), "opt_out", channel="sms", address=MOBILE)]),
+        "block", None, SMS_OPT_OUT),
+    case("an-opt-in-stamped-ahead-of-now-is-not-yet", situation(NOON, channel="sms", events=[
+        STOP, event(ny(2025, 6, 3, 12, 1), "opt_in", channel="sms", address=MOBILE)]),
+        "block", None, SMS_OPT_OUT),
+    case("an-opt-out-ahead-of-now-after-an-opt-in", situation(NOON, channel="sms", events=[
+        STOP, START, event(ny(2025, 6, 3, 12, 1), "opt_out", channel="sms", address=MOBILE)]),
+        "block", None, SMS_OPT_OUT),
 ]  # fmt: skip
 
 
@@ -821,9 +852,19 @@ PROHIBITED_MEDIUM_CASES = [
     case("no-calls-at-all", situation(NOON, to=LANDLINE, events=[
         event(JUNE_1, "prohibited_medium", channel="voice")]),
         "block", None, ["REGF_PROHIBITED_MEDIUM"]),
-    # Reg F 1006.14(h) binds debt collectors; the house has no rule of its own.
-    allowed("not-a-rule-for-creditors", situation(
-        NOON, channel="email", collector="first_party", events=[NO_EMAIL])),
+    # Reg F 1006.14(h) binds debt collectors; the house applies it to creditors too.
+    case("creditors-email", situation(
+        NOON, channel="email", collector="first_party", events=[NO_EMAIL]),
+        "block", None, ["EMAIL_UNSUBSCRIBED"]),
+    case("creditors-calls", situation(NOON, to=LANDLINE, collector="first_party", events=[
+        event(JUNE_1, "prohibited_medium", channel="voice")]),
+        "block", None, ["POLICY_DO_NOT_CALL"]),
+    case("creditors-automated-texts", situation(
+        NOON, channel="sms", automated=True, collector="first_party", events=[
+            event(JUNE_1, "prohibited_medium", channel="sms")]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "TCPA_CONSENT_REVOKED"]),
+    allowed("creditors-other-media-allowed", situation(
+        NOON, channel="sms", collector="first_party", events=[NO_EMAIL])),
 ]  # fmt: skip
 
 
@@ -871,8 +912,12 @@ HOLD_CASES = [
          "block", None,
          ["BANKRUPTCY_AUTOMATIC_STAY", "REGF_CEASE_COMMUNICATION",
           "REGF_DISPUTE_CEASE_COLLECTION"]),
-    allowed("a-future-cease-is-not-yet", situation(
-        NOON, events=[event(ny(2025, 6, 3, 13), "cease")])),
+    case("a-cease-stamped-ahead-of-now-counts", situation(
+        NOON, events=[event(ny(2025, 6, 3, 13), "cease")]),
+        "block", None, ["REGF_CEASE_COMMUNICATION"]),
+    case("a-withdrawal-stamped-ahead-of-now-is-not-yet", situation(NOON, events=[
+        *held("cease"), event(ny(2025, 6, 3, 13), "cease_withdrawn")]),
+        "block", None, ["REGF_CEASE_COMMUNICATION"]),
     # Creditors: the house's holds; in California, Rosenthal's (the house stands back).
     case("creditor-cease", situation(NOON, collector="first_party", events=held("cease")),
          "block", None, ["POLICY_CEASE_REQUESTED"]),

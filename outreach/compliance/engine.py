@@ -20,6 +20,7 @@ from outreach.compliance.rules import (
     DesignatedTimesRule,
     HoldRule,
     Profile,
+    ProhibitedMediumRule,
     RestrictedDaysRule,
     Rule,
     RuleSet,
@@ -166,6 +167,6 @@ def _coverage(rule: Rule) -> tuple[str, str]:
 
 
 def _yields(rule: Rule) -> bool:
-    """House rules that restate a law (windows, designated times, holds) yield to it; caps
-    and opt-out ledgers are the house's own and always apply."""
-    return isinstance(rule, WindowRule | DesignatedTimesRule | HoldRule)
+    """House rules that restate a law (windows, designated times, holds, prohibited media)
+    yield to it; caps and opt-out ledgers are the house's own and always apply."""
+    return isinstance(rule, WindowRule | DesignatedTimesRule | HoldRule | ProhibitedMediumRule)

@@ -39,6 +39,11 @@ OUTCOMES = (
     "delivered",
     "failed",
 )
+# Events that restrict contact (the others lift a restriction, or are a conversation).
+RESTRICTING = frozenset(
+    {"opt_out", "prohibited_medium", "consent_revoked", "cease", "dispute", "attorney",
+     "bankruptcy"}
+)  # fmt: skip
 # The event that lifts each hold.
 LIFTED_BY = {
     "cease": "cease_withdrawn",

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from outreach.compliance.decision import Reason
-from outreach.compliance.facts import LIFTED_BY, Event, Situation
+from outreach.compliance.facts import LIFTED_BY, RESTRICTING, Event, Situation
 from outreach.compliance.rules import (
     ConsentRule,
     EmployerEmailRule,
@@ -59,10 +59,18 @@ def applies(rule: StatusRule, situation: Situation) -> bool:
     return True
 
 
+def counts(event: Event, now: datetime) -> bool:
+    """Whether an event is in force at ``now``: one that restricts contact counts as soon
+    as it is recorded, even stamped a moment ahead of ``now`` (another process's clock may
+    run ahead: fail closed); one that lifts a restriction counts from its time on."""
+    return event.at <= now or event.kind in RESTRICTING
+
+
 def _past(situation: Situation) -> list[Event]:
     if not situation.events:
         return []
-    return sorted((e for e in situation.events if e.at <= situation.now), key=lambda e: e.at)
+    now = situation.now
+    return sorted((e for e in situation.events if counts(e, now)), key=lambda e: e.at)
 
 
 def _latest(events: Iterable[Event]) -> Event | None:
@@ -80,7 +88,7 @@ def latest_hold(
     relevant = [
         e
         for e in sorted(events, key=lambda e: e.at)
-        if e.at <= now and e.kind in (kind, LIFTED_BY[kind])
+        if counts(e, now) and e.kind in (kind, LIFTED_BY[kind])
     ]
     # Each debt on its own: an event naming some debts lifts (or puts) the hold on those
     # only, so a contact about several debts stays held while any one of them is.
@@ -157,18 +165,28 @@ def consent_state(situation: Situation) -> tuple[bool, bool]:
 
     Recorded consent is the starting point; consent and revocation events (an address-less
     or channel-less one covers every address or channel), and an opt-in from that address
-    on that channel (CTIA C-7), change it in time order.
+    on that channel (CTIA C-7), change it in time order. A prohibited medium ("stop calling
+    me") revokes consent on every address of that medium, whoever collects (47 CFR
+    64.1200(a)(10): revocation by any reasonable means); the opt-in that allows the medium
+    again restores what held before it.
     """
     contact = situation.contact
     consented = situation.debtor.recorded_consent(contact.channel, contact.to)
     revoked = False
+    before_prohibition: tuple[bool, bool] | None = None
     for event in _past(situation):
         if event.address not in (None, contact.to) or event.channel not in (None, contact.channel):
             continue
         if event.kind == "consent" or (event.kind == "opt_in" and event.address is not None):
-            consented, revoked = True, False
+            consented, revoked, before_prohibition = True, False, None
         elif event.kind == "consent_revoked":
+            consented, revoked, before_prohibition = False, True, None
+        elif event.kind == "prohibited_medium":
+            if before_prohibition is None:
+                before_prohibition = (consented, revoked)
             consented, revoked = False, True
+        elif event.kind == "opt_in" and before_prohibition is not None:
+            (consented, revoked), before_prohibition = before_prohibition, None
     return consented, revoked
 
 

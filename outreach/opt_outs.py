@@ -33,6 +33,8 @@ _DEBTORS_WORD = (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE,
                  SuppressionReason.COMPLAINT)  # fmt: skip
 _LIFTED_BY_OPT_IN = (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE,
                      SuppressionReason.CARRIER_OPT_OUT)  # fmt: skip
+# Opt-outs the debtor's opt-in never lifts: a spam complaint, an operator's suppression.
+_NOT_LIFTED_BY_OPT_IN = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
 
 
 def channel_of(event: ProviderEvent, attempt: Any | None) -> str:
@@ -174,8 +176,21 @@ def opt_in(
         )
         .values(lifted_at=at, lifted_reason=f"opt-in by {event.provider} {event.kind}"[:200])
     ).rowcount
-    owners = accounts if accounts is not None else accounts_using(connection, (channel,), address)
-    record(connection, owners, ComplianceEventKind.OPT_IN, at, event, channel, address)
+    # The engine reads the latest opt-out or opt-in of an address: an opt-in recorded over
+    # a complaint (or a manual suppression) would lift what the opt-in may not.
+    kept = connection.execute(
+        select(suppressions.c.id).where(
+            suppressions.c.channel == channel,
+            suppressions.c.address == address,
+            suppressions.c.lifted_at.is_(None),
+            suppressions.c.reason.in_(_NOT_LIFTED_BY_OPT_IN),
+        )
+    ).first()
+    if kept is None:
+        owners = (
+            accounts if accounts is not None else accounts_using(connection, (channel,), address)
+        )
+        record(connection, owners, ComplianceEventKind.OPT_IN, at, event, channel, address)
     return bool(lifted)
 
 

@@ -49,12 +49,14 @@ HOLDS = (Intent.ATTORNEY, Intent.CEASE, Intent.DISPUTE)
 _FILLERS = frozenset(
     {"please", "pls", "plz", "now", "it", "them", "this", "that", "these", "those", "all",
      "me", "my", "the", "thanks", "thank", "you", "asap", "immediately", "texts", "text",
-     "messages", "message", "sms", "already", "ok", "okay"}
+     "messages", "message", "sms", "already", "ok", "okay", "thx", "ty", "msg", "msgs",
+     "txt", "txts", "spam", "i", "said", "told", "we", "just", "again",
+     "for", "good", "forever", "seriously", "do", "u", "ur", "your"}
 )  # fmt: skip
 # The opt-out keywords as single words ("opt out" is read as "optout").
 _STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT)
 
-_SMS = r"(?:text|texts|texting|txt|txting|sms|message|messages|messaging)"
+_SMS = r"(?:text|texts|texting|txt|txts|txting|sms|message|messages|messaging|msg|msgs)"
 _VOICE = r"(?:call|calls|calling|phone|phoning|ring|ringing)"
 _EMAIL = r"(?:email|emails|emailing|e-mail|e-mails|e-mailing)"
 _MEDIUM = {"sms": re.compile(rf"\b{_SMS}\b"), "voice": re.compile(rf"\b{_VOICE}\b"),
@@ -65,10 +67,12 @@ _STOP_PHRASES = tuple(
     re.compile(pattern)
     for pattern in (
         rf"\b(?:stop|quit|cease) (?:\w+ ){{0,2}}(?:{_SMS}|{_VOICE}|{_EMAIL}|contacting|"
-        r"harassing|bothering|sending)\b",
+        r"harassing|bothering|sending|spamming|spam)\b",
         rf"\b(?:don't|dont|do not|never) (?:ever )?(?:{_SMS}|{_VOICE}|{_EMAIL}|contact|reach)\b",
         rf"\bno more (?:{_SMS}|{_VOICE}|{_EMAIL}|contact)\b",
         r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke|remove me|take me off)\b",
+        r"\b(?:remove|delete|take) (?:my|this) (?:phone |cell |mobile |email )?(?:number|"
+        r"phone|cell|email|address)\b",
         r"\bleave me alone\b",
         r"\bcease\b",
     )

@@ -67,6 +67,13 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("stop contacting me", {"sms"}),
         ("leave me alone", {"sms"}),
         ("I revoke my consent", {"sms"}),
+        ("I said stop", {"sms"}),
+        ("STOP SPAM", {"sms"}),
+        ("Stop spamming me", {"sms"}),
+        ("stop pls thx", {"sms"}),
+        ("Stop msgs", {"sms"}),
+        ("Please remove my number", {"sms"}),
+        ("Stop calls", {"voice"}),
     ],
 )
 def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) -> None:
@@ -89,6 +96,12 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
         "HELP",
         "I need more time",
         "When does my payment plan start",
+        "don't stop",
+        "Do not stop",
+        "bus stop",
+        "the bus stop is near",
+        "I will stop paying",
+        "stop for a second",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:

@@ -535,3 +535,31 @@ def test_a_nul_character_rejects_its_row_and_the_good_rows_land(
     with engine.connect() as connection:
         found = connection.execute(select(store.accounts.c.reference)).scalars().all()
     assert sorted(found) == ["N-1", "N-3"]
+
+
+def test_a_phone_zone_outside_the_rows_state_is_not_taken_for_where_the_debtor_lives(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # A New York mobile: its zone is the account's only where the row's state agrees (or
+    # names none); a Californian keeps no zone of their own, so compliance weighs
+    # California's zones and the phone's.
+    path = write_csv(
+        tmp_path / "accounts.csv",
+        [
+            row("Z-CA", phone="(212) 555-0101", jurisdiction="US-CA"),
+            row("Z-NY", phone="(212) 555-0102", jurisdiction="US-NY"),
+            row("Z-US", phone="(212) 555-0103", jurisdiction="US"),
+            row("Z-SET", phone="(212) 555-0104", jurisdiction="US-CA",
+                timezone="America/New_York"),
+        ],
+    )  # fmt: skip
+    run_import(engine, path, defaults, clock)
+    zones = {ref: account.timezone for ref, account in accounts_by_reference(engine).items()}
+    assert zones == {
+        "Z-CA": None,
+        "Z-NY": "America/New_York",
+        "Z-US": "America/New_York",
+        "Z-SET": "America/New_York",  # given, not inferred: kept as it is
+    }
+    phones = {p.address: p.timezone for p in contacts_of(engine, "Z-CA") if p.channel == "sms"}
+    assert phones == {"+12125550101": "America/New_York"}

@@ -390,6 +390,22 @@ def test_a_template_failing_for_one_debtor_leaves_the_others_planned(world: Worl
     assert account(world.engine, ids["A-2"]).next_contact_at == NOW + timedelta(hours=1)
 
 
+def test_a_californian_with_a_new_york_mobile_is_not_texted_before_8_pacific(
+    world: World,
+) -> None:
+    # 10:00 in New York is 07:00 in Los Angeles: the debtor's state and the phone's area
+    # code both count, so the text waits for 08:00 Pacific (11:00 Eastern, 16:00 UTC).
+    world.clock.set(datetime(2026, 11, 2, 15, 0, tzinfo=UTC))
+    world.load(row("CA-1", phone="(212) 555-0101", jurisdiction="US-CA"))
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"deferred": 1}
+    assert rows_of(world.engine, attempts) == []
+    [decision] = rows_of(world.engine, decisions)
+    assert decision.verdict == "defer"
+    assert decision.not_before == datetime(2026, 11, 2, 16, 0, tzinfo=UTC)
+
+
 def test_the_same_tick_twice_queues_nothing_new(world: World) -> None:
     ids = world.load(row("A-1"))
     planner = world.planner()

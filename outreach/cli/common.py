@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from outreach.cadence import cadence_names
 from outreach.clock import Clock
+from outreach.compliance.rules import load_ruleset
 from outreach.config import Settings, mask_url
 from outreach.db import current_revision, head_revision, make_engine
 from outreach.errors import ConfigError
@@ -64,4 +65,5 @@ def import_defaults(context: Context, source: str) -> ImportDefaults:
         consent_source=f"import {source}"[:200],
         consent_at=context.clock.now(),
         known_cadences=cadence_names(settings.schedules_dir),
+        region_zones=load_ruleset(settings.compliance_rules_file).region_zones,
     )

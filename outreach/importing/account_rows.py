@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, TypeVar
 
+from outreach.compliance.rules import load_ruleset
 from outreach.importing.fields import (
     FieldError,
     Phone,
@@ -75,6 +77,9 @@ class ImportDefaults:
     known_cadences: frozenset[str]
     # False in ';'-separated files, where "12,500" could be 12.50 or 12500.
     amount_grouping: bool = True
+    # A state's time zones ("US-CA" -> ("America/Los_Angeles",)), from the compliance rule
+    # set in use; the shipped rule set's when not given.
+    region_zones: Callable[[str], tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,8 +232,7 @@ def parse_account_row(
         balance_minor=balance,
         currency=currency,
         due_date=due_date,
-        # Inferred only where the number has one zone; otherwise compliance weighs them all.
-        timezone=explicit_zone or _single_zone(primary_phone),
+        timezone=explicit_zone or _phone_zone(primary_phone, jurisdiction, defaults),
         jurisdiction=jurisdiction,
         locale=locale,
         cadence=cadence,
@@ -293,6 +297,25 @@ def _contacts(
                 ContactRecord(Channel.EMAIL, email, kind, 0, bool(email_consent), None, given)
             )
     return contacts, primary
+
+
+def _phone_zone(
+    phone: Phone | None, jurisdiction: str | None, defaults: ImportDefaults
+) -> str | None:
+    """The account's zone inferred from its primary phone: only where the number has one
+    zone, and not where the row names a state whose zones it is not among. Compliance
+    reads the account's zone as where the debtor lives, and the state's zones only when it
+    has none: a Californian with a New York mobile must not be texted at 05:30 Pacific."""
+    zone = _single_zone(phone)
+    if zone is None or jurisdiction is None or "-" not in jurisdiction:
+        return zone
+    zones = (defaults.region_zones or _shipped_region_zones())(jurisdiction)
+    return zone if not zones or zone in zones else None
+
+
+@cache
+def _shipped_region_zones() -> Callable[[str], tuple[str, ...]]:
+    return load_ruleset().region_zones
 
 
 def _single_zone(phone: Phone | None) -> str | None:

@@ -6,8 +6,9 @@ and never overlapping itself. It holds no work: the database says what is due, a
 let several daemons share one PostgreSQL database. The web app (health, webhooks) runs in
 the same event loop unless told not to.
 
-SIGTERM and SIGINT stop the claiming of new work; the batch in flight finishes (or what has
-not left yet is put back in the queue) within a timeout, and the process exits 0.
+SIGTERM and SIGINT stop the claiming of new work, in ``run --once`` too; the batch in
+flight finishes (or what has not left yet is put back in the queue) within a timeout, and
+the process exits 0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -135,16 +136,63 @@ class Daemon:
     # --- running -------------------------------------------------------------------------
 
     async def run_once(self) -> tuple[PlanReport, DispatchReport]:
-        """One housekeeping, plan and dispatch tick; the sends are awaited."""
+        """One housekeeping, plan and dispatch tick; the sends are awaited.
+
+        SIGTERM and SIGINT stop it as they stop the daemon: no new work is claimed, and the
+        tick in flight gets ``stop_timeout`` to finish or put back what has not left."""
+        reports = _Reports()
+        with self._stopping_on_signals():
+            try:
+                tick = asyncio.create_task(self._once(reports))
+                stopped = asyncio.create_task(self._stop.wait())
+                await asyncio.wait({tick, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                if not tick.done():
+                    done, _ = await asyncio.wait({tick}, timeout=self.options.stop_timeout)
+                    if not done:
+                        tick.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await tick
+                        log.warning(
+                            "the tick still running after %gs was cancelled; what it had "
+                            "marked sending is held for review by the next housekeeping",
+                            self.options.stop_timeout,
+                        )
+                if not tick.cancelled():
+                    tick.result()  # a failure in the tick is the command's failure
+                return reports.planned, reports.sent
+            finally:
+                await asyncio.to_thread(self.close_processes)
+                await self.client.aclose()
+                if self._stop.is_set():
+                    log.info("outreach stopped")
+
+    async def _once(self, reports: _Reports) -> None:
+        """The stages of ``run_once``, each skipped once a stop is requested; each stage's
+        report is kept as it finishes, so a cancelled tick still reports the earlier ones."""
+        await asyncio.to_thread(self.housekeeping)
+        if not self._stop.is_set():
+            reports.planned = await self.plan()
+        if not self._stop.is_set():
+            reports.sent = await self.dispatch()
+        await self.apply_outbox_events()
+
+    @contextlib.contextmanager
+    def _stopping_on_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, self.request_stop, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                # Not the main thread, or no signals (Windows): stopped only by request.
+                continue
+            handled.append(signum)
         try:
-            await asyncio.to_thread(self.housekeeping)
-            planned = await self.plan()
-            sent = await self.dispatch()
-            await self.apply_outbox_events()
-            return planned, sent
+            yield
         finally:
-            await asyncio.to_thread(self.close_processes)
-            await self.client.aclose()
+            for signum in handled:
+                loop.remove_signal_handler(signum)
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -244,6 +292,12 @@ class Daemon:
             lifespan="on",
         )
         return _Server(config)
+
+
+@dataclass
+class _Reports:
+    planned: PlanReport = field(default_factory=PlanReport)
+    sent: DispatchReport = field(default_factory=DispatchReport)
 
 
 class _Server(uvicorn.Server):

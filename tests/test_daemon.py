@@ -232,6 +232,65 @@ def test_a_signal_stops_the_daemon_cleanly(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_run_once_cleanly(
+    engine: Engine,
+    daemon_env: dict[str, str],
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    running: list[Running],
+    signum: signal.Signals,
+) -> None:
+    # ``run --once`` from cron or a script, stopped by a service manager, ``timeout`` or
+    # Ctrl-C while its texts wait for their sender's slot (one a second).
+    publish_templates(engine, clock)
+    count = 5
+    import_accounts(engine, tmp_path, defaults, clock,
+                    [row(f"A-{i}", phone=f"+1617555010{i}") for i in range(count)])  # fmt: skip
+    once = Running(["run", "--once", "--start", START], daemon_env, tmp_path)
+    running.append(once)
+    wait_until(lambda: outbox_count(daemon_env) >= 1, "a first text")
+
+    assert once.stop(signum) == 0, once.log
+    assert f"stopping on {signum.name}: no new work is claimed" in once.log
+    assert "Traceback" not in once.log
+    assert re.search(r"dispatch: claimed 5, sent \d.*, requeued \d", once.log), once.log
+    sent = outbox_keys(daemon_env)
+    assert set(sent.values()) == {1}
+    found = rows_of(engine, attempts)
+    assert len(found) == count
+    assert {a.status for a in found} == {"sent", "queued"}
+    assert {a.idempotency_key for a in found if a.status == "sent"} == set(sent)
+    assert all(a.acquired_by is None for a in found)
+    assert all(a.tries == (1 if a.status == "sent" else 0) for a in found)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_run_once_stopped_gives_up_on_a_send_with_no_answer_after_the_timeout(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    publish_templates(engine, clock)
+    import_accounts(engine, tmp_path, defaults, clock, [row("A-1")])
+    settings = make_settings(engine, tmp_path)
+    daemon = Daemon(settings, engine, clock, RunOptions(web=False, stop_timeout=0.2))
+    hanging = HangingProvider("sms")
+    daemon.dispatcher.providers = {**daemon.providers, "sms": hanging}
+
+    async def stop_while_sending() -> tuple[Any, Any]:
+        once = asyncio.create_task(daemon.run_once())
+        await hanging.started.wait()
+        daemon.request_stop(signal.SIGTERM)
+        return await asyncio.wait_for(once, DEADLINE)
+
+    planned, sent = asyncio.run(stop_while_sending())
+    assert (planned.claimed, sent.claimed) == (1, 0)
+    # The request left and no answer came: the next housekeeping holds it for review.
+    [left] = rows_of(engine, attempts)
+    assert (left.status, left.acquired_by) == ("sending", daemon.worker)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_restarted_daemon_holds_for_review_what_its_previous_run_lost(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

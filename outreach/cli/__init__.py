@@ -118,7 +118,12 @@ def _seed_templates(context: Context) -> None:
 def run(
     ctx: typer.Context,
     once: Annotated[
-        bool, typer.Option("--once", help="One plan and one dispatch tick, then exit.")
+        bool,
+        typer.Option(
+            "--once",
+            help="One plan and one dispatch tick, then exit (SIGTERM or SIGINT stop it as "
+            "they stop the daemon).",
+        ),
     ] = False,
     web: Annotated[bool, typer.Option(help="Serve the web app in the same process.")] = True,
     host: Annotated[str | None, typer.Option(help="Web host (default: WEB_HOST).")] = None,
@@ -135,7 +140,8 @@ def run(
         float, typer.Option(min=1, max=3600, help="Development only: how fast time passes.")
     ] = 1,
 ) -> None:
-    """Run the daemon: plan, check, render and send on a schedule (SIGTERM stops it)."""
+    """Run the daemon: plan, check, render and send on a schedule (SIGTERM or SIGINT stops
+    it cleanly)."""
     from outreach import event_loop
     from outreach.clock import ScaledClock
     from outreach.daemon import Daemon, RunOptions

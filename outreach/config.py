@@ -6,9 +6,10 @@ effective configuration, each with its remedy; ``outreach config`` prints them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +113,14 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The database URL may carry a password: settings printed in a log or a traceback
+        # show it masked, as credentials (SecretStr) are.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = mask_url(value)
+            yield name, value
 
     @property
     def is_sqlite(self) -> bool:

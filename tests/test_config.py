@@ -143,3 +143,11 @@ def test_twilio_with_only_an_api_key_cannot_verify_webhooks() -> None:
         twilio_api_key_secret=SecretStr("a-real-key-secret"), twilio_from_number="+16175550100",
     )  # fmt: skip
     assert any(p.setting == "TWILIO_AUTH_TOKEN" and p.severity == "error" for p in keyed.problems())
+
+
+def test_printed_settings_mask_the_database_password() -> None:
+    settings = Settings(_env_file=None, database_url="postgresql://app:hunter2@db:5432/outreach")
+    for printed in (repr(settings), str(settings)):
+        assert "hunter2" not in printed
+        assert "app:***@db:5432/outreach" in printed
+    assert settings.database_url.endswith("app:hunter2@db:5432/outreach")  # still usable

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -135,6 +135,7 @@ def apply_batch(
 ) -> list[EventResult]:
     """Apply ``items`` inside the caller's transaction; one result per item, in order."""
     policy = policy or EventPolicy()
+    items = [_without_nul(item) for item in items]
     events = [item.event for item in items]
     found = find_attempts(connection, events)
     stored = _store(connection, items, found, now)
@@ -208,6 +209,26 @@ def _row(item: Incoming, attempt: Any | None, now: datetime) -> dict[str, Any]:
         "received_at": now,
         "payload": _storable(event.payload),
     }
+
+
+_TEXT_FIELDS = ("kind", "dedupe_key", "provider_message_id", "from_address", "to_address",
+                "subject", "body", "raw_status", "error_code", "outcome", "suppression",
+                "contact_status")  # fmt: skip
+
+
+def _without_nul(item: Incoming) -> Incoming:
+    """The event without NUL characters in its text: PostgreSQL's text columns refuse them,
+    and a message that cannot be stored would be refused on every retry, its opt-out lost."""
+    event = item.event
+    dirty = {
+        name: value.replace("\x00", "")
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(event, name), str) and "\x00" in value
+    }
+    token = item.request_token
+    if not dirty and (token is None or "\x00" not in token):
+        return item
+    return Incoming(replace(event, **dirty), token and token.replace("\x00", ""))
 
 
 def _storable(value: Any) -> Any:

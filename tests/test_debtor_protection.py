@@ -11,12 +11,12 @@ from sqlalchemy import Engine
 
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import load_ruleset
-from outreach.compliance_store import load_debtors, situation
+from outreach.compliance_store import inbox_messages, load_debtors, situation
 from outreach.events import apply_events
 from outreach.providers.base import EventType
 from outreach.store import accounts, suppressions
 from tests.conftest import NOW
-from tests.eventdata import EMAIL, add_account, event, rows
+from tests.eventdata import EMAIL, add_account, event, inbound, rows
 
 RULES = load_ruleset()
 
@@ -43,3 +43,19 @@ def test_a_resubscribe_never_lifts_a_spam_complaint(engine: Engine) -> None:
     apply_events(engine, [sendgrid(EventType.OPTED_IN, later)], later)
     assert [(s.reason, s.lifted_at) for s in rows(engine, suppressions)] == [("complaint", None)]
     assert verdict(engine, account_id, "email", EMAIL.lower())[0] == "block"
+
+
+def test_text_with_a_nul_is_stored_without_it_and_acted_on(engine: Engine) -> None:
+    add_account(engine)
+    text = inbound("Please stop texting me\x00 I dispute this", key="nul\x00-1")
+    mail = event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",
+                 from_address=EMAIL.lower(), to_address="billing@reply.example.com",
+                 subject="Re\x00: balance", body="Please stop emailing me\x00, I dispute this.",
+                 raw_status="in\x00bound")  # fmt: skip
+    apply_events(engine, [text, mail], NOW)
+    assert sorted(s.reason for s in rows(engine, suppressions)) == ["stop", "unsubscribe"]
+    stored = [(m.subject, m.body) for m in rows(engine, inbox_messages, direction="inbound")]
+    assert stored == [
+        (None, "Please stop texting me I dispute this"),
+        ("Re: balance", "Please stop emailing me, I dispute this."),
+    ]

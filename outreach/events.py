@@ -220,7 +220,7 @@ def _without_nul(item: Incoming) -> Incoming:
     """The event without NUL characters in its text: PostgreSQL's text columns refuse them,
     and a message that cannot be stored would be refused on every retry, its opt-out lost."""
     event = item.event
-    dirty = {
+    dirty: dict[str, Any] = {
         name: value.replace("\x00", "")
         for name in _TEXT_FIELDS
         if isinstance(value := getattr(event, name), str) and "\x00" in value

@@ -62,7 +62,9 @@ def worker_name() -> str:
     # Host and pid alone repeat: a container's daemon is PID 1 on the same hostname after a
     # restart, and housekeeping would take the sends its previous run lost for this run's
     # sends in flight, leaving them ``sending`` for ever. A token makes each start its own.
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    # 30 characters of the host leave room for a helper's "/dispatch<pid>" within the
+    # 64 characters of a lease name (longer names are cut with a hash: lease_name).
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Daemon:

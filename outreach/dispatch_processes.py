@@ -81,7 +81,7 @@ class DispatchProcesses(helper_process.HelperPool[DispatchReport]):
 
 
 def helper_name(worker: str, pid: int | None) -> str:
-    return f"{worker}/dispatch{pid}"
+    return helper_process.lease_name(worker, f"/dispatch{pid}")
 
 
 def _start(

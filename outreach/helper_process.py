@@ -10,6 +10,7 @@ helpers would otherwise wait for work for ever, holding their database connectio
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -27,6 +28,26 @@ from outreach.clock import Clock
 from outreach.leases import StopFlag
 
 Report = TypeVar("Report")
+
+# The length of the ``acquired_by`` columns that hold lease names (account and attempt).
+LEASE_NAME_LENGTH = 64
+_DIGEST_LENGTH = 12
+
+
+def lease_name(worker: str, suffix: str) -> str:
+    """A helper's name for its leases: its daemon's ``worker`` name and ``suffix``. When that
+    is longer than the column, the worker's part is cut and followed by a hash of the whole
+    name, so that it still fits, is still unique, and comes out the same in the helper and
+    in the daemon that checks which helpers are alive."""
+    name = worker + suffix
+    if len(name) <= LEASE_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:_DIGEST_LENGTH]
+    keep = LEASE_NAME_LENGTH - _DIGEST_LENGTH - 1 - len(suffix)
+    if keep < 0:  # a suffix too long to keep whole: the hash alone tells names apart
+        return f"{name[: LEASE_NAME_LENGTH - _DIGEST_LENGTH - 1]}~{digest}"
+    return f"{worker[:keep]}~{digest}{suffix}"
+
 
 # Set on SIGTERM or when the daemon is gone; cleared never.
 leaving = threading.Event()

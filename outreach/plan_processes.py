@@ -47,6 +47,10 @@ def process_count(settings: Settings, wanted: int | None = None) -> int:
     return chosen or os.cpu_count() or 1
 
 
+def helper_name(worker: str, pid: int) -> str:
+    return helper_process.lease_name(worker, f"/plan{pid}")
+
+
 def _start(
     settings: Settings, worker: str, batch_size: int, lease: timedelta, stop: Event, level: int
 ) -> None:
@@ -60,7 +64,7 @@ def _start(
         make_engine(settings),
         settings,
         SystemClock(),
-        f"{worker}/plan{os.getpid()}",
+        helper_name(worker, os.getpid()),
         batch_size=batch_size,
         lease=lease,
         processes=1,

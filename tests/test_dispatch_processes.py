@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from multiprocessing import AuthenticationError
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -30,14 +31,19 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from outreach import daemon as daemon_module
 from outreach import store
 from outreach.channels import RateLimit, RateLimits
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.daemon import Daemon, RunOptions
+from outreach.dispatch_processes import helper_name as dispatch_helper_name
 from outreach.dispatcher import Dispatcher
+from outreach.helper_process import LEASE_NAME_LENGTH, lease_name
 from outreach.importing.account_rows import ImportDefaults
+from outreach.leases import claim_due_accounts, claim_queued_attempts
+from outreach.plan_processes import helper_name as plan_helper_name
 from outreach.providers.registry import build_providers
 from outreach.providers.transport import make_http_client
 from outreach.ratelimit import RateLimiter
@@ -352,3 +358,65 @@ def test_processes_reserve_from_one_limiter_and_a_stranger_is_refused() -> None:
         two.close()
     finally:
         service.close()
+
+
+# --- lease names ----------------------------------------------------------------------------
+
+LONG_HOST = "app-07.collections.eu-west-1.corp.example.com"
+MAX_PID = 4_194_304  # Linux's pid_max ceiling: seven digits
+
+
+def long_worker(monkeypatch: pytest.MonkeyPatch, host: str = LONG_HOST) -> str:
+    monkeypatch.setattr(daemon_module.socket, "gethostname", lambda: host)
+    monkeypatch.setattr(daemon_module.os, "getpid", lambda: MAX_PID)
+    return daemon_module.worker_name()
+
+
+def test_a_daemons_helpers_have_names_that_fit_without_cutting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = long_worker(monkeypatch)
+    for helper in (dispatch_helper_name(worker, MAX_PID), plan_helper_name(worker, MAX_PID)):
+        assert len(helper) <= LEASE_NAME_LENGTH
+        assert helper.startswith(worker + "/")
+
+
+def test_a_lease_name_too_long_is_cut_with_a_hash_that_keeps_it_unique() -> None:
+    worker = "w" * 70
+    names = {
+        dispatch_helper_name(worker, 1),
+        dispatch_helper_name(worker, 2),
+        dispatch_helper_name(worker[:-1] + "x", 1),
+        plan_helper_name(worker, 1),
+    }
+    assert len(names) == 4
+    assert all(len(name) <= LEASE_NAME_LENGTH for name in names)
+    # The helper and its daemon's housekeeping work the name out apart: the same each time.
+    assert dispatch_helper_name(worker, 1) == dispatch_helper_name(worker, 1)
+    assert dispatch_helper_name(worker, 1).endswith("/dispatch1")
+    assert dispatch_helper_name("short", 7) == "short/dispatch7"
+    assert len(lease_name("w", "/" + "s" * 80)) == LEASE_NAME_LENGTH
+
+
+def test_the_columns_hold_a_lease_name_of_the_longest_length() -> None:
+    assert attempts.c.acquired_by.type.length == LEASE_NAME_LENGTH
+    assert store.accounts.c.acquired_by.type.length == LEASE_NAME_LENGTH
+
+
+@pytest.mark.parametrize("cut", [False, True])
+async def test_helpers_of_a_daemon_on_a_long_host_name_can_claim(
+    world: World, monkeypatch: pytest.MonkeyPatch, cut: bool
+) -> None:
+    plan(world, texts=1)
+    world.load(row("A-2", due_date="2026-10-30"))  # due, not planned yet
+    worker = "w" * 70 if cut else long_worker(monkeypatch)
+    dispatcher_name = dispatch_helper_name(worker, MAX_PID)
+    planner_name = plan_helper_name(worker, MAX_PID)
+    now = world.clock.now()
+    until = now + timedelta(minutes=5)
+    with world.engine.begin() as connection:
+        assert len(claim_queued_attempts(connection, dispatcher_name, now, until, 10)) == 1
+        assert len(claim_due_accounts(connection, planner_name, now, until, 10)) == 1
+    [stored] = rows_of(world.engine, attempts)
+    assert stored.acquired_by == dispatcher_name
+    assert planner_name in {a.acquired_by for a in rows_of(world.engine, store.accounts)}

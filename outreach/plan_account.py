@@ -118,7 +118,7 @@ def _cadence(
             None,
             None,
         )
-    zone = account.timezone or _first_zone(kit.rules, record.jurisdiction)
+    zone = account.timezone or home_zone(kit.rules, record.jurisdiction)
     facts = AccountFacts(
         due_date=account.due_date,
         balance=Decimal(account.balance_minor).scaleb(-currency_exponent(account.currency)),
@@ -303,6 +303,8 @@ def _held(record: DebtorRecord, kind: str, now: datetime) -> bool:
     )
 
 
-def _first_zone(rules: RuleSet, jurisdiction: str) -> str:
+def home_zone(rules: RuleSet, jurisdiction: str) -> str:
+    """The zone an account without one of its own counts its days in: its state's first,
+    else its country's first."""
     zones = rules.region_zones(jurisdiction) or rules.all_zones(jurisdiction.split("-")[0])
     return zones[0] if zones else "UTC"

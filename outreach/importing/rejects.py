@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from outreach.errors import DataFileError
+from outreach.importing.cells import spreadsheet_safe
 from outreach.importing.reader import FileFormat, RawRow
 
 
@@ -49,7 +50,8 @@ class RejectsWriter:
     def write(self, row_number: int, values: dict[str, Any], errors: list[str]) -> None:
         self.count += 1
         if self._csv is not None:
-            self._csv.writerow({**values, "row": row_number, "errors": "; ".join(errors)})
+            cells = {name: spreadsheet_safe(value) for name, value in values.items()}
+            self._csv.writerow({**cells, "row": row_number, "errors": "; ".join(errors)})
         else:
             # The row as it came, plus row and errors (which an import ignores): the file
             # can be corrected and imported again as it is.

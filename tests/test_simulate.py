@@ -1,0 +1,120 @@
+"""``outreach simulate``: the daemon's own plan and dispatch stages on a jumping clock, in
+a scratch copy of the accounts, forecasting who gets which step on which channel and when,
+and what is deferred or blocked and why. Nothing is sent and the real database is only
+read.
+
+The world is test_planner's: at ``NOW`` (Monday 2026-11-02 15:00 UTC, 10:00 in Boston) an
+account due on 2026-10-15 has overdue-10d due (sms, falling back to email); its next step,
+overdue-21d, falls due at midnight in Boston on 2026-11-05, when no one may be contacted:
+it waits for 08:00.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from outreach.clock import FixedClock
+from outreach.compliance_store import attempts, decisions
+from outreach.importing.account_rows import ImportDefaults
+from outreach.simulate import ForecastRow, simulate
+from tests.conftest import NOW, REPO
+from tests.test_cli import outreach
+from tests.test_import_accounts import row
+from tests.test_planner import World, make_settings, publish_templates, suppress
+
+
+def world_of(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults) -> World:
+    publish_templates(engine, clock)
+    return World(engine, make_settings(engine, tmp_path), clock, tmp_path, defaults)
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        return (
+            connection.execute(select(func.count()).select_from(attempts)).scalar_one(),
+            connection.execute(select(func.count()).select_from(decisions)).scalar_one(),
+        )
+
+
+def test_the_forecast_names_each_contact_its_local_time_and_each_wait(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("A-1"), row("STOPPED", phone="(617) 555-0102"))
+    suppress(engine, "sms", "+16175550102", "stop", NOW - timedelta(days=2))
+    rows = simulate(engine, world.settings, NOW, 4)
+
+    boston = "America/New_York"
+    window = f"MA_HOURS: it is 00:00 in {boston}; contact is allowed 08:00-21:00 local in {boston}"
+    assert [r for r in rows if r.account == "A-1"] == [
+        ForecastRow("2026-11-02", "10:00", boston, "A-1", "overdue-10d", "sms", "sent", ""),
+        ForecastRow("2026-11-05", "00:00", boston, "A-1", "overdue-21d", "voice", "deferred",
+                    window),
+        ForecastRow("2026-11-05", "08:00", boston, "A-1", "overdue-21d", "voice", "sent", ""),
+    ]  # fmt: skip
+    first_day = [(r.channel, r.outcome, r.detail) for r in rows
+                 if r.account == "STOPPED" and r.day == "2026-11-02"]  # fmt: skip
+    # Blocked on sms by the STOP, the step falls back to email.
+    assert sorted(first_day) == [
+        ("email", "sent", ""),
+        ("sms", "blocked", "CARRIER_STOP_KEYWORD: +16175550102 opted out of sms on 2026-10-31"),
+    ]
+    # Nothing was sent, and the real database was only read.
+    assert counts(engine) == (0, 0)
+    assert not (tmp_path / "outbox.jsonl").exists()
+    assert not world.settings.outbox_path.exists()
+
+
+def test_a_pattern_and_a_span_choose_what_is_forecast(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("A-1"), row("B-1", phone="(617) 555-0102"))
+    rows = simulate(engine, world.settings, NOW, 2, "A-*")
+    assert {r.account for r in rows} == {"A-1"}
+    assert [(r.day, r.step, r.outcome) for r in rows] == [("2026-11-02", "overdue-10d", "sent")]
+
+
+def test_the_cli_prints_the_days_and_writes_the_csv(
+    engine: Engine, env: dict[str, str], tmp_path: Path, clock: FixedClock,
+    defaults: ImportDefaults,
+) -> None:  # fmt: skip
+    world = world_of(engine, tmp_path, clock, defaults)
+    env.update(TEMPLATES_DIR=str(REPO / "templates"), CHANNELS_DIR=str(REPO / "channels"),
+               OUTBOX_PATH=str(tmp_path / "outbox.jsonl"))  # fmt: skip
+    world.load(row("A-1"), row("=EVIL", phone="(617) 555-0102"))  # a reference, not a formula
+    result = outreach("simulate", "--from", "2026-11-02T15:00:00+00:00", "--days", "4",
+                      "--csv", "forecast.csv", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2026-11-05" in result.stdout and "Forecast written to forecast.csv" in result.stdout
+    with (tmp_path / "forecast.csv").open(encoding="utf-8") as handle:
+        written = list(csv.DictReader(handle))
+    assert list(written[0]) == list(ForecastRow.__dataclass_fields__)
+    assert {r["account"] for r in written} == {"A-1", "'=EVIL"}  # no formula for a spreadsheet
+    assert {
+        (r["day"], r["local_time"], r["outcome"]) for r in written if r["account"] == "A-1"
+    } == {
+        ("2026-11-02", "10:00", "sent"),
+        ("2026-11-05", "00:00", "deferred"),
+        ("2026-11-05", "08:00", "sent"),
+    }
+    assert counts(engine) == (0, 0)
+    assert not (tmp_path / "outbox.jsonl").exists()
+
+
+def test_an_account_without_a_zone_of_its_own_is_shown_in_its_states(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    # A Californian with a New York mobile: the text waits for 08:00 Pacific, 11:00 in
+    # New York, and the forecast says so in the debtor's state's time.
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("CA-1", phone="(212) 555-0101", jurisdiction="US-CA"))
+    rows = simulate(engine, world.settings, NOW, 1)
+    assert [(r.day, r.local_time, r.zone, r.channel, r.outcome) for r in rows] == [
+        ("2026-11-02", "07:00", "America/Los_Angeles", "sms", "deferred"),
+        ("2026-11-02", "08:00", "America/Los_Angeles", "sms", "sent"),
+    ]

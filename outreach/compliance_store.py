@@ -151,6 +151,8 @@ def load_debtors(
             )
         )
     )
+    # The ledger keeps email addresses lower-cased; an address spelled otherwise (stored
+    # before, or by another writer) is still found for the account that spells it so.
     addresses = {p.address for rows in points.values() for p in rows}
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))

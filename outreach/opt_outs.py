@@ -83,6 +83,19 @@ def known_spelling(connection: Connection, channel: str, address: str) -> str:
     return str(spelled) if spelled is not None else address
 
 
+def ledger_address(channel: str, address: str) -> str:
+    """How the suppression ledger spells an address: email addresses lower-cased (one
+    mailbox, whatever case an import or a provider gave it), phone numbers as they are."""
+    return address.lower() if channel == "email" else address
+
+
+def _same_address(column: Any, channels: Sequence[str], address: str) -> Any:
+    """``column`` names ``address``: email addresses compared without case."""
+    if "email" in channels:
+        return func.lower(column) == address.lower()
+    return column == address
+
+
 def phone_or_email(channel: str) -> tuple[str, ...]:
     """The channels that share an address: a phone number texts and calls."""
     return ("email",) if channel == "email" else ("sms", "voice")
@@ -92,7 +105,10 @@ def accounts_using(connection: Connection, channels: Sequence[str], address: str
     return list(
         connection.execute(
             select(contact_points.c.account_id)
-            .where(contact_points.c.channel.in_(channels), contact_points.c.address == address)
+            .where(
+                contact_points.c.channel.in_(channels),
+                _same_address(contact_points.c.address, channels, address),
+            )
             .distinct()
             .order_by(contact_points.c.account_id)
         ).scalars()
@@ -128,6 +144,7 @@ def suppress(
     accounts: Iterable[int] | None = None,
 ) -> bool:
     """Suppress ``address`` on ``channel``; True when that is new (none was in force)."""
+    spelled, address = address, ledger_address(channel, address)
     active = connection.execute(
         select(suppressions.c.id).where(
             suppressions.c.channel == channel,
@@ -152,7 +169,7 @@ def suppress(
         owners = (
             accounts if accounts is not None else accounts_using(connection, (channel,), address)
         )
-        record(connection, owners, ComplianceEventKind.OPT_OUT, at, event, channel, address)
+        record(connection, owners, ComplianceEventKind.OPT_OUT, at, event, channel, spelled)
     return active is None
 
 
@@ -165,6 +182,7 @@ def opt_in(
     accounts: Iterable[int] | None = None,
 ) -> bool:
     """Lift the debtor's own opt-outs of ``address``; True when one was in force."""
+    spelled, address = address, ledger_address(channel, address)
     at = min(event.occurred_at, now)
     lifted = connection.execute(
         update(suppressions)
@@ -190,12 +208,13 @@ def opt_in(
         owners = (
             accounts if accounts is not None else accounts_using(connection, (channel,), address)
         )
-        record(connection, owners, ComplianceEventKind.OPT_IN, at, event, channel, address)
+        record(connection, owners, ComplianceEventKind.OPT_IN, at, event, channel, spelled)
     return bool(lifted)
 
 
 def opted_out(connection: Connection, channel: str, address: str) -> bool:
     """Whether the debtor's own opt-out of ``address`` is in force."""
+    address = ledger_address(channel, address)
     return (
         connection.execute(
             select(suppressions.c.id).where(
@@ -217,7 +236,7 @@ def mark_contact_points(
         update(contact_points)
         .where(
             contact_points.c.channel.in_(channels),
-            contact_points.c.address == address,
+            _same_address(contact_points.c.address, channels, address),
             contact_points.c.status == ContactStatus.ACTIVE,
         )
         .values(status=status, updated_at=now)

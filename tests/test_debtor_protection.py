@@ -7,16 +7,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from alembic import command
+from sqlalchemy import Engine, insert
 
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import inbox_messages, load_debtors, situation
+from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.events import apply_events
 from outreach.providers.base import EventType
-from outreach.store import accounts, suppressions
+from outreach.store import accounts, compliance_events, suppressions
 from tests.conftest import NOW
-from tests.eventdata import EMAIL, add_account, event, inbound, rows
+from tests.eventdata import EMAIL, OTHER_PHONE, PHONE, add_account, event, inbound, rows
 
 RULES = load_ruleset()
 
@@ -58,4 +60,51 @@ def test_text_with_a_nul_is_stored_without_it_and_acted_on(engine: Engine) -> No
     assert stored == [
         (None, "Please stop texting me I dispute this"),
         ("Re: balance", "Please stop emailing me, I dispute this."),
+    ]
+
+
+def test_an_unsubscribe_covers_every_spelling_of_the_address(engine: Engine) -> None:
+    # One mailbox, spelled differently by two imports.
+    first = add_account(engine, "R-1", email="Pat.Doe@example.com")
+    second = add_account(engine, "R-2", phone=OTHER_PHONE, email="pat.doe@example.com")
+    link = event(EventType.UNSUBSCRIBED, provider="outreach", kind="unsubscribe_link",
+                 to_address="Pat.Doe@example.com", suppression="unsubscribe")  # fmt: skip
+    apply_events(engine, [link], NOW)
+    (suppression,) = rows(engine, suppressions)
+    assert suppression.address == "pat.doe@example.com"
+    opted_out = {e.account_id for e in rows(engine, compliance_events, kind="opt_out")}
+    assert opted_out == {first, second}
+    # Each account decided on its own, as in a batch without the other.
+    assert verdict(engine, second, "email", "pat.doe@example.com")[0] == "block"
+    assert verdict(engine, first, "email", "pat.doe@example.com")[0] == "block"
+
+
+def test_an_opt_in_lifts_the_unsubscribe_in_any_case(engine: Engine) -> None:
+    account_id = add_account(engine)
+    unsubscribe = sendgrid(EventType.UNSUBSCRIBED, NOW, suppression="unsubscribe")
+    apply_events(engine, [unsubscribe], NOW)
+    later = NOW + timedelta(minutes=1)
+    resubscribe = event(EventType.OPTED_IN, provider="sendgrid_email", kind="event_webhook",
+                        at=later, to_address="PAT.DOE@EXAMPLE.COM")  # fmt: skip
+    apply_events(engine, [resubscribe], later)
+    assert [s.lifted_at for s in rows(engine, suppressions)] == [later]
+    assert account_id
+
+
+def test_the_migration_lower_cases_email_suppressions(engine: Engine) -> None:
+    command.downgrade(alembic_config(engine), "0006")
+    with engine.begin() as connection:
+        connection.execute(
+            insert(suppressions),
+            [{"channel": channel, "address": address, "reason": "unsubscribe",
+              "source": "test", "created_at": NOW}
+             for channel, address in (("email", "Pat.Doe@Example.com"),
+                                      ("email", "pat.doe@example.com"), ("sms", PHONE))],
+        )  # fmt: skip
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert [(s.channel, s.address) for s in rows(engine, suppressions)] == [
+        ("email", "pat.doe@example.com"),
+        ("email", "pat.doe@example.com"),
+        ("sms", PHONE),
     ]

@@ -238,7 +238,7 @@ def test_an_email_asking_to_unsubscribe_suppresses_the_address(engine: Engine) -
     (suppression,) = rows(engine, suppressions)
     assert (suppression.channel, suppression.address, suppression.reason) == (
         "email",
-        EMAIL,
+        EMAIL.lower(),
         "unsubscribe",
     )
     assert rows(engine, inbox_messages)[0].account_id == account_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import httpx
 from sqlalchemy import Engine
 
 from outreach.compliance_store import inbox_messages
@@ -22,6 +23,9 @@ from tests.web.conftest import (
     sendgrid_events,
     sendgrid_inbound,
 )
+
+# The suppression ledger spells email addresses in lower case.
+MAILBOX = EMAIL.lower()
 
 
 def _event(name: str, attempt_id: int, event_id: str, **extra: object) -> dict[str, object]:
@@ -104,7 +108,7 @@ def test_unsubscribes_spam_reports_bounces_and_drops_suppress(
     ]
     server.send(sendgrid_events(items, event_keys))
     found = sorted((s.address, s.reason) for s in rows(engine, suppressions))
-    assert found == [(EMAIL, "bounce"), (EMAIL, "complaint"), (EMAIL, "unsubscribe")]
+    assert found == [(MAILBOX, "bounce"), (MAILBOX, "complaint"), (MAILBOX, "unsubscribe")]
     assert all(s.provider_event_id is not None for s in rows(engine, suppressions))
 
 
@@ -143,7 +147,7 @@ def test_one_click_unsubscribe_works_without_a_login(engine: Engine, server: Ser
     first = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
     again = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
     assert (first.status_code, again.status_code) == (200, 200)
-    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(EMAIL, "unsubscribe")]
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(MAILBOX, "unsubscribe")]
     assert count(engine, provider_events) == 1
 
 
@@ -165,6 +169,15 @@ def test_a_one_click_url_with_a_wrong_token_is_refused(engine: Engine, server: S
     other = unsubscribe_token(SECRET_KEY, mail + 1)
     response = server.http.post(server.base + _one_click(mail, token=other), content=b"")
     assert response.status_code == 403
+    assert rows(engine, suppressions) == []
+
+
+def test_a_one_click_url_with_a_non_ascii_token_is_refused(engine: Engine, server: Server) -> None:
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    for token in ("%C3%A9", "%E2%80%8B" + unsubscribe_token(SECRET_KEY, mail)[1:]):
+        url = server.base + _one_click(mail, token=token)
+        assert server.http.post(url, content=b"List-Unsubscribe=One-Click").status_code == 403
+        assert server.http.get(url).status_code == 403
     assert rows(engine, suppressions) == []
 
 
@@ -198,6 +211,21 @@ def test_the_outbox_webhook(engine: Engine, server: Server) -> None:
     assert server.send(outbox_events(items, secret="another")).status_code == 403
     body = json.dumps(items).encode()
     assert server.send(replace(outbox_events(items), body=body + b" ")).status_code == 403
+
+
+def test_an_outbox_webhook_with_a_non_ascii_signature_is_refused(
+    engine: Engine, server: Server
+) -> None:
+    request = outbox_events([])
+    for signature in (b"\xe9", "é".encode(), b"\xe9" * 64):
+        headers = httpx.Headers(
+            [(b"Content-Type", b"application/json"), (b"X-Outreach-Signature", signature)]
+        )
+        response = server.http.post(
+            server.base + "/webhooks/outbox/events", content=request.body, headers=headers
+        )
+        assert response.status_code == 403
+    assert count(engine, provider_events) == 0
 
 
 def test_public_url_is_what_twilio_signed_not_where_we_listen(server: Server) -> None:

@@ -211,7 +211,8 @@ class Outbox(Provider):
     def verify(self, request: WebhookRequest) -> None:
         given = request.header(SIGNATURE_HEADER) or ""
         expected = sign(self.settings.secret_key.get_secret_value(), request.body)
-        if not hmac.compare_digest(expected, given):
+        # Signatures are ASCII (compare_digest would refuse other text with a TypeError).
+        if not given.isascii() or not hmac.compare_digest(expected, given):
             raise WebhookRejected(f"{SIGNATURE_HEADER} does not match the body")
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:

@@ -295,7 +295,9 @@ class SendgridEmail(Provider):
         if attempt_id is None:
             raise WebhookRejected("the unsubscribe URL names no attempt")
         expected = unsubscribe_token(self.settings.secret_key.get_secret_value(), attempt_id)
-        if not hmac.compare_digest(expected, query.get("token", "")):
+        token = query.get("token", "")
+        # Tokens are ASCII (compare_digest would refuse other text with a TypeError).
+        if not token.isascii() or not hmac.compare_digest(expected, token):
             raise WebhookRejected("the unsubscribe token does not match")
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:

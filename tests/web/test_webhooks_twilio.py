@@ -49,6 +49,19 @@ def test_a_forged_status_callback_is_refused_and_logged_without_its_payload(
     assert PHONE not in caplog.text and "SM0001" not in caplog.text
 
 
+@pytest.mark.parametrize("query", ["?bodySHA256=", "?bodySHA256=0f1e", ""])
+def test_a_forged_json_callback_is_refused(engine: Engine, server: Server, query: str) -> None:
+    # Twilio signs a JSON body through its hash in the URL; a forgery may carry none, an
+    # empty one or a wrong one.
+    response = server.http.post(
+        server.base + "/webhooks/twilio_sms/status" + query,
+        content=b'{"MessageStatus": "delivered", "MessageSid": "SM0001"}',
+        headers={"Content-Type": "application/json", "X-Twilio-Signature": "forged"},
+    )
+    assert response.status_code == 403
+    assert count(engine, provider_events) == 0
+
+
 def test_a_replayed_request_is_stored_once(engine: Engine, server: Server) -> None:
     add_attempt(engine, add_account(engine))
     request = sms_status("delivered")

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +33,7 @@ from outreach import heap
 from outreach.bulk import BulkStatement
 from outreach.clock import Clock
 from outreach.compliance.engine import evaluate
+from outreach.compliance.frequency import PastContact
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import (
     DebtorRecord,
@@ -44,7 +45,7 @@ from outreach.compliance_store import (
 )
 from outreach.config import Settings
 from outreach.errors import ChannelError
-from outreach.leases import StopFlag, claim_queued_attempts
+from outreach.leases import StopFlag, claim_queued_attempts, hold_sends, release_sends
 from outreach.models import AccountStatus, AttemptStatus
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
@@ -63,9 +64,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("outreach.dispatcher")
 
+# Refusals that count (a 503 is an outage and does not; see ``_outage``).
 MAX_TRIES = 8
-# How long a send may take before its attempt is presumed lost (then: unknown).
+# How long a send may take before its attempt is presumed lost (then: unknown). A batch in
+# flight renews it every quarter of it, so only a daemon that stopped loses its sends.
 SEND_LEASE = timedelta(minutes=2)
+# A send does not start with less lease than this left: its answer may take a connect
+# and a read timeout to come back, and it must come back before the lease ends.
+LEASE_MARGIN = timedelta(seconds=30)
+# How often (real seconds) a batch in flight records its outcomes and looks at its lease.
+KEEP_EVERY = 0.25
+# A message whose send starts this long after its compliance check is checked again,
+# with what is stored then (a STOP, a payment, a hold since).
+RECHECK_AFTER = timedelta(seconds=0.5)
+# A check holds for a message leaving up to this long after the instant it was made for
+# (the batch's decision, plus the message's rate-limit wait): compliance must allow it at
+# both ends. A message that has not left by then goes back to the queue.
+SEND_GRACE = timedelta(seconds=1)
 # A message waits at most this long (seconds) in the process for its sender's rate limit;
 # beyond that it stays queued and is looked at again after RATE_WAIT.
 RATE_HORIZON = 20.0
@@ -112,7 +127,58 @@ class Outcome:
     attempt: Any
     result: SendResult | None = None
     error: ChannelError | None = None
-    unsent: bool = False  # the daemon stopped before the request left
+    unsent: bool = False  # the request never left (a stop, a recheck, a lost lease)
+    # For an unsent attempt: what becomes of it (None: back in the queue as it was), the
+    # decision that held it back, and how the report counts it.
+    change: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None
+    counted: str = "requeued"
+    next_try_at: datetime | None = None
+
+
+@dataclass
+class _Ready:
+    """A message allowed to leave, once its rate-limit slot has come."""
+
+    row: Any
+    message: OutboundMessage
+    sender: str
+    wait: float  # seconds to its rate-limit slot
+    checked_at: datetime  # when compliance was last asked
+    leave_by: datetime  # the latest instant that check holds for
+
+
+@dataclass
+class _Flight:
+    """A batch being sent: its lease and what is still to record."""
+
+    lease_end: datetime
+    renewed_at: datetime
+    ids: set[int]  # marked sending, outcome not recorded yet
+    done: list[Outcome] = field(default_factory=list)
+    lost: set[int] = field(default_factory=set)  # taken by another daemon meanwhile
+    failure: Exception | None = None
+
+
+@dataclass(frozen=True)
+class _Decided:
+    verdict: str
+    not_before: datetime | None
+    codes: Sequence[str]
+    stored: dict[str, Any]
+    at: datetime
+
+    @property
+    def counted(self) -> str:
+        return "blocked" if self.verdict == "block" else "deferred"
+
+    def change(self, row: Any, now: datetime) -> dict[str, Any]:
+        if self.verdict == "defer":
+            return _change(row, AttemptStatus.QUEUED, now, next_try_at=self.not_before)
+        if self.at > now:
+            # Blocked only at a later instant than now: asked again then, not cancelled.
+            return _change(row, AttemptStatus.QUEUED, now, next_try_at=self.at)
+        return _change(row, AttemptStatus.CANCELLED, now, error=",".join(self.codes))
 
 
 def backoff(tries: int) -> timedelta:
@@ -157,6 +223,7 @@ class Dispatcher:
         self.channels = channels
         self.stop: StopFlag = stop or threading.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self._checks: list[tuple[_Ready, asyncio.Future[Outcome | None]]] = []
         self._pool: DispatchProcesses | None = None
 
     @property
@@ -277,17 +344,89 @@ class Dispatcher:
         now = self.clock.now()
         with self.engine.begin() as connection:
             ready = self._recheck(connection, rows, now, report)
-        outcomes = await asyncio.gather(*(self._send(*one) for one in ready))
-        with self.engine.begin() as connection:
-            self._record(connection, outcomes, report)
+        flight = _Flight(now + SEND_LEASE, now, {item.row.id for item in ready})
+        hold_sends(self.worker, flight.ids)
+        tasks = [asyncio.ensure_future(self._send_and_keep(item, flight)) for item in ready]
+        keeper = asyncio.ensure_future(self._keep(flight, report))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            keeper.cancel()
+            for task in tasks:
+                task.cancel()
+            # Whatever is not recorded by now is no longer in flight: housekeeping holds
+            # it for review once its lease ends.
+            release_sends(self.worker, flight.ids)
+        self._flush(flight, report)
+        if flight.failure is not None:
+            raise flight.failure
         heap.settle()  # what the first batch loaded stays; see outreach.heap
         return report
 
+    async def _send_and_keep(self, item: _Ready, flight: _Flight) -> None:
+        outcome = await self._send(item, flight)
+        flight.done.append(outcome)  # the list of the moment: flushes replace it
+
+    async def _keep(self, flight: _Flight, report: DispatchReport) -> None:
+        """While a batch is in flight: record outcomes as they come, and renew the lease
+        of what is still being sent, so that no housekeeping takes it for lost."""
+        while True:
+            await asyncio.sleep(KEEP_EVERY)
+            self._flush(flight, report)
+            now = self.clock.now()
+            if now >= flight.renewed_at + SEND_LEASE / 4 and flight.ids:
+                self._renew(flight, now)
+
+    def _renew(self, flight: _Flight, now: datetime) -> None:
+        until = now + SEND_LEASE + timedelta(seconds=RATE_HORIZON)
+        try:
+            with self.engine.begin() as connection:
+                kept = set(
+                    connection.execute(
+                        update(attempts)
+                        .where(
+                            attempts.c.id.in_(sorted(flight.ids)),
+                            attempts.c.acquired_by == self.worker,
+                        )
+                        .values(acquired_until=until)
+                        .returning(attempts.c.id)
+                    ).scalars()
+                )
+        except Exception:  # the lease is not renewed: sends stop when it runs short
+            log.exception("dispatch: could not renew the lease of %d send(s)", len(flight.ids))
+            return
+        flight.lease_end, flight.renewed_at = until, now
+        lost = flight.ids - kept
+        if lost:
+            flight.lost |= lost
+            log.error("dispatch: attempt(s) %s were taken from this daemon while in flight; "
+                      "what has not left is not sent", sorted(lost))  # fmt: skip
+
+    def _flush(self, flight: _Flight, report: DispatchReport) -> None:
+        """Record the outcomes that came since the last flush."""
+        if not flight.done or flight.failure is not None:
+            return
+        outcomes, flight.done = flight.done, []
+        try:
+            with self.engine.begin() as connection:
+                self._record(connection, outcomes, report)
+        except Exception as exc:
+            # Not retried: these stay ``sending`` and, out of flight, are held for review.
+            flight.failure = exc
+            return
+        ids = {outcome.attempt.id for outcome in outcomes}
+        flight.ids -= ids
+        release_sends(self.worker, ids)
+
     def _recheck(
         self, connection: Connection, rows: Sequence[Any], now: datetime, report: DispatchReport
-    ) -> list[tuple[Any, OutboundMessage, float]]:
+    ) -> list[_Ready]:
         """Compliance at the moment of sending; marks the allowed ones ``sending``, each with
-        its message and the seconds to wait for its sender's rate-limit slot."""
+        its message and the seconds to wait for its sender's rate-limit slot.
+
+        A message is allowed when compliance allows it now and at the latest instant it
+        may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one account
+        or to one address are decided in turn, each counting the ones allowed before it."""
         account_rows = {
             row.id: row
             for row in named_rows(
@@ -307,52 +446,61 @@ class Dispatcher:
         )
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
-        allowed: list[Any] = []
+        ready: list[_Ready] = []
+        to_address: dict[str, set[int]] = {}  # the batch's accounts by address
         for row in rows:
-            account = account_rows[row.account_id]
-            why_not = _account_closed(account, now) or _address_unused(records[account.id], row)
-            if why_not is not None:
-                changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
-                report.outcomes["cancelled"] += 1
-                continue
-            asked = situation(
-                records[account.id], row.channel, row.to_address, now, automated=row.automated
+            to_address.setdefault(_address_key(row), set()).add(row.account_id)
+        for turn in _turns(rows):
+            allowed: list[tuple[Any, dict[str, Any]]] = []
+            for row in turn:
+                account = account_rows[row.account_id]
+                record = records[account.id]
+                why_not = _account_closed(account, now) or _address_unused(record, row)
+                if why_not is not None:
+                    changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
+                    report.outcomes["cancelled"] += 1
+                    continue
+                decided = self._decide(record, row, now, now)
+                if decided.verdict == "allow":
+                    allowed.append((row, decided.stored))
+                    continue
+                decisions.append(decided.stored)
+                changes.append(decided.change(row, now))
+                report.outcomes[decided.counted] += 1
+            messages = [_message(row) for row, _ in allowed]
+            senders = [self.providers[m.channel].sender(m) for m in messages]
+            waits = self.limiter.reserve_many(
+                [(m.channel, sender) for m, sender in zip(messages, senders, strict=True)],
+                RATE_HORIZON,
             )
-            decision = evaluate(asked, self.rules)
-            decisions.append(
-                decision_row(
-                    account.id,
-                    decision,
-                    asked,
-                    stage="dispatch",
-                    decided_at=now,
-                    step_key=row.step_key,
-                    attempt_id=row.id,
-                )
-            )
-            if decision.verdict == "allow":
-                allowed.append(row)
-            elif decision.verdict == "defer":
-                changes.append(
-                    _change(row, AttemptStatus.QUEUED, now, next_try_at=decision.not_before)
-                )
-                report.outcomes["deferred"] += 1
-            else:
-                changes.append(
-                    _change(row, AttemptStatus.CANCELLED, now, error=",".join(decision.codes))
-                )
-                report.outcomes["blocked"] += 1
-        messages = [_message(row) for row in allowed]
-        waits = self.limiter.reserve_many(
-            [(m.channel, self.providers[m.channel].sender(m)) for m in messages], RATE_HORIZON
-        )
-        ready: list[tuple[Any, OutboundMessage, float]] = []
-        for row, message, wait in zip(allowed, messages, waits, strict=True):
-            if wait is None:  # the sender's rate is spent for now: a later tick sends it
-                changes.append(_change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT))
-                report.outcomes["rate_limited"] += 1
-            else:
-                ready.append((row, message, wait))
+            for (row, stored), message, sender, wait in zip(
+                allowed, messages, senders, waits, strict=True
+            ):
+                if wait is None:  # the sender's rate is spent for now: a later tick sends it
+                    decisions.append(stored)
+                    changes.append(
+                        _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
+                    )
+                    report.outcomes["rate_limited"] += 1
+                    continue
+                record = records[row.account_id]
+                leave_by = now + timedelta(seconds=wait) + SEND_GRACE
+                later = self._decide(record, row, leave_by, now)
+                if later.verdict != "allow":  # e.g. the window closes before it would leave
+                    decisions.append(later.stored)
+                    changes.append(later.change(row, now))
+                    report.outcomes[later.counted] += 1
+                    continue
+                decisions.append(stored)
+                ready.append(_Ready(row, message, sender, wait, now, leave_by))
+                # It counts in the history of the attempts decided after it.
+                contact = PastContact(
+                    at=now, channel=row.channel, direction="outbound", debts=(record.reference,),
+                    outcome="no_answer", to=_address_key(row), automated=row.automated,
+                )  # fmt: skip
+                for account_id in to_address[_address_key(row)] | {row.account_id}:
+                    other = records[account_id]
+                    records[account_id] = replace(other, history=(*other.history, contact))
         store_decisions(connection, decisions)
         _apply_changes(connection, changes, self.worker)
         # Committed with the batch before any request leaves: a crash from here on leaves
@@ -360,21 +508,56 @@ class Dispatcher:
         _MARK_SENDING.execute(
             connection,
             [
-                {"attempt_id": row.id, "lease_end": now + SEND_LEASE + timedelta(seconds=wait),
-                 "now": now}
-                for row, _, wait in ready
+                {"attempt_id": item.row.id,
+                 "lease_end": now + SEND_LEASE + timedelta(seconds=item.wait), "now": now}
+                for item in ready
             ],
         )  # fmt: skip
         return ready
 
-    async def _send(self, row: Any, message: OutboundMessage, wait: float) -> Outcome:
+    def _decide(self, record: DebtorRecord, row: Any, at: datetime, now: datetime) -> _Decided:
+        """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``."""
+        asked = situation(record, row.channel, row.to_address, at, automated=row.automated)
+        decision = evaluate(asked, self.rules)
+        stored = decision_row(
+            record.account_id, decision, asked, stage="dispatch", decided_at=now,
+            step_key=row.step_key, attempt_id=row.id,
+        )  # fmt: skip
+        return _Decided(decision.verdict, decision.not_before, decision.codes, stored, at)
+
+    async def _send(self, item: _Ready, flight: _Flight) -> Outcome:
+        row, message = item.row, item.message
         provider = self.providers[row.channel]
-        await self._pause(wait)  # outside the slots: a slow sender holds none
+        await self._pause(item.wait)  # outside the slots: a slow sender holds none
         if self.stopping:
             # Not sent: safe to put back in the queue for the next daemon.
             return Outcome(row, unsent=True)
+        held_up = self._slots.locked()
         async with self._slots:
             if self.stopping:  # stopped while waiting for a slot: it has not left either
+                return Outcome(row, unsent=True)
+            if held_up:
+                # Its rate-limit slot passed while it waited behind other requests: using
+                # it now would send together with the others held up. It takes a new one.
+                [wait] = self.limiter.reserve_many([(row.channel, item.sender)], RATE_HORIZON)
+                if wait is None:
+                    return Outcome(row, unsent=True, counted="rate_limited",
+                                   next_try_at=self.clock.now() + RATE_WAIT)  # fmt: skip
+                await self._pause(wait)
+                if self.stopping:
+                    return Outcome(row, unsent=True)
+            if self.clock.now() - item.checked_at > RECHECK_AFTER:
+                # It waited: what was decided for it may no longer hold (a STOP since, a
+                # window closing before it leaves). Asked again, with what is stored now.
+                refused = await self._check_again(item)
+                if refused is not None:
+                    return refused
+            now = self.clock.now()
+            if row.id in flight.lost or now >= flight.lease_end - LEASE_MARGIN:
+                # Its lease is gone, or too short for an answer to come back within it:
+                # another daemon may take it for lost. It is not sent.
+                return Outcome(row, unsent=True)
+            if now > item.leave_by:  # it would leave after the instant it was checked for
                 return Outcome(row, unsent=True)
             try:
                 return Outcome(row, result=await provider.send(message))
@@ -398,28 +581,116 @@ class Dispatcher:
             await self.limiter.wait(step)
             seconds -= step
 
+    async def _check_again(self, item: _Ready) -> Outcome | None:
+        """Compliance again for a message that waited, just before it leaves: None if it
+        may go (until ``item.leave_by``), else what becomes of it. The messages that ask in
+        the same turn of the event loop are checked together, one read for all."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome | None] = loop.create_future()
+        if not self._checks:
+            loop.call_soon(self._run_checks)
+        self._checks.append((item, future))
+        try:
+            return await future
+        except Exception:
+            log.exception("dispatch: attempt %s: could not check it again", item.row.id)
+            return Outcome(item.row, unsent=True)
+
+    def _run_checks(self) -> None:
+        checks, self._checks = self._checks, []
+        at = self.clock.now()
+        try:
+            with self.engine.connect() as connection:
+                found = self._check_waited(connection, [item for item, _ in checks], at)
+        except Exception as exc:
+            for _, future in checks:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(checks, found, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    def _check_waited(
+        self, connection: Connection, items: Sequence[_Ready], at: datetime
+    ) -> list[Outcome | None]:
+        account_rows = {
+            row.id: row
+            for row in named_rows(
+                connection.execute(
+                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
+                        among(connection, accounts.c.id, {i.row.account_id for i in items})
+                    )
+                )
+            )
+        }
+        records = load_debtors(
+            connection,
+            list(account_rows.values()),
+            at,
+            self.rules.lookback_days,
+            self.settings.default_region,
+        )
+        found: list[Outcome | None] = []
+        for item in items:
+            row = item.row
+            record = _without_itself(records[row.account_id], row)
+            why_not = _account_closed(account_rows[row.account_id], at) or _address_unused(
+                record, row
+            )
+            if why_not is not None:
+                change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)
+                found.append(Outcome(row, unsent=True, change=change, counted="cancelled"))
+                continue
+            leave_by = at + SEND_GRACE
+            decided = self._decide(record, row, at, at)
+            if decided.verdict == "allow":
+                decided = self._decide(record, row, leave_by, at)
+            if decided.verdict != "allow":
+                found.append(
+                    Outcome(row, unsent=True, change=decided.change(row, at),
+                            decision=decided.stored, counted=decided.counted)
+                )  # fmt: skip
+                continue
+            item.checked_at, item.leave_by = at, leave_by
+            found.append(None)
+        return found
+
     def _record(
         self, connection: Connection, outcomes: Sequence[Outcome], report: DispatchReport
     ) -> None:
         now = self.clock.now()
         changes: list[dict[str, Any]] = []
-        unsent = [outcome.attempt.id for outcome in outcomes if outcome.unsent]
-        if unsent:
-            # What never left is not a try: it goes back as it was, due at once, instead of
-            # counting towards MAX_TRIES (a daemon stopped often enough would fail a message
-            # it never sent) and waiting out a backoff meant for a provider's refusal.
+        decided = [outcome.decision for outcome in outcomes if outcome.decision is not None]
+        if decided:
+            store_decisions(connection, decided)
+        self._check_held(connection, outcomes)
+        # What never left, or never reached the provider, is not a try.
+        not_tried = [
+            outcome.attempt.id
+            for outcome in outcomes
+            if outcome.unsent or (outcome.error is not None and _outage(outcome.error))
+        ]
+        if not_tried:
+            # What never left goes back as it was instead of counting towards MAX_TRIES (a
+            # daemon stopped often enough would fail a message it never sent); an outage
+            # delays a message, it never uses up its tries.
             connection.execute(
                 update(attempts)
-                .where(attempts.c.id.in_(unsent), attempts.c.acquired_by == self.worker)
+                .where(attempts.c.id.in_(not_tried), attempts.c.acquired_by == self.worker)
                 .values(tries=attempts.c.tries - 1)
             )
         for outcome in outcomes:
             row, error = outcome.attempt, outcome.error
             if outcome.unsent:
-                change = _change(row, AttemptStatus.QUEUED, now, error=row.error_message)
-                change["new_error_code"] = row.error_code
-                changes.append(change)
-                report.outcomes["requeued"] += 1
+                if outcome.change is not None:
+                    changes.append(outcome.change)
+                else:  # as it was, due at once (or after RATE_WAIT for a rate spent)
+                    change = _change(row, AttemptStatus.QUEUED, now, error=row.error_message,
+                                     next_try_at=outcome.next_try_at or now)  # fmt: skip
+                    change["new_error_code"] = row.error_code
+                    changes.append(change)
+                report.outcomes[outcome.counted] += 1
                 continue
             if outcome.result is not None:
                 result = outcome.result
@@ -435,6 +706,12 @@ class Dispatcher:
                 changes.append(_failed(row, AttemptStatus.UNKNOWN, now, error))
                 report.outcomes["unknown"] += 1
                 log.warning("dispatch: attempt %s held for review: %s", row.id, error)
+            elif error.retryable and _outage(error):
+                wait = max(_outage_wait(row), timedelta(seconds=error.retry_after or 0))
+                changes.append(
+                    _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait)
+                )
+                report.outcomes["retry"] += 1
             elif error.retryable and tries < MAX_TRIES:
                 wait = max(backoff(tries), timedelta(seconds=error.retry_after or 0))
                 changes.append(
@@ -446,6 +723,31 @@ class Dispatcher:
                 report.outcomes["failed"] += 1
                 _note_address(connection, row, error, now)
         _apply_changes(connection, changes, self.worker)
+
+    def _check_held(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
+        """An outcome for an attempt this daemon no longer holds (another daemon's
+        housekeeping took it for lost) cannot be recorded: said loudly, with what the
+        provider answered, so that the attempt held for review can be settled."""
+        ids = [outcome.attempt.id for outcome in outcomes]
+        held = set(
+            connection.execute(
+                select(attempts.c.id).where(
+                    attempts.c.id.in_(ids), attempts.c.acquired_by == self.worker
+                )
+            ).scalars()
+        )
+        for outcome in outcomes:
+            if outcome.attempt.id in held:
+                continue
+            what = (
+                f"sent as {outcome.result.provider} {outcome.result.provider_message_id}"
+                if outcome.result is not None
+                else f"not sent ({outcome.error})"
+                if outcome.error is not None
+                else "not sent"
+            )
+            log.error("dispatch: attempt %s is no longer held by this daemon; its outcome is "
+                      "not recorded: %s", outcome.attempt.id, what)  # fmt: skip
 
 
 def _message(row: Any) -> OutboundMessage:
@@ -462,6 +764,63 @@ def _message(row: Any) -> OutboundMessage:
         tone=row.tone,
         locale=row.locale,
     )
+
+
+def _turns(rows: Sequence[Any]) -> list[list[Any]]:
+    """``rows`` in turns: each attempt comes a turn after the last one before it for the
+    same account or the same address, so that it is decided knowing what they did."""
+    turns: list[list[Any]] = []
+    last: dict[tuple[str, Any], int] = {}
+    for row in rows:
+        keys = (("account", row.account_id), ("address", _address_key(row)))
+        turn = max(last.get(key, -1) for key in keys) + 1
+        for key in keys:
+            last[key] = turn
+        if turn == len(turns):
+            turns.append([])
+        turns[turn].append(row)
+    return turns
+
+
+def _address_key(row: Any) -> str:
+    """As compliance compares addresses: email without case."""
+    address: str = row.to_address
+    return address.lower() if row.channel == "email" else address
+
+
+def _without_itself(record: DebtorRecord, row: Any) -> DebtorRecord:
+    """``record`` without ``row``'s own attempt, read back as ``sending`` (a placed contact):
+    a message must not count against its own caps."""
+    to = _address_key(row)
+    for index, past in enumerate(record.history):
+        if (past.direction, past.at, past.channel, past.to) == ("outbound", row.created_at,
+                                                                 row.channel, to):  # fmt: skip
+            history = record.history[:index] + record.history[index + 1 :]
+            return replace(record, history=history)
+    return record
+
+
+# Transport failures before the request left (as ``providers.failures`` names them).
+_NEVER_LEFT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "ProxyError"})
+
+
+def _outage(error: ChannelError) -> bool:
+    """The provider could not be reached, or asked us to slow down or come back later: the
+    message did not count as tried. It is retried, however long that lasts; compliance
+    is asked again when it is finally sent."""
+    if error.status_code is not None:
+        return error.status_code in (429, 503)
+    return error.retryable and error.code in _NEVER_LEFT
+
+
+def _outage_wait(row: Any) -> timedelta:
+    """Twice the last wait if that was a failure too (30 s at first), at most an hour: a
+    long outage is tried hourly, not every 30 s."""
+    first = backoff(1)
+    if row.error_code is None or row.next_try_at is None or row.updated_at is None:
+        return first
+    last: timedelta = row.next_try_at - row.updated_at
+    return min(max(last * 2, first), timedelta(hours=1))
 
 
 def _address_unused(record: DebtorRecord, row: Any) -> str | None:
@@ -517,6 +876,7 @@ _MARK_SENDING = BulkStatement(
         )
     )
 )
+_PROVIDERS_WORD = ("status", "error_code", "error_message")
 _CHANGE = BulkStatement(
     lambda _: (
         update(attempts)
@@ -527,19 +887,23 @@ _CHANGE = BulkStatement(
             **{
                 key: bindparam(f"new_{key}")
                 for key in (*_CHANGE_KEYS, "updated_at")
-                if key != "status"
+                if key not in _PROVIDERS_WORD
             },
-            # A webhook may have moved the attempt on (delivered) before its send is
-            # recorded: a status past queued and sending is the provider's word and stays.
-            status=case(
-                (
-                    # Plain comparisons: an IN list cannot be used with executemany.
-                    (attempts.c.status == literal(AttemptStatus.QUEUED.value))
-                    | (attempts.c.status == literal(AttemptStatus.SENDING.value)),
-                    bindparam("new_status"),
-                ),
-                else_=attempts.c.status,
-            ),
+            # A webhook may have moved the attempt on (delivered, failed with its error
+            # code) before its send is recorded: a status past queued and sending is the
+            # provider's word, and so are the error that came with it.
+            **{
+                key: case(
+                    (
+                        # Plain comparisons: an IN list cannot be used with executemany.
+                        (attempts.c.status == literal(AttemptStatus.QUEUED.value))
+                        | (attempts.c.status == literal(AttemptStatus.SENDING.value)),
+                        bindparam(f"new_{key}"),
+                    ),
+                    else_=attempts.c[key],
+                )
+                for key in _PROVIDERS_WORD
+            },
             acquired_by=None,
             acquired_until=None,
         )

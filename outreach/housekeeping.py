@@ -1,8 +1,9 @@
 """Housekeeping: what time alone changes.
 
 - An attempt still ``sending`` after its lease ended belongs to a daemon that stopped
-  mid-send: the provider may have taken it, so it becomes ``unknown`` for review (never
-  sent again on its own).
+  mid-send, or whose outcome could not be recorded: the provider may have taken it, so it
+  becomes ``unknown`` for review (never sent again on its own). A live dispatcher renews
+  the lease of what it is still sending.
 - A promise to pay whose day has passed unpaid is broken, and its account's outreach
   resumes.
 - A pause that has run out ends, and the account is due again.
@@ -18,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from outreach.compliance_store import attempts
+from outreach.leases import sends_in_flight
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
 from outreach.store import accounts, promises_to_pay
 
@@ -40,16 +42,20 @@ class Housekeeping:
 def housekeeping(
     engine: Engine, now: datetime, worker: str | None = None, *, helpers: Collection[str] = ()
 ) -> Housekeeping:
-    """``worker`` is the caller's own name and ``helpers`` its live dispatch processes':
-    their sends in flight are not lost, whatever their lease says (a slow rate limit, a
-    scaled demo clock). A helper that died is not among them: its sends are held."""
+    """``worker`` is the caller's own name and ``helpers`` its live dispatch processes'.
+    The caller's sends still in flight in this process (``sends_in_flight``) are not lost,
+    whatever their lease says; its other ``sending`` attempts (an outcome that could not be
+    recorded) are held like anyone's. A live helper's sends are all left alone; a helper
+    that died is not among them: its sends are held."""
     done = Housekeeping()
     with engine.begin() as connection:
         lost = (attempts.c.status == AttemptStatus.SENDING) & (attempts.c.acquired_until < now)
-        ours = [name for name in (worker, *helpers) if name is not None]
-        if ours:
-            holder = attempts.c.acquired_by
-            lost &= or_(holder.is_(None), holder.not_in(ours))
+        holder = attempts.c.acquired_by
+        if helpers:
+            lost &= or_(holder.is_(None), holder.not_in(list(helpers)))
+        flying = sends_in_flight(worker) if worker is not None else frozenset()
+        if flying:
+            lost &= or_(holder.is_(None), holder != worker, attempts.c.id.not_in(sorted(flying)))
         done.lost_sends = connection.execute(
             update(attempts)
             .where(lost)

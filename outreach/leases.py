@@ -9,7 +9,8 @@ lease to expire; the rows are then free to claim again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
@@ -125,3 +126,30 @@ def release_accounts(connection: Connection, worker: str, ids: Sequence[int]) ->
             .where(and_(accounts.c.id.in_(ids), accounts.c.acquired_by == worker))
             .values(acquired_by=None, acquired_until=None)
         )
+
+
+# The attempts each worker of this process is sending right now (marked ``sending``, their
+# outcome not recorded yet). Housekeeping runs on another thread and leaves exactly these
+# of its own worker's alone: a send whose outcome could not be recorded is no longer here,
+# so it is held for review once its lease ends, as after a crash.
+_in_flight: dict[str, set[int]] = {}
+_in_flight_lock = threading.Lock()
+
+
+def hold_sends(worker: str, ids: Iterable[int]) -> None:
+    with _in_flight_lock:
+        _in_flight.setdefault(worker, set()).update(ids)
+
+
+def release_sends(worker: str, ids: Iterable[int]) -> None:
+    with _in_flight_lock:
+        held = _in_flight.get(worker)
+        if held is not None:
+            held.difference_update(ids)
+            if not held:
+                del _in_flight[worker]
+
+
+def sends_in_flight(worker: str) -> frozenset[int]:
+    with _in_flight_lock:
+        return frozenset(_in_flight.get(worker, ()))

@@ -1,0 +1,319 @@
+"""The send path under time: compliance holds when each message leaves (not only when its
+batch was checked), attempts of one account in one batch count each other, a live batch
+keeps its lease, a sender's rate holds behind the concurrency limit, an outage delays and
+never drops. Some of these run on real time for a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+from sqlalchemy import Engine, insert
+from sqlalchemy.exc import OperationalError
+
+from outreach.channels import RateLimit, RateLimits, load_sms
+from outreach.clock import FixedClock, ScaledClock
+from outreach.compliance_store import attempts
+from outreach.dispatcher import Dispatcher, _outage
+from outreach.events import apply_events
+from outreach.housekeeping import housekeeping
+from outreach.importing.account_rows import ImportDefaults
+from outreach.providers.base import EventType, OutboundMessage, ProviderEvent, SendResult
+from outreach.providers.failures import transport_failure
+from outreach.providers.transport import make_http_client
+from outreach.providers.twilio_sms import TwilioSms
+from outreach.ratelimit import RateLimiter
+from tests.conftest import REPO
+from tests.test_dispatcher import (
+    FakeProvider,
+    dispatcher,
+    fake_sms,
+    planned,
+    the_attempt,
+)
+from tests.test_dispatcher import world as world
+from tests.test_import_accounts import row
+from tests.test_planner import WORKER, World, make_settings, publish_templates, rows_of, suppress
+
+pytestmark = pytest.mark.anyio
+
+WINDOW_END = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)  # 21:00 on 2026-11-02 in Boston
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class RunningClock:
+    """Real time passing from ``start``."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.origin = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.origin)
+
+
+class Recording(FakeProvider):
+    def __init__(self, clock: RunningClock) -> None:
+        super().__init__("sms")
+        self.clock = clock
+        self.at: list[tuple[str, datetime]] = []
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.at.append((message.to, self.clock.now()))
+        return await super().send(message)
+
+
+def one_a_second() -> RateLimiter:
+    return RateLimiter({"sms": RateLimits(default=RateLimit(per_second=1, burst=1))})
+
+
+# --- compliance when the message leaves --------------------------------------------------
+
+
+async def test_no_text_leaves_after_the_window_closes(world: World) -> None:
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 6)))
+    clock = RunningClock(WINDOW_END - timedelta(seconds=2.5))  # 20:59:57.5 in Boston
+    world.clock = clock  # type: ignore[assignment]
+    provider = Recording(clock)
+    report = await dispatcher(world, fake_sms(world, provider), one_a_second()).tick()
+    assert provider.at, "the first text leaves in time"
+    assert [at for _, at in provider.at if at >= WINDOW_END] == []
+    assert report.outcomes["sent"] == len(provider.at)
+    assert report.outcomes["deferred"] == 5 - len(provider.at)
+    tomorrow = datetime(2026, 11, 3, 13, tzinfo=UTC)  # 08:00 in Boston
+    waiting = [a for a in rows_of(world.engine, attempts) if a.status == "queued"]
+    assert {(a.next_try_at, a.tries, a.acquired_by) for a in waiting} == {(tomorrow, 0, None)}
+
+
+async def test_a_stop_stored_while_a_text_waits_for_its_slot_wins(world: World) -> None:
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    clock = RunningClock(world.clock.now())
+    world.clock = clock  # type: ignore[assignment]
+    provider = Recording(clock)
+
+    async def stop_arrives() -> None:
+        await asyncio.sleep(0.5)
+        suppress(world.engine, "sms", "+16175550103", "stop", clock.now())
+
+    arrival = asyncio.create_task(stop_arrives())
+    report = await dispatcher(world, fake_sms(world, provider), one_a_second()).tick()
+    await arrival
+    assert [to for to, _ in provider.at] == ["+16175550101", "+16175550102"]
+    assert dict(report.outcomes) == {"sent": 2, "blocked": 1}
+    stopped = [a for a in rows_of(world.engine, attempts) if a.to_address == "+16175550103"]
+    assert [(a.status, a.tries, a.error_message) for a in stopped] == [
+        ("cancelled", 0, "CARRIER_STOP_KEYWORD")
+    ]
+
+
+async def test_attempts_of_one_account_in_one_batch_count_each_other(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults
+) -> None:
+    evening = datetime(2026, 11, 3, 1, 59, 50, tzinfo=UTC)  # 20:59:50 in Boston
+    clock = FixedClock(evening)
+    publish_templates(engine, clock)
+    world = World(engine, make_settings(engine, tmp_path), clock, tmp_path, defaults)
+    ids = world.load(row("MA-1", due_date="2026-11-03"))  # Massachusetts: 2 texts in 7 days
+    sent = datetime(2026, 10, 30, 15, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(insert(attempts).values(
+            account_id=ids["MA-1"], idempotency_key="earlier", step_key="manual", channel="sms",
+            to_address="+16175550101", template_name="x", tone="firm", locale="en", body="x",
+            status="delivered", automated=True, created_at=sent, updated_at=sent, sent_at=sent,
+        ))  # fmt: skip
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    clock.set(evening + timedelta(seconds=10))  # 21:00: deferred to 08:00
+    assert dict((await dispatcher(world).tick()).outcomes) == {"deferred": 1}
+    clock.set(datetime(2026, 11, 3, 13, tzinfo=UTC))  # 08:00: the next step is due too
+    world.planner().tick()
+    report = await dispatcher(world).tick()
+    assert dict(report.outcomes) == {"sent": 1, "deferred": 1}
+    texts = [a for a in rows_of(engine, attempts) if a.sent_at is not None]
+    assert len(texts) == 2
+
+
+# --- a live batch keeps its lease --------------------------------------------------------
+
+
+class Slow(FakeProvider):
+    def __init__(self, seconds: float) -> None:
+        super().__init__("sms")
+        self.seconds = seconds
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        await asyncio.sleep(self.seconds)
+        return await super().send(message)
+
+
+async def test_a_live_daemons_slow_batch_is_not_taken_for_lost(world: World) -> None:
+    # 500 sends, 100 at a time, 25 s each on a clock 20 times faster than real time: the
+    # batch takes longer than a send's lease, and another daemon's housekeeping runs.
+    speed = 20.0
+    planned(world, *(row(f"A-{i}", phone=f"+1617{5550000 + i}") for i in range(500)))
+    world.clock = ScaledClock(world.clock.now(), speed)  # type: ignore[assignment]
+    provider = Slow(25 / speed)
+    send = dispatcher(world, fake_sms(world, provider), worker="daemon-A")
+    held = Counter[str]()
+
+    async def other_daemons_housekeeping() -> None:
+        while True:
+            await asyncio.sleep(30 / speed)
+            held["lost"] += housekeeping(world.engine, world.clock.now(), "daemon-B").lost_sends
+
+    other = asyncio.create_task(other_daemons_housekeeping())
+    report = await send.tick(max_attempts=500)
+    other.cancel()
+    assert held["lost"] == 0
+    assert dict(report.outcomes) == {"sent": 500}
+    assert Counter(a.status for a in rows_of(world.engine, attempts)) == {"sent": 500}
+
+
+async def test_a_send_whose_outcome_could_not_be_recorded_is_held_by_its_own_daemon(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned(world, row("A-1"))
+    provider = FakeProvider("sms")
+    send = dispatcher(world, fake_sms(world, provider))
+    record = Dispatcher._record
+    calls = Counter[str]()
+
+    def failing_once(self: Dispatcher, *args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("UPDATE attempt", {}, Exception("connection closed"))
+        record(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Dispatcher, "_record", failing_once)
+    with pytest.raises(OperationalError):
+        await send.tick()
+    assert len(provider.sent) == 1
+    world.clock.advance(timedelta(minutes=30))
+    assert housekeeping(world.engine, world.clock.now(), WORKER).lost_sends == 1
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.acquired_by) == ("unknown", None)
+
+
+# --- a sender's rate ---------------------------------------------------------------------
+
+
+class StallThenFlush(FakeProvider):
+    def __init__(self) -> None:
+        super().__init__("sms")
+        self.started: list[float] = []
+        self.release = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.started.append(time.monotonic())
+        if len(self.started) <= 4:
+            await self.release.wait()
+        return await super().send(message)
+
+
+async def test_a_senders_rate_holds_when_requests_were_held_up(world: World) -> None:
+    planned(world, *(row(f"A-{i}", phone=f"+1617{5550000 + i}") for i in range(12)))
+    provider = StallThenFlush()
+    limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=10, burst=1))})
+    send = Dispatcher(world.engine, world.settings, world.clock, WORKER,
+                      fake_sms(world, provider), limiter, concurrency=4)  # fmt: skip
+
+    async def flush() -> None:
+        await asyncio.sleep(1.0)
+        provider.release.set()
+
+    flusher = asyncio.create_task(flush())
+    report = await send.tick()
+    await flusher
+    assert dict(report.outcomes) == {"sent": 12}
+    gaps = [b - a for a, b in zip(provider.started, provider.started[1:], strict=False)]
+    # One every 100 ms, give or take the event loop's timer jitter.
+    assert min(gaps) > 0.09, gaps
+
+
+# --- what the provider says --------------------------------------------------------------
+
+
+class FailedBeforeRecorded(FakeProvider):
+    def __init__(self, world: World) -> None:
+        super().__init__("sms")
+        self.world = world
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        result = await super().send(message)
+        failed = ProviderEvent(
+            provider="twilio_sms", kind="message_status", event_type=EventType.FAILED,
+            dedupe_key=f"twilio_sms:status:{result.provider_message_id}:failed",
+            occurred_at=self.world.clock.now(), payload={"ErrorCode": "30006"},
+            provider_message_id=result.provider_message_id, attempt_id=message.attempt_id,
+            raw_status="failed", error_code="30006", outcome="failed",
+        )  # fmt: skip
+        apply_events(self.world.engine, [failed], self.world.clock.now())
+        return result
+
+
+async def test_an_early_failure_callback_keeps_its_error_code(world: World) -> None:
+    planned(world, row("A-1"))
+    await dispatcher(world, fake_sms(world, FailedBeforeRecorded(world))).tick()
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.outcome, attempt.error_code) == ("failed", "failed", "30006")
+    assert attempt.provider_message_id == "FK1"
+
+
+ACCOUNT_SID = "AC" + "c" * 32
+MESSAGES = f"https://twilio.test/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+
+
+def twilio(world: World, router: respx.MockRouter) -> TwilioSms:
+    settings = world.settings.model_copy(
+        update={
+            "secret_key": SecretStr("test-secret-key-a1b2c3d4e5"),
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": SecretStr("test-auth-token"),
+            "twilio_from_number": "+16175550100",
+            "twilio_api_base_url": "https://twilio.test",
+            "public_base_url": "https://outreach.example.com",
+        }
+    )
+    client = make_http_client(transport=httpx.MockTransport(router.handler))
+    return TwilioSms(settings, client, world.clock, load_sms(REPO / "channels"))
+
+
+@pytest.mark.parametrize("failure", ["refused", "throttled"])
+async def test_a_provider_outage_of_an_hour_delays_the_message(world: World, failure: str) -> None:
+    planned(world, row("A-1"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    down = (
+        httpx.ConnectError("connection refused")
+        if failure == "refused"
+        else httpx.Response(429, json={"code": 20429, "message": "Too Many Requests"})
+    )
+    route = router.post(MESSAGES).mock(side_effect=down)
+    send = dispatcher(world, fake_sms(world, twilio(world, router)))  # type: ignore[arg-type]
+    start = world.clock.now()
+    while world.clock.now() - start < timedelta(minutes=65):
+        await send.tick()
+        attempt = the_attempt(world)
+        assert (attempt.status, attempt.tries) == ("queued", 0), attempt.error_message
+        world.clock.set(max(attempt.next_try_at, world.clock.now() + timedelta(seconds=5)))
+    # Tried again less and less often, up to once an hour.
+    assert 5 <= route.call_count <= 10
+    route.mock(return_value=httpx.Response(201, json={"sid": "SM" + "a" * 32, "status": "queued"}))
+    await send.tick()
+    assert (the_attempt(world).status, the_attempt(world).tries) == ("sent", 1)
+
+
+def test_the_failures_that_never_left_are_the_transports() -> None:
+    for exc in (httpx.ConnectError("x"), httpx.ConnectTimeout("x"), httpx.PoolTimeout("x")):
+        error = transport_failure("twilio_sms", exc)
+        assert error.retryable and error.code is not None
+        assert _outage(error)
+    assert not _outage(transport_failure("twilio_sms", httpx.ReadTimeout("x")))

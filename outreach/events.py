@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Insert, Select, Update, bindparam, or
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outreach.attempt_status import RANK, Progress, advance, progress_of
-from outreach.channels import SmsReplies, load_sms
+from outreach.channels import SmsReplies, load_email, load_sms
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.models import ProviderEvent as ProviderEventRow
@@ -65,11 +65,15 @@ class EventPolicy:
     # Providers whose own keyword answers (STOP, START, HELP) reach the debtor: outreach
     # does not answer those a second time.
     keyword_answering_providers: frozenset[str] = KEYWORD_ANSWERING_PROVIDERS
+    # The List-Unsubscribe mailto addresses: mail to them is a request to stop email.
+    unsubscribe_mailboxes: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventPolicy:
         replies = load_sms(settings.channels_dir).replies
+        mailto = load_email(settings.channels_dir).unsubscribe_mailto
         return cls(
+            unsubscribe_mailboxes=frozenset({mailto} if mailto else ()),
             reply_pause=timedelta(days=settings.reply_pause_days),
             replies=replies,
             keyword_answering_providers=(
@@ -355,6 +359,7 @@ def _act(
             policy.reply_pause,
             policy.replies,
             answered_by_provider=event.provider in policy.keyword_answering_providers,
+            unsubscribe_mailboxes=policy.unsubscribe_mailboxes,
         )
     if address:
         act_on_address(connection, event, event_id, channel, address, now)

@@ -33,6 +33,13 @@ class InboxItem:
     body: str
     intent: str | None
     received_at: datetime
+    # The message it answers. Under no account, a message that names one of ours from an
+    # address its account does not have: an unverified sender, for an agent to check.
+    attempt_id: int | None = None
+
+    @property
+    def unverified_sender(self) -> bool:
+        return self.account_id is None and self.attempt_id is not None
 
 
 def open_replies(
@@ -130,4 +137,5 @@ def _item(row: Any) -> InboxItem:
         body=row.body,
         intent=row.intent,
         received_at=row.received_at,
+        attempt_id=row.attempt_id,
     )

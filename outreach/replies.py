@@ -5,23 +5,30 @@
   about another medium ("stop calling me" in a text) makes that medium prohibited for the
   account (Reg F 1006.14(h)). START/UNSTOP lift the debtor's own opt-out; HELP gets the
   help text. Where the provider answers its own keywords, outreach does not answer twice.
+- Mail to the unsubscribe mailbox (the List-Unsubscribe mailto), or with the subject
+  "unsubscribe", is a request to stop email. A request to stop that names our message also
+  suppresses the address that message went to, when the debtor wrote from another one.
 - Anything that is not only a keyword lands in the inbox, matched to its account by the
   message it answers or by the sender's address (no match: an unknown sender), classified
   (``outreach.intents``). It pauses the account's cadence until an agent handles it; an
   attorney, cease or dispute statement records that compliance event (which blocks
-  outreach) and flags the account; "wrong number" marks the contact point.
+  outreach) and flags the account; "wrong number" marks the contact point. A message that
+  names our message (the ``+N`` of the reply-to) from an address that account does not have
+  is kept for an agent as from an unverified sender: anyone can write to that address, so
+  it neither pauses nor puts a hold on the account it names.
 Every answer outreach gives is kept in the inbox thread as an outbound, handled message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, or_, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from outreach.channels import SmsReplies
 from outreach.compliance_store import inbox_messages
@@ -39,6 +46,7 @@ from outreach.intents import (
 from outreach.models import ComplianceEventKind, ContactStatus, InboxStatus, SuppressionReason
 from outreach.opt_outs import (
     accounts_using,
+    ledger_address,
     mark_contact_points,
     opt_in,
     opted_out,
@@ -49,6 +57,7 @@ from outreach.opt_outs import (
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.providers.keywords import normalize
 from outreach.store import accounts as account_table
+from outreach.store import contact_points
 
 log = logging.getLogger("outreach.replies")
 
@@ -74,6 +83,15 @@ class Received:
     address: str  # the sender's
 
 
+@dataclass(frozen=True)
+class _Senders:
+    """Whose message it is: the accounts with the sender's address, and the account of the
+    message it names, if the sender is not one of its addresses (unverified)."""
+
+    owners: list[int]
+    unverified: int | None  # the named attempt's account
+
+
 def receive(
     connection: Connection,
     message: Received,
@@ -82,18 +100,23 @@ def receive(
     replies: SmsReplies,
     *,
     answered_by_provider: bool,
+    unsubscribe_mailboxes: Collection[str] = (),
 ) -> str | None:
     """Act on a message from the debtor; the text to answer it with, if any (at most one)."""
     event, channel = message.event, message.channel
     text = reply_text(event.body or "") if channel == "email" else (event.body or "")
     said = keyword(text)
-    owners = _owners(connection, message)
+    senders = _senders(connection, message)
+    owners = senders.owners
     # The provider recognized a keyword itself (and, where it answers them, answered).
     silent = answered_by_provider and event.event_type in _KEYWORD_EVENTS
     answer: tuple[Keyword, str] | None = None
     stop = None if said in (Keyword.OPT_IN, Keyword.HELP) else stop_request(text, channel)
-    if event.event_type == EventType.OPTED_OUT and stop is None:
+    unsubscribing = channel == "email" and _unsubscribe_mail(event, unsubscribe_mailboxes)
+    if (event.event_type == EventType.OPTED_OUT or unsubscribing) and stop is None:
         stop = StopRequest(frozenset({channel}))
+    if unsubscribing and said is None and _only_an_instruction(text, channel):
+        said = Keyword.OPT_OUT  # what a mail client sends for List-Unsubscribe: no reply
     if stop is not None:
         if _stop(connection, message, stop, owners, now):
             answer = (Keyword.OPT_OUT, replies.opt_out_confirmation)
@@ -106,7 +129,7 @@ def receive(
     elif event.event_type == EventType.HELP_REQUESTED or said is Keyword.HELP:
         answer = (Keyword.HELP, replies.help)
     if said is None and not (event.event_type in _KEYWORD_EVENTS and not text.strip()):
-        _to_inbox(connection, message, text, owners, now, pause)
+        _to_inbox(connection, message, text, senders, now, pause)
     # Texts go back on SMS only, and only where the provider did not answer already.
     if answer is None or silent or channel != "sms":
         return None
@@ -115,13 +138,71 @@ def receive(
     return answer[1]
 
 
-def _owners(connection: Connection, message: Received) -> list[int]:
-    """The accounts a message concerns: the one whose message it answers, and every account
-    with the sender's address."""
-    found = accounts_using(connection, phone_or_email(message.channel), message.address)
-    if message.attempt is not None and message.attempt.account_id not in found:
-        found.insert(0, message.attempt.account_id)
+def _senders(connection: Connection, message: Received) -> _Senders:
+    """The accounts a message concerns: every account with the sender's address, and the
+    one whose message it answers when the sender is one of that account's addresses."""
+    channels = phone_or_email(message.channel)
+    found = accounts_using(connection, channels, message.address)
+    attempt = message.attempt
+    if attempt is None or attempt.account_id in found:
+        return _Senders(found, None)
+    if _has_address(connection, attempt, message.channel, message.address):
+        return _Senders([attempt.account_id, *found], None)
+    return _Senders(found, int(attempt.account_id))
+
+
+def _has_address(connection: Connection, attempt: Any, channel: str, sender: str) -> bool:
+    """Whether ``sender`` is the attempt's address or one of its account's (in any status:
+    a debtor may write from an address marked invalid)."""
+    spelled = ledger_address(channel, sender)
+    if ledger_address(channel, str(attempt.to_address)) == spelled:
+        return True
+    column = contact_points.c.address
+    same = func.lower(column) == spelled if channel == "email" else column == spelled
+    found = connection.execute(
+        select(contact_points.c.id)
+        .where(
+            contact_points.c.account_id == attempt.account_id,
+            contact_points.c.channel.in_(phone_or_email(channel)),
+            same,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def _unsubscribe_mail(event: ProviderEvent, mailboxes: Collection[str]) -> bool:
+    """An email that asks to unsubscribe by where it went or what its subject says: the
+    List-Unsubscribe mailto gives both, and a mail client may add a body of its own."""
+    if keyword(event.subject or "") is Keyword.OPT_OUT:
+        return True
+    wanted = {_mailbox(address) for address in mailboxes}
+    return bool(wanted) and any(_mailbox(to) in wanted for to in _recipients(event))
+
+
+def _recipients(event: ProviderEvent) -> list[str]:
+    """Where an inbound email went: its To header and the envelope's recipients."""
+    found = [event.to_address] if event.to_address else []
+    envelope = event.payload.get("envelope") if isinstance(event.payload, dict) else None
+    try:
+        loaded = json.loads(envelope) if isinstance(envelope, str) else None
+    except ValueError:
+        loaded = None
+    if isinstance(loaded, dict) and isinstance(loaded.get("to"), list):
+        found += [str(address) for address in loaded["to"] if isinstance(address, str)]
     return found
+
+
+def _mailbox(address: str) -> str:
+    """An address without case and without a ``+tag`` on its local part."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}" if at else address.strip().lower()
+
+
+def _only_an_instruction(text: str, channel: str) -> bool:
+    """Nothing in the message an agent must read: empty, a keyword, or words that show no
+    intent but stopping (a mail client's "This message was automatically generated")."""
+    return classify(text, channel).intent in (Intent.OTHER, Intent.OPT_OUT) or not text.strip()
 
 
 def _stop(
@@ -143,6 +224,18 @@ def _stop(
     reason = event.suppression or (
         SuppressionReason.UNSUBSCRIBE if channel == "email" else SuppressionReason.STOP
     )
+    # The message we sent went to another address of the debtor's (an alias, a relay, an
+    # old mailbox): the opt-out is about that address too (1006.6(e)). Suppressing it is
+    # the safe side even when the sender is not verified.
+    attempt = message.attempt
+    if (
+        attempt is not None
+        and attempt.channel == channel
+        and ledger_address(channel, str(attempt.to_address))
+        != ledger_address(channel, message.address)
+    ):
+        suppress(connection, event, message.event_id, channel, str(attempt.to_address), reason,
+                 now)  # fmt: skip
     return suppress(
         connection, event, message.event_id, channel, message.address, reason, now, owners
     )
@@ -152,11 +245,12 @@ def _to_inbox(
     connection: Connection,
     message: Received,
     text: str,
-    owners: Sequence[int],
+    senders: _Senders,
     now: datetime,
     pause: timedelta,
 ) -> None:
     event = message.event
+    owners = senders.owners
     found = classify(text, message.channel)
     inbox_ids = {
         owner: _inbox_row(
@@ -164,8 +258,19 @@ def _to_inbox(
         )
         for owner in _or_unknown(owners)
     }
+    if senders.unverified is not None and owners:
+        # Kept under no account, naming the message it claims to answer, for an agent.
+        _inbox_row(connection, message, None, found.intent, "inbound", event.body or "", now)
+    if senders.unverified is not None:
+        log.info(
+            "events: a %s reply names account %s's message from an address it does not have; "
+            "it is in the inbox as from an unverified sender",
+            message.channel,
+            senders.unverified,
+        )
     if not owners:
-        log.info("events: a %s reply from an unknown sender is in the inbox", message.channel)
+        if senders.unverified is None:
+            log.info("events: a %s reply from an unknown sender is in the inbox", message.channel)
         return
     _pause(connection, owners, now, pause)
     _holds(connection, message, found, inbox_ids, now)
@@ -191,10 +296,16 @@ def _inbox_row(
     event = message.event
     inbound = direction == "inbound"
     ours = event.to_address or ""
+    attempt = message.attempt
+    # The message it answers, on its own account's row; on a row under no account, the
+    # message it names (an unknown or unverified sender); on another account's, none.
+    answered = (
+        attempt.id if attempt is not None and account_id in (None, attempt.account_id) else None
+    )
     values = {
         "account_id": account_id,
         "provider_event_id": message.event_id,
-        "attempt_id": message.attempt.id if message.attempt is not None else None,
+        "attempt_id": answered,
         "direction": direction,
         "channel": message.channel,
         "from_address": (message.address if inbound else ours)[:320],

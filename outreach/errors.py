@@ -43,9 +43,10 @@ class CadenceError(OutreachError):
 class ChannelError(OutreachError):
     """A provider did not take a message.
 
-    ``retryable``: sending again is safe (nothing was accepted: 429, 5xx, or the request
-    never left). ``ambiguous``: the request left and no answer came back, so the provider
-    may have accepted it; the attempt must be held for review, never resent on its own.
+    ``retryable``: sending again is safe (nothing was accepted: 429, 503, or the request
+    never left). ``ambiguous``: the request left and no clear answer came back (a timeout,
+    another 5xx, a success without the provider's id), so the provider may have accepted
+    it; the attempt must be held for review, never resent on its own.
     Neither: the provider refused it for good (most 4xx). ``suppression`` and
     ``contact_status`` carry what the refusal says about the address (an opt-out, a number
     that cannot receive) for the events stage to record. The message never holds a secret.

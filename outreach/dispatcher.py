@@ -47,6 +47,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError
 from outreach.leases import StopFlag, claim_queued_attempts, hold_sends, release_sends
 from outreach.models import AccountStatus, AttemptStatus
+from outreach.opt_outs import ledger_address
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
@@ -921,7 +922,8 @@ def _note_address(connection: Connection, row: Any, error: ChannelError, now: da
     if error.suppression:
         connection.execute(
             suppressions.insert().values(
-                channel=row.channel, address=row.to_address, reason=error.suppression,
+                channel=row.channel, address=ledger_address(row.channel, row.to_address),
+                reason=error.suppression,
                 source=f"{error.provider} refused attempt {row.id} ({error.code})"[:500],
                 created_at=now,
             )

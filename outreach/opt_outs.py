@@ -89,7 +89,7 @@ def ledger_address(channel: str, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
-def _same_address(column: Any, channels: Sequence[str], address: str) -> Any:
+def same_address(column: Any, channels: Sequence[str], address: str) -> Any:
     """``column`` names ``address``: email addresses compared without case."""
     if "email" in channels:
         return func.lower(column) == address.lower()
@@ -107,7 +107,7 @@ def accounts_using(connection: Connection, channels: Sequence[str], address: str
             select(contact_points.c.account_id)
             .where(
                 contact_points.c.channel.in_(channels),
-                _same_address(contact_points.c.address, channels, address),
+                same_address(contact_points.c.address, channels, address),
             )
             .distinct()
             .order_by(contact_points.c.account_id)
@@ -236,7 +236,7 @@ def mark_contact_points(
         update(contact_points)
         .where(
             contact_points.c.channel.in_(channels),
-            _same_address(contact_points.c.address, channels, address),
+            same_address(contact_points.c.address, channels, address),
             contact_points.c.status == ContactStatus.ACTIVE,
         )
         .values(status=status, updated_at=now)

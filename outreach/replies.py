@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from outreach.channels import SmsReplies
 from outreach.compliance_store import inbox_messages
@@ -52,6 +52,7 @@ from outreach.opt_outs import (
     opted_out,
     phone_or_email,
     record,
+    same_address,
     suppress,
 )
 from outreach.providers.base import EventType, ProviderEvent
@@ -157,14 +158,12 @@ def _has_address(connection: Connection, attempt: Any, channel: str, sender: str
     spelled = ledger_address(channel, sender)
     if ledger_address(channel, str(attempt.to_address)) == spelled:
         return True
-    column = contact_points.c.address
-    same = func.lower(column) == spelled if channel == "email" else column == spelled
     found = connection.execute(
         select(contact_points.c.id)
         .where(
             contact_points.c.account_id == attempt.account_id,
             contact_points.c.channel.in_(phone_or_email(channel)),
-            same,
+            same_address(contact_points.c.address, (channel,), sender),
         )
         .limit(1)
     ).first()

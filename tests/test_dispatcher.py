@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -23,7 +24,7 @@ from outreach import heap, store
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
-from outreach.dispatcher import MAX_TRIES, SEND_LEASE, Dispatcher
+from outreach.dispatcher import MAX_TRIES, SEND_LEASE, Dispatcher, _note_address
 from outreach.errors import ChannelError, WebhookRejected
 from outreach.events import apply_events
 from outreach.housekeeping import housekeeping
@@ -671,3 +672,15 @@ async def test_a_dispatched_batch_settles_the_heap(
     monkeypatch.setattr(heap, "settle", lambda: settled.append(True) or True)
     assert (await dispatcher(world).tick()).claimed == 1
     assert settled == [True]
+
+
+def test_an_email_refusal_notes_the_mailbox_lower_cased(world: World) -> None:
+    # The suppression ledger spells email addresses lower-cased: found for every account
+    # with the mailbox, whatever case each was imported in.
+    refused = SimpleNamespace(id=7, account_id=1, channel="email", to_address="Pat.Doe@Example.NET")
+    error = ChannelError("unsubscribed", provider="fake", code="unsubscribe", status_code=400,
+                         suppression="unsubscribe")  # fmt: skip
+    with world.engine.begin() as connection:
+        _note_address(connection, refused, error, NOW)
+    [noted] = rows_of(world.engine, store.suppressions)
+    assert (noted.channel, noted.address) == ("email", "pat.doe@example.net")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import Index, Time, UniqueConstraint
+from sqlalchemy import Index, Time, UniqueConstraint, column, func
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import money, reference_to, short, when
@@ -81,8 +81,10 @@ class ContactPoint(SQLModel, table=True):
     __tablename__ = "contact_point"
     __table_args__ = (
         UniqueConstraint("account_id", "channel", "address"),
-        # Inbound messages are matched to accounts by address.
+        # Inbound messages are matched to accounts by address; email addresses without
+        # case, so by their lower-cased spelling too.
         Index("ix_contact_point_address", "channel", "address"),
+        Index("ix_contact_point_address_lower", "channel", func.lower(column("address"))),
     )
 
     id: int | None = Field(default=None, primary_key=True)

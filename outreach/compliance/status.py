@@ -66,6 +66,9 @@ def counts(event: Event, now: datetime) -> bool:
     return event.at <= now or event.kind in RESTRICTING
 
 
+PHONE_CHANNELS = ("sms", "voice")
+
+
 def _past(situation: Situation) -> list[Event]:
     if not situation.events:
         return []
@@ -168,18 +171,33 @@ def consent_state(situation: Situation) -> tuple[bool, bool]:
     on that channel (CTIA C-7), change it in time order. A prohibited medium ("stop calling
     me") revokes consent on every address of that medium, whoever collects (47 CFR
     64.1200(a)(10): revocation by any reasonable means); the opt-in that allows the medium
-    again restores what held before it.
+    again restores what held before it. A number's opt-out on one phone channel (STOP to a
+    text, a do-not-call request) revokes consent to automated contact on the other too, and
+    its opt-in there gives it back: revocation in reply to one kind of robocall or robotext
+    covers all of them from that caller (64.1200(a)(10), the FCC's "revoke-all").
     """
     contact = situation.contact
     consented = situation.debtor.recorded_consent(contact.channel, contact.to)
     revoked = False
     before_prohibition: tuple[bool, bool] | None = None
+    phone = contact.channel in PHONE_CHANNELS
     for event in _past(situation):
-        if event.address not in (None, contact.to) or event.channel not in (None, contact.channel):
+        if event.address not in (None, contact.to):
+            continue
+        # A number's STOP or START on the other phone channel speaks for the number: a
+        # revocation binds the caller's automated calls and texts alike (T-6, T-9).
+        other_phone_channel = (
+            phone
+            and event.address is not None
+            and event.channel in PHONE_CHANNELS
+            and event.channel != contact.channel
+            and event.kind in ("opt_out", "opt_in")
+        )
+        if event.channel not in (None, contact.channel) and not other_phone_channel:
             continue
         if event.kind == "consent" or (event.kind == "opt_in" and event.address is not None):
             consented, revoked, before_prohibition = True, False, None
-        elif event.kind == "consent_revoked":
+        elif event.kind == "consent_revoked" or (event.kind == "opt_out" and other_phone_channel):
             consented, revoked, before_prohibition = False, True, None
         elif event.kind == "prohibited_medium":
             if before_prohibition is None:

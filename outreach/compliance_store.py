@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Result, select
+from sqlalchemy import Connection, Result, String, func, select, type_coerce
 from sqlalchemy.engine import Dialect
 
 from outreach.bulk import BulkStatement, PreparedRows
@@ -35,6 +35,7 @@ from outreach.models import (
 )
 from outreach.models import Decision as DecisionModel
 from outreach.records import quick_init
+from outreach.store import accounts as accounts_table
 from outreach.store import (
     among,
     columns_of,
@@ -156,9 +157,85 @@ def load_debtors(
     addresses = {p.address for rows in points.values() for p in rows}
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))
+    shared = _shared_history(connection, accounts, points, placed, since)
     return debtor_records(
-        accounts, points, events, designated, placed, replies, opted_out, default_country
-    )
+        accounts, points, events, designated, placed, replies, opted_out, default_country,
+        shared=shared,
+    )  # fmt: skip
+
+
+def _owner_key(channel: str, address: str) -> tuple[str, str]:
+    """Who an address reaches: a number texts and calls, a mailbox has one owner in any case."""
+    return ("email", address.lower()) if channel == "email" else ("phone", address)
+
+
+def _shared_history(
+    connection: Connection,
+    accounts: Sequence[Any],
+    points: dict[int, list[Any]],
+    placed: dict[int, list[Any]],
+    since: datetime,
+) -> dict[int, list[PastContact]]:
+    """Contacts placed through the debtor's other accounts: accounts that share a phone
+    number or a mailbox are one person with several debts. Each contact keeps its own debt,
+    so caps per debtor and per address count it and caps per debt do not."""
+    users: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for account_id, rows in points.items():
+        for point in rows:
+            users[_owner_key(point.channel, point.address)].add(account_id)
+    if not users:
+        return {}
+    ids = [row.id for row in accounts]
+    phones = [address for kind, address in users if kind == "phone"]
+    mailboxes = [address for kind, address in users if kind == "email"]
+    lowered = type_coerce(func.lower(contact_points.c.address), String)
+    for channels, column, wanted in (
+        (("sms", "voice"), contact_points.c.address, phones),
+        (("email",), lowered, mailboxes),
+    ):
+        if not wanted:
+            continue
+        for other in connection.execute(
+            select(contact_points.c.account_id, contact_points.c.channel,
+                   contact_points.c.address).where(
+                contact_points.c.channel.in_(channels),
+                among(connection, column, wanted),
+                ~among(connection, contact_points.c.account_id, ids),
+            )
+        ):  # fmt: skip
+            users[_owner_key(other.channel, other.address)].add(other.account_id)
+    shared_with: dict[int, set[int]] = defaultdict(set)
+    for sharing in users.values():
+        if len(sharing) > 1:
+            for account_id in sharing:
+                shared_with[account_id] |= sharing - {account_id}
+    if not shared_with:
+        return {}
+    reference = {row.id: row.reference for row in accounts}
+    outside = {other for others in shared_with.values() for other in others} - reference.keys()
+    placed_elsewhere: dict[int, list[Any]] = {}
+    if outside:
+        found = connection.execute(
+            select(accounts_table.c.reference, *columns_of(attempts, PLACED_COLUMNS))
+            .join(accounts_table, accounts_table.c.id == attempts.c.account_id)
+            .where(
+                among(connection, attempts.c.account_id, sorted(outside)),
+                attempts.c.status.in_(PLACED),
+                attempts.c.created_at >= since,
+            )
+        )
+        for row in named_rows(found):
+            reference[row.account_id] = row.reference
+            placed_elsewhere.setdefault(row.account_id, []).append(row)
+    return {
+        account_id: [
+            _placed(reference[other], attempt)
+            for other in sorted(others)
+            for attempt in placed.get(other) or placed_elsewhere.get(other) or ()
+        ]
+        for account_id, others in shared_with.items()
+        if account_id in points
+    }
 
 
 def debtor_records(
@@ -170,9 +247,12 @@ def debtor_records(
     replies: dict[int, list[Any]],
     opted_out: dict[tuple[str, str], list[Event]],
     default_country: str,
+    *,
+    shared: dict[int, list[PastContact]] | None = None,
 ) -> dict[int, DebtorRecord]:
     """The records from rows already read, grouped by account id (rows or ORM objects:
-    only their attributes are read). Sorts each account's contact points in place."""
+    only their attributes are read). Sorts each account's contact points in place.
+    ``shared``: contacts placed through the debtor's other accounts, by account id."""
     records = {}
     for row in accounts:
         # Best first on each channel; sorted once here for the record and the debtor.
@@ -187,6 +267,7 @@ def debtor_records(
         if len(own_events) > 1:
             own_events.sort(key=_event_at)
         past, answered = placed.get(row.id), replies.get(row.id)
+        elsewhere = shared.get(row.id) if shared else None
         records[row.id] = DebtorRecord(
             account_id=row.id,
             reference=row.reference,
@@ -196,8 +277,9 @@ def debtor_records(
             history=tuple(
                 [_placed(row.reference, a) for a in past or ()]
                 + [_reply(row.reference, m) for m in answered or ()]
+                + (elsewhere or [])
             )
-            if past or answered
+            if past or answered or elsewhere
             else (),
             events=tuple(own_events),
             points=tuple([(p.channel, _address(p.channel, p.address), p.id) for p in own_points]),

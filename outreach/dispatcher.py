@@ -792,10 +792,11 @@ def _address_key(row: Any) -> str:
 def _without_itself(record: DebtorRecord, row: Any) -> DebtorRecord:
     """``record`` without ``row``'s own attempt, read back as ``sending`` (a placed contact):
     a message must not count against its own caps."""
-    to = _address_key(row)
+    # The debt tells it from a contact through the debtor's other account (the same
+    # number, planned in the same batch), which does count.
+    own = ("outbound", row.created_at, row.channel, _address_key(row), (record.reference,))
     for index, past in enumerate(record.history):
-        if (past.direction, past.at, past.channel, past.to) == ("outbound", row.created_at,
-                                                                 row.channel, to):  # fmt: skip
+        if (past.direction, past.at, past.channel, past.to, past.debts) == own:
             history = record.history[:index] + record.history[index + 1 :]
             return replace(record, history=history)
     return record

@@ -55,6 +55,7 @@ from tests.test_planner import (
     rows_of,
     set_account,
     suppress,
+    texted,
 )
 
 pytestmark = pytest.mark.anyio
@@ -684,3 +685,22 @@ def test_an_email_refusal_notes_the_mailbox_lower_cased(world: World) -> None:
         _note_address(connection, refused, error, NOW)
     [noted] = rows_of(world.engine, store.suppressions)
     assert (noted.channel, noted.address) == ("email", "pat.doe@example.net")
+
+
+async def test_at_send_time_a_debtors_other_account_counts_toward_caps_per_debtor(
+    world: World,
+) -> None:
+    # One person, two debts, one mobile, texted once today already: both texts were allowed
+    # when planned (two a day), but once the first leaves the second would be the third.
+    ids = world.load(row("A-1"), row("B-1"))
+    texted(world, ids["A-1"], timedelta(hours=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+    report = await dispatcher(world).tick()
+
+    assert dict(report.outcomes) == {"sent": 1, "deferred": 1}
+    sent = {a.account_id: a.status for a in rows_of(world.engine, attempts)
+            if a.step_key == "overdue-10d"}  # fmt: skip
+    assert sorted(sent.values()) == ["queued", "sent"]
+    [held] = [d for d in rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+              if d.verdict == "defer"]  # fmt: skip
+    assert codes(held) == ["POLICY_SMS_DAILY_CAP"]

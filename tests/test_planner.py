@@ -406,6 +406,50 @@ def test_a_californian_with_a_new_york_mobile_is_not_texted_before_8_pacific(
     assert decision.not_before == datetime(2026, 11, 2, 16, 0, tzinfo=UTC)
 
 
+def texted(world: World, account_id: int, *ago: timedelta) -> None:
+    """Texts delivered to A-1's number from ``account_id``, ``ago`` before NOW."""
+    for i, before in enumerate(ago):
+        at = NOW - before
+        add_row(world.engine, attempts, account_id=account_id, idempotency_key=f"{account_id}:{i}",
+                step_key=f"earlier-{i}", channel="sms", to_address="+16175550101",
+                template_name="x", tone="firm", locale="en", body="x", status="delivered",
+                automated=True, created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["other-not-due", "same-batch"])
+def test_caps_per_debtor_count_the_debtors_other_accounts(world: World, together: bool) -> None:
+    # Two debts of one person, one mobile: the texts about A-1 today count toward the
+    # house cap of two texts a day for the debtor, when B-1 is planned.
+    ids = world.load(row("A-1"), row("B-1"))
+    texted(world, ids["A-1"], timedelta(hours=2), timedelta(hours=1))
+    if not together:
+        set_account(world.engine, ids["A-1"], next_contact_at=None)
+    report = world.planner().tick()
+
+    assert report.outcomes["deferred"] == 1 + together
+    assert rows_of(world.engine, attempts, attempts.c.status == "queued") == []
+    [decision] = rows_of(
+        world.engine, decisions, decisions.c.account_id == ids["B-1"], decisions.c.channel == "sms"
+    )
+    assert codes(decision) == ["POLICY_SMS_DAILY_CAP"]
+    history = decision.input_snapshot["history"]
+    assert {(c["debts"][0], c["to"]) for c in history} == {("A-1", "+16175550101")}
+
+
+def test_caps_per_debt_leave_the_debtors_other_debts_alone(world: World) -> None:
+    # Massachusetts: two calls or texts in seven days for each debt. A-1 had its two; B-1,
+    # the same person's other debt on the same number, may still be texted.
+    ids = world.load(row("A-1"), row("B-1"))
+    texted(world, ids["A-1"], timedelta(days=3), timedelta(days=2))
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"deferred": 1, "queued": 1}
+    [queued] = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert (queued.account_id, queued.channel) == (ids["B-1"], "sms")
+    [held] = rows_of(world.engine, decisions, decisions.c.account_id == ids["A-1"])
+    assert codes(held) == ["MA_2_PER_7_DAYS_PER_DEBT"]
+
+
 def test_the_same_tick_twice_queues_nothing_new(world: World) -> None:
     ids = world.load(row("A-1"))
     planner = world.planner()

@@ -20,7 +20,8 @@ from outreach.errors import NotFoundError, TemplateError
 from outreach.models import TemplateStatus, TemplateVersion
 from outreach.rendering.context import Company
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
-from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from outreach.rendering.lint import LintIssue, LintPolicy
+from outreach.rendering.lint_limits import lint_sources_bounded
 from outreach.store import table_of
 
 versions = table_of(TemplateVersion)
@@ -77,7 +78,7 @@ def sync_templates(
     """
     files = read_template_files(templates_dir)
     report = SyncReport()
-    report.refused = lint_sources(files, company, policy=policy)
+    report.refused = lint_sources_bounded(files, company, policy=policy)
     if report.refused:
         return report
     now = clock.now()
@@ -122,7 +123,9 @@ def publish_version(
             known = ", ".join(str(r.version) for r in rows)
             raise NotFoundError(f"{path} has no version {version} (versions: {known})")
         sources = {**published(connection).sources, path: chosen.content}
-        issues = lint_sources(sources, company, paths=_affected(sources, path), policy=policy)
+        issues = lint_sources_bounded(
+            sources, company, paths=_affected(sources, path), policy=policy
+        )
         if issues:
             listed = "; ".join(str(issue) for issue in issues)
             raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")

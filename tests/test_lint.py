@@ -9,6 +9,7 @@ import pytest
 from outreach.rendering.context import Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR, read_template_files
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from outreach.rendering.lint_limits import lint_sources_bounded
 from tests.conftest import REPO
 
 SHIPPED = read_template_files(REPO / "templates")
@@ -342,3 +343,39 @@ def test_issues_from_several_templates_are_all_reported() -> None:
         (SMS, "REGF_OPTOUT_NOTICE_MISSING"),
         ("sms/y.firm.j2", "UNKNOWN_VARIABLE"),
     ]
+
+
+# --- bounds: a template that would hang or fill the memory ------------------------------
+
+NESTED_LOOPS = (
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    "{{ opt_out_text }}"
+)
+HUGE_WIDTH = "{% set x = '%*d' % (2000000000, 1) %}{{ opt_out_text }}"
+DOUBLING = (
+    "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}"
+    "{% endmacro %}{{ f('x', 40) }} {{ opt_out_text }}"
+)
+
+
+def test_a_template_that_would_render_for_ever_is_refused_and_lint_goes_on() -> None:
+    later = "sms/z.friendly.j2"
+    sources = {**PARTIALS, SMS: NESTED_LOOPS, later: "{{ 1 // 0 }} {{ opt_out_text }}"}
+    issues = lint_sources_bounded(sources, company(), paths=[SMS, later], seconds=1.5)
+    assert [(i.path, i.code) for i in issues] == [(SMS, "RENDER_LIMIT"), (later, "RENDER_ERROR")]
+    assert "took more than 1.5 s" in issues[0].message
+
+
+@pytest.mark.parametrize("source", [HUGE_WIDTH, DOUBLING], ids=["format-width", "doubling"])
+def test_a_template_that_would_fill_the_memory_is_refused_with_its_line(source: str) -> None:
+    issues = lint_sources_bounded({**PARTIALS, SMS: source}, company(), paths=[SMS])
+    assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", 1)]
+    assert "MemoryError: what it builds is larger than a message may use" in issues[0].message
+
+
+def test_bounded_lint_finds_what_lint_finds() -> None:
+    assert lint_sources_bounded(SHIPPED, company()) == []
+    broken = {**SHIPPED, SMS: "Hi {{ debtor.nmae }}"}
+    assert lint_sources_bounded(broken, company(), paths=[SMS]) == lint_sources(
+        broken, company(), paths=[SMS]
+    )

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from outreach.clock import FixedClock
 from outreach.errors import NotFoundError, TemplateError
+from outreach.rendering import lint_limits
 from outreach.rendering.context import Company, load_company
 from outreach.template_store import (
     list_versions,
@@ -107,6 +108,22 @@ def test_a_broken_template_is_refused_and_nothing_is_stored(
     assert ("sms/due.friendly.j2", "REGF_OPTOUT_NOTICE_MISSING") in codes
     syntax = next(i for i in report.refused if i.code == "SYNTAX")
     assert syntax.line == 1
+    assert list_versions(engine, SMS) == []
+
+
+def test_a_template_that_would_render_for_ever_is_refused_at_save_time(
+    engine: Engine,
+    templates: Path,
+    company: Company,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lint_limits, "SECONDS_PER_TEMPLATE", 1.0)
+    loops = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    edit(templates, SMS, "{{ amount }}", "{{ amount }}" + loops)
+    report = sync_templates(engine, templates, company, clock, author="maria")
+    assert [(i.path, i.code) for i in report.refused] == [(SMS, "RENDER_LIMIT")]
+    assert report.added == []
     assert list_versions(engine, SMS) == []
 
 

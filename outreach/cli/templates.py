@@ -18,7 +18,7 @@ from outreach.cli.common import Context, context_of, ensure_schema, out, with_da
 from outreach.errors import NotFoundError, TemplateError
 from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
 from outreach.rendering.environment import TemplateKey, read_template_files
-from outreach.rendering.lint import lint_sources
+from outreach.rendering.lint_limits import lint_sources_bounded
 from outreach.rendering.render import Rendered, Renderer
 from outreach.template_store import (
     list_versions,
@@ -53,7 +53,7 @@ def templates_lint(
     for path in chosen:
         if path not in sources:
             raise NotFoundError(f"no template {path} under {settings.templates_dir}")
-    issues = lint_sources(
+    issues = lint_sources_bounded(
         sources,
         load_company(settings.templates_dir),
         paths=chosen or None,

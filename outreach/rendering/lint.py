@@ -296,6 +296,8 @@ def _template_line(exc: BaseException, path: str) -> int | None:
 
 def _named(exc: BaseException) -> str:
     """A Python error as a marketer can read it: its kind and message."""
+    if isinstance(exc, MemoryError):
+        return "MemoryError: what it builds is larger than a message may use"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -1,7 +1,9 @@
 """The outbox: the provider when none is configured. Nothing leaves the machine.
 
 Each message goes through the same path as a real one (rate limits, the attempt record,
-events) and is written as one JSON line to OUTBOX_PATH, where an operator can read it.
+events) and is written as one JSON line to OUTBOX_PATH, where an operator can read it. A
+call's line also has the opt-out it offers and the TwiML Twilio would play (``opt_out``,
+``twiml``), built by the same code as the Twilio provider's.
 For the demo, the outbox then plays the provider's part: ``due_events`` hands back, once
 their time has come, the events a real provider would have posted (sent, delivered, a
 call answered by a person or a machine) and now and then a sample reply ("I'll pay
@@ -26,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from outreach.channels import OutboxSimulation
+from outreach.channels import OutboxSimulation, VoiceChannel, load_voice
 from outreach.clock import Clock
 from outreach.config import Settings
 from outreach.errors import ChannelError, WebhookRejected
@@ -45,7 +47,14 @@ from outreach.providers.base import (
     unique_events,
 )
 from outreach.providers.keywords import reply_intent
-from outreach.providers.twilio_voice import call_outcome
+from outreach.providers.twilio_voice import (
+    call_language,
+    call_outcome,
+    company_or_none,
+    gather_url,
+    opt_out_twiml,
+)
+from outreach.rendering.context import Company, call_opt_out_texts
 
 SIGNATURE_HEADER = "X-Outreach-Signature"
 SAMPLE_REPLIES = (
@@ -90,6 +99,12 @@ class Outbox(Provider):
         self.simulation = simulation or OutboxSimulation()
         self.path: Path = settings.outbox_path
         self._pending: list[_Pending] = []
+        # What a call would say, as the Twilio provider would say it.
+        self._voice: VoiceChannel | None = None
+        self._company: Company | None = None
+        if channel == "voice":
+            self._voice = load_voice(settings.channels_dir)
+            self._company = company_or_none(settings.templates_dir)
 
     def sender(self, message: OutboundMessage) -> str:
         return message.from_address or f"outbox-{message.channel}"
@@ -117,6 +132,7 @@ class Outbox(Provider):
             "template": message.template,
             "tone": message.tone,
             "queued_at": now.isoformat(),
+            **self._call_script(message),
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
@@ -135,6 +151,24 @@ class Outbox(Provider):
             sender=self.sender(message),
             raw=record,
         )
+
+    def _call_script(self, message: OutboundMessage) -> dict[str, Any]:
+        """For a call: the opt-out it offers, and the TwiML a person and a machine get."""
+        if self._voice is None:
+            return {}
+        language = call_language(message.locale)
+        offer = call_opt_out_texts(self._company, language).offer
+        base = message.callback_base_url or self.settings.public_base_url
+        action = gather_url(base, message.attempt_id, language)
+        return {
+            "opt_out": offer,
+            "twiml": {
+                "human": opt_out_twiml(self._voice, message.body, offer, action, language),
+                "voicemail": opt_out_twiml(
+                    self._voice, message.voicemail or "", offer, action, language
+                ),
+            },
+        }
 
     def _append(self, line: str) -> None:
         with _FILE_LOCK:

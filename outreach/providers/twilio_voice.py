@@ -10,15 +10,25 @@ limited-content voicemail. Two ways to get there (``twiml_mode`` in channels/voi
   detection runs asynchronously (``AsyncAmd``); when it reports a person, the web layer
   may switch the live call to the full message with ``update_call``.
 
+Every call offers an automated opt-out (47 CFR 64.1200(b)(2)): what it says is wrapped in a
+``<Gather>`` that ends with "To stop these calls, press 9 or say stop." (the words from
+templates/company.yaml, in the call's language). Twilio posts what the person pressed or
+said to our ``gather`` webhook; 9 or a request to stop becomes an ``opted_out`` event for
+the number on voice, and ``answer_gather`` confirms it before hanging up.
+
 Status callbacks report call progress (initiated, ringing, answered, completed); each
 final status maps to an outcome of the contact history (conversation, no_answer, ...).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from twilio.twiml.voice_response import VoiceResponse
@@ -26,7 +36,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from outreach.channels import VoiceChannel
 from outreach.clock import Clock
 from outreach.config import Settings
-from outreach.errors import ChannelError
+from outreach.errors import ChannelError, ConfigError
+from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
     Channel,
     EventType,
@@ -48,6 +59,9 @@ from outreach.providers.twilio_common import (
     require_credentials,
     verify_signature,
 )
+from outreach.rendering.context import CallOptOutTexts, Company, call_opt_out_texts, load_company
+
+log = logging.getLogger("outreach.providers.twilio_voice")
 
 # Twilio's call statuses (the spec's call_enum_status, plus "initiated") in our words.
 CALL_STATUS: dict[str, EventType] = {
@@ -72,6 +86,74 @@ _FINAL_OUTCOMES = {
     "canceled": "failed",
 }
 _TWIML_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+# The key that opts out, and the words that do anywhere in what a person says ("please
+# stop calling"): revocation by any reasonable means (47 CFR 64.1200(a)(10)), so a word
+# that may mean stop is read as stop. English and Spanish, the languages we ship.
+OPT_OUT_DIGIT = "9"
+_OPT_OUT_SPEECH = re.compile(
+    r"\b(stop|stopall|quit|cancel|unsubscribe|revoke|opt ?out|remove me|remove my number|"
+    r"do ?n[o'\u2019]?t call|no more calls|alto|parar|pare|no (me )?llamen?)\b",
+    re.IGNORECASE,
+)
+# Speech recognition in the call's language, told which words to expect.
+_SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
+_SPEECH_HINTS = {"en": "stop, quit, cancel, unsubscribe", "es": "alto, parar"}
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def call_language(locale: str | None) -> str:
+    """The language a call is in ("en", "es"), from its locale or our callback's ``lang``."""
+    language = (locale or "").replace("-", "_").split("_")[0].lower()
+    return language if _LANGUAGE.fullmatch(language) else "en"
+
+
+def asks_to_stop(digits: str | None, speech: str | None) -> bool:
+    """Whether a Gather's input is the opt-out: the key 9, or words asking to stop."""
+    if (digits or "").strip() == OPT_OUT_DIGIT:
+        return True
+    return bool(speech and _OPT_OUT_SPEECH.search(speech))
+
+
+def company_or_none(templates_dir: Path) -> Company | None:
+    """The company file, or None (the built-in opt-out words) when it cannot be read: a
+    call must offer its opt-out even then."""
+    try:
+        return load_company(templates_dir)
+    except ConfigError as exc:
+        log.warning("voice: the opt-out words fall back to the defaults: %s", exc)
+        return None
+
+
+GATHER_PATH = "/webhooks/twilio_voice/gather"
+
+
+def gather_url(base: str, attempt_id: int | None, language: str) -> str:
+    """Where Twilio posts what the person pressed or said; our attempt id and the call's
+    language ride along, signed with the rest of the URL."""
+    query: dict[str, object] = {"lang": language}
+    if attempt_id is not None:
+        query = {"attempt_id": attempt_id, **query}
+    return callback_url(base, GATHER_PATH, **query)
+
+
+def opt_out_twiml(config: VoiceChannel, text: str, offer: str, action: str, language: str) -> str:
+    """``text`` and then ``offer`` in a Gather of one key or speech posted to ``action``,
+    then a hang-up: a key press or a word during the message counts as well."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf speech",
+        num_digits=1,
+        action=action,
+        method="POST",
+        language=_SPEECH_LANGUAGES.get(language, config.language),
+        hints=_SPEECH_HINTS.get(language),
+        speech_timeout="auto",
+    )
+    gather.say(text, voice=config.voice, language=config.language)
+    gather.say(offer, voice=config.voice, language=config.language)
+    response.hangup()  # no input: the Gather falls through to here
+    return str(response)
 
 
 def answered_event(answered_by: str | None) -> EventType:
@@ -105,6 +187,7 @@ class TwilioVoice(Provider):
         "call_status": "/webhooks/twilio_voice/status",
         "amd": "/webhooks/twilio_voice/amd",
         "twiml": "/webhooks/twilio_voice/twiml",
+        "gather": GATHER_PATH,
     }
 
     def __init__(
@@ -115,27 +198,66 @@ class TwilioVoice(Provider):
         self.client = client
         self.clock = clock
         self.config = config
+        self.company = company_or_none(settings.templates_dir)
 
     def sender(self, message: OutboundMessage) -> str:
         return message.from_address or self.settings.twilio_from_number or ""
 
-    def answer_twiml(self, answered_by: str | None, human: str, voicemail: str) -> str:
-        """What to play once Twilio knows who answered: the full message only to a person."""
-        response = VoiceResponse()
+    def opt_out_texts(self, language: str) -> CallOptOutTexts:
+        return call_opt_out_texts(self.company, language)
+
+    def gather_url(self, attempt_id: int | None, language: str, base_url: str | None = None) -> str:
+        return gather_url(base_url or self.settings.public_base_url, attempt_id, language)
+
+    def answer_twiml(
+        self,
+        answered_by: str | None,
+        human: str,
+        voicemail: str,
+        *,
+        attempt_id: int | None = None,
+        language: str = "en",
+        base_url: str | None = None,
+    ) -> str:
+        """What to play once Twilio knows who answered: the full message only to a person,
+        and to anyone the opt-out offer after it."""
         if answered_by == "fax":
+            response = VoiceResponse()
             response.hangup()
             return str(response)
         text = human if answered_by == "human" else voicemail
-        response.say(text, voice=self.config.voice, language=self.config.language)
-        response.hangup()
-        return str(response)
+        return opt_out_twiml(
+            self.config,
+            text,
+            self.opt_out_texts(language).offer,
+            self.gather_url(attempt_id, language, base_url),
+            language,
+        )
 
-    def answer_event(self, event: ProviderEvent, human: str, voicemail: str) -> str:
+    def answer_event(
+        self, event: ProviderEvent, human: str, voicemail: str, language: str = "en"
+    ) -> str:
         """``answer_twiml`` for a parsed TwiML fetch or AMD result (by its AnsweredBy)."""
         answered_by = event.payload.get("AnsweredBy")
         return self.answer_twiml(
-            answered_by if isinstance(answered_by, str) else None, human, voicemail
+            answered_by if isinstance(answered_by, str) else None,
+            human,
+            voicemail,
+            attempt_id=event.attempt_id,
+            language=language,
         )
+
+    def answer_gather(self, event: ProviderEvent, language: str) -> str:
+        """The answer to a Gather: the confirmation after an opt-out, then a hang-up."""
+        response = VoiceResponse()
+        if event.event_type == EventType.OPTED_OUT:
+            response.say(
+                self.opt_out_texts(language).confirmation,
+                voice=self.config.voice,
+                language=self.config.language,
+            )
+        response.hangup()
+        return str(response)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         sender = self.sender(message)
@@ -151,6 +273,8 @@ class TwilioVoice(Provider):
             )
         base = message.callback_base_url or self.settings.public_base_url
         paths = self.webhook_paths
+        language = call_language(message.locale)
+        ours = {"attempt_id": message.attempt_id, "lang": language}
         form: dict[str, str | list[str]] = {
             "To": message.to,
             "From": sender,
@@ -164,14 +288,19 @@ class TwilioVoice(Provider):
             "MachineDetectionTimeout": str(self.config.machine_detection_timeout),
         }
         if self.config.twiml_mode == "url":
-            form["Url"] = callback_url(base, paths["twiml"], attempt_id=message.attempt_id)
+            form["Url"] = callback_url(base, paths["twiml"], **ours)
             form["Method"] = "POST"
         else:
-            form["Twiml"] = self.answer_twiml(None, message.body, message.voicemail)
-            form["AsyncAmd"] = "true"
-            form["AsyncAmdStatusCallback"] = callback_url(
-                base, paths["amd"], attempt_id=message.attempt_id
+            form["Twiml"] = self.answer_twiml(
+                None,
+                message.body,
+                message.voicemail,
+                attempt_id=message.attempt_id,
+                language=language,
+                base_url=base,
             )
+            form["AsyncAmd"] = "true"
+            form["AsyncAmdStatusCallback"] = callback_url(base, paths["amd"], **ours)
             form["AsyncAmdStatusCallbackMethod"] = "POST"
         created = await post_form(
             self.client, self.settings, self.clock, self.name, "Calls.json", form
@@ -213,6 +342,8 @@ class TwilioVoice(Provider):
             "occurred_at": _timestamp(fields.get("Timestamp")) or self.clock.now(),
         }
         sid = call_sid or payload_digest(payload)
+        if self._is_gather(request, fields):
+            return [self._gather_event(fields, sid, common)]
         if "CallStatus" not in fields:
             if answered_by is None:
                 return [
@@ -264,6 +395,37 @@ class TwilioVoice(Provider):
                 **common,
             )
         ]
+
+    def _is_gather(self, request: WebhookRequest, fields: dict[str, str]) -> bool:
+        """What a person pressed or said: Twilio adds Digits or SpeechResult to the call's
+        fields; a request to our gather URL is one whatever it carries."""
+        if "Digits" in fields or "SpeechResult" in fields:
+            return True
+        return urlsplit(request.url).path.endswith(self.webhook_paths["gather"])
+
+    def _gather_event(
+        self, fields: dict[str, str], sid: str, common: dict[str, Any]
+    ) -> ProviderEvent:
+        digits = fields.get("Digits", "").strip()
+        speech = fields.get("SpeechResult", "")
+        opted_out = asks_to_stop(digits, speech)
+        if opted_out:
+            event_type = EventType.OPTED_OUT
+        elif digits:
+            event_type = EventType.ANSWERED_HUMAN  # only a person presses keys
+        else:
+            event_type = EventType.UNKNOWN  # words that were not a request to stop
+        # The words themselves stay in the payload, out of the status (and the logs).
+        raw_status = f"keypress {digits}" if digits else "speech" if speech else "no input"
+        return ProviderEvent(
+            kind="gather",
+            event_type=event_type,
+            # One Gather a call: its answer hangs up.
+            dedupe_key=dedupe_key(self.name, "gather", sid),
+            raw_status=raw_status[:64],
+            suppression=SuppressionReason.STOP.value if opted_out else None,
+            **common,
+        )
 
 
 def _timestamp(value: str | None) -> datetime | None:

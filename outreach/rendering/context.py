@@ -61,6 +61,10 @@ class LocalTexts(BaseModel):
     opt_out: str
     disclosure: str
     disclosure_short: str
+    # Calls: the opt-out every call offers, and what a person who takes it hears
+    # ({company} becomes company.lcm_name). Unset: the defaults in CALL_OPT_OUT_DEFAULTS.
+    call_opt_out: str | None = None
+    call_opt_out_confirmation: str | None = None
 
 
 class Company(BaseModel):
@@ -81,6 +85,50 @@ class Company(BaseModel):
     def texts_for(self, locale: str) -> LocalTexts:
         language = locale.split("_")[0]
         return self.texts.get(language) or self.texts["en"]
+
+
+@dataclass(frozen=True)
+class CallOptOutTexts:
+    """What a call says to offer its opt-out, and the confirmation once a person takes it."""
+
+    offer: str
+    confirmation: str  # the company's name already in it
+
+
+# The defaults by language: the offer, the confirmation, and the confirmation when no
+# company file names the business. None names a debt, so a limited-content voicemail may
+# carry the offer too (Reg F 1006.2(j) limits what it says about the debt, not how to stop).
+CALL_OPT_OUT_DEFAULTS: dict[str, tuple[str, str, str]] = {
+    "en": (
+        "To stop these calls, press 9 or say stop.",
+        "You will not receive further automated calls from {company}. Goodbye.",
+        "You will not receive further automated calls from us. Goodbye.",
+    ),
+    "es": (
+        "Para dejar de recibir estas llamadas, marque 9 o diga alto.",
+        "No recibirá más llamadas automatizadas de {company}. Adiós.",
+        "No recibirá más llamadas automatizadas de nuestra parte. Adiós.",
+    ),
+}
+
+
+def call_opt_out_texts(company: Company | None, language: str) -> CallOptOutTexts:
+    """The call opt-out's words in ``language``: the company's own when it set them, else
+    the default for that language, else English. The confirmation names the business as
+    the limited-content voicemail does (``lcm_name``): whoever pressed 9 may not be the
+    debtor, so it must not tell them the call is about a debt."""
+    language = language.replace("-", "_").split("_")[0].lower()
+    if company is not None and language not in company.texts:
+        language = "en"  # the company's fallback language, so offer and message agree
+    offer, confirmation, unnamed = CALL_OPT_OUT_DEFAULTS.get(language, CALL_OPT_OUT_DEFAULTS["en"])
+    if company is None:
+        return CallOptOutTexts(offer, unnamed)
+    texts = company.texts[language]
+    confirmation = texts.call_opt_out_confirmation or confirmation
+    return CallOptOutTexts(
+        (texts.call_opt_out or offer).strip(),
+        confirmation.replace("{company}", company.lcm_name).strip(),
+    )
 
 
 def load_company(templates_dir: Path) -> Company:

@@ -7,7 +7,9 @@
 - The events are handed to the batched writer; the answer leaves only once they are
   committed. If they cannot be stored the answer is 503, and the provider retries.
 - Twilio's inbound messages are answered with TwiML (the text back to a keyword, if any),
-  its TwiML fetch for a call with what the call says; everything else with a summary.
+  its TwiML fetch for a call with what the call says (ending with the opt-out offer), the
+  call's Gather with the opt-out's confirmation or a hang-up; everything else with a
+  summary.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from outreach.providers.base import Channel, EventType, Provider, ProviderEvent,
 from outreach.providers.outbox import Outbox
 from outreach.providers.registry import PROVIDERS, build_provider
 from outreach.providers.twilio_sms import TwilioSms
-from outreach.providers.twilio_voice import TwilioVoice
+from outreach.providers.twilio_voice import TwilioVoice, call_language
 from outreach.web.pages import UNSUBSCRIBED, page
 from outreach.web.writer import EventWriter, WriterBusy
 
@@ -109,12 +111,13 @@ async def receive_webhook(
         return _problem(503, "the events could not be stored; retry", retry_after=5)
     if path_kind == "unsubscribe" and "text/html" in request.headers.get("accept", ""):
         return page("Unsubscribed", UNSUBSCRIBED)  # a person pressed our page's button
-    return _answer(provider, path_kind, events, results, background)
+    return _answer(provider, path_kind, incoming, events, results, background)
 
 
 def _answer(
     provider: Provider,
     path_kind: str,
+    incoming: WebhookRequest,
     events: Sequence[ProviderEvent],
     results: Sequence[EventResult],
     background: BackgroundTasks,
@@ -125,14 +128,22 @@ def _answer(
             if result.answer:
                 reply.message(result.answer)
         return Response(str(reply), media_type="text/xml")
+    # The call's language rides on our own callback URLs (signed with them).
+    language = call_language(incoming.query().get("lang"))
     if isinstance(provider, TwilioVoice) and path_kind == "twiml":
         script = results[0].call if results else None
         if script is None:  # a call we did not place, or no longer know: say nothing
             return Response(HANG_UP, media_type="text/xml")
-        twiml = provider.answer_event(events[0], script.human, script.voicemail)
+        twiml = provider.answer_event(events[0], script.human, script.voicemail, language)
         return Response(twiml, media_type="text/xml")
+    if isinstance(provider, TwilioVoice) and path_kind == "gather":
+        # Answered from the event, not from whether it was new: a retried opt-out is
+        # confirmed again, and recorded once.
+        if not events:
+            return Response(HANG_UP, media_type="text/xml")
+        return Response(provider.answer_gather(events[0], language), media_type="text/xml")
     if isinstance(provider, TwilioVoice) and path_kind == "amd":
-        _switch_to_a_person(provider, events, results, background)
+        _switch_to_a_person(provider, events, results, background, language)
     stored = sum(result.stored for result in results)
     return JSONResponse({"stored": stored, "duplicates": len(results) - stored})
 
@@ -142,6 +153,7 @@ def _switch_to_a_person(
     events: Sequence[ProviderEvent],
     results: Sequence[EventResult],
     background: BackgroundTasks,
+    language: str,
 ) -> None:
     """Inline mode plays the voicemail first; a person, once detected, hears it all."""
     if provider.config.twiml_mode != "inline":
@@ -149,7 +161,13 @@ def _switch_to_a_person(
     for event, result in zip(events, results, strict=True):
         human = event.event_type == EventType.ANSWERED_HUMAN
         if human and result.stored and result.call is not None and event.provider_message_id:
-            twiml = provider.answer_twiml("human", result.call.human, result.call.voicemail)
+            twiml = provider.answer_twiml(
+                "human",
+                result.call.human,
+                result.call.voicemail,
+                attempt_id=event.attempt_id,
+                language=language,
+            )
             background.add_task(_update_call, provider, event.provider_message_id, twiml)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -72,6 +73,7 @@ def settings(tmp_path: Path, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys) -> 
         sendgrid_inbound_public_key=inbound_keys.public_b64,
         public_base_url=PUBLIC,
         channels_dir=REPO / "channels",
+        templates_dir=REPO / "templates",
         outbox_path=tmp_path / "outbox.jsonl",
     )
 
@@ -111,6 +113,11 @@ def twilio_request(
         if key not in {k for k, _ in params}:
             params.append((key, value))
     return signed_form(url or fixture["url"], params, token=token)
+
+
+def twiml(text: str) -> ElementTree.Element:
+    """TwiML as a tree, to check its verbs and attributes."""
+    return ElementTree.fromstring(text)  # noqa: S314 - TwiML our own code built
 
 
 def signed_form(

@@ -11,7 +11,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError
 from outreach.providers.base import EventType, OutboundMessage
 from outreach.providers.outbox import SAMPLE_REPLIES, Outbox
-from tests.providers.conftest import PUBLIC
+from tests.providers.conftest import PUBLIC, twiml
 
 pytestmark = pytest.mark.anyio
 
@@ -134,3 +134,31 @@ async def test_a_replay_over_the_webhook_gives_the_same_events(
     request = sms.signed_request(events, f"{PUBLIC}/webhooks/outbox/events")
     sms.verify(request)
     assert sms.parse(request) == events
+
+
+async def test_a_call_line_shows_the_opt_out_it_offers(
+    settings: Settings, clock: FixedClock
+) -> None:
+    calls = outbox(settings, clock, "voice")
+    await calls.send(
+        OutboundMessage(5, "call5", "voice", "+16175550199", "Hello Pat", voicemail="Call us")
+    )
+    await calls.send(
+        OutboundMessage(6, "call6", "voice", "+16175550199", "Hola", voicemail="Llame", locale="es")
+    )
+    english, spanish = (
+        json.loads(line) for line in settings.outbox_path.read_text("utf-8").splitlines()
+    )
+    assert english["opt_out"] == "To stop these calls, press 9 or say stop."
+    action = f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id=5&amp;lang=en"
+    for heard, text in (("human", "Hello Pat"), ("voicemail", "Call us")):
+        tree = twiml(english["twiml"][heard])
+        gather = tree.find("Gather")
+        assert gather is not None and gather.attrib["numDigits"] == "1"
+        assert [say.text for say in gather.findall("Say")] == [text, english["opt_out"]]
+        assert action in english["twiml"][heard]
+    assert spanish["opt_out"] == "Para dejar de recibir estas llamadas, marque 9 o diga alto."
+    sms = outbox(settings, clock)
+    await sms.send(SMS)
+    last = json.loads(settings.outbox_path.read_text("utf-8").splitlines()[-1])
+    assert "twiml" not in last and "opt_out" not in last

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import respx
+import yaml
 
 from outreach.channels import VoiceChannel
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.errors import ChannelError
 from outreach.providers.base import EventType, OutboundMessage
-from outreach.providers.twilio_voice import TwilioVoice
-from tests.providers.conftest import ACCOUNT_SID, PUBLIC, load_json, twilio_request
+from outreach.providers.twilio_voice import TwilioVoice, asks_to_stop
+from outreach.rendering.context import CALL_OPT_OUT_DEFAULTS
+from outreach.rendering.lint import LCM_FORBIDDEN
+from tests.conftest import REPO
+from tests.providers.conftest import ACCOUNT_SID, PUBLIC, load_json, twilio_request, twiml
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +41,7 @@ VOICEMAIL = "This is Jane from Acme. Please call us at 617-555-0100."
 CALL = OutboundMessage(
     8, "acct-1:step-2:voice", "voice", "+16175550199", HUMAN, voicemail=VOICEMAIL
 )
+OFFER = "To stop these calls, press 9 or say stop."
 
 
 def voice(
@@ -51,7 +58,7 @@ async def test_url_mode_lets_twilio_detect_a_machine_before_fetching_twiml(
     assert result.provider_message_id == "CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     form = parse_qs(router.calls.last.request.content.decode())
     assert set(form) <= DOCUMENTED
-    assert form["Url"] == [f"{PUBLIC}/webhooks/twilio_voice/twiml?attempt_id=8"]
+    assert form["Url"] == [f"{PUBLIC}/webhooks/twilio_voice/twiml?attempt_id=8&lang=en"]
     assert form["MachineDetection"] == ["DetectMessageEnd"]
     assert form["StatusCallback"] == [f"{PUBLIC}/webhooks/twilio_voice/status?attempt_id=8"]
     assert form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
@@ -68,8 +75,11 @@ async def test_inline_mode_carries_only_the_voicemail(
     assert set(form) <= DOCUMENTED
     (twiml,) = form["Twiml"]
     assert VOICEMAIL in twiml and "4411" not in twiml
+    assert OFFER in twiml  # whoever answers can opt out, before detection says who it is
     assert form["AsyncAmd"] == ["true"]
-    assert form["AsyncAmdStatusCallback"] == [f"{PUBLIC}/webhooks/twilio_voice/amd?attempt_id=8"]
+    assert form["AsyncAmdStatusCallback"] == [
+        f"{PUBLIC}/webhooks/twilio_voice/amd?attempt_id=8&lang=en"
+    ]
     assert "Url" not in form
 
 
@@ -219,3 +229,158 @@ async def test_numbers_that_cannot_be_called(
         await voice(settings, client, clock).send(CALL)
     assert raised.value.contact_status == contact_status
     assert not raised.value.retryable
+
+
+@pytest.mark.parametrize("answered_by", ["human", "machine_end_beep", "unknown", None])
+def test_every_call_offers_an_opt_out_by_key_or_speech(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, answered_by: str | None
+) -> None:
+    root = twiml(
+        voice(settings, client, clock).answer_twiml(
+            answered_by, HUMAN, VOICEMAIL, attempt_id=8, language="en"
+        )
+    )
+    gather = root.find("Gather")
+    assert gather is not None
+    assert gather.attrib == {
+        "input": "dtmf speech",
+        "numDigits": "1",
+        "action": f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id=8&lang=en",
+        "method": "POST",
+        "language": "en-US",
+        "hints": "stop, quit, cancel, unsubscribe",
+        "speechTimeout": "auto",
+    }
+    said = [say.text for say in gather.findall("Say")]
+    assert said == [HUMAN if answered_by == "human" else VOICEMAIL, OFFER]  # the offer last
+    assert [child.tag for child in root] == ["Gather", "Hangup"]  # no input: hang up
+
+
+def test_a_spanish_call_offers_the_opt_out_in_spanish(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    gather = twiml(
+        voice(settings, client, clock).answer_twiml(
+            "human", "Hola", "Llame", attempt_id=8, language="es"
+        )
+    ).find("Gather")
+    assert gather is not None
+    assert gather.attrib["language"] == "es-US"
+    assert gather.attrib["action"].endswith("gather?attempt_id=8&lang=es")
+    assert [say.text for say in gather.findall("Say")][-1] == (
+        "Para dejar de recibir estas llamadas, marque 9 o diga alto."
+    )
+
+
+async def test_the_call_language_rides_on_every_callback_url(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    router.post(CALLS).respond(201, json=load_json("rest/twilio_call_created.json"))
+    await voice(settings, client, clock).send(replace(CALL, locale="es_US"))
+    form = parse_qs(router.calls.last.request.content.decode())
+    assert form["Url"] == [f"{PUBLIC}/webhooks/twilio_voice/twiml?attempt_id=8&lang=es"]
+
+
+def test_the_opt_out_words_come_from_the_company_file(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, tmp_path: Path
+) -> None:
+    company = yaml.safe_load((REPO / "templates" / "company.yaml").read_text(encoding="utf-8"))
+    company["texts"]["en"]["call_opt_out"] = "Press 9 or say stop to end these calls."
+    company["texts"]["en"]["call_opt_out_confirmation"] = "Done. {company} will not call."
+    (tmp_path / "company.yaml").write_text(yaml.safe_dump(company), encoding="utf-8")
+    provider = voice(settings.model_copy(update={"templates_dir": tmp_path}), client, clock)
+    assert "Press 9 or say stop to end these calls." in provider.answer_twiml(
+        "human", HUMAN, VOICEMAIL
+    )
+    (event,) = provider.parse(twilio_request("voice_gather_digits.json"))
+    assert "Done. Northwind Customer Care will not call." in provider.answer_gather(event, "en")
+
+
+def test_without_a_company_file_the_default_words_are_used(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, tmp_path: Path
+) -> None:
+    provider = voice(settings.model_copy(update={"templates_dir": tmp_path}), client, clock)
+    assert OFFER in provider.answer_twiml("human", HUMAN, VOICEMAIL)
+    (event,) = provider.parse(twilio_request("voice_gather_digits.json"))
+    assert "further automated calls from us." in provider.answer_gather(event, "en")
+
+
+@pytest.mark.parametrize("language", sorted(CALL_OPT_OUT_DEFAULTS))
+def test_the_opt_out_words_name_no_debt(language: str) -> None:
+    # The offer is also left on voicemail, and whoever presses 9 may not be the debtor:
+    # neither may say what a limited-content message may not (Reg F 1006.2(j)).
+    company = yaml.safe_load((REPO / "templates" / "company.yaml").read_text(encoding="utf-8"))
+    shipped = company["texts"][language]
+    for text in (*CALL_OPT_OUT_DEFAULTS[language], shipped["call_opt_out"],
+                 shipped["call_opt_out_confirmation"]):  # fmt: skip
+        assert not LCM_FORBIDDEN.search(text), text
+
+
+@pytest.mark.parametrize(
+    ("payload", "changes", "opted_out", "raw_status"),
+    [
+        ("voice_gather_digits.json", {}, True, "keypress 9"),
+        ("voice_gather_digits.json", {"Digits": "1"}, False, "keypress 1"),
+        ("voice_gather_speech.json", {}, True, "speech"),
+        ("voice_gather_speech.json", {"SpeechResult": "Hello? Who is this?"}, False, "speech"),
+    ],
+)
+def test_a_gather_is_an_opt_out_on_9_or_a_request_to_stop(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    payload: str,
+    changes: dict[str, str],
+    opted_out: bool,
+    raw_status: str,
+) -> None:
+    provider = voice(settings, client, clock)
+    request = twilio_request(payload, changes=changes)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.kind, event.raw_status, event.attempt_id) == ("gather", raw_status, 42)
+    assert (event.event_type == EventType.OPTED_OUT) is opted_out
+    assert event.suppression == ("stop" if opted_out else None)
+    assert (event.to_address, event.body) == ("+15558675310", None)  # the number we called
+    assert event.payload["FutureParameter"] == "added-later"
+    answer = twiml(provider.answer_gather(event, "en"))
+    assert [child.tag for child in answer] == (["Say", "Hangup"] if opted_out else ["Hangup"])
+    if opted_out:
+        assert answer[0].text == (
+            "You will not receive further automated calls from Northwind Customer Care. Goodbye."
+        )
+
+
+def test_a_retried_gather_has_the_same_key(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    provider = voice(settings, client, clock)
+    first, again = (provider.parse(twilio_request("voice_gather_digits.json")) for _ in "12")
+    assert first[0].dedupe_key == again[0].dedupe_key
+
+
+@pytest.mark.parametrize(
+    ("digits", "speech", "stop"),
+    [
+        ("9", None, True),
+        (" 9 ", None, True),
+        ("1", None, False),
+        ("#", None, False),
+        ("", "stop", True),
+        (None, "Please stop calling.", True),
+        (None, "Quit calling me", True),
+        (None, "cancel", True),
+        (None, "Unsubscribe me.", True),
+        (None, "Don’t call me again", True),
+        (None, "do not call this number", True),
+        (None, "Alto", True),
+        (None, "por favor, parar", True),
+        (None, "No me llamen más", True),
+        (None, "Hello?", False),
+        (None, "I'll pay on Friday", False),
+        (None, "Yes, speaking", False),
+        (None, "", False),
+    ],
+)
+def test_what_asks_to_stop(digits: str | None, speech: str | None, stop: bool) -> None:
+    assert asks_to_stop(digits, speech) is stop

@@ -57,6 +57,7 @@ def settings(tmp_path: Path, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys) -> 
         sendgrid_inbound_public_key=inbound_keys.public_b64,
         public_base_url=PUBLIC,
         channels_dir=REPO / "channels",
+        templates_dir=REPO / "templates",
         outbox_path=tmp_path / "outbox.jsonl",
         reply_pause_days=7,
     )

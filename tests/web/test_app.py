@@ -127,6 +127,7 @@ def test_a_person_detected_late_hears_the_full_message(engine: Engine, settings:
     assert update.call_count == 1
     sent = update.calls[0].request.content.decode()
     assert "Your+balance+of+%24120.50+is+due" in sent
+    assert "press+9+or+say+stop" in sent  # the switched call still offers its opt-out
 
 
 def test_access_logs_carry_no_tokens_or_addresses(caplog: pytest.LogCaptureFixture) -> None:

@@ -82,6 +82,12 @@ KINDS = [
         ),
     ),
     Kind(
+        "twilio_voice/gather",
+        lambda k: call_webhook(
+            "gather", None, sid="CAnew", CallStatus="in-progress", Digits="9", Extra=EXTRA
+        ),
+    ),
+    Kind(
         "twilio_voice/amd",
         lambda k: call_webhook("amd", None, sid="CAnew", AnsweredBy="machine_start", Extra=EXTRA),
     ),

@@ -3,20 +3,30 @@ duplicated, for an unknown message, with extra fields; and what they are answere
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import Engine
 
+from outreach.clock import FixedClock
 from outreach.compliance_store import inbox_messages
+from outreach.config import Settings
+from outreach.dispatcher import Dispatcher
 from outreach.events import provider_events
-from outreach.store import suppressions
-from tests.eventdata import PHONE, add_account, add_attempt, attempt, count, rows
-from tests.providers.conftest import signed_form
+from outreach.providers.base import WebhookRequest
+from outreach.providers.outbox import Outbox
+from outreach.ratelimit import RateLimiter
+from outreach.store import compliance_events, suppressions
+from tests.conftest import NOW, REPO
+from tests.eventdata import OTHER_PHONE, PHONE, add_account, add_attempt, attempt, count, rows
+from tests.providers.conftest import PUBLIC, signed_form, twiml
 from tests.web.conftest import Server, call_webhook, sms_inbound, sms_status, twilio
 
 IDEMPOTENCY = "I-Twilio-Idempotency-Token"
+OFFER = "To stop these calls, press 9 or say stop."
+CONFIRMED = "You will not receive further automated calls from Northwind Customer Care. Goodbye."
 
 
 def test_a_status_callback_moves_its_attempt(engine: Engine, server: Server) -> None:
@@ -185,12 +195,20 @@ def test_the_twiml_fetch_says_all_to_a_person_and_the_voicemail_to_a_machine(
     )
     assert person.headers["content-type"].startswith("text/xml")
     assert "Your balance of $120.50 is due." in person.text
+    gather = twiml(person.text).find("Gather")
+    assert gather is not None  # the message is said inside the opt-out's Gather
+    assert (
+        gather.attrib["action"]
+        == f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id={call}&lang=en"
+    )
+    assert [say.text for say in gather.findall("Say")][-1] == OFFER
     machine = server.send(
         call_webhook("twiml", call, sid="CA0001", CallStatus="in-progress",
                      AnsweredBy="machine_end_beep")
     )  # fmt: skip
     assert "Please call Northwind Customer Care." in machine.text
     assert "$120.50" not in machine.text
+    assert OFFER in machine.text  # it names no debt: a limited-content voicemail may say it
     replayed = server.send(
         call_webhook("twiml", call, CallStatus="in-progress", AnsweredBy="human", Extra="1")
     )
@@ -227,3 +245,151 @@ def test_an_async_amd_result_is_stored(engine: Engine, server: Server) -> None:
     assert response.json() == {"stored": 1, "duplicates": 0}
     (stored,) = rows(engine, provider_events)
     assert (stored.kind, stored.event_type) == ("amd", "answered_machine")
+
+
+def gather(call: int | None, sid: str = "CA0001", **fields: str) -> WebhookRequest:
+    """What Twilio posts to the Gather's action once the person pressed or said something."""
+    return call_webhook("gather", call, sid=sid, CallStatus="in-progress", **fields)
+
+
+def voice_opt_outs(engine: Engine) -> list[tuple[str, str, str]]:
+    return [(row.channel, row.address, row.reason) for row in rows(engine, suppressions)]
+
+
+def opt_out_events(engine: Engine) -> list[tuple[int, str, str | None, str | None]]:
+    return [
+        (row.account_id, row.kind, row.channel, row.address)
+        for row in rows(engine, compliance_events)
+    ]
+
+
+def test_pressing_9_opts_the_number_out_of_every_accounts_automated_calls(
+    engine: Engine, server: Server, settings: Settings
+) -> None:
+    first, second = add_account(engine, "R-1"), add_account(engine, "R-2")  # one number
+    control = add_account(engine, "R-3", phone=OTHER_PHONE)
+    call = add_attempt(engine, first, channel="voice", message_id="CA0001", status="delivered")
+
+    response = server.send(gather(call, Digits="9", FinishedOnKey=""))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    answer = twiml(response.text)
+    assert [(child.tag, child.text) for child in answer] == [("Say", CONFIRMED), ("Hangup", None)]
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert opt_out_events(engine) == [
+        (first, "opt_out", "voice", PHONE),
+        (second, "opt_out", "voice", PHONE),
+    ]
+    (stored,) = rows(engine, provider_events)
+    assert (stored.kind, stored.event_type, stored.attempt_id) == ("gather", "opted_out", call)
+
+    # A later automated call to that number is blocked on every account using it, at the
+    # moment of sending; another number still gets its call.
+    later = [
+        add_attempt(engine, account_id, channel="voice", status="queued", message_id=None,
+                    to=phone, step_key="day-7")
+        for account_id, phone in ((first, PHONE), (second, PHONE), (control, OTHER_PHONE))
+    ]  # fmt: skip
+    report = asyncio.run(_dispatcher(engine, settings).tick())
+    assert (report.outcomes["blocked"], report.outcomes["sent"]) == (2, 1)
+    for attempt_id in later[:2]:
+        row = attempt(engine, attempt_id)
+        assert row.status == "cancelled"
+        assert "POLICY_DO_NOT_CALL" in (row.error_message or "")
+    assert attempt(engine, later[2]).status == "sent"
+
+
+def _dispatcher(engine: Engine, settings: Settings) -> Dispatcher:
+    clock = FixedClock(NOW)  # the instant the opt-out was stored
+    settings = settings.model_copy(update={"schedules_dir": REPO / "schedules"})
+    outboxes = {channel: Outbox(settings, clock, channel) for channel in ("sms", "email", "voice")}
+    return Dispatcher(engine, settings, clock, "test-worker", outboxes, RateLimiter({}))
+
+
+def test_saying_stop_opts_the_number_out(engine: Engine, server: Server) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    response = server.send(gather(call, SpeechResult="please stop calling", Confidence="0.92"))
+    assert CONFIRMED in response.text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+
+
+def test_a_spanish_call_is_confirmed_in_spanish(engine: Engine, server: Server) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    request = twilio(
+        f"/webhooks/twilio_voice/gather?attempt_id={call}&lang=es",
+        [("CallSid", "CA0001"), ("To", PHONE), ("From", "+16175550100"),
+         ("CallStatus", "in-progress"), ("SpeechResult", "Alto, no me llamen más.")],
+    )  # fmt: skip
+    response = server.send(request)
+    assert "No recibirá más llamadas automatizadas de Northwind Customer Care." in response.text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+
+
+@pytest.mark.parametrize(
+    "fields", [{"Digits": "1"}, {"SpeechResult": "Hello? Who is this?", "Confidence": "0.8"}]
+)
+def test_other_input_records_no_opt_out_and_hangs_up(
+    engine: Engine, server: Server, fields: dict[str, str]
+) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    response = server.send(gather(call, **fields))
+    assert response.status_code == 200
+    assert [child.tag for child in twiml(response.text)] == ["Hangup"]
+    assert voice_opt_outs(engine) == [] and opt_out_events(engine) == []
+    assert count(engine, provider_events) == 1  # kept, as every verified event is
+
+
+def test_a_forged_gather_is_refused_and_opts_nothing_out(engine: Engine, server: Server) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    genuine = gather(call, Digits="1")
+    forged = replace(genuine, body=genuine.body.replace(b"Digits=1", b"Digits=9"))
+    unsigned = replace(
+        genuine, headers={k: v for k, v in genuine.headers.items() if k != "X-Twilio-Signature"}
+    )
+    other_token = replace(genuine, body=gather(call, Digits="9").body)
+    signed_elsewhere = signed_form(
+        f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id={call}",
+        [("CallSid", "CA0001"), ("To", PHONE), ("Digits", "9")],
+        token="not-our-auth-token",
+    )
+    for request in (forged, unsigned, other_token, signed_elsewhere):
+        assert server.send(request).status_code == 403
+    assert count(engine, provider_events) == 0
+    assert voice_opt_outs(engine) == [] and opt_out_events(engine) == []
+
+
+def test_a_retried_gather_opts_out_once_and_is_confirmed_each_time(
+    engine: Engine, server: Server
+) -> None:
+    first, second = add_account(engine, "R-1"), add_account(engine, "R-2")
+    call = add_attempt(engine, first, channel="voice", message_id="CA0001")
+    request = gather(call, Digits="9")
+    answers = [
+        server.send(request, **{IDEMPOTENCY: "tok-g"}),
+        server.send(request, **{IDEMPOTENCY: "tok-g"}),
+        server.send(request),  # a retry without Twilio's token: the same call's Gather
+    ]
+    assert [CONFIRMED in answer.text for answer in answers] == [True, True, True]
+    assert count(engine, provider_events) == 1
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert opt_out_events(engine) == [
+        (first, "opt_out", "voice", PHONE),
+        (second, "opt_out", "voice", PHONE),
+    ]
+
+
+def test_a_gather_for_a_call_we_do_not_know_still_opts_out_the_number_called(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    response = server.send(gather(None, sid="CAunknown", Digits="9"))
+    assert CONFIRMED in response.text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert opt_out_events(engine) == [(account_id, "opt_out", "voice", PHONE)]
+
+
+def test_a_gather_posted_to_the_twiml_url_is_malformed(engine: Engine, server: Server) -> None:
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    request = call_webhook("twiml", call, CallStatus="in-progress", Digits="9")
+    assert server.send(request).status_code == 400
+    assert voice_opt_outs(engine) == []

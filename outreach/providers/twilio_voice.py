@@ -10,9 +10,9 @@ limited-content voicemail. Two ways to get there (``twiml_mode`` in channels/voi
   detection runs asynchronously (``AsyncAmd``); when it reports a person, the web layer
   may switch the live call to the full message with ``update_call``.
 
-Every call offers an automated opt-out (47 CFR 64.1200(b)(2)): what it says is wrapped in a
-``<Gather>`` that ends with "To stop these calls, press 9 or say stop." (the words from
-templates/company.yaml, in the call's language). Twilio posts what the person pressed or
+Every call offers an automated opt-out before it ends (47 CFR 64.1200(b)(3)): after the
+message, a ``<Gather>`` says "To stop these calls, press 9 or say stop." (the words from
+templates/company.yaml, in the call's language) and listens for the answer. Twilio posts what the person pressed or
 said to our ``gather`` webhook; 9 or a request to stop becomes an ``opted_out`` event for
 the number on voice, and ``answer_gather`` confirms it before hanging up.
 
@@ -138,9 +138,11 @@ def gather_url(base: str, attempt_id: int | None, language: str) -> str:
 
 
 def opt_out_twiml(config: VoiceChannel, text: str, offer: str, action: str, language: str) -> str:
-    """``text`` and then ``offer`` in a Gather of one key or speech posted to ``action``,
-    then a hang-up: a key press or a word during the message counts as well."""
+    """``text``, then ``offer`` in a Gather of one key or speech posted to ``action``, then
+    a hang-up. The Gather listens only once the message is said: a person answering with
+    "Hello?" must not cut the message short."""
     response = VoiceResponse()
+    response.say(text, voice=config.voice, language=config.language)
     gather = response.gather(
         input="dtmf speech",
         num_digits=1,
@@ -150,7 +152,6 @@ def opt_out_twiml(config: VoiceChannel, text: str, offer: str, action: str, lang
         hints=_SPEECH_HINTS.get(language),
         speech_timeout="auto",
     )
-    gather.say(text, voice=config.voice, language=config.language)
     gather.say(offer, voice=config.voice, language=config.language)
     response.hangup()  # no input: the Gather falls through to here
     return str(response)

@@ -12,9 +12,10 @@ limited-content voicemail. Two ways to get there (``twiml_mode`` in channels/voi
 
 Every call offers an automated opt-out before it ends (47 CFR 64.1200(b)(3)): after the
 message, a ``<Gather>`` says "To stop these calls, press 9 or say stop." (the words from
-templates/company.yaml, in the call's language) and listens for the answer. Twilio posts what the person pressed or
-said to our ``gather`` webhook; 9 or a request to stop becomes an ``opted_out`` event for
-the number on voice, and ``answer_gather`` confirms it before hanging up.
+templates/company.yaml, in the call's language) and listens for the answer. Twilio posts
+what the person pressed or said to our ``gather`` webhook; 9 or a request to stop becomes
+an ``opted_out`` event for the number on voice, and ``answer_gather`` confirms it before
+hanging up.
 
 Status callbacks report call progress (initiated, ringing, answered, completed); each
 final status maps to an outcome of the contact history (conversation, no_answer, ...).

@@ -3,6 +3,8 @@
 Each account is due now, owes a varied amount, falls at a varied point of the standard
 cadence (so that different steps, channels and templates are used), lives in one of the
 lower-48 zones, and has a mobile phone (SMS and voice points, with consent) and an email.
+Numbers and mailboxes are the debtor's own, except that one account in ten is the previous
+account's debtor's second debt, with the same phone and mailbox.
 """
 
 from __future__ import annotations
@@ -65,12 +67,15 @@ def load_accounts(engine: Engine, count: int, now: datetime, seed: int = 11) -> 
             points = []
             for offset, row in enumerate(chunk):
                 account_id = next_id + offset
-                area = ZONES[(account_id - 1) % len(ZONES)][2]
-                phone = f"+1{area}555{(account_id % 10_000):04d}"
+                # One account in ten is a second debt of the previous account's debtor: the
+                # same phone and mailbox, so compliance counts their contacts together.
+                owner = account_id - 1 if account_id % 10 == 0 else account_id
+                area = ZONES[(owner - 1) % len(ZONES)][2]
+                phone = f"+1{area}{200 + owner // 10_000 % 800:03d}{owner % 10_000:04d}"
                 for channel, address in (
                     ("sms", phone),
                     ("voice", phone),
-                    ("email", f"{row['reference'].lower()}@example.com"),
+                    ("email", f"debtor{owner}@example.com"),
                 ):
                     points.append(_point(account_id, channel, address, zone=row["timezone"],
                                          now=now))  # fmt: skip

@@ -164,11 +164,6 @@ def load_debtors(
     )  # fmt: skip
 
 
-def _owner_key(channel: str, address: str) -> tuple[str, str]:
-    """Who an address reaches: a number texts and calls, a mailbox has one owner in any case."""
-    return ("email", address.lower()) if channel == "email" else ("phone", address)
-
-
 def _shared_history(
     connection: Connection,
     accounts: Sequence[Any],
@@ -179,15 +174,22 @@ def _shared_history(
     """Contacts placed through the debtor's other accounts: accounts that share a phone
     number or a mailbox are one person with several debts. Each contact keeps its own debt,
     so caps per debtor and per address count it and caps per debt do not."""
-    users: dict[tuple[str, str], set[int]] = defaultdict(set)
+    # Keyed by the address as it reaches its owner: a number (sms and voice alike), a
+    # mailbox lower-cased; a number never holds an "@".
+    users: dict[str, set[int]] = {}
     for account_id, rows in points.items():
         for point in rows:
-            users[_owner_key(point.channel, point.address)].add(account_id)
+            address = point.address.lower() if point.channel == "email" else point.address
+            found = users.get(address)
+            if found is None:
+                users[address] = {account_id}
+            else:
+                found.add(account_id)
     if not users:
         return {}
     ids = [row.id for row in accounts]
-    phones = [address for kind, address in users if kind == "phone"]
-    mailboxes = [address for kind, address in users if kind == "email"]
+    phones = [address for address in users if "@" not in address]
+    mailboxes = [address for address in users if "@" in address]
     lowered = type_coerce(func.lower(contact_points.c.address), String)
     for channels, column, wanted in (
         (("sms", "voice"), contact_points.c.address, phones),
@@ -203,7 +205,8 @@ def _shared_history(
                 ~among(connection, contact_points.c.account_id, ids),
             )
         ):  # fmt: skip
-            users[_owner_key(other.channel, other.address)].add(other.account_id)
+            address = other.address.lower() if other.channel == "email" else other.address
+            users[address].add(other.account_id)
     shared_with: dict[int, set[int]] = defaultdict(set)
     for sharing in users.values():
         if len(sharing) > 1:
@@ -215,7 +218,7 @@ def _shared_history(
     outside = {other for others in shared_with.values() for other in others} - reference.keys()
     placed_elsewhere: dict[int, list[Any]] = {}
     if outside:
-        found = connection.execute(
+        their = connection.execute(
             select(accounts_table.c.reference, *columns_of(attempts, PLACED_COLUMNS))
             .join(accounts_table, accounts_table.c.id == attempts.c.account_id)
             .where(
@@ -224,7 +227,7 @@ def _shared_history(
                 attempts.c.created_at >= since,
             )
         )
-        for row in named_rows(found):
+        for row in named_rows(their):
             reference[row.account_id] = row.reference
             placed_elsewhere.setdefault(row.account_id, []).append(row)
     return {

@@ -6,7 +6,11 @@ batch due, helper processes share the rest with the daemon's own dispatcher: eac
 ``Dispatcher`` with its own connection, HTTP pool and providers built from the settings,
 its own name for leases, and its event loop kept for the following ticks. Leases keep them
 apart, as they keep several daemons apart; the rate limits stay the daemon's (see
-``outreach.shared_ratelimit``), so a sender's rate holds whichever process sends.
+``outreach.shared_ratelimit``), so a sender's rate holds whichever process sends. Over the
+same connection each helper tells the daemon which sends it has in flight, so that the
+daemon's housekeeping leaves exactly those alone, as it does its own: a helper's send whose
+outcome could not be recorded is held for review once its lease ends, the helper alive or
+not.
 
 The helpers send only on channels carried by a real provider: the outbox keeps its
 simulated events in the daemon's memory. The daemon's stop request reaches them through
@@ -71,8 +75,9 @@ class DispatchProcesses(helper_process.HelperPool[DispatchReport]):
         super().__init__(count, _start, (settings, worker, tuple(channels), shared, sizes), _tick)
 
     def live_names(self) -> list[str]:
-        """The lease names of the helpers alive now: housekeeping leaves their sends in
-        flight alone, and holds a dead one's for review."""
+        """The lease names of the helpers alive now: housekeeping leaves the sends they
+        reported in flight alone, and holds the rest of their ``sending`` attempts (and all
+        of a dead one's) for review once their lease ends."""
         return [helper_name(self.worker, child.pid) for child in multiprocessing.active_children()]
 
     def close(self) -> None:
@@ -95,6 +100,7 @@ def _start(
 ) -> None:
     global _helper
     from outreach.db import make_engine
+    from outreach.leases import report_sends_to
     from outreach.providers.registry import build_providers
     from outreach.providers.transport import make_http_client
     from outreach.shared_ratelimit import RemoteLimiter
@@ -103,13 +109,15 @@ def _start(
     clock = _TickClock()
     providers = build_providers(settings, make_http_client(), clock)
     batch_size, concurrency, lease = sizes
+    limiter = RemoteLimiter(*limits)
+    report_sends_to(limiter.report_sends)
     dispatcher = Dispatcher(
         make_engine(settings),
         settings,
         clock,
         helper_name(worker, os.getpid()),
         {channel: providers[channel] for channel in channels},
-        RemoteLimiter(*limits),
+        limiter,
         batch_size=batch_size,
         concurrency=concurrency,
         lease=lease,

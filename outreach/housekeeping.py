@@ -3,7 +3,8 @@
 - An attempt still ``sending`` after its lease ended belongs to a daemon that stopped
   mid-send, or whose outcome could not be recorded: the provider may have taken it, so it
   becomes ``unknown`` for review (never sent again on its own). A live dispatcher renews
-  the lease of what it is still sending.
+  the lease of what it is still sending, and what is in flight in the daemon or one of its
+  dispatch processes is left alone whatever its lease says.
 - A promise to pay whose day has passed unpaid is broken, and its account's outreach
   resumes.
 - A pause that has run out ends, and the account is due again.
@@ -16,12 +17,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, not_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.leases import sends_in_flight
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
-from outreach.store import accounts, promises_to_pay
+from outreach.store import accounts, among, promises_to_pay
 
 log = logging.getLogger("outreach.housekeeping")
 
@@ -43,19 +44,23 @@ def housekeeping(
     engine: Engine, now: datetime, worker: str | None = None, *, helpers: Collection[str] = ()
 ) -> Housekeeping:
     """``worker`` is the caller's own name and ``helpers`` its live dispatch processes'.
-    The caller's sends still in flight in this process (``sends_in_flight``) are not lost,
-    whatever their lease says; its other ``sending`` attempts (an outcome that could not be
-    recorded) are held like anyone's. A live helper's sends are all left alone; a helper
-    that died is not among them: its sends are held."""
+    Only sends actually in flight are not lost, whatever their lease says: the caller's
+    own in this process, and each helper's as it reported them to this process
+    (``sends_in_flight``). Every other ``sending`` attempt past its lease is held, theirs
+    too: an outcome that could not be recorded, or a helper that died."""
     done = Housekeeping()
     with engine.begin() as connection:
         lost = (attempts.c.status == AttemptStatus.SENDING) & (attempts.c.acquired_until < now)
         holder = attempts.c.acquired_by
-        if helpers:
-            lost &= or_(holder.is_(None), holder.not_in(list(helpers)))
-        flying = sends_in_flight(worker) if worker is not None else frozenset()
-        if flying:
-            lost &= or_(holder.is_(None), holder != worker, attempts.c.id.not_in(sorted(flying)))
+        names = ([worker] if worker is not None else []) + [h for h in helpers if h != worker]
+        for name in names:
+            flying = sends_in_flight(name)
+            if flying:
+                lost &= or_(
+                    holder.is_(None),
+                    holder != name,
+                    not_(among(connection, attempts.c.id, sorted(flying))),
+                )
         done.lost_sends = connection.execute(
             update(attempts)
             .where(lost)

@@ -10,7 +10,7 @@ lease to expire; the rows are then free to claim again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
@@ -131,23 +131,42 @@ def release_accounts(connection: Connection, worker: str, ids: Sequence[int]) ->
 # The attempts each worker of this process is sending right now (marked ``sending``, their
 # outcome not recorded yet). Housekeeping runs on another thread and leaves exactly these
 # of its own worker's alone: a send whose outcome could not be recorded is no longer here,
-# so it is held for review once its lease ends, as after a crash.
+# so it is held for review once its lease ends, as after a crash. In a daemon, its dispatch
+# processes' sends are here too, under their names, for as long as each process is
+# connected to it (see ``outreach.shared_ratelimit``).
 _in_flight: dict[str, set[int]] = {}
 _in_flight_lock = threading.Lock()
 
+# (holding, worker, ids): a dispatch process tells its daemon of its own sends through it.
+SendsReporter = Callable[[bool, str, list[int]], None]
+_reporter: SendsReporter | None = None
+
+
+def report_sends_to(reporter: SendsReporter | None) -> None:
+    """Every later ``hold_sends`` and ``release_sends`` of this process is also told to
+    ``reporter`` (a hold before it returns, so before any of those requests leaves)."""
+    global _reporter
+    _reporter = reporter
+
 
 def hold_sends(worker: str, ids: Iterable[int]) -> None:
+    listed = list(ids)
     with _in_flight_lock:
-        _in_flight.setdefault(worker, set()).update(ids)
+        _in_flight.setdefault(worker, set()).update(listed)
+    if _reporter is not None and listed:
+        _reporter(True, worker, listed)
 
 
 def release_sends(worker: str, ids: Iterable[int]) -> None:
+    listed = list(ids)
     with _in_flight_lock:
         held = _in_flight.get(worker)
         if held is not None:
-            held.difference_update(ids)
+            held.difference_update(listed)
             if not held:
                 del _in_flight[worker]
+    if _reporter is not None and listed:
+        _reporter(False, worker, listed)
 
 
 def sends_in_flight(worker: str) -> frozenset[int]:

@@ -1,4 +1,4 @@
-"""One set of rate limits for all of a daemon's dispatch processes.
+"""One set of rate limits for all of a daemon's dispatch processes, and their sends in flight.
 
 A sender's rate is the provider's limit on that sender, whichever process sends. So the
 daemon's ``RateLimiter`` stays the only one: ``LimiterService`` serves it on a Unix socket
@@ -11,12 +11,18 @@ that asked starts waiting a little later (its batch's writes come first), so a s
 used at its time or late. A process that fell behind may then send in the same moment as
 another's slot that came on time: a short burst over the rate, which a provider queues
 (Twilio does for a number's excess) or refuses with a 429 that is retried.
+
+The same connection tells the daemon which sends each process has in flight (see
+``outreach.leases.hold_sends``), so that its housekeeping leaves exactly those alone, as it
+does its own. A process's sends stop counting as in flight when it says so, or when its
+connection ends: a process that died (killed, out of memory) leaves none behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import socket
 import threading
@@ -24,7 +30,15 @@ from collections.abc import Sequence
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 
+from outreach.leases import hold_sends, release_sends
 from outreach.ratelimit import RateLimiter
+
+log = logging.getLogger("outreach.shared_ratelimit")
+
+# What a process asks, first in each message: rate-limit slots (answered with their waits),
+# sends it now has in flight (answered once heard, before any of them leaves), or sends it
+# no longer has (not answered).
+RESERVE, HOLD, RELEASE = "reserve", "hold", "release"
 
 
 class LimiterService:
@@ -56,13 +70,29 @@ class LimiterService:
             ).start()
 
     def _serve(self, connection: Connection) -> None:
-        with connection:
-            while True:
-                try:
-                    senders, max_wait = connection.recv()
-                    connection.send(self.limiter.reserve_many(senders, max_wait))
-                except (EOFError, OSError):  # the process closed its end, or ended
-                    return
+        held: dict[str, set[int]] = {}  # this process's sends in flight, by lease name
+        try:
+            with connection:
+                while True:
+                    try:
+                        kind, *rest = connection.recv()
+                        if kind == RESERVE:
+                            senders, max_wait = rest
+                            connection.send(self.limiter.reserve_many(senders, max_wait))
+                        elif kind == HOLD:
+                            worker, ids = rest
+                            held.setdefault(worker, set()).update(ids)
+                            hold_sends(worker, ids)
+                            connection.send(True)
+                        elif kind == RELEASE:
+                            worker, ids = rest
+                            held.get(worker, set()).difference_update(ids)
+                            release_sends(worker, ids)
+                    except (EOFError, OSError):  # the process closed its end, or ended
+                        return
+        finally:
+            for worker, ids in held.items():
+                release_sends(worker, ids)
 
     def close(self) -> None:
         self._closed.set()
@@ -75,19 +105,34 @@ class LimiterService:
 
 
 class RemoteLimiter:
-    """A dispatch process's view of the daemon's limits."""
+    """A dispatch process's view of the daemon's limits, and its line to the daemon."""
 
     def __init__(self, address: str, authkey: bytes) -> None:
         self._connection = Client(address, family="AF_UNIX", authkey=authkey)
+        # Held across each question and its answer: sends are told from any thread.
+        self._lock = threading.Lock()
 
     def reserve_many(
         self, senders: Sequence[tuple[str, str]], max_wait: float | None = None
     ) -> list[float | None]:
         if not senders:
             return []
-        self._connection.send((list(senders), max_wait))
-        waits: list[float | None] = self._connection.recv()
+        with self._lock:
+            self._connection.send((RESERVE, list(senders), max_wait))
+            waits: list[float | None] = self._connection.recv()
         return waits
+
+    def report_sends(self, holding: bool, worker: str, ids: list[int]) -> None:
+        """Tells the daemon that ``worker``'s sends ``ids`` are in flight (``holding``) or
+        no longer are; a hold returns once the daemon has it. A daemon that cannot be told
+        is gone: the batch goes on, and the process leaves after it."""
+        try:
+            with self._lock:
+                self._connection.send((HOLD if holding else RELEASE, worker, ids))
+                if holding:
+                    self._connection.recv()
+        except (EOFError, OSError) as exc:
+            log.warning("dispatch: could not tell the daemon about %d send(s): %r", len(ids), exc)
 
     async def wait(self, seconds: float) -> None:
         if seconds > 0:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing import AuthenticationError
@@ -41,8 +42,9 @@ from outreach.daemon import Daemon, RunOptions
 from outreach.dispatch_processes import helper_name as dispatch_helper_name
 from outreach.dispatcher import Dispatcher
 from outreach.helper_process import LEASE_NAME_LENGTH, lease_name
+from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
-from outreach.leases import claim_due_accounts, claim_queued_attempts
+from outreach.leases import claim_due_accounts, claim_queued_attempts, sends_in_flight
 from outreach.plan_processes import helper_name as plan_helper_name
 from outreach.providers.registry import build_providers
 from outreach.providers.transport import make_http_client
@@ -74,10 +76,14 @@ def world(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDef
 
 @dataclass
 class FakeTwilio:
-    """What the fake Twilio was sent: each message's form, and when it arrived."""
+    """What the fake Twilio was sent: each message's form, and when it arrived. Once
+    ``answer_up_to`` messages have come, the next ones are answered only when ``go`` is
+    set (their sends stay in flight until then)."""
 
     forms: list[dict[str, str]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
+    answer_up_to: int | None = None
+    go: threading.Event = field(default_factory=threading.Event)
 
     def attempt_ids(self) -> Counter[int]:
         return Counter(
@@ -102,6 +108,9 @@ def fake_twilio_app(seen: FakeTwilio) -> FastAPI:
         form = {key: str(value) for key, value in (await request.form()).items()}
         seen.forms.append(form)
         seen.arrivals.append(time.monotonic())
+        if seen.answer_up_to is not None and len(seen.forms) > seen.answer_up_to:
+            while not seen.go.is_set():
+                await asyncio.sleep(0.01)
         message_sid = f"SM{len(seen.forms):032x}"
         path = f"/2010-04-01/Accounts/{sid}/Messages/{message_sid}"
         body = created | {
@@ -322,6 +331,107 @@ async def test_a_helper_ignores_sigint_and_leaves_on_sigterm(
         time.sleep(0.05)
     # The next backlog has a helper again, and sends the rest once.
     assert dict((await daemon_dispatcher.tick()).outcomes) == {"sent": 4}
+
+
+@contextmanager
+def a_helpers_outcomes_cannot_be_recorded(engine: Engine) -> Iterator[None]:
+    """In the block, recording that a dispatch process's text was sent fails, as when the
+    database fails at that moment; the daemon's own outcomes are recorded."""
+    failed = "the database failed"
+    if engine.dialect.name == "sqlite":
+        when = "NEW.status = 'sent' AND instr(OLD.acquired_by, '/dispatch') > 0"
+        create = [
+            f"CREATE TRIGGER outcome_fails BEFORE UPDATE ON attempt WHEN {when} "
+            f"BEGIN SELECT RAISE(ABORT, '{failed}'); END"
+        ]
+        drop = ["DROP TRIGGER IF EXISTS outcome_fails"]
+    else:
+        when = "NEW.status = 'sent' AND strpos(OLD.acquired_by, '/dispatch') > 0"
+        create = [
+            "CREATE FUNCTION outcome_fails() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{failed}'; END $$",
+            f"CREATE TRIGGER outcome_fails BEFORE UPDATE ON attempt FOR EACH ROW WHEN ({when}) "
+            "EXECUTE FUNCTION outcome_fails()",
+        ]
+        drop = ["DROP TRIGGER IF EXISTS outcome_fails ON attempt",
+                "DROP FUNCTION IF EXISTS outcome_fails()"]  # fmt: skip
+    with engine.begin() as connection:
+        for statement in create:
+            connection.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            for statement in drop:
+                connection.exec_driver_sql(statement)
+
+
+async def test_a_helpers_sends_are_left_alone_only_while_in_flight(
+    world: World, twilio: tuple[FakeTwilio, str], daemon_dispatcher: Dispatcher
+) -> None:
+    seen, _ = twilio
+    plan(world, texts=24)
+    # The daemon sends 8, its helper 4 whose outcomes cannot be recorded: they stay sending.
+    with a_helpers_outcomes_cannot_be_recorded(world.engine):
+        await daemon_dispatcher.tick(max_attempts=12)
+    stuck = [a for a in rows_of(world.engine, attempts) if a.status == "sending"]
+    assert len(stuck) == 4 and len(seen.forms) == 12
+    [helper] = {a.acquired_by for a in stuck}
+    assert helper in daemon_dispatcher.helper_names()  # the helper lives on
+
+    # The next backlog: the first batch is answered, then both processes' sends (4 each)
+    # wait at Twilio while housekeeping runs long after every lease has ended.
+    seen.answer_up_to = 16
+    tick = asyncio.create_task(daemon_dispatcher.tick(max_attempts=12))
+    try:
+        deadline = time.monotonic() + 30
+        while len(seen.forms) < 24:
+            assert time.monotonic() < deadline, "the sends did not reach Twilio"
+            await asyncio.sleep(0.02)
+        in_flight = {a.id for a in rows_of(world.engine, attempts) if a.status == "sending"}
+        in_flight -= {a.id for a in stuck}
+        assert {a.acquired_by for a in rows_of(world.engine, attempts) if a.id in in_flight} == {
+            WORKER, helper,
+        }  # fmt: skip
+        after = world.clock.now() + timedelta(hours=1)
+        held = await asyncio.to_thread(
+            housekeeping, world.engine, after, WORKER, helpers=daemon_dispatcher.helper_names()
+        )
+    finally:
+        seen.go.set()
+    report = await tick
+
+    # The helper's attempts whose outcome was lost are held for review, the helper alive;
+    # the sends in flight, the helper's as the daemon's, are not.
+    assert held.lost_sends == 4
+    assert dict(report.outcomes) == {"sent": 12} and report.processes == 2
+    found = {a.id: a for a in rows_of(world.engine, attempts)}
+    assert {found[a.id].status for a in stuck} == {"unknown"}
+    assert all(found[a.id].acquired_by is None for a in stuck)
+    assert {found[i].status for i in in_flight} == {"sent"}
+    assert Counter(a.status for a in found.values()) == {"sent": 20, "unknown": 4}
+    assert seen.attempt_ids() == Counter(dict.fromkeys(found, 1))
+
+
+def test_a_processs_sends_count_in_flight_until_it_says_so_or_its_connection_ends() -> None:
+    service = LimiterService(RateLimiter({}))
+    try:
+        one, two = (RemoteLimiter(service.address, service.authkey) for _ in range(2))
+        one.report_sends(True, "d/dispatch1", [1, 2, 3])
+        assert sends_in_flight("d/dispatch1") == {1, 2, 3}  # known once the hold returns
+        two.report_sends(True, "d/dispatch2", [4])
+        one.report_sends(False, "d/dispatch1", [2])
+        one.reserve_many([("sms", "a")])  # answered after what was said before it
+        assert sends_in_flight("d/dispatch1") == {1, 3}
+        one.close()  # the process ended (or died) with sends it had not released
+        deadline = time.monotonic() + 5
+        while sends_in_flight("d/dispatch1"):
+            assert time.monotonic() < deadline, "a closed connection's sends stayed in flight"
+            time.sleep(0.02)
+        assert sends_in_flight("d/dispatch2") == {4}
+        two.close()
+    finally:
+        service.close()
 
 
 def test_closing_the_limiter_service_ends_its_thread() -> None:

@@ -29,7 +29,7 @@ from outreach.errors import ChannelError, WebhookRejected
 from outreach.events import apply_events
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
-from outreach.leases import claim_queued_attempts
+from outreach.leases import claim_queued_attempts, hold_sends, release_sends
 from outreach.payments import record_payment
 from outreach.providers.base import (
     Channel,
@@ -548,10 +548,13 @@ async def test_a_send_lost_in_a_crash_becomes_unknown_and_is_never_resent(world:
     assert housekeeping(world.engine, NOW + timedelta(minutes=1), "worker-2").lost_sends == 0
     assert housekeeping(world.engine, NOW + timedelta(minutes=1), WORKER).lost_sends == 0
     assert the_attempt(world).status == "sending"
-    # Nor one of its live dispatch processes'; a dead one's is held, as is one held by no one.
+    # Nor a send a live dispatch process reported in flight; a dead one's is held, as is one
+    # held by no one.
     helper = f"{WORKER}/dispatch4242"
     set_attempt(world, acquired_by=helper)
+    hold_sends(helper, [lost.id])
     assert housekeeping(world.engine, after, WORKER, helpers=[helper]).lost_sends == 0
+    release_sends(helper, [lost.id])
     assert housekeeping(world.engine, after, WORKER).lost_sends == 1
     set_attempt(world, status="sending", acquired_by=None, acquired_until=NOW + SEND_LEASE)
     assert housekeeping(world.engine, after, WORKER, helpers=[helper]).lost_sends == 1

@@ -196,15 +196,7 @@ def opt_in(
     ).rowcount
     # The engine reads the latest opt-out or opt-in of an address: an opt-in recorded over
     # a complaint (or a manual suppression) would lift what the opt-in may not.
-    kept = connection.execute(
-        select(suppressions.c.id).where(
-            suppressions.c.channel == channel,
-            suppressions.c.address == address,
-            suppressions.c.lifted_at.is_(None),
-            suppressions.c.reason.in_(_NOT_LIFTED_BY_OPT_IN),
-        )
-    ).first()
-    if kept is None:
+    if not _in_force(connection, channel, address, _NOT_LIFTED_BY_OPT_IN):
         owners = (
             accounts if accounts is not None else accounts_using(connection, (channel,), address)
         )
@@ -214,14 +206,18 @@ def opt_in(
 
 def opted_out(connection: Connection, channel: str, address: str) -> bool:
     """Whether the debtor's own opt-out of ``address`` is in force."""
-    address = ledger_address(channel, address)
+    return _in_force(connection, channel, ledger_address(channel, address), _LIFTED_BY_OPT_IN)
+
+
+def _in_force(connection: Connection, channel: str, address: str, reasons: Sequence[str]) -> bool:
+    """Whether a suppression of ``address`` for one of ``reasons`` is not lifted."""
     return (
         connection.execute(
             select(suppressions.c.id).where(
                 suppressions.c.channel == channel,
                 suppressions.c.address == address,
                 suppressions.c.lifted_at.is_(None),
-                suppressions.c.reason.in_(_LIFTED_BY_OPT_IN),
+                suppressions.c.reason.in_(reasons),
             )
         ).first()
         is not None

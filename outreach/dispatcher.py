@@ -448,10 +448,16 @@ class Dispatcher:
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
-        to_address: dict[str, set[int]] = {}  # the batch's accounts by address
+        # The batch's accounts by address, and by person: accounts that share a number or a
+        # mailbox are one debtor, whose caps count what each of them is sent.
+        to_address: dict[str, set[int]] = {}
         for row in rows:
             to_address.setdefault(_address_key(row), set()).add(row.account_id)
-        for turn in _turns(rows):
+        person = _people(records)
+        members: dict[int, set[int]] = {}
+        for account_id, one in person.items():
+            members.setdefault(one, set()).add(account_id)
+        for turn in _turns(rows, person):
             allowed: list[tuple[Any, dict[str, Any]]] = []
             for row in turn:
                 account = account_rows[row.account_id]
@@ -499,7 +505,8 @@ class Dispatcher:
                     at=now, channel=row.channel, direction="outbound", debts=(record.reference,),
                     outcome="no_answer", to=_address_key(row), automated=row.automated,
                 )  # fmt: skip
-                for account_id in to_address[_address_key(row)] | {row.account_id}:
+                same = members.get(person.get(row.account_id, -1), set())
+                for account_id in to_address[_address_key(row)] | same | {row.account_id}:
                     other = records[account_id]
                     records[account_id] = replace(other, history=(*other.history, contact))
         store_decisions(connection, decisions)
@@ -767,13 +774,34 @@ def _message(row: Any) -> OutboundMessage:
     )
 
 
-def _turns(rows: Sequence[Any]) -> list[list[Any]]:
+def _people(records: Mapping[int, DebtorRecord]) -> dict[int, int]:
+    """Each account's debtor, as one of its accounts' ids: accounts that share a number or a
+    mailbox (their active contact points) are one person."""
+    parent = {account_id: account_id for account_id in records}
+
+    def root(account_id: int) -> int:
+        while parent[account_id] != account_id:
+            parent[account_id] = account_id = parent[parent[account_id]]
+        return account_id
+
+    first: dict[str, int] = {}
+    for account_id, record in records.items():
+        for _, address, _ in record.points:
+            other = first.setdefault(address, account_id)
+            if other != account_id:
+                parent[root(account_id)] = root(other)
+    return {account_id: root(account_id) for account_id in parent}
+
+
+def _turns(rows: Sequence[Any], person: Mapping[int, int]) -> list[list[Any]]:
     """``rows`` in turns: each attempt comes a turn after the last one before it for the
-    same account or the same address, so that it is decided knowing what they did."""
+    same debtor (``person``: account id to debtor) or the same address, so that it is
+    decided knowing what they did."""
     turns: list[list[Any]] = []
     last: dict[tuple[str, Any], int] = {}
     for row in rows:
-        keys = (("account", row.account_id), ("address", _address_key(row)))
+        debtor = person.get(row.account_id, row.account_id)
+        keys = (("debtor", debtor), ("address", _address_key(row)))
         turn = max(last.get(key, -1) for key in keys) + 1
         for key in keys:
             last[key] = turn

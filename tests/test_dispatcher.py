@@ -707,3 +707,22 @@ async def test_at_send_time_a_debtors_other_account_counts_toward_caps_per_debto
     [held] = [d for d in rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
               if d.verdict == "defer"]  # fmt: skip
     assert codes(held) == ["POLICY_SMS_DAILY_CAP"]
+
+
+async def test_one_debtors_accounts_on_different_numbers_are_decided_in_turn(
+    world: World,
+) -> None:
+    # One person (one mailbox), two debts, a number each, texted once today already: the
+    # two texts of one batch are decided in turn, so only one more goes (two a day).
+    ids = world.load(
+        row("A-1", email="pat@example.com"),
+        row("B-1", phone="(617) 555-0102", email="pat@example.com"),
+    )
+    texted(world, ids["A-1"], timedelta(hours=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+    report = await dispatcher(world).tick()
+
+    assert dict(report.outcomes) == {"sent": 1, "deferred": 1}
+    [held] = [d for d in rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+              if d.verdict == "defer"]  # fmt: skip
+    assert codes(held) == ["POLICY_SMS_DAILY_CAP"]

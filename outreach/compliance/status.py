@@ -173,13 +173,17 @@ def consent_state(situation: Situation) -> tuple[bool, bool]:
     64.1200(a)(10): revocation by any reasonable means); the opt-in that allows the medium
     again restores what held before it. A number's opt-out on one phone channel (STOP to a
     text, a do-not-call request) revokes consent to automated contact on the other too, and
-    its opt-in there gives it back: revocation in reply to one kind of robocall or robotext
-    covers all of them from that caller (64.1200(a)(10), the FCC's "revoke-all").
+    its opt-in there restores what held before that opt-out, never more: revocation in reply
+    to one kind of robocall or robotext covers all of them from that caller
+    (64.1200(a)(10), the FCC's "revoke-all").
     """
     contact = situation.contact
     consented = situation.debtor.recorded_consent(contact.channel, contact.to)
     revoked = False
     before_prohibition: tuple[bool, bool] | None = None
+    # What held before the number's opt-out on the other phone channel: its opt-in there
+    # gives back that, never more (a START to texts is no consent to prerecorded calls).
+    before_other: tuple[bool, bool] | None = None
     phone = contact.channel in PHONE_CHANNELS
     for event in _past(situation):
         if event.address not in (None, contact.to):
@@ -195,10 +199,18 @@ def consent_state(situation: Situation) -> tuple[bool, bool]:
         )
         if event.channel not in (None, contact.channel) and not other_phone_channel:
             continue
+        if other_phone_channel:
+            if event.kind == "opt_out":
+                if before_other is None:
+                    before_other = (consented, revoked)
+                consented, revoked = False, True
+            elif before_other is not None:
+                (consented, revoked), before_other = before_other, None
+            continue
         if event.kind == "consent" or (event.kind == "opt_in" and event.address is not None):
-            consented, revoked, before_prohibition = True, False, None
-        elif event.kind == "consent_revoked" or (event.kind == "opt_out" and other_phone_channel):
-            consented, revoked, before_prohibition = False, True, None
+            consented, revoked, before_prohibition, before_other = True, False, None, None
+        elif event.kind == "consent_revoked":
+            consented, revoked, before_prohibition, before_other = False, True, None, None
         elif event.kind == "prohibited_medium":
             if before_prohibition is None:
                 before_prohibition = (consented, revoked)

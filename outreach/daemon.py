@@ -197,9 +197,10 @@ class Daemon:
                 loop.remove_signal_handler(signum)
 
     async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop, signum)
+        with self._stopping_on_signals():
+            await self._serve()
+
+    async def _serve(self) -> None:
         scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         )

@@ -426,25 +426,10 @@ class Dispatcher:
         its message and the seconds to wait for its sender's rate-limit slot.
 
         A message is allowed when compliance allows it now and at the latest instant it
-        may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one account
-        or to one address are decided in turn, each counting the ones allowed before it."""
-        account_rows = {
-            row.id: row
-            for row in named_rows(
-                connection.execute(
-                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
-                        among(connection, accounts.c.id, {r.account_id for r in rows})
-                    )
-                )
-            )
-        }
-        records = load_debtors(
-            connection,
-            list(account_rows.values()),
-            now,
-            self.rules.lookback_days,
-            self.settings.default_region,
-        )
+        may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one debtor
+        (accounts sharing a number or a mailbox) or to one address are decided in turn, each
+        counting the ones allowed before it."""
+        account_rows, records = self._debtors(connection, {r.account_id for r in rows}, now)
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
@@ -505,8 +490,8 @@ class Dispatcher:
                     at=now, channel=row.channel, direction="outbound", debts=(record.reference,),
                     outcome="no_answer", to=_address_key(row), automated=row.automated,
                 )  # fmt: skip
-                same = members.get(person.get(row.account_id, -1), set())
-                for account_id in to_address[_address_key(row)] | same | {row.account_id}:
+                debtor = members[person[row.account_id]]
+                for account_id in to_address[_address_key(row)] | debtor:
                     other = records[account_id]
                     records[account_id] = replace(other, history=(*other.history, contact))
         store_decisions(connection, decisions)
@@ -522,6 +507,30 @@ class Dispatcher:
             ],
         )  # fmt: skip
         return ready
+
+    def _debtors(
+        self, connection: Connection, account_ids: set[int], at: datetime
+    ) -> tuple[dict[int, Any], dict[int, DebtorRecord]]:
+        """The accounts (what the send-time check reads of them) and what compliance knows
+        of each, as of ``at``."""
+        account_rows = {
+            row.id: row
+            for row in named_rows(
+                connection.execute(
+                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
+                        among(connection, accounts.c.id, account_ids)
+                    )
+                )
+            )
+        }
+        records = load_debtors(
+            connection,
+            list(account_rows.values()),
+            at,
+            self.rules.lookback_days,
+            self.settings.default_region,
+        )
+        return account_rows, records
 
     def _decide(self, record: DebtorRecord, row: Any, at: datetime, now: datetime) -> _Decided:
         """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``."""
@@ -622,22 +631,8 @@ class Dispatcher:
     def _check_waited(
         self, connection: Connection, items: Sequence[_Ready], at: datetime
     ) -> list[Outcome | None]:
-        account_rows = {
-            row.id: row
-            for row in named_rows(
-                connection.execute(
-                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
-                        among(connection, accounts.c.id, {i.row.account_id for i in items})
-                    )
-                )
-            )
-        }
-        records = load_debtors(
-            connection,
-            list(account_rows.values()),
-            at,
-            self.rules.lookback_days,
-            self.settings.default_region,
+        account_rows, records = self._debtors(
+            connection, {item.row.account_id for item in items}, at
         )
         found: list[Outcome | None] = []
         for item in items:
@@ -812,9 +807,8 @@ def _turns(rows: Sequence[Any], person: Mapping[int, int]) -> list[list[Any]]:
 
 
 def _address_key(row: Any) -> str:
-    """As compliance compares addresses: email without case."""
-    address: str = row.to_address
-    return address.lower() if row.channel == "email" else address
+    """The attempt's address as compliance compares it (email without case)."""
+    return ledger_address(row.channel, row.to_address)
 
 
 def _without_itself(record: DebtorRecord, row: Any) -> DebtorRecord:

@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from outreach.cli import accounts, compliance, templates
+from outreach.cli import accounts, compliance, templates, users
 from outreach.cli.accounts import print_summary
 from outreach.cli.common import (
     Context,
@@ -44,6 +44,7 @@ app.add_typer(accounts.payments_app, name="payments")
 app.add_typer(templates.templates_app, name="templates")
 app.add_typer(templates.cadences_app, name="cadences")
 app.add_typer(compliance.compliance_app, name="compliance")
+app.add_typer(users.users_app, name="users")
 
 
 @app.callback()

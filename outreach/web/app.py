@@ -1,9 +1,10 @@
 """``create_app(settings, engine)``: the FastAPI application (a factory: nothing at import).
 
 Routes: ``/healthz``; the provider webhooks (``webhooks.py``); the unsubscribe pages
-(``unsubscribe_pages.py``). Events are written by one batched writer (``writer.py``),
-started on first use so the app also works when served without a lifespan; with one, its
-shutdown writes what is queued before the server stops.
+(``unsubscribe_pages.py``); the signed-in web UI (``ui.py`` and its sections). Events are
+written by one batched writer (``writer.py``), started on first use so the app also works
+when served without a lifespan; with one, its shutdown writes what is queued before the
+server stops.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from outreach.events import EventPolicy
 from outreach.providers.base import Provider
 from outreach.providers.transport import make_http_client
 from outreach.web.access_log import RedactPaths
+from outreach.web.ui import install_ui
 from outreach.web.unsubscribe_pages import router as unsubscribe_router
 from outreach.web.webhooks import Webhooks, webhook_providers
 from outreach.web.webhooks import router as webhook_router
@@ -82,6 +84,7 @@ def create_app(
 
     app.include_router(webhook_router)
     app.include_router(unsubscribe_router)
+    install_ui(app, settings, engine)
     return app
 
 

@@ -1,0 +1,170 @@
+"""The people who use the web UI: accounts with a role, and their passwords.
+
+Passwords are stored as Argon2id hashes (argon2-cffi's defaults, OWASP's first choice)
+and are never logged or shown. A disabled user cannot sign in, and a signed-in one is
+signed out on their next request (``outreach.web.auth`` reads the user on every request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from outreach.errors import NotFoundError, OutreachError
+from outreach.models import Role, User
+from outreach.store import table_of
+
+users = table_of(User)
+MIN_PASSWORD_LENGTH = 12
+_hasher = PasswordHasher()
+# Verified when the username is unknown, so that a wrong name takes as long as a wrong
+# password and the answer time does not say which names exist.
+_ABSENT_HASH = _hasher.hash("no such user: this hash only spends the same time")
+
+
+class UserError(OutreachError):
+    """A user cannot be created or changed as asked (a taken name, a short password)."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    # Changes whenever the password does: a session made under an old password ends.
+    password_stamp: str
+
+    def may(self, *roles: Role) -> bool:
+        """Whether this user holds one of ``roles``; an admin may do everything."""
+        return self.active and (self.role is Role.ADMIN or self.role in roles)
+
+
+def create_user(
+    connection: Connection,
+    username: str,
+    password: str,
+    role: Role,
+    now: datetime,
+    display_name: str = "",
+) -> UserRecord:
+    name = _username(username)
+    check_password(password)
+    try:
+        connection.execute(
+            users.insert().values(
+                username=name,
+                display_name=(display_name.strip() or name)[:200],
+                password_hash=_hasher.hash(password),
+                role=role.value,
+                active=True,
+                created_at=now,
+            )
+        )
+    except IntegrityError:
+        raise UserError(f"a user named {name!r} already exists") from None
+    return user_by_name(connection, name)
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise UserError("a password may have at most 1,024 characters")
+
+
+def authenticate(
+    connection: Connection, username: str, password: str, now: datetime
+) -> UserRecord | None:
+    """The user, if the name and password match an active user; records the sign-in."""
+    row = connection.execute(
+        select(users).where(users.c.username == username.strip().lower())
+    ).first()
+    if row is None:
+        _verify(_ABSENT_HASH, password)
+        return None
+    if not _verify(row.password_hash, password) or not row.active:
+        return None
+    values: dict[str, object] = {"last_login_at": now}
+    if _hasher.check_needs_rehash(row.password_hash):  # the parameters were raised since
+        values["password_hash"] = _hasher.hash(password)
+    connection.execute(update(users).where(users.c.id == row.id).values(**values))
+    return user_by_id(connection, row.id)
+
+
+def user_by_id(connection: Connection, user_id: int) -> UserRecord | None:
+    row = connection.execute(select(users).where(users.c.id == user_id)).first()
+    return _record(row) if row is not None else None
+
+
+def user_by_name(connection: Connection, username: str) -> UserRecord:
+    row = connection.execute(
+        select(users).where(users.c.username == username.strip().lower())
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no user named {username!r}")
+    return _record(row)
+
+
+def list_users(connection: Connection) -> list[tuple[UserRecord, datetime | None]]:
+    """Every user with their last sign-in, by name."""
+    rows = connection.execute(select(users).order_by(users.c.username))
+    return [(_record(row), row.last_login_at) for row in rows]
+
+
+def set_password(connection: Connection, username: str, password: str) -> None:
+    check_password(password)
+    user = user_by_name(connection, username)
+    connection.execute(
+        update(users).where(users.c.id == user.id).values(password_hash=_hasher.hash(password))
+    )
+
+
+def set_active(connection: Connection, username: str, active: bool) -> None:
+    user = user_by_name(connection, username)
+    connection.execute(update(users).where(users.c.id == user.id).values(active=active))
+
+
+def set_role(connection: Connection, username: str, role: Role) -> None:
+    user = user_by_name(connection, username)
+    connection.execute(update(users).where(users.c.id == user.id).values(role=role.value))
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _username(username: str) -> str:
+    name = username.strip().lower()
+    if not name or len(name) > 100 or not all(c.isalnum() or c in "._-@" for c in name):
+        raise UserError(
+            f"{username!r}: a username has 1 to 100 letters, digits and . _ - @ (no spaces)"
+        )
+    return name
+
+
+def _record(row: Any) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        active=bool(row.active),
+        password_stamp=hashlib.sha256(row.password_hash.encode()).hexdigest()[:16],
+    )
+
+
+def same_stamp(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,243 @@
+"""The web UI's frame: pages from ``ui_templates``, signing in and out, the start page.
+
+Every page is served with a strict Content-Security-Policy (scripts and styles only from
+``/static``), not cached, and never framed. The sections (the inbox, the template
+editor) are routers of their own, added by ``install_ui``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine, func, select
+
+from outreach.compliance_store import attempts, inbox_messages
+from outreach.config import Settings
+from outreach.models import InboxStatus, Role
+from outreach.store import accounts
+from outreach.users import authenticate
+from outreach.web import editor_pages, inbox_pages
+from outreach.web.auth import (
+    AnyUser,
+    CsrfRejected,
+    Forbidden,
+    Session,
+    Sessions,
+    SignInRequired,
+    role_names,
+    safe_next,
+    sessions_of,
+    sign_in_address,
+)
+
+_HERE = Path(__file__).parent
+pages = Jinja2Templates(directory=_HERE / "ui_templates")
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    label: str
+    href: str
+    roles: tuple[Role, ...]
+
+
+# The sections in the top bar, each shown to the roles that may use it.
+SECTIONS = (
+    Section("Inbox", "/inbox", (Role.AGENT,)),
+    Section("Templates", "/templates", (Role.MARKETER,)),
+)
+
+
+def render(
+    request: Request,
+    template: str,
+    session: Session | None,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    notices: Sequence[tuple[str, str]] = (),
+) -> HTMLResponse:
+    """A page in the layout, with the sections ``session``'s user may open."""
+    path = request.url.path
+    nav = [
+        {"label": s.label, "href": s.href, "current": path.startswith(s.href)}
+        for s in SECTIONS
+        if session is not None and session.user.may(*s.roles)
+    ]
+    values = {
+        "session": session,
+        "nav": nav,
+        "notices": [{"kind": kind, "text": text} for kind, text in notices],
+        "title": "outreach",
+        **(context or {}),
+    }
+    response = pages.TemplateResponse(request, template, values, status_code=status)
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def notice_from(request: Request) -> list[tuple[str, str]]:
+    """The notice a redirect after a change carries (``?done=...``), shown once."""
+    done = request.query_params.get("done")
+    return [("ok", done[:200])] if done else []
+
+
+def message_page(
+    request: Request, session: Session | None, title: str, message: str, status: int
+) -> HTMLResponse:
+    return render(
+        request, "message.html", session, {"title": title, "message": message}, status=status
+    )
+
+
+router = APIRouter()
+
+
+@router.get("/login", response_class=HTMLResponse)
+def sign_in_form(request: Request, next: str | None = None) -> Response:
+    sessions = sessions_of(request)
+    if sessions.read(request) is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    token, new = sessions.sign_in_token(request)
+    page = _sign_in_page(request, token, safe_next(next), "", None)
+    if new:
+        sessions.remember_sign_in_token(request, page, token)
+    return page
+
+
+@router.post("/login", response_class=HTMLResponse)
+def sign_in(
+    request: Request,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    sessions = sessions_of(request)
+    target = safe_next(next)
+    if not sessions.sign_in_token_matches(request, csrf_token):
+        # An expired form, or a request made elsewhere: start again with a fresh form.
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+    problem = None
+    user = None
+    if sessions.throttle.held(username):
+        problem = "Too many failed attempts for this name. Wait 15 minutes and try again."
+    else:
+        with sessions.engine.begin() as connection:
+            user = authenticate(connection, username, password, request.app.state.clock.now())
+        if user is None:
+            sessions.throttle.failed(username)
+            problem = "The username or password is not right, or the user is disabled."
+    if user is None:
+        return _sign_in_page(request, csrf_token, target, username, problem, status=401)
+    sessions.throttle.succeeded(username)
+    response = RedirectResponse(target, status_code=303)
+    sessions.start(request, response, user)
+    return response
+
+
+def _sign_in_page(
+    request: Request, token: str, target: str, username: str, problem: str | None,
+    status: int = 200,
+) -> HTMLResponse:  # fmt: skip
+    values = {"title": "Sign in", "token": token, "next": target, "username": username}
+    return render(request, "login.html", None, {**values, "problem": problem}, status=status)
+
+
+@router.post("/logout")
+def sign_out(request: Request, _: AnyUser) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    sessions_of(request).end(response)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def start_page(request: Request, session: AnyUser) -> Response:
+    engine: Engine = request.app.state.engine
+    now: datetime = request.app.state.clock.now()
+    since = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    with engine.connect() as connection:
+        open_replies = connection.execute(
+            select(func.count()).where(
+                inbox_messages.c.direction == "inbound",
+                inbox_messages.c.status == InboxStatus.OPEN,
+            )
+        ).scalar_one()
+        flagged = connection.execute(
+            select(func.count()).where(accounts.c.flag.is_not(None))
+        ).scalar_one()
+        paused = connection.execute(
+            select(func.count()).where(accounts.c.paused_until > now)
+        ).scalar_one()
+        by_status = connection.execute(
+            select(attempts.c.status, func.count())
+            .where(attempts.c.created_at >= since, attempts.c.created_at < since + timedelta(1))
+            .group_by(attempts.c.status)
+            .order_by(attempts.c.status)
+        ).all()
+    inbox = "/inbox" if session.user.may(Role.AGENT) else "/"
+    cards = [
+        {"label": "replies waiting", "count": open_replies, "href": inbox},
+        {"label": "accounts flagged", "count": flagged, "href": inbox},
+        {"label": "accounts paused", "count": paused, "href": inbox},
+    ]
+    values = {"title": "Start", "cards": cards, "attempts": [tuple(row) for row in by_status]}
+    return render(request, "home.html", session, values)
+
+
+def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
+    """Add the UI's routes, its static files and its error pages to ``app``."""
+    app.state.sessions = Sessions(settings, engine)
+    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    app.include_router(router)
+    app.include_router(inbox_pages.router)
+    app.include_router(editor_pages.router)
+
+    @app.exception_handler(SignInRequired)
+    def _sign_in_first(request: Request, _: SignInRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "sign in first"}, status_code=401)
+        if request.method in ("GET", "HEAD"):
+            return RedirectResponse(sign_in_address(request), status_code=303)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(request: Request, error: Forbidden) -> Response:
+        message = f"This page is for users with the {role_names(error.roles)} role."
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=403)
+        session = sessions_of(request).read(request)
+        return message_page(request, session, "Not for your role", message, 403)
+
+    @app.exception_handler(CsrfRejected)
+    def _csrf(request: Request, _: CsrfRejected) -> Response:
+        message = "This form was not sent from an open outreach page. Reload it and try again."
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=403)
+        session = sessions_of(request).read(request)
+        return message_page(request, session, "Not sent from outreach", message, 403)
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or bool(
+        request.headers.get("x-csrf-token")
+    )

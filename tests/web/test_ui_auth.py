@@ -1,0 +1,161 @@
+"""Signing in to the web UI: sessions, roles, CSRF, throttling, and the headers every
+page carries. A real server on 127.0.0.1; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import Engine
+
+from outreach.models import Role
+from outreach.users import set_active, set_password
+from outreach.web.auth import SESSION_COOKIE
+from tests.web.conftest import Server
+from tests.web.ui_support import PASSWORD, add_user, csrf_of, page_token, sign_in
+
+
+def test_pages_send_a_stranger_to_the_sign_in_form(server: Server) -> None:
+    with httpx.Client(base_url=server.base) as client:
+        response = client.get("/?x=1")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?next=%2F%3Fx%3D1"
+        assert client.get("/", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_signing_in_opens_the_start_page_and_signing_out_ends_it(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        start = client.get("/")
+        assert start.status_code == 200
+        assert "Hello, Ana" in start.text
+        assert 'href="/inbox"' in start.text and 'href="/templates"' not in start.text
+        out = client.post("/logout", data={"csrf_token": csrf_of(start.text)})
+        assert out.status_code == 303
+        assert client.get("/").status_code == 303
+
+
+def test_the_session_cookie_is_http_only_and_lax(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with httpx.Client(base_url=server.base) as client:
+        form = client.get("/login")
+        response = client.post(
+            "/login",
+            data={"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(form.text)},
+        )
+        cookie = next(v for v in response.headers.get_list("set-cookie") if SESSION_COOKIE in v)
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Max-Age=43200" in cookie
+        assert PASSWORD not in cookie
+
+
+def test_a_wrong_password_or_unknown_name_gets_the_same_answer(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    answers = []
+    for name, password in (("ana", "wrong password!!"), ("nobody", PASSWORD)):
+        with httpx.Client(base_url=server.base) as client:
+            token = csrf_of(client.get("/login").text)
+            response = client.post(
+                "/login", data={"username": name, "password": password, "csrf_token": token}
+            )
+            assert response.status_code == 401
+            assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
+            answers.append(response.text.split('role="alert">')[1].split("<")[0])
+    assert answers[0] == answers[1]
+
+
+def test_a_sign_in_without_the_forms_token_is_refused(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with httpx.Client(base_url=server.base) as client:
+        response = client.post("/login", data={"username": "ana", "password": PASSWORD})
+        assert response.status_code == 303 and response.headers["location"].startswith("/login")
+        assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
+
+
+def test_five_failures_hold_a_name_back_even_with_the_right_password(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with httpx.Client(base_url=server.base) as client:
+        token = csrf_of(client.get("/login").text)
+        for _ in range(5):
+            wrong = {"username": "ana", "password": "not the password", "csrf_token": token}
+            assert client.post("/login", data=wrong).status_code == 401
+        right = {"username": "Ana ", "password": PASSWORD, "csrf_token": token}
+        held = client.post("/login", data=right)
+        assert held.status_code == 401 and "Too many failed attempts" in held.text
+
+
+def test_after_sign_in_only_a_local_path_is_followed(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    for target, expected in (("/inbox?x=1", "/inbox?x=1"), ("//evil.example", "/"),
+                             ("https://evil.example/", "/"), ("/\\evil", "/")):  # fmt: skip
+        with httpx.Client(base_url=server.base) as client:
+            token = csrf_of(client.get("/login").text)
+            response = client.post(
+                "/login",
+                data={"username": "ana", "password": PASSWORD, "csrf_token": token,
+                      "next": target},
+            )  # fmt: skip
+            assert response.headers["location"] == expected
+
+
+def test_a_change_without_the_sessions_token_is_refused(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        assert client.post("/logout").status_code == 403
+        assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+        assert client.get("/").status_code == 200  # still signed in
+        token = page_token(client)
+        assert client.post("/logout", headers={"X-CSRF-Token": token}).status_code == 303
+
+
+def test_a_disabled_user_is_signed_out_at_once(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        with engine.begin() as connection:
+            set_active(connection, "ana", False)
+        assert client.get("/").status_code == 303
+    with httpx.Client(base_url=server.base) as client:
+        token = csrf_of(client.get("/login").text)
+        form = {"username": "ana", "password": PASSWORD, "csrf_token": token}
+        assert client.post("/login", data=form).status_code == 401
+
+
+def test_a_new_password_ends_the_old_sessions(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        with engine.begin() as connection:
+            set_password(connection, "ana", "a whole new password")
+        assert client.get("/").status_code == 303
+
+
+def test_a_forged_session_cookie_is_no_session(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        real = client.cookies[SESSION_COOKIE]
+    for value in (real[:-2] + "xx", "e30.AAAA.BBBB", "", "not a cookie at all"):
+        with httpx.Client(base_url=server.base, cookies={SESSION_COOKIE: value}) as client:
+            assert client.get("/").status_code == 303
+
+
+def test_pages_carry_a_strict_policy_and_are_never_cached(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        for path in ("/", "/login"):
+            headers = client.get(path, follow_redirects=True).headers
+            assert "script-src 'self'" in headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in headers["content-security-policy"]
+            assert headers["cache-control"] == "no-store"
+            assert headers["x-frame-options"] == "DENY"
+
+
+def test_the_start_page_counts_what_waits(server: Server, engine: Engine) -> None:
+    from tests.eventdata import add_account
+
+    add_user(engine, "vic", Role.VIEWER)
+    add_account(engine)
+    with sign_in(server.base, "vic") as client:
+        page = client.get("/").text
+        assert "accounts flagged" in page and "No attempts yet." in page

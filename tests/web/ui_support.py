@@ -1,0 +1,46 @@
+"""Signed-in HTTP clients for the web UI's tests: users of each role, and their forms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+from sqlalchemy import Engine
+
+from outreach.models import Role
+from outreach.users import create_user
+from tests.conftest import NOW
+
+PASSWORD = "correct horse battery staple"
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def add_user(engine: Engine, username: str, role: Role, password: str = PASSWORD) -> None:
+    with engine.begin() as connection:
+        create_user(connection, username, password, role, NOW, username.title())
+
+
+def csrf_of(page: str) -> str:
+    found = _TOKEN.search(page)
+    assert found, "the page has no form token"
+    return found.group(1)
+
+
+@contextmanager
+def sign_in(base: str, username: str, password: str = PASSWORD) -> Iterator[httpx.Client]:
+    """A client holding a session, for the block."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        form = client.get("/login")
+        response = client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": csrf_of(form.text)},
+        )
+        assert response.status_code == 303, response.text
+        yield client
+
+
+def page_token(client: httpx.Client, path: str = "/") -> str:
+    """The session's form token, read from a page as a browser would."""
+    return csrf_of(client.get(path).text)

@@ -29,7 +29,8 @@ demo: $(STAMP)
 	@echo
 	@echo "outreach is starting with 300 demo accounts. Look here:"
 	@echo "  the outbox (every message):  tail -f var/outbox.jsonl"
-	@echo "  the web app:                 http://127.0.0.1:8000/healthz"
+	@echo "  the web UI:                  http://127.0.0.1:8000/ (the users and password above)"
+	@echo "  the web app's health:        http://127.0.0.1:8000/healthz"
 	@echo "  an account's decisions:      $(DEMO_ENV) $(BIN)/outreach compliance decisions --account DEMO-00002"
 	@echo "  why, in plain words:         $(DEMO_ENV) $(BIN)/outreach compliance explain --account DEMO-00002"
 	@echo

@@ -9,6 +9,7 @@ never reach a real person even with a real provider configured.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,11 +21,13 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from outreach import store
 from outreach.clock import Clock
+from outreach.errors import NotFoundError
 from outreach.importing.account_rows import ImportDefaults
 from outreach.importing.accounts import ImportSummary, import_account_rows
 from outreach.importing.fields import parse_phone
 from outreach.importing.reader import RawRow
-from outreach.models import Channel, ComplianceEventKind, SuppressionReason
+from outreach.models import Channel, ComplianceEventKind, Role, SuppressionReason
+from outreach.users import create_user, set_active, set_password, set_role, user_by_name
 
 
 @dataclass(frozen=True)
@@ -185,3 +188,23 @@ def _record_opt_out(connection: Connection, values: dict[str, Any], clock: Clock
         )
     )  # fmt: skip
     return 1
+
+
+DEMO_USERS = (("admin", Role.ADMIN), ("marketer", Role.MARKETER), ("agent", Role.AGENT))
+
+
+def demo_users(engine: Engine, clock: Clock) -> str:
+    """The demo's users of the web UI, one per role, under a new random password (returned,
+    for the terminal): each demo start gives a fresh one, and no fixed password exists."""
+    password = secrets.token_urlsafe(12)
+    with engine.begin() as connection:
+        for username, role in DEMO_USERS:
+            try:
+                user_by_name(connection, username)
+            except NotFoundError:
+                create_user(connection, username, password, role, clock.now(), username.title())
+                continue
+            set_password(connection, username, password)
+            set_role(connection, username, role)
+            set_active(connection, username, True)
+    return password

@@ -45,8 +45,9 @@ class UserRecord:
     password_stamp: str
 
     def may(self, *roles: Role) -> bool:
-        """Whether this user holds one of ``roles``; an admin may do everything."""
-        return self.active and (self.role is Role.ADMIN or self.role in roles)
+        """Whether this user holds one of ``roles`` (none: any role); an admin may do
+        everything."""
+        return self.active and (not roles or self.role is Role.ADMIN or self.role in roles)
 
 
 def create_user(

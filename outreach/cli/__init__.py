@@ -96,6 +96,15 @@ def init(
     _seed_templates(context)
     if demo:
         _load_demo(context, count=300, seed=7)
+        _demo_users(context)
+
+
+def _demo_users(context: Context) -> None:
+    from outreach.demo import DEMO_USERS, demo_users
+
+    password = demo_users(context.engine, context.clock)
+    names = ", ".join(name for name, _ in DEMO_USERS)
+    out.print(f"Web UI users {names}; password for this demo: {password}")
 
 
 def _seed_templates(context: Context) -> None:

@@ -1,0 +1,168 @@
+"""Users of the web UI: creation, passwords, roles, and the ``outreach users`` commands
+(a real process each, on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from outreach.clock import FixedClock
+from outreach.demo import DEMO_USERS, demo_users
+from outreach.errors import NotFoundError
+from outreach.models import Role
+from outreach.users import (
+    UserError,
+    authenticate,
+    create_user,
+    list_users,
+    set_active,
+    set_password,
+    set_role,
+    user_by_name,
+    users,
+)
+from tests.conftest import NOW
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_a_user_signs_in_with_their_password_only(engine: Engine) -> None:
+    with engine.begin() as connection:
+        made = create_user(connection, " Ana ", PASSWORD, Role.AGENT, NOW, "Ana Lima")
+        assert (made.username, made.display_name, made.role) == ("ana", "Ana Lima", Role.AGENT)
+        stored = connection.execute(select(users.c.password_hash)).scalar_one()
+        assert stored.startswith("$argon2id$") and PASSWORD not in stored
+        assert authenticate(connection, "ANA", PASSWORD, NOW) == made
+        assert authenticate(connection, "ana", PASSWORD + "x", NOW) is None
+        assert authenticate(connection, "bob", PASSWORD, NOW) is None
+        last = connection.execute(select(users.c.last_login_at)).scalar_one()
+        assert last is not None
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "problem"),
+    [
+        ("ana", "short", "at least 12 characters"),
+        ("two words", PASSWORD, "no spaces"),
+        ("", PASSWORD, "1 to 100"),
+        ("x" * 101, PASSWORD, "1 to 100"),
+    ],
+)
+def test_bad_names_and_short_passwords_are_refused(
+    engine: Engine, username: str, password: str, problem: str
+) -> None:
+    with engine.begin() as connection, pytest.raises(UserError, match=problem):
+        create_user(connection, username, password, Role.AGENT, NOW)
+    with engine.connect() as connection:
+        assert list_users(connection) == []
+
+
+def test_a_taken_name_is_refused(engine: Engine) -> None:
+    with engine.begin() as connection:
+        create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+    with engine.begin() as connection, pytest.raises(UserError, match="already exists"):
+        create_user(connection, "ANA", PASSWORD, Role.ADMIN, NOW)
+
+
+def test_disabled_users_and_old_passwords_do_not_sign_in(engine: Engine) -> None:
+    with engine.begin() as connection:
+        before = create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        set_password(connection, "ana", "another long password")
+        assert authenticate(connection, "ana", PASSWORD, NOW) is None
+        after = authenticate(connection, "ana", "another long password", NOW)
+        assert after is not None and after.password_stamp != before.password_stamp
+        set_active(connection, "ana", False)
+        assert authenticate(connection, "ana", "another long password", NOW) is None
+        with pytest.raises(NotFoundError):
+            set_role(connection, "nobody", Role.ADMIN)
+
+
+def test_roles_grant_their_sections_and_admins_everything(engine: Engine) -> None:
+    with engine.begin() as connection:
+        agent = create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        admin = create_user(connection, "root", PASSWORD, Role.ADMIN, NOW)
+        viewer = create_user(connection, "vic", PASSWORD, Role.VIEWER, NOW)
+    assert agent.may(Role.AGENT) and not agent.may(Role.MARKETER)
+    assert admin.may(Role.AGENT) and admin.may(Role.MARKETER)
+    assert not viewer.may(Role.AGENT) and not viewer.may(Role.MARKETER)
+    assert viewer.may()  # any signed-in user
+
+
+def test_a_hash_made_with_weaker_parameters_is_upgraded_at_sign_in(engine: Engine) -> None:
+    from argon2 import PasswordHasher
+
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    with engine.begin() as connection:
+        create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        connection.execute(update(users).values(password_hash=weak))
+        assert authenticate(connection, "ana", PASSWORD, NOW) is not None
+        upgraded = connection.execute(select(users.c.password_hash)).scalar_one()
+    assert upgraded != weak and "m=65536" in upgraded
+
+
+def test_each_demo_start_gives_the_demo_users_a_new_password(engine: Engine) -> None:
+    clock = FixedClock(NOW)
+    first = demo_users(engine, clock)
+    with engine.begin() as connection:
+        set_role(connection, "agent", Role.VIEWER)
+        set_active(connection, "marketer", False)
+    second = demo_users(engine, clock)
+    assert first != second and len(second) >= 12
+    with engine.begin() as connection:
+        for username, role in DEMO_USERS:
+            assert authenticate(connection, username, first, NOW) is None
+            signed = authenticate(connection, username, second, NOW)
+            assert signed is not None and signed.role is role
+
+
+def outreach(
+    *args: str, env: dict[str, str], cwd: Path, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "outreach", *args], input=stdin,
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_the_users_commands(env: dict[str, str], tmp_path: Path, engine: Engine) -> None:
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    added = outreach(
+        "users", "add", "ana", "--role", "agent", "--name", "Ana Lima", "--password-stdin",
+        env=env, cwd=tmp_path, stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "ana (agent) can now sign in" in added.stdout
+    assert PASSWORD not in added.stdout + added.stderr
+    short = outreach(
+        "users", "add", "bob", "--role", "agent", "--password-stdin",
+        env=env, cwd=tmp_path, stdin="short\n",
+    )  # fmt: skip
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    bad_role = outreach(
+        "users", "add", "bob", "--role", "boss", "--password-stdin",
+        env=env, cwd=tmp_path, stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert bad_role.returncode == 2 and "use one of admin, marketer, agent, viewer" in (
+        bad_role.stderr
+    )
+    assert outreach("users", "role", "ana", "marketer", env=env, cwd=tmp_path).returncode == 0
+    assert outreach("users", "disable", "ana", env=env, cwd=tmp_path).returncode == 0
+    listed = outreach("users", "list", env=env, cwd=tmp_path)
+    assert "ana" in listed.stdout and "marketer" in listed.stdout and "no" in listed.stdout
+    assert "bob" not in listed.stdout
+    changed = outreach(
+        "users", "password", "ana", "--password-stdin",
+        env=env, cwd=tmp_path, stdin="a brand new password\n",
+    )  # fmt: skip
+    assert changed.returncode == 0
+    assert outreach("users", "enable", "ana", env=env, cwd=tmp_path).returncode == 0
+    with engine.begin() as connection:
+        user = authenticate(connection, "ana", "a brand new password", NOW)
+        assert user is not None and user.role is Role.MARKETER
+        assert user_by_name(connection, "ana").display_name == "Ana Lima"
+    missing = outreach("users", "disable", "nobody", env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr

@@ -66,8 +66,10 @@ def housekeeping(
             .where(lost)
             .values(
                 status=AttemptStatus.UNKNOWN,
-                error_message="the daemon stopped while sending: the provider may have it; "
-                "held for review, not sent again",
+                # Either the sender stopped (killed, a crash) or its outcome could not be
+                # written: from here the two look the same.
+                error_message="its sender stopped, or could not record the outcome, while "
+                "sending: the provider may have it; held for review, not sent again",
                 acquired_by=None,
                 acquired_until=None,
                 updated_at=now,

@@ -228,7 +228,7 @@ def web_only(
     host: Annotated[str | None, typer.Option(help="Default: WEB_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: WEB_PORT.")] = None,
 ) -> None:
-    """Serve the web app alone (health, webhooks), without planning or sending."""
+    """Serve the web app alone (web UI, health, webhooks), without planning or sending."""
     from outreach.daemon import serve_web
 
     context = with_database(ctx)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -136,7 +137,7 @@ def sign_in(
     target = safe_next(next)
     if not sessions.sign_in_token_matches(request, csrf_token):
         # An expired form, or a request made elsewhere: start again with a fresh form.
-        return RedirectResponse(f"/login?next={target}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     problem = None
     user = None
     if sessions.throttle.held(username):

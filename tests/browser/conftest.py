@@ -40,7 +40,9 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API holds an event loop open in this thread while it runs,
+# and the asyncio tests of other modules cannot start their own beside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path(), args=_FLAGS)

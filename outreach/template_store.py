@@ -133,6 +133,25 @@ def publish_version(
         return int(chosen.version)
 
 
+def save_version(engine: Engine, path: str, content: str, clock: Clock, *, author: str) -> int:
+    """Store ``content`` as a new draft version of an existing ``path`` (lint it first);
+    returns its number, or the latest's when that holds the same content."""
+    with engine.begin() as connection:
+        rows = _versions_of(connection, path)
+        if not rows:
+            raise NotFoundError(f"no versions of {path}")
+        if rows[-1].content_hash == content_hash(content):
+            return int(rows[-1].version)
+        number = int(rows[-1].version) + 1
+        _insert(connection, path, number, content, author, clock.now())
+        return number
+
+
+def affected_paths(sources: dict[str, str], path: str) -> list[str]:
+    """What lint checks when ``path`` changes among ``sources``, as publishing does."""
+    return _affected(sources, path)
+
+
 def rollback(engine: Engine, path: str, company: Company, clock: Clock) -> int:
     """Publish the version before the one published now; returns it."""
     with engine.connect() as connection:

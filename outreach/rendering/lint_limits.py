@@ -12,6 +12,9 @@ from a clean, single-threaded process, so nothing a parent thread held can block
 Lint's answer depends on nothing but its input (the samples' day is fixed), so the last
 few answers are kept: publishing the same files again costs no process.
 
+The template editor's preview runs the same way (``preview_bounded``): lint, then the
+render for one sample account, in one child within one time limit.
+
 Where the platform has no fork server (Windows), lint runs in the process, unbounded.
 """
 
@@ -22,11 +25,14 @@ import resource
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from outreach.rendering.context import Company
+from outreach.rendering.context import SAMPLE_TODAY, Company, MessageFacts, build_context
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from outreach.rendering.render import Rendered, Renderer
 
 # A template's renders for every sample take milliseconds; these are far beyond.
 SECONDS_PER_TEMPLATE = 10.0
@@ -148,14 +154,147 @@ def _lint_child(
     policy: LintPolicy | None,
     memory: int,
 ) -> None:
+    _limit_memory(memory)
+    for path in paths:
+        sending.send(("start", path))
+        sending.send(("issues", lint_sources(sources, company, paths=[path], policy=policy)))
+    sending.send(("done", None))
+    sending.close()
+
+
+def _limit_memory(memory: int) -> None:
     statm = Path("/proc/self/statm")
     if statm.exists():  # Linux; elsewhere the time limit stands alone
         held = int(statm.read_text().split()[0]) * resource.getpagesize()
         # Past the ceiling an allocation fails with MemoryError, which lint reports with
         # its line; an allocation the C library cannot fail gracefully ends the process.
         resource.setrlimit(resource.RLIMIT_AS, (held + memory, resource.RLIM_INFINITY))
-    for path in paths:
-        sending.send(("start", path))
-        sending.send(("issues", lint_sources(sources, company, paths=[path], policy=policy)))
-    sending.send(("done", None))
+
+
+# What a preview shows of each part of a message: far beyond any real one, and a bound on
+# what the child sends back.
+PREVIEW_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Lint's issues for a template, and what it renders for one sample (``None`` when it
+    does not render, or for a partial, which renders only inside templates)."""
+
+    issues: list[LintIssue]
+    rendered: Rendered | None
+
+
+def preview_bounded(
+    sources: Mapping[str, str],
+    path: str,
+    company: Company,
+    sample: MessageFacts,
+    *,
+    paths: Iterable[str] | None = None,
+    policy: LintPolicy | None = None,
+    seconds: float = SECONDS_PER_TEMPLATE,
+    memory: int = MEMORY_BYTES,
+) -> Preview:
+    """Lint ``paths`` (default: ``path``) among ``sources`` and render ``path`` for
+    ``sample``, all in a child within ``seconds`` and ``memory``."""
+    chosen = sorted(paths if paths is not None else [path])
+    args = (dict(sources), path, company, sample, chosen, policy)
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return _preview(*args)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["outreach.rendering.lint_limits"])
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_preview_child, args=(sending, memory, *args), name="outreach-preview",
+        daemon=True,
+    )  # fmt: skip
+    child.start()
     sending.close()
+    try:
+        found = _preview_answer(child, receiving, seconds)
+    finally:
+        receiving.close()
+    if isinstance(found, Preview):
+        return found
+    message = f"rendering it for the sample accounts {found}"
+    return Preview([LintIssue(path, None, _LIMIT, message)], None)
+
+
+def _preview_answer(
+    child: multiprocessing.process.BaseProcess, receiving: Connection, seconds: float
+) -> Preview | str:
+    """The child's preview, or why it was stopped."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    try:
+        while True:
+            if not receiving.poll(max(0.0, deadline - time.monotonic())):
+                child.kill()
+                return f"took more than {seconds:g} s"
+            try:
+                kind, value = receiving.recv()
+            except EOFError:
+                return "needed more memory than allowed"
+            if kind == "start":
+                deadline = time.monotonic() + seconds
+            elif isinstance(value, Preview):
+                return value
+    finally:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+def _preview_child(
+    sending: Connection,
+    memory: int,
+    sources: dict[str, str],
+    path: str,
+    company: Company,
+    sample: MessageFacts,
+    paths: list[str],
+    policy: LintPolicy | None,
+) -> None:
+    _limit_memory(memory)
+    sending.send(("start", None))
+    sending.send(("preview", _preview(sources, path, company, sample, paths, policy)))
+    sending.close()
+
+
+def _preview(
+    sources: dict[str, str],
+    path: str,
+    company: Company,
+    sample: MessageFacts,
+    paths: list[str],
+    policy: LintPolicy | None,
+) -> Preview:
+    issues = lint_sources(sources, company, paths=paths, policy=policy)
+    if path.startswith(f"{PARTIALS_DIR}/") or any(i.code == "BAD_NAME" for i in issues):
+        return Preview(issues, None)
+    key = TemplateKey.from_path(path)
+    try:
+        rendered = Renderer(sources).render_key(
+            key, build_context(sample, company, SAMPLE_TODAY, key.language)
+        )
+    except Exception as exc:  # lint names the cause; this sample may fail where it did not
+        if not issues:
+            issues.append(LintIssue(path, None, "RENDER_ERROR", f"{type(exc).__name__}: {exc}"))
+        return Preview(issues, None)
+    return Preview(issues, _clipped(rendered))
+
+
+def _clipped(rendered: Rendered) -> Rendered:
+    def clip(text: str | None) -> str | None:
+        if text is None or len(text) <= PREVIEW_CHARS:
+            return text
+        return text[:PREVIEW_CHARS] + f"\n[... {len(text) - PREVIEW_CHARS} more characters]"
+
+    return replace(
+        rendered,
+        text=clip(rendered.text) or "",
+        subject=clip(rendered.subject),
+        html=clip(rendered.html),
+        voicemail=clip(rendered.voicemail),
+    )

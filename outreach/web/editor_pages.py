@@ -1,7 +1,438 @@
-"""The marketers' template editor pages."""
+"""The marketers' template editor: the templates and their versions, editing with a live
+preview, saving (after lint), publishing and rolling back.
+
+- The preview renders the edited source among the published ones, for a sample account,
+  with the daemon's renderer and variables, in a child process bounded in time and memory
+  (``preview_bounded``): a template is code, and one that loops for ever or builds a huge
+  string must not hold the server. The routes are plain functions, so FastAPI runs them
+  in its thread pool, off the event loop; a few previews run at once, the rest wait.
+- The email's HTML is served by a route of its own with a policy that allows its inline
+  styles and no script at all, into an iframe sandboxed without permissions: a page
+  written with ``srcdoc`` would inherit the editor's policy and lose its styles.
+- Saving lints as ``outreach templates publish`` does; a refused template is kept in the
+  editor with the line and cause of each issue, and nothing is stored.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from outreach.channels import lint_policy
+from outreach.config import Settings
+from outreach.errors import NotFoundError, TemplateError
+from outreach.models import TemplateStatus, TemplateVersion
+from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
+from outreach.rendering.environment import PARTIALS_DIR
+from outreach.rendering.lint import LintIssue, LintPolicy
+from outreach.rendering.lint_limits import Preview, lint_sources_bounded, preview_bounded
+from outreach.template_store import (
+    affected_paths,
+    list_versions,
+    path_of,
+    publish_version,
+    published,
+    rollback,
+    save_version,
+    versions,
+)
+from outreach.web import ui
+from outreach.web.auth import Marketer, Session
 
 router = APIRouter()
+
+SOURCE_CHARS = 100_000  # far beyond any message template
+PREVIEW_SECONDS = 5.0  # a live preview of a real template takes a fraction of a second
+SAVE_SECONDS: float | None = None  # None: the limit ``outreach templates publish`` uses
+# Each preview or save holds a child process: a few at a time, whoever asks.
+_RENDERS = threading.BoundedSemaphore(4)
+_RENDER_WAIT_SECONDS = 30.0
+
+# The email preview's own policy: inline styles (emails are written with them), images
+# from anywhere an email could load them, nothing else; ``sandbox`` even when opened alone.
+HTML_PREVIEW_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+        "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    path: str
+    channel: str
+    name: str
+    tone: str
+    language: str
+    published: int | None
+    latest: int
+    changed_at: datetime
+    author: str
+
+    @property
+    def newer_draft(self) -> bool:
+        return self.published is None or self.latest > self.published
+
+
+class HtmlPreviews:
+    """Rendered email HTML for the preview iframe, for the user who rendered it, for a
+    while; the oldest go first."""
+
+    def __init__(self, kept: int = 200, seconds: float = 900.0) -> None:
+        self.kept, self.seconds = kept, seconds
+        self._items: OrderedDict[str, tuple[int, float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, user_id: int, html: str) -> str:
+        token = secrets.token_urlsafe(18)
+        with self._lock:
+            self._items[token] = (user_id, time.monotonic(), html)
+            while len(self._items) > self.kept:
+                self._items.popitem(last=False)
+        return token
+
+    def get(self, user_id: int, token: str) -> str | None:
+        with self._lock:
+            found = self._items.get(token)
+        if found is None or found[0] != user_id or time.monotonic() - found[1] > self.seconds:
+            return None
+        return found[2]
+
+
+_html_previews = HtmlPreviews()
+
+
+class PreviewRequest(BaseModel):
+    path: str = Field(max_length=300)
+    source: str = Field(max_length=SOURCE_CHARS)
+    sample: int = Field(default=1, ge=1, le=len(SAMPLE_ACCOUNTS))
+
+
+@dataclass(frozen=True)
+class PreviewAsked:
+    request: PreviewRequest
+    as_json: bool
+
+
+async def preview_asked(request: Request) -> PreviewAsked:
+    """The preview's input, as JSON from the editor's script or as the editor's form."""
+    as_json = request.headers.get("content-type", "").startswith("application/json")
+    try:
+        raw: Any = await request.json() if as_json else dict(await request.form())
+    except ValueError:
+        raise HTTPException(400, "the preview request is not JSON") from None
+    try:
+        return PreviewAsked(PreviewRequest.model_validate(raw), as_json)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, problems) from None
+
+
+@router.get("/templates", response_class=HTMLResponse)
+def template_list(request: Request, session: Marketer) -> Response:
+    rows = _overview(_engine(request))
+    values = {"title": "Templates", "rows": rows, "partials_dir": PARTIALS_DIR}
+    return ui.render(request, "editor_list.html", session, values, notices=ui.notice_from(request))
+
+
+@router.get("/templates/edit", response_class=HTMLResponse)
+def edit_page(request: Request, session: Marketer, path: str, sample: int = 1) -> Response:
+    sample = _sample_number(sample)
+    rows = list_versions(_engine(request), path)
+    if not rows:
+        return _not_found(request, session, path)
+    source = rows[-1].content
+    preview = _preview(request, path, source, sample)
+    return _editor(
+        request, session, path, source, sample, rows, preview,
+        notices=ui.notice_from(request),
+    )  # fmt: skip
+
+
+@router.post("/templates/preview", response_class=HTMLResponse)
+def preview(
+    request: Request, session: Marketer, asked: Annotated[PreviewAsked, Depends(preview_asked)]
+) -> Response:
+    """The live preview (JSON, for the editor's script) or, without JavaScript, the editor
+    page with the preview of what the form holds."""
+    path, source, sample = asked.request.path, asked.request.source, asked.request.sample
+    rows = list_versions(_engine(request), path)
+    if not rows:
+        if asked.as_json:
+            return JSONResponse({"detail": f"no template {path}"}, status_code=404)
+        return _not_found(request, session, path)
+    found = _preview(request, path, source, sample)
+    if not asked.as_json:
+        return _editor(request, session, path, source, sample, rows, found)
+    view = _preview_view(found, session)
+    fragment = ui.pages.get_template("editor_preview.html").render(preview=view, path_shown=path)
+    return JSONResponse({**view, "fragment": fragment}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/templates/preview/html/{token}", response_class=HTMLResponse)
+def preview_html(token: str, session: Marketer) -> Response:
+    html = _html_previews.get(session.user.id, token)
+    if html is None:
+        html = "<p>This preview has expired: change the template or reload the editor.</p>"
+        return HTMLResponse(html, status_code=404, headers=HTML_PREVIEW_HEADERS)
+    return HTMLResponse(html, headers=HTML_PREVIEW_HEADERS)
+
+
+@router.post("/templates/save", response_class=HTMLResponse)
+def save(
+    request: Request,
+    session: Marketer,
+    path: Annotated[str, Form(max_length=300)],
+    source: Annotated[str, Form(max_length=SOURCE_CHARS)],
+    sample: Annotated[int, Form()] = 1,
+    action: Annotated[str, Form(max_length=20)] = "draft",
+) -> Response:
+    """Lint, then store a new version (a draft, or published at once)."""
+    engine = _engine(request)
+    sample = _sample_number(sample)
+    # Browsers send a textarea's line ends as CRLF; templates are stored with LF.
+    source = source.replace("\r\n", "\n")
+    rows = list_versions(engine, path)
+    if not rows:
+        return _not_found(request, session, path)
+    company, policy = _company_and_policy(request)
+    with engine.connect() as connection:
+        sources = {**published(connection).sources, path: source}
+    with _render_slot():
+        issues = lint_sources_bounded(
+            sources, company, paths=affected_paths(sources, path), policy=policy,
+            seconds=SAVE_SECONDS,
+        )  # fmt: skip
+    if issues:
+        refused = [("error", f"Not saved: {_count(len(issues), 'issue')} to fix first.")]
+        found = Preview(issues, None)
+        return _editor(
+            request, session, path, source, sample, rows, found, notices=refused, status=422
+        )
+    try:
+        number = save_version(
+            engine, path, source, request.app.state.clock, author=session.user.username
+        )
+    except IntegrityError:  # another save of this template took the number first
+        clash = [("error", "Someone saved this template at the same moment: save again.")]
+        found = Preview([], None)
+        return _editor(request, session, path, source, sample, rows, found, notices=clash,
+                       status=409)  # fmt: skip
+    done = f"Saved version {number} as a draft."
+    if action == "publish":
+        try:
+            publish_version(
+                engine, path, company, request.app.state.clock, version=number, policy=policy
+            )
+        except TemplateError as exc:  # the published partials changed since the lint
+            found = Preview([], None)
+            rows = list_versions(engine, path)
+            note = [("error", f"Saved version {number}, not published: {exc}")]
+            return _editor(request, session, path, source, sample, rows, found, notices=note,
+                           status=422)  # fmt: skip
+        done = f"Saved and published version {number}."
+    return _back_to_editor(path, sample, done)
+
+
+@router.post("/templates/publish")
+def publish(
+    request: Request,
+    session: Marketer,
+    path: Annotated[str, Form(max_length=300)],
+    version: Annotated[int, Form()],
+) -> Response:
+    """Publish a stored version (a draft, or an older one)."""
+    company, policy = _company_and_policy(request)
+    try:
+        with _render_slot():
+            number = publish_version(
+                _engine(request), path, company, request.app.state.clock, version=version,
+                policy=policy,
+            )  # fmt: skip
+    except (NotFoundError, TemplateError) as exc:
+        return _refused_change(request, session, path, str(exc))
+    return _back_to_editor(path, 1, f"Published version {number}.")
+
+
+@router.post("/templates/rollback")
+def roll_back(
+    request: Request, session: Marketer, path: Annotated[str, Form(max_length=300)]
+) -> Response:
+    company, _ = _company_and_policy(request)
+    try:
+        with _render_slot():
+            number = rollback(_engine(request), path, company, request.app.state.clock)
+    except (NotFoundError, TemplateError) as exc:
+        return _refused_change(request, session, path, str(exc))
+    return _back_to_editor(path, 1, f"Rolled back: version {number} is published again.")
+
+
+def _editor(
+    request: Request,
+    session: Session,
+    path: str,
+    source: str,
+    sample: int,
+    rows: list[TemplateVersion],
+    found: Preview,
+    *,
+    notices: list[tuple[str, str]] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    current = next((r for r in rows if r.status == TemplateStatus.PUBLISHED), None)
+    earlier = [r.version for r in rows if current is not None and r.version < current.version]
+    samples = [
+        {"number": n, "label": f"{s.reference}: {s.debtor_name[:40]} ({s.locale}, "
+                               f"{s.collector_type.replace('_', ' ')})"}
+        for n, s in enumerate(SAMPLE_ACCOUNTS, start=1)
+    ]  # fmt: skip
+    values = {
+        "title": f"Edit {path}",
+        "path": path,
+        "source": source,
+        "sample": sample,
+        "samples": samples,
+        "versions": list(reversed(rows)),
+        "published": current.version if current is not None else None,
+        "latest": rows[-1].version,
+        "rollback_to": earlier[-1] if earlier else None,
+        "preview": _preview_view(found, session),
+        "is_partial": path.startswith(f"{PARTIALS_DIR}/"),
+    }
+    return ui.render(request, "editor.html", session, values, status=status,
+                     notices=notices or [])  # fmt: skip
+
+
+def _preview(request: Request, path: str, source: str, sample: int) -> Preview:
+    company, policy = _company_and_policy(request)
+    with _engine(request).connect() as connection:
+        sources = {**published(connection).sources, path: source.replace("\r\n", "\n")}
+    with _render_slot():
+        return preview_bounded(
+            sources, path, company, SAMPLE_ACCOUNTS[sample - 1],
+            paths=affected_paths(sources, path), policy=policy, seconds=PREVIEW_SECONDS,
+        )  # fmt: skip
+
+
+def _preview_view(found: Preview, session: Session) -> dict[str, Any]:
+    """The preview as the page and the script show it."""
+    view: dict[str, Any] = {
+        "ok": not found.issues,
+        "issues": [_issue_view(issue) for issue in found.issues],
+        "channel": None, "variant": None, "sms": None, "email": None, "voice": None,
+    }  # fmt: skip
+    rendered = found.rendered
+    if rendered is None:
+        return view
+    view["channel"], view["variant"] = rendered.key.channel, rendered.key.path
+    if rendered.sms is not None:
+        length = rendered.sms
+        view["sms"] = {
+            "text": rendered.text, "segments": length.segments, "encoding": length.encoding,
+            "units": length.units, "non_gsm": list(length.non_gsm),
+            "describe": length.describe(),
+        }  # fmt: skip
+    elif rendered.key.channel == "email":
+        token = _html_previews.put(session.user.id, rendered.html or "")
+        view["email"] = {
+            "subject": rendered.subject or "", "text": rendered.text,
+            "html_url": f"/templates/preview/html/{token}",
+        }  # fmt: skip
+    else:
+        view["voice"] = {"human": rendered.text, "voicemail": rendered.voicemail or ""}
+    return view
+
+
+def _issue_view(issue: LintIssue) -> dict[str, Any]:
+    return {
+        "path": issue.path, "line": issue.line, "code": issue.code, "message": issue.message,
+        "text": str(issue),
+    }  # fmt: skip
+
+
+def _overview(engine: Engine) -> list[TemplateRow]:
+    """Every template and partial: its published and latest versions, the last change."""
+    c = versions.c
+    order = (c.channel, c.name, c.tone, c.locale, c.version)
+    columns = (*order, c.status, c.author, c.created_at)
+    with engine.connect() as connection:
+        result = connection.execute(select(*columns).order_by(*order)).all()
+    by_path: dict[str, TemplateRow] = {}
+    current: dict[str, int] = {}
+    for row in result:
+        path = path_of(row.channel, row.name, row.tone, row.locale)
+        if row.status == TemplateStatus.PUBLISHED:
+            current[path] = row.version
+        by_path[path] = TemplateRow(
+            path, row.channel, row.name, row.tone, row.locale, None, row.version,
+            row.created_at, row.author,
+        )  # fmt: skip
+    rows = [
+        TemplateRow(**{**r.__dict__, "published": current.get(r.path)}) for r in by_path.values()
+    ]
+    # Partials last: they are edited less, and only through the templates that use them.
+    return sorted(rows, key=lambda r: (r.channel == PARTIALS_DIR, r.path))
+
+
+class _render_slot:
+    """One of the few concurrent renders; a request that cannot get one in time is told."""
+
+    def __enter__(self) -> None:
+        if not _RENDERS.acquire(timeout=_RENDER_WAIT_SECONDS):
+            raise HTTPException(503, "the editor is busy: try again in a moment")
+
+    def __exit__(self, *_: object) -> None:
+        _RENDERS.release()
+
+
+def _company_and_policy(request: Request) -> tuple[Company, LintPolicy]:
+    settings: Settings = request.app.state.settings
+    return load_company(settings.templates_dir), lint_policy(settings.channels_dir)
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _sample_number(sample: int) -> int:
+    return sample if 1 <= sample <= len(SAMPLE_ACCOUNTS) else 1
+
+
+def _back_to_editor(path: str, sample: int, done: str) -> Response:
+    query = f"path={quote(path, safe='')}&sample={sample}&done={quote(done, safe='')}"
+    return RedirectResponse(f"/templates/edit?{query}", status_code=303)
+
+
+def _refused_change(request: Request, session: Session, path: str, message: str) -> Response:
+    rows = list_versions(_engine(request), path)
+    if not rows:
+        return _not_found(request, session, path)
+    return _editor(request, session, path, rows[-1].content, 1, rows, Preview([], None),
+                   notices=[("error", message)], status=409)  # fmt: skip
+
+
+def _not_found(request: Request, session: Session, path: str) -> HTMLResponse:
+    message = f"There is no template {path}. Pick one from the list of templates."
+    return ui.message_page(request, session, "No such template", message, 404)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,359 @@
+"""The template editor: the list, editing, the bounded preview, saving after lint,
+publishing and rolling back, and who may do it. A real server on 127.0.0.1; SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from outreach.channels import lint_policy
+from outreach.clock import FixedClock
+from outreach.models import Role, TemplateStatus
+from outreach.rendering.context import load_company
+from outreach.template_store import list_versions, published, sync_templates
+from outreach.web import editor_pages
+from tests.conftest import NOW, REPO
+from tests.web.conftest import Server
+from tests.web.ui_support import add_user, page_token, sign_in
+
+SMS = "sms/overdue.firm.j2"
+EMAIL = "email/overdue.firm.j2"
+VOICE = "voice/overdue.firm.j2"
+SMS_SOURCE = (REPO / "templates" / SMS).read_text()
+
+
+def seed(engine: Engine) -> None:
+    """The repository's templates, published, as ``outreach init`` stores them."""
+    report = sync_templates(
+        engine, REPO / "templates", load_company(REPO / "templates"), FixedClock(NOW),
+        author="outreach init", publish=True, policy=lint_policy(REPO / "channels"),
+    )  # fmt: skip
+    assert not report.refused
+
+
+@contextmanager
+def marketer(server: Server, engine: Engine, role: Role = Role.MARKETER) -> Iterator[httpx.Client]:
+    seed(engine)
+    add_user(engine, "mia", role)
+    with sign_in(server.base, "mia") as client:
+        yield client
+
+
+def preview_json(
+    client: httpx.Client, path: str, source: str, sample: int = 1, token: str | None = None
+) -> httpx.Response:
+    token = token if token is not None else page_token(client, "/templates")
+    return client.post(
+        "/templates/preview",
+        json={"path": path, "source": source, "sample": sample},
+        headers={"X-CSRF-Token": token},
+    )
+
+
+def save(
+    client: httpx.Client, path: str, source: str, action: str = "publish", **extra: str
+) -> httpx.Response:
+    form = {"csrf_token": page_token(client, "/templates"), "path": path, "source": source,
+            "action": action, **extra}  # fmt: skip
+    return client.post("/templates/save", data=form)
+
+
+def versions_of(engine: Engine, path: str) -> list[tuple[int, str, str]]:
+    return [(v.version, v.status, v.author) for v in list_versions(engine, path)]
+
+
+def published_source(engine: Engine, path: str) -> str:
+    with engine.connect() as connection:
+        return published(connection).sources[path]
+
+
+def test_the_list_shows_every_template_with_its_versions(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        save(client, SMS, SMS_SOURCE.replace("Please pay today", "Pay today"), action="draft")
+        page = client.get("/templates")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        for path in (SMS, EMAIL, VOICE, "sms/reminder.friendly.es.j2", "_partials/sms_footer.j2"):
+            assert f'href="/templates/edit?path={path}"' in page.text
+        row = page.text.split(f'data-path="{SMS}"')[1].split("</tr>")[0]
+        assert "v1" in row and "draft v2" in row and "by mia" in row
+        other = page.text.split(f'data-path="{EMAIL}"')[1].split("</tr>")[0]
+        assert "v1" in other and "draft" not in other and "by outreach init" in other
+
+
+def test_the_edit_page_holds_the_source_samples_preview_and_versions(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        page = client.get("/templates/edit", params={"path": SMS})
+        assert page.status_code == 200
+        assert "Please pay today or set up a plan" in page.text  # the source
+        assert page.text.count("<option") == 5  # the sample accounts
+        assert 'class="message sms-text">Pat, your Northwind Utilities' in page.text
+        assert '<script src="/static/editor.js" defer></script>' in page.text
+        assert "Publish version" not in page.text  # one version, the published one
+        assert client.get("/static/editor.js").status_code == 200
+        missing = client.get("/templates/edit", params={"path": "sms/nothing.firm.j2"})
+        assert missing.status_code == 404
+
+
+def test_the_sms_preview_gives_the_text_and_its_segments(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        answer = preview_json(client, SMS, SMS_SOURCE)
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["ok"] and body["issues"] == []
+        assert body["sms"]["text"].startswith("Pat, your Northwind Utilities balance of $120.50")
+        assert (body["sms"]["encoding"], body["sms"]["segments"]) == ("GSM-7", 2)
+        assert "2 segments, GSM-7" in body["fragment"]
+        # One character outside GSM-7 makes it UCS-2: more segments than the policy allows.
+        wider = preview_json(client, SMS, SMS_SOURCE.replace("Please pay", "Please ő pay"))
+        body = wider.json()
+        assert body["sms"]["encoding"] == "UCS-2" and body["sms"]["non_gsm"] == ["ő"]
+        assert {i["code"] for i in body["issues"]} == {"POLICY_SMS_TOO_MANY_SEGMENTS"}
+        assert "UCS-2 because of &#39;ő&#39;" in body["fragment"]
+        # Another sample: the Spanish speaker's amount and name.
+        second = preview_json(client, SMS, SMS_SOURCE, sample=3).json()
+        assert second["sms"]["text"].startswith("José,")
+        assert published_source(engine, SMS) == SMS_SOURCE  # a preview stores nothing
+
+
+def test_the_email_preview_gives_subject_text_and_a_sandboxed_html_body(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        source = published_source(engine, EMAIL)
+        body = preview_json(client, EMAIL, source.replace("Action needed", "Please act")).json()
+        assert body["ok"]
+        assert body["email"]["subject"].startswith("Please act: $120.50 is 18 days past due")
+        assert "Pat Smith," in body["email"]["text"]
+        assert '<iframe class="email-html"' in body["fragment"]
+        assert 'sandbox=""' in body["fragment"]
+        html = client.get(body["email"]["html_url"])
+        assert html.status_code == 200 and "Pay today" in html.text
+        policy = html.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "sandbox" in policy
+        assert "script-src" not in policy  # scripts fall back to default-src 'none'
+        assert "style-src 'unsafe-inline'" in policy and "frame-ancestors 'self'" in policy
+        # Only the user who rendered it sees it.
+        add_user(engine, "max", Role.MARKETER)
+        with sign_in(server.base, "max") as other:
+            assert other.get(body["email"]["html_url"]).status_code == 404
+
+
+def test_the_html_preview_escapes_the_debtors_name(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        body = preview_json(client, EMAIL, published_source(engine, EMAIL), sample=4).json()
+        html = client.get(body["email"]["html_url"]).text
+        assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_voice_preview_gives_both_messages(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        body = preview_json(client, VOICE, published_source(engine, VOICE)).json()
+        assert body["ok"] and body["voice"]["human"] and body["voice"]["voicemail"]
+        assert "Northwind" in body["voice"]["voicemail"]
+        assert "When a person answers" in body["fragment"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [(SMS, 'class="message sms-text">Maximilian,'), (EMAIL, 'class="message email-subject">'),
+     (VOICE, 'class="message voice-voicemail">')],
+)  # fmt: skip
+def test_without_javascript_the_form_previews_on_the_page(
+    server: Server, engine: Engine, path: str, expected: str
+) -> None:
+    with marketer(server, engine) as client:
+        source = published_source(engine, path)
+        form = {"csrf_token": page_token(client, "/templates"), "path": path,
+                "source": source, "sample": "2", "action": "preview"}  # fmt: skip
+        page = client.post("/templates/preview", data=form)
+        assert page.status_code == 200
+        assert expected in page.text
+        assert '<option value="2" selected>' in page.text
+        assert "Lint finds nothing to fix." in page.text
+
+
+def test_a_syntax_error_shows_its_line_in_the_preview(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        body = preview_json(client, SMS, "Hello\n{{ debtor.name }\n{{ opt_out_text }}").json()
+        assert not body["ok"]
+        assert body["issues"][0]["line"] == 2 and body["issues"][0]["code"] == "SYNTAX"
+        assert "Line 2" in body["fragment"] and body["sms"] is None
+
+
+def test_a_syntax_error_is_refused_at_save_and_nothing_is_stored(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        broken = "Hello {{ debtor.first_name }},\n{% if amount %}\nPay now. {{ opt_out_text }}"
+        page = save(client, SMS, broken)
+        assert page.status_code == 422
+        assert "Not saved: 1 issue to fix first." in page.text
+        assert "<strong>Line 3</strong>" in page.text and "SYNTAX" in page.text
+        assert "Unexpected end of template" in page.text
+        assert "{% if amount %}\nPay now." in page.text  # the marketer's text is kept
+        assert versions_of(engine, SMS) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
+def test_an_unknown_variable_is_refused(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        page = save(client, SMS, SMS_SOURCE.replace("{{ amount }}", "{{ amout }}"))
+        assert page.status_code == 422
+        assert "UNKNOWN_VARIABLE" in page.text and "&#39;amout&#39; is not a template" in page.text
+        assert "<strong>Line 1</strong>" in page.text
+        assert len(list_versions(engine, SMS)) == 1
+
+
+def test_a_missing_opt_out_is_refused_like_publish_refuses_it(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        page = save(client, SMS, "Hi {{ debtor.first_name }}, please pay {{ amount }}.")
+        assert page.status_code == 422 and "REGF_OPTOUT_NOTICE_MISSING" in page.text
+        assert len(list_versions(engine, SMS)) == 1
+
+
+ENDLESS = (
+    "{% for a in range(99999) %}{% for b in range(99999) %}{% for c in range(99999) %}"
+    "{{ opt_out_text }}{% endfor %}{% endfor %}{% endfor %}"
+)
+HUGE = '{% set x = "x" * 90000 %}{% for i in range(99999) %}{{ x }}{% endfor %}{{ opt_out_text }}'
+
+
+def test_an_endless_template_is_stopped_in_the_preview_and_at_save(
+    server: Server, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(editor_pages, "PREVIEW_SECONDS", 1.5)
+    monkeypatch.setattr(editor_pages, "SAVE_SECONDS", 1.5)
+    with marketer(server, engine) as client:
+        body = preview_json(client, SMS, ENDLESS).json()
+        assert [i["code"] for i in body["issues"]] == ["RENDER_LIMIT"]
+        assert "took more than 1.5 s" in body["issues"][0]["message"]
+        page = save(client, SMS, ENDLESS)
+        assert page.status_code == 422 and "took more than 1.5 s" in page.text
+        assert len(list_versions(engine, SMS)) == 1
+        # The server is still there for the next request.
+        assert preview_json(client, SMS, SMS_SOURCE).json()["ok"]
+
+
+def test_a_huge_template_is_stopped_by_the_memory_ceiling(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        body = preview_json(client, SMS, HUGE).json()
+        assert not body["ok"] and body["sms"] is None
+        said = body["issues"][0]["message"]
+        assert "larger than a message may use" in said or "more memory than allowed" in said
+        page = save(client, SMS, HUGE)
+        assert page.status_code == 422 and len(list_versions(engine, SMS)) == 1
+
+
+def test_save_and_publish_makes_the_version_the_daemon_uses(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        changed = SMS_SOURCE.replace("Please pay today", "Please pay now")
+        response = save(client, SMS, changed.replace("\n", "\r\n"))
+        assert response.status_code == 303
+        page = client.get(response.headers["location"])
+        assert "Saved and published version 2." in page.text
+        assert versions_of(engine, SMS) == [
+            (1, TemplateStatus.RETIRED, "outreach init"), (2, TemplateStatus.PUBLISHED, "mia"),
+        ]  # fmt: skip
+        assert published_source(engine, SMS) == changed  # line ends as the files have them
+
+
+def test_a_draft_is_stored_unpublished_and_can_be_published_later(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        changed = SMS_SOURCE.replace("Please pay today", "Kindly pay today")
+        assert save(client, SMS, changed, action="draft").status_code == 303
+        assert versions_of(engine, SMS)[-1] == (2, TemplateStatus.DRAFT, "mia")
+        assert published_source(engine, SMS) == SMS_SOURCE
+        page = client.get("/templates/edit", params={"path": SMS})
+        assert "Kindly pay today" in page.text  # the editor opens the latest version
+        assert "Version 2 is the latest." in page.text
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "version": "2"}
+        assert client.post("/templates/publish", data=form).status_code == 303
+        assert published_source(engine, SMS) == changed
+
+
+def test_rollback_publishes_the_version_before(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        save(client, SMS, SMS_SOURCE.replace("Please pay today", "Please pay now"))
+        page = client.get("/templates/edit", params={"path": SMS})
+        assert "Roll back to version 1" in page.text
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS}
+        response = client.post("/templates/rollback", data=form)
+        assert response.status_code == 303
+        assert "version 1 is published again" in client.get(response.headers["location"]).text
+        assert published_source(engine, SMS) == SMS_SOURCE
+        # Nothing before version 1: refused, with the reason.
+        again = client.post("/templates/rollback", data=form)
+        assert again.status_code == 409 and "nothing to roll back to" in again.text
+
+
+def test_other_roles_are_refused_and_strangers_sent_to_sign_in(
+    server: Server, engine: Engine
+) -> None:
+    seed(engine)
+    for name, role in (("ana", Role.AGENT), ("vic", Role.VIEWER)):
+        add_user(engine, name, role)
+        with sign_in(server.base, name) as client:
+            token = page_token(client)
+            assert client.get("/templates").status_code == 403
+            assert client.get("/templates/edit", params={"path": SMS}).status_code == 403
+            assert preview_json(client, SMS, SMS_SOURCE, token=token).status_code == 403
+            assert save(client, SMS, SMS_SOURCE + " x", csrf_token=token).status_code == 403
+    add_user(engine, "ada", Role.ADMIN)
+    with sign_in(server.base, "ada") as client:
+        assert client.get("/templates").status_code == 200
+    with httpx.Client(base_url=server.base) as stranger:
+        response = stranger.get("/templates/edit", params={"path": SMS})
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?next=%2Ftemplates%2Fedit")
+        answer = stranger.post("/templates/preview", json={"path": SMS, "source": ""},
+                               headers={"X-CSRF-Token": "x"})  # fmt: skip
+        assert answer.status_code == 401
+    assert len(list_versions(engine, SMS)) == 1
+
+
+def test_save_and_preview_without_the_sessions_token_are_refused(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        changed = SMS_SOURCE.replace("Please pay today", "Please pay now")
+        for token in ("", "forged"):
+            form: dict[str, Any] = {"path": SMS, "source": changed, "action": "publish"}
+            if token:
+                form["csrf_token"] = token
+            assert client.post("/templates/save", data=form).status_code == 403
+            answer = client.post(
+                "/templates/preview", json={"path": SMS, "source": changed},
+                headers={"X-CSRF-Token": token} if token else {},
+            )  # fmt: skip
+            assert answer.status_code == 403
+        form = {"path": SMS}
+        assert client.post("/templates/rollback", data=form).status_code == 403
+        assert len(list_versions(engine, SMS)) == 1
+
+
+def test_a_partial_is_checked_through_the_templates_that_use_it(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        path = "_partials/sms_footer.j2"
+        body = preview_json(client, path, "{{ nothing_here }}").json()
+        assert not body["ok"]
+        assert "nothing_here" in body["issues"][0]["message"]
+        assert body["issues"][0]["path"] == "sms/due.friendly.j2"  # a template that uses it
+        page = save(client, path, "Thanks.")  # drops the opt-out every SMS needs
+        assert page.status_code == 422 and "REGF_OPTOUT_NOTICE_MISSING" in page.text
+        assert re.search(r"sms/overdue\.firm\.j2", page.text)
+        assert len(list_versions(engine, path)) == 1

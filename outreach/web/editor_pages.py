@@ -236,6 +236,8 @@ def save(
         return _editor(request, session, path, source, sample, rows, found, notices=clash,
                        status=409)  # fmt: skip
     done = f"Saved version {number} as a draft."
+    if number == rows[-1].version:
+        done = f"Nothing new to save: version {number} holds this text."
     if action == "publish":
         try:
             publish_version(
@@ -247,7 +249,11 @@ def save(
             note = [("error", f"Saved version {number}, not published: {exc}")]
             return _editor(request, session, path, source, sample, rows, found, notices=note,
                            status=422)  # fmt: skip
-        done = f"Saved and published version {number}."
+        done = (
+            f"Saved and published version {number}."
+            if number != rows[-1].version
+            else f"Published version {number}: it holds this text."
+        )
     return _back_to_editor(path, sample, done)
 
 

@@ -284,6 +284,14 @@ def test_a_draft_is_stored_unpublished_and_can_be_published_later(
         assert published_source(engine, SMS) == changed
 
 
+def test_saving_the_same_text_adds_no_version(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        response = save(client, SMS, SMS_SOURCE, action="draft")
+        assert response.status_code == 303
+        assert "version 1 holds this text" in client.get(response.headers["location"]).text
+        assert versions_of(engine, SMS) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
 def test_rollback_publishes_the_version_before(server: Server, engine: Engine) -> None:
     with marketer(server, engine) as client:
         save(client, SMS, SMS_SOURCE.replace("Please pay today", "Please pay now"))

@@ -128,3 +128,30 @@ def test_cadence_mistakes_name_file_step_and_reason(workdir: Path, env: dict[str
     result = outreach("cadences", "check", env=env, cwd=workdir)
     assert result.returncode == 2
     assert "standard.yaml: step 6 (overdue-21d): unknown channel 'fax'" in result.stderr
+
+
+def test_preview_stops_a_template_that_would_render_for_ever(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    sms = workdir / "templates/sms/overdue.firm.j2"
+    endless = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    sms.write_text(endless + sms.read_text(encoding="utf-8"), encoding="utf-8")
+    result = outreach(
+        "templates", "preview", "overdue", "-c", "sms", "-t", "firm", env=env, cwd=workdir
+    )
+    assert result.returncode == 2
+    assert "lint: sms/overdue.firm.j2: RENDER_LIMIT" in result.stderr
+    assert "does not render" in result.stderr
+
+
+def test_preview_shows_lints_findings_beside_what_renders(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    sms = workdir / "templates/sms/overdue.firm.j2"
+    sms.write_text(sms.read_text(encoding="utf-8") + " " + "x" * 700, encoding="utf-8")
+    result = outreach(
+        "templates", "preview", "overdue", "-c", "sms", "-t", "firm", env=env, cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lint: sms/overdue.firm.j2" in result.stderr and "segments" in result.stderr
+    assert "x" * 700 in result.stdout

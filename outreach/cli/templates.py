@@ -14,11 +14,11 @@ from rich.table import Table
 from outreach import store
 from outreach.cadence import load_cadences
 from outreach.channels import lint_policy
-from outreach.cli.common import Context, context_of, ensure_schema, out, with_database
+from outreach.cli.common import Context, context_of, ensure_schema, err, out, with_database
 from outreach.errors import NotFoundError, TemplateError
 from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
 from outreach.rendering.environment import TemplateKey, read_template_files
-from outreach.rendering.lint_limits import lint_sources_bounded
+from outreach.rendering.lint_limits import lint_sources_bounded, preview_bounded
 from outreach.rendering.render import Rendered, Renderer
 from outreach.template_store import (
     list_versions,
@@ -80,7 +80,8 @@ def templates_preview(
         bool, typer.Option("--published", help="Use the published versions, not the files.")
     ] = False,
 ) -> None:
-    """Show exactly what a debtor would receive: SMS segments, email subject and both bodies."""
+    """Show exactly what a debtor would receive: SMS segments, email subject and both bodies.
+    Lint's findings for the template come first, on standard error."""
     context = context_of(ctx)
     settings = context.settings
     company = load_company(settings.templates_dir)
@@ -96,8 +97,16 @@ def templates_preview(
         facts, today = SAMPLE_ACCOUNTS[sample - 1], SAMPLE_TODAY
         if locale is not None:
             facts = MessageFacts(**{**facts.__dict__, "locale": locale})
-    rendered = Renderer(sources).render(channel, name, tone, facts, company, today)
-    _show(rendered, facts)
+    key = Renderer(sources).resolve(channel, name, tone, facts.locale)
+    # In a child within lint's limits: a template that would render for ever, or fill the
+    # memory, is stopped with its cause rather than hanging the terminal.
+    policy = lint_policy(settings.channels_dir)
+    preview = preview_bounded(sources, key.path, company, facts, policy=policy, today=today)
+    for issue in preview.issues:
+        err.print(f"lint: {issue}", highlight=False, markup=False)
+    if preview.rendered is None:
+        raise TemplateError(f"{key.path} does not render: see the lint lines above")
+    _show(preview.rendered, facts)
 
 
 def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date]:

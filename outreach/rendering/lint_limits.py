@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -195,11 +196,13 @@ def preview_bounded(
     policy: LintPolicy | None = None,
     seconds: float = SECONDS_PER_TEMPLATE,
     memory: int = MEMORY_BYTES,
+    today: date = SAMPLE_TODAY,
 ) -> Preview:
     """Lint ``paths`` (default: ``path``) among ``sources`` and render ``path`` for
-    ``sample``, all in a child within ``seconds`` and ``memory``."""
+    ``sample`` as of ``today`` (the debtor's date), all in a child within ``seconds`` and
+    ``memory``."""
     chosen = sorted(paths if paths is not None else [path])
-    args = (dict(sources), path, company, sample, chosen, policy)
+    args = (dict(sources), path, company, sample, chosen, policy, today)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return _preview(*args)
     context = multiprocessing.get_context("forkserver")
@@ -255,10 +258,11 @@ def _preview_child(
     sample: MessageFacts,
     paths: list[str],
     policy: LintPolicy | None,
+    today: date,
 ) -> None:
     _limit_memory(memory)
     sending.send(("start", None))
-    sending.send(("preview", _preview(sources, path, company, sample, paths, policy)))
+    sending.send(("preview", _preview(sources, path, company, sample, paths, policy, today)))
     sending.close()
 
 
@@ -269,6 +273,7 @@ def _preview(
     sample: MessageFacts,
     paths: list[str],
     policy: LintPolicy | None,
+    today: date,
 ) -> Preview:
     issues = lint_sources(sources, company, paths=paths, policy=policy)
     if path.startswith(f"{PARTIALS_DIR}/") or any(i.code == "BAD_NAME" for i in issues):
@@ -276,7 +281,7 @@ def _preview(
     key = TemplateKey.from_path(path)
     try:
         rendered = Renderer(sources).render_key(
-            key, build_context(sample, company, SAMPLE_TODAY, key.language)
+            key, build_context(sample, company, today, key.language)
         )
     except Exception as exc:  # lint names the cause; this sample may fail where it did not
         if not issues:

@@ -51,16 +51,21 @@ def lint_sources_bounded(
     policy: LintPolicy | None = None,
     seconds: float | None = None,
     memory: int = MEMORY_BYTES,
+    stop_at_limit: bool = False,
 ) -> list[LintIssue]:
     """``lint_sources``, each template's renders bounded in time and memory (``seconds``
-    for each template, ``SECONDS_PER_TEMPLATE`` by default)."""
+    for each template, ``SECONDS_PER_TEMPLATE`` by default). With ``stop_at_limit``, the
+    first template over the limits ends the run (the rest are reported unchecked): a
+    partial that loops for ever would otherwise cost the limit once per template."""
     chosen = tuple(sorted(paths if paths is not None else sources))
     key = (tuple(sorted(sources.items())), company.model_dump_json(), chosen, policy)
     with _answers_lock:
         found = _answers.get(key)
     if found is None:
         limit = SECONDS_PER_TEMPLATE if seconds is None else seconds
-        found = _lint(sources, company, list(chosen), policy, limit, memory)
+        found, stopped = _lint(sources, company, list(chosen), policy, limit, memory, stop_at_limit)
+        if stopped:  # not the whole answer: not kept for a run that wants it all
+            return list(found)
         with _answers_lock:
             if len(_answers) >= ANSWERS_KEPT:
                 _answers.pop(next(iter(_answers)))
@@ -80,9 +85,11 @@ def _lint(
     policy: LintPolicy | None,
     seconds: float,
     memory: int,
-) -> list[LintIssue]:
+    stop_at_limit: bool = False,
+) -> tuple[list[LintIssue], bool]:
+    """The issues, and whether the run stopped before the end (``stop_at_limit``)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return lint_sources(sources, company, paths=chosen, policy=policy)
+        return lint_sources(sources, company, paths=chosen, policy=policy), False
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["outreach.rendering.lint_limits"])
     issues: list[LintIssue] = []
@@ -100,7 +107,12 @@ def _lint(
         sending.close()
         remaining = _follow(child, receiving, remaining, seconds, issues)
         receiving.close()
-    return issues
+        if remaining and stop_at_limit:
+            more = f" and {len(remaining) - 1} more" if len(remaining) > 1 else ""
+            message = f"not checked{more}: lint stopped at the template over the limits"
+            issues.append(LintIssue(remaining[0], None, _LIMIT, message))
+            return issues, True
+    return issues, False
 
 
 def _follow(

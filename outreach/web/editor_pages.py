@@ -155,7 +155,7 @@ def template_list(request: Request, session: Marketer) -> Response:
 @router.get("/templates/edit", response_class=HTMLResponse)
 def edit_page(request: Request, session: Marketer, path: str, sample: int = 1) -> Response:
     sample = _sample_number(sample)
-    rows = list_versions(_engine(request), path)
+    rows = _versions_of(_engine(request), path)
     if not rows:
         return _not_found(request, session, path)
     source = rows[-1].content
@@ -173,7 +173,7 @@ def preview(
     """The live preview (JSON, for the editor's script) or, without JavaScript, the editor
     page with the preview of what the form holds."""
     path, source, sample = asked.request.path, asked.request.source, asked.request.sample
-    rows = list_versions(_engine(request), path)
+    rows = _versions_of(_engine(request), path)
     if not rows:
         if asked.as_json:
             return JSONResponse({"detail": f"no template {path}"}, status_code=404)
@@ -209,16 +209,17 @@ def save(
     sample = _sample_number(sample)
     # Browsers send a textarea's line ends as CRLF; templates are stored with LF.
     source = source.replace("\r\n", "\n")
-    rows = list_versions(engine, path)
+    rows = _versions_of(engine, path)
     if not rows:
         return _not_found(request, session, path)
     company, policy = _company_and_policy(request)
     with engine.connect() as connection:
         sources = {**published(connection).sources, path: source}
     with _render_slot():
+        # One template over the limits refuses the save: the rest need not wait their turn.
         issues = lint_sources_bounded(
             sources, company, paths=affected_paths(sources, path), policy=policy,
-            seconds=SAVE_SECONDS,
+            seconds=SAVE_SECONDS, stop_at_limit=True,
         )  # fmt: skip
     if issues:
         refused = [("error", f"Not saved: {_count(len(issues), 'issue')} to fix first.")]
@@ -245,7 +246,7 @@ def save(
             )
         except TemplateError as exc:  # the published partials changed since the lint
             found = Preview([], None)
-            rows = list_versions(engine, path)
+            rows = _versions_of(engine, path)
             note = [("error", f"Saved version {number}, not published: {exc}")]
             return _editor(request, session, path, source, sample, rows, found, notices=note,
                            status=422)  # fmt: skip
@@ -413,6 +414,14 @@ def _company_and_policy(request: Request) -> tuple[Company, LintPolicy]:
     return load_company(settings.templates_dir), lint_policy(settings.channels_dir)
 
 
+def _versions_of(engine: Engine, path: str) -> list[TemplateVersion]:
+    """The versions of ``path``; none for a path no template could have."""
+    try:
+        return list_versions(engine, path)
+    except TemplateError:
+        return []
+
+
 def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
@@ -428,7 +437,7 @@ def _back_to_editor(path: str, sample: int, done: str) -> Response:
 
 
 def _refused_change(request: Request, session: Session, path: str, message: str) -> Response:
-    rows = list_versions(_engine(request), path)
+    rows = _versions_of(_engine(request), path)
     if not rows:
         return _not_found(request, session, path)
     return _editor(request, session, path, rows[-1].content, 1, rows, Preview([], None),

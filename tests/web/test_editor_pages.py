@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -102,6 +103,10 @@ def test_the_edit_page_holds_the_source_samples_preview_and_versions(
         assert client.get("/static/editor.js").status_code == 200
         missing = client.get("/templates/edit", params={"path": "sms/nothing.firm.j2"})
         assert missing.status_code == 404
+        # A path no template could have is just as missing, on every route.
+        assert client.get("/templates/edit", params={"path": "nonsense"}).status_code == 404
+        assert preview_json(client, "nonsense", "x").status_code == 404
+        assert save(client, "nonsense", "x").status_code == 404
 
 
 def test_the_sms_preview_gives_the_text_and_its_segments(server: Server, engine: Engine) -> None:
@@ -243,6 +248,22 @@ def test_an_endless_template_is_stopped_in_the_preview_and_at_save(
         assert len(list_versions(engine, SMS)) == 1
         # The server is still there for the next request.
         assert preview_json(client, SMS, SMS_SOURCE).json()["ok"]
+
+
+def test_an_endless_partial_is_refused_at_its_first_template(
+    server: Server, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(editor_pages, "SAVE_SECONDS", 1.5)
+    path = "_partials/sms_footer.j2"
+    endless = "{% for a in range(99999) %}{% for b in range(99999) %}.{% endfor %}{% endfor %}"
+    with marketer(server, engine) as client:
+        started = time.monotonic()
+        page = save(client, path, endless)
+        # Seven SMS templates include it: one limit, not seven, before the answer.
+        assert time.monotonic() - started < 6
+        assert page.status_code == 422 and "took more than 1.5 s" in page.text
+        assert re.search(r"not checked and \d+ more: lint stopped at the template over", page.text)
+        assert len(list_versions(engine, path)) == 1
 
 
 def test_a_huge_template_is_stopped_by_the_memory_ceiling(server: Server, engine: Engine) -> None:

@@ -4,6 +4,7 @@ page carries. A real server on 127.0.0.1; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from outreach.models import Role
@@ -138,6 +139,30 @@ def test_a_forged_session_cookie_is_no_session(server: Server, engine: Engine) -
     for value in (real[:-2] + "xx", "e30.AAAA.BBBB", "", "not a cookie at all"):
         with httpx.Client(base_url=server.base, cookies={SESSION_COOKIE: value}) as client:
             assert client.get("/").status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "allowed"),
+    [
+        (Role.AGENT, "/templates", False),
+        (Role.MARKETER, "/inbox", False),
+        (Role.VIEWER, "/inbox", False),
+        (Role.VIEWER, "/templates", False),
+        (Role.AGENT, "/inbox", True),
+        (Role.MARKETER, "/templates", True),
+        (Role.ADMIN, "/inbox", True),
+        (Role.ADMIN, "/templates", True),
+    ],
+)
+def test_each_section_is_for_its_roles(
+    server: Server, engine: Engine, role: Role, path: str, allowed: bool
+) -> None:
+    add_user(engine, "user", role)
+    with sign_in(server.base, "user") as client:
+        response = client.get(path)
+        assert response.status_code == (200 if allowed else 403)
+        if not allowed:
+            assert "Not for your role" in response.text
 
 
 def test_pages_carry_a_strict_policy_and_are_never_cached(server: Server, engine: Engine) -> None:

@@ -1,0 +1,53 @@
+"""An agent's work in a real browser: a reply, a promise to pay, the reply handled."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+from sqlalchemy import Engine
+
+from outreach.events import apply_events
+from outreach.models import Role
+from tests.browser.conftest import sign_in_as
+from tests.conftest import NOW
+from tests.eventdata import add_account, inbound
+from tests.web.conftest import Server
+
+
+def test_an_agent_records_a_promise_and_handles_the_reply(
+    page: Page, ui_server: Server, engine: Engine
+) -> None:
+    add_account(engine)
+    apply_events(engine, [inbound("I can pay 40 next Friday", key="p1", at=NOW)], NOW)
+    sign_in_as(page, ui_server, engine, "ana", Role.AGENT)
+    page.get_by_role("link", name="Inbox").click()
+    replies = page.get_by_role("table", name="Replies waiting")
+    expect(replies).to_contain_text("I can pay 40 next Friday")
+    replies.get_by_role("link", name="R-1").click()
+    expect(page.get_by_role("heading", name="R-1: Pat Doe")).to_be_visible()
+    expect(page.get_by_role("table", name="Conversation")).to_contain_text("I can pay 40")
+
+    promise = page.get_by_role("form", name="Promise to pay")
+    promise.get_by_label("Amount (USD)").fill("40")
+    promise.get_by_label("By").fill("2026-11-06")
+    promise.get_by_role("button", name="Record the promise").click()
+    expect(page.get_by_role("status")).to_contain_text("Promise to pay 40 USD by 2026-11-06")
+    expect(page.get_by_role("table", name="Promises to pay")).to_contain_text("$40.00")
+
+    page.get_by_role("button", name="Mark handled").click()
+    expect(page.get_by_role("status")).to_contain_text("The reply is handled.")
+    expect(page.get_by_role("button", name="Mark handled")).to_have_count(0)
+    page.get_by_role("link", name="Back to the inbox").click()
+    expect(page.get_by_role("table", name="Replies waiting")).to_contain_text("No replies wait.")
+
+
+def test_a_refused_promise_says_why_in_the_page(
+    page: Page, ui_server: Server, engine: Engine
+) -> None:
+    add_account(engine)
+    sign_in_as(page, ui_server, engine, "ana", Role.AGENT)
+    page.goto(ui_server.base + "/inbox/accounts/R-1")
+    promise = page.get_by_role("form", name="Promise to pay")
+    promise.get_by_label("Amount (USD)").fill("9999")
+    promise.get_by_label("By").fill("2026-11-06")
+    promise.get_by_role("button", name="Record the promise").click()
+    expect(page.get_by_role("status")).to_contain_text("more than the balance")

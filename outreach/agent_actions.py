@@ -1,27 +1,35 @@
-"""What an agent records for an account: pauses, promises to pay and disputes.
+"""What an agent records for an account: handled replies, pauses, promises to pay and
+disputes.
 
 Each writes what the rest of outreach already reads, nothing of its own:
+- a handled reply leaves the inbox (``outreach.inbox.handle``), which ends the reply pause
+  with the account's last open reply;
 - a pause sets ``paused_until``: the planner claims no paused account, and housekeeping
   makes it due again when the pause ends;
 - a promise to pay is a pending ``promise_to_pay``: the planner sends no collection step
-  while one is pending, and housekeeping marks it broken, and the account due, the day
-  after its date passes unpaid;
+  while one is pending, and housekeeping marks it broken, and the account due, once its
+  date has passed unpaid;
 - a dispute is a compliance event: the compliance engine blocks collection contact until a
   ``dispute_resolved`` event follows.
+
+Input an agent typed is checked here, so that a refused action writes nothing and says why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.numbers import get_currency_precision
 from sqlalchemy import Connection, insert, select, update
 
+from outreach.compliance_store import inbox_messages
 from outreach.errors import NotFoundError, OutreachError
-from outreach.models import ComplianceEventKind, PromiseStatus
+from outreach.importing.fields import FieldError
+from outreach.importing.fields import parse_amount as parse_imported_amount
+from outreach.inbox import handle
+from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
 from outreach.store import accounts, compliance_events, promises_to_pay
 
 MAX_PAUSE_DAYS = 90
@@ -38,28 +46,78 @@ class AccountRef:
     reference: str
     balance_minor: int
     currency: str
+    locale: str
+    timezone: str | None
 
 
 def account_by_reference(connection: Connection, reference: str) -> AccountRef:
     row = connection.execute(
-        select(accounts.c.id, accounts.c.reference, accounts.c.balance_minor, accounts.c.currency)
+        select(accounts.c.id, accounts.c.reference, accounts.c.balance_minor,
+               accounts.c.currency, accounts.c.locale, accounts.c.timezone)
         .where(accounts.c.reference == reference)
     ).first()  # fmt: skip
     if row is None:
         raise NotFoundError(f"no account {reference!r}")
-    return AccountRef(row.id, row.reference, row.balance_minor, row.currency)
+    return account_ref(row)
+
+
+def account_ref(row: Any) -> AccountRef:
+    """What the actions need of an account row."""
+    return AccountRef(
+        row.id, row.reference, row.balance_minor, row.currency, row.locale, row.timezone
+    )
+
+
+def handle_reply(
+    connection: Connection, account: AccountRef, message_id: int, user_id: int, now: datetime
+) -> None:
+    """Mark one of the account's open replies handled, by ``user_id``. A message of another
+    account is refused as unknown here: a form names the account it was shown under."""
+    _open_reply(connection, message_id, account)
+    handle(connection, message_id, now, user_id)
+
+
+def handle_unmatched_reply(
+    connection: Connection, message_id: int, user_id: int, now: datetime
+) -> None:
+    """Mark handled a reply kept under no account (an unknown or unverified sender): it
+    has no account page, and would otherwise wait in the inbox for ever. Nothing happens
+    to the account an unverified reply names."""
+    message = _open_reply(connection, message_id, None)
+    if message.account_id is not None:
+        raise ActionRefused(f"message {message_id} is an account's: handle it on its page")
+    handle(connection, message_id, now, user_id)
+
+
+def _open_reply(connection: Connection, message_id: int, account: AccountRef | None) -> Any:
+    """The inbox message, refused unless it is an open reply (of ``account``, if given)."""
+    message = connection.execute(
+        select(inbox_messages.c.account_id, inbox_messages.c.direction, inbox_messages.c.status)
+        .where(inbox_messages.c.id == message_id)
+    ).first()  # fmt: skip
+    if message is None:
+        raise NotFoundError(f"no message {message_id} in the inbox")
+    if account is not None and message.account_id != account.id:
+        raise NotFoundError(f"no message {message_id} in the inbox of {account.reference}")
+    if message.direction != "inbound":
+        raise ActionRefused(f"message {message_id} is one of ours, not a reply")
+    if message.status != InboxStatus.OPEN:
+        # Two agents on one reply: the first one's name stays on it.
+        raise ActionRefused(f"message {message_id} was already handled")
+    return message
 
 
 def pause(
     connection: Connection, account: AccountRef, days: int, reason: str, now: datetime
 ) -> datetime:
-    """No outreach for ``days``; returns when it resumes on its own."""
+    """No outreach for ``days``; returns when it resumes on its own (housekeeping)."""
     if not 1 <= days <= MAX_PAUSE_DAYS:
         raise ActionRefused(f"a pause lasts 1 to {MAX_PAUSE_DAYS} days, not {days}")
     why = " ".join(reason.split())
     if not why:
         raise ActionRefused("say why outreach pauses (the reason is kept with the account)")
     until = now + timedelta(days=days)
+    # Another reason than the reply pause's: handling the replies leaves this pause on.
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account.id)
@@ -78,19 +136,29 @@ def resume(connection: Connection, account: AccountRef, now: datetime) -> None:
 
 
 def parse_amount(text: str, currency: str) -> int:
-    """``"25.50"`` in ``currency``'s minor units; refused if not a positive amount with at
-    most the currency's decimals."""
-    digits = get_currency_precision(currency)
-    try:
-        amount = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        raise ActionRefused(f"{text!r} is not an amount") from None
-    if not amount.is_finite() or amount <= 0:
+    """``"25.50"`` or ``"1,025.50"`` in ``currency``'s minor units, as the importer reads
+    amounts: no sign, symbol or exponent, no more decimals than the currency has. A comma
+    is only a thousands separator (``40,50`` is refused rather than read as 4050)."""
+    if text.strip().startswith("-"):
         raise ActionRefused("a promised amount is more than zero")
-    minor = amount.scaleb(digits)
-    if minor != minor.to_integral_value():
-        raise ActionRefused(f"{currency} amounts have at most {digits} decimal(s)")
-    return int(minor)
+    try:
+        minor = parse_imported_amount("amount", text, currency)
+    except FieldError as exc:
+        raise ActionRefused(f"{text.strip()!r} is not an amount: {exc.message}") from None
+    if minor <= 0:
+        raise ActionRefused("a promised amount is more than zero")
+    return minor
+
+
+def earliest_promise_day(account: AccountRef, now: datetime) -> date:
+    """The first day a promise may be for: the debtor's today, and never before the UTC
+    date housekeeping compares with (a promise for an earlier day would be broken on its
+    next run)."""
+    try:
+        zone = ZoneInfo(account.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return max(now.astimezone(zone).date(), now.astimezone(UTC).date())
 
 
 def promise(
@@ -98,18 +166,21 @@ def promise(
     account: AccountRef,
     amount_minor: int,
     due_on: date,
-    today: date,
     by: str,
     now: datetime,
 ) -> int:
-    """A promise to pay ``amount_minor`` by ``due_on``; returns its id."""
+    """A pending promise to pay ``amount_minor`` by ``due_on``, recorded by ``by``; returns
+    its id."""
     if amount_minor <= 0:
         raise ActionRefused("a promised amount is more than zero")
     if amount_minor > account.balance_minor:
         raise ActionRefused("the promised amount is more than the balance")
-    if due_on < today:
-        raise ActionRefused(f"{due_on.isoformat()} has passed: a promise is for today or later")
-    if due_on > today + timedelta(days=MAX_PROMISE_DAYS):
+    first = earliest_promise_day(account, now)
+    if due_on < first:
+        raise ActionRefused(
+            f"{due_on.isoformat()} has passed: a promise is for {first.isoformat()} or later"
+        )
+    if due_on > first + timedelta(days=MAX_PROMISE_DAYS):
         raise ActionRefused(f"a promise is kept within {MAX_PROMISE_DAYS} days")
     values: dict[str, Any] = {
         "account_id": account.id, "amount_minor": amount_minor, "currency": account.currency,

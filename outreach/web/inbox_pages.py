@@ -2,25 +2,25 @@
 thread, and what an agent records (``outreach.agent_actions``).
 
 Every change is a plain form (POST, then a redirect back with a notice), so the pages work
-without scripts; a refused one shows the account page again with the reason, and writes
-nothing. Debtors' words are shown as text: the UI's templates escape everything.
+without scripts; a refused one shows its page again with the reason (400, or 404 for an
+account or message that is not there), and writes nothing. Debtors' words are shown as
+text: the UI's templates escape everything.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, Engine, select
 
 from outreach import agent_actions as actions
-from outreach.compliance_store import attempts, inbox_messages
+from outreach.compliance_store import attempts
 from outreach.errors import NotFoundError
-from outreach.inbox import clear_flag, handle, open_replies, thread
+from outreach.inbox import clear_flag, open_replies, thread
 from outreach.intents import Intent
 from outreach.models import InboxStatus, PromiseStatus
 from outreach.rendering.context import format_money
@@ -41,24 +41,27 @@ def inbox(
     sender: str | None = None,
     before: int | None = None,
 ) -> Response:
-    unknown = {"unknown": True, "known": False}.get(sender or "")
-    with _engine(request).connect() as connection:
-        items = open_replies(
-            connection, limit=PAGE_SIZE + 1, before_id=before, intent=intent or None,
-            unknown_sender=unknown,
-        )  # fmt: skip
-    more = len(items) > PAGE_SIZE
-    items = items[:PAGE_SIZE]
     filters = {"intent": intent or "", "sender": sender or ""}
-    following = None
-    if more:
-        query = "&".join(f"{k}={quote(v)}" for k, v in filters.items() if v)
-        following = f"/inbox?before={items[-1].id}" + (f"&{query}" if query else "")
-    values = {
-        "title": "Inbox", "items": items, "filters": filters, "intents": _INTENTS,
-        "following": following,
-    }  # fmt: skip
-    return ui.render(request, "inbox.html", session, values, notices=ui.notice_from(request))
+    return _inbox_page(request, session, filters, before, ui.notice_from(request))
+
+
+@router.post("/inbox/handled")
+def unmatched_handled(
+    request: Request, session: Agent, message_id: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    """A reply under no account (unknown or unverified sender), handled from the inbox:
+    it has no account page to be handled on."""
+    now: datetime = request.app.state.clock.now()
+    try:
+        ident = _whole_number(message_id, "message")
+        with _engine(request).begin() as connection:
+            actions.handle_unmatched_reply(connection, ident, session.user.id, now)
+    except NotFoundError as exc:
+        return _inbox_page(request, session, {}, None, [("error", str(exc))], status=404)
+    except actions.ActionRefused as exc:
+        return _inbox_page(request, session, {}, None, [("error", str(exc))], status=400)
+    done = quote("The reply is handled.", safe="")
+    return RedirectResponse(f"/inbox?done={done}", status_code=303)
 
 
 @router.get("/inbox/accounts/{reference}", response_class=HTMLResponse)
@@ -68,15 +71,14 @@ def account_page(request: Request, session: Agent, reference: str) -> Response:
 
 @router.post("/inbox/accounts/{reference}/handled")
 def mark_handled(
-    request: Request, session: Agent, reference: str, message_id: Annotated[int, Form()]
+    request: Request,
+    session: Agent,
+    reference: str,
+    message_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
-        owner = connection.execute(
-            select(inbox_messages.c.account_id).where(inbox_messages.c.id == message_id)
-        ).scalar_one_or_none()
-        if owner != account.id:
-            raise NotFoundError(f"no message {message_id} in the inbox of {reference}")
-        handle(connection, message_id, now, session.user.id)
+        ident = _whole_number(message_id, "message")
+        actions.handle_reply(connection, account, ident, session.user.id, now)
         return "The reply is handled."
 
     return _change(request, session, reference, act)
@@ -96,13 +98,14 @@ def pause(
     request: Request,
     session: Agent,
     reference: str,
-    days: Annotated[int, Form()],
+    days: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
+        length = _whole_number(days, "number of days")
         # The reason names the agent: the account has no other column for who paused it.
         why = f"{reason.strip()} ({session.user.username})" if reason.strip() else ""
-        until = actions.pause(connection, account, days, why, now)
+        until = actions.pause(connection, account, length, why, now)
         return f"Outreach is paused until {until:%Y-%m-%d %H:%M} UTC."
 
     return _change(request, session, reference, act)
@@ -122,18 +125,18 @@ def promise(
     request: Request,
     session: Agent,
     reference: str,
-    amount: Annotated[str, Form(max_length=40)],
-    due_on: Annotated[str, Form(max_length=20)],
+    amount: Annotated[str, Form(max_length=40)] = "",
+    due_on: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
+        minor = actions.parse_amount(amount, account.currency)
         try:
             day = date.fromisoformat(due_on.strip())
         except ValueError:
-            raise actions.ActionRefused(f"{due_on!r} is not a date (YYYY-MM-DD)") from None
-        minor = actions.parse_amount(amount, account.currency)
-        today = now.astimezone(_zone(connection, account.id)).date()
-        actions.promise(connection, account, minor, day, today, session.user.username, now)
-        return f"Promise to pay {amount.strip()} {account.currency} by {day.isoformat()} noted."
+            raise actions.ActionRefused(f"{due_on.strip()!r} is not a date (YYYY-MM-DD)") from None
+        actions.promise(connection, account, minor, day, session.user.username, now)
+        shown = format_money(minor, account.currency, account.locale)
+        return f"Promise to pay {shown} by {day.isoformat()} recorded."
 
     return _change(request, session, reference, act)
 
@@ -165,6 +168,35 @@ def _change(request: Request, session: Session, reference: str, act: Any) -> Res
         return _account_page(request, session, reference, [("error", str(exc))], status=400)
     where = f"/inbox/accounts/{quote(reference, safe='')}?done={quote(done, safe='')}"
     return RedirectResponse(where, status_code=303)
+
+
+def _inbox_page(
+    request: Request,
+    session: Session,
+    filters: dict[str, str],
+    before: int | None,
+    notices: list[tuple[str, str]],
+    status: int = 200,
+) -> HTMLResponse:
+    intent, sender = filters.get("intent", ""), filters.get("sender", "")
+    unknown = {"unknown": True, "known": False}.get(sender)
+    with _engine(request).connect() as connection:
+        items = open_replies(
+            connection, limit=PAGE_SIZE + 1, before_id=before, intent=intent or None,
+            unknown_sender=unknown,
+        )  # fmt: skip
+    more = len(items) > PAGE_SIZE
+    items = items[:PAGE_SIZE]
+    shown = {"intent": intent, "sender": sender}
+    following = None
+    if more:
+        query = "&".join(f"{k}={quote(v, safe='')}" for k, v in shown.items() if v)
+        following = f"/inbox?before={items[-1].id}" + (f"&{query}" if query else "")
+    values = {
+        "title": "Inbox", "items": items, "filters": shown, "intents": _INTENTS,
+        "following": following,
+    }  # fmt: skip
+    return ui.render(request, "inbox.html", session, values, notices=notices, status=status)
 
 
 def _account_page(
@@ -205,7 +237,7 @@ def _account_page(
             .order_by(attempts.c.created_at.desc(), attempts.c.id.desc())
             .limit(20)
         ).all()
-    paused = row.paused_until is not None and _aware(row.paused_until) > now
+    paused = row.paused_until is not None and row.paused_until > now
     values = {
         "title": f"Account {row.reference}",
         "account": row,
@@ -220,22 +252,20 @@ def _account_page(
         "pending": PromiseStatus.PENDING,
         "events": events,
         "attempts": sent,
-        "today": now.date().isoformat(),
+        "first_promise_day": actions.earliest_promise_day(actions.account_ref(row), now),
     }
     return ui.render(request, "inbox_account.html", session, values, notices=notices,
                      status=status)  # fmt: skip
 
 
-def _zone(connection: Connection, account_id: int) -> ZoneInfo:
-    """The debtor's zone: a promise 'for today' is the debtor's today."""
-    name = connection.execute(
-        select(accounts.c.timezone).where(accounts.c.id == account_id)
-    ).scalar_one_or_none()
-    return ZoneInfo(name or "UTC")
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _whole_number(text: str, what: str) -> int:
+    """A form's whole number, refused with the page's reason (not a bare 422) if it is not
+    one."""
+    cleaned = text.strip()
+    # Nine digits at most: a larger number names no row and fits no column.
+    if not cleaned.isascii() or not cleaned.isdigit() or len(cleaned) > 9:
+        raise actions.ActionRefused(f"{cleaned!r} is not a {what}: give a whole number")
+    return int(cleaned)
 
 
 def _engine(request: Request) -> Engine:

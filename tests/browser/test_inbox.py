@@ -30,7 +30,7 @@ def test_an_agent_records_a_promise_and_handles_the_reply(
     promise.get_by_label("Amount (USD)").fill("40")
     promise.get_by_label("By").fill("2026-11-06")
     promise.get_by_role("button", name="Record the promise").click()
-    expect(page.get_by_role("status")).to_contain_text("Promise to pay 40 USD by 2026-11-06")
+    expect(page.get_by_role("status")).to_contain_text("Promise to pay $40.00 by 2026-11-06")
     expect(page.get_by_role("table", name="Promises to pay")).to_contain_text("$40.00")
 
     page.get_by_role("button", name="Mark handled").click()

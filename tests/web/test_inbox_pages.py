@@ -4,22 +4,27 @@ that each action writes what the planner, housekeeping and compliance read."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, insert, select
 
+from outreach.clock import FixedClock
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import load_ruleset
-from outreach.compliance_store import inbox_messages, load_debtors, situation
+from outreach.compliance_store import decisions, inbox_messages, load_debtors, situation
 from outreach.events import apply_events
 from outreach.housekeeping import housekeeping
 from outreach.leases import claim_due_accounts
 from outreach.models import Role
+from outreach.planner import Planner
 from outreach.store import accounts, compliance_events, promises_to_pay
+from outreach.users import users
 from tests.conftest import NOW
-from tests.eventdata import OTHER_PHONE, add_account, inbound
+from tests.eventdata import OTHER_PHONE, add_account, add_attempt, inbound
+from tests.test_planner import make_settings, publish_templates
 from tests.web.conftest import Server
 from tests.web.ui_support import add_user, page_token, sign_in
 
@@ -77,8 +82,6 @@ def test_an_unverified_sender_is_shown_as_such(agent: httpx.Client, engine: Engi
     with engine.connect() as connection:
         message_id = connection.execute(select(inbox_messages.c.id)).scalar_one()
     # It names one of our messages: give it an attempt to answer.
-    from tests.eventdata import add_attempt
-
     attempt_id = add_attempt(engine, add_account(engine, "R-2", phone=None))
     with engine.begin() as connection:
         connection.execute(
@@ -111,11 +114,12 @@ def test_paging_goes_to_older_replies(agent: httpx.Client, engine: Engine) -> No
 
 def test_the_account_page_shows_the_thread_and_records(agent: httpx.Client, engine: Engine) -> None:
     add_account(engine)
-    _reply(engine, "This is not my debt <b>at all</b>")
+    _reply(engine, "This is not my debt <script>alert(1)</script>")
     page = agent.get("/inbox/accounts/R-1")
     assert page.status_code == 200
     assert "Pat Doe" in page.text and "$120.50" in page.text
-    assert "This is not my debt &lt;b&gt;at all&lt;/b&gt;" in page.text
+    assert "This is not my debt &lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "<script>" not in page.text
     assert "dispute" in page.text  # the reply's hold, among the compliance events
     assert agent.get("/inbox/accounts/NOPE").status_code == 404
 
@@ -151,6 +155,91 @@ def test_a_message_of_another_account_is_refused(agent: httpx.Client, engine: En
         assert connection.execute(select(inbox_messages.c.status)).scalar_one() == "open"
 
 
+@pytest.mark.parametrize(
+    ("message", "status", "problem"),
+    [
+        ("9999", 404, "no message 9999"),
+        ("abc", 400, "not a message"),
+        ("", 400, "not a message"),
+        ("9" * 19, 400, "not a message"),
+    ],
+)
+def test_an_unknown_message_is_refused(
+    agent: httpx.Client, engine: Engine, message: str, status: int, problem: str
+) -> None:
+    add_account(engine)
+    _reply(engine, "Hello")
+    token = page_token(agent, "/inbox/accounts/R-1")
+    refused = agent.post(
+        "/inbox/accounts/R-1/handled", data={"csrf_token": token, "message_id": message}
+    )
+    assert refused.status_code == status and problem in refused.text
+    with engine.connect() as connection:
+        assert connection.execute(select(inbox_messages.c.status)).scalar_one() == "open"
+
+
+def test_a_reply_handled_twice_keeps_the_first_agent(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    message_id = _reply(engine, "Hello")
+    token = page_token(agent, "/inbox/accounts/R-1")
+    form = {"csrf_token": token, "message_id": str(message_id)}
+    assert agent.post("/inbox/accounts/R-1/handled", data=form).status_code == 303
+    add_user(engine, "bea", Role.AGENT)
+    with sign_in(server.base, "bea") as other:
+        again = {**form, "csrf_token": page_token(other, "/inbox/accounts/R-1")}
+        refused = other.post("/inbox/accounts/R-1/handled", data=again)
+    assert refused.status_code == 400 and "already handled" in refused.text
+    with engine.connect() as connection:
+        handled_by = connection.execute(select(inbox_messages.c.handled_by)).scalar_one()
+        ana = connection.execute(select(users.c.id).where(users.c.username == "ana"))
+        assert handled_by == ana.scalar_one()
+
+
+def test_replies_under_no_account_are_handled_from_the_inbox(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    named = add_account(engine)
+    attempt_id = add_attempt(engine, named)
+    unknown = _reply(engine, "Who is this?", sender=OTHER_PHONE, key="u")
+    with engine.begin() as connection:
+        unverified = connection.execute(
+            insert(inbox_messages)
+            .values(
+                account_id=None, attempt_id=attempt_id, direction="inbound", channel="sms",
+                from_address="+16175550177", to_address="+16175550100",
+                body="This is not my debt", intent="dispute", status="open", received_at=NOW,
+            )
+            .returning(inbox_messages.c.id)
+        ).scalar_one()  # fmt: skip
+    page = agent.get("/inbox").text
+    assert page.count('action="/inbox/handled"') == 2
+    token = page_token(agent, "/inbox")
+    for message_id in (unknown, unverified):
+        done = agent.post("/inbox/handled", data={"csrf_token": token, "message_id": message_id})
+        assert done.status_code == 303
+        assert "The reply is handled." in agent.get(done.headers["location"]).text
+    with engine.connect() as connection:
+        rows = connection.execute(select(inbox_messages.c.status, inbox_messages.c.handled_by))
+        assert {(status, by is not None) for status, by in rows} == {("handled", True)}
+        # The account the unverified reply names is not touched: no hold, no flag.
+        assert connection.execute(select(compliance_events)).all() == []
+    assert _account(engine).flag is None and _account(engine).paused_until is None
+
+
+def test_an_accounts_reply_is_handled_on_its_page_only(agent: httpx.Client, engine: Engine) -> None:
+    add_account(engine)
+    message_id = _reply(engine, "Hello")
+    assert 'action="/inbox/handled"' not in agent.get("/inbox").text
+    token = page_token(agent, "/inbox")
+    refused = agent.post("/inbox/handled", data={"csrf_token": token, "message_id": message_id})
+    assert refused.status_code == 400 and "handle it on its page" in refused.text
+    missing = agent.post("/inbox/handled", data={"csrf_token": token, "message_id": "9999"})
+    assert missing.status_code == 404 and "no message 9999" in missing.text
+    assert _account(engine).paused_until is not None
+
+
 def test_a_pause_stops_the_planner_and_resume_makes_the_account_due(
     agent: httpx.Client, engine: Engine
 ) -> None:
@@ -175,7 +264,13 @@ def test_a_pause_stops_the_planner_and_resume_makes_the_account_due(
 
 @pytest.mark.parametrize(
     ("days", "reason", "problem"),
-    [("0", "x", "1 to 90 days"), ("91", "x", "1 to 90 days"), ("5", "  ", "say why")],
+    [
+        ("0", "x", "1 to 90 days"),
+        ("91", "x", "1 to 90 days"),
+        ("5", "  ", "say why"),
+        ("five", "x", "give a whole number"),
+        ("-3", "x", "give a whole number"),
+    ],
 )
 def test_a_bad_pause_is_refused_and_writes_nothing(
     agent: httpx.Client, engine: Engine, days: str, reason: str, problem: str
@@ -190,7 +285,7 @@ def test_a_bad_pause_is_refused_and_writes_nothing(
 
 
 def test_a_promise_holds_the_cadence_and_housekeeping_breaks_it_when_due_passes(
-    agent: httpx.Client, engine: Engine
+    agent: httpx.Client, engine: Engine, tmp_path: Path
 ) -> None:
     add_account(engine)
     token = page_token(agent, "/inbox/accounts/R-1")
@@ -205,9 +300,45 @@ def test_a_promise_holds_the_cadence_and_housekeeping_breaks_it_when_due_passes(
     assert (row.amount_minor, row.currency, row.due_on, row.status, row.created_by) == (
         5025, "USD", due, "pending", "ana",
     )  # fmt: skip
-    assert "$50.25" in agent.get("/inbox/accounts/R-1").text
-    later = NOW + timedelta(days=8)
-    assert housekeeping(engine, later).broken_promises == 1
+    page = agent.get(made.headers["location"]).text
+    assert "Promise to pay $50.25 by 2026-11-09 recorded." in page
+    # The planner reads it: the cadence stops while the promise is pending.
+    publish_templates(engine, FixedClock(NOW))
+    settings = make_settings(engine, tmp_path)
+    report = Planner(engine, settings, FixedClock(NOW), "w", processes=1).tick()
+    assert dict(report.outcomes) == {"stopped": 1}
+    with engine.connect() as connection:
+        reasons = connection.execute(select(decisions.c.reasons)).scalar_one()
+    assert [reason["code"] for reason in reasons] == ["CADENCE_STOPPED_PROMISE_PENDING"]
+    # Housekeeping keeps it until its day has passed, then breaks it.
+    assert housekeeping(engine, datetime(2026, 11, 9, 23, 59, tzinfo=UTC)).broken_promises == 0
+    assert housekeeping(engine, NOW + timedelta(days=8)).broken_promises == 1
+
+
+def test_a_promise_is_never_for_a_day_housekeeping_has_left_behind(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    add_account(engine, "R-TOKYO", phone=None, email=None)
+    with engine.begin() as connection:
+        connection.execute(
+            accounts.update().where(accounts.c.reference == "R-TOKYO").values(timezone="Asia/Tokyo")
+        )
+    # At NOW (15:00 UTC) it is already 3 November in Tokyo: the 2nd has passed there.
+    token = page_token(agent, "/inbox/accounts/R-TOKYO")
+    form = {"csrf_token": token, "amount": "10", "due_on": "2026-11-02"}
+    refused = agent.post("/inbox/accounts/R-TOKYO/promise", data=form)
+    assert refused.status_code == 400 and "for 2026-11-03 or later" in refused.text
+    # At 02:00 UTC on the 3rd it is still the 2nd in Boston, but housekeeping compares with
+    # the UTC date and would break a promise for the 2nd at once.
+    late = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
+    server.app.state.clock.set(late)
+    assert 'min="2026-11-03"' in agent.get("/inbox/accounts/R-1").text
+    refused = agent.post("/inbox/accounts/R-1/promise", data=form | {"due_on": "2026-11-02"})
+    assert refused.status_code == 400 and "for 2026-11-03 or later" in refused.text
+    made = agent.post("/inbox/accounts/R-1/promise", data=form | {"due_on": "2026-11-03"})
+    assert made.status_code == 303
+    assert housekeeping(engine, late).broken_promises == 0
 
 
 @pytest.mark.parametrize(
@@ -216,7 +347,11 @@ def test_a_promise_holds_the_cadence_and_housekeeping_breaks_it_when_due_passes(
         ("-5", "2026-11-09", "more than zero"),
         ("0", "2026-11-09", "more than zero"),
         ("abc", "2026-11-09", "is not an amount"),
-        ("1.005", "2026-11-09", "at most 2 decimal"),
+        ("1.005", "2026-11-09", "more than 2 decimal places"),
+        ("40,50", "2026-11-09", "is not an amount"),
+        ("1e2", "2026-11-09", "is not an amount"),
+        ("$10", "2026-11-09", "is not an amount"),
+        ("", "2026-11-09", "is not an amount"),
         ("500", "2026-11-09", "more than the balance"),
         ("10", "2026-11-01", "has passed"),
         ("10", "2027-06-01", "within 90 days"),

@@ -143,10 +143,15 @@ def _follow(
             else:  # "done"
                 return []
     finally:
-        child.join(timeout=5)
-        if child.is_alive():
-            child.kill()
-            child.join()
+        _reap(child)
+
+
+def _reap(child: multiprocessing.process.BaseProcess) -> None:
+    """The child is gone when this returns: it ended, or was killed past its limit."""
+    child.join(timeout=5)
+    if child.is_alive():
+        child.kill()
+        child.join()
 
 
 def _refused(
@@ -255,10 +260,7 @@ def _preview_answer(
             elif isinstance(value, Preview):
                 return value
     finally:
-        child.join(timeout=5)
-        if child.is_alive():
-            child.kill()
-            child.join()
+        _reap(child)
 
 
 def _preview_child(

@@ -94,6 +94,9 @@ def _open_reply(connection: Connection, message_id: int, account: AccountRef | N
     message = connection.execute(
         select(inbox_messages.c.account_id, inbox_messages.c.direction, inbox_messages.c.status)
         .where(inbox_messages.c.id == message_id)
+        # Two agents on one reply at once: on PostgreSQL the second waits here and then
+        # sees it handled (SQLite's single writer serialises them anyway).
+        .with_for_update()
     ).first()  # fmt: skip
     if message is None:
         raise NotFoundError(f"no message {message_id} in the inbox")

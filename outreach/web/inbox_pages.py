@@ -39,10 +39,16 @@ def inbox(
     session: Agent,
     intent: str | None = None,
     sender: str | None = None,
-    before: int | None = None,
+    before: str | None = None,
 ) -> Response:
     filters = {"intent": intent or "", "sender": sender or ""}
-    return _inbox_page(request, session, filters, before, ui.notice_from(request))
+    try:
+        # Parsed here, not by FastAPI: a bad or oversized id gets the page and its reason,
+        # not a bare 422 or a database overflow.
+        last = _whole_number(before, "reply id") if before is not None else None
+    except actions.ActionRefused as exc:
+        return _inbox_page(request, session, filters, None, [("error", str(exc))], status=400)
+    return _inbox_page(request, session, filters, last, ui.notice_from(request))
 
 
 @router.post("/inbox/handled")

@@ -112,6 +112,17 @@ def test_paging_goes_to_older_replies(agent: httpx.Client, engine: Engine) -> No
         inbox_pages.PAGE_SIZE = original
 
 
+@pytest.mark.parametrize("before", ["abc", "9" * 20, "-1", ""])
+def test_a_bad_page_marker_is_refused_with_its_reason(
+    agent: httpx.Client, engine: Engine, before: str
+) -> None:
+    add_account(engine)
+    _reply(engine, "Hello")
+    refused = agent.get("/inbox", params={"before": before})
+    assert refused.status_code == 400 and "is not a reply id" in refused.text
+    assert "text/html" in refused.headers["content-type"]
+
+
 def test_the_account_page_shows_the_thread_and_records(agent: httpx.Client, engine: Engine) -> None:
     add_account(engine)
     _reply(engine, "This is not my debt <script>alert(1)</script>")

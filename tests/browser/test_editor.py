@@ -6,22 +6,13 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 
-from outreach.channels import lint_policy
 from outreach.clock import FixedClock
 from outreach.models import Role
-from outreach.rendering.context import load_company
-from outreach.template_store import published, save_version, sync_templates
+from outreach.template_store import published, save_version
 from tests.browser.conftest import sign_in_as
-from tests.conftest import NOW, REPO
+from tests.conftest import NOW
 from tests.web.conftest import Server
-
-
-def seed(engine: Engine) -> None:
-    report = sync_templates(
-        engine, REPO / "templates", load_company(REPO / "templates"), FixedClock(NOW),
-        author="outreach init", publish=True, policy=lint_policy(REPO / "channels"),
-    )  # fmt: skip
-    assert not report.refused
+from tests.web.ui_support import seed_templates as seed
 
 
 def open_editor(page: Page, server: Server, engine: Engine, path: str) -> None:

@@ -14,29 +14,18 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from outreach.channels import lint_policy
-from outreach.clock import FixedClock
 from outreach.models import Role, TemplateStatus
-from outreach.rendering.context import load_company
-from outreach.template_store import list_versions, published, sync_templates
+from outreach.template_store import list_versions, published
 from outreach.web import editor_pages
-from tests.conftest import NOW, REPO
+from tests.conftest import REPO
 from tests.web.conftest import Server
 from tests.web.ui_support import add_user, page_token, sign_in
+from tests.web.ui_support import seed_templates as seed
 
 SMS = "sms/overdue.firm.j2"
 EMAIL = "email/overdue.firm.j2"
 VOICE = "voice/overdue.firm.j2"
 SMS_SOURCE = (REPO / "templates" / SMS).read_text()
-
-
-def seed(engine: Engine) -> None:
-    """The repository's templates, published, as ``outreach init`` stores them."""
-    report = sync_templates(
-        engine, REPO / "templates", load_company(REPO / "templates"), FixedClock(NOW),
-        author="outreach init", publish=True, policy=lint_policy(REPO / "channels"),
-    )  # fmt: skip
-    assert not report.refused
 
 
 @contextmanager

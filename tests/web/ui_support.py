@@ -9,9 +9,13 @@ from contextlib import contextmanager
 import httpx
 from sqlalchemy import Engine
 
+from outreach.channels import lint_policy
+from outreach.clock import FixedClock
 from outreach.models import Role
+from outreach.rendering.context import load_company
+from outreach.template_store import sync_templates
 from outreach.users import create_user
-from tests.conftest import NOW
+from tests.conftest import NOW, REPO
 
 PASSWORD = "correct horse battery staple"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -44,3 +48,12 @@ def sign_in(base: str, username: str, password: str = PASSWORD) -> Iterator[http
 def page_token(client: httpx.Client, path: str = "/") -> str:
     """The session's form token, read from a page as a browser would."""
     return csrf_of(client.get(path).text)
+
+
+def seed_templates(engine: Engine) -> None:
+    """The repository's templates, published, as ``outreach init`` stores them."""
+    report = sync_templates(
+        engine, REPO / "templates", load_company(REPO / "templates"), FixedClock(NOW),
+        author="outreach init", publish=True, policy=lint_policy(REPO / "channels"),
+    )  # fmt: skip
+    assert not report.refused

@@ -36,6 +36,7 @@ from outreach.users import UserRecord, same_stamp, user_by_id
 SESSION_COOKIE = "outreach_session"
 SIGN_IN_COOKIE = "outreach_sign_in"
 SESSION_HOURS = 12
+_THROTTLE_NAMES = 10_000  # names with recent failures kept at most
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -114,7 +115,7 @@ class Sessions:
 
     def sign_in_token_matches(self, request: Request, submitted: str) -> bool:
         current = self._sign_in_value(request)
-        return current is not None and hmac.compare_digest(current, submitted)
+        return current is not None and same_token(current, submitted)
 
     def _sign_in_value(self, request: Request) -> str | None:
         cookie = request.cookies.get(SIGN_IN_COOKIE)
@@ -147,21 +148,39 @@ class SignInThrottle:
 
     def held(self, username: str) -> bool:
         with self._lock:
-            return len(self._recent(username)) >= self.failures
+            return len(self._recent(_name_key(username))) >= self.failures
 
     def failed(self, username: str) -> None:
+        key = _name_key(username)
         with self._lock:
-            self._recent(username).append(time.monotonic())
+            recent = self._recent(key)
+            recent.append(time.monotonic())
+            self._seen.pop(key, None)
+            self._seen[key] = recent  # the newest last, for the cap below
+            while len(self._seen) > _THROTTLE_NAMES:
+                del self._seen[next(iter(self._seen))]
 
     def succeeded(self, username: str) -> None:
         with self._lock:
             self._seen.pop(_name_key(username), None)
 
-    def _recent(self, username: str) -> deque[float]:
-        seen = self._seen.setdefault(_name_key(username), deque())
+    def _recent(self, key: str) -> deque[float]:
+        """The name's failures within the window; a name with none is not kept (anyone
+        may type any name: only failures take memory, and only so many)."""
+        seen = self._seen.get(key, deque())
         while seen and seen[0] < time.monotonic() - self.window:
             seen.popleft()
+        if seen:
+            self._seen[key] = seen
+        else:
+            self._seen.pop(key, None)
         return seen
+
+
+def same_token(submitted: str, expected: str) -> bool:
+    """Constant-time comparison of any text a client sends (``compare_digest`` refuses
+    non-ASCII strings with an error, which would answer 500 instead of 403)."""
+    return hmac.compare_digest(submitted.encode(), expected.encode())
 
 
 def _name_key(username: str) -> str:
@@ -198,7 +217,7 @@ def signed_in(*roles: Role) -> Callable[..., Awaitable[Session]]:
                 form = await request.form()
                 field = form.get(CSRF_FIELD)
                 submitted = field if isinstance(field, str) else None
-            if not submitted or not hmac.compare_digest(submitted, session.csrf):
+            if not submitted or not same_token(submitted, session.csrf):
                 raise CsrfRejected
         return session
 

@@ -184,3 +184,30 @@ def test_the_start_page_counts_what_waits(server: Server, engine: Engine) -> Non
     with sign_in(server.base, "vic") as client:
         page = client.get("/").text
         assert "accounts flagged" in page and "No attempts yet." in page
+
+
+def test_a_non_ascii_token_is_refused_not_a_server_error(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with httpx.Client(base_url=server.base) as client:
+        client.get("/login")
+        form = {"username": "ana", "password": PASSWORD, "csrf_token": "é"}
+        assert client.post("/login", data=form).status_code == 303
+    with sign_in(server.base, "ana") as client:
+        assert client.post("/logout", data={"csrf_token": "é"}).status_code == 403
+        refused = client.post("/logout", headers={"X-CSRF-Token": "é".encode("latin-1")})
+        assert refused.status_code == 403
+        assert client.get("/").status_code == 200
+
+
+def test_the_throttle_keeps_only_names_with_recent_failures() -> None:
+    from outreach.web.auth import SignInThrottle
+
+    throttle = SignInThrottle(failures=2, window_seconds=900)
+    for n in range(1000):
+        assert not throttle.held(f"stranger{n}")
+    assert throttle._seen == {}
+    throttle.failed("ana")
+    throttle.failed("Ana ")
+    assert throttle.held("ana") and len(throttle._seen) == 1
+    throttle.succeeded("ana")
+    assert not throttle.held("ana") and throttle._seen == {}

@@ -447,7 +447,7 @@ class Dispatcher:
             for row in turn:
                 account = account_rows[row.account_id]
                 record = records[account.id]
-                why_not = _account_closed(account, now) or _address_unused(record, row)
+                why_not = _account_closed(account, row, now) or _address_unused(record, row)
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                     report.outcomes["cancelled"] += 1
@@ -638,7 +638,7 @@ class Dispatcher:
         for item in items:
             row = item.row
             record = _without_itself(records[row.account_id], row)
-            why_not = _account_closed(account_rows[row.account_id], at) or _address_unused(
+            why_not = _account_closed(account_rows[row.account_id], row, at) or _address_unused(
                 record, row
             )
             if why_not is not None:
@@ -857,7 +857,12 @@ def _address_unused(record: DebtorRecord, row: Any) -> str | None:
     return None if row.to_address.lower() in active else f"{row.channel} address no longer in use"
 
 
-def _account_closed(account: Any, now: datetime) -> str | None:
+def _account_closed(account: Any, row: Any, now: datetime) -> str | None:
+    """Why the account takes no message now. An agent's own answer (not automated) is held
+    back only by a closed account: a pause, or a paid balance, stops the cadence, not a
+    conversation (compliance still decides it)."""
+    if not row.automated:
+        return "account closed" if account.status == AccountStatus.CLOSED else None
     if account.status != AccountStatus.ACTIVE:
         return f"account {account.status}"
     if account.paused_until is not None and account.paused_until > now:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from outreach.compliance_store import inbox_messages
+from outreach.compliance_store import attempts, inbox_messages
 from outreach.errors import NotFoundError
 from outreach.models import InboxStatus
 from outreach.replies import REPLY_PAUSE_REASON
@@ -74,10 +74,13 @@ def open_replies(
 
 
 def thread(connection: Connection, account_id: int) -> list[Any]:
-    """Everything in an account's inbox, both directions, oldest first."""
+    """Everything in an account's inbox, both directions, oldest first; an agent's answer
+    with its attempt's status (``delivery``: queued, sent, delivered...)."""
+    answered = attempts.c.id == inbox_messages.c.attempt_id
     return list(
         connection.execute(
-            select(inbox_messages)
+            select(inbox_messages, attempts.c.status.label("delivery"))
+            .select_from(inbox_messages.outerjoin(attempts, answered))
             .where(inbox_messages.c.account_id == account_id)
             .order_by(inbox_messages.c.received_at, inbox_messages.c.id)
         )

@@ -76,10 +76,10 @@ def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str
 def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     init = outreach("init", env=env, cwd=workdir)
     # A new database starts with the template files published as version 1.
-    assert "Published 20 template(s) from templates." in init.stdout
+    assert "Published 23 template(s) from templates." in init.stdout
     first = outreach("templates", "sync", "--publish", "--author", "maria", env=env, cwd=workdir)
     assert first.returncode == 0, first.stderr
-    assert "0 added, 20 unchanged." in first.stdout
+    assert "0 added, 23 unchanged." in first.stdout
     again = outreach("init", env=env, cwd=workdir)
     assert "Published" not in again.stdout  # seeding happens once
     sms = workdir / "templates/sms/overdue.firm.j2"

@@ -6,10 +6,10 @@ from functools import cache
 
 import pytest
 
-from outreach.rendering.context import Company, load_company
+from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR, read_template_files
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
-from outreach.rendering.lint_limits import lint_sources_bounded
+from outreach.rendering.lint_limits import lint_sources_bounded, preview_bounded
 from tests.conftest import REPO
 
 SHIPPED = read_template_files(REPO / "templates")
@@ -128,6 +128,21 @@ def test_unknown_variables_give_the_line() -> None:
     ]
     assert "'balance' is not a template variable" in issues[0].message
     assert "'debtor_name'" in issues[1].message
+
+
+def test_only_the_answer_templates_know_the_agents_words() -> None:
+    with_answer = "{{ answer }} " + GOOD_SMS
+    assert [(i.code, i.line) for i in lint(SMS, with_answer)] == [("UNKNOWN_VARIABLE", 1)]
+    assert lint("sms/answer.agent.j2", with_answer) == []
+    # Rendered with the sample answers: markup and template syntax in them stay text.
+    answer = "{{ answer }}\n{%- include '_partials/sms_footer.j2' %}"
+    assert lint("sms/answer.agent.j2", answer) == []
+    preview = preview_bounded(
+        {"sms/answer.agent.j2": answer, **PARTIALS}, "sms/answer.agent.j2", company(),
+        SAMPLE_ACCOUNTS[3],
+    )  # fmt: skip
+    assert preview.rendered is not None
+    assert preview.rendered.text.startswith('<b>Noted</b> {{ 7 * 7 }} & "thanks"')
 
 
 def test_variables_set_in_the_template_are_not_unknown() -> None:

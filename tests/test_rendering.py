@@ -23,6 +23,7 @@ from markupsafe import escape
 from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.rendering.context import (
+    ANSWER_TEMPLATE,
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
     Company,
@@ -34,6 +35,7 @@ from outreach.rendering.context import (
     format_money,
     load_company,
     message_locale,
+    sample_context,
 )
 from outreach.rendering.environment import (
     _RECORD_FIELDS,
@@ -67,7 +69,7 @@ def sample(reference: str) -> MessageFacts:
 def render_shipped(path: str, facts: MessageFacts) -> Rendered:
     key = TemplateKey.from_path(path)
     return Renderer(SHIPPED).render_key(
-        key, build_context(facts, company(), SAMPLE_TODAY, key.language)
+        key, sample_context(facts, company(), SAMPLE_TODAY, key.name, key.language)
     )
 
 
@@ -115,6 +117,8 @@ def test_every_shipped_template_renders_for_every_sample_account(
         assert rendered.sms is not None and rendered.sms.segments >= 1
         assert rendered.subject is None and rendered.html is None and rendered.voicemail is None
     for body in bodies:
+        if key.name == ANSWER_TEMPLATE:  # SAMPLE-4's answer says "{{ 7 * 7 }}": sent as typed
+            body = body.replace("{{ 7 * 7 }}", "")
         assert "{{" not in body and "{%" not in body
     assert "\n\n\n" not in rendered.text  # runs of blank lines are collapsed (HTML aside)
 
@@ -260,7 +264,7 @@ def test_an_email_leaves_no_reference_cycles_behind(path: str) -> None:
     """The email frame is imported with context: its macros and their context would form a
     cycle per message for the cyclic collector, had the render not let them go."""
     key = TemplateKey.from_path(path)
-    context = build_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY, key.language)
+    context = sample_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY, key.name, key.language)
     renderer = Renderer(SHIPPED)
     first = renderer.render_key(key, context)
     assert jinja_garbage(lambda: renderer.render_key(key, context)) == []

@@ -51,6 +51,11 @@ KNOWN_VARIABLES = frozenset(
         "locale",
     }
 )
+# The answer templates (``{sms,email}/answer.agent.j2``) wrap an agent's own words in what
+# every message must carry (greeting, disclosure, opt-out); only they know these variables.
+ANSWER_TEMPLATE = "answer"
+ANSWER_TONE = "agent"
+ANSWER_VARIABLES = frozenset({"answer", "answer_subject"})
 # A limited-content voicemail may say only these (Reg F 1006.2(j)).
 LCM_COMPANY_FIELDS = frozenset({"lcm_name", "agent_name", "phone"})
 
@@ -288,3 +293,39 @@ SAMPLE_ACCOUNTS: tuple[MessageFacts, ...] = (
                  "first_party", "https://example.com/u/sample-token-5"),
 )  # fmt: skip
 SAMPLE_TODAY = date(2026, 11, 2)
+# What an agent might answer each sample account: lint and the editor's preview render the
+# answer templates with these (markup and template syntax in SAMPLE-4's stay plain text).
+SAMPLE_ANSWERS: dict[str, str] = {
+    "SAMPLE-1": "Thanks for letting us know. We have noted that you will pay on Friday.",
+    "SAMPLE-2": (
+        "Thank you for your message. We have received your payment of $200.00 and applied it "
+        "to your account.\n\nThe remaining balance can be paid online or in instalments; "
+        "reply to this message if you would like us to set up a plan."
+    ),
+    "SAMPLE-3": "Gracias por su mensaje. Hemos anotado su promesa de pago.",
+    "SAMPLE-4": '<b>Noted</b> {{ 7 * 7 }} & "thanks"',
+    "SAMPLE-5": "We have paused reminders while we look into your question.",
+}
+
+
+def answer_variables(answer: str, subject: str = "") -> dict[str, str]:
+    """The answer templates' own variables: the agent's words and the email's subject
+    ("" for the template's default)."""
+    return {"answer": answer, "answer_subject": subject}
+
+
+def variables_for(template_name: str) -> frozenset[str]:
+    """The variables a template of this name may use."""
+    if template_name == ANSWER_TEMPLATE:
+        return KNOWN_VARIABLES | ANSWER_VARIABLES
+    return KNOWN_VARIABLES
+
+
+def sample_context(
+    sample: MessageFacts, company: Company, today: date, template_name: str, language: str
+) -> dict[str, Any]:
+    """A sample account's variables for a template, the answer templates' included."""
+    context = build_context(sample, company, today, language)
+    if template_name == ANSWER_TEMPLATE:
+        context.update(answer_variables(SAMPLE_ANSWERS.get(sample.reference, "Thank you.")))
+    return context

@@ -26,13 +26,13 @@ from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from outreach.errors import TemplateError
 from outreach.rendering.context import (
-    KNOWN_VARIABLES,
     LCM_COMPANY_FIELDS,
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
     Company,
     MessageFacts,
-    build_context,
+    sample_context,
+    variables_for,
 )
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
 from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer, RenderError
@@ -110,7 +110,7 @@ def lint_one(
     if issues:
         return issues
     for sample in samples:
-        context = build_context(sample, company, today, key.language)
+        context = sample_context(sample, company, today, key.name, key.language)
         try:
             rendered = renderer.render_key(key, context)
         except TemplateNotFound as exc:
@@ -146,7 +146,7 @@ def _structure(path: str, tree: nodes.Template, key: TemplateKey) -> list[LintIs
                     f"{key.channel} templates need a {{% block {name} %}}",
                 )
             )
-    for name in sorted(meta.find_undeclared_variables(tree) - KNOWN_VARIABLES):
+    for name in sorted(meta.find_undeclared_variables(tree) - variables_for(key.name)):
         line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), None)
         issues.append(
             LintIssue(

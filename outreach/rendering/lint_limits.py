@@ -30,7 +30,7 @@ from datetime import date
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from outreach.rendering.context import SAMPLE_TODAY, Company, MessageFacts, build_context
+from outreach.rendering.context import SAMPLE_TODAY, Company, MessageFacts, sample_context
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
 from outreach.rendering.render import Rendered, Renderer
@@ -295,7 +295,7 @@ def _preview(
     key = TemplateKey.from_path(path)
     try:
         rendered = Renderer(sources).render_key(
-            key, build_context(sample, company, today, key.language)
+            key, sample_context(sample, company, today, key.name, key.language)
         )
     except Exception as exc:  # lint names the cause; this sample may fail where it did not
         if not issues:

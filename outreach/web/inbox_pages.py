@@ -9,6 +9,7 @@ text: the UI's templates escape everything.
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, Engine, select
 
 from outreach import agent_actions as actions
+from outreach.answers import ANSWERED_CHANNELS
 from outreach.compliance_store import attempts
 from outreach.errors import NotFoundError
 from outreach.inbox import clear_flag, open_replies, thread
@@ -45,7 +47,7 @@ def inbox(
     try:
         # Parsed here, not by FastAPI: a bad or oversized id gets the page and its reason,
         # not a bare 422 or a database overflow.
-        last = _whole_number(before, "reply id") if before is not None else None
+        last = whole_number(before, "reply id") if before is not None else None
     except actions.ActionRefused as exc:
         return _inbox_page(request, session, filters, None, [("error", str(exc))], status=400)
     return _inbox_page(request, session, filters, last, ui.notice_from(request))
@@ -59,8 +61,8 @@ def unmatched_handled(
     it has no account page to be handled on."""
     now: datetime = request.app.state.clock.now()
     try:
-        ident = _whole_number(message_id, "message")
-        with _engine(request).begin() as connection:
+        ident = whole_number(message_id, "message")
+        with engine_of(request).begin() as connection:
             actions.handle_unmatched_reply(connection, ident, session.user.id, now)
     except NotFoundError as exc:
         return _inbox_page(request, session, {}, None, [("error", str(exc))], status=404)
@@ -71,8 +73,8 @@ def unmatched_handled(
 
 
 @router.get("/inbox/accounts/{reference}", response_class=HTMLResponse)
-def account_page(request: Request, session: Agent, reference: str) -> Response:
-    return _account_page(request, session, reference, notices=ui.notice_from(request))
+def account(request: Request, session: Agent, reference: str) -> Response:
+    return account_page(request, session, reference, notices=ui.notice_from(request))
 
 
 @router.post("/inbox/accounts/{reference}/handled")
@@ -83,7 +85,7 @@ def mark_handled(
     message_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
-        ident = _whole_number(message_id, "message")
+        ident = whole_number(message_id, "message")
         actions.handle_reply(connection, account, ident, session.user.id, now)
         return "The reply is handled."
 
@@ -108,7 +110,7 @@ def pause(
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
-        length = _whole_number(days, "number of days")
+        length = whole_number(days, "number of days")
         # The reason names the agent: the account has no other column for who paused it.
         why = f"{reason.strip()} ({session.user.username})" if reason.strip() else ""
         until = actions.pause(connection, account, length, why, now)
@@ -165,13 +167,13 @@ def _change(request: Request, session: Session, reference: str, act: Any) -> Res
     """Run ``act`` in one transaction; a refusal shows the page again and writes nothing."""
     now: datetime = request.app.state.clock.now()
     try:
-        with _engine(request).begin() as connection:
+        with engine_of(request).begin() as connection:
             account = actions.account_by_reference(connection, reference)
             done = act(connection, account, now)
     except NotFoundError as exc:
-        return _account_page(request, session, reference, [("error", str(exc))], status=404)
+        return account_page(request, session, reference, [("error", str(exc))], status=404)
     except actions.ActionRefused as exc:
-        return _account_page(request, session, reference, [("error", str(exc))], status=400)
+        return account_page(request, session, reference, [("error", str(exc))], status=400)
     where = f"/inbox/accounts/{quote(reference, safe='')}?done={quote(done, safe='')}"
     return RedirectResponse(where, status_code=303)
 
@@ -186,7 +188,7 @@ def _inbox_page(
 ) -> HTMLResponse:
     intent, sender = filters.get("intent", ""), filters.get("sender", "")
     unknown = {"unknown": True, "known": False}.get(sender)
-    with _engine(request).connect() as connection:
+    with engine_of(request).connect() as connection:
         items = open_replies(
             connection, limit=PAGE_SIZE + 1, before_id=before, intent=intent or None,
             unknown_sender=unknown,
@@ -205,15 +207,18 @@ def _inbox_page(
     return ui.render(request, "inbox.html", session, values, notices=notices, status=status)
 
 
-def _account_page(
+def account_page(
     request: Request,
     session: Session,
     reference: str,
     notices: list[tuple[str, str]],
     status: int = 200,
+    kept: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The account's page; ``kept``: an answer the agent wrote that was refused, shown
+    again in its form (``message_id``, ``text``)."""
     now: datetime = request.app.state.clock.now()
-    with _engine(request).connect() as connection:
+    with engine_of(request).connect() as connection:
         row = connection.execute(select(accounts).where(accounts.c.reference == reference)).first()
         if row is None:
             message = f"There is no account {reference}."
@@ -259,12 +264,15 @@ def _account_page(
         "events": events,
         "attempts": sent,
         "first_promise_day": actions.earliest_promise_day(actions.account_ref(row), now),
+        "answerable": ANSWERED_CHANNELS,
+        "answer_key": secrets.token_urlsafe(18),
+        "kept": kept or {},
     }
     return ui.render(request, "inbox_account.html", session, values, notices=notices,
                      status=status)  # fmt: skip
 
 
-def _whole_number(text: str, what: str) -> int:
+def whole_number(text: str, what: str) -> int:
     """A form's whole number, refused with the page's reason (not a bare 422) if it is not
     one."""
     cleaned = text.strip()
@@ -274,6 +282,6 @@ def _whole_number(text: str, what: str) -> int:
     return int(cleaned)
 
 
-def _engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine

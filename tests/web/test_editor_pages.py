@@ -370,7 +370,7 @@ def test_a_partial_is_checked_through_the_templates_that_use_it(
         body = preview_json(client, path, "{{ nothing_here }}").json()
         assert not body["ok"]
         assert "nothing_here" in body["issues"][0]["message"]
-        assert body["issues"][0]["path"] == "sms/due.friendly.j2"  # a template that uses it
+        assert body["issues"][0]["path"] == "sms/answer.agent.j2"  # a template that uses it
         page = save(client, path, "Thanks.")  # drops the opt-out every SMS needs
         assert page.status_code == 422 and "REGF_OPTOUT_NOTICE_MISSING" in page.text
         assert re.search(r"sms/overdue\.firm\.j2", page.text)

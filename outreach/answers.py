@@ -1,0 +1,296 @@
+"""An agent's answer to a debtor's reply.
+
+The answer goes back on the channel the debtor wrote on, to the address they wrote from,
+and only if that address is one of the account's active contact points: a reply from an
+unknown or unverified sender is never answered with the account's details.
+
+It is checked by the compliance engine now (the decision is stored whatever it says): a
+block refuses it, with the reasons; a deferral queues it for the first instant the rules
+allow (the debtor's contact window opening, say). The agent's words are rendered through
+the answer template of the channel (``templates/{sms,email}/answer.agent.j2``), which adds
+what every message must carry: the greeting, the debt collector's disclosure, how to opt
+out. The words are data, never template source: markup and template syntax in them stay
+plain text.
+
+The answer is then an attempt like any other (``automated`` false), which the dispatcher
+sends and checks again at the moment of sending, with the same retries and at-most-once
+guarantees; an account's pause, which holds back the cadence, does not hold back an
+agent's answer. The conversation shows it as an outbound message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import TemplateNotFound
+from sqlalchemy import Connection, select
+
+from outreach.agent_actions import AccountRef, ActionRefused
+from outreach.compliance.decision import Decision
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import RuleSet
+from outreach.compliance_store import (
+    attempts,
+    decision_row,
+    inbox_messages,
+    load_debtors,
+    situation,
+    store_decisions,
+)
+from outreach.errors import NotFoundError, TemplateError
+from outreach.inbox import handle
+from outreach.models import AccountStatus, AttemptStatus, InboxStatus
+from outreach.plan_account import home_zone
+from outreach.rendering.context import (
+    ANSWER_TEMPLATE,
+    ANSWER_TONE,
+    Company,
+    MessageFacts,
+    answer_variables,
+    build_context,
+)
+from outreach.rendering.render import Renderer
+from outreach.store import accounts, ignoring_duplicates
+from outreach.unsubscribe import unsubscribe_url
+
+ANSWERED_CHANNELS = ("sms", "email")
+MAX_ANSWER_CHARS = 2000
+# A random key the answer form carries: the same form sent twice queues one answer.
+_FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_ACCOUNT_COLUMNS = ("id", "reference", "name", "balance_minor", "currency", "due_date",
+                    "status", "locale", "timezone", "jurisdiction", "collector_type")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AnswerKit:
+    """What answering needs besides the database: the rules, the company, the published
+    templates and the settings that make unsubscribe links."""
+
+    rules: RuleSet
+    company: Company
+    renderer: Renderer
+    version_ids: dict[str, int]
+    public_base_url: str
+    secret_key: str
+    default_region: str
+    max_sms_segments: int
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What became of an answer: queued (to leave at ``send_at``), already queued by the
+    same form, or refused by compliance (``decision`` says why; nothing was queued)."""
+
+    outcome: str  # queued, deferred, duplicate, blocked
+    channel: str
+    address: str
+    decision: Decision | None = None
+    send_at: datetime | None = None
+
+    def describe(self) -> str:
+        if self.outcome == "duplicate":
+            return "That answer was already queued."
+        if self.outcome == "blocked":
+            assert self.decision is not None
+            why = "; ".join(
+                f"{r.code}: {r.detail}" for r in self.decision.reasons if r.effect == "block"
+            )
+            return f"Compliance does not allow an answer by {self.channel} now: {why}"
+        if self.outcome == "deferred":
+            assert self.send_at is not None
+            return (
+                f"Answer queued; compliance holds it until {self.send_at:%Y-%m-%d %H:%M} UTC "
+                f"({self._held_by()})."
+            )
+        return f"Answer queued to {self.address} by {self.channel}."
+
+    def _held_by(self) -> str:
+        assert self.decision is not None
+        return "; ".join(f"{r.code}: {r.detail}" for r in self.decision.reasons
+                         if r.effect == "defer")  # fmt: skip
+
+
+def answer_reply(
+    connection: Connection,
+    account: AccountRef,
+    message_id: int,
+    words: str,
+    form_key: str,
+    user_id: int,
+    kit: AnswerKit,
+    now: datetime,
+    *,
+    mark_handled: bool = True,
+) -> Answered:
+    """Queue the agent's ``words`` as an answer to the account's reply ``message_id``.
+
+    Input that cannot be sent as given (empty, too long, an SMS over the segment limit, a
+    message that is not the debtor's) raises ``ActionRefused`` and writes nothing. A
+    compliance block is not an error: its decision is stored and the answer is not queued.
+    """
+    text = _cleaned(words)
+    if not _FORM_KEY.fullmatch(form_key):
+        raise ActionRefused("the answer form is out of date: open the account again")
+    message = connection.execute(
+        select(inbox_messages).where(inbox_messages.c.id == message_id).with_for_update()
+    ).first()
+    if message is None or message.account_id != account.id:
+        raise NotFoundError(f"no message {message_id} in the inbox of {account.reference}")
+    if message.direction != "inbound":
+        raise ActionRefused(f"message {message_id} is one of ours, not the debtor's")
+    if message.channel not in ANSWERED_CHANNELS:
+        raise ActionRefused(f"a {message.channel} message cannot be answered in writing here")
+    key = f"{account.id}:{ANSWER_TEMPLATE}:{message_id}:{form_key}"
+    if connection.execute(select(attempts.c.id).where(attempts.c.idempotency_key == key)).first():
+        return Answered("duplicate", message.channel, message.from_address)
+    row = connection.execute(
+        select(*(accounts.c[name] for name in _ACCOUNT_COLUMNS)).where(accounts.c.id == account.id)
+    ).one()
+    if row.status == AccountStatus.CLOSED:
+        raise ActionRefused("the account is closed: the business no longer contacts this debtor")
+    record = load_debtors(connection, [row], now, kit.rules.lookback_days, kit.default_region)[
+        account.id
+    ]
+    address, point_id = _debtors_address(record.addresses(message.channel), message)
+    asked = situation(record, message.channel, address, now, automated=False)
+    decision = evaluate(asked, kit.rules)
+    stored = decision_row(
+        account.id, decision, asked, stage="answer", decided_at=now, step_key=ANSWER_TEMPLATE
+    )
+    if decision.verdict == "block":
+        store_decisions(connection, [stored])
+        return Answered("blocked", message.channel, address, decision)
+    send_at = decision.not_before if decision.verdict == "defer" else now
+    assert send_at is not None
+    zone = ZoneInfo(row.timezone or home_zone(kit.rules, record.jurisdiction))
+    values = _attempt(row, message, address, point_id, text, key, kit, now, send_at, zone)
+    attempt_id = connection.execute(
+        ignoring_duplicates(attempts, connection.dialect.name)
+        .values(**values)
+        .returning(attempts.c.id)
+    ).scalar_one_or_none()
+    if attempt_id is None:  # the same form, sent twice at the same moment
+        return Answered("duplicate", message.channel, address)
+    stored["attempt_id"] = attempt_id
+    store_decisions(connection, [stored])
+    connection.execute(
+        inbox_messages.insert().values(
+            account_id=account.id,
+            attempt_id=attempt_id,
+            direction="outbound",
+            channel=message.channel,
+            from_address=message.to_address,
+            to_address=address,
+            subject=values["subject"],
+            body=text,
+            status=InboxStatus.HANDLED,
+            received_at=now,
+            handled_by=user_id,
+            handled_at=now,
+        )
+    )
+    if mark_handled and message.status == InboxStatus.OPEN:
+        handle(connection, message_id, now, user_id)
+    outcome = "deferred" if decision.verdict == "defer" else "queued"
+    return Answered(outcome, message.channel, address, decision, send_at)
+
+
+def _cleaned(words: str) -> str:
+    lines = [line.rstrip() for line in words.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if not text:
+        raise ActionRefused("write the answer first")
+    if len(text) > MAX_ANSWER_CHARS:
+        raise ActionRefused(
+            f"an answer is at most {MAX_ANSWER_CHARS} characters; this one has {len(text)}"
+        )
+    return text
+
+
+def _debtors_address(points: list[tuple[str, int]], message: Any) -> tuple[str, int]:
+    """The account's active contact point the reply came from."""
+    wrote_from = message.from_address.strip().lower()
+    for address, point_id in points:
+        if address.lower() == wrote_from:
+            return address, point_id
+    raise ActionRefused(
+        f"{message.from_address} is not one of the account's active {message.channel} "
+        "addresses: an answer goes only to the debtor's own"
+    )
+
+
+def _attempt(
+    account: Any,
+    message: Any,
+    address: str,
+    point_id: int,
+    text: str,
+    key: str,
+    kit: AnswerKit,
+    now: datetime,
+    send_at: datetime,
+    zone: ZoneInfo,
+) -> dict[str, Any]:
+    channel = message.channel
+    link = (
+        unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
+        if channel == "email"
+        else ""
+    )
+    subject = ""
+    if channel == "email" and message.subject:
+        subject = (
+            message.subject
+            if message.subject.lower().startswith("re:")
+            else (f"Re: {message.subject}")
+        )
+    facts = MessageFacts(
+        account.reference, account.name, account.balance_minor, account.currency,
+        account.due_date, account.locale, account.collector_type, link,
+        answer_variables(text, subject[:300]),
+    )  # fmt: skip
+    try:
+        template = kit.renderer.resolve(channel, ANSWER_TEMPLATE, ANSWER_TONE, account.locale)
+    except TemplateError as exc:
+        raise ActionRefused(
+            f"{exc}: a marketer publishes the {channel} answer template in the editor"
+        ) from exc
+    today = now.astimezone(zone).date()
+    try:
+        rendered = kit.renderer.render_key(
+            template, build_context(facts, kit.company, today, template.language)
+        )
+    except (TemplateError, TemplateNotFound) as exc:
+        raise ActionRefused(f"the {channel} answer template fails: {exc}") from exc
+    length = rendered.sms
+    if length is not None and length.segments > kit.max_sms_segments:
+        raise ActionRefused(
+            f"with its footer the text would be {length.describe()}; the limit is "
+            f"{kit.max_sms_segments} segments: shorten it"
+        )
+    return {
+        "account_id": account.id,
+        "contact_point_id": point_id,
+        "template_version_id": kit.version_ids.get(template.path),
+        "idempotency_key": key,
+        "step_key": ANSWER_TEMPLATE,
+        "channel": channel,
+        "to_address": address,
+        "template_name": ANSWER_TEMPLATE,
+        "tone": ANSWER_TONE,
+        "locale": template.language or account.locale.split("_")[0],
+        "subject": rendered.subject,
+        "body": rendered.text,
+        "body_html": rendered.html,
+        "voicemail": None,
+        "status": AttemptStatus.QUEUED,
+        "automated": False,
+        "tries": 0,
+        "next_try_at": send_at,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -1,0 +1,335 @@
+"""An agent's answer to a debtor's reply, on SQLite and PostgreSQL: compliance decides it
+now (allow, defer, block, each stored), the answer template wraps the words, and the
+dispatcher sends it through the outbox, once, even while the cadence is paused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select, update
+
+from outreach import agent_actions as actions
+from outreach.answers import MAX_ANSWER_CHARS, AnswerKit, answer_reply
+from outreach.clock import FixedClock
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance_store import attempts, decisions, inbox_messages
+from outreach.config import Settings
+from outreach.dispatcher import Dispatcher
+from outreach.errors import NotFoundError
+from outreach.events import apply_events
+from outreach.models import Role
+from outreach.providers.outbox import Outbox
+from outreach.ratelimit import RateLimiter
+from outreach.rendering.context import load_company
+from outreach.rendering.render import Renderer
+from outreach.store import accounts, contact_points
+from outreach.template_store import published
+from outreach.users import users
+from tests.conftest import NOW, REPO
+from tests.eventdata import EMAIL, PHONE, add_account, inbound
+from tests.test_planner import make_settings, publish_templates
+from tests.web.ui_support import add_user
+
+KEY = "k" * 24
+
+
+@pytest.fixture
+def settings(engine: Engine, tmp_path: Path, clock: FixedClock) -> Settings:
+    publish_templates(engine, clock)
+    return make_settings(engine, tmp_path)
+
+
+@pytest.fixture
+def agent_id(engine: Engine) -> int:
+    add_user(engine, "ana", Role.AGENT)
+    with engine.connect() as connection:
+        return int(connection.execute(select(users.c.id)).scalar_one())
+
+
+def kit(engine: Engine, settings: Settings, *, segments: int = 3) -> AnswerKit:
+    with engine.connect() as connection:
+        templates = published(connection)
+    return AnswerKit(
+        rules=load_ruleset(None),
+        company=load_company(REPO / "templates"),
+        renderer=Renderer(templates.sources),
+        version_ids=dict(templates.version_ids),
+        public_base_url="https://pay.example.com",
+        secret_key="answer-test-secret-key-0123456789",
+        default_region="US",
+        max_sms_segments=segments,
+    )
+
+
+def sms_reply(engine: Engine, text: str = "Can I pay on Friday?", *, key: str = "r1") -> int:
+    apply_events(engine, [inbound(text, key=key, at=NOW)], NOW)
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(inbox_messages.c.id).order_by(inbox_messages.c.id.desc()).limit(1)
+            ).scalar_one()
+        )
+
+
+def email_reply(engine: Engine, account_id: int, subject: str = "My bill") -> int:
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                insert(inbox_messages)
+                .values(
+                    account_id=account_id, direction="inbound", channel="email",
+                    from_address=EMAIL.upper(), to_address="billing@example.com",
+                    subject=subject, body="Is this right?", status="open", received_at=NOW,
+                )
+                .returning(inbox_messages.c.id)
+            ).scalar_one()
+        )  # fmt: skip
+
+
+def answer(
+    engine: Engine,
+    settings: Settings,
+    message_id: int,
+    words: str = "Yes, Friday is fine. Thank you!",
+    *,
+    user: int,
+    reference: str = "R-1",
+    at: datetime = NOW,
+    form_key: str = KEY,
+    **options: Any,
+) -> Any:
+    with engine.begin() as connection:
+        account = actions.account_by_reference(connection, reference)
+        return answer_reply(
+            connection, account, message_id, words, form_key, user, kit(engine, settings),
+            at, **options,
+        )  # fmt: skip
+
+
+def rows(engine: Engine, table: Any) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(table).order_by(table.c.id)))
+
+
+def dispatch(engine: Engine, settings: Settings, at: datetime) -> dict[str, int]:
+    clock = FixedClock(at)
+    providers: dict[str, Any] = {
+        channel: Outbox(settings, clock, channel) for channel in ("sms", "email", "voice")
+    }
+    sender = Dispatcher(engine, settings, clock, "w1", providers, RateLimiter({}))
+    try:
+        return dict(asyncio.run(sender.tick()).outcomes)
+    finally:
+        sender.close()
+
+
+def outbox(settings: Settings) -> list[dict[str, Any]]:
+    path = settings.outbox_path
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_an_sms_answer_is_queued_recorded_and_sent_once(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    account_id = add_account(engine)
+    reply = sms_reply(engine)
+    done = answer(engine, settings, reply, user=agent_id)
+    assert done.outcome == "queued" and done.send_at == NOW
+    [attempt] = rows(engine, attempts)
+    assert attempt.channel == "sms" and attempt.to_address == PHONE
+    assert attempt.automated is False and attempt.step_key == "answer"
+    assert attempt.template_name == "answer" and attempt.template_version_id is not None
+    assert attempt.body.startswith("Yes, Friday is fine. Thank you!")
+    assert "Reply STOP" in attempt.body
+    [decision] = [d for d in rows(engine, decisions) if d.stage == "answer"]
+    assert decision.verdict == "allow" and decision.attempt_id == attempt.id
+    thread = rows(engine, inbox_messages)
+    assert thread[0].status == "handled" and thread[0].handled_by == agent_id
+    assert (thread[1].direction, thread[1].attempt_id, thread[1].body) == (
+        "outbound",
+        attempt.id,
+        "Yes, Friday is fine. Thank you!",
+    )
+    # The reply paused the cadence; handling the last reply ended that pause. An agent's
+    # own pause does not hold the answer back either.
+    with engine.begin() as connection:
+        account = actions.account_by_reference(connection, "R-1")
+        actions.pause(connection, account, 7, "talking it through", NOW)
+    assert dispatch(engine, settings, NOW) == {"sent": 1}
+    [sent] = outbox(settings)
+    assert sent["to"] == PHONE and sent["body"] == attempt.body
+    assert dispatch(engine, settings, NOW + timedelta(minutes=5)) == {}
+    assert len(outbox(settings)) == 1
+    with engine.connect() as connection:
+        paused = connection.execute(
+            select(accounts.c.paused_until).where(accounts.c.id == account_id)
+        ).scalar_one()
+    assert paused is not None and paused > NOW
+
+
+def test_the_same_form_sent_twice_queues_one_answer(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    assert answer(engine, settings, reply, user=agent_id).outcome == "queued"
+    again = answer(engine, settings, reply, user=agent_id)
+    assert again.outcome == "duplicate" and "already queued" in again.describe()
+    other = answer(engine, settings, reply, "And one more thing.", user=agent_id,
+                   form_key="z" * 24)  # fmt: skip
+    assert other.outcome == "queued"
+    assert len(rows(engine, attempts)) == 2
+
+
+def test_outside_the_contact_window_the_answer_waits_for_it(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    late = datetime(2026, 11, 3, 3, 0, tzinfo=UTC)  # 22:00 in Boston
+    done = answer(engine, settings, reply, user=agent_id, at=late)
+    opens = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)  # 08:00 in Boston
+    assert done.outcome == "deferred" and done.send_at == opens
+    assert "MA_HOURS" in done.describe()  # Massachusetts: no contact 21:00 to 08:00
+    [attempt] = rows(engine, attempts)
+    assert attempt.status == "queued" and attempt.next_try_at == opens
+    assert dispatch(engine, settings, late) == {}
+    assert dispatch(engine, settings, opens) == {"sent": 1}
+
+
+def test_an_opted_out_number_is_not_answered_and_the_decision_is_kept(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    apply_events(engine, [inbound("STOP", key="stop", at=NOW)], NOW)
+    done = answer(engine, settings, reply, user=agent_id, at=NOW + timedelta(minutes=1))
+    assert done.outcome == "blocked"
+    assert "Compliance does not allow an answer by sms" in done.describe()
+    assert rows(engine, attempts) == []
+    [decision] = [d for d in rows(engine, decisions) if d.stage == "answer"]
+    assert decision.verdict == "block" and decision.attempt_id is None
+    thread = rows(engine, inbox_messages)
+    assert all(m.direction == "inbound" for m in thread)
+    assert thread[0].status == "open"  # still the agent's to handle
+
+
+def test_an_email_answer_keeps_the_thread_and_escapes_the_words(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    account_id = add_account(engine)
+    reply = email_reply(engine, account_id)
+    words = 'We got it <b>thanks</b> {{ 7 * 7 }}\n\nSee you "soon".'
+    assert answer(engine, settings, reply, words, user=agent_id).outcome == "queued"
+    [attempt] = rows(engine, attempts)
+    assert attempt.channel == "email" and attempt.to_address == EMAIL.lower()
+    assert attempt.subject == "Re: My bill"
+    assert "{{ 7 * 7 }}" in attempt.body and "49" not in attempt.body
+    assert attempt.body_html is not None
+    assert "&lt;b&gt;thanks&lt;/b&gt;" in attempt.body_html and "<b>" not in attempt.body_html
+    assert "https://pay.example.com/u/" in attempt.body
+    assert "https://pay.example.com/u/" in attempt.body_html
+    assert dispatch(engine, settings, NOW) == {"sent": 1}
+
+
+def test_a_spanish_account_is_answered_in_spanish(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(locale="es_US"))
+    reply = email_reply(engine, account_id, subject="Re: Mi cuenta")
+    answer(engine, settings, reply, "Gracias.", user=agent_id)
+    [attempt] = rows(engine, attempts)
+    assert attempt.subject == "Re: Mi cuenta" and attempt.body.startswith("Hola Pat:")
+    assert attempt.locale == "es"
+
+
+@pytest.mark.parametrize(
+    ("words", "form_key", "reason"),
+    [
+        ("   \n ", KEY, "write the answer first"),
+        ("x" * (MAX_ANSWER_CHARS + 1), KEY, f"at most {MAX_ANSWER_CHARS} characters"),
+        ("Hello", "short", "the answer form is out of date"),
+        ("Hello", "bad key with spaces!!", "the answer form is out of date"),
+        ("word " * 120, KEY, "would be 5 segments.*the limit is 3 segments"),
+    ],
+)
+def test_input_that_cannot_be_sent_is_refused_and_writes_nothing(
+    engine: Engine, settings: Settings, agent_id: int, words: str, form_key: str, reason: str
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    with pytest.raises(actions.ActionRefused, match=reason):
+        answer(engine, settings, reply, words, user=agent_id, form_key=form_key)
+    assert rows(engine, attempts) == []
+    assert [d for d in rows(engine, decisions) if d.stage == "answer"] == []
+    assert rows(engine, inbox_messages)[0].status == "open"
+
+
+def test_only_the_debtors_own_active_address_is_answered(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    add_account(engine, "R-2", phone="+16175550199", email="other@example.com")
+    reply = sms_reply(engine)
+    with pytest.raises(NotFoundError):  # a message of another account
+        answer(engine, settings, reply, user=agent_id, reference="R-2")
+    with engine.begin() as connection:
+        connection.execute(
+            update(contact_points)
+            .where(contact_points.c.address == PHONE, contact_points.c.channel == "sms")
+            .values(status="invalid")
+        )
+    with pytest.raises(actions.ActionRefused, match="not one of the account's active sms"):
+        answer(engine, settings, reply, user=agent_id)
+    assert rows(engine, attempts) == []
+
+
+def test_our_own_messages_and_closed_accounts_are_not_answered(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    answer(engine, settings, reply, user=agent_id)
+    ours = rows(engine, inbox_messages)[-1]
+    assert ours.direction == "outbound"
+    with pytest.raises(actions.ActionRefused, match="one of ours"):
+        answer(engine, settings, ours.id, user=agent_id, form_key="y" * 24)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(status="closed"))
+    with pytest.raises(actions.ActionRefused, match="the account is closed"):
+        answer(engine, settings, reply, user=agent_id, form_key="y" * 24)
+
+
+def test_a_paid_account_may_still_be_answered(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine, "I paid it all yesterday")
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(status="paid"))
+    assert answer(engine, settings, reply, "Received, thank you!", user=agent_id).outcome == (
+        "queued"
+    )
+    assert dispatch(engine, settings, NOW) == {"sent": 1}
+
+
+def test_a_missing_answer_template_is_named(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    from outreach.template_store import versions
+
+    with engine.begin() as connection:
+        connection.execute(versions.delete().where(versions.c.name == "answer"))
+    with pytest.raises(actions.ActionRefused, match="publishes the sms answer template"):
+        answer(engine, settings, reply, user=agent_id)

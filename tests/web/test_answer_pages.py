@@ -1,0 +1,122 @@
+"""Answering a debtor from the account's page, on a real server over SQLite and
+PostgreSQL: the form, the queued answer in the conversation, and refusals that keep what
+the agent wrote."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from outreach.compliance_store import attempts, decisions, inbox_messages
+from outreach.events import apply_events
+from outreach.models import Role
+from tests.conftest import NOW
+from tests.eventdata import PHONE, add_account, inbound
+from tests.web.conftest import Server
+from tests.web.ui_support import add_user, page_token, seed_templates, sign_in
+
+_FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
+
+
+@pytest.fixture
+def agent(server: Server, engine: Engine) -> Iterator[httpx.Client]:
+    seed_templates(engine)
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        yield client
+
+
+def _reply(engine: Engine, text: str = "Can I pay on Friday?", key: str = "r1") -> int:
+    apply_events(engine, [inbound(text, key=key, at=NOW)], NOW)
+    with engine.connect() as connection:
+        return int(connection.execute(select(inbox_messages.c.id)).scalars().all()[-1])
+
+
+def _form(client: httpx.Client) -> dict[str, str]:
+    page = client.get("/inbox/accounts/R-1").text
+    found = _FORM_KEY.search(page)
+    assert found, "the page has no answer form"
+    return {"csrf_token": page_token(client, "/inbox/accounts/R-1"), "form_key": found.group(1)}
+
+
+def test_an_agent_answers_a_reply_and_sees_it_in_the_conversation(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    reply = _reply(engine)
+    page = agent.get("/inbox/accounts/R-1").text
+    assert "Answer by sms" in page and f"Answer to {PHONE}" in page
+    form = _form(agent) | {"message_id": str(reply), "answer": "Friday is fine.", "handled": "yes"}
+    sent = agent.post("/inbox/accounts/R-1/answer", data=form)
+    assert sent.status_code == 303
+    shown = agent.get(sent.headers["location"]).text
+    assert f"Answer queued to {PHONE} by sms." in shown
+    assert "Friday is fine." in shown and '<span class="tag">queued</span>' in shown
+    with engine.connect() as connection:
+        [attempt] = connection.execute(select(attempts)).all()
+        thread = connection.execute(select(inbox_messages).order_by(inbox_messages.c.id)).all()
+    assert attempt.automated is False and attempt.body.startswith("Friday is fine.")
+    assert thread[0].status == "handled"
+    assert (thread[1].direction, thread[1].attempt_id) == ("outbound", attempt.id)
+    # The same form again (a double click, a resend after a lost answer): one answer.
+    again = agent.post("/inbox/accounts/R-1/answer", data=form)
+    assert "That answer was already queued." in agent.get(again.headers["location"]).text
+    with engine.connect() as connection:
+        assert len(connection.execute(select(attempts)).all()) == 1
+
+
+def test_a_blocked_answer_is_refused_with_its_reasons_and_keeps_the_words(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    reply = _reply(engine)
+    apply_events(engine, [inbound("STOP", key="stop", at=NOW)], NOW)
+    words = 'Sorry to see you go <b>"Pat"</b>'
+    form = _form(agent) | {"message_id": str(reply), "answer": words}
+    refused = agent.post("/inbox/accounts/R-1/answer", data=form)
+    assert refused.status_code == 409
+    assert "Compliance does not allow an answer by sms now" in refused.text
+    assert "Sorry to see you go &lt;b&gt;&#34;Pat&#34;&lt;/b&gt;</textarea>" in refused.text
+    with engine.connect() as connection:
+        assert connection.execute(select(attempts)).all() == []
+        verdicts = connection.execute(
+            select(decisions.c.verdict).where(decisions.c.stage == "answer")
+        ).scalars()
+        assert list(verdicts) == ["block"]
+
+
+def test_input_that_cannot_be_sent_is_refused_and_kept(agent: httpx.Client, engine: Engine) -> None:
+    add_account(engine)
+    reply = _reply(engine)
+    words = "word " * 120
+    form = _form(agent) | {"message_id": str(reply), "answer": words}
+    refused = agent.post("/inbox/accounts/R-1/answer", data=form)
+    assert refused.status_code == 400 and "the limit is 3 segments" in refused.text
+    assert words.strip() in refused.text
+    bad_id = agent.post("/inbox/accounts/R-1/answer", data=form | {"message_id": "abc"})
+    assert bad_id.status_code == 400 and "is not a message id" in bad_id.text
+    missing = agent.post("/inbox/accounts/R-1/answer", data=form | {"message_id": "999"})
+    assert missing.status_code == 404
+    with engine.connect() as connection:
+        assert connection.execute(select(attempts)).all() == []
+
+
+def test_only_agents_answer_and_only_with_the_form_token(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    reply = _reply(engine)
+    form = _form(agent) | {"message_id": str(reply), "answer": "Hello"}
+    forged = agent.post("/inbox/accounts/R-1/answer", data=form | {"csrf_token": "x" * 20})
+    assert forged.status_code == 403
+    add_user(engine, "mo", Role.MARKETER)
+    with sign_in(server.base, "mo") as marketer:
+        token = page_token(marketer, "/templates")
+        denied = marketer.post("/inbox/accounts/R-1/answer", data=form | {"csrf_token": token})
+        assert denied.status_code == 403
+    with engine.connect() as connection:
+        assert connection.execute(select(attempts)).all() == []

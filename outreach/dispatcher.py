@@ -848,11 +848,10 @@ def _outage_wait(row: Any) -> timedelta:
 
 
 def _address_unused(record: DebtorRecord, row: Any) -> str | None:
-    """A planned message whose address stopped being an active contact point since planning
-    (a bounce, a number reported wrong) is not sent: compliance alone would let an email
-    through, or a text on the consent the number's voice point still carries."""
-    if not row.automated:
-        return None
+    """A queued message whose address stopped being an active contact point since it was
+    queued (a bounce, a number reported wrong) is not sent: compliance alone would let an
+    email through, or a text on the consent the number's voice point still carries. An
+    agent's answer too goes only to an active contact point."""
     active = {address.lower() for address, _ in record.addresses(row.channel)}
     return None if row.to_address.lower() in active else f"{row.channel} address no longer in use"
 

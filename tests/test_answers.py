@@ -333,3 +333,21 @@ def test_a_missing_answer_template_is_named(
         connection.execute(versions.delete().where(versions.c.name == "answer"))
     with pytest.raises(actions.ActionRefused, match="publishes the sms answer template"):
         answer(engine, settings, reply, user=agent_id)
+
+
+def test_an_answer_to_an_address_reported_wrong_since_is_not_sent(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    add_account(engine)
+    reply = sms_reply(engine)
+    answer(engine, settings, reply, user=agent_id)
+    with engine.begin() as connection:
+        connection.execute(
+            update(contact_points)
+            .where(contact_points.c.address == PHONE, contact_points.c.channel == "sms")
+            .values(status="invalid")
+        )
+    assert dispatch(engine, settings, NOW) == {"cancelled": 1}
+    assert outbox(settings) == []
+    [attempt] = rows(engine, attempts)
+    assert attempt.status == "cancelled" and attempt.error_message == "sms address no longer in use"

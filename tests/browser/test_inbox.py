@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 
@@ -11,6 +13,7 @@ from tests.browser.conftest import sign_in_as
 from tests.conftest import NOW
 from tests.eventdata import add_account, inbound
 from tests.web.conftest import Server
+from tests.web.ui_support import seed_templates
 
 
 def test_an_agent_records_a_promise_and_handles_the_reply(
@@ -51,3 +54,20 @@ def test_a_refused_promise_says_why_in_the_page(
     promise.get_by_label("By").fill("2026-11-06")
     promise.get_by_role("button", name="Record the promise").click()
     expect(page.get_by_role("status")).to_contain_text("more than the balance")
+
+
+def test_an_agent_answers_a_reply(page: Page, ui_server: Server, engine: Engine) -> None:
+    seed_templates(engine)
+    add_account(engine)
+    apply_events(engine, [inbound("Can I pay on Friday?", key="q1", at=NOW)], NOW)
+    sign_in_as(page, ui_server, engine, "ana", Role.AGENT)
+    page.goto(ui_server.base + "/inbox/accounts/R-1")
+    page.get_by_text("Answer by sms").click()
+    form = page.get_by_role("form", name=re.compile(r"Answer message \d+"))
+    form.get_by_label(re.compile("Answer to")).fill("Yes, Friday is fine <b>thanks</b>")
+    form.get_by_role("button", name="Send the answer").click()
+    expect(page.get_by_role("status")).to_contain_text("Answer queued to +16175550101 by sms.")
+    conversation = page.get_by_role("table", name="Conversation")
+    expect(conversation).to_contain_text("Yes, Friday is fine <b>thanks</b>")
+    expect(conversation).to_contain_text("queued")
+    expect(page.get_by_role("button", name="Mark handled")).to_have_count(0)

@@ -25,7 +25,7 @@ from outreach.config import Settings
 from outreach.models import InboxStatus, Role
 from outreach.store import accounts
 from outreach.users import authenticate
-from outreach.web import answer_pages, editor_pages, inbox_pages
+from outreach.web import account_search, answer_pages, editor_pages, inbox_pages
 from outreach.web.auth import (
     AnyUser,
     CsrfRejected,
@@ -212,6 +212,7 @@ def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
     app.include_router(router)
     app.include_router(inbox_pages.router)
     app.include_router(answer_pages.router)
+    app.include_router(account_search.router)
     app.include_router(editor_pages.router)
 
     @app.exception_handler(SignInRequired)

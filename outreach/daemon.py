@@ -22,6 +22,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -115,7 +116,8 @@ class Daemon:
 
     def housekeeping(self) -> None:
         helpers = self.dispatcher.helper_names()
-        housekeeping(self.engine, self.clock.now(), self.worker, helpers=helpers)
+        housekeeping(self.engine, self.clock.now(), self.worker, helpers=helpers,
+                     reply_pause=timedelta(days=self.settings.reply_pause_days))  # fmt: skip
 
     async def housekeep(self) -> None:
         await asyncio.to_thread(self.housekeeping)

@@ -7,7 +7,9 @@
   dispatch processes is left alone whatever its lease says.
 - A promise to pay whose day has passed unpaid is broken, and its account's outreach
   resumes.
-- A pause that has run out ends, and the account is due again.
+- A pause that has run out ends, and the account is due again; unless a reply still waits
+  in the inbox, younger than the reply pause: the reply pause then takes over until it
+  ends (an agent's pause that ends before the reply pause would have).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, and_, not_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.leases import sends_in_flight
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
+from outreach.replies import REPLY_PAUSE_REASON, reply_holds
 from outreach.store import accounts, among, promises_to_pay
 
 log = logging.getLogger("outreach.housekeeping")
@@ -41,7 +44,12 @@ class Housekeeping:
 
 
 def housekeeping(
-    engine: Engine, now: datetime, worker: str | None = None, *, helpers: Collection[str] = ()
+    engine: Engine,
+    now: datetime,
+    worker: str | None = None,
+    *,
+    helpers: Collection[str] = (),
+    reply_pause: timedelta = timedelta(0),
 ) -> Housekeeping:
     """``worker`` is the caller's own name and ``helpers`` its live dispatch processes'.
     Only sends actually in flight are not lost, whatever their lease says: the caller's
@@ -98,6 +106,14 @@ def housekeeping(
                 )
             ).scalars()
         )
+        held = reply_holds(connection, ended, now, reply_pause)
+        for account_id, until in held.items():
+            connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
+            )
+        ended = [account_id for account_id in ended if account_id not in held]
         if ended:
             connection.execute(
                 update(accounts)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from outreach.channels import SmsReplies
 from outreach.compliance_store import inbox_messages
@@ -327,17 +327,49 @@ def _or_unknown(owners: Sequence[int]) -> list[int | None]:
 
 
 def _pause(connection: Connection, owners: Sequence[int], now: datetime, pause: timedelta) -> None:
+    """The reply pause: for an account not paused, or under a shorter reply pause. A pause
+    of another kind (an agent's) is left as it is, reason and end: housekeeping hands over
+    to the reply pause when it ends with the reply still open (``reply_holds``)."""
     if pause <= timedelta(0):
         return
     until = now + pause
+    paused_until = account_table.c.paused_until
     connection.execute(
         update(account_table)
         .where(
             account_table.c.id.in_(owners),
-            or_(account_table.c.paused_until.is_(None), account_table.c.paused_until < until),
+            or_(
+                paused_until.is_(None),
+                paused_until <= now,
+                and_(account_table.c.pause_reason == REPLY_PAUSE_REASON, paused_until < until),
+            ),
         )
         .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
     )
+
+
+def reply_holds(
+    connection: Connection, account_ids: Sequence[int], now: datetime, pause: timedelta
+) -> dict[int, datetime]:
+    """When the reply pause of each of ``account_ids`` that has an open reply would end
+    (from its latest open reply), if that is after ``now``."""
+    if pause <= timedelta(0) or not account_ids:
+        return {}
+    latest = func.max(inbox_messages.c.received_at)
+    rows = connection.execute(
+        select(inbox_messages.c.account_id, latest)
+        .where(
+            inbox_messages.c.account_id.in_(account_ids),
+            inbox_messages.c.direction == "inbound",
+            inbox_messages.c.status == InboxStatus.OPEN,
+        )
+        .group_by(inbox_messages.c.account_id)
+    )
+    return {
+        account_id: received + pause
+        for account_id, received in rows
+        if received is not None and received + pause > now
+    }
 
 
 def _holds(

@@ -8,12 +8,21 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
+from outreach.agent_actions import AccountRef, account_by_reference
+from outreach.agent_actions import pause as agent_pause
 from outreach.errors import NotFoundError
 from outreach.events import apply_events
+from outreach.housekeeping import housekeeping
 from outreach.inbox import clear_flag, handle, open_replies, thread
+from outreach.replies import REPLY_PAUSE_REASON
 from outreach.store import accounts
 from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, account, add_account, inbound
+
+
+def account_ref(account_id: int, engine: Engine) -> AccountRef:
+    with engine.connect() as connection:
+        return account_by_reference(connection, account(engine, account_id).reference)
 
 
 def _replies(engine: Engine) -> None:
@@ -78,3 +87,59 @@ def test_a_pause_set_for_another_reason_is_left_alone(engine: Engine) -> None:
 def test_handling_a_message_that_does_not_exist(engine: Engine) -> None:
     with engine.begin() as connection, pytest.raises(NotFoundError):
         handle(connection, 999, NOW)
+
+
+def test_a_reply_during_an_agents_pause_keeps_it_and_the_reply_pause_follows(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    replied = NOW + timedelta(days=1)
+    apply_events(engine, [inbound("Back next week", at=replied)], replied)
+    paused = account(engine, account_id)
+    assert (paused.paused_until, paused.pause_reason) == (
+        NOW + timedelta(days=3), "travelling (ana)",
+    )  # fmt: skip
+    # The agent's pause ends with the reply still open: the reply pause takes over, from
+    # the reply's arrival.
+    ends = NOW + timedelta(days=3, minutes=1)
+    done = housekeeping(engine, ends, reply_pause=timedelta(days=14))
+    assert done.pauses_ended == 0
+    held = account(engine, account_id)
+    assert (held.paused_until, held.pause_reason) == (
+        replied + timedelta(days=14), REPLY_PAUSE_REASON,
+    )  # fmt: skip
+    with engine.begin() as connection:
+        (item,) = open_replies(connection)
+        handle(connection, item.id, ends)
+    resumed = account(engine, account_id)
+    assert (resumed.paused_until, resumed.next_contact_at) == (None, ends)
+
+
+def test_an_agents_pause_ends_as_set_once_the_reply_is_handled(engine: Engine) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    apply_events(engine, [inbound("Back next week", at=NOW)], NOW)
+    with engine.begin() as connection:
+        (item,) = open_replies(connection)
+        handle(connection, item.id, NOW + timedelta(hours=1))
+    assert account(engine, account_id).pause_reason == "travelling (ana)"
+    ends = NOW + timedelta(days=3)
+    assert housekeeping(engine, ends, reply_pause=timedelta(days=14)).pauses_ended == 1
+    resumed = account(engine, account_id)
+    assert (resumed.paused_until, resumed.pause_reason) == (None, None)
+    assert resumed.next_contact_at <= ends  # due
+
+
+def test_a_reply_after_a_pause_ran_out_gets_the_reply_pause(engine: Engine) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 1, "call back (ana)", NOW)
+    later = NOW + timedelta(days=2)  # the pause ran out; housekeeping has not run yet
+    apply_events(engine, [inbound("Hello?", at=later)], later)
+    held = account(engine, account_id)
+    assert (held.paused_until, held.pause_reason) == (
+        later + timedelta(days=14), REPLY_PAUSE_REASON,
+    )  # fmt: skip

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, bindparam, case, literal, select, upd
 
 from outreach import heap
 from outreach.bulk import BulkStatement
+from outreach.cadence import Cadence, load_cadences
 from outreach.clock import Clock
 from outreach.compliance.engine import evaluate
 from outreach.compliance.frequency import PastContact
@@ -44,9 +45,9 @@ from outreach.compliance_store import (
     store_decisions,
 )
 from outreach.config import Settings
-from outreach.errors import ChannelError
+from outreach.errors import ChannelError, OutreachError
 from outreach.leases import StopFlag, claim_queued_attempts, hold_sends, release_sends
-from outreach.models import AccountStatus, AttemptStatus
+from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
 from outreach.opt_outs import ledger_address
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
@@ -57,6 +58,7 @@ from outreach.store import (
     columns_of,
     contact_points,
     named_rows,
+    promises_to_pay,
     suppressions,
 )
 
@@ -89,7 +91,7 @@ RATE_WAIT = timedelta(seconds=10)
 # What the recheck reads of an account: what compliance and ``_account_closed`` use, and
 # no more (every date read is a conversion).
 RECHECK_ACCOUNT_COLUMNS = ("id", "reference", "timezone", "jurisdiction", "collector_type",
-                           "status", "paused_until")  # fmt: skip
+                           "status", "paused_until", "cadence")  # fmt: skip
 
 
 class SlotReserver(Protocol):
@@ -226,6 +228,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._checks: list[tuple[_Ready, asyncio.Future[Outcome | None]]] = []
         self._pool: DispatchProcesses | None = None
+        self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
 
     @property
     def stopping(self) -> bool:
@@ -429,7 +432,9 @@ class Dispatcher:
         may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one debtor
         (accounts sharing a number or a mailbox) or to one address are decided in turn, each
         counting the ones allowed before it."""
-        account_rows, records = self._debtors(connection, {r.account_id for r in rows}, now)
+        account_rows, records, promised = self._debtors(
+            connection, {r.account_id for r in rows}, now
+        )
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
@@ -447,7 +452,9 @@ class Dispatcher:
             for row in turn:
                 account = account_rows[row.account_id]
                 record = records[account.id]
-                why_not = _account_closed(account, row, now) or _address_unused(record, row)
+                why_not = _account_closed(account, row, now, promised) or _address_unused(
+                    record, row
+                )
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                     report.outcomes["cancelled"] += 1
@@ -510,9 +517,10 @@ class Dispatcher:
 
     def _debtors(
         self, connection: Connection, account_ids: set[int], at: datetime
-    ) -> tuple[dict[int, Any], dict[int, DebtorRecord]]:
-        """The accounts (what the send-time check reads of them) and what compliance knows
-        of each, as of ``at``."""
+    ) -> tuple[dict[int, Any], dict[int, DebtorRecord], set[int]]:
+        """The accounts (what the send-time check reads of them), what compliance knows
+        of each as of ``at``, and those whose cadence stops for a pending promise to pay
+        (recorded since their message was planned, say)."""
         account_rows = {
             row.id: row
             for row in named_rows(
@@ -530,7 +538,29 @@ class Dispatcher:
             self.rules.lookback_days,
             self.settings.default_region,
         )
-        return account_rows, records
+        promising = connection.execute(
+            select(promises_to_pay.c.account_id).where(
+                among(connection, promises_to_pay.c.account_id, list(account_rows)),
+                promises_to_pay.c.status == PromiseStatus.PENDING,
+            )
+        ).scalars()
+        promised = {
+            account_id for account_id in promising
+            if self._stops_for_promise(account_rows[account_id].cadence)
+        }  # fmt: skip
+        return account_rows, records, promised
+
+    def _stops_for_promise(self, cadence: str) -> bool:
+        """Whether ``cadence`` stops while a promise to pay is pending; yes for a cadence
+        this process does not know (the safe side: a message held, not one too many)."""
+        if self._cadences is None:
+            try:
+                self._cadences = load_cadences(self.settings.schedules_dir)
+            except OutreachError as exc:
+                log.warning("dispatch: cadences not read (%s): promises hold every message", exc)
+                self._cadences = {}
+        known = self._cadences.get(cadence)
+        return known is None or "promise_pending" in known.stop_when
 
     def _decide(self, record: DebtorRecord, row: Any, at: datetime, now: datetime) -> _Decided:
         """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``."""
@@ -631,16 +661,15 @@ class Dispatcher:
     def _check_waited(
         self, connection: Connection, items: Sequence[_Ready], at: datetime
     ) -> list[Outcome | None]:
-        account_rows, records = self._debtors(
+        account_rows, records, promised = self._debtors(
             connection, {item.row.account_id for item in items}, at
         )
         found: list[Outcome | None] = []
         for item in items:
             row = item.row
             record = _without_itself(records[row.account_id], row)
-            why_not = _account_closed(account_rows[row.account_id], row, at) or _address_unused(
-                record, row
-            )
+            account = account_rows[row.account_id]
+            why_not = _account_closed(account, row, at, promised) or _address_unused(record, row)
             if why_not is not None:
                 change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)
                 found.append(Outcome(row, unsent=True, change=change, counted="cancelled"))
@@ -856,16 +885,18 @@ def _address_unused(record: DebtorRecord, row: Any) -> str | None:
     return None if row.to_address.lower() in active else f"{row.channel} address no longer in use"
 
 
-def _account_closed(account: Any, row: Any, now: datetime) -> str | None:
+def _account_closed(account: Any, row: Any, now: datetime, promised: set[int]) -> str | None:
     """Why the account takes no message now. An agent's own answer (not automated) is held
-    back only by a closed account: a pause, or a paid balance, stops the cadence, not a
-    conversation (compliance still decides it)."""
+    back only by a closed account: a pause, a promise to pay or a paid balance stops the
+    cadence, not a conversation (compliance still decides it)."""
     if not row.automated:
         return "account closed" if account.status == AccountStatus.CLOSED else None
     if account.status != AccountStatus.ACTIVE:
         return f"account {account.status}"
     if account.paused_until is not None and account.paused_until > now:
         return "account paused"
+    if account.id in promised:
+        return "a promise to pay is pending"
     return None
 
 

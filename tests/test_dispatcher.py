@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import Engine, update
 
-from outreach import heap, store
+from outreach import agent_actions, heap, store
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
@@ -315,16 +315,26 @@ async def test_a_window_closing_before_sending_defers_the_attempt(world: World) 
     assert the_attempt(world).sent_at == opens
 
 
-@pytest.mark.parametrize(("change", "why"), [("paid", "account paid"),
-                                              ("paused", "account paused")])  # fmt: skip
-async def test_a_paid_or_paused_account_cancels_the_attempt(
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("paid", "account paid"),
+        ("paused", "account paused"),
+        ("promise", "a promise to pay is pending"),
+    ],
+)
+async def test_a_paid_paused_or_promising_account_cancels_the_attempt(
     world: World, change: str, why: str
 ) -> None:
     ids = planned(world, row("A-1"))
     if change == "paid":
         assert record_payment(world.engine, world.clock, "A-1", "120.50")[2] == "paid"
-    else:
+    elif change == "paused":
         set_account(world.engine, ids["A-1"], paused_until=NOW + timedelta(days=14))
+    else:  # an agent records a promise after the message was planned
+        with world.engine.begin() as connection:
+            account = agent_actions.account_by_reference(connection, "A-1")
+            agent_actions.promise(connection, account, 5000, date(2026, 11, 6), "ana", NOW)
     assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
     attempt = the_attempt(world)
     assert (attempt.status, attempt.error_message, attempt.acquired_by) == ("cancelled", why,
@@ -726,3 +736,18 @@ async def test_one_debtors_accounts_on_different_numbers_are_decided_in_turn(
     [held] = [d for d in rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
               if d.verdict == "defer"]  # fmt: skip
     assert codes(held) == ["POLICY_SMS_DAILY_CAP"]
+
+
+async def test_a_promise_holds_back_only_what_its_cadence_stops_for(world: World) -> None:
+    from dataclasses import replace
+
+    from outreach.cadence import load_cadences
+
+    planned(world, row("A-1"))
+    with world.engine.begin() as connection:
+        account = agent_actions.account_by_reference(connection, "A-1")
+        agent_actions.promise(connection, account, 5000, date(2026, 11, 6), "ana", NOW)
+    send = dispatcher(world)
+    standard = load_cadences(world.settings.schedules_dir)["standard"]
+    send._cadences = {"standard": replace(standard, stop_when=("paid", "disputed"))}
+    assert dict((await send.tick()).outcomes) == {"sent": 1}

@@ -3,6 +3,10 @@
 Passwords are stored as Argon2id hashes (argon2-cffi's defaults, OWASP's first choice)
 and are never logged or shown. A disabled user cannot sign in, and a signed-in one is
 signed out on their next request (``outreach.web.auth`` reads the user on every request).
+
+Every change to a user (disabled, enabled, a new role, a new password) and every sign-out
+raises their session epoch, which is part of the stamp each session cookie carries: the
+sessions open before the change end, and no later change brings them back.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Update, select, update
 from sqlalchemy.exc import IntegrityError
 
 from outreach.errors import NotFoundError, OutreachError
@@ -41,8 +45,9 @@ class UserRecord:
     display_name: str
     role: Role
     active: bool
-    # Changes whenever the password does: a session made under an old password ends.
-    password_stamp: str
+    # Changes with the password and the session epoch: a session made under an older
+    # stamp has ended.
+    session_stamp: str
 
     def may(self, *roles: Role) -> bool:
         """Whether this user holds one of ``roles`` (none: any role); an admin may do
@@ -123,21 +128,34 @@ def list_users(connection: Connection) -> list[tuple[UserRecord, datetime | None
 
 
 def set_password(connection: Connection, username: str, password: str) -> None:
+    """A new password; the user's open sessions end."""
     check_password(password)
     user = user_by_name(connection, username)
-    connection.execute(
-        update(users).where(users.c.id == user.id).values(password_hash=_hasher.hash(password))
-    )
+    connection.execute(_ending_sessions(user.id).values(password_hash=_hasher.hash(password)))
 
 
 def set_active(connection: Connection, username: str, active: bool) -> None:
+    """Disable or enable the user; either way their open sessions end (enabling a user
+    does not bring back the sessions that disabling ended)."""
     user = user_by_name(connection, username)
-    connection.execute(update(users).where(users.c.id == user.id).values(active=active))
+    connection.execute(_ending_sessions(user.id).values(active=active))
 
 
 def set_role(connection: Connection, username: str, role: Role) -> None:
+    """Another role; the user's open sessions end."""
     user = user_by_name(connection, username)
-    connection.execute(update(users).where(users.c.id == user.id).values(role=role.value))
+    connection.execute(_ending_sessions(user.id).values(role=role.value))
+
+
+def end_sessions(connection: Connection, user_id: int) -> None:
+    """End every open session of the user, in every browser (signing out)."""
+    connection.execute(_ending_sessions(user_id))
+
+
+def _ending_sessions(user_id: int) -> Update:
+    return (
+        update(users).where(users.c.id == user_id).values(session_epoch=users.c.session_epoch + 1)
+    )
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -163,8 +181,14 @@ def _record(row: Any) -> UserRecord:
         display_name=row.display_name,
         role=Role(row.role),
         active=bool(row.active),
-        password_stamp=hashlib.sha256(row.password_hash.encode()).hexdigest()[:16],
+        session_stamp=session_stamp(row.password_hash, row.session_epoch),
     )
+
+
+def session_stamp(password_hash: str, session_epoch: int) -> str:
+    """What a session cookie carries to stay valid: it changes with the password hash and
+    with the session epoch."""
+    return hashlib.sha256(f"{session_epoch}:{password_hash}".encode()).hexdigest()[:16]
 
 
 def same_stamp(a: str, b: str) -> bool:

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, update
+from alembic import command
+from argon2 import PasswordHasher
+from sqlalchemy import Engine, select, text, update
 
 from outreach.clock import FixedClock
+from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.demo import DEMO_USERS, demo_users
 from outreach.errors import NotFoundError
 from outreach.models import Role
@@ -18,6 +21,7 @@ from outreach.users import (
     UserError,
     authenticate,
     create_user,
+    end_sessions,
     list_users,
     set_active,
     set_password,
@@ -74,11 +78,52 @@ def test_disabled_users_and_old_passwords_do_not_sign_in(engine: Engine) -> None
         set_password(connection, "ana", "another long password")
         assert authenticate(connection, "ana", PASSWORD, NOW) is None
         after = authenticate(connection, "ana", "another long password", NOW)
-        assert after is not None and after.password_stamp != before.password_stamp
+        assert after is not None and after.session_stamp != before.session_stamp
         set_active(connection, "ana", False)
         assert authenticate(connection, "ana", "another long password", NOW) is None
         with pytest.raises(NotFoundError):
             set_role(connection, "nobody", Role.ADMIN)
+
+
+def test_every_change_to_a_user_ends_their_sessions(engine: Engine) -> None:
+    """Disabling, enabling, a new role, a new password and signing out each give the user
+    a new session stamp, never one they had before: enabling again does not bring back
+    the sessions that disabling ended."""
+    with engine.begin() as connection:
+        made = create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        stamps = [made.session_stamp]
+        for change in (
+            lambda: set_active(connection, "ana", False),
+            lambda: set_active(connection, "ana", True),
+            lambda: set_role(connection, "ana", Role.VIEWER),
+            lambda: set_role(connection, "ana", Role.AGENT),
+            lambda: set_password(connection, "ana", "another long password"),
+            lambda: end_sessions(connection, made.id),
+        ):
+            change()
+            stamps.append(user_by_name(connection, "ana").session_stamp)
+        other = create_user(connection, "bob", PASSWORD, Role.AGENT, NOW)
+        assert user_by_name(connection, "bob").session_stamp == other.session_stamp
+    assert len(set(stamps)) == len(stamps)
+
+
+def test_the_migration_starts_existing_users_at_epoch_zero(engine: Engine) -> None:
+    command.downgrade(alembic_config(engine), "0008")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                'INSERT INTO "user" (username, display_name, password_hash, role, active,'
+                " created_at) VALUES ('ana', 'Ana', :hash, 'agent', true, :now)"
+            ),
+            {"hash": PasswordHasher().hash(PASSWORD), "now": NOW},
+        )
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.begin() as connection:
+        assert connection.execute(select(users.c.session_epoch)).scalar_one() == 0
+        assert authenticate(connection, "ana", PASSWORD, NOW) is not None
+        end_sessions(connection, user_by_name(connection, "ana").id)
+        assert connection.execute(select(users.c.session_epoch)).scalar_one() == 1
 
 
 def test_roles_grant_their_sections_and_admins_everything(engine: Engine) -> None:
@@ -93,8 +138,6 @@ def test_roles_grant_their_sections_and_admins_everything(engine: Engine) -> Non
 
 
 def test_a_hash_made_with_weaker_parameters_is_upgraded_at_sign_in(engine: Engine) -> None:
-    from argon2 import PasswordHasher
-
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     with engine.begin() as connection:
         create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
@@ -164,5 +207,7 @@ def test_the_users_commands(env: dict[str, str], tmp_path: Path, engine: Engine)
         user = authenticate(connection, "ana", "a brand new password", NOW)
         assert user is not None and user.role is Role.MARKETER
         assert user_by_name(connection, "ana").display_name == "Ana Lima"
+        # role, disable, password, enable: each ended the sessions open before it
+        assert connection.execute(select(users.c.session_epoch)).scalar_one() == 4
     missing = outreach("users", "disable", "nobody", env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr

@@ -72,12 +72,12 @@ def password(
 
 @users_app.command("role")
 def role(ctx: typer.Context, username: str, role: Annotated[str, typer.Argument()]) -> None:
-    """Give a user another role."""
+    """Give a user another role; their open sessions end."""
     context = with_database(ctx)
     chosen = _role(role)
     with context.engine.begin() as connection:
         set_role(connection, username, chosen)
-    out.print(f"{username} is now {chosen.value}.")
+    out.print(f"{username} is now {chosen.value}; their sessions have ended.")
 
 
 @users_app.command("disable")
@@ -89,7 +89,7 @@ def disable(ctx: typer.Context, username: str) -> None:
 
 @users_app.command("enable")
 def enable(ctx: typer.Context, username: str) -> None:
-    """Let a disabled user sign in again."""
+    """Let a disabled user sign in again (the sessions that disabling ended stay ended)."""
     _set_active(ctx, username, True)
     out.print(f"{username} can sign in again.")
 

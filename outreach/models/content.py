@@ -57,5 +57,8 @@ class User(SQLModel, table=True):
     password_hash: str = short(200)
     role: str = short(16)
     active: bool = True
+    # Raised whenever the user's sessions must end (disabled, enabled, a new role or
+    # password, signed out): a session cookie carries the value it was made under.
+    session_epoch: int = 0
     created_at: datetime = when()
     last_login_at: datetime | None = when(nullable=True)

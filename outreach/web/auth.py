@@ -2,9 +2,11 @@
 
 - The session is a cookie signed with a key derived from ``SECRET_KEY`` (itsdangerous),
   ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` when the request came over https. It holds
-  the user's id, a stamp of their password hash, and the session's CSRF token; it lasts
-  ``SESSION_HOURS``. The user is read again on every request, so disabling a user or
-  changing their password ends their sessions at once.
+  the user's id, a stamp of their password hash and session epoch, and the session's CSRF
+  token; it lasts ``SESSION_HOURS``. The user is read again on every request, so disabling
+  a user, enabling them again, a new role or password end their sessions at once (each
+  raises the epoch: see ``outreach.users``). Signing out raises it too, ending every
+  session of the user, in every browser, copies of the cookie included.
 - Every form that changes something carries the session's CSRF token (``csrf_token``, or
   the ``X-CSRF-Token`` header for the editor's scripts); the sign-in form carries one of
   its own, from a short-lived cookie (double submit).
@@ -78,7 +80,7 @@ class Sessions:
 
     def start(self, request: Request, response: Response, user: UserRecord) -> None:
         token = self._signer.dumps(
-            {"u": user.id, "s": user.password_stamp, "c": secrets.token_urlsafe(32)}
+            {"u": user.id, "s": user.session_stamp, "c": secrets.token_urlsafe(32)}
         )
         self._set(request, response, SESSION_COOKIE, token, SESSION_HOURS * 3600)
         response.delete_cookie(SIGN_IN_COOKIE, path="/login")
@@ -97,7 +99,7 @@ class Sessions:
             return None
         with self.engine.connect() as connection:
             user = user_by_id(connection, user_id)
-        if user is None or not user.active or not same_stamp(user.password_stamp, stamp):
+        if user is None or not user.active or not same_stamp(user.session_stamp, stamp):
             return None
         return Session(user, csrf)
 

@@ -24,7 +24,7 @@ from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
 from outreach.models import InboxStatus, Role
 from outreach.store import accounts
-from outreach.users import authenticate
+from outreach.users import authenticate, end_sessions
 from outreach.web import account_search, answer_pages, editor_pages, inbox_pages
 from outreach.web.auth import (
     AnyUser,
@@ -165,9 +165,14 @@ def _sign_in_page(
 
 
 @router.post("/logout")
-def sign_out(request: Request, _: AnyUser) -> Response:
+def sign_out(request: Request, session: AnyUser) -> Response:
+    """Ends every session of the user, in every browser (copies of the cookie included),
+    and deletes this browser's cookie."""
+    sessions = sessions_of(request)
+    with sessions.engine.begin() as connection:
+        end_sessions(connection, session.user.id)
     response = RedirectResponse("/login", status_code=303)
-    sessions_of(request).end(response)
+    sessions.end(response)
     return response
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from outreach.models import Role
-from outreach.users import set_active, set_password
+from outreach.users import set_active, set_password, set_role
 from outreach.web.auth import SESSION_COOKIE
 from tests.web.conftest import Server
 from tests.web.ui_support import PASSWORD, add_user, csrf_of, page_token, sign_in
@@ -211,3 +211,47 @@ def test_the_throttle_keeps_only_names_with_recent_failures() -> None:
     assert throttle.held("ana") and len(throttle._seen) == 1
     throttle.succeeded("ana")
     assert not throttle.held("ana") and throttle._seen == {}
+
+
+def test_a_user_disabled_and_enabled_again_does_not_get_the_old_sessions_back(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        with engine.begin() as connection:
+            set_active(connection, "ana", False)
+        assert client.get("/").status_code == 303
+        with engine.begin() as connection:
+            set_active(connection, "ana", True)
+        assert client.get("/").status_code == 303
+    with sign_in(server.base, "ana") as client:  # a new sign-in works again
+        assert client.get("/").status_code == 200
+
+
+def test_a_new_role_ends_the_old_sessions(server: Server, engine: Engine) -> None:
+    add_user(engine, "ana", Role.ADMIN)
+    with sign_in(server.base, "ana") as client:
+        with engine.begin() as connection:
+            set_role(connection, "ana", Role.VIEWER)
+        assert client.get("/").status_code == 303
+    with sign_in(server.base, "ana") as client:
+        assert client.get("/templates").status_code == 403
+
+
+def test_signing_out_ends_every_session_of_the_user_and_copies_of_the_cookie(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    add_user(engine, "bob", Role.AGENT)
+    with (
+        sign_in(server.base, "ana") as laptop,
+        sign_in(server.base, "ana") as phone,
+        sign_in(server.base, "bob") as other,
+    ):
+        copied = laptop.cookies[SESSION_COOKIE]
+        assert laptop.post("/logout", data={"csrf_token": page_token(laptop)}).status_code == 303
+        assert laptop.get("/").status_code == 303
+        assert phone.get("/").status_code == 303
+        with httpx.Client(base_url=server.base, cookies={SESSION_COOKIE: copied}) as thief:
+            assert thief.get("/").status_code == 303
+        assert other.get("/").status_code == 200  # another user's sessions go on

@@ -11,7 +11,9 @@
   the ``X-CSRF-Token`` header for the editor's scripts); the sign-in form carries one of
   its own, from a short-lived cookie (double submit).
 - Five failed sign-ins for one name within 15 minutes hold that name back for 15 minutes,
-  whatever the password (counted per process).
+  whatever the password (counted per process). An attempt takes its place in the count
+  before its password is checked, so that attempts made at once cannot pass together: a
+  name never has more than five attempts failed or being checked within the window.
 """
 
 from __future__ import annotations
@@ -141,20 +143,41 @@ class Sessions:
 
 
 class SignInThrottle:
-    """Failed sign-ins by name, in a sliding window."""
+    """Failed sign-ins by name, in a sliding window, and the attempts being checked.
+
+    An attempt is reserved (``reserve``) before its password is checked and counts as a
+    failure until it ends: ``failed`` confirms it, ``succeeded`` releases it. So a name
+    never has more than ``failures`` attempts failed or being checked within the window,
+    however many arrive at once.
+    """
 
     def __init__(self, failures: int = 5, window_seconds: float = 900) -> None:
         self.failures, self.window = failures, window_seconds
         self._seen: dict[str, deque[float]] = {}
+        # Attempts under way by name: as many as requests in flight, and none kept after.
+        self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def held(self, username: str) -> bool:
-        with self._lock:
-            return len(self._recent(_name_key(username))) >= self.failures
-
-    def failed(self, username: str) -> None:
         key = _name_key(username)
         with self._lock:
+            return self._counted(key) >= self.failures
+
+    def reserve(self, username: str) -> bool:
+        """Take a place for one attempt, to be ended by ``failed`` or ``succeeded``;
+        ``False`` (nothing taken) if the name is held back."""
+        key = _name_key(username)
+        with self._lock:
+            if self._counted(key) >= self.failures:
+                return False
+            self._pending[key] = self._pending.get(key, 0) + 1
+            return True
+
+    def failed(self, username: str) -> None:
+        """A failure: confirms the attempt's reservation, if it had one."""
+        key = _name_key(username)
+        with self._lock:
+            self._release(key)
             recent = self._recent(key)
             recent.append(time.monotonic())
             self._seen.pop(key, None)
@@ -163,8 +186,20 @@ class SignInThrottle:
                 del self._seen[next(iter(self._seen))]
 
     def succeeded(self, username: str) -> None:
+        """The right password: releases the attempt's reservation and forgets the name's
+        failures (other attempts under way keep theirs)."""
+        key = _name_key(username)
         with self._lock:
-            self._seen.pop(_name_key(username), None)
+            self._release(key)
+            self._seen.pop(key, None)
+
+    def _counted(self, key: str) -> int:
+        return len(self._recent(key)) + self._pending.get(key, 0)
+
+    def _release(self, key: str) -> None:
+        left = self._pending.pop(key, 0) - 1
+        if left > 0:
+            self._pending[key] = left
 
     def _recent(self, key: str) -> deque[float]:
         """The name's failures within the window; a name with none is not kept (anyone

@@ -140,17 +140,25 @@ def sign_in(
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     problem = None
     user = None
-    if sessions.throttle.held(username):
+    # The attempt counts as a failure from before its password is checked until it is
+    # known right, so that attempts made at once cannot pass the throttle together.
+    if not sessions.throttle.reserve(username):
         problem = "Too many failed attempts for this name. Wait 15 minutes and try again."
     else:
-        with sessions.engine.begin() as connection:
-            user = authenticate(connection, username, password, request.app.state.clock.now())
+        try:
+            with sessions.engine.begin() as connection:
+                now = request.app.state.clock.now()
+                user = authenticate(connection, username, password, now)
+        except BaseException:
+            sessions.throttle.failed(username)  # the password may have been checked
+            raise
         if user is None:
             sessions.throttle.failed(username)
             problem = "The username or password is not right, or the user is disabled."
+        else:
+            sessions.throttle.succeeded(username)
     if user is None:
         return _sign_in_page(request, csrf_token, target, username, problem, status=401)
-    sessions.throttle.succeeded(username)
     response = RedirectResponse(target, status_code=303)
     sessions.start(request, response, user)
     return response

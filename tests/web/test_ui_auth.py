@@ -3,10 +3,15 @@ page carries. A real server on 127.0.0.1; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 from sqlalchemy import Engine
 
+from outreach import users as users_module
 from outreach.models import Role
 from outreach.users import set_active, set_password, set_role
 from outreach.web.auth import SESSION_COOKIE
@@ -255,3 +260,60 @@ def test_signing_out_ends_every_session_of_the_user_and_copies_of_the_cookie(
         with httpx.Client(base_url=server.base, cookies={SESSION_COOKIE: copied}) as thief:
             assert thief.get("/").status_code == 303
         assert other.get("/").status_code == 200  # another user's sessions go on
+
+
+@pytest.mark.parametrize("username", ["ana", "nobody"])
+def test_concurrent_wrong_passwords_get_at_most_five_checks(
+    server: Server, engine: Engine, monkeypatch: pytest.MonkeyPatch, username: str
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    checks = []
+    lock = threading.Lock()
+    verify = users_module._verify
+
+    def counted(password_hash: str, password: str) -> bool:
+        with lock:
+            checks.append(password)
+        time.sleep(0.3)  # a slow hash: every attempt is in flight at once
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(users_module, "_verify", counted)
+    with httpx.Client(base_url=server.base, timeout=60) as client:
+        token = csrf_of(client.get("/login").text)
+        cookies = dict(client.cookies)
+    start = threading.Barrier(30)
+
+    def attempt(n: int) -> httpx.Response:
+        form = {"username": username, "password": f"wrong password {n}", "csrf_token": token}
+        with httpx.Client(base_url=server.base, cookies=cookies, timeout=60) as client:
+            start.wait()
+            return client.post("/login", data=form)
+
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(attempt, range(30)))
+    assert [answer.status_code for answer in answers] == [401] * 30
+    wrong = [a for a in answers if "The username or password is not right" in a.text]
+    held = [a for a in answers if "Too many failed attempts" in a.text]
+    assert len(checks) <= 5 and len(wrong) == len(checks) and len(held) == 30 - len(checks)
+    again = {"username": username, "password": PASSWORD, "csrf_token": token}
+    with httpx.Client(base_url=server.base, cookies=cookies, timeout=60) as client:
+        after = client.post("/login", data=again)  # ana's right password, held back too
+    assert after.status_code == 401 and "Too many failed attempts" in after.text
+    assert len(checks) <= 5
+
+
+def test_the_throttle_counts_attempts_in_flight() -> None:
+    from outreach.web.auth import SignInThrottle
+
+    throttle = SignInThrottle(failures=2, window_seconds=900)
+    assert throttle.reserve("ana") and throttle.reserve("Ana ")
+    assert not throttle.reserve("ana") and throttle.held("ana")  # two checks under way
+    throttle.failed("ana")  # one confirmed, one still in flight
+    assert not throttle.reserve("ana")
+    throttle.succeeded("ana")  # the other was right: failures forgotten, nothing in flight
+    assert not throttle.held("ana") and throttle._seen == {} and throttle._pending == {}
+    assert throttle.reserve("ana")
+    throttle.failed("ana")
+    assert throttle.reserve("ana")
+    throttle.failed("ana")
+    assert not throttle.reserve("ana") and throttle._pending == {}

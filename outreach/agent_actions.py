@@ -5,7 +5,8 @@ Each writes what the rest of outreach already reads, nothing of its own:
 - a handled reply leaves the inbox (``outreach.inbox.handle``), which ends the reply pause
   with the account's last open reply;
 - a pause sets ``paused_until``: the planner claims no paused account, and housekeeping
-  makes it due again when the pause ends;
+  makes it due again when the pause ends (or hands it over to the reply pause, when a
+  reply that came during it is still open); resuming ends it the same way, early;
 - a promise to pay is a pending ``promise_to_pay``: the planner sends no collection step
   while one is pending, and housekeeping marks it broken, and the account due, once its
   date has passed unpaid;
@@ -30,6 +31,7 @@ from outreach.importing.fields import FieldError
 from outreach.importing.fields import parse_amount as parse_imported_amount
 from outreach.inbox import handle
 from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
+from outreach.replies import REPLY_PAUSE_REASON, reply_holds
 from outreach.store import accounts, compliance_events, promises_to_pay
 
 MAX_PAUSE_DAYS = 90
@@ -129,13 +131,36 @@ def pause(
     return until
 
 
-def resume(connection: Connection, account: AccountRef, now: datetime) -> None:
-    """End any pause: the account is due at once, and compliance decides what follows."""
+def resume(
+    connection: Connection, account: AccountRef, now: datetime, *, reply_pause: timedelta
+) -> datetime | None:
+    """End the account's pause: the account is due at once, and compliance decides what
+    follows. An agent's pause ends as it would have on its own: a reply still open that
+    came within ``reply_pause`` keeps the account paused, under the reply pause, whose end
+    is returned (None: outreach runs). A reply pause ends whatever waits: the agent
+    resuming it has chosen to, on the page that shows the replies."""
+    current = connection.execute(
+        select(accounts.c.paused_until, accounts.c.pause_reason).where(accounts.c.id == account.id)
+    ).first()
+    if (
+        current is not None
+        and current.paused_until is not None
+        and current.pause_reason != REPLY_PAUSE_REASON
+    ):
+        until = reply_holds(connection, [account.id], now, reply_pause).get(account.id)
+        if until is not None:
+            connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account.id)
+                .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
+            )
+            return until
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account.id)
         .values(paused_until=None, pause_reason=None, next_contact_at=now, updated_at=now)
     )
+    return None
 
 
 def parse_amount(text: str, currency: str) -> int:

@@ -52,6 +52,7 @@ from outreach.opt_outs import ledger_address
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
+from outreach.replies import reply_holds
 from outreach.store import (
     accounts,
     among,
@@ -432,9 +433,7 @@ class Dispatcher:
         may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one debtor
         (accounts sharing a number or a mailbox) or to one address are decided in turn, each
         counting the ones allowed before it."""
-        account_rows, records, promised = self._debtors(
-            connection, {r.account_id for r in rows}, now
-        )
+        account_rows, records, held = self._debtors(connection, {r.account_id for r in rows}, now)
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         ready: list[_Ready] = []
@@ -452,9 +451,7 @@ class Dispatcher:
             for row in turn:
                 account = account_rows[row.account_id]
                 record = records[account.id]
-                why_not = _account_closed(account, row, now, promised) or _address_unused(
-                    record, row
-                )
+                why_not = _account_closed(account, row, now, held) or _address_unused(record, row)
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                     report.outcomes["cancelled"] += 1
@@ -517,10 +514,12 @@ class Dispatcher:
 
     def _debtors(
         self, connection: Connection, account_ids: set[int], at: datetime
-    ) -> tuple[dict[int, Any], dict[int, DebtorRecord], set[int]]:
+    ) -> tuple[dict[int, Any], dict[int, DebtorRecord], dict[int, str]]:
         """The accounts (what the send-time check reads of them), what compliance knows
-        of each as of ``at``, and those whose cadence stops for a pending promise to pay
-        (recorded since their message was planned, say)."""
+        of each as of ``at``, and why a cadence is held beyond what its account's columns
+        say: a pending promise to pay the cadence stops for (recorded since the message was
+        planned, say), or a reply still open when an agent's pause ran out (housekeeping is
+        about to hand the account over to the reply pause)."""
         account_rows = {
             row.id: row
             for row in named_rows(
@@ -544,11 +543,20 @@ class Dispatcher:
                 promises_to_pay.c.status == PromiseStatus.PENDING,
             )
         ).scalars()
-        promised = {
-            account_id for account_id in promising
+        held = {
+            account_id: "a promise to pay is pending" for account_id in promising
             if self._stops_for_promise(account_rows[account_id].cadence)
         }  # fmt: skip
-        return account_rows, records, promised
+        # Paused accounts between their pause's end and the housekeeping that ends it:
+        # rarely any, and then one query.
+        lapsed = [
+            row.id for row in account_rows.values()
+            if row.paused_until is not None and row.paused_until <= at
+        ]  # fmt: skip
+        reply_pause = timedelta(days=self.settings.reply_pause_days)
+        for account_id in reply_holds(connection, lapsed, at, reply_pause):
+            held[account_id] = "account paused"
+        return account_rows, records, held
 
     def _stops_for_promise(self, cadence: str) -> bool:
         """Whether ``cadence`` stops while a promise to pay is pending; yes for a cadence
@@ -661,7 +669,7 @@ class Dispatcher:
     def _check_waited(
         self, connection: Connection, items: Sequence[_Ready], at: datetime
     ) -> list[Outcome | None]:
-        account_rows, records, promised = self._debtors(
+        account_rows, records, held = self._debtors(
             connection, {item.row.account_id for item in items}, at
         )
         found: list[Outcome | None] = []
@@ -669,7 +677,7 @@ class Dispatcher:
             row = item.row
             record = _without_itself(records[row.account_id], row)
             account = account_rows[row.account_id]
-            why_not = _account_closed(account, row, at, promised) or _address_unused(record, row)
+            why_not = _account_closed(account, row, at, held) or _address_unused(record, row)
             if why_not is not None:
                 change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)
                 found.append(Outcome(row, unsent=True, change=change, counted="cancelled"))
@@ -885,19 +893,18 @@ def _address_unused(record: DebtorRecord, row: Any) -> str | None:
     return None if row.to_address.lower() in active else f"{row.channel} address no longer in use"
 
 
-def _account_closed(account: Any, row: Any, now: datetime, promised: set[int]) -> str | None:
-    """Why the account takes no message now. An agent's own answer (not automated) is held
-    back only by a closed account: a pause, a promise to pay or a paid balance stops the
-    cadence, not a conversation (compliance still decides it)."""
+def _account_closed(account: Any, row: Any, now: datetime, held: Mapping[int, str]) -> str | None:
+    """Why the account takes no message now (``held``: see ``Dispatcher._debtors``). An
+    agent's own answer (not automated) is held back only by a closed account: a pause, a
+    promise to pay or a paid balance stops the cadence, not a conversation (compliance
+    still decides it)."""
     if not row.automated:
         return "account closed" if account.status == AccountStatus.CLOSED else None
     if account.status != AccountStatus.ACTIVE:
         return f"account {account.status}"
     if account.paused_until is not None and account.paused_until > now:
         return "account paused"
-    if account.id in promised:
-        return "a promise to pay is pending"
-    return None
+    return held.get(account.id)
 
 
 _CHANGE_KEYS = ("status", "next_try_at", "provider", "provider_message_id", "sent_at",

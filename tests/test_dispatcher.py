@@ -10,6 +10,7 @@ providers that keep the provider contract: they answer a ``SendResult`` or raise
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from outreach import agent_actions, heap, store
+from outreach.cadence import load_cadences
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
@@ -43,6 +45,7 @@ from outreach.providers.base import (
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from tests.conftest import NOW
+from tests.eventdata import inbound
 from tests.test_import_accounts import row
 from tests.test_planner import (
     WORKER,
@@ -738,16 +741,40 @@ async def test_one_debtors_accounts_on_different_numbers_are_decided_in_turn(
     assert codes(held) == ["POLICY_SMS_DAILY_CAP"]
 
 
+async def test_a_promise_holds_back_a_reminder_before_the_due_date_too(world: World) -> None:
+    """As the planner does: ``stop_when`` stops every step of the cadence, reminders too."""
+    planned(world, row("P-1", cadence="pre-due", due_date="2026-11-03"))
+    assert the_attempt(world).step_key == "reminder-1d"
+    with world.engine.begin() as connection:
+        account = agent_actions.account_by_reference(connection, "P-1")
+        agent_actions.promise(connection, account, 5000, date(2026, 11, 6), "ana", NOW)
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.error_message) == ("cancelled", "a promise to pay is pending")
+
+
 async def test_a_promise_holds_back_only_what_its_cadence_stops_for(world: World) -> None:
-    from dataclasses import replace
-
-    from outreach.cadence import load_cadences
-
     planned(world, row("A-1"))
     with world.engine.begin() as connection:
         account = agent_actions.account_by_reference(connection, "A-1")
         agent_actions.promise(connection, account, 5000, date(2026, 11, 6), "ana", NOW)
     send = dispatcher(world)
     standard = load_cadences(world.settings.schedules_dir)["standard"]
-    send._cadences = {"standard": replace(standard, stop_when=("paid", "disputed"))}
+    send._cadences = {"standard": dataclasses.replace(standard, stop_when=("paid", "disputed"))}
     assert dict((await send.tick()).outcomes) == {"sent": 1}
+
+
+async def test_a_reply_open_when_an_agents_pause_ran_out_holds_the_message(world: World) -> None:
+    """Before housekeeping hands the account over to the reply pause, a message planned
+    once the agent's pause ran out does not leave while the debtor's reply waits."""
+    world.load(row("A-1"))
+    with world.engine.begin() as connection:
+        account = agent_actions.account_by_reference(connection, "A-1")
+        agent_actions.pause(connection, account, 1, "call back (ana)", NOW - timedelta(days=2))
+    replied = NOW - timedelta(days=1, hours=12)  # during the agent's pause, which it keeps
+    apply_events(world.engine, [inbound("I will call you", at=replied)], replied)
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}  # the pause ran out
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.error_message) == ("cancelled", "account paused")
+    assert outbox_lines(world) == []

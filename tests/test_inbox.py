@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from outreach.agent_actions import AccountRef, account_by_reference
+from outreach.agent_actions import AccountRef, account_by_reference, resume
 from outreach.agent_actions import pause as agent_pause
 from outreach.errors import NotFoundError
 from outreach.events import apply_events
@@ -143,3 +143,76 @@ def test_a_reply_after_a_pause_ran_out_gets_the_reply_pause(engine: Engine) -> N
     assert (held.paused_until, held.pause_reason) == (
         later + timedelta(days=14), REPLY_PAUSE_REASON,
     )  # fmt: skip
+
+
+REPLY_PAUSE = timedelta(days=14)
+
+
+def test_resuming_an_agents_pause_with_a_reply_open_hands_over_to_the_reply_pause(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    replied = NOW + timedelta(days=1)
+    apply_events(engine, [inbound("Back next week", at=replied)], replied)
+    resumed_at = replied + timedelta(hours=1)
+    with engine.begin() as connection:
+        held = resume(connection, account_ref(account_id, engine), resumed_at,
+                      reply_pause=REPLY_PAUSE)  # fmt: skip
+    assert held == replied + REPLY_PAUSE
+    paused = account(engine, account_id)
+    assert (paused.paused_until, paused.pause_reason) == (held, REPLY_PAUSE_REASON)
+    # Handling the reply ends the reply pause, as for any reply.
+    handled_at = resumed_at + timedelta(hours=1)
+    with engine.begin() as connection:
+        (item,) = open_replies(connection)
+        handle(connection, item.id, handled_at)
+    running = account(engine, account_id)
+    assert (running.paused_until, running.pause_reason, running.next_contact_at) == (
+        None, None, handled_at,
+    )  # fmt: skip
+
+
+def test_resuming_an_agents_pause_once_the_reply_is_handled_runs_at_once(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    apply_events(engine, [inbound("Back next week", at=NOW)], NOW)
+    later = NOW + timedelta(hours=2)
+    with engine.begin() as connection:
+        (item,) = open_replies(connection)
+        handle(connection, item.id, NOW + timedelta(hours=1))
+        assert resume(connection, account_ref(account_id, engine), later,
+                      reply_pause=REPLY_PAUSE) is None  # fmt: skip
+    running = account(engine, account_id)
+    assert (running.paused_until, running.pause_reason, running.next_contact_at) == (
+        None, None, later,
+    )  # fmt: skip
+
+
+def test_resuming_a_reply_pause_ends_it_and_handling_the_reply_later_changes_nothing(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("Who is this?", at=NOW)], NOW)
+    assert account(engine, account_id).pause_reason == REPLY_PAUSE_REASON
+    later = NOW + timedelta(hours=1)
+    with engine.begin() as connection:
+        assert resume(connection, account_ref(account_id, engine), later,
+                      reply_pause=REPLY_PAUSE) is None  # fmt: skip
+    with engine.begin() as connection:
+        (item,) = open_replies(connection)  # still waits for an agent
+        handle(connection, item.id, later + timedelta(days=1))
+    running = account(engine, account_id)
+    assert (running.paused_until, running.pause_reason, running.next_contact_at) == (
+        None, None, later,
+    )  # fmt: skip
+    # Nothing is left to hand over when a later pause of the agent's runs out.
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 1, "call back (ana)", later)
+    done = housekeeping(engine, later + timedelta(days=1), reply_pause=REPLY_PAUSE)
+    assert done.pauses_ended == 1
+    assert account(engine, account_id).paused_until is None

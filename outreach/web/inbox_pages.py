@@ -10,7 +10,7 @@ text: the UI's templates escape everything.
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, select
 from outreach import agent_actions as actions
 from outreach.answers import ANSWERED_CHANNELS
 from outreach.compliance_store import attempts
+from outreach.config import Settings
 from outreach.errors import NotFoundError
 from outreach.inbox import clear_flag, open_replies, thread
 from outreach.intents import Intent
@@ -122,7 +123,14 @@ def pause(
 @router.post("/inbox/accounts/{reference}/resume")
 def resume(request: Request, session: Agent, reference: str) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
-        actions.resume(connection, account, now)
+        settings: Settings = request.app.state.settings
+        reply_pause = timedelta(days=settings.reply_pause_days)
+        held = actions.resume(connection, account, now, reply_pause=reply_pause)
+        if held is not None:
+            return (
+                f"This pause is over, but a reply waits in the inbox: outreach stays paused "
+                f"until {held:%Y-%m-%d %H:%M} UTC, or until the replies are handled."
+            )
         return "Outreach resumes: the account is due now, as compliance allows."
 
     return _change(request, session, reference, act)

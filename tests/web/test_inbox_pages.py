@@ -273,6 +273,27 @@ def test_a_pause_stops_the_planner_and_resume_makes_the_account_due(
     assert [row.reference for row in claimed] == ["R-1"]
 
 
+def test_resuming_an_agents_pause_while_a_reply_waits_keeps_the_reply_pause(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    token = page_token(agent, "/inbox/accounts/R-1")
+    agent.post(
+        "/inbox/accounts/R-1/pause", data={"csrf_token": token, "days": "3", "reason": "trip"}
+    )
+    _reply(engine, "Back next week")  # during the agent's pause, which stays
+    assert _account(engine).pause_reason == "trip (ana)"
+    resumed = agent.post("/inbox/accounts/R-1/resume", data={"csrf_token": token})
+    assert resumed.status_code == 303
+    page = agent.get(resumed.headers["location"]).text
+    assert "a reply waits in the inbox: outreach stays paused until" in page
+    assert _account(engine).pause_reason == "a reply waits in the inbox"
+    # Resuming the reply pause itself is the agent's choice: outreach runs.
+    again = agent.post("/inbox/accounts/R-1/resume", data={"csrf_token": token})
+    assert "Outreach resumes" in agent.get(again.headers["location"]).text
+    assert _account(engine).paused_until is None
+
+
 @pytest.mark.parametrize(
     ("days", "reason", "problem"),
     [

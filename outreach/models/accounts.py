@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import Index, Time, UniqueConstraint, column, func
+from sqlalchemy import Index, Time, UniqueConstraint, column, func, text
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import money, reference_to, short, when
@@ -30,6 +30,20 @@ class Account(SQLModel, table=True):
         UniqueConstraint("reference"),
         # The planner's query: active accounts whose next contact has come.
         Index("ix_account_due", "status", "next_contact_at"),
+        # Few accounts are paused or flagged at a time: housekeeping's ending pauses and
+        # the start page's counts read these, not the whole table.
+        Index(
+            "ix_account_paused",
+            "paused_until",
+            sqlite_where=text("paused_until IS NOT NULL"),
+            postgresql_where=text("paused_until IS NOT NULL"),
+        ),
+        Index(
+            "ix_account_flagged",
+            "flag",
+            sqlite_where=text("flag IS NOT NULL"),
+            postgresql_where=text("flag IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

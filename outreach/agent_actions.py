@@ -31,7 +31,7 @@ from outreach.importing.fields import FieldError
 from outreach.importing.fields import parse_amount as parse_imported_amount
 from outreach.inbox import handle
 from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
-from outreach.replies import REPLY_PAUSE_REASON, reply_holds
+from outreach.replies import REPLY_PAUSE_REASON, hand_over_to_reply_pause
 from outreach.store import accounts, compliance_events, promises_to_pay
 
 MAX_PAUSE_DAYS = 90
@@ -147,14 +147,9 @@ def resume(
         and current.paused_until is not None
         and current.pause_reason != REPLY_PAUSE_REASON
     ):
-        until = reply_holds(connection, [account.id], now, reply_pause).get(account.id)
-        if until is not None:
-            connection.execute(
-                update(accounts)
-                .where(accounts.c.id == account.id)
-                .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
-            )
-            return until
+        held = hand_over_to_reply_pause(connection, [account.id], now, reply_pause)
+        if account.id in held:
+            return held[account.id]
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account.id)

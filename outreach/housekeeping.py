@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, and_, not_, or_, select, update
 from outreach.compliance_store import attempts
 from outreach.leases import sends_in_flight
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
-from outreach.replies import REPLY_PAUSE_REASON, reply_holds
+from outreach.replies import hand_over_to_reply_pause
 from outreach.store import accounts, among, promises_to_pay
 
 log = logging.getLogger("outreach.housekeeping")
@@ -106,13 +106,7 @@ def housekeeping(
                 )
             ).scalars()
         )
-        held = reply_holds(connection, ended, now, reply_pause)
-        for account_id, until in held.items():
-            connection.execute(
-                update(accounts)
-                .where(accounts.c.id == account_id)
-                .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
-            )
+        held = hand_over_to_reply_pause(connection, ended, now, reply_pause)
         ended = [account_id for account_id in ended if account_id not in held]
         if ended:
             connection.execute(

@@ -348,6 +348,21 @@ def _pause(connection: Connection, owners: Sequence[int], now: datetime, pause: 
     )
 
 
+def hand_over_to_reply_pause(
+    connection: Connection, account_ids: Sequence[int], now: datetime, pause: timedelta
+) -> dict[int, datetime]:
+    """Put each of ``account_ids`` whose pause is ending with a reply still open under the
+    reply pause (``reply_holds``); returns those accounts with the reply pause's end."""
+    held = reply_holds(connection, account_ids, now, pause)
+    for account_id, until in held.items():
+        connection.execute(
+            update(account_table)
+            .where(account_table.c.id == account_id)
+            .values(paused_until=until, pause_reason=REPLY_PAUSE_REASON, updated_at=now)
+        )
+    return held
+
+
 def reply_holds(
     connection: Connection, account_ids: Sequence[int], now: datetime, pause: timedelta
 ) -> dict[int, datetime]:

@@ -111,6 +111,16 @@ def answer(
         )  # fmt: skip
 
 
+def retire_phone(engine: Engine) -> None:
+    """The debtor's number is no longer an active contact point for texts."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(contact_points)
+            .where(contact_points.c.address == PHONE, contact_points.c.channel == "sms")
+            .values(status="invalid")
+        )
+
+
 def rows(engine: Engine, table: Any) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(select(table).order_by(table.c.id)))
@@ -282,12 +292,7 @@ def test_only_the_debtors_own_active_address_is_answered(
     reply = sms_reply(engine)
     with pytest.raises(NotFoundError):  # a message of another account
         answer(engine, settings, reply, user=agent_id, reference="R-2")
-    with engine.begin() as connection:
-        connection.execute(
-            update(contact_points)
-            .where(contact_points.c.address == PHONE, contact_points.c.channel == "sms")
-            .values(status="invalid")
-        )
+    retire_phone(engine)
     with pytest.raises(actions.ActionRefused, match="not one of the account's active sms"):
         answer(engine, settings, reply, user=agent_id)
     assert rows(engine, attempts) == []
@@ -341,12 +346,7 @@ def test_an_answer_to_an_address_reported_wrong_since_is_not_sent(
     add_account(engine)
     reply = sms_reply(engine)
     answer(engine, settings, reply, user=agent_id)
-    with engine.begin() as connection:
-        connection.execute(
-            update(contact_points)
-            .where(contact_points.c.address == PHONE, contact_points.c.channel == "sms")
-            .values(status="invalid")
-        )
+    retire_phone(engine)
     assert dispatch(engine, settings, NOW) == {"cancelled": 1}
     assert outbox(settings) == []
     [attempt] = rows(engine, attempts)

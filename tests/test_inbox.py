@@ -25,6 +25,14 @@ def account_ref(account_id: int, engine: Engine) -> AccountRef:
         return account_by_reference(connection, account(engine, account_id).reference)
 
 
+def paused_account(engine: Engine, days: int = 3, reason: str = "travelling (ana)") -> int:
+    """An account an agent paused at ``NOW`` for ``days``."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), days, reason, NOW)
+    return account_id
+
+
 def _replies(engine: Engine) -> None:
     for n, text in enumerate(["I paid yesterday", "This is not my debt", "Who is this?"]):
         sender = OTHER_PHONE if n == 2 else "+16175550101"
@@ -92,9 +100,7 @@ def test_handling_a_message_that_does_not_exist(engine: Engine) -> None:
 def test_a_reply_during_an_agents_pause_keeps_it_and_the_reply_pause_follows(
     engine: Engine,
 ) -> None:
-    account_id = add_account(engine)
-    with engine.begin() as connection:
-        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    account_id = paused_account(engine)
     replied = NOW + timedelta(days=1)
     apply_events(engine, [inbound("Back next week", at=replied)], replied)
     paused = account(engine, account_id)
@@ -118,9 +124,7 @@ def test_a_reply_during_an_agents_pause_keeps_it_and_the_reply_pause_follows(
 
 
 def test_an_agents_pause_ends_as_set_once_the_reply_is_handled(engine: Engine) -> None:
-    account_id = add_account(engine)
-    with engine.begin() as connection:
-        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    account_id = paused_account(engine)
     apply_events(engine, [inbound("Back next week", at=NOW)], NOW)
     with engine.begin() as connection:
         (item,) = open_replies(connection)
@@ -134,9 +138,7 @@ def test_an_agents_pause_ends_as_set_once_the_reply_is_handled(engine: Engine) -
 
 
 def test_a_reply_after_a_pause_ran_out_gets_the_reply_pause(engine: Engine) -> None:
-    account_id = add_account(engine)
-    with engine.begin() as connection:
-        agent_pause(connection, account_ref(account_id, engine), 1, "call back (ana)", NOW)
+    account_id = paused_account(engine, 1, "call back (ana)")
     later = NOW + timedelta(days=2)  # the pause ran out; housekeeping has not run yet
     apply_events(engine, [inbound("Hello?", at=later)], later)
     held = account(engine, account_id)
@@ -151,9 +153,7 @@ REPLY_PAUSE = timedelta(days=14)
 def test_resuming_an_agents_pause_with_a_reply_open_hands_over_to_the_reply_pause(
     engine: Engine,
 ) -> None:
-    account_id = add_account(engine)
-    with engine.begin() as connection:
-        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    account_id = paused_account(engine)
     replied = NOW + timedelta(days=1)
     apply_events(engine, [inbound("Back next week", at=replied)], replied)
     resumed_at = replied + timedelta(hours=1)
@@ -177,9 +177,7 @@ def test_resuming_an_agents_pause_with_a_reply_open_hands_over_to_the_reply_paus
 def test_resuming_an_agents_pause_once_the_reply_is_handled_runs_at_once(
     engine: Engine,
 ) -> None:
-    account_id = add_account(engine)
-    with engine.begin() as connection:
-        agent_pause(connection, account_ref(account_id, engine), 3, "travelling (ana)", NOW)
+    account_id = paused_account(engine)
     apply_events(engine, [inbound("Back next week", at=NOW)], NOW)
     later = NOW + timedelta(hours=2)
     with engine.begin() as connection:

@@ -53,6 +53,7 @@ from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.replies import reply_holds
+from outreach.returned_steps import give_back_steps
 from outreach.store import (
     accounts,
     among,
@@ -138,6 +139,7 @@ class Outcome:
     decision: dict[str, Any] | None = None
     counted: str = "requeued"
     next_try_at: datetime | None = None
+    gives_back: bool = False  # cancelled by a hold on its account: its step is offered again
 
 
 @dataclass
@@ -436,6 +438,7 @@ class Dispatcher:
         account_rows, records, held = self._debtors(connection, {r.account_id for r in rows}, now)
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
+        withdrawn: list[Any] = []
         ready: list[_Ready] = []
         # The batch's accounts by address, and by person: accounts that share a number or a
         # mailbox are one debtor, whose caps count what each of them is sent.
@@ -454,6 +457,7 @@ class Dispatcher:
                 why_not = _account_closed(account, row, now, held) or _address_unused(record, row)
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
+                    withdrawn.append(row)
                     report.outcomes["cancelled"] += 1
                     continue
                 decided = self._decide(record, row, now, now)
@@ -500,6 +504,7 @@ class Dispatcher:
                     records[account_id] = replace(other, history=(*other.history, contact))
         store_decisions(connection, decisions)
         _apply_changes(connection, changes, self.worker)
+        give_back_steps(connection, withdrawn, now)
         # Committed with the batch before any request leaves: a crash from here on leaves
         # these as ``sending``, which housekeeping turns into ``unknown``.
         _MARK_SENDING.execute(
@@ -680,7 +685,9 @@ class Dispatcher:
             why_not = _account_closed(account, row, at, held) or _address_unused(record, row)
             if why_not is not None:
                 change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)
-                found.append(Outcome(row, unsent=True, change=change, counted="cancelled"))
+                found.append(
+                    Outcome(row, unsent=True, change=change, counted="cancelled", gives_back=True)
+                )
                 continue
             leave_by = at + SEND_GRACE
             decided = self._decide(record, row, at, at)
@@ -763,6 +770,7 @@ class Dispatcher:
                 report.outcomes["failed"] += 1
                 _note_address(connection, row, error, now)
         _apply_changes(connection, changes, self.worker)
+        give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now)
 
     def _check_held(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
         """An outcome for an attempt this daemon no longer holds (another daemon's

@@ -19,12 +19,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, not_, or_, select, update
+from sqlalchemy import Engine, not_, or_, select, update
 
 from outreach.compliance_store import attempts
 from outreach.leases import sends_in_flight
-from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
+from outreach.models import AttemptStatus, PromiseStatus
 from outreach.replies import hand_over_to_reply_pause
+from outreach.returned_steps import due_now
 from outreach.store import accounts, among, promises_to_pay
 
 log = logging.getLogger("outreach.housekeeping")
@@ -97,7 +98,7 @@ def housekeeping(
                 .where(promises_to_pay.c.id.in_([row.id for row in broken]))
                 .values(status=PromiseStatus.BROKEN, resolved_at=now)
             )
-            _due_now(connection, [row.account_id for row in broken], now)
+            due_now(connection, [row.account_id for row in broken], now)
         done.broken_promises = len(broken)
         ended = list(
             connection.execute(
@@ -114,23 +115,8 @@ def housekeeping(
                 .where(accounts.c.id.in_(ended))
                 .values(paused_until=None, pause_reason=None, updated_at=now)
             )
-            _due_now(connection, ended, now)
+            due_now(connection, ended, now)
         done.pauses_ended = len(ended)
     if done.lost_sends or done.broken_promises or done.pauses_ended:
         log.info("housekeeping: %s", done.summary())
     return done
-
-
-def _due_now(connection: Connection, ids: list[int], now: datetime) -> None:
-    """Active accounts among ``ids`` are looked at on the next plan tick."""
-    connection.execute(
-        update(accounts)
-        .where(
-            and_(
-                accounts.c.id.in_(ids),
-                accounts.c.status == AccountStatus.ACTIVE,
-                (accounts.c.next_contact_at.is_(None)) | (accounts.c.next_contact_at > now),
-            )
-        )
-        .values(next_contact_at=now, updated_at=now)
-    )

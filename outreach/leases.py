@@ -40,13 +40,16 @@ def claim_due_accounts(
     connection: Connection, worker: str, now: datetime, until: datetime, limit: int
 ) -> Sequence[Any]:
     """Active, unpaused accounts whose next contact has come, leased to ``worker``: the
-    ``PLANNED_ACCOUNT_COLUMNS`` of each."""
+    ``PLANNED_ACCOUNT_COLUMNS`` of each.
+
+    A pause counts until housekeeping ends it, whatever its end says: housekeeping decides
+    whether the account comes back or a reply still open keeps it paused."""
     return _claim(
         connection, accounts, worker, now, until, limit,
         (
             accounts.c.status == AccountStatus.ACTIVE,
             accounts.c.next_contact_at <= now,
-            or_(accounts.c.paused_until.is_(None), accounts.c.paused_until <= now),
+            accounts.c.paused_until.is_(None),
         ),
         (accounts.c.next_contact_at, accounts.c.id),
         [accounts.c[name] for name in PLANNED_ACCOUNT_COLUMNS],

@@ -31,16 +31,15 @@ from outreach.compliance_store import attempts, decisions_to_store, load_debtors
 from outreach.config import Settings
 from outreach.db import begin_redoable
 from outreach.leases import StopFlag, claim_due_accounts
-from outreach.models import CadenceStep, PromiseStatus
+from outreach.models import PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
-from outreach.store import accounts, among, ignoring_duplicates, promises_to_pay, table_of
+from outreach.store import accounts, among, cadence_steps, ignoring_duplicates, promises_to_pay
 from outreach.template_store import published
 
 log = logging.getLogger("outreach.planner")
-cadence_steps = table_of(CadenceStep)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import csv
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,14 +31,15 @@ from outreach.config import Settings
 from outreach.db import make_engine, upgrade
 from outreach.dispatcher import Dispatcher
 from outreach.events import EventPolicy, apply_events
+from outreach.housekeeping import housekeeping
 from outreach.importing.cells import spreadsheet_safe
-from outreach.models import AccountStatus, AttemptStatus
+from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
 from outreach.plan_account import home_zone
 from outreach.planner import Planner
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import accounts
+from outreach.store import accounts, promises_to_pay
 
 COPY_CHUNK = 5_000
 # Tables that hang off an account, copied for the accounts simulated.
@@ -133,8 +134,11 @@ async def _run(
         engine, settings, clock, "simulate", outboxes, RateLimiter({}), rules=rules
     )
     policy = EventPolicy.from_settings(settings)
+    reply_pause = timedelta(days=settings.reply_pause_days)
     try:
         while clock.now() < end:
+            # Pauses that end and promises that break on the way change what is sent.
+            housekeeping(engine, clock.now(), "simulate", reply_pause=reply_pause)
             await asyncio.to_thread(planner.tick)
             await dispatcher.tick()
             events = [
@@ -164,7 +168,25 @@ def _next_instant(engine: Engine, now: datetime) -> datetime:
                 attempts.c.status == AttemptStatus.QUEUED, attempts.c.next_try_at > now
             )
         ).scalar()
-    candidates = [t for t in (account_due, attempt_due) if t is not None]
+        pause_ends = connection.execute(
+            select(func.min(accounts.c.paused_until)).where(
+                accounts.c.status == AccountStatus.ACTIVE, accounts.c.paused_until > now
+            )
+        ).scalar()
+        promise_day = connection.execute(
+            select(func.min(promises_to_pay.c.due_on)).where(
+                promises_to_pay.c.status == PromiseStatus.PENDING
+            )
+        ).scalar()
+    # A promise is broken once its day has passed (housekeeping's rule).
+    promise_broken = (
+        datetime.combine(promise_day + timedelta(days=1), time(0), tzinfo=UTC)
+        if promise_day is not None
+        else None
+    )
+    candidates = [
+        t for t in (account_due, attempt_due, pause_ends, promise_broken) if t is not None
+    ]
     return max(min(candidates, default=now + timedelta(days=1)), now + timedelta(minutes=1))
 
 

@@ -35,6 +35,7 @@ from sqlmodel import SQLModel
 from outreach.errors import NotFoundError
 from outreach.models import (
     Account,
+    CadenceStep,
     ComplianceEvent,
     ContactPoint,
     ImportRun,
@@ -49,6 +50,7 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 accounts = table_of(Account)
+cadence_steps = table_of(CadenceStep)
 contact_points = table_of(ContactPoint)
 compliance_events = table_of(ComplianceEvent)
 import_runs = table_of(ImportRun)

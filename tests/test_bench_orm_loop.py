@@ -17,7 +17,7 @@ from outreach import store
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.importing.account_rows import ImportDefaults
-from outreach.planner import cadence_steps
+from outreach.store import cadence_steps
 from tests.conftest import NOW
 from tests.test_import_accounts import row
 from tests.test_planner import (

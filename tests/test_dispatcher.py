@@ -44,6 +44,7 @@ from outreach.providers.base import (
 )
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
+from outreach.store import cadence_steps
 from tests.conftest import NOW
 from tests.eventdata import inbound
 from tests.test_import_accounts import row
@@ -116,6 +117,12 @@ def outbox_lines(world: World) -> list[dict[str, Any]]:
 def the_attempt(world: World) -> Any:
     [only] = rows_of(world.engine, attempts)
     return only
+
+
+def steps_taken(world: World, account_id: int) -> list[str]:
+    """The cadence steps recorded as dealt with for the account."""
+    return [s.step_key for s in rows_of(world.engine, cadence_steps,
+                                        cadence_steps.c.account_id == account_id)]  # fmt: skip
 
 
 def set_attempt(world: World, **values: Any) -> None:
@@ -336,13 +343,20 @@ async def test_a_paid_paused_or_promising_account_cancels_the_attempt(
         set_account(world.engine, ids["A-1"], paused_until=NOW + timedelta(days=14))
     else:  # an agent records a promise after the message was planned
         with world.engine.begin() as connection:
-            account = agent_actions.account_by_reference(connection, "A-1")
-            agent_actions.promise(connection, account, 5000, date(2026, 11, 6), "ana", NOW)
+            promising = agent_actions.account_by_reference(connection, "A-1")
+            agent_actions.promise(connection, promising, 5000, date(2026, 11, 6), "ana", NOW)
+    step = the_attempt(world).step_key
     assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
     attempt = the_attempt(world)
     assert (attempt.status, attempt.error_message, attempt.acquired_by) == ("cancelled", why,
                                                                           None)  # fmt: skip
     assert outbox_lines(world) == []
+    # Never sent, so never dealt with: the step goes back to the cadence, its key freed.
+    assert step not in steps_taken(world, ids["A-1"])
+    assert attempt.idempotency_key == f"{ids['A-1']}:{step}:sms:withdrawn:{attempt.id}"
+    # An active account is looked at again (a paused one once its pause ends).
+    looked_at = None if change == "paid" else NOW
+    assert account(world.engine, ids["A-1"]).next_contact_at == looked_at
 
 
 @pytest.mark.parametrize(("reference", "channel", "status"), [
@@ -765,16 +779,67 @@ async def test_a_promise_holds_back_only_what_its_cadence_stops_for(world: World
 
 
 async def test_a_reply_open_when_an_agents_pause_ran_out_holds_the_message(world: World) -> None:
-    """Before housekeeping hands the account over to the reply pause, a message planned
-    once the agent's pause ran out does not leave while the debtor's reply waits."""
-    world.load(row("A-1"))
+    """Before housekeeping hands the account over to the reply pause, a message queued
+    before the agent's pause does not leave while the debtor's reply waits; the planner
+    leaves the account alone until housekeeping has decided."""
+    ids = planned(world, row("A-1"))
     with world.engine.begin() as connection:
-        account = agent_actions.account_by_reference(connection, "A-1")
-        agent_actions.pause(connection, account, 1, "call back (ana)", NOW - timedelta(days=2))
+        one = agent_actions.account_by_reference(connection, "A-1")
+        agent_actions.pause(connection, one, 1, "call back (ana)", NOW - timedelta(days=2))
     replied = NOW - timedelta(days=1, hours=12)  # during the agent's pause, which it keeps
     apply_events(world.engine, [inbound("I will call you", at=replied)], replied)
-    assert dict(world.planner().tick().outcomes) == {"queued": 1}  # the pause ran out
     assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
     attempt = the_attempt(world)
     assert (attempt.status, attempt.error_message) == ("cancelled", "account paused")
+    assert world.planner().tick().claimed == 0  # the pause ran out, housekeeping is to come
+    housekeeping(world.engine, NOW, reply_pause=timedelta(days=14))
+    assert account(world.engine, ids["A-1"]).paused_until == replied + timedelta(days=14)
+    assert world.planner().tick().claimed == 0
     assert outbox_lines(world) == []
+
+
+@pytest.mark.parametrize("hold", ["pause", "promise"])
+async def test_a_step_held_back_goes_out_when_the_hold_ends(world: World, hold: str) -> None:
+    ids = planned(world, row("A-1", due_date="2026-11-02"))  # due-today, good for two days
+    step = the_attempt(world).step_key
+    if hold == "pause":
+        set_account(world.engine, ids["A-1"], paused_until=NOW + timedelta(hours=6))
+    else:
+        with world.engine.begin() as connection:
+            promising = agent_actions.account_by_reference(connection, "A-1")
+            agent_actions.promise(connection, promising, 5000, NOW.date(), "ana", NOW)
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    if hold == "pause":
+        world.clock.set(NOW + timedelta(hours=6))
+        assert world.planner().tick().claimed == 0  # still paused until housekeeping says
+        assert housekeeping(world.engine, world.clock.now()).pauses_ended == 1
+    else:
+        assert dict(world.planner().tick().outcomes) == {"stopped": 1}
+        world.clock.set(NOW + timedelta(days=1))  # the promised day passed unpaid
+        assert housekeeping(world.engine, world.clock.now()).broken_promises == 1
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    again = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert [(a.step_key, a.idempotency_key) for a in again] == [(step, f"{ids['A-1']}:{step}:sms")]
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+    assert step in steps_taken(world, ids["A-1"])
+
+
+async def test_an_address_gone_since_planning_falls_back_to_the_next_channel(
+    world: World,
+) -> None:
+    ids = planned(world, row("A-1"))
+    step = the_attempt(world).step_key
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(store.contact_points)
+            .where(
+                store.contact_points.c.account_id == ids["A-1"],
+                store.contact_points.c.channel == "sms",
+            )
+            .values(status="wrong_number")
+        )
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [again] = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert (again.step_key, again.channel) == (step, "email")
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}

@@ -26,11 +26,13 @@ from outreach import planner as planner_module
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
+from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.leases import claim_due_accounts
 from outreach.plan_processes import process_count
-from outreach.planner import Planner, cadence_steps
+from outreach.planner import Planner
 from outreach.rendering.context import load_company
+from outreach.store import cadence_steps
 from outreach.template_store import sync_templates, versions
 from tests.conftest import NOW, REPO
 from tests.test_import_accounts import row, run_import, write_csv
@@ -157,8 +159,14 @@ def test_only_due_active_unpaused_unleased_accounts_are_claimed(world: World) ->
 
     report = world.planner().tick()
 
-    claimed = {ids["DUE"], ids["PAUSE-OVER"], ids["LEASE-OVER"]}
-    assert (report.claimed, dict(report.outcomes)) == (3, {"queued": 3})
+    # A pause whose end has come still holds until housekeeping ends it (a reply still
+    # open may keep the account paused), and then the account is planned.
+    claimed = {ids["DUE"], ids["LEASE-OVER"]}
+    assert (report.claimed, dict(report.outcomes)) == (2, {"queued": 2})
+    assert account(world.engine, ids["PAUSE-OVER"]).paused_until == now
+    assert housekeeping(world.engine, now).pauses_ended == 1
+    assert world.planner().tick().claimed == 1
+    claimed.add(ids["PAUSE-OVER"])
     assert {a.account_id for a in rows_of(world.engine, attempts)} == claimed
     assert {d.account_id for d in rows_of(world.engine, decisions)} == claimed
     for account_id in claimed:

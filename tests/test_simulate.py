@@ -12,11 +12,12 @@ it waits for 08:00.
 from __future__ import annotations
 
 import csv
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from outreach import agent_actions
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.importing.account_rows import ImportDefaults
@@ -24,7 +25,7 @@ from outreach.simulate import ForecastRow, simulate
 from tests.conftest import NOW, REPO
 from tests.test_cli import outreach
 from tests.test_import_accounts import row
-from tests.test_planner import World, make_settings, publish_templates, suppress
+from tests.test_planner import World, make_settings, publish_templates, set_account, suppress
 
 
 def world_of(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults) -> World:
@@ -118,3 +119,26 @@ def test_an_account_without_a_zone_of_its_own_is_shown_in_its_states(
         ("2026-11-02", "07:00", "America/Los_Angeles", "sms", "deferred"),
         ("2026-11-02", "08:00", "America/Los_Angeles", "sms", "sent"),
     ]
+
+
+def test_a_pause_ending_and_a_promise_broken_on_the_way_are_forecast(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """Housekeeping runs in the simulation too: the clock stops when a pause ends and
+    when a promise's day has passed, and the cadence resumes then."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("PAUSED"), row("PROMISED", phone="(617) 555-0102"))
+    set_account(engine, ids["PAUSED"], paused_until=NOW + timedelta(days=2))
+    with engine.begin() as connection:
+        promising = agent_actions.account_by_reference(connection, "PROMISED")
+        agent_actions.promise(connection, promising, 5000, date(2026, 11, 3), "ana", NOW)
+    rows = simulate(engine, world.settings, NOW, 3)
+    first = {
+        r.account: (r.day, r.local_time, r.step, r.outcome)
+        for r in reversed(rows)
+        if r.outcome == "sent"
+    }
+    assert first == {
+        "PAUSED": ("2026-11-04", "10:00", "overdue-10d", "sent"),  # 15:00 UTC, the pause's end
+        "PROMISED": ("2026-11-03", "19:00", "overdue-10d", "sent"),  # midnight UTC on the 4th
+    }

@@ -1,0 +1,87 @@
+"""Giving a cadence step back when its message is cancelled before it leaves.
+
+The plan stage records each step it queues, so that the cadence moves on. When the
+dispatcher then cancels the message for something about the account that can change (a
+pause or a promise to pay since planning, a reply still open as a pause ran out, a
+balance paid, an address no longer in use), the step was not dealt with: its record is
+removed and its idempotency key freed, so that the planner offers it again, to the
+account as it is then. Once the hold ends, the step goes out (rendered afresh, with the
+balance of that day), or is skipped as missed if a later step has fallen due meanwhile.
+
+A message that compliance blocks at send time keeps its step: that is a decision on the
+step itself, stored with its reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
+
+from outreach.compliance_store import attempts
+from outreach.models import AccountStatus, AttemptStatus, StepOutcome
+from outreach.store import accounts, cadence_steps
+
+
+def returnable(row: Any) -> bool:
+    """Whether a cancelled attempt gives its step back: a cadence message, not an answer."""
+    return bool(row.automated) and bool(row.step_key)
+
+
+def give_back_steps(connection: Connection, rows: Sequence[Any], now: datetime) -> None:
+    """The cadence steps of these cancelled attempts are offered again."""
+    rows = [row for row in rows if returnable(row)]
+    if not rows:
+        return
+    # Only what was cancelled indeed (a daemon that lost its lease recorded nothing).
+    cancelled = set(
+        connection.execute(
+            select(attempts.c.id).where(
+                attempts.c.id.in_([row.id for row in rows]),
+                attempts.c.status == AttemptStatus.CANCELLED,
+            )
+        ).scalars()
+    )
+    rows = [row for row in rows if row.id in cancelled]
+    if not rows:
+        return
+    # The cancelled attempt stays, for the record, under a key of its own.
+    connection.execute(
+        update(attempts)
+        .where(attempts.c.id == bindparam("attempt_id"))
+        .values(idempotency_key=bindparam("withdrawn_key")),
+        [
+            {"attempt_id": row.id,
+             "withdrawn_key": f"{row.idempotency_key}:withdrawn:{row.id}"[:200]}
+            for row in rows
+        ],
+    )  # fmt: skip
+    connection.execute(
+        delete(cadence_steps).where(
+            cadence_steps.c.account_id == bindparam("account"),
+            cadence_steps.c.step_key == bindparam("step"),
+            cadence_steps.c.outcome == StepOutcome.QUEUED,
+        ),
+        [{"account": row.account_id, "step": row.step_key} for row in rows],
+    )
+    due_now(connection, {row.account_id for row in rows}, now)
+
+
+def due_now(connection: Connection, ids: Collection[int], now: datetime) -> None:
+    """Active accounts among ``ids`` are looked at on the next plan tick (a paused one once
+    its pause has ended)."""
+    if not ids:
+        return
+    connection.execute(
+        update(accounts)
+        .where(
+            and_(
+                accounts.c.id.in_(sorted(ids)),
+                accounts.c.status == AccountStatus.ACTIVE,
+                (accounts.c.next_contact_at.is_(None)) | (accounts.c.next_contact_at > now),
+            )
+        )
+        .values(next_contact_at=now, updated_at=now)
+    )

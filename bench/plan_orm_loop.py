@@ -61,7 +61,7 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
         .where(
             Account.status == AccountStatus.ACTIVE,
             col(Account.next_contact_at) <= now,
-            or_(col(Account.paused_until).is_(None), col(Account.paused_until) <= now),
+            col(Account.paused_until).is_(None),
             or_(col(Account.acquired_until).is_(None), col(Account.acquired_until) < now),
         )
         .order_by(col(Account.next_contact_at), col(Account.id))

@@ -98,6 +98,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA wal_autocheckpoint={_DURABLE_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite's lower() folds only ASCII letters: "Élodie" would not match "élodie".
+    dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(text: str | None) -> str | None:
+    return text.casefold() if isinstance(text, str) else text
 
 
 @contextmanager

@@ -110,6 +110,20 @@ def among(
     return column.in_(listed)
 
 
+def folded(connection: Connection, column: ColumnElement[str]) -> ColumnElement[str]:
+    """``column`` in a form that ignores case, every letter's and not only ASCII's: the
+    ``casefold`` function each SQLite connection has (``outreach.db``), PostgreSQL's
+    ``lower`` (which follows the database's locale)."""
+    if connection.dialect.name == "sqlite":
+        return func.casefold(column, type_=String)
+    return func.lower(column)
+
+
+def fold(connection: Connection, text: str) -> str:
+    """``text`` as ``folded`` gives a column."""
+    return text.casefold() if connection.dialect.name == "sqlite" else text.lower()
+
+
 def named_rows(result: Result[Any]) -> list[Any]:
     """The rows of ``result`` as named tuples with the same field names.
 

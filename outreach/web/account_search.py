@@ -2,23 +2,25 @@
 colleague's note. Agents search by reference, name, phone number or email address.
 
 A phone number is read as the importer reads it (any common format, the default region's
-when it has no country code) and matched exactly; an email address is matched exactly
-(stored in lower case); anything else is a reference's beginning or a part of a name. The
-name search reads the whole table: on a million accounts it takes a moment.
+when it has no country code) and matched exactly; an email address is matched exactly, in
+any case; anything else is a reference's beginning or, when no reference begins so, a part
+of a name. Only the name search reads the whole table (about a second a million accounts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from outreach.config import Settings
 from outreach.rendering.context import format_money
-from outreach.store import accounts, contact_points
+from outreach.store import accounts, contact_points, fold, folded
 from outreach.web import ui
 from outreach.web.auth import Agent
 from outreach.web.inbox_pages import engine_of
@@ -45,39 +47,84 @@ def search(request: Request, session: Agent, q: str = "") -> Response:
         found = find_accounts(connection, query, settings.default_region)
     values["results"] = [
         {"row": row, "balance": format_money(row.balance_minor, row.currency, row.locale)}
-        for row in found[:MAX_RESULTS]
+        for row in found.rows[:MAX_RESULTS]
     ]
-    values["more"] = len(found) > MAX_RESULTS
+    values["more"] = len(found.rows) > MAX_RESULTS
+    values["way"] = found.way
     return ui.render(request, "accounts.html", session, values)
 
 
-def find_accounts(connection: Connection, query: str, region: str) -> list[Any]:
-    """Up to ``MAX_RESULTS + 1`` accounts matching ``query``, by reference."""
-    columns = (accounts.c.id, accounts.c.reference, accounts.c.name, accounts.c.balance_minor,
-               accounts.c.currency, accounts.c.locale, accounts.c.status,
-               accounts.c.paused_until, accounts.c.flag, accounts.c.next_contact_at)  # fmt: skip
-    address = _address(query, region)
-    where: ColumnElement[bool]
-    if address is not None:
-        owners = select(contact_points.c.account_id).where(contact_points.c.address == address)
-        where = accounts.c.id.in_(owners)
-    else:
-        # A reference's beginning, as a range the unique index answers; a part of a name.
-        where = (
-            (accounts.c.reference >= query) & (accounts.c.reference < query + "\U0010ffff")
-        ) | func.lower(accounts.c.name).contains(query.lower(), autoescape=True)
-    return list(
-        connection.execute(
-            select(*columns).where(where).order_by(accounts.c.reference).limit(MAX_RESULTS + 1)
-        )
-    )
+def find_accounts(connection: Connection, query: str, region: str) -> Found:
+    """Up to ``MAX_RESULTS + 1`` accounts matching ``query``, by reference, and what they
+    matched: the first of the query's readings that finds any."""
+    for way, where in _readings(connection, query, region):
+        rows = list(connection.execute(_query(where)))
+        if rows:
+            return Found(way, rows)
+    return Found(None, [])
 
 
-def _address(query: str, region: str) -> str | None:
-    """The contact point address ``query`` names, if it is an email or a phone number."""
+def _query(where: ColumnElement[bool]) -> Select[Any]:
+    return select(*_COLUMNS).where(where).order_by(accounts.c.reference).limit(MAX_RESULTS + 1)
+
+
+@dataclass(frozen=True)
+class Found:
+    way: str | None  # "email", "phone", "reference" or "name"; None when nothing matched
+    rows: list[Any]
+
+
+_COLUMNS = (accounts.c.id, accounts.c.reference, accounts.c.name, accounts.c.balance_minor,
+            accounts.c.currency, accounts.c.locale, accounts.c.status, accounts.c.paused_until,
+            accounts.c.flag, accounts.c.next_contact_at)  # fmt: skip
+_PHONE_CHARACTERS = frozenset("0123456789+()-. ")
+
+
+def _readings(
+    connection: Connection, query: str, region: str
+) -> Iterator[tuple[str, ColumnElement[bool]]]:
+    """Each way ``query`` may be meant, the likeliest first. All but a name's part are
+    answered by an index; a name's part reads every account, so it comes last, and only
+    when nothing else matched."""
     if "@" in query:
-        return query.lower()
-    if sum(ch.isdigit() for ch in query) < 7:
+        # Addresses keep the case they came in; the index on their lower case finds them.
+        yield (
+            "email",
+            accounts.c.id.in_(
+                select(contact_points.c.account_id).where(
+                    contact_points.c.channel == "email",
+                    func.lower(contact_points.c.address) == query.lower(),
+                )
+            ),
+        )
+        return
+    phone = _phone(query, region)
+    if phone is not None:
+        yield (
+            "phone",
+            accounts.c.id.in_(
+                select(contact_points.c.account_id).where(
+                    contact_points.c.channel.in_(("sms", "voice")),
+                    contact_points.c.address == phone,
+                )
+            ),
+        )
+    # A reference's beginning, as a range the unique index answers.
+    yield (
+        "reference",
+        (accounts.c.reference >= query) & (accounts.c.reference < query + "\U0010ffff"),
+    )
+    if phone is None:
+        yield (
+            "name",
+            folded(connection, accounts.c.name).contains(fold(connection, query), autoescape=True),
+        )
+
+
+def _phone(query: str, region: str) -> str | None:
+    """The number ``query`` is, in E.164, if it is written as phone numbers are (digits,
+    spaces, + ( ) - .) with at least seven digits."""
+    if not set(query) <= _PHONE_CHARACTERS or sum(ch.isdigit() for ch in query) < 7:
         return None
     try:
         number = phonenumbers.parse(query, region)

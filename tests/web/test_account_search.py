@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from outreach.models import Role
+from outreach.store import accounts
+from outreach.web.account_search import _query, _readings, find_accounts
 from tests.eventdata import add_account
 from tests.web.conftest import Server
 from tests.web.ui_support import add_user, sign_in
@@ -20,6 +22,12 @@ def agent(server: Server, engine: Engine) -> Iterator[httpx.Client]:
     add_account(engine, "INV-1001")
     add_account(engine, "INV-1002", phone="+16175550111", email="sam.o'neil@example.com")
     add_account(engine, "X_%-9", phone="+16175550122", email="x@example.com")
+    # A mailbox kept as the debtor wrote it, a name beyond ASCII, seven digits in a reference.
+    elodie = add_account(engine, "INV-1234567", phone=None, email="Elodie.Brule@Example.com")
+    with engine.begin() as connection:
+        connection.execute(
+            update(accounts).where(accounts.c.id == elodie).values(name="Élodie Brûlé")
+        )
     with sign_in(server.base, "ana") as client:
         yield client
 
@@ -35,7 +43,12 @@ def found(client: httpx.Client, query: str) -> list[str]:
     [
         ("INV-100", ["INV-1001", "INV-1002"]),  # a reference's beginning
         ("INV-1002", ["INV-1002"]),
+        ("INV-1234567", ["INV-1234567"]),  # digits in a reference do not make it a phone
+        ("INV-1", ["INV-1001", "INV-1002", "INV-1234567"]),
         ("pat do", ["INV-1001", "INV-1002", "X_%25-9"]),  # a part of the name, any case
+        ("élodie", ["INV-1234567"]),  # any case beyond ASCII too
+        ("BRÛLÉ", ["INV-1234567"]),
+        ("elodie.brule@example.com", ["INV-1234567"]),  # stored with capitals
         ("(617) 555-0111", ["INV-1002"]),  # a phone number as people write it
         ("+1 617 555 0122", ["X_%25-9"]),
         ("SAM.O'NEIL@EXAMPLE.COM", ["INV-1002"]),  # an email, in any case
@@ -78,3 +91,34 @@ def test_a_long_list_is_cut_and_says_so(
     page = agent.get("/inbox/accounts", params={"q": "Pat"}).text
     assert page.count('<a href="/inbox/accounts/') == 2
     assert "Only the first 2 are shown" in page
+
+
+def test_what_an_agent_is_told_the_search_matched(agent: httpx.Client) -> None:
+    said = {
+        "INV-10": "Accounts whose reference begins with “INV-10”.",
+        "pat": "Accounts whose name contains “pat”.",
+        "(617) 555-0111": "Accounts with the phone number “(617) 555-0111”.",
+        "x@example.com": "Accounts with the email address “x@example.com”.",
+    }
+    for query, line in said.items():
+        assert line in agent.get("/inbox/accounts", params={"q": query}).text
+
+
+@pytest.mark.parametrize("query", ["INV-10", "(617) 555-0111", "Sam.O'Neil@example.com"])
+def test_only_a_name_search_reads_every_account(engine: Engine, query: str) -> None:
+    """A reference, a phone number or an email is found through an index; a query
+    beginning a reference never goes on to the name search."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the query plans checked are SQLite's")
+    add_account(engine, "INV-1002", phone="+16175550111", email="sam.o'neil@example.com")
+    with engine.connect() as connection:
+        assert find_accounts(connection, query, "US").way != "name"
+        for way, where in _readings(connection, query, "US"):
+            if way == "name":
+                continue
+            compiled = _query(where).compile(
+                dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
+            steps = " | ".join(str(row[-1]) for row in plan)
+            assert "SCAN" not in steps.replace("SCAN CONSTANT", ""), (way, steps)

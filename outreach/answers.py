@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -45,6 +45,7 @@ from outreach.errors import NotFoundError, TemplateError
 from outreach.inbox import handle
 from outreach.models import AccountStatus, AttemptStatus, InboxStatus
 from outreach.plan_account import home_zone
+from outreach.rendering.answer_text import bodies_missing_answer
 from outreach.rendering.context import (
     ANSWER_TEMPLATE,
     ANSWER_TONE,
@@ -56,6 +57,7 @@ from outreach.rendering.context import (
 from outreach.rendering.render import Renderer
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
+from outreach.users import users
 
 ANSWERED_CHANNELS = ("sms", "email")
 MAX_ANSWER_CHARS = 2000
@@ -125,12 +127,15 @@ def answer_reply(
     now: datetime,
     *,
     mark_handled: bool = True,
+    seen: int | None = None,
 ) -> Answered:
     """Queue the agent's ``words`` as an answer to the account's reply ``message_id``.
 
     Input that cannot be sent as given (empty, too long, an SMS over the segment limit, a
     message that is not the debtor's) raises ``ActionRefused`` and writes nothing. A
     compliance block is not an error: its decision is stored and the answer is not queued.
+    ``seen``: the account's newest attempt when the agent opened the form; an answer to the
+    same reply queued since (another agent's) raises ``AnsweredMeanwhile``.
     """
     text = _cleaned(words)
     if not _FORM_KEY.fullmatch(form_key):
@@ -144,9 +149,12 @@ def answer_reply(
         raise ActionRefused(f"message {message_id} is one of ours, not the debtor's")
     if message.channel not in ANSWERED_CHANNELS:
         raise ActionRefused(f"a {message.channel} message cannot be answered in writing here")
-    key = f"{account.id}:{ANSWER_TEMPLATE}:{message_id}:{form_key}"
+    prefix = f"{account.id}:{ANSWER_TEMPLATE}:{message_id}:"
+    key = prefix + form_key
     if connection.execute(select(attempts.c.id).where(attempts.c.idempotency_key == key)).first():
         return Answered("duplicate", message.channel, message.from_address)
+    if seen is not None:
+        _not_answered_since(connection, prefix, seen)
     row = connection.execute(
         select(*(accounts.c[name] for name in _ACCOUNT_COLUMNS)).where(accounts.c.id == account.id)
     ).one()
@@ -197,6 +205,47 @@ def answer_reply(
         handle(connection, message_id, now, user_id)
     outcome = "deferred" if decision.verdict == "defer" else "queued"
     return Answered(outcome, message.channel, address, decision, send_at)
+
+
+class AnsweredMeanwhile(ActionRefused):
+    """Someone answered the same reply after the agent opened the form."""
+
+
+def newest_attempt(connection: Connection, account_id: int) -> int:
+    """The id of the account's newest attempt (0 for none): what an answer form has seen."""
+    found = connection.execute(
+        select(func.max(attempts.c.id)).where(attempts.c.account_id == account_id)
+    ).scalar()
+    return int(found or 0)
+
+
+def _not_answered_since(connection: Connection, prefix: str, seen: int) -> None:
+    """Two agents reading one reply must not both answer it unaware of each other."""
+    answered = connection.execute(
+        select(attempts.c.created_at, users.c.username)
+        .select_from(
+            attempts.outerjoin(
+                inbox_messages,
+                (inbox_messages.c.attempt_id == attempts.c.id)
+                & inbox_messages.c.provider_event_id.is_(None),
+            ).outerjoin(users, users.c.id == inbox_messages.c.handled_by)
+        )
+        .where(
+            # The answers to this reply: their keys begin alike, a range of the unique index.
+            attempts.c.idempotency_key >= prefix,
+            attempts.c.idempotency_key < prefix + "\U0010ffff",
+            attempts.c.id > seen,
+        )
+        .order_by(attempts.c.id.desc())
+        .limit(1)
+    ).first()
+    if answered is not None:
+        who = answered.username or "someone"
+        raise AnsweredMeanwhile(
+            f"{who} answered this reply at {answered.created_at:%Y-%m-%d %H:%M} UTC, after "
+            "you opened the page: read their answer below, then send yours if it is still "
+            "needed"
+        )
 
 
 def _cleaned(words: str) -> str:
@@ -266,6 +315,12 @@ def _attempt(
         )
     except (TemplateError, TemplateNotFound) as exc:
         raise ActionRefused(f"the {channel} answer template fails: {exc}") from exc
+    missing = bodies_missing_answer(rendered, text)
+    if missing:
+        raise ActionRefused(
+            f"the {channel} answer template does not show the whole answer in its "
+            f"{' and '.join(missing)} body: a marketer mends it in the editor"
+        )
     length = rendered.sms
     if length is not None and length.segments > kit.max_sms_segments:
         raise ActionRefused(

@@ -75,8 +75,15 @@ def open_replies(
 
 def thread(connection: Connection, account_id: int) -> list[Any]:
     """Everything in an account's inbox, both directions, oldest first; an agent's answer
-    with its attempt's status (``delivery``: queued, sent, delivered...)."""
-    answered = attempts.c.id == inbox_messages.c.attempt_id
+    with its attempt's status (``delivery``: queued, sent, delivered...).
+
+    Only an answer's own row is its attempt's: a reply, and the automatic text that
+    answered a keyword (HELP, STOP), name the message they replied to by the same column."""
+    answered = (
+        (attempts.c.id == inbox_messages.c.attempt_id)
+        & (inbox_messages.c.direction == "outbound")
+        & inbox_messages.c.provider_event_id.is_(None)
+    )
     return list(
         connection.execute(
             select(inbox_messages, attempts.c.status.label("delivery"))

@@ -21,7 +21,8 @@ from outreach.compliance_store import attempts, decisions, inbox_messages
 from outreach.config import Settings
 from outreach.dispatcher import Dispatcher
 from outreach.errors import NotFoundError
-from outreach.events import apply_events
+from outreach.events import EventPolicy, apply_events
+from outreach.inbox import thread
 from outreach.models import Role
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
@@ -32,7 +33,7 @@ from outreach.template_store import published
 from outreach.users import users
 from tests.conftest import NOW, REPO
 from tests.eventdata import EMAIL, PHONE, add_account, inbound
-from tests.test_planner import make_settings, publish_templates
+from tests.test_planner import add_row, make_settings, publish_templates
 from tests.web.ui_support import add_user
 
 KEY = "k" * 24
@@ -340,6 +341,30 @@ def test_a_missing_answer_template_is_named(
         answer(engine, settings, reply, user=agent_id)
 
 
+def test_an_answer_the_template_would_cut_is_refused(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """A template that cuts long answers passes lint's short samples; the answer that it
+    would cut is refused before it is queued, its words kept by the page."""
+    add_account(engine)
+    reply = sms_reply(engine)
+    from outreach.template_store import versions
+
+    cutting = "{{ answer[:40] }}\n{%- include '_partials/sms_footer.j2' %}"
+    with engine.begin() as connection:
+        connection.execute(
+            versions.update()
+            .where(versions.c.channel == "sms", versions.c.name == "answer")
+            .values(content=cutting)
+        )
+    short = "Friday is fine."
+    assert answer(engine, settings, reply, short, user=agent_id).outcome == "queued"
+    long = "Friday is fine, and the late fee will be waived as we agreed on the phone."
+    with pytest.raises(actions.ActionRefused, match="does not show the whole answer in its text"):
+        answer(engine, settings, reply, long, user=agent_id, form_key="z" * 24)
+    assert len(rows(engine, attempts)) == 1
+
+
 def test_an_answer_to_an_address_reported_wrong_since_is_not_sent(
     engine: Engine, settings: Settings, agent_id: int
 ) -> None:
@@ -351,3 +376,44 @@ def test_an_answer_to_an_address_reported_wrong_since_is_not_sent(
     assert outbox(settings) == []
     [attempt] = rows(engine, attempts)
     assert attempt.status == "cancelled" and attempt.error_message == "sms address no longer in use"
+
+
+def test_only_the_answer_shows_its_delivery_in_the_conversation(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """The debtor's replies, and the automatic texts that answered HELP or STOP, name the
+    message they replied to: not theirs to show its delivery."""
+    account_id = add_account(engine)
+    reply = sms_reply(engine)
+    answer(engine, settings, reply, user=agent_id)
+    assert dispatch(engine, settings, NOW) == {"sent": 1}
+    later = NOW + timedelta(minutes=10)
+    # Outreach answers HELP itself where the provider does not.
+    policy = EventPolicy(keyword_answering_providers=frozenset())
+    [sent] = rows(engine, attempts)
+    help_asked = inbound("HELP", key="help", at=later, provider_message_id=sent.provider_message_id)
+    apply_events(engine, [help_asked], later, policy)
+    with engine.connect() as connection:
+        shown = [(m.direction, m.body[:20], m.delivery) for m in thread(connection, account_id)]
+    answered = [row for row in shown if row[2] is not None]
+    assert answered == [("outbound", "Yes, Friday is fine.", "sent")]
+    assert [d for d, _, _ in shown] == ["inbound", "outbound", "outbound"]  # and the HELP text
+
+
+def test_an_answer_counts_and_waits_for_the_caps_like_any_message(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Massachusetts: two calls or texts a week for each debt. After two texts this week,
+    a text answer waits for the cap, and the page says until when and why."""
+    account_id = add_account(engine)
+    for i, days in enumerate((3, 2)):
+        at = NOW - timedelta(days=days)
+        add_row(engine, attempts, account_id=account_id, idempotency_key=f"{account_id}:{i}",
+                step_key=f"earlier-{i}", channel="sms", to_address=PHONE, template_name="x",
+                tone="firm", locale="en", body="x", status="delivered", automated=True,
+                created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+    reply = sms_reply(engine)
+    done = answer(engine, settings, reply, user=agent_id)
+    assert done.outcome == "deferred" and done.send_at is not None
+    assert done.send_at > NOW + timedelta(days=3)  # when the first text leaves the week
+    assert "MA_2_PER_7_DAYS_PER_DEBT" in done.describe()

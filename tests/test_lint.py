@@ -145,6 +145,27 @@ def test_only_the_answer_templates_know_the_agents_words() -> None:
     assert preview.rendered.text.startswith('<b>Noted</b> {{ 7 * 7 }} & "thanks"')
 
 
+@pytest.mark.parametrize(
+    ("path", "source", "parts"),
+    [
+        ("sms/answer.agent.j2", GOOD_SMS, ["text"]),  # no {{ answer }} at all
+        ("sms/answer.agent.j2", "{{ answer[:40] }}\n{%- include '_partials/sms_footer.j2' %}",
+         ["text"]),  # cut short
+        ("sms/answer.agent.j2", "{{ answer | truncate(30) }}\n{%- include "
+         "'_partials/sms_footer.j2' %}", ["text"]),
+        ("email/answer.agent.j2", EMAIL_SUBJECT + EMAIL_TEXT.replace("Hi", "{{ answer }} Hi")
+         + EMAIL_HTML, ["html"]),  # in the text body only
+        ("email/answer.agent.j2", GOOD_EMAIL, ["text", "html"]),
+    ],
+)  # fmt: skip
+def test_an_answer_template_must_show_the_whole_answer(
+    path: str, source: str, parts: list[str]
+) -> None:
+    issues = [i for i in lint(path, source) if i.code == "ANSWER_INCOMPLETE"]
+    assert sorted({i.message.split()[1] for i in issues}) == sorted(parts)
+    assert "include {{ answer }} as it is" in issues[0].message
+
+
 def test_variables_set_in_the_template_are_not_unknown() -> None:
     source = "{% set who = debtor.first_name %}Hi {{ who }}\n" + GOOD_SMS
     assert lint(SMS, source) == []

@@ -25,7 +25,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from outreach.errors import TemplateError
+from outreach.rendering.answer_text import bodies_missing_answer
 from outreach.rendering.context import (
+    ANSWER_TEMPLATE,
     LCM_COMPANY_FIELDS,
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
@@ -255,6 +257,17 @@ def _content(
                 break
     if key.channel == "voice" and rendered.voicemail is not None:
         issues += _voicemail_content(path, rendered.voicemail, company)
+    if key.name == ANSWER_TEMPLATE:
+        for part in bodies_missing_answer(rendered, str(context["answer"])):
+            issues.append(
+                LintIssue(
+                    path,
+                    None,
+                    "ANSWER_INCOMPLETE",
+                    f"the {part} body must show the agent's whole answer: include "
+                    f"{{{{ answer }}}} as it is {where}",
+                )
+            )
     return issues
 
 

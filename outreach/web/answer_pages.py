@@ -3,7 +3,8 @@
 A refused answer shows the page again with the reason and the words the agent wrote, so
 nothing typed is lost: 400 for input that cannot be sent as given, 404 for a message that
 is not the account's, 409 when compliance does not allow the answer (its decision is
-stored all the same).
+stored all the same) or when another agent answered the same reply after the page was
+opened.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Connection
 
 from outreach import agent_actions as actions
-from outreach.answers import MAX_ANSWER_CHARS, AnswerKit, answer_reply
+from outreach.answers import AnsweredMeanwhile, AnswerKit, answer_reply
 from outreach.channels import lint_policy
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.config import Settings
@@ -36,10 +37,13 @@ def answer(
     request: Request,
     session: Agent,
     reference: str,
-    message_id: Annotated[str, Form(max_length=20)] = "",
-    words: Annotated[str, Form(alias="answer", max_length=4 * MAX_ANSWER_CHARS)] = "",
-    form_key: Annotated[str, Form(max_length=100)] = "",
-    handled: Annotated[str, Form(max_length=10)] = "",
+    # No length limits here: a field out of bounds would be a bare 422 that loses the
+    # agent's words; each is checked below, the words by ``answer_reply``.
+    message_id: Annotated[str, Form()] = "",
+    words: Annotated[str, Form(alias="answer")] = "",
+    form_key: Annotated[str, Form()] = "",
+    seen: Annotated[str, Form()] = "",
+    handled: Annotated[str, Form()] = "",
 ) -> Response:
     now: datetime = request.app.state.clock.now()
     kept = {"message_id": message_id, "text": words}
@@ -49,14 +53,17 @@ def answer(
 
     try:
         number = whole_number(message_id, "message id")
+        newest = whole_number(seen, "form's state") if seen else None
         with engine_of(request).begin() as connection:
             account = actions.account_by_reference(connection, reference)
             done = answer_reply(
                 connection, account, number, words, form_key, session.user.id,
-                answer_kit(request, connection), now, mark_handled=bool(handled),
+                answer_kit(request, connection), now, mark_handled=bool(handled), seen=newest,
             )  # fmt: skip
     except NotFoundError as exc:
         return again(404, str(exc))
+    except AnsweredMeanwhile as exc:
+        return again(409, str(exc))
     except actions.ActionRefused as exc:
         return again(400, str(exc))
     if done.outcome == "blocked":

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, Engine, select
 
 from outreach import agent_actions as actions
-from outreach.answers import ANSWERED_CHANNELS
+from outreach.answers import ANSWERED_CHANNELS, newest_attempt
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.errors import NotFoundError
@@ -256,6 +256,7 @@ def account_page(
             .order_by(attempts.c.created_at.desc(), attempts.c.id.desc())
             .limit(20)
         ).all()
+        seen = newest_attempt(connection, row.id)
     paused = row.paused_until is not None and row.paused_until > now
     values = {
         "title": f"Account {row.reference}",
@@ -274,6 +275,7 @@ def account_page(
         "first_promise_day": actions.earliest_promise_day(actions.account_ref(row), now),
         "answerable": ANSWERED_CHANNELS,
         "answer_key": secrets.token_urlsafe(18),
+        "answer_seen": seen,
         "kept": kept or {},
     }
     return ui.render(request, "inbox_account.html", session, values, notices=notices,
@@ -286,7 +288,8 @@ def whole_number(text: str, what: str) -> int:
     cleaned = text.strip()
     # Nine digits at most: a larger number names no row and fits no column.
     if not cleaned.isascii() or not cleaned.isdigit() or len(cleaned) > 9:
-        raise actions.ActionRefused(f"{cleaned!r} is not a {what}: give a whole number")
+        shown = cleaned if len(cleaned) <= 20 else cleaned[:20] + "..."
+        raise actions.ActionRefused(f"{shown!r} is not a {what}: give a whole number")
     return int(cleaned)
 
 

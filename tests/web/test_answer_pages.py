@@ -101,6 +101,16 @@ def test_input_that_cannot_be_sent_is_refused_and_kept(agent: httpx.Client, engi
     assert bad_id.status_code == 400 and "is not a message id" in bad_id.text
     missing = agent.post("/inbox/accounts/R-1/answer", data=form | {"message_id": "999"})
     assert missing.status_code == 404
+    # Far beyond what the form allows (pasted past its limit, a browser without it): the
+    # page says so and keeps every word, and so for any field out of bounds.
+    pasted = "A long story. " * 1000
+    too_long = agent.post("/inbox/accounts/R-1/answer", data=form | {"answer": pasted})
+    assert too_long.status_code == 400 and "an answer is at most 2000 characters" in too_long.text
+    assert pasted.strip() in too_long.text
+    odd = {"form_key": "k" * 500, "seen": "1" * 50}
+    for field, value in odd.items():
+        out = agent.post("/inbox/accounts/R-1/answer", data=form | {"answer": "Kept", field: value})
+        assert out.status_code == 400 and "Kept</textarea>" in out.text, field
     with engine.connect() as connection:
         assert connection.execute(select(attempts)).all() == []
 
@@ -120,3 +130,30 @@ def test_only_agents_answer_and_only_with_the_form_token(
         assert denied.status_code == 403
     with engine.connect() as connection:
         assert connection.execute(select(attempts)).all() == []
+
+
+def test_a_reply_another_agent_answered_meanwhile_is_not_answered_twice(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    reply = _reply(engine)
+    add_user(engine, "bo", Role.AGENT)
+    with sign_in(server.base, "bo") as other:
+        # Both open the account; Bo answers first.
+        hers = _form(agent) | {"message_id": str(reply), "answer": "Friday is fine."}
+        page = other.get("/inbox/accounts/R-1").text
+        seen = re.search(r'name="seen" value="(\d+)"', page)
+        assert seen is not None
+        his = _form(other) | {"message_id": str(reply), "answer": "Yes, Friday.",
+                              "seen": seen.group(1)}  # fmt: skip
+        assert other.post("/inbox/accounts/R-1/answer", data=his).status_code == 303
+    hers["seen"] = seen.group(1)
+    late = agent.post("/inbox/accounts/R-1/answer", data=hers)
+    assert late.status_code == 409
+    assert "bo answered this reply at" in late.text and "Friday is fine.</textarea>" in late.text
+    # Having read Bo's answer on the page she was shown, she may still send hers.
+    again = _form(agent) | {"message_id": str(reply), "answer": "Friday is fine."}
+    again["seen"] = re.findall(r'name="seen" value="(\d+)"', late.text)[0]
+    assert agent.post("/inbox/accounts/R-1/answer", data=again).status_code == 303
+    with engine.connect() as connection:
+        assert len(connection.execute(select(attempts)).all()) == 2

@@ -19,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Update, select, update
+from sqlalchemy import Connection, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from outreach.errors import NotFoundError, OutreachError
@@ -138,13 +138,34 @@ def set_active(connection: Connection, username: str, active: bool) -> None:
     """Disable or enable the user; either way their open sessions end (enabling a user
     does not bring back the sessions that disabling ended)."""
     user = user_by_name(connection, username)
+    if not active:
+        _keep_an_admin(connection, user, "disabled")
     connection.execute(_ending_sessions(user.id).values(active=active))
 
 
 def set_role(connection: Connection, username: str, role: Role) -> None:
     """Another role; the user's open sessions end."""
     user = user_by_name(connection, username)
+    if role is not Role.ADMIN:
+        _keep_an_admin(connection, user, f"made {role.value}")
     connection.execute(_ending_sessions(user.id).values(role=role.value))
+
+
+def _keep_an_admin(connection: Connection, user: UserRecord, change: str) -> None:
+    """Refuse to take away the last active admin: nobody could manage users from the web
+    UI any more."""
+    if not (user.active and user.role is Role.ADMIN):
+        return
+    others = connection.execute(
+        select(func.count()).where(
+            users.c.role == Role.ADMIN.value, users.c.active.is_(True), users.c.id != user.id
+        )
+    ).scalar_one()
+    if not others:
+        raise UserError(
+            f"{user.username} is the only active admin and cannot be {change}: make another "
+            "user admin first"
+        )
 
 
 def end_sessions(connection: Connection, user_id: int) -> None:

@@ -85,6 +85,24 @@ def test_disabled_users_and_old_passwords_do_not_sign_in(engine: Engine) -> None
             set_role(connection, "nobody", Role.ADMIN)
 
 
+def test_the_last_active_admin_is_never_taken_away(engine: Engine) -> None:
+    with engine.begin() as connection:
+        create_user(connection, "root", PASSWORD, Role.ADMIN, NOW)
+        create_user(connection, "old", PASSWORD, Role.ADMIN, NOW)
+        set_active(connection, "old", False)  # a disabled admin does not count
+        for change in (
+            lambda: set_role(connection, "root", Role.AGENT),
+            lambda: set_active(connection, "root", False),
+        ):
+            with pytest.raises(UserError, match="root is the only active admin"):
+                change()
+        set_active(connection, "old", True)
+        set_role(connection, "root", Role.AGENT)  # another admin remains
+        assert user_by_name(connection, "root").role is Role.AGENT
+        set_role(connection, "root", Role.ADMIN)
+        set_active(connection, "old", False)
+
+
 def test_every_change_to_a_user_ends_their_sessions(engine: Engine) -> None:
     """Disabling, enabling, a new role, a new password and signing out each give the user
     a new session stamp, never one they had before: enabling again does not bring back

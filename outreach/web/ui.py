@@ -25,7 +25,7 @@ from outreach.config import Settings
 from outreach.models import InboxStatus, Role
 from outreach.store import accounts
 from outreach.users import authenticate, end_sessions
-from outreach.web import account_search, answer_pages, editor_pages, inbox_pages
+from outreach.web import account_search, admin_pages, answer_pages, editor_pages, inbox_pages
 from outreach.web.auth import (
     AnyUser,
     CsrfRejected,
@@ -65,6 +65,7 @@ class Section:
 SECTIONS = (
     Section("Inbox", "/inbox", (Role.AGENT,)),
     Section("Templates", "/templates", (Role.MARKETER,)),
+    Section("Users", "/admin/users", (Role.ADMIN,)),
 )
 
 
@@ -227,6 +228,7 @@ def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
     app.include_router(answer_pages.router)
     app.include_router(account_search.router)
     app.include_router(editor_pages.router)
+    app.include_router(admin_pages.router)
 
     @app.exception_handler(SignInRequired)
     def _sign_in_first(request: Request, _: SignInRequired) -> Response:

@@ -1,0 +1,132 @@
+"""An admin manages the users of the web UI from /admin/users, on a real server over SQLite
+and PostgreSQL: adding, roles, disabling and enabling, passwords; every change ends the
+user's sessions, and the last admin always stays."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from outreach.models import Role
+from outreach.users import list_users
+from tests.web.conftest import Server
+from tests.web.ui_support import add_user, page_token, sign_in
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+@pytest.fixture
+def admin(server: Server, engine: Engine) -> Iterator[httpx.Client]:
+    add_user(engine, "root", Role.ADMIN)
+    with sign_in(server.base, "root") as client:
+        yield client
+
+
+def post(client: httpx.Client, path: str, **form: str) -> httpx.Response:
+    return client.post(path, data={"csrf_token": page_token(client, "/admin/users"), **form})
+
+
+def people(engine: Engine) -> dict[str, tuple[str, bool]]:
+    with engine.connect() as connection:
+        return {u.username: (u.role.value, u.active) for u, _ in list_users(connection)}
+
+
+def signed_in(client: httpx.Client) -> bool:
+    return client.get("/", follow_redirects=False).status_code == 200
+
+
+def test_an_admin_adds_a_user_who_can_then_sign_in(
+    server: Server, admin: httpx.Client, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    page = admin.get("/admin/users")
+    assert page.status_code == 200 and 'href="/admin/users"' in page.text
+    caplog.set_level(logging.DEBUG)
+    added = post(admin, "/admin/users", username="Ana", display_name="Ana Lima", role="agent",
+                 password=NEW_PASSWORD, password_again=NEW_PASSWORD)  # fmt: skip
+    assert added.status_code == 303
+    assert "ana (agent) can now sign in." in admin.get(added.headers["location"]).text
+    assert people(engine)["ana"] == ("agent", True)
+    assert NEW_PASSWORD not in caplog.text  # passwords never reach the logs
+    with sign_in(server.base, "ana", NEW_PASSWORD) as ana:
+        assert ana.get("/inbox").status_code == 200
+        assert ana.get("/admin/users").status_code == 403  # only admins manage users
+
+
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ({"username": "ana lima"}, "a username has 1 to 100 letters"),
+        ({"password_again": "something else entirely"}, "the two passwords differ"),
+        ({"password": "short", "password_again": "short"}, "at least 12 characters"),
+        ({"role": "boss"}, "is not a role"),
+        ({"username": "root"}, "a user named &#39;root&#39; already exists"),
+    ],
+)
+def test_a_user_that_cannot_be_added_is_refused_with_the_reason(
+    admin: httpx.Client, engine: Engine, form: dict[str, str], reason: str
+) -> None:
+    full = {"username": "ana", "display_name": "Ana Lima", "role": "agent",
+            "password": NEW_PASSWORD, "password_again": NEW_PASSWORD} | form  # fmt: skip
+    refused = post(admin, "/admin/users", **full)
+    assert refused.status_code == 400 and reason in refused.text
+    # What was typed is kept, the passwords never.
+    assert 'value="Ana Lima"' in refused.text and NEW_PASSWORD not in refused.text
+    assert set(people(engine)) == {"root"}
+
+
+def test_a_new_role_a_disabled_user_and_a_new_password_end_their_sessions(
+    server: Server, admin: httpx.Client, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as ana:
+        assert post(admin, "/admin/users/ana/role", role="marketer").status_code == 303
+        assert people(engine)["ana"] == ("marketer", True) and not signed_in(ana)
+    with sign_in(server.base, "ana") as ana:
+        assert post(admin, "/admin/users/ana/active", active="no").status_code == 303
+        assert people(engine)["ana"] == ("marketer", False) and not signed_in(ana)
+    assert post(admin, "/admin/users/ana/active", active="yes").status_code == 303
+    with sign_in(server.base, "ana") as ana:
+        changed = post(admin, "/admin/users/ana/password", password=NEW_PASSWORD,
+                       password_again=NEW_PASSWORD)  # fmt: skip
+        assert changed.status_code == 303 and not signed_in(ana)
+    with sign_in(server.base, "ana", NEW_PASSWORD) as ana:
+        assert signed_in(ana)
+    missing = post(admin, "/admin/users/nobody/role", role="agent")
+    assert missing.status_code == 404 and "no user named" in missing.text
+
+
+def test_the_last_admin_stays_and_an_admin_does_not_disable_themselves(
+    server: Server, admin: httpx.Client, engine: Engine
+) -> None:
+    demoted = post(admin, "/admin/users/root/role", role="agent")
+    assert demoted.status_code == 400 and "the only active admin" in demoted.text
+    myself = post(admin, "/admin/users/root/active", active="no")
+    assert myself.status_code == 400 and "you cannot disable yourself" in myself.text
+    assert people(engine)["root"] == ("admin", True)
+    # With a second admin, the first may step down: their own session ends with it.
+    add_user(engine, "boss", Role.ADMIN)
+    stepped = post(admin, "/admin/users/root/role", role="agent")
+    assert stepped.status_code == 303 and stepped.headers["location"] == "/login"
+    assert people(engine)["root"] == ("agent", True) and not signed_in(admin)
+    with sign_in(server.base, "boss") as boss:
+        token = page_token(boss, "/admin/users")
+        last = boss.post("/admin/users/boss/role", data={"csrf_token": token, "role": "viewer"})
+        assert last.status_code == 400
+
+
+def test_only_admins_and_only_with_the_form_token(
+    server: Server, admin: httpx.Client, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    forged = admin.post("/admin/users/ana/role", data={"csrf_token": "x" * 20, "role": "admin"})
+    assert forged.status_code == 403
+    with sign_in(server.base, "ana") as ana:
+        token = page_token(ana, "/inbox")
+        raised = ana.post("/admin/users/ana/role", data={"csrf_token": token, "role": "admin"})
+        assert raised.status_code == 403
+        assert 'href="/admin/users"' not in ana.get("/").text
+    assert people(engine)["ana"] == ("agent", True)

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -164,7 +164,13 @@ def answer_reply(
         account.id
     ]
     address, point_id = _debtors_address(record.addresses(message.channel), message)
-    asked = situation(record, message.channel, address, now, automated=False)
+    # Reg F lets a debtor who writes at a time they designated inconvenient get one answer
+    # at that time, through the same medium: the first answer to a message is that one.
+    first = not _answered(connection, prefix)
+    responding_to = message.received_at if first else None
+    asked = situation(
+        record, message.channel, address, now, automated=False, responding_to=responding_to
+    )
     decision = evaluate(asked, kit.rules)
     stored = decision_row(
         account.id, decision, asked, stage="answer", decided_at=now, step_key=ANSWER_TEMPLATE
@@ -176,6 +182,7 @@ def answer_reply(
     assert send_at is not None
     zone = ZoneInfo(row.timezone or home_zone(kit.rules, record.jurisdiction))
     values = _attempt(row, message, address, point_id, text, key, kit, now, send_at, zone)
+    values["responding_to"] = responding_to
     attempt_id = connection.execute(
         ignoring_duplicates(attempts, connection.dialect.name)
         .values(**values)
@@ -219,6 +226,29 @@ def newest_attempt(connection: Connection, account_id: int) -> int:
     return int(found or 0)
 
 
+def _answers_to(prefix: str) -> ColumnElement[bool]:
+    """The answers to one reply: their keys begin with ``prefix``, a range of the unique
+    index."""
+    key = attempts.c.idempotency_key
+    return (key >= prefix) & (key < prefix + "\U0010ffff")
+
+
+def _answered(connection: Connection, prefix: str) -> bool:
+    """Whether the reply has an answer that was sent or may still be (not cancelled,
+    not failed)."""
+    return (
+        connection.execute(
+            select(attempts.c.id)
+            .where(
+                _answers_to(prefix),
+                attempts.c.status.not_in((AttemptStatus.CANCELLED, AttemptStatus.FAILED)),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def _not_answered_since(connection: Connection, prefix: str, seen: int) -> None:
     """Two agents reading one reply must not both answer it unaware of each other."""
     answered = connection.execute(
@@ -230,12 +260,7 @@ def _not_answered_since(connection: Connection, prefix: str, seen: int) -> None:
                 & inbox_messages.c.provider_event_id.is_(None),
             ).outerjoin(users, users.c.id == inbox_messages.c.handled_by)
         )
-        .where(
-            # The answers to this reply: their keys begin alike, a range of the unique index.
-            attempts.c.idempotency_key >= prefix,
-            attempts.c.idempotency_key < prefix + "\U0010ffff",
-            attempts.c.id > seen,
-        )
+        .where(_answers_to(prefix), attempts.c.id > seen)
         .order_by(attempts.c.id.desc())
         .limit(1)
     ).first()

@@ -291,14 +291,20 @@ def debtor_records(
 
 
 def situation(
-    record: DebtorRecord, channel: str, address: str, now: datetime, *, automated: bool = True
+    record: DebtorRecord,
+    channel: str,
+    address: str,
+    now: datetime,
+    *,
+    automated: bool = True,
+    responding_to: datetime | None = None,
 ) -> Situation:
     return Situation(
         now=now,
         jurisdiction=record.jurisdiction,
         collector=record.collector,
         debtor=record.debtor,
-        contact=Contact(channel, address, (record.reference,), automated),
+        contact=Contact(channel, address, (record.reference,), automated, responding_to),
         history=record.history,
         events=record.events,
     )

@@ -577,7 +577,8 @@ class Dispatcher:
 
     def _decide(self, record: DebtorRecord, row: Any, at: datetime, now: datetime) -> _Decided:
         """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``."""
-        asked = situation(record, row.channel, row.to_address, at, automated=row.automated)
+        asked = situation(record, row.channel, row.to_address, at, automated=row.automated,
+                          responding_to=row.responding_to)  # fmt: skip
         decision = evaluate(asked, self.rules)
         stored = decision_row(
             record.account_id, decision, asked, stage="dispatch", decided_at=now,

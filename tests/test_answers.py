@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from outreach import agent_actions as actions
 from outreach.answers import MAX_ANSWER_CHARS, AnswerKit, answer_reply
 from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
-from outreach.compliance_store import attempts, decisions, inbox_messages
+from outreach.compliance_store import attempts, decisions, designated_times, inbox_messages
 from outreach.config import Settings
 from outreach.dispatcher import Dispatcher
 from outreach.errors import NotFoundError
@@ -417,3 +417,28 @@ def test_an_answer_counts_and_waits_for_the_caps_like_any_message(
     assert done.outcome == "deferred" and done.send_at is not None
     assert done.send_at > NOW + timedelta(days=3)  # when the first text leaves the week
     assert "MA_2_PER_7_DAYS_PER_DEBT" in done.describe()
+
+
+def test_a_debtor_who_writes_in_a_designated_time_gets_one_answer_then(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Reg F comment 6(b)(1)-2: the debtor said Mondays 09:00-17:00 are inconvenient, then
+    texts at 10:00 on a Monday. One answer by text may go at once (and passes the check at
+    sending); a second waits for 17:00 like any message."""
+    account_id = add_account(engine)
+    add_row(engine, designated_times, account_id=account_id, days="mon", start_local=time(9),
+            end_local=time(17), source="by phone", created_at=NOW - timedelta(days=7))  # fmt: skip
+    reply = sms_reply(engine)
+    first = answer(engine, settings, reply, user=agent_id, at=NOW + timedelta(minutes=5))
+    assert first.outcome == "queued"
+    [decision] = [d for d in rows(engine, decisions) if d.stage == "answer"]
+    assert [r["code"] for r in decision.reasons] == [
+        "OK",
+        "REGF_ONE_RESPONSE_TO_CONSUMER_INITIATED",
+    ]
+    assert dispatch(engine, settings, NOW + timedelta(minutes=6)) == {"sent": 1}
+    second = answer(engine, settings, reply, "One more thing.", user=agent_id,
+                    at=NOW + timedelta(minutes=10), form_key="z" * 24)  # fmt: skip
+    assert second.outcome == "deferred"
+    assert second.send_at == datetime(2026, 11, 2, 22, 0, tzinfo=UTC)  # 17:00 in Boston
+    assert "DESIGNATED_INCONVENIENT_TIME" in second.describe()

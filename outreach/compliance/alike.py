@@ -73,6 +73,7 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
         name(contact.to),
         each(contact.debts),
         contact.automated,
+        None if contact.responding_to is None else _instant(contact.responding_to),
         debtor.timezone,
         debtor.other_timezones,
         tuple([_hours(times) for times in debtor.inconvenient_times]),

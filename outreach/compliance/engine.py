@@ -97,7 +97,8 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
     assert timing.not_before is not None
     if timing.not_before > situation.now:
         return decide("defer", timing.not_before.astimezone(UTC), timing.reasons)
-    return decide("allow", None, [OK])
+    # An exception that let it through is said (the one response in a designated time).
+    return decide("allow", None, [OK, *(r for r in timing.reasons if r.effect == "pass")])
 
 
 def zone_signals(situation: Situation, ruleset: RuleSet) -> tuple[tuple[str, str], ...]:

@@ -112,6 +112,10 @@ class Contact:
     to: str
     debts: tuple[str, ...]
     automated: bool = True
+    # An answer to a message the debtor sent then, through this same medium: the one
+    # response a debtor who writes at a time they designated inconvenient may get at that
+    # time (comment 6(b)(1)-2). None for anything else, a second answer included.
+    responding_to: datetime | None = None
 
 
 @quick_init

@@ -131,6 +131,13 @@ class _Contact(_Strict):
     to: str = Field(min_length=1)
     debts: tuple[str, ...] = Field(min_length=1)
     automated: bool = True
+    # An agent's answer to what the debtor wrote then (see ``Contact.responding_to``).
+    responding_to: datetime | None = None
+
+    @field_validator("responding_to")
+    @classmethod
+    def _aware_or_none(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _aware(value)
 
 
 class Scenario(_Strict):
@@ -171,6 +178,7 @@ class Scenario(_Strict):
                 self.contact.to.lower() if self.contact.channel == "email" else self.contact.to,
                 self.contact.debts,
                 self.contact.automated,
+                self.contact.responding_to,
             ),
             history=tuple(
                 PastContact(
@@ -287,6 +295,11 @@ def scenario_of(asked: Situation) -> dict[str, Any]:
             "to": contact.to,
             "debts": list(contact.debts),
             "automated": contact.automated,
+            **(
+                {"responding_to": contact.responding_to.isoformat()}
+                if contact.responding_to is not None
+                else {}
+            ),
         },
     }
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
 import holidays
 
-from outreach.compliance.decision import Outcome, Reason
+from outreach.compliance.decision import Outcome, Reason, iso
 from outreach.compliance.facts import Situation
 from outreach.compliance.frequency import (
     ConversationRule,
@@ -40,6 +40,7 @@ TimingRule = (
     WindowRule | RestrictedDaysRule | DesignatedTimesRule | CountRuleSpec | ConversationRuleSpec
 )
 WHOLE_DAY = LocalWindow(time(0), time.max)
+ONE_RESPONSE = "REGF_ONE_RESPONSE_TO_CONSUMER_INITIATED"
 # Each round moves the instant forward; a handful settles every real case.
 MAX_ROUNDS = 12
 
@@ -59,10 +60,71 @@ def first_open(
     jurisdictions: Sequence[str],
     rules: Sequence[TimingRule],
 ) -> Timing:
+    designated_rules = [r for r in rules if isinstance(r, DesignatedTimesRule)]
+    until = _one_response_until(situation, candidates.zones, designated_rules)
+    if until is not None:
+        # The one response to a debtor who wrote at a time they designated inconvenient:
+        # that time does not hold it back, every other rule still does; if those hold it
+        # past the time the debtor wrote in, it is a message like any other.
+        timing = _first_open(situation, candidates, jurisdictions, rules, waive_designated=True)
+        blocked = any(reason.effect == "block" for reason in timing.reasons)
+        if not blocked and timing.not_before is not None and timing.not_before < until:
+            timing.reasons.append(_one_response_reason(situation, designated_rules[0], until))
+            return timing
+    return _first_open(situation, candidates, jurisdictions, rules)
+
+
+# How long after the debtor wrote the one response may come, at most, when the time they
+# designated has no end within the search (every hour of every day).
+ONE_RESPONSE_LIMIT = timedelta(days=1)
+
+
+def _one_response_until(
+    situation: Situation, zones: Sequence[str], designated_rules: Sequence[DesignatedTimesRule]
+) -> datetime | None:
+    """Until when the contact may answer inside a designated time (comment 6(b)(1)-2):
+    it answers a message the debtor sent through the same medium during a time they had
+    designated inconvenient, and it is sent before that time ends. None otherwise."""
+    received = situation.contact.responding_to
+    designated = situation.debtor.inconvenient_times
+    if received is None or not designated_rules or not designated or received > situation.now:
+        return None
+    zone = situation.debtor.timezone
+    if not in_designated(received, designated, zone, zones):
+        return None
+    ends = first_allowed(received, zones, WHOLE_DAY, designated=designated, designated_zone=zone)
+    until = min(ends or received + ONE_RESPONSE_LIMIT, received + ONE_RESPONSE_LIMIT)
+    return until if situation.now < until else None
+
+
+def _one_response_reason(
+    situation: Situation, rule: DesignatedTimesRule, until: datetime
+) -> Reason:
+    received = situation.contact.responding_to
+    assert received is not None
+    return Reason(
+        ONE_RESPONSE,
+        f"{rule.citation}; comment 6(b)(1)-2 (one response to a consumer-initiated communication)",
+        "pass",
+        f"the debtor wrote by {situation.contact.channel} at {iso(received)}, in a time they "
+        f"designated inconvenient: one answer by the same medium may go until {iso(until)}",
+    )
+
+
+def _first_open(
+    situation: Situation,
+    candidates: Candidates,
+    jurisdictions: Sequence[str],
+    rules: Sequence[TimingRule],
+    *,
+    waive_designated: bool = False,
+) -> Timing:
     zones = candidates.zones
     windows = [r for r in rules if isinstance(r, WindowRule)]
     designated_rules = [r for r in rules if isinstance(r, DesignatedTimesRule)]
-    designated = situation.debtor.inconvenient_times if designated_rules else ()
+    designated = (
+        situation.debtor.inconvenient_times if designated_rules and not waive_designated else ()
+    )
     # Nothing open is blamed on the designated-times rule only when the debtor designated
     # something; otherwise the zones share no hour and the window rule is the cause.
     blamed = designated_rules if designated else []

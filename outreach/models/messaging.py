@@ -64,6 +64,9 @@ class Attempt(SQLModel, table=True):
     created_at: datetime = when()
     updated_at: datetime = when()
     sent_at: datetime | None = when(nullable=True)
+    # An agent's answer: when the debtor's message it may respond to at once came, even in
+    # a time they designated inconvenient (see ``Contact.responding_to``).
+    responding_to: datetime | None = when(nullable=True)
 
 
 class StepOutcome(StrEnum):

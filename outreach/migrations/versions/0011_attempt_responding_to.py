@@ -23,13 +23,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE on both databases (SQLite has had DROP COLUMN since 3.35): no copy of
+# the attempt table, which may hold millions of rows.
 def upgrade() -> None:
-    with op.batch_alter_table("attempt") as batch_op:
-        batch_op.add_column(
-            sa.Column("responding_to", outreach.db_types.UTCDateTime(timezone=True), nullable=True)
-        )
+    op.add_column(
+        "attempt",
+        sa.Column("responding_to", outreach.db_types.UTCDateTime(timezone=True), nullable=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("attempt") as batch_op:
-        batch_op.drop_column("responding_to")
+    op.drop_column("attempt", "responding_to")

@@ -227,10 +227,15 @@ def newest_attempt(connection: Connection, account_id: int) -> int:
 
 
 def _answers_to(prefix: str) -> ColumnElement[bool]:
-    """The answers to one reply: their keys begin with ``prefix``, a range of the unique
-    index."""
-    key = attempts.c.idempotency_key
-    return (key >= prefix) & (key < prefix + "\U0010ffff")
+    """The answers to one reply: their keys begin with ``prefix``. Read through the
+    account's attempts (``prefix`` begins with its id) with LIKE, which means the same under
+    every collation (a range compare would not under PostgreSQL's language locales)."""
+    account_id = int(prefix.split(":", 1)[0])
+    return (
+        (attempts.c.account_id == account_id)
+        & (attempts.c.step_key == ANSWER_TEMPLATE)
+        & attempts.c.idempotency_key.startswith(prefix, autoescape=True)
+    )
 
 
 def _answered(connection: Connection, prefix: str) -> bool:

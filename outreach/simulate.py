@@ -98,13 +98,19 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
         chosen = chosen.where(accounts.c.reference.like(pattern.replace("*", "%")))
     with source.connect() as reading, scratch.begin() as writing:
         ids = list(reading.execute(chosen).scalars())
+        # Templates first: attempts name the version they were rendered from.
+        for name in ("template_version", "suppression"):
+            _copy(reading, writing, tables[name], None, [])
         _copy(reading, writing, accounts, accounts.c.id.in_, ids)
         for name in _PER_ACCOUNT:
             table = tables[name]
             _copy(reading, writing, table, table.c.account_id.in_, ids)
-        for name in ("template_version", "suppression"):
-            _copy(reading, writing, tables[name], None, [])
     return len(ids)
+
+
+# Columns that point at what the scratch copy does not hold (the providers' raw events, the
+# users): left empty there, as nothing in a forecast reads them.
+_NOT_COPIED = {"inbox_message": ("provider_event_id", "handled_by")}
 
 
 def _copy(
@@ -116,6 +122,8 @@ def _copy(
     for chunk in chunks:
         query = select(table) if chunk is None else select(table).where(where(chunk))
         rows = [dict(row._mapping) for row in reading.execute(query)]
+        for row in rows:
+            row.update(dict.fromkeys(_NOT_COPIED.get(table.name, ()), None))
         if rows:
             writing.execute(insert(table), rows)
 

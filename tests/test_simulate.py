@@ -20,9 +20,11 @@ from sqlalchemy import Engine, func, select
 from outreach import agent_actions
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
+from outreach.events import apply_events
 from outreach.importing.account_rows import ImportDefaults
 from outreach.simulate import ForecastRow, simulate
 from tests.conftest import NOW, REPO
+from tests.eventdata import inbound
 from tests.test_cli import outreach
 from tests.test_import_accounts import row
 from tests.test_planner import World, make_settings, publish_templates, set_account, suppress
@@ -142,3 +144,18 @@ def test_a_pause_ending_and_a_promise_broken_on_the_way_are_forecast(
         "PAUSED": ("2026-11-04", "10:00", "overdue-10d", "sent"),  # 15:00 UTC, the pause's end
         "PROMISED": ("2026-11-03", "19:00", "overdue-10d", "sent"),  # midnight UTC on the 4th
     }
+
+
+def test_a_book_with_history_and_replies_is_copied_whole(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """Attempts name their template version and replies their provider event: the scratch
+    copy holds what they point at, or leaves what no forecast reads empty."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("A-1"))
+    world.planner().tick()  # an attempt rendered from a published version
+    apply_events(engine, [inbound("Who is this?", sender="+16175550101", at=NOW)], NOW)
+    rows = simulate(engine, world.settings, NOW + timedelta(hours=1), 2)
+    # It ran on the copy; the debtor's reply paused the cadence there too.
+    assert [r for r in rows if r.outcome == "sent"] == []
+    assert counts(engine)[0] == 1  # and the real database was only read

@@ -109,11 +109,12 @@ def _readings(
                 )
             ),
         )
-    # A reference's beginning, as a range the unique index answers.
-    yield (
-        "reference",
-        (accounts.c.reference >= query) & (accounts.c.reference < query + "\U0010ffff"),
-    )
+    # A reference's beginning, as a range the unique index answers. Under PostgreSQL's
+    # language locales a range would not mean "begins with": compared there in byte order.
+    reference: ColumnElement[str] = accounts.c.reference
+    if connection.dialect.name == "postgresql":
+        reference = reference.collate("C")
+    yield "reference", (reference >= query) & (reference < query + "\U0010ffff")
     if phone is None:
         yield (
             "name",

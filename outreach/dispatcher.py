@@ -127,6 +127,9 @@ class DispatchReport:
         return ", ".join(parts)
 
 
+PROMISE_HOLD = "a promise to pay is pending"
+
+
 @dataclass(frozen=True)
 class Outcome:
     attempt: Any
@@ -457,7 +460,8 @@ class Dispatcher:
                 why_not = _account_closed(account, row, now, held) or _address_unused(record, row)
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
-                    withdrawn.append(row)
+                    if self._gives_back(account, why_not):
+                        withdrawn.append(row)
                     report.outcomes["cancelled"] += 1
                     continue
                 decided = self._decide(record, row, now, now)
@@ -549,7 +553,7 @@ class Dispatcher:
             )
         ).scalars()
         held = {
-            account_id: "a promise to pay is pending" for account_id in promising
+            account_id: PROMISE_HOLD for account_id in promising
             if self._stops_for_promise(account_rows[account_id].cadence)
         }  # fmt: skip
         # Paused accounts between their pause's end and the housekeeping that ends it:
@@ -562,6 +566,14 @@ class Dispatcher:
         for account_id in reply_holds(connection, lapsed, at, reply_pause):
             held[account_id] = "account paused"
         return account_rows, records, held
+
+    def _gives_back(self, account: Any, why_not: str) -> bool:
+        """Whether a cancelled message's step goes back to the cadence. Not when only this
+        process holds it back: a promise held for a cadence it cannot read (or reads
+        otherwise than the planner) would be planned again at once, and cancelled again."""
+        if why_not != PROMISE_HOLD:
+            return True
+        return self._cadences is not None and account.cadence in self._cadences
 
     def _stops_for_promise(self, cadence: str) -> bool:
         """Whether ``cadence`` stops while a promise to pay is pending; yes for a cadence
@@ -686,8 +698,9 @@ class Dispatcher:
             why_not = _account_closed(account, row, at, held) or _address_unused(record, row)
             if why_not is not None:
                 change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)
+                back = self._gives_back(account, why_not)
                 found.append(
-                    Outcome(row, unsent=True, change=change, counted="cancelled", gives_back=True)
+                    Outcome(row, unsent=True, change=change, counted="cancelled", gives_back=back)
                 )
                 continue
             leave_by = at + SEND_GRACE

@@ -843,3 +843,19 @@ async def test_an_address_gone_since_planning_falls_back_to_the_next_channel(
     [again] = rows_of(world.engine, attempts, attempts.c.status == "queued")
     assert (again.step_key, again.channel) == (step, "email")
     assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+
+
+async def test_a_promise_held_only_for_want_of_the_cadence_keeps_its_step(world: World) -> None:
+    """A dispatcher that cannot read the cadence holds the message back on the safe side;
+    its step is not given back, or the planner, which reads the cadence otherwise, would
+    queue it again on every tick."""
+    ids = planned(world, row("A-1"))
+    with world.engine.begin() as connection:
+        promising = agent_actions.account_by_reference(connection, "A-1")
+        agent_actions.promise(connection, promising, 5000, date(2026, 11, 6), "ana", NOW)
+    send = dispatcher(world)
+    send._cadences = {}  # unreadable in this process: every promise holds
+    step = the_attempt(world).step_key
+    assert dict((await send.tick()).outcomes) == {"cancelled": 1}
+    assert step in steps_taken(world, ids["A-1"])
+    assert len(rows_of(world.engine, attempts)) == 1

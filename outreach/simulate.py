@@ -166,26 +166,21 @@ async def _run(
 def _next_instant(engine: Engine, now: datetime) -> datetime:
     """The next moment anything is due: an account, a queued attempt; at least a minute on."""
     with engine.connect() as connection:
-        account_due = connection.execute(
-            select(func.min(accounts.c.next_contact_at)).where(
-                accounts.c.status == AccountStatus.ACTIVE, accounts.c.next_contact_at > now
-            )
-        ).scalar()
-        attempt_due = connection.execute(
-            select(func.min(attempts.c.next_try_at)).where(
-                attempts.c.status == AttemptStatus.QUEUED, attempts.c.next_try_at > now
-            )
-        ).scalar()
-        pause_ends = connection.execute(
-            select(func.min(accounts.c.paused_until)).where(
-                accounts.c.status == AccountStatus.ACTIVE, accounts.c.paused_until > now
-            )
-        ).scalar()
-        promise_day = connection.execute(
-            select(func.min(promises_to_pay.c.due_on)).where(
-                promises_to_pay.c.status == PromiseStatus.PENDING
-            )
-        ).scalar()
+
+        def earliest(column: Any, *where: Any) -> Any:
+            return connection.execute(select(func.min(column)).where(*where)).scalar()
+
+        active = accounts.c.status == AccountStatus.ACTIVE
+        account_due = earliest(accounts.c.next_contact_at, active, accounts.c.next_contact_at > now)
+        attempt_due = earliest(
+            attempts.c.next_try_at,
+            attempts.c.status == AttemptStatus.QUEUED,
+            attempts.c.next_try_at > now,
+        )
+        pause_ends = earliest(accounts.c.paused_until, active, accounts.c.paused_until > now)
+        promise_day = earliest(
+            promises_to_pay.c.due_on, promises_to_pay.c.status == PromiseStatus.PENDING
+        )
     # A promise is broken once its day has passed (housekeeping's rule).
     promise_broken = (
         datetime.combine(promise_day + timedelta(days=1), time(0), tzinfo=UTC)

@@ -283,6 +283,8 @@ def _cleaned(words: str) -> str:
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     if not text:
         raise ActionRefused("write the answer first")
+    if "\x00" in text:  # nothing can send it, and PostgreSQL refuses to store it
+        raise ActionRefused("the answer holds a NUL character: remove it")
     if len(text) > MAX_ANSWER_CHARS:
         raise ActionRefused(
             f"an answer is at most {MAX_ANSWER_CHARS} characters; this one has {len(text)}"

@@ -271,6 +271,7 @@ def test_a_spanish_account_is_answered_in_spanish(
         ("Hello", "short", "the answer form is out of date"),
         ("Hello", "bad key with spaces!!", "the answer form is out of date"),
         ("word " * 120, KEY, "would be 5 segments.*the limit is 3 segments"),
+        ("Hello\x00there", KEY, "a NUL character"),
     ],
 )
 def test_input_that_cannot_be_sent_is_refused_and_writes_nothing(

@@ -16,7 +16,7 @@ from typing import Any
 import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import ColumnElement, Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, literal, select
 
 from outreach.config import Settings
 from outreach.rendering.context import format_money
@@ -37,6 +37,11 @@ def search(request: Request, session: Agent, q: str = "") -> Response:
     values: dict[str, Any] = {"title": "Find an account", "q": query, "results": None}
     if not query:
         return ui.render(request, "accounts.html", session, values)
+    if "\x00" in query:  # no database stores it; PostgreSQL refuses it outright
+        notice = "Search for printable characters only."
+        return ui.render(
+            request, "accounts.html", session, values, notices=[("error", notice)], status=400
+        )
     if not MIN_QUERY <= len(query) <= MAX_QUERY:
         notice = f"Search for {MIN_QUERY} to {MAX_QUERY} characters."
         return ui.render(
@@ -93,7 +98,8 @@ def _readings(
             accounts.c.id.in_(
                 select(contact_points.c.account_id).where(
                     contact_points.c.channel == "email",
-                    func.lower(contact_points.c.address) == query.lower(),
+                    # The database's lower() on both sides: SQLite's folds ASCII only.
+                    func.lower(contact_points.c.address) == func.lower(literal(query)),
                 )
             ),
         )

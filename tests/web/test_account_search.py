@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, select, update
 
 from outreach.models import Role
-from outreach.store import accounts
+from outreach.store import accounts, contact_points
 from outreach.web.account_search import _query, _readings, find_accounts
+from tests.conftest import NOW
 from tests.eventdata import add_account
 from tests.web.conftest import Server
 from tests.web.ui_support import add_user, sign_in
@@ -22,6 +23,15 @@ def agent(server: Server, engine: Engine) -> Iterator[httpx.Client]:
     add_account(engine, "INV-1001")
     add_account(engine, "INV-1002", phone="+16175550111", email="sam.o'neil@example.com")
     add_account(engine, "X_%-9", phone="+16175550122", email="x@example.com")
+    with engine.begin() as connection:
+        connection.execute(
+            insert(contact_points).values(
+                account_id=select(accounts.c.id).where(accounts.c.reference == "X_%-9")
+                .scalar_subquery(),
+                channel="email", address="Élise@Exemple.fr", kind="personal", priority=1,
+                consent=True, status="active", created_at=NOW, updated_at=NOW,
+            )
+        )  # fmt: skip
     # A mailbox kept as the debtor wrote it, a name beyond ASCII, seven digits in a reference.
     elodie = add_account(engine, "INV-1234567", phone=None, email="Elodie.Brule@Example.com")
     with engine.begin() as connection:
@@ -49,6 +59,7 @@ def found(client: httpx.Client, query: str) -> list[str]:
         ("élodie", ["INV-1234567"]),  # any case beyond ASCII too
         ("BRÛLÉ", ["INV-1234567"]),
         ("elodie.brule@example.com", ["INV-1234567"]),  # stored with capitals
+        ("Élise@Exemple.fr", ["X_%25-9"]),  # beyond ASCII, typed as stored
         ("(617) 555-0111", ["INV-1002"]),  # a phone number as people write it
         ("+1 617 555 0122", ["X_%25-9"]),
         ("SAM.O'NEIL@EXAMPLE.COM", ["INV-1002"]),  # an email, in any case
@@ -71,6 +82,8 @@ def test_the_search_page_guides_and_refuses_what_it_cannot_search(
     assert "Accounts found" not in empty.text
     short = agent.get("/inbox/accounts", params={"q": "I"})
     assert short.status_code == 400 and "Search for 2 to 200 characters." in short.text
+    nul = agent.get("/inbox/accounts", params={"q": "ab\x00cd"})
+    assert nul.status_code == 400 and "printable characters only" in nul.text
     none = agent.get("/inbox/accounts", params={"q": "nobody at all"})
     assert "No account matches “nobody at all”." in none.text
     assert 'href="/inbox/accounts"' in agent.get("/inbox").text

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -140,6 +140,14 @@ def answer_reply(
     text = _cleaned(words)
     if not _FORM_KEY.fullmatch(form_key):
         raise ActionRefused("the answer form is out of date: open the account again")
+    if connection.dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE: a write first takes its one writer's lock, so that two
+        # answers to one reply are checked one after the other, as on PostgreSQL.
+        connection.execute(
+            update(inbox_messages)
+            .where(inbox_messages.c.id == message_id)
+            .values(status=inbox_messages.c.status)
+        )
     message = connection.execute(
         select(inbox_messages).where(inbox_messages.c.id == message_id).with_for_update()
     ).first()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from outreach import agent_actions as actions
-from outreach.answers import MAX_ANSWER_CHARS, AnswerKit, answer_reply
+from outreach.answers import (
+    MAX_ANSWER_CHARS,
+    Answered,
+    AnsweredMeanwhile,
+    AnswerKit,
+    answer_reply,
+    newest_attempt,
+)
 from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import attempts, decisions, designated_times, inbox_messages
@@ -443,3 +451,40 @@ def test_a_debtor_who_writes_in_a_designated_time_gets_one_answer_then(
     assert second.outcome == "deferred"
     assert second.send_at == datetime(2026, 11, 2, 22, 0, tzinfo=UTC)  # 17:00 in Boston
     assert "DESIGNATED_INCONVENIENT_TIME" in second.describe()
+
+
+def test_two_agents_answering_at_once_are_checked_one_after_the_other(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """The second waits for the first to commit, then sees its answer (SQLite has no row
+    locks: the answer takes the database's write lock first)."""
+    account_id = add_account(engine)
+    reply = sms_reply(engine)
+    with engine.connect() as connection:
+        seen = newest_attempt(connection, account_id)
+    kit_now = kit(engine, settings)
+    first_in = threading.Event()
+    outcome: list[BaseException | Answered] = []
+
+    def second() -> None:
+        first_in.wait()
+        try:
+            with engine.begin() as connection:
+                account = actions.account_by_reference(connection, "R-1")
+                outcome.append(answer_reply(connection, account, reply, "Me too.", "b" * 24,
+                                            agent_id, kit_now, NOW, seen=seen))  # fmt: skip
+        except BaseException as exc:
+            outcome.append(exc)
+
+    other = threading.Thread(target=second)
+    other.start()
+    with engine.begin() as connection:
+        account = actions.account_by_reference(connection, "R-1")
+        answer_reply(connection, account, reply, "Friday is fine.", "a" * 24, agent_id,
+                     kit_now, NOW, seen=seen)  # fmt: skip
+        first_in.set()
+        other.join(timeout=0.5)
+        assert other.is_alive()  # waiting for this transaction
+    other.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], AnsweredMeanwhile)
+    assert len(rows(engine, attempts)) == 1

@@ -1,8 +1,9 @@
 """Whether a rendered answer shows the agent's words whole.
 
 An answer template wraps the words with what every message must carry; it must not drop
-or cut them (a ``{{ answer[:50] }}``, a forgotten ``{{ answer }}``): the debtor would get something other than what the agent wrote, and the
-conversation would show words that were never sent. Lint refuses such a template at save
+or cut them (a ``{{ answer[:50] }}``, a forgotten ``{{ answer }}``): the debtor would get
+something other than what the agent wrote, and the conversation would show words that
+were never sent. Lint refuses such a template at save
 time with the samples' answers, and an answer whose words do not come out whole is
 refused before it is queued.
 """

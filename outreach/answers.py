@@ -157,12 +157,11 @@ def answer_reply(
         raise ActionRefused(f"message {message_id} is one of ours, not the debtor's")
     if message.channel not in ANSWERED_CHANNELS:
         raise ActionRefused(f"a {message.channel} message cannot be answered in writing here")
-    prefix = f"{account.id}:{ANSWER_TEMPLATE}:{message_id}:"
-    key = prefix + form_key
+    key = _key_prefix(account.id, message_id) + form_key
     if connection.execute(select(attempts.c.id).where(attempts.c.idempotency_key == key)).first():
         return Answered("duplicate", message.channel, message.from_address)
     if seen is not None:
-        _not_answered_since(connection, prefix, seen)
+        _not_answered_since(connection, account.id, message_id, seen)
     row = connection.execute(
         select(*(accounts.c[name] for name in _ACCOUNT_COLUMNS)).where(accounts.c.id == account.id)
     ).one()
@@ -174,7 +173,7 @@ def answer_reply(
     address, point_id = _debtors_address(record.addresses(message.channel), message)
     # Reg F lets a debtor who writes at a time they designated inconvenient get one answer
     # at that time, through the same medium: the first answer to a message is that one.
-    first = not _answered(connection, prefix)
+    first = not _answered(connection, account.id, message_id)
     responding_to = message.received_at if first else None
     asked = situation(
         record, message.channel, address, now, automated=False, responding_to=responding_to
@@ -234,26 +233,30 @@ def newest_attempt(connection: Connection, account_id: int) -> int:
     return int(found or 0)
 
 
-def _answers_to(prefix: str) -> ColumnElement[bool]:
-    """The answers to one reply: their keys begin with ``prefix``. Read through the
-    account's attempts (``prefix`` begins with its id) with LIKE, which means the same under
-    every collation (a range compare would not under PostgreSQL's language locales)."""
-    account_id = int(prefix.split(":", 1)[0])
+def _answers_to(account_id: int, message_id: int) -> ColumnElement[bool]:
+    """The answers to one reply: the account's attempts whose key names the reply. LIKE
+    means the same under every collation (a range would not under PostgreSQL's language
+    locales)."""
     return (
         (attempts.c.account_id == account_id)
         & (attempts.c.step_key == ANSWER_TEMPLATE)
-        & attempts.c.idempotency_key.startswith(prefix, autoescape=True)
+        & attempts.c.idempotency_key.startswith(_key_prefix(account_id, message_id))
     )
 
 
-def _answered(connection: Connection, prefix: str) -> bool:
+def _key_prefix(account_id: int, message_id: int) -> str:
+    """What the keys of the answers to one reply begin with (the form's key follows)."""
+    return f"{account_id}:{ANSWER_TEMPLATE}:{message_id}:"
+
+
+def _answered(connection: Connection, account_id: int, message_id: int) -> bool:
     """Whether the reply has an answer that was sent or may still be (not cancelled,
     not failed)."""
     return (
         connection.execute(
             select(attempts.c.id)
             .where(
-                _answers_to(prefix),
+                _answers_to(account_id, message_id),
                 attempts.c.status.not_in((AttemptStatus.CANCELLED, AttemptStatus.FAILED)),
             )
             .limit(1)
@@ -262,7 +265,9 @@ def _answered(connection: Connection, prefix: str) -> bool:
     )
 
 
-def _not_answered_since(connection: Connection, prefix: str, seen: int) -> None:
+def _not_answered_since(
+    connection: Connection, account_id: int, message_id: int, seen: int
+) -> None:
     """Two agents reading one reply must not both answer it unaware of each other."""
     answered = connection.execute(
         select(attempts.c.created_at, users.c.username)
@@ -273,7 +278,7 @@ def _not_answered_since(connection: Connection, prefix: str, seen: int) -> None:
                 & inbox_messages.c.provider_event_id.is_(None),
             ).outerjoin(users, users.c.id == inbox_messages.c.handled_by)
         )
-        .where(_answers_to(prefix), attempts.c.id > seen)
+        .where(_answers_to(account_id, message_id), attempts.c.id > seen)
         .order_by(attempts.c.id.desc())
         .limit(1)
     ).first()

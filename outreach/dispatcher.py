@@ -507,8 +507,8 @@ class Dispatcher:
                     other = records[account_id]
                     records[account_id] = replace(other, history=(*other.history, contact))
         store_decisions(connection, decisions)
+        give_back_steps(connection, withdrawn, now, self.worker)
         _apply_changes(connection, changes, self.worker)
-        give_back_steps(connection, withdrawn, now)
         # Committed with the batch before any request leaves: a crash from here on leaves
         # these as ``sending``, which housekeeping turns into ``unknown``.
         _MARK_SENDING.execute(
@@ -783,8 +783,8 @@ class Dispatcher:
                 changes.append(_failed(row, AttemptStatus.FAILED, now, error))
                 report.outcomes["failed"] += 1
                 _note_address(connection, row, error, now)
+        give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now, self.worker)
         _apply_changes(connection, changes, self.worker)
-        give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now)
 
     def _check_held(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
         """An outcome for an attempt this daemon no longer holds (another daemon's

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from outreach.compliance_store import attempts
-from outreach.models import AccountStatus, AttemptStatus, StepOutcome
+from outreach.models import AccountStatus, StepOutcome
 from outreach.store import accounts, cadence_steps
 
 
@@ -30,21 +30,24 @@ def returnable(row: Any) -> bool:
     return bool(row.automated) and bool(row.step_key)
 
 
-def give_back_steps(connection: Connection, rows: Sequence[Any], now: datetime) -> None:
-    """The cadence steps of these cancelled attempts are offered again."""
+def give_back_steps(
+    connection: Connection, rows: Sequence[Any], now: datetime, worker: str
+) -> None:
+    """The cadence steps of these attempts, which ``worker`` is cancelling in this
+    transaction, are offered again. Called before the cancellation is written: only the
+    attempts ``worker`` still holds are cancelled by it (another daemon may have taken one
+    whose lease ran out, and decided otherwise)."""
     rows = [row for row in rows if returnable(row)]
     if not rows:
         return
-    # Only what was cancelled indeed (a daemon that lost its lease recorded nothing).
-    cancelled = set(
+    held = set(
         connection.execute(
             select(attempts.c.id).where(
-                attempts.c.id.in_([row.id for row in rows]),
-                attempts.c.status == AttemptStatus.CANCELLED,
+                attempts.c.id.in_([row.id for row in rows]), attempts.c.acquired_by == worker
             )
         ).scalars()
     )
-    rows = [row for row in rows if row.id in cancelled]
+    rows = [row for row in rows if row.id in held]
     if not rows:
         return
     # The cancelled attempt stays, for the record, under a key of its own.

@@ -859,3 +859,23 @@ async def test_a_promise_held_only_for_want_of_the_cadence_keeps_its_step(world:
     assert dict((await send.tick()).outcomes) == {"cancelled": 1}
     assert step in steps_taken(world, ids["A-1"])
     assert len(rows_of(world.engine, attempts)) == 1
+
+
+async def test_a_dispatcher_past_its_lease_gives_back_no_step(world: World) -> None:
+    """Daemon A stalls past its lease; B cancels the message for a cease request (a
+    compliance block keeps its step). A, waking up to an account paused meanwhile, changes
+    nothing it no longer holds: the step and the key stay as B left them."""
+    ids = planned(world, row("A-1"))
+    lease = timedelta(minutes=5)
+    with world.engine.begin() as connection:
+        stale = claim_queued_attempts(connection, "worker-A", NOW, NOW + lease, 10)
+    world.clock.set(NOW + lease + timedelta(seconds=1))
+    event(world.engine, ids["A-1"], "cease", NOW + timedelta(minutes=1))
+    await dispatcher(world, worker="worker-B").tick()
+    step = the_attempt(world).step_key
+    set_account(world.engine, ids["A-1"], paused_until=NOW + timedelta(days=3))
+    await dispatcher(world, worker="worker-A").dispatch_batch(stale)
+    attempt = the_attempt(world)
+    assert attempt.status == "cancelled" and attempt.error_message != "account paused"
+    assert step in steps_taken(world, ids["A-1"])
+    assert not attempt.idempotency_key.endswith(f":withdrawn:{attempt.id}")

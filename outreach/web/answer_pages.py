@@ -53,7 +53,7 @@ def answer(
 
     try:
         number = whole_number(message_id, "message id")
-        newest = whole_number(seen, "form's state") if seen else None
+        newest = _seen(seen)
         with engine_of(request).begin() as connection:
             account = actions.account_by_reference(connection, reference)
             done = answer_reply(
@@ -90,3 +90,13 @@ def answer_kit(request: Request, connection: Connection) -> AnswerKit:
         default_region=settings.default_region,
         max_sms_segments=lint_policy(settings.channels_dir).max_sms_segments,
     )
+
+
+def _seen(value: str) -> int | None:
+    """The form's record of the newest attempt it showed; a form without one (an older
+    page) is not checked against answers queued since."""
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise actions.ActionRefused("the answer form is out of date: open the account again")
+    return int(value)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, select, update
 from sqlalchemy.engine import Dialect
 
 from outreach import heap
@@ -243,6 +243,10 @@ class Planner:
 
 _NEW_ATTEMPTS = BulkStatement(lambda dialect: ignoring_duplicates(attempts, dialect))
 _NEW_STEPS = BulkStatement(lambda dialect: ignoring_duplicates(cadence_steps, dialect))
+# The next contact time is the plan's, unless the account was asked to be looked at again
+# while it was being planned (``returned_steps.due_now``: a step given back, a promise
+# broken, a pause ended), from facts the plan did not see: that request stands.
+_WHEN = accounts.c.next_contact_at.type
 _NEXT_CONTACT = BulkStatement(
     lambda _: (
         update(accounts)
@@ -250,7 +254,13 @@ _NEXT_CONTACT = BulkStatement(
             accounts.c.id == bindparam("account_id"), accounts.c.acquired_by == bindparam("worker")
         )
         .values(
-            next_contact_at=bindparam("next_at"),
+            next_contact_at=case(
+                (
+                    accounts.c.next_contact_at > bindparam("claimed_at", type_=_WHEN),
+                    accounts.c.next_contact_at,
+                ),
+                else_=bindparam("next_at", type_=_WHEN),
+            ),
             acquired_by=None,
             acquired_until=None,
             updated_at=bindparam("now"),
@@ -277,6 +287,7 @@ def plan_writes(
             [
                 {
                     "account_id": row.id,
+                    "claimed_at": row.next_contact_at,
                     "next_at": plan.next_contact_at,
                     "worker": worker,
                     "now": now,

@@ -74,7 +74,11 @@ def give_back_steps(
 
 def due_now(connection: Connection, ids: Collection[int], now: datetime) -> None:
     """Active accounts among ``ids`` are looked at on the next plan tick (a paused one once
-    its pause has ended)."""
+    its pause has ended).
+
+    An account a planner holds right now is due already, but its plan was made from what
+    it read before this change; it is marked due at ``now``, later than when it was
+    claimed, and the planner, seeing that, leaves this time in place of its own."""
     if not ids:
         return
     connection.execute(
@@ -83,7 +87,9 @@ def due_now(connection: Connection, ids: Collection[int], now: datetime) -> None
             and_(
                 accounts.c.id.in_(sorted(ids)),
                 accounts.c.status == AccountStatus.ACTIVE,
-                (accounts.c.next_contact_at.is_(None)) | (accounts.c.next_contact_at > now),
+                accounts.c.next_contact_at.is_(None)
+                | (accounts.c.next_contact_at > now)
+                | (accounts.c.acquired_until >= now),
             )
         )
         .values(next_contact_at=now, updated_at=now)

@@ -640,6 +640,37 @@ def test_a_plan_does_not_overwrite_an_account_another_worker_holds(world: World)
     assert (held.acquired_by, held.next_contact_at) == ("worker-2", now)
 
 
+def test_a_look_again_asked_while_planning_is_not_overwritten_by_the_plan(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner reads a pending promise and stops the cadence for a day; meanwhile
+    housekeeping finds the promise broken and asks for the account now. The plan's
+    writes land, but the account stays due now, not a day later."""
+    ids = world.load(row("A-1"), row("B-2"))
+    add_row(world.engine, store.promises_to_pay, account_id=ids["A-1"], amount_minor=12050,
+            currency="USD", due_on=(NOW - timedelta(days=2)).date(), status="pending",
+            created_by="agent", created_at=NOW - timedelta(days=5))  # fmt: skip
+    broken_at = NOW + timedelta(minutes=1)
+    plan_accounts = planner_module.plan_accounts
+
+    def meanwhile(*args: Any) -> Any:
+        plans = plan_accounts(*args)  # planned from the promise still pending
+        assert housekeeping(world.engine, broken_at, "housekeeper").broken_promises == 1
+        return plans
+
+    monkeypatch.setattr(planner_module, "plan_accounts", meanwhile)
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"stopped": 1, "queued": 1}
+    promised, other = account(world.engine, ids["A-1"]), account(world.engine, ids["B-2"])
+    assert (promised.next_contact_at, promised.acquired_by) == (broken_at, None)
+    assert other.next_contact_at != broken_at and other.acquired_by is None
+    # The next tick plans it again, with the promise broken.
+    monkeypatch.setattr(planner_module, "plan_accounts", plan_accounts)
+    world.clock.set(broken_at)
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+
+
 def test_expired_steps_are_skipped_and_a_spent_cadence_finishes(world: World) -> None:
     # pre-due: reminders at -7 and -1 days and on the due date, each expiring. Due
     # 2026-10-20, every one of them had expired by 2026-11-02.

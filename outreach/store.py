@@ -113,15 +113,14 @@ def among(
 def folded(connection: Connection, column: ColumnElement[str]) -> ColumnElement[str]:
     """``column`` in a form that ignores case, every letter's and not only ASCII's: the
     ``casefold`` function each SQLite connection has (``outreach.db``), PostgreSQL's
-    ``lower`` (which follows the database's locale)."""
+    ``lower`` (which follows the database's locale).
+
+    Fold what it is compared with here too (``folded(connection, literal(text))``), not in
+    Python: PostgreSQL's ``lower`` and Python's disagree on a few letters (a final sigma,
+    a dotted capital I), so a text folded in Python may not match itself stored."""
     if connection.dialect.name == "sqlite":
         return func.casefold(column, type_=String)
     return func.lower(column)
-
-
-def fold(connection: Connection, text: str) -> str:
-    """``text`` as ``folded`` gives a column."""
-    return text.casefold() if connection.dialect.name == "sqlite" else text.lower()
 
 
 def named_rows(result: Result[Any]) -> list[Any]:

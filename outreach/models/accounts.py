@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import Index, Time, UniqueConstraint, column, func, text
+from sqlalchemy import Index, Time, UniqueConstraint, column, func, literal_column, text
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import money, reference_to, short, when
@@ -28,6 +28,16 @@ class Account(SQLModel, table=True):
     __table_args__ = (
         # The import's upsert key.
         UniqueConstraint("reference"),
+        # Agents' search for a reference's beginning: a range in byte order, which the
+        # unique index answers only under PostgreSQL's C collation (SQLite compares bytes).
+        # PostgreSQL only (migration 0012). The collation is among its options because
+        # PostgreSQL's reflection reads the index back as the bare column, so models and
+        # migrations compare equal; SQLite's comparison skips it as an expression.
+        Index(
+            "ix_account_reference_c",
+            literal_column("reference"),
+            postgresql_ops={"reference": 'COLLATE "C"'},
+        ).ddl_if(dialect="postgresql"),
         # The planner's query: active accounts whose next contact has come.
         Index("ix_account_due", "status", "next_contact_at"),
         # Few accounts are paused or flagged at a time: housekeeping's ending pauses and

@@ -16,11 +16,11 @@ from typing import Any
 import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import ColumnElement, Connection, Select, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, String, func, literal, select
 
 from outreach.config import Settings
 from outreach.rendering.context import format_money
-from outreach.store import accounts, contact_points, fold, folded
+from outreach.store import accounts, contact_points, folded
 from outreach.web import ui
 from outreach.web.auth import Agent
 from outreach.web.inbox_pages import engine_of
@@ -115,17 +115,24 @@ def _readings(
                 )
             ),
         )
-    # A reference's beginning, as a range the unique index answers. Under PostgreSQL's
-    # language locales a range would not mean "begins with": compared there in byte order.
+    # A reference's beginning, as a range. Under PostgreSQL's language locales a range
+    # would not mean "begins with": compared there in byte order, which its index on the
+    # reference in the C collation answers (SQLite's unique index compares bytes already).
     reference: ColumnElement[str] = accounts.c.reference
     if connection.dialect.name == "postgresql":
         reference = reference.collate("C")
     yield "reference", (reference >= query) & (reference < query + "\U0010ffff")
     if phone is None:
-        yield (
-            "name",
-            folded(connection, accounts.c.name).contains(fold(connection, query), autoescape=True),
-        )
+        # The query is folded by the database as the name is: PostgreSQL's lower() and
+        # Python's disagree on a final sigma and a dotted capital I. Its LIKE wildcards are
+        # escaped first (folding leaves "/", "%" and "_" as they are).
+        part = folded(connection, literal(_like_escaped(query), String))
+        yield "name", folded(connection, accounts.c.name).contains(part, escape="/")
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself, with "/" as the escape character."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 def _phone(query: str, region: str) -> str | None:

@@ -6,6 +6,7 @@ from functools import cache
 
 import pytest
 
+from outreach.rendering.answer_text import shown_text
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR, read_template_files
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
@@ -164,6 +165,151 @@ def test_an_answer_template_must_show_the_whole_answer(
     issues = [i for i in lint(path, source) if i.code == "ANSWER_INCOMPLETE"]
     assert sorted({i.message.split()[1] for i in issues}) == sorted(parts)
     assert "include {{ answer }} as it is" in issues[0].message
+
+
+ANSWER = "email/answer.agent.j2"
+
+
+def answer_email(markup: str, layout: bool = True) -> str:
+    """An answer email showing the answer in its text body, and ``markup`` as its HTML
+    body: inside the shared layout, or (``layout=False``) as the whole document."""
+    if layout:
+        markup = (
+            '{% import "_partials/email.html.j2" as email with context %}\n'
+            "{% call email.layout() %}" + markup + "{% endcall %}"
+        )
+    return (
+        EMAIL_SUBJECT + EMAIL_TEXT.replace("Hi", "{{ answer }} Hi")
+        + "{% block html %}\n" + markup + "\n{% endblock %}\n"
+    )  # fmt: skip
+
+
+HIDE = "{{ answer }}"  # where the answer goes in the markup below
+
+
+@pytest.mark.parametrize(
+    ("markup", "layout"),
+    [
+        pytest.param(f'<div style="display:none">{HIDE}</div>', True, id="display none"),
+        pytest.param(f'<p style="DISPLAY : None !IMPORTANT">{HIDE}</p>', True,
+                     id="display none, any case, important"),
+        pytest.param(f'<p style="color: #222; display: none; font-weight: bold">{HIDE}</p>', True,
+                     id="display none among other declarations"),
+        pytest.param(f'<p style="display: block; display: none">{HIDE}</p>', True,
+                     id="the last display wins"),
+        pytest.param(f'<p style="display: none !important; display: block">{HIDE}</p>', True,
+                     id="an important display wins over a later one"),
+        pytest.param(f'<p style="display: none; display: nonsense">{HIDE}</p>', True,
+                     id="a later invalid display is dropped"),
+        pytest.param(f'<p style="display:/* preheader */none">{HIDE}</p>', True,
+                     id="display none around a comment"),
+        pytest.param(f'<p style="visibility: hidden">{HIDE}</p>', True, id="visibility hidden"),
+        pytest.param(f"<p hidden>{HIDE}</p>", True, id="hidden attribute"),
+        pytest.param(f'<div hidden="hidden"><p>{HIDE}</p></div>', True,
+                     id="inside a hidden element"),
+        pytest.param(f"<template>{HIDE}</template>", True, id="template"),
+        pytest.param(f'<script type="text/plain">{HIDE}</script>', True, id="script"),
+        pytest.param(f"<style>{HIDE}</style>", True, id="style"),
+        pytest.param(f"<title>{HIDE}</title>", True, id="title"),
+        pytest.param(f"<!-- {HIDE} -->", True, id="comment"),
+        pytest.param(f"<!-- {HIDE} -- > -->", True, id="comment not closed by -- >"),
+        pytest.param(
+            f"<html><head><title>{HIDE}</title></head><body><p>Hi</p><p>{{{{ disclosure }}}}</p>"
+            '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>', False,
+            id="head"),
+        pytest.param(f'<p style="font-size:0">{HIDE}</p>', True, id="font-size 0"),
+        pytest.param(f'<p style="font-size: 0px">{HIDE}</p>', True, id="font-size 0px"),
+        pytest.param(f'<p style="font-size:0pt">{HIDE}</p>', True, id="font-size 0pt"),
+        pytest.param(f'<p style="font-size:0em !important">{HIDE}</p>', True,
+                     id="font-size 0em"),
+        pytest.param(f'<p style="font: 0/0 a">{HIDE}</p>', True, id="font shorthand 0"),
+        pytest.param(f'<div style="font-size:0"><p style="font-size:2em">{HIDE}</p></div>', True,
+                     id="font-size relative to a zero one"),
+        pytest.param(f'<p style="opacity:0">{HIDE}</p>', True, id="opacity 0"),
+        pytest.param(f'<p style="opacity: 0.0">{HIDE}</p>', True, id="opacity 0.0"),
+        pytest.param(f'<div style="opacity:0"><p style="opacity:1">{HIDE}</p></div>', True,
+                     id="inside a transparent element"),
+        pytest.param(f'<div style="max-height:0;overflow:hidden">{HIDE}</div>', True,
+                     id="max-height 0 overflow hidden"),
+        pytest.param(f'<div style="overflow: hidden; max-height: 0px">{HIDE}</div>', True,
+                     id="overflow hidden max-height 0px"),
+        pytest.param(f'<div style="mso-hide:all">{HIDE}</div>', True, id="mso-hide all"),
+        pytest.param(f'<div style="display:none"><p>Hi<br><img src="a.png"><p>{HIDE}</div>',
+                     True, id="void and unclosed elements inside a hidden one"),
+        pytest.param(f'<div style="display:none"><div>a<div>b</div></div><p>{HIDE}</p>', True,
+                     id="nested divs: the hidden one is never closed"),
+        pytest.param(f'<div style="display:none">Hi<p>{HIDE}</p>', True,
+                     id="an unclosed hidden element hides what follows"),
+        pytest.param(f'<span style="display:none"><div>Hi</span><p>{HIDE}</p></div>', True,
+                     id="an end tag does not close across a block"),
+        pytest.param(f'<p><b style="display:none">Hi</p><p>{HIDE}</p>', True,
+                     id="an unclosed b goes on in the next paragraph"),
+        pytest.param(f'<div style="display:none">Hi</body></html><p>{HIDE}</p>', True,
+                     id="a closing body tag closes nothing"),
+    ],
+)  # fmt: skip
+def test_an_answer_hidden_in_the_html_is_refused(markup: str, layout: bool) -> None:
+    issues = lint(ANSWER, answer_email(markup, layout))
+    assert codes(issues) == {"ANSWER_INCOMPLETE"}
+    assert {i.message.split()[1] for i in issues} == {"html"}
+    assert len(issues) == len(SAMPLE_ACCOUNTS)
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        pytest.param(f"<p>{HIDE}</p>", id="paragraph"),
+        pytest.param(
+            '<table role="presentation" width="100%"><tr><td style="font-size:0px">'
+            f'<div style="font-size:14px;line-height:20px">{HIDE}</div></td></tr></table>',
+            id="table with a zero font-size cell"),
+        pytest.param('{% for line in answer.splitlines() %}{{ line }}<br>{% endfor %}',
+                     id="br between lines"),
+        pytest.param(f"<p>Hi&nbsp;{{{{ debtor.first_name }}}} &mdash; &#8203;</p><p>{HIDE}</p>",
+                     id="entities"),
+        pytest.param('<div style="display: block"><div style="DISPLAY:block !important">'
+                     f"<div>{HIDE}</div></div></div>", id="nested divs display block"),
+        pytest.param(f'<div style="display: none">Your reply</div><p>{HIDE}</p>',
+                     id="display none on a sibling only"),
+        pytest.param(f'<div style="display:none">{HIDE}</div><p>{HIDE}</p>',
+                     id="a hidden copy beside a visible one"),
+        pytest.param(f"<style>p {{ color: #222; }}</style><script></script><p>{HIDE}</p>",
+                     id="after a style sheet and a script"),
+        pytest.param(f'<div style="display:none">a<br><img src="a.png"></div><p>{HIDE}</p>',
+                     id="void elements inside a closed hidden one"),
+        pytest.param(f'<p style="display:none">Hi<p>{HIDE}', id="a new p ends a hidden one"),
+        pytest.param(f"<ul><li hidden>Hi<li>{HIDE}</ul>", id="a new li ends a hidden one"),
+        pytest.param(f'<table><tr><td style="display:none">Hi<td>{HIDE}</table>',
+                     id="a new cell ends a hidden one"),
+        pytest.param(f'<p aria-hidden="true">{HIDE}</p>', id="aria-hidden is not hidden"),
+        pytest.param(f'<div style="visibility:hidden"><p style="visibility:visible">{HIDE}</p>'
+                     "</div>", id="visible inside hidden visibility"),
+        pytest.param(f'<p style="max-height:0">{HIDE}</p>', id="max-height 0 overflowing"),
+        pytest.param(f'<p style="display:none; display:block">{HIDE}</p>',
+                     id="a later display block wins"),
+        pytest.param(f"<!-- a comment --><p>{HIDE}</p><!---->", id="after a comment"),
+    ],
+)  # fmt: skip
+def test_an_answer_shown_in_ordinary_markup_passes(markup: str) -> None:
+    assert lint(ANSWER, answer_email(markup)) == []
+
+
+@pytest.mark.parametrize(
+    ("markup", "shown"),
+    [
+        ('<p style="d\\69 splay: none">words</p>', ""),  # a CSS escape
+        ('<p style="display:none" style="display:block">words</p>', ""),  # the first one counts
+        ("<p style=\"background: url('a;display:none')\">words</p>", "words"),
+        ("<!-- words", ""),  # a comment never closed runs to the end
+        ("<!--> words", "words"),  # an empty comment
+        ("<![CDATA[ words ]]>", ""),
+        ('<p>words</p><body style="display:none">', ""),  # a late body's style is the body's
+        ('<svg style="display:none"><path d="M0 0"/></svg><p>words</p>', "words"),
+        ("<p>a &amp; b&nbsp;c</p><img alt=words>", "a & b\xa0c"),
+    ],
+)
+def test_the_shown_text_of_an_html_body(markup: str, shown: str) -> None:
+    assert " ".join(shown_text(markup).split()) == " ".join(shown.split())
 
 
 def test_variables_set_in_the_template_are_not_unknown() -> None:

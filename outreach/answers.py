@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, select, update
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -134,23 +134,18 @@ def answer_reply(
     Input that cannot be sent as given (empty, too long, an SMS over the segment limit, a
     message that is not the debtor's) raises ``ActionRefused`` and writes nothing. A
     compliance block is not an error: its decision is stored and the answer is not queued.
-    ``seen``: the account's newest attempt when the agent opened the form; an answer to the
-    same reply queued since (another agent's) raises ``AnsweredMeanwhile``.
+    ``seen``: the newest answer to this reply when the agent opened the form
+    (``SeenAnswers.newest``); an answer to the same reply queued since (another agent's)
+    raises ``AnsweredMeanwhile``. Answers to other replies of the account do not.
+
+    Call it inside the transaction that is to hold the answer: it first locks the reply
+    (FOR UPDATE on PostgreSQL; on SQLite the database's one writer's lock), so that answers
+    to one reply are checked and written one after the other, each seeing those before it.
     """
     text = _cleaned(words)
     if not _FORM_KEY.fullmatch(form_key):
         raise ActionRefused("the answer form is out of date: open the account again")
-    if connection.dialect.name == "sqlite":
-        # SQLite ignores FOR UPDATE: a write first takes its one writer's lock, so that two
-        # answers to one reply are checked one after the other, as on PostgreSQL.
-        connection.execute(
-            update(inbox_messages)
-            .where(inbox_messages.c.id == message_id)
-            .values(status=inbox_messages.c.status)
-        )
-    message = connection.execute(
-        select(inbox_messages).where(inbox_messages.c.id == message_id).with_for_update()
-    ).first()
+    message = _locked_reply(connection, message_id)
     if message is None or message.account_id != account.id:
         raise NotFoundError(f"no message {message_id} in the inbox of {account.reference}")
     if message.direction != "inbound":
@@ -225,12 +220,75 @@ class AnsweredMeanwhile(ActionRefused):
     """Someone answered the same reply after the agent opened the form."""
 
 
-def newest_attempt(connection: Connection, account_id: int) -> int:
-    """The id of the account's newest attempt (0 for none): what an answer form has seen."""
+@dataclass(frozen=True)
+class SeenAnswers:
+    """The answers to an account's replies as its page shows them. Each reply's answer form
+    carries what it saw of that reply's answers (``form_value``): its newest answer."""
+
+    account_id: int
+    answers: tuple[tuple[int, str], ...]  # (attempt id, idempotency key), the account's
+
+    def newest(self, message_id: int) -> int:
+        """The attempt id of the reply's newest answer, 0 for none."""
+        prefix = _key_prefix(self.account_id, message_id)
+        return max((id_ for id_, key in self.answers if key.startswith(prefix)), default=0)
+
+    def form_value(self, message_id: int) -> str:
+        """The ``seen`` field of the reply's answer form: the reply, then its newest answer."""
+        return f"{message_id}:{self.newest(message_id)}"
+
+
+def seen_answers(connection: Connection, account_id: int) -> SeenAnswers:
+    """What the answer forms of the account's page have seen: the answers to each reply.
+
+    Answers to one reply are written one after the other (``answer_reply`` locks the reply
+    first), so ids grow in the order they were committed: an answer missing from the page,
+    still being committed when it was read, is always newer than the reply's newest here."""
     found = connection.execute(
-        select(func.max(attempts.c.id)).where(attempts.c.account_id == account_id)
-    ).scalar()
-    return int(found or 0)
+        select(attempts.c.id, attempts.c.idempotency_key).where(
+            attempts.c.account_id == account_id, attempts.c.step_key == ANSWER_TEMPLATE
+        )
+    ).all()
+    return SeenAnswers(account_id, tuple((row.id, row.idempotency_key) for row in found))
+
+
+def seen_in_form(value: str, message_id: int) -> int | None:
+    """The ``seen`` an answer form sent for reply ``message_id``: what to check answers
+    queued since against (``answer_reply``'s ``seen``).
+
+    ``MESSAGE:ANSWER`` as ``SeenAnswers.form_value`` writes it. A bare number comes from a
+    page opened before forms named their reply (the account's newest attempt then): it is
+    checked as it was. No value (an older page still): not checked. A damaged value, or
+    one seen for another reply, raises ``ActionRefused``."""
+    if not value:
+        return None
+    reply, colon, newest = value.partition(":")
+    if not colon:
+        reply, newest = str(message_id), value
+    if not (_whole(reply) and _whole(newest)) or int(reply) != message_id:
+        raise ActionRefused("the answer form is out of date: open the account again")
+    return int(newest)
+
+
+def _whole(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def _locked_reply(connection: Connection, message_id: int) -> Any:
+    """The reply, locked until the transaction ends: a second answer to it waits here for
+    the first to be committed, then reads it."""
+    if connection.dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE: a write first takes its one writer's lock, held to the
+        # end of the transaction, so that two answers to one reply are checked one after
+        # the other, as on PostgreSQL.
+        connection.execute(
+            update(inbox_messages)
+            .where(inbox_messages.c.id == message_id)
+            .values(status=inbox_messages.c.status)
+        )
+    return connection.execute(
+        select(inbox_messages).where(inbox_messages.c.id == message_id).with_for_update()
+    ).first()
 
 
 def _answers_to(account_id: int, message_id: int) -> ColumnElement[bool]:

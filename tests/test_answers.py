@@ -21,7 +21,7 @@ from outreach.answers import (
     AnsweredMeanwhile,
     AnswerKit,
     answer_reply,
-    newest_attempt,
+    seen_answers,
 )
 from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
@@ -453,15 +453,131 @@ def test_a_debtor_who_writes_in_a_designated_time_gets_one_answer_then(
     assert "DESIGNATED_INCONVENIENT_TIME" in second.describe()
 
 
-def test_two_agents_answering_at_once_are_checked_one_after_the_other(
+def test_a_form_has_seen_the_answers_to_its_own_reply_only(
     engine: Engine, settings: Settings, agent_id: int
 ) -> None:
-    """The second waits for the first to commit, then sees its answer (SQLite has no row
-    locks: the answer takes the database's write lock first)."""
+    """Two replies on one account, both forms opened before any answer: answering one
+    reply leaves the other's form as it was; a second answer to the same reply from a
+    form opened before the first is refused, with who answered and when."""
+    account_id = add_account(engine)
+    text = sms_reply(engine)
+    mail = email_reply(engine, account_id)
+    with engine.connect() as connection:
+        opened = seen_answers(connection, account_id)
+    assert (opened.form_value(text), opened.form_value(mail)) == (f"{text}:0", f"{mail}:0")
+    first = answer(engine, settings, text, user=agent_id, seen=opened.newest(text))
+    assert first.outcome == "queued"
+    other = answer(engine, settings, mail, "Yes, it is.", user=agent_id, form_key="m" * 24,
+                   seen=opened.newest(mail))  # fmt: skip
+    assert other.outcome == "queued"
+    with pytest.raises(AnsweredMeanwhile, match=r"ana answered this reply at 2026-11-02 15:00"):
+        answer(engine, settings, text, "Me too.", user=agent_id, form_key="t" * 24,
+               seen=opened.newest(text))  # fmt: skip
+    [to_text, to_mail] = rows(engine, attempts)
+    with engine.connect() as connection:
+        now_seen = seen_answers(connection, account_id)
+    assert (now_seen.newest(text), now_seen.newest(mail)) == (to_text.id, to_mail.id)
+    # Opened after the first answer, the text's form may answer again, deliberately.
+    again = answer(engine, settings, text, "One more thing.", user=agent_id,
+                   form_key="t" * 24, seen=now_seen.newest(text))  # fmt: skip
+    assert again.outcome == "queued"
+
+
+def test_an_answer_still_being_committed_is_not_missed_by_a_page_opened_meanwhile(
+    backend: str, engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """PostgreSQL: the answer to reply B takes its attempt id, then an answer to reply A
+    takes a larger one and commits first; a page opened then shows A's answer, not B's.
+    Its form for B still sees B's answer once committed: what a form has seen is its own
+    reply's newest answer, not the account's newest attempt."""
+    if backend == "sqlite":
+        pytest.skip("SQLite writes one transaction at a time: no answer commits meanwhile")
+    account_id = add_account(engine)
+    reply_a = sms_reply(engine)
+    reply_b = email_reply(engine, account_id)
+    kit_now = kit(engine, settings)
+    written, go_on = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def slow_answer_to_b() -> None:
+        try:
+            with engine.begin() as connection:
+                account = actions.account_by_reference(connection, "R-1")
+                answer_reply(connection, account, reply_b, "About your bill.", "b" * 24,
+                             agent_id, kit_now, NOW, mark_handled=False, seen=0)  # fmt: skip
+                written.set()
+                assert go_on.wait(30)
+        except BaseException as exc:
+            failed.append(exc)
+            written.set()
+
+    slow = threading.Thread(target=slow_answer_to_b)
+    slow.start()
+    assert written.wait(30) and not failed
+    to_a = answer(engine, settings, reply_a, user=agent_id, form_key="a" * 24,
+                  mark_handled=False)  # fmt: skip
+    assert to_a.outcome == "queued"
+    with engine.connect() as connection:
+        opened = seen_answers(connection, account_id)
+    go_on.set()
+    slow.join(timeout=30)
+    assert not slow.is_alive() and not failed
+    [answer_a] = [a for a in rows(engine, attempts) if a.channel == "sms"]
+    [answer_b] = [a for a in rows(engine, attempts) if a.channel == "email"]
+    assert answer_b.id < answer_a.id  # the account's newest attempt hid B's answer
+    assert opened.newest(reply_a) == answer_a.id and opened.newest(reply_b) == 0
+    with pytest.raises(AnsweredMeanwhile, match="answered this reply"):
+        answer(engine, settings, reply_b, "Your bill is right.", user=agent_id,
+               form_key="c" * 24, seen=opened.newest(reply_b))  # fmt: skip
+    assert len(rows(engine, attempts)) == 2
+
+
+def test_two_answers_to_one_reply_started_at_once_queue_one(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Two agents send at the same instant from forms opened together: exactly one answer
+    is queued, the other agent is told of it."""
     account_id = add_account(engine)
     reply = sms_reply(engine)
     with engine.connect() as connection:
-        seen = newest_attempt(connection, account_id)
+        seen = seen_answers(connection, account_id).newest(reply)
+    kit_now = kit(engine, settings)
+    start = threading.Barrier(2, timeout=30)
+    outcomes: list[BaseException | Answered] = []
+
+    def send(words: str, form_key: str) -> None:
+        try:
+            start.wait()
+            with engine.begin() as connection:
+                account = actions.account_by_reference(connection, "R-1")
+                outcomes.append(answer_reply(connection, account, reply, words, form_key,
+                                             agent_id, kit_now, NOW, seen=seen))  # fmt: skip
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    agents = [threading.Thread(target=send, args=(f"Answer {n}.", str(n) * 24)) for n in (1, 2)]
+    for thread_ in agents:
+        thread_.start()
+    for thread_ in agents:
+        thread_.join(timeout=60)
+    assert not any(thread_.is_alive() for thread_ in agents)
+    queued = [o for o in outcomes if isinstance(o, Answered)]
+    refused = [o for o in outcomes if isinstance(o, AnsweredMeanwhile)]
+    assert len(queued) == 1 and len(refused) == 1, outcomes
+    assert queued[0].outcome == "queued"
+    assert len(rows(engine, attempts)) == 1
+
+
+def test_two_agents_answering_at_once_are_checked_one_after_the_other(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """The second waits for the first to commit, then sees its answer: on PostgreSQL the
+    answer locks the reply's row first; SQLite has no row locks, and the answer takes the
+    database's write lock first."""
+    account_id = add_account(engine)
+    reply = sms_reply(engine)
+    with engine.connect() as connection:
+        seen = seen_answers(connection, account_id).newest(reply)
     kit_now = kit(engine, settings)
     first_in = threading.Event()
     outcome: list[BaseException | Answered] = []

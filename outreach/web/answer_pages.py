@@ -4,7 +4,7 @@ A refused answer shows the page again with the reason and the words the agent wr
 nothing typed is lost: 400 for input that cannot be sent as given, 404 for a message that
 is not the account's, 409 when compliance does not allow the answer (its decision is
 stored all the same) or when another agent answered the same reply after the page was
-opened.
+opened (an answer to another of the account's replies does not count).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Connection
 
 from outreach import agent_actions as actions
-from outreach.answers import AnsweredMeanwhile, AnswerKit, answer_reply
+from outreach.answers import AnsweredMeanwhile, AnswerKit, answer_reply, seen_in_form
 from outreach.channels import lint_policy
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.config import Settings
@@ -53,7 +53,7 @@ def answer(
 
     try:
         number = whole_number(message_id, "message id")
-        newest = _seen(seen)
+        newest = seen_in_form(seen, number)
         with engine_of(request).begin() as connection:
             account = actions.account_by_reference(connection, reference)
             done = answer_reply(
@@ -90,13 +90,3 @@ def answer_kit(request: Request, connection: Connection) -> AnswerKit:
         default_region=settings.default_region,
         max_sms_segments=lint_policy(settings.channels_dir).max_sms_segments,
     )
-
-
-def _seen(value: str) -> int | None:
-    """The form's record of the newest attempt it showed; a form without one (an older
-    page) is not checked against answers queued since."""
-    if not value:
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise actions.ActionRefused("the answer form is out of date: open the account again")
-    return int(value)

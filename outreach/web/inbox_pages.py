@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection, Engine, select
 
 from outreach import agent_actions as actions
-from outreach.answers import ANSWERED_CHANNELS, newest_attempt
+from outreach.answers import ANSWERED_CHANNELS, seen_answers
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.errors import NotFoundError
@@ -256,7 +256,7 @@ def account_page(
             .order_by(attempts.c.created_at.desc(), attempts.c.id.desc())
             .limit(20)
         ).all()
-        seen = newest_attempt(connection, row.id)
+        seen = seen_answers(connection, row.id)
     paused = row.paused_until is not None and row.paused_until > now
     values = {
         "title": f"Account {row.reference}",

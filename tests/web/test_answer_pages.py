@@ -20,6 +20,7 @@ from tests.web.conftest import Server
 from tests.web.ui_support import add_user, page_token, seed_templates, sign_in
 
 _FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
+_SEEN = re.compile(r'name="seen" value="((\d+):\d+)"')
 
 
 @pytest.fixture
@@ -41,6 +42,11 @@ def _form(client: httpx.Client) -> dict[str, str]:
     found = _FORM_KEY.search(page)
     assert found, "the page has no answer form"
     return {"csrf_token": page_token(client, "/inbox/accounts/R-1"), "form_key": found.group(1)}
+
+
+def _seen(page: str) -> dict[int, str]:
+    """Each answer form's ``seen``, by the reply it answers."""
+    return {int(reply): value for value, reply in _SEEN.findall(page)}
 
 
 def test_an_agent_answers_a_reply_and_sees_it_in_the_conversation(
@@ -107,10 +113,13 @@ def test_input_that_cannot_be_sent_is_refused_and_kept(agent: httpx.Client, engi
     too_long = agent.post("/inbox/accounts/R-1/answer", data=form | {"answer": pasted})
     assert too_long.status_code == 400 and "an answer is at most 2000 characters" in too_long.text
     assert pasted.strip() in too_long.text
-    odd = {"form_key": "k" * 500, "seen": "1" * 50}
-    for field, value in odd.items():
+    odd = [("form_key", "k" * 500), ("seen", "1" * 50), ("seen", f"{reply}:x"),
+           ("seen", f"{reply + 1}:0"), ("seen", ":0")]  # fmt: skip
+    for field, value in odd:
         out = agent.post("/inbox/accounts/R-1/answer", data=form | {"answer": "Kept", field: value})
-        assert out.status_code == 400 and "Kept</textarea>" in out.text, field
+        assert out.status_code == 400 and "Kept</textarea>" in out.text, value
+        if field == "seen":
+            assert "the answer form is out of date: open the account again" in out.text
     with engine.connect() as connection:
         assert connection.execute(select(attempts)).all() == []
 
@@ -141,19 +150,65 @@ def test_a_reply_another_agent_answered_meanwhile_is_not_answered_twice(
     with sign_in(server.base, "bo") as other:
         # Both open the account; Bo answers first.
         hers = _form(agent) | {"message_id": str(reply), "answer": "Friday is fine."}
-        page = other.get("/inbox/accounts/R-1").text
-        seen = re.search(r'name="seen" value="(\d+)"', page)
-        assert seen is not None
-        his = _form(other) | {"message_id": str(reply), "answer": "Yes, Friday.",
-                              "seen": seen.group(1)}  # fmt: skip
+        seen = _seen(other.get("/inbox/accounts/R-1").text)[reply]
+        assert seen == f"{reply}:0"
+        his = _form(other) | {"message_id": str(reply), "answer": "Yes, Friday.", "seen": seen}
         assert other.post("/inbox/accounts/R-1/answer", data=his).status_code == 303
-    hers["seen"] = seen.group(1)
+    hers["seen"] = seen
     late = agent.post("/inbox/accounts/R-1/answer", data=hers)
     assert late.status_code == 409
     assert "bo answered this reply at" in late.text and "Friday is fine.</textarea>" in late.text
     # Having read Bo's answer on the page she was shown, she may still send hers.
     again = _form(agent) | {"message_id": str(reply), "answer": "Friday is fine."}
-    again["seen"] = re.findall(r'name="seen" value="(\d+)"', late.text)[0]
+    again["seen"] = _seen(late.text)[reply]
     assert agent.post("/inbox/accounts/R-1/answer", data=again).status_code == 303
     with engine.connect() as connection:
         assert len(connection.execute(select(attempts)).all()) == 2
+
+
+def test_an_answer_to_another_reply_leaves_a_form_as_it_was(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    """Two replies on one account, the page open for two agents: Bo answers the first.
+    Ana's form for the second still sends; hers for the first, opened before Bo's answer,
+    is refused (409)."""
+    add_account(engine)
+    first = _reply(engine, "Can I pay on Friday?", key="r1")
+    second = _reply(engine, "And what about the fee?", key="r2")
+    hers = _form(agent)
+    seen = _seen(agent.get("/inbox/accounts/R-1").text)
+    assert seen == {first: f"{first}:0", second: f"{second}:0"}
+    add_user(engine, "bo", Role.AGENT)
+    with sign_in(server.base, "bo") as other:
+        his_seen = _seen(other.get("/inbox/accounts/R-1").text)[first]
+        his = _form(other) | {"message_id": str(first), "answer": "Yes, Friday.", "seen": his_seen}
+        assert other.post("/inbox/accounts/R-1/answer", data=his).status_code == 303
+    about_fee = hers | {"message_id": str(second), "answer": "The fee is waived.",
+                        "seen": seen[second]}  # fmt: skip
+    assert agent.post("/inbox/accounts/R-1/answer", data=about_fee).status_code == 303
+    about_friday = hers | {"message_id": str(first), "answer": "Friday is fine.",
+                           "seen": seen[first]}  # fmt: skip
+    late = agent.post("/inbox/accounts/R-1/answer", data=about_friday)
+    assert late.status_code == 409
+    assert "bo answered this reply at" in late.text and "Friday is fine.</textarea>" in late.text
+    with engine.connect() as connection:
+        bodies = connection.execute(select(attempts.c.body).order_by(attempts.c.id)).all()
+    assert len(bodies) == 2
+    assert bodies[0].body.startswith("Yes, Friday.")
+    assert bodies[1].body.startswith("The fee is waived.")
+
+
+def test_a_form_from_before_replies_were_told_apart_is_still_checked(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    """A page opened before this version carries the account's newest attempt as a bare
+    number: an answer to the same reply queued since is still caught."""
+    add_account(engine)
+    reply = _reply(engine)
+    hers = _form(agent) | {"message_id": str(reply), "answer": "Friday is fine.", "seen": "0"}
+    add_user(engine, "bo", Role.AGENT)
+    with sign_in(server.base, "bo") as other:
+        his = _form(other) | {"message_id": str(reply), "answer": "Yes, Friday."}
+        assert other.post("/inbox/accounts/R-1/answer", data=his).status_code == 303
+    late = agent.post("/inbox/accounts/R-1/answer", data=hers)
+    assert late.status_code == 409 and "bo answered this reply at" in late.text

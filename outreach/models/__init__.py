@@ -30,6 +30,7 @@ from outreach.models.messaging import (
     SuppressionReason,
     Verdict,
 )
+from outreach.models.web_state import HtmlPreview, SignInAttempt, SignInState
 
 __all__ = [
     "Account",
@@ -46,6 +47,7 @@ __all__ = [
     "ContactStatus",
     "Decision",
     "DesignatedTime",
+    "HtmlPreview",
     "ImportRun",
     "InboxMessage",
     "InboxStatus",
@@ -54,6 +56,8 @@ __all__ = [
     "PromiseToPay",
     "ProviderEvent",
     "Role",
+    "SignInAttempt",
+    "SignInState",
     "StepOutcome",
     "Suppression",
     "SuppressionReason",

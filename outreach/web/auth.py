@@ -11,19 +11,16 @@
   the ``X-CSRF-Token`` header for the editor's scripts); the sign-in form carries one of
   its own, from a short-lived cookie (double submit).
 - Five failed sign-ins for one name within 15 minutes hold that name back for 15 minutes,
-  whatever the password (counted per process). An attempt takes its place in the count
-  before its password is checked, so that attempts made at once cannot pass together: a
-  name never has more than five attempts failed or being checked within the window.
+  whatever the password, counted in the database for every web process
+  (``outreach.web.throttle``). An attempt takes its place in the count before its password
+  is checked, so that attempts made at once cannot pass together: a name never has more
+  than five attempts failed or being checked within the window.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -36,11 +33,11 @@ from sqlalchemy import Engine
 from outreach.config import Settings
 from outreach.models import Role
 from outreach.users import UserRecord, same_stamp, user_by_id
+from outreach.web.throttle import SignInThrottle
 
 SESSION_COOKIE = "outreach_session"
 SIGN_IN_COOKIE = "outreach_sign_in"
 SESSION_HOURS = 12
-_THROTTLE_NAMES = 10_000  # names with recent failures kept at most
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -78,7 +75,7 @@ class Sessions:
         self._signer = URLSafeTimedSerializer(key, salt="session")
         self._sign_in_signer = URLSafeTimedSerializer(key, salt="sign-in")
         self.engine = engine
-        self.throttle = SignInThrottle()
+        self.throttle = SignInThrottle(engine)
 
     def start(self, request: Request, response: Response, user: UserRecord) -> None:
         token = self._signer.dumps(
@@ -142,87 +139,10 @@ class Sessions:
         )  # fmt: skip
 
 
-class SignInThrottle:
-    """Failed sign-ins by name, in a sliding window, and the attempts being checked.
-
-    An attempt is reserved (``reserve``) before its password is checked and counts as a
-    failure until it ends: ``failed`` confirms it, ``succeeded`` releases it. So a name
-    never has more than ``failures`` attempts failed or being checked within the window,
-    however many arrive at once.
-    """
-
-    def __init__(self, failures: int = 5, window_seconds: float = 900) -> None:
-        self.failures, self.window = failures, window_seconds
-        self._seen: dict[str, deque[float]] = {}
-        # Attempts under way by name: as many as requests in flight, and none kept after.
-        self._pending: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def held(self, username: str) -> bool:
-        key = _name_key(username)
-        with self._lock:
-            return self._counted(key) >= self.failures
-
-    def reserve(self, username: str) -> bool:
-        """Take a place for one attempt, to be ended by ``failed`` or ``succeeded``;
-        ``False`` (nothing taken) if the name is held back."""
-        key = _name_key(username)
-        with self._lock:
-            if self._counted(key) >= self.failures:
-                return False
-            self._pending[key] = self._pending.get(key, 0) + 1
-            return True
-
-    def failed(self, username: str) -> None:
-        """A failure: confirms the attempt's reservation, if it had one."""
-        key = _name_key(username)
-        with self._lock:
-            self._release(key)
-            recent = self._recent(key)
-            recent.append(time.monotonic())
-            self._seen.pop(key, None)
-            self._seen[key] = recent  # the newest last, for the cap below
-            while len(self._seen) > _THROTTLE_NAMES:
-                del self._seen[next(iter(self._seen))]
-
-    def succeeded(self, username: str) -> None:
-        """The right password: releases the attempt's reservation and forgets the name's
-        failures (other attempts under way keep theirs)."""
-        key = _name_key(username)
-        with self._lock:
-            self._release(key)
-            self._seen.pop(key, None)
-
-    def _counted(self, key: str) -> int:
-        return len(self._recent(key)) + self._pending.get(key, 0)
-
-    def _release(self, key: str) -> None:
-        left = self._pending.pop(key, 0) - 1
-        if left > 0:
-            self._pending[key] = left
-
-    def _recent(self, key: str) -> deque[float]:
-        """The name's failures within the window; a name with none is not kept (anyone
-        may type any name: only failures take memory, and only so many)."""
-        seen = self._seen.get(key, deque())
-        while seen and seen[0] < time.monotonic() - self.window:
-            seen.popleft()
-        if seen:
-            self._seen[key] = seen
-        else:
-            self._seen.pop(key, None)
-        return seen
-
-
 def same_token(submitted: str, expected: str) -> bool:
     """Constant-time comparison of any text a client sends (``compare_digest`` refuses
     non-ASCII strings with an error, which would answer 500 instead of 403)."""
     return hmac.compare_digest(submitted.encode(), expected.encode())
-
-
-def _name_key(username: str) -> str:
-    # Any text may be typed as a name: keep a fixed-size key, not the text.
-    return hashlib.sha256(username.strip().lower().encode()).hexdigest()
 
 
 def sessions_of(request: Request) -> Sessions:

@@ -8,17 +8,16 @@ preview, saving (after lint), publishing and rolling back.
   in its thread pool, off the event loop; a few previews run at once, the rest wait.
 - The email's HTML is served by a route of its own with a policy that allows its inline
   styles and no script at all, into an iframe sandboxed without permissions: a page
-  written with ``srcdoc`` would inherit the editor's policy and lose its styles.
+  written with ``srcdoc`` would inherit the editor's policy and lose its styles. It is
+  kept in the database for the user who rendered it (``html_previews``), so the frame's
+  request may reach any web process.
 - Saving lints as ``outreach templates publish`` does; a refused template is kept in the
   editor with the line and cause of each issue, and nothing is stored.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -50,6 +49,7 @@ from outreach.template_store import (
 )
 from outreach.web import ui
 from outreach.web.auth import Marketer, Session
+from outreach.web.html_previews import HtmlPreviews
 
 router = APIRouter()
 
@@ -89,34 +89,6 @@ class TemplateRow:
     @property
     def newer_draft(self) -> bool:
         return self.published is None or self.latest > self.published
-
-
-class HtmlPreviews:
-    """Rendered email HTML for the preview iframe, for the user who rendered it, for a
-    while; the oldest go first."""
-
-    def __init__(self, kept: int = 200, seconds: float = 900.0) -> None:
-        self.kept, self.seconds = kept, seconds
-        self._items: OrderedDict[str, tuple[int, float, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, user_id: int, html: str) -> str:
-        token = secrets.token_urlsafe(18)
-        with self._lock:
-            self._items[token] = (user_id, time.monotonic(), html)
-            while len(self._items) > self.kept:
-                self._items.popitem(last=False)
-        return token
-
-    def get(self, user_id: int, token: str) -> str | None:
-        with self._lock:
-            found = self._items.get(token)
-        if found is None or found[0] != user_id or time.monotonic() - found[1] > self.seconds:
-            return None
-        return found[2]
-
-
-_html_previews = HtmlPreviews()
 
 
 class PreviewRequest(BaseModel):
@@ -181,14 +153,14 @@ def preview(
     found = _preview(request, path, source, sample)
     if not asked.as_json:
         return _editor(request, session, path, source, sample, rows, found)
-    view = _preview_view(found, session)
+    view = _preview_view(request, found, session)
     fragment = ui.pages.get_template("editor_preview.html").render(preview=view, path_shown=path)
     return JSONResponse({**view, "fragment": fragment}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/templates/preview/html/{token}", response_class=HTMLResponse)
-def preview_html(token: str, session: Marketer) -> Response:
-    html = _html_previews.get(session.user.id, token)
+def preview_html(request: Request, token: str, session: Marketer) -> Response:
+    html = _html_previews(request).get(session.user.id, token)
     if html is None:
         html = "<p>This preview has expired: change the template or reload the editor.</p>"
         return HTMLResponse(html, status_code=404, headers=HTML_PREVIEW_HEADERS)
@@ -320,7 +292,7 @@ def _editor(
         "published": current.version if current is not None else None,
         "latest": rows[-1].version,
         "rollback_to": earlier[-1] if earlier else None,
-        "preview": _preview_view(found, session),
+        "preview": _preview_view(request, found, session),
         "is_partial": path.startswith(f"{PARTIALS_DIR}/"),
     }
     return ui.render(request, "editor.html", session, values, status=status,
@@ -338,7 +310,7 @@ def _preview(request: Request, path: str, source: str, sample: int) -> Preview:
         )  # fmt: skip
 
 
-def _preview_view(found: Preview, session: Session) -> dict[str, Any]:
+def _preview_view(request: Request, found: Preview, session: Session) -> dict[str, Any]:
     """The preview as the page and the script show it."""
     view: dict[str, Any] = {
         "ok": not found.issues,
@@ -357,7 +329,7 @@ def _preview_view(found: Preview, session: Session) -> dict[str, Any]:
             "describe": length.describe(),
         }  # fmt: skip
     elif rendered.key.channel == "email":
-        token = _html_previews.put(session.user.id, rendered.html or "")
+        token = _html_previews(request).put(session.user.id, rendered.html or "")
         view["email"] = {
             "subject": rendered.subject or "", "text": rendered.text,
             "html_url": f"/templates/preview/html/{token}",
@@ -425,6 +397,11 @@ def _versions_of(engine: Engine, path: str) -> list[TemplateVersion]:
 def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+def _html_previews(request: Request) -> HtmlPreviews:
+    previews: HtmlPreviews = request.app.state.html_previews
+    return previews
 
 
 def _sample_number(sample: int) -> int:

@@ -38,6 +38,7 @@ from outreach.web.auth import (
     sessions_of,
     sign_in_address,
 )
+from outreach.web.html_previews import HtmlPreviews
 
 _HERE = Path(__file__).parent
 pages = Jinja2Templates(directory=_HERE / "ui_templates")
@@ -143,7 +144,8 @@ def sign_in(
     user = None
     # The attempt counts as a failure from before its password is checked until it is
     # known right, so that attempts made at once cannot pass the throttle together.
-    if not sessions.throttle.reserve(username):
+    reservation = sessions.throttle.reserve(username)
+    if reservation is None:
         problem = "Too many failed attempts for this name. Wait 15 minutes and try again."
     else:
         try:
@@ -151,13 +153,13 @@ def sign_in(
                 now = request.app.state.clock.now()
                 user = authenticate(connection, username, password, now)
         except BaseException:
-            sessions.throttle.failed(username)  # the password may have been checked
+            sessions.throttle.failed(username, reservation)  # the password may have been checked
             raise
         if user is None:
-            sessions.throttle.failed(username)
+            sessions.throttle.failed(username, reservation)
             problem = "The username or password is not right, or the user is disabled."
         else:
-            sessions.throttle.succeeded(username)
+            sessions.throttle.succeeded(username, reservation)
     if user is None:
         return _sign_in_page(request, csrf_token, target, username, problem, status=401)
     response = RedirectResponse(target, status_code=303)
@@ -222,6 +224,7 @@ def start_page(request: Request, session: AnyUser) -> Response:
 def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
     """Add the UI's routes, its static files and its error pages to ``app``."""
     app.state.sessions = Sessions(settings, engine)
+    app.state.html_previews = HtmlPreviews(engine)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.include_router(router)
     app.include_router(inbox_pages.router)

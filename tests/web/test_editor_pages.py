@@ -8,17 +8,23 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from outreach.clock import FixedClock
+from outreach.config import Settings
 from outreach.models import Role, TemplateStatus
 from outreach.template_store import list_versions, published
+from outreach.users import user_by_name
 from outreach.web import editor_pages
-from tests.conftest import REPO
-from tests.web.conftest import Server
+from outreach.web.app import create_app
+from outreach.web.html_previews import HtmlPreviews, html_previews
+from tests.conftest import NOW, REPO
+from tests.web.conftest import Server, serving
 from tests.web.ui_support import add_user, page_token, sign_in
 from tests.web.ui_support import seed_templates as seed
 
@@ -140,6 +146,51 @@ def test_the_email_preview_gives_subject_text_and_a_sandboxed_html_body(
         add_user(engine, "max", Role.MARKETER)
         with sign_in(server.base, "max") as other:
             assert other.get(body["email"]["html_url"]).status_code == 404
+
+
+def test_an_email_preview_is_served_by_another_web_process_to_its_user_only_for_a_while(
+    server: Server, engine: Engine, settings: Settings
+) -> None:
+    clock = FixedClock(NOW)  # the previews' own clock, in both apps
+    server.app.state.html_previews.clock = clock
+    with (
+        serving(create_app(settings, engine, clock=FixedClock(NOW))) as other,
+        marketer(server, engine) as client,
+    ):
+        other.app.state.html_previews.clock = clock
+        body = preview_json(client, EMAIL, published_source(engine, EMAIL)).json()
+        html = client.get(other.base + body["email"]["html_url"])  # another machine, say
+        assert html.status_code == 200 and "Pay today" in html.text
+        assert html.headers["content-security-policy"].startswith("default-src 'none'")
+        add_user(engine, "max", Role.MARKETER)
+        with sign_in(other.base, "max") as stranger:
+            assert stranger.get(body["email"]["html_url"]).status_code == 404
+        clock.advance(timedelta(minutes=15))
+        assert client.get(other.base + body["email"]["html_url"]).status_code == 200
+        clock.advance(timedelta(seconds=1))
+        expired = client.get(other.base + body["email"]["html_url"])
+        assert expired.status_code == 404 and "This preview has expired" in expired.text
+        assert client.get(body["email"]["html_url"]).status_code == 404
+
+
+def test_each_user_keeps_their_newest_previews_and_none_past_their_time(engine: Engine) -> None:
+    add_user(engine, "mia", Role.MARKETER)
+    add_user(engine, "max", Role.MARKETER)
+    with engine.connect() as connection:
+        mia, max_ = (user_by_name(connection, name).id for name in ("mia", "max"))
+    clock = FixedClock(NOW)
+    previews = HtmlPreviews(engine, kept=3, seconds=900, clock=clock)
+    theirs = previews.put(max_, "<p>max</p>")
+    tokens = [previews.put(mia, f"<p>{n}</p>") for n in range(5)]
+    assert [previews.get(mia, token) for token in tokens] == [
+        None, None, "<p>2</p>", "<p>3</p>", "<p>4</p>",
+    ]  # fmt: skip
+    assert previews.get(max_, theirs) == "<p>max</p>" and previews.get(mia, theirs) is None
+    clock.advance(timedelta(seconds=901))
+    previews.put(mia, "<p>later</p>")  # deletes everyone's past their time
+    with engine.connect() as connection:
+        kept = connection.execute(select(html_previews.c.html)).scalars().all()
+    assert kept == ["<p>later</p>"]
 
 
 def test_the_html_preview_escapes_the_debtors_name(server: Server, engine: Engine) -> None:

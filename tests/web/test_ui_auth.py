@@ -12,11 +12,23 @@ import pytest
 from sqlalchemy import Engine
 
 from outreach import users as users_module
+from outreach.clock import FixedClock
+from outreach.config import Settings
 from outreach.models import Role
 from outreach.users import set_active, set_password, set_role
+from outreach.web.app import create_app
 from outreach.web.auth import SESSION_COOKIE
-from tests.web.conftest import Server
-from tests.web.ui_support import PASSWORD, add_user, csrf_of, page_token, sign_in
+from outreach.web.throttle import SignInThrottle, name_key
+from tests.conftest import NOW
+from tests.web.conftest import Server, serving
+from tests.web.ui_support import (
+    PASSWORD,
+    add_user,
+    csrf_of,
+    page_token,
+    sign_in,
+    stored_attempts,
+)
 
 
 def test_pages_send_a_stranger_to_the_sign_in_form(server: Server) -> None:
@@ -204,18 +216,17 @@ def test_a_non_ascii_token_is_refused_not_a_server_error(server: Server, engine:
         assert client.get("/").status_code == 200
 
 
-def test_the_throttle_keeps_only_names_with_recent_failures() -> None:
-    from outreach.web.auth import SignInThrottle
-
-    throttle = SignInThrottle(failures=2, window_seconds=900)
-    for n in range(1000):
+def test_the_throttle_keeps_only_names_with_recent_failures(engine: Engine) -> None:
+    throttle = SignInThrottle(engine, failures=2, window_seconds=900)
+    for n in range(100):
         assert not throttle.held(f"stranger{n}")
-    assert throttle._seen == {}
+    assert stored_attempts(engine) == []
     throttle.failed("ana")
     throttle.failed("Ana ")
-    assert throttle.held("ana") and len(throttle._seen) == 1
+    assert throttle.held("ana")
+    assert stored_attempts(engine) == [(name_key("ana"), "failed")] * 2  # the name as a hash
     throttle.succeeded("ana")
-    assert not throttle.held("ana") and throttle._seen == {}
+    assert not throttle.held("ana") and stored_attempts(engine) == []
 
 
 def test_a_user_disabled_and_enabled_again_does_not_get_the_old_sessions_back(
@@ -303,18 +314,41 @@ def test_concurrent_wrong_passwords_get_at_most_five_checks(
     assert len(checks) <= 5
 
 
-def test_the_throttle_counts_attempts_in_flight() -> None:
-    from outreach.web.auth import SignInThrottle
+def test_failures_on_one_web_process_hold_the_name_back_on_another(
+    server: Server, engine: Engine, settings: Settings
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
 
-    throttle = SignInThrottle(failures=2, window_seconds=900)
-    assert throttle.reserve("ana") and throttle.reserve("Ana ")
-    assert not throttle.reserve("ana") and throttle.held("ana")  # two checks under way
-    throttle.failed("ana")  # one confirmed, one still in flight
-    assert not throttle.reserve("ana")
-    throttle.succeeded("ana")  # the other was right: failures forgotten, nothing in flight
-    assert not throttle.held("ana") and throttle._seen == {} and throttle._pending == {}
-    assert throttle.reserve("ana")
-    throttle.failed("ana")
-    assert throttle.reserve("ana")
-    throttle.failed("ana")
-    assert not throttle.reserve("ana") and throttle._pending == {}
+    def attempt(base: str, password: str) -> httpx.Response:
+        with httpx.Client(base_url=base) as client:
+            token = csrf_of(client.get("/login").text)
+            form = {"username": "ana", "password": password, "csrf_token": token}
+            return client.post("/login", data=form)
+
+    with serving(create_app(settings, engine, clock=FixedClock(NOW))) as other:
+        for n in range(5):  # shared between the two, as by a balancer
+            wrong = attempt((server, other)[n % 2].base, f"wrong password {n}")
+            assert "The username or password is not right" in wrong.text
+        for base in (server.base, other.base):
+            held = attempt(base, PASSWORD)
+            assert held.status_code == 401 and "Too many failed attempts" in held.text
+    # A web process started later (a restart) holds it back too.
+    with serving(create_app(settings, engine, clock=FixedClock(NOW))) as restarted:
+        assert "Too many failed attempts" in attempt(restarted.base, PASSWORD).text
+
+
+def test_the_throttle_counts_attempts_in_flight(engine: Engine) -> None:
+    throttle = SignInThrottle(engine, failures=2, window_seconds=900)
+    first, second = throttle.reserve("ana"), throttle.reserve("Ana ")
+    assert first is not None and second is not None
+    assert throttle.reserve("ana") is None and throttle.held("ana")  # two checks under way
+    throttle.failed("ana", first)  # one confirmed, one still in flight
+    assert throttle.reserve("ana") is None
+    throttle.succeeded("ana", second)  # the other was right: failures forgotten, none in flight
+    assert not throttle.held("ana") and stored_attempts(engine) == []
+    third = throttle.reserve("ana")
+    throttle.failed("ana", third)
+    fourth = throttle.reserve("ana")
+    throttle.failed("ana", fourth)
+    assert throttle.reserve("ana") is None
+    assert stored_attempts(engine) == [(name_key("ana"), "failed")] * 2  # none left pending

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from outreach.channels import lint_policy
 from outreach.clock import FixedClock
@@ -15,6 +15,7 @@ from outreach.models import Role
 from outreach.rendering.context import load_company
 from outreach.template_store import sync_templates
 from outreach.users import create_user
+from outreach.web.throttle import sign_in_attempts
 from tests.conftest import NOW, REPO
 
 PASSWORD = "correct horse battery staple"
@@ -43,6 +44,14 @@ def sign_in(base: str, username: str, password: str = PASSWORD) -> Iterator[http
         )
         assert response.status_code == 303, response.text
         yield client
+
+
+def stored_attempts(engine: Engine) -> list[tuple[str, str]]:
+    """The sign-in throttle's rows, oldest first: (name key, state)."""
+    c = sign_in_attempts.c
+    with engine.connect() as connection:
+        rows = connection.execute(select(c.name_key, c.state).order_by(c.id))
+        return [(row.name_key, row.state) for row in rows]
 
 
 def page_token(client: httpx.Client, path: str = "/") -> str:

@@ -1,0 +1,70 @@
+"""The email HTML the template editor rendered, kept in the database for its preview frame:
+the frame's request may reach another web process than the one that rendered it (several
+machines on one PostgreSQL), or come after a restart.
+
+A preview is served by its token to the user who rendered it only, for ``seconds`` (15
+minutes); each user keeps their newest ``kept``. Storing one deletes the user's older ones
+beyond that and a batch of anyone's past their time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import Connection, Engine, Select, delete, insert, select
+
+from outreach.clock import Clock, SystemClock
+from outreach.models import HtmlPreview
+from outreach.store import table_of
+
+html_previews = table_of(HtmlPreview)
+_EXPIRED_AT_ONCE = 1_000  # previews past their time deleted by one new one, at most
+
+
+class HtmlPreviews:
+    """Rendered email HTML for the preview frame, for the user who rendered it, for a
+    while; each user's oldest go first."""
+
+    def __init__(
+        self, engine: Engine, kept: int = 20, seconds: float = 900.0, clock: Clock | None = None
+    ) -> None:
+        self.engine = engine
+        self.kept, self.lifetime = kept, timedelta(seconds=seconds)
+        # Real time, whatever clock the app runs on (a demo's runs faster).
+        self.clock = clock or SystemClock()
+
+    def put(self, user_id: int, html: str) -> str:
+        token = secrets.token_urlsafe(18)
+        now = self.clock.now()
+        c = html_previews.c
+        row = {"token": token, "user_id": user_id, "created_at": now, "html": html}
+        # The user's previews beyond the newest kept (newest by id: instants may be equal),
+        # and a batch of anyone's past their time.
+        older = select(c.id).where(c.user_id == user_id).order_by(c.id.desc()).offset(self.kept)
+        expired = select(c.id).where(c.created_at < now - self.lifetime).limit(_EXPIRED_AT_ONCE)
+        with self.engine.begin() as connection:
+            connection.execute(insert(html_previews).values(row))
+            _delete(connection, older)
+            _delete(connection, expired)
+        return token
+
+    def get(self, user_id: int, token: str) -> str | None:
+        """The preview's HTML; ``None`` if it is not this user's, or no longer kept."""
+        c = html_previews.c
+        with self.engine.connect() as connection:
+            html: str | None = connection.execute(
+                select(c.html).where(
+                    c.token == token,
+                    c.user_id == user_id,
+                    c.created_at >= self.clock.now() - self.lifetime,
+                )
+            ).scalar_one_or_none()
+        return html
+
+
+def _delete(connection: Connection, ids: Select[tuple[int]]) -> None:
+    """Deletes the previews ``ids`` selects, leaving those another transaction holds to a
+    later one: this never waits for a lock, so it cannot deadlock."""
+    locked = ids.with_for_update(skip_locked=True)
+    connection.execute(delete(html_previews).where(html_previews.c.id.in_(locked)))

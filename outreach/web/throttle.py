@@ -1,0 +1,156 @@
+"""The sign-in throttle: failed sign-ins by name in a sliding window, in the database, so
+that every web process (several machines on one PostgreSQL) counts the same attempts and
+a restart forgets none.
+
+An attempt is reserved before its password is checked (a ``pending`` row) and counts as a
+failure until it ends: ``failed`` confirms it, ``succeeded`` deletes it with the name's
+failures. The count and the reservation are made under a lock on the name held to the end
+of the transaction (PostgreSQL: an advisory lock; SQLite: its one writer's lock), so a
+name never has more than ``failures`` attempts failed or being checked within the window,
+however many arrive at once, wherever. A reservation left by a process that died counts
+only within the window, like a failure.
+
+Names are kept as a hash, never in clear. Attempts past the window count for nothing:
+each reservation deletes a batch of them, so the table holds about the attempts of the
+last window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, Integer, delete, func, insert, literal, select, update
+
+from outreach.clock import Clock, SystemClock
+from outreach.models import SignInAttempt, SignInState
+from outreach.store import table_of
+
+sign_in_attempts = table_of(SignInAttempt)
+_LOCK_SPACE = 0x7369676E  # "sign": the first key of the advisory locks on names
+_FORGOTTEN_AT_ONCE = 1_000  # past attempts deleted by one reservation, at most
+
+
+class SignInThrottle:
+    """Failed sign-ins by name, in a sliding window, and the attempts being checked.
+
+    An attempt is reserved (``reserve``) before its password is checked and counts as a
+    failure until it ends: ``failed`` confirms it, ``succeeded`` releases it. So a name
+    never has more than ``failures`` attempts failed or being checked within the window,
+    however many arrive at once, in however many processes.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        failures: int = 5,
+        window_seconds: float = 900,
+        clock: Clock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.failures, self.window = failures, timedelta(seconds=window_seconds)
+        # Real time, whatever clock the app runs on (a demo's runs faster): a person waits.
+        self.clock = clock or SystemClock()
+
+    def held(self, username: str) -> bool:
+        with self.engine.connect() as connection:
+            return _counted(connection, name_key(username), self._since()) >= self.failures
+
+    def reserve(self, username: str) -> int | None:
+        """Take a place for one attempt, to be ended by ``failed`` or ``succeeded`` with
+        the number returned; ``None`` (nothing taken) if the name is held back."""
+        key, now = name_key(username), self.clock.now()
+        with self.engine.begin() as connection:
+            _lock_name(connection, key)
+            _forget_before(connection, now - self.window)
+            if _counted(connection, key, now - self.window) >= self.failures:
+                return None
+            reserved = connection.execute(
+                insert(sign_in_attempts)
+                .values(name_key=key, state=SignInState.PENDING, at=now)
+                .returning(sign_in_attempts.c.id)
+            ).scalar_one()
+            return int(reserved)
+
+    def failed(self, username: str, reservation: int | None = None) -> None:
+        """A failure: confirms the attempt's reservation, if it had one (and it is still
+        there: past the window it may have been deleted)."""
+        key, now = name_key(username), self.clock.now()
+        with self.engine.begin() as connection:
+            confirmed = 0
+            if reservation is not None:
+                confirmed = connection.execute(
+                    update(sign_in_attempts)
+                    .where(sign_in_attempts.c.id == reservation, sign_in_attempts.c.name_key == key)
+                    .values(state=SignInState.FAILED, at=now)
+                ).rowcount
+            if not confirmed:
+                connection.execute(
+                    insert(sign_in_attempts).values(name_key=key, state=SignInState.FAILED, at=now)
+                )
+
+    def succeeded(self, username: str, reservation: int | None = None) -> None:
+        """The right password: releases the attempt's reservation and forgets the name's
+        failures (other attempts under way keep theirs)."""
+        key = name_key(username)
+        ended = sign_in_attempts.c.state == SignInState.FAILED
+        if reservation is not None:
+            ended |= sign_in_attempts.c.id == reservation
+        with self.engine.begin() as connection:
+            _lock_name(connection, key)
+            connection.execute(
+                delete(sign_in_attempts).where(sign_in_attempts.c.name_key == key).where(ended)
+            )
+
+    def _since(self) -> datetime:
+        return self.clock.now() - self.window
+
+
+def name_key(username: str) -> str:
+    # Any text may be typed as a name: keep a fixed-size key, not the text.
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()
+
+
+def _lock_name(connection: Connection, key: str) -> None:
+    """The name's attempts are counted and written one transaction after the other, from
+    here to the end of the transaction."""
+    if connection.dialect.name == "postgresql":
+        # Two 32-bit keys: a space of their own, apart from any single-key advisory lock.
+        # Names whose keys share their first 32 bits only wait for each other.
+        number = int(key[:8], 16) - 2**31
+        connection.execute(
+            select(
+                func.pg_advisory_xact_lock(literal(_LOCK_SPACE, Integer), literal(number, Integer))
+            )
+        )
+        return
+    # SQLite has one writer at a time: a first write takes its lock, held to the end of
+    # the transaction, whether or not it changes a row (as ``answers._locked_reply``).
+    connection.execute(
+        update(sign_in_attempts)
+        .where(sign_in_attempts.c.name_key == key)
+        .values(state=sign_in_attempts.c.state)
+    )
+
+
+def _counted(connection: Connection, key: str, since: datetime) -> int:
+    """The name's attempts failed or being checked within the window."""
+    return int(
+        connection.execute(
+            select(func.count())
+            .select_from(sign_in_attempts)
+            .where(sign_in_attempts.c.name_key == key, sign_in_attempts.c.at >= since)
+        ).scalar_one()
+    )
+
+
+def _forget_before(connection: Connection, since: datetime) -> None:
+    """Deletes attempts past the window, any name's, leaving those another transaction
+    holds to a later reservation: this never waits for a lock, so it cannot deadlock."""
+    past = (
+        select(sign_in_attempts.c.id)
+        .where(sign_in_attempts.c.at < since)
+        .limit(_FORGOTTEN_AT_ONCE)
+        .with_for_update(skip_locked=True)
+    )
+    connection.execute(delete(sign_in_attempts).where(sign_in_attempts.c.id.in_(past)))

@@ -304,6 +304,11 @@ def test_an_answer_shown_in_ordinary_markup_passes(markup: str) -> None:
         ("<!--> words", "words"),  # an empty comment
         ("<![CDATA[ words ]]>", ""),
         ('<p>words</p><body style="display:none">', ""),  # a late body's style is the body's
+        # ... unless the body has a style already: a browser adds only what it lacks.
+        ('<body style="color: red"><p>words</p><body style="display:none">', "words"),
+        ('<p style="font-size: rgb(0, 0, 0)">words</p>', "words"),  # a value a browser drops
+        ("<textarea>a<b>words</b></textarea>", "a<b>words</b>"),  # no tags in a textarea
+        ("<div>" * 10_000 + "words", "words"),  # nesting deeper than Python's recursion
         ('<svg style="display:none"><path d="M0 0"/></svg><p>words</p>', "words"),
         ("<p>a &amp; b&nbsp;c</p><img alt=words>", "a & b\xa0c"),
     ],

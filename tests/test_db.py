@@ -40,9 +40,16 @@ from outreach.store import accounts, contact_points
 SKIPPED_EXPRESSION_INDEX = (
     "ignore:Skipped unsupported reflection of expression-based index:sqlalchemy.exc.SAWarning"
 )
+# ... and alembic's comparison says it skips them on SQLite (the query plan test below
+# finds the lower-cased address index there; the byte-order reference index is
+# PostgreSQL's only).
+SKIPPED_EXPRESSION_INDEX_COMPARISON = (
+    "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
+)
 
 
 @pytest.mark.filterwarnings(SKIPPED_EXPRESSION_INDEX)
+@pytest.mark.filterwarnings(SKIPPED_EXPRESSION_INDEX_COMPARISON)
 def test_migrations_build_exactly_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})

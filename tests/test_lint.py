@@ -6,7 +6,7 @@ from functools import cache
 
 import pytest
 
-from outreach.rendering.answer_text import shown_text
+from outreach.rendering.answer_text import shown_text, shown_texts
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR, read_template_files
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
@@ -246,6 +246,52 @@ HIDE = "{{ answer }}"  # where the answer goes in the markup below
                      id="an unclosed b goes on in the next paragraph"),
         pytest.param(f'<div style="display:none">Hi</body></html><p>{HIDE}</p>', True,
                      id="a closing body tag closes nothing"),
+        # Style sheets, in head or body.
+        pytest.param(
+            "<html><head><style>.reply { display: none; }</style></head><body>"
+            f'<p class="reply">{HIDE}</p><p>{{{{ disclosure }}}}</p>'
+            '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>', False,
+            id="a class in a style sheet in head"),
+        pytest.param(f"<style>#answer {{ display: none }}</style><p id=answer>{HIDE}</p>", True,
+                     id="an id rule"),
+        pytest.param("<style>@media only screen and (max-width: 600px) { .wide { display: none "
+                     f'!important; }} }}</style><div class="wide">{HIDE}</div>', True,
+                     id="a rule inside @media"),
+        pytest.param(f'<style>.x {{ display: none !important }}</style><p class="x" '
+                     f'style="display: block">{HIDE}</p>', True,
+                     id="an important sheet rule beats an inline display block"),
+        pytest.param(f'<style>.narrow {{ display: none }} @media (max-width: 600px) {{ .narrow '
+                     f'{{ display: block !important }} }}</style><div class="narrow">{HIDE}</div>',
+                     True, id="a rule inside @media does not show what the sheet hides"),
+        pytest.param(f"<style>div p {{ opacity: 0 }} p {{ opacity: 1 }}</style><div><p>{HIDE}</p>"
+                     "</div>", True, id="the more specific sheet rule wins"),
+        pytest.param(f'<style>.quiet {{ color: #fff }}</style><p class="quiet">{HIDE}</p>', True,
+                     id="white text by a class"),
+        # Off screen, clipped, scaled away.
+        pytest.param(f'<div style="position: absolute; left: -9999px">{HIDE}</div>', True,
+                     id="off screen left -9999px"),
+        pytest.param(f'<div style="position:fixed;top:-80em">{HIDE}</div>', True,
+                     id="off screen top -80em"),
+        pytest.param(f'<div style="margin: 0 0 0 -2000px">{HIDE}</div>', True,
+                     id="off screen margin-left"),
+        pytest.param(f'<p style="text-indent: -9999px">{HIDE}</p>', True, id="text-indent"),
+        pytest.param(f'<span style="position:absolute;clip:rect(0 0 0 0)">{HIDE}</span>', True,
+                     id="clip rect 0"),
+        pytest.param(f'<span style="position:absolute;clip:rect(0,0,0,0)">{HIDE}</span>', True,
+                     id="clip rect 0 with commas"),
+        pytest.param(f'<p style="clip-path: inset(50%)">{HIDE}</p>', True, id="clip-path inset"),
+        pytest.param(f'<p style="transform: scale(0)">{HIDE}</p>', True, id="transform scale 0"),
+        pytest.param(f'<p style="width: 0; overflow: hidden">{HIDE}</p>', True,
+                     id="width 0 overflow hidden"),
+        # The colour of the background.
+        pytest.param(f'<p style="color: #fff">{HIDE}</p>', True,
+                     id="white text with no background"),
+        pytest.param(f'<table><tr><td bgcolor="#1f5fbf"><span style="color: #1F5FBF">{HIDE}'
+                     "</span></td></tr></table>", True, id="text the colour of its td's bgcolor"),
+        pytest.param(f'<div style="background: #000"><p style="color: black">{HIDE}</p></div>',
+                     True, id="black text on a black background"),
+        pytest.param(f'<p style="color: transparent">{HIDE}</p>', True, id="color transparent"),
+        pytest.param(f'<p style="color: rgba(0, 0, 0, 0)">{HIDE}</p>', True, id="alpha 0"),
     ],
 )  # fmt: skip
 def test_an_answer_hidden_in_the_html_is_refused(markup: str, layout: bool) -> None:
@@ -288,6 +334,32 @@ def test_an_answer_hidden_in_the_html_is_refused(markup: str, layout: bool) -> N
         pytest.param(f'<p style="display:none; display:block">{HIDE}</p>',
                      id="a later display block wins"),
         pytest.param(f"<!-- a comment --><p>{HIDE}</p><!---->", id="after a comment"),
+        pytest.param(f'<style>.preheader {{ display: none }}</style><div class="preheader">Hi'
+                     f"</div><p>{HIDE}</p>", id="a sheet rule that hides another class"),
+        pytest.param(f'<style>.x {{ display: none }}</style><p class="x" style="display: block">'
+                     f"{HIDE}</p>", id="an inline display block beats a sheet's display none"),
+        pytest.param(f'<style>p.reply {{ display: block }} .reply {{ display: none }}</style>'
+                     f'<p class="reply">{HIDE}</p>', id="a more specific sheet rule shows it"),
+        pytest.param(f'<style>@media (max-width: 600px) {{ .wide {{ display: none }} }}</style>'
+                     f'<div class="wide">Hi</div><p>{HIDE}</p>', id="@media hides another class"),
+        pytest.param(f'<style>.m {{ display: none }} @media (max-width: 600px) {{ .m {{ display: '
+                     f'block !important }} .d {{ display: none !important }} }}</style><div '
+                     f'class="d">{HIDE}</div><div class="m">{HIDE}</div>',
+                     id="a copy for each screen"),
+        pytest.param(f"<style>p!! {{ display: none }} p, {{ display: none }}</style><p>{HIDE}</p>",
+                     id="selectors no browser reads"),
+        pytest.param(f'<div style="background: #111; color: #222"><div style="background-color: '
+                     f'#fff"><p>{HIDE}</p></div></div>',
+                     id="dark text in a light box on a dark background"),
+        pytest.param(f'<p style="background: #1f5fbf; color: #fff">{HIDE}</p>',
+                     id="white text on a blue background"),
+        pytest.param(f'<div style="color: #fff"><a href="#">{HIDE}</a></div>',
+                     id="a link in white has the link colour"),
+        pytest.param(f'<div style="position: relative; left: -5px">{HIDE}</div>',
+                     id="left -5px"),
+        pytest.param(f'<div style="left: -9999px">{HIDE}</div>', id="left without position"),
+        pytest.param(f'<p style="clip: rect(0 0 0 0)">{HIDE}</p>',
+                     id="clip without position"),
     ],
 )  # fmt: skip
 def test_an_answer_shown_in_ordinary_markup_passes(markup: str) -> None:
@@ -311,10 +383,64 @@ def test_an_answer_shown_in_ordinary_markup_passes(markup: str) -> None:
         ("<div>" * 10_000 + "words", "words"),  # nesting deeper than Python's recursion
         ('<svg style="display:none"><path d="M0 0"/></svg><p>words</p>', "words"),
         ("<p>a &amp; b&nbsp;c</p><img alt=words>", "a & b\xa0c"),
+        # Style sheets: the cascade, and what a browser skips.
+        ("<style><!-- .a { display: none } --></style><p class=a>a</p>words", "words"),
+        (
+            "<style>#i { display: block } p.a { display: none }</style><p id=i class=a>words",
+            "words",
+        ),
+        ("<style>p { display: none }</style><style>p { display: block }</style><p>words", "words"),
+        ('<style type="text/plain">p { display: none }</style><p>words</p>', "words"),
+        ("<style>p:hover { display: none }</style><p>words</p>", "words"),
+        ("<style>:not(.a) > p { display: none }</style><p>words</p>", ""),
+        ("<style>.a:is(p, div) { display: none }</style><p class=a>a</p>words", "words"),
+        ("<style>@supports (display: grid) { p { display: none } }</style><p>a</p>words", "words"),
+        ('<style media="print">p { display: none }</style><p>a</p>words', "words"),
+        ("<style>@font-face { src: url(a) } p { display: none }</style><p>a</p>words", "words"),
+        ("<template><style>p { display: none }</style></template><p>words</p>", "words"),
+        # Colours: near the background's, translucent, not known.
+        ('<p style="color: #f2f2f2">a</p><p style="color: #ddd">words</p>', "words"),
+        (
+            '<p style="color: rgba(255, 255, 255, 0.5)">a</p><p style="color: hsl(0 0% 50%)">words',
+            "words",
+        ),
+        ('<div style="background: url(a.png) #fff; color: #fff">words</div>', "words"),
+        ('<div style="background: linear-gradient(#000, #fff); color: #fff">words</div>', "words"),
+        (
+            '<p style="color: var(--ink)">words</p><p style="color: lab(100% 0 0)">words</p>',
+            "words words",
+        ),
+        ('<div style="color: #fff"><a href="#" style="color: inherit">a</a></div>', ""),
+        ('<body bgcolor="black" text="#000"><p>a</p><font color=white>words</font>', "words"),
+        (
+            '<div style="background-color: #000"><p style="background-color: rgba(255, 255, 255, '
+            '.5); color: #000">words</p></div>',
+            "words",
+        ),
+        # Out of view: inherited text-indent, both overflow axes, transforms.
+        ('<div style="text-indent: -9999px">a<p style="text-indent: 0">words</p></div>', "words"),
+        (
+            '<p style="overflow-x: hidden; height: 0">a</p><p style="max-height: 0">words</p>',
+            "words",
+        ),
+        (
+            '<p style="transform: translate(1px) scaleY(0)">a</p><p style="scale: 1.5">words</p>',
+            "words",
+        ),
     ],
 )
 def test_the_shown_text_of_an_html_body(markup: str, shown: str) -> None:
     assert " ".join(shown_text(markup).split()) == " ".join(shown.split())
+
+
+def test_each_reading_of_the_style_sheets_must_show_the_words() -> None:
+    markup = (
+        "<style>.d { display: none } @media (max-width: 600px) { .d { display: block } "
+        ".w { display: none } } @media print { .p { color: #fff } }</style>"
+        '<p class="w">wide</p><p class="d">narrow</p><p class="p">screen</p>'
+    )
+    assert shown_texts(markup) == ["wide screen", "narrow screen", "wide"]
+    assert shown_text(markup) == ""  # no word is shown on every screen
 
 
 def test_variables_set_in_the_template_are_not_unknown() -> None:

@@ -84,6 +84,10 @@ def housekeeping(
                 updated_at=now,
             )
         ).rowcount
+    # Each part in a transaction of its own: each changes several accounts, and locks them
+    # in the order of their ids (``store.lock_accounts``), which two parts in one
+    # transaction would break (the second's first lock may come before the first's last).
+    with engine.begin() as connection:
         broken = list(
             connection.execute(
                 select(promises_to_pay.c.id, promises_to_pay.c.account_id).where(
@@ -100,11 +104,15 @@ def housekeeping(
             )
             due_now(connection, [row.account_id for row in broken], now)
         done.broken_promises = len(broken)
+    with engine.begin() as connection:
+        # Locked in the order of their ids, as every writer of several accounts locks them
+        # (``store.lock_accounts``); a pause an agent changed meanwhile is read afresh.
         ended = list(
             connection.execute(
-                select(accounts.c.id).where(
-                    accounts.c.paused_until.is_not(None), accounts.c.paused_until <= now
-                )
+                select(accounts.c.id)
+                .where(accounts.c.paused_until.is_not(None), accounts.c.paused_until <= now)
+                .order_by(accounts.c.id)
+                .with_for_update()
             ).scalars()
         )
         held = hand_over_to_reply_pause(connection, ended, now, reply_pause)

@@ -292,10 +292,16 @@ def plan_writes(
                     "worker": worker,
                     "now": now,
                 }
-                for row, plan in zip(rows, plans, strict=True)
+                # In the order of the accounts' ids, the order of their locks everywhere
+                # (``store.lock_accounts``).
+                for row, plan in sorted(zip(rows, plans, strict=True), key=_by_account_id)
             ],
         ),
     ]
+
+
+def _by_account_id(pair: tuple[Any, AccountPlan]) -> int:
+    return int(pair[0].id)
 
 
 def _steps_taken(connection: Connection, ids: Sequence[int]) -> dict[int, list[StepRecord]]:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import AccountStatus, StepOutcome
-from outreach.store import accounts, cadence_steps
+from outreach.store import accounts, cadence_steps, lock_accounts
 
 
 def returnable(row: Any) -> bool:
@@ -76,20 +76,24 @@ def due_now(connection: Connection, ids: Collection[int], now: datetime) -> None
     """Active accounts among ``ids`` are looked at on the next plan tick (a paused one once
     its pause has ended).
 
-    An account a planner holds right now is due already, but its plan was made from what
-    it read before this change; it is marked due at ``now``, later than when it was
-    claimed, and the planner, seeing that, leaves this time in place of its own."""
+    An account a planner holds (its lease running or run out: a planner past its lease
+    still writes its plan if no other has claimed the account) is due already, but its
+    plan was made from what it read before this change; it is marked due at ``now``, later
+    than when it was claimed, and the planner, seeing that, leaves this time in place of
+    its own. The accounts are locked in the planner's order first (``lock_accounts``)."""
     if not ids:
         return
+    listed = sorted(ids)
+    lock_accounts(connection, listed)
     connection.execute(
         update(accounts)
         .where(
             and_(
-                accounts.c.id.in_(sorted(ids)),
+                accounts.c.id.in_(listed),
                 accounts.c.status == AccountStatus.ACTIVE,
                 accounts.c.next_contact_at.is_(None)
                 | (accounts.c.next_contact_at > now)
-                | (accounts.c.acquired_until >= now),
+                | accounts.c.acquired_by.is_not(None),
             )
         )
         .values(next_contact_at=now, updated_at=now)

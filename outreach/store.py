@@ -110,6 +110,26 @@ def among(
     return column.in_(listed)
 
 
+def lock_accounts(connection: Connection, ids: Iterable[int]) -> None:
+    """Locks the accounts ``ids`` until the transaction ends, in the order of their ids
+    (PostgreSQL; SQLite has one writer at a time and nothing to order).
+
+    Every transaction that changes several accounts a planner may be writing (the
+    planner's own batch, a step given back, a promise broken, a pause ended) takes their
+    locks in this one order: two of them never wait for each other in a circle, which
+    PostgreSQL would break by failing one with a deadlock."""
+    if connection.dialect.name != "postgresql":
+        return
+    listed = sorted(set(ids))
+    if listed:
+        connection.execute(
+            select(accounts.c.id)
+            .where(among(connection, accounts.c.id, listed))
+            .order_by(accounts.c.id)
+            .with_for_update()
+        )
+
+
 def folded(connection: Connection, column: ColumnElement[str]) -> ColumnElement[str]:
     """``column`` in a form that ignores case, every letter's and not only ASCII's: the
     ``casefold`` function each SQLite connection has (``outreach.db``), PostgreSQL's

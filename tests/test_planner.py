@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from outreach import heap, store
 from outreach import planner as planner_module
@@ -29,9 +32,11 @@ from outreach.config import Settings
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.leases import claim_due_accounts
+from outreach.plan_account import AccountPlan
 from outreach.plan_processes import process_count
 from outreach.planner import Planner
 from outreach.rendering.context import load_company
+from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
 from outreach.template_store import sync_templates, versions
 from tests.conftest import NOW, REPO
@@ -669,6 +674,97 @@ def test_a_look_again_asked_while_planning_is_not_overwritten_by_the_plan(
     monkeypatch.setattr(planner_module, "plan_accounts", plan_accounts)
     world.clock.set(broken_at)
     assert dict(world.planner().tick().outcomes) == {"queued": 1}
+
+
+def test_a_look_again_asked_after_the_planners_lease_ran_out_still_stands(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planner slower than its lease still writes its plan if no other planner claimed
+    the account meanwhile: a promise broken in that time is not overwritten either."""
+    ids = world.load(row("A-1"))
+    add_row(world.engine, store.promises_to_pay, account_id=ids["A-1"], amount_minor=12050,
+            currency="USD", due_on=(NOW - timedelta(days=2)).date(), status="pending",
+            created_by="agent", created_at=NOW - timedelta(days=5))  # fmt: skip
+    broken_at = NOW + timedelta(minutes=11)  # the lease was 10 minutes
+    plan_accounts = planner_module.plan_accounts
+
+    def slowly(*args: Any) -> Any:
+        plans = plan_accounts(*args)
+        assert housekeeping(world.engine, broken_at, "housekeeper").broken_promises == 1
+        return plans
+
+    monkeypatch.setattr(planner_module, "plan_accounts", slowly)
+    assert dict(world.planner(lease=timedelta(minutes=10)).tick().outcomes) == {"stopped": 1}
+    promised = account(world.engine, ids["A-1"])
+    assert (promised.next_contact_at, promised.acquired_by) == (broken_at, None)
+
+
+def test_the_plans_writes_and_a_look_again_lock_accounts_in_one_order(
+    world: World,
+) -> None:
+    """PostgreSQL: the plan's batch writes its accounts in the order of their ids, and a
+    look again asked for several accounts locks them in that order too, so the two never
+    wait for each other in a circle (a deadlock, which would fail one of them)."""
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no order of locks")
+    ids = world.load(row("A-1"), row("B-2"), row("C-3"))
+    first, middle, last = sorted(ids.values())
+    # Claimed latest-id first: the claim's order is the accounts' due times.
+    for offset, account_id in enumerate((last, middle, first)):
+        set_account(world.engine, account_id, next_contact_at=NOW - timedelta(hours=3 - offset))
+    with world.engine.begin() as connection:
+        claimed = claim_due_accounts(connection, WORKER, NOW, NOW + timedelta(minutes=5), 10)
+    assert [r.id for r in claimed] == [last, middle, first]
+    plans = [AccountPlan("idle", NOW + timedelta(days=1))] * 3
+    writes = planner_module.plan_writes(world.engine.dialect, claimed, plans, WORKER, NOW)
+    assert [p["account_id"] for p in writes[-1].parameters] == [first, middle, last]
+
+    # The look again, while another transaction holds the last account: it has locked the
+    # first one already when it waits for the last.
+    asked: list[BaseException | None] = []
+    with world.engine.connect() as holder:
+        holder.begin()
+        holder.execute(
+            select(store.accounts.c.id).where(store.accounts.c.id == last).with_for_update()
+        )
+
+        def look_again() -> None:
+            try:
+                with world.engine.begin() as connection:
+                    due_now(connection, [last, first, middle], NOW)
+                asked.append(None)
+            except BaseException as error:
+                asked.append(error)
+
+        thread = threading.Thread(target=look_again)
+        thread.start()
+        _wait_for_a_lock_wait(world.engine)
+        with (
+            pytest.raises(OperationalError, match="could not obtain lock"),
+            world.engine.begin() as connection,
+        ):
+            connection.execute(
+                select(store.accounts.c.id)
+                .where(store.accounts.c.id == first)
+                .with_for_update(nowait=True)
+            )
+        holder.commit()
+    thread.join()
+    assert asked == [None]
+
+
+def _wait_for_a_lock_wait(engine: Engine) -> None:
+    """Until a session of this database waits for a row lock (PostgreSQL)."""
+    for _ in range(500):
+        with engine.connect() as connection:
+            waiting = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no session waited for a lock")
 
 
 def test_expired_steps_are_skipped_and_a_spent_cadence_finishes(world: World) -> None:

@@ -9,6 +9,7 @@ beyond that and a batch of anyone's past their time.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ from outreach.models import HtmlPreview
 from outreach.store import table_of
 
 html_previews = table_of(HtmlPreview)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what token_urlsafe gives
 _EXPIRED_AT_ONCE = 1_000  # previews past their time deleted by one new one, at most
 
 
@@ -51,6 +53,8 @@ class HtmlPreviews:
 
     def get(self, user_id: int, token: str) -> str | None:
         """The preview's HTML; ``None`` if it is not this user's, or no longer kept."""
+        if not _TOKEN.fullmatch(token):
+            return None  # not one of ours (a NUL in it would be PostgreSQL's error)
         c = html_previews.c
         with self.engine.connect() as connection:
             html: str | None = connection.execute(

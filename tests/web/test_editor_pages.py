@@ -165,6 +165,8 @@ def test_an_email_preview_is_served_by_another_web_process_to_its_user_only_for_
         add_user(engine, "max", Role.MARKETER)
         with sign_in(other.base, "max") as stranger:
             assert stranger.get(body["email"]["html_url"]).status_code == 404
+        forged = body["email"]["html_url"].rsplit("/", 1)[0] + "/a%00b"  # no 500 for a NUL
+        assert client.get(other.base + forged).status_code == 404
         clock.advance(timedelta(minutes=15))
         assert client.get(other.base + body["email"]["html_url"]).status_code == 200
         clock.advance(timedelta(seconds=1))

@@ -43,15 +43,27 @@ class FixedClock:
 
 class ScaledClock:
     """A clock that starts at a chosen instant and runs ``speed`` times faster than real
-    time: for demos and rehearsals, so that a working day passes in minutes."""
+    time: for demos and rehearsals, so that a working day passes in minutes. ``wall`` is
+    the real time it follows (a test's fixed clock moves it by hand)."""
 
-    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+    def __init__(self, start: datetime, speed: float = 1.0, wall: Clock | None = None) -> None:
         self._start = _require_aware(start)
         self._speed = speed
-        self._origin = datetime.now(UTC)
+        self._wall = wall or SystemClock()
+        self._origin = self._wall.now()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
 
     def now(self) -> datetime:
-        return self._start + (datetime.now(UTC) - self._origin) * self._speed
+        return self._start + (self._wall.now() - self._origin) * self._speed
+
+
+def clock_time(clock: Clock, real: timedelta) -> timedelta:
+    """How much of ``clock``'s time passes while ``real`` time does: ``speed`` times more
+    on a scaled clock (a demo's runs 60 times faster), as much on any other."""
+    return real * clock.speed if isinstance(clock, ScaledClock) else real
 
 
 def _require_aware(at: datetime) -> datetime:

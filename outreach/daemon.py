@@ -4,7 +4,9 @@ APScheduler (3.x, ``AsyncIOScheduler``, memory job store) is the metronome: it t
 plan stage, the dispatch stage and housekeeping at their intervals, each job coalesced
 and never overlapping itself. It holds no work: the database says what is due, and leases
 let several daemons share one PostgreSQL database. The web app (health, webhooks) runs in
-the same event loop unless told not to.
+the same event loop unless told not to. Each daemon keeps a row in the registry of
+daemons (``outreach.daemon_registry``) from its start to its stop, seen at each
+housekeeping tick, and warns when another plans with other files or another version.
 
 SIGTERM and SIGINT stop the claiming of new work, in ``run --once`` too; the batch in
 flight finishes (or what has not left yet is put back in the queue) within a timeout, and
@@ -33,6 +35,7 @@ from sqlalchemy import Engine
 from outreach.clock import Clock, SystemClock
 from outreach.compliance.rules import load_ruleset
 from outreach.config import Settings
+from outreach.daemon_registry import Registration
 from outreach.dispatcher import Dispatcher, DispatchReport
 from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
@@ -102,6 +105,10 @@ class Daemon:
             else 1,
         )
         self.event_policy = EventPolicy.from_settings(settings)
+        # Computed now, as the files above were read: the daemon plans with these.
+        self.registration = Registration(
+            engine, clock, self.worker, settings, options.housekeeping_every
+        )
         self._stop = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
 
@@ -120,8 +127,12 @@ class Daemon:
                      reply_pause=timedelta(days=self.settings.reply_pause_days))  # fmt: skip
 
     async def housekeep(self) -> None:
-        await asyncio.to_thread(self.housekeeping)
-        await self.apply_outbox_events()
+        try:
+            await asyncio.to_thread(self.housekeeping)
+            await self.apply_outbox_events()
+        finally:
+            # A live daemon stays seen in the registry even when a housekeeping step fails.
+            await asyncio.to_thread(self.registration.refresh)
 
     async def apply_outbox_events(self) -> int:
         """The outbox's simulated deliveries and replies go through the same path as a
@@ -147,6 +158,7 @@ class Daemon:
         reports = _Reports()
         with self._stopping_on_signals():
             try:
+                await asyncio.to_thread(self.registration.register)
                 tick = asyncio.create_task(self._once(reports))
                 stopped = asyncio.create_task(self._stop.wait())
                 await asyncio.wait({tick, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -166,6 +178,7 @@ class Daemon:
                     tick.result()  # a failure in the tick is the command's failure
                 return reports.planned, reports.sent
             finally:
+                await asyncio.to_thread(self.registration.unregister)
                 await asyncio.to_thread(self.close_processes)
                 await self.client.aclose()
                 if self._stop.is_set():
@@ -200,7 +213,15 @@ class Daemon:
 
     async def serve(self) -> None:
         with self._stopping_on_signals():
-            await self._serve()
+            try:
+                await asyncio.to_thread(self.registration.register)
+            except Exception:
+                # The registry only informs: the first housekeeping tick registers again.
+                log.exception("registering in the daemon registry failed")
+            try:
+                await self._serve()
+            finally:
+                await asyncio.to_thread(self.registration.unregister)
 
     async def _serve(self) -> None:
         scheduler = AsyncIOScheduler(

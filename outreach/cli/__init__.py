@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from outreach.cli import accounts, compliance, templates, users
+from outreach.cli import accounts, compliance, daemons, templates, users
 from outreach.cli.accounts import print_summary
 from outreach.cli.common import (
     Context,
@@ -235,6 +235,9 @@ def web_only(
     configure_logging(context.settings.log_level)
     settings = context.settings
     serve_web(settings, context.engine, host or settings.web_host, port or settings.web_port)
+
+
+app.command("daemons")(daemons.daemons)
 
 
 def _instant_option(text: str) -> datetime:

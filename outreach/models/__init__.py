@@ -17,6 +17,7 @@ from outreach.models.accounts import (
 )
 from outreach.models.base import Channel
 from outreach.models.content import Role, TemplateStatus, TemplateVersion, User
+from outreach.models.daemons import DaemonInstance
 from outreach.models.messaging import (
     Attempt,
     AttemptStatus,
@@ -45,6 +46,7 @@ __all__ = [
     "ContactKind",
     "ContactPoint",
     "ContactStatus",
+    "DaemonInstance",
     "Decision",
     "DesignatedTime",
     "HtmlPreview",

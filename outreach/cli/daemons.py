@@ -1,0 +1,55 @@
+"""``outreach daemons``: the daemons sharing the database, and whether they plan alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+from rich.table import Table
+
+from outreach import __version__
+from outreach.cli.common import out, with_database
+from outreach.config_digest import DIGEST_COVERS, SHORT, config_digest
+from outreach.daemon_registry import CONSEQUENCE, differences, registered_daemons
+
+
+def daemons(ctx: typer.Context) -> None:
+    """List the daemons running on this database (host, process, start, last seen, version
+    and a digest of the schedules/, channels/ and compliance rules each plans with), and
+    mark those whose configuration or version differs from this machine's files or from
+    most daemons': accounts are planned by whichever daemon claims them. Exits 0."""
+    context = with_database(ctx)
+    local_digest = config_digest(context.settings)
+    with context.engine.connect() as connection:
+        found = registered_daemons(connection)
+    here = f"This machine's files: config {local_digest[:SHORT]}, outreach {__version__}."
+    if not found:
+        out.print("No daemon is registered on this database.", highlight=False)
+        out.print(here, highlight=False)
+        return
+    notes = differences(found, local_digest, __version__)
+    table = Table("worker", "host", "pid", "started", "last seen", "config", "version", "notes")
+    for daemon in found:
+        marked = notes[daemon.worker]
+        table.add_row(
+            daemon.worker, daemon.host, str(daemon.pid), _when(daemon.started_at),
+            _when(daemon.seen_at), daemon.config_digest[:SHORT], daemon.version,
+            "; ".join(marked), style="yellow" if marked else None,
+        )  # fmt: skip
+    out.print(table)
+    out.print(here, highlight=False)
+    if any(notes.values()):
+        out.print(
+            f"The marked daemons differ: {CONSEQUENCE}. Make {DIGEST_COVERS} the same on every "
+            "machine, and run the same version.",
+            highlight=False,
+        )
+    out.print(
+        "Times are on each daemon's clock. A daemon that did not stop cleanly is listed "
+        "until another's housekeeping removes it, 10 minutes after it was last seen.",
+        highlight=False,
+    )
+
+
+def _when(at: datetime) -> str:
+    return at.isoformat(sep=" ", timespec="seconds")

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Connection, select, update
+from sqlalchemy import ColumnElement, Connection, Select, select, update
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -45,7 +45,7 @@ from outreach.errors import NotFoundError, TemplateError
 from outreach.inbox import handle
 from outreach.models import AccountStatus, AttemptStatus, InboxStatus
 from outreach.plan_account import home_zone
-from outreach.rendering.answer_text import bodies_missing_answer
+from outreach.rendering.answer_text import check_answer_shown
 from outreach.rendering.context import (
     ANSWER_TEMPLATE,
     ANSWER_TONE,
@@ -54,7 +54,8 @@ from outreach.rendering.context import (
     answer_variables,
     build_context,
 )
-from outreach.rendering.render import Renderer
+from outreach.rendering.environment import TemplateKey
+from outreach.rendering.render import Rendered, Renderer
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
@@ -138,13 +139,19 @@ def answer_reply(
     (``SeenAnswers.newest``); an answer to the same reply queued since (another agent's)
     raises ``AnsweredMeanwhile``. Answers to other replies of the account do not.
 
-    Call it inside the transaction that is to hold the answer: it first locks the reply
-    (FOR UPDATE on PostgreSQL; on SQLite the database's one writer's lock), so that answers
-    to one reply are checked and written one after the other, each seeing those before it.
+    Call it inside the transaction that is to hold the answer: it locks the reply (FOR
+    UPDATE on PostgreSQL; on SQLite the database's one writer's lock), so that answers to
+    one reply are checked and written one after the other, each seeing those before it.
+    The answer is rendered and checked (answer_text.py, which takes a while on a large
+    email) before that, from the rows as read then, so that no lock is held meanwhile (on
+    SQLite, if the transaction has written nothing yet); once the reply is locked, that
+    rendering is used if what it was made from is still the same, and made again if not.
+    Refusals come in the same order as if it were made there.
     """
     text = _cleaned(words)
     if not _FORM_KEY.fullmatch(form_key):
         raise ActionRefused("the answer form is out of date: open the account again")
+    early = _rendered_early(connection, account, message_id, text, kit, now)
     message = _locked_reply(connection, message_id)
     if message is None or message.account_id != account.id:
         raise NotFoundError(f"no message {message_id} in the inbox of {account.reference}")
@@ -157,9 +164,7 @@ def answer_reply(
         return Answered("duplicate", message.channel, message.from_address)
     if seen is not None:
         _not_answered_since(connection, account.id, message_id, seen)
-    row = connection.execute(
-        select(*(accounts.c[name] for name in _ACCOUNT_COLUMNS)).where(accounts.c.id == account.id)
-    ).one()
+    row = connection.execute(_account_row(account.id)).one()
     if row.status == AccountStatus.CLOSED:
         raise ActionRefused("the account is closed: the business no longer contacts this debtor")
     record = load_debtors(connection, [row], now, kit.rules.lookback_days, kit.default_region)[
@@ -182,8 +187,8 @@ def answer_reply(
         return Answered("blocked", message.channel, address, decision)
     send_at = decision.not_before if decision.verdict == "defer" else now
     assert send_at is not None
-    zone = ZoneInfo(row.timezone or home_zone(kit.rules, record.jurisdiction))
-    values = _attempt(row, message, address, point_id, text, key, kit, now, send_at, zone)
+    rendering = _render(row, message, address, text, kit, _today(row, record, kit, now), early)
+    values = _attempt(row, address, point_id, key, kit, now, send_at, rendering)
     values["responding_to"] = responding_to
     attempt_id = connection.execute(
         ignoring_duplicates(attempts, connection.dialect.name)
@@ -291,6 +296,54 @@ def _locked_reply(connection: Connection, message_id: int) -> Any:
     ).first()
 
 
+def _account_row(account_id: int) -> Select[Any]:
+    return select(*(accounts.c[name] for name in _ACCOUNT_COLUMNS)).where(
+        accounts.c.id == account_id
+    )
+
+
+def _rendered_early(
+    connection: Connection,
+    account: AccountRef,
+    message_id: int,
+    text: str,
+    kit: AnswerKit,
+    now: datetime,
+) -> _Rendering | None:
+    """The answer rendered and checked before the reply is locked, from the rows as they
+    are now (nothing locked, nothing written: on SQLite a read takes no lock until the
+    transaction's first write). None where ``answer_reply`` is to refuse the answer
+    anyway, or to find the account closed; it then renders after the lock if it gets
+    that far."""
+    message = connection.execute(
+        select(inbox_messages).where(inbox_messages.c.id == message_id)
+    ).first()
+    if (
+        message is None
+        or message.account_id != account.id
+        or message.direction != "inbound"
+        or message.channel not in ANSWERED_CHANNELS
+    ):
+        return None
+    row = connection.execute(_account_row(account.id)).first()
+    if row is None or row.status == AccountStatus.CLOSED:
+        return None
+    record = load_debtors(connection, [row], now, kit.rules.lookback_days, kit.default_region)[
+        account.id
+    ]
+    try:
+        address, _ = _debtors_address(record.addresses(message.channel), message)
+    except ActionRefused:
+        return None
+    return _render(row, message, address, text, kit, _today(row, record, kit, now), None)
+
+
+def _today(account: Any, record: Any, kit: AnswerKit, now: datetime) -> date:
+    """The account's day, in its zone or its home's: the date its answer bears."""
+    zone = ZoneInfo(account.timezone or home_zone(kit.rules, record.jurisdiction))
+    return now.astimezone(zone).date()
+
+
 def _answers_to(account_id: int, message_id: int) -> ColumnElement[bool]:
     """The answers to one reply: the account's attempts whose key names the reply. LIKE
     means the same under every collation (a range would not under PostgreSQL's language
@@ -375,18 +428,27 @@ def _debtors_address(points: list[tuple[str, int]], message: Any) -> tuple[str, 
     )
 
 
-def _attempt(
+@dataclass(frozen=True)
+class _Rendering:
+    """An answer rendered through its template and checked, or why it cannot be sent (the
+    error to raise when ``answer_reply`` comes to it); ``made_from``: what it depends on."""
+
+    made_from: tuple[Any, ...]
+    template: TemplateKey | None = None
+    rendered: Rendered | None = None
+    refused: Exception | None = None
+
+
+def _render(
     account: Any,
     message: Any,
     address: str,
-    point_id: int,
     text: str,
-    key: str,
     kit: AnswerKit,
-    now: datetime,
-    send_at: datetime,
-    zone: ZoneInfo,
-) -> dict[str, Any]:
+    today: date,
+    early: _Rendering | None,
+) -> _Rendering:
+    """The answer rendered and checked; ``early`` if it was made from the same."""
     channel = message.channel
     link = (
         unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
@@ -405,24 +467,41 @@ def _attempt(
         account.due_date, account.locale, account.collector_type, link,
         answer_variables(text, subject[:300]),
     )  # fmt: skip
+    made_from = (channel, facts, today)
+    if early is not None and early.made_from == made_from:
+        return early
     try:
-        template = kit.renderer.resolve(channel, ANSWER_TEMPLATE, ANSWER_TONE, account.locale)
+        template, rendered = _rendered(channel, facts, text, kit, today)
+    except Exception as exc:  # raised where answer_reply comes to it, as it would have been
+        return _Rendering(made_from, refused=exc)
+    return _Rendering(made_from, template, rendered)
+
+
+def _rendered(
+    channel: str, facts: MessageFacts, text: str, kit: AnswerKit, today: date
+) -> tuple[TemplateKey, Rendered]:
+    try:
+        template = kit.renderer.resolve(channel, ANSWER_TEMPLATE, ANSWER_TONE, facts.locale)
     except TemplateError as exc:
         raise ActionRefused(
             f"{exc}: a marketer publishes the {channel} answer template in the editor"
         ) from exc
-    today = now.astimezone(zone).date()
     try:
         rendered = kit.renderer.render_key(
             template, build_context(facts, kit.company, today, template.language)
         )
     except (TemplateError, TemplateNotFound) as exc:
         raise ActionRefused(f"the {channel} answer template fails: {exc}") from exc
-    missing = bodies_missing_answer(rendered, text)
+    missing, unchecked = check_answer_shown(rendered, text)
     if missing:
         raise ActionRefused(
             f"the {channel} answer template does not show the whole answer in its "
             f"{' and '.join(missing)} body: a marketer mends it in the editor"
+        )
+    if unchecked:
+        raise ActionRefused(
+            f"the {channel} answer template's html body cannot be checked, {unchecked}: "
+            "a marketer mends it in the editor"
         )
     length = rendered.sms
     if length is not None and length.segments > kit.max_sms_segments:
@@ -430,6 +509,24 @@ def _attempt(
             f"with its footer the text would be {length.describe()}; the limit is "
             f"{kit.max_sms_segments} segments: shorten it"
         )
+    return template, rendered
+
+
+def _attempt(
+    account: Any,
+    address: str,
+    point_id: int,
+    key: str,
+    kit: AnswerKit,
+    now: datetime,
+    send_at: datetime,
+    rendering: _Rendering,
+) -> dict[str, Any]:
+    if rendering.refused is not None:
+        raise rendering.refused
+    template, rendered = rendering.template, rendering.rendered
+    assert template is not None and rendered is not None
+    channel = rendering.made_from[0]
     return {
         "account_id": account.id,
         "contact_point_id": point_id,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sqlite3
 import threading
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -13,8 +15,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from outreach import agent_actions as actions
+from outreach import answers
 from outreach.answers import (
     MAX_ANSWER_CHARS,
     Answered,
@@ -604,3 +608,118 @@ def test_two_agents_answering_at_once_are_checked_one_after_the_other(
     other.join(timeout=30)
     assert len(outcome) == 1 and isinstance(outcome[0], AnsweredMeanwhile)
     assert len(rows(engine, attempts)) == 1
+
+
+def reply_locked(engine: Engine, reply: int) -> bool:
+    """Whether a transaction holds the lock ``answer_reply`` takes on the reply, asked
+    without waiting: on SQLite the database's write lock, on PostgreSQL the reply's row."""
+    if engine.dialect.name == "sqlite":
+        assert engine.url.database
+        probe = sqlite3.connect(engine.url.database, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return True
+        finally:
+            probe.rollback()
+            probe.close()
+        return False
+    try:
+        with engine.begin() as other:
+            other.execute(
+                select(inbox_messages.c.id)
+                .where(inbox_messages.c.id == reply)
+                .with_for_update(nowait=True)
+            ).all()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        return True
+    return False
+
+
+def test_the_answer_is_rendered_and_checked_before_the_reply_is_locked(
+    engine: Engine, settings: Settings, agent_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking that an email shows the whole answer may take a while: meanwhile the
+    daemon and the webhooks write (on SQLite the lock is the database's), and another
+    agent's answer to another reply goes ahead."""
+    account_id = add_account(engine)
+    reply = email_reply(engine, account_id)
+    locked_while: list[str] = []
+    render, check = Renderer.render_key, answers.check_answer_shown
+
+    def rendering(renderer: Renderer, *args: Any) -> Any:
+        locked_while.extend(["rendering"] if reply_locked(engine, reply) else [])
+        return render(renderer, *args)
+
+    def checking(*args: Any) -> Any:
+        locked_while.extend(["checking"] if reply_locked(engine, reply) else [])
+        return check(*args)
+
+    monkeypatch.setattr(Renderer, "render_key", rendering)
+    monkeypatch.setattr(answers, "check_answer_shown", checking)
+    assert answer(engine, settings, reply, user=agent_id).outcome == "queued"
+    assert locked_while == []
+    [attempt] = rows(engine, attempts)
+    assert attempt.body.startswith("Hi Pat,") and "Yes, Friday is fine." in attempt.body_html
+    # The probe sees the lock when it is held.
+    with engine.begin() as connection:
+        assert answers._locked_reply(connection, reply) is not None
+        assert reply_locked(engine, reply)
+    assert not reply_locked(engine, reply)
+
+
+def test_an_answer_rendered_before_the_lock_is_rendered_again_if_the_account_changed(
+    engine: Engine, settings: Settings, agent_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The debtor's name changes while the answer renders, before the reply is locked:
+    the answer queued greets them by the new one."""
+    account_id = add_account(engine)
+    reply = email_reply(engine, account_id)
+    greeted: list[str] = []
+    render = Renderer.render_key
+
+    def rendering(renderer: Renderer, key: Any, context: Any) -> Any:
+        greeted.append(context["debtor"].first_name)
+        if len(greeted) == 1:
+            with engine.begin() as connection:
+                connection.execute(update(accounts).values(name="Robin Smith"))
+        return render(renderer, key, context)
+
+    monkeypatch.setattr(Renderer, "render_key", rendering)
+    assert answer(engine, settings, reply, user=agent_id).outcome == "queued"
+    assert greeted == ["Pat", "Robin"]
+    [attempt] = rows(engine, attempts)
+    assert attempt.body.startswith("Hi Robin,")
+
+
+def test_an_answer_whose_html_cannot_be_checked_is_refused(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Past so many @media conditions the answer's HTML is not checked, and not sent."""
+    account_id = add_account(engine)
+    reply = email_reply(engine, account_id)
+    from outreach.template_store import versions
+
+    css = "".join(f"@media (max-width: {300 + n}px) {{ p {{ color: #333 }} }}" for n in range(40))
+    with engine.begin() as connection:
+        for version in connection.execute(
+            select(versions.c.id, versions.c.content).where(
+                versions.c.channel == "email", versions.c.name == "answer"
+            )
+        ).all():
+            content = re.sub(
+                r"\{% call email\.layout\(.*?\) %\}", rf"\g<0><style>{css}</style>", version.content
+            )
+            assert content != version.content
+            connection.execute(
+                versions.update().where(versions.c.id == version.id).values(content=content)
+            )
+    with pytest.raises(
+        actions.ActionRefused, match=r"too many @media blocks to check: 40 \(at most 32\)"
+    ):
+        answer(engine, settings, reply, user=agent_id)
+    assert rows(engine, attempts) == []

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from typing import Any
 
 import pytest
 
-from outreach.rendering.answer_text import shown_text, shown_texts
+from outreach.rendering import answer_styles
+from outreach.rendering.answer_styles import MAX_CONDITIONS, Uncheckable
+from outreach.rendering.answer_text import check_answer_shown, shown_text, shown_texts
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
-from outreach.rendering.environment import PARTIALS_DIR, read_template_files
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
 from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
 from outreach.rendering.lint_limits import lint_sources_bounded, preview_bounded
+from outreach.rendering.render import Rendered
 from tests.conftest import REPO
 
 SHIPPED = read_template_files(REPO / "templates")
@@ -441,6 +446,87 @@ def test_each_reading_of_the_style_sheets_must_show_the_words() -> None:
     )
     assert shown_texts(markup) == ["wide screen", "narrow screen", "wide"]
     assert shown_text(markup) == ""  # no word is shown on every screen
+
+
+def test_a_rule_a_browser_drops_does_not_reorder_the_sheets_after_it() -> None:
+    """The second sheet's rule comes later than all of the first's, whatever the first
+    drops (an empty selector): it hides the paragraph."""
+    first = "<style>.x, { display: block; opacity: 1 } .a { display: block }</style>"
+    markup = first + "<style>.a { display: none }</style><p class=a>words</p>"
+    assert shown_texts(markup) == [""]
+    inside = "<style>@media print { .x, { display: block } .a { display: block } }</style>"
+    later = inside + "<style>@media print { .a { display: none } }</style><p class=a>words</p>"
+    assert shown_texts(later) == ["words", ""]
+
+
+def test_blocks_with_the_same_condition_are_one_reading() -> None:
+    """Both apply on a narrow screen, together: moved out of view. Spacing and case aside,
+    and a ``<style media>`` with that condition too; a later block still wins over an
+    earlier one."""
+    markup = (
+        "<style>@media (max-width:600px) { .a { position: absolute } .b { display: none } }"
+        "@media ( MAX-WIDTH : 600px ) { .a { left: -9999px } .b { display: block } }</style>"
+        '<style media="(max-width: 600px)">.c { opacity: 0 }</style>'
+        "<div class=a>moved</div><p class=b>shown</p><p class=c>faded</p>"
+    )
+    assert shown_texts(markup) == ["moved shown faded", "shown"]
+
+
+def test_at_most_so_many_conditions_are_checked() -> None:
+    """Each condition is a reading of the whole page: beyond the bound the HTML is refused
+    rather than checked at length. Blocks that style no element do not count, nor do
+    repeats of one condition."""
+    blocks = "".join(
+        f"@media (max-width: {300 + n}px) {{ p {{ color: #333 }} }}" for n in range(MAX_CONDITIONS)
+    )
+    repeated = f"<style>{blocks}{blocks}</style><p>words</p>"
+    assert shown_texts(repeated) == ["words"] * (MAX_CONDITIONS + 1)
+    unused = "".join(f"@media (min-width: {n}px) {{ .none {{ color: #333 }} }}" for n in range(50))
+    assert shown_text(f"<style>{blocks}{unused}</style><p>words</p>") == "words"
+    one_more = f"<style>{blocks}@media print {{ * {{ color: #333 }} }}</style><p>words</p>"
+    message = f"too many @media blocks to check: {MAX_CONDITIONS + 1} (at most {MAX_CONDITIONS})"
+    with pytest.raises(Uncheckable, match=re.escape(message)):
+        shown_texts(one_more)
+    with pytest.raises(Uncheckable):
+        shown_text(one_more)
+
+
+def test_an_answer_template_whose_html_cannot_be_checked_is_refused() -> None:
+    blocks = "".join(
+        f"@media (max-width: {300 + n}px) {{ p {{ color: #333 }} }}" for n in range(40)
+    )
+    issues = lint(ANSWER, answer_email(f"<style>{blocks}</style><p>{HIDE}</p>"))
+    assert issues and {i.message.split()[1] for i in issues} == {"html"}
+    assert codes(issues) <= {"ANSWER_INCOMPLETE", "ANSWER_UNCHECKABLE"}
+    rendered = Rendered(
+        TemplateKey.from_path(ANSWER), "words", "", f"<style>{blocks}</style><p>words"
+    )
+    shown = check_answer_shown(rendered, "words")
+    assert shown == ([], "too many @media blocks to check: 40 (at most 32)")
+
+
+def test_each_combination_of_rules_and_readings_is_settled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broad selector in every block, thousands of elements: what an element matches is
+    settled once for each reading and each set of matched rules, not for each element
+    (nor each reading once for every other)."""
+    settled: list[int] = []
+    settle = answer_styles._settle
+
+    def counting(declared: Any) -> Any:
+        settled.append(1)
+        return settle(declared)
+
+    monkeypatch.setattr(answer_styles, "_settle", counting)
+    css = "".join(
+        f"@media (max-width: {300 + n}px) {{ * {{ color: #{n % 10}00 }} p {{ font-size: 0 }} }}"
+        for n in range(MAX_CONDITIONS)
+    )
+    markup = f"<style>{css}</style>" + "<div><p>a</p><span>b</span></div>" * 1000
+    texts = shown_texts(markup)
+    assert texts[0].split() == ["a", "b"] * 1000 and set(texts[1:]) == {" ".join(["b"] * 1000)}
+    assert len(settled) < 10 * (MAX_CONDITIONS + 1)
 
 
 def test_variables_set_in_the_template_are_not_unknown() -> None:

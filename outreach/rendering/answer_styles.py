@@ -7,13 +7,22 @@ Only the properties that can hide words are read, each to a small value (``_READ
 A declaration whose value a browser would drop is left out. The cascade: an
 ``!important`` declaration beats a plain one; then the inline style beats the sheets, a
 sheet rule of higher specificity beats one of lower, a sheet beats an attribute; then the
-later one wins. Sheets are read with tinycss2 and matched with selectolax's selector engine
-(Lexbor), once per document; a selector Lexbor cannot read matches nothing, and one that
-needs a state (``:hover``) matches as if it were not in it. A sheet in a ``@media`` (or
-``@supports``, ``@container``, ``@layer``) block, or in a ``<style media=…>``, may or may
-not apply (a phone's narrow screen, a dark mode), so each such block is a reading of its
-own: the rules outside all blocks plus that block's (blocks nested in it included). Other
-at-rules (``@font-face``, ``@import``) and nested rules are skipped, as are external sheets.
+later one wins (a later sheet's rule over all of an earlier sheet's). Sheets are read with
+tinycss2 and matched with selectolax's selector engine (Lexbor), once per document; a
+selector Lexbor cannot read matches nothing, and one that needs a state (``:hover``)
+matches as if it were not in it.
+
+A sheet in a ``@media`` (or ``@supports``, ``@container``, ``@layer``) block, or in a
+``<style media=…>``, may or may not apply (a phone's narrow screen, a dark mode), so each
+condition is a reading of its own: the rules outside all blocks plus those of every block
+with that condition (blocks nested in them included), which apply together. Conditions
+are compared as written, spacing and case aside: ``(max-width:600px)`` is
+``( MAX-WIDTH: 600px )`` and ``<style media="(max-width: 600px)">``, but not
+``(max-width: 37.5em)``. Different conditions that may hold at once (a narrow screen in
+dark mode) are not combined: each is checked on its own. Each reading is a pass over the
+page, so at most ``MAX_CONDITIONS`` conditions that style an element are checked; beyond,
+``StyleSheets`` raises ``Uncheckable``. Other at-rules (``@font-face``, ``@import``) and
+nested rules are skipped, as are external sheets.
 """
 
 from __future__ import annotations
@@ -50,32 +59,49 @@ RGBA = tuple[float, float, float, float]  # channels 0-255, alpha 0-1
 Value = str | float | RGBA
 Style = Mapping[str, Value]
 _Specificity = tuple[int, int, int]
-# The cascade's order: (important, source (0 attribute, 1 sheet, 2 inline), specificity, order)
-_Rank = tuple[bool, int, _Specificity, int]
+# The cascade's order: (important, source (0 attribute, 1 sheet, 2 inline), specificity,
+# sheet (its number in the document), order (in the sheet, or in the inline style))
+_Rank = tuple[bool, int, _Specificity, int, int]
 _Declared = tuple[_Rank, str, Value]
 _NONE: _Specificity = (0, 0, 0)
+# How many conditions (``@media`` and the like) are checked, each a reading of the page.
+MAX_CONDITIONS = 32
+
+
+class Uncheckable(ValueError):
+    """The sheets have more conditions that style an element than are checked."""
+
+    def __init__(self, conditions: int) -> None:
+        super().__init__(
+            f"too many @media blocks to check: {conditions} (at most {MAX_CONDITIONS})"
+        )
+        self.conditions = conditions
 
 
 class StyleSheets:
     """The ``<style>`` sheets of one parsed document, matched to its elements once.
 
     ``readings`` is how many ways a mail reader may apply them: the first with the rules
-    outside any ``@media``-like block, then one per block that styles an element."""
+    outside any ``@media``-like block, then one per condition whose blocks style an
+    element. Raises ``Uncheckable`` past ``MAX_CONDITIONS`` such conditions."""
 
     def __init__(self, tree: LexborHTMLParser) -> None:
-        self.readings = 1
-        self._matched: dict[int, list[tuple[int, _Declared]]] = {}  # by element (mem_id)
-        reading_of: dict[tuple[int, int], int] = {}
+        reading_of: dict[str, int] = {}  # by condition
         matches: dict[str, list[int]] = {}  # a selector's elements: sheets repeat selectors
-        offset = 0
-        for index, element in enumerate(tree.css("style")):
+        # What a selector of a rule brings to the elements it matches: its reading and its
+        # declarations, each ranked.
+        self._brought: list[tuple[int, tuple[_Declared, ...]]] = []
+        brought: dict[int, list[int]] = {}  # by element (mem_id)
+        for sheet, element in enumerate(tree.css("style")):
             kind = (element.attributes.get("type") or "text/css").split(";")[0].strip().lower()
             if kind not in {"", "text/css"}:
                 continue  # a browser reads no other type
-            media = (element.attributes.get("media") or "all").strip().lower()
-            rules = _sheet(element.text(deep=True))
-            for rule in rules:
-                group = -1 if media not in {"", "all"} else rule.group
+            media = (element.attributes.get("media") or "all").strip()
+            whole = "" if media.lower() in {"", "all"} else _condition("media", media)
+            for rule in _sheet(element.text(deep=True)):
+                condition = whole or rule.condition
+                if len(reading_of) > MAX_CONDITIONS and (not condition or condition in reading_of):
+                    continue  # refused below: only the conditions are still counted
                 for selector, specificity in rule.selectors:
                     if selector not in matches:
                         try:
@@ -85,33 +111,57 @@ class StyleSheets:
                     if not matches[selector]:
                         continue
                     reading = 0
-                    if group:
-                        reading = reading_of.setdefault((index, group), len(reading_of) + 1)
+                    if condition:
+                        reading = reading_of.setdefault(condition, len(reading_of) + 1)
+                        if len(reading_of) > MAX_CONDITIONS:
+                            break
+                    self._brought.append((reading, tuple(
+                        ((important, 1, specificity, sheet, order), target, value)
+                        for order, target, value, important in rule.declarations
+                    )))  # fmt: skip
                     for mem_id in matches[selector]:
-                        self._matched.setdefault(mem_id, []).extend(
-                            (reading, ((important, 1, specificity, offset + order), target, value))
-                            for order, target, value, important in rule.declarations
-                        )
-            offset += sum(len(rule.declarations) for rule in rules)
-        self.readings += len(reading_of)
+                        brought.setdefault(mem_id, []).append(len(self._brought) - 1)
+        if len(reading_of) > MAX_CONDITIONS:
+            raise Uncheckable(len(reading_of))
+        self.readings = 1 + len(reading_of)
+        # Elements that match the same rules share their styles: each set is numbered.
+        sets: dict[tuple[int, ...], int] = {}
+        self._matched = {
+            mem_id: sets.setdefault(tuple(found), len(sets)) for mem_id, found in brought.items()
+        }
+        self._sets = list(sets)
+        self._styles: dict[tuple[int, str, tuple[_Declared, ...]], tuple[Style, ...]] = {}
 
     def styles(
         self, node: LexborNode, tag: str, attributes: Mapping[str, str | None]
     ) -> tuple[Style, ...]:
         """The element's settled style in each reading (the same object where a reading's
-        blocks do not style it)."""
+        blocks do not change it). Elements that match the same rules, with the same
+        inline style and attributes, get the same tuple."""
         inline = attributes.get("style") or ""
         hints = _hints(tag, attributes)
-        matched = self._matched.get(node.mem_id) if self._matched else None
-        if not matched:
+        key = (self._matched.get(node.mem_id, -1) if self._matched else -1, inline, hints)
+        styles = self._styles.get(key)
+        if styles is None:
+            styles = self._styles[key] = self._settled(key[0], inline, hints)
+        return styles
+
+    def _settled(
+        self, matched: int, inline: str, hints: tuple[_Declared, ...]
+    ) -> tuple[Style, ...]:
+        if matched < 0:
             style = _settled(hints + _inline(inline)) if hints else _inline_style(inline)
             return (style,) * self.readings
-        own = hints + _inline(inline)
-        base = [declared for reading, declared in matched if not reading] + list(own)
-        styles = [_settle(base)] * self.readings
-        for reading in {reading for reading, _ in matched if reading}:
-            extra = [declared for other, declared in matched if other == reading]
-            styles[reading] = _settle(base + extra)
+        base = list(hints + _inline(inline))
+        extra: dict[int, list[_Declared]] = {}
+        for number in self._sets[matched]:  # grouped by reading, in one pass
+            reading, declared = self._brought[number]
+            (extra.setdefault(reading, []) if reading else base).extend(declared)
+        first = _settle(base)
+        styles: list[Style] = [first] * self.readings
+        for reading, more in extra.items():
+            style = _settle(base + more)
+            styles[reading] = first if style == first else style
         return tuple(styles)
 
 
@@ -135,7 +185,7 @@ def _inline_style(style: str) -> Style:
 @lru_cache(maxsize=1024)  # an email repeats its styles; tinycss2 takes most of the time
 def _inline(style: str) -> tuple[_Declared, ...]:
     return tuple(
-        ((important, 2, _NONE, order), target, value)
+        ((important, 2, _NONE, 0, order), target, value)
         for order, target, value, important in _declarations(style)
     )
 
@@ -190,7 +240,7 @@ def _attribute_hints(tag: str, values: tuple[str | None, ...]) -> tuple[_Declare
             hints[target] = color
     if (given.get("background") or "").strip():
         hints["background-image"] = "image"
-    return tuple(((False, 0, _NONE, 0), target, value) for target, value in hints.items())
+    return tuple(((False, 0, _NONE, 0, 0), target, value) for target, value in hints.items())
 
 
 def _legacy_color(value: str) -> Value | None:
@@ -211,7 +261,7 @@ def _legacy_color(value: str) -> Value | None:
 class _Rule(NamedTuple):
     selectors: tuple[tuple[str, _Specificity], ...]
     declarations: tuple[tuple[int, str, Value, bool], ...]  # order in the sheet first
-    group: int  # 0 outside any @media-like block, else the block's number in the sheet
+    condition: str  # "" outside any @media-like block, else that of the outermost block
 
 
 _GROUPS = frozenset({"media", "supports", "container", "layer", "document", "-moz-document"})
@@ -220,13 +270,13 @@ _GROUPS = frozenset({"media", "supports", "container", "layer", "document", "-mo
 @lru_cache(maxsize=64)  # each sample renders the same sheet
 def _sheet(text: str) -> tuple[_Rule, ...]:
     rules: list[_Rule] = []
-    order = groups = 0
+    order = 0  # each declaration's, those of rules a browser drops included
     # Depth first in the sheet's order, without recursion (blocks may nest deep).
-    stack: list[tuple[Iterator[Any], int]] = [
-        (iter(tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True)), 0)
+    stack: list[tuple[Iterator[Any], str]] = [
+        (iter(tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True)), "")
     ]
     while stack:
-        nodes, group = stack[-1]
+        nodes, condition = stack[-1]
         node = next(nodes, None)
         if node is None:
             stack.pop()
@@ -236,16 +286,28 @@ def _sheet(text: str) -> tuple[_Rule, ...]:
             order += len(declared)
             selectors = tuple(_selectors(node.prelude))
             if declared and selectors:
-                rules.append(_Rule(selectors, declared, group))
+                rules.append(_Rule(selectors, declared, condition))
         elif (
             isinstance(node, AtRule) and node.lower_at_keyword in _GROUPS and node.content
         ):  # a block that may apply or not: a reading of its own, with what it nests
-            groups += group == 0
             inside = tinycss2.parse_rule_list(
                 node.content, skip_comments=True, skip_whitespace=True
             )
-            stack.append((iter(inside), group or groups))
+            outer = condition or _condition(node.lower_at_keyword, node.prelude)
+            stack.append((iter(inside), outer))
     return tuple(rules)
+
+
+_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+_SPACED = re.compile(r"\s*([(),:])\s*")
+
+
+def _condition(keyword: str, condition: str | _Tokens) -> str:
+    """A block's condition as written, spacing, comments and case aside, after its
+    at-keyword: blocks with the same one apply together."""
+    text = condition if isinstance(condition, str) else tinycss2.serialize(condition)
+    text = _SPACED.sub(r"\1", " ".join(_COMMENT.sub(" ", text).lower().split()))
+    return f"@{keyword} {text}"
 
 
 def _split_commas(tokens: _Tokens) -> list[_Tokens]:

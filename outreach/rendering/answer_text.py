@@ -36,11 +36,14 @@ Not shown:
   ``color: transparent`` never shows.
 
 A ``@media`` (or ``@supports``) block may apply or not, so the answer must be shown in every
-reading of the sheets (``shown_texts``): without the blocks, and with each block in turn. A
-block that hides the answer counts; one that shows what the rest of the sheet hides does
-not. Not detected: external style sheets, a colour from a CSS variable, an image of the
-text, text covered by another element, CSS nesting, and text too small or too faint to read
-but not invisible.
+reading of the sheets (``shown_texts``): without the blocks, and with those of each condition
+in turn (blocks with the same condition apply together: one reading). A block that hides
+the answer counts; one that shows what the rest of the sheet hides does not. Different
+conditions that may hold at once (a narrow screen in dark mode) are not combined. Past
+``MAX_CONDITIONS`` (32) conditions that style an element, the HTML is not checked: it is
+refused as ``Uncheckable`` (answer_styles.py). Not detected: external style sheets, a
+colour from a CSS variable, an image of the text, text covered by another element, CSS
+nesting, and text too small or too faint to read but not invisible.
 """
 
 from __future__ import annotations
@@ -49,32 +52,54 @@ from typing import NamedTuple
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from outreach.rendering.answer_styles import RGBA, Style, StyleSheets, Value
+from outreach.rendering.answer_styles import RGBA, Style, StyleSheets, Uncheckable, Value
 from outreach.rendering.render import Rendered
 
 
-def bodies_missing_answer(rendered: Rendered, answer: str) -> list[str]:
-    """The bodies of ``rendered`` ("text", "html") that do not show ``answer`` whole, its
-    spacing aside (an email's paragraphs are laid out afresh in HTML)."""
+class AnswerShown(NamedTuple):
+    """Which bodies do not show the answer whole ("text", "html"), and why the HTML body
+    could not be checked (``Uncheckable``'s message), if it could not."""
+
+    missing: list[str]
+    unchecked: str | None = None
+
+
+def check_answer_shown(rendered: Rendered, answer: str) -> AnswerShown:
+    """Whether the bodies of ``rendered`` show ``answer`` whole, its spacing aside (an
+    email's paragraphs are laid out afresh in HTML). An HTML body that cannot be checked
+    is not among the missing: ``unchecked`` says why, and it is to be refused for that."""
     wanted = _flat(answer)
     missing = [] if wanted in _flat(rendered.text) else ["text"]
-    if rendered.html is not None and any(
-        wanted not in _flat(text) for text in shown_texts(rendered.html)
-    ):
+    if rendered.html is None:
+        return AnswerShown(missing)
+    try:
+        texts = shown_texts(rendered.html)
+    except Uncheckable as exc:
+        return AnswerShown(missing, str(exc))
+    if any(wanted not in _flat(text) for text in texts):
         missing.append("html")
-    return missing
+    return AnswerShown(missing)
+
+
+def bodies_missing_answer(rendered: Rendered, answer: str) -> list[str]:
+    """The bodies of ``rendered`` ("text", "html") that do not show ``answer`` whole, or
+    (the HTML) cannot be checked: ``check_answer_shown`` tells the two apart."""
+    missing, unchecked = check_answer_shown(rendered, answer)
+    return [*missing, "html"] if unchecked else missing
 
 
 def shown_text(markup: str) -> str:
     """The words of an HTML body that a mail reader shows whatever its screen (in every
     reading), a space between two text nodes (at each tag the parser keeps), entities
-    decoded; what is hidden (see the module's notes) is left out."""
+    decoded; what is hidden (see the module's notes) is left out. Raises ``Uncheckable``
+    past ``MAX_CONDITIONS`` conditions."""
     return _read(markup)[0]
 
 
 def shown_texts(markup: str) -> list[str]:
     """The words an HTML body shows in each reading of its style sheets: the first with
-    the rules outside ``@media``-like blocks, then one per block that styles an element."""
+    the rules outside ``@media``-like blocks, then one per condition whose blocks style an
+    element. Raises ``Uncheckable`` past ``MAX_CONDITIONS`` conditions."""
     return _read(markup)[1]
 
 
@@ -89,22 +114,29 @@ def _read(markup: str) -> tuple[str, list[str]]:
     everywhere: list[str] = []
     each: list[list[str]] = [[] for _ in range(sheets.readings)]
     known: _Known = {}
+    passed: _Passed = {}
+    # Where a text node with the given parents' state shows: the readings, and whether all.
+    shows: dict[int, tuple[_States, list[list[str]], bool]] = {}  # by id(parents)
     # Depth first, without recursion: a template may nest elements deeper than Python may.
     # Each node comes with what its parent passes down in each reading (None: hidden).
-    start: tuple[_Inherited | None, ...] = (_Inherited(),) * sheets.readings
+    # Siblings share their parent's tuple, and elements alike in alike parents each other's.
+    start: _States = (_Inherited(),) * sheets.readings
     stack = [] if tree.root is None else [(tree.root, start)]
     while stack:
         node, parents = stack.pop()
         if node.is_text_node:
+            found = shows.get(id(parents))
+            if found is None:
+                shown = [parent is not None and parent.shows_text for parent in parents]
+                into = [words for words, here in zip(each, shown, strict=True) if here]
+                found = shows[id(parents)] = (parents, into, False not in shown)
             text = node.text_content or ""
-            shown = [parent is not None and parent.shows_text for parent in parents]
-            for words, here in zip(each, shown, strict=True):
-                if here:
-                    words.append(text)
-            if False not in shown:
+            for words in found[1]:
+                words.append(text)
+            if found[2]:
                 everywhere.append(text)
         elif node.is_element_node:  # a comment is neither
-            insides = _insides(node, parents, sheets, known)
+            insides = _insides(node, parents, sheets, known, passed)
             if insides.count(None) < len(insides):
                 children = list(node.iter(include_text=True))
                 stack.extend((child, insides) for child in reversed(children))
@@ -135,19 +167,27 @@ _OFF_SCREEN = -1000.0  # px: further left or up than any screen shows
 _NEAR = 16  # of 255: a text colour this close to its background does not show
 
 
+# What an element passes down in each reading (None: nothing, it hides all it holds).
+_States = tuple[_Inherited | None, ...]
 # What _inside gave for a style (kept alive with it, for its id) and a parent's state.
 _Known = dict[tuple[int, _Inherited], tuple[Style, _Inherited | None]]
+# What _insides gave for an element's styles and its parent's states (both kept alive with
+# it, for their ids): elements alike under one parent, or under alike parents.
+_Passed = dict[tuple[int, int], tuple[tuple[Style, ...], _States, _States]]
 
 
 def _insides(
-    node: LexborNode, parents: tuple[_Inherited | None, ...], sheets: StyleSheets, known: _Known
-) -> tuple[_Inherited | None, ...]:
+    node: LexborNode, parents: _States, sheets: StyleSheets, known: _Known, passed: _Passed
+) -> _States:
     """What an element passes down in each reading, given what its parent passes down."""
     tag, attributes = node.tag or "", node.attributes
     if tag in _NOT_SHOWN or "hidden" in attributes:
         return (None,) * len(parents)
-    insides: list[_Inherited | None] = []
     styles = sheets.styles(node, tag, attributes)
+    found = passed.get((id(styles), id(parents)))
+    if found is not None:
+        return found[2]
+    insides: list[_Inherited | None] = []
     for style, parent in zip(styles, parents, strict=True):
         if parent is None or not style:
             insides.append(parent)  # an element without style passes on what it is given
@@ -159,7 +199,8 @@ def _insides(
             inside = _inside(style, parent)
             known[id(style), parent] = (style, inside)
             insides.append(inside)
-    return tuple(insides)
+    passed[id(styles), id(parents)] = (styles, parents, tuple(insides))
+    return passed[id(styles), id(parents)][2]
 
 
 def _inside(style: Style, parent: _Inherited) -> _Inherited | None:

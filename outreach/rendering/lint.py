@@ -8,7 +8,10 @@ A template is refused, with the line and the cause, when:
 - an SMS is longer than the channel allows (``POLICY_SMS_TOO_MANY_SEGMENTS``);
 - an SMS lacks how to opt out, or an email its unsubscribe link (``REGF_OPTOUT_NOTICE_MISSING``);
 - a message to a debt collector's debtor lacks the disclosure (``REGF_MINI_MIRANDA_MISSING``);
-- a voicemail says more than a limited-content message may (``REGF_LCM_CONTENT_INVALID``).
+- a voicemail says more than a limited-content message may (``REGF_LCM_CONTENT_INVALID``);
+- an answer template does not show the agent's whole answer (``ANSWER_INCOMPLETE``), or
+  its HTML is past what that check reads (``ANSWER_UNCHECKABLE``: too many ``@media``
+  conditions).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from outreach.errors import TemplateError
-from outreach.rendering.answer_text import bodies_missing_answer
+from outreach.rendering.answer_text import check_answer_shown
 from outreach.rendering.context import (
     ANSWER_TEMPLATE,
     LCM_COMPANY_FIELDS,
@@ -258,7 +261,11 @@ def _content(
     if key.channel == "voice" and rendered.voicemail is not None:
         issues += _voicemail_content(path, rendered.voicemail, company)
     if key.name == ANSWER_TEMPLATE:
-        for part in bodies_missing_answer(rendered, str(context["answer"])):
+        missing, unchecked = check_answer_shown(rendered, str(context["answer"]))
+        if unchecked:
+            message = f"the html body cannot be checked: {unchecked} {where}"
+            issues.append(LintIssue(path, None, "ANSWER_UNCHECKABLE", message))
+        for part in missing:
             issues.append(
                 LintIssue(
                     path,

@@ -114,6 +114,19 @@ def env(database_url: str) -> dict[str, str]:
     return values
 
 
+@pytest.fixture
+def daemon_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` for ``outreach run``: the repository's files, an outbox of the test's own."""
+    env.update(
+        TEMPLATES_DIR=str(REPO / "templates"),
+        CHANNELS_DIR=str(REPO / "channels"),
+        OUTBOX_PATH=str(tmp_path / "outbox.jsonl"),
+        ENVIRONMENT="development",  # --start is for development only
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
 @pytest.fixture(scope="session")
 def event_keys() -> EcdsaKeys:
     """SendGrid's Event Webhook signing keys, generated for the test session."""

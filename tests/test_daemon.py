@@ -44,18 +44,6 @@ START = NOW.isoformat()  # 2026-11-02T15:00:00+00:00
 DEADLINE = 60.0  # seconds a process is given to do what is awaited
 
 
-@pytest.fixture
-def daemon_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    env.update(
-        TEMPLATES_DIR=str(REPO / "templates"),
-        CHANNELS_DIR=str(REPO / "channels"),
-        OUTBOX_PATH=str(tmp_path / "outbox.jsonl"),
-        ENVIRONMENT="development",  # --start is for development only
-        LOG_LEVEL="INFO",
-    )
-    return env
-
-
 def outbox_keys(env: dict[str, str]) -> Counter[str]:
     """How many times each message was written to the outbox (read once the writers ended)."""
     path = Path(env["OUTBOX_PATH"])

@@ -382,18 +382,6 @@ def test_run_once_registers_warns_and_leaves(
 
 
 @pytest.fixture
-def daemon_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    env.update(
-        TEMPLATES_DIR=str(REPO / "templates"),
-        CHANNELS_DIR=str(REPO / "channels"),
-        OUTBOX_PATH=str(tmp_path / "outbox.jsonl"),
-        ENVIRONMENT="development",
-        LOG_LEVEL="INFO",
-    )
-    return env
-
-
-@pytest.fixture
 def running() -> Iterator[list[Running]]:
     started: list[Running] = []
     yield started

@@ -46,7 +46,8 @@ def daemons(ctx: typer.Context) -> None:
         )
     out.print(
         "Times are on each daemon's clock. A daemon that did not stop cleanly is listed "
-        "until another's housekeeping removes it, 10 minutes after it was last seen.",
+        "until another's housekeeping removes it, 10 minutes of real time (or ten housekeeping "
+        "intervals, if longer) after it was last seen.",
         highlight=False,
     )
 

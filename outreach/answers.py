@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Connection, Select, select, update
+from sqlalchemy import ColumnElement, Connection, Select, select
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -56,7 +56,7 @@ from outreach.rendering.context import (
 )
 from outreach.rendering.environment import TemplateKey
 from outreach.rendering.render import Rendered, Renderer
-from outreach.store import accounts, ignoring_duplicates
+from outreach.store import accounts, hold_writes, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
 
@@ -282,15 +282,7 @@ def _whole(text: str) -> bool:
 def _locked_reply(connection: Connection, message_id: int) -> Any:
     """The reply, locked until the transaction ends: a second answer to it waits here for
     the first to be committed, then reads it."""
-    if connection.dialect.name == "sqlite":
-        # SQLite ignores FOR UPDATE: a write first takes its one writer's lock, held to the
-        # end of the transaction, so that two answers to one reply are checked one after
-        # the other, as on PostgreSQL.
-        connection.execute(
-            update(inbox_messages)
-            .where(inbox_messages.c.id == message_id)
-            .values(status=inbox_messages.c.status)
-        )
+    hold_writes(connection)  # SQLite: two answers to one reply are checked in turn too
     return connection.execute(
         select(inbox_messages).where(inbox_messages.c.id == message_id).with_for_update()
     ).first()

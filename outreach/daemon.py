@@ -158,7 +158,7 @@ class Daemon:
         reports = _Reports()
         with self._stopping_on_signals():
             try:
-                await asyncio.to_thread(self.registration.register)
+                await self._register()
                 tick = asyncio.create_task(self._once(reports))
                 stopped = asyncio.create_task(self._stop.wait())
                 await asyncio.wait({tick, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -213,15 +213,19 @@ class Daemon:
 
     async def serve(self) -> None:
         with self._stopping_on_signals():
-            try:
-                await asyncio.to_thread(self.registration.register)
-            except Exception:
-                # The registry only informs: the first housekeeping tick registers again.
-                log.exception("registering in the daemon registry failed")
+            await self._register()
             try:
                 await self._serve()
             finally:
                 await asyncio.to_thread(self.registration.unregister)
+
+    async def _register(self) -> None:
+        try:
+            await asyncio.to_thread(self.registration.register)
+        except Exception:
+            # The registry only informs: the work goes on, and the next housekeeping tick
+            # registers again (``run --once`` then goes unlisted).
+            log.exception("registering in the daemon registry failed")
 
     async def _serve(self) -> None:
         scheduler = AsyncIOScheduler(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -77,6 +78,9 @@ class Registration:
         self.stale_after = stale_after(clock, housekeeping_every)
         self.started_at: datetime | None = None
         self._inserted = False
+        # A refresh and the stop's removal, each in a thread of its own, one at a time.
+        self._stopped = False
+        self._turn = threading.Lock()
         # The value each other daemon had at the last refresh, per (worker, what).
         self._seen: dict[tuple[str, str], str] = {}
 
@@ -88,6 +92,11 @@ class Registration:
     def refresh(self) -> None:
         """At each housekeeping tick: seen now; the stale rows deleted; the other live
         daemons compared with this one."""
+        with self._turn:
+            if not self._stopped:  # a tick ending after the stop does not bring the row back
+                self._refresh()
+
+    def _refresh(self) -> None:
         now = self.clock.now()
         with self.engine.begin() as connection:
             seen = connection.execute(
@@ -113,6 +122,11 @@ class Registration:
 
     def unregister(self) -> None:
         """At a clean stop. A failure is logged, not raised: the row goes anyway once stale."""
+        with self._turn:
+            self._stopped = True
+            self._unregister()
+
+    def _unregister(self) -> None:
         try:
             with self.engine.begin() as connection:
                 connection.execute(

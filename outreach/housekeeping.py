@@ -26,7 +26,7 @@ from outreach.leases import sends_in_flight
 from outreach.models import AttemptStatus, PromiseStatus
 from outreach.replies import hand_over_to_reply_pause
 from outreach.returned_steps import due_now
-from outreach.store import accounts, among, promises_to_pay
+from outreach.store import accounts, among, hold_writes, promises_to_pay
 
 log = logging.getLogger("outreach.housekeeping")
 
@@ -88,23 +88,23 @@ def housekeeping(
     # in the order of their ids (``store.lock_accounts``), which two parts in one
     # transaction would break (the second's first lock may come before the first's last).
     with engine.begin() as connection:
+        # Broken in one statement that reads the promise's status as it writes: a payment
+        # that kept it meanwhile wins (no promise is locked before the accounts are).
         broken = list(
             connection.execute(
-                select(promises_to_pay.c.id, promises_to_pay.c.account_id).where(
+                update(promises_to_pay)
+                .where(
                     promises_to_pay.c.status == PromiseStatus.PENDING,
                     promises_to_pay.c.due_on < now.date(),
                 )
-            )
-        )
-        if broken:
-            connection.execute(
-                update(promises_to_pay)
-                .where(promises_to_pay.c.id.in_([row.id for row in broken]))
                 .values(status=PromiseStatus.BROKEN, resolved_at=now)
-            )
-            due_now(connection, [row.account_id for row in broken], now)
+                .returning(promises_to_pay.c.account_id)
+            ).scalars()
+        )
+        due_now(connection, broken, now)
         done.broken_promises = len(broken)
     with engine.begin() as connection:
+        hold_writes(connection)  # SQLite: the pauses read below stay as read
         # Locked in the order of their ids, as every writer of several accounts locks them
         # (``store.lock_accounts``); a pause an agent changed meanwhile is read afresh.
         ended = list(
@@ -112,7 +112,7 @@ def housekeeping(
                 select(accounts.c.id)
                 .where(accounts.c.paused_until.is_not(None), accounts.c.paused_until <= now)
                 .order_by(accounts.c.id)
-                .with_for_update()
+                .with_for_update(key_share=True)
             ).scalars()
         )
         held = hand_over_to_reply_pause(connection, ended, now, reply_pause)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
@@ -126,8 +127,20 @@ def lock_accounts(connection: Connection, ids: Iterable[int]) -> None:
             select(accounts.c.id)
             .where(among(connection, accounts.c.id, listed))
             .order_by(accounts.c.id)
-            .with_for_update()
+            # FOR NO KEY UPDATE, as an UPDATE of the account takes: not FOR UPDATE, which
+            # would also wait for the KEY SHARE locks that rows inserted for the account
+            # (attempts, steps, decisions) take on it, in the plan's own order.
+            .with_for_update(key_share=True)
         )
+
+
+def hold_writes(connection: Connection) -> None:
+    """SQLite: take the database's one writer lock now, until the transaction ends, so
+    that what it reads next no other writer changes before it commits (SQLite ignores FOR
+    UPDATE; a transaction takes the lock only at its first write). Nothing on PostgreSQL,
+    where the reads lock their rows."""
+    if connection.dialect.name == "sqlite":
+        connection.execute(update(accounts).where(accounts.c.id == 0).values(id=accounts.c.id))
 
 
 def folded(connection: Connection, column: ColumnElement[str]) -> ColumnElement[str]:

@@ -163,6 +163,8 @@ def test_a_daemon_registers_is_seen_and_leaves(
 
     mine.unregister()
     assert registered(engine) == {}
+    mine.refresh()  # a housekeeping tick that ends after the stop
+    assert registered(engine) == {}
 
 
 def test_a_daemon_not_seen_for_ten_minutes_is_removed(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, selec
 from sqlalchemy.exc import OperationalError
 
 from outreach import heap, store
+from outreach import housekeeping as housekeeping_module
 from outreach import planner as planner_module
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
@@ -753,18 +755,114 @@ def test_the_plans_writes_and_a_look_again_lock_accounts_in_one_order(
     assert asked == [None]
 
 
-def _wait_for_a_lock_wait(engine: Engine) -> None:
-    """Until a session of this database waits for a row lock (PostgreSQL)."""
-    for _ in range(500):
+def _wait_for_a_lock_wait(engine: Engine, sessions: int = 1) -> None:
+    """Until ``sessions`` sessions of this database wait for a lock (PostgreSQL)."""
+    for _ in range(1000):
         with engine.connect() as connection:
             waiting = connection.exec_driver_sql(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND wait_event_type = 'Lock'"
             ).scalar_one()
-        if waiting:
+        if waiting >= sessions:
             return
         time.sleep(0.01)
-    raise AssertionError("no session waited for a lock")
+    raise AssertionError(f"fewer than {sessions} session(s) waited for a lock")
+
+
+def test_a_plan_inserting_rows_and_a_look_again_do_not_deadlock(world: World) -> None:
+    """PostgreSQL: the rows a plan inserts for its accounts (steps, attempts, decisions)
+    take KEY SHARE locks on them, in the order the accounts were claimed; a look again
+    locks its accounts as an update does (FOR NO KEY UPDATE), which those do not wait for."""
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: there is no order of locks")
+    ids = world.load(row("A-1"), row("B-2"))
+    first, last = sorted(ids.values())
+    set_account(world.engine, last, next_contact_at=NOW - timedelta(hours=3))
+    set_account(world.engine, first, next_contact_at=NOW - timedelta(hours=2))
+    with world.engine.begin() as connection:
+        claimed = claim_due_accounts(connection, WORKER, NOW, NOW + timedelta(minutes=5), 10)
+    assert [r.id for r in claimed] == [last, first]  # claimed against the order of ids
+    plans = [
+        AccountPlan("stopped", None, steps=[
+            {"account_id": r.id, "step_key": "s1", "outcome": "skipped", "reason": None,
+             "at": NOW},
+        ])
+        for r in claimed
+    ]  # fmt: skip
+    writes = planner_module.plan_writes(world.engine.dialect, claimed, plans, WORKER, NOW)
+    ended: dict[str, BaseException | None] = {}
+
+    def in_thread(name: str, work: Any) -> threading.Thread:
+        def run() -> None:
+            try:
+                with world.engine.begin() as connection:
+                    work(connection)
+                ended[name] = None
+            except BaseException as error:
+                ended[name] = error
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    with world.engine.connect() as holder:
+        holder.begin()  # holds the first account, so that both below wait in turn
+        holder.execute(
+            select(store.accounts.c.id).where(store.accounts.c.id == first).with_for_update()
+        )
+        look = in_thread("look again", lambda c: due_now(c, [first, last], NOW))
+        _wait_for_a_lock_wait(world.engine)
+        plan = in_thread("plan", lambda c: [write.run(c) for write in writes])
+        _wait_for_a_lock_wait(world.engine, 2)
+        holder.commit()
+    look.join()
+    plan.join()
+    assert ended == {"look again": None, "plan": None}
+
+
+def test_housekeeping_reads_the_pauses_it_ends_under_its_lock(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent's change to a pause cannot slip in between housekeeping's reading that it
+    has ended and its ending it: on SQLite the writer lock is taken before the read, on
+    PostgreSQL the paused accounts are locked as they are read."""
+    account_id = world.load(row("A-1"))["A-1"]
+    set_account(world.engine, account_id, paused_until=NOW - timedelta(hours=1))
+    hand_over = housekeeping_module.hand_over_to_reply_pause
+    probed: list[str] = []
+
+    def probe(connection: Any, ended: Any, now: datetime, pause: timedelta) -> Any:
+        probed.append(_could_an_agent_write(world.engine, account_id))
+        return hand_over(connection, ended, now, pause)
+
+    monkeypatch.setattr(housekeeping_module, "hand_over_to_reply_pause", probe)
+    assert housekeeping(world.engine, NOW, "housekeeper").pauses_ended == 1
+    assert probed == ["it waits"]
+    assert _could_an_agent_write(world.engine, account_id) == "it writes"
+
+
+def _could_an_agent_write(engine: Engine, account_id: int) -> str:
+    """Whether another connection could change the account now, without waiting."""
+    if engine.dialect.name == "sqlite":
+        other = sqlite3.connect(str(engine.url.database), timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return "it writes"
+        except sqlite3.OperationalError:
+            return "it waits"
+        finally:
+            other.close()
+    with engine.connect() as connection:
+        try:
+            connection.execute(
+                select(store.accounts.c.id)
+                .where(store.accounts.c.id == account_id)
+                .with_for_update(nowait=True, key_share=True)
+            )
+            return "it writes"
+        except OperationalError:
+            return "it waits"
 
 
 def test_expired_steps_are_skipped_and_a_spent_cadence_finishes(world: World) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, Integer, delete, func, insert, litera
 
 from outreach.clock import Clock, SystemClock
 from outreach.models import SignInAttempt, SignInState
-from outreach.store import table_of
+from outreach.store import hold_writes, table_of
 
 sign_in_attempts = table_of(SignInAttempt)
 _LOCK_SPACE = 0x7369676E  # "sign": the first key of the advisory locks on names
@@ -124,13 +124,7 @@ def _lock_name(connection: Connection, key: str) -> None:
             )
         )
         return
-    # SQLite has one writer at a time: a first write takes its lock, held to the end of
-    # the transaction, whether or not it changes a row (as ``answers._locked_reply``).
-    connection.execute(
-        update(sign_in_attempts)
-        .where(sign_in_attempts.c.name_key == key)
-        .values(state=sign_in_attempts.c.state)
-    )
+    hold_writes(connection)  # SQLite has one writer at a time: its lock serves
 
 
 def _counted(connection: Connection, key: str, since: datetime) -> int:

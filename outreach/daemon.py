@@ -127,12 +127,13 @@ class Daemon:
                      reply_pause=timedelta(days=self.settings.reply_pause_days))  # fmt: skip
 
     async def housekeep(self) -> None:
-        try:
-            await asyncio.to_thread(self.housekeeping)
-            await self.apply_outbox_events()
-        finally:
-            # A live daemon stays seen in the registry even when a housekeeping step fails.
-            await asyncio.to_thread(self.registration.refresh)
+        await asyncio.to_thread(self.housekeeping)
+        await self.apply_outbox_events()
+
+    async def refresh_registry(self) -> None:
+        # A job of its own, at housekeeping's interval: a live daemon stays seen however
+        # long a housekeeping tick takes, and whether or not it fails.
+        await asyncio.to_thread(self.registration.refresh)
 
     async def apply_outbox_events(self) -> int:
         """The outbox's simulated deliveries and replies go through the same path as a
@@ -233,6 +234,7 @@ class Daemon:
         )
         jobs: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
             ("housekeeping", self.housekeep, self.options.housekeeping_every),
+            ("registry", self.refresh_registry, self.options.housekeeping_every),
             ("plan", self.plan, self.options.plan_every),
             ("dispatch", self.dispatch, self.options.dispatch_every),
         ]

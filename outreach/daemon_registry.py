@@ -4,9 +4,10 @@ Leases keep daemons sharing a PostgreSQL database from planning an account twice
 each plans with its own machine's files (``outreach.config_digest``): two daemons with
 different cadences would plan an account by whichever claims it, and different stop
 conditions can make it go back and forth. So each daemon keeps a row in
-``daemon_instance``: written at its start, seen again at each housekeeping tick, deleted
-at a clean stop. A row not seen for ten housekeeping intervals (ten minutes at least) is
-a daemon that stopped otherwise, and any daemon's housekeeping deletes it.
+``daemon_instance``: written at its start, seen again at each housekeeping interval (a
+job of its own beside housekeeping), deleted at a clean stop. A row not seen for ten
+housekeeping intervals (ten minutes at least) is a daemon that stopped otherwise, and any
+daemon's refresh deletes it.
 
 At each refresh a daemon compares itself with the other live daemons and logs a warning
 when one plans with another configuration or runs another version: once per daemon and
@@ -90,7 +91,7 @@ class Registration:
         self.refresh()
 
     def refresh(self) -> None:
-        """At each housekeeping tick: seen now; the stale rows deleted; the other live
+        """At each housekeeping interval: seen now; the stale rows deleted; the other live
         daemons compared with this one."""
         with self._turn:
             if not self._stopped:  # a tick ending after the stop does not bring the row back

@@ -248,8 +248,10 @@ def test_a_live_daemon_on_a_demo_clock_is_not_taken_for_stopped(
 
 
 def housekeep(*daemons: Daemon) -> None:
+    """A tick of each daemon's housekeeping and registry jobs."""
     for daemon in daemons:
         asyncio.run(daemon.housekeep())
+        asyncio.run(daemon.refresh_registry())
 
 
 @pytest.fixture

@@ -153,12 +153,9 @@ def answer_reply(
         raise ActionRefused("the answer form is out of date: open the account again")
     early = _rendered_early(connection, account, message_id, text, kit, now)
     message = _locked_reply(connection, message_id)
-    if message is None or message.account_id != account.id:
-        raise NotFoundError(f"no message {message_id} in the inbox of {account.reference}")
-    if message.direction != "inbound":
-        raise ActionRefused(f"message {message_id} is one of ours, not the debtor's")
-    if message.channel not in ANSWERED_CHANNELS:
-        raise ActionRefused(f"a {message.channel} message cannot be answered in writing here")
+    refused = _not_answerable(message, account, message_id)
+    if refused is not None:
+        raise refused
     key = _key_prefix(account.id, message_id) + form_key
     if connection.execute(select(attempts.c.id).where(attempts.c.idempotency_key == key)).first():
         return Answered("duplicate", message.channel, message.from_address)
@@ -310,12 +307,7 @@ def _rendered_early(
     message = connection.execute(
         select(inbox_messages).where(inbox_messages.c.id == message_id)
     ).first()
-    if (
-        message is None
-        or message.account_id != account.id
-        or message.direction != "inbound"
-        or message.channel not in ANSWERED_CHANNELS
-    ):
+    if message is None or _not_answerable(message, account, message_id) is not None:
         return None
     row = connection.execute(_account_row(account.id)).first()
     if row is None or row.status == AccountStatus.CLOSED:
@@ -328,6 +320,17 @@ def _rendered_early(
     except ActionRefused:
         return None
     return _render(row, message, address, text, kit, _today(row, record, kit, now), None)
+
+
+def _not_answerable(message: Any, account: AccountRef, message_id: int) -> Exception | None:
+    """Why ``message`` (None: not found) cannot be answered for ``account``; None if it can."""
+    if message is None or message.account_id != account.id:
+        return NotFoundError(f"no message {message_id} in the inbox of {account.reference}")
+    if message.direction != "inbound":
+        return ActionRefused(f"message {message_id} is one of ours, not the debtor's")
+    if message.channel not in ANSWERED_CHANNELS:
+        return ActionRefused(f"a {message.channel} message cannot be answered in writing here")
+    return None
 
 
 def _today(account: Any, record: Any, kit: AnswerKit, now: datetime) -> date:

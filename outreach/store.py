@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    delete,
     func,
     literal_column,
     select,
@@ -132,6 +133,14 @@ def lock_accounts(connection: Connection, ids: Iterable[int]) -> None:
             # (attempts, steps, decisions) take on it, in the plan's own order.
             .with_for_update(key_share=True)
         )
+
+
+def delete_unheld(connection: Connection, table: Table, ids: Select[tuple[int]]) -> None:
+    """Deletes the rows of ``table`` whose ids ``ids`` selects, leaving those another
+    transaction holds (PostgreSQL) to a later call: a clean-up that never waits for a
+    lock, so it cannot deadlock with the work it tidies after."""
+    held_back = ids.with_for_update(skip_locked=True)
+    connection.execute(delete(table).where(table.c.id.in_(held_back)))
 
 
 def hold_writes(connection: Connection) -> None:

@@ -13,11 +13,11 @@ import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, Select, delete, insert, select
+from sqlalchemy import Engine, insert, select
 
 from outreach.clock import Clock, SystemClock
 from outreach.models import HtmlPreview
-from outreach.store import table_of
+from outreach.store import delete_unheld, table_of
 
 html_previews = table_of(HtmlPreview)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what token_urlsafe gives
@@ -47,8 +47,8 @@ class HtmlPreviews:
         expired = select(c.id).where(c.created_at < now - self.lifetime).limit(_EXPIRED_AT_ONCE)
         with self.engine.begin() as connection:
             connection.execute(insert(html_previews).values(row))
-            _delete(connection, older)
-            _delete(connection, expired)
+            delete_unheld(connection, html_previews, older)
+            delete_unheld(connection, html_previews, expired)
         return token
 
     def get(self, user_id: int, token: str) -> str | None:
@@ -65,10 +65,3 @@ class HtmlPreviews:
                 )
             ).scalar_one_or_none()
         return html
-
-
-def _delete(connection: Connection, ids: Select[tuple[int]]) -> None:
-    """Deletes the previews ``ids`` selects, leaving those another transaction holds to a
-    later one: this never waits for a lock, so it cannot deadlock."""
-    locked = ids.with_for_update(skip_locked=True)
-    connection.execute(delete(html_previews).where(html_previews.c.id.in_(locked)))

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, Integer, delete, func, insert, litera
 
 from outreach.clock import Clock, SystemClock
 from outreach.models import SignInAttempt, SignInState
-from outreach.store import hold_writes, table_of
+from outreach.store import delete_unheld, hold_writes, table_of
 
 sign_in_attempts = table_of(SignInAttempt)
 _LOCK_SPACE = 0x7369676E  # "sign": the first key of the advisory locks on names
@@ -139,12 +139,6 @@ def _counted(connection: Connection, key: str, since: datetime) -> int:
 
 
 def _forget_before(connection: Connection, since: datetime) -> None:
-    """Deletes attempts past the window, any name's, leaving those another transaction
-    holds to a later reservation: this never waits for a lock, so it cannot deadlock."""
-    past = (
-        select(sign_in_attempts.c.id)
-        .where(sign_in_attempts.c.at < since)
-        .limit(_FORGOTTEN_AT_ONCE)
-        .with_for_update(skip_locked=True)
-    )
-    connection.execute(delete(sign_in_attempts).where(sign_in_attempts.c.id.in_(past)))
+    """Deletes attempts past the window, any name's (a batch at a time)."""
+    past = select(sign_in_attempts.c.id).where(sign_in_attempts.c.at < since)
+    delete_unheld(connection, sign_in_attempts, past.limit(_FORGOTTEN_AT_ONCE))

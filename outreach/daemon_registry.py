@@ -7,7 +7,9 @@ conditions can make it go back and forth. So each daemon keeps a row in
 ``daemon_instance``: written at its start, seen again at each housekeeping interval (a
 job of its own beside housekeeping), deleted at a clean stop. A row not seen for ten
 housekeeping intervals (ten minutes at least) is a daemon that stopped otherwise, and any
-daemon's refresh deletes it.
+daemon's refresh deletes it. Sooner on the same machine: a refresh deletes at once the row
+of a daemon whose process has ended (killed, crashed), which a daemon restarted with new
+files would otherwise take for another daemon planning with the old ones.
 
 At each refresh a daemon compares itself with the other live daemons and logs a warning
 when one plans with another configuration or runs another version: once per daemon and
@@ -37,6 +39,7 @@ from outreach.clock import Clock, clock_time
 from outreach.config import Settings
 from outreach.config_digest import DIGEST_COVERS, SHORT, config_digest
 from outreach.models import DaemonInstance
+from outreach.process_identity import has_ended, pid_namespace, process_start
 from outreach.store import named_rows, table_of
 
 log = logging.getLogger("outreach.daemon_registry")
@@ -76,6 +79,8 @@ class Registration:
         self.version = __version__
         self.host = socket.gethostname()[:255]
         self.pid = os.getpid()
+        self.pid_namespace = pid_namespace()
+        self.process_start = process_start(self.pid)
         self.stale_after = stale_after(clock, housekeeping_every)
         self.started_at: datetime | None = None
         self._inserted = False
@@ -112,6 +117,7 @@ class Registration:
                     log.info("registry: %s registered again", self.worker)
                 self._insert(connection, now)
             removed = remove_stale(connection, now - self.stale_after)
+            ended = remove_ended(connection, self.pid_namespace) if self.pid_namespace else []
             others = [d for d in live_daemons(connection, now - self.stale_after)
                       if d.worker != self.worker]  # fmt: skip
         for gone in removed:
@@ -119,6 +125,9 @@ class Registration:
                 "registry: %s on %s not seen since %s, taken for stopped: removed",
                 gone.worker, gone.host, gone.seen_at.isoformat(timespec="seconds"),
             )  # fmt: skip
+        for gone in ended:
+            log.info("registry: %s (pid %d on %s) has ended: removed",
+                     gone.worker, gone.pid, gone.host)  # fmt: skip
         self._compare(others)
 
     def unregister(self) -> None:
@@ -150,6 +159,8 @@ class Registration:
                 seen_at=now,
                 config_digest=self.config_digest,
                 version=self.version,
+                pid_namespace=self.pid_namespace,
+                process_start=self.process_start,
             )
         )
         self._inserted = True
@@ -211,6 +222,42 @@ def remove_stale(connection: Connection, before: datetime) -> list[Any]:
             delete(daemon_instances).where(daemon_instances.c.id.in_([row.id for row in stale]))
         )
     return stale
+
+
+def remove_ended(connection: Connection, namespace: str) -> list[Any]:
+    """Delete the daemons of pid namespace ``namespace`` (this machine's, or this
+    container's) whose process has ended; the rows deleted. Rows locked by another
+    transaction are skipped, as in ``remove_stale``."""
+    columns = (
+        daemon_instances.c.id,
+        daemon_instances.c.worker,
+        daemon_instances.c.host,
+        daemon_instances.c.pid,
+        daemon_instances.c.process_start,
+    )
+    here = named_rows(
+        connection.execute(
+            select(*columns).where(
+                daemon_instances.c.pid_namespace == namespace,
+                daemon_instances.c.process_start.is_not(None),
+            )
+        )
+    )
+    ended = [row.id for row in here if has_ended(row.pid, row.process_start)]
+    if not ended:
+        return []
+    held = named_rows(
+        connection.execute(
+            select(*columns)
+            .where(daemon_instances.c.id.in_(ended))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if held:
+        connection.execute(
+            delete(daemon_instances).where(daemon_instances.c.id.in_([row.id for row in held]))
+        )
+    return held
 
 
 def live_daemons(connection: Connection, since: datetime) -> list[Any]:

@@ -10,6 +10,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,12 +27,17 @@ from outreach.config import Settings
 from outreach.config_digest import config_digest
 from outreach.daemon import Daemon, RunOptions
 from outreach.daemon_registry import Registration, daemon_instances, stale_after
+from outreach.process_identity import pid_namespace, process_start
 from tests.conftest import NOW, REPO
 from tests.test_cli import outreach
 from tests.test_daemon import START, Running, wait_until
 from tests.test_planner import make_settings
 
 WARNED = "accounts are planned by whichever daemon claims them"
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="processes are told apart from /proc (Linux)"
+)
 
 
 def registered(engine: Engine) -> dict[str, Any]:
@@ -189,6 +196,61 @@ def test_a_daemon_not_seen_for_ten_minutes_is_removed(
     gone.refresh()
     assert set(registered(engine)) == {"host-a:1:aaaa", "host-b:2:bbbb"}
     assert "registry: host-b:2:bbbb registered again" in caplog.messages
+
+
+def ended_process() -> tuple[int, int]:
+    """The pid and start of a process that ran on this machine and has ended."""
+    child = subprocess.Popen(["sleep", "60"])
+    start = process_start(child.pid)
+    child.kill()
+    child.wait()
+    assert start is not None
+    return child.pid, start
+
+
+def add_row(engine: Engine, worker: str, pid: int, namespace: str | None, start: int) -> None:
+    """A registry row as a daemon with that process would have written it."""
+    with engine.begin() as connection:
+        connection.execute(
+            insert(daemon_instances).values(
+                worker=worker, host="host-a", pid=pid, started_at=NOW, seen_at=NOW,
+                config_digest="f" * 64, version=__version__, pid_namespace=namespace,
+                process_start=start,
+            )
+        )  # fmt: skip
+
+
+@linux_only
+def test_a_daemon_whose_process_ended_is_removed_at_its_neighbours_next_refresh(
+    engine: Engine, tmp_path: Path, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="outreach.daemon_registry")
+    settings = make_settings(engine, tmp_path)
+    here = registration(engine, clock, "host-a:1:aaaa", settings)
+    beside = registration(engine, clock, "host-a:1:bbbb", settings)  # the same process
+    here.register()
+    beside.register()
+    namespace = pid_namespace()
+    own_start = process_start(os.getpid())
+    assert namespace is not None and own_start is not None
+    killed_pid, killed_start = ended_process()
+    add_row(engine, "host-a:killed", killed_pid, namespace, killed_start)
+    # The same number as this process, given to an earlier one: a container's PID 1 before
+    # its restart.
+    add_row(engine, "host-a:before-restart", os.getpid(), namespace, own_start - 1)
+    # A process in another container, or on another machine: its number means nothing here.
+    add_row(engine, "host-b:elsewhere", killed_pid, "another-boot pid:[1]", killed_start)
+
+    clock.advance(timedelta(seconds=30))
+    here.refresh()
+    assert set(registered(engine)) == {"host-a:1:aaaa", "host-a:1:bbbb", "host-b:elsewhere"}
+    assert f"registry: host-a:killed (pid {killed_pid} on host-a) has ended: removed" in (
+        caplog.messages
+    )
+    assert any(m.startswith("registry: host-a:before-restart (pid ") for m in caplog.messages)
+    # The daemons whose processes ended were not compared: only the one elsewhere is told of.
+    [told] = registry_warnings(caplog)
+    assert told.startswith("daemon host-b:elsewhere on ")
 
 
 @pytest.mark.postgres
@@ -416,6 +478,29 @@ def test_outreach_run_is_registered_until_it_stops(
     assert "Traceback" not in daemon.log
 
 
+@linux_only
+def test_a_daemon_killed_and_restarted_with_new_files_does_not_warn_of_itself(
+    engine: Engine, daemon_env: dict[str, str], tmp_path: Path, running: list[Running]
+) -> None:
+    killed = Running(["run", "--no-web", "--start", START], daemon_env, tmp_path)
+    running.append(killed)
+    wait_until(lambda: killed.logged("outreach running as"), "the daemon to start")
+    [killed_worker] = registered(engine)
+    killed.process.send_signal(signal.SIGKILL)  # no clean stop: its row stays
+    killed.process.wait(timeout=30)
+    assert set(registered(engine)) == {killed_worker}
+
+    new_env = {**daemon_env, "SCHEDULES_DIR": str(other_schedules(tmp_path))}
+    restarted = Running(["run", "--no-web", "--start", START], new_env, tmp_path)
+    running.append(restarted)
+    wait_until(lambda: restarted.logged("outreach running as"), "the restarted daemon")
+    assert f"registry: {killed_worker} (pid {killed.process.pid} on " in restarted.log
+    assert " WARNING " not in restarted.log, restarted.log
+    [row] = registered(engine).values()
+    assert row.pid == restarted.process.pid
+    assert restarted.stop(signal.SIGTERM) == 0, restarted.log
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_daemon_with_other_schedules_is_told_of_at_its_start(
@@ -511,3 +596,19 @@ def test_outreach_daemons_marks_every_one_when_there_is_no_majority(
     assert "config differs from this machine's" not in line_one
     assert "configs differ, no majority" in line_two
     assert "config differs from this machine's" in line_two
+
+
+@linux_only
+def test_outreach_daemons_marks_a_daemon_whose_process_ended(
+    engine: Engine, daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    daemon_env["COLUMNS"] = "320"
+    killed_pid, killed_start = ended_process()
+    # Killed, and with other files: it is not counted among the daemons that plan.
+    add_row(engine, "host-a:killed", killed_pid, pid_namespace(), killed_start)
+    listed = outreach("daemons", env=daemon_env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if "host-a:killed" in line]
+    assert "its process has ended (removed at a daemon's next refresh)" in line
+    assert "differs" not in line
+    assert "The marked daemons differ" not in listed.stdout

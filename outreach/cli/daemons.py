@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -11,6 +12,7 @@ from outreach import __version__
 from outreach.cli.common import out, with_database
 from outreach.config_digest import DIGEST_COVERS, SHORT, config_digest
 from outreach.daemon_registry import CONSEQUENCE, differences, registered_daemons
+from outreach.process_identity import has_ended, pid_namespace
 
 
 def daemons(ctx: typer.Context) -> None:
@@ -27,7 +29,10 @@ def daemons(ctx: typer.Context) -> None:
         out.print("No daemon is registered on this database.", highlight=False)
         out.print(here, highlight=False)
         return
-    notes = differences(found, local_digest, __version__)
+    ended = _ended_here(found)
+    alive = [daemon for daemon in found if daemon.worker not in ended]
+    notes = differences(alive, local_digest, __version__)
+    notes.update((worker, [ENDED]) for worker in ended)
     table = Table("worker", "host", "pid", "started", "last seen", "config", "version", "notes")
     for daemon in found:
         marked = notes[daemon.worker]
@@ -38,7 +43,7 @@ def daemons(ctx: typer.Context) -> None:
         )  # fmt: skip
     out.print(table)
     out.print(here, highlight=False)
-    if any(notes.values()):
+    if any(notes[daemon.worker] for daemon in alive):
         out.print(
             f"The marked daemons differ: {CONSEQUENCE}. Make {DIGEST_COVERS} the same on every "
             "machine, and run the same version.",
@@ -46,10 +51,27 @@ def daemons(ctx: typer.Context) -> None:
         )
     out.print(
         "Times are on each daemon's clock. A daemon that did not stop cleanly is listed "
-        "until another's housekeeping removes it, 10 minutes of real time (or ten housekeeping "
-        "intervals, if longer) after it was last seen.",
+        "until another's housekeeping removes it: at its next refresh if they share a machine "
+        "(or a container), else 10 minutes of real time (or ten housekeeping intervals, if "
+        "longer) after it was last seen.",
         highlight=False,
     )
+
+
+ENDED = "its process has ended (removed at a daemon's next refresh)"
+
+
+def _ended_here(found: list[Any]) -> set[str]:
+    """The workers whose process ran where this command runs and has ended."""
+    namespace = pid_namespace()
+    return {
+        daemon.worker
+        for daemon in found
+        if namespace is not None
+        and daemon.pid_namespace == namespace
+        and daemon.process_start is not None
+        and has_ended(daemon.pid, daemon.process_start)
+    }
 
 
 def _when(at: datetime) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import short, when
@@ -30,3 +30,8 @@ class DaemonInstance(SQLModel, table=True):
     seen_at: datetime = when()  # on the daemon's own clock
     config_digest: str = short(64)  # sha256 hex of what decides contacts (config_digest.py)
     version: str = short(64)  # outreach's
+    # Where ``pid`` names this daemon's process, and when that process started (Linux;
+    # outreach.process_identity): a row whose process has ended is removed at once by a
+    # daemon in the same namespace, not ten minutes later.
+    pid_namespace: str | None = short(128, nullable=True, default=None)
+    process_start: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
@@ -12,6 +14,7 @@ from sqlalchemy import (
     Engine,
     bindparam,
     create_engine,
+    event,
     func,
     insert,
     inspect,
@@ -19,21 +22,26 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
+from outreach.config import Settings
 from outreach.db import (
     REDOABLE_CHECKPOINT_PAGES,
+    alembic_config,
     begin_redoable,
     current_revision,
     head_revision,
     json_dumps,
     json_loads,
+    make_engine,
     upgrade,
 )
 from outreach.db_types import JSONDocument
 from outreach.models import Account
 from outreach.opt_outs import same_address
 from outreach.store import accounts, contact_points
+from tests.eventdata import add_account
 
 # SQLite's reflection leaves out expression indexes (with this warning); PostgreSQL's
 # compares them.
@@ -232,3 +240,79 @@ def test_accounts_are_found_by_an_email_address_in_any_case_through_an_index(
         compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
         plan = " ".join(str(row) for row in connection.execute(text(explain + str(compiled))))
     assert "ix_contact_point_address_lower" in plan
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> Iterator[Engine]:
+    """A PostgreSQL database of its own, with no schema yet."""
+    url = make_url(postgres_url)
+    name = f"outreach_migrations_{os.getpid()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine = make_engine(
+        Settings(database_url=url.set(database=name).render_as_string(hide_password=False))
+    )
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def _reference_c_index(engine: Engine) -> tuple[str, bool] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = 'ix_account_reference_c'"
+            )
+        ).first()
+    return None if row is None else (row[0], row[1])
+
+
+@pytest.mark.postgres
+def test_the_byte_order_index_is_built_concurrently_and_again_after_a_failed_build(
+    empty_postgres: Engine,
+) -> None:
+    engine = empty_postgres
+    upgrade(engine, "0011")
+    add_account(engine, "INV-1")
+    add_account(engine, "INV-2")
+    with engine.connect() as connection:  # a concurrent build that failed: left invalid
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(Exception, match="could not create unique index"):
+            connection.exec_driver_sql(
+                "CREATE UNIQUE INDEX CONCURRENTLY ix_account_reference_c ON account ((1))"
+            )
+    assert _reference_c_index(engine) == (
+        "CREATE UNIQUE INDEX ix_account_reference_c ON public.account USING btree ((1))",
+        False,
+    )
+
+    statements: list[str] = []
+
+    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        upgrade(engine, "0012")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # PostgreSQL refuses CONCURRENTLY inside a transaction: that it ran says it was outside.
+    assert "DROP INDEX CONCURRENTLY ix_account_reference_c" in statements
+    assert any(s.startswith("CREATE INDEX CONCURRENTLY ix_account_reference_c") for s in statements)
+    assert _reference_c_index(engine) == (
+        'CREATE INDEX ix_account_reference_c ON public.account USING btree (reference COLLATE "C")',
+        True,
+    )
+    assert current_revision(engine) == "0012"
+
+    command.downgrade(alembic_config(engine), "0011")
+    assert _reference_c_index(engine) is None
+    upgrade(engine)
+    assert _reference_c_index(engine) is not None and current_revision(engine) == head_revision()

@@ -23,10 +23,34 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.create_index("ix_account_reference_c", "account", [sa.text('reference COLLATE "C"')])
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    # Built CONCURRENTLY, outside the migration's transaction: a plain CREATE INDEX blocks
+    # every write to the account table (plans, imports, payments) while a large table is
+    # read. A concurrent build that failed (cancelled, a deadlock) leaves the index behind,
+    # marked invalid: dropped first, so that running the upgrade again builds it.
+    with op.get_context().autocommit_block():
+        invalid = op.get_bind().execute(
+            sa.text(
+                "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
+                "WHERE pg_class.relname = 'ix_account_reference_c' AND NOT pg_index.indisvalid"
+            )
+        ).first()
+        if invalid:
+            op.drop_index(
+                "ix_account_reference_c", table_name="account", postgresql_concurrently=True
+            )
+        op.create_index(
+            "ix_account_reference_c",
+            "account",
+            [sa.text('reference COLLATE "C"')],
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_account_reference_c", table_name="account")
+        with op.get_context().autocommit_block():
+            op.drop_index(
+                "ix_account_reference_c", table_name="account", postgresql_concurrently=True
+            )

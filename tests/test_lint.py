@@ -460,16 +460,18 @@ def test_a_rule_a_browser_drops_does_not_reorder_the_sheets_after_it() -> None:
 
 
 def test_blocks_with_the_same_condition_are_one_reading() -> None:
-    """Both apply on a narrow screen, together: moved out of view. Spacing and case aside,
-    and a ``<style media>`` with that condition too; a later block still wins over an
-    earlier one."""
+    """Both apply on a narrow screen, together: moved out of view. Spacing, case and the
+    unit of a length aside (an em is 16px in a condition), and a ``<style media>`` with
+    that condition too; a later block still wins over an earlier one."""
     markup = (
         "<style>@media (max-width:600px) { .a { position: absolute } .b { display: none } }"
         "@media ( MAX-WIDTH : 600px ) { .a { left: -9999px } .b { display: block } }</style>"
         '<style media="(max-width: 600px)">.c { opacity: 0 }</style>'
-        "<div class=a>moved</div><p class=b>shown</p><p class=c>faded</p>"
+        "<style>@media (max-width: 37.5em) { .d { color: #123 } }"
+        "@media (max-width: 450pt) { .d { background: #123 } }</style>"
+        "<div class=a>moved</div><p class=b>shown</p><p class=c>faded</p><p class=d>white</p>"
     )
-    assert shown_texts(markup) == ["moved shown faded", "shown"]
+    assert shown_texts(markup) == ["moved shown faded white", "shown"]
 
 
 def test_at_most_so_many_conditions_are_checked() -> None:

@@ -16,13 +16,14 @@ A sheet in a ``@media`` (or ``@supports``, ``@container``, ``@layer``) block, or
 ``<style media=…>``, may or may not apply (a phone's narrow screen, a dark mode), so each
 condition is a reading of its own: the rules outside all blocks plus those of every block
 with that condition (blocks nested in them included), which apply together. Conditions
-are compared as written, spacing and case aside: ``(max-width:600px)`` is
-``( MAX-WIDTH: 600px )`` and ``<style media="(max-width: 600px)">``, but not
-``(max-width: 37.5em)``. Different conditions that may hold at once (a narrow screen in
-dark mode) are not combined: each is checked on its own. Each reading is a pass over the
-page, so at most ``MAX_CONDITIONS`` conditions that style an element are checked; beyond,
-``StyleSheets`` raises ``Uncheckable``. Other at-rules (``@font-face``, ``@import``) and
-nested rules are skipped, as are external sheets.
+are compared as written, spacing, case and units of length aside: ``(max-width:600px)``
+is ``( MAX-WIDTH: 600px )``, ``<style media="(max-width: 600px)">`` and
+``(max-width: 37.5em)`` (an em is 16px in a condition), but not ``(width <= 600px)``
+nor ``screen and (max-width: 600px)``. Different conditions that may hold at once (a
+narrow screen in dark mode) are not combined: each is checked on its own. Each reading is
+a pass over the page, so at most ``MAX_CONDITIONS`` conditions that style an element are
+checked; beyond, ``StyleSheets`` raises ``Uncheckable``. Other at-rules (``@font-face``,
+``@import``) and nested rules are skipped, as are external sheets.
 """
 
 from __future__ import annotations
@@ -302,12 +303,41 @@ _COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
 _SPACED = re.compile(r"\s*([(),:])\s*")
 
 
+# In a condition an em is the initial font size, 16px; these lengths are exact there.
+_CONDITION_PX = {"px": 1, "pt": 4 / 3, "pc": 16, "in": 96, "em": 16, "rem": 16}
+_CONDITION_PX |= {"cm": 96 / 2.54, "mm": 96 / 25.4, "q": 96 / 101.6}
+
+
 def _condition(keyword: str, condition: str | _Tokens) -> str:
-    """A block's condition as written, spacing, comments and case aside, after its
-    at-keyword: blocks with the same one apply together."""
-    text = condition if isinstance(condition, str) else tinycss2.serialize(condition)
+    """A block's condition as written, spacing, comments, case and the unit of its lengths
+    aside, after its at-keyword: blocks with the same one apply together."""
+    tokens = (
+        tinycss2.parse_component_value_list(condition, skip_comments=True)
+        if isinstance(condition, str)
+        else condition
+    )
+    text = _in_px(tokens)
     text = _SPACED.sub(r"\1", " ".join(_COMMENT.sub(" ", text).lower().split()))
     return f"@{keyword} {text}"
+
+
+def _in_px(tokens: _Tokens) -> str:
+    """``tokens`` serialized with each length of a fixed size in px (``37.5em`` is
+    ``600px``), to the thousandth."""
+    parts: list[str] = []
+    for token in tokens:
+        if isinstance(token, DimensionToken) and token.lower_unit in _CONDITION_PX:
+            px = round(float(token.value) * _CONDITION_PX[token.lower_unit], 3)
+            parts.append(f"{px:g}px")
+        elif isinstance(token, FunctionBlock):
+            parts.append(f"{token.name}({_in_px(token.arguments)})")
+        elif isinstance(token, ParenthesesBlock):
+            parts.append(f"({_in_px(token.content)})")
+        elif isinstance(token, SquareBracketsBlock):
+            parts.append(f"[{_in_px(token.content)}]")
+        else:
+            parts.append(tinycss2.serialize([token]))
+    return "".join(parts)
 
 
 def _split_commas(tokens: _Tokens) -> list[_Tokens]:

@@ -71,6 +71,11 @@ def make_engine(settings: Settings, **engine_options: Any) -> Engine:
         "pool_size": 10,
         "max_overflow": 10,
         "hide_parameters": True,
+        # The locks and re-reads that keep a message from being planned, sent or answered
+        # twice are reasoned for READ COMMITTED (each statement sees what committed before
+        # it): PostgreSQL's default, set here so that a server or role defaulting to
+        # REPEATABLE READ or SERIALIZABLE changes nothing.
+        "isolation_level": "READ COMMITTED",
     }
     options.update(engine_options)
     return create_engine(url, **options)

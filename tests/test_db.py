@@ -262,6 +262,43 @@ def empty_postgres(postgres_url: str) -> Iterator[Engine]:
         admin.dispose()
 
 
+@pytest.mark.postgres
+def test_postgresql_transactions_read_committed_whatever_the_servers_default(
+    empty_postgres: Engine,
+) -> None:
+    """The answer's and the claims' re-reads under their locks must see what committed
+    meanwhile: a database defaulting to REPEATABLE READ would show them their first
+    snapshot instead."""
+    name = empty_postgres.url.database
+    with empty_postgres.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql(
+            f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'"
+        )
+    url = empty_postgres.url.render_as_string(hide_password=False)
+    ours = make_engine(Settings(database_url=url))
+    plain = create_engine(url)
+    try:
+        with plain.connect() as connection:  # the server's default, as a plain engine sees it
+            assert connection.exec_driver_sql("SHOW transaction_isolation").scalar_one() == (
+                "repeatable read"
+            )
+        with ours.connect() as connection:
+            assert connection.exec_driver_sql("SHOW transaction_isolation").scalar_one() == (
+                "read committed"
+            )
+            connection.rollback()
+            connection.exec_driver_sql("CREATE TABLE seen (n integer)")
+            connection.commit()
+            assert connection.exec_driver_sql("SELECT count(*) FROM seen").scalar_one() == 0
+            with plain.begin() as other:  # committed while this transaction is open
+                other.exec_driver_sql("INSERT INTO seen VALUES (1)")
+            assert connection.exec_driver_sql("SELECT count(*) FROM seen").scalar_one() == 1
+    finally:
+        ours.dispose()
+        plain.dispose()
+
+
 def _reference_c_index(engine: Engine) -> tuple[str, bool] | None:
     with engine.connect() as connection:
         row = connection.execute(

@@ -30,12 +30,16 @@ def upgrade() -> None:
     # read. A concurrent build that failed (cancelled, a deadlock) leaves the index behind,
     # marked invalid: dropped first, so that running the upgrade again builds it.
     with op.get_context().autocommit_block():
-        invalid = op.get_bind().execute(
-            sa.text(
-                "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
-                "WHERE pg_class.relname = 'ix_account_reference_c' AND NOT pg_index.indisvalid"
+        invalid = (
+            op.get_bind()
+            .execute(
+                sa.text(
+                    "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
+                    "WHERE pg_class.relname = 'ix_account_reference_c' AND NOT pg_index.indisvalid"
+                )
             )
-        ).first()
+            .first()
+        )
         if invalid:
             op.drop_index(
                 "ix_account_reference_c", table_name="account", postgresql_concurrently=True

@@ -80,7 +80,7 @@ class Registration:
         self.host = socket.gethostname()[:255]
         self.pid = os.getpid()
         self.pid_namespace = pid_namespace()
-        self.process_start = process_start(self.pid)
+        self.process_start = process_start(self.pid) if self.pid_namespace else None
         self.stale_after = stale_after(clock, housekeeping_every)
         self.started_at: datetime | None = None
         self._inserted = False

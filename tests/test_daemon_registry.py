@@ -235,8 +235,7 @@ def test_a_daemon_whose_process_ended_is_removed_at_its_neighbours_next_refresh(
     assert namespace is not None and own_start is not None
     killed_pid, killed_start = ended_process()
     add_row(engine, "host-a:killed", killed_pid, namespace, killed_start)
-    # The same number as this process, given to an earlier one: a container's PID 1 before
-    # its restart.
+    # The same number as this process, given to an earlier one that ended (pids wrap).
     add_row(engine, "host-a:before-restart", os.getpid(), namespace, own_start - 1)
     # A process in another container, or on another machine: its number means nothing here.
     add_row(engine, "host-b:elsewhere", killed_pid, "another-boot pid:[1]", killed_start)

@@ -353,3 +353,28 @@ def test_the_byte_order_index_is_built_concurrently_and_again_after_a_failed_bui
     assert _reference_c_index(engine) is None
     upgrade(engine)
     assert _reference_c_index(engine) is not None and current_revision(engine) == head_revision()
+
+
+@pytest.mark.postgres
+def test_an_upgrade_stopped_after_the_concurrent_build_runs_again(
+    empty_postgres: Engine,
+) -> None:
+    """The index commits before its migration is recorded: an upgrade that fails later
+    (here in 0013) keeps every migration before it recorded, and the next one goes on."""
+    engine = empty_postgres
+    upgrade(engine, "0011")
+    add_account(engine, "INV-1")
+    with engine.begin() as connection:  # 0013 cannot create a table that is there already
+        connection.exec_driver_sql("CREATE TABLE sign_in_attempt (id integer)")
+    with pytest.raises(Exception, match="sign_in_attempt"):
+        upgrade(engine)
+    assert current_revision(engine) == "0012"
+    built = _reference_c_index(engine)
+    assert built is not None and built[1]
+    # Stopped between the build and the record of 0012: the index is kept as it is.
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE sign_in_attempt")
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0011'")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert _reference_c_index(engine) == built

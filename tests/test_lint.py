@@ -461,17 +461,40 @@ def test_a_rule_a_browser_drops_does_not_reorder_the_sheets_after_it() -> None:
 
 def test_blocks_with_the_same_condition_are_one_reading() -> None:
     """Both apply on a narrow screen, together: moved out of view. Spacing, case and the
-    unit of a length aside (an em is 16px in a condition), and a ``<style media>`` with
-    that condition too; a later block still wins over an earlier one."""
+    unit of an absolute length aside (``6.25in`` and ``450pt`` are ``600px``), and a
+    ``<style media>`` with that condition too; a later block still wins over an earlier
+    one."""
     markup = (
         "<style>@media (max-width:600px) { .a { position: absolute } .b { display: none } }"
         "@media ( MAX-WIDTH : 600px ) { .a { left: -9999px } .b { display: block } }</style>"
         '<style media="(max-width: 600px)">.c { opacity: 0 }</style>'
-        "<style>@media (max-width: 37.5em) { .d { color: #123 } }"
+        "<style>@media (max-width: 6.25in) { .d { color: #123 } }"
         "@media (max-width: 450pt) { .d { background: #123 } }</style>"
         "<div class=a>moved</div><p class=b>shown</p><p class=c>faded</p><p class=d>white</p>"
     )
     assert shown_texts(markup) == ["moved shown faded white", "shown"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param("@media (max-width: 37.5em)", "@media (max-width: 600px)",
+                     id="an em is the reader's font size"),
+        pytest.param("@media (max-width: 767.9999px)", "@media (max-width: 768px)",
+                     id="lengths compared exactly"),
+        pytest.param("@container (min-width: 450pt)", "@container (min-width: 600px)",
+                     id="a container's condition as written"),
+    ],
+)  # fmt: skip
+def test_conditions_that_may_differ_are_readings_of_their_own(first: str, second: str) -> None:
+    """Each block alone leaves the words readable (#123 on white; black on #123): merged,
+    the two would read as #123 on #123, hidden; apart, each is a reading of its own, and
+    the words show in every one."""
+    markup = (
+        f"<style>{first} {{ .d {{ color: #123 }} }} {second} {{ .d {{ background: #123 }} }}"
+        "</style><p class=d>words</p>"
+    )
+    assert shown_texts(markup) == ["words", "words", "words"]
 
 
 def test_at_most_so_many_conditions_are_checked() -> None:

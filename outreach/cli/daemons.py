@@ -51,9 +51,9 @@ def daemons(ctx: typer.Context) -> None:
         )
     out.print(
         "Times are on each daemon's clock. A daemon that did not stop cleanly is listed "
-        "until another's housekeeping removes it: at its next refresh if they share a machine "
-        "(or a container), else 10 minutes of real time (or ten housekeeping intervals, if "
-        "longer) after it was last seen.",
+        "until another's housekeeping removes it: at its next refresh if they share a pid "
+        "namespace (a machine, or a running container), else 10 minutes of real time (or ten "
+        "housekeeping intervals, if longer) after it was last seen.",
         highlight=False,
     )
 

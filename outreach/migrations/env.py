@@ -29,6 +29,10 @@ def run_migrations() -> None:
             # SQLite cannot ALTER most things in place; batch mode copies the table.
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            # Each migration commits on its own, so that alembic_version always names the
+            # last one committed: a migration that commits part of its work early (an
+            # index built CONCURRENTLY) leaves no earlier migration half-recorded.
+            transaction_per_migration=True,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -16,13 +16,15 @@ A sheet in a ``@media`` (or ``@supports``, ``@container``, ``@layer``) block, or
 ``<style media=…>``, may or may not apply (a phone's narrow screen, a dark mode), so each
 condition is a reading of its own: the rules outside all blocks plus those of every block
 with that condition (blocks nested in them included), which apply together. Conditions
-are compared as written, spacing, case and units of length aside: ``(max-width:600px)``
-is ``( MAX-WIDTH: 600px )``, ``<style media="(max-width: 600px)">`` and
-``(max-width: 37.5em)`` (an em is 16px in a condition), but not ``(width <= 600px)``
-nor ``screen and (max-width: 600px)``. Different conditions that may hold at once (a
-narrow screen in dark mode) are not combined: each is checked on its own. Each reading is
-a pass over the page, so at most ``MAX_CONDITIONS`` conditions that style an element are
-checked; beyond, ``StyleSheets`` raises ``Uncheckable``. Other at-rules (``@font-face``,
+are compared as written, spacing and case aside, and in a @media condition an absolute
+length in any unit: ``(max-width:600px)`` is ``( MAX-WIDTH: 600px )``,
+``<style media="(max-width: 600px)">`` and ``(max-width: 450pt)``, but not
+``(max-width: 37.5em)`` (an em there is the reader's default font size, 16px only by
+default), nor ``(width <= 600px)`` or ``screen and (max-width: 600px)``. Different
+conditions that may hold at once (a narrow screen in dark mode) are not combined: each is
+checked on its own. Each reading is a pass over the page, so at most ``MAX_CONDITIONS``
+conditions that style an element are checked; beyond, ``StyleSheets`` raises
+``Uncheckable``. Other at-rules (``@font-face``,
 ``@import``) and nested rules are skipped, as are external sheets.
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -303,32 +306,40 @@ _COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
 _SPACED = re.compile(r"\s*([(),:])\s*")
 
 
-# In a condition an em is the initial font size, 16px; these lengths are exact there.
-_CONDITION_PX = {"px": 1, "pt": 4 / 3, "pc": 16, "in": 96, "em": 16, "rem": 16}
-_CONDITION_PX |= {"cm": 96 / 2.54, "mm": 96 / 25.4, "q": 96 / 101.6}
+# Absolute lengths in px, exactly (CSS: 1in = 96px = 2.54cm = 72pt). Not em or rem: in a
+# @media condition they are the reader's default font size, 16px only by default.
+_ABSOLUTE_PX = {
+    "px": Fraction(1),
+    "pt": Fraction(4, 3),
+    "pc": Fraction(16),
+    "in": Fraction(96),
+    "cm": Fraction(9600, 254),
+    "mm": Fraction(960, 254),
+    "q": Fraction(240, 254),
+}
 
 
 def _condition(keyword: str, condition: str | _Tokens) -> str:
-    """A block's condition as written, spacing, comments, case and the unit of its lengths
-    aside, after its at-keyword: blocks with the same one apply together."""
+    """A block's condition as written, spacing, comments and case aside (and for @media,
+    the unit of an absolute length), after its at-keyword: blocks with the same one apply
+    together."""
     tokens = (
         tinycss2.parse_component_value_list(condition, skip_comments=True)
         if isinstance(condition, str)
         else condition
     )
-    text = _in_px(tokens)
+    text = _in_px(tokens) if keyword == "media" else tinycss2.serialize(tokens)
     text = _SPACED.sub(r"\1", " ".join(_COMMENT.sub(" ", text).lower().split()))
     return f"@{keyword} {text}"
 
 
 def _in_px(tokens: _Tokens) -> str:
-    """``tokens`` serialized with each length of a fixed size in px (``37.5em`` is
-    ``600px``), to the thousandth."""
+    """``tokens`` serialized with each absolute length in px, exactly (``450pt`` is
+    ``600px``; ``1cm`` is ``4800/127px``)."""
     parts: list[str] = []
     for token in tokens:
-        if isinstance(token, DimensionToken) and token.lower_unit in _CONDITION_PX:
-            px = round(float(token.value) * _CONDITION_PX[token.lower_unit], 3)
-            parts.append(f"{px:g}px")
+        if isinstance(token, DimensionToken) and token.lower_unit in _ABSOLUTE_PX:
+            parts.append(f"{Fraction(token.representation) * _ABSOLUTE_PX[token.lower_unit]}px")
         elif isinstance(token, FunctionBlock):
             parts.append(f"{token.name}({_in_px(token.arguments)})")
         elif isinstance(token, ParenthesesBlock):

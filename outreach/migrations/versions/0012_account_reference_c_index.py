@@ -27,20 +27,24 @@ def upgrade() -> None:
         return
     # Built CONCURRENTLY, outside the migration's transaction: a plain CREATE INDEX blocks
     # every write to the account table (plans, imports, payments) while a large table is
-    # read. A concurrent build that failed (cancelled, a deadlock) leaves the index behind,
-    # marked invalid: dropped first, so that running the upgrade again builds it.
+    # read. The build commits before this migration is recorded, so an upgrade stopped in
+    # between finds the index there on its next run (kept), and a concurrent build that
+    # failed (cancelled, a deadlock) leaves it behind marked invalid (built again).
     with op.get_context().autocommit_block():
-        invalid = (
+        valid = (
             op.get_bind()
             .execute(
                 sa.text(
-                    "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
-                    "WHERE pg_class.relname = 'ix_account_reference_c' AND NOT pg_index.indisvalid"
+                    "SELECT pg_index.indisvalid FROM pg_index"
+                    " JOIN pg_class ON pg_class.oid = pg_index.indexrelid"
+                    " WHERE pg_class.relname = 'ix_account_reference_c'"
                 )
             )
-            .first()
+            .scalar()
         )
-        if invalid:
+        if valid:
+            return
+        if valid is not None:
             op.drop_index(
                 "ix_account_reference_c", table_name="account", postgresql_concurrently=True
             )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -33,6 +32,7 @@ from outreach.users import (
 from outreach.web import ui
 from outreach.web.auth import Admin, Session
 from outreach.web.inbox_pages import engine_of
+from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
 ROLE_HELP = {
@@ -45,7 +45,7 @@ ROLE_HELP = {
 
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(request: Request, session: Admin) -> Response:
-    return _page(request, session, ui.notice_from(request))
+    return _page(request, session, notice_from(request))
 
 
 @router.post("/admin/users")
@@ -135,7 +135,7 @@ def _change(
         return _page(request, session, [("error", str(exc))], 400, typed)
     if signs_out is not None and signs_out.strip().lower() == session.user.username:
         return RedirectResponse("/login", status_code=303)
-    return RedirectResponse(f"/admin/users?done={quote(done, safe='')}", status_code=303)
+    return RedirectResponse(f"/admin/users?{notice_query(request, done)}", status_code=303)
 
 
 def _page(

@@ -28,6 +28,7 @@ from outreach.rendering.render import Renderer
 from outreach.template_store import published
 from outreach.web.auth import Agent
 from outreach.web.inbox_pages import account_page, engine_of, whole_number
+from outreach.web.notices import notice_query
 
 router = APIRouter()
 
@@ -68,7 +69,7 @@ def answer(
         return again(400, str(exc))
     if done.outcome == "blocked":
         return again(409, done.describe())
-    where = f"/inbox/accounts/{quote(reference, safe='')}?done={quote(done.describe(), safe='')}"
+    where = f"/inbox/accounts/{quote(reference, safe='')}?{notice_query(request, done.describe())}"
     return RedirectResponse(where, status_code=303)
 
 

@@ -60,8 +60,14 @@ def create_app(
         if own_client is not None:
             await own_client.aclose()
 
+    # No API documentation: it would list every route, admin actions included, to anyone.
     app = FastAPI(
-        title="outreach", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+        title="outreach",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -33,6 +33,7 @@ from sqlalchemy import Engine
 from outreach.config import Settings
 from outreach.models import Role
 from outreach.users import UserRecord, same_stamp, user_by_id
+from outreach.web.sign_in_slots import SignInSlots
 from outreach.web.throttle import SignInThrottle
 
 SESSION_COOKIE = "outreach_session"
@@ -76,6 +77,7 @@ class Sessions:
         self._sign_in_signer = URLSafeTimedSerializer(key, salt="sign-in")
         self.engine = engine
         self.throttle = SignInThrottle(engine)
+        self.slots = SignInSlots()
 
     def start(self, request: Request, response: Response, user: UserRecord) -> None:
         token = self._signer.dumps(

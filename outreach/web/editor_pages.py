@@ -50,6 +50,7 @@ from outreach.template_store import (
 from outreach.web import ui
 from outreach.web.auth import Marketer, Session
 from outreach.web.html_previews import HtmlPreviews
+from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
 
@@ -121,7 +122,7 @@ async def preview_asked(request: Request) -> PreviewAsked:
 def template_list(request: Request, session: Marketer) -> Response:
     rows = _overview(_engine(request))
     values = {"title": "Templates", "rows": rows, "partials_dir": PARTIALS_DIR}
-    return ui.render(request, "editor_list.html", session, values, notices=ui.notice_from(request))
+    return ui.render(request, "editor_list.html", session, values, notices=notice_from(request))
 
 
 @router.get("/templates/edit", response_class=HTMLResponse)
@@ -134,7 +135,7 @@ def edit_page(request: Request, session: Marketer, path: str, sample: int = 1) -
     preview = _preview(request, path, source, sample)
     return _editor(
         request, session, path, source, sample, rows, preview,
-        notices=ui.notice_from(request),
+        notices=notice_from(request),
     )  # fmt: skip
 
 
@@ -227,7 +228,7 @@ def save(
             if number != rows[-1].version
             else f"Published version {number}: it holds this text."
         )
-    return _back_to_editor(path, sample, done)
+    return _back_to_editor(request, path, sample, done)
 
 
 @router.post("/templates/publish")
@@ -247,7 +248,7 @@ def publish(
             )  # fmt: skip
     except (NotFoundError, TemplateError) as exc:
         return _refused_change(request, session, path, str(exc))
-    return _back_to_editor(path, 1, f"Published version {number}.")
+    return _back_to_editor(request, path, 1, f"Published version {number}.")
 
 
 @router.post("/templates/rollback")
@@ -260,7 +261,7 @@ def roll_back(
             number = rollback(_engine(request), path, company, request.app.state.clock)
     except (NotFoundError, TemplateError) as exc:
         return _refused_change(request, session, path, str(exc))
-    return _back_to_editor(path, 1, f"Rolled back: version {number} is published again.")
+    return _back_to_editor(request, path, 1, f"Rolled back: version {number} is published again.")
 
 
 def _editor(
@@ -408,8 +409,8 @@ def _sample_number(sample: int) -> int:
     return sample if 1 <= sample <= len(SAMPLE_ACCOUNTS) else 1
 
 
-def _back_to_editor(path: str, sample: int, done: str) -> Response:
-    query = f"path={quote(path, safe='')}&sample={sample}&done={quote(done, safe='')}"
+def _back_to_editor(request: Request, path: str, sample: int, done: str) -> Response:
+    query = f"path={quote(path, safe='')}&sample={sample}&{notice_query(request, done)}"
     return RedirectResponse(f"/templates/edit?{query}", status_code=303)
 
 

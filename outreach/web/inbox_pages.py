@@ -30,6 +30,7 @@ from outreach.rendering.context import format_money
 from outreach.store import accounts, compliance_events, promises_to_pay
 from outreach.web import ui
 from outreach.web.auth import Agent, Session
+from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
 PAGE_SIZE = 50
@@ -51,7 +52,7 @@ def inbox(
         last = whole_number(before, "reply id") if before is not None else None
     except actions.ActionRefused as exc:
         return _inbox_page(request, session, filters, None, [("error", str(exc))], status=400)
-    return _inbox_page(request, session, filters, last, ui.notice_from(request))
+    return _inbox_page(request, session, filters, last, notice_from(request))
 
 
 @router.post("/inbox/handled")
@@ -69,13 +70,12 @@ def unmatched_handled(
         return _inbox_page(request, session, {}, None, [("error", str(exc))], status=404)
     except actions.ActionRefused as exc:
         return _inbox_page(request, session, {}, None, [("error", str(exc))], status=400)
-    done = quote("The reply is handled.", safe="")
-    return RedirectResponse(f"/inbox?done={done}", status_code=303)
+    return RedirectResponse(f"/inbox?{notice_query(request, 'The reply is handled.')}", 303)
 
 
 @router.get("/inbox/accounts/{reference}", response_class=HTMLResponse)
 def account(request: Request, session: Agent, reference: str) -> Response:
-    return account_page(request, session, reference, notices=ui.notice_from(request))
+    return account_page(request, session, reference, notices=notice_from(request))
 
 
 @router.post("/inbox/accounts/{reference}/handled")
@@ -182,7 +182,7 @@ def _change(request: Request, session: Session, reference: str, act: Any) -> Res
         return account_page(request, session, reference, [("error", str(exc))], status=404)
     except actions.ActionRefused as exc:
         return account_page(request, session, reference, [("error", str(exc))], status=400)
-    where = f"/inbox/accounts/{quote(reference, safe='')}?done={quote(done, safe='')}"
+    where = f"/inbox/accounts/{quote(reference, safe='')}?{notice_query(request, done)}"
     return RedirectResponse(where, status_code=303)
 
 

@@ -9,7 +9,17 @@ from fastapi.responses import HTMLResponse
 
 UNSUBSCRIBED = "You are unsubscribed. We will send no more email to this address."
 # The address holds a token: no cache may keep the page, no link may pass it on.
-_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+# Nor may another site frame it, to lead a click onto its button.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def page(title: str, message: str, *, button: str | None = None, status: int = 200) -> Response:

@@ -102,6 +102,18 @@ class SignInThrottle:
                 delete(sign_in_attempts).where(sign_in_attempts.c.name_key == key).where(ended)
             )
 
+    def released(self, username: str, reservation: int) -> None:
+        """An attempt whose password was not checked (the server was busy): its place is
+        given back, as if it had not been made."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(sign_in_attempts).where(
+                    sign_in_attempts.c.id == reservation,
+                    sign_in_attempts.c.name_key == name_key(username),
+                    sign_in_attempts.c.state == SignInState.PENDING,
+                )
+            )
+
     def _since(self) -> datetime:
         return self.clock.now() - self.window
 

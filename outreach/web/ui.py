@@ -24,7 +24,7 @@ from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
 from outreach.models import InboxStatus, Role
 from outreach.store import accounts
-from outreach.users import authenticate, end_sessions
+from outreach.users import UserRecord, authenticate, end_sessions
 from outreach.web import account_search, admin_pages, answer_pages, editor_pages, inbox_pages
 from outreach.web.auth import (
     AnyUser,
@@ -98,12 +98,6 @@ def render(
     return response
 
 
-def notice_from(request: Request) -> list[tuple[str, str]]:
-    """The notice a redirect after a change carries (``?done=...``), shown once."""
-    done = request.query_params.get("done")
-    return [("ok", done[:200])] if done else []
-
-
 def message_page(
     request: Request, session: Session | None, title: str, message: str, status: int
 ) -> HTMLResponse:
@@ -140,14 +134,31 @@ def sign_in(
     if not sessions.sign_in_token_matches(request, csrf_token):
         # An expired form, or a request made elsewhere: start again with a fresh form.
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    problem = None
-    user = None
+    user, problem = _check_password(request, sessions, username, password)
+    if user is None:
+        status = 503 if problem == BUSY else 401
+        return _sign_in_page(request, csrf_token, target, username, problem, status=status)
+    response = RedirectResponse(target, status_code=303)
+    sessions.start(request, response, user)
+    return response
+
+
+BUSY = "The server is busy checking other sign-ins. Try again in a minute."
+
+
+def _check_password(
+    request: Request, sessions: Sessions, username: str, password: str
+) -> tuple[UserRecord | None, str | None]:
+    """The user the name and password sign in, or why none."""
     # The attempt counts as a failure from before its password is checked until it is
     # known right, so that attempts made at once cannot pass the throttle together.
     reservation = sessions.throttle.reserve(username)
     if reservation is None:
-        problem = "Too many failed attempts for this name. Wait 15 minutes and try again."
-    else:
+        return None, "Too many failed attempts for this name. Wait 15 minutes and try again."
+    with sessions.slots.slot() as free:  # a few checks at a time: each holds 64 MiB
+        if not free:
+            sessions.throttle.released(username, reservation)
+            return None, BUSY
         try:
             with sessions.engine.begin() as connection:
                 now = request.app.state.clock.now()
@@ -155,16 +166,11 @@ def sign_in(
         except BaseException:
             sessions.throttle.failed(username, reservation)  # the password may have been checked
             raise
-        if user is None:
-            sessions.throttle.failed(username, reservation)
-            problem = "The username or password is not right, or the user is disabled."
-        else:
-            sessions.throttle.succeeded(username, reservation)
     if user is None:
-        return _sign_in_page(request, csrf_token, target, username, problem, status=401)
-    response = RedirectResponse(target, status_code=303)
-    sessions.start(request, response, user)
-    return response
+        sessions.throttle.failed(username, reservation)
+        return None, "The username or password is not right, or the user is disabled."
+    sessions.throttle.succeeded(username, reservation)
+    return user, None
 
 
 def _sign_in_page(

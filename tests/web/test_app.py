@@ -41,6 +41,12 @@ def test_urls_that_are_no_webhook_answer_404(server: Server, path: str) -> None:
     assert server.http.post(server.base + path, content=b"x").status_code == 404
 
 
+def test_no_api_description_is_served(server: Server) -> None:
+    """It would list every route, the admin's included, to anyone."""
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert server.http.get(server.base + path).status_code == 404, path
+
+
 def test_an_unconfigured_provider_has_no_webhooks(engine: Engine, tmp_path: Path) -> None:
     bare = Settings(_env_file=None, outbox_path=tmp_path / "o.jsonl")
     with serving(create_app(bare, engine)) as server:
@@ -71,6 +77,9 @@ def test_the_body_link_shows_a_page_and_unsubscribes_on_post(
     assert shown.status_code == 200
     assert "P***@example.com" in shown.text and EMAIL not in shown.text
     assert shown.headers["referrer-policy"] == "no-referrer"
+    # No other site may frame it and lead a click onto its button.
+    assert shown.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in shown.headers["content-security-policy"]
     assert rows(engine, suppressions) == []
     done = server.http.post(url, data={"List-Unsubscribe": "One-Click"})
     assert "You are unsubscribed" in done.text

@@ -239,6 +239,24 @@ def test_replies_under_no_account_are_handled_from_the_inbox(
     assert _account(engine).flag is None and _account(engine).paused_until is None
 
 
+def test_a_notice_shows_only_as_the_app_sealed_it(agent: httpx.Client, engine: Engine) -> None:
+    """A link made elsewhere cannot put words on the app's pages; one the app made shows
+    its notice, and its words changed show nothing."""
+    _reply(engine, "Who is this?", sender=OTHER_PHONE, key="u")
+    fake = "Your session expired: sign in again at https://example.net"
+    assert fake not in agent.get("/inbox", params={"done": fake}).text
+    assert fake not in agent.get("/inbox", params={"done": fake, "seal": "0" * 32}).text
+    token = page_token(agent, "/inbox")
+    [message_id] = agent.get("/inbox").text.split('name="message_id" value="')[1:2]
+    done = agent.post(
+        "/inbox/handled", data={"csrf_token": token, "message_id": message_id.split('"')[0]}
+    )
+    where = done.headers["location"]
+    assert "The reply is handled." in agent.get(where).text
+    changed = where.replace("handled", "forgotten")
+    assert changed != where and "The reply is forgotten." not in agent.get(changed).text
+
+
 def test_an_accounts_reply_is_handled_on_its_page_only(agent: httpx.Client, engine: Engine) -> None:
     add_account(engine)
     message_id = _reply(engine, "Hello")

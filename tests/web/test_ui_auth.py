@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,6 +19,7 @@ from outreach.models import Role
 from outreach.users import set_active, set_password, set_role
 from outreach.web.app import create_app
 from outreach.web.auth import SESSION_COOKIE
+from outreach.web.sign_in_slots import SignInSlots
 from outreach.web.throttle import SignInThrottle, name_key
 from tests.conftest import NOW
 from tests.web.conftest import Server, serving
@@ -352,3 +354,59 @@ def test_the_throttle_counts_attempts_in_flight(engine: Engine) -> None:
     throttle.failed("ana", fourth)
     assert throttle.reserve("ana") is None
     assert stored_attempts(engine) == [(name_key("ana"), "failed")] * 2  # none left pending
+
+
+def test_a_few_passwords_are_checked_at_once_and_the_rest_are_told_the_server_is_busy() -> None:
+    slots = SignInSlots(running=1, waiting=1, wait=30)
+    release_first = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def check(name: str, hold: threading.Event | None) -> None:
+        with slots.slot() as free:
+            seen[name] = free
+            if hold is not None:
+                hold.wait(30)
+
+    first = threading.Thread(target=check, args=("first", release_first))
+    first.start()
+    wait_for(lambda: "first" in seen)
+    second = threading.Thread(target=check, args=("second", None))  # waits its turn
+    second.start()
+    wait_for(lambda: slots._admitted._value == 0)  # type: ignore[attr-defined]
+    with slots.slot() as third:  # no room left to wait: refused at once
+        assert third is False
+    release_first.set()
+    first.join(30)
+    second.join(30)
+    assert seen == {"first": True, "second": True}
+    # A turn that does not come within the wait is refused too.
+    quick = SignInSlots(running=1, waiting=1, wait=0.01)
+    with quick.slot() as held, quick.slot() as waited:
+        assert (held, waited) == (True, False)
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+def test_a_sign_in_the_server_is_too_busy_to_check_does_not_count_against_the_name(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    busy = server.app.state.sessions.slots = SignInSlots(running=1, waiting=0)
+    with busy.slot() as free, httpx.Client(base_url=server.base) as client:  # one check under way
+        assert free
+        token = csrf_of(client.get("/login").text)
+        for _ in range(7):  # more than the throttle's five
+            wrong = {"username": "ana", "password": "not the password", "csrf_token": token}
+            answer = client.post("/login", data=wrong)
+            assert answer.status_code == 503 and "busy checking other sign-ins" in answer.text
+    assert stored_attempts(engine) == []
+    with httpx.Client(base_url=server.base) as client:
+        token = csrf_of(client.get("/login").text)
+        right = {"username": "ana", "password": PASSWORD, "csrf_token": token}
+        assert client.post("/login", data=right).status_code == 303

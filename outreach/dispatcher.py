@@ -443,6 +443,7 @@ class Dispatcher:
         changes: list[dict[str, Any]] = []
         withdrawn: list[Any] = []
         ready: list[_Ready] = []
+        counted: list[tuple[int, str]] = []  # (attempt, outcome), told once known ours
         # The batch's accounts by address, and by person: accounts that share a number or a
         # mailbox are one debtor, whose caps count what each of them is sent.
         to_address: dict[str, set[int]] = {}
@@ -462,7 +463,7 @@ class Dispatcher:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                     if self._gives_back(account, why_not):
                         withdrawn.append(row)
-                    report.outcomes["cancelled"] += 1
+                    counted.append((row.id, "cancelled"))
                     continue
                 decided = self._decide(record, row, now, now)
                 if decided.verdict == "allow":
@@ -470,7 +471,7 @@ class Dispatcher:
                     continue
                 decisions.append(decided.stored)
                 changes.append(decided.change(row, now))
-                report.outcomes[decided.counted] += 1
+                counted.append((row.id, decided.counted))
             messages = [_message(row) for row, _ in allowed]
             senders = [self.providers[m.channel].sender(m) for m in messages]
             waits = self.limiter.reserve_many(
@@ -485,7 +486,7 @@ class Dispatcher:
                     changes.append(
                         _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
                     )
-                    report.outcomes["rate_limited"] += 1
+                    counted.append((row.id, "rate_limited"))
                     continue
                 record = records[row.account_id]
                 leave_by = now + timedelta(seconds=wait) + SEND_GRACE
@@ -493,7 +494,7 @@ class Dispatcher:
                 if later.verdict != "allow":  # e.g. the window closes before it would leave
                     decisions.append(later.stored)
                     changes.append(later.change(row, now))
-                    report.outcomes[later.counted] += 1
+                    counted.append((row.id, later.counted))
                     continue
                 decisions.append(stored)
                 ready.append(_Ready(row, message, sender, wait, now, leave_by))
@@ -506,6 +507,23 @@ class Dispatcher:
                 for account_id in to_address[_address_key(row)] | debtor:
                     other = records[account_id]
                     records[account_id] = replace(other, history=(*other.history, contact))
+        # Written only for the attempts this worker still holds: one whose lease ran out
+        # while it was being decided (a stalled process) may have been claimed, and even
+        # sent, by another worker since. Checked by the first write, under its lock.
+        ours = _still_ours(connection, [row.id for row in rows], self.worker)
+        if len(ours) < len(rows):
+            log.warning(
+                "dispatch: attempt(s) %s were claimed by another worker after this one's "
+                "lease ran out: left to it, not sent",
+                sorted({row.id for row in rows} - ours),
+            )
+            decisions = [d for d in decisions if d["attempt_id"] in ours]
+            changes = [c for c in changes if c["attempt_id"] in ours]
+            withdrawn = [row for row in withdrawn if row.id in ours]
+            ready = [item for item in ready if item.row.id in ours]
+        for attempt_id, outcome in counted:
+            if attempt_id in ours:
+                report.outcomes[outcome] += 1
         store_decisions(connection, decisions)
         give_back_steps(connection, withdrawn, now, self.worker)
         _apply_changes(connection, changes, self.worker)
@@ -997,6 +1015,24 @@ _CHANGE = BulkStatement(
         )
     )
 )
+
+
+def _still_ours(connection: Connection, ids: Sequence[int], worker: str) -> set[int]:
+    """Which of the attempts ``ids`` ``worker`` still holds, still queued; locked (on
+    SQLite, the writer's lock taken) for the rest of the transaction."""
+    if not ids:
+        return set()
+    held = connection.execute(
+        update(attempts)
+        .where(
+            among(connection, attempts.c.id, ids),
+            attempts.c.acquired_by == worker,
+            attempts.c.status == AttemptStatus.QUEUED,
+        )
+        .values(acquired_by=worker)
+        .returning(attempts.c.id)
+    )
+    return set(held.scalars())
 
 
 def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], worker: str) -> None:

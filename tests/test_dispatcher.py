@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, select, update
 
 from outreach import agent_actions, heap, store
 from outreach.cadence import load_cadences
@@ -859,6 +859,36 @@ async def test_a_promise_held_only_for_want_of_the_cadence_keeps_its_step(world:
     assert dict((await send.tick()).outcomes) == {"cancelled": 1}
     assert step in steps_taken(world, ids["A-1"])
     assert len(rows_of(world.engine, attempts)) == 1
+
+
+@pytest.mark.parametrize("jurisdiction", ["US-MA", "US-TX"])  # with caps per week, without
+async def test_a_dispatcher_past_its_lease_does_not_send_what_another_has_sent(
+    world: World, jurisdiction: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Daemon A claims, then stalls past its lease before its send-time check; B claims the
+    attempt and sends it. A, waking up with the rows it claimed, sends nothing, stores no
+    decision and leaves B's record as it is."""
+    planned(world, row("A-1", jurisdiction=jurisdiction))
+    a_provider, b_provider = FakeProvider("sms"), FakeProvider("sms")
+    a = dispatcher(world, fake_sms(world, a_provider), worker="worker-A")
+    with world.engine.begin() as connection:
+        stale = claim_queued_attempts(connection, "worker-A", NOW, NOW + a.lease, 10)
+    world.clock.set(NOW + a.lease + timedelta(seconds=1))
+    b = dispatcher(world, fake_sms(world, b_provider), worker="worker-B")
+    assert dict((await b.tick()).outcomes) == {"sent": 1}
+    sent = the_attempt(world)
+    with world.engine.connect() as connection:
+        decided = connection.execute(select(func.count()).select_from(decisions)).scalar_one()
+
+    report = await a.dispatch_batch(stale)
+    assert dict(report.outcomes) == {}
+    assert (len(a_provider.sent), len(b_provider.sent)) == (0, 1)
+    assert the_attempt(world) == sent
+    with world.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == (
+            decided
+        )
+    assert f"attempt(s) [{sent.id}] were claimed by another worker" in caplog.text
 
 
 async def test_a_dispatcher_past_its_lease_gives_back_no_step(world: World) -> None:

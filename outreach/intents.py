@@ -2,11 +2,13 @@
 
 Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_intents.py:
 
-- ``keyword``: the whole message is one keyword (STOP, START, HELP...), case and punctuation
-  ignored. Such a message is an instruction, not a conversation: it never reaches the inbox.
+- ``keyword``: the whole message is one keyword (STOP, START, HELP...), case, punctuation
+  and the width of letters (a phone's full-width ＳＴＯＰ) ignored. Such a message is an
+  instruction, not a conversation: it never reaches the inbox.
 - ``stop_request``: the message asks us to stop, by keyword (the FCC's list: stop, quit, end,
-  revoke, opt out, cancel, unsubscribe; plus stopall) alone or as a sentence of its own
-  ("STOP. I paid"), or in words ("please stop texting me", "don't call me"). It names the
+  revoke, opt out, cancel, unsubscribe; plus stopall; and in Spanish alto, parar, pare,
+  baja, cancelar) alone or as a sentence of its own ("STOP. I paid", "Alto por favor"), or
+  in words ("please stop texting me", "don't call me", "no me llamen"). It names the
   media it is about: the one it came on unless it says otherwise ("stop calling me" in a
   text is about calls). When in doubt the rules read a request to stop as one: honouring a
   stop nobody meant costs a message, missing one breaks the law.
@@ -18,6 +20,7 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -51,14 +54,25 @@ _FILLERS = frozenset(
      "me", "my", "the", "thanks", "thank", "you", "asap", "immediately", "texts", "text",
      "messages", "message", "sms", "already", "ok", "okay", "thx", "ty", "msg", "msgs",
      "txt", "txts", "spam", "i", "said", "told", "we", "just", "again",
-     "for", "good", "forever", "seriously", "do", "u", "ur", "your"}
+     "for", "good", "forever", "seriously", "do", "u", "ur", "your",
+     "por", "favor", "porfavor", "xfa", "ya", "gracias", "mensajes", "mensaje", "textos",
+     "texto", "todo", "todos", "ahora", "dije", "de", "los", "las"}
 )  # fmt: skip
+# Opt-out keywords beyond the provider's (Twilio answers only its own, in English): what a
+# Spanish speaker texts to stop. Matched as ours, so outreach confirms them itself.
+SPANISH_OPT_OUT = frozenset({"ALTO", "PARAR", "PARE", "BAJA", "CANCELAR"})
 # The opt-out keywords as single words ("opt out" is read as "optout").
-_STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT)
+_STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT | SPANISH_OPT_OUT)
 
-_SMS = r"(?:text|texts|texting|txt|txts|txting|sms|message|messages|messaging|msg|msgs)"
-_VOICE = r"(?:call|calls|calling|phone|phoning|ring|ringing)"
-_EMAIL = r"(?:email|emails|emailing|e-mail|e-mails|e-mailing)"
+_SMS = (
+    r"(?:text|texts|texting|txt|txts|txting|sms|message|messages|messaging|msg|msgs"
+    r"|mensaje|mensajes|texto|textos)"
+)
+_VOICE = (
+    r"(?:call|calls|calling|phone|phoning|ring|ringing"
+    r"|llamada|llamadas|llamar|llamarme|llamen|llames|llame)"
+)
+_EMAIL = r"(?:email|emails|emailing|e-mail|e-mails|e-mailing|correo|correos)"
 _MEDIUM = {"sms": re.compile(rf"\b{_SMS}\b"), "voice": re.compile(rf"\b{_VOICE}\b"),
            "email": re.compile(rf"\b{_EMAIL}\b")}  # fmt: skip
 
@@ -75,6 +89,13 @@ _STOP_PHRASES = tuple(
         r"phone|cell|email|address)\b",
         r"\bleave me alone\b",
         r"\bcease\b",
+        # Spanish: "no me llamen", "dejen de escribirme", "no más mensajes", "denme de baja".
+        rf"\bno me (?:{_VOICE}|escriban|escribas|escriba|env[ií]en|env[ií]es|manden|mandes|"
+        r"contacten|contactes|molesten|molestes)\b",
+        rf"\bdej(?:en|a|e) de (?:{_VOICE}|escribir|escribirme|enviar|enviarme|mandar|"
+        r"mandarme|contactar|contactarme|molestar|molestarme)\b",
+        rf"\bno (?:m[aá]s|quiero|deseo) (?:recibir )?(?:{_SMS}|{_VOICE}|{_EMAIL})\b",
+        r"\b(?:darme|denme|dame|dar) de baja\b",
     )
 )
 
@@ -182,8 +203,8 @@ class Classification:
 
 def keyword(text: str) -> Keyword | None:
     """The keyword a message consists of, if it is nothing but one."""
-    word = normalize(text)
-    if word in OPT_OUT:
+    word = normalize(unicodedata.normalize("NFKC", text))
+    if word in OPT_OUT or word in SPANISH_OPT_OUT:
         return Keyword.OPT_OUT
     if word in OPT_IN:
         return Keyword.OPT_IN
@@ -232,7 +253,7 @@ def reply_text(body: str) -> str:
 
 def _plain(text: str) -> str:
     """Lower case, straight apostrophes, words and sentence marks only, single spaces."""
-    lowered = text.translate(_APOSTROPHES).lower()
+    lowered = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
     kept = re.sub(r"[^\w'\-\n.!?;,]+", " ", lowered)
     return re.sub(r"[ \t]+", " ", kept).strip()
 

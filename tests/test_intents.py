@@ -12,6 +12,8 @@ STOP_KEYWORDS = [
     "STOP", "stop", "Stop.", " Stop! ", "QUIT", "end", "Revoke", "opt out", "Opt-Out",
     "OPTOUT", "cancel", "UNSUBSCRIBE", "unsubscribe!", "stopall", "STOPALL", "Stop!!!",
     "'stop'",
+    # Spanish, and full-width letters as some phones' keyboards type them.
+    "ALTO", "alto", "Parar", "PARE", "baja", "Cancelar", "ＳＴＯＰ", "ｓｔｏｐ",
 ]  # fmt: skip
 
 
@@ -74,6 +76,17 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("Stop msgs", {"sms"}),
         ("Please remove my number", {"sms"}),
         ("Stop calls", {"voice"}),
+        ("Alto por favor", {"sms"}),
+        ("ya dije alto", {"sms"}),
+        ("no me llamen", {"voice"}),
+        ("No me manden mensajes", {"sms"}),
+        ("dejen de escribirme", {"sms"}),
+        ("Deja de llamarme!", {"voice"}),
+        ("no más mensajes", {"sms"}),
+        ("No mas correos por favor", {"email"}),
+        ("no quiero recibir llamadas", {"voice"}),
+        ("denme de baja", {"sms"}),
+        ("ＳＴＯＰ ｐｌｅａｓｅ", {"sms"}),
     ],
 )
 def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) -> None:
@@ -102,6 +115,11 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
         "the bus stop is near",
         "I will stop paying",
         "stop for a second",
+        "el alto costo",
+        "Baja el pago?",
+        "quiero pagar el lunes",
+        "no me alcanza",
+        "pare de cobrar intereses y pago",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:

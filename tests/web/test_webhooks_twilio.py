@@ -158,6 +158,19 @@ def test_a_stop_in_words_is_confirmed_once_in_twiml(engine: Engine, server: Serv
     assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
 
 
+@pytest.mark.parametrize("body", ["ALTO", "Parar.", "no me manden mensajes", "ＳＴＯＰ"])
+def test_a_stop_twilio_does_not_know_is_recorded_and_confirmed_by_outreach(
+    engine: Engine, server: Server, body: str
+) -> None:
+    """Spanish, or STOP in a phone's full-width letters: Twilio's keywords are English and
+    ASCII, so Twilio neither blocks nor answers; outreach does both."""
+    add_account(engine)
+    response = server.send(sms_inbound(body))
+    confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
+    assert f"<Message>{confirmation}</Message>" in response.text
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+
+
 def test_stop_as_twilio_answers_it_is_recorded_and_left_to_twilio(
     engine: Engine, server: Server
 ) -> None:

@@ -157,6 +157,10 @@ class _Ready:
     leave_by: datetime  # the latest instant that check holds for
 
 
+# Between the tries of a batch's last flush, while the database refuses its outcomes.
+LAST_FLUSH_PAUSES = (0.5, 1.0, 2.0, 4.0)
+
+
 @dataclass
 class _Flight:
     """A batch being sent: its lease and what is still to record."""
@@ -367,7 +371,7 @@ class Dispatcher:
             # Whatever is not recorded by now is no longer in flight: housekeeping holds
             # it for review once its lease ends.
             release_sends(self.worker, flight.ids)
-        self._flush(flight, report)
+        await self._flush_last(flight, report)
         if flight.failure is not None:
             raise flight.failure
         heap.settle()  # what the first batch loaded stays; see outreach.heap
@@ -413,20 +417,43 @@ class Dispatcher:
                       "what has not left is not sent", sorted(lost))  # fmt: skip
 
     def _flush(self, flight: _Flight, report: DispatchReport) -> None:
-        """Record the outcomes that came since the last flush."""
-        if not flight.done or flight.failure is not None:
+        """Record the outcomes that came since the last flush. If the database refuses,
+        they are kept for the next flush (the keeper tries again every quarter of a
+        second), and meanwhile no request leaves (``_send``): what the provider has been
+        sent must be recorded before more is sent."""
+        if not flight.done:
             return
         outcomes, flight.done = flight.done, []
+        recorded = DispatchReport()  # counted once the outcomes are stored
         try:
             with self.engine.begin() as connection:
-                self._record(connection, outcomes, report)
+                self._record(connection, outcomes, recorded)
         except Exception as exc:
-            # Not retried: these stay ``sending`` and, out of flight, are held for review.
+            flight.done = outcomes + flight.done
+            if flight.failure is None:
+                log.warning(
+                    "dispatch: %d outcome(s) could not be recorded (%s: %s); no more is sent "
+                    "until they are", len(outcomes), type(exc).__name__, exc,
+                )  # fmt: skip
             flight.failure = exc
             return
+        if flight.failure is not None:
+            log.info("dispatch: the outcomes held back are recorded; sending goes on")
+        flight.failure = None
+        report.add(recorded)
         ids = {outcome.attempt.id for outcome in outcomes}
         flight.ids -= ids
         release_sends(self.worker, ids)
+
+    async def _flush_last(self, flight: _Flight, report: DispatchReport) -> None:
+        """The batch's last flush, tried a few times while the database refuses. What is
+        still not recorded stays ``sending`` and, out of flight, is held for review."""
+        for pause in LAST_FLUSH_PAUSES:
+            self._flush(flight, report)
+            if flight.failure is None:
+                return
+            await asyncio.sleep(pause)
+        self._flush(flight, report)
 
     def _recheck(
         self, connection: Connection, rows: Sequence[Any], now: datetime, report: DispatchReport
@@ -644,6 +671,9 @@ class Dispatcher:
                 if refused is not None:
                     return refused
             now = self.clock.now()
+            if flight.failure is not None:
+                # Outcomes are not being recorded: nothing more leaves until they are.
+                return Outcome(row, unsent=True)
             if row.id in flight.lost or now >= flight.lease_end - LEASE_MARGIN:
                 # Its lease is gone, or too short for an answer to come back within it:
                 # another daemon may take it for lost. It is not sent.

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from outreach import agent_actions, heap, store
 from outreach.cadence import load_cadences
@@ -619,6 +620,66 @@ async def test_a_senders_rate_limit_spaces_sends_and_leaves_the_excess_queued(
     world.clock.advance(timedelta(seconds=10))
     assert dict((await send.tick()).outcomes) == {"sent": 1}
     assert len(outbox_lines(world)) == 4
+
+
+async def test_outcomes_the_database_refused_once_are_recorded_at_the_next_flush(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails once (SQLite busy, a PostgreSQL failover) loses nothing: the sent
+    text, the refusal with its opt-out and the request that never left are all recorded
+    at the next flush."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    never_left = ChannelError("connection refused", provider="fake", retryable=True)
+    refused = ChannelError(
+        "opted out", provider="fake", status_code=400, code="21610", suppression="stop"
+    )
+    provider = FakeProvider("sms", [None, refused, never_left])
+    record, calls = Dispatcher._record, [0]
+
+    def once_refused(self: Dispatcher, *args: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise OperationalError("UPDATE attempt", {}, Exception("database is locked"))
+        record(self, *args)
+
+    monkeypatch.setattr(Dispatcher, "_record", once_refused)
+    report = await dispatcher(world, fake_sms(world, provider)).tick()
+    assert dict(report.outcomes) == {"sent": 1, "failed": 1, "retry": 1}
+    assert len(provider.sent) == 3
+    assert sorted(a.status for a in rows_of(world.engine, attempts)) == [
+        "failed", "queued", "sent",
+    ]  # fmt: skip
+    assert [s.reason for s in rows_of(world.engine, store.suppressions)] == ["stop"]
+
+
+async def test_while_outcomes_cannot_be_recorded_nothing_more_is_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses every write: the first text has left, the two waiting for
+    their rate-limit slots do not leave after it, and the tick ends with the error (what it
+    marked ``sending`` is held for review, as after a crash)."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    provider = FakeProvider("sms")
+    refused = asyncio.Event()
+
+    def always_refused(self: Dispatcher, *args: Any) -> None:
+        refused.set()
+        raise OperationalError("UPDATE attempt", {}, Exception("disk I/O error"))
+
+    time = FakeTime()
+
+    async def waiting_for_a_refusal(seconds: float) -> None:
+        await refused.wait()  # the keeper's flush of the first outcome has failed
+        await time.sleep(seconds)
+
+    limits = RateLimits(default=RateLimit(per_second=1, burst=1))  # slots at 0, 1 and 2 s
+    limiter = RateLimiter({"sms": limits}, monotonic=time.monotonic, sleep=waiting_for_a_refusal)
+    monkeypatch.setattr(Dispatcher, "_record", always_refused)
+    monkeypatch.setattr("outreach.dispatcher.LAST_FLUSH_PAUSES", (0.01,))
+    with pytest.raises(OperationalError):
+        await dispatcher(world, fake_sms(world, provider), limiter=limiter).tick()
+    assert len(provider.sent) == 1
+    assert [a.status for a in rows_of(world.engine, attempts)] == ["sending"] * 3
 
 
 async def test_stopping_puts_what_has_not_left_back_in_the_queue(world: World) -> None:

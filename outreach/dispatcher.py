@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, case, literal, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, literal, select, update
 
 from outreach import heap
 from outreach.bulk import BulkStatement
@@ -1013,6 +1013,7 @@ _MARK_SENDING = BulkStatement(
     )
 )
 _PROVIDERS_WORD = ("status", "error_code", "error_message")
+_KEPT_IF_UNKNOWN = ("provider_message_id", "sent_at")
 _CHANGE = BulkStatement(
     lambda _: (
         update(attempts)
@@ -1023,7 +1024,15 @@ _CHANGE = BulkStatement(
             **{
                 key: bindparam(f"new_{key}")
                 for key in (*_CHANGE_KEYS, "updated_at")
-                if key not in _PROVIDERS_WORD
+                if key not in _PROVIDERS_WORD and key not in _KEPT_IF_UNKNOWN
+            },
+            # What a webhook told of the message (its id, when it left) is kept when the
+            # send's own outcome does not know it (an answer that never came).
+            **{
+                key: func.coalesce(
+                    bindparam(f"new_{key}", type_=attempts.c[key].type), attempts.c[key]
+                )
+                for key in _KEPT_IF_UNKNOWN
             },
             # A webhook may have moved the attempt on (delivered, failed with its error
             # code) before its send is recorded: a status past queued and sending is the

@@ -241,6 +241,38 @@ async def test_queued_attempts_are_sent_once(world: World) -> None:
     assert len(outbox_lines(world)) == 2
 
 
+class CallbackThenTimeout(FakeProvider):
+    """Creates the message, whose status callback is stored at once, then never answers
+    the request in time."""
+
+    def __init__(self, world: World, sid: str) -> None:
+        super().__init__("sms")
+        self.world, self.sid = world, sid
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        now = self.world.clock.now()
+        callback = ProviderEvent(
+            provider="twilio_sms", kind="message_status", event_type=EventType.SENT,
+            dedupe_key=f"twilio_sms:status:{self.sid}:sent", occurred_at=now,
+            payload={"MessageSid": self.sid, "MessageStatus": "sent"},
+            provider_message_id=self.sid, attempt_id=message.attempt_id, to_address=message.to,
+            raw_status="sent",
+        )  # fmt: skip
+        apply_events(self.world.engine, [callback], now)
+        raise ChannelError("no answer (ReadTimeout)", provider="twilio_sms", ambiguous=True)
+
+
+async def test_a_send_without_an_answer_keeps_what_its_callback_said(world: World) -> None:
+    """The provider's callback came before the answer that never came: its word (sent)
+    and its message id stay, for the operator to reconcile with."""
+    planned(world, row("A-1"))
+    sid = "SM" + "b" * 32
+    await dispatcher(world, fake_sms(world, CallbackThenTimeout(world, sid))).tick()
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.provider_message_id) == ("sent", sid)
+
+
 async def test_outbox_events_mark_delivery_and_bring_replies_to_the_inbox(world: World) -> None:
     ids = planned(world, row("A-1"), row("A-2", due_date="2026-10-30"))
     providers = outboxes(

@@ -770,6 +770,7 @@ class Dispatcher:
     ) -> None:
         now = self.clock.now()
         changes: list[dict[str, Any]] = []
+        refusing: dict[str, str] = {}  # why each provider refuses our account or settings
         decided = [outcome.decision for outcome in outcomes if outcome.decision is not None]
         if decided:
             store_decisions(connection, decided)
@@ -816,6 +817,8 @@ class Dispatcher:
                 report.outcomes["unknown"] += 1
                 log.warning("dispatch: attempt %s held for review: %s", row.id, error)
             elif error.retryable and _outage(error):
+                if error.outage:
+                    refusing[error.provider] = str(error)
                 wait = max(_outage_wait(row), timedelta(seconds=error.retry_after or 0))
                 changes.append(
                     _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait)
@@ -833,6 +836,9 @@ class Dispatcher:
                 _note_address(connection, row, error, now)
         give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now, self.worker)
         _apply_changes(connection, changes, self.worker)
+        for why in refusing.values():
+            log.error("dispatch: %s; the messages wait and are tried again, at most hourly",
+                      why)  # fmt: skip
 
     def _check_held(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
         """An outcome for an attempt this daemon no longer holds (another daemon's
@@ -936,9 +942,12 @@ _NEVER_LEFT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "Proxy
 
 
 def _outage(error: ChannelError) -> bool:
-    """The provider could not be reached, or asked us to slow down or come back later: the
-    message did not count as tried. It is retried, however long that lasts; compliance
+    """The provider could not be reached, asked us to slow down or come back later, or
+    refused our account or settings (``ChannelError.outage``): the message did not count
+    as tried. It is retried, however long that lasts; compliance
     is asked again when it is finally sent."""
+    if error.outage:
+        return True
     if error.status_code is not None:
         return error.status_code in (429, 503)
     return error.retryable and error.code in _NEVER_LEFT

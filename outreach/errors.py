@@ -47,7 +47,9 @@ class ChannelError(OutreachError):
     never left). ``ambiguous``: the request left and no clear answer came back (a timeout,
     another 5xx, a success without the provider's id), so the provider may have accepted
     it; the attempt must be held for review, never resent on its own.
-    Neither: the provider refused it for good (most 4xx). ``suppression`` and
+    Neither: the provider refused it for good (most 4xx). ``outage`` (with ``retryable``):
+    the provider refused our account or settings, not the message (credentials, a base URL):
+    every message on the channel waits until they are fixed. ``suppression`` and
     ``contact_status`` carry what the refusal says about the address (an opt-out, a number
     that cannot receive) for the events stage to record. The message never holds a secret.
     """
@@ -59,6 +61,7 @@ class ChannelError(OutreachError):
         provider: str,
         retryable: bool = False,
         ambiguous: bool = False,
+        outage: bool = False,
         retry_after: float | None = None,
         status_code: int | None = None,
         code: str | None = None,
@@ -70,6 +73,7 @@ class ChannelError(OutreachError):
         self.provider = provider
         self.retryable = retryable
         self.ambiguous = ambiguous
+        self.outage = outage
         self.retry_after = retry_after
         self.status_code = status_code
         self.code = code

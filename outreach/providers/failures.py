@@ -4,7 +4,9 @@ The HTTP rules are the same for every provider: 429 and 503 are retryable (both 
 ``Retry-After``); any other 5xx is ambiguous, because the provider may have acted on the
 request before failing (Twilio's error 20500 and a gateway's 502 or 504 say nothing about
 whether the message went out, and neither provider de-duplicates a second POST); other
-4xx are final. Each provider adds one table of its own error codes
+4xx are final, except those that refuse our account or settings rather than the message
+(credentials, a base URL: ``CodeRule.outage``), which hold every message until the operator
+fixes them. Each provider adds one table of its own error codes
 (``CodeRule``) for what a refusal means about the address: an opt-out becomes a
 suppression, a number that cannot receive becomes a contact-point status. A transport
 failure is retryable only when the request provably never left.
@@ -27,6 +29,9 @@ class CodeRule:
 
     meaning: str
     retryable: bool = False
+    # Our account or settings refused (credentials, a base URL): not the message's fault,
+    # every message waits for the operator's fix instead of failing.
+    outage: bool = False
     suppression: str | None = None  # a SuppressionReason value
     contact_status: str | None = None  # a ContactStatus value
 
@@ -76,7 +81,10 @@ def http_failure(
     """An HTTP error answer, classified by status and by the provider's ``rule`` for it."""
     status = response.status_code
     ambiguous = status >= 500 and status != 503
-    retryable = not ambiguous and (status in (429, 503) or (rule is not None and rule.retryable))
+    outage = not ambiguous and rule is not None and rule.outage
+    retryable = not ambiguous and (
+        status in (429, 503) or (rule is not None and rule.retryable) or outage
+    )
     wait = retry_after if retry_after is not None else retry_after_seconds(response, now)
     parts = [f"{provider}: HTTP {status}"]
     if code:
@@ -91,6 +99,8 @@ def http_failure(
         parts.append(
             "; the provider may have accepted the message, so hold it for review and do not resend"
         )
+    elif outage:
+        parts.append("; every message on this channel waits until it is fixed")
     elif retryable:
         parts.append("; safe to retry" + (f" after {wait:g}s" if wait is not None else ""))
     else:
@@ -100,6 +110,7 @@ def http_failure(
         provider=provider,
         retryable=retryable,
         ambiguous=ambiguous,
+        outage=outage,
         retry_after=wait if retryable else None,
         status_code=status,
         code=code,

@@ -77,10 +77,12 @@ KEY_ARG = "outreach_idempotency_key"
 # ambiguous (see failures.py).
 SENDGRID_STATUS: dict[int, CodeRule] = {
     400: CodeRule("the request was invalid"),
-    401: CodeRule("authorization required: check SENDGRID_API_KEY"),
-    403: CodeRule("access forbidden: the key lacks Mail Send, or the sender is not verified"),
-    404: CodeRule("not found: check SENDGRID_API_BASE_URL"),
-    405: CodeRule("method not allowed: check SENDGRID_API_BASE_URL"),
+    401: CodeRule("authorization required: check SENDGRID_API_KEY", outage=True),
+    403: CodeRule(
+        "access forbidden: the key lacks Mail Send, or the sender is not verified", outage=True
+    ),
+    404: CodeRule("not found: check SENDGRID_API_BASE_URL", outage=True),
+    405: CodeRule("method not allowed: check SENDGRID_API_BASE_URL", outage=True),
     413: CodeRule("the message is too large"),
     429: CodeRule("too many requests", retryable=True),
 }

@@ -34,8 +34,10 @@ INVALID = ContactStatus.INVALID.value
 # Twilio error codes (twilio.com/docs/api/errors), from the REST answer or a callback's
 # ErrorCode. Codes not listed are final unless the HTTP status says otherwise.
 TWILIO_CODES: dict[str, CodeRule] = {
-    "20003": CodeRule("authentication failed: check TWILIO_ACCOUNT_SID and the token or key"),
-    "20404": CodeRule("not found: check TWILIO_ACCOUNT_SID and TWILIO_API_BASE_URL"),
+    "20003": CodeRule(
+        "authentication failed: check TWILIO_ACCOUNT_SID and the token or key", outage=True
+    ),
+    "20404": CodeRule("not found: check TWILIO_ACCOUNT_SID and TWILIO_API_BASE_URL", outage=True),
     "20429": CodeRule("too many requests", retryable=True),
     "21211": CodeRule("the 'To' number is not a valid phone number", contact_status=INVALID),
     "21214": CodeRule("the 'To' number cannot be reached", contact_status=INVALID),

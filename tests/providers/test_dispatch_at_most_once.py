@@ -11,16 +11,24 @@ import respx
 from pydantic import SecretStr
 
 from outreach.channels import load_email, load_sms
+from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.providers.base import Provider
 from outreach.providers.sendgrid_email import SendgridEmail
 from outreach.providers.transport import make_http_client
 from outreach.providers.twilio_sms import TwilioSms
 from tests.conftest import REPO
-from tests.providers.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC, SECRET_KEY, SENDGRID_KEY
+from tests.providers.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC,
+    SECRET_KEY,
+    SENDGRID_KEY,
+    load_json,
+)
 from tests.test_dispatcher import dispatcher, outboxes, planned, the_attempt, world
 from tests.test_import_accounts import row
-from tests.test_planner import World
+from tests.test_planner import World, rows_of
 
 pytestmark = pytest.mark.anyio
 __all__ = ["world"]  # a fixture, used by name
@@ -112,3 +120,45 @@ async def test_an_email_accepted_without_a_message_id_is_held_for_review(world: 
 
     await sent_again_later(world, router)
     assert route.call_count == 1
+
+
+async def test_credentials_refused_hold_every_text_until_they_are_fixed(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rotated token refuses every message: not the messages' fault. They wait, with no
+    try counted, and go once the credentials work again."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(MESSAGES).mock(
+        side_effect=[httpx.Response(401, json=load_json("rest/twilio_errors.json")["20003"])] * 3
+        + [CREATED] * 3
+    )
+    send = dispatcher(world, providers(world, router))
+    assert dict((await send.tick()).outcomes) == {"retry": 3}
+    waiting = rows_of(world.engine, attempts)
+    assert [(a.status, a.tries, a.error_code) for a in waiting] == [("queued", 0, "20003")] * 3
+    assert "authentication failed: check TWILIO_ACCOUNT_SID" in caplog.text
+    assert "the messages wait and are tried again" in caplog.text
+
+    world.clock.set(max(a.next_try_at for a in waiting))  # the token is fixed meanwhile
+    assert dict((await send.tick()).outcomes) == {"sent": 3}
+    assert route.call_count == 6
+
+
+async def test_an_api_key_refused_holds_the_email_until_it_is_fixed(world: World) -> None:
+    planned(world, row("A-2", due_date="2026-10-30"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(SEND).mock(
+        side_effect=[
+            httpx.Response(401, json=load_json("rest/sendgrid_errors.json")["401"]),
+            httpx.Response(202, headers={"X-Message-Id": "sg-1"}),
+        ]
+    )
+    send = dispatcher(world, providers(world, router))
+    assert dict((await send.tick()).outcomes) == {"retry": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries) == ("queued", 0)
+    assert "check SENDGRID_API_KEY" in attempt.error_message
+    world.clock.set(attempt.next_try_at)
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert route.call_count == 2

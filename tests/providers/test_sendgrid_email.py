@@ -89,8 +89,8 @@ async def test_send_posts_mail_send_json(
     ("status", "retryable", "ambiguous"),
     [
         (400, False, False),
-        (401, False, False),
-        (403, False, False),
+        (401, True, False),  # our key refused: every message waits, none fails
+        (403, True, False),
         (413, False, False),
         (500, False, True),
         (502, False, True),
@@ -111,6 +111,7 @@ async def test_error_answers_are_classified(
     with pytest.raises(ChannelError) as raised:
         await email(settings, client, clock).send(EMAIL)
     assert (raised.value.retryable, raised.value.ambiguous) == (retryable, ambiguous)
+    assert raised.value.outage == (status in (401, 403))
     assert raised.value.status_code == status
     assert raised.value.detail
 

@@ -96,7 +96,7 @@ async def test_a_messaging_service_and_an_api_key(
         (400, "21610", False, False, "stop", None),
         (400, "21614", False, False, None, "invalid"),
         (400, "21617", False, False, None, None),
-        (401, "20003", False, False, None, None),
+        (401, "20003", True, False, None, None),  # our credentials: every message waits
         (429, "20429", True, False, None, None),
         # Twilio: a 500 may have sent the message; a 503 is safe to retry with backoff.
         (500, "20500", False, True, None, None),
@@ -120,6 +120,7 @@ async def test_error_codes_are_classified(
         await sms(settings, client, clock).send(MESSAGE)
     error = raised.value
     assert (error.retryable, error.ambiguous) == (retryable, ambiguous)
+    assert error.outage == (code == "20003")
     assert (error.code, error.status_code) == (code, status)
     assert (error.suppression, error.contact_status) == (suppression, contact_status)
     # Twilio's own words may quote the number: kept as detail, out of the message.

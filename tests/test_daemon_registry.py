@@ -454,6 +454,14 @@ def running() -> Iterator[list[Running]]:
         daemon.kill()
 
 
+def started(env: dict[str, str], tmp_path: Path, running: list[Running], what: str) -> Running:
+    """An ``outreach run`` without the web app, once it says it runs."""
+    daemon = Running(["run", "--no-web", "--start", START], env, tmp_path)
+    running.append(daemon)
+    wait_until(lambda: daemon.logged("outreach running as"), what)
+    return daemon
+
+
 def settings_of(env: dict[str, str]) -> Settings:
     """The settings an ``outreach`` process started with ``env`` reads (no .env there)."""
     keys = ("DATABASE_URL", "SCHEDULES_DIR", "TEMPLATES_DIR", "CHANNELS_DIR", "OUTBOX_PATH")
@@ -463,9 +471,7 @@ def settings_of(env: dict[str, str]) -> Settings:
 def test_outreach_run_is_registered_until_it_stops(
     engine: Engine, daemon_env: dict[str, str], tmp_path: Path, running: list[Running]
 ) -> None:
-    daemon = Running(["run", "--no-web", "--start", START], daemon_env, tmp_path)
-    running.append(daemon)
-    wait_until(lambda: daemon.logged("outreach running as"), "the daemon to start")
+    daemon = started(daemon_env, tmp_path, running, "the daemon to start")
     [row] = registered(engine).values()
     assert f"outreach running as {row.worker}:" in daemon.log
     assert row.pid == daemon.process.pid
@@ -481,18 +487,14 @@ def test_outreach_run_is_registered_until_it_stops(
 def test_a_daemon_killed_and_restarted_with_new_files_does_not_warn_of_itself(
     engine: Engine, daemon_env: dict[str, str], tmp_path: Path, running: list[Running]
 ) -> None:
-    killed = Running(["run", "--no-web", "--start", START], daemon_env, tmp_path)
-    running.append(killed)
-    wait_until(lambda: killed.logged("outreach running as"), "the daemon to start")
+    killed = started(daemon_env, tmp_path, running, "the daemon to start")
     [killed_worker] = registered(engine)
     killed.process.send_signal(signal.SIGKILL)  # no clean stop: its row stays
     killed.process.wait(timeout=30)
     assert set(registered(engine)) == {killed_worker}
 
     new_env = {**daemon_env, "SCHEDULES_DIR": str(other_schedules(tmp_path))}
-    restarted = Running(["run", "--no-web", "--start", START], new_env, tmp_path)
-    running.append(restarted)
-    wait_until(lambda: restarted.logged("outreach running as"), "the restarted daemon")
+    restarted = started(new_env, tmp_path, running, "the restarted daemon")
     assert f"registry: {killed_worker} (pid {killed.process.pid} on " in restarted.log
     assert " WARNING " not in restarted.log, restarted.log
     [row] = registered(engine).values()
@@ -505,14 +507,10 @@ def test_a_daemon_killed_and_restarted_with_new_files_does_not_warn_of_itself(
 def test_a_daemon_with_other_schedules_is_told_of_at_its_start(
     engine: Engine, daemon_env: dict[str, str], tmp_path: Path, running: list[Running]
 ) -> None:
-    first = Running(["run", "--no-web", "--start", START], daemon_env, tmp_path)
-    running.append(first)
-    wait_until(lambda: first.logged("outreach running as"), "the first daemon to start")
+    first = started(daemon_env, tmp_path, running, "the first daemon to start")
     [first_worker] = registered(engine)
     other_env = {**daemon_env, "SCHEDULES_DIR": str(other_schedules(tmp_path))}
-    second = Running(["run", "--no-web", "--start", START], other_env, tmp_path)
-    running.append(second)
-    wait_until(lambda: second.logged("outreach running as"), "the second daemon to start")
+    second = started(other_env, tmp_path, running, "the second daemon to start")
 
     ours = config_digest(settings_of(other_env))[:12]
     theirs = config_digest(settings_of(daemon_env))[:12]

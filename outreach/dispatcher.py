@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -157,6 +158,8 @@ class _Ready:
     leave_by: datetime  # the latest instant that check holds for
 
 
+# How often a provider's refusal of our credentials or settings is logged, in seconds.
+REFUSAL_TOLD_EVERY = 600.0
 # Between the tries of a batch's last flush, while the database refuses its outcomes.
 LAST_FLUSH_PAUSES = (0.5, 1.0, 2.0, 4.0)
 
@@ -171,6 +174,8 @@ class _Flight:
     done: list[Outcome] = field(default_factory=list)
     lost: set[int] = field(default_factory=set)  # taken by another daemon meanwhile
     failure: Exception | None = None
+    # Channels whose provider refused our credentials or settings during the batch.
+    refused: dict[str, ChannelError] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,8 @@ class Dispatcher:
         self.channels = channels
         self.stop: StopFlag = stop or threading.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        # When each provider's refusal of our credentials or settings was last logged.
+        self._refusals_told: dict[str, float] = {}
         self._checks: list[tuple[_Ready, asyncio.Future[Outcome | None]]] = []
         self._pool: DispatchProcesses | None = None
         self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
@@ -427,7 +434,7 @@ class Dispatcher:
         recorded = DispatchReport()  # counted once the outcomes are stored
         try:
             with self.engine.begin() as connection:
-                self._record(connection, outcomes, recorded)
+                self._record(connection, outcomes, recorded, again=flight.failure is not None)
         except Exception as exc:
             flight.done = outcomes + flight.done
             if flight.failure is None:
@@ -465,6 +472,12 @@ class Dispatcher:
         may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one debtor
         (accounts sharing a number or a mailbox) or to one address are decided in turn, each
         counting the ones allowed before it."""
+        # Read first, so that no rate-limit slot goes to an attempt another worker took
+        # after this one's lease ran out (a stalled process); checked again under the
+        # lock of the first write, below.
+        still = _still_ours(connection, [row.id for row in rows], self.worker, lock=False)
+        _left_to_others({row.id for row in rows} - still)
+        rows = [row for row in rows if row.id in still]
         account_rows, records, held = self._debtors(connection, {r.account_id for r in rows}, now)
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
@@ -539,11 +552,7 @@ class Dispatcher:
         # sent, by another worker since. Checked by the first write, under its lock.
         ours = _still_ours(connection, [row.id for row in rows], self.worker)
         if len(ours) < len(rows):
-            log.warning(
-                "dispatch: attempt(s) %s were claimed by another worker after this one's "
-                "lease ran out: left to it, not sent",
-                sorted({row.id for row in rows} - ours),
-            )
+            _left_to_others({row.id for row in rows} - ours)
             decisions = [d for d in decisions if d["attempt_id"] in ours]
             changes = [c for c in changes if c["attempt_id"] in ours]
             withdrawn = [row for row in withdrawn if row.id in ours]
@@ -556,11 +565,16 @@ class Dispatcher:
         _apply_changes(connection, changes, self.worker)
         # Committed with the batch before any request leaves: a crash from here on leaves
         # these as ``sending``, which housekeeping turns into ``unknown``.
+        # The lease from the clock of the moment: a process that stalled while deciding
+        # must not mark a send whose lease is over already (another daemon's housekeeping
+        # would take it for lost before it is put back). Its sends, checked for an instant
+        # long past, do not leave (``_send``) and go back to the queue.
+        marked = self.clock.now()
         _MARK_SENDING.execute(
             connection,
             [
                 {"attempt_id": item.row.id,
-                 "lease_end": now + SEND_LEASE + timedelta(seconds=item.wait), "now": now}
+                 "lease_end": marked + SEND_LEASE + timedelta(seconds=item.wait), "now": now}
                 for item in ready
             ],
         )  # fmt: skip
@@ -674,6 +688,11 @@ class Dispatcher:
             if flight.failure is not None:
                 # Outcomes are not being recorded: nothing more leaves until they are.
                 return Outcome(row, unsent=True)
+            settings_refused = flight.refused.get(row.channel)
+            if settings_refused is not None:
+                # The provider refused our credentials or settings for another message of
+                # this batch: it would refuse this one alike. It waits with the others.
+                return Outcome(row, error=settings_refused)
             if row.id in flight.lost or now >= flight.lease_end - LEASE_MARGIN:
                 # Its lease is gone, or too short for an answer to come back within it:
                 # another daemon may take it for lost. It is not sent.
@@ -683,6 +702,8 @@ class Dispatcher:
             try:
                 return Outcome(row, result=await provider.send(message))
             except ChannelError as exc:
+                if exc.outage:
+                    flight.refused[row.channel] = exc
                 return Outcome(row, error=exc)
             except Exception as exc:  # whatever it was, the request may have left
                 log.exception("dispatch: attempt %s: unexpected error while sending", row.id)
@@ -766,15 +787,23 @@ class Dispatcher:
         return found
 
     def _record(
-        self, connection: Connection, outcomes: Sequence[Outcome], report: DispatchReport
+        self,
+        connection: Connection,
+        outcomes: Sequence[Outcome],
+        report: DispatchReport,
+        *,
+        again: bool = False,
     ) -> None:
         now = self.clock.now()
         changes: list[dict[str, Any]] = []
         refusing: dict[str, str] = {}  # why each provider refuses our account or settings
+        held = self._check_held(connection, outcomes, again)
+        # Only what this daemon holds: a decision, a suppression or a step given back for
+        # an attempt another has taken would be recorded twice.
+        outcomes = [outcome for outcome in outcomes if outcome.attempt.id in held]
         decided = [outcome.decision for outcome in outcomes if outcome.decision is not None]
         if decided:
             store_decisions(connection, decided)
-        self._check_held(connection, outcomes)
         # What never left, or never reached the provider, is not a try.
         not_tried = [
             outcome.attempt.id
@@ -836,14 +865,22 @@ class Dispatcher:
                 _note_address(connection, row, error, now)
         give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now, self.worker)
         _apply_changes(connection, changes, self.worker)
-        for why in refusing.values():
-            log.error("dispatch: %s; the messages wait and are tried again, at most hourly",
-                      why)  # fmt: skip
+        for provider, why in refusing.items():
+            told = self._refusals_told.get(provider)
+            if told is None or time.monotonic() - told >= REFUSAL_TOLD_EVERY:
+                self._refusals_told[provider] = time.monotonic()
+                log.error("dispatch: %s; the messages wait and are tried again, at most "
+                          "hourly", why)  # fmt: skip
 
-    def _check_held(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
-        """An outcome for an attempt this daemon no longer holds (another daemon's
-        housekeeping took it for lost) cannot be recorded: said loudly, with what the
-        provider answered, so that the attempt held for review can be settled."""
+    def _check_held(
+        self, connection: Connection, outcomes: Sequence[Outcome], again: bool
+    ) -> set[int]:
+        """The attempts of ``outcomes`` this daemon still holds. An outcome for one it no
+        longer holds (another daemon's housekeeping took it for lost) cannot be recorded:
+        said loudly, with what the provider answered, so that the attempt held for review
+        can be settled. ``again``: an earlier try to record these failed, and may have
+        committed without saying so (a connection lost at COMMIT): an attempt no longer
+        held may be one it recorded."""
         ids = [outcome.attempt.id for outcome in outcomes]
         held = set(
             connection.execute(
@@ -862,8 +899,13 @@ class Dispatcher:
                 if outcome.error is not None
                 else "not sent"
             )
-            log.error("dispatch: attempt %s is no longer held by this daemon; its outcome is "
-                      "not recorded: %s", outcome.attempt.id, what)  # fmt: skip
+            log.log(
+                logging.WARNING if again else logging.ERROR,
+                "dispatch: attempt %s is no longer held by this daemon; its outcome is not "
+                "recorded%s: %s", outcome.attempt.id,
+                " (the earlier try to record it may have)" if again else "", what,
+            )  # fmt: skip
+        return held
 
 
 def _message(row: Any) -> OutboundMessage:
@@ -1065,20 +1107,31 @@ _CHANGE = BulkStatement(
 )
 
 
-def _still_ours(connection: Connection, ids: Sequence[int], worker: str) -> set[int]:
-    """Which of the attempts ``ids`` ``worker`` still holds, still queued; locked (on
-    SQLite, the writer's lock taken) for the rest of the transaction."""
+def _left_to_others(lost: set[int]) -> None:
+    if lost:
+        log.warning(
+            "dispatch: attempt(s) %s were claimed by another worker after this one's lease "
+            "ran out: left to it, not sent",
+            sorted(lost),
+        )
+
+
+def _still_ours(
+    connection: Connection, ids: Sequence[int], worker: str, *, lock: bool = True
+) -> set[int]:
+    """Which of the attempts ``ids`` ``worker`` still holds, still queued; with ``lock``,
+    locked (on SQLite, the writer's lock taken) for the rest of the transaction."""
     if not ids:
         return set()
+    mine = (
+        among(connection, attempts.c.id, ids),
+        attempts.c.acquired_by == worker,
+        attempts.c.status == AttemptStatus.QUEUED,
+    )
+    if not lock:
+        return set(connection.execute(select(attempts.c.id).where(*mine)).scalars())
     held = connection.execute(
-        update(attempts)
-        .where(
-            among(connection, attempts.c.id, ids),
-            attempts.c.acquired_by == worker,
-            attempts.c.status == AttemptStatus.QUEUED,
-        )
-        .values(acquired_by=worker)
-        .returning(attempts.c.id)
+        update(attempts).where(*mine).values(acquired_by=worker).returning(attempts.c.id)
     )
     return set(held.scalars())
 

@@ -70,9 +70,20 @@ _SMS = (
 )
 _VOICE = (
     r"(?:call|calls|calling|phone|phoning|ring|ringing"
-    r"|llamada|llamadas|llamar|llamarme|llamen|llames|llame)"
+    r"|llamada|llamadas|llamar|llamarme|llamen|llames|llame|llamando)"
 )
 _EMAIL = r"(?:email|emails|emailing|e-mail|e-mails|e-mailing|correo|correos)"
+# Spanish: writing to someone, as a command or a plea ("no me escriban"), and what is sent.
+_WRITE = (
+    r"(?:escriban|escribas|escriba|escribiendo|contacten|contactes|contactando|molesten|"
+    r"molestes|molestando|(?:env[ií]en|env[ií]es|enviando|manden|mandes|mandando) "
+    r"(?:m[aá]s |nada|ning[uú]n )?(?:mensajes|mensaje|textos|correos|nada))"
+)
+_WRITE_TO = (
+    r"(?:escribir|escribirme|enviar|enviarme|mandar|mandarme|contactar|contactarme|"
+    r"molestar|molestarme)"
+)
+_NOUNS = r"(?:mensajes|mensaje|textos|llamadas|correos)"
 _MEDIUM = {"sms": re.compile(rf"\b{_SMS}\b"), "voice": re.compile(rf"\b{_VOICE}\b"),
            "email": re.compile(rf"\b{_EMAIL}\b")}  # fmt: skip
 
@@ -89,13 +100,18 @@ _STOP_PHRASES = tuple(
         r"phone|cell|email|address)\b",
         r"\bleave me alone\b",
         r"\bcease\b",
-        # Spanish: "no me llamen", "dejen de escribirme", "no más mensajes", "denme de baja".
-        rf"\bno me (?:{_VOICE}|escriban|escribas|escriba|env[ií]en|env[ií]es|manden|mandes|"
-        r"contacten|contactes|molesten|molestes)\b",
-        rf"\bdej(?:en|a|e) de (?:{_VOICE}|escribir|escribirme|enviar|enviarme|mandar|"
-        r"mandarme|contactar|contactarme|molestar|molestarme)\b",
-        rf"\bno (?:m[aá]s|quiero|deseo) (?:recibir )?(?:{_SMS}|{_VOICE}|{_EMAIL})\b",
-        r"\b(?:darme|denme|dame|dar) de baja\b",
+        # Spanish: "no me llamen", "no me sigan llamando", "dejen de escribirme" (but not
+        # "no dejen de llamarme", keep calling me), "no quiero más mensajes", "déjenme en
+        # paz", "quiero darme de baja" (but not "dar de baja el pago automático").
+        rf"\bno me (?:vuelvan a |vuelvas a |sigan |sigas )?(?:{_VOICE}|{_WRITE})\b",
+        rf"(?<!no )\b(?:dej|par)(?:en|a|e) de (?:llamar|llamarme|{_WRITE_TO})\b",
+        rf"\bno (?:m[aá]s |(?:quiero|deseo) (?:recibir )?(?:m[aá]s )?)(?:{_NOUNS})\b",
+        rf"\bno quiero que me (?:{_VOICE}|{_WRITE})\b",
+        rf"\bno (?:llamen|llames|{_WRITE})(?: m[aá]s)?\b",
+        r"\bbasta de (?:mensajes|textos|llamadas|correos)\b",
+        r"\bd[eé]j(?:enme|ame) en paz\b",
+        r"\b(?:darme|denme|dame|darse) de baja\b",
+        r"\bcancelar (?:la |mi )?suscripci[oó]n\b",
     )
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from outreach import agent_actions, heap, store
+from outreach import dispatcher as dispatcher_module
 from outreach.cadence import load_cadences
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
@@ -668,11 +670,11 @@ async def test_outcomes_the_database_refused_once_are_recorded_at_the_next_flush
     provider = FakeProvider("sms", [None, refused, never_left])
     record, calls = Dispatcher._record, [0]
 
-    def once_refused(self: Dispatcher, *args: Any) -> None:
+    def once_refused(self: Dispatcher, *args: Any, **options: Any) -> None:
         calls[0] += 1
         if calls[0] == 1:
             raise OperationalError("UPDATE attempt", {}, Exception("database is locked"))
-        record(self, *args)
+        record(self, *args, **options)
 
     monkeypatch.setattr(Dispatcher, "_record", once_refused)
     report = await dispatcher(world, fake_sms(world, provider)).tick()
@@ -682,6 +684,37 @@ async def test_outcomes_the_database_refused_once_are_recorded_at_the_next_flush
         "failed", "queued", "sent",
     ]  # fmt: skip
     assert [s.reason for s in rows_of(world.engine, store.suppressions)] == ["stop"]
+
+
+async def test_outcomes_a_lost_commit_recorded_are_not_recorded_twice(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The COMMIT reached the database but its answer was lost (a failover): the next
+    flush finds the attempts recorded and released, and records nothing again."""
+    planned(world, row("A-1"), row("A-2", phone="+16175550102"))
+    refused = ChannelError(
+        "opted out", provider="fake", status_code=400, code="21610", suppression="stop"
+    )
+    provider = FakeProvider("sms", [None, refused])
+    record, calls = Dispatcher._record, [0]
+
+    def committed_then_lost(self: Dispatcher, connection: Any, *args: Any, **kw: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            with self.engine.begin() as other:  # what the COMMIT whose answer was lost did
+                record(self, other, *args, **kw)
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        record(self, connection, *args, **kw)
+
+    monkeypatch.setattr(Dispatcher, "_record", committed_then_lost)
+    planned_decisions = len(rows_of(world.engine, decisions))
+    await dispatcher(world, fake_sms(world, provider)).tick()
+    assert [s.reason for s in rows_of(world.engine, store.suppressions)] == ["stop"]
+    # One decision each at the send-time check, none again.
+    assert len(rows_of(world.engine, decisions)) == planned_decisions + 2
+    assert sorted(a.status for a in rows_of(world.engine, attempts)) == ["failed", "sent"]
+    assert "the earlier try to record it may have" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_while_outcomes_cannot_be_recorded_nothing_more_is_sent(
@@ -694,7 +727,7 @@ async def test_while_outcomes_cannot_be_recorded_nothing_more_is_sent(
     provider = FakeProvider("sms")
     refused = asyncio.Event()
 
-    def always_refused(self: Dispatcher, *args: Any) -> None:
+    def always_refused(self: Dispatcher, *args: Any, **options: Any) -> None:
         refused.set()
         raise OperationalError("UPDATE attempt", {}, Exception("disk I/O error"))
 
@@ -982,6 +1015,76 @@ async def test_a_dispatcher_past_its_lease_does_not_send_what_another_has_sent(
             decided
         )
     assert f"attempt(s) [{sent.id}] were claimed by another worker" in caplog.text
+
+
+async def test_a_dispatcher_past_its_lease_takes_no_rate_limit_slot_for_what_it_lost(
+    world: World,
+) -> None:
+    planned(world, row("A-1"))
+    time = FakeTime()
+    limiter = sms_limiter(time, per_second=1 / 60)  # a text a minute
+    a = dispatcher(world, fake_sms(world, FakeProvider("sms")), limiter, worker="worker-A")
+    with world.engine.begin() as connection:
+        stale = claim_queued_attempts(connection, "worker-A", NOW, NOW + a.lease, 10)
+    world.clock.set(NOW + a.lease + timedelta(seconds=1))
+    await dispatcher(world, fake_sms(world, FakeProvider("sms")), worker="worker-B").tick()
+    assert dict((await a.dispatch_batch(stale)).outcomes) == {}
+    assert limiter.reserve_many([("sms", "fake-sms")], 60) == [0.0]  # the slot is still free
+
+
+async def test_an_attempt_claimed_by_another_while_deciding_is_left_to_it(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stalls inside its send-time check, past its lease, and B claims the attempt in
+    the meantime: A's first write finds it is no longer A's, and A sends and writes
+    nothing for it."""
+    planned(world, row("A-1"))
+    provider = FakeProvider("sms")
+    debtors = Dispatcher._debtors
+
+    def claimed_meanwhile(self: Dispatcher, *args: Any) -> Any:
+        world.clock.advance(self.lease + timedelta(seconds=1))
+        with world.engine.begin() as connection:
+            now = world.clock.now()
+            claim_queued_attempts(connection, "worker-B", now, now + self.lease, 10)
+        return debtors(self, *args)
+
+    monkeypatch.setattr(Dispatcher, "_debtors", claimed_meanwhile)
+    planned_decisions = len(rows_of(world.engine, decisions))
+    report = await dispatcher(world, fake_sms(world, provider), worker="worker-A").tick()
+    assert (dict(report.outcomes), len(provider.sent)) == ({}, 0)
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.acquired_by, attempt.tries) == ("queued", "worker-B", 0)
+    assert len(rows_of(world.engine, decisions)) == planned_decisions
+    assert f"attempt(s) [{attempt.id}] were claimed by another worker" in caplog.text
+
+
+async def test_a_dispatcher_that_stalls_while_deciding_puts_its_sends_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three minutes lost inside the send-time check (no other daemon claims the row
+    meanwhile): the text is not sent on a decision that old, and another daemon's
+    housekeeping, running meanwhile, does not take it for lost. It goes back to the
+    queue."""
+    planned(world, row("A-1"))
+    provider = FakeProvider("sms")
+    debtors = Dispatcher._debtors
+
+    def stalled(self: Dispatcher, *args: Any) -> Any:
+        world.clock.advance(timedelta(minutes=3))
+        return debtors(self, *args)
+
+    keep = dispatcher_module.hold_sends
+
+    def while_others_keep_house(worker: str, ids: Any) -> None:
+        housekeeping(world.engine, world.clock.now(), "worker-D")
+        keep(worker, ids)
+
+    monkeypatch.setattr(Dispatcher, "_debtors", stalled)
+    monkeypatch.setattr(dispatcher_module, "hold_sends", while_others_keep_house)
+    report = await dispatcher(world, fake_sms(world, provider), worker="worker-A").tick()
+    assert dict(report.outcomes) == {"requeued": 1}
+    assert (the_attempt(world).status, len(provider.sent)) == ("queued", 0)
 
 
 async def test_a_dispatcher_past_its_lease_gives_back_no_step(world: World) -> None:

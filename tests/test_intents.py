@@ -86,6 +86,20 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("No mas correos por favor", {"email"}),
         ("no quiero recibir llamadas", {"voice"}),
         ("denme de baja", {"sms"}),
+        ("Quiero darme de baja", {"sms"}),
+        ("Cancelar suscripción", {"sms"}),
+        ("No quiero más mensajes", {"sms"}),
+        ("No quiero recibir más mensajes", {"sms"}),
+        ("No quiero que me llamen", {"voice"}),
+        ("No me vuelvan a llamar", {"voice"}),
+        ("No me sigan llamando", {"voice"}),
+        ("No me sigan mandando mensajes", {"sms"}),
+        ("no me envíen nada", {"sms"}),
+        ("Paren de llamarme", {"voice"}),
+        ("No llamen más", {"voice"}),
+        ("No me escriban", {"sms"}),
+        ("Déjenme en paz", {"sms"}),
+        ("Basta de mensajes", {"sms"}),
         ("ＳＴＯＰ ｐｌｅａｓｅ", {"sms"}),
     ],
 )
@@ -120,6 +134,12 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
         "quiero pagar el lunes",
         "no me alcanza",
         "pare de cobrar intereses y pago",
+        "No dejen de llamarme",  # keep calling me
+        "¿Cómo puedo dar de baja el pago automático?",  # cancel the autopay
+        "no quiero llamar, prefiero mensajes",
+        "no me manden la factura por correo",
+        "no me llegan los mensajes",
+        "por qué no me llaman?",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:

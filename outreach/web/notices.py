@@ -24,7 +24,7 @@ def notice_from(request: Request) -> list[tuple[str, str]]:
     """The notice the request's query carries, if the app sealed it; else none."""
     text = request.query_params.get("done")
     seal = request.query_params.get("seal", "")
-    if not text or not hmac.compare_digest(seal, _seal(request, text[:LONGEST])):
+    if not text or not hmac.compare_digest(seal.encode(), _seal(request, text[:LONGEST]).encode()):
         return []
     return [("ok", text[:LONGEST])]
 

@@ -10,13 +10,14 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from outreach.channels import load_email, load_sms
+from outreach.channels import RateLimit, RateLimits, load_email, load_sms
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.providers.base import Provider
 from outreach.providers.sendgrid_email import SendgridEmail
 from outreach.providers.transport import make_http_client
 from outreach.providers.twilio_sms import TwilioSms
+from outreach.ratelimit import RateLimiter
 from tests.conftest import REPO
 from tests.providers.conftest import (
     ACCOUNT_SID,
@@ -125,24 +126,26 @@ async def test_an_email_accepted_without_a_message_id_is_held_for_review(world: 
 async def test_credentials_refused_hold_every_text_until_they_are_fixed(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A rotated token refuses every message: not the messages' fault. They wait, with no
-    try counted, and go once the credentials work again."""
+    """A rotated token refuses every message: not the messages' fault. The batch's other
+    texts are not sent to be refused alike; they all wait, with no try counted, the error
+    is logged once, and they go once the credentials work again."""
     planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
     router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
-    route = router.post(MESSAGES).mock(
-        side_effect=[httpx.Response(401, json=load_json("rest/twilio_errors.json")["20003"])] * 3
-        + [CREATED] * 3
-    )
-    send = dispatcher(world, providers(world, router))
+    refused = httpx.Response(401, json=load_json("rest/twilio_errors.json")["20003"])
+    route = router.post(MESSAGES).mock(side_effect=[refused] + [CREATED] * 3)
+    # Three texts a second: the first one's answer comes before the second would leave.
+    limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=3, burst=1))})
+    send = dispatcher(world, providers(world, router), limiter)
     assert dict((await send.tick()).outcomes) == {"retry": 3}
+    assert route.call_count == 1
     waiting = rows_of(world.engine, attempts)
     assert [(a.status, a.tries, a.error_code) for a in waiting] == [("queued", 0, "20003")] * 3
-    assert "authentication failed: check TWILIO_ACCOUNT_SID" in caplog.text
-    assert "the messages wait and are tried again" in caplog.text
+    told = [r for r in caplog.records if "the messages wait and are tried again" in r.message]
+    assert len(told) == 1 and "authentication failed: check TWILIO_ACCOUNT_SID" in told[0].message
 
     world.clock.set(max(a.next_try_at for a in waiting))  # the token is fixed meanwhile
     assert dict((await send.tick()).outcomes) == {"sent": 3}
-    assert route.call_count == 6
+    assert route.call_count == 4
 
 
 async def test_an_api_key_refused_holds_the_email_until_it_is_fixed(world: World) -> None:

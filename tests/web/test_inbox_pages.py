@@ -246,6 +246,8 @@ def test_a_notice_shows_only_as_the_app_sealed_it(agent: httpx.Client, engine: E
     fake = "Your session expired: sign in again at https://example.net"
     assert fake not in agent.get("/inbox", params={"done": fake}).text
     assert fake not in agent.get("/inbox", params={"done": fake, "seal": "0" * 32}).text
+    forged = agent.get("/inbox", params={"done": fake, "seal": "é" * 32})
+    assert forged.status_code == 200 and fake not in forged.text
     token = page_token(agent, "/inbox")
     [message_id] = agent.get("/inbox").text.split('name="message_id" value="')[1:2]
     done = agent.post(

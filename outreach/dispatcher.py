@@ -564,11 +564,11 @@ class Dispatcher:
         give_back_steps(connection, withdrawn, now, self.worker)
         _apply_changes(connection, changes, self.worker)
         # Committed with the batch before any request leaves: a crash from here on leaves
-        # these as ``sending``, which housekeeping turns into ``unknown``.
-        # The lease from the clock of the moment: a process that stalled while deciding
-        # must not mark a send whose lease is over already (another daemon's housekeeping
-        # would take it for lost before it is put back). Its sends, checked for an instant
-        # long past, do not leave (``_send``) and go back to the queue.
+        # these as ``sending``, which housekeeping turns into ``unknown``. The lease runs
+        # from the clock of the moment: a process that stalled while deciding must not mark
+        # a send whose lease is over already (another daemon's housekeeping would take it
+        # for lost before it is put back); its sends, checked for an instant long past, do
+        # not leave (``_send``) and go back to the queue.
         marked = self.clock.now()
         _MARK_SENDING.execute(
             connection,
@@ -986,8 +986,8 @@ _NEVER_LEFT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "Proxy
 def _outage(error: ChannelError) -> bool:
     """The provider could not be reached, asked us to slow down or come back later, or
     refused our account or settings (``ChannelError.outage``): the message did not count
-    as tried. It is retried, however long that lasts; compliance
-    is asked again when it is finally sent."""
+    as tried. It is retried, however long that lasts; compliance is asked again when it is
+    finally sent."""
     if error.outage:
         return True
     if error.status_code is not None:

@@ -172,10 +172,18 @@ async def test_a_live_daemons_slow_batch_is_not_taken_for_lost(world: World) -> 
 
     other = asyncio.create_task(other_daemons_housekeeping())
     report = await send.tick(max_attempts=500)
+    assert held["lost"] == 0
+    # On this clock a check holds for 50 ms of real time (SEND_GRACE): a send resumed a
+    # little late goes back to the queue rather than leave on a lapsed check, and is sent
+    # by the next tick. None is taken for lost or held for review.
+    assert set(report.outcomes) <= {"sent", "requeued"}
+    while report.outcomes["requeued"]:
+        report = await send.tick(max_attempts=500)
+        assert set(report.outcomes) <= {"sent", "requeued"}
     other.cancel()
     assert held["lost"] == 0
-    assert dict(report.outcomes) == {"sent": 500}
     assert Counter(a.status for a in rows_of(world.engine, attempts)) == {"sent": 500}
+    assert len(provider.sent) == 500
 
 
 async def test_a_send_whose_outcome_could_not_be_recorded_is_held_by_its_own_daemon(

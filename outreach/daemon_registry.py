@@ -40,7 +40,7 @@ from outreach.config import Settings
 from outreach.config_digest import DIGEST_COVERS, SHORT, config_digest
 from outreach.models import DaemonInstance
 from outreach.process_identity import has_ended, pid_namespace, process_start
-from outreach.store import named_rows, table_of
+from outreach.store import delete_unheld, named_rows, table_of
 
 log = logging.getLogger("outreach.daemon_registry")
 
@@ -205,23 +205,14 @@ def remove_stale(connection: Connection, before: datetime) -> list[Any]:
     On PostgreSQL a row its daemon is refreshing at this moment is locked: it is skipped
     (that daemon is alive), and two daemons removing the same rows never wait for each
     other, so neither waits in a cycle with a refresh."""
-    stale = named_rows(
-        connection.execute(
-            select(
-                daemon_instances.c.id,
-                daemon_instances.c.worker,
-                daemon_instances.c.host,
-                daemon_instances.c.seen_at,
-            )
-            .where(daemon_instances.c.seen_at < before)
-            .with_for_update(skip_locked=True)
-        )
+    columns = (
+        daemon_instances.c.id,
+        daemon_instances.c.worker,
+        daemon_instances.c.host,
+        daemon_instances.c.seen_at,
     )
-    if stale:
-        connection.execute(
-            delete(daemon_instances).where(daemon_instances.c.id.in_([row.id for row in stale]))
-        )
-    return stale
+    stale = select(daemon_instances.c.id).where(daemon_instances.c.seen_at < before)
+    return delete_unheld(connection, daemon_instances, stale, returning=columns)
 
 
 def remove_ended(connection: Connection, namespace: str) -> list[Any]:
@@ -246,18 +237,8 @@ def remove_ended(connection: Connection, namespace: str) -> list[Any]:
     ended = [row.id for row in here if has_ended(row.pid, row.process_start)]
     if not ended:
         return []
-    held = named_rows(
-        connection.execute(
-            select(*columns)
-            .where(daemon_instances.c.id.in_(ended))
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if held:
-        connection.execute(
-            delete(daemon_instances).where(daemon_instances.c.id.in_([row.id for row in held]))
-        )
-    return held
+    gone = select(daemon_instances.c.id).where(daemon_instances.c.id.in_(ended))
+    return delete_unheld(connection, daemon_instances, gone, returning=columns)
 
 
 def live_daemons(connection: Connection, since: datetime) -> list[Any]:

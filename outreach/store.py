@@ -135,12 +135,22 @@ def lock_accounts(connection: Connection, ids: Iterable[int]) -> None:
         )
 
 
-def delete_unheld(connection: Connection, table: Table, ids: Select[tuple[int]]) -> None:
+def delete_unheld(
+    connection: Connection,
+    table: Table,
+    ids: Select[tuple[int]],
+    returning: Sequence[ColumnElement[Any]] = (),
+) -> list[Any]:
     """Deletes the rows of ``table`` whose ids ``ids`` selects, leaving those another
     transaction holds (PostgreSQL) to a later call: a clean-up that never waits for a
-    lock, so it cannot deadlock with the work it tidies after."""
+    lock, so it cannot deadlock with the work it tidies after. The rows deleted, as
+    ``returning`` (none if not asked for)."""
     held_back = ids.with_for_update(skip_locked=True)
-    connection.execute(delete(table).where(table.c.id.in_(held_back)))
+    statement = delete(table).where(table.c.id.in_(held_back))
+    if not returning:
+        connection.execute(statement)
+        return []
+    return named_rows(connection.execute(statement.returning(*returning)))
 
 
 def hold_writes(connection: Connection) -> None:

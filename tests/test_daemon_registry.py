@@ -30,8 +30,10 @@ from outreach.daemon_registry import Registration, daemon_instances, stale_after
 from outreach.process_identity import pid_namespace, process_start
 from tests.conftest import NOW, REPO
 from tests.test_cli import outreach
-from tests.test_daemon import START, Running, wait_until
+from tests.test_daemon import START, Running, running, wait_until
 from tests.test_planner import make_settings
+
+__all__ = ["running"]  # a fixture, used by name
 
 WARNED = "accounts are planned by whichever daemon claims them"
 
@@ -444,14 +446,6 @@ def test_run_once_registers_warns_and_leaves(
 
 
 # --- real daemons --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def running() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
 
 
 def started(env: dict[str, str], tmp_path: Path, running: list[Running], what: str) -> Running:

@@ -224,21 +224,28 @@ def remove_ended(connection: Connection, namespace: str) -> list[Any]:
         daemon_instances.c.worker,
         daemon_instances.c.host,
         daemon_instances.c.pid,
+        daemon_instances.c.pid_namespace,
         daemon_instances.c.process_start,
     )
     here = named_rows(
-        connection.execute(
-            select(*columns).where(
-                daemon_instances.c.pid_namespace == namespace,
-                daemon_instances.c.process_start.is_not(None),
-            )
-        )
+        connection.execute(select(*columns).where(daemon_instances.c.pid_namespace == namespace))
     )
-    ended = [row.id for row in here if has_ended(row.pid, row.process_start)]
+    ended = [row.id for row in here if process_ended(row, namespace)]
     if not ended:
         return []
     gone = select(daemon_instances.c.id).where(daemon_instances.c.id.in_(ended))
     return delete_unheld(connection, daemon_instances, gone, returning=columns)
+
+
+def process_ended(row: Any, namespace: str | None) -> bool:
+    """Whether the daemon of registry ``row`` ran in pid namespace ``namespace`` (this
+    process's, ``process_identity.pid_namespace``) and its process has ended."""
+    return (
+        namespace is not None
+        and row.pid_namespace == namespace
+        and row.process_start is not None
+        and has_ended(row.pid, row.process_start)
+    )
 
 
 def live_daemons(connection: Connection, since: datetime) -> list[Any]:

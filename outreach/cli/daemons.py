@@ -11,8 +11,13 @@ from rich.table import Table
 from outreach import __version__
 from outreach.cli.common import out, with_database
 from outreach.config_digest import DIGEST_COVERS, SHORT, config_digest
-from outreach.daemon_registry import CONSEQUENCE, differences, registered_daemons
-from outreach.process_identity import has_ended, pid_namespace
+from outreach.daemon_registry import (
+    CONSEQUENCE,
+    differences,
+    process_ended,
+    registered_daemons,
+)
+from outreach.process_identity import pid_namespace
 
 
 def daemons(ctx: typer.Context) -> None:
@@ -64,14 +69,7 @@ ENDED = "its process has ended (removed at a daemon's next refresh)"
 def _ended_here(found: list[Any]) -> set[str]:
     """The workers whose process ran where this command runs and has ended."""
     namespace = pid_namespace()
-    return {
-        daemon.worker
-        for daemon in found
-        if namespace is not None
-        and daemon.pid_namespace == namespace
-        and daemon.process_start is not None
-        and has_ended(daemon.pid, daemon.process_start)
-    }
+    return {daemon.worker for daemon in found if process_ended(daemon, namespace)}
 
 
 def _when(at: datetime) -> str:

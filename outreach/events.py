@@ -148,10 +148,72 @@ def apply_batch(
     # In the order things happened: an opt-out and an opt-in in one batch end as they should.
     for index in sorted(stored, key=lambda i: (events[i].occurred_at, i)):
         answers[index] = _act(connection, events[index], found[index], stored[index], now, policy)
+    _keep_answers(connection, {stored[i]: text for i, text in answers.items() if text})
+    answers |= _earlier_answers(connection, items, stored, answers)
     return [
         EventResult(index in stored, answers.get(index), _script(found[index]))
         for index in range(len(items))
     ]
+
+
+def _keep_answers(connection: Connection, answers: Mapping[int, str]) -> None:
+    """Store what each event was answered with, by its row id."""
+    if answers:
+        connection.execute(
+            update(provider_events)
+            .where(provider_events.c.id == bindparam("event_id"))
+            .values(answer=bindparam("text")),
+            [{"event_id": event_id, "text": text} for event_id, text in answers.items()],
+        )
+
+
+def _earlier_answers(
+    connection: Connection,
+    items: Sequence[Incoming],
+    stored: Mapping[int, int],
+    answers: Mapping[int, str | None],
+) -> dict[int, str]:
+    """What each duplicate's first copy was answered with, by index in ``items``.
+
+    A provider retries a request when it did not get the answer (Twilio, for one, after a
+    timeout), so the text it never received must go out with the retry: an opt-out's one
+    confirmation would be lost otherwise. A first copy in this same batch answers for its
+    duplicates; one stored before answers from its row.
+    """
+    repeated = [index for index in range(len(items)) if index not in stored]
+    if not repeated:
+        return {}
+    by_key: dict[str, str] = {}
+    by_token: dict[tuple[str, str], str] = {}
+    for index, text in answers.items():
+        if text:
+            by_key[items[index].event.dedupe_key] = text
+            if (token := _token(items[index])) is not None:
+                by_token[token] = text
+    keys = {items[i].event.dedupe_key for i in repeated} - by_key.keys()
+    tokens = {token for i in repeated if (token := _token(items[i])) is not None} - by_token.keys()
+    if keys or tokens:
+        table = provider_events.c
+        query = select(table.dedupe_key, table.provider, table.request_token, table.answer).where(
+            table.answer.is_not(None),
+            or_(table.dedupe_key.in_(keys), table.request_token.in_({t for _, t in tokens})),
+        )
+        for row in connection.execute(query):
+            by_key.setdefault(row.dedupe_key, row.answer)
+            if row.request_token:
+                by_token.setdefault((row.provider, row.request_token), row.answer)
+    found: dict[int, str] = {}
+    for index in repeated:
+        token = _token(items[index])
+        text = by_key.get(items[index].event.dedupe_key) or (by_token.get(token) if token else None)
+        if text:
+            found[index] = text
+    return found
+
+
+def _token(item: Incoming) -> tuple[str, str] | None:
+    """The provider's token for the request that carried ``item``, if it sent one."""
+    return (item.event.provider, item.request_token) if item.request_token else None
 
 
 def find_attempts(connection: Connection, events: Sequence[ProviderEvent]) -> list[Any | None]:
@@ -183,7 +245,7 @@ def _store(
     rows: dict[str, tuple[int, dict[str, Any]]] = {}
     for index, item in enumerate(items):
         event, attempt = item.event, found[index]
-        token = (event.provider, item.request_token) if item.request_token else None
+        token = _token(item)
         if event.dedupe_key in seen_keys or (token is not None and token in seen_tokens):
             continue
         seen_keys.add(event.dedupe_key)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from outreach.compliance_store import inbox_messages
-from outreach.events import EventPolicy, apply_events
+from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
 from outreach.providers.base import EventType
 from outreach.replies import REPLY_PAUSE_REASON
 from outreach.store import accounts, compliance_events, contact_points, suppressions
@@ -59,6 +59,45 @@ def test_stop_suppresses_the_number_on_every_account_and_is_confirmed_once(
     }
     assert {m.body for m in thread} == {WE_ANSWER.replies.opt_out_confirmation}
     assert account(engine, first).paused_until is None
+
+
+def test_a_retried_request_gets_the_answer_its_first_copy_got(engine: Engine) -> None:
+    """A provider retries what it got no answer to, so the first answer never reached the
+    debtor: the retry carries it, whether known by its key, by its token or in one batch,
+    and the opt-out is recorded once."""
+    add_account(engine)
+    confirmation = TWILIO_ANSWERS.replies.opt_out_confirmation
+    stop = inbound("please stop texting me", key="SM1")
+    retried_elsewhere = inbound("please stop texting me", key="SM1-other-key")
+    with engine.begin() as connection:
+        first = apply_batch(connection, [Incoming(stop, "tok-1")], NOW, TWILIO_ANSWERS)
+    with engine.begin() as connection:
+        by_key = apply_batch(connection, [Incoming(stop, "tok-2")], NOW, TWILIO_ANSWERS)
+    with engine.begin() as connection:
+        by_token = apply_batch(
+            connection, [Incoming(retried_elsewhere, "tok-1")], NOW, TWILIO_ANSWERS
+        )
+    results = [*first, *by_key, *by_token]
+    assert [(r.stored, r.answer) for r in results] == [
+        (True, confirmation), (False, confirmation), (False, confirmation)
+    ]  # fmt: skip
+    assert len(rows(engine, suppressions)) == 1
+    assert len(rows(engine, inbox_messages, direction="outbound")) == 1
+    assert [row.answer for row in rows(engine, provider_events)] == [confirmation]
+
+
+def test_copies_in_one_batch_share_the_answer_and_a_new_message_gets_none(
+    engine: Engine,
+) -> None:
+    add_account(engine)
+    confirmation = TWILIO_ANSWERS.replies.opt_out_confirmation
+    stop, later = inbound("no more texts", key="SM1"), inbound("no more texts!", key="SM2")
+    result = apply_events(engine, [stop, stop, later], NOW, TWILIO_ANSWERS)
+    assert [(r.stored, r.answer) for r in result.results] == [
+        (True, confirmation), (False, confirmation), (True, None)
+    ]  # fmt: skip
+    again = apply_events(engine, [later], NOW, TWILIO_ANSWERS)
+    assert [(r.stored, r.answer) for r in again.results] == [(False, None)]
 
 
 def test_twilio_answers_its_own_keywords_so_outreach_stays_silent(engine: Engine) -> None:

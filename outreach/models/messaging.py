@@ -141,6 +141,9 @@ class ProviderEvent(SQLModel, table=True):
     occurred_at: datetime | None = when(nullable=True)
     received_at: datetime = when()
     payload: dict[str, Any] = document()
+    # The text this event was answered with (an SMS opt-out's confirmation), so that a
+    # retried request, whose first answer never reached the provider, gets it again.
+    answer: str | None = text(nullable=True)
 
 
 class SuppressionReason(StrEnum):

@@ -146,14 +146,16 @@ def test_an_inbound_reply_reaches_the_inbox_and_twiml_answers_nothing(
 
 
 def test_a_stop_in_words_is_confirmed_once_in_twiml(engine: Engine, server: Server) -> None:
+    """Once: a retry of the same request is answered as the first was, since Twilio retries
+    only what it got no answer to; another message after the stop is not answered."""
     add_account(engine)
-    first = server.send(sms_inbound("please stop texting me", sid="SM1"))
-    replayed = server.send(sms_inbound("please stop texting me", sid="SM1"))
+    first = server.send(sms_inbound("please stop texting me", sid="SM1"), **{IDEMPOTENCY: "t1"})
+    retried = server.send(sms_inbound("please stop texting me", sid="SM1"), **{IDEMPOTENCY: "t1"})
     again = server.send(sms_inbound("stop texting me!!", sid="SM2"))
     confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
     assert first.text.count("<Message>") == 1
     assert f"<Message>{confirmation}</Message>" in first.text
-    assert "<Message>" not in replayed.text
+    assert retried.text == first.text
     assert "<Message>" not in again.text
     assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
 

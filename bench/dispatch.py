@@ -20,6 +20,7 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, insert, select
 
@@ -34,7 +35,8 @@ from outreach.dispatcher import Dispatcher
 from outreach.providers.transport import make_http_client
 from outreach.providers.twilio_sms import TwilioSms
 from outreach.ratelimit import RateLimiter
-from outreach.store import contact_points
+from outreach.store import accounts, columns_of, contact_points
+from outreach.written_facts import FACT_COLUMNS, facts_digest
 
 # The bench sends from one number as fast as the server answers.
 UNLIMITED = """rate_limits:
@@ -50,17 +52,22 @@ PROCESSES = os.cpu_count() or 1
 
 
 def queue_attempts(engine: Engine, now: datetime) -> int:
+    """An SMS attempt queued for every account, as the planner leaves them: each with the
+    digest of the facts it was written from, which the dispatcher checks again."""
     with engine.begin() as connection:
         points = connection.execute(
-            select(contact_points.c.account_id, contact_points.c.address, contact_points.c.id)
+            select(contact_points.c.account_id, contact_points.c.address, contact_points.c.id,
+                   *columns_of(accounts, FACT_COLUMNS))
+            .join(accounts, accounts.c.id == contact_points.c.account_id)
             .where(contact_points.c.channel == "sms")
             .order_by(contact_points.c.account_id)
-        ).all()
+        ).all()  # fmt: skip
         rows = [
             {"account_id": p.account_id, "contact_point_id": p.id,
              "idempotency_key": f"{p.account_id}:bench:sms", "step_key": "bench",
              "channel": "sms", "to_address": p.address, "template_name": "overdue",
              "tone": "friendly", "locale": "en", "body": BODY, "status": "queued",
+             "facts_digest": facts_digest(p, now.astimezone(ZoneInfo(p.timezone)).date()),
              "automated": True, "tries": 0, "next_try_at": now, "created_at": now,
              "updated_at": now}
             for p in points

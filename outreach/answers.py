@@ -44,7 +44,6 @@ from outreach.compliance_store import (
 from outreach.errors import NotFoundError, TemplateError
 from outreach.inbox import handle
 from outreach.models import AccountStatus, AttemptStatus, InboxStatus
-from outreach.plan_account import home_zone
 from outreach.rendering.answer_text import check_answer_shown
 from outreach.rendering.context import (
     ANSWER_TEMPLATE,
@@ -59,6 +58,7 @@ from outreach.rendering.render import Rendered, Renderer
 from outreach.store import accounts, hold_writes, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
+from outreach.written_facts import home_zone
 
 ANSWERED_CHANNELS = ("sms", "email")
 MAX_ANSWER_CHARS = 2000

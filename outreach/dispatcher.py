@@ -64,6 +64,7 @@ from outreach.store import (
     promises_to_pay,
     suppressions,
 )
+from outreach.written_facts import FACT_COLUMNS, OUT_OF_DATE, still_true
 
 if TYPE_CHECKING:
     from outreach.dispatch_processes import DispatchProcesses
@@ -93,8 +94,8 @@ RATE_HORIZON = 20.0
 RATE_WAIT = timedelta(seconds=10)
 # What the recheck reads of an account: what compliance and ``_account_closed`` use, and
 # no more (every date read is a conversion).
-RECHECK_ACCOUNT_COLUMNS = ("id", "reference", "timezone", "jurisdiction", "collector_type",
-                           "status", "paused_until", "cadence")  # fmt: skip
+RECHECK_ACCOUNT_COLUMNS = ("id", "jurisdiction", "status", "paused_until", "cadence",
+                           *FACT_COLUMNS)  # fmt: skip
 
 
 class SlotReserver(Protocol):
@@ -498,7 +499,11 @@ class Dispatcher:
             for row in turn:
                 account = account_rows[row.account_id]
                 record = records[account.id]
-                why_not = _account_closed(account, row, now, held) or _address_unused(record, row)
+                why_not = (
+                    _account_closed(account, row, now, held)
+                    or _address_unused(record, row)
+                    or self._out_of_date(account, record, row, now)
+                )
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                     if self._gives_back(account, why_not):
@@ -625,6 +630,17 @@ class Dispatcher:
         for account_id in reply_holds(connection, lapsed, at, reply_pause):
             held[account_id] = "account paused"
         return account_rows, records, held
+
+    def _out_of_date(
+        self, account: Any, record: DebtorRecord, row: Any, now: datetime
+    ) -> str | None:
+        """Why a cadence message may no longer state what is true: the account's facts,
+        or the debtor's day, have changed since it was written."""
+        if row.facts_digest is None:
+            return None  # an agent's answer, or written before digests were kept
+        if still_true(account, row.facts_digest, self.rules, record.jurisdiction, now):
+            return None
+        return OUT_OF_DATE
 
     def _gives_back(self, account: Any, why_not: str) -> bool:
         """Whether a cancelled message's step goes back to the cadence. Not when only this

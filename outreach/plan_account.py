@@ -37,6 +37,7 @@ from outreach.models import AttemptStatus, StepOutcome
 from outreach.rendering.context import Company, MessageFacts, build_context
 from outreach.rendering.render import Renderer
 from outreach.unsubscribe import unsubscribe_url
+from outreach.written_facts import account_zone, facts_digest
 
 # A stopped or finished-but-unsettled account is looked at again after this long.
 RECHECK = timedelta(days=1)
@@ -118,7 +119,7 @@ def _cadence(
             None,
             None,
         )
-    zone = account.timezone or home_zone(kit.rules, record.jurisdiction)
+    zone = account_zone(account, kit.rules, record.jurisdiction)
     facts = AccountFacts(
         due_date=account.due_date,
         balance=Decimal(account.balance_minor).scaleb(-currency_exponent(account.currency)),
@@ -251,6 +252,7 @@ def _attempt(
         "body": rendered.text,
         "body_html": rendered.html,
         "voicemail": rendered.voicemail,
+        "facts_digest": facts_digest(account, today),
         "status": AttemptStatus.QUEUED,
         "automated": True,
         "tries": 0,
@@ -301,10 +303,3 @@ def _held(record: DebtorRecord, kind: str, now: datetime) -> bool:
     return bool(record.events) and (
         latest_hold(record.events, kind, (record.reference,), now) is not None
     )
-
-
-def home_zone(rules: RuleSet, jurisdiction: str) -> str:
-    """The zone an account without one of its own counts its days in: its state's first,
-    else its country's first."""
-    zones = rules.region_zones(jurisdiction) or rules.all_zones(jurisdiction.split("-")[0])
-    return zones[0] if zones else "UTC"

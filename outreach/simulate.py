@@ -34,12 +34,12 @@ from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
 from outreach.importing.cells import spreadsheet_safe
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
-from outreach.plan_account import home_zone
 from outreach.planner import Planner
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.store import accounts, promises_to_pay
+from outreach.written_facts import home_zone
 
 COPY_CHUNK = 5_000
 # Tables that hang off an account, copied for the accounts simulated.

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
 from pydantic import SecretStr
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from outreach.channels import RateLimit, RateLimits, load_sms
@@ -30,6 +30,8 @@ from outreach.providers.failures import transport_failure
 from outreach.providers.transport import make_http_client
 from outreach.providers.twilio_sms import TwilioSms
 from outreach.ratelimit import RateLimiter
+from outreach.store import accounts
+from outreach.written_facts import facts_digest
 from tests.conftest import REPO
 from tests.test_dispatcher import (
     FakeProvider,
@@ -44,6 +46,7 @@ from tests.test_planner import WORKER, World, make_settings, publish_templates, 
 
 pytestmark = pytest.mark.anyio
 
+NOV_3 = date(2026, 11, 3)
 WINDOW_END = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)  # 21:00 on 2026-11-02 in Boston
 
 
@@ -136,6 +139,11 @@ async def test_attempts_of_one_account_in_one_batch_count_each_other(
     assert dict((await dispatcher(world).tick()).outcomes) == {"deferred": 1}
     clock.set(datetime(2026, 11, 3, 13, tzinfo=UTC))  # 08:00: the next step is due too
     world.planner().tick()
+    # Both stating today's facts (the deferred one would otherwise be written afresh, as
+    # written yesterday), so that one batch decides both.
+    with engine.begin() as connection:
+        account = connection.execute(select(accounts).where(accounts.c.id == ids["MA-1"])).one()
+        connection.execute(update(attempts).values(facts_digest=facts_digest(account, NOV_3)))
     report = await dispatcher(world).tick()
     assert dict(report.outcomes) == {"sent": 1, "deferred": 1}
     texts = [a for a in rows_of(engine, attempts) if a.sent_at is not None]

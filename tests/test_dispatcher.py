@@ -48,6 +48,7 @@ from outreach.providers.base import (
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.store import cadence_steps
+from outreach.written_facts import OUT_OF_DATE
 from tests.conftest import NOW
 from tests.eventdata import inbound
 from tests.test_import_accounts import row
@@ -356,8 +357,46 @@ async def test_a_window_closing_before_sending_defers_the_attempt(world: World) 
     world.clock.set(opens - timedelta(seconds=1))
     assert (await send.tick()).claimed == 0
     world.clock.set(opens)
+    # Written yesterday, it would say "N days past due" a day short: written afresh.
+    assert dict((await send.tick()).outcomes) == {"cancelled": 1}
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
     assert dict((await send.tick()).outcomes) == {"sent": 1}
-    assert the_attempt(world).sent_at == opens
+    [sent] = rows_of(world.engine, attempts, attempts.c.status == "sent")
+    assert (sent.sent_at, sent.created_at) == (opens, opens)
+
+
+async def test_a_message_whose_balance_changed_since_planning_is_written_afresh(
+    world: World,
+) -> None:
+    """A partial payment between planning and sending: the queued text states the old
+    balance, so it is not sent; its step goes back and is written with the new one."""
+    ids = planned(world, row("A-1"))
+    old = the_attempt(world)
+    assert "$120.50" in old.body
+    assert record_payment(world.engine, world.clock, "A-1", "20.00")[0]
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    cancelled = the_attempt(world)
+    assert (cancelled.id, cancelled.status) == (old.id, "cancelled")
+    assert cancelled.error_message == OUT_OF_DATE
+    assert outbox_lines(world) == []
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [fresh] = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert (fresh.step_key, fresh.idempotency_key) == (old.step_key, old.idempotency_key)
+    assert "$100.50" in fresh.body and "$120.50" not in fresh.body
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+    [line] = outbox_lines(world)
+    assert "$100.50" in line["body"]
+    assert old.step_key in steps_taken(world, ids["A-1"])
+
+
+async def test_a_message_whose_facts_still_hold_is_sent_as_written(world: World) -> None:
+    """What the message does not state (a pause that has ended, the time of day, another
+    column) changes nothing: it goes as planned."""
+    planned(world, row("A-1"))
+    with world.engine.begin() as connection:
+        connection.execute(update(store.accounts).values(pause_reason="checked", updated_at=NOW))
+    world.clock.set(NOW + timedelta(hours=1))
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
 
 
 @pytest.mark.parametrize(

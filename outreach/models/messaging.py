@@ -50,6 +50,9 @@ class Attempt(SQLModel, table=True):
     body: str = text()
     body_html: str | None = text(nullable=True)
     voicemail: str | None = text(nullable=True)  # voice: what a machine is left
+    # A cadence message: a digest of the account's facts it was written from, checked
+    # again before it leaves (``outreach.written_facts``).
+    facts_digest: str | None = short(16, nullable=True, default=None)
     status: str = short(16, default=AttemptStatus.QUEUED)
     # What came of it, in compliance's words (no_answer, voicemail, conversation, busy...).
     outcome: str | None = short(32, nullable=True, default=None)

@@ -180,7 +180,9 @@ def _earlier_answers(
     confirmation would be lost otherwise. A first copy in this same batch answers for its
     duplicates; one stored before answers from its row.
     """
-    repeated = [index for index in range(len(items)) if index not in stored]
+    # Only what the debtor wrote is ever answered: a repeated delivery receipt looks
+    # nothing up.
+    repeated = [i for i in range(len(items)) if i not in stored and items[i].event.body is not None]
     if not repeated:
         return {}
     by_key: dict[str, str] = {}
@@ -192,13 +194,17 @@ def _earlier_answers(
                 by_token[token] = text
     keys = {items[i].event.dedupe_key for i in repeated} - by_key.keys()
     tokens = {token for i in repeated if (token := _token(items[i])) is not None} - by_token.keys()
-    if keys or tokens:
-        table = provider_events.c
-        query = select(table.dedupe_key, table.provider, table.request_token, table.answer).where(
-            table.answer.is_not(None),
-            or_(table.dedupe_key.in_(keys), table.request_token.in_({t for _, t in tokens})),
-        )
-        for row in connection.execute(query):
+    table = provider_events.c
+    found_rows: list[Any] = []
+    if keys:  # each by its unique key
+        found_rows += connection.execute(_ANSWERS.where(table.dedupe_key.in_(keys))).all()
+    for provider in {provider for provider, _ in tokens}:  # by the unique (provider, token)
+        wanted = [token for named, token in tokens if named == provider]
+        found_rows += connection.execute(
+            _ANSWERS.where(table.provider == provider, table.request_token.in_(wanted))
+        ).all()
+    for row in found_rows:
+        if row.answer is not None:
             by_key.setdefault(row.dedupe_key, row.answer)
             if row.request_token:
                 by_token.setdefault((row.provider, row.request_token), row.answer)
@@ -212,8 +218,19 @@ def _earlier_answers(
 
 
 def _token(item: Incoming) -> tuple[str, str] | None:
-    """The provider's token for the request that carried ``item``, if it sent one."""
-    return (item.event.provider, item.request_token) if item.request_token else None
+    """The provider's token for the request that carried ``item``, if it sent one, as
+    stored."""
+    token = item.request_token
+    return (item.event.provider, token[:_TOKEN_LENGTH]) if token else None
+
+
+_TOKEN_LENGTH = 128  # the column's
+_ANSWERS = select(
+    provider_events.c.dedupe_key,
+    provider_events.c.provider,
+    provider_events.c.request_token,
+    provider_events.c.answer,
+)
 
 
 def find_attempts(connection: Connection, events: Sequence[ProviderEvent]) -> list[Any | None]:
@@ -270,7 +287,7 @@ def _row(item: Incoming, attempt: Any | None, now: datetime) -> dict[str, Any]:
         "attempt_id": attempt.id if attempt is not None else None,
         "account_id": attempt.account_id if attempt is not None else None,
         "dedupe_key": event.dedupe_key,
-        "request_token": (item.request_token or "")[:128] or None,
+        "request_token": (item.request_token or "")[:_TOKEN_LENGTH] or None,
         "occurred_at": event.occurred_at,
         "received_at": now,
         "payload": _storable(event.payload),

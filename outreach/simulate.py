@@ -148,7 +148,13 @@ async def _run(
             # Pauses that end and promises that break on the way change what is sent.
             housekeeping(engine, clock.now(), "simulate", reply_pause=reply_pause)
             await asyncio.to_thread(planner.tick)
-            await dispatcher.tick()
+            report = await dispatcher.tick()
+            if report.outcomes.get("cancelled"):
+                # A message cancelled before it left may have given its step back (to be
+                # written afresh, say, once the debtor's day has turned): the daemon's next
+                # ticks, seconds later, plan and send it again; here, at the same instant.
+                await asyncio.to_thread(planner.tick)
+                await dispatcher.tick()
             events = [
                 e
                 for box in outboxes.values()

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy import event as sqlalchemy_event
 
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import load_debtors
@@ -64,6 +65,27 @@ def test_a_retried_request_is_known_by_its_token_even_with_another_key(engine: E
     assert [first[0].stored, retried[0].stored, other[0].stored] == [True, False, True]
     stored = rows(engine, provider_events)
     assert [row.request_token for row in stored] == ["token-1", "token-2"]
+
+
+def test_a_repeated_receipt_looks_up_no_answer(engine: Engine) -> None:
+    """Only what a debtor wrote is ever answered: a repeated delivery receipt (most of the
+    duplicates a provider sends) costs no lookup of an earlier answer."""
+    add_attempt(engine, add_account(engine))
+    delivered = event(EventType.DELIVERED, provider_message_id="SM0001", key="d")
+    apply_events(engine, [delivered], NOW)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with engine.begin() as connection:
+            again = apply_batch(connection, [Incoming(delivered, "token-9")], NOW)
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", seen)
+    assert [(r.stored, r.answer) for r in again] == [(False, None)]
+    assert not [s for s in statements if "answer" in s and s.lstrip().startswith("SELECT")]
 
 
 def test_an_event_for_an_unknown_message_is_kept(engine: Engine) -> None:

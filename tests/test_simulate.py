@@ -12,7 +12,7 @@ it waits for 08:00.
 from __future__ import annotations
 
 import csv
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -70,6 +70,22 @@ def test_the_forecast_names_each_contact_its_local_time_and_each_wait(
     assert counts(engine) == (0, 0)
     assert not (tmp_path / "outbox.jsonl").exists()
     assert not world.settings.outbox_path.exists()
+
+
+def test_a_message_deferred_past_midnight_is_written_afresh_and_forecast_at_opening(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults
+) -> None:
+    """Planned seconds before the window closes and deferred at sending: by morning its
+    "days past due" is a day short, so it is written afresh, and goes at 08:00 as the
+    daemon would send it, not a day later."""
+    start = datetime(2026, 11, 3, 1, 59, 59, 500000, tzinfo=UTC)  # 20:59:59.5 in Boston
+    world = world_of(engine, tmp_path, FixedClock(start), defaults)
+    world.load(row("A-1"))
+    rows = simulate(engine, world.settings, start, 2)
+    assert [(r.day, r.local_time, r.step, r.outcome) for r in rows] == [
+        ("2026-11-02", "20:59", "overdue-10d", "deferred"),
+        ("2026-11-03", "08:00", "overdue-10d", "sent"),
+    ]
 
 
 def test_a_pattern_and_a_span_choose_what_is_forecast(

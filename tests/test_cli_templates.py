@@ -140,7 +140,8 @@ def test_preview_stops_a_template_that_would_render_for_ever(
         "templates", "preview", "overdue", "-c", "sms", "-t", "firm", env=env, cwd=workdir
     )
     assert result.returncode == 2
-    assert "lint: sms/overdue.firm.j2: RENDER_LIMIT" in result.stderr
+    assert "lint: sms/overdue.firm.j2:1: RENDER_LIMIT" in result.stderr
+    assert "took more than 100000 steps" in result.stderr
     assert "does not render" in result.stderr
 
 

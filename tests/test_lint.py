@@ -13,7 +13,7 @@ from outreach.rendering.answer_styles import MAX_CONDITIONS, Uncheckable
 from outreach.rendering.answer_text import check_answer_shown, shown_text, shown_texts
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
-from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from outreach.rendering.lint import MAX_TEMPLATE_CHARACTERS, LintIssue, LintPolicy, lint_sources
 from outreach.rendering.lint_limits import lint_sources_bounded, preview_bounded
 from outreach.rendering.render import Rendered
 from tests.conftest import REPO
@@ -780,21 +780,49 @@ DOUBLING = (
     "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}"
     "{% endmacro %}{{ f('x', 40) }} {{ opt_out_text }}"
 )
+# Within every bound of a render (``limits``), yet slower than the time limit below: a
+# long text wrapped word by word, once for each sample account. Only the checks' time limit
+# stops it.
+SLOW_WITHIN_BOUNDS = "{{ (('a ' * 400000)|wordwrap(79))|length }}{{ opt_out_text }}"
 
 
-def test_a_template_that_would_render_for_ever_is_refused_and_lint_goes_on() -> None:
+def test_a_template_past_a_renders_bounds_is_refused_with_its_line() -> None:
     later = "sms/z.friendly.j2"
     sources = {**PARTIALS, SMS: NESTED_LOOPS, later: "{{ 1 // 0 }} {{ opt_out_text }}"}
-    issues = lint_sources_bounded(sources, company(), paths=[SMS, later], seconds=1.5)
+    issues = lint_sources_bounded(sources, company(), paths=[SMS, later])
+    assert [(i.path, i.code, i.line) for i in issues] == [
+        (SMS, "RENDER_LIMIT", 1), (later, "RENDER_ERROR", 1)
+    ]  # fmt: skip
+    assert "took more than 100000 steps" in issues[0].message
+
+
+def test_a_template_that_takes_too_long_is_stopped_and_lint_goes_on() -> None:
+    later = "sms/z.friendly.j2"
+    sources = {**PARTIALS, SMS: SLOW_WITHIN_BOUNDS, later: "{{ 1 // 0 }} {{ opt_out_text }}"}
+    issues = lint_sources_bounded(sources, company(), paths=[SMS, later], seconds=0.25)
     assert [(i.path, i.code) for i in issues] == [(SMS, "RENDER_LIMIT"), (later, "RENDER_ERROR")]
-    assert "took more than 1.5 s" in issues[0].message
+    assert "took more than 0.25 s" in issues[0].message
 
 
-@pytest.mark.parametrize("source", [HUGE_WIDTH, DOUBLING], ids=["format-width", "doubling"])
-def test_a_template_that_would_fill_the_memory_is_refused_with_its_line(source: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [(HUGE_WIDTH, "a format with a width or precision too large to be bounded"),
+     (DOUBLING, "a value of more than 1000000 characters or items")],
+    ids=["format-width", "doubling"],
+)  # fmt: skip
+def test_a_template_that_would_fill_the_memory_is_refused_with_its_line(
+    source: str, said: str
+) -> None:
     issues = lint_sources_bounded({**PARTIALS, SMS: source}, company(), paths=[SMS])
-    assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", 1)]
-    assert "MemoryError: what it builds is larger than a message may use" in issues[0].message
+    assert [(i.code, i.line) for i in issues] == [("RENDER_LIMIT", 1)]
+    assert said in issues[0].message
+
+
+def test_a_template_too_large_is_refused_before_it_is_read() -> None:
+    source = "{{ opt_out_text }}" + "x" * MAX_TEMPLATE_CHARACTERS
+    issues = lint_sources({**PARTIALS, SMS: source}, company(), paths=[SMS])
+    assert [(i.path, i.code) for i in issues] == [(SMS, "TOO_LARGE")]
+    assert "50,000" in issues[0].message
 
 
 def test_bounded_lint_finds_what_lint_finds() -> None:

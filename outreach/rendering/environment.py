@@ -17,13 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FunctionLoader, StrictUndefined
+from jinja2 import FunctionLoader, StrictUndefined, nodes
 from jinja2.environment import Template, TemplateModule
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import TemplateError
 from outreach.rendering.context import Company, Debtor, LocalTexts
+from outreach.rendering.limits import (
+    bound_loops,
+    bounded_concat,
+    bounded_filters,
+    check_binop,
+    check_call,
+    checked,
+    spend,
+)
 
 CHANNELS = ("sms", "email", "voice")
 PARTIALS_DIR = "_partials"
@@ -131,13 +140,36 @@ class MessageTemplate(Template):
 
 
 class MessageEnvironment(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox, remembering its attribute verdicts for value types."""
+    """Jinja2's immutable sandbox, remembering its attribute verdicts for value types, and
+    keeping each render within its bounds (``outreach.rendering.limits``)."""
 
     template_class = MessageTemplate
+    # Operators that can make a value of any size from small ones.
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    concat = staticmethod(bounded_concat)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._verdicts: dict[tuple[type, str], bool] = {}
+        self.filters = bounded_filters(self.filters)
+
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        return super()._generate(bound_loops(source), name, filename, defer_init)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        # A slice is a copy: as large as what it is taken from.
+        return checked(super().getitem(obj, argument))
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        spend()
+        check_binop(operator, left, right)
+        return checked(super().call_binop(context, operator, left, right))
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         # A plain dict rather than Jinja's ChainMap over the environment's globals: every
@@ -152,8 +184,10 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        spend()
         if type(__obj) is not Macro:
-            return super().call(__context, __obj, *args, **kwargs)
+            check_call(__obj, args, kwargs)
+            return checked(super().call(__context, __obj, *args, **kwargs))
         # A template's own macro (a partial's layout, its caller block) is always safe to
         # call: what the sandbox and ``Context.call`` would do comes down to dropping the
         # private arguments and passing the evaluation context (a macro takes it, to mark
@@ -161,7 +195,7 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         kwargs.pop("_block_vars", None)
         kwargs.pop("_loop_vars", None)
         try:
-            return __obj(__context.eval_ctx, *args, **kwargs)
+            return checked(__obj(__context.eval_ctx, *args, **kwargs))
         except StopIteration:
             return __context.environment.undefined(
                 "value was undefined because a callable raised a StopIteration exception"

@@ -40,6 +40,7 @@ from outreach.rendering.context import (
     variables_for,
 )
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
+from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer, RenderError
 
 DEFAULT_MAX_SMS_SEGMENTS = 3
@@ -63,6 +64,9 @@ class LintIssue:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: {self.code}: {self.message}"
+
+
+MAX_TEMPLATE_CHARACTERS = 50_000
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,14 @@ def lint_one(
     samples: tuple[MessageFacts, ...],
     today: date,
 ) -> list[LintIssue]:
+    if len(source) > MAX_TEMPLATE_CHARACTERS:
+        # A render's bounds count its steps and what it makes, not the nodes each step
+        # runs: the size of a template is what keeps that part small.
+        message = (
+            f"{len(source):,} characters; a template or partial may have "
+            f"{MAX_TEMPLATE_CHARACTERS:,} (messages are far smaller)"
+        )
+        return [LintIssue(path, None, "TOO_LARGE", message)]
     try:
         tree = renderer.text_env.parse(source, name=path, filename=path)
         # Compiling finds what parsing does not, such as an unknown filter.
@@ -128,7 +140,10 @@ def lint_one(
             where = "" if exc.path == path else f" (in {exc.path}, line {exc.line})"
             message = f"fails for sample account {sample.reference}: {said}{where}"
             line = exc.line if exc.path == path else None
-            issues.append(LintIssue(path, line, "RENDER_ERROR", message))
+            # Past a render's bounds (``limits``): the same code as the time and memory
+            # limits of the checks themselves.
+            code = "RENDER_LIMIT" if isinstance(cause, RenderLimit) else "RENDER_ERROR"
+            issues.append(LintIssue(path, line, code, message))
             break
         except (JinjaTemplateError, TemplateError, SecurityError) as exc:
             message = f"fails for sample account {sample.reference}: {exc}"

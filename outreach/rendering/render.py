@@ -24,6 +24,7 @@ from outreach.errors import TemplateError
 from outreach.records import quick_init
 from outreach.rendering.context import Company, MessageFacts, build_context
 from outreach.rendering.environment import TemplateKey, imports_released, make_environments
+from outreach.rendering.limits import bounded, bounded_concat
 from outreach.rendering.sms import SmsLength, sms_length
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
@@ -102,7 +103,7 @@ class Renderer:
     def render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
         """Render ``key``; any failure of the template's own code is a ``RenderError``."""
         try:
-            with imports_released():
+            with imports_released(), bounded():
                 return self._render_key(key, context)
         except (TemplateError, TemplateNotFound):
             raise
@@ -161,7 +162,7 @@ def _context(template: Template, variables: Mapping[str, Any]) -> Context:
 
 def _block(template: Template, name: str, context: Context) -> str:
     render_block: Callable[[Context], Iterator[str]] = template.blocks[name]
-    return "".join(render_block(context))
+    return bounded_concat(render_block(context))
 
 
 def _tidy(text: str) -> str:

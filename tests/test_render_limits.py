@@ -1,0 +1,128 @@
+"""Every render is bounded, in the daemon as in the editor's checks: a template cannot make
+the process that renders it spend unbounded time or memory, whatever the account's data.
+Each template below would hang or exhaust the process without the bounds; each fails
+instead with ``RenderLimit`` and its line, the way a template's own error does."""
+
+from __future__ import annotations
+
+import pytest
+
+from outreach.rendering import limits
+from outreach.rendering.limits import RenderLimit
+from outreach.rendering.render import RenderError
+from tests.test_rendering import render_source
+
+EMAIL = "email/x.firm.j2"
+
+
+def email(body: str) -> str:
+    return (
+        "{% block subject %}Balance{% endblock %}"
+        "{% block text %}" + body + "{% endblock %}"
+        "{% block html %}<p>" + body + "</p>{% endblock %}"
+    )
+
+
+ATTACKS = {
+    "nested loops": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}"
+    "{% endfor %}",
+    "a macro calling itself twice": "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}"
+    "{% endif %}{% endmacro %}{{ f(60) }}",
+    "a recursive loop": "{% for x in [60] recursive %}{% if x %}{{ loop([x - 1, x - 1]) }}"
+    "{% endif %}{% endfor %}",
+    "doubling with ~": "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}"
+    "{{ s|length }}{% endif %}{% endmacro %}{{ f('x', 40) }}",
+    "doubling in a namespace": "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
+    "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}",
+    "a pile of copies": "{% set ns = namespace(l=[]) %}{% set s = 'x' * 900000 %}"
+    "{% for i in range(5000) %}{% set ns.l = ns.l + [s ~ i] %}{% endfor %}{{ ns.l|length }}",
+    "a huge repeat": "{{ ('x' * 1000) * 1000000 }}",
+    "a huge list": "{{ ([1] * 100000000)|length }}",
+    "a huge power": "{{ (10 ** 100000000) % 7 }}",
+    "squaring in a loop": "{% set ns = namespace(n=3) %}{% for i in range(40) %}"
+    "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n % 7 }}",
+    "a %-format width": "{{ '%*d' % (2000000000, 1) }}",
+    "a str.format width": "{{ '{:>2000000000}'.format(1) }}",
+    "the format filter": "{{ '%2000000000d'|format(1) }}",
+    "ljust": "{{ 'x'.ljust(2000000000) }}",
+    "center": "{{ 'x'|center(2000000000) }}",
+    "indent with a long string": "{{ ('a\\n' * 200000)|indent('x' * 100000) }}",
+    "wordwrap with a long wrapstring": "{{ ('a ' * 200000)|wordwrap(1, wrapstring='x' * 100000) }}",
+    "replace with nothing found everywhere": "{{ ('x' * 100000).replace('', 'y' * 100000) }}",
+    "the replace filter": "{{ ('x' * 100000)|replace('x', 'y' * 100000) }}",
+    "join with a long separator": "{{ range(100000)|join('y' * 100000) }}",
+    "join through map": "{{ range(100000)|map('string')|join('y' * 100000) }}",
+    "batch filled up": "{{ [1]|batch(2000000000, 'x')|list|length }}",
+    "scanning again and again": "{% set s = 'ab' * 500000 %}{% for i in range(9000) %}"
+    "{% if 'abc' in s %}x{% endif %}{% endfor %}",
+    "sorting again and again": "{% set l = range(100000)|list %}{% for i in range(9000) %}"
+    "{{ (l|sort|first) }}{% endfor %}",
+    "slicing again and again": "{% set s = 'x' * 900000 %}{% for i in range(9000) %}"
+    "{{ s[1:]|length }}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("source", ATTACKS.values(), ids=ATTACKS.keys())
+def test_a_template_past_a_bound_fails_with_its_line(source: str) -> None:
+    with pytest.raises(RenderError) as raised:
+        render_source(source + "{{ opt_out_text }}")
+    assert isinstance(raised.value.cause, RenderLimit)
+    assert raised.value.line == 1
+
+
+LONG_OUTPUT = {
+    "a long loop writing": "{% set s = 'x' * 900000 %}{% for i in range(9000) %}{{ s }}"
+    "{% endfor %}",
+    "writing outside loops": "{% set s = 'x' * 900000 %}" + "{{ s }}" * 50,
+}
+
+
+@pytest.mark.parametrize("source", LONG_OUTPUT.values(), ids=LONG_OUTPUT.keys())
+def test_a_render_that_writes_too_much_is_stopped_as_it_writes(source: str) -> None:
+    with pytest.raises(RenderError, match="wrote more than 1000000 characters") as raised:
+        render_source(source + "{{ opt_out_text }}")
+    assert isinstance(raised.value.cause, RenderLimit)
+
+
+@pytest.mark.parametrize("source", [ATTACKS["nested loops"], ATTACKS["doubling with ~"],
+                                    LONG_OUTPUT["a long loop writing"]])  # fmt: skip
+def test_email_blocks_are_bounded_too(source: str) -> None:
+    with pytest.raises(RenderError) as raised:
+        render_source(email(source), EMAIL)
+    assert isinstance(raised.value.cause, RenderLimit)
+
+
+def test_filters_that_could_take_quadratic_time_are_not_offered() -> None:
+    for name in ("striptags", "urlize"):
+        with pytest.raises(Exception, match=f"No filter named '{name}'"):
+            render_source("{{ 'x'|" + name + " }}{{ opt_out_text }}")
+
+
+def test_ordinary_templates_stay_well_within_the_bounds() -> None:
+    """Loops over a few hundred items, filters, joins, formats and comparisons render as
+    they always have."""
+    source = (
+        "{% set ns = namespace(total=0) %}"
+        "{% for i in range(500) %}{% set ns.total = ns.total + i %}{% endfor %}"
+        "{{ ns.total }} {{ range(300)|map('string')|join(',')|length }} "
+        "{{ '%05.1f'|format(3.14159) }} {{ '{:>8}'.format('ok') }} {{ 'ab' * 3 }} "
+        "{{ 2 ** 10 }} {{ 'b' in 'abc' }} {{ ('x' ~ 'y')|center(6) }}|"
+        "{{ 'a b c'|replace(' ', '-') }} {{ [3, 1, 2]|sort|join }} {{ 'abcdef'[1:3] }}"
+        "{% for w in ('one two three ' * 50).split() %}{{ loop.index }}{% endfor %}"
+        "{{ opt_out_text }}"
+    )
+    text = render_source(source).text
+    assert text.startswith("124750 1089 003.1       ok ababab 1024 True   xy  |a-b-c 123 bc123")
+
+
+def test_the_bounds_are_each_renders_own() -> None:
+    """A render starts with its whole budget, whatever the renders before it spent."""
+    source = "{% for i in range(9000) %}{% endfor %}{{ opt_out_text }}"
+    for _ in range(3):
+        render_source(source)
+
+
+def test_outside_a_render_nothing_is_counted() -> None:
+    limits.spend()
+    limits.write(limits.OUTPUT_SIZE + 1)
+    assert limits.checked("x" * 10) == "x" * 10

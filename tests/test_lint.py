@@ -807,7 +807,7 @@ def test_a_template_that_takes_too_long_is_stopped_and_lint_goes_on() -> None:
 @pytest.mark.parametrize(
     ("source", "said"),
     [(HUGE_WIDTH, "a format with a width or precision too large to be bounded"),
-     (DOUBLING, "a value of more than 1000000 characters or items")],
+     (DOUBLING, "a value larger than 1000000 characters")],
     ids=["format-width", "doubling"],
 )  # fmt: skip
 def test_a_template_that_would_fill_the_memory_is_refused_with_its_line(

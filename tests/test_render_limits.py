@@ -59,7 +59,31 @@ ATTACKS = {
     "{{ (l|sort|first) }}{% endfor %}",
     "slicing again and again": "{% set s = 'x' * 900000 %}{% for i in range(9000) %}"
     "{{ s[1:]|length }}{% endfor %}",
+    # Sizes set by an argument, by a dict's values, or by lists held many times over.
+    "a format width from an argument": "{{ '{:{}}'.format('x', 999999999)|length }}",
+    "a format_map width": "{{ '{a:{b}}'.format_map({'a': 'x', 'b': 999999999})|length }}",
+    "a format field many times": "{% set s = 'x' * 900000 %}{{ ('{0}' * 100).format(s)|length }}",
+    "a %-field many times": "{% set s = 'x' * 900000 %}{{ ('%s' * 100) % ((s,) * 100) }}",
+    "expandtabs": "{{ ('\t' * 1000).expandtabs(999999)|length }}",
+    "translate": "{{ ('a' * 1000).translate({97: 'b' * 999999})|length }}",
+    "dict.fromkeys": "{{ ''.join({}.fromkeys(range(1000), 'x' * 999999).values())|length }}",
+    "joining one long string many times": "{% set s = 'x' * 900000 %}"
+    "{{ ''.join(range(100)|map('string')|map('replace', '', s))|length }}",
+    "indent by a wide number on every line": "{{ ('\\n' * 1000)|indent(999999, true, true)"
+    "|length }}",
+    "printing lists held many times": "{{ [[[[0] * 100] * 100] * 100] * 100 }}",
+    "tojson of lists held many times": "{{ ([[[[0] * 100] * 100] * 100] * 30)|tojson|length }}",
+    "tojson with a wide indent": "{{ (range(1000)|list)|tojson(999999)|length }}",
+    "comparing lists held many times": "{% set x = [[[0] * 100] * 100] * 50 %}"
+    "{% set y = [[[0] * 100] * 100] * 50 %}{{ x == y }}",
+    "a sum of lists": "{{ ([[0]] * 20000)|sum(start=[])|length }}",
+    "slices by the million": "{{ [1]|slice(999999, 0)|list|length }}",
 }
+
+
+def test_lipsum_is_not_offered() -> None:
+    with pytest.raises(RenderError, match="'lipsum' is undefined"):
+        render_source("{{ lipsum(1, false, 3000000, 3000001) }}{{ opt_out_text }}")
 
 
 @pytest.mark.parametrize("source", ATTACKS.values(), ids=ATTACKS.keys())

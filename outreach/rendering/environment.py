@@ -25,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from outreach.errors import TemplateError
 from outreach.rendering.context import Company, Debtor, LocalTexts
 from outreach.rendering.limits import (
+    LEFT_OUT_GLOBALS,
     bound_loops,
     bounded_concat,
     bounded_filters,
@@ -152,6 +153,8 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self._verdicts: dict[tuple[type, str], bool] = {}
         self.filters = bounded_filters(self.filters)
+        for name in LEFT_OUT_GLOBALS:
+            self.globals.pop(name, None)
 
     def _generate(
         self,
@@ -186,7 +189,7 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         spend()
         if type(__obj) is not Macro:
-            check_call(__obj, args, kwargs)
+            args = check_call(__obj, args, kwargs)
             return checked(super().call(__context, __obj, *args, **kwargs))
         # A template's own macro (a partial's layout, its caller block) is always safe to
         # call: what the sandbox and ``Context.call`` would do comes down to dropping the

@@ -7,36 +7,44 @@ hold for every render, in the daemon, the web app and the checks alike:
 
 - **steps**: what a render does is counted: calls (macros, methods, globals, a recursive
   loop's ``loop(...)``), filters, the operators that compute (``+``, ``*``...),
-  comparisons, reading an attribute or an item, and each run of a loop's or a macro's
-  body, which counts as many steps as the body has nodes (what it holds that is not
-  counted otherwise, such as a bare ``{% if %}``, is paid for that way); a render may
-  take ``STEPS`` of them;
-- **values**: a string, list or number that a template makes (with ``*``, ``**``, ``+``,
-  ``%``, ``~``, a call, or a filter such as ``center``, ``indent``, ``join`` or ``batch``)
-  may not exceed ``VALUE_SIZE`` characters or items (``NUMBER_BITS`` bits for a whole
-  number), checked before the work wherever its size can be told in advance (a width, a
-  repeat count, a replacement), and on the result otherwise;
-- **work**: what a render makes and what its filters and methods read (a character for a
-  character, ``ITEM_WORK`` for an item of a list, which costs more to sort or map) may not
-  exceed ``WORK_SIZE`` in all, which bounds what a loop can pile up or go over again;
-- **output**: a render writes at most ``OUTPUT_SIZE`` characters, counted as it is made
-  (what a loop writes included), not once it is all in memory.
+  comparisons, and each run of a loop's or a macro's body, which counts as many steps as
+  the body has nodes (what it holds that is not counted otherwise, such as an attribute
+  read or a bare ``{% if %}``, is paid for that way); a render may take ``STEPS`` of them;
+- **values**: a value that a template makes (a string, a list, a dict, with ``*``, ``+``,
+  ``%``, ``~``, a literal, a call or a filter) may not exceed ``VALUE_SIZE``, counted as
+  its characters and ``ITEM_WORK`` for each item, through every list it holds (a list
+  repeated inside another counts each time, as printing or comparing it would), and a
+  whole number may not exceed ``NUMBER_BITS`` bits. Where the size of a result can be
+  told before it is made (a repeat, a power, a width, a format, a ``replace``, a
+  ``join``, an ``indent``) it is refused before it is made;
+- **work**: what a render makes and what its filters, methods and comparisons read, sized
+  the same way, may not exceed ``WORK_SIZE`` in all, which bounds what a loop can pile up
+  or go over again;
+- **output**: a render writes at most ``OUTPUT_SIZE`` characters, counted as it is
+  written (what a loop writes included), not once it is all in memory.
+
+Methods of strings, lists and dicts are those a message needs (``upper``, ``split``,
+``replace``, ``format``, ``get``, ``items``...); the others (``translate``,
+``expandtabs``, ``fromkeys``...) are refused, and so are the filters and globals whose
+cost no bound can see (``striptags`` and ``urlize``, whose regular expressions take time
+that grows with the square of a crafted text; ``lipsum``).
 
 Going past one raises ``RenderLimit``, which fails that render with the template's line,
 as any error of a template's own code does. Loop-free templates, which nearly all
-messages are, pay for none of it but the count of their output.
+messages are, pay for little of it but the count of their output.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from contextlib import contextmanager
 from typing import Any, cast
 
 from jinja2 import nodes, pass_context
 from jinja2.exceptions import SecurityError
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 STEPS = 100_000
@@ -52,18 +60,36 @@ OUTPUT_FILTER = "_outreach_output"
 VALUE_FILTER = "_outreach_value"
 READ_FILTER = "_outreach_read"
 SPEND_FILTER = "_outreach_spend"
-# Filters whose regular expressions take time that grows with the square of a crafted
-# text's length (striptags on many an unclosed "<"): not offered to message templates,
-# whose values are plain already.
-_LEFT_OUT = frozenset({"striptags", "urlize"})
 
-# A width or precision in a format string of six digits or more, or one taken from the
-# arguments ("%*d"): the text it asks for could exceed any bound.
-_WIDE_FORMAT = re.compile(r"\d{6,}|%[-+ #0]*\*|\.\*")
-# str methods whose whole-number arguments are widths or counts of the result's size.
-_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
-# Jinja2's filters whose whole-number arguments set the size of what they make.
-_WIDTH_FILTERS = ("center", "indent", "batch", "slice", "tojson", "wordwrap", "truncate")
+# Filters and globals left out of message templates (see above).
+LEFT_OUT_FILTERS = frozenset({"striptags", "urlize"})
+LEFT_OUT_GLOBALS = frozenset({"lipsum"})
+
+# The methods a template may call on the built-in types; any other is refused.
+_METHODS: dict[type, frozenset[str]] = {
+    str: frozenset(
+        {"capitalize", "casefold", "center", "count", "endswith", "find", "format",
+         "format_map", "index", "isalnum", "isalpha", "isdecimal", "isdigit", "islower",
+         "isnumeric", "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip",
+         "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust",
+         "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
+         "swapcase", "title", "upper", "zfill"}
+    ),
+    dict: frozenset({"get", "items", "keys", "values"}),
+    list: frozenset({"count", "index"}),
+    tuple: frozenset({"count", "index"}),
+}  # fmt: skip
+_BUILT_IN_TYPES = (str, dict, list, tuple, set, frozenset, int, float, bytes, range)
+
+# A width or precision in a %-format or a format string of six digits or more, one taken
+# from the arguments ("%*d", "{:{}}"): the text it asks for could exceed any bound.
+_WIDE_FORMAT = re.compile(r"\d{6,}|%[-+ #0]*\*|\.\*|\{[^{}]*:[^{}]*\{")
+# str methods whose whole-number arguments are the result's width.
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+# Jinja2's filters whose whole-number arguments size what they make: a width, or a count.
+_WIDTH_FILTERS = ("center", "truncate")
+_COUNT_FILTERS = ("batch", "slice")
+_JSON_INDENT = 16  # tojson's indent is repeated at each level of each line
 # Filters that go over their text in Python, word by word: a character read costs as much
 # as this many read in C.
 _SLOW_FILTERS = {"wordwrap": 20}
@@ -84,7 +110,8 @@ _budget = _Budget()
 
 @contextmanager
 def bounded() -> Iterator[None]:
-    """Render inside: the steps and output of what is rendered meanwhile are counted."""
+    """Render inside: the steps, work and output of what is rendered meanwhile are
+    counted."""
     outer = (_budget.steps, _budget.output, _budget.work)
     _budget.steps, _budget.output, _budget.work = STEPS, 0, 0
     try:
@@ -132,37 +159,72 @@ def bounded_concat(parts: Iterable[str]) -> str:
     return "".join(made)
 
 
+def size_of(value: Any, cap: int) -> int:
+    """How large ``value`` is: its characters, and ``ITEM_WORK`` for each item of each
+    list, tuple, set or dict it holds, however often one is held (printing or comparing
+    goes through each time). Counting stops past ``cap``."""
+    total = 0
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, list | tuple | set | frozenset | KeysView | ValuesView):
+            total += ITEM_WORK * len(item)
+            if total > cap:
+                return total
+            waiting.extend(item)
+        elif isinstance(item, dict | ItemsView):
+            total += ITEM_WORK * len(item)
+            if total > cap:
+                return total
+            pairs = item.items() if isinstance(item, dict) else item
+            for key, held in pairs:
+                waiting += (key, held)
+        elif isinstance(item, range):
+            total += ITEM_WORK * len(item)
+        elif isinstance(item, Namespace):
+            waiting.append(object.__getattribute__(item, "_Namespace__attrs"))
+        if total > cap:
+            return total
+    return total
+
+
 def checked(value: Any) -> Any:
-    """``value``, if it is within the size a template may make; counted as made."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    """``value``, if it is within the size a template may make; counted as work."""
+    if type(value) is int:  # bool is an int too, and small
         if value.bit_length() > NUMBER_BITS:
             raise RenderLimit(f"a number of more than {NUMBER_BITS} bits")
-    elif isinstance(value, Sized):
-        size = len(value)
-        if size > VALUE_SIZE:
-            raise RenderLimit(f"a value of more than {VALUE_SIZE} characters or items")
-        work(value)
+        return value
+    if isinstance(value, range):
+        return value  # lazy: what goes through it is counted as it does
+    size = size_of(value, VALUE_SIZE)
+    if size > VALUE_SIZE:
+        raise RenderLimit(f"a value larger than {VALUE_SIZE} characters")
+    _add_work(size)
     return value
 
 
 def work(value: Any, weight: int = 1) -> None:
-    """Count the work of making or reading ``value``: its characters, and for a list its
-    items and the characters of the strings in it (which a sort compares); ``weight``
-    times for what costs more than a pass in C."""
+    """Count the work of reading ``value``, ``weight`` times its size for what costs more
+    than a pass in C."""
     if _budget.steps is None:
         return
-    if isinstance(value, str):
-        _budget.work += weight * len(value)
-    elif isinstance(value, list | tuple | set | frozenset | dict):
-        _budget.work += weight * (
-            ITEM_WORK * len(value) + sum(len(item) for item in value if isinstance(item, str))
-        )
-    elif isinstance(value, range):
-        _budget.work += weight * ITEM_WORK * len(value)
-    else:
+    left = (WORK_SIZE - _budget.work) // weight + 1
+    _add_work(weight * size_of(value, left))
+
+
+def _add_work(size: int) -> None:
+    if _budget.steps is None:
         return
+    _budget.work += size
     if _budget.work > WORK_SIZE:
         raise RenderLimit(f"the template made or read more than {WORK_SIZE} characters")
+
+
+def _too_large(size: int) -> None:
+    if size > VALUE_SIZE:
+        raise RenderLimit(f"a value larger than {VALUE_SIZE} characters")
 
 
 @pass_context
@@ -186,7 +248,9 @@ def _spent(_context: Any, nothing: str, count: int) -> str:
 
 
 def _size(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | list | tuple) else None
+    if isinstance(value, str | list | tuple):
+        return size_of(value, VALUE_SIZE)
+    return None
 
 
 def check_binop(operator: str, left: Any, right: Any) -> None:
@@ -194,8 +258,8 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     if operator == "*":
         for seq, times in ((left, right), (right, left)):
             size = _size(seq)
-            if size is not None and isinstance(times, int) and size * times > VALUE_SIZE:
-                raise RenderLimit(f"a value of more than {VALUE_SIZE} characters or items")
+            if size is not None and _whole(times):
+                _too_large(size * times)
         if _whole(left) and _whole(right) and left.bit_length() + right.bit_length() > NUMBER_BITS:
             raise RenderLimit(f"a number of more than {NUMBER_BITS} bits")
     elif operator == "**":
@@ -204,65 +268,97 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
             raise RenderLimit(f"a number of more than {NUMBER_BITS} bits")
     elif operator == "+":
         one, other = _size(left), _size(right)
-        if one is not None and other is not None and one + other > VALUE_SIZE:
-            raise RenderLimit(f"a value of more than {VALUE_SIZE} characters or items")
-    elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
-        raise RenderLimit("a format with a width or precision too large to be bounded")
+        if one is not None and other is not None:
+            _too_large(one + other)
+    elif operator == "%" and isinstance(left, str):
+        _check_format(left, right if isinstance(right, tuple) else (right,), "%")
 
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_call(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Count what a call reads, and refuse, before it runs, a str method call whose result
-    would be too large."""
+def _check_format(text: str, args: Iterable[Any], marker: str) -> None:
+    """A format string's result is at most its text and, for each field, the largest of
+    its arguments: refuse one that could be larger, or whose widths cannot be bounded."""
+    if _WIDE_FORMAT.search(text):
+        raise RenderLimit("a format with a width or precision too large to be bounded")
+    largest = max((size_of(arg, VALUE_SIZE) for arg in args), default=0)
+    _too_large(len(text) + text.count(marker) * largest)
+
+
+def check_call(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Count what a call reads and refuse, before it runs, a call to a method templates
+    are not offered, or whose result would be too large; the arguments to call with."""
     method = getattr(function, "__wrapped__", function)  # the sandbox wraps str.format
     owner = getattr(method, "__self__", None)
-    if _budget.steps is not None:
-        for value in (owner, *args, *kwargs.values()):
-            work(value)
-    if not isinstance(owner, str):
-        return
+    if owner is None:
+        return args
+    if isinstance(owner, type) and issubclass(owner, _BUILT_IN_TYPES):
+        raise RenderLimit(f"{owner.__name__}.{method.__name__} is not offered to templates")
     name = getattr(method, "__name__", "")
+    for kind, allowed in _METHODS.items():
+        if isinstance(owner, kind):
+            if name not in allowed:
+                raise RenderLimit(f"{kind.__name__}.{name} is not offered to templates")
+            break
+    else:
+        if isinstance(owner, _BUILT_IN_TYPES):
+            raise RenderLimit(f"{type(owner).__name__}.{name} is not offered to templates")
+        return args
+    for value in (owner, *args, *kwargs.values()):
+        work(value)
+    if not isinstance(owner, str):
+        return args
     if name in _WIDTH_METHODS:
-        _small_numbers(args, kwargs)
-    elif name in ("format", "format_map") and _WIDE_FORMAT.search(owner):
-        raise RenderLimit("a format with a width or precision too large to be bounded")
+        _small_numbers(args, kwargs, VALUE_SIZE)
+    elif name == "format":
+        _check_format(owner, (*args, *kwargs.values()), "{")
+    elif name == "format_map" and args and isinstance(args[0], dict):
+        _check_format(owner, args[0].values(), "{")
     elif name == "replace" and len(args) >= 2:
         _check_replace(owner, args[0], args[1])
     elif name == "join" and args:
-        _check_join(owner, args[0])
+        items = args[0] if isinstance(args[0], list | tuple) else list(args[0])
+        _check_join(owner, items)
+        return (items, *args[1:])
+    return args
 
 
-def _small_numbers(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _small_numbers(args: tuple[Any, ...], kwargs: dict[str, Any], limit: int) -> None:
     for value in (*args, *kwargs.values()):
-        if _whole(value) and value > VALUE_SIZE:
-            raise RenderLimit(f"a width or count above {VALUE_SIZE}")
+        if _whole(value) and value > limit:
+            raise RenderLimit(f"a width or count above {limit}")
 
 
-def _check_repeated_text(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """``indent`` with a string for its width and ``wordwrap``'s ``wrapstring`` repeat a
-    string once a line: refuse those whose result could be too large."""
+def _check_repeated_text(
+    value: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, spaces: bool
+) -> None:
+    """``indent`` (its width, a number of ``spaces`` or a string) and ``wordwrap``'s
+    ``wrapstring`` repeat a string once a line: refuse those whose result could be too
+    large."""
     if not isinstance(value, str):
         return
+    lines = value.count("\n") + 1
     for piece in (*args, *kwargs.values()):
-        if isinstance(piece, str) and len(piece) * (len(value) + 1) > VALUE_SIZE:
-            raise RenderLimit(f"a value of more than {VALUE_SIZE} characters or items")
+        if isinstance(piece, str):
+            _too_large(len(value) + len(piece) * (len(value) + 1))
+        elif spaces and _whole(piece):
+            _too_large(len(value) + piece * lines)
 
 
 def _check_replace(text: Any, old: Any, new: Any) -> None:
     if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
         return
     found = len(text) + 1 if old == "" else text.count(old)
-    if len(text) + found * max(len(new) - len(old), 0) > VALUE_SIZE:
-        raise RenderLimit(f"a value of more than {VALUE_SIZE} characters or items")
+    _too_large(len(text) + found * max(len(new) - len(old), 0))
 
 
-def _check_join(separator: Any, items: Any) -> None:
-    sized = isinstance(separator, str) and isinstance(items, list | tuple)
-    if sized and len(separator) * len(items) > VALUE_SIZE:
-        raise RenderLimit(f"a value of more than {VALUE_SIZE} characters or items")
+def _check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
+    _too_large(
+        len(separator) * len(items)
+        + sum(len(item) if isinstance(item, str) else size_of(item, VALUE_SIZE) for item in items)
+    )
 
 
 @pass_context
@@ -279,8 +375,14 @@ def loop_items(_context: Any, iterable: Iterable[Any], literal: int = 0) -> Iter
 @pass_context
 def written(_context: Any, value: Any) -> Any:
     """A value a loop writes, counted."""
-    if _budget.steps is not None:
-        write(len(value) if isinstance(value, str) else len(str(value)))
+    if _budget.steps is None:
+        return value
+    if isinstance(value, str):
+        write(len(value))
+    elif isinstance(value, list | tuple | set | frozenset | dict | Namespace):
+        write(size_of(value, OUTPUT_SIZE))  # at least what it prints
+    else:
+        write(len(str(value)))
     return value
 
 
@@ -291,7 +393,7 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
     guarded = {
         name: _bounded_filter(name, original)
         for name, original in filters.items()
-        if name not in _LEFT_OUT
+        if name not in LEFT_OUT_FILTERS
     }
     guarded[LOOP_FILTER] = loop_items
     guarded[OUTPUT_FILTER] = written
@@ -326,14 +428,35 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
 
 
 def _sized_by_arguments(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    _small_numbers(args, kwargs)
-    _check_repeated_text(value, args, kwargs)
+    _small_numbers(args, kwargs, VALUE_SIZE)
+    return value
+
+
+def _indented(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _small_numbers(args, kwargs, VALUE_SIZE)
+    _check_repeated_text(value, args, kwargs, spaces=True)
+    return value
+
+
+def _wrapped(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _small_numbers(args, kwargs, VALUE_SIZE)
+    _check_repeated_text(value, args, kwargs, spaces=False)
+    return value
+
+
+def _short_indent(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _small_numbers(args, kwargs, _JSON_INDENT)
+    return value
+
+
+def _few(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _small_numbers(args, kwargs, VALUE_SIZE // ITEM_WORK)
     return value
 
 
 def _narrow_format(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if isinstance(value, str) and _WIDE_FORMAT.search(value):
-        raise RenderLimit("a format with a width or precision too large to be bounded")
+    if isinstance(value, str):
+        _check_format(value, (*args, *kwargs.values()), "%")
     return value
 
 
@@ -351,19 +474,35 @@ def _small_join(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
     return items
 
 
+def _numbers_only(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # Adding lists (``sum(start=[])``) copies the sum so far at each item: the square of
+    # their length.
+    items = value if isinstance(value, list | tuple) else list(value)
+    start = kwargs.get("start", args[1] if len(args) > 1 else 0)
+    if not _whole(start) and not isinstance(start, float):
+        raise RenderLimit("sum adds numbers")
+    return items
+
+
 _BEFORE: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]] = {
     **dict.fromkeys(_WIDTH_FILTERS, _sized_by_arguments),
+    **dict.fromkeys(_COUNT_FILTERS, _few),
+    "indent": _indented,
+    "wordwrap": _wrapped,
+    "tojson": _short_indent,
     "format": _narrow_format,
     "replace": _small_replacement,
     "join": _small_join,
+    "sum": _numbers_only,
 }
 
 
 def bound_loops(template: nodes.Template) -> nodes.Template:
     """Rewrite a parsed template so that what it makes is counted: each loop takes its
-    items through ``loop_items`` and each expression its body writes goes through
-    ``written``; each ``~`` result goes through ``checked``, and what a comparison
-    compares through ``work``."""
+    items through ``loop_items``, each expression its body writes goes through
+    ``written``, and each run of a loop's, a macro's or a call block's body spends its
+    weight; each ``~`` result and each list, tuple or dict literal goes through
+    ``checked``, and what a comparison compares through ``work``."""
     result: nodes.Template = _Bounding().visit(template)
     return result
 
@@ -395,6 +534,19 @@ class _Bounding(NodeTransformer):
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         return _filtered(node, VALUE_FILTER)
+
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        self.generic_visit(node)
+        return _filtered(node, VALUE_FILTER)
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        return _filtered(node, VALUE_FILTER)
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        self.generic_visit(node)
+        # A tuple that is assigned to (``for a, b in ...``) is no value.
+        return _filtered(node, VALUE_FILTER) if node.ctx == "load" else node
 
     def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
         self.generic_visit(node)

@@ -78,6 +78,18 @@ ATTACKS = {
     "{% set y = [[[0] * 100] * 100] * 50 %}{{ x == y }}",
     "a sum of lists": "{{ ([[0]] * 20000)|sum(start=[])|length }}",
     "slices by the million": "{{ [1]|slice(999999, 0)|list|length }}",
+    # Work done in Python on each item of a lazy filter, or in measuring, or hidden in the
+    # arguments of a call.
+    "lazy filters stacked": "{% set s = 'x' * 200000 %}{{ s" + "|select" * 150 + "|list|length }}",
+    "measuring a list again and again": "{% set l = range(49000)|list %}"
+    "{% for i in range(100) %}{{ l * 0 }}{% endfor %}",
+    "a list repeated into a call's arguments": "{% set l = range(40000)|list %}"
+    "{% set c = cycler(*(range(1500)|map(attribute='zz', default=l))) %}{{ c.items }}",
+    "a list repeated into a macro's arguments": "{% set l = range(40000)|list %}"
+    "{% macro f() %}{{ varargs|length }}{% endmacro %}"
+    "{{ f(*(range(1500)|map(attribute='zz', default=l))) }}",
+    "a large dict measured again and again": "{% set d = dict(range(99998)|batch(2)) %}"
+    "{% for i in range(30) %}{{ d|length }}{% endfor %}",
 }
 
 

@@ -188,6 +188,11 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         spend()
+        # The arguments as passed, ``*`` and ``**`` ones included, are values made here.
+        if args:
+            checked(args)
+        if kwargs:
+            checked(kwargs)
         if type(__obj) is not Macro:
             args = check_call(__obj, args, kwargs)
             return checked(super().call(__context, __obj, *args, **kwargs))

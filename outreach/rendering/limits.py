@@ -40,12 +40,18 @@ import re
 import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from jinja2 import nodes, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
+
+# Values that hold nothing else: measured at once.
+_ATOMS = frozenset({int, float, bool, type(None), Decimal, date, datetime})
+_FLAT_CONTAINERS = (list, tuple, set, frozenset, KeysView, ValuesView)
 
 STEPS = 100_000
 VALUE_SIZE = 1_000_000
@@ -167,9 +173,12 @@ def size_of(value: Any, cap: int) -> int:
     waiting = [value]
     while waiting:
         item = waiting.pop()
+        kind = type(item)
+        if kind in _ATOMS:
+            continue
         if isinstance(item, str):
             total += len(item)
-        elif isinstance(item, list | tuple | set | frozenset | KeysView | ValuesView):
+        elif kind is list or kind is tuple or isinstance(item, _FLAT_CONTAINERS):
             total += ITEM_WORK * len(item)
             if total > cap:
                 return total
@@ -181,13 +190,20 @@ def size_of(value: Any, cap: int) -> int:
             pairs = item.items() if isinstance(item, dict) else item
             for key, held in pairs:
                 waiting += (key, held)
-        elif isinstance(item, range):
+        elif kind is range:
             total += ITEM_WORK * len(item)
-        elif isinstance(item, Namespace):
+        elif kind is Namespace:
             waiting.append(object.__getattribute__(item, "_Namespace__attrs"))
         if total > cap:
             return total
     return total
+
+
+def measured(value: Any) -> int:
+    """``size_of(value)``, the measuring counted as work (it goes through the value)."""
+    size = size_of(value, VALUE_SIZE)
+    _add_work(size)
+    return size
 
 
 def checked(value: Any) -> Any:
@@ -248,8 +264,10 @@ def _spent(_context: Any, nothing: str, count: int) -> str:
 
 
 def _size(value: Any) -> int | None:
-    if isinstance(value, str | list | tuple):
-        return size_of(value, VALUE_SIZE)
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return measured(value)
     return None
 
 
@@ -283,7 +301,7 @@ def _check_format(text: str, args: Iterable[Any], marker: str) -> None:
     its arguments: refuse one that could be larger, or whose widths cannot be bounded."""
     if _WIDE_FORMAT.search(text):
         raise RenderLimit("a format with a width or precision too large to be bounded")
-    largest = max((size_of(arg, VALUE_SIZE) for arg in args), default=0)
+    largest = max((measured(arg) for arg in args), default=0)
     _too_large(len(text) + text.count(marker) * largest)
 
 
@@ -357,8 +375,14 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
 def _check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
     _too_large(
         len(separator) * len(items)
-        + sum(len(item) if isinstance(item, str) else size_of(item, VALUE_SIZE) for item in items)
+        + sum(len(item) if isinstance(item, str) else measured(item) for item in items)
     )
+
+
+def _stepping(items: Iterator[Any]) -> Iterator[Any]:
+    for item in items:
+        spend()
+        yield item
 
 
 @pass_context
@@ -417,7 +441,12 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
             if before is not None:
                 value = before(value, args[at + 1 :], kwargs)
                 args = (*args[:at], value, *args[at + 1 :])
-        return checked(original(*args, **kwargs))
+        made = original(*args, **kwargs)
+        if isinstance(made, Iterator):
+            # A lazy filter (select, map, unique...) works in Python on each item that
+            # goes through it, whoever reads it.
+            return _stepping(made)
+        return checked(made)
 
     for mark in ("jinja_pass_arg",):  # what Jinja2 reads to know what to pass
         if hasattr(original, mark):

@@ -32,6 +32,7 @@ from outreach.rendering.limits import (
     check_binop,
     check_call,
     checked,
+    plain_arguments,
     spend,
 )
 
@@ -189,7 +190,7 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         spend()
         # The arguments as passed, ``*`` and ``**`` ones included, are values made here.
-        if args:
+        if args and not plain_arguments(args):
             checked(args)
         if kwargs:
             checked(kwargs)

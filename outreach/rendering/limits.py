@@ -39,7 +39,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -48,10 +47,12 @@ from jinja2 import nodes, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
 # Values that hold nothing else: measured at once.
 _ATOMS = frozenset({int, float, bool, type(None), Decimal, date, datetime})
 _FLAT_CONTAINERS = (list, tuple, set, frozenset, KeysView, ValuesView)
+_PLAIN = _ATOMS | {str, Markup}
 
 STEPS = 100_000
 VALUE_SIZE = 1_000_000
@@ -114,16 +115,26 @@ class _Budget(threading.local):
 _budget = _Budget()
 
 
-@contextmanager
-def bounded() -> Iterator[None]:
+class bounded:
     """Render inside: the steps, work and output of what is rendered meanwhile are
-    counted."""
-    outer = (_budget.steps, _budget.output, _budget.work)
-    _budget.steps, _budget.output, _budget.work = STEPS, 0, 0
-    try:
-        yield
-    finally:
-        _budget.steps, _budget.output, _budget.work = outer
+    counted. (A class rather than a generator: it is entered for every message.)"""
+
+    def __enter__(self) -> None:
+        self._outer = (_budget.steps, _budget.output, _budget.work)
+        _budget.steps, _budget.output, _budget.work = STEPS, 0, 0
+
+    def __exit__(self, *_: object) -> None:
+        _budget.steps, _budget.output, _budget.work = self._outer
+
+
+def plain_arguments(args: tuple[Any, ...]) -> bool:
+    """Whether a call's arguments are a few plain values (strings, numbers), as a macro is
+    mostly called with: not worth measuring (what could be large is a container, or many
+    of them from a ``*``)."""
+    return len(args) <= _FEW_ARGUMENTS and all(type(arg) in _PLAIN for arg in args)
+
+
+_FEW_ARGUMENTS = 4
 
 
 def spend(count: int = 1) -> None:
@@ -208,6 +219,11 @@ def measured(value: Any) -> int:
 
 def checked(value: Any) -> Any:
     """``value``, if it is within the size a template may make; counted as work."""
+    if isinstance(value, str):  # most often: a macro's output, a ``~``
+        if len(value) > VALUE_SIZE:
+            raise RenderLimit(f"a value larger than {VALUE_SIZE} characters")
+        _add_work(len(value))
+        return value
     if type(value) is int:  # bool is an int too, and small
         if value.bit_length() > NUMBER_BITS:
             raise RenderLimit(f"a number of more than {NUMBER_BITS} bits")

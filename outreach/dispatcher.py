@@ -93,7 +93,8 @@ SEND_GRACE = timedelta(seconds=1)
 RATE_HORIZON = 20.0
 RATE_WAIT = timedelta(seconds=10)
 # What the recheck reads of an account: what compliance and ``_account_closed`` use, and
-# no more (every date read is a conversion).
+# the facts a message was written from (``written_facts``); no more (every date read is a
+# conversion).
 RECHECK_ACCOUNT_COLUMNS = ("id", "jurisdiction", "status", "paused_until", "cadence",
                            *FACT_COLUMNS)  # fmt: skip
 

@@ -24,7 +24,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateNotFound
 from sqlalchemy import ColumnElement, Connection, Select, select
@@ -58,7 +57,7 @@ from outreach.rendering.render import Rendered, Renderer
 from outreach.store import accounts, hold_writes, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
-from outreach.written_facts import home_zone
+from outreach.written_facts import local_day
 
 ANSWERED_CHANNELS = ("sms", "email")
 MAX_ANSWER_CHARS = 2000
@@ -335,8 +334,7 @@ def _not_answerable(message: Any, account: AccountRef, message_id: int) -> Excep
 
 def _today(account: Any, record: Any, kit: AnswerKit, now: datetime) -> date:
     """The account's day, in its zone or its home's: the date its answer bears."""
-    zone = ZoneInfo(account.timezone or home_zone(kit.rules, record.jurisdiction))
-    return now.astimezone(zone).date()
+    return local_day(account, kit.rules, record.jurisdiction, now)
 
 
 def _answers_to(account_id: int, message_id: int) -> ColumnElement[bool]:

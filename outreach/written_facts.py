@@ -13,7 +13,6 @@ writes it afresh.
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import cache
 from hashlib import blake2b
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,14 +54,13 @@ def account_zone(account: Any, rules: RuleSet, jurisdiction: str) -> str:
     return str(account.timezone or home_zone(rules, jurisdiction))
 
 
+def local_day(account: Any, rules: RuleSet, jurisdiction: str, now: datetime) -> date:
+    """The account's date at ``now``, in its zone or its home's."""
+    return now.astimezone(ZoneInfo(account_zone(account, rules, jurisdiction))).date()
+
+
 def still_true(
     account: Any, written: str, rules: RuleSet, jurisdiction: str, now: datetime
 ) -> bool:
     """Whether a message whose digest is ``written`` still states what ``account`` is."""
-    day = now.astimezone(_zone(account_zone(account, rules, jurisdiction))).date()
-    return facts_digest(account, day) == written
-
-
-@cache
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+    return facts_digest(account, local_day(account, rules, jurisdiction, now)) == written

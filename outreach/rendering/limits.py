@@ -103,7 +103,11 @@ _SLOW_FILTERS = {"wordwrap": 20}
 
 
 class RenderLimit(SecurityError):
-    """A render went past one of its bounds."""
+    """A render went past one of its bounds; the message says which, and where to read
+    what the bounds are."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} (the bounds every render keeps: docs/templates.md#lint)")
 
 
 class _Budget(threading.local):
@@ -220,8 +224,7 @@ def measured(value: Any) -> int:
 def checked(value: Any) -> Any:
     """``value``, if it is within the size a template may make; counted as work."""
     if isinstance(value, str):  # most often: a macro's output, a ``~``
-        if len(value) > VALUE_SIZE:
-            raise RenderLimit(f"a value larger than {VALUE_SIZE} characters")
+        _too_large(len(value))
         _add_work(len(value))
         return value
     if type(value) is int:  # bool is an int too, and small
@@ -231,8 +234,7 @@ def checked(value: Any) -> Any:
     if isinstance(value, range):
         return value  # lazy: what goes through it is counted as it does
     size = size_of(value, VALUE_SIZE)
-    if size > VALUE_SIZE:
-        raise RenderLimit(f"a value larger than {VALUE_SIZE} characters")
+    _too_large(size)
     _add_work(size)
     return value
 

@@ -21,11 +21,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, case, func, literal, select, update
@@ -34,7 +35,10 @@ from outreach import heap
 from outreach.bulk import BulkStatement
 from outreach.cadence import Cadence, load_cadences
 from outreach.clock import Clock
+from outreach.compliance.alike import AlikeDecisions
+from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate
+from outreach.compliance.facts import Situation
 from outreach.compliance.frequency import PastContact
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import (
@@ -185,8 +189,21 @@ class _Decided:
     verdict: str
     not_before: datetime | None
     codes: Sequence[str]
-    stored: dict[str, Any]
     at: datetime
+    # What ``stored`` is made from: made only for the decisions that are stored (an allowed
+    # message's check at its latest instant is not, unless it holds the message back).
+    account_id: int
+    decision: Decision
+    asked: Situation
+    row: Any
+    now: datetime
+
+    @cached_property
+    def stored(self) -> dict[str, Any]:
+        return decision_row(
+            self.account_id, self.decision, self.asked, stage="dispatch", decided_at=self.now,
+            step_key=self.row.step_key, attempt_id=self.row.id,
+        )  # fmt: skip
 
     @property
     def counted(self) -> str:
@@ -246,6 +263,9 @@ class Dispatcher:
         # When each provider's refusal of our credentials or settings was last logged.
         self._refusals_told: dict[str, float] = {}
         self._checks: list[tuple[_Ready, asyncio.Future[Outcome | None]]] = []
+        # Sends held up behind others, waiting for a new rate-limit slot (``_slot_again``).
+        self._slot_requests: list[tuple[tuple[str, str], asyncio.Future[float | None]]] = []
+        self._reserving: asyncio.Task[None] | None = None
         self._pool: DispatchProcesses | None = None
         self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
 
@@ -495,8 +515,11 @@ class Dispatcher:
         members: dict[int, set[int]] = {}
         for account_id, one in person.items():
             members.setdefault(one, set()).add(account_id)
+        # Debtors alike (same place, consents, history...) share the engine's answer, as
+        # in the plan stage: a batch's messages were mostly planned together.
+        answer = AlikeDecisions(self.rules).evaluate
         for turn in _turns(rows, person):
-            allowed: list[tuple[Any, dict[str, Any]]] = []
+            allowed: list[tuple[Any, _Decided]] = []
             for row in turn:
                 account = account_rows[row.account_id]
                 record = records[account.id]
@@ -511,9 +534,9 @@ class Dispatcher:
                         withdrawn.append(row)
                     counted.append((row.id, "cancelled"))
                     continue
-                decided = self._decide(record, row, now, now)
+                decided = self._decide(record, row, now, now, answer)
                 if decided.verdict == "allow":
-                    allowed.append((row, decided.stored))
+                    allowed.append((row, decided))
                     continue
                 decisions.append(decided.stored)
                 changes.append(decided.change(row, now))
@@ -524,11 +547,11 @@ class Dispatcher:
                 [(m.channel, sender) for m, sender in zip(messages, senders, strict=True)],
                 RATE_HORIZON,
             )
-            for (row, stored), message, sender, wait in zip(
+            for (row, decided), message, sender, wait in zip(
                 allowed, messages, senders, waits, strict=True
             ):
                 if wait is None:  # the sender's rate is spent for now: a later tick sends it
-                    decisions.append(stored)
+                    decisions.append(decided.stored)
                     changes.append(
                         _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
                     )
@@ -536,13 +559,13 @@ class Dispatcher:
                     continue
                 record = records[row.account_id]
                 leave_by = now + timedelta(seconds=wait) + SEND_GRACE
-                later = self._decide(record, row, leave_by, now)
+                later = self._decide(record, row, leave_by, now, answer)
                 if later.verdict != "allow":  # e.g. the window closes before it would leave
                     decisions.append(later.stored)
                     changes.append(later.change(row, now))
                     counted.append((row.id, later.counted))
                     continue
-                decisions.append(stored)
+                decisions.append(decided.stored)
                 ready.append(_Ready(row, message, sender, wait, now, leave_by))
                 # It counts in the history of the attempts decided after it.
                 contact = PastContact(
@@ -663,16 +686,21 @@ class Dispatcher:
         known = self._cadences.get(cadence)
         return known is None or "promise_pending" in known.stop_when
 
-    def _decide(self, record: DebtorRecord, row: Any, at: datetime, now: datetime) -> _Decided:
-        """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``."""
+    def _decide(
+        self,
+        record: DebtorRecord,
+        row: Any,
+        at: datetime,
+        now: datetime,
+        answer: Callable[[Situation], Decision] | None = None,
+    ) -> _Decided:
+        """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``.
+        ``answer`` is ``evaluate``, or a batch's ``AlikeDecisions.evaluate``."""
         asked = situation(record, row.channel, row.to_address, at, automated=row.automated,
                           responding_to=row.responding_to)  # fmt: skip
-        decision = evaluate(asked, self.rules)
-        stored = decision_row(
-            record.account_id, decision, asked, stage="dispatch", decided_at=now,
-            step_key=row.step_key, attempt_id=row.id,
-        )  # fmt: skip
-        return _Decided(decision.verdict, decision.not_before, decision.codes, stored, at)
+        decision = answer(asked) if answer is not None else evaluate(asked, self.rules)
+        return _Decided(decision.verdict, decision.not_before, decision.codes, at,
+                        record.account_id, decision, asked, row, now)  # fmt: skip
 
     async def _send(self, item: _Ready, flight: _Flight) -> Outcome:
         row, message = item.row, item.message
@@ -688,7 +716,7 @@ class Dispatcher:
             if held_up:
                 # Its rate-limit slot passed while it waited behind other requests: using
                 # it now would send together with the others held up. It takes a new one.
-                [wait] = self.limiter.reserve_many([(row.channel, item.sender)], RATE_HORIZON)
+                wait = await self._slot_again(row.channel, item.sender)
                 if wait is None:
                     return Outcome(row, unsent=True, counted="rate_limited",
                                    next_try_at=self.clock.now() + RATE_WAIT)  # fmt: skip
@@ -732,6 +760,38 @@ class Dispatcher:
                         ambiguous=True,
                     ),
                 )
+
+    async def _slot_again(self, channel: str, sender: str) -> float | None:
+        """A new rate-limit slot for a send held up behind others (seconds to wait, or
+        None: the sender's rate is spent). The sends that ask in the same turn of the event
+        loop are reserved together; a dispatch process asks its daemon off the event loop,
+        and the sends held up meanwhile are asked for together next: one round trip for
+        many, where one each would keep the process waiting on its daemon."""
+        future: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        self._slot_requests.append(((channel, sender), future))
+        if self._reserving is None or self._reserving.done():
+            self._reserving = asyncio.ensure_future(self._reserve_requested())
+        return await future
+
+    async def _reserve_requested(self) -> None:
+        while self._slot_requests:
+            requests, self._slot_requests = self._slot_requests, []
+            senders = [sender for sender, _ in requests]
+            try:
+                if isinstance(self.limiter, RateLimiter):  # this process's own: at once
+                    waits = self.limiter.reserve_many(senders, RATE_HORIZON)
+                else:
+                    waits = await asyncio.to_thread(
+                        self.limiter.reserve_many, senders, RATE_HORIZON
+                    )
+            except Exception as exc:
+                for _, future in requests:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), wait in zip(requests, waits, strict=True):
+                if not future.done():  # not if its send was cancelled meanwhile
+                    future.set_result(wait)
 
     async def _pause(self, seconds: float) -> None:
         """Wait for a rate-limit slot, but not past a stop request."""

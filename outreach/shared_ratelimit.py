@@ -4,7 +4,10 @@ A sender's rate is the provider's limit on that sender, whichever process sends.
 daemon's ``RateLimiter`` stays the only one: ``LimiterService`` serves it on a Unix socket
 (in a private temporary directory, behind an authentication key), and each dispatch
 process's ``RemoteLimiter`` reserves its slots there, a batch at a time: one round trip
-per batch of a few hundred messages, not one per message.
+per batch of a few hundred messages, not one per message. Sends held up behind the
+concurrency limit take new slots together too, off the event loop
+(``Dispatcher._slot_again``): the daemon's answer waits for its busy interpreter, up to a
+few milliseconds, which one round trip per send would add to every message.
 
 A reply's waits are counted from the moment the daemon reserved them, and the process
 that asked starts waiting a little later (its batch's writes come first), so a slot is

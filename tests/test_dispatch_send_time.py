@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -251,6 +252,53 @@ async def test_a_senders_rate_holds_when_requests_were_held_up(world: World) -> 
     gaps = [b - a for a, b in zip(provider.started, provider.started[1:], strict=False)]
     # One every 100 ms, give or take the event loop's timer jitter.
     assert min(gaps) > 0.09, gaps
+
+
+class DaemonsLimiter:
+    """A dispatch process's view of its daemon's limiter: each question a round trip that
+    takes a while, counted."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.asked: list[int] = []  # how many slots each round trip asked for
+
+    def reserve_many(
+        self, senders: Sequence[tuple[str, str]], max_wait: float | None = None
+    ) -> list[float | None]:
+        time.sleep(0.02)
+        self.asked.append(len(senders))
+        return self.limiter.reserve_many(senders, max_wait)
+
+    async def wait(self, seconds: float) -> None:
+        await self.limiter.wait(seconds)
+
+
+async def test_sends_held_up_in_a_dispatch_process_ask_their_daemon_together(
+    world: World,
+) -> None:
+    planned(world, *(row(f"A-{i}", phone=f"+1617{5550000 + i}") for i in range(12)))
+    provider = StallThenFlush()
+    limits = RateLimits(default=RateLimit(per_second=10, burst=1))
+    remote = DaemonsLimiter(RateLimiter({"sms": limits}))
+    send = Dispatcher(world.engine, world.settings, world.clock, WORKER,
+                      fake_sms(world, provider), remote, concurrency=4)  # fmt: skip
+
+    async def flush() -> None:
+        await asyncio.sleep(1.0)
+        provider.release.set()
+
+    flusher = asyncio.create_task(flush())
+    report = await send.tick()
+    await flusher
+    assert dict(report.outcomes) == {"sent": 12}
+    # The batch's slots in one question; then the eight sends held up behind the four
+    # stalled ones take new slots in fewer questions than sends (the four let through
+    # at once ask together): one round trip each would hold the process up for each.
+    first, *again = remote.asked
+    assert (first, sum(again)) == (12, 8)
+    assert len(again) < 8, remote.asked
+    gaps = [b - a for a, b in zip(provider.started, provider.started[1:], strict=False)]
+    assert min(gaps) > 0.09, gaps  # the rate holds all the same
 
 
 # --- what the provider says --------------------------------------------------------------

@@ -28,6 +28,9 @@ from outreach import dispatcher as dispatcher_module
 from outreach.cadence import load_cadences
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance.scenario import parse_scenario
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
 from outreach.dispatcher import MAX_TRIES, SEND_LEASE, Dispatcher, _note_address
 from outreach.errors import ChannelError, WebhookRejected
@@ -242,6 +245,31 @@ async def test_queued_attempts_are_sent_once(world: World) -> None:
     world.clock.advance(timedelta(days=1))
     assert (await dispatcher(world, worker="worker-2").tick()).claimed == 0
     assert len(outbox_lines(world)) == 2
+
+
+async def test_debtors_alike_share_the_send_time_answer_and_each_keeps_their_own(
+    world: World,
+) -> None:
+    """Alike debtors in one batch share the engine's answer at the send-time check; each
+    stored decision is still exactly what the engine says of that debtor alone."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555{i:04d}") for i in range(6)))
+    world.clock.advance(timedelta(minutes=1))
+    suppress(world.engine, "sms", "+16175550003", "stop", NOW + timedelta(seconds=30))
+    report = await dispatcher(world).tick()
+    assert dict(report.outcomes) == {"sent": 5, "blocked": 1}
+    rules = load_ruleset(world.settings.compliance_rules_file)
+    checked = rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+    by_attempt = {a.id: a for a in rows_of(world.engine, attempts)}
+    assert sorted(d.attempt_id for d in checked) == sorted(by_attempt)
+    for decision in checked:
+        asked = parse_scenario(decision.input_snapshot).situation()
+        answer = evaluate(asked, rules)
+        assert decision.address == asked.contact.to == by_attempt[decision.attempt_id].to_address
+        assert (decision.verdict, decision.not_before, decision.reasons) == (
+            answer.verdict, answer.not_before, [reason.as_json() for reason in answer.reasons],
+        )  # fmt: skip
+    blocked = [d for d in checked if d.verdict == "block"]
+    assert [d.address for d in blocked] == ["+16175550003"]
 
 
 class CallbackThenTimeout(FakeProvider):

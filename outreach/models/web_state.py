@@ -23,14 +23,19 @@ class SignInState(StrEnum):
 
 
 class SignInAttempt(SQLModel, table=True):
-    """A failed sign-in, or one whose password is being checked, for a name: the name is
-    kept as a hash (anything may be typed as a name), never in clear."""
+    """A failed sign-in, or one whose password is being checked, for a name, from a client
+    address: both kept as hashes (anything may be typed as a name), never in clear."""
 
     __tablename__ = "sign_in_attempt"
-    __table_args__ = (Index("ix_sign_in_attempt_name_key_at", "name_key", "at"),)
+    __table_args__ = (
+        Index("ix_sign_in_attempt_name_key_at", "name_key", "at"),
+        Index("ix_sign_in_attempt_address_key_at", "address_key", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name_key: str = short(64)  # sha256 of the name as typed, trimmed and lower-cased
+    # sha256 of the client's address; None for attempts recorded before addresses were.
+    address_key: str | None = short(64, nullable=True, default=None)
     state: str = short(8)
     at: datetime = when(index=True)  # reserved, then failed
 

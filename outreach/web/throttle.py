@@ -1,16 +1,21 @@
-"""The sign-in throttle: failed sign-ins by name in a sliding window, in the database, so
-that every web process (several machines on one PostgreSQL) counts the same attempts and
-a restart forgets none.
+"""The sign-in throttle: failed sign-ins by name, and by the client's address, in a sliding
+window, in the database, so that every web process (several machines on one PostgreSQL)
+counts the same attempts and a restart forgets none.
+
+By name, a few failures hold the name back (a password guessed on one account); by
+address, more failures over any names hold that address back (one password tried on many
+accounts), whatever names it tries next.
 
 An attempt is reserved before its password is checked (a ``pending`` row) and counts as a
 failure until it ends: ``failed`` confirms it, ``succeeded`` deletes it with the name's
 failures. The count and the reservation are made under a lock on the name held to the end
-of the transaction (PostgreSQL: an advisory lock; SQLite: its one writer's lock), so a
-name never has more than ``failures`` attempts failed or being checked within the window,
+of the transaction (PostgreSQL: an advisory lock; SQLite: its one writer's lock), and
+likewise under a lock on the address, so a name never has more than ``failures`` attempts
+failed or being checked within the window, nor an address more than ``address_failures``,
 however many arrive at once, wherever. A reservation left by a process that died counts
 only within the window, like a failure.
 
-Names are kept as a hash, never in clear. Attempts past the window count for nothing:
+Names and addresses are kept as hashes, never in clear. Attempts past the window count for nothing:
 each reservation deletes a batch of them, so the table holds about the attempts of the
 last window.
 """
@@ -28,16 +33,19 @@ from outreach.store import delete_unheld, hold_writes, table_of
 
 sign_in_attempts = table_of(SignInAttempt)
 _LOCK_SPACE = 0x7369676E  # "sign": the first key of the advisory locks on names
+_ADDRESS_LOCK_SPACE = 0x61646472  # "addr": on addresses, apart from the names'
 _FORGOTTEN_AT_ONCE = 1_000  # past attempts deleted by one reservation, at most
 
 
 class SignInThrottle:
-    """Failed sign-ins by name, in a sliding window, and the attempts being checked.
+    """Failed sign-ins by name and by address, in a sliding window, and the attempts being
+    checked.
 
     An attempt is reserved (``reserve``) before its password is checked and counts as a
     failure until it ends: ``failed`` confirms it, ``succeeded`` releases it. So a name
     never has more than ``failures`` attempts failed or being checked within the window,
-    however many arrive at once, in however many processes.
+    nor an address more than ``address_failures`` over all names, however many arrive at
+    once, in however many processes.
     """
 
     def __init__(
@@ -46,9 +54,11 @@ class SignInThrottle:
         failures: int = 5,
         window_seconds: float = 900,
         clock: Clock | None = None,
+        address_failures: int = 20,
     ) -> None:
         self.engine = engine
         self.failures, self.window = failures, timedelta(seconds=window_seconds)
+        self.address_failures = address_failures
         # Real time, whatever clock the app runs on (a demo's runs faster): a person waits.
         self.clock = clock or SystemClock()
 
@@ -56,25 +66,42 @@ class SignInThrottle:
         with self.engine.connect() as connection:
             return _counted(connection, name_key(username), self._since()) >= self.failures
 
-    def reserve(self, username: str) -> int | None:
-        """Take a place for one attempt, to be ended by ``failed`` or ``succeeded`` with
-        the number returned; ``None`` (nothing taken) if the name is held back."""
+    def address_held(self, address: str) -> bool:
+        with self.engine.connect() as connection:
+            counted = _counted(connection, address_key(address), self._since(), by_address=True)
+            return counted >= self.address_failures
+
+    def reserve(self, username: str, address: str | None = None) -> int | None:
+        """Take a place for one attempt from ``address`` (the client's; None if unknown),
+        to be ended by ``failed`` or ``succeeded`` with the number returned; ``None``
+        (nothing taken) if the name or the address is held back."""
         key, now = name_key(username), self.clock.now()
+        where = None if address is None else address_key(address)
         with self.engine.begin() as connection:
+            # Always the name first, then the address: no two attempts wait for each other.
             _lock_name(connection, key)
+            if where is not None:
+                _lock_name(connection, where, _ADDRESS_LOCK_SPACE)
             _forget_before(connection, now - self.window)
             if _counted(connection, key, now - self.window) >= self.failures:
                 return None
+            if where is not None:
+                counted = _counted(connection, where, now - self.window, by_address=True)
+                if counted >= self.address_failures:
+                    return None
             reserved = connection.execute(
                 insert(sign_in_attempts)
-                .values(name_key=key, state=SignInState.PENDING, at=now)
+                .values(name_key=key, address_key=where, state=SignInState.PENDING, at=now)
                 .returning(sign_in_attempts.c.id)
             ).scalar_one()
             return int(reserved)
 
-    def failed(self, username: str, reservation: int | None = None) -> None:
+    def failed(
+        self, username: str, reservation: int | None = None, address: str | None = None
+    ) -> None:
         """A failure: confirms the attempt's reservation, if it had one (and it is still
-        there: past the window it may have been deleted)."""
+        there: past the window it may have been deleted); else one is recorded, from
+        ``address``."""
         key, now = name_key(username), self.clock.now()
         with self.engine.begin() as connection:
             confirmed = 0
@@ -85,13 +112,17 @@ class SignInThrottle:
                     .values(state=SignInState.FAILED, at=now)
                 ).rowcount
             if not confirmed:
+                where = None if address is None else address_key(address)
                 connection.execute(
-                    insert(sign_in_attempts).values(name_key=key, state=SignInState.FAILED, at=now)
+                    insert(sign_in_attempts).values(
+                        name_key=key, address_key=where, state=SignInState.FAILED, at=now
+                    )
                 )
 
     def succeeded(self, username: str, reservation: int | None = None) -> None:
         """The right password: releases the attempt's reservation and forgets the name's
-        failures (other attempts under way keep theirs)."""
+        failures (other attempts under way keep theirs), from whichever address; an
+        address's failures on other names still count."""
         key = name_key(username)
         ended = sign_in_attempts.c.state == SignInState.FAILED
         if reservation is not None:
@@ -123,29 +154,32 @@ def name_key(username: str) -> str:
     return hashlib.sha256(username.strip().lower().encode()).hexdigest()
 
 
-def _lock_name(connection: Connection, key: str) -> None:
-    """The name's attempts are counted and written one transaction after the other, from
-    here to the end of the transaction."""
+def address_key(address: str) -> str:
+    return hashlib.sha256(b"address\0" + address.strip().lower().encode()).hexdigest()
+
+
+def _lock_name(connection: Connection, key: str, space: int = _LOCK_SPACE) -> None:
+    """The name's (or the address's) attempts are counted and written one transaction
+    after the other, from here to the end of the transaction."""
     if connection.dialect.name == "postgresql":
         # Two 32-bit keys: a space of their own, apart from any single-key advisory lock.
-        # Names whose keys share their first 32 bits only wait for each other.
+        # Keys that share their first 32 bits only wait for each other.
         number = int(key[:8], 16) - 2**31
         connection.execute(
-            select(
-                func.pg_advisory_xact_lock(literal(_LOCK_SPACE, Integer), literal(number, Integer))
-            )
+            select(func.pg_advisory_xact_lock(literal(space, Integer), literal(number, Integer)))
         )
         return
     hold_writes(connection)  # SQLite has one writer at a time: its lock serves
 
 
-def _counted(connection: Connection, key: str, since: datetime) -> int:
-    """The name's attempts failed or being checked within the window."""
+def _counted(connection: Connection, key: str, since: datetime, *, by_address: bool = False) -> int:
+    """The name's (or the address's) attempts failed or being checked within the window."""
+    column = sign_in_attempts.c.address_key if by_address else sign_in_attempts.c.name_key
     return int(
         connection.execute(
             select(func.count())
             .select_from(sign_in_attempts)
-            .where(sign_in_attempts.c.name_key == key, sign_in_attempts.c.at >= since)
+            .where(column == key, sign_in_attempts.c.at >= since)
         ).scalar_one()
     )
 

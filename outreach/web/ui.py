@@ -144,6 +144,8 @@ def sign_in(
 
 
 BUSY = "The server is busy checking other sign-ins. Try again in a minute."
+NAME_HELD = "Too many failed attempts for this name. Wait 15 minutes and try again."
+ADDRESS_HELD = "Too many failed sign-ins from this address. Wait 15 minutes and try again."
 
 
 def _check_password(
@@ -152,24 +154,33 @@ def _check_password(
     """The user the name and password sign in, or why none."""
     # The attempt counts as a failure from before its password is checked until it is
     # known right, so that attempts made at once cannot pass the throttle together.
-    reservation = sessions.throttle.reserve(username)
+    # The client's address is the proxy's unless uvicorn trusts the proxy's headers
+    # (FORWARDED_ALLOW_IPS): see docs/web-ui.md.
+    address = request.client.host if request.client is not None else None
+    throttle = sessions.throttle
+    reservation = throttle.reserve(username, address)
     if reservation is None:
+        if address is not None and not throttle.held(username):
+            return (
+                None,
+                "Too many failed sign-ins from this address. Wait 15 minutes and try again.",
+            )
         return None, "Too many failed attempts for this name. Wait 15 minutes and try again."
     with sessions.slots.slot() as free:  # a few checks at a time: each holds 64 MiB
         if not free:
-            sessions.throttle.released(username, reservation)
+            throttle.released(username, reservation)
             return None, BUSY
         try:
             with sessions.engine.begin() as connection:
                 now = request.app.state.clock.now()
                 user = authenticate(connection, username, password, now)
         except BaseException:
-            sessions.throttle.failed(username, reservation)  # the password may have been checked
+            throttle.failed(username, reservation, address)  # the password may have been checked
             raise
     if user is None:
-        sessions.throttle.failed(username, reservation)
+        throttle.failed(username, reservation, address)
         return None, "The username or password is not right, or the user is disabled."
-    sessions.throttle.succeeded(username, reservation)
+    throttle.succeeded(username, reservation)
     return user, None
 
 

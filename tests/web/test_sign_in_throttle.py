@@ -123,3 +123,67 @@ def test_attempts_past_the_window_are_deleted_as_new_ones_come(
     assert len(stored_attempts(engine)) == 30 - 20 + 2
     throttle.reserve("bob")
     assert stored_attempts(engine) == [(name_key("ana"), FAILED)] + [(name_key("bob"), PENDING)] * 2
+
+
+# --- by address ---------------------------------------------------------------------------
+
+HERE, THERE = "203.0.113.7", "198.51.100.2"
+
+
+def test_failures_over_many_names_hold_the_address_back(engine: Engine) -> None:
+    throttle = SignInThrottle(engine, failures=5, address_failures=3)
+    throttle.failed("ana", None, HERE)
+    throttle.failed("bob", throttle.reserve("bob", HERE), HERE)
+    checking = throttle.reserve("cleo", HERE)  # a third name, being checked: it counts
+    assert checking is not None and throttle.address_held(HERE)
+    assert throttle.reserve("dan", HERE) is None  # any name, from this address
+    # No name is held back, and another address, or an attempt of no known address, is not.
+    assert not any(throttle.held(name) for name in ("ana", "bob", "cleo", "dan"))
+    assert not throttle.address_held(THERE)
+    assert throttle.reserve("dan", THERE) is not None and throttle.reserve("dan") is not None
+    assert throttle.reserve("Dan ", " 203.0.113.7") is None  # the address as the name, trimmed
+
+
+def test_a_success_forgets_its_names_failures_but_not_the_addresss_others(
+    engine: Engine,
+) -> None:
+    throttle = SignInThrottle(engine, failures=5, address_failures=3)
+    throttle.failed("ana", throttle.reserve("ana", HERE), HERE)  # a mistyped password
+    throttle.failed("bob", throttle.reserve("bob", HERE), HERE)
+    right = throttle.reserve("ana", HERE)
+    assert right is not None and throttle.address_held(HERE)
+    throttle.succeeded("ana", right)
+    assert not throttle.address_held(HERE)  # ana's attempts are forgotten, bob's count
+    assert throttle.reserve("cleo", HERE) is not None
+    assert throttle.reserve("cleo", HERE) is not None
+    assert throttle.reserve("dan", HERE) is None  # bob's one and cleo's two
+
+
+def test_attempts_at_once_from_one_address_never_pass_its_cap(
+    engine: Engine, other_engine: Engine
+) -> None:
+    throttles = [
+        SignInThrottle(engine, address_failures=4),
+        SignInThrottle(other_engine, address_failures=4),
+    ]
+    start = threading.Barrier(24)
+
+    def attempt(n: int) -> int | None:
+        start.wait()
+        return throttles[n % 2].reserve(f"name{n}", HERE)  # a name each: no name's cap bites
+
+    with ThreadPoolExecutor(24) as pool:
+        reserved = [r for r in pool.map(attempt, range(24)) if r is not None]
+    assert len(reserved) == 4 and len(set(reserved)) == 4
+
+
+def test_an_addresss_failures_count_within_the_window_only(engine: Engine) -> None:
+    clock = FixedClock(NOW)
+    throttle = SignInThrottle(engine, address_failures=2, window_seconds=900, clock=clock)
+    throttle.failed("ana", None, HERE)
+    clock.advance(timedelta(seconds=600))
+    throttle.failed("bob", None, HERE)
+    assert throttle.address_held(HERE) and throttle.reserve("cleo", HERE) is None
+    clock.advance(timedelta(seconds=301))  # ana's failure is past the window
+    assert not throttle.address_held(HERE)
+    assert throttle.reserve("cleo", HERE) is not None

@@ -107,6 +107,30 @@ def test_five_failures_hold_a_name_back_even_with_the_right_password(
         assert held.status_code == 401 and "Too many failed attempts" in held.text
 
 
+def test_failures_over_many_names_hold_the_clients_address_back(
+    server: Server, engine: Engine
+) -> None:
+    """One password tried on many names: after 20 failures from one address, that address
+    is held back whatever name it tries, and other clients are not. The test's clients are
+    behind a proxy that uvicorn trusts (127.0.0.1, its default), which names each client in
+    ``X-Forwarded-For``."""
+    add_user(engine, "ana", Role.AGENT)
+    guesser, colleague = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.2"}
+    with httpx.Client(base_url=server.base, headers=guesser) as client:
+        token = csrf_of(client.get("/login").text)
+        for n in range(20):
+            guess = {"username": f"name{n}", "password": "Summer2026!!", "csrf_token": token}
+            failed = client.post("/login", data=guess)
+            assert failed.status_code == 401 and "not right" in failed.text
+        right = {"username": "ana", "password": PASSWORD, "csrf_token": token}
+        held = client.post("/login", data=right)
+        assert held.status_code == 401 and "from this address" in held.text
+    with httpx.Client(base_url=server.base, headers=colleague) as client:
+        token = csrf_of(client.get("/login").text)
+        right = {"username": "ana", "password": PASSWORD, "csrf_token": token}
+        assert client.post("/login", data=right).status_code == 303
+
+
 def test_after_sign_in_only_a_local_path_is_followed(server: Server, engine: Engine) -> None:
     add_user(engine, "ana", Role.AGENT)
     for target, expected in (("/inbox?x=1", "/inbox?x=1"), ("//evil.example", "/"),

@@ -57,6 +57,7 @@ from outreach.opt_outs import ledger_address
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
+from outreach.records import quick_init
 from outreach.replies import reply_holds
 from outreach.returned_steps import give_back_steps
 from outreach.store import (
@@ -184,6 +185,7 @@ class _Flight:
     refused: dict[str, ChannelError] = field(default_factory=dict)
 
 
+@quick_init
 @dataclass(frozen=True)
 class _Decided:
     verdict: str

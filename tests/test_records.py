@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from outreach import cadence, compliance_store
+from outreach import cadence, compliance_store, dispatcher
 from outreach.compliance import decision, facts, frequency, windows, zones
+from outreach.providers.base import OutboundMessage
 from outreach.records import quick_init
 from outreach.rendering import context, render
 from outreach.rendering.environment import TemplateKey
@@ -37,6 +38,8 @@ QUICK = [
     context.Debtor,
     render.Rendered,
     compliance_store.DebtorRecord,
+    OutboundMessage,
+    dispatcher._Decided,
 ]
 
 # One distinct value per field type, so that a field written under another's name shows.

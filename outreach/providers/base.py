@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from outreach.errors import WebhookRejected
+from outreach.records import quick_init
 
 Channel = Literal["sms", "email", "voice"]
 
@@ -51,6 +52,7 @@ class EventType(StrEnum):
     UNKNOWN = "unknown"
 
 
+@quick_init
 @dataclass(frozen=True)
 class OutboundMessage:
     """One message to send, as the dispatcher hands it over."""

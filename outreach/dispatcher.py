@@ -776,24 +776,40 @@ class Dispatcher:
         return await future
 
     async def _reserve_requested(self) -> None:
-        while self._slot_requests:
-            requests, self._slot_requests = self._slot_requests, []
-            senders = [sender for sender, _ in requests]
-            try:
-                if isinstance(self.limiter, RateLimiter):  # this process's own: at once
-                    waits = self.limiter.reserve_many(senders, RATE_HORIZON)
-                else:
-                    waits = await asyncio.to_thread(
-                        self.limiter.reserve_many, senders, RATE_HORIZON
-                    )
-            except Exception as exc:
-                for _, future in requests:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), wait in zip(requests, waits, strict=True):
-                if not future.done():  # not if its send was cancelled meanwhile
-                    future.set_result(wait)
+        """Serves ``_slot_again``'s requests until none is left. A send cancelled meanwhile
+        (its batch ended) takes no slot; a limiter that cannot answer (a dispatch process
+        that lost its daemon) gives none, and those sends go back to the queue as if the
+        rate were spent."""
+        requests: list[tuple[tuple[str, str], asyncio.Future[float | None]]] = []
+        try:
+            while True:
+                requests = [request for request in self._slot_requests if not request[1].done()]
+                self._slot_requests = []
+                if not requests:
+                    return
+                senders = [sender for sender, _ in requests]
+                waits: list[float | None]
+                try:
+                    if isinstance(self.limiter, RateLimiter):  # this process's own: at once
+                        waits = self.limiter.reserve_many(senders, RATE_HORIZON)
+                    else:
+                        waits = await asyncio.to_thread(
+                            self.limiter.reserve_many, senders, RATE_HORIZON
+                        )
+                    if len(waits) != len(senders):
+                        raise ValueError(f"{len(waits)} slots for {len(senders)} sends")
+                except Exception as exc:
+                    log.warning("dispatch: no rate-limit slots for %d send(s) held up (%r); "
+                                "they go back to the queue", len(requests), exc)  # fmt: skip
+                    waits = [None] * len(requests)
+                for (_, future), wait in zip(requests, waits, strict=True):
+                    if not future.done():  # not if its send was cancelled meanwhile
+                        future.set_result(wait)
+        finally:
+            # Whatever ends this task (the event loop closing), no send waits on it.
+            for _, future in [*requests, *self._slot_requests]:
+                future.cancel()
+            self._slot_requests = []
 
     async def _pause(self, seconds: float) -> None:
         """Wait for a rate-limit slot, but not past a stop request."""

@@ -28,8 +28,9 @@ from outreach import dispatcher as dispatcher_module
 from outreach.cadence import load_cadences
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
 from outreach.clock import FixedClock
+from outreach.compliance.alike import AlikeDecisions
 from outreach.compliance.engine import evaluate
-from outreach.compliance.rules import load_ruleset
+from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance.scenario import parse_scenario
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
 from outreach.dispatcher import MAX_TRIES, SEND_LEASE, Dispatcher, _note_address
@@ -248,15 +249,24 @@ async def test_queued_attempts_are_sent_once(world: World) -> None:
 
 
 async def test_debtors_alike_share_the_send_time_answer_and_each_keeps_their_own(
-    world: World,
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Alike debtors in one batch share the engine's answer at the send-time check; each
     stored decision is still exactly what the engine says of that debtor alone."""
     planned(world, *(row(f"A-{i}", phone=f"+1617555{i:04d}") for i in range(6)))
     world.clock.advance(timedelta(minutes=1))
     suppress(world.engine, "sms", "+16175550003", "stop", NOW + timedelta(seconds=30))
+    made: list[AlikeDecisions] = []
+
+    class Recorded(AlikeDecisions):
+        def __init__(self, ruleset: RuleSet) -> None:
+            super().__init__(ruleset)
+            made.append(self)
+
+    monkeypatch.setattr(dispatcher_module, "AlikeDecisions", Recorded)
     report = await dispatcher(world).tick()
     assert dict(report.outcomes) == {"sent": 5, "blocked": 1}
+    assert sum(decide.shared for decide in made) >= 4  # the allowed ones, after the first
     rules = load_ruleset(world.settings.compliance_rules_file)
     checked = rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
     by_attempt = {a.id: a for a in rows_of(world.engine, attempts)}

@@ -24,7 +24,7 @@ class SignInState(StrEnum):
 
 class SignInAttempt(SQLModel, table=True):
     """A failed sign-in, or one whose password is being checked, for a name, from a client
-    address: both kept as hashes (anything may be typed as a name), never in clear."""
+    address: both kept as SHA-256 hashes (anything may be typed as a name), not as typed."""
 
     __tablename__ = "sign_in_attempt"
     __table_args__ = (

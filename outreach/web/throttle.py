@@ -15,14 +15,15 @@ failed or being checked within the window, nor an address more than ``address_fa
 however many arrive at once, wherever. A reservation left by a process that died counts
 only within the window, like a failure.
 
-Names and addresses are kept as hashes, never in clear. Attempts past the window count for nothing:
-each reservation deletes a batch of them, so the table holds about the attempts of the
-last window.
+Names and addresses are kept as SHA-256 hashes, not as typed or seen. Attempts past the
+window count for nothing: each reservation deletes a batch of them, so the table holds
+about the attempts of the last window.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, Integer, delete, func, insert, literal, select, update
@@ -119,12 +120,20 @@ class SignInThrottle:
                     )
                 )
 
-    def succeeded(self, username: str, reservation: int | None = None) -> None:
+    def succeeded(
+        self, username: str, reservation: int | None = None, address: str | None = None
+    ) -> None:
         """The right password: releases the attempt's reservation and forgets the name's
-        failures (other attempts under way keep theirs), from whichever address; an
-        address's failures on other names still count."""
+        failures made from ``address`` (a person who mistyped goes on afresh); other
+        attempts under way keep theirs. Failures on the name from other addresses still
+        count, for the name and for their addresses: someone guessing gains nothing when
+        the name's owner signs in."""
         key = name_key(username)
         ended = sign_in_attempts.c.state == SignInState.FAILED
+        if address is None:
+            ended &= sign_in_attempts.c.address_key.is_(None)
+        else:
+            ended &= sign_in_attempts.c.address_key == address_key(address)
         if reservation is not None:
             ended |= sign_in_attempts.c.id == reservation
         with self.engine.begin() as connection:
@@ -155,7 +164,25 @@ def name_key(username: str) -> str:
 
 
 def address_key(address: str) -> str:
-    return hashlib.sha256(b"address\0" + address.strip().lower().encode()).hexdigest()
+    """One key for a client however it may write its address: an IPv4 address mapped
+    into IPv6 is that IPv4 address, and an IPv6 address counts by its /64 network (one
+    subscriber's, whose host part the client picks freely)."""
+    text = address.strip().lower()
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        pass  # not an address (a test client's name, a Unix socket's ""): as written
+    else:
+        if isinstance(ip, ipaddress.IPv6Address):
+            mapped = ip.ipv4_mapped
+            text = (
+                str(mapped)
+                if mapped is not None
+                else str(ipaddress.ip_network(f"{ip}/64", strict=False))
+            )
+        else:
+            text = str(ip)
+    return hashlib.sha256(b"address\0" + text.encode()).hexdigest()
 
 
 def _lock_name(connection: Connection, key: str, space: int = _LOCK_SPACE) -> None:

@@ -156,16 +156,12 @@ def _check_password(
     # known right, so that attempts made at once cannot pass the throttle together.
     # The client's address is the proxy's unless uvicorn trusts the proxy's headers
     # (FORWARDED_ALLOW_IPS): see docs/web-ui.md.
-    address = request.client.host if request.client is not None else None
+    # An unknown client (a Unix socket without proxy headers) counts as one address.
+    address = request.client.host if request.client is not None else ""
     throttle = sessions.throttle
     reservation = throttle.reserve(username, address)
     if reservation is None:
-        if address is not None and not throttle.held(username):
-            return (
-                None,
-                "Too many failed sign-ins from this address. Wait 15 minutes and try again.",
-            )
-        return None, "Too many failed attempts for this name. Wait 15 minutes and try again."
+        return None, NAME_HELD if throttle.held(username) else ADDRESS_HELD
     with sessions.slots.slot() as free:  # a few checks at a time: each holds 64 MiB
         if not free:
             throttle.released(username, reservation)
@@ -180,7 +176,7 @@ def _check_password(
     if user is None:
         throttle.failed(username, reservation, address)
         return None, "The username or password is not right, or the user is disabled."
-    throttle.succeeded(username, reservation)
+    throttle.succeeded(username, reservation, address)
     return user, None
 
 

@@ -152,7 +152,7 @@ def test_a_success_forgets_its_names_failures_but_not_the_addresss_others(
     throttle.failed("bob", throttle.reserve("bob", HERE), HERE)
     right = throttle.reserve("ana", HERE)
     assert right is not None and throttle.address_held(HERE)
-    throttle.succeeded("ana", right)
+    throttle.succeeded("ana", right, HERE)
     assert not throttle.address_held(HERE)  # ana's attempts are forgotten, bob's count
     assert throttle.reserve("cleo", HERE) is not None
     assert throttle.reserve("cleo", HERE) is not None
@@ -187,3 +187,38 @@ def test_an_addresss_failures_count_within_the_window_only(engine: Engine) -> No
     clock.advance(timedelta(seconds=301))  # ana's failure is past the window
     assert not throttle.address_held(HERE)
     assert throttle.reserve("cleo", HERE) is not None
+
+
+def test_the_owners_sign_in_forgets_only_the_failures_made_from_their_address(
+    engine: Engine,
+) -> None:
+    throttle = SignInThrottle(engine, failures=4)
+    for _ in range(2):
+        throttle.failed("ana", throttle.reserve("ana", THERE), THERE)  # someone guessing
+    throttle.failed("ana", throttle.reserve("ana", HERE), HERE)  # ana mistyped
+    right = throttle.reserve("ana", HERE)
+    assert right is not None
+    throttle.succeeded("ana", right, HERE)
+    # Ana's own failure is forgotten; the guesses still count: two more, not four.
+    assert stored_attempts(engine) == [(name_key("ana"), FAILED)] * 2
+    assert throttle.reserve("ana", THERE) is not None
+    assert throttle.reserve("ana", THERE) is not None
+    assert throttle.reserve("ana", THERE) is None
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("2001:db8:0:1::7", "2001:db8:0:1:ffff:ffff:ffff:ffff"),  # one /64: one subscriber
+        ("::ffff:192.0.2.9", "192.0.2.9"),  # IPv4 written as IPv6
+        ("2001:DB8::1", "2001:db8::1"),
+    ],
+)
+def test_one_client_is_one_address_however_it_is_written(
+    engine: Engine, one: str, other: str
+) -> None:
+    throttle = SignInThrottle(engine, address_failures=2)
+    throttle.failed("ana", None, one)
+    throttle.failed("bob", None, other)
+    assert throttle.address_held(one) and throttle.address_held(other)
+    assert not throttle.address_held("2001:db8:0:2::7")  # the next /64 is someone else

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from outreach.channels import RateLimit, RateLimits, load_sms
 from outreach.clock import FixedClock, ScaledClock
 from outreach.compliance_store import attempts
-from outreach.dispatcher import Dispatcher, _outage
+from outreach.dispatcher import Dispatcher, DispatchReport, SlotReserver, _outage
 from outreach.events import apply_events
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
@@ -234,20 +234,29 @@ class StallThenFlush(FakeProvider):
         return await super().send(message)
 
 
-async def test_a_senders_rate_holds_when_requests_were_held_up(world: World) -> None:
+async def held_up_tick(
+    world: World, limiter: SlotReserver, release_after: float
+) -> tuple[DispatchReport, StallThenFlush]:
+    """Twelve texts sent four at a time, the first four stalled for ``release_after``
+    seconds: the other eight are held up behind them."""
     planned(world, *(row(f"A-{i}", phone=f"+1617{5550000 + i}") for i in range(12)))
     provider = StallThenFlush()
-    limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=10, burst=1))})
     send = Dispatcher(world.engine, world.settings, world.clock, WORKER,
                       fake_sms(world, provider), limiter, concurrency=4)  # fmt: skip
 
     async def flush() -> None:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(release_after)
         provider.release.set()
 
     flusher = asyncio.create_task(flush())
     report = await send.tick()
     await flusher
+    return report, provider
+
+
+async def test_a_senders_rate_holds_when_requests_were_held_up(world: World) -> None:
+    limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=10, burst=1))})
+    report, provider = await held_up_tick(world, limiter, 1.0)
     assert dict(report.outcomes) == {"sent": 12}
     gaps = [b - a for a, b in zip(provider.started, provider.started[1:], strict=False)]
     # One every 100 ms, give or take the event loop's timer jitter.
@@ -279,20 +288,9 @@ class DaemonsLimiter:
 async def test_sends_held_up_in_a_dispatch_process_ask_their_daemon_together(
     world: World,
 ) -> None:
-    planned(world, *(row(f"A-{i}", phone=f"+1617{5550000 + i}") for i in range(12)))
-    provider = StallThenFlush()
     limits = RateLimits(default=RateLimit(per_second=10, burst=1))
     remote = DaemonsLimiter(RateLimiter({"sms": limits}))
-    send = Dispatcher(world.engine, world.settings, world.clock, WORKER,
-                      fake_sms(world, provider), remote, concurrency=4)  # fmt: skip
-
-    async def flush() -> None:
-        await asyncio.sleep(1.0)
-        provider.release.set()
-
-    flusher = asyncio.create_task(flush())
-    report = await send.tick()
-    await flusher
+    report, provider = await held_up_tick(world, remote, 1.0)
     assert dict(report.outcomes) == {"sent": 12}
     # The batch's slots in one question; then the eight sends held up behind the four
     # stalled ones take new slots in fewer questions than sends (the four let through
@@ -324,20 +322,9 @@ async def test_a_send_cancelled_while_its_slot_is_asked_for_takes_none(world: Wo
 async def test_held_up_sends_go_back_to_the_queue_when_the_daemon_cannot_answer(
     world: World,
 ) -> None:
-    planned(world, *(row(f"A-{i}", phone=f"+1617{5550000 + i}") for i in range(12)))
-    provider = StallThenFlush()
     limits = RateLimits(default=RateLimit(per_second=100, burst=100))
     remote = DaemonsLimiter(RateLimiter({"sms": limits}), answers=1)  # the batch's only
-    send = Dispatcher(world.engine, world.settings, world.clock, WORKER,
-                      fake_sms(world, provider), remote, concurrency=4)  # fmt: skip
-
-    async def flush() -> None:
-        await asyncio.sleep(0.5)
-        provider.release.set()
-
-    flusher = asyncio.create_task(flush())
-    report = await send.tick()
-    await flusher
+    report, provider = await held_up_tick(world, remote, 0.5)
     assert dict(report.outcomes) == {"sent": 4, "rate_limited": 8}
     found = rows_of(world.engine, attempts)
     assert Counter(a.status for a in found) == {"sent": 4, "queued": 8}

@@ -719,6 +719,8 @@ class Dispatcher:
                 # Its rate-limit slot passed while it waited behind other requests: using
                 # it now would send together with the others held up. It takes a new one.
                 wait = await self._slot_again(row.channel, item.sender)
+                if self.stopping:  # stopped while it asked: it has not left
+                    return Outcome(row, unsent=True)
                 if wait is None:
                     return Outcome(row, unsent=True, counted="rate_limited",
                                    next_try_at=self.clock.now() + RATE_WAIT)  # fmt: skip
@@ -769,21 +771,30 @@ class Dispatcher:
         loop are reserved together; a dispatch process asks its daemon off the event loop,
         and the sends held up meanwhile are asked for together next: one round trip for
         many, where one each would keep the process waiting on its daemon."""
-        future: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[float | None] = loop.create_future()
         self._slot_requests.append(((channel, sender), future))
-        if self._reserving is None or self._reserving.done():
+        reserving = self._reserving
+        # A task of an event loop that closed (a dispatcher reused in a new loop) is over.
+        if reserving is None or reserving.done() or reserving.get_loop() is not loop:
             self._reserving = asyncio.ensure_future(self._reserve_requested())
         return await future
 
     async def _reserve_requested(self) -> None:
-        """Serves ``_slot_again``'s requests until none is left. A send cancelled meanwhile
-        (its batch ended) takes no slot; a limiter that cannot answer (a dispatch process
-        that lost its daemon) gives none, and those sends go back to the queue as if the
-        rate were spent."""
+        """Serves ``_slot_again``'s requests until none is left. A send cancelled before
+        its question leaves (its batch ended) takes no slot; a limiter that cannot answer (a
+        dispatch process that lost its daemon) gives none, and those sends go back to the
+        queue as if the rate were spent."""
         requests: list[tuple[tuple[str, str], asyncio.Future[float | None]]] = []
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                requests = [request for request in self._slot_requests if not request[1].done()]
+                # Not for a send cancelled meanwhile, nor one of an event loop that closed.
+                requests = [
+                    (sender, future)
+                    for sender, future in self._slot_requests
+                    if not future.done() and future.get_loop() is loop
+                ]
                 self._slot_requests = []
                 if not requests:
                     return

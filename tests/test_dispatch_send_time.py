@@ -319,6 +319,25 @@ async def test_a_send_cancelled_while_its_slot_is_asked_for_takes_none(world: Wo
     assert remote.asked == [["+10", "+11"]]  # the one asked for after they ended: none
 
 
+def test_a_dispatcher_used_again_in_a_new_event_loop_asks_for_slots_afresh(
+    world: World,
+) -> None:
+    """An event loop closed while a question was on its way (its task never finished):
+    the next loop's sends are not left waiting on that task."""
+    remote = DaemonsLimiter(RateLimiter({"sms": RateLimits(default=RateLimit(per_second=100))}))
+    send = Dispatcher(world.engine, world.settings, world.clock, WORKER, {}, remote)
+    first = asyncio.new_event_loop()
+    with pytest.raises(TimeoutError):
+        first.run_until_complete(asyncio.wait_for(send._slot_again("sms", "+10"), 0.005))
+    first.close()
+
+    async def again() -> float | None:
+        return await asyncio.wait_for(send._slot_again("sms", "+11"), 5)
+
+    assert asyncio.run(again()) == 0.0
+    assert remote.asked[-1] == ["+11"]
+
+
 async def test_held_up_sends_go_back_to_the_queue_when_the_daemon_cannot_answer(
     world: World,
 ) -> None:

@@ -77,12 +77,12 @@ class SignInThrottle:
         to be ended by ``failed`` or ``succeeded`` with the number returned; ``None``
         (nothing taken) if the name or the address is held back."""
         key, now = name_key(username), self.clock.now()
-        where = None if address is None else address_key(address)
+        where = _key_of(address)
         with self.engine.begin() as connection:
             # Always the name first, then the address: no two attempts wait for each other.
-            _lock_name(connection, key)
+            _lock_key(connection, key)
             if where is not None:
-                _lock_name(connection, where, _ADDRESS_LOCK_SPACE)
+                _lock_key(connection, where, _ADDRESS_LOCK_SPACE)
             _forget_before(connection, now - self.window)
             if _counted(connection, key, now - self.window) >= self.failures:
                 return None
@@ -113,10 +113,12 @@ class SignInThrottle:
                     .values(state=SignInState.FAILED, at=now)
                 ).rowcount
             if not confirmed:
-                where = None if address is None else address_key(address)
                 connection.execute(
                     insert(sign_in_attempts).values(
-                        name_key=key, address_key=where, state=SignInState.FAILED, at=now
+                        name_key=key,
+                        address_key=_key_of(address),
+                        state=SignInState.FAILED,
+                        at=now,
                     )
                 )
 
@@ -129,15 +131,13 @@ class SignInThrottle:
         count, for the name and for their addresses: someone guessing gains nothing when
         the name's owner signs in."""
         key = name_key(username)
-        ended = sign_in_attempts.c.state == SignInState.FAILED
-        if address is None:
-            ended &= sign_in_attempts.c.address_key.is_(None)
-        else:
-            ended &= sign_in_attempts.c.address_key == address_key(address)
+        ended = (sign_in_attempts.c.state == SignInState.FAILED) & (
+            sign_in_attempts.c.address_key.is_not_distinct_from(_key_of(address))
+        )
         if reservation is not None:
             ended |= sign_in_attempts.c.id == reservation
         with self.engine.begin() as connection:
-            _lock_name(connection, key)
+            _lock_key(connection, key)
             connection.execute(
                 delete(sign_in_attempts).where(sign_in_attempts.c.name_key == key).where(ended)
             )
@@ -164,28 +164,31 @@ def name_key(username: str) -> str:
 
 
 def address_key(address: str) -> str:
-    """One key for a client however it may write its address: an IPv4 address mapped
+    return hashlib.sha256(b"address\0" + _one_client(address).encode()).hexdigest()
+
+
+def _one_client(address: str) -> str:
+    """One text for a client however it may write its address: an IPv4 address mapped
     into IPv6 is that IPv4 address, and an IPv6 address counts by its /64 network (one
-    subscriber's, whose host part the client picks freely)."""
+    subscriber's, whose host part the client picks freely). What is not an address (a
+    Unix socket's "") stands as written."""
     text = address.strip().lower()
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        pass  # not an address (a test client's name, a Unix socket's ""): as written
-    else:
-        if isinstance(ip, ipaddress.IPv6Address):
-            mapped = ip.ipv4_mapped
-            text = (
-                str(mapped)
-                if mapped is not None
-                else str(ipaddress.ip_network(f"{ip}/64", strict=False))
-            )
-        else:
-            text = str(ip)
-    return hashlib.sha256(b"address\0" + text.encode()).hexdigest()
+        return text
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
 
 
-def _lock_name(connection: Connection, key: str, space: int = _LOCK_SPACE) -> None:
+def _key_of(address: str | None) -> str | None:
+    return None if address is None else address_key(address)
+
+
+def _lock_key(connection: Connection, key: str, space: int = _LOCK_SPACE) -> None:
     """The name's (or the address's) attempts are counted and written one transaction
     after the other, from here to the end of the transaction."""
     if connection.dialect.name == "postgresql":

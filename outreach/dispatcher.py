@@ -950,7 +950,8 @@ class Dispatcher:
             if error.ambiguous:
                 changes.append(_failed(row, AttemptStatus.UNKNOWN, now, error))
                 report.outcomes["unknown"] += 1
-                log.warning("dispatch: attempt %s held for review: %s", row.id, error)
+                log.warning("dispatch: attempt %s held for review (outreach attempts held): %s",
+                            row.id, error)  # fmt: skip
             elif error.retryable and _outage(error):
                 if error.outage:
                     refusing[error.provider] = str(error)

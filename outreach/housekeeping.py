@@ -39,7 +39,8 @@ class Housekeeping:
 
     def summary(self) -> str:
         return (
-            f"{self.lost_sends} lost send(s) held for review, {self.broken_promises} broken "
+            f"{self.lost_sends} lost send(s) held for review (outreach attempts held), "
+            f"{self.broken_promises} broken "
             f"promise(s), {self.pauses_ended} pause(s) ended"
         )
 

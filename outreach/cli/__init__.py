@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from outreach.cli import accounts, compliance, daemons, templates, users
+from outreach.cli import accounts, attempts, compliance, daemons, templates, users
 from outreach.cli.accounts import print_summary
 from outreach.cli.common import (
     Context,
@@ -45,6 +45,7 @@ app.add_typer(templates.templates_app, name="templates")
 app.add_typer(templates.cadences_app, name="cadences")
 app.add_typer(compliance.compliance_app, name="compliance")
 app.add_typer(users.users_app, name="users")
+app.add_typer(attempts.attempts_app, name="attempts")
 
 
 @app.callback()

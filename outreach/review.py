@@ -1,0 +1,159 @@
+"""Attempts held for review, and settling them by hand.
+
+An attempt is ``unknown`` when its request may have reached the provider but no answer came
+back (a timeout, a reset, a 5xx, the sender stopping mid-send). It is never sent again on
+its own, and it counts as a contact for the frequency caps. A webhook from the provider
+about it settles it; otherwise a person checks with the provider (its console or logs:
+the recipient, the time) and settles it:
+
+- ``sent``: the provider has it. With the provider's id, later webhooks about it find it.
+- ``resend``: the provider does not have it. It is queued again as it is, under its own
+  idempotency key (one message, sent once more), and checked at the moment of sending like
+  any other: a STOP, a closed window, a balance changed since it was written still hold it
+  back.
+- ``cancel``: it did not go, and is not to go. The cadence goes on from its next step.
+
+Each settling records who, when and their note, and changes only an attempt that is still
+``unknown``: a webhook that settled it meanwhile is the provider's word, and wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from outreach.agent_actions import ActionRefused
+from outreach.compliance_store import attempts
+from outreach.errors import NotFoundError
+from outreach.models import AttemptStatus
+from outreach.store import accounts
+
+NOTE_LENGTH = 500
+PROVIDER_ID_LENGTH = 100
+
+
+class Settlement(StrEnum):
+    SENT = "sent"
+    RESEND = "resend"
+    CANCEL = "cancel"
+
+
+SETTLED_STATUS = {
+    Settlement.SENT: AttemptStatus.SENT,
+    Settlement.RESEND: AttemptStatus.QUEUED,
+    Settlement.CANCEL: AttemptStatus.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class HeldAttempt:
+    id: int
+    reference: str  # the account's
+    channel: str
+    to_address: str
+    step_key: str
+    automated: bool
+    provider: str | None
+    provider_message_id: str | None
+    tries: int
+    created_at: datetime
+    held_since: datetime  # when it was last changed: when it became ``unknown``
+    error_message: str | None
+    body: str
+    subject: str | None
+
+
+def held_for_review(
+    connection: Connection, *, reference: str | None = None, limit: int = 200
+) -> list[HeldAttempt]:
+    """The ``unknown`` attempts, oldest first (of one account, by its reference)."""
+    query = (
+        select(
+            attempts.c.id, accounts.c.reference, attempts.c.channel, attempts.c.to_address,
+            attempts.c.step_key, attempts.c.automated, attempts.c.provider,
+            attempts.c.provider_message_id, attempts.c.tries, attempts.c.created_at,
+            attempts.c.updated_at.label("held_since"), attempts.c.error_message,
+            attempts.c.body, attempts.c.subject,
+        )
+        .join(accounts, accounts.c.id == attempts.c.account_id)
+        .where(attempts.c.status == AttemptStatus.UNKNOWN)
+        .order_by(attempts.c.updated_at, attempts.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    if reference is not None:
+        query = query.where(accounts.c.reference == reference)
+    return [HeldAttempt(**row._asdict()) for row in connection.execute(query)]
+
+
+def count_held(connection: Connection) -> int:
+    return int(
+        connection.execute(
+            select(func.count()).where(attempts.c.status == AttemptStatus.UNKNOWN)
+        ).scalar_one()
+    )
+
+
+def settle(
+    connection: Connection,
+    attempt_id: int,
+    how: Settlement,
+    now: datetime,
+    by: str,
+    *,
+    provider_message_id: str | None = None,
+    note: str = "",
+) -> None:
+    """Settle an ``unknown`` attempt (see the module's docstring); call it in the
+    transaction that is to hold the change. Raises ``NotFoundError`` for no such attempt,
+    ``ActionRefused`` when it is not ``unknown`` (settled meanwhile) or the input cannot be
+    recorded as given; nothing is written then."""
+    note = " ".join(note.split())
+    if len(note) > NOTE_LENGTH:
+        raise ActionRefused(f"the note is longer than {NOTE_LENGTH} characters")
+    provider_message_id = (provider_message_id or "").strip() or None
+    if provider_message_id is not None:
+        if how is not Settlement.SENT:
+            raise ActionRefused("a provider's id goes with settling as sent only")
+        if len(provider_message_id) > PROVIDER_ID_LENGTH:
+            raise ActionRefused(f"the provider's id is longer than {PROVIDER_ID_LENGTH}")
+    by = by.strip()[:64] or "unknown"
+    found = connection.execute(
+        select(attempts.c.status, attempts.c.provider_message_id).where(attempts.c.id == attempt_id)
+    ).first()
+    if found is None:
+        raise NotFoundError(f"no attempt {attempt_id}")
+    if how is Settlement.RESEND and found.provider_message_id:
+        # A webhook told of it under this id: the provider took it.
+        raise ActionRefused(
+            f"attempt {attempt_id} has the provider's id {found.provider_message_id}: the "
+            "provider took it; settle it as sent"
+        )
+    values: dict[str, Any] = {
+        "status": SETTLED_STATUS[how],
+        "reviewed_by": by,
+        "reviewed_at": now,
+        "review_note": note or None,
+        "acquired_by": None,
+        "acquired_until": None,
+        "updated_at": now,
+    }
+    if how is Settlement.SENT:
+        if provider_message_id is not None:
+            values["provider_message_id"] = provider_message_id
+        # When it left is not known: no later than when it was held.
+        values["sent_at"] = func.coalesce(attempts.c.sent_at, attempts.c.updated_at)
+    elif how is Settlement.RESEND:
+        values["next_try_at"] = now
+    changed = connection.execute(
+        update(attempts)
+        .where(attempts.c.id == attempt_id, attempts.c.status == AttemptStatus.UNKNOWN)
+        .values(**values)
+    ).rowcount
+    if changed != 1:
+        raise ActionRefused(
+            f"attempt {attempt_id} is {found.status}, not held for review: nothing was changed"
+        )

@@ -1,0 +1,164 @@
+"""Messages held for review (``unknown``), settled by hand: on SQLite and PostgreSQL, with
+the real planner and dispatcher, and through the ``outreach attempts`` commands."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from outreach.agent_actions import ActionRefused
+from outreach.compliance_store import attempts, decisions
+from outreach.errors import ChannelError, NotFoundError
+from outreach.review import Settlement, count_held, held_for_review, settle
+from tests.conftest import NOW
+from tests.test_cli import outreach
+from tests.test_dispatcher import (
+    FailingProvider,
+    dispatcher,
+    fake_sms,
+    outbox_lines,
+    planned,
+    set_attempt,
+    the_attempt,
+)
+from tests.test_dispatcher import world as world
+from tests.test_import_accounts import row
+from tests.test_planner import World, codes, rows_of, suppress
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = ChannelError("read timeout", provider="fake", ambiguous=True)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def held_message(world: World) -> int:
+    """A1's text, sent into a read timeout: held for review. Its id."""
+    planned(world, row("A-1"))
+    lost = FailingProvider("sms", TIMEOUT)
+    assert dict((await dispatcher(world, fake_sms(world, lost)).tick()).outcomes) == {"unknown": 1}
+    world.clock.advance(timedelta(hours=1))
+    return int(the_attempt(world).id)
+
+
+def settled(world: World, attempt_id: int, how: Settlement, **options: str) -> None:
+    with world.engine.begin() as connection:
+        settle(connection, attempt_id, how, world.clock.now(), "ops", **options)
+
+
+async def test_held_messages_are_listed_with_their_account_and_why(world: World) -> None:
+    attempt_id = await held_message(world)
+    with world.engine.connect() as connection:
+        [held] = held_for_review(connection)
+        assert held_for_review(connection, reference="A-1") == [held]
+        assert held_for_review(connection, reference="B-9") == []
+        assert count_held(connection) == 1
+    assert (held.id, held.reference, held.channel, held.to_address) == (
+        attempt_id, "A-1", "sms", "+16175550101"
+    )  # fmt: skip
+    assert held.error_message == "read timeout" and held.held_since == NOW
+
+
+async def test_settled_as_sent_keeps_the_providers_id_and_is_never_sent(world: World) -> None:
+    attempt_id = await held_message(world)
+    settled(world, attempt_id, Settlement.SENT, provider_message_id=" SM0123 ", note="in  logs")
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.provider_message_id, attempt.sent_at) == (
+        "sent", "SM0123", NOW
+    )  # fmt: skip
+    assert (attempt.reviewed_by, attempt.reviewed_at, attempt.review_note) == (
+        "ops", world.clock.now(), "in logs"
+    )  # fmt: skip
+    assert (await dispatcher(world).tick()).claimed == 0
+    assert outbox_lines(world) == []
+
+
+async def test_resent_it_leaves_once_more_under_its_own_key(world: World) -> None:
+    attempt_id = await held_message(world)
+    settled(world, attempt_id, Settlement.RESEND)
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.next_try_at, attempt.reviewed_by) == (
+        "queued", world.clock.now(), "ops"
+    )  # fmt: skip
+    send = dispatcher(world)
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert (await send.tick()).claimed == 0
+    [line] = outbox_lines(world)
+    assert line["attempt_id"] == attempt_id
+    [only] = rows_of(world.engine, attempts)
+    assert (only.id, only.status) == (attempt_id, "sent")
+
+
+async def test_resent_it_is_checked_again_as_it_leaves(world: World) -> None:
+    attempt_id = await held_message(world)
+    # The debtor texted STOP meanwhile: the resend does not go.
+    suppress(world.engine, "sms", "+16175550101", "stop", world.clock.now())
+    settled(world, attempt_id, Settlement.RESEND)
+    assert dict((await dispatcher(world).tick()).outcomes) == {"blocked": 1}
+    attempt = the_attempt(world)
+    assert attempt.status == "cancelled" and outbox_lines(world) == []
+    [decision] = [d for d in rows_of(world.engine, decisions) if d.stage == "dispatch"][-1:]
+    assert "CARRIER_STOP_KEYWORD" in codes(decision)
+
+
+async def test_cancelled_it_is_never_sent(world: World) -> None:
+    attempt_id = await held_message(world)
+    settled(world, attempt_id, Settlement.CANCEL, note="not in the provider's logs")
+    assert (the_attempt(world).status, the_attempt(world).review_note) == (
+        "cancelled", "not in the provider's logs"
+    )  # fmt: skip
+    assert (await dispatcher(world).tick()).claimed == 0
+
+
+async def test_what_cannot_be_settled_is_refused_and_nothing_changes(world: World) -> None:
+    attempt_id = await held_message(world)
+    with pytest.raises(NotFoundError, match="no attempt 999999"):
+        settled(world, 999999, Settlement.SENT)
+    with pytest.raises(ActionRefused, match="sent only"):
+        settled(world, attempt_id, Settlement.RESEND, provider_message_id="SM1")
+    with pytest.raises(ActionRefused, match="longer than 500"):
+        settled(world, attempt_id, Settlement.CANCEL, note="x" * 501)
+    # A webhook told of it under the provider's id: it went, and cannot be resent.
+    set_attempt(world, provider_message_id="SM77")
+    with pytest.raises(ActionRefused, match="provider's id SM77: the provider took it"):
+        settled(world, attempt_id, Settlement.RESEND)
+    assert the_attempt(world).status == "unknown"
+    # A webhook settled it meanwhile: the provider's word wins.
+    set_attempt(world, status="delivered")
+    with pytest.raises(ActionRefused, match="is delivered, not held for review"):
+        settled(world, attempt_id, Settlement.CANCEL)
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.reviewed_by) == ("delivered", None)
+
+
+async def test_the_commands_list_and_settle_held_messages(
+    world: World, env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    empty = outreach("attempts", "held", env=env, cwd=tmp_path)
+    assert (empty.returncode, empty.stdout.strip()) == (0, "No message is held for review.")
+    attempt_id = await held_message(world)
+    listed = outreach("attempts", "held", "--account", "A-1", env=env, cwd=tmp_path)
+    assert listed.returncode == 0
+    assert "A-1" in listed.stdout and "+16175550101" in listed.stdout
+    assert "read timeout" in listed.stdout and "1 held." in listed.stdout
+
+    wrong = outreach("attempts", "settle", str(attempt_id), "--as", "maybe", env=env, cwd=tmp_path)
+    assert wrong.returncode == 2 and "choose one of sent, resend, cancel" in wrong.stderr
+    missing = outreach("attempts", "settle", "999999", "--as", "sent", env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "no attempt 999999" in missing.stderr
+    done = outreach("attempts", "settle", str(attempt_id), "--as", "resend", "--by", "alex",
+                    "--note", "not in Twilio's logs", env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"Attempt {attempt_id} is queued again" in done.stdout
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.reviewed_by, attempt.review_note) == (
+        "queued", "alex", "not in Twilio's logs"
+    )  # fmt: skip
+    again = outreach("attempts", "settle", str(attempt_id), "--as", "sent", env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "is queued, not held for review" in again.stderr

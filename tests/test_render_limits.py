@@ -48,6 +48,10 @@ ATTACKS = {
     "center": "{{ 'x'|center(2000000000) }}",
     "indent with a long string": "{{ ('a\\n' * 200000)|indent('x' * 100000) }}",
     "wordwrap with a long wrapstring": "{{ ('a ' * 200000)|wordwrap(1, wrapstring='x' * 100000) }}",
+    # textwrap breaks a long word by copying the rest of it at each line: quadratic.
+    "wordwrap breaking a long word": "{{ ('x' * 400000)|wordwrap(1) }}",
+    "wordwrap breaking long words, named": "{{ (('x' * 40000 ~ ' ') * 10)|wordwrap(width=2, "
+    "break_long_words=true) }}",
     "replace with nothing found everywhere": "{{ ('x' * 100000).replace('', 'y' * 100000) }}",
     "the replace filter": "{{ ('x' * 100000)|replace('x', 'y' * 100000) }}",
     "join with a long separator": "{{ range(100000)|join('y' * 100000) }}",
@@ -149,6 +153,16 @@ def test_ordinary_templates_stay_well_within_the_bounds() -> None:
     )
     text = render_source(source).text
     assert text.startswith("124750 1089 003.1       ok ababab 1024 True   xy  |a-b-c 123 bc123")
+
+
+def test_wordwrap_breaks_words_and_wraps_long_texts_within_the_bounds() -> None:
+    source = (
+        "{{ ('abcdefghij' * 3)|wordwrap(8) }}|{{ (('word ' * 20000)|wordwrap(10))|length }}|"
+        "{{ (('x' * 4000 ~ ' ') * 10)|wordwrap(2, break_long_words=false)|length }}"
+        "{{ opt_out_text }}"
+    )
+    text = render_source(source).text
+    assert text.startswith("abcdefgh\nijabcdef\nghijabcd\nefghij|99999|40009")
 
 
 def test_the_bounds_are_each_renders_own() -> None:

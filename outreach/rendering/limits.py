@@ -488,7 +488,22 @@ def _indented(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _wrapped(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     _small_numbers(args, kwargs, VALUE_SIZE)
     _check_repeated_text(value, args, kwargs, spaces=False)
+    if isinstance(value, str):
+        _add_work(_long_words_work(value, args, kwargs))
     return value
+
+
+def _long_words_work(text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """What ``wordwrap`` does with the words longer than its width: textwrap breaks one
+    by copying what is left of it at each line, the square of its length over the width."""
+    width = kwargs.get("width", args[0] if args else 79)
+    breaks = kwargs.get("break_long_words", args[1] if len(args) > 1 else True)
+    if not breaks or not _whole(width) or width < 1 or width >= len(text):
+        return 0
+    return sum(
+        (found.end() - found.start()) ** 2 // width
+        for found in re.finditer(rf"\S{{{width + 1},}}", text)
+    )
 
 
 def _short_indent(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

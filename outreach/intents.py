@@ -206,9 +206,12 @@ _QUOTE_START = re.compile(
 
 @dataclass(frozen=True)
 class StopRequest:
-    """A request to stop: on which media (``sms``, ``voice``, ``email``)."""
+    """A request to stop: on which media (``sms``, ``voice``, ``email``), and which of them
+    it names in words ("stop texting me"): a request not to use a medium at all, every
+    address on it (1006.14(h)), where a bare STOP is about the address it came from."""
 
     media: frozenset[str]
+    named: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,7 @@ def stop_request(text: str, channel: str) -> StopRequest | None:
     if not matches:
         return None
     named = {medium for medium, word in _MEDIUM.items() for m in matches if word.search(m)}
-    return StopRequest(frozenset(named or {channel}))
+    return StopRequest(frozenset(named or {channel}), frozenset(named))
 
 
 def classify(text: str, channel: str) -> Classification:

@@ -2,9 +2,10 @@
 
 - A request to stop on the channel it came on (STOP, "please stop texting me") suppresses
   that address at once and is confirmed by one text that says nothing else; a request
-  about another medium ("stop calling me" in a text) makes that medium prohibited for the
-  account (Reg F 1006.14(h)). START/UNSTOP lift the debtor's own opt-out; HELP gets the
-  help text. Where the provider answers its own keywords, outreach does not answer twice.
+  that names a medium in words ("stop calling me", "stop texting me", whichever channel it
+  came on) makes that medium prohibited for the account, every address on it (Reg F
+  1006.14(h)). START/UNSTOP lift the debtor's own opt-out; HELP gets the help text.
+  Where the provider answers its own keywords, outreach does not answer twice.
 - Mail to the unsubscribe mailbox (the List-Unsubscribe mailto), or with the subject
   "unsubscribe", is a request to stop email. A request to stop that names our message also
   suppresses the address that message went to, when the debtor wrote from another one.
@@ -58,7 +59,7 @@ from outreach.opt_outs import (
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.providers.keywords import normalize
 from outreach.store import accounts as account_table
-from outreach.store import contact_points
+from outreach.store import compliance_events, contact_points
 
 log = logging.getLogger("outreach.replies")
 
@@ -126,6 +127,7 @@ def receive(
             said = None  # a bare "yes" with nothing to undo answers something else
         else:
             opt_in(connection, event, channel, message.address, now, owners)
+            _allow_medium_again(connection, owners, event, channel, now)
             answer = (Keyword.OPT_IN, replies.opt_in_confirmation)
     elif event.event_type == EventType.HELP_REQUESTED or said is Keyword.HELP:
         answer = (Keyword.HELP, replies.help)
@@ -137,6 +139,31 @@ def receive(
     for owner in _or_unknown(owners):
         _inbox_row(connection, message, owner, answer[0], "outbound", answer[1], now)
     return answer[1]
+
+
+def _allow_medium_again(
+    connection: Connection,
+    owners: Sequence[int],
+    event: ProviderEvent,
+    channel: str,
+    now: datetime,
+) -> None:
+    """A START on a medium the debtor asked us not to use at all ("stop texting me")
+    allows it again: they ask for it, and are told they will get messages again."""
+    if not owners:
+        return
+    prohibited = connection.execute(
+        select(compliance_events.c.id)
+        .where(
+            compliance_events.c.account_id.in_(owners),
+            compliance_events.c.kind == ComplianceEventKind.PROHIBITED_MEDIUM,
+            compliance_events.c.channel == channel,
+        )
+        .limit(1)
+    ).first()
+    if prohibited is not None:
+        record(connection, owners, ComplianceEventKind.OPT_IN, min(event.occurred_at, now),
+               event, channel, None)  # fmt: skip
 
 
 def _senders(connection: Connection, message: Received) -> _Senders:
@@ -215,7 +242,9 @@ def _stop(
     confirmation per opt-out: a second STOP from an opted-out number gets none)."""
     event, channel = message.event, message.channel
     at = min(event.occurred_at, now)
-    for medium in sorted(stop.media - {channel}):
+    # A medium named in words is not to be used at all, the one the request came on too:
+    # "stop emailing me" is about every email address (1006.14(h)).
+    for medium in sorted(stop.named):
         record(connection, owners, ComplianceEventKind.PROHIBITED_MEDIUM, at, event, medium,
                None, _source(message))  # fmt: skip
     if channel not in stop.media:

@@ -100,6 +100,21 @@ def test_explain_record_and_designate(env: dict[str, str], tmp_path: Path) -> No
     bad = outreach("compliance", "record", "--account", "MA-1", "--kind", "angry",
                    env=env, cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "--kind 'angry'" in bad.stderr
+    vague = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
+                     env=env, cwd=tmp_path)  # fmt: skip
+    assert vague.returncode == 2 and "--kind opt_out needs --channel, --address" in vague.stderr
+    no_medium = outreach("compliance", "record", "--account", "MA-1", "--kind",
+                         "prohibited_medium", env=env, cwd=tmp_path)  # fmt: skip
+    assert no_medium.returncode == 2 and "needs --channel" in no_medium.stderr
+    # An opt-out of an address without a channel holds on every channel.
+    outreach("compliance", "record", "--account", "MA-1", "--kind", "cease_withdrawn",
+             "--at", "2026-11-01T13:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out", "--address",
+             "+16175550101", "--at", "2026-11-01T14:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    result = outreach("compliance", "explain", "--account", "MA-1", "--at",
+                      "2026-11-02T12:00:00-05:00", env=env, cwd=tmp_path)  # fmt: skip
+    assert "sms to +16175550101: BLOCKED" in result.stdout
+    assert "voice to +16175550101: BLOCKED" in result.stdout
     missing = outreach("compliance", "explain", "--account", "NOPE", env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "no account with reference 'NOPE'" in missing.stderr
 

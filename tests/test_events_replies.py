@@ -120,6 +120,14 @@ def test_a_request_to_stop_in_words_is_an_opt_out_the_provider_did_not_answer(
     assert [s.reason for s in rows(engine, suppressions)] == ["stop"]
     (reply,) = rows(engine, inbox_messages, direction="inbound")
     assert (reply.account_id, reply.body, reply.status) == (account_id, text, "open")
+    # Words that name the medium ask that it not be used at all (1006.14(h)): every number
+    # on it, not only this one. A bare stop is about this number.
+    prohibited = [
+        (e.channel, e.address)
+        for e in rows(engine, compliance_events, account_id=account_id)
+        if e.kind == "prohibited_medium"
+    ]
+    assert prohibited == ([("sms", None)] if "text" in text else [])
 
 
 def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) -> None:
@@ -134,6 +142,17 @@ def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) ->
     )
 
 
+def test_stop_emailing_me_by_email_prohibits_every_email_address(engine: Engine) -> None:
+    account_id = add_account(engine)
+    mail = event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",
+                 from_address=EMAIL, body="Stop emailing me.")  # fmt: skip
+    apply_events(engine, [mail], NOW, WE_ANSWER)
+    kinds = {(e.kind, e.channel, e.address) for e in rows(engine, compliance_events)}
+    assert ("prohibited_medium", "email", None) in kinds
+    assert [(s.channel, s.reason) for s in rows(engine, suppressions)] == [("email", "unsubscribe")]
+    assert {e.account_id for e in rows(engine, compliance_events)} == {account_id}
+
+
 def test_start_lifts_the_stop_and_is_confirmed(engine: Engine) -> None:
     account_id = add_account(engine)
     said = answers(engine, "STOP", "Unstop")
@@ -141,6 +160,25 @@ def test_start_lifts_the_stop_and_is_confirmed(engine: Engine) -> None:
     assert rows(engine, suppressions)[0].lifted_at == NOW + timedelta(seconds=1)
     kinds = [e.kind for e in rows(engine, compliance_events, account_id=account_id)]
     assert kinds == ["opt_out", "opt_in"]
+
+
+def test_start_after_a_request_not_to_text_at_all_allows_texts_again(engine: Engine) -> None:
+    account_id = add_account(engine)
+    assert answers(engine, "please stop texting me", "START") == [
+        WE_ANSWER.replies.opt_out_confirmation, WE_ANSWER.replies.opt_in_confirmation
+    ]  # fmt: skip
+    said = [(e.kind, e.channel, e.address)
+            for e in rows(engine, compliance_events, account_id=account_id)]  # fmt: skip
+    assert said == [
+        ("prohibited_medium", "sms", None), ("opt_out", "sms", PHONE),
+        ("opt_in", "sms", PHONE), ("opt_in", "sms", None),
+    ]  # fmt: skip
+    # A START with no such request allows only its own number again.
+    other = add_account(engine, "R-2", phone=OTHER_PHONE)
+    apply_events(engine, [inbound("START", sender=OTHER_PHONE, key="s2")], NOW, WE_ANSWER)
+    assert [(e.kind, e.address) for e in rows(engine, compliance_events, account_id=other)] == [
+        ("opt_in", OTHER_PHONE)
+    ]
 
 
 def test_a_bare_yes_with_nothing_to_undo_is_a_reply(engine: Engine) -> None:

@@ -192,6 +192,13 @@ def record(
         raise OutreachError(f"--kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
     if channel is not None and channel not in CHANNELS:
         raise OutreachError(f"--channel {channel!r}: use one of {', '.join(CHANNELS)}")
+    if kind == "prohibited_medium" and channel is None:
+        raise OutreachError("--kind prohibited_medium needs --channel: the medium not to use")
+    if kind in ("opt_out", "opt_in") and channel is None and address is None:
+        raise OutreachError(
+            f"--kind {kind} needs --channel, --address or both: what it is about (a request "
+            "to stop all contact is --kind cease)"
+        )
     when = _instant(at) if at else context.clock.now()
     with context.engine.begin() as connection:
         row = store.account_by_reference(connection, account)

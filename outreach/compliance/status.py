@@ -129,7 +129,8 @@ def _opt_out(rule: OptOutRule, situation: Situation) -> Reason | None:
         e
         for e in _past(situation)
         if e.kind in ("opt_out", "opt_in")
-        and e.channel == contact.channel
+        # One without a channel is about its address on every channel (the safe reading).
+        and e.channel in (None, contact.channel)
         and e.address in (None, contact.to)
     )
     if latest is None or latest.kind != "opt_out":

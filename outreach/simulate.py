@@ -99,7 +99,7 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
     with source.connect() as reading, scratch.begin() as writing:
         ids = list(reading.execute(chosen).scalars())
         # Templates first: attempts name the version they were rendered from.
-        for name in ("template_version", "suppression"):
+        for name in _WHOLE:
             _copy(reading, writing, tables[name], None, [])
         _copy(reading, writing, accounts, accounts.c.id.in_, ids)
         for name in _PER_ACCOUNT:
@@ -108,9 +108,20 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
     return len(ids)
 
 
-# Columns that point at what the scratch copy does not hold (the providers' raw events, the
-# users): left empty there, as nothing in a forecast reads them.
-_NOT_COPIED = {"inbox_message": ("provider_event_id", "handled_by")}
+# Tables the scratch copy holds (those whole, then the accounts and what hangs off them).
+_WHOLE = ("template_version", "suppression")
+_COPIED = frozenset({*_WHOLE, "account", *_PER_ACCOUNT})
+
+
+def _not_copied(table: Table) -> tuple[str, ...]:
+    """The columns of ``table`` that point at what the scratch copy does not hold (the
+    providers' raw events, the users): left empty there, as nothing in a forecast reads
+    them."""
+    return tuple(
+        sorted(
+            {key.parent.name for key in table.foreign_keys if key.column.table.name not in _COPIED}
+        )
+    )
 
 
 def _copy(
@@ -122,8 +133,9 @@ def _copy(
     for chunk in chunks:
         query = select(table) if chunk is None else select(table).where(where(chunk))
         rows = [dict(row._mapping) for row in reading.execute(query)]
+        emptied = dict.fromkeys(_not_copied(table))
         for row in rows:
-            row.update(dict.fromkeys(_NOT_COPIED.get(table.name, ()), None))
+            row.update(emptied)
         if rows:
             writing.execute(insert(table), rows)
 

@@ -171,6 +171,8 @@ def test_a_book_with_history_and_replies_is_copied_whole(
     world.load(row("A-1"))
     world.planner().tick()  # an attempt rendered from a published version
     apply_events(engine, [inbound("Who is this?", sender="+16175550101", at=NOW)], NOW)
+    # A STOP from another debtor's number: its suppression names the provider's event.
+    apply_events(engine, [inbound("STOP", sender="+16175550199", at=NOW)], NOW)
     rows = simulate(engine, world.settings, NOW + timedelta(hours=1), 2)
     # It ran on the copy; the debtor's reply paused the cadence there too.
     assert [r for r in rows if r.outcome == "sent"] == []

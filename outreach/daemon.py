@@ -22,6 +22,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,13 +33,16 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
+from outreach import event_loop
 from outreach.clock import Clock, SystemClock
 from outreach.compliance.rules import load_ruleset
 from outreach.config import Settings
 from outreach.daemon_registry import Registration
 from outreach.dispatcher import Dispatcher, DispatchReport
+from outreach.errors import ConfigError
 from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
+from outreach.listening import listening_socket
 from outreach.plan_processes import process_count
 from outreach.planner import Planner, PlanReport
 from outreach.providers.base import Provider
@@ -213,10 +217,18 @@ class Daemon:
                 loop.remove_signal_handler(signum)
 
     async def serve(self) -> None:
+        try:
+            # Bound before anything starts: a port in use stops it at once, cleanly.
+            sockets = (
+                [listening_socket(self.options.host, self.options.port)] if self.options.web else []
+            )
+        except ConfigError:
+            await self.client.aclose()
+            raise
         with self._stopping_on_signals():
             await self._register()
             try:
-                await self._serve()
+                await self._serve(sockets)
             finally:
                 await asyncio.to_thread(self.registration.unregister)
 
@@ -228,7 +240,7 @@ class Daemon:
             # registers again (``run --once`` then goes unlisted).
             log.exception("registering in the daemon registry failed")
 
-    async def _serve(self) -> None:
+    async def _serve(self, sockets: list[socket.socket]) -> None:
         scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         )
@@ -248,7 +260,7 @@ class Daemon:
                 next_run_time=SystemClock().now(),
             )
         server = self._web_server() if self.options.web else None
-        web_task = asyncio.create_task(server.serve()) if server is not None else None
+        web_task = asyncio.create_task(server.serve(sockets)) if server is not None else None
         scheduler.start()
         where = f" and the web app on http://{self.options.host}:{self.options.port}"
         log.info(
@@ -341,5 +353,27 @@ class _Server(uvicorn.Server):
 
 
 def serve_web(settings: Settings, engine: Engine, host: str, port: int) -> None:
-    """``outreach web``: the web app alone."""
-    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info")
+    """``outreach web``: the web app alone; SIGTERM and SIGINT stop it, and it exits 0."""
+    sockets = [listening_socket(host, port)]
+    config = uvicorn.Config(create_app(settings, engine), host=host, port=port, log_level="info")
+    event_loop.run(_WebAlone(config).serve(sockets))
+
+
+class _WebAlone(uvicorn.Server):
+    """uvicorn whose stop on SIGTERM is a clean exit, as on SIGINT: it does not raise the
+    signal again once shut down (a service manager's stop is not a failure)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            signum: signal.signal(signum, self.handle_exit)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -32,6 +32,7 @@ from outreach import store
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts
 from outreach.daemon import Daemon, RunOptions
+from outreach.daemon_registry import daemon_instances
 from outreach.dispatcher import SEND_LEASE
 from outreach.importing.account_rows import ImportDefaults
 from tests.conftest import NOW, REPO
@@ -402,3 +403,53 @@ def test_two_daemons_on_one_postgresql_send_each_step_once(
         for table in (attempts, store.accounts):
             held = connection.execute(select(table.c.id).where(table.c.acquired_by.is_not(None)))
             assert held.all() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("command", ["run", "web"])
+def test_a_port_in_use_stops_the_command_at_once_with_a_clear_error(
+    engine: Engine, daemon_env: dict[str, str], tmp_path: Path, command: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "outreach", command, "--port", str(port)],
+            env=daemon_env, cwd=tmp_path, capture_output=True, text=True, timeout=DEADLINE,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "--no-web" in done.stderr and "Traceback" not in done.stderr
+    assert "outreach running as" not in done.stderr  # it never claimed to be running
+    assert rows_of(engine, daemon_instances) == []
+    wrong = subprocess.run(
+        [sys.executable, "-m", "outreach", command, "--port", "70000"],
+        env=daemon_env, cwd=tmp_path, capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "less than or equal to 65535" in wrong.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_web_app_alone_stops_on_a_signal_and_exits_0(
+    engine: Engine,
+    daemon_env: dict[str, str],
+    tmp_path: Path,
+    running: list[Running],
+    signum: signal.Signals,
+) -> None:
+    port = free_port()
+    web = Running(["web", "--port", str(port)], daemon_env, tmp_path)
+    running.append(web)
+
+    def healthy() -> bool:
+        web.logged("")  # fails at once if it died
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, "GET /healthz")
+    assert web.stop(signum) == 0, web.log
+    assert "Traceback" not in web.log

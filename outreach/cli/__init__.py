@@ -138,7 +138,9 @@ def run(
     ] = False,
     web: Annotated[bool, typer.Option(help="Serve the web app in the same process.")] = True,
     host: Annotated[str | None, typer.Option(help="Web host (default: WEB_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Web port (default: WEB_PORT).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Web port (default: WEB_PORT).")
+    ] = None,
     plan_every: Annotated[float, typer.Option(min=0.1, help="Seconds between plan ticks.")] = 60,
     dispatch_every: Annotated[
         float, typer.Option(min=0.1, help="Seconds between dispatch ticks.")
@@ -227,7 +229,7 @@ def simulate(
 def web_only(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Default: WEB_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Default: WEB_PORT.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Default: WEB_PORT.")] = None,
 ) -> None:
     """Serve the web app alone (web UI, health, webhooks), without planning or sending."""
     from outreach.daemon import serve_web

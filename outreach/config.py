@@ -288,15 +288,8 @@ class Settings(BaseSettings):
         return found
 
     def _database_problems(self) -> list[Problem]:
-        if self.database_url.startswith(("sqlite", "postgresql+psycopg://")):
-            return []
-        return [
-            Problem(
-                "DATABASE_URL",
-                f"unsupported database URL scheme in {mask_url(self.database_url)!r}",
-                "use sqlite:///./outreach.db or postgresql+psycopg://user:pass@host/db",
-            )
-        ]
+        problem = database_url_problem(self.database_url)
+        return [] if problem is None else [Problem("DATABASE_URL", problem, DATABASE_URL_REMEDY)]
 
     def _import_default_problems(self) -> list[Problem]:
         """Defaults that would make every imported row fail."""
@@ -392,3 +385,25 @@ def mask_url(url: str) -> str:
     if hidden:
         parsed = parsed.update_query_dict(hidden)
     return parsed.render_as_string(hide_password=True)
+
+
+DATABASE_URL_REMEDY = "use sqlite:///./outreach.db or postgresql+psycopg://user:pass@host/db"
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a database URL outreach cannot use, or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not url.startswith(("sqlite", "postgresql+psycopg://")):
+        return f"unsupported database URL scheme in {mask_url(url)!r}"
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 (a port that is not a number fails here)
+    except (ArgumentError, ValueError):
+        # The parser's own message would quote the URL, password and all.
+        return (
+            "it cannot be read as a database URL (is the port a number? are the password's "
+            "special characters percent-encoded?)"
+        )
+    return None

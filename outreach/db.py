@@ -17,7 +17,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from outreach.config import Settings
+from outreach.config import DATABASE_URL_REMEDY, Settings, database_url_problem
+from outreach.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -49,6 +50,9 @@ def _json_default(value: Any) -> Any:
 
 def make_engine(settings: Settings, **engine_options: Any) -> Engine:
     """The engine for ``settings.database_url``, tuned for its backend."""
+    problem = database_url_problem(settings.database_url)
+    if problem is not None:
+        raise ConfigError(f"DATABASE_URL: {problem}; {DATABASE_URL_REMEDY}")
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, insert
 
 from outreach import store
@@ -108,6 +109,28 @@ def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "WEB_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://u:hunter2@h/db", "unsupported database URL scheme"),
+        ("postgresql+psycopg2://u:hunter2@h/db", "unsupported database URL scheme"),
+        ("postgresql+psycopg://u:hunter2@h:abc/db", "it cannot be read as a database URL"),
+        ("postgresql+psycopg://u:hunter2@h:5432:1/db", "it cannot be read as a database URL"),
+    ],
+)
+def test_a_database_url_outreach_cannot_use_is_one_clear_error(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    checked = outreach("config", env=env, cwd=tmp_path)
+    assert checked.returncode == 1 and problem in checked.stdout + checked.stderr
+    for command in (["init"], ["run", "--once"], ["accounts", "show", "A-1"]):
+        result = outreach(*command, env=env, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert f"DATABASE_URL: {problem}" in result.stderr
+        assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
 
 
 def test_placeholder_secrets_stop_commands_in_production(

@@ -903,6 +903,9 @@ class Dispatcher:
         now = self.clock.now()
         changes: list[dict[str, Any]] = []
         refusing: dict[str, str] = {}  # why each provider refuses our account or settings
+        # Providers that could not be reached or asked us to wait: the last error, and how
+        # many messages it held back.
+        waiting: dict[str, tuple[str, int]] = {}
         held = self._check_held(connection, outcomes, again)
         # Only what this daemon holds: a decision, a suppression or a step given back for
         # an attempt another has taken would be recorded twice.
@@ -955,6 +958,9 @@ class Dispatcher:
             elif error.retryable and _outage(error):
                 if error.outage:
                     refusing[error.provider] = str(error)
+                else:
+                    held_back = waiting.get(error.provider, ("", 0))[1] + 1
+                    waiting[error.provider] = (str(error), held_back)
                 wait = max(_outage_wait(row), timedelta(seconds=error.retry_after or 0))
                 changes.append(
                     _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait)
@@ -973,11 +979,23 @@ class Dispatcher:
         give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now, self.worker)
         _apply_changes(connection, changes, self.worker)
         for provider, why in refusing.items():
-            told = self._refusals_told.get(provider)
-            if told is None or time.monotonic() - told >= REFUSAL_TOLD_EVERY:
-                self._refusals_told[provider] = time.monotonic()
+            if self._time_to_tell(provider):
                 log.error("dispatch: %s; the messages wait and are tried again, at most "
                           "hourly", why)  # fmt: skip
+        for provider, (why, count) in waiting.items():
+            if self._time_to_tell(f"{provider} waiting"):
+                log.warning("dispatch: %s could not be reached or asked us to wait (%s); %d "
+                            "message(s) wait and are tried again after 30 s, then longer, at "
+                            "most hourly", provider, why, count)  # fmt: skip
+
+    def _time_to_tell(self, about: str) -> bool:
+        """Whether a lasting trouble is told again (once every ``REFUSAL_TOLD_EVERY``
+        seconds, not at every tick)."""
+        told = self._refusals_told.get(about)
+        if told is not None and time.monotonic() - told < REFUSAL_TOLD_EVERY:
+            return False
+        self._refusals_told[about] = time.monotonic()
+        return True
 
     def _check_held(
         self, connection: Connection, outcomes: Sequence[Outcome], again: bool

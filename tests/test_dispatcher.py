@@ -537,6 +537,27 @@ async def test_a_retryable_refusal_is_retried_with_backoff(world: World) -> None
     assert [m.idempotency_key for m in provider.sent] == [attempt.idempotency_key] * 3
 
 
+async def test_a_provider_that_cannot_be_reached_is_told_in_the_log_now_and_then(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    planned(world, row("A-1"))
+    refused = ChannelError("the request never reached the provider (ConnectError)",
+                           provider="fake", retryable=True, code="ConnectError")  # fmt: skip
+    send = dispatcher(world, fake_sms(world, FailingProvider("sms", refused)))
+    with caplog.at_level(logging.WARNING, logger="outreach.dispatcher"):
+        assert dict((await send.tick()).outcomes) == {"retry": 1}
+        world.clock.set(the_attempt(world).next_try_at)
+        assert dict((await send.tick()).outcomes) == {"retry": 1}
+    told = [r.getMessage() for r in caplog.records if "could not be reached" in r.getMessage()]
+    # Once, not at every tick: it lasts, and the next word comes ten minutes later.
+    assert told == [
+        "dispatch: fake could not be reached or asked us to wait (the request never reached "
+        "the provider (ConnectError)); 1 message(s) wait and are tried again after 30 s, then "
+        "longer, at most hourly"
+    ]
+    assert the_attempt(world).tries == 0
+
+
 @pytest.mark.parametrize(("retry_after", "wait"), [(300.0, 300), (5.0, 30)])
 async def test_the_providers_retry_after_is_honoured(
     world: World, retry_after: float, wait: int

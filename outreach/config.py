@@ -147,15 +147,16 @@ class Settings(BaseSettings):
     def problems(self) -> list[Problem]:
         """Everything wrong with this configuration, errors first."""
         found: list[Problem] = []
-        found += self._secret_problems()
+        found += self.secret_problems()
         found += self._provider_problems()
         found += self._database_problems()
         found += self._import_default_problems()
         found += self._compliance_problems()
         found += self._channel_problems()
+        found += self._folder_problems()
         return sorted(found, key=lambda p: p.severity != "error")
 
-    def _secret_problems(self) -> list[Problem]:
+    def secret_problems(self) -> list[Problem]:
         found = []
         secrets: dict[str, SecretStr | None] = {
             "SECRET_KEY": self.secret_key,
@@ -357,6 +358,38 @@ class Settings(BaseSettings):
             )
             for message in channel_problems(self.channels_dir)
         ]
+
+    def _folder_problems(self) -> list[Problem]:
+        """The templates and cadences every tick reads; channel files that are missing
+        (their defaults apply)."""
+        from outreach.cadence import load_cadences
+        from outreach.errors import OutreachError
+        from outreach.rendering.context import load_company
+
+        found = []
+        try:
+            load_company(self.templates_dir)
+        except OutreachError as exc:
+            found.append(
+                Problem("TEMPLATES_DIR", str(exc), "point TEMPLATES_DIR at the templates folder")
+            )
+        try:
+            load_cadences(self.schedules_dir)
+        except OutreachError as exc:
+            found.append(
+                Problem("SCHEDULES_DIR", str(exc), "point SCHEDULES_DIR at the cadences folder")
+            )
+        if not self.channels_dir.is_dir():
+            found.append(
+                Problem(
+                    "CHANNELS_DIR",
+                    f"{self.channels_dir} is not a folder: every channel runs on its defaults "
+                    "(no rate limits, the standard STOP and HELP replies)",
+                    "point CHANNELS_DIR at the channels folder",
+                    "warning",
+                )
+            )
+        return found
 
 
 def _resolve(choice: str, real: str, real_configured: bool) -> str:

@@ -114,7 +114,23 @@ def test_defaults_that_would_fail_every_row_are_errors(tmp_path: Path) -> None:
     )  # fmt: skip
     assert current.default_currency == "USD"
     flagged = {p.setting for p in current.problems() if p.severity == "error"}
-    assert flagged == {"DEFAULT_REGION", "DEFAULT_CADENCE", "DEFAULT_LOCALE"}
+    # (an empty schedules folder is one more)
+    assert flagged == {"DEFAULT_REGION", "DEFAULT_CADENCE", "DEFAULT_LOCALE", "SCHEDULES_DIR"}
+
+
+def test_folders_that_are_not_the_projects_are_configuration_problems(tmp_path: Path) -> None:
+    wrong = settings(templates_dir=tmp_path / "t", schedules_dir=tmp_path / "s",
+                     channels_dir=tmp_path / "c")  # fmt: skip
+    found = {p.setting: p for p in wrong.problems()}
+    assert found["TEMPLATES_DIR"].severity == "error"
+    assert "company.yaml is missing" in found["TEMPLATES_DIR"].message
+    assert found["SCHEDULES_DIR"].severity == "error"
+    assert "no cadence files" in found["SCHEDULES_DIR"].message
+    assert found["CHANNELS_DIR"].severity == "warning"
+    assert "every channel runs on its defaults" in found["CHANNELS_DIR"].message
+    assert not {"TEMPLATES_DIR", "SCHEDULES_DIR", "CHANNELS_DIR"} & {
+        p.setting for p in settings().problems()
+    }
 
 
 def test_partial_twilio_credentials_and_voice_without_a_number() -> None:

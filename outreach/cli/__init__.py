@@ -66,7 +66,9 @@ def _root(ctx: typer.Context) -> None:
 def refuse_placeholder_secrets(settings: Settings) -> None:
     """Outside development, a placeholder secret stops every command but ``config``."""
     secrets = [
-        p for p in settings.problems() if p.severity == "error" and "placeholder" in p.message
+        p
+        for p in settings.secret_problems()
+        if p.severity == "error" and "placeholder" in p.message
     ]
     if secrets:
         names = ", ".join(p.setting for p in secrets)

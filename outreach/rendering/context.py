@@ -142,7 +142,10 @@ def load_company(templates_dir: Path) -> Company:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         company = Company.model_validate(raw)
     except FileNotFoundError:
-        raise ConfigError(f"{path} is missing: it names the company messages come from") from None
+        raise ConfigError(
+            f"{path} is missing: it names the company messages come from (is TEMPLATES_DIR "
+            "the templates folder?)"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     except ValidationError as exc:

@@ -22,6 +22,8 @@ install: $(STAMP)
 DEMO_ENV := DATABASE_URL=sqlite:///./var/demo.db OUTBOX_PATH=var/outbox.jsonl \
 	SMS_PROVIDER=outbox VOICE_PROVIDER=outbox EMAIL_PROVIDER=outbox ENVIRONMENT=development
 DEMO_SPEED ?= 60
+# Another port: make demo DEMO_PORT=8100 (or WEB_PORT=8100 make demo).
+DEMO_PORT ?= $(if $(WEB_PORT),$(WEB_PORT),8000)
 
 demo: $(STAMP)
 	@mkdir -p var
@@ -29,12 +31,12 @@ demo: $(STAMP)
 	@echo
 	@echo "outreach is starting with 300 demo accounts. Look here:"
 	@echo "  the outbox (every message):  tail -f var/outbox.jsonl"
-	@echo "  the web UI:                  http://127.0.0.1:8000/ (the users and password above)"
-	@echo "  the web app's health:        http://127.0.0.1:8000/healthz"
+	@echo "  the web UI:                  http://127.0.0.1:$(DEMO_PORT)/ (the users and password above)"
+	@echo "  the web app's health:        http://127.0.0.1:$(DEMO_PORT)/healthz"
 	@echo "  an account's decisions:      $(DEMO_ENV) $(BIN)/outreach compliance decisions --account DEMO-00002"
 	@echo "  why, in plain words:         $(DEMO_ENV) $(BIN)/outreach compliance explain --account DEMO-00002"
 	@echo
-	$(DEMO_ENV) $(BIN)/outreach run --speed $(DEMO_SPEED) \
+	$(DEMO_ENV) $(BIN)/outreach run --speed $(DEMO_SPEED) --port $(DEMO_PORT) \
 		--start "$$($(BIN)/python -m outreach.demo_clock)" --plan-every 10 --dispatch-every 2
 
 lint: $(STAMP)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, func, insert, select
 from sqlmodel import SQLModel
 
 from outreach.channels import OutboxSimulation
@@ -90,12 +90,17 @@ def simulate(
             scratch.dispose()
 
 
+def references_like(pattern: str) -> ColumnElement[bool]:
+    """The accounts whose reference matches ``pattern`` (``*`` for any characters)."""
+    return accounts.c.reference.like(pattern.replace("*", "%"))
+
+
 def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
     """The matching accounts and what hangs off them; templates and suppressions whole."""
     tables = SQLModel.metadata.tables
     chosen = select(accounts.c.id)
     if pattern:
-        chosen = chosen.where(accounts.c.reference.like(pattern.replace("*", "%")))
+        chosen = chosen.where(references_like(pattern))
     with source.connect() as reading, scratch.begin() as writing:
         ids = list(reading.execute(chosen).scalars())
         # Templates first: attempts name the version they were rendered from.

@@ -133,6 +133,16 @@ def test_a_database_url_outreach_cannot_use_is_one_clear_error(
         assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
 
 
+def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://outreach_service:hunter2@db.internal.example.com:5432/outreach"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"DATABASE_URL": url}
+    shown = outreach("config", env=env, cwd=tmp_path).stdout
+    assert (
+        "postgresql+psycopg://outreach_service:***@db.internal.example.com:5432/outreach" in shown
+    )
+    assert "…" not in shown
+
+
 def test_placeholder_secrets_stop_commands_in_production(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -124,6 +124,19 @@ def test_the_cli_prints_the_days_and_writes_the_csv(
     assert counts(engine) == (0, 0)
     assert not (tmp_path / "outbox.jsonl").exists()
 
+    # Mistakes are said at once, each naming its option; a pattern that matches nothing too.
+    bad_day = outreach("simulate", "--from", "2026-13-01", env=env, cwd=tmp_path)
+    assert bad_day.returncode == 2
+    assert "--from '2026-13-01' is not a date (YYYY-MM-DD)" in bad_day.stderr
+    no_folder = outreach("simulate", "--from", "2026-11-02", "--csv", "nowhere/f.csv",
+                         env=env, cwd=tmp_path)  # fmt: skip
+    assert no_folder.returncode == 2 and "the folder nowhere does not exist" in no_folder.stderr
+    assert "Traceback" not in no_folder.stderr + bad_day.stderr
+    nothing = outreach("simulate", "--from", "2026-11-02", "--accounts", "NOPE*",
+                       env=env, cwd=tmp_path)  # fmt: skip
+    assert nothing.returncode == 0
+    assert "No account's reference matches 'NOPE*': nothing to forecast." in nothing.stdout
+
 
 def test_an_account_without_a_zone_of_its_own_is_shown_in_its_states(
     engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults

@@ -205,8 +205,15 @@ def simulate(
     from outreach.simulate import write_csv
 
     context = with_database(ctx)
-    first = _instant_option(start if "T" in start else f"{start}T00:00:00+00:00")
+    given = start if "T" in start else f"{start}T00:00:00+00:00"
+    first = _instant_option(given, "--from", shown=start)
+    if csv_path is not None and not csv_path.parent.is_dir():
+        # Said before the forecast runs, not after.
+        raise OutreachError(f"--csv {csv_path}: the folder {csv_path.parent} does not exist")
     rows = run_simulation(context.engine, context.settings, first, days, accounts)
+    if accounts and not rows and not _any_account(context, accounts):
+        out.print(f"No account's reference matches {accounts!r}: nothing to forecast.")
+        return
     per_day: dict[str, Counter[str]] = {}
     for row in rows:
         per_day.setdefault(row.day, Counter())[row.outcome] += 1
@@ -214,7 +221,9 @@ def simulate(
     for day, counts in sorted(per_day.items()):
         summary.add_row(day, str(counts["sent"]), str(counts["deferred"]), str(counts["blocked"]))
     out.print(summary)
-    detail = Table("day", "local", "zone", "account", "step", "channel", "outcome", "why")
+    detail = Table()
+    for name in ("day", "local", "zone", "account", "step", "channel", "outcome", "why"):
+        detail.add_column(name, overflow="fold")  # a narrow terminal wraps, cuts nothing
     for row in rows[:limit]:
         detail.add_row(row.day, row.local_time, row.zone, row.account, row.step, row.channel,
                        row.outcome, row.detail)  # fmt: skip
@@ -223,7 +232,10 @@ def simulate(
     if len(rows) > limit:
         out.print(f"... {len(rows) - limit} more rows" + ("" if csv_path else " (use --csv)"))
     if csv_path is not None:
-        write_csv(rows, csv_path)
+        try:
+            write_csv(rows, csv_path)
+        except OSError as exc:
+            raise OutreachError(f"--csv {csv_path}: cannot write it ({exc.strerror})") from None
         out.print(f"Forecast written to {csv_path} ({len(rows)} rows).")
 
 
@@ -245,14 +257,28 @@ def web_only(
 app.command("daemons")(daemons.daemons)
 
 
-def _instant_option(text: str) -> datetime:
+def _instant_option(text: str, option: str = "--start", *, shown: str | None = None) -> datetime:
+    shown = text if shown is None else shown
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--start {text!r} is not an ISO 8601 instant") from None
+        raise ConfigError(
+            f"{option} {shown!r} is not a date (YYYY-MM-DD) or an ISO 8601 instant"
+        ) from None
     if value.tzinfo is None:
-        raise ConfigError(f"--start {text!r} needs a UTC offset, e.g. 2026-11-23T14:00:00Z")
+        raise ConfigError(f"{option} {shown!r} needs a UTC offset, e.g. 2026-11-23T14:00:00Z")
     return value
+
+
+def _any_account(context: Context, pattern: str) -> bool:
+    from sqlalchemy import select
+
+    from outreach.simulate import references_like
+    from outreach.store import accounts
+
+    with context.engine.connect() as connection:
+        found = connection.execute(select(accounts.c.id).where(references_like(pattern))).first()
+    return found is not None
 
 
 def configure_logging(level: str) -> None:

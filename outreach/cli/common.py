@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 import typer
@@ -16,8 +18,17 @@ from outreach.db import current_revision, head_revision, make_engine
 from outreach.errors import ConfigError
 from outreach.importing.account_rows import ImportDefaults
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    # Written to a pipe or a log (journald), rich would fit tables into 80 columns and cut
+    # their cells short: wide enough there that nothing is cut, unless COLUMNS says.
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or "COLUMNS" in os.environ else 200
+    return Console(stderr=stderr, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 @dataclass

@@ -157,23 +157,21 @@ def load_debtors(
     addresses = {p.address for rows in points.values() for p in rows}
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))
-    shared = _shared_history(connection, accounts, points, placed, since)
+    person = _same_person(connection, accounts, points)
+    shared = _shared_history(connection, accounts, person, points, placed, since)
+    if person:
+        _share_facts(connection, person, set(ids), events, designated)
     return debtor_records(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
         shared=shared,
     )  # fmt: skip
 
 
-def _shared_history(
-    connection: Connection,
-    accounts: Sequence[Any],
-    points: dict[int, list[Any]],
-    placed: dict[int, list[Any]],
-    since: datetime,
-) -> dict[int, list[PastContact]]:
-    """Contacts placed through the debtor's other accounts: accounts that share a phone
-    number or a mailbox are one person with several debts. Each contact keeps its own debt,
-    so caps per debtor and per address count it and caps per debt do not."""
+def _same_person(
+    connection: Connection, accounts: Sequence[Any], points: dict[int, list[Any]]
+) -> dict[int, set[int]]:
+    """The debtor's other accounts, for each account that has any: accounts that share a
+    phone number or a mailbox are one person with several debts."""
     # Keyed by the address as it reaches its owner: a number (sms and voice alike), a
     # mailbox lower-cased; a number never holds an "@".
     users: dict[str, set[int]] = {}
@@ -212,6 +210,83 @@ def _shared_history(
         if len(sharing) > 1:
             for account_id in sharing:
                 shared_with[account_id] |= sharing - {account_id}
+    return shared_with
+
+
+# What a debtor said or what happened to them, as opposed to one debt (a cease, an
+# attorney, a dispute and a conversation are each about a debt): a bankruptcy's stay, a
+# medium not to be used (1006.14(h)), an address's opt-out and opt-in, a revocation of
+# consent. Recorded on one account, each holds for the person's other accounts too. A
+# consent given is not shared: sharing a number is no proof that the other debt's owner
+# gave it.
+PERSON_EVENT_KINDS = (
+    "bankruptcy",
+    "bankruptcy_closed",
+    "prohibited_medium",
+    "opt_out",
+    "opt_in",
+    "consent_revoked",
+)
+
+
+def _share_facts(
+    connection: Connection,
+    person: dict[int, set[int]],
+    batch: set[int],
+    events: dict[int, list[Any]],
+    designated: dict[int, list[Any]],
+) -> None:
+    """Add to each account's events and designated inconvenient times (read for the
+    ``batch``) those of the person's other accounts that are about the person."""
+    outside = sorted({other for others in person.values() for other in others} - batch)
+    their_events = dict(events)
+    their_times = dict(designated)
+    if outside:
+        their_events.update(
+            _by_account(
+                connection.execute(
+                    select(*columns_of(compliance_events, EVENT_COLUMNS)).where(
+                        among(connection, compliance_events.c.account_id, outside),
+                        compliance_events.c.kind.in_(PERSON_EVENT_KINDS),
+                    )
+                )
+            )
+        )
+        their_times.update(
+            _by_account(
+                connection.execute(
+                    select(*columns_of(designated_times, DESIGNATED_COLUMNS)).where(
+                        among(connection, designated_times.c.account_id, outside),
+                        designated_times.c.withdrawn_at.is_(None),
+                    )
+                )
+            )
+        )
+    for account_id, others in person.items():
+        shared_events = [
+            event
+            for other in sorted(others)
+            for event in their_events.get(other, ())
+            if event.kind in PERSON_EVENT_KINDS
+        ]
+        if shared_events:
+            events[account_id] = [*events.get(account_id, ()), *shared_events]
+        shared_times = [time for other in sorted(others) for time in their_times.get(other, ())]
+        if shared_times:
+            designated[account_id] = [*designated.get(account_id, ()), *shared_times]
+
+
+def _shared_history(
+    connection: Connection,
+    accounts: Sequence[Any],
+    shared_with: dict[int, set[int]],
+    points: dict[int, list[Any]],
+    placed: dict[int, list[Any]],
+    since: datetime,
+) -> dict[int, list[PastContact]]:
+    """Contacts placed through the debtor's other accounts (``_same_person``). Each
+    contact keeps its own debt, so caps per debtor and per address count it and caps per
+    debt do not."""
     if not shared_with:
         return {}
     reference = {row.id: row.reference for row in accounts}

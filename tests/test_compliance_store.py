@@ -172,6 +172,56 @@ def test_suppressions_events_and_designations_reach_the_engine(accounts: Engine)
     assert email.codes == ["POLICY_DISPUTE_HOLD"]
 
 
+def add_event(engine: Engine, reference: str, kind: str, **values: Any) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            insert(store.compliance_events).values(
+                account_id=account_id(engine, reference), kind=kind,
+                occurred_at=values.pop("at", NOW - timedelta(days=1)), source="test", **values,
+            )
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("read", [("MA-1", "MA-2"), ("MA-2",)], ids=["together", "alone"])
+def test_what_is_about_the_person_holds_on_their_other_debts(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    read: tuple[str, ...],
+) -> None:  # fmt: skip
+    """MA-2 is the same person's second debt (MA-1's phone and mailbox). A bankruptcy, a
+    medium not to use and a designated time recorded on MA-1 hold for MA-2, read with MA-1
+    or alone; a dispute, a cease, an attorney and a consent are about MA-1's debt only."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2", email="ma-1@example.com")]),
+               defaults, clock)  # fmt: skip
+    for kind, values in [
+        ("bankruptcy", {}), ("prohibited_medium", {"channel": "email"}),
+        ("opt_out", {"channel": "voice", "address": "+16175550101"}),
+        ("dispute", {}), ("cease", {}), ("attorney", {}),
+        ("consent", {"channel": "voice", "address": "+16175550101"}),
+    ]:  # fmt: skip
+        add_event(accounts, "MA-1", kind, **values)
+    with accounts.begin() as connection:
+        connection.execute(insert(designated_times).values(
+            account_id=account_id(accounts, "MA-1"), days="mon", start_local=time(9),
+            end_local=time(12), source="call", created_at=NOW, withdrawn_at=None))  # fmt: skip
+    second = load(accounts, *read)["MA-2"]
+    assert sorted(e.kind for e in second.events) == ["bankruptcy", "opt_out", "prohibited_medium"]
+    assert [(d.days, d.start) for d in second.debtor.inconvenient_times] == [(("mon",), time(9))]
+    decision = evaluate(situation(second, "sms", "+16175550101", NOW), RULES)
+    assert decision.verdict == "block" and "BANKRUPTCY_AUTOMATIC_STAY" in decision.codes
+    # Once the stay is lifted on MA-1, it is lifted for MA-2; the rest still holds.
+    add_event(accounts, "MA-1", "bankruptcy_closed", at=NOW - timedelta(hours=1))
+    second = load(accounts, *read)["MA-2"]
+    email = evaluate(situation(second, "email", "ma-1@example.com", NOW), RULES)
+    assert "BANKRUPTCY_AUTOMATIC_STAY" not in email.codes
+    assert "REGF_PROHIBITED_MEDIUM" in email.codes or "EMAIL_UNSUBSCRIBED" in email.codes
+    # MA-1's own record is unchanged by MA-2 (which has none of its own).
+    first = load(accounts, "MA-1", "MA-2")["MA-1"]
+    assert sorted(e.kind for e in first.events) == sorted(
+        ["bankruptcy", "prohibited_medium", "opt_out", "dispute", "cease", "attorney", "consent",
+         "bankruptcy_closed"]
+    )  # fmt: skip
+
+
 def test_inbound_replies_are_history(accounts: Engine) -> None:
     ident = account_id(accounts, "MA-1")
     with accounts.begin() as connection:

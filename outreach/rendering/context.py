@@ -106,13 +106,13 @@ class CallOptOutTexts:
 CALL_OPT_OUT_DEFAULTS: dict[str, tuple[str, str, str]] = {
     "en": (
         "To stop these calls, press 9 or say stop.",
-        "You will not receive further automated calls from {company}. Goodbye.",
-        "You will not receive further automated calls from us. Goodbye.",
+        "You will not receive further automated calls from {company} at this number. Goodbye.",
+        "You will not receive further automated calls from us at this number. Goodbye.",
     ),
     "es": (
         "Para dejar de recibir estas llamadas, marque 9 o diga alto.",
-        "No recibirá más llamadas automatizadas de {company}. Adiós.",
-        "No recibirá más llamadas automatizadas de nuestra parte. Adiós.",
+        "No recibirá más llamadas automatizadas de {company} a este número. Adiós.",
+        "No recibirá más llamadas automatizadas de nuestra parte a este número. Adiós.",
     ),
 }
 

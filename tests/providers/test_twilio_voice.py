@@ -304,7 +304,7 @@ def test_without_a_company_file_the_default_words_are_used(
     provider = voice(settings.model_copy(update={"templates_dir": tmp_path}), client, clock)
     assert OFFER in provider.answer_twiml("human", HUMAN, VOICEMAIL)
     (event,) = provider.parse(twilio_request("voice_gather_digits.json"))
-    assert "further automated calls from us." in provider.answer_gather(event, "en")
+    assert "further automated calls from us at this number." in provider.answer_gather(event, "en")
 
 
 @pytest.mark.parametrize("language", sorted(CALL_OPT_OUT_DEFAULTS))
@@ -349,7 +349,8 @@ def test_a_gather_is_an_opt_out_on_9_or_a_request_to_stop(
     assert [child.tag for child in answer] == (["Say", "Hangup"] if opted_out else ["Hangup"])
     if opted_out:
         assert answer[0].text == (
-            "You will not receive further automated calls from Northwind Customer Care. Goodbye."
+            "You will not receive further automated calls from Northwind Customer Care at this "
+            "number. Goodbye."
         )
 
 

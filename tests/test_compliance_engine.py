@@ -1230,6 +1230,8 @@ def test_rules_evaluated_lists_pass_skip_defer_and_block() -> None:
         DESIGNATED: "pass",
         CALL_CAP: "pass",
         POST_CONVERSATION: "pass",
+        "POLICY_RAPID_SUCCESSION_REBUTTAL_RISK": "pass",
+        "POLICY_DAILY_CAP_REBUTTAL_RISK": "pass",
     }
     record = decision.as_json()
     assert record["decision"] == "block" and record["not_before"] is None
@@ -1448,3 +1450,37 @@ def test_mistakes_in_an_override_are_named(tmp_path: Path, text: str, message: s
 def test_an_unreadable_override_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.yaml: cannot be read"):
         load_ruleset(tmp_path / "missing.yaml")
+
+
+RAPID = "POLICY_RAPID_SUCCESSION_REBUTTAL_RISK"
+DAILY = "POLICY_DAILY_CAP_REBUTTAL_RISK"
+
+REBUTTAL_CASES = [
+    # Comment 14(b)(2)(i)-2: calls in quick succession to one number, or many in a day, can
+    # rebut the presumption of compliance. An hour between calls to one number...
+    case("a-call-ten-minutes-after-another", situation(
+        ny(2025, 6, 4, 10, 10), history=[call(ny(2025, 6, 4, 10))]),
+        "defer", utc(2025, 6, 4, 15), [RAPID]),
+    allowed("an-hour-after", situation(ny(2025, 6, 4, 11), history=[call(ny(2025, 6, 4, 10))])),
+    allowed("another-number-at-once", situation(
+        ny(2025, 6, 4, 10, 10), to=OTHER_MOBILE, history=[call(ny(2025, 6, 4, 10))])),
+    allowed("a-text-at-once", situation(
+        ny(2025, 6, 4, 10, 10), channel="sms", to=MOBILE, history=[call(ny(2025, 6, 4, 10))])),
+    # ... and three a day to one number (busy signals not counted); the next local day opens.
+    case("a-fourth-call-to-one-number-in-a-day", situation(
+        ny(2025, 6, 4, 16), debts=("D2",),
+        history=[call(ny(2025, 6, 4, h), debts=("D1",)) for h in (9, 11, 13)]),
+        "defer", utc(2025, 6, 5, 12), [DAILY]),
+    allowed("busy-signals-do-not-count", situation(
+        ny(2025, 6, 4, 16), history=[call(ny(2025, 6, 4, h), "busy") for h in (9, 11, 13)])),
+    allowed("a-fourth-call-to-another-number", situation(
+        ny(2025, 6, 4, 16), to=OTHER_MOBILE,
+        history=[call(ny(2025, 6, 4, h)) for h in (9, 11, 13)])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, REBUTTAL_CASES)
+def test_calls_that_could_rebut_the_presumption_of_compliance_wait(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)

@@ -18,6 +18,7 @@ from outreach.compliance.rules import (
     ConversationRuleSpec,
     CountRuleSpec,
     DesignatedTimesRule,
+    GapRuleSpec,
     HoldRule,
     Profile,
     ProhibitedMediumRule,
@@ -30,7 +31,10 @@ from outreach.compliance.status import StatusRule, applies, check_status
 from outreach.compliance.timing import TimingRule, first_open, frequency_applies
 from outreach.compliance.zones import Candidates, candidate_zones, jurisdiction_of_number
 
-_TIMING = (WindowRule, RestrictedDaysRule, DesignatedTimesRule, CountRuleSpec, ConversationRuleSpec)
+_TIMING = (
+    WindowRule, RestrictedDaysRule, DesignatedTimesRule, CountRuleSpec, ConversationRuleSpec,
+    GapRuleSpec,
+)  # fmt: skip
 LOCATION_UNKNOWN = "POLICY_LOCATION_UNKNOWN"
 
 

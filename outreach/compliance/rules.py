@@ -100,6 +100,16 @@ class CountRuleSpec(_Rule):
     excluded_outcomes: tuple[str, ...] = ("busy", "not_in_service")
 
 
+class GapRuleSpec(_Rule):
+    """At least ``minutes`` between two outbound contacts on ``channels`` to one address:
+    calls in quick succession can rebut Reg F's presumption of compliance (comment
+    14(b)(2)(i)-2: "two unanswered telephone calls to the same telephone number within five
+    minutes")."""
+
+    kind: Literal["min_gap"]
+    minutes: int = Field(ge=1, le=1440)
+
+
 class ConversationRuleSpec(_Rule):
     """No contact for ``days`` dates from a telephone conversation about the debt."""
 
@@ -148,6 +158,7 @@ Rule = Annotated[
     | DesignatedTimesRule
     | CountRuleSpec
     | ConversationRuleSpec
+    | GapRuleSpec
     | OptOutRule
     | ProhibitedMediumRule
     | HoldRule

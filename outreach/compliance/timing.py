@@ -30,6 +30,7 @@ from outreach.compliance.rules import (
     ConversationRuleSpec,
     CountRuleSpec,
     DesignatedTimesRule,
+    GapRuleSpec,
     RestrictedDaysRule,
     WindowRule,
 )
@@ -37,7 +38,12 @@ from outreach.compliance.windows import WEEKDAYS, InconvenientTime, LocalWindow,
 from outreach.compliance.zones import Candidates
 
 TimingRule = (
-    WindowRule | RestrictedDaysRule | DesignatedTimesRule | CountRuleSpec | ConversationRuleSpec
+    WindowRule
+    | RestrictedDaysRule
+    | DesignatedTimesRule
+    | CountRuleSpec
+    | ConversationRuleSpec
+    | GapRuleSpec
 )
 WHOLE_DAY = LocalWindow(time(0), time.max)
 ONE_RESPONSE = "REGF_ONE_RESPONSE_TO_CONSUMER_INITIATED"
@@ -131,7 +137,9 @@ def _first_open(
     designated_zone = situation.debtor.timezone
     restricted_rules = [r for r in rules if isinstance(r, RestrictedDaysRule)]
     restricted = _restricted_days(restricted_rules, jurisdictions) if restricted_rules else None
-    frequency = [r for r in rules if isinstance(r, CountRuleSpec | ConversationRuleSpec)]
+    frequency = [
+        r for r in rules if isinstance(r, CountRuleSpec | ConversationRuleSpec | GapRuleSpec)
+    ]
     combined = (
         LocalWindow(max(w.start for w in windows), min(w.end for w in windows))
         if windows
@@ -361,7 +369,7 @@ def _history(situation: Situation) -> list[PastContact]:
 
 
 def _frequency(
-    rule: CountRuleSpec | ConversationRuleSpec,
+    rule: CountRuleSpec | ConversationRuleSpec | GapRuleSpec,
     situation: Situation,
     history: Sequence[PastContact],
     at: datetime,
@@ -370,6 +378,8 @@ def _frequency(
     contact = situation.contact
     if not _anything_to_count(rule, history):
         return None
+    if isinstance(rule, GapRuleSpec):
+        return _gap(rule, situation, history, at)
     checked = _checked(rule)
     if isinstance(rule, CountRuleSpec):
         debtor = situation.debtor
@@ -390,8 +400,35 @@ def _frequency(
     return Reason(rule.code, rule.citation, "defer", finding.detail, not_before=finding.not_before)
 
 
+def _gap(
+    rule: GapRuleSpec, situation: Situation, history: Sequence[PastContact], at: datetime
+) -> Reason | None:
+    """Deferred until ``rule.minutes`` after the last contact on its channels to the same
+    address, if that is later than ``at``."""
+    to = situation.contact.to
+    last = max(
+        (
+            c.at
+            for c in history
+            if c.direction == "outbound" and c.channel in rule.channels and c.to == to
+            and c.at <= at
+        ),
+        default=None,
+    )  # fmt: skip
+    if last is None or at >= last + timedelta(minutes=rule.minutes):
+        return None
+    return Reason(
+        rule.code,
+        rule.citation,
+        "defer",
+        f"{to} was contacted at {iso(last)}: the next {'/'.join(sorted(rule.channels))} "
+        f"contact waits {rule.minutes} minutes",
+        not_before=last + timedelta(minutes=rule.minutes),
+    )
+
+
 def _anything_to_count(
-    rule: CountRuleSpec | ConversationRuleSpec, history: Sequence[PastContact]
+    rule: CountRuleSpec | ConversationRuleSpec | GapRuleSpec, history: Sequence[PastContact]
 ) -> bool:
     """Whether the history holds a contact the rule could count. With none, a cap (whose
     limit is at least 1) and a conversation bar both allow today: the common case of a

@@ -216,9 +216,9 @@ def _same_person(
 # What a debtor said or what happened to them, as opposed to one debt (a cease, an
 # attorney, a dispute and a conversation are each about a debt): a bankruptcy's stay, a
 # medium not to be used (1006.14(h)), an address's opt-out and opt-in, a revocation of
-# consent. Recorded on one account, each holds for the person's other accounts too. A
-# consent given is not shared: sharing a number is no proof that the other debt's owner
-# gave it.
+# consent, an employer's prohibition of contact at work. Recorded on one account, each
+# holds for the person's other accounts too. A consent given is not shared: sharing a
+# number is no proof that the other debt's owner gave it.
 PERSON_EVENT_KINDS = (
     "bankruptcy",
     "bankruptcy_closed",
@@ -226,6 +226,8 @@ PERSON_EVENT_KINDS = (
     "opt_out",
     "opt_in",
     "consent_revoked",
+    "workplace_prohibited",
+    "workplace_allowed",
 )
 
 

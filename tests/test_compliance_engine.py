@@ -1232,6 +1232,7 @@ def test_rules_evaluated_lists_pass_skip_defer_and_block() -> None:
         POST_CONVERSATION: "pass",
         "POLICY_RAPID_SUCCESSION_REBUTTAL_RISK": "pass",
         "POLICY_DAILY_CAP_REBUTTAL_RISK": "pass",
+        "REGF_WORKPLACE_PROHIBITED": "skip",  # a mobile, not a work number
     }
     record = decision.as_json()
     assert record["decision"] == "block" and record["not_before"] is None
@@ -1481,6 +1482,32 @@ REBUTTAL_CASES = [
 
 @pytest.mark.parametrize(CASE, REBUTTAL_CASES)
 def test_calls_that_could_rebut_the_presumption_of_compliance_wait(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+WORKPLACE_CASES = [
+    # 1006.6(b)(3): an employer that prohibits it: no contact at work, by phone or email.
+    case("a-work-number-after-the-employers-prohibition", situation(
+        NOON, to=WORK, events=held("workplace_prohibited")),
+        "block", None, ["REGF_WORKPLACE_PROHIBITED"]),
+    case("a-work-email-too", situation(
+        NOON, channel="email", to=WORK_EMAIL, events=held("workplace_prohibited")),
+        "block", None, ["REGF_WORKPLACE_PROHIBITED", "REGF_EMPLOYER_EMAIL"]),
+    allowed("the-mobile-is-not-the-workplace", situation(
+        NOON, events=held("workplace_prohibited"))),
+    allowed("lifted-when-the-employer-allows-it", situation(
+        NOON, to=WORK, events=held("workplace_prohibited", "workplace_allowed"))),
+    # A creditor is held back by the house rule that restates it.
+    case("a-creditor-too", situation(
+        NOON, to=WORK, collector="first_party", events=held("workplace_prohibited")),
+        "block", None, ["POLICY_WORKPLACE_PROHIBITED"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, WORKPLACE_CASES)
+def test_no_contact_at_work_when_the_employer_prohibits_it(
     asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
 ) -> None:
     check(asked, verdict, not_before, codes)

@@ -28,6 +28,8 @@ EVENT_KINDS = (
     "bankruptcy",
     "bankruptcy_closed",
     "conversation",
+    "workplace_prohibited",
+    "workplace_allowed",
 )
 OUTCOMES = (
     "no_answer",
@@ -42,7 +44,7 @@ OUTCOMES = (
 # Events that restrict contact (the others lift a restriction, or are a conversation).
 RESTRICTING = frozenset(
     {"opt_out", "prohibited_medium", "consent_revoked", "cease", "dispute", "attorney",
-     "bankruptcy"}
+     "bankruptcy", "workplace_prohibited"}
 )  # fmt: skip
 # The event that lifts each hold.
 LIFTED_BY = {
@@ -50,6 +52,7 @@ LIFTED_BY = {
     "attorney": "attorney_withdrawn",
     "dispute": "dispute_resolved",
     "bankruptcy": "bankruptcy_closed",
+    "workplace_prohibited": "workplace_allowed",
 }
 
 

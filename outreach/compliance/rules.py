@@ -31,7 +31,7 @@ Channel = Literal["sms", "email", "voice"]
 Collector = Literal["first_party", "third_party"]
 CHANNELS: tuple[Channel, ...] = ("sms", "email", "voice")
 COLLECTOR_TYPES: tuple[Collector, ...] = ("first_party", "third_party")
-HOLD_EVENTS = ("cease", "attorney", "dispute", "bankruptcy")
+HOLD_EVENTS = ("cease", "attorney", "dispute", "bankruptcy", "workplace_prohibited")
 PHONE_KINDS = ("mobile", "landline", "work", "unknown")
 EMAIL_KINDS = ("personal", "work", "unknown")
 EVERYWHERE = "*"
@@ -130,10 +130,12 @@ class ProhibitedMediumRule(_Rule):
 
 
 class HoldRule(_Rule):
-    """A status (cease, attorney, dispute, bankruptcy) blocks collection contact."""
+    """A status (cease, attorney, dispute, bankruptcy, an employer's prohibition) blocks
+    collection contact; with ``address_kinds``, contact to those kinds of address only."""
 
     kind: Literal["hold"]
-    event: Literal["cease", "attorney", "dispute", "bankruptcy"]
+    event: Literal["cease", "attorney", "dispute", "bankruptcy", "workplace_prohibited"]
+    address_kinds: tuple[str, ...] | None = None  # None: every kind
 
 
 class ConsentRule(_Rule):

@@ -26,6 +26,8 @@ _HOLD_WORDS = {
     "attorney": "the debtor is represented by an attorney about this debt",
     "dispute": "the debtor disputed the debt and it has not been verified",
     "bankruptcy": "the debtor is in bankruptcy",
+    "workplace_prohibited": "the debtor's employer prohibits them from receiving such "
+    "communication at work",
 }
 _LIFT_WORDS = {
     "cease": "the debtor withdrawing the cease request (event cease_withdrawn)",
@@ -33,6 +35,7 @@ _LIFT_WORDS = {
     "time (event attorney_withdrawn)",
     "dispute": "verification sent to the debtor (event dispute_resolved)",
     "bankruptcy": "the stay lifted by the court or the case dismissed (event bankruptcy_closed)",
+    "workplace_prohibited": "the debtor saying their employer allows it (event workplace_allowed)",
 }
 
 
@@ -51,6 +54,8 @@ def check_status(rule: StatusRule, situation: Situation) -> Reason | None:
 def applies(rule: StatusRule, situation: Situation) -> bool:
     """Whether the rule concerns this contact at all (else it is skipped)."""
     contact = situation.contact
+    if isinstance(rule, HoldRule) and rule.address_kinds is not None:
+        return situation.debtor.address_kind(contact.channel, contact.to) in rule.address_kinds
     if isinstance(rule, ConsentRule):
         if rule.automated_only and not contact.automated:
             return False

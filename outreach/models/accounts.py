@@ -180,6 +180,8 @@ class ComplianceEventKind(StrEnum):
     BANKRUPTCY = "bankruptcy"
     BANKRUPTCY_CLOSED = "bankruptcy_closed"
     CONVERSATION = "conversation"
+    WORKPLACE_PROHIBITED = "workplace_prohibited"
+    WORKPLACE_ALLOWED = "workplace_allowed"
 
 
 class ComplianceEvent(SQLModel, table=True):

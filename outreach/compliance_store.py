@@ -76,8 +76,8 @@ POINT_COLUMNS = ("account_id", "id", "channel", "address", "kind", "priority", "
                  "consent")  # fmt: skip
 EVENT_COLUMNS = ("account_id", "occurred_at", "kind", "channel", "address")
 DESIGNATED_COLUMNS = ("account_id", "start_local", "end_local", "days")
-PLACED_COLUMNS = ("account_id", "sent_at", "created_at", "channel", "outcome", "status",
-                  "to_address", "automated")  # fmt: skip
+PLACED_COLUMNS = ("account_id", "sent_at", "created_at", "updated_at", "channel", "outcome",
+                  "status", "to_address", "automated")  # fmt: skip
 REPLY_COLUMNS = ("account_id", "received_at", "channel", "from_address")
 
 
@@ -160,7 +160,7 @@ def load_debtors(
     person = _same_person(connection, accounts, points)
     shared = _shared_history(connection, accounts, person, points, placed, since)
     if person:
-        _share_facts(connection, person, set(ids), events, designated)
+        _share_facts(connection, person, set(ids), events, designated, now)
     return debtor_records(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
         shared=shared,
@@ -201,6 +201,9 @@ def _same_person(
                 contact_points.c.channel.in_(channels),
                 among(connection, column, wanted),
                 ~among(connection, contact_points.c.account_id, ids),
+                # A point marked wrong or superseded joins no one: a wrong number is
+                # evidence that its account is someone else's.
+                contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip
             address = other.address.lower() if other.channel == "email" else other.address
@@ -215,19 +218,25 @@ def _same_person(
 
 # What a debtor said or what happened to them, as opposed to one debt (a cease, an
 # attorney, a dispute and a conversation are each about a debt): a bankruptcy's stay, a
-# medium not to be used (1006.14(h)), an address's opt-out and opt-in, a revocation of
-# consent, an employer's prohibition of contact at work. Recorded on one account, each
-# holds for the person's other accounts too. A consent given is not shared: sharing a
-# number is no proof that the other debt's owner gave it.
-PERSON_EVENT_KINDS = (
+# medium not to be used (1006.14(h)), an address's opt-out, a revocation of consent, an
+# employer's prohibition of contact at work. Recorded on one account and still in force
+# there, each holds for the person's other accounts too. Only restrictions are shared:
+# what lifts one lifts it on its own account, and so stops it being shared; a lift shared
+# could free another account's own restriction, or another person's (accounts sharing a
+# switchboard number are not always one person).
+PERSON_RESTRICTIONS = (
     "bankruptcy",
-    "bankruptcy_closed",
     "prohibited_medium",
     "opt_out",
-    "opt_in",
     "consent_revoked",
     "workplace_prohibited",
+)
+PERSON_EVENT_KINDS = (
+    *PERSON_RESTRICTIONS,
+    "bankruptcy_closed",
     "workplace_allowed",
+    "opt_in",
+    "consent",
 )
 
 
@@ -237,9 +246,11 @@ def _share_facts(
     batch: set[int],
     events: dict[int, list[Any]],
     designated: dict[int, list[Any]],
+    now: datetime,
 ) -> None:
     """Add to each account's events and designated inconvenient times (read for the
-    ``batch``) those of the person's other accounts that are about the person."""
+    ``batch``) the restrictions about the person in force on their other accounts, and
+    the times designated there."""
     outside = sorted({other for others in person.values() for other in others} - batch)
     their_events = dict(events)
     their_times = dict(designated)
@@ -264,18 +275,70 @@ def _share_facts(
                 )
             )
         )
+    in_force: dict[int, list[Any]] = {}
     for account_id, others in person.items():
-        shared_events = [
-            event
-            for other in sorted(others)
-            for event in their_events.get(other, ())
-            if event.kind in PERSON_EVENT_KINDS
-        ]
+        shared_events = []
+        for other in sorted(others):
+            found = in_force.get(other)
+            if found is None:
+                found = in_force[other] = _restrictions_in_force(their_events.get(other, ()), now)
+            shared_events += found
         if shared_events:
-            events[account_id] = [*events.get(account_id, ()), *shared_events]
+            # The account's own lifts of what is shared would end it too (the latest event
+            # about a thing wins): what is in force for the person stays in force.
+            shared = {_family(row) for row in shared_events}
+            own = [row for row in events.get(account_id, ()) if _family(row) not in shared
+                   or row.kind in PERSON_RESTRICTIONS]  # fmt: skip
+            events[account_id] = [*own, *shared_events]
         shared_times = [time for other in sorted(others) for time in their_times.get(other, ())]
         if shared_times:
             designated[account_id] = [*designated.get(account_id, ()), *shared_times]
+
+
+# What lifts each restriction a person's accounts share.
+_LIFTS = {
+    "bankruptcy_closed": "bankruptcy",
+    "workplace_allowed": "workplace_prohibited",
+    "consent": "consent_revoked",
+}
+
+
+def _family(row: Any) -> tuple[Any, ...] | None:
+    """What a person's restriction, or its lift, is about (None: neither)."""
+    kind = row.kind
+    if kind in ("opt_out", "opt_in"):
+        address = _address(row.channel, row.address) if row.address else None
+        if kind == "opt_in" and address is None:
+            return ("prohibited_medium", row.channel)  # a medium allowed again
+        return ("opt", row.channel, address)
+    if kind == "prohibited_medium":
+        return ("prohibited_medium", row.channel)
+    if kind in ("consent_revoked", "consent"):
+        address = _address(row.channel, row.address) if row.address else None
+        return ("consent", row.channel, address)
+    if kind in PERSON_RESTRICTIONS or kind in _LIFTS:
+        return (_LIFTS.get(kind, kind),)
+    return None
+
+
+def _restrictions_in_force(rows: Sequence[Any], now: datetime) -> list[Any]:
+    """The person's restrictions among one account's events that no later event of that
+    account lifts (a lift counts from its time on, a restriction at once, as the engine
+    reads them)."""
+    latest: dict[tuple[Any, ...], Any] = {}
+    for row in sorted(rows, key=_occurred):
+        family = _family(row)
+        if family is None:
+            continue
+        if row.kind not in PERSON_RESTRICTIONS and row.occurred_at > now:
+            continue  # a lift stamped ahead of now does not count yet
+        latest[family] = row
+    return [row for row in latest.values() if row.kind in PERSON_RESTRICTIONS]
+
+
+def _occurred(row: Any) -> datetime:
+    at: datetime = row.occurred_at
+    return at
 
 
 def _shared_history(
@@ -481,9 +544,17 @@ def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> D
     )
 
 
+# Attempts whose request left (or may have) without a time of sending recorded: marked
+# ``sending`` (or held for review) when it left.
+_LEFT_UNSTAMPED = (AttemptStatus.SENDING, AttemptStatus.UNKNOWN)
+
+
 def _placed(reference: str, attempt: Any) -> PastContact:
+    at = attempt.sent_at or (
+        attempt.updated_at if attempt.status in _LEFT_UNSTAMPED else attempt.created_at
+    )
     return PastContact(
-        at=attempt.sent_at or attempt.created_at,
+        at=at,
         channel=attempt.channel,
         direction="outbound",
         debts=(reference,),

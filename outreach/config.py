@@ -367,17 +367,19 @@ class Settings(BaseSettings):
         from outreach.rendering.context import load_company
 
         found = []
+        # A folder that is a file, unreadable, or not UTF-8 is a problem to list too.
+        unreadable = (OutreachError, OSError, ValueError)
         try:
             load_company(self.templates_dir)
-        except OutreachError as exc:
+        except unreadable as exc:
             found.append(
-                Problem("TEMPLATES_DIR", str(exc), "point TEMPLATES_DIR at the templates folder")
+                Problem("TEMPLATES_DIR", _said(exc), "point TEMPLATES_DIR at the templates folder")
             )
         try:
             load_cadences(self.schedules_dir)
-        except OutreachError as exc:
+        except unreadable as exc:
             found.append(
-                Problem("SCHEDULES_DIR", str(exc), "point SCHEDULES_DIR at the cadences folder")
+                Problem("SCHEDULES_DIR", _said(exc), "point SCHEDULES_DIR at the cadences folder")
             )
         if not self.channels_dir.is_dir():
             found.append(
@@ -390,6 +392,13 @@ class Settings(BaseSettings):
                 )
             )
         return found
+
+
+def _said(exc: Exception) -> str:
+    """An error's words, with its kind where it is not one of outreach's own."""
+    from outreach.errors import OutreachError
+
+    return str(exc) if isinstance(exc, OutreachError) else f"{type(exc).__name__}: {exc}"
 
 
 def _resolve(choice: str, real: str, real_configured: bool) -> str:

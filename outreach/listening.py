@@ -8,15 +8,21 @@ import socket
 
 from outreach.errors import ConfigError
 
+BACKLOG = 2048  # uvicorn's default
+
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host``:``port``, for uvicorn to listen on (as uvicorn binds
     its own: reusable address, inheritable by worker processes)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock.bind((bare, port))
+        # Listening at once: with SO_REUSEADDR a second bind to a port that no one listens
+        # on yet succeeds, and two daemons started together would both pass.
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError(

@@ -126,12 +126,23 @@ def settle(
     ).first()
     if found is None:
         raise NotFoundError(f"no attempt {attempt_id}")
-    if how is Settlement.RESEND and found.provider_message_id:
+    if found.status != AttemptStatus.UNKNOWN:
+        raise _not_held(attempt_id, found.status)
+    if how is not Settlement.SENT and found.provider_message_id:
         # A webhook told of it under this id: the provider took it.
-        raise ActionRefused(
-            f"attempt {attempt_id} has the provider's id {found.provider_message_id}: the "
-            "provider took it; settle it as sent"
-        )
+        raise _taken(attempt_id, found.provider_message_id)
+    if provider_message_id is not None:
+        other = connection.execute(
+            select(attempts.c.id).where(
+                attempts.c.provider_message_id == provider_message_id,
+                attempts.c.id != attempt_id,
+            )
+        ).first()
+        if other is not None:
+            raise ActionRefused(
+                f"the provider's id {provider_message_id} is attempt {other.id}'s: check the "
+                "id (webhooks about it would reach one of the two)"
+            )
     values: dict[str, Any] = {
         "status": SETTLED_STATUS[how],
         "reviewed_by": by,
@@ -148,12 +159,32 @@ def settle(
         values["sent_at"] = func.coalesce(attempts.c.sent_at, attempts.c.updated_at)
     elif how is Settlement.RESEND:
         values["next_try_at"] = now
+    still = attempts.c.status == AttemptStatus.UNKNOWN
+    if how is not Settlement.SENT:
+        # Checked again as it is written: a webhook may have given it the provider's id
+        # since it was read (a status that keeps it unknown, such as "queued").
+        still &= attempts.c.provider_message_id.is_(None)
     changed = connection.execute(
-        update(attempts)
-        .where(attempts.c.id == attempt_id, attempts.c.status == AttemptStatus.UNKNOWN)
-        .values(**values)
+        update(attempts).where(attempts.c.id == attempt_id, still).values(**values)
     ).rowcount
-    if changed != 1:
-        raise ActionRefused(
-            f"attempt {attempt_id} is {found.status}, not held for review: nothing was changed"
-        )
+    if changed == 1:
+        return
+    now_found = connection.execute(
+        select(attempts.c.status, attempts.c.provider_message_id).where(attempts.c.id == attempt_id)
+    ).one()
+    if now_found.status == AttemptStatus.UNKNOWN and now_found.provider_message_id:
+        raise _taken(attempt_id, now_found.provider_message_id)
+    raise _not_held(attempt_id, now_found.status)
+
+
+def _not_held(attempt_id: int, status: str) -> ActionRefused:
+    return ActionRefused(
+        f"attempt {attempt_id} is {status}, not held for review: nothing was changed"
+    )
+
+
+def _taken(attempt_id: int, provider_message_id: str) -> ActionRefused:
+    return ActionRefused(
+        f"attempt {attempt_id} has the provider's id {provider_message_id}: the provider "
+        "took it; settle it as sent"
+    )

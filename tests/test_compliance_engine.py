@@ -1511,3 +1511,46 @@ def test_no_contact_at_work_when_the_employer_prohibits_it(
     asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
 ) -> None:
     check(asked, verdict, not_before, codes)
+
+
+OPT_OUT_SCOPE_CASES = [
+    # A START from one number lifts that number's STOP, not another's...
+    case("a-start-from-another-number", situation(
+        NOON, channel="sms", to=OTHER_MOBILE, events=[
+            event(JUNE_1, "opt_out", channel="sms", address=OTHER_MOBILE),
+            event(JUNE_2, "opt_in", channel="sms", address=MOBILE)]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]),
+    # ... an opt-in without an address (a medium allowed again) lifts no number's STOP...
+    case("a-medium-allowed-again", situation(
+        NOON, channel="sms", events=[STOP, event(JUNE_2, "opt_in", channel="sms")]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]),
+    # ... nor does an opt-in without a channel.
+    case("an-opt-in-without-a-channel", situation(
+        NOON, channel="sms", events=[STOP, event(JUNE_2, "opt_in", address=MOBILE)]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]),
+    # An opt-out without a channel holds on every channel; without an address, for every
+    # address, until an opt-in without one.
+    case("an-opt-out-without-a-channel", situation(
+        NOON, channel="sms", events=[event(JUNE_1, "opt_out", address=MOBILE)]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]),
+    case("an-opt-out-without-an-address", situation(
+        NOON, channel="sms", to=OTHER_MOBILE, events=[event(JUNE_1, "opt_out", channel="sms")]),
+        "block", None, ["CARRIER_STOP_KEYWORD", "REGF_ELECTRONIC_OPT_OUT_ADDRESS"]),
+    allowed("lifted-by-an-opt-in-without-one", situation(
+        NOON, channel="sms", to=OTHER_MOBILE, events=[
+            event(JUNE_1, "opt_out", channel="sms"), event(JUNE_2, "opt_in", channel="sms")])),
+    allowed("start-lifts-its-own-stop", situation(NOON, channel="sms", events=[STOP, START])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, OPT_OUT_SCOPE_CASES)
+def test_an_opt_out_is_lifted_only_by_an_opt_in_about_the_same_thing(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+def test_a_call_stamped_a_moment_ahead_still_holds_the_next_one_back() -> None:
+    # Another process's clock runs 30 s ahead: its call counts, on the safe side.
+    asked = situation(ny(2025, 6, 4, 10), history=[call(ny(2025, 6, 4, 10, 0, 30))])
+    check(asked, "defer", utc(2025, 6, 4, 15, 0, 30), [RAPID])

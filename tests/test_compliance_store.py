@@ -261,3 +261,37 @@ def test_stored_decisions_replay_from_their_snapshot(accounts: Engine) -> None:
         decision.not_before,
         decision.codes,
     )
+
+
+def test_a_lift_is_not_shared_and_a_wrong_number_joins_no_one(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-2 shares MA-1's phone. A restriction lifted on its own account is not shared;
+    one account's lift never frees another's own restriction; a point marked wrong links
+    nothing."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    add_event(accounts, "MA-2", "bankruptcy", at=NOW - timedelta(days=3))
+    add_event(accounts, "MA-1", "bankruptcy", at=NOW - timedelta(days=2))
+    add_event(accounts, "MA-1", "bankruptcy_closed", at=NOW - timedelta(days=1))
+    add_event(accounts, "MA-1", "workplace_allowed", at=NOW - timedelta(days=1))
+    records = load(accounts, "MA-1", "MA-2")
+    # MA-1's stay is over and not shared; MA-2's own stands, and MA-1's close is not MA-2's.
+    assert [e.kind for e in records["MA-2"].events] == ["bankruptcy"]
+    sms = evaluate(situation(records["MA-2"], "sms", "+16175550101", NOW), RULES)
+    assert "BANKRUPTCY_AUTOMATIC_STAY" in sms.codes
+    # MA-2's bankruptcy reaches MA-1 (still in force there), after MA-1's own close.
+    first = evaluate(situation(records["MA-1"], "sms", "+16175550101", NOW), RULES)
+    assert "BANKRUPTCY_AUTOMATIC_STAY" in first.codes
+    # Once MA-2's phone is marked a wrong number, the two are not one person.
+    with accounts.begin() as connection:
+        connection.execute(
+            store.contact_points.update()
+            .where(store.contact_points.c.account_id == account_id(accounts, "MA-2"))
+            .values(status="wrong_number")
+        )
+    alone = load(accounts, "MA-1")["MA-1"]
+    assert [e.kind for e in alone.events] == [
+        "bankruptcy",
+        "bankruptcy_closed",
+        "workplace_allowed",
+    ]

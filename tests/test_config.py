@@ -131,6 +131,13 @@ def test_folders_that_are_not_the_projects_are_configuration_problems(tmp_path: 
     assert not {"TEMPLATES_DIR", "SCHEDULES_DIR", "CHANNELS_DIR"} & {
         p.setting for p in settings().problems()
     }
+    # A file where a folder belongs is a problem listed, not a traceback.
+    (tmp_path / "a-file").write_text("x")
+    as_file = settings(templates_dir=tmp_path / "a-file", schedules_dir=tmp_path / "a-file")
+    found = {p.setting: p for p in as_file.problems()}
+    assert found["TEMPLATES_DIR"].severity == "error"
+    assert "NotADirectoryError" in found["TEMPLATES_DIR"].message
+    assert found["SCHEDULES_DIR"].severity == "error"
 
 
 def test_partial_twilio_credentials_and_voice_without_a_number() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, update
 
 from outreach.agent_actions import ActionRefused
 from outreach.compliance_store import attempts, decisions
@@ -162,3 +163,45 @@ async def test_the_commands_list_and_settle_held_messages(
     )  # fmt: skip
     again = outreach("attempts", "settle", str(attempt_id), "--as", "sent", env=env, cwd=tmp_path)
     assert again.returncode == 2 and "is queued, not held for review" in again.stderr
+
+
+async def test_a_webhook_that_names_it_while_it_is_settled_wins(
+    world: World, engine: Engine
+) -> None:
+    """The provider's id arrives (a "queued" callback, which keeps it unknown) between the
+    read and the write of a resend: it is not queued again, and nothing changes."""
+    attempt_id = await held_message(world)
+    fired: list[str] = []
+
+    def webhook_meanwhile(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE ATTEMPT") and not fired:
+            fired.append(statement)
+            with engine.begin() as other:
+                other.execute(update(attempts).values(provider_message_id="SM42"))
+
+    event.listen(engine, "before_cursor_execute", webhook_meanwhile)
+    try:
+        with pytest.raises(ActionRefused, match="provider's id SM42: the provider took it"):
+            settled(world, attempt_id, Settlement.RESEND)
+    finally:
+        event.remove(engine, "before_cursor_execute", webhook_meanwhile)
+    assert fired
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.provider_message_id, attempt.reviewed_by) == (
+        "unknown", "SM42", None
+    )  # fmt: skip
+    assert (await dispatcher(world).tick()).claimed == 0
+
+
+async def test_a_providers_id_another_attempt_has_is_refused(world: World) -> None:
+    attempt_id = await held_message(world)
+    with world.engine.begin() as connection:
+        connection.execute(update(attempts).values(idempotency_key="other", status="sent",
+                                                   provider_message_id="SM9"))  # fmt: skip
+    planned(world, row("B-1", phone="(617) 555-0109"))
+    [held] = [a for a in rows_of(world.engine, attempts) if a.id != attempt_id]
+    with world.engine.begin() as connection:
+        connection.execute(update(attempts).where(attempts.c.id == held.id).values(
+            status="unknown"))  # fmt: skip
+    with pytest.raises(ActionRefused, match=f"SM9 is attempt {attempt_id}'s"):
+        settled(world, held.id, Settlement.SENT, provider_message_id="SM9")

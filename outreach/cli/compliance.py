@@ -194,10 +194,15 @@ def record(
         raise OutreachError(f"--channel {channel!r}: use one of {', '.join(CHANNELS)}")
     if kind == "prohibited_medium" and channel is None:
         raise OutreachError("--kind prohibited_medium needs --channel: the medium not to use")
-    if kind in ("opt_out", "opt_in") and channel is None and address is None:
+    if kind == "opt_out" and channel is None and address is None:
         raise OutreachError(
-            f"--kind {kind} needs --channel, --address or both: what it is about (a request "
+            "--kind opt_out needs --channel, --address or both: what it is about (a request "
             "to stop all contact is --kind cease)"
+        )
+    if kind == "opt_in" and channel is None:
+        raise OutreachError(
+            "--kind opt_in needs --channel: an opt-in is to one channel (with --address, that "
+            "address's opt-out is lifted; without, a prohibited medium)"
         )
     when = _instant(at) if at else context.clock.now()
     with context.engine.begin() as connection:

@@ -130,14 +130,24 @@ def _hold(rule: HoldRule, situation: Situation) -> Reason | None:
 
 def _opt_out(rule: OptOutRule, situation: Situation) -> Reason | None:
     contact = situation.contact
-    latest = _latest(
+    past = [
         e
         for e in _past(situation)
-        if e.kind in ("opt_out", "opt_in")
-        # One without a channel is about its address on every channel (the safe reading).
-        and e.channel in (None, contact.channel)
-        and e.address in (None, contact.to)
-    )
+        if e.kind in ("opt_out", "opt_in") and e.channel in (None, contact.channel)
+    ]
+    # The address's own opt-out, lifted only by its own opt-in on the channel; and one
+    # recorded without an address (every address: the safe reading), lifted only by an
+    # opt-in without one. An opt-out without a channel holds on every channel.
+    own = _latest(
+        e for e in past
+        if e.address == contact.to and (e.kind == "opt_out" or e.channel == contact.channel)
+    )  # fmt: skip
+    every = _latest(
+        e for e in past
+        if e.address is None and (e.kind == "opt_out" or e.channel == contact.channel)
+    )  # fmt: skip
+    opted_out = [e for e in (own, every) if e is not None and e.kind == "opt_out"]
+    latest = max(opted_out, key=lambda e: e.at) if opted_out else None
     if latest is None or latest.kind != "opt_out":
         return None
     return Reason(

@@ -404,17 +404,17 @@ def _gap(
     rule: GapRuleSpec, situation: Situation, history: Sequence[PastContact], at: datetime
 ) -> Reason | None:
     """Deferred until ``rule.minutes`` after the last contact on its channels to the same
-    address, if that is later than ``at``."""
+    address, if that is later than ``at``. A contact stamped after ``at`` counts too (the
+    clock of the process that placed it may run ahead): the safe side."""
     to = situation.contact.to
     last = max(
         (
             c.at
             for c in history
             if c.direction == "outbound" and c.channel in rule.channels and c.to == to
-            and c.at <= at
         ),
         default=None,
-    )  # fmt: skip
+    )
     if last is None or at >= last + timedelta(minutes=rule.minutes):
         return None
     return Reason(

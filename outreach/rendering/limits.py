@@ -502,7 +502,8 @@ def _long_words_work(text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         return 0
     return sum(
         (found.end() - found.start()) ** 2 // width
-        for found in re.finditer(rf"\S{{{width + 1},}}", text)
+        # textwrap splits words on ASCII whitespace only (a no-break space is in a word).
+        for found in re.finditer(rf"[^\t\n\x0b\x0c\r ]{{{width + 1},}}", text)
     )
 
 

@@ -76,8 +76,8 @@ POINT_COLUMNS = ("account_id", "id", "channel", "address", "kind", "priority", "
                  "consent")  # fmt: skip
 EVENT_COLUMNS = ("account_id", "occurred_at", "kind", "channel", "address")
 DESIGNATED_COLUMNS = ("account_id", "start_local", "end_local", "days")
-PLACED_COLUMNS = ("account_id", "sent_at", "created_at", "updated_at", "channel", "outcome",
-                  "status", "to_address", "automated")  # fmt: skip
+PLACED_COLUMNS = ("account_id", "sent_at", "created_at", "channel", "outcome", "status",
+                  "to_address", "automated")  # fmt: skip
 REPLY_COLUMNS = ("account_id", "received_at", "channel", "from_address")
 
 
@@ -218,26 +218,15 @@ def _same_person(
 
 # What a debtor said or what happened to them, as opposed to one debt (a cease, an
 # attorney, a dispute and a conversation are each about a debt): a bankruptcy's stay, a
-# medium not to be used (1006.14(h)), an address's opt-out, a revocation of consent, an
-# employer's prohibition of contact at work. Recorded on one account and still in force
-# there, each holds for the person's other accounts too. Only restrictions are shared:
-# what lifts one lifts it on its own account, and so stops it being shared; a lift shared
-# could free another account's own restriction, or another person's (accounts sharing a
-# switchboard number are not always one person).
-PERSON_RESTRICTIONS = (
-    "bankruptcy",
-    "prohibited_medium",
-    "opt_out",
-    "consent_revoked",
-    "workplace_prohibited",
-)
-PERSON_EVENT_KINDS = (
-    *PERSON_RESTRICTIONS,
-    "bankruptcy_closed",
-    "workplace_allowed",
-    "opt_in",
-    "consent",
-)
+# medium not to be used (1006.14(h)), an employer's prohibition of contact at work.
+# Recorded on one account and still in force there, each holds for the person's other
+# accounts too. Only restrictions are shared: what lifts one lifts it on its own account,
+# and so stops it being shared; a lift shared could free another account's own
+# restriction, or another person's (accounts sharing a switchboard number are not always
+# one person). An address's opt-out needs no sharing: the suppression ledger holds it for
+# every account with the address, and the replies that record one record it on each.
+PERSON_RESTRICTIONS = ("bankruptcy", "prohibited_medium", "workplace_prohibited")
+PERSON_EVENT_KINDS = (*PERSON_RESTRICTIONS, "bankruptcy_closed", "workplace_allowed", "opt_in")
 
 
 def _share_facts(
@@ -295,29 +284,17 @@ def _share_facts(
             designated[account_id] = [*designated.get(account_id, ()), *shared_times]
 
 
-# What lifts each restriction a person's accounts share.
-_LIFTS = {
-    "bankruptcy_closed": "bankruptcy",
-    "workplace_allowed": "workplace_prohibited",
-    "consent": "consent_revoked",
-}
-
-
 def _family(row: Any) -> tuple[Any, ...] | None:
-    """What a person's restriction, or its lift, is about (None: neither)."""
+    """What a person's restriction, or what lifts it, is about, as the engine reads them
+    (None: neither): a bankruptcy and its closing; an employer's prohibition and its
+    lifting; a medium not to be used and an opt-in without an address on that channel."""
     kind = row.kind
-    if kind in ("opt_out", "opt_in"):
-        address = _address(row.channel, row.address) if row.address else None
-        if kind == "opt_in" and address is None:
-            return ("prohibited_medium", row.channel)  # a medium allowed again
-        return ("opt", row.channel, address)
-    if kind == "prohibited_medium":
-        return ("prohibited_medium", row.channel)
-    if kind in ("consent_revoked", "consent"):
-        address = _address(row.channel, row.address) if row.address else None
-        return ("consent", row.channel, address)
-    if kind in PERSON_RESTRICTIONS or kind in _LIFTS:
-        return (_LIFTS.get(kind, kind),)
+    if kind in ("bankruptcy", "bankruptcy_closed"):
+        return ("bankruptcy",)
+    if kind in ("workplace_prohibited", "workplace_allowed"):
+        return ("workplace",)
+    if kind == "prohibited_medium" or (kind == "opt_in" and not row.address):
+        return ("medium", row.channel)
     return None
 
 
@@ -493,8 +470,11 @@ def decisions_to_store(dialect: Dialect, rows: Sequence[dict[str, Any]]) -> Prep
 
 def _address(channel: str | None, address: str) -> str:
     """Email addresses compare without case (an unsubscribe from Pat@Example.net covers
-    pat@example.net); phone numbers are E.164 already."""
-    return address.lower() if channel == "email" else address
+    pat@example.net), also in an event recorded without a channel; phone numbers are E.164
+    already (and never hold an "@")."""
+    return (
+        address.lower() if channel == "email" or (channel is None and "@" in address) else address
+    )
 
 
 def _by_account(result: Result[Any]) -> dict[int, list[Any]]:
@@ -544,17 +524,9 @@ def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> D
     )
 
 
-# Attempts whose request left (or may have) without a time of sending recorded: marked
-# ``sending`` (or held for review) when it left.
-_LEFT_UNSTAMPED = (AttemptStatus.SENDING, AttemptStatus.UNKNOWN)
-
-
 def _placed(reference: str, attempt: Any) -> PastContact:
-    at = attempt.sent_at or (
-        attempt.updated_at if attempt.status in _LEFT_UNSTAMPED else attempt.created_at
-    )
     return PastContact(
-        at=at,
+        at=attempt.sent_at or attempt.created_at,
         channel=attempt.channel,
         direction="outbound",
         debts=(reference,),

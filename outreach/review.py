@@ -131,6 +131,15 @@ def settle(
     if how is not Settlement.SENT and found.provider_message_id:
         # A webhook told of it under this id: the provider took it.
         raise _taken(attempt_id, found.provider_message_id)
+    if (
+        provider_message_id is not None
+        and found.provider_message_id
+        and found.provider_message_id != provider_message_id
+    ):
+        raise ActionRefused(
+            f"attempt {attempt_id} has the provider's id {found.provider_message_id} already "
+            "(a webhook gave it): settle it as sent without --provider-id"
+        )
     if provider_message_id is not None:
         other = connection.execute(
             select(attempts.c.id).where(

@@ -204,7 +204,9 @@ def test_what_is_about_the_person_holds_on_their_other_debts(
             account_id=account_id(accounts, "MA-1"), days="mon", start_local=time(9),
             end_local=time(12), source="call", created_at=NOW, withdrawn_at=None))  # fmt: skip
     second = load(accounts, *read)["MA-2"]
-    assert sorted(e.kind for e in second.events) == ["bankruptcy", "opt_out", "prohibited_medium"]
+    # (MA-1's opt-out of the shared number reaches MA-2 through the suppression ledger, as
+    # replies record it; one recorded on MA-1 alone stays MA-1's.)
+    assert sorted(e.kind for e in second.events) == ["bankruptcy", "prohibited_medium"]
     assert [(d.days, d.start) for d in second.debtor.inconvenient_times] == [(("mon",), time(9))]
     decision = evaluate(situation(second, "sms", "+16175550101", NOW), RULES)
     assert decision.verdict == "block" and "BANKRUPTCY_AUTOMATIC_STAY" in decision.codes
@@ -295,3 +297,31 @@ def test_a_lift_is_not_shared_and_a_wrong_number_joins_no_one(
         "bankruptcy_closed",
         "workplace_allowed",
     ]
+
+
+def test_a_lift_on_the_other_account_frees_nothing_shared(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-1 asked not to be texted; MA-2 (same phone) once allowed texts again on its own
+    account. The medium stays prohibited for the person on both, until MA-1 allows it."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    add_event(accounts, "MA-1", "prohibited_medium", channel="sms", at=NOW - timedelta(days=2))
+    add_event(accounts, "MA-2", "opt_in", channel="sms", at=NOW - timedelta(days=1))
+    records = load(accounts, "MA-1", "MA-2")
+    for reference in ("MA-1", "MA-2"):
+        sms = evaluate(situation(records[reference], "sms", "+16175550101", NOW), RULES)
+        assert sms.verdict == "block", (reference, sms.codes)
+    add_event(accounts, "MA-1", "opt_in", channel="sms", at=NOW - timedelta(hours=1))
+    records = load(accounts, "MA-1", "MA-2")
+    for reference in ("MA-1", "MA-2"):
+        sms = evaluate(situation(records[reference], "sms", "+16175550101", NOW), RULES)
+        assert sms.verdict == "allow", (reference, sms.codes)
+
+
+def test_an_opt_out_without_a_channel_of_a_mailbox_in_another_case_holds(
+    accounts: Engine,
+) -> None:
+    add_event(accounts, "MA-1", "opt_out", address="MA-1@Example.com")
+    record = load(accounts, "MA-1")["MA-1"]
+    email = evaluate(situation(record, "email", "ma-1@example.com", NOW), RULES)
+    assert email.verdict == "block" and "EMAIL_UNSUBSCRIBED" in email.codes

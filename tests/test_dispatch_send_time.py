@@ -430,3 +430,25 @@ def test_the_failures_that_never_left_are_the_transports() -> None:
         assert error.retryable and error.code is not None
         assert _outage(error)
     assert not _outage(transport_failure("twilio_sms", httpx.ReadTimeout("x")))
+
+
+async def test_a_text_that_waited_for_its_slot_does_not_count_against_itself(
+    world: World,
+) -> None:
+    """Massachusetts: 2 texts per 7 days per debt. A-3 had one text two days ago: the one
+    queued now is its second, and allowed. It waits for its rate-limit slot, so it is
+    checked again just before it leaves, its own attempt (now ``sending``) read back from
+    the database: it must not count against itself."""
+    ids = planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    earlier = world.clock.now() - timedelta(days=2)
+    with world.engine.begin() as connection:
+        connection.execute(insert(attempts).values(
+            account_id=ids["A-3"], idempotency_key="earlier", step_key="earlier",
+            channel="sms", to_address="+16175550103", template_name="reminder",
+            tone="friendly", locale="en", body="text", status="delivered", tries=1,
+            automated=True, created_at=earlier, updated_at=earlier, sent_at=earlier))  # fmt: skip
+    clock = RunningClock(world.clock.now())
+    world.clock = clock  # type: ignore[assignment]
+    provider = Recording(clock)
+    report = await dispatcher(world, fake_sms(world, provider), one_a_second()).tick()
+    assert dict(report.outcomes) == {"sent": 3}

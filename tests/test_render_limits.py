@@ -50,6 +50,8 @@ ATTACKS = {
     "wordwrap with a long wrapstring": "{{ ('a ' * 200000)|wordwrap(1, wrapstring='x' * 100000) }}",
     # textwrap breaks a long word by copying the rest of it at each line: quadratic.
     "wordwrap breaking a long word": "{{ ('x' * 400000)|wordwrap(1) }}",
+    # ... and a run of spaces, which it breaks alike.
+    "wordwrap breaking a run of spaces": "{{ (' ' * 200000)|wordwrap(1)|length }}",
     # textwrap keeps a no-break space inside a word: such a "word" is as long.
     "wordwrap breaking words joined by no-break spaces": "{{ ('x\u00a0' * 400000)|wordwrap(1) }}",
     "wordwrap breaking long words, named": "{{ (('x' * 40000 ~ ' ') * 10)|wordwrap(width=2, "

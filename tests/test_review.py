@@ -205,3 +205,12 @@ async def test_a_providers_id_another_attempt_has_is_refused(world: World) -> No
             status="unknown"))  # fmt: skip
     with pytest.raises(ActionRefused, match=f"SM9 is attempt {attempt_id}'s"):
         settled(world, held.id, Settlement.SENT, provider_message_id="SM9")
+
+
+async def test_settling_as_sent_keeps_the_id_a_webhook_gave(world: World) -> None:
+    attempt_id = await held_message(world)
+    set_attempt(world, provider_message_id="SM42")  # a "queued" callback: still unknown
+    with pytest.raises(ActionRefused, match="has the provider's id SM42 already"):
+        settled(world, attempt_id, Settlement.SENT, provider_message_id="SM77")
+    settled(world, attempt_id, Settlement.SENT)
+    assert (the_attempt(world).status, the_attempt(world).provider_message_id) == ("sent", "SM42")

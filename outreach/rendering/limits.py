@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, cast
 
 from jinja2 import nodes, pass_context
@@ -494,16 +495,27 @@ def _wrapped(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _long_words_work(text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """What ``wordwrap`` does with the words longer than its width: textwrap breaks one
-    by copying what is left of it at each line, the square of its length over the width."""
+    """What ``wordwrap`` does with the runs longer than its width: textwrap breaks a word
+    (or a run of spaces) by copying what is left of it at each line, the square of its
+    length over the width."""
     width = kwargs.get("width", args[0] if args else 79)
     breaks = kwargs.get("break_long_words", args[1] if len(args) > 1 else True)
     if not breaks or not _whole(width) or width < 1 or width >= len(text):
         return 0
     return sum(
         (found.end() - found.start()) ** 2 // width
-        # textwrap splits words on ASCII whitespace only (a no-break space is in a word).
-        for found in re.finditer(rf"[^\t\n\x0b\x0c\r ]{{{width + 1},}}", text)
+        for found in _long_runs(width + 1).finditer(text)
+    )
+
+
+@cache
+def _long_runs(length: int) -> re.Pattern[str]:
+    """Runs of ``length`` or more characters that are all ASCII whitespace or none (the
+    chunks textwrap splits a text into: a no-break space is inside a word). Each run is
+    tried once, from its start, so the search takes time in proportion to the text."""
+    space = r"\t\n\x0b\x0c\r "
+    return re.compile(
+        rf"(?<![^{space}])[^{space}]{{{length},}}|(?<![{space}])[{space}]{{{length},}}"
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Result, String, func, select, type_coerce
+from sqlalchemy import ColumnElement, Connection, Result, String, Table, func, select, type_coerce
 from sqlalchemy.engine import Dialect
 
 from outreach.bulk import BulkStatement, PreparedRows
@@ -110,48 +110,17 @@ def load_debtors(
     ids = [row.id for row in accounts]
     if not ids:
         return {}
-    points = _by_account(
-        connection.execute(
-            select(*columns_of(contact_points, POINT_COLUMNS)).where(
-                among(connection, contact_points.c.account_id, ids),
-                contact_points.c.status == ContactStatus.ACTIVE,
-            )
-        )
-    )
-    events = _by_account(
-        connection.execute(
-            select(*columns_of(compliance_events, EVENT_COLUMNS)).where(
-                among(connection, compliance_events.c.account_id, ids)
-            )
-        )
-    )
-    designated = _by_account(
-        connection.execute(
-            select(*columns_of(designated_times, DESIGNATED_COLUMNS)).where(
-                among(connection, designated_times.c.account_id, ids),
-                designated_times.c.withdrawn_at.is_(None),
-            )
-        )
-    )
+    points = _read(connection, contact_points, POINT_COLUMNS, ids,
+                   contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+    events = _read(connection, compliance_events, EVENT_COLUMNS, ids)
+    designated = _read(connection, designated_times, DESIGNATED_COLUMNS, ids,
+                       designated_times.c.withdrawn_at.is_(None))  # fmt: skip
     since = now - timedelta(days=lookback_days + 1)
-    placed = _by_account(
-        connection.execute(
-            select(*columns_of(attempts, PLACED_COLUMNS)).where(
-                among(connection, attempts.c.account_id, ids),
-                attempts.c.status.in_(PLACED),
-                attempts.c.created_at >= since,
-            )
-        )
-    )
-    replies = _by_account(
-        connection.execute(
-            select(*columns_of(inbox_messages, REPLY_COLUMNS)).where(
-                among(connection, inbox_messages.c.account_id, ids),
-                inbox_messages.c.direction == "inbound",
-                inbox_messages.c.received_at >= since,
-            )
-        )
-    )
+    placed = _read(connection, attempts, PLACED_COLUMNS, ids, attempts.c.status.in_(PLACED),
+                   attempts.c.created_at >= since)  # fmt: skip
+    replies = _read(connection, inbox_messages, REPLY_COLUMNS, ids,
+                    inbox_messages.c.direction == "inbound",
+                    inbox_messages.c.received_at >= since)  # fmt: skip
     # The ledger keeps email addresses lower-cased; an address spelled otherwise (stored
     # before, or by another writer) is still found for the account that spells it so.
     addresses = {p.address for rows in points.values() for p in rows}
@@ -245,23 +214,21 @@ def _share_facts(
     their_times = dict(designated)
     if outside:
         their_events.update(
-            _by_account(
-                connection.execute(
-                    select(*columns_of(compliance_events, EVENT_COLUMNS)).where(
-                        among(connection, compliance_events.c.account_id, outside),
-                        compliance_events.c.kind.in_(PERSON_EVENT_KINDS),
-                    )
-                )
+            _read(
+                connection,
+                compliance_events,
+                EVENT_COLUMNS,
+                outside,
+                compliance_events.c.kind.in_(PERSON_EVENT_KINDS),
             )
         )
         their_times.update(
-            _by_account(
-                connection.execute(
-                    select(*columns_of(designated_times, DESIGNATED_COLUMNS)).where(
-                        among(connection, designated_times.c.account_id, outside),
-                        designated_times.c.withdrawn_at.is_(None),
-                    )
-                )
+            _read(
+                connection,
+                designated_times,
+                DESIGNATED_COLUMNS,
+                outside,
+                designated_times.c.withdrawn_at.is_(None),
             )
         )
     in_force: dict[int, list[Any]] = {}
@@ -474,6 +441,24 @@ def _address(channel: str | None, address: str) -> str:
     already (and never hold an "@")."""
     return (
         address.lower() if channel == "email" or (channel is None and "@" in address) else address
+    )
+
+
+def _read(
+    connection: Connection,
+    table: Table,
+    names: Sequence[str],
+    ids: Sequence[int],
+    *where: ColumnElement[bool],
+) -> dict[int, list[Any]]:
+    """The ``names`` columns of ``table``'s rows for the accounts ``ids`` (and ``where``),
+    grouped by account id."""
+    return _by_account(
+        connection.execute(
+            select(*columns_of(table, names)).where(
+                among(connection, table.c.account_id, ids), *where
+            )
+        )
     )
 
 

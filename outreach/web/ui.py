@@ -23,6 +23,7 @@ from sqlalchemy import Engine, func, select
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
 from outreach.models import InboxStatus, Role
+from outreach.review import count_held
 from outreach.store import accounts
 from outreach.users import UserRecord, authenticate, end_sessions
 from outreach.web import account_search, admin_pages, answer_pages, editor_pages, inbox_pages
@@ -218,6 +219,7 @@ def start_page(request: Request, session: AnyUser) -> Response:
         paused = connection.execute(
             select(func.count()).where(accounts.c.paused_until > now)
         ).scalar_one()
+        held = count_held(connection)
         by_status = connection.execute(
             select(attempts.c.status, func.count())
             .where(attempts.c.created_at >= since, attempts.c.created_at < since + timedelta(1))
@@ -230,7 +232,12 @@ def start_page(request: Request, session: AnyUser) -> Response:
         {"label": "accounts flagged", "count": flagged, "href": inbox},
         {"label": "accounts paused", "count": paused, "href": inbox},
     ]
-    values = {"title": "Start", "cards": cards, "attempts": [tuple(row) for row in by_status]}
+    values = {
+        "title": "Start",
+        "cards": cards,
+        "held": held,
+        "attempts": [tuple(row) for row in by_status],
+    }
     return render(request, "home.html", session, values)
 
 

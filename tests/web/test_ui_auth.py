@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -224,13 +225,20 @@ def test_pages_carry_a_strict_policy_and_are_never_cached(server: Server, engine
 
 
 def test_the_start_page_counts_what_waits(server: Server, engine: Engine) -> None:
-    from tests.eventdata import add_account
+    from tests.eventdata import add_account, add_attempt
 
     add_user(engine, "vic", Role.VIEWER)
-    add_account(engine)
+    account_id = add_account(engine)
     with sign_in(server.base, "vic") as client:
         page = client.get("/").text
         assert "accounts flagged" in page and "No attempts yet." in page
+        assert "held for review" not in page
+    # A message whose outcome is not known, from an earlier day: said on every start page.
+    add_attempt(engine, account_id, status="unknown", message_id=None,
+                now=datetime.now(UTC) - timedelta(days=3))  # fmt: skip
+    with sign_in(server.base, "vic") as client:
+        page = client.get("/").text
+        assert "1 message(s) held for review" in page and "outreach attempts held" in page
 
 
 def test_a_non_ascii_token_is_refused_not_a_server_error(server: Server, engine: Engine) -> None:

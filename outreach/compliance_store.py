@@ -170,8 +170,8 @@ def _same_person(
                 contact_points.c.channel.in_(channels),
                 among(connection, column, wanted),
                 ~among(connection, contact_points.c.account_id, ids),
-                # A point marked wrong or superseded joins no one: a wrong number is
-                # evidence that its account is someone else's.
+                # Only points in use join accounts: one marked a wrong number is evidence
+                # that its account is someone else's.
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip

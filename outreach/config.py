@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outreach.errors import OutreachError
+
 Environment = Literal["development", "production"]
 CollectorType = Literal["first_party", "third_party"]
 
@@ -363,7 +365,6 @@ class Settings(BaseSettings):
         """The templates and cadences every tick reads; channel files that are missing
         (their defaults apply)."""
         from outreach.cadence import load_cadences
-        from outreach.errors import OutreachError
         from outreach.rendering.context import load_company
 
         found = []
@@ -396,8 +397,6 @@ class Settings(BaseSettings):
 
 def _said(exc: Exception) -> str:
     """An error's words, with its kind where it is not one of outreach's own."""
-    from outreach.errors import OutreachError
-
     return str(exc) if isinstance(exc, OutreachError) else f"{type(exc).__name__}: {exc}"
 
 

@@ -210,10 +210,10 @@ def simulate(
     if csv_path is not None and not csv_path.parent.is_dir():
         # Said before the forecast runs, not after.
         raise OutreachError(f"--csv {csv_path}: the folder {csv_path.parent} does not exist")
-    rows = run_simulation(context.engine, context.settings, first, days, accounts)
-    if accounts and not rows and not _any_account(context, accounts):
+    if accounts and not _any_account(context, accounts):
         out.print(f"No account's reference matches {accounts!r}: nothing to forecast.")
         return
+    rows = run_simulation(context.engine, context.settings, first, days, accounts)
     per_day: dict[str, Counter[str]] = {}
     for row in rows:
         per_day.setdefault(row.day, Counter())[row.outcome] += 1

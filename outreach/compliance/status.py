@@ -147,9 +147,9 @@ def _opt_out(rule: OptOutRule, situation: Situation) -> Reason | None:
         if e.address is None and (e.kind == "opt_out" or e.channel == contact.channel)
     )  # fmt: skip
     opted_out = [e for e in (own, every) if e is not None and e.kind == "opt_out"]
-    latest = max(opted_out, key=lambda e: e.at) if opted_out else None
-    if latest is None or latest.kind != "opt_out":
+    if not opted_out:
         return None
+    latest = max(opted_out, key=lambda e: e.at)
     return Reason(
         rule.code,
         rule.citation,

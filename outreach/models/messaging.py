@@ -70,8 +70,8 @@ class Attempt(SQLModel, table=True):
     # An agent's answer: when the debtor's message it may respond to at once came, even in
     # a time they designated inconvenient (see ``Contact.responding_to``).
     responding_to: datetime | None = when(nullable=True)
-    # An ``unknown`` attempt settled by hand (``outreach attempts settle``, the review
-    # page): who settled it, when, and what they wrote of it.
+    # An ``unknown`` attempt settled by hand (``outreach attempts settle``): who settled
+    # it, when, and what they wrote of it.
     reviewed_by: str | None = short(64, nullable=True, default=None)
     reviewed_at: datetime | None = when(nullable=True)
     review_note: str | None = short(500, nullable=True, default=None)

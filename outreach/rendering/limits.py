@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import lru_cache
 from typing import Any, cast
 
 from jinja2 import nodes, pass_context
@@ -508,7 +508,7 @@ def _long_words_work(text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     )
 
 
-@cache
+@lru_cache(maxsize=32)  # a template picks the width: a few kept, not one per width
 def _long_runs(length: int) -> re.Pattern[str]:
     """Runs of ``length`` or more characters that are all ASCII whitespace or none (the
     chunks textwrap splits a text into: a no-break space is inside a word). Each run is

@@ -1,5 +1,5 @@
-"""What an agent records for an account: handled replies, pauses, promises to pay and
-disputes.
+"""What an agent records for an account: handled replies, pauses, promises to pay,
+disputes and what the debtor said about contact at work.
 
 Each writes what the rest of outreach already reads, nothing of its own:
 - a handled reply leaves the inbox (``outreach.inbox.handle``), which ends the reply pause
@@ -11,7 +11,9 @@ Each writes what the rest of outreach already reads, nothing of its own:
   while one is pending, and housekeeping marks it broken, and the account due, once its
   date has passed unpaid;
 - a dispute is a compliance event: the compliance engine blocks collection contact until a
-  ``dispute_resolved`` event follows.
+  ``dispute_resolved`` event follows;
+- contact at work is a compliance event too: the debtor finds it inconvenient, or their
+  employer prohibits it (no contact at a work number or mailbox), or either is over.
 
 Input an agent typed is checked here, so that a refused action writes nothing and says why.
 """
@@ -230,3 +232,34 @@ def record_dispute(
             occurred_at=now, source=f"agent {by}"[:200], note=text[:500],
         )
     )  # fmt: skip
+
+
+# What an agent may record about contact at work, and what the notice says of it.
+WORKPLACE_EVENTS = {
+    ComplianceEventKind.WORKPLACE_INCONVENIENT: "the debtor finds contact at work inconvenient: "
+    "nothing goes to a work number or mailbox",
+    ComplianceEventKind.WORKPLACE_PROHIBITED: "the debtor's employer prohibits contact at work: "
+    "nothing goes to a work number or mailbox",
+    ComplianceEventKind.WORKPLACE_CONVENIENT: "the debtor agrees to contact at work again",
+    ComplianceEventKind.WORKPLACE_ALLOWED: "the debtor's employer allows contact at work again",
+}
+
+
+def record_workplace(
+    connection: Connection, account: AccountRef, kind: str, note: str, by: str, now: datetime
+) -> str:
+    """What the debtor said about contact at work, as a compliance event; the words that
+    say what it does."""
+    try:
+        chosen = ComplianceEventKind(kind)
+    except ValueError:
+        chosen = None
+    if chosen not in WORKPLACE_EVENTS:
+        raise ActionRefused(f"{kind!r} is not something to record about contact at work")
+    connection.execute(
+        insert(compliance_events).values(
+            account_id=account.id, kind=chosen, channel=None, address=None, occurred_at=now,
+            source=f"agent {by}"[:200], note=note.strip()[:500] or None,
+        )
+    )  # fmt: skip
+    return WORKPLACE_EVENTS[chosen]

@@ -187,15 +187,21 @@ def _same_person(
 
 # What a debtor said or what happened to them, as opposed to one debt (a cease, an
 # attorney, a dispute and a conversation are each about a debt): a bankruptcy's stay, a
-# medium not to be used (1006.14(h)), an employer's prohibition of contact at work.
-# Recorded on one account and still in force there, each holds for the person's other
-# accounts too. Only restrictions are shared: what lifts one lifts it on its own account,
-# and so stops it being shared; a lift shared could free another account's own
-# restriction, or another person's (accounts sharing a switchboard number are not always
-# one person). An address's opt-out needs no sharing: the suppression ledger holds it for
-# every account with the address, and the replies that record one record it on each.
-PERSON_RESTRICTIONS = ("bankruptcy", "prohibited_medium", "workplace_prohibited")
-PERSON_EVENT_KINDS = (*PERSON_RESTRICTIONS, "bankruptcy_closed", "workplace_allowed", "opt_in")
+# medium not to be used (1006.14(h)), an employer's prohibition of contact at work, and
+# the debtor's word that contact at work is inconvenient. Recorded on one account and
+# still in force there, each holds for the person's other accounts too. Only restrictions
+# are shared: what lifts one lifts it on its own account, and so stops it being shared; a
+# lift shared could free another account's own restriction, or another person's
+# (accounts sharing a switchboard number are not always one person). An address's
+# opt-out needs no sharing: the suppression ledger holds it for every account with the
+# address, and the replies that record one record it on each.
+PERSON_RESTRICTIONS = (
+    "bankruptcy", "prohibited_medium", "workplace_prohibited", "workplace_inconvenient",
+)  # fmt: skip
+PERSON_EVENT_KINDS = (
+    *PERSON_RESTRICTIONS, "bankruptcy_closed", "workplace_allowed", "workplace_convenient",
+    "opt_in",
+)  # fmt: skip
 
 
 def _share_facts(
@@ -254,12 +260,15 @@ def _share_facts(
 def _family(row: Any) -> tuple[Any, ...] | None:
     """What a person's restriction, or what lifts it, is about, as the engine reads them
     (None: neither): a bankruptcy and its closing; an employer's prohibition and its
-    lifting; a medium not to be used and an opt-in without an address on that channel."""
+    lifting; the workplace said to be inconvenient and the debtor's leave again; a medium
+    not to be used and an opt-in without an address on that channel."""
     kind = row.kind
     if kind in ("bankruptcy", "bankruptcy_closed"):
         return ("bankruptcy",)
     if kind in ("workplace_prohibited", "workplace_allowed"):
         return ("workplace",)
+    if kind in ("workplace_inconvenient", "workplace_convenient"):
+        return ("workplace inconvenient",)
     if kind == "prohibited_medium" or (kind == "opt_in" and not row.address):
         return ("medium", row.channel)
     return None

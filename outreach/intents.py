@@ -14,7 +14,13 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
   stop nobody meant costs a message, missing one breaks the law.
 - ``classify``: every intent the message shows, most serious first: attorney, cease,
   dispute, wrong number, paid, payment plan (hardship, a plan, more time, a promise to pay),
-  call me, opt out (a request to stop this medium only), other.
+  call me, not at work, opt out (a request to stop this medium only), other.
+- ``not_at_work``: a request to stop, or to be left alone, that is about the debtor's work
+  only ("don't call me at work", "stop emailing my work address", "no me llamen al
+  trabajo"). The workplace is then a place known to be inconvenient (1006.6(b)(1)(ii)): no
+  contact at a work number or mailbox, and no more than that (the request is neither an
+  opt-out of the debtor's own number nor a cease). A request that goes on ("at work or at
+  home") is read whole.
 """
 
 from __future__ import annotations
@@ -41,12 +47,13 @@ class Intent(StrEnum):
     PAID = "paid"
     PAYMENT_PLAN = "payment_plan"
     CALL_ME = "call_me"
+    NOT_AT_WORK = "not_at_work"
     OPT_OUT = "opt_out"
     OTHER = "other"
 
 
 # Intents that put a hold on the account (a compliance event) and call for an agent.
-HOLDS = (Intent.ATTORNEY, Intent.CEASE, Intent.DISPUTE)
+HOLDS = (Intent.ATTORNEY, Intent.CEASE, Intent.DISPUTE, Intent.NOT_AT_WORK)
 
 # Words that may stand beside a stop keyword in a sentence of its own ("Stop it please").
 _FILLERS = frozenset(
@@ -113,6 +120,19 @@ _STOP_PHRASES = tuple(
         r"\b(?:darme|denme|dame|darse) de baja\b",
         r"\bcancelar (?:la |mi )?suscripci[oó]n\b",
     )
+)
+
+# What makes a request to stop one about work only, right after it: "... me at work", "...
+# my office number", "... al trabajo". Not when the request goes on ("at work or at home").
+_AT_WORK = re.compile(
+    r" (?:me |us )?(?:"
+    r"(?:at|to|on|in|through|via) (?:my |our |the )?(?:work|job|office|workplace|employer|"
+    r"place of (?:work|employment))(?: (?:number|phone|line|email|e-mail|address))?"
+    r"|(?:my|our) (?:work|office|job|employer's)(?: (?:number|phone|line|email|e-mail|"
+    r"address|cell|mobile))?"
+    r"|(?:al|a mi|en mi|en el) (?:tel[eé]fono |n[uú]mero |celular |correo )?(?:del |de mi )?"
+    r"(?:trabajo|oficina|empleo)"
+    r")\b(?! (?:or|and|nor|o|y|ni|e)\b)"
 )
 
 # Each intent's rules, most serious first; a message shows every intent whose rule matches.
@@ -192,6 +212,8 @@ _RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
     )),
 )  # fmt: skip
 _COMPILED = tuple((intent, tuple(re.compile(p) for p in patterns)) for intent, patterns in _RULES)
+# Requests to stop and to be left alone, which "at work" after them limits to work.
+_LIMITED_BY_WORK = (*_STOP_PHRASES, *dict(_COMPILED)[Intent.CEASE])
 
 _SENTENCE_END = re.compile(r"[.!?;,\n]+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
@@ -233,8 +255,12 @@ def keyword(text: str) -> Keyword | None:
 
 
 def stop_request(text: str, channel: str) -> StopRequest | None:
-    """Whether ``text``, received on ``channel``, asks to stop, and about which media."""
-    plain = _plain(text)
+    """Whether ``text``, received on ``channel``, asks to stop, and about which media (a
+    request about work only is not one: see ``not_at_work``)."""
+    return _stop_request(text, _without_work_requests(_plain(text))[0], channel)
+
+
+def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
     if keyword(text) is Keyword.OPT_OUT or any(
         _stop_sentence(sentence) for sentence in _SENTENCE_END.split(plain)
     ):
@@ -248,9 +274,11 @@ def stop_request(text: str, channel: str) -> StopRequest | None:
 
 def classify(text: str, channel: str) -> Classification:
     """Every intent ``text`` shows, most serious first (``other`` when none)."""
-    plain = _plain(text)
+    plain, at_work = _without_work_requests(_plain(text))
     found = [intent for intent, rules in _COMPILED if any(r.search(plain) for r in rules)]
-    if stop_request(text, channel) is not None:
+    if at_work:
+        found.append(Intent.NOT_AT_WORK)
+    if _stop_request(text, plain, channel) is not None:
         found.append(Intent.OPT_OUT)
     if not found:
         found = [Intent.OTHER]
@@ -275,6 +303,28 @@ def _plain(text: str) -> str:
     lowered = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
     kept = re.sub(r"[^\w'\-\n.!?;,]+", " ", lowered)
     return re.sub(r"[ \t]+", " ", kept).strip()
+
+
+def _without_work_requests(plain: str) -> tuple[str, bool]:
+    """``plain`` with every request about work only cut out (each leaves a sentence break,
+    so the words around it do not join), and whether there was one."""
+    spans = sorted(
+        (match.start(), at_work.end())
+        for phrase in _LIMITED_BY_WORK
+        for match in phrase.finditer(plain)
+        if (at_work := _AT_WORK.match(plain, match.end())) is not None
+    )
+    if not spans:
+        return plain, False
+    kept: list[str] = []
+    done = 0
+    for start, end in spans:
+        if end <= done:
+            continue  # inside the last one cut
+        kept += (plain[done : max(start, done)], ".")
+        done = end
+    kept.append(plain[done:])
+    return "".join(kept), True
 
 
 def _stop_sentence(sentence: str) -> bool:

@@ -70,6 +70,7 @@ _HOLD_KINDS = {
     Intent.ATTORNEY: ComplianceEventKind.ATTORNEY,
     Intent.CEASE: ComplianceEventKind.CEASE,
     Intent.DISPUTE: ComplianceEventKind.DISPUTE,
+    Intent.NOT_AT_WORK: ComplianceEventKind.WORKPLACE_INCONVENIENT,
 }
 _KEYWORD_EVENTS = (EventType.OPTED_OUT, EventType.OPTED_IN, EventType.HELP_REQUESTED)
 
@@ -423,7 +424,8 @@ def _holds(
     inbox_ids: dict[int | None, int],
     now: datetime,
 ) -> None:
-    """Attorney, cease and dispute statements become compliance events, which block."""
+    """Attorney, cease and dispute statements, and a request not to be contacted at work,
+    become compliance events, which block."""
     at = min(message.event.occurred_at, now)
     for intent in found.intents:
         if intent not in HOLDS:

@@ -1233,6 +1233,7 @@ def test_rules_evaluated_lists_pass_skip_defer_and_block() -> None:
         "POLICY_RAPID_SUCCESSION_REBUTTAL_RISK": "pass",
         "POLICY_DAILY_CAP_REBUTTAL_RISK": "pass",
         "REGF_WORKPLACE_PROHIBITED": "skip",  # a mobile, not a work number
+        "REGF_INCONVENIENT_PLACE": "skip",
     }
     record = decision.as_json()
     assert record["decision"] == "block" and record["not_before"] is None
@@ -1503,11 +1504,29 @@ WORKPLACE_CASES = [
     case("a-creditor-too", situation(
         NOON, to=WORK, collector="first_party", events=held("workplace_prohibited")),
         "block", None, ["POLICY_WORKPLACE_PROHIBITED"]),
+    # 1006.6(b)(1)(ii): the debtor said contact at work is inconvenient ("don't call me at
+    # work"): no contact at work either, whatever the employer allows.
+    case("a-work-number-the-debtor-said-is-inconvenient", situation(
+        NOON, to=WORK, events=held("workplace_inconvenient")),
+        "block", None, ["REGF_INCONVENIENT_PLACE"]),
+    case("a-work-email-the-debtor-said-is-inconvenient", situation(
+        NOON, channel="email", to=WORK_EMAIL, events=held("workplace_inconvenient")),
+        "block", None, ["REGF_INCONVENIENT_PLACE", "REGF_EMPLOYER_EMAIL"]),
+    allowed("the-mobile-stays-open", situation(
+        NOON, events=held("workplace_inconvenient"))),
+    case("the-employers-leave-does-not-lift-the-debtors-word", situation(
+        NOON, to=WORK, events=held("workplace_inconvenient", "workplace_allowed")),
+        "block", None, ["REGF_INCONVENIENT_PLACE"]),
+    allowed("lifted-when-the-debtor-agrees-again", situation(
+        NOON, to=WORK, events=held("workplace_inconvenient", "workplace_convenient"))),
+    case("a-creditor-inconvenienced-too", situation(
+        NOON, to=WORK, collector="first_party", events=held("workplace_inconvenient")),
+        "block", None, ["POLICY_INCONVENIENT_PLACE"]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(CASE, WORKPLACE_CASES)
-def test_no_contact_at_work_when_the_employer_prohibits_it(
+def test_no_contact_at_work_when_the_employer_prohibits_it_or_the_debtor_asks(
     asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
 ) -> None:
     check(asked, verdict, not_before, codes)

@@ -325,3 +325,22 @@ def test_an_opt_out_without_a_channel_of_a_mailbox_in_another_case_holds(
     record = load(accounts, "MA-1")["MA-1"]
     email = evaluate(situation(record, "email", "ma-1@example.com", NOW), RULES)
     assert email.verdict == "block" and "EMAIL_UNSUBSCRIBED" in email.codes
+
+
+def test_the_workplace_the_debtor_said_is_inconvenient_holds_for_the_person(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-1's debtor said not to be contacted at work; MA-2 shares the phone. The request is
+    about the person, so MA-2 holds it too, until MA-1's debtor agrees again. The
+    employer's leave (another fact) does not lift it."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    add_event(accounts, "MA-1", "workplace_inconvenient", at=NOW - timedelta(days=2))
+    add_event(accounts, "MA-2", "workplace_allowed", at=NOW - timedelta(days=1))
+    records = load(accounts, "MA-1", "MA-2")
+    assert [e.kind for e in records["MA-2"].events] == [
+        "workplace_inconvenient",
+        "workplace_allowed",
+    ]
+    add_event(accounts, "MA-1", "workplace_convenient", at=NOW - timedelta(hours=1))
+    records = load(accounts, "MA-1", "MA-2")
+    assert [e.kind for e in records["MA-2"].events] == ["workplace_allowed"]

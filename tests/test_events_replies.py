@@ -142,6 +142,26 @@ def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) ->
     )
 
 
+@pytest.mark.parametrize("text", ["Please don't call me at work", "No me llamen al trabajo"])
+def test_a_request_not_to_be_contacted_at_work_holds_work_addresses_only(
+    engine: Engine, text: str
+) -> None:
+    """Work is then a place known to be inconvenient: the event holds contact at work
+    numbers and mailboxes (the engine's hold), and the number it came from stays open."""
+    first, second = add_account(engine, "R-1"), add_account(engine, "R-2")
+    assert answers(engine, text) == [None]
+    assert rows(engine, suppressions) == []
+    (reply, _) = rows(engine, inbox_messages, direction="inbound")
+    assert (reply.intent, reply.status) == ("not_at_work", "open")
+    for account_id in (first, second):
+        (held,) = rows(engine, compliance_events, account_id=account_id)
+        assert (held.kind, held.channel, held.address) == ("workplace_inconvenient", None, None)
+        assert held.source.startswith("sms reply, inbox message ")
+        # The agent reads it before anything more is sent (the reply pause).
+        assert account(engine, account_id).pause_reason == REPLY_PAUSE_REASON
+        assert account(engine, account_id).flag is None
+
+
 def test_stop_emailing_me_by_email_prohibits_every_email_address(engine: Engine) -> None:
     account_id = add_account(engine)
     mail = event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",

@@ -227,3 +227,55 @@ def test_curly_apostrophes_read_as_straight_ones() -> None:
 )  # fmt: skip
 def test_an_email_reply_is_read_without_its_quoted_history(body: str, text: str) -> None:
     assert reply_text(body) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Don't call me at work",
+        "Please stop calling me at my job",
+        "Stop calling my work number",
+        "Do not call my office",
+        "Don't email my work address",
+        "No more calls at work",
+        "Stop contacting me at work",  # not a cease: about work only
+        "Leave me alone at work",
+        "Don’t ever call me at work again",
+        "No me llamen al trabajo",
+        "No me llamen al número del trabajo",
+        "Dejen de llamarme a mi trabajo",
+    ],
+)
+def test_a_request_about_work_only_is_neither_a_stop_nor_a_cease(text: str) -> None:
+    assert stop_request(text, "sms") is None
+    assert classify(text, "sms").intents == (Intent.NOT_AT_WORK,)
+
+
+@pytest.mark.parametrize(
+    ("text", "intents", "media"),
+    [
+        # A request that goes on past work is read whole.
+        ("Don't call me at work or at home", (Intent.OPT_OUT,), {"voice"}),
+        ("Stop calling me at work and at home", (Intent.OPT_OUT,), {"voice"}),
+        ("No me llamen al trabajo ni a la casa", (Intent.OPT_OUT,), {"voice"}),
+        # Both requests in one message: each is acted on.
+        ("STOP. Don't call me at work", (Intent.NOT_AT_WORK, Intent.OPT_OUT), {"sms"}),
+        ("Stop texting me. Don't call my office", (Intent.NOT_AT_WORK, Intent.OPT_OUT),
+         {"sms"}),
+        ("Stop contacting me at work, I'll pay Friday",
+         (Intent.PAYMENT_PLAN, Intent.NOT_AT_WORK), None),
+        ("Do not contact me at work. Leave me alone", (Intent.CEASE, Intent.NOT_AT_WORK,
+                                                       Intent.OPT_OUT), {"sms"}),
+    ],
+)  # fmt: skip
+def test_work_requests_beside_other_words(
+    text: str, intents: tuple[Intent, ...], media: set[str] | None
+) -> None:
+    assert classify(text, "sms").intents == intents
+    found = stop_request(text, "sms")
+    assert (found.media if found else None) == media
+
+
+def test_being_at_work_is_not_a_request() -> None:
+    for text in ("I can't talk at work", "I'm at work, call me later", "I work nights"):
+        assert Intent.NOT_AT_WORK not in classify(text, "sms").intents

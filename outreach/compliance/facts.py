@@ -30,6 +30,8 @@ EVENT_KINDS = (
     "conversation",
     "workplace_prohibited",
     "workplace_allowed",
+    "workplace_inconvenient",
+    "workplace_convenient",
 )
 OUTCOMES = (
     "no_answer",
@@ -44,7 +46,7 @@ OUTCOMES = (
 # Events that restrict contact (the others lift a restriction, or are a conversation).
 RESTRICTING = frozenset(
     {"opt_out", "prohibited_medium", "consent_revoked", "cease", "dispute", "attorney",
-     "bankruptcy", "workplace_prohibited"}
+     "bankruptcy", "workplace_prohibited", "workplace_inconvenient"}
 )  # fmt: skip
 # The event that lifts each hold.
 LIFTED_BY = {
@@ -53,6 +55,7 @@ LIFTED_BY = {
     "dispute": "dispute_resolved",
     "bankruptcy": "bankruptcy_closed",
     "workplace_prohibited": "workplace_allowed",
+    "workplace_inconvenient": "workplace_convenient",
 }
 
 

@@ -31,7 +31,10 @@ Channel = Literal["sms", "email", "voice"]
 Collector = Literal["first_party", "third_party"]
 CHANNELS: tuple[Channel, ...] = ("sms", "email", "voice")
 COLLECTOR_TYPES: tuple[Collector, ...] = ("first_party", "third_party")
-HOLD_EVENTS = ("cease", "attorney", "dispute", "bankruptcy", "workplace_prohibited")
+HOLD_EVENTS = (
+    "cease", "attorney", "dispute", "bankruptcy", "workplace_prohibited",
+    "workplace_inconvenient",
+)  # fmt: skip
 PHONE_KINDS = ("mobile", "landline", "work", "unknown")
 EMAIL_KINDS = ("personal", "work", "unknown")
 EVERYWHERE = "*"
@@ -130,11 +133,15 @@ class ProhibitedMediumRule(_Rule):
 
 
 class HoldRule(_Rule):
-    """A status (cease, attorney, dispute, bankruptcy, an employer's prohibition) blocks
-    collection contact; with ``address_kinds``, contact to those kinds of address only."""
+    """A status (cease, attorney, dispute, bankruptcy, an employer's prohibition, the
+    workplace the debtor said is inconvenient) blocks collection contact; with
+    ``address_kinds``, contact to those kinds of address only."""
 
     kind: Literal["hold"]
-    event: Literal["cease", "attorney", "dispute", "bankruptcy", "workplace_prohibited"]
+    event: Literal[
+        "cease", "attorney", "dispute", "bankruptcy", "workplace_prohibited",
+        "workplace_inconvenient",
+    ]  # fmt: skip
     address_kinds: tuple[str, ...] | None = None  # None: every kind
 
 

@@ -28,6 +28,7 @@ _HOLD_WORDS = {
     "bankruptcy": "the debtor is in bankruptcy",
     "workplace_prohibited": "the debtor's employer prohibits them from receiving such "
     "communication at work",
+    "workplace_inconvenient": "the debtor said contact at work is inconvenient",
 }
 _LIFT_WORDS = {
     "cease": "the debtor withdrawing the cease request (event cease_withdrawn)",
@@ -36,6 +37,8 @@ _LIFT_WORDS = {
     "dispute": "verification sent to the debtor (event dispute_resolved)",
     "bankruptcy": "the stay lifted by the court or the case dismissed (event bankruptcy_closed)",
     "workplace_prohibited": "the debtor saying their employer allows it (event workplace_allowed)",
+    "workplace_inconvenient": "the debtor agreeing to contact at work again (event "
+    "workplace_convenient)",
 }
 
 

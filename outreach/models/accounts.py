@@ -182,6 +182,8 @@ class ComplianceEventKind(StrEnum):
     CONVERSATION = "conversation"
     WORKPLACE_PROHIBITED = "workplace_prohibited"
     WORKPLACE_ALLOWED = "workplace_allowed"
+    WORKPLACE_INCONVENIENT = "workplace_inconvenient"
+    WORKPLACE_CONVENIENT = "workplace_convenient"
 
 
 class ComplianceEvent(SQLModel, table=True):

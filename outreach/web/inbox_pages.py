@@ -171,6 +171,22 @@ def dispute(
     return _change(request, session, reference, act)
 
 
+@router.post("/inbox/accounts/{reference}/workplace")
+def workplace(
+    request: Request,
+    session: Agent,
+    reference: str,
+    kind: Annotated[str, Form(max_length=40)] = "",
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
+        done = actions.record_workplace(connection, account, kind, note, session.user.username,
+                                        now)  # fmt: skip
+        return f"Recorded: {done}."
+
+    return _change(request, session, reference, act)
+
+
 def _change(request: Request, session: Session, reference: str, act: Any) -> Response:
     """Run ``act`` in one transaction; a refusal shows the page again and writes nothing."""
     now: datetime = request.app.state.clock.now()

@@ -56,6 +56,28 @@ def test_a_refused_promise_says_why_in_the_page(
     expect(page.get_by_role("status")).to_contain_text("more than the balance")
 
 
+def test_a_reply_about_work_shows_its_hold_and_the_debtor_can_agree_again(
+    page: Page, ui_server: Server, engine: Engine
+) -> None:
+    add_account(engine)
+    apply_events(engine, [inbound("Don't call me at work", key="w1", at=NOW)], NOW)
+    sign_in_as(page, ui_server, engine, "ana", Role.AGENT)
+    page.get_by_role("link", name="Inbox").click()
+    replies = page.get_by_role("table", name="Replies waiting")
+    expect(replies).to_contain_text("not_at_work")
+    replies.get_by_role("link", name="R-1").click()
+    events = page.get_by_role("table", name="Compliance events")
+    expect(events).to_contain_text("workplace_inconvenient")
+
+    work = page.get_by_role("form", name="Contact at work")
+    work.get_by_label("The debtor says").select_option("workplace_convenient")
+    work.get_by_label("Note").fill("agreed on a call")
+    work.get_by_role("button", name="Record").click()
+    expect(page.get_by_role("status")).to_contain_text("agrees to contact at work again")
+    expect(events).to_contain_text("workplace_convenient")
+    expect(events).to_contain_text("agreed on a call")
+
+
 def test_an_agent_answers_a_reply(page: Page, ui_server: Server, engine: Engine) -> None:
     seed_templates(engine)
     add_account(engine)

@@ -20,7 +20,7 @@ from outreach.housekeeping import housekeeping
 from outreach.leases import claim_due_accounts
 from outreach.models import Role
 from outreach.planner import Planner
-from outreach.store import accounts, compliance_events, promises_to_pay
+from outreach.store import accounts, compliance_events, contact_points, promises_to_pay
 from outreach.users import users
 from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, add_account, add_attempt, inbound
@@ -443,6 +443,56 @@ def test_a_dispute_blocks_collection_contact(agent: httpx.Client, engine: Engine
     decision = evaluate(situation(records[account_id], "sms", "+16175550101", NOW), rules)
     assert not decision.allowed
     assert any("DISPUTE" in code for code in decision.codes), decision.codes
+
+
+def test_contact_at_work_is_recorded_and_holds_work_numbers_only(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """The debtor said on the phone not to be called at work: the agent records it, and a
+    work number is held back while the mobile stays open, until the debtor agrees again."""
+    account_id = add_account(engine)
+    work = "+16175550177"
+    with engine.begin() as connection:
+        connection.execute(insert(contact_points).values(
+            account_id=account_id, channel="voice", address=work, kind="work", priority=1,
+            consent=True, consent_source="test", consent_at=NOW, status="active",
+            created_at=NOW, updated_at=NOW,
+        ))  # fmt: skip
+    token = page_token(agent, "/inbox/accounts/R-1")
+    assert 'action="/inbox/accounts/R-1/workplace"' in agent.get("/inbox/accounts/R-1").text
+    refused = agent.post(
+        "/inbox/accounts/R-1/workplace", data={"csrf_token": token, "kind": "cease"}
+    )
+    assert refused.status_code == 400 and "contact at work" in refused.text
+
+    def calls() -> dict[str, bool]:
+        with engine.connect() as connection:
+            row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
+            record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
+        return {
+            to: evaluate(situation(record, "voice", to, NOW, automated=False),
+                         load_ruleset()).allowed
+            for to in ("+16175550101", work)
+        }  # fmt: skip
+
+    assert calls() == {"+16175550101": True, work: True}
+    made = agent.post(
+        "/inbox/accounts/R-1/workplace",
+        data={"csrf_token": token, "kind": "workplace_inconvenient", "note": "said on a call"},
+        follow_redirects=True,
+    )
+    assert made.status_code == 200 and "inconvenient" in made.text
+    with engine.connect() as connection:
+        event = connection.execute(select(compliance_events)).one()
+    assert (event.kind, event.source, event.note) == (
+        "workplace_inconvenient",
+        "agent ana",
+        "said on a call",
+    )
+    assert calls() == {"+16175550101": True, work: False}
+    agent.post("/inbox/accounts/R-1/workplace",
+               data={"csrf_token": token, "kind": "workplace_convenient"})  # fmt: skip
+    assert calls() == {"+16175550101": True, work: True}
 
 
 def test_clearing_the_flag_keeps_the_event(agent: httpx.Client, engine: Engine) -> None:

@@ -26,7 +26,14 @@ from outreach.models import InboxStatus, Role
 from outreach.review import count_held
 from outreach.store import accounts
 from outreach.users import UserRecord, authenticate, end_sessions
-from outreach.web import account_search, admin_pages, answer_pages, editor_pages, inbox_pages
+from outreach.web import (
+    account_search,
+    admin_pages,
+    answer_pages,
+    editor_pages,
+    inbox_pages,
+    review_pages,
+)
 from outreach.web.auth import (
     AnyUser,
     CsrfRejected,
@@ -67,6 +74,7 @@ class Section:
 SECTIONS = (
     Section("Inbox", "/inbox", (Role.AGENT,)),
     Section("Templates", "/templates", (Role.MARKETER,)),
+    Section("Held", "/review", (Role.ADMIN,)),
     Section("Users", "/admin/users", (Role.ADMIN,)),
 )
 
@@ -236,6 +244,7 @@ def start_page(request: Request, session: AnyUser) -> Response:
         "title": "Start",
         "cards": cards,
         "held": held,
+        "settles": session.user.may(Role.ADMIN),
         "attempts": [tuple(row) for row in by_status],
     }
     return render(request, "home.html", session, values)
@@ -252,6 +261,7 @@ def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
     app.include_router(account_search.router)
     app.include_router(editor_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(review_pages.router)
 
     @app.exception_handler(SignInRequired)
     def _sign_in_first(request: Request, _: SignInRequired) -> Response:

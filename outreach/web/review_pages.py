@@ -1,0 +1,101 @@
+"""Messages held for review, settled by an admin (the operator): the same listing and the
+same settling as ``outreach attempts held`` and ``outreach attempts settle``
+(``outreach.review``).
+
+A held message may have reached the provider: it is never sent again on its own. The page
+lists each with what the operator needs to find it in the provider's console (recipient,
+provider, when it was held, the error), and a form to settle it as sent (with the
+provider's id, if known), to send again, or to cancel. A refusal (settled meanwhile, an id
+another message holds) shows the page again with the reason and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from outreach.agent_actions import ActionRefused
+from outreach.errors import NotFoundError
+from outreach.review import (
+    NOTE_LENGTH,
+    PROVIDER_ID_LENGTH,
+    Settlement,
+    count_held,
+    held_for_review,
+    settle,
+)
+from outreach.web import ui
+from outreach.web.auth import Admin, Session
+from outreach.web.inbox_pages import engine_of
+from outreach.web.notices import notice_from, notice_query
+
+router = APIRouter()
+PAGE_SIZE = 200
+# What each way of settling does, as the form offers it.
+CHOICES = (
+    (Settlement.SENT, "sent: the provider has it"),
+    (Settlement.RESEND, "send again: the provider does not have it"),
+    (Settlement.CANCEL, "cancel: it did not go and is not to go"),
+)
+_DONE = {
+    Settlement.SENT: "is settled as sent",
+    Settlement.RESEND: "is queued to be sent again (checked again as it leaves)",
+    Settlement.CANCEL: "is cancelled; the cadence goes on from its next step",
+}
+
+
+@router.get("/review", response_class=HTMLResponse)
+def held_page(request: Request, session: Admin) -> Response:
+    return _page(request, session, notice_from(request))
+
+
+@router.post("/review/{attempt_id}")
+def settle_one(
+    request: Request,
+    session: Admin,
+    attempt_id: int,
+    how: Annotated[str, Form(max_length=20)] = "",
+    provider_id: Annotated[str, Form(max_length=PROVIDER_ID_LENGTH + 50)] = "",
+    note: Annotated[str, Form(max_length=NOTE_LENGTH + 50)] = "",
+) -> Response:
+    now: datetime = request.app.state.clock.now()
+    try:
+        chosen = _settlement(how)
+        with engine_of(request).begin() as connection:
+            settle(connection, attempt_id, chosen, now, session.user.username,
+                   provider_message_id=provider_id, note=note)  # fmt: skip
+    except NotFoundError as exc:
+        return _page(request, session, [("error", str(exc))], 404)
+    except ActionRefused as exc:
+        return _page(request, session, [("error", str(exc))], 400)
+    done = f"Message {attempt_id} {_DONE[chosen]}."
+    return RedirectResponse(f"/review?{notice_query(request, done)}", status_code=303)
+
+
+def _settlement(how: str) -> Settlement:
+    try:
+        return Settlement(how.strip().lower())
+    except ValueError:
+        raise ActionRefused(
+            f"{how[:20]!r} is not a way to settle: choose sent, resend or cancel"
+        ) from None
+
+
+def _page(
+    request: Request, session: Session, notices: list[tuple[str, str]], status: int = 200
+) -> HTMLResponse:
+    with engine_of(request).connect() as connection:
+        held = held_for_review(connection, limit=PAGE_SIZE)
+        total = count_held(connection) if len(held) == PAGE_SIZE else len(held)
+    values = {
+        "title": "Held for review",
+        "held": held,
+        "total": total,
+        "choices": [(choice.value, label) for choice, label in CHOICES],
+        "note_length": NOTE_LENGTH,
+        "provider_id_length": PROVIDER_ID_LENGTH,
+    }
+    return ui.render(request, "review.html", session, values, notices=notices, status=status)

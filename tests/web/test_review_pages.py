@@ -1,0 +1,106 @@
+"""The review page: messages held for review, settled by an admin in a real server, with
+the same rules as ``outreach attempts settle``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from outreach.compliance_store import attempts
+from outreach.models import Role
+from tests.conftest import NOW
+from tests.eventdata import add_account, add_attempt
+from tests.web.conftest import Server
+from tests.web.ui_support import add_user, page_token, sign_in
+
+
+@pytest.fixture
+def admin(server: Server, engine: Engine) -> Iterator[httpx.Client]:
+    add_user(engine, "olga", Role.ADMIN)
+    with sign_in(server.base, "olga") as client:
+        yield client
+
+
+def _held(engine: Engine, message_id: str | None = None, to: str = "+16175550101") -> int:
+    account_id = add_account(engine)
+    return add_attempt(engine, account_id, to=to, status="unknown", message_id=message_id,
+                       error_message="read timeout: held for review")  # fmt: skip
+
+
+def _attempt(engine: Engine, attempt_id: int) -> object:
+    with engine.connect() as connection:
+        return connection.execute(select(attempts).where(attempts.c.id == attempt_id)).one()
+
+
+def test_the_page_lists_held_messages_and_the_start_page_links_to_it(
+    admin: httpx.Client, engine: Engine
+) -> None:
+    assert "No message is held for review." in admin.get("/review").text
+    attempt_id = _held(engine)
+    page = admin.get("/review").text
+    assert "R-1" in page and "+16175550101" in page and "read timeout" in page
+    assert f'action="/review/{attempt_id}"' in page
+    assert 'href="/review"' in admin.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("how", "status", "sent_again"),
+    [("resend", "queued", True), ("cancel", "cancelled", False), ("sent", "sent", False)],
+)
+def test_settling_records_who_and_why(
+    admin: httpx.Client, engine: Engine, how: str, status: str, sent_again: bool
+) -> None:
+    attempt_id = _held(engine)
+    token = page_token(admin, "/review")
+    form = {"csrf_token": token, "how": how, "note": "checked  the console"}
+    if how == "sent":
+        form["provider_id"] = "SM42"
+    done = admin.post(f"/review/{attempt_id}", data=form, follow_redirects=True)
+    assert done.status_code == 200 and f"Message {attempt_id} " in done.text
+    assert "No message is held for review." in done.text
+    attempt = _attempt(engine, attempt_id)
+    assert (attempt.status, attempt.reviewed_by, attempt.reviewed_at, attempt.review_note) == (
+        status, "olga", NOW, "checked the console"
+    )  # fmt: skip
+    assert (attempt.provider_message_id == "SM42") is (how == "sent")
+    assert (attempt.next_try_at is not None) is sent_again
+    # Settled once: a second settling is refused and changes nothing.
+    again = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, "how": "resend"})
+    assert again.status_code == 400 and f"is {status}, not held for review" in again.text
+    assert _attempt(engine, attempt_id).status == status
+
+
+def test_what_cannot_be_recorded_as_given_is_refused(admin: httpx.Client, engine: Engine) -> None:
+    taken = _held(engine, message_id="SM77")  # a webhook gave it the provider's id
+    other = add_attempt(engine, _attempt(engine, taken).account_id, status="unknown",
+                        message_id=None, to="+16175550102")  # fmt: skip
+    token = page_token(admin, "/review")
+    refusals = [
+        (other, {"how": "lost"}, 400, "not a way to settle"),
+        (other, {"how": "cancel", "provider_id": "SM1"}, 400, "with settling as sent only"),
+        (other, {"how": "sent", "provider_id": "SM77"}, 400, "is attempt"),
+        (taken, {"how": "resend"}, 400, "the provider took it"),
+        (999_999, {"how": "cancel"}, 404, "no attempt 999999"),
+    ]
+    for attempt_id, form, code, reason in refusals:
+        refused = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, **form})
+        assert (refused.status_code, reason in refused.text) == (code, True), reason
+    assert {_attempt(engine, i).status for i in (taken, other)} == {"unknown"}
+
+
+def test_only_an_admin_settles_and_only_from_the_page(
+    server: Server, admin: httpx.Client, engine: Engine
+) -> None:
+    attempt_id = _held(engine)
+    assert admin.post(f"/review/{attempt_id}", data={"how": "cancel"}).status_code == 403
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as agent:
+        assert agent.get("/review").status_code == 403
+        assert 'href="/review"' not in agent.get("/").text
+        token = page_token(agent)
+        forbidden = agent.post(f"/review/{attempt_id}", data={"csrf_token": token, "how": "cancel"})
+        assert forbidden.status_code == 403
+    assert _attempt(engine, attempt_id).status == "unknown"

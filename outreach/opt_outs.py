@@ -51,7 +51,7 @@ def debtor_address(event: ProviderEvent, attempt: Any | None) -> str | None:
     Email addresses come lower-cased from providers; the attempt's own spelling is the one
     the contact point has, so it is preferred when they agree.
     """
-    given = event.from_address if event.body is not None else event.to_address
+    given = event.from_address if event.from_debtor else event.to_address
     if attempt is not None:
         sent_to = str(attempt.to_address)
         if not given or given.lower() == sent_to.lower():

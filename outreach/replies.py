@@ -118,6 +118,10 @@ def receive(
     unsubscribing = channel == "email" and _unsubscribe_mail(event, unsubscribe_mailboxes)
     if (event.event_type == EventType.OPTED_OUT or unsubscribing) and stop is None:
         stop = StopRequest(frozenset({channel}))
+    elif event.event_type == EventType.OPTED_OUT and stop is not None:
+        # The provider's word that this address opted out (9 pressed, "stop" said in a
+        # call) holds whatever else the words name ("stop texting me" said in a call).
+        stop = StopRequest(stop.media | {channel}, stop.named)
     if unsubscribing and said is None and _only_an_instruction(text, channel):
         said = Keyword.OPT_OUT  # what a mail client sends for List-Unsubscribe: no reply
     if stop is not None:
@@ -324,7 +328,8 @@ def _inbox_row(
 ) -> int:
     event = message.event
     inbound = direction == "inbound"
-    ours = event.to_address or ""
+    # Ours is where the debtor wrote to; in a call we placed, the number we called from.
+    ours = (event.to_address if event.from_debtor else event.from_address) or ""
     attempt = message.attempt
     # The message it answers, on its own account's row; on a row under no account, the
     # message it names (an unknown or unverified sender); on another account's, none.

@@ -85,6 +85,11 @@ class SendResult:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+# The event kind of what a person pressed or said in a call we placed: its words, if any,
+# are the body, and the debtor is the number called (``to_address``).
+SAID_IN_OUR_CALL = "gather"
+
+
 @dataclass(frozen=True)
 class ProviderEvent:
     """A normalized webhook event (distinct from the database row of the same name)."""
@@ -106,6 +111,12 @@ class ProviderEvent:
     outcome: str | None = None  # for the contact history: conversation, no_answer, ...
     suppression: str | None = None  # a SuppressionReason value the event calls for
     contact_status: str | None = None  # a ContactStatus value, e.g. invalid
+
+    @property
+    def from_debtor(self) -> bool:
+        """Whether the debtor sent it (a reply: their address is ``from_address``), rather
+        than it being about our message or call (``to_address`` is theirs)."""
+        return self.body is not None and self.kind != SAID_IN_OUR_CALL
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ message, a ``<Gather>`` says "To stop these calls, press 9 or say stop." (the wo
 templates/company.yaml, in the call's language) and listens for the answer. Twilio posts
 what the person pressed or said to our ``gather`` webhook; 9 or a request to stop becomes
 an ``opted_out`` event for the number on voice, and ``answer_gather`` confirms it before
-hanging up.
+hanging up. Spoken words are then read as a text's are (``outreach.replies``): "stop
+calling me" is a request not to be called at all, on any number (1006.14(h)), and the
+words reach the inbox.
 
 Status callbacks report call progress (initiated, ringing, answered, completed); each
 final status maps to an outcome of the contact history (conversation, no_answer, ...).
@@ -40,6 +42,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError, ConfigError
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
+    SAID_IN_OUR_CALL,
     Channel,
     EventType,
     OutboundMessage,
@@ -101,6 +104,7 @@ _OPT_OUT_SPEECH = re.compile(
 _SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
 _SPEECH_HINTS = {"en": "stop, quit, cancel, unsubscribe", "es": "alto, parar"}
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
+_SPOKEN_LENGTH = 1000  # a Gather listens for a few seconds; more is not speech
 
 
 def call_language(locale: str | None) -> str:
@@ -417,15 +421,18 @@ class TwilioVoice(Provider):
             event_type = EventType.ANSWERED_HUMAN  # only a person presses keys
         else:
             event_type = EventType.UNKNOWN  # words that were not a request to stop
-        # The words themselves stay in the payload, out of the status (and the logs).
+        # The words themselves stay out of the status (and the logs). A request to stop
+        # in words is read like a text's ("stop calling me" is about every number, not
+        # only this one) and kept for an agent: it is the body.
         raw_status = f"keypress {digits}" if digits else "speech" if speech else "no input"
         return ProviderEvent(
-            kind="gather",
+            kind=SAID_IN_OUR_CALL,
             event_type=event_type,
             # One Gather a call: its answer hangs up.
             dedupe_key=dedupe_key(self.name, "gather", sid),
             raw_status=raw_status[:64],
             suppression=SuppressionReason.STOP.value if opted_out else None,
+            body=(speech.strip()[:_SPOKEN_LENGTH] or None) if opted_out else None,
             **common,
         )
 

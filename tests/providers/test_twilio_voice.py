@@ -319,14 +319,16 @@ def test_the_opt_out_words_name_no_debt(language: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "changes", "opted_out", "raw_status"),
+    ("payload", "changes", "opted_out", "raw_status", "said"),
     [
-        ("voice_gather_digits.json", {}, True, "keypress 9"),
-        ("voice_gather_digits.json", {"Digits": "1"}, False, "keypress 1"),
-        ("voice_gather_speech.json", {}, True, "speech"),
-        ("voice_gather_speech.json", {"SpeechResult": "Hello? Who is this?"}, False, "speech"),
+        ("voice_gather_digits.json", {}, True, "keypress 9", None),
+        ("voice_gather_digits.json", {"Digits": "1"}, False, "keypress 1", None),
+        # A request to stop in words is kept, to be read as a text's would be.
+        ("voice_gather_speech.json", {}, True, "speech", "Please stop calling me."),
+        ("voice_gather_speech.json", {"SpeechResult": "Hello? Who is this?"}, False, "speech",
+         None),
     ],
-)
+)  # fmt: skip
 def test_a_gather_is_an_opt_out_on_9_or_a_request_to_stop(
     settings: Settings,
     client: httpx.AsyncClient,
@@ -335,6 +337,7 @@ def test_a_gather_is_an_opt_out_on_9_or_a_request_to_stop(
     changes: dict[str, str],
     opted_out: bool,
     raw_status: str,
+    said: str | None,
 ) -> None:
     provider = voice(settings, client, clock)
     request = twilio_request(payload, changes=changes)
@@ -343,7 +346,7 @@ def test_a_gather_is_an_opt_out_on_9_or_a_request_to_stop(
     assert (event.kind, event.raw_status, event.attempt_id) == ("gather", raw_status, 42)
     assert (event.event_type == EventType.OPTED_OUT) is opted_out
     assert event.suppression == ("stop" if opted_out else None)
-    assert (event.to_address, event.body) == ("+15558675310", None)  # the number we called
+    assert (event.to_address, event.body) == ("+15558675310", said)  # the number we called
     assert event.payload["FutureParameter"] == "added-later"
     answer = twiml(provider.answer_gather(event, "en"))
     assert [child.tag for child in answer] == (["Say", "Hangup"] if opted_out else ["Hangup"])

@@ -325,10 +325,48 @@ def _dispatcher(engine: Engine, settings: Settings) -> Dispatcher:
 
 
 def test_saying_stop_opts_the_number_out(engine: Engine, server: Server) -> None:
-    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
-    response = server.send(gather(call, SpeechResult="please stop calling", Confidence="0.92"))
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    response = server.send(gather(call, SpeechResult="Stop.", Confidence="0.92"))
     assert CONFIRMED in response.text
     assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert opt_out_events(engine) == [(account_id, "opt_out", "voice", PHONE)]
+    assert rows(engine, inbox_messages) == []  # a keyword: an instruction, not a message
+
+
+def test_saying_stop_calling_me_is_about_every_number(
+    engine: Engine, server: Server, settings: Settings
+) -> None:
+    """Words that name calls ask not to be called at all (1006.14(h)), as a text's do: the
+    number called is opted out, calls to the debtor's other numbers stop too, and the
+    words reach the inbox from the number called, to ours."""
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    said = "Please stop calling me"
+    response = server.send(gather(call, SpeechResult=said, Confidence="0.92"))
+    assert CONFIRMED in response.text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert sorted(opt_out_events(engine)) == [
+        (account_id, "opt_out", "voice", PHONE), (account_id, "prohibited_medium", "voice", None)
+    ]  # fmt: skip
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.channel, reply.body, reply.intent) == ("voice", said, "opt_out")
+    assert (reply.from_address, reply.to_address) == (PHONE, "+16175550100")
+    other = add_attempt(engine, account_id, channel="voice", status="queued", message_id=None,
+                        to=OTHER_PHONE, step_key="day-7")  # fmt: skip
+    asyncio.run(_dispatcher(engine, settings).tick())
+    assert attempt(engine, other).status == "cancelled"
+
+
+def test_saying_dont_call_me_at_work_opts_this_number_out_and_holds_work(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    server.send(gather(call, SpeechResult="Don't call me at work", Confidence="0.9"))
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]  # asked in this call
+    kinds = {kind for _, kind, _, _ in opt_out_events(engine)}
+    assert kinds == {"opt_out", "workplace_inconvenient"}
 
 
 def test_a_spanish_call_is_confirmed_in_spanish(engine: Engine, server: Server) -> None:

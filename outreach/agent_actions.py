@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, insert, select, update
 
-from outreach.compliance_store import inbox_messages
+from outreach.compliance_store import held_elsewhere, inbox_messages
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError
 from outreach.importing.fields import parse_amount as parse_imported_amount
@@ -262,4 +262,22 @@ def record_workplace(
             source=f"agent {by}"[:200], note=note.strip()[:500] or None,
         )
     )  # fmt: skip
-    return WORKPLACE_EVENTS[chosen]
+    lifted = _LIFTS.get(chosen)
+    if lifted is None:
+        return WORKPLACE_EVENTS[chosen]
+    # What is about the person holds while any of their accounts holds it (a reply records
+    # it on every account with the address it came from): say where it still does.
+    elsewhere = held_elsewhere(connection, account.id, lifted, now)
+    if not elsewhere:
+        return WORKPLACE_EVENTS[chosen]
+    return (
+        f"{WORKPLACE_EVENTS[chosen]} on this account; the debtor's other account(s) "
+        f"{', '.join(elsewhere)} still hold the {lifted.replace('_', ' ')} (it holds for the "
+        "person): record it there too"
+    )
+
+
+_LIFTS = {
+    ComplianceEventKind.WORKPLACE_CONVENIENT: ComplianceEventKind.WORKPLACE_INCONVENIENT,
+    ComplianceEventKind.WORKPLACE_ALLOWED: ComplianceEventKind.WORKPLACE_PROHIBITED,
+}

@@ -289,6 +289,40 @@ def _restrictions_in_force(rows: Sequence[Any], now: datetime) -> list[Any]:
     return [row for row in latest.values() if row.kind in PERSON_RESTRICTIONS]
 
 
+@dataclass(frozen=True)
+class _AccountId:
+    id: int
+
+
+def held_elsewhere(
+    connection: Connection, account_id: int, restriction: str, now: datetime
+) -> list[str]:
+    """The references of the person's other accounts (``_same_person``) on which
+    ``restriction`` (one of ``PERSON_RESTRICTIONS``) is in force: a lift recorded on one
+    account does not end it there, and it still holds for the person."""
+    points = _read(connection, contact_points, POINT_COLUMNS, [account_id],
+                   contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+    others = _same_person(connection, [_AccountId(account_id)], points).get(account_id)
+    if not others:
+        return []
+    events = _read(connection, compliance_events, EVENT_COLUMNS, sorted(others),
+                   compliance_events.c.kind.in_(PERSON_EVENT_KINDS))  # fmt: skip
+    holding = [
+        other
+        for other in sorted(others)
+        if any(row.kind == restriction for row in _restrictions_in_force(events[other], now))
+    ]
+    if not holding:
+        return []
+    return list(
+        connection.execute(
+            select(accounts_table.c.reference)
+            .where(accounts_table.c.id.in_(holding))
+            .order_by(accounts_table.c.reference)
+        ).scalars()
+    )
+
+
 def _occurred(row: Any) -> datetime:
     at: datetime = row.occurred_at
     return at

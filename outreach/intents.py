@@ -123,7 +123,9 @@ _STOP_PHRASES = tuple(
 )
 
 # What makes a request to stop one about work only, right after it: "... me at work", "...
-# my office number", "... al trabajo". Not when the request goes on ("at work or at home").
+# my office number", "... al trabajo", and then nothing but a courtesy before the sentence
+# ends. A request that goes on ("at work or at home", "at work, home or cell", "at work
+# hours") is read whole: when in doubt, a stop is a stop.
 _AT_WORK = re.compile(
     r" (?:me |us )?(?:"
     r"(?:at|to|on|in|through|via) (?:my |our |the )?(?:work|job|office|workplace|employer|"
@@ -132,8 +134,13 @@ _AT_WORK = re.compile(
     r"address|cell|mobile))?"
     r"|(?:al|a mi|en mi|en el) (?:tel[eé]fono |n[uú]mero |celular |correo )?(?:del |de mi )?"
     r"(?:trabajo|oficina|empleo)"
-    r")\b(?! (?:or|and|nor|o|y|ni|e)\b)"
+    r")(?: (?:again|ever|please|pls|thanks|thank you|ok|okay|por favor|gracias))*"
+    r"(?= ?(?:[.!?;\n]|$))"
 )
+# A request that names more than one thing ("stop calling and texting me at work": the
+# texts may be meant everywhere), or is a formal demand ("cease and desist ..."), is not
+# narrowed to work.
+_NOT_NARROWED = re.compile(r"\b(?:and|or|nor|y|o|ni|e|desist)\b")
 
 # Each intent's rules, most serious first; a message shows every intent whose rule matches.
 _RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
@@ -313,6 +320,7 @@ def _without_work_requests(plain: str) -> tuple[str, bool]:
         for phrase in _LIMITED_BY_WORK
         for match in phrase.finditer(plain)
         if (at_work := _AT_WORK.match(plain, match.end())) is not None
+        and _NOT_NARROWED.search(match.group(0)) is None
     )
     if not spans:
         return plain, False

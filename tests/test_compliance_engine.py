@@ -1517,6 +1517,10 @@ WORKPLACE_CASES = [
     case("the-employers-leave-does-not-lift-the-debtors-word", situation(
         NOON, to=WORK, events=held("workplace_inconvenient", "workplace_allowed")),
         "block", None, ["REGF_INCONVENIENT_PLACE"]),
+    # Stamped a moment ahead (another writer's clock): a restriction holds at once.
+    case("the-debtors-word-holds-at-once", situation(
+        NOON, to=WORK, events=[event(NOON + timedelta(minutes=2), "workplace_inconvenient")]),
+        "block", None, ["REGF_INCONVENIENT_PLACE"]),
     allowed("lifted-when-the-debtor-agrees-again", situation(
         NOON, to=WORK, events=held("workplace_inconvenient", "workplace_convenient"))),
     case("a-creditor-inconvenienced-too", situation(

@@ -341,6 +341,12 @@ def test_the_workplace_the_debtor_said_is_inconvenient_holds_for_the_person(
         "workplace_inconvenient",
         "workplace_allowed",
     ]
+    # Read alone, MA-1 is outside the batch: its events are read for the person.
+    assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == [
+        "workplace_inconvenient",
+        "workplace_allowed",
+    ]
     add_event(accounts, "MA-1", "workplace_convenient", at=NOW - timedelta(hours=1))
     records = load(accounts, "MA-1", "MA-2")
     assert [e.kind for e in records["MA-2"].events] == ["workplace_allowed"]
+    assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["workplace_allowed"]

@@ -241,6 +241,9 @@ def test_an_email_reply_is_read_without_its_quoted_history(body: str, text: str)
         "Stop contacting me at work",  # not a cease: about work only
         "Leave me alone at work",
         "Don’t ever call me at work again",
+        "Don't call me at work please!",
+        "Do not call my office again.",
+        "no me llamen al trabajo por favor",
         "No me llamen al trabajo",
         "No me llamen al número del trabajo",
         "Dejen de llamarme a mi trabajo",
@@ -254,15 +257,34 @@ def test_a_request_about_work_only_is_neither_a_stop_nor_a_cease(text: str) -> N
 @pytest.mark.parametrize(
     ("text", "intents", "media"),
     [
-        # A request that goes on past work is read whole.
+        # A request that goes on past work is read whole: when in doubt, a stop is a stop.
         ("Don't call me at work or at home", (Intent.OPT_OUT,), {"voice"}),
         ("Stop calling me at work and at home", (Intent.OPT_OUT,), {"voice"}),
         ("No me llamen al trabajo ni a la casa", (Intent.OPT_OUT,), {"voice"}),
+        ("Stop calling me at my work number or my cell", (Intent.OPT_OUT,), {"voice"}),
+        ("Stop calling my work phone and cell", (Intent.OPT_OUT,), {"voice"}),
+        ("Don't email my work email or my personal email", (Intent.OPT_OUT,), {"email"}),
+        ("Don't call me at work, home, or cell", (Intent.OPT_OUT,), {"voice"}),
+        ("Stop calling me at work/home", (Intent.OPT_OUT,), {"voice"}),
+        ("Stop contacting me at work, at home, anywhere", (Intent.CEASE, Intent.OPT_OUT),
+         {"sms"}),
+        ("Stop contacting me at work & home", (Intent.CEASE, Intent.OPT_OUT), {"sms"}),
+        ("Never contact me at work, or elsewhere", (Intent.CEASE, Intent.OPT_OUT), {"sms"}),
+        ("Stop contacting me at work too", (Intent.CEASE, Intent.OPT_OUT), {"sms"}),
+        ("No me llamen al trabajo, ni a la casa", (Intent.OPT_OUT,), {"voice"}),
+        ("No me llamen al trabajo tampoco", (Intent.OPT_OUT,), {"voice"}),
+        # "At work" that is not the place, two media named, a formal demand: read whole.
+        ("Stop texting me to work out a deal", (Intent.OPT_OUT,), {"sms"}),
+        ("Don't call me at work hours", (Intent.OPT_OUT,), {"voice"}),
+        ("Stop texting and calling me at work", (Intent.OPT_OUT,), {"sms", "voice"}),
+        ("Cease and desist contacting me at work", (Intent.CEASE, Intent.OPT_OUT), {"sms"}),
+        ("Don't call me at work, I'll pay Friday", (Intent.PAYMENT_PLAN, Intent.OPT_OUT),
+         {"voice"}),
         # Both requests in one message: each is acted on.
         ("STOP. Don't call me at work", (Intent.NOT_AT_WORK, Intent.OPT_OUT), {"sms"}),
         ("Stop texting me. Don't call my office", (Intent.NOT_AT_WORK, Intent.OPT_OUT),
          {"sms"}),
-        ("Stop contacting me at work, I'll pay Friday",
+        ("Stop contacting me at work. I'll pay Friday",
          (Intent.PAYMENT_PLAN, Intent.NOT_AT_WORK), None),
         ("Do not contact me at work. Leave me alone", (Intent.CEASE, Intent.NOT_AT_WORK,
                                                        Intent.OPT_OUT), {"sms"}),
@@ -277,5 +299,6 @@ def test_work_requests_beside_other_words(
 
 
 def test_being_at_work_is_not_a_request() -> None:
-    for text in ("I can't talk at work", "I'm at work, call me later", "I work nights"):
+    for text in ("I can't talk at work", "I'm at work, call me later", "I work nights",
+                 "at work. stop"):  # fmt: skip
         assert Intent.NOT_AT_WORK not in classify(text, "sms").intents

@@ -452,47 +452,74 @@ def test_contact_at_work_is_recorded_and_holds_work_numbers_only(
     work number is held back while the mobile stays open, until the debtor agrees again."""
     account_id = add_account(engine)
     work = "+16175550177"
-    with engine.begin() as connection:
-        connection.execute(insert(contact_points).values(
-            account_id=account_id, channel="voice", address=work, kind="work", priority=1,
-            consent=True, consent_source="test", consent_at=NOW, status="active",
-            created_at=NOW, updated_at=NOW,
-        ))  # fmt: skip
+    _work_number(engine, account_id, work)
     token = page_token(agent, "/inbox/accounts/R-1")
     assert 'action="/inbox/accounts/R-1/workplace"' in agent.get("/inbox/accounts/R-1").text
     refused = agent.post(
         "/inbox/accounts/R-1/workplace", data={"csrf_token": token, "kind": "cease"}
     )
-    assert refused.status_code == 400 and "contact at work" in refused.text
-
-    def calls() -> dict[str, bool]:
-        with engine.connect() as connection:
-            row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
-            record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
-        return {
-            to: evaluate(situation(record, "voice", to, NOW, automated=False),
-                         load_ruleset()).allowed
-            for to in ("+16175550101", work)
-        }  # fmt: skip
-
-    assert calls() == {"+16175550101": True, work: True}
+    assert refused.status_code == 400
+    assert "is not something to record about contact at work" in refused.text
+    assert _calls(engine, account_id, work) == {"+16175550101": True, work: True}
     made = agent.post(
         "/inbox/accounts/R-1/workplace",
         data={"csrf_token": token, "kind": "workplace_inconvenient", "note": "said on a call"},
         follow_redirects=True,
     )
-    assert made.status_code == 200 and "inconvenient" in made.text
+    assert made.status_code == 200
+    assert "Recorded: the debtor finds contact at work inconvenient" in made.text
     with engine.connect() as connection:
         event = connection.execute(select(compliance_events)).one()
     assert (event.kind, event.source, event.note) == (
-        "workplace_inconvenient",
-        "agent ana",
-        "said on a call",
-    )
-    assert calls() == {"+16175550101": True, work: False}
+        "workplace_inconvenient", "agent ana", "said on a call"
+    )  # fmt: skip
+    assert _calls(engine, account_id, work) == {"+16175550101": True, work: False}
     agent.post("/inbox/accounts/R-1/workplace",
                data={"csrf_token": token, "kind": "workplace_convenient"})  # fmt: skip
-    assert calls() == {"+16175550101": True, work: True}
+    assert _calls(engine, account_id, work) == {"+16175550101": True, work: True}
+
+
+def test_lifting_on_one_account_names_the_persons_others_that_still_hold_it(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """A reply recorded the request on both accounts with the number: the agent's lift on
+    one says the other still holds it (the request is the person's), and it holds until
+    lifted there too."""
+    first = add_account(engine, "R-1")
+    add_account(engine, "R-2")
+    work = "+16175550177"
+    _work_number(engine, first, work)
+    _reply(engine, "Don't call me at work")
+    token = page_token(agent, "/inbox/accounts/R-1")
+    lifted = agent.post("/inbox/accounts/R-1/workplace", follow_redirects=True,
+                        data={"csrf_token": token, "kind": "workplace_convenient"})  # fmt: skip
+    assert "other account(s) R-2 still hold the workplace inconvenient" in lifted.text
+    assert _calls(engine, first, work)[work] is False
+    done = agent.post("/inbox/accounts/R-2/workplace", follow_redirects=True,
+                      data={"csrf_token": token, "kind": "workplace_convenient"})  # fmt: skip
+    assert "Recorded: the debtor agrees to contact at work again." in done.text
+    assert _calls(engine, first, work)[work] is True
+
+
+def _work_number(engine: Engine, account_id: int, number: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(contact_points).values(
+            account_id=account_id, channel="voice", address=number, kind="work", priority=1,
+            consent=True, consent_source="test", consent_at=NOW, status="active",
+            created_at=NOW, updated_at=NOW,
+        ))  # fmt: skip
+
+
+def _calls(engine: Engine, account_id: int, work: str) -> dict[str, bool]:
+    """Whether a manual call to the mobile and to the work number would be allowed now."""
+    with engine.connect() as connection:
+        row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
+        record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
+    rules = load_ruleset()
+    return {
+        to: evaluate(situation(record, "voice", to, NOW, automated=False), rules).allowed
+        for to in ("+16175550101", work)
+    }
 
 
 def test_clearing_the_flag_keeps_the_event(agent: httpx.Client, engine: Engine) -> None:

@@ -86,6 +86,9 @@ REPLY_COLUMNS = ("account_id", "received_at", "channel", "from_address")
 class DebtorRecord:
     account_id: int
     reference: str
+    # The particular debt, as contacts are counted per debt: the reference, or the student
+    # loans serviced under one account number (``debt_of``).
+    debt: str
     jurisdiction: str
     collector: str
     debtor: Debtor
@@ -127,13 +130,58 @@ def load_debtors(
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))
     person = _same_person(connection, accounts, points)
-    shared = _shared_history(connection, accounts, person, points, placed, since)
+    debts, loans = _student_loans(connection, ids)
+    for account_id, others in loans.items():
+        person[account_id] = person.get(account_id, set()) | others
+    shared = _shared_history(connection, accounts, person, points, placed, since, debts)
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
     return debtor_records(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
-        shared=shared,
+        shared=shared, debts=debts,
     )  # fmt: skip
+
+
+def debt_of(servicer_account_no: str) -> str:
+    """The particular debt of a student loan: "all student loan debts that a consumer owes
+    ... that were serviced under a single account number at the time the debts were
+    obtained by a debt collector" (Reg F 1006.14(b)(4))."""
+    return f"student loans serviced under {servicer_account_no}"
+
+
+def _student_loans(
+    connection: Connection, ids: Sequence[int]
+) -> tuple[dict[int, str], dict[int, set[int]]]:
+    """For the accounts ``ids`` that are student loans (``servicer_account_no`` set): the
+    debt of each and of every account serviced under the same number, and each one's
+    other such accounts (the same debtor, and the same particular debt)."""
+    number = accounts_table.c.servicer_account_no
+    found = connection.execute(
+        select(accounts_table.c.id, number).where(
+            among(connection, accounts_table.c.id, ids), number.is_not(None)
+        )
+    )
+    mine: dict[int, str] = {row.id: row.servicer_account_no for row in found}
+    if not mine:
+        return {}, {}
+    under: dict[str, set[int]] = defaultdict(set)
+    for account_id, servicer_account_no in connection.execute(
+        select(accounts_table.c.id, number).where(
+            among(connection, number, sorted(set(mine.values())))
+        )
+    ):
+        under[servicer_account_no].add(account_id)
+    debts = {
+        account_id: debt_of(servicer_account_no)
+        for servicer_account_no, holders in under.items()
+        for account_id in holders
+    }
+    others = {
+        account_id: under[servicer_account_no] - {account_id}
+        for account_id, servicer_account_no in mine.items()
+        if len(under[servicer_account_no]) > 1
+    }
+    return debts, others
 
 
 def _same_person(
@@ -335,10 +383,11 @@ def _shared_history(
     points: dict[int, list[Any]],
     placed: dict[int, list[Any]],
     since: datetime,
+    debts: dict[int, str],
 ) -> dict[int, list[PastContact]]:
     """Contacts placed through the debtor's other accounts (``_same_person``). Each
     contact keeps its own debt, so caps per debtor and per address count it and caps per
-    debt do not."""
+    debt do not, unless the two are one particular debt (student loans, ``debts``)."""
     if not shared_with:
         return {}
     reference = {row.id: row.reference for row in accounts}
@@ -359,7 +408,7 @@ def _shared_history(
             placed_elsewhere.setdefault(row.account_id, []).append(row)
     return {
         account_id: [
-            _placed(reference[other], attempt)
+            _placed(debts.get(other) or reference[other], attempt)
             for other in sorted(others)
             for attempt in placed.get(other) or placed_elsewhere.get(other) or ()
         ]
@@ -379,12 +428,15 @@ def debtor_records(
     default_country: str,
     *,
     shared: dict[int, list[PastContact]] | None = None,
+    debts: dict[int, str] | None = None,
 ) -> dict[int, DebtorRecord]:
     """The records from rows already read, grouped by account id (rows or ORM objects:
     only their attributes are read). Sorts each account's contact points in place.
-    ``shared``: contacts placed through the debtor's other accounts, by account id."""
+    ``shared``: contacts placed through the debtor's other accounts, by account id;
+    ``debts``: the particular debt of the accounts that are not each their own."""
     records = {}
     for row in accounts:
+        debt = (debts.get(row.id) if debts else None) or row.reference
         # Best first on each channel; sorted once here for the record and the debtor.
         own_points = points.get(row.id) or []
         if len(own_points) > 1:
@@ -401,12 +453,13 @@ def debtor_records(
         records[row.id] = DebtorRecord(
             account_id=row.id,
             reference=row.reference,
+            debt=debt,
             jurisdiction=row.jurisdiction or default_country,
             collector=row.collector_type,
             debtor=_debtor(row, own_points, designated.get(row.id) or ()),
             history=tuple(
-                [_placed(row.reference, a) for a in past or ()]
-                + [_reply(row.reference, m) for m in answered or ()]
+                [_placed(debt, a) for a in past or ()]
+                + [_reply(debt, m) for m in answered or ()]
                 + (elsewhere or [])
             )
             if past or answered or elsewhere
@@ -431,7 +484,7 @@ def situation(
         jurisdiction=record.jurisdiction,
         collector=record.collector,
         debtor=record.debtor,
-        contact=Contact(channel, address, (record.reference,), automated, responding_to),
+        contact=Contact(channel, address, (record.debt,), automated, responding_to),
         history=record.history,
         events=record.events,
     )
@@ -552,12 +605,12 @@ def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> D
     )
 
 
-def _placed(reference: str, attempt: Any) -> PastContact:
+def _placed(debt: str, attempt: Any) -> PastContact:
     return PastContact(
         at=attempt.sent_at or attempt.created_at,
         channel=attempt.channel,
         direction="outbound",
-        debts=(reference,),
+        debts=(debt,),
         outcome=attempt.outcome or _outcome_of(attempt.status),
         to=_address(attempt.channel, attempt.to_address),
         automated=attempt.automated,
@@ -572,12 +625,12 @@ def _outcome_of(status: str) -> str:
     return "no_answer"  # placed; what came of it is not known yet
 
 
-def _reply(reference: str, message: Any) -> PastContact:
+def _reply(debt: str, message: Any) -> PastContact:
     return PastContact(
         at=message.received_at,
         channel=message.channel,
         direction="inbound",
-        debts=(reference,),
+        debts=(debt,),
         outcome="delivered",
         to=_address(message.channel, message.from_address),
     )

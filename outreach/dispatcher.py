@@ -571,7 +571,7 @@ class Dispatcher:
                 ready.append(_Ready(row, message, sender, wait, now, leave_by))
                 # It counts in the history of the attempts decided after it.
                 contact = PastContact(
-                    at=now, channel=row.channel, direction="outbound", debts=(record.reference,),
+                    at=now, channel=row.channel, direction="outbound", debts=(record.debt,),
                     outcome="no_answer", to=_address_key(row), automated=row.automated,
                 )  # fmt: skip
                 debtor = members[person[row.account_id]]
@@ -1051,7 +1051,8 @@ def _message(row: Any) -> OutboundMessage:
 
 def _people(records: Mapping[int, DebtorRecord]) -> dict[int, int]:
     """Each account's debtor, as one of its accounts' ids: accounts that share a number or a
-    mailbox (their active contact points) are one person."""
+    mailbox (their active contact points), or that are one debt (student loans serviced
+    under one number), are one person."""
     parent = {account_id: account_id for account_id in records}
 
     def root(account_id: int) -> int:
@@ -1059,10 +1060,13 @@ def _people(records: Mapping[int, DebtorRecord]) -> dict[int, int]:
             parent[account_id] = account_id = parent[parent[account_id]]
         return account_id
 
-    first: dict[str, int] = {}
+    first: dict[tuple[str, str], int] = {}
     for account_id, record in records.items():
-        for _, address, _ in record.points:
-            other = first.setdefault(address, account_id)
+        shared = [("address", address) for _, address, _ in record.points]
+        if record.debt != record.reference:
+            shared.append(("debt", record.debt))
+        for key in shared:
+            other = first.setdefault(key, account_id)
             if other != account_id:
                 parent[root(account_id)] = root(other)
     return {account_id: root(account_id) for account_id in parent}
@@ -1096,7 +1100,7 @@ def _without_itself(record: DebtorRecord, row: Any) -> DebtorRecord:
     a message must not count against its own caps."""
     # The debt tells it from a contact through the debtor's other account (the same
     # number, planned in the same batch), which does count.
-    own = ("outbound", row.created_at, row.channel, _address_key(row), (record.reference,))
+    own = ("outbound", row.created_at, row.channel, _address_key(row), (record.debt,))
     for index, past in enumerate(record.history):
         if (past.direction, past.at, past.channel, past.to, past.debts) == own:
             history = record.history[:index] + record.history[index + 1 :]

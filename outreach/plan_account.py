@@ -301,5 +301,5 @@ def _next_look(action: NextAction, now: datetime) -> datetime:
 
 def _held(record: DebtorRecord, kind: str, now: datetime) -> bool:
     return bool(record.events) and (
-        latest_hold(record.events, kind, (record.reference,), now) is not None
+        latest_hold(record.events, kind, (record.debt,), now) is not None
     )

@@ -350,3 +350,41 @@ def test_the_workplace_the_debtor_said_is_inconvenient_holds_for_the_person(
     records = load(accounts, "MA-1", "MA-2")
     assert [e.kind for e in records["MA-2"].events] == ["workplace_allowed"]
     assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["workplace_allowed"]
+
+
+def test_student_loans_serviced_under_one_number_are_one_debt(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Reg F 1006.14(b)(4): the student loans serviced under one account number when
+    obtained are one particular debt, so seven calls about one of them in seven days hold
+    back a call about another, whatever number each was placed to. A debt that is not one
+    of them keeps its own count."""
+    from tests.test_import_accounts import HEADER
+
+    loan = {"jurisdiction": "US-NJ", "collector_type": "third_party", "voice_consent": "true"}
+    rows = [
+        row("SL-1", phone="(201) 555-0101", servicer_account_no="LN-77", **loan),
+        row("SL-2", phone="(201) 555-0102", servicer_account_no=" LN-77 ", **loan),
+        row("SL-3", phone="(201) 555-0103", servicer_account_no="", **loan),
+    ]
+    path = write_csv(tmp_path / "loans.csv", rows, [*HEADER, "collector_type",
+                                                    "servicer_account_no"])  # fmt: skip
+    run_import(engine, path, defaults, clock)
+    for days in range(7):  # one call a day, today's two hours ago
+        add_attempt(engine, "SL-1", NOW - timedelta(days=days, hours=2), "delivered",
+                    channel="voice", to_address="+12015550101")  # fmt: skip
+        add_attempt(engine, "SL-3", NOW - timedelta(days=days, hours=2), "delivered",
+                    channel="voice", to_address="+12015550103")  # fmt: skip
+    records = load(engine, "SL-2", "SL-3")
+    debt = "student loans serviced under LN-77"
+    assert records["SL-2"].debt == debt and records["SL-3"].debt == "SL-3"
+    assert {c.debts for c in records["SL-2"].history} == {(debt,)}
+    call = evaluate(situation(records["SL-2"], "voice", "+12015550102", NOW,
+                              automated=False), RULES)  # fmt: skip
+    assert call.codes == ["REGF_7IN7_CALL_CAP"], call.codes
+    assert debt in call.reasons[0].detail
+    # SL-3's own seven calls hold SL-3 back, not SL-2; SL-1's calls are not SL-3's debt.
+    own = evaluate(situation(records["SL-3"], "voice", "+12015550103", NOW,
+                             automated=False), RULES)  # fmt: skip
+    assert own.codes == ["REGF_7IN7_CALL_CAP"]
+    assert "debt SL-3" in own.reasons[0].detail

@@ -979,6 +979,25 @@ async def test_one_debtors_accounts_on_different_numbers_are_decided_in_turn(
     assert codes(held) == ["POLICY_SMS_DAILY_CAP"]
 
 
+async def test_student_loans_serviced_under_one_number_are_one_debt_at_send_time(
+    world: World,
+) -> None:
+    # Two student loans of one servicer account, nothing else in common (a number and a
+    # mailbox each), in Massachusetts (two texts a week per debt), one texted already:
+    # one debt, so only one more text goes, whichever batch each is in.
+    ids = world.load(row("A-1"), row("B-1", phone="(617) 555-0102"))
+    with world.engine.begin() as connection:
+        connection.execute(update(store.accounts).values(servicer_account_no="LN-77"))
+    texted(world, ids["A-1"], timedelta(days=1))
+    outcomes = dict(world.planner().tick().outcomes)
+    report = await dispatcher(world).tick()
+    held = [d for d in rows_of(world.engine, decisions) if d.verdict == "defer"]
+    assert report.outcomes.get("sent") == 1, (outcomes, dict(report.outcomes))
+    assert outcomes == {"queued": 2}, outcomes
+    assert [codes(d) for d in held] == [["MA_2_PER_7_DAYS_PER_DEBT"]]
+    assert "student loans serviced under LN-77" in str(held[0].reasons)
+
+
 async def test_a_promise_holds_back_a_reminder_before_the_due_date_too(world: World) -> None:
     """As the planner does: ``stop_when`` stops every step of the cadence, reminders too."""
     planned(world, row("P-1", cadence="pre-due", due_date="2026-11-03"))

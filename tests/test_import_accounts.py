@@ -582,3 +582,35 @@ def test_a_rejects_file_opens_in_a_spreadsheet_without_running_formulas(
     fixed = write_csv(tmp_path / "fixed.csv", [rejected], header=[*HEADER, "row", "errors"])
     assert run_import(engine, fixed, defaults, clock).created == 1
     assert accounts_by_reference(engine)["F-1"].name == formula
+
+
+def test_a_student_loans_servicer_account_number_is_kept_and_checked(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    header = [*HEADER, "servicer_account_no"]
+    path = write_csv(
+        tmp_path / "loans.csv",
+        [
+            row("L-1", servicer_account_no=" LN-77 "),
+            row("L-2", servicer_account_no=""),
+            row("L-3", servicer_account_no="9" * 65),
+            row("L-4", servicer_account_no="LN\x0777"),
+        ],
+        header,
+    )
+    seen: list[RowProblem] = []
+    summary = run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert (summary.created, summary.rejected) == (2, 2)
+    assert {p.row: p.errors for p in seen} == {
+        4: ["servicer_account_no: longer than 64 characters"],
+        5: ["servicer_account_no: contains a control character"],
+    }
+    found = accounts_by_reference(engine)
+    assert (found["L-1"].servicer_account_no, found["L-2"].servicer_account_no) == ("LN-77", None)
+    # A file without the column leaves it alone; one with it empty clears it.
+    run_import(engine, write_csv(tmp_path / "b.csv", [row("L-1", balance="99.00")]), defaults,
+               clock)  # fmt: skip
+    assert accounts_by_reference(engine)["L-1"].servicer_account_no == "LN-77"
+    cleared = write_csv(tmp_path / "c.csv", [row("L-1", servicer_account_no="")], header)
+    assert run_import(engine, cleared, defaults, clock).updated == 1
+    assert accounts_by_reference(engine)["L-1"].servicer_account_no is None

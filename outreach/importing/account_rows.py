@@ -51,6 +51,7 @@ OPTIONAL_COLUMNS = frozenset(
         "consent_at",
         "cadence",
         "collector_type",
+        "servicer_account_no",
         # Written by --rejects next to the original columns; ignored on the way back in.
         "row",
         "errors",
@@ -110,6 +111,7 @@ class AccountRecord:
     contacts: tuple[ContactRecord, ...]
     consent_source: str
     consent_at: datetime
+    servicer_account_no: str | None = None
     # The columns the row has: a column missing from the file leaves its value alone on
     # an existing account (a file of balances only must not wipe phones or time zones).
     present: frozenset[str] = frozenset()
@@ -126,6 +128,7 @@ class AccountRecord:
             "locale": self.locale,
             "cadence": self.cadence,
             "collector_type": self.collector_type,
+            "servicer_account_no": self.servicer_account_no,
         }
 
     def given_values(self) -> dict[str, Any]:
@@ -218,6 +221,7 @@ def parse_account_row(
         if text_of(get("consent_at"))
         else defaults.consent_at
     )
+    servicer_account_no = check.take(_parse_servicer_account_no, get("servicer_account_no"))
     contacts, primary_phone = _contacts(values, defaults, check)
     if check.errors:
         raise RowRejected(check.errors)
@@ -240,8 +244,20 @@ def parse_account_row(
         contacts=tuple(contacts),
         consent_source=consent_source,
         consent_at=consent_at,
+        servicer_account_no=servicer_account_no,
         present=frozenset(values),
     )
+
+
+def _parse_servicer_account_no(value: Any) -> str | None:
+    """A student loan's servicer account number when obtained (empty: not a student loan,
+    or not known). Compared as written, without surrounding spaces."""
+    number = text_of(value)
+    if len(number) > 64:
+        raise FieldError("servicer_account_no", "longer than 64 characters")
+    if any(not character.isprintable() for character in number):
+        raise FieldError("servicer_account_no", "contains a control character")
+    return number or None
 
 
 def _parse_cadence(value: Any, defaults: ImportDefaults) -> str:

@@ -342,7 +342,7 @@ def _contact_params(row: dict[str, Any]) -> dict[str, Any]:
 def _owned_columns() -> list[Any]:
     table = store.accounts
     names = ("name", "balance_minor", "currency", "due_date", "timezone", "jurisdiction",
-             "locale", "cadence", "collector_type")  # fmt: skip
+             "locale", "cadence", "collector_type", "servicer_account_no")  # fmt: skip
     return [table.c[name] for name in names]
 
 

@@ -54,6 +54,12 @@ class Account(SQLModel, table=True):
             sqlite_where=text("flag IS NOT NULL"),
             postgresql_where=text("flag IS NOT NULL"),
         ),
+        Index(
+            "ix_account_servicer_account_no",
+            "servicer_account_no",
+            sqlite_where=text("servicer_account_no IS NOT NULL"),
+            postgresql_where=text("servicer_account_no IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -69,6 +75,9 @@ class Account(SQLModel, table=True):
     locale: str = short(16)
     cadence: str = short(64)
     collector_type: str = short(16, default=CollectorType.FIRST_PARTY)
+    # A student loan's servicer account number when the debt was obtained: the student
+    # loans serviced under one number are one particular debt (Reg F 1006.14(b)(4)).
+    servicer_account_no: str | None = short(64, nullable=True, default=None)
     next_contact_at: datetime | None = when(nullable=True)
     paused_until: datetime | None = when(nullable=True)
     pause_reason: str | None = short(200, nullable=True, default=None)

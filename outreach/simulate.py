@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ from sqlmodel import SQLModel
 from outreach.channels import OutboxSimulation
 from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
+from outreach.compliance.timing import public_holidays
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
 from outreach.db import make_engine, upgrade
@@ -38,7 +39,7 @@ from outreach.planner import Planner
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import accounts, promises_to_pay
+from outreach.store import accounts, among, promises_to_pay
 from outreach.written_facts import home_zone
 
 COPY_CHUNK = 5_000
@@ -254,6 +255,55 @@ def _row(at: datetime, zone: str | None, account: str, step: str, channel: str, 
     local = at.astimezone(ZoneInfo(name))
     return ForecastRow(local.date().isoformat(), local.strftime("%H:%M"), name, account, step,
                        channel, outcome, detail)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RestDayCalls:
+    """An account whose forecast calls fall mostly on Sundays or public holidays where the
+    debtor is: a pattern that can rebut Reg F's presumption of compliance (comment
+    14(b)(2)(i)-2, "concentrating calls on Sundays or holidays"), however few the calls."""
+
+    account: str
+    on_rest_days: int  # calls on a Sunday or a public holiday, by the debtor's date
+    calls: int
+
+
+# At least this many calls on rest days, and at least this share of the account's calls.
+CONCENTRATED_CALLS = 2
+CONCENTRATED_SHARE = 0.5
+
+
+def rest_day_calls(
+    source: Engine, rows: Sequence[ForecastRow], default_country: str
+) -> list[RestDayCalls]:
+    """The accounts whose forecast calls concentrate on Sundays or public holidays (the
+    holidays of each account's jurisdiction, or the default country's)."""
+    called: dict[str, list[date]] = {}
+    for row in rows:
+        if row.channel == "voice" and row.outcome == "sent":
+            called.setdefault(row.account, []).append(date.fromisoformat(row.day))
+    if not called:
+        return []
+    with source.connect() as connection:
+        where = {
+            row.reference: row.jurisdiction
+            for row in connection.execute(
+                select(accounts.c.reference, accounts.c.jurisdiction).where(
+                    among(connection, accounts.c.reference, sorted(called))
+                )
+            )
+        }
+    found = []
+    for account, days in sorted(called.items()):
+        place = where.get(account) or default_country
+        rest = sum(1 for day in days if _rest_day(day, place))
+        if rest >= CONCENTRATED_CALLS and rest >= CONCENTRATED_SHARE * len(days):
+            found.append(RestDayCalls(account, rest, len(days)))
+    return found
+
+
+def _rest_day(day: date, jurisdiction: str) -> bool:
+    return day.weekday() == 6 or day in public_holidays(jurisdiction, day.year)
 
 
 def write_csv(rows: list[ForecastRow], path: Path) -> None:

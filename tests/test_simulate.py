@@ -15,6 +15,7 @@ import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from outreach import agent_actions
@@ -22,7 +23,7 @@ from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.events import apply_events
 from outreach.importing.account_rows import ImportDefaults
-from outreach.simulate import ForecastRow, simulate
+from outreach.simulate import ForecastRow, RestDayCalls, rest_day_calls, simulate
 from tests.conftest import NOW, REPO
 from tests.eventdata import inbound
 from tests.test_cli import outreach
@@ -190,3 +191,45 @@ def test_a_book_with_history_and_replies_is_copied_whole(
     # It ran on the copy; the debtor's reply paused the cadence there too.
     assert [r for r in rows if r.outcome == "sent"] == []
     assert counts(engine)[0] == 1  # and the real database was only read
+
+
+def test_calls_concentrated_on_sundays_or_holidays_are_named(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """Comment 14(b)(2)(i)-2: concentrating calls on Sundays or holidays can rebut the
+    presumption of compliance. The forecast names the accounts whose calls fall at least
+    half on such days (two at least), by the debtor's date and jurisdiction."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(
+        row("A-1"),
+        row("B-1", phone="(617) 555-0102"),
+        row("C-1", phone="(617) 555-0103"),
+        row("D-1", phone="(617) 555-0104"),
+    )
+
+    def calls(account: str, *days: str, channel: str = "voice") -> list[ForecastRow]:
+        return [ForecastRow(day, "10:00", "America/New_York", account, "s", channel, "sent", "")
+                for day in days]  # fmt: skip
+
+    rows = [
+        # Sunday 11-01 and Veterans Day (Wednesday 11-11), of three calls.
+        *calls("A-1", "2026-11-01", "2026-11-03", "2026-11-11"),
+        *calls("B-1", "2026-11-01", "2026-11-03", "2026-11-04"),  # one Sunday only
+        *calls("C-1", "2026-11-01", "2026-11-08", "2026-11-03", "2026-11-04", "2026-11-05"),
+        *calls("D-1", "2026-11-01", "2026-11-08", channel="sms"),  # texts: not calls
+        ForecastRow("2026-11-08", "10:00", "UTC", "B-1", "s", "voice", "deferred", "x"),
+    ]
+    found = rest_day_calls(engine, rows, "US")
+    assert [(c.account, c.on_rest_days, c.calls) for c in found] == [("A-1", 2, 3)]
+    assert rest_day_calls(engine, [], "US") == []
+
+
+def test_the_cli_warns_of_calls_on_rest_days(capsys: pytest.CaptureFixture[str]) -> None:
+    from outreach.cli import _warn_of_rest_day_calls
+
+    _warn_of_rest_day_calls([])
+    assert capsys.readouterr().out == ""
+    _warn_of_rest_day_calls([RestDayCalls(f"A-{n}", 2, 3) for n in range(12)])
+    said = capsys.readouterr().out
+    assert "calls concentrate on Sundays or public holidays for 12 account(s)" in said
+    assert "A-0 (2 of 3)" in said and "and 2 more" in said and "restricted_days" in said

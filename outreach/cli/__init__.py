@@ -8,6 +8,7 @@ on purpose print as one line with their remedy, without a traceback; exit codes:
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -201,8 +202,8 @@ def simulate(
     in a scratch copy of the database. Nothing is sent."""
     from collections import Counter
 
+    from outreach.simulate import rest_day_calls, write_csv
     from outreach.simulate import simulate as run_simulation
-    from outreach.simulate import write_csv
 
     context = with_database(ctx)
     given = start if "T" in start else f"{start}T00:00:00+00:00"
@@ -231,12 +232,28 @@ def simulate(
         out.print(detail)
     if len(rows) > limit:
         out.print(f"... {len(rows) - limit} more rows" + ("" if csv_path else " (use --csv)"))
+    _warn_of_rest_day_calls(rest_day_calls(context.engine, rows, context.settings.default_region))
     if csv_path is not None:
         try:
             write_csv(rows, csv_path)
         except OSError as exc:
             raise OutreachError(f"--csv {csv_path}: cannot write it ({exc.strerror})") from None
         out.print(f"Forecast written to {csv_path} ({len(rows)} rows).")
+
+
+def _warn_of_rest_day_calls(found: Sequence[Any]) -> None:
+    """Say which accounts' calls concentrate on Sundays or public holidays, and what keeps
+    calls off those days."""
+    if not found:
+        return
+    shown = ", ".join(f"{c.account} ({c.on_rest_days} of {c.calls})" for c in found[:10])
+    more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+    out.print(
+        f"Warning: calls concentrate on Sundays or public holidays for {len(found)} "
+        f"account(s): {shown}{more}. Concentrating calls on those days can rebut Reg F's "
+        "presumption of compliance (comment 14(b)(2)(i)-2); a restricted_days rule in "
+        "COMPLIANCE_RULES_FILE keeps calls off them (docs/compliance.md)."
+    )
 
 
 @app.command("web")

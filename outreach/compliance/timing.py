@@ -339,13 +339,15 @@ def _restricted_days(
     def restricted(zone: str, day: date) -> bool:
         if sundays and day.weekday() == 6:
             return True
-        return use_holidays and any(day in _holidays(place, day.year) for place in places)
+        return use_holidays and any(day in public_holidays(place, day.year) for place in places)
 
     return restricted
 
 
 @cache
-def _holidays(jurisdiction: str, year: int) -> holidays.HolidayBase:
+def public_holidays(jurisdiction: str, year: int) -> holidays.HolidayBase:
+    """The public holidays of ``jurisdiction`` (``US``, ``US-NY``...) in ``year`` (none
+    where the holidays package knows none)."""
     country, _, rest = jurisdiction.partition("-")
     subdivision = rest.split("-", 1)[0] or None
     covered = holidays.list_supported_countries()

@@ -184,53 +184,108 @@ def _student_loans(
     return debts, others
 
 
+# How far the links between accounts are followed from a batch's own (an account sharing
+# a number with one that shares a mailbox with another...), and how many accounts beyond
+# the batch's they may reach: a line many accounts share (a switchboard) links strangers,
+# and the search stops growing there rather than read the whole book.
+PERSON_HOPS = 3
+PERSON_REACH = 10  # accounts outside the batch, for each account in it
+
+
 def _same_person(
     connection: Connection, accounts: Sequence[Any], points: dict[int, list[Any]]
 ) -> dict[int, set[int]]:
     """The debtor's other accounts, for each account that has any: accounts that share a
-    phone number or a mailbox are one person with several debts."""
+    phone number or a mailbox are one person with several debts, and so are the accounts
+    linked through them (``PERSON_HOPS`` links from the batch's, at most)."""
+    ids = [row.id for row in accounts]
     # Keyed by the address as it reaches its owner: a number (sms and voice alike), a
     # mailbox lower-cased; a number never holds an "@".
-    users: dict[str, set[int]] = {}
+    users: dict[str, set[int]] = defaultdict(set)
     for account_id, rows in points.items():
         for point in rows:
-            address = point.address.lower() if point.channel == "email" else point.address
-            found = users.get(address)
-            if found is None:
-                users[address] = {account_id}
-            else:
-                found.add(account_id)
-    if not users:
-        return {}
-    ids = [row.id for row in accounts]
-    phones = [address for address in users if "@" not in address]
-    mailboxes = [address for address in users if "@" in address]
+            users[_owner_key(point.channel, point.address)].add(account_id)
+    known = set(ids)
+    reach = PERSON_REACH * len(ids)
+    wanted = set(users)
+    for hop in range(PERSON_HOPS):
+        found = _sharing(connection, wanted, known)
+        if not found:
+            break
+        for account_id, address in found:
+            users[address].add(account_id)
+        new = {account_id for account_id, _ in found} - known
+        known |= new
+        if hop == PERSON_HOPS - 1 or not new or len(known) - len(ids) > reach:
+            break
+        # The newly linked accounts' other addresses link further.
+        their = _read(connection, contact_points, ("account_id", "channel", "address"),
+                      sorted(new), contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+        wanted = set()
+        for account_id, rows in their.items():
+            for point in rows:
+                address = _owner_key(point.channel, point.address)
+                if address not in users:
+                    wanted.add(address)
+                users[address].add(account_id)
+    return _linked(users, ids)
+
+
+def _owner_key(channel: str, address: str) -> str:
+    return address.lower() if channel == "email" else address
+
+
+def _sharing(connection: Connection, wanted: set[str], known: set[int]) -> list[tuple[int, str]]:
+    """The accounts not ``known`` with an active contact point at one of ``wanted``."""
+    phones = sorted(address for address in wanted if "@" not in address)
+    mailboxes = sorted(address for address in wanted if "@" in address)
     lowered = type_coerce(func.lower(contact_points.c.address), String)
-    for channels, column, wanted in (
+    found: list[tuple[int, str]] = []
+    for channels, column, addresses in (
         (("sms", "voice"), contact_points.c.address, phones),
         (("email",), lowered, mailboxes),
     ):
-        if not wanted:
+        if not addresses:
             continue
         for other in connection.execute(
             select(contact_points.c.account_id, contact_points.c.channel,
                    contact_points.c.address).where(
                 contact_points.c.channel.in_(channels),
-                among(connection, column, wanted),
-                ~among(connection, contact_points.c.account_id, ids),
+                among(connection, column, addresses),
+                ~among(connection, contact_points.c.account_id, sorted(known)),
                 # Only points in use join accounts: one marked a wrong number is evidence
                 # that its account is someone else's.
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip
-            address = other.address.lower() if other.channel == "email" else other.address
-            users[address].add(other.account_id)
-    shared_with: dict[int, set[int]] = defaultdict(set)
+            found.append((other.account_id, _owner_key(other.channel, other.address)))
+    return found
+
+
+def _linked(users: dict[str, set[int]], ids: Sequence[int]) -> dict[int, set[int]]:
+    """Each of ``ids`` with the other accounts its addresses link it to, directly or through
+    other accounts (for the accounts that have any)."""
+    parent: dict[int, int] = {}
+
+    def root(account_id: int) -> int:
+        parent.setdefault(account_id, account_id)
+        while parent[account_id] != account_id:
+            parent[account_id] = account_id = parent[parent[account_id]]
+        return account_id
+
     for sharing in users.values():
         if len(sharing) > 1:
-            for account_id in sharing:
-                shared_with[account_id] |= sharing - {account_id}
-    return shared_with
+            first, *rest = sharing
+            for account_id in rest:
+                parent[root(account_id)] = root(first)
+    members: dict[int, set[int]] = defaultdict(set)
+    for account_id in parent:
+        members[root(account_id)].add(account_id)
+    return {
+        account_id: members[root(account_id)] - {account_id}
+        for account_id in ids
+        if account_id in parent and len(members[root(account_id)]) > 1
+    }
 
 
 # What a debtor said or what happened to them, as opposed to one debt (a cease, an

@@ -388,3 +388,49 @@ def test_student_loans_serviced_under_one_number_are_one_debt(
                              automated=False), RULES)  # fmt: skip
     assert own.codes == ["REGF_7IN7_CALL_CAP"]
     assert "debt SL-3" in own.reasons[0].detail
+
+
+def test_accounts_linked_through_another_are_one_person(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-2 shares MA-1's phone, MA-3 shares MA-2's mailbox only: three debts of one person.
+    MA-1's bankruptcy holds for MA-3, read alone or with the others; MA-3's contacts count
+    for MA-1's caps per debtor. A wrong number breaks the chain."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [
+        row("MA-2", email="pat@example.com"),
+        row("MA-3", phone="(617) 555-0133", email="pat@example.com"),
+    ]), defaults, clock)  # fmt: skip
+    add_event(accounts, "MA-1", "bankruptcy", at=NOW - timedelta(days=1))
+    add_attempt(accounts, "MA-3", NOW - timedelta(hours=3), to_address="+16175550133")
+    for read in (("MA-3",), ("MA-1", "MA-2", "MA-3"), ("MA-1", "MA-3")):
+        records = load(accounts, *read)
+        assert [e.kind for e in records["MA-3"].events] == ["bankruptcy"], read
+    first = load(accounts, "MA-1")["MA-1"]
+    assert [c.debts for c in first.history] == [("MA-3",)]
+    with accounts.begin() as connection:
+        connection.execute(
+            store.contact_points.update()
+            .where(store.contact_points.c.account_id == account_id(accounts, "MA-2"),
+                   store.contact_points.c.channel != "email")
+            .values(status="wrong_number")
+        )  # fmt: skip
+    assert load(accounts, "MA-3")["MA-3"].events == ()
+
+
+def test_the_search_for_a_persons_accounts_stops_growing_at_its_reach(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A line many accounts share (a switchboard) links strangers: past its reach the
+    search keeps the links it found and follows no more."""
+    from outreach import compliance_store
+
+    run_import(accounts, write_csv(tmp_path / "b.csv", [
+        row("MA-2", email="pat@example.com"),
+        row("MA-3", phone="(617) 555-0133", email="pat@example.com"),
+    ]), defaults, clock)  # fmt: skip
+    add_event(accounts, "MA-1", "bankruptcy", at=NOW - timedelta(days=1))
+    monkeypatch.setattr(compliance_store, "PERSON_REACH", 0)
+    # MA-2 is found (one link), MA-1 beyond it is not.
+    assert load(accounts, "MA-3")["MA-3"].events == ()
+    assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["bankruptcy"]

@@ -136,6 +136,8 @@ def load_debtors(
     shared = _shared_history(connection, accounts, person, points, placed, since, debts)
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
+    if loans:
+        _share_conversations(connection, loans, set(ids), events)
     return debtor_records(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
         shared=shared, debts=debts,
@@ -190,6 +192,28 @@ def _student_loans(
 # and the search stops growing there rather than read the whole book.
 PERSON_HOPS = 3
 PERSON_REACH = 10  # accounts outside the batch, for each account in it
+
+
+def _share_conversations(
+    connection: Connection,
+    loans: dict[int, set[int]],
+    batch: set[int],
+    events: dict[int, list[Any]],
+) -> None:
+    """A conversation recorded about one student loan is about every loan serviced under
+    its number (one debt, whose 7-day bar it starts): each gets the others'."""
+    outside = sorted({other for others in loans.values() for other in others} - batch)
+    theirs = {
+        account_id: [row for row in events.get(account_id, ()) if row.kind == "conversation"]
+        for account_id in batch
+    }
+    if outside:
+        theirs.update(_read(connection, compliance_events, EVENT_COLUMNS, outside,
+                            compliance_events.c.kind == "conversation"))  # fmt: skip
+    for account_id, others in loans.items():
+        shared = [row for other in sorted(others) for row in theirs.get(other, ())]
+        if shared:
+            events[account_id] = [*events.get(account_id, ()), *shared]
 
 
 def _same_person(
@@ -405,7 +429,8 @@ def held_elsewhere(
     account does not end it there, and it still holds for the person."""
     points = _read(connection, contact_points, POINT_COLUMNS, [account_id],
                    contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
-    others = _same_person(connection, [_AccountId(account_id)], points).get(account_id)
+    others = _same_person(connection, [_AccountId(account_id)], points).get(account_id, set())
+    others |= _student_loans(connection, [account_id])[1].get(account_id, set())
     if not others:
         return []
     events = _read(connection, compliance_events, EVENT_COLUMNS, sorted(others),

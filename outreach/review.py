@@ -138,7 +138,7 @@ def settle(
     ):
         raise ActionRefused(
             f"attempt {attempt_id} has the provider's id {found.provider_message_id} already "
-            "(a webhook gave it): settle it as sent without --provider-id"
+            "(a webhook gave it): settle it as sent without a provider's id"
         )
     if provider_message_id is not None:
         other = connection.execute(

@@ -352,13 +352,9 @@ def test_the_workplace_the_debtor_said_is_inconvenient_holds_for_the_person(
     assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["workplace_allowed"]
 
 
-def test_student_loans_serviced_under_one_number_are_one_debt(
-    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
-) -> None:
-    """Reg F 1006.14(b)(4): the student loans serviced under one account number when
-    obtained are one particular debt, so seven calls about one of them in seven days hold
-    back a call about another, whatever number each was placed to. A debt that is not one
-    of them keeps its own count."""
+def _loans(engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock) -> None:
+    """SL-1 and SL-2: student loans serviced under LN-77, a number and a mailbox each; SL-3
+    is not a student loan. Third-party collection in New Jersey (Reg F's caps only)."""
     from tests.test_import_accounts import HEADER
 
     loan = {"jurisdiction": "US-NJ", "collector_type": "third_party", "voice_consent": "true"}
@@ -370,6 +366,41 @@ def test_student_loans_serviced_under_one_number_are_one_debt(
     path = write_csv(tmp_path / "loans.csv", rows, [*HEADER, "collector_type",
                                                     "servicer_account_no"])  # fmt: skip
     run_import(engine, path, defaults, clock)
+
+
+@pytest.mark.parametrize("read", [("SL-2",), ("SL-1", "SL-2")], ids=["alone", "together"])
+def test_a_conversation_about_one_student_loan_bars_calls_about_the_others(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    read: tuple[str, ...],
+) -> None:  # fmt: skip
+    """One debt: the conversation recorded on SL-1 yesterday starts the 7-day bar for SL-2,
+    not for SL-3; what SL-1 holds about the person is named where an agent lifts it."""
+    from outreach.compliance_store import held_elsewhere
+
+    _loans(engine, tmp_path, defaults, clock)
+    add_event(engine, "SL-1", "conversation", channel="voice")
+    add_event(engine, "SL-1", "workplace_inconvenient")
+    records = load(engine, *read, "SL-3")
+    second = evaluate(situation(records["SL-2"], "voice", "+12015550102", NOW,
+                                automated=False), RULES)  # fmt: skip
+    assert second.codes == ["REGF_7IN7_POST_CONVERSATION"], second.codes
+    other = evaluate(situation(records["SL-3"], "voice", "+12015550103", NOW,
+                               automated=False), RULES)  # fmt: skip
+    assert other.allowed, other.codes
+    with engine.connect() as connection:
+        found = held_elsewhere(connection, account_id(engine, "SL-2"), "workplace_inconvenient",
+                               NOW)  # fmt: skip
+    assert found == ["SL-1"]
+
+
+def test_student_loans_serviced_under_one_number_are_one_debt(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Reg F 1006.14(b)(4): the student loans serviced under one account number when
+    obtained are one particular debt, so seven calls about one of them in seven days hold
+    back a call about another, whatever number each was placed to. A debt that is not one
+    of them keeps its own count."""
+    _loans(engine, tmp_path, defaults, clock)
     for days in range(7):  # one call a day, today's two hours ago
         add_attempt(engine, "SL-1", NOW - timedelta(days=days, hours=2), "delivered",
                     channel="voice", to_address="+12015550101")  # fmt: skip

@@ -432,14 +432,20 @@ def test_the_failures_that_never_left_are_the_transports() -> None:
     assert not _outage(transport_failure("twilio_sms", httpx.ReadTimeout("x")))
 
 
+@pytest.mark.parametrize("loan", [False, True], ids=["debt", "student-loan"])
 async def test_a_text_that_waited_for_its_slot_does_not_count_against_itself(
-    world: World,
+    world: World, loan: bool
 ) -> None:
     """Massachusetts: 2 texts per 7 days per debt. A-3 had one text two days ago: the one
     queued now is its second, and allowed. It waits for its rate-limit slot, so it is
     checked again just before it leaves, its own attempt (now ``sending``) read back from
-    the database: it must not count against itself."""
+    the database: it must not count against itself, whether its debt is its own or its
+    student loans' (a servicer account number)."""
     ids = planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    if loan:
+        with world.engine.begin() as connection:
+            connection.execute(update(accounts).where(accounts.c.id == ids["A-3"])
+                               .values(servicer_account_no="LN-3"))  # fmt: skip
     earlier = world.clock.now() - timedelta(days=2)
     with world.engine.begin() as connection:
         connection.execute(insert(attempts).values(

@@ -52,17 +52,23 @@ def held_page(request: Request, session: Admin) -> Response:
     return _page(request, session, notice_from(request))
 
 
-@router.post("/review/{attempt_id}")
+# What a form field may carry before it is refused with the page's own reason (the
+# settling's checks are stricter): past this, a bare 422.
+_FIELD_LENGTH = 10_000
+
+
+@router.post("/review/{attempt}")
 def settle_one(
     request: Request,
     session: Admin,
-    attempt_id: int,
-    how: Annotated[str, Form(max_length=20)] = "",
-    provider_id: Annotated[str, Form(max_length=PROVIDER_ID_LENGTH + 50)] = "",
-    note: Annotated[str, Form(max_length=NOTE_LENGTH + 50)] = "",
+    attempt: str,
+    how: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
+    provider_id: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
+    note: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
 ) -> Response:
     now: datetime = request.app.state.clock.now()
     try:
+        attempt_id = _attempt_id(attempt)
         chosen = _settlement(how)
         with engine_of(request).begin() as connection:
             settle(connection, attempt_id, chosen, now, session.user.username,
@@ -75,13 +81,19 @@ def settle_one(
     return RedirectResponse(f"/review?{notice_query(request, done)}", status_code=303)
 
 
+def _attempt_id(text: str) -> int:
+    # Nine digits at most, as the inbox's ids: a larger number names no message.
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise NotFoundError(f"no held message {text[:20]!r}")
+    return int(text)
+
+
 def _settlement(how: str) -> Settlement:
     try:
         return Settlement(how.strip().lower())
     except ValueError:
-        raise ActionRefused(
-            f"{how[:20]!r} is not a way to settle: choose sent, resend or cancel"
-        ) from None
+        shown = f"{how[:20]!r} is not a way to settle" if how.strip() else "Say how it went"
+        raise ActionRefused(f"{shown}: choose sent, resend or cancel") from None
 
 
 def _page(

@@ -83,12 +83,22 @@ def test_what_cannot_be_recorded_as_given_is_refused(admin: httpx.Client, engine
         (other, {"how": "cancel", "provider_id": "SM1"}, 400, "with settling as sent only"),
         (other, {"how": "sent", "provider_id": "SM77"}, 400, "is attempt"),
         (taken, {"how": "resend"}, 400, "the provider took it"),
+        (other, {"how": ""}, 400, "Say how it went: choose sent, resend or cancel"),
+        (other, {"how": "cancel", "note": "x" * 600}, 400, "longer than 500 characters"),
         (999_999, {"how": "cancel"}, 404, "no attempt 999999"),
+        ("3000000000", {"how": "cancel"}, 404, "no held message"),
+        ("abc", {"how": "cancel"}, 404, "no held message"),
     ]
     for attempt_id, form, code, reason in refusals:
         refused = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, **form})
         assert (refused.status_code, reason in refused.text) == (code, True), reason
     assert {_attempt(engine, i).status for i in (taken, other)} == {"unknown"}
+    # A message the provider has an id for can only be settled as sent: nothing else is
+    # offered for it.
+    page = admin.get("/review").text
+    forms = {n: page.split(f'action="/review/{n}"')[1].split("</form>")[0] for n in (taken, other)}
+    assert 'value="resend"' not in forms[taken] and 'value="sent"' in forms[taken]
+    assert 'value="resend"' in forms[other] and 'value="cancel"' in forms[other]
 
 
 def test_only_an_admin_settles_and_only_from_the_page(

@@ -358,6 +358,19 @@ def test_saying_stop_calling_me_is_about_every_number(
     assert attempt(engine, other).status == "cancelled"
 
 
+def test_saying_stop_texting_me_in_a_call_opts_the_number_called_out_of_calls_too(
+    engine: Engine, server: Server
+) -> None:
+    """The Gather asked about calls: whatever else the words name, the number called is
+    opted out of them, and texts are prohibited as asked."""
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    response = server.send(gather(call, SpeechResult="Stop texting me", Confidence="0.9"))
+    assert CONFIRMED in response.text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert (account_id, "prohibited_medium", "sms", None) in opt_out_events(engine)
+
+
 def test_saying_dont_call_me_at_work_opts_this_number_out_and_holds_work(
     engine: Engine, server: Server
 ) -> None:

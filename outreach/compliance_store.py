@@ -129,10 +129,9 @@ def load_debtors(
     addresses = {p.address for rows in points.values() for p in rows}
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))
-    person = _same_person(connection, accounts, points)
-    debts, loans = _student_loans(connection, ids)
-    for account_id, others in loans.items():
-        person[account_id] = person.get(account_id, set()) | others
+    numbers = _servicer_numbers(connection, ids)
+    person = _same_person(connection, ids, points, numbers)
+    debts, loans = _student_loans(connection, numbers)
     shared = _shared_history(connection, accounts, person, points, placed, since, debts)
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
@@ -151,21 +150,26 @@ def debt_of(servicer_account_no: str) -> str:
     return f"student loans serviced under {servicer_account_no}"
 
 
-def _student_loans(
-    connection: Connection, ids: Sequence[int]
-) -> tuple[dict[int, str], dict[int, set[int]]]:
-    """For the accounts ``ids`` that are student loans (``servicer_account_no`` set): the
-    debt of each and of every account serviced under the same number, and each one's
-    other such accounts (the same debtor, and the same particular debt)."""
+def _servicer_numbers(connection: Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The servicer account numbers of those of ``ids`` that are student loans."""
     number = accounts_table.c.servicer_account_no
     found = connection.execute(
         select(accounts_table.c.id, number).where(
             among(connection, accounts_table.c.id, ids), number.is_not(None)
         )
     )
-    mine: dict[int, str] = {row.id: row.servicer_account_no for row in found}
+    return {row.id: row.servicer_account_no for row in found}
+
+
+def _student_loans(
+    connection: Connection, mine: dict[int, str]
+) -> tuple[dict[int, str], dict[int, set[int]]]:
+    """For the student loans ``mine`` (account id to servicer account number): the debt of
+    each and of every account serviced under the same number, and each one's other such
+    accounts (the same debtor, and the same particular debt)."""
     if not mine:
         return {}, {}
+    number = accounts_table.c.servicer_account_no
     under: dict[str, set[int]] = defaultdict(set)
     for account_id, servicer_account_no in connection.execute(
         select(accounts_table.c.id, number).where(
@@ -184,14 +188,6 @@ def _student_loans(
         if len(under[servicer_account_no]) > 1
     }
     return debts, others
-
-
-# How far the links between accounts are followed from a batch's own (an account sharing
-# a number with one that shares a mailbox with another...), and how many accounts beyond
-# the batch's they may reach: a line many accounts share (a switchboard) links strangers,
-# and the search stops growing there rather than read the whole book.
-PERSON_HOPS = 3
-PERSON_REACH = 10  # accounts outside the batch, for each account in it
 
 
 def _share_conversations(
@@ -216,54 +212,81 @@ def _share_conversations(
             events[account_id] = [*events.get(account_id, ()), *shared]
 
 
+# The debts of one person are found however their contact points overlap: accounts that
+# share a number, a mailbox or a student loans' servicer number are linked, and the links
+# are followed from account to account. An address many accounts share (a switchboard, an
+# office's mailbox) links each of them to the planned account that has it, and no
+# further: chains run only through what at most PERSON_SHARERS accounts share, so that a
+# switchboard does not pull strangers in. The search ends after PERSON_ROUNDS links.
+PERSON_SHARERS = 10
+PERSON_ROUNDS = 6
+_LOAN = "\x00loan "  # a servicer number's key: no address holds a NUL
+
+
 def _same_person(
-    connection: Connection, accounts: Sequence[Any], points: dict[int, list[Any]]
+    connection: Connection,
+    ids: Sequence[int],
+    points: dict[int, list[Any]],
+    numbers: dict[int, str],
 ) -> dict[int, set[int]]:
-    """The debtor's other accounts, for each account that has any: accounts that share a
-    phone number or a mailbox are one person with several debts, and so are the accounts
-    linked through them (``PERSON_HOPS`` links from the batch's, at most)."""
-    ids = [row.id for row in accounts]
+    """The debtor's other accounts, for each of ``ids`` that has any (``points``: their
+    active contact points; ``numbers``: their servicer account numbers)."""
     # Keyed by the address as it reaches its owner: a number (sms and voice alike), a
     # mailbox lower-cased; a number never holds an "@".
     users: dict[str, set[int]] = defaultdict(set)
+    own: dict[int, set[str]] = defaultdict(set)
     for account_id, rows in points.items():
         for point in rows:
-            users[_owner_key(point.channel, point.address)].add(account_id)
+            own[account_id].add(_owner_key(point.channel, point.address))
+    for account_id, number in numbers.items():
+        own[account_id].add(_LOAN + number)
+    for account_id, keys in own.items():
+        for key in keys:
+            users[key].add(account_id)
     known = set(ids)
-    reach = PERSON_REACH * len(ids)
     wanted = set(users)
-    for hop in range(PERSON_HOPS):
-        found = _sharing(connection, wanted, known)
-        if not found:
+    searched: set[str] = set()  # keys whose every holder is in ``users``
+    for links in range(1, PERSON_ROUNDS + 1):
+        for account_id, key in _holders(connection, wanted, known):
+            users[key].add(account_id)
+        searched |= wanted
+        new = {
+            account_id
+            for key in wanted
+            if len(users[key]) <= PERSON_SHARERS
+            for account_id in users[key]
+        } - known
+        if not new or links == PERSON_ROUNDS:
             break
-        for account_id, address in found:
-            users[address].add(account_id)
-        new = {account_id for account_id, _ in found} - known
         known |= new
-        if hop == PERSON_HOPS - 1 or not new or len(known) - len(ids) > reach:
-            break
-        # The newly linked accounts' other addresses link further.
-        their = _read(connection, contact_points, ("account_id", "channel", "address"),
-                      sorted(new), contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
         wanted = set()
-        for account_id, rows in their.items():
-            for point in rows:
-                address = _owner_key(point.channel, point.address)
-                if address not in users:
-                    wanted.add(address)
-                users[address].add(account_id)
-    return _linked(users, ids)
+        for account_id, key in _keys_of(connection, sorted(new)):
+            if key not in users:
+                wanted.add(key)
+            users[key].add(account_id)
+    chains = {key: holders for key, holders in users.items()
+              if key in searched and 1 < len(holders) <= PERSON_SHARERS}  # fmt: skip
+    person = _linked(chains, ids)
+    for account_id in ids:
+        direct = {other for key in own.get(account_id, ()) for other in users[key]}
+        linked = (person.get(account_id, set()) | direct) - {account_id}
+        if linked:
+            person[account_id] = linked
+    return person
 
 
 def _owner_key(channel: str, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
-def _sharing(connection: Connection, wanted: set[str], known: set[int]) -> list[tuple[int, str]]:
-    """The accounts not ``known`` with an active contact point at one of ``wanted``."""
-    phones = sorted(address for address in wanted if "@" not in address)
-    mailboxes = sorted(address for address in wanted if "@" in address)
+def _holders(connection: Connection, wanted: set[str], known: set[int]) -> list[tuple[int, str]]:
+    """The accounts not ``known`` with an active contact point at one of ``wanted``, or
+    serviced under one of its servicer numbers; with the key each holds."""
+    loans = sorted(key.removeprefix(_LOAN) for key in wanted if key.startswith(_LOAN))
+    phones = sorted(key for key in wanted if "@" not in key and not key.startswith(_LOAN))
+    mailboxes = sorted(key for key in wanted if "@" in key and not key.startswith(_LOAN))
     lowered = type_coerce(func.lower(contact_points.c.address), String)
+    outside = sorted(known)
     found: list[tuple[int, str]] = []
     for channels, column, addresses in (
         (("sms", "voice"), contact_points.c.address, phones),
@@ -276,14 +299,33 @@ def _sharing(connection: Connection, wanted: set[str], known: set[int]) -> list[
                    contact_points.c.address).where(
                 contact_points.c.channel.in_(channels),
                 among(connection, column, addresses),
-                ~among(connection, contact_points.c.account_id, sorted(known)),
+                ~among(connection, contact_points.c.account_id, outside),
                 # Only points in use join accounts: one marked a wrong number is evidence
                 # that its account is someone else's.
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip
             found.append((other.account_id, _owner_key(other.channel, other.address)))
+    if loans:
+        number = accounts_table.c.servicer_account_no
+        for loan in connection.execute(
+            select(accounts_table.c.id, number).where(
+                among(connection, number, loans), ~among(connection, accounts_table.c.id, outside)
+            )
+        ):
+            found.append((loan.id, _LOAN + loan.servicer_account_no))
     return found
+
+
+def _keys_of(connection: Connection, account_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """What may link each of ``account_ids`` to others: its active contact points and its
+    servicer account number."""
+    rows = _read(connection, contact_points, ("account_id", "channel", "address"),
+                 account_ids, contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+    keys = [(account_id, _owner_key(point.channel, point.address))
+            for account_id, points in rows.items() for point in points]  # fmt: skip
+    numbers = _servicer_numbers(connection, account_ids)
+    return keys + [(account_id, _LOAN + number) for account_id, number in numbers.items()]
 
 
 def _linked(users: dict[str, set[int]], ids: Sequence[int]) -> dict[int, set[int]]:
@@ -416,11 +458,6 @@ def _restrictions_in_force(rows: Sequence[Any], now: datetime) -> list[Any]:
     return [row for row in latest.values() if row.kind in PERSON_RESTRICTIONS]
 
 
-@dataclass(frozen=True)
-class _AccountId:
-    id: int
-
-
 def held_elsewhere(
     connection: Connection, account_id: int, restriction: str, now: datetime
 ) -> list[str]:
@@ -429,8 +466,8 @@ def held_elsewhere(
     account does not end it there, and it still holds for the person."""
     points = _read(connection, contact_points, POINT_COLUMNS, [account_id],
                    contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
-    others = _same_person(connection, [_AccountId(account_id)], points).get(account_id, set())
-    others |= _student_loans(connection, [account_id])[1].get(account_id, set())
+    numbers = _servicer_numbers(connection, [account_id])
+    others = _same_person(connection, [account_id], points, numbers).get(account_id)
     if not others:
         return []
     events = _read(connection, compliance_events, EVENT_COLUMNS, sorted(others),

@@ -261,7 +261,8 @@ def _row(at: datetime, zone: str | None, account: str, step: str, channel: str, 
 class RestDayCalls:
     """An account whose forecast calls fall mostly on Sundays or public holidays where the
     debtor is: a pattern that can rebut Reg F's presumption of compliance (comment
-    14(b)(2)(i)-2, "concentrating calls on Sundays or holidays"), however few the calls."""
+    14(b)(2)(i)-2, "concentrating calls on Sundays or holidays"): two of them at least,
+    and at least half of the account's calls."""
 
     account: str
     on_rest_days: int  # calls on a Sunday or a public holiday, by the debtor's date

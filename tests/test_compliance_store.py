@@ -448,20 +448,69 @@ def test_accounts_linked_through_another_are_one_person(
     assert load(accounts, "MA-3")["MA-3"].events == ()
 
 
-def test_the_search_for_a_persons_accounts_stops_growing_at_its_reach(
-    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    """A line many accounts share (a switchboard) links strangers: past its reach the
-    search keeps the links it found and follows no more."""
-    from outreach import compliance_store
-
+def test_a_switchboard_links_its_accounts_directly_and_no_further(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-F shares a number with MA-G, whose other number is an office line eleven
+    accounts share. MA-G's debts are MA-F's person's; the office's other accounts are not
+    (their bankruptcy is not MA-F's), whether MA-F is read alone or with one of them. An
+    account with the office line is linked to the office's accounts directly, as before."""
+    office = [row(f"OF-{n}", phone="(617) 555-0199", email=f"of{n}@example.com")
+              for n in range(10)]  # fmt: skip
     run_import(accounts, write_csv(tmp_path / "b.csv", [
-        row("MA-2", email="pat@example.com"),
-        row("MA-3", phone="(617) 555-0133", email="pat@example.com"),
+        row("MA-F", phone="(617) 555-0155", email="f@example.com"),
+        row("MA-G", phone="(617) 555-0155", email="g@example.com"),
+        *office,
     ]), defaults, clock)  # fmt: skip
-    add_event(accounts, "MA-1", "bankruptcy", at=NOW - timedelta(days=1))
-    monkeypatch.setattr(compliance_store, "PERSON_REACH", 0)
-    # MA-2 is found (one link), MA-1 beyond it is not.
-    assert load(accounts, "MA-3")["MA-3"].events == ()
-    assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["bankruptcy"]
+    with accounts.begin() as connection:
+        connection.execute(insert(store.contact_points).values(
+            account_id=account_id(accounts, "MA-G"), channel="voice", address="+16175550199",
+            kind="work", priority=1, consent=True, consent_source="test", consent_at=NOW,
+            status="active", created_at=NOW, updated_at=NOW))  # fmt: skip
+    add_event(accounts, "OF-3", "bankruptcy")
+    add_event(accounts, "MA-G", "prohibited_medium", channel="email")
+    for read in (("MA-F",), ("MA-F", "OF-1")):
+        records = load(accounts, *read)
+        assert [e.kind for e in records["MA-F"].events] == ["prohibited_medium"], read
+    # The office line's own accounts are linked to each other (and to MA-G) directly.
+    assert sorted(e.kind for e in load(accounts, "OF-1")["OF-1"].events) == [
+        "bankruptcy", "prohibited_medium"
+    ]  # fmt: skip
+
+
+def test_a_long_chain_is_one_person_from_either_end(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Five accounts in a chain (each shares one address with the next): one person, the
+    same whichever of them is read, alone or with another."""
+    chain = [row("CH-1", phone="(617) 555-0161", email="c1@example.com")] + [
+        row(f"CH-{n}", phone=f"(617) 555-016{n - (n % 2 == 0)}",
+            email=f"c{n - (n % 2)}@example.com")
+        for n in range(2, 6)
+    ]  # fmt: skip
+    run_import(accounts, write_csv(tmp_path / "b.csv", chain), defaults, clock)
+    add_event(accounts, "CH-5", "bankruptcy")
+    for read in (("CH-1",), ("CH-1", "CH-3"), ("CH-1", "CH-5")):
+        assert [e.kind for e in load(accounts, *read)["CH-1"].events] == ["bankruptcy"], read
+
+
+def test_a_student_loan_links_its_debtor_through_its_servicer_number(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A-1 shares SL-1's number; SL-1 and SL-2 are loans of one servicer account: SL-2's
+    bankruptcy holds for A-1 too, and an agent lifting something on A-1 is told of SL-2."""
+    from outreach.compliance_store import held_elsewhere
+
+    _loans(engine, tmp_path, defaults, clock)
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1", phone="(201) 555-0101")]),
+               defaults, clock)  # fmt: skip
+    add_event(engine, "SL-2", "bankruptcy")
+    add_event(engine, "SL-2", "workplace_inconvenient")
+    for read in (("A-1",), ("A-1", "SL-1")):
+        assert sorted(e.kind for e in load(engine, *read)["A-1"].events) == [
+            "bankruptcy", "workplace_inconvenient"
+        ], read  # fmt: skip
+    with engine.connect() as connection:
+        found = held_elsewhere(connection, account_id(engine, "A-1"), "workplace_inconvenient",
+                               NOW)  # fmt: skip
+    assert found == ["SL-2"]

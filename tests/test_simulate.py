@@ -205,6 +205,8 @@ def test_calls_concentrated_on_sundays_or_holidays_are_named(
         row("B-1", phone="(617) 555-0102"),
         row("C-1", phone="(617) 555-0103"),
         row("D-1", phone="(617) 555-0104"),
+        row("E-1", phone="(617) 555-0105"),
+        row("F-1", phone="(617) 555-0106"),
     )
 
     def calls(account: str, *days: str, channel: str = "voice") -> list[ForecastRow]:
@@ -217,10 +219,16 @@ def test_calls_concentrated_on_sundays_or_holidays_are_named(
         *calls("B-1", "2026-11-01", "2026-11-03", "2026-11-04"),  # one Sunday only
         *calls("C-1", "2026-11-01", "2026-11-08", "2026-11-03", "2026-11-04", "2026-11-05"),
         *calls("D-1", "2026-11-01", "2026-11-08", channel="sms"),  # texts: not calls
+        # Sunday 04-19 and Patriots' Day (Massachusetts only), half of four calls.
+        *calls("E-1", "2026-04-19", "2026-04-20", "2026-04-21", "2026-04-22"),
+        *calls("F-1", "2026-11-01"),  # one call is no pattern
         ForecastRow("2026-11-08", "10:00", "UTC", "B-1", "s", "voice", "deferred", "x"),
     ]
     found = rest_day_calls(engine, rows, "US")
-    assert [(c.account, c.on_rest_days, c.calls) for c in found] == [("A-1", 2, 3)]
+    assert [(c.account, c.on_rest_days, c.calls) for c in found] == [
+        ("A-1", 2, 3),
+        ("E-1", 2, 4),
+    ]
     assert rest_day_calls(engine, [], "US") == []
 
 

@@ -215,9 +215,11 @@ def _share_conversations(
 # The debts of one person are found however their contact points overlap: accounts that
 # share a number, a mailbox or a student loans' servicer number are linked, and the links
 # are followed from account to account. An address many accounts share (a switchboard, an
-# office's mailbox) links each of them to the planned account that has it, and no
-# further: chains run only through what at most PERSON_SHARERS accounts share, so that a
-# switchboard does not pull strangers in. The search ends after PERSON_ROUNDS links.
+# office's mailbox) links a planned account that has it to every account that has it, and
+# no further: chains run only through addresses at most PERSON_SHARERS accounts share, so
+# that a switchboard does not pull strangers in. A servicer number is the same debt
+# however many loans it has: chains always run through it. The search ends after
+# PERSON_ROUNDS links from the planned accounts.
 PERSON_SHARERS = 10
 PERSON_ROUNDS = 6
 _LOAN = "\x00loan "  # a servicer number's key: no address holds a NUL
@@ -243,17 +245,18 @@ def _same_person(
     for account_id, keys in own.items():
         for key in keys:
             users[key].add(account_id)
+    # Every key in ``users`` is searched before the loop ends, and every account already
+    # known has its keys in ``users``: each key's holders are all there, and a count of
+    # them tells a switchboard.
     known = set(ids)
     wanted = set(users)
-    searched: set[str] = set()  # keys whose every holder is in ``users``
     for links in range(1, PERSON_ROUNDS + 1):
         for account_id, key in _holders(connection, wanted, known):
             users[key].add(account_id)
-        searched |= wanted
         new = {
             account_id
             for key in wanted
-            if len(users[key]) <= PERSON_SHARERS
+            if _chains_through(key, users[key])
             for account_id in users[key]
         } - known
         if not new or links == PERSON_ROUNDS:
@@ -265,7 +268,7 @@ def _same_person(
                 wanted.add(key)
             users[key].add(account_id)
     chains = {key: holders for key, holders in users.items()
-              if key in searched and 1 < len(holders) <= PERSON_SHARERS}  # fmt: skip
+              if len(holders) > 1 and _chains_through(key, holders)}  # fmt: skip
     person = _linked(chains, ids)
     for account_id in ids:
         direct = {other for key in own.get(account_id, ()) for other in users[key]}
@@ -273,6 +276,10 @@ def _same_person(
         if linked:
             person[account_id] = linked
     return person
+
+
+def _chains_through(key: str, holders: set[int]) -> bool:
+    return len(holders) <= PERSON_SHARERS or key.startswith(_LOAN)
 
 
 def _owner_key(channel: str, address: str) -> str:

@@ -514,3 +514,20 @@ def test_a_student_loan_links_its_debtor_through_its_servicer_number(
         found = held_elsewhere(connection, account_id(engine, "A-1"), "workplace_inconvenient",
                                NOW)  # fmt: skip
     assert found == ["SL-2"]
+
+
+def test_a_servicer_number_links_its_loans_however_many_there_are(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Twelve loans under one servicer number are one debt, not a switchboard: a card that
+    shares a number with one of them is the same person as all of them."""
+    from tests.test_import_accounts import HEADER
+
+    loans = [row(f"SL-{n}", phone=f"(201) 555-01{n:02d}", servicer_account_no="LN-77")
+             for n in range(12)]  # fmt: skip
+    card = row("CARD", phone="(201) 555-0100")
+    path = write_csv(tmp_path / "loans.csv", [*loans, card], [*HEADER, "servicer_account_no"])
+    run_import(engine, path, defaults, clock)
+    add_event(engine, "SL-5", "bankruptcy")
+    for read in (("CARD",), ("CARD", "SL-0")):
+        assert [e.kind for e in load(engine, *read)["CARD"].events] == ["bankruptcy"], read

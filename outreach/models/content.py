@@ -43,7 +43,7 @@ class TemplateVersion(SQLModel, table=True):
 class Role(StrEnum):
     ADMIN = "admin"  # everything, including users and settings
     MARKETER = "marketer"  # templates and cadences
-    AGENT = "agent"  # the inbox, promises, disputes, pauses
+    AGENT = "agent"  # the inbox, promises, disputes, contact at work, pauses
     VIEWER = "viewer"  # read-only
 
 

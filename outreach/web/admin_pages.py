@@ -36,9 +36,9 @@ from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
 ROLE_HELP = {
-    Role.ADMIN: "everything, users included",
+    Role.ADMIN: "everything, users and held messages included",
     Role.MARKETER: "message templates",
-    Role.AGENT: "the inbox: replies, answers, promises, disputes, pauses",
+    Role.AGENT: "the inbox: replies, answers, promises, disputes, contact at work, pauses",
     Role.VIEWER: "signs in and sees the start page only",
 }
 

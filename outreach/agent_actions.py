@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, insert, select, update
 
+from outreach.compliance.facts import LIFTED_BY
 from outreach.compliance_store import held_elsewhere, inbox_messages
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError
@@ -277,7 +278,5 @@ def record_workplace(
     )
 
 
-_LIFTS = {
-    ComplianceEventKind.WORKPLACE_CONVENIENT: ComplianceEventKind.WORKPLACE_INCONVENIENT,
-    ComplianceEventKind.WORKPLACE_ALLOWED: ComplianceEventKind.WORKPLACE_PROHIBITED,
-}
+# What each lift ends, from the engine's own table.
+_LIFTS = {lift: restriction for restriction, lift in LIFTED_BY.items()}

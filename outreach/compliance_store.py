@@ -130,8 +130,8 @@ def load_debtors(
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))
     numbers = _servicer_numbers(connection, ids)
-    person = _same_person(connection, ids, points, numbers)
-    debts, loans = _student_loans(connection, numbers)
+    person, holders = _same_person(connection, ids, points, numbers)
+    debts, loans = _student_loans(numbers, holders)
     shared = _shared_history(connection, accounts, person, points, placed, since, debts)
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
@@ -162,25 +162,17 @@ def _servicer_numbers(connection: Connection, ids: Sequence[int]) -> dict[int, s
 
 
 def _student_loans(
-    connection: Connection, mine: dict[int, str]
+    mine: dict[int, str], holders: dict[str, set[int]]
 ) -> tuple[dict[int, str], dict[int, set[int]]]:
     """For the student loans ``mine`` (account id to servicer account number): the debt of
     each and of every account serviced under the same number, and each one's other such
-    accounts (the same debtor, and the same particular debt)."""
-    if not mine:
-        return {}, {}
-    number = accounts_table.c.servicer_account_no
-    under: dict[str, set[int]] = defaultdict(set)
-    for account_id, servicer_account_no in connection.execute(
-        select(accounts_table.c.id, number).where(
-            among(connection, number, sorted(set(mine.values())))
-        )
-    ):
-        under[servicer_account_no].add(account_id)
+    accounts (the same debtor, and the same particular debt). ``holders``: what
+    ``_same_person`` found holding each key, every loan of a searched number among them."""
+    under = {number: holders[_LOAN + number] for number in set(mine.values())}
     debts = {
         account_id: debt_of(servicer_account_no)
-        for servicer_account_no, holders in under.items()
-        for account_id in holders
+        for servicer_account_no, loans in under.items()
+        for account_id in loans
     }
     others = {
         account_id: under[servicer_account_no] - {account_id}
@@ -230,9 +222,10 @@ def _same_person(
     ids: Sequence[int],
     points: dict[int, list[Any]],
     numbers: dict[int, str],
-) -> dict[int, set[int]]:
+) -> tuple[dict[int, set[int]], dict[str, set[int]]]:
     """The debtor's other accounts, for each of ``ids`` that has any (``points``: their
-    active contact points; ``numbers``: their servicer account numbers)."""
+    active contact points; ``numbers``: their servicer account numbers); and the accounts
+    found holding each address or servicer number (every holder, for those of ``ids``)."""
     # Keyed by the address as it reaches its owner: a number (sms and voice alike), a
     # mailbox lower-cased; a number never holds an "@".
     users: dict[str, set[int]] = defaultdict(set)
@@ -275,7 +268,7 @@ def _same_person(
         linked = (person.get(account_id, set()) | direct) - {account_id}
         if linked:
             person[account_id] = linked
-    return person
+    return person, users
 
 
 def _chains_through(key: str, holders: set[int]) -> bool:
@@ -474,7 +467,7 @@ def held_elsewhere(
     points = _read(connection, contact_points, POINT_COLUMNS, [account_id],
                    contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
     numbers = _servicer_numbers(connection, [account_id])
-    others = _same_person(connection, [account_id], points, numbers).get(account_id)
+    others = _same_person(connection, [account_id], points, numbers)[0].get(account_id)
     if not others:
         return []
     events = _read(connection, compliance_events, EVENT_COLUMNS, sorted(others),

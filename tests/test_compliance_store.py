@@ -21,6 +21,7 @@ from outreach.compliance_store import (
     decision_row,
     decisions,
     designated_times,
+    held_elsewhere,
     inbox_messages,
     load_debtors,
     situation,
@@ -352,6 +353,11 @@ def test_the_workplace_the_debtor_said_is_inconvenient_holds_for_the_person(
     assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["workplace_allowed"]
 
 
+def _held_elsewhere(engine: Engine, reference: str, restriction: str) -> list[str]:
+    with engine.connect() as connection:
+        return held_elsewhere(connection, account_id(engine, reference), restriction, NOW)
+
+
 def _loans(engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock) -> None:
     """SL-1 and SL-2: student loans serviced under LN-77, a number and a mailbox each; SL-3
     is not a student loan. Third-party collection in New Jersey (Reg F's caps only)."""
@@ -375,8 +381,6 @@ def test_a_conversation_about_one_student_loan_bars_calls_about_the_others(
 ) -> None:  # fmt: skip
     """One debt: the conversation recorded on SL-1 yesterday starts the 7-day bar for SL-2,
     not for SL-3; what SL-1 holds about the person is named where an agent lifts it."""
-    from outreach.compliance_store import held_elsewhere
-
     _loans(engine, tmp_path, defaults, clock)
     add_event(engine, "SL-1", "conversation", channel="voice")
     add_event(engine, "SL-1", "workplace_inconvenient")
@@ -387,10 +391,7 @@ def test_a_conversation_about_one_student_loan_bars_calls_about_the_others(
     other = evaluate(situation(records["SL-3"], "voice", "+12015550103", NOW,
                                automated=False), RULES)  # fmt: skip
     assert other.allowed, other.codes
-    with engine.connect() as connection:
-        found = held_elsewhere(connection, account_id(engine, "SL-2"), "workplace_inconvenient",
-                               NOW)  # fmt: skip
-    assert found == ["SL-1"]
+    assert _held_elsewhere(engine, "SL-2", "workplace_inconvenient") == ["SL-1"]
 
 
 def test_student_loans_serviced_under_one_number_are_one_debt(
@@ -499,8 +500,6 @@ def test_a_student_loan_links_its_debtor_through_its_servicer_number(
 ) -> None:
     """A-1 shares SL-1's number; SL-1 and SL-2 are loans of one servicer account: SL-2's
     bankruptcy holds for A-1 too, and an agent lifting something on A-1 is told of SL-2."""
-    from outreach.compliance_store import held_elsewhere
-
     _loans(engine, tmp_path, defaults, clock)
     run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1", phone="(201) 555-0101")]),
                defaults, clock)  # fmt: skip
@@ -510,10 +509,7 @@ def test_a_student_loan_links_its_debtor_through_its_servicer_number(
         assert sorted(e.kind for e in load(engine, *read)["A-1"].events) == [
             "bankruptcy", "workplace_inconvenient"
         ], read  # fmt: skip
-    with engine.connect() as connection:
-        found = held_elsewhere(connection, account_id(engine, "A-1"), "workplace_inconvenient",
-                               NOW)  # fmt: skip
-    assert found == ["SL-2"]
+    assert _held_elsewhere(engine, "A-1", "workplace_inconvenient") == ["SL-2"]
 
 
 def test_a_servicer_number_links_its_loans_however_many_there_are(

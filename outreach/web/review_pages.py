@@ -29,7 +29,7 @@ from outreach.review import (
 )
 from outreach.web import ui
 from outreach.web.auth import Admin, Session
-from outreach.web.inbox_pages import engine_of
+from outreach.web.inbox_pages import engine_of, whole_number
 from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
@@ -82,10 +82,11 @@ def settle_one(
 
 
 def _attempt_id(text: str) -> int:
-    # Nine digits at most, as the inbox's ids: a larger number names no message.
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise NotFoundError(f"no held message {text[:20]!r}")
-    return int(text)
+    """The id in the page's address: one that cannot be an id names no message."""
+    try:
+        return whole_number(text, "message id")
+    except ActionRefused:
+        raise NotFoundError(f"no held message {text[:20]!r}") from None
 
 
 def _settlement(how: str) -> Settlement:

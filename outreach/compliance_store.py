@@ -76,8 +76,17 @@ POINT_COLUMNS = ("account_id", "id", "channel", "address", "kind", "priority", "
                  "consent")  # fmt: skip
 EVENT_COLUMNS = ("account_id", "occurred_at", "kind", "channel", "address")
 DESIGNATED_COLUMNS = ("account_id", "start_local", "end_local", "days")
-PLACED_COLUMNS = ("account_id", "sent_at", "created_at", "channel", "outcome", "status",
-                  "to_address", "automated")  # fmt: skip
+PLACED_COLUMNS = ("account_id", "sent_at", "placed_at", "created_at", "channel", "outcome",
+                  "status", "to_address", "automated")  # fmt: skip
+# When a placed message left: what the provider or the send said, else when it was due to
+# leave, else (written before that was kept) when it was planned. A message may wait days
+# between planning and sending; the caps count it from when it left.
+placed_time = func.coalesce(attempts.c.sent_at, attempts.c.placed_at, attempts.c.created_at)
+# Placed, in a form no index serves (``status || ''``): without statistics (SQLite keeps
+# none unless asked), a database reads an account's placed attempts through the dispatch
+# index on status, that is every placed attempt there is, for each batch; so the accounts'
+# index is the one it can use.
+is_placed = attempts.c.status.concat("").in_(PLACED)
 REPLY_COLUMNS = ("account_id", "received_at", "channel", "from_address")
 
 
@@ -119,8 +128,8 @@ def load_debtors(
     designated = _read(connection, designated_times, DESIGNATED_COLUMNS, ids,
                        designated_times.c.withdrawn_at.is_(None))  # fmt: skip
     since = now - timedelta(days=lookback_days + 1)
-    placed = _read(connection, attempts, PLACED_COLUMNS, ids, attempts.c.status.in_(PLACED),
-                   attempts.c.created_at >= since)  # fmt: skip
+    placed = _read(connection, attempts, PLACED_COLUMNS, ids, is_placed,
+                   placed_time >= since)  # fmt: skip
     replies = _read(connection, inbox_messages, REPLY_COLUMNS, ids,
                     inbox_messages.c.direction == "inbound",
                     inbox_messages.c.received_at >= since)  # fmt: skip
@@ -516,8 +525,8 @@ def _shared_history(
             .join(accounts_table, accounts_table.c.id == attempts.c.account_id)
             .where(
                 among(connection, attempts.c.account_id, sorted(outside)),
-                attempts.c.status.in_(PLACED),
-                attempts.c.created_at >= since,
+                is_placed,
+                placed_time >= since,
             )
         )
         for row in named_rows(their):
@@ -724,7 +733,7 @@ def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> D
 
 def _placed(debt: str, attempt: Any) -> PastContact:
     return PastContact(
-        at=attempt.sent_at or attempt.created_at,
+        at=attempt.sent_at or attempt.placed_at or attempt.created_at,
         channel=attempt.channel,
         direction="outbound",
         debts=(debt,),

@@ -163,6 +163,7 @@ class _Ready:
     wait: float  # seconds to its rate-limit slot
     checked_at: datetime  # when compliance was last asked
     leave_by: datetime  # the latest instant that check holds for
+    placed_at: datetime | None = None  # when it is due to leave, as marked ``sending``
 
 
 # How often a provider's refusal of our credentials or settings is logged, in seconds.
@@ -601,14 +602,12 @@ class Dispatcher:
         # for lost before it is put back); its sends, checked for an instant long past, do
         # not leave (``_send``) and go back to the queue.
         marked = self.clock.now()
-        _MARK_SENDING.execute(
-            connection,
-            [
-                {"attempt_id": item.row.id,
-                 "lease_end": marked + SEND_LEASE + timedelta(seconds=item.wait), "now": now}
-                for item in ready
-            ],
-        )  # fmt: skip
+        marks = []
+        for item in ready:
+            item.placed_at = placed = marked + timedelta(seconds=item.wait)
+            marks.append({"attempt_id": item.row.id, "placed": placed,
+                          "lease_end": placed + SEND_LEASE, "now": now})  # fmt: skip
+        _MARK_SENDING.execute(connection, marks)
         return ready
 
     def _debtors(
@@ -868,7 +867,7 @@ class Dispatcher:
         found: list[Outcome | None] = []
         for item in items:
             row = item.row
-            record = _without_itself(records[row.account_id], row)
+            record = _without_itself(records[row.account_id], row, item.placed_at)
             account = account_rows[row.account_id]
             why_not = _account_closed(account, row, at, held) or _address_unused(record, row)
             if why_not is not None:
@@ -1095,12 +1094,13 @@ def _address_key(row: Any) -> str:
     return ledger_address(row.channel, row.to_address)
 
 
-def _without_itself(record: DebtorRecord, row: Any) -> DebtorRecord:
-    """``record`` without ``row``'s own attempt, read back as ``sending`` (a placed contact):
-    a message must not count against its own caps."""
+def _without_itself(record: DebtorRecord, row: Any, placed_at: datetime | None) -> DebtorRecord:
+    """``record`` without ``row``'s own attempt, read back as ``sending`` (a placed contact
+    dated ``placed_at``): a message must not count against its own caps."""
     # The debt tells it from a contact through the debtor's other account (the same
     # number, planned in the same batch), which does count.
-    own = ("outbound", row.created_at, row.channel, _address_key(row), (record.debt,))
+    own = ("outbound", placed_at or row.created_at, row.channel, _address_key(row),
+           (record.debt,))  # fmt: skip
     for index, past in enumerate(record.history):
         if (past.direction, past.at, past.channel, past.to, past.debts) == own:
             history = record.history[:index] + record.history[index + 1 :]
@@ -1187,6 +1187,9 @@ _MARK_SENDING = BulkStatement(
         .values(
             status=AttemptStatus.SENDING,
             tries=attempts.c.tries + 1,
+            # When it is due to leave: what the caps count it from, should it never be
+            # known to have left (a crash, an answer that never came).
+            placed_at=bindparam("placed"),
             acquired_until=bindparam("lease_end"),
             updated_at=bindparam("now"),
         )

@@ -164,8 +164,11 @@ def settle(
     if how is Settlement.SENT:
         if provider_message_id is not None:
             values["provider_message_id"] = provider_message_id
-        # When it left is not known: no later than when it was held.
-        values["sent_at"] = func.coalesce(attempts.c.sent_at, attempts.c.updated_at)
+        # When it left is not known exactly: when it was due to leave, or (marked before
+        # that was kept) no later than when it was held.
+        values["sent_at"] = func.coalesce(
+            attempts.c.sent_at, attempts.c.placed_at, attempts.c.updated_at
+        )
     elif how is Settlement.RESEND:
         values["next_try_at"] = now
     still = attempts.c.status == AttemptStatus.UNKNOWN

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from alembic import command
+from sqlalchemy import Engine, event, insert, select
 
 from outreach import store
 from outreach.clock import FixedClock
@@ -27,6 +28,7 @@ from outreach.compliance_store import (
     situation,
     store_decisions,
 )
+from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.importing.account_rows import ImportDefaults
 from tests.test_import_accounts import row, run_import, write_csv
 
@@ -120,6 +122,78 @@ def test_massachusetts_caps_texts_from_stored_attempts(accounts: Engine) -> None
     assert decision.codes == ["MA_2_PER_7_DAYS_PER_DEBT"]
     # Texts on 10-30 and 11-01: the 7 Boston dates ending 11-06 hold only one. 08:00 EST.
     assert decision.not_before == datetime(2026, 11, 6, 13, 0, tzinfo=UTC)
+
+
+def test_a_message_counts_from_when_it_left_not_when_it_was_planned(accounts: Engine) -> None:
+    """Texts planned ten days ago (an outage, a window, a review held them) that left
+    within the week count within the week: Massachusetts's two a week are spent."""
+    planned = NOW - timedelta(days=10)
+    left = NOW - timedelta(days=1)
+    # Its send's answer never came: held for review from when it was due to leave.
+    add_attempt(accounts, "MA-1", planned, "unknown", sent_at=None, placed_at=left)
+    # Sent, the provider's word on when.
+    add_attempt(accounts, "MA-1", planned, "delivered", sent_at=NOW - timedelta(days=3),
+                placed_at=NOW - timedelta(days=3, minutes=1), idempotency_key="told")  # fmt: skip
+    # Marked sending before the time it left was kept: counts from when it was planned.
+    add_attempt(accounts, "MA-1", planned, "sending", sent_at=None, channel="voice")
+    # Planned before the look-back began, refused when it was sent two days ago.
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=RULES.lookback_days + 3), "failed",
+                sent_at=None, placed_at=NOW - timedelta(days=2), channel="voice")  # fmt: skip
+    record = load(accounts, "MA-1")["MA-1"]
+    assert sorted((c.at, c.channel) for c in record.history) == [
+        (planned, "voice"),
+        (NOW - timedelta(days=3), "sms"),
+        (NOW - timedelta(days=2), "voice"),
+        (left, "sms"),
+    ]
+    decision = evaluate(situation(record, "sms", "+16175550101", NOW), RULES)
+    assert (decision.verdict, decision.codes) == ("defer", ["MA_2_PER_7_DAYS_PER_DEBT"])
+    # Beyond the look-back from when they left, they are not read at all.
+    later = left + timedelta(days=RULES.lookback_days + 2)
+    assert [c.channel for c in load(accounts, "MA-1", now=later)["MA-1"].history] == []
+
+
+def test_placed_attempts_are_read_through_the_accounts_index(accounts: Engine) -> None:
+    """Not through the dispatch index on status, which would read every placed attempt
+    there is for each batch (what SQLite chooses without statistics)."""
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=1))
+    read: list[tuple[str, Any]] = []
+
+    def keep(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM attempt" in statement:
+            read.append((statement, parameters))
+
+    event.listen(accounts, "before_cursor_execute", keep)
+    try:
+        assert len(load(accounts, "MA-1")["MA-1"].history) == 1
+    finally:
+        event.remove(accounts, "before_cursor_execute", keep)
+    assert read
+    sqlite = accounts.dialect.name == "sqlite"
+    with accounts.connect() as connection:
+        if not sqlite:
+            connection.exec_driver_sql("SET enable_seqscan = off")  # a small table scans
+        for statement, parameters in read:
+            explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            plan = str(connection.exec_driver_sql(explain + statement, parameters).all())
+            assert "ix_attempt_account_created" in plan and "ix_attempt_dispatch" not in plan
+
+
+def test_the_migration_dates_placed_attempts_without_a_time_of_sending(
+    accounts: Engine,
+) -> None:
+    """Attempts placed before ``placed_at`` was kept, with no time they were sent, are dated
+    when they last changed, which is no earlier than when they left."""
+    changed = NOW - timedelta(hours=2)
+    command.downgrade(alembic_config(accounts), "0020")
+    for status, sent in (("unknown", None), ("failed", None), ("sent", NOW), ("queued", None)):
+        add_attempt(accounts, "MA-1", NOW - timedelta(days=1), status, sent_at=sent,
+                    updated_at=changed, idempotency_key=status)  # fmt: skip
+    upgrade(accounts)
+    assert current_revision(accounts) == head_revision()
+    with accounts.connect() as connection:
+        found = dict(connection.execute(select(attempts.c.status, attempts.c.placed_at)).all())
+    assert found == {"unknown": changed, "failed": changed, "sent": None, "queued": None}
 
 
 def test_suppressions_events_and_designations_reach_the_engine(accounts: Engine) -> None:

@@ -730,6 +730,32 @@ async def test_a_send_lost_in_a_crash_becomes_unknown_and_is_never_resent(world:
     assert len(provider.sent) == 1
 
 
+async def test_a_send_lost_hours_after_planning_counts_from_when_it_left(
+    world: World,
+) -> None:
+    """Planned at ten, held back by an outage until one, lost in a crash as it left: the
+    caps count the call from one, when it may have reached the debtor."""
+    ids = planned(world, row("A-1"))
+    left = NOW + timedelta(hours=3)
+    world.clock.set(left)
+    provider = HangingProvider("sms")
+    tick = asyncio.create_task(dispatcher(world, fake_sms(world, provider)).tick())
+    await provider.started.wait()
+    tick.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tick
+    assert housekeeping(world.engine, left + SEND_LEASE * 2, "worker-2").lost_sends == 1
+    held = the_attempt(world)
+    assert (held.status, held.created_at, held.placed_at, held.sent_at) == (
+        "unknown", NOW, left, None,
+    )  # fmt: skip
+    with world.engine.connect() as connection:
+        [record] = load_debtors(
+            connection, [account(world.engine, ids["A-1"])], left + SEND_LEASE * 2, 30, "US"
+        ).values()
+    assert [(c.at, c.channel) for c in record.history] == [(left, "sms")]
+
+
 async def test_a_senders_rate_limit_spaces_sends_and_leaves_the_excess_queued(
     world: World,
 ) -> None:
@@ -744,6 +770,8 @@ async def test_a_senders_rate_limit_spaces_sends_and_leaves_the_excess_queued(
     assert sum(time.slept) == pytest.approx(10 + 20)
     *sent, waiting = rows_of(world.engine, attempts)
     assert [a.status for a in sent] == ["sent"] * 3
+    # Each counts for the caps from its slot, should its answer never come.
+    assert [a.placed_at for a in sent] == [NOW + timedelta(seconds=s) for s in (0, 10, 20)]
     assert (waiting.status, waiting.tries, waiting.acquired_by) == ("queued", 0, None)
     assert waiting.next_try_at == NOW + timedelta(seconds=10)
     assert sorted(line["attempt_id"] for line in outbox_lines(world)) == [a.id for a in sent]

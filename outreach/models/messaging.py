@@ -67,6 +67,9 @@ class Attempt(SQLModel, table=True):
     created_at: datetime = when()
     updated_at: datetime = when()
     sent_at: datetime | None = when(nullable=True)
+    # When its latest send was due to leave: set as it is marked ``sending``, so a message
+    # sent days after it was planned, or held for review, counts for the caps from then.
+    placed_at: datetime | None = when(nullable=True)
     # An agent's answer: when the debtor's message it may respond to at once came, even in
     # a time they designated inconvenient (see ``Contact.responding_to``).
     responding_to: datetime | None = when(nullable=True)

@@ -144,6 +144,28 @@ def suppress(
     accounts: Iterable[int] | None = None,
 ) -> bool:
     """Suppress ``address`` on ``channel``; True when that is new (none was in force)."""
+    return suppress_address(
+        connection, channel, address, reason, min(event.occurred_at, now),
+        f"{event.provider} {event.kind} {event.raw_status or ''}".strip(),
+        _cited(event), event_id, accounts,
+    )  # fmt: skip
+
+
+def suppress_address(
+    connection: Connection,
+    channel: str,
+    address: str,
+    reason: str,
+    at: datetime,
+    source: str,
+    cited: str,
+    event_id: int | None = None,
+    accounts: Iterable[int] | None = None,
+    note: str | None = None,
+) -> bool:
+    """Suppress ``address`` on ``channel`` from ``at``, as ``source`` says; the debtor's own
+    opt-out is also recorded (citing ``cited``, with ``note``) on ``accounts``, by default
+    every account using the address. True when the suppression is new (none was in force)."""
     spelled, address = address, ledger_address(channel, address)
     active = connection.execute(
         select(suppressions.c.id).where(
@@ -153,14 +175,13 @@ def suppress(
             suppressions.c.lifted_at.is_(None),
         )
     ).first()
-    at = min(event.occurred_at, now)
     if active is None:
         connection.execute(
             suppressions.insert().values(
                 channel=channel,
                 address=address,
                 reason=reason,
-                source=f"{event.provider} {event.kind} {event.raw_status or ''}".strip()[:500],
+                source=source[:500],
                 provider_event_id=event_id,
                 created_at=at,
             )
@@ -169,7 +190,8 @@ def suppress(
         owners = (
             accounts if accounts is not None else accounts_using(connection, (channel,), address)
         )
-        record(connection, owners, ComplianceEventKind.OPT_OUT, at, event, channel, spelled)
+        record_events(connection, owners, ComplianceEventKind.OPT_OUT, at, channel, spelled, cited,
+                      note)  # fmt: skip
     return active is None
 
 
@@ -182,8 +204,26 @@ def opt_in(
     accounts: Iterable[int] | None = None,
 ) -> bool:
     """Lift the debtor's own opt-outs of ``address``; True when one was in force."""
+    return lift_opt_outs(
+        connection, channel, address, min(event.occurred_at, now),
+        f"opt-in by {event.provider} {event.kind}", _cited(event), accounts,
+    )  # fmt: skip
+
+
+def lift_opt_outs(
+    connection: Connection,
+    channel: str,
+    address: str,
+    at: datetime,
+    why: str,
+    cited: str,
+    accounts: Iterable[int] | None = None,
+    note: str | None = None,
+) -> bool:
+    """Lift the debtor's own opt-outs of ``address`` on ``channel`` from ``at`` (``why``),
+    and record the opt-in (citing ``cited``, with ``note``) on ``accounts``, by default
+    every account using the address. True when an opt-out was in force."""
     spelled, address = address, ledger_address(channel, address)
-    at = min(event.occurred_at, now)
     lifted = connection.execute(
         update(suppressions)
         .where(
@@ -192,7 +232,7 @@ def opt_in(
             suppressions.c.lifted_at.is_(None),
             suppressions.c.reason.in_(_LIFTED_BY_OPT_IN),
         )
-        .values(lifted_at=at, lifted_reason=f"opt-in by {event.provider} {event.kind}"[:200])
+        .values(lifted_at=at, lifted_reason=why[:200])
     ).rowcount
     # The engine reads the latest opt-out or opt-in of an address: an opt-in recorded over
     # a complaint (or a manual suppression) would lift what the opt-in may not.
@@ -200,7 +240,8 @@ def opt_in(
         owners = (
             accounts if accounts is not None else accounts_using(connection, (channel,), address)
         )
-        record(connection, owners, ComplianceEventKind.OPT_IN, at, event, channel, spelled)
+        record_events(connection, owners, ComplianceEventKind.OPT_IN, at, channel, spelled, cited,
+                      note)  # fmt: skip
     return bool(lifted)
 
 
@@ -250,6 +291,20 @@ def record(
     source: str | None = None,
 ) -> None:
     """A compliance event of ``kind`` on each account, citing the event that caused it."""
+    record_events(connection, accounts, kind, at, channel, address, source or _cited(event))
+
+
+def record_events(
+    connection: Connection,
+    accounts: Iterable[int],
+    kind: str,
+    at: datetime,
+    channel: str | None,
+    address: str | None,
+    source: str,
+    note: str | None = None,
+) -> None:
+    """A compliance event of ``kind`` on each account, citing ``source`` (and ``note``)."""
     rows = [
         {
             "account_id": account_id,
@@ -257,9 +312,14 @@ def record(
             "channel": channel,
             "address": address,
             "occurred_at": at,
-            "source": (source or f"{event.provider} {event.kind} {event.dedupe_key}")[:200],
+            "source": source[:200],
+            "note": note[:500] if note else None,
         }
         for account_id in accounts
     ]
     if rows:
         connection.execute(compliance_events.insert(), rows)
+
+
+def _cited(event: ProviderEvent) -> str:
+    return f"{event.provider} {event.kind} {event.dedupe_key}"

@@ -119,6 +119,77 @@ def test_explain_record_and_designate(env: dict[str, str], tmp_path: Path) -> No
     assert missing.returncode == 2 and "no account with reference 'NOPE'" in missing.stderr
 
 
+def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    """An opt-out recorded by an operator binds the number as the debtor's STOP would: in
+    the suppression ledger, and on every account using it; so do an opt-in (lifting it)
+    and a revoked consent."""
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    path = write_csv(tmp_path / "a.csv", [
+        row("MA-1", phone="(617) 555-0101", timezone="America/New_York"),
+        row("MA-2", phone="+16175550101", timezone="America/New_York",
+            email="other@example.com"),
+        row("MA-3", phone="+16175550103", timezone="America/New_York"),
+    ])  # fmt: skip
+    assert outreach("accounts", "import", str(path), env=env, cwd=tmp_path).returncode == 0
+
+    def explained(reference: str, channel: str) -> str:
+        result = outreach("compliance", "explain", "--account", reference, "--channel", channel,
+                          "--at", "2026-11-02T12:00:00-05:00", env=env, cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def blocked(reference: str, channel: str) -> bool:
+        return "BLOCKED" in explained(reference, channel)
+
+    assert "TCPA_CONSENT_REVOKED" not in explained("MA-2", "voice")
+
+    said = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
+                    "--channel", "sms", "--address", "(617) 555-0101", "--at",
+                    "2026-11-01T14:00:00Z", "--source", "call with the debtor",
+                    env=env, cwd=tmp_path)  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    assert "+16175550101 is also used by MA-2" in said.stdout
+    assert (blocked("MA-1", "sms"), blocked("MA-2", "sms"), blocked("MA-3", "sms")) == (
+        True, True, False,
+    )  # fmt: skip
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")  # revoke-all
+    with engine.connect() as connection:
+        ledger = connection.execute(select(store.suppressions)).all()
+        events = connection.execute(
+            select(store.compliance_events.c.account_id, store.compliance_events.c.source)
+            .where(store.compliance_events.c.kind == "opt_out")
+        ).all()  # fmt: skip
+    assert [(s.channel, s.address, s.reason, s.lifted_at) for s in ledger] == [
+        ("sms", "+16175550101", "stop", None)
+    ]
+    assert sorted(events) == [(1, "call with the debtor"), (2, "call with the debtor")]
+
+    # The debtor's START, told to an agent on the other account, lifts it for both.
+    again = outreach("compliance", "record", "--account", "MA-2", "--kind", "opt_in",
+                     "--channel", "sms", "--address", "+16175550101", "--at",
+                     "2026-11-01T15:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert (blocked("MA-1", "sms"), blocked("MA-2", "sms")) == (False, False)
+
+    revoked = outreach("compliance", "record", "--account", "MA-1", "--kind",
+                       "consent_revoked", "--address", "+1 617 555 0101", "--at",
+                       "2026-11-01T16:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    assert (blocked("MA-2", "sms"), blocked("MA-2", "voice")) == (True, True)
+    assert not blocked("MA-3", "sms")
+
+    wrong = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
+                     "--channel", "email", "--address", "+16175550101",
+                     env=env, cwd=tmp_path)  # fmt: skip
+    assert wrong.returncode == 2
+    assert "--address +16175550101 is not an address on --channel email" in wrong.stderr
+    garbled = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
+                       "--address", "617", env=env, cwd=tmp_path)  # fmt: skip
+    assert garbled.returncode == 2 and "--address: '617' is not a" in garbled.stderr
+
+
 def test_stored_decisions_list_and_replay(
     env: dict[str, str], tmp_path: Path, engine: Engine
 ) -> None:

@@ -27,7 +27,9 @@ from outreach.compliance_store import (
     situation,
 )
 from outreach.errors import NotFoundError, OutreachError
-from outreach.models import ContactStatus
+from outreach.importing.fields import FieldError, parse_email, parse_phone
+from outreach.models import ContactStatus, SuppressionReason
+from outreach.opt_outs import accounts_using, lift_opt_outs, record_events, suppress_address
 
 compliance_app = typer.Typer(
     help="Ask the compliance engine, explain its decisions, record what debtors said.",
@@ -205,15 +207,88 @@ def record(
             "address's opt-out is lifted; without, a prohibited medium)"
         )
     when = _instant(at) if at else context.clock.now()
+    if address is not None and kind in ABOUT_AN_ADDRESS:
+        address, channels = _address_and_channels(address, channel, context)
     with context.engine.begin() as connection:
         row = store.account_by_reference(connection, account)
-        connection.execute(
-            store.compliance_events.insert().values(
-                account_id=row.id, kind=kind, channel=channel, address=address,
-                occurred_at=when, source=source[:200], note=note[:500] if note else None,
-            )
-        )  # fmt: skip
+        if address is not None and kind in ABOUT_AN_ADDRESS:
+            others = _about_an_address(connection, row.id, kind, channels, address, when,
+                                       source, note)  # fmt: skip
+        else:
+            others = []
+            connection.execute(
+                store.compliance_events.insert().values(
+                    account_id=row.id, kind=kind, channel=channel, address=address,
+                    occurred_at=when, source=source[:200], note=note[:500] if note else None,
+                )
+            )  # fmt: skip
     out.print(f"Recorded {kind} for {account} at {when.isoformat()}.")
+    if others:
+        out.print(
+            f"{address} is also used by {', '.join(others)}: recorded there too, as the "
+            "debtor's reply would be."
+        )
+
+
+# What a debtor says about an address holds for it wherever it is used, as the replies
+# that say it do: an opt-out in the suppression ledger, and an opt-out, an opt-in or a
+# revoked consent (which, from 2026-04-11, revokes it for everything from the same
+# caller: 47 CFR 64.1200(a)(10)) on every account using the address.
+ABOUT_AN_ADDRESS = ("opt_out", "opt_in", "consent_revoked")
+
+
+def _address_and_channels(
+    address: str, channel: str | None, context: Context
+) -> tuple[str, tuple[str, ...]]:
+    """The address as the contact points spell it (E.164, a normalized mailbox), and the
+    channels the record is about: the one given, else every channel of the address."""
+    channels: tuple[str, ...]
+    try:
+        if "@" in address:
+            spelled, channels = parse_email("--address", address), ("email",)
+        else:
+            phone = parse_phone("--address", address, context.settings.default_region)
+            spelled, channels = phone.e164, ("sms", "voice")
+    except FieldError as error:
+        raise OutreachError(str(error)) from None
+    if channel is not None and channel not in channels:
+        raise OutreachError(f"--address {address} is not an address on --channel {channel}")
+    return spelled, (channel,) if channel is not None else channels
+
+
+def _about_an_address(
+    connection: Connection,
+    account_id: int,
+    kind: str,
+    channels: tuple[str, ...],
+    address: str,
+    at: datetime,
+    source: str,
+    note: str | None,
+) -> list[str]:
+    """Record ``kind`` about ``address`` on its ``channels`` for the account and every
+    account using the address; the references of the others."""
+    cited = source[:200]
+    shared: set[int] = set()
+    for channel in channels:
+        owners = {account_id, *accounts_using(connection, (channel,), address)}
+        shared |= owners
+        if kind == "opt_out":
+            reason = SuppressionReason.UNSUBSCRIBE if channel == "email" else SuppressionReason.STOP
+            suppress_address(connection, channel, address, reason, at, cited, cited,
+                             accounts=sorted(owners), note=note)  # fmt: skip
+        elif kind == "opt_in":
+            lift_opt_outs(connection, channel, address, at, f"opt-in by {cited}", cited,
+                          sorted(owners), note=note)  # fmt: skip
+        else:
+            record_events(connection, sorted(owners), kind, at, channel, address, cited,
+                          note=note)  # fmt: skip
+    shared.discard(account_id)
+    return sorted(
+        connection.execute(
+            select(store.accounts.c.reference).where(store.accounts.c.id.in_(shared))
+        ).scalars()
+    )
 
 
 @compliance_app.command("designate")

@@ -433,19 +433,43 @@ def _held_elsewhere(engine: Engine, reference: str, restriction: str) -> list[st
 
 
 def _loans(engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock) -> None:
-    """SL-1 and SL-2: student loans serviced under LN-77, a number and a mailbox each; SL-3
-    is not a student loan. Third-party collection in New Jersey (Reg F's caps only)."""
+    """SL-1 and SL-2: student loans serviced under LN-77 (written two ways), a number and a
+    mailbox each; SL-3 is not a student loan. Third-party collection in New Jersey (Reg F's
+    caps only)."""
     from tests.test_import_accounts import HEADER
 
     loan = {"jurisdiction": "US-NJ", "collector_type": "third_party", "voice_consent": "true"}
     rows = [
         row("SL-1", phone="(201) 555-0101", servicer_account_no="LN-77", **loan),
-        row("SL-2", phone="(201) 555-0102", servicer_account_no=" LN-77 ", **loan),
+        row("SL-2", phone="(201) 555-0102", servicer_account_no=" ln 77 ", **loan),
         row("SL-3", phone="(201) 555-0103", servicer_account_no="", **loan),
     ]
     path = write_csv(tmp_path / "loans.csv", rows, [*HEADER, "collector_type",
                                                     "servicer_account_no"])  # fmt: skip
     run_import(engine, path, defaults, clock)
+
+
+def test_the_migration_spells_stored_servicer_numbers_as_the_import_does(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    _loans(engine, tmp_path, defaults, clock)
+    command.downgrade(alembic_config(engine), "0021")
+    written = {"SL-1": " ln-77", "SL-2": "LN 77", "SL-3": "--"}
+    with engine.begin() as connection:
+        for reference, number in written.items():
+            connection.execute(
+                store.accounts.update()
+                .where(store.accounts.c.reference == reference)
+                .values(servicer_account_no=number)
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        found = dict(
+            connection.execute(
+                select(store.accounts.c.reference, store.accounts.c.servicer_account_no)
+            ).all()
+        )
+    assert found == {"SL-1": "LN77", "SL-2": "LN77", "SL-3": None}
 
 
 @pytest.mark.parametrize("read", [("SL-2",), ("SL-1", "SL-2")], ids=["alone", "together"])
@@ -482,7 +506,7 @@ def test_student_loans_serviced_under_one_number_are_one_debt(
         add_attempt(engine, "SL-3", NOW - timedelta(days=days, hours=2), "delivered",
                     channel="voice", to_address="+12015550103")  # fmt: skip
     records = load(engine, "SL-2", "SL-3")
-    debt = "student loans serviced under LN-77"
+    debt = "student loans serviced under LN77"
     assert records["SL-2"].debt == debt and records["SL-3"].debt == "SL-3"
     assert {c.debts for c in records["SL-2"].history} == {(debt,)}
     call = evaluate(situation(records["SL-2"], "voice", "+12015550102", NOW,

@@ -251,13 +251,23 @@ def parse_account_row(
 
 def _parse_servicer_account_no(value: Any) -> str | None:
     """A student loan's servicer account number when obtained (empty: not a student loan,
-    or not known). Compared as written, without surrounding spaces."""
+    or not known), in one spelling: ``servicer_number``."""
     number = text_of(value)
     if len(number) > 64:
         raise FieldError("servicer_account_no", "longer than 64 characters")
     if any(not character.isprintable() for character in number):
         raise FieldError("servicer_account_no", "contains a control character")
-    return number or None
+    return servicer_number(number) or None
+
+
+# What separates the groups of an account number as people write it: not part of it.
+_SEPARATORS = str.maketrans("", "", " -.\u00a0")
+
+
+def servicer_number(number: str) -> str:
+    """``number`` as it is stored and compared: in capitals, without spaces, hyphens or
+    dots, so that "ln-77 0" and "LN 770" are one loan's number, as the servicer means."""
+    return number.translate(_SEPARATORS).upper()
 
 
 def _parse_cadence(value: Any, defaults: ImportDefaults) -> str:

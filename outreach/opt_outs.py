@@ -245,6 +245,12 @@ def lift_opt_outs(
     return bool(lifted)
 
 
+def held_without_opt_in(connection: Connection, channel: str, address: str) -> bool:
+    """Whether ``address`` is suppressed on ``channel`` for a reason the debtor's opt-in
+    does not lift (a complaint, an operator's suppression)."""
+    return _in_force(connection, channel, ledger_address(channel, address), _NOT_LIFTED_BY_OPT_IN)
+
+
 def opted_out(connection: Connection, channel: str, address: str) -> bool:
     """Whether the debtor's own opt-out of ``address`` is in force."""
     return _in_force(connection, channel, ledger_address(channel, address), _LIFTED_BY_OPT_IN)

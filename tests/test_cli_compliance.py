@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -123,14 +124,14 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     env: dict[str, str], tmp_path: Path, engine: Engine
 ) -> None:
     """An opt-out recorded by an operator binds the number as the debtor's STOP would: in
-    the suppression ledger, and on every account using it; so do an opt-in (lifting it)
-    and a revoked consent."""
+    the suppression ledger, and on every account using it; an opt-in lifts it there."""
     assert outreach("init", env=env, cwd=tmp_path).returncode == 0
     path = write_csv(tmp_path / "a.csv", [
         row("MA-1", phone="(617) 555-0101", timezone="America/New_York"),
         row("MA-2", phone="+16175550101", timezone="America/New_York",
             email="other@example.com"),
-        row("MA-3", phone="+16175550103", timezone="America/New_York"),
+        row("MA-3", phone="+16175550103", timezone="America/New_York",
+            email="Pat.Doe@example.com"),
     ])  # fmt: skip
     assert outreach("accounts", "import", str(path), env=env, cwd=tmp_path).returncode == 0
 
@@ -142,6 +143,13 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
 
     def blocked(reference: str, channel: str) -> bool:
         return "BLOCKED" in explained(reference, channel)
+
+    def rows(table: Any) -> list[Any]:
+        with engine.connect() as connection:
+            return list(connection.execute(select(table).order_by(table.c.id)))
+
+    def events_of(kind: str) -> list[Any]:
+        return [e for e in rows(store.compliance_events) if e.kind == kind]
 
     assert "TCPA_CONSENT_REVOKED" not in explained("MA-2", "voice")
 
@@ -155,30 +163,59 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
         True, True, False,
     )  # fmt: skip
     assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")  # revoke-all
-    with engine.connect() as connection:
-        ledger = connection.execute(select(store.suppressions)).all()
-        events = connection.execute(
-            select(store.compliance_events.c.account_id, store.compliance_events.c.source)
-            .where(store.compliance_events.c.kind == "opt_out")
-        ).all()  # fmt: skip
-    assert [(s.channel, s.address, s.reason, s.lifted_at) for s in ledger] == [
+    assert [(s.channel, s.address, s.reason, s.lifted_at) for s in rows(store.suppressions)] == [
         ("sms", "+16175550101", "stop", None)
     ]
-    assert sorted(events) == [(1, "call with the debtor"), (2, "call with the debtor")]
+    assert sorted((e.account_id, e.source) for e in events_of("opt_out")) == [
+        (1, "call with the debtor"), (2, "call with the debtor"),
+    ]  # fmt: skip
 
-    # The debtor's START, told to an agent on the other account, lifts it for both.
+    # The debtor's START, told to an agent on the other account, lifts it for both: in the
+    # ledger, and on each account the opt-out was recorded on.
     again = outreach("compliance", "record", "--account", "MA-2", "--kind", "opt_in",
                      "--channel", "sms", "--address", "+16175550101", "--at",
                      "2026-11-01T15:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert (blocked("MA-1", "sms"), blocked("MA-2", "sms")) == (False, False)
+    lifted = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
+    assert [s.lifted_at for s in rows(store.suppressions)] == [lifted]
+    assert sorted(e.account_id for e in events_of("opt_in")) == [1, 2]
 
+    # A mailbox, in any case: its unsubscribe, on the account whose mailbox it is.
+    mailbox = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
+                       "--address", "MA-1@Example.COM", env=env, cwd=tmp_path)  # fmt: skip
+    assert mailbox.returncode == 0, mailbox.stderr
+    assert ("email", "ma-1@example.com", "unsubscribe") in [
+        (s.channel, s.address, s.reason) for s in rows(store.suppressions)
+    ]
+    assert blocked("MA-1", "email") and not blocked("MA-2", "email")
+    # Explained as the planner decides: a mailbox stored with capitals is the same mailbox.
+    assert not blocked("MA-3", "email")
+    outreach("compliance", "record", "--account", "MA-3", "--kind", "opt_out", "--address",
+             "pat.doe@EXAMPLE.com", env=env, cwd=tmp_path)  # fmt: skip
+    assert blocked("MA-3", "email")
+
+    # A complaint is not the debtor's to lift: the opt-in is refused, nothing is written.
+    with engine.begin() as connection:
+        connection.execute(store.suppressions.insert().values(
+            channel="email", address="other@example.com", reason="complaint", source="test",
+            created_at=lifted))  # fmt: skip
+    refused = outreach("compliance", "record", "--account", "MA-2", "--kind", "opt_in",
+                       "--channel", "email", "--address", "Other@example.com",
+                       env=env, cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "held by a complaint" in refused.stderr
+    assert sorted(e.account_id for e in events_of("opt_in")) == [1, 2]
+
+    # A consent revoked stays with its account, its number spelled as the import spells it.
     revoked = outreach("compliance", "record", "--account", "MA-1", "--kind",
                        "consent_revoked", "--address", "+1 617 555 0101", "--at",
                        "2026-11-01T16:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
     assert revoked.returncode == 0, revoked.stderr
-    assert (blocked("MA-2", "sms"), blocked("MA-2", "voice")) == (True, True)
-    assert not blocked("MA-3", "sms")
+    assert [(e.account_id, e.address) for e in events_of("consent_revoked")] == [
+        (1, "+16175550101")
+    ]
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-1", "voice")
+    assert "TCPA_CONSENT_REVOKED" not in explained("MA-2", "voice")
 
     wrong = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
                      "--channel", "email", "--address", "+16175550101",

@@ -29,7 +29,13 @@ from outreach.compliance_store import (
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError, parse_email, parse_phone
 from outreach.models import ContactStatus, SuppressionReason
-from outreach.opt_outs import accounts_using, lift_opt_outs, record_events, suppress_address
+from outreach.opt_outs import (
+    accounts_using,
+    held_without_opt_in,
+    ledger_address,
+    lift_opt_outs,
+    suppress_address,
+)
 
 compliance_app = typer.Typer(
     help="Ask the compliance engine, explain its decisions, record what debtors said.",
@@ -76,8 +82,9 @@ def explain(
             connection, [row], now, rules.lookback_days, context.settings.default_region
         )[row.id]
         targets = _addresses(connection, row.id, [channel] if channel else list(CHANNELS))
+    # Asked about the address as the planner asks (a mailbox without case), shown as stored.
     answers = [
-        (ch, address, evaluate(situation(record, ch, address, now), rules))
+        (ch, address, evaluate(situation(record, ch, ledger_address(ch, address), now), rules))
         for ch, address in targets
     ]
     if as_json:
@@ -207,7 +214,7 @@ def record(
             "address's opt-out is lifted; without, a prohibited medium)"
         )
     when = _instant(at) if at else context.clock.now()
-    if address is not None and kind in ABOUT_AN_ADDRESS:
+    if address is not None:
         address, channels = _address_and_channels(address, channel, context)
     with context.engine.begin() as connection:
         row = store.account_by_reference(connection, account)
@@ -231,10 +238,10 @@ def record(
 
 
 # What a debtor says about an address holds for it wherever it is used, as the replies
-# that say it do: an opt-out in the suppression ledger, and an opt-out, an opt-in or a
-# revoked consent (which, from 2026-04-11, revokes it for everything from the same
-# caller: 47 CFR 64.1200(a)(10)) on every account using the address.
-ABOUT_AN_ADDRESS = ("opt_out", "opt_in", "consent_revoked")
+# that say it do: an opt-out in the suppression ledger and on every account using the
+# address, and an opt-in lifting it there. (A consent given or revoked stays with its
+# account, as an import's does.)
+ABOUT_AN_ADDRESS = ("opt_out", "opt_in")
 
 
 def _address_and_channels(
@@ -277,12 +284,14 @@ def _about_an_address(
             reason = SuppressionReason.UNSUBSCRIBE if channel == "email" else SuppressionReason.STOP
             suppress_address(connection, channel, address, reason, at, cited, cited,
                              accounts=sorted(owners), note=note)  # fmt: skip
-        elif kind == "opt_in":
+        else:
+            if held_without_opt_in(connection, channel, address):
+                raise OutreachError(
+                    f"{address} on {channel} is held by a complaint or an operator's "
+                    "suppression, which the debtor's opt-in does not lift: nothing recorded"
+                )
             lift_opt_outs(connection, channel, address, at, f"opt-in by {cited}", cited,
                           sorted(owners), note=note)  # fmt: skip
-        else:
-            record_events(connection, sorted(owners), kind, at, channel, address, cited,
-                          note=note)  # fmt: skip
     shared.discard(account_id)
     return sorted(
         connection.execute(

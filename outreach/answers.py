@@ -379,6 +379,9 @@ def _not_answered_since(
             attempts.outerjoin(
                 inbox_messages,
                 (inbox_messages.c.attempt_id == attempts.c.id)
+                # An answer's row is its attempt's account's: both are read through their
+                # accounts' index (none serves attempt_id).
+                & (inbox_messages.c.account_id == attempts.c.account_id)
                 & inbox_messages.c.provider_event_id.is_(None),
             ).outerjoin(users, users.c.id == inbox_messages.c.handled_by)
         )

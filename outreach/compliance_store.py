@@ -44,6 +44,7 @@ from outreach.store import (
     named_rows,
     suppressions,
     table_of,
+    unindexed,
 )
 
 attempts = table_of(AttemptModel)
@@ -78,15 +79,14 @@ EVENT_COLUMNS = ("account_id", "occurred_at", "kind", "channel", "address")
 DESIGNATED_COLUMNS = ("account_id", "start_local", "end_local", "days")
 PLACED_COLUMNS = ("account_id", "sent_at", "placed_at", "created_at", "channel", "outcome",
                   "status", "to_address", "automated")  # fmt: skip
-# When a placed message left: what the provider or the send said, else when it was due to
-# leave, else (written before that was kept) when it was planned. A message may wait days
-# between planning and sending; the caps count it from when it left.
+# When a placed message left: when the provider took it (``sent_at``, recorded by the
+# dispatcher or a person settling it), else when it was marked sending, else (marked before
+# that was kept) when it was planned. A message may wait hours or days between planning and
+# sending; the caps count it from when it left. An account's attempts are read whole
+# (through the accounts' index) and their time checked: a cadence makes few of them.
 placed_time = func.coalesce(attempts.c.sent_at, attempts.c.placed_at, attempts.c.created_at)
-# Placed, in a form no index serves (``status || ''``): without statistics (SQLite keeps
-# none unless asked), a database reads an account's placed attempts through the dispatch
-# index on status, that is every placed attempt there is, for each batch; so the accounts'
-# index is the one it can use.
-is_placed = attempts.c.status.concat("").in_(PLACED)
+# Read through the accounts' index, not the dispatch queue's (every placed attempt there is).
+is_placed = unindexed(attempts.c.status).in_(PLACED)
 REPLY_COLUMNS = ("account_id", "received_at", "channel", "from_address")
 
 

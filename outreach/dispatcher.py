@@ -68,6 +68,7 @@ from outreach.store import (
     named_rows,
     promises_to_pay,
     suppressions,
+    unindexed,
 )
 from outreach.written_facts import FACT_COLUMNS, OUT_OF_DATE, still_true
 
@@ -163,7 +164,7 @@ class _Ready:
     wait: float  # seconds to its rate-limit slot
     checked_at: datetime  # when compliance was last asked
     leave_by: datetime  # the latest instant that check holds for
-    placed_at: datetime | None = None  # when it is due to leave, as marked ``sending``
+    placed_at: datetime | None = None  # when it was marked ``sending``
 
 
 # How often a provider's refusal of our credentials or settings is logged, in seconds.
@@ -602,12 +603,18 @@ class Dispatcher:
         # for lost before it is put back); its sends, checked for an instant long past, do
         # not leave (``_send``) and go back to the queue.
         marked = self.clock.now()
-        marks = []
+        # Placed from the moment it is marked: it leaves then or at its rate-limit slot, and
+        # a contact dated ahead of a check (the slot) would not count in that check's caps.
         for item in ready:
-            item.placed_at = placed = marked + timedelta(seconds=item.wait)
-            marks.append({"attempt_id": item.row.id, "placed": placed,
-                          "lease_end": placed + SEND_LEASE, "now": now})  # fmt: skip
-        _MARK_SENDING.execute(connection, marks)
+            item.placed_at = marked
+        _MARK_SENDING.execute(
+            connection,
+            [
+                {"attempt_id": item.row.id, "placed": marked,
+                 "lease_end": marked + SEND_LEASE + timedelta(seconds=item.wait), "now": now}
+                for item in ready
+            ],
+        )  # fmt: skip
         return ready
 
     def _debtors(
@@ -638,7 +645,7 @@ class Dispatcher:
         promising = connection.execute(
             select(promises_to_pay.c.account_id).where(
                 among(connection, promises_to_pay.c.account_id, list(account_rows)),
-                promises_to_pay.c.status == PromiseStatus.PENDING,
+                unindexed(promises_to_pay.c.status) == PromiseStatus.PENDING,
             )
         ).scalars()
         held = {
@@ -1187,8 +1194,8 @@ _MARK_SENDING = BulkStatement(
         .values(
             status=AttemptStatus.SENDING,
             tries=attempts.c.tries + 1,
-            # When it is due to leave: what the caps count it from, should it never be
-            # known to have left (a crash, an answer that never came).
+            # What the caps count it from, should it never be known to have left (a crash,
+            # an answer that never came).
             placed_at=bindparam("placed"),
             acquired_until=bindparam("lease_end"),
             updated_at=bindparam("now"),
@@ -1258,7 +1265,7 @@ def _still_ours(
     mine = (
         among(connection, attempts.c.id, ids),
         attempts.c.acquired_by == worker,
-        attempts.c.status == AttemptStatus.QUEUED,
+        unindexed(attempts.c.status) == AttemptStatus.QUEUED,
     )
     if not lock:
         return set(connection.execute(select(attempts.c.id).where(*mine)).scalars())

@@ -28,6 +28,7 @@ from outreach.importing.fields import (
 from outreach.importing.reader import FileFormat, RawRow, open_rows
 from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
 from outreach.models import AccountStatus, PromiseStatus
+from outreach.store import unindexed
 
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
 PAYMENT_COLUMNS = PAYMENT_REQUIRED | {"currency", "paid_on", "payment_id", "row", "errors"}
@@ -294,7 +295,7 @@ def _reduce_balances(
             .where(
                 table.c.id.in_(list(paid_by_account)),
                 table.c.balance_minor <= 0,
-                table.c.status == AccountStatus.ACTIVE,
+                unindexed(table.c.status) == AccountStatus.ACTIVE,
             )
             .values(status=AccountStatus.PAID, closed_at=now, next_contact_at=None)
             .returning(table.c.id)
@@ -304,7 +305,10 @@ def _reduce_balances(
         promises = store.promises_to_pay
         connection.execute(
             update(promises)
-            .where(promises.c.account_id.in_(paid_off), promises.c.status == PromiseStatus.PENDING)
+            .where(
+                promises.c.account_id.in_(paid_off),
+                unindexed(promises.c.status) == PromiseStatus.PENDING,
+            )
             .values(status=PromiseStatus.KEPT, resolved_at=now)
         )
         summary.accounts_paid_off += len(paid_off)

@@ -36,7 +36,14 @@ from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
-from outreach.store import accounts, among, cadence_steps, ignoring_duplicates, promises_to_pay
+from outreach.store import (
+    accounts,
+    among,
+    cadence_steps,
+    ignoring_duplicates,
+    promises_to_pay,
+    unindexed,
+)
 from outreach.template_store import published
 
 log = logging.getLogger("outreach.planner")
@@ -321,7 +328,7 @@ def _pending_promises(connection: Connection, ids: Sequence[int]) -> set[int]:
         connection.execute(
             select(promises_to_pay.c.account_id).where(
                 among(connection, promises_to_pay.c.account_id, ids),
-                promises_to_pay.c.status == PromiseStatus.PENDING,
+                unindexed(promises_to_pay.c.status) == PromiseStatus.PENDING,
             )
         ).scalars()
     )

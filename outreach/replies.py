@@ -59,7 +59,7 @@ from outreach.opt_outs import (
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.providers.keywords import normalize
 from outreach.store import accounts as account_table
-from outreach.store import compliance_events, contact_points
+from outreach.store import compliance_events, contact_points, unindexed
 
 log = logging.getLogger("outreach.replies")
 
@@ -411,7 +411,7 @@ def reply_holds(
         .where(
             inbox_messages.c.account_id.in_(account_ids),
             inbox_messages.c.direction == "inbound",
-            inbox_messages.c.status == InboxStatus.OPEN,
+            unindexed(inbox_messages.c.status) == InboxStatus.OPEN,
         )
         .group_by(inbox_messages.c.account_id)
     )

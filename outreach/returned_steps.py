@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import AccountStatus, StepOutcome
-from outreach.store import accounts, cadence_steps, lock_accounts
+from outreach.store import accounts, cadence_steps, lock_accounts, unindexed
 
 
 def returnable(row: Any) -> bool:
@@ -90,7 +90,7 @@ def due_now(connection: Connection, ids: Collection[int], now: datetime) -> None
         .where(
             and_(
                 accounts.c.id.in_(listed),
-                accounts.c.status == AccountStatus.ACTIVE,
+                unindexed(accounts.c.status) == AccountStatus.ACTIVE,
                 accounts.c.next_contact_at.is_(None)
                 | (accounts.c.next_contact_at > now)
                 | accounts.c.acquired_by.is_not(None),

@@ -86,6 +86,14 @@ def columns_of(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     return [table.c[name] for name in names]
 
 
+def unindexed(column: ColumnElement[str]) -> ColumnElement[str]:
+    """``column`` in a form no index serves (``column || ''``), for a condition on a status
+    beside the ids or accounts a statement is about. SQLite keeps no statistics unless asked,
+    and without them it prefers an index on the status (the dispatch queue's, the due
+    accounts') to the list of ids, and so reads every row with that status."""
+    return column.concat("")
+
+
 def among(
     connection: Connection, column: ColumnElement[Any], values: Iterable[int | str]
 ) -> ColumnElement[bool]:

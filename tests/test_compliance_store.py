@@ -3,6 +3,8 @@ the decisions stored with a replayable input."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,9 +131,9 @@ def test_a_message_counts_from_when_it_left_not_when_it_was_planned(accounts: En
     within the week count within the week: Massachusetts's two a week are spent."""
     planned = NOW - timedelta(days=10)
     left = NOW - timedelta(days=1)
-    # Its send's answer never came: held for review from when it was due to leave.
+    # Its send's answer never came: held for review, counted from when it was marked sending.
     add_attempt(accounts, "MA-1", planned, "unknown", sent_at=None, placed_at=left)
-    # Sent, the provider's word on when.
+    # Sent: when the provider took it.
     add_attempt(accounts, "MA-1", planned, "delivered", sent_at=NOW - timedelta(days=3),
                 placed_at=NOW - timedelta(days=3, minutes=1), idempotency_key="told")  # fmt: skip
     # Marked sending before the time it left was kept: counts from when it was planned.
@@ -153,24 +155,50 @@ def test_a_message_counts_from_when_it_left_not_when_it_was_planned(accounts: En
     assert [c.channel for c in load(accounts, "MA-1", now=later)["MA-1"].history] == []
 
 
+def test_a_message_through_another_account_counts_from_when_it_left(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-2 shares MA-1's number: MA-1's text, planned before the look-back began and
+    held for review since it left yesterday, is in MA-2's history from yesterday, read
+    through the accounts' index."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    add_attempt(accounts, "MA-1", NOW - timedelta(days=RULES.lookback_days + 3), "unknown",
+                sent_at=None, placed_at=NOW - timedelta(days=1))  # fmt: skip
+    with _reads_of_attempts(accounts) as read:
+        history = load(accounts, "MA-2")["MA-2"].history
+    assert [(c.at, c.debts) for c in history] == [(NOW - timedelta(days=1), ("MA-1",))]
+    _assert_read_by_account(accounts, read)
+
+
 def test_placed_attempts_are_read_through_the_accounts_index(accounts: Engine) -> None:
     """Not through the dispatch index on status, which would read every placed attempt
     there is for each batch (what SQLite chooses without statistics)."""
     add_attempt(accounts, "MA-1", NOW - timedelta(days=1))
+    with _reads_of_attempts(accounts) as read:
+        assert len(load(accounts, "MA-1")["MA-1"].history) == 1
+    _assert_read_by_account(accounts, read)
+
+
+@contextmanager
+def _reads_of_attempts(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (and their parameters) that read attempts, run in the block."""
     read: list[tuple[str, Any]] = []
 
     def keep(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if "FROM attempt" in statement:
             read.append((statement, parameters))
 
-    event.listen(accounts, "before_cursor_execute", keep)
+    event.listen(engine, "before_cursor_execute", keep)
     try:
-        assert len(load(accounts, "MA-1")["MA-1"].history) == 1
+        yield read
     finally:
-        event.remove(accounts, "before_cursor_execute", keep)
+        event.remove(engine, "before_cursor_execute", keep)
+
+
+def _assert_read_by_account(engine: Engine, read: list[tuple[str, Any]]) -> None:
     assert read
-    sqlite = accounts.dialect.name == "sqlite"
-    with accounts.connect() as connection:
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
         if not sqlite:
             connection.exec_driver_sql("SET enable_seqscan = off")  # a small table scans
         for statement, parameters in read:

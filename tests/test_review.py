@@ -71,7 +71,7 @@ async def test_settled_as_sent_keeps_the_providers_id_and_is_never_sent(world: W
     set_attempt(world, updated_at=NOW + timedelta(minutes=30))  # touched since it was held
     settled(world, attempt_id, Settlement.SENT, provider_message_id=" SM0123 ", note="in  logs")
     attempt = the_attempt(world)
-    # Sent when it was due to leave.
+    # Sent when it was marked sending.
     assert (attempt.status, attempt.provider_message_id, attempt.sent_at) == (
         "sent", "SM0123", NOW
     )  # fmt: skip

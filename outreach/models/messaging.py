@@ -31,6 +31,8 @@ class Attempt(SQLModel, table=True):
         UniqueConstraint("idempotency_key"),
         Index("ix_attempt_account_created", "account_id", "created_at"),
         Index("ix_attempt_dispatch", "status", "next_try_at"),
+        # The start page's count of the day's messages by status, without reading them all.
+        Index("ix_attempt_created_status", "created_at", "status"),
         Index("ix_attempt_provider_message", "provider_message_id"),
     )
 
@@ -67,8 +69,9 @@ class Attempt(SQLModel, table=True):
     created_at: datetime = when()
     updated_at: datetime = when()
     sent_at: datetime | None = when(nullable=True)
-    # When its latest send was due to leave: set as it is marked ``sending``, so a message
-    # sent days after it was planned, or held for review, counts for the caps from then.
+    # When its latest send was marked ``sending`` (it leaves then, or at its rate-limit
+    # slot seconds later): a message sent hours after it was planned, or held for review,
+    # counts for the caps from then.
     placed_at: datetime | None = when(nullable=True)
     # An agent's answer: when the debtor's message it may respond to at once came, even in
     # a time they designated inconvenient (see ``Contact.responding_to``).

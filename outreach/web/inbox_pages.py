@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, select
 
 from outreach import agent_actions as actions
 from outreach.answers import ANSWERED_CHANNELS, seen_answers
-from outreach.compliance_store import attempts
+from outreach.compliance_store import attempts, placed_time
 from outreach.config import Settings
 from outreach.errors import NotFoundError
 from outreach.inbox import clear_flag, open_replies, thread
@@ -265,7 +265,8 @@ def account_page(
                 attempts.c.channel,
                 attempts.c.status,
                 attempts.c.step_key,
-                attempts.c.created_at,
+                # When it left, as the caps count it; when it was planned, if it never did.
+                placed_time.label("at"),
                 attempts.c.to_address,
             )
             .where(attempts.c.account_id == row.id)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
@@ -209,6 +209,17 @@ def sign_out(request: Request, session: AnyUser) -> Response:
     return response
 
 
+def messages_planned(start: datetime, end: datetime) -> Select[tuple[str, int]]:
+    """How many messages planned from ``start`` until ``end`` are in each status (through
+    ``ix_attempt_created_status``: the day's messages, not every one there is)."""
+    return (
+        select(attempts.c.status, func.count())
+        .where(attempts.c.created_at >= start, attempts.c.created_at < end)
+        .group_by(attempts.c.status)
+        .order_by(attempts.c.status)
+    )
+
+
 @router.get("/", response_class=HTMLResponse)
 def start_page(request: Request, session: AnyUser) -> Response:
     engine: Engine = request.app.state.engine
@@ -228,12 +239,7 @@ def start_page(request: Request, session: AnyUser) -> Response:
             select(func.count()).where(accounts.c.paused_until > now)
         ).scalar_one()
         held = count_held(connection)
-        by_status = connection.execute(
-            select(attempts.c.status, func.count())
-            .where(attempts.c.created_at >= since, attempts.c.created_at < since + timedelta(1))
-            .group_by(attempts.c.status)
-            .order_by(attempts.c.status)
-        ).all()
+        by_status = connection.execute(messages_planned(since, since + timedelta(1))).all()
     inbox = "/inbox" if session.user.may(Role.AGENT) else "/"
     cards = [
         {"label": "replies waiting", "count": open_replies, "href": inbox},

@@ -1,7 +1,8 @@
-"""When an attempt's latest send was due to leave: ``attempt.placed_at``, set as it is
-marked sending. The caps count a placed message from then, not from when it was planned
-(a message may wait days for its window or a provider). Attempts already placed without a
-time of sending take the time they last changed, which is no earlier than they left.
+"""When an attempt's latest send was marked sending: ``attempt.placed_at``. The caps count
+a placed message from then, not from when it was planned (a message may wait hours or
+days for its window or a provider). Attempts already placed without a time of sending take
+the time they last changed: for one held for review, when it was held, which is after it
+left (or, for a send still in flight, its batch's start, seconds before its slot).
 
 Revision ID: 0021
 Revises: 0020

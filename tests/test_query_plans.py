@@ -1,0 +1,78 @@
+"""What SQLite reads for the statements about a list of accounts or messages.
+
+SQLite keeps no statistics unless asked (outreach never runs ANALYZE), and without them it
+prefers an index on a status (the dispatch queue's, the due accounts', the open replies')
+to the ids a statement names: it then reads every row with that status, each time. These
+statements are asked about fifty ids, enough for that choice, and must search by the ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, event
+
+from outreach.answers import _not_answered_since
+from outreach.dispatcher import _still_ours
+from outreach.payments import PaymentSummary, _reduce_balances
+from outreach.planner import _pending_promises
+from outreach.replies import reply_holds
+from outreach.returned_steps import due_now
+from tests.conftest import NOW
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+IDS = list(range(1, 51))
+# A search through an index whose first column is a status or a direction.
+_BY_STATUS = re.compile(r"INDEX \w+ \((status|direction)=")
+_GROWING = re.compile(
+    r"SCAN (attempt|inbox_message)\b|(attempt|inbox_message) USING INTEGER PRIMARY KEY "
+    r"\(rowid>|AUTOMATIC"
+)
+
+CALLS: dict[str, Callable[[Connection], Any]] = {
+    "steps given back, accounts due now": lambda c: due_now(c, IDS, NOW),
+    "pending promises of a plan batch": lambda c: _pending_promises(c, IDS),
+    "replies holding accounts": lambda c: reply_holds(c, IDS, NOW, timedelta(hours=48)),
+    "attempts a dispatcher still holds": lambda c: _still_ours(c, IDS, "w", lock=False),
+    "accounts paid off": lambda c: _reduce_balances(
+        c, dict.fromkeys(IDS, 100), NOW, PaymentSummary()
+    ),
+    "an answer since the agent looked": lambda c: _not_answered_since(c, 1, 1, 0),
+}
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if not statement.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+
+@pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
+def test_a_statement_about_listed_ids_searches_by_them(engine: Engine, call: str) -> None:
+    with _statements(engine) as seen, engine.connect() as connection:
+        CALLS[call](connection)
+        connection.rollback()
+    assert seen
+    with engine.connect() as connection:
+        for statement, parameters in seen:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            steps = " | ".join(str(row[-1]) for row in plan)
+            assert not _BY_STATUS.search(steps), (statement, steps)
+            # Nor a read of the messages sent that grows with them: a scan, a range of ids, or
+            # an index SQLite builds for the statement because none serves it.
+            assert not _GROWING.search(steps), (statement, steps)

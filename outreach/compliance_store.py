@@ -34,6 +34,7 @@ from outreach.models import (
     SuppressionReason,
 )
 from outreach.models import Decision as DecisionModel
+from outreach.opt_outs import NOT_LIFTED_BY_OPT_IN
 from outreach.records import quick_init
 from outreach.store import accounts as accounts_table
 from outreach.store import (
@@ -766,7 +767,9 @@ def _opt_out_rows(connection: Connection, addresses: set[str]) -> Iterable[Any]:
     if not addresses:
         return ()
     return connection.execute(
-        select(*columns_of(suppressions, ("channel", "address", "created_at", "lifted_at"))).where(
+        select(
+            *columns_of(suppressions, ("channel", "address", "reason", "created_at", "lifted_at"))
+        ).where(
             among(connection, suppressions.c.address, addresses),
             suppressions.c.reason.in_(OPT_OUT_REASONS),
         )
@@ -775,12 +778,21 @@ def _opt_out_rows(connection: Connection, addresses: set[str]) -> Iterable[Any]:
 
 def suppression_events(rows: Iterable[Any]) -> dict[tuple[str, str], list[Event]]:
     """Opt-out suppressions (rows or ORM objects) as each address's opt-out and opt-in
-    events."""
+    events. While a complaint or an operator's suppression of an address is in force, the
+    debtor's opt-outs of it lifted since are no opt-in: the engine reads an address's latest
+    word, and a START must not outrank what it may not lift."""
     found: dict[tuple[str, str], list[Event]] = defaultdict(list)
+    lifts: dict[tuple[str, str], list[Event]] = defaultdict(list)
+    held: set[tuple[str, str]] = set()
     for row in rows:
         address = _address(row.channel, row.address)
         key = (row.channel, address)
         found[key].append(Event(row.created_at, "opt_out", row.channel, address))
         if row.lifted_at is not None:
-            found[key].append(Event(row.lifted_at, "opt_in", row.channel, address))
+            lifts[key].append(Event(row.lifted_at, "opt_in", row.channel, address))
+        elif row.reason in NOT_LIFTED_BY_OPT_IN:
+            held.add(key)
+    for key, lifted in lifts.items():
+        if key not in held:
+            found[key] += lifted
     return found

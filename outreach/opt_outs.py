@@ -34,7 +34,7 @@ _DEBTORS_WORD = (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE,
 _LIFTED_BY_OPT_IN = (SuppressionReason.STOP, SuppressionReason.UNSUBSCRIBE,
                      SuppressionReason.CARRIER_OPT_OUT)  # fmt: skip
 # Opt-outs the debtor's opt-in never lifts: a spam complaint, an operator's suppression.
-_NOT_LIFTED_BY_OPT_IN = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
+NOT_LIFTED_BY_OPT_IN = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
 
 
 def channel_of(event: ProviderEvent, attempt: Any | None) -> str:
@@ -236,7 +236,7 @@ def lift_opt_outs(
     ).rowcount
     # The engine reads the latest opt-out or opt-in of an address: an opt-in recorded over
     # a complaint (or a manual suppression) would lift what the opt-in may not.
-    if not _in_force(connection, channel, address, _NOT_LIFTED_BY_OPT_IN):
+    if not _in_force(connection, channel, address, NOT_LIFTED_BY_OPT_IN):
         owners = (
             accounts if accounts is not None else accounts_using(connection, (channel,), address)
         )
@@ -248,7 +248,7 @@ def lift_opt_outs(
 def held_without_opt_in(connection: Connection, channel: str, address: str) -> bool:
     """Whether ``address`` is suppressed on ``channel`` for a reason the debtor's opt-in
     does not lift (a complaint, an operator's suppression)."""
-    return _in_force(connection, channel, ledger_address(channel, address), _NOT_LIFTED_BY_OPT_IN)
+    return _in_force(connection, channel, ledger_address(channel, address), NOT_LIFTED_BY_OPT_IN)
 
 
 def opted_out(connection: Connection, channel: str, address: str) -> bool:

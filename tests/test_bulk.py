@@ -190,7 +190,10 @@ def test_the_dispatchers_updates_match(two_databases: tuple[Engine, Engine]) -> 
             connection.execute(
                 update(attempts).where(attempts.c.id == 3).values(status="delivered")
             )
-    marks = [{"attempt_id": i, "lease_end": NOW + timedelta(minutes=i), "now": NOW} for i in (1, 2)]
+    marks = [
+        {"attempt_id": i, "placed": NOW, "lease_end": NOW + timedelta(minutes=i), "now": NOW}
+        for i in (1, 2)
+    ]
     _write_both(two_databases, _MARK_SENDING.build, marks)
     fast, plain = two_databases
     with fast.connect() as connection:

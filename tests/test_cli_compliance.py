@@ -225,6 +225,11 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     garbled = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
                        "--address", "617", env=env, cwd=tmp_path)  # fmt: skip
     assert garbled.returncode == 2 and "--address: '617' is not a" in garbled.stderr
+    # A word dated ahead would outrank a STOP sent before then.
+    ahead = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_in",
+                     "--channel", "sms", "--address", "+16175550101", "--at",
+                     "2099-01-01T00:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    assert ahead.returncode == 2 and "is later than now" in ahead.stderr
 
 
 def test_stored_decisions_list_and_replay(

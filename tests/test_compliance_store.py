@@ -224,6 +224,39 @@ def test_the_migration_dates_placed_attempts_without_a_time_of_sending(
     assert found == {"unknown": changed, "failed": changed, "sent": None, "queued": None}
 
 
+@pytest.mark.parametrize("holding", ["manual", "complaint"])
+def test_a_start_does_not_outrank_what_it_may_not_lift(accounts: Engine, holding: str) -> None:
+    """An operator's suppression (or a spam complaint) three days ago, the debtor's STOP two
+    days ago and their START yesterday: the START lifts the STOP, not the other, and the
+    number stays held. Once the operator lifts theirs, it may be texted."""
+    lifted_at = NOW - timedelta(days=1)
+    with accounts.begin() as connection:
+        connection.execute(
+            insert(store.suppressions),
+            [
+                {"channel": "sms", "address": "+16175550101", "reason": holding,
+                 "source": "ops", "created_at": NOW - timedelta(days=3),
+                 "lifted_at": None, "lifted_reason": None},
+                {"channel": "sms", "address": "+16175550101", "reason": "stop",
+                 "source": "STOP", "created_at": NOW - timedelta(days=2),
+                 "lifted_at": lifted_at, "lifted_reason": "START"},
+            ],
+        )  # fmt: skip
+
+    def verdict() -> str:
+        record = load(accounts, "MA-1")["MA-1"]
+        return evaluate(situation(record, "sms", "+16175550101", NOW), RULES).verdict
+
+    assert verdict() == "block"
+    with accounts.begin() as connection:
+        connection.execute(
+            store.suppressions.update()
+            .where(store.suppressions.c.reason == holding)
+            .values(lifted_at=NOW - timedelta(hours=1), lifted_reason="ops")
+        )
+    assert verdict() == "allow"
+
+
 def test_suppressions_events_and_designations_reach_the_engine(accounts: Engine) -> None:
     ident = account_id(accounts, "MA-1")
     with accounts.begin() as connection:

@@ -595,15 +595,17 @@ def test_a_student_loans_servicer_account_number_is_kept_and_checked(
             row("L-2", servicer_account_no=""),
             row("L-3", servicer_account_no="9" * 65),
             row("L-4", servicer_account_no="LN\x0777"),
+            row("L-5", servicer_account_no="ß" * 40),  # 80 characters in capitals
         ],
         header,
     )
     seen: list[RowProblem] = []
     summary = run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
-    assert (summary.created, summary.rejected) == (2, 2)
+    assert (summary.created, summary.rejected) == (2, 3)
     assert {p.row: p.errors for p in seen} == {
         4: ["servicer_account_no: longer than 64 characters"],
         5: ["servicer_account_no: contains a control character"],
+        6: ["servicer_account_no: longer than 64 characters"],
     }
     found = accounts_by_reference(engine)
     # One spelling: "LN 77", "ln-77" and "LN.77" are one loan's number.

@@ -214,6 +214,9 @@ def record(
             "address's opt-out is lifted; without, a prohibited medium)"
         )
     when = _instant(at) if at else context.clock.now()
+    if when > context.clock.now():
+        # A word dated ahead would outrank what the debtor says until then (a STOP).
+        raise OutreachError(f"--at {at} is later than now: record what has happened")
     if address is not None:
         address, channels = _address_and_channels(address, channel, context)
     with context.engine.begin() as connection:

@@ -253,11 +253,12 @@ def _parse_servicer_account_no(value: Any) -> str | None:
     """A student loan's servicer account number when obtained (empty: not a student loan,
     or not known), in one spelling: ``servicer_number``."""
     number = text_of(value)
-    if len(number) > 64:
-        raise FieldError("servicer_account_no", "longer than 64 characters")
     if any(not character.isprintable() for character in number):
         raise FieldError("servicer_account_no", "contains a control character")
-    return servicer_number(number) or None
+    number = servicer_number(number)
+    if len(number) > 64:  # counted as stored: a capital may be longer ("ß" is "SS")
+        raise FieldError("servicer_account_no", "longer than 64 characters")
+    return number or None
 
 
 # What separates the groups of an account number as people write it: not part of it.

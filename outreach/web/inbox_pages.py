@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, case, select
 
 from outreach import agent_actions as actions
 from outreach.answers import ANSWERED_CHANNELS, seen_answers
-from outreach.compliance_store import attempts, placed_time
+from outreach.compliance_store import attempts, is_placed, placed_time
 from outreach.config import Settings
 from outreach.errors import NotFoundError
 from outreach.inbox import clear_flag, open_replies, thread
@@ -266,7 +266,7 @@ def account_page(
                 attempts.c.status,
                 attempts.c.step_key,
                 # When it left, as the caps count it; when it was planned, if it never did.
-                placed_time.label("at"),
+                case((is_placed, placed_time), else_=attempts.c.created_at).label("at"),
                 attempts.c.to_address,
             )
             .where(attempts.c.account_id == row.id)

@@ -28,10 +28,12 @@ def upgrade() -> None:
     found = connection.execute(
         sa.text("SELECT id, servicer_account_no FROM account WHERE servicer_account_no IS NOT NULL")
     ).all()
+    # A number whose capitals would not fit (a "ß" is "SS") is left as it was.
+    spelled = [(ident, number, number.translate(_SEPARATORS).upper()) for ident, number in found]
     changed = [
-        {"id": ident, "number": number.translate(_SEPARATORS).upper() or None}
-        for ident, number in found
-        if number.translate(_SEPARATORS).upper() != number
+        {"id": ident, "number": new or None}
+        for ident, number, new in spelled
+        if new != number and len(new) <= 64
     ]
     if changed:
         connection.execute(

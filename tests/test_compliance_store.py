@@ -3,15 +3,13 @@ the decisions stored with a replayable input."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, insert, select
 
 from outreach import store
 from outreach.clock import FixedClock
@@ -32,6 +30,7 @@ from outreach.compliance_store import (
 )
 from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.importing.account_rows import ImportDefaults
+from tests.query_plans import plan_of, statements_run
 from tests.test_import_accounts import row, run_import, write_csv
 
 # Monday 2026-11-02, 10:00 in Boston.
@@ -164,7 +163,7 @@ def test_a_message_through_another_account_counts_from_when_it_left(
     run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
     add_attempt(accounts, "MA-1", NOW - timedelta(days=RULES.lookback_days + 3), "unknown",
                 sent_at=None, placed_at=NOW - timedelta(days=1))  # fmt: skip
-    with _reads_of_attempts(accounts) as read:
+    with statements_run(accounts, "FROM attempt") as read:
         history = load(accounts, "MA-2")["MA-2"].history
     assert [(c.at, c.debts) for c in history] == [(NOW - timedelta(days=1), ("MA-1",))]
     _assert_read_by_account(accounts, read)
@@ -174,37 +173,16 @@ def test_placed_attempts_are_read_through_the_accounts_index(accounts: Engine) -
     """Not through the dispatch index on status, which would read every placed attempt
     there is for each batch (what SQLite chooses without statistics)."""
     add_attempt(accounts, "MA-1", NOW - timedelta(days=1))
-    with _reads_of_attempts(accounts) as read:
+    with statements_run(accounts, "FROM attempt") as read:
         assert len(load(accounts, "MA-1")["MA-1"].history) == 1
     _assert_read_by_account(accounts, read)
 
 
-@contextmanager
-def _reads_of_attempts(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """The statements (and their parameters) that read attempts, run in the block."""
-    read: list[tuple[str, Any]] = []
-
-    def keep(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM attempt" in statement:
-            read.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield read
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
 def _assert_read_by_account(engine: Engine, read: list[tuple[str, Any]]) -> None:
     assert read
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
-        if not sqlite:
-            connection.exec_driver_sql("SET enable_seqscan = off")  # a small table scans
-        for statement, parameters in read:
-            explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-            plan = str(connection.exec_driver_sql(explain + statement, parameters).all())
-            assert "ix_attempt_account_created" in plan and "ix_attempt_dispatch" not in plan
+    for statement, parameters in read:
+        plan = plan_of(engine, statement, parameters)
+        assert "ix_attempt_account_created" in plan and "ix_attempt_dispatch" not in plan
 
 
 def test_the_migration_dates_placed_attempts_without_a_time_of_sending(

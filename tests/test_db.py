@@ -43,6 +43,7 @@ from outreach.opt_outs import same_address
 from outreach.store import accounts, contact_points
 from outreach.web.ui import messages_planned
 from tests.eventdata import add_account
+from tests.query_plans import plan_of
 
 # SQLite's reflection leaves out expression indexes (with this warning); PostgreSQL's
 # compares them.
@@ -232,30 +233,14 @@ def test_accounts_are_found_by_an_email_address_in_any_case_through_an_index(
         contact_points.c.channel.in_(("email",)),
         same_address(contact_points.c.address, ("email",), "Pat@Example.net"),
     )
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            explain = "EXPLAIN QUERY PLAN "
-        else:
-            connection.execute(text("SET enable_seqscan = off"))  # a small table scans
-            explain = "EXPLAIN "
-        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
-        plan = " ".join(str(row) for row in connection.execute(text(explain + str(compiled))))
-    assert "ix_contact_point_address_lower" in plan
+    assert "ix_contact_point_address_lower" in plan_of(engine, query)
 
 
 def test_the_start_page_counts_the_days_messages_through_an_index(engine: Engine) -> None:
     """Not by reading every attempt there is (an index on the status, or none)."""
     start = datetime(2026, 11, 2, tzinfo=UTC)
     query = messages_planned(start, start + timedelta(days=1))
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            explain = "EXPLAIN QUERY PLAN "
-        else:
-            connection.execute(text("SET enable_seqscan = off"))  # a small table scans
-            explain = "EXPLAIN "
-        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
-        plan = " ".join(str(row) for row in connection.execute(text(explain + str(compiled))))
-    assert "ix_attempt_created_status" in plan
+    assert "ix_attempt_created_status" in plan_of(engine, query)
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ statements are asked about fifty ids, enough for that choice, and must search by
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 
 from outreach.answers import _not_answered_since
 from outreach.dispatcher import _still_ours
@@ -24,6 +23,7 @@ from outreach.planner import _pending_promises
 from outreach.replies import reply_holds
 from outreach.returned_steps import due_now
 from tests.conftest import NOW
+from tests.query_plans import plan_of, statements_run
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
@@ -47,32 +47,15 @@ CALLS: dict[str, Callable[[Connection], Any]] = {
 }
 
 
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def keep(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if not statement.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-            seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
 @pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
 def test_a_statement_about_listed_ids_searches_by_them(engine: Engine, call: str) -> None:
-    with _statements(engine) as seen, engine.connect() as connection:
+    with statements_run(engine) as seen, engine.connect() as connection:
         CALLS[call](connection)
         connection.rollback()
     assert seen
-    with engine.connect() as connection:
-        for statement, parameters in seen:
-            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            steps = " | ".join(str(row[-1]) for row in plan)
-            assert not _BY_STATUS.search(steps), (statement, steps)
-            # Nor a read of the messages sent that grows with them: a scan, a range of ids, or
-            # an index SQLite builds for the statement because none serves it.
-            assert not _GROWING.search(steps), (statement, steps)
+    for statement, parameters in seen:
+        steps = plan_of(engine, statement, parameters)
+        assert not _BY_STATUS.search(steps), (statement, steps)
+        # Nor a read of the messages sent that grows with them: a scan, a range of ids, or
+        # an index SQLite builds for the statement because none serves it.
+        assert not _GROWING.search(steps), (statement, steps)

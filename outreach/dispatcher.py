@@ -603,8 +603,8 @@ class Dispatcher:
         # for lost before it is put back); its sends, checked for an instant long past, do
         # not leave (``_send``) and go back to the queue.
         marked = self.clock.now()
-        # Placed from the moment it is marked: it leaves then or at its rate-limit slot, and
-        # a contact dated ahead of a check (the slot) would not count in that check's caps.
+        # Placed from the moment it is marked: it leaves then or within its send's lease, and
+        # a contact dated ahead of a check (its rate-limit slot) would not count in its caps.
         for item in ready:
             item.placed_at = marked
         _MARK_SENDING.execute(

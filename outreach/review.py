@@ -164,8 +164,8 @@ def settle(
     if how is Settlement.SENT:
         if provider_message_id is not None:
             values["provider_message_id"] = provider_message_id
-        # When it left is not known exactly: when it was marked sending (it left then or
-        # seconds later), or (marked before that was kept) no later than when it was held.
+        # When it left is not known exactly: when it was marked sending (it left within its
+        # send's lease of that), or (marked before that was kept) when it was held.
         values["sent_at"] = func.coalesce(
             attempts.c.sent_at, attempts.c.placed_at, attempts.c.updated_at
         )

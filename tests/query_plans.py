@@ -14,9 +14,6 @@ def plan_of(engine: Engine, statement: str | ClauseElement, parameters: Any = No
     """The plan of ``statement`` on ``engine``'s database: SQL as the driver ran it (with
     its ``parameters``), or a SQLAlchemy query (its values written in). On PostgreSQL with
     sequential scans off, since a test's small tables would scan."""
-    if isinstance(statement, ClauseElement):
-        compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
-        sql: Any = text(str(compiled))
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             explain = "EXPLAIN QUERY PLAN "
@@ -24,7 +21,8 @@ def plan_of(engine: Engine, statement: str | ClauseElement, parameters: Any = No
             connection.execute(text("SET enable_seqscan = off"))
             explain = "EXPLAIN "
         if isinstance(statement, ClauseElement):
-            rows = connection.execute(text(explain + str(sql))).all()
+            compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+            rows = connection.execute(text(explain + str(compiled))).all()
         else:
             rows = connection.exec_driver_sql(explain + statement, parameters).all()
     return " | ".join(str(row[-1]) for row in rows)

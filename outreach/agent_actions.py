@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, insert, select, update
 
 from outreach.compliance.facts import LIFTED_BY
-from outreach.compliance_store import held_elsewhere, inbox_messages
+from outreach.compliance_store import Lift, held_elsewhere, inbox_messages
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError
 from outreach.importing.fields import parse_amount as parse_imported_amount
@@ -268,7 +268,7 @@ def record_workplace(
         return WORKPLACE_EVENTS[chosen]
     # What is about the person holds while any of their accounts holds it (a reply records
     # it on every account with the address it came from): say where it still does.
-    elsewhere = held_elsewhere(connection, account.id, lifted, now)
+    elsewhere = held_elsewhere(connection, account.id, Lift(chosen), now)
     if not elsewhere:
         return WORKPLACE_EVENTS[chosen]
     return (

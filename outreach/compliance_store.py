@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Result, String, Table, func, select, type_coerce
 from sqlalchemy.engine import Dialect
@@ -366,20 +366,23 @@ def _linked(users: dict[str, set[int]], ids: Sequence[int]) -> dict[int, set[int
 
 # What a debtor said or what happened to them, as opposed to one debt (a cease, an
 # attorney, a dispute and a conversation are each about a debt): a bankruptcy's stay, a
-# medium not to be used (1006.14(h)), an employer's prohibition of contact at work, and
-# the debtor's word that contact at work is inconvenient. Recorded on one account and
-# still in force there, each holds for the person's other accounts too. Only restrictions
-# are shared: what lifts one lifts it on its own account, and so stops it being shared; a
-# lift shared could free another account's own restriction, or another person's
-# (accounts sharing a switchboard number are not always one person). An address's
+# medium not to be used (1006.14(h)), an employer's prohibition of contact at work, the
+# debtor's word that contact at work is inconvenient, and consent to automated calls and
+# texts revoked (a revocation covers every robocall and robotext from the caller, on
+# whatever matter: 47 CFR 64.1200(a)(10), the FCC's "revoke-all"). Recorded on one account
+# and still in force there, each holds for the person's other accounts too. Only
+# restrictions are shared: what lifts one lifts it on its own account, and so stops it
+# being shared; a lift shared could free another account's own restriction, or another
+# person's (accounts sharing a switchboard number are not always one person). An address's
 # opt-out needs no sharing: the suppression ledger holds it for every account with the
 # address, and the replies that record one record it on each.
 PERSON_RESTRICTIONS = (
     "bankruptcy", "prohibited_medium", "workplace_prohibited", "workplace_inconvenient",
+    "consent_revoked",
 )  # fmt: skip
 PERSON_EVENT_KINDS = (
     *PERSON_RESTRICTIONS, "bankruptcy_closed", "workplace_allowed", "workplace_convenient",
-    "opt_in",
+    "opt_in", "consent",
 )  # fmt: skip
 
 
@@ -427,9 +430,9 @@ def _share_facts(
         if shared_events:
             # The account's own lifts of what is shared would end it too (the latest event
             # about a thing wins): what is in force for the person stays in force.
-            shared = {_family(row) for row in shared_events}
-            own = [row for row in events.get(account_id, ()) if _family(row) not in shared
-                   or row.kind in PERSON_RESTRICTIONS]  # fmt: skip
+            own = [row for row in events.get(account_id, ()) if row.kind in PERSON_RESTRICTIONS
+                   or not any(_concerns(row, held) and _occurred(row) >= _occurred(held)
+                              for held in shared_events)]  # fmt: skip
             events[account_id] = [*own, *shared_events]
         shared_times = [time for other in sorted(others) for time in their_times.get(other, ())]
         if shared_times:
@@ -440,7 +443,8 @@ def _family(row: Any) -> tuple[Any, ...] | None:
     """What a person's restriction, or what lifts it, is about, as the engine reads them
     (None: neither): a bankruptcy and its closing; an employer's prohibition and its
     lifting; the workplace said to be inconvenient and the debtor's leave again; a medium
-    not to be used and an opt-in without an address on that channel."""
+    not to be used and an opt-in without an address on that channel; consent revoked and
+    consent given (which of them a consent lifts is ``_lifts``'s to say)."""
     kind = row.kind
     if kind in ("bankruptcy", "bankruptcy_closed"):
         return ("bankruptcy",)
@@ -450,49 +454,115 @@ def _family(row: Any) -> tuple[Any, ...] | None:
         return ("workplace inconvenient",)
     if kind == "prohibited_medium" or (kind == "opt_in" and not row.address):
         return ("medium", row.channel)
+    if kind in ("consent_revoked", "consent"):
+        return ("consent",)
     return None
+
+
+def _lifts(lift: Any, restriction: Any) -> bool:
+    """Whether the event ``lift`` ends the person's ``restriction`` where both are recorded.
+    A consent ends the revocations within its reach: one without a channel or address
+    reaches every channel or address, as the engine reads it. A narrower consent leaves a
+    wider revocation in force for the person, the protective reading."""
+    if lift.kind in PERSON_RESTRICTIONS or _family(lift) != _family(restriction):
+        return False
+    if restriction.kind != "consent_revoked":
+        return True
+    return lift.channel in (None, restriction.channel) and (
+        not lift.address
+        or (
+            restriction.address is not None
+            and _address(lift.channel, lift.address)
+            == _address(restriction.channel, restriction.address)
+        )
+    )
+
+
+def _concerns(lift: Any, restriction: Any) -> bool:
+    """Whether ``lift`` is about some of what ``restriction`` restricts (a consent to calls
+    and a revocation of all consent are; only a consent as wide as it lifts it)."""
+    if _family(lift) != _family(restriction) or lift.kind in PERSON_RESTRICTIONS:
+        return False
+    if restriction.kind != "consent_revoked":
+        return True
+    channels_meet = None in (lift.channel, restriction.channel) or (
+        lift.channel == restriction.channel
+    )
+    addresses_meet = (
+        not lift.address
+        or not restriction.address
+        or _address(lift.channel, lift.address)
+        == _address(restriction.channel, restriction.address)
+    )
+    return channels_meet and addresses_meet
 
 
 def _restrictions_in_force(rows: Sequence[Any], now: datetime) -> list[Any]:
     """The person's restrictions among one account's events that no later event of that
     account lifts (a lift counts from its time on, a restriction at once, as the engine
     reads them)."""
-    latest: dict[tuple[Any, ...], Any] = {}
+    in_force: list[Any] = []
     for row in sorted(rows, key=_occurred):
-        family = _family(row)
-        if family is None:
+        if _family(row) is None:
             continue
-        if row.kind not in PERSON_RESTRICTIONS and row.occurred_at > now:
-            continue  # a lift stamped ahead of now does not count yet
-        latest[family] = row
-    return [row for row in latest.values() if row.kind in PERSON_RESTRICTIONS]
+        if row.kind in PERSON_RESTRICTIONS:
+            # A revocation of consent within a wider one's reach is kept: a consent may
+            # later lift the narrower and leave the wider.
+            if row.kind != "consent_revoked":
+                in_force = [held for held in in_force if _family(held) != _family(row)]
+            in_force.append(row)
+        elif row.occurred_at <= now:  # a lift stamped ahead of now does not count yet
+            in_force = [held for held in in_force if not _lifts(row, held)]
+    return in_force
 
 
-def held_elsewhere(
-    connection: Connection, account_id: int, restriction: str, now: datetime
-) -> list[str]:
-    """The references of the person's other accounts (``_same_person``) on which
-    ``restriction`` (one of ``PERSON_RESTRICTIONS``) is in force: a lift recorded on one
-    account does not end it there, and it still holds for the person."""
+class Lift(NamedTuple):
+    """An event that lifts a person's restriction, as ``held_elsewhere`` is asked about it."""
+
+    kind: str
+    channel: str | None = None
+    address: str | None = None
+
+
+def held_elsewhere(connection: Connection, account_id: int, lift: Lift, now: datetime) -> list[str]:
+    """The references of the person's other accounts (``_same_person``) on which a
+    restriction about what ``lift`` lifts is in force: a lift recorded on one account does
+    not end it there, and it still holds for the person."""
+    others = _others_of(connection, account_id)
+    if not others:
+        return []
+    events = _read(connection, compliance_events, EVENT_COLUMNS, others,
+                   compliance_events.c.kind.in_(PERSON_EVENT_KINDS))  # fmt: skip
+    return _references(
+        connection,
+        [
+            other
+            for other in others
+            if any(_concerns(lift, row) for row in _restrictions_in_force(events[other], now))
+        ],
+    )
+
+
+def person_accounts(connection: Connection, account_id: int) -> list[str]:
+    """The references of the person's other accounts (``_same_person``): where what is
+    recorded about the person on this one holds too."""
+    return _references(connection, _others_of(connection, account_id))
+
+
+def _others_of(connection: Connection, account_id: int) -> list[int]:
     points = _read(connection, contact_points, POINT_COLUMNS, [account_id],
                    contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
     numbers = _servicer_numbers(connection, [account_id])
-    others = _same_person(connection, [account_id], points, numbers)[0].get(account_id)
-    if not others:
-        return []
-    events = _read(connection, compliance_events, EVENT_COLUMNS, sorted(others),
-                   compliance_events.c.kind.in_(PERSON_EVENT_KINDS))  # fmt: skip
-    holding = [
-        other
-        for other in sorted(others)
-        if any(row.kind == restriction for row in _restrictions_in_force(events[other], now))
-    ]
-    if not holding:
+    return sorted(_same_person(connection, [account_id], points, numbers)[0].get(account_id, ()))
+
+
+def _references(connection: Connection, ids: Sequence[int]) -> list[str]:
+    if not ids:
         return []
     return list(
         connection.execute(
             select(accounts_table.c.reference)
-            .where(accounts_table.c.id.in_(holding))
+            .where(accounts_table.c.id.in_(ids))
             .order_by(accounts_table.c.reference)
         ).scalars()
     )

@@ -206,15 +206,41 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     assert refused.returncode == 2 and "held by a complaint" in refused.stderr
     assert sorted(e.account_id for e in events_of("opt_in")) == [1, 2]
 
-    # A consent revoked stays with its account, its number spelled as the import spells it.
+    # A consent revoked is recorded on its account, its number spelled as the import spells
+    # it, and holds for the person's other account (revoke-all), not for a stranger's.
     revoked = outreach("compliance", "record", "--account", "MA-1", "--kind",
                        "consent_revoked", "--address", "+1 617 555 0101", "--at",
                        "2026-11-01T16:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
     assert revoked.returncode == 0, revoked.stderr
+    assert "holds on their other account(s) MA-2 too" in revoked.stdout
     assert [(e.account_id, e.address) for e in events_of("consent_revoked")] == [
         (1, "+16175550101")
     ]
     assert "TCPA_CONSENT_REVOKED" in explained("MA-1", "voice")
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
+    assert "TCPA_CONSENT_REVOKED" not in explained("MA-3", "voice")
+    # Consent given again on the other account does not lift it where it was recorded,
+    # and the operator is told where to record it; given there, it ends for both.
+    given = outreach("compliance", "record", "--account", "MA-2", "--kind", "consent",
+                     "--channel", "voice", "--address", "+16175550101", "--at",
+                     "2026-11-01T17:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    assert "other account(s) MA-1 still hold a restriction this is about" in given.stdout
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
+    narrower = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
+                        "--channel", "voice", "--address", "+16175550101", "--at",
+                        "2026-11-01T17:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
+    assert narrower.returncode == 0, narrower.stderr
+    # Texts and calls were revoked; consent to calls leaves the texts' revocation in force
+    # for the person, the protective reading.
+    assert "TCPA_CONSENT_REVOKED" not in explained("MA-1", "voice")
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
+    whole = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
+                     "--address", "+16175550101", "--at", "2026-11-01T17:30:00Z",
+                     env=env, cwd=tmp_path)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr
+    assert "still hold" not in whole.stdout
+    assert "TCPA_CONSENT_REVOKED" not in explained("MA-1", "voice")
     assert "TCPA_CONSENT_REVOKED" not in explained("MA-2", "voice")
 
     wrong = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",

@@ -18,6 +18,7 @@ from outreach.compliance.rules import load_ruleset
 from outreach.compliance.scenario import parse_scenario
 from outreach.compliance_store import (
     DebtorRecord,
+    Lift,
     attempts,
     decision_row,
     decisions,
@@ -36,6 +37,7 @@ from tests.test_import_accounts import row, run_import, write_csv
 # Monday 2026-11-02, 10:00 in Boston.
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 RULES = load_ruleset()
+REVOKED = "TCPA_CONSENT_REVOKED"
 
 
 @pytest.fixture
@@ -432,6 +434,45 @@ def test_a_lift_on_the_other_account_frees_nothing_shared(
         assert sms.verdict == "allow", (reference, sms.codes)
 
 
+@pytest.mark.parametrize("read", [("MA-1", "MA-2"), ("MA-2",)], ids=["together", "alone"])
+def test_a_revoked_consent_holds_for_the_persons_other_debts(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    read: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Revoke-all (47 CFR 64.1200(a)(10)): MA-1's debtor revoked consent to automated
+    calls and texts; MA-2, their second debt (same phone), may not robocall or robotext them
+    either, whatever MA-2's own consent says, until the consent is given again on MA-1 as
+    widely as it was revoked. CA-1, a stranger, is untouched."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    phone = "+16175550101"
+    add_event(accounts, "MA-1", "consent_revoked", at=NOW - timedelta(days=3))
+    add_event(accounts, "MA-2", "consent", channel="sms", address=phone,
+              at=NOW - timedelta(days=2))  # fmt: skip
+
+    def revoked(reference: str, channel: str) -> bool:
+        record = load(accounts, *read, reference)[reference]
+        address = phone if reference != "CA-1" else "+13105550123"
+        return REVOKED in evaluate(situation(record, channel, address, NOW), RULES).codes
+
+    assert (revoked("MA-2", "sms"), revoked("MA-2", "voice")) == (True, True)
+    assert not revoked("CA-1", "sms")
+    # Consent to texts again on MA-1 leaves calls revoked there, and both for the person.
+    add_event(accounts, "MA-1", "consent", channel="sms", address=phone,
+              at=NOW - timedelta(days=1))  # fmt: skip
+    assert (revoked("MA-1", "sms"), revoked("MA-1", "voice")) == (False, True)
+    assert (revoked("MA-2", "sms"), revoked("MA-2", "voice")) == (True, True)
+    with accounts.connect() as connection:
+        assert held_elsewhere(connection, account_id(accounts, "MA-2"),
+                              Lift("consent", "voice", phone), NOW) == ["MA-1"]  # fmt: skip
+    # Given again as widely on MA-1, it ends for both; MA-2's own earlier consent to texts
+    # counts again, and its calls have their recorded consent.
+    add_event(accounts, "MA-1", "consent", at=NOW - timedelta(hours=1))
+    assert (revoked("MA-2", "sms"), revoked("MA-2", "voice")) == (False, False)
+    with accounts.connect() as connection:
+        assert held_elsewhere(connection, account_id(accounts, "MA-2"),
+                              Lift("consent", "voice", phone), NOW) == []  # fmt: skip
+
+
 def test_an_opt_out_without_a_channel_of_a_mailbox_in_another_case_holds(
     accounts: Engine,
 ) -> None:
@@ -466,9 +507,9 @@ def test_the_workplace_the_debtor_said_is_inconvenient_holds_for_the_person(
     assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["workplace_allowed"]
 
 
-def _held_elsewhere(engine: Engine, reference: str, restriction: str) -> list[str]:
+def _held_elsewhere(engine: Engine, reference: str, lift: Lift) -> list[str]:
     with engine.connect() as connection:
-        return held_elsewhere(connection, account_id(engine, reference), restriction, NOW)
+        return held_elsewhere(connection, account_id(engine, reference), lift, NOW)
 
 
 def _loans(engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock) -> None:
@@ -528,7 +569,7 @@ def test_a_conversation_about_one_student_loan_bars_calls_about_the_others(
     other = evaluate(situation(records["SL-3"], "voice", "+12015550103", NOW,
                                automated=False), RULES)  # fmt: skip
     assert other.allowed, other.codes
-    assert _held_elsewhere(engine, "SL-2", "workplace_inconvenient") == ["SL-1"]
+    assert _held_elsewhere(engine, "SL-2", Lift("workplace_convenient")) == ["SL-1"]
 
 
 def test_student_loans_serviced_under_one_number_are_one_debt(
@@ -646,7 +687,7 @@ def test_a_student_loan_links_its_debtor_through_its_servicer_number(
         assert sorted(e.kind for e in load(engine, *read)["A-1"].events) == [
             "bankruptcy", "workplace_inconvenient"
         ], read  # fmt: skip
-    assert _held_elsewhere(engine, "A-1", "workplace_inconvenient") == ["SL-2"]
+    assert _held_elsewhere(engine, "A-1", Lift("workplace_convenient")) == ["SL-2"]
 
 
 def test_a_servicer_number_links_its_loans_however_many_there_are(

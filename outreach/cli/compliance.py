@@ -21,9 +21,13 @@ from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance.scenario import read_scenario
 from outreach.compliance.windows import WEEKDAYS
 from outreach.compliance_store import (
+    PERSON_RESTRICTIONS,
+    Lift,
     decisions,
     designated_times,
+    held_elsewhere,
     load_debtors,
+    person_accounts,
     situation,
 )
 from outreach.errors import NotFoundError, OutreachError
@@ -232,18 +236,33 @@ def record(
                     occurred_at=when, source=source[:200], note=note[:500] if note else None,
                 )
             )  # fmt: skip
+        person = person_accounts(connection, row.id) if kind in PERSON_RESTRICTIONS else []
+        lift = Lift(kind, channel, address)
+        still = held_elsewhere(connection, row.id, lift, context.clock.now())
     out.print(f"Recorded {kind} for {account} at {when.isoformat()}.")
     if others:
         out.print(
             f"{address} is also used by {', '.join(others)}: recorded there too, as the "
             "debtor's reply would be."
         )
+    if person:
+        out.print(
+            f"It is about the debtor, not one debt: it holds on their other account(s) "
+            f"{', '.join(person)} too, until it is lifted on {account}."
+        )
+    if still:
+        out.print(
+            f"The debtor's other account(s) {', '.join(still)} still hold a restriction this "
+            "is about, which holds for the person until it is lifted there: record this "
+            "there too."
+        )
 
 
 # What a debtor says about an address holds for it wherever it is used, as the replies
 # that say it do: an opt-out in the suppression ledger and on every account using the
-# address, and an opt-in lifting it there. (A consent given or revoked stays with its
-# account, as an import's does.)
+# address, and an opt-in lifting it there. (A consent given or revoked is recorded on its
+# account, as an import's is; a revocation in force there holds for the person's other
+# accounts as the planner links them: ``compliance_store.PERSON_RESTRICTIONS``.)
 ABOUT_AN_ADDRESS = ("opt_out", "opt_in")
 
 

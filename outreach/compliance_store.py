@@ -428,15 +428,31 @@ def _share_facts(
                 found = in_force[other] = _restrictions_in_force(their_events.get(other, ()), now)
             shared_events += found
         if shared_events:
-            # The account's own lifts of what is shared would end it too (the latest event
-            # about a thing wins): what is in force for the person stays in force.
+            # The account's own later lifts of what is shared would end it too (the latest
+            # event about a thing wins): what is in force for the person stays in force.
+            # A consent is weighed contact by contact instead, as its reach is (a revoked
+            # consent shared is marked ``elsewhere``, and the engine holds to it).
             own = [row for row in events.get(account_id, ()) if row.kind in PERSON_RESTRICTIONS
-                   or not any(_concerns(row, held) and _occurred(row) >= _occurred(held)
+                   or row.kind == "consent"
+                   or not any(_lifts(row, held) and _occurred(row) >= _occurred(held)
                               for held in shared_events)]  # fmt: skip
-            events[account_id] = [*own, *shared_events]
+            events[account_id] = [*own, *map(_shared, shared_events)]
         shared_times = [time for other in sorted(others) for time in their_times.get(other, ())]
         if shared_times:
             designated[account_id] = [*designated.get(account_id, ()), *shared_times]
+
+
+class _SharedEvent(NamedTuple):
+    """A person's restriction recorded on another of their accounts, as read for this one."""
+
+    occurred_at: datetime
+    kind: str
+    channel: str | None
+    address: str | None
+
+
+def _shared(row: Any) -> _SharedEvent:
+    return _SharedEvent(row.occurred_at, row.kind, row.channel, row.address)
 
 
 def _family(row: Any) -> tuple[Any, ...] | None:
@@ -485,8 +501,10 @@ def _concerns(lift: Any, restriction: Any) -> bool:
         return False
     if restriction.kind != "consent_revoked":
         return True
+    # A number's revoked consent on one phone channel revokes it on the other too.
     channels_meet = None in (lift.channel, restriction.channel) or (
         lift.channel == restriction.channel
+        or {lift.channel, restriction.channel} <= {"sms", "voice"}
     )
     addresses_meet = (
         not lift.address
@@ -528,18 +546,48 @@ def held_elsewhere(connection: Connection, account_id: int, lift: Lift, now: dat
     """The references of the person's other accounts (``_same_person``) on which a
     restriction about what ``lift`` lifts is in force: a lift recorded on one account does
     not end it there, and it still holds for the person."""
-    others = _others_of(connection, account_id)
-    if not others:
+    held = still_held(connection, account_id, lift, now, own=False)
+    return sorted({reference for reference, _ in held})
+
+
+def still_held(
+    connection: Connection, account_id: int, lift: Lift, now: datetime, *, own: bool = True
+) -> list[tuple[str, Any]]:
+    """The person's restrictions in force that ``lift`` is about (``_concerns``), on their
+    other accounts and, with ``own``, on this one (a consent narrower than a revocation
+    leaves it in force): (the account's reference, the restriction's row), by reference."""
+    ids = _others_of(connection, account_id) + ([account_id] if own else [])
+    if not ids:
         return []
-    events = _read(connection, compliance_events, EVENT_COLUMNS, others,
+    events = _read(connection, compliance_events, EVENT_COLUMNS, ids,
                    compliance_events.c.kind.in_(PERSON_EVENT_KINDS))  # fmt: skip
-    return _references(
-        connection,
-        [
-            other
-            for other in others
-            if any(_concerns(lift, row) for row in _restrictions_in_force(events[other], now))
-        ],
+    held = [
+        (row.account_id, row)
+        for other in ids
+        for row in _restrictions_in_force(events[other], now)
+        if _concerns(lift, row)
+    ]
+    if not held:
+        return []
+    names = dict(
+        connection.execute(
+            select(accounts_table.c.id, accounts_table.c.reference).where(
+                accounts_table.c.id.in_(sorted({other for other, _ in held}))
+            )
+        ).all()
+    )
+    return sorted(((names[other], row) for other, row in held), key=lambda pair: pair[0])
+
+
+def in_force(
+    connection: Connection, account_id: int, kind: str, at: datetime, now: datetime
+) -> bool:
+    """Whether the account's ``kind`` (one of ``PERSON_RESTRICTIONS``) recorded ``at`` is in
+    force: not lifted by a later event of the account."""
+    rows = _read(connection, compliance_events, EVENT_COLUMNS, [account_id],
+                 compliance_events.c.kind.in_(PERSON_EVENT_KINDS))[account_id]  # fmt: skip
+    return any(
+        row.kind == kind and row.occurred_at == at for row in _restrictions_in_force(rows, now)
     )
 
 
@@ -768,7 +816,7 @@ def _point_order(point: Any) -> tuple[str, int, int]:
 
 def _event(row: Any) -> Event:
     address = row.address and _address(row.channel, row.address)
-    return Event(row.occurred_at, row.kind, row.channel, address)
+    return Event(row.occurred_at, row.kind, row.channel, address, (), type(row) is _SharedEvent)
 
 
 def _event_at(event: Event) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,28 +221,40 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
     assert "TCPA_CONSENT_REVOKED" not in explained("MA-3", "voice")
     # Consent given again on the other account does not lift it where it was recorded,
-    # and the operator is told where to record it; given there, it ends for both.
+    # and the operator is told where it holds; given there as widely, it ends for both.
     given = outreach("compliance", "record", "--account", "MA-2", "--kind", "consent",
                      "--channel", "voice", "--address", "+16175550101", "--at",
                      "2026-11-01T17:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
     assert given.returncode == 0, given.stderr
-    assert "other account(s) MA-1 still hold a restriction this is about" in given.stdout
+    held = "MA-1: consent_revoked of 2026-11-01 16:00 (+16175550101)"
+    assert "Still in force for the debtor" in given.stdout and held in given.stdout
     assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
+    assert "on the account the revocation was recorded on" in explained("MA-2", "voice")
     narrower = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
                         "--channel", "voice", "--address", "+16175550101", "--at",
                         "2026-11-01T17:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
     assert narrower.returncode == 0, narrower.stderr
-    # Texts and calls were revoked; consent to calls leaves the texts' revocation in force
-    # for the person, the protective reading.
+    # The number's texts and calls were revoked; consent to calls gives MA-1 its calls
+    # back and leaves the revocation in force for the person: MA-2 may do neither, and the
+    # operator is told that the revocation still holds.
+    assert held in narrower.stdout
     assert "TCPA_CONSENT_REVOKED" not in explained("MA-1", "voice")
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-1", "sms")
     assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
+    assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "sms")
     whole = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
                      "--address", "+16175550101", "--at", "2026-11-01T17:30:00Z",
                      env=env, cwd=tmp_path)  # fmt: skip
     assert whole.returncode == 0, whole.stderr
-    assert "still hold" not in whole.stdout
-    assert "TCPA_CONSENT_REVOKED" not in explained("MA-1", "voice")
-    assert "TCPA_CONSENT_REVOKED" not in explained("MA-2", "voice")
+    assert "Still in force" not in whole.stdout
+    for reference, channel in itertools.product(("MA-1", "MA-2"), ("sms", "voice")):
+        assert "TCPA_CONSENT_REVOKED" not in explained(reference, channel), (reference, channel)
+    # A revocation dated before a consent that lifts it is not in force: nothing to share.
+    late = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent_revoked",
+                    "--address", "+16175550101", "--at", "2026-11-01T17:15:00Z",
+                    env=env, cwd=tmp_path)  # fmt: skip
+    assert late.returncode == 0, late.stderr
+    assert "holds on their other account(s)" not in late.stdout
 
     wrong = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
                      "--channel", "email", "--address", "+16175550101",

@@ -169,8 +169,9 @@ def event(
     channel: str | None = None,
     address: str | None = None,
     debts: Sequence[str] = (),
+    elsewhere: bool = False,
 ) -> Event:
-    return Event(at, kind, channel, address, tuple(debts))
+    return Event(at, kind, channel, address, tuple(debts), elsewhere)
 
 
 def daily_calls(
@@ -746,6 +747,39 @@ TCPA_CONSENT_CASES = [
         "voice", collector="first_party", who=debtor(consent=True), events=[
             event(JUNE_1, "prohibited_medium", channel="voice"),
             event(JUNE_2, "opt_in", channel="voice")])),
+    # Revoke-all: consent revoked for a number's texts is revoked for its robocalls too...
+    case("a-revocation-of-texts-covers-calls", robo("voice", who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked", channel="sms", address=MOBILE)]),
+        "block", None, [REVOKED]),
+    # ...until consent to texts is given again, which restores what held before, no more.
+    allowed("consent-to-texts-again-gives-calls-back", robo("voice", who=debtor(consent=True),
+        events=[event(JUNE_1, "consent_revoked", channel="sms", address=MOBILE),
+                event(JUNE_2, "consent", channel="sms", address=MOBILE)])),
+    case("consent-to-texts-is-no-consent-to-calls", robo("voice", events=[
+        event(JUNE_1, "consent_revoked", channel="sms", address=MOBILE),
+        event(JUNE_2, "consent", channel="sms", address=MOBILE)]),
+        "block", None, [TCPA]),
+    # A STOP's reach on calls is the START's to give back, not a consent to texts.
+    case("consent-to-texts-does-not-lift-a-stop-on-calls", robo("voice", who=debtor(
+        consent=True), events=[event(JUNE_1, "opt_out", channel="sms", address=MOBILE),
+                               event(JUNE_2, "consent", channel="sms", address=MOBILE)]),
+        "block", None, [REVOKED]),
+    # Revoked on another of the debtor's accounts: a consent here does not lift it...
+    case("revoked-elsewhere-is-not-lifted-here", robo("voice", who=debtor(consent=True),
+        events=[event(JUNE_1, "consent_revoked", elsewhere=True),
+                event(JUNE_2, "consent", channel="voice", address=MOBILE)]),
+        "block", None, [REVOKED]),
+    case("revoked-elsewhere-for-texts-holds-for-calls", robo("voice", who=debtor(consent=True),
+        events=[event(JUNE_1, "consent_revoked", channel="sms", address=MOBILE, elsewhere=True),
+                event(JUNE_2, "consent", channel="voice", address=MOBILE)]),
+        "block", None, [REVOKED]),
+    # ...nor about what it does not cover; and the number's own START still counts.
+    allowed("revoked-elsewhere-leaves-other-numbers", robo("voice", to=OTHER_MOBILE, events=[
+        event(JUNE_1, "consent_revoked", address=MOBILE, elsewhere=True),
+        event(JUNE_2, "consent")])),
+    allowed("a-start-after-a-revocation-elsewhere", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked", elsewhere=True),
+        event(JUNE_2, "opt_in", channel="sms", address=MOBILE)])),
 ]  # fmt: skip
 
 

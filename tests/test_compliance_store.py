@@ -473,6 +473,66 @@ def test_a_revoked_consent_holds_for_the_persons_other_debts(
                               Lift("consent", "voice", phone), NOW) == []  # fmt: skip
 
 
+@pytest.mark.parametrize("read", [("MA-1", "MA-2"), ("MA-2",)], ids=["together", "alone"])
+def test_what_keeps_a_revocation_in_force_for_the_person(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    read: tuple[str, ...],
+) -> None:  # fmt: skip
+    """MA-2 shares MA-1's phone. A revocation of the number's texts covers its robocalls
+    (revoke-all), on MA-2 too; a narrower revocation does not replace a wider one; a
+    consent stamped ahead of now lifts nothing yet; MA-2's own consent is kept for the
+    engine to weigh, the shared revocation marked as recorded elsewhere."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    phone = "+16175550101"
+
+    def revoked(channel: str) -> bool:
+        record = load(accounts, *read)["MA-2"]
+        return REVOKED in evaluate(situation(record, channel, phone, NOW), RULES).codes
+
+    add_event(accounts, "MA-1", "consent_revoked", channel="sms", address=phone,
+              at=NOW - timedelta(days=4))  # fmt: skip
+    assert (revoked("sms"), revoked("voice")) == (True, True)
+    add_event(accounts, "MA-1", "consent", channel="sms", address=phone,
+              at=NOW - timedelta(days=3))  # fmt: skip
+    assert (revoked("sms"), revoked("voice")) == (False, False)
+    # Everything revoked, then the number's texts, then consent to those texts again:
+    # the wider revocation stands.
+    add_event(accounts, "MA-1", "consent_revoked", at=NOW - timedelta(days=2))
+    add_event(accounts, "MA-1", "consent_revoked", channel="sms", address=phone,
+              at=NOW - timedelta(days=1, hours=1))  # fmt: skip
+    add_event(accounts, "MA-1", "consent", channel="sms", address=phone,
+              at=NOW - timedelta(days=1))  # fmt: skip
+    assert (revoked("sms"), revoked("voice")) == (True, True)
+    # A consent stamped ahead of now (another clock) does not lift it yet.
+    add_event(accounts, "MA-1", "consent", at=NOW + timedelta(minutes=5))
+    assert (revoked("sms"), revoked("voice")) == (True, True)
+    add_event(accounts, "MA-2", "consent", at=NOW - timedelta(hours=2))
+    events = load(accounts, *read)["MA-2"].events
+    assert [(e.kind, e.elsewhere) for e in events if e.kind.startswith("consent")] == [
+        ("consent_revoked", True), ("consent", False)
+    ]  # fmt: skip
+    assert (revoked("sms"), revoked("voice")) == (True, True)
+    add_event(accounts, "MA-1", "consent", at=NOW - timedelta(hours=1))
+    assert (revoked("sms"), revoked("voice")) == (False, False)
+
+
+def test_an_own_lift_before_a_shared_restriction_is_kept(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-2's own leave to contact it at work came before MA-1's word that work is
+    inconvenient: it is kept in MA-2's record (it lifts nothing later), MA-1's later one
+    dropped only where it would end what MA-1 holds."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    add_event(accounts, "MA-2", "workplace_convenient", at=NOW - timedelta(days=3))
+    add_event(accounts, "MA-1", "workplace_inconvenient", at=NOW - timedelta(days=2))
+    add_event(accounts, "MA-2", "workplace_convenient", at=NOW - timedelta(days=1))
+    events = load(accounts, "MA-2")["MA-2"].events
+    assert [(e.kind, e.at, e.elsewhere) for e in events] == [
+        ("workplace_convenient", NOW - timedelta(days=3), False),
+        ("workplace_inconvenient", NOW - timedelta(days=2), True),
+    ]
+
+
 def test_an_opt_out_without_a_channel_of_a_mailbox_in_another_case_holds(
     accounts: Engine,
 ) -> None:

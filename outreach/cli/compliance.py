@@ -25,10 +25,11 @@ from outreach.compliance_store import (
     Lift,
     decisions,
     designated_times,
-    held_elsewhere,
+    in_force,
     load_debtors,
     person_accounts,
     situation,
+    still_held,
 )
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError, parse_email, parse_phone
@@ -236,9 +237,13 @@ def record(
                     occurred_at=when, source=source[:200], note=note[:500] if note else None,
                 )
             )  # fmt: skip
-        person = person_accounts(connection, row.id) if kind in PERSON_RESTRICTIONS else []
-        lift = Lift(kind, channel, address)
-        still = held_elsewhere(connection, row.id, lift, context.clock.now())
+        now = context.clock.now()
+        person = (
+            person_accounts(connection, row.id)
+            if kind in PERSON_RESTRICTIONS and in_force(connection, row.id, kind, when, now)
+            else []
+        )
+        still = still_held(connection, row.id, Lift(kind, channel, address), now)
     out.print(f"Recorded {kind} for {account} at {when.isoformat()}.")
     if others:
         out.print(
@@ -252,10 +257,16 @@ def record(
         )
     if still:
         out.print(
-            f"The debtor's other account(s) {', '.join(still)} still hold a restriction this "
-            "is about, which holds for the person until it is lifted there: record this "
-            "there too."
+            "Still in force for the debtor, on all their accounts, until lifted where it was "
+            "recorded (by an event at least as wide): "
+            + "; ".join(f"{where}: {_restriction(held)}" for where, held in still)
+            + "."
         )
+
+
+def _restriction(row: Any) -> str:
+    scope = ", ".join(filter(None, (row.channel, row.address)))
+    return f"{row.kind} of {row.occurred_at:%Y-%m-%d %H:%M} ({scope or 'every channel'})"
 
 
 # What a debtor says about an address holds for it wherever it is used, as the replies

@@ -108,7 +108,7 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
         ),
         tuple(
             [
-                (_instant(e.at), e.kind, e.channel, name(e.address), each(e.debts))
+                (_instant(e.at), e.kind, e.channel, name(e.address), each(e.debts), e.elsewhere)
                 for e in situation.events
             ]
         ),

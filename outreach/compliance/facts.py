@@ -107,6 +107,9 @@ class Event:
     channel: str | None = None
     address: str | None = None
     debts: tuple[str, ...] = ()  # empty: every debt
+    # Recorded on another of the debtor's accounts, and in force there: what is about the
+    # person holds on each of their accounts (``compliance_store.PERSON_RESTRICTIONS``).
+    elsewhere: bool = False
 
 
 @quick_init

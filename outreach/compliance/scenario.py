@@ -122,6 +122,8 @@ class _Event(_Strict):
     channel: Channel | None = None
     address: str | None = None
     debts: tuple[str, ...] = ()
+    # Recorded on another of the debtor's accounts (``Event.elsewhere``).
+    elsewhere: bool = False
 
     _check_at = field_validator("at")(_aware)
 
@@ -193,7 +195,7 @@ class Scenario(_Strict):
                 for h in self.history
             ),
             events=tuple(
-                Event(e.at, e.kind, e.channel, _address(e.channel, e.address), e.debts)
+                Event(e.at, e.kind, e.channel, _address(e.channel, e.address), e.debts, e.elsewhere)
                 for e in self.events
             ),
         )
@@ -287,6 +289,7 @@ def scenario_of(asked: Situation) -> dict[str, Any]:
                 "channel": e.channel,
                 "address": e.address,
                 "debts": list(e.debts),
+                **({"elsewhere": True} if e.elsewhere else {}),
             }
             for e in asked.events
         ],

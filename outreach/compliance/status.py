@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 
 from outreach.compliance.decision import Reason
 from outreach.compliance.facts import LIFTED_BY, RESTRICTING, Event, Situation
@@ -182,65 +183,92 @@ def _prohibited_medium(rule: ProhibitedMediumRule, situation: Situation) -> Reas
     )
 
 
-def consent_state(situation: Situation) -> tuple[bool, bool]:
-    """(consented, revoked) for the contact's address on its channel.
+class ConsentState(NamedTuple):
+    consented: bool
+    revoked: bool
+    # Revoked on another of the debtor's accounts (``Event.elsewhere``), where it is lifted.
+    elsewhere: bool = False
+
+
+def consent_state(situation: Situation) -> ConsentState:
+    """Whether the contact's address has consent on its channel, and whether it was revoked.
 
     Recorded consent is the starting point; consent and revocation events (an address-less
     or channel-less one covers every address or channel), and an opt-in from that address
     on that channel (CTIA C-7), change it in time order. A prohibited medium ("stop calling
     me") revokes consent on every address of that medium, whoever collects (47 CFR
     64.1200(a)(10): revocation by any reasonable means); the opt-in that allows the medium
-    again restores what held before it. A number's opt-out on one phone channel (STOP to a
-    text, a do-not-call request) revokes consent to automated contact on the other too, and
-    its opt-in there restores what held before that opt-out, never more: revocation in reply
-    to one kind of robocall or robotext covers all of them from that caller
-    (64.1200(a)(10), the FCC's "revoke-all").
+    again restores what held before it. A number's opt-out or revoked consent on one phone
+    channel (STOP to a text, a do-not-call request, a revocation the import recorded for
+    texts) revokes consent to automated contact on the other too, and its opt-in or consent
+    there restores what held before, never more: revocation in reply to one kind of
+    robocall or robotext covers all of them from that caller (64.1200(a)(10), the FCC's
+    "revoke-all"). A revocation recorded on another of the debtor's accounts
+    (``Event.elsewhere``) is lifted there: no consent recorded on this account after it
+    gives back what it covers, though the number's own START still does.
     """
     contact = situation.contact
     consented = situation.debtor.recorded_consent(contact.channel, contact.to)
-    revoked = False
+    revoked = pinned = False
     before_prohibition: tuple[bool, bool] | None = None
-    # What held before the number's opt-out on the other phone channel: its opt-in there
-    # gives back that, never more (a START to texts is no consent to prerecorded calls).
+    # What held before the number's opt-out or revoked consent on the other phone channel,
+    # and which of them are still in force there: their lifts there give back that, never
+    # more (a START to texts is no consent to prerecorded calls).
     before_other: tuple[bool, bool] | None = None
+    other_pending: set[str] = set()
     phone = contact.channel in PHONE_CHANNELS
     for event in _past(situation):
         if event.address not in (None, contact.to):
             continue
-        # A number's STOP or START on the other phone channel speaks for the number: a
-        # revocation binds the caller's automated calls and texts alike (T-6, T-9).
+        if event.kind == "consent" and pinned:
+            continue  # the revocation it would lift holds for the person
+        # A number's word on the other phone channel speaks for the number: a revocation
+        # binds the caller's automated calls and texts alike (T-6, T-9).
         other_phone_channel = (
             phone
             and event.address is not None
             and event.channel in PHONE_CHANNELS
             and event.channel != contact.channel
-            and event.kind in ("opt_out", "opt_in")
+            and event.kind in _ABOUT_THE_NUMBER
         )
         if event.channel not in (None, contact.channel) and not other_phone_channel:
             continue
         if other_phone_channel:
-            if event.kind == "opt_out":
+            if event.kind in _OTHER_LIFTED_BY:
                 if before_other is None:
                     before_other = (consented, revoked)
+                other_pending.add(event.kind)
                 consented, revoked = False, True
+                pinned = pinned or (event.kind == "consent_revoked" and event.elsewhere)
             elif before_other is not None:
-                (consented, revoked), before_other = before_other, None
+                other_pending -= {k for k, lift in _OTHER_LIFTED_BY.items() if lift == event.kind}
+                if not other_pending:
+                    (consented, revoked), before_other = before_other, None
             continue
         if event.kind == "consent" or (event.kind == "opt_in" and event.address is not None):
             consented, revoked, before_prohibition, before_other = True, False, None, None
+            other_pending = set()
         elif event.kind == "consent_revoked":
             consented, revoked, before_prohibition, before_other = False, True, None, None
+            other_pending = set()
+            pinned = pinned or event.elsewhere
         elif event.kind == "prohibited_medium":
             if before_prohibition is None:
                 before_prohibition = (consented, revoked)
             consented, revoked = False, True
         elif event.kind == "opt_in" and before_prohibition is not None:
             (consented, revoked), before_prohibition = before_prohibition, None
-    return consented, revoked
+    return ConsentState(consented, revoked, pinned and revoked)
+
+
+# What a number's user says on one phone channel that speaks for the other too: an opt-out
+# and a revoked consent, each given back there by its own lift only.
+_OTHER_LIFTED_BY = {"opt_out": "opt_in", "consent_revoked": "consent"}
+_ABOUT_THE_NUMBER = frozenset({*_OTHER_LIFTED_BY, *_OTHER_LIFTED_BY.values()})
 
 
 def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:
-    consented, revoked = consent_state(situation)
+    consented, revoked, elsewhere = consent_state(situation)
     if consented:
         return None
     contact = situation.contact
@@ -250,8 +278,10 @@ def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:
             rule.revoked_code or rule.code,
             rule.citation,
             "block",
-            f"the debtor revoked consent to {what}{contact.channel} contact at {contact.to}",
-            lifted_by="the debtor giving consent again (a consent event)",
+            f"the debtor revoked consent to {what}{contact.channel} contact at {contact.to}"
+            + (" (recorded on another of their accounts)" if elsewhere else ""),
+            lifted_by="the debtor giving consent again (a consent event"
+            + (", on the account the revocation was recorded on)" if elsewhere else ")"),
         )
     kind = situation.debtor.address_kind(contact.channel, contact.to)
     return Reason(
@@ -270,7 +300,7 @@ def _employer_email(rule: EmployerEmailRule, situation: Situation) -> Reason | N
     contact = situation.contact
     if situation.debtor.address_kind("email", contact.to) != "work":
         return None
-    consented, _ = consent_state(situation)
+    consented = consent_state(situation).consented
     wrote_from_it = any(
         c.channel == "email" and c.direction == "inbound" and c.to == contact.to
         for c in situation.history

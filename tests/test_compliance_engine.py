@@ -780,7 +780,56 @@ TCPA_CONSENT_CASES = [
     allowed("a-start-after-a-revocation-elsewhere", robo(who=debtor(consent=True), events=[
         event(JUNE_1, "consent_revoked", elsewhere=True),
         event(JUNE_2, "opt_in", channel="sms", address=MOBILE)])),
+    # An opt-in to calls lifts a do-not-call request: it is no consent to robocalls.
+    case("an-opt-in-to-calls-is-no-consent", robo("voice", events=[
+        event(JUNE_1, "opt_in", channel="voice", address=MOBILE)]),
+        "block", None, [TCPA]),
+    case("an-opt-in-to-calls-after-a-revocation-elsewhere", robo("voice", who=debtor(
+        consent=True), events=[event(JUNE_1, "consent_revoked", elsewhere=True),
+                               event(JUNE_2, "opt_in", channel="voice", address=MOBILE)]),
+        "block", None, [REVOKED]),
+    # "Don't robocall me", recorded without a number, covers robotexts too...
+    case("a-revocation-of-calls-covers-texts", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked", channel="voice")]),
+        "block", None, [REVOKED]),
+    allowed("consent-to-calls-again-gives-texts-back", robo(who=debtor(consent=True), events=[
+        event(JUNE_1, "consent_revoked", channel="voice"),
+        event(JUNE_2, "consent", channel="voice")])),
+    # ...and the medium allowed again gives back only what the medium took.
+    case("allowing-the-medium-leaves-a-later-revocation", robo(who=debtor(consent=True),
+        events=[event(JUNE_1, "prohibited_medium", channel="sms"),
+                event(JUNE_2, "consent_revoked", channel="voice", address=MOBILE),
+                event(ny(2025, 6, 2, 10), "opt_in", channel="sms")]),
+        "block", None, [REVOKED]),
+    allowed("each-lift-gives-back-its-own", robo("voice", who=debtor(consent=True), events=[
+        event(JUNE_1, "opt_out", channel="sms", address=MOBILE),
+        event(JUNE_2, "prohibited_medium", channel="voice"),
+        event(ny(2025, 6, 2, 10), "opt_in", channel="sms", address=MOBILE),
+        event(ny(2025, 6, 2, 11), "opt_in", channel="voice")])),
 ]  # fmt: skip
+
+
+SCOPES = [(channel, address) for channel in (None, "sms", "voice") for address in (None, MOBILE)]
+
+
+@pytest.mark.parametrize("revoked", SCOPES, ids=str)
+@pytest.mark.parametrize("given", SCOPES, ids=str)
+def test_a_revocation_shared_stops_only_when_it_is_lifted_where_recorded(
+    revoked: tuple[str | None, str | None], given: tuple[str | None, str | None]
+) -> None:
+    """What the store takes for a revocation lifted (and so no longer shared with the
+    debtor's other accounts) must be lifted for every contact it covers on its own
+    account, as the engine reads it: the store never frees more than the engine does."""
+    from outreach.compliance_store import _lifts
+
+    events = [event(JUNE_1, "consent_revoked", channel=revoked[0], address=revoked[1]),
+              event(JUNE_2, "consent", channel=given[0], address=given[1])]  # fmt: skip
+    if not _lifts(events[1], events[0]):
+        return
+    for channel in ("sms", "voice"):
+        for to in (MOBILE, OTHER_MOBILE):
+            asked = robo(channel, to=to, who=debtor(consent=True), events=events)
+            assert REVOKED not in evaluate(asked, RULES).codes, (channel, to)
 
 
 @pytest.mark.parametrize(CASE, TCPA_CONSENT_CASES)

@@ -257,11 +257,12 @@ def record(
         )
     if still:
         out.print(
-            "Still in force for the debtor, on all their accounts, until lifted where it was "
-            "recorded (by an event at least as wide): "
-            + "; ".join(f"{where}: {_restriction(held)}" for where, held in still)
-            + "."
+            "Still in force for the debtor (on their other accounts, and here for what this "
+            "does not cover) until a later event at least as wide lifts it where it was "
+            "recorded:"
         )
+        for where, held in still:
+            out.print(f"  {where}: {_restriction(held)}", soft_wrap=True)
 
 
 def _restriction(row: Any) -> str:

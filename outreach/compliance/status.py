@@ -194,77 +194,64 @@ def consent_state(situation: Situation) -> ConsentState:
     """Whether the contact's address has consent on its channel, and whether it was revoked.
 
     Recorded consent is the starting point; consent and revocation events (an address-less
-    or channel-less one covers every address or channel), and an opt-in from that address
-    on that channel (CTIA C-7), change it in time order. A prohibited medium ("stop calling
-    me") revokes consent on every address of that medium, whoever collects (47 CFR
-    64.1200(a)(10): revocation by any reasonable means); the opt-in that allows the medium
-    again restores what held before it. A number's opt-out or revoked consent on one phone
-    channel (STOP to a text, a do-not-call request, a revocation the import recorded for
-    texts) revokes consent to automated contact on the other too, and its opt-in or consent
-    there restores what held before, never more: revocation in reply to one kind of
-    robocall or robotext covers all of them from that caller (64.1200(a)(10), the FCC's
-    "revoke-all"). A revocation recorded on another of the debtor's accounts
+    or channel-less one covers every address or channel), and a START from that number
+    (an opt-in to its texts, CTIA C-7), change it in time order. A prohibited medium ("stop
+    calling me") revokes consent on every address of that medium, whoever collects (47 CFR
+    64.1200(a)(10): revocation by any reasonable means) until the opt-in that allows the
+    medium again. A number's opt-out on one phone channel (STOP to a text, a do-not-call
+    request), and a revoked consent to one phone channel, revoke consent to automated
+    contact on the other too, until their own lift there (the opt-in, the consent): a
+    revocation in reply to one kind of robocall or robotext covers all of them from that
+    caller (64.1200(a)(10), the FCC's "revoke-all"), and a START to texts is no consent to
+    prerecorded calls. A revocation recorded on another of the debtor's accounts
     (``Event.elsewhere``) is lifted there: no consent recorded on this account after it
     gives back what it covers, though the number's own START still does.
     """
     contact = situation.contact
+    # What consent and revocation on this channel said last; then what still blocks on
+    # top of it until its own lift: a prohibited medium, and the other phone channel's
+    # opt-out or revocation (by kind).
     consented = situation.debtor.recorded_consent(contact.channel, contact.to)
-    revoked = pinned = False
-    before_prohibition: tuple[bool, bool] | None = None
-    # What held before the number's opt-out or revoked consent on the other phone channel,
-    # and which of them are still in force there: their lifts there give back that, never
-    # more (a START to texts is no consent to prerecorded calls).
-    before_other: tuple[bool, bool] | None = None
+    revoked = pinned = prohibited = False
     other_pending: set[str] = set()
     phone = contact.channel in PHONE_CHANNELS
     for event in _past(situation):
         if event.address not in (None, contact.to):
             continue
-        if event.kind == "consent" and pinned:
+        kind = event.kind
+        if kind == "consent" and pinned:
             continue  # the revocation it would lift holds for the person
-        # A number's word on the other phone channel speaks for the number: a revocation
-        # binds the caller's automated calls and texts alike (T-6, T-9).
-        other_phone_channel = (
-            phone
-            and event.address is not None
-            and event.channel in PHONE_CHANNELS
-            and event.channel != contact.channel
-            and event.kind in _ABOUT_THE_NUMBER
-        )
-        if event.channel not in (None, contact.channel) and not other_phone_channel:
+        if phone and event.channel in PHONE_CHANNELS and event.channel != contact.channel:
+            # A number's word on the other phone channel speaks for the number (T-6, T-9):
+            # a consent or revocation (to any number, or to this one), and this number's
+            # opt-out or opt-in.
+            if kind in _REVOCATIONS and (kind == "consent_revoked" or event.address):
+                other_pending.add(kind)
+                pinned = pinned or (kind == "consent_revoked" and event.elsewhere)
+            elif kind in _OTHER_LIFTS and (kind == "consent" or event.address):
+                other_pending.discard(_OTHER_LIFTS[kind])
             continue
-        if other_phone_channel:
-            if event.kind in _OTHER_LIFTED_BY:
-                if before_other is None:
-                    before_other = (consented, revoked)
-                other_pending.add(event.kind)
-                consented, revoked = False, True
-                pinned = pinned or (event.kind == "consent_revoked" and event.elsewhere)
-            elif before_other is not None:
-                other_pending -= {k for k, lift in _OTHER_LIFTED_BY.items() if lift == event.kind}
-                if not other_pending:
-                    (consented, revoked), before_other = before_other, None
+        if event.channel not in (None, contact.channel):
             continue
-        if event.kind == "consent" or (event.kind == "opt_in" and event.address is not None):
-            consented, revoked, before_prohibition, before_other = True, False, None, None
-            other_pending = set()
-        elif event.kind == "consent_revoked":
-            consented, revoked, before_prohibition, before_other = False, True, None, None
-            other_pending = set()
+        if kind == "consent" or (kind == "opt_in" and event.address and event.channel == "sms"):
+            consented, revoked, prohibited = True, False, False
+            other_pending.clear()
+        elif kind == "consent_revoked":
+            consented, revoked, prohibited = False, True, False
+            other_pending.clear()
             pinned = pinned or event.elsewhere
-        elif event.kind == "prohibited_medium":
-            if before_prohibition is None:
-                before_prohibition = (consented, revoked)
-            consented, revoked = False, True
-        elif event.kind == "opt_in" and before_prohibition is not None:
-            (consented, revoked), before_prohibition = before_prohibition, None
-    return ConsentState(consented, revoked, pinned and revoked)
+        elif kind == "prohibited_medium":
+            prohibited = True
+        elif kind == "opt_in" and not event.address:
+            prohibited = False
+    blocked = prohibited or bool(other_pending)
+    revoked = revoked or blocked
+    return ConsentState(consented and not blocked, revoked, pinned and revoked)
 
 
-# What a number's user says on one phone channel that speaks for the other too: an opt-out
-# and a revoked consent, each given back there by its own lift only.
-_OTHER_LIFTED_BY = {"opt_out": "opt_in", "consent_revoked": "consent"}
-_ABOUT_THE_NUMBER = frozenset({*_OTHER_LIFTED_BY, *_OTHER_LIFTED_BY.values()})
+# What revokes on the other phone channel, and the lift there that gives it back.
+_REVOCATIONS = frozenset({"opt_out", "consent_revoked"})
+_OTHER_LIFTS = {"opt_in": "opt_out", "consent": "consent_revoked"}
 
 
 def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:

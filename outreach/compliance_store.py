@@ -556,6 +556,8 @@ def still_held(
     """The person's restrictions in force that ``lift`` is about (``_concerns``), on their
     other accounts and, with ``own``, on this one (a consent narrower than a revocation
     leaves it in force): (the account's reference, the restriction's row), by reference."""
+    if _family(lift) is None or lift.kind in PERSON_RESTRICTIONS:
+        return []  # it lifts nothing shared: no need to look for the person's accounts
     ids = _others_of(connection, account_id) + ([account_id] if own else [])
     if not ids:
         return []

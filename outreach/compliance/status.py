@@ -249,9 +249,9 @@ def consent_state(situation: Situation) -> ConsentState:
     return ConsentState(consented and not blocked, revoked, pinned and revoked)
 
 
-# What revokes on the other phone channel, and the lift there that gives it back.
-_REVOCATIONS = frozenset({"opt_out", "consent_revoked"})
+# What revokes on the other phone channel, by the lift there that gives it back.
 _OTHER_LIFTS = {"opt_in": "opt_out", "consent": "consent_revoked"}
+_REVOCATIONS = frozenset(_OTHER_LIFTS.values())
 
 
 def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:

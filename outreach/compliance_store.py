@@ -11,7 +11,7 @@ set's version.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -143,8 +143,11 @@ def load_debtors(
     person, holders = _same_person(connection, ids, points, numbers)
     debts, loans = _student_loans(numbers, holders)
     shared = _shared_history(connection, accounts, person, points, placed, since, debts)
+    by_number = _revoked_for_numbers(connection, _phone_users(points), person, events, now)
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
+    for account_id, revoked in by_number.items():
+        events[account_id] = [*events.get(account_id, ()), *(_shared(row) for _, row in revoked)]
     if loans:
         _share_conversations(connection, loans, set(ids), events)
     return debtor_records(
@@ -442,6 +445,70 @@ def _share_facts(
             designated[account_id] = [*designated.get(account_id, ()), *shared_times]
 
 
+# A revoked consent that names a number also holds wherever the number is in use, as an
+# opt-out does through the suppression ledger: the word is the number's, and the account it
+# was recorded on may since have stopped using it (a new file, a number marked wrong),
+# which ends the link through the person, not the revocation. It still ends only when
+# lifted where it was recorded.
+def _phone_users(points: dict[int, list[Any]]) -> dict[str, set[int]]:
+    """The accounts using each phone number among ``points`` (active contact points)."""
+    users: dict[str, set[int]] = defaultdict(set)
+    for account_id, rows in points.items():
+        for point in rows:
+            if point.channel != "email":
+                users[point.address].add(account_id)
+    return users
+
+
+def _revoked_for_numbers(
+    connection: Connection,
+    users: dict[str, set[int]],
+    person: dict[int, set[int]],
+    events: dict[int, list[Any]],
+    now: datetime,
+) -> dict[int, list[tuple[int, Any]]]:
+    """The revocations of consent naming one of the numbers ``users`` use, in force on an
+    account that is neither the user nor linked to it (``person``: those are shared
+    already), by the user's account id, each with the account it was recorded on.
+    ``events``: the events already read, by account."""
+    if not users:
+        return {}
+    recorded = connection.execute(
+        select(compliance_events.c.account_id, compliance_events.c.address).where(
+            among(connection, compliance_events.c.address, sorted(users)),
+            compliance_events.c.kind == "consent_revoked",
+        )
+    ).all()
+    pairs = sorted(
+        {
+            (user, origin, number)
+            for origin, number in recorded
+            for user in users[number]
+            if user != origin and origin not in person.get(user, ())
+        }
+    )
+    if not pairs:
+        return {}
+    origins = sorted({origin for _, origin, _ in pairs})
+    theirs = {origin: events[origin] for origin in origins if origin in events}
+    unread = [origin for origin in origins if origin not in theirs]
+    if unread:
+        theirs.update(_read(connection, compliance_events, EVENT_COLUMNS, unread,
+                            compliance_events.c.kind.in_(_CONSENT_KINDS)))  # fmt: skip
+    held = {origin: _restrictions_in_force(theirs.get(origin, ()), now) for origin in origins}
+    found: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+    for user, origin, number in pairs:
+        found[user] += [(origin, row) for row in held[origin] if _revokes_number(row, number)]
+    return {user: rows for user, rows in found.items() if rows}
+
+
+_CONSENT_KINDS = ("consent_revoked", "consent")
+
+
+def _revokes_number(row: Any, number: str) -> bool:
+    return bool(row.kind == "consent_revoked" and row.address == number)
+
+
 class _SharedEvent(NamedTuple):
     """A person's restriction recorded on another of their accounts, as read for this one."""
 
@@ -558,16 +625,49 @@ def still_held(
     leaves it in force): (the account's reference, the restriction's row), by reference."""
     if _family(lift) is None or lift.kind in PERSON_RESTRICTIONS:
         return []  # it lifts nothing shared: no need to look for the person's accounts
-    ids = _others_of(connection, account_id) + ([account_id] if own else [])
-    if not ids:
-        return []
+    return _held(
+        connection, account_id, now, lambda row: _concerns(lift, row),
+        own=own, by_number=_family(lift) == ("consent",),
+    )  # fmt: skip
+
+
+def held_from_elsewhere(
+    connection: Connection, account_id: int, now: datetime
+) -> list[tuple[str, Any]]:
+    """The restrictions the account's decisions hold to from other accounts, as the planner
+    reads them: the person's, in force on their other accounts, and the revoked consents of
+    its numbers recorded on any other account. (the account's reference, the row), by
+    reference: each ends only where it was recorded."""
+    return _held(connection, account_id, now, lambda row: True, own=False, by_number=True)
+
+
+def _held(
+    connection: Connection,
+    account_id: int,
+    now: datetime,
+    concerned: Callable[[Any], bool],
+    *,
+    own: bool,
+    by_number: bool,
+) -> list[tuple[str, Any]]:
+    points = _active_points(connection, account_id)
+    others = _person_of(connection, account_id, points)
+    ids = others + ([account_id] if own else [])
+    numbered: list[tuple[int, Any]] = []
+    if by_number:
+        # Revocations naming one of its numbers, recorded on accounts not linked to it.
+        numbered = _revoked_for_numbers(
+            connection, _phone_users(points), {account_id: set(others)}, {}, now
+        ).get(account_id, [])
     events = _read(connection, compliance_events, EVENT_COLUMNS, ids,
                    compliance_events.c.kind.in_(PERSON_EVENT_KINDS))  # fmt: skip
     held = [
-        (row.account_id, row)
-        for other in ids
-        for row in _restrictions_in_force(events[other], now)
-        if _concerns(lift, row)
+        (other, row)
+        for other, row in [
+            *((other, row) for other in ids for row in _restrictions_in_force(events[other], now)),
+            *numbered,
+        ]
+        if concerned(row)
     ]
     if not held:
         return []
@@ -593,15 +693,34 @@ def in_force(
     )
 
 
-def person_accounts(connection: Connection, account_id: int) -> list[str]:
+def person_accounts(
+    connection: Connection, account_id: int, number: str | None = None
+) -> list[str]:
     """The references of the person's other accounts (``_same_person``): where what is
-    recorded about the person on this one holds too."""
-    return _references(connection, _others_of(connection, account_id))
+    recorded about the person on this one holds too; with ``number`` (a revoked consent's),
+    also of every other account using the number (``_revoked_for_numbers``)."""
+    others = set(_person_of(connection, account_id, _active_points(connection, account_id)))
+    if number and "@" not in number:
+        others |= set(
+            connection.execute(
+                select(contact_points.c.account_id).where(
+                    contact_points.c.address == number,
+                    contact_points.c.channel.in_(("sms", "voice")),
+                    contact_points.c.status == ContactStatus.ACTIVE,
+                    contact_points.c.account_id != account_id,
+                )
+            ).scalars()
+        )
+    return _references(connection, sorted(others))
 
 
-def _others_of(connection: Connection, account_id: int) -> list[int]:
-    points = _read(connection, contact_points, POINT_COLUMNS, [account_id],
-                   contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+def _active_points(connection: Connection, account_id: int) -> dict[int, list[Any]]:
+    return _read(connection, contact_points, POINT_COLUMNS, [account_id],
+                 contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+
+
+def _person_of(connection: Connection, account_id: int, points: dict[int, list[Any]]) -> list[int]:
+    """The person's other accounts, from the account's active ``points``."""
     numbers = _servicer_numbers(connection, [account_id])
     return sorted(_same_person(connection, [account_id], points, numbers)[0].get(account_id, ()))
 

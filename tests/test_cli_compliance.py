@@ -213,7 +213,10 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
                        "consent_revoked", "--address", "+1 617 555 0101", "--at",
                        "2026-11-01T16:00:00Z", env=env, cwd=tmp_path)  # fmt: skip
     assert revoked.returncode == 0, revoked.stderr
-    assert "holds on their other account(s) MA-2 too" in revoked.stdout
+    assert (
+        "holds on their other account(s) and every account using +16175550101 (MA-2) too"
+        in revoked.stdout
+    )
     assert [(e.account_id, e.address) for e in events_of("consent_revoked")] == [
         (1, "+16175550101")
     ]
@@ -230,6 +233,9 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     assert "Still in force for the debtor" in given.stdout and held in given.stdout
     assert "TCPA_CONSENT_REVOKED" in explained("MA-2", "voice")
     assert "on the account the revocation was recorded on" in explained("MA-2", "voice")
+    assert "Held from other accounts" in explained("MA-2", "voice")
+    assert held in explained("MA-2", "voice")
+    assert "Held from other accounts" not in explained("MA-3", "voice")
     narrower = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
                         "--channel", "voice", "--address", "+16175550101", "--at",
                         "2026-11-01T17:00:00Z", env=env, cwd=tmp_path)  # fmt: skip

@@ -24,6 +24,7 @@ from outreach.compliance_store import (
     decisions,
     designated_times,
     held_elsewhere,
+    held_from_elsewhere,
     inbox_messages,
     load_debtors,
     situation,
@@ -514,6 +515,59 @@ def test_what_keeps_a_revocation_in_force_for_the_person(
     assert (revoked("sms"), revoked("voice")) == (True, True)
     add_event(accounts, "MA-1", "consent", at=NOW - timedelta(hours=1))
     assert (revoked("sms"), revoked("voice")) == (False, False)
+
+
+@pytest.mark.parametrize("read", [("MA-1", "MA-2"), ("MA-2",)], ids=["together", "alone"])
+def test_a_numbers_revoked_consent_holds_where_the_number_is_used(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    read: tuple[str, ...],
+) -> None:  # fmt: skip
+    """MA-1's debtor revoked consent for their number, then MA-1's file moved to a new
+    number: MA-1 and MA-2 no longer share an address, yet MA-2 still texts the old number,
+    and the revocation still holds there (found by the number, through its index) until
+    consent is given again on MA-1. A revocation naming no number is the person's and went
+    with the link."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    phone = "+16175550101"
+    add_event(accounts, "MA-1", "consent_revoked", channel="sms", address=phone,
+              at=NOW - timedelta(days=4))  # fmt: skip
+    add_event(accounts, "MA-1", "consent_revoked", channel="email", at=NOW - timedelta(days=4))
+    run_import(accounts, write_csv(tmp_path / "a2.csv", [row("MA-1", phone="(617) 555-0199")]),
+               defaults, clock)  # fmt: skip
+
+    def revoked(channel: str) -> bool:
+        record = load(accounts, *read)["MA-2"]
+        assert [p.number for p in record.debtor.phones] == [phone]
+        return REVOKED in evaluate(situation(record, channel, phone, NOW), RULES).codes
+
+    with statements_run(accounts, "FROM compliance_event") as ran:
+        assert (revoked("sms"), revoked("voice")) == (True, True)
+    by_number = "WHERE compliance_event.address"
+    by_address = [plan_of(accounts, *one) for one in ran if by_number in one[0]]
+    assert by_address and all("ix_compliance_event_address" in plan for plan in by_address)
+    events = load(accounts, *read)["MA-2"].events
+    assert [(e.kind, e.channel, e.address, e.elsewhere) for e in events] == [
+        ("consent_revoked", "sms", phone, True)
+    ]
+    # MA-2's own consent does not lift it; the operator is told where it is held.
+    add_event(accounts, "MA-2", "consent", at=NOW - timedelta(days=3))
+    assert revoked("sms")
+    with accounts.connect() as connection:
+        assert held_elsewhere(connection, account_id(accounts, "MA-2"),
+                              Lift("consent"), NOW) == ["MA-1"]  # fmt: skip
+        assert held_elsewhere(connection, account_id(accounts, "MA-2"),
+                              Lift("bankruptcy_closed"), NOW) == []  # fmt: skip
+        held = held_from_elsewhere(connection, account_id(accounts, "MA-2"), NOW)
+        assert [(where, row.kind, row.address) for where, row in held] == [
+            ("MA-1", "consent_revoked", phone)
+        ]
+    # Given again on MA-1, for the number, it ends for MA-2 too.
+    add_event(accounts, "MA-1", "consent", channel="sms", address=phone,
+              at=NOW - timedelta(days=2))  # fmt: skip
+    assert (revoked("sms"), revoked("voice")) == (False, False)
+    with accounts.connect() as connection:
+        assert held_elsewhere(connection, account_id(accounts, "MA-2"),
+                              Lift("consent"), NOW) == []  # fmt: skip
 
 
 def test_an_own_lift_before_a_shared_restriction_is_kept(

@@ -25,6 +25,7 @@ from outreach.compliance_store import (
     Lift,
     decisions,
     designated_times,
+    held_from_elsewhere,
     in_force,
     load_debtors,
     person_accounts,
@@ -87,6 +88,8 @@ def explain(
             connection, [row], now, rules.lookback_days, context.settings.default_region
         )[row.id]
         targets = _addresses(connection, row.id, [channel] if channel else list(CHANNELS))
+        shared = any(event.elsewhere for event in record.events)
+        held = held_from_elsewhere(connection, row.id, now) if shared else []
     # Asked about the address as the planner asks (a mailbox without case), shown as stored.
     answers = [
         (ch, address, evaluate(situation(record, ch, ledger_address(ch, address), now), rules))
@@ -110,6 +113,13 @@ def explain(
     out.print(
         f"Asked at {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC, rule set {first.ruleset_version}"
     )
+    if held:
+        out.print(
+            "Held from other accounts (the debtor's, or using their number), until lifted on "
+            "the account each was recorded on:"
+        )
+        for where, restriction in held:
+            out.print(f"  {where}: {_restriction(restriction)}", soft_wrap=True, highlight=False)
     for ch, address, decision in answers:
         out.print(f"\n{ch} to {address}: {_headline(decision)}", highlight=False)
         for reason in decision.reasons:
@@ -239,7 +249,7 @@ def record(
             )  # fmt: skip
         now = context.clock.now()
         person = (
-            person_accounts(connection, row.id)
+            person_accounts(connection, row.id, address if kind == "consent_revoked" else None)
             if kind in PERSON_RESTRICTIONS and in_force(connection, row.id, kind, when, now)
             else []
         )
@@ -251,9 +261,12 @@ def record(
             "debtor's reply would be."
         )
     if person:
+        where = "their other account(s)"
+        if kind == "consent_revoked" and address is not None and "@" not in address:
+            where += f" and every account using {address}"
         out.print(
-            f"It is about the debtor, not one debt: it holds on their other account(s) "
-            f"{', '.join(person)} too, until it is lifted on {account}."
+            f"It is about the debtor, not one debt: it holds on {where} "
+            f"({', '.join(person)}) too, until it is lifted on {account}."
         )
     if still:
         out.print(

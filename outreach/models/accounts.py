@@ -199,7 +199,12 @@ class ComplianceEvent(SQLModel, table=True):
     """A dated fact about a debtor, kept so every later decision can cite it."""
 
     __tablename__ = "compliance_event"
-    __table_args__ = (Index("ix_compliance_event_account", "account_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_compliance_event_account", "account_id", "occurred_at"),
+        # A revoked consent naming a number is found by the number, for every account using
+        # it (``compliance_store._revoked_for_numbers``).
+        Index("ix_compliance_event_address", "address"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = reference_to("account", index=False)

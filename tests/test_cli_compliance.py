@@ -236,6 +236,13 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     assert "Held from other accounts" in explained("MA-2", "voice")
     assert held in explained("MA-2", "voice")
     assert "Held from other accounts" not in explained("MA-3", "voice")
+    # Dated before the revocation, a consent on MA-1 lifts nothing, and is told why.
+    backdated = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
+                         "--address", "+16175550101", "--at", "2026-11-01T15:00:00Z",
+                         env=env, cwd=tmp_path)  # fmt: skip
+    assert backdated.returncode == 0, backdated.stderr
+    assert f"{held} (recorded after this --at)" in backdated.stdout
+    assert "(recorded after this --at)" not in given.stdout
     narrower = outreach("compliance", "record", "--account", "MA-1", "--kind", "consent",
                         "--channel", "voice", "--address", "+16175550101", "--at",
                         "2026-11-01T17:00:00Z", env=env, cwd=tmp_path)  # fmt: skip

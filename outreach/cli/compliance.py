@@ -275,7 +275,9 @@ def record(
             "recorded:"
         )
         for where, held in still:
-            out.print(f"  {where}: {_restriction(held)}", soft_wrap=True)
+            # A lift counts from its time on: one dated before the restriction is no lift.
+            later = " (recorded after this --at)" if held.occurred_at > when else ""
+            out.print(f"  {where}: {_restriction(held)}{later}", soft_wrap=True)
 
 
 def _restriction(row: Any) -> str:

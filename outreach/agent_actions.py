@@ -21,12 +21,12 @@ Input an agent typed is checked here, so that a refused action writes nothing an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, insert, select, update
 
+from outreach import promise_days
 from outreach.compliance.facts import LIFTED_BY
 from outreach.compliance_store import Lift, held_elsewhere, inbox_messages
 from outreach.errors import NotFoundError, OutreachError
@@ -35,7 +35,13 @@ from outreach.importing.fields import parse_amount as parse_imported_amount
 from outreach.inbox import handle
 from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
 from outreach.replies import REPLY_PAUSE_REASON, hand_over_to_reply_pause
-from outreach.store import accounts, compliance_events, promises_to_pay
+from outreach.store import (
+    accounts,
+    compliance_events,
+    hold_writes,
+    lock_accounts,
+    promises_to_pay,
+)
 
 MAX_PAUSE_DAYS = 90
 MAX_PROMISE_DAYS = 90
@@ -96,11 +102,12 @@ def handle_unmatched_reply(
 
 def _open_reply(connection: Connection, message_id: int, account: AccountRef | None) -> Any:
     """The inbox message, refused unless it is an open reply (of ``account``, if given)."""
+    # Two agents on one reply at once: the second waits here and then sees it handled (on
+    # PostgreSQL for the row's lock; on SQLite, which ignores FOR UPDATE, for the writer's).
+    hold_writes(connection)
     message = connection.execute(
         select(inbox_messages.c.account_id, inbox_messages.c.direction, inbox_messages.c.status)
         .where(inbox_messages.c.id == message_id)
-        # Two agents on one reply at once: on PostgreSQL the second waits here and then
-        # sees it handled (SQLite's single writer serialises them anyway).
         .with_for_update()
     ).first()  # fmt: skip
     if message is None:
@@ -142,6 +149,10 @@ def resume(
     came within ``reply_pause`` keeps the account paused, under the reply pause, whose end
     is returned (None: outreach runs). A reply pause ends whatever waits: the agent
     resuming it has chosen to, on the page that shows the replies."""
+    # The account locked before the replies are read: a reply arriving meanwhile waits, and
+    # then finds the pause ended and pauses it again (``replies``), or is read here.
+    hold_writes(connection)
+    lock_accounts(connection, [account.id])
     current = connection.execute(
         select(accounts.c.paused_until, accounts.c.pause_reason).where(accounts.c.id == account.id)
     ).first()
@@ -177,14 +188,8 @@ def parse_amount(text: str, currency: str) -> int:
 
 
 def earliest_promise_day(account: AccountRef, now: datetime) -> date:
-    """The first day a promise may be for: the debtor's today, and never before the UTC
-    date housekeeping compares with (a promise for an earlier day would be broken on its
-    next run)."""
-    try:
-        zone = ZoneInfo(account.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return max(now.astimezone(zone).date(), now.astimezone(UTC).date())
+    """The first day a promise may be for: the debtor's today (``promise_days``)."""
+    return promise_days.earliest_promise_day(account.timezone, now)
 
 
 def promise(

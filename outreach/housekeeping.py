@@ -5,8 +5,8 @@
   becomes ``unknown`` for review (never sent again on its own). A live dispatcher renews
   the lease of what it is still sending, and what is in flight in the daemon or one of its
   dispatch processes is left alone whatever its lease says.
-- A promise to pay whose day has passed unpaid is broken, and its account's outreach
-  resumes.
+- A promise to pay whose day has ended where the debtor is, unpaid, is broken, and its
+  account's outreach resumes.
 - A pause that has run out ends, and the account is due again; unless a reply still waits
   in the inbox, younger than the reply pause: the reply pause then takes over until it
   ends (an agent's pause that ends before the reply pause would have).
@@ -24,9 +24,10 @@ from sqlalchemy import Engine, not_, or_, select, update
 from outreach.compliance_store import attempts
 from outreach.leases import sends_in_flight
 from outreach.models import AttemptStatus, PromiseStatus
+from outreach.promise_days import day_ended, last_day_that_may_have_ended
 from outreach.replies import hand_over_to_reply_pause
 from outreach.returned_steps import due_now
-from outreach.store import accounts, among, hold_writes, promises_to_pay
+from outreach.store import accounts, among, hold_writes, lock_accounts, promises_to_pay
 
 log = logging.getLogger("outreach.housekeeping")
 
@@ -89,19 +90,32 @@ def housekeeping(
     # in the order of their ids (``store.lock_accounts``), which two parts in one
     # transaction would break (the second's first lock may come before the first's last).
     with engine.begin() as connection:
-        # Broken in one statement that reads the promise's status as it writes: a payment
-        # that kept it meanwhile wins (no promise is locked before the accounts are).
-        broken = list(
-            connection.execute(
-                update(promises_to_pay)
-                .where(
-                    promises_to_pay.c.status == PromiseStatus.PENDING,
-                    promises_to_pay.c.due_on < now.date(),
-                )
-                .values(status=PromiseStatus.BROKEN, resolved_at=now)
-                .returning(promises_to_pay.c.account_id)
-            ).scalars()
-        )
+        # A promise breaks once its day has ended where the debtor is (``promise_days``).
+        # The accounts are locked before the promises, in the order of their ids, as a
+        # payment locks them before keeping a promise; the statement that breaks them reads
+        # each promise's status as it writes: a payment that kept it meanwhile wins.
+        pending = connection.execute(
+            select(promises_to_pay.c.id, promises_to_pay.c.account_id,
+                   promises_to_pay.c.due_on, accounts.c.timezone)
+            .join(accounts, accounts.c.id == promises_to_pay.c.account_id)
+            .where(promises_to_pay.c.status == PromiseStatus.PENDING,
+                   promises_to_pay.c.due_on <= last_day_that_may_have_ended(now))
+        ).all()  # fmt: skip
+        overdue = [row for row in pending if day_ended(row.due_on, row.timezone, now)]
+        broken: list[int] = []
+        if overdue:
+            lock_accounts(connection, [row.account_id for row in overdue])
+            broken = list(
+                connection.execute(
+                    update(promises_to_pay)
+                    .where(
+                        promises_to_pay.c.id.in_([row.id for row in overdue]),
+                        promises_to_pay.c.status == PromiseStatus.PENDING,
+                    )
+                    .values(status=PromiseStatus.BROKEN, resolved_at=now)
+                    .returning(promises_to_pay.c.account_id)
+                ).scalars()
+            )
         due_now(connection, broken, now)
         done.broken_promises = len(broken)
     with engine.begin() as connection:

@@ -18,7 +18,7 @@ from outreach.compliance_store import attempts, inbox_messages
 from outreach.errors import NotFoundError
 from outreach.models import InboxStatus
 from outreach.replies import REPLY_PAUSE_REASON
-from outreach.store import accounts
+from outreach.store import accounts, lock_accounts
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,9 @@ def handle(
     )
     if message.account_id is None:
         return
+    # The account locked before its open replies are counted: a reply arriving meanwhile
+    # waits, and then pauses it again (``replies``), or is counted here.
+    lock_accounts(connection, [message.account_id])
     still_open = connection.execute(
         select(func.count()).where(
             inbox_messages.c.account_id == message.account_id,

@@ -28,7 +28,8 @@ from outreach.importing.fields import (
 from outreach.importing.reader import FileFormat, RawRow, open_rows
 from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
 from outreach.models import AccountStatus, PromiseStatus
-from outreach.store import unindexed
+from outreach.promise_days import made_on
+from outreach.store import lock_accounts, unindexed
 
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
 PAYMENT_COLUMNS = PAYMENT_REQUIRED | {"currency", "paid_on", "payment_id", "row", "errors"}
@@ -280,13 +281,15 @@ def _reduce_balances(
     summary: PaymentSummary,
 ) -> None:
     # The subtraction happens in the database, so payments recorded at the same time by
-    # two processes both count.
+    # two processes both count. The accounts are locked first, in the order of their ids,
+    # as every writer of several accounts locks them (housekeeping breaking promises too).
     table = store.accounts
+    lock_accounts(connection, paid_by_account)
     connection.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"))
         .values(balance_minor=table.c.balance_minor - bindparam("paid"), updated_at=now),
-        [{"b_id": account_id, "paid": paid} for account_id, paid in paid_by_account.items()],
+        [{"b_id": ident, "paid": paid} for ident, paid in sorted(paid_by_account.items())],
     )
     # Below zero is a credit, kept as it is; zero or below closes an active account.
     paid_off = list(
@@ -312,3 +315,51 @@ def _reduce_balances(
             .values(status=PromiseStatus.KEPT, resolved_at=now)
         )
         summary.accounts_paid_off += len(paid_off)
+    _keep_promises(connection, sorted(paid_by_account), now)
+
+
+def _keep_promises(connection: Connection, account_ids: list[int], now: datetime) -> None:
+    """Mark kept each promise the accounts' payments cover: those dated from the day it was
+    made through its day add up to its amount. Promises take payments in the order of their
+    days (a payment counts toward one promise only); one already broken is kept after all
+    when a payment made in time is recorded late."""
+    promises, payments = store.promises_to_pay, store.payments
+    made = promises.c.status.in_((PromiseStatus.PENDING, PromiseStatus.BROKEN, PromiseStatus.KEPT))
+    found = connection.execute(
+        select(promises.c.id, promises.c.account_id, promises.c.amount_minor, promises.c.due_on,
+               promises.c.created_at, promises.c.status, store.accounts.c.timezone)
+        .join(store.accounts, store.accounts.c.id == promises.c.account_id)
+        .where(promises.c.account_id.in_(account_ids), made)
+        .order_by(promises.c.account_id, promises.c.due_on, promises.c.id)
+    ).all()  # fmt: skip
+    if not any(row.status != PromiseStatus.KEPT for row in found):
+        return
+    paid: dict[int, list[list[Any]]] = {}
+    for row in connection.execute(
+        select(payments.c.account_id, payments.c.paid_on, payments.c.amount_minor)
+        .where(payments.c.account_id.in_(account_ids), payments.c.amount_minor > 0)
+        .order_by(payments.c.account_id, payments.c.paid_on, payments.c.id)
+    ):
+        paid.setdefault(row.account_id, []).append([row.paid_on, row.amount_minor])
+    kept = []
+    for promise in found:
+        since = made_on(promise.created_at, promise.timezone)
+        owed = promise.amount_minor
+        for payment in paid.get(promise.account_id, ()):
+            if owed <= 0:
+                break
+            if since <= payment[0] <= promise.due_on and payment[1] > 0:
+                taken = min(owed, payment[1])
+                payment[1] -= taken
+                owed -= taken
+        if owed <= 0 and promise.status != PromiseStatus.KEPT:
+            kept.append(promise.id)
+    if kept:
+        connection.execute(
+            update(promises)
+            .where(
+                promises.c.id.in_(kept),
+                promises.c.status.in_((PromiseStatus.PENDING, PromiseStatus.BROKEN)),
+            )
+            .values(status=PromiseStatus.KEPT, resolved_at=now)
+        )

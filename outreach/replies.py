@@ -59,7 +59,7 @@ from outreach.opt_outs import (
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.providers.keywords import normalize
 from outreach.store import accounts as account_table
-from outreach.store import compliance_events, contact_points, unindexed
+from outreach.store import compliance_events, contact_points, hold_writes, lock_accounts, unindexed
 
 log = logging.getLogger("outreach.replies")
 
@@ -284,6 +284,10 @@ def _to_inbox(
 ) -> None:
     event = message.event
     owners = senders.owners
+    # The accounts locked before the reply is stored: an agent resuming one, or handling
+    # its last reply, either sees this reply or has ended the pause that ``_pause`` sets.
+    hold_writes(connection)
+    lock_accounts(connection, owners)
     found = classify(text, message.channel)
     inbox_ids = {
         owner: _inbox_row(

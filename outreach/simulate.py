@@ -15,7 +15,7 @@ import csv
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +36,7 @@ from outreach.housekeeping import housekeeping
 from outreach.importing.cells import spreadsheet_safe
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
 from outreach.planner import Planner
+from outreach.promise_days import breaks_at
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
@@ -202,14 +203,21 @@ def _next_instant(engine: Engine, now: datetime) -> datetime:
             attempts.c.next_try_at > now,
         )
         pause_ends = earliest(accounts.c.paused_until, active, accounts.c.paused_until > now)
-        promise_day = earliest(
-            promises_to_pay.c.due_on, promises_to_pay.c.status == PromiseStatus.PENDING
+        pending = promises_to_pay.c.status == PromiseStatus.PENDING
+        promise_day = earliest(promises_to_pay.c.due_on, pending)
+        # A promise is broken once its day has ended where the debtor is (housekeeping's
+        # rule): the first to break is among the earliest days' (zones differ by a day).
+        promised = (
+            connection.execute(
+                select(promises_to_pay.c.due_on, accounts.c.timezone)
+                .join(accounts, accounts.c.id == promises_to_pay.c.account_id)
+                .where(pending, promises_to_pay.c.due_on <= promise_day + timedelta(days=2))
+            ).all()
+            if promise_day is not None
+            else []
         )
-    # A promise is broken once its day has passed (housekeeping's rule).
-    promise_broken = (
-        datetime.combine(promise_day + timedelta(days=1), time(0), tzinfo=UTC)
-        if promise_day is not None
-        else None
+    promise_broken = min(
+        (t for t in (breaks_at(day, zone) for day, zone in promised) if t > now), default=None
     )
     candidates = [
         t for t in (account_due, attempt_due, pause_ends, promise_broken) if t is not None

@@ -3,19 +3,32 @@ the last open reply ends the reply pause."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, select, update
 
-from outreach.agent_actions import AccountRef, account_by_reference, resume
+from outreach.agent_actions import (
+    AccountRef,
+    ActionRefused,
+    account_by_reference,
+    handle_reply,
+    resume,
+)
 from outreach.agent_actions import pause as agent_pause
+from outreach.compliance_store import inbox_messages
 from outreach.errors import NotFoundError
 from outreach.events import apply_events
 from outreach.housekeeping import housekeeping
 from outreach.inbox import clear_flag, handle, open_replies, thread
+from outreach.models import Role
 from outreach.replies import REPLY_PAUSE_REASON
 from outreach.store import accounts
+from outreach.users import create_user
 from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, account, add_account, inbound
 
@@ -214,3 +227,95 @@ def test_resuming_a_reply_pause_ends_it_and_handling_the_reply_later_changes_not
     done = housekeeping(engine, later + timedelta(days=1), reply_pause=REPLY_PAUSE)
     assert done.pauses_ended == 1
     assert account(engine, account_id).paused_until is None
+
+
+@contextmanager
+def a_reply_arrives_as_a_pause_ends(engine: Engine, at: datetime) -> Iterator[None]:
+    """The debtor's reply comes in from another connection just as this thread is about to
+    end the account's pause, and lands then unless it waits for this thread's transaction;
+    after the block (which commits that transaction) it has landed."""
+    me = threading.current_thread()
+    started: list[threading.Thread] = []
+
+    def reply(_c: Any, _cursor: Any, text: str, *_: Any) -> None:
+        ending = text.startswith("UPDATE account SET") and "pause_reason=" in text
+        if threading.current_thread() is me and not started and ending:
+            late = [inbound("Also, I can pay 20 a week", key="late", at=at)]
+            started.append(threading.Thread(target=apply_events, args=(engine, late, at)))
+            started[0].start()
+            started[0].join(1.0)  # landed by now, unless it waits for this transaction
+
+    event.listen(engine, "before_cursor_execute", reply)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", reply)
+        for thread in started:
+            thread.join(60)
+    assert started and not started[0].is_alive()
+
+
+def test_a_reply_arriving_as_an_agent_resumes_keeps_the_account_paused(engine: Engine) -> None:
+    """The account is locked before its replies are read: the reply waits for the resume,
+    then finds no pause and pauses the account under the reply pause."""
+    account_id = paused_account(engine)
+    at = NOW + timedelta(hours=1)
+    with a_reply_arrives_as_a_pause_ends(engine, at), engine.begin() as connection:
+        resume(connection, account_ref(account_id, engine), at, reply_pause=REPLY_PAUSE)
+    with engine.connect() as connection:
+        assert len(open_replies(connection)) == 1
+    paused = account(engine, account_id)
+    assert (paused.pause_reason, paused.paused_until) == (REPLY_PAUSE_REASON, at + REPLY_PAUSE)
+
+
+def test_a_reply_arriving_as_the_last_one_is_handled_keeps_the_reply_pause(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("Who is this?", key="first", at=NOW)], NOW)
+    at = NOW + timedelta(minutes=2)
+    with engine.connect() as connection:
+        (first,) = open_replies(connection)
+    with a_reply_arrives_as_a_pause_ends(engine, at), engine.begin() as connection:
+        handle(connection, first.id, at)
+    with engine.connect() as connection:
+        (waiting,) = open_replies(connection)
+    assert waiting.id != first.id
+    paused = account(engine, account_id)
+    assert (paused.pause_reason, paused.paused_until) == (REPLY_PAUSE_REASON, at + REPLY_PAUSE)
+
+
+def test_two_agents_on_one_reply_the_second_is_refused_and_the_first_keeps_it(
+    engine: Engine,
+) -> None:
+    """Ben opens the reply's form after Ana and sends it while hers is being written: he
+    waits for her transaction, then is refused; the reply keeps her name."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        ana, ben = (create_user(connection, name, "correct horse battery", Role.AGENT, NOW).id
+                    for name in ("ana", "ben"))  # fmt: skip
+    apply_events(engine, [inbound("Who is this?", key="first", at=NOW)], NOW)
+    with engine.connect() as connection:
+        (reply,) = open_replies(connection)
+    ref = account_ref(account_id, engine)
+    refused: list[str] = []
+
+    def bens_request() -> None:
+        try:
+            with engine.begin() as connection:
+                handle_reply(connection, ref, reply.id, ben, NOW)
+        except ActionRefused as exc:
+            refused.append(str(exc))
+
+    with engine.begin() as connection:
+        handle_reply(connection, ref, reply.id, ana, NOW)
+        second = threading.Thread(target=bens_request)
+        second.start()
+        second.join(1.0)  # waits for this transaction
+    second.join(60)
+    assert refused == [f"message {reply.id} was already handled"]
+    with engine.connect() as connection:
+        handled_by = connection.execute(
+            select(inbox_messages.c.handled_by).where(inbox_messages.c.id == reply.id)
+        ).scalar_one()
+    assert handled_by == ana

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
-from datetime import date
+import threading
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
 
 from outreach import store
 from outreach.clock import FixedClock
 from outreach.errors import NotFoundError, OutreachError
+from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.payments import import_payments, record_payment
 from tests.test_import_accounts import row, run_import, write_csv
@@ -147,3 +151,95 @@ def test_payment_ids_are_never_cut(accounts: Engine, tmp_path: Path, clock: Fixe
     path.write_text(f"reference,amount,payment_id\nA-1,1.00,{'y' * 129}\n", encoding="utf-8")
     summary = import_payments(accounts, path, "csv", clock)
     assert (summary.recorded, summary.rejected) == (0, 1)
+
+
+def _promise(engine: Engine, reference: str, amount: int, due_on: date, made: datetime) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            insert(store.promises_to_pay).values(
+                account_id=account(engine, reference)["id"], amount_minor=amount,
+                currency="USD", due_on=due_on, status="pending", created_by="agent",
+                created_at=made,
+            )
+        )  # fmt: skip
+
+
+def _promises(engine: Engine) -> list[tuple[date, str]]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(store.promises_to_pay.c.due_on, store.promises_to_pay.c.status).order_by(
+                store.promises_to_pay.c.due_on
+            )
+        )
+        return [(row.due_on, row.status) for row in found]
+
+
+def test_a_promise_paid_before_its_day_is_kept_not_broken(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    """100.00 promised by the 9th on a 100.00 balance... of which 25.00 by the 5th and
+    25.00 by the 9th: each payment counts toward one promise, in the order of their days.
+    A promise paid in part stays pending, and breaks once its day has ended unpaid."""
+    made = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+    _promise(accounts, "A-1", 2500, date(2026, 11, 5), made)
+    _promise(accounts, "A-1", 2500, date(2026, 11, 9), made)
+    record_payment(accounts, clock, "A-1", "30.00", paid_on=date(2026, 11, 4))
+    assert _promises(accounts) == [(date(2026, 11, 5), "kept"), (date(2026, 11, 9), "pending")]
+    record_payment(accounts, clock, "A-1", "10.00", paid_on=date(2026, 11, 6))
+    assert _promises(accounts)[1] == (date(2026, 11, 9), "pending")  # 5.00 + 10.00 of 25.00
+    assert account(accounts, "A-1")["balance_minor"] == 6000
+    assert housekeeping(accounts, datetime(2026, 11, 10, 15, 0, tzinfo=UTC)).broken_promises == 1
+    assert _promises(accounts)[1] == (date(2026, 11, 9), "broken")
+    # The rest, paid on the 9th and recorded a day late: the promise was kept after all.
+    record_payment(accounts, clock, "A-1", "10.00", paid_on=date(2026, 11, 9))
+    assert _promises(accounts) == [(date(2026, 11, 5), "kept"), (date(2026, 11, 9), "kept")]
+
+
+def test_a_payment_before_the_promise_or_after_its_day_does_not_keep_it(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    record_payment(accounts, clock, "A-1", "20.00", paid_on=date(2026, 11, 1))
+    _promise(accounts, "A-1", 2000, date(2026, 11, 5), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "20.00", paid_on=date(2026, 11, 6))
+    assert _promises(accounts) == [(date(2026, 11, 5), "pending")]
+
+
+def test_a_payoff_while_housekeeping_breaks_the_promise_does_not_deadlock(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    """The payment locks the account before the promise, as housekeeping now does: one
+    waits for the other, and the promise ends kept (the payment's day was in time)."""
+    if accounts.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite has one writer)")
+    _promise(accounts, "A-2", 4000, date(2026, 11, 3), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    later = datetime(2026, 11, 4, 12, 0, tzinfo=UTC)  # the 3rd has ended in Boston
+    clock.set(later)
+    go = threading.Event()
+    payer = threading.current_thread()
+    failed: dict[str, str] = {}
+
+    def hold_on(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread() is payer and statement.startswith("UPDATE promise_to_pay"):
+            go.set()  # the account is locked by the payment: housekeeping starts now
+            time.sleep(1.5)
+
+    def keep_house() -> None:
+        go.wait(10)
+        try:
+            housekeeping(accounts, later)
+        except Exception as exc:
+            failed["housekeeping"] = f"{type(exc).__name__}: {exc}"
+
+    event.listen(accounts, "before_cursor_execute", hold_on)
+    try:
+        other = threading.Thread(target=keep_house)
+        other.start()
+        try:
+            record_payment(accounts, clock, "A-2", "40.00", paid_on=date(2026, 11, 3))
+        except Exception as exc:
+            failed["payment"] = f"{type(exc).__name__}: {exc}"
+        other.join(30)
+    finally:
+        event.remove(accounts, "before_cursor_execute", hold_on)
+    assert failed == {}
+    assert _promises(accounts) == [(date(2026, 11, 3), "kept")]

@@ -157,7 +157,7 @@ def test_a_pause_ending_and_a_promise_broken_on_the_way_are_forecast(
     engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
 ) -> None:
     """Housekeeping runs in the simulation too: the clock stops when a pause ends and
-    when a promise's day has passed, and the cadence resumes then."""
+    when a promise's day has ended where the debtor is, and the cadence resumes then."""
     world = world_of(engine, tmp_path, clock, defaults)
     ids = world.load(row("PAUSED"), row("PROMISED", phone="(617) 555-0102"))
     set_account(engine, ids["PAUSED"], paused_until=NOW + timedelta(days=2))
@@ -172,7 +172,8 @@ def test_a_pause_ending_and_a_promise_broken_on_the_way_are_forecast(
     }
     assert first == {
         "PAUSED": ("2026-11-04", "10:00", "overdue-10d", "sent"),  # 15:00 UTC, the pause's end
-        "PROMISED": ("2026-11-03", "19:00", "overdue-10d", "sent"),  # midnight UTC on the 4th
+        # Not on the day promised: once it has ended in Boston, when the window opens.
+        "PROMISED": ("2026-11-04", "08:00", "overdue-10d", "sent"),
     }
 
 

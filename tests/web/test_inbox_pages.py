@@ -367,7 +367,7 @@ def test_a_promise_holds_the_cadence_and_housekeeping_breaks_it_when_due_passes(
     assert housekeeping(engine, NOW + timedelta(days=8)).broken_promises == 1
 
 
-def test_a_promise_is_never_for_a_day_housekeeping_has_left_behind(
+def test_a_promise_is_for_the_debtors_today_or_later_and_breaks_when_it_ends_there(
     server: Server, agent: httpx.Client, engine: Engine
 ) -> None:
     add_account(engine)
@@ -381,16 +381,18 @@ def test_a_promise_is_never_for_a_day_housekeeping_has_left_behind(
     form = {"csrf_token": token, "amount": "10", "due_on": "2026-11-02"}
     refused = agent.post("/inbox/accounts/R-TOKYO/promise", data=form)
     assert refused.status_code == 400 and "for 2026-11-03 or later" in refused.text
-    # At 02:00 UTC on the 3rd it is still the 2nd in Boston, but housekeeping compares with
-    # the UTC date and would break a promise for the 2nd at once.
+    # At 02:00 UTC on the 3rd it is still the 2nd in Boston: a promise for the debtor's
+    # today holds until the day has ended there (05:00 UTC), whatever the UTC date says.
     late = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
     server.app.state.clock.set(late)
-    assert 'min="2026-11-03"' in agent.get("/inbox/accounts/R-1").text
-    refused = agent.post("/inbox/accounts/R-1/promise", data=form | {"due_on": "2026-11-02"})
-    assert refused.status_code == 400 and "for 2026-11-03 or later" in refused.text
-    made = agent.post("/inbox/accounts/R-1/promise", data=form | {"due_on": "2026-11-03"})
+    assert 'min="2026-11-02"' in agent.get("/inbox/accounts/R-1").text
+    refused = agent.post("/inbox/accounts/R-1/promise", data=form | {"due_on": "2026-11-01"})
+    assert refused.status_code == 400 and "for 2026-11-02 or later" in refused.text
+    made = agent.post("/inbox/accounts/R-1/promise", data=form)
     assert made.status_code == 303
     assert housekeeping(engine, late).broken_promises == 0
+    assert housekeeping(engine, datetime(2026, 11, 3, 4, 59, tzinfo=UTC)).broken_promises == 0
+    assert housekeeping(engine, datetime(2026, 11, 3, 5, 0, tzinfo=UTC)).broken_promises == 1
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,7 @@ def load_debtors(
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
     for account_id, revoked in by_number.items():
-        events[account_id] = [*events.get(account_id, ()), *(_shared(row) for _, row in revoked)]
+        events[account_id] = [*events.get(account_id, ()), *(_as_read(row) for _, row in revoked)]
     if loans:
         _share_conversations(connection, loans, set(ids), events)
     return debtor_records(
@@ -494,19 +494,48 @@ def _revoked_for_numbers(
     unread = [origin for origin in origins if origin not in theirs]
     if unread:
         theirs.update(_read(connection, compliance_events, EVENT_COLUMNS, unread,
-                            compliance_events.c.kind.in_(_CONSENT_KINDS)))  # fmt: skip
+                            compliance_events.c.kind.in_(_NUMBER_KINDS)))  # fmt: skip
     held = {origin: _restrictions_in_force(theirs.get(origin, ()), now) for origin in origins}
     found: dict[int, list[tuple[int, Any]]] = defaultdict(list)
     for user, origin, number in pairs:
-        found[user] += [(origin, row) for row in held[origin] if _revokes_number(row, number)]
+        revoked = [(origin, row) for row in held[origin] if _revokes_number(row, number)]
+        if revoked:
+            # The number's own START, recorded where the revocation is, counts here too
+            # (CTIA C-7): the engine weighs it as this account's own word for texts.
+            found[user] += revoked + [
+                (origin, _Start.of(row)) for row in theirs.get(origin, ()) if _starts(row, number)
+            ]
     return {user: rows for user, rows in found.items() if rows}
 
 
-_CONSENT_KINDS = ("consent_revoked", "consent")
+_NUMBER_KINDS = ("consent_revoked", "consent", "opt_in")
 
 
 def _revokes_number(row: Any, number: str) -> bool:
     return bool(row.kind == "consent_revoked" and row.address == number)
+
+
+def _names(row: Any, addresses: set[str]) -> bool:
+    """Whether a revocation is about one of ``addresses`` (one naming none is about all)."""
+    return not row.address or _address(row.channel, row.address) in addresses
+
+
+def _starts(row: Any, number: str) -> bool:
+    return bool(row.kind == "opt_in" and row.channel == "sms" and row.address == number)
+
+
+class _Start(NamedTuple):
+    """A number's START recorded on another account using it, as read for this one: the
+    number's own word, not a restriction shared (``_event`` does not mark it elsewhere)."""
+
+    occurred_at: datetime
+    kind: str
+    channel: str | None
+    address: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> _Start:
+        return cls(row.occurred_at, row.kind, row.channel, row.address)
 
 
 class _SharedEvent(NamedTuple):
@@ -520,6 +549,11 @@ class _SharedEvent(NamedTuple):
 
 def _shared(row: Any) -> _SharedEvent:
     return _SharedEvent(row.occurred_at, row.kind, row.channel, row.address)
+
+
+def _as_read(row: Any) -> Any:
+    """A row found by a number, for the account using it: a restriction as shared."""
+    return row if isinstance(row, _Start) else _shared(row)
 
 
 def _family(row: Any) -> tuple[Any, ...] | None:
@@ -661,13 +695,17 @@ def _held(
         ).get(account_id, [])
     events = _read(connection, compliance_events, EVENT_COLUMNS, ids,
                    compliance_events.c.kind.in_(PERSON_EVENT_KINDS))  # fmt: skip
+    addresses = {_address(p.channel, p.address) for rows in points.values() for p in rows}
     held = [
         (other, row)
         for other, row in [
             *((other, row) for other in ids for row in _restrictions_in_force(events[other], now)),
             *numbered,
         ]
-        if concerned(row)
+        # Another's revocation naming an address this account does not use does not bear on it.
+        if row.kind in PERSON_RESTRICTIONS
+        and concerned(row)
+        and (other == account_id or row.kind != "consent_revoked" or _names(row, addresses))
     ]
     if not held:
         return []

@@ -269,6 +269,14 @@ def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(
     assert late.returncode == 0, late.stderr
     assert "holds on their other account(s)" not in late.stdout
 
+    # A consent is recorded on an account whose number it names, not on a stranger's.
+    stranger = outreach("compliance", "record", "--account", "MA-3", "--kind",
+                        "consent_revoked", "--address", "+16175550101",
+                        env=env, cwd=tmp_path)  # fmt: skip
+    assert stranger.returncode == 2
+    assert "--address +16175550101 is not one of MA-3's addresses" in stranger.stderr
+    assert "TCPA_CONSENT_REVOKED" not in explained("MA-3", "voice")
+
     wrong = outreach("compliance", "record", "--account", "MA-1", "--kind", "opt_out",
                      "--channel", "email", "--address", "+16175550101",
                      env=env, cwd=tmp_path)  # fmt: skip

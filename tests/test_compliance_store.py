@@ -31,7 +31,9 @@ from outreach.compliance_store import (
     store_decisions,
 )
 from outreach.db import alembic_config, current_revision, head_revision, upgrade
+from outreach.events import apply_events
 from outreach.importing.account_rows import ImportDefaults
+from tests.eventdata import inbound
 from tests.query_plans import plan_of, statements_run
 from tests.test_import_accounts import row, run_import, write_csv
 
@@ -568,6 +570,77 @@ def test_a_numbers_revoked_consent_holds_where_the_number_is_used(
     with accounts.connect() as connection:
         assert held_elsewhere(connection, account_id(accounts, "MA-2"),
                               Lift("consent"), NOW) == []  # fmt: skip
+
+
+def test_stop_calling_me_texted_from_a_number_revokes_its_consent_wherever_it_is_used(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """"Please stop calling me", texted from MA-1's number: no calls to the debtor at all
+    (1006.14(h)), and, revoke-all, no robocall or robotext to the number, held by the
+    number: MA-1 moves to a new number, MA-2 comes with the old one and may not robocall or
+    robotext it either. A START from the number gives its texts back, not its robocalls."""
+    phone = "+16175550101"
+    said = NOW - timedelta(days=3)
+    apply_events(accounts, [inbound("Please stop calling me", sender=phone, at=said)], said)
+    with accounts.connect() as connection:
+        recorded = connection.execute(
+            select(store.compliance_events.c.kind, store.compliance_events.c.channel,
+                   store.compliance_events.c.address).order_by(store.compliance_events.c.kind)
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in recorded] == [
+        ("consent_revoked", None, phone), ("prohibited_medium", "voice", None),
+    ]  # fmt: skip
+    run_import(accounts, write_csv(tmp_path / "a2.csv", [row("MA-1", phone="(617) 555-0199")]),
+               defaults, clock)  # fmt: skip
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2", voice_consent="true")]),
+               defaults, clock)  # fmt: skip
+
+    def revoked(channel: str) -> bool:
+        record = load(accounts, "MA-2")["MA-2"]
+        return REVOKED in evaluate(situation(record, channel, phone, NOW), RULES).codes
+
+    assert (revoked("sms"), revoked("voice")) == (True, True)
+    start = NOW - timedelta(days=1)
+    apply_events(accounts, [inbound("START", sender=phone, key="start", at=start)], start)
+    assert (revoked("sms"), revoked("voice")) == (False, True)
+
+
+def test_a_numbers_start_counts_where_its_revocation_is_held(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-1 recorded the number's revocation and then its START (CTIA C-7: the number's
+    own consent to texts again); MA-2, using the number after MA-1 moved, holds both."""
+    phone = "+16175550101"
+    add_event(accounts, "MA-1", "consent_revoked", channel="sms", address=phone,
+              at=NOW - timedelta(days=5))  # fmt: skip
+    add_event(accounts, "MA-1", "opt_in", channel="sms", address=phone,
+              at=NOW - timedelta(days=4))  # fmt: skip
+    run_import(accounts, write_csv(tmp_path / "a2.csv", [row("MA-1", phone="(617) 555-0199")]),
+               defaults, clock)  # fmt: skip
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("MA-2")]), defaults, clock)
+    record = load(accounts, "MA-2")["MA-2"]
+    assert [(e.kind, e.elsewhere) for e in record.events] == [
+        ("consent_revoked", True), ("opt_in", False),
+    ]  # fmt: skip
+    assert REVOKED not in evaluate(situation(record, "sms", phone, NOW), RULES).codes
+
+
+def test_what_holds_from_elsewhere_is_only_what_bears_on_the_account(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-2 shares MA-1's mailbox, not its number: MA-1's revocation of its number does
+    not bear on MA-2, its revocation of everything does."""
+    run_import(accounts, write_csv(tmp_path / "b.csv",
+               [row("MA-2", email="ma-1@example.com", phone="(617) 555-0177")]),
+               defaults, clock)  # fmt: skip
+    add_event(accounts, "MA-1", "consent_revoked", channel="sms", address="+16175550101",
+              at=NOW - timedelta(days=5))  # fmt: skip
+    with accounts.connect() as connection:
+        assert held_from_elsewhere(connection, account_id(accounts, "MA-2"), NOW) == []
+    add_event(accounts, "MA-1", "consent_revoked", at=NOW - timedelta(days=4))
+    with accounts.connect() as connection:
+        held = held_from_elsewhere(connection, account_id(accounts, "MA-2"), NOW)
+    assert [(where, row.address) for where, row in held] == [("MA-1", None)]
 
 
 def test_an_own_lift_before_a_shared_restriction_is_kept(

@@ -134,12 +134,12 @@ def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) ->
     account_id = add_account(engine)
     assert answers(engine, "Please stop calling me") == [None]
     assert rows(engine, suppressions) == []
-    (prohibited,) = rows(engine, compliance_events, account_id=account_id)
-    assert (prohibited.kind, prohibited.channel, prohibited.address) == (
-        "prohibited_medium",
-        "voice",
-        None,
-    )
+    # No call at all (1006.14(h)); and, revoke-all, no robocall or robotext to the number
+    # it came from (held by the number: compliance.md).
+    recorded = rows(engine, compliance_events, account_id=account_id)
+    assert [(e.kind, e.channel, e.address) for e in recorded] == [
+        ("prohibited_medium", "voice", None), ("consent_revoked", None, PHONE),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("text", ["Please don't call me at work", "No me llamen al trabajo"])
@@ -190,8 +190,8 @@ def test_start_after_a_request_not_to_text_at_all_allows_texts_again(engine: Eng
     said = [(e.kind, e.channel, e.address)
             for e in rows(engine, compliance_events, account_id=account_id)]  # fmt: skip
     assert said == [
-        ("prohibited_medium", "sms", None), ("opt_out", "sms", PHONE),
-        ("opt_in", "sms", PHONE), ("opt_in", "sms", None),
+        ("prohibited_medium", "sms", None), ("consent_revoked", None, PHONE),
+        ("opt_out", "sms", PHONE), ("opt_in", "sms", PHONE), ("opt_in", "sms", None),
     ]  # fmt: skip
     # A START with no such request allows only its own number again.
     other = add_account(engine, "R-2", phone=OTHER_PHONE)

@@ -40,6 +40,8 @@ from outreach.opt_outs import (
     held_without_opt_in,
     ledger_address,
     lift_opt_outs,
+    phone_or_email,
+    same_address,
     suppress_address,
 )
 
@@ -88,7 +90,7 @@ def explain(
             connection, [row], now, rules.lookback_days, context.settings.default_region
         )[row.id]
         targets = _addresses(connection, row.id, [channel] if channel else list(CHANNELS))
-        shared = any(event.elsewhere for event in record.events)
+        shared = not as_json and any(event.elsewhere for event in record.events)
         held = held_from_elsewhere(connection, row.id, now) if shared else []
     # Asked about the address as the planner asks (a mailbox without case), shown as stored.
     answers = [
@@ -236,6 +238,8 @@ def record(
         address, channels = _address_and_channels(address, channel, context)
     with context.engine.begin() as connection:
         row = store.account_by_reference(connection, account)
+        if address is not None and kind in _CONSENT_KINDS:
+            _refuse_a_stranger(connection, row.id, account, channels, address)
         if address is not None and kind in ABOUT_AN_ADDRESS:
             others = _about_an_address(connection, row.id, kind, channels, address, when,
                                        source, note)  # fmt: skip
@@ -291,6 +295,32 @@ def _restriction(row: Any) -> str:
 # account, as an import's is; a revocation in force there holds for the person's other
 # accounts as the planner links them: ``compliance_store.PERSON_RESTRICTIONS``.)
 ABOUT_AN_ADDRESS = ("opt_out", "opt_in")
+
+
+# A consent given or revoked is recorded on an account whose address it names: one named on
+# another account would hold wherever the number is used, and be lifted only there.
+_CONSENT_KINDS = ("consent", "consent_revoked")
+
+
+def _refuse_a_stranger(
+    connection: Connection, account_id: int, account: str, channels: tuple[str, ...], address: str
+) -> None:
+    """Refuse an address the account has never had (in any status: a number it no longer
+    uses was still the debtor's when they spoke)."""
+    found = connection.execute(
+        select(store.contact_points.c.id)
+        .where(
+            store.contact_points.c.account_id == account_id,
+            store.contact_points.c.channel.in_(phone_or_email(channels[0])),
+            same_address(store.contact_points.c.address, channels, address),
+        )
+        .limit(1)
+    ).first()
+    if found is None:
+        raise OutreachError(
+            f"--address {address} is not one of {account}'s addresses: record it on the "
+            "account whose address it is"
+        )
 
 
 def _address_and_channels(

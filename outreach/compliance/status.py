@@ -266,7 +266,11 @@ def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:
             rule.citation,
             "block",
             f"the debtor revoked consent to {what}{contact.channel} contact at {contact.to}"
-            + (" (recorded on another of their accounts)" if elsewhere else ""),
+            + (
+                " (recorded on another account: the debtor's, or one using this number)"
+                if elsewhere
+                else ""
+            ),
             lifted_by="the debtor giving consent again (a consent event"
             + (", on the account the revocation was recorded on)" if elsewhere else ")"),
         )

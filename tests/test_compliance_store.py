@@ -575,7 +575,7 @@ def test_a_numbers_revoked_consent_holds_where_the_number_is_used(
 def test_stop_calling_me_texted_from_a_number_revokes_its_consent_wherever_it_is_used(
     accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:
-    """"Please stop calling me", texted from MA-1's number: no calls to the debtor at all
+    """A text saying "please stop calling me" from MA-1's number: no calls to the debtor at all
     (1006.14(h)), and, revoke-all, no robocall or robotext to the number, held by the
     number: MA-1 moves to a new number, MA-2 comes with the old one and may not robocall or
     robotext it either. A START from the number gives its texts back, not its robocalls."""

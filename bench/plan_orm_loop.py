@@ -46,7 +46,7 @@ from outreach.models import (
     Suppression,
 )
 from outreach.plan_account import plan_accounts
-from outreach.planner import Planner
+from outreach.planner import HANDOFF_FLAG, Planner
 from outreach.rendering.context import load_company
 from outreach.template_store import sync_templates
 
@@ -137,6 +137,13 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
     session.add_all([CadenceStep(**step) for step in plan.steps])
     session.add_all([Decision(**decision) for decision in plan.decisions])
     account.next_contact_at = plan.next_contact_at
+    handoff = plan.handoff_at
+    if (
+        handoff is not None
+        and account.flag is None
+        and (account.flagged_at is None or account.flagged_at < handoff)
+    ):
+        account.flag, account.flagged_at = HANDOFF_FLAG, now
     account.acquired_by = account.acquired_until = None
     account.updated_at = now
     session.commit()

@@ -129,12 +129,28 @@ def handle(
     )
 
 
+def flagged_accounts(connection: Connection, limit: int = 50) -> list[Any]:
+    """Accounts an agent must look at (``reference``, ``name``, ``flag``, ``flagged_at``),
+    most recently flagged first: what a reply said (an attorney, a cease, a dispute, a wrong
+    number) or a cadence done and handed to the agents (``handoff``)."""
+    return list(
+        connection.execute(
+            select(accounts.c.reference, accounts.c.name, accounts.c.flag, accounts.c.flagged_at)
+            .where(accounts.c.flag.is_not(None))
+            .order_by(accounts.c.flagged_at.desc(), accounts.c.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def clear_flag(connection: Connection, account_id: int, now: datetime) -> None:
     """The agent has seen what the flag was about (the compliance event stays)."""
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account_id)
-        .values(flag=None, flagged_at=None, updated_at=now)
+        # When it was flagged is kept: a cadence's hand-off does not flag it again for what
+        # the agents have seen since (``planner``).
+        .values(flag=None, updated_at=now)
     )
 
 

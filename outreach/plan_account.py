@@ -68,6 +68,8 @@ class AccountPlan:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     detail: str = ""
+    # The cadence is done and its hand-off has come: when the account goes to the agents.
+    handoff_at: datetime | None = None
 
 
 Planned = tuple[Any, DebtorRecord, Sequence[StepRecord], bool]  # account, record, taken, promise
@@ -144,8 +146,16 @@ def _cadence(
         plan.decisions.append(_stopped(account, action.stopped, now))
         return plan, None, None
     if action.due is None:
-        plan.outcome = "finished" if action.finished else "idle"
-        plan.next_contact_at = None if action.finished else _next_look(action, now)
+        handoff_at = action.handoff_at
+        if action.finished and handoff_at is not None and handoff_at <= now:
+            # The agents' from now on: flagged for them (``planner``), with its reason.
+            plan.outcome, plan.next_contact_at, plan.handoff_at = "handed_off", None, handoff_at
+            plan.decisions.append(_handed_off(account, cadence.handoff, handoff_at, now))
+        elif action.finished:
+            # Looked at again when the hand-off comes, if the cadence has one.
+            plan.outcome, plan.next_contact_at = "finished", handoff_at
+        else:
+            plan.outcome, plan.next_contact_at = "idle", _next_look(action, now)
         return plan, None, None
     return plan, action, ZoneInfo(zone)
 
@@ -270,6 +280,11 @@ def _stopped(account: Any, condition: str, now: datetime) -> dict[str, Any]:
         f"the cadence stops while the account is {condition.replace('_', ' ')}",
         lifted_by="the condition ending (payment reversed, dispute resolved, promise broken...)",
     )
+    return _cadence_decision(account, reason, now)
+
+
+def _cadence_decision(account: Any, reason: Reason, now: datetime) -> dict[str, Any]:
+    """A decision of the cadence's own (not compliance's), stored as the engine's are."""
     return {
         "account_id": account.id,
         "attempt_id": None,
@@ -285,6 +300,18 @@ def _stopped(account: Any, condition: str, now: datetime) -> dict[str, Any]:
         "ruleset_version": "cadence",
         "decided_at": now,
     }
+
+
+def _handed_off(account: Any, handoff: Any, at: datetime, now: datetime) -> dict[str, Any]:
+    reason = Reason(
+        "CADENCE_HANDED_OFF",
+        f"cadence {account.cadence}: handoff to {handoff.to} after {handoff.after_days} days",
+        "block",
+        f"the cadence is done: the account went to the agents on {at.date().isoformat()}, "
+        f"{handoff.after_days} day(s) after its last step",
+        lifted_by="an agent (the account is flagged 'handoff' in the inbox)",
+    )
+    return _cadence_decision(account, reason, now)
 
 
 def _step_row(

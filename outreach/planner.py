@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, or_, select, update
 from sqlalchemy.engine import Dialect
 
 from outreach import heap
@@ -65,12 +65,12 @@ class PlanReport:
         parts = [f"claimed {self.claimed}"]
         if self.processes > 1:
             parts[0] += f" in {self.processes} processes"
-        parts += [
-            f"{name} {self.outcomes[name]}"
-            for name in ("queued", "deferred", "blocked", "stopped", "idle", "finished", "error")
-            if self.outcomes[name]
-        ]
+        parts += [f"{name} {self.outcomes[name]}" for name in _OUTCOMES if self.outcomes[name]]
         return ", ".join(parts)
+
+
+# In the order a tick's log line names them.
+_OUTCOMES = ("queued", "deferred", "blocked", "stopped", "idle", "finished", "handed_off", "error")
 
 
 class Planner:
@@ -276,6 +276,26 @@ _NEXT_CONTACT = BulkStatement(
 )
 
 
+HANDOFF_FLAG = "handoff"
+# The accounts whose cadence handed them to the agents are flagged for them: unless a flag is
+# on already (every other flag is more serious), or one was since the hand-off (the agents
+# have had the account since; clearing a flag keeps when it was set).
+_HANDED_OFF = BulkStatement(
+    lambda _: (
+        update(accounts)
+        .where(
+            accounts.c.id == bindparam("account_id"),
+            accounts.c.flag.is_(None),
+            or_(
+                accounts.c.flagged_at.is_(None),
+                accounts.c.flagged_at < bindparam("handoff_at", type_=_WHEN),
+            ),
+        )
+        .values(flag=HANDOFF_FLAG, flagged_at=bindparam("now"), updated_at=bindparam("now"))
+    )
+)
+
+
 def plan_writes(
     dialect: Dialect,
     rows: Sequence[Any],
@@ -302,6 +322,14 @@ def plan_writes(
                 # In the order of the accounts' ids, the order of their locks everywhere
                 # (``store.lock_accounts``).
                 for row, plan in sorted(zip(rows, plans, strict=True), key=_by_account_id)
+            ],
+        ),
+        _HANDED_OFF.prepare(
+            dialect,
+            [
+                {"account_id": row.id, "handoff_at": plan.handoff_at, "now": now}
+                for row, plan in sorted(zip(rows, plans, strict=True), key=_by_account_id)
+                if plan.handoff_at is not None
             ],
         ),
     ]

@@ -33,6 +33,7 @@ from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
+from outreach.inbox import clear_flag
 from outreach.leases import claim_due_accounts
 from outreach.plan_account import AccountPlan
 from outreach.plan_processes import process_count
@@ -928,3 +929,45 @@ def test_a_planned_batch_settles_the_heap(world: World, monkeypatch: pytest.Monk
     world.load(row("A-1"))
     assert world.planner().tick().claimed == 1
     assert settled == [True]
+
+
+STANDARD_STEPS = ("reminder-7d", "reminder-1d", "due-today", "overdue-3d", "overdue-10d",
+                  "overdue-21d", "overdue-30d", "final-notice", "final-call")  # fmt: skip
+
+
+def test_a_spent_cadence_hands_the_account_to_the_agents_after_its_days(world: World) -> None:
+    """The standard cadence hands off to the agents 7 days after its last step: the account
+    is looked at again then, flagged `handoff` for the agents with the reason stored, and
+    not flagged again once an agent has cleared it."""
+    ids = world.load(row("DONE"), row("RECENT", phone="(617) 555-0102"),
+                     row("DISPUTED", phone="(617) 555-0103"))  # fmt: skip
+    now = world.clock.now()
+    last = {"DONE": now - timedelta(days=8), "RECENT": now - timedelta(days=2),
+            "DISPUTED": now - timedelta(days=8)}  # fmt: skip
+    for reference, account_id in ids.items():
+        for key in STANDARD_STEPS:
+            add_row(world.engine, cadence_steps, account_id=account_id, step_key=key,
+                    outcome="sent", reason=None, at=last[reference])  # fmt: skip
+    set_account(world.engine, ids["DISPUTED"], flag="dispute", flagged_at=now - timedelta(days=1))
+    report = world.planner().tick()
+    assert dict(report.outcomes) == {"handed_off": 2, "finished": 1}
+    done, recent = account(world.engine, ids["DONE"]), account(world.engine, ids["RECENT"])
+    assert (done.flag, done.flagged_at, done.next_contact_at) == ("handoff", now, None)
+    assert (recent.flag, recent.next_contact_at) == (None, last["RECENT"] + timedelta(days=7))
+    # A flag more serious stays as it is.
+    assert account(world.engine, ids["DISPUTED"]).flag == "dispute"
+    (reason,) = rows_of(world.engine, decisions, decisions.c.account_id == ids["DONE"])[0].reasons
+    assert reason["code"] == "CADENCE_HANDED_OFF"
+    assert rows_of(world.engine, attempts) == []
+    # Cleared by an agent; the account comes through the planner again (a reply handled):
+    # it is not flagged again for the hand-off the agents have seen.
+    with world.engine.begin() as connection:
+        clear_flag(connection, ids["DONE"], now)
+    set_account(world.engine, ids["DONE"], next_contact_at=now)
+    world.clock.set(now + timedelta(hours=1))
+    assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
+    assert account(world.engine, ids["DONE"]).flag is None
+    # RECENT's hand-off comes.
+    world.clock.set(last["RECENT"] + timedelta(days=7))
+    assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
+    assert account(world.engine, ids["RECENT"]).flag == "handoff"

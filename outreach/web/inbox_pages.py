@@ -23,7 +23,7 @@ from outreach.answers import ANSWERED_CHANNELS, seen_answers
 from outreach.compliance_store import attempts, is_placed, placed_time
 from outreach.config import Settings
 from outreach.errors import NotFoundError
-from outreach.inbox import clear_flag, open_replies, thread
+from outreach.inbox import clear_flag, flagged_accounts, open_replies, thread
 from outreach.intents import Intent
 from outreach.models import InboxStatus, PromiseStatus
 from outreach.rendering.context import format_money
@@ -217,6 +217,7 @@ def _inbox_page(
             connection, limit=PAGE_SIZE + 1, before_id=before, intent=intent or None,
             unknown_sender=unknown,
         )  # fmt: skip
+        flagged = flagged_accounts(connection, limit=PAGE_SIZE + 1)
     more = len(items) > PAGE_SIZE
     items = items[:PAGE_SIZE]
     shown = {"intent": intent, "sender": sender}
@@ -226,7 +227,8 @@ def _inbox_page(
         following = f"/inbox?before={items[-1].id}" + (f"&{query}" if query else "")
     values = {
         "title": "Inbox", "items": items, "filters": shown, "intents": _INTENTS,
-        "following": following,
+        "following": following, "flagged": flagged[:PAGE_SIZE],
+        "more_flagged": len(flagged) > PAGE_SIZE,
     }  # fmt: skip
     return ui.render(request, "inbox.html", session, values, notices=notices, status=status)
 

@@ -243,7 +243,7 @@ def start_page(request: Request, session: AnyUser) -> Response:
     inbox = "/inbox" if session.user.may(Role.AGENT) else "/"
     cards = [
         {"label": "replies waiting", "count": open_replies, "href": inbox},
-        {"label": "accounts flagged", "count": flagged, "href": inbox},
+        {"label": "accounts flagged", "count": flagged, "href": f"{inbox}#flagged"},
         {"label": "accounts paused", "count": paused, "href": inbox},
     ]
     values = {

@@ -336,6 +336,31 @@ def test_a_bad_pause_is_refused_and_writes_nothing(
     assert _account(engine).paused_until is None
 
 
+def test_the_inbox_lists_the_accounts_flagged_for_the_agents(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """A cadence handed off, a dispute: the agents' queue, most recently flagged first;
+    clearing the flag on the account's page takes it off."""
+    add_account(engine)
+    add_account(engine, "R-2", phone=OTHER_PHONE, email=None)
+    with engine.begin() as connection:
+        for reference, flag, hours in (("R-1", "handoff", 2), ("R-2", "dispute", 1)):
+            connection.execute(
+                accounts.update()
+                .where(accounts.c.reference == reference)
+                .values(flag=flag, flagged_at=NOW - timedelta(hours=hours))
+            )
+    page = agent.get("/inbox").text
+    flagged = page[page.index('aria-label="Accounts flagged"') :]
+    assert flagged.index("R-2") < flagged.index("R-1")
+    assert '<span class="tag warn">handoff</span>' in flagged
+    token = page_token(agent, "/inbox/accounts/R-1")
+    cleared = agent.post("/inbox/accounts/R-1/flag-cleared", data={"csrf_token": token})
+    assert cleared.status_code == 303
+    flagged = agent.get("/inbox").text.split('aria-label="Accounts flagged"')[1]
+    assert "R-2" in flagged and "/inbox/accounts/R-1" not in flagged
+
+
 def test_a_promise_holds_the_cadence_and_housekeeping_breaks_it_when_due_passes(
     agent: httpx.Client, engine: Engine, tmp_path: Path
 ) -> None:

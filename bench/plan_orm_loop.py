@@ -30,6 +30,7 @@ from outreach.clock import FixedClock
 from outreach.compliance_store import OPT_OUT_REASONS, PLACED, debtor_records, suppression_events
 from outreach.config import Settings
 from outreach.db import make_engine, upgrade
+from outreach.inbox import HANDOFF
 from outreach.models import (
     Account,
     AccountStatus,
@@ -46,7 +47,7 @@ from outreach.models import (
     Suppression,
 )
 from outreach.plan_account import plan_accounts
-from outreach.planner import HANDOFF_FLAG, Planner
+from outreach.planner import Planner
 from outreach.rendering.context import load_company
 from outreach.template_store import sync_templates
 
@@ -137,13 +138,10 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
     session.add_all([CadenceStep(**step) for step in plan.steps])
     session.add_all([Decision(**decision) for decision in plan.decisions])
     account.next_contact_at = plan.next_contact_at
-    handoff = plan.handoff_at
-    if (
-        handoff is not None
-        and account.flag is None
-        and (account.flagged_at is None or account.flagged_at < handoff)
-    ):
-        account.flag, account.flagged_at = HANDOFF_FLAG, now
+    if plan.handoff_at is not None and account.handoff is None:
+        account.handoff = "pending"
+        if account.flag is None:
+            account.flag, account.flagged_at = HANDOFF, now
     account.acquired_by = account.acquired_until = None
     account.updated_at = now
     session.commit()

@@ -33,10 +33,17 @@ from outreach.channels import SmsReplies, load_email, load_sms
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.models import ProviderEvent as ProviderEventRow
-from outreach.opt_outs import act_on_address, channel_of, debtor_address, known_spelling
+from outreach.opt_outs import (
+    accounts_using,
+    act_on_address,
+    channel_of,
+    debtor_address,
+    known_spelling,
+    phone_or_email,
+)
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.replies import Received, receive
-from outreach.store import table_of
+from outreach.store import lock_accounts, table_of
 
 log = logging.getLogger("outreach.events")
 provider_events = table_of(ProviderEventRow)
@@ -142,6 +149,7 @@ def apply_batch(
     items = [_without_nul(item) for item in items]
     events = [item.event for item in items]
     found = find_attempts(connection, events)
+    _lock_writers(connection, events, found)
     stored = _store(connection, items, found, now)
     _advance_attempts(connection, [(events[i], found[i]) for i in stored], now)
     answers: dict[int, str | None] = {}
@@ -154,6 +162,29 @@ def apply_batch(
         EventResult(index in stored, answers.get(index), _script(found[index]))
         for index in range(len(items))
     ]
+
+
+def _lock_writers(
+    connection: Connection, events: Sequence[ProviderEvent], found: Sequence[Any | None]
+) -> None:
+    """Lock, in the order of their ids, the accounts of everyone who wrote in the batch:
+    each reply pauses or flags its accounts, and a batch locking them reply by reply, in
+    the order things happened, could wait in a circle with another batch, or with a planner
+    (every writer of several accounts locks them in id order: ``store.lock_accounts``).
+    PostgreSQL only: SQLite has one writer at a time."""
+    if connection.dialect.name != "postgresql":
+        return
+    ids: set[int] = set()
+    for event, attempt in zip(events, found, strict=True):
+        address = debtor_address(event, attempt)
+        if event.body is None or not address:
+            continue
+        channel = channel_of(event, attempt)
+        address = known_spelling(connection, channel, address)
+        ids.update(accounts_using(connection, phone_or_email(channel), address))
+        if attempt is not None:
+            ids.add(int(attempt.account_id))
+    lock_accounts(connection, ids)
 
 
 def _keep_answers(connection: Connection, answers: Mapping[int, str]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, case, func, select, update
 
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.errors import NotFoundError
@@ -129,6 +129,9 @@ def handle(
     )
 
 
+HANDOFF = "handoff"  # the flag of a cadence's hand-off (``planner``)
+
+
 def flagged_accounts(connection: Connection, limit: int = 50) -> list[Any]:
     """Accounts an agent must look at (``reference``, ``name``, ``flag``, ``flagged_at``),
     most recently flagged first: what a reply said (an attorney, a cease, a dispute, a wrong
@@ -148,9 +151,15 @@ def clear_flag(connection: Connection, account_id: int, now: datetime) -> None:
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account_id)
-        # When it was flagged is kept: a cadence's hand-off does not flag it again for what
-        # the agents have seen since (``planner``).
-        .values(flag=None, updated_at=now)
+        # A hand-off a reply's flag stood over is flagged now; one cleared has been seen.
+        .values(
+            flag=case(
+                (and_(accounts.c.flag != HANDOFF, accounts.c.handoff == "pending"), HANDOFF),
+                else_=None,
+            ),
+            handoff=case((accounts.c.flag == HANDOFF, "seen"), else_=accounts.c.handoff),
+            updated_at=now,
+        )
     )
 
 

@@ -28,7 +28,7 @@ from outreach.importing.fields import (
 from outreach.importing.reader import FileFormat, RawRow, open_rows
 from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
 from outreach.models import AccountStatus, PromiseStatus
-from outreach.promise_days import made_on
+from outreach.promise_days import debtor_today, made_on
 from outreach.store import lock_accounts, unindexed
 
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
@@ -41,7 +41,7 @@ class PaymentRecord:
     reference: str
     amount: str  # checked against the account's currency once the account is known
     currency: str | None  # None: the account's currency
-    paid_on: date
+    paid_on: date | None  # None: the debtor's today when it is recorded
     external_id: str | None
     dedupe_key: str
 
@@ -82,8 +82,7 @@ def record_payment(
             raise OutreachError(str(exc)) from None
         key = _key(reference, payment_id) if payment_id else f"manual:{uuid.uuid4().hex}"
         currency_code = currency.upper() if currency else None
-        day = paid_on or clock.now().date()
-        record = PaymentRecord(0, reference, amount, currency_code, day, payment_id, key)
+        record = PaymentRecord(0, reference, amount, currency_code, paid_on, payment_id, key)
         summary = PaymentSummary()
         problems: list[str] = []
         _apply(connection, [record], clock.now(), source, summary,
@@ -128,7 +127,7 @@ def import_payments(
                         reject(raw, [raw.error])
                         continue
                     try:
-                        record = _parse_payment(raw, clock.now().date(), occurrences)
+                        record = _parse_payment(raw, occurrences)
                     except FieldError as exc:
                         reject(raw, [str(exc)])
                         continue
@@ -164,7 +163,7 @@ def _land(
     batch.clear()
 
 
-def _parse_payment(raw: RawRow, today: date, occurrences: Counter[bytes]) -> PaymentRecord:
+def _parse_payment(raw: RawRow, occurrences: Counter[bytes]) -> PaymentRecord:
     values = raw.values
     reference = required_text("reference", values.get("reference"), 64)
     currency = text_of(values.get("currency")).upper() or None
@@ -173,7 +172,8 @@ def _parse_payment(raw: RawRow, today: date, occurrences: Counter[bytes]) -> Pay
     amount_text = text_of(values.get("amount"))
     if not amount_text:
         raise FieldError("amount", "is required")
-    paid_on = parse_date("paid_on", values["paid_on"]) if text_of(values.get("paid_on")) else today
+    given = text_of(values.get("paid_on"))
+    paid_on = parse_date("paid_on", values["paid_on"]) if given else None
     external_id = _payment_id(text_of(values.get("payment_id")))
     if external_id:
         key = _key(reference, external_id)
@@ -206,7 +206,7 @@ def _accounts(connection: Connection, references: Iterable[str]) -> dict[str, di
     table = store.accounts
     result = connection.execute(
         select(table.c.id, table.c.reference, table.c.currency, table.c.balance_minor,
-               table.c.status).where(table.c.reference.in_(list(references)))
+               table.c.status, table.c.timezone).where(table.c.reference.in_(list(references)))
     )  # fmt: skip
     return {row.reference: dict(row._mapping) for row in result}
 
@@ -259,7 +259,9 @@ def _apply(
                 "account_id": account["id"],
                 "amount_minor": amount_minor,
                 "currency": account["currency"],
-                "paid_on": record.paid_on,
+                # Without a date, the debtor's today (``promise_days``): a payment made on
+                # the evening a promise is due keeps it wherever the debtor is.
+                "paid_on": record.paid_on or debtor_today(account["timezone"], now),
                 "dedupe_key": record.dedupe_key,
                 "external_id": record.external_id,
                 "source": source[:200],
@@ -319,12 +321,16 @@ def _reduce_balances(
 
 
 def _keep_promises(connection: Connection, account_ids: list[int], now: datetime) -> None:
-    """Mark kept each promise the accounts' payments cover: those dated from the day it was
-    made through its day add up to its amount. Promises take payments in the order of their
-    days (a payment counts toward one promise only); one already broken is kept after all
+    """Mark kept each promise the accounts' payments cover: payments made from the debtor's
+    day it was made (on that day, recorded after it) through its day, adding up to its
+    amount. Each payment counts toward one promise: those already kept take theirs first,
+    then the others, the earliest due first. A promise already broken is kept after all
     when a payment made in time is recorded late."""
     promises, payments = store.promises_to_pay, store.payments
-    made = promises.c.status.in_((PromiseStatus.PENDING, PromiseStatus.BROKEN, PromiseStatus.KEPT))
+    # Read through the accounts' index, not the one on status (every pending promise).
+    made = unindexed(promises.c.status).in_(
+        (PromiseStatus.PENDING, PromiseStatus.BROKEN, PromiseStatus.KEPT)
+    )
     found = connection.execute(
         select(promises.c.id, promises.c.account_id, promises.c.amount_minor, promises.c.due_on,
                promises.c.created_at, promises.c.status, store.accounts.c.timezone)
@@ -334,32 +340,59 @@ def _keep_promises(connection: Connection, account_ids: list[int], now: datetime
     ).all()  # fmt: skip
     if not any(row.status != PromiseStatus.KEPT for row in found):
         return
-    paid: dict[int, list[list[Any]]] = {}
+    paid: dict[int, list[_Unspent]] = {}
     for row in connection.execute(
-        select(payments.c.account_id, payments.c.paid_on, payments.c.amount_minor)
+        select(payments.c.account_id, payments.c.paid_on, payments.c.created_at,
+               payments.c.amount_minor)
         .where(payments.c.account_id.in_(account_ids), payments.c.amount_minor > 0)
         .order_by(payments.c.account_id, payments.c.paid_on, payments.c.id)
-    ):
-        paid.setdefault(row.account_id, []).append([row.paid_on, row.amount_minor])
-    kept = []
+    ):  # fmt: skip
+        paid.setdefault(row.account_id, []).append(
+            _Unspent(row.paid_on, row.created_at, row.amount_minor)
+        )
+    # Those kept already take their payments first: a payment counts toward one promise.
     for promise in found:
-        since = made_on(promise.created_at, promise.timezone)
-        owed = promise.amount_minor
-        for payment in paid.get(promise.account_id, ()):
-            if owed <= 0:
-                break
-            if since <= payment[0] <= promise.due_on and payment[1] > 0:
-                taken = min(owed, payment[1])
-                payment[1] -= taken
-                owed -= taken
-        if owed <= 0 and promise.status != PromiseStatus.KEPT:
-            kept.append(promise.id)
+        if promise.status == PromiseStatus.KEPT:
+            _covered(promise, paid.get(promise.account_id, []))
+    kept = [
+        promise.id
+        for promise in found
+        if promise.status != PromiseStatus.KEPT
+        and _covered(promise, paid.get(promise.account_id, []))
+    ]
     if kept:
         connection.execute(
             update(promises)
             .where(
                 promises.c.id.in_(kept),
-                promises.c.status.in_((PromiseStatus.PENDING, PromiseStatus.BROKEN)),
+                unindexed(promises.c.status).in_((PromiseStatus.PENDING, PromiseStatus.BROKEN)),
             )
             .values(status=PromiseStatus.KEPT, resolved_at=now)
         )
+
+
+@dataclass
+class _Unspent:
+    """A payment, and how much of it no promise has taken yet."""
+
+    paid_on: date
+    recorded_at: datetime
+    left: int
+
+
+def _covered(promise: Any, payments: list[_Unspent]) -> bool:
+    """Take from ``payments`` (in the order they were made) what counts toward ``promise``,
+    up to its amount; whether they covered it."""
+    since = made_on(promise.created_at, promise.timezone)
+    owed = promise.amount_minor
+    for payment in payments:
+        if owed <= 0:
+            break
+        in_time = since < payment.paid_on <= promise.due_on or (
+            payment.paid_on == since <= promise.due_on and payment.recorded_at >= promise.created_at
+        )
+        if in_time and payment.left > 0:
+            taken = min(owed, payment.left)
+            payment.left -= taken
+            owed -= taken
+    return bool(owed <= 0)

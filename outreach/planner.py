@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, select, update
 from sqlalchemy.engine import Dialect
 
 from outreach import heap
@@ -30,6 +30,7 @@ from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import attempts, decisions_to_store, load_debtors
 from outreach.config import Settings
 from outreach.db import begin_redoable
+from outreach.inbox import HANDOFF
 from outreach.leases import StopFlag, claim_due_accounts
 from outreach.models import PromiseStatus
 from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
@@ -276,22 +277,20 @@ _NEXT_CONTACT = BulkStatement(
 )
 
 
-HANDOFF_FLAG = "handoff"
-# The accounts whose cadence handed them to the agents are flagged for them: unless a flag is
-# on already (every other flag is more serious), or one was since the hand-off (the agents
-# have had the account since; clearing a flag keeps when it was set).
+# The accounts whose cadence handed them to the agents, once: the hand-off is pending, and
+# flagged for the agents unless a flag is on already (every other flag is more serious: the
+# hand-off's follows when it is cleared, ``inbox.clear_flag``).
+_UNFLAGGED = accounts.c.flag.is_(None)
 _HANDED_OFF = BulkStatement(
     lambda _: (
         update(accounts)
-        .where(
-            accounts.c.id == bindparam("account_id"),
-            accounts.c.flag.is_(None),
-            or_(
-                accounts.c.flagged_at.is_(None),
-                accounts.c.flagged_at < bindparam("handoff_at", type_=_WHEN),
-            ),
+        .where(accounts.c.id == bindparam("account_id"), accounts.c.handoff.is_(None))
+        .values(
+            handoff="pending",
+            flag=case((_UNFLAGGED, HANDOFF), else_=accounts.c.flag),
+            flagged_at=case((_UNFLAGGED, bindparam("now")), else_=accounts.c.flagged_at),
+            updated_at=bindparam("now"),
         )
-        .values(flag=HANDOFF_FLAG, flagged_at=bindparam("now"), updated_at=bindparam("now"))
     )
 )
 
@@ -327,7 +326,7 @@ def plan_writes(
         _HANDED_OFF.prepare(
             dialect,
             [
-                {"account_id": row.id, "handoff_at": plan.handoff_at, "now": now}
+                {"account_id": row.id, "now": now}
                 for row, plan in sorted(zip(rows, plans, strict=True), key=_by_account_id)
                 if plan.handoff_at is not None
             ],

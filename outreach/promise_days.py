@@ -39,12 +39,18 @@ def day_ended(due_on: date, timezone: str | None, now: datetime) -> bool:
     return now >= breaks_at(due_on, timezone)
 
 
-def earliest_promise_day(timezone: str | None, now: datetime) -> date:
-    """The first day a promise may be for: the debtor's today (one that has not ended)."""
+def debtor_today(timezone: str | None, now: datetime) -> date:
+    """The debtor's date at ``now``: in their zone, or, without one, the day that ends last
+    (UTC-12's), as a promise's day is counted."""
     zone = _zone(timezone)
     if zone is None:
         return (now.astimezone(UTC) - _LAST_DAY_END).date()
     return now.astimezone(zone).date()
+
+
+def earliest_promise_day(timezone: str | None, now: datetime) -> date:
+    """The first day a promise may be for: the debtor's today (one that has not ended)."""
+    return debtor_today(timezone, now)
 
 
 def last_day_that_may_have_ended(now: datetime) -> date:
@@ -54,7 +60,6 @@ def last_day_that_may_have_ended(now: datetime) -> date:
 
 
 def made_on(created_at: datetime, timezone: str | None) -> date:
-    """The debtor's day on which a promise recorded at ``created_at`` was made (UTC's for an
-    account without a zone): payments dated from then on count toward it."""
-    zone = _zone(timezone)
-    return created_at.astimezone(zone or UTC).date()
+    """The debtor's day on which a promise recorded at ``created_at`` was made: payments
+    dated from then on count toward it."""
+    return debtor_today(timezone, created_at)

@@ -254,11 +254,14 @@ def _stop(
                None, _source(message))  # fmt: skip
     if stop.named & {"sms", "voice"}:
         # Asking to stop calls or texts also revokes consent to every robocall and robotext
-        # (47 CFR 64.1200(a)(10), revoke-all): to the number it came from, which holds it on
-        # every account using the number, or, written from a mailbox, to every number.
-        number = message.address if channel in ("sms", "voice") else None
-        record(connection, owners, ComplianceEventKind.CONSENT_REVOKED, at, event, None,
-               number, _source(message))  # fmt: skip
+        # (47 CFR 64.1200(a)(10), revoke-all): to the number it came from (both of its
+        # channels), which holds it on every account using the number; written from a
+        # mailbox, to every number (a phone channel's revocation covers the other one), and
+        # never to email, which the debtor said nothing about.
+        phone = channel in ("sms", "voice")
+        record(connection, owners, ComplianceEventKind.CONSENT_REVOKED, at, event,
+               None if phone else "voice", message.address if phone else None,
+               _source(message))  # fmt: skip
     if channel not in stop.media:
         return False
     reason = event.suppression or (

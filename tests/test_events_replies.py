@@ -3,10 +3,13 @@ the inbox, pauses, holds and flags."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
+from sqlalchemy import event as sqlalchemy_event
 
 from outreach.compliance_store import inbox_messages
 from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
@@ -353,3 +356,49 @@ def test_the_outbox_demo_reply_gets_an_answer_recorded(engine: Engine) -> None:
     assert (answer.direction, answer.account_id, answer.to_address, answer.from_address) == (
         "outbound", account_id, PHONE, "outbox-sms",
     )  # fmt: skip
+
+
+def test_two_batches_of_replies_in_opposite_orders_do_not_deadlock(engine: Engine) -> None:
+    """Two batches (two web workers, or a poll and a webhook) each hold replies from two
+    debtors, in opposite orders of time: each batch locks its writers' accounts at once,
+    in the order of their ids, so one waits for the other instead of both waiting in a
+    circle (which PostgreSQL would end by failing one)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite has one writer)")
+    add_account(engine, "R-A", phone=PHONE, email="a@example.com")
+    add_account(engine, "R-B", phone=OTHER_PHONE, email="b@example.com")
+    locked = {"one": threading.Event(), "two": threading.Event()}
+    names: dict[int, str] = {}
+    failed: dict[str, str] = {}
+
+    def after_first_lock(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        name = names.get(threading.get_ident())
+        if name and "FOR NO KEY UPDATE" in statement and not locked[name].is_set():
+            locked[name].set()  # then give the other batch its chance to lock
+            locked["two" if name == "one" else "one"].wait(3)
+
+    def batch(name: str, said: list[tuple[str, str]]) -> None:
+        names[threading.get_ident()] = name
+        events = [inbound(text, sender=sender, key=f"{name}:{n}", at=NOW + timedelta(seconds=n))
+                  for n, (sender, text) in enumerate(said)]  # fmt: skip
+        try:
+            apply_events(engine, events, NOW + timedelta(seconds=5), WE_ANSWER)
+        except Exception as exc:  # reported below
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+    sqlalchemy_event.listen(engine, "after_cursor_execute", after_first_lock)
+    try:
+        batches = [
+            threading.Thread(target=batch, args=("one", [(OTHER_PHONE, "can I pay next week?"),
+                                                        (PHONE, "who is this?")])),
+            threading.Thread(target=batch, args=("two", [(PHONE, "I will pay friday"),
+                                                        (OTHER_PHONE, "call me later")])),
+        ]  # fmt: skip
+        for thread in batches:
+            thread.start()
+        for thread in batches:
+            thread.join(60)
+    finally:
+        sqlalchemy_event.remove(engine, "after_cursor_execute", after_first_lock)
+    assert failed == {}
+    assert len(rows(engine, inbox_messages, direction="inbound")) == 4

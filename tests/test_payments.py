@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, event, insert, select, update
 
-from outreach import store
+from outreach import agent_actions, store
 from outreach.clock import FixedClock
 from outreach.errors import NotFoundError, OutreachError
 from outreach.housekeeping import housekeeping
@@ -243,3 +243,67 @@ def test_a_payoff_while_housekeeping_breaks_the_promise_does_not_deadlock(
         event.remove(accounts, "before_cursor_execute", hold_on)
     assert failed == {}
     assert _promises(accounts) == [(date(2026, 11, 3), "kept")]
+
+
+def test_a_payment_without_a_date_is_made_on_the_debtors_day(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    """Paid in full at 20:30 in Boston on the day promised, recorded at once without a
+    date: it is the 5th there (the 6th in UTC), and the promise is kept."""
+    _promise(accounts, "A-1", 4000, date(2026, 11, 5), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 6, 1, 30, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "40.00")
+    with accounts.connect() as connection:
+        paid_on = connection.execute(select(store.payments.c.paid_on)).scalar_one()
+    assert paid_on == date(2026, 11, 5)
+    assert housekeeping(accounts, datetime(2026, 11, 6, 5, 1, tzinfo=UTC)).broken_promises == 0
+    assert _promises(accounts) == [(date(2026, 11, 5), "kept")]
+
+
+def test_a_payment_counts_toward_one_promise_even_one_made_later(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    """30.00 promised by the 10th, paid on the 4th: kept. That day a second promise, 30.00
+    by the 6th; 1.00 paid on the 6th does not keep it with the payment the first took."""
+    _promise(accounts, "A-1", 3000, date(2026, 11, 10), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "30.00", paid_on=date(2026, 11, 4))
+    assert _promises(accounts) == [(date(2026, 11, 10), "kept")]
+    _promise(accounts, "A-1", 3000, date(2026, 11, 6), datetime(2026, 11, 4, 18, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "1.00", paid_on=date(2026, 11, 6))
+    assert _promises(accounts) == [(date(2026, 11, 6), "pending"), (date(2026, 11, 10), "kept")]
+
+
+def test_a_payment_recorded_before_the_promise_on_its_day_does_not_keep_it(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    """On the phone: the debtor pays 40.00 now and promises 40.00 more by the 9th. The
+    payment recorded before the promise is not toward it; one recorded after, that day,
+    is."""
+    clock.set(datetime(2026, 11, 2, 14, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "40.00", paid_on=date(2026, 11, 2))
+    _promise(accounts, "A-1", 4000, date(2026, 11, 9), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 3, 14, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "1.00", paid_on=date(2026, 11, 3))
+    assert _promises(accounts) == [(date(2026, 11, 9), "pending")]
+    clock.set(datetime(2026, 11, 3, 15, tzinfo=UTC))
+    record_payment(accounts, clock, "A-1", "39.00", paid_on=date(2026, 11, 2))
+    assert _promises(accounts) == [(date(2026, 11, 9), "kept")]
+
+
+def test_a_promise_without_a_zone_for_its_earliest_day_can_be_kept(
+    accounts: Engine, clock: FixedClock
+) -> None:
+    """Without a time zone, the debtor's day is the one that ends last: at 11:00 UTC on
+    the 6th a promise may be for the 5th, and a payment on the 5th keeps it."""
+    with accounts.begin() as connection:
+        connection.execute(
+            update(store.accounts).where(store.accounts.c.reference == "A-1").values(timezone=None)
+        )
+    made = datetime(2026, 11, 6, 11, 0, tzinfo=UTC)
+    with accounts.begin() as connection:
+        ref = agent_actions.account_by_reference(connection, "A-1")
+        assert agent_actions.earliest_promise_day(ref, made) == date(2026, 11, 5)
+        agent_actions.promise(connection, ref, 4000, date(2026, 11, 5), "agent", made)
+    clock.set(made + timedelta(minutes=10))
+    record_payment(accounts, clock, "A-1", "40.00", paid_on=date(2026, 11, 5))
+    assert _promises(accounts) == [(date(2026, 11, 5), "kept")]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -31,6 +32,7 @@ from outreach import planner as planner_module
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
+from outreach.db import alembic_config, upgrade
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.inbox import clear_flag
@@ -720,7 +722,8 @@ def test_the_plans_writes_and_a_look_again_lock_accounts_in_one_order(
     assert [r.id for r in claimed] == [last, middle, first]
     plans = [AccountPlan("idle", NOW + timedelta(days=1))] * 3
     writes = planner_module.plan_writes(world.engine.dialect, claimed, plans, WORKER, NOW)
-    assert [p["account_id"] for p in writes[-1].parameters] == [first, middle, last]
+    (next_contact,) = [w for w in writes if w.parameters and "claimed_at" in w.parameters[0]]
+    assert [p["account_id"] for p in next_contact.parameters] == [first, middle, last]
 
     # The look again, while another transaction holds the last account: it has locked the
     # first one already when it waits for the last.
@@ -938,7 +941,8 @@ STANDARD_STEPS = ("reminder-7d", "reminder-1d", "due-today", "overdue-3d", "over
 def test_a_spent_cadence_hands_the_account_to_the_agents_after_its_days(world: World) -> None:
     """The standard cadence hands off to the agents 7 days after its last step: the account
     is looked at again then, flagged `handoff` for the agents with the reason stored, and
-    not flagged again once an agent has cleared it."""
+    not flagged again once an agent has cleared it. A more serious flag stands over the
+    hand-off's until it is cleared; a reply's flag, later, likewise."""
     ids = world.load(row("DONE"), row("RECENT", phone="(617) 555-0102"),
                      row("DISPUTED", phone="(617) 555-0103"))  # fmt: skip
     now = world.clock.now()
@@ -951,23 +955,57 @@ def test_a_spent_cadence_hands_the_account_to_the_agents_after_its_days(world: W
     set_account(world.engine, ids["DISPUTED"], flag="dispute", flagged_at=now - timedelta(days=1))
     report = world.planner().tick()
     assert dict(report.outcomes) == {"handed_off": 2, "finished": 1}
+    assert report.summary() == "claimed 3, finished 1, handed_off 2"
     done, recent = account(world.engine, ids["DONE"]), account(world.engine, ids["RECENT"])
     assert (done.flag, done.flagged_at, done.next_contact_at) == ("handoff", now, None)
     assert (recent.flag, recent.next_contact_at) == (None, last["RECENT"] + timedelta(days=7))
-    # A flag more serious stays as it is.
-    assert account(world.engine, ids["DISPUTED"]).flag == "dispute"
+    # A flag more serious stays as it is, the hand-off pending behind it.
+    disputed = account(world.engine, ids["DISPUTED"])
+    assert (disputed.flag, disputed.handoff) == ("dispute", "pending")
+    with world.engine.begin() as connection:
+        clear_flag(connection, ids["DISPUTED"], now)
+    assert account(world.engine, ids["DISPUTED"]).flag == "handoff"
     (reason,) = rows_of(world.engine, decisions, decisions.c.account_id == ids["DONE"])[0].reasons
     assert reason["code"] == "CADENCE_HANDED_OFF"
     assert rows_of(world.engine, attempts) == []
-    # Cleared by an agent; the account comes through the planner again (a reply handled):
-    # it is not flagged again for the hand-off the agents have seen.
+    # A reply flags the account over its hand-off; once that flag is cleared, the hand-off's
+    # is back, for the agents to clear in turn.
+    set_account(world.engine, ids["DONE"], flag="wrong_number", flagged_at=now)
+    with world.engine.begin() as connection:
+        clear_flag(connection, ids["DONE"], now)
+    assert account(world.engine, ids["DONE"]).flag == "handoff"
+    # Cleared; the account comes through the planner again (a reply handled): it is not
+    # flagged again for the hand-off the agents have seen, nor after a later reply's flag.
     with world.engine.begin() as connection:
         clear_flag(connection, ids["DONE"], now)
     set_account(world.engine, ids["DONE"], next_contact_at=now)
     world.clock.set(now + timedelta(hours=1))
     assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
+    done = account(world.engine, ids["DONE"])
+    assert (done.flag, done.handoff) == (None, "seen")
+    set_account(world.engine, ids["DONE"], flag="dispute", flagged_at=now)
+    with world.engine.begin() as connection:
+        clear_flag(connection, ids["DONE"], now)
     assert account(world.engine, ids["DONE"]).flag is None
     # RECENT's hand-off comes.
     world.clock.set(last["RECENT"] + timedelta(days=7))
     assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
     assert account(world.engine, ids["RECENT"]).flag == "handoff"
+
+
+def test_a_cadence_finished_before_hand_offs_were_carried_out_is_handed_off(
+    world: World,
+) -> None:
+    """The planner used to leave a finished account with no next contact time: the
+    migration makes it due again, and its hand-off is carried out."""
+    ids = world.load(row("OLD"))
+    now = world.clock.now()
+    for key in STANDARD_STEPS:
+        add_row(world.engine, cadence_steps, account_id=ids["OLD"], step_key=key,
+                outcome="sent", reason=None, at=now - timedelta(days=30))  # fmt: skip
+    command.downgrade(alembic_config(world.engine), "0024")
+    set_account(world.engine, ids["OLD"], next_contact_at=None, updated_at=now - timedelta(days=29))
+    upgrade(world.engine)
+    assert account(world.engine, ids["OLD"]).next_contact_at == now - timedelta(days=29)
+    assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
+    assert account(world.engine, ids["OLD"]).flag == "handoff"

@@ -85,6 +85,10 @@ class Account(SQLModel, table=True):
     # number); set by the events stage, cleared by the agent.
     flag: str | None = short(24, nullable=True, default=None)
     flagged_at: datetime | None = when(nullable=True)
+    # The cadence's hand-off to the agents: ``pending`` once it has come (flagged
+    # ``handoff``, or behind a reply's flag until that is cleared), ``seen`` once an agent
+    # has cleared the hand-off's flag.
+    handoff: str | None = short(8, nullable=True, default=None)
     # Lease held by the daemon that is planning this account (see store.py).
     acquired_by: str | None = short(64, nullable=True, default=None)
     acquired_until: datetime | None = when(nullable=True)

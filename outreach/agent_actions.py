@@ -188,8 +188,8 @@ def parse_amount(text: str, currency: str) -> int:
 
 
 def earliest_promise_day(account: AccountRef, now: datetime) -> date:
-    """The first day a promise may be for: the debtor's today (``promise_days``)."""
-    return promise_days.earliest_promise_day(account.timezone, now)
+    """The first day a promise may be for: the debtor's today, a day not ended there."""
+    return promise_days.debtor_today(account.timezone, now)
 
 
 def promise(

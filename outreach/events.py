@@ -149,13 +149,15 @@ def apply_batch(
     items = [_without_nul(item) for item in items]
     events = [item.event for item in items]
     found = find_attempts(connection, events)
-    _lock_writers(connection, events, found)
+    writers = _lock_writers(connection, events, found)
     stored = _store(connection, items, found, now)
     _advance_attempts(connection, [(events[i], found[i]) for i in stored], now)
     answers: dict[int, str | None] = {}
     # In the order things happened: an opt-out and an opt-in in one batch end as they should.
     for index in sorted(stored, key=lambda i: (events[i].occurred_at, i)):
-        answers[index] = _act(connection, events[index], found[index], stored[index], now, policy)
+        answers[index] = _act(
+            connection, events[index], found[index], stored[index], now, policy, writers.get(index)
+        )
     _keep_answers(connection, {stored[i]: text for i, text in answers.items() if text})
     answers |= _earlier_answers(connection, items, stored, answers)
     return [
@@ -166,25 +168,40 @@ def apply_batch(
 
 def _lock_writers(
     connection: Connection, events: Sequence[ProviderEvent], found: Sequence[Any | None]
-) -> None:
+) -> dict[int, _Writer]:
     """Lock, in the order of their ids, the accounts of everyone who wrote in the batch:
     each reply pauses or flags its accounts, and a batch locking them reply by reply, in
     the order things happened, could wait in a circle with another batch, or with a planner
     (every writer of several accounts locks them in id order: ``store.lock_accounts``).
-    PostgreSQL only: SQLite has one writer at a time."""
+    PostgreSQL only: SQLite has one writer at a time. Each writer found, by index, so
+    that a reply acts on the accounts locked for it without looking them up again."""
     if connection.dialect.name != "postgresql":
-        return
+        return {}
+    writers: dict[int, _Writer] = {}
     ids: set[int] = set()
-    for event, attempt in zip(events, found, strict=True):
+    for index, (event, attempt) in enumerate(zip(events, found, strict=True)):
         address = debtor_address(event, attempt)
         if event.body is None or not address:
             continue
         channel = channel_of(event, attempt)
-        address = known_spelling(connection, channel, address)
-        ids.update(accounts_using(connection, phone_or_email(channel), address))
+        if event.event_type not in _STATUS_ONLY:  # as ``_act`` spells it
+            address = known_spelling(connection, channel, address)
+        users = accounts_using(connection, phone_or_email(channel), address)
+        writers[index] = _Writer(address, users)
+        ids.update(users)
         if attempt is not None:
             ids.add(int(attempt.account_id))
     lock_accounts(connection, ids)
+    return writers
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """Someone who wrote: their address as the contact points spell it, and the accounts
+    using it."""
+
+    address: str
+    users: list[int]
 
 
 def _keep_answers(connection: Connection, answers: Mapping[int, str]) -> None:
@@ -455,16 +472,20 @@ def _act(
     event_id: int,
     now: datetime,
     policy: EventPolicy,
+    writer: _Writer | None = None,
 ) -> str | None:
     channel = channel_of(event, attempt)
     address = debtor_address(event, attempt)
-    if address and event.event_type not in _STATUS_ONLY:
+    if writer is not None:
+        address = writer.address
+    elif address and event.event_type not in _STATUS_ONLY:
         address = known_spelling(connection, channel, address)
     if event.body is not None and address:
         # Something the debtor wrote: a keyword, a request to stop, a reply for an agent.
+        users = writer.users if writer is not None else None
         return receive(
             connection,
-            Received(event, attempt, event_id, channel, address),
+            Received(event, attempt, event_id, channel, address, users),
             now,
             policy.reply_pause,
             policy.replies,

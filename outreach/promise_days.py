@@ -48,11 +48,6 @@ def debtor_today(timezone: str | None, now: datetime) -> date:
     return now.astimezone(zone).date()
 
 
-def earliest_promise_day(timezone: str | None, now: datetime) -> date:
-    """The first day a promise may be for: the debtor's today (one that has not ended)."""
-    return debtor_today(timezone, now)
-
-
 def last_day_that_may_have_ended(now: datetime) -> date:
     """No day after this one has ended anywhere at ``now``: a day ends first in UTC+14,
     before it ends in UTC, but never before it has begun there."""

@@ -84,6 +84,9 @@ class Received:
     event_id: int
     channel: str
     address: str  # the sender's
+    # The accounts using the sender's address, when the caller has looked them up (and
+    # locked them): the same accounts are then acted on.
+    users: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,9 @@ def _allow_medium_again(
 def _senders(connection: Connection, message: Received) -> _Senders:
     """The accounts a message concerns: every account with the sender's address, and the
     one whose message it answers when the sender is one of that account's addresses."""
-    channels = phone_or_email(message.channel)
-    found = accounts_using(connection, channels, message.address)
+    found = message.users
+    if found is None:
+        found = accounts_using(connection, phone_or_email(message.channel), message.address)
     attempt = message.attempt
     if attempt is None or attempt.account_id in found:
         return _Senders(found, None)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from outreach.promise_days import breaks_at, day_ended, earliest_promise_day, made_on
+from outreach.promise_days import breaks_at, day_ended, debtor_today, made_on
 
 NINTH = date(2026, 11, 9)
 
@@ -31,11 +31,11 @@ def test_a_promised_day_ends_where_the_debtor_is(timezone: str | None, ends: dat
 def test_the_earliest_promise_day_is_a_day_not_ended_there() -> None:
     # 02:00 UTC on the 10th: still the 9th in Boston, already the 10th in Tokyo.
     at = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
-    assert earliest_promise_day("America/New_York", at) == NINTH
-    assert earliest_promise_day("Asia/Tokyo", at) == date(2026, 11, 10)
-    assert earliest_promise_day(None, at) == NINTH
+    assert debtor_today("America/New_York", at) == NINTH
+    assert debtor_today("Asia/Tokyo", at) == date(2026, 11, 10)
+    assert debtor_today(None, at) == NINTH
     for timezone in ("America/New_York", "Asia/Tokyo", None):
-        assert not day_ended(earliest_promise_day(timezone, at), timezone, at)
+        assert not day_ended(debtor_today(timezone, at), timezone, at)
 
 
 def test_a_promise_is_made_on_the_debtors_day() -> None:

@@ -19,8 +19,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
+from babel import Locale, UnknownLocaleError
 
 from outreach.errors import CadenceError
+from outreach.models import AccountStatus
 from outreach.records import quick_init
 
 CADENCE_SUFFIXES = (".yaml", ".yml")
@@ -255,11 +257,32 @@ def _conditions(raw: Any, problems: list[str]) -> Conditions:
             minimum = Decimal(str(raw["min_balance"]))
         except InvalidOperation:
             problems.append(f"when.min_balance: {raw['min_balance']!r} is not an amount")
-    return Conditions(
-        minimum,
-        tuple(_string_list(raw.get("statuses", []), "when.statuses", problems)),
-        tuple(_string_list(raw.get("locales", []), "when.locales", problems)),
-    )
+    statuses = _string_list(raw.get("statuses", []), "when.statuses", problems)
+    unknown_statuses = [status for status in statuses if status not in _STATUSES]
+    if unknown_statuses:
+        problems.append(
+            f"when.statuses: unknown status(es) {', '.join(map(repr, unknown_statuses))} "
+            f"(one of {', '.join(sorted(_STATUSES))})"
+        )
+    locales = [
+        _locale_condition(locale, problems)
+        for locale in _string_list(raw.get("locales", []), "when.locales", problems)
+    ]
+    return Conditions(minimum, tuple(statuses), tuple(locales))
+
+
+_STATUSES = frozenset(status.value for status in AccountStatus)
+
+
+def _locale_condition(raw: str, problems: list[str]) -> str:
+    """A locale as accounts store it (``es_US``, ``es``), whatever the spelling (``es-US``,
+    ``es_us``): one written otherwise would match no debtor, and silently skip the step for
+    all of them."""
+    try:
+        return str(Locale.parse(raw.strip().replace("-", "_")))
+    except (ValueError, UnknownLocaleError):
+        problems.append(f"when.locales: {raw!r} is not a known language or locale (es, es_US)")
+        return raw
 
 
 def _handoff(raw: Any, problems: list[str]) -> Handoff | None:
@@ -283,18 +306,27 @@ def _string_list(raw: Any, field: str, problems: list[str]) -> list[str]:
 
 
 def _order_problems(steps: Sequence[Step]) -> list[str]:
-    """Due-date anchors must not go back in time from one step to the next."""
+    """Steps must not go back in time from one to the next: a due-date anchor is after the
+    soonest day of every step before it (an ``after_previous`` step's soonest day counted
+    from the soonest of the step before it). A step is only offered once those before it
+    have fallen due, so one placed earlier in time than them would wait for them."""
     problems = []
-    last: tuple[str, int] | None = None
+    latest: tuple[str, int] | None = None  # the latest soonest day so far, and whose
+    soonest: int | None = None  # the soonest day of the step before, from the due date
     for index, step in enumerate(steps):
         if step.anchor.base != "due_date":
+            soonest = None if soonest is None else soonest + step.anchor.days
+            if soonest is not None and (latest is None or soonest > latest[1]):
+                latest = (f"step {step.key}'s soonest day, due_date{soonest:+d}d", soonest)
             continue
-        if last is not None and step.anchor.days <= last[1]:
+        if latest is not None and step.anchor.days <= latest[1]:
             problems.append(
-                f"step {index + 1} ({step.key}): anchor {step.anchor} is not after step "
-                f"{last[0]}'s due_date{last[1]:+d}d: anchors out of order"
+                f"step {index + 1} ({step.key}): anchor {step.anchor} is not after "
+                f"{latest[0]}: anchors out of order"
             )
-        last = (step.key, step.anchor.days)
+        soonest = step.anchor.days
+        if latest is None or soonest > latest[1]:
+            latest = (f"step {step.key}'s due_date{soonest:+d}d", soonest)
     return problems
 
 
@@ -343,7 +375,8 @@ def next_action(
 
     Only steps after the last one recorded are considered, so the sequence never goes
     back. When several are due at once (a late start, a daemon that was down), only the
-    latest applicable one is sent; the others are returned as skipped.
+    latest applicable one is sent; those before it are returned as skipped (those after
+    it, which do not apply, are skipped at the next look, once it is dealt with).
     """
     stop = _stop_condition(cadence, facts)
     if stop is not None:
@@ -369,11 +402,15 @@ def next_action(
         return NextAction(None, (), upcoming)
     applicable = [s for s in due_now if _applies(s, facts) and s.key not in expired]
     chosen = applicable[-1] if applicable else None
+    # Steps after the chosen one (due, but not applicable) are left for the next look:
+    # recorded now, they would stand after it in the history, and the chosen step, were it
+    # deferred or given back, would never be offered again.
+    passed = due_now if chosen is None else due_now[: due_now.index(chosen)]
     skipped = tuple(
         (step, expired.get(step.key) or (
             "missed: a later step was already due" if _applies(step, facts)
             else "conditions not met"))
-        for step in due_now if step is not chosen
+        for step in passed
     )  # fmt: skip
     following = _following(cadence, due_now[-1])
     next_at = None

@@ -191,9 +191,13 @@ def _choose_channel(
             blocked.append(f"{channel}: {', '.join(decision.codes)}")
             continue
         if decision.verdict == "defer":
-            # The step waits for its preferred open channel rather than falling back.
+            # The step waits for its preferred open channel rather than falling back; the
+            # account is looked at sooner if the next step falls due first (on a channel
+            # that may be open), which then supersedes this one.
             assert decision.not_before is not None
             plan.outcome, plan.next_contact_at = "deferred", decision.not_before
+            if action.next_at is not None and now < action.next_at < decision.not_before:
+                plan.next_contact_at = action.next_at
             return None
         return channel, address, point_id
     reason = "blocked on every channel (" + "; ".join(blocked) + ")"

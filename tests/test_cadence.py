@@ -231,6 +231,15 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str | None, str]] = 
      "unknown field(s) colour"),
     ("unknown when condition", _set_step(1, when={"max_balance": 5}), "step 2 (overdue-10d)",
      "when: unknown condition(s) max_balance"),
+    ("unknown locale", _set_step(1, when={"locales": ["xx-Nowhere"]}), "step 2 (overdue-10d)",
+     "when.locales: 'xx-Nowhere' is not a known language or locale (es, es_US)"),
+    ("unknown status", _set_step(1, when={"statuses": ["overdue"]}), "step 2 (overdue-10d)",
+     "when.statuses: unknown status(es) 'overdue' (one of active, closed, paid)"),
+    ("a due_date step before an after_previous step's soonest day",
+     _set(steps=[_raw_step("a", "due_date+10d"), _raw_step("b", "after_previous+30d"),
+                 _raw_step("c", "due_date+20d")]),
+     "step 3 (c)", "anchor due_date+20d is not after step b's soonest day, due_date+40d: "
+     "anchors out of order"),
     ("unknown cadence field", _set(colour="red"), None, "unknown field(s) colour"),
     ("unknown stop condition", _set(stop_when=["paid", "bankrupt"]), None,
      "stop_when: unknown condition 'bankrupt'"),
@@ -371,10 +380,18 @@ def test_a_step_whose_conditions_fail_is_skipped_for_the_earlier_one() -> None:
     action = next_action(standard(), facts(balance=Decimal("40.00")), [], utc(2026, 11, 22, 15))
     assert action.due is not None and action.due.key == "overdue-10d"
     skipped = dict(keys(action.skipped))
-    assert skipped["overdue-21d"] == "conditions not met"
     assert skipped["overdue-3d"] == "missed: a later step was already due"
-    assert list(skipped) == ["reminder-7d", "reminder-1d", "due-today", "overdue-3d", "overdue-21d"]
+    # overdue-21d, after the chosen step, waits for it to be dealt with: recorded now, it
+    # would stand after overdue-10d, which, deferred or given back, would be lost.
+    assert list(skipped) == ["reminder-7d", "reminder-1d", "due-today", "overdue-3d"]
     assert action.next_at == datetime(2026, 11, 30, tzinfo=NEW_YORK)
+    again = next_action(standard(), facts(balance=Decimal("40.00")), [], utc(2026, 11, 23, 13))
+    assert again.due is not None and again.due.key == "overdue-10d"
+    sent = [StepRecord(step.key, utc(2026, 11, 23, 13)) for step, _ in again.skipped]
+    sent.append(StepRecord("overdue-10d", utc(2026, 11, 23, 13)))
+    after = next_action(standard(), facts(balance=Decimal("40.00")), sent, utc(2026, 11, 23, 14))
+    assert after.due is None
+    assert keys(after.skipped) == [("overdue-21d", "conditions not met")]
     # With enough balance, overdue-21d itself is sent.
     rich = next_action(standard(), facts(balance=Decimal("50.00")), [], utc(2026, 11, 22, 15))
     assert rich.due is not None and rich.due.key == "overdue-21d"
@@ -389,6 +406,26 @@ def test_a_step_alone_whose_conditions_fail_is_skipped_without_sending() -> None
     assert not action.finished
 
 
+def test_a_due_date_step_after_an_after_previous_step_s_soonest_day_is_accepted() -> None:
+    raw = {"steps": [_raw_step("a", "due_date+10d"), _raw_step("b", "after_previous+30d"),
+                     _raw_step("c", "due_date+41d")]}  # fmt: skip
+    assert [s.key for s in parse_cadence("x", raw, "x.yaml", template_exists).steps] == [
+        "a",
+        "b",
+        "c",
+    ]
+
+
+@pytest.mark.parametrize("written", ["es-US", "es_us", " es_US", "ES-us"])
+def test_a_locale_condition_is_read_as_the_import_spells_locales(written: str) -> None:
+    raw = {"steps": [_raw_step("a", "due_date+10d", when={"locales": [written]})]}
+    cadence = parse_cadence("x", raw, "x.yaml", template_exists)
+    assert cadence.steps[0].conditions.locales == ("es_US",)
+    now = utc(2026, 11, 12, 15)
+    action = next_action(cadence, facts(locale="es_US"), [], now)
+    assert action.due is not None and action.due.key == "a"
+
+
 def test_status_and_locale_conditions() -> None:
     raw = copy.deepcopy(VALID)
     raw["steps"][1]["when"] = {"statuses": ["active"], "locales": ["es"]}
@@ -398,7 +435,11 @@ def test_status_and_locale_conditions() -> None:
     assert spanish.due is not None and spanish.due.key == "overdue-10d"
     english = next_action(cadence, facts(), [], now)
     assert english.due is not None and english.due.key == "reminder-1d"
-    assert keys(english.skipped) == [("overdue-10d", "conditions not met")]
+    assert keys(english.skipped) == []  # overdue-10d, after it, once it is dealt with
+    taken = [StepRecord("reminder-1d", now)]
+    later = next_action(cadence, facts(), taken, now + timedelta(hours=1))
+    assert later.due is None
+    assert keys(later.skipped) == [("overdue-10d", "conditions not met")]
     on_hold = next_action(cadence, facts(locale="es_MX", status="hold"), [], now)
     assert on_hold.due is not None and on_hold.due.key == "reminder-1d"
 

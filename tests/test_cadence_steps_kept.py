@@ -1,0 +1,106 @@
+"""A step the cadence chose is never lost: deferred, given back or superseded, it is
+offered again or a later step goes out, and the account is looked at when the next step
+falls due even while a deferral waits."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from outreach import agent_actions
+from outreach.clock import FixedClock
+from outreach.compliance_store import attempts
+from outreach.importing.account_rows import ImportDefaults
+from outreach.simulate import simulate
+from outreach.store import cadence_steps
+from tests.conftest import NOW
+from tests.test_import_accounts import row
+from tests.test_planner import World, account, add_row, rows_of, set_account, texted
+from tests.test_simulate import world_of
+
+
+def test_a_step_deferred_beside_a_later_one_that_does_not_apply_is_sent(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    # $30 owed: overdue-21d (at least $50) never applies. Just after Boston's midnight on
+    # the 5th both overdue-10d and overdue-21d are due; overdue-10d, the latest that
+    # applies, waits for 08:00. Had overdue-21d been recorded meanwhile, it would stand
+    # after overdue-10d in the history, and overdue-10d would never be offered again.
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("P-1", balance="30.00", timezone="America/New_York"))
+    world.clock.set(datetime(2026, 11, 5, 5, 30, tzinfo=UTC))  # 00:30 in Boston
+    planner = world.planner()
+    assert dict(planner.tick().outcomes) == {"deferred": 1}
+    world.clock.set(account(engine, ids["P-1"]).next_contact_at)
+    assert dict(planner.tick().outcomes) == {"queued": 1}
+    assert [a.step_key for a in rows_of(engine, attempts)] == ["overdue-10d"]
+    # Once overdue-10d is dealt with, overdue-21d is recorded as skipped, after it.
+    world.clock.set(world.clock.now() + timedelta(hours=1))
+    set_account(engine, ids["P-1"], next_contact_at=world.clock.now())
+    planner.tick()
+    recorded = [(s.step_key, s.outcome, s.reason) for s in rows_of(engine, cadence_steps)]
+    assert recorded[-2:] == [
+        ("overdue-10d", "queued", None),
+        ("overdue-21d", "skipped", "conditions not met"),
+    ]
+
+
+def test_a_promise_breaking_as_a_step_that_does_not_apply_falls_due_lets_the_earlier_go(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    # The promise for the 4th breaks at Boston's midnight, when overdue-21d (which needs
+    # $50) falls due too: overdue-10d goes out at 08:00.
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("P-1", balance="30.00", timezone="America/New_York"))
+    with engine.begin() as connection:
+        promising = agent_actions.account_by_reference(connection, "P-1")
+        agent_actions.promise(connection, promising, 3000, date(2026, 11, 4), "ana", NOW)
+    rows = simulate(engine, world.settings, NOW, 6)
+    assert [(r.day, r.local_time, r.step) for r in rows if r.outcome == "sent"] == [
+        ("2026-11-05", "08:00", "overdue-10d")
+    ]
+
+
+def test_a_step_given_back_beside_a_later_one_that_does_not_apply_is_offered_again(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults
+) -> None:
+    # At 20:59:59.5 in Boston both overdue-10d and overdue-21d (which needs $50) are due:
+    # overdue-10d is queued, deferred at sending to 08:00, when its "days past due" is out
+    # of date: cancelled, its step given back, and written afresh.
+    start = datetime(2026, 11, 6, 1, 59, 59, 500000, tzinfo=UTC)
+    world = world_of(engine, tmp_path, FixedClock(start), defaults)
+    world.load(row("A-1", balance="30.00"))
+    rows = simulate(engine, world.settings, start, 2)
+    assert [(r.day, r.local_time, r.step, r.outcome) for r in rows] == [
+        ("2026-11-05", "20:59", "overdue-10d", "deferred"),
+        ("2026-11-06", "08:00", "overdue-10d", "sent"),
+    ]
+
+
+def test_a_long_deferral_does_not_hold_back_the_next_step(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    # Texts are capped in Massachusetts (two a week for a debt) until the 8th: reminder-1d
+    # (a text) waits for then. overdue-3d (an email) falls due at Boston's midnight on the
+    # 7th: the account is looked at then, and overdue-3d supersedes the text.
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("A-1", due_date="2026-11-04"))
+    texted(world, ids["A-1"], timedelta(days=1), timedelta(hours=2))
+    add_row(engine, cadence_steps, account_id=ids["A-1"], step_key="reminder-7d",
+            outcome="queued", at=NOW - timedelta(hours=2))  # fmt: skip
+    world.clock.set(datetime(2026, 11, 3, 13, 0, tzinfo=UTC))  # 08:00 in Boston
+    planner = World(engine, world.settings, world.clock, tmp_path, defaults).planner()
+    assert dict(planner.tick().outcomes) == {"deferred": 1}
+    # Looked at as each step falls due (due-today on the 4th, a text too, then overdue-3d)
+    # rather than only when a text may go again.
+    looks: list[datetime] = []
+    earlier = len(rows_of(engine, attempts))
+    while len(rows_of(engine, attempts)) == earlier and len(looks) < 10:
+        world.clock.set(account(engine, ids["A-1"]).next_contact_at)
+        looks.append(world.clock.now())
+        planner.tick()
+    queued = [(a.step_key, a.channel) for a in rows_of(engine, attempts)][earlier:]
+    assert queued == [("overdue-3d", "email")]
+    assert looks[-1] == datetime(2026, 11, 7, 13, 0, tzinfo=UTC)  # 08:00 in Boston

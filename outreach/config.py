@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,6 +111,16 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("twilio_api_base_url", "sendgrid_api_base_url", "public_base_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        # Refused at start rather than at the first send: a base URL without its scheme
+        # or host can reach no one.
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not a web address such as https://api.example.com")
+        return value.strip()
 
     @field_validator("default_region", "default_currency")
     @classmethod

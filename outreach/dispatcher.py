@@ -555,7 +555,8 @@ class Dispatcher:
                 allowed, messages, senders, waits, strict=True
             ):
                 if wait is None:  # the sender's rate is spent for now: a later tick sends it
-                    decisions.append(decided.stored)
+                    # Nothing stored: it is decided again, and stored, when it goes (a
+                    # backlog behind a slow number would store a decision at every look).
                     changes.append(
                         _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
                     )
@@ -563,6 +564,14 @@ class Dispatcher:
                     continue
                 record = records[row.account_id]
                 leave_by = now + timedelta(seconds=wait) + SEND_GRACE
+                account = account_rows[row.account_id]
+                if self._out_of_date(account, record, row, leave_by) is not None:
+                    # The debtor's midnight passes before it would leave: "N days past
+                    # due" would be a day short. Written afresh, as at the check above.
+                    changes.append(_change(row, AttemptStatus.CANCELLED, now, error=OUT_OF_DATE))
+                    withdrawn.append(row)
+                    counted.append((row.id, "cancelled"))
+                    continue
                 later = self._decide(record, row, leave_by, now, answer)
                 if later.verdict != "allow":  # e.g. the window closes before it would leave
                     decisions.append(later.stored)
@@ -611,7 +620,8 @@ class Dispatcher:
             connection,
             [
                 {"attempt_id": item.row.id, "placed": marked,
-                 "lease_end": marked + SEND_LEASE + timedelta(seconds=item.wait), "now": now}
+                 "lease_end": marked + SEND_LEASE + timedelta(seconds=item.wait), "now": now,
+                 "asked": self.providers[item.row.channel].name}
                 for item in ready
             ],
         )  # fmt: skip
@@ -876,7 +886,12 @@ class Dispatcher:
             row = item.row
             record = _without_itself(records[row.account_id], row, item.placed_at)
             account = account_rows[row.account_id]
-            why_not = _account_closed(account, row, at, held) or _address_unused(record, row)
+            why_not = (
+                _account_closed(account, row, at, held)
+                or _address_unused(record, row)
+                # A payment recorded, or the debtor's midnight passed, while it waited.
+                or self._out_of_date(account, record, row, at + SEND_GRACE)
+            )
             if why_not is not None:
                 change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)
                 back = self._gives_back(account, why_not)
@@ -1183,6 +1198,7 @@ def _failed(
     row: Any, status: str, now: datetime, error: ChannelError, **values: Any
 ) -> dict[str, Any]:
     change = _change(row, status, now, error=str(error)[:500], **values)
+    change["new_provider"] = error.provider or row.provider  # the provider asked
     change["new_error_code"] = error.code or (str(error.status_code) if error.status_code else None)
     return change
 
@@ -1197,6 +1213,9 @@ _MARK_SENDING = BulkStatement(
             # What the caps count it from, should it never be known to have left (a crash,
             # an answer that never came).
             placed_at=bindparam("placed"),
+            # Whom it is sent through: named on the review page if it is held (a crash, an
+            # answer that never came), whose console to search.
+            provider=bindparam("asked"),
             acquired_until=bindparam("lease_end"),
             updated_at=bindparam("now"),
         )

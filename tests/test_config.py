@@ -174,3 +174,17 @@ def test_printed_settings_mask_the_database_password() -> None:
         assert "hunter2" not in printed
         assert "app:***@db:5432/outreach" in printed
     assert settings.database_url.endswith("app:hunter2@db:5432/outreach")  # still usable
+
+
+@pytest.mark.parametrize(
+    "variable", ["TWILIO_API_BASE_URL", "SENDGRID_API_BASE_URL", "PUBLIC_BASE_URL"]
+)
+@pytest.mark.parametrize("value", ["api.twilio.com", "https://", "ftp://files.example.com"])
+def test_a_web_address_setting_without_scheme_or_host_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match="is not a web address such as https://"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv(variable, " https://api.example.com ")
+    assert getattr(Settings(_env_file=None), variable.lower()) == "https://api.example.com"  # type: ignore[call-arg]

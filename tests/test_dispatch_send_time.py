@@ -26,13 +26,14 @@ from outreach.dispatcher import Dispatcher, DispatchReport, SlotReserver, _outag
 from outreach.events import apply_events
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
+from outreach.payments import record_payment
 from outreach.providers.base import EventType, OutboundMessage, ProviderEvent, SendResult
 from outreach.providers.failures import transport_failure
 from outreach.providers.transport import make_http_client
 from outreach.providers.twilio_sms import TwilioSms
 from outreach.ratelimit import RateLimiter
 from outreach.store import accounts
-from outreach.written_facts import facts_digest
+from outreach.written_facts import OUT_OF_DATE, facts_digest
 from tests.conftest import REPO
 from tests.test_dispatcher import (
     FakeProvider,
@@ -118,6 +119,53 @@ async def test_a_stop_stored_while_a_text_waits_for_its_slot_wins(world: World) 
     assert [(a.status, a.tries, a.error_message) for a in stopped] == [
         ("cancelled", 0, "CARRIER_STOP_KEYWORD")
     ]
+
+
+async def test_a_partial_payment_while_a_text_waits_for_its_slot_wins(world: World) -> None:
+    # A-3's text waits about two seconds for its slot; a partial payment recorded meanwhile
+    # makes its balance untrue: it is written afresh, never sent with the old figures.
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    clock = RunningClock(world.clock.now())
+    world.clock = clock  # type: ignore[assignment]
+    provider = Recording(clock)
+
+    async def payment_arrives() -> None:
+        await asyncio.sleep(0.5)
+        record_payment(world.engine, clock, "A-3", "20.00")
+
+    arrival = asyncio.create_task(payment_arrives())
+    report = await dispatcher(world, fake_sms(world, provider), one_a_second()).tick()
+    await arrival
+    assert [to for to, _ in provider.at] == ["+16175550101", "+16175550102"]
+    assert dict(report.outcomes) == {"sent": 2, "cancelled": 1}
+    [third] = [a for a in rows_of(world.engine, attempts) if a.to_address == "+16175550103"]
+    assert (third.status, third.error_message) == ("cancelled", OUT_OF_DATE)
+
+
+async def test_a_mistyped_provider_base_url_delays_and_never_fails_the_queue(
+    world: World,
+) -> None:
+    # A base URL without its scheme (a typo that slipped past the settings' check, or a
+    # path aiohttp cannot use): every message would be refused alike, so none is failed
+    # and none counts a try; they wait for the operator's fix.
+    planned(world, row("A-1"))
+    settings = world.settings.model_copy(update={
+        "secret_key": SecretStr("test-secret-key-a1b2c3d4e5"),
+        "twilio_account_sid": "AC" + "c" * 32,
+        "twilio_auth_token": SecretStr("test-auth-token"),
+        "twilio_from_number": "+16175550100",
+        "twilio_api_base_url": "api.twilio.com",  # model_copy does not validate
+        "public_base_url": "https://outreach.example.com",
+    })  # fmt: skip
+    client = make_http_client()  # the production transport: nothing is reached
+    sms = TwilioSms(settings, client, world.clock, load_sms(REPO / "channels"))
+    try:
+        await dispatcher(world, fake_sms(world, sms)).tick()  # type: ignore[arg-type]
+    finally:
+        await client.aclose()
+    [attempt] = rows_of(world.engine, attempts)
+    assert (attempt.status, attempt.tries) == ("queued", 0), attempt.error_message
+    assert "check the provider's base URL setting" in attempt.error_message
 
 
 async def test_attempts_of_one_account_in_one_batch_count_each_other(

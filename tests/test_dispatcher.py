@@ -609,6 +609,7 @@ async def test_a_send_that_may_have_gone_is_held_as_unknown_and_never_resent(
     attempt = the_attempt(world)
     assert (attempt.status, attempt.tries, attempt.error_message) == ("unknown", 1, message)
     assert (attempt.acquired_by, attempt.sent_at) == (None, None)
+    assert attempt.provider == "fake"  # the review page names whose console to search
 
     world.clock.advance(timedelta(days=1))
     assert housekeeping(world.engine, world.clock.now(), "worker-2").lost_sends == 0
@@ -724,6 +725,7 @@ async def test_a_send_lost_in_a_crash_becomes_unknown_and_is_never_resent(world:
     held = the_attempt(world)
     assert (held.status, held.acquired_by, held.acquired_until) == ("unknown", None, None)
     assert "held for review" in (held.error_message or "")
+    assert held.provider == "fake"  # named from the moment it was marked sending
     world.clock.set(after)
     assert (await dispatcher(world, worker="worker-2").tick()).claimed == 0
     assert outbox_lines(world) == []
@@ -768,6 +770,11 @@ async def test_a_senders_rate_limit_spaces_sends_and_leaves_the_excess_queued(
 
     assert dict(report.outcomes) == {"sent": 3, "rate_limited": 1}
     assert sum(time.slept) == pytest.approx(10 + 20)
+    # The one left queued stores no decision until it goes: a backlog behind a slow number
+    # would otherwise store one at every look.
+    assert [
+        d.attempt_id for d in rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+    ] == [a.id for a in rows_of(world.engine, attempts)[:3]]
     *sent, waiting = rows_of(world.engine, attempts)
     assert [a.status for a in sent] == ["sent"] * 3
     # Each counts for the caps from when it was marked, never from a moment ahead.
@@ -780,6 +787,25 @@ async def test_a_senders_rate_limit_spaces_sends_and_leaves_the_excess_queued(
     world.clock.advance(timedelta(seconds=10))
     assert dict((await send.tick()).outcomes) == {"sent": 1}
     assert len(outbox_lines(world)) == 4
+    assert len(rows_of(world.engine, decisions, decisions.c.stage == "dispatch")) == 4
+
+
+async def test_an_outbox_that_cannot_write_delays_and_never_fails_the_message(
+    world: World,
+) -> None:
+    # OUTBOX_PATH a directory (or a full disk, or no permission) for a while: the message
+    # waits, never failed and never counting a try, and goes once the path is writable.
+    planned(world, row("A-1"))
+    world.settings.outbox_path.mkdir(parents=True)
+    send = dispatcher(world, outboxes(world))
+    for _ in range(MAX_TRIES + 2):
+        assert dict((await send.tick()).outcomes) == {"retry": 1}
+        attempt = the_attempt(world)
+        assert (attempt.status, attempt.tries) == ("queued", 0), attempt.error_message
+        world.clock.set(attempt.next_try_at + timedelta(seconds=1))
+    assert "check OUTBOX_PATH" in the_attempt(world).error_message
+    world.settings.outbox_path.rmdir()
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
 
 
 async def test_outcomes_the_database_refused_once_are_recorded_at_the_next_flush(

@@ -38,7 +38,8 @@ class CodeRule:
 
 # Failures before the request left: nothing reached the provider.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
-# Our own mistakes (a bad base URL): sending again cannot help.
+# Our own mistakes (a bad base URL): every message would be refused alike, so they wait
+# for the operator's fix (an outage), none is failed for it.
 _NOT_SENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
 
 
@@ -57,6 +58,8 @@ def transport_failure(provider: str, exc: Exception) -> ChannelError:
             f"{provider}: the request could not be sent ({kind}); check the provider's "
             "base URL setting",
             provider=provider,
+            retryable=True,
+            outage=True,
             code=kind,
         )
     return ChannelError(

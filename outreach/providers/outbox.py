@@ -142,6 +142,8 @@ class Outbox(Provider):
                 f"outbox: cannot write {self.path} ({exc.strerror}); check OUTBOX_PATH",
                 provider=self.name,
                 retryable=True,
+                # Our settings or our disk, not the message: every message waits for it.
+                outage=True,
             ) from None
         self._simulate(message, message_id, now)
         return SendResult(

@@ -118,6 +118,10 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
 # Tables the scratch copy holds (those whole, then the accounts and what hangs off them).
 _WHOLE = ("template_version", "suppression")
 _COPIED = frozenset({*_WHOLE, "account", *_PER_ACCOUNT})
+# The leases of a live daemon planning an account or sending an attempt: freed in the copy,
+# where no one holds them, or the scratch stages would wait them out and a step would be
+# forecast late.
+_LEASES = ("acquired_by", "acquired_until")
 
 
 def _not_copied(table: Table) -> tuple[str, ...]:
@@ -140,7 +144,9 @@ def _copy(
     for chunk in chunks:
         query = select(table) if chunk is None else select(table).where(where(chunk))
         rows = [dict(row._mapping) for row in reading.execute(query)]
-        emptied = dict.fromkeys(_not_copied(table))
+        emptied = dict.fromkeys(
+            (*_not_copied(table), *(name for name in _LEASES if name in table.c))
+        )
         for row in rows:
             row.update(emptied)
         if rows:

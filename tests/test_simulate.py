@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from outreach import agent_actions
 from outreach.clock import FixedClock
@@ -97,6 +97,27 @@ def test_a_pattern_and_a_span_choose_what_is_forecast(
     rows = simulate(engine, world.settings, NOW, 2, "A-*")
     assert {r.account for r in rows} == {"A-1"}
     assert [(r.day, r.step, r.outcome) for r in rows] == [("2026-11-02", "overdue-10d", "sent")]
+
+
+def test_an_account_a_live_daemon_holds_is_forecast_as_free(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """As the copy is made a live daemon is planning A-1 (a plan lease) and sending B-1's
+    queued text (a dispatch lease): no one holds them in the copy, and both texts are
+    forecast at once, not once the leases have run out."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("B-1", phone="(617) 555-0102"))
+    world.planner().tick()  # B-1's text, queued
+    ids = world.load(row("A-1"))
+    lease = {"acquired_by": "web-1:4121:abcd", "acquired_until": NOW + timedelta(minutes=10)}
+    set_account(engine, ids["A-1"], **lease)
+    with engine.begin() as connection:
+        connection.execute(update(attempts).values(**lease))
+    rows = simulate(engine, world.settings, NOW, 2)
+    assert [(r.day, r.local_time, r.account, r.outcome) for r in rows] == [
+        ("2026-11-02", "10:00", "A-1", "sent"),
+        ("2026-11-02", "10:00", "B-1", "sent"),
+    ]
 
 
 def test_the_cli_prints_the_days_and_writes_the_csv(

@@ -92,18 +92,30 @@ def simulate(
             scratch.dispose()
 
 
-def references_like(pattern: str) -> ColumnElement[bool]:
-    """The accounts whose reference matches ``pattern`` (``*`` for any characters)."""
-    return accounts.c.reference.like(pattern.replace("*", "%"))
+def references_like(connection: Connection, pattern: str) -> ColumnElement[bool]:
+    """The accounts whose reference matches ``pattern``: ``*`` stands for any characters
+    (none included), every other character for itself, case included, on either database.
+    A pattern that begins with a fixed part is answered by an index on the reference."""
+    parts = pattern.split("*")
+    if connection.dialect.name == "sqlite":
+        # SQLite's LIKE ignores ASCII case; its GLOB does not, and its "?" and "[" are
+        # made literal by a bracket. The unique index (byte order) answers a fixed start.
+        glob = "*".join(part.replace("[", "[[]").replace("?", "[?]") for part in parts)
+        return accounts.c.reference.op("GLOB", is_comparison=True)(glob)
+    # PostgreSQL's LIKE heeds case; its index in the C collation answers a fixed start.
+    like = "%".join(
+        part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for part in parts
+    )
+    return accounts.c.reference.collate("C").like(like, escape="\\")
 
 
 def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
     """The matching accounts and what hangs off them; templates and suppressions whole."""
     tables = SQLModel.metadata.tables
     chosen = select(accounts.c.id)
-    if pattern:
-        chosen = chosen.where(references_like(pattern))
     with source.connect() as reading, scratch.begin() as writing:
+        if pattern:
+            chosen = chosen.where(references_like(reading, pattern))
         ids = list(reading.execute(chosen).scalars())
         # Templates first: attempts name the version they were rendered from.
         for name in _WHOLE:

@@ -23,7 +23,14 @@ from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.events import apply_events
 from outreach.importing.account_rows import ImportDefaults
-from outreach.simulate import ForecastRow, RestDayCalls, rest_day_calls, simulate
+from outreach.simulate import (
+    ForecastRow,
+    RestDayCalls,
+    references_like,
+    rest_day_calls,
+    simulate,
+)
+from outreach.store import accounts
 from tests.conftest import NOW, REPO
 from tests.eventdata import inbound
 from tests.test_cli import outreach
@@ -118,6 +125,36 @@ def test_an_account_a_live_daemon_holds_is_forecast_as_free(
         ("2026-11-02", "10:00", "A-1", "sent"),
         ("2026-11-02", "10:00", "B-1", "sent"),
     ]
+
+
+def test_the_accounts_pattern_has_one_wildcard_and_heeds_case_on_either_database(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """--accounts 'INV_1*' forecasts INV_10, not INV-10 nor inv_11: "*" is the only
+    wildcard, and case counts on SQLite as on PostgreSQL."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("INV_10"), row("INV-10", phone="(617) 555-0102"),
+               row("inv_11", phone="(617) 555-0103"))  # fmt: skip
+    rows = simulate(engine, world.settings, NOW, 1, "INV_1*")
+    assert {r.account for r in rows} == {"INV_10"}
+
+    others = ["50%OFF", "50XOFF", "a\\b", "a\\\\b", "[x]1", "x1", "Q?1", "Q11", "ABC"]
+    world.load(*(row(ref, phone=f"(617) 555-02{n:02}", email=f"o{n}@example.com")
+                 for n, ref in enumerate(others)))  # fmt: skip
+
+    def matching(pattern: str) -> set[str]:
+        with engine.connect() as connection:
+            chosen = select(accounts.c.reference).where(references_like(connection, pattern))
+            return set(connection.execute(chosen).scalars())
+
+    assert matching("50%*") == {"50%OFF"}
+    assert matching("a\\*") == {"a\\b", "a\\\\b"}
+    assert matching("a\\b") == {"a\\b"}
+    assert matching("[x]*") == {"[x]1"}
+    assert matching("Q?1") == {"Q?1"}
+    assert matching("*b*") == {"a\\b", "a\\\\b"}  # not ABC
+    assert matching("abc") == set() and matching("ABC") == {"ABC"}
+    assert matching("*") == {"INV_10", "INV-10", "inv_11", *others}
 
 
 def test_the_cli_prints_the_days_and_writes_the_csv(

@@ -193,7 +193,11 @@ def simulate(
     ],
     days: Annotated[int, typer.Option(min=1, max=366, help="How many days to forecast.")] = 7,
     accounts: Annotated[
-        str | None, typer.Option(help="Only references matching this pattern, e.g. 'DEMO-000*'.")
+        str | None,
+        typer.Option(
+            help="Only references matching this pattern, e.g. 'DEMO-000*': '*' for any "
+            "characters, every other character for itself (case included).",
+        ),
     ] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every row here.")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Rows to show on the terminal.")] = 40,
@@ -294,7 +298,8 @@ def _any_account(context: Context, pattern: str) -> bool:
     from outreach.store import accounts
 
     with context.engine.connect() as connection:
-        found = connection.execute(select(accounts.c.id).where(references_like(pattern))).first()
+        chosen = select(accounts.c.id).where(references_like(connection, pattern))
+        found = connection.execute(chosen).first()
     return found is not None
 
 

@@ -156,6 +156,30 @@ def load_debtors(
     )  # fmt: skip
 
 
+def accounts_read_with(connection: Connection, ids: Sequence[int]) -> set[int]:
+    """The accounts besides ``ids`` whose rows ``load_debtors`` may read for them: the
+    debtors' other accounts (``_same_person``), and those where consent was revoked for a
+    number one of these uses (``_revoked_for_numbers``)."""
+    active = contact_points.c.status == ContactStatus.ACTIVE
+    points = _read(connection, contact_points, POINT_COLUMNS, ids, active)
+    person, _ = _same_person(connection, ids, points, _servicer_numbers(connection, ids))
+    linked = {other for others in person.values() for other in others} - set(ids)
+    if linked:
+        points.update(_read(connection, contact_points, POINT_COLUMNS, sorted(linked), active))
+    numbers = sorted(_phone_users(points))
+    revoked = (
+        connection.execute(
+            select(compliance_events.c.account_id).where(
+                among(connection, compliance_events.c.address, numbers),
+                compliance_events.c.kind == "consent_revoked",
+            )
+        ).scalars()
+        if numbers
+        else ()
+    )
+    return (linked | set(revoked)) - set(ids)
+
+
 def debt_of(servicer_account_no: str) -> str:
     """The particular debt of a student loan: "all student loan debts that a consumer owes
     ... that were serviced under a single account number at the time the debts were

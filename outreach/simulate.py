@@ -27,7 +27,7 @@ from outreach.channels import OutboxSimulation
 from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance.timing import public_holidays
-from outreach.compliance_store import attempts, decisions
+from outreach.compliance_store import accounts_read_with, attempts, decisions
 from outreach.config import Settings
 from outreach.db import make_engine, upgrade
 from outreach.dispatcher import Dispatcher
@@ -85,9 +85,12 @@ def simulate(
         )
         scratch = make_engine(scratch_settings)
         upgrade(scratch)
-        copy_accounts(source, scratch, pattern)
+        matching = copy_accounts(source, scratch, pattern)
+        # The others copied are planned too, as the daemon would plan them, but not shown.
+        shown = set(matching) if pattern else None
+        end = start + timedelta(days=days)
         try:
-            return asyncio.run(_run(scratch, scratch_settings, start, start + timedelta(days=days)))
+            return asyncio.run(_run(scratch, scratch_settings, start, end, shown))
         finally:
             scratch.dispose()
 
@@ -109,14 +112,21 @@ def references_like(connection: Connection, pattern: str) -> ColumnElement[bool]
     return accounts.c.reference.collate("C").like(like, escape="\\")
 
 
-def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
-    """The matching accounts and what hangs off them; templates and suppressions whole."""
+def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> list[int]:
+    """The matching accounts and what hangs off them; templates and suppressions whole.
+    With a pattern, the accounts the rules read for the matching ones come too (the same
+    debtor's other accounts, those where a number's consent was revoked), with their
+    histories: caps per debtor, a bankruptcy or a revocation count as the daemon counts
+    them. The ids of the matching accounts."""
     tables = SQLModel.metadata.tables
     chosen = select(accounts.c.id)
     with source.connect() as reading, scratch.begin() as writing:
         if pattern:
             chosen = chosen.where(references_like(reading, pattern))
-        ids = list(reading.execute(chosen).scalars())
+        matching = list(reading.execute(chosen).scalars())
+        ids = matching
+        if pattern and matching:
+            ids = sorted({*matching, *accounts_read_with(reading, matching)})
         # Templates first: attempts name the version they were rendered from.
         for name in _WHOLE:
             _copy(reading, writing, tables[name], None, [])
@@ -124,7 +134,7 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> int:
         for name in _PER_ACCOUNT:
             table = tables[name]
             _copy(reading, writing, table, table.c.account_id.in_, ids)
-    return len(ids)
+    return matching
 
 
 # Tables the scratch copy holds (those whole, then the accounts and what hangs off them).
@@ -166,7 +176,7 @@ def _copy(
 
 
 async def _run(
-    engine: Engine, settings: Settings, start: datetime, end: datetime
+    engine: Engine, settings: Settings, start: datetime, end: datetime, shown: set[int] | None
 ) -> list[ForecastRow]:
     clock = FixedClock(start)
     rules = load_ruleset(settings.compliance_rules_file)
@@ -203,7 +213,11 @@ async def _run(
             clock.set(min(_next_instant(engine, clock.now()), end))
     finally:
         planner.close()
-    return forecast(engine, start, end, lambda j: home_zone(rules, j or settings.default_region))
+
+    def home(jurisdiction: str | None) -> str:
+        return home_zone(rules, jurisdiction or settings.default_region)
+
+    return forecast(engine, start, end, home, shown)
 
 
 def _next_instant(engine: Engine, now: datetime) -> datetime:
@@ -244,19 +258,26 @@ def _next_instant(engine: Engine, now: datetime) -> datetime:
 
 
 def forecast(
-    engine: Engine, start: datetime, end: datetime, home: Callable[[str | None], str]
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    home: Callable[[str | None], str],
+    shown: set[int] | None = None,
 ) -> list[ForecastRow]:
     """``home``: the zone of an account without one of its own, from its jurisdiction (the
-    zone the planner counts its days in)."""
+    zone the planner counts its days in); ``shown``: the accounts to list (all if None)."""
     rows: list[ForecastRow] = []
     with engine.connect() as connection:
         zones = {
             r.id: (r.reference, r.timezone or home(r.jurisdiction))
             for r in connection.execute(select(accounts))
+            if shown is None or r.id in shown
         }
         for attempt in connection.execute(
             select(attempts).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
         ):
+            if attempt.account_id not in zones:
+                continue
             reference, zone = zones[attempt.account_id]
             rows.append(_row(attempt.sent_at, zone, reference, attempt.step_key, attempt.channel,
                              "sent", ""))  # fmt: skip
@@ -267,6 +288,8 @@ def forecast(
                 decisions.c.verdict != "allow",
             )
         ):
+            if decision.account_id not in zones:
+                continue
             reference, zone = zones[decision.account_id]
             detail = "; ".join(f"{r['code']}: {r.get('detail', '')}" for r in decision.reasons)
             outcome = "deferred" if decision.verdict == "defer" else "blocked"

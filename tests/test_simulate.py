@@ -35,7 +35,15 @@ from tests.conftest import NOW, REPO
 from tests.eventdata import inbound
 from tests.test_cli import outreach
 from tests.test_import_accounts import row
-from tests.test_planner import World, make_settings, publish_templates, set_account, suppress
+from tests.test_planner import (
+    World,
+    event,
+    make_settings,
+    publish_templates,
+    set_account,
+    suppress,
+    texted,
+)
 
 
 def world_of(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults) -> World:
@@ -155,6 +163,43 @@ def test_the_accounts_pattern_has_one_wildcard_and_heeds_case_on_either_database
     assert matching("*b*") == {"a\\b", "a\\\\b"}  # not ABC
     assert matching("abc") == set() and matching("ABC") == {"ABC"}
     assert matching("*") == {"INV_10", "INV-10", "inv_11", *others}
+
+
+def test_a_pattern_forecasts_its_accounts_with_the_same_debtors_others_counted(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """One person, two debts, one mobile: two texts about A-1 today spend the house cap of
+    two texts a day for the debtor, and the daemon defers B-1's text to tomorrow. The
+    forecast of B-1 alone ('B-*') says so too, and shows B-1 only."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("A-1"), row("B-1"))
+    texted(world, ids["A-1"], timedelta(hours=2), timedelta(hours=1))
+    set_account(engine, ids["A-1"], next_contact_at=None)
+
+    def seen(rows: list[ForecastRow]) -> list[tuple[str, str, str, str, str, str]]:
+        return [(r.account, r.day, r.local_time, r.step, r.channel, r.outcome) for r in rows]
+
+    whole = [r for r in simulate(engine, world.settings, NOW, 1) if r.account == "B-1"]
+    alone = simulate(engine, world.settings, NOW, 1, "B-*")
+    assert seen(whole)[0] == ("B-1", "2026-11-02", "10:00", "overdue-10d", "sms", "deferred")
+    assert "POLICY_SMS_DAILY_CAP" in whole[0].detail
+    assert seen(alone) == seen(whole)
+
+
+def test_a_pattern_forecasts_its_accounts_with_a_numbers_revoked_consent_counted(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """Consent to automated texts was revoked for B-1's mobile on X-1, which no longer
+    uses it (so X-1 is not B-1's debtor): the revocation holds for the number, and the
+    forecast of B-1 alone reads it as the daemon does."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("X-1", phone="(617) 555-0109"), row("B-1"))
+    event(engine, ids["X-1"], "consent_revoked", NOW - timedelta(days=1), channel="sms",
+          address="+16175550101")  # fmt: skip
+    whole = [r for r in simulate(engine, world.settings, NOW, 1) if r.account == "B-1"]
+    alone = simulate(engine, world.settings, NOW, 1, "B-*")
+    assert ("sms", "blocked") in {(r.channel, r.outcome) for r in whole}
+    assert alone == whole
 
 
 def test_the_cli_prints_the_days_and_writes_the_csv(

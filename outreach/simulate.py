@@ -14,6 +14,7 @@ import asyncio
 import csv
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -120,7 +121,7 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> list[
     them. The ids of the matching accounts."""
     tables = SQLModel.metadata.tables
     chosen = select(accounts.c.id)
-    with source.connect() as reading, scratch.begin() as writing:
+    with _snapshot(source) as reading, scratch.begin() as writing:
         if pattern:
             chosen = chosen.where(references_like(reading, pattern))
         matching = list(reading.execute(chosen).scalars())
@@ -135,6 +136,24 @@ def copy_accounts(source: Engine, scratch: Engine, pattern: str | None) -> list[
             table = tables[name]
             _copy(reading, writing, table, table.c.account_id.in_, ids)
     return matching
+
+
+@contextmanager
+def _snapshot(source: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one committed state of ``source``: a daemon
+    committing meanwhile (a step with its attempt, say) is seen whole or not at all."""
+    with source.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if not sqlite:
+            connection = connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with connection.begin():
+            if sqlite:
+                # The driver begins a transaction only before a write: each read would see
+                # the latest commit. One begun here reads one snapshot of the log.
+                connection.exec_driver_sql("BEGIN")
+            yield connection
 
 
 # Tables the scratch copy holds (those whole, then the accounts and what hangs off them).

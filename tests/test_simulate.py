@@ -14,13 +14,16 @@ from __future__ import annotations
 import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
 from outreach import agent_actions
+from outreach import simulate as simulate_module
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
+from outreach.db import make_engine, upgrade
 from outreach.events import apply_events
 from outreach.importing.account_rows import ImportDefaults
 from outreach.simulate import (
@@ -30,13 +33,14 @@ from outreach.simulate import (
     rest_day_calls,
     simulate,
 )
-from outreach.store import accounts
+from outreach.store import accounts, cadence_steps
 from tests.conftest import NOW, REPO
 from tests.eventdata import inbound
 from tests.test_cli import outreach
 from tests.test_import_accounts import row
 from tests.test_planner import (
     World,
+    add_row,
     event,
     make_settings,
     publish_templates,
@@ -200,6 +204,42 @@ def test_a_pattern_forecasts_its_accounts_with_a_numbers_revoked_consent_counted
     alone = simulate(engine, world.settings, NOW, 1, "B-*")
     assert ("sms", "blocked") in {(r.channel, r.outcome) for r in whole}
     assert alone == whole
+
+
+def test_the_copy_is_one_snapshot_of_a_database_a_daemon_writes_to(
+    engine: Engine,
+    tmp_path: Path,
+    clock: FixedClock,
+    defaults: ImportDefaults,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A daemon commits a step and its attempt once the copy has read the accounts: the
+    copy holds neither, as the database was when the copy began."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("A-1"))
+    copy = simulate_module._copy
+
+    def copy_then_commit(reading: Any, writing: Any, table: Any, *rest: Any) -> None:
+        copy(reading, writing, table, *rest)
+        if table.name == "account":
+            texted(world, ids["A-1"], timedelta(hours=1))
+            add_row(engine, cadence_steps, account_id=ids["A-1"], step_key="earlier-0",
+                    outcome="queued", at=NOW - timedelta(hours=1))  # fmt: skip
+
+    monkeypatch.setattr(simulate_module, "_copy", copy_then_commit)
+    scratch_settings = world.settings.model_copy(
+        update={"database_url": f"sqlite:///{tmp_path}/scratch.db"}
+    )
+    scratch = make_engine(scratch_settings)
+    try:
+        upgrade(scratch)
+        assert simulate_module.copy_accounts(engine, scratch, "A-*") == [ids["A-1"]]
+        assert (counts(engine)[0], counts(scratch)[0]) == (1, 0)
+        with scratch.connect() as connection:
+            steps = connection.execute(select(func.count()).select_from(cadence_steps))
+            assert steps.scalar_one() == 0
+    finally:
+        scratch.dispose()
 
 
 def test_the_cli_prints_the_days_and_writes_the_csv(

@@ -209,6 +209,7 @@ async def _run(
     )
     policy = EventPolicy.from_settings(settings)
     reply_pause = timedelta(days=settings.reply_pause_days)
+    copied = _copied_history(engine, start, end)
     try:
         while clock.now() < end:
             # Pauses that end and promises that break on the way change what is sent.
@@ -236,7 +237,7 @@ async def _run(
     def home(jurisdiction: str | None) -> str:
         return home_zone(rules, jurisdiction or settings.default_region)
 
-    return forecast(engine, start, end, home, shown)
+    return forecast(engine, start, end, home, shown, copied)
 
 
 def _next_instant(engine: Engine, now: datetime) -> datetime:
@@ -276,15 +277,33 @@ def _next_instant(engine: Engine, now: datetime) -> datetime:
     return max(min(candidates, default=now + timedelta(days=1)), now + timedelta(minutes=1))
 
 
+@dataclass(frozen=True)
+class CopiedHistory:
+    """What the copy already held in the forecast's span (a span that began in the past):
+    the real history, not the forecast's."""
+
+    sent: frozenset[int] = frozenset()  # attempt ids
+
+
+def _copied_history(engine: Engine, start: datetime, end: datetime) -> CopiedHistory:
+    with engine.connect() as connection:
+        sent = connection.execute(
+            select(attempts.c.id).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
+        ).scalars()
+        return CopiedHistory(frozenset(sent))
+
+
 def forecast(
     engine: Engine,
     start: datetime,
     end: datetime,
     home: Callable[[str | None], str],
     shown: set[int] | None = None,
+    copied: CopiedHistory = CopiedHistory(),
 ) -> list[ForecastRow]:
     """``home``: the zone of an account without one of its own, from its jurisdiction (the
-    zone the planner counts its days in); ``shown``: the accounts to list (all if None)."""
+    zone the planner counts its days in); ``shown``: the accounts to list (all if None);
+    ``copied``: what was recorded before the forecast ran, not listed."""
     rows: list[ForecastRow] = []
     with engine.connect() as connection:
         zones = {
@@ -295,7 +314,7 @@ def forecast(
         for attempt in connection.execute(
             select(attempts).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
         ):
-            if attempt.account_id not in zones:
+            if attempt.account_id not in zones or attempt.id in copied.sent:
                 continue
             reference, zone = zones[attempt.account_id]
             rows.append(_row(attempt.sent_at, zone, reference, attempt.step_key, attempt.channel,

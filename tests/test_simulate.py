@@ -242,6 +242,21 @@ def test_the_copy_is_one_snapshot_of_a_database_a_daemon_writes_to(
         scratch.dispose()
 
 
+def test_a_forecast_from_a_past_day_lists_only_what_it_sends_itself(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """A forecast from yesterday spans the text really sent to A-1 an hour ago: it is the
+    copy's history, not the forecast's, and is not listed as sent by it."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("A-1"), row("B-1", phone="(617) 555-0102"))
+    texted(world, ids["A-1"], timedelta(hours=1))
+    set_account(engine, ids["A-1"], next_contact_at=None)
+    rows = simulate(engine, world.settings, NOW - timedelta(days=1), 2)
+    assert [(r.day, r.local_time, r.account, r.step, r.outcome) for r in rows] == [
+        ("2026-11-02", "10:00", "B-1", "overdue-10d", "sent"),
+    ]
+
+
 def test_the_cli_prints_the_days_and_writes_the_csv(
     engine: Engine, env: dict[str, str], tmp_path: Path, clock: FixedClock,
     defaults: ImportDefaults,

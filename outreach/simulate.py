@@ -5,7 +5,8 @@ look at are copied into a scratch SQLite database; the plan and dispatch stages 
 there on a clock that jumps from one due instant to the next, with the outbox as the only
 provider (deliveries simulated, no replies, no rate-limit waits). Nothing is sent and the
 real database is only read. The forecast lists which account gets which step on which
-channel at what local time, and which contacts were deferred or blocked, and why.
+channel at what local time, which contacts were deferred or blocked, and which steps
+were dropped, and why.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ from outreach.dispatcher import Dispatcher
 from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
 from outreach.importing.cells import spreadsheet_safe
-from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
+from outreach.models import AccountStatus, AttemptStatus, PromiseStatus, StepOutcome
 from outreach.planner import Planner
 from outreach.promise_days import breaks_at
 from outreach.providers.base import Provider
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import accounts, among, promises_to_pay
+from outreach.store import accounts, among, cadence_steps, promises_to_pay
 from outreach.written_facts import home_zone
 
 COPY_CHUNK = 5_000
@@ -66,8 +67,8 @@ class ForecastRow:
     account: str
     step: str
     channel: str
-    outcome: str  # sent, deferred, blocked
-    detail: str  # the reasons of a deferral or block
+    outcome: str  # sent, deferred, blocked, skipped
+    detail: str  # the reasons of a deferral, a block or a skipped step
 
 
 def simulate(
@@ -283,6 +284,7 @@ class CopiedHistory:
     the real history, not the forecast's."""
 
     sent: frozenset[int] = frozenset()  # attempt ids
+    skipped: frozenset[int] = frozenset()  # cadence step ids
 
 
 def _copied_history(engine: Engine, start: datetime, end: datetime) -> CopiedHistory:
@@ -290,7 +292,17 @@ def _copied_history(engine: Engine, start: datetime, end: datetime) -> CopiedHis
         sent = connection.execute(
             select(attempts.c.id).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
         ).scalars()
-        return CopiedHistory(frozenset(sent))
+        skipped = connection.execute(select(cadence_steps.c.id).where(*_skipped(start, end)))
+        return CopiedHistory(frozenset(sent), frozenset(skipped.scalars()))
+
+
+def _skipped(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The steps recorded as skipped in the span."""
+    return (
+        cadence_steps.c.outcome == StepOutcome.SKIPPED,
+        cadence_steps.c.at >= start,
+        cadence_steps.c.at < end,
+    )
 
 
 def forecast(
@@ -333,6 +345,14 @@ def forecast(
             outcome = "deferred" if decision.verdict == "defer" else "blocked"
             rows.append(_row(decision.decided_at, zone, reference, decision.step_key or "",
                              decision.channel, outcome, detail))  # fmt: skip
+        # Steps dropped (expired, missed, conditions not met, blocked on every channel).
+        dropped = select(cadence_steps).where(*_skipped(start, end)).order_by(cadence_steps.c.id)
+        for step in connection.execute(dropped):
+            if step.account_id not in zones or step.id in copied.skipped:
+                continue
+            reference, zone = zones[step.account_id]
+            rows.append(_row(step.at, zone, reference, step.step_key, "", "skipped",
+                             step.reason or ""))  # fmt: skip
     return sorted(rows, key=lambda r: (r.day, r.local_time, r.account))
 
 

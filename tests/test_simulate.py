@@ -55,6 +55,11 @@ def world_of(engine: Engine, tmp_path: Path, clock: FixedClock, defaults: Import
     return World(engine, make_settings(engine, tmp_path), clock, tmp_path, defaults)
 
 
+def contacts(rows: list[ForecastRow]) -> list[ForecastRow]:
+    """The rows of contacts sent, deferred or blocked: not the steps dropped."""
+    return [r for r in rows if r.outcome != "skipped"]
+
+
 def counts(engine: Engine) -> tuple[int, int]:
     with engine.connect() as connection:
         return (
@@ -73,13 +78,22 @@ def test_the_forecast_names_each_contact_its_local_time_and_each_wait(
 
     boston = "America/New_York"
     window = f"MA_HOURS: it is 00:00 in {boston}; contact is allowed 08:00-21:00 local in {boston}"
+
+    # Starting ten days late, overdue-10d is sent and the steps before it are dropped.
+    def skipped(step: str, why: str) -> ForecastRow:
+        return ForecastRow("2026-11-02", "10:00", boston, "A-1", step, "", "skipped", why)
+
     assert [r for r in rows if r.account == "A-1"] == [
         ForecastRow("2026-11-02", "10:00", boston, "A-1", "overdue-10d", "sms", "sent", ""),
+        skipped("reminder-7d", "expired: not sent within 6 days of falling due"),
+        skipped("reminder-1d", "expired: not sent within 1 days of falling due"),
+        skipped("due-today", "expired: not sent within 2 days of falling due"),
+        skipped("overdue-3d", "missed: a later step was already due"),
         ForecastRow("2026-11-05", "00:00", boston, "A-1", "overdue-21d", "voice", "deferred",
                     window),
         ForecastRow("2026-11-05", "08:00", boston, "A-1", "overdue-21d", "voice", "sent", ""),
     ]  # fmt: skip
-    first_day = [(r.channel, r.outcome, r.detail) for r in rows
+    first_day = [(r.channel, r.outcome, r.detail) for r in contacts(rows)
                  if r.account == "STOPPED" and r.day == "2026-11-02"]  # fmt: skip
     # Blocked on sms by the STOP, the step falls back to email.
     assert sorted(first_day) == [
@@ -101,7 +115,7 @@ def test_a_message_deferred_past_midnight_is_written_afresh_and_forecast_at_open
     start = datetime(2026, 11, 3, 1, 59, 59, 500000, tzinfo=UTC)  # 20:59:59.5 in Boston
     world = world_of(engine, tmp_path, FixedClock(start), defaults)
     world.load(row("A-1"))
-    rows = simulate(engine, world.settings, start, 2)
+    rows = contacts(simulate(engine, world.settings, start, 2))
     assert [(r.day, r.local_time, r.step, r.outcome) for r in rows] == [
         ("2026-11-02", "20:59", "overdue-10d", "deferred"),
         ("2026-11-03", "08:00", "overdue-10d", "sent"),
@@ -115,7 +129,9 @@ def test_a_pattern_and_a_span_choose_what_is_forecast(
     world.load(row("A-1"), row("B-1", phone="(617) 555-0102"))
     rows = simulate(engine, world.settings, NOW, 2, "A-*")
     assert {r.account for r in rows} == {"A-1"}
-    assert [(r.day, r.step, r.outcome) for r in rows] == [("2026-11-02", "overdue-10d", "sent")]
+    assert [(r.day, r.step, r.outcome) for r in contacts(rows)] == [
+        ("2026-11-02", "overdue-10d", "sent")
+    ]
 
 
 def test_an_account_a_live_daemon_holds_is_forecast_as_free(
@@ -132,7 +148,7 @@ def test_an_account_a_live_daemon_holds_is_forecast_as_free(
     set_account(engine, ids["A-1"], **lease)
     with engine.begin() as connection:
         connection.execute(update(attempts).values(**lease))
-    rows = simulate(engine, world.settings, NOW, 2)
+    rows = contacts(simulate(engine, world.settings, NOW, 2))
     assert [(r.day, r.local_time, r.account, r.outcome) for r in rows] == [
         ("2026-11-02", "10:00", "A-1", "sent"),
         ("2026-11-02", "10:00", "B-1", "sent"),
@@ -251,10 +267,31 @@ def test_a_forecast_from_a_past_day_lists_only_what_it_sends_itself(
     ids = world.load(row("A-1"), row("B-1", phone="(617) 555-0102"))
     texted(world, ids["A-1"], timedelta(hours=1))
     set_account(engine, ids["A-1"], next_contact_at=None)
-    rows = simulate(engine, world.settings, NOW - timedelta(days=1), 2)
+    rows = contacts(simulate(engine, world.settings, NOW - timedelta(days=1), 2))
     assert [(r.day, r.local_time, r.account, r.step, r.outcome) for r in rows] == [
         ("2026-11-02", "10:00", "B-1", "overdue-10d", "sent"),
     ]
+
+
+def test_a_step_dropped_in_the_span_is_forecast_as_skipped_with_its_reason(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """Due on 2026-11-04: two texts in the last day, reminder-7d recorded, so
+    Massachusetts' two texts in seven days defer reminder-1d (sms) past the days of the
+    steps after it. reminder-1d is never sent, and the forecast says it was dropped and
+    why; reminder-7d, copied as recorded before the forecast ran, is not listed."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("A-1", due_date="2026-11-04"))
+    texted(world, ids["A-1"], timedelta(days=1), timedelta(hours=2))
+    add_row(engine, cadence_steps, account_id=ids["A-1"], step_key="reminder-7d",
+            outcome="skipped", reason="missed", at=NOW - timedelta(hours=2))  # fmt: skip
+    set_account(engine, ids["A-1"], next_contact_at=datetime(2026, 11, 3, 5, tzinfo=UTC))
+    rows = simulate(engine, world.settings, NOW - timedelta(days=1), 9)
+    dropped = {r.step: (r.channel, r.detail) for r in rows if r.outcome == "skipped"}
+    assert "reminder-7d" not in dropped
+    channel, detail = dropped["reminder-1d"]
+    assert channel == "" and detail.startswith(("expired: ", "missed: "))
+    assert not any(r.step == "reminder-1d" and r.outcome == "sent" for r in rows)
 
 
 def test_the_cli_prints_the_days_and_writes_the_csv(
@@ -277,6 +314,7 @@ def test_the_cli_prints_the_days_and_writes_the_csv(
         (r["day"], r["local_time"], r["outcome"]) for r in written if r["account"] == "A-1"
     } == {
         ("2026-11-02", "10:00", "sent"),
+        ("2026-11-02", "10:00", "skipped"),
         ("2026-11-05", "00:00", "deferred"),
         ("2026-11-05", "08:00", "sent"),
     }
@@ -304,7 +342,7 @@ def test_an_account_without_a_zone_of_its_own_is_shown_in_its_states(
     # New York, and the forecast says so in the debtor's state's time.
     world = world_of(engine, tmp_path, clock, defaults)
     world.load(row("CA-1", phone="(212) 555-0101", jurisdiction="US-CA"))
-    rows = simulate(engine, world.settings, NOW, 1)
+    rows = contacts(simulate(engine, world.settings, NOW, 1))
     assert [(r.day, r.local_time, r.zone, r.channel, r.outcome) for r in rows] == [
         ("2026-11-02", "07:00", "America/Los_Angeles", "sms", "deferred"),
         ("2026-11-02", "08:00", "America/Los_Angeles", "sms", "sent"),

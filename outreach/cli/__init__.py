@@ -202,8 +202,9 @@ def simulate(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every row here.")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Rows to show on the terminal.")] = 40,
 ) -> None:
-    """Forecast which account gets which step, where and when, with the daemon's own code
-    in a scratch copy of the database. Nothing is sent."""
+    """Forecast which account gets which step, where and when, and which steps are
+    dropped, with the daemon's own code in a scratch copy of the database. Nothing is
+    sent."""
     from collections import Counter
 
     from outreach.simulate import rest_day_calls, write_csv
@@ -222,9 +223,10 @@ def simulate(
     per_day: dict[str, Counter[str]] = {}
     for row in rows:
         per_day.setdefault(row.day, Counter())[row.outcome] += 1
-    summary = Table("day (debtor's date)", "sent", "deferred", "blocked")
+    outcomes = ("sent", "deferred", "blocked", "skipped")
+    summary = Table("day (debtor's date)", *outcomes)
     for day, counts in sorted(per_day.items()):
-        summary.add_row(day, str(counts["sent"]), str(counts["deferred"]), str(counts["blocked"]))
+        summary.add_row(day, *(str(counts[outcome]) for outcome in outcomes))
     out.print(summary)
     detail = Table()
     for name in ("day", "local", "zone", "account", "step", "channel", "outcome", "why"):

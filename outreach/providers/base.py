@@ -216,7 +216,8 @@ def unique_events(events: Sequence[ProviderEvent]) -> list[ProviderEvent]:
 def attempt_id_from(value: object) -> int | None:
     """Our attempt id from a query string or custom argument, if it is one."""
     text = str(value).strip() if value is not None else ""
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    # str.isdigit() also passes "²" (int() raises) and "٣" (int() reads 3): ASCII only.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def callback_url(base: str, path: str, **query: object) -> str:

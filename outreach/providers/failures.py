@@ -129,7 +129,7 @@ def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" passes isdigit() alone
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -191,7 +191,7 @@ def _wrong_kind(provider: Provider, path_kind: str, events: Sequence[ProviderEve
 async def _read_body(request: Request) -> bytes | None:
     """The raw body, or None when it is larger than MAX_BODY."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks: list[bytes] = []
     size = 0

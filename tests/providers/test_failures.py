@@ -63,6 +63,13 @@ def test_retry_after_in_seconds_or_as_a_date(value: str, seconds: float | None) 
     assert retry_after_seconds(response(429, **{"Retry-After": value}), NOW) == seconds
 
 
+def test_a_retry_after_of_a_non_ascii_digit_is_no_number() -> None:
+    # httpx reads the byte 0xB2 as "\u00b2": a digit to str.isdigit(), not to float().
+    request = httpx.Request("POST", "https://p.test")
+    sent = httpx.Response(429, headers=[(b"Retry-After", b"\xb2")], request=request)
+    assert retry_after_seconds(sent, NOW) is None
+
+
 def test_retry_after_is_kept_only_when_retrying() -> None:
     assert http_failure("p", response(503, **{"Retry-After": "4"}), NOW).retry_after == 4
     assert http_failure("p", response(400, **{"Retry-After": "4"}), NOW).retry_after is None

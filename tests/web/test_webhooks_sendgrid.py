@@ -181,6 +181,18 @@ def test_a_one_click_url_with_a_non_ascii_token_is_refused(engine: Engine, serve
     assert rows(engine, suppressions) == []
 
 
+def test_a_one_click_url_whose_attempt_id_is_a_non_ascii_digit_is_refused(
+    engine: Engine, server: Server
+) -> None:
+    add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    # "\u00b2" and "\u0663" pass str.isdigit(); neither is an attempt id.
+    for attempt_id in ("%C2%B2", "%D9%A3"):
+        url = f"{server.base}/webhooks/sendgrid_email/unsubscribe?attempt_id={attempt_id}&token=x"
+        assert server.http.post(url, content=b"List-Unsubscribe=One-Click").status_code == 403
+        assert server.http.get(url).status_code == 403
+    assert rows(engine, suppressions) == []
+
+
 def test_the_one_click_url_in_a_browser_shows_a_page_and_a_button(
     engine: Engine, server: Server
 ) -> None:

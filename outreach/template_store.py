@@ -152,8 +152,11 @@ def affected_paths(sources: dict[str, str], path: str) -> list[str]:
     return _affected(sources, path)
 
 
-def rollback(engine: Engine, path: str, company: Company, clock: Clock) -> int:
-    """Publish the version before the one published now; returns it."""
+def rollback(
+    engine: Engine, path: str, company: Company, clock: Clock, *, policy: LintPolicy | None
+) -> int:
+    """Publish the version before the one published now, linted under ``policy`` as
+    publishing it would be (the limits may have changed since); returns it."""
     with engine.connect() as connection:
         rows = _versions_of(connection, path)
     current = next((r for r in rows if r.status == TemplateStatus.PUBLISHED), None)
@@ -164,7 +167,7 @@ def rollback(engine: Engine, path: str, company: Company, clock: Clock) -> int:
         raise TemplateError(
             f"{path} version {current.version} is its first: nothing to roll back to"
         )
-    return publish_version(engine, path, company, clock, version=earlier[-1].version)
+    return publish_version(engine, path, company, clock, version=earlier[-1].version, policy=policy)
 
 
 def published(connection: Connection) -> PublishedTemplates:

@@ -118,6 +118,26 @@ def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     assert "nothing was stored" in refused.stderr
 
 
+def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    outreach("init", env=env, cwd=workdir)
+    sms = workdir / "templates/sms/overdue.firm.j2"
+    source = sms.read_text(encoding="utf-8")
+    sms.write_text(source.replace("Please pay today", "Please pay today. " + "x" * 120))
+    assert outreach("templates", "sync", "--publish", env=env, cwd=workdir).returncode == 0
+    sms.write_text(source.replace("Please pay today", "Pay today"), encoding="utf-8")
+    assert outreach("templates", "sync", "--publish", env=env, cwd=workdir).returncode == 0
+    channel = workdir / "channels/sms.yaml"
+    channel.write_text(channel.read_text().replace("max_segments: 3", "max_segments: 2"))
+    back = outreach("templates", "rollback", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert back.returncode != 0
+    assert "version 2 of sms/overdue.firm.j2 is refused" in back.stderr
+    versions = outreach("templates", "versions", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    (live,) = [line for line in versions.stdout.splitlines() if "published" in line]
+    assert live.split("│")[1].strip() == "3"
+
+
 def test_cadence_mistakes_name_file_step_and_reason(workdir: Path, env: dict[str, str]) -> None:
     assert "standard: 9 steps, valid." in outreach("cadences", "check", env=env, cwd=workdir).stdout
     path = workdir / "schedules/standard.yaml"

@@ -10,11 +10,13 @@ from outreach.clock import FixedClock
 from outreach.errors import NotFoundError, TemplateError
 from outreach.rendering import lint_limits
 from outreach.rendering.context import Company, load_company
+from outreach.rendering.lint import LintPolicy
 from outreach.template_store import (
     list_versions,
     publish_version,
     published,
     rollback,
+    save_version,
     sync_templates,
 )
 from tests.conftest import REPO
@@ -89,11 +91,28 @@ def test_publish_and_rollback_are_explicit(
     assert report.published == [(SMS, 2)]
     statuses = [(v.version, v.status) for v in list_versions(engine, SMS)]
     assert statuses == [(1, "retired"), (2, "published")]
-    assert rollback(engine, SMS, company, clock) == 1
+    assert rollback(engine, SMS, company, clock, policy=None) == 1
     with engine.connect() as connection:
         assert "Please pay today" in published(connection).sources[SMS]
     with pytest.raises(TemplateError, match="is its first"):
-        rollback(engine, SMS, company, clock)
+        rollback(engine, SMS, company, clock, policy=None)
+
+
+def test_rollback_lints_with_the_policy_it_is_given(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    source = (templates / SMS).read_text(encoding="utf-8")
+    three_segments = source.replace("Please pay today", "Please pay today. " + "x" * 120)
+    save_version(engine, SMS, three_segments, clock, author="li")
+    assert publish_version(engine, SMS, company, clock, policy=LintPolicy(3)) == 2
+    save_version(engine, SMS, source.replace("Please pay today", "Pay today"), clock, author="li")
+    assert publish_version(engine, SMS, company, clock, policy=LintPolicy(3)) == 3
+    # The limit is now two segments: version 2 may not come back, by rollback either.
+    with pytest.raises(TemplateError, match=r"version 2 of sms/overdue\.firm\.j2 is refused"):
+        rollback(engine, SMS, company, clock, policy=LintPolicy(2))
+    assert [v.status for v in list_versions(engine, SMS)] == ["retired", "retired", "published"]
+    assert rollback(engine, SMS, company, clock, policy=LintPolicy(3)) == 2
 
 
 def test_a_broken_template_is_refused_and_nothing_is_stored(

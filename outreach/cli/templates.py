@@ -210,8 +210,10 @@ def templates_publish(
 def templates_rollback(ctx: typer.Context, path: TemplatePath) -> None:
     """Publish the version before the current one."""
     context = with_database(ctx)
-    company = load_company(context.settings.templates_dir)
-    version = rollback(context.engine, path, company, context.clock)
+    settings = context.settings
+    company = load_company(settings.templates_dir)
+    policy = lint_policy(settings.channels_dir)
+    version = rollback(context.engine, path, company, context.clock, policy=policy)
     out.print(f"rolled back {path} to version {version}", highlight=False)
 
 

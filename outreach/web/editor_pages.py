@@ -255,10 +255,12 @@ def publish(
 def roll_back(
     request: Request, session: Marketer, path: Annotated[str, Form(max_length=300)]
 ) -> Response:
-    company, _ = _company_and_policy(request)
+    company, policy = _company_and_policy(request)
     try:
         with _render_slot():
-            number = rollback(_engine(request), path, company, request.app.state.clock)
+            number = rollback(
+                _engine(request), path, company, request.app.state.clock, policy=policy
+            )
     except (NotFoundError, TemplateError) as exc:
         return _refused_change(request, session, path, str(exc))
     return _back_to_editor(request, path, 1, f"Rolled back: version {number} is published again.")

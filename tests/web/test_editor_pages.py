@@ -5,10 +5,12 @@ PostgreSQL."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +20,9 @@ from sqlalchemy import Engine, select
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.models import Role, TemplateStatus
-from outreach.template_store import list_versions, published
+from outreach.rendering.context import load_company
+from outreach.rendering.lint import LintPolicy
+from outreach.template_store import list_versions, publish_version, published, save_version
 from outreach.users import user_by_name
 from outreach.web import editor_pages
 from outreach.web.app import create_app
@@ -380,6 +384,34 @@ def test_rollback_publishes_the_version_before(server: Server, engine: Engine) -
         # Nothing before version 1: refused, with the reason.
         again = client.post("/templates/rollback", data=form)
         assert again.status_code == 409 and "nothing to roll back to" in again.text
+
+
+def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    channels = tmp_path / "channels"
+    shutil.copytree(REPO / "channels", channels)
+    sms_yaml = channels / "sms.yaml"
+    sms_yaml.write_text(sms_yaml.read_text().replace("max_segments: 3", "max_segments: 2"))
+    strict = settings.model_copy(update={"channels_dir": channels})
+    seed(engine)
+    clock = FixedClock(NOW)
+    company = load_company(REPO / "templates")
+    three_segments = SMS_SOURCE.replace("Please pay today", "Please pay today. " + "x" * 120)
+    # Version 2 was published while the limit was three segments.
+    save_version(engine, SMS, three_segments, clock, author="ops")
+    publish_version(engine, SMS, company, clock, version=2, policy=LintPolicy(3))
+    with serving(create_app(strict, engine, clock=clock)) as server:
+        add_user(engine, "mia", Role.MARKETER)
+        with sign_in(server.base, "mia") as client:
+            short = SMS_SOURCE.replace("Please pay today", "Pay today")
+            assert save(client, SMS, short).status_code == 303  # version 3, published
+            form = {"csrf_token": page_token(client, "/templates"), "path": SMS}
+            publish = client.post("/templates/publish", data={**form, "version": "2"})
+            back = client.post("/templates/rollback", data=form)
+    assert publish.status_code == 409
+    assert back.status_code == 409 and "the limit is 2" in back.text
+    assert [v.status for v in list_versions(engine, SMS)] == ["retired", "retired", "published"]
 
 
 def test_other_roles_are_refused_and_strangers_sent_to_sign_in(

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
+from jinja2 import Environment, TemplateSyntaxError, meta
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from outreach.clock import Clock
@@ -189,10 +191,43 @@ def list_versions(engine: Engine, path: str) -> list[TemplateVersion]:
 
 
 def _affected(sources: dict[str, str], path: str) -> list[str]:
-    """A template lints alone; a partial lints through every template (it may be in any)."""
-    if path.startswith(f"{PARTIALS_DIR}/"):
-        return [p for p in sources if not p.startswith(f"{PARTIALS_DIR}/")] + [path]
-    return [path]
+    """``path`` and every source whose includes, imports or extends reach it, directly or
+    through others: each renders with it. A source naming what it includes by an
+    expression, or that does not parse, may reach anything and is always among them."""
+    dependents: dict[str, list[str]] = {}
+    reached = {path}
+    for name, source in sources.items():
+        names = _referenced(source)
+        if names is None:
+            reached.add(name)
+            continue
+        for referenced in names:
+            dependents.setdefault(referenced, []).append(name)
+    waiting = list(reached)
+    while waiting:
+        for name in dependents.get(waiting.pop(), ()):
+            if name not in reached:
+                reached.add(name)
+                waiting.append(name)
+    return sorted(reached)
+
+
+# Parses only, never renders; the renderer's syntax (default delimiters, no extensions).
+_PARSER = Environment(autoescape=True)
+
+
+@lru_cache(maxsize=512)
+def _referenced(source: str) -> frozenset[str] | None:
+    """The sources ``source`` includes, imports or extends by name; None when it names one
+    by an expression or does not parse. Cached: a save parses every published source."""
+    try:
+        tree = _PARSER.parse(source)
+    except TemplateSyntaxError:
+        return None
+    names = list(meta.find_referenced_templates(tree))
+    if any(name is None for name in names):
+        return None
+    return frozenset(name for name in names if name is not None)
 
 
 def _latest(connection: Connection) -> dict[str, TemplateVersion]:

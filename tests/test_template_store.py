@@ -12,6 +12,7 @@ from outreach.rendering import lint_limits
 from outreach.rendering.context import Company, load_company
 from outreach.rendering.lint import LintPolicy
 from outreach.template_store import (
+    affected_paths,
     list_versions,
     publish_version,
     published,
@@ -169,6 +170,44 @@ def test_publishing_a_partial_lints_the_templates_that_use_it(
         )  # fmt: skip
     with pytest.raises(TemplateError, match="REGF_OPTOUT_NOTICE_MISSING"):
         publish_version(engine, "_partials/sms_footer.j2", company, clock)
+
+
+def test_publishing_a_template_lints_the_templates_that_include_it(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    friendly = "sms/overdue.friendly.j2"
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    firm = "Second notice. " + "z" * 150 + ' {% include "' + friendly + '" %}'
+    save_version(engine, SMS, firm, clock, author="li")
+    assert publish_version(engine, SMS, company, clock) == 2
+    # Fine alone, but it makes the firm SMS that includes it longer than three segments.
+    text = (templates / friendly).read_text(encoding="utf-8")
+    longer = text.replace("thank you.", "thank you. " + "y" * 100)
+    save_version(engine, friendly, longer, clock, author="li")
+    with pytest.raises(TemplateError, match=r"sms/overdue\.firm\.j2.*segments"):
+        publish_version(engine, friendly, company, clock)
+    assert [v.status for v in list_versions(engine, friendly)] == ["published", "draft"]
+
+
+def test_a_change_lints_every_template_whose_includes_or_imports_reach_it() -> None:
+    sources = {
+        "sms/a.x.j2": '{% include "sms/b.x.j2" %}',
+        "sms/b.x.j2": '{% from "_partials/m.j2" import line %}{{ line() }}',
+        "_partials/m.j2": '{% import "_partials/n.j2" as n %}{% macro line() %}.{% endmacro %}',
+        "_partials/n.j2": "{% macro x() %}{% endmacro %}",
+        "email/c.x.j2": '{% extends "sms/a.x.j2" %}',
+        "sms/d.x.j2": "{% include name ~ '.j2' %}",  # computed: it may reach any template
+        "sms/e.x.j2": '{% include "sms/d.x.j2" %}',
+        "sms/f.x.j2": "alone",
+        "sms/g.x.j2": "{% if %}",  # does not parse: linted, to say so
+    }
+    reach_n = ["_partials/m.j2", "_partials/n.j2", "email/c.x.j2", "sms/a.x.j2", "sms/b.x.j2"]
+    computed = ["sms/d.x.j2", "sms/e.x.j2", "sms/g.x.j2"]
+    assert sorted(affected_paths(sources, "_partials/n.j2")) == sorted(reach_n + computed)
+    assert sorted(affected_paths(sources, "sms/f.x.j2")) == sorted(["sms/f.x.j2", *computed])
+    assert sorted(affected_paths(sources, "sms/a.x.j2")) == sorted(
+        ["email/c.x.j2", "sms/a.x.j2", *computed]
+    )
 
 
 def test_unknown_template_or_version(engine: Engine, company: Company, clock: FixedClock) -> None:

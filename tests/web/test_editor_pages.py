@@ -308,6 +308,21 @@ def test_a_slow_template_is_stopped_in_the_preview_and_at_save(
         assert preview_json(client, SMS, SMS_SOURCE).json()["ok"]
 
 
+def test_saving_a_template_another_includes_lints_the_one_that_includes_it(
+    server: Server, engine: Engine
+) -> None:
+    friendly = "sms/overdue.friendly.j2"
+    with marketer(server, engine) as client:
+        including = "Second notice. " + "z" * 150 + ' {% include "' + friendly + '" %}'
+        assert save(client, SMS, including).status_code == 303
+        # Fine alone, but it makes the firm SMS that includes it longer than three segments.
+        text = (REPO / "templates" / friendly).read_text()
+        page = save(client, friendly, text.replace("thank you.", "thank you. " + "y" * 100))
+        assert page.status_code == 422
+        assert re.search(r"sms/overdue\.firm\.j2.*segments", page.text, re.S)
+        assert versions_of(engine, friendly) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
 def test_a_slow_partial_is_refused_at_its_first_template(
     server: Server, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,11 +28,12 @@ from outreach.template_store import published
 from outreach.web.auth import Agent
 from outreach.web.inbox_pages import account_page, engine_of, whole_number
 from outreach.web.notices import notice_query
+from outreach.web.paths import from_segment, path_segment
 
 router = APIRouter()
 
 
-@router.post("/inbox/accounts/{reference}/answer")
+@router.post("/inbox/accounts/{reference:path}/answer")
 def answer(
     request: Request,
     session: Agent,
@@ -46,6 +46,7 @@ def answer(
     seen: Annotated[str, Form()] = "",
     handled: Annotated[str, Form()] = "",
 ) -> Response:
+    reference = from_segment(reference)  # as routing decoded it (``inbox_pages``)
     now: datetime = request.app.state.clock.now()
     kept = {"message_id": message_id, "text": words}
 
@@ -69,7 +70,7 @@ def answer(
         return again(400, str(exc))
     if done.outcome == "blocked":
         return again(409, done.describe())
-    where = f"/inbox/accounts/{quote(reference, safe='')}?{notice_query(request, done.describe())}"
+    where = f"/inbox/accounts/{path_segment(reference)}?{notice_query(request, done.describe())}"
     return RedirectResponse(where, status_code=303)
 
 

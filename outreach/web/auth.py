@@ -192,7 +192,10 @@ Admin = Annotated[Session, Depends(signed_in(Role.ADMIN))]
 
 def sign_in_address(request: Request) -> str:
     """The sign-in form, returning to this page afterwards."""
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The path as the browser sent it: decoded, a reference's "%2F" would become "/".
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    target = path + (f"?{request.url.query}" if request.url.query else "")
     return f"/login?next={quote(target, safe='')}"
 
 

@@ -31,6 +31,7 @@ from outreach.store import accounts, compliance_events, promises_to_pay
 from outreach.web import ui
 from outreach.web.auth import Agent, Session
 from outreach.web.notices import notice_from, notice_query
+from outreach.web.paths import from_segment, path_segment
 
 router = APIRouter()
 PAGE_SIZE = 50
@@ -73,12 +74,14 @@ def unmatched_handled(
     return RedirectResponse(f"/inbox?{notice_query(request, 'The reply is handled.')}", 303)
 
 
-@router.get("/inbox/accounts/{reference}", response_class=HTMLResponse)
+# ``:path``: a reference may hold "/", which the link sends as %2F and routing decodes.
+# Each action's route ends in its own word, so a reference is what comes before it.
+@router.get("/inbox/accounts/{reference:path}", response_class=HTMLResponse)
 def account(request: Request, session: Agent, reference: str) -> Response:
-    return account_page(request, session, reference, notices=notice_from(request))
+    return account_page(request, session, from_segment(reference), notices=notice_from(request))
 
 
-@router.post("/inbox/accounts/{reference}/handled")
+@router.post("/inbox/accounts/{reference:path}/handled")
 def mark_handled(
     request: Request,
     session: Agent,
@@ -93,7 +96,7 @@ def mark_handled(
     return _change(request, session, reference, act)
 
 
-@router.post("/inbox/accounts/{reference}/flag-cleared")
+@router.post("/inbox/accounts/{reference:path}/flag-cleared")
 def flag_cleared(request: Request, session: Agent, reference: str) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         clear_flag(connection, account.id, now)
@@ -102,7 +105,7 @@ def flag_cleared(request: Request, session: Agent, reference: str) -> Response:
     return _change(request, session, reference, act)
 
 
-@router.post("/inbox/accounts/{reference}/pause")
+@router.post("/inbox/accounts/{reference:path}/pause")
 def pause(
     request: Request,
     session: Agent,
@@ -120,7 +123,7 @@ def pause(
     return _change(request, session, reference, act)
 
 
-@router.post("/inbox/accounts/{reference}/resume")
+@router.post("/inbox/accounts/{reference:path}/resume")
 def resume(request: Request, session: Agent, reference: str) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         settings: Settings = request.app.state.settings
@@ -136,7 +139,7 @@ def resume(request: Request, session: Agent, reference: str) -> Response:
     return _change(request, session, reference, act)
 
 
-@router.post("/inbox/accounts/{reference}/promise")
+@router.post("/inbox/accounts/{reference:path}/promise")
 def promise(
     request: Request,
     session: Agent,
@@ -157,7 +160,7 @@ def promise(
     return _change(request, session, reference, act)
 
 
-@router.post("/inbox/accounts/{reference}/dispute")
+@router.post("/inbox/accounts/{reference:path}/dispute")
 def dispute(
     request: Request,
     session: Agent,
@@ -171,7 +174,7 @@ def dispute(
     return _change(request, session, reference, act)
 
 
-@router.post("/inbox/accounts/{reference}/workplace")
+@router.post("/inbox/accounts/{reference:path}/workplace")
 def workplace(
     request: Request,
     session: Agent,
@@ -188,7 +191,9 @@ def workplace(
 
 
 def _change(request: Request, session: Session, reference: str, act: Any) -> Response:
-    """Run ``act`` in one transaction; a refusal shows the page again and writes nothing."""
+    """Run ``act`` in one transaction; a refusal shows the page again and writes nothing.
+    ``reference`` is the route's, as routing decoded it."""
+    reference = from_segment(reference)
     now: datetime = request.app.state.clock.now()
     try:
         with engine_of(request).begin() as connection:
@@ -198,7 +203,7 @@ def _change(request: Request, session: Session, reference: str, act: Any) -> Res
         return account_page(request, session, reference, [("error", str(exc))], status=404)
     except actions.ActionRefused as exc:
         return account_page(request, session, reference, [("error", str(exc))], status=400)
-    where = f"/inbox/accounts/{quote(reference, safe='')}?{notice_query(request, done)}"
+    where = f"/inbox/accounts/{path_segment(reference)}?{notice_query(request, done)}"
     return RedirectResponse(where, status_code=303)
 
 

@@ -47,9 +47,13 @@ from outreach.web.auth import (
     sign_in_address,
 )
 from outreach.web.html_previews import HtmlPreviews
+from outreach.web.paths import path_segment
 
 _HERE = Path(__file__).parent
 pages = Jinja2Templates(directory=_HERE / "ui_templates")
+# A reference or a username in a link's path: ``urlencode`` would leave "/" and dot
+# segments as they are, and the link would open another page.
+pages.env.filters["segment"] = path_segment
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -3,12 +3,17 @@ that each action writes what the planner, housekeeping and compliance read."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select
 
 from outreach.clock import FixedClock
@@ -22,6 +27,7 @@ from outreach.models import Role
 from outreach.planner import Planner
 from outreach.store import accounts, compliance_events, contact_points, promises_to_pay
 from outreach.users import users
+from outreach.web.paths import from_segment, path_segment
 from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, add_account, add_attempt, inbound
 from tests.test_planner import make_settings, publish_templates
@@ -561,6 +567,83 @@ def test_clearing_the_flag_keeps_the_event(agent: httpx.Client, engine: Engine) 
     assert _account(engine).flag is None
     with engine.connect() as connection:
         assert connection.execute(select(compliance_events.c.kind)).scalars().all() == ["dispute"]
+
+
+# References an agent may meet: slashes, dot segments, and what the escape itself uses.
+AWKWARD = ("INV/2024/001", "X/../R-2", ".", "..", "!.", "!!..", "R-2/pause", "%2E%2E", "a b?#")
+
+
+def _browser_path(href: str) -> str:
+    """The path a browser requests for ``href``: its dot segments resolved as the URL
+    standard says, "%2e" spellings included."""
+    kept: list[str] = []
+    for segment in href.split("?")[0].split("/")[1:]:
+        if segment.lower() in (".", "%2e"):
+            continue
+        if segment.lower() in ("..", ".%2e", "%2e.", "%2e%2e"):
+            kept = kept[:-1]
+            continue
+        kept.append(segment)
+    return "/" + "/".join(kept)
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_a_path_segment_is_one_segment_no_browser_resolves_and_reads_back(value: str) -> None:
+    segment = path_segment(value)
+    assert "/" not in segment and _browser_path("/" + segment) == "/" + segment
+    assert from_segment(unquote(segment)) == value  # what routing decodes, read back
+
+
+def test_an_account_whose_reference_holds_slashes_opens_and_is_acted_on_from_its_links(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    account_id = add_account(engine, "INV/2024/001")
+    found = agent.get("/inbox/accounts", params={"q": "INV/2024"})
+    href = "/inbox/accounts/INV%2F2024%2F001"
+    assert f'href="{href}"' in found.text
+    page = agent.get(href)
+    assert page.status_code == 200 and "<h1>INV/2024/001: " in page.text
+    action = re.findall(r'action="([^"]*/dispute)"', page.text)
+    assert action == [href + "/dispute"]
+    form = {"csrf_token": page_token(agent, href), "note": "Never delivered"}
+    done = agent.post(action[0], data=form)
+    assert done.status_code == 303 and done.headers["location"].startswith(href + "?")
+    assert "The dispute is recorded" in agent.get(done.headers["location"]).text
+    with engine.connect() as connection:
+        assert connection.execute(select(compliance_events.c.account_id)).scalars().all() == [
+            account_id
+        ]
+    # Typed with its slashes as they are, the address opens it too.
+    assert "<h1>INV/2024/001: " in agent.get("/inbox/accounts/INV/2024/001").text
+
+
+def test_a_link_to_an_account_opens_that_account_whatever_its_reference(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    ids = {ref: add_account(engine, ref, phone=None, email=None) for ref in ("R-2", *AWKWARD)}
+    with engine.begin() as connection:
+        connection.execute(accounts.update().values(flag="handoff", flagged_at=NOW))
+    flagged = agent.get("/inbox").text.split('aria-label="Accounts flagged"')[1]
+    links = {
+        html.unescape(text): href
+        for href, text in re.findall(r'<a href="([^"]+)">([^<]*)</a>', flagged)
+    }
+    assert set(links) == set(ids)
+    for reference in AWKWARD:
+        page = agent.get(_browser_path(links[reference]))
+        assert page.status_code == 200, reference
+        assert f"<h1>{html.escape(reference, quote=False)}: " in page.text, reference
+        (action,) = re.findall(r'action="([^"]*/dispute)"', page.text)
+        form = {"csrf_token": page_token(agent, "/inbox"), "note": f"about {reference}"}
+        done = agent.post(_browser_path(html.unescape(action)), data=form)
+        assert done.status_code == 303, reference
+        back = agent.get(
+            _browser_path(done.headers["location"]) + "?" + done.headers["location"].split("?")[1]
+        )
+        assert f"<h1>{html.escape(reference, quote=False)}: " in back.text, reference
+    with engine.connect() as connection:
+        disputed = connection.execute(select(compliance_events.c.account_id)).scalars().all()
+    assert sorted(disputed) == sorted(ids[reference] for reference in AWKWARD)
 
 
 def test_actions_need_the_sessions_token(agent: httpx.Client, engine: Engine) -> None:

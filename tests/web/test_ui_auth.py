@@ -42,6 +42,13 @@ def test_pages_send_a_stranger_to_the_sign_in_form(server: Server) -> None:
         assert client.get("/", headers={"Accept": "application/json"}).status_code == 401
 
 
+def test_the_sign_in_form_returns_to_the_address_as_it_was_written(server: Server) -> None:
+    # Decoded, "X%2F..%2FR-2" would be X/../R-2, which a browser opens as R-2.
+    with httpx.Client(base_url=server.base) as client:
+        response = client.get("/inbox/accounts/X%2F..%2FR-2")
+        assert response.headers["location"] == "/login?next=%2Finbox%2Faccounts%2FX%252F..%252FR-2"
+
+
 def test_signing_in_opens_the_start_page_and_signing_out_ends_it(
     server: Server, engine: Engine
 ) -> None:

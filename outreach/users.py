@@ -19,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Update, func, select, update
+from sqlalchemy import Connection, Update, select, update
 from sqlalchemy.exc import IntegrityError
 
 from outreach.errors import NotFoundError, OutreachError
@@ -156,12 +156,17 @@ def _keep_an_admin(connection: Connection, user: UserRecord, change: str) -> Non
     UI any more."""
     if not (user.active and user.role is Role.ADMIN):
         return
-    others = connection.execute(
-        select(func.count()).where(
-            users.c.role == Role.ADMIN.value, users.c.active.is_(True), users.c.id != user.id
-        )
-    ).scalar_one()
-    if not others:
+    # The active admins' rows are locked (in id order: no deadlock) until this change
+    # commits: on PostgreSQL two admins taking each other away at once would each count
+    # the other and leave none. The second waits and counts again what committed. On
+    # SQLite the clause is left out; its one writer already serializes changes.
+    admins = connection.execute(
+        select(users.c.id)
+        .where(users.c.role == Role.ADMIN.value, users.c.active.is_(True))
+        .order_by(users.c.id)
+        .with_for_update()
+    ).scalars()
+    if not [admin for admin in admins if admin != user.id]:
         raise UserError(
             f"{user.username} is the only active admin and cannot be {change}: make another "
             "user admin first"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from outreach.clock import FixedClock
 from outreach.db import alembic_config, current_revision, head_revision, upgrade
@@ -101,6 +103,51 @@ def test_the_last_active_admin_is_never_taken_away(engine: Engine) -> None:
         assert user_by_name(connection, "root").role is Role.AGENT
         set_role(connection, "root", Role.ADMIN)
         set_active(connection, "old", False)
+
+
+def _disable(connection: Connection, name: str) -> None:
+    set_active(connection, name, False)
+
+
+def _demote(connection: Connection, name: str) -> None:
+    set_role(connection, name, Role.AGENT)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", [_disable, _demote], ids=["disabled", "demoted"])
+def test_two_admins_taking_each_other_away_at_once_leave_one(
+    engine: Engine, change: Callable[[Connection, str], None]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's one writer serializes the two")
+    with engine.begin() as connection:
+        create_user(connection, "ada", PASSWORD, Role.ADMIN, NOW)
+        create_user(connection, "bob", PASSWORD, Role.ADMIN, NOW)
+    first_in = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def second() -> None:  # bob takes ada away while ada's change of bob is not committed
+        first_in.wait()
+        try:
+            with engine.begin() as connection:
+                change(connection, "ada")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    other = threading.Thread(target=second)
+    other.start()
+    with engine.begin() as connection:
+        change(connection, "bob")
+        first_in.set()
+        other.join(timeout=0.5)
+    other.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], UserError), outcome
+    with engine.connect() as connection:
+        admins = connection.execute(
+            select(users.c.username).where(users.c.role == "admin", users.c.active.is_(True))
+        ).scalars()
+        assert list(admins) == ["ada"]
 
 
 def test_every_change_to_a_user_ends_their_sessions(engine: Engine) -> None:

@@ -197,6 +197,10 @@ def _username(username: str) -> str:
         raise UserError(
             f"{username!r}: a username has 1 to 100 letters, digits and . _ - @ (no spaces)"
         )
+    if not name.strip("."):
+        # "." and ".." are not names a URL's path can hold as they are (the Users page's
+        # links write them specially); none of the dots-only kind is taken any more.
+        raise UserError(f"{username!r}: a username is not only dots")
     return name
 
 

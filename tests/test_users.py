@@ -56,6 +56,10 @@ def test_a_user_signs_in_with_their_password_only(engine: Engine) -> None:
         ("two words", PASSWORD, "no spaces"),
         ("", PASSWORD, "1 to 100"),
         ("x" * 101, PASSWORD, "1 to 100"),
+        # A name a URL cannot hold as itself: the Users page's links would resolve it.
+        ("..", PASSWORD, "not only dots"),
+        (" . ", PASSWORD, "not only dots"),
+        ("...", PASSWORD, "not only dots"),
     ],
 )
 def test_bad_names_and_short_passwords_are_refused(

@@ -33,6 +33,7 @@ from outreach.web import ui
 from outreach.web.auth import Admin, Session
 from outreach.web.inbox_pages import engine_of
 from outreach.web.notices import notice_from, notice_query
+from outreach.web.paths import from_segment
 
 router = APIRouter()
 ROLE_HELP = {
@@ -73,6 +74,8 @@ def add_user(
 def change_role(
     request: Request, session: Admin, username: str, role: Annotated[str, Form()] = ""
 ) -> Response:
+    username = from_segment(username)  # "!.." for "..": see ``outreach.web.paths``
+
     def act(connection: Connection, now: datetime) -> str:
         chosen = _role(role)
         set_role(connection, username, chosen)
@@ -85,6 +88,8 @@ def change_role(
 def change_active(
     request: Request, session: Admin, username: str, active: Annotated[str, Form()] = ""
 ) -> Response:
+    username = from_segment(username)
+
     def act(connection: Connection, now: datetime) -> str:
         if active not in ("yes", "no"):
             raise UserError("say whether the user may sign in (yes or no)")
@@ -106,6 +111,8 @@ def change_password(
     password: Annotated[str, Form()] = "",
     password_again: Annotated[str, Form()] = "",
 ) -> Response:
+    username = from_segment(username)
+
     def act(connection: Connection, now: datetime) -> str:
         _same(password, password_again)
         set_password(connection, username, password)

@@ -4,17 +4,19 @@ user's sessions, and the last admin always stays."""
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from outreach.models import Role
-from outreach.users import list_users
+from outreach.users import list_users, users
 from tests.web.conftest import Server
-from tests.web.ui_support import add_user, page_token, sign_in
+from tests.web.ui_support import add_user, browser_path, page_token, sign_in
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -116,6 +118,30 @@ def test_the_last_admin_stays_and_an_admin_does_not_disable_themselves(
         token = page_token(boss, "/admin/users")
         last = boss.post("/admin/users/boss/role", data={"csrf_token": token, "role": "viewer"})
         assert last.status_code == 400
+
+
+def test_users_named_with_dots_only_are_managed_from_the_users_page(
+    admin: httpx.Client, engine: Engine
+) -> None:
+    # Names made only of dots are refused now, but earlier versions took them.
+    for name in ("ana", "bob", "cy"):
+        add_user(engine, name, Role.AGENT)
+    with engine.begin() as connection:
+        for name, dots in (("ana", "."), ("bob", ".."), ("cy", "...")):
+            connection.execute(update(users).where(users.c.username == name).values(username=dots))
+    page = admin.get("/admin/users").text
+    for name in (".", "..", "..."):
+        (action,) = re.findall(
+            rf'action="([^"]*)/active" aria-label="Sign-in of {re.escape(name)}"', page
+        )
+        response = post(admin, browser_path(html.unescape(action)) + "/active", active="no")
+        assert response.status_code == 303, (name, response.status_code)
+    (action,) = re.findall(r'action="([^"]*)/role" aria-label="Role of \.\."', page)
+    assert post(admin, browser_path(action) + "/role", role="viewer").status_code == 303
+    assert people(engine) == {
+        ".": ("agent", False), "..": ("viewer", False), "...": ("agent", False),
+        "root": ("admin", True),
+    }  # fmt: skip
 
 
 def test_only_admins_and_only_with_the_form_token(

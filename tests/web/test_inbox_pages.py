@@ -32,7 +32,7 @@ from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, add_account, add_attempt, inbound
 from tests.test_planner import make_settings, publish_templates
 from tests.web.conftest import Server
-from tests.web.ui_support import add_user, page_token, sign_in
+from tests.web.ui_support import add_user, browser_path, page_token, sign_in
 
 
 def _reply(engine: Engine, text: str, *, sender: str = "+16175550101", key: str = "r1") -> int:
@@ -573,24 +573,10 @@ def test_clearing_the_flag_keeps_the_event(agent: httpx.Client, engine: Engine) 
 AWKWARD = ("INV/2024/001", "X/../R-2", ".", "..", "!.", "!!..", "R-2/pause", "%2E%2E", "a b?#")
 
 
-def _browser_path(href: str) -> str:
-    """The path a browser requests for ``href``: its dot segments resolved as the URL
-    standard says, "%2e" spellings included."""
-    kept: list[str] = []
-    for segment in href.split("?")[0].split("/")[1:]:
-        if segment.lower() in (".", "%2e"):
-            continue
-        if segment.lower() in ("..", ".%2e", "%2e.", "%2e%2e"):
-            kept = kept[:-1]
-            continue
-        kept.append(segment)
-    return "/" + "/".join(kept)
-
-
 @given(st.text(min_size=1, max_size=64))
 def test_a_path_segment_is_one_segment_no_browser_resolves_and_reads_back(value: str) -> None:
     segment = path_segment(value)
-    assert "/" not in segment and _browser_path("/" + segment) == "/" + segment
+    assert "/" not in segment and browser_path("/" + segment) == "/" + segment
     assert from_segment(unquote(segment)) == value  # what routing decodes, read back
 
 
@@ -630,15 +616,15 @@ def test_a_link_to_an_account_opens_that_account_whatever_its_reference(
     }
     assert set(links) == set(ids)
     for reference in AWKWARD:
-        page = agent.get(_browser_path(links[reference]))
+        page = agent.get(browser_path(links[reference]))
         assert page.status_code == 200, reference
         assert f"<h1>{html.escape(reference, quote=False)}: " in page.text, reference
         (action,) = re.findall(r'action="([^"]*/dispute)"', page.text)
         form = {"csrf_token": page_token(agent, "/inbox"), "note": f"about {reference}"}
-        done = agent.post(_browser_path(html.unescape(action)), data=form)
+        done = agent.post(browser_path(html.unescape(action)), data=form)
         assert done.status_code == 303, reference
         back = agent.get(
-            _browser_path(done.headers["location"]) + "?" + done.headers["location"].split("?")[1]
+            browser_path(done.headers["location"]) + "?" + done.headers["location"].split("?")[1]
         )
         assert f"<h1>{html.escape(reference, quote=False)}: " in back.text, reference
     with engine.connect() as connection:

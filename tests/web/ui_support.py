@@ -66,3 +66,17 @@ def seed_templates(engine: Engine) -> None:
         author="outreach init", publish=True, policy=lint_policy(REPO / "channels"),
     )  # fmt: skip
     assert not report.refused
+
+
+def browser_path(href: str) -> str:
+    """The path a browser requests for ``href``: its dot segments resolved as the URL
+    standard says, "%2e" spellings included."""
+    kept: list[str] = []
+    for segment in href.split("?")[0].split("/")[1:]:
+        if segment.lower() in (".", "%2e"):
+            continue
+        if segment.lower() in ("..", ".%2e", "%2e.", "%2e%2e"):
+            kept = kept[:-1]
+            continue
+        kept.append(segment)
+    return "/" + "/".join(kept)

@@ -278,11 +278,14 @@ def _locale_condition(raw: str, problems: list[str]) -> str:
     """A locale as accounts store it (``es_US``, ``es``), whatever the spelling (``es-US``,
     ``es_us``): one written otherwise would match no debtor, and silently skip the step for
     all of them."""
+    cleaned = raw.strip().replace("-", "_")
     try:
-        return str(Locale.parse(raw.strip().replace("-", "_")))
+        parsed = Locale.parse(cleaned)
     except (ValueError, UnknownLocaleError):
         problems.append(f"when.locales: {raw!r} is not a known language or locale (es, es_US)")
         return raw
+    # A language stays a language (babel reads an old code such as "iw" as "he_IL").
+    return str(parsed) if "_" in cleaned else parsed.language
 
 
 def _handoff(raw: Any, problems: list[str]) -> Handoff | None:
@@ -366,6 +369,13 @@ class NextAction:
     stopped: str | None = None  # the stop condition that holds
     finished: bool = False  # no steps left
     handoff_at: datetime | None = None  # when the account goes to the agents
+    # Steps after the due one, due too but not applicable, with the reason: recorded with
+    # it once it is queued or skipped, never while it waits (a deferral, a step given
+    # back), or it would stand behind them and never be offered again.
+    after: tuple[tuple[Step, str], ...] = ()
+    # When the next step falls due on a date of its own (a due_date anchor), superseding
+    # the due one if it still waits: a deferral waits no longer than that to look again.
+    superseded_at: datetime | None = None
 
 
 def next_action(
@@ -375,8 +385,8 @@ def next_action(
 
     Only steps after the last one recorded are considered, so the sequence never goes
     back. When several are due at once (a late start, a daemon that was down), only the
-    latest applicable one is sent; those before it are returned as skipped (those after
-    it, which do not apply, are skipped at the next look, once it is dealt with).
+    latest applicable one is sent; those before it are returned as skipped, those after
+    it (which do not apply) as ``after``, to be recorded once it is dealt with.
     """
     stop = _stop_condition(cadence, facts)
     if stop is not None:
@@ -402,23 +412,28 @@ def next_action(
         return NextAction(None, (), upcoming)
     applicable = [s for s in due_now if _applies(s, facts) and s.key not in expired]
     chosen = applicable[-1] if applicable else None
-    # Steps after the chosen one (due, but not applicable) are left for the next look:
-    # recorded now, they would stand after it in the history, and the chosen step, were it
-    # deferred or given back, would never be offered again.
-    passed = due_now if chosen is None else due_now[: due_now.index(chosen)]
-    skipped = tuple(
+    passed = tuple(
         (step, expired.get(step.key) or (
             "missed: a later step was already due" if _applies(step, facts)
             else "conditions not met"))
-        for step in passed
+        for step in due_now if step is not chosen
     )  # fmt: skip
     following = _following(cadence, due_now[-1])
     next_at = None
     if following is not None:
         next_at = _due_at(following, facts.due_date, zone, now)
     elif chosen is None:
-        return _finished(cadence, now, skipped)
-    return NextAction(chosen, skipped, next_at)
+        return _finished(cadence, now, passed)
+    if chosen is None:
+        return NextAction(None, passed, next_at)
+    # The steps after the chosen one (due, not applicable) are recorded with it.
+    before = due_now.index(chosen)
+    superseded_at = (
+        next_at if following is not None and following.anchor.base == "due_date" else None
+    )
+    return NextAction(
+        chosen, passed[:before], next_at, after=passed[before:], superseded_at=superseded_at
+    )
 
 
 def action_key(

@@ -196,12 +196,14 @@ def _choose_channel(
             # that may be open), which then supersedes this one.
             assert decision.not_before is not None
             plan.outcome, plan.next_contact_at = "deferred", decision.not_before
-            if action.next_at is not None and now < action.next_at < decision.not_before:
-                plan.next_contact_at = action.next_at
+            superseded_at = action.superseded_at
+            if superseded_at is not None and now < superseded_at < decision.not_before:
+                plan.next_contact_at = superseded_at
             return None
         return channel, address, point_id
     reason = "blocked on every channel (" + "; ".join(blocked) + ")"
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.SKIPPED, reason[:200], now))
+    _record_after(plan, account, action, now)
     plan.outcome, plan.next_contact_at = "blocked", _next_look(action, now)
     plan.detail = reason
     return None
@@ -226,7 +228,16 @@ def _queue(
         plan.detail = str(exc)
         return
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.QUEUED, None, now))
+    _record_after(plan, account, action, now)
     plan.outcome, plan.next_contact_at = "queued", _next_look(action, now)
+
+
+def _record_after(plan: AccountPlan, account: Any, action: NextAction, now: datetime) -> None:
+    """The due step is dealt with: the steps after it that do not apply are recorded."""
+    plan.steps.extend(
+        _step_row(account.id, step.key, StepOutcome.SKIPPED, reason, now)
+        for step, reason in action.after
+    )
 
 
 def _attempt(

@@ -61,6 +61,7 @@ def give_back_steps(
             for row in rows
         ],
     )  # fmt: skip
+    _unrecord_after(connection, rows)
     connection.execute(
         delete(cadence_steps).where(
             cadence_steps.c.account_id == bindparam("account"),
@@ -70,6 +71,37 @@ def give_back_steps(
         [{"account": row.account_id, "step": row.step_key} for row in rows],
     )
     due_now(connection, {row.account_id for row in rows}, now)
+
+
+def _unrecord_after(connection: Connection, rows: Sequence[Any]) -> None:
+    """The steps recorded as skipped after each step given back (those after it that did
+    not apply, recorded with it or at a look while its message waited) are let go too:
+    the cadence only offers steps after the last one recorded, so the step would
+    otherwise be lost behind them. They are recorded again once it is dealt with. Not
+    when a later step was queued meanwhile: that one supersedes it."""
+    for row in rows:
+        recorded = connection.execute(
+            select(cadence_steps.c.id, cadence_steps.c.step_key, cadence_steps.c.outcome)
+            .where(cadence_steps.c.account_id == row.account_id)
+            .order_by(cadence_steps.c.id)
+        ).all()
+        given = next(
+            (
+                r.id
+                for r in recorded
+                if r.step_key == row.step_key and r.outcome == StepOutcome.QUEUED
+            ),
+            None,
+        )
+        if given is None:
+            continue
+        later = [r for r in recorded if r.id > given]
+        if any(r.outcome == StepOutcome.QUEUED for r in later):
+            continue
+        if later:
+            connection.execute(
+                delete(cadence_steps).where(cadence_steps.c.id.in_([r.id for r in later]))
+            )
 
 
 def due_now(connection: Connection, ids: Collection[int], now: datetime) -> None:

@@ -381,17 +381,12 @@ def test_a_step_whose_conditions_fail_is_skipped_for_the_earlier_one() -> None:
     assert action.due is not None and action.due.key == "overdue-10d"
     skipped = dict(keys(action.skipped))
     assert skipped["overdue-3d"] == "missed: a later step was already due"
-    # overdue-21d, after the chosen step, waits for it to be dealt with: recorded now, it
-    # would stand after overdue-10d, which, deferred or given back, would be lost.
+    # overdue-21d, after the chosen step, is recorded with it once it is dealt with: now,
+    # it would stand after overdue-10d, which, deferred or given back, would be lost.
     assert list(skipped) == ["reminder-7d", "reminder-1d", "due-today", "overdue-3d"]
+    assert keys(action.after) == [("overdue-21d", "conditions not met")]
     assert action.next_at == datetime(2026, 11, 30, tzinfo=NEW_YORK)
-    again = next_action(standard(), facts(balance=Decimal("40.00")), [], utc(2026, 11, 23, 13))
-    assert again.due is not None and again.due.key == "overdue-10d"
-    sent = [StepRecord(step.key, utc(2026, 11, 23, 13)) for step, _ in again.skipped]
-    sent.append(StepRecord("overdue-10d", utc(2026, 11, 23, 13)))
-    after = next_action(standard(), facts(balance=Decimal("40.00")), sent, utc(2026, 11, 23, 14))
-    assert after.due is None
-    assert keys(after.skipped) == [("overdue-21d", "conditions not met")]
+    assert action.superseded_at == datetime(2026, 11, 30, tzinfo=NEW_YORK)  # due_date+30d
     # With enough balance, overdue-21d itself is sent.
     rich = next_action(standard(), facts(balance=Decimal("50.00")), [], utc(2026, 11, 22, 15))
     assert rich.due is not None and rich.due.key == "overdue-21d"
@@ -416,8 +411,56 @@ def test_a_due_date_step_after_an_after_previous_step_s_soonest_day_is_accepted(
     ]
 
 
+def _drive(cadence: Cadence, account: AccountFacts, start: datetime) -> list[tuple[str, Any]]:
+    """Look at the account as the planner does: each step due queued, with the steps
+    after it that do not apply; the next look when the next step falls due."""
+    history: list[StepRecord] = []
+    now, log = start, []
+    for _ in range(6):
+        action = next_action(cadence, account, history, now)
+        history += [StepRecord(step.key, now) for step, _ in action.skipped]
+        if action.due is not None:
+            history.append(StepRecord(action.due.key, now))
+            history += [StepRecord(step.key, now) for step, _ in action.after]
+            log.append((action.due.key, now))
+        if action.finished:
+            log.append(("handoff", action.handoff_at))
+            break
+        now = action.next_at or now + timedelta(days=1)
+    return log
+
+
+def test_a_step_after_one_that_does_not_apply_counts_from_when_that_one_was_skipped() -> None:
+    raw = {"handoff": {"to": "agents", "after_days": 7},
+           "steps": [_raw_step("a", "due_date+0d"),
+                     _raw_step("b", "due_date+5d", when={"min_balance": "1000"}),
+                     _raw_step("c", "after_previous+7d")]}  # fmt: skip
+    cadence = parse_cadence("x", raw, "x.yaml", template_exists)
+    start = datetime.combine(DUE + timedelta(days=6), time(10), tzinfo=NEW_YORK)
+    # a is sent on day 6, b skipped with it (it does not apply), c seven days after.
+    assert _drive(cadence, facts(balance=Decimal("500")), start) == [
+        ("a", start), ("c", start + timedelta(days=7)), ("handoff", start + timedelta(days=14)),
+    ]  # fmt: skip
+
+
+def test_the_hand_off_counts_from_the_last_step_when_those_after_it_do_not_apply() -> None:
+    raw = {"handoff": {"to": "agents", "after_days": 7},
+           "steps": [_raw_step("a", "due_date+0d"),
+                     _raw_step("b", "due_date+5d", when={"min_balance": "1000"})]}  # fmt: skip
+    cadence = parse_cadence("x", raw, "x.yaml", template_exists)
+    start = datetime.combine(DUE + timedelta(days=6), time(10), tzinfo=NEW_YORK)
+    assert _drive(cadence, facts(balance=Decimal("500")), start) == [
+        ("a", start), ("handoff", start + timedelta(days=7)),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("written", ["es-US", "es_us", " es_US", "ES-us"])
 def test_a_locale_condition_is_read_as_the_import_spells_locales(written: str) -> None:
+    language = {"steps": [_raw_step("a", "due_date+10d", when={"locales": ["iw", "ES"]})]}
+    assert parse_cadence("x", language, "x.yaml", template_exists).steps[0].conditions.locales == (
+        "he",
+        "es",
+    )
     raw = {"steps": [_raw_step("a", "due_date+10d", when={"locales": [written]})]}
     cadence = parse_cadence("x", raw, "x.yaml", template_exists)
     assert cadence.steps[0].conditions.locales == ("es_US",)
@@ -435,11 +478,8 @@ def test_status_and_locale_conditions() -> None:
     assert spanish.due is not None and spanish.due.key == "overdue-10d"
     english = next_action(cadence, facts(), [], now)
     assert english.due is not None and english.due.key == "reminder-1d"
-    assert keys(english.skipped) == []  # overdue-10d, after it, once it is dealt with
-    taken = [StepRecord("reminder-1d", now)]
-    later = next_action(cadence, facts(), taken, now + timedelta(hours=1))
-    assert later.due is None
-    assert keys(later.skipped) == [("overdue-10d", "conditions not met")]
+    assert keys(english.skipped) == []
+    assert keys(english.after) == [("overdue-10d", "conditions not met")]
     on_hold = next_action(cadence, facts(locale="es_MX", status="hold"), [], now)
     assert on_hold.due is not None and on_hold.due.key == "reminder-1d"
 
@@ -565,6 +605,8 @@ def _shift(action: NextAction, days: int) -> NextAction:
         action.stopped,
         action.finished,
         move(action.handoff_at),
+        action.after,
+        move(action.superseded_at),
     )
 
 
@@ -643,9 +685,12 @@ def test_the_sequence_never_goes_back(
             assert action.finished and action.due is None and action.skipped == ()
         finished = action.finished
         dealt_with = [step for step, _ in action.skipped]
-        if action.due is not None:
+        if action.due is not None:  # queued, with the steps after it that do not apply
             dealt_with.append(action.due)
             assert action.due.key not in [step.key for step in dealt_with[:-1]]
+            dealt_with += [step for step, _ in action.after]
+        else:
+            assert action.after == ()
         last = max((index[r.key] for r in history), default=-1)
         for step in sorted(dealt_with, key=lambda s: index[s.key]):
             assert index[step.key] > last, f"{step.key} comes before {history[-1].key}"

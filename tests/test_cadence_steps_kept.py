@@ -104,3 +104,55 @@ def test_a_long_deferral_does_not_hold_back_the_next_step(
     queued = [(a.step_key, a.channel) for a in rows_of(engine, attempts)][earlier:]
     assert queued == [("overdue-3d", "email")]
     assert looks[-1] == datetime(2026, 11, 7, 13, 0, tzinfo=UTC)  # 08:00 in Boston
+
+
+def test_a_step_given_back_after_a_later_one_was_skipped_meanwhile_is_offered_again(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults
+) -> None:
+    # overdue-10d is queued at 20:59:59.5 in Boston on the 4th and deferred at sending to
+    # 08:00; at midnight overdue-21d (which needs $50) falls due and is recorded as
+    # skipped; at 08:00 the text is out of date, cancelled and given back. The skipped
+    # record after it goes too, so overdue-10d is written afresh and sent.
+    start = datetime(2026, 11, 5, 1, 59, 59, 500000, tzinfo=UTC)
+    world = world_of(engine, tmp_path, FixedClock(start), defaults)
+    world.load(row("A-1", balance="30.00"))
+    rows = simulate(engine, world.settings, start, 2)
+    assert [(r.day, r.local_time, r.step) for r in rows if r.outcome == "sent"] == [
+        ("2026-11-05", "08:00", "overdue-10d")
+    ]
+
+
+TWO_TEXTS_A_DAY_APART = """\
+description: two texts, the second a day after the first
+stop_when: [paid]
+steps:
+  - key: a
+    anchor: due_date+0d
+    channel: sms
+    template: overdue
+    tone: firm
+  - key: b
+    anchor: after_previous+1d
+    channel: sms
+    template: overdue
+    tone: firm
+"""
+
+
+def test_a_deferral_is_not_looked_at_again_for_a_step_that_cannot_fall_due_before_it(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    # b counts from a: it cannot supersede a, so a deferred by Massachusetts' cap (two
+    # texts a week) until the 8th is looked at again then, not every day.
+    schedules = tmp_path / "schedules"
+    schedules.mkdir()
+    (schedules / "standard.yaml").write_text(TWO_TEXTS_A_DAY_APART)
+    base = world_of(engine, tmp_path, clock, defaults)
+    settings = base.settings.model_copy(update={"schedules_dir": schedules})
+    world = World(engine, settings, base.clock, tmp_path, defaults)
+    ids = world.load(row("A-1", due_date="2026-11-03"))
+    texted(world, ids["A-1"], timedelta(days=1), timedelta(hours=2))
+    world.clock.set(datetime(2026, 11, 3, 13, 0, tzinfo=UTC))  # 08:00 in Boston
+    planner = world.planner()
+    assert dict(planner.tick().outcomes) == {"deferred": 1}
+    assert account(engine, ids["A-1"]).next_contact_at == datetime(2026, 11, 8, 13, tzinfo=UTC)

@@ -603,7 +603,8 @@ class Dispatcher:
             if attempt_id in ours:
                 report.outcomes[outcome] += 1
         store_decisions(connection, decisions)
-        give_back_steps(connection, withdrawn, now, self.worker)
+        if withdrawn:
+            give_back_steps(connection, withdrawn, now, self.worker, self._steps_of())
         _apply_changes(connection, changes, self.worker)
         # Committed with the batch before any request leaves: a crash from here on leaves
         # these as ``sending``, which housekeeping turns into ``unknown``. The lease runs
@@ -695,14 +696,24 @@ class Dispatcher:
     def _stops_for_promise(self, cadence: str) -> bool:
         """Whether ``cadence`` stops while a promise to pay is pending; yes for a cadence
         this process does not know (the safe side: a message held, not one too many)."""
+        known = self._known_cadences().get(cadence)
+        return known is None or "promise_pending" in known.stop_when
+
+    def _known_cadences(self) -> Mapping[str, Cadence]:
         if self._cadences is None:
             try:
                 self._cadences = load_cadences(self.settings.schedules_dir)
             except OutreachError as exc:
                 log.warning("dispatch: cadences not read (%s): promises hold every message", exc)
                 self._cadences = {}
-        known = self._cadences.get(cadence)
-        return known is None or "promise_pending" in known.stop_when
+        return self._cadences
+
+    def _steps_of(self) -> dict[str, list[str]]:
+        """Each cadence's step keys in order, for the steps given back."""
+        return {
+            name: [step.key for step in cadence.steps]
+            for name, cadence in self._known_cadences().items()
+        }
 
     def _decide(
         self,
@@ -997,7 +1008,8 @@ class Dispatcher:
                 changes.append(_failed(row, AttemptStatus.FAILED, now, error))
                 report.outcomes["failed"] += 1
                 _note_address(connection, row, error, now)
-        give_back_steps(connection, [o.attempt for o in outcomes if o.gives_back], now, self.worker)
+        if returned := [o.attempt for o in outcomes if o.gives_back]:
+            give_back_steps(connection, returned, now, self.worker, self._steps_of())
         _apply_changes(connection, changes, self.worker)
         for provider, why in refusing.items():
             if self._time_to_tell(provider):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, delete, exists, select, update
 from sqlalchemy.engine import Dialect
 
 from outreach import heap
@@ -32,7 +32,7 @@ from outreach.config import Settings
 from outreach.db import begin_redoable
 from outreach.inbox import HANDOFF
 from outreach.leases import StopFlag, claim_due_accounts
-from outreach.models import PromiseStatus
+from outreach.models import PromiseStatus, StepOutcome
 from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
@@ -277,6 +277,27 @@ _NEXT_CONTACT = BulkStatement(
 )
 
 
+# Skipped steps a plan recorded for an account that was asked to be looked at again while
+# it was being planned (a step given back lets go of the skips after it: one recorded from
+# the history read before would stand behind the step, and it would never be offered
+# again). Only for plans that queued nothing: a step queued supersedes one given back. The
+# next look, at once, records them again from what is stored then.
+_STALE_SKIPS = BulkStatement(
+    lambda _: delete(cadence_steps).where(
+        cadence_steps.c.account_id == bindparam("account_id"),
+        cadence_steps.c.outcome == StepOutcome.SKIPPED,
+        cadence_steps.c.at == bindparam("now", type_=cadence_steps.c.at.type),
+        # Run after the next contact times: an account marked due kept its own time,
+        # later than when it was claimed, instead of taking the plan's.
+        exists().where(
+            accounts.c.id == bindparam("account_id"),
+            accounts.c.next_contact_at > bindparam("claimed_at", type_=_WHEN),
+            accounts.c.next_contact_at.is_distinct_from(bindparam("next_at", type_=_WHEN)),
+        ),
+    )
+)
+
+
 # The accounts whose cadence handed them to the agents, once: the hand-off is pending, and
 # flagged for the agents unless a flag is on already (every other flag is more serious: the
 # hand-off's follows when it is cleared, ``inbox.clear_flag``).
@@ -329,6 +350,21 @@ def plan_writes(
                 {"account_id": row.id, "now": now}
                 for row, plan in sorted(zip(rows, plans, strict=True), key=_by_account_id)
                 if plan.handoff_at is not None
+            ],
+        ),
+        # After the next contact times, which lock the accounts: a step given back
+        # meanwhile has marked its account due by then, or waits for this commit.
+        _STALE_SKIPS.prepare(
+            dialect,
+            [
+                {
+                    "account_id": row.id,
+                    "now": now,
+                    "claimed_at": row.next_contact_at,
+                    "next_at": plan.next_contact_at,
+                }
+                for row, plan in zip(rows, plans, strict=True)
+                if plan.attempt is None and plan.steps
             ],
         ),
     ]

@@ -14,7 +14,7 @@ step itself, stored with its reasons.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,12 +31,17 @@ def returnable(row: Any) -> bool:
 
 
 def give_back_steps(
-    connection: Connection, rows: Sequence[Any], now: datetime, worker: str
+    connection: Connection,
+    rows: Sequence[Any],
+    now: datetime,
+    worker: str,
+    steps_of: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """The cadence steps of these attempts, which ``worker`` is cancelling in this
     transaction, are offered again. Called before the cancellation is written: only the
     attempts ``worker`` still holds are cancelled by it (another daemon may have taken one
-    whose lease ran out, and decided otherwise)."""
+    whose lease ran out, and decided otherwise). ``steps_of``: each cadence's step keys in
+    order, where known (see ``_unrecord_after``)."""
     rows = [row for row in rows if returnable(row)]
     if not rows:
         return
@@ -61,7 +66,11 @@ def give_back_steps(
             for row in rows
         ],
     )  # fmt: skip
-    _unrecord_after(connection, rows)
+    # The accounts first: a planner writing a plan for one of them meanwhile has written it
+    # all (its skipped steps seen and let go below) or waits, and then sees the account
+    # due (``planner``'s clean-up of stale skips).
+    lock_accounts(connection, sorted({row.account_id for row in rows}))
+    _unrecord_after(connection, rows, steps_of or {})
     connection.execute(
         delete(cadence_steps).where(
             cadence_steps.c.account_id == bindparam("account"),
@@ -73,13 +82,23 @@ def give_back_steps(
     due_now(connection, {row.account_id for row in rows}, now)
 
 
-def _unrecord_after(connection: Connection, rows: Sequence[Any]) -> None:
+def _unrecord_after(
+    connection: Connection, rows: Sequence[Any], steps_of: Mapping[str, Sequence[str]]
+) -> None:
     """The steps recorded as skipped after each step given back (those after it that did
     not apply, recorded with it or at a look while its message waited) are let go too:
     the cadence only offers steps after the last one recorded, so the step would
     otherwise be lost behind them. They are recorded again once it is dealt with. Not
-    when a later step was queued meanwhile: that one supersedes it."""
+    when a later step was queued meanwhile: that one supersedes it. Where the account's
+    cadence is known, only its steps after the one given back go, and none if that step
+    is not one of its own (the account moved to another cadence: its records stand)."""
     for row in rows:
+        cadence = connection.execute(
+            select(accounts.c.cadence).where(accounts.c.id == row.account_id)
+        ).scalar()
+        keys = steps_of.get(str(cadence))
+        if keys is not None and row.step_key not in keys:
+            continue
         recorded = connection.execute(
             select(cadence_steps.c.id, cadence_steps.c.step_key, cadence_steps.c.outcome)
             .where(cadence_steps.c.account_id == row.account_id)
@@ -98,6 +117,9 @@ def _unrecord_after(connection: Connection, rows: Sequence[Any]) -> None:
         later = [r for r in recorded if r.id > given]
         if any(r.outcome == StepOutcome.QUEUED for r in later):
             continue
+        if keys is not None:
+            after = set(keys[keys.index(row.step_key) + 1 :])
+            later = [r for r in later if r.step_key in after]
         if later:
             connection.execute(
                 delete(cadence_steps).where(cadence_steps.c.id.in_([r.id for r in later]))

@@ -284,7 +284,9 @@ class CopiedHistory:
     the real history, not the forecast's."""
 
     sent: frozenset[int] = frozenset()  # attempt ids
-    skipped: frozenset[int] = frozenset()  # cadence step ids
+    # Cadence step rows as (id, step, at): a row the forecast deletes (a step given back
+    # lets go of those after it) may have its id handed out again to one it records.
+    skipped: frozenset[tuple[int, str, datetime]] = frozenset()
 
 
 def _copied_history(engine: Engine, start: datetime, end: datetime) -> CopiedHistory:
@@ -292,8 +294,12 @@ def _copied_history(engine: Engine, start: datetime, end: datetime) -> CopiedHis
         sent = connection.execute(
             select(attempts.c.id).where(attempts.c.sent_at >= start, attempts.c.sent_at < end)
         ).scalars()
-        skipped = connection.execute(select(cadence_steps.c.id).where(*_skipped(start, end)))
-        return CopiedHistory(frozenset(sent), frozenset(skipped.scalars()))
+        skipped = connection.execute(
+            select(cadence_steps.c.id, cadence_steps.c.step_key, cadence_steps.c.at).where(
+                *_skipped(start, end)
+            )
+        )
+        return CopiedHistory(frozenset(sent), frozenset(tuple(step) for step in skipped))
 
 
 def _skipped(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -348,7 +354,7 @@ def forecast(
         # Steps dropped (expired, missed, conditions not met, blocked on every channel).
         dropped = select(cadence_steps).where(*_skipped(start, end)).order_by(cadence_steps.c.id)
         for step in connection.execute(dropped):
-            if step.account_id not in zones or step.id in copied.skipped:
+            if step.account_id not in zones or (step.id, step.step_key, step.at) in copied.skipped:
                 continue
             reference, zone = zones[step.account_id]
             rows.append(_row(step.at, zone, reference, step.step_key, "", "skipped",

@@ -191,7 +191,13 @@ def test_the_dispatchers_updates_match(two_databases: tuple[Engine, Engine]) -> 
                 update(attempts).where(attempts.c.id == 3).values(status="delivered")
             )
     marks = [
-        {"attempt_id": i, "placed": NOW, "lease_end": NOW + timedelta(minutes=i), "now": NOW}
+        {
+            "attempt_id": i,
+            "placed": NOW,
+            "lease_end": NOW + timedelta(minutes=i),
+            "now": NOW,
+            "asked": "outbox",
+        }
         for i in (1, 2)
     ]
     _write_both(two_databases, _MARK_SENDING.build, marks)

@@ -4,18 +4,24 @@ falls due even while a deferral waits."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, select, update
 
 from outreach import agent_actions
+from outreach import planner as planner_module
+from outreach.cadence import load_cadences
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts
 from outreach.importing.account_rows import ImportDefaults
+from outreach.returned_steps import give_back_steps
 from outreach.simulate import simulate
 from outreach.store import cadence_steps
-from tests.conftest import NOW
+from tests.conftest import NOW, REPO
 from tests.test_import_accounts import row
 from tests.test_planner import World, account, add_row, rows_of, set_account, texted
 from tests.test_simulate import world_of
@@ -156,3 +162,123 @@ def test_a_deferral_is_not_looked_at_again_for_a_step_that_cannot_fall_due_befor
     planner = world.planner()
     assert dict(planner.tick().outcomes) == {"deferred": 1}
     assert account(engine, ids["A-1"]).next_contact_at == datetime(2026, 11, 8, 13, tzinfo=UTC)
+
+
+def _give_back(
+    engine: Engine, step_key: str, now: datetime, steps_of: dict[str, list[str]] | None = None
+) -> None:
+    """What the dispatcher does when it cancels the step's message before it leaves."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.step_key == step_key)
+            .values(acquired_by="dispatcher", acquired_until=now + timedelta(minutes=5))
+        )
+        [attempt] = connection.execute(select(attempts).where(attempts.c.step_key == step_key))
+        give_back_steps(connection, [attempt], now, "dispatcher", steps_of)
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.id == attempt.id)
+            .values(status="cancelled", acquired_by=None, acquired_until=None)
+        )
+
+
+def test_a_step_given_back_while_a_planner_records_a_later_skip_is_offered_again(
+    engine: Engine,
+    tmp_path: Path,
+    clock: FixedClock,
+    defaults: ImportDefaults,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # overdue-10d is queued on the 2nd and its message still waits at Boston's midnight
+    # on the 5th, when the planner looks (overdue-21d, which needs $50, falls due). While
+    # that plan is made, from overdue-10d still queued, the dispatcher cancels the message
+    # and gives its step back: the plan's skip of overdue-21d must not stand behind it.
+    world = world_of(engine, tmp_path, clock, defaults)
+    ids = world.load(row("A-1", balance="30.00"))
+    planner = world.planner()
+    assert dict(planner.tick().outcomes) == {"queued": 1}
+    midnight = datetime(2026, 11, 5, 5, 0, tzinfo=UTC)
+    world.clock.set(midnight)
+    plan_accounts = planner_module.plan_accounts
+
+    def meanwhile(*args: Any) -> Any:
+        plans = plan_accounts(*args)
+        _give_back(engine, "overdue-10d", midnight + timedelta(seconds=1))
+        return plans
+
+    monkeypatch.setattr(planner_module, "plan_accounts", meanwhile)
+    assert dict(planner.tick().outcomes) == {"idle": 1}
+    monkeypatch.setattr(planner_module, "plan_accounts", plan_accounts)
+    assert [s.step_key for s in rows_of(engine, cadence_steps)][-1] == "overdue-3d"
+    world.clock.set(account(engine, ids["A-1"]).next_contact_at)
+    assert dict(planner.tick().outcomes) == {"deferred": 1}  # overdue-10d, until 08:00
+    world.clock.set(account(engine, ids["A-1"]).next_contact_at)
+    assert dict(planner.tick().outcomes) == {"queued": 1}
+    queued = [a.step_key for a in rows_of(engine, attempts, attempts.c.status == "queued")]
+    assert queued == ["overdue-10d"]
+
+
+def test_a_forecast_from_the_past_lists_the_skip_it_records_afresh(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults
+) -> None:
+    # The daemon queued overdue-10d at 20:59:59.5 in Boston and recorded overdue-21d as
+    # skipped with it. From that instant the forecast defers the text to 08:00, cancels it
+    # there (out of date) and gives its step back, letting go of the skip; it then sends
+    # overdue-10d and records overdue-21d again, under an id the copy had used.
+    start = datetime(2026, 11, 6, 1, 59, 59, 500000, tzinfo=UTC)
+    world = world_of(engine, tmp_path, FixedClock(start), defaults)
+    world.load(row("A-1", balance="30.00"))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    got = [
+        (r.day, r.local_time, r.step, r.outcome) for r in simulate(engine, world.settings, start, 2)
+    ]
+    assert ("2026-11-06", "08:00", "overdue-10d", "sent") in got
+    assert ("2026-11-06", "08:00", "overdue-21d", "skipped") in got
+
+
+LATE = """\
+description: a later cadence, keys of its own
+stop_when: [paid]
+steps:
+  - key: late-1
+    anchor: due_date+10d
+    channel: sms
+    template: overdue
+    tone: firm
+    when:
+      min_balance: "50.00"
+  - key: late-2
+    anchor: after_previous+3d
+    channel: sms
+    template: overdue
+    tone: firm
+"""
+
+
+def test_a_step_of_a_cadence_left_given_back_keeps_the_new_cadences_records(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    # overdue-10d (standard) is queued on the 2nd; the account then moves to "late",
+    # whose late-1 (needs $50) is skipped on the 2nd, so late-2 falls due on the 5th. On
+    # the 4th the old cadence's message is cancelled and its step given back.
+    schedules = tmp_path / "schedules"
+    schedules.mkdir()
+    shutil.copy(REPO / "schedules" / "standard.yaml", schedules)
+    (schedules / "late.yaml").write_text(LATE)
+    base = world_of(engine, tmp_path, clock, defaults)
+    settings = base.settings.model_copy(update={"schedules_dir": schedules})
+    world = World(engine, settings, base.clock, tmp_path, defaults)
+    ids = world.load(row("A-1", balance="30.00"))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    set_account(engine, ids["A-1"], cadence="late", next_contact_at=clock.now())
+    assert dict(world.planner().tick().outcomes) == {"idle": 1}
+    late_2_at = account(engine, ids["A-1"]).next_contact_at
+    assert late_2_at == clock.now() + timedelta(days=3)
+    steps_of = {name: [s.key for s in c.steps] for name, c in load_cadences(schedules).items()}
+    fourth = clock.now() + timedelta(days=2)
+    _give_back(engine, "overdue-10d", fourth, steps_of)
+    world.clock.set(fourth)
+    world.planner().tick()
+    recorded = [(s.step_key, s.outcome, s.at) for s in rows_of(engine, cadence_steps)]
+    assert account(engine, ids["A-1"]).next_contact_at == late_2_at, recorded

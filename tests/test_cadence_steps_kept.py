@@ -4,7 +4,6 @@ falls due even while a deferral waits."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +127,23 @@ def test_a_step_given_back_after_a_later_one_was_skipped_meanwhile_is_offered_ag
     ]
 
 
+def _world_with_cadences(
+    engine: Engine,
+    tmp_path: Path,
+    clock: FixedClock,
+    defaults: ImportDefaults,
+    files: dict[str, str],
+) -> World:
+    """A world whose schedules/ holds ``files`` (name: YAML) and nothing else."""
+    schedules = tmp_path / "schedules"
+    schedules.mkdir()
+    for name, text in files.items():
+        (schedules / name).write_text(text)
+    base = world_of(engine, tmp_path, clock, defaults)
+    settings = base.settings.model_copy(update={"schedules_dir": schedules})
+    return World(engine, settings, base.clock, tmp_path, defaults)
+
+
 TWO_TEXTS_A_DAY_APART = """\
 description: two texts, the second a day after the first
 stop_when: [paid]
@@ -150,12 +166,9 @@ def test_a_deferral_is_not_looked_at_again_for_a_step_that_cannot_fall_due_befor
 ) -> None:
     # b counts from a: it cannot supersede a, so a deferred by Massachusetts' cap (two
     # texts a week) until the 8th is looked at again then, not every day.
-    schedules = tmp_path / "schedules"
-    schedules.mkdir()
-    (schedules / "standard.yaml").write_text(TWO_TEXTS_A_DAY_APART)
-    base = world_of(engine, tmp_path, clock, defaults)
-    settings = base.settings.model_copy(update={"schedules_dir": schedules})
-    world = World(engine, settings, base.clock, tmp_path, defaults)
+    world = _world_with_cadences(
+        engine, tmp_path, clock, defaults, {"standard.yaml": TWO_TEXTS_A_DAY_APART}
+    )
     ids = world.load(row("A-1", due_date="2026-11-03"))
     texted(world, ids["A-1"], timedelta(days=1), timedelta(hours=2))
     world.clock.set(datetime(2026, 11, 3, 13, 0, tzinfo=UTC))  # 08:00 in Boston
@@ -262,13 +275,11 @@ def test_a_step_of_a_cadence_left_given_back_keeps_the_new_cadences_records(
     # overdue-10d (standard) is queued on the 2nd; the account then moves to "late",
     # whose late-1 (needs $50) is skipped on the 2nd, so late-2 falls due on the 5th. On
     # the 4th the old cadence's message is cancelled and its step given back.
-    schedules = tmp_path / "schedules"
-    schedules.mkdir()
-    shutil.copy(REPO / "schedules" / "standard.yaml", schedules)
-    (schedules / "late.yaml").write_text(LATE)
-    base = world_of(engine, tmp_path, clock, defaults)
-    settings = base.settings.model_copy(update={"schedules_dir": schedules})
-    world = World(engine, settings, base.clock, tmp_path, defaults)
+    standard = (REPO / "schedules" / "standard.yaml").read_text()
+    world = _world_with_cadences(
+        engine, tmp_path, clock, defaults, {"standard.yaml": standard, "late.yaml": LATE}
+    )
+    schedules = world.settings.schedules_dir
     ids = world.load(row("A-1", balance="30.00"))
     assert dict(world.planner().tick().outcomes) == {"queued": 1}
     set_account(engine, ids["A-1"], cadence="late", next_contact_at=clock.now())

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from outreach.errors import NotFoundError, OutreachError
 from outreach.models import Role, User
-from outreach.store import table_of
+from outreach.store import hold_writes, table_of
 
 users = table_of(User)
 MIN_PASSWORD_LENGTH = 12
@@ -137,6 +137,7 @@ def set_password(connection: Connection, username: str, password: str) -> None:
 def set_active(connection: Connection, username: str, active: bool) -> None:
     """Disable or enable the user; either way their open sessions end (enabling a user
     does not bring back the sessions that disabling ended)."""
+    hold_writes(connection)  # before the read: see ``_keep_an_admin``
     user = user_by_name(connection, username)
     if not active:
         _keep_an_admin(connection, user, "disabled")
@@ -145,6 +146,7 @@ def set_active(connection: Connection, username: str, active: bool) -> None:
 
 def set_role(connection: Connection, username: str, role: Role) -> None:
     """Another role; the user's open sessions end."""
+    hold_writes(connection)
     user = user_by_name(connection, username)
     if role is not Role.ADMIN:
         _keep_an_admin(connection, user, f"made {role.value}")
@@ -159,7 +161,8 @@ def _keep_an_admin(connection: Connection, user: UserRecord, change: str) -> Non
     # The active admins' rows are locked (in id order: no deadlock) until this change
     # commits: on PostgreSQL two admins taking each other away at once would each count
     # the other and leave none. The second waits and counts again what committed. On
-    # SQLite the clause is left out; its one writer already serializes changes.
+    # SQLite the clause is left out: the callers took the one writer's lock before they
+    # read (``hold_writes``), so the second waits for the first to commit, then reads.
     admins = connection.execute(
         select(users.c.id)
         .where(users.c.role == Role.ADMIN.value, users.c.active.is_(True))

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from outreach.errors import NotFoundError
 from outreach.models import Role
+from outreach.store import hold_writes
 from outreach.users import (
     UserError,
     create_user,
@@ -135,6 +136,9 @@ def _change(
     now: datetime = request.app.state.clock.now()
     try:
         with engine_of(request).begin() as connection:
+            # SQLite: the writer's lock before the first read, so that a change made by
+            # another admin meanwhile is waited for and read, not refused as "locked".
+            hold_writes(connection)
             done = act(connection, now)
     except NotFoundError as exc:
         return _page(request, session, [("error", str(exc))], 404, typed)

@@ -78,7 +78,23 @@ def unmatched_handled(
 # Each action's route ends in its own word, so a reference is what comes before it.
 @router.get("/inbox/accounts/{reference:path}", response_class=HTMLResponse)
 def account(request: Request, session: Agent, reference: str) -> Response:
-    return account_page(request, session, from_segment(reference), notices=notice_from(request))
+    name = from_segment(reference)
+    if name.endswith("/") and not _exists(request, name):
+        # "/inbox/accounts/R-1/", typed or pasted with a trailing slash: R-1's page, unless
+        # a reference really ends in "/" (its link writes it as %2F, read here alike).
+        bare = name.rstrip("/")
+        if bare and _exists(request, bare):
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"/inbox/accounts/{path_segment(bare)}{query}", 308)
+    return account_page(request, session, name, notices=notice_from(request))
+
+
+def _exists(request: Request, reference: str) -> bool:
+    with engine_of(request).connect() as connection:
+        found = connection.execute(
+            select(accounts.c.id).where(accounts.c.reference == reference)
+        ).first()
+    return found is not None
 
 
 @router.post("/inbox/accounts/{reference:path}/handled")

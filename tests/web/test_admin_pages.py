@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from outreach.models import Role
-from outreach.users import list_users, users
+from outreach.users import list_users, set_role, users
 from tests.web.conftest import Server
 from tests.web.ui_support import add_user, browser_path, page_token, sign_in
 
@@ -118,6 +119,31 @@ def test_the_last_admin_stays_and_an_admin_does_not_disable_themselves(
         token = page_token(boss, "/admin/users")
         last = boss.post("/admin/users/boss/role", data={"csrf_token": token, "role": "viewer"})
         assert last.status_code == 400
+
+
+def test_an_admin_stepping_down_while_the_other_admin_is_demoted_waits_and_is_refused(
+    server: Server, admin: httpx.Client, engine: Engine
+) -> None:
+    """The change waits for the one in progress (the CLI's, say) and reads what it did:
+    on SQLite too, where it would otherwise fail as "database is locked"."""
+    add_user(engine, "boss", Role.ADMIN)
+    token = page_token(admin, "/admin/users")
+    holding, done = threading.Event(), threading.Event()
+
+    def demote_boss() -> None:
+        with engine.begin() as connection:
+            set_role(connection, "boss", Role.AGENT)
+            holding.set()
+            done.wait(timeout=0.5)  # the web request comes in meanwhile
+
+    other = threading.Thread(target=demote_boss)
+    other.start()
+    assert holding.wait(timeout=30)
+    stepped = admin.post("/admin/users/root/role", data={"csrf_token": token, "role": "agent"})
+    done.set()
+    other.join(timeout=30)
+    assert stepped.status_code == 400 and "root is the only active admin" in stepped.text
+    assert people(engine) == {"root": ("admin", True), "boss": ("agent", True)}
 
 
 def test_users_named_with_dots_only_are_managed_from_the_users_page(

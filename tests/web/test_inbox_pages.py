@@ -651,3 +651,17 @@ def test_other_roles_may_not_use_the_inbox(server: Server, engine: Engine, role:
         assert client.post("/inbox/accounts/R-1/pause", data=pause).status_code == 403
     with httpx.Client(base_url=server.base) as stranger:
         assert stranger.get("/inbox/accounts/R-1").status_code == 303
+
+
+def test_an_account_address_typed_with_a_trailing_slash_opens_the_account(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine, "R-1")
+    moved = agent.get("/inbox/accounts/R-1/")
+    assert moved.status_code == 308 and moved.headers["location"] == "/inbox/accounts/R-1"
+    assert "<h1>R-1: " in agent.get(moved.headers["location"]).text
+    # A reference that really ends in "/" is that account's, however it is written.
+    add_account(engine, "R-2/", phone=None, email=None)
+    for path in ("/inbox/accounts/R-2/", "/inbox/accounts/R-2%2F"):
+        assert "<h1>R-2/: " in agent.get(path).text
+    assert agent.get("/inbox/accounts/R-3/").status_code == 404

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
+    # The reverse proxies whose X-Forwarded-For and -Proto uvicorn trusts (its own syntax).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @field_validator("database_url")
     @classmethod
@@ -433,6 +435,10 @@ def mask_url(url: str) -> str:
         parsed = make_url(url)
     except Exception:  # an unparsable URL: print nothing that might be a secret
         return "(unparsable URL)"
+    if parsed.host and "@" in parsed.host:
+        # An "@" of the password left unencoded: the URL parser takes the password's end
+        # for the host's start. All of it up to the last "@" is hidden.
+        parsed = parsed.set(password="***", host=parsed.host.rsplit("@", 1)[1])  # noqa: S106
     hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
     if hidden:
         parsed = parsed.update_query_dict(hidden)
@@ -458,4 +464,6 @@ def database_url_problem(url: str) -> str | None:
             "it cannot be read as a database URL (is the port a number? are the password's "
             "special characters percent-encoded?)"
         )
+    if parsed.host and "@" in parsed.host:
+        return "it has more than one '@': percent-encode an '@' in the user name or password as %40"
     return None

@@ -332,6 +332,7 @@ class Daemon:
             create_app(self.settings, self.engine, clock=self.clock, http_client=self.client),
             host=self.options.host,
             port=self.options.port,
+            forwarded_allow_ips=self.settings.forwarded_allow_ips,
             log_level="warning",
             lifespan="on",
         )
@@ -355,7 +356,13 @@ class _Server(uvicorn.Server):
 def serve_web(settings: Settings, engine: Engine, host: str, port: int) -> None:
     """``outreach web``: the web app alone; SIGTERM and SIGINT stop it, and it exits 0."""
     sockets = [listening_socket(host, port)]
-    config = uvicorn.Config(create_app(settings, engine), host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        create_app(settings, engine),
+        host=host,
+        port=port,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level="info",
+    )
     event_loop.run(_WebAlone(config).serve(sockets))
 
 

@@ -60,6 +60,8 @@ def test_commands_refuse_an_uninitialized_database(env: dict[str, str], tmp_path
     result = outreach("accounts", "show", "X", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "run 'outreach init'" in result.stderr
+    assert "there is no database at" in result.stderr
+    assert not (tmp_path / "fresh.db").exists()  # nothing left behind to be mistaken for one
 
 
 def test_payments_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
@@ -118,6 +120,8 @@ def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
         ("postgresql+psycopg2://u:hunter2@h/db", "unsupported database URL scheme"),
         ("postgresql+psycopg://u:hunter2@h:abc/db", "it cannot be read as a database URL"),
         ("postgresql+psycopg://u:hunter2@h:5432:1/db", "it cannot be read as a database URL"),
+        # The password "hunter2@pw" with its "@" unencoded.
+        ("postgresql+psycopg://u:hunter2@pw@h:5432/db", "it has more than one '@'"),
     ],
 )
 def test_a_database_url_outreach_cannot_use_is_one_clear_error(

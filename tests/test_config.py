@@ -101,6 +101,11 @@ def test_mask_url_hides_password() -> None:
     assert "app:***@db:5432/outreach" in masked
 
 
+def test_mask_url_hides_all_of_a_password_whose_at_sign_is_not_encoded() -> None:
+    masked = mask_url("postgresql+psycopg://outreach:p@ssw0rd@db.example.internal:5432/x")
+    assert masked == "postgresql+psycopg://outreach:***@db.example.internal:5432/x"
+
+
 def test_mask_url_hides_passwords_in_the_query() -> None:
     masked = mask_url("postgresql+psycopg://u@db/x?password=hunter2&sslmode=require")
     assert "hunter2" not in masked

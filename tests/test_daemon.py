@@ -453,3 +453,30 @@ def test_the_web_app_alone_stops_on_a_signal_and_exits_0(
     wait_until(healthy, "GET /healthz")
     assert web.stop(signum) == 0, web.log
     assert "Traceback" not in web.log
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_proxies_to_trust_are_read_from_the_env_file_too(
+    engine: Engine, daemon_env: dict[str, str], tmp_path: Path, running: list[Running]
+) -> None:
+    """FORWARDED_ALLOW_IPS in ``.env``, like every setting: a client's X-Forwarded-For is
+    taken only from the proxy named there, and this request comes from another."""
+    port = free_port()
+    (tmp_path / ".env").write_text("FORWARDED_ALLOW_IPS=10.9.9.9\n")
+    env = {k: v for k, v in daemon_env.items() if k != "FORWARDED_ALLOW_IPS"}
+    web = Running(["web", "--port", str(port)], env, tmp_path)
+    running.append(web)
+
+    def answered() -> bool:
+        web.logged("")  # fails at once if it died
+        try:
+            forged = {"X-Forwarded-For": "203.0.113.7"}
+            url = f"http://127.0.0.1:{port}/healthz"
+            return httpx.get(url, headers=forged, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(answered, "GET /healthz")
+    wait_until(lambda: web.logged("/healthz"), "the access log's line")
+    assert "127.0.0.1:" in web.log and "203.0.113.7" not in web.log
+    assert web.stop(signal.SIGTERM) == 0, web.log

@@ -331,8 +331,8 @@ def test_the_cli_prints_the_days_and_writes_the_csv(
     assert "Traceback" not in no_folder.stderr + bad_day.stderr
     nothing = outreach("simulate", "--from", "2026-11-02", "--accounts", "NOPE*",
                        env=env, cwd=tmp_path)  # fmt: skip
-    assert nothing.returncode == 0
-    assert "No account's reference matches 'NOPE*': nothing to forecast." in nothing.stdout
+    assert nothing.returncode == 2
+    assert "no account's reference matches 'NOPE*': nothing to forecast" in nothing.stderr
 
 
 def test_an_account_without_a_zone_of_its_own_is_shown_in_its_states(

@@ -217,8 +217,8 @@ def simulate(
         # Said before the forecast runs, not after.
         raise OutreachError(f"--csv {csv_path}: the folder {csv_path.parent} does not exist")
     if accounts and not _any_account(context, accounts):
-        out.print(f"No account's reference matches {accounts!r}: nothing to forecast.")
-        return
+        # Nothing was done (exit 2), so that a script does not take it for a quiet forecast.
+        raise OutreachError(f"no account's reference matches {accounts!r}: nothing to forecast")
     rows = run_simulation(context.engine, context.settings, first, days, accounts)
     per_day: dict[str, Counter[str]] = {}
     for row in rows:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from outreach.cadence import cadence_names
 from outreach.clock import Clock
@@ -51,11 +53,34 @@ def context_of(ctx: typer.Context) -> Context:
 
 
 def ensure_schema(context: Context) -> None:
+    missing = _missing_sqlite_file(context.settings.database_url)
+    if missing is not None:
+        # Refused before connecting, which would leave an empty file behind.
+        raise ConfigError(
+            f"there is no database at {missing}: run 'outreach init' to create it, or set "
+            "DATABASE_URL to the one you use"
+        )
     if current_revision(context.engine) != head_revision():
         raise ConfigError(
             f"the database at {mask_url(context.settings.database_url)} is not initialized "
             "or is out of date: run 'outreach init'"
         )
+
+
+def _missing_sqlite_file(database_url: str) -> str | None:
+    """The path of a SQLite database file that does not exist, or None."""
+    if not database_url.startswith("sqlite"):
+        return None
+    try:
+        url = make_url(database_url)
+    except ValueError:  # said by make_engine, with the remedy
+        return None
+    if url.query.get("uri"):
+        return None
+    if not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).expanduser()
+    return None if path.exists() else str(path)
 
 
 def with_database(ctx: typer.Context) -> Context:

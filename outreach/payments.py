@@ -4,21 +4,36 @@ account for outreach and keeps its pending promises to pay."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from outreach import store
 from outreach.clock import Clock
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import (
     FieldError,
+    format_minor,
     parse_amount,
     parse_currency,
     parse_date,
@@ -32,7 +47,20 @@ from outreach.promise_days import debtor_today, made_on
 from outreach.store import lock_accounts, unindexed
 
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
-PAYMENT_COLUMNS = PAYMENT_REQUIRED | {"currency", "paid_on", "payment_id", "row", "errors"}
+# ``row_key``: written by a rejects file for each row without a payment_id (see _identify).
+ROW_KEY = "row_key"
+PAYMENT_COLUMNS = PAYMENT_REQUIRED | {"currency", "paid_on", "payment_id", ROW_KEY, "row", "errors"}
+_READ_COLUMNS = ("reference", "amount", "currency", "paid_on", "payment_id", ROW_KEY)
+
+# How many rows of each content this import has seen so far (see _identify); a temporary
+# table lives and dies with the connection, so memory stays flat whatever the file's size.
+_OCCURRENCES = Table(
+    "payment_import_occurrence",
+    MetaData(),
+    Column("digest", String(64), primary_key=True),
+    Column("seen", Integer(), nullable=False),
+    prefixes=["TEMPORARY"],
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,8 @@ class PaymentRecord:
     paid_on: date | None  # None: the debtor's today when it is recorded
     external_id: str | None
     dedupe_key: str
+    # Where the key came from, for a conflict's message: payment_id, row_key or the row.
+    key_column: str = "payment_id"
 
 
 @dataclass
@@ -70,7 +100,8 @@ def record_payment(
     """Record one payment; returns (recorded, balance after, account status).
 
     Without ``payment_id`` each call is a new payment; with one, recording it again does
-    nothing (the answer then says ``recorded=False``).
+    nothing (the answer then says ``recorded=False``), and recording it again with another
+    amount or date is refused.
     """
     with engine.connect() as connection:
         account = _accounts(connection, [reference]).get(reference)
@@ -108,33 +139,32 @@ def import_payments(
 
     A row with a ``payment_id`` is identified by it. A row without one is identified by its
     content and by how many identical rows came before it in the file, so two equal payments
-    on one day both count, and a second import of the file adds neither.
+    on one day both count, and a second import of the file adds neither. A rejected row
+    without a ``payment_id`` goes to the rejects file with that identity as its ``row_key``,
+    so the row corrected there is recorded once, as the row it corrects.
     """
     summary = PaymentSummary()
-    occurrences: Counter[bytes] = Counter()
     with open_rows(path, file_format, required=PAYMENT_REQUIRED, known=PAYMENT_COLUMNS) as rows:
-        rejects = RejectsWriter(rejects_path, file_format, rows.columns) if rejects_path else None
-
+        # As for balances: in a ';' file a comma may be a decimal mark (12,50) as well as a
+        # thousands separator (12,500).
+        grouping = rows.delimiter != ";"
+        columns = rows.columns if ROW_KEY in rows.columns else [*rows.columns, ROW_KEY]
+        rejects = RejectsWriter(rejects_path, file_format, columns) if rejects_path else None
         rejections = Rejections(rejects, on_problem)
-        reject = rejections.reject
-
         try:
             with engine.connect() as connection:
-                batch: list[tuple[RawRow, PaymentRecord]] = []
+                _OCCURRENCES.create(connection, checkfirst=True)
+                connection.execute(delete(_OCCURRENCES))
+                batch: list[RawRow] = []
                 for raw in rows:
                     summary.rows_read += 1
-                    if raw.error is not None:
-                        reject(raw, [raw.error])
-                        continue
-                    try:
-                        record = _parse_payment(raw, occurrences)
-                    except FieldError as exc:
-                        reject(raw, [str(exc)])
-                        continue
-                    batch.append((raw, record))
+                    batch.append(raw)
                     if len(batch) >= batch_size:
-                        _land(connection, batch, clock.now(), str(path), summary, reject)
-                _land(connection, batch, clock.now(), str(path), summary, reject)
+                        _land(connection, batch, clock.now(), str(path), grouping, summary,
+                              rejections)  # fmt: skip
+                _land(connection, batch, clock.now(), str(path), grouping, summary, rejections)
+                _OCCURRENCES.drop(connection, checkfirst=True)
+                connection.commit()
         finally:
             if rejects is not None:
                 rejects.close()
@@ -144,27 +174,115 @@ def import_payments(
 
 def _land(
     connection: Connection,
-    batch: list[tuple[RawRow, PaymentRecord]],
+    batch: list[RawRow],
     now: datetime,
     source: str,
+    grouping: bool,
     summary: PaymentSummary,
-    reject: Any,
+    rejections: Rejections,
 ) -> None:
-    raws = {record.row: raw for raw, record in batch}
-    _apply(
-        connection,
-        [record for _, record in batch],
-        now,
-        source,
-        summary,
-        lambda record, message: reject(raws[record.row], [message]),
-    )
+    """Identify, check and record one batch of rows; the rejected ones are reported in the
+    order of the file, each row without a payment_id with its ``row_key``."""
+    if not batch:
+        return
+    digests = [_identify(raw) for raw in batch]
+    occurrences = _count(connection, digests)
+    rejected: list[tuple[RawRow, str]] = []
+    records: list[PaymentRecord] = []
+    raws: dict[int, RawRow] = {}
+    for raw, digest, occurrence in zip(batch, digests, occurrences, strict=True):
+        row_key = _row_key(digest, occurrence) if digest is not None else None
+        if row_key is not None:
+            raw = replace(raw, values={**raw.values, ROW_KEY: row_key})
+        if raw.error is not None:
+            rejected.append((raw, raw.error))
+            continue
+        try:
+            record = _parse_payment(raw, row_key)
+        except FieldError as exc:
+            rejected.append((raw, str(exc)))
+            continue
+        records.append(record)
+        raws[record.row] = raw
+    _apply(connection, records, now, source, summary,
+           lambda record, message: rejected.append((raws[record.row], message)),
+           grouping=grouping)  # fmt: skip
     connection.commit()
+    for raw, message in sorted(rejected, key=lambda pair: pair[0].number):
+        rejections.reject(raw, [message])
     batch.clear()
 
 
-def _parse_payment(raw: RawRow, occurrences: Counter[bytes]) -> PaymentRecord:
+def _identify(raw: RawRow) -> bytes | None:
+    """The digest of a row without a payment_id or row_key: its cells as written (an empty
+    ``paid_on`` stays empty, so the same file imported on another day gives the same key)."""
     values = raw.values
+    if _ROW_KEY.fullmatch(text_of(values.get(ROW_KEY))):
+        return None  # a row from a rejects file keeps its identity
+    if raw.error is not None:
+        # A row that could not be read has a key too, for its corrected version; never
+        # the key of a readable row.
+        written = json.dumps(values, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(f"unreadable\x1f{written}".encode("utf-8", "replace")).digest()
+    if text_of(values.get("payment_id")) or text_of(values.get(ROW_KEY)):
+        return None
+    reference = text_of(values.get("reference"))
+    amount = text_of(values.get("amount"))
+    currency = text_of(values.get("currency")).upper() or None
+    paid_on = text_of(values.get("paid_on"))
+    content = f"{reference}\x1f{amount}\x1f{currency}\x1f{paid_on}"
+    return hashlib.sha256(content.encode("utf-8", "replace")).digest()
+
+
+def _row_key(digest: bytes, occurrence: int) -> str:
+    """A row's identity: its digest and how many rows with the same came before it."""
+    return hashlib.sha256(digest + str(occurrence).encode()).hexdigest()
+
+
+def _count(connection: Connection, digests: list[bytes | None]) -> list[int]:
+    """The occurrence of each digest in the file so far (1 for the first), counted in the
+    temporary table across batches; 0 where there is no digest."""
+    wanted = {digest.hex() for digest in digests if digest is not None}
+    if not wanted:
+        return [0] * len(digests)
+    table = _OCCURRENCES
+    before: dict[str, int] = {
+        row.digest: row.seen
+        for row in connection.execute(
+            select(table.c.digest, table.c.seen).where(table.c.digest.in_(sorted(wanted)))
+        )
+    }
+    seen = dict(before)
+    occurrences: list[int] = []
+    for digest in digests:
+        if digest is None:
+            occurrences.append(0)
+            continue
+        seen[digest.hex()] = seen.get(digest.hex(), 0) + 1
+        occurrences.append(seen[digest.hex()])
+    new = [{"digest": d, "seen": n} for d, n in seen.items() if d not in before]
+    if new:
+        connection.execute(insert(table), new)
+    more = [{"b_digest": d, "b_seen": n} for d, n in seen.items() if d in before]
+    if more:
+        connection.execute(
+            update(table).where(table.c.digest == bindparam("b_digest"))
+            .values(seen=bindparam("b_seen")),
+            more,
+        )  # fmt: skip
+    return occurrences
+
+
+def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
+    """``row_key``: the row's own identity when it has neither payment_id nor row_key."""
+    values = raw.values
+    # PostgreSQL cannot store a NUL (nor half a surrogate pair) in text, and would refuse
+    # the whole batch for it.
+    for column in _READ_COLUMNS:
+        value = values.get(column)
+        if isinstance(value, str) and not _storable(value):
+            problem = "a NUL character" if "\x00" in value else "half of a surrogate pair"
+            raise FieldError(column, f"contains {problem}")
     reference = required_text("reference", values.get("reference"), 64)
     currency = text_of(values.get("currency")).upper() or None
     if currency is not None:
@@ -176,16 +294,34 @@ def _parse_payment(raw: RawRow, occurrences: Counter[bytes]) -> PaymentRecord:
     paid_on = parse_date("paid_on", values["paid_on"]) if given else None
     external_id = _payment_id(text_of(values.get("payment_id")))
     if external_id:
-        key = _key(reference, external_id)
+        key, column = _key(reference, external_id), "payment_id"
+    elif row_key is not None:
+        key, column = "row:" + row_key, ""
     else:
-        # The cell as written, not the date it defaults to: the same file imported on
-        # another day must give the same key.
-        paid_on_cell = text_of(values.get("paid_on"))
-        content = f"{reference}\x1f{amount_text}\x1f{currency}\x1f{paid_on_cell}".encode()
-        digest = hashlib.sha256(content).digest()
-        occurrences[digest] += 1
-        key = "row:" + hashlib.sha256(digest + str(occurrences[digest]).encode()).hexdigest()
-    return PaymentRecord(raw.number, reference, amount_text, currency, paid_on, external_id, key)
+        # A row from a rejects file: the identity of the row it corrects, never that of
+        # another row of the file it came from.
+        carried = text_of(values.get(ROW_KEY))
+        if not _ROW_KEY.fullmatch(carried):
+            raise FieldError(
+                ROW_KEY, f"{carried[:80]!r} is not a key a rejects file wrote; keep it as it was"
+            )
+        key, column = "row:" + carried, ROW_KEY
+    return PaymentRecord(
+        raw.number, reference, amount_text, currency, paid_on, external_id, key, column
+    )
+
+
+_ROW_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 MAX_PAYMENT_ID = 128
@@ -218,17 +354,22 @@ def _apply(
     source: str,
     summary: PaymentSummary,
     reject: Any,
+    *,
+    grouping: bool = True,
 ) -> None:
     if not records:
         return
     accounts = _accounts(connection, {r.reference for r in records})
-    known_keys = set(
-        connection.execute(
-            select(store.payments.c.dedupe_key).where(
-                store.payments.c.dedupe_key.in_([r.dedupe_key for r in records])
-            )
-        ).scalars()
-    )
+    payments = store.payments
+    known: dict[str, _Recorded] = {
+        row.dedupe_key: _Recorded(row.reference, row.amount_minor, row.currency, row.paid_on)
+        for row in connection.execute(
+            select(payments.c.dedupe_key, store.accounts.c.reference, payments.c.amount_minor,
+                   payments.c.currency, payments.c.paid_on)
+            .join(store.accounts, store.accounts.c.id == payments.c.account_id)
+            .where(payments.c.dedupe_key.in_([r.dedupe_key for r in records]))
+        )
+    }  # fmt: skip
     rows: list[dict[str, Any]] = []
     paid_by_account: dict[int, int] = {}
     for record in records:
@@ -243,17 +384,25 @@ def _apply(
             )
             continue
         try:
-            amount_minor = parse_amount("amount", record.amount, account["currency"])
+            amount_minor = parse_amount(
+                "amount", record.amount, account["currency"], grouping=grouping
+            )
         except FieldError as exc:
             reject(record, str(exc))
             continue
         if amount_minor == 0:
             reject(record, "amount: a payment of zero records nothing")
             continue
-        if record.dedupe_key in known_keys:
-            summary.already_recorded += 1
+        paid = _Recorded(record.reference, amount_minor, account["currency"], record.paid_on)
+        if record.dedupe_key in known:
+            conflict = _conflict(record, known[record.dedupe_key], paid)
+            if conflict:
+                reject(record, conflict)
+            else:
+                summary.already_recorded += 1
             continue
-        known_keys.add(record.dedupe_key)
+        paid_on = record.paid_on or debtor_today(account["timezone"], now)
+        known[record.dedupe_key] = replace(paid, paid_on=paid_on)
         rows.append(
             {
                 "account_id": account["id"],
@@ -261,7 +410,7 @@ def _apply(
                 "currency": account["currency"],
                 # Without a date, the debtor's today (``promise_days``): a payment made on
                 # the evening a promise is due keeps it wherever the debtor is.
-                "paid_on": record.paid_on or debtor_today(account["timezone"], now),
+                "paid_on": paid_on,
                 "dedupe_key": record.dedupe_key,
                 "external_id": record.external_id,
                 "source": source[:200],
@@ -271,9 +420,42 @@ def _apply(
         paid_by_account[account["id"]] = paid_by_account.get(account["id"], 0) + amount_minor
     if not rows:
         return
-    connection.execute(insert(store.payments), rows)
+    connection.execute(insert(payments), rows)
     summary.recorded += len(rows)
     _reduce_balances(connection, paid_by_account, now, summary)
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What identifies a payment besides its key: to tell a repeat from a conflict."""
+
+    reference: str
+    amount_minor: int
+    currency: str
+    paid_on: date | None  # None: not given (the repeat of a row without a date)
+
+
+def _conflict(record: PaymentRecord, there: _Recorded, here: _Recorded) -> str | None:
+    """Why a row whose key is already recorded is not that payment again, if it is not."""
+    differences = []
+    if here.reference != there.reference:
+        differences.append(f"account {there.reference}, not {here.reference}")
+    if here.amount_minor != there.amount_minor:
+        recorded = format_minor(there.amount_minor, there.currency)
+        differences.append(
+            f"amount {recorded}, not {format_minor(here.amount_minor, here.currency)}"
+        )
+    if here.paid_on is not None and here.paid_on != there.paid_on:
+        differences.append(f"paid_on {there.paid_on}, not {here.paid_on}")
+    if not differences:
+        return None
+    if record.key_column == "payment_id":
+        what = f"payment_id: {record.external_id!r} is already recorded"
+    elif record.key_column == ROW_KEY:
+        what = "row_key: the row this one corrects is already recorded"
+    else:
+        what = "the row is already recorded, as corrected in a rejects file,"
+    return f"{what} with {' and '.join(differences)}"
 
 
 def _reduce_balances(

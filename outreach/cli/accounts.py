@@ -197,7 +197,10 @@ def payments_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A .csv or .jsonl file of payments (UTF-8).")],
     file_format: Annotated[str | None, typer.Option("--format")] = None,
-    rejects: Annotated[Path | None, typer.Option(help="Write rejected rows here.")] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Write rejected rows here, to correct (keeping row_key) and import."),
+    ] = None,
 ) -> None:
     """Record payments from a file; importing it again records nothing twice."""
     from outreach.payments import import_payments

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
@@ -42,6 +43,7 @@ from outreach.models import (
     ContactPoint,
     ImportRun,
     Payment,
+    PromiseStatus,
     PromiseToPay,
     Suppression,
 )
@@ -118,6 +120,25 @@ def among(
     if dialect == "postgresql":
         return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
     return column.in_(listed)
+
+
+def keep_promises_of_paid_off(
+    connection: Connection, account_ids: Sequence[int], now: datetime
+) -> None:
+    """Marks kept the pending promises to pay of accounts just paid off (by a payment or
+    by an import's balance of zero): the debt they promised to pay is settled. Called in
+    the transaction that closed the accounts, which holds their locks, so housekeeping,
+    which locks the accounts before breaking a promise, never breaks one kept here."""
+    if not account_ids:
+        return
+    connection.execute(
+        update(promises_to_pay)
+        .where(
+            promises_to_pay.c.account_id.in_(list(account_ids)),
+            unindexed(promises_to_pay.c.status) == PromiseStatus.PENDING,
+        )
+        .values(status=PromiseStatus.KEPT, resolved_at=now)
+    )
 
 
 def lock_accounts(connection: Connection, ids: Iterable[int]) -> None:

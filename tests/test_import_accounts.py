@@ -617,3 +617,312 @@ def test_a_student_loans_servicer_account_number_is_kept_and_checked(
     cleared = write_csv(tmp_path / "c.csv", [row("L-1", servicer_account_no="")], header)
     assert run_import(engine, cleared, defaults, clock).updated == 1
     assert accounts_by_reference(engine)["L-1"].servicer_account_no is None
+
+
+def _account(engine: Engine, reference: str) -> dict[str, Any]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(store.accounts).where(store.accounts.c.reference == reference)
+        ).one()
+    return dict(found._mapping)
+
+
+def _seen(engine: Engine, path: Path, defaults: ImportDefaults, clock: FixedClock,
+          **options: Any) -> tuple[ImportSummary, list[RowProblem]]:  # fmt: skip
+    seen: list[RowProblem] = []
+    summary = run_import(
+        engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append), **options
+    )
+    return summary, seen
+
+
+BALANCES = ["reference", "name", "balance", "due_date"]
+
+
+def test_a_balances_only_file_reads_each_balance_in_its_accounts_own_currency(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    first = [row("Y-1", balance="5000", currency="JPY"), row("K-1", balance="1.000",
+             currency="KWD"), row("U-1", balance="10.00")]  # fmt: skip
+    run_import(engine, write_csv(tmp_path / "a.csv", first), defaults, clock)
+    figures = [row("Y-1", balance="4000"), row("K-1", balance="2.125"), row("U-1", balance="9.5"),
+               row("U-2", balance="3.25"), row("U-3", balance="1.125")]  # fmt: skip
+    path = write_csv(tmp_path / "balances.csv", figures, header=BALANCES)
+    summary, seen = _seen(engine, path, defaults, clock)
+    assert (summary.updated, summary.created, summary.rejected) == (3, 1, 1)
+    found = {ref: _account(engine, ref) for ref in ("Y-1", "K-1", "U-1", "U-2")}
+    assert {ref: (a["currency"], a["balance_minor"]) for ref, a in found.items()} == {
+        "Y-1": ("JPY", 4000), "K-1": ("KWD", 2125), "U-1": ("USD", 950), "U-2": ("USD", 325),
+    }  # fmt: skip
+    # A new account is in DEFAULT_CURRENCY, which has two decimals.
+    assert [str(p) for p in seen] == ["row 6: balance: '1.125' has more than 2 decimal places "
+                                      "for USD"]  # fmt: skip
+    # A figure the account's currency cannot hold is refused, naming that currency.
+    again = write_csv(tmp_path / "again.csv", [row("Y-1", balance="12.5")], header=BALANCES)
+    summary, seen = _seen(engine, again, defaults, clock)
+    assert summary.rejected == 1
+    assert "more than 0 decimal places for JPY" in str(seen[0])
+    assert _account(engine, "Y-1")["balance_minor"] == 4000
+
+
+def test_a_semicolon_files_rejects_file_keeps_its_delimiter_and_its_ambiguous_amounts_refused(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("reference;name;balance;due_date\nE-1;Eva;12,500;2026-10-31\n",
+                    encoding="utf-8")  # fmt: skip
+    rejects = tmp_path / "rejects.csv"
+    assert run_import(engine, path, defaults, clock, rejects_path=rejects).rejected == 1
+    assert rejects.read_text(encoding="utf-8").splitlines()[0] == (
+        "reference;name;balance;due_date;row;errors"
+    )
+    # Imported again as it is, the amount is as ambiguous as it was.
+    again = run_import(engine, rejects, defaults, clock)
+    assert (again.rejected, again.created) == (1, 0)
+    assert "E-1" not in accounts_by_reference(engine)
+
+
+def test_a_tab_separated_file_takes_commas_in_amounts_as_thousands(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "a.tsv"
+    path.write_text(
+        "reference\tname\tbalance\tdue_date\nT-1\tTed\t1,234.56\t2026-10-31\n", encoding="utf-8"
+    )
+    summary, seen = _seen(engine, path, defaults, clock)
+    assert (summary.created, seen) == (1, [])
+    assert accounts_by_reference(engine)["T-1"].balance_minor == 123456
+
+
+def test_a_quote_left_open_past_the_size_of_a_cell_names_the_lines_it_swallowed(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # Past 128 KB the CSV reader gives up on the cell and starts afresh on the next line.
+    path = tmp_path / "quote.csv"
+    lines = ["reference,name,balance,due_date", 'Q-1,"Bad quote,5.00,2026-10-31']
+    lines += [f"G-{i},Good debtor number {i},5.00,2026-10-31" for i in range(4000)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    summary, seen = _seen(engine, path, defaults, clock, rejects_path=rejects)
+    assert summary.rejected == 1
+    [problem] = seen
+    landed = set(accounts_by_reference(engine))
+    # Every line is imported or named: lines 3 to N are the rows G-0 to G-(N-3).
+    swallowed = int(str(problem).split(" to line ")[1].split(" ")[0])
+    assert str(problem).startswith("row 2: cannot be read as CSV (field larger than field limit")
+    assert f"it runs from line 2 to line {swallowed} (a quote left open?)" in str(problem)
+    assert landed == {f"G-{i}" for i in range(swallowed - 2, 4000)}
+    # The rejects file holds each swallowed line as a row: the quote corrected, they land.
+    text = rejects.read_text(encoding="utf-8")
+    text = text.replace('"""Bad quote"', "Bad quote", 1)
+    rejects.write_text(text, encoding="utf-8")
+    again = run_import(engine, rejects, defaults, clock)
+    assert (again.created, again.rejected) == (swallowed - 1, 0)
+    assert len(accounts_by_reference(engine)) == 4001
+
+
+def test_a_rejects_file_keeps_every_cell_of_a_row_with_too_many_cells(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "extra.csv"
+    path.write_text(
+        "reference,name,balance,due_date\nX-1,Smith, John,10.00,2026-10-31\n", encoding="utf-8"
+    )
+    rejects = tmp_path / "rejects.csv"
+    assert run_import(engine, path, defaults, clock, rejects_path=rejects).rejected == 1
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    # The cells past the header follow row and errors.
+    assert rows == [
+        ["reference", "name", "balance", "due_date", "row", "errors"],
+        ["X-1", "Smith", " John", "10.00", "2",
+         "has 5 cells where the header has 4 columns", "2026-10-31"],
+    ]  # fmt: skip
+    # Imported as it is, the row is still refused for its cells.
+    again = run_import(engine, rejects, defaults, clock)
+    assert (again.created, again.rejected) == (0, 1)
+
+
+def test_a_json_line_that_is_not_valid_json_is_kept_as_written_in_the_rejects_file(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "a.jsonl"
+    good = json.dumps(row("J-1"))
+    broken = json.dumps(row("J-2", name="Ann"))[:-1]  # the closing brace lost
+    path.write_text(good + "\r\n" + broken + "\r\n[1, 2]\n", encoding="utf-8", newline="")
+    rejects = tmp_path / "rejects.jsonl"
+    summary, seen = _seen(engine, path, defaults, clock, rejects_path=rejects)
+    assert (summary.created, summary.rejected) == (1, 2)
+    # The column is that of the end of the line's own text, not of its line break.
+    assert str(seen[0]) == (
+        f"row 2: is not valid JSON (Expecting ',' delimiter at column {len(broken) + 1})"
+    )
+    assert rejects.read_text(encoding="utf-8") == broken + "\n[1, 2]\n"
+    # Corrected where it stands, the line lands.
+    rejects.write_text(broken + "}\n", encoding="utf-8")
+    assert run_import(engine, rejects, defaults, clock).created == 1
+
+
+def test_a_json_line_with_a_carriage_return_between_tokens_is_one_row(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "a.jsonl"
+    one = json.dumps(row("R-1")).replace(', "name"', ',\r"name"')
+    assert json.loads(one)["reference"] == "R-1"  # valid JSON: "\r" is whitespace
+    path.write_text(one + "\n" + json.dumps(row("R-2", balance="x")) + "\n", encoding="utf-8",
+                    newline="")  # fmt: skip
+    summary, seen = _seen(engine, path, defaults, clock)
+    assert (summary.created, [p.row for p in seen]) == (1, [2])
+
+
+def test_a_row_after_a_cell_with_a_line_break_has_the_spreadsheets_row_number(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = write_csv(tmp_path / "a.csv", [row("M-1", name="Ann\nc/o Bob"), row("M-2", balance="x")])
+    rejects = tmp_path / "rejects.csv"
+    _, seen = _seen(engine, path, defaults, clock, rejects_path=rejects)
+    # A spreadsheet shows M-2 on row 3 (the header is 1, M-1 is 2); it starts on line 4.
+    assert [(p.row, p.line) for p in seen] == [(3, 4)]
+    assert str(seen[0]).startswith("row 3 (line 4): balance: 'x' is not an amount")
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        assert [r["row"] for r in csv.DictReader(handle)] == ["3"]
+
+
+@pytest.mark.parametrize(("column", "declared"), [("email_type", "work"),
+                                                  ("phone_type", "landline")])  # fmt: skip
+def test_a_file_without_a_type_column_keeps_the_kind_declared_before(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    column: str, declared: str,
+) -> None:  # fmt: skip
+    header = [*BALANCES, "phone", "email"]
+    first = write_csv(tmp_path / "a.csv", [{**row("W-1"), column: declared}],
+                      header=[*header, column])  # fmt: skip
+    run_import(engine, first, defaults, clock)
+    channels = ("email",) if column == "email_type" else ("sms", "voice")
+
+    def kinds() -> set[str]:
+        return {p.kind for p in contacts_of(engine, "W-1") if p.channel in channels}
+
+    assert kinds() == {declared}
+    # Without the column the kind stays (a work email stays blocked); the address updates.
+    second = write_csv(tmp_path / "b.csv", [row("W-1", balance="1.00")], header=header)
+    assert run_import(engine, second, defaults, clock).updated == 1
+    assert kinds() == {declared}
+    # With the column present but empty, the kind is worked out again as for a new one.
+    third = write_csv(tmp_path / "c.csv", [row("W-1")], header=[*header, column])
+    run_import(engine, third, defaults, clock)
+    assert kinds() == {"unknown"}
+
+
+def test_a_phone_zone_outside_the_stored_state_is_not_taken_when_the_file_lacks_jurisdiction(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # A Californian with a New York number: no zone inferred on the first import.
+    first = write_csv(tmp_path / "a.csv", [
+        row("C-1", phone="+12125550123", jurisdiction="US-CA"),
+        row("N-1", phone="+12125550124", jurisdiction="US-NY"),
+        row("Z-1", phone="+12125550125", jurisdiction=""),
+    ])  # fmt: skip
+    run_import(engine, first, defaults, clock)
+    assert accounts_by_reference(engine)["C-1"].timezone is None
+    header = [*BALANCES, "phone", "timezone"]
+    rows = [row(ref, phone=phone, timezone="") for ref, phone in (
+        ("C-1", "+12125550123"), ("N-1", "+12125550124"), ("Z-1", "+12125550125"),
+        ("C-2", "+12125550126"))]  # fmt: skip
+    run_import(engine, write_csv(tmp_path / "b.csv", rows, header=header), defaults, clock)
+    found = accounts_by_reference(engine)
+    assert {ref: (a.jurisdiction, a.timezone) for ref, a in found.items()} == {
+        "C-1": ("US-CA", None),  # the stored state has no New York zone
+        "N-1": ("US-NY", "America/New_York"),
+        "Z-1": (None, "America/New_York"),
+        "C-2": (None, "America/New_York"),
+    }
+
+
+def test_a_file_without_phone2_leaves_the_second_number_alone(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    header = [*BALANCES, "phone", "phone2"]
+    first = write_csv(tmp_path / "a.csv", [{**row("P-1"), "phone2": "+16175550199"}],
+                      header=header)  # fmt: skip
+
+    def status() -> dict[tuple[str, str], tuple[int, str]]:
+        return {(p.channel, p.address): (p.priority, p.status) for p in contacts_of(engine, "P-1")
+                if p.channel == "sms"}  # fmt: skip
+
+    run_import(engine, first, defaults, clock)
+    # A new primary phone, and no phone2 column: the second number stays as it is.
+    second = write_csv(tmp_path / "b.csv", [row("P-1", phone="+16175550102")],
+                       header=[*BALANCES, "phone"])  # fmt: skip
+    run_import(engine, second, defaults, clock)
+    assert status() == {
+        ("sms", "+16175550101"): (0, "superseded"),
+        ("sms", "+16175550102"): (0, "active"),
+        ("sms", "+16175550199"): (1, "active"),
+    }
+    # A phone2 column without phone: the primary number stays; an empty phone2 means none.
+    third = write_csv(tmp_path / "c.csv", [{**row("P-1"), "phone2": ""}],
+                      header=[*BALANCES, "phone2"])  # fmt: skip
+    run_import(engine, third, defaults, clock)
+    assert status() == {
+        ("sms", "+16175550101"): (0, "superseded"),
+        ("sms", "+16175550102"): (0, "active"),
+        ("sms", "+16175550199"): (1, "superseded"),
+    }
+
+
+def test_a_value_longer_than_its_column_is_a_rejected_row_not_a_failed_batch(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # A locale with a modifier is valid, but longer than the 16 characters stored.
+    header = [*HEADER, "consent_source"]
+    rows = [row("L-1"), row("L-2", locale="en_US@currency=EUR"), row("L-3"),
+            row("L-4", consent_source="x" * 201)]  # fmt: skip
+    summary, seen = _seen(engine, write_csv(tmp_path / "a.csv", rows, header=header),
+                          defaults, clock)  # fmt: skip
+    assert set(accounts_by_reference(engine)) == {"L-1", "L-3"}
+    assert summary.rejected == 2
+    assert str(seen[0]) == "row 3: locale: 'en_US@currency=EUR' is longer than 16 characters"
+    assert str(seen[1]) == f"row 5: consent_source: {'x' * 40!r}... is longer than 200 characters"
+
+
+def test_an_account_paid_off_by_an_import_keeps_its_pending_promise_as_a_payment_would(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    from datetime import UTC, datetime
+
+    from outreach.housekeeping import housekeeping
+
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1", balance="100.00")]),
+               defaults, clock)  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            store.promises_to_pay.insert().values(
+                account_id=_account(engine, "A-1")["id"], amount_minor=10000, currency="USD",
+                due_on=date(2026, 11, 5), status="pending", created_by="agent",
+                created_at=datetime(2026, 11, 2, 15, tzinfo=UTC),
+            )
+        )  # fmt: skip
+    run_import(engine, write_csv(tmp_path / "b.csv", [row("A-1", balance="0")]), defaults, clock)
+    assert _account(engine, "A-1")["status"] == "paid"
+    housekeeping(engine, datetime(2026, 11, 10, 15, 0, tzinfo=UTC))
+    with engine.connect() as connection:
+        statuses = connection.execute(select(store.promises_to_pay.c.status)).scalars().all()
+    assert statuses == ["kept"]
+
+
+def test_a_repeat_of_a_rejected_row_is_still_a_repeat(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    rows = [row("D-1", balance="oops"), row("D-2"), row("D-1", balance="10.00"),
+            row("D-3"), row("D-2", balance="1.00")]  # fmt: skip
+    path = write_csv(tmp_path / "a.csv", rows)
+    # Across batches too.
+    for batch_size in (1, 1000):
+        _, seen = _seen(engine, path, defaults, clock, batch_size=batch_size)
+        assert [(p.row, p.errors[0]) for p in seen] == [
+            (2, "balance: 'oops' is not an amount such as 1234.56 or 1,234.56"),
+            (4, "reference 'D-1' already appears at row 2"),
+            (6, "reference 'D-2' already appears at row 3"),
+        ]
+        assert set(accounts_by_reference(engine)) == {"D-2", "D-3"}

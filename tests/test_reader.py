@@ -175,14 +175,17 @@ def test_blank_lines_are_skipped_and_rows_keep_physical_line_numbers(tmp_path: P
     assert all(row.error is None for row in rows)
 
 
-def test_quoted_newline_keeps_the_first_line_number(tmp_path: Path) -> None:
+def test_rows_after_a_quoted_line_break_keep_the_spreadsheets_number_and_name_their_line(
+    tmp_path: Path,
+) -> None:
     content = 'reference,name\nA-1,"Ana\nPérez"\nA-2,Bo\nA-3,"x\n\ny"\nA-4,Cy\n'
     rows = read(write(tmp_path, "q.csv", content))
-    assert [(row.number, row.values["reference"]) for row in rows] == [
-        (2, "A-1"),
-        (4, "A-2"),
-        (5, "A-3"),
-        (8, "A-4"),
+    # A spreadsheet shows one row per record; the line each starts on is kept where it differs.
+    assert [(row.number, row.line, row.values["reference"]) for row in rows] == [
+        (2, None, "A-1"),
+        (3, 4, "A-2"),
+        (4, 5, "A-3"),
+        (5, 8, "A-4"),
     ]
     assert rows[0].values["name"] == "Ana\nPérez"
     assert rows[2].values["name"] == "x\n\ny"

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
+from outreach import store
 from outreach.compliance.rules import load_ruleset
 from outreach.importing.fields import (
     FieldError,
     Phone,
+    minor_units,
     parse_amount,
     parse_bool,
     parse_choice,
     parse_currency,
     parse_date,
+    parse_decimal_amount,
     parse_email,
     parse_instant,
     parse_jurisdiction,
@@ -93,6 +97,9 @@ class ContactRecord:
     timezone: str | None
     # Whether the row has this consent's column: without it, an existing consent stays.
     consent_given: bool = True
+    # Whether the row has this contact point's type column (phone_type, phone2_type or
+    # email_type): without it, an existing contact point keeps the kind it has.
+    kind_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,11 @@ class AccountRecord:
     # The columns the row has: a column missing from the file leaves its value alone on
     # an existing account (a file of balances only must not wipe phones or time zones).
     present: frozenset[str] = frozenset()
+    # A row without a currency column: its balance as written, to be read in the account's
+    # own currency (``in_currency``); until then ``balance_minor`` means nothing.
+    balance_written: Decimal | None = None
+    # Whether ``timezone`` was inferred from the primary phone (not given in the row).
+    zone_inferred: bool = False
 
     def account_values(self) -> dict[str, Any]:
         """Every column an import owns on the account row (for a new account)."""
@@ -139,10 +151,29 @@ class AccountRecord:
             if _SOURCE_COLUMN.get(name, name) in self.present or name in _ALWAYS_GIVEN
         }
 
-    def manages(self, channel: str) -> bool:
-        """Whether the row speaks for this channel's contact points at all."""
-        columns = ("phone", "phone2") if channel in ("sms", "voice") else ("email",)
-        return any(column in self.present for column in columns)
+    def manages(self, channel: str, priority: int) -> bool:
+        """Whether the row speaks for the contact points of this channel and priority: a
+        phone of priority 0 belongs to the ``phone`` column, another to ``phone2``."""
+        if channel in (Channel.SMS, Channel.VOICE):
+            return ("phone" if priority == 0 else "phone2") in self.present
+        return "email" in self.present
+
+    def in_currency(self, currency: str) -> AccountRecord:
+        """The record with its balance read in ``currency`` (the account's own, for a row
+        without a currency column); raises FieldError when the figure does not fit it."""
+        if self.balance_written is None:
+            return self
+        balance = minor_units("balance", self.balance_written, currency)
+        return replace(self, balance_minor=balance, currency=currency, balance_written=None)
+
+    def in_state(
+        self, jurisdiction: str | None, region_zones: Callable[[str], tuple[str, ...]] | None
+    ) -> AccountRecord:
+        """The record with a time zone inferred from its phone checked against the state
+        stored on the account, for a row without a jurisdiction column."""
+        if not self.zone_inferred or "jurisdiction" in self.present:
+            return self
+        return replace(self, timezone=zone_in_state(self.timezone, jurisdiction, region_zones))
 
 
 _SOURCE_COLUMN = {"balance_minor": "balance"}
@@ -188,16 +219,22 @@ def parse_account_row(
     reference = check.take(required_text, "reference", get("reference"), 64)
     name = check.take(required_text, "name", get("name"), 200)
     currency = check.take(parse_currency, "currency", get("currency"), defaults.currency)
-    balance = (
-        check.take(
-            lambda c, v, cur: parse_amount(c, v, cur, grouping=defaults.amount_grouping),
-            "balance",
-            get("balance"),
-            currency,
-        )
-        if currency
-        else None
-    )
+    balance: int | None = None
+    balance_written: Decimal | None = None
+    if "currency" in values:
+        if currency:
+            balance = check.take(
+                lambda c, v, cur: parse_amount(c, v, cur, grouping=defaults.amount_grouping),
+                "balance", get("balance"), currency,
+            )  # fmt: skip
+    else:
+        # Without a currency column the figure is in the account's own currency, known
+        # when the batch lands (the default currency's for a new account).
+        balance_written = check.take(
+            lambda c, v: parse_decimal_amount(c, v, grouping=defaults.amount_grouping),
+            "balance", get("balance"),
+        )  # fmt: skip
+        balance = 0
     due_date = check.take(parse_date, "due_date", get("due_date"))
     locale = check.take(parse_locale, "locale", get("locale"), defaults.locale)
     cadence = check.take(_parse_cadence, get("cadence"), defaults)
@@ -215,7 +252,7 @@ def parse_account_row(
         if text_of(get("timezone"))
         else None
     )
-    consent_source = text_of(get("consent_source"))[:200] or defaults.consent_source
+    consent_source = text_of(get("consent_source")) or defaults.consent_source[:200]
     consent_at = (
         check.take(parse_instant, "consent_at", get("consent_at"))
         if text_of(get("consent_at"))
@@ -229,14 +266,15 @@ def parse_account_row(
     assert reference is not None and name is not None and currency is not None
     assert balance is not None and due_date is not None and locale is not None
     assert cadence is not None and collector_type is not None and consent_at is not None
-    return AccountRecord(
+    inferred_zone = None if explicit_zone else _single_zone(primary_phone)
+    record = AccountRecord(
         row=number,
         reference=reference,
         name=name,
         balance_minor=balance,
         currency=currency,
         due_date=due_date,
-        timezone=explicit_zone or _phone_zone(primary_phone, jurisdiction, defaults),
+        timezone=explicit_zone or zone_in_state(inferred_zone, jurisdiction, defaults.region_zones),
         jurisdiction=jurisdiction,
         locale=locale,
         cadence=cadence,
@@ -246,7 +284,51 @@ def parse_account_row(
         consent_at=consent_at,
         servicer_account_no=servicer_account_no,
         present=frozenset(values),
+        balance_written=balance_written,
+        zone_inferred=inferred_zone is not None,
     )
+    too_long = _too_long(record)
+    if too_long:
+        raise RowRejected(too_long)
+    return record
+
+
+def _too_long(record: AccountRecord) -> list[str]:
+    """Every value longer than its column in the database (PostgreSQL would refuse the
+    whole batch for one of them)."""
+    checks = [("accounts", name, value) for name, value in record.account_values().items()]
+    checks.append(("contact_points", "consent_source", record.consent_source))
+    for contact in record.contacts:
+        checks += [
+            ("contact_points", "address", contact.address),
+            ("contact_points", "kind", contact.kind),
+        ]
+    errors: list[str] = []
+    for table, column, value in checks:
+        limit = _column_length(table, column)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}..."
+            message = f"{column}: {shown} is longer than {limit} characters"
+            if message not in errors:
+                errors.append(message)
+    return errors
+
+
+@cache
+def _column_length(table: str, column: str) -> int | None:
+    length = getattr(getattr(store, table).c[column].type, "length", None)
+    return length if isinstance(length, int) else None
+
+
+def reference_of(values: dict[str, Any]) -> str | None:
+    """The reference a row names, as a valid row would have it (None if it has none)."""
+    value = values.get("reference")
+    if isinstance(value, (dict, list)):
+        return None
+    reference = text_of(value)
+    if not reference or len(reference) > 64 or "\x00" in reference:
+        return None
+    return reference
 
 
 def _parse_servicer_account_no(value: Any) -> str | None:
@@ -296,8 +378,9 @@ def _contacts(
     for column, priority, sms_column, voice_column in phones:
         if not text_of(get(column)):
             continue
+        kind_column = f"{column}_type"
         phone: Phone | None = check.take(
-            parse_phone, column, get(column), defaults.region, get(f"{column}_type")
+            parse_phone, column, get(column), defaults.region, get(kind_column)
         )
         sms_consent = check.take(parse_bool, sms_column, get(sms_column))
         voice_consent = check.take(parse_bool, voice_column, get(voice_column))
@@ -312,31 +395,34 @@ def _contacts(
         ):
             contacts.append(
                 ContactRecord(channel, phone.e164, phone.kind, priority, bool(consent), zone,
-                              consent_given=consent_column in values)
+                              consent_given=consent_column in values,
+                              kind_given=kind_column in values)
             )  # fmt: skip
     if text_of(get("email")):
         email = check.take(parse_email, "email", get("email"))
         email_consent = check.take(parse_bool, "email_consent", get("email_consent"))
         kind = check.take(parse_choice, "email_type", get("email_type"), _EMAIL_KINDS, "unknown")
         if email is not None and kind is not None:
-            given = "email_consent" in values
             contacts.append(
-                ContactRecord(Channel.EMAIL, email, kind, 0, bool(email_consent), None, given)
-            )
+                ContactRecord(Channel.EMAIL, email, kind, 0, bool(email_consent), None,
+                              consent_given="email_consent" in values,
+                              kind_given="email_type" in values)
+            )  # fmt: skip
     return contacts, primary
 
 
-def _phone_zone(
-    phone: Phone | None, jurisdiction: str | None, defaults: ImportDefaults
+def zone_in_state(
+    zone: str | None,
+    jurisdiction: str | None,
+    region_zones: Callable[[str], tuple[str, ...]] | None,
 ) -> str | None:
-    """The account's zone inferred from its primary phone: only where the number has one
-    zone, and not where the row names a state whose zones it is not among. Compliance
-    reads the account's zone as where the debtor lives, and the state's zones only when it
-    has none: a Californian with a New York mobile must not be texted at 05:30 Pacific."""
-    zone = _single_zone(phone)
+    """The account's zone inferred from its primary phone (``zone``, the number's only
+    one), unless the account's state is one whose zones it is not among. Compliance reads
+    the account's zone as where the debtor lives, and the state's zones only when it has
+    none: a Californian with a New York mobile must not be texted at 05:30 Pacific."""
     if zone is None or jurisdiction is None or "-" not in jurisdiction:
         return zone
-    zones = (defaults.region_zones or _shipped_region_zones())(jurisdiction)
+    zones = (region_zones or _shipped_region_zones())(jurisdiction)
     return zone if not zones or zone in zones else None
 
 

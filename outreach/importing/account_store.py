@@ -7,6 +7,7 @@ match the database exactly write nothing, so importing the same file twice chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
 
 from outreach import store
 from outreach.importing.account_rows import AccountRecord, ContactRecord
+from outreach.importing.fields import FieldError
 from outreach.models import AccountStatus, ComplianceEventKind, ContactStatus
 
 # References seen so far in this run; a temporary table lives and dies with the connection.
@@ -48,6 +50,9 @@ class BatchOutcome:
     kept_closed: int = 0
     # (record, row number where the reference first appeared in this file)
     duplicates: list[tuple[AccountRecord, int]] = field(default_factory=list)
+    # (record, reason): rows refused once their account was read (a balance that does not
+    # fit the account's own currency)
+    refused: list[tuple[AccountRecord, str]] = field(default_factory=list)
 
 
 class AccountUpserter:
@@ -57,12 +62,27 @@ class AccountUpserter:
     repeated anywhere in the file is caught without holding every reference in memory.
     """
 
-    def __init__(self, connection: Connection, now: datetime, *, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        now: datetime,
+        *,
+        dry_run: bool = False,
+        region_zones: Callable[[str], tuple[str, ...]] | None = None,
+    ) -> None:
         self.connection = connection
         self.now = now
         self.dry_run = dry_run
+        self.region_zones = region_zones
+        # References of rows rejected since the last batch, with their row numbers: a later
+        # row with the same reference is a repeat all the same.
+        self._rejected: dict[str, int] = {}
         _SEEN.create(connection, checkfirst=True)
         connection.execute(delete(_SEEN))
+
+    def note_rejected(self, reference: str, row: int) -> None:
+        """A row with this reference was rejected: it still comes first in the file."""
+        self._rejected.setdefault(reference, row)
 
     def close(self) -> None:
         _SEEN.drop(self.connection, checkfirst=True)
@@ -73,6 +93,9 @@ class AccountUpserter:
         if not fresh:
             return outcome
         existing = self._existing_accounts([r.reference for r in fresh])
+        fresh = self._resolve(fresh, existing, outcome)
+        if not fresh:
+            return outcome
         new_records = [r for r in fresh if r.reference not in existing]
         old_records = [r for r in fresh if r.reference in existing]
         ids = self._insert_accounts(new_records)
@@ -91,21 +114,55 @@ class AccountUpserter:
                 outcome.updated += 1
         if account_updates and not self.dry_run:
             self._update_accounts(list(account_updates.values()))
+            paid_off = [
+                change["b_id"]
+                for reference, change in account_updates.items()
+                if change["status"] == AccountStatus.PAID
+                and existing[reference]["status"] == AccountStatus.ACTIVE
+            ]
+            # Paid off as by a payment: the account's pending promises are kept.
+            store.keep_promises_of_paid_off(self.connection, paid_off, self.now)
         return outcome
+
+    def _resolve(
+        self,
+        records: list[AccountRecord],
+        existing: dict[str, dict[str, Any]],
+        outcome: BatchOutcome,
+    ) -> list[AccountRecord]:
+        """Each record completed with what its account has where the file is silent: the
+        balance read in the account's own currency, the zone checked against its state."""
+        resolved: list[AccountRecord] = []
+        for record in records:
+            row = existing.get(record.reference)
+            if row is not None:
+                record = record.in_state(row["jurisdiction"], self.region_zones)
+            try:
+                resolved.append(record.in_currency(row["currency"] if row else record.currency))
+            except FieldError as exc:
+                outcome.refused.append((record, str(exc)))
+        return resolved
 
     # --- duplicates -------------------------------------------------------------------
 
     def _drop_duplicates(
         self, records: list[AccountRecord], outcome: BatchOutcome
     ) -> list[AccountRecord]:
+        # Rejected rows come first where they stand in the file, and land nowhere.
+        rejected, self._rejected = self._rejected, {}
         first_row: dict[str, int] = {}
         fresh: list[AccountRecord] = []
         for record in records:
+            earlier = rejected.get(record.reference)
+            if earlier is not None and earlier < record.row:
+                first_row.setdefault(record.reference, earlier)
             if record.reference in first_row:
                 outcome.duplicates.append((record, first_row[record.reference]))
             else:
                 first_row[record.reference] = record.row
                 fresh.append(record)
+        for reference, row in rejected.items():
+            first_row.setdefault(reference, row)
         result = self.connection.execute(
             select(_SEEN.c.reference, _SEEN.c.row_number).where(
                 _SEEN.c.reference.in_(list(first_row))
@@ -117,10 +174,13 @@ class AccountUpserter:
                 (r, seen_before[r.reference]) for r in fresh if r.reference in seen_before
             ]
             fresh = [r for r in fresh if r.reference not in seen_before]
-        if fresh:
-            self.connection.execute(
-                insert(_SEEN), [{"reference": r.reference, "row_number": r.row} for r in fresh]
-            )
+        firsts = [
+            {"reference": reference, "row_number": row}
+            for reference, row in first_row.items()
+            if reference not in seen_before
+        ]
+        if firsts:
+            self.connection.execute(insert(_SEEN), firsts)
         outcome.duplicates.sort(key=lambda pair: pair[0].row)
         return fresh
 
@@ -254,7 +314,7 @@ class AccountUpserter:
                     updates.append(update_row)
                     changed.add(account_id)
             for key, row in have.items():
-                managed = record.manages(row["channel"])
+                managed = record.manages(row["channel"], row["priority"])
                 if managed and key not in wanted and row["status"] == ContactStatus.ACTIVE:
                     # Gone from the source system: kept for the history, no longer used.
                     superseded = {"status": ContactStatus.SUPERSEDED, "updated_at": self.now}
@@ -302,7 +362,9 @@ class AccountUpserter:
         events: list[dict[str, Any]],
     ) -> dict[str, Any] | None:
         params = _contact_params(row)
-        params.update(kind=contact.kind, priority=contact.priority, timezone=contact.timezone)
+        params.update(priority=contact.priority, timezone=contact.timezone)
+        if contact.kind_given:
+            params["kind"] = contact.kind
         if row["status"] == ContactStatus.SUPERSEDED:
             params["status"] = ContactStatus.ACTIVE
         # A number marked invalid or wrong by a provider or an agent stays so: the source

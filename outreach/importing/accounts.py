@@ -18,6 +18,7 @@ from outreach.importing.account_rows import (
     ImportDefaults,
     RowRejected,
     parse_account_row,
+    reference_of,
 )
 from outreach.importing.account_store import AccountUpserter, BatchOutcome
 from outreach.importing.reader import FileFormat, RawRow, open_rows
@@ -70,9 +71,13 @@ def import_accounts(
     """Import a CSV or JSON Lines file; see ``import_account_rows`` for what happens to rows."""
     hooks = hooks or ImportHooks()
     with open_rows(path, file_format, required=REQUIRED_COLUMNS, known=KNOWN_COLUMNS) as rows:
-        if rows.delimiter != ",":
+        if rows.delimiter == ";":
             defaults = replace(defaults, amount_grouping=False)
-        rejects = RejectsWriter(rejects_path, file_format, rows.columns) if rejects_path else None
+        rejects = (
+            RejectsWriter(rejects_path, file_format, rows.columns, delimiter=rows.delimiter)
+            if rejects_path
+            else None
+        )
 
         def progress(_done: int, _total: int) -> None:
             hooks.on_progress(rows.bytes_read(), rows.bytes_total)
@@ -112,19 +117,25 @@ def import_account_rows(
     rejections = Rejections(rejects, hooks.on_problem)
     with engine.connect() as connection:
         summary.run_id = _start_run(connection, source, clock.now(), dry_run)
-        upserter = AccountUpserter(connection, clock.now(), dry_run=dry_run)
+        upserter = AccountUpserter(
+            connection, clock.now(), dry_run=dry_run, region_zones=defaults.region_zones
+        )
         connection.commit()
         batch: list[AccountRecord] = []
         raws: dict[int, RawRow] = {}
         for raw in rows:
             summary.rows_read += 1
-            if raw.error is not None:
-                rejections.reject(raw, [raw.error])
-                continue
             try:
+                if raw.error is not None:
+                    raise RowRejected([raw.error])
                 batch.append(parse_account_row(raw.number, raw.values, defaults))
             except RowRejected as exc:
                 rejections.reject(raw, exc.errors)
+                # The first row with a reference wins even when rejected: a later one with
+                # the same reference is a repeat, not a replacement.
+                reference = reference_of(raw.values)
+                if reference is not None:
+                    upserter.note_rejected(reference, raw.number)
                 continue
             raws[raw.number] = raw
             if len(batch) >= batch_size:
@@ -147,9 +158,12 @@ def _land(
 ) -> None:
     outcome = upserter.apply(batch)
     summary.add(outcome)
+    refusals = [(record, [message]) for record, message in outcome.refused]
     for record, first_row in outcome.duplicates:
         message = f"reference {record.reference!r} already appears at row {first_row}"
-        rejections.reject(raws[record.row], [message])
+        refusals.append((record, [message]))
+    for record, errors in sorted(refusals, key=lambda refusal: refusal[0].row):
+        rejections.reject(raws[record.row], errors)
     upserter.connection.commit()
     batch.clear()
     raws.clear()

@@ -163,6 +163,11 @@ def parse_amount(column: str, value: Any, currency: str, *, grouping: bool = Tru
     Accepts ``1234.5``, ``1,234.50`` and JSON numbers; refuses more decimals than the
     currency has (``10.001`` USD), signs, symbols and exponents, rather than guessing.
     """
+    return minor_units(column, parse_decimal_amount(column, value, grouping=grouping), currency)
+
+
+def parse_decimal_amount(column: str, value: Any, *, grouping: bool = True) -> Decimal:
+    """A non-negative amount as written, exact (``parse_amount`` without the currency)."""
     if isinstance(value, float):  # JSON Lines are parsed with Decimal; a float is a bug
         raise FieldError(column, "must be given as text or an exact decimal, not a float")
     cleaned = text_of(value)
@@ -179,18 +184,24 @@ def parse_amount(column: str, value: Any, currency: str, *, grouping: bool = Tru
             column, f"{cleaned!r} is ambiguous in a ';'-separated file: write 12500 or 12.50"
         )
     try:
-        amount = Decimal(cleaned.replace(",", ""))
+        return Decimal(cleaned.replace(",", ""))
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         raise FieldError(column, f"{cleaned!r} is not a number") from None
+
+
+def minor_units(column: str, amount: Decimal, currency: str) -> int:
+    """``amount`` (from ``parse_decimal_amount``) in ``currency``'s minor units; refused when
+    it has more decimals than the currency has, or is too large."""
     exponent = currency_exponent(currency)
+    written = str(amount)
     # Enough precision for every digit given: the default 28 would round extra decimals away.
-    minor = amount.scaleb(exponent, context=Context(prec=len(cleaned) + exponent + 2))
+    minor = amount.scaleb(exponent, context=Context(prec=len(written) + exponent + 2))
     if minor != minor.to_integral_value():
         raise FieldError(
-            column, f"{cleaned!r} has more than {exponent} decimal places for {currency}"
+            column, f"{written!r} has more than {exponent} decimal places for {currency}"
         )
     if minor >= 10**15:
-        raise FieldError(column, f"{cleaned!r} is too large")
+        raise FieldError(column, f"{written!r} is too large")
     return int(minor)
 
 

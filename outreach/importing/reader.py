@@ -26,11 +26,22 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class RawRow:
-    """One record as read: its row number (the header is row 1 in a CSV) and its cells."""
+    """One record as read: its row number and its cells.
+
+    In a CSV the row number is the one a spreadsheet shows: the header is row 1 and each
+    record (a blank line too) one row, whatever line breaks its quoted cells hold. In JSON
+    Lines it is the line number.
+    """
 
     number: int
     values: dict[str, Any]
     error: str | None = None  # set when the record itself could not be parsed
+    # The line of the file the record starts on, where that is not its row number.
+    line: int | None = None
+    # Cells past the header's last column (a CSV row with too many cells).
+    extra: tuple[str, ...] = ()
+    # The record as written, where it could not be read into ``values`` at all.
+    text: str | None = None
 
 
 @dataclass
@@ -126,7 +137,10 @@ def open_rows(
         raise DataFileError(f"{path}: no such file")
     check_utf8(path)
     binary = path.open("rb")
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    # A CSV reads its own line ends (a quoted cell may hold one); in JSON Lines only "\n"
+    # ends a line, as a lone "\r" is whitespace inside a JSON object.
+    newline = "" if file_format == "csv" else "\n"
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline=newline)
     source = RowSource(path, file_format, [], bytes_total=path.stat().st_size, _binary=binary)
     try:
         if file_format == "csv":
@@ -167,31 +181,67 @@ def _csv_rows(
     return _csv_records(text, header, delimiter)
 
 
+class _Lines:
+    """The lines of a file as the CSV reader takes them, keeping those of the current record."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._text)
+        self.taken.append(line)
+        return line
+
+
 def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> Iterator[RawRow]:
-    reader = csv.reader(text, delimiter=delimiter)
-    last_line = 1  # the header
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=delimiter)
+    number = 1  # the header is row 1
+    last_line = 1
     while True:
         start = last_line + 1
+        lines.taken.clear()
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
+            # A cell past the size limit: in practice a quote left open, which swallowed
+            # the lines after it. The reader starts afresh on the next line.
+            number += 1
             last_line = reader.line_num + 1
-            yield RawRow(start, {}, f"the line cannot be read as CSV ({exc})")
+            problem = f"cannot be read as CSV ({exc})"
+            if last_line > start:
+                problem += (
+                    f"; it runs from line {start} to line {last_line} (a quote left open?), "
+                    "and none of these lines is imported"
+                )
+            text_read = "".join(lines.taken)
+            yield RawRow(number, {}, problem, _line(start, number), text=text_read)
             continue
+        number += 1
         end = reader.line_num + 1  # the physical line the record ends on (header is line 1)
         last_line = end
         if not cells or all(not cell.strip() for cell in cells):
             continue  # blank lines are not rows
+        values = dict(zip(header, map(as_written, cells), strict=False))
         if len(cells) != len(header):
             problem = f"has {len(cells)} cells where the header has {len(header)} columns"
             if end > start:
                 # A quote left open swallows the lines after it: say which, so none is lost.
                 problem += f"; it runs from line {start} to line {end} (a quote left open?)"
-            yield RawRow(start, dict(zip(header, map(as_written, cells), strict=False)), problem)
+            extra = tuple(cells[len(header) :])
+            yield RawRow(number, values, problem, _line(start, number), extra)
             continue
-        yield RawRow(start, dict(zip(header, map(as_written, cells), strict=True)))
+        yield RawRow(number, values, line=_line(start, number))
+
+
+def _line(line: int, number: int) -> int | None:
+    return line if line != number else None
 
 
 def _delimiter(header_line: str) -> str:
@@ -205,19 +255,22 @@ def _jsonl_rows(
     source: RowSource, text: io.TextIOWrapper, known: frozenset[str]
 ) -> Iterator[RawRow]:
     for number, line in enumerate(text, start=1):
-        if not line.strip():
+        content = line.removesuffix("\n").removesuffix("\r")
+        if not content.strip():
             continue
         try:
             # Decimal keeps amounts exact: 19.99 must not become 19.989999...
-            value = json.loads(line, parse_float=Decimal)
+            value = json.loads(content, parse_float=Decimal)
         except json.JSONDecodeError as exc:
-            yield RawRow(number, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
+            problem = f"is not valid JSON ({exc.msg} at column {exc.colno})"
+            yield RawRow(number, {}, problem, text=content)
             continue
         except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
-            yield RawRow(number, {}, f"cannot be read ({type(exc).__name__}: {str(exc)[:80]})")
+            problem = f"cannot be read ({type(exc).__name__}: {str(exc)[:80]})"
+            yield RawRow(number, {}, problem, text=content)
             continue
         if not isinstance(value, dict):
-            yield RawRow(number, {}, "is not a JSON object")
+            yield RawRow(number, {}, "is not a JSON object", text=content)
             continue
         values = {normalize_header(str(key)): cell for key, cell in value.items()}
         if len(source.unknown_columns) < 100:

@@ -149,7 +149,11 @@ def import_payments(
         # thousands separator (12,500).
         grouping = rows.delimiter != ";"
         columns = rows.columns if ROW_KEY in rows.columns else [*rows.columns, ROW_KEY]
-        rejects = RejectsWriter(rejects_path, file_format, columns) if rejects_path else None
+        rejects = (
+            RejectsWriter(rejects_path, file_format, columns, delimiter=rows.delimiter)
+            if rejects_path
+            else None
+        )
         rejections = Rejections(rejects, on_problem)
         try:
             with engine.connect() as connection:
@@ -489,15 +493,7 @@ def _reduce_balances(
         ).scalars()
     )
     if paid_off:
-        promises = store.promises_to_pay
-        connection.execute(
-            update(promises)
-            .where(
-                promises.c.account_id.in_(paid_off),
-                unindexed(promises.c.status) == PromiseStatus.PENDING,
-            )
-            .values(status=PromiseStatus.KEPT, resolved_at=now)
-        )
+        store.keep_promises_of_paid_off(connection, paid_off, now)
         summary.accounts_paid_off += len(paid_off)
     _keep_promises(connection, sorted(paid_by_account), now)
 

@@ -180,9 +180,15 @@ def test_a_semicolon_file_refuses_an_amount_with_a_comma_as_ambiguous(
     path.write_text(
         "reference;amount;paid_on\nA-1;1,250;2026-11-01\nA-1;12.50;2026-11-01\n", encoding="utf-8"
     )
-    summary = import_payments(accounts, path, "csv", clock)
+    rejects = tmp_path / "eu-rejects.csv"
+    summary = import_payments(accounts, path, "csv", clock, rejects_path=rejects)
     assert (summary.recorded, summary.rejected) == (1, 1)
     assert "'1,250' is ambiguous in a ';'-separated file" in str(summary.problems[0])
+    assert account(accounts, "A-1")["balance_minor"] == 8750
+    # Its rejects file is ';'-separated too: imported as it is, the amount is refused again.
+    assert rejects.read_text(encoding="utf-8").startswith("reference;amount;paid_on;row_key;")
+    again = import_payments(accounts, rejects, "csv", clock)
+    assert (again.recorded, again.rejected) == (0, 1)
     assert account(accounts, "A-1")["balance_minor"] == 8750
     path = tmp_path / "payments.csv"
     path.write_text('reference,amount,paid_on\nY-1,"1,250",2026-11-01\n', encoding="utf-8")

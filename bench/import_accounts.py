@@ -86,8 +86,8 @@ def naive_rows_per_second(path: Path, url: str, sample: int) -> float:
             if account is None:
                 account = Account(
                     reference=values["reference"], name=values["name"], balance_minor=balance,
-                    currency="USD", due_date=due, locale="en_US", cadence="standard",
-                    created_at=now, updated_at=now,
+                    imported_balance_minor=balance, currency="USD", due_date=due,
+                    locale="en_US", cadence="standard", created_at=now, updated_at=now,
                 )  # fmt: skip
                 session.add(account)
                 session.flush()
@@ -101,7 +101,7 @@ def naive_rows_per_second(path: Path, url: str, sample: int) -> float:
                     )
                 )
             else:
-                account.balance_minor = balance
+                account.balance_minor = account.imported_balance_minor = balance
             session.commit()
     return done / (time.perf_counter() - started)
 

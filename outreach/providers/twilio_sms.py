@@ -31,7 +31,7 @@ from outreach.providers.base import (
     dedupe_key,
     payload_digest,
 )
-from outreach.providers.keywords import OPT_OUT_TYPES, reply_intent
+from outreach.providers.keywords import OPT_OUT_TYPES, provider_intent
 from outreach.providers.twilio_common import (
     code_rule,
     form_payload,
@@ -177,8 +177,11 @@ class TwilioSms(Provider):
 
     def _inbound(self, fields: dict[str, str], payload: dict[str, Any]) -> ProviderEvent:
         body = fields.get("Body", "")
-        # Twilio's Advanced Opt-Out says what it understood; otherwise read the keyword.
-        event_type = OPT_OUT_TYPES.get(fields.get("OptOutType", "").upper()) or reply_intent(body)
+        # Twilio's Advanced Opt-Out says what it understood; otherwise read the keyword as
+        # Twilio does (one word of its list). What Twilio did not catch ("Opt out") is a
+        # reply, which outreach reads, acts on and answers itself.
+        understood = OPT_OUT_TYPES.get(fields.get("OptOutType", "").upper())
+        event_type = understood or provider_intent(body)
         sid = _message_sid(fields)
         return ProviderEvent(
             provider=self.name,

@@ -236,6 +236,11 @@ def test_a_callback_error_code_that_means_the_number_cannot_receive(
         ("STOP", "STOP", EventType.OPTED_OUT, "stop"),
         (" stop. ", None, EventType.OPTED_OUT, "stop"),
         ("Unsubscribe", None, EventType.OPTED_OUT, "stop"),
+        ("OptOut", None, EventType.OPTED_OUT, "stop"),
+        ("revoke", None, EventType.OPTED_OUT, "stop"),
+        # Twilio's keywords are single words: these it neither answers nor blocks.
+        ("Opt out", None, EventType.REPLIED, None),
+        ("opt-out", None, EventType.REPLIED, None),
         ("start", None, EventType.OPTED_IN, None),
         ("HELP", None, EventType.HELP_REQUESTED, None),
         ("please stop calling me at work", None, EventType.REPLIED, None),

@@ -176,11 +176,26 @@ def test_a_stop_twilio_does_not_know_is_recorded_and_confirmed_by_outreach(
     assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
 
 
+@pytest.mark.parametrize("body", ["Opt out", "opt-out", "OPT OUT!"])
+def test_an_opt_out_twilio_does_not_know_is_confirmed_by_outreach(
+    engine: Engine, server: Server, body: str
+) -> None:
+    """Twilio acts only on a message that is one word of its list (OPTOUT, not "opt out"):
+    outreach reads these as the keyword they are, and confirms them itself."""
+    add_account(engine)
+    response = server.send(sms_inbound(body))
+    confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
+    assert f"<Message>{confirmation}</Message>" in response.text
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+    assert [m.direction for m in rows(engine, inbox_messages)] == ["outbound"]
+
+
+@pytest.mark.parametrize("body", ["STOP", "optout", "Revoke"])
 def test_stop_as_twilio_answers_it_is_recorded_and_left_to_twilio(
-    engine: Engine, server: Server
+    engine: Engine, server: Server, body: str
 ) -> None:
     add_account(engine)
-    response = server.send(sms_inbound("STOP"))
+    response = server.send(sms_inbound(body))
     assert "<Message>" not in response.text
     assert [s.reason for s in rows(engine, suppressions)] == ["stop"]
     assert rows(engine, inbox_messages) == []

@@ -282,7 +282,9 @@ _ANSWERS = select(
 
 
 def find_attempts(connection: Connection, events: Sequence[ProviderEvent]) -> list[Any | None]:
-    """Each event's attempt: by our id, else by the provider's message id; None if unknown.
+    """Each event's attempt: by our id, else by the provider's message id; None if unknown,
+    or if it is on another channel than the event says it is about (an email naming a
+    text message by the ``+N`` of its address is not about that text).
 
     On PostgreSQL the rows are locked in id order until the transaction ends, so that two
     writers never interleave their updates of one attempt.
@@ -295,9 +297,13 @@ def find_attempts(connection: Connection, events: Sequence[ProviderEvent]) -> li
     rows = connection.execute(query, {"ids": list(ids), "message_ids": list(message_ids)}).all()
     by_id = {row.id: row for row in rows}
     by_message = {row.provider_message_id: row for row in rows if row.provider_message_id}
-    return [
+    found = [
         by_id.get(e.attempt_id) if e.attempt_id in by_id else by_message.get(e.provider_message_id)
         for e in events
+    ]
+    return [
+        row if row is None or e.channel in (None, row.channel) else None
+        for e, row in zip(events, found, strict=True)
     ]
 
 

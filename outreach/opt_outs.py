@@ -38,6 +38,8 @@ NOT_LIFTED_BY_OPT_IN = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
 
 
 def channel_of(event: ProviderEvent, attempt: Any | None) -> str:
+    if event.channel is not None:
+        return event.channel
     if attempt is not None:
         return str(attempt.channel)
     if "@" in (event.from_address or event.to_address or ""):

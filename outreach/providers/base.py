@@ -111,6 +111,9 @@ class ProviderEvent:
     outcome: str | None = None  # for the contact history: conversation, no_answer, ...
     suppression: str | None = None  # a SuppressionReason value the event calls for
     contact_status: str | None = None  # a ContactStatus value, e.g. invalid
+    # The channel the event is about, when the provider carries one only (an email is an
+    # email, whichever attempt it names): an attempt on another channel is not its attempt.
+    channel: Channel | None = None
 
     @property
     def from_debtor(self) -> bool:

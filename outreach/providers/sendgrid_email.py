@@ -327,6 +327,7 @@ class SendgridEmail(Provider):
         message_id = item.get("sg_message_id")
         return ProviderEvent(
             provider=self.name,
+            channel=self.channel,
             kind="event_webhook",
             event_type=event_type,
             dedupe_key=dedupe_key(
@@ -371,6 +372,7 @@ class SendgridEmail(Provider):
         )  # fmt: skip
         return ProviderEvent(
             provider=self.name,
+            channel=self.channel,
             kind="inbound",
             event_type=event_type,
             dedupe_key=dedupe_key(self.name, "inbound", identity),
@@ -391,6 +393,7 @@ class SendgridEmail(Provider):
         attempt_id = attempt_id_from(request.query().get("attempt_id"))
         return ProviderEvent(
             provider=self.name,
+            channel=self.channel,
             kind="unsubscribe",
             event_type=EventType.UNSUBSCRIBED,
             dedupe_key=dedupe_key(self.name, "one-click", attempt_id),

@@ -307,6 +307,57 @@ def test_a_reply_to_our_tagged_address_names_its_attempt_and_stop_unsubscribes(
     assert (event.event_type, event.suppression) == (EventType.OPTED_OUT, "unsubscribe")
 
 
+def test_a_raw_mode_text_in_a_charset_python_does_not_know_is_read_as_utf_8(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """Refused, it would be refused on every retry, and an opt-out in it lost."""
+    body = (
+        _raw("inbound_raw_data.crlf.multipart")
+        .replace(b"text/plain; charset=UTF-8", b"text/plain; charset=unknown-8bit")
+        .replace(b"Hello Twilio SendGrid!\r\n\r\n--", b"STOP\r\n\r\nFran\xe7ois\r\n\r\n--")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.body, event.event_type) == ("STOP\r\n\r\nFran\ufffdois", EventType.OPTED_OUT)
+
+
+@pytest.mark.parametrize(
+    "payload", ["inbound_default_data.crlf.multipart", "inbound_raw_data.crlf.multipart"]
+)
+@pytest.mark.parametrize(
+    ("sender", "envelope_sender", "found"),
+    [
+        # A display name with an unquoted comma, as some mailers write it.
+        (b"User, Example <test@example.com>", b"test@example.com", "test@example.com"),
+        (b"User, Example <Test@Example.com>", b"bounces@relay.example.net", "test@example.com"),
+        # No address in the header: the envelope's sender.
+        (b"Example User", b"test@example.com", "test@example.com"),
+    ],
+)
+def test_the_sender_is_the_address_the_from_header_names(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    payload: str,
+    sender: bytes,
+    envelope_sender: bytes,
+    found: str,
+) -> None:
+    body = (
+        _raw(payload)
+        .replace(b"Example User <test@example.com>", sender)
+        .replace(b'"from":"test@example.com"', b'"from":"' + envelope_sender + b'"')
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.from_address, event.channel) == (found, "email")
+
+
 def test_one_click_unsubscribe(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock
 ) -> None:

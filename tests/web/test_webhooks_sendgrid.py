@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from outreach.compliance_store import inbox_messages
 from outreach.events import provider_events
 from outreach.providers.sendgrid_email import unsubscribe_token
-from outreach.store import suppressions
-from tests.eventdata import EMAIL, add_account, add_attempt, attempt, count, rows
+from outreach.store import compliance_events, suppressions
+from tests.eventdata import EMAIL, PHONE, add_account, add_attempt, attempt, count, rows
 from tests.providers.conftest import PUBLIC, SECRET_KEY, EcdsaKeys
 from tests.web.conftest import (
     TIMESTAMP,
@@ -26,6 +26,20 @@ from tests.web.conftest import (
 
 # The suppression ledger spells email addresses in lower case.
 MAILBOX = EMAIL.lower()
+# What Inbound Parse posts besides the message, as its documentation shows it.
+PARSE_FIELDS = {"dkim": "{@example.com : pass}", "sender_ip": "192.0.2.1", "SPF": "pass",
+                "charsets": '{"to":"UTF-8","subject":"UTF-8","from":"UTF-8"}'}  # fmt: skip
+
+
+def _active(engine: Engine) -> list[tuple[str, str, str]]:
+    """The suppressions in force: channel, address, reason."""
+    found = rows(engine, suppressions)
+    return sorted((s.channel, s.address, s.reason) for s in found if s.lifted_at is None)
+
+
+def _envelope(to: str, sender: str) -> str:
+    """Inbound Parse's ``envelope`` field: the SMTP recipients and sender."""
+    return json.dumps({"to": [to], "from": sender})
 
 
 def _event(name: str, attempt_id: int, event_id: str, **extra: object) -> dict[str, object]:
@@ -127,6 +141,60 @@ def test_an_inbound_email_reaches_the_inbox(
     assert again.json() == {"stored": 0, "duplicates": 1}
 
 
+def test_a_raw_mode_unsubscribe_mail_with_an_unknown_charset_is_honoured(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """A text part labelled with a charset Python does not know (``unknown-8bit``, as some
+    mail servers label 8-bit text) is read as UTF-8, not refused: a refusal would come
+    back on every retry, and the unsubscribe would be lost."""
+    add_account(engine)
+    message = (
+        f"MIME-Version: 1.0\r\nFrom: Pat Doe <{EMAIL}>\r\n"
+        "Date: Wed, 10 Aug 2026 14:44:21 -0700\r\nSubject: unsubscribe\r\n"
+        "To: billing@reply.example.com\r\nMessage-ID: <m1@example.com>\r\n"
+        "Content-Type: text/plain; charset=unknown-8bit\r\n\r\nSTOP\r\n"
+    )
+    fields = {**PARSE_FIELDS, "email": message, "to": "billing@reply.example.com",
+              "from": f"Pat Doe <{EMAIL}>", "subject": "unsubscribe",
+              "envelope": _envelope("billing@reply.example.com", MAILBOX)}  # fmt: skip
+    response = server.send(sendgrid_inbound(fields, inbound_keys))
+    assert response.status_code == 200, response.text
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+
+
+def test_an_unsubscribe_mail_from_an_unquoted_display_name_unsubscribes_the_sender(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """``Doe, Pat <pat.doe@...>`` (a display name with an unquoted comma, as some mailers
+    write it) names the mailbox after the comma, not an address "Doe"; and an email is
+    never taken for a text."""
+    add_account(engine)
+    fields = {**PARSE_FIELDS, "from": f"Doe, Pat <{EMAIL}>", "to": "billing@reply.example.com",
+              "subject": "unsubscribe", "text": "",
+              "envelope": _envelope("billing@reply.example.com", MAILBOX)}  # fmt: skip
+    assert server.send(sendgrid_inbound(fields, inbound_keys)).status_code == 200
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+
+
+def test_an_email_naming_a_text_message_does_not_opt_out_the_phone(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """Anyone can write to ``billing+N@``: the ``+N`` ties an email to an email of ours
+    only. Naming a text, it is an email from its sender, here an unknown one, who
+    unsubscribes their own mailbox and nothing else."""
+    account_id = add_account(engine)
+    text = add_attempt(engine, account_id, channel="sms", to=PHONE, message_id="SM1")
+    to = f"billing+{text}@reply.example.com"
+    fields = {**PARSE_FIELDS, "from": "stranger@evil.example", "to": to, "subject": "Re: hi",
+              "text": "STOP", "envelope": _envelope(to, "stranger@evil.example")}  # fmt: skip
+    assert server.send(sendgrid_inbound(fields, inbound_keys)).status_code == 200
+    assert _active(engine) == [("email", "stranger@evil.example", "unsubscribe")]
+    (stored,) = rows(engine, provider_events)
+    assert (stored.attempt_id, stored.account_id) == (None, None)
+    assert rows(engine, inbox_messages) == []  # no text confirmation to the phone either
+    assert rows(engine, compliance_events, account_id=account_id) == []
+
+
 def test_a_forged_inbound_email_is_refused(
     engine: Engine, server: Server, event_keys: EcdsaKeys
 ) -> None:
@@ -148,7 +216,9 @@ def test_one_click_unsubscribe_works_without_a_login(engine: Engine, server: Ser
     again = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
     assert (first.status_code, again.status_code) == (200, 200)
     assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(MAILBOX, "unsubscribe")]
+    # The same request again (a retry, or a second press while unsubscribed) is one event.
     assert count(engine, provider_events) == 1
+    assert [e.kind for e in rows(engine, compliance_events)] == ["opt_out"]
 
 
 def test_one_click_as_multipart_form_data_as_rfc_8058_prefers(

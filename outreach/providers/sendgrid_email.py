@@ -46,6 +46,7 @@ from outreach.channels import EmailChannel
 from outreach.clock import Clock
 from outreach.config import Settings
 from outreach.errors import ChannelError, ConfigError, WebhookRejected
+from outreach.intents import reply_text
 from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
@@ -353,11 +354,7 @@ class SendgridEmail(Provider):
 
     def _inbound(self, request: WebhookRequest) -> ProviderEvent:
         email = parse_inbound(request.body, request.header("Content-Type") or "")
-        first_line = next((line for line in email.text.splitlines() if line.strip()), "")
-        intent = reply_intent(first_line) if first_line else reply_intent(email.subject)
-        event_type = (
-            intent if intent in {EventType.OPTED_OUT, EventType.OPTED_IN} else EventType.REPLIED
-        )
+        event_type = _inbound_intent(email.text, email.subject)
         attempt_id = next(
             (
                 attempt_id_from(match.group(1))
@@ -403,6 +400,22 @@ class SendgridEmail(Provider):
             raw_status="one-click",
             suppression=SuppressionReason.UNSUBSCRIBE.value,
         )
+
+
+def _inbound_intent(text: str, subject: str) -> EventType:
+    """What an email reply asks for. An opt-in is the whole reply (without its quoted
+    history and signature), or with no text the subject, as a text's is: "Yes." followed
+    by a question answers something else. An opt-out may be the first line alone ("STOP",
+    then the mail client's own words): a stop nobody meant costs a message, a missed one
+    breaks the law."""
+    said = reply_text(text)
+    intent = reply_intent(said) if said else reply_intent(subject)
+    if intent in {EventType.OPTED_OUT, EventType.OPTED_IN}:
+        return intent
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    if first_line and reply_intent(first_line) is EventType.OPTED_OUT:
+        return EventType.OPTED_OUT
+    return EventType.REPLIED
 
 
 def _ecdsa_valid(key: str, setting: str, timestamp: str, body: bytes, signature: str) -> bool:

@@ -358,6 +358,37 @@ def test_the_sender_is_the_address_the_from_header_names(
     assert (event.from_address, event.channel) == (found, "email")
 
 
+@pytest.mark.parametrize(
+    ("text", "event_type"),
+    [
+        (b"Yes", EventType.OPTED_IN),
+        (b"START\r\n\r\nOn Mon, Nov 2, 2026 Acme wrote:\r\n> Reply STOP", EventType.OPTED_IN),
+        # An opt-in is the whole reply: "Yes." and then more answers something else.
+        (b"Yes.\r\nCan someone call me tomorrow?", EventType.REPLIED),
+        (b"Yes please call me", EventType.REPLIED),
+        # An opt-out may stand on the first line, a mail client's words after it.
+        (b"STOP\r\nSent from my iPhone", EventType.OPTED_OUT),
+        (b"Unsubscribe\r\nI paid already", EventType.OPTED_OUT),
+    ],
+)
+def test_an_email_reply_is_a_keyword_as_its_whole_text_says(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    text: bytes,
+    event_type: EventType,
+) -> None:
+    body = _raw("inbound_default_data.crlf.multipart").replace(
+        b"\r\n\r\nHello Twilio SendGrid!", b"\r\n\r\n" + text
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert event.event_type == event_type
+
+
 def test_one_click_unsubscribe(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock
 ) -> None:

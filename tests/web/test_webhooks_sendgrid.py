@@ -195,6 +195,30 @@ def test_an_email_naming_a_text_message_does_not_opt_out_the_phone(
     assert rows(engine, compliance_events, account_id=account_id) == []
 
 
+def test_an_email_starting_with_yes_does_not_lift_the_unsubscribe(
+    engine: Engine, server: Server, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys
+) -> None:
+    """An opt-in by email is the whole reply, as a text's is: "Yes." and then a question
+    answers something else, and reaches an agent."""
+    account_id = add_account(engine)
+    mail = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    assert server.send(sendgrid_events([_event("unsubscribe", mail, "ev-u")], event_keys))
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    to = f"billing+{mail}@reply.example.com"
+    fields = {**PARSE_FIELDS, "from": f"Pat Doe <{EMAIL}>", "to": to,
+              "subject": "Re: Your balance",
+              "text": "Yes.\nCan someone call me tomorrow after 5pm about the balance?\n\n"
+                      "On Mon, Nov 2, 2026 Northwind wrote:\n> Reply YES to hear from us again",
+              "envelope": _envelope(to, MAILBOX)}  # fmt: skip
+    assert server.send(sendgrid_inbound(fields, inbound_keys)).status_code == 200
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.intent) == (account_id, "call_me")
+    fields |= {"text": "Yes\n\nOn Mon, Nov 2, 2026 Northwind wrote:\n> Hello"}
+    assert server.send(sendgrid_inbound(fields, inbound_keys)).status_code == 200
+    assert _active(engine) == []  # the whole reply is the keyword
+
+
 def test_a_forged_inbound_email_is_refused(
     engine: Engine, server: Server, event_keys: EcdsaKeys
 ) -> None:

@@ -25,7 +25,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Select, Update, bindparam, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outreach.attempt_status import RANK, Progress, advance, progress_of
@@ -39,11 +50,12 @@ from outreach.opt_outs import (
     channel_of,
     debtor_address,
     known_spelling,
+    ledger_address,
     phone_or_email,
 )
-from outreach.providers.base import EventType, ProviderEvent
+from outreach.providers.base import EventType, ProviderEvent, dedupe_key
 from outreach.replies import Received, receive
-from outreach.store import lock_accounts, table_of
+from outreach.store import lock_accounts, suppressions, table_of
 
 log = logging.getLogger("outreach.events")
 provider_events = table_of(ProviderEventRow)
@@ -147,8 +159,9 @@ def apply_batch(
     """Apply ``items`` inside the caller's transaction; one result per item, in order."""
     policy = policy or EventPolicy()
     items = [_without_nul(item) for item in items]
+    found = find_attempts(connection, [item.event for item in items])
+    items = _after_opt_ins(connection, items, found)
     events = [item.event for item in items]
-    found = find_attempts(connection, events)
     writers = _lock_writers(connection, events, found)
     stored = _store(connection, items, found, now)
     _advance_attempts(connection, [(events[i], found[i]) for i in stored], now)
@@ -164,6 +177,39 @@ def apply_batch(
         EventResult(index in stored, answers.get(index), _script(found[index]))
         for index in range(len(items))
     ]
+
+
+def _after_opt_ins(
+    connection: Connection, items: Sequence[Incoming], found: Sequence[Any | None]
+) -> list[Incoming]:
+    """Each event that is new once an opt-in has lifted what it asks for
+    (``new_after_opt_in``: a one-click unsubscribe) keyed by the opt-ins of its address so
+    far: a copy while the unsubscribe stands is a duplicate, the same request after a
+    resubscribe a new event. Keyed by the count of lifted suppressions of the address, which
+    only grows; with none, the key is the event's own."""
+    renewed = list(items)
+    for index, item in enumerate(items):
+        event = item.event
+        if not event.new_after_opt_in:
+            continue
+        address = debtor_address(event, found[index])
+        if not address:
+            continue
+        channel = channel_of(event, found[index])
+        lifted = connection.execute(
+            select(func.count())
+            .select_from(suppressions)
+            .where(
+                suppressions.c.channel == channel,
+                suppressions.c.address == ledger_address(channel, address),
+                suppressions.c.lifted_at.is_not(None),
+            )
+        ).scalar_one()
+        if lifted:
+            own = event.dedupe_key.removeprefix(f"{event.provider}:")
+            key = dedupe_key(event.provider, own, f"after-{lifted}-opt-ins")
+            renewed[index] = Incoming(replace(event, dedupe_key=key), item.request_token)
+    return renewed
 
 
 def _lock_writers(

@@ -393,7 +393,9 @@ class SendgridEmail(Provider):
             channel=self.channel,
             kind="unsubscribe",
             event_type=EventType.UNSUBSCRIBED,
+            # The POST carries nothing but the URL: a retry looks like a second press.
             dedupe_key=dedupe_key(self.name, "one-click", attempt_id),
+            new_after_opt_in=True,
             occurred_at=self.clock.now(),
             payload={"attempt_id": attempt_id, "body": request.body.decode("utf-8", "replace")},
             attempt_id=attempt_id,

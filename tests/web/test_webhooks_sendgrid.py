@@ -245,6 +245,28 @@ def test_one_click_unsubscribe_works_without_a_login(engine: Engine, server: Ser
     assert [e.kind for e in rows(engine, compliance_events)] == ["opt_out"]
 
 
+def test_one_click_unsubscribe_after_a_resubscribe_unsubscribes_again(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    """A one-click POST carries no id of its own: once the debtor has opted back in, the
+    same URL posted again is a new unsubscribe, and a retry of it is still one."""
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    url = server.base + _one_click(mail)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form).is_success
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    resubscribe = _event("group_resubscribe", mail, "ev-resub", asm_group_id=1)
+    assert server.send(sendgrid_events([resubscribe], event_keys)).is_success
+    assert _active(engine) == []
+    again = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
+    retried = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
+    assert (again.status_code, again.json()) == (200, {"stored": 1, "duplicates": 0})
+    assert (retried.status_code, retried.json()) == (200, {"stored": 0, "duplicates": 1})
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    kinds = [e.kind for e in rows(engine, compliance_events)]
+    assert kinds == ["opt_out", "opt_in", "opt_out"]
+
+
 def test_one_click_as_multipart_form_data_as_rfc_8058_prefers(
     engine: Engine, server: Server
 ) -> None:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import product
+from math import prod
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, String, and_, func, literal, select, update
 
 from outreach.models import ComplianceEventKind, ContactStatus, SuppressionReason
 from outreach.providers.base import EventType, ProviderEvent
-from outreach.store import compliance_events, contact_points, suppressions
+from outreach.store import compliance_events, contact_points, folded, suppressions
 
 # Event types that are the debtor's own word about an address, with the reason they give.
 OPT_OUT_REASONS = {
@@ -74,15 +76,17 @@ def known_spelling(connection: Connection, channel: str, address: str) -> str:
     if connection.execute(exact.limit(1)).first() is not None:
         return address
     spelled = connection.execute(
-        select(contact_points.c.address)
+        # The account too: with the address alone, SQLite would rather read every email
+        # address through the index that holds them than look a few spellings up.
+        select(contact_points.c.address, contact_points.c.account_id)
         .where(
             contact_points.c.channel == channel,
-            func.lower(contact_points.c.address) == address.lower(),
+            same_address(connection, contact_points.c.address, (channel,), address),
         )
         .order_by(contact_points.c.id)
         .limit(1)
-    ).scalar()
-    return str(spelled) if spelled is not None else address
+    ).first()
+    return str(spelled.address) if spelled is not None else address
 
 
 def ledger_address(channel: str, address: str) -> str:
@@ -91,11 +95,48 @@ def ledger_address(channel: str, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
-def same_address(column: Any, channels: Sequence[str], address: str) -> Any:
-    """``column`` names ``address``: email addresses compared without case."""
-    if "email" in channels:
-        return func.lower(column) == address.lower()
-    return column == address
+def same_address(connection: Connection, column: Any, channels: Sequence[str], address: str) -> Any:
+    """``column`` names ``address``: email addresses compared without case, every letter's
+    (``store.folded``: "Élodie" is "élodie"), through the index on the lower-cased address.
+
+    PostgreSQL's ``lower`` folds every letter, and is what the index holds. SQLite's folds
+    ASCII letters only, so the index holds "Élodie.durand@..." for "Élodie.Durand@...":
+    it is searched for what SQLite's ``lower`` makes of each spelling of ``address`` that
+    differs from it in the case of its other letters (``_sqlite_spellings``), and the
+    match confirmed on every letter."""
+    if "email" not in channels:
+        return column == address
+    same = folded(connection, column) == folded(connection, literal(address, String))
+    if connection.dialect.name != "sqlite":
+        return same
+    spellings = _sqlite_spellings(address)
+    if len(spellings) == 1:  # ASCII only, as most are
+        return and_(func.lower(column) == spellings[0], same)
+    return and_(func.lower(column).in_(spellings), same)
+
+
+# A bound on the spellings looked up for one address (each letter beyond ASCII doubles
+# them); past it, only the address as given, lower-cased, upper-cased and case-folded.
+_MOST_SPELLINGS = 64
+
+
+def _sqlite_spellings(address: str) -> list[str]:
+    """What SQLite's ``lower`` (ASCII letters only) makes of ``address`` spelled with each
+    of its other letters in any case: one of them is how the index holds any contact point
+    that names ``address`` without case."""
+    choices = [
+        sorted({_ascii_lower(v) for v in (c, c.lower(), c.upper(), c.title()) if len(v) == 1})
+        for c in address
+    ]
+    whole = {_ascii_lower(address.casefold()), _ascii_lower(address.upper())}
+    if prod(len(choice) for choice in choices) > _MOST_SPELLINGS:
+        return sorted(whole | {_ascii_lower(address), _ascii_lower(address.lower())})
+    return sorted(whole | {"".join(spelling) for spelling in product(*choices)})
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` as SQLite's ``lower`` makes it: ASCII letters lower-cased, no other."""
+    return "".join(c.lower() if c.isascii() else c for c in text)
 
 
 def phone_or_email(channel: str) -> tuple[str, ...]:
@@ -109,7 +150,7 @@ def accounts_using(connection: Connection, channels: Sequence[str], address: str
             select(contact_points.c.account_id)
             .where(
                 contact_points.c.channel.in_(channels),
-                same_address(contact_points.c.address, channels, address),
+                same_address(connection, contact_points.c.address, channels, address),
             )
             .distinct()
             .order_by(contact_points.c.account_id)
@@ -281,7 +322,7 @@ def mark_contact_points(
         update(contact_points)
         .where(
             contact_points.c.channel.in_(channels),
-            same_address(contact_points.c.address, channels, address),
+            same_address(connection, contact_points.c.address, channels, address),
             contact_points.c.status == ContactStatus.ACTIVE,
         )
         .values(status=status, updated_at=now)

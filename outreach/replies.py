@@ -199,7 +199,7 @@ def _has_address(connection: Connection, attempt: Any, channel: str, sender: str
         .where(
             contact_points.c.account_id == attempt.account_id,
             contact_points.c.channel.in_(phone_or_email(channel)),
-            same_address(contact_points.c.address, (channel,), sender),
+            same_address(connection, contact_points.c.address, (channel,), sender),
         )
         .limit(1)
     ).first()

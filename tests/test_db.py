@@ -39,11 +39,12 @@ from outreach.db import (
 )
 from outreach.db_types import JSONDocument
 from outreach.models import Account
-from outreach.opt_outs import same_address
+from outreach.opt_outs import accounts_using, known_spelling, mark_contact_points
 from outreach.store import accounts, contact_points
 from outreach.web.ui import messages_planned
-from tests.eventdata import add_account
-from tests.query_plans import plan_of
+from tests.conftest import NOW
+from tests.eventdata import OTHER_PHONE, add_account
+from tests.query_plans import plan_of, statements_run
 
 # SQLite's reflection leaves out expression indexes (with this warning); PostgreSQL's
 # compares them.
@@ -226,14 +227,31 @@ def test_a_failed_redoable_transaction_writes_nothing(durable: Engine) -> None:
         )
 
 
-def test_accounts_are_found_by_an_email_address_in_any_case_through_an_index(
-    engine: Engine,
-) -> None:
-    query = select(contact_points.c.account_id).where(
-        contact_points.c.channel.in_(("email",)),
-        same_address(contact_points.c.address, ("email",), "Pat@Example.net"),
+@pytest.mark.parametrize("address", ["pat@example.net", "élodie.durand@example.com"])
+def test_a_mailbox_is_found_in_any_case_through_an_index(engine: Engine, address: str) -> None:
+    """Every letter's case, not only ASCII's (SQLite's lower() folds ASCII only), and each
+    lookup a search of the index on the lower-cased address, not a read of every mailbox."""
+    first = add_account(engine, email="Élodie.Durand@Example.com")
+    second = add_account(engine, "R-2", phone=OTHER_PHONE, email="PAT@example.NET")
+    owner, spelled = (
+        (first, "Élodie.Durand@Example.com") if "é" in address else (second, "PAT@example.NET")
     )
-    assert "ix_contact_point_address_lower" in plan_of(engine, query)
+    with statements_run(engine, "contact_point") as seen, engine.connect() as connection:
+        assert accounts_using(connection, ("email",), address) == [owner]
+        assert known_spelling(connection, "email", address) == spelled
+        mark_contact_points(connection, ("email",), address, "invalid", NOW)
+        marked = connection.execute(
+            select(contact_points.c.account_id).where(contact_points.c.status == "invalid")
+        ).scalars()
+        assert list(marked) == [owner]
+        connection.rollback()
+    lookups = [(statement, parameters) for statement, parameters in seen if "lower(" in statement]
+    assert len(lookups) == 3
+    for statement, parameters in lookups:
+        steps = plan_of(engine, statement, parameters)
+        assert "ix_contact_point_address_lower" in steps, (statement, steps)
+        if engine.dialect.name == "sqlite":  # a search by the address, not by the channel
+            assert "(channel=? AND <expr>" in steps, (statement, steps)
 
 
 def test_the_start_page_counts_the_days_messages_through_an_index(engine: Engine) -> None:

@@ -312,7 +312,7 @@ def _refuse_a_stranger(
         .where(
             store.contact_points.c.account_id == account_id,
             store.contact_points.c.channel.in_(phone_or_email(channels[0])),
-            same_address(store.contact_points.c.address, channels, address),
+            same_address(connection, store.contact_points.c.address, channels, address),
         )
         .limit(1)
     ).first()

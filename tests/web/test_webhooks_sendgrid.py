@@ -219,6 +219,26 @@ def test_an_email_starting_with_yes_does_not_lift_the_unsubscribe(
     assert _active(engine) == []  # the whole reply is the keyword
 
 
+def test_a_reply_from_a_non_ascii_address_reaches_its_account(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """The contact point keeps the import's "Élodie.Durand@..."; the reply comes from the
+    mailbox lower-cased. Matched without case on every letter, not only ASCII's (SQLite's
+    lower() folds ASCII only)."""
+    account_id = add_account(engine, email="Élodie.Durand@example.com")
+    sender = "élodie.durand@example.com"
+    fields = {**PARSE_FIELDS, "from": f"Élodie Durand <{sender}>",
+              "to": "billing@reply.example.com", "subject": "Re: your balance",
+              "text": "I dispute this debt. Stop emailing me.",
+              "envelope": _envelope("billing@reply.example.com", sender)}  # fmt: skip
+    assert server.send(sendgrid_inbound(fields, inbound_keys)).status_code == 200
+    (reply,) = rows(engine, inbox_messages)
+    kinds = sorted(e.kind for e in rows(engine, compliance_events, account_id=account_id))
+    assert reply.account_id == account_id, kinds
+    assert kinds == ["dispute", "opt_out", "prohibited_medium"]
+    assert _active(engine) == [("email", sender, "unsubscribe")]
+
+
 def test_a_forged_inbound_email_is_refused(
     engine: Engine, server: Server, event_keys: EcdsaKeys
 ) -> None:

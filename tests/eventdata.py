@@ -115,9 +115,9 @@ def event(
 
 def inbound(body: str, *, sender: str = PHONE, **values: Any) -> ProviderEvent:
     """An inbound SMS as Twilio's parser gives it (a keyword by the provider's reading)."""
-    from outreach.providers.keywords import reply_intent
+    from outreach.providers.keywords import provider_intent
 
-    kind = reply_intent(body)
+    kind = provider_intent(body)
     return event(
         kind, kind="inbound", key=values.pop("key", f"in:{sender}:{body}"), body=body,
         from_address=sender, to_address="+16175550100",

@@ -49,6 +49,7 @@ from outreach.opt_outs import (
     act_on_address,
     channel_of,
     debtor_address,
+    hold_addresses,
     known_spelling,
     ledger_address,
     phone_or_email,
@@ -162,6 +163,7 @@ def apply_batch(
     found = find_attempts(connection, [item.event for item in items])
     items = _after_opt_ins(connection, items, found)
     events = [item.event for item in items]
+    _hold_addresses(connection, events, found)
     writers = _lock_writers(connection, events, found)
     stored = _store(connection, items, found, now)
     _advance_attempts(connection, [(events[i], found[i]) for i in stored], now)
@@ -210,6 +212,28 @@ def _after_opt_ins(
             key = dedupe_key(event.provider, own, f"after-{lifted}-opt-ins")
             renewed[index] = Incoming(replace(event, dedupe_key=key), item.request_token)
     return renewed
+
+
+def _hold_addresses(
+    connection: Connection, events: Sequence[ProviderEvent], found: Sequence[Any | None]
+) -> None:
+    """Lock every address the batch may suppress or lift (``opt_outs.hold_addresses``), all
+    at once and before the accounts: a batch taking them one by one, as it acts, could wait
+    in a circle with another batch, or with one holding an account it records on.
+    PostgreSQL only: SQLite has one writer at a time."""
+    if connection.dialect.name != "postgresql":
+        return
+    wanted: list[tuple[str, str]] = []
+    for event, attempt in zip(events, found, strict=True):
+        if event.event_type in _STATUS_ONLY:
+            continue
+        channel = channel_of(event, attempt)
+        if address := debtor_address(event, attempt):
+            wanted.append((channel, address))
+        if attempt is not None and attempt.channel == channel:  # the address we wrote to
+            wanted.append((channel, str(attempt.to_address)))
+    if wanted:
+        hold_addresses(connection, wanted)
 
 
 def _lock_writers(

@@ -11,17 +11,18 @@ complaint.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import product
 from math import prod
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, func, literal, select, update
+from sqlalchemy import Connection, Integer, String, and_, func, literal, select, update
 
 from outreach.models import ComplianceEventKind, ContactStatus, SuppressionReason
 from outreach.providers.base import EventType, ProviderEvent
-from outreach.store import compliance_events, contact_points, folded, suppressions
+from outreach.store import compliance_events, contact_points, folded, hold_writes, suppressions
 
 # Event types that are the debtor's own word about an address, with the reason they give.
 OPT_OUT_REASONS = {
@@ -208,7 +209,10 @@ def suppress_address(
 ) -> bool:
     """Suppress ``address`` on ``channel`` from ``at``, as ``source`` says; the debtor's own
     opt-out is also recorded (citing ``cited``, with ``note``) on ``accounts``, by default
-    every account using the address. True when the suppression is new (none was in force)."""
+    every account using the address. True when the suppression is new (none was in force):
+    one writer at a time decides it (``hold_addresses``), so that two STOPs written at once
+    by two web processes are not both new, and both confirmed."""
+    hold_addresses(connection, [(channel, address)])
     spelled, address = address, ledger_address(channel, address)
     active = connection.execute(
         select(suppressions.c.id).where(
@@ -266,6 +270,7 @@ def lift_opt_outs(
     """Lift the debtor's own opt-outs of ``address`` on ``channel`` from ``at`` (``why``),
     and record the opt-in (citing ``cited``, with ``note``) on ``accounts``, by default
     every account using the address. True when an opt-out was in force."""
+    hold_addresses(connection, [(channel, address)])
     spelled, address = address, ledger_address(channel, address)
     lifted = connection.execute(
         update(suppressions)
@@ -286,6 +291,33 @@ def lift_opt_outs(
         record_events(connection, owners, ComplianceEventKind.OPT_IN, at, channel, spelled, cited,
                       note)  # fmt: skip
     return bool(lifted)
+
+
+# The first key of the advisory locks on addresses: a space of their own.
+_LOCK_SPACE = 0x6F707473  # "opts"
+
+
+def hold_addresses(connection: Connection, addresses: Iterable[tuple[str, str]]) -> None:
+    """Take, until the transaction ends, the lock on each ``(channel, address)``: whoever
+    suppresses an address or lifts its suppressions holds it while deciding, so that a
+    second writer reads what the first wrote. PostgreSQL: an advisory lock per address, in
+    the order of their keys (a writer of several addresses takes them all at once, before
+    the accounts it locks: ``events.apply_batch``), so that two writers never wait for
+    each other in a circle. SQLite: its one writer's lock."""
+    if connection.dialect.name != "postgresql":
+        hold_writes(connection)
+        return
+    keys = {_lock_key(channel, ledger_address(channel, address)) for channel, address in addresses}
+    for key in sorted(keys):
+        connection.execute(
+            select(func.pg_advisory_xact_lock(literal(_LOCK_SPACE, Integer), literal(key, Integer)))
+        )
+
+
+def _lock_key(channel: str, address: str) -> int:
+    """A 32-bit key for the address (addresses that share one only wait for each other)."""
+    digest = hashlib.sha256(f"{channel}:{address}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
 
 
 def held_without_opt_in(connection: Connection, channel: str, address: str) -> bool:

@@ -402,3 +402,43 @@ def test_two_batches_of_replies_in_opposite_orders_do_not_deadlock(engine: Engin
         sqlalchemy_event.remove(engine, "after_cursor_execute", after_first_lock)
     assert failed == {}
     assert len(rows(engine, inbox_messages, direction="inbound")) == 4
+
+
+def test_two_stops_written_at_once_are_confirmed_once(engine: Engine) -> None:
+    """Two web processes each write a "please stop texting me" from a number no account
+    has, at the same moment: the number is suppressed once and confirmed once, by the first
+    to commit (the second waits for it, then finds the number opted out)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: the second batch waits for the first to commit")
+    applied, second_done = threading.Event(), threading.Event()
+    said: dict[str, list[str | None]] = {}
+    failed: dict[str, str] = {}
+
+    def write(name: str, sid: str) -> None:
+        stop = inbound("please stop texting me", sender="+16175550199", key=f"in:{sid}")
+        try:
+            with engine.begin() as connection:
+                if name == "second":
+                    applied.wait(5)
+                results = apply_batch(connection, [Incoming(stop, sid)], NOW, WE_ANSWER)
+                said[name] = [result.answer for result in results]
+                if name == "first":  # its transaction stays open while the second writes
+                    applied.set()
+                    second_done.wait(2)
+        except Exception as exc:  # reported below
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        finally:
+            applied.set()
+            if name == "second":
+                second_done.set()
+
+    writers = [threading.Thread(target=write, args=(name, sid))
+               for name, sid in (("first", "SM1"), ("second", "SM2"))]  # fmt: skip
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    assert failed == {}
+    assert said == {"first": [WE_ANSWER.replies.opt_out_confirmation], "second": [None]}
+    suppressed = [(s.address, s.reason) for s in rows(engine, suppressions)]
+    assert suppressed == [("+16175550199", "stop")]

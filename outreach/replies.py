@@ -16,7 +16,8 @@
   outreach) and flags the account; "wrong number" marks the contact point. A message that
   names our message (the ``+N`` of the reply-to) from an address that account does not have
   is kept for an agent as from an unverified sender: anyone can write to that address, so
-  it neither pauses nor puts a hold on the account it names.
+  it neither pauses nor puts a hold on the account it names. An email names only an email
+  of ours: one naming a text or a call is an email from its sender (``events``).
 Every answer outreach gives is kept in the inbox thread as an outbound, handled message.
 """
 

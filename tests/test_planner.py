@@ -408,6 +408,35 @@ def test_a_template_failing_for_one_debtor_leaves_the_others_planned(world: Worl
     assert account(world.engine, ids["A-2"]).next_contact_at == NOW + timedelta(hours=1)
 
 
+def test_a_message_never_carries_another_accounts_data(world: World) -> None:
+    """A partial imported without context holds a namespace a template writes to: the
+    daemon keeps its templates from one account to the next, the namespace must not."""
+    templates = world.tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    (templates / "_partials" / "state.j2").write_text('{% set ns = namespace(last="") %}')
+    sms = templates / "sms" / "overdue.firm.j2"
+    sms.write_text(
+        '{% import "_partials/state.j2" as st %}{% set box = st.ns %}'
+        "{% if box.last %}[{{ box.last }}] {% endif %}{% set box.last = reference ~ ' ' ~ amount %}"
+        + sms.read_text()
+    )
+    published = sync_templates(world.engine, templates, load_company(templates), world.clock,
+                               author="mallory", publish=True)  # fmt: skip
+    assert published.refused == []
+    world.load(
+        row("A-1", name="Alice Secretname", phone="(617) 555-0121"),
+        row("B-2", name="Bob Other", phone="(617) 555-0122"),
+    )
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+    world.load(row("C-3", name="Carol Third", phone="(617) 555-0123"))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}  # a tick later, same renderer
+
+    bodies = {a.body.split(",")[0]: a.body for a in rows_of(world.engine, attempts)}
+    assert set(bodies) == {"Alice", "Bob", "Carol"}
+    assert not any(body.startswith("[") for body in bodies.values())
+    assert "A-1" not in bodies["Bob"] + bodies["Carol"]
+
+
 def test_a_californian_with_a_new_york_mobile_is_not_texted_before_8_pacific(
     world: World,
 ) -> None:

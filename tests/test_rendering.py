@@ -272,8 +272,8 @@ def test_an_email_leaves_no_reference_cycles_behind(path: str) -> None:
 
 
 def test_imports_keep_working_after_a_render_lets_them_go() -> None:
-    """A plain import's module is cached by its template and must survive; an import with
-    context is made afresh for each render."""
+    """Every import, plain or with context, is made afresh for each render and let go when
+    it ends: the next render imports again."""
     frame = "{% macro bold(x) %}<b>{{ x }}</b> for {{ debtor.name }}{% endmacro %}"
     plain = "{% macro shout(x) %}{{ x | upper }}!{% endmacro %}"
     source = (
@@ -289,6 +289,78 @@ def test_imports_keep_working_after_a_render_lets_them_go() -> None:
         context = build_context(facts, company(), SAMPLE_TODAY, key.language)
         html = renderer.render_key(key, context).html
         assert html == f"<b>PAY!</b> for {escape(facts.debtor_name)}"
+
+
+STATE_PARTIAL = (
+    '{% set ns = namespace(last="") %}{% set turn = cycler("odd", "even") %}'
+    '{% set comma = joiner(", ") %}{% set seen = [] %}{% set by_ref = {} %}'
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(
+            "{% import '_partials/state.j2' as st %}{% set box = st.ns %}"
+            "[{{ box.last }}]{% set box.last = reference ~ ' ' ~ amount %}{{ opt_out_text }}",
+            id="namespace",
+        ),
+        pytest.param(
+            "{% from '_partials/state.j2' import ns %}"
+            "[{{ ns.last }}]{% set ns.last = reference %}{{ opt_out_text }}",
+            id="from-import",
+        ),
+        pytest.param(
+            "{% import '_partials/state.j2' as st %}[{{ st.turn.next() }}{{ st.comma() }}]",
+            id="cycler-joiner",
+        ),
+        pytest.param(
+            "{% import '_partials/state.j2' as st %}[{{ st.ns.last }}]{% macro f() %}"
+            "{% import '_partials/state.j2' as st %}{% set box = st.ns %}"
+            "{% set box.last = reference %}{% endmacro %}{{ f() }}{{ opt_out_text }}",
+            id="in-a-macro",
+        ),
+    ],
+)
+def test_nothing_a_render_writes_outlives_it(source: str) -> None:
+    """The daemon keeps its renderer from one account to the next: a namespace, cycler or
+    joiner a partial made must not carry one debtor's data into another's message."""
+    renderer = Renderer({"sms/x.firm.j2": source, "_partials/state.j2": STATE_PARTIAL})
+    key = TemplateKey.from_path("sms/x.firm.j2")
+    texts = [
+        renderer.render_key(key, build_context(sample(ref), company(), SAMPLE_TODAY)).text
+        for ref in ("SAMPLE-1", "SAMPLE-2", "SAMPLE-1")
+    ]
+    assert texts[0].startswith(("[]", "[odd]"))
+    assert texts == [texts[0]] * 3
+
+
+@pytest.mark.parametrize(
+    "expression", ["st.seen.append(reference)", "st.by_ref.update(x=reference)",
+                   "st.by_ref.setdefault('x', reference)", "st.seen.extend([reference])"],
+)  # fmt: skip
+def test_a_partials_lists_and_dicts_cannot_be_changed(expression: str) -> None:
+    source = f"{{% import '_partials/state.j2' as st %}}{{{{ {expression} }}}}"
+    renderer = Renderer({"sms/x.firm.j2": source, "_partials/state.j2": STATE_PARTIAL})
+    key = TemplateKey.from_path("sms/x.firm.j2")
+    with pytest.raises(RenderError, match="SecurityError"):
+        renderer.render_key(key, build_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY))
+
+
+def test_a_plain_import_leaves_no_reference_cycles_behind() -> None:
+    source = (
+        "{% import '_partials/m.j2' as m %}{% from '_partials/m.j2' import shout %}"
+        "{{ m.shout(reference) }}{{ shout('x') }}"
+    )
+    sources = {
+        "sms/x.firm.j2": source,
+        "_partials/m.j2": "{% macro shout(x) %}{{ x | upper }}!{% endmacro %}",
+    }
+    renderer = Renderer(sources)
+    key = TemplateKey.from_path("sms/x.firm.j2")
+    context = build_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY)
+    assert renderer.render_key(key, context).text == "SAMPLE-1!X!"
+    assert jinja_garbage(lambda: renderer.render_key(key, context)) == []
 
 
 def test_the_sandbox_still_renders_ordinary_expressions() -> None:

@@ -106,8 +106,8 @@ _imports = _Imports()
 
 @contextmanager
 def imports_released() -> Iterator[None]:
-    """Render inside: each partial imported ``with context`` meanwhile (the email frame)
-    is let go when the render ends.
+    """Render inside: each partial imported meanwhile (the email frame) is let go when the
+    render ends.
 
     Such an import is a module whose macros close over its context, which holds the
     macros: a reference cycle, about twenty objects a message that only Python's cyclic
@@ -133,12 +133,27 @@ class MessageTemplate(Template):
         locals: Mapping[str, Any] | None = None,
     ) -> TemplateModule:
         context = self.new_context(vars, shared, locals)
-        # Shared: an import "with context" (or "from ... import ... with context"), made
-        # for this render alone. A plain import's module is cached by the template and
-        # lives on: it is not collected.
-        if shared and _imports.made is not None:
+        # Every module is made for one render alone (``_get_default_module``): let go of
+        # it when the render ends.
+        if _imports.made is not None:
             _imports.made.append(context)
         return TemplateModule(self, context)
+
+    def _get_default_module(self, ctx: Context | None = None) -> TemplateModule:
+        """A plain import's module (and an include "without context"'s), made afresh each
+        time, as an import "with context" is.
+
+        Jinja keeps this module on the template for every later render: a ``namespace()``,
+        ``cycler()`` or ``joiner()`` its top level made would carry what one debtor's render
+        wrote into the next debtor's message, since the daemon keeps its templates between
+        ticks. Partials shipped with outreach are imported with context, so this costs them
+        nothing."""
+        if ctx is not None:
+            # The importing render's own globals, as Jinja passes them (none from outreach).
+            keys = ctx.globals_keys - self.globals.keys()
+            if keys:
+                return self.make_module({k: ctx.parent[k] for k in keys})
+        return self.make_module()
 
 
 class MessageEnvironment(ImmutableSandboxedEnvironment):

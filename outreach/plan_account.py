@@ -9,6 +9,7 @@ the answers in bulk; ``outreach simulate`` runs the same planner.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ from outreach.rendering.context import Company, MessageFacts, build_context
 from outreach.rendering.render import Renderer
 from outreach.unsubscribe import unsubscribe_url
 from outreach.written_facts import account_zone, facts_digest
+
+log = logging.getLogger(__name__)
 
 # A stopped or finished-but-unsettled account is looked at again after this long.
 RECHECK = timedelta(days=1)
@@ -226,6 +229,15 @@ def _queue(
     except TemplateError as exc:
         plan.outcome, plan.next_contact_at = "error", now + TEMPLATE_RETRY
         plan.detail = str(exc)
+        return
+    except Exception as exc:
+        # Not the template's own failure (a RenderError, above) but a fault elsewhere in
+        # making this account's message: it waits like a template error, with its cause,
+        # rather than stopping the batch, and every batch after it, from being planned. The
+        # planner logs each batch's causes; the traceback is for whoever debugs it.
+        log.debug("plan: account %s: rendering failed", account.id, exc_info=True)
+        plan.outcome, plan.next_contact_at = "error", now + TEMPLATE_RETRY
+        plan.detail = f"{chosen[0]}/{step.template}.{step.tone}: {type(exc).__name__}: {exc}"
         return
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.QUEUED, None, now))
     _record_after(plan, account, action, now)

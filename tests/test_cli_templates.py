@@ -73,6 +73,19 @@ def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str
     assert "José, su saldo de $120.50" in result.stdout
 
 
+def test_preview_in_a_locale_without_an_english_of_its_own(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    # sms/due.friendly.j2 has no Spanish variant, and Babel no English of Mexico.
+    result = outreach(
+        "templates", "preview", "due", "-c", "sms", "-t", "friendly", "--locale", "es_MX",
+        env=env, cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sms/due.friendly.j2 for SAMPLE-1 (es_MX)" in result.stdout
+    assert "Hi Pat, your Northwind Utilities payment of $120.50 is due today." in result.stdout
+
+
 def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     init = outreach("init", env=env, cwd=workdir)
     # A new database starts with the template files published as version 1.

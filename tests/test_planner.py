@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from outreach import heap, store
 from outreach import housekeeping as housekeeping_module
+from outreach import plan_account as plan_account_module
 from outreach import planner as planner_module
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
@@ -40,7 +41,7 @@ from outreach.leases import claim_due_accounts
 from outreach.plan_account import AccountPlan
 from outreach.plan_processes import process_count
 from outreach.planner import Planner
-from outreach.rendering.context import load_company
+from outreach.rendering.context import MessageFacts, load_company
 from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
 from outreach.template_store import sync_templates, versions
@@ -435,6 +436,50 @@ def test_a_message_never_carries_another_accounts_data(world: World) -> None:
     assert set(bodies) == {"Alice", "Bob", "Carol"}
     assert not any(body.startswith("[") for body in bodies.values())
     assert "A-1" not in bodies["Bob"] + bodies["Carol"]
+
+
+def test_debtors_in_locales_without_a_variant_are_texted_in_english(world: World) -> None:
+    """Babel knows no English of Brazil or Mexico ('en_BR', 'en_MX'): the English message
+    is written in English without a territory, and the batch goes ahead."""
+    ids = world.load(
+        row("BR-1", locale="pt_BR", phone="(617) 555-0111"),
+        row("MX-1", locale="es_MX", due_date="2026-11-02", phone="(617) 555-0113"),
+        row("US-1", phone="(617) 555-0112"),
+    )
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"queued": 3}
+    by_account = {a.account_id: a for a in rows_of(world.engine, attempts)}
+    brazil, mexico = by_account[ids["BR-1"]], by_account[ids["MX-1"]]
+    assert brazil.template_name == "overdue"
+    assert brazil.body.startswith("Debtor, your Northwind Utilities balance of $120.50 is 18 days")
+    assert mexico.template_name == "due"
+    assert mexico.body.startswith("Hi Debtor, your Northwind Utilities payment of $120.50 is due")
+
+
+def test_an_unexpected_failure_for_one_account_leaves_the_others_planned(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_context = plan_account_module.build_context
+
+    def failing_for_a2(facts: MessageFacts, *args: Any) -> dict[str, Any]:
+        if facts.reference == "A-2":
+            raise LookupError("no such thing")
+        return build_context(facts, *args)
+
+    monkeypatch.setattr(plan_account_module, "build_context", failing_for_a2)
+    ids = world.load(
+        row("A-1"), row("A-2", phone="(617) 555-0102"), row("A-3", phone="(617) 555-0103")
+    )
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"queued": 2, "error": 1}
+    assert report.errors == ["A-2: sms/overdue.firm: LookupError: no such thing"]
+    assert {a.account_id for a in rows_of(world.engine, attempts)} == {ids["A-1"], ids["A-3"]}
+    # Like a template error: looked at again within the hour, its step not skipped.
+    assert account(world.engine, ids["A-2"]).next_contact_at == NOW + timedelta(hours=1)
+    steps = rows_of(world.engine, cadence_steps, cadence_steps.c.account_id == ids["A-2"])
+    assert "overdue-10d" not in {step.step_key for step in steps}
 
 
 def test_a_californian_with_a_new_york_mobile_is_not_texted_before_8_pacific(

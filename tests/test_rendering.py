@@ -528,13 +528,36 @@ def test_the_default_variant_is_formatted_in_english(channel: str, name: str, to
         ("es_US", "es", "es_US"),
         ("en_US", "", "en_US"),
         ("en_US", "es", "es_US"),
-        ("es_MX", "en", "en_MX"),
         ("es", "", "en"),
         ("fr_CA", "", "en_CA"),
+        ("de_DE", "", "en_DE"),
+        # Babel knows no English of Mexico or Brazil, nor German of the United States: the
+        # language alone, as Babel writes it without a territory.
+        ("es_MX", "en", "en"),
+        ("es_MX", "", "en"),
+        ("pt_BR", "", "en"),
+        ("en_US", "de", "de"),
+        ("en_US", "fr", "fr"),
+        ("sr_Latn_RS", "", "en"),
+        ("en_XX", "", "en"),  # not a locale the import accepts: still one Babel knows
     ],
 )
-def test_message_locale(account: str, language: str, expected: str) -> None:
+def test_message_locale_is_one_babel_knows(account: str, language: str, expected: str) -> None:
     assert message_locale(account, language) == expected
+
+
+@pytest.mark.parametrize("locale", ["es_MX", "pt_BR", "es_AR", "zh_CN", "ar_EG"])
+@pytest.mark.parametrize(
+    "path", [p for p in TEMPLATE_PATHS if TemplateKey.from_path(p).language == ""]
+)
+def test_every_default_variant_renders_for_a_locale_without_english(path: str, locale: str) -> None:
+    """Babel has no English of these territories: the message is in plain English."""
+    key = TemplateKey.from_path(path)
+    facts = MessageFacts(**{**sample("SAMPLE-2").__dict__, "locale": locale})
+    context = sample_context(facts, company(), SAMPLE_TODAY, key.name, key.language)
+    assert (context["locale"], context["amount"]) == ("en", "$12,345.67")
+    assert context["due_date"] == "August 1, 2026"
+    assert Renderer(SHIPPED).render_key(key, context).text
 
 
 def test_context_uses_the_message_locale() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import yaml
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import (
     format_currency,
@@ -238,15 +238,39 @@ def format_day(day: date, locale: str) -> str:
 DEFAULT_TEMPLATE_LANGUAGE = "en"
 
 
+@lru_cache(maxsize=1024)
 def message_locale(account_locale: str, template_language: str) -> str:
     """The locale a message is written in: the account's, unless no template variant exists
     in its language, in which case the default variant's language (in the account's
-    territory), so that words, dates and amounts never mix two languages."""
+    territory), so that words, dates and amounts never mix two languages.
+
+    Always one Babel knows: where CLDR has no such language in that territory (``en_MX``,
+    ``en_BR``, ``de_US``), the language alone (``en``, ``de``). Cached: a batch asks for the
+    same few pairs a thousand times."""
     language = template_language or DEFAULT_TEMPLATE_LANGUAGE
-    if account_locale.split("_")[0] == language:
+    if account_locale.split("_")[0] == language and _babel_knows(account_locale):
         return account_locale
-    territory = account_locale.partition("_")[2]
-    return f"{language}_{territory}" if territory else language
+    territory = _territory(account_locale)
+    if territory and _babel_knows(f"{language}_{territory}"):
+        return f"{language}_{territory}"
+    # A language lint accepts for a variant is one Babel knows; the fallback's, always.
+    return language if _babel_knows(language) else DEFAULT_TEMPLATE_LANGUAGE
+
+
+def _babel_knows(identifier: str) -> bool:
+    try:
+        Locale.parse(identifier)
+    except (ValueError, UnknownLocaleError):
+        return False
+    return True
+
+
+def _territory(account_locale: str) -> str | None:
+    """The territory of a locale (``MX`` in ``es_MX``, ``RS`` in ``sr_Latn_RS``), if any."""
+    try:
+        return Locale.parse(account_locale).territory
+    except (ValueError, UnknownLocaleError):
+        return None
 
 
 def build_context(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
+import signal
+import sys
 from functools import cache
 from typing import Any
 
 import pytest
 
-from outreach.rendering import answer_styles
+from outreach.rendering import answer_styles, lint_limits
 from outreach.rendering.answer_styles import MAX_CONDITIONS, Uncheckable
 from outreach.rendering.answer_text import check_answer_shown, shown_text, shown_texts
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
@@ -599,6 +603,66 @@ def test_a_missing_include_is_a_render_error_on_its_line() -> None:
     issues = lint(SMS, "{{ debtor.name }}\n{% include '_partials/missing.j2' %}")
     assert [(i.code, i.line) for i in issues] == [("RENDER_ERROR", 2)]
     assert "_partials/missing.j2" in issues[0].message
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "pt", "en", "ja", "es"])
+def test_a_variant_in_any_language_babel_knows_lints_clean(language: str) -> None:
+    """The samples are American: 'de_US' is no locale Babel knows, so a German variant's
+    samples are written in German without a territory."""
+    path = f"sms/x.firm.{language}.j2"
+    sources = {**PARTIALS, path: GOOD_SMS}
+    assert lint_sources(sources, company(), paths=[path]) == []
+    assert lint_sources_bounded(sources, company(), paths=[path]) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "reason"),
+    [
+        ("ES", "languages are written in lowercase ('es'): 'ES' would never be used"),
+        ("es_MX", "a variant is named by its language alone ('es')"),
+        ("es-MX", "a variant is named by its language alone ('es')"),
+        ("pt_BR", "'pt_BR' would never be used"),
+        ("xx", "'xx' is not a language Babel knows"),
+        ("iw", "accounts in 'iw' have the locale he_IL: name the variant 'he'"),
+    ],
+)
+def test_a_variant_that_would_never_be_used_is_a_bad_name(language: str, reason: str) -> None:
+    path = f"sms/x.firm.{language}.j2"
+    sources = {**PARTIALS, path: GOOD_SMS}
+    issues = lint_sources(sources, company(), paths=[path])
+    assert [(i.path, i.code) for i in issues] == [(path, "BAD_NAME")]
+    assert reason in issues[0].message
+    # In the bounded lint that sync and publish run, the same: not a memory limit.
+    assert lint_sources_bounded(sources, company(), paths=[path]) == issues
+
+
+def test_a_failure_of_lint_itself_is_not_reported_as_a_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> list[LintIssue]:
+        raise KeyError("sample")
+
+    monkeypatch.setattr(lint_limits, "lint_sources", broken)
+    [issue] = lint_limits._checked({SMS: GOOD_SMS}, company(), [SMS], None, SMS)
+    assert (issue.path, issue.code) == (SMS, "RENDER_ERROR")
+    assert issue.message == "could not be checked: KeyError: 'sample'"
+
+
+def _killed_by_a_signal() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # as a crash past the memory ceiling ends it
+
+
+def test_a_lint_process_that_exits_with_an_error_is_not_reported_as_out_of_memory() -> None:
+    processes = multiprocessing.get_context("fork")
+    failed = processes.Process(target=sys.exit, args=(1,))
+    killed = processes.Process(target=_killed_by_a_signal)
+    for child in (failed, killed):
+        child.start()
+    assert lint_limits._ended(failed) == "stopped the check with an error (exit status 1)"
+    assert lint_limits._ended(killed) == "needed more memory than allowed"
 
 
 # --- content -----------------------------------------------------------------------------

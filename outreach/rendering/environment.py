@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from jinja2 import FunctionLoader, StrictUndefined, nodes
 from jinja2.environment import Template, TemplateModule
 from jinja2.runtime import Context, Macro
@@ -71,6 +72,43 @@ class TemplateKey:
         raise TemplateError(
             f"{path}: name the file {{name}}.{{tone}}.j2 or {{name}}.{{tone}}.{{language}}.j2"
         )
+
+
+def unused_variant(key: TemplateKey) -> str | None:
+    """Why a language variant's file would never be used, or None when it is a default
+    variant or would be.
+
+    An account gets the variant named by its locale's language (``es`` for ``es_MX`` or
+    ``es_US``), as Babel writes it once the import has read the locale: lowercase, without
+    a territory. Any other name is never picked, or names a language Babel cannot format
+    amounts and dates in."""
+    language = key.language
+    if not language:
+        return None
+    alone = language.replace("-", "_").split("_")[0]
+    if alone != language:
+        return (
+            f"{key.path}: a variant is named by its language alone ('{alone.lower()}'), "
+            f"which every territory's accounts in it get: '{language}' would never be used"
+        )
+    if language != language.lower():
+        return (
+            f"{key.path}: languages are written in lowercase ('{language.lower()}'): "
+            f"'{language}' would never be used"
+        )
+    try:
+        known = str(Locale.parse(language))
+    except (ValueError, UnknownLocaleError):
+        return (
+            f"{key.path}: '{language}' is not a language Babel knows (a language code such as "
+            "es, fr, de or pt): amounts and dates could not be written in it"
+        )
+    if known != language:  # an old code such as 'iw', which Babel reads as 'he_IL'
+        return (
+            f"{key.path}: accounts in '{language}' have the locale {known}: name the "
+            f"variant '{known.split('_')[0]}'; '{language}' would never be used"
+        )
+    return None
 
 
 def read_template_files(templates_dir: Path) -> dict[str, str]:

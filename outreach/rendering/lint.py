@@ -1,6 +1,8 @@
 """Template lint: what is checked before a template may be published.
 
 A template is refused, with the line and the cause, when:
+- its name is not ``{channel}/{name}.{tone}[.{language}].j2``, or names a language variant
+  that would never be used (``BAD_NAME``: see ``unused_variant``);
 - it does not parse (``SYNTAX``), or misses a block its channel needs (``MISSING_BLOCK``);
 - it uses a variable that does not exist (``UNKNOWN_VARIABLE``);
 - it fails to render for any sample account (``RENDER_ERROR``: a misspelt attribute, an
@@ -39,7 +41,7 @@ from outreach.rendering.context import (
     sample_context,
     variables_for,
 )
-from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, unused_variant
 from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer, RenderError
 
@@ -123,12 +125,15 @@ def lint_one(
         key = TemplateKey.from_path(path)
     except TemplateError as exc:
         return [LintIssue(path, None, "BAD_NAME", str(exc))]
+    unused = unused_variant(key)
+    if unused is not None:
+        return [LintIssue(path, None, "BAD_NAME", unused)]
     issues = _structure(path, tree, key)
     if issues:
         return issues
     for sample in samples:
-        context = sample_context(sample, company, today, key.name, key.language)
         try:
+            context = sample_context(sample, company, today, key.name, key.language)
             rendered = renderer.render_key(key, context)
         except TemplateNotFound as exc:
             message = f"includes {exc.name}, which is not available (not published yet?)"
@@ -136,7 +141,7 @@ def lint_one(
             break
         except RenderError as exc:
             cause = exc.cause
-            said = str(cause) if isinstance(cause, JinjaTemplateError) else _named(cause)
+            said = str(cause) if isinstance(cause, JinjaTemplateError) else named(cause)
             where = "" if exc.path == path else f" (in {exc.path}, line {exc.line})"
             message = f"fails for sample account {sample.reference}: {said}{where}"
             line = exc.line if exc.path == path else None
@@ -148,6 +153,10 @@ def lint_one(
         except (JinjaTemplateError, TemplateError, SecurityError) as exc:
             message = f"fails for sample account {sample.reference}: {exc}"
             issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
+            break
+        except Exception as exc:  # outside the template's code: its variables, say
+            message = f"fails for sample account {sample.reference}: {named(exc)}"
+            issues.append(LintIssue(path, None, "RENDER_ERROR", message))
             break
         issues += _content(path, key, rendered, sample, context, company, policy)
     return _unique(issues)
@@ -329,7 +338,7 @@ def _template_line(exc: BaseException, path: str) -> int | None:
     return None
 
 
-def _named(exc: BaseException) -> str:
+def named(exc: BaseException) -> str:
     """A Python error as a marketer can read it: its kind and message."""
     if isinstance(exc, MemoryError):
         return "MemoryError: what it builds is larger than a message may use"

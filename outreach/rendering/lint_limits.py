@@ -32,7 +32,7 @@ from pathlib import Path
 
 from outreach.rendering.context import SAMPLE_TODAY, Company, MessageFacts, sample_context
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
-from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources
+from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources, named
 from outreach.rendering.render import Rendered, Renderer
 
 # A template's renders for every sample take milliseconds; these are far beyond.
@@ -135,7 +135,7 @@ def _follow(
                 kind, value = receiving.recv()
             except EOFError:
                 # Killed by the memory ceiling, or crashed: the template it was on is refused.
-                return _refused(current, "needed more memory than allowed", paths, issues)
+                return _refused(current, _ended(child), paths, issues)
             if kind == "start":
                 current, deadline = value, time.monotonic() + seconds
             elif kind == "issues":
@@ -144,6 +144,15 @@ def _follow(
                 return []
     finally:
         _reap(child)
+
+
+def _ended(child: multiprocessing.process.BaseProcess) -> str:
+    """Why a child that stopped answering ended: an allocation the C library could not fail
+    gracefully kills it (a signal), a Python error it did not catch exits with a status."""
+    child.join(timeout=5)
+    if child.exitcode is not None and child.exitcode > 0:
+        return f"stopped the check with an error (exit status {child.exitcode})"
+    return "needed more memory than allowed"
 
 
 def _reap(child: multiprocessing.process.BaseProcess) -> None:
@@ -175,9 +184,27 @@ def _lint_child(
     _limit_memory(memory)
     for path in paths:
         sending.send(("start", path))
-        sending.send(("issues", lint_sources(sources, company, paths=[path], policy=policy)))
+        sending.send(("issues", _checked(sources, company, [path], policy, path)))
     sending.send(("done", None))
     sending.close()
+
+
+def _checked(
+    sources: dict[str, str],
+    company: Company,
+    paths: list[str],
+    policy: LintPolicy | None,
+    blamed: str,
+) -> list[LintIssue]:
+    """Lint's issues for ``paths``; a failure of lint itself refuses ``blamed`` with its
+    cause, rather than ending the child (which would read as the memory ceiling)."""
+    try:
+        return lint_sources(sources, company, paths=paths, policy=policy)
+    except MemoryError:
+        message = "rendering it for the sample accounts needed more memory than allowed"
+        return [LintIssue(blamed, None, _LIMIT, message)]
+    except Exception as exc:
+        return [LintIssue(blamed, None, "RENDER_ERROR", f"could not be checked: {named(exc)}")]
 
 
 def _limit_memory(memory: int) -> None:
@@ -254,7 +281,7 @@ def _preview_answer(
             try:
                 kind, value = receiving.recv()
             except EOFError:
-                return "needed more memory than allowed"
+                return _ended(child)
             if kind == "start":
                 deadline = time.monotonic() + seconds
             elif isinstance(value, Preview):
@@ -289,7 +316,7 @@ def _preview(
     policy: LintPolicy | None,
     today: date,
 ) -> Preview:
-    issues = lint_sources(sources, company, paths=paths, policy=policy)
+    issues = _checked(sources, company, paths, policy, path)
     if path.startswith(f"{PARTIALS_DIR}/") or any(i.code == "BAD_NAME" for i in issues):
         return Preview(issues, None)
     key = TemplateKey.from_path(path)

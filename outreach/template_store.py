@@ -1,9 +1,10 @@
 """Template versions in the database: files seed them, publishing and rolling back are explicit.
 
 Each (channel, name, tone, language) and each partial has numbered versions with the
-author, the time and a content hash. At most one version of each is published; the daemon
-renders only published versions, and every attempt records the version it used. Nothing
-reaches the database without passing lint among the sources it would render with.
+author, the time and a content hash. At most one version of each is published (publishes
+of one template take turns, and a unique index holds it); the daemon renders only
+published versions, and every attempt records the version it used. Nothing reaches the
+database without passing lint among the sources it would render with.
 """
 
 from __future__ import annotations
@@ -24,13 +25,36 @@ from outreach.rendering.context import Company
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
 from outreach.rendering.lint import LintIssue, LintPolicy
 from outreach.rendering.lint_limits import lint_sources_bounded
-from outreach.store import table_of
+from outreach.store import hold_writes, table_of
 
 versions = table_of(TemplateVersion)
 
 
+class SavedSince(TemplateError):
+    """A save based on an older version than the latest: storing it on top would drop what
+    was saved in between without anyone seeing it."""
+
+    def __init__(
+        self, path: str, based_on: int, newer: list[TemplateVersion], base: str | None
+    ) -> None:
+        self.path, self.based_on, self.newer, self.base = path, based_on, newer, base
+        if not newer:  # a version it does not have (yet): the page is not from here
+            super().__init__(f"{path} has no version {based_on}: open it again")
+            return
+        latest = newer[-1].version
+        saved = f"version {latest}" if len(newer) == 1 else f"versions {newer[0].version}-{latest}"
+        authors = ", ".join(sorted({v.author for v in newer}))
+        super().__init__(f"{authors} saved {saved} since you opened version {based_on}")
+
+    @property
+    def latest(self) -> int:
+        return self.newer[-1].version if self.newer else self.based_on
+
+
 def identity(path: str) -> tuple[str, str, str, str]:
     """The (channel, name, tone, locale) columns for a template or partial path."""
+    if "\x00" in path:  # no template has one, and PostgreSQL refuses it in a query
+        raise TemplateError("a template's path holds no NUL character")
     if path.startswith(f"{PARTIALS_DIR}/"):
         return PARTIALS_DIR, path[len(PARTIALS_DIR) + 1 :], "", ""
     key = TemplateKey.from_path(path)
@@ -80,17 +104,20 @@ def sync_templates(
     """
     files = read_template_files(templates_dir)
     report = SyncReport()
-    report.refused = lint_sources_bounded(files, company, policy=policy)
+    report.refused = nul_issues(files) or lint_sources_bounded(files, company, policy=policy)
     if report.refused:
         return report
     now = clock.now()
     with engine.begin() as connection:
+        # SQLite: the writer lock before reading what the files are compared with.
+        hold_writes(connection)
         latest = _latest(connection)
         for path, content in files.items():
             current = latest.get(path)
             if current is not None and current.content_hash == content_hash(content):
                 report.unchanged.append(path)
                 if publish and current.status != TemplateStatus.PUBLISHED:
+                    _lock_template(connection, path)
                     _publish(connection, path, current.version, now)
                     report.published.append((path, current.version))
                 continue
@@ -98,6 +125,7 @@ def sync_templates(
             _insert(connection, path, number, content, author, now)
             report.added.append((path, number))
             if publish:
+                _lock_template(connection, path)
                 _publish(connection, path, number, now)
                 report.published.append((path, number))
     return report
@@ -114,7 +142,9 @@ def publish_version(
 ) -> int:
     """Publish ``version`` of ``path`` (default: its latest) after linting it among the
     published sources; returns the version published."""
-    with engine.begin() as connection:
+    # Lint outside the writing transaction: it takes a second or more, and on SQLite the
+    # write lock held meanwhile would stop every other writer.
+    with engine.connect() as connection:
         rows = _versions_of(connection, path)
         if not rows:
             raise NotFoundError(f"no versions of {path}; run 'outreach templates sync' first")
@@ -125,28 +155,57 @@ def publish_version(
             known = ", ".join(str(r.version) for r in rows)
             raise NotFoundError(f"{path} has no version {version} (versions: {known})")
         sources = {**published(connection).sources, path: chosen.content}
-        issues = lint_sources_bounded(
-            sources, company, paths=_affected(sources, path), policy=policy
-        )
-        if issues:
-            listed = "; ".join(str(issue) for issue in issues)
-            raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")
+    issues = lint_sources_bounded(sources, company, paths=_affected(sources, path), policy=policy)
+    if issues:
+        listed = "; ".join(str(issue) for issue in issues)
+        raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")
+    with engine.begin() as connection:
+        _lock_template(connection, path)
         _publish(connection, path, chosen.version, clock.now())
-        return int(chosen.version)
+    return int(chosen.version)
 
 
-def save_version(engine: Engine, path: str, content: str, clock: Clock, *, author: str) -> int:
+def save_version(
+    engine: Engine,
+    path: str,
+    content: str,
+    clock: Clock,
+    *,
+    author: str,
+    based_on: int | None = None,
+) -> int:
     """Store ``content`` as a new draft version of an existing ``path`` (lint it first);
-    returns its number, or the latest's when that holds the same content."""
+    returns its number, or the latest's when that holds the same content.
+
+    ``based_on``: the version the author started from. When a newer one was saved since,
+    ``SavedSince`` is raised and nothing is stored: storing on top would drop its changes.
+    """
+    if "\x00" in content:
+        raise TemplateError(f"{path} holds a NUL character: remove it")
     with engine.begin() as connection:
         rows = _versions_of(connection, path)
         if not rows:
             raise NotFoundError(f"no versions of {path}")
         if rows[-1].content_hash == content_hash(content):
             return int(rows[-1].version)
+        if based_on is not None and based_on != rows[-1].version:
+            base = next((r.content for r in rows if r.version == based_on), None)
+            newer = [r for r in rows if r.version > based_on]
+            raise SavedSince(path, based_on, newer, base)
         number = int(rows[-1].version) + 1
         _insert(connection, path, number, content, author, clock.now())
         return number
+
+
+def nul_issues(sources: dict[str, str]) -> list[LintIssue]:
+    """A NUL character in a source, on its line: no message may carry one, and PostgreSQL
+    refuses to store it."""
+    issues = []
+    for path, source in sources.items():
+        if (at := source.find("\x00")) >= 0:
+            line = source.count("\n", 0, at) + 1
+            issues.append(LintIssue(path, line, "NUL_CHARACTER", "a NUL character: remove it"))
+    return issues
 
 
 def affected_paths(sources: dict[str, str], path: str) -> list[str]:
@@ -279,6 +338,23 @@ def _insert(
             author=author[:100], created_at=now,
         )
     )  # fmt: skip
+
+
+def _lock_template(connection: Connection, path: str) -> None:
+    """Make publishes of ``path`` take turns until the transaction ends: each retires the
+    published version it then sees, so two at once could otherwise leave two published
+    (READ COMMITTED shows neither the other's). PostgreSQL: lock the template's rows, in
+    version order so that two lockers queue rather than deadlock; SQLite: its writer lock."""
+    hold_writes(connection)
+    if connection.dialect.name == "postgresql":
+        channel, name, tone, locale = identity(path)
+        connection.execute(
+            select(versions.c.id)
+            .where(versions.c.channel == channel, versions.c.name == name,
+                   versions.c.tone == tone, versions.c.locale == locale)
+            .order_by(versions.c.version)
+            .with_for_update()
+        )  # fmt: skip
 
 
 def _publish(connection: Connection, path: str, number: int, now: datetime) -> None:

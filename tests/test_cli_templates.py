@@ -129,6 +129,12 @@ def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     assert refused.returncode == 2
     assert "SYNTAX" in refused.stdout
     assert "nothing was stored" in refused.stderr
+    # A NUL (which PostgreSQL cannot store) is refused by the file's name, not a traceback.
+    sms.write_text("Pay now.\n{# \x00 #}", encoding="utf-8")
+    nul = outreach("templates", "sync", env=env, cwd=workdir)
+    assert nul.returncode == 2
+    assert "sms/overdue.firm.j2:2: NUL_CHARACTER" in nul.stdout
+    assert "nothing was stored" in nul.stderr and "Traceback" not in nul.stderr
 
 
 def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(

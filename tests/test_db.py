@@ -41,6 +41,7 @@ from outreach.db_types import JSONDocument
 from outreach.models import Account
 from outreach.opt_outs import accounts_using, known_spelling, mark_contact_points
 from outreach.store import accounts, contact_points
+from outreach.template_store import versions
 from outreach.web.ui import messages_planned
 from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, add_account
@@ -397,3 +398,25 @@ def test_an_upgrade_stopped_after_the_concurrent_build_runs_again(
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert _reference_c_index(engine) == built
+
+
+def test_the_upgrade_leaves_one_published_version_per_template(engine: Engine) -> None:
+    command.downgrade(alembic_config(engine), "0025")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    row = {"channel": "sms", "name": "overdue", "tone": "firm", "locale": "", "content": "x",
+           "content_hash": "h", "author": "a", "created_at": now, "published_at": now}  # fmt: skip
+    # Two publishes at once used to leave two versions published.
+    with engine.begin() as connection:
+        connection.execute(
+            insert(versions),
+            [{**row, "version": n, "status": "published"} for n in (1, 2)]
+            + [{**row, "name": "other", "version": 1, "status": "published"}],
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(versions.c.name, versions.c.version, versions.c.status).order_by(versions.c.id)
+        ).all()
+    assert [tuple(r) for r in found] == [
+        ("overdue", 1, "retired"), ("overdue", 2, "published"), ("other", 1, "published"),
+    ]  # fmt: skip

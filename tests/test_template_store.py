@@ -1,17 +1,22 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
 
+from outreach import template_store
 from outreach.clock import FixedClock
 from outreach.errors import NotFoundError, TemplateError
 from outreach.rendering import lint_limits
 from outreach.rendering.context import Company, load_company
 from outreach.rendering.lint import LintPolicy
 from outreach.template_store import (
+    SavedSince,
     affected_paths,
     list_versions,
     publish_version,
@@ -19,6 +24,7 @@ from outreach.template_store import (
     rollback,
     save_version,
     sync_templates,
+    versions,
 )
 from tests.conftest import REPO
 
@@ -213,3 +219,83 @@ def test_a_change_lints_every_template_whose_includes_or_imports_reach_it() -> N
 def test_unknown_template_or_version(engine: Engine, company: Company, clock: FixedClock) -> None:
     with pytest.raises(NotFoundError, match=r"run .outreach templates sync. first"):
         publish_version(engine, SMS, company, clock)
+
+
+def test_two_publishes_of_one_template_at_once_leave_one_version_published(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    source = (templates / SMS).read_text(encoding="utf-8")
+    save_version(engine, SMS, source.replace("Please pay today", "Please pay now"), clock,
+                 author="mia")  # fmt: skip
+    save_version(engine, SMS, source.replace("Please pay today", "Kindly pay today"), clock,
+                 author="max")  # fmt: skip
+    # Both finish lint together, then publish at once: each must see the other's.
+    both_linted = threading.Barrier(2)
+    real = template_store.lint_sources_bounded
+
+    def lint(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        both_linted.wait(timeout=60)
+        return found
+
+    monkeypatch.setattr(template_store, "lint_sources_bounded", lint)
+    errors: list[BaseException] = []
+
+    def publish(version: int) -> None:
+        try:
+            publish_version(engine, SMS, company, clock, version=version)
+        except BaseException as exc:  # reported below, with the statuses
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(v,)) for v in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = [v.status for v in list_versions(engine, SMS)]
+    assert (statuses.count("published"), errors) == (1, [])
+
+
+def test_the_database_refuses_a_second_published_version(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    edit(templates, SMS, "Please pay today", "Please pay now")
+    sync_templates(engine, templates, company, clock, author="li")
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            update(versions).where(versions.c.version == 2).values(status="published")
+        )
+
+
+def test_a_save_based_on_an_older_version_is_refused_and_stores_nothing(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    source = (templates / SMS).read_text(encoding="utf-8")
+    mine = source.replace("Please pay today", "Please pay now")
+    assert save_version(engine, SMS, mine, clock, author="mia", based_on=1) == 2
+    his = source.replace("Please pay today", "Kindly pay today")
+    with pytest.raises(SavedSince, match="mia saved version 2 since you opened version 1") as no:
+        save_version(engine, SMS, his, clock, author="max", based_on=1)
+    assert (no.value.latest, no.value.base) == (2, source)
+    assert [v.version for v in list_versions(engine, SMS)] == [1, 2]
+    # The same text as the latest is no loss: nothing to store, whatever it was based on.
+    assert save_version(engine, SMS, mine, clock, author="max", based_on=1) == 2
+    # Based on the latest (or on nothing, as before), it is stored.
+    assert save_version(engine, SMS, his, clock, author="max", based_on=2) == 3
+
+
+def test_a_file_holding_a_nul_is_refused_by_name_and_nothing_is_stored(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    edit(templates, SMS, "Please pay today", "Please pay\x00 today")
+    report = sync_templates(engine, templates, company, clock, author="maria")
+    assert [str(issue) for issue in report.refused] == [
+        f"{SMS}:1: NUL_CHARACTER: a NUL character: remove it"
+    ]
+    assert report.added == []
+    with pytest.raises(TemplateError, match="NUL character"):
+        save_version(engine, SMS, "Please pay\x00 today", clock, author="mia")

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import short, text, when
@@ -24,6 +25,17 @@ class TemplateVersion(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "name", "tone", "locale", "version"),
         Index("ix_template_version_lookup", "channel", "name", "tone", "locale", "status"),
+        # One published version per template, whatever a racing publish does.
+        Index(
+            "ux_template_version_published",
+            "channel",
+            "name",
+            "tone",
+            "locale",
+            unique=True,
+            sqlite_where=sql_text("status = 'published'"),
+            postgresql_where=sql_text("status = 'published'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

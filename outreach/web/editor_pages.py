@@ -13,10 +13,14 @@ preview, saving (after lint), publishing and rolling back.
   request may reach any web process.
 - Saving lints as ``outreach templates publish`` does; a refused template is kept in the
   editor with the line and cause of each issue, and nothing is stored.
+- The form carries the version the marketer opened (``based_on``): a save is refused when
+  someone saved a newer one since, with the marketer's text kept and the changes made
+  since shown, so that nobody's work is dropped unseen.
 """
 
 from __future__ import annotations
 
+import difflib
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,8 +42,10 @@ from outreach.rendering.environment import PARTIALS_DIR
 from outreach.rendering.lint import LintIssue, LintPolicy
 from outreach.rendering.lint_limits import Preview, lint_sources_bounded, preview_bounded
 from outreach.template_store import (
+    SavedSince,
     affected_paths,
     list_versions,
+    nul_issues,
     path_of,
     publish_version,
     published,
@@ -96,6 +102,7 @@ class PreviewRequest(BaseModel):
     path: str = Field(max_length=300)
     source: str = Field(max_length=SOURCE_CHARS)
     sample: int = Field(default=1, ge=1, le=len(SAMPLE_ACCOUNTS))
+    based_on: int | None = None  # the form's, kept when the page comes back without script
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,8 @@ def preview(
         return _not_found(request, session, path)
     found = _preview(request, path, source, sample)
     if not asked.as_json:
-        return _editor(request, session, path, source, sample, rows, found)
+        based_on = asked.request.based_on
+        return _editor(request, session, path, source, sample, rows, found, based_on=based_on)
     view = _preview_view(request, found, session)
     fragment = ui.pages.get_template("editor_preview.html").render(preview=view, path_shown=path)
     return JSONResponse({**view, "fragment": fragment}, headers={"Cache-Control": "no-store"})
@@ -176,8 +184,10 @@ def save(
     source: Annotated[str, Form(max_length=SOURCE_CHARS)],
     sample: Annotated[int, Form()] = 1,
     action: Annotated[str, Form(max_length=20)] = "draft",
+    based_on: Annotated[int | None, Form()] = None,
 ) -> Response:
-    """Lint, then store a new version (a draft, or published at once)."""
+    """Lint, then store a new version (a draft, or published at once) on top of
+    ``based_on``, the version the editor was opened on (without it: on the latest)."""
     engine = _engine(request)
     sample = _sample_number(sample)
     # Browsers send a textarea's line ends as CRLF; templates are stored with LF.
@@ -185,6 +195,10 @@ def save(
     rows = _versions_of(engine, path)
     if not rows:
         return _not_found(request, session, path)
+    if nul := nul_issues({path: source}):  # PostgreSQL would refuse to store it
+        refused = [("error", f"Not saved: line {nul[0].line} holds a NUL character.")]
+        return _editor(request, session, path, source, sample, rows, Preview(nul, None),
+                       notices=refused, status=400, based_on=based_on)  # fmt: skip
     company, policy = _company_and_policy(request)
     with engine.connect() as connection:
         sources = {**published(connection).sources, path: source}
@@ -197,18 +211,20 @@ def save(
     if issues:
         refused = [("error", f"Not saved: {_count(len(issues), 'issue')} to fix first.")]
         found = Preview(issues, None)
-        return _editor(
-            request, session, path, source, sample, rows, found, notices=refused, status=422
-        )
+        return _editor(request, session, path, source, sample, rows, found, notices=refused,
+                       status=422, based_on=based_on)  # fmt: skip
     try:
         number = save_version(
-            engine, path, source, request.app.state.clock, author=session.user.username
-        )
+            engine, path, source, request.app.state.clock, author=session.user.username,
+            based_on=based_on,
+        )  # fmt: skip
+    except SavedSince as since:
+        return _saved_since(request, session, source, sample, since)
     except IntegrityError:  # another save of this template took the number first
         clash = [("error", "Someone saved this template at the same moment: save again.")]
         found = Preview([], None)
         return _editor(request, session, path, source, sample, rows, found, notices=clash,
-                       status=409)  # fmt: skip
+                       status=409, based_on=based_on)  # fmt: skip
     done = f"Saved version {number} as a draft."
     if number == rows[-1].version:
         done = f"Nothing new to save: version {number} holds this text."
@@ -222,7 +238,7 @@ def save(
             rows = _versions_of(engine, path)
             note = [("error", f"Saved version {number}, not published: {exc}")]
             return _editor(request, session, path, source, sample, rows, found, notices=note,
-                           status=422)  # fmt: skip
+                           status=422, based_on=number)  # fmt: skip
         done = (
             f"Saved and published version {number}."
             if number != rows[-1].version
@@ -277,7 +293,11 @@ def _editor(
     *,
     notices: list[tuple[str, str]] | None = None,
     status: int = 200,
+    based_on: int | None = None,
+    since: SavedSince | None = None,
 ) -> HTMLResponse:
+    """The editor page; ``based_on``: the version the form's text started from (by default
+    the latest), ``since``: the versions saved after it, when a save was refused for them."""
     current = next((r for r in rows if r.status == TemplateStatus.PUBLISHED), None)
     earlier = [r.version for r in rows if current is not None and r.version < current.version]
     samples = [
@@ -294,6 +314,8 @@ def _editor(
         "versions": list(reversed(rows)),
         "published": current.version if current is not None else None,
         "latest": rows[-1].version,
+        "based_on": based_on if based_on is not None else rows[-1].version,
+        "since": _since_view(since) if since is not None else None,
         "rollback_to": earlier[-1] if earlier else None,
         "preview": _preview_view(request, found, session),
         "is_partial": path.startswith(f"{PARTIALS_DIR}/"),
@@ -302,7 +324,36 @@ def _editor(
                      notices=notices or [])  # fmt: skip
 
 
+def _saved_since(
+    request: Request, session: Session, source: str, sample: int, since: SavedSince
+) -> HTMLResponse:
+    """The save refused as based on an older version: the marketer's text stays in the
+    form, now based on the latest, with what changed since; saving again is deliberate."""
+    rows = _versions_of(_engine(request), since.path)
+    # The version its changes are shown up to; the latest when it named none we have.
+    latest = since.latest if since.newer else rows[-1].version
+    note = [("error", f"Not saved: {since}. Your text is below as you left it; the "
+                      "changes saved since are shown above it. Bring in what you keep of "
+                      "them, then save again.")]  # fmt: skip
+    return _editor(request, session, since.path, source, sample, rows, Preview([], None),
+                   notices=note, status=409, based_on=latest, since=since)  # fmt: skip
+
+
+def _since_view(since: SavedSince) -> dict[str, Any]:
+    newer = since.newer[-1] if since.newer else None
+    diff = ""
+    if since.base is not None and newer is not None:
+        lines = difflib.unified_diff(
+            since.base.splitlines(), newer.content.splitlines(),
+            f"version {since.based_on}", f"version {newer.version}", lineterm="",
+        )  # fmt: skip
+        diff = "\n".join(lines)
+    return {"based_on": since.based_on, "latest": since.latest, "diff": diff}
+
+
 def _preview(request: Request, path: str, source: str, sample: int) -> Preview:
+    if nul := nul_issues({path: source}):  # nothing renders it, nor stores what it renders
+        return Preview(nul, None)
     company, policy = _company_and_policy(request)
     with _engine(request).connect() as connection:
         sources = {**published(connection).sources, path: source.replace("\r\n", "\n")}
@@ -425,6 +476,9 @@ def _refused_change(request: Request, session: Session, path: str, message: str)
 
 
 def _not_found(request: Request, session: Session, path: str) -> HTMLResponse:
+    if "\x00" in path:
+        message = "A template's path holds no NUL character. Pick one from the list of templates."
+        return ui.message_page(request, session, "No such template", message, 400)
     message = f"There is no template {path}. Pick one from the list of templates."
     return ui.message_page(request, session, "No such template", message, 404)
 

@@ -40,6 +40,8 @@ class HtmlPreviews:
         token = secrets.token_urlsafe(18)
         now = self.clock.now()
         c = html_previews.c
+        # PostgreSQL cannot store a NUL; a browser shows one as U+FFFD anyway.
+        html = html.replace("\x00", "\ufffd")
         row = {"token": token, "user_id": user_id, "created_at": now, "html": html}
         # The user's previews beyond the newest kept (newest by id: instants may be equal),
         # and a batch of anyone's past their time.

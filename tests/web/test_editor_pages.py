@@ -197,6 +197,9 @@ def test_each_user_keeps_their_newest_previews_and_none_past_their_time(engine: 
     with engine.connect() as connection:
         kept = connection.execute(select(html_previews.c.html)).scalars().all()
     assert kept == ["<p>later</p>"]
+    # A NUL, which PostgreSQL cannot store, shows as a browser would show it.
+    token = previews.put(mia, "<p>a\x00b</p>")
+    assert previews.get(mia, token) == "<p>a\ufffdb</p>"
 
 
 def test_the_html_preview_escapes_the_debtors_name(server: Server, engine: Engine) -> None:
@@ -384,6 +387,94 @@ def test_saving_the_same_text_adds_no_version(server: Server, engine: Engine) ->
         assert response.status_code == 303
         assert "version 1 holds this text" in client.get(response.headers["location"]).text
         assert versions_of(engine, SMS) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
+def based_on(page: httpx.Response) -> str:
+    """The version the editor's form says its text started from."""
+    found = re.search(r'name="based_on" value="(\d+)"', page.text)
+    assert found is not None, "the editor's form carries no based_on"
+    return found.group(1)
+
+
+def test_a_save_on_top_of_a_version_saved_since_is_refused_and_the_text_kept(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as mia:
+        add_user(engine, "max", Role.MARKETER)
+        with sign_in(server.base, "max") as max_:
+            # Both open the editor on version 1.
+            hers = based_on(mia.get("/templates/edit", params={"path": SMS}))
+            his = based_on(max_.get("/templates/edit", params={"path": SMS}))
+            assert hers == his == "1"
+            mine = SMS_SOURCE.replace("Please pay today", "Please pay now")
+            assert save(mia, SMS, mine, action="draft", based_on=hers).status_code == 303
+            # Max never saw version 2: publishing his text would drop Mia's change.
+            changed = SMS_SOURCE.replace("Questions?", "Any questions?")
+            refused = save(max_, SMS, changed, action="publish", based_on=his)
+            assert refused.status_code == 409
+            assert "Not saved: mia saved version 2 since you opened version 1." in refused.text
+            assert "Any questions?" in refused.text  # his text, as he left it
+            assert "-" + SMS_SOURCE.splitlines()[0].replace("'", "&#39;") in refused.text
+            assert "+" + mine.splitlines()[0].replace("'", "&#39;") in refused.text
+            assert versions_of(engine, SMS) == [
+                (1, TemplateStatus.PUBLISHED, "outreach init"), (2, TemplateStatus.DRAFT, "mia"),
+            ]  # fmt: skip
+            # The refused page's form is based on version 2: saving again is deliberate.
+            assert based_on(refused) == "2"
+            merged = mine.replace("Questions?", "Any questions?")
+            again = save(max_, SMS, merged, action="publish", based_on=based_on(refused))
+            assert again.status_code == 303
+    assert published_source(engine, SMS) == merged
+
+
+def test_without_javascript_the_preview_keeps_the_version_the_text_started_from(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        save(client, SMS, SMS_SOURCE.replace("Please pay today", "Please pay now"))
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS,
+                "source": SMS_SOURCE, "based_on": "1", "action": "preview"}  # fmt: skip
+        page = client.post("/templates/preview", data=form)
+        assert page.status_code == 200 and based_on(page) == "1"
+
+
+def test_a_nul_in_the_source_is_refused_with_its_line_and_nothing_is_stored(
+    server: Server, engine: Engine
+) -> None:
+    source = (REPO / "templates" / EMAIL).read_text()
+    source = source.replace("{% block text %}", "{% block text %}{# \x00 #}", 1)
+    line = source[: source.index("\x00")].count("\n") + 1
+    with marketer(server, engine) as client:
+        page = save(client, EMAIL, source, action="draft")
+        assert page.status_code == 400
+        assert f"Not saved: line {line} holds a NUL character." in page.text
+        assert "{# " in page.text  # the marketer's text is kept
+        preview = preview_json(client, EMAIL, source).json()
+        assert not preview["ok"] and preview["issues"][0]["code"] == "NUL_CHARACTER"
+    assert versions_of(engine, EMAIL) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
+def test_a_nul_in_an_emails_html_is_shown_as_an_issue_not_rendered(
+    server: Server, engine: Engine
+) -> None:
+    source = (REPO / "templates" / EMAIL).read_text()
+    source = source.replace("{% block html %}", "{% block html %}\x00", 1)
+    with marketer(server, engine) as client:
+        answer = preview_json(client, EMAIL, source)
+        assert answer.status_code == 200
+        assert [i["code"] for i in answer.json()["issues"]] == ["NUL_CHARACTER"]
+        assert answer.json()["email"] is None
+
+
+def test_a_path_holding_a_nul_is_refused_with_the_reason(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        page = client.get("/templates/edit", params={"path": "sms/over\x00due.firm.j2"})
+        form = {"csrf_token": page_token(client, "/templates"), "path": "sms/x\x00.firm.j2"}
+        back = client.post("/templates/rollback", data=form)
+        publish = client.post("/templates/publish", data={**form, "version": "1"})
+    for answer in (page, back, publish):
+        assert answer.status_code == 400
+        assert "A template&#39;s path holds no NUL character." in answer.text
 
 
 def test_rollback_publishes_the_version_before(server: Server, engine: Engine) -> None:

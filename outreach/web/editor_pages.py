@@ -187,7 +187,7 @@ def save(
     based_on: Annotated[int | None, Form()] = None,
 ) -> Response:
     """Lint, then store a new version (a draft, or published at once) on top of
-    ``based_on``, the version the editor was opened on (without it: on the latest)."""
+    ``based_on``, the version the editor was opened on."""
     engine = _engine(request)
     sample = _sample_number(sample)
     # Browsers send a textarea's line ends as CRLF; templates are stored with LF.
@@ -195,6 +195,13 @@ def save(
     rows = _versions_of(engine, path)
     if not rows:
         return _not_found(request, session, path)
+    if based_on is None:  # a page from before the field: what it would overwrite is unknown
+        unknown = [("error", "Not saved: this page does not say which version it was opened "
+                             f"on. Your text is kept below; the latest is version "
+                             f"{rows[-1].version}: check the versions below, then save "
+                             "again.")]  # fmt: skip
+        return _editor(request, session, path, source, sample, rows, Preview([], None),
+                       notices=unknown, status=400)  # fmt: skip
     if nul := nul_issues({path: source}):  # PostgreSQL would refuse to store it
         refused = [("error", f"Not saved: line {nul[0].line} holds a NUL character.")]
         return _editor(request, session, path, source, sample, rows, Preview(nul, None),

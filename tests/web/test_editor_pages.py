@@ -60,6 +60,9 @@ def preview_json(
 def save(
     client: httpx.Client, path: str, source: str, action: str = "publish", **extra: str
 ) -> httpx.Response:
+    """Post the editor's form as opened on version 1 (what seeding stores), unless
+    ``based_on`` says another."""
+    extra.setdefault("based_on", "1")
     form = {"csrf_token": page_token(client, "/templates"), "path": path, "source": source,
             "action": action, **extra}  # fmt: skip
     return client.post("/templates/save", data=form)
@@ -427,6 +430,20 @@ def test_a_save_on_top_of_a_version_saved_since_is_refused_and_the_text_kept(
     assert published_source(engine, SMS) == merged
 
 
+def test_a_save_that_does_not_say_which_version_it_started_from_is_refused(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        changed = SMS_SOURCE.replace("Questions?", "Any questions?")
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "source": changed,
+                "action": "publish"}  # fmt: skip
+        page = client.post("/templates/save", data=form)
+        assert page.status_code == 400
+        assert "this page does not say which version it was opened on" in page.text
+        assert "Any questions?" in page.text and based_on(page) == "1"
+    assert versions_of(engine, SMS) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
 def test_without_javascript_the_preview_keeps_the_version_the_text_started_from(
     server: Server, engine: Engine
 ) -> None:
@@ -511,7 +528,7 @@ def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(
         add_user(engine, "mia", Role.MARKETER)
         with sign_in(server.base, "mia") as client:
             short = SMS_SOURCE.replace("Please pay today", "Pay today")
-            assert save(client, SMS, short).status_code == 303  # version 3, published
+            assert save(client, SMS, short, based_on="2").status_code == 303  # version 3
             form = {"csrf_token": page_token(client, "/templates"), "path": SMS}
             publish = client.post("/templates/publish", data={**form, "version": "2"})
             back = client.post("/templates/rollback", data=form)

@@ -39,6 +39,8 @@ _SEEN = Table(
     Column("row_number", Integer(), nullable=False),
     prefixes=["TEMPORARY"],
 )
+# How many rejected references wait in memory before they are written to _SEEN.
+_PENDING_AT_MOST = 1000
 
 
 @dataclass
@@ -74,8 +76,8 @@ class AccountUpserter:
         self.now = now
         self.dry_run = dry_run
         self.region_zones = region_zones
-        # References of rows rejected since the last batch, with their row numbers: a later
-        # row with the same reference is a repeat all the same.
+        # References of rows rejected since they were last written to _SEEN, with their row
+        # numbers: a later row with the same reference is a repeat all the same.
         self._rejected: dict[str, int] = {}
         _SEEN.create(connection, checkfirst=True)
         connection.execute(delete(_SEEN))
@@ -83,6 +85,25 @@ class AccountUpserter:
     def note_rejected(self, reference: str, row: int) -> None:
         """A row with this reference was rejected: it still comes first in the file."""
         self._rejected.setdefault(reference, row)
+        # Written out as they come, not held until the next good batch: memory and every
+        # statement stay the same size however many rows a file has rejected.
+        if len(self._rejected) >= _PENDING_AT_MOST:
+            self._flush_rejected()
+
+    def _flush_rejected(self) -> None:
+        pending, self._rejected = self._rejected, {}
+        if not pending:
+            return
+        # A reference already there came at an earlier row: rows are noted in file order,
+        # and a batch lands before the rows after it are read.
+        there = set(
+            self.connection.execute(
+                select(_SEEN.c.reference).where(_SEEN.c.reference.in_(list(pending)))
+            ).scalars()
+        )
+        firsts = [{"reference": r, "row_number": n} for r, n in pending.items() if r not in there]
+        if firsts:
+            self.connection.execute(insert(_SEEN), firsts)
 
     def close(self) -> None:
         _SEEN.drop(self.connection, checkfirst=True)
@@ -149,31 +170,24 @@ class AccountUpserter:
         self, records: list[AccountRecord], outcome: BatchOutcome
     ) -> list[AccountRecord]:
         # Rejected rows come first where they stand in the file, and land nowhere.
-        rejected, self._rejected = self._rejected, {}
+        self._flush_rejected()
+        references = list(dict.fromkeys(record.reference for record in records))
+        result = self.connection.execute(
+            select(_SEEN.c.reference, _SEEN.c.row_number).where(_SEEN.c.reference.in_(references))
+        )
+        seen_before: dict[str, int] = dict(result.all())
         first_row: dict[str, int] = {}
         fresh: list[AccountRecord] = []
         for record in records:
-            earlier = rejected.get(record.reference)
-            if earlier is not None and earlier < record.row:
-                first_row.setdefault(record.reference, earlier)
-            if record.reference in first_row:
-                outcome.duplicates.append((record, first_row[record.reference]))
+            # The earliest row of this reference before this one: of this batch, or seen
+            # before it (a rejected row noted there may come after this one).
+            rows = (first_row.get(record.reference), seen_before.get(record.reference))
+            earlier = min((row for row in rows if row is not None and row < record.row), default=0)
+            if earlier:
+                outcome.duplicates.append((record, earlier))
             else:
                 first_row[record.reference] = record.row
                 fresh.append(record)
-        for reference, row in rejected.items():
-            first_row.setdefault(reference, row)
-        result = self.connection.execute(
-            select(_SEEN.c.reference, _SEEN.c.row_number).where(
-                _SEEN.c.reference.in_(list(first_row))
-            )
-        )
-        seen_before: dict[str, int] = dict(result.all())
-        if seen_before:
-            outcome.duplicates += [
-                (r, seen_before[r.reference]) for r in fresh if r.reference in seen_before
-            ]
-            fresh = [r for r in fresh if r.reference not in seen_before]
         firsts = [
             {"reference": reference, "row_number": row}
             for reference, row in first_row.items()
@@ -181,6 +195,18 @@ class AccountUpserter:
         ]
         if firsts:
             self.connection.execute(insert(_SEEN), firsts)
+        earlier_now = [
+            {"b_reference": reference, "b_row": row}
+            for reference, row in first_row.items()
+            if reference in seen_before
+        ]
+        if earlier_now:
+            self.connection.execute(
+                update(_SEEN)
+                .where(_SEEN.c.reference == bindparam("b_reference"))
+                .values(row_number=bindparam("b_row")),
+                earlier_now,
+            )
         outcome.duplicates.sort(key=lambda pair: pair[0].row)
         return fresh
 

@@ -148,9 +148,10 @@ def import_payments(
         # As for balances: in a ';' file a comma may be a decimal mark (12,50) as well as a
         # thousands separator (12,500).
         grouping = rows.delimiter != ";"
-        columns = rows.columns if ROW_KEY in rows.columns else [*rows.columns, ROW_KEY]
         rejects = (
-            RejectsWriter(rejects_path, file_format, columns, delimiter=rows.delimiter)
+            RejectsWriter(
+                rejects_path, file_format, rows.columns, delimiter=rows.delimiter, added=[ROW_KEY]
+            )
             if rejects_path
             else None
         )
@@ -223,6 +224,10 @@ def _identify(raw: RawRow) -> bytes | None:
     values = raw.values
     if _ROW_KEY.fullmatch(text_of(values.get(ROW_KEY))):
         return None  # a row from a rejects file keeps its identity
+    if raw.text is not None:
+        # Not read at all: written to a rejects file as it was, with no room for a key. Its
+        # lines, corrected, are recognised by their cells there.
+        return None
     if raw.error is not None:
         # A row that could not be read has a key too, for its corrected version; never
         # the key of a readable row.

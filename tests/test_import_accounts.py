@@ -985,3 +985,28 @@ def test_a_repeat_names_the_row_where_the_reference_first_appeared_across_batche
             4, "reference 'R1' already appears at row 2"
         )  # fmt: skip
         assert accounts_by_reference(engine)["R1"].balance_minor == 12050
+
+
+def test_a_rejects_file_keeps_the_cells_of_unnamed_columns(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A spreadsheet's trailing columns without a name may hold notes: the rejected row
+    keeps each cell where it stood, and corrected it imports as it is."""
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "reference,name,balance,due_date,,\n"
+        "R1,Ann,10.00,31/10/2026,note one,note two\n"
+        "R2,Bob,10.00,31/10/2026,,only the last\n",
+        encoding="utf-8",
+    )
+    rejects = tmp_path / "r.csv"
+    assert run_import(engine, path, defaults, clock, rejects_path=rejects).rejected == 2
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        got = list(csv.reader(handle))
+    assert got == [
+        ["reference", "name", "balance", "due_date", "", "", "row", "errors"],
+        ["R1", "Ann", "10.00", "31/10/2026", "note one", "note two", "2", got[1][-1]],
+        ["R2", "Bob", "10.00", "31/10/2026", "", "only the last", "3", got[2][-1]],
+    ]
+    rejects.write_text(rejects.read_text("utf-8").replace("31/10/2026", "2026-10-31"), "utf-8")
+    assert run_import(engine, rejects, defaults, clock).created == 2

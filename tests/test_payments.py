@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -223,9 +224,13 @@ def test_a_nul_or_half_a_surrogate_pair_rejects_its_row_and_the_others_land(
         '{"reference": "A-2", "amount": "2.00", "payment_id": "TX-5"}\n',
         encoding="utf-8",
     )
-    summary = import_payments(accounts, lines, "jsonl", clock)
+    rejects = tmp_path / "r.jsonl"
+    summary = import_payments(accounts, lines, "jsonl", clock, rejects_path=rejects)
     assert (summary.recorded, summary.rejected) == (1, 1)
     assert "payment_id: contains half of a surrogate pair" in str(summary.problems[0])
+    # Written escaped, as JSON may spell it: read back, it is the row as it came.
+    written = json.loads(rejects.read_text("utf-8"))
+    assert (written["payment_id"], written["row"]) == ("TX-\ud800", 1)
 
 
 def _correct(rejects: Path, **cells: str) -> None:
@@ -269,10 +274,10 @@ def test_a_row_retried_from_the_rejects_file_and_from_its_own_file_counts_once(
     clock: FixedClock,
 ) -> None:
     """Every rejected row without a payment_id has a row_key, the same on every import of
-    its file, whatever the reason: a row that could not be read, a payment for an account
+    its file, whatever the reason: a row with a cell too many, a payment for an account
     not imported yet, a date that is not one. Retried as it was or corrected, it is that
-    row: importing its file again does not count it twice, and a row that could not be
-    read, once readable, is not taken for the equal row before it."""
+    row: importing its file again does not count it twice, and the row with a cell too
+    many, corrected, is not taken for the equal row before it."""
     path = tmp_path / "p.csv"
     path.write_text(
         "reference,amount,paid_on\n"
@@ -309,6 +314,46 @@ def test_a_row_retried_from_the_rejects_file_and_from_its_own_file_counts_once(
     assert (original.recorded, original.already_recorded, original.rejected) == (0, 2, 2)
     assert account(accounts, "A-1")["balance_minor"] == 7000
     assert account(accounts, "N-1")["balance_minor"] == 9000
+
+
+def test_a_json_line_that_cannot_be_read_is_written_to_the_rejects_file_as_it_was(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "p.jsonl"
+    broken = '{"reference": "A-1", "amount": "5.00", "paid_on": "2026-11-01"'
+    path.write_text(broken + "\n" + '{"reference": "A-1", "amount": "1.00"}\n', encoding="utf-8")
+    rejects = tmp_path / "r.jsonl"
+    summary = import_payments(accounts, path, "jsonl", clock, rejects_path=rejects)
+    assert (summary.recorded, summary.rejected) == (1, 1)
+    assert rejects.read_text("utf-8") == broken + "\n"
+    rejects.write_text(broken + "}\n", encoding="utf-8")
+    assert import_payments(accounts, rejects, "jsonl", clock).recorded == 1
+    assert import_payments(accounts, path, "jsonl", clock).recorded == 0
+    assert account(accounts, "A-1")["balance_minor"] == 10000 - 600
+
+
+def test_every_line_a_quote_left_open_swallowed_is_a_row_of_the_rejects_file(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Past the size of a cell the reader gives up on the record: each line it swallowed
+    is written as a row of its own, to be imported once the quote is corrected."""
+    path = tmp_path / "p.csv"
+    lines = ["reference,amount,paid_on,payment_id", '"A-1,1.00,2026-11-01,']
+    lines += [f"A-1,{i}.00,2026-11-01,P{i}-" + "x" * 60 for i in range(1, 3000)]
+    lines += ["A-2,2.00,2026-11-01,"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rejects = tmp_path / "r.csv"
+    summary = import_payments(accounts, path, "csv", clock, rejects_path=rejects)
+    # The lines after the swallowed ones are read as usual.
+    assert (summary.rejected, summary.recorded) == (1, summary.rows_read - 1)
+    assert summary.problems[0].row == 2
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        got = list(csv.DictReader(handle))
+    assert [r["row"] for r in got] == ["2"] * len(got)
+    swallowed = int(str(summary.problems[0]).split(" to line ")[1].split(" ")[0]) - 1
+    assert len(got) == swallowed and got[0]["reference"] == '"A-1'
+    assert [r["payment_id"] for r in got[1:3]] == ["P1-" + "x" * 60, "P2-" + "x" * 60]
+    assert {r["row_key"] for r in got} == {""}
 
 
 def test_a_row_key_not_written_by_a_rejects_file_is_refused(

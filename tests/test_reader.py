@@ -42,7 +42,7 @@ def test_utf8_bom_does_not_leak_into_the_first_header(tmp_path: Path) -> None:
     with open_rows(path, "csv", required=REQUIRED, known=KNOWN) as source:
         assert source.columns == ["reference", "name"]
         rows = list(source)
-    assert rows == [RawRow(2, {"reference": "A-1", "name": "José"})]
+    assert rows == [RawRow(2, {"reference": "A-1", "name": "José"}, cells=("A-1", "José"))]
 
 
 def test_utf8_bom_in_json_lines_is_ignored(tmp_path: Path) -> None:

@@ -40,6 +40,9 @@ class RawRow:
     line: int | None = None
     # Cells past the header's last column (a CSV row with too many cells).
     extra: tuple[str, ...] = ()
+    # A CSV row's cells under the header's columns, by position: ``values`` keeps one cell
+    # per name, so the cells of unnamed columns are only here.
+    cells: tuple[str, ...] = ()
     # The record as written, where it could not be read into ``values`` at all.
     text: str | None = None
 
@@ -228,16 +231,17 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
         last_line = end
         if not cells or all(not cell.strip() for cell in cells):
             continue  # blank lines are not rows
-        values = dict(zip(header, map(as_written, cells), strict=False))
+        written = tuple(map(as_written, cells[: len(header)]))
+        values = dict(zip(header, written, strict=False))
         if len(cells) != len(header):
             problem = f"has {len(cells)} cells where the header has {len(header)} columns"
             if end > start:
                 # A quote left open swallows the lines after it: say which, so none is lost.
                 problem += f"; it runs from line {start} to line {end} (a quote left open?)"
             extra = tuple(cells[len(header) :])
-            yield RawRow(number, values, problem, _line(start, number), extra)
+            yield RawRow(number, values, problem, _line(start, number), extra, written)
             continue
-        yield RawRow(number, values, line=_line(start, number))
+        yield RawRow(number, values, line=_line(start, number), cells=written)
 
 
 def _line(line: int, number: int) -> int | None:

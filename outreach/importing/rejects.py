@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,12 +33,20 @@ class RejectsWriter:
 
     A CSV gets two extra columns, ``row`` and ``errors``, and the input's delimiter; the
     import ignores them, so the file can be corrected and imported as it is. Nothing of a
-    rejected row is lost: cells past the header's last column follow ``errors``, and a
-    record that could not be read at all is written as it was.
+    rejected row is lost: every cell is written where it stood (under an unnamed column
+    too), cells past the header's last column follow ``errors``, and a record that could
+    not be read at all is written as it was. ``added`` names columns the importer adds to
+    each row (a payment's ``row_key``), written after the input's own.
     """
 
     def __init__(
-        self, path: Path, file_format: FileFormat, columns: list[str], *, delimiter: str = ","
+        self,
+        path: Path,
+        file_format: FileFormat,
+        columns: list[str],
+        *,
+        delimiter: str = ",",
+        added: Sequence[str] = (),
     ) -> None:
         self.path = path
         self.format = file_format
@@ -50,20 +58,22 @@ class RejectsWriter:
             raise DataFileError(f"cannot write rejects to {path}: {exc.strerror}") from None
         self._csv: Any = None
         self._header = columns
-        # A rejects file imported with --rejects again keeps one row/errors pair.
-        self._kept = [c for c in columns if c not in ("row", "errors")]
+        # By position: unnamed columns share one name. A rejects file imported with
+        # --rejects again keeps one row/errors pair.
+        self._kept = [(i, c) for i, c in enumerate(columns) if c not in ("row", "errors")]
+        self._added = [c for c in added if c not in columns]
         if file_format == "csv":
             self._csv = csv.writer(self._handle, delimiter=delimiter)
-            self._csv.writerow([*self._kept, "row", "errors"])
+            self._csv.writerow([*(c for _, c in self._kept), *self._added, "row", "errors"])
 
     def write(self, raw: RawRow, errors: list[str]) -> None:
         self.count += 1
         if self._csv is not None:
-            if raw.text is not None and not raw.values:
+            if raw.text is not None:
                 self._write_unread_csv(raw.number, raw.text, errors)
             else:
-                self._write_csv(raw.number, raw.values, raw.extra, errors)
-        elif raw.text is not None and not raw.values:
+                self._write_csv(raw.number, raw.values, raw.cells, raw.extra, errors)
+        elif raw.text is not None:
             # Not a JSON object: written as it was, to be corrected where it stands (its
             # row number and reasons are in the import's report).
             self._handle.write(raw.text + "\n")
@@ -71,29 +81,51 @@ class RejectsWriter:
             # The row as it came, plus row and errors (which an import ignores): the file
             # can be corrected and imported again as it is.
             record = {**raw.values, "row": raw.number, "errors": errors}
-            self._handle.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            self._handle.write(_json_line(record) + "\n")
 
     def _write_csv(
-        self, number: int, values: dict[str, Any], extra: Iterable[Any], errors: list[str]
+        self,
+        number: int,
+        values: dict[str, Any],
+        cells: Sequence[str],
+        extra: Iterable[Any],
+        errors: list[str],
     ) -> None:
-        cells = [spreadsheet_safe(values.get(name)) for name in self._kept]
+        row = [
+            values.get(name) if name else (cells[i] if i < len(cells) else None)
+            for i, name in self._kept
+        ]
+        row += [values.get(name) for name in self._added]
+        safe = [spreadsheet_safe(value) for value in row]
         extras = [spreadsheet_safe(value) for value in extra]
-        self._csv.writerow([*cells, number, "; ".join(errors), *extras])
+        self._csv.writerow([*safe, number, "; ".join(errors), *extras])
 
     def _write_unread_csv(self, number: int, text: str, errors: list[str]) -> None:
         # A record that could not be read (a quote left open past the size of a cell): each
         # of its lines becomes a row of its own, split at the delimiter as written, so the
         # lines the quote swallowed can be imported again once the quote is corrected.
+        width = len(self._header)
         for line in io.StringIO(text, newline=""):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             cells = next(csv.reader([line], delimiter=self.delimiter, quoting=csv.QUOTE_NONE))
             values = dict(zip(self._header, cells, strict=False))
-            self._write_csv(number, values, cells[len(self._header) :], errors)
+            self._write_csv(number, values, cells[:width], cells[width:], errors)
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """``record`` as one JSON line: its text as it is where UTF-8 can hold it, else escaped
+    (half of a surrogate pair, ``\\ud800``), which JSON reads back as the same value."""
+    line = json.dumps(record, default=str, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, default=str)
+    return line
 
 
 class Rejections:

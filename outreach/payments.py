@@ -39,6 +39,7 @@ from outreach.importing.fields import (
     parse_date,
     required_text,
     text_of,
+    unstorable,
 )
 from outreach.importing.reader import FileFormat, RawRow, open_rows
 from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
@@ -109,6 +110,8 @@ def record_payment(
             raise NotFoundError(f"no account with reference {reference!r}")
         try:
             payment_id = _payment_id(payment_id or "")
+            if paid_on is not None:  # the range a file's paid_on is held to
+                parse_date("paid_on", paid_on.isoformat())
         except FieldError as exc:
             raise OutreachError(str(exc)) from None
         key = _key(reference, payment_id) if payment_id else f"manual:{uuid.uuid4().hex}"
@@ -285,13 +288,10 @@ def _count(connection: Connection, digests: list[bytes | None]) -> list[int]:
 def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
     """``row_key``: the row's own identity when it has neither payment_id nor row_key."""
     values = raw.values
-    # PostgreSQL cannot store a NUL (nor half a surrogate pair) in text, and would refuse
-    # the whole batch for it.
     for column in _READ_COLUMNS:
-        value = values.get(column)
-        if isinstance(value, str) and not _storable(value):
-            problem = "a NUL character" if "\x00" in value else "half of a surrogate pair"
-            raise FieldError(column, f"contains {problem}")
+        problem = unstorable(values.get(column))
+        if problem:
+            raise FieldError(column, problem)
     reference = required_text("reference", values.get("reference"), 64)
     currency = text_of(values.get("currency")).upper() or None
     if currency is not None:
@@ -321,16 +321,6 @@ def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
 
 
 _ROW_KEY = re.compile(r"[0-9a-f]{64}")
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 MAX_PAYMENT_ID = 128

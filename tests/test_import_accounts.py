@@ -1010,3 +1010,57 @@ def test_a_rejects_file_keeps_the_cells_of_unnamed_columns(
     ]
     rejects.write_text(rejects.read_text("utf-8").replace("31/10/2026", "2026-10-31"), "utf-8")
     assert run_import(engine, rejects, defaults, clock).created == 2
+
+
+def test_half_a_surrogate_pair_rejects_its_row_and_the_good_rows_land(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """JSON may spell half of a surrogate pair ("\\ud800"), which no database stores as
+    text: the row is rejected with its reason, and written to the rejects file escaped."""
+    path = tmp_path / "a.jsonl"
+    path.write_text(
+        '{"reference": "S-1", "name": "Ann \\ud800", "balance": "1.00", "due_date": "2026-10-31"}\n'
+        '{"reference": "S-\\udc00", "name": "Bob", "balance": "1.00", "due_date": "2026-10-31"}\n'
+        '{"reference": "S-2", "name": "Cy", "balance": "1.00", "due_date": "2026-10-31"}\n',
+        encoding="utf-8",
+    )
+    rejects = tmp_path / "r.jsonl"
+    summary = run_import(engine, path, defaults, clock, rejects_path=rejects)
+    assert (summary.created, summary.rejected) == (1, 2)
+    assert [str(p) for p in summary.problems] == [
+        "row 1: name: contains half of a surrogate pair",
+        "row 2: reference: contains half of a surrogate pair",
+    ]
+    written = [json.loads(line) for line in rejects.read_text("utf-8").splitlines()]
+    assert [(r["reference"], r["name"]) for r in written] == [
+        ("S-1", "Ann \ud800"),
+        ("S-\udc00", "Bob"),
+    ]
+    assert set(accounts_by_reference(engine)) == {"S-2"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("consent_at", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+        ("consent_at", "9999-12-31T23:00:00-05:00"),  # after year 9999 in UTC
+        ("consent_at", "1899-12-31"),
+        ("due_date", "0001-01-01"),  # a cadence's day before it would be before year 1
+        ("due_date", "9999-12-31"),
+    ],
+)
+def test_a_date_out_of_range_rejects_its_row_not_the_import(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    column: str,
+    value: str,
+) -> None:
+    header = [*HEADER, "consent_at"]
+    path = write_csv(tmp_path / "a.csv", [row("C-1", **{column: value}), row("C-2")], header)
+    summary = run_import(engine, path, defaults, clock)
+    assert (summary.created, summary.rejected) == (1, 1)
+    assert str(summary.problems[0]) == (
+        f"row 2: {column}: {value!r} is out of range (years 1900 to 2199)"
+    )

@@ -356,6 +356,23 @@ def test_every_line_a_quote_left_open_swallowed_is_a_row_of_the_rejects_file(
     assert {r["row_key"] for r in got} == {""}
 
 
+def test_a_paid_on_out_of_range_rejects_its_row_not_the_import(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "reference,amount,paid_on\nA-1,1.00,0001-01-01\nA-1,2.00,9999-12-31\nA-1,4.00,2026-11-01\n",
+        encoding="utf-8",
+    )
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (1, 2)
+    assert str(summary.problems[0]) == (
+        "row 2: paid_on: '0001-01-01' is out of range (years 1900 to 2199)"
+    )
+    with pytest.raises(OutreachError, match="paid_on: '9999-12-31' is out of range"):
+        record_payment(accounts, clock, "A-1", "1.00", paid_on=date(9999, 12, 31))
+
+
 def test_a_row_key_not_written_by_a_rejects_file_is_refused(
     accounts: Engine, tmp_path: Path, clock: FixedClock
 ) -> None:

@@ -30,6 +30,7 @@ from outreach.importing.fields import (
     required_text,
     structured_columns,
     text_of,
+    unstorable,
 )
 from outreach.models import Channel, CollectorType
 
@@ -212,10 +213,9 @@ def parse_account_row(
         raise RowRejected(
             [f"{name}: expected a single value, not a JSON object or list" for name in structured]
         )
-    # PostgreSQL cannot store a NUL in text, and would refuse the whole batch for it.
-    nul = [name for name, value in values.items() if isinstance(value, str) and "\x00" in value]
-    if nul:
-        raise RowRejected([f"{name}: contains a NUL character" for name in sorted(nul)])
+    unstored = sorted((name, why) for name, value in values.items() if (why := unstorable(value)))
+    if unstored:
+        raise RowRejected([f"{name}: {why}" for name, why in unstored])
     reference = check.take(required_text, "reference", get("reference"), 64)
     name = check.take(required_text, "name", get("name"), 200)
     currency = check.take(parse_currency, "currency", get("currency"), defaults.currency)
@@ -326,7 +326,7 @@ def reference_of(values: dict[str, Any]) -> str | None:
     if isinstance(value, (dict, list)):
         return None
     reference = text_of(value)
-    if not reference or len(reference) > 64 or "\x00" in reference:
+    if not reference or len(reference) > 64 or unstorable(reference):
         return None
     return reference
 

@@ -46,6 +46,22 @@ def structured_columns(values: dict[str, Any]) -> list[str]:
     return sorted(name for name, value in values.items() if isinstance(value, (dict, list)))
 
 
+def unstorable(value: Any) -> str | None:
+    """Why a text value cannot be stored, or None: PostgreSQL holds neither a NUL nor half
+    of a surrogate pair (which a JSON string may spell, ``"\\ud800"``), and would refuse the
+    whole batch for one of them."""
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains half of a surrogate pair"
+    return None
+
+
 def required_text(column: str, value: Any, max_length: int) -> str:
     cleaned = text_of(value)
     if not cleaned:
@@ -78,9 +94,22 @@ def parse_date(column: str, value: Any) -> date:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", cleaned):
         raise FieldError(column, f"{cleaned!r} is not an ISO date (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(cleaned)
+        parsed = date.fromisoformat(cleaned)
     except ValueError as exc:
         raise FieldError(column, f"{cleaned!r} is not a calendar date ({exc})") from None
+    _in_range(column, cleaned, parsed)
+    return parsed
+
+
+# Days are counted from dates (a cadence's steps up to 9,999 days around a due date) and
+# instants moved between time zones: near year 1 or 9999 that overflows, far from any
+# debt's dates. Such a date is a typo.
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def _in_range(column: str, cleaned: str, parsed: date) -> None:
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise FieldError(column, f"{cleaned!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
 
 
 def parse_instant(column: str, value: Any) -> datetime:
@@ -94,8 +123,11 @@ def parse_instant(column: str, value: Any) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         if len(cleaned) == 10:
-            return parsed.replace(tzinfo=UTC)
-        raise FieldError(column, f"{cleaned!r} has no UTC offset (add Z or -04:00)")
+            parsed = parsed.replace(tzinfo=UTC)
+        else:
+            raise FieldError(column, f"{cleaned!r} has no UTC offset (add Z or -04:00)")
+    # Checked before moving it to UTC, which overflows at year 1 with an offset east of it.
+    _in_range(column, cleaned, parsed)
     return parsed.astimezone(UTC)
 
 

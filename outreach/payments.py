@@ -75,6 +75,9 @@ class PaymentRecord:
     dedupe_key: str
     # Where the key came from, for a conflict's message: payment_id, row_key or the row.
     key_column: str = "payment_id"
+    # A row_key's row given a payment_id in a rejects file: the payment_id's key, for the
+    # rows that name the payment by it.
+    id_key: str | None = None
 
 
 @dataclass
@@ -302,21 +305,26 @@ def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
     given = text_of(values.get("paid_on"))
     paid_on = parse_date("paid_on", values["paid_on"]) if given else None
     external_id = _payment_id(text_of(values.get("payment_id")))
-    if external_id:
+    carried = text_of(values.get(ROW_KEY))
+    id_key = None
+    if external_id and _ROW_KEY.fullmatch(carried):
+        # Given a payment_id while corrected: recorded under the row_key, which its own
+        # file's row has, with the payment_id, by which other files name the payment.
+        key, column, id_key = "row:" + carried, ROW_KEY, _key(reference, external_id)
+    elif external_id:
         key, column = _key(reference, external_id), "payment_id"
     elif row_key is not None:
         key, column = "row:" + row_key, ""
     else:
         # A row from a rejects file: the identity of the row it corrects, never that of
         # another row of the file it came from.
-        carried = text_of(values.get(ROW_KEY))
         if not _ROW_KEY.fullmatch(carried):
             raise FieldError(
                 ROW_KEY, f"{carried[:80]!r} is not a key a rejects file wrote; keep it as it was"
             )
         key, column = "row:" + carried, ROW_KEY
     return PaymentRecord(
-        raw.number, reference, amount_text, currency, paid_on, external_id, key, column
+        raw.number, reference, amount_text, currency, paid_on, external_id, key, column, id_key
     )
 
 
@@ -360,15 +368,7 @@ def _apply(
         return
     accounts = _accounts(connection, {r.reference for r in records})
     payments = store.payments
-    known: dict[str, _Recorded] = {
-        row.dedupe_key: _Recorded(row.reference, row.amount_minor, row.currency, row.paid_on)
-        for row in connection.execute(
-            select(payments.c.dedupe_key, store.accounts.c.reference, payments.c.amount_minor,
-                   payments.c.currency, payments.c.paid_on)
-            .join(store.accounts, store.accounts.c.id == payments.c.account_id)
-            .where(payments.c.dedupe_key.in_([r.dedupe_key for r in records]))
-        )
-    }  # fmt: skip
+    known = _recorded(connection, records)
     rows: list[dict[str, Any]] = []
     paid_by_account: dict[int, int] = {}
     for record in records:
@@ -400,8 +400,19 @@ def _apply(
             else:
                 summary.already_recorded += 1
             continue
+        if record.id_key in known:
+            # Recorded by another row: this one's own file, imported again, would record
+            # its row a second time.
+            reject(
+                record,
+                f"payment_id: {record.external_id!r} is already recorded by another row; "
+                "leave this row out, or import it without the payment_id",
+            )
+            continue
         paid_on = record.paid_on or debtor_today(account["timezone"], now)
         known[record.dedupe_key] = replace(paid, paid_on=paid_on)
+        if record.id_key is not None:
+            known[record.id_key] = known[record.dedupe_key]
         rows.append(
             {
                 "account_id": account["id"],
@@ -422,6 +433,41 @@ def _apply(
     connection.execute(insert(payments), rows)
     summary.recorded += len(rows)
     _reduce_balances(connection, paid_by_account, now, summary)
+
+
+def _recorded(connection: Connection, records: list[PaymentRecord]) -> dict[str, _Recorded]:
+    """The payments already recorded under the records' keys, by key."""
+    payments, accounts = store.payments, store.accounts
+    keys = [r.dedupe_key for r in records] + [r.id_key for r in records if r.id_key]
+    columns = (payments.c.dedupe_key, accounts.c.reference, payments.c.external_id,
+               payments.c.amount_minor, payments.c.currency, payments.c.paid_on)  # fmt: skip
+    found = list(
+        connection.execute(
+            select(*columns)
+            .join(accounts, accounts.c.id == payments.c.account_id)
+            .where(payments.c.dedupe_key.in_(keys))
+        )
+    )
+    ids = {r.external_id for r in records if r.external_id}
+    if ids:
+        # A row corrected in a rejects file and given a payment_id there is recorded under
+        # its row_key: a row naming its payment_id is that payment too.
+        found += connection.execute(
+            select(*columns)
+            .join(accounts, accounts.c.id == payments.c.account_id)
+            .where(
+                accounts.c.reference.in_({r.reference for r in records if r.external_id}),
+                payments.c.external_id.in_(ids),
+                payments.c.dedupe_key.startswith("row:"),
+            )
+        ).all()
+    known: dict[str, _Recorded] = {}
+    for row in found:
+        recorded = _Recorded(row.reference, row.amount_minor, row.currency, row.paid_on)
+        known[row.dedupe_key] = recorded
+        if row.external_id is not None and row.dedupe_key.startswith("row:"):
+            known.setdefault(_key(row.reference, row.external_id), recorded)
+    return known
 
 
 @dataclass(frozen=True)

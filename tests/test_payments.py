@@ -316,6 +316,52 @@ def test_a_row_retried_from_the_rejects_file_and_from_its_own_file_counts_once(
     assert account(accounts, "N-1")["balance_minor"] == 9000
 
 
+def test_a_row_given_a_payment_id_in_the_rejects_file_is_recognised_by_either(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A row rejected for an account not imported yet, retried from the rejects file with
+    the payment_id the operator found for it: its own file names it by its row_key, other
+    files by its payment_id, and neither records it again."""
+    path = tmp_path / "p.csv"
+    path.write_text("reference,amount,paid_on\nN-1,10.00,2026-11-01\n", encoding="utf-8")
+    rejects = tmp_path / "r.csv"
+    assert import_payments(accounts, path, "csv", clock, rejects_path=rejects).rejected == 1
+    run_import(accounts, write_csv(tmp_path / "n.csv", [row("N-1", balance="100.00")]),
+               defaults, clock)  # fmt: skip
+    _correct(rejects, payment_id="TX-9")
+    assert import_payments(accounts, rejects, "csv", clock).recorded == 1
+    original = import_payments(accounts, path, "csv", clock)
+    assert (original.recorded, original.already_recorded) == (0, 1)
+    bank = tmp_path / "bank.csv"
+    bank.write_text(
+        "reference,amount,paid_on,payment_id\nN-1,10.00,2026-11-01,TX-9\n"
+        "N-1,12.00,2026-11-01,TX-9\n",
+        encoding="utf-8",
+    )
+    by_id = import_payments(accounts, bank, "csv", clock)
+    assert (by_id.recorded, by_id.already_recorded, by_id.rejected) == (0, 1, 1)
+    assert "'TX-9' is already recorded with amount 10.00, not 12.00" in str(by_id.problems[0])
+    assert record_payment(accounts, clock, "N-1", "10.00", payment_id="TX-9")[0] is False
+    assert account(accounts, "N-1")["balance_minor"] == 9000
+
+
+def test_a_rejects_row_given_a_payment_id_another_row_recorded_is_refused(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Recorded already by another row, the payment cannot be this row's too: its own file
+    imported again would record the row, known there only by its row_key."""
+    record_payment(accounts, clock, "A-1", "10.00", payment_id="TX-7")
+    path = tmp_path / "p.csv"
+    path.write_text("reference,amount,paid_on\nA-1,10.00,2026-13-01\n", encoding="utf-8")
+    rejects = tmp_path / "r.csv"
+    assert import_payments(accounts, path, "csv", clock, rejects_path=rejects).rejected == 1
+    _correct(rejects, paid_on="2026-11-01", payment_id="TX-7")
+    summary = import_payments(accounts, rejects, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (0, 1)
+    assert "payment_id: 'TX-7' is already recorded by another row" in str(summary.problems[0])
+    assert account(accounts, "A-1")["balance_minor"] == 9000
+
+
 def test_a_json_line_that_cannot_be_read_is_written_to_the_rejects_file_as_it_was(
     accounts: Engine, tmp_path: Path, clock: FixedClock
 ) -> None:

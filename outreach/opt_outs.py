@@ -15,10 +15,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import product
-from math import prod
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, and_, func, literal, select, update
+from sqlalchemy import Connection, Integer, String, and_, func, literal, select, union, update
 
 from outreach.models import ComplianceEventKind, ContactStatus, SuppressionReason
 from outreach.providers.base import EventType, ProviderEvent
@@ -97,42 +96,94 @@ def ledger_address(channel: str, address: str) -> str:
 
 
 def same_address(connection: Connection, column: Any, channels: Sequence[str], address: str) -> Any:
-    """``column`` names ``address``: email addresses compared without case, every letter's
-    (``store.folded``: "Élodie" is "élodie"), through the index on the lower-cased address.
+    """``column`` (a contact point's) names ``address``: email addresses compared without
+    case, every letter's (``store.folded``: "Élodie" is "élodie"), through the index on the
+    lower-cased address.
 
     PostgreSQL's ``lower`` folds every letter, and is what the index holds. SQLite's folds
     ASCII letters only, so the index holds "Élodie.durand@..." for "Élodie.Durand@...":
     it is searched for what SQLite's ``lower`` makes of each spelling of ``address`` that
     differs from it in the case of its other letters (``_sqlite_spellings``), and the
-    match confirmed on every letter."""
+    match confirmed on every letter. Past ``_MOST_SPELLINGS`` (a Cyrillic or Greek name),
+    the spellings stored are looked up first (``_stored_spellings``)."""
     if "email" not in channels:
         return column == address
     same = folded(connection, column) == folded(connection, literal(address, String))
     if connection.dialect.name != "sqlite":
         return same
-    spellings = _sqlite_spellings(address)
-    if len(spellings) == 1:  # ASCII only, as most are
-        return and_(func.lower(column) == spellings[0], same)
-    return and_(func.lower(column).in_(spellings), same)
+    whole, beginnings = _sqlite_spellings(address)
+    if beginnings:
+        whole = sorted({*whole, *_stored_spellings(connection, column, beginnings, same)})
+    if len(whole) == 1:  # ASCII only, as most are
+        return and_(func.lower(column) == whole[0], same)
+    return and_(func.lower(column).in_(whole), same)
+
+
+def _stored_spellings(
+    connection: Connection, column: Any, beginnings: Sequence[str], same: Any
+) -> list[str]:
+    """What SQLite's ``lower`` makes of each email address stored in ``column`` that is
+    ``same``, found by the range of the index on it that each of ``beginnings`` starts.
+    A query of its own: SQLite would rather read every email address than search the
+    index for each range of an OR."""
+    table, lowered = column.table, func.lower(column)
+    found = union(
+        *(
+            select(lowered).where(table.c.channel == "email", *_beginning_with(lowered, b), same)
+            for b in beginnings
+        )
+    )
+    return list(connection.execute(found).scalars())
 
 
 # A bound on the spellings looked up for one address (each letter beyond ASCII doubles
-# them); past it, only the address as given, lower-cased, upper-cased and case-folded.
+# them); past it, those of the address's beginning, each a range of the index.
 _MOST_SPELLINGS = 64
 
 
-def _sqlite_spellings(address: str) -> list[str]:
+def _sqlite_spellings(address: str) -> tuple[list[str], list[str]]:
     """What SQLite's ``lower`` (ASCII letters only) makes of ``address`` spelled with each
     of its other letters in any case: one of them is how the index holds any contact point
-    that names ``address`` without case."""
+    that names ``address`` without case. Past ``_MOST_SPELLINGS``, the whole address only
+    as given, lower-cased, upper-cased and case-folded, and then the spellings of its
+    longest beginning that has at most that many, each the beginning of a range of the
+    index: (whole addresses, beginnings)."""
     choices = [
         sorted({_ascii_lower(v) for v in (c, c.lower(), c.upper(), c.title()) if len(v) == 1})
         for c in address
     ]
+    # Whole-address forms too: a letter may fold into two ("ß" is "ss").
     whole = {_ascii_lower(address.casefold()), _ascii_lower(address.upper())}
-    if prod(len(choice) for choice in choices) > _MOST_SPELLINGS:
-        return sorted(whole | {_ascii_lower(address), _ascii_lower(address.lower())})
-    return sorted(whole | {"".join(spelling) for spelling in product(*choices)})
+    count, cut = 1, 0
+    for choice in choices:
+        if count * len(choice) > _MOST_SPELLINGS:
+            break
+        count, cut = count * len(choice), cut + 1
+    spellings = {"".join(spelling) for spelling in product(*choices[:cut])}
+    if cut == len(choices):
+        return sorted(whole | spellings), []
+    whole |= {_ascii_lower(address), _ascii_lower(address.lower())}
+    return sorted(whole), sorted(spellings)
+
+
+def _beginning_with(lowered: Any, beginning: str) -> list[Any]:
+    """``lowered`` begins with ``beginning``: a range of the index (a GLOB would need the
+    address's own "*", "?" and "[" escaped)."""
+    after = _after(beginning)
+    return [lowered >= beginning] + ([lowered < after] if after is not None else [])
+
+
+def _after(text: str) -> str | None:
+    """The least text past every text that begins with ``text`` (in code point order, which
+    is SQLite's for UTF-8); None when no text is."""
+    while text:
+        code = ord(text[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are no text
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return text[:-1] + chr(code)
+        text = text[:-1]
+    return None
 
 
 def _ascii_lower(text: str) -> str:

@@ -228,18 +228,25 @@ def test_a_failed_redoable_transaction_writes_nothing(durable: Engine) -> None:
         )
 
 
-@pytest.mark.parametrize("address", ["pat@example.net", "élodie.durand@example.com"])
-def test_a_mailbox_is_found_in_any_case_through_an_index(engine: Engine, address: str) -> None:
+@pytest.mark.parametrize(
+    ("stored", "address"),
+    [
+        ("PAT@example.NET", "pat@example.net"),
+        ("Élodie.Durand@Example.com", "élodie.durand@example.com"),
+        # More letters beyond ASCII than SQLite's search spells out whole.
+        ("Иван.Петров@Example.com", "иван.петров@example.com"),
+    ],
+)
+def test_a_mailbox_is_found_in_any_case_through_an_index(
+    engine: Engine, stored: str, address: str
+) -> None:
     """Every letter's case, not only ASCII's (SQLite's lower() folds ASCII only), and each
     lookup a search of the index on the lower-cased address, not a read of every mailbox."""
-    first = add_account(engine, email="Élodie.Durand@Example.com")
-    second = add_account(engine, "R-2", phone=OTHER_PHONE, email="PAT@example.NET")
-    owner, spelled = (
-        (first, "Élodie.Durand@Example.com") if "é" in address else (second, "PAT@example.NET")
-    )
+    owner = add_account(engine, email=stored)
+    add_account(engine, "R-2", phone=OTHER_PHONE, email="someone.else@example.net")
     with statements_run(engine, "contact_point") as seen, engine.connect() as connection:
         assert accounts_using(connection, ("email",), address) == [owner]
-        assert known_spelling(connection, "email", address) == spelled
+        assert known_spelling(connection, "email", address) == stored
         mark_contact_points(connection, ("email",), address, "invalid", NOW)
         marked = connection.execute(
             select(contact_points.c.account_id).where(contact_points.c.status == "invalid")
@@ -247,12 +254,15 @@ def test_a_mailbox_is_found_in_any_case_through_an_index(engine: Engine, address
         assert list(marked) == [owner]
         connection.rollback()
     lookups = [(statement, parameters) for statement, parameters in seen if "lower(" in statement]
-    assert len(lookups) == 3
+    # Three, and on SQLite, for a name beyond ASCII, three more for the spellings stored.
+    beyond = engine.dialect.name == "sqlite" and "Иван" in stored
+    assert len(lookups) == (6 if beyond else 3)
     for statement, parameters in lookups:
         steps = plan_of(engine, statement, parameters)
         assert "ix_contact_point_address_lower" in steps, (statement, steps)
         if engine.dialect.name == "sqlite":  # a search by the address, not by the channel
             assert "(channel=? AND <expr>" in steps, (statement, steps)
+            assert "SCAN" not in steps, (statement, steps)
 
 
 def test_the_start_page_counts_the_days_messages_through_an_index(engine: Engine) -> None:

@@ -239,6 +239,24 @@ def test_a_reply_from_a_non_ascii_address_reaches_its_account(
     assert _active(engine) == [("email", sender, "unsubscribe")]
 
 
+def test_a_reply_from_a_cyrillic_mailbox_with_capitals_reaches_its_account(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """As with "Élodie", for a mailbox with more letters beyond ASCII than SQLite's search
+    spells out whole (any Cyrillic or Greek name): the import's "Иван.Петров@..." is found
+    for the provider's lower-cased "иван.петров@..."."""
+    account_id = add_account(engine, email="Иван.Петров@example.com")
+    sender = "иван.петров@example.com"
+    fields = {**PARSE_FIELDS, "from": f"Иван Петров <{sender}>",
+              "to": "billing@reply.example.com", "subject": "Re: your balance",
+              "text": "I dispute this debt.",
+              "envelope": _envelope("billing@reply.example.com", sender)}  # fmt: skip
+    assert server.send(sendgrid_inbound(fields, inbound_keys)).status_code == 200
+    (reply,) = rows(engine, inbox_messages)
+    kinds = sorted(e.kind for e in rows(engine, compliance_events, account_id=account_id))
+    assert (reply.account_id, kinds) == (account_id, ["dispute"])
+
+
 def test_a_forged_inbound_email_is_refused(
     engine: Engine, server: Server, event_keys: EcdsaKeys
 ) -> None:

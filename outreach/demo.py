@@ -27,6 +27,7 @@ from outreach.importing.accounts import ImportSummary, import_account_rows
 from outreach.importing.fields import parse_phone
 from outreach.importing.reader import RawRow
 from outreach.models import Channel, ComplianceEventKind, Role, SuppressionReason
+from outreach.opt_outs import hold_addresses
 from outreach.users import create_user, set_active, set_password, set_role, user_by_name
 
 
@@ -153,13 +154,20 @@ def load_demo(
     opted_out = [a.values for a in accounts if a.opted_out_sms]
     added = 0
     with engine.begin() as connection:
+        # Every number's lock at once, before it is read, as any writer of suppressions
+        # takes them (``opt_outs.hold_addresses``): a STOP written meanwhile is not doubled.
+        hold_addresses(connection, [(Channel.SMS.value, _phone(v)) for v in opted_out])
         for values in opted_out:
             added += _record_opt_out(connection, values, clock)
     return DemoLoad(summary, added)
 
 
+def _phone(values: dict[str, Any]) -> str:
+    return parse_phone("phone", values["phone"], "US").e164
+
+
 def _record_opt_out(connection: Connection, values: dict[str, Any], clock: Clock) -> int:
-    address = parse_phone("phone", values["phone"], "US").e164
+    address = _phone(values)
     already = connection.execute(
         select(store.suppressions.c.id).where(
             store.suppressions.c.address == address,

@@ -4,6 +4,7 @@ the inbox, pauses, holds and flags."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy import event as sqlalchemy_event
 
+from outreach.cli.compliance import _about_an_address
 from outreach.compliance_store import inbox_messages
 from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
+from outreach.opt_outs import _lock_key
 from outreach.providers.base import EventType
 from outreach.replies import REPLY_PAUSE_REASON
 from outreach.store import accounts, compliance_events, contact_points, suppressions
@@ -442,3 +445,77 @@ def test_two_stops_written_at_once_are_confirmed_once(engine: Engine) -> None:
     assert said == {"first": [WE_ANSWER.replies.opt_out_confirmation], "second": [None]}
     suppressed = [(s.address, s.reason) for s in rows(engine, suppressions)]
     assert suppressed == [("+16175550199", "stop")]
+
+
+def test_an_operators_opt_out_of_a_number_and_a_batch_from_it_do_not_deadlock(
+    engine: Engine,
+) -> None:
+    """`compliance record --kind opt_out --address PHONE` suppresses the number on texts and
+    calls; a webhook batch with a 9 pressed in a call to it and a STOP texted from it
+    suppresses the same two. Each takes both locks at once, in the same order (the batch's
+    voice first, for this number), so one waits for the other instead of both waiting in a
+    circle while the operator's holds texts and asks for calls."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks: PostgreSQL (SQLite has one writer)")
+    assert _lock_key("voice", PHONE) < _lock_key("sms", PHONE)  # the batch's order
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", to=PHONE, message_id="CA1")
+    pressed_9 = event(EventType.OPTED_OUT, provider="twilio_voice", kind="call_status",
+                      key="gather:CA1", attempt_id=call, provider_message_id="CA1",
+                      to_address=PHONE, suppression="stop")  # fmt: skip
+    text_stop = inbound("STOP", sender=PHONE, key="SM-stop", at=NOW + timedelta(seconds=1))
+    names: dict[int, str] = {}
+    operator_holds, batch_asked = threading.Event(), threading.Event()
+    failed: dict[str, str] = {}
+
+    def before(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if names.get(threading.get_ident()) == "batch" and "pg_advisory_xact_lock" in statement:
+            operator_holds.wait(5)  # the operator's first lock is taken first
+
+    def after(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        name = names.get(threading.get_ident())
+        if "pg_advisory_xact_lock" not in statement:
+            return
+        if name == "operator" and not operator_holds.is_set():
+            operator_holds.set()  # give the batch its chance to lock before the next
+            batch_asked.wait(1)
+            time.sleep(0.5)
+        elif name == "batch":
+            batch_asked.set()
+
+    def operator() -> None:
+        names[threading.get_ident()] = "operator"
+        try:
+            with engine.begin() as connection:
+                _about_an_address(connection, account_id, "opt_out", ("sms", "voice"), PHONE,
+                                  NOW, "phone call with an agent", None)  # fmt: skip
+        except Exception as exc:  # reported below
+            failed["operator"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        finally:
+            operator_holds.set()
+
+    def batch() -> None:
+        names[threading.get_ident()] = "batch"
+        try:
+            with engine.begin() as connection:
+                apply_batch(connection, [Incoming(pressed_9), Incoming(text_stop)],
+                            NOW + timedelta(seconds=2), WE_ANSWER)  # fmt: skip
+        except Exception as exc:  # reported below
+            failed["batch"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        finally:
+            batch_asked.set()
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", before)
+    sqlalchemy_event.listen(engine, "after_cursor_execute", after)
+    try:
+        threads = [threading.Thread(target=operator), threading.Thread(target=batch)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", before)
+        sqlalchemy_event.remove(engine, "after_cursor_execute", after)
+    assert failed == {}
+    active = sorted((s.channel, s.reason) for s in rows(engine, suppressions) if not s.lifted_at)
+    assert active == [("sms", "stop"), ("voice", "stop")]

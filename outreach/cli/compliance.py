@@ -38,6 +38,7 @@ from outreach.models import ContactStatus, SuppressionReason
 from outreach.opt_outs import (
     accounts_using,
     held_without_opt_in,
+    hold_addresses,
     ledger_address,
     lift_opt_outs,
     phone_or_email,
@@ -355,6 +356,9 @@ def _about_an_address(
     """Record ``kind`` about ``address`` on its ``channels`` for the account and every
     account using the address; the references of the others."""
     cited = source[:200]
+    # Every channel's lock at once, as a webhook batch takes them: one by one, a number's
+    # texts then its calls, this could wait in a circle with a batch taking its calls first.
+    hold_addresses(connection, [(channel, address) for channel in channels])
     shared: set[int] = set()
     for channel in channels:
         owners = {account_id, *accounts_using(connection, (channel,), address)}

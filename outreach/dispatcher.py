@@ -53,7 +53,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError, OutreachError
 from outreach.leases import StopFlag, claim_queued_attempts, hold_sends, release_sends
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
-from outreach.opt_outs import ledger_address
+from outreach.opt_outs import hold_addresses, ledger_address, suppress_in_ledger
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
@@ -67,7 +67,6 @@ from outreach.store import (
     contact_points,
     named_rows,
     promises_to_pay,
-    suppressions,
     unindexed,
 )
 from outreach.written_facts import FACT_COLUMNS, OUT_OF_DATE, still_true
@@ -942,6 +941,16 @@ class Dispatcher:
         # Only what this daemon holds: a decision, a suppression or a step given back for
         # an attempt another has taken would be recorded twice.
         outcomes = [outcome for outcome in outcomes if outcome.attempt.id in held]
+        # The addresses a refusal may suppress (21610, unsubscribed), locked all at once
+        # as a webhook batch locks them. A batch takes its attempts, then its addresses,
+        # then its accounts; so does this: the attempts are locked above (``_check_held``),
+        # the accounts only below (``give_back_steps``). Taken one by one, or before the
+        # attempts, a batch holding one of these attempts and asking for one of these
+        # addresses would wait in a circle with this.
+        refused = [(o.attempt.channel, o.attempt.to_address) for o in outcomes
+                   if o.error is not None and o.error.suppression]  # fmt: skip
+        if refused:
+            hold_addresses(connection, refused)
         decided = [outcome.decision for outcome in outcomes if outcome.decision is not None]
         if decided:
             store_decisions(connection, decided)
@@ -1040,13 +1049,16 @@ class Dispatcher:
         committed without saying so (a connection lost at COMMIT): an attempt no longer
         held may be one it recorded."""
         ids = [outcome.attempt.id for outcome in outcomes]
-        held = set(
-            connection.execute(
-                select(attempts.c.id).where(
-                    attempts.c.id.in_(ids), attempts.c.acquired_by == self.worker
-                )
-            ).scalars()
+        mine = (
+            select(attempts.c.id)
+            .where(attempts.c.id.in_(ids), attempts.c.acquired_by == self.worker)
+            .order_by(attempts.c.id)
         )
+        if connection.dialect.name == "postgresql":
+            # Locked now, in id order as a webhook batch locks them, before any address or
+            # account: see ``_record``.
+            mine = mine.with_for_update()
+        held = set(connection.execute(mine).scalars())
         for outcome in outcomes:
             if outcome.attempt.id in held:
                 continue
@@ -1314,14 +1326,10 @@ def _note_address(connection: Connection, row: Any, error: ChannelError, now: da
     """A refusal that says something about the address (an opt-out, a number that cannot
     receive) is recorded, so no later attempt is planned for it."""
     if error.suppression:
-        connection.execute(
-            suppressions.insert().values(
-                channel=row.channel, address=ledger_address(row.channel, row.to_address),
-                reason=error.suppression,
-                source=f"{error.provider} refused attempt {row.id} ({error.code})"[:500],
-                created_at=now,
-            )
-        )  # fmt: skip
+        # Under the address's lock (taken in ``_record``), and not twice: a STOP from the
+        # number may have suppressed it meanwhile.
+        suppress_in_ledger(connection, row.channel, row.to_address, error.suppression, now,
+                           f"{error.provider} refused attempt {row.id} ({error.code})")  # fmt: skip
     if error.contact_status:
         connection.execute(
             update(contact_points)

@@ -263,8 +263,29 @@ def suppress_address(
     every account using the address. True when the suppression is new (none was in force):
     one writer at a time decides it (``hold_addresses``), so that two STOPs written at once
     by two web processes are not both new, and both confirmed."""
+    new = suppress_in_ledger(connection, channel, address, reason, at, source, event_id)
+    if reason in _DEBTORS_WORD:
+        owners = (
+            accounts if accounts is not None else accounts_using(connection, (channel,), address)
+        )
+        record_events(connection, owners, ComplianceEventKind.OPT_OUT, at, channel, address, cited,
+                      note)  # fmt: skip
+    return new
+
+
+def suppress_in_ledger(
+    connection: Connection,
+    channel: str,
+    address: str,
+    reason: str,
+    at: datetime,
+    source: str,
+    event_id: int | None = None,
+) -> bool:
+    """Suppress ``address`` on ``channel`` for ``reason`` in the ledger alone, unless it is
+    already; True when that is new. Decided holding the address's lock (``hold_addresses``)."""
     hold_addresses(connection, [(channel, address)])
-    spelled, address = address, ledger_address(channel, address)
+    address = ledger_address(channel, address)
     active = connection.execute(
         select(suppressions.c.id).where(
             suppressions.c.channel == channel,
@@ -284,12 +305,6 @@ def suppress_address(
                 created_at=at,
             )
         )
-    if reason in _DEBTORS_WORD:
-        owners = (
-            accounts if accounts is not None else accounts_using(connection, (channel,), address)
-        )
-        record_events(connection, owners, ComplianceEventKind.OPT_OUT, at, channel, spelled, cited,
-                      note)  # fmt: skip
     return active is None
 
 

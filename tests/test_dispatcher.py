@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from outreach.compliance.scenario import parse_scenario
 from outreach.compliance_store import attempts, decisions, inbox_messages, load_debtors
 from outreach.dispatcher import MAX_TRIES, SEND_LEASE, Dispatcher, _note_address
 from outreach.errors import ChannelError, WebhookRejected
-from outreach.events import apply_events
+from outreach.events import Incoming, apply_batch, apply_events
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.leases import claim_queued_attempts, hold_sends, release_sends
@@ -54,7 +55,7 @@ from outreach.ratelimit import RateLimiter
 from outreach.store import cadence_steps
 from outreach.written_facts import OUT_OF_DATE
 from tests.conftest import NOW
-from tests.eventdata import inbound
+from tests.eventdata import PHONE, add_account, add_attempt, inbound
 from tests.test_import_accounts import row
 from tests.test_planner import (
     WORKER,
@@ -993,6 +994,55 @@ def test_an_email_refusal_notes_the_mailbox_lower_cased(world: World) -> None:
         _note_address(connection, refused, error, NOW)
     [noted] = rows_of(world.engine, store.suppressions)
     assert (noted.channel, noted.address) == ("email", "pat.doe@example.net")
+
+
+def _refused_text(engine: Engine) -> tuple[SimpleNamespace, ChannelError]:
+    """A text to PHONE, and Twilio's 21610 for it (the number has texted STOP to ours)."""
+    account_id = add_account(engine)
+    text = add_attempt(engine, account_id, channel="sms", to=PHONE, message_id="SM9")
+    refused = SimpleNamespace(id=text, account_id=account_id, channel="sms", to_address=PHONE)
+    error = ChannelError("the recipient opted out", provider="twilio_sms", code="21610",
+                         suppression="stop")  # fmt: skip
+    return refused, error
+
+
+def _in_force(engine: Engine) -> list[tuple[str, str, str]]:
+    return sorted((s.channel, s.address, s.reason) for s in rows_of(engine, store.suppressions)
+                  if s.lifted_at is None)  # fmt: skip
+
+
+def test_a_refusal_for_a_number_already_opted_out_suppresses_it_no_second_time(
+    engine: Engine,
+) -> None:
+    refused, error = _refused_text(engine)
+    apply_events(engine, [inbound("STOP", key="SM-stop")], NOW)
+    with engine.begin() as connection:
+        _note_address(connection, refused, error, NOW + timedelta(minutes=1))
+    assert _in_force(engine) == [("sms", PHONE, "stop")]
+
+
+def test_a_refusals_suppression_waits_for_a_stop_being_written(engine: Engine) -> None:
+    """A STOP from the number is being written (its lock held, its suppression not yet
+    committed) when the dispatcher records Twilio's 21610 for a text to it: the dispatcher
+    waits for the lock, then finds the number opted out."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks: PostgreSQL (SQLite has one writer)")
+    refused, error = _refused_text(engine)
+    done = threading.Event()
+
+    def dispatch() -> None:
+        with engine.begin() as connection:
+            _note_address(connection, refused, error, NOW)
+        done.set()
+
+    with engine.begin() as webhook:
+        apply_batch(webhook, [Incoming(inbound("STOP", key="SM-stop"))], NOW)
+        thread = threading.Thread(target=dispatch)
+        thread.start()
+        waited = not done.wait(1)
+    thread.join(10)
+    assert waited, "the dispatcher suppressed the number without waiting for its lock"
+    assert _in_force(engine) == [("sms", PHONE, "stop")]
 
 
 async def test_at_send_time_a_debtors_other_account_counts_toward_caps_per_debtor(

@@ -32,7 +32,6 @@ from sqlalchemy import (
     Select,
     Update,
     bindparam,
-    func,
     or_,
     select,
     update,
@@ -51,12 +50,11 @@ from outreach.opt_outs import (
     debtor_address,
     hold_addresses,
     known_spelling,
-    ledger_address,
     phone_or_email,
 )
-from outreach.providers.base import EventType, ProviderEvent, dedupe_key
+from outreach.providers.base import EventType, ProviderEvent
 from outreach.replies import Received, receive
-from outreach.store import lock_accounts, suppressions, table_of
+from outreach.store import lock_accounts, table_of
 
 log = logging.getLogger("outreach.events")
 provider_events = table_of(ProviderEventRow)
@@ -161,7 +159,6 @@ def apply_batch(
     policy = policy or EventPolicy()
     items = [_without_nul(item) for item in items]
     found = find_attempts(connection, [item.event for item in items])
-    items = _after_opt_ins(connection, items, found)
     events = [item.event for item in items]
     _hold_addresses(connection, events, found)
     writers = _lock_writers(connection, events, found)
@@ -179,39 +176,6 @@ def apply_batch(
         EventResult(index in stored, answers.get(index), _script(found[index]))
         for index in range(len(items))
     ]
-
-
-def _after_opt_ins(
-    connection: Connection, items: Sequence[Incoming], found: Sequence[Any | None]
-) -> list[Incoming]:
-    """Each event that is new once an opt-in has lifted what it asks for
-    (``new_after_opt_in``: a one-click unsubscribe) keyed by the opt-ins of its address so
-    far: a copy while the unsubscribe stands is a duplicate, the same request after a
-    resubscribe a new event. Keyed by the count of lifted suppressions of the address, which
-    only grows; with none, the key is the event's own."""
-    renewed = list(items)
-    for index, item in enumerate(items):
-        event = item.event
-        if not event.new_after_opt_in:
-            continue
-        address = debtor_address(event, found[index])
-        if not address:
-            continue
-        channel = channel_of(event, found[index])
-        lifted = connection.execute(
-            select(func.count())
-            .select_from(suppressions)
-            .where(
-                suppressions.c.channel == channel,
-                suppressions.c.address == ledger_address(channel, address),
-                suppressions.c.lifted_at.is_not(None),
-            )
-        ).scalar_one()
-        if lifted:
-            own = event.dedupe_key.removeprefix(f"{event.provider}:")
-            key = dedupe_key(event.provider, own, f"after-{lifted}-opt-ins")
-            renewed[index] = Incoming(replace(event, dedupe_key=key), item.request_token)
-    return renewed
 
 
 def _hold_addresses(

@@ -335,28 +335,62 @@ def lift_opt_outs(
 ) -> bool:
     """Lift the debtor's own opt-outs of ``address`` on ``channel`` from ``at`` (``why``),
     and record the opt-in (citing ``cited``, with ``note``) on ``accounts``, by default
-    every account using the address. True when an opt-out was in force."""
+    every account using the address. True when an opt-out was in force and is lifted: not
+    when the debtor opted out again after ``at`` (an opt-in that reached us late, as
+    SendGrid's batched events may, after a later one-click unsubscribe), whose opt-out
+    stands; the opt-in is recorded all the same, at its time, before that opt-out."""
     hold_addresses(connection, [(channel, address)])
     spelled, address = address, ledger_address(channel, address)
-    lifted = connection.execute(
-        update(suppressions)
-        .where(
+    owners = (
+        list(accounts) if accounts is not None else accounts_using(connection, (channel,), spelled)
+    )
+    lifted = 0
+    if not _opted_out_after(connection, channel, address, at, owners):
+        lifted = connection.execute(
+            update(suppressions)
+            .where(
+                suppressions.c.channel == channel,
+                suppressions.c.address == address,
+                suppressions.c.lifted_at.is_(None),
+                suppressions.c.reason.in_(_LIFTED_BY_OPT_IN),
+            )
+            .values(lifted_at=at, lifted_reason=why[:200])
+        ).rowcount
+    # The engine reads the latest opt-out or opt-in of an address: an opt-in recorded over
+    # a complaint (or a manual suppression) would lift what the opt-in may not.
+    if not _in_force(connection, channel, address, NOT_LIFTED_BY_OPT_IN):
+        record_events(connection, owners, ComplianceEventKind.OPT_IN, at, channel, spelled, cited,
+                      note)  # fmt: skip
+    return bool(lifted)
+
+
+def _opted_out_after(
+    connection: Connection, channel: str, address: str, at: datetime, owners: Sequence[int]
+) -> bool:
+    """Whether the debtor's own opt-out of ``address`` (as the ledger spells it) later than
+    ``at`` is known: a suppression made since, or, while one made before is in force, the
+    opt-out recorded on the accounts using the address (a second press of an unsubscribe
+    finds it suppressed, and is only recorded there)."""
+    since = connection.execute(
+        select(suppressions.c.id).where(
             suppressions.c.channel == channel,
             suppressions.c.address == address,
             suppressions.c.lifted_at.is_(None),
             suppressions.c.reason.in_(_LIFTED_BY_OPT_IN),
+            suppressions.c.created_at > at,
         )
-        .values(lifted_at=at, lifted_reason=why[:200])
-    ).rowcount
-    # The engine reads the latest opt-out or opt-in of an address: an opt-in recorded over
-    # a complaint (or a manual suppression) would lift what the opt-in may not.
-    if not _in_force(connection, channel, address, NOT_LIFTED_BY_OPT_IN):
-        owners = (
-            accounts if accounts is not None else accounts_using(connection, (channel,), address)
+    ).first()
+    if since is not None or not owners:
+        return since is not None
+    recorded = connection.execute(
+        select(compliance_events.c.address).where(
+            compliance_events.c.account_id.in_(sorted(set(owners))),
+            compliance_events.c.kind == ComplianceEventKind.OPT_OUT,
+            compliance_events.c.channel == channel,
+            compliance_events.c.occurred_at > at,
         )
-        record_events(connection, owners, ComplianceEventKind.OPT_IN, at, channel, spelled, cited,
-                      note)  # fmt: skip
-    return bool(lifted)
+    ).scalars()
+    return any(ledger_address(channel, named) == address for named in recorded if named)
 
 
 # The first key of the advisory locks on addresses: a space of their own.

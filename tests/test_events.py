@@ -4,7 +4,7 @@ messages kept, call outcomes, and what status events say about an address."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -14,7 +14,7 @@ from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import load_debtors
 from outreach.config import Settings
 from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
-from outreach.providers.base import EventType
+from outreach.providers.base import EventType, ProviderEvent
 from outreach.store import accounts, compliance_events, contact_points, suppressions
 from tests.conftest import NOW, REPO
 from tests.eventdata import (
@@ -252,6 +252,57 @@ def test_a_one_click_unsubscribe_names_only_the_attempt(engine: Engine) -> None:
     (suppression,) = rows(engine, suppressions)
     assert (suppression.channel, suppression.address) == ("email", EMAIL.lower())
     assert suppression.source == "sendgrid_email unsubscribe one-click"
+
+
+def _one_click(attempt_id: int, at: datetime) -> ProviderEvent:
+    """A one-click unsubscribe POSTed at ``at``, as the SendGrid provider reads it."""
+    return event(EventType.UNSUBSCRIBED, provider="sendgrid_email", kind="unsubscribe",
+                 key=f"one-click:{attempt_id}:{at.isoformat()}", at=at, channel="email",
+                 attempt_id=attempt_id, suppression="unsubscribe",
+                 raw_status="one-click")  # fmt: skip
+
+
+def _resubscribe(attempt_id: int, at: datetime) -> ProviderEvent:
+    """A group resubscribe made at ``at``, from SendGrid's Event Webhook."""
+    return event(EventType.OPTED_IN, provider="sendgrid_email", kind="event_webhook",
+                 key="ev-resub", channel="email", attempt_id=attempt_id,
+                 provider_message_id="sg-1", to_address=EMAIL.lower(), at=at)  # fmt: skip
+
+
+def _unsubscribes(engine: Engine) -> list[tuple[datetime, datetime | None]]:
+    return [(s.created_at, s.lifted_at) for s in rows(engine, suppressions)]
+
+
+def test_a_second_one_click_after_a_resubscribe_in_the_same_batch_unsubscribes(
+    engine: Engine,
+) -> None:
+    """Click, resubscribe, click again: the resubscribe and the second click reach one batch
+    (the writer gathers what arrives while it commits), each applied in the order of its
+    time, and a retry of the click in it adds nothing. The last word is the unsubscribe."""
+    account_id = add_account(engine)
+    mail = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    apply_events(engine, [_one_click(mail, NOW)], NOW)
+    resubscribed, clicked = NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)
+    resubscribe = _resubscribe(mail, resubscribed)
+    retried = clicked + timedelta(seconds=20)
+    batch = [_one_click(mail, clicked), resubscribe, _one_click(mail, retried)]
+    assert apply_events(engine, batch, retried).stored == 3
+    assert _unsubscribes(engine) == [(NOW, resubscribed), (clicked, None)]
+
+
+def test_a_resubscribe_made_before_a_second_one_click_and_applied_after_it_lifts_nothing(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    mail = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    resubscribed, clicked = NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)
+    apply_events(engine, [_one_click(mail, NOW)], NOW)
+    apply_events(engine, [_one_click(mail, clicked)], clicked)
+    resubscribe = _resubscribe(mail, resubscribed)
+    apply_events(engine, [resubscribe], clicked + timedelta(minutes=1))
+    assert _unsubscribes(engine) == [(NOW, None)]
+    history = sorted((e.occurred_at, e.kind) for e in rows(engine, compliance_events))
+    assert history == [(NOW, "opt_out"), (resubscribed, "opt_in"), (clicked, "opt_out")]
 
 
 def test_a_payload_with_a_nul_character_is_stored(engine: Engine) -> None:

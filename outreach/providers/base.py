@@ -114,10 +114,6 @@ class ProviderEvent:
     # The channel the event is about, when the provider carries one only (an email is an
     # email, whichever attempt it names): an attempt on another channel is not its attempt.
     channel: Channel | None = None
-    # A request that carries no id of its own, whose copies are one event while the
-    # opt-out it asks for stands (a one-click unsubscribe, retried or pressed again): once
-    # an opt-in has lifted that opt-out, the same request again is a new event.
-    new_after_opt_in: bool = False
 
     @property
     def from_debtor(self) -> bool:

@@ -388,15 +388,17 @@ class SendgridEmail(Provider):
 
     def _one_click(self, request: WebhookRequest) -> ProviderEvent:
         attempt_id = attempt_id_from(request.query().get("attempt_id"))
+        now = self.clock.now()
         return ProviderEvent(
             provider=self.name,
             channel=self.channel,
             kind="unsubscribe",
             event_type=EventType.UNSUBSCRIBED,
-            # The POST carries nothing but the URL: a retry looks like a second press.
-            dedupe_key=dedupe_key(self.name, "one-click", attempt_id),
-            new_after_opt_in=True,
-            occurred_at=self.clock.now(),
+            # The POST carries nothing but the URL, so a retry cannot be told from a second
+            # press: each counts, as each click of the body link does. One that finds the
+            # address unsubscribed adds no suppression (``opt_outs.suppress_address``).
+            dedupe_key=dedupe_key(self.name, "one-click", attempt_id, now.isoformat()),
+            occurred_at=now,
             payload={"attempt_id": attempt_id, "body": request.body.decode("utf-8", "replace")},
             attempt_id=attempt_id,
             raw_status="one-click",

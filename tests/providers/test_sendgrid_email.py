@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError, WebhookRejected
 from outreach.providers.base import EventType, OutboundMessage, WebhookRequest
 from outreach.providers.sendgrid_email import SendgridEmail, unsubscribe_token
+from tests.conftest import NOW
 from tests.providers.conftest import (
     PAYLOADS,
     PUBLIC,
@@ -406,6 +407,25 @@ def test_one_click_unsubscribe(
     )  # fmt: skip
     with pytest.raises(WebhookRejected):
         provider.verify(replace(request, url=url.replace("attempt_id=9", "attempt_id=10")))
+
+
+def test_each_one_click_post_is_an_event_of_its_own(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    """The POST carries nothing but the URL: a second press, after a resubscribe or not, is
+    known from a retry by nothing, and each is its own event (by when it came)."""
+    provider = email(settings, client, clock)
+    token = unsubscribe_token(SECRET_KEY, 9)
+    url = f"{PUBLIC}/webhooks/sendgrid_email/unsubscribe?attempt_id=9&token={token}"
+    request = WebhookRequest(
+        "POST", url, {"Content-Type": "application/x-www-form-urlencoded"},
+        b"List-Unsubscribe=One-Click",
+    )  # fmt: skip
+    (first,) = provider.parse(request)
+    clock.advance(timedelta(minutes=2))
+    (second,) = provider.parse(request)
+    assert (first.occurred_at, second.occurred_at) == (NOW, NOW + timedelta(minutes=2))
+    assert first.dedupe_key != second.dedupe_key
 
 
 def _payload(name: str) -> bytes:

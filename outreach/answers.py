@@ -51,6 +51,7 @@ from outreach.rendering.context import (
     MessageFacts,
     answer_variables,
     build_context,
+    written_in,
 )
 from outreach.rendering.environment import TemplateKey
 from outreach.rendering.render import Rendered, Renderer
@@ -533,7 +534,7 @@ def _attempt(
         "to_address": address,
         "template_name": ANSWER_TEMPLATE,
         "tone": ANSWER_TONE,
-        "locale": template.language or account.locale.split("_")[0],
+        "locale": written_in(template.language),
         "subject": rendered.subject,
         "body": rendered.text,
         "body_html": rendered.html,

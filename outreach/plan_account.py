@@ -35,7 +35,7 @@ from outreach.compliance_store import DebtorRecord, decision_row, situation
 from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.models import AttemptStatus, StepOutcome
-from outreach.rendering.context import Company, MessageFacts, build_context
+from outreach.rendering.context import Company, MessageFacts, build_context, written_in
 from outreach.rendering.render import Renderer
 from outreach.unsubscribe import unsubscribe_url
 from outreach.written_facts import account_zone, facts_digest
@@ -284,7 +284,7 @@ def _attempt(
         "to_address": address,
         "template_name": step.template,
         "tone": step.tone,
-        "locale": key.language or account.locale.split("_")[0],
+        "locale": written_in(key.language),
         "subject": rendered.subject,
         "body": rendered.text,
         "body_html": rendered.html,

@@ -1,4 +1,5 @@
-"""Template versions in the database: files seed them, publishing and rolling back are explicit.
+"""Template versions in the database: files seed them; publishing, rolling back and retiring
+are explicit.
 
 Each (channel, name, tone, language) and each partial has numbered versions with the
 author, the time and a content hash. At most one version of each is published (publishes
@@ -23,7 +24,7 @@ from outreach.errors import NotFoundError, TemplateError
 from outreach.models import TemplateStatus, TemplateVersion
 from outreach.rendering.context import Company
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
-from outreach.rendering.lint import LintIssue, LintPolicy
+from outreach.rendering.lint import LintIssue, LintPolicy, blocking
 from outreach.rendering.lint_limits import lint_sources_bounded
 from outreach.store import hold_writes, table_of
 
@@ -49,6 +50,19 @@ class SavedSince(TemplateError):
     @property
     def latest(self) -> int:
         return self.newer[-1].version if self.newer else self.based_on
+
+
+class PublishedSince(TemplateError):
+    """Another version was published (or none is) since the caller saw ``seen`` published:
+    rolling back or retiring now would undo what it never saw."""
+
+    def __init__(self, path: str, seen: int, now: int | None) -> None:
+        self.path, self.seen, self.now = path, seen, now
+        current = f"version {now} is published" if now is not None else "no version is published"
+        super().__init__(
+            f"{path}: {current} now, not version {seen} as you saw: nothing was changed; "
+            "check the versions, then try again"
+        )
 
 
 def identity(path: str) -> tuple[str, str, str, str]:
@@ -139,9 +153,13 @@ def publish_version(
     *,
     version: int | None = None,
     policy: LintPolicy | None = None,
+    replacing: int | None = None,
 ) -> int:
     """Publish ``version`` of ``path`` (default: its latest) after linting it among the
-    published sources; returns the version published."""
+    published sources; returns the version published.
+
+    ``replacing``: the version that must still be the published one when it is replaced
+    (``PublishedSince`` otherwise, and nothing changes)."""
     # Lint outside the writing transaction: it takes a second or more, and on SQLite the
     # write lock held meanwhile would stop every other writer.
     with engine.connect() as connection:
@@ -155,12 +173,17 @@ def publish_version(
             known = ", ".join(str(r.version) for r in rows)
             raise NotFoundError(f"{path} has no version {version} (versions: {known})")
         sources = {**published(connection).sources, path: chosen.content}
-    issues = lint_sources_bounded(sources, company, paths=_affected(sources, path), policy=policy)
+    affected = _affected(sources, path)
+    issues = blocking(lint_sources_bounded(sources, company, paths=affected, policy=policy), path)
     if issues:
         listed = "; ".join(str(issue) for issue in issues)
         raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")
     with engine.begin() as connection:
         _lock_template(connection, path)
+        if replacing is not None:
+            now_published = _published_version(connection, path)
+            if now_published != replacing:
+                raise PublishedSince(path, replacing, now_published)
         _publish(connection, path, chosen.version, clock.now())
     return int(chosen.version)
 
@@ -214,13 +237,26 @@ def affected_paths(sources: dict[str, str], path: str) -> list[str]:
 
 
 def rollback(
-    engine: Engine, path: str, company: Company, clock: Clock, *, policy: LintPolicy | None
+    engine: Engine,
+    path: str,
+    company: Company,
+    clock: Clock,
+    *,
+    policy: LintPolicy | None,
+    rolling_back: int | None = None,
 ) -> int:
     """Publish the version before the one published now, linted under ``policy`` as
-    publishing it would be (the limits may have changed since); returns it."""
+    publishing it would be (the limits may have changed since); returns it.
+
+    ``rolling_back``: the published version the caller saw (a page's); when another is
+    published by then, ``PublishedSince`` is raised and nothing changes. Without it, the
+    version published now, as read here."""
     with engine.connect() as connection:
         rows = _versions_of(connection, path)
     current = next((r for r in rows if r.status == TemplateStatus.PUBLISHED), None)
+    seen = current.version if current is not None else None
+    if rolling_back is not None and seen != rolling_back:
+        raise PublishedSince(path, rolling_back, seen)
     if current is None:
         raise TemplateError(f"{path} has no published version to roll back from")
     earlier = [r for r in rows if r.version < current.version]
@@ -228,7 +264,46 @@ def rollback(
         raise TemplateError(
             f"{path} version {current.version} is its first: nothing to roll back to"
         )
-    return publish_version(engine, path, company, clock, version=earlier[-1].version, policy=policy)
+    # Checked again as it is replaced: a publish meanwhile must not be rolled back unseen.
+    return publish_version(
+        engine, path, company, clock, version=earlier[-1].version, policy=policy,
+        replacing=current.version,
+    )  # fmt: skip
+
+
+def retire(engine: Engine, path: str, *, retiring: int | None = None) -> int:
+    """Retire the published version of ``path``, leaving none published: the daemon stops
+    using it from its next tick; returns the version retired. Its versions stay, and
+    publishing one brings it back.
+
+    Refused while a published template includes, imports or extends it by name (each would
+    fail to render). ``retiring``: the published version the caller saw (a page's); when
+    another is published by then, ``PublishedSince`` is raised and nothing changes."""
+    with engine.begin() as connection:
+        _lock_template(connection, path)
+        current = _published_version(connection, path)
+        if retiring is not None and current != retiring:
+            raise PublishedSince(path, retiring, current)
+        if current is None:
+            raise TemplateError(f"{path} has no published version to retire")
+        users = sorted(
+            name
+            for name, source in published(connection).sources.items()
+            if name != path and path in (_referenced(source) or ())
+        )
+        if users:
+            raise TemplateError(
+                f"{path} is used by {', '.join(users)}: change or retire them first"
+            )
+        channel, name, tone, locale = identity(path)
+        connection.execute(
+            update(versions)
+            .where(versions.c.channel == channel, versions.c.name == name,
+                   versions.c.tone == tone, versions.c.locale == locale,
+                   versions.c.status == TemplateStatus.PUBLISHED)
+            .values(status=TemplateStatus.RETIRED)
+        )  # fmt: skip
+    return current
 
 
 def published(connection: Connection) -> PublishedTemplates:
@@ -242,6 +317,17 @@ def published(connection: Connection) -> PublishedTemplates:
         sources[path] = row.content
         ids[path] = row.id
     return PublishedTemplates(sources, ids)
+
+
+def _published_version(connection: Connection, path: str) -> int | None:
+    channel, name, tone, locale = identity(path)
+    number = connection.execute(
+        select(versions.c.version)
+        .where(versions.c.channel == channel, versions.c.name == name,
+               versions.c.tone == tone, versions.c.locale == locale,
+               versions.c.status == TemplateStatus.PUBLISHED)
+    ).scalar()  # fmt: skip
+    return int(number) if number is not None else None
 
 
 def list_versions(engine: Engine, path: str) -> list[TemplateVersion]:

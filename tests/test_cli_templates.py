@@ -124,6 +124,10 @@ def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     versions = outreach("templates", "versions", "sms/overdue.firm.j2", env=env, cwd=workdir)
     assert "retired" in versions.stdout
     assert "li" in versions.stdout
+    retired = outreach("templates", "retire", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert "retired sms/overdue.firm.j2 version 1: no version is published" in retired.stdout
+    again = outreach("templates", "retire", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert again.returncode == 2 and "has no published version to retire" in again.stderr
     sms.write_text("{% if %}", encoding="utf-8")
     refused = outreach("templates", "sync", env=env, cwd=workdir)
     assert refused.returncode == 2

@@ -609,13 +609,39 @@ def test_a_missing_include_is_a_render_error_on_its_line() -> None:
 
 
 @pytest.mark.parametrize("language", ["de", "fr", "pt", "en", "ja", "es"])
-def test_a_variant_in_any_language_babel_knows_lints_clean(language: str) -> None:
+def test_a_variant_in_any_language_babel_knows_and_company_yaml_has_texts_in_lints_clean(
+    language: str,
+) -> None:
     """The samples are American: 'de_US' is no locale Babel knows, so a German variant's
     samples are written in German without a territory."""
     path = f"sms/x.firm.{language}.j2"
     sources = {**PARTIALS, path: GOOD_SMS}
-    assert lint_sources(sources, company(), paths=[path]) == []
-    assert lint_sources_bounded(sources, company(), paths=[path]) == []
+    texts = company().texts
+    translated = company().model_copy(update={"texts": {language: texts["en"], **texts}})
+    assert lint_sources(sources, translated, paths=[path]) == []
+    assert lint_sources_bounded(sources, translated, paths=[path]) == []
+
+
+def test_a_variant_in_a_language_company_yaml_has_no_texts_in_is_refused() -> None:
+    """Its opt-out and disclosures would be the English ones: one message, two languages."""
+    path = "sms/overdue.firm.fr.j2"
+    french = (
+        "{{ debtor.first_name }}, votre solde de {{ amount }} est en retard. "
+        "Payez ici : {{ payment_link }} {{ disclosure_short }} {{ opt_out_text }}"
+    )
+    sources = {**SHIPPED, path: french}
+    issues = lint_sources(sources, company(), paths=[path])
+    assert [(i.path, i.code) for i in issues] == [(path, "NO_LANGUAGE_TEXTS")]
+    assert issues[0].message == (
+        "company.yaml has no texts in 'fr' (opt-out, disclosures): the message would carry "
+        "them in English; add a 'fr' entry under texts"
+    )
+    assert lint_sources_bounded(sources, company(), paths=[path]) == issues
+    # What it renders is still checked, as for every template.
+    broken = {**sources, path: french + "{{ 1 // (days_past_due * 0) }}"}
+    assert codes(lint_sources(broken, company(), paths=[path])) == {
+        "NO_LANGUAGE_TEXTS", "RENDER_ERROR",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -627,6 +653,8 @@ def test_a_variant_in_any_language_babel_knows_lints_clean(language: str) -> Non
         ("pt_BR", "'pt_BR' would never be used"),
         ("xx", "'xx' is not a language Babel knows"),
         ("iw", "accounts in 'iw' have the locale he_IL: name the variant 'he'"),
+        # Read as the default variant's path, whose text lint would check in its place.
+        ("", "an empty name, tone or language"),
     ],
 )
 def test_a_variant_that_would_never_be_used_is_a_bad_name(language: str, reason: str) -> None:

@@ -41,10 +41,11 @@ from outreach.leases import claim_due_accounts
 from outreach.plan_account import AccountPlan
 from outreach.plan_processes import process_count
 from outreach.planner import Planner
-from outreach.rendering.context import MessageFacts, load_company
+from outreach.providers.twilio_voice import call_language
+from outreach.rendering.context import MessageFacts, call_opt_out_texts, load_company
 from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
-from outreach.template_store import sync_templates, versions
+from outreach.template_store import retire, sync_templates, versions
 from tests.conftest import NOW, REPO
 from tests.test_import_accounts import row, run_import, write_csv
 
@@ -455,6 +456,33 @@ def test_debtors_in_locales_without_a_variant_are_texted_in_english(world: World
     assert brazil.body.startswith("Debtor, your Northwind Utilities balance of $120.50 is 18 days")
     assert mexico.template_name == "due"
     assert mexico.body.startswith("Hi Debtor, your Northwind Utilities payment of $120.50 is due")
+
+
+def test_an_english_call_to_a_mexican_debtor_is_recorded_and_placed_in_english(
+    world: World,
+) -> None:
+    """The attempt's locale is the language its message is written in: the voice channel
+    speaks it and offers its opt-out in it."""
+    ids = world.load(row("MX-1", locale="es_MX", due_date="2026-10-12",
+                         voice_consent="true", phone="(617) 555-0113"))  # fmt: skip
+    world.planner().tick()
+    [attempt] = [a for a in rows_of(world.engine, attempts) if a.account_id == ids["MX-1"]]
+    assert attempt.channel == "voice" and attempt.template_name == "overdue"
+    assert "balance" in attempt.body  # the English default variant
+    offer = call_opt_out_texts(load_company(REPO / "templates"), call_language(attempt.locale))
+    assert (attempt.locale, offer.offer) == ("en", "To stop these calls, press 9 or say stop.")
+
+
+def test_a_retired_template_is_no_longer_rendered(world: World) -> None:
+    planner = world.planner()
+    with world.engine.connect() as connection:
+        before = planner.toolkit(connection).renderer
+    retire(world.engine, "sms/overdue.firm.j2")
+    with world.engine.connect() as connection:
+        after = planner.toolkit(connection).renderer
+    assert after is not before
+    assert after.lookup("sms/overdue.firm.j2") is None
+    assert before.lookup("sms/overdue.firm.j2") is not None
 
 
 def test_an_unexpected_failure_for_one_account_leaves_the_others_planned(

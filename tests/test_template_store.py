@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from outreach import template_store
@@ -16,11 +16,13 @@ from outreach.rendering import lint_limits
 from outreach.rendering.context import Company, load_company
 from outreach.rendering.lint import LintPolicy
 from outreach.template_store import (
+    PublishedSince,
     SavedSince,
     affected_paths,
     list_versions,
     publish_version,
     published,
+    retire,
     rollback,
     save_version,
     sync_templates,
@@ -29,6 +31,7 @@ from outreach.template_store import (
 from tests.conftest import REPO
 
 SMS = "sms/overdue.firm.j2"
+FOOTER = "_partials/sms_footer.j2"
 
 
 @pytest.fixture
@@ -120,6 +123,68 @@ def test_rollback_lints_with_the_policy_it_is_given(
         rollback(engine, SMS, company, clock, policy=LintPolicy(2))
     assert [v.status for v in list_versions(engine, SMS)] == ["retired", "retired", "published"]
     assert rollback(engine, SMS, company, clock, policy=LintPolicy(3)) == 2
+
+
+def test_a_rollback_is_refused_when_the_published_version_is_not_the_one_seen(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    source = (templates / SMS).read_text(encoding="utf-8")
+    for change in ("Please pay now", "Pay today"):  # versions 2, then 3, published
+        save_version(engine, SMS, source.replace("Please pay today", change), clock, author="li")
+        publish_version(engine, SMS, company, clock)
+    with pytest.raises(PublishedSince, match="version 3 is published now, not version 2"):
+        rollback(engine, SMS, company, clock, policy=None, rolling_back=2)
+    assert [v.status for v in list_versions(engine, SMS)] == ["retired", "retired", "published"]
+    # Replacing a version that is no longer published is refused under the template's lock.
+    with pytest.raises(PublishedSince):
+        publish_version(engine, SMS, company, clock, version=1, replacing=2)
+    assert rollback(engine, SMS, company, clock, policy=None, rolling_back=3) == 2
+
+
+def test_a_variant_published_before_bad_name_does_not_block_its_partial_and_can_be_retired(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    # Published by an earlier release, whose lint accepted any variant name.
+    odd = "sms/overdue.firm.ES.j2"
+    source = (templates / "sms/overdue.firm.es.j2").read_text(encoding="utf-8")
+    with engine.begin() as connection:
+        connection.execute(insert(versions).values(
+            channel="sms", name="overdue", tone="firm", locale="ES", version=1,
+            content=source, content_hash="h", status="published", author="old",
+            created_at=clock.now(), published_at=clock.now(),
+        ))  # fmt: skip
+    footer = list_versions(engine, FOOTER)[-1].content
+    number = save_version(engine, FOOTER, footer + " ", clock, author="mia", based_on=1)
+    # Its name is its own to fix (no account gets it); the templates a broken footer
+    # breaks still refuse it.
+    assert publish_version(engine, FOOTER, company, clock, version=number) == number
+    broken = save_version(engine, FOOTER, "{{ 1 // 0 }}", clock, author="mia")
+    with pytest.raises(TemplateError, match=r"sms/overdue\.firm\.j2: RENDER_ERROR") as refused:
+        publish_version(engine, FOOTER, company, clock, version=broken)
+    assert "BAD_NAME" not in str(refused.value)
+    # Nothing uses it, and no account gets it: it can be retired.
+    with pytest.raises(TemplateError, match="is used by"):
+        retire(engine, FOOTER)
+    assert retire(engine, odd) == 1
+    with engine.connect() as connection:
+        assert odd not in published(connection).sources
+    assert [v.status for v in list_versions(engine, odd)] == ["retired"]
+    with pytest.raises(TemplateError, match="has no published version to retire"):
+        retire(engine, odd)
+    with pytest.raises(PublishedSince, match="no version is published now, not version 1"):
+        retire(engine, odd, retiring=1)
+
+
+def test_sync_refuses_a_file_with_an_empty_language(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    """``overdue.firm..j2`` would be stored as the default variant's next version."""
+    (templates / "sms" / "overdue.firm..j2").write_text("{{ 1 // (days_past_due * 0) }}")
+    report = sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    assert [(i.path, i.code) for i in report.refused] == [("sms/overdue.firm..j2", "BAD_NAME")]
+    assert list_versions(engine, SMS) == []
 
 
 def test_a_broken_template_is_refused_and_nothing_is_stored(

@@ -24,6 +24,7 @@ from outreach.template_store import (
     list_versions,
     publish_version,
     published,
+    retire,
     rollback,
     sync_templates,
 )
@@ -215,6 +216,15 @@ def templates_rollback(ctx: typer.Context, path: TemplatePath) -> None:
     policy = lint_policy(settings.channels_dir)
     version = rollback(context.engine, path, company, context.clock, policy=policy)
     out.print(f"rolled back {path} to version {version}", highlight=False)
+
+
+@templates_app.command("retire")
+def templates_retire(ctx: typer.Context, path: TemplatePath) -> None:
+    """Retire the published version, leaving none: the daemon stops sending the template.
+    Publishing a version brings it back."""
+    context = with_database(ctx)
+    version = retire(context.engine, path)
+    out.print(f"retired {path} version {version}: no version is published", highlight=False)
 
 
 @templates_app.command("versions")

@@ -238,6 +238,13 @@ def format_day(day: date, locale: str) -> str:
 DEFAULT_TEMPLATE_LANGUAGE = "en"
 
 
+def written_in(template_language: str) -> str:
+    """The language a message is written in: its variant's, or the default variant's
+    (English) for the default, whatever the account's locale (an attempt's ``locale``,
+    which a call is spoken and offers its opt-out in)."""
+    return template_language or DEFAULT_TEMPLATE_LANGUAGE
+
+
 @lru_cache(maxsize=1024)
 def message_locale(account_locale: str, template_language: str) -> str:
     """The locale a message is written in: the account's, unless no template variant exists

@@ -65,6 +65,11 @@ class TemplateKey:
                 f"of {', '.join(CHANNELS)}"
             )
         parts = filename[: -len(TEMPLATE_SUFFIX)].split(".")
+        if "" in parts:  # ``overdue.firm..j2`` would read as the default variant's path
+            raise TemplateError(
+                f"{path}: an empty name, tone or language; name the file {{name}}.{{tone}}.j2 "
+                "or {name}.{tone}.{language}.j2"
+            )
         if len(parts) == 2:
             return cls(channel, parts[0], parts[1])
         if len(parts) == 3:

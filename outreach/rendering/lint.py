@@ -2,7 +2,8 @@
 
 A template is refused, with the line and the cause, when:
 - its name is not ``{channel}/{name}.{tone}[.{language}].j2``, or names a language variant
-  that would never be used (``BAD_NAME``: see ``unused_variant``);
+  that would never be used (``BAD_NAME``: see ``unused_variant``), or one whose language
+  company.yaml has no texts in (``NO_LANGUAGE_TEXTS``);
 - it does not parse (``SYNTAX``), or misses a block its channel needs (``MISSING_BLOCK``);
 - it uses a variable that does not exist (``UNKNOWN_VARIABLE``);
 - it fails to render for any sample account (``RENDER_ERROR``: a misspelt attribute, an
@@ -96,6 +97,17 @@ def lint_sources(
     return issues
 
 
+# What a template's own name says is wrong: its own to fix (when it is saved or published),
+# never a reason to refuse a change to a partial it includes.
+NAME_CODES = frozenset({"BAD_NAME", "NO_LANGUAGE_TEXTS"})
+
+
+def blocking(issues: Iterable[LintIssue], path: str) -> list[LintIssue]:
+    """The issues that refuse a change to ``path``: all of its own, and what the templates
+    including it render (a name problem of theirs is not the change's doing)."""
+    return [i for i in issues if i.path == path or i.code not in NAME_CODES]
+
+
 def lint_one(
     renderer: Renderer,
     path: str,
@@ -131,6 +143,14 @@ def lint_one(
     issues = _structure(path, tree, key)
     if issues:
         return issues
+    if key.language and key.language not in company.texts:
+        # Still rendered below: a variant published before this check is sent, and a
+        # change to a partial it includes must keep it rendering.
+        message = (
+            f"company.yaml has no texts in '{key.language}' (opt-out, disclosures): the "
+            f"message would carry them in English; add a '{key.language}' entry under texts"
+        )
+        issues.append(LintIssue(path, None, "NO_LANGUAGE_TEXTS", message))
     for sample in samples:
         try:
             context = sample_context(sample, company, today, key.name, key.language)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from outreach.rendering.context import SAMPLE_TODAY, Company, MessageFacts, sample_context
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
-from outreach.rendering.lint import LintIssue, LintPolicy, lint_sources, named
+from outreach.rendering.lint import LintIssue, LintPolicy, blocking, lint_sources, named
 from outreach.rendering.render import Rendered, Renderer
 
 # A template's renders for every sample take milliseconds; these are far beyond.
@@ -316,7 +316,7 @@ def _preview(
     policy: LintPolicy | None,
     today: date,
 ) -> Preview:
-    issues = _checked(sources, company, paths, policy, path)
+    issues = blocking(_checked(sources, company, paths, policy, path), path)
     if path.startswith(f"{PARTIALS_DIR}/") or any(i.code == "BAD_NAME" for i in issues):
         return Preview(issues, None)
     key = TemplateKey.from_path(path)

@@ -49,6 +49,7 @@ from outreach.template_store import (
     path_of,
     publish_version,
     published,
+    retire,
     rollback,
     save_version,
     versions,
@@ -142,7 +143,7 @@ def edit_page(request: Request, session: Marketer, path: str, sample: int = 1) -
     preview = _preview(request, path, source, sample)
     return _editor(
         request, session, path, source, sample, rows, preview,
-        notices=notice_from(request),
+        notices=notice_from(request), based_on=rows[-1].version,
     )  # fmt: skip
 
 
@@ -160,6 +161,7 @@ def preview(
         return _not_found(request, session, path)
     found = _preview(request, path, source, sample)
     if not asked.as_json:
+        # The form's own: a page without it stays without it, and its save is refused.
         based_on = asked.request.based_on
         return _editor(request, session, path, source, sample, rows, found, based_on=based_on)
     view = _preview_view(request, found, session)
@@ -200,8 +202,9 @@ def save(
                              f"on. Your text is kept below; the latest is version "
                              f"{rows[-1].version}: check the versions below, then save "
                              "again.")]  # fmt: skip
+        # Saving again from this page is deliberate: it now counts as opened on the latest.
         return _editor(request, session, path, source, sample, rows, Preview([], None),
-                       notices=unknown, status=400)  # fmt: skip
+                       notices=unknown, status=400, based_on=rows[-1].version)  # fmt: skip
     if nul := nul_issues({path: source}):  # PostgreSQL would refuse to store it
         refused = [("error", f"Not saved: line {nul[0].line} holds a NUL character.")]
         return _editor(request, session, path, source, sample, rows, Preview(nul, None),
@@ -276,17 +279,49 @@ def publish(
 
 @router.post("/templates/rollback")
 def roll_back(
-    request: Request, session: Marketer, path: Annotated[str, Form(max_length=300)]
+    request: Request,
+    session: Marketer,
+    path: Annotated[str, Form(max_length=300)],
+    rolling_back: Annotated[int | None, Form()] = None,
 ) -> Response:
+    """Publish the version before ``rolling_back``, the published version the page showed;
+    refused when another is published by now, which the page's button did not mean."""
+    if rolling_back is None:  # a page from before the field: what it showed is unknown
+        return _refused_change(request, session, path, _UNSAID, status=400)
     company, policy = _company_and_policy(request)
     try:
         with _render_slot():
             number = rollback(
-                _engine(request), path, company, request.app.state.clock, policy=policy
-            )
+                _engine(request), path, company, request.app.state.clock, policy=policy,
+                rolling_back=rolling_back,
+            )  # fmt: skip
     except (NotFoundError, TemplateError) as exc:
         return _refused_change(request, session, path, str(exc))
     return _back_to_editor(request, path, 1, f"Rolled back: version {number} is published again.")
+
+
+@router.post("/templates/retire")
+def retire_published(
+    request: Request,
+    session: Marketer,
+    path: Annotated[str, Form(max_length=300)],
+    retiring: Annotated[int | None, Form()] = None,
+) -> Response:
+    """Retire the published version the page showed: the daemon stops sending the template."""
+    if retiring is None:
+        return _refused_change(request, session, path, _UNSAID, status=400)
+    try:
+        number = retire(_engine(request), path, retiring=retiring)
+    except (NotFoundError, TemplateError) as exc:
+        return _refused_change(request, session, path, str(exc))
+    done = f"Retired version {number}: no version is published, the daemon no longer sends it."
+    return _back_to_editor(request, path, 1, done)
+
+
+_UNSAID = (
+    "Nothing was changed: this page does not say which version it showed published. "
+    "Check the versions below, then try again."
+)
 
 
 def _editor(
@@ -303,8 +338,9 @@ def _editor(
     based_on: int | None = None,
     since: SavedSince | None = None,
 ) -> HTMLResponse:
-    """The editor page; ``based_on``: the version the form's text started from (by default
-    the latest), ``since``: the versions saved after it, when a save was refused for them."""
+    """The editor page; ``based_on``: the version the form's text started from (None: the
+    form says none, and its save is refused), ``since``: the versions saved after it, when
+    a save was refused for them."""
     current = next((r for r in rows if r.status == TemplateStatus.PUBLISHED), None)
     earlier = [r.version for r in rows if current is not None and r.version < current.version]
     samples = [
@@ -321,7 +357,7 @@ def _editor(
         "versions": list(reversed(rows)),
         "published": current.version if current is not None else None,
         "latest": rows[-1].version,
-        "based_on": based_on if based_on is not None else rows[-1].version,
+        "based_on": based_on,
         "since": _since_view(since) if since is not None else None,
         "rollback_to": earlier[-1] if earlier else None,
         "preview": _preview_view(request, found, session),
@@ -474,12 +510,15 @@ def _back_to_editor(request: Request, path: str, sample: int, done: str) -> Resp
     return RedirectResponse(f"/templates/edit?{query}", status_code=303)
 
 
-def _refused_change(request: Request, session: Session, path: str, message: str) -> Response:
+def _refused_change(
+    request: Request, session: Session, path: str, message: str, *, status: int = 409
+) -> Response:
     rows = _versions_of(_engine(request), path)
     if not rows:
         return _not_found(request, session, path)
     return _editor(request, session, path, rows[-1].content, 1, rows, Preview([], None),
-                   notices=[("error", message)], status=409)  # fmt: skip
+                   notices=[("error", message)], status=status,
+                   based_on=rows[-1].version)  # fmt: skip
 
 
 def _not_found(request: Request, session: Session, path: str) -> HTMLResponse:

@@ -455,6 +455,28 @@ def test_without_javascript_the_preview_keeps_the_version_the_text_started_from(
         assert page.status_code == 200 and based_on(page) == "1"
 
 
+def test_a_preview_of_a_page_without_based_on_does_not_make_its_save_pass(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        # Someone saves version 2 while an old editor page (opened on version 1, no
+        # based_on field) is still being edited.
+        newer = SMS_SOURCE.replace("Please pay today", "Please pay now")
+        assert save(client, SMS, newer, action="draft").status_code == 303
+        old = SMS_SOURCE.replace("Questions?", "Any questions?")
+        # The old page's form: no based_on.
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "source": old,
+                "action": "preview"}  # fmt: skip
+        page = client.post("/templates/preview", data=form)
+        assert page.status_code == 200 and "Any questions?" in page.text
+        # Still without it: the page's save is refused rather than dropping version 2.
+        assert 'name="based_on"' not in page.text
+        saved = client.post("/templates/save", data={**form, "action": "draft"})
+        assert saved.status_code == 400
+        assert "this page does not say which version it was opened on" in saved.text
+    assert [v for v, _, _ in versions_of(engine, SMS)] == [1, 2]
+
+
 def test_a_nul_in_the_source_is_refused_with_its_line_and_nothing_is_stored(
     server: Server, engine: Engine
 ) -> None:
@@ -499,14 +521,63 @@ def test_rollback_publishes_the_version_before(server: Server, engine: Engine) -
         save(client, SMS, SMS_SOURCE.replace("Please pay today", "Please pay now"))
         page = client.get("/templates/edit", params={"path": SMS})
         assert "Roll back to version 1" in page.text
-        form = {"csrf_token": page_token(client, "/templates"), "path": SMS}
+        assert 'name="rolling_back" value="2"' in page.text
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "rolling_back": "2"}
         response = client.post("/templates/rollback", data=form)
         assert response.status_code == 303
         assert "version 1 is published again" in client.get(response.headers["location"]).text
         assert published_source(engine, SMS) == SMS_SOURCE
         # Nothing before version 1: refused, with the reason.
-        again = client.post("/templates/rollback", data=form)
+        again = client.post("/templates/rollback", data={**form, "rolling_back": "1"})
         assert again.status_code == 409 and "nothing to roll back to" in again.text
+
+
+def test_a_rollback_from_a_page_that_shows_another_published_version_is_refused(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        bad = SMS_SOURCE.replace("Please pay today", "Please pay now")
+        assert save(client, SMS, bad, based_on="1").status_code == 303  # version 2 published
+        page = client.get("/templates/edit", params={"path": SMS})
+        assert "Roll back to version 1" in page.text  # what the marketer clicks
+        # Meanwhile a colleague publishes version 3.
+        assert save(client, SMS, bad.replace("Questions?", "Any questions?"),
+                    based_on="2").status_code == 303  # fmt: skip
+        seen = re.search(r'name="rolling_back" value="(\d+)"', page.text)
+        assert seen is not None
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS,
+                "rolling_back": seen.group(1)}  # fmt: skip
+        stale = client.post("/templates/rollback", data=form)
+        # A form without the field (a page from before it) says nothing of what it saw.
+        unsaid = client.post("/templates/rollback", data={**form, "rolling_back": ""})
+    assert stale.status_code == 409
+    assert "version 3 is published now, not version 2 as you saw: nothing was changed" in (
+        stale.text
+    )
+    assert unsaid.status_code == 400 and "does not say which version" in unsaid.text
+    assert [s for _, s, _ in versions_of(engine, SMS)] == ["retired", "retired", "published"]
+
+
+def test_retiring_leaves_no_version_published(server: Server, engine: Engine) -> None:
+    with marketer(server, engine) as client:
+        page = client.get("/templates/edit", params={"path": SMS})
+        assert "Retire version 1 (publish none)" in page.text
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "retiring": "1"}
+        retired = client.post("/templates/retire", data=form)
+        assert retired.status_code == 303
+        shown = client.get(retired.headers["location"]).text
+        assert "Retired version 1: no version is published" in shown
+        assert "No version is published: the daemon cannot send this template." in shown
+        # The page shown before no longer holds: refused, nothing changes.
+        again = client.post("/templates/retire", data=form)
+        assert again.status_code == 409 and "no version is published now" in again.text
+        # A partial published templates include cannot be retired from under them.
+        footer = {**form, "path": "_partials/sms_footer.j2"}
+        used = client.post("/templates/retire", data=footer)
+        assert used.status_code == 409 and "is used by sms/" in used.text
+    assert versions_of(engine, SMS) == [(1, TemplateStatus.RETIRED, "outreach init")]
+    with engine.connect() as connection:
+        assert SMS not in published(connection).sources
 
 
 def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(
@@ -531,7 +602,7 @@ def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(
             assert save(client, SMS, short, based_on="2").status_code == 303  # version 3
             form = {"csrf_token": page_token(client, "/templates"), "path": SMS}
             publish = client.post("/templates/publish", data={**form, "version": "2"})
-            back = client.post("/templates/rollback", data=form)
+            back = client.post("/templates/rollback", data={**form, "rolling_back": "3"})
     assert publish.status_code == 409
     assert back.status_code == 409 and "the limit is 2" in back.text
     assert [v.status for v in list_versions(engine, SMS)] == ["retired", "retired", "published"]

@@ -275,6 +275,18 @@ def test_a_spanish_account_is_answered_in_spanish(
     assert attempt.locale == "es"
 
 
+def test_an_answer_in_the_english_default_records_english_whatever_the_accounts_locale(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(locale="fr_FR"))  # no French variant
+    reply = email_reply(engine, account_id)
+    answer(engine, settings, reply, "Thanks.", user=agent_id)
+    [attempt] = rows(engine, attempts)
+    assert attempt.body.startswith("Hi Pat") and attempt.locale == "en"
+
+
 @pytest.mark.parametrize(
     ("words", "form_key", "reason"),
     [

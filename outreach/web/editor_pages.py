@@ -39,7 +39,7 @@ from outreach.errors import NotFoundError, TemplateError
 from outreach.models import TemplateStatus, TemplateVersion
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR
-from outreach.rendering.lint import LintIssue, LintPolicy
+from outreach.rendering.lint import LintIssue, LintPolicy, blocking
 from outreach.rendering.lint_limits import Preview, lint_sources_bounded, preview_bounded
 from outreach.template_store import (
     SavedSince,
@@ -218,6 +218,8 @@ def save(
             sources, company, paths=affected_paths(sources, path), policy=policy,
             seconds=SAVE_SECONDS, stop_at_limit=True,
         )  # fmt: skip
+    # A template including this one is not refused for its own name (``blocking``).
+    issues = blocking(issues, path)
     if issues:
         refused = [("error", f"Not saved: {_count(len(issues), 'issue')} to fix first.")]
         found = Preview(issues, None)

@@ -15,14 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.models import Role, TemplateStatus
 from outreach.rendering.context import load_company
 from outreach.rendering.lint import LintPolicy
-from outreach.template_store import list_versions, publish_version, published, save_version
+from outreach.template_store import (
+    list_versions,
+    publish_version,
+    published,
+    save_version,
+    versions,
+)
 from outreach.users import user_by_name
 from outreach.web import editor_pages
 from outreach.web.app import create_app
@@ -666,3 +672,22 @@ def test_a_partial_is_checked_through_the_templates_that_use_it(
         assert page.status_code == 422 and "REGF_OPTOUT_NOTICE_MISSING" in page.text
         assert re.search(r"sms/overdue\.firm\.j2", page.text)
         assert len(list_versions(engine, path)) == 1
+
+
+def test_a_template_published_under_a_name_lint_now_refuses_does_not_block_its_partial(
+    server: Server, engine: Engine
+) -> None:
+    footer = "_partials/sms_footer.j2"
+    with marketer(server, engine) as client:
+        # Published by an earlier release, whose lint accepted any variant name.
+        source = (REPO / "templates" / "sms/overdue.firm.es.j2").read_text()
+        with engine.begin() as connection:
+            connection.execute(insert(versions).values(
+                channel="sms", name="overdue", tone="firm", locale="ES", version=1,
+                content=source, content_hash="h", status="published", author="old",
+                created_at=NOW, published_at=NOW,
+            ))  # fmt: skip
+        changed = published_source(engine, footer) + " "
+        assert preview_json(client, footer, changed).json()["issues"] == []
+        assert save(client, footer, changed).status_code == 303
+    assert versions_of(engine, footer)[-1][:2] == (2, TemplateStatus.PUBLISHED)

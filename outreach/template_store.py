@@ -11,6 +11,7 @@ database without passing lint among the sources it would render with.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -271,14 +272,30 @@ def rollback(
     )  # fmt: skip
 
 
-def retire(engine: Engine, path: str, *, retiring: int | None = None) -> int:
+def retire(
+    engine: Engine,
+    path: str,
+    *,
+    retiring: int | None = None,
+    in_use: Mapping[str, Sequence[str]] | None = None,
+) -> int:
     """Retire the published version of ``path``, leaving none published: the daemon stops
     using it from its next tick; returns the version retired. Its versions stay, and
     publishing one brings it back.
 
     Refused while a published template includes, imports or extends it by name (each would
     fail to render). ``retiring``: the published version the caller saw (a page's); when
-    another is published by then, ``PublishedSince`` is raised and nothing changes."""
+    another is published by then, ``PublishedSince`` is raised and nothing changes.
+    ``in_use``: the templates a cadence step or the agents' answers send by name
+    (``templates_in_use``), refused too: the accounts at that step would wait on an error."""
+    senders = (in_use or {}).get(path)
+    if senders:
+        more = f" and {len(senders) - 3} more" if len(senders) > 3 else ""
+        shown = "; ".join(senders[:3]) + more
+        raise TemplateError(
+            f"{path} is sent by {shown}: change the cadence in schedules/ first, or publish "
+            "another version of it instead"
+        )
     with engine.begin() as connection:
         _lock_template(connection, path)
         current = _published_version(connection, path)

@@ -124,9 +124,13 @@ def test_sync_publish_and_rollback(workdir: Path, env: dict[str, str]) -> None:
     versions = outreach("templates", "versions", "sms/overdue.firm.j2", env=env, cwd=workdir)
     assert "retired" in versions.stdout
     assert "li" in versions.stdout
-    retired = outreach("templates", "retire", "sms/overdue.firm.j2", env=env, cwd=workdir)
-    assert "retired sms/overdue.firm.j2 version 1: no version is published" in retired.stdout
-    again = outreach("templates", "retire", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    sent = outreach("templates", "retire", "sms/overdue.firm.j2", env=env, cwd=workdir)
+    assert sent.returncode == 2
+    assert "sms/overdue.firm.j2 is sent by cadence standard, step overdue-" in sent.stderr
+    variant = "sms/overdue.firm.es.j2"
+    retired = outreach("templates", "retire", variant, env=env, cwd=workdir)
+    assert f"retired {variant} version 1: no version is published" in retired.stdout
+    again = outreach("templates", "retire", variant, env=env, cwd=workdir)
     assert again.returncode == 2 and "has no published version to retire" in again.stderr
     sms.write_text("{% if %}", encoding="utf-8")
     refused = outreach("templates", "sync", env=env, cwd=workdir)

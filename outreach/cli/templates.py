@@ -28,6 +28,7 @@ from outreach.template_store import (
     rollback,
     sync_templates,
 )
+from outreach.templates_in_use import templates_in_use
 
 templates_app = typer.Typer(
     help="Lint, preview, sync and publish message templates.", no_args_is_help=True
@@ -223,7 +224,8 @@ def templates_retire(ctx: typer.Context, path: TemplatePath) -> None:
     """Retire the published version, leaving none: the daemon stops sending the template.
     Publishing a version brings it back."""
     context = with_database(ctx)
-    version = retire(context.engine, path)
+    in_use = templates_in_use(context.settings.schedules_dir)
+    version = retire(context.engine, path, in_use=in_use)
     out.print(f"retired {path} version {version}: no version is published", highlight=False)
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from outreach.channels import lint_policy
 from outreach.config import Settings
-from outreach.errors import NotFoundError, TemplateError
+from outreach.errors import CadenceError, NotFoundError, TemplateError
 from outreach.models import TemplateStatus, TemplateVersion
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR
@@ -54,6 +54,7 @@ from outreach.template_store import (
     save_version,
     versions,
 )
+from outreach.templates_in_use import templates_in_use
 from outreach.web import ui
 from outreach.web.auth import Marketer, Session
 from outreach.web.html_previews import HtmlPreviews
@@ -312,9 +313,11 @@ def retire_published(
     """Retire the published version the page showed: the daemon stops sending the template."""
     if retiring is None:
         return _refused_change(request, session, path, _UNSAID, status=400)
+    settings: Settings = request.app.state.settings
     try:
-        number = retire(_engine(request), path, retiring=retiring)
-    except (NotFoundError, TemplateError) as exc:
+        in_use = templates_in_use(settings.schedules_dir)
+        number = retire(_engine(request), path, retiring=retiring, in_use=in_use)
+    except (NotFoundError, TemplateError, CadenceError) as exc:
         return _refused_change(request, session, path, str(exc))
     done = f"Retired version {number}: no version is published, the daemon no longer sends it."
     return _back_to_editor(request, path, 1, done)

@@ -58,6 +58,7 @@ def settings(tmp_path: Path, event_keys: EcdsaKeys, inbound_keys: EcdsaKeys) -> 
         public_base_url=PUBLIC,
         channels_dir=REPO / "channels",
         templates_dir=REPO / "templates",
+        schedules_dir=REPO / "schedules",
         outbox_path=tmp_path / "outbox.jsonl",
         reply_pause_days=7,
     )

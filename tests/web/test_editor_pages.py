@@ -39,6 +39,7 @@ from tests.web.ui_support import add_user, page_token, sign_in
 from tests.web.ui_support import seed_templates as seed
 
 SMS = "sms/overdue.firm.j2"
+SMS_ES = "sms/overdue.firm.es.j2"
 EMAIL = "email/overdue.firm.j2"
 VOICE = "voice/overdue.firm.j2"
 SMS_SOURCE = (REPO / "templates" / SMS).read_text()
@@ -569,6 +570,15 @@ def test_retiring_leaves_no_version_published(server: Server, engine: Engine) ->
         page = client.get("/templates/edit", params={"path": SMS})
         assert "Retire version 1 (publish none)" in page.text
         form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "retiring": "1"}
+        # A template a cadence's step sends is not retired from under the accounts at it.
+        sent = client.post("/templates/retire", data=form)
+        assert sent.status_code == 409
+        assert "sms/overdue.firm.j2 is sent by cadence standard, step overdue-" in sent.text
+        answer = {**form, "path": "email/answer.agent.j2"}
+        assert "is sent by the agents&#39; answers" in client.post(
+            "/templates/retire", data=answer
+        ).text
+        form["path"] = SMS_ES
         retired = client.post("/templates/retire", data=form)
         assert retired.status_code == 303
         shown = client.get(retired.headers["location"]).text
@@ -581,9 +591,10 @@ def test_retiring_leaves_no_version_published(server: Server, engine: Engine) ->
         footer = {**form, "path": "_partials/sms_footer.j2"}
         used = client.post("/templates/retire", data=footer)
         assert used.status_code == 409 and "is used by sms/" in used.text
-    assert versions_of(engine, SMS) == [(1, TemplateStatus.RETIRED, "outreach init")]
+    assert versions_of(engine, SMS_ES) == [(1, TemplateStatus.RETIRED, "outreach init")]
+    assert versions_of(engine, SMS) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
     with engine.connect() as connection:
-        assert SMS not in published(connection).sources
+        assert SMS_ES not in published(connection).sources
 
 
 def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(

@@ -161,32 +161,54 @@ def publish_version(
 
     ``replacing``: the version that must still be the published one when it is replaced
     (``PublishedSince`` otherwise, and nothing changes)."""
-    # Lint outside the writing transaction: it takes a second or more, and on SQLite the
-    # write lock held meanwhile would stop every other writer.
-    with engine.connect() as connection:
-        rows = _versions_of(connection, path)
-        if not rows:
-            raise NotFoundError(f"no versions of {path}; run 'outreach templates sync' first")
-        chosen = (
-            rows[-1] if version is None else next((r for r in rows if r.version == version), None)
-        )
-        if chosen is None:
-            known = ", ".join(str(r.version) for r in rows)
-            raise NotFoundError(f"{path} has no version {version} (versions: {known})")
-        sources = {**published(connection).sources, path: chosen.content}
-    affected = _affected(sources, path)
-    issues = blocking(lint_sources_bounded(sources, company, paths=affected, policy=policy), path)
-    if issues:
-        listed = "; ".join(str(issue) for issue in issues)
-        raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")
-    with engine.begin() as connection:
-        _lock_template(connection, path)
-        if replacing is not None:
-            now_published = _published_version(connection, path)
-            if now_published != replacing:
-                raise PublishedSince(path, replacing, now_published)
-        _publish(connection, path, chosen.version, clock.now())
-    return int(chosen.version)
+    for _ in range(_LINT_TRIES):
+        # Lint outside the writing transaction: it takes a second or more, and on SQLite the
+        # write lock held meanwhile would stop every other writer.
+        with engine.connect() as connection:
+            rows = _versions_of(connection, path)
+            if not rows:
+                raise NotFoundError(f"no versions of {path}; run 'outreach templates sync' first")
+            chosen = (
+                rows[-1]
+                if version is None
+                else next((r for r in rows if r.version == version), None)
+            )
+            if chosen is None:
+                known = ", ".join(str(r.version) for r in rows)
+                raise NotFoundError(f"{path} has no version {version} (versions: {known})")
+            linted_among = published(connection)
+        sources = {**linted_among.sources, path: chosen.content}
+        affected = _affected(sources, path)
+        found = lint_sources_bounded(sources, company, paths=affected, policy=policy)
+        issues = blocking(found, path)
+        if issues:
+            listed = "; ".join(str(issue) for issue in issues)
+            raise TemplateError(f"version {chosen.version} of {path} is refused: {listed}")
+        with engine.begin() as connection:
+            _lock_template(connection, path)
+            if replacing is not None:
+                now_published = _published_version(connection, path)
+                if now_published != replacing:
+                    raise PublishedSince(path, replacing, now_published)
+            if _others(published(connection), path) != _others(linted_among, path):
+                # A partial it uses was retired, or another version published, while it was
+                # linted: lint it again among what is published now.
+                continue
+            _publish(connection, path, chosen.version, clock.now())
+            return int(chosen.version)
+    raise TemplateError(
+        f"{path} was not published: the published templates kept changing while it was "
+        "checked; try again"
+    )
+
+
+# Lints of one publish at most, when other templates change meanwhile.
+_LINT_TRIES = 3
+
+
+def _others(found: PublishedTemplates, path: str | None = None) -> dict[str, int]:
+    """The published version of every template but ``path``."""
+    return {name: ident for name, ident in found.version_ids.items() if name != path}
 
 
 def save_version(
@@ -283,9 +305,10 @@ def retire(
     using it from its next tick; returns the version retired. Its versions stay, and
     publishing one brings it back.
 
-    Refused while a published template includes, imports or extends it by name (each would
-    fail to render). ``retiring``: the published version the caller saw (a page's); when
-    another is published by then, ``PublishedSince`` is raised and nothing changes.
+    Refused while a published template includes, imports or extends it by name, or names
+    what it includes by an expression (each might fail to render). ``retiring``: the
+    published version the caller saw (a page's); when another is published by then,
+    ``PublishedSince`` is raised and nothing changes.
     ``in_use``: the templates a cadence step or the agents' answers send by name
     (``templates_in_use``), refused too: the accounts at that step would wait on an error."""
     senders = (in_use or {}).get(path)
@@ -306,7 +329,7 @@ def retire(
         users = sorted(
             name
             for name, source in published(connection).sources.items()
-            if name != path and path in (_referenced(source) or ())
+            if name != path and _may_use(source, path)
         )
         if users:
             raise TemplateError(
@@ -379,6 +402,13 @@ _PARSER = Environment(autoescape=True)
 
 
 @lru_cache(maxsize=512)
+def _may_use(source: str, path: str) -> bool:
+    """Whether ``source`` includes, imports or extends ``path``: also when it names what it
+    includes by an expression, which may be anything."""
+    named = _referenced(source)
+    return named is None or path in named
+
+
 def _referenced(source: str) -> frozenset[str] | None:
     """The sources ``source`` includes, imports or extends by name; None when it names one
     by an expression or does not parse. Cached: a save parses every published source."""
@@ -443,13 +473,22 @@ def _insert(
     )  # fmt: skip
 
 
+# The advisory lock publishes and retires take (PostgreSQL): "tmpl" in ASCII.
+_PUBLISHING_LOCK = 0x746D706C
+
+
 def _lock_template(connection: Connection, path: str) -> None:
     """Make publishes of ``path`` take turns until the transaction ends: each retires the
     published version it then sees, so two at once could otherwise leave two published
     (READ COMMITTED shows neither the other's). PostgreSQL: lock the template's rows, in
-    version order so that two lockers queue rather than deadlock; SQLite: its writer lock."""
+    version order so that two lockers queue rather than deadlock; SQLite: its writer lock.
+
+    On PostgreSQL every publish and retire first takes one lock shared by all templates:
+    a partial retired while a template using it is published would otherwise be seen by
+    neither (``publish_version`` checks, under it, that what it linted among still holds)."""
     hold_writes(connection)
     if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(_PUBLISHING_LOCK)))
         channel, name, tone, locale = identity(path)
         connection.execute(
             select(versions.c.id)

@@ -364,3 +364,54 @@ def test_a_file_holding_a_nul_is_refused_by_name_and_nothing_is_stored(
     assert report.added == []
     with pytest.raises(TemplateError, match="NUL character"):
         save_version(engine, SMS, "Please pay\x00 today", clock, author="mia")
+
+
+GREETING = "_partials/greeting.j2"
+
+
+def _with_greeting(engine: Engine, templates: Path, company: Company, clock: FixedClock) -> None:
+    (templates / GREETING).write_text("Hi {{ debtor.first_name }}, ", encoding="utf-8")
+    sync_templates(engine, templates, company, clock, author="m", publish=True)
+
+
+def test_a_partial_a_template_includes_by_an_expression_is_not_retired(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock
+) -> None:
+    """Which partial such a template includes is known only as it renders: any may be."""
+    edit(templates, SMS, "{%", '{% include "_partials/" ~ "greeting.j2" %}{%')
+    _with_greeting(engine, templates, company, clock)
+    with pytest.raises(TemplateError, match=f"{GREETING} is used by {SMS}"):
+        retire(engine, GREETING)
+    with engine.connect() as connection:
+        assert GREETING in published(connection).sources
+
+
+def test_a_partial_retired_while_a_template_using_it_is_linted_is_seen_before_publishing(
+    engine: Engine,
+    templates: Path,
+    company: Company,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The template is linted again among what is published now, and refused for the
+    partial it lacks, rather than published without it."""
+    _with_greeting(engine, templates, company, clock)
+    source = (templates / SMS).read_text(encoding="utf-8")
+    number = save_version(engine, SMS, f'{{% include "{GREETING}" %}}' + source, clock,
+                          author="li")  # fmt: skip
+    lint = template_store.lint_sources_bounded
+    retired: list[int] = []
+
+    def lint_then_retire(*args: Any, **kwargs: Any) -> Any:
+        issues = lint(*args, **kwargs)
+        if not retired:  # another marketer retires it meanwhile: nothing published uses it
+            retired.append(retire(engine, GREETING))
+        return issues
+
+    monkeypatch.setattr(template_store, "lint_sources_bounded", lint_then_retire)
+    with pytest.raises(TemplateError, match=f"version {number} of {SMS} is refused: .*greeting"):
+        publish_version(engine, SMS, company, clock, version=number)
+    with engine.connect() as connection:
+        found = published(connection)
+    assert retired and GREETING not in found.sources
+    assert found.sources[SMS] == source  # the version before stays published

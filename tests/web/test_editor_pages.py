@@ -575,9 +575,10 @@ def test_retiring_leaves_no_version_published(server: Server, engine: Engine) ->
         assert sent.status_code == 409
         assert "sms/overdue.firm.j2 is sent by cadence standard, step overdue-" in sent.text
         answer = {**form, "path": "email/answer.agent.j2"}
-        assert "is sent by the agents&#39; answers" in client.post(
-            "/templates/retire", data=answer
-        ).text
+        assert (
+            "is sent by the agents&#39; answers"
+            in client.post("/templates/retire", data=answer).text
+        )
         form["path"] = SMS_ES
         retired = client.post("/templates/retire", data=form)
         assert retired.status_code == 303

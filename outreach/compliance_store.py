@@ -34,7 +34,7 @@ from outreach.models import (
     SuppressionReason,
 )
 from outreach.models import Decision as DecisionModel
-from outreach.opt_outs import NOT_LIFTED_BY_OPT_IN
+from outreach.opt_outs import NOT_LIFTED_BY_OPT_IN, same_address
 from outreach.records import quick_init
 from outreach.store import accounts as accounts_table
 from outreach.store import (
@@ -322,27 +322,36 @@ def _holders(connection: Connection, wanted: set[str], known: set[int]) -> list[
     loans = sorted(key.removeprefix(_LOAN) for key in wanted if key.startswith(_LOAN))
     phones = sorted(key for key in wanted if "@" not in key and not key.startswith(_LOAN))
     mailboxes = sorted(key for key in wanted if "@" in key and not key.startswith(_LOAN))
+    # Mailboxes in ASCII, as most are, match their lower case through its index; the others
+    # one by one as replies find them (``same_address``: SQLite's lower() folds ASCII only,
+    # "Élodie@" is not "élodie@" to it), each found point keyed by the mailbox it matched.
+    plain = [mailbox for mailbox in mailboxes if mailbox.isascii()]
     lowered = type_coerce(func.lower(contact_points.c.address), String)
     outside = sorted(known)
+    searches: list[tuple[tuple[str, ...], ColumnElement[bool], str | None]] = []
+    if phones:
+        searches.append((("sms", "voice"), among(connection, contact_points.c.address, phones),
+                         None))  # fmt: skip
+    if plain:
+        searches.append((("email",), among(connection, lowered, plain), None))
+    for mailbox in mailboxes:
+        if not mailbox.isascii():
+            same = same_address(connection, contact_points.c.address, ("email",), mailbox)
+            searches.append((("email",), same, mailbox))
     found: list[tuple[int, str]] = []
-    for channels, column, addresses in (
-        (("sms", "voice"), contact_points.c.address, phones),
-        (("email",), lowered, mailboxes),
-    ):
-        if not addresses:
-            continue
+    for channels, condition, key in searches:
         for other in connection.execute(
             select(contact_points.c.account_id, contact_points.c.channel,
                    contact_points.c.address).where(
                 contact_points.c.channel.in_(channels),
-                among(connection, column, addresses),
+                condition,
                 ~among(connection, contact_points.c.account_id, outside),
                 # Only points in use join accounts: one marked a wrong number is evidence
                 # that its account is someone else's.
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip
-            found.append((other.account_id, _owner_key(other.channel, other.address)))
+            found.append((other.account_id, key or _owner_key(other.channel, other.address)))
     if loans:
         number = accounts_table.c.servicer_account_no
         for loan in connection.execute(

@@ -845,6 +845,39 @@ def test_accounts_linked_through_another_are_one_person(
     assert load(accounts, "MA-3")["MA-3"].events == ()
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Élodie.Durand@example.com", "élodie.durand@example.com"),
+        ("élodie.durand@example.com", "ÉLODIE.DURAND@example.com"),
+        # More letters beyond ASCII than SQLite's spellings are listed for.
+        ("Иван.Петров@example.com", "иван.петров@example.com"),
+    ],
+)
+def test_a_mailbox_in_another_case_beyond_ascii_links_its_accounts(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    first: str, second: str,
+) -> None:  # fmt: skip
+    """Two debts whose mailboxes differ only in the case of a letter beyond ASCII are one
+    person's, read together or each alone (SQLite's lower() folds ASCII letters only)."""
+    run_import(accounts, write_csv(tmp_path / "b.csv", [
+        row("MA-2", email=first),
+        row("MA-3", phone="(617) 555-0133", email=second),
+    ]), defaults, clock)  # fmt: skip
+    with accounts.begin() as connection:
+        connection.execute(
+            store.contact_points.update()
+            .where(store.contact_points.c.account_id == account_id(accounts, "MA-2"),
+                   store.contact_points.c.channel != "email")
+            .values(status="wrong_number")
+        )  # fmt: skip
+    add_event(accounts, "MA-2", "bankruptcy", at=NOW - timedelta(days=1))
+    for read in (("MA-3",), ("MA-2", "MA-3")):
+        assert [e.kind for e in load(accounts, *read)["MA-3"].events] == ["bankruptcy"], read
+    add_event(accounts, "MA-3", "bankruptcy", at=NOW - timedelta(days=1))
+    assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["bankruptcy"] * 2
+
+
 def test_a_switchboard_links_its_accounts_directly_and_no_further(
     accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import ColumnElement, Connection, Select, String, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, String, literal, select
 
 from outreach.config import Settings
+from outreach.opt_outs import same_address
 from outreach.rendering.context import format_money
 from outreach.store import accounts, contact_points, folded
 from outreach.web import ui
@@ -98,8 +99,8 @@ def _readings(
             accounts.c.id.in_(
                 select(contact_points.c.account_id).where(
                     contact_points.c.channel == "email",
-                    # The database's lower() on both sides: SQLite's folds ASCII only.
-                    func.lower(contact_points.c.address) == func.lower(literal(query)),
+                    # Without case, every letter's, as replies find their sender.
+                    same_address(connection, contact_points.c.address, ("email",), query),
                 )
             ),
         )

@@ -65,6 +65,8 @@ def found(client: httpx.Client, query: str) -> list[str]:
         ("BRÛLÉ", ["INV-1234567"]),
         ("elodie.brule@example.com", ["INV-1234567"]),  # stored with capitals
         ("Élise@Exemple.fr", ["X_%25-9"]),  # beyond ASCII, typed as stored
+        ("élise@exemple.fr", ["X_%25-9"]),  # beyond ASCII, in another case
+        ("ÉLISE@EXEMPLE.FR", ["X_%25-9"]),
         ("(617) 555-0111", ["INV-1002"]),  # a phone number as people write it
         ("+1 617 555 0122", ["X_%25-9"]),
         ("SAM.O'NEIL@EXAMPLE.COM", ["INV-1002"]),  # an email, in any case

@@ -267,9 +267,13 @@ def _same_person(
     # mailbox lower-cased; a number never holds an "@".
     users: dict[str, set[int]] = defaultdict(set)
     own: dict[int, set[str]] = defaultdict(set)
+    # How each key's mailbox is written, for ``_holders``' search beyond ASCII.
+    spelled: dict[str, set[str]] = defaultdict(set)
     for account_id, rows in points.items():
         for point in rows:
-            own[account_id].add(_owner_key(point.channel, point.address))
+            key = _owner_key(point.channel, point.address)
+            own[account_id].add(key)
+            spelled[key].add(point.address)
     for account_id, number in numbers.items():
         own[account_id].add(_LOAN + number)
     for account_id, keys in own.items():
@@ -281,7 +285,7 @@ def _same_person(
     known = set(ids)
     wanted = set(users)
     for links in range(1, PERSON_ROUNDS + 1):
-        for account_id, key in _holders(connection, wanted, known):
+        for account_id, key in _holders(connection, wanted, known, spelled):
             users[key].add(account_id)
         new = {
             account_id
@@ -293,7 +297,8 @@ def _same_person(
             break
         known |= new
         wanted = set()
-        for account_id, key in _keys_of(connection, sorted(new)):
+        for account_id, key, address in _keys_of(connection, sorted(new)):
+            spelled[key].add(address)
             if key not in users:
                 wanted.add(key)
             users[key].add(account_id)
@@ -316,15 +321,18 @@ def _owner_key(channel: str, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
-def _holders(connection: Connection, wanted: set[str], known: set[int]) -> list[tuple[int, str]]:
+def _holders(
+    connection: Connection, wanted: set[str], known: set[int], spelled: dict[str, set[str]]
+) -> list[tuple[int, str]]:
     """The accounts not ``known`` with an active contact point at one of ``wanted``, or
-    serviced under one of its servicer numbers; with the key each holds."""
+    serviced under one of its servicer numbers; with the key each holds (a mailbox's, the one
+    it matched: the database's lower() and Python's disagree on a few letters, and SQLite's
+    folds ASCII only). ``spelled``: how each key's mailbox was written."""
     loans = sorted(key.removeprefix(_LOAN) for key in wanted if key.startswith(_LOAN))
     phones = sorted(key for key in wanted if "@" not in key and not key.startswith(_LOAN))
     mailboxes = sorted(key for key in wanted if "@" in key and not key.startswith(_LOAN))
     # Mailboxes in ASCII, as most are, match their lower case through its index; the others
-    # one by one as replies find them (``same_address``: SQLite's lower() folds ASCII only,
-    # "Élodie@" is not "élodie@" to it), each found point keyed by the mailbox it matched.
+    # as written, one by one, as replies find their sender (``same_address``).
     plain = [mailbox for mailbox in mailboxes if mailbox.isascii()]
     lowered = type_coerce(func.lower(contact_points.c.address), String)
     outside = sorted(known)
@@ -335,14 +343,14 @@ def _holders(connection: Connection, wanted: set[str], known: set[int]) -> list[
     if plain:
         searches.append((("email",), among(connection, lowered, plain), None))
     for mailbox in mailboxes:
-        if not mailbox.isascii():
-            same = same_address(connection, contact_points.c.address, ("email",), mailbox)
+        for address in [] if mailbox.isascii() else sorted(spelled.get(mailbox) or {mailbox}):
+            same = same_address(connection, contact_points.c.address, ("email",), address)
             searches.append((("email",), same, mailbox))
     found: list[tuple[int, str]] = []
     for channels, condition, key in searches:
         for other in connection.execute(
             select(contact_points.c.account_id, contact_points.c.channel,
-                   contact_points.c.address).where(
+                   contact_points.c.address, lowered.label("lowered")).where(
                 contact_points.c.channel.in_(channels),
                 condition,
                 ~among(connection, contact_points.c.account_id, outside),
@@ -351,7 +359,8 @@ def _holders(connection: Connection, wanted: set[str], known: set[int]) -> list[
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip
-            found.append((other.account_id, key or _owner_key(other.channel, other.address)))
+            held = key or (other.lowered if other.channel == "email" else other.address)
+            found.append((other.account_id, held))
     if loans:
         number = accounts_table.c.servicer_account_no
         for loan in connection.execute(
@@ -363,15 +372,16 @@ def _holders(connection: Connection, wanted: set[str], known: set[int]) -> list[
     return found
 
 
-def _keys_of(connection: Connection, account_ids: Sequence[int]) -> list[tuple[int, str]]:
+def _keys_of(connection: Connection, account_ids: Sequence[int]) -> list[tuple[int, str, str]]:
     """What may link each of ``account_ids`` to others: its active contact points and its
-    servicer account number."""
+    servicer account number; each key with how it is written."""
     rows = _read(connection, contact_points, ("account_id", "channel", "address"),
                  account_ids, contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
-    keys = [(account_id, _owner_key(point.channel, point.address))
+    keys = [(account_id, _owner_key(point.channel, point.address), point.address)
             for account_id, points in rows.items() for point in points]  # fmt: skip
     numbers = _servicer_numbers(connection, account_ids)
-    return keys + [(account_id, _LOAN + number) for account_id, number in numbers.items()]
+    loans = [(account_id, _LOAN + number, number) for account_id, number in numbers.items()]
+    return keys + loans
 
 
 def _linked(users: dict[str, set[int]], ids: Sequence[int]) -> dict[int, set[int]]:

@@ -126,6 +126,10 @@ def sync_templates(
     with engine.begin() as connection:
         # SQLite: the writer lock before reading what the files are compared with.
         hold_writes(connection)
+        if publish:
+            # PostgreSQL: the publishing lock too, so that a partial retired meanwhile is
+            # read as retired, and published again from its file with what uses it.
+            _hold_publishing(connection)
         latest = _latest(connection)
         for path, content in files.items():
             current = latest.get(path)
@@ -488,7 +492,7 @@ def _lock_template(connection: Connection, path: str) -> None:
     neither (``publish_version`` checks, under it, that what it linted among still holds)."""
     hold_writes(connection)
     if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(_PUBLISHING_LOCK)))
+        _hold_publishing(connection)
         channel, name, tone, locale = identity(path)
         connection.execute(
             select(versions.c.id)
@@ -497,6 +501,12 @@ def _lock_template(connection: Connection, path: str) -> None:
             .order_by(versions.c.version)
             .with_for_update()
         )  # fmt: skip
+
+
+def _hold_publishing(connection: Connection) -> None:
+    """PostgreSQL: the lock every publish and retire takes (SQLite: its writer lock is)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(_PUBLISHING_LOCK)))
 
 
 def _publish(connection: Connection, path: str, number: int, now: datetime) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, text, update
 from sqlalchemy.exc import IntegrityError
 
 from outreach import template_store
@@ -415,3 +415,57 @@ def test_a_partial_retired_while_a_template_using_it_is_linted_is_seen_before_pu
         found = published(connection)
     assert retired and GREETING not in found.sources
     assert found.sources[SMS] == source  # the version before stays published
+
+
+def test_a_sync_that_publishes_reads_a_partial_retired_meanwhile_and_publishes_it_again(
+    engine: Engine,
+    templates: Path,
+    company: Company,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A marketer retires the partial while ``templates sync --publish`` publishes a template
+    that now includes it: either the retire waits and is refused (the template uses it), or
+    the sync reads the partial as retired and publishes its file again. Never the template
+    published without its partial."""
+    _with_greeting(engine, templates, company, clock)
+    edit(templates, SMS, "{%", f'{{% include "{GREETING}" %}}{{%')
+    read = template_store._latest
+    retiring: list[threading.Thread] = []
+    outcome: list[object] = []
+
+    def retire_greeting() -> None:
+        try:
+            outcome.append(retire(engine, GREETING))
+        except TemplateError as refused:
+            outcome.append(refused)
+
+    def read_then_retire(connection: Any) -> Any:
+        latest = read(connection)
+        if not retiring:
+            retiring.append(threading.Thread(target=retire_greeting))
+            retiring[0].start()
+            # Until the retire is done or waits for the publishing lock. (SQLite: the
+            # writer lock this sync holds keeps it waiting until the sync is done.)
+            while engine.dialect.name == "postgresql" and not _waits_for_a_lock(engine):
+                retiring[0].join(timeout=0.05)
+                if not retiring[0].is_alive():
+                    break
+        return latest
+
+    monkeypatch.setattr(template_store, "_latest", read_then_retire)
+    report = sync_templates(engine, templates, company, clock, author="li", publish=True)
+    retiring[0].join(timeout=60)
+    with engine.connect() as connection:
+        found = published(connection)
+    assert SMS in dict(report.published)
+    assert GREETING in found.sources, outcome
+    assert [type(o) for o in outcome] == [TemplateError]
+
+
+def _waits_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        waiting = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+    return bool(waiting)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -106,7 +107,8 @@ def prepare(level: int) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     else:  # pragma: no cover - macOS: no sigtimedwait
         signal.signal(signal.SIGTERM, _terminated)
-    threading.Thread(target=_watch, args=(os.getppid(),), name="helper-watch", daemon=True).start()
+    threading.Thread(target=_watch, args=(_daemon_gone(),), name="helper-watch",
+                     daemon=True).start()  # fmt: skip
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sqlalchemy").setLevel(max(logging.WARNING, level))
 
@@ -138,9 +140,22 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
     _leave()
 
 
-def _watch(parent: int) -> None:
-    """Leave on SIGTERM, or once the daemon is gone (the helper is then another's child)."""
-    while os.getppid() == parent:
+def _daemon_gone() -> Callable[[], bool]:
+    """Whether the daemon that started this helper is gone. Read from the pipe the spawn
+    hands every child, which ends when the daemon does: a daemon killed while the helper was
+    still importing is seen as gone too, where the helper's parent process id, read then,
+    would already be another's."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - not started by multiprocessing
+        started_by = os.getppid()
+        return lambda: os.getppid() != started_by
+    sentinel = parent.sentinel
+    return lambda: bool(multiprocessing.connection.wait([sentinel], timeout=0))
+
+
+def _watch(daemon_gone: Callable[[], bool]) -> None:
+    """Leave on SIGTERM, or once the daemon is gone."""
+    while not daemon_gone():
         if not hasattr(signal, "sigtimedwait"):  # pragma: no cover - macOS
             time.sleep(PARENT_CHECK_SECONDS)
         elif signal.sigtimedwait({signal.SIGTERM}, PARENT_CHECK_SECONDS) is not None:

@@ -9,17 +9,19 @@ Each writes what the rest of outreach already reads, nothing of its own:
   reply that came during it is still open); resuming ends it the same way, early;
 - a promise to pay is a pending ``promise_to_pay``: the planner sends no collection step
   while one is pending, and housekeeping marks it broken, and the account due, once its
-  date has passed unpaid;
+  date has passed unpaid; the form's key records it once, however often the form is sent;
 - a dispute is a compliance event: the compliance engine blocks collection contact until a
   ``dispute_resolved`` event follows;
 - contact at work is a compliance event too: the debtor finds it inconvenient, or their
-  employer prohibits it (no contact at a work number or mailbox), or either is over.
+  employer prohibits it (no contact at a work number or mailbox), or either is over;
+- a flag cleared is the flag the agent's page showed, and no other (``inbox.clear_flag``).
 
 Input an agent typed is checked here, so that a refused action writes nothing and says why.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +34,7 @@ from outreach.compliance_store import Lift, held_elsewhere, inbox_messages
 from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError
 from outreach.importing.fields import parse_amount as parse_imported_amount
+from outreach.inbox import clear_flag as clear_account_flag
 from outreach.inbox import handle
 from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
 from outreach.replies import REPLY_PAUSE_REASON, hand_over_to_reply_pause
@@ -39,16 +42,25 @@ from outreach.store import (
     accounts,
     compliance_events,
     hold_writes,
+    ignoring_duplicates,
     lock_accounts,
     promises_to_pay,
 )
 
 MAX_PAUSE_DAYS = 90
 MAX_PROMISE_DAYS = 90
+# A random key the promise form carries, as the answer form does: the same form sent twice
+# records one promise.
+_FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class ActionRefused(OutreachError):
     """The agent's input cannot be recorded as given (the message says why)."""
+
+
+class ChangedMeanwhile(ActionRefused):
+    """What the agent's page showed has changed since it was opened: the action, taken on
+    what the agent saw, is refused rather than applied to what they did not see."""
 
 
 @dataclass(frozen=True)
@@ -199,9 +211,23 @@ def promise(
     due_on: date,
     by: str,
     now: datetime,
-) -> int:
+    *,
+    form_key: str | None = None,
+) -> int | None:
     """A pending promise to pay ``amount_minor`` by ``due_on``, recorded by ``by``; returns
-    its id."""
+    its id.
+
+    ``form_key``: the random key of the agent's form. A promise the same form recorded
+    already (a double click, a form sent again after its answer was lost) records nothing,
+    and None is returned; so does a second of two sent at the same moment, which the unique
+    index on the key stops. A key that is not one a form carries is refused."""
+    if form_key is not None:
+        if not _FORM_KEY.fullmatch(form_key):
+            raise ActionRefused("the promise form is out of date: open the account again")
+        # SQLite: the look-up and the insert under the one writer's lock.
+        hold_writes(connection)
+        if _promised_by_form(connection, account, form_key):
+            return None
     if amount_minor <= 0:
         raise ActionRefused("a promised amount is more than zero")
     if amount_minor > account.balance_minor:
@@ -216,13 +242,64 @@ def promise(
     values: dict[str, Any] = {
         "account_id": account.id, "amount_minor": amount_minor, "currency": account.currency,
         "due_on": due_on, "status": PromiseStatus.PENDING, "created_by": by[:100],
-        "created_at": now,
+        "created_at": now, "form_key": form_key,
     }  # fmt: skip
-    return int(
+    # On PostgreSQL the same form sent twice at once: the second waits for the first's
+    # row under the unique index, then inserts nothing.
+    statement = ignoring_duplicates(promises_to_pay, connection.dialect.name)
+    made = connection.execute(
+        statement.values(**values).returning(promises_to_pay.c.id)
+    ).scalar_one_or_none()
+    return None if made is None else int(made)
+
+
+def _promised_by_form(connection: Connection, account: AccountRef, form_key: str) -> bool:
+    return (
         connection.execute(
-            insert(promises_to_pay).values(**values).returning(promises_to_pay.c.id)
-        ).scalar_one()
+            select(promises_to_pay.c.id).where(
+                promises_to_pay.c.account_id == account.id,
+                promises_to_pay.c.form_key == form_key,
+            )
+        ).first()
+        is not None
     )
+
+
+def clear_flag(
+    connection: Connection,
+    account: AccountRef,
+    shown: str,
+    shown_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Clear the flag the agent's page showed: ``shown``, raised at ``shown_at``. The agent
+    has seen what it was about (``inbox.clear_flag``: a hand-off the flag stood over takes
+    its place). A flag raised or changed since the page was opened (a reply naming an
+    attorney, the same flag raised again by a new reply, a hand-off, another agent clearing
+    it) raises ``ChangedMeanwhile`` and clears nothing: the agent has not seen it."""
+    # The account locked before its flag is read: a reply flagging it meanwhile waits, and
+    # then flags it again, or is read here.
+    hold_writes(connection)
+    lock_accounts(connection, [account.id])
+    current = connection.execute(
+        select(accounts.c.flag, accounts.c.flagged_at).where(accounts.c.id == account.id)
+    ).one()
+    if current.flag is None:
+        raise ChangedMeanwhile(
+            f"The {shown} flag was cleared meanwhile: the account has no flag now."
+        )
+    if (current.flag, current.flagged_at) != (shown, shown_at):
+        raised = (
+            f" (raised {current.flagged_at:%Y-%m-%d %H:%M} UTC)"
+            if current.flagged_at is not None
+            else ""
+        )
+        raise ChangedMeanwhile(
+            f"Not cleared: the flag changed since this page was opened. It is now "
+            f"{current.flag}{raised}, which this page did not show: see what raised it, "
+            "then clear it from the page as it is now."
+        )
+    clear_account_flag(connection, account.id, now)
 
 
 def record_dispute(

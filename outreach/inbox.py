@@ -147,7 +147,9 @@ def flagged_accounts(connection: Connection, limit: int = 50) -> list[Any]:
 
 
 def clear_flag(connection: Connection, account_id: int, now: datetime) -> None:
-    """The agent has seen what the flag was about (the compliance event stays)."""
+    """The agent has seen what the flag was about (the compliance event stays). Whatever the
+    flag is now: an agent's page clears only the flag it showed
+    (``agent_actions.clear_flag``)."""
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account_id)

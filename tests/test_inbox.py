@@ -15,10 +15,13 @@ from sqlalchemy import Engine, event, select, update
 from outreach.agent_actions import (
     AccountRef,
     ActionRefused,
+    ChangedMeanwhile,
     account_by_reference,
     handle_reply,
+    promise,
     resume,
 )
+from outreach.agent_actions import clear_flag as agent_clear_flag
 from outreach.agent_actions import pause as agent_pause
 from outreach.compliance_store import inbox_messages
 from outreach.errors import NotFoundError
@@ -27,7 +30,7 @@ from outreach.housekeeping import housekeeping
 from outreach.inbox import clear_flag, handle, open_replies, thread
 from outreach.models import Role
 from outreach.replies import REPLY_PAUSE_REASON
-from outreach.store import accounts
+from outreach.store import accounts, promises_to_pay
 from outreach.users import create_user
 from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, account, add_account, inbound
@@ -319,3 +322,60 @@ def test_two_agents_on_one_reply_the_second_is_refused_and_the_first_keeps_it(
             select(inbox_messages.c.handled_by).where(inbox_messages.c.id == reply.id)
         ).scalar_one()
     assert handled_by == ana
+
+
+def test_one_promise_form_sent_twice_at_once_records_one_promise(engine: Engine) -> None:
+    """The second copy of a form comes while the first's promise is being written: it waits
+    (on PostgreSQL for the unique index's entry, on SQLite for the writer's lock), then
+    records nothing; a promise without a form's key (the command line's) is not affected."""
+    ref = account_ref(add_account(engine), engine)
+    key = "k" * 24
+    second: list[int | None] = []
+
+    def again() -> None:
+        with engine.begin() as connection:
+            second.append(promise(connection, ref, 5000, NOW.date(), "ana", NOW, form_key=key))
+
+    with engine.begin() as connection:
+        made = promise(connection, ref, 5000, NOW.date(), "ana", NOW, form_key=key)
+        waiting = threading.Thread(target=again)
+        waiting.start()
+        waiting.join(1.0)  # waits for this transaction
+        assert waiting.is_alive()
+    waiting.join(60)
+    assert made is not None and second == [None]
+    with engine.begin() as connection:
+        assert promise(connection, ref, 1000, NOW.date(), "ana", NOW) is not None
+        assert promise(connection, ref, 1000, NOW.date(), "ana", NOW) is not None
+        kept = connection.execute(
+            select(promises_to_pay.c.form_key).order_by(promises_to_pay.c.id)
+        ).scalars()
+        assert list(kept) == [key, None, None]
+
+
+def test_a_flag_a_reply_raises_while_one_is_cleared_is_never_cleared_unseen(
+    engine: Engine,
+) -> None:
+    """A reply naming an attorney comes while an agent clears the dispute flag their page
+    showed: either the reply waits and flags the account again, or the clear sees the new
+    flag and refuses. Here the clear holds the account first."""
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("This is not my debt", key="d")], NOW)
+    shown = account(engine, account_id)
+    ref = account_ref(account_id, engine)
+    later = NOW + timedelta(minutes=1)
+
+    def reply() -> None:
+        apply_events(engine, [inbound("Talk to my attorney", key="a", at=later)], later)
+
+    with engine.begin() as connection:
+        agent_clear_flag(connection, ref, "dispute", shown.flagged_at, NOW)
+        arriving = threading.Thread(target=reply)
+        arriving.start()
+        arriving.join(1.0)
+    arriving.join(60)
+    flagged = account(engine, account_id)
+    assert (flagged.flag, flagged.flagged_at) == ("attorney", later)
+    with engine.begin() as connection, pytest.raises(ChangedMeanwhile, match="now attorney"):
+        agent_clear_flag(connection, ref, "dispute", shown.flagged_at, later)
+    assert account(engine, account_id).flag == "attorney"

@@ -163,7 +163,11 @@ class PromiseStatus(StrEnum):
 
 class PromiseToPay(SQLModel, table=True):
     __tablename__ = "promise_to_pay"
-    __table_args__ = (Index("ix_promise_to_pay_due", "status", "due_on"),)
+    __table_args__ = (
+        Index("ix_promise_to_pay_due", "status", "due_on"),
+        # The agent's form recorded it: the same form sent twice records one promise.
+        Index("ux_promise_to_pay_form_key", "account_id", "form_key", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = reference_to("account")
@@ -174,6 +178,8 @@ class PromiseToPay(SQLModel, table=True):
     created_by: str = short(100)
     created_at: datetime = when()
     resolved_at: datetime | None = when(nullable=True)
+    # The random key of the agent's form that recorded it (none: recorded otherwise).
+    form_key: str | None = short(64, nullable=True, default=None)
 
 
 class ComplianceEventKind(StrEnum):

@@ -2,8 +2,9 @@
 thread, and what an agent records (``outreach.agent_actions``).
 
 Every change is a plain form (POST, then a redirect back with a notice), so the pages work
-without scripts; a refused one shows its page again with the reason (400, or 404 for an
-account or message that is not there), and writes nothing. Debtors' words are shown as
+without scripts; a refused one shows its page again with the reason (400, 404 for an
+account or message that is not there, 409 when what the page showed has changed since it
+was opened), and writes nothing. Debtors' words are shown as
 text: the UI's templates escape everything.
 """
 
@@ -23,10 +24,11 @@ from outreach.answers import ANSWERED_CHANNELS, seen_answers
 from outreach.compliance_store import attempts, is_placed, placed_time
 from outreach.config import Settings
 from outreach.errors import NotFoundError
-from outreach.inbox import clear_flag, flagged_accounts, open_replies, thread
+from outreach.inbox import flagged_accounts, open_replies, thread
 from outreach.intents import Intent
 from outreach.models import InboxStatus, PromiseStatus
 from outreach.rendering.context import format_money
+from outreach.replies import reply_holds
 from outreach.store import accounts, compliance_events, promises_to_pay
 from outreach.web import ui
 from outreach.web.auth import Agent, Session
@@ -113,9 +115,28 @@ def mark_handled(
 
 
 @router.post("/inbox/accounts/{reference:path}/flag-cleared")
-def flag_cleared(request: Request, session: Agent, reference: str) -> Response:
+def flag_cleared(
+    request: Request,
+    session: Agent,
+    reference: str,
+    flag: Annotated[str, Form(max_length=40)] = "",
+    flagged_at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Clears the flag the page showed (``flag``, raised at ``flagged_at``), and no other."""
+
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
-        clear_flag(connection, account.id, now)
+        if not flag:  # a page from before the field: which flag it showed is unknown
+            raise actions.ActionRefused(
+                "Not cleared: this page does not say which flag it showed: open the account "
+                "again and clear the flag from there"
+            )
+        try:
+            shown_at = datetime.fromisoformat(flagged_at) if flagged_at else None
+        except ValueError:
+            raise actions.ActionRefused(
+                "the flag form is out of date: open the account again"
+            ) from None
+        actions.clear_flag(connection, account, flag, shown_at, now)
         return "The flag is cleared; what caused it stays on record."
 
     return _change(request, session, reference, act)
@@ -134,7 +155,17 @@ def pause(
         # The reason names the agent: the account has no other column for who paused it.
         why = f"{reason.strip()} ({session.user.username})" if reason.strip() else ""
         until = actions.pause(connection, account, length, why, now)
-        return f"Outreach is paused until {until:%Y-%m-%d %H:%M} UTC."
+        done = f"Outreach is paused until {until:%Y-%m-%d %H:%M} UTC."
+        # A shorter pause than an open reply's: housekeeping hands over to the reply pause.
+        settings: Settings = request.app.state.settings
+        reply_pause = timedelta(days=settings.reply_pause_days)
+        held = reply_holds(connection, [account.id], until, reply_pause).get(account.id)
+        if held is not None:
+            done += (
+                f" A reply waits in the inbox: unless it is handled first, outreach then stays "
+                f"paused until {held:%Y-%m-%d %H:%M} UTC."
+            )
+        return done
 
     return _change(request, session, reference, act)
 
@@ -162,6 +193,7 @@ def promise(
     reference: str,
     amount: Annotated[str, Form(max_length=40)] = "",
     due_on: Annotated[str, Form(max_length=20)] = "",
+    form_key: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         minor = actions.parse_amount(amount, account.currency)
@@ -169,7 +201,11 @@ def promise(
             day = date.fromisoformat(due_on.strip())
         except ValueError:
             raise actions.ActionRefused(f"{due_on.strip()!r} is not a date (YYYY-MM-DD)") from None
-        actions.promise(connection, account, minor, day, session.user.username, now)
+        made = actions.promise(
+            connection, account, minor, day, session.user.username, now, form_key=form_key
+        )
+        if made is None:
+            return "That promise was already recorded."
         shown = format_money(minor, account.currency, account.locale)
         return f"Promise to pay {shown} by {day.isoformat()} recorded."
 
@@ -217,6 +253,8 @@ def _change(request: Request, session: Session, reference: str, act: Any) -> Res
             done = act(connection, account, now)
     except NotFoundError as exc:
         return account_page(request, session, reference, [("error", str(exc))], status=404)
+    except actions.ChangedMeanwhile as exc:
+        return account_page(request, session, reference, [("error", str(exc))], status=409)
     except actions.ActionRefused as exc:
         return account_page(request, session, reference, [("error", str(exc))], status=400)
     where = f"/inbox/accounts/{path_segment(reference)}?{notice_query(request, done)}"
@@ -315,6 +353,7 @@ def account_page(
         "first_promise_day": actions.earliest_promise_day(actions.account_ref(row), now),
         "answerable": ANSWERED_CHANNELS,
         "answer_key": secrets.token_urlsafe(18),
+        "promise_key": secrets.token_urlsafe(18),
         "answer_seen": seen,
         "kept": kept or {},
     }

@@ -93,3 +93,20 @@ def test_an_agent_answers_a_reply(page: Page, ui_server: Server, engine: Engine)
     expect(conversation).to_contain_text("Yes, Friday is fine <b>thanks</b>")
     expect(conversation).to_contain_text("queued")
     expect(page.get_by_role("button", name="Mark handled")).to_have_count(0)
+
+
+def test_an_agent_changes_the_reply_pause_without_resuming(
+    page: Page, ui_server: Server, engine: Engine
+) -> None:
+    add_account(engine)
+    apply_events(engine, [inbound("I'm in hospital for a month", key="h1", at=NOW)], NOW)
+    sign_in_as(page, ui_server, engine, "ana", Role.AGENT)
+    page.goto(ui_server.base + "/inbox/accounts/R-1")
+    expect(page.get_by_role("button", name="Resume outreach")).to_be_visible()
+    pause = page.get_by_role("form", name="Pause")
+    expect(pause.get_by_role("heading", name="Change the pause")).to_be_visible()
+    pause.get_by_label("Days").fill("30")
+    pause.get_by_label("Why").fill("in hospital")
+    pause.get_by_role("button", name="Pause until then").click()
+    expect(page.get_by_role("status")).to_contain_text("paused until 2026-12-02 15:00 UTC")
+    expect(page.get_by_text("in hospital (ana)")).to_be_visible()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,16 @@ def agent(server: Server, engine: Engine) -> Iterator[httpx.Client]:
     add_user(engine, "ana", Role.AGENT)
     with sign_in(server.base, "ana") as client:
         yield client
+
+
+def _form(client: httpx.Client, label: str, path: str = "/inbox/accounts/R-1") -> dict[str, str]:
+    """The hidden fields of the page's form named ``label``, as a browser would send them."""
+    page = client.get(path).text
+    form = page[page.index(f'aria-label="{label}"') :].split("</form>")[0]
+    return {
+        name: html.unescape(value)
+        for name, value in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    }
 
 
 def _account(engine: Engine, reference: str = "R-1") -> object:
@@ -342,6 +353,71 @@ def test_a_bad_pause_is_refused_and_writes_nothing(
     assert _account(engine).paused_until is None
 
 
+def test_an_account_under_the_reply_pause_is_paused_longer_from_its_page(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """ "I'm in hospital for a month": the reply paused the account; the agent pauses it for
+    30 days from its page, without resuming first (which would make it due at once). The
+    agent's pause replaces the reply pause: handling the reply leaves it on."""
+    add_account(engine)
+    message_id = _reply(engine, "I'm in hospital for a month")
+    page = agent.get("/inbox/accounts/R-1").text
+    assert "Resume outreach" in page and "<h3>Change the pause</h3>" in page
+    form = _form(agent, "Pause") | {"days": "30", "reason": "in hospital"}
+    paused = agent.post("/inbox/accounts/R-1/pause", data=form)
+    assert paused.status_code == 303
+    assert "paused until 2026-12-02 15:00 UTC." in agent.get(paused.headers["location"]).text
+    account = _account(engine)
+    assert (account.paused_until, account.pause_reason) == (
+        NOW + timedelta(days=30), "in hospital (ana)",
+    )  # fmt: skip
+    handled = {"csrf_token": page_token(agent, "/inbox/accounts/R-1"), "message_id": message_id}
+    assert agent.post("/inbox/accounts/R-1/handled", data=handled).status_code == 303
+    assert _account(engine).paused_until == NOW + timedelta(days=30)
+    housekeeping(engine, NOW + timedelta(days=8), reply_pause=timedelta(days=7))
+    with engine.begin() as connection:
+        later = NOW + timedelta(days=8)
+        assert claim_due_accounts(connection, "w", later, later + timedelta(minutes=5), 10) == []
+
+
+def test_a_shorter_pause_than_an_open_replys_hands_over_to_the_reply_pause(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """Paused for 2 days under a reply's 7: the page says the reply still holds, and when
+    the agent's pause ends with the reply open, housekeeping puts the reply pause back."""
+    add_account(engine)
+    _reply(engine, "Call me next week")
+    form = _form(agent, "Pause") | {"days": "2", "reason": "asked for a call"}
+    paused = agent.post("/inbox/accounts/R-1/pause", data=form)
+    assert paused.status_code == 303
+    assert (
+        "A reply waits in the inbox: unless it is handled first, outreach then stays paused "
+        "until 2026-11-09 15:00 UTC."
+    ) in agent.get(paused.headers["location"]).text
+    assert _account(engine).paused_until == NOW + timedelta(days=2)
+    ended = NOW + timedelta(days=2, minutes=1)
+    housekeeping(engine, ended, reply_pause=timedelta(days=7))
+    account = _account(engine)
+    assert (account.paused_until, account.pause_reason) == (
+        NOW + timedelta(days=7), "a reply waits in the inbox",
+    )  # fmt: skip
+
+
+def test_an_agents_pause_is_changed_from_the_page(agent: httpx.Client, engine: Engine) -> None:
+    add_account(engine)
+    first = _form(agent, "Pause") | {"days": "10", "reason": "hardship call"}
+    assert agent.post("/inbox/accounts/R-1/pause", data=first).status_code == 303
+    assert "<h3>Change the pause</h3>" in agent.get("/inbox/accounts/R-1").text
+    shorter = _form(agent, "Pause") | {"days": "3", "reason": "call moved up"}
+    changed = agent.post("/inbox/accounts/R-1/pause", data=shorter)
+    assert changed.status_code == 303
+    assert "A reply waits" not in agent.get(changed.headers["location"]).text
+    account = _account(engine)
+    assert (account.paused_until, account.pause_reason) == (
+        NOW + timedelta(days=3), "call moved up (ana)",
+    )  # fmt: skip
+
+
 def test_the_inbox_lists_the_accounts_flagged_for_the_agents(
     agent: httpx.Client, engine: Engine
 ) -> None:
@@ -360,8 +436,7 @@ def test_the_inbox_lists_the_accounts_flagged_for_the_agents(
     flagged = page[page.index('aria-label="Accounts flagged"') :]
     assert flagged.index("R-2") < flagged.index("R-1")
     assert '<span class="tag warn">handoff</span>' in flagged
-    token = page_token(agent, "/inbox/accounts/R-1")
-    cleared = agent.post("/inbox/accounts/R-1/flag-cleared", data={"csrf_token": token})
+    cleared = agent.post("/inbox/accounts/R-1/flag-cleared", data=_form(agent, "Flag"))
     assert cleared.status_code == 303
     flagged = agent.get("/inbox").text.split('aria-label="Accounts flagged"')[1]
     assert "R-2" in flagged and "/inbox/accounts/R-1" not in flagged
@@ -371,11 +446,10 @@ def test_a_promise_holds_the_cadence_and_housekeeping_breaks_it_when_due_passes(
     agent: httpx.Client, engine: Engine, tmp_path: Path
 ) -> None:
     add_account(engine)
-    token = page_token(agent, "/inbox/accounts/R-1")
     due = date(2026, 11, 9)
     made = agent.post(
         "/inbox/accounts/R-1/promise",
-        data={"csrf_token": token, "amount": "50.25", "due_on": due.isoformat()},
+        data=_form(agent, "Promise to pay") | {"amount": "50.25", "due_on": due.isoformat()},
     )
     assert made.status_code == 303
     with engine.connect() as connection:
@@ -408,8 +482,8 @@ def test_a_promise_is_for_the_debtors_today_or_later_and_breaks_when_it_ends_the
             accounts.update().where(accounts.c.reference == "R-TOKYO").values(timezone="Asia/Tokyo")
         )
     # At NOW (15:00 UTC) it is already 3 November in Tokyo: the 2nd has passed there.
-    token = page_token(agent, "/inbox/accounts/R-TOKYO")
-    form = {"csrf_token": token, "amount": "10", "due_on": "2026-11-02"}
+    form = _form(agent, "Promise to pay", "/inbox/accounts/R-TOKYO")
+    form |= {"amount": "10", "due_on": "2026-11-02"}
     refused = agent.post("/inbox/accounts/R-TOKYO/promise", data=form)
     assert refused.status_code == 400 and "for 2026-11-03 or later" in refused.text
     # At 02:00 UTC on the 3rd it is still the 2nd in Boston: a promise for the debtor's
@@ -447,14 +521,79 @@ def test_a_bad_promise_is_refused_and_writes_nothing(
     agent: httpx.Client, engine: Engine, amount: str, due_on: str, problem: str
 ) -> None:
     add_account(engine)
-    token = page_token(agent, "/inbox/accounts/R-1")
     refused = agent.post(
         "/inbox/accounts/R-1/promise",
-        data={"csrf_token": token, "amount": amount, "due_on": due_on},
+        data=_form(agent, "Promise to pay") | {"amount": amount, "due_on": due_on},
     )
     assert refused.status_code == 400 and problem in refused.text
     with engine.connect() as connection:
         assert connection.execute(select(promises_to_pay)).all() == []
+
+
+def _pending(engine: Engine) -> list[tuple[int, str | None]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(promises_to_pay.c.amount_minor, promises_to_pay.c.form_key).where(
+                promises_to_pay.c.status == "pending"
+            )
+        )
+        return [(row.amount_minor, row.form_key) for row in rows]
+
+
+def test_the_same_promise_form_sent_twice_records_one_promise(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """A double click, or the form sent again after its answer was lost: one promise, not
+    two pending ones that would add up past what the debtor promised."""
+    add_account(engine)
+    form = _form(agent, "Promise to pay") | {"amount": "50.00", "due_on": "2026-11-20"}
+    first = agent.post("/inbox/accounts/R-1/promise", data=form)
+    second = agent.post("/inbox/accounts/R-1/promise", data=form)
+    assert first.status_code == second.status_code == 303
+    assert "That promise was already recorded." in agent.get(second.headers["location"]).text
+    assert _pending(engine) == [(5000, form["form_key"])]
+    # A new form, opened after the first, is a promise of its own.
+    another = _form(agent, "Promise to pay") | {"amount": "20.00", "due_on": "2026-11-25"}
+    assert another["form_key"] != form["form_key"]
+    assert agent.post("/inbox/accounts/R-1/promise", data=another).status_code == 303
+    assert sorted(amount for amount, _ in _pending(engine)) == [2000, 5000]
+
+
+def test_the_same_promise_form_sent_at_the_same_moment_records_one_promise(
+    server: Server, engine: Engine
+) -> None:
+    """Four copies of one form, sent at once by four connections of one session."""
+    add_account(engine)
+    add_user(engine, "ana", Role.AGENT)
+    with sign_in(server.base, "ana") as client:
+        form = _form(client, "Promise to pay") | {"amount": "50.00", "due_on": "2026-11-20"}
+        cookies = dict(client.cookies)
+    start = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=server.base, cookies=cookies, timeout=60) as copy:
+            start.wait()
+            statuses.append(copy.post("/inbox/accounts/R-1/promise", data=form).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert statuses == [303] * 4
+    assert _pending(engine) == [(5000, form["form_key"])]
+
+
+@pytest.mark.parametrize("key", ["", "short", "not a key at all, with spaces"])
+def test_a_promise_form_without_its_key_records_nothing(
+    agent: httpx.Client, engine: Engine, key: str
+) -> None:
+    add_account(engine)
+    form = _form(agent, "Promise to pay") | {"amount": "5", "due_on": "2026-11-20"}
+    refused = agent.post("/inbox/accounts/R-1/promise", data=form | {"form_key": key})
+    assert refused.status_code == 400 and "the promise form is out of date" in refused.text
+    assert _pending(engine) == []
 
 
 def test_a_dispute_blocks_collection_contact(agent: httpx.Client, engine: Engine) -> None:
@@ -559,14 +698,90 @@ def test_clearing_the_flag_keeps_the_event(agent: httpx.Client, engine: Engine) 
     add_account(engine)
     _reply(engine, "This is not my debt")
     assert _account(engine).flag == "dispute"
-    token = page_token(agent, "/inbox/accounts/R-1")
-    assert (
-        agent.post("/inbox/accounts/R-1/flag-cleared", data={"csrf_token": token}).status_code
-        == 303
-    )
+    cleared = agent.post("/inbox/accounts/R-1/flag-cleared", data=_form(agent, "Flag"))
+    assert cleared.status_code == 303
     assert _account(engine).flag is None
     with engine.connect() as connection:
         assert connection.execute(select(compliance_events.c.kind)).scalars().all() == ["dispute"]
+
+
+def test_a_page_opened_before_the_flag_changed_does_not_clear_it(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """Ana opens an account flagged dispute; the debtor then names an attorney. Her Clear,
+    sent from the page as it was, is refused (409) and the attorney flag stays in the queue;
+    the page shows it, and clearing it from there, once seen, works."""
+    add_account(engine)
+    _reply(engine, "This is not my debt", key="d")
+    shown = _form(agent, "Flag")
+    assert shown["flag"] == "dispute"
+    _reply(engine, "Talk to my attorney", key="a")
+    assert _account(engine).flag == "attorney"
+    refused = agent.post("/inbox/accounts/R-1/flag-cleared", data=shown)
+    assert refused.status_code == 409
+    assert "It is now attorney (raised 2026-11-02 15:00 UTC)" in refused.text
+    assert "<h3>Flag: attorney</h3>" in refused.text
+    assert _account(engine).flag == "attorney"
+    flagged = agent.get("/inbox").text.split('aria-label="Accounts flagged"')[1]
+    assert "/inbox/accounts/R-1" in flagged
+    again = agent.post("/inbox/accounts/R-1/flag-cleared", data=_form(agent, "Flag"))
+    assert again.status_code == 303 and _account(engine).flag is None
+
+
+def test_a_flag_raised_again_by_a_new_reply_is_not_cleared_from_an_older_page(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    """The same flag, raised again by a later reply: the page showed the first one only."""
+    add_account(engine)
+    _reply(engine, "This is not my debt", key="d1")
+    shown = _form(agent, "Flag")
+    later = NOW + timedelta(hours=1)
+    apply_events(engine, [inbound("I dispute this, again", key="d2", at=later)], later)
+    assert (_account(engine).flag, _account(engine).flagged_at) == ("dispute", later)
+    refused = agent.post("/inbox/accounts/R-1/flag-cleared", data=shown)
+    assert refused.status_code == 409 and "It is now dispute" in refused.text
+    assert _account(engine).flag == "dispute"
+
+
+def test_a_flag_cleared_meanwhile_or_a_hand_off_under_it_is_not_cleared_unseen(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """Clearing a reply's flag puts the pending hand-off's in its place, as before; the same
+    form sent again (a double click, a second agent's page) does not clear that hand-off,
+    which nobody has seen: it stays pending and flagged."""
+    add_account(engine)
+    _reply(engine, "This is not my debt")
+    with engine.begin() as connection:
+        connection.execute(accounts.update().values(handoff="pending"))
+    shown = _form(agent, "Flag")
+    assert agent.post("/inbox/accounts/R-1/flag-cleared", data=shown).status_code == 303
+    assert (_account(engine).flag, _account(engine).handoff) == ("handoff", "pending")
+    again = agent.post("/inbox/accounts/R-1/flag-cleared", data=shown)
+    assert again.status_code == 409 and "It is now handoff" in again.text
+    assert (_account(engine).flag, _account(engine).handoff) == ("handoff", "pending")
+    # Cleared from the page that shows the hand-off, it is seen.
+    seen = agent.post("/inbox/accounts/R-1/flag-cleared", data=_form(agent, "Flag"))
+    assert seen.status_code == 303
+    assert (_account(engine).flag, _account(engine).handoff) == (None, "seen")
+    # A page still showing it, sent once more: nothing left to clear, and it says so.
+    late = agent.post("/inbox/accounts/R-1/flag-cleared", data=shown)
+    assert late.status_code == 409 and "the account has no flag now" in late.text
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [{}, {"flag": "dispute", "flagged_at": "yesterday"}],
+    ids=["without-the-flag", "damaged"],
+)
+def test_a_flag_form_that_does_not_say_what_it_showed_clears_nothing(
+    agent: httpx.Client, engine: Engine, sent: dict[str, str]
+) -> None:
+    add_account(engine)
+    _reply(engine, "This is not my debt")
+    token = page_token(agent, "/inbox/accounts/R-1")
+    refused = agent.post("/inbox/accounts/R-1/flag-cleared", data={"csrf_token": token} | sent)
+    assert refused.status_code == 400 and "open the account again" in refused.text
+    assert _account(engine).flag == "dispute"
 
 
 # References an agent may meet: slashes, dot segments, and what the escape itself uses.

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from sqlalchemy import Engine, func, select, update
 from outreach import store
 from outreach.clock import FixedClock
 from outreach.importing.account_rows import ImportDefaults
+from outreach.importing.account_store import AccountUpserter
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
 from outreach.importing.rejects import RowProblem
 
@@ -1064,3 +1067,94 @@ def test_a_date_out_of_range_rejects_its_row_not_the_import(
     assert str(summary.problems[0]) == (
         f"row 2: {column}: {value!r} is out of range (years 1900 to 2199)"
     )
+
+
+def _meanwhile(
+    monkeypatch: pytest.MonkeyPatch, method: str, action: Callable[[], object]
+) -> Callable[[], list[str]]:
+    """Run ``action`` in another thread (another process: the web UI, a payments import, a
+    webhook) the first time the import reaches ``method`` of its upserter, once it has read
+    what the action changes. The import goes on when the action has committed, or after a
+    second if the action waits (for the locks the import holds). Returns a function that
+    waits for the action to end and gives its failures."""
+    original = getattr(AccountUpserter, method)
+    failures: list[str] = []
+    threads: list[threading.Thread] = []
+
+    def act() -> None:
+        try:
+            action()
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+
+    def wrapped(self: AccountUpserter, *args: Any, **kwargs: Any) -> Any:
+        if not threads:
+            threads.append(threading.Thread(target=act))
+            threads[0].start()
+            threads[0].join(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AccountUpserter, method, wrapped)
+
+    def done() -> list[str]:
+        assert threads, f"the import never reached {method}"
+        threads[0].join(30)
+        assert not threads[0].is_alive()
+        return failures
+
+    return done
+
+
+def test_a_payment_committed_while_an_import_reads_its_account_is_not_undone(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The import read the account, then a payment of its whole balance committed: the
+    import, which changes only the name, must not write back the balance, status and next
+    contact it read (PostgreSQL's READ COMMITTED: the account is locked as it is read)."""
+    from outreach.payments import record_payment
+
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1")]), defaults, clock)
+    done = _meanwhile(
+        monkeypatch, "_account_updates", lambda: record_payment(engine, clock, "A-1", "120.50")
+    )
+    summary = run_import(
+        engine, write_csv(tmp_path / "b.csv", [row("A-1", name="New Name")]), defaults, clock
+    )
+    assert done() == []
+    assert summary.updated == 1
+    account = accounts_by_reference(engine)["A-1"]
+    assert account.name == "New Name"
+    assert (account.balance_minor, account.status) == (0, "paid")
+    assert (account.next_contact_at, account.closed_at) == (None, clock.now())
+
+
+def test_a_number_marked_wrong_while_an_import_reads_it_stays_marked(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The import read the voice line to change its consent, then a debtor's "wrong number"
+    marked it: the import writes the consent, not the status it read."""
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1")]), defaults, clock)
+
+    def mark_wrong() -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                update(store.contact_points)
+                .where(store.contact_points.c.channel == "voice")
+                .values(status="wrong_number")
+            )
+
+    done = _meanwhile(monkeypatch, "_contact_update", mark_wrong)
+    run_import(
+        engine, write_csv(tmp_path / "b.csv", [row("A-1", voice_consent="true")]), defaults, clock
+    )
+    assert done() == []
+    voice = [p for p in contacts_of(engine, "A-1") if p.channel == "voice"]
+    assert [(p.status, p.consent) for p in voice] == [("wrong_number", True)]

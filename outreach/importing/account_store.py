@@ -218,7 +218,17 @@ class AccountUpserter:
             table.c.id, table.c.reference, table.c.status, table.c.next_contact_at,
             table.c.closed_at, table.c.imported_balance_minor, *_owned_columns(),
         ]  # fmt: skip
-        result = self.connection.execute(select(*columns).where(table.c.reference.in_(references)))
+        query = select(*columns).where(table.c.reference.in_(references))
+        if not self.dry_run:
+            # The accounts are read locked, and what the batch writes is worked out from
+            # what they hold then: a payment, a planner's next contact or a contact point
+            # marked wrong meanwhile would otherwise be written over with what was read
+            # before it (READ COMMITTED). In the order of their ids, FOR NO KEY UPDATE, as
+            # every writer of several accounts locks them (``store.lock_accounts``); on
+            # SQLite, which ignores FOR UPDATE, the one writer's lock is taken first.
+            store.hold_writes(self.connection)
+            query = query.order_by(table.c.id).with_for_update(key_share=True)
+        result = self.connection.execute(query)
         return {row.reference: dict(row._mapping) for row in result}
 
     def _insert_accounts(self, records: list[AccountRecord]) -> dict[str, int]:
@@ -318,7 +328,13 @@ class AccountUpserter:
         old_ids = [ids[r.reference] for r in records if ids[r.reference] not in new_ids]
         current: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
         if old_ids:
-            result = self.connection.execute(select(table).where(table.c.account_id.in_(old_ids)))
+            query = select(table).where(table.c.account_id.in_(old_ids))
+            if not self.dry_run:
+                # Locked too, after their accounts (as the dispatcher and the webhooks mark
+                # them): a number a provider or an agent marked wrong meanwhile is read as
+                # marked, and stays so.
+                query = query.order_by(table.c.id).with_for_update(key_share=True)
+            result = self.connection.execute(query)
             for found in result:
                 mapping = dict(found._mapping)
                 current.setdefault(found.account_id, {})[(found.channel, found.address)] = mapping

@@ -19,6 +19,7 @@ text back for a keyword (``answer``), or what a call says once answered (``call`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -157,7 +158,7 @@ def apply_batch(
 ) -> list[EventResult]:
     """Apply ``items`` inside the caller's transaction; one result per item, in order."""
     policy = policy or EventPolicy()
-    items = [_without_nul(item) for item in items]
+    items = [_stored_item(item) for item in items]
     found = find_attempts(connection, [item.event for item in items])
     events = [item.event for item in items]
     _hold_addresses(connection, events, found)
@@ -387,30 +388,51 @@ _TEXT_FIELDS = ("kind", "dedupe_key", "provider_message_id", "from_address", "to
                 "contact_status")  # fmt: skip
 
 
-def _without_nul(item: Incoming) -> Incoming:
-    """The event without NUL characters in its text: PostgreSQL's text columns refuse them,
-    and a message that cannot be stored would be refused on every retry, its opt-out lost."""
+def _stored_item(item: Incoming) -> Incoming:
+    """The event with its text as the database can store it (``_stored_text``): a message
+    that cannot be stored would be refused on every retry, its opt-out lost."""
     event = item.event
     dirty: dict[str, Any] = {
-        name: value.replace("\x00", "")
+        name: _stored_text(value)
         for name in _TEXT_FIELDS
-        if isinstance(value := getattr(event, name), str) and "\x00" in value
+        if isinstance(value := getattr(event, name), str) and _unstorable(value)
     }
     token = item.request_token
-    if not dirty and (token is None or "\x00" not in token):
+    if not dirty and (token is None or not _unstorable(token)):
         return item
-    return Incoming(replace(event, **dirty), token and token.replace("\x00", ""))
+    return Incoming(replace(event, **dirty), token and _stored_text(token))
 
 
 def _storable(value: Any) -> Any:
-    """The payload as JSON can hold it everywhere (PostgreSQL's JSONB refuses NUL)."""
+    """The payload as JSON can hold it everywhere: its keys and texts as ``_stored_text``
+    makes them (PostgreSQL's JSONB refuses NUL and half of a surrogate pair)."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _stored_text(value)
     if isinstance(value, Mapping):
-        return {str(key): _storable(item) for key, item in value.items()}
+        return {_stored_text(str(key)): _storable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_storable(item) for item in value]
     return value
+
+
+# Half of a surrogate pair: JSON may spell one ("\ud83d", an emoji cut in a subject), and
+# json.loads reads it as it is, as UTF-7 does ("+2D0-"); no UTF-8 can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unstorable(text: str) -> bool:
+    return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+
+
+def _stored_text(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL's text and JSONB refuse, and with
+    each half of a surrogate pair replaced by U+FFFD, which psycopg cannot send (and JSONB
+    refuses, as ``\\ud83d``): as a decoder replaces what is not UTF-8."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _advance_attempts(

@@ -313,6 +313,31 @@ def test_a_payload_with_a_nul_character_is_stored(engine: Engine) -> None:
     assert row.payload == {"Body": "ab", "n": [1, ""]}
 
 
+def test_half_of_a_surrogate_pair_in_an_unsubscribe_is_stored_replaced_and_applied(
+    engine: Engine,
+) -> None:
+    """JSON may spell half of a surrogate pair (an emoji cut in a subject or a custom
+    argument: "\\ud83d"), and json.loads reads it as it is: PostgreSQL's JSONB refuses
+    it, and psycopg cannot send it to a text column. Each half is stored as U+FFFD, NUL
+    characters go from the keys too, and the unsubscribe in the batch is applied instead
+    of the batch failing on every retry."""
+    account_id = add_account(engine)
+    mail = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    unsubscribe = event(EventType.UNSUBSCRIBED, provider="sendgrid_email", kind="event_webhook",
+                        attempt_id=mail, to_address=EMAIL.lower(),
+                        suppression="unsubscribe")  # fmt: skip
+    broken = replace(
+        unsubscribe,
+        raw_status="unsubscribe\udc00",
+        payload={"event": "unsubscribe", "subject": "Hi \ud83d", "\ud83dk\x00": ["\ude00"]},
+    )
+    apply_events(engine, [broken], NOW)
+    assert [row.reason for row in rows(engine, suppressions)] == ["unsubscribe"]
+    (row,) = rows(engine, provider_events)
+    assert row.payload == {"event": "unsubscribe", "subject": "Hi \ufffd", "\ufffdk": ["\ufffd"]}
+    assert row.raw_status == "unsubscribe\ufffd"
+
+
 def test_the_policy_follows_the_settings() -> None:
     settings = Settings(_env_file=None, reply_pause_days=3, channels_dir=REPO / "channels")
     policy = EventPolicy.from_settings(settings)

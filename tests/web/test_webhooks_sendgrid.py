@@ -128,6 +128,46 @@ def test_unsubscribes_spam_reports_bounces_and_drops_suppress(
     assert all(s.provider_event_id is not None for s in rows(engine, suppressions))
 
 
+def test_an_unsubscribe_in_a_batch_with_half_of_a_surrogate_pair_is_applied(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    """An emoji cut in half in a custom argument ("\\ud83d" in the JSON): the batch is
+    stored, the half replaced, and its unsubscribe applied, on PostgreSQL too, whose JSONB
+    refuses the half: a refusal would come back on every retry."""
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    items = [_event("processed", mail, "a", subject="Your balance \ud83d"),
+             _event("unsubscribe", mail, "b", campaign="\ud83d")]  # fmt: skip
+    response = server.send(sendgrid_events(items, event_keys))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"stored": 2, "duplicates": 0}
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    stored = {row.payload["sg_event_id"]: row.payload for row in rows(engine, provider_events)}
+    assert (stored["a"]["subject"], stored["b"]["campaign"]) == ("Your balance \ufffd", "\ufffd")
+
+
+def test_a_reply_in_utf_7_with_half_of_a_surrogate_pair_reaches_the_inbox(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """UTF-7 decodes "+2D0-" to half of a surrogate pair, as a JSON escape may: the reply is
+    kept with U+FFFD in its place, on PostgreSQL too, instead of being refused on every
+    retry."""
+    account_id = add_account(engine)
+    message = (
+        f"MIME-Version: 1.0\r\nFrom: Pat Doe <{EMAIL}>\r\n"
+        "Date: Wed, 10 Aug 2026 14:44:21 -0700\r\nSubject: Re: your balance\r\n"
+        "To: billing@reply.example.com\r\nMessage-ID: <m1@example.com>\r\n"
+        "Content-Type: text/plain; charset=utf-7\r\n\r\nI dispute this amount +2D0-\r\n"
+    )
+    fields = {**PARSE_FIELDS, "email": message, "to": "billing@reply.example.com",
+              "from": f"Pat Doe <{EMAIL}>", "subject": "Re: your balance",
+              "envelope": _envelope("billing@reply.example.com", MAILBOX)}  # fmt: skip
+    response = server.send(sendgrid_inbound(fields, inbound_keys))
+    assert response.status_code == 200, response.text
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.account_id, reply.intent) == (account_id, "dispute")
+    assert reply.body.endswith("amount \ufffd")
+
+
 def test_an_inbound_email_reaches_the_inbox(
     engine: Engine, server: Server, inbound_keys: EcdsaKeys
 ) -> None:

@@ -45,7 +45,7 @@ from outreach.importing.reader import FileFormat, RawRow, open_rows
 from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
 from outreach.models import AccountStatus, PromiseStatus
 from outreach.promise_days import debtor_today, made_on
-from outreach.store import lock_accounts, unindexed
+from outreach.store import hold_writes, lock_accounts, unindexed
 
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
 # ``row_key``: written by a rejects file for each row without a payment_id (see _identify).
@@ -366,7 +366,14 @@ def _apply(
 ) -> None:
     if not records:
         return
+    # The accounts are locked, in the order of their ids as every writer of several
+    # accounts locks them, before the payments already recorded are read: the same payment
+    # recorded twice at once (a retried request, two imports of one file) is then found
+    # recorded by the second, and answered as it would be after the first, not refused by
+    # the database's unique key. SQLite: its one writer's lock, taken first.
+    hold_writes(connection)
     accounts = _accounts(connection, {r.reference for r in records})
+    lock_accounts(connection, [account["id"] for account in accounts.values()])
     payments = store.payments
     known = _recorded(connection, records)
     rows: list[dict[str, Any]] = []

@@ -233,6 +233,10 @@ def save_version(
     if "\x00" in content:
         raise TemplateError(f"{path} holds a NUL character: remove it")
     with engine.begin() as connection:
+        # Two saves at once take turns: the second reads the version the first stored, and
+        # is refused (``SavedSince``) or numbered after it, as it would be a moment later.
+        hold_writes(connection)
+        _lock_versions(connection, path)
         rows = _versions_of(connection, path)
         if not rows:
             raise NotFoundError(f"no versions of {path}")
@@ -491,16 +495,24 @@ def _lock_template(connection: Connection, path: str) -> None:
     a partial retired while a template using it is published would otherwise be seen by
     neither (``publish_version`` checks, under it, that what it linted among still holds)."""
     hold_writes(connection)
-    if connection.dialect.name == "postgresql":
-        _hold_publishing(connection)
-        channel, name, tone, locale = identity(path)
-        connection.execute(
-            select(versions.c.id)
-            .where(versions.c.channel == channel, versions.c.name == name,
-                   versions.c.tone == tone, versions.c.locale == locale)
-            .order_by(versions.c.version)
-            .with_for_update()
-        )  # fmt: skip
+    _hold_publishing(connection)
+    _lock_versions(connection, path)
+
+
+def _lock_versions(connection: Connection, path: str) -> None:
+    """PostgreSQL: lock the versions of ``path`` until the transaction ends, in version
+    order, so that two lockers queue rather than deadlock. Nothing on SQLite (its writer
+    lock, ``hold_writes``, serves)."""
+    if connection.dialect.name != "postgresql":
+        return
+    channel, name, tone, locale = identity(path)
+    connection.execute(
+        select(versions.c.id)
+        .where(versions.c.channel == channel, versions.c.name == name,
+               versions.c.tone == tone, versions.c.locale == locale)
+        .order_by(versions.c.version)
+        .with_for_update()
+    )  # fmt: skip
 
 
 def _hold_publishing(connection: Connection) -> None:

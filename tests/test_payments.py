@@ -55,6 +55,38 @@ def test_record_with_payment_id_is_idempotent(accounts: Engine, clock: FixedCloc
     assert record_payment(accounts, clock, "A-1", "10", payment_id="P-9") == (False, 9000, "active")
 
 
+def test_one_payment_id_recorded_twice_at_once_is_recorded_once(
+    accounts: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retried request: the second arrives while the first has read the payments recorded
+    and not yet stored its own. It is answered "already recorded", as it is a moment later,
+    not refused by the database's unique key."""
+    from outreach import payments
+
+    answers: dict[str, object] = {}
+
+    def record(who: str) -> None:
+        try:
+            answers[who] = record_payment(accounts, clock, "A-1", "10", payment_id="P-9")
+        except Exception as exc:
+            answers[who] = exc
+
+    other = threading.Thread(target=record, args=("second",))
+    real = payments._recorded
+
+    def recorded(*args: Any) -> Any:
+        found = real(*args)
+        if not other.is_alive() and "second" not in answers:
+            other.start()  # the second starts once the first has read
+            other.join(1)  # and waits for the first, if it has to
+        return found
+
+    monkeypatch.setattr(payments, "_recorded", recorded)
+    record("first")
+    other.join(30)
+    assert answers == {"first": (True, 9000, "active"), "second": (False, 9000, "active")}
+
+
 def test_paid_in_full_closes_the_account_and_keeps_promises(
     accounts: Engine, clock: FixedClock
 ) -> None:

@@ -353,6 +353,42 @@ def test_a_save_based_on_an_older_version_is_refused_and_stores_nothing(
     assert save_version(engine, SMS, his, clock, author="max", based_on=2) == 3
 
 
+def test_two_saves_on_one_version_at_once_store_one_and_refuse_the_other(
+    engine: Engine, templates: Path, company: Company, clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Both opened version 1; the second saves while the first has read the versions and
+    not yet stored its own: it is refused with ``SavedSince``, as it is a moment later, and
+    not by the database's unique version number."""
+    sync_templates(engine, templates, company, clock, author="maria", publish=True)
+    source = (templates / SMS).read_text(encoding="utf-8")
+    outcomes: dict[str, object] = {}
+
+    def save(author: str, change: str) -> None:
+        try:
+            text = source.replace("Please pay today", change)
+            outcomes[author] = save_version(engine, SMS, text, clock, author=author, based_on=1)
+        except Exception as exc:
+            outcomes[author] = exc
+
+    other = threading.Thread(target=save, args=("max", "Kindly pay today"))
+    real = template_store._versions_of
+
+    def versions_of(*args: Any) -> Any:
+        found = real(*args)
+        if not other.is_alive() and "max" not in outcomes:
+            other.start()  # the second save starts once the first has read
+            other.join(1)  # and waits for the first, if it has to
+        return found
+
+    monkeypatch.setattr(template_store, "_versions_of", versions_of)
+    save("mia", "Please pay now")
+    other.join(30)
+    assert outcomes["mia"] == 2
+    assert isinstance(outcomes["max"], SavedSince), outcomes["max"]
+    assert [v.version for v in list_versions(engine, SMS)] == [1, 2]
+
+
 def test_a_file_holding_a_nul_is_refused_by_name_and_nothing_is_stored(
     engine: Engine, templates: Path, company: Company, clock: FixedClock
 ) -> None:

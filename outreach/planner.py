@@ -183,6 +183,8 @@ class Planner:
             self._pool = PlanProcesses(
                 settings, self.worker, self.processes - 1, self.batch_size, self.lease
             )
+            if self.stop.is_set():  # a stop requested while the pool was being made
+                self._pool.stop.set()
         return self._pool
 
     def plan_batch(self, rows: Sequence[Any], now: datetime) -> PlanReport:

@@ -671,6 +671,15 @@ def test_a_stop_reaches_the_plan_processes_and_nothing_more_is_claimed(world: Wo
     assert len(rows_of(world.engine, attempts)) == 6  # the other six wait for the next daemon
 
 
+def test_a_stop_requested_before_the_plan_processes_are_made_reaches_them(world: World) -> None:
+    planner = world.planner(batch_size=2, processes=2)
+    try:
+        planner.request_stop()  # a SIGTERM while the pool is being made: none to tell yet
+        assert planner._processes().stop.is_set()
+    finally:
+        planner.close()
+
+
 def test_a_stop_during_a_batch_finishes_it_and_claims_no_more(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Result, String, Table, func, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Result,
+    String,
+    Table,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import Dialect
 
 from outreach.bulk import BulkStatement, PreparedRows
@@ -34,7 +44,7 @@ from outreach.models import (
     SuppressionReason,
 )
 from outreach.models import Decision as DecisionModel
-from outreach.opt_outs import NOT_LIFTED_BY_OPT_IN, same_address
+from outreach.opt_outs import NOT_LIFTED_BY_OPT_IN, sqlite_spellings
 from outreach.records import quick_init
 from outreach.store import accounts as accounts_table
 from outreach.store import (
@@ -331,23 +341,16 @@ def _holders(
     loans = sorted(key.removeprefix(_LOAN) for key in wanted if key.startswith(_LOAN))
     phones = sorted(key for key in wanted if "@" not in key and not key.startswith(_LOAN))
     mailboxes = sorted(key for key in wanted if "@" in key and not key.startswith(_LOAN))
-    # Mailboxes in ASCII, as most are, match their lower case through its index; the others
-    # as written, one by one, as replies find their sender (``same_address``).
-    plain = [mailbox for mailbox in mailboxes if mailbox.isascii()]
     lowered = type_coerce(func.lower(contact_points.c.address), String)
     outside = sorted(known)
-    searches: list[tuple[tuple[str, ...], ColumnElement[bool], str | None]] = []
+    searches: list[tuple[tuple[str, ...], ColumnElement[bool]]] = []
     if phones:
-        searches.append((("sms", "voice"), among(connection, contact_points.c.address, phones),
-                         None))  # fmt: skip
-    if plain:
-        searches.append((("email",), among(connection, lowered, plain), None))
-    for mailbox in mailboxes:
-        for address in [] if mailbox.isascii() else sorted(spelled.get(mailbox) or {mailbox}):
-            same = same_address(connection, contact_points.c.address, ("email",), address)
-            searches.append((("email",), same, mailbox))
+        searches.append((("sms", "voice"), among(connection, contact_points.c.address, phones)))
+    mailbox_of = _mailbox_keys(connection, mailboxes, spelled)
+    if mailboxes:
+        searches.append((("email",), among(connection, lowered, sorted(mailbox_of.indexed))))
     found: list[tuple[int, str]] = []
-    for channels, condition, key in searches:
+    for channels, condition in searches:
         for other in connection.execute(
             select(contact_points.c.account_id, contact_points.c.channel,
                    contact_points.c.address, lowered.label("lowered")).where(
@@ -359,8 +362,10 @@ def _holders(
                 contact_points.c.status == ContactStatus.ACTIVE,
             )
         ):  # fmt: skip
-            held = key or (other.lowered if other.channel == "email" else other.address)
-            found.append((other.account_id, held))
+            if other.channel != "email":
+                found.append((other.account_id, other.address))
+            elif (key := mailbox_of.key(other.address, other.lowered)) is not None:
+                found.append((other.account_id, key))
     if loans:
         number = accounts_table.c.servicer_account_no
         for loan in connection.execute(
@@ -370,6 +375,55 @@ def _holders(
         ):
             found.append((loan.id, _LOAN + loan.servicer_account_no))
     return found
+
+
+class _MailboxKeys(NamedTuple):
+    """How ``_holders`` searches mailboxes through the index on their lower case, and keys
+    each contact point found by the mailbox it names without case."""
+
+    indexed: set[str]  # what the index is searched for
+    by_lowered: dict[str, str]  # the database's lower() of a mailbox: its key
+    by_folded: dict[str, str]  # SQLite: every letter folded: its key
+
+    def key(self, address: str, lowered: str) -> str | None:
+        if lowered in self.by_lowered:
+            return self.by_lowered[lowered]
+        return self.by_folded.get(address.casefold())  # the casefold() SQLite has
+
+
+def _mailbox_keys(
+    connection: Connection, mailboxes: Sequence[str], spelled: dict[str, set[str]]
+) -> _MailboxKeys:
+    """Mailboxes in ASCII, as most are, are their lower case. The others as they were
+    written (``spelled``), for all at once as replies find one sender (``same_address``):
+    PostgreSQL's lower() of each, which Python's may not be (a final sigma, a dotted
+    capital I); on SQLite, whose lower() folds ASCII letters only, each spelling the index
+    may hold, the match confirmed with every letter folded."""
+    plain = [mailbox for mailbox in mailboxes if mailbox.isascii()]
+    keys = _MailboxKeys(set(plain), {mailbox: mailbox for mailbox in plain}, {})
+    written = {address: mailbox for mailbox in mailboxes if not mailbox.isascii()
+               for address in spelled.get(mailbox) or {mailbox}}  # fmt: skip
+    if not written:
+        return keys
+    if connection.dialect.name == "sqlite":
+        for address, mailbox in written.items():
+            keys.indexed.update(sqlite_spellings(connection, contact_points.c.address, address))
+            keys.by_folded[address.casefold()] = mailbox
+        return keys
+    listed = sorted(written)
+    for start in range(0, len(listed), _LOWERED_AT_ONCE):
+        part = listed[start : start + _LOWERED_AT_ONCE]
+        lowered = connection.execute(
+            select(*(func.lower(literal(address, String)) for address in part))
+        ).one()
+        for address, lower in zip(part, lowered, strict=True):
+            keys.indexed.add(lower)
+            keys.by_lowered[lower] = written[address]
+    return keys
+
+
+# Mailboxes lower-cased by one query (a SELECT has at most 1,664 columns).
+_LOWERED_AT_ONCE = 1000
 
 
 def _keys_of(connection: Connection, account_ids: Sequence[int]) -> list[tuple[int, str, str]]:

@@ -65,6 +65,7 @@ from outreach.store import (
     among,
     columns_of,
     contact_points,
+    lock_accounts,
     named_rows,
     promises_to_pay,
     unindexed,
@@ -951,6 +952,15 @@ class Dispatcher:
                    if o.error is not None and o.error.suppression]  # fmt: skip
         if refused:
             hold_addresses(connection, refused)
+        # Accounts before their contact points, as every writer of both takes them (an
+        # import locks its batch's accounts, then their points): a refusal that marks a
+        # number (``_note_address``) and a step given back lock their accounts first, all
+        # at once in id order.
+        marking = {o.attempt.account_id for o in outcomes
+                   if o.error is not None and o.error.contact_status}  # fmt: skip
+        if marking:
+            lock_accounts(connection, marking | {o.attempt.account_id for o in outcomes
+                                                 if o.gives_back})  # fmt: skip
         decided = [outcome.decision for outcome in outcomes if outcome.decision is not None]
         if decided:
             store_decisions(connection, decided)

@@ -216,6 +216,12 @@ def _lock_writers(
     ids: set[int] = set()
     for index, (event, attempt) in enumerate(zip(events, found, strict=True)):
         address = debtor_address(event, attempt)
+        if event.body is None and event.contact_status and address:
+            # A number that cannot receive is marked on every account using it: their
+            # accounts first, as every writer of accounts and their contact points locks them.
+            channel = channel_of(event, attempt)
+            ids.update(accounts_using(connection, phone_or_email(channel), address))
+            continue
         if event.body is None or not address:
             continue
         channel = channel_of(event, attempt)

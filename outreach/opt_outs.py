@@ -111,12 +111,21 @@ def same_address(connection: Connection, column: Any, channels: Sequence[str], a
     same = folded(connection, column) == folded(connection, literal(address, String))
     if connection.dialect.name != "sqlite":
         return same
-    whole, beginnings = _sqlite_spellings(address)
-    if beginnings:
-        whole = sorted({*whole, *_stored_spellings(connection, column, beginnings, same)})
+    whole = sqlite_spellings(connection, column, address)
     if len(whole) == 1:  # ASCII only, as most are
         return and_(func.lower(column) == whole[0], same)
     return and_(func.lower(column).in_(whole), same)
+
+
+def sqlite_spellings(connection: Connection, column: Any, address: str) -> list[str]:
+    """SQLite: what its ``lower`` makes of each spelling of ``address`` that the index on
+    ``lower(column)`` may hold for a contact point naming it without case (a superset: the
+    match is to be confirmed on every letter folded)."""
+    whole, beginnings = _sqlite_spellings(address)
+    if beginnings:
+        same = folded(connection, column) == folded(connection, literal(address, String))
+        whole = sorted({*whole, *_stored_spellings(connection, column, beginnings, same)})
+    return whole
 
 
 def _stored_spellings(

@@ -881,6 +881,26 @@ def test_a_mailbox_in_another_case_beyond_ascii_links_its_accounts(
     assert [e.kind for e in load(accounts, "MA-2")["MA-2"].events] == ["bankruptcy"] * 2
 
 
+def test_mailboxes_beyond_ascii_are_searched_for_a_batch_at_once(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A batch whose debtors write their mailboxes with an "é" costs the queries an ASCII
+    batch does (PostgreSQL: one more, to lower-case them), not one a mailbox."""
+    plain = [row(f"A-{i}", phone=f"(617) 555-{1000 + i}", email=f"a{i}@example.com")
+             for i in range(30)]  # fmt: skip
+    accented = [row(f"E-{i}", phone=f"(617) 556-{1000 + i}", email=f"Élodie{i}@example.com")
+                for i in range(30)]  # fmt: skip
+    run_import(accounts, write_csv(tmp_path / "b.csv", plain + accented), defaults, clock)
+
+    def queries(references: list[str]) -> int:
+        with statements_run(accounts) as seen:
+            load(accounts, *references)
+        return sum("FROM contact_point" in statement for statement, _ in seen)
+
+    ascii_only = queries([r["reference"] for r in plain])
+    assert queries([r["reference"] for r in accented]) == ascii_only
+
+
 def test_a_switchboard_links_its_accounts_directly_and_no_further(
     accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -27,6 +27,7 @@ from tests.eventdata import (
     event,
     rows,
 )
+from tests.query_plans import statements_run
 
 
 def test_status_only_moves_forward_and_a_late_sent_changes_nothing(engine: Engine) -> None:
@@ -216,6 +217,29 @@ def test_email_events_suppress_the_address_for_what_they_say(engine: Engine) -> 
     assert email_point.status == "invalid"
     kinds = sorted(e.kind for e in rows(engine, compliance_events, account_id=account_id))
     assert kinds == ["opt_out", "opt_out"]  # the complaint and the unsubscribe
+
+
+def test_a_bounce_locks_the_accounts_before_marking_their_address(engine: Engine) -> None:
+    """Accounts before their contact points, as an import locks them: the other order would
+    wait in a circle with an import of the account (PostgreSQL; SQLite has one writer)."""
+    account_id = add_account(engine)
+    add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-bounce")
+    with statements_run(engine) as seen:
+        apply_events(
+            engine,
+            [event(EventType.BOUNCED, provider="sendgrid_email", kind="event_webhook",
+                   provider_message_id="sg-bounce", to_address=EMAIL.lower(),
+                   suppression="bounce", contact_status="invalid")],
+            NOW,
+        )  # fmt: skip
+    (email_point,) = rows(engine, contact_points, channel="email")
+    assert email_point.status == "invalid"
+    if engine.dialect.name == "postgresql":
+        statements = [statement for statement, _ in seen]
+        locked = [i for i, s in enumerate(statements)
+                  if "FROM account " in s and "FOR NO KEY UPDATE" in s]  # fmt: skip
+        marked = [i for i, s in enumerate(statements) if s.startswith("UPDATE contact_point")]
+        assert locked and marked and locked[0] < marked[0], statements
 
 
 def test_a_group_resubscribe_lifts_the_unsubscribe_but_not_a_bounce(engine: Engine) -> None:

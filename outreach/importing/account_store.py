@@ -330,9 +330,9 @@ class AccountUpserter:
         if old_ids:
             query = select(table).where(table.c.account_id.in_(old_ids))
             if not self.dry_run:
-                # Locked too, after their accounts (as the dispatcher and the webhooks mark
-                # them): a number a provider or an agent marked wrong meanwhile is read as
-                # marked, and stays so.
+                # Locked too, after their accounts (as the dispatcher and the webhooks lock
+                # accounts before marking their numbers): a number a provider or an agent
+                # marked wrong meanwhile is read as marked, and stays so.
                 query = query.order_by(table.c.id).with_for_update(key_share=True)
             result = self.connection.execute(query)
             for found in result:

@@ -36,7 +36,7 @@ from outreach.importing.account_rows import ImportDefaults
 from outreach.providers.base import EventType
 from tests.eventdata import event, inbound
 from tests.query_plans import plan_of, statements_run
-from tests.test_import_accounts import row, run_import, write_csv
+from tests.test_import_accounts import HEADER, row, run_import, write_csv
 
 # Monday 2026-11-02, 10:00 in Boston.
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -109,6 +109,30 @@ def test_accounts_become_debtors_with_their_phones_emails_and_zones(accounts: En
     assert [(e.address, e.consent) for e in ma.debtor.emails] == [("ma-1@example.com", True)]
     assert ca.debtor.timezone == "America/Los_Angeles"
     assert ca.history == () and ca.events == ()
+
+
+def test_a_texan_without_a_zone_is_not_called_before_eight_in_el_paso(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A Texas account imported without a timezone, with a Dallas number: where in the
+    state the debtor lives is unknown, so Mountain time (El Paso) is a candidate beside the
+    number's Central time (comment 6(b)(1)(i)-1), and a call at 08:30 Central (07:30
+    Mountain) waits until 08:00 Mountain. The decision names the state's zones, not an
+    address."""
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("TX-1", jurisdiction="US-TX", phone="(214) 555-0101", collector_type="third_party")],
+        [*HEADER, "collector_type"],
+    )
+    run_import(engine, path, defaults, clock)
+    record = load(engine, "TX-1")["TX-1"]
+    assert record.debtor.timezone is None
+    at = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)  # 08:30 CST, 07:30 MST
+    decision = evaluate(situation(record, "voice", "+12145550101", at, automated=False), RULES)
+    assert decision.verdict == "defer", decision.codes
+    assert decision.not_before == datetime(2026, 11, 2, 15, 0, tzinfo=UTC)  # 08:00 MST
+    assert ("America/Denver", "state US-TX") in decision.zones
+    assert all(source != "address" for _, source in decision.zones)
 
 
 def test_placed_attempts_count_and_queued_or_old_ones_do_not(accounts: Engine) -> None:

@@ -568,6 +568,42 @@ def test_a_phone_zone_outside_the_rows_state_is_not_taken_for_where_the_debtor_l
     assert phones == {"+12125550101": "America/New_York"}
 
 
+def test_a_phone_zone_is_not_where_the_debtor_lives_in_a_state_with_several_zones(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # A Dallas number is Central time, and so is most of Texas, but not El Paso: a Texan
+    # keeps no zone of their own, so compliance weighs Central and Mountain time (comment
+    # 6(b)(1)(i)-1). So in Florida (Eastern and Central); Massachusetts has one zone.
+    path = write_csv(
+        tmp_path / "accounts.csv",
+        [
+            row("S-TX", phone="(214) 555-0101", jurisdiction="US-TX"),
+            row("S-FL", phone="(305) 555-0102", jurisdiction="US-FL"),
+            row("S-MA", phone="(617) 555-0103", jurisdiction="US-MA"),
+            row("S-SET", phone="(214) 555-0104", jurisdiction="US-TX",
+                timezone="America/Chicago"),
+        ],
+    )  # fmt: skip
+    run_import(engine, path, defaults, clock)
+    zones = {ref: account.timezone for ref, account in accounts_by_reference(engine).items()}
+    assert zones == {
+        "S-TX": None,
+        "S-FL": None,
+        "S-MA": "America/New_York",
+        "S-SET": "America/Chicago",  # given, not inferred: kept as it is
+    }
+    # The number keeps its own zone, a candidate of its own.
+    phones = {p.address: p.timezone for p in contacts_of(engine, "S-TX") if p.channel == "sms"}
+    assert phones == {"+12145550101": "America/Chicago"}
+    # A file without the jurisdiction column weighs the state the account has; an empty
+    # timezone cell infers the zone anew, so a zone given before is not kept.
+    header = [*BALANCES, "phone", "timezone"]
+    again = [row("S-TX", phone="(214) 555-0101"), row("S-SET", phone="(214) 555-0104")]
+    run_import(engine, write_csv(tmp_path / "b.csv", again, header=header), defaults, clock)
+    found = accounts_by_reference(engine)
+    assert (found["S-TX"].timezone, found["S-SET"].timezone) == (None, None)
+
+
 def test_a_rejects_file_opens_in_a_spreadsheet_without_running_formulas(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

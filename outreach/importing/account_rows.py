@@ -171,7 +171,7 @@ class AccountRecord:
         self, jurisdiction: str | None, region_zones: Callable[[str], tuple[str, ...]] | None
     ) -> AccountRecord:
         """The record with a time zone inferred from its phone checked against the state
-        stored on the account, for a row without a jurisdiction column."""
+        stored on the account (``zone_in_state``), for a row without a jurisdiction column."""
         if not self.zone_inferred or "jurisdiction" in self.present:
             return self
         return replace(self, timezone=zone_in_state(self.timezone, jurisdiction, region_zones))
@@ -417,13 +417,16 @@ def zone_in_state(
     region_zones: Callable[[str], tuple[str, ...]] | None,
 ) -> str | None:
     """The account's zone inferred from its primary phone (``zone``, the number's only
-    one), unless the account's state is one whose zones it is not among. Compliance reads
-    the account's zone as where the debtor lives, and the state's zones only when it has
-    none: a Californian with a New York mobile must not be texted at 05:30 Pacific."""
+    one): kept where the account names no state (or one the rule set gives no zones), or
+    where the state has that one zone and no other. Compliance reads the account's zone as
+    where the debtor lives, and the state's zones only when it has none: a Californian with
+    a New York mobile must not be texted at 05:30 Pacific, nor a Texan with a Dallas number
+    called at 07:30 in El Paso (Mountain time). Without a state the phone's zone is lost to
+    nothing: compliance weighs each phone's zone as a candidate anyway."""
     if zone is None or jurisdiction is None or "-" not in jurisdiction:
         return zone
     zones = (region_zones or _shipped_region_zones())(jurisdiction)
-    return zone if not zones or zone in zones else None
+    return zone if not zones or tuple(zones) == (zone,) else None
 
 
 @cache

@@ -1081,23 +1081,26 @@ def _event_at(event: Event) -> datetime:
 
 def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> Debtor:
     """``points`` in ``_point_order``."""
-    phones: dict[str, Phone] = {}
+    numbers: dict[str, Any] = {}  # each number's last point
+    consented: set[tuple[str, str]] = set()
     emails: list[Email] = []
     for point in points:
         if point.channel == "email":
             emails.append(Email(_address("email", point.address), point.kind, point.consent))
             continue
-        # A phone gives an sms and a voice point; consent on either covers the number.
-        known = phones.get(point.address)
-        phones[point.address] = Phone(
-            point.address,
-            point.kind,
-            point.timezone,
-            point.consent or (known is not None and known.consent),
-        )
+        numbers[point.address] = point
+        if point.consent:
+            consented.add((point.channel, point.address))
+    # A phone gives an sms and a voice point, each with its own consent: consent to texts
+    # is no consent to prerecorded calls. Consent on both is the number's.
+    phones = []
+    for number, point in numbers.items():
+        sms, voice = ("sms", number) in consented, ("voice", number) in consented
+        phones.append(Phone(number, point.kind, point.timezone, sms and voice,
+                            sms and not voice, voice and not sms))  # fmt: skip
     return Debtor(
         timezone=account.timezone,
-        phones=tuple(phones.values()),
+        phones=tuple(phones),
         emails=tuple(emails),
         inconvenient_times=tuple(
             InconvenientTime(d.start_local, d.end_local, tuple(d.days.split(",")))

@@ -84,6 +84,8 @@ def situations(draw: st.DrawFn) -> Situation:
                 draw(st.sampled_from(["mobile", "landline", "work", "unknown"])),
                 draw(zone),
                 draw(st.booleans()),
+                draw(st.booleans()),
+                draw(st.booleans()),
             )
             for number in phones
         ),
@@ -295,6 +297,8 @@ def nudge(draw: st.DrawFn, situation: Situation) -> Situation:
 
         choices += [
             lambda: phone_as(replace(phone, consent=not phone.consent)),
+            lambda: phone_as(replace(phone, sms_consent=not phone.sms_consent)),
+            lambda: phone_as(replace(phone, voice_consent=not phone.voice_consent)),
             lambda: phone_as(replace(phone, kind=draw(some(["mobile", "landline", "work"])))),
             lambda: phone_as(replace(phone, timezone=draw(some([None, *ZONES])))),
             lambda: phone_as(replace(phone, number=draw(some(NUMBERS)))),

@@ -147,6 +147,35 @@ def test_defaults_and_extensions() -> None:
     assert asked.contact.to == "pat@example.net"
 
 
+def test_a_phones_consent_is_per_channel_and_an_older_single_consent_covers_both() -> None:
+    """A stored decision's scenario from before consent was kept per channel has one
+    ``consent``: consent to texts and calls alike, as it was read then. One written since
+    says which channel's consent is recorded, and consent to texts is no consent to a
+    prerecorded call (nor consent to calls to an automated text)."""
+    robocall = {"contact.automated": True, "events": []}
+
+    def codes(**phone: bool) -> list[str]:
+        doc = example(**robocall)
+        doc["debtor"]["phones"][0].pop("consent")
+        doc["debtor"]["phones"][0].update(phone)
+        return evaluate(parse_scenario(doc).situation(), RULES).codes
+
+    tcpa = "TCPA_NO_PRIOR_EXPRESS_CONSENT"
+    assert tcpa not in codes(consent=True)
+    assert tcpa in codes(sms_consent=True)
+    assert tcpa not in codes(voice_consent=True)
+    doc = example(**robocall, **{"contact.channel": "sms"})
+    doc["debtor"]["phones"][0].update(consent=False, voice_consent=True)
+    assert tcpa in evaluate(parse_scenario(doc).situation(), RULES).codes
+    # Written back as it was read.
+    asked = parse_scenario(doc).situation()
+    assert scenario_of(asked)["debtor"]["phones"] == [
+        {"number": "+12125550101", "type": "mobile", "timezone": None, "consent": False,
+         "voice_consent": True}
+    ]  # fmt: skip
+    assert parse_scenario(scenario_of(asked)).situation() == asked
+
+
 @pytest.mark.parametrize(
     ("path", "where"),
     [

@@ -104,8 +104,9 @@ def test_accounts_become_debtors_with_their_phones_emails_and_zones(accounts: En
     assert (ma.jurisdiction, ma.collector) == ("US-MA", "first_party")
     assert ma.debtor.timezone == "America/New_York"  # from the phone's single zone
     assert [p.number for p in ma.debtor.phones] == ["+16175550101"]
-    # sms consent recorded, voice not: consent on either point covers the number.
-    assert ma.debtor.phones[0].consent is True
+    # sms consent recorded, voice not: each channel's consent is its own.
+    phone = ma.debtor.phones[0]
+    assert (phone.consent, phone.sms_consent, phone.voice_consent) == (False, True, False)
     assert [(e.address, e.consent) for e in ma.debtor.emails] == [("ma-1@example.com", True)]
     assert ca.debtor.timezone == "America/Los_Angeles"
     assert ca.history == () and ca.events == ()
@@ -133,6 +134,38 @@ def test_a_texan_without_a_zone_is_not_called_before_eight_in_el_paso(
     assert decision.not_before == datetime(2026, 11, 2, 15, 0, tzinfo=UTC)  # 08:00 MST
     assert ("America/Denver", "state US-TX") in decision.zones
     assert all(source != "address" for _, source in decision.zones)
+
+
+@pytest.mark.parametrize(
+    ("sms", "voice", "consented"),
+    [("true", "false", {"sms"}), ("false", "true", {"voice"}), ("true", "true", {"sms", "voice"})],
+)
+def test_consent_to_texts_is_no_consent_to_robocalls(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    sms: str, voice: str, consented: set[str],
+) -> None:  # fmt: skip
+    """The import's sms_consent and voice_consent are each their channel's (docs/import.md):
+    a debtor who agreed to automated texts only gets no prerecorded call, and one who agreed
+    to calls only no automated text. The stored decision replays with the same facts."""
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("MA-9", phone_type="mobile", sms_consent=sms, voice_consent=voice)],
+        [*HEADER, "phone_type"],
+    )
+    run_import(engine, path, defaults, clock)
+    record = load(engine, "MA-9")["MA-9"]
+    for channel in ("sms", "voice"):
+        asked = situation(record, channel, "+16175550101", NOW, automated=True)
+        decision = evaluate(asked, RULES)
+        blocked = "TCPA_NO_PRIOR_EXPRESS_CONSENT" in decision.codes
+        assert blocked is (channel not in consented), (channel, decision.codes)
+        stored = decision_row(record.account_id, decision, asked, stage="plan", decided_at=NOW)
+        replayed = parse_scenario(stored["input_snapshot"]).situation()
+        assert replayed.debtor == asked.debtor
+        assert evaluate(replayed, RULES).codes == decision.codes
+    # A call by a person needs no consent.
+    manual = situation(record, "voice", "+16175550101", NOW, automated=False)
+    assert "TCPA_NO_PRIOR_EXPRESS_CONSENT" not in evaluate(manual, RULES).codes
 
 
 def test_placed_attempts_count_and_queued_or_old_ones_do_not(accounts: Engine) -> None:

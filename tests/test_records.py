@@ -114,7 +114,7 @@ def test_a_factory_runs_for_each_record_and_a_given_value_is_kept() -> None:
     ("args", "kwargs"),
     [
         ((), {}),
-        (("+15550100", "mobile", None, True, "extra"), {}),
+        (("+15550100", "mobile", None, True, False, False, "extra"), {}),
         (("+15550100",), {"colour": "red"}),
         (("+15550100",), {"number": "+15550101"}),
         (("+15550100",), {"self": 1}),
@@ -135,7 +135,10 @@ def test_records_compare_and_hash_as_before() -> None:
     assert one == facts.Phone("+15550100", kind="mobile")
     assert hash(one) == hash(facts.Phone("+15550100", "mobile"))
     assert one != facts.Phone("+15550100", "landline")
-    assert repr(one) == "Phone(number='+15550100', kind='mobile', timezone=None, consent=False)"
+    assert repr(one) == (
+        "Phone(number='+15550100', kind='mobile', timezone=None, consent=False, "
+        "sms_consent=False, voice_consent=False)"
+    )
     assert TemplateKey("sms", "due", "friendly") == TemplateKey("sms", "due", "friendly")
 
 

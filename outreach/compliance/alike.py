@@ -85,6 +85,8 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
                     phone.kind,
                     phone.timezone,
                     phone.consent,
+                    phone.sms_consent,
+                    phone.voice_consent,
                     None if phone.timezone else zones_of_number(phone.number),
                     jurisdiction_of_number(phone.number) if country_only else None,
                 )

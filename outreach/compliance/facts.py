@@ -65,7 +65,17 @@ class Phone:
     number: str  # E.164
     kind: str = "unknown"  # mobile, landline, work, unknown
     timezone: str | None = None  # None: inferred from the number
-    consent: bool = False  # recorded consent to automated calls and texts
+    consent: bool = False  # recorded consent to automated calls and texts, both
+    # Recorded consent to one channel's automated contact only (the import's sms_consent
+    # and voice_consent each): consent to texts is no consent to prerecorded calls.
+    sms_consent: bool = False
+    voice_consent: bool = False
+
+    def consents_to(self, channel: str) -> bool:
+        """Whether consent to automated contact on ``channel`` (sms, voice) is recorded."""
+        if self.consent:
+            return True
+        return self.sms_consent if channel == "sms" else self.voice_consent
 
 
 @quick_init
@@ -94,7 +104,7 @@ class Debtor:
     def recorded_consent(self, channel: str, address: str) -> bool:
         if channel == "email":
             return any(e.consent for e in self.emails if e.address == address)
-        return any(p.consent for p in self.phones if p.number == address)
+        return any(p.consents_to(channel) for p in self.phones if p.number == address)
 
 
 @quick_init

@@ -69,7 +69,9 @@ class _Phone(_Strict):
     number: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
     type: Literal["mobile", "landline", "work"] | None = None
     timezone: str | None = None
-    consent: bool = False
+    consent: bool = False  # to automated texts and calls alike
+    sms_consent: bool = False  # to automated texts only
+    voice_consent: bool = False  # to automated calls only
 
     _check_zone = field_validator("timezone")(_zone)
 
@@ -163,7 +165,14 @@ class Scenario(_Strict):
                 timezone=debtor.timezone,
                 other_timezones=debtor.other_timezones,
                 phones=tuple(
-                    Phone(p.number, p.type or "unknown", p.timezone, p.consent)
+                    Phone(
+                        p.number,
+                        p.type or "unknown",
+                        p.timezone,
+                        p.consent,
+                        p.sms_consent,
+                        p.voice_consent,
+                    )
                     for p in debtor.phones
                 ),
                 emails=tuple(
@@ -317,6 +326,10 @@ def _phone(phone: Phone) -> dict[str, Any]:
         "timezone": phone.timezone,
         "consent": phone.consent,
     }
+    if phone.sms_consent:
+        document["sms_consent"] = True
+    if phone.voice_consent:
+        document["voice_consent"] = True
     if phone.kind in _PHONE_KINDS:
         document["type"] = phone.kind
     return document

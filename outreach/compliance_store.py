@@ -3,9 +3,9 @@ decisions it gave.
 
 ``load_debtors`` reads everything the rules need for a batch of accounts in one query per
 table (contact points, events, designated times, suppressions, recent attempts and
-replies); ``situation`` turns one of them and a proposed contact into the engine's input;
-``decision_row`` stores the verdict with that input as a replayable scenario and the rule
-set's version.
+replies, the work mailboxes the debtor ever wrote from); ``situation`` turns one of them
+and a proposed contact into the engine's input; ``decision_row`` stores the verdict with
+that input as a replayable scenario and the rule set's version.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def load_debtors(
     replies = _read(connection, inbox_messages, REPLY_COLUMNS, ids,
                     inbox_messages.c.direction == "inbound",
                     inbox_messages.c.received_at >= since)  # fmt: skip
+    used = work_mailboxes_used(connection, points, now)
     # The ledger keeps email addresses lower-cased; an address spelled otherwise (stored
     # before, or by another writer) is still found for the account that spells it so.
     addresses = {p.address for rows in points.values() for p in rows}
@@ -162,8 +163,40 @@ def load_debtors(
         _share_conversations(connection, loans, set(ids), events)
     return debtor_records(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
-        shared=shared, debts=debts,
+        shared=shared, debts=debts, used=used,
     )  # fmt: skip
+
+
+def work_mailboxes_used(
+    connection: Connection, points: dict[int, list[Any]], now: datetime
+) -> dict[int, set[str]]:
+    """The work mailboxes among ``points`` (active contact points, by account id) that the
+    debtor has emailed the collector from, on that account, at any time until ``now``: a
+    work address so used may be emailed (Reg F 1006.22(f)(3)) however long ago that was,
+    and the history read reaches back only as far as the caps do. One query for the batch's
+    accounts that have a work mailbox (none for a batch without one), through the accounts'
+    index. Only the account's own mail counts: what allows contact is not shared with the
+    debtor's other accounts (a mailbox several accounts have is not always one person's)."""
+    work: dict[int, set[str]] = {}
+    for account_id, rows in points.items():
+        for point in rows:
+            if point.channel == "email" and point.kind == "work":
+                work.setdefault(account_id, set()).add(_address("email", point.address))
+    if not work:
+        return {}
+    found: dict[int, set[str]] = defaultdict(set)
+    for row in connection.execute(
+        select(inbox_messages.c.account_id, inbox_messages.c.from_address).where(
+            among(connection, inbox_messages.c.account_id, sorted(work)),
+            inbox_messages.c.direction == "inbound",
+            inbox_messages.c.channel == "email",
+            inbox_messages.c.received_at <= now,
+        )
+    ):
+        address = _address("email", row.from_address)
+        if address in work[row.account_id]:
+            found[row.account_id].add(address)
+    return found
 
 
 def accounts_read_with(connection: Connection, ids: Sequence[int]) -> set[int]:
@@ -930,11 +963,13 @@ def debtor_records(
     *,
     shared: dict[int, list[PastContact]] | None = None,
     debts: dict[int, str] | None = None,
+    used: dict[int, set[str]] | None = None,
 ) -> dict[int, DebtorRecord]:
     """The records from rows already read, grouped by account id (rows or ORM objects:
     only their attributes are read). Sorts each account's contact points in place.
     ``shared``: contacts placed through the debtor's other accounts, by account id;
-    ``debts``: the particular debt of the accounts that are not each their own."""
+    ``debts``: the particular debt of the accounts that are not each their own; ``used``:
+    the work mailboxes the debtor has emailed from (``work_mailboxes_used``)."""
     records = {}
     for row in accounts:
         debt = (debts.get(row.id) if debts else None) or row.reference
@@ -957,7 +992,9 @@ def debtor_records(
             debt=debt,
             jurisdiction=row.jurisdiction or default_country,
             collector=row.collector_type,
-            debtor=_debtor(row, own_points, designated.get(row.id) or ()),
+            debtor=_debtor(
+                row, own_points, designated.get(row.id) or (), used.get(row.id) if used else None
+            ),
             history=tuple(
                 [_placed(debt, a) for a in past or ()]
                 + [_reply(debt, m) for m in answered or ()]
@@ -1079,14 +1116,22 @@ def _event_at(event: Event) -> datetime:
     return event.at
 
 
-def _debtor(account: Any, points: Sequence[Any], designated: Sequence[Any]) -> Debtor:
-    """``points`` in ``_point_order``."""
+def _debtor(
+    account: Any,
+    points: Sequence[Any],
+    designated: Sequence[Any],
+    used: set[str] | None = None,
+) -> Debtor:
+    """``points`` in ``_point_order``; ``used``: the mailboxes the debtor has emailed from."""
     numbers: dict[str, Any] = {}  # each number's last point
     consented: set[tuple[str, str]] = set()
     emails: list[Email] = []
     for point in points:
         if point.channel == "email":
-            emails.append(Email(_address("email", point.address), point.kind, point.consent))
+            address = _address("email", point.address)
+            emails.append(
+                Email(address, point.kind, point.consent, used is not None and address in used)
+            )
             continue
         numbers[point.address] = point
         if point.consent:

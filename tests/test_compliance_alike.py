@@ -91,7 +91,10 @@ def situations(draw: st.DrawFn) -> Situation:
         ),
         emails=tuple(
             Email(
-                address, draw(st.sampled_from(["personal", "work", "unknown"])), draw(st.booleans())
+                address,
+                draw(st.sampled_from(["personal", "work", "unknown"])),
+                draw(st.booleans()),
+                draw(st.booleans()),
             )
             for address in emails
         ),
@@ -316,6 +319,16 @@ def nudge(draw: st.DrawFn, situation: Situation) -> Situation:
             lambda: replace(
                 situation,
                 debtor=replace(debtor, emails=(replace(email, kind="work"), *debtor.emails[1:])),
+            ),
+            lambda: replace(
+                situation,
+                debtor=replace(
+                    debtor,
+                    emails=(
+                        replace(email, used_by_debtor=not email.used_by_debtor),
+                        *debtor.emails[1:],
+                    ),
+                ),
             ),
         ]
 

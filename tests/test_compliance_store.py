@@ -422,6 +422,78 @@ def test_inbound_replies_are_history(accounts: Engine) -> None:
     ]
 
 
+def test_a_work_mailbox_the_debtor_wrote_from_long_ago_may_be_emailed(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Reg F 1006.22(f)(3): a third party may email an employer's address the debtor used
+    to write to it, however long ago: beyond the history read for the caps (40 days ago
+    here) the account's own inbound mail from the mailbox, in any case, still counts, and
+    the decision's stored scenario says so (``used_by_debtor``) and replays alike. Mail from
+    another mailbox, or from this one on another account, does not."""
+    work = "pat@employer.example"
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("TP-1", email=work, email_consent="false", collector_type="third_party",
+             email_type="work"),
+         row("TP-2", phone="(617) 555-0199", email=work, email_consent="false",
+             collector_type="third_party", email_type="work")],
+        [*HEADER, "collector_type", "email_type"],
+    )  # fmt: skip
+
+    def wrote(reference: str, sender: str, days_ago: int) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(inbox_messages).values(
+                    account_id=account_id(engine, reference), channel="email",
+                    from_address=sender, to_address="billing@example.org", body="Email me here",
+                    direction="inbound", status="open",
+                    received_at=NOW - timedelta(days=days_ago),
+                )
+            )  # fmt: skip
+
+    def blocked(reference: str) -> bool:
+        record = load(engine, reference)[reference]
+        return "REGF_EMPLOYER_EMAIL" in evaluate(situation(record, "email", work, NOW), RULES).codes
+
+    run_import(engine, path, defaults, clock)
+    wrote("TP-1", "pat@example.net", 40)  # the debtor's own mailbox, not the work one
+    wrote("TP-2", work, 40)  # another account's mail
+    wrote("TP-1", "Pat@Employer.example", -1)  # stamped ahead of now: not yet
+    assert blocked("TP-1")
+    wrote("TP-1", "Pat@Employer.example", 40)
+    record = load(engine, "TP-1")["TP-1"]
+    # The history holds only the one stamped ahead of now, not the mail 40 days ago.
+    assert [c.at for c in record.history] == [NOW + timedelta(days=1)]
+    assert [(e.address, e.used_by_debtor) for e in record.debtor.emails] == [(work, True)]
+    asked = situation(record, "email", work, NOW)
+    decision = evaluate(asked, RULES)
+    assert "REGF_EMPLOYER_EMAIL" not in decision.codes
+    stored = decision_row(record.account_id, decision, asked, stage="plan", decided_at=NOW)
+    replayed = evaluate(parse_scenario(stored["input_snapshot"]).situation(), RULES)
+    assert (replayed.verdict, replayed.codes) == (decision.verdict, decision.codes)
+
+
+def test_a_batch_reads_the_work_mailboxes_written_from_once_and_by_account(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """One statement for the batch's accounts with a work mailbox, through the accounts'
+    index; none for a batch without one (the plan's usual batch)."""
+    header = [*HEADER, "email_type"]
+    rows = [row("W-1", email_type="work"), row("W-2", email_type="work", phone="(617) 555-0102"),
+            row("P-1", email_type="personal", phone="(617) 555-0103")]  # fmt: skip
+    run_import(engine, write_csv(tmp_path / "a.csv", rows, header), defaults, clock)
+    with statements_run(engine, "FROM inbox_message") as read:
+        load(engine, "P-1")
+    assert len(read) == 1  # the replies of the look-back, no more
+    with statements_run(engine, "FROM inbox_message") as read:
+        load(engine, "W-1", "W-2", "P-1")
+    assert len(read) == 2
+    ever = [one for one in read if "received_at >=" not in one[0]]
+    assert len(ever) == 1
+    plan = plan_of(engine, *ever[0])
+    assert "ix_inbox_message_account" in plan and "ix_inbox_message_status" not in plan, plan
+
+
 def test_stored_decisions_replay_from_their_snapshot(accounts: Engine) -> None:
     add_attempt(accounts, "MA-1", NOW - timedelta(days=1))
     add_attempt(accounts, "MA-1", NOW - timedelta(days=2))

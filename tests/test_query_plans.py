@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from sqlalchemy import Connection, Engine
 
 from outreach.answers import _not_answered_since
+from outreach.compliance_store import work_mailboxes_used
 from outreach.dispatcher import _still_ours
 from outreach.payments import PaymentSummary, _reduce_balances
 from outreach.planner import _pending_promises
@@ -35,6 +36,13 @@ _GROWING = re.compile(
     r"\(rowid>|AUTOMATIC"
 )
 
+
+class _WorkMailbox(NamedTuple):
+    channel: str
+    kind: str
+    address: str
+
+
 CALLS: dict[str, Callable[[Connection], Any]] = {
     "steps given back, accounts due now": lambda c: due_now(c, IDS, NOW),
     "pending promises of a plan batch": lambda c: _pending_promises(c, IDS),
@@ -44,6 +52,9 @@ CALLS: dict[str, Callable[[Connection], Any]] = {
         c, dict.fromkeys(IDS, 100), NOW, PaymentSummary()
     ),
     "an answer since the agent looked": lambda c: _not_answered_since(c, 1, 1, 0),
+    "work mailboxes a debtor wrote from": lambda c: work_mailboxes_used(
+        c, {i: [_WorkMailbox("email", "work", f"pat{i}@employer.example")] for i in IDS}, NOW
+    ),
 }
 
 

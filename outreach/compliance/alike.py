@@ -93,7 +93,12 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
                 for phone in debtor.phones
             ]
         ),
-        tuple([(name(email.address), email.kind, email.consent) for email in debtor.emails]),
+        tuple(
+            [
+                (name(email.address), email.kind, email.consent, email.used_by_debtor)
+                for email in debtor.emails
+            ]
+        ),
         tuple(
             [
                 (

@@ -84,6 +84,9 @@ class Email:
     address: str
     kind: str = "unknown"  # personal, work, unknown
     consent: bool = False  # the debtor's consent to email at this address
+    # The debtor has emailed the collector from this address, at any time (a work address
+    # so used may be emailed: Reg F 1006.22(f)(3)); ``history`` holds only the recent past.
+    used_by_debtor: bool = False
 
 
 @quick_init
@@ -100,6 +103,10 @@ class Debtor:
         if channel == "email":
             return next((e.kind for e in self.emails if e.address == address), "unknown")
         return next((p.kind for p in self.phones if p.number == address), "unknown")
+
+    def wrote_from(self, address: str) -> bool:
+        """Whether the debtor has emailed the collector from ``address`` (``Email``)."""
+        return any(e.used_by_debtor for e in self.emails if e.address == address)
 
     def recorded_consent(self, channel: str, address: str) -> bool:
         if channel == "email":

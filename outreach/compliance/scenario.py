@@ -80,6 +80,8 @@ class _Email(_Strict):
     address: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     type: Literal["personal", "work"] | None = None
     consent: bool = False
+    # The debtor has emailed the collector from it (``Email.used_by_debtor``).
+    used_by_debtor: bool = False
 
 
 class _Inconvenient(_Strict):
@@ -176,7 +178,8 @@ class Scenario(_Strict):
                     for p in debtor.phones
                 ),
                 emails=tuple(
-                    Email(e.address.lower(), e.type or "unknown", e.consent) for e in debtor.emails
+                    Email(e.address.lower(), e.type or "unknown", e.consent, e.used_by_debtor)
+                    for e in debtor.emails
                 ),
                 inconvenient_times=tuple(
                     InconvenientTime(i.start, i.end, tuple(i.days))
@@ -337,6 +340,8 @@ def _phone(phone: Phone) -> dict[str, Any]:
 
 def _email(email: Email) -> dict[str, Any]:
     document: dict[str, Any] = {"address": email.address, "consent": email.consent}
+    if email.used_by_debtor:
+        document["used_by_debtor"] = True
     if email.kind in _EMAIL_KINDS:
         document["type"] = email.kind
     return document

@@ -292,7 +292,7 @@ def _employer_email(rule: EmployerEmailRule, situation: Situation) -> Reason | N
     if situation.debtor.address_kind("email", contact.to) != "work":
         return None
     consented = consent_state(situation).consented
-    wrote_from_it = any(
+    wrote_from_it = situation.debtor.wrote_from(contact.to) or any(
         c.channel == "email" and c.direction == "inbound" and c.to == contact.to
         for c in situation.history
         if c.at <= situation.now

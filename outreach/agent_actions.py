@@ -37,6 +37,7 @@ from outreach.importing.fields import parse_amount as parse_imported_amount
 from outreach.inbox import clear_flag as clear_account_flag
 from outreach.inbox import handle
 from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
+from outreach.rendering.context import format_money
 from outreach.replies import REPLY_PAUSE_REASON, hand_over_to_reply_pause
 from outreach.store import (
     accounts,
@@ -220,13 +221,16 @@ def promise(
     ``form_key``: the random key of the agent's form. A promise the same form recorded
     already (a double click, a form sent again after its answer was lost) records nothing,
     and None is returned; so does a second of two sent at the same moment, which the unique
-    index on the key stops. A key that is not one a form carries is refused."""
+    index on the key stops. The same form sent with other figures (a page brought back
+    with the browser's Back button and changed) is refused with ``ChangedMeanwhile``: the
+    agent is not told that a promise they did not make was recorded. A key that is not one
+    a form carries is refused."""
     if form_key is not None:
         if not _FORM_KEY.fullmatch(form_key):
             raise ActionRefused("the promise form is out of date: open the account again")
         # SQLite: the look-up and the insert under the one writer's lock.
         hold_writes(connection)
-        if _promised_by_form(connection, account, form_key):
+        if _promised_by_form(connection, account, form_key, amount_minor, due_on):
             return None
     if amount_minor <= 0:
         raise ActionRefused("a promised amount is more than zero")
@@ -250,19 +254,32 @@ def promise(
     made = connection.execute(
         statement.values(**values).returning(promises_to_pay.c.id)
     ).scalar_one_or_none()
+    if made is None and form_key is not None:
+        # The other of two sent at once: refused too if its figures were not these.
+        _promised_by_form(connection, account, form_key, amount_minor, due_on)
     return None if made is None else int(made)
 
 
-def _promised_by_form(connection: Connection, account: AccountRef, form_key: str) -> bool:
-    return (
-        connection.execute(
-            select(promises_to_pay.c.id).where(
-                promises_to_pay.c.account_id == account.id,
-                promises_to_pay.c.form_key == form_key,
-            )
-        ).first()
-        is not None
-    )
+def _promised_by_form(
+    connection: Connection, account: AccountRef, form_key: str, amount_minor: int, due_on: date
+) -> bool:
+    """Whether the form ``form_key`` recorded its promise already: with these figures, or
+    ``ChangedMeanwhile`` when with others."""
+    recorded = connection.execute(
+        select(promises_to_pay.c.amount_minor, promises_to_pay.c.due_on).where(
+            promises_to_pay.c.account_id == account.id,
+            promises_to_pay.c.form_key == form_key,
+        )
+    ).first()
+    if recorded is None:
+        return False
+    if (recorded.amount_minor, recorded.due_on) != (amount_minor, due_on):
+        shown = format_money(recorded.amount_minor, account.currency, account.locale)
+        raise ChangedMeanwhile(
+            f"this form recorded a promise of {shown} by {recorded.due_on.isoformat()} "
+            "already, not this one: open the account again to record another"
+        )
+    return True
 
 
 def clear_flag(

@@ -552,6 +552,12 @@ def test_the_same_promise_form_sent_twice_records_one_promise(
     assert first.status_code == second.status_code == 303
     assert "That promise was already recorded." in agent.get(second.headers["location"]).text
     assert _pending(engine) == [(5000, form["form_key"])]
+    # The same form brought back (the browser's Back button) and changed: refused, not told
+    # "already recorded" for a promise that was not made.
+    changed = agent.post("/inbox/accounts/R-1/promise", data=form | {"amount": "40.00"})
+    assert changed.status_code == 409
+    assert "this form recorded a promise of $50.00 by 2026-11-20 already" in changed.text
+    assert _pending(engine) == [(5000, form["form_key"])]
     # A new form, opened after the first, is a promise of its own.
     another = _form(agent, "Promise to pay") | {"amount": "20.00", "due_on": "2026-11-25"}
     assert another["form_key"] != form["form_key"]

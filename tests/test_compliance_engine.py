@@ -1461,6 +1461,119 @@ profiles:
     assert WA_3 not in outcomes(decision)
 
 
+HOUSE_WINDOW = "POLICY_TIME_OUTSIDE_WINDOW"
+
+
+def house_window(start: str, end: str) -> str:
+    """docs/compliance.md's override: the house policy with its own window."""
+    return f"""\
+version: "acme-3"
+profiles:
+  - id: house
+    name: Acme house policy
+    jurisdiction: "*"
+    rules:
+      - code: {HOUSE_WINDOW}
+        kind: window
+        start: "{start}"
+        end: "{end}"
+        citation: Acme policy 4.2
+"""
+
+
+HOUSE_WINDOW_CASES = [
+    # 09:00-20:00 is stricter than Reg F's and Massachusetts' 08:00-21:00: both apply, and
+    # the house's binds at 08:30 and 20:30.
+    ("09:00", "20:00", case("agency-0830-waits-for-the-house-0900", situation(
+        ny(2025, 6, 3, 8, 30)), "defer", utc(2025, 6, 3, 13), [HOUSE_WINDOW])),
+    ("09:00", "20:00", case("agency-2030-waits-for-the-next-house-0900", situation(
+        ny(2025, 6, 3, 20, 30)), "defer", utc(2025, 6, 4, 13), [HOUSE_WINDOW])),
+    ("09:00", "20:00", case("agency-0730-both-windows-closed", situation(
+        ny(2025, 6, 3, 7, 30)), "defer", utc(2025, 6, 3, 13), [HOUSE_WINDOW, WINDOW])),
+    ("09:00", "20:00", allowed("agency-0900-both-open", situation(ny(2025, 6, 3, 9)))),
+    ("09:00", "20:00", case("massachusetts-creditor-0830", situation(
+        ny(2025, 6, 3, 8, 30), jurisdiction="US-MA", collector="first_party"),
+        "defer", utc(2025, 6, 3, 13), [HOUSE_WINDOW])),
+    ("09:00", "20:00", case("massachusetts-agency-0830", situation(
+        ny(2025, 6, 3, 8, 30), jurisdiction="US-MA"),
+        "defer", utc(2025, 6, 3, 13), [HOUSE_WINDOW])),
+    ("09:00", "20:00", case("california-creditor-2030-rosenthal-is-wider", situation(
+        local(LA, 2025, 6, 3, 20, 30), jurisdiction="US-CA", collector="first_party",
+        who=debtor(LA)),
+        "defer", utc(2025, 6, 4, 16), [HOUSE_WINDOW])),
+    # Neither holds the other (07:00-20:00 against 08:00-21:00): both apply, each binding
+    # at its own end.
+    ("07:00", "20:00", case("overlapping-0730-the-law-binds", situation(
+        ny(2025, 6, 3, 7, 30)), "defer", utc(2025, 6, 3, 12), [WINDOW])),
+    ("07:00", "20:00", case("overlapping-2030-the-house-binds", situation(
+        ny(2025, 6, 3, 20, 30)), "defer", utc(2025, 6, 4, 12), [HOUSE_WINDOW])),
+    # A wider house window adds nothing where a law's window applies: it stands back...
+    ("07:00", "22:00", case("wider-house-stands-back", situation(
+        ny(2025, 6, 3, 7, 30)), "defer", utc(2025, 6, 3, 12), [WINDOW])),
+    # ... and binds where none does (a creditor outside California and Massachusetts).
+    ("07:00", "22:00", allowed("wider-house-binds-a-creditor", situation(
+        ny(2025, 6, 3, 7, 30), collector="first_party"))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("start", "end", *CASE),
+    [
+        pytest.param(start, end, *param.values, id=param.id)
+        for start, end, param in HOUSE_WINDOW_CASES
+    ],
+)
+def test_a_stricter_house_window_binds_beside_the_laws(
+    tmp_path: Path,
+    start: str,
+    end: str,
+    asked: Situation,
+    verdict: str,
+    not_before: datetime | None,
+    codes: list[str],
+) -> None:
+    rules = load_ruleset(write(tmp_path, house_window(start, end)))
+    check(asked, verdict, not_before, codes, rules)
+
+
+def test_the_record_says_which_window_deferred_and_which_stood_back(tmp_path: Path) -> None:
+    stricter = load_ruleset(write(tmp_path, house_window("09:00", "20:00"), "stricter.yaml"))
+    found = outcomes(evaluate(situation(ny(2025, 6, 3, 8, 30)), stricter))
+    assert (found[HOUSE_WINDOW], found[WINDOW]) == ("defer", "pass")
+    wider = load_ruleset(write(tmp_path, house_window("07:00", "22:00"), "wider.yaml"))
+    found = outcomes(evaluate(situation(ny(2025, 6, 3, 7, 30)), wider))
+    assert found[WINDOW] == "defer"
+    assert HOUSE_WINDOW not in found
+
+
+def test_a_house_hold_wider_than_the_laws_binds_beside_it(tmp_path: Path) -> None:
+    # The house holds every address once the employer prohibits contact at work; Reg F's
+    # rule holds work addresses only, so it does not stand in for the house's.
+    wider = """\
+version: "acme-4"
+profiles:
+  - id: house
+    name: Acme house policy
+    jurisdiction: "*"
+    rules:
+      - code: POLICY_WORKPLACE_PROHIBITED
+        kind: hold
+        event: workplace_prohibited
+        citation: Acme policy 5.1
+"""
+    rules = load_ruleset(write(tmp_path, wider))
+    prohibited = held("workplace_prohibited")
+    check(situation(NOON, events=prohibited), "block", None, ["POLICY_WORKPLACE_PROHIBITED"], rules)
+    check(
+        situation(NOON, to=WORK, events=prohibited),
+        "block",
+        None,
+        ["POLICY_WORKPLACE_PROHIBITED", "REGF_WORKPLACE_PROHIBITED"],
+        rules,
+    )
+    check(situation(NOON, events=prohibited), *ALLOW)
+
+
 PROFILE = """\
 version: "ops-3"
 profiles:

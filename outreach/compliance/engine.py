@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from outreach.compliance.decision import OK, Check, Decision, Reason, Verdict
 from outreach.compliance.facts import Situation
 from outreach.compliance.rules import (
+    EVERYWHERE,
     ConversationRuleSpec,
     CountRuleSpec,
     DesignatedTimesRule,
@@ -157,18 +158,39 @@ def _plan(
 
 def _applicable(rules: Sequence[tuple[Profile, Rule]], channel: str) -> list[tuple[Profile, Rule]]:
     """The rules for this channel. A house-policy rule (profile ``*``) stands back where a
-    law's rule of the same kind already covers the contact, so one fact gives one reason."""
+    law's rule of the same kind is at least as strict, so one fact gives one reason; a
+    stricter house rule (a narrower window) applies beside the law's, and the strictest
+    binds (the catalog's section 5: "take the strictest window")."""
     for_channel = [(p, r) for p, r in rules if channel in r.channels]
-    covered = {_coverage(r) for p, r in for_channel if p.jurisdiction != "*"}
+    laws = [r for p, r in for_channel if p.jurisdiction != EVERYWHERE]
     return [
         (p, r)
         for p, r in for_channel
-        if p.jurisdiction != "*" or _coverage(r) not in covered or not _yields(r)
+        if p.jurisdiction != EVERYWHERE
+        or not _yields(r)
+        or not any(_covers(law, r) for law in laws)
     ]
 
 
-def _coverage(rule: Rule) -> tuple[str, str]:
-    return (rule.kind, rule.event if isinstance(rule, HoldRule) else "")
+def _covers(law: Rule, house: Rule) -> bool:
+    """Whether the law's rule restricts at least what the house rule of its kind does: a
+    window no wider (it opens no earlier and closes no later, in the same candidate zones
+    every day), a hold on the same event for at least the same kinds of address."""
+    if law.kind != house.kind:
+        return False
+    if isinstance(house, WindowRule):
+        assert isinstance(law, WindowRule)
+        return law.start >= house.start and law.end <= house.end
+    if isinstance(house, HoldRule):
+        assert isinstance(law, HoldRule)
+        return law.event == house.event and (
+            law.address_kinds is None
+            or (
+                house.address_kinds is not None
+                and set(house.address_kinds) <= set(law.address_kinds)
+            )
+        )
+    return True  # designated times and a prohibited medium (of the channel) have no extent
 
 
 def _yields(rule: Rule) -> bool:

@@ -1773,3 +1773,14 @@ def test_a_call_stamped_a_moment_ahead_still_holds_the_next_one_back() -> None:
     # Another process's clock runs 30 s ahead: its call counts, on the safe side.
     asked = situation(ny(2025, 6, 4, 10), history=[call(ny(2025, 6, 4, 10, 0, 30))])
     check(asked, "defer", utc(2025, 6, 4, 15, 0, 30), [RAPID])
+
+
+def test_contacts_stamped_a_moment_ahead_count_toward_the_caps_and_bars() -> None:
+    # Six calls on June 1-6 and a seventh to the landline stamped 2 s after the check:
+    # the eighth call in seven days, to the mobile, waits for June 8.
+    ahead = SAT_AFTERNOON + timedelta(seconds=2)
+    calls = [*daily_calls(range(1, 7), to=LANDLINE), call(ahead, to=LANDLINE)]
+    check(situation(SAT_AFTERNOON, history=calls), "defer", utc(2025, 6, 8, 12), [CALL_CAP])
+    # A conversation recorded (by a webhook) 2 s after the check bars calls from today.
+    talked = [event(NOON + timedelta(seconds=2), "conversation")]
+    check(situation(NOON, events=talked), "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION])

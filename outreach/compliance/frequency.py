@@ -9,7 +9,9 @@ email per week) have the same shape. All are data: a ``CountRule`` or a
 
 Days are calendar dates where the debtor is: a contact on local date D falls in the
 windows D-(days-1)..D. Where the debtor may be in several zones, every zone is computed and
-the latest ``not_before`` wins (the catalog's "most restrictive"). Pure: no clock, no I/O.
+the latest ``not_before`` wins (the catalog's "most restrictive"). A contact stamped after
+``now`` (the clock of the process that recorded it may run ahead) counts as made at ``now``:
+the safe side, as for the events that restrict contact. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -124,7 +126,6 @@ def _count(
         if c.direction == "outbound"
         and c.channel in rule.channels
         and c.outcome not in rule.excluded_outcomes
-        and c.at <= now
     ]
     # One contact about several debts counts toward each (comment 14(b)(4)-1.i).
     groups: list[tuple[str, list[PastContact]]]
@@ -137,7 +138,7 @@ def _count(
         for zone_name in zones:
             zone = ZoneInfo(zone_name)
             today = now.astimezone(zone).date()
-            dates = sorted(c.at.astimezone(zone).date() for c in contacts)
+            dates = sorted(min(c.at, now).astimezone(zone).date() for c in contacts)
             allowed_on = _first_date_under_limit(dates, today, rule.days, rule.limit)
             if allowed_on == today:
                 continue
@@ -178,7 +179,6 @@ def _after_conversation(
         for c in history
         if c.channel == "voice"
         and c.outcome == "conversation"
-        and c.at <= now
         and set(c.debts) & set(proposed.debts)
     ]
     worst: FrequencyFinding | None = None
@@ -186,7 +186,7 @@ def _after_conversation(
         zone = ZoneInfo(zone_name)
         today = now.astimezone(zone).date()
         for conversation in conversations:
-            spoke_on = conversation.at.astimezone(zone).date()
+            spoke_on = min(conversation.at, now).astimezone(zone).date()
             allowed_on = spoke_on + timedelta(days=rule.days)
             if allowed_on <= today:
                 continue

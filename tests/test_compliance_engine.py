@@ -1132,6 +1132,72 @@ def test_new_york_consent(
     check(asked, verdict, not_before, codes)
 
 
+# A rule's effective dates are the debtor's local dates: the NYC rules start at midnight
+# in New York, not at midnight UTC (20:00 EDT the day before).
+NYC_EVE = ny(2026, 8, 31, 20)  # 00:00 UTC on September 1
+NYC_FIRST_MINUTES = ny(2026, 9, 1, 0, 30)
+
+EFFECTIVE_FROM_CASES = [
+    allowed("nyc-rules-not-yet-at-2000-edt-the-day-before", new_york(
+        NYC_EVE, city=True, collector="first_party")),
+    case("nyc-rules-from-new-york-midnight", new_york(
+        NYC_FIRST_MINUTES, city=True, collector="first_party"),
+        "block", None, [NYC]),
+    # In force if it is in force where the debtor may be, in any candidate zone: at 00:30
+    # EDT it is still August 31 in Los Angeles, but already September 1 in New York.
+    case("nyc-rules-in-any-candidate-zone", new_york(
+        NYC_FIRST_MINUTES, city=True, collector="first_party", who=debtor(NY, other=[LA])),
+        "block", None, [NYC]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, EFFECTIVE_FROM_CASES)
+def test_a_rule_comes_into_force_on_the_debtors_local_date(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes)
+
+
+NYC_UNTIL_2026 = f"""\
+version: "ops-4"
+profiles:
+  - id: US-NY-NYC
+    name: New York City, rules that end with 2026
+    jurisdiction: US-NY-NYC
+    rules:
+      - code: {NYC}
+        kind: consent
+        channels: [sms, email]
+        effective_until: 2026-12-31
+        citation: 6 RCNY 5-77
+"""
+
+EFFECTIVE_UNTIL_CASES = [
+    # 20:00 EST on December 31 is 01:00 UTC on January 1: the last day still runs.
+    case("in-force-all-of-its-last-day", new_york(
+        ny(2026, 12, 31, 20), city=True, collector="first_party"),
+        "block", None, [NYC]),
+    allowed("over-the-next-local-morning", new_york(
+        ny(2027, 1, 1, 8), city=True, collector="first_party")),
+    # 01:00 EST on January 1 is 22:00 PST on December 31: in force for a debtor who may be
+    # in Los Angeles (the stricter reading)...
+    case("in-force-while-any-candidate-zone-is-on-its-last-day", new_york(
+        ny(2027, 1, 1, 1), city=True, collector="first_party", who=debtor(NY, other=[LA])),
+        "block", None, [NYC]),
+    # ... and over once it is January 1 there too; the window waits for 08:00 PST.
+    case("over-once-every-candidate-zone-is-past-it", new_york(
+        ny(2027, 1, 1, 3, 30), city=True, collector="first_party", who=debtor(NY, other=[LA])),
+        "defer", utc(2027, 1, 1, 16), ["POLICY_TIME_OUTSIDE_WINDOW"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, EFFECTIVE_UNTIL_CASES)
+def test_a_rule_is_in_force_until_the_end_of_its_last_local_date(
+    tmp_path: Path, asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    check(asked, verdict, not_before, codes, load_ruleset(write(tmp_path, NYC_UNTIL_2026)))
+
+
 # --- who collects --------------------------------------------------------------------------
 
 EARLY = ny(2025, 6, 3, 7)

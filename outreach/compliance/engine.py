@@ -10,7 +10,9 @@ database, no clock, no network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 from outreach.compliance.decision import OK, Check, Decision, Reason, Verdict
 from outreach.compliance.facts import Situation
@@ -43,14 +45,18 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
     if situation.now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     jurisdictions = candidate_jurisdictions(situation)
-    status_rules, timing_candidates = _plan(
-        ruleset,
-        tuple(jurisdictions),
-        situation.collector,
-        situation.now.astimezone(UTC).date(),
-        situation.contact.channel,
-    )
     candidates = _candidates(situation, ruleset)
+    day = situation.now.astimezone(UTC).date()
+    plan = _plan(ruleset, tuple(jurisdictions), situation.collector, day, situation.contact.channel)
+    if plan is None:  # a rule's effective dates begin or end within a day of the UTC date
+        plan = _plan_on(
+            ruleset,
+            tuple(jurisdictions),
+            situation.collector,
+            _local_dates(situation.now, candidates.zones, day),
+            situation.contact.channel,
+        )
+    status_rules, timing_candidates = plan
     checks: list[Check] = []
     blocks: list[Reason] = []
     for profile, status_rule in status_rules:
@@ -132,28 +138,66 @@ def candidate_jurisdictions(situation: Situation) -> list[str]:
 
 
 Plan = tuple[list[tuple[Profile, StatusRule]], list[tuple[Profile, TimingRule]]]
+ONE_DAY = timedelta(days=1)
 
 
 def _plan(
     ruleset: RuleSet, jurisdictions: tuple[str, ...], collector: str, day: date, channel: str
-) -> Plan:
-    """The rules for this kind of contact, split into status and timing rules. The daemon
+) -> Plan | None:
+    """The rules for this kind of contact on this UTC date, split into status and timing
+    rules; None when a rule's effective dates begin or end within a day of it, so that the
+    debtor's local dates decide (every zone's date is within a day of UTC's). The daemon
     asks the same few questions for every account of a batch: the answer is kept."""
     key = ("plan", jurisdictions, collector, day, channel)
+    found: Plan | Literal[False] | None = ruleset.memo.get(key)
+    if found is None:
+        near = (day - ONE_DAY, day, day + ONE_DAY)
+        rules = ruleset.rules_for(jurisdictions, collector, near)
+        changing = any(not all(rule.in_force(d) for d in near) for _, rule in rules)
+        found = False if changing else _split(rules, channel)
+        _remember(ruleset, key, found)
+    return None if found is False else found
+
+
+def _plan_on(
+    ruleset: RuleSet,
+    jurisdictions: tuple[str, ...],
+    collector: str,
+    days: tuple[date, ...],
+    channel: str,
+) -> Plan:
+    """The rules for this kind of contact in force on any of these local dates: where the
+    debtor may be in zones on different dates, the stricter reading (more rules apply)."""
+    key = ("plan_on", jurisdictions, collector, days, channel)
     found: Plan | None = ruleset.memo.get(key)
     if found is None:
-        status: list[tuple[Profile, StatusRule]] = []
-        timing: list[tuple[Profile, TimingRule]] = []
-        for profile, rule in _applicable(ruleset.rules_for(jurisdictions, collector, day), channel):
-            if isinstance(rule, _TIMING):
-                timing.append((profile, rule))
-            else:
-                status.append((profile, rule))
-        found = (status, timing)
-        if len(ruleset.memo) > 10_000:  # a long-running daemon sees a new date every day
-            ruleset.memo.clear()
-        ruleset.memo[key] = found
+        found = _split(ruleset.rules_for(jurisdictions, collector, days), channel)
+        _remember(ruleset, key, found)
     return found
+
+
+def _local_dates(now: datetime, zones: Sequence[str], day: date) -> tuple[date, ...]:
+    """The dates it is in the candidate zones; with none known, every date it is anywhere."""
+    if not zones:
+        return (day - ONE_DAY, day, day + ONE_DAY)
+    return tuple(sorted({now.astimezone(ZoneInfo(zone)).date() for zone in zones}))
+
+
+def _split(rules: Sequence[tuple[Profile, Rule]], channel: str) -> Plan:
+    status: list[tuple[Profile, StatusRule]] = []
+    timing: list[tuple[Profile, TimingRule]] = []
+    for profile, rule in _applicable(rules, channel):
+        if isinstance(rule, _TIMING):
+            timing.append((profile, rule))
+        else:
+            status.append((profile, rule))
+    return (status, timing)
+
+
+def _remember(ruleset: RuleSet, key: tuple[object, ...], value: object) -> None:
+    if len(ruleset.memo) > 10_000:  # a long-running daemon sees a new date every day
+        ruleset.memo.clear()
+    ruleset.memo[key] = value
 
 
 def _applicable(rules: Sequence[tuple[Profile, Rule]], channel: str) -> list[tuple[Profile, Rule]]:

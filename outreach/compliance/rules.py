@@ -222,13 +222,16 @@ class RuleSet:
         return [p for p in self.profiles if any(p.covers(j) for j in jurisdictions)]
 
     def rules_for(
-        self, jurisdictions: Sequence[str], collector: str, on: date
+        self, jurisdictions: Sequence[str], collector: str, on: date | Sequence[date]
     ) -> list[tuple[Profile, Rule]]:
+        """The rules binding this collector there, in force on the date (on any of the
+        dates, where the debtor's candidate zones are on different dates)."""
+        days = (on,) if isinstance(on, date) else on
         return [
             (profile, rule)
             for profile in self.profiles_for(jurisdictions)
             for rule in profile.rules
-            if collector in rule.collectors and rule.in_force(on)
+            if collector in rule.collectors and any(rule.in_force(day) for day in days)
         ]
 
     @cached_property

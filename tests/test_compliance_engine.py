@@ -1132,6 +1132,42 @@ def test_new_york_consent(
     check(asked, verdict, not_before, codes)
 
 
+NY_EMPLOYER = "NY_DFS_EMPLOYER_EMAIL"
+WORK_EMAIL_CONSENT = debtor(emails=(Email(WORK_EMAIL, "work", True),))
+WROTE_FROM_WORK = [mail(JUNE_1, to=WORK_EMAIL, direction="inbound")]
+
+NEW_YORK_EMPLOYER_EMAIL_CASES = [
+    # 23 NYCRR 1.6: no email to an address the employer provided, whatever the debtor
+    # consented to; unlike Reg F's rule, it has no exception.
+    case("dfs-work-address-with-consent", new_york(
+        NOON, to=WORK_EMAIL, who=WORK_EMAIL_CONSENT),
+        "block", None, [NY_EMPLOYER]),
+    case("dfs-work-address-the-debtor-wrote-from", new_york(
+        NOON, to=WORK_EMAIL, who=WORK_EMAIL_CONSENT, history=WROTE_FROM_WORK),
+        "block", None, [NY_EMPLOYER]),
+    case("dfs-work-address-without-consent", new_york(NOON, to=WORK_EMAIL),
+         "block", None, [EMPLOYER, DFS, NY_EMPLOYER]),
+    case("dfs-in-new-york-city-too", new_york(
+        NYC_RULES_IN_FORCE, city=True, to=WORK_EMAIL, who=WORK_EMAIL_CONSENT),
+        "block", None, [NY_EMPLOYER]),
+    allowed("dfs-does-not-bind-creditors-at-work", new_york(
+        NOON, to=WORK_EMAIL, collector="first_party")),
+    allowed("dfs-texts-to-a-work-number", new_york(NOON, "sms", to=WORK)),
+    allowed("outside-new-york-consent-lifts-reg-f", email_to(who=WORK_EMAIL_CONSENT)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(CASE, NEW_YORK_EMPLOYER_EMAIL_CASES)
+def test_new_york_never_emails_an_employer_provided_address(
+    asked: Situation, verdict: str, not_before: datetime | None, codes: list[str]
+) -> None:
+    decision = check(asked, verdict, not_before, codes)
+    if verdict == "block":
+        [reason] = [r for r in decision.reasons if r.code == NY_EMPLOYER]
+        assert reason.citation.startswith("23 NYCRR 1.6")
+        assert "consent" not in (reason.lifted_by or "")
+
+
 # A rule's effective dates are the debtor's local dates: the NYC rules start at midnight
 # in New York, not at midnight UTC (20:00 EDT the day before).
 NYC_EVE = ny(2026, 8, 31, 20)  # 00:00 UTC on September 1

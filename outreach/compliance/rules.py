@@ -156,9 +156,12 @@ class ConsentRule(_Rule):
 
 
 class EmployerEmailRule(_Rule):
-    """No email to an address the employer provided, without the debtor's consent."""
+    """No email to an address the employer provided (a ``work`` address), without the
+    debtor's consent; with ``exceptions: false``, none even with it (23 NYCRR 1.6)."""
 
     kind: Literal["employer_email"]
+    # Reg F 1006.22(f)(3)'s: the debtor's prior consent, or an email from them sent from it.
+    exceptions: bool = True
 
 
 Rule = Annotated[

@@ -291,6 +291,16 @@ def _employer_email(rule: EmployerEmailRule, situation: Situation) -> Reason | N
     contact = situation.contact
     if situation.debtor.address_kind("email", contact.to) != "work":
         return None
+    if not rule.exceptions:
+        return Reason(
+            rule.code,
+            rule.citation,
+            "block",
+            f"{contact.to} is a work address: no email to an address the employer provided, "
+            "whatever the debtor consented to or wrote from",
+            lifted_by="nothing while it is a work address: email an address the debtor "
+            "provided themselves",
+        )
     consented = consent_state(situation).consented
     wrote_from_it = situation.debtor.wrote_from(contact.to) or any(
         c.channel == "email" and c.direction == "inbound" and c.to == contact.to

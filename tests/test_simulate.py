@@ -72,7 +72,7 @@ def test_the_forecast_names_each_contact_its_local_time_and_each_wait(
     engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
 ) -> None:
     world = world_of(engine, tmp_path, clock, defaults)
-    world.load(row("A-1"), row("STOPPED", phone="(617) 555-0102"))
+    world.load(row("A-1", voice_consent="true"), row("STOPPED", phone="(617) 555-0102"))
     suppress(engine, "sms", "+16175550102", "stop", NOW - timedelta(days=2))
     rows = simulate(engine, world.settings, NOW, 4)
 
@@ -301,7 +301,9 @@ def test_the_cli_prints_the_days_and_writes_the_csv(
     world = world_of(engine, tmp_path, clock, defaults)
     env.update(TEMPLATES_DIR=str(REPO / "templates"), CHANNELS_DIR=str(REPO / "channels"),
                OUTBOX_PATH=str(tmp_path / "outbox.jsonl"))  # fmt: skip
-    world.load(row("A-1"), row("=EVIL", phone="(617) 555-0102"))  # a reference, not a formula
+    world.load(
+        row("A-1", voice_consent="true"), row("=EVIL", phone="(617) 555-0102")
+    )  # a reference, not a formula
     result = outreach("simulate", "--from", "2026-11-02T15:00:00+00:00", "--days", "4",
                       "--csv", "forecast.csv", env=env, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr

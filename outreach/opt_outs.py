@@ -5,8 +5,9 @@ A suppression is per channel and address (a STOP binds every account that uses t
 number) and keeps the event that caused it. The debtor's own opt-outs (stop,
 unsubscribe, complaint) are also recorded as ``opt_out`` compliance events on every
 account using the address, so each account's history can cite them; an opt-in (START,
-UNSTOP, a group resubscribe) lifts only the debtor's own opt-outs, never a bounce or a
-complaint.
+UNSTOP, an email reply that is only an opt-in keyword) lifts only the debtor's own
+opt-outs, never a bounce or a complaint. SendGrid's group resubscribe is no opt-in here
+(``providers.sendgrid_email.EVENTS``).
 """
 
 from __future__ import annotations
@@ -346,7 +347,7 @@ def lift_opt_outs(
     and record the opt-in (citing ``cited``, with ``note``) on ``accounts``, by default
     every account using the address. True when an opt-out was in force and is lifted: not
     when the debtor opted out again after ``at`` (an opt-in that reached us late, as
-    SendGrid's batched events may, after a later one-click unsubscribe), whose opt-out
+    a delayed or retried post may, after a later one-click unsubscribe), whose opt-out
     stands; the opt-in is recorded all the same, at its time, before that opt-out."""
     hold_addresses(connection, [(channel, address)])
     spelled, address = address, ledger_address(channel, address)

@@ -242,7 +242,7 @@ def test_a_bounce_locks_the_accounts_before_marking_their_address(engine: Engine
         assert locked and marked and locked[0] < marked[0], statements
 
 
-def test_a_group_resubscribe_lifts_the_unsubscribe_but_not_a_bounce(engine: Engine) -> None:
+def test_an_opt_in_lifts_the_unsubscribe_but_not_a_bounce(engine: Engine) -> None:
     account_id = add_account(engine)
     add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
     common: dict[str, Any] = {
@@ -287,7 +287,7 @@ def _one_click(attempt_id: int, at: datetime) -> ProviderEvent:
 
 
 def _resubscribe(attempt_id: int, at: datetime) -> ProviderEvent:
-    """A group resubscribe made at ``at``, from SendGrid's Event Webhook."""
+    """The debtor's opt-in made at ``at`` (a reply that is only START), reaching us late."""
     return event(EventType.OPTED_IN, provider="sendgrid_email", kind="event_webhook",
                  key="ev-resub", channel="email", attempt_id=attempt_id,
                  provider_message_id="sg-1", to_address=EMAIL.lower(), at=at)  # fmt: skip
@@ -300,7 +300,7 @@ def _unsubscribes(engine: Engine) -> list[tuple[datetime, datetime | None]]:
 def test_a_second_one_click_after_a_resubscribe_in_the_same_batch_unsubscribes(
     engine: Engine,
 ) -> None:
-    """Click, resubscribe, click again: the resubscribe and the second click reach one batch
+    """Click, opt in, click again: the opt-in and the second click reach one batch
     (the writer gathers what arrives while it commits), each applied in the order of its
     time, and a retry of the click in it adds nothing. The last word is the unsubscribe."""
     account_id = add_account(engine)
@@ -314,7 +314,7 @@ def test_a_second_one_click_after_a_resubscribe_in_the_same_batch_unsubscribes(
     assert _unsubscribes(engine) == [(NOW, resubscribed), (clicked, None)]
 
 
-def test_a_resubscribe_made_before_a_second_one_click_and_applied_after_it_lifts_nothing(
+def test_an_opt_in_made_before_a_second_one_click_and_applied_after_it_lifts_nothing(
     engine: Engine,
 ) -> None:
     account_id = add_account(engine)

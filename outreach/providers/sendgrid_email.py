@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -70,6 +70,13 @@ from outreach.providers.transport import post_bytes
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+# How far a signed request's timestamp may be from now. The signature covers the timestamp
+# so that a captured request cannot be replayed for ever. SendGrid retries an Event Webhook
+# post that was not answered 2xx for up to 72 hours, and does not say whether a retry is
+# signed again or keeps its first timestamp: 4 days back is accepted, so that no retry (an
+# unsubscribe in it) is refused; a few minutes ahead allows for clocks that disagree.
+MAX_TIMESTAMP_AGE = timedelta(days=4)
+MAX_TIMESTAMP_AHEAD = timedelta(minutes=5)
 ATTEMPT_ARG = "outreach_attempt_id"
 KEY_ARG = "outreach_idempotency_key"
 
@@ -99,8 +106,14 @@ EVENTS: dict[str, EventType] = {
     "dropped": EventType.DROPPED,
     "spamreport": EventType.COMPLAINED,
     "unsubscribe": EventType.UNSUBSCRIBED,
+    # An unsubscribe group's (asm_group_id): outreach sends no ``asm`` block, so a group
+    # unsubscribe is taken as the whole address's, the stricter reading.
     "group_unsubscribe": EventType.UNSUBSCRIBED,
-    "group_resubscribe": EventType.OPTED_IN,
+    # Resubscribed to one unsubscribe group on SendGrid's preference page: stored, and
+    # nothing else. It lifts no opt-out: not SendGrid's global unsubscribe (not a group's),
+    # not our one-click unsubscribe nor a reply's (SendGrid never hears of them), and the
+    # group unsubscribes it might undo are recorded as the address's, not the group's.
+    "group_resubscribe": EventType.UNKNOWN,
 }
 _EVENT_SUPPRESSIONS = {
     "bounce": SuppressionReason.BOUNCE.value,
@@ -289,8 +302,24 @@ class SendgridEmail(Provider):
         timestamp = request.header(TIMESTAMP_HEADER)
         if not signature or not timestamp:
             raise WebhookRejected(f"the request lacks {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
+        self._check_timestamp(timestamp)
         if not _ecdsa_valid(key, setting, timestamp, request.body, signature):
             raise WebhookRejected(f"{SIGNATURE_HEADER} does not match the body; check {setting}")
+
+    def _check_timestamp(self, timestamp: str) -> None:
+        """Refuse a signed request whose timestamp is not epoch seconds, or is older than
+        ``MAX_TIMESTAMP_AGE`` or later than ``MAX_TIMESTAMP_AHEAD`` (a replay)."""
+        text = timestamp
+        if not (text.isascii() and text.isdigit()) or len(text) > 12:
+            raise WebhookRejected(f"{TIMESTAMP_HEADER} is not a time in epoch seconds")
+        signed_at = datetime.fromtimestamp(int(text), UTC)
+        now = self.clock.now()
+        if signed_at < now - MAX_TIMESTAMP_AGE:
+            raise WebhookRejected(
+                f"{TIMESTAMP_HEADER} is more than {MAX_TIMESTAMP_AGE.days} days old (a replay?)"
+            )
+        if signed_at > now + MAX_TIMESTAMP_AHEAD:
+            raise WebhookRejected(f"{TIMESTAMP_HEADER} is in the future: check the clock")
 
     def _verify_unsubscribe(self, request: WebhookRequest) -> None:
         query = request.query()

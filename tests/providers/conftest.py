@@ -37,6 +37,8 @@ SENDGRID_KEY = "SG.test-sendgrid-key-4b8e"
 SECRET_KEY = "test-secret-key-a1b2c3d4e5"
 PUBLIC = "https://outreach.example.com"
 SECRETS = (AUTH_TOKEN, API_KEY_SECRET, SENDGRID_KEY, SECRET_KEY)
+# When the tests' SendGrid requests are signed: now, by the tests' clock.
+NOW_EPOCH = str(int(NOW.timestamp()))
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def signed_form(
 
 
 def sendgrid_events_request(
-    body: bytes, keys: EcdsaKeys, timestamp: str = "1793710800"
+    body: bytes, keys: EcdsaKeys, timestamp: str = NOW_EPOCH
 ) -> WebhookRequest:
     return WebhookRequest(
         method="POST",
@@ -159,9 +161,7 @@ def sendgrid_events_request(
     )
 
 
-def inbound_request(
-    relative: str, keys: EcdsaKeys, timestamp: str = "1793710800"
-) -> WebhookRequest:
+def inbound_request(relative: str, keys: EcdsaKeys, timestamp: str = NOW_EPOCH) -> WebhookRequest:
     body = (PAYLOADS / f"sendgrid/{relative}").read_bytes()
     return WebhookRequest(
         method="POST",

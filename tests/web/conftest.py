@@ -29,6 +29,7 @@ from tests.conftest import NOW, REPO
 from tests.providers.conftest import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    NOW_EPOCH,
     PUBLIC,
     SECRET_KEY,
     SENDGRID_KEY,
@@ -37,7 +38,7 @@ from tests.providers.conftest import (
     signed_form,
 )
 
-TIMESTAMP = "1793710800"
+TIMESTAMP = NOW_EPOCH
 
 
 @pytest.fixture

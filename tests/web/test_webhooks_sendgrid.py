@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from outreach.clock import FixedClock
@@ -46,7 +47,7 @@ def _envelope(to: str, sender: str) -> str:
 
 def _event(name: str, attempt_id: int, event_id: str, **extra: object) -> dict[str, object]:
     return {
-        "email": EMAIL.lower(), "timestamp": 1793710800, "event": name,
+        "email": EMAIL.lower(), "timestamp": int(TIMESTAMP), "event": name,
         "sg_event_id": event_id, "sg_message_id": "sg-1.filter0001.1.2.0",
         "outreach_attempt_id": str(attempt_id), **extra,
     }  # fmt: skip
@@ -337,20 +338,23 @@ RESUBSCRIBED = datetime.fromtimestamp(int(TIMESTAMP), UTC)
 BEFORE, AFTER = RESUBSCRIBED - timedelta(hours=1), RESUBSCRIBED + timedelta(hours=1)
 
 
-def test_one_click_unsubscribe_after_a_resubscribe_unsubscribes_again(
-    engine: Engine, server: Server, event_keys: EcdsaKeys
+def test_one_click_unsubscribe_after_an_opt_in_unsubscribes_again(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
 ) -> None:
-    """A one-click POST carries no id of its own: once the debtor has opted back in, the
-    same URL posted again is a new unsubscribe, and a retry of it adds nothing to it."""
+    """A one-click POST carries no id of its own: once the debtor has opted back in (a
+    reply that is only START), the same URL posted again is a new unsubscribe, and a retry
+    of it adds nothing to it."""
     mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
     url = server.base + _one_click(mail)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     _clock(server).set(BEFORE)
     assert server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form).is_success
     assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
-    _clock(server).set(RESUBSCRIBED + timedelta(minutes=5))
-    resubscribe = _event("group_resubscribe", mail, "ev-resub", asm_group_id=1)
-    assert server.send(sendgrid_events([resubscribe], event_keys)).is_success
+    _clock(server).set(RESUBSCRIBED)
+    start = {"from": f"Pat Doe <{EMAIL}>", "to": f"billing+{mail}@reply.example.com",
+             "subject": "Re: your balance", "text": "START",
+             "envelope": _envelope(f"billing+{mail}@reply.example.com", MAILBOX)}  # fmt: skip
+    assert server.send(sendgrid_inbound(start, inbound_keys)).is_success
     assert _active(engine) == []
     _clock(server).set(AFTER)
     again = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
@@ -363,27 +367,46 @@ def test_one_click_unsubscribe_after_a_resubscribe_unsubscribes_again(
     assert kinds == ["opt_out", "opt_in", "opt_out", "opt_out"]
 
 
-def test_a_second_one_click_stands_when_the_resubscribe_before_it_is_posted_after_it(
-    engine: Engine, server: Server, event_keys: EcdsaKeys
+@pytest.mark.parametrize("unsubscribed_by", ["one-click", "unsubscribe", "reply"])
+def test_a_group_resubscribe_lifts_no_unsubscribe(
+    engine: Engine,
+    server: Server,
+    event_keys: EcdsaKeys,
+    inbound_keys: EcdsaKeys,
+    unsubscribed_by: str,
 ) -> None:
-    """SendGrid posts its Event Webhook in batches, late: a group resubscribe made before
-    the debtor's second one-click unsubscribe can reach us after it. The last word, by its
-    time, is the unsubscribe: the resubscribe is recorded and lifts nothing."""
+    """A group resubscribe is about one unsubscribe group (``asm_group_id``) on SendGrid's
+    preference page. It never lifts SendGrid's global unsubscribe, nor our one-click
+    unsubscribe or a reply's, which SendGrid never heard of: it is stored, and the
+    address stays unsubscribed for every account using it."""
     mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
-    url = server.base + _one_click(mail)
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
-    for clicked_at in (BEFORE, AFTER):
-        _clock(server).set(clicked_at)
-        click = server.http.post(url, content=b"List-Unsubscribe=One-Click", headers=form)
-        assert click.json() == {"stored": 1, "duplicates": 0}
-    _clock(server).set(AFTER + timedelta(minutes=5))
-    resubscribe = _event("group_resubscribe", mail, "ev-resub", asm_group_id=1)
-    assert server.send(sendgrid_events([resubscribe], event_keys)).is_success
+    _clock(server).set(RESUBSCRIBED)  # when the requests are signed
+    if unsubscribed_by == "one-click":
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        click = server.http.post(
+            server.base + _one_click(mail), content=b"List-Unsubscribe=One-Click", headers=form
+        )
+        assert click.is_success
+    elif unsubscribed_by == "unsubscribe":
+        unsubscribe = _event("unsubscribe", mail, "ev-unsub")
+        assert server.send(sendgrid_events([unsubscribe], event_keys)).is_success
+    else:
+        stop = {"from": f"Pat Doe <{EMAIL}>", "to": f"billing+{mail}@reply.example.com",
+                "subject": "Re: your balance", "text": "STOP",
+                "envelope": _envelope(f"billing+{mail}@reply.example.com", MAILBOX)}  # fmt: skip
+        assert server.send(sendgrid_inbound(stop, inbound_keys)).is_success
     assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
-    history = [(e.kind, e.occurred_at) for e in rows(engine, compliance_events)]
-    assert sorted(history, key=lambda kind_at: kind_at[1]) == [
-        ("opt_out", BEFORE), ("opt_in", RESUBSCRIBED), ("opt_out", AFTER)
-    ]  # fmt: skip
+    _clock(server).set(AFTER)
+    resubscribe = _event(
+        "group_resubscribe", mail, "ev-resub", asm_group_id=1, timestamp=int(AFTER.timestamp())
+    )
+    assert server.send(sendgrid_events([resubscribe], event_keys)).json() == {
+        "stored": 1, "duplicates": 0
+    }  # fmt: skip
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    assert [e.kind for e in rows(engine, compliance_events)] == ["opt_out"]
+    stored = [e for e in rows(engine, provider_events) if e.raw_status == "group_resubscribe"]
+    assert [(e.event_type, e.attempt_id) for e in stored] == [("unknown", mail)]
 
 
 def test_one_click_as_multipart_form_data_as_rfc_8058_prefers(

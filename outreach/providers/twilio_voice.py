@@ -40,6 +40,7 @@ from outreach.channels import VoiceChannel
 from outreach.clock import Clock
 from outreach.config import Settings
 from outreach.errors import ChannelError, ConfigError
+from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
     SAID_IN_OUR_CALL,
@@ -66,6 +67,7 @@ from outreach.providers.twilio_common import (
 from outreach.rendering.context import CallOptOutTexts, Company, call_opt_out_texts, load_company
 
 log = logging.getLogger("outreach.providers.twilio_voice")
+INVALID = ContactStatus.INVALID.value
 
 # Twilio's call statuses (the spec's call_enum_status, plus "initiated") in our words.
 CALL_STATUS: dict[str, EventType] = {
@@ -80,8 +82,13 @@ CALL_STATUS: dict[str, EventType] = {
     "canceled": EventType.FAILED,
 }
 MACHINE = frozenset(
-    {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
+    {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other"}
 )
+# A fax answered: nothing is said (``answer_twiml`` hangs up) and the number is no voice
+# line. The call failed, whatever its status says later (``completed``), and the number's
+# voice contact point is marked invalid, as for 13224: no call goes to it again until an
+# agent or an import says otherwise. Its texts are another contact point's, untouched.
+FAX = "fax"
 # A final call status as an outcome of the contact history (compliance counts them).
 _FINAL_OUTCOMES = {
     "busy": "busy",
@@ -163,6 +170,8 @@ def opt_out_twiml(config: VoiceChannel, text: str, offer: str, action: str, lang
 
 
 def answered_event(answered_by: str | None) -> EventType:
+    if answered_by == FAX:
+        return EventType.FAILED
     if answered_by == "human":
         return EventType.ANSWERED_HUMAN
     if answered_by in MACHINE:
@@ -180,7 +189,7 @@ def call_outcome(call_status: str, answered_by: str | None) -> str | None:
         return "limited_content_message"  # the voicemail was left after the greeting
     if answered_by == "machine_start":
         return "voicemail"
-    if answered_by == "fax":
+    if answered_by == FAX:
         return "failed"
     # A person, or no detection result: counted as a conversation, the stricter reading.
     return "conversation"
@@ -227,7 +236,7 @@ class TwilioVoice(Provider):
     ) -> str:
         """What to play once Twilio knows who answered: the full message only to a person,
         and to anyone the opt-out offer after it."""
-        if answered_by == "fax":
+        if answered_by == FAX:
             response = VoiceResponse()
             response.hangup()
             return str(response)
@@ -347,6 +356,9 @@ class TwilioVoice(Provider):
             "to_address": fields.get("To"),
             "occurred_at": _timestamp(fields.get("Timestamp")) or self.clock.now(),
         }
+        fax: dict[str, Any] = (
+            {"outcome": "failed", "contact_status": INVALID} if answered_by == FAX else {}
+        )
         sid = call_sid or payload_digest(payload)
         if self._is_gather(request, fields):
             return [self._gather_event(fields, sid, common)]
@@ -367,6 +379,7 @@ class TwilioVoice(Provider):
                     event_type=answered_event(answered_by),
                     dedupe_key=dedupe_key(self.name, "amd", sid),
                     raw_status=answered_by,
+                    **fax,
                     **common,
                 )
             ]
@@ -380,11 +393,14 @@ class TwilioVoice(Provider):
                     event_type=event_type,
                     dedupe_key=dedupe_key(self.name, "twiml", sid, answered_by or "-"),
                     raw_status=call_status,
+                    **fax,
                     **common,
                 )
             ]
         event_type = CALL_STATUS.get(call_status, EventType.UNKNOWN)
-        if call_status == "in-progress" and answered_by:
+        if (call_status == "in-progress" and answered_by) or (
+            call_status == "completed" and answered_by == FAX
+        ):
             event_type = answered_event(answered_by)
         error_code = fields.get("ErrorCode") or fields.get("SipResponseCode") or None
         rule = code_rule(fields.get("ErrorCode"))
@@ -395,9 +411,9 @@ class TwilioVoice(Provider):
                 dedupe_key=dedupe_key(self.name, "status", sid, call_status),
                 raw_status=call_status,
                 error_code=error_code,
-                outcome=call_outcome(call_status, answered_by),
+                outcome=fax.get("outcome", call_outcome(call_status, answered_by)),
                 suppression=rule.suppression if rule else None,
-                contact_status=rule.contact_status if rule else None,
+                contact_status=fax.get("contact_status", rule.contact_status if rule else None),
                 **common,
             )
         ]

@@ -10,6 +10,7 @@ import pytest
 import respx
 import yaml
 
+from outreach.attempt_status import advance, progress_of
 from outreach.channels import VoiceChannel
 from outreach.clock import FixedClock
 from outreach.config import Settings
@@ -181,7 +182,9 @@ def test_progress_events_carry_their_timestamp(
         ("ringing", "", EventType.SENT, None),
         ("completed", "machine_end_beep", EventType.COMPLETED, "limited_content_message"),
         ("completed", "machine_start", EventType.COMPLETED, "voicemail"),
-        ("completed", "fax", EventType.COMPLETED, "failed"),
+        # A fax: the call failed, whatever its status says, and the number is no voice line.
+        ("completed", "fax", EventType.FAILED, "failed"),
+        ("in-progress", "fax", EventType.FAILED, "failed"),
     ],
 )
 def test_answering_machine_results_shape_the_outcome(
@@ -199,6 +202,33 @@ def test_answering_machine_results_shape_the_outcome(
     )
     (event,) = voice(settings, client, clock).parse(request)
     assert (event.event_type, event.outcome) == (event_type, outcome)
+    assert event.contact_status == ("invalid" if answered_by == "fax" else None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "changes"),
+    [
+        ("voice_twiml_fetch_answered_machine.json", {"AnsweredBy": "fax"}),
+        ("voice_amd_async_machine_end_beep.json", {"AnsweredBy": "fax"}),
+        ("voice_status_completed_human.json", {"AnsweredBy": "fax"}),
+    ],
+)
+def test_a_fax_answering_is_a_failed_call_that_no_later_status_makes_delivered(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    payload: str,
+    changes: dict[str, str],
+) -> None:
+    (event,) = voice(settings, client, clock).parse(twilio_request(payload, changes=changes))
+    failed = progress_of(event.event_type, event.outcome, event.error_code)
+    assert (failed.status, failed.outcome, event.contact_status) == ("failed", "failed", "invalid")
+    completed = voice(settings, client, clock).parse(
+        twilio_request("voice_status_completed_human.json")
+    )[0]
+    later = progress_of(completed.event_type, completed.outcome, completed.error_code)
+    assert later.status == "delivered"
+    assert advance(failed, later) == advance(later, failed) == failed
 
 
 def test_the_same_progress_event_twice_has_one_key_and_each_status_its_own(

@@ -18,7 +18,7 @@ from outreach.events import provider_events
 from outreach.providers.base import WebhookRequest
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import compliance_events, suppressions
+from outreach.store import compliance_events, contact_points, suppressions
 from tests.conftest import NOW, REPO
 from tests.eventdata import OTHER_PHONE, PHONE, add_account, add_attempt, attempt, count, rows
 from tests.providers.conftest import PUBLIC, signed_form, twiml
@@ -270,6 +270,37 @@ def test_call_status_callbacks_in_any_order_record_the_outcome(
     row = attempt(engine, call)
     assert (row.status, row.outcome) == ("delivered", "conversation")
     assert count(engine, provider_events) == 2
+
+
+@pytest.mark.parametrize("detected_by", ["twiml", "amd", "status"])
+def test_a_call_answered_by_a_fax_fails_and_the_number_is_no_longer_called(
+    engine: Engine, server: Server, detected_by: str
+) -> None:
+    """AnsweredBy=fax (a documented detection result): nothing is said, and the call's
+    ``completed`` after it does not make it delivered, whatever the order. A fax line is
+    not the debtor's voice line: its voice contact point is marked invalid (as for 13224);
+    its sms point, consent and all, is another's and untouched."""
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    completed = call_webhook("status", call, CallStatus="completed", AnsweredBy="fax",
+                             CallDuration="3", CallbackSource="call-progress-events")  # fmt: skip
+    detected = {
+        "twiml": call_webhook("twiml", call, CallStatus="in-progress", AnsweredBy="fax"),
+        "amd": call_webhook("amd", call, AnsweredBy="fax"),
+        "status": completed,
+    }[detected_by]
+    answered = server.send(detected)
+    assert answered.status_code == 200
+    if detected_by == "twiml":
+        assert "<Say" not in answered.text and "<Hangup" in answered.text
+    for request in (completed, detected):  # the completed status after it, and a retry
+        assert server.send(request).status_code == 200
+    row = attempt(engine, call)
+    assert (row.status, row.outcome) == ("failed", "failed")
+    points = {p.channel: p.status for p in rows(engine, contact_points, account_id=account_id)
+              if p.address == PHONE}  # fmt: skip
+    assert points == {"voice": "invalid", "sms": "active"}
+    assert rows(engine, suppressions) == []
 
 
 def test_an_async_amd_result_is_stored(engine: Engine, server: Server) -> None:

@@ -368,3 +368,50 @@ def test_the_policy_follows_the_settings() -> None:
     assert policy.reply_pause == timedelta(days=3)
     assert policy.keyword_answering_providers == frozenset({"twilio_sms"})
     assert "Reply STOP" in policy.replies.help
+
+
+def _dropped_unsent(sid: str = "SM0001", code: str = "30001") -> ProviderEvent:
+    """Twilio's status callback for a text it took and then dropped from its queue."""
+    return event(EventType.NOT_SENT, key=f"status:{sid}:failed", provider_message_id=sid,
+                 to_address=PHONE, raw_status="failed", error_code=code)  # fmt: skip
+
+
+def test_a_text_dropped_unsent_is_held_for_review_not_failed_in_any_order(engine: Engine) -> None:
+    """30001 (queue overflow) fails a text after Twilio took it: it never reached a carrier.
+    The attempt is held for review (unknown, with the code), not failed for good nor sent
+    again on its own; a ``sent`` heard before or after it, and the callback twice, change
+    nothing; the number is not touched."""
+    account_id = add_account(engine)
+    for sid, dropped_first in (("SM0001", False), ("SM0002", True)):
+        attempt_id = add_attempt(engine, account_id, status="sent", message_id=sid)
+        sent = event(EventType.SENT, key=f"status:{sid}:sent", provider_message_id=sid)
+        dropped = _dropped_unsent(sid)
+        order = [dropped, sent, dropped] if dropped_first else [sent, dropped]
+        stored = [apply_events(engine, [one], NOW).stored for one in order]
+        assert stored == ([1, 1, 0] if dropped_first else [1, 1])  # the repeat: a duplicate
+        row = attempt(engine, attempt_id)
+        assert (row.status, row.error_code, row.provider_message_id) == ("unknown", "30001", sid)
+    assert rows(engine, suppressions) == []
+    assert {p.status for p in rows(engine, contact_points)} == {"active"}
+
+
+def test_a_text_dropped_unsent_is_not_held_once_delivered_failed_or_sent_again(
+    engine: Engine,
+) -> None:
+    account_id = add_account(engine)
+    delivered = add_attempt(engine, account_id, status="delivered", message_id="SM0001")
+    undelivered = add_attempt(engine, account_id, status="undelivered", message_id="SM0002")
+    # Resent from review: its message is SM0004 now, the callback is about SM0003.
+    resent = add_attempt(engine, account_id, status="sent", message_id="SM0004")
+    apply_events(engine, [
+        replace(_dropped_unsent("SM0001"), attempt_id=delivered),
+        replace(_dropped_unsent("SM0002"), attempt_id=undelivered),
+        replace(_dropped_unsent("SM0003"), attempt_id=resent),
+    ], NOW)  # fmt: skip
+    assert [attempt(engine, i).status for i in (delivered, undelivered, resent)] == [
+        "delivered", "undelivered", "sent"
+    ]  # fmt: skip
+    assert attempt(engine, resent).provider_message_id == "SM0004"
+    # What the message sent again says afterwards still counts.
+    apply_events(engine, [event(EventType.DELIVERED, provider_message_id="SM0004")], NOW)
+    assert attempt(engine, resent).status == "delivered"

@@ -4,9 +4,7 @@ Events arrive late, twice and out of order (a ``sent`` after the ``delivered``).
 attempt's progress is therefore the *greatest* of what its events say, by a fixed rank,
 not the last one heard: the same events in any order end in the same status and outcome.
 
-Ranks, lowest first: queued; sending and unknown (we do not know yet); sent; unknown
-because the provider dropped the message unsent (``not_sent``: a queue overflow, held for
-review rather than failed, and never sent again on its own); undelivered
+Ranks, lowest first: queued; sending and unknown (we do not know yet); sent; undelivered
 (a carrier's or a call's no); delivered (positive evidence it arrived: a delivery receipt,
 an open, an answered call); failed (a hard failure, e.g. a bounce after the receiving
 server first accepted the mail). ``cancelled`` was never sent and does not move.
@@ -17,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from outreach.models import AttemptStatus
-from outreach.providers.base import NOT_SENT_CODES, EventType
+from outreach.providers.base import EventType
 
 STATUS_OF: dict[EventType, AttemptStatus] = {
     EventType.SENT: AttemptStatus.SENT,
@@ -36,7 +34,6 @@ STATUS_OF: dict[EventType, AttemptStatus] = {
     EventType.FAILED: AttemptStatus.FAILED,
     EventType.BOUNCED: AttemptStatus.FAILED,
     EventType.DROPPED: AttemptStatus.FAILED,
-    EventType.NOT_SENT: AttemptStatus.UNKNOWN,
 }
 RANK: dict[str, int] = {
     AttemptStatus.QUEUED: 0,
@@ -48,10 +45,6 @@ RANK: dict[str, int] = {
     AttemptStatus.FAILED: 5,
     AttemptStatus.CANCELLED: 99,
 }
-# ``unknown`` with one of NOT_SENT_CODES: the provider dropped the message unsent. Held for
-# review above ``sent`` (the send's own record of it, or a ``sent`` heard before), below
-# any word that it reached or failed to reach the handset.
-HELD_UNSENT_RANK = 2.5
 # Between two outcomes of the same rank (which one event never gives together), the one
 # that says more about the contact wins, so that the order of arrival still cannot matter.
 OUTCOME_RANK: dict[str | None, int] = {
@@ -74,17 +67,9 @@ class Progress:
     outcome: str | None = None
     error_code: str | None = None
 
-    @property
-    def held_unsent(self) -> bool:
-        """Held for review because the provider dropped the message unsent."""
-        return self.status == AttemptStatus.UNKNOWN and self.error_code in NOT_SENT_CODES
-
-    def rank(self) -> float:
-        return HELD_UNSENT_RANK if self.held_unsent else RANK.get(self.status, 0)
-
-    def key(self) -> tuple[float, int, str]:
+    def key(self) -> tuple[int, int, str]:
         return (
-            self.rank(),
+            RANK.get(self.status, 0),
             OUTCOME_RANK.get(self.outcome, 0),
             self.error_code or "",
         )
@@ -93,9 +78,7 @@ class Progress:
 def progress_of(event_type: EventType, outcome: str | None, error_code: str | None) -> Progress:
     """What one event says about its attempt (``queued`` when it says nothing)."""
     status = STATUS_OF.get(event_type, AttemptStatus.QUEUED)
-    failed = status in (AttemptStatus.FAILED, AttemptStatus.UNDELIVERED) or (
-        event_type is EventType.NOT_SENT
-    )
+    failed = status in (AttemptStatus.FAILED, AttemptStatus.UNDELIVERED)
     return Progress(status, outcome, (error_code or "")[:32] or None if failed else None)
 
 

@@ -452,8 +452,6 @@ def _advance_attempts(
         if attempt is None:
             continue
         rows[attempt.id] = attempt
-        if _not_its_message(event, attempt):
-            continue
         current = progress.get(
             attempt.id, Progress(attempt.status, attempt.outcome, attempt.error_code)
         )
@@ -478,22 +476,11 @@ def _advance_attempts(
                 "new_message_id": message_ids.get(attempt_id, row.provider_message_id),
             }
         )
-    by_status: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    by_status: dict[str, list[dict[str, Any]]] = {}
     for change in changes:
-        rank = progress[change["attempt_id"]].rank()
-        by_status.setdefault((change["new_status"], rank), []).append({**change, "now": now})
-    for (status, rank), group in by_status.items():
-        connection.execute(_update_attempts(status, rank), group)
-
-
-def _not_its_message(event: ProviderEvent, attempt: Any) -> bool:
-    """A ``not_sent`` about another message than the attempt's own (one sent before the
-    attempt was sent again from review): it says nothing of the message sent since."""
-    return (
-        event.event_type is EventType.NOT_SENT
-        and attempt.provider_message_id is not None
-        and event.provider_message_id != attempt.provider_message_id
-    )
+        by_status.setdefault(change["new_status"], []).append({**change, "now": now})
+    for status, group in by_status.items():
+        connection.execute(_update_attempts(status), group)
 
 
 # Statements built once: a batch runs the same few, and building them costs more than
@@ -525,11 +512,10 @@ def _insert_events(dialect: str) -> Insert:
 
 
 @cache
-def _update_attempts(status: str, rank: float) -> Update:
-    """Move an attempt to ``status`` (of ``rank``: see ``attempt_status``) unless it is
-    beyond it already, even over a row read before another writer moved it (SQLite cannot
-    lock the rows it read)."""
-    not_above = [name for name, known in RANK.items() if known <= rank]
+def _update_attempts(status: str) -> Update:
+    """Move an attempt to ``status`` unless it is beyond it already, even over a row read
+    before another writer moved it (SQLite cannot lock the rows it read)."""
+    not_above = [name for name, rank in RANK.items() if rank <= RANK[status]]
     return (
         update(attempts)
         .where(

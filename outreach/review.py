@@ -15,11 +15,6 @@ the recipient, the time) and settles it:
 
 Each settling records who, when and their note, and changes only an attempt that is still
 ``unknown``: a webhook that settled it meanwhile is the provider's word, and wins.
-
-An attempt is also ``unknown`` when the provider took it and then reported it dropped
-unsent (Twilio's 30001, a queue overflow: ``providers.base.NOT_SENT_CODES``); its error
-code says so, and it may be resent (its message id then cleared: the dropped message's
-stays in its provider event) or cancelled although it has the provider's id.
 """
 
 from __future__ import annotations
@@ -35,7 +30,6 @@ from outreach.agent_actions import ActionRefused
 from outreach.compliance_store import attempts
 from outreach.errors import NotFoundError
 from outreach.models import AttemptStatus
-from outreach.providers.base import NOT_SENT_CODES
 from outreach.store import accounts
 
 NOTE_LENGTH = 500
@@ -128,18 +122,14 @@ def settle(
             raise ActionRefused(f"the provider's id is longer than {PROVIDER_ID_LENGTH}")
     by = by.strip()[:64] or "unknown"
     found = connection.execute(
-        select(attempts.c.status, attempts.c.provider_message_id, attempts.c.error_code).where(
-            attempts.c.id == attempt_id
-        )
+        select(attempts.c.status, attempts.c.provider_message_id).where(attempts.c.id == attempt_id)
     ).first()
     if found is None:
         raise NotFoundError(f"no attempt {attempt_id}")
     if found.status != AttemptStatus.UNKNOWN:
         raise _not_held(attempt_id, found.status)
-    unsent = found.error_code in NOT_SENT_CODES
-    if how is not Settlement.SENT and found.provider_message_id and not unsent:
-        # A webhook told of it under this id: the provider took it (and did not say it
-        # dropped it unsent).
+    if how is not Settlement.SENT and found.provider_message_id:
+        # A webhook told of it under this id: the provider took it.
         raise _taken(attempt_id, found.provider_message_id)
     if (
         provider_message_id is not None
@@ -181,17 +171,11 @@ def settle(
         )
     elif how is Settlement.RESEND:
         values["next_try_at"] = now
-    if how is not Settlement.SENT and unsent:
-        # The message the provider dropped is the provider event's (kept for the record);
-        # a resend's is the attempt's.
-        values["provider_message_id"] = None
     still = attempts.c.status == AttemptStatus.UNKNOWN
     if how is not Settlement.SENT:
         # Checked again as it is written: a webhook may have given it the provider's id
         # since it was read (a status that keeps it unknown, such as "queued").
-        still &= attempts.c.provider_message_id.is_(None) | attempts.c.error_code.in_(
-            sorted(NOT_SENT_CODES)
-        )
+        still &= attempts.c.provider_message_id.is_(None)
     changed = connection.execute(
         update(attempts).where(attempts.c.id == attempt_id, still).values(**values)
     ).rowcount

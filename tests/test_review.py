@@ -66,25 +66,6 @@ async def test_held_messages_are_listed_with_their_account_and_why(world: World)
     assert held.error_message == "read timeout" and held.held_since == NOW
 
 
-async def test_a_text_the_provider_dropped_unsent_can_be_resent_or_cancelled(
-    world: World,
-) -> None:
-    """Held because Twilio reported it dropped unsent (30001, a queue overflow): it has the
-    provider's id, yet the provider never sent it. It may be resent, its id cleared so that
-    the new message's is recorded (the dropped one's stays in its provider event), or
-    cancelled; never so for an id a webhook gave without such a code."""
-    attempt_id = await held_message(world)
-    set_attempt(world, provider_message_id="SM77", error_code="30001")
-    settled(world, attempt_id, Settlement.RESEND, note="queue overflow")
-    attempt = the_attempt(world)
-    assert (attempt.status, attempt.provider_message_id, attempt.next_try_at) == (
-        "queued", None, world.clock.now()
-    )  # fmt: skip
-    set_attempt(world, status="unknown", provider_message_id="SM78", error_code="14107")
-    settled(world, attempt_id, Settlement.CANCEL)
-    assert the_attempt(world).status == "cancelled"
-
-
 async def test_settled_as_sent_keeps_the_providers_id_and_is_never_sent(world: World) -> None:
     attempt_id = await held_message(world)
     set_attempt(world, updated_at=NOW + timedelta(minutes=30))  # touched since it was held

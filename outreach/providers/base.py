@@ -49,17 +49,7 @@ class EventType(StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     COMPLETED = "completed"
-    # The provider took the message and then dropped it before it left (a queue overflow,
-    # NOT_SENT_CODES): it never reached the debtor, and may be sent again, by a person.
-    NOT_SENT = "not_sent"
     UNKNOWN = "unknown"
-
-
-# Error codes a provider reports, after taking a message, for one it dropped before it left
-# its platform: Twilio's 30001 (queue overflow: a Messaging Service's senders had more
-# queued than they can send) and 14107 (more than 30 messages between two numbers in 30
-# seconds: Twilio fails the rest, uncharged). The message never reached a carrier.
-NOT_SENT_CODES = frozenset({"30001", "14107"})
 
 
 @quick_init

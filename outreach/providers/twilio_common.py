@@ -50,10 +50,6 @@ TWILIO_CODES: dict[str, CodeRule] = {
         suppression=SuppressionReason.STOP.value,
     ),
     "21611": CodeRule("the sender's queue is full", retryable=True),
-    # Status callbacks only, for a message Twilio took and then dropped unsent
-    # (``base.NOT_SENT_CODES``): the attempt is held for review, not failed.
-    "30001": CodeRule("queue overflow: the message was dropped from Twilio's queue, unsent"),
-    "14107": CodeRule("too many messages between two numbers in 30 seconds: dropped, unsent"),
     "21612": CodeRule("the 'To' number is not reachable by SMS from this sender"),
     "21614": CodeRule(
         "the 'To' number is not a mobile number (a landline cannot receive SMS)",

@@ -19,7 +19,6 @@ from outreach.config import Settings
 from outreach.errors import ChannelError
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
-    NOT_SENT_CODES,
     Channel,
     EventType,
     OutboundMessage,
@@ -155,10 +154,6 @@ class TwilioSms(Provider):
         event_type = MESSAGE_STATUS.get(raw_status, EventType.UNKNOWN)
         error_code = fields.get("ErrorCode") or None
         rule = code_rule(error_code) if event_type in _OUTCOMES else None
-        if event_type in _OUTCOMES and error_code in NOT_SENT_CODES:
-            # Twilio dropped it before it left: never a failure of the message or the
-            # number, and not sent again on our own (``attempt_status``).
-            event_type, rule = EventType.NOT_SENT, None
         sid = _message_sid(fields)
         return ProviderEvent(
             provider=self.name,

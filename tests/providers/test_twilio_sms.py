@@ -10,7 +10,6 @@ import respx
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
 
-from outreach.attempt_status import progress_of
 from outreach.channels import SmsChannel
 from outreach.clock import FixedClock
 from outreach.config import Settings
@@ -219,40 +218,6 @@ def test_status_callbacks(
     )  # fmt: skip
     assert event.payload["FutureParameter"] == "added-later"
     assert event.occurred_at == clock.now()
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "event_type"),
-    [
-        # Dropped from Twilio's queue unsent (a Messaging Service's queue overflow), or
-        # failed by Twilio's loop protection: never reached a carrier.
-        ("failed", "30001", EventType.NOT_SENT),
-        ("failed", "14107", EventType.NOT_SENT),
-        # Rejected downstream: it left Twilio, a failure as any other.
-        ("failed", "30022", EventType.FAILED),
-        ("undelivered", "30003", EventType.UNDELIVERED),
-    ],
-)
-def test_a_text_twilio_dropped_unsent_is_told_from_a_failed_one(
-    settings: Settings,
-    client: httpx.AsyncClient,
-    clock: FixedClock,
-    status: str,
-    code: str,
-    event_type: EventType,
-) -> None:
-    request = twilio_request(
-        "sms_status_failed_30008.json", changes={"MessageStatus": status, "ErrorCode": code}
-    )
-    (event,) = sms(settings, client, clock).parse(request)
-    assert (event.event_type, event.error_code) == (event_type, code)
-    progress = progress_of(event.event_type, event.outcome, event.error_code)
-    if event_type is EventType.NOT_SENT:
-        assert (event.outcome, event.suppression, event.contact_status) == (None, None, None)
-        assert (progress.status, progress.error_code) == ("unknown", code)
-        assert progress.held_unsent
-    else:
-        assert progress.status in {"failed", "undelivered"}
 
 
 def test_a_callback_error_code_that_means_the_number_cannot_receive(

@@ -60,6 +60,12 @@ class ScaledClock:
         return self._start + (self._wall.now() - self._origin) * self._speed
 
 
+def wall_clock(clock: Clock) -> Clock:
+    """The real time ``clock`` follows: a scaled clock's wall clock, any other clock itself.
+    For what others stamp in real time, a provider's signature for one."""
+    return clock._wall if isinstance(clock, ScaledClock) else clock
+
+
 def clock_time(clock: Clock, real: timedelta) -> timedelta:
     """How much of ``clock``'s time passes while ``real`` time does: ``speed`` times more
     on a scaled clock (a demo's runs 60 times faster), as much on any other."""

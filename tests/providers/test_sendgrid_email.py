@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from outreach.channels import EmailChannel
-from outreach.clock import FixedClock
+from outreach.clock import Clock, FixedClock, ScaledClock
 from outreach.config import Settings
 from outreach.errors import ChannelError, WebhookRejected
 from outreach.providers.base import EventType, OutboundMessage, WebhookRequest
@@ -49,7 +49,7 @@ CONFIG = EmailChannel(
 )
 
 
-def email(settings: Settings, client: httpx.AsyncClient, clock: FixedClock) -> SendgridEmail:
+def email(settings: Settings, client: httpx.AsyncClient, clock: Clock) -> SendgridEmail:
     return SendgridEmail(settings, client, clock, CONFIG)
 
 
@@ -288,6 +288,18 @@ def test_a_signed_request_is_accepted_only_near_its_timestamp(
         else:
             with pytest.raises(WebhookRejected, match="Timestamp"):
                 provider.verify(request)
+
+
+def test_a_demos_clock_does_not_move_the_window(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
+) -> None:
+    """``outreach run --start ... --speed 60`` shows another time; SendGrid signs in real
+    time, which the window is measured against."""
+    demo = ScaledClock(clock.now() - timedelta(days=30), speed=60, wall=clock)
+    clock.advance(timedelta(hours=2))  # the demo's clock is now 30 days behind, less 5
+    timestamp = str(int(clock.now().timestamp()))
+    request = sendgrid_events_request(_payload("event_delivered.json"), event_keys, timestamp)
+    email(settings, client, demo).verify(request)
 
 
 @pytest.mark.parametrize("timestamp", ["", " 1793631600", "1793631600.5", "-1", "١٢٣", "9" * 40])

@@ -28,7 +28,7 @@ from outreach.importing.fields import parse_phone
 from outreach.importing.reader import RawRow
 from outreach.models import Channel, ComplianceEventKind, Role, SuppressionReason
 from outreach.opt_outs import hold_addresses
-from outreach.users import create_user, set_active, set_password, set_role, user_by_name
+from outreach.users import create_user, user_by_name
 
 
 @dataclass(frozen=True)
@@ -201,18 +201,31 @@ def _record_opt_out(connection: Connection, values: dict[str, Any], clock: Clock
 DEMO_USERS = (("admin", Role.ADMIN), ("marketer", Role.MARKETER), ("agent", Role.AGENT))
 
 
-def demo_users(engine: Engine, clock: Clock) -> str:
-    """The demo's users of the web UI, one per role, under a new random password (returned,
-    for the terminal): each demo start gives a fresh one, and no fixed password exists."""
+@dataclass(frozen=True)
+class DemoUsers:
+    """What ``demo_users`` did: the users it created, under ``password``, and those it
+    found and left as they were."""
+
+    password: str
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+
+
+def demo_users(engine: Engine, clock: Clock) -> DemoUsers:
+    """The demo's users of the web UI, one per role, created under a new random password
+    (returned, for the terminal; no fixed password exists). A user of one of their names
+    that exists already is left as it is: its password, role and whether it may sign in
+    are its owner's, never the demo's."""
     password = secrets.token_urlsafe(12)
+    created: list[str] = []
+    existing: list[str] = []
     with engine.begin() as connection:
         for username, role in DEMO_USERS:
             try:
                 user_by_name(connection, username)
             except NotFoundError:
                 create_user(connection, username, password, role, clock.now(), username.title())
-                continue
-            set_password(connection, username, password)
-            set_role(connection, username, role)
-            set_active(connection, username, True)
-    return password
+                created.append(username)
+            else:
+                existing.append(username)
+    return DemoUsers(password, tuple(created), tuple(existing))

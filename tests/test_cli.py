@@ -196,3 +196,36 @@ def test_account_show_lists_messages_replies_and_compliance_events(
     assert "overdue-3d" in shown and "delivered" in shown and "SM123" in shown
     assert "I paid yesterday" in shown and "paid" in shown
     assert "opt_out" in shown and "twilio_sms inbound" in shown
+
+
+def test_demo_data_is_refused_outside_development(env: dict[str, str], tmp_path: Path) -> None:
+    env.update(ENVIRONMENT="production", SECRET_KEY="Zx9-a-real-secret-value-0123456789")
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    added = subprocess.run(
+        [sys.executable, "-m", "outreach", "users", "add", "admin", "--role", "viewer",
+         "--password-stdin"],
+        input="their-own-password-1\n", env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    for command in (["init", "--demo"], ["demo-data", "--count", "2"]):
+        refused = outreach(*command, env=env, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stdout
+        assert "for development only: ENVIRONMENT is production" in refused.stderr
+        assert "password" not in refused.stdout
+    listed = outreach("users", "list", env=env, cwd=tmp_path).stdout
+    rows = [[cell.strip() for cell in line.split("│")[1:5]] for line in listed.splitlines()]
+    assert [row for row in rows if row] == [["admin", "admin", "viewer", "yes"]]  # as added
+    shown = outreach("accounts", "show", "DEMO-00001", env=env, cwd=tmp_path)
+    assert "no account with reference 'DEMO-00001'" in shown.stderr
+
+
+def test_init_demo_leaves_an_existing_user_as_it_is(env: dict[str, str], tmp_path: Path) -> None:
+    env.update(ENVIRONMENT="development", TEMPLATES_DIR=str(tmp_path / "none"))
+    first = outreach("init", "--demo", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Web UI users admin, marketer, agent; password for this demo: " in first.stdout
+    again = outreach("init", "--demo", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "password for this demo" not in again.stdout
+    assert "Web UI users admin, marketer, agent exist already: left as they are" in again.stdout

@@ -215,19 +215,30 @@ def test_a_hash_made_with_weaker_parameters_is_upgraded_at_sign_in(engine: Engin
     assert upgraded != weak and "m=65536" in upgraded
 
 
-def test_each_demo_start_gives_the_demo_users_a_new_password(engine: Engine) -> None:
+def test_the_demo_creates_its_users_and_never_changes_an_existing_one(engine: Engine) -> None:
     clock = FixedClock(NOW)
+    with engine.begin() as connection:
+        create_user(connection, "admin", PASSWORD, Role.VIEWER, NOW)
+        set_active(connection, "admin", False)
     first = demo_users(engine, clock)
+    assert (first.created, first.existing) == (("marketer", "agent"), ("admin",))
+    assert len(first.password) >= 12
     with engine.begin() as connection:
-        set_role(connection, "agent", Role.VIEWER)
-        set_active(connection, "marketer", False)
-    second = demo_users(engine, clock)
-    assert first != second and len(second) >= 12
-    with engine.begin() as connection:
-        for username, role in DEMO_USERS:
-            assert authenticate(connection, username, first, NOW) is None
-            signed = authenticate(connection, username, second, NOW)
+        admin = user_by_name(connection, "admin")
+        assert (admin.role, admin.active) == (Role.VIEWER, False)  # as its owner left it
+        set_active(connection, "admin", True)
+        assert authenticate(connection, "admin", first.password, NOW) is None
+        assert authenticate(connection, "admin", PASSWORD, NOW) is not None
+        for username, role in DEMO_USERS[1:]:
+            signed = authenticate(connection, username, first.password, NOW)
             assert signed is not None and signed.role is role
+        set_role(connection, "agent", Role.VIEWER)
+    second = demo_users(engine, clock)
+    assert (second.created, second.existing) == ((), ("admin", "marketer", "agent"))
+    with engine.begin() as connection:
+        assert authenticate(connection, "marketer", second.password, NOW) is None
+        signed = authenticate(connection, "agent", first.password, NOW)
+        assert signed is not None and signed.role is Role.VIEWER
 
 
 def outreach(

@@ -89,6 +89,8 @@ def init(
 ) -> None:
     """Create the database, or upgrade it to the current schema."""
     context = context_of(ctx)
+    if demo:
+        refuse_demo_outside_development(context.settings, "--demo")
     before = current_revision(context.engine)
     upgrade(context.engine)
     after = current_revision(context.engine)
@@ -103,12 +105,30 @@ def init(
         _demo_users(context)
 
 
-def _demo_users(context: Context) -> None:
-    from outreach.demo import DEMO_USERS, demo_users
+def refuse_demo_outside_development(settings: Settings, what: str) -> None:
+    """Demo accounts, which the daemon would work, and demo users, who could sign in, are
+    for a development database only."""
+    if settings.environment != "development":
+        raise ConfigError(
+            f"{what} loads demo accounts and users, for development only: ENVIRONMENT is "
+            f"{settings.environment}. Use a database of its own with ENVIRONMENT=development "
+            "(as 'make demo' does)"
+        )
 
-    password = demo_users(context.engine, context.clock)
-    names = ", ".join(name for name, _ in DEMO_USERS)
-    out.print(f"Web UI users {names}; password for this demo: {password}")
+
+def _demo_users(context: Context) -> None:
+    from outreach.demo import demo_users
+
+    users = demo_users(context.engine, context.clock)
+    if users.created:
+        names = ", ".join(users.created)
+        out.print(f"Web UI users {names}; password for this demo: {users.password}")
+    if users.existing:
+        names = ", ".join(users.existing)
+        out.print(
+            f"Web UI users {names} exist already: left as they are, with the password they "
+            "had ('outreach users password NAME' sets a new one)."
+        )
 
 
 def _seed_templates(context: Context) -> None:
@@ -322,8 +342,10 @@ def demo_data(
     count: Annotated[int, typer.Option(min=1, max=100_000, help="How many accounts.")] = 300,
     seed: Annotated[int, typer.Option(help="Same seed, same accounts.")] = 7,
 ) -> None:
-    """Load realistic demo accounts (fictional phones and example.* emails); repeatable."""
+    """Load realistic demo accounts (fictional phones and example.* emails); repeatable.
+    Development only (ENVIRONMENT=development)."""
     context = context_of(ctx)
+    refuse_demo_outside_development(context.settings, "demo-data")
     ensure_schema(context)
     _load_demo(context, count=count, seed=seed)
 

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -186,3 +187,24 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str | None:
     script = ScriptDirectory(str(MIGRATIONS_DIR))
     return script.get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations: a database at another was
+    migrated by a newer outreach, which this one can neither use nor upgrade."""
+    try:
+        return ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision) is not None
+    except AlembicError:
+        return False
+
+
+def current_known_revision(engine: Engine, where: str) -> str | None:
+    """The database's revision; refused (ConfigError) when it is newer than this outreach's
+    migrations know."""
+    revision = current_revision(engine)
+    if revision is not None and not is_known_revision(revision):
+        raise ConfigError(
+            f"the database at {where} is at schema {revision}, newer than this outreach "
+            f"(which knows up to {head_revision()}): upgrade outreach"
+        )
+    return revision

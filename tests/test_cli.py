@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from outreach import store
 from outreach.compliance_store import attempts, inbox_messages
+from outreach.db import head_revision
 from tests.test_import_accounts import row, write_csv
 
 
@@ -62,6 +63,27 @@ def test_commands_refuse_an_uninitialized_database(env: dict[str, str], tmp_path
     assert "run 'outreach init'" in result.stderr
     assert "there is no database at" in result.stderr
     assert not (tmp_path / "fresh.db").exists()  # nothing left behind to be mistaken for one
+
+
+def test_a_database_migrated_by_a_newer_outreach_is_named_as_such(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    try:
+        newer = f"at schema 0099, newer than this outreach (which knows up to {head_revision()})"
+        for command in (["accounts", "show", "X"], ["init"]):
+            result = outreach(*command, env=env, cwd=tmp_path)
+            assert result.returncode == 2, result.stderr[-300:]
+            assert newer in result.stderr and "upgrade outreach" in result.stderr
+            assert "run 'outreach init'" not in result.stderr
+            assert "Traceback" not in result.stderr
+    finally:  # PostgreSQL's schema is shared by the tests that follow
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()}
+            )
 
 
 def test_payments_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from outreach.cli.common import (
 )
 from outreach.clock import SystemClock
 from outreach.config import Settings, mask_url
-from outreach.db import current_revision, upgrade
+from outreach.db import current_known_revision, current_revision, upgrade
 from outreach.errors import ConfigError, OutreachError
 
 app = typer.Typer(
@@ -91,10 +91,10 @@ def init(
     context = context_of(ctx)
     if demo:
         refuse_demo_outside_development(context.settings, "--demo")
-    before = current_revision(context.engine)
+    where = mask_url(context.settings.database_url)
+    before = current_known_revision(context.engine, where)
     upgrade(context.engine)
     after = current_revision(context.engine)
-    where = mask_url(context.settings.database_url)
     if before == after:
         out.print(f"Database {where} is up to date (schema {after}).")
     else:

@@ -16,7 +16,7 @@ from outreach.cadence import cadence_names
 from outreach.clock import Clock
 from outreach.compliance.rules import load_ruleset
 from outreach.config import Settings, mask_url
-from outreach.db import current_revision, head_revision, make_engine
+from outreach.db import current_known_revision, head_revision, make_engine
 from outreach.errors import ConfigError
 from outreach.importing.account_rows import ImportDefaults
 
@@ -60,10 +60,10 @@ def ensure_schema(context: Context) -> None:
             f"there is no database at {missing}: run 'outreach init' to create it, or set "
             "DATABASE_URL to the one you use"
         )
-    if current_revision(context.engine) != head_revision():
+    where = mask_url(context.settings.database_url)
+    if current_known_revision(context.engine, where) != head_revision():
         raise ConfigError(
-            f"the database at {mask_url(context.settings.database_url)} is not initialized "
-            "or is out of date: run 'outreach init'"
+            f"the database at {where} is not initialized or is out of date: run 'outreach init'"
         )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from outreach import store
@@ -314,6 +315,34 @@ def test_stored_decisions_list_and_replay(
     replayed = json.loads(outreach("compliance", "check", str(case), env=env, cwd=tmp_path).stdout)
     assert replayed["decision"] == "defer"
     assert replayed["not_before"] == "2026-11-02T13:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--on", "2026/12/01", "--on '2026/12/01': not a date (YYYY-MM-DD)"),
+        ("--collector", "third-party", "--collector 'third-party': use first_party or third_party"),
+        ("--collector", "agency", "--collector 'agency': use first_party or third_party"),
+        ("--jurisdiction", "US-XX", "--jurisdiction 'US-XX': not a country or an ISO 3166-2"),
+        ("--jurisdiction", "Massachusetts", "--jurisdiction 'Massachusetts': not a country"),
+        ("--jurisdiction", "US-NY-N.Y.C", "a city is one code, as US-NY-NYC"),
+    ],
+)
+def test_rules_refuse_what_they_cannot_answer_for(
+    env: dict[str, str], tmp_path: Path, option: str, value: str, said: str
+) -> None:
+    # Each would have been a traceback or an empty table, read as "no rule applies".
+    result = outreach("compliance", "rules", option, value, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout[-300:]
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr and not result.stdout
+
+
+def test_rules_for_a_city_on_a_date(env: dict[str, str], tmp_path: Path) -> None:
+    listed = outreach("compliance", "rules", "--jurisdiction", "us-ny-nyc", "--on", "2026-12-01",
+                      env=env, cwd=tmp_path)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "US-NY-NYC" in listed.stdout and "REGF_7IN7_CALL_CAP" in listed.stdout
 
 
 def test_rules_and_a_broken_override_file(env: dict[str, str], tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ from outreach.cli.common import Context, context_of, out, with_database
 from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate
 from outreach.compliance.facts import EVENT_KINDS
-from outreach.compliance.rules import RuleSet, load_ruleset
+from outreach.compliance.rules import COLLECTOR_TYPES, RuleSet, load_ruleset
 from outreach.compliance.scenario import read_scenario
 from outreach.compliance.windows import WEEKDAYS
 from outreach.compliance_store import (
@@ -33,7 +33,7 @@ from outreach.compliance_store import (
     still_held,
 )
 from outreach.errors import NotFoundError, OutreachError
-from outreach.importing.fields import FieldError, parse_email, parse_phone
+from outreach.importing.fields import FieldError, parse_email, parse_jurisdiction, parse_phone
 from outreach.models import ContactStatus, SuppressionReason
 from outreach.opt_outs import (
     accounts_using,
@@ -194,10 +194,13 @@ def rules(
 ) -> None:
     """The rules in force for a jurisdiction and collector type, with their citations."""
     context = context_of(ctx)
+    where = _jurisdiction(jurisdiction)
+    if collector not in COLLECTOR_TYPES:
+        raise OutreachError(f"--collector {collector!r}: use {' or '.join(COLLECTOR_TYPES)}")
     ruleset = ruleset_of(context)
-    day = datetime.fromisoformat(on).date() if on else context.clock.now().date()
+    day = _date(on, "--on") if on else context.clock.now().date()
     table = Table("code", "kind", "channels", "profile", "citation", title=ruleset.version)
-    for profile, rule in ruleset.rules_for([jurisdiction.upper()], collector, day):
+    for profile, rule in ruleset.rules_for([where], collector, day):
         table.add_row(rule.code, rule.kind, ",".join(rule.channels), profile.id, rule.citation)
     out.print(table)
 
@@ -468,6 +471,31 @@ def _headline(decision: Decision) -> str:
         for zone in dict.fromkeys(z for z, _ in decision.zones)
     )
     return f"[yellow]DEFERRED[/yellow] until {decision.not_before:%Y-%m-%d %H:%M} UTC ({local})"
+
+
+def _jurisdiction(text: str) -> str:
+    """A country (``US``), an ISO 3166-2 subdivision (``US-MA``), or one with a city
+    (``US-NY-NYC``), as an account's jurisdiction is written."""
+    code = text.strip().upper().replace("_", "-")
+    state, _, city = code.partition("-")[2].partition("-")
+    country = code.partition("-")[0]
+    try:
+        parse_jurisdiction("--jurisdiction", f"{country}-{state}" if state else country)
+    except FieldError:
+        raise OutreachError(
+            f"--jurisdiction {text!r}: not a country or an ISO 3166-2 subdivision (such as US "
+            "or US-MA, and a city after it, as US-NY-NYC)"
+        ) from None
+    if "-" in city or (city and not city.isalnum()):
+        raise OutreachError(f"--jurisdiction {text!r}: a city is one code, as US-NY-NYC")
+    return code
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise OutreachError(f"{option} {text!r}: not a date (YYYY-MM-DD)") from None
 
 
 def _instant(text: str) -> datetime:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
+from outreach.cli import app
+from outreach.models import TemplateVersion
+from outreach.store import table_of
 from tests.conftest import REPO
 from tests.test_cli import outreach
 from tests.test_import_accounts import row, write_csv
@@ -203,3 +209,19 @@ def test_preview_shows_lints_findings_beside_what_renders(
     assert result.returncode == 0, result.stderr
     assert "lint: sms/overdue.firm.j2" in result.stderr and "segments" in result.stderr
     assert "x" * 700 in result.stdout
+
+
+def test_sync_where_this_system_user_has_no_name(
+    workdir: Path, env: dict[str, str], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container's numeric uid: no USER or LOGNAME, and no entry in the password database.
+    def no_name() -> str:
+        raise KeyError("getpwuid(): uid not found: 54321")
+
+    monkeypatch.setattr(getpass, "getuser", no_name)
+    monkeypatch.chdir(workdir)
+    result = CliRunner().invoke(app, ["templates", "sync"], env=env)
+    assert result.exit_code == 0, result.output
+    with engine.connect() as connection:
+        authors = connection.execute(select(table_of(TemplateVersion).c.author)).scalars()
+        assert set(authors) == {"unknown"}

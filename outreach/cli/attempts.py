@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from outreach.cli.common import out, with_database
+from outreach.cli.common import out, system_user, with_database
 from outreach.errors import OutreachError
 from outreach.review import Settlement, held_for_review, settle
 
@@ -79,7 +78,7 @@ def settle_(
     except ValueError:
         raise OutreachError(f"--as {how!r}: choose one of {_HOW}") from None
     with context.engine.begin() as connection:
-        settle(connection, attempt_id, chosen, context.clock.now(), by or _user(),
+        settle(connection, attempt_id, chosen, context.clock.now(), by or system_user(),
                provider_message_id=provider_id, note=note)  # fmt: skip
     out.print(
         {
@@ -90,10 +89,3 @@ def settle_(
         }[chosen],
         highlight=False,
     )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment (a container's numeric uid)
-        return "unknown"

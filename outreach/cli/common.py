@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from dataclasses import dataclass
@@ -88,6 +89,15 @@ def with_database(ctx: typer.Context) -> Context:
     context = context_of(ctx)
     ensure_schema(context)
     return context
+
+
+def system_user() -> str:
+    """This system's user name, recorded as who did something; "unknown" where the uid has
+    no name (a container's numeric uid), which ``getpass.getuser`` answers with an error."""
+    try:
+        return getpass.getuser()
+    except Exception:  # KeyError from pwd; OSError on Python 3.13 and later
+        return "unknown"
 
 
 def import_defaults(context: Context, source: str) -> ImportDefaults:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
@@ -14,7 +13,15 @@ from rich.table import Table
 from outreach import store
 from outreach.cadence import load_cadences
 from outreach.channels import lint_policy
-from outreach.cli.common import Context, context_of, ensure_schema, err, out, with_database
+from outreach.cli.common import (
+    Context,
+    context_of,
+    ensure_schema,
+    err,
+    out,
+    system_user,
+    with_database,
+)
 from outreach.errors import NotFoundError, TemplateError
 from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
 from outreach.rendering.environment import TemplateKey, read_template_files
@@ -157,7 +164,7 @@ def templates_sync(
 ) -> None:
     """Store a new version of every template file whose content changed (after lint)."""
     context = with_database(ctx)
-    store_template_files(context, author=author or getpass.getuser(), publish=publish)
+    store_template_files(context, author=author or system_user(), publish=publish)
 
 
 def store_template_files(

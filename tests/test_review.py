@@ -145,6 +145,9 @@ async def test_the_commands_list_and_settle_held_messages(
 ) -> None:
     empty = outreach("attempts", "held", env=env, cwd=tmp_path)
     assert (empty.returncode, empty.stdout.strip()) == (0, "No message is held for review.")
+    unknown = outreach("attempts", "held", "--account", "NO-SUCH", env=env, cwd=tmp_path)
+    assert (unknown.returncode, unknown.stdout) == (2, "")  # not "nothing held" for a typo
+    assert "no account with reference 'NO-SUCH'" in unknown.stderr
     attempt_id = await held_message(world)
     listed = outreach("attempts", "held", "--account", "A-1", env=env, cwd=tmp_path)
     assert listed.returncode == 0
@@ -165,6 +168,8 @@ async def test_the_commands_list_and_settle_held_messages(
     )  # fmt: skip
     again = outreach("attempts", "settle", str(attempt_id), "--as", "sent", env=env, cwd=tmp_path)
     assert again.returncode == 2 and "is queued, not held for review" in again.stderr
+    none = outreach("attempts", "held", "--account", "A-1", env=env, cwd=tmp_path)
+    assert (none.returncode, none.stdout.strip()) == (0, "No message of A-1 is held for review.")
 
 
 async def test_a_webhook_that_names_it_while_it_is_settled_wins(

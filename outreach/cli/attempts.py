@@ -10,6 +10,7 @@ from rich.table import Table
 from outreach.cli.common import out, system_user, with_database
 from outreach.errors import OutreachError
 from outreach.review import Settlement, held_for_review, settle
+from outreach.store import account_by_reference
 
 attempts_app = typer.Typer(
     help="Messages whose outcome is not known (status unknown), held for review.",
@@ -30,9 +31,12 @@ def held(
     again on its own. Check each with the provider, then settle it."""
     context = with_database(ctx)
     with context.engine.connect() as connection:
+        if account is not None:
+            # An unknown reference is said as such, not as nothing held for it.
+            account_by_reference(connection, account)
         found = held_for_review(connection, reference=account, limit=limit)
     if not found:
-        out.print("No message is held for review.")
+        out.print(f"No message{'' if account is None else ' of ' + account} is held for review.")
         return
     table = Table("id", "account", "channel", "to", "step", "provider", "provider id",
                   "held since (UTC)", "why", "message")  # fmt: skip

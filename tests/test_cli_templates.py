@@ -77,6 +77,14 @@ def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str
     assert result.returncode == 0, result.stderr
     assert "sms/overdue.firm.es.j2 for ES-1" in result.stdout
     assert "José, su saldo de $120.50" in result.stdout
+    # The sample data's options would be ignored for a real account: refused, not ignored.
+    for option, value in (("--locale", "en_US"), ("--sample", "2")):
+        refused = outreach(
+            "templates", "preview", "overdue", "-c", "sms", "-t", "firm", "--account", "ES-1",
+            option, value, env=env, cwd=workdir,
+        )  # fmt: skip
+        assert refused.returncode == 2 and not refused.stdout
+        assert f"{option} is for the sample data: --account renders" in refused.stderr
 
 
 def test_preview_in_a_locale_without_an_english_of_its_own(

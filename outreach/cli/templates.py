@@ -22,7 +22,7 @@ from outreach.cli.common import (
     system_user,
     with_database,
 )
-from outreach.errors import NotFoundError, TemplateError
+from outreach.errors import NotFoundError, OutreachError, TemplateError
 from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
 from outreach.rendering.environment import TemplateKey, read_template_files
 from outreach.rendering.lint_limits import lint_sources_bounded, preview_bounded
@@ -83,8 +83,13 @@ def templates_preview(
     channel: ChannelOption,
     tone: ToneOption,
     account: Annotated[str | None, typer.Option(help="Render for this account reference.")] = None,
-    locale: Annotated[str | None, typer.Option(help="Render in this locale (sample data).")] = None,
-    sample: Annotated[int, typer.Option(min=1, max=len(SAMPLE_ACCOUNTS))] = 1,
+    locale: Annotated[
+        str | None, typer.Option(help="Render in this locale (sample data; not with --account).")
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(min=1, max=len(SAMPLE_ACCOUNTS), help="Which sample account (1 by default)."),
+    ] = None,
     published_only: Annotated[
         bool, typer.Option("--published", help="Use the published versions, not the files.")
     ] = False,
@@ -92,6 +97,12 @@ def templates_preview(
     """Show exactly what a debtor would receive: SMS segments, email subject and both bodies.
     Lint's findings for the template come first, on standard error."""
     context = context_of(ctx)
+    if account is not None and (locale is not None or sample is not None):
+        given = "--locale" if locale is not None else "--sample"
+        raise OutreachError(
+            f"{given} is for the sample data: --account renders the account's own facts, in "
+            "its own locale"
+        )
     settings = context.settings
     company = load_company(settings.templates_dir)
     if published_only:
@@ -103,7 +114,7 @@ def templates_preview(
     if account is not None:
         facts, today = _account_facts(context, account)
     else:
-        facts, today = SAMPLE_ACCOUNTS[sample - 1], SAMPLE_TODAY
+        facts, today = SAMPLE_ACCOUNTS[(sample or 1) - 1], SAMPLE_TODAY
         if locale is not None:
             facts = MessageFacts(**{**facts.__dict__, "locale": locale})
     key = Renderer(sources).resolve(channel, name, tone, facts.locale)

@@ -12,6 +12,7 @@ it waits for 08:00.
 from __future__ import annotations
 
 import csv
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,25 @@ def test_the_cli_prints_the_days_and_writes_the_csv(
                        env=env, cwd=tmp_path)  # fmt: skip
     assert nothing.returncode == 2
     assert "no account's reference matches 'NOPE*': nothing to forecast" in nothing.stderr
+
+
+def test_a_csv_that_cannot_be_written_is_refused_before_the_forecast(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    # Refused after the whole forecast had run and printed, a large one taking minutes.
+    env.update(TEMPLATES_DIR=str(REPO / "templates"), CHANNELS_DIR=str(REPO / "channels"))
+    (tmp_path / "dir.csv").mkdir()
+    a_folder = outreach("simulate", "--from", "2026-11-02", "--csv", "dir.csv",
+                        env=env, cwd=tmp_path)  # fmt: skip
+    assert a_folder.returncode == 2 and "--csv dir.csv: it is a folder" in a_folder.stderr
+    assert not a_folder.stdout
+    if os.geteuid() != 0:  # root writes whatever the permissions say
+        (tmp_path / "locked").mkdir(mode=0o555)
+        locked = outreach("simulate", "--from", "2026-11-02", "--csv", "locked/f.csv",
+                          env=env, cwd=tmp_path)  # fmt: skip
+        assert locked.returncode == 2 and not locked.stdout
+        assert "--csv locked/f.csv: cannot write it (Permission denied)" in locked.stderr
+        assert not (tmp_path / "locked/f.csv").exists()
 
 
 def test_an_account_without_a_zone_of_its_own_is_shown_in_its_states(

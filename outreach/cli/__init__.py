@@ -233,9 +233,8 @@ def simulate(
     context = with_database(ctx)
     given = start if "T" in start else f"{start}T00:00:00+00:00"
     first = _instant_option(given, "--from", shown=start)
-    if csv_path is not None and not csv_path.parent.is_dir():
-        # Said before the forecast runs, not after.
-        raise OutreachError(f"--csv {csv_path}: the folder {csv_path.parent} does not exist")
+    if csv_path is not None:
+        _refuse_unwritable(csv_path)  # said before the forecast runs, not after
     if accounts and not _any_account(context, accounts):
         # Nothing was done (exit 2), so that a script does not take it for a quiet forecast.
         raise OutreachError(f"no account's reference matches {accounts!r}: nothing to forecast")
@@ -265,6 +264,24 @@ def simulate(
         except OSError as exc:
             raise OutreachError(f"--csv {csv_path}: cannot write it ({exc.strerror})") from None
         out.print(f"Forecast written to {csv_path} ({len(rows)} rows).")
+
+
+def _refuse_unwritable(path: Path) -> None:
+    """Refuse ``--csv`` where the forecast could not be written: a missing folder, a folder
+    in the file's place, a file or folder without write permission. Nothing is truncated,
+    and a file made to try is removed."""
+    if not path.parent.is_dir():
+        raise OutreachError(f"--csv {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise OutreachError(f"--csv {path}: it is a folder, not a file")
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise OutreachError(f"--csv {path}: cannot write it ({exc.strerror})") from None
 
 
 def _warn_of_rest_day_calls(found: Sequence[Any]) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -248,6 +249,32 @@ def outreach(
         [sys.executable, "-m", "outreach", *args], input=stdin,
         env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def test_a_password_prompt_left_unanswered_does_nothing(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    # Its input ended: nothing was done (2), not "done, with rejected rows" (1).
+    ended = outreach("users", "add", "carl", "--role", "agent", env=env, cwd=tmp_path)
+    assert ended.returncode == 2, ended.stderr[-300:]
+    assert "no answer to the prompt (its input ended): nothing was done" in ended.stderr
+    # Ctrl-C at the prompt: interrupted (130).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "outreach", "users", "add", "carl", "--role", "agent"],
+        env=env, cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    asked = ""
+    while "Password" not in asked:
+        line = process.stderr.read(1)
+        assert line, asked
+        asked += line
+    process.send_signal(signal.SIGINT)
+    _, said = process.communicate(timeout=60)
+    assert process.returncode == 130, said
+    assert "Interrupted: nothing was done." in said
+    with engine.connect() as connection, pytest.raises(NotFoundError):
+        user_by_name(connection, "carl")
 
 
 def test_the_users_commands(env: dict[str, str], tmp_path: Path, engine: Engine) -> None:

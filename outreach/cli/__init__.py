@@ -2,7 +2,8 @@
 
 Settings are built once here, by the entry point, and handed down. Errors outreach raises
 on purpose print as one line with their remedy, without a traceback; exit codes: 0 done,
-1 done with rejected rows or configuration problems, 2 nothing done.
+1 done with rejected rows or configuration problems, 2 nothing done (a prompt's input
+ended included), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from typer.core import TyperGroup
 
 from outreach.cli import accounts, attempts, compliance, daemons, templates, users
 from outreach.cli.accounts import print_summary
@@ -34,7 +36,28 @@ from outreach.config import Settings, mask_url
 from outreach.db import current_known_revision, current_revision, upgrade
 from outreach.errors import ConfigError, OutreachError
 
+
+class _Commands(TyperGroup):
+    """The root of the commands: a prompt left without an answer says so, with the exit
+    code of what happened (click's Abort would exit 1, which means done with rejected
+    rows)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own click's Context
+        try:
+            return super().invoke(ctx)
+        except (typer.Abort, EOFError) as exc:
+            if isinstance(exc, typer.Abort) and isinstance(
+                exc.__cause__ or exc.__context__, KeyboardInterrupt
+            ):
+                err.print("Interrupted: nothing was done.", highlight=False)
+                raise typer.Exit(130) from None
+            raise OutreachError(
+                "no answer to the prompt (its input ended): nothing was done"
+            ) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Omnichannel outreach for accounts receivable and collections.",
     no_args_is_help=True,
     # Locals in a traceback could hold credentials or debtor data: never print them.

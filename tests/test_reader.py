@@ -278,9 +278,16 @@ def test_detect_format(name: str, explicit: str | None, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "explicit"),
-    [("accounts.xlsx", None), ("accounts", None), ("accounts.csv", "xml")],
+    ("name", "explicit", "said"),
+    [
+        ("accounts.xlsx", None, "accounts.xlsx: cannot tell the format from the name"),
+        ("accounts", None, "accounts: cannot tell the format from the name"),
+        # An unknown --format is blamed, not the file's name, which says csv.
+        ("accounts.csv", "xml", "--format 'xml': use csv or jsonl"),
+        ("a.csv", "xlsx", "--format 'xlsx': use csv or jsonl"),
+    ],
 )
-def test_detect_format_refuses_unknown(name: str, explicit: str | None) -> None:
-    with pytest.raises(DataFileError, match="--format"):
+def test_detect_format_refuses_unknown(name: str, explicit: str | None, said: str) -> None:
+    with pytest.raises(DataFileError) as refused:
         detect_format(Path(name), explicit)
+    assert str(refused.value).startswith(said)

@@ -85,6 +85,8 @@ def detect_format(path: Path, explicit: str | None) -> FileFormat:
         return "csv"
     if choice in ("jsonl", "ndjson", "json"):
         return "jsonl"
+    if explicit is not None:
+        raise DataFileError(f"--format {explicit!r}: use csv or jsonl")
     raise DataFileError(
         f"{path}: cannot tell the format from the name; use a .csv or .jsonl file "
         "or pass --format csv|jsonl"

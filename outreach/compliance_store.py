@@ -32,7 +32,7 @@ from sqlalchemy.engine import Dialect
 from outreach.bulk import BulkStatement, PreparedRows
 from outreach.compliance.decision import Decision
 from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situation
-from outreach.compliance.frequency import PastContact
+from outreach.compliance.frequency import CLOCK_SKEW, PastContact
 from outreach.compliance.scenario import scenario_of
 from outreach.compliance.windows import InconvenientTime
 from outreach.models import Attempt as AttemptModel
@@ -139,11 +139,15 @@ def load_debtors(
     designated = _read(connection, designated_times, DESIGNATED_COLUMNS, ids,
                        designated_times.c.withdrawn_at.is_(None))  # fmt: skip
     since = now - timedelta(days=lookback_days + 1)
+    # Nothing after ``now`` (asked about a past instant, `compliance explain --at`), but for
+    # a stamp a moment ahead: another process's clock may run ahead (``CLOCK_SKEW``).
+    until = now + CLOCK_SKEW
     placed = _read(connection, attempts, PLACED_COLUMNS, ids, is_placed,
-                   placed_time >= since)  # fmt: skip
+                   placed_time >= since, placed_time <= until)  # fmt: skip
     replies = _read(connection, inbox_messages, REPLY_COLUMNS, ids,
                     inbox_messages.c.direction == "inbound",
-                    inbox_messages.c.received_at >= since)  # fmt: skip
+                    inbox_messages.c.received_at >= since,
+                    inbox_messages.c.received_at <= until)  # fmt: skip
     used = work_mailboxes_used(connection, points, now)
     # The ledger keeps email addresses lower-cased; an address spelled otherwise (stored
     # before, or by another writer) is still found for the account that spells it so.
@@ -153,7 +157,7 @@ def load_debtors(
     numbers = _servicer_numbers(connection, ids)
     person, holders = _same_person(connection, ids, points, numbers)
     debts, loans = _student_loans(numbers, holders)
-    shared = _shared_history(connection, accounts, person, points, placed, since, debts)
+    shared = _shared_history(connection, accounts, person, points, placed, since, until, debts)
     by_number = _revoked_for_numbers(connection, _phone_users(points), person, events, now)
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
@@ -917,6 +921,7 @@ def _shared_history(
     points: dict[int, list[Any]],
     placed: dict[int, list[Any]],
     since: datetime,
+    until: datetime,
     debts: dict[int, str],
 ) -> dict[int, list[PastContact]]:
     """Contacts placed through the debtor's other accounts (``_same_person``). Each
@@ -935,6 +940,7 @@ def _shared_history(
                 among(connection, attempts.c.account_id, sorted(outside)),
                 is_placed,
                 placed_time >= since,
+                placed_time <= until,
             )
         )
         for row in named_rows(their):

@@ -22,7 +22,7 @@ import pytest
 from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate
 from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situation
-from outreach.compliance.frequency import PastContact
+from outreach.compliance.frequency import CLOCK_SKEW, PastContact
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance.windows import InconvenientTime
 from outreach.errors import ConfigError
@@ -1886,3 +1886,36 @@ def test_contacts_stamped_a_moment_ahead_count_toward_the_caps_and_bars() -> Non
     # A conversation recorded (by a webhook) 2 s after the check bars calls from today.
     talked = [event(NOON + timedelta(seconds=2), "conversation")]
     check(situation(NOON, events=talked), "defer", utc(2025, 6, 10, 12), [POST_CONVERSATION])
+
+
+def test_a_conversation_a_moment_ahead_of_midnight_starts_the_bar_on_the_checks_date() -> None:
+    # Checked at 23:59:59 (June 3), a conversation stamped 2 s later, past midnight: June 3
+    # is day one, taken once against the check's own instant and not each instant the
+    # search tries, so calls wait for June 10, not June 11.
+    now = ny(2025, 6, 3, 23, 59, 59)
+    talked = [event(now + timedelta(seconds=2), "conversation")]
+    codes = ["REGF_TIME_OUTSIDE_WINDOW", POST_CONVERSATION]  # and 23:59 is after 21:00
+    check(situation(now, events=talked), "defer", utc(2025, 6, 10, 12), codes)
+
+
+def test_contacts_stamped_far_ahead_are_bad_data_and_hold_nothing_back() -> None:
+    # A conversation stamped 2027 (a mistyped year): counted as made at each instant the
+    # search tried, it barred calls for ever, blamed on Reg F's window. Beyond the clock
+    # skew allowed (CLOCK_SKEW), a stamp ahead is left out.
+    check(situation(NOON, events=[event(ny(2027, 1, 1, 12), "conversation")]), *ALLOW)
+    calls = [call(ny(2027, 1, day, 12), to=LANDLINE) for day in range(1, 8)]
+    for now in (NOON, NOON + timedelta(days=30)):
+        check(situation(now, history=calls), *ALLOW)
+    # Nor does the gap between calls run from such a stamp.
+    check(situation(NOON, history=[call(NOON + timedelta(days=400))]), *ALLOW)
+
+
+def test_only_a_stamp_within_the_clock_skew_counts_as_made_now() -> None:
+    # Seven calls asked about at NOON, in the hours after it (a past instant asked again,
+    # `compliance explain --at`): not yet made then, they count for nothing.
+    later = [call(NOON + timedelta(days=2, hours=h), to=LANDLINE) for h in range(7)]
+    check(situation(NOON, history=later), *ALLOW)
+    # At the edge of the allowance a stamp still counts; a second beyond it, not.
+    edge = NOON + CLOCK_SKEW
+    check(situation(NOON, history=[call(edge)]), "defer", utc(2025, 6, 3, 17, 5), [RAPID])
+    check(situation(NOON, history=[call(edge + timedelta(seconds=1))]), *ALLOW)

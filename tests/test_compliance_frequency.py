@@ -124,20 +124,17 @@ def test_a_conversation_bars_calls_for_seven_dates_starting_that_day() -> None:
     assert texts.evaluated == []
 
 
-def test_a_contact_stamped_a_moment_ahead_counts_as_of_now() -> None:
-    # Another process's clock runs ahead: its call, stamped 2 s after the check, counts
-    # (the safe side), on the check's own date even when its stamp is past local midnight.
+def test_only_contacts_made_by_now_count() -> None:
+    # What a contact stamped after ``now`` means is the engine's to say, once, against the
+    # decision's own instant (timing._history): asked about any instant, this module counts
+    # the contacts made by then, at their stamps, and never moves one to the instant asked.
     proposed = Proposed("voice", ("D1",))
-    for now in (local(2025, 6, 7, 15), local(2025, 6, 7, 23, 59, 59)):
-        history = [*calls_on_days(1, 2, 3, 4, 5, 6), call(now + timedelta(seconds=2))]
-        result = check_frequency(proposed, history, now, [NY], [REGF_CALLS])
-        assert [f.code for f in result.findings] == ["REGF_7IN7_CALL_CAP"], now
-        assert result.not_before == local(2025, 6, 8)
-    # A conversation recorded 2 s ahead bars calls from today: June 3 is day one.
-    now = local(2025, 6, 3, 23, 59, 59)
-    talked = [call(now + timedelta(seconds=2), "conversation", direction="inbound")]
-    result = check_frequency(proposed, talked, now, [NY], [REGF_TALK])
-    assert result.not_before == local(2025, 6, 10)
+    now = local(2025, 6, 7, 15)
+    history = [*calls_on_days(1, 2, 3, 4, 5, 6), call(now + timedelta(seconds=2))]
+    assert check_frequency(proposed, history, now, [NY], [REGF_CALLS]).findings == []
+    ahead = [call(local(2027, 1, 1, 12), "conversation", direction="inbound")]
+    for at in (now, local(2025, 6, 20, 8)):
+        assert check_frequency(proposed, ahead, at, [NY], [REGF_TALK]).findings == []
 
 
 def test_state_overlays_are_data() -> None:

@@ -393,11 +393,11 @@ def test_a_frequency_rule_with_nothing_to_count_answers_as_the_full_count(
     situation = asked(now, ["America/New_York"], channel=channel, history=history, debts=debts)
     zones = ("America/New_York", "America/Chicago")
     for spec in FREQUENCY_SPECS:
-        fast = timing._frequency(spec, situation, history, now, zones)
+        fast = timing._frequency(spec, situation, history, history, now, zones)
         shortcut = timing._anything_to_count
         timing._anything_to_count = lambda *_: True  # type: ignore[assignment]
         try:
-            full = timing._frequency(spec, situation, history, now, zones)
+            full = timing._frequency(spec, situation, history, history, now, zones)
         finally:
             timing._anything_to_count = shortcut
         assert fast == full, spec.code

@@ -9,9 +9,10 @@ email per week) have the same shape. All are data: a ``CountRule`` or a
 
 Days are calendar dates where the debtor is: a contact on local date D falls in the
 windows D-(days-1)..D. Where the debtor may be in several zones, every zone is computed and
-the latest ``not_before`` wins (the catalog's "most restrictive"). A contact stamped after
-``now`` (the clock of the process that recorded it may run ahead) counts as made at ``now``:
-the safe side, as for the events that restrict contact. Pure: no clock, no I/O.
+the latest ``not_before`` wins (the catalog's "most restrictive"). Only contacts made by
+``now`` count: what a contact stamped ahead of the decision means is the caller's to say
+(``timing._history`` counts one stamped within ``CLOCK_SKEW`` of it as made then, and
+leaves out one stamped further ahead). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from outreach.records import quick_init
 
 # Calls that never connected do not count (comment 14(b)(3)(ii)-1).
 NOT_CONNECTED = frozenset({"busy", "not_in_service"})
+# How far ahead of a decision's ``now`` a contact may be stamped and still be taken as made
+# by then: another process's clock may run a little ahead of ours, and a contact it
+# recorded has happened. A stamp further ahead is bad data (a year mistyped, a clock set
+# wrong) and is left out: counted at its stamp it would bar contact until then, and taken
+# as made ``now`` it would count against every day the search tries.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @quick_init
@@ -126,6 +133,7 @@ def _count(
         if c.direction == "outbound"
         and c.channel in rule.channels
         and c.outcome not in rule.excluded_outcomes
+        and c.at <= now
     ]
     # One contact about several debts counts toward each (comment 14(b)(4)-1.i).
     groups: list[tuple[str, list[PastContact]]]
@@ -138,7 +146,7 @@ def _count(
         for zone_name in zones:
             zone = ZoneInfo(zone_name)
             today = now.astimezone(zone).date()
-            dates = sorted(min(c.at, now).astimezone(zone).date() for c in contacts)
+            dates = sorted(c.at.astimezone(zone).date() for c in contacts)
             allowed_on = _first_date_under_limit(dates, today, rule.days, rule.limit)
             if allowed_on == today:
                 continue
@@ -179,6 +187,7 @@ def _after_conversation(
         for c in history
         if c.channel == "voice"
         and c.outcome == "conversation"
+        and c.at <= now
         and set(c.debts) & set(proposed.debts)
     ]
     worst: FrequencyFinding | None = None
@@ -186,7 +195,7 @@ def _after_conversation(
         zone = ZoneInfo(zone_name)
         today = now.astimezone(zone).date()
         for conversation in conversations:
-            spoke_on = min(conversation.at, now).astimezone(zone).date()
+            spoke_on = conversation.at.astimezone(zone).date()
             allowed_on = spoke_on + timedelta(days=rule.days)
             if allowed_on <= today:
                 continue

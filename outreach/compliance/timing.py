@@ -10,7 +10,7 @@ another zone), so the search repeats until one instant satisfies all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ import holidays
 from outreach.compliance.decision import Outcome, Reason, iso
 from outreach.compliance.facts import Situation
 from outreach.compliance.frequency import (
+    CLOCK_SKEW,
     ConversationRule,
     CountRule,
     PastContact,
@@ -145,7 +146,7 @@ def _first_open(
         if windows
         else WHOLE_DAY
     )
-    history = _history(situation)
+    history, stamped = _history(situation)
     timing = Timing(None, outcomes={rule.code: "pass" for rule in rules})
 
     def note(rule_code: str, reason: Reason) -> None:
@@ -171,7 +172,7 @@ def _first_open(
                 note(restricted_rule.code, _restricted_reason(restricted_rule, opens))
         earliest = at
         for frequency_rule in frequency:
-            found = _frequency(frequency_rule, situation, history, at, zones)
+            found = _frequency(frequency_rule, situation, history, stamped, at, zones)
             if found is not None:
                 note(frequency_rule.code, found)
                 assert found.not_before is not None
@@ -358,30 +359,43 @@ def public_holidays(jurisdiction: str, year: int) -> holidays.HolidayBase:
     return holidays.country_holidays(country, subdiv=subdivision, years=year)
 
 
-def _history(situation: Situation) -> list[PastContact]:
-    """Past contacts, with inbound conversations from the events (they start the 7-day bar)."""
-    conversations = [
+def _history(situation: Situation) -> tuple[list[PastContact], list[PastContact]]:
+    """Past contacts, with inbound conversations from the events (they start the 7-day bar):
+    as the caps and bars count them, and as stamped (for the gap between calls). Computed
+    once, against the situation's own ``now``, not each instant the search tries. A contact
+    stamped a moment after ``now`` (within ``CLOCK_SKEW``: another process's clock may run
+    ahead) has happened: the caps and bars count it as made at ``now``, the safe side, and
+    the gap runs from its stamp. One stamped further ahead is bad data and left out."""
+    now = situation.now
+    latest = now + CLOCK_SKEW
+    stamped = [c for c in situation.history if c.at <= latest]
+    stamped += [
         PastContact(
             e.at, "voice", "inbound", e.debts or situation.contact.debts, "conversation", e.address
         )
         for e in situation.events
-        if e.kind == "conversation"
+        if e.kind == "conversation" and e.at <= latest
     ]
-    return [*situation.history, *conversations]
+    if all(c.at <= now for c in stamped):
+        return stamped, stamped
+    as_of_now = [c if c.at <= now else replace(c, at=now) for c in stamped]
+    return as_of_now, stamped
 
 
 def _frequency(
     rule: CountRuleSpec | ConversationRuleSpec | GapRuleSpec,
     situation: Situation,
     history: Sequence[PastContact],
+    stamped: Sequence[PastContact],
     at: datetime,
     zones: Sequence[str],
 ) -> Reason | None:
+    """``history`` as the caps and bars count it, ``stamped`` as recorded (``_history``)."""
     contact = situation.contact
     if not _anything_to_count(rule, history):
         return None
     if isinstance(rule, GapRuleSpec):
-        return _gap(rule, situation, history, at)
+        return _gap(rule, situation, stamped, at)
     checked = _checked(rule)
     if isinstance(rule, CountRuleSpec):
         debtor = situation.debtor
@@ -406,8 +420,9 @@ def _gap(
     rule: GapRuleSpec, situation: Situation, history: Sequence[PastContact], at: datetime
 ) -> Reason | None:
     """Deferred until ``rule.minutes`` after the last contact on its channels to the same
-    address, if that is later than ``at``. A contact stamped after ``at`` counts too (the
-    clock of the process that placed it may run ahead): the safe side."""
+    address, if that is later than ``at``. A contact stamped after ``at`` counts from its
+    stamp (the clock of the process that placed it may run ahead, ``_history``): the safe
+    side."""
     to = situation.contact.to
     last = max(
         (

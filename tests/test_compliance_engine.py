@@ -10,6 +10,7 @@ blocks and the timing are joined into the right ``Decision``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -1646,6 +1647,59 @@ def test_the_record_says_which_window_deferred_and_which_stood_back(tmp_path: Pa
     found = outcomes(evaluate(situation(ny(2025, 6, 3, 7, 30)), wider))
     assert found[WINDOW] == "defer"
     assert HOUSE_WINDOW not in found
+
+
+def test_a_house_window_sharing_no_hour_with_the_laws_is_blamed_as_the_rule_sets_fault(
+    tmp_path: Path,
+) -> None:
+    # A house window of 06:00-07:30 beside Reg F's 08:00-21:00: nothing is ever open. At
+    # 08:30, Reg F's window is open and at 22:00 both are closed: either way the house's
+    # window is the one blamed, Reg F's passes, and the reason says the rule set is at
+    # fault, not the debtor's designated times, whether they designated any or not; and
+    # whether the house's window comes before Reg F's in the rule set or after it (a
+    # profile of its own, added after the packaged ones).
+    apart = house_window("06:00", "07:30")
+    added = apart.replace("id: house", "id: acme-hours")
+    designated = debtor(inconvenient=[InconvenientTime(time(12), time(13))])
+    for rules, asked in itertools.product(
+        [load_ruleset(write(tmp_path, text, name)) for text, name in
+         [(apart, "replaced.yaml"), (added, "added.yaml")]],
+        [situation(ny(2025, 6, 3, 8, 30)),
+         situation(ny(2025, 6, 3, 22)),
+         situation(ny(2025, 6, 3, 8, 30), who=designated),
+         situation(ny(2025, 6, 3, 8, 30), who=debtor(other=["America/Chicago"]))],
+    ):  # fmt: skip
+        decision = check(asked, "block", None, [HOUSE_WINDOW], rules)
+        assert outcomes(decision)[HOUSE_WINDOW] == "block"
+        assert outcomes(decision)[WINDOW] == "pass"
+        [reason] = decision.reasons
+        assert "share no hour" in reason.detail and "configuration" in reason.detail
+        assert "designated" not in (reason.lifted_by or "")
+        assert "rule set" in (reason.lifted_by or "")
+
+
+def test_law_windows_sharing_no_hour_blame_the_latest_start_and_the_earliest_end(
+    tmp_path: Path,
+) -> None:
+    # An operator's profile for New Jersey is read as a law's: with Reg F's, the window
+    # opening latest and the one closing earliest are blamed.
+    state = """\
+version: "acme-9"
+profiles:
+  - id: nj-hours
+    name: New Jersey hours
+    jurisdiction: US-NJ
+    rules:
+      - code: NJ_EARLY_HOURS
+        kind: window
+        start: "06:00"
+        end: "07:30"
+        citation: Acme reading of NJ
+"""
+    rules = load_ruleset(write(tmp_path, state))
+    decision = check(situation(ny(2025, 6, 3, 8, 30)), "block", None,
+                     [WINDOW, "NJ_EARLY_HOURS"], rules)  # fmt: skip
+    assert {r.effect for r in decision.reasons} == {"block"}
 
 
 def test_a_house_hold_wider_than_the_laws_binds_beside_it(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
             _local_dates(situation.now, candidates.zones, day),
             situation.contact.channel,
         )
-    status_rules, timing_candidates = plan
+    status_rules, timing_candidates, house = plan
     checks: list[Check] = []
     blocks: list[Reason] = []
     for profile, status_rule in status_rules:
@@ -90,7 +90,9 @@ def evaluate(situation: Situation, ruleset: RuleSet) -> Decision:
         )
         checks.extend(Check(rule.code, "skip", profile.id) for profile, rule in timing_rules)
         timing_rules = []
-    timing = first_open(situation, candidates, jurisdictions, [rule for _, rule in timing_rules])
+    timing = first_open(
+        situation, candidates, jurisdictions, [rule for _, rule in timing_rules], house
+    )
     checks.extend(
         Check(rule.code, timing.outcomes.get(rule.code, "pass"), profile.id)
         for profile, rule in timing_rules
@@ -137,7 +139,8 @@ def candidate_jurisdictions(situation: Situation) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-Plan = tuple[list[tuple[Profile, StatusRule]], list[tuple[Profile, TimingRule]]]
+# The status rules, the timing rules, and the codes of the house policy's among them.
+Plan = tuple[list[tuple[Profile, StatusRule]], list[tuple[Profile, TimingRule]], frozenset[str]]
 ONE_DAY = timedelta(days=1)
 
 
@@ -191,7 +194,8 @@ def _split(rules: Sequence[tuple[Profile, Rule]], channel: str) -> Plan:
             timing.append((profile, rule))
         else:
             status.append((profile, rule))
-    return (status, timing)
+    house = frozenset(rule.code for profile, rule in timing if profile.jurisdiction == EVERYWHERE)
+    return (status, timing, house)
 
 
 def _remember(ruleset: RuleSet, key: tuple[object, ...], value: object) -> None:

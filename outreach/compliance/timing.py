@@ -9,7 +9,7 @@ another zone), so the search repeats until one instant satisfies all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -66,19 +66,24 @@ def first_open(
     candidates: Candidates,
     jurisdictions: Sequence[str],
     rules: Sequence[TimingRule],
+    house: Collection[str] = frozenset(),
 ) -> Timing:
+    """``house``: the codes of the house policy's rules among ``rules`` (an operator's
+    choice, where the others are a law's)."""
     designated_rules = [r for r in rules if isinstance(r, DesignatedTimesRule)]
     until = _one_response_until(situation, candidates.zones, designated_rules)
     if until is not None:
         # The one response to a debtor who wrote at a time they designated inconvenient:
         # that time does not hold it back, every other rule still does; if those hold it
         # past the time the debtor wrote in, it is a message like any other.
-        timing = _first_open(situation, candidates, jurisdictions, rules, waive_designated=True)
+        timing = _first_open(
+            situation, candidates, jurisdictions, rules, house, waive_designated=True
+        )
         blocked = any(reason.effect == "block" for reason in timing.reasons)
         if not blocked and timing.not_before is not None and timing.not_before < until:
             timing.reasons.append(_one_response_reason(situation, designated_rules[0], until))
             return timing
-    return _first_open(situation, candidates, jurisdictions, rules)
+    return _first_open(situation, candidates, jurisdictions, rules, house)
 
 
 # How long after the debtor wrote the one response may come, at most, when the time they
@@ -123,6 +128,7 @@ def _first_open(
     candidates: Candidates,
     jurisdictions: Sequence[str],
     rules: Sequence[TimingRule],
+    house: Collection[str],
     *,
     waive_designated: bool = False,
 ) -> Timing:
@@ -191,7 +197,7 @@ def _first_open(
             restricted_day=restricted,
         )
         if opens is None:
-            return _nothing_open(timing, windows, blamed)
+            return _nothing_open(timing, windows, blamed, house)
         if opens == at:
             timing.not_before = at
             return timing
@@ -208,14 +214,20 @@ def _first_open(
                 for restricted_rule in restricted_rules:
                     note(restricted_rule.code, _restricted_reason(restricted_rule, opens))
         at = opens
-    return _nothing_open(timing, windows, blamed)
+    return _nothing_open(timing, windows, blamed, house)
 
 
 def _nothing_open(
-    timing: Timing, windows: Sequence[WindowRule], designated: Sequence[DesignatedTimesRule]
+    timing: Timing,
+    windows: Sequence[WindowRule],
+    designated: Sequence[DesignatedTimesRule],
+    house: Collection[str],
 ) -> Timing:
     """No instant in the search allows contact: designated times (or a very narrow window)
-    leave nothing open. That is a block until the designations change."""
+    leave nothing open. That is a block until the designations change; or the rule set's
+    windows share no hour, a block until the rule set changes."""
+    if windows and max(w.start for w in windows) >= min(w.end for w in windows):
+        return _windows_apart(timing, windows, house)
     rule: WindowRule | DesignatedTimesRule | None = (designated or windows or [None])[0]
     if rule is not None:
         reason = Reason(
@@ -229,6 +241,46 @@ def _nothing_open(
         timing.outcomes[rule.code] = "block"
     timing.not_before = None
     return timing
+
+
+def _windows_apart(timing: Timing, windows: Sequence[WindowRule], house: Collection[str]) -> Timing:
+    """The windows that apply share no hour (a house window of 06:00-07:30 beside Reg F's
+    08:00-21:00): nothing is ever open, whatever the debtor does. Blamed are the windows
+    that empty the intersection: the house's that share no hour with the laws' (an
+    operator's choice, where a law's hours are not), else those with the latest start and
+    the earliest end; every other window passes."""
+    laws = [w for w in windows if w.code not in house]
+    ours = [w for w in windows if w.code in house]
+    blamed = _bounds(windows)
+    if laws and ours and max(w.start for w in laws) < min(w.end for w in laws):
+        start, end = max(w.start for w in laws), min(w.end for w in laws)
+        blamed = [w for w in ours if w.start >= end or w.end <= start] or _bounds(ours)
+    apart = ", ".join(f"{w.code} {w.start:%H:%M}-{w.end:%H:%M}" for w in windows)
+    codes = {c for w in windows for c in (w.code, w.multi_zone_code, w.unknown_location_code)}
+    timing.reasons = [r for r in timing.reasons if r.code not in codes]
+    for window in windows:
+        timing.outcomes[window.code] = "pass"
+    for window in blamed:
+        timing.reasons.append(
+            Reason(
+                window.code,
+                window.citation,
+                "block",
+                f"the rule set's contact windows share no hour ({apart}): nothing may be "
+                "sent at any time, a configuration problem",
+                lifted_by="a change to the rule set (COMPLIANCE_RULES_FILE) so that its "
+                "windows share an hour",
+            )
+        )
+        timing.outcomes[window.code] = "block"
+    timing.not_before = None
+    return timing
+
+
+def _bounds(windows: Sequence[WindowRule]) -> list[WindowRule]:
+    """The windows that open latest or close earliest."""
+    start, end = max(w.start for w in windows), min(w.end for w in windows)
+    return [w for w in windows if w.start == start or w.end == end]
 
 
 def _open_now(

@@ -840,6 +840,24 @@ def test_tcpa_consent(
     check(asked, verdict, not_before, codes)
 
 
+def test_a_missing_consent_names_what_records_it_on_the_channel_contacted() -> None:
+    # Consent to texts is no consent to prerecorded calls: the reason says which consent
+    # lifts it, in the import's own column names (there is no `consent` column).
+    texts_only = debtor(phones=(Phone(MOBILE, "mobile", NY, False, sms_consent=True),))
+    called = evaluate(robo("voice", who=texts_only), RULES)
+    [reason] = [r for r in called.reasons if r.code == TCPA]
+    assert reason.lifted_by == (
+        "recorded consent to voice contact at this number: a consent event for voice, or "
+        "the import's voice_consent (phone2_voice_consent for the second number)"
+    )
+    texted = evaluate(robo("sms"), RULES)
+    [reason] = [r for r in texted.reasons if r.code == TCPA]
+    assert "for sms, or the import's sms_consent (phone2_sms_consent" in (reason.lifted_by or "")
+    emailed = evaluate(new_york(NOON, who=debtor(consent=False)), RULES)
+    [reason] = [r for r in emailed.reasons if r.code == DFS]
+    assert "consent event for email, or the import's email_consent" in (reason.lifted_by or "")
+
+
 PRERECORDED_CAP = "TCPA_EXEMPT_PRERECORDED_CAP_3_PER_30D"
 THREE_ROBOCALLS = [call(ny(2025, 6, day, 10), to=LANDLINE, automated=True) for day in (1, 10, 20)]
 

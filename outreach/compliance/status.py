@@ -282,8 +282,21 @@ def _consent(rule: ConsentRule, situation: Situation) -> Reason | None:
         f"no recorded consent for {what}{contact.channel} contact at {contact.to} ({kind} line)"
         if contact.channel != "email"
         else f"no recorded consent to email {contact.to}",
-        lifted_by="recorded consent for this address (a consent event or the import's "
-        "consent column)",
+        lifted_by=_consent_lifted_by(contact.channel),
+    )
+
+
+def _consent_lifted_by(channel: str) -> str:
+    """What records the consent a contact on ``channel`` lacks: consent to texts is no
+    consent to prerecorded calls, nor the reverse, so each names its own."""
+    if channel == "email":
+        return (
+            "recorded consent to email this address: a consent event for email, or the "
+            "import's email_consent"
+        )
+    return (
+        f"recorded consent to {channel} contact at this number: a consent event for {channel}, "
+        f"or the import's {channel}_consent (phone2_{channel}_consent for the second number)"
     )
 
 

@@ -181,11 +181,15 @@ def work_mailboxes_used(
     accounts that have a work mailbox (none for a batch without one), through the accounts'
     index. Only the account's own mail counts: what allows contact is not shared with the
     debtor's other accounts (a mailbox several accounts have is not always one person's)."""
-    work: dict[int, set[str]] = {}
+    # Each work mailbox by every letter folded (as ``store.folded`` and ``same_address``
+    # match a sender: a final sigma, a dotted capital I), to the address as the debtor's
+    # email is keyed.
+    work: dict[int, dict[str, str]] = {}
     for account_id, rows in points.items():
         for point in rows:
             if point.channel == "email" and point.kind == "work":
-                work.setdefault(account_id, set()).add(_address("email", point.address))
+                address = _address("email", point.address)
+                work.setdefault(account_id, {})[address.casefold()] = address
     if not work:
         return {}
     found: dict[int, set[str]] = defaultdict(set)
@@ -197,9 +201,9 @@ def work_mailboxes_used(
             inbox_messages.c.received_at <= now,
         )
     ):
-        address = _address("email", row.from_address)
-        if address in work[row.account_id]:
-            found[row.account_id].add(address)
+        mailbox = work[row.account_id].get(row.from_address.casefold())
+        if mailbox is not None:
+            found[row.account_id].add(mailbox)
     return found
 
 

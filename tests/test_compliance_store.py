@@ -511,6 +511,43 @@ def test_a_work_mailbox_the_debtor_wrote_from_long_ago_may_be_emailed(
     assert (replayed.verdict, replayed.codes) == (decision.verdict, decision.codes)
 
 
+@pytest.mark.parametrize(
+    ("work", "sender"),
+    [("ΟΔΟΣ@firma.example", "οδοσ@firma.example"), ("İLKE@firma.example", "i̇lke@firma.example")],
+)
+def test_a_work_mailbox_written_from_is_matched_with_every_letter_folded(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    work: str,
+    sender: str,
+) -> None:
+    """The sender is the account's mailbox as replies are filed under it (every letter
+    folded: "ΟΔΟΣ" lower-cased ends in a final sigma, folded in a plain one): the debtor's
+    own mail from it counts, and Reg F lets the work address be emailed."""
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("TP-1", email=work, email_consent="false", collector_type="third_party",
+             email_type="work")],
+        [*HEADER, "collector_type", "email_type"],
+    )  # fmt: skip
+    run_import(engine, path, defaults, clock)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(inbox_messages).values(
+                account_id=account_id(engine, "TP-1"), channel="email", from_address=sender,
+                to_address="billing@example.org", body="Email me here", direction="inbound",
+                status="open", received_at=NOW - timedelta(days=60),
+            )
+        )  # fmt: skip
+    record = load(engine, "TP-1")["TP-1"]
+    [email] = record.debtor.emails
+    assert email.used_by_debtor
+    decision = evaluate(situation(record, "email", email.address, NOW), RULES)
+    assert "REGF_EMPLOYER_EMAIL" not in decision.codes
+
+
 def test_a_batch_reads_the_work_mailboxes_written_from_once_and_by_account(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -4,7 +4,7 @@ import csv
 import json
 import threading
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,9 @@ from sqlalchemy import Engine, func, select, update
 
 from outreach import store
 from outreach.clock import FixedClock
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance_store import load_debtors, situation
 from outreach.importing.account_rows import ImportDefaults
 from outreach.importing.account_store import AccountUpserter
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
@@ -543,9 +546,9 @@ def test_a_nul_character_rejects_its_row_and_the_good_rows_land(
 def test_a_phone_zone_outside_the_rows_state_is_not_taken_for_where_the_debtor_lives(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:
-    # A New York mobile: its zone is the account's only where the row's state agrees (or
-    # names none); a Californian keeps no zone of their own, so compliance weighs
-    # California's zones and the phone's.
+    # A New York mobile: its zone is the account's only where the row's state agrees; a
+    # Californian keeps no zone of their own, so compliance weighs California's zones and
+    # the phone's, and nor does an account without a state (the phone's zone is weighed).
     path = write_csv(
         tmp_path / "accounts.csv",
         [
@@ -561,7 +564,7 @@ def test_a_phone_zone_outside_the_rows_state_is_not_taken_for_where_the_debtor_l
     assert zones == {
         "Z-CA": None,
         "Z-NY": "America/New_York",
-        "Z-US": "America/New_York",
+        "Z-US": None,
         "Z-SET": "America/New_York",  # given, not inferred: kept as it is
     }
     phones = {p.address: p.timezone for p in contacts_of(engine, "Z-CA") if p.channel == "sms"}
@@ -602,6 +605,35 @@ def test_a_phone_zone_is_not_where_the_debtor_lives_in_a_state_with_several_zone
     run_import(engine, write_csv(tmp_path / "b.csv", again, header=header), defaults, clock)
     found = accounts_by_reference(engine)
     assert (found["S-TX"].timezone, found["S-SET"].timezone) == (None, None)
+
+
+def test_an_account_without_a_state_keeps_no_zone_from_its_phone(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    # Imported with only a country, a Dallas number gives the account no zone of its own
+    # (the number keeps Central time, a candidate compliance weighs anyway): when a later
+    # file without a timezone column names the state, Texas, El Paso's Mountain time is
+    # weighed beside it, and no call goes out at 07:30 there.
+    first = row("TX-1", jurisdiction="US", phone="(214) 555-0101", collector_type="third_party")
+    run_import(engine, write_csv(tmp_path / "a.csv", [first], [*HEADER, "collector_type"]),
+               defaults, clock)  # fmt: skip
+    assert accounts_by_reference(engine)["TX-1"].timezone is None
+    phones = {p.address: p.timezone for p in contacts_of(engine, "TX-1") if p.channel == "sms"}
+    assert phones == {"+12145550101": "America/Chicago"}
+    later = row("TX-1", jurisdiction="US-TX", phone="(214) 555-0101",
+                collector_type="third_party")  # fmt: skip
+    header = [h for h in HEADER if h != "timezone"] + ["collector_type"]
+    run_import(engine, write_csv(tmp_path / "b.csv", [later], header), defaults, clock)
+    assert accounts_by_reference(engine)["TX-1"].timezone is None
+    # Monday 2026-11-02 14:30 UTC: 08:30 in Dallas, 07:30 in El Paso.
+    at = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(store.accounts).where(store.accounts.c.reference == "TX-1")
+        ).all()
+        [record] = load_debtors(connection, rows, at, 7, "US").values()
+    asked = situation(record, "voice", "+12145550101", at, automated=False)
+    assert evaluate(asked, load_ruleset()).verdict == "defer"
 
 
 def test_a_rejects_file_opens_in_a_spreadsheet_without_running_formulas(
@@ -873,8 +905,8 @@ def test_a_phone_zone_outside_the_stored_state_is_not_taken_when_the_file_lacks_
     assert {ref: (a.jurisdiction, a.timezone) for ref, a in found.items()} == {
         "C-1": ("US-CA", None),  # the stored state has no New York zone
         "N-1": ("US-NY", "America/New_York"),
-        "Z-1": (None, "America/New_York"),
-        "C-2": (None, "America/New_York"),
+        "Z-1": (None, None),  # no state: the phone's zone is weighed, not stored
+        "C-2": (None, None),
     }
 
 

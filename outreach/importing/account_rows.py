@@ -126,8 +126,9 @@ class AccountRecord:
     # A row without a currency column: its balance as written, to be read in the account's
     # own currency (``in_currency``); until then ``balance_minor`` means nothing.
     balance_written: Decimal | None = None
-    # Whether ``timezone`` was inferred from the primary phone (not given in the row).
-    zone_inferred: bool = False
+    # The primary phone's zone, where the row gives no timezone and the phone has one zone
+    # only: ``timezone`` where the state allows it (``zone_in_state``).
+    inferred_zone: str | None = None
 
     def account_values(self) -> dict[str, Any]:
         """Every column an import owns on the account row (for a new account)."""
@@ -172,9 +173,10 @@ class AccountRecord:
     ) -> AccountRecord:
         """The record with a time zone inferred from its phone checked against the state
         stored on the account (``zone_in_state``), for a row without a jurisdiction column."""
-        if not self.zone_inferred or "jurisdiction" in self.present:
+        if self.inferred_zone is None or "jurisdiction" in self.present:
             return self
-        return replace(self, timezone=zone_in_state(self.timezone, jurisdiction, region_zones))
+        zone = zone_in_state(self.inferred_zone, jurisdiction, region_zones)
+        return replace(self, timezone=zone)
 
 
 _SOURCE_COLUMN = {"balance_minor": "balance"}
@@ -285,7 +287,7 @@ def parse_account_row(
         servicer_account_no=servicer_account_no,
         present=frozenset(values),
         balance_written=balance_written,
-        zone_inferred=inferred_zone is not None,
+        inferred_zone=inferred_zone,
     )
     too_long = _too_long(record)
     if too_long:
@@ -417,14 +419,15 @@ def zone_in_state(
     region_zones: Callable[[str], tuple[str, ...]] | None,
 ) -> str | None:
     """The account's zone inferred from its primary phone (``zone``, the number's only
-    one): kept where the account names no state (or one the rule set gives no zones), or
-    where the state has that one zone and no other. Compliance reads the account's zone as
-    where the debtor lives, and the state's zones only when it has none: a Californian with
-    a New York mobile must not be texted at 05:30 Pacific, nor a Texan with a Dallas number
-    called at 07:30 in El Paso (Mountain time). Without a state the phone's zone is lost to
-    nothing: compliance weighs each phone's zone as a candidate anyway."""
+    one): kept where the account's state (or one the rule set gives no zones) has that one
+    zone and no other. Compliance reads the account's zone as where the debtor lives, and
+    the state's zones only when it has none: a Californian with a New York mobile must not
+    be texted at 05:30 Pacific, nor a Texan with a Dallas number called at 07:30 in El Paso
+    (Mountain time). Without a state none is kept: a later file naming the state without a
+    timezone column would leave it standing for the state's zones. The phone's zone is lost
+    to nothing: compliance weighs each phone's zone as a candidate anyway."""
     if zone is None or jurisdiction is None or "-" not in jurisdiction:
-        return zone
+        return None
     zones = (region_zones or _shipped_region_zones())(jurisdiction)
     return zone if not zones or tuple(zones) == (zone,) else None
 

@@ -1537,8 +1537,8 @@ def test_the_packaged_rules_restrict_no_day() -> None:
 
 
 def test_an_override_adds_profiles_and_changes_the_version(restricted_days: RuleSet) -> None:
-    assert RULES.version == "2026.11"
-    assert restricted_days.version.startswith("2026.11+ops-1.")
+    assert RULES.version == "2026.12"
+    assert restricted_days.version.startswith("2026.12+ops-1.")
     digest = restricted_days.version.rsplit(".", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{8}", digest)
     assert [p.id for p in restricted_days.profiles] == [*(p.id for p in RULES.profiles), "ops-days"]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -325,6 +326,25 @@ def test_the_suite_is_complete() -> None:
     assert verdicts == {"allow", "defer", "block"}
 
 
+def test_a_changed_decision_comes_with_a_new_ruleset_version() -> None:
+    """Stored decisions name the rule set's version so that a replay that decides otherwise
+    can say why: the expected decisions here may change only with the version (in
+    ``outreach/compliance/rulesets/default.yaml``), and ``RULESET`` records both."""
+    digest = hashlib.sha256()
+    for path in sorted(SCENARIOS.glob("*.expected.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    recorded = dict(line.split(" ", 1) for line in
+                    (SCENARIOS / "RULESET").read_text(encoding="utf-8").splitlines())  # fmt: skip
+    advice = (
+        "the expected decisions or the rule set's version changed: give the rule set a new "
+        "version if any decision changed, then write both in tests/compliance_scenarios/RULESET"
+    )
+    assert recorded == {
+        "ruleset_version": RULES.version,
+        "expected_sha256": digest.hexdigest(),
+    }, advice
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_scenario_in_process(name: str) -> None:
     decision = evaluate(read_scenario(SCENARIOS / f"{name}.json").situation(), RULES)
@@ -440,4 +460,4 @@ def test_the_command_line_reads_the_operators_rules(tmp_path: Path) -> None:
         "REGF_TIME_OUTSIDE_WINDOW",
         "POLICY_SUNDAYS_AND_HOLIDAYS",
     ]
-    assert answer["ruleset_version"].startswith("2026.11+ops-1.")
+    assert answer["ruleset_version"].startswith("2026.12+ops-1.")

@@ -250,7 +250,7 @@ def test_the_due_step_is_rendered_and_queued_on_its_channel(world: World) -> Non
     assert (decision.verdict, decision.not_before, decision.decided_at) == ("allow", None, NOW)
     assert codes(decision) == ["OK"]
     assert decision.attempt_id is None
-    assert decision.ruleset_version.startswith("2026.11")
+    assert decision.ruleset_version.startswith("2026.12")
     assert decision.input_snapshot is not None
     assert "MA_HOURS:pass" in decision.rules_evaluated
     assert account(world.engine, ids["A-1"]).next_contact_at == NEXT_STEP_AT

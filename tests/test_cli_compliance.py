@@ -326,6 +326,7 @@ def test_stored_decisions_list_and_replay(
         ("--jurisdiction", "US-XX", "--jurisdiction 'US-XX': not a country or an ISO 3166-2"),
         ("--jurisdiction", "Massachusetts", "--jurisdiction 'Massachusetts': not a country"),
         ("--jurisdiction", "US-NY-N.Y.C", "a city is one code, as US-NY-NYC"),
+        ("--jurisdiction", "US-NY-", "--jurisdiction 'US-NY-': an empty part"),
     ],
 )
 def test_rules_refuse_what_they_cannot_answer_for(

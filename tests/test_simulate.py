@@ -348,6 +348,13 @@ def test_a_csv_that_cannot_be_written_is_refused_before_the_forecast(
                         env=env, cwd=tmp_path)  # fmt: skip
     assert a_folder.returncode == 2 and "--csv dir.csv: it is a folder" in a_folder.stderr
     assert not a_folder.stdout
+    # Through a link to a file not yet there, the check leaves the link and no file behind.
+    (tmp_path / "link.csv").symlink_to(tmp_path / "dir.csv" / "forecast.csv")
+    linked = outreach("simulate", "--from", "2026-11-02", "--days", "1", "--csv", "link.csv",
+                      "--accounts", "NOPE*", env=env, cwd=tmp_path)  # fmt: skip
+    assert linked.returncode == 2 and "nothing to forecast" in linked.stderr
+    assert (tmp_path / "link.csv").is_symlink()
+    assert not (tmp_path / "dir.csv" / "forecast.csv").exists()
     if os.geteuid() != 0:  # root writes whatever the permissions say
         (tmp_path / "locked").mkdir(mode=0o555)
         locked = outreach("simulate", "--from", "2026-11-02", "--csv", "locked/f.csv",

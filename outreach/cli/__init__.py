@@ -297,12 +297,14 @@ def _refuse_unwritable(path: Path) -> None:
         raise OutreachError(f"--csv {path}: the folder {path.parent} does not exist")
     if path.is_dir():
         raise OutreachError(f"--csv {path}: it is a folder, not a file")
-    existed = path.exists()
+    # Through a link, what it points to: the link stays, and a file made to try goes.
+    target = path.resolve()
+    existed = target.exists()
     try:
-        with path.open("a", encoding="utf-8"):
+        with target.open("a", encoding="utf-8"):
             pass
         if not existed:
-            path.unlink()
+            target.unlink()
     except OSError as exc:
         raise OutreachError(f"--csv {path}: cannot write it ({exc.strerror})") from None
 

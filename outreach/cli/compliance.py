@@ -477,6 +477,8 @@ def _jurisdiction(text: str) -> str:
     """A country (``US``), an ISO 3166-2 subdivision (``US-MA``), or one with a city
     (``US-NY-NYC``), as an account's jurisdiction is written."""
     code = text.strip().upper().replace("_", "-")
+    if code.endswith("-") or "--" in code:
+        raise OutreachError(f"--jurisdiction {text!r}: an empty part (such as US-NY-)")
     state, _, city = code.partition("-")[2].partition("-")
     country = code.partition("-")[0]
     try:

@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +345,11 @@ def _key(reference: str, external_id: str) -> str:
     return "id:" + hashlib.sha256(f"{reference}\x1f{external_id}".encode()).hexdigest()
 
 
+def _latest_today(now: datetime) -> date:
+    """The date where the day comes first (UTC+14): no payment is dated later."""
+    return (now + timedelta(hours=14)).astimezone(UTC).date()
+
+
 def _accounts(connection: Connection, references: Iterable[str]) -> dict[str, dict[str, Any]]:
     table = store.accounts
     result = connection.execute(
@@ -415,6 +420,11 @@ def _apply(
                 f"payment_id: {record.external_id!r} is already recorded by another row; "
                 "leave this row out, or import it without the payment_id",
             )
+            continue
+        if record.paid_on is not None and record.paid_on > _latest_today(now):
+            # A payment is recorded once made: a later date is a typo or a payment scheduled,
+            # and would keep a promise before the money came.
+            reject(record, f"paid_on: {record.paid_on} has not come yet anywhere")
             continue
         paid_on = record.paid_on or debtor_today(account["timezone"], now)
         known[record.dedupe_key] = replace(paid, paid_on=paid_on)

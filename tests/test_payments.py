@@ -335,7 +335,7 @@ def test_a_row_retried_from_the_rejects_file_and_from_its_own_file_counts_once(
         "reference,amount,paid_on,row_key\n"
         f"A-1,10.00,2026-11-01,{keys[3]}\n"
         f"N-1,10.00,2026-11-01,{keys[4]}\n"
-        f"A-1,10.00,2026-12-01,{keys[5]}\n",
+        f"A-1,10.00,2026-10-31,{keys[5]}\n",
         encoding="utf-8",
     )
     retried = import_payments(accounts, corrected, "csv", clock)
@@ -547,14 +547,17 @@ def test_a_promise_paid_before_its_day_is_kept_not_broken(
     made = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
     _promise(accounts, "A-1", 2500, date(2026, 11, 5), made)
     _promise(accounts, "A-1", 2500, date(2026, 11, 9), made)
+    clock.set(datetime(2026, 11, 4, 15, 0, tzinfo=UTC))
     record_payment(accounts, clock, "A-1", "30.00", paid_on=date(2026, 11, 4))
     assert _promises(accounts) == [(date(2026, 11, 5), "kept"), (date(2026, 11, 9), "pending")]
+    clock.set(datetime(2026, 11, 6, 15, 0, tzinfo=UTC))
     record_payment(accounts, clock, "A-1", "10.00", paid_on=date(2026, 11, 6))
     assert _promises(accounts)[1] == (date(2026, 11, 9), "pending")  # 5.00 + 10.00 of 25.00
     assert account(accounts, "A-1")["balance_minor"] == 6000
     assert housekeeping(accounts, datetime(2026, 11, 10, 15, 0, tzinfo=UTC)).broken_promises == 1
     assert _promises(accounts)[1] == (date(2026, 11, 9), "broken")
     # The rest, paid on the 9th and recorded a day late: the promise was kept after all.
+    clock.set(datetime(2026, 11, 10, 15, 0, tzinfo=UTC))
     record_payment(accounts, clock, "A-1", "10.00", paid_on=date(2026, 11, 9))
     assert _promises(accounts) == [(date(2026, 11, 5), "kept"), (date(2026, 11, 9), "kept")]
 
@@ -564,6 +567,7 @@ def test_a_payment_before_the_promise_or_after_its_day_does_not_keep_it(
 ) -> None:
     record_payment(accounts, clock, "A-1", "20.00", paid_on=date(2026, 11, 1))
     _promise(accounts, "A-1", 2000, date(2026, 11, 5), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 6, 15, 0, tzinfo=UTC))
     record_payment(accounts, clock, "A-1", "20.00", paid_on=date(2026, 11, 6))
     assert _promises(accounts) == [(date(2026, 11, 5), "pending")]
 
@@ -630,9 +634,11 @@ def test_a_payment_counts_toward_one_promise_even_one_made_later(
     """30.00 promised by the 10th, paid on the 4th: kept. That day a second promise, 30.00
     by the 6th; 1.00 paid on the 6th does not keep it with the payment the first took."""
     _promise(accounts, "A-1", 3000, date(2026, 11, 10), datetime(2026, 11, 2, 15, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 4, 15, 0, tzinfo=UTC))
     record_payment(accounts, clock, "A-1", "30.00", paid_on=date(2026, 11, 4))
     assert _promises(accounts) == [(date(2026, 11, 10), "kept")]
     _promise(accounts, "A-1", 3000, date(2026, 11, 6), datetime(2026, 11, 4, 18, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 6, 15, 0, tzinfo=UTC))
     record_payment(accounts, clock, "A-1", "1.00", paid_on=date(2026, 11, 6))
     assert _promises(accounts) == [(date(2026, 11, 6), "pending"), (date(2026, 11, 10), "kept")]
 
@@ -671,3 +677,22 @@ def test_a_promise_without_a_zone_for_its_earliest_day_can_be_kept(
     clock.set(made + timedelta(minutes=10))
     record_payment(accounts, clock, "A-1", "40.00", paid_on=date(2026, 11, 5))
     assert _promises(accounts) == [(date(2026, 11, 5), "kept")]
+
+
+def test_a_payment_dated_after_today_everywhere_is_rejected(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """A date no place has reached is a typo or a payment only scheduled: recorded, it
+    would keep a promise before the money came. The next day is allowed where it has come
+    somewhere (Kiribati's day begins fourteen hours before UTC's)."""
+    today = clock.now().date()
+    tomorrow, later = today + timedelta(days=1), today + timedelta(days=2)
+    path = tmp_path / "p.csv"
+    path.write_text(
+        f"reference,amount,paid_on\nA-1,1.00,{later}\nA-1,2.00,{tomorrow}\n", encoding="utf-8"
+    )
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (1, 1)
+    assert str(summary.problems[0]) == f"row 2: paid_on: {later} has not come yet anywhere"
+    with pytest.raises(OutreachError, match=f"paid_on: {later} has not come yet anywhere"):
+        record_payment(accounts, clock, "A-1", "1.00", paid_on=later)

@@ -374,6 +374,25 @@ def test_import_run_is_recorded(
     assert run.finished_at == clock.now()
 
 
+def test_an_import_stopped_half_way_is_recorded_with_what_it_landed(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Ctrl-C after the first batch: its accounts stay, and the run says so, unfinished."""
+    rows = [row(f"A-{i}") for i in range(5)] + [row("B", balance="")]
+    path = write_csv(tmp_path / "a.csv", rows + [row(f"C-{i}") for i in range(5)])
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_import(engine, path, defaults, clock, batch_size=5,
+                   hooks=ImportHooks(on_progress=interrupt))  # fmt: skip
+    with engine.connect() as connection:
+        run = connection.execute(select(store.import_runs)).one()
+    assert (run.rows_read, run.created, run.rejected, run.finished_at) == (5, 5, 0, None)
+    assert sorted(accounts_by_reference(engine)) == [f"A-{i}" for i in range(5)]
+
+
 @pytest.mark.parametrize("bad_share", [0.05])
 def test_generated_file_with_bad_rows_lands_every_good_row(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock, bad_share: float

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, update
 
@@ -164,6 +165,10 @@ def _land(
         refusals.append((record, [message]))
     for record, errors in sorted(refusals, key=lambda refusal: refusal[0].row):
         rejections.reject(raws[record.row], errors)
+    # The run's counts so far land with the batch: an import stopped half-way (Ctrl-C, a
+    # crash) is recorded with what it changed, its end left empty.
+    summary.rejected = rejections.count
+    _count_run(upserter.connection, summary)
     upserter.connection.commit()
     batch.clear()
     raws.clear()
@@ -178,15 +183,19 @@ def _start_run(connection: Connection, source: str, now: datetime, dry_run: bool
 
 
 def _finish_run(connection: Connection, summary: ImportSummary, clock: Clock) -> None:
+    _count_run(connection, summary, finished_at=clock.now())
+
+
+def _count_run(connection: Connection, summary: ImportSummary, **more: Any) -> None:
     connection.execute(
         update(store.import_runs)
         .where(store.import_runs.c.id == summary.run_id)
         .values(
-            finished_at=clock.now(),
             rows_read=summary.rows_read,
             created=summary.created,
             updated=summary.updated,
             unchanged=summary.unchanged,
             rejected=summary.rejected,
+            **more,
         )
     )

@@ -173,7 +173,8 @@ def _choose_channel(
 ) -> Chosen | None:
     """The first of the step's channels that compliance allows (channel, address, contact
     point), each decision recorded; None when the step is deferred or blocked on every
-    channel, with the plan saying so."""
+    channel, with the plan saying so. A channel's addresses are asked best first: a second
+    number is texted when the first is blocked (a STOP from it, no consent to it)."""
     step = action.due
     assert step is not None
     blocked: list[str] = []
@@ -182,28 +183,33 @@ def _choose_channel(
         if not addresses:
             blocked.append(f"{channel}: no address")
             continue
-        address, point_id = addresses[0]
-        asked = situation(record, channel, address, now)
-        decision = decide(asked)
-        plan.decisions.append(
-            decision_row(
-                account.id, decision, asked, stage="plan", decided_at=now, step_key=step.key
+        codes: list[str] = []
+        waits: datetime | None = None
+        for address, point_id in addresses:
+            asked = situation(record, channel, address, now)
+            decision = decide(asked)
+            plan.decisions.append(
+                decision_row(
+                    account.id, decision, asked, stage="plan", decided_at=now, step_key=step.key
+                )
             )
-        )
-        if decision.verdict == "block":
-            blocked.append(f"{channel}: {', '.join(decision.codes)}")
-            continue
-        if decision.verdict == "defer":
+            if decision.verdict == "allow":
+                return channel, address, point_id
+            if decision.verdict == "defer":
+                assert decision.not_before is not None
+                waits = decision.not_before if waits is None else min(waits, decision.not_before)
+            else:
+                codes.extend(code for code in decision.codes if code not in codes)
+        if waits is not None:
             # The step waits for its preferred open channel rather than falling back; the
             # account is looked at sooner if the next step falls due first (on a channel
             # that may be open), which then supersedes this one.
-            assert decision.not_before is not None
-            plan.outcome, plan.next_contact_at = "deferred", decision.not_before
+            plan.outcome, plan.next_contact_at = "deferred", waits
             superseded_at = action.superseded_at
-            if superseded_at is not None and now < superseded_at < decision.not_before:
+            if superseded_at is not None and now < superseded_at < waits:
                 plan.next_contact_at = superseded_at
             return None
-        return channel, address, point_id
+        blocked.append(f"{channel}: {', '.join(codes)}")
     reason = "blocked on every channel (" + "; ".join(blocked) + ")"
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.SKIPPED, reason[:200], now))
     _record_after(plan, account, action, now)

@@ -47,7 +47,7 @@ from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
 from outreach.template_store import retire, sync_templates, versions
 from tests.conftest import NOW, REPO
-from tests.test_import_accounts import row, run_import, write_csv
+from tests.test_import_accounts import HEADER, row, run_import, write_csv
 
 WORKER = "worker-1"
 # overdue-21d, the step after overdue-10d: 2026-11-05 00:00 in Boston (EST, UTC-5).
@@ -311,6 +311,37 @@ def test_a_block_on_the_primary_channel_falls_back_to_the_next(
     assert (email.channel, email.verdict, codes(email)) == ("email", "allow", ["OK"])
     [step] = rows_of(world.engine, cadence_steps, cadence_steps.c.step_key == "overdue-10d")
     assert (step.outcome, step.reason) == ("queued", None)
+
+
+@pytest.mark.parametrize("blocker", ["stop", "no_consent"])
+def test_a_block_on_the_first_number_texts_the_second(world: World, blocker: str) -> None:
+    """A STOP from the first number, or no consent to it, leaves the second: the text goes
+    there (the step's preferred channel), not to the email after it."""
+    first = "false" if blocker == "no_consent" else "true"
+    header = [*HEADER, "phone2", "phone2_sms_consent"]
+    second = {"phone2": "(617) 555-0199", "phone2_sms_consent": "true"}
+    path = write_csv(world.tmp_path / "two.csv", [row("A-1", sms_consent=first, **second),
+                                                  row("A-2", sms_consent="false",
+                                                      phone="(617) 555-0102",
+                                                      phone2="(617) 555-0198")],
+                     header)  # fmt: skip
+    assert run_import(world.engine, path, world.defaults, world.clock).rejected == 0
+    if blocker == "stop":
+        suppress(world.engine, "sms", "+16175550101", "stop", NOW - timedelta(days=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+    texted, emailed = rows_of(world.engine, attempts)
+    assert (texted.channel, texted.to_address) == ("sms", "+16175550199")
+    assert (emailed.channel, emailed.to_address) == ("email", "a-2@example.com")
+    asked = [(d.address, d.verdict) for d in rows_of(world.engine, decisions)
+             if d.account_id == texted.account_id]  # fmt: skip
+    assert asked == [("+16175550101", "block"), ("+16175550199", "allow")]
+    # Blocked on both numbers, A-2's reason names the code once.
+    skipped = [d for d in rows_of(world.engine, decisions) if d.account_id == emailed.account_id]
+    assert [(d.channel, d.verdict) for d in skipped] == [
+        ("sms", "block"),
+        ("sms", "block"),
+        ("email", "allow"),
+    ]
 
 
 def test_blocked_on_every_channel_the_step_is_skipped_with_the_reasons(world: World) -> None:

@@ -1,6 +1,7 @@
 """Run the benchmarks: ``make bench`` or ``python -m bench [--quick]``.
 
-Each benchmark runs against its naive baseline in the same run and reports the ratio.
+Each benchmark runs against its naive baseline in the same run and reports the ratio; a run
+whose own checks fail (work left undone, rows lost) exits with an error and writes nothing.
 Results are printed and written to bench/results/latest.json.
 """
 
@@ -11,13 +12,22 @@ import contextlib
 import json
 import os
 import platform
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench import dispatch, dispatch_transport, import_accounts, plan, webhooks
+from bench.checks import BenchmarkFailed
 
 
 def main() -> None:
+    try:
+        run()
+    except BenchmarkFailed as error:  # no figures written for work that was not done
+        sys.exit(f"python -m bench: failed: {error}")
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(

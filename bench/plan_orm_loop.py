@@ -1,11 +1,13 @@
 """The plan stage written the textbook way: the naive loop the plan benchmark compares with.
 
 One account at a time through the ORM (SQLModel sessions), as the issue's "a query and a
-commit per account" describes it: claim the next due account and commit the lease; load
-its contact points, compliance events, designated times, recent attempts and replies,
-opt-outs, cadence steps and promises as ORM objects, a query each; plan it with the
-product's own code (cadence, compliance, rendering), so that the work is the same as the
-batched planner's; add the planned rows as ORM objects, release the account and commit.
+commit per account" describes it: claim the next due account and commit the lease; read
+what compliance needs of its debtor with the planner's own reading (``load_debtors``) for
+that one account: its contact points, events, designated times, recent attempts and
+replies, opt-outs, and what its debtor's other accounts hold, a query or a few each; load
+its cadence steps and promises as ORM objects; plan it with the product's own code
+(cadence, compliance, rendering), so that the work is the same as the batched planner's;
+add the planned rows as ORM objects, release the account and commit.
 The engine is the product's (WAL, the same pragmas), and each commit is durable, as a
 plain ``session.commit()`` is.
 
@@ -27,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from outreach.cadence import StepRecord
 from outreach.clock import FixedClock
-from outreach.compliance_store import OPT_OUT_REASONS, PLACED, debtor_records, suppression_events
+from outreach.compliance_store import load_debtors
 from outreach.config import Settings
 from outreach.db import make_engine, upgrade
 from outreach.inbox import HANDOFF
@@ -36,15 +38,9 @@ from outreach.models import (
     AccountStatus,
     Attempt,
     CadenceStep,
-    ComplianceEvent,
-    ContactPoint,
-    ContactStatus,
     Decision,
-    DesignatedTime,
-    InboxMessage,
     PromiseStatus,
     PromiseToPay,
-    Suppression,
 )
 from outreach.plan_account import plan_accounts
 from outreach.planner import Planner
@@ -74,49 +70,15 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
     session.commit()
     assert account.id is not None
     own = account.id
-    since = now - timedelta(days=planner.rules.lookback_days + 1)
-    points = list(
-        session.exec(
-            select(ContactPoint).where(
-                ContactPoint.account_id == own, ContactPoint.status == ContactStatus.ACTIVE
-            )
-        )
-    )
-    events = list(session.exec(select(ComplianceEvent).where(ComplianceEvent.account_id == own)))
-    designated = list(
-        session.exec(
-            select(DesignatedTime).where(
-                DesignatedTime.account_id == own, col(DesignatedTime.withdrawn_at).is_(None)
-            )
-        )
-    )
-    placed = list(
-        session.exec(
-            select(Attempt).where(
-                Attempt.account_id == own,
-                col(Attempt.status).in_(PLACED),
-                col(Attempt.created_at) >= since,
-            )
-        )
-    )
-    replies = list(
-        session.exec(
-            select(InboxMessage).where(
-                InboxMessage.account_id == own,
-                InboxMessage.direction == "inbound",
-                col(InboxMessage.received_at) >= since,
-            )
-        )
-    )
-    addresses = {p.address for p in points} | {p.address.lower() for p in points}
-    opted_out = suppression_events(
-        session.exec(
-            select(Suppression).where(
-                col(Suppression.address).in_(addresses),
-                col(Suppression.reason).in_(OPT_OUT_REASONS),
-            )
-        )
-    )
+    # What compliance knows of the debtor, read as the planner reads it for a batch, here for
+    # this one account: its contact points, events, designated times, recent attempts and
+    # replies, opt-outs, and what the debtor's other accounts hold (their contacts counted
+    # by the caps per debtor, restrictions on the person, consents revoked by number,
+    # student loans serviced under one number), a query or a few each.
+    record = load_debtors(
+        session.connection(), [account], now, planner.rules.lookback_days,
+        planner.settings.default_region,
+    )[own]  # fmt: skip
     steps = session.exec(select(CadenceStep).where(CadenceStep.account_id == own))
     promised = (
         session.exec(
@@ -126,10 +88,6 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
         ).first()
         is not None
     )
-    record = debtor_records(
-        [account], {own: points}, {own: events}, {own: designated}, {own: placed},
-        {own: replies}, opted_out, planner.settings.default_region,
-    )[own]  # fmt: skip
     taken = [StepRecord(step.step_key, step.at) for step in steps]
     kit = planner.toolkit(session.connection())
     plan = plan_accounts([(account, record, taken, promised)], kit, now)[0]
@@ -183,6 +141,8 @@ def main(url: str, count: int, repo: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     planner.close()
     done = sum(outcomes.values())
+    if done != count:
+        sys.exit(f"plan_orm_loop: {done:,} of the {count:,} accounts loaded were planned")
     return {"accounts": done, "seconds": round(seconds, 2), "per_second": round(done / seconds),
             "outcomes": dict(outcomes)}  # fmt: skip
 

@@ -81,6 +81,70 @@ def test_the_orm_loop_writes_what_the_planner_writes(world: World) -> None:
     add_row(world.engine, cadence_steps, account_id=ids["STEP-TAKEN"], step_key="overdue-10d",
             outcome="queued", at=NOW - timedelta(days=1))  # fmt: skip
     set_account(world.engine, ids["PAUSED"], paused_until=NOW + timedelta(days=3))
+    outcomes, report, by_loop, by_planner = loop_then_planner(world)
+
+    assert outcomes == report == Counter(queued=4, blocked=1, stopped=3, idle=1)
+    assert by_planner == by_loop
+    assert len(by_loop["attempt"]) == 4 and len(by_loop["decision"]) >= 7
+
+
+def texted(world: World, account_id: int, number: str, *ago: timedelta) -> None:
+    """Texts delivered to ``number`` about ``account_id``, ``ago`` before NOW."""
+    for i, before in enumerate(ago):
+        at = NOW - before
+        add_row(world.engine, attempts, account_id=account_id, idempotency_key=f"{account_id}:{i}",
+                step_key=f"earlier-{i}", channel="sms", to_address=number, template_name="x",
+                tone="firm", locale="en", body="x", status="delivered", automated=True,
+                created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+
+
+def test_the_orm_loop_reads_what_the_planner_reads_of_a_debtors_other_accounts(
+    world: World,
+) -> None:
+    # Each pair is one person's two accounts; the first of each pair is not due, so only
+    # the reading of the debtor's other accounts tells the loop what it holds.
+    ids = world.load(
+        row("CAPPED-A"),  # one mobile, (617) 555-0101: texted twice today about CAPPED-A
+        row("CAPPED-B"),
+        row("BANKRUPT-A", phone="(617) 555-0130"),  # in bankruptcy: a stay for the person
+        row("BANKRUPT-B", phone="(617) 555-0130"),
+        row("REVOKED-A", phone="(617) 555-0150"),  # consent to texts revoked for the number
+        row("REVOKED-B", phone="(617) 555-0150"),
+        row("LOAN-A", phone="(617) 555-0141"),  # student loans serviced under one number:
+        row("LOAN-B", phone="(617) 555-0142"),  # one debt, its two texts this week counted
+    )
+    texted(world, ids["CAPPED-A"], "+16175550101", timedelta(hours=2), timedelta(hours=1))
+    event(world.engine, ids["BANKRUPT-A"], "bankruptcy", NOW - timedelta(days=1))
+    event(world.engine, ids["REVOKED-A"], "consent_revoked", NOW - timedelta(days=1),
+          channel="sms", address="+16175550150")  # fmt: skip
+    set_account(world.engine, ids["LOAN-A"], servicer_account_no="LN88")
+    set_account(world.engine, ids["LOAN-B"], servicer_account_no="LN88")
+    texted(world, ids["LOAN-A"], "+16175550141", timedelta(days=3), timedelta(days=2))
+    for reference in ("CAPPED-A", "BANKRUPT-A", "REVOKED-A", "LOAN-A"):
+        set_account(world.engine, ids[reference], next_contact_at=None)
+
+    outcomes, report, by_loop, by_planner = loop_then_planner(world)
+
+    assert outcomes == report and sum(report.values()) == 4
+    assert by_planner == by_loop
+    held = {row[0]: row for row in by_loop["account"]}
+    assert all(held[ids[ref]][1] is None for ref in ("CAPPED-A", "BANKRUPT-A", "LOAN-A"))
+    sms = {(d.account_id, d.verdict) for d in _decisions(world) if d.channel == "sms"}
+    # What only the other account holds kept each second account from being texted.
+    for reference in ("CAPPED-B", "BANKRUPT-B", "REVOKED-B", "LOAN-B"):
+        assert (ids[reference], "allow") not in sms, reference
+
+
+def _decisions(world: World) -> list[Any]:
+    with world.engine.connect() as connection:
+        return list(connection.execute(select(decisions)))
+
+
+def loop_then_planner(
+    world: World,
+) -> tuple[Counter[str], Counter[str], dict[str, Any], dict[str, Any]]:
+    """The naive loop's outcomes and rows, then (its rows taken away, the accounts due again)
+    the planner's: the outcomes of each and what each left."""
     with world.engine.connect() as connection:
         before = list(
             connection.execute(select(store.accounts.c.id, store.accounts.c.next_contact_at))
@@ -101,7 +165,4 @@ def test_the_orm_loop_writes_what_the_planner_writes(world: World) -> None:
             )
     report = world.planner().tick()
     planner.close()
-
-    assert outcomes == report.outcomes == Counter(queued=4, blocked=1, stopped=3, idle=1)
-    assert written(world) == by_loop
-    assert len(by_loop["attempt"]) == 4 and len(by_loop["decision"]) >= 7
+    return outcomes, report.outcomes, by_loop, written(world)

@@ -8,13 +8,16 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
 - ``stop_request``: the message asks us to stop, by keyword (the FCC's list: stop, quit, end,
   revoke, opt out, cancel, unsubscribe; plus stopall; and in Spanish alto, parar, pare,
   baja, cancelar) alone or as a sentence of its own ("STOP. I paid", "Alto por favor"), or
-  in words ("please stop texting me", "don't call me", "no me llamen"). It names the
-  media it is about: the one it came on unless it says otherwise ("stop calling me" in a
-  text is about calls). When in doubt the rules read a request to stop as one: honouring a
-  stop nobody meant costs a message, missing one breaks the law.
+  in words ("please stop texting me", "don't call me", "don't send me any more texts",
+  "I don't want any more texts", "no me llamen"). It names the media it is about: the one
+  it came on unless it says otherwise ("stop calling me" in a text is about calls), every
+  one it lists ("don't call or text me", "no calls or texts please"). When in doubt the
+  rules read a request to stop as one: honouring a stop nobody meant costs a message,
+  missing one breaks the law.
 - ``classify``: every intent the message shows, most serious first: attorney, cease,
   dispute, wrong number, paid, payment plan (hardship, a plan, more time, a promise to pay),
-  call me, not at work, opt out (a request to stop this medium only), other.
+  call me, not at work, opt out (a request to stop this medium only), other. A request to
+  call that is part of a stop ("do not text or call me") is not one.
 - ``not_at_work``: a request to stop, or to be left alone, that is about the debtor's work
   only ("don't call me at work", "stop emailing my work address", "no me llamen al
   trabajo"). The workplace is then a place known to be inconvenient (1006.6(b)(1)(ii)): no
@@ -76,7 +79,7 @@ _SMS = (
     r"|mensaje|mensajes|texto|textos)"
 )
 _VOICE = (
-    r"(?:call|calls|calling|phone|phoning|ring|ringing"
+    r"(?:call|calls|calling|phone|phoning|ring|ringing|robocall|robocalls|voicemail|voicemails"
     r"|llamada|llamadas|llamar|llamarme|llamen|llames|llame|llamando)"
 )
 _EMAIL = r"(?:email|emails|emailing|e-mail|e-mails|e-mailing|correo|correos)"
@@ -91,6 +94,12 @@ _WRITE_TO = (
     r"molestar|molestarme)"
 )
 _NOUNS = r"(?:mensajes|mensaje|textos|llamadas|correos)"
+# The plural of each medium's noun, for "no calls or texts" (a singular "no text" is too
+# often a complaint: "I got no text").
+_PLURALS = (
+    r"(?:texts|txts|msgs|messages|sms|calls|phone calls|emails|e-mails"
+    r"|robocalls|voicemails)"
+)
 _MEDIUM = {"sms": re.compile(rf"\b{_SMS}\b"), "voice": re.compile(rf"\b{_VOICE}\b"),
            "email": re.compile(rf"\b{_EMAIL}\b")}  # fmt: skip
 
@@ -102,6 +111,18 @@ _STOP_PHRASES = tuple(
         r"harassing|bothering|sending|spamming|spam)\b",
         rf"\b(?:don't|dont|do not|never) (?:ever )?(?:{_SMS}|{_VOICE}|{_EMAIL}|contact|reach)\b",
         rf"\bno more (?:{_SMS}|{_VOICE}|{_EMAIL}|contact)\b",
+        # "No calls or texts please", "Please, no emails": a plural at a sentence's start only
+        # ("I got no texts from you" asks nothing).
+        rf"(?:^|[\n.!?;,] ?)(?:please )?no (?:phone )?{_PLURALS}\b",
+        # "Don't send me any more texts", "Please do not send messages", "Don't send me
+        # anything": sending is what they ask us not to do.
+        rf"\b(?:don't|dont|do not|never) (?:ever )?send (?:me |us )?(?:any ?more |any |no )?"
+        rf"(?:more |further |of )?(?:these |those |your |the |them |this |that )?"
+        rf"(?:{_SMS}|{_VOICE}|{_EMAIL}|anything|any ?more|again)\b",
+        # "I don't want any more texts", "I do not want to receive texts".
+        rf"\b(?:don't|dont|do not|no longer) (?:want|wish) (?:to (?:receive|get|have) )?"
+        rf"(?:any ?more |any |no )?(?:more |further |of )?(?:these |those |your |the )?"
+        rf"(?:{_SMS}|{_VOICE}|{_EMAIL})\b",
         r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke|remove me|take me off)\b",
         r"\b(?:remove|delete|take) (?:my|this) (?:phone |cell |mobile |email )?(?:number|"
         r"phone|cell|email|address)\b",
@@ -121,6 +142,20 @@ _STOP_PHRASES = tuple(
         r"\bcancelar (?:la |mi )?suscripci[oó]n\b",
     )
 )
+
+# The media listed after a request to stop's first ("don't call or text me", "do not call,
+# text or email me", "no me llamen ni me escriban"): each is asked about as much as the first.
+# Commas alone do not make a list ("stop calling, text me instead" asks for texts).
+_MEDIUM_WORD = rf"(?:{_SMS}|{_VOICE}|{_EMAIL}|{_WRITE})"
+_LISTED = re.compile(
+    rf"(?:(?: (?:me|us|again))?(?:,? (?:or|and|nor|ni|y|o|e|plus|neither) |, ?)(?:(?:me|us|any"
+    rf"|more|no|any more) )*{_MEDIUM_WORD}\b)+"
+)
+_INSTEAD = re.compile(r" (?:me |us )?(?:instead|rather|en su lugar|mejor)\b")
+_CONJUNCTION = re.compile(r" (?:or|and|nor|ni|y|o|e|plus) ")
+# A Spanish plea not to be written to names no medium: it is about the one it came on, or
+# texts when said in a call.
+_WRITTEN = re.compile(rf"\b{_WRITE}\b")
 
 # What makes a request to stop one about work only, right after it: "... me at work", "...
 # my office number", "... al trabajo", and then nothing but a courtesy before the sentence
@@ -272,11 +307,29 @@ def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
         _stop_sentence(sentence) for sentence in _SENTENCE_END.split(plain)
     ):
         return StopRequest(frozenset({channel}))
-    matches = [match.group(0) for phrase in _STOP_PHRASES for match in phrase.finditer(plain)]
+    matches = [
+        match.group(0) + _listed_after(plain, match.end())
+        for phrase in _STOP_PHRASES
+        for match in phrase.finditer(plain)
+    ]
     if not matches:
         return None
     named = {medium for medium, word in _MEDIUM.items() for m in matches if word.search(m)}
+    if named and any(_WRITTEN.search(m) for m in matches):
+        # "No me llamen ni me escriban": the writing is about the medium it came on.
+        named.add("sms" if channel == "voice" else channel)
     return StopRequest(frozenset(named or {channel}), frozenset(named))
+
+
+def _listed_after(plain: str, end: int) -> str:
+    """The media a request to stop lists after its first one ("... or text me"), if they
+    are a list: joined by "or", "and", "nor" (a comma alone may start another sentence)."""
+    listed = _LISTED.match(plain, end)
+    if listed is None or _CONJUNCTION.search(listed.group(0)) is None:
+        return ""
+    if _INSTEAD.match(plain, listed.end()):
+        return ""  # "don't call me and text me instead" asks for texts
+    return listed.group(0)
 
 
 def classify(text: str, channel: str) -> Classification:
@@ -285,8 +338,11 @@ def classify(text: str, channel: str) -> Classification:
     found = [intent for intent, rules in _COMPILED if any(r.search(plain) for r in rules)]
     if at_work:
         found.append(Intent.NOT_AT_WORK)
-    if _stop_request(text, plain, channel) is not None:
+    stop = _stop_request(text, plain, channel)
+    if stop is not None:
         found.append(Intent.OPT_OUT)
+        if "voice" in stop.named and Intent.CALL_ME in found:
+            found.remove(Intent.CALL_ME)  # "do not text or call me" asks for no call
     if not found:
         found = [Intent.OTHER]
     return Classification(found[0], tuple(found))

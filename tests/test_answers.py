@@ -244,6 +244,18 @@ def test_an_opted_out_number_is_not_answered_and_the_decision_is_kept(
     assert thread[0].status == "open"  # still the agent's to handle
 
 
+def test_a_text_asking_not_to_be_called_or_texted_is_not_answered_by_text(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Texts are the second medium the debtor listed: the answer is blocked, not sent."""
+    add_account(engine)
+    sms_reply(engine, "Don't call or text me")
+    [reply] = [m.id for m in rows(engine, inbox_messages) if m.direction == "inbound"]
+    done = answer(engine, settings, reply, "Understood. One question first...", user=agent_id)
+    assert done.outcome == "blocked"
+    assert dispatch(engine, settings, NOW) == {} and outbox(settings) == []
+
+
 def test_an_email_answer_keeps_the_thread_and_escapes_the_words(
     engine: Engine, settings: Settings, agent_id: int
 ) -> None:

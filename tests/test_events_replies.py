@@ -148,6 +148,26 @@ def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) ->
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("text", ["Don't call or text me", "No calls or texts please"])
+def test_a_text_that_lists_calls_and_texts_stops_both(engine: Engine, text: str) -> None:
+    """Texts are listed after calls: the number it came from is suppressed and confirmed,
+    and neither medium is used again (it was read as about calls only, and texts went on)."""
+    account_id = add_account(engine)
+    assert answers(engine, text) == [WE_ANSWER.replies.opt_out_confirmation]
+    assert [(s.channel, s.reason) for s in rows(engine, suppressions)] == [("sms", "stop")]
+    recorded = rows(engine, compliance_events, account_id=account_id)
+    assert sorted(e.channel for e in recorded if e.kind == "prohibited_medium") == [
+        "sms", "voice",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ["Don't send me any more texts", "I don't want any more texts"])
+def test_asking_not_to_be_sent_texts_suppresses_the_number(engine: Engine, text: str) -> None:
+    add_account(engine)
+    assert answers(engine, text) == [WE_ANSWER.replies.opt_out_confirmation]
+    assert [(s.channel, s.reason) for s in rows(engine, suppressions)] == [("sms", "stop")]
+
+
 @pytest.mark.parametrize("text", ["Please don't call me at work", "No me llamen al trabajo"])
 def test_a_request_not_to_be_contacted_at_work_holds_work_addresses_only(
     engine: Engine, text: str

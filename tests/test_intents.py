@@ -101,12 +101,58 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("Déjenme en paz", {"sms"}),
         ("Basta de mensajes", {"sms"}),
         ("ＳＴＯＰ ｐｌｅａｓｅ", {"sms"}),
+        # Asking us not to send, or saying they do not want what we send.
+        ("Don't send me any more texts", {"sms"}),
+        ("Do not send me texts", {"sms"}),
+        ("Please do not send any more messages", {"sms"}),
+        ("Don't send me anything else", {"sms"}),
+        ("Never send me emails", {"email"}),
+        ("I don't want any more texts", {"sms"}),
+        ("I do not want to receive texts", {"sms"}),
+        ("I no longer wish to receive calls", {"voice"}),
+        ("Please, no emails", {"email"}),
+        ("No robocalls", {"voice"}),
     ],
 )
 def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) -> None:
     found = stop_request(text, "sms")
     assert found is not None
     assert found.media == media
+
+
+@pytest.mark.parametrize(
+    ("text", "media"),
+    [
+        ("Don't call or text me", {"voice", "sms"}),
+        ("Do not text or call me", {"voice", "sms"}),
+        ("Do not call, text or email me", {"voice", "sms", "email"}),
+        ("Don't call, text, or email me again", {"voice", "sms", "email"}),
+        ("stop calling me or texting me", {"voice", "sms"}),
+        ("Never call nor text me", {"voice", "sms"}),
+        ("No more calls or texts", {"voice", "sms"}),
+        ("No calls or texts please", {"voice", "sms"}),
+        ("No more texts and no more emails", {"sms", "email"}),
+        ("Don't call or text me at work", {"voice", "sms"}),  # two media: read whole
+        ("No me llamen ni me manden mensajes", {"voice", "sms"}),
+        ("No me llamen ni me escriban", {"voice", "sms"}),  # writing: the medium it came on
+    ],
+)
+def test_a_request_that_lists_media_is_about_each(text: str, media: set[str]) -> None:
+    """Each medium listed is asked about as much as the first: "don't call or text me"
+    read as about calls only left the number it came from open to texts."""
+    found = stop_request(text, "sms")
+    assert found is not None
+    assert (found.media, found.named) == (media, media)
+
+
+@pytest.mark.parametrize(
+    "text", ["Stop calling, text me instead", "Don't call me and text me instead"]
+)
+def test_a_medium_asked_for_instead_is_not_listed(text: str) -> None:
+    """A comma alone may start a new sentence, and "instead" asks for the medium: only the
+    calls are stopped."""
+    found = stop_request(text, "sms")
+    assert found is not None and found.named == {"voice"}
 
 
 @pytest.mark.parametrize(
@@ -140,6 +186,8 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
         "no me manden la factura por correo",
         "no me llegan los mensajes",
         "por qué no me llaman?",
+        "I got no texts from you",  # "no texts" asks nothing but at a sentence's start
+        "I didn't get the text you sent",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:
@@ -182,6 +230,8 @@ def test_messages_that_do_not_ask_to_stop(text: str) -> None:
         ("I am represented by an attorney", Intent.ATTORNEY),
         ("Please stop texting me", Intent.OPT_OUT),
         ("Don't call me", Intent.OPT_OUT),
+        ("Do not text or call me", Intent.OPT_OUT),  # not a request for a call
+        ("Text or call me anytime", Intent.CALL_ME),
         ("Who is this?", Intent.OTHER),
         ("Thanks", Intent.OTHER),
         ("I haven't paid it yet", Intent.OTHER),

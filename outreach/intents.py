@@ -16,8 +16,9 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
   missing one breaks the law.
 - ``classify``: every intent the message shows, most serious first: attorney, cease,
   dispute, wrong number, paid, payment plan (hardship, a plan, more time, a promise to pay),
-  call me, not at work, opt out (a request to stop this medium only), other. A request to
-  call that is part of a stop ("do not text or call me") is not one.
+  call me, not at work, opt out (a request to stop this medium only), other. A dispute or
+  a lawyer right after a negation ("I'm not disputing", "I don't have a lawyer") is not
+  one; a request to call that is part of a stop ("do not text or call me") is not either.
 - ``not_at_work``: a request to stop, or to be left alone, that is about the debtor's work
   only ("don't call me at work", "stop emailing my work address", "no me llamen al
   trabajo"). The workplace is then a place known to be inconvenient (1006.6(b)(1)(ii)): no
@@ -177,10 +178,23 @@ _AT_WORK = re.compile(
 # narrowed to work.
 _NOT_NARROWED = re.compile(r"\b(?:and|or|nor|y|o|ni|e|desist)\b")
 
+_DISPUTE_WORD = r"\bdisput\w*"
+_ATTORNEY_WORD = r"\b(?:attorney|attorneys|lawyer|lawyers|counsel|solicitor)\b"
+# A dispute or a lawyer the debtor says they do not have ("I'm not disputing the debt", "no
+# dispute, I'll pay Friday", "I don't want to dispute anything", "I won't need a lawyer"):
+# a negation before the word in its sentence, with nothing between them but these words.
+# Anything else ("I dispute", "not my debt", "can't afford a lawyer") is read as said.
+_NEGATED = re.compile(
+    r"(?:\b(?:not|no|never|dont|wont|didnt|doesnt|cant|without)|n't)(?: (?:need|want|wish|plan|"
+    r"planning|going|intend|intending|to|a|an|any|have|had|got|get|getting|hire|hiring|be|"
+    r"the|for|really|even|ever|am|is|i'm|im))* $"
+)
+_GUARDED = frozenset({_DISPUTE_WORD, _ATTORNEY_WORD})
+
 # Each intent's rules, most serious first; a message shows every intent whose rule matches.
 _RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
     (Intent.ATTORNEY, (
-        r"\b(?:attorney|attorneys|lawyer|lawyers|counsel|solicitor)\b",
+        _ATTORNEY_WORD,
         r"\blegal (?:representation|representative|aid)\b",
         r"\brepresented by\b",
         r"\blaw (?:firm|office|offices)\b",
@@ -196,7 +210,7 @@ _RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
         r"\brefuse to pay\b",
     )),
     (Intent.DISPUTE, (
-        r"\bdisput\w*",
+        _DISPUTE_WORD,
         r"\b(?:not|isn't|isnt|is not|aint|ain't) (?:my|mine|our) "
         r"(?:debt|bill|account|balance|charge)",
         r"\bnot mine\b",
@@ -254,6 +268,7 @@ _RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
     )),
 )  # fmt: skip
 _COMPILED = tuple((intent, tuple(re.compile(p) for p in patterns)) for intent, patterns in _RULES)
+_COMPILED_GUARDED = frozenset(re.compile(pattern) for pattern in _GUARDED)
 # Requests to stop and to be left alone, which "at work" after them limits to work.
 _LIMITED_BY_WORK = (*_STOP_PHRASES, *dict(_COMPILED)[Intent.CEASE])
 
@@ -335,7 +350,7 @@ def _listed_after(plain: str, end: int) -> str:
 def classify(text: str, channel: str) -> Classification:
     """Every intent ``text`` shows, most serious first (``other`` when none)."""
     plain, at_work = _without_work_requests(_plain(text))
-    found = [intent for intent, rules in _COMPILED if any(r.search(plain) for r in rules)]
+    found = [intent for intent, rules in _COMPILED if any(_shows(r, plain) for r in rules)]
     if at_work:
         found.append(Intent.NOT_AT_WORK)
     stop = _stop_request(text, plain, channel)
@@ -346,6 +361,19 @@ def classify(text: str, channel: str) -> Classification:
     if not found:
         found = [Intent.OTHER]
     return Classification(found[0], tuple(found))
+
+
+def _shows(rule: re.Pattern[str], plain: str) -> bool:
+    """Whether ``rule`` matches ``plain``, a guarded rule only where it is not negated."""
+    if rule not in _COMPILED_GUARDED:
+        return rule.search(plain) is not None
+    return any(not _negated(plain, match.start()) for match in rule.finditer(plain))
+
+
+def _negated(plain: str, start: int) -> bool:
+    """Whether the words before ``start``, in its sentence, end in a negation."""
+    before = _SENTENCE_END.split(plain[max(0, start - 60) : start])[-1]
+    return _NEGATED.search(" " + before.lstrip()) is not None
 
 
 def reply_text(body: str) -> str:

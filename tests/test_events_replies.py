@@ -301,6 +301,18 @@ def test_hold_statements_block_by_compliance_event_and_flag_the_account(
     assert account(engine, account_id).flag == flag
 
 
+def test_saying_one_is_not_disputing_records_no_hold(engine: Engine) -> None:
+    """A dispute blocks every contact, the agent's answer too: a debtor asking for a plan
+    "not disputing the debt" is left free to be answered."""
+    account_id = add_account(engine)
+    apply_events(engine, [inbound("I'm not disputing the debt, can I set up a payment plan?")],
+                 NOW)  # fmt: skip
+    (reply,) = rows(engine, inbox_messages, direction="inbound")
+    assert reply.intent == "payment_plan"
+    assert rows(engine, compliance_events, account_id=account_id) == []
+    assert account(engine, account_id).flag is None
+
+
 def test_a_later_reply_never_hides_a_worse_flag(engine: Engine) -> None:
     account_id = add_account(engine)
     apply_events(engine, [inbound("I have a lawyer", key="a")], NOW)

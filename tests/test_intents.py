@@ -258,6 +258,46 @@ def test_every_intent_a_message_shows_most_serious_first(
     assert classify(text, "sms").intents == intents
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm not disputing the debt, can I set up a payment plan?",
+        "I do not dispute it",
+        "No dispute, I will pay Friday",
+        "I dont want to dispute anything",
+        "I won't dispute the balance",
+        "I will not need a lawyer, I can pay",
+        "I don't have a lawyer",
+        "No lawyer needed, I'll pay",
+    ],
+)
+def test_a_dispute_or_lawyer_the_debtor_says_they_do_not_have_is_not_one(text: str) -> None:
+    """A dispute or an attorney puts a hold on the account that blocks the agent's answer
+    too: a debtor who says they are not disputing must not be held for saying so."""
+    intents = classify(text, "sms").intents
+    assert Intent.DISPUTE not in intents and Intent.ATTORNEY not in intents
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("I dispute this", Intent.DISPUTE),
+        ("I'm disputing the charge", Intent.DISPUTE),
+        ("No, I dispute this", Intent.DISPUTE),
+        ("I want to dispute", Intent.DISPUTE),
+        ("Not disputing the fee, but this is not my debt", Intent.DISPUTE),
+        ("I don't dispute the debt but the amount is wrong", Intent.DISPUTE),
+        ("I can't afford a lawyer", Intent.ATTORNEY),
+        ("I don't want you to call my lawyer", Intent.ATTORNEY),
+        ("I have no money, my lawyer will call you", Intent.ATTORNEY),
+    ],
+)  # fmt: skip
+def test_a_negation_elsewhere_leaves_a_dispute_or_lawyer_as_said(text: str, intent: Intent) -> None:
+    """Only a negation right before the word, in its sentence, undoes it: when in doubt,
+    the debtor is protected."""
+    assert classify(text, "sms").intent is intent
+
+
 def test_curly_apostrophes_read_as_straight_ones() -> None:
     assert classify("I don\u2019t owe this", "sms").intent is Intent.DISPUTE
     assert stop_request("Don\u2019t text me", "sms") is not None

@@ -275,6 +275,12 @@ _LIMITED_BY_WORK = (*_STOP_PHRASES, *dict(_COMPILED)[Intent.CEASE])
 _SENTENCE_END = re.compile(r"[.!?;,\n]+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
+# What mail clients put before a subject they reply to or forward, in several languages.
+_SUBJECT_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|fw|fwd|aw|wg|rv|res|enc|tr|sv|vs|antw|r)\s*(?:\[\d+\]|\(\d+\))?\s*:)+",
+    re.IGNORECASE,
+)
+
 # Lines that begin the quoted history or the signature of an email reply.
 _QUOTE_START = re.compile(
     r"^(?:on .{0,200}wrote:?|-{2,} ?original message ?-{2,}|_{8,}|from: .*|sent from my .*"
@@ -374,6 +380,13 @@ def _negated(plain: str, start: int) -> bool:
     """Whether the words before ``start``, in its sentence, end in a negation."""
     before = _SENTENCE_END.split(plain[max(0, start - 60) : start])[-1]
     return _NEGATED.search(" " + before.lstrip()) is not None
+
+
+def subject_words(subject: str) -> str:
+    """An email's subject without the prefixes mail clients put before a reply's or a
+    forward's ("Re:", "Fwd:", "AW:", "RV:", "Re[2]:"): what is left is the sender's words,
+    or the subject they answer."""
+    return _SUBJECT_PREFIXES.sub("", subject).strip()
 
 
 def reply_text(body: str) -> str:

@@ -7,8 +7,11 @@
   1006.14(h)). START/UNSTOP lift the debtor's own opt-out; HELP gets the help text.
   Where the provider answers its own keywords, outreach does not answer twice.
 - Mail to the unsubscribe mailbox (the List-Unsubscribe mailto), or with the subject
-  "unsubscribe", is a request to stop email. A request to stop that names our message also
-  suppresses the address that message went to, when the debtor wrote from another one.
+  "unsubscribe", is a request to stop email. An email's subject is read with its text,
+  for a request to stop and for what it is about ("Please stop emailing me" with no
+  body), unless it is the subject of one of our emails replied to. A request to stop that
+  names our message also suppresses the address that message went to, when the debtor
+  wrote from another one.
 - Anything that is not only a keyword lands in the inbox, matched to its account by the
   message it answers or by the sender's address (no match: an unknown sender), classified
   (``outreach.intents``). It pauses the account's cadence until an agent handles it; an
@@ -33,7 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from outreach.channels import SmsReplies
-from outreach.compliance_store import inbox_messages
+from outreach.compliance_store import attempts, inbox_messages
 from outreach.intents import (
     HOLDS,
     Classification,
@@ -44,6 +47,7 @@ from outreach.intents import (
     keyword,
     reply_text,
     stop_request,
+    subject_words,
 )
 from outreach.models import ComplianceEventKind, ContactStatus, InboxStatus, SuppressionReason
 from outreach.opt_outs import (
@@ -115,10 +119,13 @@ def receive(
     said = keyword(text)
     senders = _senders(connection, message)
     owners = senders.owners
+    # An email's subject is read with its text ("Please stop emailing me" and no body, "I
+    # dispute this debt" over "See the attached letter"), but not our own subject replied to.
+    read = _with_subject(connection, message, owners, text) if channel == "email" else text
     # The provider recognized a keyword itself (and, where it answers them, answered).
     silent = answered_by_provider and event.event_type in _KEYWORD_EVENTS
     answer: tuple[Keyword, str] | None = None
-    stop = None if said in (Keyword.OPT_IN, Keyword.HELP) else stop_request(text, channel)
+    stop = None if said in (Keyword.OPT_IN, Keyword.HELP) else stop_request(read, channel)
     unsubscribing = channel == "email" and _unsubscribe_mail(event, unsubscribe_mailboxes)
     if (event.event_type == EventType.OPTED_OUT or unsubscribing) and stop is None:
         stop = StopRequest(frozenset({channel}))
@@ -126,7 +133,7 @@ def receive(
         # The provider's word that this address opted out (9 pressed, "stop" said in a
         # call) holds whatever else the words name ("stop texting me" said in a call).
         stop = StopRequest(stop.media | {channel}, stop.named)
-    if unsubscribing and said is None and _only_an_instruction(text, channel):
+    if unsubscribing and said is None and _only_an_instruction(read, channel):
         said = Keyword.OPT_OUT  # what a mail client sends for List-Unsubscribe: no reply
     if stop is not None:
         if _stop(connection, message, stop, owners, now):
@@ -141,13 +148,44 @@ def receive(
     elif event.event_type == EventType.HELP_REQUESTED or said is Keyword.HELP:
         answer = (Keyword.HELP, replies.help)
     if said is None and not (event.event_type in _KEYWORD_EVENTS and not text.strip()):
-        _to_inbox(connection, message, text, senders, now, pause)
+        _to_inbox(connection, message, read, senders, now, pause)
     # Texts go back on SMS only, and only where the provider did not answer already.
     if answer is None or silent or channel != "sms":
         return None
     for owner in _or_unknown(owners):
         _inbox_row(connection, message, owner, answer[0], "outbound", answer[1], now)
     return answer[1]
+
+
+def _with_subject(
+    connection: Connection, message: Received, owners: Sequence[int], text: str
+) -> str:
+    """An email's words to read: its subject, without Re:/Fwd: prefixes, then its text. A
+    subject that is one of ours replied to (a cadence email's, or an answer's that echoed
+    the debtor's own) is left out: its words are not what the debtor says now."""
+    subject = subject_words(message.event.subject or "")
+    if not subject:
+        return text
+    accounts = set(owners)
+    if message.attempt is not None:
+        accounts.add(int(message.attempt.account_id))
+    if accounts:
+        ours = connection.execute(
+            select(attempts.c.subject)
+            .where(
+                attempts.c.account_id.in_(sorted(accounts)),
+                attempts.c.channel == "email",
+                attempts.c.subject.is_not(None),
+            )
+            .distinct()
+        ).scalars()
+        if _folded(subject) in {_folded(subject_words(str(mine))) for mine in ours}:
+            return text
+    return f"{subject}.\n{text}" if text else subject
+
+
+def _folded(subject: str) -> str:
+    return " ".join(subject.casefold().split())
 
 
 def _allow_medium_again(
@@ -210,7 +248,7 @@ def _has_address(connection: Connection, attempt: Any, channel: str, sender: str
 def _unsubscribe_mail(event: ProviderEvent, mailboxes: Collection[str]) -> bool:
     """An email that asks to unsubscribe by where it went or what its subject says: the
     List-Unsubscribe mailto gives both, and a mail client may add a body of its own."""
-    if keyword(event.subject or "") is Keyword.OPT_OUT:
+    if keyword(subject_words(event.subject or "")) is Keyword.OPT_OUT:
         return True
     wanted = {_mailbox(address) for address in mailboxes}
     return bool(wanted) and any(_mailbox(to) in wanted for to in _recipients(event))

@@ -36,6 +36,7 @@ from outreach.errors import NotFoundError
 from outreach.events import EventPolicy, apply_events
 from outreach.inbox import thread
 from outreach.models import Role
+from outreach.providers.base import EventType
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.rendering.context import load_company
@@ -44,7 +45,7 @@ from outreach.store import accounts, contact_points
 from outreach.template_store import published
 from outreach.users import users
 from tests.conftest import NOW, REPO
-from tests.eventdata import EMAIL, PHONE, add_account, inbound
+from tests.eventdata import EMAIL, PHONE, add_account, event, inbound
 from tests.test_planner import add_row, make_settings, publish_templates
 from tests.web.ui_support import add_user
 
@@ -253,6 +254,20 @@ def test_a_text_asking_not_to_be_called_or_texted_is_not_answered_by_text(
     [reply] = [m.id for m in rows(engine, inbox_messages) if m.direction == "inbound"]
     done = answer(engine, settings, reply, "Understood. One question first...", user=agent_id)
     assert done.outcome == "blocked"
+    assert dispatch(engine, settings, NOW) == {} and outbox(settings) == []
+
+
+def test_an_email_asking_in_its_subject_to_stop_emailing_is_not_answered_by_email(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Its body is empty: the request is in the subject, and the answer is blocked."""
+    add_account(engine)
+    mail = event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",
+                 from_address=EMAIL.lower(), to_address="billing@example.com",
+                 subject="Please stop emailing me", body="")  # fmt: skip
+    apply_events(engine, [mail], NOW)
+    [reply] = [m.id for m in rows(engine, inbox_messages) if m.direction == "inbound"]
+    assert answer(engine, settings, reply, "Noted, thank you.", user=agent_id).outcome == "blocked"
     assert dispatch(engine, settings, NOW) == {} and outbox(settings) == []
 
 

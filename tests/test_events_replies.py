@@ -379,6 +379,49 @@ def test_an_email_asking_to_unsubscribe_suppresses_the_address(engine: Engine) -
     assert rows(engine, inbox_messages)[0].account_id == account_id
 
 
+def _mail(subject: str, body: str = "", **values: Any) -> Any:
+    return event(EventType.REPLIED, provider="sendgrid_email", kind="inbound",
+                 from_address=EMAIL.lower(), to_address="billing@example.com",
+                 subject=subject, body=body, key=f"mail:{subject}:{body}", **values)  # fmt: skip
+
+
+@pytest.mark.parametrize("subject", ["Please stop emailing me", "RE: Fwd: stop emailing me"])
+def test_a_stop_in_an_emails_subject_suppresses_the_address(engine: Engine, subject: str) -> None:
+    """Some debtors write their words in the subject and nothing below: read as intent
+    "other", the address stayed open and an agent could answer it by email."""
+    account_id = add_account(engine)
+    apply_events(engine, [_mail(subject)], NOW, WE_ANSWER)
+    assert [r.intent for r in rows(engine, inbox_messages)] == ["opt_out"]
+    assert [(s.channel, s.reason) for s in rows(engine, suppressions)] == [("email", "unsubscribe")]
+    kinds = {(e.kind, e.channel) for e in rows(engine, compliance_events, account_id=account_id)}
+    assert ("prohibited_medium", "email") in kinds
+
+
+def test_a_dispute_in_an_emails_subject_is_recorded(engine: Engine) -> None:
+    """The body only points at an attachment; the dispute is in the subject."""
+    account_id = add_account(engine)
+    apply_events(engine, [_mail("I dispute this debt", "See the attached letter.")], NOW)
+    (reply,) = rows(engine, inbox_messages)
+    assert (reply.intent, reply.subject) == ("dispute", "I dispute this debt")
+    recorded = rows(engine, compliance_events, account_id=account_id)
+    assert [e.kind for e in recorded] == ["dispute"]
+    assert account(engine, account_id).flag == "dispute"
+
+
+@pytest.mark.parametrize("ours", ["Debt validation notice", "Re: I dispute this debt"])
+def test_our_own_subject_replied_to_is_not_read_as_the_debtors_words(
+    engine: Engine, ours: str
+) -> None:
+    """A reply keeps the subject it answers: a notice's ("validation" reads as a dispute),
+    or an answer's that echoed an earlier dispute, already resolved. Only the text counts."""
+    account_id = add_account(engine)
+    add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1", subject=ours)
+    apply_events(engine, [_mail(f"RE: {ours}", "Thanks, I'll pay Friday")], NOW)
+    (reply,) = rows(engine, inbox_messages)
+    assert reply.intent == "payment_plan"
+    assert rows(engine, compliance_events, account_id=account_id) == []
+
+
 def test_the_outbox_demo_reply_gets_an_answer_recorded(engine: Engine) -> None:
     account_id = add_account(engine)
     attempt_id = add_attempt(engine, account_id, message_id="OB1")

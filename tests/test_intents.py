@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from outreach.intents import Intent, Keyword, classify, keyword, reply_text, stop_request
+from outreach.intents import (
+    Intent,
+    Keyword,
+    classify,
+    keyword,
+    reply_text,
+    stop_request,
+    subject_words,
+)
 
 # The FCC's revocation words (47 CFR 64.1200(a)(10)) plus stopall, in any case and with
 # any punctuation around them.
@@ -296,6 +304,23 @@ def test_a_negation_elsewhere_leaves_a_dispute_or_lawyer_as_said(text: str, inte
     """Only a negation right before the word, in its sentence, undoes it: when in doubt,
     the debtor is protected."""
     assert classify(text, "sms").intent is intent
+
+
+@pytest.mark.parametrize(
+    ("subject", "words"),
+    [
+        ("Re: Your balance", "Your balance"),
+        ("RE: Fwd: stop emailing me", "stop emailing me"),
+        ("AW: Ihre Rechnung", "Ihre Rechnung"),
+        ("RV: Su mensaje", "Su mensaje"),
+        ("Re[2]: I dispute this", "I dispute this"),
+        ("Please stop", "Please stop"),
+        ("Regarding my bill", "Regarding my bill"),
+        ("", ""),
+    ],
+)  # fmt: skip
+def test_a_subject_is_read_without_reply_and_forward_prefixes(subject: str, words: str) -> None:
+    assert subject_words(subject) == words
 
 
 def test_curly_apostrophes_read_as_straight_ones() -> None:

@@ -46,7 +46,7 @@ from outreach.channels import EmailChannel
 from outreach.clock import Clock, wall_clock
 from outreach.config import Settings
 from outreach.errors import ChannelError, ConfigError, WebhookRejected
-from outreach.intents import reply_text
+from outreach.intents import reply_text, subject_words
 from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
@@ -443,7 +443,8 @@ def _inbound_intent(text: str, subject: str) -> EventType:
     then the mail client's own words): a stop nobody meant costs a message, a missed one
     breaks the law."""
     said = reply_text(text)
-    intent = reply_intent(said) if said else reply_intent(subject)
+    # With no text, the subject, as the sender wrote it: "Re: STOP" is a STOP too.
+    intent = reply_intent(said) if said else reply_intent(subject_words(subject))
     if intent in {EventType.OPTED_OUT, EventType.OPTED_IN}:
         return intent
     first_line = next((line for line in text.splitlines() if line.strip()), "")

@@ -462,6 +462,36 @@ def test_an_email_reply_is_a_keyword_as_its_whole_text_says(
     assert event.event_type == event_type
 
 
+@pytest.mark.parametrize(
+    ("subject", "event_type"),
+    [
+        (b"STOP", EventType.OPTED_OUT),
+        (b"Re: STOP", EventType.OPTED_OUT),
+        (b"RE: Fwd: unsubscribe", EventType.OPTED_OUT),
+        (b"Re: Your balance", EventType.REPLIED),
+    ],
+)
+def test_an_email_with_no_text_is_a_keyword_as_its_subject_says(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    subject: bytes,
+    event_type: EventType,
+) -> None:
+    """A reply's prefixes are the mail client's, not the sender's words."""
+    body = (
+        _raw("inbound_default_data.crlf.multipart")
+        .replace(b"Hello Twilio SendGrid!", b"")
+        .replace(b"Testing non-raw", subject)
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.body, event.event_type) == ("", event_type), event.subject
+
+
 def test_one_click_unsubscribe(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock
 ) -> None:

@@ -35,7 +35,7 @@ from outreach.errors import NotFoundError, OutreachError
 from outreach.importing.fields import FieldError
 from outreach.importing.fields import parse_amount as parse_imported_amount
 from outreach.inbox import clear_flag as clear_account_flag
-from outreach.inbox import handle
+from outreach.inbox import copies, handle
 from outreach.models import ComplianceEventKind, InboxStatus, PromiseStatus
 from outreach.rendering.context import format_money
 from outreach.replies import REPLY_PAUSE_REASON, hand_over_to_reply_pause
@@ -115,14 +115,14 @@ def handle_unmatched_reply(
 
 def _open_reply(connection: Connection, message_id: int, account: AccountRef | None) -> Any:
     """The inbox message, refused unless it is an open reply (of ``account``, if given)."""
-    # Two agents on one reply at once: the second waits here and then sees it handled (on
-    # PostgreSQL for the row's lock; on SQLite, which ignores FOR UPDATE, for the writer's).
-    hold_writes(connection)
-    message = connection.execute(
-        select(inbox_messages.c.account_id, inbox_messages.c.direction, inbox_messages.c.status)
-        .where(inbox_messages.c.id == message_id)
-        .with_for_update()
-    ).first()  # fmt: skip
+    # Two agents on one reply at once, or on two accounts' copies of it: the second waits
+    # here and then sees it handled (on PostgreSQL for the rows' locks, the copies' taken
+    # with the reply's, in one order; on SQLite, which ignores FOR UPDATE, for the writer's).
+    found = copies(
+        connection, message_id, inbox_messages.c.id, inbox_messages.c.account_id,
+        inbox_messages.c.direction, inbox_messages.c.status,
+    )  # fmt: skip
+    message = next((row for row in found if row.id == message_id), None)
     if message is None:
         raise NotFoundError(f"no message {message_id} in the inbox")
     if account is not None and message.account_id != account.id:

@@ -16,17 +16,23 @@ The answer is then an attempt like any other (``automated`` false), which the di
 sends and checks again at the moment of sending, with the same retries and at-most-once
 guarantees; an account's pause, which holds back the cadence, does not hold back an
 agent's answer. The conversation shows it as an outbound message.
+
+A message from an address several accounts have is stored once per account
+(``inbox.copies``); it is one message to answer: an answer to any copy answers it, for the
+one answer Reg F allows at a time the debtor designated inconvenient and for the agents
+who opened another copy's form before it, and it marks every open copy handled.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, or_, select
 
 from outreach.agent_actions import AccountRef, ActionRefused
 from outreach.compliance.decision import Decision
@@ -41,7 +47,7 @@ from outreach.compliance_store import (
     store_decisions,
 )
 from outreach.errors import NotFoundError, TemplateError
-from outreach.inbox import handle
+from outreach.inbox import copies, copies_elsewhere, handle
 from outreach.models import AccountStatus, AttemptStatus, InboxStatus
 from outreach.rendering.answer_text import check_answer_shown
 from outreach.rendering.context import (
@@ -55,7 +61,7 @@ from outreach.rendering.context import (
 )
 from outreach.rendering.environment import TemplateKey
 from outreach.rendering.render import Rendered, Renderer
-from outreach.store import accounts, hold_writes, ignoring_duplicates
+from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
 from outreach.written_facts import local_day
@@ -136,12 +142,16 @@ def answer_reply(
     message that is not the debtor's) raises ``ActionRefused`` and writes nothing. A
     compliance block is not an error: its decision is stored and the answer is not queued.
     ``seen``: the newest answer to this reply when the agent opened the form
-    (``SeenAnswers.newest``); an answer to the same reply queued since (another agent's)
-    raises ``AnsweredMeanwhile``. Answers to other replies of the account do not.
+    (``SeenAnswers.newest``); an answer to the same reply queued since (another agent's,
+    on this account or to the reply's copy on another account) raises
+    ``AnsweredMeanwhile``. Answers to other replies of the account do not. With
+    ``mark_handled``, the reply and its open copies on other accounts are marked handled
+    (``inbox.handle``).
 
-    Call it inside the transaction that is to hold the answer: it locks the reply (FOR
-    UPDATE on PostgreSQL; on SQLite the database's one writer's lock), so that answers to
-    one reply are checked and written one after the other, each seeing those before it.
+    Call it inside the transaction that is to hold the answer: it locks the reply and its
+    copies (FOR UPDATE on PostgreSQL; on SQLite the database's one writer's lock), so that
+    answers to one message are checked and written one after the other, each seeing those
+    before it.
     The answer is rendered and checked (answer_text.py, which takes a while on a large
     email) before that, from the rows as read then, so that no lock is held meanwhile (on
     SQLite, if the transaction has written nothing yet); once the reply is locked, that
@@ -152,7 +162,7 @@ def answer_reply(
     if not _FORM_KEY.fullmatch(form_key):
         raise ActionRefused("the answer form is out of date: open the account again")
     early = _rendered_early(connection, account, message_id, text, kit, now)
-    message = _locked_reply(connection, message_id)
+    message, copies = _locked_reply(connection, message_id)
     refused = _not_answerable(message, account, message_id)
     if refused is not None:
         raise refused
@@ -160,7 +170,7 @@ def answer_reply(
     if connection.execute(select(attempts.c.id).where(attempts.c.idempotency_key == key)).first():
         return Answered("duplicate", message.channel, message.from_address)
     if seen is not None:
-        _not_answered_since(connection, account.id, message_id, seen)
+        _not_answered_since(connection, account.id, copies, seen)
     row = connection.execute(_account_row(account.id)).one()
     if row.status == AccountStatus.CLOSED:
         raise ActionRefused("the account is closed: the business no longer contacts this debtor")
@@ -169,8 +179,9 @@ def answer_reply(
     ]
     address, point_id = _debtors_address(record.addresses(message.channel), message)
     # Reg F lets a debtor who writes at a time they designated inconvenient get one answer
-    # at that time, through the same medium: the first answer to a message is that one.
-    first = not _answered(connection, account.id, message_id)
+    # at that time, through the same medium: the first answer to a message is that one,
+    # whichever account's copy of it was answered.
+    first = not _answered(connection, copies)
     responding_to = message.received_at if first else None
     asked = situation(
         record, message.channel, address, now, automated=False, responding_to=responding_to
@@ -212,28 +223,55 @@ def answer_reply(
             handled_at=now,
         )
     )
-    if mark_handled and message.status == InboxStatus.OPEN:
+    if mark_handled and any(copy.status == InboxStatus.OPEN for copy in copies):
         handle(connection, message_id, now, user_id)
     outcome = "deferred" if decision.verdict == "defer" else "queued"
     return Answered(outcome, message.channel, address, decision, send_at)
 
 
 class AnsweredMeanwhile(ActionRefused):
-    """Someone answered the same reply after the agent opened the form."""
+    """Someone answered the same reply (or its copy on another account) after the agent
+    opened the form."""
+
+
+@dataclass(frozen=True)
+class AnswerElsewhere:
+    """An answer to the copy of one of the account's replies on another account."""
+
+    message_id: int  # the account's reply
+    attempt_id: int
+    reference: str  # the account it was answered from
+    by: str | None  # the agent
+    at: datetime
+    words: str
+    delivery: str
 
 
 @dataclass(frozen=True)
 class SeenAnswers:
     """The answers to an account's replies as its page shows them. Each reply's answer form
-    carries what it saw of that reply's answers (``form_value``): its newest answer."""
+    carries what it saw of that reply's answers (``form_value``): its newest answer, to
+    the reply or to one of its copies on other accounts (``elsewhere``)."""
 
     account_id: int
     answers: tuple[tuple[int, str], ...]  # (attempt id, idempotency key), the account's
+    copies: tuple[Any, ...] = ()  # ``inbox.copies_elsewhere``
+    elsewhere: tuple[AnswerElsewhere, ...] = ()
 
     def newest(self, message_id: int) -> int:
         """The attempt id of the reply's newest answer, 0 for none."""
         prefix = _key_prefix(self.account_id, message_id)
-        return max((id_ for id_, key in self.answers if key.startswith(prefix)), default=0)
+        own = (id_ for id_, key in self.answers if key.startswith(prefix))
+        there = (a.attempt_id for a in self.answered_elsewhere(message_id))
+        return max((*own, *there), default=0)
+
+    def copies_of(self, message_id: int) -> list[Any]:
+        """The reply's copies on other accounts (``reference``, ``status``)."""
+        return [copy for copy in self.copies if copy.message_id == message_id]
+
+    def answered_elsewhere(self, message_id: int) -> list[AnswerElsewhere]:
+        """The answers to the reply's copies on other accounts, oldest first."""
+        return [answer for answer in self.elsewhere if answer.message_id == message_id]
 
     def form_value(self, message_id: int) -> str:
         """The ``seen`` field of the reply's answer form: the reply, then its newest answer."""
@@ -241,17 +279,50 @@ class SeenAnswers:
 
 
 def seen_answers(connection: Connection, account_id: int) -> SeenAnswers:
-    """What the answer forms of the account's page have seen: the answers to each reply.
+    """What the answer forms of the account's page have seen: the answers to each reply,
+    and to its copies on other accounts.
 
-    Answers to one reply are written one after the other (``answer_reply`` locks the reply
-    first), so ids grow in the order they were committed: an answer missing from the page,
-    still being committed when it was read, is always newer than the reply's newest here."""
+    Answers to one message are written one after the other (``answer_reply`` locks the
+    reply and its copies first), so ids grow in the order they were committed: an answer
+    missing from the page, still being committed when it was read, is always newer than
+    the reply's newest here. They are all read by one statement, which sees them as they
+    were at one instant."""
+    copies = copies_elsewhere(connection, account_id)
+    to_copy = {_key_prefix(c.account_id, c.copy_id): c for c in copies}
+    # The agent's words are the answer's own row's (``thread``).
+    words = (
+        (inbox_messages.c.attempt_id == attempts.c.id)
+        & (inbox_messages.c.account_id == attempts.c.account_id)
+        & inbox_messages.c.provider_event_id.is_(None)
+    )
     found = connection.execute(
-        select(attempts.c.id, attempts.c.idempotency_key).where(
-            attempts.c.account_id == account_id, attempts.c.step_key == ANSWER_TEMPLATE
+        select(
+            attempts.c.id, attempts.c.account_id, attempts.c.idempotency_key,
+            attempts.c.created_at, attempts.c.status, inbox_messages.c.body, users.c.username,
         )
-    ).all()
-    return SeenAnswers(account_id, tuple((row.id, row.idempotency_key) for row in found))
+        .select_from(
+            attempts.outerjoin(inbox_messages, words).outerjoin(
+                users, users.c.id == inbox_messages.c.handled_by
+            )
+        )
+        .where(
+            attempts.c.account_id.in_({account_id, *(c.account_id for c in copies)}),
+            attempts.c.step_key == ANSWER_TEMPLATE,
+        )
+        .order_by(attempts.c.id)
+    ).all()  # fmt: skip
+    own = tuple((row.id, row.idempotency_key) for row in found if row.account_id == account_id)
+    elsewhere = []
+    for row in found:
+        copy = to_copy.get(row.idempotency_key[: row.idempotency_key.rfind(":") + 1])
+        if copy is not None:
+            elsewhere.append(
+                AnswerElsewhere(
+                    copy.message_id, row.id, copy.reference, row.username, row.created_at,
+                    row.body or "", row.status,
+                )
+            )  # fmt: skip
+    return SeenAnswers(account_id, own, tuple(copies), tuple(elsewhere))
 
 
 def seen_in_form(value: str, message_id: int) -> int | None:
@@ -276,13 +347,14 @@ def _whole(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
-def _locked_reply(connection: Connection, message_id: int) -> Any:
-    """The reply, locked until the transaction ends: a second answer to it waits here for
-    the first to be committed, then reads it."""
-    hold_writes(connection)  # SQLite: two answers to one reply are checked in turn too
-    return connection.execute(
-        select(inbox_messages).where(inbox_messages.c.id == message_id).with_for_update()
-    ).first()
+def _locked_reply(connection: Connection, message_id: int) -> tuple[Any, list[Any]]:
+    """The reply (None if there is none) and its copies on other accounts, the reply
+    among them (``account_id``, ``id``, ``status``), all locked until the transaction ends
+    (``inbox.copies``): a second answer to the message, on any account, waits here for the
+    first to be committed, then reads it."""
+    found = copies(connection, message_id, *inbox_messages.c)
+    message = next((row for row in found if row.id == message_id), None)
+    return message, found
 
 
 def _account_row(account_id: int) -> Select[Any]:
@@ -338,14 +410,16 @@ def _today(account: Any, record: Any, kit: AnswerKit, now: datetime) -> date:
     return local_day(account, kit.rules, record.jurisdiction, now)
 
 
-def _answers_to(account_id: int, message_id: int) -> ColumnElement[bool]:
-    """The answers to one reply: the account's attempts whose key names the reply. LIKE
-    means the same under every collation (a range would not under PostgreSQL's language
-    locales)."""
-    return (
-        (attempts.c.account_id == account_id)
-        & (attempts.c.step_key == ANSWER_TEMPLATE)
-        & attempts.c.idempotency_key.startswith(_key_prefix(account_id, message_id))
+def _answers_to(copies: Sequence[Any]) -> ColumnElement[bool]:
+    """The answers to one message: the attempts whose key names one of its copies
+    (``account_id``, ``id``), each its account's. LIKE means the same under every
+    collation (a range would not under PostgreSQL's language locales)."""
+    return (attempts.c.step_key == ANSWER_TEMPLATE) & or_(
+        *(
+            (attempts.c.account_id == copy.account_id)
+            & attempts.c.idempotency_key.startswith(_key_prefix(copy.account_id, copy.id))
+            for copy in copies
+        )
     )
 
 
@@ -354,14 +428,14 @@ def _key_prefix(account_id: int, message_id: int) -> str:
     return f"{account_id}:{ANSWER_TEMPLATE}:{message_id}:"
 
 
-def _answered(connection: Connection, account_id: int, message_id: int) -> bool:
-    """Whether the reply has an answer that was sent or may still be (not cancelled,
-    not failed)."""
+def _answered(connection: Connection, copies: Sequence[Any]) -> bool:
+    """Whether the message (``copies``: the reply and its copies on other accounts) has an
+    answer that was sent or may still be (not cancelled, not failed)."""
     return (
         connection.execute(
             select(attempts.c.id)
             .where(
-                _answers_to(account_id, message_id),
+                _answers_to(copies),
                 attempts.c.status.not_in((AttemptStatus.CANCELLED, AttemptStatus.FAILED)),
             )
             .limit(1)
@@ -371,11 +445,12 @@ def _answered(connection: Connection, account_id: int, message_id: int) -> bool:
 
 
 def _not_answered_since(
-    connection: Connection, account_id: int, message_id: int, seen: int
+    connection: Connection, account_id: int, copies: Sequence[Any], seen: int
 ) -> None:
-    """Two agents reading one reply must not both answer it unaware of each other."""
+    """Two agents reading one message must not both answer it unaware of each other, on
+    one account or on two with the sender's address (``copies``)."""
     answered = connection.execute(
-        select(attempts.c.created_at, users.c.username)
+        select(attempts.c.created_at, attempts.c.account_id, users.c.username, accounts.c.reference)
         .select_from(
             attempts.outerjoin(
                 inbox_messages,
@@ -384,18 +459,21 @@ def _not_answered_since(
                 # accounts' index (none serves attempt_id).
                 & (inbox_messages.c.account_id == attempts.c.account_id)
                 & inbox_messages.c.provider_event_id.is_(None),
-            ).outerjoin(users, users.c.id == inbox_messages.c.handled_by)
+            )
+            .outerjoin(users, users.c.id == inbox_messages.c.handled_by)
+            .join(accounts, accounts.c.id == attempts.c.account_id)
         )
-        .where(_answers_to(account_id, message_id), attempts.c.id > seen)
+        .where(_answers_to(copies), attempts.c.id > seen)
         .order_by(attempts.c.id.desc())
         .limit(1)
     ).first()
     if answered is not None:
         who = answered.username or "someone"
+        where = "" if answered.account_id == account_id else f" from {answered.reference}"
         raise AnsweredMeanwhile(
-            f"{who} answered this reply at {answered.created_at:%Y-%m-%d %H:%M} UTC, after "
-            "you opened the page: read their answer below, then send yours if it is still "
-            "needed"
+            f"{who} answered this reply{where} at {answered.created_at:%Y-%m-%d %H:%M} UTC, "
+            "after you opened the page: read their answer below, then send yours if it is "
+            "still needed"
         )
 
 

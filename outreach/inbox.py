@@ -4,6 +4,10 @@ A reply pauses its account's cadence (``outreach.replies``). Handling the accoun
 open reply ends that pause: the account is due again at once, and compliance decides
 what may follow (a dispute or cease the reply recorded still blocks). A pause an agent
 set for another reason is left alone.
+
+A message from an address several accounts have (a phone two accounts share) is stored
+once per account, each copy naming the same provider event (``copies``): it is one
+message, handled (and answered, ``outreach.answers``) once for all of them.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select, update
+from sqlalchemy import Connection, and_, case, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.errors import NotFoundError
 from outreach.models import InboxStatus
 from outreach.replies import REPLY_PAUSE_REASON
-from outreach.store import accounts, lock_accounts
+from outreach.store import accounts, hold_writes, lock_accounts
 
 
 @dataclass(frozen=True)
@@ -97,35 +102,118 @@ def thread(connection: Connection, account_id: int) -> list[Any]:
 def handle(
     connection: Connection, message_id: int, now: datetime, user_id: int | None = None
 ) -> None:
-    """Mark a reply handled; the account's reply pause ends with its last open reply."""
-    message = connection.execute(
-        select(inbox_messages.c.account_id).where(inbox_messages.c.id == message_id)
-    ).first()
-    if message is None:
+    """Mark an open reply handled, and its copies on the other accounts with the sender's
+    address (``copies``) still open: one message, handled once. Each of these accounts'
+    reply pause ends with its last open reply."""
+    found = copies(connection, message_id, inbox_messages.c.id)
+    if not found:
         raise NotFoundError(f"no inbox message {message_id}")
-    connection.execute(
+    handled = connection.execute(
         update(inbox_messages)
-        .where(inbox_messages.c.id == message_id)
-        .values(status=InboxStatus.HANDLED, handled_by=user_id, handled_at=now)
-    )
-    if message.account_id is None:
-        return
-    # The account locked before its open replies are counted: a reply arriving meanwhile
-    # waits, and then pauses it again (``replies``), or is counted here.
-    lock_accounts(connection, [message.account_id])
-    still_open = connection.execute(
-        select(func.count()).where(
-            inbox_messages.c.account_id == message.account_id,
-            inbox_messages.c.direction == "inbound",
+        .where(
+            inbox_messages.c.id.in_([row.id for row in found]),
             inbox_messages.c.status == InboxStatus.OPEN,
         )
-    ).scalar_one()
-    if still_open:
+        .values(status=InboxStatus.HANDLED, handled_by=user_id, handled_at=now)
+        .returning(inbox_messages.c.account_id)
+    ).scalars()
+    owners = sorted({account_id for account_id in handled if account_id is not None})
+    if not owners:
+        return
+    # The accounts locked before their open replies are counted: a reply arriving meanwhile
+    # waits, and then pauses its account again (``replies``), or is counted here.
+    lock_accounts(connection, owners)
+    still_open = set(
+        connection.execute(
+            select(inbox_messages.c.account_id)
+            .where(
+                inbox_messages.c.account_id.in_(owners),
+                inbox_messages.c.direction == "inbound",
+                inbox_messages.c.status == InboxStatus.OPEN,
+            )
+            .distinct()
+        ).scalars()
+    )
+    done = [account_id for account_id in owners if account_id not in still_open]
+    if not done:
         return
     connection.execute(
         update(accounts)
-        .where(accounts.c.id == message.account_id, accounts.c.pause_reason == REPLY_PAUSE_REASON)
+        .where(accounts.c.id.in_(done), accounts.c.pause_reason == REPLY_PAUSE_REASON)
         .values(paused_until=None, pause_reason=None, next_contact_at=now, updated_at=now)
+    )
+
+
+def copies(connection: Connection, message_id: int, *columns: ColumnElement[Any]) -> list[Any]:
+    """The inbox row ``message_id`` and, for a debtor's message under an account, its copies
+    under the other accounts with the sender's address (``replies`` stores one message once
+    per account, each copy naming the same provider event; a copy kept under no account,
+    from an unverified sender, is not one of them): ``columns`` of each, in the order of
+    their ids, locked until the transaction ends. Empty if there is no row ``message_id``.
+
+    Whoever answers or handles one copy locks them all, in this one order, before deciding
+    (FOR UPDATE on PostgreSQL; on SQLite the database's one writer's lock, taken here): two
+    agents on two copies of a message are checked one after the other, and never wait for
+    each other in a circle. Their accounts, if they lock them, come after."""
+    hold_writes(connection)
+    message = connection.execute(
+        select(
+            inbox_messages.c.account_id,
+            inbox_messages.c.provider_event_id,
+            inbox_messages.c.direction,
+        ).where(inbox_messages.c.id == message_id)
+    ).first()  # what the copies are found by never changes: read without a lock
+    if message is None:
+        return []
+    same: ColumnElement[bool] = inbox_messages.c.id == message_id
+    if (
+        message.account_id is not None
+        and message.provider_event_id is not None
+        and message.direction == "inbound"
+    ):
+        same = or_(
+            same,
+            and_(
+                inbox_messages.c.provider_event_id == message.provider_event_id,
+                inbox_messages.c.direction == "inbound",
+                inbox_messages.c.account_id.is_not(None),
+            ),
+        )
+    return list(
+        connection.execute(
+            select(*columns).where(same).order_by(inbox_messages.c.id).with_for_update()
+        )
+    )
+
+
+def copies_elsewhere(connection: Connection, account_id: int) -> list[Any]:
+    """The copies on other accounts of the account's messages (``copies``): for each,
+    ``message_id`` (the account's), ``copy_id``, ``account_id``, ``reference`` and
+    ``status`` (the copy's), by the account's message and then the copy."""
+    mine = inbox_messages.alias("mine")
+    other = inbox_messages.alias("other")
+    return list(
+        connection.execute(
+            select(
+                mine.c.id.label("message_id"),
+                other.c.id.label("copy_id"),
+                other.c.account_id,
+                accounts.c.reference,
+                other.c.status,
+            )
+            .select_from(
+                mine.join(other, other.c.provider_event_id == mine.c.provider_event_id).join(
+                    accounts, accounts.c.id == other.c.account_id
+                )
+            )
+            .where(
+                mine.c.account_id == account_id,
+                mine.c.direction == "inbound",
+                other.c.direction == "inbound",
+                other.c.account_id != account_id,
+            )
+            .order_by(mine.c.id, other.c.id)
+        )
     )
 
 

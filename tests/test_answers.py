@@ -41,6 +41,7 @@ from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
+from outreach.replies import REPLY_PAUSE_REASON
 from outreach.store import accounts, contact_points
 from outreach.template_store import published
 from outreach.users import users
@@ -138,6 +139,31 @@ def retire_phone(engine: Engine) -> None:
 def rows(engine: Engine, table: Any) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(select(table).order_by(table.c.id)))
+
+
+def text_to_two_accounts(engine: Engine) -> tuple[int, int, int, int]:
+    """Accounts R-A and R-B with the same phone (one debtor's two debts, or two people
+    sharing a number), and one text from it, stored on each: (R-A, R-B, the text on R-A,
+    the text on R-B)."""
+    a = add_account(engine, "R-A")
+    b = add_account(engine, "R-B")
+    apply_events(engine, [inbound("Can I pay on Friday?", key="r1", at=NOW)], NOW)
+    [on_a, on_b] = rows(engine, inbox_messages)
+    assert (on_a.account_id, on_b.account_id) == (a, b)
+    assert on_a.provider_event_id == on_b.provider_event_id
+    return a, b, on_a.id, on_b.id
+
+
+def pauses(engine: Engine) -> list[tuple[Any, ...]]:
+    """Each account's pause: (reason, until, when it is due next), by account id."""
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                select(accounts.c.pause_reason, accounts.c.paused_until,
+                       accounts.c.next_contact_at).order_by(accounts.c.id)
+            )
+        ]  # fmt: skip
 
 
 def dispatch(engine: Engine, settings: Settings, at: datetime) -> dict[str, int]:
@@ -526,6 +552,126 @@ def test_a_form_has_seen_the_answers_to_its_own_reply_only(
     assert again.outcome == "queued"
 
 
+def test_a_text_two_accounts_share_answered_from_one_is_answered_for_the_other(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """One text from a number two accounts have is stored on each. Two agents open the two
+    pages and answer it: the second is refused and told who answered it from which
+    account, and the debtor gets one text. The other account's page then shows that answer,
+    and its form, having seen it, may answer again, deliberately."""
+    _, b, on_a, on_b = text_to_two_accounts(engine)
+    with engine.connect() as connection:
+        seen_b = seen_answers(connection, b)
+    assert seen_b.form_value(on_b) == f"{on_b}:0"
+    first = answer(engine, settings, on_a, "Yes, Friday is fine.", user=agent_id,
+                   reference="R-A", seen=0)  # fmt: skip
+    assert first.outcome == "queued"
+    with pytest.raises(AnsweredMeanwhile, match=r"ana answered this reply from R-A at 2026-11-02"):
+        answer(engine, settings, on_b, "Friday works.", user=agent_id, reference="R-B",
+               form_key="z" * 24, seen=seen_b.newest(on_b))  # fmt: skip
+    assert dispatch(engine, settings, NOW + timedelta(minutes=1)) == {"sent": 1}
+    assert len(outbox(settings)) == 1
+    [to_a] = rows(engine, attempts)
+    with engine.connect() as connection:
+        reopened = seen_answers(connection, b)
+    assert reopened.newest(on_b) == to_a.id
+    assert [(c.reference, c.status) for c in reopened.copies_of(on_b)] == [("R-A", "handled")]
+    [shown] = reopened.answered_elsewhere(on_b)
+    assert (shown.reference, shown.by, shown.words, shown.delivery) == (
+        "R-A", "ana", "Yes, Friday is fine.", "sent",
+    )  # fmt: skip
+    again = answer(engine, settings, on_b, "Friday works.", user=agent_id, reference="R-B",
+                   form_key="z" * 24, seen=reopened.newest(on_b))  # fmt: skip
+    assert again.outcome == "queued"
+
+
+def test_a_text_two_accounts_share_gets_one_answer_in_its_designated_time(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Reg F comment 6(b)(1)-2 allows one answer to the debtor's message in a time they
+    designated inconvenient: the message's copy on each account does not make it two."""
+    for account_id in text_to_two_accounts(engine)[:2]:
+        add_row(engine, designated_times, account_id=account_id, days="mon",
+                start_local=time(9), end_local=time(17), source="by phone",
+                created_at=NOW - timedelta(days=7))  # fmt: skip
+    [on_a, on_b] = [m.id for m in rows(engine, inbox_messages)]
+    at = NOW + timedelta(minutes=5)  # 10:05 on a Monday in Boston
+    first = answer(engine, settings, on_a, user=agent_id, reference="R-A", at=at)
+    assert first.outcome == "queued"
+    second = answer(engine, settings, on_b, "Friday works.", user=agent_id, reference="R-B",
+                    at=at, form_key="z" * 24)  # fmt: skip
+    assert second.outcome == "deferred"
+    assert second.send_at == datetime(2026, 11, 2, 22, 0, tzinfo=UTC)  # 17:00 in Boston
+    assert "DESIGNATED_INCONVENIENT_TIME" in second.describe()
+    assert dispatch(engine, settings, at + timedelta(minutes=1)) == {"sent": 1}
+
+
+def test_answering_a_texts_copy_handles_every_copy_and_ends_their_reply_pauses(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """The debtor was answered, whichever account's page it was answered from: no copy
+    stays open for another agent to answer again, and no account stays paused for it.
+    Unticked, "and mark the reply handled" leaves every copy open."""
+    _, _, on_a, on_b = text_to_two_accounts(engine)
+    paused = pauses(engine)
+    assert [(reason, until > NOW) for reason, until, _ in paused] == [
+        (REPLY_PAUSE_REASON, True),
+    ] * 2  # fmt: skip
+    answer(engine, settings, on_b, user=agent_id, reference="R-B", mark_handled=False)
+    assert [m.status for m in rows(engine, inbox_messages) if m.direction == "inbound"] == [
+        "open", "open",
+    ]  # fmt: skip
+    assert pauses(engine) == paused
+    later = NOW + timedelta(hours=1)
+    answer(engine, settings, on_a, "And Friday it is.", user=agent_id, reference="R-A",
+           at=later, form_key="z" * 24)  # fmt: skip
+    copies = [m for m in rows(engine, inbox_messages) if m.direction == "inbound"]
+    assert [(m.id, m.status, m.handled_by, m.handled_at) for m in copies] == [
+        (on_a, "handled", agent_id, later), (on_b, "handled", agent_id, later),
+    ]  # fmt: skip
+    assert pauses(engine) == [(None, None, later)] * 2
+
+
+def test_two_agents_answering_two_accounts_copies_at_once_queue_one(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Two agents send at the same instant, each from the page of one of the two accounts
+    that have the debtor's number: one answer is queued, the other agent is told of it
+    (the copies are locked in one order: neither waits for the other in a circle)."""
+    a, b, on_a, on_b = text_to_two_accounts(engine)
+    kit_now = kit(engine, settings)
+    start = threading.Barrier(2, timeout=30)
+    outcomes: list[BaseException | Answered] = []
+
+    def send(reference: str, reply: int, words: str, form_key: str) -> None:
+        try:
+            start.wait()
+            with engine.begin() as connection:
+                account = actions.account_by_reference(connection, reference)
+                outcomes.append(answer_reply(connection, account, reply, words, form_key,
+                                             agent_id, kit_now, NOW, seen=0))  # fmt: skip
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    agents = [
+        threading.Thread(target=send, args=("R-A", on_a, "Answer 1.", "1" * 24)),
+        threading.Thread(target=send, args=("R-B", on_b, "Answer 2.", "2" * 24)),
+    ]
+    for thread_ in agents:
+        thread_.start()
+    for thread_ in agents:
+        thread_.join(timeout=60)
+    assert not any(thread_.is_alive() for thread_ in agents)
+    queued = [o for o in outcomes if isinstance(o, Answered)]
+    refused = [o for o in outcomes if isinstance(o, AnsweredMeanwhile)]
+    assert len(queued) == 1 and len(refused) == 1, outcomes
+    [attempt] = rows(engine, attempts)
+    assert attempt.account_id in (a, b)
+    assert [m.status for m in rows(engine, inbox_messages) if m.direction == "inbound"] == [
+        "handled", "handled",
+    ]  # fmt: skip
+
+
 def test_an_answer_still_being_committed_is_not_missed_by_a_page_opened_meanwhile(
     backend: str, engine: Engine, settings: Settings, agent_id: int
 ) -> None:
@@ -706,7 +852,7 @@ def test_the_answer_is_rendered_and_checked_before_the_reply_is_locked(
     assert attempt.body.startswith("Hi Pat,") and "Yes, Friday is fine." in attempt.body_html
     # The probe sees the lock when it is held.
     with engine.begin() as connection:
-        assert answers._locked_reply(connection, reply) is not None
+        assert answers._locked_reply(connection, reply)[0] is not None
         assert reply_locked(engine, reply)
     assert not reply_locked(engine, reply)
 

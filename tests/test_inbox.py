@@ -324,6 +324,96 @@ def test_two_agents_on_one_reply_the_second_is_refused_and_the_first_keeps_it(
     assert handled_by == ana
 
 
+def text_to_two_accounts(engine: Engine) -> tuple[int, int, int, int]:
+    """Accounts R-A and R-B with the same phone, and one text from it, stored on each:
+    (R-A, R-B, the text on R-A, the text on R-B)."""
+    a = add_account(engine, "R-A")
+    b = add_account(engine, "R-B")
+    apply_events(engine, [inbound("Can I pay on Friday?", key="r1", at=NOW)], NOW)
+    with engine.connect() as connection:
+        [on_a, on_b] = open_replies(connection)[::-1]
+    assert (on_a.account_id, on_b.account_id) == (a, b)
+    return a, b, on_a.id, on_b.id
+
+
+def test_handling_one_accounts_copy_of_a_text_handles_the_others(engine: Engine) -> None:
+    """A text from a number two accounts have is one message, stored on each: handled on
+    one account's page, it is handled on the other's, with the same agent's name, and each
+    account's reply pause ends with its last open reply (R-B has another one still)."""
+    a, b, on_a, on_b = text_to_two_accounts(engine)
+    with engine.begin() as connection:
+        ana, ben = (create_user(connection, name, "correct horse battery", Role.AGENT, NOW).id
+                    for name in ("ana", "ben"))  # fmt: skip
+        other = connection.execute(
+            inbox_messages.insert()
+            .values(account_id=b, direction="inbound", channel="email",
+                    from_address="pat@example.com", to_address="billing@example.com",
+                    body="And the fee?", status="open", received_at=NOW)
+            .returning(inbox_messages.c.id)
+        ).scalar_one()  # fmt: skip
+    later = NOW + timedelta(hours=1)
+    with engine.begin() as connection:
+        handle_reply(connection, account_ref(a, engine), on_a, ana, later)
+    with engine.connect() as connection:
+        handled = connection.execute(
+            select(
+                inbox_messages.c.id, inbox_messages.c.status, inbox_messages.c.handled_by
+            ).order_by(inbox_messages.c.id)
+        ).all()
+    assert [tuple(row) for row in handled] == [
+        (on_a, "handled", ana), (on_b, "handled", ana), (other, "open", None),
+    ]  # fmt: skip
+    resumed = account(engine, a)
+    assert (resumed.pause_reason, resumed.next_contact_at) == (None, later)
+    assert account(engine, b).pause_reason == REPLY_PAUSE_REASON
+    on_r_b = account_ref(b, engine)
+    with (
+        pytest.raises(ActionRefused, match=f"message {on_b} was already handled"),
+        engine.begin() as connection,
+    ):
+        handle_reply(connection, on_r_b, on_b, ben, later)
+
+
+def test_two_agents_handling_two_accounts_copies_at_once_handle_it_once(
+    engine: Engine,
+) -> None:
+    """Ana handles the text on R-A's page while Ben handles it on R-B's: whichever comes
+    second waits, then is refused, and no deadlock fails either (the copies are locked
+    in one order)."""
+    a, b, on_a, on_b = text_to_two_accounts(engine)
+    with engine.begin() as connection:
+        ana, ben = (create_user(connection, name, "correct horse battery", Role.AGENT, NOW).id
+                    for name in ("ana", "ben"))  # fmt: skip
+    start = threading.Barrier(2, timeout=30)
+    outcomes: list[BaseException | int] = []
+
+    def handles(account_id: int, reply: int, user: int) -> None:
+        ref = account_ref(account_id, engine)
+        try:
+            start.wait()
+            with engine.begin() as connection:
+                handle_reply(connection, ref, reply, user, NOW)
+            outcomes.append(user)
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    agents = [threading.Thread(target=handles, args=(a, on_a, ana)),
+              threading.Thread(target=handles, args=(b, on_b, ben))]  # fmt: skip
+    for agent in agents:
+        agent.start()
+    for agent in agents:
+        agent.join(timeout=60)
+    assert not any(agent.is_alive() for agent in agents)
+    [first] = [o for o in outcomes if isinstance(o, int)]
+    [refused] = [o for o in outcomes if isinstance(o, ActionRefused)]
+    assert "was already handled" in str(refused)
+    with engine.connect() as connection:
+        handled_by = connection.execute(
+            select(inbox_messages.c.handled_by).order_by(inbox_messages.c.id)
+        ).scalars()
+        assert list(handled_by) == [first, first]
+
+
 def test_one_promise_form_sent_twice_at_once_records_one_promise(engine: Engine) -> None:
     """The second copy of a form comes while the first's promise is being written: it waits
     (on PostgreSQL for the unique index's entry, on SQLite for the writer's lock), then

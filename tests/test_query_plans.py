@@ -16,9 +16,10 @@ from typing import Any, NamedTuple
 import pytest
 from sqlalchemy import Connection, Engine
 
-from outreach.answers import _not_answered_since
+from outreach.answers import _not_answered_since, seen_answers
 from outreach.compliance_store import work_mailboxes_used
 from outreach.dispatcher import _still_ours
+from outreach.inbox import copies_elsewhere
 from outreach.payments import PaymentSummary, _reduce_balances
 from outreach.planner import _pending_promises
 from outreach.replies import reply_holds
@@ -31,10 +32,16 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 IDS = list(range(1, 51))
 # A search through an index whose first column is a status or a direction.
 _BY_STATUS = re.compile(r"INDEX \w+ \((status|direction)=")
+# (``inbox.copies_elsewhere`` reads the inbox twice, as ``mine`` and ``other``.)
 _GROWING = re.compile(
-    r"SCAN (attempt|inbox_message)\b|(attempt|inbox_message) USING INTEGER PRIMARY KEY "
-    r"\(rowid>|AUTOMATIC"
+    r"SCAN (attempt|inbox_message|mine|other)\b"
+    r"|(attempt|inbox_message) USING INTEGER PRIMARY KEY \(rowid>|AUTOMATIC"
 )
+
+
+class _Copy(NamedTuple):
+    account_id: int
+    id: int
 
 
 class _WorkMailbox(NamedTuple):
@@ -51,7 +58,11 @@ CALLS: dict[str, Callable[[Connection], Any]] = {
     "accounts paid off": lambda c: _reduce_balances(
         c, dict.fromkeys(IDS, 100), NOW, PaymentSummary()
     ),
-    "an answer since the agent looked": lambda c: _not_answered_since(c, 1, 1, 0),
+    "an answer since the agent looked": lambda c: _not_answered_since(
+        c, 1, [_Copy(1, 1), _Copy(2, 2)], 0
+    ),
+    "a message's copies on other accounts": lambda c: copies_elsewhere(c, 1),
+    "the answers an account's page has seen": lambda c: seen_answers(c, 1),
     "work mailboxes a debtor wrote from": lambda c: work_mailboxes_used(
         c, {i: [_WorkMailbox("email", "work", f"pat{i}@employer.example")] for i in IDS}, NOW
     ),

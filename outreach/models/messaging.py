@@ -198,6 +198,9 @@ class InboxMessage(SQLModel, table=True):
     __table_args__ = (
         Index("ix_inbox_message_status", "status", "received_at"),
         Index("ix_inbox_message_account", "account_id", "received_at"),
+        # One debtor's message is stored once per account with the sender's address, each
+        # copy naming the same event: answering or handling one finds the others by it.
+        Index("ix_inbox_message_event", "provider_event_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

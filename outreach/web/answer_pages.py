@@ -4,7 +4,8 @@ A refused answer shows the page again with the reason and the words the agent wr
 nothing typed is lost: 400 for input that cannot be sent as given, 404 for a message that
 is not the account's, 409 when compliance does not allow the answer (its decision is
 stored all the same) or when another agent answered the same reply after the page was
-opened (an answer to another of the account's replies does not count).
+opened, on this account or on another account with the sender's address, which has its
+own copy of the message (an answer to another of the account's replies does not count).
 """
 
 from __future__ import annotations

@@ -37,11 +37,12 @@ def _reply(engine: Engine, text: str = "Can I pay on Friday?", key: str = "r1") 
         return int(connection.execute(select(inbox_messages.c.id)).scalars().all()[-1])
 
 
-def _form(client: httpx.Client) -> dict[str, str]:
-    page = client.get("/inbox/accounts/R-1").text
+def _form(client: httpx.Client, reference: str = "R-1") -> dict[str, str]:
+    page = client.get(f"/inbox/accounts/{reference}").text
     found = _FORM_KEY.search(page)
     assert found, "the page has no answer form"
-    return {"csrf_token": page_token(client, "/inbox/accounts/R-1"), "form_key": found.group(1)}
+    token = page_token(client, f"/inbox/accounts/{reference}")
+    return {"csrf_token": token, "form_key": found.group(1)}
 
 
 def _seen(page: str) -> dict[int, str]:
@@ -212,3 +213,41 @@ def test_a_form_from_before_replies_were_told_apart_is_still_checked(
         assert other.post("/inbox/accounts/R-1/answer", data=his).status_code == 303
     late = agent.post("/inbox/accounts/R-1/answer", data=hers)
     assert late.status_code == 409 and "bo answered this reply at" in late.text
+
+
+def test_a_text_answered_from_another_account_with_the_number_is_shown_and_checked(
+    server: Server, agent: httpx.Client, engine: Engine
+) -> None:
+    """R-A and R-B have the same phone: its text is in both inboxes. Each page says so.
+    Bo answers it from R-A while Ana has R-B's page open: her answer is refused (409),
+    and the page she gets says who answered it, from which account, and what; having
+    read it, she may still send hers."""
+    add_account(engine, "R-A")
+    add_account(engine, "R-B")
+    apply_events(engine, [inbound("Can I pay on Friday?", key="r1", at=NOW)], NOW)
+    with engine.connect() as connection:
+        on_a, on_b = connection.execute(select(inbox_messages.c.id)).scalars().all()
+    page = agent.get("/inbox/accounts/R-B").text
+    assert 'Also in the inbox of <a href="/inbox/accounts/R-A">R-A</a> (open)' in page
+    hers = _form(agent, "R-B") | {"message_id": str(on_b), "answer": "Friday is fine.",
+                                  "seen": _seen(page)[on_b], "handled": "yes"}  # fmt: skip
+    add_user(engine, "bo", Role.AGENT)
+    with sign_in(server.base, "bo") as other:
+        his_seen = _seen(other.get("/inbox/accounts/R-A").text)[on_a]
+        his = _form(other, "R-A") | {"message_id": str(on_a), "answer": "Yes, Friday.",
+                                     "seen": his_seen, "handled": "yes"}  # fmt: skip
+        assert other.post("/inbox/accounts/R-A/answer", data=his).status_code == 303
+    late = agent.post("/inbox/accounts/R-B/answer", data=hers)
+    assert late.status_code == 409
+    assert "bo answered this reply from R-A at 2026-11-02 15:00 UTC" in late.text
+    assert "Friday is fine.</textarea>" in late.text
+    assert 'Answered from <a href="/inbox/accounts/R-A">R-A</a> by bo at 2026-11-02 15:00' in (
+        late.text
+    )
+    assert '<span class="body">Yes, Friday.</span>' in late.text
+    assert "(handled)" in late.text  # R-A's copy, and R-B's with it
+    again = hers | {"seen": _seen(late.text)[on_b]}
+    assert agent.post("/inbox/accounts/R-B/answer", data=again).status_code == 303
+    with engine.connect() as connection:
+        answered = connection.execute(select(attempts.c.account_id).order_by(attempts.c.id))
+        assert len(answered.all()) == 2

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from alembic import command
@@ -13,12 +15,14 @@ from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
+    column,
     create_engine,
     event,
     func,
     insert,
     inspect,
     select,
+    table,
     text,
     type_coerce,
 )
@@ -38,6 +42,7 @@ from outreach.db import (
     upgrade,
 )
 from outreach.db_types import JSONDocument
+from outreach.errors import OutreachError
 from outreach.models import Account
 from outreach.opt_outs import accounts_using, known_spelling, mark_contact_points
 from outreach.store import accounts, contact_points
@@ -430,3 +435,180 @@ def test_the_upgrade_leaves_one_published_version_per_template(engine: Engine) -
     assert [tuple(r) for r in found] == [
         ("overdue", 1, "retired"), ("overdue", 2, "published"), ("other", 1, "published"),
     ]  # fmt: skip
+
+
+# One row of each table an account's history fills, each referring to the rows before it,
+# as a database in use holds them. The columns a migration adds are left out where the
+# schema has none of them yet.
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
+_HISTORY: list[tuple[str, dict[str, object]]] = [
+    ("account", {"reference": "R1", "name": "Pat", "balance_minor": 100,
+                 "imported_balance_minor": 100, "currency": "USD", "due_date": date(2026, 1, 1),
+                 "status": "active", "locale": "en_US", "cadence": "standard",
+                 "collector_type": "first_party", "created_at": _AT, "updated_at": _AT}),
+    ("user", {"username": "agent", "display_name": "Agent", "password_hash": "x",
+              "role": "agent", "active": True, "created_at": _AT, "session_epoch": 0}),
+    ("import_run", {"kind": "accounts", "source": "a.csv", "dry_run": False, "started_at": _AT,
+                    "rows_read": 1, "created": 1, "updated": 0, "unchanged": 0, "rejected": 0}),
+    ("template_version", {"channel": "sms", "name": "overdue", "tone": "firm", "locale": "",
+                          "version": 1, "content": "x", "content_hash": "h",
+                          "status": "published", "author": "a", "created_at": _AT}),
+    ("contact_point", {"account_id": 1, "channel": "sms", "address": "+16175550101",
+                       "kind": "mobile", "priority": 0, "consent": True, "status": "active",
+                       "created_at": _AT, "updated_at": _AT}),
+    ("compliance_event", {"account_id": 1, "kind": "opt_out", "channel": "sms",
+                          "address": "+16175550101", "occurred_at": _AT, "source": "test"}),
+    ("payment", {"account_id": 1, "amount_minor": 10, "currency": "USD",
+                 "paid_on": date(2026, 1, 1), "dedupe_key": "p1", "source": "test",
+                 "created_at": _AT}),
+    ("promise_to_pay", {"account_id": 1, "amount_minor": 50, "currency": "USD",
+                        "due_on": date(2026, 2, 1), "status": "open", "created_by": "agent",
+                        "created_at": _AT}),
+    ("attempt", {"account_id": 1, "contact_point_id": 1, "template_version_id": 1,
+                 "idempotency_key": "k1", "step_key": "day-1", "channel": "sms",
+                 "to_address": "+16175550101", "template_name": "overdue", "tone": "firm",
+                 "locale": "en_US", "body": "Pay", "status": "sent", "tries": 1,
+                 "created_at": _AT, "updated_at": _AT, "automated": True}),
+    ("decision", {"account_id": 1, "attempt_id": 1, "stage": "plan", "channel": "sms",
+                  "verdict": "allow", "reasons": [], "ruleset_version": "1",
+                  "decided_at": _AT}),
+    ("provider_event", {"provider": "twilio_sms", "kind": "status", "event_type": "delivered",
+                        "attempt_id": 1, "account_id": 1, "dedupe_key": "e1",
+                        "received_at": _AT, "payload": {"a": 1}}),
+    ("inbox_message", {"account_id": 1, "provider_event_id": 1, "direction": "inbound",
+                       "channel": "sms", "from_address": "+16175550101", "to_address": "+1",
+                       "body": "STOP", "status": "handled", "received_at": _AT,
+                       "handled_by": 1, "attempt_id": 1}),
+    ("suppression", {"channel": "sms", "address": "+16175550101", "reason": "stop",
+                     "source": "test", "provider_event_id": 1, "created_at": _AT}),
+    ("cadence_step", {"account_id": 1, "step_key": "day-1", "outcome": "done", "at": _AT}),
+    ("designated_time", {"account_id": 1, "days": "mon", "start_local": time(9),
+                         "end_local": time(17), "source": "test", "created_at": _AT}),
+]  # fmt: skip
+
+
+def _history_table(engine: Engine, name: str) -> tuple[Any, dict[str, object]] | None:
+    """The table ``name`` as the database has it now (its columns typed as the models type
+    them), with the values of ``_HISTORY`` it has columns for; None if it has no such table."""
+    inspector = inspect(engine)
+    if not inspector.has_table(name):
+        return None
+    present = {column["name"] for column in inspector.get_columns(name)}
+    model = SQLModel.metadata.tables[name]
+    values = {k: v for k, v in dict(_HISTORY)[name].items() if k in present}
+    return table(name, *(column(k, model.c[k].type) for k in values)), values
+
+
+def _fill_history(engine: Engine) -> None:
+    for name, _ in _HISTORY:
+        found = _history_table(engine, name)
+        if found is not None:
+            with engine.begin() as connection:
+                connection.execute(insert(found[0]).values(found[1]))
+
+
+def _history_kept(engine: Engine, names: Sequence[str]) -> dict[str, list[dict[str, object]]]:
+    """What each of ``names`` holds of ``_HISTORY``'s columns, by column."""
+    kept = {}
+    with engine.connect() as connection:
+        for name in names:
+            found = _history_table(engine, name)
+            assert found is not None, name
+            kept[name] = [dict(row._mapping) for row in connection.execute(select(*found[0].c))]
+    return kept
+
+
+def _same_history(now: dict[str, list[dict[str, object]]], before: dict[str, Any]) -> None:
+    """Every row of ``before`` still there, each value as it was (columns added since aside)."""
+    for name, rows in before.items():
+        assert [{k: v for k, v in row.items() if k in rows[0]} for row in now[name]] == rows, name
+
+
+def _references_checked(engine: Engine) -> None:
+    """The schema's references all hold; on SQLite, each connection enforces them again."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+@pytest.fixture
+def empty_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Engine]:
+    """A database of its own on ``backend``, with no schema yet."""
+    if backend == "postgresql":
+        yield cast(Engine, request.getfixturevalue("empty_postgres"))
+        return
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
+    yield engine
+    engine.dispose()
+
+
+def test_a_database_in_use_at_the_first_schema_upgrades_with_its_rows(
+    empty_database: Engine,
+) -> None:
+    """SQLite refused the upgrade of a database with rows in it: a migration that copies a
+    table (batch mode) drops the original, which foreign keys forbid while other tables'
+    rows refer to it. The upgrade left it at 0001; now it reaches the head, every row kept."""
+    engine = empty_database
+    upgrade(engine, "0001")
+    _fill_history(engine)
+    first = [name for name, _ in _HISTORY if inspect(engine).has_table(name)]
+    before = _history_kept(engine, first)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    _same_history(_history_kept(engine, first), before)
+    with engine.connect() as connection:  # 0002 took the balance as the one imported
+        assert connection.execute(select(accounts.c.imported_balance_minor)).scalar_one() == 100
+    _references_checked(engine)
+
+
+def test_a_database_in_use_steps_down_to_the_first_schema_and_back(
+    empty_database: Engine,
+) -> None:
+    """Downgrades copy tables too: on SQLite they failed once rows referred to them. Down
+    to 0001 the rows its tables hold are kept, and back up again; down to nothing, empty."""
+    engine = empty_database
+    upgrade(engine)
+    _fill_history(engine)
+    first = [name for name, _ in _HISTORY if name not in ("cadence_step", "designated_time")]
+    before = _history_kept(engine, first)
+    command.downgrade(alembic_config(engine), "0001")
+    assert current_revision(engine) == "0001"
+    kept = _history_kept(engine, first)
+    _same_history(before, kept)
+    _references_checked(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    _same_history(_history_kept(engine, first), kept)
+    _references_checked(engine)
+    command.downgrade(alembic_config(engine), "base")
+    assert current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_migration_that_breaks_a_reference_is_refused(empty_database: Engine) -> None:
+    """SQLite migrates with foreign keys off, so each migration's references are checked
+    before it commits: one that would leave a row referring to nothing is not applied, and
+    the connection goes back to the pool enforcing foreign keys again."""
+    engine = empty_database
+    upgrade(engine, "0001")
+    _fill_history(engine)
+    broken = r"migration 0002 would leave references to rows that do not exist: .* account row"
+
+    def delete_the_accounts(connection: Connection, cursor: object, statement: str,
+                            *args: object) -> None:  # fmt: skip
+        if statement.startswith("UPDATE account SET imported_balance_minor"):
+            cursor.execute("DELETE FROM account")  # type: ignore[attr-defined]
+
+    event.listen(engine, "before_cursor_execute", delete_the_accounts)
+    try:
+        with pytest.raises(OutreachError, match=broken):
+            upgrade(engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", delete_the_accounts)
+    assert current_revision(engine) == "0001"
+    _references_checked(engine)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from alembic import command
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, func, insert, literal, select
 
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import load_ruleset
@@ -18,6 +18,7 @@ from outreach.config import Settings
 from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.events import EventPolicy, apply_events
 from outreach.inbox import open_replies
+from outreach.opt_outs import ledger_address
 from outreach.providers.base import EventType, ProviderEvent, dedupe_key
 from outreach.store import accounts, compliance_events, suppressions
 from tests.conftest import NOW, REPO
@@ -120,6 +121,67 @@ def test_the_migration_lower_cases_email_suppressions(engine: Engine) -> None:
         ("email", "pat.doe@example.com"),
         ("sms", PHONE),
     ]
+
+
+# Email addresses whose lower case SQL's lower() does not spell as Python's: SQLite folds
+# ASCII letters only, PostgreSQL's a final sigma as any other.
+BEYOND_ASCII = ("ÉLODIE@EXAMPLE.COM", "ΟΔΟΣ@EXAMPLE.COM")
+
+
+def _suppress(engine: Engine, *addresses: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            insert(suppressions),
+            [{"channel": "email", "address": address, "reason": "unsubscribe",
+              "source": "test", "created_at": NOW} for address in addresses],
+        )  # fmt: skip
+
+
+def _opted_out_everywhere(engine: Engine) -> None:
+    """Each debtor of ``BEYOND_ASCII``, whose contact point spells the mailbox in yet
+    another case, is blocked on email by their opt-out."""
+    for n, address in enumerate(BEYOND_ASCII):
+        spelled = address.split("@")[0].title() + "@Example.com"
+        account_id = add_account(engine, f"R-{n}", phone=None, email=spelled)
+        assert verdict(engine, account_id, "email", spelled.lower()) == (
+            "block", ["EMAIL_UNSUBSCRIBED"],
+        ), address  # fmt: skip
+
+
+def test_the_migration_lower_cases_email_suppressions_as_the_ledger_does(engine: Engine) -> None:
+    """Every letter, as Python lower-cases it (``ledger_address``): SQL's lower() left
+    SQLite's "ÉLODIE@EXAMPLE.COM" as "Élodie@example.com", which no lookup finds, and the
+    debtor who had unsubscribed could be emailed again."""
+    command.downgrade(alembic_config(engine), "0006")
+    _suppress(engine, *BEYOND_ASCII)
+    upgrade(engine)
+    stored = [s.address for s in rows(engine, suppressions)]
+    assert stored == [ledger_address("email", address) for address in BEYOND_ASCII]
+    assert stored == ["élodie@example.com", "οδος@example.com"]
+    _opted_out_everywhere(engine)
+
+
+def test_suppressions_lower_cased_by_sql_are_spelled_as_the_ledger_does(engine: Engine) -> None:
+    """A database past 0007 holds what its SQL lower() made of the addresses: SQLite's
+    "Élodie@example.com", PostgreSQL's "οδοσ@..." for "ΟΔΟΣ@..." (Python: "οδος@...").
+    0029 spells them as the ledger does; a "σ", which may also have been typed so, is kept
+    beside its copy. No row is lost, two that spell one mailbox included."""
+    command.downgrade(alembic_config(engine), "0028")
+    with engine.connect() as connection:
+        left = [
+            connection.execute(select(func.lower(literal(a)))).scalar_one() for a in BEYOND_ASCII
+        ]
+    assert left != [a.lower() for a in BEYOND_ASCII]  # what the ledger does not find
+    _suppress(engine, *left, "élodie@example.com")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    stored = [s.address for s in rows(engine, suppressions)]
+    if engine.dialect.name == "sqlite":
+        assert stored == ["élodie@example.com", "οδος@example.com", "élodie@example.com"]
+    else:
+        assert stored == ["élodie@example.com", "οδοσ@example.com", "élodie@example.com",
+                          "οδος@example.com"]  # fmt: skip
+    _opted_out_everywhere(engine)
 
 
 MAILTO = "unsubscribe@reply.example.com"

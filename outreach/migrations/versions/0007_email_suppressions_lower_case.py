@@ -22,15 +22,24 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    suppression = sa.table("suppression", sa.column("channel"), sa.column("address"))
-    op.execute(
-        suppression.update()
-        .where(
-            suppression.c.channel == "email",
-            suppression.c.address != sa.func.lower(suppression.c.address),
+    # Lower-cased in Python, as the ledger spells them (``opt_outs.ledger_address``): SQL's
+    # lower() folds ASCII letters only on SQLite ("ÉLODIE@..." would be "Élodie@...", which
+    # no lookup finds), and differs from Python's on a few letters on PostgreSQL.
+    connection = op.get_bind()
+    found = connection.execute(
+        sa.text("SELECT id, address FROM suppression WHERE channel = 'email'")
+    ).all()
+    # An address whose lower case would not fit (a dotted capital I is two letters) is
+    # left as it was.
+    changed = [
+        {"id": ident, "address": address.lower()}
+        for ident, address in found
+        if address.lower() != address and len(address.lower()) <= 320
+    ]
+    if changed:
+        connection.execute(
+            sa.text("UPDATE suppression SET address = :address WHERE id = :id"), changed
         )
-        .values(address=sa.func.lower(suppression.c.address))
-    )
 
 
 def downgrade() -> None:

@@ -612,3 +612,55 @@ def test_a_migration_that_breaks_a_reference_is_refused(empty_database: Engine) 
         event.remove(engine, "before_cursor_execute", delete_the_accounts)
     assert current_revision(engine) == "0001"
     _references_checked(engine)
+
+
+def _index_valid(engine: Engine, name: str) -> bool | None:
+    with engine.connect() as connection:
+        return cast(
+            "bool | None",
+            connection.execute(
+                text(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE c.relname = :name"
+                ),
+                {"name": name},
+            ).scalar(),
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("revision", "index"),
+    [
+        ("0010", "ix_account_paused"),
+        ("0010", "ix_account_flagged"),
+        ("0023", "ix_attempt_created_status"),
+        ("0024", "ix_compliance_event_address"),
+    ],
+)
+def test_indexes_on_large_tables_are_built_concurrently(
+    empty_postgres: Engine, revision: str, index: str
+) -> None:
+    """A plain CREATE INDEX on attempt, account or compliance_event blocks every write to it
+    while the table is read: the daemons' and the webhooks' for as long as the build takes."""
+    engine = empty_postgres
+    previous = f"{int(revision) - 1:04d}"
+    upgrade(engine, previous)
+    statements: list[str] = []
+
+    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        upgrade(engine, revision)
+        command.downgrade(alembic_config(engine), previous)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # PostgreSQL refuses CONCURRENTLY inside a transaction: that it ran says it was outside.
+    (built,) = [s for s in statements if s.startswith(f"CREATE INDEX CONCURRENTLY {index} ")]
+    assert ("IS NOT NULL" in built) == (revision == "0010")  # 0010's are partial
+    assert f"DROP INDEX CONCURRENTLY {index}" in statements
+    assert _index_valid(engine, index) is None
+    upgrade(engine)
+    assert _index_valid(engine, index) is True

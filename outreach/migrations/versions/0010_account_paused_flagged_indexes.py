@@ -21,12 +21,50 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_INDEXES = (("ix_account_paused", "paused_until"), ("ix_account_flagged", "flag"))
+
+
 def upgrade() -> None:
-    for name, column in (("ix_account_paused", "paused_until"), ("ix_account_flagged", "flag")):
-        where = sa.text(f"{column} IS NOT NULL")
-        op.create_index(name, "account", [column], sqlite_where=where, postgresql_where=where)
+    if op.get_bind().dialect.name != "postgresql":
+        for name, column in _INDEXES:
+            where = sa.text(f"{column} IS NOT NULL")
+            op.create_index(name, "account", [column], sqlite_where=where)
+        return
+    # Built CONCURRENTLY, outside the migration's transaction, as 0012 builds its index: a
+    # plain CREATE INDEX blocks every write to account (imports, the daemons' leases) while
+    # it is read. One left invalid by a failed concurrent build is built again.
+    with op.get_context().autocommit_block():
+        for name, column in _INDEXES:
+            valid = (
+                op.get_bind()
+                .execute(
+                    sa.text(
+                        "SELECT pg_index.indisvalid FROM pg_index"
+                        " JOIN pg_class ON pg_class.oid = pg_index.indexrelid"
+                        " WHERE pg_class.relname = :name"
+                    ),
+                    {"name": name},
+                )
+                .scalar()
+            )
+            if valid:
+                continue
+            if valid is not None:
+                op.drop_index(name, table_name="account", postgresql_concurrently=True)
+            op.create_index(
+                name,
+                "account",
+                [column],
+                postgresql_where=sa.text(f"{column} IS NOT NULL"),
+                postgresql_concurrently=True,
+            )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_account_flagged", table_name="account")
-    op.drop_index("ix_account_paused", table_name="account")
+    if op.get_bind().dialect.name != "postgresql":
+        for name, _ in reversed(_INDEXES):
+            op.drop_index(name, table_name="account")
+        return
+    with op.get_context().autocommit_block():
+        for name, _ in reversed(_INDEXES):
+            op.drop_index(name, table_name="account", postgresql_concurrently=True)

@@ -664,3 +664,32 @@ def test_indexes_on_large_tables_are_built_concurrently(
     assert _index_valid(engine, index) is None
     upgrade(engine)
     assert _index_valid(engine, index) is True
+
+
+def test_stepping_below_0003_is_refused_while_partials_are_saved(engine: Engine) -> None:
+    """0003 widened template_version.channel for "_partials" (9 characters): going below
+    it with partials saved failed on PostgreSQL with a bare "value too long", and on SQLite
+    (which keeps any length) left them in a column too narrow for them. It is refused on
+    both, saying what to delete, and the database stays at 0003."""
+    command.downgrade(alembic_config(engine), "0003")
+    with engine.begin() as connection:
+        connection.execute(
+            insert(versions).values(
+                channel="_partials", name="footer", tone="", locale="", version=1,
+                content="x", content_hash="h", status="published", author="a",
+                created_at=_AT, published_at=_AT,
+            )
+        )  # fmt: skip
+    with pytest.raises(
+        OutreachError,
+        match=r"cannot go below schema 0003: template versions are saved for _partials, .*"
+        r"delete the template_version rows of those channels first",
+    ):
+        command.downgrade(alembic_config(engine), "0002")
+    assert current_revision(engine) == "0003"
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM template_version WHERE channel = '_partials'"))
+    command.downgrade(alembic_config(engine), "0002")
+    assert current_revision(engine) == "0002"
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()

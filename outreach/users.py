@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from outreach.store import hold_writes, table_of
 
 users = table_of(User)
 MIN_PASSWORD_LENGTH = 12
+DISPLAY_NAME_LENGTH = 200
 _hasher = PasswordHasher()
 # Verified when the username is unknown, so that a wrong name takes as long as a wrong
 # password and the answer time does not say which names exist.
@@ -64,12 +66,13 @@ def create_user(
     display_name: str = "",
 ) -> UserRecord:
     name = _username(username)
+    shown = _display_name(display_name)
     check_password(password)
     try:
         connection.execute(
             users.insert().values(
                 username=name,
-                display_name=(display_name.strip() or name)[:200],
+                display_name=shown or name,
                 password_hash=_hasher.hash(password),
                 role=role.value,
                 active=True,
@@ -91,20 +94,38 @@ def check_password(password: str) -> None:
 def authenticate(
     connection: Connection, username: str, password: str, now: datetime
 ) -> UserRecord | None:
-    """The user, if the name and password match an active user; records the sign-in."""
-    row = connection.execute(
-        select(users).where(users.c.username == username.strip().lower())
-    ).first()
+    """The user, if the name and password match an active user; records the sign-in.
+
+    The sign-in stands only if the user's row is still the one whose password was checked:
+    a new password, a new role, a disabling or a sign-out committed during the check (an
+    admin's reset, say) makes it fail, so that the old password never opens a session
+    after the reset, nor writes its own hash over the new one."""
+    name = username.strip().lower()
+    # No name holds a NUL (PostgreSQL cannot even compare one): unknown, and checked as
+    # long as any other unknown name.
+    row = None if "\x00" in name else _row_named(connection, name)
     if row is None:
         _verify(_ABSENT_HASH, password)
         return None
     if not _verify(row.password_hash, password) or not row.active:
         return None
     values: dict[str, object] = {"last_login_at": now}
-    if _hasher.check_needs_rehash(row.password_hash):  # the parameters were raised since
-        values["password_hash"] = _hasher.hash(password)
-    connection.execute(update(users).where(users.c.id == row.id).values(**values))
-    return user_by_id(connection, row.id)
+    password_hash = row.password_hash
+    if _hasher.check_needs_rehash(password_hash):  # the parameters were raised since
+        password_hash = values["password_hash"] = _hasher.hash(password)
+    signed = connection.execute(
+        update(users)
+        .where(
+            users.c.id == row.id,
+            users.c.password_hash == row.password_hash,
+            users.c.session_epoch == row.session_epoch,
+            users.c.active.is_(True),
+        )
+        .values(**values)
+    ).rowcount
+    if signed != 1:  # changed since it was read: the password checked may be the old one
+        return None
+    return _record(row, password_hash=password_hash)
 
 
 def user_by_id(connection: Connection, user_id: int) -> UserRecord | None:
@@ -113,12 +134,15 @@ def user_by_id(connection: Connection, user_id: int) -> UserRecord | None:
 
 
 def user_by_name(connection: Connection, username: str) -> UserRecord:
-    row = connection.execute(
-        select(users).where(users.c.username == username.strip().lower())
-    ).first()
+    name = username.strip().lower()
+    row = None if "\x00" in name else _row_named(connection, name)
     if row is None:
         raise NotFoundError(f"no user named {username!r}")
     return _record(row)
+
+
+def _row_named(connection: Connection, name: str) -> Any:
+    return connection.execute(select(users).where(users.c.username == name)).first()
 
 
 def list_users(connection: Connection) -> list[tuple[UserRecord, datetime | None]]:
@@ -137,38 +161,53 @@ def set_password(connection: Connection, username: str, password: str) -> None:
 def set_active(connection: Connection, username: str, active: bool) -> None:
     """Disable or enable the user; either way their open sessions end (enabling a user
     does not bring back the sessions that disabling ended)."""
-    hold_writes(connection)  # before the read: see ``_keep_an_admin``
-    user = user_by_name(connection, username)
+    hold_writes(connection)  # before the read: see ``_locked``
+    user, admins = _locked(connection, username)
     if not active:
-        _keep_an_admin(connection, user, "disabled")
+        _keep_an_admin(user, admins, "disabled")
     connection.execute(_ending_sessions(user.id).values(active=active))
 
 
 def set_role(connection: Connection, username: str, role: Role) -> None:
     """Another role; the user's open sessions end."""
     hold_writes(connection)
-    user = user_by_name(connection, username)
+    user, admins = _locked(connection, username)
     if role is not Role.ADMIN:
-        _keep_an_admin(connection, user, f"made {role.value}")
+        _keep_an_admin(user, admins, f"made {role.value}")
     connection.execute(_ending_sessions(user.id).values(role=role.value))
 
 
-def _keep_an_admin(connection: Connection, user: UserRecord, change: str) -> None:
+def _locked(connection: Connection, username: str) -> tuple[UserRecord, list[int]]:
+    """The user as they are now, and the ids of the active admins, all their rows locked
+    until the change commits.
+
+    The user's row and the active admins' are locked in one statement, in id order (no
+    deadlock), and the change is decided on what it read: on PostgreSQL a user made admin,
+    or an admin taken away, by another change committed meanwhile is read as it is now,
+    and two admins taking each other away at once cannot each count the other and leave
+    none (the second waits, then reads what committed). On SQLite the locking clause is
+    left out: the callers took the one writer's lock before they read (``hold_writes``),
+    so the second waits for the first to commit, then reads."""
+    user_id = user_by_name(connection, username).id  # a user's id and name never change
+    rows = connection.execute(
+        select(users)
+        .where(
+            ((users.c.role == Role.ADMIN.value) & users.c.active.is_(True))
+            | (users.c.id == user_id)
+        )
+        .order_by(users.c.id)
+        .with_for_update()
+    ).all()
+    [user] = [_record(row) for row in rows if row.id == user_id]
+    admins = [row.id for row in rows if row.role == Role.ADMIN.value and row.active]
+    return user, admins
+
+
+def _keep_an_admin(user: UserRecord, admins: list[int], change: str) -> None:
     """Refuse to take away the last active admin: nobody could manage users from the web
     UI any more."""
     if not (user.active and user.role is Role.ADMIN):
         return
-    # The active admins' rows are locked (in id order: no deadlock) until this change
-    # commits: on PostgreSQL two admins taking each other away at once would each count
-    # the other and leave none. The second waits and counts again what committed. On
-    # SQLite the clause is left out: the callers took the one writer's lock before they
-    # read (``hold_writes``), so the second waits for the first to commit, then reads.
-    admins = connection.execute(
-        select(users.c.id)
-        .where(users.c.role == Role.ADMIN.value, users.c.active.is_(True))
-        .order_by(users.c.id)
-        .with_for_update()
-    ).scalars()
     if not [admin for admin in admins if admin != user.id]:
         raise UserError(
             f"{user.username} is the only active admin and cannot be {change}: make another "
@@ -194,6 +233,16 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
+def _display_name(display_name: str) -> str:
+    """The name the pages greet the user by, as typed (without spaces around it)."""
+    shown = display_name.strip()
+    if any(unicodedata.category(c) == "Cc" for c in shown):
+        # A NUL, a line break, an escape: nothing a name shows (and PostgreSQL cannot store
+        # a NUL).
+        raise UserError("a display name holds no control characters (a NUL, a line break)")
+    return shown[:DISPLAY_NAME_LENGTH]
+
+
 def _username(username: str) -> str:
     name = username.strip().lower()
     if not name or len(name) > 100 or not all(c.isalnum() or c in "._-@" for c in name):
@@ -207,14 +256,15 @@ def _username(username: str) -> str:
     return name
 
 
-def _record(row: Any) -> UserRecord:
+def _record(row: Any, password_hash: str | None = None) -> UserRecord:
+    """The user of ``row`` (with ``password_hash`` in place of the row's, if given)."""
     return UserRecord(
         id=row.id,
         username=row.username,
         display_name=row.display_name,
         role=Role(row.role),
         active=bool(row.active),
-        session_stamp=session_stamp(row.password_hash, row.session_epoch),
+        session_stamp=session_stamp(password_hash or row.password_hash, row.session_epoch),
     )
 
 

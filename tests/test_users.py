@@ -15,6 +15,7 @@ from alembic import command
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine, select, text, update
 
+import outreach.users as users_module
 from outreach.clock import FixedClock
 from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.demo import DEMO_USERS, demo_users
@@ -29,6 +30,7 @@ from outreach.users import (
     set_active,
     set_password,
     set_role,
+    user_by_id,
     user_by_name,
     users,
 )
@@ -214,6 +216,140 @@ def test_a_hash_made_with_weaker_parameters_is_upgraded_at_sign_in(engine: Engin
         assert authenticate(connection, "ana", PASSWORD, NOW) is not None
         upgraded = connection.execute(select(users.c.password_hash)).scalar_one()
     assert upgraded != weak and "m=65536" in upgraded
+
+
+NEW_PASSWORD = "a new password the admin set"
+
+
+def _reset_during_the_check(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """An admin's password reset commits while a sign-in's Argon2 check runs."""
+    verify = users_module._verify
+    done: list[str] = []
+
+    def reset_meanwhile(password_hash: str, password: str) -> bool:
+        right = verify(password_hash, password)
+        if not done:
+            done.append(password)
+            with engine.begin() as admin:
+                set_password(admin, "ana", NEW_PASSWORD)
+        return right
+
+    monkeypatch.setattr(users_module, "_verify", reset_meanwhile)
+
+
+def test_a_password_reset_during_a_sign_in_leaves_that_sign_in_no_session(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old password was checked against the old hash: the sign-in fails, rather than
+    carry the new password's stamp and open a session that outlives the reset."""
+    with engine.begin() as connection:
+        ana = create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+    _reset_during_the_check(monkeypatch, engine)
+    with engine.begin() as connection:
+        assert authenticate(connection, "ana", PASSWORD, NOW) is None
+    monkeypatch.undo()
+    with engine.begin() as connection:
+        assert connection.execute(select(users.c.last_login_at)).scalar_one() is None
+        signed = authenticate(connection, "ana", NEW_PASSWORD, NOW)
+        assert signed is not None and signed == user_by_id(connection, ana.id)
+
+
+def test_a_rehash_at_sign_in_never_writes_the_old_password_over_a_reset(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hash made with weaker parameters is rewritten at sign-in, but only over the hash
+    that was checked: an admin's new password set meanwhile stays."""
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    with engine.begin() as connection:
+        create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        connection.execute(update(users).values(password_hash=weak))
+    _reset_during_the_check(monkeypatch, engine)
+    with engine.begin() as connection:
+        assert authenticate(connection, "ana", PASSWORD, NOW) is None
+    monkeypatch.undo()
+    with engine.begin() as connection:
+        assert authenticate(connection, "ana", PASSWORD, NOW) is None
+        assert authenticate(connection, "ana", NEW_PASSWORD, NOW) is not None
+
+
+def test_a_sign_in_returns_the_user_it_checked_with_the_upgraded_hash(engine: Engine) -> None:
+    """The stamp the session gets is the one the user has after the sign-in (the rehash
+    changes it): the session is valid."""
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    with engine.begin() as connection:
+        ana = create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        connection.execute(update(users).values(password_hash=weak))
+        signed = authenticate(connection, "ana", PASSWORD, NOW)
+        assert signed is not None and signed == user_by_id(connection, ana.id)
+
+
+def test_a_name_with_a_nul_is_an_unknown_name_checked_as_long(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL cannot compare a text holding a NUL: the name is not looked up, and the
+    dummy hash is checked as for any unknown name, so the answer takes as long."""
+    with engine.begin() as connection:
+        create_user(connection, "ana", PASSWORD, Role.ADMIN, NOW)
+    verify = users_module._verify
+    checked: list[str] = []
+
+    def counted(password_hash: str, password: str) -> bool:
+        checked.append(password_hash)
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(users_module, "_verify", counted)
+    with engine.begin() as connection:
+        assert authenticate(connection, "an\x00a", PASSWORD, NOW) is None
+        with pytest.raises(NotFoundError):
+            set_role(connection, "an\x00a", Role.AGENT)
+    assert checked == [users_module._ABSENT_HASH]
+
+
+@pytest.mark.parametrize("display_name", ["Ana\x00", "Ana\nLima", "Ana\x1b[2J"])
+def test_a_display_name_with_control_characters_is_refused(
+    engine: Engine, display_name: str
+) -> None:
+    with engine.begin() as connection, pytest.raises(UserError, match="no control characters"):
+        create_user(connection, "ana", PASSWORD, Role.AGENT, NOW, display_name)
+    with engine.connect() as connection:
+        assert list_users(connection) == []
+
+
+def test_a_user_made_admin_meanwhile_is_counted_before_they_are_taken_away(
+    engine: Engine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, three changes interleaved: an admin makes xavi agent after reading
+    him as agent; meanwhile anna makes him admin, then steps down (xavi is admin). The
+    first change is decided on xavi as he is then, under the admins' locks: refused, as
+    xavi is the only active admin, rather than leave none."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs the three one after another (hold_writes)")
+    with engine.begin() as connection:
+        create_user(connection, "anna", PASSWORD, Role.ADMIN, NOW)
+        create_user(connection, "xavi", PASSWORD, Role.AGENT, NOW)
+    by_name = users_module.user_by_name
+    fired: list[str] = []
+
+    def others_meanwhile(connection: Connection, username: str) -> object:
+        read = by_name(connection, username)
+        if username == "xavi" and not fired:
+            fired.append(username)
+            with engine.begin() as other:
+                set_role(other, "xavi", Role.ADMIN)
+            with engine.begin() as other:
+                set_role(other, "anna", Role.MARKETER)
+        return read
+
+    monkeypatch.setattr(users_module, "user_by_name", others_meanwhile)
+    with engine.begin() as connection, pytest.raises(UserError, match="xavi is the only"):
+        set_role(connection, "xavi", Role.AGENT)
+    assert fired
+    monkeypatch.undo()
+    with engine.connect() as connection:
+        admins = connection.execute(
+            select(users.c.username).where(users.c.role == "admin", users.c.active.is_(True))
+        ).scalars()
+        assert list(admins) == ["xavi"]
 
 
 def test_the_demo_creates_its_users_and_never_changes_an_existing_one(engine: Engine) -> None:

@@ -63,6 +63,7 @@ def test_an_admin_adds_a_user_who_can_then_sign_in(
     ("form", "reason"),
     [
         ({"username": "ana lima"}, "a username has 1 to 100 letters"),
+        ({"username": "an\x00a"}, "a username has 1 to 100 letters"),
         ({"password_again": "something else entirely"}, "the two passwords differ"),
         ({"password": "short", "password_again": "short"}, "at least 12 characters"),
         ({"role": "boss"}, "is not a role"),
@@ -79,6 +80,25 @@ def test_a_user_that_cannot_be_added_is_refused_with_the_reason(
     # What was typed is kept, the passwords never.
     assert 'value="Ana Lima"' in refused.text and NEW_PASSWORD not in refused.text
     assert set(people(engine)) == {"root"}
+
+
+def test_a_display_name_with_a_nul_is_refused_with_the_reason(
+    admin: httpx.Client, engine: Engine
+) -> None:
+    """A NUL typed or pasted in a name: the reason, not a server error (PostgreSQL cannot
+    store it), and nothing is added. A user's address holding one names no user."""
+    refused = post(admin, "/admin/users", username="ana", display_name="Ana\x00 Lima",
+                   role="agent", password=NEW_PASSWORD, password_again=NEW_PASSWORD)  # fmt: skip
+    assert refused.status_code == 400 and "a display name holds no control characters" in (
+        refused.text
+    )
+    assert set(people(engine)) == {"root"}
+    for change, form in (("role", {"role": "agent"}), ("active", {"active": "no"}),
+                         ("password", {"password": NEW_PASSWORD,
+                                       "password_again": NEW_PASSWORD})):  # fmt: skip
+        missing = post(admin, f"/admin/users/ro%00ot/{change}", **form)
+        assert missing.status_code == 404 and "no user named" in missing.text, change
+    assert people(engine) == {"root": ("admin", True)}
 
 
 def test_a_new_role_a_disabled_user_and_a_new_password_end_their_sessions(

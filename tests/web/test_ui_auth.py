@@ -93,6 +93,21 @@ def test_a_wrong_password_or_unknown_name_gets_the_same_answer(
     assert answers[0] == answers[1]
 
 
+def test_a_name_with_a_nul_gets_the_answer_of_an_unknown_name(
+    server: Server, engine: Engine
+) -> None:
+    """PostgreSQL cannot compare a text holding a NUL: such a name is an unknown one (the
+    same answer, not a server error)."""
+    add_user(engine, "root", Role.ADMIN)
+    with httpx.Client(base_url=server.base) as client:
+        token = csrf_of(client.get("/login").text)
+        form = {"username": "ro\x00ot", "password": PASSWORD, "csrf_token": token}
+        response = client.post("/login", data=form)
+    assert response.status_code == 401
+    assert "The username or password is not right" in response.text
+    assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
+
+
 def test_a_sign_in_without_the_forms_token_is_refused(server: Server, engine: Engine) -> None:
     add_user(engine, "ana", Role.AGENT)
     with httpx.Client(base_url=server.base) as client:

@@ -14,7 +14,10 @@ the recipient, the time) and settles it:
 - ``cancel``: it did not go, and is not to go. The cadence goes on from its next step.
 
 Each settling records who, when and their note, and changes only an attempt that is still
-``unknown``: a webhook that settled it meanwhile is the provider's word, and wins.
+``unknown``: a webhook that settled it meanwhile is the provider's word, and wins. A
+settling made from what a page showed (``expected``: the hold's tries and when it was
+held) changes only that hold: sent again and held again since, the attempt is held anew,
+for a reason the person settling it has not seen, and the settling is refused.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
-from outreach.agent_actions import ActionRefused
+from outreach.agent_actions import ActionRefused, ChangedMeanwhile
 from outreach.compliance_store import attempts
 from outreach.errors import NotFoundError
 from outreach.models import AttemptStatus
@@ -65,6 +68,15 @@ class HeldAttempt:
     error_message: str | None
     body: str
     subject: str | None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Which hold of an attempt a page showed: an attempt sent again and held again has
+    more tries and a later ``held_since``."""
+
+    tries: int
+    held_since: datetime
 
 
 def held_for_review(
@@ -106,11 +118,13 @@ def settle(
     *,
     provider_message_id: str | None = None,
     note: str = "",
+    expected: Hold | None = None,
 ) -> None:
     """Settle an ``unknown`` attempt (see the module's docstring); call it in the
     transaction that is to hold the change. Raises ``NotFoundError`` for no such attempt,
     ``ActionRefused`` when it is not ``unknown`` (settled meanwhile) or the input cannot be
-    recorded as given; nothing is written then."""
+    recorded as given, ``ChangedMeanwhile`` when it is held again since the hold
+    ``expected`` (the one the page showed); nothing is written then."""
     note = " ".join(note.split())
     if len(note) > NOTE_LENGTH:
         raise ActionRefused(f"the note is longer than {NOTE_LENGTH} characters")
@@ -121,9 +135,7 @@ def settle(
         if len(provider_message_id) > PROVIDER_ID_LENGTH:
             raise ActionRefused(f"the provider's id is longer than {PROVIDER_ID_LENGTH}")
     by = by.strip()[:64] or "unknown"
-    found = connection.execute(
-        select(attempts.c.status, attempts.c.provider_message_id).where(attempts.c.id == attempt_id)
-    ).first()
+    found = connection.execute(_current(attempt_id)).first()
     if found is None:
         raise NotFoundError(f"no attempt {attempt_id}")
     if found.status != AttemptStatus.UNKNOWN:
@@ -131,6 +143,11 @@ def settle(
     if how is not Settlement.SENT and found.provider_message_id:
         # A webhook told of it under this id: the provider took it.
         raise _taken(attempt_id, found.provider_message_id)
+    if expected is not None and (found.tries, found.updated_at) != (
+        expected.tries,
+        expected.held_since,
+    ):
+        raise _changed(attempt_id)
     if (
         provider_message_id is not None
         and found.provider_message_id
@@ -176,17 +193,35 @@ def settle(
         # Checked again as it is written: a webhook may have given it the provider's id
         # since it was read (a status that keeps it unknown, such as "queued").
         still &= attempts.c.provider_message_id.is_(None)
+    if expected is not None:
+        # The hold the page showed, not one that came after it (sent again, held again).
+        still &= (attempts.c.tries == expected.tries) & (
+            attempts.c.updated_at == expected.held_since
+        )
     changed = connection.execute(
         update(attempts).where(attempts.c.id == attempt_id, still).values(**values)
     ).rowcount
     if changed == 1:
         return
-    now_found = connection.execute(
-        select(attempts.c.status, attempts.c.provider_message_id).where(attempts.c.id == attempt_id)
-    ).one()
-    if now_found.status == AttemptStatus.UNKNOWN and now_found.provider_message_id:
+    now_found = connection.execute(_current(attempt_id)).one()
+    if now_found.status != AttemptStatus.UNKNOWN:
+        raise _not_held(attempt_id, now_found.status)
+    if how is not Settlement.SENT and now_found.provider_message_id:
         raise _taken(attempt_id, now_found.provider_message_id)
-    raise _not_held(attempt_id, now_found.status)
+    raise _changed(attempt_id)
+
+
+def _current(attempt_id: int) -> Select[Any]:
+    return select(
+        attempts.c.status, attempts.c.provider_message_id, attempts.c.tries, attempts.c.updated_at
+    ).where(attempts.c.id == attempt_id)
+
+
+def _changed(attempt_id: int) -> ChangedMeanwhile:
+    return ChangedMeanwhile(
+        f"message {attempt_id} changed since the page was shown (it was held again since): "
+        "nothing was changed; look at it again as it is now"
+    )
 
 
 def _not_held(attempt_id: int, status: str) -> ActionRefused:

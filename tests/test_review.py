@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, update
 
-from outreach.agent_actions import ActionRefused
+from outreach.agent_actions import ActionRefused, ChangedMeanwhile
 from outreach.compliance_store import attempts, decisions
 from outreach.errors import ChannelError, NotFoundError
-from outreach.review import Settlement, count_held, held_for_review, settle
+from outreach.review import Hold, Settlement, count_held, held_for_review, settle
 from tests.conftest import NOW
 from tests.test_cli import outreach
 from tests.test_dispatcher import (
@@ -48,7 +48,7 @@ async def held_message(world: World) -> int:
     return int(the_attempt(world).id)
 
 
-def settled(world: World, attempt_id: int, how: Settlement, **options: str) -> None:
+def settled(world: World, attempt_id: int, how: Settlement, **options: Any) -> None:
     with world.engine.begin() as connection:
         settle(connection, attempt_id, how, world.clock.now(), "ops", **options)
 
@@ -221,3 +221,60 @@ async def test_settling_as_sent_keeps_the_id_a_webhook_gave(world: World) -> Non
         settled(world, attempt_id, Settlement.SENT, provider_message_id="SM77")
     settled(world, attempt_id, Settlement.SENT)
     assert (the_attempt(world).status, the_attempt(world).provider_message_id) == ("sent", "SM42")
+
+
+def shown_hold(world: World) -> Hold:
+    """The hold as the review page shows it."""
+    with world.engine.connect() as connection:
+        [held] = held_for_review(connection)
+    return Hold(held.tries, held.held_since)
+
+
+async def test_a_settling_for_a_hold_does_not_settle_a_later_one(world: World) -> None:
+    """Resent, the message was sent again and held again: a settling decided on the first
+    hold (what a page showed then) is refused, and the second hold stays for review."""
+    attempt_id = await held_message(world)
+    first = shown_hold(world)
+    settled(world, attempt_id, Settlement.RESEND, expected=first)
+    lost = FailingProvider("sms", TIMEOUT)
+    assert dict((await dispatcher(world, fake_sms(world, lost)).tick()).outcomes) == {"unknown": 1}
+    second = shown_hold(world)
+    assert second.tries == first.tries + 1 and second.held_since > first.held_since
+    with pytest.raises(ChangedMeanwhile, match="changed since the page was shown"):
+        settled(world, attempt_id, Settlement.CANCEL, expected=first)
+    assert (the_attempt(world).status, the_attempt(world).reviewed_by) == ("unknown", "ops")
+    settled(world, attempt_id, Settlement.CANCEL, expected=second)
+    assert the_attempt(world).status == "cancelled"
+
+
+async def test_a_hold_that_changes_while_it_is_settled_is_not_settled(
+    world: World, engine: Engine
+) -> None:
+    """Held again between the read and the write of a settling (PostgreSQL: a dispatcher
+    committing meanwhile): the write, conditional on the hold the page showed, changes
+    nothing and says why."""
+    attempt_id = await held_message(world)
+    first = shown_hold(world)
+    fired: list[str] = []
+
+    def held_again_meanwhile(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE ATTEMPT") and not fired:
+            fired.append(statement)
+            with engine.begin() as other:
+                other.execute(
+                    update(attempts).values(
+                        tries=attempts.c.tries + 1, updated_at=world.clock.now()
+                    )
+                )
+
+    event.listen(engine, "before_cursor_execute", held_again_meanwhile)
+    try:
+        with pytest.raises(ChangedMeanwhile, match="changed since the page was shown"):
+            settled(world, attempt_id, Settlement.CANCEL, expected=first)
+    finally:
+        event.remove(engine, "before_cursor_execute", held_again_meanwhile)
+    assert fired
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.reviewed_by) == (
+        "unknown", first.tries + 1, None
+    )  # fmt: skip

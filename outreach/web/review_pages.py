@@ -6,7 +6,10 @@ A held message may have reached the provider: it is never sent again on its own.
 lists each with what the operator needs to find it in the provider's console (recipient,
 provider, when it was held, the error), and a form to settle it as sent (with the
 provider's id, if known), to send again, or to cancel. A refusal (settled meanwhile, an id
-another message holds) shows the page again with the reason and changes nothing.
+another message holds) shows the page again with the reason and changes nothing: 404 for
+no such message, 409 when the message changed since the page was shown (sent again and
+held again: the form, filled in for the hold it showed, does not settle a later one), 400
+otherwise.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from outreach.agent_actions import ActionRefused
+from outreach.agent_actions import ActionRefused, ChangedMeanwhile
 from outreach.errors import NotFoundError
 from outreach.review import (
     NOTE_LENGTH,
     PROVIDER_ID_LENGTH,
+    Hold,
     Settlement,
     count_held,
     held_for_review,
@@ -65,16 +69,22 @@ def settle_one(
     how: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
     provider_id: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
     note: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
+    # Which hold of the message the page showed: its tries, and when it was held.
+    tries: Annotated[str, Form(max_length=20)] = "",
+    held_since: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     now: datetime = request.app.state.clock.now()
     try:
         attempt_id = _attempt_id(attempt)
         chosen = _settlement(how)
+        shown = _hold(tries, held_since)
         with engine_of(request).begin() as connection:
             settle(connection, attempt_id, chosen, now, session.user.username,
-                   provider_message_id=provider_id, note=note)  # fmt: skip
+                   provider_message_id=provider_id, note=note, expected=shown)  # fmt: skip
     except NotFoundError as exc:
         return _page(request, session, [("error", str(exc))], 404)
+    except ChangedMeanwhile as exc:
+        return _page(request, session, [("error", str(exc))], 409)
     except ActionRefused as exc:
         return _page(request, session, [("error", str(exc))], 400)
     done = f"Message {attempt_id} {_DONE[chosen]}."
@@ -87,6 +97,18 @@ def _attempt_id(text: str) -> int:
         return whole_number(text, "message id")
     except ActionRefused:
         raise NotFoundError(f"no held message {text[:20]!r}") from None
+
+
+def _hold(tries: str, held_since: str) -> Hold:
+    """The hold the form was shown for; a form without it (from before it was sent, or
+    not the page's) is refused: which hold it was filled in for is unknown."""
+    try:
+        hold = Hold(int(tries), datetime.fromisoformat(held_since))
+    except ValueError:
+        hold = None
+    if hold is None or hold.held_since.utcoffset() is None:
+        raise ChangedMeanwhile("this form is out of date: settle the message from the page again")
+    return hold
 
 
 def _settlement(how: str) -> Settlement:

@@ -4,10 +4,11 @@ the same rules as ``outreach attempts settle``."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from outreach.compliance_store import attempts
 from outreach.models import Role
@@ -28,6 +29,14 @@ def _held(engine: Engine, message_id: str | None = None, to: str = "+16175550101
     account_id = add_account(engine)
     return add_attempt(engine, account_id, to=to, status="unknown", message_id=message_id,
                        error_message="read timeout: held for review")  # fmt: skip
+
+
+def _hold(client: httpx.Client, attempt_id: int) -> dict[str, str]:
+    """The hidden fields of the message's form, as the page shows them now: which hold it
+    settles."""
+    form = client.get("/review").text.split(f'action="/review/{attempt_id}"')[1].split("</form>")[0]
+    return {name: form.split(f'name="{name}" value="')[1].split('"')[0]
+            for name in ("tries", "held_since")}  # fmt: skip
 
 
 def _attempt(engine: Engine, attempt_id: int) -> object:
@@ -55,7 +64,8 @@ def test_settling_records_who_and_why(
 ) -> None:
     attempt_id = _held(engine)
     token = page_token(admin, "/review")
-    form = {"csrf_token": token, "how": how, "note": "checked  the console"}
+    shown = _hold(admin, attempt_id)
+    form = {"csrf_token": token, "how": how, "note": "checked  the console", **shown}
     if how == "sent":
         form["provider_id"] = "SM42"
     done = admin.post(f"/review/{attempt_id}", data=form, follow_redirects=True)
@@ -68,7 +78,8 @@ def test_settling_records_who_and_why(
     assert (attempt.provider_message_id == "SM42") is (how == "sent")
     assert (attempt.next_try_at is not None) is sent_again
     # Settled once: a second settling is refused and changes nothing.
-    again = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, "how": "resend"})
+    again = admin.post(f"/review/{attempt_id}",
+                       data={"csrf_token": token, "how": "resend", **shown})  # fmt: skip
     assert again.status_code == 400 and f"is {status}, not held for review" in again.text
     assert _attempt(engine, attempt_id).status == status
 
@@ -78,6 +89,7 @@ def test_what_cannot_be_recorded_as_given_is_refused(admin: httpx.Client, engine
     other = add_attempt(engine, _attempt(engine, taken).account_id, status="unknown",
                         message_id=None, to="+16175550102")  # fmt: skip
     token = page_token(admin, "/review")
+    held = {taken: _hold(admin, taken), other: _hold(admin, other)}
     refusals = [
         (other, {"how": "lost"}, 400, "not a way to settle"),
         (other, {"how": "cancel", "provider_id": "SM1"}, 400, "with settling as sent only"),
@@ -85,12 +97,18 @@ def test_what_cannot_be_recorded_as_given_is_refused(admin: httpx.Client, engine
         (taken, {"how": "resend"}, 400, "the provider took it"),
         (other, {"how": ""}, 400, "Say how it went: choose sent, resend or cancel"),
         (other, {"how": "cancel", "note": "x" * 600}, 400, "longer than 500 characters"),
-        (999_999, {"how": "cancel"}, 404, "no attempt 999999"),
+        (999_999, {"how": "cancel", **held[other]}, 404, "no attempt 999999"),
+        # A form without the hold it was shown for (from before it had one), or with one
+        # that is no hold.
+        (other, {"how": "cancel", "tries": "", "held_since": ""}, 409, "form is out of date"),
+        (other, {"how": "cancel", "tries": "x"}, 409, "form is out of date"),
+        (other, {"how": "cancel", "held_since": "2026-01-02 03:04"}, 409, "form is out of date"),
         ("3000000000", {"how": "cancel"}, 404, "no held message"),
         ("abc", {"how": "cancel"}, 404, "no held message"),
     ]
     for attempt_id, form, code, reason in refusals:
-        refused = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, **form})
+        shown = held.get(attempt_id, {}) if isinstance(attempt_id, int) else {}  # the page's
+        refused = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, **shown, **form})
         assert (refused.status_code, reason in refused.text) == (code, True), reason
     assert {_attempt(engine, i).status for i in (taken, other)} == {"unknown"}
     # A message the provider has an id for can only be settled as sent: nothing else is
@@ -114,3 +132,32 @@ def test_only_an_admin_settles_and_only_from_the_page(
         forbidden = agent.post(f"/review/{attempt_id}", data={"csrf_token": token, "how": "cancel"})
         assert forbidden.status_code == 403
     assert _attempt(engine, attempt_id).status == "unknown"
+
+
+def test_a_form_for_an_earlier_hold_does_not_settle_a_later_one(
+    server: Server, admin: httpx.Client, engine: Engine
+) -> None:
+    """Two admins: one opens the page, the other settles the message as "send again"; it
+    is sent and held again. The first admin's form, filled in for the first hold, is
+    refused (409, with the reason) and the second hold stays for review."""
+    attempt_id = _held(engine)
+    token = page_token(admin, "/review")
+    first = _hold(admin, attempt_id)
+    add_user(engine, "petr", Role.ADMIN)
+    with sign_in(server.base, "petr") as petr:
+        form = {"csrf_token": page_token(petr, "/review"), "how": "resend", **first}
+        assert petr.post(f"/review/{attempt_id}", data=form).status_code == 303
+    with engine.begin() as connection:  # sent again, and held again (``dispatcher._failed``)
+        connection.execute(update(attempts).where(attempts.c.id == attempt_id).values(
+            status="unknown", tries=attempts.c.tries + 1, updated_at=NOW + timedelta(minutes=5),
+            error_message="read timeout: the second send"))  # fmt: skip
+    stale = admin.post(f"/review/{attempt_id}",
+                       data={"csrf_token": token, "how": "cancel", **first})  # fmt: skip
+    assert stale.status_code == 409
+    assert f"message {attempt_id} changed since the page was shown" in stale.text
+    assert "the second send" in stale.text  # the page shown again has the hold as it is now
+    assert _attempt(engine, attempt_id).status == "unknown"
+    now = _hold(admin, attempt_id)
+    assert now != first
+    done = admin.post(f"/review/{attempt_id}", data={"csrf_token": token, "how": "cancel", **now})
+    assert done.status_code == 303 and _attempt(engine, attempt_id).status == "cancelled"

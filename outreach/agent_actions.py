@@ -74,7 +74,16 @@ class AccountRef:
     timezone: str | None
 
 
+def refuse_nul(text: str, what: str) -> None:
+    """Refuse a text holding a NUL character: PostgreSQL cannot store one (nor compare a
+    text with one), and no page or message shows one."""
+    if "\x00" in text:
+        raise ActionRefused(f"the {what} holds a NUL character: remove it")
+
+
 def account_by_reference(connection: Connection, reference: str) -> AccountRef:
+    if "\x00" in reference:  # no reference holds one (PostgreSQL cannot compare it)
+        raise NotFoundError(f"no account {reference!r}")
     row = connection.execute(
         select(accounts.c.id, accounts.c.reference, accounts.c.balance_minor,
                accounts.c.currency, accounts.c.locale, accounts.c.timezone)
@@ -144,6 +153,7 @@ def pause(
     why = " ".join(reason.split())
     if not why:
         raise ActionRefused("say why outreach pauses (the reason is kept with the account)")
+    refuse_nul(why, "reason")
     until = now + timedelta(days=days)
     # Another reason than the reply pause's: handling the replies leaves this pause on.
     connection.execute(
@@ -326,6 +336,7 @@ def record_dispute(
     text = note.strip()
     if not text:
         raise ActionRefused("say what the debtor disputes (the note is kept for the record)")
+    refuse_nul(text, "note")
     connection.execute(
         insert(compliance_events).values(
             account_id=account.id, kind=ComplianceEventKind.DISPUTE, channel=None, address=None,
@@ -356,6 +367,7 @@ def record_workplace(
         chosen = None
     if chosen not in WORKPLACE_EVENTS:
         raise ActionRefused(f"{kind!r} is not something to record about contact at work")
+    refuse_nul(note, "note")
     connection.execute(
         insert(compliance_events).values(
             account_id=account.id, kind=chosen, channel=None, address=None, occurred_at=now,

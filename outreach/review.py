@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, update
 
-from outreach.agent_actions import ActionRefused, ChangedMeanwhile
+from outreach.agent_actions import ActionRefused, ChangedMeanwhile, refuse_nul
 from outreach.compliance_store import attempts
 from outreach.errors import NotFoundError
 from outreach.models import AttemptStatus
@@ -126,10 +126,12 @@ def settle(
     recorded as given, ``ChangedMeanwhile`` when it is held again since the hold
     ``expected`` (the one the page showed); nothing is written then."""
     note = " ".join(note.split())
+    refuse_nul(note, "note")
     if len(note) > NOTE_LENGTH:
         raise ActionRefused(f"the note is longer than {NOTE_LENGTH} characters")
     provider_message_id = (provider_message_id or "").strip() or None
     if provider_message_id is not None:
+        refuse_nul(provider_message_id, "provider's id")
         if how is not Settlement.SENT:
             raise ActionRefused("a provider's id goes with settling as sent only")
         if len(provider_message_id) > PROVIDER_ID_LENGTH:

@@ -49,6 +49,9 @@ def inbox(
     before: str | None = None,
 ) -> Response:
     filters = {"intent": intent or "", "sender": sender or ""}
+    if "\x00" in filters["intent"]:  # no reply's (and PostgreSQL cannot compare one)
+        refused = [("error", "The intent asked for holds a NUL character: choose one.")]
+        return _inbox_page(request, session, {**filters, "intent": ""}, None, refused, 400)
     try:
         # Parsed here, not by FastAPI: a bad or oversized id gets the page and its reason,
         # not a bare 422 or a database overflow.
@@ -92,6 +95,8 @@ def account(request: Request, session: Agent, reference: str) -> Response:
 
 
 def _exists(request: Request, reference: str) -> bool:
+    if "\x00" in reference:
+        return False
     with engine_of(request).connect() as connection:
         found = connection.execute(
             select(accounts.c.id).where(accounts.c.reference == reference)
@@ -304,7 +309,13 @@ def account_page(
     again in its form (``message_id``, ``text``)."""
     now: datetime = request.app.state.clock.now()
     with engine_of(request).connect() as connection:
-        row = connection.execute(select(accounts).where(accounts.c.reference == reference)).first()
+        row = (
+            None  # no reference holds a NUL (PostgreSQL cannot compare one)
+            if "\x00" in reference
+            else connection.execute(
+                select(accounts).where(accounts.c.reference == reference)
+            ).first()
+        )
         if row is None:
             message = f"There is no account {reference}."
             return ui.message_page(request, session, "No such account", message, 404)

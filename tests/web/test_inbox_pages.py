@@ -339,6 +339,7 @@ def test_resuming_an_agents_pause_while_a_reply_waits_keeps_the_reply_pause(
         ("5", "  ", "say why"),
         ("five", "x", "give a whole number"),
         ("-3", "x", "give a whole number"),
+        ("5", "on the phone\x00", "the reason holds a NUL character"),
     ],
 )
 def test_a_bad_pause_is_refused_and_writes_nothing(
@@ -416,6 +417,46 @@ def test_an_agents_pause_is_changed_from_the_page(agent: httpx.Client, engine: E
     assert (account.paused_until, account.pause_reason) == (
         NOW + timedelta(days=3), "call moved up (ana)",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "form"),
+    [
+        ("dispute", {"note": "never\x00 delivered"}),
+        ("workplace", {"kind": "workplace_inconvenient", "note": "said\x00 on a call"}),
+    ],
+)
+def test_a_note_holding_a_nul_is_refused_and_writes_nothing(
+    agent: httpx.Client, engine: Engine, action: str, form: dict[str, str]
+) -> None:
+    """A NUL pasted into a note: the page's reason, not a server error (PostgreSQL cannot
+    store one)."""
+    add_account(engine)
+    token = page_token(agent, "/inbox/accounts/R-1")
+    refused = agent.post(f"/inbox/accounts/R-1/{action}", data={"csrf_token": token, **form})
+    assert refused.status_code == 400 and "the note holds a NUL character" in refused.text
+    with engine.connect() as connection:
+        assert connection.execute(select(compliance_events)).all() == []
+
+
+def test_an_address_or_filter_holding_a_nul_names_nothing(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """No reference holds a NUL (PostgreSQL cannot even compare one): the account's page
+    and its forms answer that there is no such account, and the inbox refuses the filter."""
+    add_account(engine)
+    token = page_token(agent, "/inbox/accounts/R-1")
+    assert agent.get("/inbox/accounts/R%00-1").status_code == 404
+    assert agent.get("/inbox/accounts/R-1%00/").status_code == 404
+    for action, form in (("dispute", {"note": "never delivered"}),
+                         ("answer", {"message_id": "1", "answer": "Hello"})):  # fmt: skip
+        missing = agent.post(f"/inbox/accounts/R%00-1/{action}",
+                             data={"csrf_token": token, **form})  # fmt: skip
+        assert missing.status_code == 404, action
+    refused = agent.get("/inbox?intent=dispute%00")
+    assert refused.status_code == 400 and "holds a NUL character" in refused.text
+    with engine.connect() as connection:
+        assert connection.execute(select(compliance_events)).all() == []
 
 
 def test_the_inbox_lists_the_accounts_flagged_for_the_agents(

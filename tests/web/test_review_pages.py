@@ -97,6 +97,9 @@ def test_what_cannot_be_recorded_as_given_is_refused(admin: httpx.Client, engine
         (taken, {"how": "resend"}, 400, "the provider took it"),
         (other, {"how": ""}, 400, "Say how it went: choose sent, resend or cancel"),
         (other, {"how": "cancel", "note": "x" * 600}, 400, "longer than 500 characters"),
+        # PostgreSQL cannot store a NUL: refused with the reason, not a server error.
+        (other, {"how": "cancel", "note": "not\x00 there"}, 400, "note holds a NUL character"),
+        (other, {"how": "sent", "provider_id": "SM\x001"}, 400, "id holds a NUL character"),
         (999_999, {"how": "cancel", **held[other]}, 404, "no attempt 999999"),
         # A form without the hold it was shown for (from before it had one), or with one
         # that is no hold.

@@ -200,6 +200,72 @@ def test_record_fields_read_directly_are_what_the_sandbox_would_return() -> None
             assert isinstance(env.getattr(record, "__class__"), Undefined)  # still refused
 
 
+RECORD_METHODS = [
+    "{{ company.model_fields }}",
+    "{{ company.model_fields.name.annotation }}",
+    "{{ company.model_rebuild(force=true, raise_errors=false) }}",
+    "{{ company.model_copy(update={'name': 'x'}).name }}",
+    "{{ company.model_dump() }}",
+    "{{ company.model_validate({}) }}",
+    "{{ company.copy() }}",
+    "{{ company.dict() }}",
+    "{{ company.json() }}",
+    "{{ company.schema() }}",
+    "{{ company.texts_for('en') }}",
+    "{{ company.texts.en.model_fields }}",
+    "{{ company.texts['es'].model_copy() }}",
+    "{{ company['model_fields'] }}",
+    "{{ company | attr('model_fields') }}",
+    "{{ '{0.model_fields}'.format(company) }}",
+    "{{ '{0[model_fields]}'.format(company) }}",
+    "{{ ([company] | map(attribute='model_fields') | first).name }}",
+    "{{ debtor.__dataclass_fields__ }}",
+]
+
+
+@pytest.mark.parametrize("source", RECORD_METHODS)
+def test_a_template_reads_a_records_fields_and_nothing_else(source: str) -> None:
+    """``company``, its ``texts`` and ``debtor`` are pydantic models and dataclasses, whose
+    public methods reach the class every account shares: a template reads their fields,
+    however it asks (an attribute, a subscript, ``attr``, a format string), and every other
+    name is refused as an escape attempt is."""
+    with pytest.raises(RenderError) as refused:
+        render_source(f"Hi {{{{ debtor.first_name }}}} {source} {{{{ opt_out_text }}}}")
+    assert isinstance(refused.value.cause, SecurityError)
+
+
+def test_a_misspelt_field_of_a_record_is_still_undefined() -> None:
+    """A name a record does not have at all is a misspelling, told as one."""
+    with pytest.raises(RenderError, match="has no attribute 'nmae'") as refused:
+        render_source("{{ company.nmae }} {{ opt_out_text }}")
+    assert isinstance(refused.value.cause, UndefinedError)
+    assert not isinstance(refused.value.cause, SecurityError)
+
+
+def test_a_template_cannot_rebuild_the_model_of_a_record_in_its_context() -> None:
+    """Changing a field's metadata then rebuilding the model would break the class for the
+    whole process (every later load of company.yaml, in the daemon or the web app). Any
+    pydantic model or dataclass given to a render is held to its fields: here a model of
+    the test's own, so that the class broken, were the attack to pass, is not Company."""
+
+    class OwnCompany(Company):
+        pass
+
+    mine = OwnCompany.model_validate(company().model_dump())
+    attack = (
+        "{% set f = company.model_fields.name %}"
+        "{% set _ = f.apply_typevars_map({f.annotation: 'Nope'}) %}"
+        "{% set _ = company.model_rebuild(force=True, raise_errors=False) %}"
+        "Hi {{ debtor.first_name }} {{ opt_out_text }}"
+    )
+    key = TemplateKey.from_path("sms/x.firm.j2")
+    context = {**build_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY), "company": mine}
+    with pytest.raises(RenderError) as refused:
+        Renderer({key.path: attack}).render_key(key, context)
+    assert isinstance(refused.value.cause, SecurityError)
+    assert OwnCompany.model_validate(company().model_dump()) == mine
+
+
 def test_macros_render_as_in_jinjas_own_sandbox() -> None:
     """Macro calls skip the sandbox's generic call checks (a template's own macros are
     always safe): called in blocks, loops and call blocks, with defaults, varargs and

@@ -14,14 +14,17 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from jinja2 import FunctionLoader, StrictUndefined, nodes
 from jinja2.environment import Template, TemplateModule
-from jinja2.runtime import Context, Macro
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context, Macro, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel
 
 from outreach.errors import TemplateError
 from outreach.rendering.context import Company, Debtor, LocalTexts
@@ -131,12 +134,30 @@ def read_template_files(templates_dir: Path) -> dict[str, str]:
 # verdict on one of their attributes depends only on the type and the name, so it is
 # worked out once rather than on every message.
 _VALUE_TYPES = frozenset({Company, Debtor, LocalTexts, str, TemplateModule})
-# The data fields of the context's own frozen records: reading one is what the sandbox
-# would allow and return, so it is read directly (a template reads a dozen a message).
+
+
+@cache
+def record_fields(kind: type) -> frozenset[str] | None:
+    """The data fields of a record type (a pydantic model, a dataclass), or None for any
+    other type.
+
+    A template reads a record's fields and nothing else: a pydantic model's public methods
+    (``model_rebuild``, ``model_fields``, ``copy``...) reach its class, which every record
+    of the process shares, and the immutable sandbox only refuses private names and the
+    methods that change built-in containers."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return frozenset(kind.model_fields)
+    if dataclasses.is_dataclass(kind):
+        return frozenset(field.name for field in dataclasses.fields(kind))
+    return None
+
+
+# The context's own frozen records (``company``, its ``texts``, ``debtor``): looked up first,
+# as a template reads a dozen of their fields a message.
 _RECORD_FIELDS: dict[type, frozenset[str]] = {
-    Company: frozenset(Company.model_fields),
-    LocalTexts: frozenset(LocalTexts.model_fields),
-    Debtor: frozenset(field.name for field in dataclasses.fields(Debtor)),
+    kind: fields
+    for kind in (Company, LocalTexts, Debtor)
+    if (fields := record_fields(kind)) is not None
 }
 
 
@@ -225,6 +246,8 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         return super()._generate(bound_loops(source), name, filename, defer_init)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(argument) is str and _fields_of(type(obj)) is not None:
+            return self.getattr(obj, argument)  # ``company['name']``: a field, or refused
         # A slice is a copy: as large as what it is taken from.
         return checked(super().getitem(obj, argument))
 
@@ -240,10 +263,28 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         return {**self.globals, **(d or {})}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        fields = _RECORD_FIELDS.get(type(obj))
-        if fields is not None and attribute in fields:
+        kind = type(obj)
+        fields = _fields_of(kind)
+        if fields is None:
+            return super().getattr(obj, attribute)
+        if attribute in fields:
             return getattr(obj, attribute)
-        return super().getattr(obj, attribute)
+        if isinstance(attribute, str) and hasattr(kind, attribute):  # the class's, not data
+            return self.unsafe_undefined(obj, attribute)
+        return self.undefined(obj=obj, name=attribute)  # misspelt: what is undefined says
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        fields = _fields_of(type(obj))
+        if fields is None or attribute.startswith("_"):  # internals: as for any object
+            return super().unsafe_undefined(obj, attribute)
+        offered = ", ".join(sorted(fields))
+        return self.undefined(
+            f"{type(obj).__name__}.{attribute} is not offered to templates: only its "
+            f"fields are ({offered})",
+            name=attribute,
+            obj=obj,
+            exc=SecurityError,
+        )
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         spend()
@@ -270,12 +311,20 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         kind = type(obj)
+        fields = _fields_of(kind)
+        if fields is not None:  # a record: its fields only (the ``attr`` filter, a format)
+            return attr in fields and super().is_safe_attribute(obj, attr, value)
         if kind not in _VALUE_TYPES:
             return super().is_safe_attribute(obj, attr, value)
         verdict = self._verdicts.get((kind, attr))
         if verdict is None:
             verdict = self._verdicts[(kind, attr)] = super().is_safe_attribute(obj, attr, value)
         return verdict
+
+
+def _fields_of(kind: type) -> frozenset[str] | None:
+    fields = _RECORD_FIELDS.get(kind)
+    return fields if fields is not None else record_fields(kind)
 
 
 def make_environments(

@@ -877,10 +877,13 @@ DOUBLING = (
     "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}"
     "{% endmacro %}{{ f('x', 40) }} {{ opt_out_text }}"
 )
-# Within every bound of a render (``limits``), yet slower than the time limit below: a
-# long text wrapped word by word, once for each sample account. Only the checks' time limit
-# stops it.
-SLOW_WITHIN_BOUNDS = "{{ (('a ' * 400000)|wordwrap(79))|length }}{{ opt_out_text }}"
+# Within every bound of a render (``limits``), yet slower than the time limit below: most
+# of the work a render may do (a long text put in title case) and most of its steps, once
+# for each sample account. Only the checks' time limit stops it.
+SLOW_WITHIN_BOUNDS = (
+    "{{ (('a ' * 200000)|title)|length }}{% for a in range(300) %}{% for b in range(300) %}"
+    "{% endfor %}{% endfor %}{{ opt_out_text }}"
+)
 
 
 def test_a_template_past_a_renders_bounds_is_refused_with_its_line() -> None:

@@ -98,6 +98,27 @@ ATTACKS = {
     "{{ f(*(range(1500)|map(attribute='zz', default=l))) }}",
     "a large dict measured again and again": "{% set d = dict(range(99998)|batch(2)) %}"
     "{% for i in range(30) %}{{ d|length }}{% endfor %}",
+    # Filters that call a Python function on each item (a key, an attribute looked up),
+    # each item a step, and filters that go word by word or line by line, weighed as such.
+    "max by an attribute, again and again": "{% set s = 'ab' * 500000 %}"
+    "{% for i in range(8) %}{% set m = s|max(attribute=0) %}{% endfor %}",
+    "max of a long text, ignoring case": "{{ ('ab' * 60000)|max }}",
+    "unique letters of a long text": "{{ ('ab' * 60000)|unique|list|length }}",
+    "sorting by a long attribute": "{{ ('ab' * 5000)|sort(attribute="
+    + repr("0." * 19 + "0")
+    + ")|length }}",
+    "mapping through a long attribute": "{{ ('ab' * 10000)|map(attribute="
+    + repr("0." * 49 + "0")
+    + ")|list|length }}",
+    "grouping a long text": "{{ ('ab' * 20000)|groupby(0)|length }}",
+    "a dict sorted by value again and again": "{% set d = dict(range(20000)|map('string')"
+    "|batch(2)) %}{% for i in range(15) %}{% set x = d|dictsort(by='value') %}{% endfor %}",
+    "title again and again": "{% set s = 'a ' * 100000 %}{% for i in range(40) %}"
+    "{% set t = s|title %}{% endfor %}",
+    "counting words again and again": "{% set s = 'a ' * 500000 %}{% for i in range(19) %}"
+    "{% set n = s|wordcount %}{% endfor %}",
+    "wordwrap again and again": "{% set s = 'a ' * 100000 %}{% for i in range(4) %}"
+    "{% set t = s|wordwrap(1) %}{% endfor %}",
 }
 
 
@@ -167,6 +188,36 @@ def test_wordwrap_breaks_words_and_wraps_long_texts_within_the_bounds() -> None:
     )
     text = render_source(source).text
     assert text.startswith("abcdefgh\nijabcdef\nghijabcd\nefghij|99999|40009")
+
+
+def test_sorting_grouping_and_comparing_by_attribute_still_work() -> None:
+    """The filters charged a step per item keep their use in a message: a few items sorted,
+    grouped, deduplicated or summed by an attribute, case-insensitively or not."""
+    source = (
+        "{% set rows = [{'n': 'b', 'v': 2}, {'n': 'A', 'v': 1}, {'n': 'a', 'v': 3}] %}"
+        "{{ rows|sort(attribute='n,v')|map(attribute='v')|join }} "
+        "{{ (rows|max(attribute='v')).n }} {{ rows|unique(attribute='n')|list|length }} "
+        "{% for g in rows|groupby('n') %}{{ g.grouper }}{{ g.list|length }}{% endfor %} "
+        "{{ rows|sum(attribute='v') }} {{ rows|selectattr('v', 'gt', 1)|list|length }} "
+        "{{ {'b': 1, 'a': 2}|dictsort(by='value')|first|first }} {{ 'pay now'|title }} "
+        "{{ 'one two three'|wordcount }}{{ opt_out_text }}"
+    )
+    text = render_source(source).text
+    assert text.startswith("132 a 2 A2b1 6 2 b Pay Now 3")
+
+
+def test_a_render_past_its_time_is_stopped_at_its_next_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backstop for work the bounds weigh wrong: each step looks at the clock, and a
+    render that has run past ``DEADLINE`` fails on its line, as past any bound. (The clock
+    here moves a tenth of a second each time it is read.)"""
+    now = iter(x / 10 for x in range(1_000_000))
+    monkeypatch.setattr(limits, "monotonic", lambda: next(now))
+    with pytest.raises(RenderError, match="took more than 1 second to render") as raised:
+        render_source("Hi\n{% for i in range(50) %}{{ i }}{% endfor %}{{ opt_out_text }}")
+    assert isinstance(raised.value.cause, RenderLimit)
+    assert raised.value.line == 2
 
 
 def test_the_bounds_are_each_renders_own() -> None:

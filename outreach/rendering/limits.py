@@ -9,7 +9,10 @@ hold for every render, in the daemon, the web app and the checks alike:
   loop's ``loop(...)``), filters, the operators that compute (``+``, ``*``...),
   comparisons, and each run of a loop's or a macro's body, which counts as many steps as
   the body has nodes (what it holds that is not counted otherwise, such as an attribute
-  read or a bare ``{% if %}``, is paid for that way); a render may take ``STEPS`` of them;
+  read or a bare ``{% if %}``, is paid for that way), and, before a filter that calls a
+  function on each item starts (``sort``, ``max``, ``groupby``... and any filter given an
+  ``attribute``), its items, once for each call and each part of the attribute; a render
+  may take ``STEPS`` of them;
 - **values**: a value that a template makes (a string, a list, a dict, with ``*``, ``+``,
   ``%``, ``~``, a literal, a call or a filter) may not exceed ``VALUE_SIZE``, counted as
   its characters and ``ITEM_WORK`` for each item, through every list it holds (a list
@@ -19,9 +22,13 @@ hold for every render, in the daemon, the web app and the checks alike:
   ``join``, an ``indent``) it is refused before it is made;
 - **work**: what a render makes and what its filters, methods and comparisons read, sized
   the same way, may not exceed ``WORK_SIZE`` in all, which bounds what a loop can pile up
-  or go over again;
+  or go over again; the filters that go over their value in Python, a word, a line or an
+  item at a time, count it several times over (``_SLOW_FILTERS``, measured);
 - **output**: a render writes at most ``OUTPUT_SIZE`` characters, counted as it is
-  written (what a loop writes included), not once it is all in memory.
+  written (what a loop writes included), not once it is all in memory;
+- **time**: each step looks at the clock, and a render may take ``DEADLINE`` seconds: a
+  backstop, should the bounds above weigh some work wrong (within them, the costliest
+  renders known take a third of it).
 
 Methods of strings, lists and dicts are those a message needs (``upper``, ``split``,
 ``replace``, ``format``, ``get``, ``items``...); the others (``translate``,
@@ -36,12 +43,14 @@ messages are, pay for little of it but the count of their output.
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Sized, ValuesView
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from time import monotonic
 from typing import Any, cast
 
 from jinja2 import nodes, pass_context
@@ -52,7 +61,7 @@ from markupsafe import Markup
 
 # Values that hold nothing else: measured at once.
 _ATOMS = frozenset({int, float, bool, type(None), Decimal, date, datetime})
-_FLAT_CONTAINERS = (list, tuple, set, frozenset, KeysView, ValuesView)
+_FLAT = (list, tuple, set, frozenset, KeysView, ValuesView)
 _PLAIN = _ATOMS | {str, Markup}
 
 STEPS = 100_000
@@ -61,6 +70,9 @@ WORK_SIZE = 20_000_000
 ITEM_WORK = 20
 OUTPUT_SIZE = 1_000_000
 NUMBER_BITS = 10_000
+# Wall-clock seconds a render may take: a backstop for work the bounds above weigh wrong.
+# Within them a render takes a fraction of it; an ordinary message, a millisecond or two.
+DEADLINE = 1.0
 
 # Names given to the helpers the compiled templates call.
 LOOP_FILTER = "_outreach_loop"
@@ -98,9 +110,23 @@ _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _WIDTH_FILTERS = ("center", "truncate")
 _COUNT_FILTERS = ("batch", "slice")
 _JSON_INDENT = 16  # tojson's indent is repeated at each level of each line
-# Filters that go over their text in Python, word by word: a character read costs as much
-# as this many read in C.
-_SLOW_FILTERS = {"wordwrap": 20}
+# Filters that go over what they read in Python, a word, a line or an item at a time: each
+# unit read costs as much as this many read in C (measured, the worst input for each: a
+# text of one-letter words, a list of small items), so that the whole work budget spent on
+# one of them stays a fraction of a second.
+_SLOW_FILTERS = {
+    "wordwrap": 100, "title": 45, "pprint": 40, "xmlattr": 25, "urlencode": 20,
+    "indent": 20, "wordcount": 12, "batch": 10, "slice": 10, "tojson": 6, "items": 4,
+    "dictsort": 4, "join": 4, "escape": 2, "forceescape": 2, "reverse": 2,
+}  # fmt: skip
+# Filters that call a Python function on each item to sort, compare or group it (a key,
+# case-insensitive or not): a step per item and call, before they start; with an
+# ``attribute``, a step more for each part of it (``a.b`` is two lookups).
+_KEYED_FILTERS = {"min": 1, "max": 1, "unique": 1, "sort": 2, "dictsort": 2, "groupby": 2}
+# Filters that look an ``attribute`` up on each item when given one; the lazy ones pay as
+# their items go through.
+_ATTRIBUTE_FILTERS = frozenset({"sum", "join", "map", "selectattr", "rejectattr"})
+_LAZY_FILTERS = frozenset({"map", "select", "reject", "selectattr", "rejectattr"})
 
 
 class RenderLimit(SecurityError):
@@ -115,6 +141,7 @@ class _Budget(threading.local):
     steps: int | None = None  # None: outside ``bounded``, nothing is counted
     output: int = 0
     work: int = 0
+    deadline: float = 0.0  # ``monotonic()`` past which a step fails
 
 
 _budget = _Budget()
@@ -125,11 +152,12 @@ class bounded:
     counted. (A class rather than a generator: it is entered for every message.)"""
 
     def __enter__(self) -> None:
-        self._outer = (_budget.steps, _budget.output, _budget.work)
+        self._outer = (_budget.steps, _budget.output, _budget.work, _budget.deadline)
         _budget.steps, _budget.output, _budget.work = STEPS, 0, 0
+        _budget.deadline = monotonic() + DEADLINE
 
     def __exit__(self, *_: object) -> None:
-        _budget.steps, _budget.output, _budget.work = self._outer
+        _budget.steps, _budget.output, _budget.work, _budget.deadline = self._outer
 
 
 def plain_arguments(args: tuple[Any, ...]) -> bool:
@@ -143,16 +171,18 @@ _FEW_ARGUMENTS = 4
 
 
 def spend(count: int = 1) -> None:
-    """``count`` steps."""
+    """``count`` steps, and a look at the clock."""
     steps = _budget.steps
     if steps is None:
         return
     if steps < count:
         raise RenderLimit(
             f"the template took more than {STEPS} steps (loop iterations, calls, filters, "
-            "operators and comparisons)"
+            "operators, comparisons and the items a filter calls a function on)"
         )
     _budget.steps = steps - count
+    if monotonic() > _budget.deadline:
+        raise RenderLimit(f"the template took more than {DEADLINE:g} second to render")
 
 
 def write(size: int) -> None:
@@ -194,7 +224,8 @@ def size_of(value: Any, cap: int) -> int:
             continue
         if isinstance(item, str):
             total += len(item)
-        elif kind is list or kind is tuple or isinstance(item, _FLAT_CONTAINERS):
+        # (A dict is not tried against the ABCs there: ruling them out is slow.)
+        elif kind is list or kind is tuple or (kind is not dict and isinstance(item, _FLAT)):
             total += ITEM_WORK * len(item)
             if total > cap:
                 return total
@@ -398,9 +429,9 @@ def _check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
     )
 
 
-def _stepping(items: Iterator[Any]) -> Iterator[Any]:
+def _stepping(items: Iterator[Any], count: int = 1) -> Iterator[Any]:
     for item in items:
-        spend()
+        spend(count)
         yield item
 
 
@@ -451,12 +482,23 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
     at = 1 if hasattr(original, "jinja_pass_arg") else 0
     before = _BEFORE.get(name)
     weight = _SLOW_FILTERS.get(name, 1)
+    calls = _KEYED_FILTERS.get(name, 0)
+    attribute_of = _attribute_argument(name, original, at)
+    lazy = name in _LAZY_FILTERS
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
         spend()
         if len(args) > at:
             value = args[at]
             work(value, weight)
+            lookups = 0 if attribute_of is None else _parts(attribute_of(args, kwargs))
+            per_item = max(calls, 1) * (1 + lookups) if lookups else calls
+            if per_item:
+                if lazy or not isinstance(value, Sized):
+                    value = _stepping(iter(value), per_item)  # paid as items go through
+                else:
+                    spend(len(value) * per_item)
+                args = (*args[:at], value, *args[at + 1 :])
             if before is not None:
                 value = before(value, args[at + 1 :], kwargs)
                 args = (*args[:at], value, *args[at + 1 :])
@@ -473,6 +515,34 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
     guarded.__name__ = getattr(original, "__name__", name)
     guarded.__doc__ = original.__doc__
     return guarded
+
+
+def _attribute_argument(
+    name: str, original: Callable[..., Any], at: int
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
+    """How to find the ``attribute`` a call of filter ``name`` looks up on each item (among
+    the arguments, the context or environment and the value included), if it takes one."""
+    if name in ("selectattr", "rejectattr"):
+        return lambda args, kwargs: args[at + 1] if len(args) > at + 1 else None
+    if name == "map":  # map('upper') calls a filter, which pays for itself
+        return lambda args, kwargs: None if len(args) > at + 1 else kwargs.get("attribute")
+    if name not in _KEYED_FILTERS and name not in _ATTRIBUTE_FILTERS:
+        return None
+    parameters = list(inspect.signature(original).parameters)
+    if "attribute" not in parameters:
+        return None
+    index = parameters.index("attribute")
+    return lambda args, kwargs: args[index] if len(args) > index else kwargs.get("attribute")
+
+
+def _parts(attribute: Any) -> int:
+    """How many lookups an ``attribute`` takes on each item: ``a.b`` is two, and so is
+    sort's ``a,b``."""
+    if attribute is None:
+        return 0
+    if isinstance(attribute, str):
+        return attribute.count(".") + attribute.count(",") + 1
+    return 1
 
 
 def _sized_by_arguments(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

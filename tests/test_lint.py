@@ -305,6 +305,9 @@ HIDE = "{{ answer }}"  # where the answer goes in the markup below
 )  # fmt: skip
 def test_an_answer_hidden_in_the_html_is_refused(markup: str, layout: bool) -> None:
     issues = lint(ANSWER, answer_email(markup, layout))
+    # A hiding element left open hides the layout's disclosure and unsubscribe link too.
+    hidden_too = {"REGF_MINI_MIRANDA_MISSING", "REGF_OPTOUT_NOTICE_MISSING"}
+    issues = [i for i in issues if i.code not in hidden_too]
     assert codes(issues) == {"ANSWER_INCOMPLETE"}
     assert {i.message.split()[1] for i in issues} == {"html"}
     assert len(issues) == len(SAMPLE_ACCOUNTS)
@@ -785,6 +788,104 @@ def test_mini_miranda_in_the_html_body_too() -> None:
     issues = lint_sources(sources, company(), paths=[EMAIL])
     assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
     assert len(issues) == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        pytest.param(EMAIL, GOOD_EMAIL.replace('{% include "_partials/email_footer.txt.j2" %}',
+                                               "{{ disclosure_short }} {{ unsubscribe_url }}"),
+                     id="email text"),
+        pytest.param(VOICE, GOOD_VOICE.replace("{% if disclosure %}{{ disclosure }}{% endif %}",
+                                               "{{ disclosure_short }}"), id="voice"),
+    ],
+)  # fmt: skip
+def test_only_an_sms_may_make_do_with_the_short_disclosure(path: str, source: str) -> None:
+    """Reg F allows the short form only in an SMS: an email or a call gives it whole."""
+    issues = lint(path, source)
+    assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
+    assert len(issues) == 3  # the debt collector's samples
+
+
+def email_html(html: str) -> str:
+    """GOOD_EMAIL with ``html`` as its whole HTML body, without the shared layout."""
+    return EMAIL_SUBJECT + EMAIL_TEXT + "{% block html %}" + html + "{% endblock %}\n"
+
+
+SHOWN_UNSUBSCRIBE = '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+SHOWN_DISCLOSURE = "<p>{{ disclosure }}</p>"
+
+
+def test_an_html_body_of_its_own_passes_when_it_shows_both() -> None:
+    source = email_html(f"<p>Pay {{{{ amount }}}}.</p>{SHOWN_DISCLOSURE}{SHOWN_UNSUBSCRIBE}")
+    assert lint(EMAIL, source) == []
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        pytest.param('<div style="display:none">{{ disclosure }}</div>', id="display none"),
+        pytest.param("<!-- {{ disclosure }} -->", id="comment"),
+        pytest.param('<p style="color: #fff">{{ disclosure }}</p>', id="white on white"),
+        pytest.param('<p style="font-size: 0">{{ disclosure }}</p>', id="font-size 0"),
+        pytest.param("<p>{{ disclosure_short }}</p>", id="the short form"),
+        pytest.param('<a href="#" title="{{ disclosure }}">?</a>', id="in an attribute"),
+    ],
+)
+def test_a_disclosure_the_html_does_not_show_is_refused(hidden: str) -> None:
+    """The HTML is read as a mail reader shows it: a disclosure in the markup but hidden
+    from the debtor is no disclosure."""
+    issues = lint(EMAIL, email_html(f"<p>Pay {{{{ amount }}}}.</p>{hidden}{SHOWN_UNSUBSCRIBE}"))
+    assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
+    assert len(issues) == 3
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        pytest.param('<a href="{{ unsubscribe_url }}" style="display:none">Unsubscribe</a>',
+                     id="a hidden link"),
+        pytest.param('<a href="{{ unsubscribe_url }}"></a>', id="a link without words"),
+        pytest.param('<a href="{{ unsubscribe_url }}"><span style="font-size:0">Unsubscribe'
+                     "</span></a>", id="a link whose words are hidden"),
+        pytest.param("<!-- {{ unsubscribe_url }} -->", id="comment"),
+        pytest.param('<div style="position:absolute;left:-9999px"><a href="{{ unsubscribe_url '
+                     '}}">Unsubscribe</a></div>', id="off screen"),
+        pytest.param('<img src="x.png" alt="{{ unsubscribe_url }}">', id="in an attribute"),
+    ],
+)  # fmt: skip
+def test_an_unsubscribe_link_the_html_does_not_show_is_refused(hidden: str) -> None:
+    """A debtor who cannot see the link cannot use it."""
+    issues = lint(EMAIL, email_html(f"<p>Pay {{{{ amount }}}}.</p>{SHOWN_DISCLOSURE}{hidden}"))
+    assert codes(issues) == {"REGF_OPTOUT_NOTICE_MISSING"}
+    assert len(issues) == 1
+    assert "html body" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        pytest.param("<p>To unsubscribe: {{ unsubscribe_url }}</p>", id="the address as text"),
+        pytest.param('<p><a href="{{ unsubscribe_url }}"><img src="x.png" alt="">Stop</a></p>',
+                     id="a link with words and an image"),
+    ],
+)  # fmt: skip
+def test_an_unsubscribe_link_shown_another_way_passes(shown: str) -> None:
+    assert lint(EMAIL, email_html(f"<p>Pay {{{{ amount }}}}.</p>{SHOWN_DISCLOSURE}{shown}")) == []
+
+
+def test_an_email_whose_html_cannot_be_checked_is_refused() -> None:
+    """Past the conditions the check reads, what the HTML shows is not known: refused
+    rather than passed unread."""
+    sheet = "".join(
+        f"@media (max-width: {400 + n}px) {{ .c{n} {{ color: red }} }}"
+        for n in range(MAX_CONDITIONS + 1)
+    )
+    cells = "".join(f'<span class="c{n}">x</span>' for n in range(MAX_CONDITIONS + 1))
+    source = email_html(f"<style>{sheet}</style>{cells}{SHOWN_DISCLOSURE}{SHOWN_UNSUBSCRIBE}")
+    issues = lint(EMAIL, source)
+    assert codes(issues) == {"HTML_UNCHECKABLE"}
+    assert "too many @media blocks to check" in issues[0].message
 
 
 # --- limited-content voicemail -----------------------------------------------------------

@@ -10,7 +10,11 @@ A template is refused, with the line and the cause, when:
   escape attempt the sandbox stops);
 - an SMS is longer than the channel allows (``POLICY_SMS_TOO_MANY_SEGMENTS``);
 - an SMS lacks how to opt out, or an email its unsubscribe link (``REGF_OPTOUT_NOTICE_MISSING``);
-- a message to a debt collector's debtor lacks the disclosure (``REGF_MINI_MIRANDA_MISSING``);
+- a message to a debt collector's debtor lacks the disclosure, whole but in an SMS
+  (``REGF_MINI_MIRANDA_MISSING``);
+- in an email's HTML, the link and the disclosure count only where a mail reader shows them
+  (``answer_text.shown_text``), and HTML past what that reads is refused
+  (``HTML_UNCHECKABLE``);
 - a voicemail says more than a limited-content message may (``REGF_LCM_CONTENT_INVALID``);
 - an answer template does not show the agent's whole answer (``ANSWER_INCOMPLETE``), or
   its HTML is past what that check reads (``ANSWER_UNCHECKABLE``: too many ``@media``
@@ -24,14 +28,16 @@ import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
+from selectolax.lexbor import LexborHTMLParser
 
 from outreach.errors import TemplateError
-from outreach.rendering.answer_text import check_answer_shown
+from outreach.rendering.answer_styles import Uncheckable
+from outreach.rendering.answer_text import check_answer_shown, shown_text
 from outreach.rendering.context import (
     ANSWER_TEMPLATE,
     LCM_COMPANY_FIELDS,
@@ -274,21 +280,37 @@ def _content(
                     "an SMS must say how to opt out: include {{ opt_out_text }}",
                 )
             )
+    shown: _Shown | None = None
+    if key.channel == "email" and rendered.html is not None:
+        url = str(context["unsubscribe_url"])
+        shown = _shown(rendered.html, url)
+        if shown.unchecked and key.name != ANSWER_TEMPLATE:  # the answer check says so
+            message = f"the html body cannot be checked: {shown.unchecked} {where}"
+            issues.append(LintIssue(path, None, "HTML_UNCHECKABLE", message))
     if key.channel == "email":
         url = str(context["unsubscribe_url"])
-        for part, body in (("text", rendered.text), ("html", rendered.html or "")):
-            if url not in body:
-                issues.append(
-                    LintIssue(
-                        path,
-                        None,
-                        "REGF_OPTOUT_NOTICE_MISSING",
-                        f"the {part} body must include {{{{ unsubscribe_url }}}}",
-                    )
+        missing = [] if url in rendered.text else ["text"]
+        if shown is not None and not shown.unchecked and not shown.unsubscribe:
+            missing.append("html")
+        for part in missing:
+            issues.append(
+                LintIssue(
+                    path,
+                    None,
+                    "REGF_OPTOUT_NOTICE_MISSING",
+                    f"the {part} body must include {{{{ unsubscribe_url }}}}"
+                    + (", shown (a visible link or its text)" if part == "html" else ""),
                 )
+            )
     if sample.collector_type == "third_party":
-        required = [str(context["disclosure"]), str(context["disclosure_short"])]
-        bodies = [rendered.text] + ([rendered.html] if rendered.html else [])
+        # Only an SMS may make do with the short form (Reg F 1006.18(e)(2) and (4)): an
+        # email or a call carries the whole disclosure.
+        required = [str(context["disclosure"])]
+        if key.channel == "sms":
+            required.append(str(context["disclosure_short"]))
+        bodies = [rendered.text]
+        if shown is not None and not shown.unchecked:
+            bodies.append(shown.text)  # what a mail reader shows, not the markup
         for body in bodies:
             flat = " ".join(body.split())
             if not any(" ".join(text.split()) in flat for text in required if text):
@@ -297,7 +319,7 @@ def _content(
                         path,
                         None,
                         "REGF_MINI_MIRANDA_MISSING",
-                        "messages from a debt collector must carry {{ disclosure }} "
+                        "messages from a debt collector must carry {{ disclosure }}, shown "
                         f"(or {{{{ disclosure_short }}}} in an SMS) {where}",
                     )
                 )
@@ -320,6 +342,42 @@ def _content(
                 )
             )
     return issues
+
+
+class _Shown(NamedTuple):
+    """What a mail reader shows of an email's HTML body: its words (``shown_text``), and
+    whether it shows the unsubscribe link; or why the body could not be checked."""
+
+    text: str = ""
+    unsubscribe: bool = False
+    unchecked: str | None = None
+
+
+# Put around the words of each unsubscribe link, to find them among the words shown.
+_LINK_START, _LINK_END = "\ue000", "\ue001"
+_SHOWN_LINK = re.compile(f"{_LINK_START}([^{_LINK_END}]*){_LINK_END}")
+
+
+def _shown(markup: str, url: str) -> _Shown:
+    """What ``markup`` shows (see ``answer_text``): hidden words (``display: none``, a
+    comment, white on white...) are not among them. The unsubscribe link is shown when
+    ``url`` is among the words shown, or a link to it shows words of its own."""
+    tree = LexborHTMLParser(markup.replace(_LINK_START, "").replace(_LINK_END, ""))
+    for link in tree.css("a[href]"):
+        if (link.attributes.get("href") or "").strip().startswith(url):
+            first = link.first_child
+            if first is None:
+                link.insert_child(_LINK_START)
+            else:
+                first.insert_before(_LINK_START)
+            link.insert_child(_LINK_END)
+    try:
+        marked = shown_text(tree.html or "")
+    except Uncheckable as exc:
+        return _Shown(unchecked=str(exc))
+    text = marked.replace(_LINK_START, " ").replace(_LINK_END, " ")
+    linked = any(words.strip() for words in _SHOWN_LINK.findall(marked))
+    return _Shown(text, linked or url in text)
 
 
 def _voicemail_content(path: str, voicemail: str, company: Company) -> list[LintIssue]:

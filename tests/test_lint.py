@@ -888,6 +888,52 @@ def test_an_email_whose_html_cannot_be_checked_is_refused() -> None:
     assert "too many @media blocks to check" in issues[0].message
 
 
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        pytest.param("<p>Hi {{ debtor.name|safe }},</p>", id="safe"),
+        pytest.param("{% autoescape false %}<p>Hi {{ debtor.name }},</p>{% endautoescape %}",
+                     id="autoescape false"),
+        pytest.param("<p>Hi {{ debtor.first_name|safe|upper }},</p>", id="first name, upper"),
+        pytest.param("{% set who = debtor.name|safe %}<p>Hi {{ who }},</p>", id="set"),
+        pytest.param("<p>Hi {{ debtor.name|safe|e }},</p>", id="safe, then escape (a no-op)"),
+    ],
+)  # fmt: skip
+def test_an_email_writing_the_debtors_name_as_markup_is_refused(greeting: str) -> None:
+    """A name comes from the creditor's import: written unescaped, SAMPLE-4's would put a
+    live <script> in the email. Such a template is refused, whichever way it unescapes."""
+    source = (
+        EMAIL_SUBJECT
+        + EMAIL_TEXT
+        + EMAIL_HTML.replace("<p>Hi {{ debtor.first_name }}, pay {{ amount }}.</p>", greeting)
+    )
+    issues = lint(EMAIL, source)
+    assert [i.code for i in issues] == ["HTML_UNESCAPED_DATA"]
+    assert "SAMPLE-4" in issues[0].message and "'<script>'" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        pytest.param("<p>Hi {{ debtor.name }},</p>", id="escaped"),
+        pytest.param("<p>Hi {{ debtor.name|e }},</p>", id="escaped twice"),
+        pytest.param('<p title="{{ debtor.name }}">Hi {{ debtor.first_name }},</p>',
+                     id="in an attribute"),
+        pytest.param("<script></script><p>Hi {{ debtor.name }},</p>",
+                     id="beside a tag of the template's own that the name also has"),
+        pytest.param("{% autoescape false %}<p>Hi {{ debtor.name|e }},</p>{% endautoescape %}",
+                     id="escaped inside autoescape false"),
+    ],
+)  # fmt: skip
+def test_an_email_escaping_the_debtors_name_passes(greeting: str) -> None:
+    source = (
+        EMAIL_SUBJECT
+        + EMAIL_TEXT
+        + EMAIL_HTML.replace("<p>Hi {{ debtor.first_name }}, pay {{ amount }}.</p>", greeting)
+    )
+    assert lint(EMAIL, source) == []
+
+
 # --- limited-content voicemail -----------------------------------------------------------
 
 

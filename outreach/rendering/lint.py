@@ -12,6 +12,8 @@ A template is refused, with the line and the cause, when:
 - an SMS lacks how to opt out, or an email its unsubscribe link (``REGF_OPTOUT_NOTICE_MISSING``);
 - a message to a debt collector's debtor lacks the disclosure, whole but in an SMS
   (``REGF_MINI_MIRANDA_MISSING``);
+- an email's HTML writes the debtor's name unescaped: SAMPLE-4's markup comes out as tags
+  (``HTML_UNESCAPED_DATA``);
 - in an email's HTML, the link and the disclosure count only where a mail reader shows them
   (``answer_text.shown_text``), and HTML past what that reads is refused
   (``HTML_UNCHECKABLE``);
@@ -282,6 +284,7 @@ def _content(
             )
     shown: _Shown | None = None
     if key.channel == "email" and rendered.html is not None:
+        issues += _unescaped(path, rendered.html, sample)
         url = str(context["unsubscribe_url"])
         shown = _shown(rendered.html, url)
         if shown.unchecked and key.name != ANSWER_TEMPLATE:  # the answer check says so
@@ -342,6 +345,31 @@ def _content(
                 )
             )
     return issues
+
+
+# A tag in an account's data (SAMPLE-4's name) and the words after it: found as such in the
+# HTML, they were not escaped. (A tag alone could be the template's own.)
+_TAGGED = re.compile(r"(<[^<>]+>)([^<]*)")
+
+
+def _unescaped(path: str, html: str, sample: MessageFacts) -> list[LintIssue]:
+    """The debtor's name comes from an import: an email that writes it unescaped
+    (``|safe``, ``{% autoescape false %}``) lets a crafted name add markup, a script or a
+    link, to the email. The tags of the sample's name must not come out as tags."""
+    lowered = html.lower()
+    raw = [
+        tag
+        for tag, after in _TAGGED.findall(sample.debtor_name)
+        if after.strip() and (tag + after).strip().lower() in lowered
+    ]
+    if not raw:
+        return []
+    message = (
+        f"the html body writes the debtor's name as markup: for sample account "
+        f"{sample.reference}, {', '.join(repr(tag) for tag in dict.fromkeys(raw))} came out "
+        "as a tag; write account data escaped, without |safe or {% autoescape false %}"
+    )
+    return [LintIssue(path, None, "HTML_UNESCAPED_DATA", message)]
 
 
 class _Shown(NamedTuple):

@@ -973,12 +973,45 @@ def test_voicemail_may_use_only_the_limited_content_variables(
         pytest.param(GOOD_VOICEMAIL + " Please PAY today.", "pay", id="pay"),
         pytest.param(GOOD_VOICEMAIL + " Es sobre su deuda vencida.", "deuda, vencida",
                      id="spanish"),
+        pytest.param(GOOD_VOICEMAIL + " It is about your past-due account.", "past-due",
+                     id="past-due"),
+        pytest.param(GOOD_VOICEMAIL + " It is about your account, past\ndue.", "past due",
+                     id="past due across lines"),
+        pytest.param(GOOD_VOICEMAIL + " It is about your delinquent account.", "delinquent",
+                     id="delinquent"),
+        pytest.param(GOOD_VOICEMAIL + " It is about an outstanding bill.", "bill, outstanding",
+                     id="outstanding bill"),
+        pytest.param(GOOD_VOICEMAIL + " It is about money you still have not sent us.", "money",
+                     id="money"),
+        pytest.param(GOOD_VOICEMAIL + " Your account is in arrears.", "arrears", id="arrears"),
+        pytest.param(GOOD_VOICEMAIL + " It is about what is owed, what you are owing.",
+                     "owed, owing", id="owed"),
+        pytest.param(GOOD_VOICEMAIL + " About your billing and the balances.",
+                     "balances, billing", id="billing"),
+        pytest.param(GOOD_VOICEMAIL + " Our collections team.", "collections",
+                     id="collections"),
+        pytest.param(GOOD_VOICEMAIL + " Nothing was paid on your loan.", "loan, paid",
+                     id="loan"),
+        pytest.param(GOOD_VOICEMAIL + " Su cuenta esta atrasada: no ha pagado el adeudo.",
+                     "adeudo, atrasada, pagado", id="spanish, late and owed"),
     ],
 )  # fmt: skip
 def test_voicemail_may_not_mention_the_debt(voicemail: str, words: str) -> None:
+    """Whoever hears a limited-content message may not be the debtor: it may not tell them
+    the call is about a debt, in any words (Reg F 1006.2(j))."""
     issues = lint(VOICE, voice(voicemail))
     assert [(i.code, i.line) for i in issues] == [("REGF_LCM_CONTENT_INVALID", None)]
     assert issues[0].message == f"a voicemail may not mention {words}"
+
+
+def test_the_agents_own_name_is_not_read_as_a_word_about_the_debt() -> None:
+    """The agent is a person the debtor may ask for: a Bill or an Owen is no debt."""
+    named = company().model_copy(update={"agent_name": "Bill Owens"})
+    issues = lint_sources({VOICE: GOOD_VOICE, **PARTIALS}, named, paths=[VOICE])
+    assert issues == []
+    source = voice(GOOD_VOICEMAIL + " About your bill.")
+    issues = lint_sources({VOICE: source, **PARTIALS}, named, paths=[VOICE])
+    assert [i.message for i in issues] == ["a voicemail may not mention bill"]
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,33 @@ def test_account_show_lists_messages_replies_and_compliance_events(
     assert "opt_out" in shown and "twilio_sms inbound" in shown
 
 
+def test_account_show_prints_the_accounts_data_as_it_is(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """What an import or a debtor wrote is text: "[/]" in a name does not stop the command,
+    and "[red]" is not taken for a colour and dropped."""
+    outreach("init", env=env, cwd=tmp_path)
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("A-1", name="Acme [/] Ltd"), row("A-2", name="Ann [red]Smith")],
+    )
+    outreach("accounts", "import", str(path), env=env, cwd=tmp_path)
+    first = outreach("accounts", "show", "A-1", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Acme [/] Ltd" in first.stdout
+    second = outreach("accounts", "show", "A-2", env=env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "Ann [red]Smith" in second.stdout
+
+
+def test_an_error_quoting_brackets_is_said_as_it_is(env: dict[str, str], tmp_path: Path) -> None:
+    """An error names what was given: the reference "X[/]" is said, not a rich traceback."""
+    outreach("init", env=env, cwd=tmp_path)
+    result = outreach("accounts", "show", "X[/]", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "X[/]" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_demo_data_is_refused_outside_development(env: dict[str, str], tmp_path: Path) -> None:
     env.update(ENVIRONMENT="production", SECRET_KEY="Zx9-a-real-secret-value-0123456789")
     assert outreach("init", env=env, cwd=tmp_path).returncode == 0

@@ -87,6 +87,38 @@ def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str
         assert f"{option} is for the sample data: --account renders" in refused.stderr
 
 
+def test_preview_prints_an_accounts_name_as_it_is(workdir: Path, env: dict[str, str]) -> None:
+    """Names come from the creditor's import: brackets in one are text, never the terminal's
+    markup (which failed on "[/]" and dropped "[red]")."""
+    email = workdir / "templates/email/overdue.firm.j2"
+    email.write_text(
+        email.read_text(encoding="utf-8").replace(
+            "{% block subject %}", "{% block subject %}{{ debtor.name }}: "
+        ),
+        encoding="utf-8",
+    )
+    outreach("init", env=env, cwd=workdir)
+    names = {"A-1": "Acme [/] Ltd", "A-2": "Ann [red]Smith", "A-3": "Bo [bold]Li[/bold]"}
+    path = write_csv(workdir / "a.csv", [row(ref, name=name) for ref, name in names.items()])
+    outreach("accounts", "import", str(path), env=env, cwd=workdir)
+    for reference, name in names.items():
+        result = outreach(
+            "templates", "preview", "overdue", "-c", "email", "-t", "firm", "--account",
+            reference, env=env, cwd=workdir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"Subject: {name}: Action needed" in result.stdout
+        assert f"email/overdue.firm.j2 for {reference} (en_US)" in result.stdout
+
+
+def test_lint_prints_what_it_found_as_it_is(workdir: Path, env: dict[str, str]) -> None:
+    """A lint line quotes a file's name and the template's text: brackets in them stay."""
+    (workdir / "templates/sms/[red]x.firm.j2").write_text("Hi", encoding="utf-8")
+    result = outreach("templates", "lint", env=env, cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    assert "sms/[red]x.firm.j2: REGF_OPTOUT_NOTICE_MISSING" in result.stdout
+
+
 def test_preview_in_a_locale_without_an_english_of_its_own(
     workdir: Path, env: dict[str, str]
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr, ValidationError
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from typer.core import TyperGroup
@@ -415,13 +416,14 @@ def config(ctx: typer.Context) -> None:
     out.print(table)
     problems = settings.problems()
     if not problems:
-        out.print("[green]No problems found.[/green]")
+        out.print("[green]No problems found.[/green]", markup=True)
         return
     for problem in problems:
         colour = "red" if problem.severity == "error" else "yellow"
         out.print(
-            f"[{colour}]{problem.severity}[/{colour}] {problem.setting}: {problem.message}. "
-            f"Fix: {problem.remedy}."
+            f"[{colour}]{problem.severity}[/{colour}] {escape(problem.setting)}: "
+            f"{escape(problem.message)}. Fix: {escape(problem.remedy)}.",
+            markup=True,
         )
     if any(problem.severity == "error" for problem in problems):
         raise typer.Exit(1)
@@ -441,13 +443,15 @@ def main() -> None:
     try:
         app()
     except OutreachError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(2)
     except SQLAlchemyError as exc:
         # The engine hides bound parameters, so this names the problem without debtor data.
         cause = exc.orig if isinstance(exc, DBAPIError) else exc
         first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         err.print(
-            f"[red]database error:[/red] {type(cause).__name__}: {first_line}", highlight=False
+            f"[red]database error:[/red] {type(cause).__name__}: {escape(first_line)}",
+            highlight=False,
+            markup=True,
         )
         sys.exit(2)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -47,11 +48,14 @@ def accounts_import(
     if not file.is_file():
         raise DataFileError(f"{file}: no such file")
     with _progress() as progress:
-        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        # The description is markup (the progress bar's column reads it so).
+        task = progress.add_task(f"importing {escape(file.name)}", total=file.stat().st_size)
 
         def on_problem(problem: RowProblem) -> None:
             if not quiet:
-                progress.console.print(f"[red]rejected[/red] {problem}", highlight=False)
+                progress.console.print(
+                    f"[red]rejected[/red] {escape(str(problem))}", highlight=False, markup=True
+                )
 
         summary = import_accounts(
             context.engine,
@@ -212,7 +216,9 @@ def payments_import(
         detect_format(file, file_format),
         context.clock,
         rejects_path=rejects,
-        on_problem=lambda problem: err.print(f"[red]rejected[/red] {problem}", highlight=False),
+        on_problem=lambda problem: err.print(
+            f"[red]rejected[/red] {escape(str(problem))}", highlight=False, markup=True
+        ),
     )
     out.print(
         f"{summary.rows_read} rows read: {summary.recorded} payments recorded, "

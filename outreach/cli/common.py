@@ -27,7 +27,11 @@ def _console(*, stderr: bool = False) -> Console:
     # their cells short: wide enough there that nothing is cut, unless COLUMNS says.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or "COLUMNS" in os.environ else 200
-    return Console(stderr=stderr, width=width)
+    # What is printed is mostly data (names, addresses, replies, template text, file names),
+    # which rich would read as markup: "Acme [/] Ltd" fails, "Ann [red]Smith" loses words.
+    # So nothing is markup, table cells included, unless a print says markup=True, and then
+    # the data in it goes through rich.markup.escape.
+    return Console(stderr=stderr, width=width, markup=False)
 
 
 out = _console()

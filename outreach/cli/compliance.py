@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Connection, select
 
@@ -124,7 +125,8 @@ def explain(
         for where, restriction in held:
             out.print(f"  {where}: {_restriction(restriction)}", soft_wrap=True, highlight=False)
     for ch, address, decision in answers:
-        out.print(f"\n{ch} to {address}: {_headline(decision)}", highlight=False)
+        where = f"{escape(ch)} to {escape(address)}"
+        out.print(f"\n{where}: {_headline(decision)}", highlight=False, markup=True)
         for reason in decision.reasons:
             if reason.code == "OK":
                 continue

@@ -8,6 +8,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from outreach import store
@@ -69,7 +70,7 @@ def templates_lint(
         policy=lint_policy(settings.channels_dir),
     )
     for issue in issues:
-        out.print(f"[red]{issue}[/red]", highlight=False)
+        out.print(f"[red]{escape(str(issue))}[/red]", highlight=False, markup=True)
     checked = len(chosen) if chosen else len(sources)
     out.print(f"{checked} template(s) checked, {len(issues)} issue(s).")
     if issues:
@@ -149,13 +150,16 @@ def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date
 
 def _show(rendered: Rendered, facts: MessageFacts) -> None:
     out.print(
-        f"[bold]{rendered.key.path}[/bold] for {facts.reference} ({facts.locale})", highlight=False
+        f"[bold]{escape(rendered.key.path)}[/bold] for {escape(facts.reference)} "
+        f"({escape(facts.locale)})",
+        highlight=False,
+        markup=True,
     )
     if rendered.sms is not None:
-        out.print(f"[dim]{rendered.sms.describe()}[/dim]", highlight=False)
+        out.print(f"[dim]{escape(rendered.sms.describe())}[/dim]", highlight=False, markup=True)
         out.print(rendered.text, highlight=False, markup=False, soft_wrap=True)
     elif rendered.subject is not None:
-        out.print(f"[bold]Subject:[/bold] {rendered.subject}", highlight=False, markup=True)
+        out.print(f"[bold]Subject:[/bold] {escape(rendered.subject)}", highlight=False, markup=True)
         out.rule("text")
         out.print(rendered.text, highlight=False, markup=False, soft_wrap=True)
         out.rule("html")
@@ -195,7 +199,7 @@ def store_template_files(
     )
     if report.refused:
         for issue in report.refused:
-            out.print(f"[red]{issue}[/red]", highlight=False)
+            out.print(f"[red]{escape(str(issue))}[/red]", highlight=False, markup=True)
         raise TemplateError(f"{len(report.refused)} lint issue(s): nothing was stored")
     if not quiet:
         for path, version in report.added:

@@ -289,15 +289,14 @@ def _content(
                 )
             )
     shown: _Shown | None = None
+    url = str(context["unsubscribe_url"])
     if key.channel == "email" and rendered.html is not None:
         issues += _unescaped(path, rendered.html, sample)
-        url = str(context["unsubscribe_url"])
         shown = _shown(rendered.html, url)
         if shown.unchecked and key.name != ANSWER_TEMPLATE:  # the answer check says so
             message = f"the html body cannot be checked: {shown.unchecked} {where}"
             issues.append(LintIssue(path, None, "HTML_UNCHECKABLE", message))
     if key.channel == "email":
-        url = str(context["unsubscribe_url"])
         missing = [] if url in rendered.text else ["text"]
         if shown is not None and not shown.unchecked and not shown.unsubscribe:
             missing.append("html")

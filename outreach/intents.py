@@ -11,14 +11,17 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
   in words ("please stop texting me", "don't call me", "don't send me any more texts",
   "I don't want any more texts", "no me llamen"). It names the media it is about: the one
   it came on unless it says otherwise ("stop calling me" in a text is about calls), every
-  one it lists ("don't call or text me", "no calls or texts please"). When in doubt the
+  one it lists ("don't call or text me", "no calls or texts please"), but not one asked
+  for after "and" ("stop calling me and text me the link"). When in doubt the
   rules read a request to stop as one: honouring a stop nobody meant costs a message,
   missing one breaks the law.
 - ``classify``: every intent the message shows, most serious first: attorney, cease,
   dispute, wrong number, paid, payment plan (hardship, a plan, more time, a promise to pay),
   call me, not at work, opt out (a request to stop this medium only), other. A dispute or
-  a lawyer right after a negation ("I'm not disputing", "I don't have a lawyer") is not
-  one; a request to call that is part of a stop ("do not text or call me") is not either.
+  a lawyer the debtor denies ("I'm not disputing", "I don't have a lawyer", "no dispute,
+  I'll pay") is not one, but one only spoken of after a negation is ("No I'm disputing
+  this", "I never got the dispute form"); a request to call that is part of a stop ("do
+  not text or call me") is not one either.
 - ``not_at_work``: a request to stop, or to be left alone, that is about the debtor's work
   only ("don't call me at work", "stop emailing my work address", "no me llamen al
   trabajo"). The workplace is then a place known to be inconvenient (1006.6(b)(1)(ii)): no
@@ -113,13 +116,20 @@ _STOP_PHRASES = tuple(
         rf"\b(?:don't|dont|do not|never) (?:ever )?(?:{_SMS}|{_VOICE}|{_EMAIL}|contact|reach)\b",
         rf"\bno more (?:{_SMS}|{_VOICE}|{_EMAIL}|contact)\b",
         # "No calls or texts please", "Please, no emails": a plural at a sentence's start only
-        # ("I got no texts from you" asks nothing).
-        rf"(?:^|[\n.!?;,] ?)(?:please )?no (?:phone )?{_PLURALS}\b",
+        # ("I got no texts from you" asks nothing), that ends its sentence or goes on with
+        # nothing but other media, a courtesy or "anymore" ("No texts came through", "no
+        # texts yet", "No texts? I never got one" are complaints).
+        rf"(?:^|[\n.!?;,] ?)(?:please )?no (?:phone )?{_PLURALS}\b"
+        rf"(?:,? (?:or|and|nor) (?:no )?(?:{_SMS}|{_VOICE}|{_EMAIL})\b)*"
+        r"(?: (?:please|pls|thanks|thank you|to this number|anymore|any more|ever|again))*"
+        r"(?= ?(?:[\n.!;,]|$))",
         # "Don't send me any more texts", "Please do not send messages", "Don't send me
         # anything": sending is what they ask us not to do.
         rf"\b(?:don't|dont|do not|never) (?:ever )?send (?:me |us )?(?:any ?more |any |no )?"
-        rf"(?:more |further |of )?(?:these |those |your |the |them |this |that )?"
-        rf"(?:{_SMS}|{_VOICE}|{_EMAIL}|anything|any ?more|again)\b",
+        rf"(?:more |further |of )?(?:these |those |your |the |them |this |that |a |an |another )?"
+        rf"(?:{_SMS}|{_VOICE}|{_EMAIL}|anything|any ?more|again)\b"
+        # "Don't send the email to my old address" asks for it elsewhere.
+        r"(?! to (?:my |the |that |this |an? )?(?:old|previous|former|wrong|other|new)\b)",
         # "I don't want any more texts", "I do not want to receive texts".
         rf"\b(?:don't|dont|do not|no longer) (?:want|wish) (?:to (?:receive|get|have) )?"
         rf"(?:any ?more |any |no )?(?:more |further |of )?(?:these |those |your |the )?"
@@ -149,11 +159,26 @@ _STOP_PHRASES = tuple(
 # Commas alone do not make a list ("stop calling, text me instead" asks for texts).
 _MEDIUM_WORD = rf"(?:{_SMS}|{_VOICE}|{_EMAIL}|{_WRITE})"
 _LISTED = re.compile(
-    rf"(?:(?: (?:me|us|again))?(?:,? (?:or|and|nor|ni|y|o|e|plus|neither) |, ?)(?:(?:me|us|any"
-    rf"|more|no|any more) )*{_MEDIUM_WORD}\b)+"
+    rf"(?: (?:me|us|again))?(?P<joint>,? (?:or|and|nor|ni|y|o|e|plus|neither) |, ?)(?:(?:me|us"
+    rf"|any|more|no|any more) )*(?P<medium>{_MEDIUM_WORD})\b"
 )
 _INSTEAD = re.compile(r" (?:me |us )?(?:instead|rather|en su lugar|mejor)\b")
 _CONJUNCTION = re.compile(r" (?:or|and|nor|ni|y|o|e|plus) ")
+# After "and" a medium may be one more thing asked not to be done ("stop calling and
+# texting me", "don't call and text me") or a request of its own ("stop calling me and
+# text me the link", "no me llamen y envíen mensajes"): it is listed when it is a noun or
+# an -ing form, or a bare verb that closes the phrase; a Spanish verb after "y" never is
+# ("no me llamen ni me escriban" lists, with "ni").
+_AND = re.compile(r",? (?:and|y|e|plus) ")
+_LISTED_NOUN = re.compile(
+    r"(?:\w+ing|texts|txts|messages|msgs|sms|calls|robocalls|voicemails|emails|e-mails"
+    r"|mensajes|textos|llamadas|correos)"
+)
+_BARE_VERB = re.compile(r"(?:text|txt|message|msg|call|phone|ring|email|e-mail)")
+_CLOSED = re.compile(
+    r"(?: (?:me|us))?(?: (?:again|anymore|any more|ever|please|pls|thanks|thank you|at all))*"
+    r"(?= ?(?:[\n.!?;,]|$| or | nor ))"
+)
 # A Spanish plea not to be written to names no medium: it is about the one it came on, or
 # texts when said in a call.
 _WRITTEN = re.compile(rf"\b{_WRITE}\b")
@@ -180,15 +205,24 @@ _NOT_NARROWED = re.compile(r"\b(?:and|or|nor|y|o|ni|e|desist)\b")
 
 _DISPUTE_WORD = r"\bdisput\w*"
 _ATTORNEY_WORD = r"\b(?:attorney|attorneys|lawyer|lawyers|counsel|solicitor)\b"
-# A dispute or a lawyer the debtor says they do not have ("I'm not disputing the debt", "no
-# dispute, I'll pay Friday", "I don't want to dispute anything", "I won't need a lawyer"):
-# a negation before the word in its sentence, with nothing between them but these words.
-# Anything else ("I dispute", "not my debt", "can't afford a lawyer") is read as said.
+# A dispute or a lawyer the debtor says they do not have, in one of the forms of a denial:
+# a negation and a verb of disputing or of needing right before the word ("I'm not
+# disputing the debt", "I don't want to dispute anything", "I won't need a lawyer", "I
+# don't have a lawyer"), or "no dispute" / "no lawyer" as a short clause of its own ("No
+# dispute, I'll pay Friday", "No lawyer needed."). Anything else is read as said ("I
+# dispute", "No I'm disputing this", "I never got the dispute form", "not without a
+# lawyer", "There is no dispute on my account?"): when unsure, a dispute is a dispute.
 _NEGATED = re.compile(
-    r"(?:\b(?:not|no|never|dont|wont|didnt|doesnt|cant|without)|n't)(?: (?:need|want|wish|plan|"
-    r"planning|going|intend|intending|to|a|an|any|have|had|got|get|getting|hire|hiring|be|"
-    r"the|for|really|even|ever|am|is|i'm|im))* $"
+    r"(?:\b(?:not|never|dont|wont|didnt|doesnt|cant)|n't)(?: (?:need|needing|want|wish|plan|"
+    r"planning|intend|intending|to|a|an|any|have|be|for|really|even|ever|is))* $"
 )
+# "no dispute", after nothing but "there is", "I have" and the like, and then at most two
+# words before its clause ends (not in a question: "No dispute? I filed one").
+_NO_BEFORE = re.compile(
+    r"(?:^|[\n.!;,] ?)(?:(?:there is|there's|theres|i have|i've|ive|we have|"
+    r"we've) )?no (?:more )?$"
+)
+_NO_AFTER = re.compile(r"(?: [\w'-]+){0,2} ?(?:[\n.!;,]|$)")
 _GUARDED = frozenset({_DISPUTE_WORD, _ATTORNEY_WORD})
 
 # Each intent's rules, most serious first; a message shows every intent whose rule matches.
@@ -269,6 +303,7 @@ _RULES: tuple[tuple[Intent, tuple[str, ...]], ...] = (
 )  # fmt: skip
 _COMPILED = tuple((intent, tuple(re.compile(p) for p in patterns)) for intent, patterns in _RULES)
 _COMPILED_GUARDED = frozenset(re.compile(pattern) for pattern in _GUARDED)
+_CALL_ME_RULES = dict(_COMPILED)[Intent.CALL_ME]
 # Requests to stop and to be left alone, which "at work" after them limits to work.
 _LIMITED_BY_WORK = (*_STOP_PHRASES, *dict(_COMPILED)[Intent.CEASE])
 
@@ -328,11 +363,7 @@ def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
         _stop_sentence(sentence) for sentence in _SENTENCE_END.split(plain)
     ):
         return StopRequest(frozenset({channel}))
-    matches = [
-        match.group(0) + _listed_after(plain, match.end())
-        for phrase in _STOP_PHRASES
-        for match in phrase.finditer(plain)
-    ]
+    matches = [plain[start:end] for start, end in _stop_spans(plain)]
     if not matches:
         return None
     named = {medium for medium, word in _MEDIUM.items() for m in matches if word.search(m)}
@@ -342,15 +373,37 @@ def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
     return StopRequest(frozenset(named or {channel}), frozenset(named))
 
 
+def _stop_spans(plain: str) -> list[tuple[int, int]]:
+    """Where each request to stop in words is in ``plain``, with the media it lists."""
+    return [
+        (match.start(), match.end() + len(_listed_after(plain, match.end())))
+        for phrase in _STOP_PHRASES
+        for match in phrase.finditer(plain)
+    ]
+
+
 def _listed_after(plain: str, end: int) -> str:
     """The media a request to stop lists after its first one ("... or text me"), if they
-    are a list: joined by "or", "and", "nor" (a comma alone may start another sentence)."""
-    listed = _LISTED.match(plain, end)
-    if listed is None or _CONJUNCTION.search(listed.group(0)) is None:
+    are a list: joined by "or", "and", "nor" (a comma alone may start another sentence),
+    and not a request of their own after "and" ("... and text me the link")."""
+    listed, at = "", end
+    while (item := _LISTED.match(plain, at)) is not None:
+        if _AND.fullmatch(item.group("joint")) and not _listed_after_and(plain, item):
+            break
+        listed, at = listed + item.group(0), item.end()
+    if not listed or _CONJUNCTION.search(listed) is None:
         return ""
-    if _INSTEAD.match(plain, listed.end()):
+    if _INSTEAD.match(plain, at):
         return ""  # "don't call me and text me instead" asks for texts
-    return listed.group(0)
+    return listed
+
+
+def _listed_after_and(plain: str, item: re.Match[str]) -> bool:
+    """Whether a medium after "and" is one more the request is about (see ``_AND``)."""
+    word = item.group("medium")
+    if _LISTED_NOUN.fullmatch(word):
+        return True
+    return bool(_BARE_VERB.fullmatch(word)) and _CLOSED.match(plain, item.end()) is not None
 
 
 def classify(text: str, channel: str) -> Classification:
@@ -362,24 +415,42 @@ def classify(text: str, channel: str) -> Classification:
     stop = _stop_request(text, plain, channel)
     if stop is not None:
         found.append(Intent.OPT_OUT)
-        if "voice" in stop.named and Intent.CALL_ME in found:
+        if Intent.CALL_ME in found and _call_only_in_stops(plain):
             found.remove(Intent.CALL_ME)  # "do not text or call me" asks for no call
     if not found:
         found = [Intent.OTHER]
     return Classification(found[0], tuple(found))
 
 
+def _call_only_in_stops(plain: str) -> bool:
+    """Whether every request to call in ``plain`` is part of a request to stop ("do not
+    text or call me"), not one of its own after it ("don't email me and call me")."""
+    spans = _stop_spans(plain)
+    return all(
+        any(start <= match.start() < end for start, end in spans)
+        for rule in _CALL_ME_RULES
+        for match in rule.finditer(plain)
+    )
+
+
 def _shows(rule: re.Pattern[str], plain: str) -> bool:
-    """Whether ``rule`` matches ``plain``, a guarded rule only where it is not negated."""
+    """Whether ``rule`` matches ``plain``, a guarded rule only where it is not denied."""
     if rule not in _COMPILED_GUARDED:
         return rule.search(plain) is not None
-    return any(not _negated(plain, match.start()) for match in rule.finditer(plain))
+    return any(not _negated(plain, match) for match in rule.finditer(plain))
 
 
-def _negated(plain: str, start: int) -> bool:
-    """Whether the words before ``start``, in its sentence, end in a negation."""
+def _negated(plain: str, match: re.Match[str]) -> bool:
+    """Whether the dispute or lawyer ``match`` found is one the debtor says they do not
+    have (see ``_NEGATED``)."""
+    start = match.start()
     before = _SENTENCE_END.split(plain[max(0, start - 60) : start])[-1]
-    return _NEGATED.search(" " + before.lstrip()) is not None
+    if _NEGATED.search(" " + before.lstrip()) is not None:
+        return True
+    return (
+        _NO_BEFORE.search(plain[max(0, start - 40) : start]) is not None
+        and _NO_AFTER.match(plain, match.end()) is not None
+    )
 
 
 def subject_words(subject: str) -> str:

@@ -120,6 +120,12 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("I no longer wish to receive calls", {"voice"}),
         ("Please, no emails", {"email"}),
         ("No robocalls", {"voice"}),
+        ("No texts please", {"sms"}),
+        ("No emails anymore, thanks", {"email"}),
+        ("No calls to this number", {"voice"}),
+        ("Don't send me a text ever again", {"sms"}),
+        ("Please do not send me another message", {"sms"}),
+        ("Don't send the texts to this number", {"sms"}),
     ],
 )
 def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) -> None:
@@ -143,6 +149,10 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
         ("Don't call or text me at work", {"voice", "sms"}),  # two media: read whole
         ("No me llamen ni me manden mensajes", {"voice", "sms"}),
         ("No me llamen ni me escriban", {"voice", "sms"}),  # writing: the medium it came on
+        ("Don't call and text me", {"voice", "sms"}),
+        ("Stop calling and texting me", {"voice", "sms"}),
+        ("Don't call me and text me.", {"voice", "sms"}),
+        ("No calls or texts to this number", {"voice", "sms"}),
     ],
 )
 def test_a_request_that_lists_media_is_about_each(text: str, media: set[str]) -> None:
@@ -161,6 +171,31 @@ def test_a_medium_asked_for_instead_is_not_listed(text: str) -> None:
     calls are stopped."""
     found = stop_request(text, "sms")
     assert found is not None and found.named == {"voice"}
+
+
+@pytest.mark.parametrize(
+    ("text", "asked_for"),
+    [
+        ("Stop calling me and text me the link", "sms"),
+        ("Please don't call me and text me the amount", "sms"),
+        ("Don't email me and call me tomorrow", "voice"),
+        ("Stop texting me and email me the payoff", "email"),
+        ("Do not call me and email me the details", "email"),
+        ("No me llamen y envíen mensajes por favor", "sms"),
+    ],
+)  # fmt: skip
+def test_a_medium_asked_for_after_and_is_not_stopped(text: str, asked_for: str) -> None:
+    """After "and", a medium with a verb's object ("text me the link") is a request of its
+    own, not one more medium to stop: stopping it closed the way the debtor asked for."""
+    found = stop_request(text, "sms")
+    assert found is not None and asked_for not in found.media
+
+
+def test_a_call_asked_for_after_a_stop_is_still_a_request_to_call() -> None:
+    """Only a call inside the request to stop ("do not text or call me") is not asked for."""
+    intents = classify("Don't email me and call me tomorrow", "email").intents
+    assert Intent.CALL_ME in intents and Intent.OPT_OUT in intents
+    assert Intent.CALL_ME not in classify("Do not text or call me", "sms").intents
 
 
 @pytest.mark.parametrize(
@@ -196,6 +231,13 @@ def test_a_medium_asked_for_instead_is_not_listed(text: str) -> None:
         "por qué no me llaman?",
         "I got no texts from you",  # "no texts" asks nothing but at a sentence's start
         "I didn't get the text you sent",
+        # "No <texts>" going on with what happened to them is a complaint, not a request.
+        "No texts came through, can you resend the link?",
+        "no texts yet",
+        "No texts? I never got one",
+        "No emails arrived, please text me the link",
+        "No emails received",
+        "Don't send the email to my old address, send it to my new one",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:
@@ -304,6 +346,31 @@ def test_a_negation_elsewhere_leaves_a_dispute_or_lawyer_as_said(text: str, inte
     """Only a negation right before the word, in its sentence, undoes it: when in doubt,
     the debtor is protected."""
     assert classify(text, "sms").intent is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # A leading "No" (texts rarely have its comma) answers something else.
+        ("No I'm disputing this", Intent.DISPUTE),
+        ("no im going to dispute this", Intent.DISPUTE),
+        ("No I'm going to get a lawyer", Intent.ATTORNEY),
+        ("no im getting a lawyer", Intent.ATTORNEY),
+        # A dispute or a lawyer spoken of after a negation, not denied.
+        ("There is no dispute on my account? I filed one in May", Intent.DISPUTE),
+        ("I never got the dispute form you promised", Intent.DISPUTE),
+        ("You don't have the dispute I mailed you?", Intent.DISPUTE),
+        ("I didn't get a dispute reference number", Intent.DISPUTE),
+        ("You didn't get the attorney letter? He represents me", Intent.ATTORNEY),
+        ("I won't discuss this without a lawyer", Intent.ATTORNEY),
+        ("I don't want to get a lawyer involved but I will", Intent.ATTORNEY),
+    ],
+)  # fmt: skip
+def test_only_a_denial_undoes_a_dispute_or_lawyer(text: str, intent: Intent) -> None:
+    """A negation undoes the word only in a denial: a negation and a verb of disputing or
+    needing ("not disputing", "don't need a lawyer"), or "no dispute" as a short clause.
+    Missing a dispute or a lawyer is the expensive direction."""
+    assert intent in classify(text, "sms").intents
 
 
 @pytest.mark.parametrize(

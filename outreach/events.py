@@ -72,6 +72,8 @@ _ATTEMPT_COLUMNS = (
     attempts.c.id, attempts.c.account_id, attempts.c.channel, attempts.c.status,
     attempts.c.outcome, attempts.c.error_code, attempts.c.provider_message_id,
     attempts.c.to_address, attempts.c.body, attempts.c.voicemail,
+    # An email reply's subject is read unless it is this cadence email's (``replies``).
+    attempts.c.subject, attempts.c.automated,
 )  # fmt: skip
 
 

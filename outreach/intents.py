@@ -310,9 +310,13 @@ _LIMITED_BY_WORK = (*_STOP_PHRASES, *dict(_COMPILED)[Intent.CEASE])
 _SENTENCE_END = re.compile(r"[.!?;,\n]+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
-# What mail clients put before a subject they reply to or forward, in several languages.
+# What mail clients put before a subject they reply to or forward, in several languages
+# (Re, Fwd, AW, WG, RV, Odp, PD, YNT, Vá, 回复, 转发, 답장, Απ, SV, Antw, TR, R...), any number
+# of them, and the [tags] mail servers add ("[EXTERNAL] RE:").
 _SUBJECT_PREFIXES = re.compile(
-    r"^(?:\s*(?:re|fw|fwd|aw|wg|rv|res|enc|tr|sv|vs|antw|r)\s*(?:\[\d+\]|\(\d+\))?\s*:)+",
+    r"^(?:\s*\[[^\]\n]{0,40}\]|\s*(?:re|fw|fwd|aw|wg|rv|res|enc|tr|sv|vs|antw|r|odp|pd|ynt|vá|"
+    r"回复|回覆|答复|转发|轉寄|답장|회신|전달|απ|σχετ|πρθ|ответ|пересл)\s*(?:\[\d+\]|\(\d+\))?"
+    r"\s*[:：])+",
     re.IGNORECASE,
 )
 
@@ -455,8 +459,9 @@ def _negated(plain: str, match: re.Match[str]) -> bool:
 
 def subject_words(subject: str) -> str:
     """An email's subject without the prefixes mail clients put before a reply's or a
-    forward's ("Re:", "Fwd:", "AW:", "RV:", "Re[2]:"): what is left is the sender's words,
-    or the subject they answer."""
+    forward's ("Re:", "Fwd:", "AW:", "RV:", "Re[2]:", "回复:", "Odp:") and the [tags] mail
+    servers add ("[EXTERNAL]"): what is left is the sender's words, or the subject they
+    answer."""
     return _SUBJECT_PREFIXES.sub("", subject).strip()
 
 

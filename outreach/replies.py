@@ -9,7 +9,7 @@
 - Mail to the unsubscribe mailbox (the List-Unsubscribe mailto), or with the subject
   "unsubscribe", is a request to stop email. An email's subject is read with its text,
   for a request to stop and for what it is about ("Please stop emailing me" with no
-  body), unless it is the subject of one of our emails replied to. A request to stop that
+  body), unless it is the subject of the cadence email it replies to. A request to stop that
   names our message also suppresses the address that message went to, when the debtor
   wrote from another one.
 - Anything that is not only a keyword lands in the inbox, matched to its account by the
@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from outreach.channels import SmsReplies
-from outreach.compliance_store import attempts, inbox_messages
+from outreach.compliance_store import inbox_messages
 from outreach.intents import (
     HOLDS,
     Classification,
@@ -120,8 +120,9 @@ def receive(
     senders = _senders(connection, message)
     owners = senders.owners
     # An email's subject is read with its text ("Please stop emailing me" and no body, "I
-    # dispute this debt" over "See the attached letter"), but not our own subject replied to.
-    read = _with_subject(connection, message, owners, text) if channel == "email" else text
+    # dispute this debt" over "See the attached letter"), but not our cadence email's
+    # subject replied to.
+    read = _with_subject(message, text) if channel == "email" else text
     # The provider recognized a keyword itself (and, where it answers them, answered).
     silent = answered_by_provider and event.event_type in _KEYWORD_EVENTS
     answer: tuple[Keyword, str] | None = None
@@ -157,30 +158,25 @@ def receive(
     return answer[1]
 
 
-def _with_subject(
-    connection: Connection, message: Received, owners: Sequence[int], text: str
-) -> str:
-    """An email's words to read: its subject, without Re:/Fwd: prefixes, then its text. A
-    subject that is one of ours replied to (a cadence email's, or an answer's that echoed
-    the debtor's own) is left out: its words are not what the debtor says now."""
+def _with_subject(message: Received, text: str) -> str:
+    """An email's words to read: its subject, without Re:/Fwd: prefixes and [tags], then its
+    text. The subject of the cadence email it replies to (the attempt its ``+N`` names) is
+    left out: those are our words, not the debtor's. Any other subject is read: an agent's
+    answer's (it repeats the debtor's own subject), one of an email not tied to ours, one
+    like a subject we once sent. When in doubt a subject is the debtor's: reading our own
+    words may hold an account an agent then releases; missing a stop breaks the law."""
     subject = subject_words(message.event.subject or "")
     if not subject:
         return text
-    accounts = set(owners)
-    if message.attempt is not None:
-        accounts.add(int(message.attempt.account_id))
-    if accounts:
-        ours = connection.execute(
-            select(attempts.c.subject)
-            .where(
-                attempts.c.account_id.in_(sorted(accounts)),
-                attempts.c.channel == "email",
-                attempts.c.subject.is_not(None),
-            )
-            .distinct()
-        ).scalars()
-        if _folded(subject) in {_folded(subject_words(str(mine))) for mine in ours}:
-            return text
+    attempt = message.attempt
+    if (
+        attempt is not None
+        and attempt.channel == "email"
+        and attempt.automated
+        and attempt.subject
+        and _folded(subject_words(str(attempt.subject))) == _folded(subject)
+    ):
+        return text
     return f"{subject}.\n{text}" if text else subject
 
 

@@ -408,18 +408,73 @@ def test_a_dispute_in_an_emails_subject_is_recorded(engine: Engine) -> None:
     assert account(engine, account_id).flag == "dispute"
 
 
-@pytest.mark.parametrize("ours", ["Debt validation notice", "Re: I dispute this debt"])
-def test_our_own_subject_replied_to_is_not_read_as_the_debtors_words(
-    engine: Engine, ours: str
+@pytest.mark.parametrize(
+    "prefix", ["RE: ", "Re: Fwd: ", "回复: ", "Odp: ", "YNT: ", "[EXTERNAL] RE: ", "Απ: "]
+)
+def test_the_subject_of_our_cadence_email_replied_to_is_not_read_as_the_debtors_words(
+    engine: Engine, prefix: str
 ) -> None:
-    """A reply keeps the subject it answers: a notice's ("validation" reads as a dispute),
-    or an answer's that echoed an earlier dispute, already resolved. Only the text counts."""
+    """A reply keeps the subject it answers, under whatever prefix the debtor's mail client
+    or server puts before it: our notice's words ("validation" reads as a dispute) are not
+    what the debtor says. Only the text counts."""
     account_id = add_account(engine)
-    add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1", subject=ours)
-    apply_events(engine, [_mail(f"RE: {ours}", "Thanks, I'll pay Friday")], NOW)
-    (reply,) = rows(engine, inbox_messages)
-    assert reply.intent == "payment_plan"
+    ours = "Debt validation notice"
+    attempt_id = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1",
+                             subject=ours)  # fmt: skip
+    reply = _mail(prefix + ours, "Thanks, I'll pay Friday", attempt_id=attempt_id)
+    apply_events(engine, [reply], NOW)
+    (inbox,) = rows(engine, inbox_messages)
+    assert inbox.intent == "payment_plan"
     assert rows(engine, compliance_events, account_id=account_id) == []
+
+
+def test_the_subject_of_an_agents_answer_replied_to_is_read(engine: Engine) -> None:
+    """An agent's answer repeats the debtor's own subject ("Re: I dispute this debt"): a
+    reply under it may still say it, so it is read (a hold an agent releases costs less
+    than a dispute missed)."""
+    account_id = add_account(engine)
+    attempt_id = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1",
+                             subject="Re: I dispute this debt", automated=False)  # fmt: skip
+    reply = _mail("RE: Re: I dispute this debt", "Thanks", attempt_id=attempt_id)
+    apply_events(engine, [reply], NOW)
+    recorded = rows(engine, compliance_events, account_id=account_id)
+    assert [e.kind for e in recorded] == ["dispute"]
+
+
+def test_a_stop_in_a_new_emails_subject_is_read_though_we_once_sent_it(engine: Engine) -> None:
+    """An agent once answered an email titled "Stop texting me"; a new email, replying to
+    nothing of ours, with that subject and no text asks again (after a START, say): a
+    subject is left out only as the subject of the cadence email it replies to."""
+    account_id = add_account(engine)
+    add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-9",
+                subject="Re: Stop texting me", automated=False)  # fmt: skip
+    add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-10",
+                subject="Stop texting me")  # fmt: skip
+    apply_events(engine, [_mail("Stop texting me")], NOW)
+    kinds = {(e.kind, e.channel) for e in rows(engine, compliance_events, account_id=account_id)}
+    assert ("prohibited_medium", "sms") in kinds
+
+
+def test_a_subject_is_read_without_looking_up_the_accounts_subjects(engine: Engine) -> None:
+    """Whether a subject is ours is told from the email replied to, read with the event:
+    an inbound email costs no query over every subject the account was ever sent."""
+    account_id = add_account(engine)
+    attempt_id = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1",
+                             subject="Your balance")  # fmt: skip
+    statements: list[str] = []
+
+    def seen(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        apply_events(engine, [_mail("RE: Your balance", "I will pay Friday",
+                                    attempt_id=attempt_id)], NOW)  # fmt: skip
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", seen)
+    subjects = [s for s in statements if "attempt.subject" in s and s.startswith("SELECT")]
+    assert len(subjects) == 1 and "provider_message_id IN" in subjects[0]  # the event's own
+    assert rows(engine, inbox_messages)[0].intent == "payment_plan"
 
 
 def test_the_outbox_demo_reply_gets_an_answer_recorded(engine: Engine) -> None:

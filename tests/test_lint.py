@@ -1009,6 +1009,10 @@ def test_the_agents_own_name_is_not_read_as_a_word_about_the_debt() -> None:
     named = company().model_copy(update={"agent_name": "Bill Owens"})
     issues = lint_sources({VOICE: GOOD_VOICE, **PARTIALS}, named, paths=[VOICE])
     assert issues == []
+    # Asked for by the first name, or the name in capitals: still the agent.
+    for asked in (" When you call, ask for Bill.", " Ask for {{ company.agent_name|upper }}."):
+        source = voice(GOOD_VOICEMAIL + asked)
+        assert lint_sources({VOICE: source, **PARTIALS}, named, paths=[VOICE]) == [], asked
     source = voice(GOOD_VOICEMAIL + " About your bill.")
     issues = lint_sources({VOICE: source, **PARTIALS}, named, paths=[VOICE])
     assert [i.message for i in issues] == ["a voicemail may not mention bill"]

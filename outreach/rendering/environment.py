@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -36,6 +37,7 @@ from outreach.rendering.limits import (
     check_binop,
     check_call,
     checked,
+    extend_deadline,
     plain_arguments,
     spend,
 )
@@ -244,6 +246,13 @@ class MessageEnvironment(ImmutableSandboxedEnvironment):
         defer_init: bool = False,
     ) -> str:
         return super()._generate(bound_loops(source), name, filename, defer_init)
+
+    def _load_template(self, name: str, globals: MutableMapping[str, Any] | None) -> Template:
+        started = monotonic()
+        try:
+            return super()._load_template(name, globals)
+        finally:
+            extend_deadline(monotonic() - started)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         if type(argument) is str and _fields_of(type(obj)) is not None:

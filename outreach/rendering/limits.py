@@ -160,6 +160,13 @@ class bounded:
         _budget.steps, _budget.output, _budget.work, _budget.deadline = self._outer
 
 
+def extend_deadline(seconds: float) -> None:
+    """Move the render's deadline ``seconds`` later: the time spent compiling a template
+    it loads (its own on first use in a process, a partial it includes) is not rendering."""
+    if _budget.steps is not None:
+        _budget.deadline += seconds
+
+
 def plain_arguments(args: tuple[Any, ...]) -> bool:
     """Whether a call's arguments are a few plain values (strings, numbers), as a macro is
     mostly called with: not worth measuring (what could be large is a container, or many

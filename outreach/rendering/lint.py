@@ -416,7 +416,14 @@ def _shown(markup: str, url: str) -> _Shown:
 def _voicemail_content(path: str, voicemail: str, company: Company) -> list[LintIssue]:
     issues = []
     # The agent is a person the debtor may ask for: a Bill or an Owen says nothing of a debt.
-    said = voicemail.replace(company.agent_name, " ") if company.agent_name else voicemail
+    # The whole name in any case ("BILL HART"), and each word of it as it is written in the
+    # name ("ask for Bill"): "your bill" is still a word about the debt.
+    said = voicemail
+    if company.agent_name.strip():
+        whole = r"\s+".join(re.escape(word) for word in company.agent_name.split())
+        said = re.sub(rf"\b{whole}\b", " ", said, flags=re.IGNORECASE)
+        for word in company.agent_name.split():
+            said = re.sub(rf"\b{re.escape(word)}\b", " ", said)
     found = LCM_FORBIDDEN.finditer(said)
     forbidden = sorted({" ".join(m.group(0).split()).lower() for m in found})
     if forbidden:

@@ -109,23 +109,47 @@ def authenticate(
         return None
     if not _verify(row.password_hash, password) or not row.active:
         return None
-    values: dict[str, object] = {"last_login_at": now}
     password_hash = row.password_hash
+    new_hash = None
     if _hasher.check_needs_rehash(password_hash):  # the parameters were raised since
-        password_hash = values["password_hash"] = _hasher.hash(password)
+        new_hash = _hasher.hash(password)
+    if _sign_in(connection, row, row.password_hash, new_hash, now):
+        return _record(row, password_hash=new_hash or password_hash)
+    # Changed since it was read. Another sign-in of the same user may have rehashed the
+    # same password meanwhile (same session epoch, still active, another hash): checked
+    # against the new hash, the sign-in stands. A reset, a disabling or a sign-out
+    # (a new epoch) leaves it refused: the password checked may be the old one.
+    again = connection.execute(select(users).where(users.c.id == row.id)).first()
+    if (
+        again is None
+        or again.session_epoch != row.session_epoch
+        or not again.active
+        or again.password_hash == row.password_hash
+        or not _verify(again.password_hash, password)
+        or not _sign_in(connection, again, again.password_hash, None, now)
+    ):
+        return None
+    return _record(again)
+
+
+def _sign_in(
+    connection: Connection, row: Any, read_hash: str, new_hash: str | None, now: datetime
+) -> bool:
+    """Record the sign-in (and the new hash, if any) if the row is as it was read."""
+    values: dict[str, object] = {"last_login_at": now}
+    if new_hash is not None:
+        values["password_hash"] = new_hash
     signed = connection.execute(
         update(users)
         .where(
             users.c.id == row.id,
-            users.c.password_hash == row.password_hash,
+            users.c.password_hash == read_hash,
             users.c.session_epoch == row.session_epoch,
             users.c.active.is_(True),
         )
         .values(**values)
     ).rowcount
-    if signed != 1:  # changed since it was read: the password checked may be the old one
-        return None
-    return _record(row, password_hash=password_hash)
+    return bool(signed == 1)
 
 
 def user_by_id(connection: Connection, user_id: int) -> UserRecord | None:

@@ -272,6 +272,35 @@ def test_a_rehash_at_sign_in_never_writes_the_old_password_over_a_reset(
         assert authenticate(connection, "ana", NEW_PASSWORD, NOW) is not None
 
 
+def test_two_correct_sign_ins_at_once_with_a_weak_hash_both_succeed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other sign-in (a second tab, a phone) rehashes the same password meanwhile:
+    nothing the user did ends either, so the first checks the new hash and signs in."""
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    with engine.begin() as connection:
+        ana = create_user(connection, "ana", PASSWORD, Role.AGENT, NOW)
+        connection.execute(update(users).values(password_hash=weak))
+    verify = users_module._verify
+    other: list[object] = []
+
+    def other_sign_in_meanwhile(password_hash: str, password: str) -> bool:
+        right = verify(password_hash, password)
+        if not other:
+            other.append(None)
+            with engine.begin() as second:
+                other[0] = authenticate(second, "ana", PASSWORD, NOW)
+        return right
+
+    monkeypatch.setattr(users_module, "_verify", other_sign_in_meanwhile)
+    with engine.begin() as connection:
+        first = authenticate(connection, "ana", PASSWORD, NOW)
+    assert other[0] is not None
+    with engine.connect() as connection:
+        assert first is not None and first == user_by_id(connection, ana.id)
+        assert "m=65536" in connection.execute(select(users.c.password_hash)).scalar_one()
+
+
 def test_a_sign_in_returns_the_user_it_checked_with_the_upgraded_hash(engine: Engine) -> None:
     """The stamp the session gets is the one the user has after the sign-in (the rehash
     changes it): the session is valid."""

@@ -206,14 +206,17 @@ def _locked(connection: Connection, username: str) -> tuple[UserRecord, list[int
     until the change commits.
 
     The user's row and the active admins' are locked in one statement, in id order (no
-    deadlock), and the change is decided on what it read: on PostgreSQL a user made admin,
-    or an admin taken away, by another change committed meanwhile is read as it is now,
-    and two admins taking each other away at once cannot each count the other and leave
-    none (the second waits, then reads what committed). On SQLite the locking clause is
+    deadlock), then read again by the same statement, and the change is decided on the
+    second read: on PostgreSQL the first may have waited for another change, and only a
+    statement started after that change committed sees a user it made admin (the first
+    re-reads only the rows it had matched). So a user made admin, or an admin taken away,
+    by another change committed meanwhile is read as it is now, and two admins taking
+    each other away at once cannot each count the other and leave none (the second
+    waits, then reads what committed). On SQLite the locking clause is
     left out: the callers took the one writer's lock before they read (``hold_writes``),
     so the second waits for the first to commit, then reads."""
     user_id = user_by_name(connection, username).id  # a user's id and name never change
-    rows = connection.execute(
+    locking = (
         select(users)
         .where(
             ((users.c.role == Role.ADMIN.value) & users.c.active.is_(True))
@@ -221,7 +224,13 @@ def _locked(connection: Connection, username: str) -> tuple[UserRecord, list[int
         )
         .order_by(users.c.id)
         .with_for_update()
-    ).all()
+    )
+    connection.execute(locking).all()
+    # Once more: on PostgreSQL (READ COMMITTED) a statement that waited for a lock
+    # re-checks only the rows it had matched, so a user made admin by the change it waited
+    # for is not among them. The second statement takes a new snapshot and sees it; the
+    # rows it matched before are locked already.
+    rows = connection.execute(locking).all()
     [user] = [_record(row) for row in rows if row.id == user_id]
     admins = [row.id for row in rows if row.role == Role.ADMIN.value and row.active]
     return user, admins

@@ -381,6 +381,41 @@ def test_a_user_made_admin_meanwhile_is_counted_before_they_are_taken_away(
         assert list(admins) == ["xavi"]
 
 
+def test_an_admin_can_step_down_while_another_user_is_made_admin(
+    engine: Engine, backend: str
+) -> None:
+    """On PostgreSQL the demotion waits for the promotion's locks; once it proceeds, the
+    user just made admin counts as another active admin, so the demotion is not refused."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs the two one after another (hold_writes)")
+    with engine.begin() as connection:
+        create_user(connection, "ana", PASSWORD, Role.ADMIN, NOW)
+        create_user(connection, "ben", PASSWORD, Role.AGENT, NOW)
+    outcome: list[object] = []
+    promoting = engine.connect()
+    transaction = promoting.begin()
+    set_role(promoting, "ben", Role.ADMIN)  # holds ana's and ben's rows
+
+    def demote() -> None:
+        try:
+            with engine.begin() as connection:
+                set_role(connection, "ana", Role.AGENT)
+            outcome.append("done")
+        except UserError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=demote)
+    worker.start()
+    worker.join(1.0)  # the demotion waits for ana's row
+    transaction.commit()
+    promoting.close()
+    worker.join(10)
+    assert outcome == ["done"]
+    with engine.connect() as connection:
+        assert user_by_name(connection, "ben").role is Role.ADMIN
+        assert user_by_name(connection, "ana").role is Role.AGENT
+
+
 def test_the_demo_creates_its_users_and_never_changes_an_existing_one(engine: Engine) -> None:
     clock = FixedClock(NOW)
     with engine.begin() as connection:

@@ -15,9 +15,11 @@ the recipient, the time) and settles it:
 
 Each settling records who, when and their note, and changes only an attempt that is still
 ``unknown``: a webhook that settled it meanwhile is the provider's word, and wins. A
-settling made from what a page showed (``expected``: the hold's tries and when it was
-held) changes only that hold: sent again and held again since, the attempt is held anew,
-for a reason the person settling it has not seen, and the settling is refused.
+settling made from what a page showed (``expected``: the hold's tries) changes only that
+hold: sent again and held again since, the attempt is held anew, for a reason the person
+settling it has not seen, and the settling is refused. Every send counts a try, so the
+tries tell the holds apart; a webhook that keeps the attempt ``unknown`` (a "queued"
+status bringing the provider's id) changes when it was last changed, not the hold.
 """
 
 from __future__ import annotations
@@ -73,10 +75,9 @@ class HeldAttempt:
 @dataclass(frozen=True)
 class Hold:
     """Which hold of an attempt a page showed: an attempt sent again and held again has
-    more tries and a later ``held_since``."""
+    more tries (each send counts one)."""
 
     tries: int
-    held_since: datetime
 
 
 def held_for_review(
@@ -145,10 +146,7 @@ def settle(
     if how is not Settlement.SENT and found.provider_message_id:
         # A webhook told of it under this id: the provider took it.
         raise _taken(attempt_id, found.provider_message_id)
-    if expected is not None and (found.tries, found.updated_at) != (
-        expected.tries,
-        expected.held_since,
-    ):
+    if expected is not None and found.tries != expected.tries:
         raise _changed(attempt_id)
     if (
         provider_message_id is not None
@@ -197,9 +195,7 @@ def settle(
         still &= attempts.c.provider_message_id.is_(None)
     if expected is not None:
         # The hold the page showed, not one that came after it (sent again, held again).
-        still &= (attempts.c.tries == expected.tries) & (
-            attempts.c.updated_at == expected.held_since
-        )
+        still &= attempts.c.tries == expected.tries
     changed = connection.execute(
         update(attempts).where(attempts.c.id == attempt_id, still).values(**values)
     ).rowcount
@@ -214,9 +210,9 @@ def settle(
 
 
 def _current(attempt_id: int) -> Select[Any]:
-    return select(
-        attempts.c.status, attempts.c.provider_message_id, attempts.c.tries, attempts.c.updated_at
-    ).where(attempts.c.id == attempt_id)
+    return select(attempts.c.status, attempts.c.provider_message_id, attempts.c.tries).where(
+        attempts.c.id == attempt_id
+    )
 
 
 def _changed(attempt_id: int) -> ChangedMeanwhile:

@@ -69,15 +69,15 @@ def settle_one(
     how: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
     provider_id: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
     note: Annotated[str, Form(max_length=_FIELD_LENGTH)] = "",
-    # Which hold of the message the page showed: its tries, and when it was held.
+    # Which hold of the message the page showed: its tries. (A page shown by an earlier
+    # version also sends when it was held: not needed, and not read.)
     tries: Annotated[str, Form(max_length=20)] = "",
-    held_since: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     now: datetime = request.app.state.clock.now()
     try:
         attempt_id = _attempt_id(attempt)
         chosen = _settlement(how)
-        shown = _hold(tries, held_since)
+        shown = _hold(tries)
         with engine_of(request).begin() as connection:
             settle(connection, attempt_id, chosen, now, session.user.username,
                    provider_message_id=provider_id, note=note, expected=shown)  # fmt: skip
@@ -99,16 +99,15 @@ def _attempt_id(text: str) -> int:
         raise NotFoundError(f"no held message {text[:20]!r}") from None
 
 
-def _hold(tries: str, held_since: str) -> Hold:
+def _hold(tries: str) -> Hold:
     """The hold the form was shown for; a form without it (from before it was sent, or
     not the page's) is refused: which hold it was filled in for is unknown."""
     try:
-        hold = Hold(int(tries), datetime.fromisoformat(held_since))
+        return Hold(int(tries))
     except ValueError:
-        hold = None
-    if hold is None or hold.held_since.utcoffset() is None:
-        raise ChangedMeanwhile("this form is out of date: settle the message from the page again")
-    return hold
+        raise ChangedMeanwhile(
+            "this form is out of date: settle the message from the page again"
+        ) from None
 
 
 def _settlement(how: str) -> Settlement:

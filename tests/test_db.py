@@ -614,6 +614,39 @@ def test_a_migration_that_breaks_a_reference_is_refused(empty_database: Engine) 
     _references_checked(engine)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_refused_migration_leaves_nothing_and_runs_again(empty_database: Engine) -> None:
+    """pysqlite commits an ALTER or CREATE TABLE as it runs unless a transaction is open:
+    the column a refused 0002 added stayed, the database said 0001, and the upgrade run
+    again failed on a duplicate column. Now the migration's DDL is rolled back with it,
+    the upgrade runs again once the cause is gone, and the application's connections keep
+    pysqlite's own transaction handling."""
+    engine = empty_database
+    upgrade(engine, "0001")
+    _fill_history(engine)
+
+    def delete_the_accounts(connection: Connection, cursor: object, statement: str,
+                            *args: object) -> None:  # fmt: skip
+        if statement.startswith("UPDATE account SET imported_balance_minor"):
+            cursor.execute("DELETE FROM account")  # type: ignore[attr-defined]
+
+    event.listen(engine, "before_cursor_execute", delete_the_accounts)
+    try:
+        with pytest.raises(OutreachError, match="would leave references"):
+            upgrade(engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", delete_the_accounts)
+    assert current_revision(engine) == "0001"
+    columns = {column["name"] for column in inspect(engine).get_columns("account")}
+    assert "imported_balance_minor" not in columns
+    _references_checked(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    _references_checked(engine)
+    with engine.connect() as connection:
+        assert connection.connection.driver_connection.isolation_level == ""  # type: ignore[union-attr]
+
+
 def _index_valid(engine: Engine, name: str) -> bool | None:
     with engine.connect() as connection:
         return cast(

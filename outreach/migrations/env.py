@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import context
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import SQLModel
 
 import outreach.models  # noqa: F401  (registers every table on the metadata)
@@ -32,6 +32,8 @@ def run_migrations() -> None:
         if sqlite:
             _foreign_keys(connection, on=False)
         try:
+            if sqlite:
+                _transactional_ddl(connection, on=True)
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,
@@ -52,6 +54,29 @@ def run_migrations() -> None:
                 _foreign_keys_back_on(connection)
 
 
+def _transactional_ddl(connection: Connection, *, on: bool) -> None:
+    """SQLite DDL inside the migration's transaction, or (``on=False``) pysqlite's own
+    transaction handling back. pysqlite (Python 3.11) opens a transaction only before an
+    INSERT, UPDATE or DELETE: a migration's ALTER or CREATE TABLE ran before it would be
+    committed at once, and a migration refused afterwards (``_references_hold``) would
+    leave it. So, for this connection only, pysqlite opens none (``isolation_level=None``)
+    and each transaction SQLAlchemy begins starts with our BEGIN (SQLAlchemy's pysqlite
+    recipe). Set between transactions: the pragma that turns foreign keys off ran before,
+    outside any."""
+    driver = connection.connection.driver_connection
+    if on:
+        driver.isolation_level = None  # type: ignore[union-attr]
+        event.listen(connection, "begin", _begin)
+    else:
+        if event.contains(connection, "begin", _begin):
+            event.remove(connection, "begin", _begin)
+        driver.isolation_level = ""  # type: ignore[union-attr]  # pysqlite's default
+
+
+def _begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
 def _foreign_keys(connection: Connection, *, on: bool) -> None:
     """SQLite's foreign keys on or off for ``connection``. Off while migrating: a batch step
     copies a table and drops the original, which SQLite refuses while another table's rows
@@ -70,6 +95,7 @@ def _foreign_keys_back_on(connection: Connection) -> None:
     left without them is closed instead, never lent to the application."""
     try:
         connection.rollback()  # what a failed migration left open
+        _transactional_ddl(connection, on=False)
         _foreign_keys(connection, on=True)
     except BaseException:
         connection.invalidate()
@@ -93,7 +119,7 @@ def _references_hold(
         done = "migration" if step.is_upgrade else "the downgrade of migration"
         raise OutreachError(
             f"{done} {step.up_revision_id} would leave references to rows that do not exist:"
-            f" {shown}{more}; it was not applied"
+            f" {shown}{more}; it was not applied (nothing of it was kept)"
         )
 
 

@@ -36,7 +36,8 @@ from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.models import AttemptStatus, StepOutcome
 from outreach.rendering.context import Company, MessageFacts, build_context, written_in
-from outreach.rendering.render import Renderer
+from outreach.rendering.limits import RenderLimit
+from outreach.rendering.render import Renderer, RenderError
 from outreach.unsubscribe import unsubscribe_url
 from outreach.written_facts import account_zone, facts_digest
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 RECHECK = timedelta(days=1)
 # A template problem is the marketer's to fix; try again soon rather than skip the step.
 TEMPLATE_RETRY = timedelta(hours=1)
+TIMED_OUT_RETRY = timedelta(minutes=5)  # a render stopped by its clock alone
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def _queue(
     try:
         plan.attempt = _attempt(account, step, chosen, kit, now, zone)
     except TemplateError as exc:
-        plan.outcome, plan.next_contact_at = "error", now + TEMPLATE_RETRY
+        plan.outcome, plan.next_contact_at = "error", now + _retry_after(exc)
         plan.detail = str(exc)
         return
     except Exception as exc:
@@ -248,6 +250,16 @@ def _queue(
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.QUEUED, None, now))
     _record_after(plan, account, action, now)
     plan.outcome, plan.next_contact_at = "queued", _next_look(action, now)
+
+
+def _retry_after(exc: TemplateError) -> timedelta:
+    """How long an account whose message failed to render waits: a template's fault is
+    mended by a marketer (an hour); a render stopped by the clock alone may have met a
+    stalled machine, and is tried again soon."""
+    cause = exc.cause if isinstance(exc, RenderError) else None
+    if isinstance(cause, RenderLimit) and cause.timed_out:
+        return TIMED_OUT_RETRY
+    return TEMPLATE_RETRY
 
 
 def _record_after(plan: AccountPlan, account: Any, action: NextAction, now: datetime) -> None:

@@ -42,6 +42,7 @@ from outreach.plan_account import AccountPlan
 from outreach.plan_processes import process_count
 from outreach.planner import Planner
 from outreach.providers.twilio_voice import call_language
+from outreach.rendering import limits
 from outreach.rendering.context import MessageFacts, call_opt_out_texts, load_company
 from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
@@ -439,6 +440,23 @@ def test_a_template_failing_for_one_debtor_leaves_the_others_planned(world: Worl
     assert {a.account_id for a in rows_of(world.engine, attempts)} == {ids["A-1"], ids["A-3"]}
     # The template is the marketer's to fix: the account is looked at again within the hour.
     assert account(world.engine, ids["A-2"]).next_contact_at == NOW + timedelta(hours=1)
+
+
+def test_a_render_stopped_by_its_clock_alone_is_tried_again_soon(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine stalled past a render's one-second bound (swapping, a long collector
+    pause) is not the template's fault: the account is looked at again in five minutes,
+    not in the hour a marketer's fix takes. (The render's clock here moves a second at
+    each look; the text the step prefers is refused, so the email, which calls filters,
+    is rendered.)"""
+    ids = world.load(row("A-1", sms_consent="false"))
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(limits, "monotonic", lambda: float(next(ticks)))
+    report = world.planner().tick()
+    assert dict(report.outcomes) == {"error": 1}
+    assert "took more than 1 second to render" in report.errors[0]
+    assert account(world.engine, ids["A-1"]).next_contact_at == NOW + timedelta(minutes=5)
 
 
 def test_a_message_never_carries_another_accounts_data(world: World) -> None:

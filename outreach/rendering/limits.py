@@ -133,8 +133,11 @@ class RenderLimit(SecurityError):
     """A render went past one of its bounds; the message says which, and where to read
     what the bounds are."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, *, timed_out: bool = False) -> None:
         super().__init__(f"{what} (the bounds every render keeps: docs/templates.md#lint)")
+        # Past the clock, not a count: a machine stalled (swapping, a long collector pause)
+        # may be to blame rather than the template.
+        self.timed_out = timed_out
 
 
 class _Budget(threading.local):
@@ -189,7 +192,9 @@ def spend(count: int = 1) -> None:
         )
     _budget.steps = steps - count
     if monotonic() > _budget.deadline:
-        raise RenderLimit(f"the template took more than {DEADLINE:g} second to render")
+        raise RenderLimit(
+            f"the template took more than {DEADLINE:g} second to render", timed_out=True
+        )
 
 
 def write(size: int) -> None:

@@ -185,7 +185,7 @@ def _choose_channel(
         if not addresses:
             blocked.append(f"{channel}: no address")
             continue
-        codes: list[str] = []
+        refusals: list[str] = []  # each address's codes; the address named when several
         waits: datetime | None = None
         for address, point_id in addresses:
             asked = situation(record, channel, address, now)
@@ -201,7 +201,8 @@ def _choose_channel(
                 assert decision.not_before is not None
                 waits = decision.not_before if waits is None else min(waits, decision.not_before)
             else:
-                codes.extend(code for code in decision.codes if code not in codes)
+                codes = ", ".join(decision.codes)
+                refusals.append(f"{address} {codes}" if len(addresses) > 1 else codes)
         if waits is not None:
             # The step waits for its preferred open channel rather than falling back; the
             # account is looked at sooner if the next step falls due first (on a channel
@@ -211,7 +212,7 @@ def _choose_channel(
             if superseded_at is not None and now < superseded_at < waits:
                 plan.next_contact_at = superseded_at
             return None
-        blocked.append(f"{channel}: {', '.join(codes)}")
+        blocked.append(f"{channel}: {', '.join(refusals)}")
     reason = "blocked on every channel (" + "; ".join(blocked) + ")"
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.SKIPPED, reason[:200], now))
     _record_after(plan, account, action, now)

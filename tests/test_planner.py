@@ -345,6 +345,22 @@ def test_a_block_on_the_first_number_texts_the_second(world: World, blocker: str
     ]
 
 
+def test_a_step_blocked_on_two_numbers_names_each_numbers_reasons(world: World) -> None:
+    header = [*HEADER, "phone2", "phone2_sms_consent"]
+    path = write_csv(world.tmp_path / "two.csv",
+                     [row("A-1", email="", phone2="(617) 555-0199", phone2_sms_consent="true")],
+                     header)  # fmt: skip
+    assert run_import(world.engine, path, world.defaults, world.clock).rejected == 0
+    suppress(world.engine, "sms", "+16175550101", "stop", NOW - timedelta(days=1))
+    suppress(world.engine, "sms", "+16175550199", "stop", NOW - timedelta(days=1))
+    assert dict(world.planner().tick().outcomes) == {"blocked": 1}
+    [step] = rows_of(world.engine, cadence_steps, cadence_steps.c.step_key == "overdue-10d")
+    assert step.reason == (
+        "blocked on every channel (sms: +16175550101 CARRIER_STOP_KEYWORD, "
+        "+16175550199 CARRIER_STOP_KEYWORD; email: no address)"
+    )
+
+
 def test_blocked_on_every_channel_the_step_is_skipped_with_the_reasons(world: World) -> None:
     ids = world.load(row("A-1"), row("NOWHERE", phone="", email=""))
     suppress(world.engine, "sms", "+16175550101", "stop", NOW - timedelta(days=2))

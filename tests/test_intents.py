@@ -319,6 +319,8 @@ def test_every_intent_a_message_shows_most_serious_first(
         "I will not need a lawyer, I can pay",
         "I don't have a lawyer",
         "No lawyer needed, I'll pay",
+        "I won't dispute the balance, but I will pay Friday",
+        "I'm not disputing the debt but I'll need a payment plan",
     ],
 )
 def test_a_dispute_or_lawyer_the_debtor_says_they_do_not_have_is_not_one(text: str) -> None:
@@ -364,6 +366,12 @@ def test_a_negation_elsewhere_leaves_a_dispute_or_lawyer_as_said(text: str, inte
         ("You didn't get the attorney letter? He represents me", Intent.ATTORNEY),
         ("I won't discuss this without a lawyer", Intent.ATTORNEY),
         ("I don't want to get a lawyer involved but I will", Intent.ATTORNEY),
+        # A denial that is only "not yet".
+        ("I haven't disputed it yet but I will", Intent.DISPUTE),
+        ("I haven't disputed it, but I will", Intent.DISPUTE),
+        ("I'm not disputing it yet", Intent.DISPUTE),
+        ("I don't have a lawyer yet", Intent.ATTORNEY),
+        ("I don't have a lawyer but I'm going to get one", Intent.ATTORNEY),
     ],
 )  # fmt: skip
 def test_only_a_denial_undoes_a_dispute_or_lawyer(text: str, intent: Intent) -> None:

@@ -139,8 +139,18 @@ def _open_reply(connection: Connection, message_id: int, account: AccountRef | N
     if message.direction != "inbound":
         raise ActionRefused(f"message {message_id} is one of ours, not a reply")
     if message.status != InboxStatus.OPEN:
-        # Two agents on one reply: the first one's name stays on it.
-        raise ActionRefused(f"message {message_id} was already handled")
+        # Two agents on one reply: the first one's name stays on it. It may have been
+        # handled as a copy on another account the sender's address is on: those are named.
+        others = sorted({row.account_id for row in found if row.account_id is not None}
+                        - {message.account_id})  # fmt: skip
+        where = ""
+        if others:
+            names = connection.execute(
+                select(accounts.c.reference).where(accounts.c.id.in_(others))
+                .order_by(accounts.c.reference)
+            ).scalars()  # fmt: skip
+            where = f" (it is also on account {', '.join(names)}, from the same sender)"
+        raise ActionRefused(f"message {message_id} was already handled{where}")
     return message
 
 

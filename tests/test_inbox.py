@@ -367,11 +367,14 @@ def test_handling_one_accounts_copy_of_a_text_handles_the_others(engine: Engine)
     assert (resumed.pause_reason, resumed.next_contact_at) == (None, later)
     assert account(engine, b).pause_reason == REPLY_PAUSE_REASON
     on_r_b = account_ref(b, engine)
-    with (
-        pytest.raises(ActionRefused, match=f"message {on_b} was already handled"),
-        engine.begin() as connection,
-    ):
+    with pytest.raises(ActionRefused) as refused, engine.begin() as connection:
         handle_reply(connection, on_r_b, on_b, ben, later)
+    # The account it was handled on is named: nothing on R-B's page shows it.
+    reference = account_ref(a, engine).reference
+    assert str(refused.value) == (
+        f"message {on_b} was already handled "
+        f"(it is also on account {reference}, from the same sender)"
+    )
 
 
 def test_two_agents_handling_two_accounts_copies_at_once_handle_it_once(

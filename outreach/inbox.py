@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, or_, select, update
+from sqlalchemy import Connection, and_, case, exists, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from outreach.compliance_store import attempts, inbox_messages
@@ -41,6 +41,8 @@ class InboxItem:
     # The message it answers. Under no account, a message that names one of ours from an
     # address its account does not have: an unverified sender, for an agent to check.
     attempt_id: int | None = None
+    # The other accounts the message is on (``copies``), with their flags: listed once.
+    also: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def unverified_sender(self) -> bool:
@@ -55,7 +57,11 @@ def open_replies(
     intent: str | None = None,
     unknown_sender: bool | None = None,
 ) -> list[InboxItem]:
-    """Open replies, newest first; page with ``before_id`` (the last id of a page)."""
+    """Open replies, newest first; page with ``before_id`` (the last id of a page).
+
+    A message stored on several accounts (``copies``) is listed once, as its first copy,
+    with the other accounts in ``also``: it is one message, answered and handled once."""
+    earlier = inbox_messages.alias("earlier")
     query = (
         select(inbox_messages, accounts.c.reference, accounts.c.flag)
         .select_from(
@@ -64,6 +70,14 @@ def open_replies(
         .where(
             inbox_messages.c.direction == "inbound",
             inbox_messages.c.status == InboxStatus.OPEN,
+            ~exists().where(
+                inbox_messages.c.account_id.is_not(None),
+                earlier.c.provider_event_id == inbox_messages.c.provider_event_id,
+                earlier.c.direction == "inbound",
+                earlier.c.account_id.is_not(None),
+                earlier.c.status == InboxStatus.OPEN,
+                earlier.c.id < inbox_messages.c.id,
+            ),
         )
         .order_by(inbox_messages.c.id.desc())
         .limit(limit)
@@ -75,7 +89,35 @@ def open_replies(
     if unknown_sender is not None:
         account = inbox_messages.c.account_id
         query = query.where(account.is_(None) if unknown_sender else account.is_not(None))
-    return [_item(row) for row in connection.execute(query)]
+    rows = list(connection.execute(query))
+    elsewhere = _copies_open(connection, [row for row in rows if row.account_id is not None])
+    return [_item(row, elsewhere.get(row.id, ())) for row in rows]
+
+
+def _copies_open(connection: Connection, rows: list[Any]) -> dict[int, tuple[Any, ...]]:
+    """For each of ``rows`` (messages under an account), the other accounts its open copies
+    are on, as (reference, flag), in the order of the copies."""
+    events = sorted({row.provider_event_id for row in rows if row.provider_event_id})
+    if not events:
+        return {}
+    found: dict[str, list[Any]] = {}
+    for copy in connection.execute(
+        select(inbox_messages.c.provider_event_id, inbox_messages.c.id, accounts.c.reference,
+               accounts.c.flag)
+        .join(accounts, accounts.c.id == inbox_messages.c.account_id)
+        .where(
+            inbox_messages.c.provider_event_id.in_(events),
+            inbox_messages.c.direction == "inbound",
+            inbox_messages.c.status == InboxStatus.OPEN,
+        )
+        .order_by(inbox_messages.c.id)
+    ):  # fmt: skip
+        found.setdefault(copy.provider_event_id, []).append(copy)
+    return {
+        row.id: tuple((c.reference, c.flag) for c in found.get(row.provider_event_id, ())
+                      if c.id != row.id)
+        for row in rows
+    }  # fmt: skip
 
 
 def thread(connection: Connection, account_id: int) -> list[Any]:
@@ -253,7 +295,7 @@ def clear_flag(connection: Connection, account_id: int, now: datetime) -> None:
     )
 
 
-def _item(row: Any) -> InboxItem:
+def _item(row: Any, also: tuple[tuple[str, str | None], ...] = ()) -> InboxItem:
     return InboxItem(
         id=row.id,
         account_id=row.account_id,
@@ -266,4 +308,5 @@ def _item(row: Any) -> InboxItem:
         intent=row.intent,
         received_at=row.received_at,
         attempt_id=row.attempt_id,
+        also=also,
     )

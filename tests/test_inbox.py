@@ -331,9 +331,32 @@ def text_to_two_accounts(engine: Engine) -> tuple[int, int, int, int]:
     b = add_account(engine, "R-B")
     apply_events(engine, [inbound("Can I pay on Friday?", key="r1", at=NOW)], NOW)
     with engine.connect() as connection:
-        [on_a, on_b] = open_replies(connection)[::-1]
+        [on_a, on_b] = connection.execute(
+            select(inbox_messages.c.id, inbox_messages.c.account_id).order_by(inbox_messages.c.id)
+        ).all()
     assert (on_a.account_id, on_b.account_id) == (a, b)
     return a, b, on_a.id, on_b.id
+
+
+def test_a_message_on_two_accounts_is_listed_once_naming_both(engine: Engine) -> None:
+    """The inbox lists a message stored on two accounts once, as its first copy, with the
+    other account beside it (and its flag): two rows would read as two messages, and two
+    agents would take them up."""
+    _, b, on_a, on_b = text_to_two_accounts(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).where(accounts.c.id == b).values(flag="dispute"))
+    with engine.connect() as connection:
+        [item] = open_replies(connection)
+        assert (item.id, item.reference, item.also) == (on_a, "R-A", (("R-B", "dispute"),))
+        # A copy handled on its own (an older release did so) leaves the other listed alone.
+        connection.execute(
+            update(inbox_messages).where(inbox_messages.c.id == on_a).values(status="handled")
+        )
+        [item] = open_replies(connection)
+        assert (item.id, item.reference, item.also) == (on_b, "R-B", ())
+        # Filters and pages see the one row.
+        assert [i.id for i in open_replies(connection, unknown_sender=False)] == [on_b]
+        assert open_replies(connection, before_id=on_b) == []
 
 
 def test_handling_one_accounts_copy_of_a_text_handles_the_others(engine: Engine) -> None:

@@ -229,6 +229,10 @@ def test_a_text_answered_from_another_account_with_the_number_is_shown_and_check
         on_a, on_b = connection.execute(select(inbox_messages.c.id)).scalars().all()
     page = agent.get("/inbox/accounts/R-B").text
     assert 'Also in the inbox of <a href="/inbox/accounts/R-A">R-A</a> (open)' in page
+    # The inbox lists it once, naming both accounts.
+    listing = agent.get("/inbox").text
+    assert listing.count("Can I pay on Friday?") == 1
+    assert 'also <a href="/inbox/accounts/R-B">R-B</a>' in listing
     hers = _form(agent, "R-B") | {"message_id": str(on_b), "answer": "Friday is fine.",
                                   "seen": _seen(page)[on_b], "handled": "yes"}  # fmt: skip
     add_user(engine, "bo", Role.AGENT)

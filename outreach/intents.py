@@ -222,12 +222,13 @@ _NO_BEFORE = re.compile(
     r"(?:^|[\n.!;,] ?)(?:(?:there is|there's|theres|i have|i've|ive|we have|"
     r"we've) )?no (?:more )?$"
 )
-# What after a denied dispute or lawyer, in its sentence, says it is only not yet.
+# What after a denied dispute or lawyer says it is only not yet: "yet" within two words
+# ("I haven't disputed it yet"), or a sentence ending in "but I will" and the like.
 _CLAUSE_END = re.compile(r"[.!?;\n]+")
+_YET = re.compile(r"(?: [\w'-]+){0,2} yet\b")
 _LATER = re.compile(
-    r"\byet\b|\bbut (?:i|we)(?:'ll| will|'m going to| am going to)(?: soon| get one| hire one|"
-    r" do it| do so| file one| need one| get a lawyer| hire a lawyer| dispute\w*(?: it| this)?)?"
-    r" ?$"
+    r"\bbut (?:i|we)(?:'ll| will|'m going to| am going to)(?: soon| get one| hire one| do it|"
+    r" do so| file one| need one| get a lawyer| hire a lawyer| dispute\w*(?: it| this)?)? ?$"
 )
 _NO_AFTER = re.compile(r"(?: [\w'-]+){0,2} ?(?:[\n.!;,]|$)")
 _GUARDED = frozenset({_DISPUTE_WORD, _ATTORNEY_WORD})
@@ -459,7 +460,7 @@ def _negated(plain: str, match: re.Match[str]) -> bool:
     if _NEGATED.search(" " + before.lstrip()) is not None:
         # "I haven't disputed it yet, but I will": not yet is a dispute to come.
         after = _CLAUSE_END.split(plain[match.end() : match.end() + 60])[0]
-        return _LATER.search(after) is None
+        return _YET.match(after) is None and _LATER.search(after) is None
     return (
         _NO_BEFORE.search(plain[max(0, start - 40) : start]) is not None
         and _NO_AFTER.match(plain, match.end()) is not None

@@ -321,6 +321,8 @@ def test_every_intent_a_message_shows_most_serious_first(
         "No lawyer needed, I'll pay",
         "I won't dispute the balance, but I will pay Friday",
         "I'm not disputing the debt but I'll need a payment plan",
+        "I'm not disputing this, I just can't pay yet",
+        "I don't need a lawyer and I have not paid it yet",
     ],
 )
 def test_a_dispute_or_lawyer_the_debtor_says_they_do_not_have_is_not_one(text: str) -> None:

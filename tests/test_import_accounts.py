@@ -491,11 +491,46 @@ def test_a_quote_left_open_names_the_lines_it_swallowed(
     path = tmp_path / "quote.csv"
     lines = ["reference,name,balance,due_date", 'Q-1,"Bad quote,5.00,2026-10-31']
     lines += [f"G-{i},Good,5.00,2026-10-31" for i in range(3)]
+    # The next quote closes the cell; the rows after it are read as usual.
+    lines += ['G-3,Good,5.00,"2026-10-31"', "G-4,Good,5.00,2026-10-31"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     seen: list[RowProblem] = []
     run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
     assert len(seen) == 1
-    assert "runs from line 2 to line 5 (a quote left open?)" in str(seen[0])
+    assert "runs from line 2 to line 6 (a quote left open?)" in str(seen[0])
+    assert set(accounts_by_reference(engine)) == {"G-4"}
+
+
+def test_a_quote_left_open_in_an_ignored_last_column_loses_no_row_unnoticed(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text(
+        "reference,name,balance,due_date,notes\n"
+        "A0,Al,5.00,2026-01-01,ok\n"
+        'A1,Ann,10.00,2026-01-01,"left open\n'
+        "A2,Bob,20.00,2026-01-01,ok\n"
+        "A3,Cid,30.00,2026-01-01,ok\n",
+        encoding="utf-8",
+    )
+    rejects = tmp_path / "rejects.csv"
+    seen: list[RowProblem] = []
+    summary = run_import(
+        engine, path, defaults, clock, rejects_path=rejects,
+        hooks=ImportHooks(on_problem=seen.append),
+    )  # fmt: skip
+    assert (summary.rows_read, summary.created, summary.rejected) == (2, 1, 1)
+    assert set(accounts_by_reference(engine)) == {"A0"}
+    assert str(seen[0]) == (
+        "row 3: has a quote left open: it runs from line 3 to the end of the file (line 5), "
+        "and none of these lines is imported"
+    )
+    # Each swallowed line is a row of the rejects file: the quote corrected, all land.
+    text = rejects.read_text(encoding="utf-8").replace('"""left open"', "left open", 1)
+    rejects.write_text(text, encoding="utf-8")
+    again = run_import(engine, rejects, defaults, clock)
+    assert (again.created, again.rejected) == (3, 0)
+    assert set(accounts_by_reference(engine)) == {"A0", "A1", "A2", "A3"}
 
 
 def test_json_structures_and_unreadable_numbers_are_rejected_rows(

@@ -434,6 +434,23 @@ def test_every_line_a_quote_left_open_swallowed_is_a_row_of_the_rejects_file(
     assert {r["row_key"] for r in got} == {""}
 
 
+def test_a_quote_left_open_to_the_end_of_a_payments_file_is_rejected_not_recorded(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "reference,amount,paid_on,payment_id\n"
+        "A-1,1.00,2026-11-01,P1\n"
+        'A-1,2.00,2026-11-01,"P2\n'
+        "A-2,3.00,2026-11-01,P3\n",
+        encoding="utf-8",
+    )
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (1, 1)
+    assert "quote left open: it runs from line 3 to the end of the file" in str(summary.problems[0])
+    assert account(accounts, "A-2")["balance_minor"] == 4000
+
+
 def test_a_paid_on_out_of_range_rejects_its_row_not_the_import(
     accounts: Engine, tmp_path: Path, clock: FixedClock
 ) -> None:

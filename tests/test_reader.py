@@ -191,6 +191,52 @@ def test_rows_after_a_quoted_line_break_keep_the_spreadsheets_number_and_name_th
     assert rows[2].values["name"] == "x\n\ny"
 
 
+def test_a_quote_left_open_in_the_last_column_is_reported_with_every_line_to_the_end(
+    tmp_path: Path,
+) -> None:
+    content = 'reference,name,amount\nA-0,Al,1\nA-1,Ana,"open\nA-2,Bo,2\nA-3,Cy,3\n'
+    rows = read(write(tmp_path, "open.csv", content))
+    good, swallowing = rows
+    assert good == RawRow(2, {"reference": "A-0", "name": "Al", "amount": "1"},
+                          cells=("A-0", "Al", "1"))  # fmt: skip
+    assert swallowing.number == 3 and swallowing.values == {}
+    assert swallowing.error == (
+        "has a quote left open: it runs from line 3 to the end of the file (line 5), "
+        "and none of these lines is imported"
+    )
+    assert swallowing.text == 'A-1,Ana,"open\nA-2,Bo,2\nA-3,Cy,3\n'
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_a_quote_left_open_on_the_last_line_is_reported(tmp_path: Path, end: str) -> None:
+    rows = read(write(tmp_path, "open.csv", f'reference,name\nA-1,"Ana{end}'))
+    assert [(row.number, row.error is not None) for row in rows] == [(2, True)]
+
+
+def test_a_quoted_cell_swallowing_whole_records_is_reported(tmp_path: Path) -> None:
+    # Closed by a quote further down, the cell count comes out right all the same.
+    content = 'reference,name,amount\nA-1,Ana,"open\nA-2,Bo,2\nA-3,Cy,"3"\nA-4,Di,4\n'
+    rows = read(write(tmp_path, "open.csv", content))
+    assert [(row.number, row.error) for row in rows] == [
+        (2, "has a quoted cell holding lines that look like rows of their own: it runs "
+                "from line 2 to line 4 (a quote left open?), and none of these lines is "
+                "imported"),
+        (3, None),
+    ]  # fmt: skip
+    assert rows[0].text == 'A-1,Ana,"open\nA-2,Bo,2\nA-3,Cy,"3"\n'
+    assert rows[1].values["reference"] == "A-4"
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_a_quoted_cell_with_line_breaks_in_the_last_record_still_reads(
+    tmp_path: Path, end: str
+) -> None:
+    content = f'reference,name,amount\nA-1,Ana,1\nA-2,Bo,"12 Main St, Apt 4\nBoston, MA"{end}'
+    rows = read(write(tmp_path, "address.csv", content))
+    assert [row.error for row in rows] == [None, None]
+    assert rows[1].values["amount"] == "12 Main St, Apt 4\nBoston, MA"
+
+
 def test_wrong_number_of_cells_yields_an_error_row(tmp_path: Path) -> None:
     content = "reference,name,amount\nA-1,Ana\nA-2,Bo,1,extra\nA-3,Cy,2\n"
     rows = read(write(tmp_path, "cells.csv", content))

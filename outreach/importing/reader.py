@@ -192,12 +192,19 @@ class _Lines:
     def __init__(self, text: io.TextIOWrapper) -> None:
         self._text = text
         self.taken: list[str] = []
+        # The file ended inside a record: only a quote left open asks for a line past the
+        # last one, as a record otherwise ends with its line.
+        self.ended_in_record = False
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        line = next(self._text)
+        try:
+            line = next(self._text)
+        except StopIteration:
+            self.ended_in_record = bool(self.taken)
+            raise
         self.taken.append(line)
         return line
 
@@ -231,8 +238,26 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
         number += 1
         end = reader.line_num + 1  # the physical line the record ends on (header is line 1)
         last_line = end
+        text_read = "".join(lines.taken)
+        if lines.ended_in_record:
+            # The quoted cell took every line to the end of the file: with its cell count
+            # right it would land whole, and the rows it swallowed vanish unreported.
+            problem = (
+                f"has a quote left open: it runs from line {start} to the end of the file "
+                f"(line {end}), and none of these lines is imported"
+            )
+            yield RawRow(number, {}, problem, _line(start, number), text=text_read)
+            continue
         if not cells or all(not cell.strip() for cell in cells):
             continue  # blank lines are not rows
+        if len(cells) == len(header) and end > start and _holds_records(cells, header, delimiter):
+            problem = (
+                f"has a quoted cell holding lines that look like rows of their own: it runs "
+                f"from line {start} to line {end} (a quote left open?), and none of these "
+                "lines is imported"
+            )
+            yield RawRow(number, {}, problem, _line(start, number), text=text_read)
+            continue
         written = tuple(map(as_written, cells[: len(header)]))
         values = dict(zip(header, written, strict=False))
         if len(cells) != len(header):
@@ -244,6 +269,17 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             yield RawRow(number, values, problem, _line(start, number), extra, written)
             continue
         yield RawRow(number, values, line=_line(start, number), cells=written)
+
+
+def _holds_records(cells: list[str], header: list[str], delimiter: str) -> bool:
+    """Whether a line past the first of a quoted cell has a delimiter between each of the
+    header's columns: a whole record swallowed by a quote left open (closed by a quote
+    further down), not the second line of an address or a note."""
+    if len(header) < 2:
+        return False
+    return any(
+        line.count(delimiter) >= len(header) - 1 for cell in cells for line in cell.splitlines()[1:]
+    )
 
 
 def _line(line: int, number: int) -> int | None:

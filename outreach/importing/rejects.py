@@ -101,9 +101,10 @@ class RejectsWriter:
         self._csv.writerow([*safe, number, "; ".join(errors), *extras])
 
     def _write_unread_csv(self, number: int, text: str, errors: list[str]) -> None:
-        # A record that could not be read (a quote left open past the size of a cell): each
-        # of its lines becomes a row of its own, split at the delimiter as written, so the
-        # lines the quote swallowed can be imported again once the quote is corrected.
+        # A record that could not be read (a quote left open past the size of a cell, to the
+        # end of the file or over whole rows): each of its lines becomes a row of its own,
+        # split at the delimiter as written, so the lines the quote swallowed can be
+        # imported again once the quote is corrected.
         width = len(self._header)
         for line in io.StringIO(text, newline=""):
             line = line.rstrip("\r\n")

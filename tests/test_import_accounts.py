@@ -341,6 +341,96 @@ def test_second_phone_has_no_consent_unless_given_its_own(
     assert other[("voice", "+12125550112")].consent is False
 
 
+def test_a_revocation_in_a_file_without_the_address_column_revokes_the_points_on_file(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    header = [*HEADER, "phone2", "phone2_sms_consent"]
+    first = row("A-1", voice_consent="true", phone2="(212) 555-0111", phone2_sms_consent="true")
+    run_import(engine, write_csv(tmp_path / "a.csv", [first, row("A-2")], header), defaults, clock)
+    clock.advance(timedelta(days=2))
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "reference,name,balance,due_date,sms_consent,phone2_sms_consent,email_consent\n"
+        "A-1,Debtor A-1,120.50,2026-10-15,false,no,\n"
+        "A-2,Debtor A-2,120.50,2026-10-15,,,0\n",
+        encoding="utf-8",
+    )
+    summary = run_import(engine, path, defaults, clock)
+    assert (summary.updated, summary.rejected, summary.unknown_columns) == (2, 0, [])
+    consents = {
+        (p.channel, p.address): (p.consent, p.consent_at) for p in contacts_of(engine, "A-1")
+    }
+    assert consents == {
+        ("sms", "+16175550101"): (False, clock.now()),
+        ("voice", "+16175550101"): (True, defaults.consent_at),  # voice_consent not in the file
+        ("sms", "+12125550111"): (False, clock.now()),
+        ("voice", "+12125550111"): (False, None),
+        ("email", "a-1@example.com"): (False, clock.now()),  # empty: no consent recorded
+    }
+    assert {p.channel: p.consent for p in contacts_of(engine, "A-2")} == {
+        "sms": False, "voice": False, "email": False,
+    }  # fmt: skip
+    with engine.connect() as connection:
+        events = connection.execute(
+            select(
+                store.compliance_events.c.kind, store.compliance_events.c.channel,
+                store.compliance_events.c.address, store.compliance_events.c.occurred_at,
+                store.compliance_events.c.note,
+            )
+        ).all()  # fmt: skip
+    assert sorted(tuple(e) for e in events) == [
+        ("consent_revoked", "email", "a-1@example.com", clock.now(), "import row 2"),
+        ("consent_revoked", "email", "a-2@example.com", clock.now(), "import row 3"),
+        ("consent_revoked", "sms", "+12125550111", clock.now(), "import row 2"),
+        ("consent_revoked", "sms", "+16175550101", clock.now(), "import row 2"),
+        ("consent_revoked", "sms", "+16175550101", clock.now(), "import row 3"),
+    ]
+    # Revoked already, the same file again changes nothing.
+    again = run_import(engine, path, defaults, clock)
+    assert (again.updated, again.unchanged) == (0, 2)
+
+
+def test_a_consent_given_without_its_address_column_rejects_the_row(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1", sms_consent="false")]),
+               defaults, clock)  # fmt: skip
+    before = snapshot(engine)
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "reference,name,balance,due_date,sms_consent,email_consent\n"
+        "A-1,Debtor A-1,99.00,2026-10-15,true,true\n",
+        encoding="utf-8",
+    )
+    summary, seen = _seen(engine, path, defaults, clock)
+    assert (summary.updated, summary.rejected) == (0, 1)
+    assert str(seen[0]) == (
+        "row 2: sms_consent: consent is given only with the phone column, naming the number "
+        "it is for (false or empty, a revocation, applies to the ones on file); email_consent: "
+        "consent is given only with the email column, naming the address it is for (false or "
+        "empty, a revocation, applies to the ones on file)"
+    )
+    assert snapshot(engine) == before
+
+
+def test_consent_cells_are_checked_whatever_the_address_columns(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "reference,name,balance,due_date,phone,voice_consent,phone2_voice_consent\n"
+        "A-1,Ann,10.00,2026-10-15,,maybe,\n"
+        "A-2,Bob,10.00,2026-10-15,,,si\n",
+        encoding="utf-8",
+    )
+    summary, seen = _seen(engine, path, defaults, clock)
+    assert (summary.created, summary.rejected) == (0, 2)
+    assert [str(problem) for problem in seen] == [
+        "row 2: voice_consent: 'maybe' is not true or false",
+        "row 3: phone2_voice_consent: 'si' is not true or false",
+    ]
+
+
 def test_json_lines_with_exact_amounts(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -66,6 +66,14 @@ KNOWN_COLUMNS = REQUIRED_COLUMNS | OPTIONAL_COLUMNS
 IGNORED_COLUMNS = frozenset({"row", "errors"})
 _COLLECTOR_TYPES = frozenset(member.value for member in CollectorType)
 _EMAIL_KINDS = frozenset({"personal", "work", "unknown"})
+# Each consent column and the column of the contact point it is given for.
+_CONSENT_ADDRESS = {
+    "sms_consent": "phone",
+    "voice_consent": "phone",
+    "phone2_sms_consent": "phone2",
+    "phone2_voice_consent": "phone2",
+    "email_consent": "email",
+}
 T = TypeVar("T")
 
 
@@ -129,6 +137,9 @@ class AccountRecord:
     # The primary phone's zone, where the row gives no timezone and the phone has one zone
     # only: ``timezone`` where the state allows it (``zone_in_state``).
     inferred_zone: str | None = None
+    # Consent columns false (or empty) in a file without their address column: the consent
+    # is withdrawn from the account's contact points they stand for, whatever the address.
+    revoked: frozenset[str] = frozenset()
 
     def account_values(self) -> dict[str, Any]:
         """Every column an import owns on the account row (for a new account)."""
@@ -159,6 +170,14 @@ class AccountRecord:
         if channel in (Channel.SMS, Channel.VOICE):
             return ("phone" if priority == 0 else "phone2") in self.present
         return "email" in self.present
+
+    def revokes(self, channel: str, priority: int) -> bool:
+        """Whether the row withdraws the consent of a contact point it does not name: its
+        consent column is false in a file without the point's address column."""
+        if channel in (Channel.SMS, Channel.VOICE):
+            prefix = "" if priority == 0 else "phone2_"
+            return f"{prefix}{channel}_consent" in self.revoked
+        return "email_consent" in self.revoked
 
     def in_currency(self, currency: str) -> AccountRecord:
         """The record with its balance read in ``currency`` (the account's own, for a row
@@ -261,7 +280,7 @@ def parse_account_row(
         else defaults.consent_at
     )
     servicer_account_no = check.take(_parse_servicer_account_no, get("servicer_account_no"))
-    contacts, primary_phone = _contacts(values, defaults, check)
+    contacts, primary_phone, revoked = _contacts(values, defaults, check)
     if check.errors:
         raise RowRejected(check.errors)
     # Every parser above succeeded, so none of these is None.
@@ -288,6 +307,7 @@ def parse_account_row(
         present=frozenset(values),
         balance_written=balance_written,
         inferred_zone=inferred_zone,
+        revoked=revoked,
     )
     too_long = _too_long(record)
     if too_long:
@@ -365,8 +385,15 @@ def _parse_cadence(value: Any, defaults: ImportDefaults) -> str:
 
 def _contacts(
     values: dict[str, Any], defaults: ImportDefaults, check: _Collector
-) -> tuple[list[ContactRecord], Phone | None]:
+) -> tuple[list[ContactRecord], Phone | None, frozenset[str]]:
     get = values.get
+    # Every consent cell is checked, whether or not the row has a number or address for it.
+    consents = {
+        column: check.take(parse_bool, column, get(column))
+        for column in _CONSENT_ADDRESS
+        if column in values
+    }
+    revoked = frozenset(_revoked(consents, values, check))
     contacts: list[ContactRecord] = []
     primary: Phone | None = None
     phones = (
@@ -384,8 +411,8 @@ def _contacts(
         phone: Phone | None = check.take(
             parse_phone, column, get(column), defaults.region, get(kind_column)
         )
-        sms_consent = check.take(parse_bool, sms_column, get(sms_column))
-        voice_consent = check.take(parse_bool, voice_column, get(voice_column))
+        sms_consent = consents.get(sms_column)
+        voice_consent = consents.get(voice_column)
         if phone is None or phone.e164 in seen:
             continue
         seen.add(phone.e164)
@@ -402,7 +429,7 @@ def _contacts(
             )  # fmt: skip
     if text_of(get("email")):
         email = check.take(parse_email, "email", get("email"))
-        email_consent = check.take(parse_bool, "email_consent", get("email_consent"))
+        email_consent = consents.get("email_consent")
         kind = check.take(parse_choice, "email_type", get("email_type"), _EMAIL_KINDS, "unknown")
         if email is not None and kind is not None:
             contacts.append(
@@ -410,7 +437,32 @@ def _contacts(
                               consent_given="email_consent" in values,
                               kind_given="email_type" in values)
             )  # fmt: skip
-    return contacts, primary
+    return contacts, primary, revoked
+
+
+def _revoked(
+    consents: dict[str, bool | None], values: dict[str, Any], check: _Collector
+) -> list[str]:
+    """The consent columns of a file without their address column that withdraw consent.
+
+    A revocation must never be dropped: it applies to the points on file, whatever their
+    address. Consent given is another matter: it is for the number the debtor gave, which
+    the file does not name (the source system's may have changed since), so it is refused.
+    """
+    revoked: list[str] = []
+    for column, consent in consents.items():
+        address = _CONSENT_ADDRESS[column]
+        if address in values or consent is None:
+            continue
+        if consent:
+            what = "address" if address == "email" else "number"
+            check.errors.append(
+                f"{column}: consent is given only with the {address} column, naming the "
+                f"{what} it is for (false or empty, a revocation, applies to the ones on file)"
+            )
+        else:
+            revoked.append(column)
+    return revoked
 
 
 def zone_in_state(

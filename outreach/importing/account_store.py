@@ -356,11 +356,20 @@ class AccountUpserter:
                     updates.append(update_row)
                     changed.add(account_id)
             for key, row in have.items():
+                if key in wanted:
+                    continue
                 managed = record.manages(row["channel"], row["priority"])
-                if managed and key not in wanted and row["status"] == ContactStatus.ACTIVE:
+                if managed and row["status"] == ContactStatus.ACTIVE:
                     # Gone from the source system: kept for the history, no longer used.
                     superseded = {"status": ContactStatus.SUPERSEDED, "updated_at": self.now}
                     updates.append({**_contact_params(row), "b_id": row["id"], **superseded})
+                    changed.add(account_id)
+                elif row["consent"] and record.revokes(row["channel"], row["priority"]):
+                    # Withdrawn in a file without the address column: whatever the point's
+                    # status, so that it does not come back with its consent later.
+                    revoked = {**_contact_params(row)}
+                    revoked.update(self._consent_change(row, False, record, events))
+                    updates.append({**revoked, "b_id": row["id"], "updated_at": self.now})
                     changed.add(account_id)
         if not self.dry_run:
             if inserts:
@@ -412,30 +421,38 @@ class AccountUpserter:
         # A number marked invalid or wrong by a provider or an agent stays so: the source
         # system does not know better than the debtor who said "wrong number".
         if contact.consent_given and contact.consent != row["consent"]:
-            params.update(
-                consent=contact.consent,
-                consent_source=record.consent_source,
-                consent_at=record.consent_at if contact.consent else self.now,
-            )
-            kind = (
-                ComplianceEventKind.CONSENT
-                if contact.consent
-                else ComplianceEventKind.CONSENT_REVOKED
-            )
-            events.append(
-                {
-                    "account_id": row["account_id"],
-                    "kind": kind,
-                    "channel": contact.channel,
-                    "address": contact.address,
-                    "occurred_at": params["consent_at"],
-                    "source": record.consent_source,
-                    "note": f"import row {record.row}",
-                }
-            )
+            params.update(self._consent_change(row, contact.consent, record, events))
         if params == _contact_params(row):
             return None
         return {**params, "b_id": row["id"], "updated_at": self.now}
+
+    def _consent_change(
+        self,
+        row: dict[str, Any],
+        consent: bool,
+        record: AccountRecord,
+        events: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The contact point's consent columns set to ``consent``, and the compliance event
+        that records the change."""
+        change = {
+            "consent": consent,
+            "consent_source": record.consent_source,
+            "consent_at": record.consent_at if consent else self.now,
+        }
+        kind = ComplianceEventKind.CONSENT if consent else ComplianceEventKind.CONSENT_REVOKED
+        events.append(
+            {
+                "account_id": row["account_id"],
+                "kind": kind,
+                "channel": row["channel"],
+                "address": row["address"],
+                "occurred_at": change["consent_at"],
+                "source": record.consent_source,
+                "note": f"import row {record.row}",
+            }
+        )
+        return change
 
 
 def _contact_params(row: dict[str, Any]) -> dict[str, Any]:

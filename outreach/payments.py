@@ -42,7 +42,12 @@ from outreach.importing.fields import (
     unstorable,
 )
 from outreach.importing.reader import FileFormat, RawRow, open_rows
-from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
+from outreach.importing.rejects import (
+    Rejections,
+    RejectsWriter,
+    RowProblem,
+    refuse_rejects_over_input,
+)
 from outreach.models import AccountStatus, PromiseStatus
 from outreach.promise_days import debtor_today, made_on
 from outreach.store import hold_writes, lock_accounts, unindexed
@@ -150,6 +155,7 @@ def import_payments(
     so the row corrected there is recorded once, as the row it corrects.
     """
     summary = PaymentSummary()
+    refuse_rejects_over_input(rejects_path, path)
     with open_rows(path, file_format, required=PAYMENT_REQUIRED, known=PAYMENT_COLUMNS) as rows:
         # As for balances: in a ';' file a comma may be a decimal mark (12,50) as well as a
         # thousands separator (12,500).

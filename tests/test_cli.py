@@ -56,6 +56,23 @@ def test_unreadable_file_is_refused_whole_without_traceback(
     assert "Traceback" not in result.stderr
 
 
+def test_a_rejects_file_naming_the_input_is_refused_without_traceback(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    outreach("init", env=env, cwd=tmp_path)
+    path = write_csv(tmp_path / "a.csv", [row("A-1"), row("B-1", balance="oops")])
+    written = path.read_bytes()
+    (tmp_path / "p.csv").write_text("reference,amount\nA-1,oops\n", encoding="utf-8")
+    for command, name in (("accounts", "a.csv"), ("payments", "p.csv")):
+        before = (tmp_path / name).read_bytes()
+        result = outreach(command, "import", name, "--rejects", name, env=env, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert f"--rejects {name}: it is the file being imported" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert (tmp_path / name).read_bytes() == before
+    assert path.read_bytes() == written
+
+
 def test_commands_refuse_an_uninitialized_database(env: dict[str, str], tmp_path: Path) -> None:
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.db'}"
     result = outreach("accounts", "show", "X", env=env, cwd=tmp_path)

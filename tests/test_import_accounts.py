@@ -16,6 +16,7 @@ from outreach.clock import FixedClock
 from outreach.compliance.engine import evaluate
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import load_debtors, situation
+from outreach.errors import DataFileError
 from outreach.importing.account_rows import ImportDefaults
 from outreach.importing.account_store import AccountUpserter
 from outreach.importing.accounts import ImportHooks, ImportSummary, import_accounts
@@ -934,6 +935,23 @@ def test_a_quote_left_open_past_the_size_of_a_cell_names_the_lines_it_swallowed(
     again = run_import(engine, rejects, defaults, clock)
     assert (again.created, again.rejected) == (swallowed - 1, 0)
     assert len(accounts_by_reference(engine)) == 4001
+
+
+def test_a_rejects_file_that_is_the_input_itself_is_refused_before_anything_is_written(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    path = write_csv(tmp_path / "a.csv", [row("A-1", balance="oops"), row("A-2")])
+    written = path.read_bytes()
+    (tmp_path / "link.csv").symlink_to(path)
+    for rejects in (path, tmp_path / "link.csv"):
+        with pytest.raises(DataFileError) as refused:
+            run_import(engine, path, defaults, clock, rejects_path=rejects)
+        assert str(refused.value) == (
+            f"--rejects {rejects}: it is the file being imported ({path}); name another "
+            "file. Nothing was imported."
+        )
+    assert path.read_bytes() == written
+    assert accounts_by_reference(engine) == {}
 
 
 def test_a_rejects_file_keeps_every_cell_of_a_row_with_too_many_cells(

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, insert, select, update
 
 from outreach import agent_actions, store
 from outreach.clock import FixedClock
-from outreach.errors import NotFoundError, OutreachError
+from outreach.errors import DataFileError, NotFoundError, OutreachError
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.payments import import_payments, record_payment
@@ -448,6 +448,17 @@ def test_a_quote_left_open_to_the_end_of_a_payments_file_is_rejected_not_recorde
     summary = import_payments(accounts, path, "csv", clock)
     assert (summary.recorded, summary.rejected) == (1, 1)
     assert "quote left open: it runs from line 3 to the end of the file" in str(summary.problems[0])
+    assert account(accounts, "A-2")["balance_minor"] == 4000
+
+
+def test_a_rejects_file_that_is_the_payments_file_itself_is_refused(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("reference,amount\nA-1,oops\nA-2,1.00\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match="it is the file being imported"):
+        import_payments(accounts, path, "csv", clock, rejects_path=path)
+    assert path.read_text("utf-8") == "reference,amount\nA-1,oops\nA-2,1.00\n"
     assert account(accounts, "A-2")["balance_minor"] == 4000
 
 

@@ -23,7 +23,12 @@ from outreach.importing.account_rows import (
 )
 from outreach.importing.account_store import AccountUpserter, BatchOutcome
 from outreach.importing.reader import FileFormat, RawRow, open_rows
-from outreach.importing.rejects import Rejections, RejectsWriter, RowProblem
+from outreach.importing.rejects import (
+    Rejections,
+    RejectsWriter,
+    RowProblem,
+    refuse_rejects_over_input,
+)
 
 
 @dataclass
@@ -71,6 +76,7 @@ def import_accounts(
 ) -> ImportSummary:
     """Import a CSV or JSON Lines file; see ``import_account_rows`` for what happens to rows."""
     hooks = hooks or ImportHooks()
+    refuse_rejects_over_input(rejects_path, path)
     with open_rows(path, file_format, required=REQUIRED_COLUMNS, known=KNOWN_COLUMNS) as rows:
         if rows.delimiter == ";":
             defaults = replace(defaults, amount_grouping=False)

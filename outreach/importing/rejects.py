@@ -28,6 +28,22 @@ class RowProblem:
         return f"{where}: {'; '.join(self.errors)}"
 
 
+def refuse_rejects_over_input(rejects_path: Path | None, path: Path) -> None:
+    """Refuse a rejects file that is the input itself (by any name: a link, another
+    spelling): opened for writing, it would be emptied while its rows are being read."""
+    if rejects_path is None or not rejects_path.exists():
+        return
+    try:
+        same = rejects_path.samefile(path)
+    except OSError:
+        return  # the input's own problem, said when it is opened
+    if same:
+        raise DataFileError(
+            f"--rejects {rejects_path}: it is the file being imported ({path}); name another "
+            "file. Nothing was imported."
+        )
+
+
 class RejectsWriter:
     """Rejected rows in the input's own format, each with its row number and reasons.
 

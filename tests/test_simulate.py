@@ -458,6 +458,22 @@ def test_calls_concentrated_on_sundays_or_holidays_are_named(
     assert rest_day_calls(engine, [], "US") == []
 
 
+def test_the_cli_refuses_a_forecast_outside_the_years_imports_accept(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    for given, said in [
+        (["--from", "9999-12-31"], "--from '9999-12-31' is out of range (years 1900 to 2199)"),
+        (["--from", "0001-01-01T00:00:00+14:00"], "--from '0001-01-01T00:00:00+14:00' is out"),
+        (["--from", "2199-12-30", "--days", "3"],
+         "--from '2199-12-30' with --days 3 runs past 2199 (years 1900 to 2199)"),
+    ]:  # fmt: skip
+        result = outreach("simulate", *given, env=env, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert said in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_the_cli_warns_of_calls_on_rest_days(capsys: pytest.CaptureFixture[str]) -> None:
     from outreach.cli import _warn_of_rest_day_calls
 

@@ -257,6 +257,7 @@ def simulate(
     context = with_database(ctx)
     given = start if "T" in start else f"{start}T00:00:00+00:00"
     first = _instant_option(given, "--from", shown=start)
+    _refuse_out_of_range(first, days, start)
     if csv_path is not None:
         _refuse_unwritable(csv_path)  # said before the forecast runs, not after
     if accounts and not _any_account(context, accounts):
@@ -288,6 +289,21 @@ def simulate(
         except OSError as exc:
             raise OutreachError(f"--csv {csv_path}: cannot write it ({exc.strerror})") from None
         out.print(f"Forecast written to {csv_path} ({len(rows)} rows).")
+
+
+def _refuse_out_of_range(first: datetime, days: int, shown: str) -> None:
+    """Refuse a forecast outside the years an import accepts: days counted from a date near
+    year 1 or 9999 overflow, and no debt's dates are there (a typo)."""
+    from datetime import timedelta
+
+    from outreach.importing.fields import FIRST_YEAR, LAST_YEAR
+
+    years = f"years {FIRST_YEAR} to {LAST_YEAR}"
+    # The year as written, before any move to UTC (which overflows there too).
+    if not FIRST_YEAR <= first.year <= LAST_YEAR:
+        raise ConfigError(f"--from {shown!r} is out of range ({years})")
+    if (first + timedelta(days=days)).year > LAST_YEAR:
+        raise ConfigError(f"--from {shown!r} with --days {days} runs past {LAST_YEAR} ({years})")
 
 
 def _refuse_unwritable(path: Path) -> None:

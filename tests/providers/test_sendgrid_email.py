@@ -315,6 +315,21 @@ def test_a_timestamp_that_is_not_epoch_seconds_is_refused(
         email(settings, client, clock).verify(request)
 
 
+@pytest.mark.parametrize("timestamp", ["253402300800", "999999999999"])
+def test_a_timestamp_past_the_last_date_python_can_hold_is_refused_as_in_the_future(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    event_keys: EcdsaKeys,
+    timestamp: str,
+) -> None:
+    """Epoch seconds after the year 9999 are refused as ahead of the clock, before any
+    signature is checked, rather than failing as no date."""
+    request = sendgrid_events_request(_payload("event_delivered.json"), event_keys, timestamp)
+    with pytest.raises(WebhookRejected, match="in the future"):
+        email(settings, client, clock).verify(request)
+
+
 def test_without_the_public_key_nothing_is_accepted(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, event_keys: EcdsaKeys
 ) -> None:

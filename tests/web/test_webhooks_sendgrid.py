@@ -83,6 +83,20 @@ def test_forged_or_tampered_event_batches_are_refused(
     assert rows(engine, suppressions) == []
 
 
+@pytest.mark.parametrize("timestamp", ["253402300800", "999999999999"])
+def test_an_unsigned_batch_stamped_after_the_year_9999_is_refused_not_an_error(
+    engine: Engine, server: Server, event_keys: EcdsaKeys, timestamp: str
+) -> None:
+    """Anyone can send this timestamp: it is a 403 like any other too far ahead."""
+    genuine = sendgrid_events([], event_keys)
+    forged = replace(
+        genuine, headers={**genuine.headers, "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+    )
+    response = server.send(forged)
+    assert response.status_code == 403, response.text
+    assert "in the future" in response.json()["detail"]
+
+
 def test_unknown_messages_and_extra_fields_are_kept(
     engine: Engine, server: Server, event_keys: EcdsaKeys
 ) -> None:

@@ -133,7 +133,7 @@ def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # numbers too long for a date
         return None
     if when.tzinfo is None:
         return None

@@ -317,6 +317,6 @@ def _when(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # a time UTC cannot hold (past 9999): when received
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None

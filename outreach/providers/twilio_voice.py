@@ -459,6 +459,6 @@ def _timestamp(value: str | None) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (TypeError, ValueError, OverflowError):  # numbers no date holds: when received
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None

@@ -57,6 +57,8 @@ def test_a_server_error_other_than_503_may_have_been_acted_on(
         ((NOW + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT"), 90.0),
         ((NOW - timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT"), 0.0),
         ("soon", None),
+        # An offset too long for any number a date is built from.
+        ("Mon, 01 Jan 2024 00:00:00 +99999999999999999999", None),
     ],
 )
 def test_retry_after_in_seconds_or_as_a_date(value: str, seconds: float | None) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -134,6 +135,20 @@ async def test_a_replay_over_the_webhook_gives_the_same_events(
     request = sms.signed_request(events, f"{PUBLIC}/webhooks/outbox/events")
     sms.verify(request)
     assert sms.parse(request) == events
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00"])
+async def test_an_event_time_past_the_dates_utc_can_hold_is_taken_as_the_time_received(
+    settings: Settings, clock: FixedClock, stamp: str
+) -> None:
+    sms = outbox(settings, clock, reply_rate=1)
+    await sms.send(SMS)
+    (sent, *_) = sms.due_events(clock.now() + timedelta(days=1))
+    item = {**sent.payload, "timestamp": stamp}
+    url = f"{PUBLIC}/webhooks/outbox/events"
+    request = sms.signed_request([replace(sent, payload=item)], url)
+    (event,) = sms.parse(request)
+    assert event.occurred_at == clock.now()
 
 
 async def test_a_call_line_shows_the_opt_out_it_offers(

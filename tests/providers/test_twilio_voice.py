@@ -175,6 +175,22 @@ def test_progress_events_carry_their_timestamp(
 
 
 @pytest.mark.parametrize(
+    "stamp",
+    [
+        "Fri, 31 Dec 9999 23:00:00 -0500",  # after the year 9999 once in UTC
+        "Thu, 10 Aug 2023 22:23:41 +99999999999999999999",
+        "Thu, 10 Aug 99999999999999999999 22:23:41 +0000",
+    ],
+)
+def test_a_timestamp_no_date_can_hold_is_taken_as_the_time_received(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, stamp: str
+) -> None:
+    request = twilio_request("voice_status_busy.json", changes={"Timestamp": stamp})
+    (event,) = voice(settings, client, clock).parse(request)
+    assert event.occurred_at == clock.now()
+
+
+@pytest.mark.parametrize(
     ("call_status", "answered_by", "event_type", "outcome"),
     [
         ("in-progress", "human", EventType.ANSWERED_HUMAN, None),

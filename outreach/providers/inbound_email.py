@@ -8,19 +8,32 @@ what cannot be read replaced: a message refused would be refused on every retry,
 opt-out lost. The sender is the From header's address; a display name with an unquoted
 comma ("Doe, Pat <pat@example.com>") does not hide it, and with no address in the header
 the envelope's sender is taken.
+
+Whatever the message carries, a signed post is read: a header the stdlib's parser fails on
+is taken as written, a message nested too deep to parse is read part by part for its first
+text, and a post whose message cannot be read at all is read from its form fields alone.
+Only a body that is no multipart form is refused. Nothing of a message is logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 from dataclasses import dataclass
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message, MIMEPart
+from email import policy
+from email.message import Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses
 from html.parser import HTMLParser
 
 from outreach.errors import WebhookRejected
+
+log = logging.getLogger("outreach.providers.inbound_email")
+
+# A multipart boundary parameter, to cut a message too deep to parse into its parts.
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^"\s;]+)', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,11 +53,22 @@ def read_form(body: bytes, content_type: str) -> dict[str, tuple[bytes, str | No
     if "multipart/form-data" not in content_type.lower() or "boundary=" not in content_type:
         raise WebhookRejected("an Inbound Parse request must be multipart/form-data")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    try:
+        return _form_fields(BytesParser(policy=policy.HTTP).parsebytes(head + body))
+    except Exception:  # the modern header parser on a part's header: the legacy one
+        try:
+            return _form_fields(BytesParser(policy=policy.compat32).parsebytes(head + body))
+        except Exception:  # RecursionError, for one: no form SendGrid posts
+            raise WebhookRejected("the multipart body could not be read") from None
+
+
+def _form_fields(message: Message) -> dict[str, tuple[bytes, str | None]]:
     if not message.is_multipart():
         raise WebhookRejected("the multipart body could not be read")
     fields: dict[str, tuple[bytes, str | None]] = {}
-    for part in message.iter_parts():
+    for part in message.get_payload():
+        if not isinstance(part, Message):
+            continue
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
@@ -54,16 +78,32 @@ def read_form(body: bytes, content_type: str) -> dict[str, tuple[bytes, str | No
 
 
 def parse_inbound(body: bytes, content_type: str) -> InboundEmail:
+    """The email an Inbound Parse post carries. Refused (``WebhookRejected``) only when the
+    body is no multipart form: a signed post refused would be refused on every retry, and
+    an opt-out in it lost."""
     form = read_form(body, content_type)
+    try:
+        return _read(form)
+    except Exception as exc:  # the last resort: what the form's own fields say
+        # Its type only: the exception's text may quote the message.
+        log.warning(
+            "an Inbound Parse message was read from its form fields alone (%s)",
+            type(exc).__name__,
+        )
+        return _from_fields(form)
+
+
+def _read(form: dict[str, tuple[bytes, str | None]]) -> InboundEmail:
     charsets = _charsets(form)
     fields = {
-        name: value.decode(charsets.get(name, "utf-8"), errors="replace")
+        name: _decode(value, charsets.get(name, "utf-8"))
         for name, (value, filename) in form.items()
         if filename is None
     }
     if "email" in fields:
         return _from_raw(form["email"][0], fields)
-    headers = message_from_bytes(fields.get("headers", "").encode("utf-8"), policy=policy.default)
+    # Only the headers: parsed further, a body after them could fail the parse.
+    headers = _parser().parsebytes(fields.get("headers", "").encode("utf-8"), headersonly=True)
     envelope = _envelope(fields.get("envelope"))
     return InboundEmail(
         from_address=_address(fields.get("from", ""), envelope.sender),
@@ -77,20 +117,44 @@ def parse_inbound(body: bytes, content_type: str) -> InboundEmail:
     )
 
 
-def _from_raw(raw: bytes, fields: dict[str, str]) -> InboundEmail:
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
-    part = message.get_body(preferencelist=("plain", "html"))
-    text = _content(part) if part is not None else ""
-    if part is not None and part.get_content_type() == "text/html":
-        text = _text_or_html(None, text)
+def _from_fields(form: dict[str, tuple[bytes, str | None]]) -> InboundEmail:
+    """An email from the parsed-mode fields alone, each read as UTF-8, with no headers."""
+    fields = {
+        name: value.decode("utf-8", errors="replace")
+        for name, (value, filename) in form.items()
+        if filename is None and name != "email"
+    }
     envelope = _envelope(fields.get("envelope"))
     return InboundEmail(
-        from_address=_address(str(message.get("From", fields.get("from", ""))), envelope.sender),
+        from_address=_address(fields.get("from", ""), envelope.sender),
+        to_address=_address(fields.get("to", ""), next(iter(envelope.to), "")),
+        subject=fields.get("subject", "").strip(),
+        text=fields.get("text", "").strip(),
+        message_id=None,
+        in_reply_to=None,
+        envelope_to=envelope.to,
+        fields=fields,
+    )
+
+
+def _parser() -> BytesParser:
+    return BytesParser(policy=policy.default)
+
+
+def _from_raw(raw: bytes, fields: dict[str, str]) -> InboundEmail:
+    try:
+        message = _parser().parsebytes(raw)
+        text = _body_text(message)
+    except Exception:  # nested deeper than the parser recurses, or a header it fails on
+        message = _parser().parsebytes(raw, headersonly=True)
+        text = _first_text(raw)
+    envelope = _envelope(fields.get("envelope"))
+    return InboundEmail(
+        from_address=_address(_header(message, "From") or fields.get("from", ""), envelope.sender),
         to_address=_address(
-            str(message.get("To", fields.get("to", ""))), next(iter(envelope.to), "")
+            _header(message, "To") or fields.get("to", ""), next(iter(envelope.to), "")
         ),
-        subject=str(message.get("Subject", fields.get("subject", ""))).strip(),
+        subject=_header(message, "Subject") or fields.get("subject", "").strip(),
         text=text.strip(),
         message_id=_header(message, "Message-ID"),
         in_reply_to=_header(message, "In-Reply-To"),
@@ -99,15 +163,59 @@ def _from_raw(raw: bytes, fields: dict[str, str]) -> InboundEmail:
     )
 
 
+def _body_text(message: Message) -> str:
+    """The message's text: its plain part, else its HTML part's words."""
+    assert isinstance(message, MIMEPart)
+    part = message.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    text = _content(part)
+    return _text_or_html(None, text) if part.get_content_type() == "text/html" else text
+
+
+def _first_text(raw: bytes) -> str:
+    """The first plain (else HTML) part of a message that cannot be parsed whole (parts
+    nested deeper than the parser recurses): cut at each boundary the message declares,
+    each piece read on its own, with the legacy parser."""
+    boundaries = {b"--" + boundary for boundary in _BOUNDARY.findall(raw)}
+    pieces: list[list[bytes]] = [[]]
+    for line in raw.splitlines(keepends=True):
+        mark = line.rstrip()
+        if mark in boundaries or (mark.endswith(b"--") and mark[:-2] in boundaries):
+            pieces.append([])
+        else:
+            pieces[-1].append(line)
+    found: dict[str, str] = {}
+    # The first piece is the message's own headers and preamble, unless it is all there is.
+    for piece in pieces[1:] or pieces:
+        part = BytesParser(policy=policy.compat32).parsebytes(b"".join(piece))
+        kind = part.get_content_type()
+        if kind in ("text/plain", "text/html") and kind not in found and not part.get_filename():
+            payload = part.get_payload(decode=True)
+            found[kind] = _decode(
+                payload if isinstance(payload, bytes) else b"", part.get_content_charset("utf-8")
+            )
+    return _text_or_html(found.get("text/plain"), found.get("text/html"))
+
+
 def _content(part: MIMEPart) -> str:
-    """A text part's content; in a charset Python does not know, its bytes read as UTF-8,
-    what is not UTF-8 replaced."""
+    """A text part's content; in a charset Python does not know, or one that cannot replace
+    what it fails on (idna), its bytes read as UTF-8, what is not UTF-8 replaced."""
     try:
         content = part.get_content()
-    except LookupError:
+    except (LookupError, ValueError):  # UnicodeError is a ValueError
         payload = part.get_payload(decode=True)
         content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
     return content if isinstance(content, str) else ""
+
+
+def _decode(value: bytes, charset: str) -> str:
+    """``value`` in ``charset``; else, in a charset Python does not know or one that cannot
+    replace what it fails on (idna), as UTF-8, what is not UTF-8 replaced."""
+    try:
+        return value.decode(charset, errors="replace")
+    except (LookupError, ValueError):  # UnicodeError is a ValueError
+        return value.decode("utf-8", errors="replace")
 
 
 def _address(header: str, fallback: str) -> str:
@@ -115,26 +223,24 @@ def _address(header: str, fallback: str) -> str:
     ``fallback`` (the envelope's), else what the header names (kept for an agent to read).
     An unquoted comma in a display name ("Doe, Pat <pat@example.com>") splits the header
     in two, and the part before it is no address."""
-    named = [address.strip().lower() for _name, address in getaddresses([header])]
+    try:
+        named = [address.strip().lower() for _name, address in getaddresses([header])]
+    except Exception:  # the legacy address parser on a header it cannot read
+        named = [header.strip().lower()]
     return next((a for a in named if "@" in a), None) or fallback or next(iter(named), "")
 
 
 def _charsets(form: dict[str, tuple[bytes, str | None]]) -> dict[str, str]:
+    """The ``charsets`` field: each field's charset by its name (as SendGrid names it;
+    one that cannot be used is met when decoding)."""
     raw = form.get("charsets", (b"{}", None))[0]
     try:
         loaded = json.loads(raw.decode("utf-8", errors="replace") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the JSON parser recurses
         return {}
     if not isinstance(loaded, dict):
         return {}
-    known = {}
-    for name, charset in loaded.items():
-        try:
-            b"".decode(str(charset))
-        except LookupError:
-            continue
-        known[str(name)] = str(charset)
-    return known
+    return {str(name): str(charset) for name, charset in loaded.items()}
 
 
 @dataclass(frozen=True)
@@ -148,7 +254,7 @@ class _Envelope:
 def _envelope(value: str | None) -> _Envelope:
     try:
         envelope = json.loads(value or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the JSON parser recurses
         return _Envelope()
     if not isinstance(envelope, dict):
         return _Envelope()
@@ -161,8 +267,22 @@ def _envelope(value: str | None) -> _Envelope:
 
 
 def _header(message: Message, name: str) -> str | None:
-    value = message.get(name)
-    return str(value).strip() or None if value is not None else None
+    """A header's value, decoded; as written (unfolded) when the stdlib's header parser
+    fails on it ("<abc@[127.0.0.1>" in a Message-ID, ".a:?" in a From)."""
+    try:
+        value = message.get(name)
+        return str(value).strip() or None if value is not None else None
+    except Exception:  # AttributeError, UnboundLocalError, HeaderParseError...
+        written = _legacy_headers(message).get(name)
+        return " ".join(str(written).split()) or None if written is not None else None
+
+
+def _legacy_headers(message: Message) -> Message:
+    """``message``'s headers as written, read by the legacy parser (which takes any text)."""
+    legacy = Message(policy=policy.compat32)
+    for name, value in message.raw_items():
+        legacy[name] = value
+    return legacy
 
 
 def _text_or_html(text: str | None, html: str | None) -> str:
@@ -176,5 +296,7 @@ def _text_or_html(text: str | None, html: str | None) -> str:
         def handle_data(self, data: str) -> None:
             chunks.append(data)
 
-    _Text().feed(html)
+    # The stdlib's parser asserts on some malformed markup ("<![x]y"): the words before it.
+    with contextlib.suppress(AssertionError):
+        _Text().feed(html)
     return " ".join(" ".join(chunks).split())

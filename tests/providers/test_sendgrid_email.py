@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -412,6 +413,207 @@ def test_a_raw_mode_text_in_a_charset_python_does_not_know_is_read_as_utf_8(
 
 
 @pytest.mark.parametrize(
+    "message_id",
+    [
+        b"<abc@[127.0.0.1>",  # AttributeError from the stdlib's header parser
+        b"<a@[",  # UnboundLocalError
+    ],
+)
+def test_a_parsed_mode_opt_out_whose_message_id_the_header_parser_fails_on_is_read(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    message_id: bytes,
+) -> None:
+    """Refused, it would be refused on every retry, and the opt-out lost: the Message-ID
+    is taken as written."""
+    body = (
+        _raw("inbound_default_data.crlf.multipart")
+        .replace(
+            b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nMessage-ID: " + message_id + b"\r\n"
+        )
+        .replace(b"Hello Twilio SendGrid!", b"STOP")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.from_address, event.body) == ("test@example.com", "STOP")
+    assert (event.event_type, event.suppression) == (EventType.OPTED_OUT, "unsubscribe")
+    assert event.dedupe_key == f"sendgrid_email:inbound:{message_id.decode()}"
+
+
+@pytest.mark.parametrize(
+    ("sender", "found"),
+    [
+        (b".a:?", "test@example.com"),  # AttributeError: the envelope's sender
+        (b".a:? <Pat@Example.com>", "pat@example.com"),  # the address the header names
+    ],
+)
+def test_a_raw_mode_opt_out_whose_from_the_header_parser_fails_on_is_read(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    sender: bytes,
+    found: str,
+) -> None:
+    body = (
+        _raw("inbound_raw_data.crlf.multipart")
+        .replace(b"From: Example User <test@example.com>", b"From: " + sender)
+        .replace(b"Hello Twilio SendGrid!\r\n\r\n--", b"STOP\r\n\r\n--")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.from_address, event.body, event.event_type) == (
+        found, "STOP", EventType.OPTED_OUT,
+    )  # fmt: skip
+
+
+def test_a_raw_mode_opt_out_nested_deeper_than_the_parser_recurses_is_read(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """A thousand multipart/mixed parts, one in another: read from its first text part."""
+    depth = 1000
+    nested = "".join(
+        f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n" for i in range(depth)
+    )
+    ends = "".join(f"\r\n--b{i}--" for i in reversed(range(depth)))
+    message = (
+        "From: Example User <test@example.com>\r\nTo: inbound@inbound.inbound.com\r\n"
+        f"Subject: Re: your balance\r\n{nested}Content-Type: text/plain\r\n\r\n"
+        f"STOP\r\n\r\nSent from my phone{ends}\r\n"
+    )
+    body = _form({"email": message, "envelope": '{"to":["inbound@inbound.inbound.com"]}'})
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.from_address, event.subject) == ("test@example.com", "Re: your balance")
+    assert (event.body, event.event_type) == ("STOP\r\n\r\nSent from my phone", EventType.OPTED_OUT)
+
+
+def test_a_field_in_a_charset_that_cannot_replace_what_it_fails_on_is_read_as_utf_8(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """The idna codec refuses errors="replace" (a UnicodeError, once a 400 on every
+    retry); a charset name with a NUL in it is no charset either."""
+    body = (
+        _raw("inbound_default_data.crlf.multipart")
+        .replace(b'"text":"UTF-8"', b'"text":"idna"')
+        .replace(b'"subject":"UTF-8"', b'"subject":"utf-8\\u0000"')
+        .replace(b"Hello Twilio SendGrid!", b"STOP \xe2\x80\x94 Fran\xe7ois")
+        .replace(b"Testing non-raw", b"Re: balance \xe2\x80\x94 due")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.body, event.subject) == ("STOP \u2014 Fran\ufffdois", "Re: balance \u2014 due")
+
+
+def test_a_raw_mode_part_in_a_charset_that_cannot_replace_what_it_fails_on_is_read_as_utf_8(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    body = (
+        _raw("inbound_raw_data.crlf.multipart")
+        .replace(b"text/plain; charset=UTF-8", b"text/plain; charset=idna")
+        .replace(b"Hello Twilio SendGrid!\r\n\r\n--", b"STOP\r\n\r\nFran\xe7ois\r\n\r\n--")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.body, event.event_type) == ("STOP\r\n\r\nFran\ufffdois", EventType.OPTED_OUT)
+
+
+def test_html_the_stdlibs_parser_fails_on_gives_the_words_before_it(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """A marked section of an unknown keyword makes HTMLParser assert."""
+    body = (
+        _raw("inbound_default_data.crlf.multipart")
+        .replace(b"Hello Twilio SendGrid!\r\n", b"")
+        .replace(b"<strong>Hello Twilio SendGrid!", b"<p>STOP</p><![x]y")
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.body, event.event_type) == ("STOP", EventType.OPTED_OUT)
+
+
+def test_a_message_that_cannot_be_read_is_read_from_the_form_fields_and_not_logged(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last resort, for a failure nobody foresaw: what the fields say is stored, and
+    the opt-out honoured, rather than a post refused on every retry."""
+
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise AttributeError("'str' object has no attribute 'value': test@example.com STOP")
+
+    monkeypatch.setattr("outreach.providers.inbound_email._header", fails)
+    body = _raw("inbound_default_data.crlf.multipart").replace(b"Hello Twilio SendGrid!", b"STOP")
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.from_address, event.to_address) == (
+        "test@example.com", "inbound@inbound.example.com",
+    )  # fmt: skip
+    assert (event.subject, event.body) == ("Testing non-raw", "STOP")
+    assert (event.event_type, event.suppression) == (EventType.OPTED_OUT, "unsubscribe")
+    assert event.payload["SPF"] == "pass"
+    assert "AttributeError" in caplog.text
+    assert "test@example.com" not in caplog.text and "STOP" not in caplog.text
+
+
+def test_a_form_with_a_file_name_the_header_parser_fails_on_is_read(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """An attachment's file name comes from the sender's mail; ``filename*="''"`` makes
+    the modern header parser raise IndexError, the legacy one reads the form."""
+    attachment = (
+        b'--xYzZY\r\nContent-Disposition: form-data; name="attachment1"; '
+        b"filename*=\"''\"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\r\n"
+    )
+    body = attachment + _raw("inbound_default_data.crlf.multipart").replace(
+        b"Hello Twilio SendGrid!", b"STOP"
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.from_address, event.body) == ("test@example.com", "STOP")
+    assert event.event_type is EventType.OPTED_OUT
+    assert "attachment1" not in event.payload
+
+
+def test_a_form_nested_deeper_than_the_parser_recurses_is_refused_as_no_form(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """SendGrid posts no such form: a 400 (the parser's RecursionError was a 500)."""
+    boundaries = ["xYzZY", *(f"b{i}" for i in range(1000))]
+    body = "".join(
+        f"--{outer}\r\nContent-Type: multipart/mixed; boundary={inner}\r\n\r\n"
+        for outer, inner in itertools.pairwise(boundaries)
+    ).encode()
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    with pytest.raises(WebhookRejected, match="multipart body could not be read"):
+        provider.parse(request)
+
+
+@pytest.mark.parametrize(
     "payload", ["inbound_default_data.crlf.multipart", "inbound_raw_data.crlf.multipart"]
 )
 @pytest.mark.parametrize(
@@ -551,6 +753,15 @@ def _payload(name: str) -> bytes:
 
 def _raw(name: str) -> bytes:
     return (PAYLOADS / "sendgrid" / name).read_bytes()
+
+
+def _form(fields: dict[str, str]) -> bytes:
+    """An Inbound Parse multipart body of ``fields``."""
+    parts = [
+        f'--xYzZY\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    return ("".join(parts) + "--xYzZY--\r\n").encode()
 
 
 def _signed_inbound(body: bytes, keys: EcdsaKeys) -> WebhookRequest:

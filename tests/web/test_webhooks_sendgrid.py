@@ -219,6 +219,47 @@ def test_a_raw_mode_unsubscribe_mail_with_an_unknown_charset_is_honoured(
     assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
 
 
+def _nested(depth: int, text: str) -> str:
+    """A message body of ``depth`` multipart/mixed parts, one in another, around ``text``."""
+    opening = "".join(
+        f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n" for i in range(depth)
+    )
+    closing = "".join(f"\r\n--b{i}--" for i in reversed(range(depth)))
+    return f"{opening}Content-Type: text/plain\r\n\r\n{text}{closing}\r\n"
+
+
+_HEAD = "To: billing@reply.example.com\r\nSubject: Re: your balance\r\n"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # The stdlib's header parser fails on these (AttributeError, UnboundLocalError).
+        {"headers": "Message-ID: <abc@[127.0.0.1>\r\n", "text": "STOP"},
+        {"headers": "Message-ID: <a@[\r\n", "text": "STOP"},
+        {"email": f"From: .a:?\r\n{_HEAD}\r\nSTOP\r\n"},
+        {"email": f"From: Pat Doe <{EMAIL}>\r\n{_HEAD}{_nested(1000, 'STOP')}"},
+        # A charset that refuses errors="replace" (a UnicodeError, once a 400).
+        {"text": "STOP", "charsets": '{"text": "idna"}'},
+    ],
+    ids=["message-id", "message-id-cut", "raw-from", "raw-nested", "charset"],
+)
+def test_a_signed_unsubscribe_mail_the_stdlib_fails_to_read_is_honoured(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys, fields: dict[str, str]
+) -> None:
+    """Refused, it would be refused on every retry and the unsubscribe lost: the mail is
+    stored, from its sender, and its STOP honoured."""
+    add_account(engine)
+    post = {**PARSE_FIELDS, "from": f"Pat Doe <{EMAIL}>", "to": "billing@reply.example.com",
+            "subject": "Re: your balance",
+            "envelope": _envelope("billing@reply.example.com", MAILBOX), **fields}  # fmt: skip
+    response = server.send(sendgrid_inbound(post, inbound_keys))
+    assert response.status_code == 200, response.text
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+    (stored,) = rows(engine, provider_events)
+    assert (stored.kind, stored.event_type) == ("inbound", "opted_out")
+
+
 def test_an_unsubscribe_mail_from_an_unquoted_display_name_unsubscribes_the_sender(
     engine: Engine, server: Server, inbound_keys: EcdsaKeys
 ) -> None:

@@ -40,6 +40,9 @@ class CadenceError(OutreachError):
     """A cadence in schedules/ is invalid."""
 
 
+MAX_RETRY_AFTER = 86_400.0  # seconds: a day
+
+
 class ChannelError(OutreachError):
     """A provider did not take a message.
 
@@ -74,7 +77,9 @@ class ChannelError(OutreachError):
         self.retryable = retryable
         self.ambiguous = ambiguous
         self.outage = outage
-        self.retry_after = retry_after
+        # A provider's wait is taken up to a day: a longer one (or one no date can hold)
+        # would leave the messages waiting for good, or overflow the time they wait until.
+        self.retry_after = None if retry_after is None else min(retry_after, MAX_RETRY_AFTER)
         self.status_code = status_code
         self.code = code
         self.suppression = suppression

@@ -560,7 +560,11 @@ async def test_a_provider_that_cannot_be_reached_is_told_in_the_log_now_and_then
     assert the_attempt(world).tries == 0
 
 
-@pytest.mark.parametrize(("retry_after", "wait"), [(300.0, 300), (5.0, 30)])
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [(300.0, 300), (5.0, 30), (86_400.0 * 3, 86_400), (99_999_999_999_999.0, 86_400),
+     (float("inf"), 86_400)],
+)  # fmt: skip
 async def test_the_providers_retry_after_is_honoured(
     world: World, retry_after: float, wait: int
 ) -> None:

@@ -52,6 +52,8 @@ from outreach.store import (
     columns_of,
     compliance_events,
     contact_points,
+    hold_writes,
+    lock_accounts,
     named_rows,
     suppressions,
     table_of,
@@ -127,14 +129,22 @@ def load_debtors(
     now: datetime,
     lookback_days: int,
     default_country: str,
+    *,
+    hold: bool = False,
 ) -> dict[int, DebtorRecord]:
     """What the rules need for each account row (``id``, ``reference``, ``timezone``,
-    ``jurisdiction``, ``collector_type``), keyed by account id."""
+    ``jurisdiction``, ``collector_type``), keyed by account id. With ``hold``, the debtors
+    (these accounts and the others of the same people) are held until the transaction
+    ends before their history is read (``hold_debtors``)."""
     ids = [row.id for row in accounts]
     if not ids:
         return {}
     points = _read(connection, contact_points, POINT_COLUMNS, ids,
                    contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+    numbers = _servicer_numbers(connection, ids)
+    person, holders = _same_person(connection, ids, points, numbers)
+    if hold:
+        hold_debtors(connection, {*ids, *(other for linked in person.values() for other in linked)})
     events = _read(connection, compliance_events, EVENT_COLUMNS, ids)
     designated = _read(connection, designated_times, DESIGNATED_COLUMNS, ids,
                        designated_times.c.withdrawn_at.is_(None))  # fmt: skip
@@ -154,8 +164,6 @@ def load_debtors(
     addresses = {p.address for rows in points.values() for p in rows}
     addresses |= {address.lower() for address in addresses if "@" in address}
     opted_out = suppression_events(_opt_out_rows(connection, addresses))
-    numbers = _servicer_numbers(connection, ids)
-    person, holders = _same_person(connection, ids, points, numbers)
     debts, loans = _student_loans(numbers, holders)
     shared = _shared_history(connection, accounts, person, points, placed, since, until, debts)
     by_number = _revoked_for_numbers(connection, _phone_users(points), person, events, now)
@@ -169,6 +177,21 @@ def load_debtors(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
         shared=shared, debts=debts, used=used,
     )  # fmt: skip
+
+
+def hold_debtors(connection: Connection, ids: Iterable[int]) -> None:
+    """Take, until the transaction ends, the accounts ``ids`` as a debtor's: whoever
+    decides on a debtor's history and marks what it sends (the send-time check) holds the
+    debtor's accounts from before it reads the history until the mark is committed, so that
+    a second such writer for the same person reads the first's mark. Each holds every
+    account of its debtors: two writers for one person hold an account in common, however
+    their batches split the person's accounts.
+
+    PostgreSQL: the accounts' locks, in the order of their ids (``store.lock_accounts``),
+    taken after the attempts the writer holds, as a webhook batch and a dispatcher recording
+    outcomes take them. SQLite: its one writer's lock."""
+    hold_writes(connection)
+    lock_accounts(connection, ids)
 
 
 def work_mailboxes_used(

@@ -497,11 +497,17 @@ class Dispatcher:
         A message is allowed when compliance allows it now and at the latest instant it
         may leave (its rate-limit wait and ``SEND_GRACE`` from now). Attempts of one debtor
         (accounts sharing a number or a mailbox) or to one address are decided in turn, each
-        counting the ones allowed before it."""
-        # Read first, so that no rate-limit slot goes to an attempt another worker took
-        # after this one's lease ran out (a stalled process); checked again under the
-        # lock of the first write, below.
-        still = _still_ours(connection, [row.id for row in rows], self.worker, lock=False)
+        counting the ones allowed before it.
+
+        The batch's attempts, then its debtors (``hold_debtors``), are held from before
+        their history is read until the ``sending`` marks are committed: another batch for
+        the same person (a dispatch process's, another daemon's) decides before or after
+        this one, counting what it sends."""
+        # Only the attempts this worker still holds, locked for the rest of the transaction
+        # (on SQLite, the writer's lock taken): one whose lease ran out (a stalled process)
+        # may have been claimed, and even sent, by another worker since. No rate-limit slot
+        # goes to it, and nothing is written for it.
+        still = _still_ours(connection, [row.id for row in rows], self.worker)
         _left_to_others({row.id for row in rows} - still)
         rows = [row for row in rows if row.id in still]
         account_rows, records, held = self._debtors(connection, {r.account_id for r in rows}, now)
@@ -509,7 +515,6 @@ class Dispatcher:
         changes: list[dict[str, Any]] = []
         withdrawn: list[Any] = []
         ready: list[_Ready] = []
-        counted: list[tuple[int, str]] = []  # (attempt, outcome), told once known ours
         # The batch's accounts by address, and by person: accounts that share a number or a
         # mailbox are one debtor, whose caps count what each of them is sent.
         to_address: dict[str, set[int]] = {}
@@ -536,7 +541,7 @@ class Dispatcher:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
                     if self._gives_back(account, why_not):
                         withdrawn.append(row)
-                    counted.append((row.id, "cancelled"))
+                    report.outcomes["cancelled"] += 1
                     continue
                 decided = self._decide(record, row, now, now, answer)
                 if decided.verdict == "allow":
@@ -544,7 +549,7 @@ class Dispatcher:
                     continue
                 decisions.append(decided.stored)
                 changes.append(decided.change(row, now))
-                counted.append((row.id, decided.counted))
+                report.outcomes[decided.counted] += 1
             messages = [_message(row) for row, _ in allowed]
             senders = [self.providers[m.channel].sender(m) for m in messages]
             waits = self.limiter.reserve_many(
@@ -560,7 +565,7 @@ class Dispatcher:
                     changes.append(
                         _change(row, AttemptStatus.QUEUED, now, next_try_at=now + RATE_WAIT)
                     )
-                    counted.append((row.id, "rate_limited"))
+                    report.outcomes["rate_limited"] += 1
                     continue
                 record = records[row.account_id]
                 leave_by = now + timedelta(seconds=wait) + SEND_GRACE
@@ -570,13 +575,13 @@ class Dispatcher:
                     # due" would be a day short. Written afresh, as at the check above.
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=OUT_OF_DATE))
                     withdrawn.append(row)
-                    counted.append((row.id, "cancelled"))
+                    report.outcomes["cancelled"] += 1
                     continue
                 later = self._decide(record, row, leave_by, now, answer)
                 if later.verdict != "allow":  # e.g. the window closes before it would leave
                     decisions.append(later.stored)
                     changes.append(later.change(row, now))
-                    counted.append((row.id, later.counted))
+                    report.outcomes[later.counted] += 1
                     continue
                 decisions.append(decided.stored)
                 ready.append(_Ready(row, message, sender, wait, now, leave_by))
@@ -589,19 +594,6 @@ class Dispatcher:
                 for account_id in to_address[_address_key(row)] | debtor:
                     other = records[account_id]
                     records[account_id] = replace(other, history=(*other.history, contact))
-        # Written only for the attempts this worker still holds: one whose lease ran out
-        # while it was being decided (a stalled process) may have been claimed, and even
-        # sent, by another worker since. Checked by the first write, under its lock.
-        ours = _still_ours(connection, [row.id for row in rows], self.worker)
-        if len(ours) < len(rows):
-            _left_to_others({row.id for row in rows} - ours)
-            decisions = [d for d in decisions if d["attempt_id"] in ours]
-            changes = [c for c in changes if c["attempt_id"] in ours]
-            withdrawn = [row for row in withdrawn if row.id in ours]
-            ready = [item for item in ready if item.row.id in ours]
-        for attempt_id, outcome in counted:
-            if attempt_id in ours:
-                report.outcomes[outcome] += 1
         store_decisions(connection, decisions)
         if withdrawn:
             give_back_steps(connection, withdrawn, now, self.worker, self._steps_of())
@@ -652,6 +644,7 @@ class Dispatcher:
             at,
             self.rules.lookback_days,
             self.settings.default_region,
+            hold=True,
         )
         promising = connection.execute(
             select(promises_to_pay.c.account_id).where(
@@ -1308,22 +1301,20 @@ def _left_to_others(lost: set[int]) -> None:
         )
 
 
-def _still_ours(
-    connection: Connection, ids: Sequence[int], worker: str, *, lock: bool = True
-) -> set[int]:
-    """Which of the attempts ``ids`` ``worker`` still holds, still queued; with ``lock``,
-    locked (on SQLite, the writer's lock taken) for the rest of the transaction."""
+def _still_ours(connection: Connection, ids: Sequence[int], worker: str) -> set[int]:
+    """Which of the attempts ``ids`` ``worker`` still holds, still queued; locked (on
+    SQLite, the writer's lock taken) for the rest of the transaction."""
     if not ids:
         return set()
-    mine = (
-        among(connection, attempts.c.id, ids),
-        attempts.c.acquired_by == worker,
-        unindexed(attempts.c.status) == AttemptStatus.QUEUED,
-    )
-    if not lock:
-        return set(connection.execute(select(attempts.c.id).where(*mine)).scalars())
     held = connection.execute(
-        update(attempts).where(*mine).values(acquired_by=worker).returning(attempts.c.id)
+        update(attempts)
+        .where(
+            among(connection, attempts.c.id, ids),
+            attempts.c.acquired_by == worker,
+            unindexed(attempts.c.status) == AttemptStatus.QUEUED,
+        )
+        .values(acquired_by=worker)
+        .returning(attempts.c.id)
     )
     return set(held.scalars())
 

@@ -10,6 +10,7 @@ providers that keep the provider contract: they answer a ``SendResult`` or raise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from outreach import agent_actions, heap, store
@@ -1059,6 +1060,96 @@ def test_a_refusals_suppression_waits_for_a_stop_being_written(engine: Engine) -
     assert _in_force(engine) == [("sms", PHONE, "stop")]
 
 
+class _Meeting(Dispatcher):
+    """Reads what compliance knows of its batch's debtors, then waits (two seconds at
+    most) for the other batch to have read it too: at once, unless the second read waits
+    for the first batch's commit."""
+
+    meeting: threading.Barrier
+
+    def _debtors(self, connection: Any, account_ids: set[int], at: datetime) -> Any:
+        found = super()._debtors(connection, account_ids, at)
+        # Broken when the other read waited for this batch: this one goes on.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.meeting.wait(timeout=2)
+        return found
+
+
+def _one_text_left(world: World, references: Sequence[str]) -> None:
+    """A debtor (at most two texts a day) texted an hour ago, with two texts due: two on the
+    first of ``references``, or one on each of two accounts that share the number."""
+    ids = world.load(*(row(reference) for reference in references))
+    earlier = NOW - timedelta(hours=1)
+    texts = [("earlier", references[0], "delivered", earlier)]
+    due = zip(("one", "two"), [*references, *references], strict=False)
+    texts += [(key, reference, "queued", NOW) for key, reference in due]
+    with world.engine.begin() as connection:
+        for key, reference, status, at in texts:
+            connection.execute(
+                insert(attempts).values(
+                    account_id=ids[reference], idempotency_key=key, step_key=key, channel="sms",
+                    to_address="+16175550101", template_name="x", tone="firm", locale="en",
+                    body=f"text {key}", status=status, automated=True, created_at=at,
+                    updated_at=at, next_try_at=at, sent_at=at if status != "queued" else None,
+                )
+            )  # fmt: skip
+
+
+def _claimed_by(world: World, worker: str) -> Sequence[Any]:
+    with world.engine.begin() as connection:
+        return claim_queued_attempts(connection, worker, NOW, NOW + SEND_LEASE, 1)
+
+
+@pytest.mark.parametrize("references", [["A-1"], ["A-1", "B-1"]], ids=["one", "two"])
+def test_two_batches_decided_at_once_send_a_debtor_no_more_than_the_cap_allows(
+    world: World, references: list[str]
+) -> None:
+    """A daemon and its dispatch process (or two daemons) each claim one of the two texts
+    due to a debtor whose cap allows one more, on one account or on two accounts sharing the
+    number, and check them at once: the second to decide counts the first's text, and
+    defers its own."""
+    _one_text_left(world, references)
+    meeting = threading.Barrier(2)
+    providers: list[FakeProvider] = []
+    jobs = []
+    for worker in ("daemon-a", "daemon-a/dispatch4242"):
+        sms = FakeProvider("sms")
+        providers.append(sms)
+        send = _Meeting(world.engine, world.settings, world.clock, worker,
+                        {**outboxes(world), "sms": sms}, RateLimiter({}))  # fmt: skip
+        send.meeting = meeting
+        jobs.append((send, _claimed_by(world, worker)))
+    outcomes: list[dict[str, int]] = []
+
+    def run(send: Dispatcher, claimed: Sequence[Any]) -> None:
+        outcomes.append(dict(asyncio.run(send.dispatch_batch(claimed)).outcomes))
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes, key=str) == [{"deferred": 1}, {"sent": 1}]
+    assert sum(len(sms.sent) for sms in providers) == 1
+    statuses = sorted(a.status for a in rows_of(world.engine, attempts) if a.step_key != "earlier")
+    assert statuses == ["queued", "sent"]
+
+
+@pytest.mark.parametrize("references", [["A-1"], ["A-1", "B-1"]], ids=["one", "two"])
+async def test_two_batches_one_after_the_other_send_a_debtor_what_the_cap_allows(
+    world: World, references: list[str]
+) -> None:
+    _one_text_left(world, references)
+    sent = 0
+    for worker in ("daemon-a", "daemon-a/dispatch4242"):
+        sms = FakeProvider("sms")
+        await dispatcher(world, fake_sms(world, sms), worker=worker).dispatch_batch(
+            _claimed_by(world, worker)
+        )
+        sent += len(sms.sent)
+    assert sent == 1
+
+
 async def test_at_send_time_a_debtors_other_account_counts_toward_caps_per_debtor(
     world: World,
 ) -> None:
@@ -1267,31 +1358,40 @@ async def test_a_dispatcher_past_its_lease_takes_no_rate_limit_slot_for_what_it_
     assert limiter.reserve_many([("sms", "fake-sms")], 60) == [0.0]  # the slot is still free
 
 
-async def test_an_attempt_claimed_by_another_while_deciding_is_left_to_it(
-    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+async def test_an_attempt_being_decided_is_not_claimed_by_another_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stalls inside its send-time check, past its lease, and B claims the attempt in
-    the meantime: A's first write finds it is no longer A's, and A sends and writes
-    nothing for it."""
+    """A stalls inside its send-time check, past its lease, and B asks for due attempts
+    meanwhile: A's check holds the attempt until it is written (B skips it on PostgreSQL,
+    and waits for the writer's lock on SQLite), so B gets nothing while A decides. A, its
+    lease over, does not send it either: it goes back to the queue."""
     planned(world, row("A-1"))
     provider = FakeProvider("sms")
     debtors = Dispatcher._debtors
+    claimed: list[Sequence[Any]] = []
+    while_deciding: list[Sequence[Any]] = []
 
-    def claimed_meanwhile(self: Dispatcher, *args: Any) -> Any:
-        world.clock.advance(self.lease + timedelta(seconds=1))
+    def claim() -> None:
         with world.engine.begin() as connection:
             now = world.clock.now()
-            claim_queued_attempts(connection, "worker-B", now, now + self.lease, 10)
+            claimed.append(claim_queued_attempts(connection, "worker-B", now, now + SEND_LEASE, 10))
+
+    others = threading.Thread(target=claim)
+
+    def claimed_meanwhile(self: Dispatcher, *args: Any) -> Any:
+        if others.ident is None:  # the first check (not the one before it leaves)
+            world.clock.advance(self.lease + timedelta(seconds=1))
+            others.start()
+            others.join(0.5)  # PostgreSQL: done, having skipped it; SQLite: still waiting
+            while_deciding.extend(claimed)
         return debtors(self, *args)
 
     monkeypatch.setattr(Dispatcher, "_debtors", claimed_meanwhile)
-    planned_decisions = len(rows_of(world.engine, decisions))
     report = await dispatcher(world, fake_sms(world, provider), worker="worker-A").tick()
-    assert (dict(report.outcomes), len(provider.sent)) == ({}, 0)
-    attempt = the_attempt(world)
-    assert (attempt.status, attempt.acquired_by, attempt.tries) == ("queued", "worker-B", 0)
-    assert len(rows_of(world.engine, decisions)) == planned_decisions
-    assert f"attempt(s) [{attempt.id}] were claimed by another worker" in caplog.text
+    others.join(10)
+    assert not any(while_deciding), while_deciding
+    assert (dict(report.outcomes), len(provider.sent)) == ({"requeued": 1}, 0)
+    assert the_attempt(world).status == "queued"
 
 
 async def test_a_dispatcher_that_stalls_while_deciding_puts_its_sends_back(

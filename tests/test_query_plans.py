@@ -54,7 +54,7 @@ CALLS: dict[str, Callable[[Connection], Any]] = {
     "steps given back, accounts due now": lambda c: due_now(c, IDS, NOW),
     "pending promises of a plan batch": lambda c: _pending_promises(c, IDS),
     "replies holding accounts": lambda c: reply_holds(c, IDS, NOW, timedelta(hours=48)),
-    "attempts a dispatcher still holds": lambda c: _still_ours(c, IDS, "w", lock=False),
+    "attempts a dispatcher still holds": lambda c: _still_ours(c, IDS, "w"),
     "accounts paid off": lambda c: _reduce_balances(
         c, dict.fromkeys(IDS, 100), NOW, PaymentSummary()
     ),

@@ -32,18 +32,37 @@ IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 INVALID = ContactStatus.INVALID.value
 
 # Twilio error codes (twilio.com/docs/api/errors), from the REST answer or a callback's
-# ErrorCode. Codes not listed are final unless the HTTP status says otherwise.
+# ErrorCode. Codes not listed are final unless the HTTP status says otherwise. A refusal of
+# our own account or settings (the credentials, the sending number or Messaging Service) is
+# an outage: every message would be refused alike, so they wait for the operator's fix.
 TWILIO_CODES: dict[str, CodeRule] = {
     "20003": CodeRule(
         "authentication failed: check TWILIO_ACCOUNT_SID and the token or key", outage=True
     ),
     "20404": CodeRule("not found: check TWILIO_ACCOUNT_SID and TWILIO_API_BASE_URL", outage=True),
     "20429": CodeRule("too many requests", retryable=True),
+    "21210": CodeRule(
+        "the caller ID is neither a Twilio number nor a verified caller ID of the account: "
+        "check TWILIO_FROM_NUMBER",
+        outage=True,
+    ),
     "21211": CodeRule("the 'To' number is not a valid phone number", contact_status=INVALID),
+    "21212": CodeRule(
+        "the 'From' is not a valid phone number, short code or sender ID: check TWILIO_FROM_NUMBER",
+        outage=True,
+    ),
     "21214": CodeRule("the 'To' number cannot be reached", contact_status=INVALID),
     "21217": CodeRule("the 'To' number does not appear to be valid", contact_status=INVALID),
     "21408": CodeRule("the account may not send to this region"),
-    "21606": CodeRule("the 'From' number cannot send this message"),
+    "21601": CodeRule(
+        "the 'From' number is not an SMS-capable number of the account: check TWILIO_FROM_NUMBER",
+        outage=True,
+    ),
+    "21606": CodeRule(
+        "the 'From' number is not a message-capable Twilio number of the account: "
+        "check TWILIO_FROM_NUMBER",
+        outage=True,
+    ),
     "21608": CodeRule("a trial account may only send to verified numbers"),
     "21610": CodeRule(
         "the recipient has opted out (replied STOP)",
@@ -56,6 +75,27 @@ TWILIO_CODES: dict[str, CodeRule] = {
         contact_status=INVALID,
     ),
     "21617": CodeRule("the message body is too long"),
+    "21659": CodeRule(
+        "the 'From' is not a Twilio number (or is a short code of another country): "
+        "check TWILIO_FROM_NUMBER",
+        outage=True,
+    ),
+    "21701": CodeRule(
+        "the Messaging Service does not exist on the account: check TWILIO_MESSAGING_SERVICE_SID",
+        outage=True,
+    ),
+    "21703": CodeRule(
+        "the Messaging Service has no number available to send from: "
+        "check TWILIO_MESSAGING_SERVICE_SID",
+        outage=True,
+    ),
+    "21704": CodeRule(
+        "the Messaging Service contains no phone numbers: check TWILIO_MESSAGING_SERVICE_SID",
+        outage=True,
+    ),
+    "21705": CodeRule(
+        "the Messaging Service is invalid: check TWILIO_MESSAGING_SERVICE_SID", outage=True
+    ),
     "30003": CodeRule("the handset is unreachable (off or out of coverage)"),
     "30004": CodeRule("the message was blocked"),
     "30005": CodeRule("unknown destination handset", contact_status=INVALID),

@@ -165,3 +165,31 @@ async def test_an_api_key_refused_holds_the_email_until_it_is_fixed(world: World
     world.clock.set(attempt.next_try_at)
     assert dict((await send.tick()).outcomes) == {"sent": 1}
     assert route.call_count == 2
+
+
+async def held_until_fixed(world: World, refused: httpx.Response) -> list[tuple[str, int]]:
+    """Three texts, the first refused with ``refused`` and the rest accepted: how the
+    attempts stand after the first tick; then the setting is fixed and all three go."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(MESSAGES).mock(side_effect=[refused] + [CREATED] * 3)
+    # Three texts a second: the first one's answer comes before the second would leave.
+    limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=3, burst=1))})
+    send = dispatcher(world, providers(world, router), limiter)
+    assert dict((await send.tick()).outcomes) == {"retry": 3}
+    assert route.call_count == 1  # the others are not sent to be refused alike
+    waiting = rows_of(world.engine, attempts)
+    world.clock.set(max(a.next_try_at for a in waiting))
+    assert dict((await send.tick()).outcomes) == {"sent": 3}
+    assert route.call_count == 4
+    return [(a.status, a.tries) for a in waiting]
+
+
+@pytest.mark.parametrize("code", ["21212", "21606", "21659"])
+async def test_a_from_number_twilio_refuses_holds_every_text_until_it_is_fixed(
+    world: World, code: str
+) -> None:
+    """A mistyped TWILIO_FROM_NUMBER, or one not on the account: Twilio refuses every text
+    alike. None is failed for it and no try is counted; they go once it is fixed."""
+    refused = httpx.Response(400, json=load_json("rest/twilio_errors.json")[code])
+    assert await held_until_fixed(world, refused) == [("queued", 0)] * 3

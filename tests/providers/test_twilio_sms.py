@@ -128,6 +128,32 @@ async def test_error_codes_are_classified(
     assert "+1555000" not in str(error)
 
 
+# Twilio's refusals of our sender: TWILIO_FROM_NUMBER mistyped, not on the account or not
+# SMS-capable (21212, 21601, 21606, 21659), or TWILIO_MESSAGING_SERVICE_SID naming no
+# usable Messaging Service (21701, 21703, 21704, 21705). Every text would be refused alike.
+SENDER_REFUSED = ["21212", "21601", "21606", "21659", "21701", "21703", "21704", "21705"]
+
+
+@pytest.mark.parametrize("code", SENDER_REFUSED)
+async def test_a_sender_refused_by_twilio_is_our_setting_and_holds_the_text(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    code: str,
+) -> None:
+    router.post(MESSAGES).respond(400, json=load_json("rest/twilio_errors.json")[code])
+    with pytest.raises(ChannelError) as raised:
+        await sms(settings, client, clock).send(MESSAGE)
+    error = raised.value
+    assert (error.retryable, error.outage, error.ambiguous) == (True, True, False)
+    assert (error.code, error.status_code) == (code, 400)
+    # Nothing about the recipient: no suppression, the number stays as it is.
+    assert (error.suppression, error.contact_status) == (None, None)
+    assert "TWILIO_FROM_NUMBER" in str(error) or "TWILIO_MESSAGING_SERVICE_SID" in str(error)
+    assert "+1617555" not in str(error)
+
+
 async def test_429_honours_retry_after(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
 ) -> None:

@@ -277,6 +277,25 @@ async def test_numbers_that_cannot_be_called(
     assert not raised.value.retryable
 
 
+@pytest.mark.parametrize("code", ["21210", "21212"])
+async def test_a_caller_id_refused_by_twilio_is_our_setting_and_holds_the_call(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    code: str,
+) -> None:
+    # 21210: TWILIO_FROM_NUMBER is neither a Twilio number nor a verified caller ID of the
+    # account; 21212: it is no phone number at all. Every call would be refused alike.
+    router.post(CALLS).respond(400, json=load_json("rest/twilio_errors.json")[code])
+    with pytest.raises(ChannelError) as raised:
+        await voice(settings, client, clock).send(CALL)
+    error = raised.value
+    assert (error.retryable, error.outage, error.ambiguous) == (True, True, False)
+    assert (error.code, error.contact_status, error.suppression) == (code, None, None)
+    assert "TWILIO_FROM_NUMBER" in str(error)
+
+
 @pytest.mark.parametrize("answered_by", ["human", "machine_end_beep", "unknown", None])
 def test_every_call_offers_an_opt_out_by_key_or_speech(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, answered_by: str | None

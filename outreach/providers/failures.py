@@ -6,10 +6,13 @@ request before failing (Twilio's error 20500 and a gateway's 502 or 504 say noth
 whether the message went out, and neither provider de-duplicates a second POST); other
 4xx are final, except those that refuse our account or settings rather than the message
 (credentials, a base URL: ``CodeRule.outage``), which hold every message until the operator
-fixes them. Each provider adds one table of its own error codes
-(``CodeRule``) for what a refusal means about the address: an opt-out becomes a
-suppression, a number that cannot receive becomes a contact-point status. A transport
-failure is retryable only when the request provably never left.
+fixes them. A provider's API never redirects: a 301, 302, 307 or 308 comes from a wrong
+base URL (``http://``, an old host) or a proxy, before the provider saw the POST (redirects
+are not followed), so it is an outage too; a 303 is how a server points at the result of a
+POST it has acted on, so it is ambiguous, as is any other 3xx. Each provider adds one table
+of its own error codes (``CodeRule``) for what a refusal means about the address: an opt-out
+becomes a suppression, a number that cannot receive becomes a contact-point status. A
+transport failure is retryable only when the request provably never left.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class CodeRule:
 
 # Failures before the request left: nothing reached the provider.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# Redirects of a POST that was not acted on: the base URL (or a proxy) is wrong.
+_NOT_PROCESSED_REDIRECTS = frozenset({301, 302, 307, 308})
+
 # Our own mistakes (a bad base URL): every message would be refused alike, so they wait
 # for the operator's fix (an outage), none is failed for it.
 _NOT_SENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
@@ -83,8 +89,9 @@ def http_failure(
 ) -> ChannelError:
     """An HTTP error answer, classified by status and by the provider's ``rule`` for it."""
     status = response.status_code
-    ambiguous = status >= 500 and status != 503
-    outage = not ambiguous and rule is not None and rule.outage
+    redirected = status in _NOT_PROCESSED_REDIRECTS
+    ambiguous = (status >= 500 and status != 503) or (300 <= status < 400 and not redirected)
+    outage = redirected or (not ambiguous and rule is not None and rule.outage)
     retryable = not ambiguous and (
         status in (429, 503) or (rule is not None and rule.retryable) or outage
     )
@@ -96,6 +103,10 @@ def http_failure(
         parts.append(f" ({rule.meaning})")
     elif status == 429:
         parts.append(" (rate limited)")
+    elif redirected:
+        parts.append(" (redirected: the request was not processed; check the base URL setting)")
+    elif status < 400:
+        parts.append(" (redirected after the request may have been processed)")
     elif ambiguous:
         parts.append(" (server error)")
     if ambiguous:

@@ -193,3 +193,48 @@ async def test_a_from_number_twilio_refuses_holds_every_text_until_it_is_fixed(
     alike. None is failed for it and no try is counted; they go once it is fixed."""
     refused = httpx.Response(400, json=load_json("rest/twilio_errors.json")[code])
     assert await held_until_fixed(world, refused) == [("queued", 0)] * 3
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_holds_every_text_until_the_base_url_is_fixed(
+    world: World, status: int
+) -> None:
+    """TWILIO_API_BASE_URL on http://, or a proxy, answers with a redirect: Twilio never saw
+    the message. Every text waits for the setting, none is failed for it."""
+    redirect = httpx.Response(status, headers={"Location": MESSAGES})
+    assert await held_until_fixed(world, redirect) == [("queued", 0)] * 3
+
+
+async def test_a_see_other_holds_the_text_for_review(world: World) -> None:
+    # 303 is how a server answers a POST it has acted on: the message may exist.
+    planned(world, row("A-1"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(MESSAGES).mock(
+        side_effect=[httpx.Response(303, headers={"Location": MESSAGES}), CREATED]
+    )
+    report = await dispatcher(world, providers(world, router)).tick()
+    assert dict(report.outcomes) == {"unknown": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.sent_at) == ("unknown", None)
+    assert "hold it for review" in attempt.error_message
+
+    await sent_again_later(world, router)
+    assert route.call_count == 1
+
+
+async def test_a_redirected_email_waits_until_the_base_url_is_fixed(world: World) -> None:
+    planned(world, row("A-2", due_date="2026-10-30"))
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(SEND).mock(
+        side_effect=[
+            httpx.Response(308, headers={"Location": SEND}),
+            httpx.Response(202, headers={"X-Message-Id": "sg-1"}),
+        ]
+    )
+    send = dispatcher(world, providers(world, router))
+    assert dict((await send.tick()).outcomes) == {"retry": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries) == ("queued", 0)
+    world.clock.set(attempt.next_try_at)
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    assert route.call_count == 2

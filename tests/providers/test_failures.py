@@ -75,3 +75,26 @@ def test_a_retry_after_of_a_non_ascii_digit_is_no_number() -> None:
 def test_retry_after_is_kept_only_when_retrying() -> None:
     assert http_failure("p", response(503, **{"Retry-After": "4"}), NOW).retry_after == 4
     assert http_failure("p", response(400, **{"Retry-After": "4"}), NOW).retry_after is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_means_the_post_was_not_processed_and_the_base_url_is_wrong(
+    status: int,
+) -> None:
+    # Providers' APIs never redirect a POST: a wrong base URL (http://, an old host) or a
+    # proxy did, and the provider never saw the message. Every message would go the same
+    # way, so they all wait for the setting to be fixed; none is failed for it.
+    sent = response(status, Location="https://api.p.test/v1/send")
+    error = http_failure("p", sent, NOW)
+    assert (error.retryable, error.outage, error.ambiguous) == (True, True, False)
+    assert error.status_code == status
+    assert "base URL" in str(error)
+    assert "not retried" not in str(error)
+
+
+def test_a_303_may_follow_a_processed_post_so_it_is_held_for_review() -> None:
+    # 303 See Other is how a server points at the result of a POST it has acted on.
+    error = http_failure("p", response(303, Location="https://p.test/v1/messages/1"), NOW)
+    assert (error.retryable, error.outage, error.ambiguous) == (False, False, True)
+    assert "hold it for review" in str(error)
+    assert "server error" not in str(error)

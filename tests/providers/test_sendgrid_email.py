@@ -125,6 +125,33 @@ async def test_error_answers_are_classified(
     assert raised.value.detail
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirected_mail_send_holds_the_email_until_the_base_url_is_fixed(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    status: int,
+) -> None:
+    # SENDGRID_API_BASE_URL on http://, or a proxy: SendGrid never saw the message.
+    router.post(SEND).respond(status, headers={"Location": SEND})
+    with pytest.raises(ChannelError) as raised:
+        await email(settings, client, clock).send(EMAIL)
+    error = raised.value
+    assert (error.retryable, error.outage, error.ambiguous) == (True, True, False)
+    assert "SENDGRID_API_BASE_URL" in str(error) or "base URL" in str(error)
+    assert router.calls.call_count == 1
+
+
+async def test_a_see_other_after_mail_send_holds_the_email_for_review(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    router.post(SEND).respond(303, headers={"Location": "https://sendgrid.test/v3/messages"})
+    with pytest.raises(ChannelError) as raised:
+        await email(settings, client, clock).send(EMAIL)
+    assert (raised.value.retryable, raised.value.ambiguous) == (False, True)
+
+
 async def test_429_waits_until_the_limit_resets(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
 ) -> None:

@@ -154,6 +154,31 @@ async def test_a_sender_refused_by_twilio_is_our_setting_and_holds_the_text(
     assert "+1617555" not in str(error)
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirected_message_post_holds_the_text_until_the_base_url_is_fixed(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    status: int,
+) -> None:
+    router.post(MESSAGES).respond(status, headers={"Location": MESSAGES})
+    with pytest.raises(ChannelError) as raised:
+        await sms(settings, client, clock).send(MESSAGE)
+    error = raised.value
+    assert (error.retryable, error.outage, error.ambiguous) == (True, True, False)
+    assert router.calls.call_count == 1  # the redirect is not followed
+
+
+async def test_a_see_other_after_the_message_post_holds_it_for_review(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
+) -> None:
+    router.post(MESSAGES).respond(303, headers={"Location": MESSAGES})
+    with pytest.raises(ChannelError) as raised:
+        await sms(settings, client, clock).send(MESSAGE)
+    assert (raised.value.retryable, raised.value.ambiguous) == (False, True)
+
+
 async def test_429_honours_retry_after(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, router: respx.MockRouter
 ) -> None:

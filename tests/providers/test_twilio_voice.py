@@ -296,6 +296,21 @@ async def test_a_caller_id_refused_by_twilio_is_our_setting_and_holds_the_call(
     assert "TWILIO_FROM_NUMBER" in str(error)
 
 
+@pytest.mark.parametrize(("status", "outage"), [(301, True), (308, True), (303, False)])
+async def test_a_redirected_call_post_is_an_outage_and_a_see_other_is_held_for_review(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    status: int,
+    outage: bool,
+) -> None:
+    router.post(CALLS).respond(status, headers={"Location": CALLS})
+    with pytest.raises(ChannelError) as raised:
+        await voice(settings, client, clock).send(CALL)
+    assert (raised.value.outage, raised.value.ambiguous) == (outage, not outage)
+
+
 @pytest.mark.parametrize("answered_by", ["human", "machine_end_beep", "unknown", None])
 def test_every_call_offers_an_opt_out_by_key_or_speech(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, answered_by: str | None

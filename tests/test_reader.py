@@ -213,18 +213,25 @@ def test_a_quote_left_open_on_the_last_line_is_reported(tmp_path: Path, end: str
     assert [(row.number, row.error is not None) for row in rows] == [(2, True)]
 
 
-def test_a_quoted_cell_swallowing_whole_records_is_reported(tmp_path: Path) -> None:
-    # Closed by a quote further down, the cell count comes out right all the same.
-    content = 'reference,name,amount\nA-1,Ana,"open\nA-2,Bo,2\nA-3,Cy,"3"\nA-4,Di,4\n'
-    rows = read(write(tmp_path, "open.csv", content))
-    assert [(row.number, row.error) for row in rows] == [
-        (2, "has a quoted cell holding lines that look like rows of their own: it runs "
-                "from line 2 to line 4 (a quote left open?), and none of these lines is "
-                "imported"),
-        (3, None),
-    ]  # fmt: skip
-    assert rows[0].text == 'A-1,Ana,"open\nA-2,Bo,2\nA-3,Cy,"3"\n'
-    assert rows[1].values["reference"] == "A-4"
+@pytest.mark.parametrize(
+    ("header", "cell"),
+    [
+        ("reference,name,amount", "12 Main St, Apt 4\nBoston, MA, 02110"),
+        ("reference,name,notes", "check 4411\nfrom Jane, thanks, rest in May"),
+        ("reference,name,balance,due_date,notes", "called twice\nsaid: a, b, c, d, e"),
+    ],
+)
+def test_a_quoted_cell_whose_later_lines_hold_delimiters_reads_whole(
+    tmp_path: Path, header: str, cell: str
+) -> None:
+    """An address or a memo on several lines, commas and all, is one cell: a line of it
+    is not taken for a row a quote left open swallowed."""
+    width = header.count(",")
+    first = ",".join(["x"] * (width - 1))
+    content = f'{header}\nA-1,{first},"{cell}"\nA-2,{",".join(["y"] * width)}\n'
+    rows = read(write(tmp_path, "cells.csv", content))
+    assert [row.error for row in rows] == [None, None]
+    assert rows[0].values[header.split(",")[-1]] == cell
 
 
 @pytest.mark.parametrize("end", ["\n", ""])

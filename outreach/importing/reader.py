@@ -250,14 +250,6 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             continue
         if not cells or all(not cell.strip() for cell in cells):
             continue  # blank lines are not rows
-        if len(cells) == len(header) and end > start and _holds_records(cells, header, delimiter):
-            problem = (
-                f"has a quoted cell holding lines that look like rows of their own: it runs "
-                f"from line {start} to line {end} (a quote left open?), and none of these "
-                "lines is imported"
-            )
-            yield RawRow(number, {}, problem, _line(start, number), text=text_read)
-            continue
         written = tuple(map(as_written, cells[: len(header)]))
         values = dict(zip(header, written, strict=False))
         if len(cells) != len(header):
@@ -269,17 +261,6 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             yield RawRow(number, values, problem, _line(start, number), extra, written)
             continue
         yield RawRow(number, values, line=_line(start, number), cells=written)
-
-
-def _holds_records(cells: list[str], header: list[str], delimiter: str) -> bool:
-    """Whether a line past the first of a quoted cell has a delimiter between each of the
-    header's columns: a whole record swallowed by a quote left open (closed by a quote
-    further down), not the second line of an address or a note."""
-    if len(header) < 2:
-        return False
-    return any(
-        line.count(delimiter) >= len(header) - 1 for cell in cells for line in cell.splitlines()[1:]
-    )
 
 
 def _line(line: int, number: int) -> int | None:

@@ -391,27 +391,53 @@ def test_a_revocation_in_a_file_without_the_address_column_revokes_the_points_on
     assert (again.updated, again.unchanged) == (0, 2)
 
 
-def test_a_consent_given_without_its_address_column_rejects_the_row(
+def test_a_consent_given_without_its_address_column_changes_no_consent(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:
-    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1", sms_consent="false")]),
-               defaults, clock)  # fmt: skip
-    before = snapshot(engine)
+    """Consent is for the number or address the debtor gave: a row that names none gives
+    none (and takes none away), while the rest of the row lands as usual."""
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1", sms_consent="false"),
+                                                     row("A-2")]), defaults, clock)  # fmt: skip
+    consents = {r: {(p.channel, p.address): p.consent for p in contacts_of(engine, r)}
+                for r in ("A-1", "A-2")}  # fmt: skip
     path = tmp_path / "b.csv"
     path.write_text(
         "reference,name,balance,due_date,sms_consent,email_consent\n"
-        "A-1,Debtor A-1,99.00,2026-10-15,true,true\n",
+        "A-1,Debtor A-1,99.00,2026-10-15,true,true\n"
+        "A-2,Debtor A-2,99.00,2026-10-15,yes,1\n",
         encoding="utf-8",
     )
-    summary, seen = _seen(engine, path, defaults, clock)
-    assert (summary.updated, summary.rejected) == (0, 1)
-    assert str(seen[0]) == (
-        "row 2: sms_consent: consent is given only with the phone column, naming the number "
-        "it is for (false or empty, a revocation, applies to the ones on file); email_consent: "
-        "consent is given only with the email column, naming the address it is for (false or "
-        "empty, a revocation, applies to the ones on file)"
+    summary = run_import(engine, path, defaults, clock)
+    assert (summary.updated, summary.rejected) == (2, 0)
+    assert {r: {(p.channel, p.address): p.consent for p in contacts_of(engine, r)}
+            for r in ("A-1", "A-2")} == consents  # fmt: skip
+    assert accounts_by_reference(engine)["A-1"].balance_minor == 9900
+
+
+def test_a_revocation_beside_an_emptied_address_cell_is_kept(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A number gone from the source system (its cell empty) with its consent withdrawn
+    is superseded and loses its consent: a later file naming it again, without consent
+    columns, does not bring its old consent back."""
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1")]), defaults, clock)
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "reference,name,balance,due_date,phone,sms_consent\n"
+        "A-1,Debtor A-1,120.50,2026-10-15,,false\n",
+        encoding="utf-8",
     )
-    assert snapshot(engine) == before
+    run_import(engine, path, defaults, clock)
+    assert {p.channel: (p.status, p.consent) for p in contacts_of(engine, "A-1")
+            if p.channel == "sms"} == {"sms": ("superseded", False)}  # fmt: skip
+    again = tmp_path / "c.csv"
+    again.write_text(
+        "reference,name,balance,due_date,phone\nA-1,Debtor A-1,120.50,2026-10-15,617-555-0101\n",
+        encoding="utf-8",
+    )
+    run_import(engine, again, defaults, clock)
+    assert {p.channel: (p.status, p.consent) for p in contacts_of(engine, "A-1")
+            if p.channel == "sms"} == {"sms": ("active", False)}  # fmt: skip
 
 
 def test_consent_cells_are_checked_whatever_the_address_columns(

@@ -393,7 +393,7 @@ def _contacts(
         for column in _CONSENT_ADDRESS
         if column in values
     }
-    revoked = frozenset(_revoked(consents, values, check))
+    revoked = frozenset(_revoked(consents, values))
     contacts: list[ContactRecord] = []
     primary: Phone | None = None
     phones = (
@@ -440,29 +440,19 @@ def _contacts(
     return contacts, primary, revoked
 
 
-def _revoked(
-    consents: dict[str, bool | None], values: dict[str, Any], check: _Collector
-) -> list[str]:
-    """The consent columns of a file without their address column that withdraw consent.
+def _revoked(consents: dict[str, bool | None], values: dict[str, Any]) -> list[str]:
+    """The consent columns that withdraw consent in a row naming no address for them (no
+    such column in the file, or its cell empty).
 
     A revocation must never be dropped: it applies to the points on file, whatever their
     address. Consent given is another matter: it is for the number the debtor gave, which
-    the file does not name (the source system's may have changed since), so it is refused.
-    """
-    revoked: list[str] = []
-    for column, consent in consents.items():
-        address = _CONSENT_ADDRESS[column]
-        if address in values or consent is None:
-            continue
-        if consent:
-            what = "address" if address == "email" else "number"
-            check.errors.append(
-                f"{column}: consent is given only with the {address} column, naming the "
-                f"{what} it is for (false or empty, a revocation, applies to the ones on file)"
-            )
-        else:
-            revoked.append(column)
-    return revoked
+    the row does not name (the source system's may have changed since): it changes
+    nothing, and the consent on file stands as it is."""
+    return [
+        column
+        for column, consent in consents.items()
+        if consent is False and not text_of(values.get(_CONSENT_ADDRESS[column]))
+    ]
 
 
 def zone_in_state(

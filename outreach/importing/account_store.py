@@ -358,18 +358,18 @@ class AccountUpserter:
             for key, row in have.items():
                 if key in wanted:
                     continue
+                changes: dict[str, Any] = {}
                 managed = record.manages(row["channel"], row["priority"])
                 if managed and row["status"] == ContactStatus.ACTIVE:
                     # Gone from the source system: kept for the history, no longer used.
-                    superseded = {"status": ContactStatus.SUPERSEDED, "updated_at": self.now}
-                    updates.append({**_contact_params(row), "b_id": row["id"], **superseded})
-                    changed.add(account_id)
-                elif row["consent"] and record.revokes(row["channel"], row["priority"]):
-                    # Withdrawn in a file without the address column: whatever the point's
+                    changes["status"] = ContactStatus.SUPERSEDED
+                if row["consent"] and record.revokes(row["channel"], row["priority"]):
+                    # Withdrawn by a row that names no address for it: whatever the point's
                     # status, so that it does not come back with its consent later.
-                    revoked = {**_contact_params(row)}
-                    revoked.update(self._consent_change(row, False, record, events))
-                    updates.append({**revoked, "b_id": row["id"], "updated_at": self.now})
+                    changes.update(self._consent_change(row, False, record, events))
+                if changes:
+                    updates.append({**_contact_params(row), "b_id": row["id"], **changes,
+                                    "updated_at": self.now})  # fmt: skip
                     changed.add(account_id)
         if not self.dry_run:
             if inserts:

@@ -222,13 +222,14 @@ _NO_BEFORE = re.compile(
     r"(?:^|[\n.!;,] ?)(?:(?:there is|there's|theres|i have|i've|ive|we have|"
     r"we've) )?no (?:more )?$"
 )
-# What after a denied dispute or lawyer says it is only not yet: "yet" within two words
-# ("I haven't disputed it yet"), or a sentence ending in "but I will" and the like.
+# What after a denied dispute or lawyer says it is only not yet: "yet" ending its clause
+# within two words ("I haven't disputed it yet", not "I'm not disputing it yet you call"),
+# or a sentence ending in "but I will" and the like.
 _CLAUSE_END = re.compile(r"[.!?;\n]+")
-_YET = re.compile(r"(?: [\w'-]+){0,2} yet\b")
+_YET = re.compile(r"(?: [\w'-]+){0,2} yet ?(?:[,.!?;\n]|$)")
 _LATER = re.compile(
-    r"\bbut (?:i|we)(?:'ll| will|'m going to| am going to)(?: soon| get one| hire one| do it|"
-    r" do so| file one| need one| get a lawyer| hire a lawyer| dispute\w*(?: it| this)?)? ?$"
+    r"\bbut (?:i|we)(?:'ll| will|'m going to| am going to)(?: soon| get one| hire one|"
+    r" file one| need one| get a lawyer| hire a lawyer| dispute\w*(?: it| this)?)? ?$"
 )
 _NO_AFTER = re.compile(r"(?: [\w'-]+){0,2} ?(?:[\n.!;,]|$)")
 _GUARDED = frozenset({_DISPUTE_WORD, _ATTORNEY_WORD})
@@ -458,13 +459,19 @@ def _negated(plain: str, match: re.Match[str]) -> bool:
     start = match.start()
     before = _SENTENCE_END.split(plain[max(0, start - 60) : start])[-1]
     if _NEGATED.search(" " + before.lstrip()) is not None:
-        # "I haven't disputed it yet, but I will": not yet is a dispute to come.
-        after = _CLAUSE_END.split(plain[match.end() : match.end() + 60])[0]
-        return _YET.match(after) is None and _LATER.search(after) is None
+        return not _not_yet(plain, match)
     return (
         _NO_BEFORE.search(plain[max(0, start - 40) : start]) is not None
         and _NO_AFTER.match(plain, match.end()) is not None
+        and not _not_yet(plain, match)
     )
+
+
+def _not_yet(plain: str, match: re.Match[str]) -> bool:
+    """Whether the denial is only "not yet" ("I haven't disputed it yet, but I will"):
+    a dispute or a lawyer to come."""
+    after = _CLAUSE_END.split(plain[match.end() : match.end() + 60])[0]
+    return _YET.match(after + "\n") is not None or _LATER.search(after) is not None
 
 
 def subject_words(subject: str) -> str:

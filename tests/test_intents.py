@@ -322,6 +322,11 @@ def test_every_intent_a_message_shows_most_serious_first(
         "I won't dispute the balance, but I will pay Friday",
         "I'm not disputing the debt but I'll need a payment plan",
         "I'm not disputing this, I just can't pay yet",
+        "I never disputed it yet you reported me to the bureau",
+        "I am not disputing anything yet you keep calling me",
+        "I dont dispute it yet i cant afford it right now",
+        "I don't need a lawyer and yet you keep harassing me",
+        "I don't need a lawyer, but I will do it",
         "I don't need a lawyer and I have not paid it yet",
     ],
 )
@@ -374,6 +379,9 @@ def test_a_negation_elsewhere_leaves_a_dispute_or_lawyer_as_said(text: str, inte
         ("I'm not disputing it yet", Intent.DISPUTE),
         ("I don't have a lawyer yet", Intent.ATTORNEY),
         ("I don't have a lawyer but I'm going to get one", Intent.ATTORNEY),
+        ("I have no lawyer yet", Intent.ATTORNEY),
+        ("No dispute yet, I will file one", Intent.DISPUTE),
+        ("I'm not disputing it yet.", Intent.DISPUTE),
     ],
 )  # fmt: skip
 def test_only_a_denial_undoes_a_dispute_or_lawyer(text: str, intent: Intent) -> None:

@@ -49,6 +49,22 @@ class InboxItem:
         return self.account_id is None and self.attempt_id is not None
 
 
+_EARLIER = inbox_messages.alias("earlier")
+# The open replies the inbox lists: each message once, as its first open copy (``copies``).
+LISTED: tuple[ColumnElement[bool], ...] = (
+    inbox_messages.c.direction == "inbound",
+    inbox_messages.c.status == InboxStatus.OPEN,
+    ~exists().where(
+        inbox_messages.c.account_id.is_not(None),
+        _EARLIER.c.provider_event_id == inbox_messages.c.provider_event_id,
+        _EARLIER.c.direction == "inbound",
+        _EARLIER.c.account_id.is_not(None),
+        _EARLIER.c.status == InboxStatus.OPEN,
+        _EARLIER.c.id < inbox_messages.c.id,
+    ),
+)
+
+
 def open_replies(
     connection: Connection,
     *,
@@ -61,24 +77,12 @@ def open_replies(
 
     A message stored on several accounts (``copies``) is listed once, as its first copy,
     with the other accounts in ``also``: it is one message, answered and handled once."""
-    earlier = inbox_messages.alias("earlier")
     query = (
         select(inbox_messages, accounts.c.reference, accounts.c.flag)
         .select_from(
             inbox_messages.outerjoin(accounts, accounts.c.id == inbox_messages.c.account_id)
         )
-        .where(
-            inbox_messages.c.direction == "inbound",
-            inbox_messages.c.status == InboxStatus.OPEN,
-            ~exists().where(
-                inbox_messages.c.account_id.is_not(None),
-                earlier.c.provider_event_id == inbox_messages.c.provider_event_id,
-                earlier.c.direction == "inbound",
-                earlier.c.account_id.is_not(None),
-                earlier.c.status == InboxStatus.OPEN,
-                earlier.c.id < inbox_messages.c.id,
-            ),
-        )
+        .where(*LISTED)
         .order_by(inbox_messages.c.id.desc())
         .limit(limit)
     )

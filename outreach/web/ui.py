@@ -22,7 +22,8 @@ from sqlalchemy import Engine, Select, func, select
 
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
-from outreach.models import InboxStatus, Role
+from outreach.inbox import LISTED
+from outreach.models import Role
 from outreach.review import count_held
 from outreach.store import accounts
 from outreach.users import UserRecord, authenticate, end_sessions
@@ -230,11 +231,9 @@ def start_page(request: Request, session: AnyUser) -> Response:
     now: datetime = request.app.state.clock.now()
     since = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
     with engine.connect() as connection:
+        # As the inbox lists them: a message on several accounts counts once.
         open_replies = connection.execute(
-            select(func.count()).where(
-                inbox_messages.c.direction == "inbound",
-                inbox_messages.c.status == InboxStatus.OPEN,
-            )
+            select(func.count()).select_from(inbox_messages).where(*LISTED)
         ).scalar_one()
         flagged = connection.execute(
             select(func.count()).where(accounts.c.flag.is_not(None))

@@ -233,6 +233,8 @@ def test_a_text_answered_from_another_account_with_the_number_is_shown_and_check
     listing = agent.get("/inbox").text
     assert listing.count("Can I pay on Friday?") == 1
     assert 'also <a href="/inbox/accounts/R-B">R-B</a>' in listing
+    # And the start page counts it once.
+    assert re.search(r"<strong>1</strong>\s*<span>replies waiting</span>", agent.get("/").text)
     hers = _form(agent, "R-B") | {"message_id": str(on_b), "answer": "Friday is fine.",
                                   "seen": _seen(page)[on_b], "handled": "yes"}  # fmt: skip
     add_user(engine, "bo", Role.AGENT)

@@ -988,7 +988,8 @@ class Dispatcher:
                 result = outcome.result
                 changes.append(
                     _change(row, AttemptStatus.SENT, now, provider=result.provider,
-                            provider_message_id=result.provider_message_id, sent_at=now)
+                            provider_message_id=result.provider_message_id, sent_at=now,
+                            outages=0)
                 )  # fmt: skip
                 report.outcomes["sent"] += 1
                 continue
@@ -1007,8 +1008,9 @@ class Dispatcher:
                     waiting[error.provider] = (str(error), held_back)
                 wait = max(_outage_wait(row), timedelta(seconds=error.retry_after or 0))
                 changes.append(
-                    _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait)
-                )
+                    _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait,
+                            outages=row.outages + 1)
+                )  # fmt: skip
                 report.outcomes["retry"] += 1
             elif error.retryable and tries < MAX_TRIES:
                 wait = max(backoff(tries), timedelta(seconds=error.retry_after or 0))
@@ -1174,13 +1176,12 @@ def _outage(error: ChannelError) -> bool:
 
 
 def _outage_wait(row: Any) -> timedelta:
-    """Twice the last wait if that was a failure too (30 s at first), at most an hour: a
-    long outage is tried hourly, not every 30 s."""
-    first = backoff(1)
-    if row.error_code is None or row.next_try_at is None or row.updated_at is None:
-        return first
-    last: timedelta = row.next_try_at - row.updated_at
-    return min(max(last * 2, first), timedelta(hours=1))
+    """30 s, then twice as long for each outage the attempt has waited out since it was
+    last tried (``outages``), at most an hour: a long outage is tried hourly, not every
+    30 s. Counted, not read from its last wait: a look that is not a try (a sender's rate
+    spent, a stop) changes when it was last changed and when it is due, and keeps the
+    count."""
+    return backoff(min(row.outages, 8) + 1)
 
 
 def _address_unused(record: DebtorRecord, row: Any) -> str | None:
@@ -1207,13 +1208,14 @@ def _account_closed(account: Any, row: Any, now: datetime, held: Mapping[int, st
 
 
 _CHANGE_KEYS = ("status", "next_try_at", "provider", "provider_message_id", "sent_at",
-                "error_code", "error_message")  # fmt: skip
+                "error_code", "error_message", "outages")  # fmt: skip
 
 
 def _change(
     row: Any, status: str, now: datetime, *, error: str | None = None, **values: Any
 ) -> dict[str, Any]:
-    """New values for one attempt; what is not given keeps its value."""
+    """New values for one attempt; what is not given keeps its value (its outages too: a
+    look that is not a try keeps its backoff)."""
     change = {key: getattr(row, key) for key in _CHANGE_KEYS}
     change.update(status=status, error_code=None, error_message=error, **values)
     # Bound names must differ from the column names an UPDATE sets.
@@ -1224,7 +1226,8 @@ def _change(
 def _failed(
     row: Any, status: str, now: datetime, error: ChannelError, **values: Any
 ) -> dict[str, Any]:
-    change = _change(row, status, now, error=str(error)[:500], **values)
+    """A try that failed: its outages start again from none unless ``values`` count one."""
+    change = _change(row, status, now, error=str(error)[:500], **({"outages": 0} | values))
     change["new_provider"] = error.provider or row.provider  # the provider asked
     change["new_error_code"] = error.code or (str(error.status_code) if error.status_code else None)
     return change

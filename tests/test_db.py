@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
+from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.db import (
     REDOABLE_CHECKPOINT_PAGES,
@@ -49,7 +50,7 @@ from outreach.store import accounts, contact_points
 from outreach.template_store import versions
 from outreach.web.ui import messages_planned
 from tests.conftest import NOW
-from tests.eventdata import OTHER_PHONE, add_account
+from tests.eventdata import OTHER_PHONE, add_account, add_attempt
 from tests.query_plans import plan_of, statements_run
 
 # SQLite's reflection leaves out expression indexes (with this warning); PostgreSQL's
@@ -435,6 +436,21 @@ def test_the_upgrade_leaves_one_published_version_per_template(engine: Engine) -
     assert [tuple(r) for r in found] == [
         ("overdue", 1, "retired"), ("overdue", 2, "published"), ("other", 1, "published"),
     ]  # fmt: skip
+
+
+def test_attempts_written_before_outages_were_counted_start_at_none(engine: Engine) -> None:
+    account_id = add_account(engine, "INV-1")
+    add_attempt(engine, account_id, status="queued", message_id=None, outages=3)
+    command.downgrade(alembic_config(engine), "0029")
+    upgrade(engine)
+    # A writer that does not know the column yet (a daemon not upgraded) still writes one.
+    with engine.begin() as connection:
+        written = connection.execute(select(attempts)).one()._asdict()
+        kept = {k: v for k, v in written.items() if k not in ("id", "outages")}
+        unaware = table("attempt", *(column(name, attempts.c[name].type) for name in kept))
+        connection.execute(insert(unaware).values(kept | {"idempotency_key": "other"}))
+        found = connection.execute(select(attempts.c.outages).order_by(attempts.c.id))
+        assert found.scalars().all() == [0, 0]
 
 
 # One row of each table an account's history fills, each referring to the rows before it,

@@ -561,6 +561,75 @@ async def test_a_provider_that_cannot_be_reached_is_told_in_the_log_now_and_then
     assert the_attempt(world).tries == 0
 
 
+def unavailable() -> ChannelError:
+    return ChannelError("service unavailable", provider="fake", retryable=True, status_code=503)
+
+
+async def test_an_outage_backs_off_longer_each_time_through_looks_that_are_not_tries(
+    world: World,
+) -> None:
+    planned(world, row("A-1"))
+    time = FakeTime()
+    stopping: list[Dispatcher] = []
+
+    async def sleep(seconds: float) -> None:  # a SIGTERM comes while the text waits
+        for which in stopping:
+            which.request_stop()
+        await time.sleep(seconds)
+
+    limits = RateLimits(default=RateLimit(per_second=1, burst=1))
+    limiter = RateLimiter({"sms": limits}, monotonic=time.monotonic, sleep=sleep)
+    provider = FakeProvider("sms", [unavailable()] * 4)
+    send = dispatcher(world, fake_sms(world, provider), limiter)
+    waits: list[float] = []
+
+    async def look(outcome: str, by: Dispatcher = send) -> None:
+        assert dict((await by.tick()).outcomes) == {outcome: 1}
+        wait = the_attempt(world).next_try_at - world.clock.now()
+        waits.append(wait.total_seconds())
+        world.clock.advance(wait)
+        time.now += 60  # the sender's rate comes back meanwhile
+
+    await look("retry")
+    await look("retry")
+    limiter.reserve_many([("sms", "fake-sms")] * 30)  # a backlog spent the sender's rate
+    await look("rate_limited")
+    await look("retry")
+    limiter.reserve_many([("sms", "fake-sms")])  # the text waits a second for its slot...
+    stopping.append(dispatcher(world, fake_sms(world, provider), limiter))
+    await look("requeued", stopping[0])  # ... and a stop puts it back unsent
+    await look("retry")
+    # Neither the rate spent nor the stop was a try: the outage's waits go on doubling.
+    assert waits == [30, 60, 10, 120, 0, 240]
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.outages) == ("queued", 0, 4)
+    assert dict((await send.tick()).outcomes) == {"sent": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.tries, attempt.outages) == ("sent", 1, 0)
+    assert len(provider.sent) == 5
+
+
+async def test_a_long_outage_is_tried_hourly_and_a_try_starts_its_backoff_again(
+    world: World,
+) -> None:
+    planned(world, row("A-1"))
+    refused = ChannelError("queue full", provider="fake", retryable=True, status_code=400,
+                           code="21611")  # fmt: skip
+    provider = FakeProvider("sms", [*[unavailable()] * 9, refused, unavailable()])
+    send = dispatcher(world, fake_sms(world, provider))
+    waits = []
+    for _ in range(11):
+        assert dict((await send.tick()).outcomes) == {"retry": 1}
+        next_try_at = the_attempt(world).next_try_at
+        waits.append((next_try_at - world.clock.now()).total_seconds())
+        world.clock.set(next_try_at)
+    # The refusal of the message itself was a try (its own backoff): the outage after it
+    # is waited out from 30 s again.
+    assert waits == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 30, 30]
+    attempt = the_attempt(world)
+    assert (attempt.tries, attempt.outages, attempt.error_code) == (1, 1, "503")
+
+
 @pytest.mark.parametrize(
     ("retry_after", "wait"),
     [(300.0, 300), (5.0, 30), (86_400.0 * 3, 86_400), (99_999_999_999_999.0, 86_400),

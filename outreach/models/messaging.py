@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import document, reference_to, short, text, when
@@ -63,6 +63,11 @@ class Attempt(SQLModel, table=True):
     error_code: str | None = short(32, nullable=True, default=None)
     error_message: str | None = short(500, nullable=True, default=None)
     tries: int = 0
+    # The provider outages it has waited out since it was last tried (sent, or refused
+    # for itself): the next outage's wait doubles with each (``dispatcher._outage_wait``).
+    # Looks that are not tries (a spent rate, a stop) keep it. Defaulted (0) by the
+    # database only: an insert that leaves it out is valid on a schema from before it too.
+    outages: int = Field(default=0, sa_column=Column(Integer(), nullable=False, server_default="0"))
     next_try_at: datetime | None = when(nullable=True)
     acquired_by: str | None = short(64, nullable=True, default=None)
     acquired_until: datetime | None = when(nullable=True)

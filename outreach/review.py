@@ -187,7 +187,8 @@ def settle(
             attempts.c.sent_at, attempts.c.placed_at, attempts.c.updated_at
         )
     elif how is Settlement.RESEND:
-        values["next_try_at"] = now
+        # Queued afresh: an outage met when it is sent again waits 30 s first.
+        values.update(next_try_at=now, outages=0)
     still = attempts.c.status == AttemptStatus.UNKNOWN
     if how is not Settlement.SENT:
         # Checked again as it is written: a webhook may have given it the provider's id

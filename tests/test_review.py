@@ -100,6 +100,17 @@ async def test_resent_it_leaves_once_more_under_its_own_key(world: World) -> Non
     assert (only.id, only.status) == (attempt_id, "sent")
 
 
+async def test_resent_it_waits_out_an_outage_from_30_seconds(world: World) -> None:
+    attempt_id = await held_message(world)
+    set_attempt(world, outages=5)  # outages waited out before the send that was lost
+    settled(world, attempt_id, Settlement.RESEND)
+    assert the_attempt(world).outages == 0
+    down = ChannelError("service unavailable", provider="fake", retryable=True, status_code=503)
+    send = dispatcher(world, fake_sms(world, FailingProvider("sms", down)))
+    assert dict((await send.tick()).outcomes) == {"retry": 1}
+    assert the_attempt(world).next_try_at == world.clock.now() + timedelta(seconds=30)
+
+
 async def test_resent_it_is_checked_again_as_it_leaves(world: World) -> None:
     attempt_id = await held_message(world)
     # The debtor texted STOP meanwhile: the resend does not go.

@@ -27,13 +27,19 @@ from email.message import Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses
 from html.parser import HTMLParser
+from urllib.parse import unquote_to_bytes
 
 from outreach.errors import WebhookRejected
 
 log = logging.getLogger("outreach.providers.inbound_email")
 
-# A multipart boundary parameter, to cut a message too deep to parse into its parts.
-_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^"\s;]+)', re.IGNORECASE)
+# A multipart boundary parameter, to cut a message too deep to parse into its parts: quoted
+# (RFC 2046 allows spaces in it) or a token, or in RFC 2231's forms, its charset and
+# language named and its value percent-encoded (boundary*=utf-8''b%20x), or in numbered
+# sections (boundary*0="b "; boundary*1*=x%30). Groups: section, extended, quoted, token.
+_BOUNDARY = re.compile(
+    rb'boundary(?:\*(\d{1,3}))?(\*)?\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]+))', re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def _first_text(raw: bytes) -> str:
     """The first plain (else HTML) part of a message that cannot be parsed whole (parts
     nested deeper than the parser recurses): cut at each boundary the message declares,
     each piece read on its own, with the legacy parser."""
-    boundaries = {b"--" + boundary for boundary in _BOUNDARY.findall(raw)}
+    boundaries = _boundaries(raw)
     pieces: list[list[bytes]] = [[]]
     for line in raw.splitlines(keepends=True):
         mark = line.rstrip()
@@ -188,14 +194,57 @@ def _first_text(raw: bytes) -> str:
     found: dict[str, str] = {}
     # The first piece is the message's own headers and preamble, unless it is all there is.
     for piece in pieces[1:] or pieces:
-        part = BytesParser(policy=policy.compat32).parsebytes(b"".join(piece))
-        kind = part.get_content_type()
-        if kind in ("text/plain", "text/html") and kind not in found and not part.get_filename():
-            payload = part.get_payload(decode=True)
-            found[kind] = _decode(
-                payload if isinstance(payload, bytes) else b"", part.get_content_charset("utf-8")
-            )
+        # A piece that cannot be read (still nested too deep, a boundary not found) is
+        # skipped: the text may be in the next.
+        kind, text = _text_part(b"".join(piece)) or ("", "")
+        if kind in ("text/plain", "text/html") and kind not in found:
+            found[kind] = text
     return _text_or_html(found.get("text/plain"), found.get("text/html"))
+
+
+def _text_part(piece: bytes) -> tuple[str, str] | None:
+    """A piece of a message cut at its boundaries, as a text part (no attachment): its
+    content type and text; ("", "") when it is no such part, None when it cannot be read."""
+    try:
+        part = BytesParser(policy=policy.compat32).parsebytes(piece)
+        kind = part.get_content_type()
+        if kind not in ("text/plain", "text/html") or part.get_filename():
+            return "", ""
+        payload = part.get_payload(decode=True)
+        charset = part.get_content_charset("utf-8")
+    except Exception:  # RecursionError, for one
+        return None
+    return kind, _decode(payload if isinstance(payload, bytes) else b"", charset)
+
+
+def _boundaries(raw: bytes) -> set[bytes]:
+    """The delimiter lines ("--" and the boundary) of each boundary ``raw`` declares."""
+    found: set[bytes] = set()
+    sections: list[bytes] = []  # an RFC 2231 boundary's sections, read so far
+
+    def close() -> None:
+        if sections:
+            found.add(b"".join(sections))
+            sections.clear()
+
+    for match in _BOUNDARY.finditer(raw):
+        section, extended, quoted, token = match.groups()
+        value = quoted if quoted is not None else token
+        if extended:  # charset'language'value in the first section, percent-encoded
+            if section in (None, b"0") and value.count(b"'") >= 2:
+                value = value.split(b"'", 2)[2]
+            value = unquote_to_bytes(value)
+        if section is None:
+            close()
+            found.add(value)
+        elif int(section) == 0:
+            close()
+            sections.append(value)
+        elif sections:
+            sections.append(value)
+    close()
+    # A delimiter line is compared without its trailing white space.
+    return {b"--" + boundary.rstrip() for boundary in found if boundary.strip()}
 
 
 def _content(part: MIMEPart) -> str:

@@ -13,7 +13,7 @@ from outreach.channels import EmailChannel
 from outreach.clock import Clock, FixedClock, ScaledClock
 from outreach.config import Settings
 from outreach.errors import ChannelError, WebhookRejected
-from outreach.providers.base import EventType, OutboundMessage, WebhookRequest
+from outreach.providers.base import EventType, OutboundMessage, ProviderEvent, WebhookRequest
 from outreach.providers.sendgrid_email import (
     MAX_TIMESTAMP_AGE,
     MAX_TIMESTAMP_AHEAD,
@@ -523,6 +523,60 @@ def test_a_raw_mode_opt_out_nested_deeper_than_the_parser_recurses_is_read(
     assert (event.body, event.event_type) == ("STOP\r\n\r\nSent from my phone", EventType.OPTED_OUT)
 
 
+@pytest.mark.parametrize(
+    "declared",
+    [
+        'boundary="b x{i}"',  # RFC 2046: a space inside, quoted
+        "boundary*=utf-8''b%20x{i}",  # RFC 2231: with its charset, percent-encoded
+        'boundary*0="b x"; boundary*1="{i}"',  # RFC 2231: in sections
+        "boundary*0*=utf-8''b%20; boundary*1=x{i}",  # both
+    ],
+)
+def test_a_raw_mode_opt_out_nested_too_deep_is_cut_at_each_boundary_the_rfcs_allow(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    declared: str,
+) -> None:
+    """Each boundary missed, the message was one piece the parser fails on, and the STOP
+    stored as a plain reply."""
+    depth = 1000
+    nested = "".join(
+        f"Content-Type: multipart/mixed; {declared.format(i=i)}\r\n\r\n--b x{i}\r\n"
+        for i in range(depth)
+    )
+    ends = "".join(f"\r\n--b x{i}--" for i in reversed(range(depth)))
+    message = (
+        "From: Example User <test@example.com>\r\nTo: inbound@inbound.inbound.com\r\n"
+        f"Subject: Re: your balance\r\n{nested}Content-Type: text/plain\r\n\r\n"
+        f"STOP\r\n{ends}\r\n"
+    )
+    event = _parse_raw(settings, client, clock, inbound_keys, message)
+    assert (event.from_address, event.subject) == ("test@example.com", "Re: your balance")
+    assert (event.body, event.event_type) == ("STOP", EventType.OPTED_OUT)
+
+
+def test_a_raw_mode_part_nested_too_deep_to_read_is_skipped_for_the_text_after_it(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """A forwarded message nested deeper than the parser recurses, under boundaries with a
+    quote in them (no character RFC 2046 allows, not looked for), then the reply's text."""
+    depth = 1000
+    nested = "".join(
+        f'Content-Type: multipart/mixed; boundary="x\\"y{i}"\r\n\r\n--x"y{i}\r\n'
+        for i in range(depth)
+    )
+    message = (
+        "From: Example User <test@example.com>\r\nTo: inbound@inbound.inbound.com\r\n"
+        "Subject: Re: your balance\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n"
+        f"--outer\r\n{nested}Content-Type: text/plain\r\n\r\nforwarded\r\n"
+        "--outer\r\nContent-Type: text/plain\r\n\r\nSTOP\r\n--outer--\r\n"
+    )
+    event = _parse_raw(settings, client, clock, inbound_keys, message)
+    assert (event.body, event.event_type) == ("STOP", EventType.OPTED_OUT)
+
+
 def test_a_field_in_a_charset_that_cannot_replace_what_it_fails_on_is_read_as_utf_8(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
 ) -> None:
@@ -789,6 +843,22 @@ def _form(fields: dict[str, str]) -> bytes:
         for name, value in fields.items()
     ]
     return ("".join(parts) + "--xYzZY--\r\n").encode()
+
+
+def _parse_raw(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    keys: EcdsaKeys,
+    message: str,
+) -> ProviderEvent:
+    """The event a signed raw-mode post of ``message`` becomes."""
+    body = _form({"email": message, "envelope": '{"to":["inbound@inbound.inbound.com"]}'})
+    request = _signed_inbound(body, keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    return event
 
 
 def _signed_inbound(body: bytes, keys: EcdsaKeys) -> WebhookRequest:

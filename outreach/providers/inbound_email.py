@@ -11,7 +11,8 @@ the envelope's sender is taken.
 
 Whatever the message carries, a signed post is read: a header the stdlib's parser fails on
 is taken as written, a message nested too deep to parse is read part by part for its first
-text, and a post whose message cannot be read at all is read from its form fields alone.
+text, and a post whose message cannot be read at all is read from its form fields alone
+(in raw mode, with the text its message's body holds as written).
 Only a body that is no multipart form is refused. Nothing of a message is logged.
 """
 
@@ -40,6 +41,15 @@ log = logging.getLogger("outreach.providers.inbound_email")
 _BOUNDARY = re.compile(
     rb'boundary(?:\*(\d{1,3}))?(\*)?\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]+))', re.IGNORECASE
 )
+# A message no parser reads is read as written from its first MiB.
+_WRITTEN_LIMIT = 1 << 20
+# In it, a line that may be a boundary (when a MIME header follows it), a header line, and
+# the content type a header line names.
+_DELIMITER = re.compile(rb"--\S.{0,200}")
+_MIME_HEADER = re.compile(rb"(?:content-[\w-]+|mime-version)\s*:", re.IGNORECASE)
+_HEADER = re.compile(rb"[!-9;-~]+:")
+_CONTENT_TYPE = re.compile(rb"content-type\s*:\s*([\w.+-]+/[\w.+-]+)", re.IGNORECASE)
+_ATTACHMENT = re.compile(rb"\bfilename\*?\s*=|content-disposition\s*:\s*attachment", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,8 @@ def _from_fields(form: dict[str, tuple[bytes, str | None]]) -> InboundEmail:
         from_address=_address(fields.get("from", ""), envelope.sender),
         to_address=_address(fields.get("to", ""), next(iter(envelope.to), "")),
         subject=fields.get("subject", "").strip(),
-        text=fields.get("text", "").strip(),
+        # Raw mode posts no text field: the raw message's body, as written.
+        text=fields.get("text", "").strip() or _written_text(form.get("email", (b"", None))[0]),
         message_id=None,
         in_reply_to=None,
         envelope_to=envelope.to,
@@ -193,13 +204,58 @@ def _first_text(raw: bytes) -> str:
             pieces[-1].append(line)
     found: dict[str, str] = {}
     # The first piece is the message's own headers and preamble, unless it is all there is.
+    unread = False
     for piece in pieces[1:] or pieces:
         # A piece that cannot be read (still nested too deep, a boundary not found) is
         # skipped: the text may be in the next.
-        kind, text = _text_part(b"".join(piece)) or ("", "")
+        read = _text_part(b"".join(piece))
+        unread = unread or read is None
+        kind, text = read or ("", "")
         if kind in ("text/plain", "text/html") and kind not in found:
             found[kind] = text
-    return _text_or_html(found.get("text/plain"), found.get("text/html"))
+    text = _text_or_html(found.get("text/plain"), found.get("text/html"))
+    return text if text or not unread else _written_text(raw)
+
+
+def _written_text(raw: bytes) -> str:
+    """The text of a raw message no parser reads, crudely: in its first MiB, cut at each
+    line that looks like a boundary, each piece's leading MIME headers dropped (the first
+    piece's are the message's), the first plain text piece as written (no transfer encoding
+    undone), else the first HTML piece's words. Linear in the message's length."""
+    boundaries = _boundaries(raw)
+    lines = raw[:_WRITTEN_LIMIT].splitlines(keepends=True)
+    pieces: list[list[bytes]] = [[]]
+    for at, line in enumerate(lines):
+        mark = line.rstrip()
+        following = lines[at + 1] if at + 1 < len(lines) else b""
+        if _DELIMITER.fullmatch(mark) and _MIME_HEADER.match(following):
+            boundaries.add(mark)  # a boundary not found declared: its close is known too
+        if mark in boundaries or (mark.endswith(b"--") and mark[:-2] in boundaries):
+            pieces.append([])
+        else:
+            pieces[-1].append(line)
+    html = ""
+    for piece in pieces:
+        at, kind = 0, "text/plain"
+        while at < len(piece) and (
+            _HEADER.match(piece[at])
+            or (at and piece[at][:1] in (b" ", b"\t") and piece[at].strip())
+        ):
+            if found := _CONTENT_TYPE.match(piece[at]):
+                kind = found.group(1).decode("ascii").lower()
+            if _ATTACHMENT.search(piece[at]):
+                kind = "attachment"
+            at += 1
+        if at < len(piece) and not piece[at].strip():
+            at += 1  # the blank line after the headers
+        text = b"".join(piece[at:]).decode("utf-8", errors="replace").strip()
+        if not text:
+            continue
+        if kind == "text/plain":
+            return text
+        if kind == "text/html" and not html:
+            html = _text_or_html(None, text)
+    return html
 
 
 def _text_part(piece: bytes) -> tuple[str, str] | None:

@@ -577,6 +577,27 @@ def test_a_raw_mode_part_nested_too_deep_to_read_is_skipped_for_the_text_after_i
     assert (event.body, event.event_type) == ("STOP", EventType.OPTED_OUT)
 
 
+def test_a_raw_mode_opt_out_whose_boundaries_are_all_missed_is_read_from_its_body_as_written(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
+) -> None:
+    """No piece of it can be parsed: its body is read as written, the lines that look like
+    boundaries and the MIME headers after them dropped."""
+    depth = 1000
+    nested = "".join(
+        f'Content-Type: multipart/mixed; boundary="x\\"y{i}"\r\n\r\n--x"y{i}\r\n'
+        for i in range(depth)
+    )
+    ends = "".join(f'\r\n--x"y{i}--' for i in reversed(range(depth)))
+    message = (
+        "From: Example User <test@example.com>\r\nTo: inbound@inbound.inbound.com\r\n"
+        f"Subject: Re: your balance\r\n{nested}Content-Type: text/plain\r\n\r\n"
+        f"STOP\r\n\r\nSent from my phone{ends}\r\n"
+    )
+    event = _parse_raw(settings, client, clock, inbound_keys, message)
+    assert (event.from_address, event.subject) == ("test@example.com", "Re: your balance")
+    assert (event.body, event.event_type) == ("STOP\r\n\r\nSent from my phone", EventType.OPTED_OUT)
+
+
 def test_a_field_in_a_charset_that_cannot_replace_what_it_fails_on_is_read_as_utf_8(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
 ) -> None:
@@ -654,6 +675,33 @@ def test_a_message_that_cannot_be_read_is_read_from_the_form_fields_and_not_logg
     assert (event.event_type, event.suppression) == (EventType.OPTED_OUT, "unsubscribe")
     assert event.payload["SPF"] == "pass"
     assert "AttributeError" in caplog.text
+    assert "test@example.com" not in caplog.text and "STOP" not in caplog.text
+
+
+def test_a_raw_mode_message_that_cannot_be_read_is_read_from_its_body_as_written(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Raw mode posts no text field: the last resort takes the first plain text the raw
+    message's body holds as written, rather than nothing (a STOP stored as a reply)."""
+
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise AttributeError("'str' object has no attribute 'value': test@example.com STOP")
+
+    monkeypatch.setattr("outreach.providers.inbound_email._header", fails)
+    body = _raw("inbound_raw_data.crlf.multipart").replace(
+        b"Hello Twilio SendGrid!\r\n\r\n--", b"STOP\r\n\r\nSent from my phone\r\n\r\n--"
+    )
+    request = _signed_inbound(body, inbound_keys)
+    provider = email(settings, client, clock)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert event.from_address == "test@example.com"
+    assert (event.body, event.event_type) == ("STOP\r\n\r\nSent from my phone", EventType.OPTED_OUT)
     assert "test@example.com" not in caplog.text and "STOP" not in caplog.text
 
 

@@ -19,6 +19,7 @@ Only a body that is no multipart form is refused. Nothing of a message is logged
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -62,6 +63,9 @@ class InboundEmail:
     in_reply_to: str | None
     envelope_to: tuple[str, ...]
     fields: dict[str, str]  # every form field as text (attachments left out)
+    # Read from the form fields alone, with no Message-ID: a digest of the message as posted
+    # (raw mode's email field, parsed mode's headers), to tell two such mails apart.
+    digest: str | None = None
 
 
 def read_form(body: bytes, content_type: str) -> dict[str, tuple[bytes, str | None]]:
@@ -151,6 +155,7 @@ def _from_fields(form: dict[str, tuple[bytes, str | None]]) -> InboundEmail:
         in_reply_to=None,
         envelope_to=envelope.to,
         fields=fields,
+        digest=hashlib.sha256(form.get("email", form.get("headers", (b"", None)))[0]).hexdigest(),
     )
 
 

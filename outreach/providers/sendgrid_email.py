@@ -395,9 +395,11 @@ class SendgridEmail(Provider):
             ),
             None,
         )
+        # With no Message-ID, what the mail says; read from the form fields alone, the
+        # message as posted too (a redelivery is the same post).
         identity = email.message_id or payload_digest(
             {"from": email.from_address, "to": email.to_address, "subject": email.subject,
-             "text": email.text}
+             "text": email.text} | ({"message": email.digest} if email.digest else {})
         )  # fmt: skip
         return ProviderEvent(
             provider=self.name,

@@ -705,6 +705,43 @@ def test_a_raw_mode_message_that_cannot_be_read_is_read_from_its_body_as_written
     assert "test@example.com" not in caplog.text and "STOP" not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ("inbound_raw_data.crlf.multipart", b"Hello Twilio SendGrid!\r\n\r\n--"),
+        ("inbound_default_data.crlf.multipart", b"Hello Twilio SendGrid!\r\n"),
+    ],
+)
+def test_two_messages_read_from_the_form_fields_alone_are_no_duplicates_but_a_redelivery_is(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    payload: str,
+    text: bytes,
+) -> None:
+    """With no Message-ID read, two mails from one sender with one subject and one text
+    (two STOPs, a day apart) were merged as one; the message as posted tells them apart."""
+
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise AttributeError("'str' object has no attribute 'value'")
+
+    monkeypatch.setattr("outreach.providers.inbound_email._header", fails)
+    first = _raw(payload).replace(text, text.replace(b"Hello Twilio SendGrid!", b"STOP"))
+    second = first.replace(b"Date: Wed, 10 Aug 2016", b"Date: Thu, 11 Aug 2016")
+    assert second != first
+    provider = email(settings, client, clock)
+    keys = []
+    for body in (first, second, first):
+        request = _signed_inbound(body, inbound_keys)
+        provider.verify(request)
+        (event,) = provider.parse(request)
+        assert (event.body, event.event_type) == ("STOP", EventType.OPTED_OUT)
+        keys.append(event.dedupe_key)
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
 def test_a_form_with_a_file_name_the_header_parser_fails_on_is_read(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
 ) -> None:

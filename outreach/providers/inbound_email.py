@@ -25,6 +25,7 @@ import logging
 import re
 from dataclasses import dataclass
 from email import policy
+from email.header import decode_header, make_header
 from email.message import Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -377,14 +378,26 @@ def _envelope(value: str | None) -> _Envelope:
 
 
 def _header(message: Message, name: str) -> str | None:
-    """A header's value, decoded; as written (unfolded) when the stdlib's header parser
-    fails on it ("<abc@[127.0.0.1>" in a Message-ID, ".a:?" in a From)."""
+    """A header's value, decoded; as written (unfolded, its encoded words decoded if they
+    can be) when the stdlib's header parser fails on it ("<abc@[127.0.0.1>" in a
+    Message-ID, ".a:?" in a From)."""
     try:
         value = message.get(name)
         return str(value).strip() or None if value is not None else None
     except Exception:  # AttributeError, UnboundLocalError, HeaderParseError...
         written = _legacy_headers(message).get(name)
-        return " ".join(str(written).split()) or None if written is not None else None
+        return (
+            _words_decoded(" ".join(str(written).split())) or None if written is not None else None
+        )
+
+
+def _words_decoded(text: str) -> str:
+    """A header's text with its RFC 2047 encoded words ("=?utf-8?q?Re=3A_STOP?=") decoded;
+    as written when they cannot be (a charset Python does not know, bad base64...)."""
+    try:
+        return str(make_header(decode_header(text)))
+    except Exception:  # LookupError, UnicodeError, binascii.Error, HeaderParseError...
+        return text
 
 
 def _legacy_headers(message: Message) -> Message:

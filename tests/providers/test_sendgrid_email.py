@@ -4,6 +4,7 @@ import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import UnstructuredHeader
 
 import httpx
 import pytest
@@ -498,6 +499,57 @@ def test_a_raw_mode_opt_out_whose_from_the_header_parser_fails_on_is_read(
     assert (event.from_address, event.body, event.event_type) == (
         found, "STOP", EventType.OPTED_OUT,
     )  # fmt: skip
+
+
+def test_a_subject_the_header_parser_fails_on_is_taken_with_its_encoded_words_decoded(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No subject the stdlib's parser fails on is known (a Message-ID's and a From's are):
+    taken as written, "=?utf-8?q?Re=3A_STOP?=" was no STOP."""
+
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise AttributeError("'str' object has no attribute 'value'")
+
+    monkeypatch.setattr(UnstructuredHeader, "parse", classmethod(fails))
+    message = (
+        "From: Example User <test@example.com>\r\nTo: inbound@inbound.inbound.com\r\n"
+        "Subject: =?utf-8?q?Re=3A?=\r\n =?iso-8859-1?q?_STOP?=\r\n"
+        "Content-Type: text/plain\r\n\r\n\r\n"
+    )
+    event = _parse_raw(settings, client, clock, inbound_keys, message)
+    assert (event.subject, event.body) == ("Re: STOP", "")
+    assert (event.event_type, event.suppression) == (EventType.OPTED_OUT, "unsubscribe")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?x-unknown?q?Re=3A_STOP?=",  # a charset Python does not know: as written
+        "=?utf-8?b?Re: STOP?=",  # no base64: as written
+    ],
+)
+def test_a_subject_the_header_parser_fails_on_whose_encoded_words_cannot_be_read_is_as_written(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    inbound_keys: EcdsaKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    subject: str,
+) -> None:
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise AttributeError("'str' object has no attribute 'value'")
+
+    monkeypatch.setattr(UnstructuredHeader, "parse", classmethod(fails))
+    message = (
+        "From: Example User <test@example.com>\r\nTo: inbound@inbound.inbound.com\r\n"
+        f"Subject: {subject}\r\nContent-Type: text/plain\r\n\r\nSTOP\r\n"
+    )
+    event = _parse_raw(settings, client, clock, inbound_keys, message)
+    assert (event.subject, event.body, event.event_type) == (subject, "STOP", EventType.OPTED_OUT)
 
 
 def test_a_raw_mode_opt_out_nested_deeper_than_the_parser_recurses_is_read(

@@ -145,6 +145,10 @@ def load_debtors(
     person, holders = _same_person(connection, ids, points, numbers)
     if hold:
         hold_debtors(connection, {*ids, *(other for linked in person.values() for other in linked)})
+        # Read again once held: a number marked wrong or a consent withdrawn while this
+        # waited is decided on as it is now.
+        points = _read(connection, contact_points, POINT_COLUMNS, ids,
+                       contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
     events = _read(connection, compliance_events, EVENT_COLUMNS, ids)
     designated = _read(connection, designated_times, DESIGNATED_COLUMNS, ids,
                        designated_times.c.withdrawn_at.is_(None))  # fmt: skip

@@ -510,7 +510,9 @@ class Dispatcher:
         still = _still_ours(connection, [row.id for row in rows], self.worker)
         _left_to_others({row.id for row in rows} - still)
         rows = [row for row in rows if row.id in still]
-        account_rows, records, held = self._debtors(connection, {r.account_id for r in rows}, now)
+        account_rows, records, held = self._debtors(
+            connection, {r.account_id for r in rows}, now, hold=True
+        )
         decisions: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         withdrawn: list[Any] = []
@@ -621,31 +623,29 @@ class Dispatcher:
         return ready
 
     def _debtors(
-        self, connection: Connection, account_ids: set[int], at: datetime
+        self, connection: Connection, account_ids: set[int], at: datetime, *, hold: bool = False
     ) -> tuple[dict[int, Any], dict[int, DebtorRecord], dict[int, str]]:
         """The accounts (what the send-time check reads of them), what compliance knows
         of each as of ``at``, and why a cadence is held beyond what its account's columns
         say: a pending promise to pay the cadence stops for (recorded since the message was
         planned, say), or a reply still open when an agent's pause ran out (housekeeping is
-        about to hand the account over to the reply pause)."""
-        account_rows = {
-            row.id: row
-            for row in named_rows(
-                connection.execute(
-                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
-                        among(connection, accounts.c.id, account_ids)
-                    )
-                )
-            )
-        }
+        about to hand the account over to the reply pause).
+
+        With ``hold`` (the check that marks what it sends), the debtors are held until the
+        transaction ends (``compliance_store.hold_debtors``) and the accounts are read
+        again once held: a pause, a payment or a reply committed while this waited for
+        them is decided on as it is now."""
+        account_rows = self._account_rows(connection, account_ids)
         records = load_debtors(
             connection,
             list(account_rows.values()),
             at,
             self.rules.lookback_days,
             self.settings.default_region,
-            hold=True,
+            hold=hold,
         )
+        if hold:
+            account_rows = self._account_rows(connection, account_ids)
         promising = connection.execute(
             select(promises_to_pay.c.account_id).where(
                 among(connection, promises_to_pay.c.account_id, list(account_rows)),
@@ -878,6 +878,18 @@ class Dispatcher:
         for (_, future), outcome in zip(checks, found, strict=True):
             if not future.done():
                 future.set_result(outcome)
+
+    def _account_rows(self, connection: Connection, account_ids: set[int]) -> dict[int, Any]:
+        return {
+            row.id: row
+            for row in named_rows(
+                connection.execute(
+                    select(*columns_of(accounts, RECHECK_ACCOUNT_COLUMNS)).where(
+                        among(connection, accounts.c.id, account_ids)
+                    )
+                )
+            )
+        }
 
     def _check_waited(
         self, connection: Connection, items: Sequence[_Ready], at: datetime

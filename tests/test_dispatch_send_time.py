@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import OperationalError
 
+from outreach import compliance_store
 from outreach.channels import RateLimit, RateLimits, load_sms
 from outreach.clock import FixedClock, ScaledClock
 from outreach.compliance_store import attempts
@@ -119,6 +121,29 @@ async def test_a_stop_stored_while_a_text_waits_for_its_slot_wins(world: World) 
     assert [(a.status, a.tries, a.error_message) for a in stopped] == [
         ("cancelled", 0, "CARRIER_STOP_KEYWORD")
     ]
+
+
+async def test_the_check_of_a_text_that_waited_for_its_slot_holds_no_debtor(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check again before a waited text leaves runs on the send loop's thread and
+    writes nothing: it takes none of the debtors' locks (a writer holding them would stop
+    every send in flight). Only the batch's check, which marks what it sends, holds them."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    clock = RunningClock(world.clock.now())
+    world.clock = clock  # type: ignore[assignment]
+    held: list[set[int]] = []
+    hold = compliance_store.hold_debtors
+
+    def recorded(connection: Any, ids: Any) -> None:
+        held.append(set(ids))
+        hold(connection, ids)
+
+    monkeypatch.setattr(compliance_store, "hold_debtors", recorded)
+    provider = Recording(clock)
+    report = await dispatcher(world, fake_sms(world, provider), one_a_second()).tick()
+    assert dict(report.outcomes) == {"sent": 3}
+    assert len(held) == 1 and len(held[0]) == 3  # the batch's check, once
 
 
 async def test_a_partial_payment_while_a_text_waits_for_its_slot_wins(world: World) -> None:

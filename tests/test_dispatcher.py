@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from outreach import agent_actions, heap, store
+from outreach import agent_actions, compliance_store, heap, replies, store
 from outreach import dispatcher as dispatcher_module
 from outreach.cadence import load_cadences
 from outreach.channels import OutboxSimulation, RateLimit, RateLimits
@@ -1136,8 +1136,10 @@ class _Meeting(Dispatcher):
 
     meeting: threading.Barrier
 
-    def _debtors(self, connection: Any, account_ids: set[int], at: datetime) -> Any:
-        found = super()._debtors(connection, account_ids, at)
+    def _debtors(
+        self, connection: Any, account_ids: set[int], at: datetime, *, hold: bool = False
+    ) -> Any:
+        found = super()._debtors(connection, account_ids, at, hold=hold)
         # Broken when the other read waited for this batch: this one goes on.
         with contextlib.suppress(threading.BrokenBarrierError):
             self.meeting.wait(timeout=2)
@@ -1202,6 +1204,44 @@ def test_two_batches_decided_at_once_send_a_debtor_no_more_than_the_cap_allows(
     assert sum(len(sms.sent) for sms in providers) == 1
     statuses = sorted(a.status for a in rows_of(world.engine, attempts) if a.step_key != "earlier")
     assert statuses == ["queued", "sent"]
+
+
+def test_a_reply_that_pauses_the_account_while_the_check_waits_for_it_wins(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply holds the account (pausing it) while the dispatcher's check waits for the
+    debtor: the check decides on the account as the reply left it, and sends nothing."""
+    planned(world, row("A-1"))
+    locked, carry_on = threading.Event(), threading.Event()
+    pause = replies._pause
+
+    def held_pause(*args: Any) -> Any:
+        locked.set()  # the reply holds the account from here (``replies``)
+        assert carry_on.wait(30)
+        return pause(*args)
+
+    monkeypatch.setattr(replies, "_pause", held_pause)
+    now = world.clock.now()
+    reply = threading.Thread(
+        target=lambda: apply_events(world.engine, [inbound("who is this", key="r1")], now)
+    )
+    reply.start()
+    assert locked.wait(30)
+    hold = compliance_store.hold_debtors
+
+    def let_the_reply_go(connection: Any, ids: Any) -> None:
+        carry_on.set()  # the check has read the account; it now waits for the reply
+        hold(connection, ids)
+
+    monkeypatch.setattr(compliance_store, "hold_debtors", let_the_reply_go)
+    if world.engine.dialect.name == "sqlite":
+        carry_on.set()  # one writer: the check waits for the reply before reading anything
+    report = asyncio.run(dispatcher(world).tick())
+    reply.join(30)
+    assert not reply.is_alive()
+    assert report.outcomes["sent"] == 0 and outbox_lines(world) == []
+    with world.engine.connect() as connection:
+        assert connection.execute(select(store.accounts.c.paused_until)).scalar_one()
 
 
 @pytest.mark.parametrize("references", [["A-1"], ["A-1", "B-1"]], ids=["one", "two"])
@@ -1447,13 +1487,13 @@ async def test_an_attempt_being_decided_is_not_claimed_by_another_meanwhile(
 
     others = threading.Thread(target=claim)
 
-    def claimed_meanwhile(self: Dispatcher, *args: Any) -> Any:
+    def claimed_meanwhile(self: Dispatcher, *args: Any, **options: Any) -> Any:
         if others.ident is None:  # the first check (not the one before it leaves)
             world.clock.advance(self.lease + timedelta(seconds=1))
             others.start()
             others.join(0.5)  # PostgreSQL: done, having skipped it; SQLite: still waiting
             while_deciding.extend(claimed)
-        return debtors(self, *args)
+        return debtors(self, *args, **options)
 
     monkeypatch.setattr(Dispatcher, "_debtors", claimed_meanwhile)
     report = await dispatcher(world, fake_sms(world, provider), worker="worker-A").tick()
@@ -1474,9 +1514,9 @@ async def test_a_dispatcher_that_stalls_while_deciding_puts_its_sends_back(
     provider = FakeProvider("sms")
     debtors = Dispatcher._debtors
 
-    def stalled(self: Dispatcher, *args: Any) -> Any:
+    def stalled(self: Dispatcher, *args: Any, **options: Any) -> Any:
         world.clock.advance(timedelta(minutes=3))
-        return debtors(self, *args)
+        return debtors(self, *args, **options)
 
     keep = dispatcher_module.hold_sends
 

@@ -58,10 +58,16 @@ TWILIO_CODES: dict[str, CodeRule] = {
         "the 'From' number is not an SMS-capable number of the account: check TWILIO_FROM_NUMBER",
         outage=True,
     ),
+    # 21606, 21659 and 21703 come for a sending number the account does not have, and also
+    # for one destination it cannot reach (a short code of another country): the code alone
+    # cannot tell the two apart. Each is a refusal of this message tried again with the
+    # backoff, each try counted (a debtor abroad fails after MAX_TRIES, and holds no other
+    # text), which leaves the operator about an hour to mend a wrong TWILIO_FROM_NUMBER
+    # before the texts fail.
     "21606": CodeRule(
-        "the 'From' number is not a message-capable Twilio number of the account: "
-        "check TWILIO_FROM_NUMBER",
-        outage=True,
+        "the 'From' number cannot send to this destination, or is not a message-capable "
+        "number of the account: check TWILIO_FROM_NUMBER if every text is refused",
+        retryable=True,
     ),
     "21608": CodeRule("a trial account may only send to verified numbers"),
     "21610": CodeRule(
@@ -76,18 +82,18 @@ TWILIO_CODES: dict[str, CodeRule] = {
     ),
     "21617": CodeRule("the message body is too long"),
     "21659": CodeRule(
-        "the 'From' is not a Twilio number (or is a short code of another country): "
-        "check TWILIO_FROM_NUMBER",
-        outage=True,
+        "the 'From' is not a Twilio number, or a short code of another country than the "
+        "destination's: check TWILIO_FROM_NUMBER if every text is refused",
+        retryable=True,
     ),
     "21701": CodeRule(
         "the Messaging Service does not exist on the account: check TWILIO_MESSAGING_SERVICE_SID",
         outage=True,
     ),
     "21703": CodeRule(
-        "the Messaging Service has no number available to send from: "
-        "check TWILIO_MESSAGING_SERVICE_SID",
-        outage=True,
+        "the Messaging Service has no number available to send this message from: check "
+        "TWILIO_MESSAGING_SERVICE_SID if every text is refused",
+        retryable=True,
     ),
     "21704": CodeRule(
         "the Messaging Service contains no phone numbers: check TWILIO_MESSAGING_SERVICE_SID",

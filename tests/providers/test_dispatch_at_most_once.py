@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from outreach.channels import RateLimit, RateLimits, load_email, load_sms
 from outreach.compliance_store import attempts
 from outreach.config import Settings
+from outreach.dispatcher import MAX_TRIES
 from outreach.providers.base import Provider
 from outreach.providers.sendgrid_email import SendgridEmail
 from outreach.providers.transport import make_http_client
@@ -185,7 +186,7 @@ async def held_until_fixed(world: World, refused: httpx.Response) -> list[tuple[
     return [(a.status, a.tries) for a in waiting]
 
 
-@pytest.mark.parametrize("code", ["21212", "21606", "21659"])
+@pytest.mark.parametrize("code", ["21212", "21601"])
 async def test_a_from_number_twilio_refuses_holds_every_text_until_it_is_fixed(
     world: World, code: str
 ) -> None:
@@ -193,6 +194,37 @@ async def test_a_from_number_twilio_refuses_holds_every_text_until_it_is_fixed(
     alike. None is failed for it and no try is counted; they go once it is fixed."""
     refused = httpx.Response(400, json=load_json("rest/twilio_errors.json")[code])
     assert await held_until_fixed(world, refused) == [("queued", 0)] * 3
+
+
+@pytest.mark.parametrize("code", ["21606", "21659"])
+async def test_a_text_one_destination_cannot_get_fails_alone_after_its_tries(
+    world: World, code: str
+) -> None:
+    """21606 and 21659 also come for one destination the sender cannot reach (a short
+    code texting a debtor abroad): that text is tried again with the backoff and fails
+    after its tries; the other texts go at once, and none waits on it."""
+    abroad = "+447911123456"
+    planned(world, row("A-1", phone=abroad),
+            *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(2, 5)))  # fmt: skip
+    refused = load_json("rest/twilio_errors.json")[code]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        to = httpx.QueryParams(request.content.decode())["To"]
+        return httpx.Response(400, json=refused) if to == abroad else CREATED
+
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    route = router.post(MESSAGES).mock(side_effect=answer)
+    limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=3, burst=1))})
+    send = dispatcher(world, providers(world, router), limiter)
+    assert dict((await send.tick()).outcomes) == {"sent": 3, "retry": 1}
+    for _ in range(MAX_TRIES - 1):
+        [waiting] = [a for a in rows_of(world.engine, attempts) if a.status == "queued"]
+        world.clock.set(waiting.next_try_at)
+        await send.tick()
+    final = {a.to_address: (a.status, a.tries) for a in rows_of(world.engine, attempts)}
+    assert final[abroad] == ("failed", MAX_TRIES)
+    assert [status for to, (status, _) in final.items() if to != abroad] == ["sent"] * 3
+    assert route.call_count == 3 + MAX_TRIES
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])

@@ -128,10 +128,13 @@ async def test_error_codes_are_classified(
     assert "+1555000" not in str(error)
 
 
-# Twilio's refusals of our sender: TWILIO_FROM_NUMBER mistyped, not on the account or not
-# SMS-capable (21212, 21601, 21606, 21659), or TWILIO_MESSAGING_SERVICE_SID naming no
-# usable Messaging Service (21701, 21703, 21704, 21705). Every text would be refused alike.
-SENDER_REFUSED = ["21212", "21601", "21606", "21659", "21701", "21703", "21704", "21705"]
+# Twilio's refusals of our sender: TWILIO_FROM_NUMBER mistyped or not SMS-capable (21212,
+# 21601), or TWILIO_MESSAGING_SERVICE_SID naming no usable Messaging Service (21701, 21704,
+# 21705). Every text would be refused alike.
+SENDER_REFUSED = ["21212", "21601", "21701", "21704", "21705"]
+# Refusals of our sender that also come for one destination it cannot reach (a short code
+# of another country): the text is tried again, each try counted, and nothing else waits.
+SENDER_OR_DESTINATION = ["21606", "21659", "21703"]
 
 
 @pytest.mark.parametrize("code", SENDER_REFUSED)
@@ -152,6 +155,23 @@ async def test_a_sender_refused_by_twilio_is_our_setting_and_holds_the_text(
     assert (error.suppression, error.contact_status) == (None, None)
     assert "TWILIO_FROM_NUMBER" in str(error) or "TWILIO_MESSAGING_SERVICE_SID" in str(error)
     assert "+1617555" not in str(error)
+
+
+@pytest.mark.parametrize("code", SENDER_OR_DESTINATION)
+async def test_a_sender_refused_for_one_destination_is_tried_again_as_the_messages_own(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    router: respx.MockRouter,
+    code: str,
+) -> None:
+    router.post(MESSAGES).respond(400, json=load_json("rest/twilio_errors.json")[code])
+    with pytest.raises(ChannelError) as raised:
+        await sms(settings, client, clock).send(MESSAGE)
+    error = raised.value
+    assert (error.retryable, error.outage, error.ambiguous) == (True, False, False)
+    assert (error.suppression, error.contact_status) == (None, None)
+    assert "if every text is refused" in str(error)
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])

@@ -1,7 +1,8 @@
 """``create_app(settings, engine)``: the FastAPI application (a factory: nothing at import).
 
 Routes: ``/healthz``; the provider webhooks (``webhooks.py``); the unsubscribe pages
-(``unsubscribe_pages.py``); the signed-in web UI (``ui.py`` and its sections). Events are
+(``unsubscribe_pages.py``); the signed-in web UI (``ui.py`` and its sections). Bodies
+are capped for every path but the webhooks' (``body_limit.py``). Events are
 written by one batched writer (``writer.py``), started on first use so the app also works
 when served without a lifespan; with one, its shutdown writes what is queued before the
 server stops.
@@ -25,6 +26,7 @@ from outreach.events import EventPolicy
 from outreach.providers.base import Provider
 from outreach.providers.transport import make_http_client
 from outreach.web.access_log import RedactPaths
+from outreach.web.body_limit import BodyLimit
 from outreach.web.ui import install_ui
 from outreach.web.unsubscribe_pages import router as unsubscribe_router
 from outreach.web.webhooks import Webhooks, webhook_providers
@@ -76,6 +78,8 @@ def create_app(
     app.state.webhooks = Webhooks(providers, writer)
     # Access logs name each path: keep tokens and debtors' addresses out of them.
     RedactPaths.install(logging.getLogger("uvicorn.access"))
+    # Forms are read whole before the sign-in check: a cap on every body but the webhooks'.
+    app.add_middleware(BodyLimit)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,10 +1,15 @@
-"""The app around the webhooks: health, unknown URLs, the body-link unsubscribe page, a
-burst of callbacks, switching a live call, and access logs without secrets."""
+"""The app around the webhooks: health, unknown URLs, the bodies each path takes, the
+body-link unsubscribe page, a burst of callbacks, switching a live call, and access logs
+without secrets."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
+import resource
 import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from outreach.store import compliance_events, suppressions
 from outreach.unsubscribe import unsubscribe_url
 from outreach.web.access_log import RedactPaths, redact
 from outreach.web.app import create_app
+from outreach.web.body_limit import EDITOR_BYTES, FORM_BYTES
 from tests.conftest import NOW
 from tests.eventdata import EMAIL, add_account, add_attempt, attempt, count, rows
 from tests.providers.conftest import ACCOUNT_SID, SECRET_KEY
@@ -66,6 +72,106 @@ def test_a_body_too_large_is_refused_before_it_is_read(server: Server) -> None:
         sock.sendall(head.encode() + b"x" * 1024)
         status_line = sock.makefile("rb").readline()
     assert status_line.split()[1] == b"413"
+
+
+def answer_to(server: Server, head: str, *chunks: bytes) -> tuple[int, dict[str, str], bytes]:
+    """The answer to a request sent as written: its head, then ``chunks`` and no more (a
+    body shorter than its ``Content-Length`` or without its last chunk is never finished,
+    and a server that waits for the rest times out)."""
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(head.encode())
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed before the rest was sent: the answer is read below
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+
+
+def declared(path: str, length: int, *headers: str) -> str:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}",
+             "Content-Type: application/x-www-form-urlencoded", *headers]  # fmt: skip
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+@pytest.mark.parametrize("path", ["/login", "/admin/users", "/logout", "/u/token", "/nowhere"])
+def test_a_body_declared_larger_than_a_page_takes_is_refused_before_it_is_read(
+    server: Server, path: str
+) -> None:
+    """Forms are read before the sign-in check: a stranger's 600 MiB sign-in would be held
+    in memory whole. The server answers without waiting for a byte past the head."""
+    status, headers, text = answer_to(server, declared(path, 600 * 1024 * 1024), b"f=1")
+    assert status == 413
+    assert headers["content-type"].startswith("text/plain")
+    assert headers["connection"] == "close"
+    assert text.decode() == "The request is too large: this address takes at most 256 KiB.\n"
+
+
+def test_a_stranger_cannot_make_the_server_hold_a_huge_sign_in_form(server: Server) -> None:
+    """600 fields of 1 MiB each (Starlette's own bounds: 1,000 fields, 1 MiB each) were
+    read whole before the sign-in was looked at: 575 MiB held for one request."""
+    sent = 0
+
+    def fields() -> Iterator[bytes]:
+        nonlocal sent
+        value = b"a" * (1024 * 1024 - 64)
+        for n in range(600):
+            part = (b"&" if n else b"") + f"f{n}=".encode() + value
+            sent += len(part)
+            yield part
+
+    kind = {"Content-Type": "application/x-www-form-urlencoded"}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    with httpx.Client(base_url=server.base, timeout=120) as client:
+        answer = client.post("/login", content=fields(), headers=kind)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 - before  # MiB
+    assert answer.status_code == 413
+    assert sent < 64 * 1024 * 1024, "the server read the body on"
+    assert grown < 64, f"the process grew by {grown} MiB for one request"
+
+
+def test_a_body_sent_in_chunks_is_stopped_once_past_the_limit(server: Server) -> None:
+    head = (
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+    )
+    size = 16 * 1024
+    chunk = f"{size:x}\r\n".encode() + b"a" * size + b"\r\n"
+    # Five bytes past the limit, and the body's last chunk never comes: only a server that
+    # stopped reading it answers.
+    chunks = [b"5\r\nuser=\r\n"] + [chunk] * (FORM_BYTES // size)
+    status, _, text = answer_to(server, head, *chunks)
+    assert status == 413
+    assert b"too large" in text
+
+
+def test_a_body_the_pages_refuse_still_reaches_a_webhook(server: Server) -> None:
+    body = b"a" * (1024 * 1024)
+    kind = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert server.http.post(server.base + "/login", content=body, headers=kind).status_code == 413
+    webhook = server.http.post(
+        server.base + "/webhooks/twilio_sms/status", content=body, headers=kind
+    )
+    assert webhook.status_code == 403  # read whole, and unsigned
+
+
+def test_the_editor_takes_a_larger_body_and_its_script_is_answered_in_json(
+    server: Server,
+) -> None:
+    """Its templates' text may take up to 1.2 MB (see test_editor_pages for the largest)."""
+    kind = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = b"a" * (2 * FORM_BYTES)
+    preview = server.http.post(server.base + "/templates/preview", content=body, headers=kind)
+    assert preview.status_code == 303  # past the body's limit, to the sign-in check
+    json_head = declared("/templates/preview", EDITOR_BYTES + 1, "Accept: application/json")
+    status, headers, text = answer_to(server, json_head, b"{")
+    assert status == 413 and headers["content-type"] == "application/json"
+    assert json.loads(text) == {
+        "detail": "The request is too large: this address takes at most 2,048 KiB."
+    }
 
 
 def test_the_body_link_shows_a_page_and_unsubscribes_on_post(

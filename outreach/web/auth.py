@@ -199,11 +199,17 @@ def sign_in_address(request: Request) -> str:
     return f"/login?next={quote(target, safe='')}"
 
 
+# The longest page address returned to after signing in (the sign-in form carries it in a
+# field); from a longer one, signing in opens the start page.
+NEXT_CHARS = 2000
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: only a path on this site (no open redirect)."""
+    """Where to go after signing in: only a path on this site (no open redirect), of at
+    most ``NEXT_CHARS`` characters (the start page otherwise)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
-    return target
+    return target if len(target) <= NEXT_CHARS else "/"
 
 
 def role_names(roles: tuple[Role, ...]) -> str:

@@ -168,6 +168,22 @@ def test_after_sign_in_only_a_local_path_is_followed(server: Server, engine: Eng
             assert response.headers["location"] == expected
 
 
+def test_signing_in_from_an_address_too_long_to_return_to_opens_the_start_page(
+    server: Server, engine: Engine
+) -> None:
+    add_user(engine, "ana", Role.AGENT)
+    with httpx.Client(base_url=server.base) as client:
+        # A signed-out agent opens a long link: a search for a pasted text, say.
+        first = client.get("/inbox/accounts", params={"q": "x" * 1990})
+        assert first.status_code == 303 and len(first.headers["location"]) > 2000
+        form = client.get(first.headers["location"])
+        assert 'name="next" value="/"' in form.text
+        right = {"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(form.text)}
+        answer = client.post("/login", data={**right, "next": "/inbox?q=" + "x" * 5000})
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        assert "Hello, Ana" in client.get("/").text
+
+
 def test_a_change_without_the_sessions_token_is_refused(server: Server, engine: Engine) -> None:
     add_user(engine, "ana", Role.AGENT)
     with sign_in(server.base, "ana") as client:

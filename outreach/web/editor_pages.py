@@ -120,6 +120,8 @@ async def preview_asked(request: Request) -> PreviewAsked:
         raw: Any = await request.json() if as_json else dict(await request.form())
     except ValueError:
         raise HTTPException(400, "the preview request is not JSON") from None
+    except RecursionError:  # "[[[[..." past the parser's depth
+        raise HTTPException(400, "the preview request is nested too deeply") from None
     try:
         return PreviewAsked(PreviewRequest.model_validate(raw), as_json)
     except ValidationError as exc:

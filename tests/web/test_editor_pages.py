@@ -254,6 +254,22 @@ def test_a_syntax_error_shows_its_line_in_the_preview(server: Server, engine: En
         assert "Line 2" in body["fragment"] and body["sms"] is None
 
 
+def test_a_preview_request_that_cannot_be_read_is_refused_not_a_server_error(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        token = page_token(client, "/templates")
+        headers = {"X-CSRF-Token": token, "Content-Type": "application/json"}
+        unread = [
+            (b'{"path": ', "the preview request is not JSON"),
+            (b"[" * 100_000, "the preview request is nested too deeply"),
+        ]
+        for body, detail in unread:
+            answer = client.post("/templates/preview", content=body, headers=headers)
+            assert answer.status_code == 400
+            assert answer.json() == {"detail": detail}
+
+
 def test_a_syntax_error_is_refused_at_save_and_nothing_is_stored(
     server: Server, engine: Engine
 ) -> None:

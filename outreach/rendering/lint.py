@@ -86,6 +86,15 @@ class LintIssue:
 MAX_TEMPLATE_CHARACTERS = 50_000
 
 
+def too_large(path: str, characters: int) -> LintIssue:
+    """The issue of a template or partial longer than ``MAX_TEMPLATE_CHARACTERS``."""
+    message = (
+        f"{characters:,} characters; a template or partial may have "
+        f"{MAX_TEMPLATE_CHARACTERS:,} (messages are far smaller)"
+    )
+    return LintIssue(path, None, "TOO_LARGE", message)
+
+
 @dataclass(frozen=True)
 class LintPolicy:
     max_sms_segments: int = DEFAULT_MAX_SMS_SEGMENTS
@@ -134,11 +143,7 @@ def lint_one(
     if len(source) > MAX_TEMPLATE_CHARACTERS:
         # A render's bounds count its steps and what it makes, not the nodes each step
         # runs: the size of a template is what keeps that part small.
-        message = (
-            f"{len(source):,} characters; a template or partial may have "
-            f"{MAX_TEMPLATE_CHARACTERS:,} (messages are far smaller)"
-        )
-        return [LintIssue(path, None, "TOO_LARGE", message)]
+        return [too_large(path, len(source))]
     try:
         tree = renderer.text_env.parse(source, name=path, filename=path)
         # Compiling finds what parsing does not, such as an unknown filter.

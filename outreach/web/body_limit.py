@@ -22,9 +22,11 @@ MIB = 1024 * KIB
 # a few tens of KiB even with every character percent-encoded. 256 KiB leaves room.
 FORM_BYTES = 256 * KIB
 # The editor posts a template's source, up to ``editor_pages.SOURCE_CHARS`` (100,000
-# characters): as a form, a character of four UTF-8 bytes is sent as 12 ("%F0%9F..."); as
-# the preview's JSON, an emoji is two "\\uXXXX" escapes, 12 bytes too. 1.2 MB at worst
-# (CRLF line ends take 6 bytes for one character), with the other fields: 2 MiB.
+# characters). The preview's script sends it as JSON, where an emoji is two "\uXXXX"
+# escapes: 12 bytes a character, 1.2 MB at worst. A form sends at most 900 KB: the
+# textarea's ``maxlength`` counts an emoji as two, so a character is at worst three UTF-8
+# bytes, "%E2%82%AC" (a CRLF line end takes 6 bytes for one character); Starlette's own
+# bound on a form's field, 1 MiB, holds it. With the other fields: 2 MiB.
 EDITOR_BYTES = 2 * MIB
 # Where a limit other than FORM_BYTES applies (None: no limit here), by path prefix.
 LIMITS: Mapping[str, int | None] = {"/templates/": EDITOR_BYTES, "/webhooks/": None}

@@ -39,7 +39,13 @@ from outreach.errors import CadenceError, NotFoundError, TemplateError
 from outreach.models import TemplateStatus, TemplateVersion
 from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
 from outreach.rendering.environment import PARTIALS_DIR
-from outreach.rendering.lint import LintIssue, LintPolicy, blocking
+from outreach.rendering.lint import (
+    MAX_TEMPLATE_CHARACTERS,
+    LintIssue,
+    LintPolicy,
+    blocking,
+    too_large,
+)
 from outreach.rendering.lint_limits import Preview, lint_sources_bounded, preview_bounded
 from outreach.template_store import (
     SavedSince,
@@ -62,7 +68,11 @@ from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
 
-SOURCE_CHARS = 100_000  # far beyond any message template
+# The longest source the editor takes (line ends counted as stored, LF): far beyond any
+# message template, and twice what lint lets one have (MAX_TEMPLATE_CHARACTERS), so that a
+# text between the two is shown with lint's issue. The body's cap (``body_limit``) keeps
+# the request itself small enough to read; a longer text is kept in the editor, refused.
+SOURCE_CHARS = 100_000
 PREVIEW_SECONDS = 5.0  # a live preview of a real template takes a fraction of a second
 SAVE_SECONDS: float | None = None  # None: the limit ``outreach templates publish`` uses
 # Each preview or save holds a child process: a few at a time, whoever asks.
@@ -102,7 +112,7 @@ class TemplateRow:
 
 class PreviewRequest(BaseModel):
     path: str = Field(max_length=300)
-    source: str = Field(max_length=SOURCE_CHARS)
+    source: str  # its length is checked after line ends are normalised (``_too_long``)
     sample: int = Field(default=1, ge=1, le=len(SAMPLE_ACCOUNTS))
     based_on: int | None = None  # the form's, kept when the page comes back without script
 
@@ -156,12 +166,20 @@ def preview(
 ) -> Response:
     """The live preview (JSON, for the editor's script) or, without JavaScript, the editor
     page with the preview of what the form holds."""
-    path, source, sample = asked.request.path, asked.request.source, asked.request.sample
+    path, sample = asked.request.path, asked.request.sample
+    source = _normalised(asked.request.source)
     rows = _versions_of(_engine(request), path)
     if not rows:
         if asked.as_json:
             return JSONResponse({"detail": f"no template {path}"}, status_code=404)
         return _not_found(request, session, path)
+    if _too_long(source):
+        if asked.as_json:  # not the source back: the script has it
+            return JSONResponse({"detail": _too_long_text(source)}, status_code=413)
+        note = [("error", f"Not previewed: {_too_long_text(source)}. {_KEPT}")]
+        return _editor(request, session, path, source, sample, rows,
+                       _too_long_preview(path, source), notices=note, status=413,
+                       based_on=asked.request.based_on)  # fmt: skip
     found = _preview(request, path, source, sample)
     if not asked.as_json:
         # The form's own: a page without it stays without it, and its save is refused.
@@ -186,7 +204,7 @@ def save(
     request: Request,
     session: Marketer,
     path: Annotated[str, Form(max_length=300)],
-    source: Annotated[str, Form(max_length=SOURCE_CHARS)],
+    source: Annotated[str, Form()],  # its length is checked below, as stored
     sample: Annotated[int, Form()] = 1,
     action: Annotated[str, Form(max_length=20)] = "draft",
     based_on: Annotated[int | None, Form()] = None,
@@ -195,11 +213,15 @@ def save(
     ``based_on``, the version the editor was opened on."""
     engine = _engine(request)
     sample = _sample_number(sample)
-    # Browsers send a textarea's line ends as CRLF; templates are stored with LF.
-    source = source.replace("\r\n", "\n")
+    source = _normalised(source)
     rows = _versions_of(engine, path)
     if not rows:
         return _not_found(request, session, path)
+    if _too_long(source):  # nothing to lint: lint would refuse it for its length alone
+        refused = [("error", f"Not saved: {_too_long_text(source)}. {_KEPT}")]
+        return _editor(request, session, path, source, sample, rows,
+                       _too_long_preview(path, source), notices=refused, status=413,
+                       based_on=based_on)  # fmt: skip
     if based_on is None:  # a page from before the field: what it would overwrite is unknown
         unknown = [("error", "Not saved: this page does not say which version it was opened "
                              f"on. Your text is kept below; the latest is version "
@@ -369,6 +391,7 @@ def _editor(
         "rollback_to": earlier[-1] if earlier else None,
         "preview": _preview_view(request, found, session),
         "is_partial": path.startswith(f"{PARTIALS_DIR}/"),
+        "source_chars": SOURCE_CHARS,
     }
     return ui.render(request, "editor.html", session, values, status=status,
                      notices=notices or [])  # fmt: skip
@@ -406,12 +429,37 @@ def _preview(request: Request, path: str, source: str, sample: int) -> Preview:
         return Preview(nul, None)
     company, policy = _company_and_policy(request)
     with _engine(request).connect() as connection:
-        sources = {**published(connection).sources, path: source.replace("\r\n", "\n")}
+        sources = {**published(connection).sources, path: _normalised(source)}
     with _render_slot():
         return preview_bounded(
             sources, path, company, SAMPLE_ACCOUNTS[sample - 1],
             paths=affected_paths(sources, path), policy=policy, seconds=PREVIEW_SECONDS,
         )  # fmt: skip
+
+
+def _normalised(source: str) -> str:
+    """Browsers send a textarea's line ends as CRLF; templates are stored with LF."""
+    return source.replace("\r\n", "\n")
+
+
+def _too_long(source: str) -> bool:
+    """Whether ``source`` (its line ends normalised) is longer than the editor takes."""
+    return len(source) > SOURCE_CHARS
+
+
+_KEPT = "Your text is kept below: shorten it, then try again."
+
+
+def _too_long_text(source: str) -> str:
+    return (
+        f"the template is {len(source):,} characters long; the editor takes at most "
+        f"{SOURCE_CHARS:,}, and a template or partial may have {MAX_TEMPLATE_CHARACTERS:,}"
+    )
+
+
+def _too_long_preview(path: str, source: str) -> Preview:
+    """Lint's issue for the length, without linting or rendering a text that long."""
+    return Preview([too_large(path, len(source))], None)
 
 
 def _preview_view(request: Request, found: Preview, session: Session) -> dict[str, Any]:

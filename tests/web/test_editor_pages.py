@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -518,6 +519,68 @@ def test_a_nul_in_the_source_is_refused_with_its_line_and_nothing_is_stored(
         preview = preview_json(client, EMAIL, source).json()
         assert not preview["ok"] and preview["issues"][0]["code"] == "NUL_CHARACTER"
     assert versions_of(engine, EMAIL) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
+def test_a_text_longer_than_the_editor_takes_is_kept_in_it_with_the_reason(
+    server: Server, engine: Engine
+) -> None:
+    longer = "x" * (editor_pages.SOURCE_CHARS + 1)
+    reason = (
+        "the template is 100,001 characters long; the editor takes at most 100,000, and a "
+        "template or partial may have 50,000"
+    )
+    with marketer(server, engine) as client:
+        edit = client.get("/templates/edit", params={"path": SMS})
+        assert 'maxlength="100000"' in edit.text  # the browser stops typing there
+        page = save(client, SMS, longer, action="draft")
+        assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+        assert f"Not saved: {reason}. Your text is kept below" in page.text
+        assert f">\n{longer}</textarea>" in page.text
+        assert "<code>TOO_LARGE</code>" in page.text
+        form = {"csrf_token": page_token(client, "/templates"), "path": SMS, "source": longer,
+                "based_on": "1", "action": "preview"}  # fmt: skip
+        previewed = client.post("/templates/preview", data=form)
+        assert previewed.status_code == 413
+        assert f"Not previewed: {reason}." in previewed.text
+        assert f">\n{longer}</textarea>" in previewed.text
+        answer = preview_json(client, SMS, longer)
+        assert answer.status_code == 413
+        assert answer.json() == {"detail": reason}  # not the text back
+    assert versions_of(engine, SMS) == [(1, TemplateStatus.PUBLISHED, "outreach init")]
+
+
+def test_the_longest_text_the_editor_takes_reaches_lint_however_its_characters_are_sent(
+    server: Server, engine: Engine
+) -> None:
+    """The most a form's textarea sends, 100,000 characters of three UTF-8 bytes (its
+    ``maxlength`` counts an emoji as two), is 900 KB percent-encoded; 100,000 emoji in the
+    script's JSON (two "\\uXXXX" each) 1.2 MB: both within the editor's body limit."""
+    lint_says = "100,000 characters; a template or partial may have 50,000"
+    with marketer(server, engine) as client:
+        page = save(client, SMS, "\u20ac" * editor_pages.SOURCE_CHARS, action="draft")
+        assert page.status_code == 422 and lint_says in page.text
+        longest = "\U0001f600" * editor_pages.SOURCE_CHARS
+        body = json.dumps({"path": SMS, "source": longest}).encode()
+        assert len(body) > 1_200_000
+        headers = {"X-CSRF-Token": page_token(client, "/templates"),
+                   "Content-Type": "application/json"}  # fmt: skip
+        answer = client.post("/templates/preview", content=body, headers=headers)
+        assert answer.status_code == 200
+        assert [i["code"] for i in answer.json()["issues"]] == ["TOO_LARGE"]
+        assert lint_says in answer.json()["issues"][0]["message"]
+
+
+def test_line_ends_are_counted_as_the_template_stores_them(server: Server, engine: Engine) -> None:
+    """A browser sends the textarea's line ends as CRLF; the template keeps LF."""
+    crlf = "x\r\n" * 40_000  # 120,000 characters sent, 80,000 stored
+    lint_says = "80,000 characters; a template or partial may have 50,000"
+    with marketer(server, engine) as client:
+        page = save(client, SMS, crlf, action="draft")
+        assert page.status_code == 422 and lint_says in page.text
+        answer = preview_json(client, SMS, crlf)
+        assert answer.status_code == 200
+        assert [i["code"] for i in answer.json()["issues"]] == ["TOO_LARGE"]
+        assert lint_says in answer.json()["issues"][0]["message"]
 
 
 def test_a_nul_in_an_emails_html_is_shown_as_an_issue_not_rendered(

@@ -129,13 +129,9 @@ def load_debtors(
     now: datetime,
     lookback_days: int,
     default_country: str,
-    *,
-    hold: bool = False,
 ) -> dict[int, DebtorRecord]:
     """What the rules need for each account row (``id``, ``reference``, ``timezone``,
-    ``jurisdiction``, ``collector_type``), keyed by account id. With ``hold``, the debtors
-    (these accounts and the others of the same people) are held until the transaction
-    ends before their history is read (``hold_debtors``)."""
+    ``jurisdiction``, ``collector_type``), keyed by account id."""
     ids = [row.id for row in accounts]
     if not ids:
         return {}
@@ -143,12 +139,6 @@ def load_debtors(
                    contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
     numbers = _servicer_numbers(connection, ids)
     person, holders = _same_person(connection, ids, points, numbers)
-    if hold:
-        hold_debtors(connection, {*ids, *(other for linked in person.values() for other in linked)})
-        # Read again once held: a number marked wrong or a consent withdrawn while this
-        # waited is decided on as it is now.
-        points = _read(connection, contact_points, POINT_COLUMNS, ids,
-                       contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
     events = _read(connection, compliance_events, EVENT_COLUMNS, ids)
     designated = _read(connection, designated_times, DESIGNATED_COLUMNS, ids,
                        designated_times.c.withdrawn_at.is_(None))  # fmt: skip
@@ -181,6 +171,18 @@ def load_debtors(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
         shared=shared, debts=debts, used=used,
     )  # fmt: skip
+
+
+def hold_debtors_of(connection: Connection, ids: Sequence[int]) -> None:
+    """Hold the debtors of the accounts ``ids`` (``hold_debtors``): these accounts and the
+    others of the same people, found as ``load_debtors`` finds them. Read the accounts and
+    call ``load_debtors`` after this: what changed while this waited is then seen."""
+    if not ids:
+        return
+    points = _read(connection, contact_points, POINT_COLUMNS, ids,
+                   contact_points.c.status == ContactStatus.ACTIVE)  # fmt: skip
+    person, _ = _same_person(connection, ids, points, _servicer_numbers(connection, ids))
+    hold_debtors(connection, {*ids, *(other for linked in person.values() for other in linked)})
 
 
 def hold_debtors(connection: Connection, ids: Iterable[int]) -> None:

@@ -45,6 +45,7 @@ from outreach.compliance_store import (
     DebtorRecord,
     attempts,
     decision_row,
+    hold_debtors_of,
     load_debtors,
     situation,
     store_decisions,
@@ -632,9 +633,11 @@ class Dispatcher:
         about to hand the account over to the reply pause).
 
         With ``hold`` (the check that marks what it sends), the debtors are held until the
-        transaction ends (``compliance_store.hold_debtors``) and the accounts are read
-        again once held: a pause, a payment or a reply committed while this waited for
-        them is decided on as it is now."""
+        transaction ends (``compliance_store.hold_debtors_of``) before anything is read: a
+        pause, a payment, a reply, a zone or a number changed while this waited for them
+        is decided on as it is now."""
+        if hold:
+            hold_debtors_of(connection, sorted(account_ids))
         account_rows = self._account_rows(connection, account_ids)
         records = load_debtors(
             connection,
@@ -642,10 +645,7 @@ class Dispatcher:
             at,
             self.rules.lookback_days,
             self.settings.default_region,
-            hold=hold,
         )
-        if hold:
-            account_rows = self._account_rows(connection, account_ids)
         promising = connection.execute(
             select(promises_to_pay.c.account_id).where(
                 among(connection, promises_to_pay.c.account_id, list(account_rows)),
@@ -943,6 +943,9 @@ class Dispatcher:
         # Providers that could not be reached or asked us to wait: the last error, and how
         # many messages it held back.
         waiting: dict[str, tuple[str, int]] = {}
+        # Messages a provider refused that may pass later (each try counted): the last
+        # reason, and how many. A wrong sending number can look like this (Twilio's 21606).
+        tried_again: dict[str, tuple[str, int]] = {}
         held = self._check_held(connection, outcomes, again)
         # Only what this daemon holds: a decision, a suppression or a step given back for
         # an attempt another has taken would be recorded twice.
@@ -1025,6 +1028,8 @@ class Dispatcher:
                 )  # fmt: skip
                 report.outcomes["retry"] += 1
             elif error.retryable and tries < MAX_TRIES:
+                count = tried_again.get(error.provider, ("", 0))[1] + 1
+                tried_again[error.provider] = (str(error), count)
                 wait = max(backoff(tries), timedelta(seconds=error.retry_after or 0))
                 changes.append(
                     _failed(row, AttemptStatus.QUEUED, now, error, next_try_at=now + wait)
@@ -1046,6 +1051,10 @@ class Dispatcher:
                 log.warning("dispatch: %s could not be reached or asked us to wait (%s); %d "
                             "message(s) wait and are tried again after 30 s, then longer, at "
                             "most hourly", provider, why, count)  # fmt: skip
+        for provider, (why, count) in tried_again.items():
+            if self._time_to_tell(f"{provider} refusing"):
+                log.warning("dispatch: %d message(s) refused (%s); each is tried again, and "
+                            "fails after %d tries", count, why, MAX_TRIES)  # fmt: skip
 
     def _time_to_tell(self, about: str) -> bool:
         """Whether a lasting trouble is told again (once every ``REFUSAL_TOLD_EVERY``

@@ -1244,6 +1244,23 @@ def test_a_reply_that_pauses_the_account_while_the_check_waits_for_it_wins(
         assert connection.execute(select(store.accounts.c.paused_until)).scalar_one()
 
 
+def test_a_zone_changed_while_the_check_waits_for_the_debtor_is_decided_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import corrects the debtor's zone to Honolulu (05:00 there) just before the check
+    gets the debtor: the check reads the account once held, and the text waits."""
+    planned(world, row("A-1"))
+    hold = compliance_store.hold_debtors
+
+    def corrected_meanwhile(connection: Any, ids: Any) -> None:
+        connection.execute(update(store.accounts).values(timezone="Pacific/Honolulu"))
+        hold(connection, ids)
+
+    monkeypatch.setattr(compliance_store, "hold_debtors", corrected_meanwhile)
+    report = asyncio.run(dispatcher(world).tick())
+    assert dict(report.outcomes) == {"deferred": 1} and outbox_lines(world) == []
+
+
 @pytest.mark.parametrize("references", [["A-1"], ["A-1", "B-1"]], ids=["one", "two"])
 async def test_two_batches_one_after_the_other_send_a_debtor_what_the_cap_allows(
     world: World, references: list[str]

@@ -3,6 +3,7 @@ provider took the message holds the attempt for review, and nothing sends it aga
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import httpx
@@ -198,7 +199,7 @@ async def test_a_from_number_twilio_refuses_holds_every_text_until_it_is_fixed(
 
 @pytest.mark.parametrize("code", ["21606", "21659"])
 async def test_a_text_one_destination_cannot_get_fails_alone_after_its_tries(
-    world: World, code: str
+    world: World, code: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """21606 and 21659 also come for one destination the sender cannot reach (a short
     code texting a debtor abroad): that text is tried again with the backoff and fails
@@ -216,7 +217,12 @@ async def test_a_text_one_destination_cannot_get_fails_alone_after_its_tries(
     route = router.post(MESSAGES).mock(side_effect=answer)
     limiter = RateLimiter({"sms": RateLimits(default=RateLimit(per_second=3, burst=1))})
     send = dispatcher(world, providers(world, router), limiter)
-    assert dict((await send.tick()).outcomes) == {"sent": 3, "retry": 1}
+    with caplog.at_level(logging.WARNING, logger="outreach.dispatcher"):
+        assert dict((await send.tick()).outcomes) == {"sent": 3, "retry": 1}
+    # Said in the log, for a wrong sending number refused alike for every text.
+    [told] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert "check TWILIO_FROM_NUMBER if every text is refused" in told
+    assert abroad not in told
     for _ in range(MAX_TRIES - 1):
         [waiting] = [a for a in rows_of(world.engine, attempts) if a.status == "queued"]
         world.clock.set(waiting.next_try_at)

@@ -110,11 +110,17 @@ def load_cadences(
     """Every cadence in ``schedules_dir``; all mistakes in all files are reported at once."""
     cadences: dict[str, Cadence] = {}
     problems: list[str] = []
-    for path in sorted(schedules_dir.iterdir()) if schedules_dir.is_dir() else []:
-        if path.suffix not in CADENCE_SUFFIXES:
+    paths = sorted(schedules_dir.iterdir()) if schedules_dir.is_dir() else []
+    paths = [path for path in paths if path.suffix in CADENCE_SUFFIXES]
+    for name in sorted({path.stem for path in paths}):
+        same = [path for path in paths if path.stem == name]
+        if len(same) > 1:
+            # Which one an account's cadence means is a guess either way: neither is taken.
+            problems.append(f"{' and '.join(map(str, same))}: two files for the cadence "
+                            f"{name!r}: keep one")  # fmt: skip
             continue
         try:
-            cadences[path.stem] = load_cadence(path, template_exists)
+            cadences[name] = load_cadence(same[0], template_exists)
         except CadenceError as exc:
             problems.append(str(exc))
     if problems:
@@ -131,6 +137,10 @@ def load_cadence(
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CadenceError(f"{path}: not valid YAML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CadenceError(f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise CadenceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return parse_cadence(path.stem, raw, str(path), template_exists)
 
 
@@ -226,7 +236,12 @@ def _days(raw: Any, field: str, problems: list[str]) -> int | None:
     if not match:
         problems.append(f"{field} {raw!r} must be a number of days such as 2d")
         return None
-    return int(match.group(1))
+    days = int(match.group(1))
+    if days == 0:
+        # Expired the moment it falls due: the step could never be sent.
+        problems.append(f"{field} {raw!r}: at least 1d (0d would never let the step be sent)")
+        return None
+    return days
 
 
 def _anchor(text: str, problems: list[str]) -> Anchor | None:
@@ -257,6 +272,14 @@ def _conditions(raw: Any, problems: list[str]) -> Conditions:
             minimum = Decimal(str(raw["min_balance"]))
         except InvalidOperation:
             problems.append(f"when.min_balance: {raw['min_balance']!r} is not an amount")
+        else:
+            # NaN cannot be compared with a balance (every plan would fail); a negative
+            # or infinite amount is no minimum anyone means.
+            if not minimum.is_finite() or minimum < 0:
+                problems.append(
+                    f"when.min_balance: {raw['min_balance']!r} is not an amount of 0 or more"
+                )
+                minimum = None
     statuses = _string_list(raw.get("statuses", []), "when.statuses", problems)
     unknown_statuses = [status for status in statuses if status not in _STATUSES]
     if unknown_statuses:

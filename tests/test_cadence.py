@@ -159,6 +159,28 @@ def test_loading_names_the_broken_file(tmp_path: Path) -> None:
     assert set(load_cadences(tmp_path, template_exists)) == {"good"}
 
 
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    (tmp_path / "latin.yaml").write_bytes(
+        b'description: "Rappel \xe9ch\xe9ance"\nsteps:\n'
+        b"  - {key: a, anchor: due_date+0d, channel: sms, template: due, tone: friendly}\n"
+    )
+    with pytest.raises(CadenceError, match=r"latin\.yaml: not UTF-8 \(byte 21\)"):
+        load_cadences(tmp_path, template_exists)
+
+
+def test_two_files_for_one_cadence_are_refused_naming_both(tmp_path: Path) -> None:
+    step = "  - {key: a, anchor: due_date+0d, channel: sms, template: due, tone: friendly}\n"
+    (tmp_path / "standard.yaml").write_text(f"steps:\n{step}", encoding="utf-8")
+    (tmp_path / "standard.yml").write_text(f"steps:\n{step}", encoding="utf-8")
+    (tmp_path / "other.yaml").write_text(f"steps:\n{step}", encoding="utf-8")
+    with pytest.raises(CadenceError) as caught:
+        load_cadences(tmp_path, template_exists)
+    assert str(caught.value) == (
+        f"{tmp_path / 'standard.yaml'} and {tmp_path / 'standard.yml'}: two files for the "
+        "cadence 'standard': keep one"
+    )
+
+
 # --- validation --------------------------------------------------------------------------
 
 
@@ -235,6 +257,11 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str | None, str]] = 
      "when.locales: 'xx-Nowhere' is not a known language or locale (es, es_US)"),
     ("unknown status", _set_step(1, when={"statuses": ["overdue"]}), "step 2 (overdue-10d)",
      "when.statuses: unknown status(es) 'overdue' (one of active, closed, paid)"),
+    *((f"min_balance {amount!r}", _set_step(1, when={"min_balance": amount}),
+       "step 2 (overdue-10d)", f"when.min_balance: {amount!r} is not an amount of 0 or more")
+      for amount in ("NaN", "sNaN", float("nan"), "Infinity", "-Inf", "-5.00")),
+    ("expires_after 0d", _set_step(1, expires_after="0d"), "step 2 (overdue-10d)",
+     "expires_after '0d': at least 1d"),
     ("a due_date step before an after_previous step's soonest day",
      _set(steps=[_raw_step("a", "due_date+10d"), _raw_step("b", "after_previous+30d"),
                  _raw_step("c", "due_date+20d")]),

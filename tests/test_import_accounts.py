@@ -219,6 +219,34 @@ def test_changed_balance_or_due_date_updates_the_account(
     assert accounts["A-2"].next_contact_at is None
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("cadence", "pre-due"), ("timezone", "America/Chicago"), ("jurisdiction", "US-NY"),
+     ("locale", "es_US"), ("currency", "CAD")],
+)  # fmt: skip
+def test_a_change_to_what_the_cadence_reads_has_the_account_reconsidered(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    column: str,
+    value: str,
+) -> None:
+    """Another cadence, zone, state, language or currency may make a step due, or due at
+    another time, even for an account whose cadence had finished."""
+    run_import(engine, write_csv(tmp_path / "a.csv", [row("A-1"), row("A-2")]), defaults, clock)
+    with engine.begin() as connection:  # both finished their cadence since
+        connection.execute(update(store.accounts).values(next_contact_at=None))
+    clock.advance(timedelta(hours=5))
+    changed = write_csv(tmp_path / "b.csv", [row("A-1", **{column: value}), row("A-2")])
+    summary = run_import(engine, changed, defaults, clock)
+    assert (summary.updated, summary.unchanged) == (1, 1)
+    accounts = accounts_by_reference(engine)
+    assert getattr(accounts["A-1"], column) == value
+    assert accounts["A-1"].next_contact_at == clock.now()
+    assert accounts["A-2"].next_contact_at is None
+
+
 def test_zero_balance_closes_the_account_and_import_never_reopens_it(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -1063,6 +1063,20 @@ def test_expired_steps_are_skipped_and_a_spent_cadence_finishes(world: World) ->
     assert account(world.engine, ids["P-1"]).next_contact_at is None
 
 
+def test_an_account_moved_by_an_import_to_another_cadence_is_planned_on_it(
+    world: World,
+) -> None:
+    # pre-due's steps had all expired 18 days after the due date: finished, no hand-off.
+    ids = world.load(row("A-1", cadence="pre-due"))
+    assert dict(world.planner().tick().outcomes) == {"finished": 1}
+    assert account(world.engine, ids["A-1"]).next_contact_at is None
+    # The operator moves the overdue customer to the standard cadence: overdue-10d is due,
+    # the steps pre-due dealt with are not offered again.
+    world.load(row("A-1", cadence="standard"))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    assert [a.step_key for a in rows_of(world.engine, attempts)] == ["overdue-10d"]
+
+
 def test_a_step_deferred_past_its_expiry_is_skipped(world: World) -> None:
     # Due Sunday 2026-11-01, the day daylight saving time ended: due-today fell due at
     # 00:00 EDT (04:00 UTC) and may go out until 2026-11-03 04:00 UTC. overdue-3d falls

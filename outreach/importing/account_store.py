@@ -295,8 +295,10 @@ class AccountUpserter:
                     change.update(
                         status=AccountStatus.PAID, closed_at=self.now, next_contact_at=None
                     )
-                elif balance_changed or "due_date" in changed:
-                    # New figures may make a different step due: reconsider at the next tick.
+                elif balance_changed or not _RECONSIDERED.isdisjoint(changed):
+                    # A different step may be due, or the same one at another time, or one
+                    # for an account whose old cadence had finished: reconsidered at the
+                    # next tick, which works it out afresh.
                     change["next_contact_at"] = self.now
             updates[record.reference] = change
         return updates
@@ -453,6 +455,11 @@ class AccountUpserter:
             }
         )
         return change
+
+
+# The account's columns planning reads besides its balance: which cadence, when its steps
+# fall due (the date, and the zone of its days, or its state's), and which steps apply.
+_RECONSIDERED = frozenset(("cadence", "due_date", "timezone", "jurisdiction", "locale", "currency"))
 
 
 def _contact_params(row: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from outreach import event_loop
+from outreach.cadence_changes import look_again_at_changed, unknown_steps, warn_of_unknown_steps
 from outreach.clock import Clock, SystemClock
 from outreach.compliance.rules import load_ruleset
 from outreach.config import Settings
@@ -239,6 +240,24 @@ class Daemon:
             # The registry only informs: the work goes on, and the next housekeeping tick
             # registers again (``run --once`` then goes unlisted).
             log.exception("registering in the daemon registry failed")
+        try:
+            await asyncio.to_thread(self.check_cadences)
+        except Exception:
+            # Planning goes on as it did; the next start tries again.
+            log.exception("checking the cadences against the database failed")
+
+    def check_cadences(self) -> None:
+        """Warn of steps the database remembers that the files no longer name (renamed
+        steps are sent again), and make the accounts a changed cadence had finished with
+        due once (``outreach.cadence_changes``)."""
+        cadences = self.planner.cadences
+        with self.engine.connect() as connection:
+            found = unknown_steps(connection, cadences)
+        for warning in warn_of_unknown_steps(found, str(self.settings.schedules_dir)):
+            log.warning("%s", warning)
+        looked = look_again_at_changed(self.engine, cadences, self.clock.now())
+        for name, count in looked.items():
+            log.info("cadence %s changed: %d finished account(s) looked at again", name, count)
 
     async def _serve(self, sockets: list[socket.socket]) -> None:
         scheduler = AsyncIOScheduler(

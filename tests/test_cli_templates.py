@@ -7,13 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
+from outreach import store
 from outreach.cli import app
 from outreach.models import TemplateVersion
 from outreach.store import table_of
-from tests.conftest import REPO
+from tests.conftest import NOW, REPO
 from tests.test_cli import outreach
 from tests.test_import_accounts import row, write_csv
 
@@ -221,6 +222,35 @@ def test_cadence_mistakes_name_file_step_and_reason(workdir: Path, env: dict[str
     result = outreach("cadences", "check", env=env, cwd=workdir)
     assert result.returncode == 2
     assert "standard.yaml: step 6 (overdue-21d): unknown channel 'fax'" in result.stderr
+
+
+def test_cadence_check_warns_of_step_keys_recorded_that_the_file_does_not_name(
+    workdir: Path, env: dict[str, str], engine: Engine
+) -> None:
+    """A renamed step is a new one to the accounts that had it under its old name."""
+    accounts = workdir / "accounts.csv"
+    write_csv(accounts, [row("A-1"), row("A-2", cadence="pre-due")])
+    assert outreach("accounts", "import", str(accounts), env=env, cwd=workdir).returncode == 0
+    with engine.begin() as connection:
+        ids = dict(
+            connection.execute(select(store.accounts.c.reference, store.accounts.c.id)).all()
+        )
+        connection.execute(insert(store.cadence_steps), [
+            {"account_id": ids[ref], "step_key": key, "outcome": "sent", "at": NOW}
+            for ref, key in (("A-1", "reminder-7d"), ("A-1", "overdue-3d"), ("A-2", "reminder-7d"))
+        ])  # fmt: skip
+    path = workdir / "schedules/standard.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("key: overdue-3d", "key: overdue-3d-email"), encoding="utf-8")
+    result = outreach("cadences", "check", env=env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "standard: 9 steps, valid." in result.stdout
+    assert (
+        "warning: cadence standard: steps recorded for its active accounts are not in "
+        "schedules: overdue-3d (1 account). A step is known by its key: one renamed is sent "
+        "again to the accounts that had it; give it back its key (see docs/cadences.md)\n"
+    ) in result.stderr
+    assert "pre-due" not in result.stderr
 
 
 def test_preview_stops_a_template_that_would_render_for_ever(

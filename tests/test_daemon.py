@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -480,3 +481,88 @@ def test_the_proxies_to_trust_are_read_from_the_env_file_too(
     wait_until(lambda: web.logged("/healthz"), "the access log's line")
     assert "127.0.0.1:" in web.log and "203.0.113.7" not in web.log
     assert web.stop(signal.SIGTERM) == 0, web.log
+
+
+def edited_schedules(tmp_path: Path, name: str, edit: Callable[[str], str]) -> Path:
+    """A copy of schedules/ with ``edit`` applied to the text of ``name``."""
+    folder = tmp_path / "schedules"
+    shutil.copytree(REPO / "schedules", folder)
+    path = folder / name
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return folder
+
+
+OVERDUE_10D = (
+    "  - key: overdue-10d\n    anchor: due_date+10d\n    channel: sms\n"
+    "    template: overdue\n    tone: firm\n"
+)
+
+
+def test_a_step_added_to_a_cadence_reaches_the_accounts_it_had_finished_with_once(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """pre-due's steps have all expired 18 days after the due date: the account finishes,
+    with no hand-off. A step added to pre-due is planned for it once the daemon restarts
+    with the file; an account handed off to the agents, and another cadence's, are not
+    looked at again."""
+    publish_templates(engine, clock)
+    ids = import_accounts(engine, tmp_path, defaults, clock, [
+        row("FINISHED", cadence="pre-due"), row("OTHER", cadence="standard"),
+        row("HANDED", cadence="pre-due", phone="(617) 555-0102"),
+    ])  # fmt: skip
+    settings = make_settings(engine, tmp_path)
+    first = Daemon(settings, engine, clock, RunOptions(web=False))
+    planned, _ = asyncio.run(first.run_once())
+    assert dict(planned.outcomes) == {"finished": 2, "queued": 1}
+    with engine.begin() as connection:  # as if its cadence had handed it to the agents
+        connection.execute(
+            update(store.accounts)
+            .where(store.accounts.c.id == ids["HANDED"])
+            .values(handoff="seen", next_contact_at=None)
+        )
+        connection.execute(  # OTHER is done with its cadence too
+            update(store.accounts)
+            .where(store.accounts.c.id == ids["OTHER"])
+            .values(next_contact_at=None)
+        )
+    clock.advance(timedelta(hours=1))
+    schedules = edited_schedules(tmp_path, "pre-due.yaml", lambda text: text + OVERDUE_10D)
+    edited = settings.model_copy(update={"schedules_dir": schedules})
+    planned, _ = asyncio.run(Daemon(edited, engine, clock, RunOptions(web=False)).run_once())
+    assert (planned.claimed, dict(planned.outcomes)) == (1, {"queued": 1})
+    sent = [(a.account_id, a.step_key) for a in rows_of(engine, attempts)]
+    assert sent[1:] == [(ids["FINISHED"], "overdue-10d")]
+    # Once: finished again, the account is not looked at by the next start with the same files.
+    clock.advance(timedelta(days=2))
+    restarted = Daemon(edited, engine, clock, RunOptions(web=False))
+    assert dict(restarted.planner.tick().outcomes) == {"finished": 1}
+    restarted.check_cadences()
+    assert restarted.planner.tick().claimed == 0
+
+
+def test_a_daemon_starting_warns_of_steps_recorded_that_the_files_do_not_name(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A step renamed in its file would be sent again to every account that had it."""
+    publish_templates(engine, clock)
+    import_accounts(engine, tmp_path, defaults, clock, [
+        row("A-1"), row("A-2", phone="(617) 555-0102"),
+    ])  # fmt: skip
+    settings = make_settings(engine, tmp_path)
+    first = Daemon(settings, engine, clock, RunOptions(web=False))
+    assert dict(first.planner.tick().outcomes) == {"queued": 2}  # overdue-10d
+    schedules = edited_schedules(
+        tmp_path, "standard.yaml", lambda text: text.replace("key: overdue-10d", "key: ten-days")
+    )
+    edited = settings.model_copy(update={"schedules_dir": schedules})
+    with caplog.at_level("WARNING", logger="outreach.daemon"):
+        Daemon(edited, engine, clock, RunOptions(web=False)).check_cadences()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(
+        f"cadence standard: steps recorded for its active accounts are not in {schedules}: "
+        "overdue-10d (2 accounts). A step is known by its key"
+    )

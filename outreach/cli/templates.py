@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from outreach import store
 from outreach.cadence import load_cadences
+from outreach.cadence_changes import unknown_steps, warn_of_unknown_steps
 from outreach.channels import lint_policy
 from outreach.cli.common import (
     Context,
@@ -274,6 +276,16 @@ def cadences_check(ctx: typer.Context) -> None:
     cadences = load_cadences(settings.schedules_dir, _template_exists(sources))
     for name, cadence in sorted(cadences.items()):
         out.print(f"{name}: {len(cadence.steps)} steps, valid.", highlight=False)
+    context = context_of(ctx)
+    try:
+        ensure_schema(context)
+        with context.engine.connect() as connection:
+            found = unknown_steps(connection, cadences)
+    except (OutreachError, SQLAlchemyError):
+        # The files alone can be checked where there is no database (before 'outreach init').
+        return
+    for warning in warn_of_unknown_steps(found, str(settings.schedules_dir)):
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
 @cadences_app.command("show")

@@ -17,7 +17,7 @@ from outreach.models.accounts import (
 )
 from outreach.models.base import Channel
 from outreach.models.content import Role, TemplateStatus, TemplateVersion, User
-from outreach.models.daemons import DaemonInstance
+from outreach.models.daemons import CadenceVersion, DaemonInstance
 from outreach.models.messaging import (
     Attempt,
     AttemptStatus,
@@ -39,6 +39,7 @@ __all__ = [
     "Attempt",
     "AttemptStatus",
     "CadenceStep",
+    "CadenceVersion",
     "Channel",
     "CollectorType",
     "ComplianceEvent",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, UniqueConstraint
+from sqlalchemy import BigInteger, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from outreach.models.base import short, when
@@ -35,3 +35,14 @@ class DaemonInstance(SQLModel, table=True):
     # daemon in the same namespace, not ten minutes later.
     pid_namespace: str | None = short(128, nullable=True, default=None)
     process_start: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+
+
+class CadenceVersion(SQLModel, table=True):
+    """Each cadence's steps as a daemon last started with them (``outreach.cadence_changes``):
+    when they change, the accounts the cadence had finished with are looked at again."""
+
+    __tablename__ = "cadence_version"
+
+    name: str = Field(sa_type=String(64), primary_key=True)  # the file's stem
+    digest: str = short(64)  # sha256 hex of the steps, stop conditions and hand-off
+    seen_at: datetime = when()

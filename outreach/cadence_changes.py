@@ -43,12 +43,18 @@ class UnknownStep:
 
 def unknown_steps(connection: Connection, cadences: Mapping[str, Cadence]) -> list[UnknownStep]:
     """The step keys recorded for each cadence's active accounts that its file does not name
-    (a renamed step's old key, or one kept from a cadence an account was moved from)."""
+    (a renamed step's old key, or one kept from a cadence an account was moved from). It
+    reads every account's history: a daemon asks it only of the cadences that changed."""
+    if not cadences:
+        return []
     accounts, steps = store.accounts, store.cadence_steps
     rows = connection.execute(
         select(accounts.c.cadence, steps.c.step_key, func.count())
         .select_from(steps.join(accounts, accounts.c.id == steps.c.account_id))
-        .where(accounts.c.status == AccountStatus.ACTIVE)
+        .where(
+            accounts.c.status == AccountStatus.ACTIVE,
+            accounts.c.cadence.in_(sorted(cadences)),
+        )
         .group_by(accounts.c.cadence, steps.c.step_key)
         .order_by(accounts.c.cadence, steps.c.step_key)
     )

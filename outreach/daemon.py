@@ -251,13 +251,16 @@ class Daemon:
         steps are sent again), and make the accounts a changed cadence had finished with
         due once (``outreach.cadence_changes``)."""
         cadences = self.planner.cadences
-        with self.engine.connect() as connection:
-            found = unknown_steps(connection, cadences)
-        for warning in warn_of_unknown_steps(found, str(self.settings.schedules_dir)):
-            log.warning("%s", warning)
         looked = look_again_at_changed(self.engine, cadences, self.clock.now())
         for name, count in looked.items():
             log.info("cadence %s changed: %d finished account(s) looked at again", name, count)
+        # Only a changed cadence can have lost a key: the whole history is not read at
+        # every start (``outreach cadences check`` reads it for every cadence).
+        changed = {name: cadences[name] for name in looked}
+        with self.engine.connect() as connection:
+            found = unknown_steps(connection, changed)
+        for warning in warn_of_unknown_steps(found, str(self.settings.schedules_dir)):
+            log.warning("%s", warning)
 
     async def _serve(self, sockets: list[socket.socket]) -> None:
         scheduler = AsyncIOScheduler(

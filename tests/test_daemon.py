@@ -554,6 +554,7 @@ def test_a_daemon_starting_warns_of_steps_recorded_that_the_files_do_not_name(
     ])  # fmt: skip
     settings = make_settings(engine, tmp_path)
     first = Daemon(settings, engine, clock, RunOptions(web=False))
+    first.check_cadences()  # the cadences as they were, remembered
     assert dict(first.planner.tick().outcomes) == {"queued": 2}  # overdue-10d
     schedules = edited_schedules(
         tmp_path, "standard.yaml", lambda text: text.replace("key: overdue-10d", "key: ten-days")

@@ -70,7 +70,8 @@ def queue_attempts(engine: Engine, now: datetime) -> int:
              "idempotency_key": f"{p.account_id}:bench:sms", "step_key": "bench",
              "channel": "sms", "to_address": p.address, "template_name": "overdue",
              "tone": "friendly", "locale": "en", "body": BODY, "status": "queued",
-             "facts_digest": facts_digest(p, now.astimezone(ZoneInfo(p.timezone)).date()),
+             "facts_digest": facts_digest(p, now.astimezone(ZoneInfo(p.timezone)).date(),
+                                         first_contact=True),
              "automated": True, "tries": 0, "next_try_at": now, "created_at": now,
              "updated_at": now}
             for p in points

@@ -46,6 +46,7 @@ from outreach.plan_account import plan_accounts
 from outreach.planner import Planner
 from outreach.rendering.context import load_company
 from outreach.template_store import sync_templates
+from outreach.written_facts import CALL_TAKEN, COMMUNICATED
 
 WORKER = "orm-loop"
 LEASE = timedelta(minutes=5)
@@ -89,8 +90,16 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
         is not None
     )
     taken = [StepRecord(step.step_key, step.at) for step in steps]
+    # Whether a message has reached the debtor before: the first carries the whole disclosure.
+    reached = session.exec(
+        select(Attempt.id).where(
+            Attempt.account_id == own,
+            col(Attempt.status).in_(COMMUNICATED),
+            or_(Attempt.channel != "voice", Attempt.outcome == CALL_TAKEN),
+        )
+    ).first()
     kit = planner.toolkit(session.connection())
-    plan = plan_accounts([(account, record, taken, promised)], kit, now)[0]
+    plan = plan_accounts([(account, record, taken, promised, reached is None)], kit, now)[0]
     if plan.attempt is not None:
         session.add(Attempt(**plan.attempt))
     session.add_all([CadenceStep(**step) for step in plan.steps])

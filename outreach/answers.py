@@ -57,6 +57,7 @@ from outreach.rendering.context import (
     MessageFacts,
     answer_variables,
     build_context,
+    check_first_disclosure,
     written_in,
 )
 from outreach.rendering.environment import TemplateKey
@@ -64,7 +65,7 @@ from outreach.rendering.render import Rendered, Renderer
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
-from outreach.written_facts import local_day
+from outreach.written_facts import contacted, local_day
 
 ANSWERED_CHANNELS = ("sms", "email")
 MAX_ANSWER_CHARS = 2000
@@ -195,7 +196,9 @@ def answer_reply(
         return Answered("blocked", message.channel, address, decision)
     send_at = decision.not_before if decision.verdict == "defer" else now
     assert send_at is not None
-    rendering = _render(row, message, address, text, kit, _today(row, record, kit, now), early)
+    today = _today(row, record, kit, now)
+    first_contact = not contacted(connection, [account.id])
+    rendering = _render(row, message, address, text, kit, today, first_contact, early)
     values = _attempt(row, address, point_id, key, kit, now, send_at, rendering)
     values["responding_to"] = responding_to
     attempt_id = connection.execute(
@@ -391,7 +394,8 @@ def _rendered_early(
         address, _ = _debtors_address(record.addresses(message.channel), message)
     except ActionRefused:
         return None
-    return _render(row, message, address, text, kit, _today(row, record, kit, now), None)
+    first = not contacted(connection, [account.id])
+    return _render(row, message, address, text, kit, _today(row, record, kit, now), first, None)
 
 
 def _not_answerable(message: Any, account: AccountRef, message_id: int) -> Exception | None:
@@ -521,9 +525,12 @@ def _render(
     text: str,
     kit: AnswerKit,
     today: date,
+    first_contact: bool,
     early: _Rendering | None,
 ) -> _Rendering:
-    """The answer rendered and checked; ``early`` if it was made from the same."""
+    """The answer rendered and checked; ``early`` if it was made from the same.
+    ``first_contact``: nothing about the debt has reached the debtor from us yet (their
+    own message is not ours), so a debt collector's answer carries the whole disclosure."""
     channel = message.channel
     link = (
         unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
@@ -540,7 +547,7 @@ def _render(
     facts = MessageFacts(
         account.reference, account.name, account.balance_minor, account.currency,
         account.due_date, account.locale, account.collector_type, link,
-        answer_variables(text, subject[:300]),
+        answer_variables(text, subject[:300]), first_contact=first_contact,
     )  # fmt: skip
     made_from = (channel, facts, today)
     if early is not None and early.made_from == made_from:
@@ -562,9 +569,9 @@ def _rendered(
             f"{exc}: a marketer publishes the {channel} answer template in the editor"
         ) from exc
     try:
-        rendered = kit.renderer.render_key(
-            template, build_context(facts, kit.company, today, template.language)
-        )
+        context = build_context(facts, kit.company, today, template.language)
+        rendered = kit.renderer.render_key(template, context)
+        check_first_disclosure(channel, context, rendered.text, template.path)
     except (TemplateError, TemplateNotFound) as exc:
         raise ActionRefused(f"the {channel} answer template fails: {exc}") from exc
     missing, unchecked = check_answer_shown(rendered, text)

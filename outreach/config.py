@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from outreach.errors import OutreachError
+from outreach.errors import ConfigError, OutreachError
 
 Environment = Literal["development", "production"]
 CollectorType = Literal["first_party", "third_party"]
@@ -356,7 +356,6 @@ class Settings(BaseSettings):
 
     def _compliance_problems(self) -> list[Problem]:
         from outreach.compliance.rules import load_ruleset  # the rules load only when asked
-        from outreach.errors import ConfigError
 
         try:
             load_ruleset(self.compliance_rules_file)
@@ -386,9 +385,15 @@ class Settings(BaseSettings):
         try:
             load_company(self.templates_dir)
         except unreadable as exc:
-            found.append(
-                Problem("TEMPLATES_DIR", _said(exc), "point TEMPLATES_DIR at the templates folder")
+            # A company file read but wrong (a blank disclosure, say) is to be corrected
+            # where it is; a missing one, looked for elsewhere.
+            company_file = self.templates_dir / "company.yaml"
+            remedy = (
+                f"correct {company_file}"
+                if isinstance(exc, ConfigError) and company_file.is_file()
+                else "point TEMPLATES_DIR at the templates folder"
             )
+            found.append(Problem("TEMPLATES_DIR", _said(exc), remedy))
         try:
             load_cadences(self.schedules_dir)
         except unreadable as exc:

@@ -71,7 +71,13 @@ from outreach.store import (
     promises_to_pay,
     unindexed,
 )
-from outreach.written_facts import FACT_COLUMNS, OUT_OF_DATE, still_true
+from outreach.written_facts import (
+    FACT_COLUMNS,
+    NOT_CONTACTED,
+    OUT_OF_DATE,
+    contacted,
+    written_as,
+)
 
 if TYPE_CHECKING:
     from outreach.dispatch_processes import DispatchProcesses
@@ -511,7 +517,7 @@ class Dispatcher:
         still = _still_ours(connection, [row.id for row in rows], self.worker)
         _left_to_others({row.id for row in rows} - still)
         rows = [row for row in rows if row.id in still]
-        account_rows, records, held = self._debtors(
+        account_rows, records, held, reached = self._debtors(
             connection, {r.account_id for r in rows}, now, hold=True
         )
         decisions: list[dict[str, Any]] = []
@@ -538,7 +544,7 @@ class Dispatcher:
                 why_not = (
                     _account_closed(account, row, now, held)
                     or _address_unused(record, row)
-                    or self._out_of_date(account, record, row, now)
+                    or self._out_of_date(account, record, row, now, reached)
                 )
                 if why_not is not None:
                     changes.append(_change(row, AttemptStatus.CANCELLED, now, error=why_not))
@@ -573,10 +579,11 @@ class Dispatcher:
                 record = records[row.account_id]
                 leave_by = now + timedelta(seconds=wait) + SEND_GRACE
                 account = account_rows[row.account_id]
-                if self._out_of_date(account, record, row, leave_by) is not None:
+                stale = self._out_of_date(account, record, row, leave_by, reached)
+                if stale is not None:
                     # The debtor's midnight passes before it would leave: "N days past
                     # due" would be a day short. Written afresh, as at the check above.
-                    changes.append(_change(row, AttemptStatus.CANCELLED, now, error=OUT_OF_DATE))
+                    changes.append(_change(row, AttemptStatus.CANCELLED, now, error=stale))
                     withdrawn.append(row)
                     report.outcomes["cancelled"] += 1
                     continue
@@ -625,12 +632,13 @@ class Dispatcher:
 
     def _debtors(
         self, connection: Connection, account_ids: set[int], at: datetime, *, hold: bool = False
-    ) -> tuple[dict[int, Any], dict[int, DebtorRecord], dict[int, str]]:
+    ) -> tuple[dict[int, Any], dict[int, DebtorRecord], dict[int, str], set[int]]:
         """The accounts (what the send-time check reads of them), what compliance knows
-        of each as of ``at``, and why a cadence is held beyond what its account's columns
+        of each as of ``at``, why a cadence is held beyond what its account's columns
         say: a pending promise to pay the cadence stops for (recorded since the message was
         planned, say), or a reply still open when an agent's pause ran out (housekeeping is
-        about to hand the account over to the reply pause).
+        about to hand the account over to the reply pause), and the accounts whose debtor
+        has had a message already (``written_facts.contacted``).
 
         With ``hold`` (the check that marks what it sends), the debtors are held until the
         transaction ends (``compliance_store.hold_debtors_of``) before anything is read: a
@@ -665,18 +673,23 @@ class Dispatcher:
         reply_pause = timedelta(days=self.settings.reply_pause_days)
         for account_id in reply_holds(connection, lapsed, at, reply_pause):
             held[account_id] = "account paused"
-        return account_rows, records, held
+        return account_rows, records, held, contacted(connection, list(account_rows))
 
     def _out_of_date(
-        self, account: Any, record: DebtorRecord, row: Any, now: datetime
+        self, account: Any, record: DebtorRecord, row: Any, now: datetime, reached: set[int]
     ) -> str | None:
         """Why a cadence message may no longer state what is true: the account's facts,
-        or the debtor's day, have changed since it was written."""
+        or the debtor's day, have changed since it was written, or it was written as a
+        later message and nothing has reached the debtor before (``reached``: the accounts
+        whose debtor has had one)."""
         if row.facts_digest is None:
             return None  # an agent's answer, or written before digests were kept
-        if still_true(account, row.facts_digest, self.rules, record.jurisdiction, now):
-            return None
-        return OUT_OF_DATE
+        first = written_as(account, row.facts_digest, self.rules, record.jurisdiction, now)
+        if first is None:
+            return OUT_OF_DATE
+        if not first and account.id not in reached:
+            return NOT_CONTACTED  # its short disclosure would be the debtor's first
+        return None
 
     def _gives_back(self, account: Any, why_not: str) -> bool:
         """Whether a cancelled message's step goes back to the cadence. Not when only this
@@ -894,7 +907,7 @@ class Dispatcher:
     def _check_waited(
         self, connection: Connection, items: Sequence[_Ready], at: datetime
     ) -> list[Outcome | None]:
-        account_rows, records, held = self._debtors(
+        account_rows, records, held, reached = self._debtors(
             connection, {item.row.account_id for item in items}, at
         )
         found: list[Outcome | None] = []
@@ -906,7 +919,7 @@ class Dispatcher:
                 _account_closed(account, row, at, held)
                 or _address_unused(record, row)
                 # A payment recorded, or the debtor's midnight passed, while it waited.
-                or self._out_of_date(account, record, row, at + SEND_GRACE)
+                or self._out_of_date(account, record, row, at + SEND_GRACE, reached)
             )
             if why_not is not None:
                 change = _change(row, AttemptStatus.CANCELLED, at, error=why_not)

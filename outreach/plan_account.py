@@ -35,7 +35,13 @@ from outreach.compliance_store import DebtorRecord, decision_row, situation
 from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.models import AttemptStatus, StepOutcome
-from outreach.rendering.context import Company, MessageFacts, build_context, written_in
+from outreach.rendering.context import (
+    Company,
+    MessageFacts,
+    build_context,
+    check_first_disclosure,
+    written_in,
+)
 from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import Renderer, RenderError
 from outreach.unsubscribe import unsubscribe_url
@@ -77,34 +83,37 @@ class AccountPlan:
     handoff_at: datetime | None = None
 
 
-Planned = tuple[Any, DebtorRecord, Sequence[StepRecord], bool]  # account, record, taken, promise
+# The account, what compliance knows of it, its steps taken, whether a promise to pay is
+# pending, and whether nothing about the debt has reached the debtor yet (first contact).
+Planned = tuple[Any, DebtorRecord, Sequence[StepRecord], bool, bool]
 Chosen = tuple[str, str, int]  # the channel compliance allows, the address, its contact point
 
 
 def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list[AccountPlan]:
     """Plan a batch: each item is an account, what compliance knows of it, the cadence
-    steps already dealt with and whether a promise to pay is pending.
+    steps already dealt with, whether a promise to pay is pending and whether its message
+    would be the first to reach the debtor about the debt.
 
     The batch goes through in three passes (the cadence for every account, then
     compliance, then rendering) rather than account by account: each pass runs the same
     code over and over, which keeps it in the processor's caches (about a tenth less time
     than one account at a time). Each account's answer is the same either way."""
     plans: list[AccountPlan] = []
-    contacting: list[tuple[AccountPlan, Any, DebtorRecord, NextAction, ZoneInfo]] = []
+    contacting: list[tuple[AccountPlan, Any, DebtorRecord, NextAction, ZoneInfo, bool]] = []
     actions: dict[Hashable, NextAction] = {}  # accounts alike share the cadence's answer
-    for account, record, taken, promise_pending in batch:
+    for account, record, taken, promise_pending, first in batch:
         plan, action, zone = _cadence(account, record, taken, promise_pending, kit, now, actions)
         plans.append(plan)
         if action is not None and zone is not None:
-            contacting.append((plan, account, record, action, zone))
-    allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, Chosen]] = []
+            contacting.append((plan, account, record, action, zone, first))
+    allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, Chosen, bool]] = []
     decide = AlikeDecisions(kit.rules).evaluate  # debtors alike share the engine's answer
-    for plan, account, record, action, zone in contacting:
+    for plan, account, record, action, zone, first in contacting:
         chosen = _choose_channel(plan, account, record, action, decide, now)
         if chosen is not None:
-            allowed.append((plan, account, action, zone, chosen))
-    for plan, account, action, zone, chosen in allowed:
-        _queue(plan, account, action, chosen, kit, now, zone)
+            allowed.append((plan, account, action, zone, chosen, first))
+    for plan, account, action, zone, chosen, first in allowed:
+        _queue(plan, account, action, chosen, kit, now, zone, first)
     return plans
 
 
@@ -229,12 +238,13 @@ def _queue(
     kit: Toolkit,
     now: datetime,
     zone: ZoneInfo,
+    first_contact: bool,
 ) -> None:
     """Render the due step for the allowed channel and queue it."""
     step = action.due
     assert step is not None
     try:
-        plan.attempt = _attempt(account, step, chosen, kit, now, zone)
+        plan.attempt = _attempt(account, step, chosen, kit, now, zone, first_contact)
     except TemplateError as exc:
         plan.outcome, plan.next_contact_at = "error", now + _retry_after(exc)
         plan.detail = str(exc)
@@ -272,7 +282,13 @@ def _record_after(plan: AccountPlan, account: Any, action: NextAction, now: date
 
 
 def _attempt(
-    account: Any, step: Step, chosen: Chosen, kit: Toolkit, now: datetime, zone: ZoneInfo
+    account: Any,
+    step: Step,
+    chosen: Chosen,
+    kit: Toolkit,
+    now: datetime,
+    zone: ZoneInfo,
+    first_contact: bool,
 ) -> dict[str, Any]:
     channel, address, point_id = chosen
     link = (
@@ -289,10 +305,13 @@ def _attempt(
         account.locale,
         account.collector_type,
         link,
+        first_contact=first_contact,
     )
     key = kit.renderer.resolve(channel, step.template, step.tone, account.locale)
     today = now.astimezone(zone).date()
-    rendered = kit.renderer.render_key(key, build_context(facts, kit.company, today, key.language))
+    context = build_context(facts, kit.company, today, key.language)
+    rendered = kit.renderer.render_key(key, context)
+    check_first_disclosure(channel, context, rendered.text, key.path)
     return {
         "account_id": account.id,
         "contact_point_id": point_id,
@@ -308,7 +327,7 @@ def _attempt(
         "body": rendered.text,
         "body_html": rendered.html,
         "voicemail": rendered.voicemail,
-        "facts_digest": facts_digest(account, today),
+        "facts_digest": facts_digest(account, today, first_contact=first_contact),
         "status": AttemptStatus.QUEUED,
         "automated": True,
         "tries": 0,

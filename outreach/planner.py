@@ -46,6 +46,7 @@ from outreach.store import (
     unindexed,
 )
 from outreach.template_store import published
+from outreach.written_facts import contacted
 
 log = logging.getLogger("outreach.planner")
 
@@ -207,11 +208,16 @@ class Planner:
             )
             taken = _steps_taken(connection, ids)
             promising = _pending_promises(connection, ids)
+            reached = contacted(connection, ids)
         plans = plan_accounts(
-            [(row, records[row.id], taken.get(row.id, []), row.id in promising) for row in rows],
+            [
+                (row, records[row.id], taken.get(row.id, []), row.id in promising,
+                 row.id not in reached)
+                for row in rows
+            ],
             kit,
             now,
-        )
+        )  # fmt: skip
         following: Sequence[Any] = []
         # Made ready before the transaction: on SQLite the other plan processes wait for
         # its writer lock while it is held.

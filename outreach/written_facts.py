@@ -8,37 +8,78 @@ be true. The plan stage stores a digest of the account's facts the text was writ
 local date; the dispatcher works it out again from the account as it is then, and a
 message whose facts have changed is not sent: its step goes back to the planner, which
 writes it afresh.
+
+The digest also says whether the message was written as a later one: a debt collector's
+first communication carries the whole disclosure (Reg F 1006.18(e)(1)), a later SMS may
+carry the short form. A message written as a later one is not sent while nothing about the
+debt has reached the debtor (the one before it failed, say): it is written afresh as the
+first. One written as the first stays true after a contact: it says all a later one must.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from hashlib import blake2b
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection, or_, select
+
 from outreach.compliance.rules import RuleSet
+from outreach.compliance_store import attempts
+from outreach.models import AttemptStatus
+from outreach.store import among, unindexed
 
 # The account columns the digest reads.
 FACT_COLUMNS = ("reference", "name", "balance_minor", "currency", "due_date", "locale",
                 "collector_type", "timezone")  # fmt: skip
 OUT_OF_DATE = "out of date: the account changed since the message was written"
+NOT_CONTACTED = "out of date: written as a later message, but none has reached the debtor"
+
+# An earlier message counts as a communication about the debt once it surely reached the
+# debtor: taken by the provider (and not failed since) or delivered. One still in flight or
+# ``unknown`` may not have: the next is written as the first, with the whole disclosure,
+# the side on which no debtor goes without it. A call counts only when a person took it
+# (a voicemail left is a limited-content message, no communication: Reg F 1006.2(j)).
+COMMUNICATED = (AttemptStatus.SENT, AttemptStatus.DELIVERED)
+CALL_TAKEN = "conversation"
 
 
-def facts_digest(account: Any, day: date) -> str:
-    """A digest of what a message to ``account``, written on the debtor's ``day``, states."""
-    text = "\x1f".join(
-        (
-            account.reference,
-            account.name,
-            str(account.balance_minor),
-            account.currency,
-            account.due_date.isoformat(),
-            account.locale,
-            account.collector_type,
-            day.isoformat(),
-        )
+def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
+    """The accounts among ``account_ids`` whose debtor has had a message about the debt
+    (the account), on any channel: one query, through the attempts' account index."""
+    if not account_ids:
+        return set()
+    return set(
+        connection.execute(
+            select(attempts.c.account_id)
+            .where(
+                among(connection, attempts.c.account_id, account_ids),
+                unindexed(attempts.c.status).in_(COMMUNICATED),
+                or_(attempts.c.channel != "voice", attempts.c.outcome == CALL_TAKEN),
+            )
+            .distinct()
+        ).scalars()
     )
+
+
+def facts_digest(account: Any, day: date, *, first_contact: bool) -> str:
+    """A digest of what a message to ``account``, written on the debtor's ``day`` as the
+    first communication about the debt or a later one, states."""
+    fields = (
+        account.reference,
+        account.name,
+        str(account.balance_minor),
+        account.currency,
+        account.due_date.isoformat(),
+        account.locale,
+        account.collector_type,
+        day.isoformat(),
+    )
+    # A later message's digest is the one kept before first contacts were told apart (a
+    # message queued then is taken for a later one: written again unless a contact was had).
+    text = "\x1f".join((*fields, "first") if first_contact else fields)
     return blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -59,8 +100,14 @@ def local_day(account: Any, rules: RuleSet, jurisdiction: str, now: datetime) ->
     return now.astimezone(ZoneInfo(account_zone(account, rules, jurisdiction))).date()
 
 
-def still_true(
+def written_as(
     account: Any, written: str, rules: RuleSet, jurisdiction: str, now: datetime
-) -> bool:
-    """Whether a message whose digest is ``written`` still states what ``account`` is."""
-    return facts_digest(account, local_day(account, rules, jurisdiction, now)) == written
+) -> bool | None:
+    """Whether a message whose digest is ``written`` states what ``account`` is as the
+    first communication (True) or a later one (False); None: its facts have changed."""
+    day = local_day(account, rules, jurisdiction, now)
+    if written == facts_digest(account, day, first_contact=True):
+        return True
+    if written == facts_digest(account, day, first_contact=False):
+        return False
+    return None

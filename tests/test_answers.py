@@ -47,7 +47,7 @@ from outreach.template_store import published
 from outreach.users import users
 from tests.conftest import NOW, REPO
 from tests.eventdata import EMAIL, PHONE, add_account, event, inbound
-from tests.test_planner import add_row, make_settings, publish_templates
+from tests.test_planner import FULL, SHORT, add_row, make_settings, publish_templates
 from tests.web.ui_support import add_user
 
 KEY = "k" * 24
@@ -222,6 +222,36 @@ def test_an_sms_answer_is_queued_recorded_and_sent_once(
             select(accounts.c.paused_until).where(accounts.c.id == account_id)
         ).scalar_one()
     assert paused is not None and paused > NOW
+
+
+@pytest.mark.parametrize(
+    ("earlier", "disclosure"),
+    [
+        pytest.param(None, FULL, id="the debtor wrote first"),
+        pytest.param("delivered", SHORT, id="after a text delivered"),
+        pytest.param("unknown", FULL, id="after a text that may have left"),
+    ],
+)
+def test_a_debt_collectors_answer_is_its_first_communication_unless_one_reached_the_debtor(
+    engine: Engine, settings: Settings, agent_id: int, earlier: str | None, disclosure: str
+) -> None:
+    """The debtor's own message is not the collector's: the first answer to a debtor no
+    message has reached carries the whole disclosure (Reg F 1006.18(e)(1))."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            update(accounts).where(accounts.c.id == account_id).values(collector_type="third_party")
+        )
+    if earlier is not None:
+        at = NOW - timedelta(days=2)
+        add_row(engine, attempts, account_id=account_id, idempotency_key="earlier",
+                step_key="manual", channel="sms", to_address=PHONE, template_name="x",
+                tone="firm", locale="en", body="x", status=earlier, automated=False,
+                created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+    reply = sms_reply(engine)
+    assert answer(engine, settings, reply, user=agent_id).outcome == "queued"
+    [queued] = [a for a in rows(engine, attempts) if a.step_key == "answer"]
+    assert queued.body == f"Yes, Friday is fine. Thank you! {disclosure} Reply STOP to opt out."
 
 
 def test_the_same_form_sent_twice_queues_one_answer(

@@ -198,7 +198,7 @@ def test_rollback_is_refused_when_the_version_before_breaks_the_sms_limit(
     outreach("init", env=env, cwd=workdir)
     sms = workdir / "templates/sms/overdue.firm.j2"
     source = sms.read_text(encoding="utf-8")
-    sms.write_text(source.replace("Please pay today", "Please pay today. " + "x" * 120))
+    sms.write_text(source.replace("Please pay today", "Please pay today. " + "x" * 40))
     assert outreach("templates", "sync", "--publish", env=env, cwd=workdir).returncode == 0
     sms.write_text(source.replace("Please pay today", "Pay today"), encoding="utf-8")
     assert outreach("templates", "sync", "--publish", env=env, cwd=workdir).returncode == 0

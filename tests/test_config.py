@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from outreach.config import Settings, is_placeholder, mask_url
+from outreach.errors import ConfigError
+from outreach.rendering.context import load_company
+from tests.conftest import REPO
 
 
 def settings(**values: object) -> Settings:
@@ -193,3 +198,47 @@ def test_a_web_address_setting_without_scheme_or_host_is_refused_at_start(
         Settings(_env_file=None)  # type: ignore[call-arg]
     monkeypatch.setenv(variable, " https://api.example.com ")
     assert getattr(Settings(_env_file=None), variable.lower()) == "https://api.example.com"  # type: ignore[call-arg]
+
+
+def company_with(tmp_path: Path, language: str, **texts: str) -> Path:
+    """A copy of the shipped templates folder whose company.yaml says ``texts`` in
+    ``language``."""
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    raw = yaml.safe_load((templates / "company.yaml").read_text(encoding="utf-8"))
+    raw["texts"][language].update(texts)
+    (templates / "company.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return templates
+
+
+@pytest.mark.parametrize(
+    ("language", "texts", "said"),
+    [
+        ("en", {"disclosure": ""}, "texts.en.disclosure: Value error, must not be empty"),
+        ("es", {"disclosure_short": "  "},
+         "texts.es.disclosure_short: Value error, must not be empty"),
+        ("en", {"opt_out": ""}, "texts.en.opt_out: Value error, must not be empty"),
+        ("es", {"opt_out": "Responda ALTO para no recibir mas mensajes."},
+         "texts.es.opt_out: Value error, must name STOP"),
+        ("en", {"opt_out": "Text STOPPING to quit."},
+         "texts.en.opt_out: Value error, must name STOP"),
+    ],
+)  # fmt: skip
+def test_company_texts_every_message_is_made_of_are_checked_when_read(
+    tmp_path: Path, language: str, texts: dict[str, str], said: str
+) -> None:
+    """A blank disclosure would send a debt collector's messages without it, an opt-out
+    without STOP texts no one can stop: refused, naming the file and the field, where the
+    daemon starts (its planner reads the file) and where `outreach config` looks."""
+    templates = company_with(tmp_path, language, **texts)
+    with pytest.raises(ConfigError) as refused:
+        load_company(templates)
+    assert str(refused.value).startswith(f"{templates / 'company.yaml'}: ")
+    assert said in str(refused.value)
+    found = {p.setting: p for p in settings(templates_dir=templates).problems()}
+    assert found["TEMPLATES_DIR"].severity == "error"
+    assert said in found["TEMPLATES_DIR"].message
+    assert found["TEMPLATES_DIR"].remedy == f"correct {templates / 'company.yaml'}"
+    # Other words with STOP in them, and the shipped texts, are accepted.
+    load_company(company_with(tmp_path / "other", language, opt_out="Envie stop para salir."))
+    load_company(REPO / "templates")

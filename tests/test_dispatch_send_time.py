@@ -214,10 +214,12 @@ async def test_attempts_of_one_account_in_one_batch_count_each_other(
     clock.set(datetime(2026, 11, 3, 13, tzinfo=UTC))  # 08:00: the next step is due too
     world.planner().tick()
     # Both stating today's facts (the deferred one would otherwise be written afresh, as
-    # written yesterday), so that one batch decides both.
+    # written yesterday), so that one batch decides both; later messages, as the text
+    # before them was delivered.
     with engine.begin() as connection:
         account = connection.execute(select(accounts).where(accounts.c.id == ids["MA-1"])).one()
-        connection.execute(update(attempts).values(facts_digest=facts_digest(account, NOV_3)))
+        digest = facts_digest(account, NOV_3, first_contact=False)
+        connection.execute(update(attempts).values(facts_digest=digest))
     report = await dispatcher(world).tick()
     assert dict(report.outcomes) == {"sent": 1, "deferred": 1}
     texts = [a for a in rows_of(engine, attempts) if a.sent_at is not None]

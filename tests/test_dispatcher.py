@@ -54,16 +54,19 @@ from outreach.providers.base import (
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.store import cadence_steps
-from outreach.written_facts import OUT_OF_DATE
+from outreach.written_facts import NOT_CONTACTED, OUT_OF_DATE
 from tests.conftest import NOW
 from tests.eventdata import PHONE, add_account, add_attempt, inbound
 from tests.query_plans import statements_run
 from tests.test_import_accounts import row
 from tests.test_planner import (
+    FULL,
+    SHORT,
     WORKER,
     World,
     account,
     codes,
+    earlier_message,
     event,
     make_settings,
     publish_templates,
@@ -428,6 +431,56 @@ async def test_a_message_whose_balance_changed_since_planning_is_written_afresh(
     [line] = outbox_lines(world)
     assert "$100.50" in line["body"]
     assert old.step_key in steps_taken(world, ids["A-1"])
+
+
+def settle_earlier(world: World, status: str, outcome: str | None) -> None:
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.step_key == "manual")
+            .values(status=status, outcome=outcome)
+        )
+
+
+async def test_a_text_written_as_a_later_one_waits_for_an_earlier_that_reached_the_debtor(
+    world: World,
+) -> None:
+    """Written with the short disclosure after a text the provider had taken, which then
+    came back undelivered: nothing has reached the debtor, so it would be the first
+    communication without the whole disclosure. It is written afresh as the first."""
+    ids = world.load(row("A-1"))
+    set_account(world.engine, ids["A-1"], collector_type="third_party")
+    earlier_message(world.engine, ids["A-1"], "sms", "sent")
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    later = rows_of(world.engine, attempts, attempts.c.status == "queued")[0]
+    assert SHORT in later.body and FULL not in later.body
+    settle_earlier(world, "undelivered", "failed")
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    [cancelled] = rows_of(world.engine, attempts, attempts.c.id == later.id)
+    assert (cancelled.status, cancelled.error_message) == ("cancelled", NOT_CONTACTED)
+    assert outbox_lines(world) == []
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [fresh] = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert fresh.step_key == later.step_key and FULL in fresh.body
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+    [line] = outbox_lines(world)
+    assert FULL in line["body"] and SHORT not in line["body"]
+
+
+async def test_a_text_written_as_the_first_is_sent_after_an_earlier_one_reached_the_debtor(
+    world: World,
+) -> None:
+    """Its whole disclosure says all a later text must: it goes as written."""
+    ids = world.load(row("A-1"))
+    set_account(world.engine, ids["A-1"], collector_type="third_party")
+    earlier_message(world.engine, ids["A-1"], "sms", "unknown")
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    first = rows_of(world.engine, attempts, attempts.c.status == "queued")[0]
+    assert FULL in first.body
+    settle_earlier(world, "delivered", "delivered")
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+    [line] = outbox_lines(world)
+    assert line["body"] == first.body
 
 
 async def test_a_message_whose_facts_still_hold_is_sent_as_written(world: World) -> None:

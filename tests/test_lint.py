@@ -143,7 +143,8 @@ def test_unknown_variables_give_the_line() -> None:
 def test_only_the_answer_templates_know_the_agents_words() -> None:
     with_answer = "{{ answer }} " + GOOD_SMS
     assert [(i.code, i.line) for i in lint(SMS, with_answer)] == [("UNKNOWN_VARIABLE", 1)]
-    assert lint("sms/answer.agent.j2", with_answer) == []
+    # SAMPLE-2's long answer, with the whole disclosure of a first contact: four segments.
+    assert lint("sms/answer.agent.j2", with_answer, LintPolicy(max_sms_segments=4)) == []
     # Rendered with the sample answers: markup and template syntax in them stay text.
     answer = "{{ answer }}\n{%- include '_partials/sms_footer.j2' %}"
     assert lint("sms/answer.agent.j2", answer) == []
@@ -626,8 +627,10 @@ def test_a_variant_in_any_language_babel_knows_and_company_yaml_has_texts_in_lin
     sources = {**PARTIALS, path: GOOD_SMS}
     texts = company().texts
     translated = company().model_copy(update={"texts": {language: texts["en"], **texts}})
-    assert lint_sources(sources, translated, paths=[path]) == []
-    assert lint_sources_bounded(sources, translated, paths=[path]) == []
+    # Amounts spaced with a no-break space make UCS-2 texts: SAMPLE-2's first is 4 segments.
+    policy = LintPolicy(max_sms_segments=4)
+    assert lint_sources(sources, translated, paths=[path], policy=policy) == []
+    assert lint_sources_bounded(sources, translated, paths=[path], policy=policy) == []
 
 
 def test_a_variant_in_a_language_company_yaml_has_no_texts_in_is_refused() -> None:
@@ -635,16 +638,19 @@ def test_a_variant_in_a_language_company_yaml_has_no_texts_in_is_refused() -> No
     path = "sms/overdue.firm.fr.j2"
     french = (
         "{{ debtor.first_name }}, votre solde de {{ amount }} est en retard. "
-        "Payez ici : {{ payment_link }} {{ disclosure_short }} {{ opt_out_text }}"
+        "Payez ici : {{ payment_link }}{% include '_partials/sms_footer.j2' %}"
     )
     sources = {**SHIPPED, path: french}
-    issues = lint_sources(sources, company(), paths=[path])
+    # In UCS-2 (a no-break space in the amounts), with a first contact's whole disclosure:
+    # five segments.
+    policy = LintPolicy(6)
+    issues = lint_sources(sources, company(), paths=[path], policy=policy)
     assert [(i.path, i.code) for i in issues] == [(path, "NO_LANGUAGE_TEXTS")]
     assert issues[0].message == (
         "company.yaml has no texts in 'fr' (opt-out, disclosures): the message would carry "
         "them in English; add a 'fr' entry under texts"
     )
-    assert lint_sources_bounded(sources, company(), paths=[path]) == issues
+    assert lint_sources_bounded(sources, company(), paths=[path], policy=policy) == issues
     # What it renders is still checked, as for every template.
     broken = {**sources, path: french + "{{ 1 // (days_past_due * 0) }}"}
     assert codes(lint_sources(broken, company(), paths=[path])) == {
@@ -705,17 +711,17 @@ def test_a_lint_process_that_exits_with_an_error_is_not_reported_as_out_of_memor
 
 
 def test_sms_longer_than_the_policy_allows() -> None:
-    source = GOOD_SMS.replace("Hi", "Hi " + "x" * 400)  # 4 GSM-7 segments for every sample
+    source = GOOD_SMS.replace("Hi", "Hi " + "x" * 400)  # 4 or 5 (a first contact's) segments
     issues = lint(SMS, source)
     assert codes(issues) == {"POLICY_SMS_TOO_MANY_SEGMENTS"}
-    assert len(issues) == 5  # one per sample account
+    assert len(issues) == len(SAMPLE_ACCOUNTS)  # one per sample account
     assert "4 segments, GSM-7" in issues[0].message and "the limit is 3" in issues[0].message
-    assert lint(SMS, source, LintPolicy(max_sms_segments=4)) == []
+    assert lint(SMS, source, LintPolicy(max_sms_segments=5)) == []
 
 
 def test_the_segment_limit_comes_from_the_policy() -> None:
-    source = GOOD_SMS.replace("Hi", "Hi " + "x" * 100)  # 2 segments for every sample
-    assert lint(SMS, source, LintPolicy(max_sms_segments=2)) == []
+    source = GOOD_SMS.replace("Hi", "Hi " + "x" * 100)  # 2 or 3 segments (a first contact's)
+    assert lint(SMS, source, LintPolicy(max_sms_segments=3)) == []
     issues = lint(SMS, source, LintPolicy(max_sms_segments=1))
     assert codes(issues) == {"POLICY_SMS_TOO_MANY_SEGMENTS"}
     assert "2 segments, GSM-7" in issues[0].message and "the limit is 1" in issues[0].message
@@ -732,7 +738,8 @@ def test_a_non_gsm_character_counts_against_the_policy() -> None:
     ("path", "source", "part"),
     [
         pytest.param(SMS, GOOD_SMS.replace("{%- include '_partials/sms_footer.j2' %}",
-                                           " {{ disclosure_short }}"), "opt out",
+                                           " {{ disclosure if first_contact "
+                                           "else disclosure_short }}"), "opt out",
                      id="sms without footer"),
         pytest.param(EMAIL, GOOD_EMAIL.replace('{% include "_partials/email_footer.txt.j2" %}',
                                                "{{ disclosure }}"), "text body",
@@ -756,8 +763,8 @@ def test_opt_out_notice_missing(path: str, source: str, part: str) -> None:
 
 def test_sms_footer_partial_without_opt_out_fails_every_sms() -> None:
     sources = {SMS: GOOD_SMS, **PARTIALS}
-    sources["_partials/sms_footer.j2"] = (
-        "{% if disclosure_short %} {{ disclosure_short }}{% endif %}"
+    sources["_partials/sms_footer.j2"] = PARTIALS["_partials/sms_footer.j2"].replace(
+        "{{ opt_out_text }}", ""
     )
     issues = lint_sources(sources, company(), paths=[SMS, "_partials/sms_footer.j2"])
     assert [(i.path, i.code) for i in issues] == [(SMS, "REGF_OPTOUT_NOTICE_MISSING")]
@@ -778,7 +785,23 @@ def test_mini_miranda_missing_for_third_party_samples_only(path: str, source: st
     issues = lint(path, source)
     assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
     flagged = sorted(i.message.rsplit("sample account ", 1)[1].rstrip(")") for i in issues)
-    assert flagged == ["SAMPLE-2", "SAMPLE-3", "SAMPLE-4"]  # the first-party ones pass
+    # The first-party ones pass.
+    assert flagged == ["SAMPLE-2", "SAMPLE-3", "SAMPLE-4", "SAMPLE-6"]
+
+
+def test_a_debt_collectors_first_text_needs_the_whole_disclosure() -> None:
+    """Reg F 1006.18(e)(1): the short form is for texts after the first communication
+    (SAMPLE-6); a footer that gives every text the short form fails the first contacts."""
+    sources = {SMS: GOOD_SMS, **PARTIALS}
+    sources["_partials/sms_footer.j2"] = (
+        "{% if disclosure_short %} {{ disclosure_short }}{% endif %} {{ opt_out_text }}"
+    )
+    issues = lint_sources(sources, company(), paths=[SMS, "_partials/sms_footer.j2"])
+    assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
+    flagged = sorted(i.message.rsplit("sample account ", 1)[1].rstrip(")") for i in issues)
+    assert flagged == ["SAMPLE-2", "SAMPLE-3", "SAMPLE-4"]
+    assert "in an SMS when not first_contact" in issues[0].message
+    assert lint(SMS, GOOD_SMS) == []  # the shipped footer gives each what it needs
 
 
 def test_mini_miranda_in_the_html_body_too() -> None:
@@ -787,7 +810,7 @@ def test_mini_miranda_in_the_html_body_too() -> None:
     sources["_partials/email.html.j2"] = layout.replace("{{ disclosure }}", "")
     issues = lint_sources(sources, company(), paths=[EMAIL])
     assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
-    assert len(issues) == 3
+    assert len(issues) == 4
 
 
 @pytest.mark.parametrize(
@@ -804,7 +827,7 @@ def test_only_an_sms_may_make_do_with_the_short_disclosure(path: str, source: st
     """Reg F allows the short form only in an SMS: an email or a call gives it whole."""
     issues = lint(path, source)
     assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
-    assert len(issues) == 3  # the debt collector's samples
+    assert len(issues) == 4  # the debt collector's samples
 
 
 def email_html(html: str) -> str:
@@ -837,7 +860,7 @@ def test_a_disclosure_the_html_does_not_show_is_refused(hidden: str) -> None:
     from the debtor is no disclosure."""
     issues = lint(EMAIL, email_html(f"<p>Pay {{{{ amount }}}}.</p>{hidden}{SHOWN_UNSUBSCRIBE}"))
     assert codes(issues) == {"REGF_MINI_MIRANDA_MISSING"}
-    assert len(issues) == 3
+    assert len(issues) == 4
 
 
 @pytest.mark.parametrize(

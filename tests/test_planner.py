@@ -1199,3 +1199,91 @@ def test_a_cadence_finished_before_hand_offs_were_carried_out_is_handed_off(
     assert account(world.engine, ids["OLD"]).next_contact_at == now - timedelta(days=29)
     assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
     assert account(world.engine, ids["OLD"]).flag == "handoff"
+
+
+# --- the first communication about a debt ------------------------------------------------
+
+FULL = (
+    "This is a communication from a debt collector. This is an attempt to collect a debt and "
+    "any information obtained will be used for that purpose."
+)
+SHORT = "This is a message from a debt collector."
+
+
+def earlier_message(
+    engine: Engine, account_id: int, channel: str, status: str, outcome: str | None = None
+) -> None:
+    """A message of weeks ago (outside the caps' look-back) to the account's debtor."""
+    at = NOW - timedelta(days=20)
+    address = "a-1@example.com" if channel == "email" else "+16175550101"
+    add_row(engine, attempts, account_id=account_id, idempotency_key=f"earlier:{channel}",
+            step_key="manual", channel=channel, to_address=address, template_name="x",
+            tone="firm", locale="en", body="x", status=status, outcome=outcome, automated=False,
+            created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("earlier", "disclosure"),
+    [
+        pytest.param(None, FULL, id="nothing before"),
+        pytest.param(("sms", "delivered", "delivered"), SHORT, id="a text delivered"),
+        pytest.param(("email", "sent", None), SHORT, id="an email sent"),
+        pytest.param(("voice", "sent", "conversation"), SHORT, id="a call a person took"),
+        # In doubt, or not reached: the next message is the first.
+        pytest.param(("sms", "unknown", None), FULL, id="a text that may have left"),
+        pytest.param(("sms", "sending", None), FULL, id="a text still leaving"),
+        pytest.param(("sms", "undelivered", "failed"), FULL, id="a text undelivered"),
+        pytest.param(("email", "failed", "failed"), FULL, id="an email failed"),
+        pytest.param(("sms", "cancelled", None), FULL, id="a text cancelled"),
+        # A limited-content voicemail is no communication (Reg F 1006.2(j)).
+        pytest.param(("voice", "sent", "limited_content_message"), FULL, id="a voicemail"),
+        pytest.param(("voice", "sent", "no_answer"), FULL, id="a call not answered"),
+    ],
+)
+def test_a_debt_collectors_first_text_carries_the_whole_disclosure(
+    world: World, earlier: tuple[str, str, str | None] | None, disclosure: str
+) -> None:
+    """Reg F 1006.18(e)(1): the first communication with the debtor says it is an attempt
+    to collect a debt; only a later text may make do with who it is from ((e)(2)). An
+    account that arrives overdue is often first texted."""
+    ids = world.load(row("A-1"))
+    set_account(world.engine, ids["A-1"], collector_type="third_party")
+    if earlier is not None:
+        earlier_message(world.engine, ids["A-1"], *earlier)
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [sms] = rows_of(world.engine, attempts, attempts.c.step_key == "overdue-10d")
+    assert sms.channel == "sms"
+    assert sms.body.endswith(f"(800) 555-0199. {disclosure} Reply STOP to opt out.")
+
+
+def test_a_message_about_another_debt_of_the_same_debtor_is_no_first_contact_for_this_one(
+    world: World,
+) -> None:
+    """Disclosures go by debt: the debtor's other account was texted, this one never."""
+    ids = world.load(row("A-1"), row("A-2"))  # one phone number, one person
+    set_account(world.engine, ids["A-1"], collector_type="third_party", next_contact_at=None)
+    set_account(world.engine, ids["A-2"], collector_type="third_party")
+    earlier_message(world.engine, ids["A-1"], "sms", "delivered", "delivered")
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [sms] = rows_of(world.engine, attempts, attempts.c.account_id == ids["A-2"])
+    assert FULL in sms.body and SHORT not in sms.body
+
+
+def test_a_first_text_from_a_footer_published_before_first_contacts_waits(world: World) -> None:
+    """A footer published before lint told first contacts apart gives every text the short
+    disclosure: a debt collector's first text is not queued without the whole of it; the
+    account waits, with the reason, for the footer to be published again."""
+    footer = (REPO / "templates" / "_partials" / "sms_footer.j2").read_text(encoding="utf-8")
+    old = "{% if disclosure_short %} {{ disclosure_short }}{% endif %} {{ opt_out_text }}\n"
+    with world.engine.begin() as connection:
+        changed = connection.execute(
+            update(versions).where(versions.c.content == footer).values(content=old)
+        )
+        assert changed.rowcount == 1
+    ids = world.load(row("A-1"), row("A-2", phone="(617) 555-0102"))
+    set_account(world.engine, ids["A-1"], collector_type="third_party")
+    report = world.planner().tick()
+    assert dict(report.outcomes) == {"queued": 1, "error": 1}
+    assert "first text must carry the whole {{ disclosure }}" in report.errors[0]
+    [sms] = rows_of(world.engine, attempts)
+    assert sms.account_id == ids["A-2"]  # a creditor's own text needs no disclosure

@@ -24,6 +24,7 @@ from outreach.payments import PaymentSummary, _reduce_balances
 from outreach.planner import _pending_promises
 from outreach.replies import reply_holds
 from outreach.returned_steps import due_now
+from outreach.written_facts import contacted
 from tests.conftest import NOW
 from tests.query_plans import plan_of, statements_run
 
@@ -53,6 +54,7 @@ class _WorkMailbox(NamedTuple):
 CALLS: dict[str, Callable[[Connection], Any]] = {
     "steps given back, accounts due now": lambda c: due_now(c, IDS, NOW),
     "pending promises of a plan batch": lambda c: _pending_promises(c, IDS),
+    "accounts whose debtor has had a message": lambda c: contacted(c, IDS),
     "replies holding accounts": lambda c: reply_holds(c, IDS, NOW, timedelta(hours=48)),
     "attempts a dispatcher still holds": lambda c: _still_ours(c, IDS, "w"),
     "accounts paid off": lambda c: _reduce_balances(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from functools import cache
@@ -128,11 +129,30 @@ def test_rendering_fills_the_variables() -> None:
     assert rendered.text == (
         "Maximilian, your Northwind Utilities balance of $12,345.67 is 93 days past due. "
         "Please pay today or set up a plan: https://pay.northwind.example.com/SAMPLE-2 "
-        "Questions? Call (800) 555-0199. This is a message from a debt collector. "
-        "Reply STOP to opt out."
+        "Questions? Call (800) 555-0199. This is a communication from a debt collector. "
+        "This is an attempt to collect a debt and any information obtained will be used for "
+        "that purpose. Reply STOP to opt out."
     )
     first_party = render_shipped("sms/overdue.firm.j2", sample("SAMPLE-1"))
     assert "debt collector" not in first_party.text  # the disclosure is for third parties only
+
+
+@pytest.mark.parametrize("path", [p for p in TEMPLATE_PATHS if p.startswith("sms/")])
+def test_a_debt_collectors_first_text_carries_the_whole_disclosure(path: str) -> None:
+    """Reg F 1006.18(e): the initial communication says it is an attempt to collect a debt
+    and what information obtained is used for; a later text may say only who it is from."""
+    for reference in ("SAMPLE-2", "SAMPLE-3"):  # English, then Spanish
+        facts = sample(reference)
+        texts = company().texts_for(
+            message_locale(facts.locale, TemplateKey.from_path(path).language)
+        )
+        first = render_shipped(path, replace(facts, first_contact=True)).text
+        later = render_shipped(path, replace(facts, first_contact=False)).text
+        assert texts.disclosure in first and texts.disclosure_short not in first
+        assert texts.disclosure_short in later and texts.disclosure not in later
+        assert texts.opt_out in first and texts.opt_out in later
+    first_party = replace(sample("SAMPLE-1"), first_contact=True)
+    assert "debt collector" not in render_shipped(path, first_party).text
     voice = render_shipped("voice/overdue.firm.j2", sample("SAMPLE-1"))
     assert voice.voicemail == (
         "Hello, this is Jordan Lee from Northwind Customer Care. "
@@ -563,7 +583,8 @@ def test_the_spanish_variant_is_written_in_spanish() -> None:
     assert "20 de noviembre de 2026" in rendered.text
     assert "$980.00" in rendered.text
     assert "Responda STOP" in rendered.text
-    assert "Este es un mensaje de un cobrador de deudas." in rendered.text
+    assert "Esta es una comunicacion de un cobrador de deudas." in rendered.text
+    assert "Este es un intento de cobrar una deuda" in rendered.text
 
 
 @pytest.mark.parametrize(

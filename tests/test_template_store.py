@@ -113,7 +113,7 @@ def test_rollback_lints_with_the_policy_it_is_given(
 ) -> None:
     sync_templates(engine, templates, company, clock, author="maria", publish=True)
     source = (templates / SMS).read_text(encoding="utf-8")
-    three_segments = source.replace("Please pay today", "Please pay today. " + "x" * 120)
+    three_segments = source.replace("Please pay today", "Please pay today. " + "x" * 40)
     save_version(engine, SMS, three_segments, clock, author="li")
     assert publish_version(engine, SMS, company, clock, policy=LintPolicy(3)) == 2
     save_version(engine, SMS, source.replace("Please pay today", "Pay today"), clock, author="li")
@@ -248,7 +248,7 @@ def test_publishing_a_template_lints_the_templates_that_include_it(
 ) -> None:
     friendly = "sms/overdue.friendly.j2"
     sync_templates(engine, templates, company, clock, author="maria", publish=True)
-    firm = "Second notice. " + "z" * 150 + ' {% include "' + friendly + '" %}'
+    firm = "Second notice. " + "z" * 50 + ' {% include "' + friendly + '" %}'
     save_version(engine, SMS, firm, clock, author="li")
     assert publish_version(engine, SMS, company, clock) == 2
     # Fine alone, but it makes the firm SMS that includes it longer than three segments.

@@ -39,6 +39,7 @@ from outreach.template_store import (
     sync_templates,
 )
 from outreach.templates_in_use import templates_in_use
+from outreach.written_facts import contacted
 
 templates_app = typer.Typer(
     help="Lint, preview, sync and publish message templates.", no_args_is_help=True
@@ -136,6 +137,8 @@ def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date
     ensure_schema(context)
     with context.engine.connect() as connection:
         row = store.account_by_reference(connection, reference)
+        # As its next message would be written: the first, unless one reached the debtor.
+        first_contact = not contacted(connection, [row.id])
     facts = MessageFacts(
         row.reference,
         row.name,
@@ -145,6 +148,7 @@ def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date
         row.locale,
         row.collector_type,
         unsubscribe_url="(the unsubscribe link of each message)",
+        first_contact=first_contact,
     )
     zone = ZoneInfo(row.timezone or "America/New_York")
     return facts, context.clock.now().astimezone(zone).date()

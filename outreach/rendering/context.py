@@ -7,6 +7,8 @@ checks templates against. Money and dates are formatted for the debtor's locale 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -25,9 +27,9 @@ from babel.numbers import (
     get_decimal_symbol,
     get_group_symbol,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.records import quick_init
 
@@ -47,6 +49,7 @@ KNOWN_VARIABLES = frozenset(
         "unsubscribe_url",
         "disclosure",
         "disclosure_short",
+        "first_contact",
         "collector_type",
         "locale",
     }
@@ -58,18 +61,40 @@ ANSWER_TONE = "agent"
 ANSWER_VARIABLES = frozenset({"answer", "answer_subject"})
 # A limited-content voicemail may say only these (Reg F 1006.2(j)).
 LCM_COMPANY_FIELDS = frozenset({"lcm_name", "agent_name", "phone"})
+# What an SMS must name for the debtor to opt out: the keyword carriers and our replies
+# honour (lint holds every SMS template to it, and ``company.yaml``'s opt_out to it too).
+OPT_OUT_WORD = re.compile(r"\bSTOP\b", re.IGNORECASE)
 
 
 class LocalTexts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    opt_out: str
-    disclosure: str
-    disclosure_short: str
+    opt_out: str  # the SMS opt-out
+    disclosure: str  # a debt collector's first communication (Reg F 1006.18(e)(1))
+    disclosure_short: str  # its later SMS ((e)(2))
     # Calls: the opt-out every call offers, and what a person who takes it hears
     # ({company} becomes company.lcm_name). Unset: the defaults in CALL_OPT_OUT_DEFAULTS.
     call_opt_out: str | None = None
     call_opt_out_confirmation: str | None = None
+
+    # Every message is made of these: a blank one would send debt collectors' messages
+    # without their disclosure, and texts without a way to stop them.
+    @field_validator("opt_out", "disclosure", "disclosure_short")
+    @classmethod
+    def _said(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty: every message that needs it would go without")
+        return value
+
+    @field_validator("opt_out")
+    @classmethod
+    def _names_stop(cls, value: str) -> str:
+        if not OPT_OUT_WORD.search(value):
+            raise ValueError(
+                "must name STOP (as in 'Reply STOP to opt out.'): the word every text's "
+                "opt-out gives, which carriers and the STOP replies honour"
+            )
+        return value
 
 
 class Company(BaseModel):
@@ -172,6 +197,9 @@ class MessageFacts:
     collector_type: str
     unsubscribe_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Nothing about this debt has reached the debtor before (``first_contact``): a debt
+    # collector's message then carries the whole disclosure. True unless known otherwise.
+    first_contact: bool = True
 
 
 @quick_init
@@ -308,10 +336,26 @@ def build_context(
         # collecting their own debts.
         "disclosure": texts.disclosure if facts.collector_type == "third_party" else "",
         "disclosure_short": texts.disclosure_short if facts.collector_type == "third_party" else "",
+        # The initial communication needs the whole of it ((e)(1)); later SMS the short form.
+        "first_contact": facts.first_contact,
         "collector_type": facts.collector_type,
         "locale": locale,
         **facts.extra,
     }
+
+
+def check_first_disclosure(channel: str, context: Mapping[str, Any], text: str, path: str) -> None:
+    """Refuse a debt collector's first text that lacks the whole disclosure (Reg F
+    1006.18(e)(1)): lint refuses such a template, but one published before lint knew of
+    first contacts may still give the short form to every text."""
+    disclosure = str(context["disclosure"])
+    if channel != "sms" or not disclosure or not context["first_contact"]:
+        return
+    if " ".join(disclosure.split()) not in " ".join(text.split()):
+        raise TemplateError(
+            f"{path}: a debt collector's first text must carry the whole {{{{ disclosure }}}}, "
+            "not the short form: publish the SMS footer (or the template) again"
+        )
 
 
 SAMPLE_ACCOUNTS: tuple[MessageFacts, ...] = (
@@ -325,6 +369,10 @@ SAMPLE_ACCOUNTS: tuple[MessageFacts, ...] = (
                  "en_US", "third_party", "https://example.com/u/sample-token-4"),
     MessageFacts("SAMPLE-5", "Yuki Tanaka", 45_000, "JPY", date(2026, 11, 1), "en_US",
                  "first_party", "https://example.com/u/sample-token-5"),
+    # A debt collector's message after the first: an SMS may carry the short disclosure
+    # (the others are first contacts, which carry the whole of it).
+    MessageFacts("SAMPLE-6", "Dana Reyes", 27_500, "USD", date(2026, 9, 15), "en_US",
+                 "third_party", "https://example.com/u/sample-token-6", first_contact=False),
 )  # fmt: skip
 SAMPLE_TODAY = date(2026, 11, 2)
 # What an agent might answer each sample account: lint and the editor's preview render the
@@ -339,6 +387,7 @@ SAMPLE_ANSWERS: dict[str, str] = {
     "SAMPLE-3": "Gracias por su mensaje. Hemos anotado su promesa de pago.",
     "SAMPLE-4": '<b>Noted</b> {{ 7 * 7 }} & "thanks"',
     "SAMPLE-5": "We have paused reminders while we look into your question.",
+    "SAMPLE-6": "Thank you. Your payment plan starts on the first of next month.",
 }
 
 

@@ -44,6 +44,7 @@ from outreach.rendering.answer_text import check_answer_shown, shown_text
 from outreach.rendering.context import (
     ANSWER_TEMPLATE,
     LCM_COMPANY_FIELDS,
+    OPT_OUT_WORD,
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
     Company,
@@ -68,7 +69,6 @@ LCM_FORBIDDEN = re.compile(
     r"atrasad\w*|moros\w*|factura\w*|dinero|pr[eé]stamo\w*)\b",
     re.IGNORECASE,
 )
-_OPT_OUT_WORD = re.compile(r"\bSTOP\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def _content(
                     f"{length.describe()}; the limit is {policy.max_sms_segments} {where}",
                 )
             )
-        if not _OPT_OUT_WORD.search(rendered.text):
+        if not OPT_OUT_WORD.search(rendered.text):
             issues.append(
                 LintIssue(
                     path,
@@ -316,10 +316,10 @@ def _content(
                 )
             )
     if sample.collector_type == "third_party":
-        # Only an SMS may make do with the short form (Reg F 1006.18(e)(2) and (4)): an
-        # email or a call carries the whole disclosure.
+        # Only an SMS after the first communication may make do with the short form (Reg F
+        # 1006.18(e)(2) and (4)): the first one, an email or a call carries the whole.
         required = [str(context["disclosure"])]
-        if key.channel == "sms":
+        if key.channel == "sms" and not sample.first_contact:
             required.append(str(context["disclosure_short"]))
         bodies = [rendered.text]
         if shown is not None and not shown.unchecked:
@@ -333,7 +333,7 @@ def _content(
                         None,
                         "REGF_MINI_MIRANDA_MISSING",
                         "messages from a debt collector must carry {{ disclosure }}, shown "
-                        f"(or {{{{ disclosure_short }}}} in an SMS) {where}",
+                        "(or {{ disclosure_short }} in an SMS when not first_contact) " + where,
                     )
                 )
                 break

@@ -569,7 +569,7 @@ def _rendered(
             f"{exc}: a marketer publishes the {channel} answer template in the editor"
         ) from exc
     try:
-        context = build_context(facts, kit.company, today, template.language)
+        context = build_context(facts, kit.company, today, template.language, template.channel)
         rendered = kit.renderer.render_key(template, context)
         check_first_disclosure(channel, context, rendered.text, template.path)
     except (TemplateError, TemplateNotFound) as exc:

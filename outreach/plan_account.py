@@ -309,7 +309,7 @@ def _attempt(
     )
     key = kit.renderer.resolve(channel, step.template, step.tone, account.locale)
     today = now.astimezone(zone).date()
-    context = build_context(facts, kit.company, today, key.language)
+    context = build_context(facts, kit.company, today, key.language, key.channel)
     rendered = kit.renderer.render_key(key, context)
     check_first_disclosure(channel, context, rendered.text, key.path)
     return {

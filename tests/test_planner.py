@@ -44,6 +44,7 @@ from outreach.planner import Planner
 from outreach.providers.twilio_voice import call_language
 from outreach.rendering import limits
 from outreach.rendering.context import MessageFacts, call_opt_out_texts, load_company
+from outreach.rendering.sms import sms_length
 from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
 from outreach.template_store import retire, sync_templates, versions
@@ -521,6 +522,23 @@ def test_debtors_in_locales_without_a_variant_are_texted_in_english(world: World
     assert brazil.body.startswith("Debtor, your Northwind Utilities balance of $120.50 is 18 days")
     assert mexico.template_name == "due"
     assert mexico.body.startswith("Hi Debtor, your Northwind Utilities payment of $120.50 is due")
+
+
+def test_a_euro_debtors_text_is_gsm7_and_the_email_keeps_babels_spaces(world: World) -> None:
+    """Babel writes 1.234,56 € with no-break spaces, which GSM-7 lacks: the text would go
+    out in UCS-2 at twice the segments. The email keeps them."""
+    ids = world.load(
+        row("DE-1", locale="de_DE", currency="EUR", balance="1234.56"),
+        row("DE-2", locale="de_DE", currency="EUR", balance="1234.56", due_date="2026-10-30"),
+    )
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+
+    by_account = {a.account_id: a for a in rows_of(world.engine, attempts)}
+    sms, email = by_account[ids["DE-1"]], by_account[ids["DE-2"]]
+    assert (sms.channel, email.channel) == ("sms", "email")
+    assert "balance of 1.234,56 € is 18 days past due" in sms.body
+    assert sms_length(sms.body).encoding == "GSM-7"
+    assert "1.234,56\xa0€" in email.body
 
 
 def test_an_english_call_to_a_mexican_debtor_is_recorded_and_placed_in_english(

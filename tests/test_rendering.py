@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -11,7 +12,7 @@ from decimal import Decimal
 from functools import cache
 
 import pytest
-from babel.numbers import format_currency, get_group_symbol
+from babel.numbers import format_currency, get_decimal_symbol, get_group_symbol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2 import StrictUndefined, Undefined
@@ -70,7 +71,7 @@ def sample(reference: str) -> MessageFacts:
 def render_shipped(path: str, facts: MessageFacts) -> Rendered:
     key = TemplateKey.from_path(path)
     return Renderer(SHIPPED).render_key(
-        key, sample_context(facts, company(), SAMPLE_TODAY, key.name, key.language)
+        key, sample_context(facts, company(), SAMPLE_TODAY, key.name, key.language, key.channel)
     )
 
 
@@ -78,7 +79,7 @@ def render_source(
     source: str, path: str = "sms/x.firm.j2", reference: str = "SAMPLE-1"
 ) -> Rendered:
     key = TemplateKey.from_path(path)
-    context = build_context(sample(reference), company(), SAMPLE_TODAY, key.language)
+    context = build_context(sample(reference), company(), SAMPLE_TODAY, key.language, key.channel)
     return Renderer({path: source, **partials()}).render_key(key, context)
 
 
@@ -350,7 +351,9 @@ def test_an_email_leaves_no_reference_cycles_behind(path: str) -> None:
     """The email frame is imported with context: its macros and their context would form a
     cycle per message for the cyclic collector, had the render not let them go."""
     key = TemplateKey.from_path(path)
-    context = sample_context(sample("SAMPLE-1"), company(), SAMPLE_TODAY, key.name, key.language)
+    context = sample_context(
+        sample("SAMPLE-1"), company(), SAMPLE_TODAY, key.name, key.language, key.channel
+    )
     renderer = Renderer(SHIPPED)
     first = renderer.render_key(key, context)
     assert jinja_garbage(lambda: renderer.render_key(key, context)) == []
@@ -609,6 +612,24 @@ def test_the_default_variant_is_formatted_in_english(channel: str, name: str, to
 
 
 @pytest.mark.parametrize(
+    ("locale", "lang"),
+    [("fil_PH", "fil"), ("es_US", "es"), ("sr_Latn_RS", "sr"), ("de_DE", "de")],
+)
+def test_the_html_declares_the_whole_language_code(locale: str, lang: str) -> None:
+    """``fil`` (Filipino) is not ``fi`` (Finnish): a screen reader would read it so."""
+    language = locale.split("_")[0]
+    sources = {
+        **SHIPPED,
+        f"email/reminder.friendly.{language}.j2": SHIPPED["email/reminder.friendly.j2"],
+    }
+    facts = MessageFacts(**{**sample("SAMPLE-1").__dict__, "locale": locale})
+    rendered = Renderer(sources).render(
+        "email", "reminder", "friendly", facts, company(), SAMPLE_TODAY
+    )
+    assert rendered.html is not None and f'<html lang="{lang}">' in rendered.html
+
+
+@pytest.mark.parametrize(
     ("account", "language", "expected"),
     [
         ("es_US", "", "en_US"),
@@ -641,7 +662,7 @@ def test_every_default_variant_renders_for_a_locale_without_english(path: str, l
     """Babel has no English of these territories: the message is in plain English."""
     key = TemplateKey.from_path(path)
     facts = MessageFacts(**{**sample("SAMPLE-2").__dict__, "locale": locale})
-    context = sample_context(facts, company(), SAMPLE_TODAY, key.name, key.language)
+    context = sample_context(facts, company(), SAMPLE_TODAY, key.name, key.language, key.channel)
     assert (context["locale"], context["amount"]) == ("en", "$12,345.67")
     assert context["due_date"] == "August 1, 2026"
     assert Renderer(SHIPPED).render_key(key, context).text
@@ -680,6 +701,17 @@ def test_context_escapes_the_reference_in_links() -> None:
         (98000, "USD", "es_US", "$980.00"),
         (123456, "EUR", "es_ES", "1.234,56\xa0€"),
         (123456, "EUR", "de_DE", "1.234,56\xa0€"),
+        # CLDR writes no decimals for these, ISO 4217 (what is stored) has 2 or 3: a whole
+        # amount is written CLDR's way, one with a fraction shows it rather than round it.
+        (1234600, "HUF", "en_US", "HUF12,346"),
+        (1234550, "HUF", "en_US", "HUF12,345.50"),
+        (50, "HUF", "en_US", "HUF0.50"),
+        (1234550, "HUF", "hu_HU", "12\xa0345,50\xa0Ft"),
+        (99, "IDR", "en_US", "IDR0.99"),
+        (1234500, "IQD", "en_US", "IQD1,234.500"),
+        (1234000, "IQD", "en_US", "IQD1,234"),
+        (1234550, "HUF", "hi_IN", "HUF12,345.50"),  # a pattern Babel itself lays out
+        (-1234550, "HUF", "en_US", "-HUF12,345.50"),  # Babel's too
     ],
 )
 def test_format_money(minor: int, currency: str, locale: str, expected: str) -> None:
@@ -688,6 +720,49 @@ def test_format_money(minor: int, currency: str, locale: str, expected: str) -> 
 
 def test_three_decimal_currencies_keep_their_fils() -> None:
     assert format_money(1234567, "KWD", "en_US").endswith("1,234.567")
+
+
+# Locales whose amounts or dates Babel writes with a character GSM-7 lacks that is neither a
+# letter nor a currency sign: no-break and narrow spaces (most of Europe), a typographic
+# apostrophe (Catalan dates), direction marks (Hebrew, Arabic, Persian).
+EUROPEAN_AND_RTL = ["de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL", "hu_HU", "sv_SE",
+                    "fi_FI", "cs_CZ", "pt_PT", "ca_ES", "fr_CA", "de_AT", "he_IL", "ar_EG",
+                    "fa_IR", "pt_CV", "en_DE", "en_FR", "es_US"]  # fmt: skip
+
+
+def not_gsm7_punctuation(text: str) -> list[str]:
+    """What in ``text`` is outside GSM-7 and is no letter, mark, digit or symbol."""
+    return [
+        c for c in text
+        if sms_length(c).encoding == "UCS-2" and unicodedata.category(c)[0] not in "LMNS"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("locale", EUROPEAN_AND_RTL)
+@pytest.mark.parametrize("currency", ["EUR", "USD", "HUF"])
+def test_an_sms_writes_amounts_and_dates_in_gsm7(locale: str, currency: str) -> None:
+    facts = MessageFacts("A-1", "Pat", 123_456_789, currency, date(2026, 10, 1), locale,
+                         "first_party")  # fmt: skip
+    language = locale.split("_")[0]
+    for day in (date(2026, 10, 1), date(2026, 4, 15), date(2026, 8, 3)):
+        sms = build_context(replace(facts, due_date=day), company(), SAMPLE_TODAY, language, "sms")
+        assert not_gsm7_punctuation(sms["amount"] + " " + sms["due_date"]) == []
+    email = build_context(facts, company(), SAMPLE_TODAY, language, "email")
+    # An email and a call keep Babel's text: a no-break space keeps an amount on one line.
+    assert email["amount"] == format_money(facts.balance_minor, currency, email["locale"])
+    assert sms["amount"] == email["amount"].replace("\xa0", " ").replace("\u202f", " ").replace(
+        "\u200f", ""
+    ).replace("\u200e", "")
+
+
+def test_a_euro_debtors_sms_stays_in_gsm7_within_the_limit() -> None:
+    """The shipped overdue text for a debt collector's debtor in Germany: 2 GSM-7 segments,
+    not 4 in UCS-2 as Babel's no-break spaces would make it."""
+    facts = MessageFacts("A-1", "Pat Smith", 123456, "EUR", date(2026, 10, 1), "de_DE",
+                         "third_party")  # fmt: skip
+    sms = Renderer(SHIPPED).render("sms", "overdue", "firm", facts, company(), SAMPLE_TODAY)
+    assert "1.234,56 €" in sms.text
+    assert sms.sms == SmsLength("GSM-7", sms_length(sms.text).units, 2)
 
 
 @pytest.mark.parametrize(
@@ -735,6 +810,24 @@ def test_money_is_written_exactly_as_babel_writes_it(
         assert re.search(r"\d{1,3}('\d{3})+", ours)
         return
     assert ours == exact
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    amount=st.integers(0, 10**12),
+    currency=st.sampled_from(["HUF", "IDR", "COP", "LBP", "IQD", "USD", "JPY", "KWD"]),
+    locale=st.sampled_from(["en_US", "de_DE", "fr_FR", "hu_HU", "es_CO", "en_IN", "hi_IN"]),
+)
+def test_an_amount_is_written_to_its_last_minor_unit(
+    amount: int, currency: str, locale: str
+) -> None:
+    """Whatever CLDR's digits, the number written is the amount stored, never rounded."""
+    written = format_money(amount, currency, locale)
+    decimal_mark = get_decimal_symbol(locale)
+    number = "".join(c for c in written if c.isdigit() or c == decimal_mark)
+    assert Decimal(number.replace(decimal_mark, ".")) == Decimal(amount).scaleb(
+        -currency_exponent(currency)
+    )
 
 
 def test_apostrophe_grouping_is_kept_for_a_million() -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from outreach.errors import ConfigError, TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.records import quick_init
+from outreach.rendering.sms import plain_for_sms
 
 KNOWN_VARIABLES = frozenset(
     {
@@ -211,31 +213,57 @@ class Debtor:
 
 @lru_cache(maxsize=65536)
 def format_money(amount_minor: int, currency: str, locale: str) -> str:
-    """The amount as the locale writes it (Babel's ``format_currency``, exactly).
+    """The amount as the locale writes it (Babel's ``format_currency``), never rounded.
+
+    Amounts are stored in ISO 4217 minor units, and CLDR shows fewer digits for some
+    currencies (HUF, IDR, COP: 0 where ISO has 2; IQD: 0 where ISO has 3): an amount with a
+    fraction in those digits shows them all (``HUF12,345.50``) rather than a rounded sum the
+    debtor does not owe; a whole one is written as CLDR writes it (``HUF12,346``).
 
     Babel costs about 70 us a call and amounts rarely repeat, so for the common CLDR
     patterns (thousands grouped by three, the symbol before or after the number) the
     pieces are looked up once per currency and locale and the number is laid out with
     Python's own formatting; a test holds the two equal. Other patterns go to Babel."""
     exponent = currency_exponent(currency)
+    digits = _shown_digits(amount_minor, exponent, _cldr_digits(currency))
     layout = _money_layout(currency, locale)
     if layout is None or amount_minor < 0:
-        amount = Decimal(amount_minor).scaleb(-exponent)
-        return str(format_currency(amount, currency, locale=locale))
-    prefix, suffix, digits, group, decimal_mark = layout
-    if digits == exponent:  # the usual case: whole minor units, nothing to round
-        whole, cents = divmod(amount_minor, 10**digits)
-        number = f"{whole:,}" + (f".{cents:0{digits}d}" if digits else "")
-    else:
-        quantum = Decimal(1).scaleb(-digits)
-        amount = Decimal(amount_minor).scaleb(-exponent)
-        number = f"{amount.quantize(quantum, rounding=ROUND_HALF_EVEN):,.{digits}f}"
+        return _babel_money(amount_minor, currency, locale, exponent, digits)
+    prefix, suffix, group, decimal_mark = layout
+    whole, fraction = divmod(amount_minor, 10**exponent)
+    # Exact: fewer digits than the exponent drop only zeros (``_shown_digits``).
+    shown = fraction * 10**digits // 10**exponent
+    number = f"{whole:,}" + (f".{shown:0{digits}d}" if digits else "")
     number = number.translate({ord(","): group, ord("."): decimal_mark})
     return f"{prefix}{number}{suffix}"
 
 
 @lru_cache(maxsize=1024)
-def _money_layout(currency: str, locale: str) -> tuple[str, str, int, str, str] | None:
+def _cldr_digits(currency: str) -> int:
+    return int(get_currency_precision(currency))
+
+
+def _shown_digits(amount_minor: int, exponent: int, cldr_digits: int) -> int:
+    """The decimals to write: CLDR's, unless that would drop a non-zero minor unit."""
+    if cldr_digits >= exponent or amount_minor % 10 ** (exponent - cldr_digits) == 0:
+        return cldr_digits
+    return exponent
+
+
+def _babel_money(amount_minor: int, currency: str, locale: str, exponent: int, digits: int) -> str:
+    amount = Decimal(amount_minor).scaleb(-exponent)
+    if digits == _cldr_digits(currency):
+        return str(format_currency(amount, currency, locale=locale))
+    # The locale's pattern with the stored amount's decimals, so Babel does not round it.
+    pattern = copy(Locale.parse(locale).currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return str(
+        format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _money_layout(currency: str, locale: str) -> tuple[str, str, str, str] | None:
     parsed = Locale.parse(locale)
     pattern = parsed.currency_formats["standard"]
     plain = (
@@ -252,7 +280,6 @@ def _money_layout(currency: str, locale: str) -> tuple[str, str, int, str, str] 
     return (
         pattern.prefix[0].replace("¤", symbol),
         pattern.suffix[0].replace("¤", symbol),
-        get_currency_precision(currency),
         get_group_symbol(locale),
         get_decimal_symbol(locale),
     )
@@ -309,21 +336,32 @@ def _territory(account_locale: str) -> str | None:
 
 
 def build_context(
-    facts: MessageFacts, company: Company, today: date, template_language: str = ""
+    facts: MessageFacts,
+    company: Company,
+    today: date,
+    template_language: str = "",
+    channel: str = "",
 ) -> dict[str, Any]:
     """The variables for one message to one account, as of ``today`` (the debtor's date),
-    for a template written in ``template_language`` ("" for the default variant)."""
+    for a template written in ``template_language`` ("" for the default variant) for
+    ``channel`` (its amounts and dates are written in GSM-7 for "sms")."""
     locale = message_locale(facts.locale, template_language)
     texts = company.texts_for(locale)
     overdue_days = (today - facts.due_date).days
     reference = quote(facts.reference, safe="")
+    amount = format_money(facts.balance_minor, facts.currency, locale)
+    due_date = format_day(facts.due_date, locale)
+    if channel == "sms":
+        # Babel's no-break spaces would make every text of a de_DE or fr_FR debtor UCS-2,
+        # twice the segments; an email or a call keeps them (no wrapping inside an amount).
+        amount, due_date = plain_for_sms(amount), plain_for_sms(due_date)
     return {
         "debtor": Debtor(
             facts.debtor_name, facts.debtor_name.split()[0] if facts.debtor_name else ""
         ),
         "reference": facts.reference,
-        "amount": format_money(facts.balance_minor, facts.currency, locale),
-        "due_date": format_day(facts.due_date, locale),
+        "amount": amount,
+        "due_date": due_date,
         "due_date_iso": facts.due_date.isoformat(),
         "days_past_due": max(overdue_days, 0),
         "days_until_due": max(-overdue_days, 0),
@@ -373,6 +411,9 @@ SAMPLE_ACCOUNTS: tuple[MessageFacts, ...] = (
     # (the others are first contacts, which carry the whole of it).
     MessageFacts("SAMPLE-6", "Dana Reyes", 27_500, "USD", date(2026, 9, 15), "en_US",
                  "third_party", "https://example.com/u/sample-token-6", first_contact=False),
+    # Babel writes a euro amount with no-break spaces (1.234,56\xa0€): an SMS must not.
+    MessageFacts("SAMPLE-7", "Jürgen Müller", 123_456, "EUR", date(2026, 10, 1), "de_DE",
+                 "third_party", "https://example.com/u/sample-token-7"),
 )  # fmt: skip
 SAMPLE_TODAY = date(2026, 11, 2)
 # What an agent might answer each sample account: lint and the editor's preview render the
@@ -388,6 +429,7 @@ SAMPLE_ANSWERS: dict[str, str] = {
     "SAMPLE-4": '<b>Noted</b> {{ 7 * 7 }} & "thanks"',
     "SAMPLE-5": "We have paused reminders while we look into your question.",
     "SAMPLE-6": "Thank you. Your payment plan starts on the first of next month.",
+    "SAMPLE-7": "Thank you. We have received your payment of 200,00 EUR.",
 }
 
 
@@ -405,10 +447,15 @@ def variables_for(template_name: str) -> frozenset[str]:
 
 
 def sample_context(
-    sample: MessageFacts, company: Company, today: date, template_name: str, language: str
+    sample: MessageFacts,
+    company: Company,
+    today: date,
+    template_name: str,
+    language: str,
+    channel: str,
 ) -> dict[str, Any]:
     """A sample account's variables for a template, the answer templates' included."""
-    context = build_context(sample, company, today, language)
+    context = build_context(sample, company, today, language, channel)
     if template_name == ANSWER_TEMPLATE:
         context.update(answer_variables(SAMPLE_ANSWERS.get(sample.reference, "Thank you.")))
     return context

@@ -172,7 +172,7 @@ def lint_one(
         issues.append(LintIssue(path, None, "NO_LANGUAGE_TEXTS", message))
     for sample in samples:
         try:
-            context = sample_context(sample, company, today, key.name, key.language)
+            context = sample_context(sample, company, today, key.name, key.language, key.channel)
             rendered = renderer.render_key(key, context)
         except TemplateNotFound as exc:
             message = f"includes {exc.name}, which is not available (not published yet?)"

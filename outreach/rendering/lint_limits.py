@@ -322,7 +322,7 @@ def _preview(
     key = TemplateKey.from_path(path)
     try:
         rendered = Renderer(sources).render_key(
-            key, sample_context(sample, company, today, key.name, key.language)
+            key, sample_context(sample, company, today, key.name, key.language, key.channel)
         )
     except Exception as exc:  # lint names the cause; this sample may fail where it did not
         if not issues:

@@ -98,7 +98,7 @@ class Renderer:
     ) -> Rendered:
         """Render for one account: the variant in its language if any, else the default."""
         key = self.resolve(channel, name, tone, facts.locale)
-        return self.render_key(key, build_context(facts, company, today, key.language))
+        return self.render_key(key, build_context(facts, company, today, key.language, key.channel))
 
     def render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
         """Render ``key``; any failure of the template's own code is a ``RenderError``."""

@@ -21,6 +21,29 @@ GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
 
 
+# What a formatter (Babel's CLDR data) writes that GSM-7 lacks but that has a plain
+# equivalent in it: the no-break and narrow spaces amounts and dates are written with
+# (de_DE ``1.234,56\xa0€``, fr_FR ``1\u202f234,56\xa0€``), minus signs and hyphens, the
+# typographic apostrophe (ca ``15 d’octubre``), and the invisible direction and joining
+# marks (he_IL, ar, fa_IR, pt_CV). One of them would make the whole text UCS-2.
+_FORMATTED_TO_GSM7 = str.maketrans(
+    {
+        **dict.fromkeys("\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006", " "),
+        **dict.fromkeys("\u2007\u2008\u2009\u200a\u202f\u205f\u3000", " "),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d", "-"),
+        **dict.fromkeys("\u2019\u02bc", "'"),
+        **dict.fromkeys("\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"),
+        **dict.fromkeys("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"),
+    }
+)
+
+
+def plain_for_sms(formatted: str) -> str:
+    """A formatted amount or date with GSM-7's plain space, hyphen and apostrophe in place
+    of the typographic ones, and without invisible marks (letters and symbols are kept)."""
+    return formatted.translate(_FORMATTED_TO_GSM7)
+
+
 @dataclass(frozen=True)
 class SmsLength:
     encoding: Literal["GSM-7", "UCS-2"]

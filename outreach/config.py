@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     environment: Environment = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr = SecretStr("change-me")
+    # Keys SECRET_KEY held before, comma-separated: links in emails already sent under them
+    # still unsubscribe (new links are signed with SECRET_KEY alone).
+    secret_key_previous: SecretStr | None = None
 
     database_url: str = "sqlite:///./outreach.db"
 
@@ -137,6 +140,14 @@ class Settings(BaseSettings):
                 value = mask_url(value)
             yield name, value
 
+    def previous_secret_keys(self) -> tuple[str, ...]:
+        """SECRET_KEY_PREVIOUS's keys, in order, without blanks or the current key."""
+        if self.secret_key_previous is None:
+            return ()
+        current = self.secret_key.get_secret_value()
+        keys = (k.strip() for k in self.secret_key_previous.get_secret_value().split(","))
+        return tuple(dict.fromkeys(k for k in keys if k and k != current))
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -179,6 +190,10 @@ class Settings(BaseSettings):
             "TWILIO_API_KEY_SECRET": self.twilio_api_key_secret,
             "SENDGRID_API_KEY": self.sendgrid_api_key,
         }
+        # A placeholder among the previous keys would let anyone sign an unsubscribe link.
+        placeholders = [k for k in self.previous_secret_keys() if is_placeholder(SecretStr(k))]
+        if placeholders:
+            secrets["SECRET_KEY_PREVIOUS"] = SecretStr(placeholders[0])
         for name, secret in secrets.items():
             if secret is None or not is_placeholder(secret):
                 continue
@@ -189,6 +204,14 @@ class Settings(BaseSettings):
                         "holds a placeholder value",
                         f"fine for development; set a real {name} before production",
                         "warning",
+                    )
+                )
+            elif name == "SECRET_KEY_PREVIOUS":
+                found.append(
+                    Problem(
+                        name,
+                        f"holds a placeholder key in {self.environment}",
+                        "remove it: anyone could sign an unsubscribe link with it",
                     )
                 )
             else:

@@ -2,8 +2,10 @@
 
 The link names the address and the account it was sent for, signed with SECRET_KEY, so
 the unsubscribe page can suppress the address without a login and nobody can forge a link
-for someone else's address. (The List-Unsubscribe header uses the provider's own one-click
-URL, signed per attempt.)
+for someone else's address. A link signed with a key SECRET_KEY held before (listed in
+SECRET_KEY_PREVIOUS) still reads: an email already sent must keep its opt-out working after
+the key is rotated. (The List-Unsubscribe header uses the provider's own one-click URL,
+signed per attempt.)
 """
 
 from __future__ import annotations
@@ -36,10 +38,16 @@ def make_token(secret_key: str, address: str, reference: str) -> str:
     return f"{body}.{_signature(secret_key, body)}"
 
 
-def read_token(secret_key: str, token: str) -> UnsubscribeRequest:
+def read_token(
+    secret_key: str, token: str, previous_keys: tuple[str, ...] = ()
+) -> UnsubscribeRequest:
+    """What the link names, if ``secret_key`` or one of ``previous_keys`` signed it."""
     body, _, signature = token.partition(".")
     # Links are made of ASCII only (compare_digest would refuse other text with a TypeError).
-    if not token.isascii() or not hmac.compare_digest(signature, _signature(secret_key, body)):
+    if not token.isascii() or not any(
+        hmac.compare_digest(signature, _signature(key, body))
+        for key in (secret_key, *previous_keys)
+    ):
         raise BadUnsubscribeToken("this unsubscribe link is not valid")
     try:
         address, reference = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

@@ -84,6 +84,37 @@ def test_placeholder_secret_refused_outside_development() -> None:
     assert not [p for p in real.problems() if p.setting == "SECRET_KEY"]
 
 
+def test_previous_secret_keys_are_read_in_order_and_never_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", "k3Y-current-9f8a7b6c5d4e")
+    monkeypatch.setenv(
+        "SECRET_KEY_PREVIOUS", " k3Y-before-1a2b3c ,,k3Y-current-9f8a7b6c5d4e, k3Y-older-4d5e"
+    )
+    current = settings()
+    # The current key and blanks are no previous keys.
+    assert current.previous_secret_keys() == ("k3Y-before-1a2b3c", "k3Y-older-4d5e")
+    assert "k3Y-before" not in repr(current) and "k3Y-older" not in str(current)
+    assert settings(secret_key_previous=None).previous_secret_keys() == ()
+
+
+def test_a_placeholder_among_the_previous_keys_is_refused_in_production() -> None:
+    """Whoever knows it could sign an unsubscribe link for any address."""
+    real = SecretStr("k3Y-9f8a7b6c5d4e3f2a1b0c")
+    rotated = settings(
+        environment="production",
+        secret_key=real,
+        secret_key_previous=SecretStr("k3Y-before-1a2b3c,change-me"),
+    )
+    previous = [p for p in rotated.problems() if p.setting == "SECRET_KEY_PREVIOUS"]
+    assert [p.severity for p in previous] == ["error"]
+    assert "change-me" not in previous[0].message + previous[0].remedy
+    fine = settings(
+        environment="production", secret_key=real, secret_key_previous=SecretStr("k3Y-before-1a")
+    )
+    assert not [p for p in fine.problems() if p.setting == "SECRET_KEY_PREVIOUS"]
+
+
 @pytest.mark.parametrize("value", ["", "change-me", "CHANGEME", "your-api-key", "<token>"])
 def test_placeholders_are_recognised(value: str) -> None:
     assert is_placeholder(SecretStr(value))

@@ -48,6 +48,17 @@ def test_another_key_or_an_altered_token_is_refused() -> None:
             read_token(KEY, forged)
 
 
+def test_a_link_signed_with_a_previous_key_still_reads() -> None:
+    """An email sent before SECRET_KEY was rotated keeps a working opt-out."""
+    sent = make_token("the-key-before", "pat@example.net", "R-1")
+    request = read_token(KEY, sent, ("an-older-key", "the-key-before"))
+    assert (request.address, request.reference) == ("pat@example.net", "R-1")
+    with pytest.raises(BadUnsubscribeToken):
+        read_token(KEY, sent, ("an-older-key",))  # a key no longer listed
+    with pytest.raises(BadUnsubscribeToken):
+        read_token(KEY, sent)
+
+
 def test_an_address_json_cannot_encode_as_utf8_still_gets_a_link() -> None:
     request = read_token(KEY, make_token(KEY, "pat\ud800@example.net", "R-1"))
     assert request.address == "pat\ud800@example.net"

@@ -329,10 +329,13 @@ class SendgridEmail(Provider):
         attempt_id = attempt_id_from(query.get("attempt_id"))
         if attempt_id is None:
             raise WebhookRejected("the unsubscribe URL names no attempt")
-        expected = unsubscribe_token(self.settings.secret_key.get_secret_value(), attempt_id)
         token = query.get("token", "")
+        # A URL in an email sent before SECRET_KEY was rotated is signed with a previous key.
+        keys = (self.settings.secret_key.get_secret_value(), *self.settings.previous_secret_keys())
         # Tokens are ASCII (compare_digest would refuse other text with a TypeError).
-        if not token.isascii() or not hmac.compare_digest(expected, token):
+        if not token.isascii() or not any(
+            hmac.compare_digest(unsubscribe_token(key, attempt_id), token) for key in keys
+        ):
             raise WebhookRejected("the unsubscribe token does not match")
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from outreach.errors import WebhookRejected
+from outreach.config import Settings
+from outreach.errors import ConfigError, WebhookRejected
 from outreach.models import SuppressionReason
 from outreach.providers.base import EventType, ProviderEvent, WebhookRequest, dedupe_key
-from outreach.unsubscribe import BadUnsubscribeToken, read_token
+from outreach.rendering.context import load_company
+from outreach.unsubscribe import BadUnsubscribeToken, UnsubscribeRequest, read_token
 from outreach.web.pages import UNSUBSCRIBED, mask, page
 from outreach.web.webhooks import Webhooks
 from outreach.web.writer import EventWriter
@@ -26,9 +28,9 @@ router = APIRouter()
 @router.get("/u/{token}")
 def unsubscribe_link_page(token: str, request: Request) -> Response:
     try:
-        wanted = read_token(request.app.state.settings.secret_key.get_secret_value(), token)
+        wanted = _read(request.app.state.settings, token)
     except BadUnsubscribeToken as exc:
-        return page("Unsubscribe", str(exc), status=403)
+        return not_valid(request.app.state.settings, str(exc))
     return page(
         "Unsubscribe",
         f"Stop all email to {mask(wanted.address)}?",
@@ -40,9 +42,9 @@ def unsubscribe_link_page(token: str, request: Request) -> Response:
 async def unsubscribe_link(token: str, request: Request) -> Response:
     settings = request.app.state.settings
     try:
-        wanted = read_token(settings.secret_key.get_secret_value(), token)
+        wanted = _read(settings, token)
     except BadUnsubscribeToken as exc:
-        return page("Unsubscribe", str(exc), status=403)
+        return not_valid(settings, str(exc))
     now = request.app.state.clock.now()
     event = ProviderEvent(
         provider="outreach",
@@ -74,5 +76,23 @@ def one_click_page(request: Request) -> Response:
     try:
         provider.verify(WebhookRequest("GET", str(request.url), dict(request.headers), b""))
     except WebhookRejected:
-        return page("Unsubscribe", "This unsubscribe link is not valid.", status=403)
+        return not_valid(request.app.state.settings, "This unsubscribe link is not valid.")
     return page("Unsubscribe", "Stop all email to this address?", button="Unsubscribe")
+
+
+def _read(settings: Settings, token: str) -> UnsubscribeRequest:
+    return read_token(
+        settings.secret_key.get_secret_value(), token, settings.previous_secret_keys()
+    )
+
+
+def not_valid(settings: Settings, reason: str) -> Response:
+    """The refusal of a link, with another way to opt out: whoever followed it wants no
+    more email, and the law wants the opt-out to work (CAN-SPAM, Reg F 1006.6(e))."""
+    message = reason[:1].upper() + reason[1:].rstrip(".") + "."
+    try:
+        company = load_company(settings.templates_dir)
+    except ConfigError:
+        return page("Unsubscribe", message, status=403)
+    other_way = f" To stop our emails, write to {company.email} or call {company.phone}."
+    return page("Unsubscribe", message + other_way, status=403)

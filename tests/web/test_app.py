@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from outreach.channels import VoiceChannel
@@ -33,6 +34,8 @@ from tests.conftest import NOW
 from tests.eventdata import EMAIL, add_account, add_attempt, attempt, count, rows
 from tests.providers.conftest import ACCOUNT_SID, SECRET_KEY
 from tests.web.conftest import Server, call_webhook, serving, sms_status
+
+PUBLIC_URL = "https://outreach.example.com"
 
 
 def test_health_answers(server: Server) -> None:
@@ -206,6 +209,39 @@ def test_a_forged_body_link_is_refused(engine: Engine, server: Server) -> None:
     not_ascii = unsubscribe_url(server.base, SECRET_KEY, EMAIL, "R-1") + "%C3%A9"
     assert server.http.get(not_ascii).status_code == 403
     assert server.http.post(not_ascii).status_code == 403
+    assert rows(engine, suppressions) == []
+
+
+def rotated(settings: Settings) -> Settings:
+    """``settings`` after SECRET_KEY was replaced, the key before kept as a previous one."""
+    return settings.model_copy(
+        update={
+            "secret_key": SecretStr("the-new-key-for-tests-only-9876543210"),
+            "secret_key_previous": SecretStr(f"an-older-key-for-tests, {SECRET_KEY}"),
+        }
+    )
+
+
+def test_a_link_sent_before_the_key_was_rotated_still_unsubscribes(
+    engine: Engine, settings: Settings
+) -> None:
+    add_account(engine)
+    sent = unsubscribe_url(PUBLIC_URL, SECRET_KEY, EMAIL, "R-1")  # in yesterday's email
+    with serving(create_app(rotated(settings), engine, clock=FixedClock(NOW))) as server:
+        url = server.base + sent.removeprefix(PUBLIC_URL)
+        assert server.http.get(url).status_code == 200
+        done = server.http.post(url, data={"List-Unsubscribe": "One-Click"})
+        assert "You are unsubscribed" in done.text
+    assert [s.address for s in rows(engine, suppressions)] == [EMAIL.lower()]
+
+
+def test_a_link_no_key_signed_names_another_way_to_opt_out(engine: Engine, server: Server) -> None:
+    """Whoever followed it wants no more email: the page says how else to ask."""
+    url = unsubscribe_url(server.base, "a-key-removed-long-ago", EMAIL, "R-1")
+    for shown in (server.http.get(url), server.http.post(url)):
+        assert shown.status_code == 403
+        assert "This unsubscribe link is not valid." in shown.text
+        assert "billing@northwind.example.com" in shown.text and "(800) 555-0199" in shown.text
     assert rows(engine, suppressions) == []
 
 

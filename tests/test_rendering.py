@@ -756,13 +756,19 @@ def test_an_sms_writes_amounts_and_dates_in_gsm7(locale: str, currency: str) -> 
 
 
 def test_a_euro_debtors_sms_stays_in_gsm7_within_the_limit() -> None:
-    """The shipped overdue text for a debt collector's debtor in Germany: 2 GSM-7 segments,
-    not 4 in UCS-2 as Babel's no-break spaces would make it."""
+    """The shipped overdue text for a debt collector's debtor in Germany stays in GSM-7
+    within the limit of 3 segments (the first, with the whole disclosure, 3; a later one 2),
+    not UCS-2 at twice the segments as Babel's no-break spaces would make it."""
     facts = MessageFacts("A-1", "Pat Smith", 123456, "EUR", date(2026, 10, 1), "de_DE",
                          "third_party")  # fmt: skip
-    sms = Renderer(SHIPPED).render("sms", "overdue", "firm", facts, company(), SAMPLE_TODAY)
-    assert "1.234,56 €" in sms.text
-    assert sms.sms == SmsLength("GSM-7", sms_length(sms.text).units, 2)
+    renderer = Renderer(SHIPPED)
+    for first, segments in ((True, 3), (False, 2)):
+        sms = renderer.render(
+            "sms", "overdue", "firm", replace(facts, first_contact=first), company(),
+            SAMPLE_TODAY,
+        )  # fmt: skip
+        assert "1.234,56 €" in sms.text
+        assert sms.sms == SmsLength("GSM-7", sms_length(sms.text).units, segments)
 
 
 @pytest.mark.parametrize(

@@ -559,7 +559,7 @@ class Dispatcher:
                 decisions.append(decided.stored)
                 changes.append(decided.change(row, now))
                 report.outcomes[decided.counted] += 1
-            messages = [_message(row) for row, _ in allowed]
+            messages = [_message(row, account_rows[row.account_id].name) for row, _ in allowed]
             senders = [self.providers[m.channel].sender(m) for m in messages]
             waits = self.limiter.reserve_many(
                 [(m.channel, sender) for m, sender in zip(messages, senders, strict=True)],
@@ -1117,7 +1117,7 @@ class Dispatcher:
         return held
 
 
-def _message(row: Any) -> OutboundMessage:
+def _message(row: Any, debtor_name: str) -> OutboundMessage:
     return OutboundMessage(
         attempt_id=row.id,
         idempotency_key=row.idempotency_key,
@@ -1130,6 +1130,7 @@ def _message(row: Any) -> OutboundMessage:
         template=row.template_name,
         tone=row.tone,
         locale=row.locale,
+        debtor_name=debtor_name,
     )
 
 

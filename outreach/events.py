@@ -43,6 +43,7 @@ from outreach.attempt_status import RANK, Progress, advance, progress_of
 from outreach.channels import SmsReplies, load_email, load_sms
 from outreach.compliance_store import attempts
 from outreach.config import Settings
+from outreach.models import ContactStatus
 from outreach.models import ProviderEvent as ProviderEventRow
 from outreach.opt_outs import (
     accounts_using,
@@ -53,9 +54,9 @@ from outreach.opt_outs import (
     known_spelling,
     phone_or_email,
 )
-from outreach.providers.base import EventType, ProviderEvent
-from outreach.replies import Received, receive
-from outreach.store import lock_accounts, table_of
+from outreach.providers.base import IDENTITY_CHECK, EventType, ProviderEvent
+from outreach.replies import Received, receive, wrong_party
+from outreach.store import accounts, lock_accounts, table_of
 
 log = logging.getLogger("outreach.events")
 provider_events = table_of(ProviderEventRow)
@@ -74,6 +75,9 @@ _ATTEMPT_COLUMNS = (
     attempts.c.to_address, attempts.c.body, attempts.c.voicemail,
     # An email reply's subject is read unless it is this cadence email's (``replies``).
     attempts.c.subject, attempts.c.automated,
+    # Whom a call asks for before it says more (``CallScript``): read, not locked.
+    select(accounts.c.name).where(accounts.c.id == attempts.c.account_id)
+    .scalar_subquery().label("debtor_name"),
 )  # fmt: skip
 
 
@@ -114,10 +118,12 @@ class Incoming:
 
 @dataclass(frozen=True)
 class CallScript:
-    """What a call attempt says: all of it to a person, the voicemail to a machine."""
+    """What a call attempt says: all of it to the debtor once they say who they are (asked
+    for by ``name``), the voicemail to a machine or anyone else."""
 
     human: str
     voicemail: str
+    name: str = ""  # the debtor's, as the account has it now
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,8 @@ def _lock_writers(
             # accounts first, as every writer of accounts and their contact points locks them.
             channel = channel_of(event, attempt)
             ids.update(accounts_using(connection, phone_or_email(channel), address))
+            if attempt is not None:  # a wrong party flags the account called
+                ids.add(int(attempt.account_id))
             continue
         if event.body is None or not address:
             continue
@@ -562,6 +570,11 @@ def _act(
             answered_by_provider=event.provider in policy.keyword_answering_providers,
             unsubscribe_mailboxes=policy.unsubscribe_mailboxes,
         )
+    if event.kind == IDENTITY_CHECK and event.contact_status == ContactStatus.WRONG_NUMBER:
+        # "Not me" at a call's identity check: about this account only (``wrong_party``).
+        if attempt is not None and address:
+            wrong_party(connection, int(attempt.account_id), address, now)
+        return None
     if address:
         act_on_address(connection, event, event_id, channel, address, now)
     elif event.suppression:
@@ -576,4 +589,6 @@ def _act(
 def _script(attempt: Any | None) -> CallScript | None:
     if attempt is None or attempt.channel != "voice":
         return None
-    return CallScript(human=attempt.body, voicemail=attempt.voicemail or "")
+    return CallScript(
+        human=attempt.body, voicemail=attempt.voicemail or "", name=attempt.debtor_name or ""
+    )

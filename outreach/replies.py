@@ -494,6 +494,24 @@ def _holds(
                        f"{message.channel} reply, inbox message {inbox_id}")  # fmt: skip
 
 
+def wrong_party(connection: Connection, account_id: int, address: str, now: datetime) -> None:
+    """Someone who said, in a call to ``address``, that they are not the account's debtor:
+    the number is a wrong number for this account (texts and calls: either would reach
+    them again), and the account is flagged for an agent, as a "wrong number" reply is.
+    Other accounts at the number keep it: whoever answered may be their debtor."""
+    connection.execute(
+        update(contact_points)
+        .where(
+            contact_points.c.account_id == account_id,
+            contact_points.c.channel.in_(phone_or_email("voice")),
+            same_address(connection, contact_points.c.address, phone_or_email("voice"), address),
+            contact_points.c.status == ContactStatus.ACTIVE,
+        )
+        .values(status=ContactStatus.WRONG_NUMBER, updated_at=now)
+    )
+    _flag(connection, [account_id], Intent.WRONG_NUMBER, now)
+
+
 def _flag(connection: Connection, owners: Sequence[int], flag: Intent, now: datetime) -> None:
     worse = [str(f) for f in FLAGS[: FLAGS.index(flag)]]
     connection.execute(

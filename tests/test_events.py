@@ -3,18 +3,22 @@ messages kept, call outcomes, and what status events say about an address."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy import event as sqlalchemy_event
 
+from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import load_debtors
 from outreach.config import Settings
 from outreach.events import EventPolicy, Incoming, apply_batch, apply_events, provider_events
-from outreach.providers.base import EventType, ProviderEvent
+from outreach.providers.base import IDENTITY_CHECK, EventType, ProviderEvent
+from outreach.providers.outbox import Outbox
 from outreach.store import accounts, compliance_events, contact_points, suppressions
 from tests.conftest import NOW, REPO
 from tests.eventdata import (
@@ -368,3 +372,37 @@ def test_the_policy_follows_the_settings() -> None:
     assert policy.reply_pause == timedelta(days=3)
     assert policy.keyword_answering_providers == frozenset({"twilio_sms"})
     assert "Reply STOP" in policy.replies.help
+
+
+def test_the_demos_someone_else_at_the_identity_check_is_a_wrong_party(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The outbox's simulated "not me" (2) lands as Twilio's does: this account no longer
+    texts or calls the number, and is flagged for an agent; the other account at the number
+    keeps it. A call's result carries whom the identity check asks for."""
+    called, other = add_account(engine, "R-1"), add_account(engine, "R-2")
+    call = add_attempt(engine, called, channel="voice", message_id=None)
+    settings = Settings(
+        _env_file=None,
+        channels_dir=REPO / "channels",
+        templates_dir=REPO / "templates",
+        outbox_path=tmp_path / "outbox.jsonl",
+    )
+    outbox = Outbox(settings, FixedClock(NOW), "voice")
+    payload = {"event": IDENTITY_CHECK, "digits": "2", "attempt_id": call, "channel": "voice",
+               "message_id": "OB1", "from": "outbox-voice", "to": PHONE}  # fmt: skip
+    request = outbox.signed_request([], "https://outreach.example.com/webhooks/outbox/events")
+    request = replace(request, body=json.dumps([payload]).encode())
+    (wrong,) = outbox.parse(request)
+    (result,) = apply_events(engine, [wrong], NOW).results
+    assert result.call is not None and result.call.name == "Pat Doe"
+    points = {(p.account_id, p.channel): p.status for p in rows(engine, contact_points)
+              if p.address == PHONE}  # fmt: skip
+    assert points == {
+        (called, "sms"): "wrong_number", (called, "voice"): "wrong_number",
+        (other, "sms"): "active", (other, "voice"): "active",
+    }  # fmt: skip
+    flags = {row.id: row.flag for row in rows(engine, accounts)}
+    assert flags == {called: "wrong_number", other: None}
+    (stored,) = rows(engine, provider_events)
+    assert (stored.kind, stored.raw_status) == ("identity", "keypress 2: not the debtor")

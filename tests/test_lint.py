@@ -1048,6 +1048,26 @@ def test_the_agents_own_name_is_not_read_as_a_word_about_the_debt() -> None:
 
 
 @pytest.mark.parametrize(
+    ("field", "words", "found"),
+    [
+        ("call_identity_check", "This call is for {name} about an overdue bill. If you are "
+                                "{name}, press 1.", "bill, overdue"),
+        ("call_not_the_debtor", "Sorry. Please tell them their payment is late.", "payment"),
+    ],
+)  # fmt: skip
+def test_the_identity_check_may_not_mention_the_debt(field: str, words: str, found: str) -> None:
+    """Whoever answers a call hears the identity check before saying who they are, and
+    someone else the goodbye: the company's words for them are held to a voicemail's."""
+    texts = company().texts
+    english = texts["en"].model_copy(update={field: words})
+    told = company().model_copy(update={"texts": {**texts, "en": english}})
+    issues = lint_sources({VOICE: GOOD_VOICE, **PARTIALS}, told, paths=[VOICE])
+    assert [(i.code, i.line) for i in issues] == [("REGF_LCM_CONTENT_INVALID", None)]
+    assert issues[0].message.endswith(f"may not mention {found}")
+    assert lint_sources({VOICE: GOOD_VOICE, **PARTIALS}, company(), paths=[VOICE]) == []
+
+
+@pytest.mark.parametrize(
     ("replace", "field"),
     [
         ("{{ company.agent_name }}", "agent_name"),

@@ -72,6 +72,7 @@ class OutboundMessage:
     reply_to: str | None = None  # email; None: the channel's reply-to
     unsubscribe_url: str | None = None  # email; None: our signed one-click URL
     callback_base_url: str | None = None  # None: the PUBLIC_BASE_URL setting
+    debtor_name: str | None = None  # voice: whom the identity check asks for
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class SendResult:
 # The event kind of what a person pressed or said in a call we placed: its words, if any,
 # are the body, and the debtor is the number called (``to_address``).
 SAID_IN_OUR_CALL = "gather"
+# The event kind of the answer to a call's identity check ("if you are Pat Doe, press 1"):
+# its ``raw_status`` says what was pressed and which words were played after it.
+IDENTITY_CHECK = "identity"
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,13 @@
 Each message goes through the same path as a real one (rate limits, the attempt record,
 events) and is written as one JSON line to OUTBOX_PATH, where an operator can read it. A
 call's line also has the opt-out it offers and the TwiML Twilio would play (``opt_out``,
-``twiml``), built by the same code as the Twilio provider's.
+``twiml``), built by the same code as the Twilio provider's: to a person, the identity
+check (``human``); after it, the message to the debtor who pressed 1 (``debtor``), the
+goodbye to someone else (``not_the_debtor``); to a machine, the ``voicemail``.
 For the demo, the outbox then plays the provider's part: ``due_events`` hands back, once
 their time has come, the events a real provider would have posted (sent, delivered, a
-call answered by a person or a machine) and now and then a sample reply ("I'll pay
+call answered by a person or a machine, and a person's answer to the identity check:
+mostly the debtor's 1, now and then someone else's 2) and now and then a sample reply ("I'll pay
 Friday", "STOP"), as normalized events for the same event-applying path.
 
 Its webhook (``/webhooks/outbox/events``) takes those events as JSON, signed with
@@ -34,6 +37,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError, WebhookRejected
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
+    IDENTITY_CHECK,
     Channel,
     EventType,
     OutboundMessage,
@@ -48,13 +52,21 @@ from outreach.providers.base import (
 )
 from outreach.providers.keywords import reply_intent
 from outreach.providers.twilio_voice import (
+    CONFIRM_DIGIT,
+    NOT_THE_DEBTOR_DIGIT,
+    PLAY_MESSAGE,
+    PLAY_NOT_THE_DEBTOR,
+    PLAY_VOICEMAIL,
     call_language,
     call_outcome,
     company_or_none,
     gather_url,
-    opt_out_twiml,
+    identity_fields,
+    identity_twiml,
+    identity_url,
+    played_twiml,
 )
-from outreach.rendering.context import Company, call_opt_out_texts
+from outreach.rendering.context import Company, call_identity_texts, call_opt_out_texts
 
 SIGNATURE_HEADER = "X-Outreach-Signature"
 SAMPLE_REPLIES = (
@@ -68,6 +80,8 @@ SAMPLE_REPLIES = (
 # Outboxes of several channels may share one file: one whole line at a time.
 _FILE_LOCK = threading.Lock()
 _OUTCOMES = {EventType.DELIVERED: "delivered", EventType.BOUNCED: "failed"}
+# Of the demo's calls answered by a person, the share answered by someone else.
+_WRONG_PARTY_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -155,20 +169,34 @@ class Outbox(Provider):
         )
 
     def _call_script(self, message: OutboundMessage) -> dict[str, Any]:
-        """For a call: the opt-out it offers, and the TwiML a person and a machine get."""
+        """For a call: the opt-out it offers, and the TwiML each who answers gets."""
         if self._voice is None:
             return {}
+        voice, company = self._voice, self._company
         language = call_language(message.locale)
-        offer = call_opt_out_texts(self._company, language).offer
         base = message.callback_base_url or self.settings.public_base_url
         action = gather_url(base, message.attempt_id, language)
+
+        def played(what: str) -> str:
+            return played_twiml(
+                voice, company, what, message.body, message.voicemail or "", action, language
+            )
+
+        # Without a name to ask for, a person gets what a machine does (``answer_twiml``).
+        name = " ".join((message.debtor_name or "").split())
+        check = call_identity_texts(company, language, name).check
+        person = (
+            identity_twiml(voice, check, identity_url(base, message.attempt_id, language))
+            if name
+            else played(PLAY_VOICEMAIL)
+        )
         return {
-            "opt_out": offer,
+            "opt_out": call_opt_out_texts(company, language).offer,
             "twiml": {
-                "human": opt_out_twiml(self._voice, message.body, offer, action, language),
-                "voicemail": opt_out_twiml(
-                    self._voice, message.voicemail or "", offer, action, language
-                ),
+                "human": person,
+                "debtor": played(PLAY_MESSAGE),
+                "not_the_debtor": played(PLAY_NOT_THE_DEBTOR),
+                "voicemail": played(PLAY_VOICEMAIL),
             },
         }
 
@@ -223,6 +251,12 @@ class Outbox(Provider):
             later(delay, event="no-answer" if roll < 0.9 else "busy")
             return
         later(delay, event="answered", answered_by=answered_by)
+        if answered_by == "human":
+            # The identity check's answer, as Twilio would post it: the message is played
+            # to the debtor only; someone else is a wrong party for the account.
+            someone_else = chance.random() < _WRONG_PARTY_SHARE
+            digits = NOT_THE_DEBTOR_DIGIT if someone_else else CONFIRM_DIGIT
+            later(delay * 1.5, event=IDENTITY_CHECK, digits=digits)
         later(delay * 2, event="completed", answered_by=answered_by)
 
     def due_events(self, now: datetime) -> list[ProviderEvent]:
@@ -275,6 +309,8 @@ class Outbox(Provider):
             EventType.OPTED_OUT: opted_out.value,
             EventType.BOUNCED: SuppressionReason.BOUNCE.value,
         }.get(event_type)
+        if raw_status == IDENTITY_CHECK:
+            return self._identity_event(item, occurred)
         return ProviderEvent(
             provider=self.name,
             kind="reply" if raw_status == "reply" else "status",
@@ -292,6 +328,23 @@ class Outbox(Provider):
             raw_status=raw_status,
             outcome=outcome,
             suppression=suppression,
+        )
+
+    def _identity_event(self, item: dict[str, Any], occurred: datetime) -> ProviderEvent:
+        """A simulated answer to the identity check, recorded as Twilio's is."""
+        return ProviderEvent(
+            provider=self.name,
+            kind=IDENTITY_CHECK,
+            dedupe_key=dedupe_key(
+                self.name, item.get("message_id") or payload_digest(item), IDENTITY_CHECK
+            ),
+            occurred_at=occurred,
+            payload=item,
+            provider_message_id=item.get("message_id"),
+            attempt_id=attempt_id_from(item.get("attempt_id")),
+            from_address=item.get("from"),
+            to_address=item.get("to"),
+            **identity_fields(str(item.get("digits") or "")),
         )
 
 

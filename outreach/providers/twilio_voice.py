@@ -1,14 +1,21 @@
 """Calls through Twilio's Calls API, with answering-machine detection and call progress.
 
-A person who answers hears the full message; an answering machine gets only the
-limited-content voicemail. Two ways to get there (``twiml_mode`` in channels/voice.yaml):
+A person who answers is first asked who they are, with nothing said about a debt: "This
+is {lcm_name}. This call is for Pat Doe. If you are Pat Doe, press 1. If you are not,
+press 2." (a ``<Gather>`` of one key posted to our ``identity`` webhook). Detection tells
+a person from a machine, not the debtor from a roommate, and the message names the debt
+(15 USC 1692c(b), Reg F 1006.6(d)(1)). Only 1 plays the full message (the template's
+``human`` block); 2 plays a neutral goodbye and marks the number a wrong party for the
+account; no key, or another one, plays the limited-content voicemail; 9 opts out. An
+answering machine gets only the limited-content voicemail. Two ways to get there
+(``twiml_mode`` in channels/voice.yaml):
 
 - ``url`` (default): the call asks Twilio to detect a machine first (``MachineDetection``,
   synchronous) and then fetch TwiML from our ``twiml`` webhook with ``AnsweredBy``; the web
   layer answers with ``answer_twiml``.
 - ``inline``: the call carries the voicemail TwiML itself (safe for anyone to hear) and
   detection runs asynchronously (``AsyncAmd``); when it reports a person, the web layer
-  may switch the live call to the full message with ``update_call``.
+  may switch the live call to the identity check with ``update_call``.
 
 Every call offers an automated opt-out before it ends (47 CFR 64.1200(b)(3)): after the
 message, a ``<Gather>`` says "To stop these calls, press 9 or say stop." (the words from
@@ -43,6 +50,7 @@ from outreach.errors import ChannelError, ConfigError
 from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
+    IDENTITY_CHECK,
     SAID_IN_OUR_CALL,
     Channel,
     EventType,
@@ -64,10 +72,18 @@ from outreach.providers.twilio_common import (
     require_credentials,
     verify_signature,
 )
-from outreach.rendering.context import CallOptOutTexts, Company, call_opt_out_texts, load_company
+from outreach.rendering.context import (
+    CallIdentityTexts,
+    CallOptOutTexts,
+    Company,
+    call_identity_texts,
+    call_opt_out_texts,
+    load_company,
+)
 
 log = logging.getLogger("outreach.providers.twilio_voice")
 INVALID = ContactStatus.INVALID.value
+WRONG_NUMBER = ContactStatus.WRONG_NUMBER.value
 
 # Twilio's call statuses (the spec's call_enum_status, plus "initiated") in our words.
 CALL_STATUS: dict[str, EventType] = {
@@ -138,6 +154,28 @@ def company_or_none(templates_dir: Path) -> Company | None:
 
 
 GATHER_PATH = "/webhooks/twilio_voice/gather"
+IDENTITY_PATH = "/webhooks/twilio_voice/identity"
+
+# The identity check's keys, and what each plays next: only the debtor hears the message.
+CONFIRM_DIGIT = "1"
+NOT_THE_DEBTOR_DIGIT = "2"
+PLAY_MESSAGE = "human"  # the template's human block: the debtor confirmed
+PLAY_NOT_THE_DEBTOR = "not the debtor"  # a neutral goodbye
+PLAY_VOICEMAIL = "voicemail"  # no answer, or another key: the limited-content message
+PLAY_OPT_OUT = "opt-out"  # the opt-out's confirmation
+_IDENTITY_TIMEOUT = 6  # seconds to press a key once the question is said
+
+
+def identity_answer(digits: str | None) -> str:
+    """What the identity check's answer plays next (``PLAY_...``)."""
+    pressed = (digits or "").strip()
+    if pressed == CONFIRM_DIGIT:
+        return PLAY_MESSAGE
+    if pressed == NOT_THE_DEBTOR_DIGIT:
+        return PLAY_NOT_THE_DEBTOR
+    if pressed == OPT_OUT_DIGIT:
+        return PLAY_OPT_OUT
+    return PLAY_VOICEMAIL
 
 
 def gather_url(base: str, attempt_id: int | None, language: str) -> str:
@@ -147,6 +185,53 @@ def gather_url(base: str, attempt_id: int | None, language: str) -> str:
     if attempt_id is not None:
         query = {"attempt_id": attempt_id, **query}
     return callback_url(base, GATHER_PATH, **query)
+
+
+def identity_fields(digits: str | None) -> dict[str, Any]:
+    """An identity check answer's event fields, whoever posts it (Twilio, the outbox):
+    what was pressed and which words that plays next are its ``raw_status``, the call's
+    record of what was said."""
+    pressed = (digits or "").strip()
+    played = identity_answer(pressed)
+    event_type = {
+        PLAY_MESSAGE: EventType.ANSWERED_HUMAN,
+        PLAY_NOT_THE_DEBTOR: EventType.ANSWERED_HUMAN,
+        PLAY_OPT_OUT: EventType.OPTED_OUT,
+    }.get(played, EventType.UNKNOWN)
+    heard = f"keypress {pressed}" if pressed else "no input"
+    return {
+        "event_type": event_type,
+        "raw_status": f"{heard}: {played}"[:64],
+        "suppression": SuppressionReason.STOP.value if played == PLAY_OPT_OUT else None,
+        # Someone else answers at this number: a wrong party for the account called.
+        "contact_status": WRONG_NUMBER if played == PLAY_NOT_THE_DEBTOR else None,
+    }
+
+
+def identity_url(base: str, attempt_id: int | None, language: str) -> str:
+    """Where Twilio posts the key pressed at the identity check, signed like the Gather's."""
+    query: dict[str, object] = {"lang": language}
+    if attempt_id is not None:
+        query = {"attempt_id": attempt_id, **query}
+    return callback_url(base, IDENTITY_PATH, **query)
+
+
+def identity_twiml(config: VoiceChannel, check: str, action: str) -> str:
+    """The question to whoever answered, in a Gather of one key posted to ``action``; no
+    key is posted too (``actionOnEmptyResult``), so that what follows is decided, and
+    recorded, there. Nothing in it names the debt."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        action=action,
+        method="POST",
+        timeout=_IDENTITY_TIMEOUT,
+        action_on_empty_result=True,
+    )
+    gather.say(check, voice=config.voice, language=config.language)
+    response.hangup()  # not reached while the action answers
+    return str(response)
 
 
 def opt_out_twiml(config: VoiceChannel, text: str, offer: str, action: str, language: str) -> str:
@@ -167,6 +252,30 @@ def opt_out_twiml(config: VoiceChannel, text: str, offer: str, action: str, lang
     gather.say(offer, voice=config.voice, language=config.language)
     response.hangup()  # no input: the Gather falls through to here
     return str(response)
+
+
+def played_twiml(
+    config: VoiceChannel,
+    company: Company | None,
+    played: str,
+    human: str,
+    voicemail: str,
+    action: str,
+    language: str,
+) -> str:
+    """The words ``played`` names (``PLAY_...``), each followed by the opt-out offer posted
+    to ``action``; the opt-out's confirmation ends the call."""
+    texts = call_opt_out_texts(company, language)
+    if played == PLAY_OPT_OUT:
+        response = VoiceResponse()
+        response.say(texts.confirmation, voice=config.voice, language=config.language)
+        response.hangup()
+        return str(response)
+    said = {
+        PLAY_MESSAGE: human,
+        PLAY_NOT_THE_DEBTOR: call_identity_texts(company, language, "").not_the_debtor,
+    }.get(played, voicemail)
+    return opt_out_twiml(config, said, texts.offer, action, language)
 
 
 def answered_event(answered_by: str | None) -> EventType:
@@ -203,6 +312,7 @@ class TwilioVoice(Provider):
         "amd": "/webhooks/twilio_voice/amd",
         "twiml": "/webhooks/twilio_voice/twiml",
         "gather": GATHER_PATH,
+        IDENTITY_CHECK: IDENTITY_PATH,
     }
 
     def __init__(
@@ -224,9 +334,41 @@ class TwilioVoice(Provider):
     def gather_url(self, attempt_id: int | None, language: str, base_url: str | None = None) -> str:
         return gather_url(base_url or self.settings.public_base_url, attempt_id, language)
 
+    def identity_texts(self, language: str, name: str) -> CallIdentityTexts:
+        return call_identity_texts(self.company, language, name)
+
     def answer_twiml(
         self,
         answered_by: str | None,
+        human: str,
+        voicemail: str,
+        *,
+        name: str = "",
+        attempt_id: int | None = None,
+        language: str = "en",
+        base_url: str | None = None,
+    ) -> str:
+        """What to play once Twilio knows who answered: to a person, the identity check
+        (the message waits for the debtor's 1: ``answer_identity``); to a machine, the
+        voicemail and the opt-out offer after it."""
+        if answered_by == FAX:
+            response = VoiceResponse()
+            response.hangup()
+            return str(response)
+        if answered_by == "human" and name.strip():
+            return identity_twiml(
+                self.config,
+                self.identity_texts(language, name).check,
+                identity_url(base_url or self.settings.public_base_url, attempt_id, language),
+            )
+        # A machine, no detection result, or a person we cannot ask for by name: only
+        # what anyone may hear.
+        return self.play(PLAY_VOICEMAIL, human, voicemail, attempt_id=attempt_id,
+                         language=language, base_url=base_url)  # fmt: skip
+
+    def play(
+        self,
+        played: str,
         human: str,
         voicemail: str,
         *,
@@ -234,23 +376,12 @@ class TwilioVoice(Provider):
         language: str = "en",
         base_url: str | None = None,
     ) -> str:
-        """What to play once Twilio knows who answered: the full message only to a person,
-        and to anyone the opt-out offer after it."""
-        if answered_by == FAX:
-            response = VoiceResponse()
-            response.hangup()
-            return str(response)
-        text = human if answered_by == "human" else voicemail
-        return opt_out_twiml(
-            self.config,
-            text,
-            self.opt_out_texts(language).offer,
-            self.gather_url(attempt_id, language, base_url),
-            language,
-        )
+        """The words ``played`` names (``played_twiml``)."""
+        action = self.gather_url(attempt_id, language, base_url)
+        return played_twiml(self.config, self.company, played, human, voicemail, action, language)
 
     def answer_event(
-        self, event: ProviderEvent, human: str, voicemail: str, language: str = "en"
+        self, event: ProviderEvent, human: str, voicemail: str, language: str = "en", name: str = ""
     ) -> str:
         """``answer_twiml`` for a parsed TwiML fetch or AMD result (by its AnsweredBy)."""
         answered_by = event.payload.get("AnsweredBy")
@@ -258,19 +389,34 @@ class TwilioVoice(Provider):
             answered_by if isinstance(answered_by, str) else None,
             human,
             voicemail,
+            name=name,
             attempt_id=event.attempt_id,
             language=language,
         )
 
+    def answer_identity(
+        self, event: ProviderEvent, human: str | None, voicemail: str | None, language: str
+    ) -> str:
+        """The answer to the identity check: the message only to the debtor (1). For a
+        call we do not know (no ``human``), only an opt-out is answered, with its
+        confirmation; anything else hangs up."""
+        digits = event.payload.get("Digits")
+        played = identity_answer(digits if isinstance(digits, str) else None)
+        if human is None and played != PLAY_OPT_OUT:
+            return self._say_and_hang_up(None)
+        return self.play(played, human or "", voicemail or "", attempt_id=event.attempt_id,
+                         language=language)  # fmt: skip
+
     def answer_gather(self, event: ProviderEvent, language: str) -> str:
         """The answer to a Gather: the confirmation after an opt-out, then a hang-up."""
-        response = VoiceResponse()
         if event.event_type == EventType.OPTED_OUT:
-            response.say(
-                self.opt_out_texts(language).confirmation,
-                voice=self.config.voice,
-                language=self.config.language,
-            )
+            return self._say_and_hang_up(self.opt_out_texts(language).confirmation)
+        return self._say_and_hang_up(None)
+
+    def _say_and_hang_up(self, text: str | None) -> str:
+        response = VoiceResponse()
+        if text:
+            response.say(text, voice=self.config.voice, language=self.config.language)
         response.hangup()
         return str(response)
 
@@ -360,6 +506,8 @@ class TwilioVoice(Provider):
             {"outcome": "failed", "contact_status": INVALID} if answered_by == FAX else {}
         )
         sid = call_sid or payload_digest(payload)
+        if urlsplit(request.url).path.endswith(self.webhook_paths[IDENTITY_CHECK]):
+            return [self._identity_event(fields, sid, common)]
         if self._is_gather(request, fields):
             return [self._gather_event(fields, sid, common)]
         if "CallStatus" not in fields:
@@ -449,6 +597,19 @@ class TwilioVoice(Provider):
             raw_status=raw_status[:64],
             suppression=SuppressionReason.STOP.value if opted_out else None,
             body=(speech.strip()[:_SPOKEN_LENGTH] or None) if opted_out else None,
+            **common,
+        )
+
+    def _identity_event(
+        self, fields: dict[str, str], sid: str, common: dict[str, Any]
+    ) -> ProviderEvent:
+        """The answer to "if you are Pat Doe, press 1": what was pressed, and which words
+        that plays next, are its ``raw_status`` (the call's record of what was said)."""
+        return ProviderEvent(
+            kind=IDENTITY_CHECK,
+            # One identity check a call: its answer decides the rest of the call.
+            dedupe_key=dedupe_key(self.name, IDENTITY_CHECK, sid),
+            **identity_fields(fields.get("Digits")),
             **common,
         )
 

@@ -78,6 +78,11 @@ class LocalTexts(BaseModel):
     # ({company} becomes company.lcm_name). Unset: the defaults in CALL_OPT_OUT_DEFAULTS.
     call_opt_out: str | None = None
     call_opt_out_confirmation: str | None = None
+    # Calls answered by a person: the question asked before anything about the account is
+    # said ({company} becomes company.lcm_name, {name} the debtor's name), and what a
+    # person who is not the debtor hears. Unset: the defaults in CALL_IDENTITY_DEFAULTS.
+    call_identity_check: str | None = None
+    call_not_the_debtor: str | None = None
 
     # Every message is made of these: a blank one would send debt collectors' messages
     # without their disclosure, and texts without a way to stop them.
@@ -161,6 +166,58 @@ def call_opt_out_texts(company: Company | None, language: str) -> CallOptOutText
         (texts.call_opt_out or offer).strip(),
         confirmation.replace("{company}", company.lcm_name).strip(),
     )
+
+
+@dataclass(frozen=True)
+class CallIdentityTexts:
+    """What a call asks whoever answers before it says anything about the account, and
+    what it says to someone who is not the debtor."""
+
+    check: str  # the company's and the debtor's names already in it
+    not_the_debtor: str
+
+
+# The defaults by language: the question, the question when no company file names the
+# business, and the words to someone else. Like a limited-content voicemail they name the
+# business by lcm_name and say nothing of a debt: whoever answers may not be the debtor
+# (15 USC 1692c(b), Reg F 1006.6(d)(1)).
+CALL_IDENTITY_DEFAULTS: dict[str, tuple[str, str, str]] = {
+    "en": (
+        "Hello, this is {company}. This call is for {name}. If you are {name}, press 1. "
+        "If you are not, press 2.",
+        "Hello, this call is for {name}. If you are {name}, press 1. If you are not, press 2.",
+        "Thank you. Sorry to have bothered you.",
+    ),
+    "es": (
+        "Hola, le llamamos de {company}. Esta llamada es para {name}. Si usted es {name}, "
+        "marque 1. Si no lo es, marque 2.",
+        "Hola, esta llamada es para {name}. Si usted es {name}, marque 1. Si no lo es, marque 2.",
+        "Gracias. Disculpe la molestia.",
+    ),
+}
+_IDENTITY_FIELDS = re.compile(r"\{(company|name)\}")
+
+
+def call_identity_texts(company: Company | None, language: str, name: str) -> CallIdentityTexts:
+    """The identity check's words in ``language`` for the debtor ``name``: the company's
+    own when it set them, else the default for that language, else English."""
+    language = language.replace("-", "_").split("_")[0].lower()
+    if company is not None and language not in company.texts:
+        language = "en"  # the company's fallback language, as for the opt-out
+    check, unnamed, not_the_debtor = CALL_IDENTITY_DEFAULTS.get(
+        language, CALL_IDENTITY_DEFAULTS["en"]
+    )
+    words = {"company": "", "name": " ".join(name.split())}
+    if company is None:
+        check = unnamed
+    else:
+        texts = company.texts[language]
+        check = texts.call_identity_check or check
+        not_the_debtor = texts.call_not_the_debtor or not_the_debtor
+        words["company"] = company.lcm_name
+    # In one pass: a name spelt "{company}" stays a name.
+    said = _IDENTITY_FIELDS.sub(lambda found: words[found.group(1)], check)
+    return CallIdentityTexts(said.strip(), not_the_debtor.strip())
 
 
 def load_company(templates_dir: Path) -> Company:

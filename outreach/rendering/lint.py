@@ -18,7 +18,9 @@ A template is refused, with the line and the cause, when:
   (``answer_text.shown_text``), and HTML past what that reads is refused
   (``HTML_UNCHECKABLE``);
 - a voicemail says more than a limited-content message may, such as a word about the debt
-  (``REGF_LCM_CONTENT_INVALID``: ``LCM_FORBIDDEN``);
+  (``REGF_LCM_CONTENT_INVALID``: ``LCM_FORBIDDEN``); so for the words a call says to a
+  person before they say they are the debtor (the identity check, and the goodbye to
+  someone else: company.yaml's ``call_identity_check``, ``call_not_the_debtor``);
 - an answer template does not show the agent's whole answer (``ANSWER_INCOMPLETE``), or
   its HTML is past what that check reads (``ANSWER_UNCHECKABLE``: too many ``@media``
   conditions).
@@ -49,6 +51,7 @@ from outreach.rendering.context import (
     SAMPLE_TODAY,
     Company,
     MessageFacts,
+    call_identity_texts,
     sample_context,
     variables_for,
 )
@@ -339,6 +342,8 @@ def _content(
                 break
     if key.channel == "voice" and rendered.voicemail is not None:
         issues += _voicemail_content(path, rendered.voicemail, company)
+    if key.channel == "voice":
+        issues += _identity_check_content(path, company, key.language or "en")
     if key.name == ANSWER_TEMPLATE:
         missing, unchecked = check_answer_shown(rendered, str(context["answer"]))
         if unchecked:
@@ -451,6 +456,21 @@ def _voicemail_content(path: str, voicemail: str, company: Company) -> list[Lint
                 )
             )
     return issues
+
+
+def _identity_check_content(path: str, company: Company, language: str) -> list[LintIssue]:
+    """Whoever answers a call hears the identity check before saying who they are, and
+    someone else the goodbye: like a voicemail, neither may name the debt."""
+    texts = call_identity_texts(company, language, "")
+    found = LCM_FORBIDDEN.finditer(f"{texts.check} {texts.not_the_debtor}")
+    forbidden = sorted({" ".join(m.group(0).split()).lower() for m in found})
+    if not forbidden:
+        return []
+    message = (
+        f"the identity check a call asks before its message (company.yaml's "
+        f"call_identity_check, call_not_the_debtor) may not mention {', '.join(forbidden)}"
+    )
+    return [LintIssue(path, None, "REGF_LCM_CONTENT_INVALID", message)]
 
 
 def _template_line(exc: BaseException, path: str) -> int | None:

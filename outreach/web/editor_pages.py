@@ -37,7 +37,7 @@ from outreach.channels import lint_policy
 from outreach.config import Settings
 from outreach.errors import CadenceError, NotFoundError, TemplateError
 from outreach.models import TemplateStatus, TemplateVersion
-from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, load_company
+from outreach.rendering.context import SAMPLE_ACCOUNTS, Company, call_identity_texts, load_company
 from outreach.rendering.environment import PARTIALS_DIR
 from outreach.rendering.lint import (
     MAX_TEMPLATE_CHARACTERS,
@@ -185,7 +185,7 @@ def preview(
         # The form's own: a page without it stays without it, and its save is refused.
         based_on = asked.request.based_on
         return _editor(request, session, path, source, sample, rows, found, based_on=based_on)
-    view = _preview_view(request, found, session)
+    view = _preview_view(request, found, session, sample)
     fragment = ui.pages.get_template("editor_preview.html").render(preview=view, path_shown=path)
     return JSONResponse({**view, "fragment": fragment}, headers={"Cache-Control": "no-store"})
 
@@ -389,7 +389,7 @@ def _editor(
         "based_on": based_on,
         "since": _since_view(since) if since is not None else None,
         "rollback_to": earlier[-1] if earlier else None,
-        "preview": _preview_view(request, found, session),
+        "preview": _preview_view(request, found, session, sample),
         "is_partial": path.startswith(f"{PARTIALS_DIR}/"),
         "source_chars": SOURCE_CHARS,
     }
@@ -462,8 +462,11 @@ def _too_long_preview(path: str, source: str) -> Preview:
     return Preview([too_large(path, len(source))], None)
 
 
-def _preview_view(request: Request, found: Preview, session: Session) -> dict[str, Any]:
-    """The preview as the page and the script show it."""
+def _preview_view(
+    request: Request, found: Preview, session: Session, sample: int
+) -> dict[str, Any]:
+    """The preview as the page and the script show it; a call's in the order a person
+    hears it: the identity check, then the message once they press 1."""
     view: dict[str, Any] = {
         "ok": not found.issues,
         "issues": [_issue_view(issue) for issue in found.issues],
@@ -487,7 +490,13 @@ def _preview_view(request: Request, found: Preview, session: Session) -> dict[st
             "html_url": f"/templates/preview/html/{token}",
         }  # fmt: skip
     else:
-        view["voice"] = {"human": rendered.text, "voicemail": rendered.voicemail or ""}
+        company, _ = _company_and_policy(request)
+        name = SAMPLE_ACCOUNTS[_sample_number(sample) - 1].debtor_name
+        check = call_identity_texts(company, rendered.key.language or "en", name)
+        view["voice"] = {
+            "identity_check": check.check, "human": rendered.text,
+            "not_the_debtor": check.not_the_debtor, "voicemail": rendered.voicemail or "",
+        }  # fmt: skip
     return view
 
 

@@ -7,9 +7,10 @@
 - The events are handed to the batched writer; the answer leaves only once they are
   committed. If they cannot be stored the answer is 503, and the provider retries.
 - Twilio's inbound messages are answered with TwiML (the text back to a keyword, if any),
-  its TwiML fetch for a call with what the call says (ending with the opt-out offer), the
-  call's Gather with the opt-out's confirmation or a hang-up; everything else with a
-  summary.
+  its TwiML fetch for a call with what the call says (to a person, the identity check; to
+  a machine, the voicemail and the opt-out offer), the identity check's answer with the
+  message (the debtor pressed 1) or words that name no debt, the call's Gather with the
+  opt-out's confirmation or a hang-up; everything else with a summary.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from outreach.clock import Clock
 from outreach.config import Settings
 from outreach.errors import ChannelError, ConfigError, WebhookRejected
 from outreach.events import EventResult
-from outreach.providers.base import Channel, EventType, Provider, ProviderEvent, WebhookRequest
+from outreach.providers.base import (
+    IDENTITY_CHECK,
+    Channel,
+    EventType,
+    Provider,
+    ProviderEvent,
+    WebhookRequest,
+)
 from outreach.providers.outbox import Outbox
 from outreach.providers.registry import PROVIDERS, build_provider
 from outreach.providers.twilio_sms import TwilioSms
@@ -134,7 +142,21 @@ def _answer(
         script = results[0].call if results else None
         if script is None:  # a call we did not place, or no longer know: say nothing
             return Response(HANG_UP, media_type="text/xml")
-        twiml = provider.answer_event(events[0], script.human, script.voicemail, language)
+        twiml = provider.answer_event(
+            events[0], script.human, script.voicemail, language, name=script.name
+        )
+        return Response(twiml, media_type="text/xml")
+    if isinstance(provider, TwilioVoice) and path_kind == IDENTITY_CHECK:
+        # Answered from the event, not from whether it was new: a retry plays the same.
+        if not events:
+            return Response(HANG_UP, media_type="text/xml")
+        script = results[0].call if results else None
+        twiml = provider.answer_identity(
+            events[0],
+            script.human if script is not None else None,
+            script.voicemail if script is not None else None,
+            language,
+        )
         return Response(twiml, media_type="text/xml")
     if isinstance(provider, TwilioVoice) and path_kind == "gather":
         # Answered from the event, not from whether it was new: a retried opt-out is
@@ -155,7 +177,8 @@ def _switch_to_a_person(
     background: BackgroundTasks,
     language: str,
 ) -> None:
-    """Inline mode plays the voicemail first; a person, once detected, hears it all."""
+    """Inline mode plays the voicemail first; a person, once detected, is asked who they
+    are (the identity check), and hears the message once they say they are the debtor."""
     if provider.config.twiml_mode != "inline":
         return
     for event, result in zip(events, results, strict=True):
@@ -165,6 +188,7 @@ def _switch_to_a_person(
                 "human",
                 result.call.human,
                 result.call.voicemail,
+                name=result.call.name,
                 attempt_id=event.attempt_id,
                 language=language,
             )
@@ -175,7 +199,7 @@ async def _update_call(provider: TwilioVoice, call_sid: str, twiml: str) -> None
     try:
         await provider.update_call(call_sid, twiml)
     except ChannelError as exc:
-        log.warning("could not switch a call to the full message: %s", exc)
+        log.warning("could not switch a call to the identity check: %s", exc)
 
 
 def _wrong_kind(provider: Provider, path_kind: str, events: Sequence[ProviderEvent]) -> str | None:

@@ -156,8 +156,9 @@ async def test_a_call_line_shows_the_opt_out_it_offers(
 ) -> None:
     calls = outbox(settings, clock, "voice")
     await calls.send(
-        OutboundMessage(5, "call5", "voice", "+16175550199", "Hello Pat", voicemail="Call us")
-    )
+        OutboundMessage(5, "call5", "voice", "+16175550199", "Hello Pat", voicemail="Call us",
+                        debtor_name="Pat Doe")
+    )  # fmt: skip
     await calls.send(
         OutboundMessage(6, "call6", "voice", "+16175550199", "Hola", voicemail="Llame", locale="es")
     )
@@ -166,15 +167,58 @@ async def test_a_call_line_shows_the_opt_out_it_offers(
     )
     assert english["opt_out"] == "To stop these calls, press 9 or say stop."
     action = f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id=5&amp;lang=en"
-    for heard, text in (("human", "Hello Pat"), ("voicemail", "Call us")):
+    heard_after = (
+        ("debtor", "Hello Pat"),
+        ("not_the_debtor", "Thank you. Sorry to have bothered you."),
+        ("voicemail", "Call us"),
+    )
+    for heard, text in heard_after:
         tree = twiml(english["twiml"][heard])
         gather = tree.find("Gather")
         assert gather is not None and gather.attrib["numDigits"] == "1"
         assert tree[0].tag == "Say" and tree[0].text == text  # the message, then the offer
         assert [say.text for say in gather.findall("Say")] == [english["opt_out"]]
         assert action in english["twiml"][heard]
+    # A person is asked who they are first, as Twilio would ask them.
+    person = twiml(english["twiml"]["human"])
+    assert [child.tag for child in person] == ["Gather", "Hangup"]
+    assert person[0].attrib["action"] == (
+        f"{PUBLIC}/webhooks/twilio_voice/identity?attempt_id=5&lang=en"
+    )
+    assert "Hello Pat" not in english["twiml"]["human"]
+    assert "This call is for Pat Doe." in english["twiml"]["human"]
+    # No name to ask for: a person hears what a machine does.
+    assert spanish["twiml"]["human"] == spanish["twiml"]["voicemail"]
     assert spanish["opt_out"] == "Para dejar de recibir estas llamadas, marque 9 o diga alto."
     sms = outbox(settings, clock)
     await sms.send(SMS)
     last = json.loads(settings.outbox_path.read_text("utf-8").splitlines()[-1])
     assert "twiml" not in last and "opt_out" not in last
+
+
+async def test_a_simulated_call_a_person_answers_goes_through_the_identity_check(
+    settings: Settings, clock: FixedClock
+) -> None:
+    """The demo's calls as Twilio's go: a person's answer to "if you are Pat Doe, press 1"
+    comes between the answer and the end of the call, mostly the debtor's 1."""
+    calls = outbox(settings, clock, "voice")
+    for n in range(200):
+        message = OutboundMessage(n, f"call{n}", "voice", "+16175550199", "Hello Pat",
+                                  voicemail="Call us", debtor_name="Pat Doe")  # fmt: skip
+        await calls.send(message)
+    events = calls.due_events(clock.now() + timedelta(days=1))
+    pressed: list[str | None] = []
+    for n in range(200):
+        own = [e for e in events if e.attempt_id == n]
+        kinds = [(e.kind, e.raw_status) for e in own]
+        if ("status", "answered") not in kinds or own[1].payload["answered_by"] != "human":
+            assert all(kind != "identity" for kind, _ in kinds)
+            continue
+        assert [kind for kind, _ in kinds] == ["status", "status", "identity", "status"]
+        identity = own[2]
+        pressed.append(identity.raw_status)
+        assert identity.contact_status == (
+            "wrong_number" if identity.raw_status == "keypress 2: not the debtor" else None
+        )
+    assert set(pressed) == {"keypress 1: human", "keypress 2: not the debtor"}
+    assert pressed.count("keypress 1: human") > pressed.count("keypress 2: not the debtor")

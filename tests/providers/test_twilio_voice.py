@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 import httpx
 import pytest
@@ -15,12 +15,19 @@ from outreach.channels import VoiceChannel
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.errors import ChannelError
-from outreach.providers.base import EventType, OutboundMessage
+from outreach.providers.base import EventType, OutboundMessage, WebhookRequest
 from outreach.providers.twilio_voice import TwilioVoice, asks_to_stop
-from outreach.rendering.context import CALL_OPT_OUT_DEFAULTS
+from outreach.rendering.context import CALL_IDENTITY_DEFAULTS, CALL_OPT_OUT_DEFAULTS
 from outreach.rendering.lint import LCM_FORBIDDEN
 from tests.conftest import REPO
-from tests.providers.conftest import ACCOUNT_SID, PUBLIC, load_json, twilio_request, twiml
+from tests.providers.conftest import (
+    ACCOUNT_SID,
+    PUBLIC,
+    load_json,
+    signed_form,
+    twilio_request,
+    twiml,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -92,28 +99,146 @@ async def test_a_call_needs_a_voicemail(
         await voice(settings, client, clock).send(without)
 
 
+CHECK = (
+    "Hello, this is Northwind Customer Care. This call is for Pat Doe. If you are Pat Doe, "
+    "press 1. If you are not, press 2."
+)
+IDENTITY = f"{PUBLIC}/webhooks/twilio_voice/identity?attempt_id=42&lang=en"
+
+
 @pytest.mark.parametrize(
-    ("answered_by", "hears_full_message"),
+    "answered_by", ["machine_end_beep", "machine_end_silence", "machine_start", "unknown", None]
+)
+def test_a_machine_hears_only_the_voicemail(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, answered_by: str | None
+) -> None:
+    twiml = voice(settings, client, clock).answer_twiml(
+        answered_by, HUMAN, VOICEMAIL, name="Pat Doe"
+    )
+    assert twiml.startswith("<?xml") and "<Say" in twiml and "<Hangup" in twiml
+    assert "4411" not in twiml and VOICEMAIL in twiml
+
+
+def test_a_person_is_asked_who_they_are_before_anything_about_the_account(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    """Detection tells a person from a machine, not the debtor from whoever else lives
+    there: nothing of the message is said until the debtor presses 1."""
+    said = voice(settings, client, clock).answer_twiml(
+        "human", HUMAN, VOICEMAIL, name="Pat  Doe", attempt_id=42, language="en"
+    )
+    root = twiml(said)
+    assert [child.tag for child in root] == ["Gather", "Hangup"]
+    gather = root[0]
+    assert gather.attrib == {
+        "input": "dtmf", "numDigits": "1", "action": IDENTITY, "method": "POST",
+        "timeout": "6", "actionOnEmptyResult": "true",
+    }  # fmt: skip
+    assert [say.text for say in gather.findall("Say")] == [CHECK]
+    assert "4411" not in said and "120.00" not in said and VOICEMAIL not in said
+    assert not LCM_FORBIDDEN.search(CHECK)
+
+
+def test_a_person_we_cannot_ask_for_by_name_hears_only_the_voicemail(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    said = voice(settings, client, clock).answer_twiml("human", HUMAN, VOICEMAIL, name=" ")
+    assert "4411" not in said and VOICEMAIL in said and "<Gather" in said
+
+
+def identity(digits: str | None, url: str = IDENTITY) -> WebhookRequest:
+    """What Twilio posts to the identity check's action: the key, or none (a timeout)."""
+    request = twilio_request("voice_gather_digits.json", url=url)
+    if digits is None:
+        params = [(k, v) for k, v in parse_qsl(request.body.decode(), keep_blank_values=True)
+                  if k not in ("Digits", "FinishedOnKey")]  # fmt: skip
+        return signed_form(url, params)
+    return twilio_request("voice_gather_digits.json", url=url, changes={"Digits": digits})
+
+
+@pytest.mark.parametrize(
+    ("digits", "event_type", "raw_status", "contact_status"),
     [
-        ("human", True),
-        ("machine_end_beep", False),
-        ("machine_end_silence", False),
-        ("machine_start", False),
-        ("unknown", False),
-        (None, False),
+        ("1", EventType.ANSWERED_HUMAN, "keypress 1: human", None),
+        ("2", EventType.ANSWERED_HUMAN, "keypress 2: not the debtor", "wrong_number"),
+        ("9", EventType.OPTED_OUT, "keypress 9: opt-out", None),
+        ("5", EventType.UNKNOWN, "keypress 5: voicemail", None),
+        (None, EventType.UNKNOWN, "no input: voicemail", None),
     ],
 )
-def test_a_person_hears_the_message_and_a_machine_only_the_voicemail(
+def test_the_identity_checks_answer_records_what_was_pressed_and_played(
     settings: Settings,
     client: httpx.AsyncClient,
     clock: FixedClock,
-    answered_by: str | None,
-    hears_full_message: bool,
+    digits: str | None,
+    event_type: EventType,
+    raw_status: str,
+    contact_status: str | None,
 ) -> None:
-    twiml = voice(settings, client, clock).answer_twiml(answered_by, HUMAN, VOICEMAIL)
-    assert twiml.startswith("<?xml") and "<Say" in twiml and "<Hangup" in twiml
-    assert ("4411" in twiml) is hears_full_message
-    assert (VOICEMAIL in twiml) is not hears_full_message
+    provider = voice(settings, client, clock)
+    request = identity(digits)
+    provider.verify(request)
+    (event,) = provider.parse(request)
+    assert (event.kind, event.event_type, event.raw_status) == ("identity", event_type, raw_status)
+    assert event.contact_status == contact_status
+    assert event.suppression == ("stop" if digits == "9" else None)
+    assert (event.attempt_id, event.to_address) == (42, "+15558675310")
+
+
+@pytest.mark.parametrize(
+    ("digits", "first_said"),
+    [
+        ("1", HUMAN),
+        ("2", "Thank you. Sorry to have bothered you."),
+        ("5", VOICEMAIL),
+        (None, VOICEMAIL),
+    ],
+)
+def test_only_the_debtors_1_plays_the_message_and_every_answer_offers_the_opt_out(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    clock: FixedClock,
+    digits: str | None,
+    first_said: str,
+) -> None:
+    provider = voice(settings, client, clock)
+    (event,) = provider.parse(identity(digits))
+    root = twiml(provider.answer_identity(event, HUMAN, VOICEMAIL, "en"))
+    assert [child.tag for child in root] == ["Say", "Gather", "Hangup"]
+    assert root[0].text == first_said
+    gather = root[1]
+    assert gather.attrib["action"] == f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id=42&lang=en"
+    assert [say.text for say in gather.findall("Say")] == [OFFER]
+
+
+def test_pressing_9_at_the_identity_check_is_confirmed_and_ends_the_call(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    provider = voice(settings, client, clock)
+    (event,) = provider.parse(identity("9"))
+    root = twiml(provider.answer_identity(event, HUMAN, VOICEMAIL, "en"))
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root[0].text == (
+        "You will not receive further automated calls from Northwind Customer Care at this "
+        "number. Goodbye."
+    )
+    (unknown,) = provider.parse(identity("1"))  # a call we do not know: nothing said
+    assert [c.tag for c in twiml(provider.answer_identity(unknown, None, None, "en"))] == ["Hangup"]
+
+
+def test_a_spanish_call_asks_in_spanish(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    provider = voice(settings, client, clock)
+    root = twiml(provider.answer_twiml("human", "Hola", "Llame", name="Ana Ruiz", language="es"))
+    (say,) = root[0].findall("Say")
+    assert say.text == (
+        "Hola, le llamamos de Northwind Customer Care. Esta llamada es para Ana Ruiz. "
+        "Si usted es Ana Ruiz, marque 1. Si no lo es, marque 2."
+    )
+    assert root[0].attrib["action"].endswith("/identity?lang=es")
+    (event,) = provider.parse(identity("2", url=IDENTITY.replace("lang=en", "lang=es")))
+    assert "Disculpe la molestia." in provider.answer_identity(event, "Hola", "Llame", "es")
 
 
 def test_a_fax_gets_nothing(
@@ -311,7 +436,7 @@ async def test_a_redirected_call_post_is_an_outage_and_a_see_other_is_held_for_r
     assert (raised.value.outage, raised.value.ambiguous) == (outage, not outage)
 
 
-@pytest.mark.parametrize("answered_by", ["human", "machine_end_beep", "unknown", None])
+@pytest.mark.parametrize("answered_by", ["machine_end_beep", "unknown", None])
 def test_every_call_offers_an_opt_out_by_key_or_speech(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, answered_by: str | None
 ) -> None:
@@ -334,7 +459,7 @@ def test_every_call_offers_an_opt_out_by_key_or_speech(
     # The message first, heard whole: the Gather listens only for the offer after it (a
     # person answering "Hello?" does not cut the message); no input: hang up.
     assert [child.tag for child in root] == ["Say", "Gather", "Hangup"]
-    assert root[0].text == (HUMAN if answered_by == "human" else VOICEMAIL)
+    assert root[0].text == VOICEMAIL
     assert [say.text for say in gather.findall("Say")] == [OFFER]
 
 
@@ -385,6 +510,16 @@ def test_without_a_company_file_the_default_words_are_used(
     assert OFFER in provider.answer_twiml("human", HUMAN, VOICEMAIL)
     (event,) = provider.parse(twilio_request("voice_gather_digits.json"))
     assert "further automated calls from us at this number." in provider.answer_gather(event, "en")
+
+
+@pytest.mark.parametrize("language", sorted(CALL_IDENTITY_DEFAULTS))
+def test_the_identity_check_names_no_debt(language: str) -> None:
+    # Said to whoever answers, before they say who they are (15 USC 1692c(b)).
+    company = yaml.safe_load((REPO / "templates" / "company.yaml").read_text(encoding="utf-8"))
+    shipped = company["texts"][language]
+    for text in (*CALL_IDENTITY_DEFAULTS[language], shipped["call_identity_check"],
+                 shipped["call_not_the_debtor"]):  # fmt: skip
+        assert not LCM_FORBIDDEN.search(text), text
 
 
 @pytest.mark.parametrize("language", sorted(CALL_OPT_OUT_DEFAULTS))

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ from outreach.web.app import create_app
 from outreach.web.body_limit import EDITOR_BYTES, FORM_BYTES
 from tests.conftest import NOW
 from tests.eventdata import EMAIL, add_account, add_attempt, attempt, count, rows
-from tests.providers.conftest import ACCOUNT_SID, SECRET_KEY
+from tests.providers.conftest import ACCOUNT_SID, PUBLIC, SECRET_KEY, twiml
 from tests.web.conftest import Server, call_webhook, serving, sms_status
 
 PUBLIC_URL = "https://outreach.example.com"
@@ -262,7 +263,9 @@ def test_a_burst_of_callbacks_is_answered_only_once_stored_and_none_is_lost(
     assert {attempt(engine, attempt_id).status for attempt_id in ids} == {"delivered"}
 
 
-def test_a_person_detected_late_hears_the_full_message(engine: Engine, settings: Settings) -> None:
+def test_a_person_detected_late_is_asked_who_they_are(engine: Engine, settings: Settings) -> None:
+    """Inline mode: the call starts with the voicemail; once AMD reports a person, the
+    live call is switched to the identity check, not to the message (it names the debt)."""
     call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
     router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
     update = router.post(
@@ -276,9 +279,18 @@ def test_a_person_detected_late_hears_the_full_message(engine: Engine, settings:
         assert response.json() == {"stored": 1, "duplicates": 0}
         server.send(call_webhook("amd", call, AnsweredBy="human"))  # a retry switches nothing
     assert update.call_count == 1
-    sent = update.calls[0].request.content.decode()
-    assert "Your+balance+of+%24120.50+is+due" in sent
-    assert "press+9+or+say+stop" in sent  # the switched call still offers its opt-out
+    (sent,) = parse_qs(update.calls[0].request.content.decode())["Twiml"]
+    root = twiml(sent)
+    assert [child.tag for child in root] == ["Gather", "Hangup"]
+    gather = root[0]
+    assert gather.attrib["action"] == (
+        f"{PUBLIC}/webhooks/twilio_voice/identity?attempt_id={call}&lang=en"
+    )
+    assert [say.text for say in gather.findall("Say")] == [
+        "Hello, this is Northwind Customer Care. This call is for Pat Doe. "
+        "If you are Pat Doe, press 1. If you are not, press 2."
+    ]
+    assert "120.50" not in sent and "balance" not in sent
 
 
 def test_access_logs_carry_no_tokens_or_addresses(caplog: pytest.LogCaptureFixture) -> None:

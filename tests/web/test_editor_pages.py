@@ -220,12 +220,25 @@ def test_the_html_preview_escapes_the_debtors_name(server: Server, engine: Engin
         assert "<script>" not in html and "&lt;script&gt;" in html
 
 
-def test_the_voice_preview_gives_both_messages(server: Server, engine: Engine) -> None:
+def test_the_voice_preview_gives_every_part_of_the_call(server: Server, engine: Engine) -> None:
+    """In the order a person hears them: the identity check (asking for the sample's
+    debtor), the message after the debtor's 1, the goodbye after someone else's 2."""
     with marketer(server, engine) as client:
-        body = preview_json(client, VOICE, published_source(engine, VOICE)).json()
-        assert body["ok"] and body["voice"]["human"] and body["voice"]["voicemail"]
-        assert "Northwind" in body["voice"]["voicemail"]
-        assert "When a person answers" in body["fragment"]
+        body = preview_json(client, VOICE, published_source(engine, VOICE), sample=2).json()
+        voice = body["voice"]
+        assert body["ok"] and voice["human"] and voice["voicemail"]
+        assert "Northwind" in voice["voicemail"]
+        name = SAMPLE_ACCOUNTS[1].debtor_name
+        assert voice["identity_check"] == (
+            f"Hello, this is Northwind Customer Care. This call is for {name}. If you are "
+            f"{name}, press 1. If you are not, press 2."
+        )
+        assert voice["not_the_debtor"] == "Thank you. Sorry to have bothered you."
+        fragment = body["fragment"]
+        order = ["voice-identity-check", "voice-human", "voice-not-the-debtor", "voice-voicemail"]
+        assert [fragment.index(f'class="message {part}"') for part in order] == sorted(
+            fragment.index(f'class="message {part}"') for part in order
+        )
 
 
 @pytest.mark.parametrize(

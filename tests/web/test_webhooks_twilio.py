@@ -8,7 +8,7 @@ from dataclasses import replace
 from urllib.parse import parse_qsl
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from outreach.clock import FixedClock
 from outreach.compliance_store import inbox_messages
@@ -18,7 +18,7 @@ from outreach.events import provider_events
 from outreach.providers.base import WebhookRequest
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.store import compliance_events, contact_points, suppressions
+from outreach.store import accounts, compliance_events, contact_points, suppressions
 from tests.conftest import NOW, REPO
 from tests.eventdata import OTHER_PHONE, PHONE, add_account, add_attempt, attempt, count, rows
 from tests.providers.conftest import PUBLIC, signed_form, twiml
@@ -26,6 +26,10 @@ from tests.web.conftest import Server, call_webhook, sms_inbound, sms_status, tw
 
 IDEMPOTENCY = "I-Twilio-Idempotency-Token"
 OFFER = "To stop these calls, press 9 or say stop."
+CHECK = (
+    "Hello, this is Northwind Customer Care. This call is for Pat Doe. If you are Pat Doe, "
+    "press 1. If you are not, press 2."
+)
 CONFIRMED = (
     "You will not receive further automated calls from Northwind Customer Care at this number. "
     "Goodbye."
@@ -218,7 +222,7 @@ def test_a_reply_from_an_unknown_sender_is_kept(engine: Engine, server: Server) 
     assert (reply.account_id, reply.from_address) == (None, "+16175550199")
 
 
-def test_the_twiml_fetch_says_all_to_a_person_and_the_voicemail_to_a_machine(
+def test_the_twiml_fetch_asks_a_person_who_they_are_and_gives_a_machine_the_voicemail(
     engine: Engine, server: Server
 ) -> None:
     account_id = add_account(engine)
@@ -227,14 +231,13 @@ def test_the_twiml_fetch_says_all_to_a_person_and_the_voicemail_to_a_machine(
         call_webhook("twiml", call, CallStatus="in-progress", AnsweredBy="human", Extra="1")
     )
     assert person.headers["content-type"].startswith("text/xml")
-    assert "Your balance of $120.50 is due." in person.text
-    gather = twiml(person.text).find("Gather")
-    assert gather is not None  # the message is said inside the opt-out's Gather
-    assert (
-        gather.attrib["action"]
-        == f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id={call}&lang=en"
+    root = twiml(person.text)
+    assert [child.tag for child in root] == ["Gather", "Hangup"]
+    assert root[0].attrib["action"] == (
+        f"{PUBLIC}/webhooks/twilio_voice/identity?attempt_id={call}&lang=en"
     )
-    assert [say.text for say in gather.findall("Say")][-1] == OFFER
+    assert [say.text for say in root[0].findall("Say")] == [CHECK]
+    assert "$120.50" not in person.text and "balance" not in person.text.lower()
     machine = server.send(
         call_webhook("twiml", call, sid="CA0001", CallStatus="in-progress",
                      AnsweredBy="machine_end_beep")
@@ -512,3 +515,148 @@ def test_a_gather_posted_to_the_twiml_url_is_malformed(engine: Engine, server: S
     request = call_webhook("twiml", call, CallStatus="in-progress", Digits="9")
     assert server.send(request).status_code == 400
     assert voice_opt_outs(engine) == []
+
+
+def identity(
+    call: int | None, sid: str = "CA0001", lang: str = "en", **fields: str
+) -> WebhookRequest:
+    """What Twilio posts to the identity check's action: the key pressed, or none."""
+    query = f"attempt_id={call}&lang={lang}" if call is not None else f"lang={lang}"
+    params = [("AccountSid", "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), ("CallSid", sid),
+              ("To", PHONE), ("From", "+16175550100"), ("CallStatus", "in-progress"),
+              *fields.items()]  # fmt: skip
+    return twilio(f"/webhooks/twilio_voice/identity?{query}", params)
+
+
+def said(response_text: str) -> list[str]:
+    """Every Say of a TwiML answer, in order."""
+    return [say.text or "" for say in twiml(response_text).iter("Say")]
+
+
+def flags(engine: Engine) -> dict[int, str | None]:
+    return {row.id: row.flag for row in rows(engine, accounts)}
+
+
+def phone_points(engine: Engine) -> set[tuple[int, str, str]]:
+    return {(p.account_id, p.channel, p.status) for p in rows(engine, contact_points)
+            if p.address == PHONE}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("collector", "language", "body"),
+    [
+        ("first_party", "en", "Your balance of $120.50 is due. Reply STOP to opt out."),
+        ("third_party", "es", "Esta es una comunicacion de un cobrador de deudas. Su saldo de "
+                              "$120.50 esta vencido."),
+    ],
+)  # fmt: skip
+def test_only_the_debtors_1_plays_the_message(
+    engine: Engine, server: Server, collector: str, language: str, body: str
+) -> None:
+    """Every person is asked first, for an account's own creditor as for a collector: the
+    amount alone tells whoever answered of the debt. Only 1 plays the message, with the
+    opt-out offer after it; the event records what was pressed and played."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            update(accounts).where(accounts.c.id == account_id).values(collector_type=collector)
+        )
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001", body=body,
+                       locale=language)  # fmt: skip
+    asked = server.send(call_webhook("twiml", call, CallStatus="in-progress", AnsweredBy="human"))
+    assert "120.50" not in asked.text and "cobrador" not in asked.text
+    answer = server.send(identity(call, lang=language, Digits="1"))
+    assert answer.status_code == 200
+    assert said(answer.text)[0] == body
+    assert (
+        twiml(answer.text)[1]
+        .attrib["action"]
+        .endswith(f"/gather?attempt_id={call}&lang={language}")
+    )
+    assert [(e.kind, e.raw_status) for e in rows(engine, provider_events)][-1] == (
+        "identity",
+        "keypress 1: human",
+    )
+    assert flags(engine) == {account_id: None}
+
+
+@pytest.mark.parametrize("fields", [{"Digits": ""}, {}, {"Digits": "5"}])
+def test_no_key_or_another_at_the_identity_check_plays_only_the_voicemail(
+    engine: Engine, server: Server, fields: dict[str, str]
+) -> None:
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    answer = server.send(identity(call, **fields))
+    assert said(answer.text) == ["Please call Northwind Customer Care.", OFFER]
+    (event,) = rows(engine, provider_events)
+    assert event.raw_status.endswith(": voicemail") and event.attempt_id == call
+    assert flags(engine) == {account_id: None}
+    assert {status for _, _, status in phone_points(engine)} == {"active"}
+
+
+def test_not_me_hears_a_goodbye_and_the_number_is_a_wrong_party_for_the_account(
+    engine: Engine, server: Server
+) -> None:
+    """Pressing 2: a goodbye that names no debt, the opt-out still offered; this account
+    no longer texts or calls the number, and is flagged for an agent. Another account at
+    the number keeps it: whoever answered may be its debtor."""
+    called, other = add_account(engine, "R-1"), add_account(engine, "R-2")
+    call = add_attempt(engine, called, channel="voice", message_id="CA0001")
+    request = identity(call, Digits="2")
+    for _ in range(2):  # a retry plays the same, and records nothing twice
+        answer = server.send(request)
+        assert said(answer.text) == ["Thank you. Sorry to have bothered you.", OFFER]
+        assert "120.50" not in answer.text
+    assert phone_points(engine) == {
+        (called, "sms", "wrong_number"), (called, "voice", "wrong_number"),
+        (other, "sms", "active"), (other, "voice", "active"),
+    }  # fmt: skip
+    assert flags(engine) == {called: "wrong_number", other: None}
+    (event,) = rows(engine, provider_events)
+    assert (event.kind, event.raw_status, event.attempt_id) == (
+        "identity",
+        "keypress 2: not the debtor",
+        call,
+    )
+    assert voice_opt_outs(engine) == []
+
+
+def test_pressing_9_at_the_identity_check_opts_the_number_out(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    answer = server.send(identity(call, Digits="9"))
+    assert said(answer.text) == [CONFIRMED]
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert flags(engine) == {account_id: None}
+
+
+def test_a_forged_identity_answer_is_refused_and_plays_nothing(
+    engine: Engine, server: Server
+) -> None:
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    genuine = identity(call, Digits="2")
+    forged = replace(genuine, body=genuine.body.replace(b"Digits=2", b"Digits=1"))
+    elsewhere = signed_form(
+        f"{PUBLIC}/webhooks/twilio_voice/identity?attempt_id={call}&lang=en",
+        [("CallSid", "CA0001"), ("To", PHONE), ("Digits", "1")],
+        token="not-our-auth-token",
+    )
+    for request in (forged, elsewhere):
+        response = server.send(request)
+        assert response.status_code == 403 and "120.50" not in response.text
+    assert count(engine, provider_events) == 0
+    assert {status for _, _, status in phone_points(engine)} == {"active"}
+
+
+def test_an_identity_answer_for_a_call_we_do_not_know_plays_nothing(
+    engine: Engine, server: Server
+) -> None:
+    add_account(engine)
+    answer = server.send(identity(None, sid="CAunknown", Digits="1"))
+    assert [child.tag for child in twiml(answer.text)] == ["Hangup"]
+    answer = server.send(identity(None, sid="CAother", Digits="2"))
+    assert [child.tag for child in twiml(answer.text)] == ["Hangup"]
+    assert {status for _, _, status in phone_points(engine)} == {"active"}

@@ -24,12 +24,16 @@ from hashlib import blake2b
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, and_, exists, or_, select
 
 from outreach.compliance.rules import RuleSet
 from outreach.compliance_store import attempts
-from outreach.models import AttemptStatus
-from outreach.store import among, unindexed
+from outreach.models import AttemptStatus, ProviderEvent
+from outreach.providers.base import IDENTITY_CHECK
+from outreach.providers.twilio_voice import PLAY_MESSAGE
+from outreach.store import among, table_of, unindexed
+
+provider_events = table_of(ProviderEvent)
 
 # The account columns the digest reads.
 FACT_COLUMNS = ("reference", "name", "balance_minor", "currency", "due_date", "locale",
@@ -40,8 +44,10 @@ NOT_CONTACTED = "out of date: written as a later message, but none has reached t
 # An earlier message counts as a communication about the debt once it surely reached the
 # debtor: taken by the provider (and not failed since) or delivered. One still in flight or
 # ``unknown`` may not have: the next is written as the first, with the whole disclosure,
-# the side on which no debtor goes without it. A call counts only when a person took it
-# (a voicemail left is a limited-content message, no communication: Reg F 1006.2(j)).
+# the side on which no debtor goes without it. A call counts only when the person who took
+# it said they were the debtor and heard the message (its identity check's answer): a
+# voicemail left is a limited-content message, no communication (Reg F 1006.2(j)), and
+# whoever answers and does not press 1 hears nothing about the debt.
 COMMUNICATED = (AttemptStatus.SENT, AttemptStatus.DELIVERED)
 CALL_TAKEN = "conversation"
 
@@ -51,13 +57,21 @@ def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
     (the account), on any channel: one query, through the attempts' account index."""
     if not account_ids:
         return set()
+    heard = exists().where(
+        provider_events.c.attempt_id == attempts.c.id,
+        provider_events.c.kind == IDENTITY_CHECK,
+        provider_events.c.raw_status.like(f"%: {PLAY_MESSAGE}"),
+    )
     return set(
         connection.execute(
             select(attempts.c.account_id)
             .where(
                 among(connection, attempts.c.account_id, account_ids),
                 unindexed(attempts.c.status).in_(COMMUNICATED),
-                or_(attempts.c.channel != "voice", attempts.c.outcome == CALL_TAKEN),
+                or_(
+                    attempts.c.channel != "voice",
+                    and_(attempts.c.outcome == CALL_TAKEN, heard),
+                ),
             )
             .distinct()
         ).scalars()

@@ -41,6 +41,7 @@ from outreach.leases import claim_due_accounts
 from outreach.plan_account import AccountPlan
 from outreach.plan_processes import process_count
 from outreach.planner import Planner
+from outreach.providers.base import IDENTITY_CHECK
 from outreach.providers.twilio_voice import call_language
 from outreach.rendering import limits
 from outreach.rendering.context import MessageFacts, call_opt_out_texts, load_company
@@ -48,6 +49,7 @@ from outreach.rendering.sms import sms_length
 from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
 from outreach.template_store import retire, sync_templates, versions
+from outreach.written_facts import provider_events
 from tests.conftest import NOW, REPO
 from tests.test_import_accounts import HEADER, row, run_import, write_csv
 
@@ -113,9 +115,11 @@ def set_account(engine: Engine, account_id: int, **values: Any) -> None:
         )
 
 
-def add_row(engine: Engine, table: Table, **values: Any) -> None:
+def add_row(engine: Engine, table: Table, **values: Any) -> int:
+    """The row inserted; its id."""
     with engine.begin() as connection:
-        connection.execute(insert(table).values(**values))
+        key = connection.execute(insert(table).values(**values)).inserted_primary_key
+    return int(key[0]) if key else 0
 
 
 def suppress(engine: Engine, channel: str, address: str, reason: str, at: datetime) -> None:
@@ -1229,15 +1233,28 @@ SHORT = "This is a message from a debt collector."
 
 
 def earlier_message(
-    engine: Engine, account_id: int, channel: str, status: str, outcome: str | None = None
+    engine: Engine,
+    account_id: int,
+    channel: str,
+    status: str,
+    outcome: str | None = None,
+    answer: str | None = None,
 ) -> None:
-    """A message of weeks ago (outside the caps' look-back) to the account's debtor."""
+    """A message of weeks ago (outside the caps' look-back) to the account's debtor; for a
+    call, ``answer`` is what its identity check heard and played (``raw_status``)."""
     at = NOW - timedelta(days=20)
     address = "a-1@example.com" if channel == "email" else "+16175550101"
-    add_row(engine, attempts, account_id=account_id, idempotency_key=f"earlier:{channel}",
-            step_key="manual", channel=channel, to_address=address, template_name="x",
-            tone="firm", locale="en", body="x", status=status, outcome=outcome, automated=False,
-            created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+    attempt_id = add_row(
+        engine, attempts, account_id=account_id, idempotency_key=f"earlier:{channel}",
+        step_key="manual", channel=channel, to_address=address, template_name="x",
+        tone="firm", locale="en", body="x", status=status, outcome=outcome, automated=False,
+        created_at=at, updated_at=at, sent_at=at,
+    )  # fmt: skip
+    if answer is not None:
+        add_row(engine, provider_events, provider="twilio_voice", kind=IDENTITY_CHECK,
+                event_type="answered_human", raw_status=answer, attempt_id=attempt_id,
+                account_id=account_id, dedupe_key=f"identity:{attempt_id}", received_at=at,
+                payload={})  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -1246,7 +1263,23 @@ def earlier_message(
         pytest.param(None, FULL, id="nothing before"),
         pytest.param(("sms", "delivered", "delivered"), SHORT, id="a text delivered"),
         pytest.param(("email", "sent", None), SHORT, id="an email sent"),
-        pytest.param(("voice", "sent", "conversation"), SHORT, id="a call a person took"),
+        pytest.param(
+            ("voice", "sent", "conversation", "keypress 1: human"),
+            SHORT,
+            id="a call the debtor took and heard",
+        ),
+        # Whoever answered and did not say they were the debtor heard nothing of the debt.
+        pytest.param(
+            ("voice", "sent", "conversation", "keypress 2: not the debtor"),
+            FULL,
+            id="a call someone else took",
+        ),
+        pytest.param(
+            ("voice", "sent", "conversation", "no input: voicemail"),
+            FULL,
+            id="a call a person took without a key",
+        ),
+        pytest.param(("voice", "sent", "conversation"), FULL, id="a call with no answer heard"),
         # In doubt, or not reached: the next message is the first.
         pytest.param(("sms", "unknown", None), FULL, id="a text that may have left"),
         pytest.param(("sms", "sending", None), FULL, id="a text still leaving"),
@@ -1259,7 +1292,7 @@ def earlier_message(
     ],
 )
 def test_a_debt_collectors_first_text_carries_the_whole_disclosure(
-    world: World, earlier: tuple[str, str, str | None] | None, disclosure: str
+    world: World, earlier: tuple[Any, ...] | None, disclosure: str
 ) -> None:
     """Reg F 1006.18(e)(1): the first communication with the debtor says it is an attempt
     to collect a debt; only a later text may make do with who it is from ((e)(2)). An

@@ -17,7 +17,7 @@ from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import decision_row, load_debtors, situation, store_decisions
 from tests.test_cli import outreach
 from tests.test_compliance_scenario import EXAMPLE
-from tests.test_import_accounts import row, write_csv
+from tests.test_import_accounts import HEADER, row, write_csv
 
 
 def write_json(path: Path, document: object) -> Path:
@@ -120,6 +120,29 @@ def test_explain_record_and_designate(env: dict[str, str], tmp_path: Path) -> No
     assert "voice to +16175550101: BLOCKED" in result.stdout
     missing = outreach("compliance", "explain", "--account", "NOPE", env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "no account with reference 'NOPE'" in missing.stderr
+
+
+def test_explain_an_account_naming_no_state(env: dict[str, str], tmp_path: Path) -> None:
+    """Its number's state gives every zone of the state, each named with its source (the
+    import records the one zone phonenumbers gives a Gary, Indiana number: Eastern, where
+    Gary keeps Central time); and a text to a number marked home needs consent."""
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    path = write_csv(
+        tmp_path / "a.csv",
+        [row("IN-1", phone="(219) 455-1234", jurisdiction="US", sms_consent="false",
+             phone_type="home")],
+        [*HEADER, "phone_type"],
+    )  # fmt: skip
+    assert outreach("accounts", "import", str(path), env=env, cwd=tmp_path).returncode == 0
+    # Tuesday 2026-11-03 07:30 in Gary (08:30 in New York): before the window opens.
+    result = outreach("compliance", "explain", "--account", "IN-1", "--at",
+                      "2026-11-03T07:30:00-06:00", env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "America/New_York (phone +12194551234 (recorded))" in result.stdout
+    assert "America/Chicago (state US-IN of phone +12194551234)" in result.stdout
+    assert "sms to +12194551234: BLOCKED" in result.stdout
+    assert "TCPA_NO_PRIOR_EXPRESS_CONSENT" in result.stdout
+    assert "voice to +12194551234: DEFERRED until 2026-11-03 14:00 UTC" in result.stdout
 
 
 def test_what_a_debtor_said_of_an_address_holds_wherever_it_is_used(

@@ -48,6 +48,11 @@ UNKNOWN_LINE = "+12015550105"
 NYC_MOBILE = "+12125550101"  # Manhattan: Eastern
 DENVER_LANDLINE = "+13035550101"  # Denver: Mountain
 LA_MOBILE = "+13105550101"  # Los Angeles: Pacific
+# Area codes whose state spans two zones, and whose exchanges phonenumbers places in one
+# zone each (Gary, Indiana is on Central time; its 219 numbers are given Eastern).
+GARY_MOBILE = "+12194551234"  # Indiana: Indianapolis and Chicago
+PANHANDLE_MOBILE = "+18502001234"  # Florida: New York and Chicago
+INDIANAPOLIS = "America/Indiana/Indianapolis"
 TOLL_FREE = "+18005550199"  # says nothing about where the debtor is
 UK_MOBILE = "+447700900123"  # a British mobile: no zone from the number
 EMAIL = "pat@example.net"
@@ -301,6 +306,25 @@ WINDOW_CASES = [
         ny(2025, 6, 3, 9, 30), to=DENVER_LANDLINE,
         who=debtor(None, phones=(Phone(DENVER_LANDLINE, "landline", None, True),))),
         "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
+    # The account names no state: every zone of the state a number belongs to, whatever
+    # zone the number itself was given (comment 6(b)(1)(i)-1, ambiguous information).
+    case("no-state-indiana-number-0730-cdt-waits", situation(
+        ny(2025, 6, 3, 8, 30), channel="sms", to=GARY_MOBILE, jurisdiction="US",
+        who=debtor(None, phones=(Phone(GARY_MOBILE, "mobile", None, True),))),
+        "defer", utc(2025, 6, 3, 13), [MULTI_TZ]),
+    case("no-state-indiana-number-with-eastern-recorded-0730-cdt-waits", situation(
+        ny(2025, 6, 3, 8, 30), to=GARY_MOBILE, jurisdiction="US",
+        who=debtor(None, phones=(Phone(GARY_MOBILE, "mobile", NY, True),))),
+        "defer", utc(2025, 6, 3, 13), [MULTI_TZ]),
+    case("no-state-florida-number-2130-edt-waits", situation(
+        local(CHICAGO, 2025, 6, 3, 20, 30), channel="sms", to=PANHANDLE_MOBILE,
+        jurisdiction="US",
+        who=debtor(None, phones=(Phone(PANHANDLE_MOBILE, "mobile", CHICAGO, True),))),
+        "defer", utc(2025, 6, 4, 13), [MULTI_TZ]),
+    case("no-state-but-an-address-zone-indiana-number", situation(
+        local(CHICAGO, 2025, 6, 3, 7, 30), to=GARY_MOBILE, jurisdiction="US",
+        who=debtor(NY, phones=(Phone(GARY_MOBILE, "mobile", NY, True),))),
+        "defer", utc(2025, 6, 3, 13), [MULTI_TZ]),
     case("other-location-signal-denver", situation(
         ny(2025, 6, 3, 9, 30), who=debtor(NY, other=[DENVER])),
         "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
@@ -329,6 +353,15 @@ def test_the_candidate_zones_are_reported_with_their_source() -> None:
         (LA, "address"),
         (NY, f"phone {NYC_MOBILE} (area code)"),
     )
+    indiana = debtor(None, phones=(Phone(GARY_MOBILE, "mobile", None, True),))
+    split = evaluate(situation(ny(2025, 6, 3, 12), to=GARY_MOBILE, jurisdiction="US",
+                               who=indiana), RULES)  # fmt: skip
+    assert split.zones == (
+        (NY, f"phone {GARY_MOBILE} (area code)"),
+        (INDIANAPOLIS, f"state US-IN of phone {GARY_MOBILE}"),
+        (CHICAGO, f"state US-IN of phone {GARY_MOBILE}"),
+    )
+    assert split.jurisdictions == ("US", "US-IN")
     unknown = evaluate(nowhere(utc(2025, 6, 3, 12)), RULES)
     assert [zone for zone, _ in unknown.zones] == [
         NY, CHICAGO, DENVER, PHOENIX, LA, ANCHORAGE, HONOLULU,
@@ -695,6 +728,11 @@ TCPA_CONSENT_CASES = [
     case("unknown-line-may-be-a-mobile", robo("voice", to=UNKNOWN_LINE), "block", None, [TCPA]),
     case("creditors-too", robo(collector="first_party"), "block", None, [TCPA]),
     allowed("landline-needs-no-consent", robo("voice", to=LANDLINE)),
+    # A text reaches only a line that takes texts: the landline label does not exempt it.
+    case("automated-text-to-a-number-marked-landline", robo(to=LANDLINE), "block", None, [TCPA]),
+    case("revoked-texts-to-a-number-marked-landline", robo(to=LANDLINE, who=debtor(consent=True),
+        events=[event(JUNE_1, "consent_revoked", channel="sms", address=LANDLINE)]),
+        "block", None, [REVOKED]),
     allowed("manual-call-needs-no-consent", situation(NOON, who=NO_CONSENT)),
     allowed("recorded-consent", robo(who=debtor(consent=True))),
     case("revoked", robo(who=debtor(consent=True), events=[
@@ -1537,8 +1575,8 @@ def test_the_packaged_rules_restrict_no_day() -> None:
 
 
 def test_an_override_adds_profiles_and_changes_the_version(restricted_days: RuleSet) -> None:
-    assert RULES.version == "2026.12"
-    assert restricted_days.version.startswith("2026.12+ops-1.")
+    assert RULES.version == "2026.12.1"
+    assert restricted_days.version.startswith("2026.12.1+ops-1.")
     digest = restricted_days.version.rsplit(".", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{8}", digest)
     assert [p.id for p in restricted_days.profiles] == [*(p.id for p in RULES.profiles), "ops-days"]

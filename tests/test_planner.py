@@ -319,6 +319,40 @@ def test_a_block_on_the_primary_channel_falls_back_to_the_next(
     assert (step.outcome, step.reason) == ("queued", None)
 
 
+def test_an_automated_text_to_a_number_marked_home_needs_consent(world: World) -> None:
+    """A text reaches only a line that takes texts: the import's "home" is no landline to
+    it, so without consent to texts the step goes by email."""
+    path = write_csv(world.tmp_path / "home.csv",
+                     [row("A-1", sms_consent="false", phone_type="home")],
+                     [*HEADER, "phone_type"])  # fmt: skip
+    assert run_import(world.engine, path, world.defaults, world.clock).rejected == 0
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [attempt] = rows_of(world.engine, attempts)
+    assert (attempt.channel, attempt.to_address) == ("email", "a-1@example.com")
+    sms, email = rows_of(world.engine, decisions)
+    assert (sms.channel, sms.verdict, codes(sms)) == (
+        "sms", "block", ["TCPA_NO_PRIOR_EXPRESS_CONSENT"],
+    )  # fmt: skip
+    assert (email.channel, email.verdict) == ("email", "allow")
+
+
+def test_an_account_naming_no_state_waits_for_every_zone_of_its_numbers_state(
+    world: World,
+) -> None:
+    """Gary, Indiana keeps Central time; the import records the one zone phonenumbers gives
+    its 219 number, Eastern. The account names no state, so Indiana's every zone counts:
+    at 08:30 in New York (07:30 in Gary) the text waits for 08:00 in Gary."""
+    early = datetime(2026, 11, 2, 13, 30, tzinfo=UTC)
+    opens = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+    world.clock.set(early)
+    ids = world.load(row("IN-1", phone="(219) 455-1234", jurisdiction="US"))
+    assert dict(world.planner().tick().outcomes) == {"deferred": 1}
+    assert rows_of(world.engine, attempts) == []
+    assert account(world.engine, ids["IN-1"]).next_contact_at == opens
+    [decision] = rows_of(world.engine, decisions)
+    assert (decision.verdict, decision.channel, decision.not_before) == ("defer", "sms", opens)
+
+
 @pytest.mark.parametrize("blocker", ["stop", "no_consent"])
 def test_a_block_on_the_first_number_texts_the_second(world: World, blocker: str) -> None:
     """A STOP from the first number, or no consent to it, leaves the second: the text goes

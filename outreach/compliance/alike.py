@@ -64,7 +64,7 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
 
     contact = situation.contact
     debtor = situation.debtor
-    country_only = "-" not in situation.jurisdiction  # phones' states count only then
+    country_only = "-" not in situation.jurisdiction  # phones' states (rules, zones) count only then
     return (
         _instant(situation.now),
         situation.jurisdiction,

@@ -124,19 +124,30 @@ def _candidates(situation: Situation, ruleset: RuleSet) -> Candidates:
         situation.debtor,
         ruleset.all_zones(situation.country),
         (situation.jurisdiction, ruleset.region_zones(situation.jurisdiction)),
+        # The number's own zone is its exchange's, and phonenumbers names one zone for most
+        # exchanges of an area code that spans two (219, 850...): the state's every zone.
+        {number: (s, ruleset.region_zones(s)) for number, s in _phone_states(situation)},
     )
 
 
 def candidate_jurisdictions(situation: Situation) -> list[str]:
     """The debtor's jurisdiction; where only the country is known, every state a phone's area
     code points to as well (the catalog: run the most restrictive candidate)."""
-    found = [situation.jurisdiction]
-    if "-" not in situation.jurisdiction:
-        for phone in situation.debtor.phones:
-            state = jurisdiction_of_number(phone.number)
-            if state and state.startswith(situation.jurisdiction + "-"):
-                found.append(state)
+    found = [situation.jurisdiction, *(state for _, state in _phone_states(situation))]
     return list(dict.fromkeys(found))
+
+
+def _phone_states(situation: Situation) -> list[tuple[str, str]]:
+    """Each phone number with the state its area code belongs to, where the account names
+    only the country (a state on the account is where the debtor is known to live)."""
+    if "-" in situation.jurisdiction:
+        return []
+    found = []
+    for phone in situation.debtor.phones:
+        state = jurisdiction_of_number(phone.number)
+        if state and state.startswith(situation.jurisdiction + "-"):
+            found.append((phone.number, state))
+    return found
 
 
 # The status rules, the timing rules, and the codes of the house policy's among them.

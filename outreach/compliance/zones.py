@@ -2,12 +2,14 @@
 
 Comment 6(b)(1)(i)-1: with conflicting or ambiguous location information, contact only at
 times convenient in *every* place the debtor might be. The candidates are the address's
-zone, each phone's zone (as recorded, or inferred from its number), and any other signal;
-with none at all, every zone of the country (the rule set's ``all_zones``).
+zone, each phone's zone (as recorded, or inferred from its number) and, where the account
+names no state, every zone of the state its number belongs to, and any other signal; with
+none at all, every zone of the country (the rule set's ``all_zones``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import NamedTuple
@@ -44,13 +46,19 @@ class Candidates:
         return tuple(dict.fromkeys(s.zone for s in self.signals))
 
 
+Region = tuple[str, tuple[str, ...]]  # a state and its zones: ("US-IN", (...))
+
+
 def candidate_zones(
     debtor: Debtor,
     country_zones: tuple[str, ...],
-    region: tuple[str, tuple[str, ...]] = ("", ()),
+    region: Region = ("", ()),
+    phone_regions: Mapping[str, Region] | None = None,
 ) -> Candidates:
     """``region`` is the debtor's state and its zones: where the address's own zone is
-    unknown, every zone of the state is a candidate."""
+    unknown, every zone of the state is a candidate. ``phone_regions`` gives, by number,
+    the state a phone's number belongs to and its zones, each a candidate too: the
+    number's own zone is one exchange's, and a state's area code may span two zones."""
     signals: list[ZoneSignal] = []
     if debtor.timezone:
         signals.append(ZoneSignal(debtor.timezone, "address"))
@@ -60,9 +68,11 @@ def candidate_zones(
     for phone in debtor.phones:
         if phone.timezone:
             signals.append(ZoneSignal(phone.timezone, f"phone {phone.number} (recorded)"))
-            continue
-        for zone in zones_of_number(phone.number):
-            signals.append(ZoneSignal(zone, f"phone {phone.number} (area code)"))
+        else:
+            for zone in zones_of_number(phone.number):
+                signals.append(ZoneSignal(zone, f"phone {phone.number} (area code)"))
+        state, zones = (phone_regions or {}).get(phone.number, ("", ()))
+        signals.extend(ZoneSignal(zone, f"state {state} of phone {phone.number}") for zone in zones)
     if signals:
         return Candidates(tuple(signals), location_unknown=False)
     return Candidates(

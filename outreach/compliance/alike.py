@@ -64,7 +64,8 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
 
     contact = situation.contact
     debtor = situation.debtor
-    country_only = "-" not in situation.jurisdiction  # phones' states (rules, zones) count only then
+    # The phones' states (their rules and zones) count only when the account names none.
+    country_only = "-" not in situation.jurisdiction
     return (
         _instant(situation.now),
         situation.jurisdiction,

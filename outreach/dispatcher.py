@@ -687,7 +687,7 @@ class Dispatcher:
         first = written_as(account, row.facts_digest, self.rules, record.jurisdiction, now)
         if first is None:
             return OUT_OF_DATE
-        if not first and account.id not in reached:
+        if not first and account.id not in reached and _disclosure_shortens(account, row):
             return NOT_CONTACTED  # its short disclosure would be the debtor's first
         return None
 
@@ -1217,6 +1217,12 @@ def _outage_wait(row: Any) -> timedelta:
     spent, a stop) changes when it was last changed and when it is due, and keeps the
     count."""
     return backoff(min(row.outages, 8) + 1)
+
+
+def _disclosure_shortens(account: Any, row: Any) -> bool:
+    """Whether a message written as a later one says less than the first would: a debt
+    collector's text (the short disclosure). Any other is the same text either way."""
+    return bool(account.collector_type == "third_party" and row.channel == "sms")
 
 
 def _address_unused(record: DebtorRecord, row: Any) -> str | None:

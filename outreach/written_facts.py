@@ -28,10 +28,10 @@ from sqlalchemy import Connection, and_, exists, or_, select
 
 from outreach.compliance.rules import RuleSet
 from outreach.compliance_store import attempts
-from outreach.models import AttemptStatus, ProviderEvent
+from outreach.models import AttemptStatus, ContactStatus, ProviderEvent
 from outreach.providers.base import IDENTITY_CHECK
 from outreach.providers.twilio_voice import PLAY_MESSAGE
-from outreach.store import among, table_of, unindexed
+from outreach.store import among, contact_points, table_of, unindexed
 
 provider_events = table_of(ProviderEvent)
 
@@ -47,7 +47,8 @@ NOT_CONTACTED = "out of date: written as a later message, but none has reached t
 # the side on which no debtor goes without it. A call counts only when the person who took
 # it said they were the debtor and heard the message (its identity check's answer): a
 # voicemail left is a limited-content message, no communication (Reg F 1006.2(j)), and
-# whoever answers and does not press 1 hears nothing about the debt.
+# whoever answers and does not press 1 hears nothing about the debt. Nor does a message to
+# an address since found to be someone else's (``wrong_number``): a stranger read it.
 COMMUNICATED = (AttemptStatus.SENT, AttemptStatus.DELIVERED)
 CALL_TAKEN = "conversation"
 
@@ -62,6 +63,12 @@ def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
         provider_events.c.kind == IDENTITY_CHECK,
         provider_events.c.raw_status.like(f"%: {PLAY_MESSAGE}"),
     )
+    someone_else = exists().where(
+        contact_points.c.account_id == attempts.c.account_id,
+        contact_points.c.channel == attempts.c.channel,
+        contact_points.c.address == attempts.c.to_address,
+        contact_points.c.status == ContactStatus.WRONG_NUMBER,
+    )
     return set(
         connection.execute(
             select(attempts.c.account_id)
@@ -72,6 +79,7 @@ def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
                     attempts.c.channel != "voice",
                     and_(attempts.c.outcome == CALL_TAKEN, heard),
                 ),
+                ~someone_else,
             )
             .distinct()
         ).scalars()

@@ -273,3 +273,10 @@ def test_company_texts_every_message_is_made_of_are_checked_when_read(
     # Other words with STOP in them, and the shipped texts, are accepted.
     load_company(company_with(tmp_path / "other", language, opt_out="Envie stop para salir."))
     load_company(REPO / "templates")
+
+
+@pytest.mark.parametrize("opt_out", ["回复STOP退订", "STOPと返信して配信停止", "Reply STOP."])
+def test_stop_beside_words_written_without_spaces_is_named(tmp_path: Path, opt_out: str) -> None:
+    """Chinese and Japanese write no space between words: STOP there is a word all the same
+    (and lint's check of every text reads it the same way)."""
+    load_company(company_with(tmp_path, "en", opt_out=opt_out))

@@ -467,6 +467,19 @@ async def test_a_text_written_as_a_later_one_waits_for_an_earlier_that_reached_t
     assert FULL in line["body"] and SHORT not in line["body"]
 
 
+async def test_a_creditors_text_written_as_a_later_one_goes_as_written(world: World) -> None:
+    """A creditor's own text carries no disclosure, first or later: the same words either
+    way, so nothing is cancelled and written again."""
+    ids = world.load(row("A-1"))  # first party
+    earlier_message(world.engine, ids["A-1"], "sms", "sent")
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    later = rows_of(world.engine, attempts, attempts.c.status == "queued")[0]
+    settle_earlier(world, "undelivered", "failed")
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+    [line] = outbox_lines(world)
+    assert line["body"] == later.body
+
+
 async def test_a_text_written_as_the_first_is_sent_after_an_earlier_one_reached_the_debtor(
     world: World,
 ) -> None:

@@ -1341,6 +1341,28 @@ def test_a_debt_collectors_first_text_carries_the_whole_disclosure(
     assert sms.body.endswith(f"(800) 555-0199. {disclosure} Reply STOP to opt out.")
 
 
+def test_a_text_read_by_someone_else_is_no_first_contact(world: World) -> None:
+    """A text delivered to a number whose reader then said "wrong number" reached a
+    stranger: the debtor's first text, to their own number, carries the whole disclosure."""
+    ids = world.load(row("A-1"))
+    set_account(world.engine, ids["A-1"], collector_type="third_party")
+    earlier_message(world.engine, ids["A-1"], "sms", "delivered", "delivered")
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(store.contact_points)
+            .where(store.contact_points.c.account_id == ids["A-1"])
+            .values(status="wrong_number")
+        )
+    add_row(world.engine, store.contact_points, account_id=ids["A-1"], channel="sms",
+            address="+16175550199", kind="mobile", priority=1, consent=True,
+            consent_source="test", consent_at=NOW - timedelta(days=30), status="active",
+            created_at=NOW, updated_at=NOW)  # fmt: skip
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [sms] = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert sms.to_address == "+16175550199"
+    assert FULL in sms.body and SHORT not in sms.body
+
+
 def test_a_message_about_another_debt_of_the_same_debtor_is_no_first_contact_for_this_one(
     world: World,
 ) -> None:

@@ -65,7 +65,9 @@ ANSWER_VARIABLES = frozenset({"answer", "answer_subject"})
 LCM_COMPANY_FIELDS = frozenset({"lcm_name", "agent_name", "phone"})
 # What an SMS must name for the debtor to opt out: the keyword carriers and our replies
 # honour (lint holds every SMS template to it, and ``company.yaml``'s opt_out to it too).
-OPT_OUT_WORD = re.compile(r"\bSTOP\b", re.IGNORECASE)
+# STOP as a word of its own: not within another Latin word ("STOPPED", "NONSTOP"), but
+# beside Chinese or Japanese ("回复STOP退订"), which write no spaces between words.
+OPT_OUT_WORD = re.compile(r"(?<![A-Za-z0-9])STOP(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 class LocalTexts(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from outreach.config import Settings
-from outreach.errors import ConfigError, WebhookRejected
+from outreach.errors import OutreachError, WebhookRejected
 from outreach.models import SuppressionReason
 from outreach.providers.base import EventType, ProviderEvent, WebhookRequest, dedupe_key
 from outreach.rendering.context import load_company
@@ -92,7 +92,7 @@ def not_valid(settings: Settings, reason: str) -> Response:
     message = reason[:1].upper() + reason[1:].rstrip(".") + "."
     try:
         company = load_company(settings.templates_dir)
-    except ConfigError:
+    except (OutreachError, OSError, ValueError):  # unreadable: the refusal alone, not a 500
         return page("Unsubscribe", message, status=403)
     other_way = f" To stop our emails, write to {company.email} or call {company.phone}."
     return page("Unsubscribe", message + other_way, status=403)

@@ -19,11 +19,13 @@ install: $(STAMP)
 # The demo runs on its own SQLite database with the outbox as provider, on a clock that
 # starts at the next weekday's working morning (US Eastern) and runs 60 times faster, so
 # that a day of outreach plays out in minutes. Ctrl-C stops it.
-DEMO_ENV := DATABASE_URL=sqlite:///./var/demo.db OUTBOX_PATH=var/outbox.jsonl \
-	SMS_PROVIDER=outbox VOICE_PROVIDER=outbox EMAIL_PROVIDER=outbox ENVIRONMENT=development
-DEMO_SPEED ?= 60
-# Another port: make demo DEMO_PORT=8100 (or WEB_PORT=8100 make demo).
+# Another port: make demo DEMO_PORT=8100 (or WEB_PORT=8100 make demo); the messages'
+# unsubscribe links and webhook addresses name it too.
 DEMO_PORT ?= $(if $(WEB_PORT),$(WEB_PORT),8000)
+DEMO_ENV := DATABASE_URL=sqlite:///./var/demo.db OUTBOX_PATH=var/outbox.jsonl \
+	SMS_PROVIDER=outbox VOICE_PROVIDER=outbox EMAIL_PROVIDER=outbox ENVIRONMENT=development \
+	PUBLIC_BASE_URL=http://127.0.0.1:$(DEMO_PORT)
+DEMO_SPEED ?= 60
 
 demo: $(STAMP)
 	@mkdir -p var

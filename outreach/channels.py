@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from outreach.config_files import read_config_text
 from outreach.errors import ConfigError
 from outreach.rendering.lint import DEFAULT_MAX_SMS_SEGMENTS, LintPolicy
 
@@ -129,7 +130,7 @@ def read_channel_file(channels_dir: Path, channel: str) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(read_config_text(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):

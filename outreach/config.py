@@ -20,6 +20,9 @@ from outreach.errors import ConfigError, OutreachError
 Environment = Literal["development", "production"]
 CollectorType = Literal["first_party", "third_party"]
 
+# PUBLIC_BASE_URL hosts that are this machine: its port must be the web app's.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
 # Values people leave in place of a real secret; refused outside development.
 PLACEHOLDER_SECRETS = frozenset(
     {"", "change-me", "changeme", "change_me", "secret", "placeholder", "xxx", "test", "demo"}
@@ -116,6 +119,27 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _home_expanded(cls, value: str) -> str:
+        # sqlite3 does not expand "~": it would open a ./~/ folder where the command runs.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if not value.startswith("sqlite"):
+            return value
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            return value  # database_url_problem says what is wrong with it
+        if not (url.database or "").startswith("~") or url.query.get("uri"):
+            return value
+        try:
+            home = str(Path(url.database or "").expanduser())
+        except RuntimeError:  # no HOME, and a user the system does not know
+            raise ValueError(f"{url.database!r}: there is no home folder to find it in") from None
+        return url.set(database=home).render_as_string(hide_password=False)
 
     @field_validator("twilio_api_base_url", "sendgrid_api_base_url", "public_base_url")
     @classmethod
@@ -325,6 +349,27 @@ class Settings(BaseSettings):
                 )
             )
         return found
+
+    def public_url_elsewhere(self, port: int) -> str | None:
+        """A warning when ``PUBLIC_BASE_URL`` names this machine on another port than the
+        web app's: the unsubscribe links and webhook addresses it makes would miss it."""
+        parsed = urlsplit(self.public_base_url)
+        hostname = parsed.hostname or ""
+        if hostname not in LOCAL_HOSTS:
+            return None  # a proxy's address, whose port is its own
+        try:
+            named = parsed.port or (443 if parsed.scheme == "https" else 80)
+        except ValueError:
+            return None  # not a port number: there is nothing to compare
+        if named == port:
+            return None
+        host = f"[{hostname}]" if ":" in hostname else hostname
+        suggested = parsed._replace(netloc=f"{host}:{port}").geturl()
+        return (
+            f"PUBLIC_BASE_URL is {self.public_base_url} but the web app listens on port "
+            f"{port}: the unsubscribe links and webhook addresses in messages point at port "
+            f"{named}. Set PUBLIC_BASE_URL={suggested}"
+        )
 
     def _database_problems(self) -> list[Problem]:
         problem = database_url_problem(self.database_url)

@@ -221,7 +221,9 @@ class Daemon:
         try:
             # Bound before anything starts: a port in use stops it at once, cleanly.
             sockets = (
-                [listening_socket(self.options.host, self.options.port)] if self.options.web else []
+                [listening_socket(self.options.host, self.options.port, daemon=True)]
+                if self.options.web
+                else []
             )
         except ConfigError:
             await self.client.aclose()
@@ -355,7 +357,9 @@ class Daemon:
             host=self.options.host,
             port=self.options.port,
             forwarded_allow_ips=self.settings.forwarded_allow_ips,
-            log_level="warning",
+            log_level=self.settings.log_level.lower(),
+            # A line per request would bury the ticks' lines: only at DEBUG.
+            access_log=self.settings.log_level == "DEBUG",
             lifespan="on",
         )
         return _Server(config)
@@ -377,13 +381,13 @@ class _Server(uvicorn.Server):
 
 def serve_web(settings: Settings, engine: Engine, host: str, port: int) -> None:
     """``outreach web``: the web app alone; SIGTERM and SIGINT stop it, and it exits 0."""
-    sockets = [listening_socket(host, port)]
+    sockets = [listening_socket(host, port, daemon=False)]
     config = uvicorn.Config(
         create_app(settings, engine),
         host=host,
         port=port,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_level="info",
+        log_level=settings.log_level.lower(),
     )
     event_loop.run(_WebAlone(config).serve(sockets))
 

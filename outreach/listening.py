@@ -11,9 +11,10 @@ from outreach.errors import ConfigError
 BACKLOG = 2048  # uvicorn's default
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, daemon: bool) -> socket.socket:
     """A TCP socket bound to ``host``:``port``, for uvicorn to listen on (as uvicorn binds
-    its own: reusable address, inheritable by worker processes)."""
+    its own: reusable address, inheritable by worker processes). ``daemon``: for
+    ``outreach run``, which can work without the web app, rather than ``outreach web``."""
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]
     family = socket.AF_INET6 if ":" in bare else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -25,10 +26,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
+        other = (
+            ", or run the daemon without the web app (--no-web)"
+            if daemon
+            else " (a daemon, 'outreach run', serves the web app itself)"
+        )
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port "
-            "(--port or WEB_PORT) or host (--host or WEB_HOST), or run the daemon without "
-            "the web app (--no-web)"
+            f"(--port or WEB_PORT) or host (--host or WEB_HOST){other}"
         ) from None
     sock.set_inheritable(True)
     return sock

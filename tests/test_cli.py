@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, insert, text
 from outreach import store
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.db import head_revision
+from tests.conftest import REPO
 from tests.test_import_accounts import row, write_csv
 
 
@@ -295,3 +297,76 @@ def test_init_demo_leaves_an_existing_user_as_it_is(env: dict[str, str], tmp_pat
     assert again.returncode == 0, again.stderr
     assert "password for this demo" not in again.stdout
     assert "Web UI users admin, marketer, agent exist already: left as they are" in again.stdout
+
+
+def test_a_configuration_file_not_in_utf8_is_one_line_naming_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert outreach("init", env=env, cwd=tmp_path).returncode == 0
+    for folder in ("templates", "channels"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    latin1 = "# Café\n".encode("latin-1")  # as an editor on an older system saves it
+    bad = tmp_path / "bad"
+    shutil.copytree(REPO / "channels", bad / "channels")
+    (bad / "channels/email.yaml").write_bytes(b"from_name: x\n" + latin1)
+    shutil.copytree(REPO / "templates", bad / "templates")
+    (bad / "templates/company.yaml").write_bytes(latin1)
+    (bad / "rules.yaml").write_bytes(latin1)
+    template = tmp_path / "templates/sms/overdue.firm.j2"
+    template.write_bytes(template.read_bytes() + b"\n" + latin1)
+    line = template.read_bytes().count(b"\n")
+    (bad / "a-file").write_text("x")
+    said = "not UTF-8 (line {}): re-save it as UTF-8"
+    for setting, value, command, expected in [
+        ("CHANNELS_DIR", "channels", ["run", "--once"], f"email.yaml: {said.format(2)}"),
+        ("TEMPLATES_DIR", "templates", ["run", "--once"], f"company.yaml: {said.format(1)}"),
+        ("COMPLIANCE_RULES_FILE", "rules.yaml", ["run", "--once"], f"rules.yaml: {said.format(1)}"),
+        ("TEMPLATES_DIR", "a-file", ["run", "--once"], "a-file is a file, not the templates"),
+        (None, None, ["templates", "lint"], f"overdue.firm.j2: {said.format(line)}"),
+        (None, None, ["templates", "sync"], f"overdue.firm.j2: {said.format(line)}"),
+    ]:
+        given = env | ({setting: str(bad / value)} if setting and value else {})
+        result = outreach(*command, env=given, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr
+    listed = outreach("config", env=env | {"CHANNELS_DIR": str(bad / "channels")}, cwd=tmp_path)
+    assert listed.returncode == 1, listed.stderr
+    assert f"error CHANNELS_DIR: {bad}/channels/email.yaml: {said.format(2)}" in listed.stdout
+
+
+def test_an_env_file_not_in_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes("LOG_LEVEL=INFO\n# Café\n".encode("latin-1"))
+    result = outreach("config", env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert ".env: not UTF-8 (line 2): re-save it as UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sqlite_database_in_the_home_folder_is_opened_there(tmp_path: Path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "DATABASE_URL": "sqlite:///~/data/t.db"}
+    created = outreach("init", env=env, cwd=work)
+    assert created.returncode == 0, created.stderr
+    assert (home / "data/t.db").is_file()
+    assert list(work.iterdir()) == []  # no ./~ folder
+    again = outreach("init", env=env, cwd=work)
+    assert f"Database sqlite:///{home}/data/t.db is up to date" in again.stdout
+
+
+def test_instants_outside_the_years_imports_accept_are_refused(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert outreach("init", env=env | {"ENVIRONMENT": "development"}, cwd=tmp_path).returncode == 0
+    for at in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:00-05:00"):
+        for command in (
+            ["compliance", "explain", "--account", "A-1", "--at", at],
+            ["compliance", "record", "--account", "A-1", "--kind", "dispute", "--at", at],
+            ["run", "--once", "--start", at],
+        ):
+            option = command[-2]
+            result = outreach(*command, env=env | {"ENVIRONMENT": "development"}, cwd=tmp_path)
+            assert result.returncode == 2, result.stderr
+            assert f"{option} '{at}' is out of range (years 1900 to 2199)" in result.stderr
+            assert "Traceback" not in result.stderr

@@ -177,8 +177,73 @@ def test_folders_that_are_not_the_projects_are_configuration_problems(tmp_path: 
     as_file = settings(templates_dir=tmp_path / "a-file", schedules_dir=tmp_path / "a-file")
     found = {p.setting: p for p in as_file.problems()}
     assert found["TEMPLATES_DIR"].severity == "error"
-    assert "NotADirectoryError" in found["TEMPLATES_DIR"].message
+    assert "a-file is a file, not the templates folder" in found["TEMPLATES_DIR"].message
     assert found["SCHEDULES_DIR"].severity == "error"
+
+
+def test_files_not_in_utf8_are_configuration_problems_naming_the_file_and_line(
+    tmp_path: Path,
+) -> None:
+    for folder in ("templates", "channels"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    # Latin-1, as an editor on an older system saves "Café".
+    latin1 = "name: Café\n".encode("latin-1")
+    (tmp_path / "channels/email.yaml").write_bytes(b"# email\n" + latin1)
+    company = tmp_path / "templates/company.yaml"
+    company.write_bytes(company.read_bytes() + latin1)
+    lines = company.read_bytes().count(b"\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_bytes(latin1)
+    found = {
+        p.setting: p
+        for p in settings(
+            templates_dir=tmp_path / "templates", channels_dir=tmp_path / "channels",
+            compliance_rules_file=rules,
+        ).problems()
+    }  # fmt: skip
+    said = "not UTF-8 (line {}): re-save it as UTF-8"
+    assert f"channels/email.yaml: {said.format(2)}" in found["CHANNELS_DIR"].message
+    assert f"company.yaml: {said.format(lines)}" in found["TEMPLATES_DIR"].message
+    assert f"rules.yaml: {said.format(1)}" in found["COMPLIANCE_RULES_FILE"].message
+    assert {found[s].severity for s in ("CHANNELS_DIR", "TEMPLATES_DIR")} == {"error"}
+
+
+def test_a_channel_file_that_cannot_be_read_is_a_configuration_problem(tmp_path: Path) -> None:
+    (tmp_path / "sms.yaml").mkdir()  # a folder in the file's place
+    problems = settings(channels_dir=tmp_path).problems()
+    (channel,) = [p for p in problems if p.setting == "CHANNELS_DIR"]
+    assert "sms.yaml: cannot be read (Is a directory)" in channel.message
+
+
+@pytest.mark.parametrize(
+    ("public", "port", "suggested"),
+    [
+        ("http://127.0.0.1:8000", 8100, "http://127.0.0.1:8100"),
+        ("http://localhost:8000/", 8100, "http://localhost:8100/"),
+        ("http://[::1]", 8100, "http://[::1]:8100"),
+        ("http://127.0.0.1:8000", 8000, None),
+        ("http://localhost", 80, None),
+        ("https://collect.example.com", 8100, None),  # a proxy's address, its own port
+    ],
+)
+def test_a_local_public_url_on_another_port_than_the_web_apps_is_warned_of(
+    public: str, port: int, suggested: str | None
+) -> None:
+    warning = settings(public_base_url=public).public_url_elsewhere(port)
+    if suggested is None:
+        assert warning is None
+    else:
+        assert warning is not None
+        assert f"PUBLIC_BASE_URL is {public} but the web app listens on port {port}" in warning
+        assert warning.endswith(f"Set PUBLIC_BASE_URL={suggested}")
+
+
+def test_a_home_folder_in_a_sqlite_url_is_where_the_database_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert settings(database_url="sqlite:///~/t.db").database_url == f"sqlite:///{tmp_path}/t.db"
+    assert settings(database_url="sqlite:///./~x.db").database_url == "sqlite:///./~x.db"
 
 
 def test_partial_twilio_credentials_and_voice_without_a_number() -> None:

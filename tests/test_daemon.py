@@ -421,7 +421,9 @@ def test_a_port_in_use_stops_the_command_at_once_with_a_clear_error(
         )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
-    assert "--no-web" in done.stderr and "Traceback" not in done.stderr
+    # Only the daemon has a --no-web to offer.
+    assert ("--no-web" in done.stderr) == (command == "run")
+    assert "Traceback" not in done.stderr
     assert "outreach running as" not in done.stderr  # it never claimed to be running
     assert rows_of(engine, daemon_instances) == []
     wrong = subprocess.run(
@@ -454,6 +456,43 @@ def test_the_web_app_alone_stops_on_a_signal_and_exits_0(
     wait_until(healthy, "GET /healthz")
     assert web.stop(signum) == 0, web.log
     assert "Traceback" not in web.log
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    ("command", "level", "requests_logged"), [("web", "WARNING", False), ("run", "DEBUG", True)]
+)
+def test_the_web_app_logs_at_log_level_and_warns_of_a_public_url_on_another_port(
+    engine: Engine,
+    daemon_env: dict[str, str],
+    tmp_path: Path,
+    running: list[Running],
+    command: str,
+    level: str,
+    requests_logged: bool,
+) -> None:
+    port = free_port()  # not 8000, the port of PUBLIC_BASE_URL's default
+    env = daemon_env | {"LOG_LEVEL": level}
+    env.pop("PUBLIC_BASE_URL", None)
+    args = [command, "--port", str(port)] + (["--start", START] if command == "run" else [])
+    web = Running(args, env, tmp_path)
+    running.append(web)
+
+    def healthy() -> bool:
+        web.logged("")  # fails at once if it died
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, "GET /healthz")
+    assert web.stop(signal.SIGTERM) == 0, web.log
+    assert ('"GET /healthz HTTP/1.1" 200' in web.log) == requests_logged, web.log
+    assert (
+        f"PUBLIC_BASE_URL is http://127.0.0.1:8000 but the web app listens on port {port}: "
+        "the unsubscribe links and webhook addresses in messages point at port 8000. "
+        f"Set PUBLIC_BASE_URL=http://127.0.0.1:{port}"
+    ) in web.log
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

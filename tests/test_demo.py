@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections import Counter
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from outreach import store
 from outreach.clock import FixedClock
 from outreach.demo import demo_accounts, load_demo
 from outreach.importing.account_rows import ImportDefaults
+from tests.conftest import REPO
 
 
 def test_demo_data_is_realistic_and_repeatable(
@@ -54,3 +58,17 @@ def test_demo_contacts_are_fictional() -> None:
         assert not phone or phone[5:10] == "55501"
         email = account.values["email"]
         assert not email or email.rsplit("@", 1)[1] in {"example.com", "example.net", "example.org"}
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_on_another_port_makes_links_to_that_port() -> None:
+    # -n: the commands, not run. Every command the demo runs makes links (init --demo's
+    # and run's messages), so each is given the port.
+    planned = subprocess.run(
+        ["make", "-n", "demo", "DEMO_PORT=8100", "VENV=/nonexistent"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    commands = [line for line in planned.splitlines() if "/bin/outreach " in line]
+    run = [line for line in commands if "/bin/outreach run " in line]
+    assert run and "--port 8100" in run[0]
+    assert all("PUBLIC_BASE_URL=http://127.0.0.1:8100 " in line for line in commands)

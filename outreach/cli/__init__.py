@@ -30,10 +30,12 @@ from outreach.cli.common import (
     err,
     import_defaults,
     out,
+    refuse_out_of_range,
     with_database,
 )
 from outreach.clock import SystemClock
 from outreach.config import Settings, mask_url
+from outreach.config_files import unreadable
 from outreach.db import current_known_revision, current_revision, upgrade
 from outreach.errors import ConfigError, OutreachError
 
@@ -77,6 +79,9 @@ app.add_typer(attempts.attempts_app, name="attempts")
 def _root(ctx: typer.Context) -> None:
     try:
         settings = Settings()
+    except (UnicodeDecodeError, OSError) as exc:
+        # The environment's values are text already: what could not be read is .env.
+        raise unreadable(Path(".env"), exc) from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
@@ -220,6 +225,8 @@ def run(
         host=host or settings.web_host,
         port=port or settings.web_port,
     )
+    if options.web:
+        warn_of_public_url(settings, options.port)
     daemon = Daemon(settings, context.engine, context.clock, options)
     if once:
         planned, sent = event_loop.run(daemon.run_once())
@@ -292,16 +299,13 @@ def simulate(
 
 
 def _refuse_out_of_range(first: datetime, days: int, shown: str) -> None:
-    """Refuse a forecast outside the years an import accepts: days counted from a date near
-    year 1 or 9999 overflow, and no debt's dates are there (a typo)."""
+    """Refuse a forecast that runs past the years an import accepts (its first day is in
+    them: ``_instant_option`` checked)."""
     from datetime import timedelta
 
     from outreach.importing.fields import FIRST_YEAR, LAST_YEAR
 
     years = f"years {FIRST_YEAR} to {LAST_YEAR}"
-    # The year as written, before any move to UTC (which overflows there too).
-    if not FIRST_YEAR <= first.year <= LAST_YEAR:
-        raise ConfigError(f"--from {shown!r} is out of range ({years})")
     if (first + timedelta(days=days)).year > LAST_YEAR:
         raise ConfigError(f"--from {shown!r} with --days {days} runs past {LAST_YEAR} ({years})")
 
@@ -353,7 +357,17 @@ def web_only(
     context = with_database(ctx)
     configure_logging(context.settings.log_level)
     settings = context.settings
+    warn_of_public_url(settings, port or settings.web_port)
     serve_web(settings, context.engine, host or settings.web_host, port or settings.web_port)
+
+
+def warn_of_public_url(settings: Settings, port: int) -> None:
+    """Said at start, not refused: a proxy may forward the local address's port."""
+    import logging
+
+    warning = settings.public_url_elsewhere(port)
+    if warning is not None:
+        logging.getLogger("outreach").warning(warning)
 
 
 app.command("daemons")(daemons.daemons)
@@ -369,6 +383,7 @@ def _instant_option(text: str, option: str = "--start", *, shown: str | None = N
         ) from None
     if value.tzinfo is None:
         raise ConfigError(f"{option} {shown!r} needs a UTC offset, e.g. 2026-11-23T14:00:00Z")
+    refuse_out_of_range(value, option, shown)
     return value
 
 

@@ -6,6 +6,7 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -20,6 +21,7 @@ from outreach.config import Settings, mask_url
 from outreach.db import current_known_revision, head_revision, make_engine
 from outreach.errors import ConfigError
 from outreach.importing.account_rows import ImportDefaults
+from outreach.importing.fields import FIRST_YEAR, LAST_YEAR
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -84,7 +86,7 @@ def _missing_sqlite_file(database_url: str) -> str | None:
         return None
     if not url.database or url.database == ":memory:":
         return None
-    path = Path(url.database).expanduser()
+    path = Path(url.database)
     return None if path.exists() else str(path)
 
 
@@ -93,6 +95,14 @@ def with_database(ctx: typer.Context) -> Context:
     context = context_of(ctx)
     ensure_schema(context)
     return context
+
+
+def refuse_out_of_range(value: datetime, option: str, shown: str) -> None:
+    """Refuse an instant outside the years an import accepts: near year 1 or 9999 its move
+    to UTC, or a window counted from it, overflows, and no debt's dates are there (a typo).
+    The year is the one written, before any move to UTC (which overflows there too)."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ConfigError(f"{option} {shown!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
 
 
 def system_user() -> str:

@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import Connection, select
 
 from outreach import store
-from outreach.cli.common import Context, context_of, out, with_database
+from outreach.cli.common import Context, context_of, out, refuse_out_of_range, with_database
 from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate
 from outreach.compliance.facts import EVENT_KINDS
@@ -84,7 +84,7 @@ def explain(
     context = with_database(ctx)
     if channel is not None and channel not in CHANNELS:
         raise OutreachError(f"--channel {channel!r}: use one of {', '.join(CHANNELS)}")
-    now = _instant(at) if at else context.clock.now()
+    now = _instant(at, "--at") if at else context.clock.now()
     rules = ruleset_of(context)
     with context.engine.connect() as connection:
         row = store.account_by_reference(connection, account)
@@ -236,7 +236,7 @@ def record(
             "--kind opt_in needs --channel: an opt-in is to one channel (with --address, that "
             "address's opt-out is lifted; without, a prohibited medium)"
         )
-    when = _instant(at) if at else context.clock.now()
+    when = _instant(at, "--at") if at else context.clock.now()
     if when > context.clock.now():
         # A word dated ahead would outrank what the debtor says until then (a STOP).
         raise OutreachError(f"--at {at} is later than now: record what has happened")
@@ -502,13 +502,14 @@ def _date(text: str, option: str) -> date:
         raise OutreachError(f"{option} {text!r}: not a date (YYYY-MM-DD)") from None
 
 
-def _instant(text: str) -> datetime:
+def _instant(text: str, option: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise OutreachError(f"{text!r} is not an ISO 8601 instant") from None
     if value.tzinfo is None:
         raise OutreachError(f"{text!r} needs a UTC offset, e.g. 2026-06-03T10:30:00-04:00")
+    refuse_out_of_range(value, option, text)
     return value
 
 

@@ -25,6 +25,7 @@ from zoneinfo import available_timezones
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from outreach.config_files import read_config_text
 from outreach.errors import ConfigError
 
 Channel = Literal["sms", "email", "voice"]
@@ -279,6 +280,9 @@ class RuleSet:
         return frozenset(rule.code for profile in self.profiles for rule in profile.rules)
 
 
+_RULES_REMEDY = "fix COMPLIANCE_RULES_FILE or unset it to use the packaged rules"
+
+
 def load_ruleset(override: Path | None = None) -> RuleSet:
     """The packaged rule set, with the operator's file (if any) laid over it."""
     packaged = resources.files("outreach.compliance").joinpath("rulesets/default.yaml")
@@ -286,12 +290,13 @@ def load_ruleset(override: Path | None = None) -> RuleSet:
     if override is None:
         return RuleSet(base.version, base.profiles, ("packaged",))
     try:
-        text = override.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_config_text(override)
+    except FileNotFoundError as exc:
         raise ConfigError(
-            f"compliance rules file {override}: cannot be read ({exc.strerror}); "
-            "fix COMPLIANCE_RULES_FILE or unset it to use the packaged rules"
+            f"compliance rules file {override}: cannot be read ({exc.strerror}); {_RULES_REMEDY}"
         ) from None
+    except ConfigError as exc:
+        raise ConfigError(f"compliance rules file {exc}; {_RULES_REMEDY}") from None
     extra = _parse(text, str(override))
     replaced = {p.id: p for p in extra.profiles}
     profiles = tuple(replaced.pop(p.id, p) for p in base.profiles) + tuple(replaced.values())

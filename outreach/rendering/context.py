@@ -30,6 +30,7 @@ from babel.numbers import (
 )
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from outreach.config_files import read_config_text
 from outreach.errors import ConfigError, TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.records import quick_init
@@ -224,8 +225,10 @@ def call_identity_texts(company: Company | None, language: str, name: str) -> Ca
 
 def load_company(templates_dir: Path) -> Company:
     path = templates_dir / "company.yaml"
+    if templates_dir.is_file():
+        raise ConfigError(f"{templates_dir} is a file, not the templates folder (TEMPLATES_DIR)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_config_text(path))
         company = Company.model_validate(raw)
     except FileNotFoundError:
         raise ConfigError(

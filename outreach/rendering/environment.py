@@ -27,6 +27,7 @@ from jinja2.runtime import Context, Macro, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
+from outreach.config_files import read_config_text
 from outreach.errors import TemplateError
 from outreach.rendering.context import Company, Debtor, LocalTexts
 from outreach.rendering.limits import (
@@ -123,12 +124,14 @@ def unused_variant(key: TemplateKey) -> str | None:
 
 def read_template_files(templates_dir: Path) -> dict[str, str]:
     """Every template and partial under ``templates_dir``, by path relative to it."""
+    if templates_dir.is_file():
+        raise TemplateError(f"templates folder {templates_dir} is a file, not a folder")
     if not templates_dir.is_dir():
         raise TemplateError(f"templates folder {templates_dir} does not exist")
     sources: dict[str, str] = {}
     for path in sorted(templates_dir.rglob(f"*{TEMPLATE_SUFFIX}")):
         relative = path.relative_to(templates_dir).as_posix()
-        sources[relative] = path.read_text(encoding="utf-8")
+        sources[relative] = read_config_text(path)
     return sources
 
 

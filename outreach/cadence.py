@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 import yaml
 from babel import Locale, UnknownLocaleError
 
-from outreach.errors import CadenceError
+from outreach.config_files import read_config_text
+from outreach.errors import CadenceError, ConfigError
 from outreach.models import AccountStatus
 from outreach.records import quick_init
 
@@ -134,11 +135,11 @@ def load_cadence(
     path: Path, template_exists: Callable[[str, str, str], bool] | None = None
 ) -> Cadence:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_config_text(path))
     except yaml.YAMLError as exc:
         raise CadenceError(f"{path}: not valid YAML ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise CadenceError(f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except ConfigError as exc:  # not UTF-8, or not readable: named as every config file is
+        raise CadenceError(str(exc)) from None
     except OSError as exc:
         raise CadenceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return parse_cadence(path.stem, raw, str(path), template_exists)

@@ -164,7 +164,7 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         b'description: "Rappel \xe9ch\xe9ance"\nsteps:\n'
         b"  - {key: a, anchor: due_date+0d, channel: sms, template: due, tone: friendly}\n"
     )
-    with pytest.raises(CadenceError, match=r"latin\.yaml: not UTF-8 \(byte 21\)"):
+    with pytest.raises(CadenceError, match=r"latin\.yaml: not UTF-8 \(line 1\)"):
         load_cadences(tmp_path, template_exists)
 
 

@@ -247,6 +247,43 @@ def test_a_change_to_what_the_cadence_reads_has_the_account_reconsidered(
     assert accounts["A-2"].next_contact_at is None
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("cadence", "pre-due"), ("timezone", "America/Chicago"), ("jurisdiction", "US-NY"),
+     ("locale", "es_US"), ("currency", "CAD"), ("balance", "80.00"), ("due_date", "2026-11-30")],
+)  # fmt: skip
+def test_a_change_leaves_an_account_handed_off_to_the_agents_with_them(
+    engine: Engine,
+    tmp_path: Path,
+    defaults: ImportDefaults,
+    clock: FixedClock,
+    column: str,
+    value: str,
+) -> None:
+    """Handed off, the account is the agents': its new values are stored, but no cadence
+    looks at it again (a step of the cadence it is moved to would reach the debtor)."""
+    refs = ("PENDING", "SEEN", "PAID")
+    run_import(engine, write_csv(tmp_path / "a.csv", [row(r) for r in refs]), defaults, clock)
+    with engine.begin() as connection:
+        for ref, handoff in zip(refs, ("pending", "seen", "seen"), strict=True):
+            connection.execute(
+                update(store.accounts)
+                .where(store.accounts.c.reference == ref)
+                .values(handoff=handoff, next_contact_at=None)
+            )
+    clock.advance(timedelta(hours=5))
+    changed = [row("PENDING", **{column: value}), row("SEEN", **{column: value})]
+    run_import(
+        engine, write_csv(tmp_path / "b.csv", [*changed, row("PAID", balance="0")]), defaults, clock
+    )
+    accounts = accounts_by_reference(engine)
+    for ref in ("PENDING", "SEEN"):
+        assert accounts[ref].updated_at == clock.now()
+        assert accounts[ref].next_contact_at is None
+    # Paid off, it is closed all the same.
+    assert (accounts["PAID"].status, accounts["PAID"].closed_at) == ("paid", clock.now())
+
+
 def test_zero_balance_closes_the_account_and_import_never_reopens_it(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -216,7 +216,8 @@ class AccountUpserter:
         table = store.accounts
         columns = [
             table.c.id, table.c.reference, table.c.status, table.c.next_contact_at,
-            table.c.closed_at, table.c.imported_balance_minor, *_owned_columns(),
+            table.c.closed_at, table.c.imported_balance_minor, table.c.handoff,
+            *_owned_columns(),
         ]  # fmt: skip
         query = select(*columns).where(table.c.reference.in_(references))
         if not self.dry_run:
@@ -295,10 +296,13 @@ class AccountUpserter:
                     change.update(
                         status=AccountStatus.PAID, closed_at=self.now, next_contact_at=None
                     )
-                elif balance_changed or not _RECONSIDERED.isdisjoint(changed):
+                elif row["handoff"] is None and (
+                    balance_changed or not _RECONSIDERED.isdisjoint(changed)
+                ):
                     # A different step may be due, or the same one at another time, or one
                     # for an account whose old cadence had finished: reconsidered at the
-                    # next tick, which works it out afresh.
+                    # next tick, which works it out afresh. One handed off to the agents
+                    # is theirs: no cadence contacts it again.
                     change["next_contact_at"] = self.now
             updates[record.reference] = change
         return updates

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from outreach import heap
 from outreach.bulk import BulkStatement, PreparedRows
 from outreach.cadence import StepRecord, load_cadences
+from outreach.cadence_changes import cadence_digest, cadence_versions
 from outreach.clock import Clock
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance_store import attempts, decisions_to_store, load_debtors
@@ -33,7 +34,7 @@ from outreach.db import begin_redoable
 from outreach.inbox import HANDOFF
 from outreach.leases import StopFlag, claim_due_accounts
 from outreach.models import PromiseStatus, StepOutcome
-from outreach.plan_account import AccountPlan, Toolkit, plan_accounts
+from outreach.plan_account import RECHECK, AccountPlan, Toolkit, plan_accounts
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
@@ -72,7 +73,10 @@ class PlanReport:
 
 
 # In the order a tick's log line names them.
-_OUTCOMES = ("queued", "deferred", "blocked", "stopped", "idle", "finished", "handed_off", "error")
+_OUTCOMES = (
+    "queued", "deferred", "blocked", "stopped", "idle", "finished", "handed_off",
+    "cadence_changed", "error",
+)  # fmt: skip
 
 
 class Planner:
@@ -97,6 +101,7 @@ class Planner:
         self.lease = lease
         self.rules = rules or load_ruleset(settings.compliance_rules_file)
         self.cadences = load_cadences(settings.schedules_dir)
+        self.digests = {name: cadence_digest(cadence) for name, cadence in self.cadences.items()}
         self.company = load_company(settings.templates_dir)
         self.processes = processes if processes is not None else process_count(settings)
         self.stop: StopFlag = stop or threading.Event()
@@ -209,6 +214,7 @@ class Planner:
             taken = _steps_taken(connection, ids)
             promising = _pending_promises(connection, ids)
             reached = contacted(connection, ids)
+            outdated = _outdated(connection, self.digests)
         plans = plan_accounts(
             [
                 (row, records[row.id], taken.get(row.id, []), row.id in promising,
@@ -218,6 +224,8 @@ class Planner:
             kit,
             now,
         )  # fmt: skip
+        if outdated:
+            _leave_to_current_files(rows, plans, outdated, now)
         following: Sequence[Any] = []
         # Made ready before the transaction: on SQLite the other plan processes wait for
         # its writer lock while it is held.
@@ -376,6 +384,29 @@ def plan_writes(
             ],
         ),
     ]
+
+
+def _outdated(connection: Connection, digests: dict[str, str]) -> frozenset[str]:
+    """The cadences whose steps differ in this planner's files from those the daemon started
+    last recorded (``cadence_version``, a row a cadence): the files of a daemon not yet
+    restarted in a rolling deploy. A cadence not recorded is not outdated."""
+    recorded = connection.execute(select(cadence_versions.c.name, cadence_versions.c.digest))
+    return frozenset(name for name, digest in recorded if digests.get(name, digest) != digest)
+
+
+def _leave_to_current_files(
+    rows: Sequence[Any], plans: Sequence[AccountPlan], outdated: frozenset[str], now: datetime
+) -> None:
+    """Plans that would finish an account, or hand it off, on an outdated cadence look at
+    it again later instead: the daemon with the new files made the accounts its cadence had
+    finished with due once (``cadence_changes``), and one finished again here would never
+    have a step added to the cadence. Whichever daemon claims it then plans it."""
+    for row, plan in zip(rows, plans, strict=True):
+        # A finished plan with a time (its hand-off's) is looked at again then anyway.
+        ending = plan.outcome in ("finished", "handed_off") and plan.next_contact_at is None
+        if ending and row.cadence in outdated:
+            plan.outcome, plan.next_contact_at = "cadence_changed", now + RECHECK
+            plan.handoff_at, plan.decisions = None, []  # not handed off: no flag, no decision
 
 
 def _by_account_id(pair: tuple[Any, AccountPlan]) -> int:

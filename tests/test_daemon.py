@@ -579,6 +579,38 @@ def test_a_step_added_to_a_cadence_reaches_the_accounts_it_had_finished_with_onc
     assert restarted.planner.tick().claimed == 0
 
 
+def test_a_daemon_not_yet_restarted_does_not_finish_the_accounts_a_changed_cadence_reopened(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """A rolling restart: the first daemon back with a step added to pre-due makes the
+    accounts pre-due had finished with due; one still running the old file claims them
+    first. It does not finish them again (the restarted daemons, finding the cadence as
+    recorded, would never look at them again): they wait a day, for a daemon with the new
+    file, which sends the step and then finishes them."""
+    publish_templates(engine, clock)
+    ids = import_accounts(engine, tmp_path, defaults, clock, [row("FINISHED", cadence="pre-due")])
+    settings = make_settings(engine, tmp_path)
+    old = Daemon(settings, engine, clock, RunOptions(web=False))
+    old.check_cadences()
+    assert dict(old.planner.tick().outcomes) == {"finished": 1}
+    clock.advance(timedelta(hours=1))
+    schedules = edited_schedules(tmp_path, "pre-due.yaml", lambda text: text + OVERDUE_10D)
+    edited = settings.model_copy(update={"schedules_dir": schedules})
+    Daemon(edited, engine, clock, RunOptions(web=False)).check_cadences()
+    assert dict(old.planner.tick().outcomes) == {"cadence_changed": 1}
+    assert rows_of(engine, attempts) == []
+    second = Daemon(edited, engine, clock, RunOptions(web=False))
+    second.check_cadences()
+    assert second.planner.tick().claimed == 0
+    clock.advance(timedelta(days=1))
+    assert dict(second.planner.tick().outcomes) == {"queued": 1}
+    assert [a.step_key for a in rows_of(engine, attempts)] == ["overdue-10d"]
+    clock.advance(timedelta(days=2))
+    assert dict(second.planner.tick().outcomes) == {"finished": 1}
+    [finished] = rows_of(engine, store.accounts, store.accounts.c.id == ids["FINISHED"])
+    assert finished.next_contact_at is None
+
+
 def test_a_daemon_starting_warns_of_steps_recorded_that_the_files_do_not_name(
     engine: Engine,
     tmp_path: Path,

@@ -30,6 +30,7 @@ from outreach import heap, store
 from outreach import housekeeping as housekeeping_module
 from outreach import plan_account as plan_account_module
 from outreach import planner as planner_module
+from outreach.cadence_changes import cadence_digest, cadence_versions
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
@@ -1237,6 +1238,38 @@ def test_a_spent_cadence_hands_the_account_to_the_agents_after_its_days(world: W
     world.clock.set(last["RECENT"] + timedelta(days=7))
     assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
     assert account(world.engine, ids["RECENT"]).flag == "handoff"
+
+
+def test_a_planner_whose_cadence_has_since_changed_leaves_its_end_to_the_new_files(
+    world: World,
+) -> None:
+    """In a rolling deploy, a daemon still planning with files a daemon started since has
+    changed (``cadence_version``) neither finishes nor hands off an account of that cadence:
+    the account is looked at again a day later, by whichever daemon claims it then. A
+    cadence recorded as the planner has it ends as ever."""
+    ids = world.load(row("DONE"), row("PRE-DUE", cadence="pre-due", phone="(617) 555-0102"))
+    now = world.clock.now()
+    for key in STANDARD_STEPS:
+        add_row(world.engine, cadence_steps, account_id=ids["DONE"], step_key=key,
+                outcome="sent", reason=None, at=now - timedelta(days=8))  # fmt: skip
+    planner = world.planner()
+    digest = {name: cadence_digest(cadence) for name, cadence in planner.cadences.items()}
+    with world.engine.begin() as connection:
+        connection.execute(insert(cadence_versions), [
+            {"name": "standard", "digest": "0" * 64, "seen_at": now},
+            {"name": "pre-due", "digest": digest["pre-due"], "seen_at": now},
+        ])  # fmt: skip
+    assert dict(planner.tick().outcomes) == {"cadence_changed": 1, "finished": 1}
+    done = account(world.engine, ids["DONE"])
+    assert (done.next_contact_at, done.handoff, done.flag) == (now + timedelta(days=1), None, None)
+    assert rows_of(world.engine, decisions, decisions.c.account_id == ids["DONE"]) == []
+    assert account(world.engine, ids["PRE-DUE"]).next_contact_at is None
+    # A day later, planned by a daemon with the files recorded: handed off.
+    with world.engine.begin() as connection:
+        connection.execute(update(cadence_versions).values(digest=digest["standard"]))
+    world.clock.set(now + timedelta(days=1))
+    assert dict(world.planner().tick().outcomes) == {"handed_off": 1}
+    assert account(world.engine, ids["DONE"]).flag == "handoff"
 
 
 def test_a_cadence_finished_before_hand_offs_were_carried_out_is_handed_off(

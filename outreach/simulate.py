@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Connection, Engine, Table, func, insert, select
 from sqlmodel import SQLModel
 
+from outreach.cadence_changes import look_again_at_changed
 from outreach.channels import OutboxSimulation
 from outreach.clock import FixedClock
 from outreach.compliance.rules import load_ruleset
@@ -158,7 +159,9 @@ def _snapshot(source: Engine) -> Iterator[Connection]:
 
 
 # Tables the scratch copy holds (those whole, then the accounts and what hangs off them).
-_WHOLE = ("template_version", "suppression")
+# The cadences as the daemons last started with them come too: a forecast with edited
+# files starts as a daemon starting with them would (``cadence_changes``).
+_WHOLE = ("template_version", "suppression", "cadence_version")
 _COPIED = frozenset({*_WHOLE, "account", *_PER_ACCOUNT})
 # The leases of a live daemon planning an account or sending an attempt: freed in the copy,
 # where no one holds them, or the scratch stages would wait them out and a step would be
@@ -201,6 +204,9 @@ async def _run(
     clock = FixedClock(start)
     rules = load_ruleset(settings.compliance_rules_file)
     planner = Planner(engine, settings, clock, "simulate", rules=rules)
+    # A cadence changed in these files makes the accounts it had finished with due, as at
+    # a daemon's start: a step added is forecast for them.
+    look_again_at_changed(engine, planner.cadences, start)
     outboxes: dict[str, Provider] = {
         channel: Outbox(settings, clock, channel, OutboxSimulation(reply_rate=0))
         for channel in ("sms", "email", "voice")

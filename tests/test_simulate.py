@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, func, select, update
 
 from outreach import agent_actions
 from outreach import simulate as simulate_module
+from outreach.cadence_changes import look_again_at_changed
 from outreach.clock import FixedClock
 from outreach.compliance_store import attempts, decisions
 from outreach.db import make_engine, upgrade
@@ -293,6 +295,28 @@ def test_a_step_dropped_in_the_span_is_forecast_as_skipped_with_its_reason(
     channel, detail = dropped["reminder-1d"]
     assert channel == "" and detail.startswith(("expired: ", "missed: "))
     assert not any(r.step == "reminder-1d" and r.outcome == "sent" for r in rows)
+
+
+def test_a_step_added_to_a_cadence_is_forecast_for_the_accounts_it_had_finished_with(
+    engine: Engine, tmp_path: Path, clock: FixedClock, defaults: ImportDefaults
+) -> None:
+    """A forecast with edited files starts as a daemon starting with them would: pre-due
+    had finished with the account; the step added to it is forecast, once."""
+    world = world_of(engine, tmp_path, clock, defaults)
+    world.load(row("A-1", cadence="pre-due"))
+    daemon_files = world.planner()
+    look_again_at_changed(engine, daemon_files.cadences, NOW)  # as the daemons started
+    assert dict(daemon_files.tick().outcomes) == {"finished": 1}
+    schedules = tmp_path / "schedules"
+    shutil.copytree(REPO / "schedules", schedules)
+    with (schedules / "pre-due.yaml").open("a", encoding="utf-8") as file:
+        file.write("  - key: overdue-10d\n    anchor: due_date+10d\n    channel: sms\n"
+                   "    template: overdue\n    tone: firm\n")  # fmt: skip
+    edited = world.settings.model_copy(update={"schedules_dir": schedules})
+    rows = contacts(simulate(engine, edited, NOW + timedelta(hours=1), 3))
+    assert [(r.account, r.step, r.outcome) for r in rows] == [("A-1", "overdue-10d", "sent")]
+    # With the files the daemons have, nothing: the account stays finished.
+    assert contacts(simulate(engine, world.settings, NOW + timedelta(hours=1), 3)) == []
 
 
 def test_the_cli_prints_the_days_and_writes_the_csv(

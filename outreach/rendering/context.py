@@ -55,6 +55,7 @@ KNOWN_VARIABLES = frozenset(
         "first_contact",
         "collector_type",
         "locale",
+        "language",
     }
 )
 # The answer templates (``{sms,email}/answer.agent.j2``) wrap an agent's own words in what
@@ -440,6 +441,9 @@ def build_context(
         "first_contact": facts.first_contact,
         "collector_type": facts.collector_type,
         "locale": locale,
+        # Its language alone (an email's lang="fil"): worked out here once, not by a
+        # sandboxed method call in every email's layout.
+        "language": locale.split("_")[0],
         **facts.extra,
     }
 

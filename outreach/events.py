@@ -55,6 +55,7 @@ from outreach.opt_outs import (
     phone_or_email,
 )
 from outreach.providers.base import IDENTITY_CHECK, EventType, ProviderEvent
+from outreach.providers.twilio_voice import unknown_call_identity
 from outreach.replies import Received, receive, wrong_party
 from outreach.store import accounts, lock_accounts, table_of
 
@@ -168,6 +169,7 @@ def apply_batch(
     policy = policy or EventPolicy()
     items = [_stored_item(item) for item in items]
     found = find_attempts(connection, [item.event for item in items])
+    items = [_as_answered(item, attempt) for item, attempt in zip(items, found, strict=True)]
     events = [item.event for item in items]
     _hold_addresses(connection, events, found)
     writers = _lock_writers(connection, events, found)
@@ -185,6 +187,15 @@ def apply_batch(
         EventResult(index in stored, answers.get(index), _script(found[index]))
         for index in range(len(items))
     ]
+
+
+def _as_answered(item: Incoming, attempt: Any | None) -> Incoming:
+    """An identity check's answer in a call with no script to play is answered with a
+    hang-up (the webhook's ``answer_identity``): recorded as that, not as what a known
+    call would have played."""
+    if item.event.kind != IDENTITY_CHECK or _script(attempt) is not None:
+        return item
+    return replace(item, event=unknown_call_identity(item.event))
 
 
 def _hold_addresses(
@@ -571,9 +582,10 @@ def _act(
             unsubscribe_mailboxes=policy.unsubscribe_mailboxes,
         )
     if event.kind == IDENTITY_CHECK and event.contact_status == ContactStatus.WRONG_NUMBER:
-        # "Not me" at a call's identity check: about this account only (``wrong_party``).
+        # "Not me" at a call's identity check: about the debtor asked for (``wrong_party``).
         if attempt is not None and address:
-            wrong_party(connection, int(attempt.account_id), address, now)
+            called = Received(event, attempt, event_id, channel, address)
+            wrong_party(connection, called, now, policy.reply_pause)
         return None
     if address:
         act_on_address(connection, event, event_id, channel, address, now)

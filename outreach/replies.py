@@ -63,6 +63,7 @@ from outreach.opt_outs import (
 )
 from outreach.providers.base import EventType, ProviderEvent
 from outreach.providers.keywords import normalize
+from outreach.rendering.context import spoken_name
 from outreach.store import accounts as account_table
 from outreach.store import compliance_events, contact_points, hold_writes, lock_accounts, unindexed
 
@@ -494,22 +495,56 @@ def _holds(
                        f"{message.channel} reply, inbox message {inbox_id}")  # fmt: skip
 
 
-def wrong_party(connection: Connection, account_id: int, address: str, now: datetime) -> None:
-    """Someone who said, in a call to ``address``, that they are not the account's debtor:
-    the number is a wrong number for this account (texts and calls: either would reach
-    them again), and the account is flagged for an agent, as a "wrong number" reply is.
-    Other accounts at the number keep it: whoever answered may be their debtor."""
+def wrong_party(
+    connection: Connection, message: Received, now: datetime, pause: timedelta
+) -> list[int]:
+    """Someone who said, in a call (``message.attempt``) to ``message.address``, that they
+    are not the debtor it asked for. The number is a wrong number (texts and calls: either
+    would reach them again) for the account called and every other account there whose
+    debtor has that name as the call says it: each is flagged for an agent, paused, and
+    given an inbox message saying why, as a "wrong number" reply is. Accounts at the number
+    for other names keep it: whoever answered may be their debtor. Returns the accounts
+    marked."""
+    if message.attempt is None:  # no call, no debtor it asked for
+        return []
+    called = int(message.attempt.account_id)
+    channels = phone_or_email(message.channel)
+    found = accounts_using(connection, channels, message.address)
+    hold_writes(connection)
+    lock_accounts(connection, [called, *found])
+    names = dict(
+        connection.execute(
+            select(account_table.c.id, account_table.c.name).where(
+                account_table.c.id.in_([called, *found])
+            )
+        ).all()
+    )
+    asked = spoken_name(names.get(called) or "")
+    owners = sorted(
+        {called} | {owner for owner in found if asked and _same_name(names.get(owner) or "", asked)}
+    )
     connection.execute(
         update(contact_points)
         .where(
-            contact_points.c.account_id == account_id,
-            contact_points.c.channel.in_(phone_or_email("voice")),
-            same_address(connection, contact_points.c.address, phone_or_email("voice"), address),
+            contact_points.c.account_id.in_(owners),
+            contact_points.c.channel.in_(channels),
+            same_address(connection, contact_points.c.address, channels, message.address),
             contact_points.c.status == ContactStatus.ACTIVE,
         )
         .values(status=ContactStatus.WRONG_NUMBER, updated_at=now)
     )
-    _flag(connection, [account_id], Intent.WRONG_NUMBER, now)
+    said = f"Pressed 2 in a call to {message.address} asking for {asked}: not {asked}."
+    for owner in owners:
+        _inbox_row(connection, message, owner, Intent.WRONG_NUMBER, "inbound", said, now)
+    _pause(connection, owners, now, pause)
+    _flag(connection, owners, Intent.WRONG_NUMBER, now)
+    return owners
+
+
+def _same_name(name: str, asked: str) -> bool:
+    """Whether the identity check for ``name`` sounds as the one for ``asked`` did: spaces
+    and case are not heard."""
+    return spoken_name(name).casefold() == asked.casefold()
 
 
 def _flag(connection: Connection, owners: Sequence[int], flag: Intent, now: datetime) -> None:

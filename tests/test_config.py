@@ -340,6 +340,38 @@ def test_company_texts_every_message_is_made_of_are_checked_when_read(
     load_company(REPO / "templates")
 
 
+@pytest.mark.parametrize(
+    ("language", "texts", "said"),
+    [
+        ("en", {"call_identity_check": "Hello, this is {company}. To continue, press 1."},
+         "texts.en.call_identity_check: Value error, must have {name} and the key 2"),
+        ("es", {"call_identity_check": "Esta llamada es para {name}. Marque uno o dos."},
+         "texts.es.call_identity_check: Value error, must have the key 1 and the key 2"),
+        ("en", {"call_identity_check": "For {name}: press 12, or 21."},
+         "texts.en.call_identity_check: Value error, must have the key 1 and the key 2"),
+        ("en", {"call_not_the_debtor": "Sorry, we will not call {name} here again."},
+         "texts.en.call_not_the_debtor: Value error, must not have {name}"),
+    ],
+)  # fmt: skip
+def test_a_call_identity_check_that_asks_for_no_one_is_refused_when_read(
+    tmp_path: Path, language: str, texts: dict[str, str], said: str
+) -> None:
+    """A question naming no one lets whoever answers press 1 and hear the debt, one without
+    both keys leaves no way to say who answered, and a goodbye naming the debtor tells a
+    stranger whom we call: refused, naming the file and the field."""
+    templates = company_with(tmp_path, language, **texts)
+    with pytest.raises(ConfigError) as refused:
+        load_company(templates)
+    assert str(refused.value).startswith(f"{templates / 'company.yaml'}: ")
+    assert said in str(refused.value)
+    # The business may be named in both; the key may end a sentence.
+    accepted = {
+        "call_identity_check": "{company} calls {name}: press 1, else 2.",
+        "call_not_the_debtor": "{company} is sorry to have bothered you.",
+    }
+    load_company(company_with(tmp_path / "other", language, **accepted))
+
+
 @pytest.mark.parametrize("opt_out", ["回复STOP退订", "STOPと返信して配信停止", "Reply STOP."])
 def test_stop_beside_words_written_without_spaces_is_named(tmp_path: Path, opt_out: str) -> None:
     """Chinese and Japanese write no space between words: STOP there is a word all the same

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy import event as sqlalchemy_event
 
 from outreach.clock import FixedClock
@@ -378,9 +378,11 @@ def test_the_demos_someone_else_at_the_identity_check_is_a_wrong_party(
     engine: Engine, tmp_path: Path
 ) -> None:
     """The outbox's simulated "not me" (2) lands as Twilio's does: this account no longer
-    texts or calls the number, and is flagged for an agent; the other account at the number
-    keeps it. A call's result carries whom the identity check asks for."""
+    texts or calls the number, and is flagged for an agent; another debtor's account at the
+    number keeps it. A call's result carries whom the identity check asks for."""
     called, other = add_account(engine, "R-1"), add_account(engine, "R-2")
+    with engine.begin() as connection:
+        connection.execute(update(accounts).where(accounts.c.id == other).values(name="Sam Roe"))
     call = add_attempt(engine, called, channel="voice", message_id=None)
     settings = Settings(
         _env_file=None,

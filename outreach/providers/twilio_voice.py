@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -163,6 +164,7 @@ PLAY_MESSAGE = "human"  # the template's human block: the debtor confirmed
 PLAY_NOT_THE_DEBTOR = "not the debtor"  # a neutral goodbye
 PLAY_VOICEMAIL = "voicemail"  # no answer, or another key: the limited-content message
 PLAY_OPT_OUT = "opt-out"  # the opt-out's confirmation
+PLAY_HANG_UP = "hang up"  # a call we do not know: nothing is said
 _IDENTITY_TIMEOUT = 6  # seconds to press a key once the question is said
 
 
@@ -206,6 +208,16 @@ def identity_fields(digits: str | None) -> dict[str, Any]:
         # Someone else answers at this number: a wrong party for the account called.
         "contact_status": WRONG_NUMBER if played == PLAY_NOT_THE_DEBTOR else None,
     }
+
+
+def unknown_call_identity(event: ProviderEvent) -> ProviderEvent:
+    """An identity check's answer in a call we do not know, as ``answer_identity`` answers
+    it: only an opt-out is confirmed, anything else hangs up, so its ``raw_status`` says
+    so (not the message or a goodbye that was never played), and it marks no number."""
+    heard, _, played = (event.raw_status or "").rpartition(": ")
+    if played == PLAY_OPT_OUT or not heard:
+        return event
+    return replace(event, raw_status=f"{heard}: {PLAY_HANG_UP}"[:64], contact_status=None)
 
 
 def identity_url(base: str, attempt_id: int | None, language: str) -> str:

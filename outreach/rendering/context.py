@@ -72,6 +72,14 @@ LCM_COMPANY_FIELDS = frozenset({"lcm_name", "agent_name", "phone"})
 OPT_OUT_WORD = re.compile(r"(?<![A-Za-z0-9])STOP(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+# What a call's identity check must say: whom it asks for, and the keys to answer with.
+_IDENTITY_PARTS = {
+    "{name}": re.compile(re.escape("{name}")),
+    "the key 1": re.compile(r"(?<![0-9])1(?![0-9])"),
+    "the key 2": re.compile(r"(?<![0-9])2(?![0-9])"),
+}
+
+
 class LocalTexts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -84,7 +92,8 @@ class LocalTexts(BaseModel):
     call_opt_out_confirmation: str | None = None
     # Calls answered by a person: the question asked before anything about the account is
     # said ({company} becomes company.lcm_name, {name} the debtor's name), and what a
-    # person who is not the debtor hears. Unset: the defaults in CALL_IDENTITY_DEFAULTS.
+    # person who is not the debtor hears ({company} alone). Unset: the defaults in
+    # CALL_IDENTITY_DEFAULTS.
     call_identity_check: str | None = None
     call_not_the_debtor: str | None = None
 
@@ -105,6 +114,30 @@ class LocalTexts(BaseModel):
                 "must name STOP (as in 'Reply STOP to opt out.'): the word every text's "
                 "opt-out gives, which carriers and the STOP replies honour"
             )
+        return value
+
+    # A question that names no one lets anyone who answers press 1 and hear the debt; one
+    # without both keys leaves the debtor and a stranger no way to say which they are.
+    @field_validator("call_identity_check")
+    @classmethod
+    def _asks_for_the_debtor(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        missing = [part for part, found in _IDENTITY_PARTS.items() if not found.search(value)]
+        if missing:
+            raise ValueError(
+                f"must have {' and '.join(missing)}, as in 'This call is for {{name}}. If you "
+                "are {name}, press 1. If you are not, press 2.': only the debtor may hear "
+                "the message"
+            )
+        return value
+
+    # Said to someone who is not the debtor: naming the debtor would tell them whom we call.
+    @field_validator("call_not_the_debtor")
+    @classmethod
+    def _names_no_one(cls, value: str | None) -> str | None:
+        if value is not None and "{name}" in value:
+            raise ValueError("must not have {name}: it is said to someone who is not the debtor")
         return value
 
 
@@ -211,7 +244,7 @@ def call_identity_texts(company: Company | None, language: str, name: str) -> Ca
     check, unnamed, not_the_debtor = CALL_IDENTITY_DEFAULTS.get(
         language, CALL_IDENTITY_DEFAULTS["en"]
     )
-    words = {"company": "", "name": " ".join(name.split())}
+    words = {"company": "", "name": spoken_name(name)}
     if company is None:
         check = unnamed
     else:
@@ -221,7 +254,14 @@ def call_identity_texts(company: Company | None, language: str, name: str) -> Ca
         words["company"] = company.lcm_name
     # In one pass: a name spelt "{company}" stays a name.
     said = _IDENTITY_FIELDS.sub(lambda found: words[found.group(1)], check)
-    return CallIdentityTexts(said.strip(), not_the_debtor.strip())
+    # The goodbye names the business as the check did, never the debtor (``LocalTexts``).
+    goodbye = not_the_debtor.replace("{company}", words["company"])
+    return CallIdentityTexts(said.strip(), goodbye.strip())
+
+
+def spoken_name(name: str) -> str:
+    """A debtor's name as a call's identity check says it: spaces aside."""
+    return " ".join(name.split())
 
 
 def load_company(templates_dir: Path) -> Company:

@@ -16,7 +16,7 @@ from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.errors import ChannelError
 from outreach.providers.base import EventType, OutboundMessage, WebhookRequest
-from outreach.providers.twilio_voice import TwilioVoice, asks_to_stop
+from outreach.providers.twilio_voice import PLAY_NOT_THE_DEBTOR, TwilioVoice, asks_to_stop
 from outreach.rendering.context import CALL_IDENTITY_DEFAULTS, CALL_OPT_OUT_DEFAULTS
 from outreach.rendering.lint import LCM_FORBIDDEN
 from tests.conftest import REPO
@@ -501,6 +501,18 @@ def test_the_opt_out_words_come_from_the_company_file(
     )
     (event,) = provider.parse(twilio_request("voice_gather_digits.json"))
     assert "Done. Northwind Customer Care will not call." in provider.answer_gather(event, "en")
+
+
+def test_the_goodbye_to_someone_else_names_the_business_as_the_check_does(
+    settings: Settings, client: httpx.AsyncClient, clock: FixedClock, tmp_path: Path
+) -> None:
+    company = yaml.safe_load((REPO / "templates" / "company.yaml").read_text(encoding="utf-8"))
+    company["texts"]["en"]["call_not_the_debtor"] = "Thank you. {company} is sorry to bother you."
+    (tmp_path / "company.yaml").write_text(yaml.safe_dump(company), encoding="utf-8")
+    provider = voice(settings.model_copy(update={"templates_dir": tmp_path}), client, clock)
+    goodbye = provider.play(PLAY_NOT_THE_DEBTOR, HUMAN, VOICEMAIL)
+    assert "Thank you. Northwind Customer Care is sorry to bother you." in goodbye
+    assert "{company}" not in goodbye
 
 
 def test_without_a_company_file_the_default_words_are_used(

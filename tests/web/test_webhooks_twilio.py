@@ -594,13 +594,19 @@ def test_no_key_or_another_at_the_identity_check_plays_only_the_voicemail(
     assert {status for _, _, status in phone_points(engine)} == {"active"}
 
 
+def rename(engine: Engine, account_id: int, name: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(accounts).where(accounts.c.id == account_id).values(name=name))
+
+
 def test_not_me_hears_a_goodbye_and_the_number_is_a_wrong_party_for_the_account(
     engine: Engine, server: Server
 ) -> None:
     """Pressing 2: a goodbye that names no debt, the opt-out still offered; this account
-    no longer texts or calls the number, and is flagged for an agent. Another account at
-    the number keeps it: whoever answered may be its debtor."""
+    no longer texts or calls the number, and is flagged for an agent. Another debtor's
+    account at the number keeps it: whoever answered may be that debtor."""
     called, other = add_account(engine, "R-1"), add_account(engine, "R-2")
+    rename(engine, other, "Sam Roe")
     call = add_attempt(engine, called, channel="voice", message_id="CA0001")
     request = identity(call, Digits="2")
     for _ in range(2):  # a retry plays the same, and records nothing twice
@@ -619,6 +625,50 @@ def test_not_me_hears_a_goodbye_and_the_number_is_a_wrong_party_for_the_account(
         call,
     )
     assert voice_opt_outs(engine) == []
+
+
+def test_not_me_is_a_wrong_party_for_every_account_of_the_debtor_asked_for(
+    engine: Engine, server: Server
+) -> None:
+    """Whoever pressed 2 is not Pat Doe: none of Pat Doe's accounts at the number texts or
+    calls it again (one written "pat  DOE" sounds the same in the call), each is flagged;
+    Sam Roe's account there keeps it."""
+    called, same, spelt, other = (add_account(engine, f"R-{n}") for n in range(1, 5))
+    rename(engine, spelt, " pat  DOE ")
+    rename(engine, other, "Sam Roe")
+    call = add_attempt(engine, called, channel="voice", message_id="CA0001")
+    server.send(identity(call, Digits="2"))
+    assert phone_points(engine) == {
+        (called, "sms", "wrong_number"), (called, "voice", "wrong_number"),
+        (same, "sms", "wrong_number"), (same, "voice", "wrong_number"),
+        (spelt, "sms", "wrong_number"), (spelt, "voice", "wrong_number"),
+        (other, "sms", "active"), (other, "voice", "active"),
+    }  # fmt: skip
+    wrong = "wrong_number"
+    assert flags(engine) == {called: wrong, same: wrong, spelt: wrong, other: None}
+
+
+def test_not_me_tells_the_agent_why_in_the_inbox(engine: Engine, server: Server) -> None:
+    """As a "wrong number" text does: an open inbox message on each account marked, saying
+    who pressed 2 at which number, the called account's naming the call, and the reply
+    pause until an agent reads it."""
+    called, same = add_account(engine, "R-1"), add_account(engine, "R-2")
+    call = add_attempt(engine, called, channel="voice", message_id="CA0001")
+    for _ in range(2):  # a retry adds nothing
+        server.send(identity(call, Digits="2"))
+    (event,) = rows(engine, provider_events)
+    messages = {m.account_id: m for m in rows(engine, inbox_messages)}
+    assert messages.keys() == {called, same}
+    for account_id, message in messages.items():
+        assert (message.direction, message.status, message.intent, message.channel) == (
+            "inbound", "open", "wrong_number", "voice"
+        )  # fmt: skip
+        assert (message.from_address, message.provider_event_id) == (PHONE, event.id)
+        assert message.body == f"Pressed 2 in a call to {PHONE} asking for Pat Doe: not Pat Doe."
+        assert message.attempt_id == (call if account_id == called else None)
+        assert message.received_at is not None
+    paused = {row.id: row.pause_reason for row in rows(engine, accounts)}
+    assert paused == {called: "a reply waits in the inbox", same: "a reply waits in the inbox"}
 
 
 def test_pressing_9_at_the_identity_check_opts_the_number_out(
@@ -659,4 +709,16 @@ def test_an_identity_answer_for_a_call_we_do_not_know_plays_nothing(
     assert [child.tag for child in twiml(answer.text)] == ["Hangup"]
     answer = server.send(identity(None, sid="CAother", Digits="2"))
     assert [child.tag for child in twiml(answer.text)] == ["Hangup"]
+    answer = server.send(identity(None, sid="CAsilent"))
+    assert [child.tag for child in twiml(answer.text)] == ["Hangup"]
+    assert said(server.send(identity(None, sid="CAstop", Digits="9")).text) == [CONFIRMED]
     assert {status for _, _, status in phone_points(engine)} == {"active"}
+    # Recorded as what was played: no message, no goodbye, no voicemail.
+    recorded = {row.provider_message_id: row.raw_status for row in rows(engine, provider_events)}
+    assert recorded == {
+        "CAunknown": "keypress 1: hang up",
+        "CAother": "keypress 2: hang up",
+        "CAsilent": "no input: hang up",
+        "CAstop": "keypress 9: opt-out",
+    }
+    assert count(engine, inbox_messages) == 0

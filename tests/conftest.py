@@ -8,6 +8,8 @@ a developer's machine and fail in CI (CI=true), where PostgreSQL must run.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -168,3 +170,21 @@ def _heap_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     dispatch would otherwise settle the heap for every test after it. ``tests/test_heap.py``
     checks settling in a fresh process; daemons started as subprocesses settle as usual."""
     monkeypatch.setattr(heap, "settle", lambda: False)
+
+
+@contextlib.contextmanager
+def collector_as_started() -> Iterator[None]:
+    """The collector as in a fresh process: a memory test measures what is kept a row, not
+    when the collector runs. Late in a long test session the process holds millions of
+    objects, and CPython then puts off full collections (until the objects new since the
+    last one are a quarter of those it holds): the cyclic garbage of a large import (a
+    rejected row's exception and its frames) waits, and swells a peak with the size of the
+    file. Frozen, what the session holds is left out of that count (set by the collection
+    after the freeze)."""
+    gc.collect()  # today's garbage is not frozen with the rest
+    gc.freeze()
+    gc.collect()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -18,6 +18,7 @@ from outreach.errors import DataFileError, NotFoundError, OutreachError
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
 from outreach.payments import import_payments, record_payment
+from tests.conftest import collector_as_started
 from tests.test_import_accounts import row, run_import, write_csv
 
 
@@ -541,7 +542,8 @@ def test_memory_of_a_payments_import_stays_flat_whatever_the_size_of_the_file(
         )  # fmt: skip
         return used
 
-    small, big = peak(5_000, "2026-11-01"), peak(25_000, "2026-11-02")
+    with collector_as_started():
+        small, big = peak(5_000, "2026-11-01"), peak(25_000, "2026-11-02")
     assert big - small < 1_000_000, f"{small:,} bytes at most for 5,000 rows, {big:,} for 25,000"
 
 

@@ -3,8 +3,12 @@
 A fake Twilio (an aiohttp server in a child process, on 127.0.0.1) answers every Messages
 POST with the documented 201 body. The same ``TwilioSms.send`` runs over:
 
-- ours: ``make_http_client()``, httpx's API over aiohttp's pool;
+- ours: ``make_http_client()``, httpx's API over the pool of ``http_pool.py``;
 - plain httpx: ``httpx.AsyncClient``'s own transport (encode/httpx#3215 is about it);
+
+and aiohttp's own ``ClientSession`` posts the same form bytes directly, without the
+provider around them (which favours it: building the form and reading the answer into a
+result are left out), as the transport before ours did;
 
 at several concurrency levels, and the official ``twilio`` client sends one by one (it is
 synchronous), pointed at the same server. Each figure is requests per second; the ratios
@@ -14,6 +18,7 @@ compare ours with each baseline.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import subprocess
@@ -23,13 +28,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 from pydantic import SecretStr
 
 from outreach.channels import SmsChannel
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.providers.base import OutboundMessage
+from outreach.providers.form_encoding import encode_form
 from outreach.providers.transport import make_http_client
+from outreach.providers.twilio_common import FORM
 from outreach.providers.twilio_sms import TwilioSms
 
 ACCOUNT_SID = "AC" + "b" * 32
@@ -111,7 +119,32 @@ async def transport_rates(settings: Settings, requests: int, concurrency: int) -
         ours_rate = await send_concurrently(ours, settings, requests, concurrency)
     async with make_http_client(transport=httpx.AsyncHTTPTransport()) as plain:
         plain_rate = await send_concurrently(plain, settings, requests, concurrency)
-    return {"ours": ours_rate, "plain_httpx": plain_rate}
+    aiohttp_rate = await aiohttp_session_rate(settings, requests, concurrency)
+    return {"ours": ours_rate, "plain_httpx": plain_rate, "aiohttp_session": aiohttp_rate}
+
+
+async def aiohttp_session_rate(settings: Settings, requests: int, concurrency: int) -> float:
+    """Requests per second for the same POSTs through an aiohttp session of its own."""
+    import aiohttp
+
+    url = f"{settings.twilio_api_base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    token = base64.b64encode(f"{ACCOUNT_SID}:bench-auth-token".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": FORM}
+    body = encode_form({"To": "+16175550199", "Body": "Hello", "From": "+16175550100"}).encode()
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+
+        async def one(_: int) -> str:
+            async with gate, session.post(url, data=body, headers=headers) as answer:
+                return str(orjson.loads(await answer.read())["sid"])
+
+        await asyncio.gather(*(one(n) for n in range(min(concurrency, requests))))
+        started = time.perf_counter()
+        ids = await asyncio.gather(*(one(n) for n in range(requests)))
+        elapsed = time.perf_counter() - started
+    assert len(ids) == requests and all(ids)
+    return requests / elapsed
 
 
 def twilio_client_rate(base_url: str, requests: int) -> float:
@@ -141,6 +174,7 @@ def main(
             levels[str(level)] = {
                 **rates,
                 "ratio_vs_plain_httpx": rates["ours"] / rates["plain_httpx"],
+                "ratio_vs_aiohttp_session": rates["ours"] / rates["aiohttp_session"],
             }
         twilio_rate = twilio_client_rate(base_url, twilio_requests)
     finally:

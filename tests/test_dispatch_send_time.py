@@ -171,7 +171,7 @@ async def test_a_mistyped_provider_base_url_delays_and_never_fails_the_queue(
     world: World,
 ) -> None:
     # A base URL without its scheme (a typo that slipped past the settings' check, or a
-    # path aiohttp cannot use): every message would be refused alike, so none is failed
+    # URL the transport cannot use): every message would be refused alike, so none is failed
     # and none counts a try; they wait for the operator's fix.
     planned(world, row("A-1"))
     settings = world.settings.model_copy(update={

@@ -1,34 +1,39 @@
-"""The HTTP transport: httpx's API over aiohttp's connection pool.
+"""The HTTP transport: httpx's API over a pool of keep-alive connections of our own.
 
 Providers speak httpx (``httpx.AsyncClient``), which respx can stand in for in tests. Under
-load, httpx's own pool is slow (encode/httpx#3215); aiohttp's is not, so the client built
-here hands each request to an aiohttp session (see docs/performance.md for the figures).
+load, httpx's own pool is slow (encode/httpx#3215), and aiohttp's request machinery took
+over three times the CPU a request of an asyncio protocol with httptools' parser
+(``http_pool.py``; docs/performance.md has the figures), so the client built here hands
+each request to that pool.
 
-Failures are mapped onto httpx's exceptions by *when* they happened, because that decides
+Failures are raised as httpx's exceptions by *when* they happened, because that decides
 whether a message may be sent again: ``ConnectError``/``ConnectTimeout``/``PoolTimeout``
 mean the request never left; ``ReadTimeout``/``ReadError``/``RemoteProtocolError`` mean it
-left and no answer came back, so the provider may have accepted it. (httpx-aiohttp maps a
-server disconnect after the request was written to ``ConnectTimeout``, which would make an
-ambiguous send look safe to repeat; hence this small transport of our own.)
+left and no answer came back, so the provider may have accepted it.
 
 The providers' own sends (``post_bytes``) skip httpx's request and client machinery when
 the client is ours: building an ``httpx.Request`` and running ``AsyncClient.send`` cost
-about as much CPU as aiohttp's whole exchange, and a dispatch tick makes one per message.
-The bytes and headers sent are the same either way; a client around any other transport
-(a respx router in tests) goes through ``AsyncClient.post``.
+about as much CPU as the whole exchange, and a dispatch tick makes one per message. The
+bytes and headers sent are the same either way; a client around any other transport (a
+respx router in tests) goes through ``AsyncClient.post``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
+import ssl
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 
 from outreach import __version__
+from outreach.providers.http_pool import ConnectionPool, target_of
+
+# Methods whose request states its body's length even when it is empty, as httpx does.
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Headers the transport writes itself, from the URL and the body it sends.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -40,32 +45,26 @@ class Timeouts:
     pool: float = 10.0
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that sends through one pooled aiohttp session.
+class PooledTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that sends through one pool of keep-alive connections.
 
-    The session is created on first use, inside the running event loop, and closed by
-    ``aclose`` (``AsyncClient.aclose``). Bodies are read whole: provider answers are small.
+    The pool binds to the event loop it is first used in; ``aclose``
+    (``AsyncClient.aclose``) closes its connections. Bodies are read whole: provider
+    answers are small.
     """
 
-    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 15.0) -> None:
-        self._max_connections = max_connections
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive_expiry: float = 15.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         # Shorter than the providers' own idle timeouts, so that a pooled connection is
         # rarely closed under us mid-request (which would make the send ambiguous).
-        self._keepalive_expiry = keepalive_expiry
-        self._session: aiohttp.ClientSession | None = None
-
-    def _session_for_loop(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                # httpx decodes Content-Encoding itself, and keeps no cookies for us.
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+        self._pool = ConnectionPool(
+            limit=max_connections, keepalive_expiry=keepalive_expiry, ssl_context=ssl_context
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -82,48 +81,54 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self,
         method: str,
         url: str,
-        headers: list[tuple[str, str]],
+        headers: Sequence[tuple[str, str]],
         body: bytes,
         timeout: Mapping[str, float | None],
         request: httpx.Request | None = None,
     ) -> httpx.Response:
         """One request and its whole answer; ``timeout`` as ``httpx.Timeout.as_dict()``."""
-        session = self._session_for_loop()
-        connect, pool = timeout.get("connect"), timeout.get("pool")
-        client_timeout = aiohttp.ClientTimeout(
-            total=None,
-            # aiohttp's "connect" covers the wait for a pooled connection and a new one.
-            connect=None if connect is None and pool is None else (connect or 0) + (pool or 0),
-            sock_connect=connect,
-            sock_read=timeout.get("read"),
+        if method == "HEAD":  # an answer to HEAD has a length and no body: not framed here
+            raise httpx.UnsupportedProtocol("HEAD requests are not supported", request=request)
+        data = request_bytes(method, url, headers, body)
+        answer = await self._pool.exchange(
+            url,
+            data,
+            connect=timeout.get("connect"),
+            pool=timeout.get("pool"),
+            read=timeout.get("read"),
+            request=request,
         )
-        try:
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=client_timeout,
-            ) as answer:
-                content = await answer.read()
-                extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-                if answer.reason:
-                    extensions["reason_phrase"] = answer.reason.encode("latin-1", "replace")
-                return httpx.Response(
-                    answer.status,
-                    headers=list(answer.raw_headers),
-                    content=content,
-                    request=request,
-                    extensions=extensions,
-                )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _as_httpx(exc, request) from exc
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.content,
+            request=request,
+            extensions=extensions,
+        )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.aclose()
+
+
+def request_bytes(method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes) -> bytes:
+    """The request as it goes on the wire: ``Host`` from the URL, the body's length, the
+    other headers as given. A header that would break the framing is refused before
+    anything leaves."""
+    target = target_of(url)
+    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.origin.authority}"]
+    for name, value in headers:
+        if name.lower() in _FRAMING:
+            continue
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+            raise httpx.LocalProtocolError(f"a header that cannot be sent: {name!r}")
+        lines.append(f"{name}: {value}")
+    if body or method in _WITH_BODY:
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode() + body
 
 
 def _headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -133,31 +138,12 @@ def _headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     return [(name.decode(encoding), value.decode(encoding)) for name, value in headers.raw]
 
 
-def _as_httpx(exc: BaseException, request: httpx.Request | None) -> httpx.TransportError:
-    """The httpx exception that says when ``exc`` happened (see the module docstring)."""
-    name = type(exc).__name__
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(f"connect timed out ({name})", request=request)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(f"could not connect ({name})", request=request)
-    if isinstance(exc, aiohttp.InvalidURL):
-        return httpx.UnsupportedProtocol(f"invalid URL ({name})", request=request)
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientOSError):
-        return httpx.ReadError(f"connection failed after sending ({name})", request=request)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError(f"no valid answer ({name})", request=request)
-    # A socket read timeout, or any timeout whose phase is unknown: treat as after sending.
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return httpx.ReadTimeout(f"no answer in time ({name})", request=request)
-    return httpx.ReadError(f"connection failed ({name})", request=request)
-
-
 class ProviderClient(httpx.AsyncClient):
-    """httpx's client, knowing the aiohttp transport it was built around (if it was)."""
+    """httpx's client, knowing the pooled transport it was built around (if it was)."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport, **options: Any) -> None:
         super().__init__(transport=transport, **options)
-        self.aiohttp = transport if isinstance(transport, AiohttpTransport) else None
+        self.pooled = transport if isinstance(transport, PooledTransport) else None
 
 
 def make_http_client(
@@ -167,7 +153,7 @@ def make_http_client(
     """The one client providers share; tests pass a respx router as ``transport``."""
     limits = timeouts or Timeouts()
     return ProviderClient(
-        transport if transport is not None else AiohttpTransport(),
+        transport if transport is not None else PooledTransport(),
         timeout=httpx.Timeout(
             connect=limits.connect, read=limits.read, write=limits.read, pool=limits.pool
         ),
@@ -183,9 +169,9 @@ async def post_bytes(
     answer read whole. Raises httpx's exceptions, as ``client.post`` would."""
     if client.is_closed:  # as httpx says it: a closed client sends nothing
         raise RuntimeError("Cannot send a request, as the client has been closed.")
-    if isinstance(client, ProviderClient) and client.aiohttp is not None:
+    if isinstance(client, ProviderClient) and client.pooled is not None:
         own = {name.lower() for name in headers}
         merged = [(n, v) for n, v in _headers(client.headers) if n.lower() not in own]
         merged += headers.items()
-        return await client.aiohttp.exchange("POST", url, merged, content, client.timeout.as_dict())
+        return await client.pooled.exchange("POST", url, merged, content, client.timeout.as_dict())
     return await client.post(url, content=content, headers=headers)

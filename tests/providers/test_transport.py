@@ -1,9 +1,9 @@
-"""The aiohttp-backed transport against real sockets on 127.0.0.1.
+"""The providers' transport against real sockets on 127.0.0.1.
 
 What matters is *when* a failure happened: before the request left (safe to send again) or
 after (the provider may have it). Each case makes a small server that fails one way, and
 is met both through httpx's client (``client.post``) and the providers' own short way to
-aiohttp's pool (``post_bytes``).
+the connection pool (``post_bytes``).
 """
 
 from __future__ import annotations

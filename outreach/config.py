@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outreach.errors import ConfigError, OutreachError
+from outreach.providers.http_pool import host_is_valid
 
 Environment = Literal["development", "production"]
 CollectorType = Literal["first_party", "third_party"]
@@ -149,6 +150,8 @@ class Settings(BaseSettings):
         parsed = urlsplit(value.strip())
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"{value!r} is not a web address such as https://api.example.com")
+        if not host_is_valid(parsed.hostname):
+            raise ValueError(f"{value!r}: its host name has an empty or too long part")
         return value.strip()
 
     @field_validator("default_region", "default_currency")

@@ -296,6 +296,15 @@ def test_a_web_address_setting_without_scheme_or_host_is_refused_at_start(
     assert getattr(Settings(_env_file=None), variable.lower()) == "https://api.example.com"  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize("value", ["https://api..twilio.com", f"https://{'a' * 64}.example.com"])
+def test_a_web_address_whose_host_cannot_be_looked_up_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TWILIO_API_BASE_URL", value)
+    with pytest.raises(ValueError, match="its host name has an empty or too long part"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def company_with(tmp_path: Path, language: str, **texts: str) -> Path:
     """A copy of the shipped templates folder whose company.yaml says ``texts`` in
     ``language``."""

@@ -20,10 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
 from outreach.errors import ChannelError
+
+if TYPE_CHECKING:
+    from outreach.providers.transport import HttpAnswer
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def transport_failure(provider: str, exc: Exception) -> ChannelError:
 
 def http_failure(
     provider: str,
-    response: httpx.Response,
+    response: HttpAnswer,
     now: datetime,
     *,
     code: str | None = None,
@@ -134,7 +138,7 @@ def http_failure(
     )
 
 
-def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None:
+def retry_after_seconds(response: HttpAnswer, now: datetime) -> float | None:
     """``Retry-After`` as seconds from ``now`` (delta-seconds or an HTTP date)."""
     value = response.headers.get("Retry-After")
     if not value:

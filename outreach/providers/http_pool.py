@@ -17,6 +17,7 @@ request.
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from dataclasses import dataclass
@@ -61,11 +62,24 @@ def target_of(url: str) -> Target:
     except ValueError as exc:
         raise httpx.UnsupportedProtocol(f"a URL with an invalid port: {url!r}") from exc
     host = parts.hostname
+    if not host_is_valid(host):
+        raise httpx.UnsupportedProtocol(f"a URL with an invalid host: {url!r}")
     shown = f"[{host}]" if ":" in host else host
     default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
     authority = shown if default else f"{shown}:{port}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(Origin(scheme, host, port, authority), path)
+
+
+def host_is_valid(host: str) -> bool:
+    """Whether a host name (or address) can be looked up: no empty label, none too long."""
+    if ":" in host:  # an IPv6 address, which urlsplit has already checked
+        return True
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 class _Lost(Exception):
@@ -82,6 +96,11 @@ class Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> None:
         self._loop = loop
         self.origin = origin
+        self._fd = -1
+        self._eof = False
+        # Set once the answer to the request in flight is complete: a message beginning
+        # after it, in the same read, was sent to no request of ours.
+        self._answered = False
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Answer] | None = None
@@ -98,6 +117,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
@@ -113,13 +134,14 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def eof_received(self) -> bool:
+        self._eof = True
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._waiter is None or self._waiter.done():
             return
-        if self._headers_done and not self._framed():
+        if self._headers_done and not self._framed() and self._closed_cleanly(exc):
             # An answer without a length runs until the connection closes (RFC 9112 6.3).
             self._complete()
             return
@@ -129,6 +151,10 @@ class Connection(asyncio.Protocol):
         )
 
     # httptools' callbacks
+
+    def on_message_begin(self) -> None:
+        if self._answered:  # more than the answer came: the framing cannot be trusted
+            self.close()
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
@@ -154,7 +180,7 @@ class Connection(asyncio.Protocol):
     def request(self, data: bytes) -> asyncio.Future[Answer]:
         assert self._transport is not None and self._waiter is None
         self._waiter = self._loop.create_future()
-        self._started = False
+        self._started = self._answered = False
         self._transport.write(data)
         return self._waiter
 
@@ -165,12 +191,30 @@ class Connection(asyncio.Protocol):
             and transport is not None
             and not transport.is_closing()
             and now - self.idle_since < keepalive_expiry
+            and not self._readable()
         )
+
+    def _readable(self) -> bool:
+        """Whether the socket holds something unread: the server's close, a reset or a
+        408, which the event loop has not handled yet when it was busy (the dispatch
+        stage's database work runs on it). An idle connection with anything to read
+        cannot carry a request."""
+        if self._fd < 0:
+            return True
+        poll = select.poll()
+        poll.register(self._fd, select.POLLIN)
+        return bool(poll.poll(0))
 
     def close(self) -> None:
         self.closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def _closed_cleanly(self, exc: Exception | None) -> bool:
+        """An answer without a length is whole only if the server closed the connection
+        itself, on plain TCP: a reset may cut it anywhere, and over TLS a close without
+        its close_notify cannot be told from a cut (RFC 9112 9.8)."""
+        return exc is None and self._eof and self.origin.scheme == "http"
 
     def _framed(self) -> bool:
         return any(
@@ -179,6 +223,7 @@ class Connection(asyncio.Protocol):
 
     def _complete(self) -> None:
         waiter, self._waiter = self._waiter, None
+        self._answered = True
         answer = Answer(
             self._parser.get_status_code(), self._reason, self._headers, b"".join(self._body)
         )
@@ -208,6 +253,7 @@ class ConnectionPool:
         self._limit = limit
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[Origin, list[Connection]] = {}
+        self._busy: set[Connection] = set()
         self._permits: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # The system's trusted certificates unless told otherwise (tests trust their own CA).
@@ -249,6 +295,8 @@ class ConnectionPool:
             for connection in connections:
                 connection.close()
         self._idle.clear()
+        for connection in self._busy:  # their requests end with the connection's close
+            connection.close()
         # Let the transports' closing callbacks run before the loop may be closed.
         await asyncio.sleep(0)
 
@@ -285,7 +333,7 @@ class ConnectionPool:
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout("connect timed out", request=request) from None
-        except OSError as exc:  # refused, unreachable, no such host, TLS refused
+        except (OSError, UnicodeError) as exc:  # refused, unreachable, no such host, TLS
             name = type(exc).__name__
             raise httpx.ConnectError(f"could not connect ({name}: {exc})", request=request) from exc
         return connection
@@ -294,6 +342,7 @@ class ConnectionPool:
         self, connection: Connection, data: bytes, read: float | None, request: httpx.Request | None
     ) -> Answer:
         waiter = connection.request(data)
+        self._busy.add(connection)
         timer = None
         if read is not None:
             timer = asyncio.get_running_loop().call_later(read, _time_out, waiter)
@@ -309,9 +358,12 @@ class ConnectionPool:
             connection.close()
             raise
         finally:
+            self._busy.discard(connection)
             if timer is not None:
                 timer.cancel()
-        if not connection.closed and not self.closed:
+        if self.closed:
+            connection.close()
+        elif not connection.closed:
             connection.idle_since = time.monotonic()
             self._idle.setdefault(connection.origin, []).append(connection)
         return answer

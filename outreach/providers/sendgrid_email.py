@@ -66,7 +66,7 @@ from outreach.providers.base import (
 from outreach.providers.failures import CodeRule, http_failure, transport_failure
 from outreach.providers.inbound_email import parse_inbound
 from outreach.providers.keywords import reply_intent
-from outreach.providers.transport import post_bytes
+from outreach.providers.transport import HttpAnswer, post_bytes
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -252,7 +252,7 @@ class SendgridEmail(Provider):
             )
         raise self._error(response)
 
-    def _error(self, response: httpx.Response) -> ChannelError:
+    def _error(self, response: HttpAnswer) -> ChannelError:
         try:
             errors = response.json().get("errors", [])
         except (ValueError, AttributeError):
@@ -488,7 +488,7 @@ def _from_epoch(value: object) -> datetime | None:
         return None
 
 
-def _rate_limit_reset(response: httpx.Response, now: datetime) -> float | None:
+def _rate_limit_reset(response: HttpAnswer, now: datetime) -> float | None:
     """SendGrid's 429 names when the limit resets (X-RateLimit-Reset, epoch seconds)."""
     if response.status_code != 429:
         return None

@@ -21,7 +21,7 @@ from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import WebhookRequest
 from outreach.providers.failures import CodeRule, http_failure, transport_failure
 from outreach.providers.form_encoding import encode_form
-from outreach.providers.transport import post_bytes
+from outreach.providers.transport import HttpAnswer, post_bytes
 
 API_VERSION = "2010-04-01"
 FORM = "application/x-www-form-urlencoded"
@@ -181,7 +181,7 @@ async def post_form(
     raise error_from(provider, response, clock.now())
 
 
-def _json_body(response: httpx.Response) -> Any:
+def _json_body(response: HttpAnswer) -> Any:
     """The answer's JSON, None if it is not JSON. orjson reads the UTF-8 that Twilio
     sends a few times faster than ``response.json()``, which takes anything else."""
     try:
@@ -193,7 +193,7 @@ def _json_body(response: httpx.Response) -> Any:
             return None
 
 
-def error_from(provider: str, response: httpx.Response, now: datetime) -> ChannelError:
+def error_from(provider: str, response: HttpAnswer, now: datetime) -> ChannelError:
     """Twilio's error body ``{"code", "message", "more_info", "status"}`` classified."""
     try:
         body = response.json()

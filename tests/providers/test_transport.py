@@ -240,3 +240,40 @@ async def test_a_twilio_send_through_the_real_transport_classifies_a_hang_up(
         with pytest.raises(ChannelError) as raised:
             await provider.send(OutboundMessage(7, "k", "sms", "+16175550199", "Hello"))
     assert raised.value.ambiguous
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        answer("201 Created", b'{"sid": "SM1"}', "Content-Type: application/json"),
+        answer(
+            "201 Created",
+            gzip.compress(b'{"sid": "SM2"}'),
+            "Content-Type: application/json",
+            "Content-Encoding: gzip",
+        ),
+        answer("202 Accepted", b"", "X-Message-Id: abc123"),
+        answer("429 Too Many Requests", b'{"code": 20429}', "Retry-After: 7", "Set-Cookie: a=1"),
+    ],
+)
+async def test_the_short_way_reads_an_answer_as_httpx_does(wire: bytes) -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await read_request(reader)
+                writer.write(wire)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async with serve(reply) as base, make_http_client() as client:
+        short = await post_bytes(client, f"{base}/x", b"a", {})
+        full = await client.post(f"{base}/x", content=b"a")
+    assert (short.status_code, short.is_success, short.content) == (
+        full.status_code,
+        full.is_success,
+        full.content,
+    )
+    assert list(short.headers.multi_items()) == list(full.headers.multi_items())
+    if full.content:
+        assert short.json() == full.json()

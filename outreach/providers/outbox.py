@@ -292,6 +292,12 @@ class Outbox(Provider):
 
     def _event(self, item: dict[str, Any]) -> ProviderEvent:
         raw_status = str(item.get("event", ""))
+        occurred = _when(item.get("timestamp")) or self.clock.now()
+        if raw_status == IDENTITY_CHECK:
+            # A simulated answer to the identity check, recorded as Twilio's is.
+            return self._item_event(
+                item, IDENTITY_CHECK, occurred, **identity_fields(str(item.get("digits") or ""))
+            )
         answered_by = item.get("answered_by")
         event_type = _event_type(raw_status, answered_by, str(item.get("body") or ""))
         outcome = (
@@ -299,7 +305,6 @@ class Outbox(Provider):
             if item.get("channel") == "voice"
             else _OUTCOMES.get(event_type)
         )
-        occurred = _when(item.get("timestamp")) or self.clock.now()
         opted_out = (
             SuppressionReason.UNSUBSCRIBE
             if item.get("channel") == "email"
@@ -309,42 +314,34 @@ class Outbox(Provider):
             EventType.OPTED_OUT: opted_out.value,
             EventType.BOUNCED: SuppressionReason.BOUNCE.value,
         }.get(event_type)
-        if raw_status == IDENTITY_CHECK:
-            return self._identity_event(item, occurred)
-        return ProviderEvent(
-            provider=self.name,
-            kind="reply" if raw_status == "reply" else "status",
+        return self._item_event(
+            item,
+            "reply" if raw_status == "reply" else "status",
+            occurred,
             event_type=event_type,
-            dedupe_key=dedupe_key(
-                self.name, item.get("message_id") or payload_digest(item), raw_status
-            ),
-            occurred_at=occurred,
-            payload=item,
-            provider_message_id=item.get("message_id"),
-            attempt_id=attempt_id_from(item.get("attempt_id")),
-            from_address=item.get("from"),
-            to_address=item.get("to"),
             body=item.get("body"),
             raw_status=raw_status,
             outcome=outcome,
             suppression=suppression,
         )
 
-    def _identity_event(self, item: dict[str, Any], occurred: datetime) -> ProviderEvent:
-        """A simulated answer to the identity check, recorded as Twilio's is."""
+    def _item_event(
+        self, item: dict[str, Any], kind: str, occurred: datetime, **answer: Any
+    ) -> ProviderEvent:
+        """The event of one outbox item: what every item carries, then what its kind says
+        (``answer``). The item's ``event`` keys it: a message has one of each."""
+        event = str(item.get("event", ""))
         return ProviderEvent(
             provider=self.name,
-            kind=IDENTITY_CHECK,
-            dedupe_key=dedupe_key(
-                self.name, item.get("message_id") or payload_digest(item), IDENTITY_CHECK
-            ),
+            kind=kind,
+            dedupe_key=dedupe_key(self.name, item.get("message_id") or payload_digest(item), event),
             occurred_at=occurred,
             payload=item,
             provider_message_id=item.get("message_id"),
             attempt_id=attempt_id_from(item.get("attempt_id")),
             from_address=item.get("from"),
             to_address=item.get("to"),
-            **identity_fields(str(item.get("digits") or "")),
+            **answer,
         )
 
 

@@ -29,8 +29,7 @@ from sqlalchemy import Connection, and_, exists, or_, select
 from outreach.compliance.rules import RuleSet
 from outreach.compliance_store import attempts
 from outreach.models import AttemptStatus, ContactStatus, ProviderEvent
-from outreach.providers.base import IDENTITY_CHECK
-from outreach.providers.twilio_voice import PLAY_MESSAGE
+from outreach.providers.base import IDENTITY_CHECK, PLAY_MESSAGE
 from outreach.store import among, contact_points, table_of, unindexed
 
 provider_events = table_of(ProviderEvent)

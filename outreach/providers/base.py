@@ -92,6 +92,10 @@ SAID_IN_OUR_CALL = "gather"
 # The event kind of the answer to a call's identity check ("if you are Pat Doe, press 1"):
 # its ``raw_status`` says what was pressed and which words were played after it.
 IDENTITY_CHECK = "identity"
+# What the identity check plays to the debtor who confirmed (the template's human block):
+# an answer whose ``raw_status`` ends with it is a debtor who heard the message, whichever
+# provider recorded it (Twilio, the outbox).
+PLAY_MESSAGE = "human"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from outreach.errors import ChannelError, WebhookRejected
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
     IDENTITY_CHECK,
+    PLAY_MESSAGE,
     Channel,
     EventType,
     OutboundMessage,
@@ -54,7 +55,6 @@ from outreach.providers.keywords import reply_intent
 from outreach.providers.twilio_voice import (
     CONFIRM_DIGIT,
     NOT_THE_DEBTOR_DIGIT,
-    PLAY_MESSAGE,
     PLAY_NOT_THE_DEBTOR,
     PLAY_VOICEMAIL,
     call_language,

@@ -52,6 +52,7 @@ from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
     IDENTITY_CHECK,
+    PLAY_MESSAGE,
     SAID_IN_OUR_CALL,
     Channel,
     EventType,
@@ -157,10 +158,10 @@ def company_or_none(templates_dir: Path) -> Company | None:
 GATHER_PATH = "/webhooks/twilio_voice/gather"
 IDENTITY_PATH = "/webhooks/twilio_voice/identity"
 
-# The identity check's keys, and what each plays next: only the debtor hears the message.
+# The identity check's keys, and what each plays next: only the debtor hears the message
+# (``PLAY_MESSAGE``).
 CONFIRM_DIGIT = "1"
 NOT_THE_DEBTOR_DIGIT = "2"
-PLAY_MESSAGE = "human"  # the template's human block: the debtor confirmed
 PLAY_NOT_THE_DEBTOR = "not the debtor"  # a neutral goodbye
 PLAY_VOICEMAIL = "voicemail"  # no answer, or another key: the limited-content message
 PLAY_OPT_OUT = "opt-out"  # the opt-out's confirmation

@@ -140,8 +140,8 @@ def load_cadence(
         raise CadenceError(f"{path}: not valid YAML ({exc})") from None
     except ConfigError as exc:  # not UTF-8, or not readable: named as every config file is
         raise CadenceError(str(exc)) from None
-    except OSError as exc:
-        raise CadenceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except FileNotFoundError as exc:  # listed, then moved or deleted before it was read
+        raise CadenceError(f"{path}: cannot be read ({exc.strerror})") from None
     return parse_cadence(path.stem, raw, str(path), template_exists)
 
 

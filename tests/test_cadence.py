@@ -31,6 +31,7 @@ from outreach.cadence import (
     Step,
     StepRecord,
     action_key,
+    load_cadence,
     load_cadences,
     next_action,
     parse_cadence,
@@ -166,6 +167,20 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(CadenceError, match=r"latin\.yaml: not UTF-8 \(line 1\)"):
         load_cadences(tmp_path, template_exists)
+
+
+def test_a_missing_cadence_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "gone.yaml"
+    with pytest.raises(CadenceError) as caught:
+        load_cadence(path, template_exists)
+    assert str(caught.value) == f"{path}: cannot be read (No such file or directory)"
+
+
+def test_an_unreadable_cadence_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "folder.yaml").mkdir()  # read as a file, it cannot be (even by root)
+    with pytest.raises(CadenceError) as caught:
+        load_cadences(tmp_path, template_exists)
+    assert str(caught.value) == f"{tmp_path / 'folder.yaml'}: cannot be read (Is a directory)"
 
 
 def test_two_files_for_one_cadence_are_refused_naming_both(tmp_path: Path) -> None:

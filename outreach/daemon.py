@@ -44,6 +44,7 @@ from outreach.errors import ConfigError
 from outreach.events import EventPolicy, apply_events
 from outreach.housekeeping import housekeeping
 from outreach.listening import listening_socket
+from outreach.plan_account import SMS_FOOTER
 from outreach.plan_processes import process_count
 from outreach.planner import Planner, PlanReport
 from outreach.providers.base import Provider
@@ -247,6 +248,10 @@ class Daemon:
         except Exception:
             # Planning goes on as it did; the next start tries again.
             log.exception("checking the cadences against the database failed")
+        try:
+            await asyncio.to_thread(self.check_first_texts)
+        except Exception:
+            log.exception("checking the published SMS templates' first texts failed")
 
     def check_cadences(self) -> None:
         """Warn of steps the database remembers that the files no longer name (renamed
@@ -263,6 +268,20 @@ class Daemon:
             found = unknown_steps(connection, changed)
         for warning in warn_of_unknown_steps(found, str(self.settings.schedules_dir)):
             log.warning("%s", warning)
+
+    def check_first_texts(self) -> None:
+        """Warn, once at start-up, of an SMS footer published before first contacts were
+        told apart (after an upgrade): a debt collector's first texts wait until it is
+        published again, and planning says so only once a template."""
+        short = self.planner.short_first_texts()
+        if short:
+            log.warning(
+                "templates: the published SMS footer (%s) gives a debt collector's first "
+                "text only the short disclosure: first texts from %s wait until it is "
+                "published again: run `outreach templates sync --publish`",
+                SMS_FOOTER,
+                ", ".join(short),
+            )
 
     async def _serve(self, sockets: list[socket.socket]) -> None:
         scheduler = AsyncIOScheduler(

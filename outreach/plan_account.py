@@ -10,7 +10,7 @@ the answers in bulk; ``outreach simulate`` runs the same planner.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,12 +36,17 @@ from outreach.errors import TemplateError
 from outreach.importing.fields import currency_exponent
 from outreach.models import AttemptStatus, StepOutcome
 from outreach.rendering.context import (
+    SAMPLE_ACCOUNTS,
+    SAMPLE_TODAY,
     Company,
     MessageFacts,
+    ShortFirstDisclosure,
     build_context,
     check_first_disclosure,
+    sample_context,
     written_in,
 )
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
 from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import Renderer, RenderError
 from outreach.unsubscribe import unsubscribe_url
@@ -54,6 +59,9 @@ RECHECK = timedelta(days=1)
 # A template problem is the marketer's to fix; try again soon rather than skip the step.
 TEMPLATE_RETRY = timedelta(hours=1)
 TIMED_OUT_RETRY = timedelta(minutes=5)  # a render stopped by its clock alone
+# The partial that gives a text its disclosure: one published before lint told first
+# contacts apart gives every text the short form.
+SMS_FOOTER = f"{PARTIALS_DIR}/sms_footer.j2"
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class AccountPlan:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     detail: str = ""
+    # The error is a first text with the short disclosure only (``ShortFirstDisclosure``).
+    short_disclosure: bool = False
     # The cadence is done and its hand-off has come: when the account goes to the agents.
     handoff_at: datetime | None = None
 
@@ -248,6 +258,7 @@ def _queue(
     except TemplateError as exc:
         plan.outcome, plan.next_contact_at = "error", now + _retry_after(exc)
         plan.detail = str(exc)
+        plan.short_disclosure = isinstance(exc, ShortFirstDisclosure)
         return
     except Exception as exc:
         # Not the template's own failure (a RenderError, above) but a fault elsewhere in
@@ -261,6 +272,27 @@ def _queue(
     plan.steps.append(_step_row(account.id, step.key, StepOutcome.QUEUED, None, now))
     _record_after(plan, account, action, now)
     plan.outcome, plan.next_contact_at = "queued", _next_look(action, now)
+
+
+def short_first_texts(renderer: Renderer, company: Company, paths: Iterable[str]) -> list[str]:
+    """The SMS templates among ``paths`` that would give a debt collector's first text the
+    short disclosure only (``check_first_disclosure`` holds such texts back)."""
+    sample = next(
+        s for s in SAMPLE_ACCOUNTS if s.collector_type == "third_party" and s.first_contact
+    )
+    short: list[str] = []
+    for path in sorted(p for p in paths if p.startswith("sms/")):
+        try:
+            key = TemplateKey.from_path(path)
+            context = sample_context(
+                sample, company, SAMPLE_TODAY, key.name, key.language, key.channel
+            )
+            check_first_disclosure("sms", context, renderer.render_key(key, context).text, path)
+        except ShortFirstDisclosure:
+            short.append(path)
+        except Exception as exc:  # another fault: planning says it when an account meets it
+            log.debug("%s: not checked for a first text's disclosure: %r", path, exc)
+    return short
 
 
 def _retry_after(exc: TemplateError) -> timedelta:

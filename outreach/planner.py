@@ -34,7 +34,13 @@ from outreach.db import begin_redoable
 from outreach.inbox import HANDOFF
 from outreach.leases import StopFlag, claim_due_accounts
 from outreach.models import PromiseStatus, StepOutcome
-from outreach.plan_account import RECHECK, AccountPlan, Toolkit, plan_accounts
+from outreach.plan_account import (
+    RECHECK,
+    AccountPlan,
+    Toolkit,
+    plan_accounts,
+    short_first_texts,
+)
 from outreach.plan_processes import PlanProcesses, process_count
 from outreach.rendering.context import load_company
 from outreach.rendering.render import Renderer
@@ -108,6 +114,8 @@ class Planner:
         self._pool: PlanProcesses | None = None
         self._kit: Toolkit | None = None
         self._kit_versions: dict[str, int] = {}
+        # The templates whose first texts wait for the footer, said once (``_say_waiting``).
+        self._short_said: set[str] = set()
 
     def tick(self, max_accounts: int | None = None, *, quiet: bool = False) -> PlanReport:
         """Plan every account due now (up to ``max_accounts``), batch by batch, until
@@ -238,15 +246,45 @@ class Planner:
                 following = self._claim(connection, now, then_claim)
         report = PlanReport(claimed=len(rows))
         problems: Counter[str] = Counter()
+        short: set[str] = set()
         for row, plan in zip(rows, plans, strict=True):
             report.outcomes[plan.outcome] += 1
             if plan.outcome == "error":
                 report.errors.append(f"{row.reference}: {plan.detail}")
                 problems[plan.detail] += 1
+                if plan.short_disclosure:
+                    short.add(plan.detail)
         for detail, count in problems.most_common():
-            log.warning("plan: %d account(s) wait: %s", count, detail)
+            self._say_waiting(detail, count, short_disclosure=detail in short)
         heap.settle()  # what the first batch loaded stays; see outreach.heap
         return report, following, now
+
+    def _say_waiting(self, detail: str, count: int, *, short_disclosure: bool) -> None:
+        """Log the accounts of a batch that wait for the same reason.
+
+        First texts held back for an old SMS footer wait until it is published again,
+        which after an upgrade may be days: the daemon's start-up warning names the footer
+        and the command, so each template's is said here once a process (an operator sees
+        which templates it holds back, not a line a batch) and later batches' counts are
+        at DEBUG."""
+        if not short_disclosure:
+            log.warning("plan: %d account(s) wait: %s", count, detail)
+        elif detail in self._short_said:
+            log.debug("plan: %d more account(s) wait: %s", count, detail)
+        else:
+            self._short_said.add(detail)
+            log.warning(
+                "plan: %d account(s) wait: %s (said once: later batches' counts are at DEBUG)",
+                count,
+                detail,
+            )
+
+    def short_first_texts(self) -> list[str]:
+        """The published SMS templates whose debt collector's first text is held back for
+        want of the whole disclosure (``plan_account.short_first_texts``)."""
+        with self.engine.connect() as connection:
+            kit = self.toolkit(connection)
+        return short_first_texts(kit.renderer, kit.company, kit.version_ids)
 
     def toolkit(self, connection: Connection) -> Toolkit:
         """The tools for this tick; templates are re-read when a version was published."""

@@ -40,7 +40,13 @@ from tests.conftest import NOW, REPO
 from tests.test_cli import outreach
 from tests.test_dispatcher import HangingProvider
 from tests.test_import_accounts import row
-from tests.test_planner import import_accounts, make_settings, publish_templates, rows_of
+from tests.test_planner import (
+    import_accounts,
+    make_settings,
+    publish_old_footer,
+    publish_templates,
+    rows_of,
+)
 
 START = NOW.isoformat()  # 2026-11-02T15:00:00+00:00
 DEADLINE = 60.0  # seconds a process is given to do what is awaited
@@ -638,3 +644,36 @@ def test_a_daemon_starting_warns_of_steps_recorded_that_the_files_do_not_name(
         f"cadence standard: steps recorded for its active accounts are not in {schedules}: "
         "overdue-10d (2 accounts). A step is known by its key"
     )
+
+
+def test_a_daemon_starting_with_an_old_sms_footer_says_so_once(
+    engine: Engine, tmp_path: Path, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an upgrade, until the footer is published again, a debt collector's first
+    texts wait: the daemon's start says so once, naming the footer and the command."""
+    publish_templates(engine, clock)
+    publish_old_footer(engine)
+    daemon = Daemon(make_settings(engine, tmp_path), engine, clock, RunOptions(web=False))
+    with caplog.at_level("WARNING", logger="outreach.daemon"):
+        asyncio.run(daemon._register())
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        "templates: the published SMS footer (_partials/sms_footer.j2) gives a debt "
+        "collector's first text only the short disclosure: first texts from "
+        "sms/answer.agent.j2, sms/due.friendly.j2, sms/final-notice.final.j2, "
+        "sms/overdue.firm.es.j2, sms/overdue.firm.j2, sms/overdue.friendly.j2, "
+        "sms/reminder.friendly.es.j2, sms/reminder.friendly.j2 wait until it is published "
+        "again: run `outreach templates sync --publish`"
+    )
+
+
+def test_a_daemon_starting_with_the_footer_published_says_nothing_of_it(
+    engine: Engine, tmp_path: Path, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shipped footer gives first texts the whole disclosure: no warning (a guard
+    against warning of a footer already published again)."""
+    publish_templates(engine, clock)
+    daemon = Daemon(make_settings(engine, tmp_path), engine, clock, RunOptions(web=False))
+    with caplog.at_level("WARNING", logger="outreach.daemon"):
+        daemon.check_first_texts()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

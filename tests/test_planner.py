@@ -11,6 +11,7 @@ email) is the one to send. Its next step, overdue-21d, falls due at midnight in 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import shutil
 import sqlite3
@@ -1409,17 +1410,23 @@ def test_a_message_about_another_debt_of_the_same_debtor_is_no_first_contact_for
     assert FULL in sms.body and SHORT not in sms.body
 
 
-def test_a_first_text_from_a_footer_published_before_first_contacts_waits(world: World) -> None:
-    """A footer published before lint told first contacts apart gives every text the short
-    disclosure: a debt collector's first text is not queued without the whole of it; the
-    account waits, with the reason, for the footer to be published again."""
+def publish_old_footer(engine: Engine) -> None:
+    """The SMS footer as published before lint told first contacts apart: every text gets
+    the short disclosure."""
     footer = (REPO / "templates" / "_partials" / "sms_footer.j2").read_text(encoding="utf-8")
     old = "{% if disclosure_short %} {{ disclosure_short }}{% endif %} {{ opt_out_text }}\n"
-    with world.engine.begin() as connection:
+    with engine.begin() as connection:
         changed = connection.execute(
             update(versions).where(versions.c.content == footer).values(content=old)
         )
         assert changed.rowcount == 1
+
+
+def test_a_first_text_from_a_footer_published_before_first_contacts_waits(world: World) -> None:
+    """A footer published before lint told first contacts apart gives every text the short
+    disclosure: a debt collector's first text is not queued without the whole of it; the
+    account waits, with the reason, for the footer to be published again."""
+    publish_old_footer(world.engine)
     ids = world.load(row("A-1"), row("A-2", phone="(617) 555-0102"))
     set_account(world.engine, ids["A-1"], collector_type="third_party")
     report = world.planner().tick()
@@ -1427,3 +1434,42 @@ def test_a_first_text_from_a_footer_published_before_first_contacts_waits(world:
     assert "first text must carry the whole {{ disclosure }}" in report.errors[0]
     [sms] = rows_of(world.engine, attempts)
     assert sms.account_id == ids["A-2"]  # a creditor's own text needs no disclosure
+
+
+def test_first_texts_waiting_for_the_footer_are_logged_once_a_template_not_once_a_batch(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until the footer is published again, every batch meets first texts it holds back:
+    the planner says so once for the template, warning, and counts later batches at DEBUG
+    (the daemon's start-up warning names the footer and the command)."""
+    publish_old_footer(world.engine)
+    ids = world.load(*(row(f"A-{n}", phone=f"(617) 555-010{n}") for n in range(1, 5)))
+    for account_id in ids.values():
+        set_account(world.engine, account_id, collector_type="third_party")
+    planner = world.planner(batch_size=1)
+    caplog.set_level(logging.DEBUG, logger="outreach.planner")
+    assert dict(planner.tick(max_accounts=2).outcomes) == {"error": 2}
+    assert dict(planner.tick().outcomes) == {"error": 2}  # the next tick: the same template
+    said = [r for r in caplog.records if "first text must carry the whole" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING] + [logging.DEBUG] * 3
+    assert "sms/overdue.firm.j2" in said[0].getMessage()
+
+
+def test_a_template_that_fails_otherwise_is_still_logged_every_batch(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the footer's wait is said once: another template fault, which a marketer
+    mends, goes on being a warning each batch (a guard against saying too little)."""
+    world.load(*(row(f"A-{n}", phone=f"(617) 555-010{n}") for n in range(1, 3)))
+    broken = "{{ amount | no_such_filter_at_render }}"
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(versions)
+            .where(versions.c.channel == "sms", versions.c.name == "overdue",
+                   versions.c.tone == "firm", versions.c.locale == "")
+            .values(content=broken)
+        )  # fmt: skip
+    caplog.set_level(logging.DEBUG, logger="outreach.planner")
+    assert dict(world.planner(batch_size=1).tick().outcomes) == {"error": 2}
+    said = [r for r in caplog.records if "account(s) wait" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING] * 2

@@ -488,6 +488,11 @@ def build_context(
     }
 
 
+class ShortFirstDisclosure(TemplateError):
+    """A debt collector's first text rendered with the short disclosure only: mended by
+    publishing the SMS footer again, not by editing the template."""
+
+
 def check_first_disclosure(channel: str, context: Mapping[str, Any], text: str, path: str) -> None:
     """Refuse a debt collector's first text that lacks the whole disclosure (Reg F
     1006.18(e)(1)): lint refuses such a template, but one published before lint knew of
@@ -496,7 +501,7 @@ def check_first_disclosure(channel: str, context: Mapping[str, Any], text: str, 
     if channel != "sms" or not disclosure or not context["first_contact"]:
         return
     if " ".join(disclosure.split()) not in " ".join(text.split()):
-        raise TemplateError(
+        raise ShortFirstDisclosure(
             f"{path}: a debt collector's first text must carry the whole {{{{ disclosure }}}}, "
             "not the short form: publish the SMS footer (or the template) again"
         )

@@ -6,7 +6,8 @@ Each writes what the rest of outreach already reads, nothing of its own:
   with the account's last open reply;
 - a pause sets ``paused_until``: the planner claims no paused account, and housekeeping
   makes it due again when the pause ends (or hands it over to the reply pause, when a
-  reply that came during it is still open); resuming ends it the same way, early;
+  reply that came during it is still open); resuming ends it the same way, early; a pause
+  is changed or ended only from a page that showed it (``ChangedMeanwhile`` otherwise);
 - a promise to pay is a pending ``promise_to_pay``: the planner sends no collection step
   while one is pending, and housekeeping marks it broken, and the account due, once its
   date has passed unpaid; the form's key records it once, however often the form is sent;
@@ -49,6 +50,9 @@ from outreach.store import (
 )
 
 MAX_PAUSE_DAYS = 90
+# The columns' lengths: a longer text is refused, not cut.
+PAUSE_REASON_CHARS = 200
+NOTE_CHARS = 500
 MAX_PROMISE_DAYS = 90
 # A random key the promise form carries, as the answer form does: the same form sent twice
 # records one promise.
@@ -62,6 +66,18 @@ class ActionRefused(OutreachError):
 class ChangedMeanwhile(ActionRefused):
     """What the agent's page showed has changed since it was opened: the action, taken on
     what the agent saw, is refused rather than applied to what they did not see."""
+
+
+@dataclass(frozen=True)
+class ShownPause:
+    """A pause as an agent's page showed it: until when (None: outreach was running), why."""
+
+    until: datetime | None
+    reason: str | None = None
+
+    def at(self, now: datetime) -> ShownPause:
+        """The pause as it stands at ``now``: one that has run out is no pause."""
+        return self if self.until is not None and self.until > now else ShownPause(None)
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,14 @@ def refuse_nul(text: str, what: str) -> None:
     text with one), and no page or message shows one."""
     if "\x00" in text:
         raise ActionRefused(f"the {what} holds a NUL character: remove it")
+
+
+def refuse_long_note(text: str) -> None:
+    """Refuse a note longer than the record keeps, rather than keep part of it."""
+    if len(text) > NOTE_CHARS:
+        raise ActionRefused(
+            f"the note is {len(text)} characters: at most {NOTE_CHARS} are kept: shorten it"
+        )
 
 
 def account_by_reference(connection: Connection, reference: str) -> AccountRef:
@@ -155,45 +179,72 @@ def _open_reply(connection: Connection, message_id: int, account: AccountRef | N
 
 
 def pause(
-    connection: Connection, account: AccountRef, days: int, reason: str, now: datetime
+    connection: Connection,
+    account: AccountRef,
+    days: int,
+    reason: str,
+    now: datetime,
+    *,
+    by: str | None = None,
+    shown: ShownPause | None = None,
 ) -> datetime:
-    """No outreach for ``days``; returns when it resumes on its own (housekeeping)."""
+    """No outreach for ``days``; returns when it resumes on its own (housekeeping).
+
+    ``by``: who pauses, kept with the reason (the account has no other column for it).
+    ``shown``: the pause the agent's page showed; if another is on now, ``ChangedMeanwhile``
+    (None: no page, as for the tests' and tools' own pauses)."""
     if not 1 <= days <= MAX_PAUSE_DAYS:
         raise ActionRefused(f"a pause lasts 1 to {MAX_PAUSE_DAYS} days, not {days}")
     why = " ".join(reason.split())
     if not why:
         raise ActionRefused("say why outreach pauses (the reason is kept with the account)")
     refuse_nul(why, "reason")
+    room = reason_chars(by)
+    if len(why) > room:
+        raise ActionRefused(
+            f"the reason is {len(why)} characters: at most {room} are kept with the account "
+            "(with the agent's name): shorten it"
+        )
+    if by is not None:
+        why = f"{why} ({by})"
+    if shown is not None:
+        _refuse_unseen_pause(connection, account, shown, now, "Not paused")
     until = now + timedelta(days=days)
     # Another reason than the reply pause's: handling the replies leaves this pause on.
     connection.execute(
         update(accounts)
         .where(accounts.c.id == account.id)
-        .values(paused_until=until, pause_reason=why[:200], updated_at=now)
+        .values(paused_until=until, pause_reason=why[:PAUSE_REASON_CHARS], updated_at=now)
     )
     return until
 
 
+def reason_chars(by: str | None) -> int:
+    """How long a pause's reason may be, with `` (by)`` added to it."""
+    return PAUSE_REASON_CHARS - (len(by) + 3 if by is not None else 0)
+
+
 def resume(
-    connection: Connection, account: AccountRef, now: datetime, *, reply_pause: timedelta
+    connection: Connection,
+    account: AccountRef,
+    now: datetime,
+    *,
+    reply_pause: timedelta,
+    shown: ShownPause,
 ) -> datetime | None:
     """End the account's pause: the account is due at once, and compliance decides what
     follows. An agent's pause ends as it would have on its own: a reply still open that
     came within ``reply_pause`` keeps the account paused, under the reply pause, whose end
     is returned (None: outreach runs). A reply pause ends whatever waits: the agent
-    resuming it has chosen to, on the page that shows the replies."""
+    resuming it has chosen to, on the page that shows the replies.
+
+    ``shown``: the pause the agent's page showed. Another pause on now (another agent's,
+    or the reply pause the agent's first click handed over to) is not ended:
+    ``ChangedMeanwhile``."""
     # The account locked before the replies are read: a reply arriving meanwhile waits, and
     # then finds the pause ended and pauses it again (``replies``), or is read here.
-    hold_writes(connection)
-    lock_accounts(connection, [account.id])
-    current = connection.execute(
-        select(accounts.c.paused_until, accounts.c.pause_reason).where(accounts.c.id == account.id)
-    ).first()
-    if (
-        current is not None
-        and current.paused_until is not None
-        and current.pause_reason != REPLY_PAUSE_REASON
-    ):
+    current = _refuse_unseen_pause(connection, account, shown, now, "Not resumed")
+    if current.until is not None and current.reason != REPLY_PAUSE_REASON:
         held = hand_over_to_reply_pause(connection, [account.id], now, reply_pause)
         if account.id in held:
             return held[account.id]
@@ -203,6 +254,31 @@ def resume(
         .values(paused_until=None, pause_reason=None, next_contact_at=now, updated_at=now)
     )
     return None
+
+
+def _refuse_unseen_pause(
+    connection: Connection, account: AccountRef, shown: ShownPause, now: datetime, refused: str
+) -> ShownPause:
+    """The account's pause, locked, and refused (``ChangedMeanwhile``, its message starting
+    with ``refused``) unless it is the one the page showed. Pauses that have run out are
+    alike: outreach runs under either (housekeeping has not yet cleared one, or has)."""
+    hold_writes(connection)
+    lock_accounts(connection, [account.id])
+    row = connection.execute(
+        select(accounts.c.paused_until, accounts.c.pause_reason).where(accounts.c.id == account.id)
+    ).one()
+    current = ShownPause(row.paused_until, row.pause_reason).at(now)
+    if current != shown.at(now):
+        now_on = (
+            f"outreach is paused until {current.until:%Y-%m-%d %H:%M} UTC: {current.reason}"
+            if current.until is not None
+            else "the pause has ended and outreach runs"
+        )
+        raise ChangedMeanwhile(
+            f"{refused}: the pause changed since this page was opened. Now {now_on}, which "
+            "this page did not show: see why, then act from the page as it is now."
+        )
+    return current
 
 
 def parse_amount(text: str, currency: str) -> int:
@@ -347,10 +423,11 @@ def record_dispute(
     if not text:
         raise ActionRefused("say what the debtor disputes (the note is kept for the record)")
     refuse_nul(text, "note")
+    refuse_long_note(text)
     connection.execute(
         insert(compliance_events).values(
             account_id=account.id, kind=ComplianceEventKind.DISPUTE, channel=None, address=None,
-            occurred_at=now, source=f"agent {by}"[:200], note=text[:500],
+            occurred_at=now, source=f"agent {by}"[:200], note=text,
         )
     )  # fmt: skip
 
@@ -378,10 +455,11 @@ def record_workplace(
     if chosen not in WORKPLACE_EVENTS:
         raise ActionRefused(f"{kind!r} is not something to record about contact at work")
     refuse_nul(note, "note")
+    refuse_long_note(note.strip())
     connection.execute(
         insert(compliance_events).values(
             account_id=account.id, kind=chosen, channel=None, address=None, occurred_at=now,
-            source=f"agent {by}"[:200], note=note.strip()[:500] or None,
+            source=f"agent {by}"[:200], note=note.strip() or None,
         )
     )  # fmt: skip
     lifted = _LIFTS.get(chosen)

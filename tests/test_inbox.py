@@ -16,6 +16,7 @@ from outreach.agent_actions import (
     AccountRef,
     ActionRefused,
     ChangedMeanwhile,
+    ShownPause,
     account_by_reference,
     handle_reply,
     promise,
@@ -39,6 +40,12 @@ from tests.eventdata import OTHER_PHONE, account, add_account, inbound
 def account_ref(account_id: int, engine: Engine) -> AccountRef:
     with engine.connect() as connection:
         return account_by_reference(connection, account(engine, account_id).reference)
+
+
+def shown(engine: Engine, account_id: int) -> ShownPause:
+    """The account's pause, as its page shows it now."""
+    row = account(engine, account_id)
+    return ShownPause(row.paused_until, row.pause_reason)
 
 
 def paused_account(engine: Engine, days: int = 3, reason: str = "travelling (ana)") -> int:
@@ -175,7 +182,7 @@ def test_resuming_an_agents_pause_with_a_reply_open_hands_over_to_the_reply_paus
     resumed_at = replied + timedelta(hours=1)
     with engine.begin() as connection:
         held = resume(connection, account_ref(account_id, engine), resumed_at,
-                      reply_pause=REPLY_PAUSE)  # fmt: skip
+                      reply_pause=REPLY_PAUSE, shown=shown(engine, account_id))  # fmt: skip
     assert held == replied + REPLY_PAUSE
     paused = account(engine, account_id)
     assert (paused.paused_until, paused.pause_reason) == (held, REPLY_PAUSE_REASON)
@@ -200,7 +207,7 @@ def test_resuming_an_agents_pause_once_the_reply_is_handled_runs_at_once(
         (item,) = open_replies(connection)
         handle(connection, item.id, NOW + timedelta(hours=1))
         assert resume(connection, account_ref(account_id, engine), later,
-                      reply_pause=REPLY_PAUSE) is None  # fmt: skip
+                      reply_pause=REPLY_PAUSE, shown=shown(engine, account_id)) is None  # fmt: skip
     running = account(engine, account_id)
     assert (running.paused_until, running.pause_reason, running.next_contact_at) == (
         None, None, later,
@@ -216,7 +223,7 @@ def test_resuming_a_reply_pause_ends_it_and_handling_the_reply_later_changes_not
     later = NOW + timedelta(hours=1)
     with engine.begin() as connection:
         assert resume(connection, account_ref(account_id, engine), later,
-                      reply_pause=REPLY_PAUSE) is None  # fmt: skip
+                      reply_pause=REPLY_PAUSE, shown=shown(engine, account_id)) is None  # fmt: skip
     with engine.begin() as connection:
         (item,) = open_replies(connection)  # still waits for an agent
         handle(connection, item.id, later + timedelta(days=1))
@@ -263,12 +270,78 @@ def test_a_reply_arriving_as_an_agent_resumes_keeps_the_account_paused(engine: E
     then finds no pause and pauses the account under the reply pause."""
     account_id = paused_account(engine)
     at = NOW + timedelta(hours=1)
+    seen = shown(engine, account_id)
     with a_reply_arrives_as_a_pause_ends(engine, at), engine.begin() as connection:
-        resume(connection, account_ref(account_id, engine), at, reply_pause=REPLY_PAUSE)
+        resume(connection, account_ref(account_id, engine), at, reply_pause=REPLY_PAUSE,
+               shown=seen)  # fmt: skip
     with engine.connect() as connection:
         assert len(open_replies(connection)) == 1
     paused = account(engine, account_id)
     assert (paused.pause_reason, paused.paused_until) == (REPLY_PAUSE_REASON, at + REPLY_PAUSE)
+
+
+def test_a_pause_is_ended_or_changed_only_from_a_page_that_showed_it(engine: Engine) -> None:
+    """Ana's page shows her 1-day pause; Bob pauses the account for 60 days: neither her
+    resume nor her new pause from that page replaces his, and nothing is written."""
+    account_id = paused_account(engine, 1, "call back tomorrow (ana)")
+    anas_page = shown(engine, account_id)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 60, "debtor in hospital",
+                    NOW, by="bob", shown=anas_page)  # fmt: skip
+    later = NOW + timedelta(minutes=5)
+    for act in (
+        lambda c: resume(c, account_ref(account_id, engine), later, reply_pause=REPLY_PAUSE,
+                         shown=anas_page),
+        lambda c: agent_pause(c, account_ref(account_id, engine), 2, "call back", later,
+                              by="ana", shown=anas_page),
+    ):  # fmt: skip
+        refused = pytest.raises(ChangedMeanwhile, match="debtor in hospital \\(bob\\)")
+        with refused, engine.begin() as connection:
+            act(connection)
+    kept = account(engine, account_id)
+    assert (kept.paused_until, kept.pause_reason) == (
+        NOW + timedelta(days=60), "debtor in hospital (bob)",
+    )  # fmt: skip
+    # A page that showed outreach running does not pause over a pause it did not show.
+    with pytest.raises(ChangedMeanwhile, match="Not paused"), engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 2, "call back", later,
+                    by="ana", shown=ShownPause(None))  # fmt: skip
+
+
+def test_a_pause_that_ran_out_is_no_pause_to_a_page(engine: Engine) -> None:
+    """Guards against refusing too much: a page showed a pause that has run out since
+    (housekeeping cleared it, or not yet): outreach runs either way, nothing the agent did
+    not see, and the agent's new pause or resume goes ahead."""
+    account_id = paused_account(engine, 1)
+    page = shown(engine, account_id)
+    later = NOW + timedelta(days=2)
+    with engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 3, "call back", later,
+                    by="ana", shown=ShownPause(None))  # fmt: skip
+    assert account(engine, account_id).pause_reason == "call back (ana)"
+    housekeeping(engine, later + timedelta(days=4), reply_pause=REPLY_PAUSE)
+    assert account(engine, account_id).paused_until is None
+    with engine.begin() as connection:
+        resume(connection, account_ref(account_id, engine), later + timedelta(days=4),
+               reply_pause=REPLY_PAUSE, shown=page)  # fmt: skip
+    assert account(engine, account_id).paused_until is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "by", "problem"),
+    [("x" * 195, "ana", "the reason is 195 characters: at most 194"),
+     ("x" * 201, None, "the reason is 201 characters: at most 200")],
+)  # fmt: skip
+def test_a_pause_reason_longer_than_kept_is_refused_not_cut(
+    engine: Engine, reason: str, by: str | None, problem: str
+) -> None:
+    account_id = add_account(engine)
+    with pytest.raises(ActionRefused, match=problem), engine.begin() as connection:
+        agent_pause(connection, account_ref(account_id, engine), 3, reason, NOW, by=by)
+    assert account(engine, account_id).paused_until is None
+    with engine.begin() as connection:  # as long as is kept, the agent's name included
+        agent_pause(connection, account_ref(account_id, engine), 3, "y" * 194, NOW, by="ana")
+    assert account(engine, account_id).pause_reason == "y" * 194 + " (ana)"
 
 
 def test_a_reply_arriving_as_the_last_one_is_handled_keeps_the_reply_pause(

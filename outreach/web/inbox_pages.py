@@ -153,13 +153,18 @@ def pause(
     session: Agent,
     reference: str,
     days: Annotated[str, Form(max_length=20)] = "",
-    reason: Annotated[str, Form(max_length=200)] = "",
+    # No length limit on what the agent typed: the action refuses a long reason with the
+    # page, the words kept, where FastAPI would answer a bare 422.
+    reason: Annotated[str, Form()] = "",
+    shown_until: Annotated[str | None, Form()] = None,
+    shown_reason: Annotated[str, Form()] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         length = whole_number(days, "number of days")
+        shown = shown_pause(shown_until, shown_reason, "Not paused")
         # The reason names the agent: the account has no other column for who paused it.
-        why = f"{reason.strip()} ({session.user.username})" if reason.strip() else ""
-        until = actions.pause(connection, account, length, why, now)
+        by = session.user.username
+        until = actions.pause(connection, account, length, reason, now, by=by, shown=shown)
         done = f"Outreach is paused until {until:%Y-%m-%d %H:%M} UTC."
         # A shorter pause than an open reply's: housekeeping hands over to the reply pause.
         settings: Settings = request.app.state.settings
@@ -172,15 +177,26 @@ def pause(
             )
         return done
 
-    return _change(request, session, reference, act)
+    typed = {"pause_days": days, "pause_reason": reason}
+    return _change(request, session, reference, act, typed)
 
 
 @router.post("/inbox/accounts/{reference:path}/resume")
-def resume(request: Request, session: Agent, reference: str) -> Response:
+def resume(
+    request: Request,
+    session: Agent,
+    reference: str,
+    shown_until: Annotated[str | None, Form()] = None,
+    shown_reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Ends the pause the page showed, and no other (a double click's second resume, or
+    another agent's newer pause, is refused)."""
+
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
+        shown = shown_pause(shown_until, shown_reason, "Not resumed")
         settings: Settings = request.app.state.settings
         reply_pause = timedelta(days=settings.reply_pause_days)
-        held = actions.resume(connection, account, now, reply_pause=reply_pause)
+        held = actions.resume(connection, account, now, reply_pause=reply_pause, shown=shown)
         if held is not None:
             return (
                 f"This pause is over, but a reply waits in the inbox: outreach stays paused "
@@ -189,6 +205,28 @@ def resume(request: Request, session: Agent, reference: str) -> Response:
         return "Outreach resumes: the account is due now, as compliance allows."
 
     return _change(request, session, reference, act)
+
+
+# What the pause forms say when the page showed outreach running.
+RUNNING = "running"
+
+
+def shown_pause(until: str | None, reason: str, refused: str) -> actions.ShownPause:
+    """The pause a form says its page showed (``shown_until``: when it ends, or
+    ``RUNNING``; ``shown_reason``: why)."""
+    if not until:  # a page from before the fields: which pause it showed is unknown
+        raise actions.ActionRefused(
+            f"{refused}: this page does not say which pause it showed: open the account "
+            "again and act from there"
+        )
+    if until == RUNNING:
+        return actions.ShownPause(None)
+    try:
+        return actions.ShownPause(datetime.fromisoformat(until), reason)
+    except ValueError:
+        raise actions.ActionRefused(
+            "the pause form is out of date: open the account again"
+        ) from None
 
 
 @router.post("/inbox/accounts/{reference:path}/promise")
@@ -222,13 +260,13 @@ def dispute(
     request: Request,
     session: Agent,
     reference: str,
-    note: Annotated[str, Form(max_length=500)] = "",
+    note: Annotated[str, Form()] = "",  # no bound: ``record_dispute`` refuses a long one
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         actions.record_dispute(connection, account, note, session.user.username, now)
         return "The dispute is recorded: collection contact stops until it is resolved."
 
-    return _change(request, session, reference, act)
+    return _change(request, session, reference, act, {"dispute_note": note})
 
 
 @router.post("/inbox/accounts/{reference:path}/workplace")
@@ -237,19 +275,25 @@ def workplace(
     session: Agent,
     reference: str,
     kind: Annotated[str, Form(max_length=40)] = "",
-    note: Annotated[str, Form(max_length=500)] = "",
+    note: Annotated[str, Form()] = "",  # no bound: ``record_workplace`` refuses a long one
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         done = actions.record_workplace(connection, account, kind, note, session.user.username,
                                         now)  # fmt: skip
         return f"Recorded: {done}."
 
-    return _change(request, session, reference, act)
+    return _change(
+        request, session, reference, act, {"workplace_kind": kind, "workplace_note": note}
+    )
 
 
-def _change(request: Request, session: Session, reference: str, act: Any) -> Response:
-    """Run ``act`` in one transaction; a refusal shows the page again and writes nothing.
-    ``reference`` is the route's, as routing decoded it."""
+def _change(
+    request: Request, session: Session, reference: str, act: Any,
+    typed: dict[str, str] | None = None,
+) -> Response:  # fmt: skip
+    """Run ``act`` in one transaction; a refusal shows the page again and writes nothing,
+    with what the agent ``typed`` back in its form. ``reference`` is the route's, as
+    routing decoded it."""
     reference = from_segment(reference)
     now: datetime = request.app.state.clock.now()
     try:
@@ -259,9 +303,9 @@ def _change(request: Request, session: Session, reference: str, act: Any) -> Res
     except NotFoundError as exc:
         return account_page(request, session, reference, [("error", str(exc))], status=404)
     except actions.ChangedMeanwhile as exc:
-        return account_page(request, session, reference, [("error", str(exc))], status=409)
+        return account_page(request, session, reference, [("error", str(exc))], 409, typed=typed)
     except actions.ActionRefused as exc:
-        return account_page(request, session, reference, [("error", str(exc))], status=400)
+        return account_page(request, session, reference, [("error", str(exc))], 400, typed=typed)
     where = f"/inbox/accounts/{path_segment(reference)}?{notice_query(request, done)}"
     return RedirectResponse(where, status_code=303)
 
@@ -304,9 +348,11 @@ def account_page(
     notices: list[tuple[str, str]],
     status: int = 200,
     kept: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The account's page; ``kept``: an answer the agent wrote that was refused, shown
-    again in its form (``message_id``, ``text``)."""
+    again in its form (``message_id``, ``text``); ``typed``: what the agent wrote in
+    another form that was refused (``dispute_note``, ``pause_reason``...), shown again."""
     now: datetime = request.app.state.clock.now()
     with engine_of(request).connect() as connection:
         row = (
@@ -367,6 +413,10 @@ def account_page(
         "promise_key": secrets.token_urlsafe(18),
         "answer_seen": seen,
         "kept": kept or {},
+        "typed": typed or {},
+        "running": RUNNING,
+        "reason_chars": actions.reason_chars(session.user.username),
+        "note_chars": actions.NOTE_CHARS,
     }
     return ui.render(request, "inbox_account.html", session, values, notices=notices,
                      status=status)  # fmt: skip

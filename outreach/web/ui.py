@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -124,12 +124,22 @@ router = APIRouter()
 
 
 @router.get("/login", response_class=HTMLResponse)
-def sign_in_form(request: Request, next: str | None = None) -> Response:
+def sign_in_form(request: Request, next: str | None = None, ended: str | None = None) -> Response:
+    """``ended``: a form was sent after the session ended, and nothing was saved."""
     sessions = sessions_of(request)
     if sessions.read(request) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
+    return _fresh_sign_in_page(request, safe_next(next), ended=ended is not None)
+
+
+def _fresh_sign_in_page(
+    request: Request, target: str, *, ended: bool = False,
+    sent: Sequence[tuple[str, str]] = (), status: int = 200,
+) -> HTMLResponse:  # fmt: skip
+    sessions = sessions_of(request)
     token, new = sessions.sign_in_token(request)
-    page = _sign_in_page(request, token, safe_next(next), "", None)
+    values = {"ended": ended, "sent": sent}
+    page = _sign_in_page(request, token, target, "", None, status=status, more=values)
     if new:
         sessions.remember_sign_in_token(request, page, token)
     return page
@@ -198,10 +208,73 @@ def _check_password(
 
 def _sign_in_page(
     request: Request, token: str, target: str, username: str, problem: str | None,
-    status: int = 200,
+    status: int = 200, more: Mapping[str, Any] | None = None,
 ) -> HTMLResponse:  # fmt: skip
-    values = {"title": "Sign in", "token": token, "next": target, "username": username}
-    return render(request, "login.html", None, {**values, "problem": problem}, status=status)
+    values: dict[str, Any] = {"title": "Sign in", "token": token, "next": target}
+    values |= {"username": username, "problem": problem, **(more or {})}
+    return render(request, "login.html", None, values, status=status)
+
+
+# The hidden fields of the UI's forms: nothing a user typed, not shown back to them.
+HIDDEN_FIELDS = frozenset({
+    "csrf_token", "form_key", "seen", "based_on", "message_id", "shown_until", "shown_reason",
+    "flag", "flagged_at", "version", "retiring", "rolling_back", "tries", "active", "next",
+    "action", "handled",
+})  # fmt: skip
+
+
+async def session_ended(request: Request) -> Response:
+    """A form sent after its session ended (12 hours after signing in, or signed out
+    elsewhere): nothing is saved, and signing in returns to the form's page. Sent from one
+    of the app's own pages, the sign-in form comes in its place with what was sent, to
+    copy (escaped, and never sent again by itself); from anywhere else, no words of the
+    request are shown (a page elsewhere could put its own words on ours), only that the
+    change was not saved."""
+    target = form_page(request)
+    if not same_origin(request):
+        where = f"/login?next={quote(target, safe='')}&ended=1"
+        return RedirectResponse(where, status_code=303)
+    form = await request.form()
+    sent = [
+        (name, value)
+        for name, value in form.multi_items()
+        if isinstance(value, str) and value.strip() and name not in HIDDEN_FIELDS
+    ]
+    return _fresh_sign_in_page(request, target, ended=True, sent=sent, status=401)
+
+
+def same_origin(request: Request) -> bool:
+    """Whether the browser says the request came from one of this site's pages."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    return request.headers.get("origin") == _origin(request)
+
+
+def _origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def form_page(request: Request) -> str:
+    """The page a form sent to ``request`` came from: the Referer, when it is one of the
+    UI's pages on this site; otherwise the page that holds that form."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if f"{referer.scheme}://{referer.netloc}" == _origin(request) and _ui_page(referer.path):
+        target = referer.path + (f"?{referer.query}" if referer.query else "")
+        return safe_next(target)
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    if path.startswith("/inbox/accounts/"):  # an account's action: the account's page
+        return safe_next(path.rsplit("/", 1)[0])
+    return next((s.href for s in SECTIONS if _under(path, s.href)), "/")
+
+
+def _ui_page(path: str) -> bool:
+    return path == "/" or any(_under(path, section.href) for section in SECTIONS)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 @router.post("/logout")
@@ -275,12 +348,14 @@ def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
     app.include_router(review_pages.router)
 
     @app.exception_handler(SignInRequired)
-    def _sign_in_first(request: Request, _: SignInRequired) -> Response:
+    async def _sign_in_first(request: Request, _: SignInRequired) -> Response:
         if _wants_json(request):
             return JSONResponse({"detail": "sign in first"}, status_code=401)
         if request.method in ("GET", "HEAD"):
             return RedirectResponse(sign_in_address(request), status_code=303)
-        return RedirectResponse("/login", status_code=303)
+        if request.url.path == "/logout":  # signed out already: nothing was lost
+            return RedirectResponse("/login", status_code=303)
+        return await session_ended(request)
 
     @app.exception_handler(Forbidden)
     def _forbidden(request: Request, error: Forbidden) -> Response:

@@ -33,7 +33,7 @@ from tests.conftest import NOW
 from tests.eventdata import OTHER_PHONE, add_account, add_attempt, inbound
 from tests.test_planner import make_settings, publish_templates
 from tests.web.conftest import Server
-from tests.web.ui_support import add_user, browser_path, page_token, sign_in
+from tests.web.ui_support import add_user, browser_path, csrf_of, page_token, sign_in
 
 
 def _reply(engine: Engine, text: str, *, sender: str = "+16175550101", key: str = "r1") -> int:
@@ -292,10 +292,9 @@ def test_a_pause_stops_the_planner_and_resume_makes_the_account_due(
     agent: httpx.Client, engine: Engine
 ) -> None:
     add_account(engine)
-    token = page_token(agent, "/inbox/accounts/R-1")
     paused = agent.post(
         "/inbox/accounts/R-1/pause",
-        data={"csrf_token": token, "days": "10", "reason": "hardship call"},
+        data=_form(agent, "Pause") | {"days": "10", "reason": "hardship call"},
     )
     assert paused.status_code == 303
     account = _account(engine)
@@ -304,7 +303,7 @@ def test_a_pause_stops_the_planner_and_resume_makes_the_account_due(
         assert claim_due_accounts(connection, "w", NOW, NOW + timedelta(minutes=5), 10) == []
     page = agent.get("/inbox/accounts/R-1").text
     assert "paused until" in page and "Resume outreach" in page
-    assert agent.post("/inbox/accounts/R-1/resume", data={"csrf_token": token}).status_code == 303
+    assert agent.post("/inbox/accounts/R-1/resume", data=_form(agent, "Resume")).status_code == 303
     with engine.begin() as connection:
         claimed = claim_due_accounts(connection, "w", NOW, NOW + timedelta(minutes=5), 10)
     assert [row.reference for row in claimed] == ["R-1"]
@@ -314,20 +313,77 @@ def test_resuming_an_agents_pause_while_a_reply_waits_keeps_the_reply_pause(
     agent: httpx.Client, engine: Engine
 ) -> None:
     add_account(engine)
-    token = page_token(agent, "/inbox/accounts/R-1")
     agent.post(
-        "/inbox/accounts/R-1/pause", data={"csrf_token": token, "days": "3", "reason": "trip"}
+        "/inbox/accounts/R-1/pause",
+        data=_form(agent, "Pause") | {"days": "3", "reason": "trip"},
     )
     _reply(engine, "Back next week")  # during the agent's pause, which stays
     assert _account(engine).pause_reason == "trip (ana)"
-    resumed = agent.post("/inbox/accounts/R-1/resume", data={"csrf_token": token})
+    clicked = _form(agent, "Resume")
+    resumed = agent.post("/inbox/accounts/R-1/resume", data=clicked)
     assert resumed.status_code == 303
     page = agent.get(resumed.headers["location"]).text
     assert "a reply waits in the inbox: outreach stays paused until" in page
     assert _account(engine).pause_reason == "a reply waits in the inbox"
-    # Resuming the reply pause itself is the agent's choice: outreach runs.
-    again = agent.post("/inbox/accounts/R-1/resume", data={"csrf_token": token})
-    assert "Outreach resumes" in agent.get(again.headers["location"]).text
+    # The same click sent again (a double click) ends no reply pause the page did not show.
+    again = agent.post("/inbox/accounts/R-1/resume", data=clicked)
+    assert again.status_code == 409
+    assert "Not resumed: the pause changed since this page was opened" in again.text
+    assert "paused until 2026-11-09 15:00 UTC: a reply waits in the inbox" in again.text
+    assert _account(engine).pause_reason == "a reply waits in the inbox"
+    with engine.begin() as connection:
+        assert claim_due_accounts(connection, "w", NOW, NOW + timedelta(minutes=5), 10) == []
+    # Resuming the reply pause from a page that shows it is the agent's choice: outreach runs.
+    chosen = agent.post("/inbox/accounts/R-1/resume", data=_form(agent, "Resume"))
+    assert "Outreach resumes" in agent.get(chosen.headers["location"]).text
+    assert _account(engine).paused_until is None
+
+
+def test_a_resume_or_new_pause_from_an_out_of_date_page_leaves_a_newer_pause(
+    server: Server, engine: Engine
+) -> None:
+    """Ana's page shows her 1-day pause; Bob then pauses the account for 60 days (the debtor
+    is in hospital). Resuming or changing the pause from Ana's page is refused (409), with
+    the page as it is now and her words kept; from that page she may act on Bob's pause."""
+    add_user(engine, "ana", Role.AGENT)
+    add_user(engine, "bob", Role.AGENT)
+    add_account(engine)
+    with sign_in(server.base, "ana") as ana, sign_in(server.base, "bob") as bob:
+        first = _form(ana, "Pause") | {"days": "1", "reason": "call back tomorrow"}
+        assert ana.post("/inbox/accounts/R-1/pause", data=first).status_code == 303
+        anas_resume, anas_change = _form(ana, "Resume"), _form(ana, "Pause")
+        hospital = _form(bob, "Pause") | {"days": "60", "reason": "debtor in hospital"}
+        assert bob.post("/inbox/accounts/R-1/pause", data=hospital).status_code == 303
+        resumed = ana.post("/inbox/accounts/R-1/resume", data=anas_resume)
+        assert resumed.status_code == 409
+        assert "Not resumed: the pause changed since this page was opened" in resumed.text
+        assert "paused until 2027-01-01 15:00 UTC: debtor in hospital (bob)" in resumed.text
+        changed = ana.post(
+            "/inbox/accounts/R-1/pause",
+            data=anas_change | {"days": "2", "reason": "call back Friday"},
+        )
+        assert changed.status_code == 409 and "Not paused: the pause changed" in changed.text
+        assert 'value="call back Friday"' in changed.text  # her words, to send again
+        account = _account(engine)
+        assert (account.paused_until, account.pause_reason) == (
+            NOW + timedelta(days=60), "debtor in hospital (bob)",
+        )  # fmt: skip
+        # The page that came back shows Bob's pause: changing it from there is deliberate.
+        now_shown = re.search(r'aria-label="Pause".*?</form>', changed.text, re.S)
+        assert now_shown and "debtor in hospital (bob)" in html.unescape(now_shown.group(0))
+        again = _form(ana, "Pause") | {"days": "2", "reason": "call back Friday"}
+        assert ana.post("/inbox/accounts/R-1/pause", data=again).status_code == 303
+    assert _account(engine).pause_reason == "call back Friday (ana)"
+
+
+def test_a_pause_form_that_does_not_say_which_pause_it_showed_is_refused(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    token = page_token(agent, "/inbox/accounts/R-1")
+    old = {"csrf_token": token, "days": "5", "reason": "x"}
+    refused = agent.post("/inbox/accounts/R-1/pause", data=old)
+    assert refused.status_code == 400 and "does not say which pause it showed" in refused.text
     assert _account(engine).paused_until is None
 
 
@@ -346,10 +402,8 @@ def test_a_bad_pause_is_refused_and_writes_nothing(
     agent: httpx.Client, engine: Engine, days: str, reason: str, problem: str
 ) -> None:
     add_account(engine)
-    token = page_token(agent, "/inbox/accounts/R-1")
-    refused = agent.post(
-        "/inbox/accounts/R-1/pause", data={"csrf_token": token, "days": days, "reason": reason}
-    )
+    form = _form(agent, "Pause") | {"days": days, "reason": reason}
+    refused = agent.post("/inbox/accounts/R-1/pause", data=form)
     assert refused.status_code == 400 and problem in refused.text
     assert _account(engine).paused_until is None
 
@@ -437,6 +491,59 @@ def test_a_note_holding_a_nul_is_refused_and_writes_nothing(
     assert refused.status_code == 400 and "the note holds a NUL character" in refused.text
     with engine.connect() as connection:
         assert connection.execute(select(compliance_events)).all() == []
+
+
+# A dispute as an agent writes it down on a call: 635 characters.
+LONG_NOTE = (
+    (
+        "Debtor says the invoice was for a service never delivered; she cancelled the contract "
+        "in writing on 3 March & has the confirmation e-mail <kept>, and the amount also "
+        "includes a late fee she was never told about. "
+    )
+    * 3
+).strip()
+
+
+@pytest.mark.parametrize(
+    ("action", "form", "problem", "kept"),
+    [
+        ("dispute", {"note": LONG_NOTE}, "the note is 635 characters: at most 500", LONG_NOTE),
+        ("workplace", {"kind": "workplace_prohibited", "note": LONG_NOTE},
+         "the note is 635 characters: at most 500", LONG_NOTE),
+        ("pause", {"days": "7", "reason": "r" * 195},
+         "the reason is 195 characters: at most 194", "r" * 195),
+    ],
+)  # fmt: skip
+def test_a_note_or_reason_too_long_to_keep_comes_back_with_the_words(
+    agent: httpx.Client, engine: Engine, action: str, form: dict[str, str], problem: str,
+    kept: str,
+) -> None:  # fmt: skip
+    """Longer than the record keeps: the page says why (not a bare 422), writes nothing,
+    and the words are back in their form, to shorten; the forms say how long they may be
+    (a pause's reason leaves room for the agent's name, " (ana)")."""
+    add_account(engine)
+    page = agent.get("/inbox/accounts/R-1").text
+    assert re.search(r'<textarea name="note" rows="3" maxlength="500" required>', page)
+    assert re.search(r'<input name="note" maxlength="500"', page)
+    assert re.search(r'<input name="reason" maxlength="194"', page)
+    fields = _form(agent, "Pause") if action == "pause" else {"csrf_token": csrf_of(page)}
+    refused = agent.post(f"/inbox/accounts/R-1/{action}", data=fields | form)
+    assert refused.status_code == 400 and problem in refused.text
+    assert "text/html" in refused.headers["content-type"]
+    assert html.escape(kept, quote=action != "dispute") in refused.text
+    if action == "workplace":
+        assert '<option value="workplace_prohibited" selected>' in refused.text
+    with engine.connect() as connection:
+        assert connection.execute(select(compliance_events)).all() == []
+    assert _account(engine).paused_until is None
+    # As long as is kept, the note is kept whole.
+    whole = {"dispute": {"note": LONG_NOTE[:500]},
+             "workplace": {"kind": "workplace_prohibited", "note": LONG_NOTE[:500]},
+             "pause": {"days": "7", "reason": "r" * 194}}[action]  # fmt: skip
+    assert agent.post(f"/inbox/accounts/R-1/{action}", data=fields | whole).status_code == 303
+    with engine.connect() as connection:
+        notes = connection.execute(select(compliance_events.c.note)).scalars().all()
+    assert notes == ([] if action == "pause" else [LONG_NOTE[:500]])
 
 
 def test_an_address_or_filter_holding_a_nul_names_nothing(

@@ -3,6 +3,8 @@ page carries. A real server on 127.0.0.1; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -11,24 +13,27 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from outreach import users as users_module
 from outreach.clock import FixedClock
 from outreach.config import Settings
 from outreach.models import Role
-from outreach.users import set_active, set_password, set_role
+from outreach.store import compliance_events
+from outreach.users import end_sessions, set_active, set_password, set_role, user_by_name
 from outreach.web.app import create_app
 from outreach.web.auth import SESSION_COOKIE
 from outreach.web.sign_in_slots import SignInSlots
 from outreach.web.throttle import SignInThrottle, name_key
 from tests.conftest import NOW
+from tests.eventdata import add_account
 from tests.web.conftest import Server, serving
 from tests.web.ui_support import (
     PASSWORD,
     add_user,
     csrf_of,
     page_token,
+    seed_templates,
     sign_in,
     stored_attempts,
 )
@@ -484,3 +489,103 @@ def test_a_sign_in_the_server_is_too_busy_to_check_does_not_count_against_the_na
         token = csrf_of(client.get("/login").text)
         right = {"username": "ana", "password": PASSWORD, "csrf_token": token}
         assert client.post("/login", data=right).status_code == 303
+
+
+def _open_page_then_session_ends(client: httpx.Client, engine: Engine) -> str:
+    """Ana opens the account's page; her session then ends (she signs out on another
+    device). The page's form token."""
+    token = page_token(client, "/inbox/accounts/R-1")
+    with engine.begin() as connection:
+        end_sessions(connection, user_by_name(connection, "ana").id)
+    return token
+
+
+WORDS = 'She says the invoice <b>was</b> paid by "cheque" on 3 March & has the receipt.'
+
+
+def test_a_form_sent_after_the_session_ended_keeps_the_words_on_the_sign_in_page(
+    server: Server, engine: Engine
+) -> None:
+    """The session ended while the page was open: what the agent typed is not saved, and
+    not lost either. The sign-in form comes in the page's place, says so, shows the words
+    to copy (as text), and signs in back to the page the form was on."""
+    add_user(engine, "ana", Role.AGENT)
+    add_account(engine)
+    page = f"{server.base}/inbox/accounts/R-1?done=x"
+    own = {"Origin": server.base, "Referer": page}
+    with sign_in(server.base, "ana") as client:
+        token = _open_page_then_session_ends(client, engine)
+        sent = client.post(
+            "/inbox/accounts/R-1/dispute", data={"csrf_token": token, "note": WORDS},
+            headers=own,
+        )  # fmt: skip
+        assert sent.status_code == 401 and "<h1>Sign in</h1>" in sent.text
+        assert "Your session has ended" in sent.text and "was not saved" in sent.text
+        shown = re.findall(r"<textarea readonly[^>]*>\n(.*?)</textarea>", sent.text, re.S)
+        assert [html.unescape(text) for text in shown] == [WORDS]  # the note, as text
+        assert "<b>was</b>" not in sent.text
+        assert token not in sent.text  # the form's own fields are not shown back
+        assert 'name="next" value="/inbox/accounts/R-1?done=x"' in sent.text
+        with engine.connect() as connection:
+            assert connection.execute(select(compliance_events)).all() == []
+        # Signing out, signed out already, loses nothing: the sign-in form as ever.
+        out = client.post("/logout", data={"csrf_token": token}, headers=own)
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        signed = {"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(sent.text),
+                  "next": "/inbox/accounts/R-1?done=x"}  # fmt: skip
+        back = client.post("/login", data=signed)
+        assert back.status_code == 303 and back.headers["location"] == "/inbox/accounts/R-1?done=x"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # no Origin: the browser does not say where the form was
+        {"Origin": "https://example.net", "Referer": "https://example.net/inbox"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://example.net"},
+    ],
+)
+def test_a_form_from_elsewhere_after_the_session_ended_shows_none_of_its_words(
+    server: Server, engine: Engine, headers: dict[str, str]
+) -> None:
+    """A page elsewhere cannot put its words on ours: a form not from one of the app's own
+    pages is answered with the sign-in form, which says a change was not saved, and signing
+    in returns to the page of the form (not to the other site's address)."""
+    add_user(engine, "ana", Role.AGENT)
+    add_account(engine)
+    with sign_in(server.base, "ana") as client:
+        token = _open_page_then_session_ends(client, engine)
+        sent = client.post(
+            "/inbox/accounts/R-1/dispute", data={"csrf_token": token, "note": WORDS},
+            headers=headers,
+        )  # fmt: skip
+        assert sent.status_code == 303
+        where = sent.headers["location"]
+        assert where == "/login?next=%2Finbox%2Faccounts%2FR-1&ended=1"
+        form = client.get(where).text
+        assert "Your session has ended" in form and "was not saved" in form
+        assert "cheque" not in form and "What you sent" not in form
+        assert 'name="next" value="/inbox/accounts/R-1"' in form
+
+
+def test_a_template_saved_after_the_session_ended_returns_to_its_editor(
+    server: Server, engine: Engine
+) -> None:
+    seed_templates(engine)
+    add_user(engine, "mia", Role.MARKETER)
+    editing = "/templates/edit?path=sms%2Freminder.friendly.j2"
+    with sign_in(server.base, "mia") as mia:
+        token = page_token(mia, editing)
+        with engine.begin() as connection:
+            end_sessions(connection, user_by_name(connection, "mia").id)
+        source = "Hi {{ debtor.first_name }}, EDITED for an hour"
+        draft = {"csrf_token": token, "path": "sms/reminder.friendly.j2", "source": source,
+                 "based_on": "1", "action": "draft"}  # fmt: skip
+        own = {"Sec-Fetch-Site": "same-origin", "Referer": server.base + editing}
+        sent = mia.post("/templates/save", data=draft, headers=own)
+        shown = re.findall(r"<textarea readonly[^>]*>\n(.*?)</textarea>", sent.text, re.S)
+        assert sent.status_code == 401 and source in map(html.unescape, shown)
+        assert f'name="next" value="{html.escape(editing)}"' in sent.text
+        # Without a Referer, the form's section: the template list.
+        bare = mia.post("/templates/save", data=draft, headers={"Origin": server.base})
+        assert 'name="next" value="/templates"' in bare.text

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from outreach.config_files import read_config_text
 from outreach.errors import ConfigError
+from outreach.importing.fields import email_address
 from outreach.rendering.lint import DEFAULT_MAX_SMS_SEGMENTS, LintPolicy
 
 CHANNELS = ("sms", "email", "voice")
@@ -99,8 +100,10 @@ class EmailChannel(_ChannelFile):
     @field_validator("reply_to", "unsubscribe_mailto")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and "@" not in value:
-            raise ValueError("must be an email address")
+        # Refused here rather than by SendGrid, which would refuse every email for it.
+        # ``{attempt_id}`` stands for digits; the value is kept as written.
+        if value is not None:
+            email_address(value.replace("{attempt_id}", "1"))
         return value
 
 

@@ -154,6 +154,17 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: its host name has an empty or too long part")
         return value.strip()
 
+    @field_validator("sendgrid_from_email")
+    @classmethod
+    def _sender_address(cls, value: str | None) -> str | None:
+        # Refused at start rather than by SendGrid, which would refuse every email for it.
+        from outreach.importing.fields import email_address  # parsers load only when asked
+
+        if value is None:
+            return None
+        email_address(value.strip())
+        return value.strip()
+
     @field_validator("default_region", "default_currency")
     @classmethod
     def _upper(cls, value: str) -> str:

@@ -54,7 +54,7 @@ from outreach.config import Settings
 from outreach.errors import ChannelError, OutreachError
 from outreach.leases import StopFlag, claim_queued_attempts, hold_sends, release_sends
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
-from outreach.opt_outs import hold_addresses, ledger_address, suppress_in_ledger
+from outreach.opt_outs import hold_addresses, ledger_address, suppress_address
 from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
@@ -1264,14 +1264,42 @@ def _change(
     return bound | {"attempt_id": row.id, "new_updated_at": now}
 
 
+# How long a value each bounded column of a change takes. Much of a change is the
+# provider's (or a proxy's) to say: a value one character too long would fail the update
+# of the whole flush on PostgreSQL, and every message accepted in it would lose its id.
+_COLUMN_LENGTHS = {
+    f"new_{key}": length
+    for key in _CHANGE_KEYS
+    if (length := getattr(attempts.c[key].type, "length", None))
+}
+
+
+def _fitted(change: dict[str, Any]) -> dict[str, Any]:
+    """``change`` with each text cut to its column's length."""
+    return change | {
+        key: value[:length]
+        for key, length in _COLUMN_LENGTHS.items()
+        if isinstance(value := change.get(key), str) and len(value) > length
+    }
+
+
 def _failed(
     row: Any, status: str, now: datetime, error: ChannelError, **values: Any
 ) -> dict[str, Any]:
     """A try that failed: its outages start again from none unless ``values`` count one."""
-    change = _change(row, status, now, error=str(error)[:500], **({"outages": 0} | values))
+    change = _change(row, status, now, error=_reason(error), **({"outages": 0} | values))
     change["new_provider"] = error.provider or row.provider  # the provider asked
     change["new_error_code"] = error.code or (str(error.status_code) if error.status_code else None)
     return change
+
+
+def _reason(error: ChannelError) -> str:
+    """What the attempt keeps of a refusal: ours, then the provider's own words (which
+    the operator needs to fix a setting, and logs never carry: they may quote the
+    recipient)."""
+    if not error.detail:
+        return str(error)
+    return f"{error}; the provider said: {error.detail}"
 
 
 _MARK_SENDING = BulkStatement(
@@ -1364,7 +1392,7 @@ def _still_ours(connection: Connection, ids: Sequence[int], worker: str) -> set[
 
 
 def _apply_changes(connection: Connection, changes: Sequence[dict[str, Any]], worker: str) -> None:
-    _CHANGE.execute(connection, [change | {"worker": worker} for change in changes])
+    _CHANGE.execute(connection, [_fitted(change) | {"worker": worker} for change in changes])
 
 
 def _note_address(connection: Connection, row: Any, error: ChannelError, now: datetime) -> None:
@@ -1372,9 +1400,11 @@ def _note_address(connection: Connection, row: Any, error: ChannelError, now: da
     receive) is recorded, so no later attempt is planned for it."""
     if error.suppression:
         # Under the address's lock (taken in ``_record``), and not twice: a STOP from the
-        # number may have suppressed it meanwhile.
-        suppress_in_ledger(connection, row.channel, row.to_address, error.suppression, now,
-                           f"{error.provider} refused attempt {row.id} ({error.code})")  # fmt: skip
+        # number may have suppressed it meanwhile. As a status callback's refusal would: the
+        # debtor's own opt-out (21610) is also an opt-out on every account using the address.
+        source = f"{error.provider} refused attempt {row.id} ({error.code})"
+        suppress_address(connection, row.channel, row.to_address, error.suppression, now,
+                         source, source)  # fmt: skip
     if error.contact_status:
         connection.execute(
             update(contact_points)

@@ -305,6 +305,19 @@ def test_a_web_address_whose_host_cannot_be_looked_up_is_refused_at_start(
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize(
+    "value", ["billing@", "billing@@example.com", "Billing Team billing@example.com"]
+)
+def test_a_sender_address_that_is_not_one_address_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SENDGRID_FROM_EMAIL", value)
+    with pytest.raises(ValueError, match=r"(?s)sendgrid_from_email.*is not a valid email address"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("SENDGRID_FROM_EMAIL", " billing@example.com ")
+    assert Settings(_env_file=None).sendgrid_from_email == "billing@example.com"  # type: ignore[call-arg]
+
+
 def company_with(tmp_path: Path, language: str, **texts: str) -> Path:
     """A copy of the shipped templates folder whose company.yaml says ``texts`` in
     ``language``."""

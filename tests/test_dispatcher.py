@@ -798,12 +798,22 @@ async def test_a_final_refusal_fails_the_attempt_and_notes_the_address(
             world.engine, store.contact_points, store.contact_points.c.account_id == ids["A-1"]
         )
     }
+    opt_outs = [
+        (e.account_id, e.channel, e.address, e.source)
+        for e in rows_of(world.engine, store.compliance_events)
+        if e.kind == "opt_out"
+    ]
     if says == "opted_out":
         [noted] = suppressions
         assert (noted.channel, noted.address, noted.reason) == ("sms", "+16175550101", "stop")
         assert noted.source == f"fake refused attempt {attempt.id} (21610)"
+        # Every account with the number shows the debtor's opt-out, as a status callback's
+        # 21610 would record it.
+        assert sorted(opt_outs) == [
+            (ids[reference], "sms", "+16175550101", noted.source) for reference in ("A-1", "B-1")
+        ]
     else:
-        assert suppressions == []
+        assert (suppressions, opt_outs) == ([], [])
     assert points == {
         "sms": "invalid" if says == "cannot_receive" else "active",
         "voice": "active",

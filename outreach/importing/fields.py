@@ -301,9 +301,18 @@ def parse_email(column: str, value: Any) -> str:
     """A syntactically valid address, normalized (domain lower-cased); no DNS look-up."""
     cleaned = text_of(value)
     try:
-        return validate_email(cleaned, check_deliverability=False).normalized
+        return email_address(cleaned)
+    except ValueError as exc:
+        raise FieldError(column, str(exc)) from None
+
+
+def email_address(text: str) -> str:
+    """``text`` normalized if it is one syntactically valid address (no display name, no
+    DNS look-up), else a ValueError saying why."""
+    try:
+        return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise FieldError(column, f"{cleaned!r} is not a valid email address ({exc})") from None
+        raise ValueError(f"{text!r} is not a valid email address ({exc})") from None
 
 
 @cache

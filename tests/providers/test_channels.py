@@ -55,6 +55,29 @@ def test_a_mistake_names_the_file_and_the_field(
     assert named in problem
 
 
+@pytest.mark.parametrize("field", ["reply_to", "unsubscribe_mailto"])
+@pytest.mark.parametrize(
+    "value", ["billing@", "billing@@example.com", "Billing Team billing@example.com"]
+)
+def test_an_email_address_setting_must_be_one_address(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    # SendGrid would refuse every email for it: refused when the file is loaded.
+    (tmp_path / "email.yaml").write_text(f"{field}: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"email.yaml: {field}: .*not a valid email address"):
+        load_channel(tmp_path, "email")
+
+
+def test_a_reply_to_may_name_the_attempt_and_is_kept_as_written(tmp_path: Path) -> None:
+    # Guards the check above against refusing the shipped {attempt_id} form.
+    (tmp_path / "email.yaml").write_text(
+        "reply_to: Billing+{attempt_id}@Reply.Example.com\n", encoding="utf-8"
+    )
+    email = load_channel(tmp_path, "email")
+    assert isinstance(email, EmailChannel)
+    assert email.reply_to == "Billing+{attempt_id}@Reply.Example.com"
+
+
 def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "voice.yaml").write_text("- just\n- a list\n", encoding="utf-8")
     assert channel_problems(tmp_path) == [

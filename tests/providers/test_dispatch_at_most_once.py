@@ -276,3 +276,51 @@ async def test_a_redirected_email_waits_until_the_base_url_is_fixed(world: World
     world.clock.set(attempt.next_try_at)
     assert dict((await send.tick()).outcomes) == {"sent": 1}
     assert route.call_count == 2
+
+
+async def test_a_long_error_code_from_a_proxy_fails_its_text_alone(world: World) -> None:
+    """A firewall before Twilio refuses one text of a batch with a code longer than the
+    column keeps: that text fails, and the texts Twilio took keep their ids."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 5)))
+    code = "REQUEST_BLOCKED_BY_WEB_APPLICATION_FIREWALL"
+    answers = iter(
+        [
+            httpx.Response(201, json={"sid": "SM" + "1" * 32, "status": "queued"}),
+            httpx.Response(403, json={"code": code, "message": "blocked " * 100}),
+            httpx.Response(201, json={"sid": "SM" + "3" * 32, "status": "queued"}),
+            httpx.Response(201, json={"sid": "SM" + "4" * 32, "status": "queued"}),
+        ]
+    )
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    router.post(MESSAGES).mock(side_effect=lambda _: next(answers))
+    report = await dispatcher(world, providers(world, router)).tick()
+    assert dict(report.outcomes) == {"sent": 3, "failed": 1}
+    rows = rows_of(world.engine, attempts)
+    assert sorted(a.provider_message_id for a in rows if a.status == "sent") == [
+        "SM" + digit * 32 for digit in "134"
+    ]
+    [refused] = [a for a in rows if a.status == "failed"]
+    assert refused.error_code == code[:32]
+    assert refused.error_message.startswith("twilio_sms: HTTP 403 error " + code)
+    assert len(refused.error_message) == 500  # the firewall's words, cut to the column
+
+
+async def test_an_email_sendgrid_refuses_keeps_sendgrids_reason(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SendGrid's 400 says why in errors[].message (a sender or reply-to it will not take):
+    the failed attempt keeps it for the operator, and no log line quotes it."""
+    planned(world, row("A-2", due_date="2026-10-30"))
+    reason = "The reply_to email does not contain a valid address."
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    router.post(SEND).respond(400, json={"errors": [{"message": reason, "field": "reply_to"}]})
+    with caplog.at_level(logging.DEBUG):
+        report = await dispatcher(world, providers(world, router)).tick()
+    assert dict(report.outcomes) == {"failed": 1}
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.error_code) == ("failed", "400")
+    assert attempt.error_message == (
+        "sendgrid_email: HTTP 400 error 400 (the request was invalid); not retried; "
+        f"the provider said: {reason} (reply_to)"
+    )
+    assert not [r for r in caplog.records if reason in r.getMessage()]

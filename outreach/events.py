@@ -410,6 +410,9 @@ def _row(item: Incoming, attempt: Any | None, now: datetime) -> dict[str, Any]:
     }
 
 
+# The longest address a contact point, suppression or message row holds. A longer one is
+# no one's: cut short it could name someone else, so the event keeps no address at all.
+MAX_ADDRESS = 320
 _TEXT_FIELDS = ("kind", "dedupe_key", "provider_message_id", "from_address", "to_address",
                 "subject", "body", "raw_status", "error_code", "outcome", "suppression",
                 "contact_status")  # fmt: skip
@@ -423,6 +426,11 @@ def _stored_item(item: Incoming) -> Incoming:
         name: _stored_text(value)
         for name in _TEXT_FIELDS
         if isinstance(value := getattr(event, name), str) and _unstorable(value)
+    }
+    dirty |= {
+        name: None
+        for name in ("from_address", "to_address")
+        if len(getattr(event, name) or "") > MAX_ADDRESS
     }
     token = item.request_token
     if not dirty and (token is None or not _unstorable(token)):

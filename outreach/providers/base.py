@@ -224,11 +224,19 @@ def unique_events(events: Sequence[ProviderEvent]) -> list[ProviderEvent]:
     return kept
 
 
+# attempt.id is a 32-bit integer: a larger number is none of ours, and PostgreSQL would
+# refuse it in a query (the whole batch with it).
+MAX_ATTEMPT_ID = 2**31 - 1
+
+
 def attempt_id_from(value: object) -> int | None:
     """Our attempt id from a query string or custom argument, if it is one."""
     text = str(value).strip() if value is not None else ""
     # str.isdigit() also passes "²" (int() raises) and "٣" (int() reads 3): ASCII only.
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    number = int(text)
+    return number if number <= MAX_ATTEMPT_ID else None
 
 
 def callback_url(base: str, path: str, **query: object) -> str:

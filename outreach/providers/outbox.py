@@ -299,7 +299,7 @@ class Outbox(Provider):
                 item, IDENTITY_CHECK, occurred, **identity_fields(str(item.get("digits") or ""))
             )
         answered_by = item.get("answered_by")
-        event_type = _event_type(raw_status, answered_by, str(item.get("body") or ""))
+        event_type = _event_type(raw_status, answered_by, _text(item, "body") or "")
         outcome = (
             call_outcome(raw_status, answered_by)
             if item.get("channel") == "voice"
@@ -319,7 +319,7 @@ class Outbox(Provider):
             "reply" if raw_status == "reply" else "status",
             occurred,
             event_type=event_type,
-            body=item.get("body"),
+            body=_text(item, "body"),
             raw_status=raw_status,
             outcome=outcome,
             suppression=suppression,
@@ -334,15 +334,28 @@ class Outbox(Provider):
         return ProviderEvent(
             provider=self.name,
             kind=kind,
-            dedupe_key=dedupe_key(self.name, item.get("message_id") or payload_digest(item), event),
+            dedupe_key=dedupe_key(
+                self.name, _text(item, "message_id") or payload_digest(item), event
+            ),
             occurred_at=occurred,
             payload=item,
-            provider_message_id=item.get("message_id"),
+            provider_message_id=_text(item, "message_id"),
             attempt_id=attempt_id_from(item.get("attempt_id")),
-            from_address=item.get("from"),
-            to_address=item.get("to"),
+            from_address=_text(item, "from"),
+            to_address=_text(item, "to"),
             **answer,
         )
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    """A text field of a replayed event: a number as its digits, anything else (a list, an
+    object) as absent, so one odd field cannot make the batch unstorable on every retry."""
+    value = item.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def _event_type(raw_status: str, answered_by: object, body: str) -> EventType:

@@ -578,3 +578,45 @@ def test_an_outbox_webhook_with_a_non_ascii_signature_is_refused(
 
 def test_public_url_is_what_twilio_signed_not_where_we_listen(server: Server) -> None:
     assert not server.base.startswith(PUBLIC)
+
+
+def test_outbox_events_with_numbers_or_lists_for_text_are_stored(
+    engine: Engine, server: Server
+) -> None:
+    """A number where a text belongs is read as its digits, a list or an object as absent:
+    neither makes the batch unstorable on every retry."""
+    text_id = add_attempt(engine, add_account(engine), message_id="5")
+    items: list[dict[str, object]] = [
+        {"event": "delivered", "message_id": 5, "attempt_id": text_id},
+        {"event": "reply", "message_id": "r1", "body": ["STOP"], "from": 5, "to": {"a": 1}},
+    ]
+    response = server.send(outbox_events(items))
+    assert (response.status_code, response.json()) == (200, {"stored": 2, "duplicates": 0})
+    assert attempt(engine, text_id).status == "delivered"
+    assert count(engine, suppressions) == 0
+
+
+def test_an_event_batch_with_a_huge_attempt_id_or_a_long_address_is_stored(
+    engine: Engine, server: Server, event_keys: EcdsaKeys
+) -> None:
+    """An attempt id past 32 bits names no attempt, an address over 320 characters no one:
+    the batch is stored and its other events applied, on PostgreSQL too (whose columns and
+    32-bit ids would refuse them, the whole batch with them, on every retry)."""
+    mail = add_attempt(engine, add_account(engine), channel="email", to=EMAIL, message_id="sg-1")
+    huge = _event("delivered", mail, "a") | {"outreach_attempt_id": "999999999999999999"}
+    long = _event("unsubscribe", mail, "b") | {"email": "x" * 400 + "@example.com"}
+    response = server.send(
+        sendgrid_events([huge, long, _event("unsubscribe", mail, "c")], event_keys)
+    )
+    assert (response.status_code, response.json()) == (200, {"stored": 3, "duplicates": 0})
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+
+
+def test_an_inbound_email_from_an_address_over_320_characters_is_stored(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    fields = {"from": "x" * 400 + "@example.com", "to": "billing@reply.example.com",
+              "subject": "Re: your balance", "text": "STOP"}  # fmt: skip
+    response = server.send(sendgrid_inbound(fields, inbound_keys))
+    assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0})
+    assert count(engine, suppressions) == 0

@@ -722,3 +722,25 @@ def test_an_identity_answer_for_a_call_we_do_not_know_plays_nothing(
         "CAstop": "keypress 9: opt-out",
     }
     assert count(engine, inbox_messages) == 0
+
+
+def test_an_attempt_id_past_32_bits_is_none_of_ours_not_an_error(
+    engine: Engine, server: Server
+) -> None:
+    """attempt.id is 32 bits: a larger ?attempt_id= is kept as an event for no attempt, on
+    PostgreSQL too, whose query would refuse the number (503 on every retry)."""
+    for sid, number in (("SM1", 2**31), ("SM2", 999_999_999_999_999_999)):
+        response = server.send(sms_status("delivered", sid=sid, attempt_id=number))
+        assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0})
+    assert [event.attempt_id for event in rows(engine, provider_events)] == [None, None]
+
+
+def test_a_stop_from_a_sender_longer_than_any_address_is_kept_without_it(
+    engine: Engine, server: Server
+) -> None:
+    """No address we store is over 320 characters: the message is kept, with no address
+    (cut short it could be someone else's), instead of being refused on every retry."""
+    response = server.send(sms_inbound("STOP", sender="+1" * 200))
+    assert response.status_code == 200, response.text
+    assert count(engine, provider_events) == 1
+    assert count(engine, suppressions) == 0

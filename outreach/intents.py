@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -75,11 +76,24 @@ _FILLERS = frozenset(
 # Opt-out keywords beyond the provider's (Twilio answers only its own, in English): what a
 # Spanish speaker texts to stop. Matched as ours, so outreach confirms them itself.
 SPANISH_OPT_OUT = frozenset({"ALTO", "PARAR", "PARE", "BAJA", "CANCELAR"})
-# The opt-out keywords as single words ("opt out" is read as "optout").
-_STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT | SPANISH_OPT_OUT)
+# The opt-out keywords as single words ("opt out" is read as "optout"), and "no more" and
+# "no más" ("nomore", "nomás"): each a stop as a sentence of its own with at most a few
+# filler words ("No more!", "NO MORE PLEASE"), never inside one ("I have no more questions").
+_NO_MORE = frozenset({"nomore", "nomás", "nomas"})
+_STOP_WORDS = frozenset(
+    {keyword.lower().replace(" ", "") for keyword in OPT_OUT | SPANISH_OPT_OUT} | _NO_MORE
+)
+# Words that are a stop only as the whole message, with at most a few filler words
+# ("Remove", "UNSUB pls", "Basta ya"): inside a longer message they may be about something
+# else ("The late fee is wrong. Remove it.").
+_MESSAGE_STOP_WORDS = _STOP_WORDS | {"unsub", "remove", "basta", "detener"}
+_JOINED = re.compile(r"\b(opt|no) (out|more|m[aá]s)\b")
+# STOP spelled out a letter at a time ("S.T.O.P", "s-t-o-p", "S T O P").
+_SPELLED_STOP = re.compile(r"\bs(?:[.\-] ?| )t(?:[.\-] ?| )o(?:[.\-] ?| )p\b\.?")
 
 _SMS = (
-    r"(?:text|texts|texting|txt|txts|txting|sms|message|messages|messaging|msg|msgs"
+    r"(?:text|texts|texting|txt|txts|txting|sms|message|messages|messaging|msg|msgs|msging"
+    r"|msgng"
     r"|mensaje|mensajes|texto|textos)"
 )
 _VOICE = (
@@ -329,12 +343,17 @@ _SUBJECT_PREFIXES = re.compile(
     re.IGNORECASE,
 )
 
-# Lines that begin the quoted history or the signature of an email reply.
-_QUOTE_START = re.compile(
-    r"^(?:on .{0,200}wrote:?|-{2,} ?original message ?-{2,}|_{8,}|from: .*|sent from my .*"
-    r"|-- ?|begin forwarded message:?|le .{0,200}a écrit ?:|el .{0,200}escribió:?)$",
+# In an email reply: the line that introduces a quote ("On ... wrote:"), with the quoted
+# lines (">") after it; the start of an original that is not quoted (Outlook's "From: ...
+# Sent: ..." block, a forward), after which everything is our own message; a signature.
+_ATTRIBUTION = re.compile(
+    r"^(?:on .{0,200}wrote:?|le .{0,200}a écrit ?:|el .{0,200}escribió:?)$", re.IGNORECASE
+)
+_ORIGINAL_START = re.compile(
+    r"^(?:-{2,} ?original message ?-{2,}|_{8,}|from: .*|begin forwarded message:?)$",
     re.IGNORECASE,
 )
+_SIGNATURE_START = re.compile(r"^(?:-- ?|sent from my .*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -372,9 +391,7 @@ def stop_request(text: str, channel: str) -> StopRequest | None:
 
 
 def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
-    if keyword(text) is Keyword.OPT_OUT or any(
-        _stop_sentence(sentence) for sentence in _SENTENCE_END.split(plain)
-    ):
+    if keyword(text) is Keyword.OPT_OUT or _stop_in_sentences(plain):
         return StopRequest(frozenset({channel}))
     matches = [plain[start:end] for start, end in _stop_spans(plain)]
     if not matches:
@@ -483,16 +500,33 @@ def subject_words(subject: str) -> str:
 
 
 def reply_text(body: str) -> str:
-    """What the debtor wrote in an email reply: the quoted history and signature cut off."""
-    kept: list[str] = []
-    for line in body.splitlines():
+    """What the debtor wrote in an email reply, above the quoted history and below it (a
+    reply typed under the quote: its STOP counts as much), each part without its signature.
+    An original that is not quoted ends the reading: what follows is our own message, whose
+    "Reply STOP to opt out" is not the debtor's."""
+    lines = body.splitlines()
+    parts: list[list[str]] = [[]]
+    in_signature = False  # until the next quote: the debtor's words may follow it
+    for index, line in enumerate(lines):
         stripped = line.strip()
-        if stripped.startswith(">"):
-            continue
-        if _QUOTE_START.match(stripped):
+        if stripped.startswith(">") or _ATTRIBUTION.match(stripped):
+            if not stripped.startswith(">") and not _quote_follows(lines, index + 1):
+                break  # "On ... wrote:" with the original unquoted after it
+            in_signature = False
+            parts.append([])
+        elif _ORIGINAL_START.match(stripped):
             break
-        kept.append(line)
-    return "\n".join(kept).strip()
+        elif _SIGNATURE_START.match(stripped):
+            in_signature = True
+        elif not in_signature:
+            parts[-1].append(line)
+    return "\n\n".join(text for part in parts if (text := "\n".join(part).strip()))
+
+
+def _quote_follows(lines: Sequence[str], start: int) -> bool:
+    """Whether the first line with text from ``start`` on is quoted (or there is none)."""
+    following = next((line.strip() for line in lines[start:] if line.strip()), ">")
+    return following.startswith(">")
 
 
 def _plain(text: str) -> str:
@@ -525,10 +559,21 @@ def _without_work_requests(plain: str) -> tuple[str, bool]:
     return "".join(kept), True
 
 
-def _stop_sentence(sentence: str) -> bool:
+def _stop_in_sentences(plain: str) -> bool:
+    """Whether a sentence of ``plain`` is a stop keyword and filler, or the whole message is
+    one of the words that are a stop only alone ("Remove", "Basta")."""
+    sentences = [s for s in _SENTENCE_END.split(_SPELLED_STOP.sub("stop", plain)) if s.strip()]
+    if len(sentences) == 1 and _stop_sentence(sentences[0], _MESSAGE_STOP_WORDS):
+        return True
+    return any(_stop_sentence(sentence) for sentence in sentences)
+
+
+def _stop_sentence(sentence: str, stop_words: frozenset[str] = _STOP_WORDS) -> bool:
     """A sentence of its own made of a stop keyword and filler ("Stop it please")."""
-    words = re.sub(r"[^\w ]+", " ", sentence).replace("opt out", "optout").split()
+    words = _JOINED.sub(r"\1\2", re.sub(r"[^\w ]+", " ", sentence)).split()
     if not words or len(words) > 6:
         return False
-    keywords = [word for word in words if word in _STOP_WORDS]
-    return bool(keywords) and all(w in _FILLERS for w in words if w not in _STOP_WORDS)
+    keywords = [word for word in words if word in stop_words]
+    if set(keywords) <= _NO_MORE and any(m.search(" ".join(words)) for m in _MEDIUM.values()):
+        return False  # "no more texts" names its medium: a request in words (_STOP_PHRASES)
+    return bool(keywords) and all(w in _FILLERS for w in words if w not in stop_words)

@@ -136,6 +136,20 @@ def test_a_request_to_stop_in_words_is_an_opt_out_the_provider_did_not_answer(
     assert prohibited == ([("sms", None)] if "text" in text else [])
 
 
+@pytest.mark.parametrize(
+    "text", ["No more", "No más", "NO MORE PLEASE", "Basta", "UNSUB", "Remove", "S.T.O.P"]
+)
+def test_a_short_stop_twilio_does_not_know_suppresses_the_number_and_is_confirmed(
+    engine: Engine, text: str
+) -> None:
+    account_id = add_account(engine)
+    assert answers(engine, text, policy=TWILIO_ANSWERS) == [
+        TWILIO_ANSWERS.replies.opt_out_confirmation
+    ]
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+    assert [e.kind for e in rows(engine, compliance_events, account_id=account_id)] == ["opt_out"]
+
+
 def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) -> None:
     account_id = add_account(engine)
     assert answers(engine, "Please stop calling me") == [None]

@@ -14,6 +14,17 @@ from outreach.intents import (
     subject_words,
 )
 
+# An email reply's quote of our message, as Gmail writes it, and the original as Outlook
+# leaves it below a reply: not quoted, after a header block.
+QUOTE = (
+    "On Mon, Dec 7, 2026 at 9:00 AM Northwind Billing <billing@example.com> wrote:\n"
+    "> Your balance of $120.50 is due.\n> Reply STOP to opt out.\n\n"
+)
+OUTLOOK = (
+    "From: Northwind Billing <billing@example.com>\nSent: Monday, December 7, 2026 9:00 AM\n"
+    "To: Pat Doe\nSubject: Your balance\n\nYour balance is due. Reply STOP to opt out.\n"
+)
+
 # The FCC's revocation words (47 CFR 64.1200(a)(10)) plus stopall, in any case and with
 # any punctuation around them.
 STOP_KEYWORDS = [
@@ -132,6 +143,38 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
     found = stop_request(text, "sms")
     assert found is not None
     assert found.media == media
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No more", "No más", "no mas", "NO MORE PLEASE", "No more!", "No more, thanks",
+        "No more. I paid", "Basta", "Basta ya", "Detener", "UNSUB", "unsub pls", "Remove",
+        "Remove please", "Stop msging", "stop msgng me", "S.T.O.P", "S.T.O.P.", "s-t-o-p",
+        "S T O P",
+    ],
+)  # fmt: skip
+def test_short_ways_to_say_stop_are_stops(text: str) -> None:
+    """Rule T-6: a reasonable person reads each of these, texted back to a reminder, as
+    "stop"; "no more" as a sentence of its own, the others as the whole message."""
+    found = stop_request(text, "sms")
+    assert found is not None and found.media == {"sms"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have no more questions, paid yesterday",
+        "No more questions",
+        "no more than $50 a month",
+        "The late fee is wrong. Remove it.",
+        "Basta con eso, ya pagué",
+        "Remove the late fee",
+    ],
+)
+def test_no_more_or_remove_inside_a_sentence_is_not_a_stop(text: str) -> None:
+    """Guards against over-correction: passes before the change too."""
+    assert stop_request(text, "sms") is None
 
 
 @pytest.mark.parametrize(
@@ -433,9 +476,29 @@ def test_curly_apostrophes_read_as_straight_ones() -> None:
         ("> quoted first\nmy answer\n> quoted again", "my answer"),
         ("no quote at all", "no quote at all"),
         ("Hello\n-- \nPat Doe\nUnsubscribe", "Hello"),
+        # Outlook's unquoted original: our own words, never the debtor's STOP.
+        ("Thanks\n\n" + OUTLOOK, "Thanks"),
+        ("Thanks\n\n________________________________\n" + OUTLOOK, "Thanks"),
+        ("Thanks\n\nOn Mon, Dec 7, 2026 Northwind wrote:\n\nReply STOP to opt out.", "Thanks"),
+        (QUOTE, ""),
     ],
 )  # fmt: skip
 def test_an_email_reply_is_read_without_its_quoted_history(body: str, text: str) -> None:
+    assert reply_text(body) == text
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (QUOTE + "STOP\n", "STOP"),
+        (QUOTE + "Please stop emailing me.\nSent from my iPhone", "Please stop emailing me."),
+        ("I paid\n\n" + QUOTE + "I have a lawyer\n-- \nPat Doe", "I paid\n\nI have a lawyer"),
+        ("Hello\n-- \nPat Doe\n\n" + QUOTE + "I dispute this debt", "Hello\n\nI dispute this debt"),
+    ],
+)  # fmt: skip
+def test_an_email_reply_typed_below_the_quote_is_read(body: str, text: str) -> None:
+    """Bottom-posting: the words under the quote are the debtor's as much as those above it
+    (they were thrown away, and a STOP or "I have a lawyer" with them)."""
     assert reply_text(body) == text
 
 

@@ -620,3 +620,61 @@ def test_an_inbound_email_from_an_address_over_320_characters_is_stored(
     response = server.send(sendgrid_inbound(fields, inbound_keys))
     assert (response.status_code, response.json()) == (200, {"stored": 1, "duplicates": 0})
     assert count(engine, suppressions) == 0
+
+
+# Our email as a reply quotes it: Gmail's attribution and ">" lines; Outlook's header block
+# with the original unquoted after it.
+QUOTED = (
+    "On Mon, Dec 7, 2026 at 9:00 AM Northwind Billing <billing@example.com> wrote:\n"
+    "> Your balance of $120.50 is due.\n> Reply STOP to opt out.\n\n"
+)
+OUTLOOK = (
+    "From: Northwind Billing <billing@example.com>\nSent: Monday, December 7, 2026 9:00 AM\n"
+    "To: Pat Doe\nSubject: Your balance\n\nYour balance is due. Reply STOP to opt out.\n"
+)
+
+
+def _reply(engine: Engine, server: Server, keys: EcdsaKeys, text: str) -> int:
+    """Post ``text`` as the debtor's reply to an email of a new account; the account."""
+    account_id = add_account(engine)
+    mail = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
+    to = f"billing+{mail}@reply.example.com"
+    fields = {**PARSE_FIELDS, "from": f"Pat Doe <{EMAIL}>", "to": to,
+              "subject": "Re: Your balance", "text": text,
+              "envelope": _envelope(to, MAILBOX)}  # fmt: skip
+    assert server.send(sendgrid_inbound(fields, keys)).status_code == 200
+    return account_id
+
+
+@pytest.mark.parametrize("text", [QUOTED + "STOP\n", QUOTED + "Please stop emailing me.\n"])
+def test_a_stop_typed_below_the_quote_unsubscribes(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys, text: str
+) -> None:
+    _reply(engine, server, inbound_keys, text)
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("I have a lawyer", "attorney"), ("I dispute this debt", "dispute")],
+)
+def test_a_hold_typed_below_the_quote_holds_the_account(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys, text: str, kind: str
+) -> None:
+    account_id = _reply(engine, server, inbound_keys, "Thanks.\n\n" + QUOTED + text)
+    recorded = rows(engine, compliance_events, account_id=account_id)
+    assert kind in [e.kind for e in recorded]
+    (reply,) = rows(engine, inbox_messages)
+    assert reply.intent == kind
+    assert text in reply.body  # the agent reads the debtor's own words
+
+
+def test_our_own_reply_stop_below_an_outlook_header_is_not_the_debtors(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """Guards against over-correction (passes before the change too): the original below
+    Outlook's header block is our message, not quoted, and its "Reply STOP" is ours."""
+    _reply(engine, server, inbound_keys, "Thanks, I will pay Friday.\n\n" + OUTLOOK)
+    assert _active(engine) == []
+    (reply,) = rows(engine, inbox_messages)
+    assert reply.intent == "payment_plan"

@@ -175,6 +175,13 @@ class WebhookRequest:
             raise WebhookRejected("the body is not JSON") from None
 
 
+# A webhook's largest body unless its provider says otherwise: a Twilio callback, a
+# one-click unsubscribe, an inbound text (1,600 characters, each at most 12 bytes
+# percent-encoded, with the other fields) are a few KB at most. Twilio's signature is checked
+# over every form field, so a forged body costs what it weighs before it can be refused.
+WEBHOOK_BODY = 64 * 1024
+
+
 class Provider(ABC):
     """What the dispatcher and the webhook routes need from every provider."""
 
@@ -182,6 +189,13 @@ class Provider(ABC):
     channel: Channel  # the outbox serves any channel, so this is per instance
     # Webhook kinds this provider receives, by the path (under PUBLIC_BASE_URL) it asks for.
     webhook_paths: ClassVar[Mapping[str, str]]
+    # The largest body a webhook kind takes where it is not WEBHOOK_BODY (see ``max_body``).
+    webhook_body_limits: ClassVar[Mapping[str, int]] = {}
+
+    def max_body(self, kind: str) -> int:
+        """The largest body, in bytes, the ``kind`` webhook takes: anything larger is
+        refused (413) before it is verified or parsed."""
+        return self.webhook_body_limits.get(kind, WEBHOOK_BODY)
 
     @abstractmethod
     def sender(self, message: OutboundMessage) -> str:

@@ -99,6 +99,8 @@ class Outbox(Provider):
 
     name: ClassVar[str] = "outbox"
     webhook_paths: ClassVar[dict[str, str]] = {"events": "/webhooks/outbox/events"}
+    # A replay's batch: a few thousand events (a few hundred bytes each) in one post.
+    webhook_body_limits: ClassVar[dict[str, int]] = {"events": 1024 * 1024}
 
     def __init__(
         self,

@@ -155,6 +155,12 @@ class SendgridEmail(Provider):
         "inbound": "/webhooks/sendgrid_email/inbound",
         "unsubscribe": "/webhooks/sendgrid_email/unsubscribe",
     }
+    # Inbound Parse posts messages of up to 30 MB with their attachments. The Event Webhook
+    # posts a batch every 30 seconds or once it reaches 768 KB: 5 MiB leaves room to spare.
+    webhook_body_limits: ClassVar[dict[str, int]] = {
+        "inbound": 32 * 1024 * 1024,
+        "event_webhook": 5 * 1024 * 1024,
+    }
 
     def __init__(
         self, settings: Settings, client: httpx.AsyncClient, clock: Clock, config: EmailChannel
@@ -432,15 +438,29 @@ class SendgridEmail(Provider):
             kind="unsubscribe",
             event_type=EventType.UNSUBSCRIBED,
             # The POST carries nothing but the URL, so a retry cannot be told from a second
-            # press: each counts, as each click of the body link does. One that finds the
-            # address unsubscribed adds no suppression (``opt_outs.suppress_address``).
-            dedupe_key=dedupe_key(self.name, "one-click", attempt_id, now.isoformat()),
+            # press (one after an opt-in must unsubscribe again): each counts, as each click
+            # of the body link does, but POSTs within one second are one (a client's or a
+            # script's burst of them adds one row). One that finds the address unsubscribed
+            # adds no suppression (``opt_outs.suppress_address``).
+            dedupe_key=dedupe_key(
+                self.name, "one-click", attempt_id, now.replace(microsecond=0).isoformat()
+            ),
             occurred_at=now,
-            payload={"attempt_id": attempt_id, "body": request.body.decode("utf-8", "replace")},
+            # The start of the body, where "List-Unsubscribe=One-Click" is in either form
+            # encoding; the rest says nothing and is not kept.
+            payload={
+                "attempt_id": attempt_id,
+                "body": request.body[:ONE_CLICK_KEPT].decode("utf-8", "replace"),
+            },
             attempt_id=attempt_id,
             raw_status="one-click",
             suppression=SuppressionReason.UNSUBSCRIBE.value,
         )
+
+
+# How much of a one-click POST's body is kept: its List-Unsubscribe=One-Click marker,
+# as a form or as multipart/form-data with its boundary.
+ONE_CLICK_KEPT = 256
 
 
 def _inbound_intent(text: str, subject: str) -> EventType:

@@ -6,8 +6,9 @@ anonymous ``POST /login`` could make the server hold a gigabyte. ``BodyLimit`` a
 before reading a body whose declared ``Content-Length`` is over the limit, and stops one
 sent in chunks once it passes it, whatever the route would have done with it.
 
-The webhooks read their bodies themselves, with a cap of their own (``webhooks.MAX_BODY``:
-SendGrid's Inbound Parse posts messages of up to 30 MB), and are left to it.
+The webhooks read their bodies themselves, each with a cap of its own (its provider's
+``max_body``: 64 KiB for most, 32 MiB for SendGrid's Inbound Parse, which posts messages
+of up to 30 MB), and are left to it.
 """
 
 from __future__ import annotations

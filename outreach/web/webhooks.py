@@ -1,5 +1,7 @@
 """``POST /webhooks/{provider}/{kind}``: verify, parse, apply; then answer the provider.
 
+- A body over its webhook's cap (the provider's ``max_body``: 64 KiB for most) gets 413
+  before it is verified; a body over 64 KiB is verified and parsed in a worker thread.
 - A request that fails verification gets 403; it is logged with the reason, never with
   its payload (debtors' numbers and words).
 - A verified body that cannot be read, or that is another kind of webhook than its URL
@@ -15,9 +17,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -30,6 +34,7 @@ from outreach.errors import ChannelError, ConfigError, WebhookRejected
 from outreach.events import EventResult
 from outreach.providers.base import (
     IDENTITY_CHECK,
+    WEBHOOK_BODY,
     Channel,
     EventType,
     Provider,
@@ -46,8 +51,11 @@ from outreach.web.writer import EventWriter, WriterBusy
 log = logging.getLogger("outreach.web.webhooks")
 router = APIRouter()
 
-# Inbound Parse allows 30 MB messages with attachments; nothing else comes near.
-MAX_BODY = 32 * 1024 * 1024
+# A body up to this size is verified and parsed on the event loop; a larger one (an
+# Inbound Parse message, an Event Webhook batch) in a worker thread: megabytes would hold
+# up the loop, which the daemon's dispatcher shares, for as long as they take.
+INLINE_BODY = WEBHOOK_BODY
+_T = TypeVar("_T")
 HANG_UP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
 
 
@@ -92,17 +100,21 @@ async def receive_webhook(
     if found is None:
         return _problem(404, f"no webhook at /webhooks/{provider_name}/{kind}")
     provider, path_kind = found
-    body = await _read_body(request)
+    limit = provider.max_body(path_kind)
+    body = await _read_body(request, limit)
     if body is None:
-        return _problem(413, f"the body is larger than {MAX_BODY} bytes")
+        log.warning("webhook %s/%s refused: a body over %s bytes", provider_name, kind, limit)
+        return _problem(
+            413, f"the body is larger than {limit:,} bytes, the most this webhook takes"
+        )
     incoming = WebhookRequest("POST", str(request.url), dict(request.headers), body)
     try:
-        provider.verify(incoming)
+        await _off_the_loop(provider.verify, incoming)
     except WebhookRejected as exc:
         log.warning("webhook %s/%s refused: %s", provider_name, kind, exc)
         return _problem(403, str(exc))
     try:
-        events = provider.parse(incoming)
+        events = await _off_the_loop(provider.parse, incoming)
     except WebhookRejected as exc:
         return _malformed(provider_name, kind, str(exc))
     except (ValueError, KeyError, TypeError, LookupError) as exc:
@@ -212,19 +224,27 @@ def _wrong_kind(provider: Provider, path_kind: str, events: Sequence[ProviderEve
     return None
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The raw body, or None when it is larger than MAX_BODY."""
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The raw body, or None when it is larger than ``limit`` (known from its declared
+    length before a byte is read, or once the bytes sent pass it)."""
     declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _off_the_loop(check: Callable[[WebhookRequest], _T], incoming: WebhookRequest) -> _T:
+    """``check(incoming)``, in a worker thread when the body is larger than INLINE_BODY."""
+    if len(incoming.body) <= INLINE_BODY:
+        return check(incoming)
+    return await asyncio.to_thread(check, incoming)
 
 
 def _malformed(provider_name: str, kind: str, reason: str) -> Response:

@@ -7,10 +7,10 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from sqlalchemy import (
@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from outreach import store
 from outreach.clock import Clock
-from outreach.errors import NotFoundError, OutreachError
+from outreach.errors import DataFileError, NotFoundError, OutreachError
 from outreach.importing.fields import (
     FieldError,
     format_minor,
@@ -93,6 +93,7 @@ class PaymentSummary:
     accounts_paid_off: int = 0
     rejected: int = 0
     problems: list[RowProblem] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
 
 
 def record_payment(
@@ -128,7 +129,7 @@ def record_payment(
         summary = PaymentSummary()
         problems: list[str] = []
         _apply(connection, [record], clock.now(), source, summary,
-               lambda _record, message: problems.append(message))  # fmt: skip
+               lambda _record, message, keyed=True: problems.append(message))  # fmt: skip
         if problems:
             raise OutreachError(problems[0])
         connection.commit()
@@ -150,13 +151,21 @@ def import_payments(
 
     A row with a ``payment_id`` is identified by it. A row without one is identified by its
     content and by how many identical rows came before it in the file, so two equal payments
-    on one day both count, and a second import of the file adds neither. A rejected row
+    on one day both count, and a second import of the file adds neither; one equal to a
+    payment recorded from a file of another name is rejected, not taken for it unnoticed
+    (``_another_file``). A file with a date or an id under another name is refused
+    (``_misnamed``). A rejected row
     without a ``payment_id`` goes to the rejects file with that identity as its ``row_key``,
     so the row corrected there is recorded once, as the row it corrects.
     """
     summary = PaymentSummary()
     refuse_rejects_over_input(rejects_path, path)
     with open_rows(path, file_format, required=PAYMENT_REQUIRED, known=PAYMENT_COLUMNS) as rows:
+        misnamed = _misnamed(rows.columns)
+        if misnamed:
+            raise DataFileError(
+                f"{path}: column {misnamed.column} {misnamed.message}. Nothing was imported."
+            )
         # As for balances: in a ';' file a comma may be a decimal mark (12,50) as well as a
         # thousands separator (12,500).
         grouping = rows.delimiter != ";"
@@ -185,8 +194,39 @@ def import_payments(
         finally:
             if rejects is not None:
                 rejects.close()
+        summary.unknown_columns = sorted(rows.unknown_columns)
     summary.rejected, summary.problems = rejections.count, rejections.kept
     return summary
+
+
+# Columns under another name that a file may mean for a known one: read as unknown, the
+# payment would be dated the day of the import (breaking a promise kept in time) or
+# identified by its cells instead of its id.
+_DATE_LIKE = re.compile(r"date|day|^paid")
+_ID_LIKE = re.compile(r"(?:^|_)id(?:_|$)|id$|transaction|txn")
+
+
+def _misnamed(columns: Collection[str]) -> FieldError | None:
+    """The first column that looks like ``paid_on`` or ``payment_id`` under another name,
+    where there is no column of that name, with what to do."""
+    for name in columns:
+        if not name or name in PAYMENT_COLUMNS:
+            continue
+        if "paid_on" not in columns and _DATE_LIKE.search(name):
+            return FieldError(
+                name,
+                "looks like the day of the payment, which is read from a column named "
+                "paid_on (without it every payment is dated the day it is imported): "
+                "rename the column paid_on, or remove it",
+            )
+        if "payment_id" not in columns and _ID_LIKE.search(name):
+            return FieldError(
+                name,
+                "looks like the payment's id, which is read from a column named payment_id "
+                "(without it a payment is known by its cells only): rename the column "
+                "payment_id, or remove it",
+            )
+    return None
 
 
 def _land(
@@ -221,9 +261,16 @@ def _land(
             continue
         records.append(record)
         raws[record.row] = raw
-    _apply(connection, records, now, source, summary,
-           lambda record, message: rejected.append((raws[record.row], message)),
-           grouping=grouping)  # fmt: skip
+
+    def reject(record: PaymentRecord, message: str, keyed: bool = True) -> None:
+        raw = raws[record.row]
+        if not keyed:
+            # Its row_key is the payment it was taken for: corrected in a rejects file under
+            # it, the row would be that payment again.
+            raw = replace(raw, values={k: v for k, v in raw.values.items() if k != ROW_KEY})
+        rejected.append((raw, message))
+
+    _apply(connection, records, now, source, summary, reject, grouping=grouping)
     connection.commit()
     for raw, message in sorted(rejected, key=lambda pair: pair[0].number):
         rejections.reject(raw, [message])
@@ -297,6 +344,10 @@ def _count(connection: Connection, digests: list[bytes | None]) -> list[int]:
 def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
     """``row_key``: the row's own identity when it has neither payment_id nor row_key."""
     values = raw.values
+    # A JSON line's keys are its own (a CSV's header was checked before any row was read).
+    misnamed = _misnamed(values.keys())
+    if misnamed:
+        raise misnamed
     for column in _READ_COLUMNS:
         problem = unstorable(values.get(column))
         if problem:
@@ -410,8 +461,15 @@ def _apply(
         if amount_minor == 0:
             reject(record, "amount: a payment of zero records nothing")
             continue
-        paid = _Recorded(record.reference, amount_minor, account["currency"], record.paid_on)
+        stored_source = _stored_source(source, corrected=record.key_column == ROW_KEY)
+        paid = _Recorded(
+            record.reference, amount_minor, account["currency"], record.paid_on, stored_source
+        )
         if record.dedupe_key in known:
+            earlier = known[record.dedupe_key].source
+            if record.key_column == "" and _another_file(earlier, source):
+                reject(record, _taken_for(record, earlier), keyed=False)
+                continue
             conflict = _conflict(record, known[record.dedupe_key], paid)
             if conflict:
                 reject(record, conflict)
@@ -446,7 +504,7 @@ def _apply(
                 "paid_on": paid_on,
                 "dedupe_key": record.dedupe_key,
                 "external_id": record.external_id,
-                "source": source[:200],
+                "source": stored_source,
                 "created_at": now,
             }
         )
@@ -463,7 +521,8 @@ def _recorded(connection: Connection, records: list[PaymentRecord]) -> dict[str,
     payments, accounts = store.payments, store.accounts
     keys = [r.dedupe_key for r in records] + [r.id_key for r in records if r.id_key]
     columns = (payments.c.dedupe_key, accounts.c.reference, payments.c.external_id,
-               payments.c.amount_minor, payments.c.currency, payments.c.paid_on)  # fmt: skip
+               payments.c.amount_minor, payments.c.currency, payments.c.paid_on,
+               payments.c.source)  # fmt: skip
     found = list(
         connection.execute(
             select(*columns)
@@ -486,7 +545,7 @@ def _recorded(connection: Connection, records: list[PaymentRecord]) -> dict[str,
         ).all()
     known: dict[str, _Recorded] = {}
     for row in found:
-        recorded = _Recorded(row.reference, row.amount_minor, row.currency, row.paid_on)
+        recorded = _Recorded(row.reference, row.amount_minor, row.currency, row.paid_on, row.source)
         known[row.dedupe_key] = recorded
         if row.external_id is not None and row.dedupe_key.startswith("row:"):
             known.setdefault(_key(row.reference, row.external_id), recorded)
@@ -501,6 +560,46 @@ class _Recorded:
     amount_minor: int
     currency: str
     paid_on: date | None  # None: not given (the repeat of a row without a date)
+    source: str | None = None  # where it was recorded from (``_stored_source``)
+
+
+# Marks the source of a row recorded under the row_key a rejects file gave it: its identity
+# is that of a row of another file, whose name the rejects file does not keep.
+_CORRECTED = " (row_key)"
+
+
+def _stored_source(source: str, *, corrected: bool) -> str:
+    """``source`` as stored (200 characters at most): a long path loses its start, never the
+    file's name, by which a later import tells its own rows from another file's."""
+    stored = source + (_CORRECTED if corrected else "")
+    return stored if len(stored) <= 200 else "…" + stored[-199:]
+
+
+def _file_name(source: str) -> str:
+    return PurePath(source.removesuffix(_CORRECTED)).name
+
+
+def _another_file(recorded: str | None, source: str) -> bool:
+    """Whether a row without payment_id or row_key of the file ``source`` matches a payment
+    recorded from another file: by its name, so the same file imported again from another
+    folder, or by another path, is the same file."""
+    if recorded is None or recorded.endswith(_CORRECTED):
+        # A row corrected in a rejects file: of the file it came from, which may be this one.
+        return False
+    return _file_name(recorded) != _file_name(source)
+
+
+def _taken_for(record: PaymentRecord, recorded_from: str | None) -> str:
+    """Why a row equal to a payment another file recorded is refused, and what to do."""
+    paid_on = record.paid_on.isoformat() if record.paid_on else "none"
+    return (
+        f"payment_id: none given, and a payment of the same cells (reference "
+        f"{record.reference}, amount {record.amount}, paid_on {paid_on}) was recorded from "
+        f"{_file_name(recorded_from or '')}; a row without payment_id is known by its cells, "
+        "so this one would be taken for that payment and not recorded. If it is another "
+        "payment (an instalment of the same amount), give it a payment_id, or a paid_on if "
+        "that tells it apart, and import this file again"
+    )
 
 
 def _conflict(record: PaymentRecord, there: _Recorded, here: _Recorded) -> str | None:

@@ -125,6 +125,37 @@ def test_payments_from_the_command_line(env: dict[str, str], tmp_path: Path) -> 
     assert "0 payments recorded, 1 already recorded" in again.stdout
 
 
+def test_a_payments_import_names_what_it_ignores_and_refuses(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The columns it did not read are named; an instalment equal to last month's row
+    is a rejected row (exit 1), not dropped; a date under another name refuses the file."""
+    outreach("init", env=env, cwd=tmp_path)
+    outreach("accounts", "import", str(write_csv(tmp_path / "a.csv", [row("A-1")])),
+             env=env, cwd=tmp_path)  # fmt: skip
+    for month in ("11", "12"):
+        (tmp_path / f"payments-{month}.csv").write_text(
+            "reference,amount,Note\nA-1,40.00,instalment\n", encoding="utf-8"
+        )
+    first = outreach("payments", "import", "payments-11.csv", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Ignored unknown columns: note." in first.stdout
+    second = outreach("payments", "import", "payments-12.csv", env=env, cwd=tmp_path)
+    assert second.returncode == 1, second.stderr
+    assert "row 2: payment_id: none given" in second.stderr
+    assert "was recorded from payments-11.csv" in second.stderr
+    assert "0 payments recorded, 0 already recorded, 1 rejected" in second.stdout
+    (tmp_path / "dated.csv").write_text(
+        "reference,amount,Payment Date\nA-1,40.00,2026-10-01\n", encoding="utf-8"
+    )
+    dated = outreach("payments", "import", "dated.csv", env=env, cwd=tmp_path)
+    assert dated.returncode == 2, dated.stderr
+    assert "column payment_date looks like the day of the payment" in dated.stderr
+    assert "Traceback" not in dated.stderr
+    shown = outreach("accounts", "show", "A-1", env=env, cwd=tmp_path)
+    assert "80.50 USD" in shown.stdout
+
+
 def test_config_masks_secrets_and_names_problems(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
     env.update(

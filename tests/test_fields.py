@@ -60,6 +60,47 @@ def test_parse_amount_gives_exact_minor_units(raw: Any, currency: str, expected:
 
 
 @pytest.mark.parametrize(
+    ("raw", "currency", "grouping", "readings"),
+    [
+        ("1.500", "EUR", False, "1500 or 1.5"),
+        ("12.000", "EUR", False, "12000 or 12"),
+        ("1.500", "KWD", False, "1500 or 1.5"),
+        ("12.000", "JPY", True, "12000 or 12"),
+        ("1,500.000", "JPY", True, "1500000 or 1500"),
+        (Decimal("12.000"), "KRW", True, "12000 or 12"),
+    ],
+)
+def test_a_dot_that_may_group_thousands_is_refused_as_ambiguous(
+    raw: Any, currency: str, grouping: bool, readings: str
+) -> None:
+    """German Excel writes fifteen hundred 1.500, with ';' between cells; a currency without
+    decimals has no use for a decimal point. Read as one, the amount is a thousandth."""
+    with pytest.raises(FieldError, match="is ambiguous") as refused:
+        parse_amount("balance", raw, currency, grouping=grouping)
+    assert refused.value.column == "balance"
+    assert str(refused.value).endswith(f"write {readings}")
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "grouping", "expected"),
+    [
+        ("1.50", "EUR", False, 150),
+        ("1.5000", "EUR", False, 150),
+        ("1500", "EUR", False, 150000),
+        ("1.500", "EUR", True, 150),  # a ',' file: a dot is a decimal point there
+        ("1.500", "KWD", True, 1500),
+        ("12.00", "JPY", True, 12),
+        ("12", "JPY", False, 12),
+    ],
+)
+def test_a_dot_that_cannot_group_thousands_is_a_decimal_point(
+    raw: str, currency: str, grouping: bool, expected: int
+) -> None:
+    """Guards against refusing more than the ambiguous amounts."""
+    assert parse_amount("amount", raw, currency, grouping=grouping) == expected
+
+
+@pytest.mark.parametrize(
     ("raw", "currency"),
     [
         ("-5", "USD"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 
 from outreach import store
 from outreach.clock import FixedClock
@@ -666,6 +666,36 @@ def test_semicolon_files_refuse_ambiguous_comma_amounts(
     assert (summary.created, summary.rejected) == (1, 1)
     assert "ambiguous" in str(seen[0])
     assert accounts_by_reference(engine)["E-2"].balance_minor == 1250
+
+
+def test_semicolon_files_refuse_a_dot_that_may_group_thousands(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """German Excel saves fifteen hundred euros as 1.500, between ';': read as a decimal
+    point it is 1.50. So is a balance of 12.000 yen in any file."""
+    path = tmp_path / "de.csv"
+    path.write_text(
+        "reference;name;balance;currency;due_date\r\n"
+        "D-1;Müller;1.500;EUR;2026-10-31\r\n"
+        "D-2;Weber;12.50;EUR;2026-10-31\r\n"
+        "D-3;Sato;12.000;JPY;2026-10-31\r\n",
+        encoding="utf-8-sig",
+    )
+    seen: list[RowProblem] = []
+    summary = run_import(engine, path, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert (summary.created, summary.rejected) == (1, 2)
+    assert [str(problem) for problem in seen] == [
+        "row 2: balance: '1.500' is ambiguous in a ';'-separated file (a dot may group "
+        "thousands there): write 1500 or 1.5",
+        "row 4: balance: '12.000' is ambiguous in a ';'-separated file (a dot may group "
+        "thousands there): write 12000 or 12",
+    ]
+    assert set(accounts_by_reference(engine)) == {"D-2"}
+    yen = write_csv(tmp_path / "yen.csv", [row("D-3", balance="12.000", currency="JPY")])
+    seen.clear()
+    run_import(engine, yen, defaults, clock, hooks=ImportHooks(on_problem=seen.append))
+    assert "'12.000' is ambiguous for JPY, which has no decimals" in str(seen[0])
+    assert set(accounts_by_reference(engine)) == {"D-2"}
 
 
 def test_a_quote_left_open_names_the_lines_it_swallowed(
@@ -1481,3 +1511,66 @@ def test_a_number_marked_wrong_while_an_import_reads_it_stays_marked(
     assert done() == []
     voice = [p for p in contacts_of(engine, "A-1") if p.channel == "voice"]
     assert [(p.status, p.consent) for p in voice] == [("wrong_number", True)]
+
+
+def test_two_imports_at_once_sharing_a_new_reference_both_land(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The second reads the accounts once the first's batch has committed: it finds the
+    accounts the first created and leaves them as they are, instead of inserting them too
+    and failing on the unique reference with its batch rolled back."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: the second import waits for the first's batch")
+    rows = [row("R-1", balance="10.00"), row("R-2", balance="20.00")]
+    first_file = write_csv(tmp_path / "a.csv", rows)
+    second_file = write_csv(tmp_path / "b.csv", rows)
+    applied = threading.Event()
+    release = threading.Event()
+    real_apply = AccountUpserter.apply
+
+    def apply(self: AccountUpserter, records: list[Any]) -> Any:
+        outcome = real_apply(self, records)
+        if threading.current_thread().name == "first":
+            applied.set()  # the batch's accounts are inserted, not yet committed
+            release.wait(30)
+        return outcome
+
+    monkeypatch.setattr(AccountUpserter, "apply", apply)
+    results: dict[str, ImportSummary | Exception] = {}
+
+    def run(name: str, path: Path) -> None:
+        try:
+            results[name] = run_import(engine, path, defaults, clock)
+        except Exception as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=run, args=("first", first_file), name="first")
+    second = threading.Thread(target=run, args=("second", second_file), name="second")
+    first.start()
+    assert applied.wait(30)
+    second.start()
+    _wait_for_a_lock_wait(engine)  # the second has reached the first's uncommitted batch
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert not isinstance(results["first"], Exception), results["first"]
+    assert not isinstance(results["second"], Exception), results["second"]
+    assert (results["first"].created, results["second"].unchanged) == (2, 2)
+    with engine.connect() as connection:
+        runs = connection.execute(select(store.import_runs.c.finished_at)).scalars().all()
+    assert len(runs) == 2 and None not in runs
+    assert accounts_by_reference(engine)["R-2"].balance_minor == 2000
+
+
+def _wait_for_a_lock_wait(engine: Engine) -> None:
+    """Until a session waits for a lock another holds (PostgreSQL), at most 30 seconds."""
+    import time
+
+    waiting = select(func.count()).select_from(text("pg_locks")).where(text("NOT granted"))
+    deadline = time.monotonic() + 30
+    with engine.connect() as connection:
+        while connection.execute(waiting).scalar_one() == 0:
+            assert time.monotonic() < deadline, "the second import never waited"
+            connection.rollback()
+            time.sleep(0.05)

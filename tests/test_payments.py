@@ -726,3 +726,105 @@ def test_a_payment_dated_after_today_everywhere_is_rejected(
     assert str(summary.problems[0]) == f"row 2: paid_on: {later} has not come yet anywhere"
     with pytest.raises(OutreachError, match=f"paid_on: {later} has not come yet anywhere"):
         record_payment(accounts, clock, "A-1", "1.00", paid_on=later)
+
+
+def test_a_row_equal_to_one_another_file_recorded_is_refused_not_dropped(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """A monthly instalment of 40.00, without payment_id or date, in next month's file is
+    known by its cells as last month's row: it is refused with the file it was taken for,
+    and goes to the rejects file without a row_key (corrected there, it is a new row)."""
+    november = tmp_path / "payments-2026-11.csv"
+    november.write_text("reference,amount,currency,paid_on\nA-1,40.00,,\n", encoding="utf-8")
+    assert import_payments(accounts, november, "csv", clock).recorded == 1
+    december = tmp_path / "payments-2026-12.csv"
+    december.write_text(
+        "reference,amount,currency,paid_on\nA-1,40.00,,\nA-1,40.00,,\n", encoding="utf-8"
+    )
+    rejects = tmp_path / "rejects.csv"
+    clock.advance(timedelta(days=30))
+    summary = import_payments(accounts, december, "csv", clock, rejects_path=rejects)
+    assert (summary.recorded, summary.already_recorded, summary.rejected) == (1, 0, 1)
+    assert str(summary.problems[0]) == (
+        "row 2: payment_id: none given, and a payment of the same cells (reference A-1, "
+        "amount 40.00, paid_on none) was recorded from payments-2026-11.csv; a row without "
+        "payment_id is known by its cells, so this one would be taken for that payment and "
+        "not recorded. If it is another payment (an instalment of the same amount), give it "
+        "a payment_id, or a paid_on if that tells it apart, and import this file again"
+    )
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [(r["row"], r["row_key"]) for r in written] == [("2", "")]
+    assert account(accounts, "A-1")["balance_minor"] == 2000
+    _correct(rejects, payment_id="BANK-12-1")
+    assert import_payments(accounts, rejects, "csv", clock).recorded == 1
+    assert account(accounts, "A-1")["balance_minor"] == -2000
+
+
+def test_a_file_imported_again_from_another_folder_is_the_same_file(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Over-correction guard: the same file, moved to an archive, or named by another
+    path, records nothing twice and refuses nothing; nor does a row its rejects file
+    recorded under its row_key (its account imported since), when its own file is imported
+    again."""
+    path = tmp_path / "payments-2026-11.csv"
+    path.write_text(
+        "reference,amount,paid_on\nA-1,40.00,\nN-1,10.00,2026-11-01\n", encoding="utf-8"
+    )
+    rejects = tmp_path / "rejects.csv"
+    assert import_payments(accounts, path, "csv", clock, rejects_path=rejects).recorded == 1
+    run_import(accounts, write_csv(tmp_path / "n.csv", [row("N-1", balance="100.00")]),
+               defaults, clock)  # fmt: skip
+    assert import_payments(accounts, rejects, "csv", clock).recorded == 1
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    moved = path.rename(archive / path.name)
+    for again in (moved, archive / ".." / "archive" / path.name):
+        summary = import_payments(accounts, again, "csv", clock)
+        assert (summary.recorded, summary.already_recorded, summary.rejected) == (0, 2, 0)
+    assert account(accounts, "A-1")["balance_minor"] == 6000
+
+
+def test_a_payments_file_with_a_date_or_id_under_another_name_is_refused_whole(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Read as unknown, a "Paid Date" column would date the payment the day it is imported,
+    breaking a promise kept in time; a "Transaction ID" would be no id at all."""
+    for header, name, known in [
+        ("reference,amount,Paid Date", "paid_date", "paid_on"),
+        ("reference,amount,payment_date,payment_id", "payment_date", "paid_on"),
+        ("reference,amount,paid_on,Transaction ID", "transaction_id", "payment_id"),
+        ("reference,amount,paid_on,PaymentID", "paymentid", "payment_id"),
+    ]:
+        path = tmp_path / "payments.csv"
+        path.write_text(f"{header}\nA-1,40.00,2026-10-01\n", encoding="utf-8")
+        with pytest.raises(DataFileError, match=f"column {name} looks like") as refused:
+            import_payments(accounts, path, "csv", clock)
+        assert f"rename the column {known}, or remove it. Nothing was imported." in str(
+            refused.value
+        )
+    lines = tmp_path / "payments.jsonl"
+    lines.write_text(
+        '{"reference": "A-1", "amount": "1.00", "payment_date": "2026-10-01"}\n'
+        '{"reference": "A-1", "amount": "2.00", "paid_on": "2026-10-01", "payment_date": "x"}\n',
+        encoding="utf-8",
+    )
+    summary = import_payments(accounts, lines, "jsonl", clock)
+    assert (summary.recorded, summary.rejected) == (1, 1)
+    assert str(summary.problems[0]).startswith("row 1: payment_date: looks like the day of")
+    assert summary.unknown_columns == ["payment_date"]
+    with accounts.connect() as connection:
+        assert connection.execute(select(store.payments.c.amount_minor)).scalars().all() == [200]
+
+
+def test_a_payments_file_names_the_columns_it_ignores(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        "reference,amount,paid_on,payment_id,Paid Date,Note\nA-1,40.00,2026-10-01,T-1,x,y\n",
+        encoding="utf-8",
+    )
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.unknown_columns) == (1, ["note", "paid_date"])

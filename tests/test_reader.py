@@ -114,6 +114,28 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
         read(path)
 
 
+def test_a_file_of_blank_lines_is_refused_as_empty(tmp_path: Path) -> None:
+    """Guards the skipping of blank lines before the header from going past the end."""
+    path = write(tmp_path, "blank.csv", "\r\n\n  \n")
+    with pytest.raises(DataFileError, match="empty"):
+        read(path)
+
+
+def test_blank_lines_before_the_header_are_skipped_and_counted(tmp_path: Path) -> None:
+    """The header on a spreadsheet's row 3: its rows are numbered from there, and a row
+    after a quoted line break names its line."""
+    path = write(
+        tmp_path,
+        "late.csv",
+        '\r\n \r\nreference,name\r\nA-1,Ana\r\nA-2,"Bo\r\nB"\r\nA-3,Cy\r\nA-4\r\n',
+    )
+    rows = read(path)
+    assert [(r.number, r.line, r.values["reference"]) for r in rows] == [
+        (4, None, "A-1"), (5, None, "A-2"), (6, 7, "A-3"), (7, 8, "A-4"),
+    ]  # fmt: skip
+    assert rows[3].error == "has 1 cells where the header has 2 columns"
+
+
 def test_duplicated_column_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "dup.csv", "reference,name,Name\nA-1,a,b\n")
     with pytest.raises(DataFileError, match="name"):

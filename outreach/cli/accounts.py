@@ -225,6 +225,8 @@ def payments_import(
         f"{summary.already_recorded} already recorded, {summary.rejected} rejected; "
         f"{summary.accounts_paid_off} accounts paid in full and closed for outreach."
     )
+    if summary.unknown_columns:
+        out.print(f"Ignored unknown columns: {', '.join(summary.unknown_columns)}.")
     if summary.rejected:
         raise typer.Exit(1)
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
@@ -228,6 +229,7 @@ class AccountUpserter:
             # every writer of several accounts locks them (``store.lock_accounts``); on
             # SQLite, which ignores FOR UPDATE, the one writer's lock is taken first.
             store.hold_writes(self.connection)
+            _one_import_batch_at_a_time(self.connection)
             query = query.order_by(table.c.id).with_for_update(key_share=True)
         result = self.connection.execute(query)
         return {row.reference: dict(row._mapping) for row in result}
@@ -469,6 +471,24 @@ _RECONSIDERED = frozenset(("cadence", "due_date", "timezone", "jurisdiction", "l
 def _contact_params(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("kind", "priority", "timezone", "consent", "consent_source", "consent_at", "status")
     return {key: row[key] for key in keys}
+
+
+# The advisory lock of account imports (PostgreSQL): "impt" in ASCII.
+_IMPORT_LOCK = 0x696D7074
+
+
+def _one_import_batch_at_a_time(connection: Connection) -> None:
+    """PostgreSQL: wait for another import's batch to commit before reading the accounts.
+
+    Two imports sharing a new reference would both read it as missing and both insert it,
+    and the second would fail on the unique reference. Locked, the second reads the account
+    the first created and updates it. The lock is the transaction's, held for one batch: it
+    goes with the batch's commit or rollback, and two long imports take turns batch by
+    batch instead of one waiting for the whole of the other. Taken before any account is
+    locked, it never waits in a circle with a writer locking accounts. SQLite: the one
+    writer's lock (``hold_writes``) already does this."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(_IMPORT_LOCK)))
 
 
 def _owned_columns() -> list[Any]:

@@ -187,6 +187,8 @@ def currency_exponent(currency: str) -> int:
 
 # ASCII digits only: Decimal would also read Arabic-Indic or full-width digits.
 _AMOUNT = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?|[0-9]+(\.[0-9]+)?|\.[0-9]+")
+# A dot followed by exactly three digits: a decimal point, or a thousands separator.
+_DOT_THOUSANDS = re.compile(r"[0-9]+\.[0-9]{3}")
 
 
 def parse_amount(column: str, value: Any, currency: str, *, grouping: bool = True) -> int:
@@ -215,10 +217,25 @@ def parse_decimal_amount(column: str, value: Any, *, grouping: bool = True) -> D
         raise FieldError(
             column, f"{cleaned!r} is ambiguous in a ';'-separated file: write 12500 or 12.50"
         )
+    if not grouping and _DOT_THOUSANDS.fullmatch(cleaned):
+        # The spreadsheets that save with ';' group thousands with a dot (German Excel's
+        # 1.500 is fifteen hundred): the same thousandfold error the other way round.
+        raise FieldError(
+            column,
+            f"{cleaned!r} is ambiguous in a ';'-separated file (a dot may group thousands "
+            f"there): write {_readings(cleaned)}",
+        )
     try:
         return Decimal(cleaned.replace(",", ""))
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         raise FieldError(column, f"{cleaned!r} is not a number") from None
+
+
+def _readings(written: str) -> str:
+    """The two ways to write ``written`` (``1.500``) that cannot be misread."""
+    thousands = written.replace(".", "").lstrip("0") or "0"
+    decimal = format(Decimal(written).normalize(), "f")
+    return f"{thousands} or {decimal}"
 
 
 def minor_units(column: str, amount: Decimal, currency: str) -> int:
@@ -226,6 +243,14 @@ def minor_units(column: str, amount: Decimal, currency: str) -> int:
     it has more decimals than the currency has, or is too large."""
     exponent = currency_exponent(currency)
     written = str(amount)
+    if exponent == 0 and _DOT_THOUSANDS.fullmatch(written):
+        # A currency without decimals has no use for a decimal point: 12.000 yen is twelve
+        # thousand in most of the world's spreadsheets, not twelve.
+        raise FieldError(
+            column,
+            f"{written!r} is ambiguous for {currency}, which has no decimals (a dot may group "
+            f"thousands): write {_readings(written)}",
+        )
     # Enough precision for every digit given: the default 28 would round extra decimals away.
     minor = amount.scaleb(exponent, context=Context(prec=len(written) + exponent + 2))
     if minor != minor.to_integral_value():

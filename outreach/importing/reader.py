@@ -162,6 +162,11 @@ def _csv_rows(
     source: RowSource, text: io.TextIOWrapper, required: frozenset[str], known: frozenset[str]
 ) -> Iterator[RawRow]:
     header_line = text.readline()
+    header_at = 1
+    # Blank lines are skipped before the header as after it; they still count as rows.
+    while header_line and not header_line.strip():
+        header_line = text.readline()
+        header_at += 1
     if not header_line.strip():
         raise DataFileError(f"{source.path}: the file is empty; the first line must be a header")
     delimiter = _delimiter(header_line)
@@ -183,7 +188,7 @@ def _csv_rows(
     source.columns = header
     source.delimiter = delimiter
     source.unknown_columns = {name for name in header if name and name not in known}
-    return _csv_records(text, header, delimiter)
+    return _csv_records(text, header, delimiter, header_at)
 
 
 class _Lines:
@@ -209,11 +214,14 @@ class _Lines:
         return line
 
 
-def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> Iterator[RawRow]:
+def _csv_records(
+    text: io.TextIOWrapper, header: list[str], delimiter: str, header_at: int
+) -> Iterator[RawRow]:
+    """``header_at``: the header's line (and row), after the blank lines before it."""
     lines = _Lines(text)
     reader = csv.reader(lines, delimiter=delimiter)
-    number = 1  # the header is row 1
-    last_line = 1
+    number = header_at
+    last_line = header_at
     while True:
         start = last_line + 1
         lines.taken.clear()
@@ -225,7 +233,7 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             # A cell past the size limit: in practice a quote left open, which swallowed
             # the lines after it. The reader starts afresh on the next line.
             number += 1
-            last_line = reader.line_num + 1
+            last_line = reader.line_num + header_at
             problem = f"cannot be read as CSV ({exc})"
             if last_line > start:
                 problem += (
@@ -236,7 +244,7 @@ def _csv_records(text: io.TextIOWrapper, header: list[str], delimiter: str) -> I
             yield RawRow(number, {}, problem, _line(start, number), text=text_read)
             continue
         number += 1
-        end = reader.line_num + 1  # the physical line the record ends on (header is line 1)
+        end = reader.line_num + header_at  # the physical line the record ends on
         last_line = end
         text_read = "".join(lines.taken)
         if lines.ended_in_record:

@@ -204,13 +204,19 @@ def import_payments(
 # identified by its cells instead of its id.
 _DATE_LIKE = re.compile(r"date|day|^paid")
 _ID_LIKE = re.compile(r"(?:^|_)id(?:_|$)|id$|transaction|txn")
+# A column naming another thing's date or id (an invoice's, its due date) is common in
+# billing exports and means no payment's: it is ignored, as other unknown columns are.
+_ANOTHER_THINGS = re.compile(
+    r"invoice|account|customer|debtor|client|order|reference|ref(?:_|$)|contact|due|issue"
+    r"|created|updated|birth|statement|service"
+)
 
 
 def _misnamed(columns: Collection[str]) -> FieldError | None:
     """The first column that looks like ``paid_on`` or ``payment_id`` under another name,
     where there is no column of that name, with what to do."""
     for name in columns:
-        if not name or name in PAYMENT_COLUMNS:
+        if not name or name in PAYMENT_COLUMNS or _ANOTHER_THINGS.search(name):
             continue
         if "paid_on" not in columns and _DATE_LIKE.search(name):
             return FieldError(

@@ -818,6 +818,20 @@ def test_a_payments_file_with_a_date_or_id_under_another_name_is_refused_whole(
         assert connection.execute(select(store.payments.c.amount_minor)).scalars().all() == [200]
 
 
+def test_another_things_date_or_id_in_a_payments_file_is_ignored_not_refused(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    # Billing exports carry the invoice's id and due date beside the payment's cells.
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        "reference,amount,invoice_id,due_date,customer_id\nA-1,40.00,INV-9,2026-09-01,C-3\n",
+        encoding="utf-8",
+    )
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (1, 0)
+    assert summary.unknown_columns == ["customer_id", "due_date", "invoice_id"]
+
+
 def test_a_payments_file_names_the_columns_it_ignores(
     accounts: Engine, tmp_path: Path, clock: FixedClock
 ) -> None:

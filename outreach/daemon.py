@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from outreach import event_loop
 from outreach.cadence_changes import look_again_at_changed, unknown_steps, warn_of_unknown_steps
@@ -52,6 +52,8 @@ from outreach.providers.outbox import Outbox
 from outreach.providers.registry import build_providers
 from outreach.providers.transport import make_http_client
 from outreach.ratelimit import RateLimiter
+from outreach.rendering.context import ANSWER_TEMPLATE, ANSWER_TONE
+from outreach.store import accounts
 from outreach.web.app import create_app
 
 log = logging.getLogger("outreach.daemon")
@@ -272,16 +274,33 @@ class Daemon:
     def check_first_texts(self) -> None:
         """Warn, once at start-up, of an SMS footer published before first contacts were
         told apart (after an upgrade): a debt collector's first texts wait until it is
-        published again, and planning says so only once a template."""
-        short = self.planner.short_first_texts()
+        published again, and planning says so only once a template. Said only where a
+        debt collector's account may be contacted: a creditor's own texts never wait."""
+        if not self._collects_for_others():
+            return
+        # Agents' answers are refused in the inbox rather than held back: not listed.
+        answers = f"/{ANSWER_TEMPLATE}.{ANSWER_TONE}."
+        short = [path for path in self.planner.short_first_texts() if answers not in path]
         if short:
             log.warning(
                 "templates: the published SMS footer (%s) gives a debt collector's first "
                 "text only the short disclosure: first texts from %s wait until it is "
-                "published again: run `outreach templates sync --publish`",
+                "published again: run `outreach templates sync` and then `outreach "
+                "templates publish %s` (`sync --publish` would also publish every other "
+                "changed template file)",
                 SMS_FOOTER,
                 ", ".join(short),
+                SMS_FOOTER,
             )
+
+    def _collects_for_others(self) -> bool:
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(accounts.c.id)
+                .where(accounts.c.collector_type == "third_party", accounts.c.status == "active")
+                .limit(1)
+            ).first()
+        return found is not None
 
     async def _serve(self, sockets: list[socket.socket]) -> None:
         scheduler = AsyncIOScheduler(

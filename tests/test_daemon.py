@@ -46,6 +46,7 @@ from tests.test_planner import (
     publish_old_footer,
     publish_templates,
     rows_of,
+    set_account,
 )
 
 START = NOW.isoformat()  # 2026-11-02T15:00:00+00:00
@@ -647,12 +648,19 @@ def test_a_daemon_starting_warns_of_steps_recorded_that_the_files_do_not_name(
 
 
 def test_a_daemon_starting_with_an_old_sms_footer_says_so_once(
-    engine: Engine, tmp_path: Path, clock: FixedClock, caplog: pytest.LogCaptureFixture
+    engine: Engine,
+    tmp_path: Path,
+    clock: FixedClock,
+    defaults: ImportDefaults,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """After an upgrade, until the footer is published again, a debt collector's first
-    texts wait: the daemon's start says so once, naming the footer and the command."""
+    texts wait: the daemon's start says so once, naming the footer and the commands that
+    publish it alone (agents' answers are refused in the inbox, not held: not named)."""
     publish_templates(engine, clock)
     publish_old_footer(engine)
+    ids = import_accounts(engine, tmp_path, defaults, clock, [row("C-1")])
+    set_account(engine, ids["C-1"], collector_type="third_party")
     daemon = Daemon(make_settings(engine, tmp_path), engine, clock, RunOptions(web=False))
     with caplog.at_level("WARNING", logger="outreach.daemon"):
         asyncio.run(daemon._register())
@@ -660,11 +668,30 @@ def test_a_daemon_starting_with_an_old_sms_footer_says_so_once(
     assert warning == (
         "templates: the published SMS footer (_partials/sms_footer.j2) gives a debt "
         "collector's first text only the short disclosure: first texts from "
-        "sms/answer.agent.j2, sms/due.friendly.j2, sms/final-notice.final.j2, "
+        "sms/due.friendly.j2, sms/final-notice.final.j2, "
         "sms/overdue.firm.es.j2, sms/overdue.firm.j2, sms/overdue.friendly.j2, "
         "sms/reminder.friendly.es.j2, sms/reminder.friendly.j2 wait until it is published "
-        "again: run `outreach templates sync --publish`"
+        "again: run `outreach templates sync` and then `outreach templates publish "
+        "_partials/sms_footer.j2` (`sync --publish` would also publish every other changed "
+        "template file)"
     )
+
+
+def test_a_creditor_collecting_its_own_accounts_is_not_told_of_the_old_footer(
+    engine: Engine,
+    tmp_path: Path,
+    clock: FixedClock,
+    defaults: ImportDefaults,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A creditor's own first texts carry no debt collector's disclosure: nothing waits.
+    publish_templates(engine, clock)
+    publish_old_footer(engine)
+    import_accounts(engine, tmp_path, defaults, clock, [row("C-1")])
+    daemon = Daemon(make_settings(engine, tmp_path), engine, clock, RunOptions(web=False))
+    with caplog.at_level("WARNING", logger="outreach.daemon"):
+        daemon.check_first_texts()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
 
 
 def test_a_daemon_starting_with_the_footer_published_says_nothing_of_it(

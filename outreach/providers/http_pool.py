@@ -61,8 +61,8 @@ def target_of(url: str) -> Target:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise httpx.UnsupportedProtocol(f"a URL with an invalid port: {url!r}") from exc
-    host = parts.hostname
-    if not host_is_valid(host):
+    host = ascii_host(parts.hostname)
+    if host is None:
         raise httpx.UnsupportedProtocol(f"a URL with an invalid host: {url!r}")
     shown = f"[{host}]" if ":" in host else host
     default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
@@ -71,15 +71,20 @@ def target_of(url: str) -> Target:
     return Target(Origin(scheme, host, port, authority), path)
 
 
+def ascii_host(host: str) -> str | None:
+    """The host as it is looked up and sent in ``Host`` (an international name in its
+    IDNA form, as httpx sends it), or None if it cannot be: an empty or too long label."""
+    if ":" in host:  # an IPv6 address, which urlsplit has already checked
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
 def host_is_valid(host: str) -> bool:
     """Whether a host name (or address) can be looked up: no empty label, none too long."""
-    if ":" in host:  # an IPv6 address, which urlsplit has already checked
-        return True
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        return False
-    return True
+    return ascii_host(host) is not None
 
 
 class _Lost(Exception):

@@ -318,6 +318,7 @@ async def test_https_to_a_trusted_certificate(authority: trustme.CA) -> None:
         ("http://127.0.0.1:8080/a?b=c&d=", "127.0.0.1:8080", "/a?b=c&d="),
         ("https://[::1]:8443", "[::1]:8443", "/"),
         ("HTTP://Example.com:80/", "example.com", "/"),
+        ("https://bücher.example:8443/x", "xn--bcher-kva.example:8443", "/x"),
     ],
 )
 def test_where_a_url_goes(url: str, host_header: str, path: str) -> None:

@@ -107,7 +107,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        return await self.exchange(
+        answer = await self.ask(
             request.method,
             str(request.url),
             _headers(request.headers),
@@ -115,18 +115,6 @@ class PooledTransport(httpx.AsyncBaseTransport):
             request.extensions.get("timeout", {}),
             request,
         )
-
-    async def exchange(
-        self,
-        method: str,
-        url: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        timeout: Mapping[str, float | None],
-        request: httpx.Request | None = None,
-    ) -> httpx.Response:
-        """One request and its whole answer; ``timeout`` as ``httpx.Timeout.as_dict()``."""
-        answer = await self.ask(method, url, headers, body, timeout, request)
         return _response(answer, request)
 
     async def ask(
@@ -138,7 +126,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
         timeout: Mapping[str, float | None],
         request: httpx.Request | None = None,
     ) -> Answer:
-        """``exchange``'s answer as the pool read it."""
+        """One request and its whole answer as the pool read it; ``timeout`` as
+        ``httpx.Timeout.as_dict()``."""
         if method == "HEAD":  # an answer to HEAD has a length and no body: not framed here
             raise httpx.UnsupportedProtocol("HEAD requests are not supported", request=request)
         return await self._pool.exchange(

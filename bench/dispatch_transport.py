@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -82,6 +82,11 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return process, f"http://127.0.0.1:{port}"
 
 
+class Measured(NamedTuple):
+    per_second: float
+    cpu_us: float  # this process's CPU a request, in microseconds
+
+
 def bench_settings(base_url: str) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -95,8 +100,9 @@ def bench_settings(base_url: str) -> Settings:
 
 async def send_concurrently(
     client: httpx.AsyncClient, settings: Settings, requests: int, concurrency: int
-) -> float:
-    """Requests per second for ``requests`` sends, at most ``concurrency`` at a time."""
+) -> Measured:
+    """Requests per second for ``requests`` sends, at most ``concurrency`` at a time, and
+    this process's CPU a request (the server is another process)."""
     clock = FixedClock(datetime(2026, 1, 1, tzinfo=UTC))
     provider = TwilioSms(settings, client, clock, SmsChannel())
     gate = asyncio.Semaphore(concurrency)
@@ -107,14 +113,16 @@ async def send_concurrently(
             return (await provider.send(message)).provider_message_id
 
     await asyncio.gather(*(one(n) for n in range(min(concurrency, requests))))  # warm the pool
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     ids = await asyncio.gather(*(one(n) for n in range(requests)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert len(ids) == requests and all(ids)
-    return requests / elapsed
+    return Measured(requests / elapsed, cpu / requests * 1e6)
 
 
-async def transport_rates(settings: Settings, requests: int, concurrency: int) -> dict[str, float]:
+async def transport_rates(
+    settings: Settings, requests: int, concurrency: int
+) -> dict[str, Measured]:
     async with make_http_client() as ours:
         ours_rate = await send_concurrently(ours, settings, requests, concurrency)
     async with make_http_client(transport=httpx.AsyncHTTPTransport()) as plain:
@@ -123,7 +131,7 @@ async def transport_rates(settings: Settings, requests: int, concurrency: int) -
     return {"ours": ours_rate, "plain_httpx": plain_rate, "aiohttp_session": aiohttp_rate}
 
 
-async def aiohttp_session_rate(settings: Settings, requests: int, concurrency: int) -> float:
+async def aiohttp_session_rate(settings: Settings, requests: int, concurrency: int) -> Measured:
     """Requests per second for the same POSTs through an aiohttp session of its own."""
     import aiohttp
 
@@ -140,11 +148,11 @@ async def aiohttp_session_rate(settings: Settings, requests: int, concurrency: i
                 return str(orjson.loads(await answer.read())["sid"])
 
         await asyncio.gather(*(one(n) for n in range(min(concurrency, requests))))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         ids = await asyncio.gather(*(one(n) for n in range(requests)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert len(ids) == requests and all(ids)
-    return requests / elapsed
+    return Measured(requests / elapsed, cpu / requests * 1e6)
 
 
 def twilio_client_rate(base_url: str, requests: int) -> float:
@@ -172,9 +180,12 @@ def main(
         for level in concurrency:
             rates = asyncio.run(transport_rates(settings, requests, level))
             levels[str(level)] = {
-                **rates,
-                "ratio_vs_plain_httpx": rates["ours"] / rates["plain_httpx"],
-                "ratio_vs_aiohttp_session": rates["ours"] / rates["aiohttp_session"],
+                **{name: measured.per_second for name, measured in rates.items()},
+                **{f"{name}_cpu_us": measured.cpu_us for name, measured in rates.items()},
+                "ratio_vs_plain_httpx": rates["ours"].per_second / rates["plain_httpx"].per_second,
+                "ratio_vs_aiohttp_session": (
+                    rates["ours"].per_second / rates["aiohttp_session"].per_second
+                ),
             }
         twilio_rate = twilio_client_rate(base_url, twilio_requests)
     finally:

@@ -243,8 +243,10 @@ def resume(
     ``ChangedMeanwhile``."""
     # The account locked before the replies are read: a reply arriving meanwhile waits, and
     # then finds the pause ended and pauses it again (``replies``), or is read here.
-    current = _refuse_unseen_pause(connection, account, shown, now, "Not resumed")
-    if current.until is not None and current.reason != REPLY_PAUSE_REASON:
+    stored = _refuse_unseen_pause(connection, account, shown, now, "Not resumed")
+    # The stored pause, even one that has run out (housekeeping not yet run): it hands over
+    # to the reply pause as housekeeping would have.
+    if stored.until is not None and stored.reason != REPLY_PAUSE_REASON:
         held = hand_over_to_reply_pause(connection, [account.id], now, reply_pause)
         if account.id in held:
             return held[account.id]
@@ -259,15 +261,17 @@ def resume(
 def _refuse_unseen_pause(
     connection: Connection, account: AccountRef, shown: ShownPause, now: datetime, refused: str
 ) -> ShownPause:
-    """The account's pause, locked, and refused (``ChangedMeanwhile``, its message starting
-    with ``refused``) unless it is the one the page showed. Pauses that have run out are
-    alike: outreach runs under either (housekeeping has not yet cleared one, or has)."""
+    """The account's pause as stored (one that has run out included), locked, and refused
+    (``ChangedMeanwhile``, its message starting with ``refused``) unless it is the one the
+    page showed. Pauses that have run out are alike to the page: outreach runs under
+    either (housekeeping has not yet cleared one, or has)."""
     hold_writes(connection)
     lock_accounts(connection, [account.id])
     row = connection.execute(
         select(accounts.c.paused_until, accounts.c.pause_reason).where(accounts.c.id == account.id)
     ).one()
-    current = ShownPause(row.paused_until, row.pause_reason).at(now)
+    stored = ShownPause(row.paused_until, row.pause_reason)
+    current = stored.at(now)
     if current != shown.at(now):
         now_on = (
             f"outreach is paused until {current.until:%Y-%m-%d %H:%M} UTC: {current.reason}"
@@ -278,7 +282,7 @@ def _refuse_unseen_pause(
             f"{refused}: the pause changed since this page was opened. Now {now_on}, which "
             "this page did not show: see why, then act from the page as it is now."
         )
-    return current
+    return stored
 
 
 def parse_amount(text: str, currency: str) -> int:

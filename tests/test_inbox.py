@@ -327,6 +327,25 @@ def test_a_pause_that_ran_out_is_no_pause_to_a_page(engine: Engine) -> None:
     assert account(engine, account_id).paused_until is None
 
 
+def test_resuming_a_pause_that_ran_out_with_a_reply_open_hands_over_to_the_reply_pause(
+    engine: Engine,
+) -> None:
+    """The agent's page showed a 1-day pause, the debtor replied during it, and the agent
+    resumes once it has run out but before housekeeping ends it: the account goes under the
+    reply pause, as housekeeping would have put it, not back to outreach."""
+    account_id = paused_account(engine, 1, "call back (ana)")
+    page = shown(engine, account_id)
+    replied = NOW + timedelta(hours=12)
+    apply_events(engine, [inbound("I'll pay Friday, please hold", at=replied)], replied)
+    later = NOW + timedelta(days=1, minutes=5)
+    with engine.begin() as connection:
+        held = resume(connection, account_ref(account_id, engine), later,
+                      reply_pause=REPLY_PAUSE, shown=page)  # fmt: skip
+    assert held == replied + REPLY_PAUSE
+    paused = account(engine, account_id)
+    assert (paused.paused_until, paused.pause_reason) == (held, REPLY_PAUSE_REASON)
+
+
 @pytest.mark.parametrize(
     ("reason", "by", "problem"),
     [("x" * 195, "ana", "the reason is 195 characters: at most 194"),

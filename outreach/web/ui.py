@@ -215,21 +215,30 @@ def _sign_in_page(
     return render(request, "login.html", None, values, status=status)
 
 
-# The hidden fields of the UI's forms: nothing a user typed, not shown back to them.
-HIDDEN_FIELDS = frozenset({
-    "csrf_token", "form_key", "seen", "based_on", "message_id", "shown_until", "shown_reason",
-    "flag", "flagged_at", "version", "retiring", "rolling_back", "tries", "active", "next",
-    "action", "handled",
+# The fields of the UI's forms whose typed words are worth keeping, shown back after the
+# session ended: only these, so that a field added later (a password, a hidden key) is not
+# shown until it is listed here.
+KEPT_FIELDS = frozenset({
+    "answer", "note", "reason", "source", "days", "amount", "due_on", "provider_id",
+    "username", "display_name",
 })  # fmt: skip
+# Never shown back, listed or not: a password on the page would stay in its history.
+_SECRET_WORDS = ("password", "token", "secret")
+
+
+def kept_field(name: str) -> bool:
+    """Whether a form's field ``name`` is shown back to copy after the session ended."""
+    lowered = name.lower()
+    return name in KEPT_FIELDS and not any(word in lowered for word in _SECRET_WORDS)
 
 
 async def session_ended(request: Request) -> Response:
     """A form sent after its session ended (12 hours after signing in, or signed out
     elsewhere): nothing is saved, and signing in returns to the form's page. Sent from one
-    of the app's own pages, the sign-in form comes in its place with what was sent, to
-    copy (escaped, and never sent again by itself); from anywhere else, no words of the
-    request are shown (a page elsewhere could put its own words on ours), only that the
-    change was not saved."""
+    of the app's own pages, the sign-in form comes in its place with what was typed in the
+    fields worth keeping (``kept_field``: never a password), to copy (escaped, and never
+    sent again by itself); from anywhere else, no words of the request are shown (a page
+    elsewhere could put its own words on ours), only that the change was not saved."""
     target = form_page(request)
     if not same_origin(request):
         where = f"/login?next={quote(target, safe='')}&ended=1"
@@ -238,7 +247,7 @@ async def session_ended(request: Request) -> Response:
     sent = [
         (name, value)
         for name, value in form.multi_items()
-        if isinstance(value, str) and value.strip() and name not in HIDDEN_FIELDS
+        if isinstance(value, str) and value.strip() and kept_field(name)
     ]
     return _fresh_sign_in_page(request, target, ended=True, sent=sent, status=401)
 

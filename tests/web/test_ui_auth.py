@@ -21,6 +21,7 @@ from outreach.config import Settings
 from outreach.models import Role
 from outreach.store import compliance_events
 from outreach.users import end_sessions, set_active, set_password, set_role, user_by_name
+from outreach.web import ui
 from outreach.web.app import create_app
 from outreach.web.auth import SESSION_COOKIE
 from outreach.web.sign_in_slots import SignInSlots
@@ -589,3 +590,77 @@ def test_a_template_saved_after_the_session_ended_returns_to_its_editor(
         # Without a Referer, the form's section: the template list.
         bare = mia.post("/templates/save", data=draft, headers={"Origin": server.base})
         assert 'name="next" value="/templates"' in bare.text
+
+
+def _sent_after_the_session_ended(
+    server: Server, engine: Engine, user: str, page: str, action: str, form: dict[str, str]
+) -> tuple[str, list[str]]:
+    """``user`` opens ``page``, their session ends, and they send ``form`` to ``action``:
+    the sign-in page that comes instead, and the words it shows to copy."""
+    with sign_in(server.base, user) as client:
+        token = page_token(client, page)
+        with engine.begin() as connection:
+            end_sessions(connection, user_by_name(connection, user).id)
+        own = {"Sec-Fetch-Site": "same-origin", "Referer": server.base + page}
+        sent = client.post(action, data={"csrf_token": token, **form}, headers=own)
+    assert sent.status_code == 401 and "<h1>Sign in</h1>" in sent.text
+    shown = re.findall(r"<textarea readonly[^>]*>\n(.*?)</textarea>", sent.text, re.S)
+    return sent.text, [html.unescape(text) for text in shown]
+
+
+NEW_PASSWORD = "Winter-Sunrise-4471!"
+
+
+@pytest.mark.parametrize(
+    ("action", "form", "kept"),
+    [
+        ("/admin/users/ana/password", {}, []),
+        ("/admin/users", {"username": "bob", "display_name": "Bob Stone", "role": "agent"},
+         ["bob", "Bob Stone"]),
+    ],
+)  # fmt: skip
+def test_a_password_sent_after_the_session_ended_is_not_shown_back(
+    server: Server, engine: Engine, action: str, form: dict[str, str], kept: list[str]
+) -> None:
+    """The admin's "Set the password" and "Add a user" forms: the sign-in page shows none
+    of the password (it would stay on the screen and in the browser's history), only the
+    other words typed."""
+    add_user(engine, "root", Role.ADMIN)
+    add_user(engine, "ana", Role.AGENT)
+    typed = {**form, "password": NEW_PASSWORD, "password_again": NEW_PASSWORD}
+    page, shown = _sent_after_the_session_ended(server, engine, "root", "/admin/users", action,
+                                                typed)  # fmt: skip
+    assert NEW_PASSWORD not in page and "password_again" not in page
+    assert shown == kept
+
+
+def test_only_the_words_worth_keeping_are_shown_back(server: Server, engine: Engine) -> None:
+    """An answer, a pause's reason and days, a promise's figures, a note are shown back; a
+    field not listed as worth keeping (a new one, or one added to the page) is not."""
+    add_user(engine, "ana", Role.AGENT)
+    add_account(engine)
+    page = "/inbox/accounts/R-1"
+    for action, form, kept in [
+        ("/inbox/accounts/R-1/answer", {"message_id": "7", "answer": WORDS}, [WORDS]),
+        ("/inbox/accounts/R-1/pause", {"days": "5", "reason": "in hospital", "shown_until": ""},
+         ["5", "in hospital"]),
+        ("/inbox/accounts/R-1/promise", {"amount": "25.50", "due_on": "2026-12-24",
+                                         "form_key": "k" * 32}, ["25.50", "2026-12-24"]),
+        ("/inbox/accounts/R-1/workplace", {"kind": "workplace_prohibited", "note": WORDS,
+                                           "api_secret": "s3cr3t-value", "pin": "4471"},
+         [WORDS]),
+    ]:  # fmt: skip
+        text, shown = _sent_after_the_session_ended(server, engine, "ana", page, action, form)
+        assert shown == kept, action
+        assert "s3cr3t-value" not in text and "4471" not in text
+
+
+def test_a_listed_field_named_like_a_secret_is_never_shown_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A field added to the list by mistake is still not shown if its name says it holds
+    a password, token or secret."""
+    monkeypatch.setattr(ui, "KEPT_FIELDS", ui.KEPT_FIELDS | {"new_password", "API_Token"})
+    assert ui.kept_field("note") and ui.kept_field("answer") and ui.kept_field("source")
+    assert not ui.kept_field("new_password") and not ui.kept_field("API_Token")
+    assert not ui.kept_field("password") and not ui.kept_field("csrf_token")

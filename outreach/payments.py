@@ -55,8 +55,13 @@ from outreach.store import hold_writes, lock_accounts, unindexed
 PAYMENT_REQUIRED = frozenset({"reference", "amount"})
 # ``row_key``: written by a rejects file for each row without a payment_id (see _identify).
 ROW_KEY = "row_key"
-PAYMENT_COLUMNS = PAYMENT_REQUIRED | {"currency", "paid_on", "payment_id", ROW_KEY, "row", "errors"}
-_READ_COLUMNS = ("reference", "amount", "currency", "paid_on", "payment_id", ROW_KEY)
+# ``source_file``: written beside it, the name of the file the row was first read from, so a
+# row corrected there is told from an equal row of another month's file (``_another_file``).
+SOURCE_FILE = "source_file"
+PAYMENT_COLUMNS = PAYMENT_REQUIRED | {
+    "currency", "paid_on", "payment_id", ROW_KEY, SOURCE_FILE, "row", "errors"
+}  # fmt: skip
+_READ_COLUMNS = ("reference", "amount", "currency", "paid_on", "payment_id", ROW_KEY, SOURCE_FILE)
 
 # How many rows of each content this import has seen so far (see _identify); a temporary
 # table lives and dies with the connection, so memory stays flat whatever the file's size.
@@ -83,6 +88,9 @@ class PaymentRecord:
     # A row_key's row given a payment_id in a rejects file: the payment_id's key, for the
     # rows that name the payment by it.
     id_key: str | None = None
+    # A row_key's row: the name of the file it was first read from, where the rejects file
+    # kept it (None in one written before it did).
+    source_file: str | None = None
 
 
 @dataclass
@@ -171,7 +179,11 @@ def import_payments(
         grouping = rows.delimiter != ";"
         rejects = (
             RejectsWriter(
-                rejects_path, file_format, rows.columns, delimiter=rows.delimiter, added=[ROW_KEY]
+                rejects_path,
+                file_format,
+                rows.columns,
+                delimiter=rows.delimiter,
+                added=[ROW_KEY, SOURCE_FILE],
             )
             if rejects_path
             else None
@@ -201,31 +213,61 @@ def import_payments(
 
 # Columns under another name that a file may mean for a known one: read as unknown, the
 # payment would be dated the day of the import (breaking a promise kept in time) or
-# identified by its cells instead of its id.
-_DATE_LIKE = re.compile(r"date|day|^paid")
-_ID_LIKE = re.compile(r"(?:^|_)id(?:_|$)|id$|transaction|txn")
-# A column naming another thing's date or id (an invoice's, its due date) is common in
-# billing exports and means no payment's: it is ignored, as other unknown columns are.
-_ANOTHER_THINGS = re.compile(
-    r"invoice|account|customer|debtor|client|order|reference|ref(?:_|$)|contact|due|issue"
-    r"|created|updated|birth|statement|service"
-)
+# identified by its cells instead of its id. Matched by whole words, and only names that
+# say the payment's own date or id: a billing export's other columns (paid_by, days_late,
+# mandate_id, batch_id, due_date, invoice_id...) are ignored like any unknown column.
+_DATED = frozenset(["payment", "pay", "transaction", "txn", "receipt", "posting", "posted",
+                    "booking", "value"])  # fmt: skip
+_PAID_WHEN = frozenset(["date", "day", "on", "at"])
+_IDENTIFIED = frozenset(["payment", "pay", "transaction", "txn", "receipt"])
+_ANOTHER_THINGS = frozenset(["invoice", "account", "customer", "debtor", "client", "order",
+                             "reference", "ref", "contact", "due", "issue", "created",
+                             "updated", "birth", "statement", "service"])  # fmt: skip
+# The same written as one word (a header's PaymentID, normalised to paymentid).
+_ONE_WORD_DATES = frozenset([w + "date" for w in _DATED] + ["paid" + w for w in _PAID_WHEN])
+_ONE_WORD_IDS = frozenset(w + "id" for w in _IDENTIFIED)
+
+
+def _words(name: str) -> list[str]:
+    """``name``'s words, lower case: split at anything not a letter or digit and where a
+    lower-case letter meets a capital (paymentId, PaymentID)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
+    return [word for word in re.split(r"[^a-z0-9]+", spaced.lower()) if word]
+
+
+def _says_payment_date(words: list[str]) -> bool:
+    """date, paid_at, Paid Date, payment_date, value_date...: never days_late or paid_by."""
+    if words == ["date"] or (len(words) == 1 and words[0] in _ONE_WORD_DATES):
+        return True
+    if "paid" in words and not _PAID_WHEN.isdisjoint(words):
+        return True
+    return "date" in words and not _DATED.isdisjoint(words)
+
+
+def _says_payment_id(words: list[str]) -> bool:
+    """id, txn, Transaction ID, PaymentID, receipt_id...: never batch_id or mandate_id."""
+    if words in (["id"], ["txn"]) or (len(words) == 1 and words[0] in _ONE_WORD_IDS):
+        return True
+    return "id" in words and not _IDENTIFIED.isdisjoint(words)
 
 
 def _misnamed(columns: Collection[str]) -> FieldError | None:
-    """The first column that looks like ``paid_on`` or ``payment_id`` under another name,
-    where there is no column of that name, with what to do."""
+    """The first column that says the payment's date or id under another name than
+    ``paid_on`` or ``payment_id``, where there is no column of that name, with what to do."""
     for name in columns:
-        if not name or name in PAYMENT_COLUMNS or _ANOTHER_THINGS.search(name):
+        if not name or name in PAYMENT_COLUMNS:
             continue
-        if "paid_on" not in columns and _DATE_LIKE.search(name):
+        words = _words(name)
+        if not _ANOTHER_THINGS.isdisjoint(words):
+            continue
+        if "paid_on" not in columns and _says_payment_date(words):
             return FieldError(
                 name,
                 "looks like the day of the payment, which is read from a column named "
                 "paid_on (without it every payment is dated the day it is imported): "
                 "rename the column paid_on, or remove it",
             )
-        if "payment_id" not in columns and _ID_LIKE.search(name):
+        if "payment_id" not in columns and _says_payment_id(words):
             return FieldError(
                 name,
                 "looks like the payment's id, which is read from a column named payment_id "
@@ -256,7 +298,8 @@ def _land(
     for raw, digest, occurrence in zip(batch, digests, occurrences, strict=True):
         row_key = _row_key(digest, occurrence) if digest is not None else None
         if row_key is not None:
-            raw = replace(raw, values={**raw.values, ROW_KEY: row_key})
+            name = PurePath(source).name
+            raw = replace(raw, values={**raw.values, ROW_KEY: row_key, SOURCE_FILE: name})
         if raw.error is not None:
             rejected.append((raw, raw.error))
             continue
@@ -273,7 +316,8 @@ def _land(
         if not keyed:
             # Its row_key is the payment it was taken for: corrected in a rejects file under
             # it, the row would be that payment again.
-            raw = replace(raw, values={k: v for k, v in raw.values.items() if k != ROW_KEY})
+            values = {k: v for k, v in raw.values.items() if k not in (ROW_KEY, SOURCE_FILE)}
+            raw = replace(raw, values=values)
         rejected.append((raw, message))
 
     _apply(connection, records, now, source, summary, reject, grouping=grouping)
@@ -369,6 +413,8 @@ def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
     paid_on = parse_date("paid_on", values["paid_on"]) if given else None
     external_id = _payment_id(text_of(values.get("payment_id")))
     carried = text_of(values.get(ROW_KEY))
+    # Only with the row_key it was written beside: the file that row_key is a row of.
+    source_file = text_of(values.get(SOURCE_FILE)) or None
     id_key = None
     if external_id and _ROW_KEY.fullmatch(carried):
         # Given a payment_id while corrected: recorded under the row_key, which its own
@@ -387,8 +433,9 @@ def _parse_payment(raw: RawRow, row_key: str | None) -> PaymentRecord:
             )
         key, column = "row:" + carried, ROW_KEY
     return PaymentRecord(
-        raw.number, reference, amount_text, currency, paid_on, external_id, key, column, id_key
-    )
+        raw.number, reference, amount_text, currency, paid_on, external_id, key, column, id_key,
+        source_file if column == ROW_KEY else None,
+    )  # fmt: skip
 
 
 _ROW_KEY = re.compile(r"[0-9a-f]{64}")
@@ -467,13 +514,13 @@ def _apply(
         if amount_minor == 0:
             reject(record, "amount: a payment of zero records nothing")
             continue
-        stored_source = _stored_source(source, corrected=record.key_column == ROW_KEY)
+        stored_source = _stored_source(source, record)
         paid = _Recorded(
             record.reference, amount_minor, account["currency"], record.paid_on, stored_source
         )
         if record.dedupe_key in known:
             earlier = known[record.dedupe_key].source
-            if record.key_column == "" and _another_file(earlier, source):
+            if _another_file(earlier, _read_from(record, source)):
                 reject(record, _taken_for(record, earlier), keyed=False)
                 continue
             conflict = _conflict(record, known[record.dedupe_key], paid)
@@ -569,39 +616,67 @@ class _Recorded:
     source: str | None = None  # where it was recorded from (``_stored_source``)
 
 
-# Marks the source of a row recorded under the row_key a rejects file gave it: its identity
-# is that of a row of another file, whose name the rejects file does not keep.
+# Marks the source of a row recorded under the row_key of a rejects file written before
+# rejects files kept the name of the file the row came from: of that file, unknown.
 _CORRECTED = " (row_key)"
+# Marks the source of a row recorded under a row_key, naming the file the row came from.
+_CORRECTED_FROM = re.compile(r" \(row_key of (.+)\)\Z")
 
 
-def _stored_source(source: str, *, corrected: bool) -> str:
-    """``source`` as stored (200 characters at most): a long path loses its start, never the
-    file's name, by which a later import tells its own rows from another file's."""
-    stored = source + (_CORRECTED if corrected else "")
+def _stored_source(source: str, record: PaymentRecord) -> str:
+    """``source`` as stored (200 characters at most), with the name of the file a row
+    corrected in a rejects file came from: a long path loses its start, never the file's
+    name, by which a later import tells its own rows from another file's."""
+    stored = source
+    if record.key_column == ROW_KEY:
+        stored += f" (row_key of {record.source_file})" if record.source_file else _CORRECTED
     return stored if len(stored) <= 200 else "…" + stored[-199:]
 
 
-def _file_name(source: str) -> str:
-    return PurePath(source.removesuffix(_CORRECTED)).name
+def _read_from(record: PaymentRecord, source: str) -> str | None:
+    """The name of the file ``record``'s row was first read from: ``source`` for a row known
+    by its cells, the rejects file's ``source_file`` for a row_key's row; None where
+    unknown (a payment_id's row, whose id says which payment it is)."""
+    if record.key_column == "":
+        return PurePath(source).name
+    return record.source_file if record.key_column == ROW_KEY else None
 
 
-def _another_file(recorded: str | None, source: str) -> bool:
-    """Whether a row without payment_id or row_key of the file ``source`` matches a payment
-    recorded from another file: by its name, so the same file imported again from another
-    folder, or by another path, is the same file."""
-    if recorded is None or recorded.endswith(_CORRECTED):
-        # A row corrected in a rejects file: of the file it came from, which may be this one.
+def _original_file(recorded: str) -> str | None:
+    """The name of the file a recorded payment's row was first read from; None for a row
+    corrected in a rejects file that did not keep it."""
+    if recorded.endswith(_CORRECTED):
+        return None
+    corrected = _CORRECTED_FROM.search(recorded)
+    return corrected.group(1) if corrected else PurePath(recorded).name
+
+
+def _another_file(recorded: str | None, read_from: str | None) -> bool:
+    """Whether a row first read from the file named ``read_from`` matches a payment recorded
+    from another file: by name, so the same file imported again from another folder, or by
+    another path, or corrected in its rejects file, is the same file."""
+    if recorded is None or read_from is None:
         return False
-    return _file_name(recorded) != _file_name(source)
+    original = _original_file(recorded)
+    return original is not None and original != read_from
 
 
 def _taken_for(record: PaymentRecord, recorded_from: str | None) -> str:
     """Why a row equal to a payment another file recorded is refused, and what to do."""
     paid_on = record.paid_on.isoformat() if record.paid_on else "none"
+    cells = f"(reference {record.reference}, amount {record.amount}, paid_on {paid_on})"
+    original = _original_file(recorded_from or "") or ""
+    if record.key_column == ROW_KEY:
+        return (
+            f"row_key: the row this one corrects, of {record.source_file}, has the same cells "
+            f"{cells} as a payment recorded from {original}, and so the same row_key: this "
+            "one would be taken for that payment and not recorded. If it is another payment "
+            "(an instalment of the same amount), empty its row_key and give it a payment_id, "
+            "or a paid_on if that tells it apart, and import it again"
+        )
     return (
-        f"payment_id: none given, and a payment of the same cells (reference "
-        f"{record.reference}, amount {record.amount}, paid_on {paid_on}) was recorded from "
-        f"{_file_name(recorded_from or '')}; a row without payment_id is known by its cells, "
+        f"payment_id: none given, and a payment of the same cells {cells} was recorded from "
+        f"{original}; a row without payment_id is known by its cells, "
         "so this one would be taken for that payment and not recorded. If it is another "
         "payment (an instalment of the same amount), give it a payment_id, or a paid_on if "
         "that tells it apart, and import this file again"

@@ -156,6 +156,35 @@ def test_a_payments_import_names_what_it_ignores_and_refuses(
     assert "80.50 USD" in shown.stdout
 
 
+def test_a_months_rejects_file_imported_after_anothers_refuses_its_equal_instalment(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Both months' bank files reject B-1,40.00 before its account is imported: December's
+    rejects file, imported after November's, exits 1 naming November's file instead of
+    counting its instalment already recorded (exit 0, the payment lost)."""
+    outreach("init", env=env, cwd=tmp_path)
+    for month in ("11", "12"):
+        (tmp_path / f"payments-{month}.csv").write_text(
+            "reference,amount,paid_by\nB-1,40.00,card\n", encoding="utf-8"
+        )
+        result = outreach("payments", "import", f"payments-{month}.csv", "--rejects",
+                          f"rejects-{month}.csv", env=env, cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert "Ignored unknown columns: paid_by." in result.stdout
+    outreach("accounts", "import", str(write_csv(tmp_path / "b.csv", [row("B-1")])),
+             env=env, cwd=tmp_path)  # fmt: skip
+    first = outreach("payments", "import", "rejects-11.csv", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = outreach("payments", "import", "rejects-12.csv", env=env, cwd=tmp_path)
+    assert second.returncode == 1, second.stderr
+    assert "the row this one corrects, of payments-12.csv" in second.stderr
+    assert "recorded from payments-11.csv" in second.stderr
+    assert "0 payments recorded, 0 already recorded, 1 rejected" in second.stdout
+    shown = outreach("accounts", "show", "B-1", env=env, cwd=tmp_path)
+    assert "80.50 USD" in shown.stdout
+    assert "rejects-11.csv (row_key of payments-11.csv)" in shown.stdout
+
+
 def test_config_masks_secrets_and_names_problems(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDGRID_"))}
     env.update(

@@ -64,7 +64,8 @@ def test_parse_amount_gives_exact_minor_units(raw: Any, currency: str, expected:
     [
         ("1.500", "EUR", False, "1500 or 1.5"),
         ("12.000", "EUR", False, "12000 or 12"),
-        ("1.500", "KWD", False, "1500 or 1.5"),
+        ("12.345", "EUR", False, "12345"),  # never the refused text itself
+        ("12.345", "JPY", False, "12345"),
         ("12.000", "JPY", True, "12000 or 12"),
         ("1,500.000", "JPY", True, "1500000 or 1500"),
         (Decimal("12.000"), "KRW", True, "12000 or 12"),
@@ -89,6 +90,10 @@ def test_a_dot_that_may_group_thousands_is_refused_as_ambiguous(
         ("1500", "EUR", False, 150000),
         ("1.500", "EUR", True, 150),  # a ',' file: a dot is a decimal point there
         ("1.500", "KWD", True, 1500),
+        ("12.345", "KWD", False, 12345),  # three decimals is how a dinar is written
+        ("1.500", "BHD", False, 1500),
+        ("0.500", "EUR", False, 50),  # no thousands group starts with a lone 0
+        ("0.500", "JOD", False, 500),
         ("12.00", "JPY", True, 12),
         ("12", "JPY", False, 12),
     ],

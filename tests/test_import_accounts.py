@@ -698,6 +698,33 @@ def test_semicolon_files_refuse_a_dot_that_may_group_thousands(
     assert set(accounts_by_reference(engine)) == {"D-2"}
 
 
+def test_semicolon_files_read_three_decimals_of_a_dinar_and_a_leading_zero(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """12.345 is how a Kuwaiti dinar amount is written (three decimals), with or without a
+    currency column; and no thousands group starts with a lone 0, so 0.500 is half a euro."""
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "reference;name;balance;currency;due_date\r\n"
+        "K-1;Al-Sabah;12.345;KWD;2026-10-31\r\n"
+        "E-1;Weber;0.500;EUR;2026-10-31\r\n",
+        encoding="utf-8",
+    )
+    summary = run_import(engine, path, defaults, clock)
+    assert (summary.created, summary.rejected) == (2, 0)
+    balances = {"K-1": 12345, "E-1": 50}
+    got = accounts_by_reference(engine)
+    assert {ref: got[ref].balance_minor for ref in balances} == balances
+    # Without a currency column the balance is read in the account's own currency.
+    again = tmp_path / "balances.csv"
+    again.write_text(
+        "reference;name;balance;due_date\r\nK-1;Al-Sabah;7.250;2026-10-31\r\n", encoding="utf-8"
+    )
+    summary = run_import(engine, again, defaults, clock)
+    assert (summary.updated, summary.rejected) == (1, 0)
+    assert accounts_by_reference(engine)["K-1"].balance_minor == 7250
+
+
 def test_a_quote_left_open_names_the_lines_it_swallowed(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -786,6 +786,84 @@ def test_a_file_imported_again_from_another_folder_is_the_same_file(
     assert account(accounts, "A-1")["balance_minor"] == 6000
 
 
+def test_each_months_rejects_file_keeps_its_own_instalment(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """November's and December's bank files both reject B-1,40.00 (its account not imported
+    yet), under the same row_key. Their rejects files keep the name of the file each row came
+    from, so December's, imported after November's, is refused naming November's file, not
+    counted as already recorded; emptied of its row_key and given a payment_id, it counts.
+    Each month's own file imported again records nothing twice; December's refuses its row
+    again (the payment recorded from it has its own id now), naming November's."""
+    rejects: dict[str, Path] = {}
+    for month in ("11", "12"):
+        path = tmp_path / f"payments-2026-{month}.csv"
+        path.write_text("reference,amount\nB-1,40.00\n", encoding="utf-8")
+        rejects[month] = tmp_path / f"rejects-{month}.csv"
+        assert import_payments(accounts, path, "csv", clock, rejects_path=rejects[month]).rejected
+    with rejects["12"].open(encoding="utf-8", newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert written[0]["source_file"] == "payments-2026-12.csv"
+    run_import(accounts, write_csv(tmp_path / "b.csv", [row("B-1", balance="200.00")]),
+               defaults, clock)  # fmt: skip
+    assert import_payments(accounts, rejects["11"], "csv", clock).recorded == 1
+    summary = import_payments(accounts, rejects["12"], "csv", clock)
+    assert (summary.recorded, summary.already_recorded, summary.rejected) == (0, 0, 1)
+    assert str(summary.problems[0]) == (
+        "row 2: row_key: the row this one corrects, of payments-2026-12.csv, has the same "
+        "cells (reference B-1, amount 40.00, paid_on none) as a payment recorded from "
+        "payments-2026-11.csv, and so the same row_key: this one would be taken for that "
+        "payment and not recorded. If it is another payment (an instalment of the same "
+        "amount), empty its row_key and give it a payment_id, or a paid_on if that tells it "
+        "apart, and import it again"
+    )
+    assert account(accounts, "B-1")["balance_minor"] == 16000
+    _correct(rejects["12"], row_key="", payment_id="BANK-12-7")
+    assert import_payments(accounts, rejects["12"], "csv", clock).recorded == 1
+    assert account(accounts, "B-1")["balance_minor"] == 12000
+    november = import_payments(accounts, tmp_path / "payments-2026-11.csv", "csv", clock)
+    assert (november.recorded, november.already_recorded, november.rejected) == (0, 1, 0)
+    december = import_payments(accounts, tmp_path / "payments-2026-12.csv", "csv", clock)
+    assert (december.recorded, december.rejected) == (0, 1)
+    assert "was recorded from payments-2026-11.csv" in str(december.problems[0])
+    assert account(accounts, "B-1")["balance_minor"] == 12000
+    with accounts.connect() as connection:
+        sources = connection.execute(select(store.payments.c.source)).scalars().all()
+    assert sorted(sources) == [
+        f"{rejects['11']} (row_key of payments-2026-11.csv)",
+        str(rejects["12"]),
+    ]
+
+
+def test_a_rejects_file_written_without_source_file_is_read_as_before(
+    accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Over-correction guard: a rejects file without source_file (written before it had the
+    column) is recorded as before, and its own file, or an equal row of another file,
+    imported again is counted as already recorded: its file is not known."""
+    path = tmp_path / "payments-2026-11.csv"
+    path.write_text("reference,amount\nN-1,10.00\n", encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    assert import_payments(accounts, path, "csv", clock, rejects_path=rejects).rejected == 1
+    with rejects.open(encoding="utf-8", newline="") as handle:
+        old = [{k: v for k, v in r.items() if k != "source_file"} for r in csv.DictReader(handle)]
+    with rejects.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(old[0]))
+        writer.writeheader()
+        writer.writerows(old)
+    run_import(accounts, write_csv(tmp_path / "n.csv", [row("N-1", balance="100.00")]),
+               defaults, clock)  # fmt: skip
+    assert import_payments(accounts, rejects, "csv", clock).recorded == 1
+    other = tmp_path / "payments-2026-12.csv"
+    other.write_text("reference,amount\nN-1,10.00\n", encoding="utf-8")
+    for again in (path, other, rejects):
+        summary = import_payments(accounts, again, "csv", clock)
+        assert (summary.recorded, summary.already_recorded, summary.rejected) == (0, 1, 0)
+    with accounts.connect() as connection:
+        sources = connection.execute(select(store.payments.c.source)).scalars().all()
+    assert sources == [f"{rejects} (row_key)"]
+
+
 def test_a_payments_file_with_a_date_or_id_under_another_name_is_refused_whole(
     accounts: Engine, tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -796,6 +874,11 @@ def test_a_payments_file_with_a_date_or_id_under_another_name_is_refused_whole(
         ("reference,amount,payment_date,payment_id", "payment_date", "paid_on"),
         ("reference,amount,paid_on,Transaction ID", "transaction_id", "payment_id"),
         ("reference,amount,paid_on,PaymentID", "paymentid", "payment_id"),
+        ("reference,amount,value_date", "value_date", "paid_on"),
+        ("reference,amount,Date", "date", "paid_on"),
+        ("reference,amount,paid_on,txn", "txn", "payment_id"),
+        ("reference,amount,paid_on,ID", "id", "payment_id"),
+        ("reference,amount,paid_on,receipt_id", "receipt_id", "payment_id"),
     ]:
         path = tmp_path / "payments.csv"
         path.write_text(f"{header}\nA-1,40.00,2026-10-01\n", encoding="utf-8")
@@ -830,6 +913,25 @@ def test_another_things_date_or_id_in_a_payments_file_is_ignored_not_refused(
     summary = import_payments(accounts, path, "csv", clock)
     assert (summary.recorded, summary.rejected) == (1, 0)
     assert summary.unknown_columns == ["customer_id", "due_date", "invoice_id"]
+
+
+def test_a_payments_file_with_other_words_around_paid_date_or_id_is_ignored_not_refused(
+    accounts: Engine, tmp_path: Path, clock: FixedClock
+) -> None:
+    """Only a name that says the payment's own date or id is refused: "date" inside
+    "mandate" or "candidate", "paid" with "by" or "via", an id of a batch, a loan or a
+    merchant are other things, ignored and named like any unknown column."""
+    others = ["paid_by", "paid_via", "paid", "days_late", "candidate", "mandate_id",
+              "transaction_type", "batch_id", "loan_id", "user_id", "merchant_id", "is_valid",
+              "payment_due_date"]  # fmt: skip
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        f"reference,amount,{','.join(others)}\nA-1,40.00{',x' * len(others)}\n",
+        encoding="utf-8",
+    )
+    summary = import_payments(accounts, path, "csv", clock)
+    assert (summary.recorded, summary.rejected) == (1, 0)
+    assert summary.unknown_columns == sorted(others)
 
 
 def test_a_payments_file_names_the_columns_it_ignores(

@@ -134,6 +134,8 @@ class AccountRecord:
     # A row without a currency column: its balance as written, to be read in the account's
     # own currency (``in_currency``); until then ``balance_minor`` means nothing.
     balance_written: Decimal | None = None
+    # Whether a comma or dot may group thousands in ``balance_written`` (not in a ';' file).
+    balance_grouping: bool = True
     # The primary phone's zone, where the row gives no timezone and the phone has one zone
     # only: ``timezone`` where the state allows it (``zone_in_state``).
     inferred_zone: str | None = None
@@ -184,7 +186,9 @@ class AccountRecord:
         without a currency column); raises FieldError when the figure does not fit it."""
         if self.balance_written is None:
             return self
-        balance = minor_units("balance", self.balance_written, currency)
+        balance = minor_units(
+            "balance", self.balance_written, currency, grouping=self.balance_grouping
+        )
         return replace(self, balance_minor=balance, currency=currency, balance_written=None)
 
     def in_state(
@@ -306,6 +310,7 @@ def parse_account_row(
         servicer_account_no=servicer_account_no,
         present=frozenset(values),
         balance_written=balance_written,
+        balance_grouping=defaults.amount_grouping,
         inferred_zone=inferred_zone,
         revoked=revoked,
     )

@@ -187,8 +187,9 @@ def currency_exponent(currency: str) -> int:
 
 # ASCII digits only: Decimal would also read Arabic-Indic or full-width digits.
 _AMOUNT = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?|[0-9]+(\.[0-9]+)?|\.[0-9]+")
-# A dot followed by exactly three digits: a decimal point, or a thousands separator.
-_DOT_THOUSANDS = re.compile(r"[0-9]+\.[0-9]{3}")
+# A dot followed by exactly three digits: a decimal point, or a thousands separator. Not
+# after a lone 0 (0.500): no amount's thousands group starts with nothing before it.
+_DOT_THOUSANDS = re.compile(r"-?[1-9][0-9]*\.[0-9]{3}")
 
 
 def parse_amount(column: str, value: Any, currency: str, *, grouping: bool = True) -> int:
@@ -197,11 +198,13 @@ def parse_amount(column: str, value: Any, currency: str, *, grouping: bool = Tru
     Accepts ``1234.5``, ``1,234.50`` and JSON numbers; refuses more decimals than the
     currency has (``10.001`` USD), signs, symbols and exponents, rather than guessing.
     """
-    return minor_units(column, parse_decimal_amount(column, value, grouping=grouping), currency)
+    amount = parse_decimal_amount(column, value, grouping=grouping)
+    return minor_units(column, amount, currency, grouping=grouping)
 
 
 def parse_decimal_amount(column: str, value: Any, *, grouping: bool = True) -> Decimal:
-    """A non-negative amount as written, exact (``parse_amount`` without the currency)."""
+    """A non-negative amount as written, exact (``parse_amount`` without the currency, whose
+    ``minor_units`` tells whether a dot may group thousands)."""
     if isinstance(value, float):  # JSON Lines are parsed with Decimal; a float is a bug
         raise FieldError(column, "must be given as text or an exact decimal, not a float")
     cleaned = text_of(value)
@@ -217,39 +220,45 @@ def parse_decimal_amount(column: str, value: Any, *, grouping: bool = True) -> D
         raise FieldError(
             column, f"{cleaned!r} is ambiguous in a ';'-separated file: write 12500 or 12.50"
         )
-    if not grouping and _DOT_THOUSANDS.fullmatch(cleaned):
-        # The spreadsheets that save with ';' group thousands with a dot (German Excel's
-        # 1.500 is fifteen hundred): the same thousandfold error the other way round.
-        raise FieldError(
-            column,
-            f"{cleaned!r} is ambiguous in a ';'-separated file (a dot may group thousands "
-            f"there): write {_readings(cleaned)}",
-        )
     try:
         return Decimal(cleaned.replace(",", ""))
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         raise FieldError(column, f"{cleaned!r} is not a number") from None
 
 
-def _readings(written: str) -> str:
-    """The two ways to write ``written`` (``1.500``) that cannot be misread."""
+def _readings(written: str, exponent: int) -> str:
+    """The ways to write ``written`` (``1.500``) that cannot be misread: as a whole number,
+    and as a decimal where the currency has room for it (never ``written`` itself)."""
     thousands = written.replace(".", "").lstrip("0") or "0"
     decimal = format(Decimal(written).normalize(), "f")
+    places = len(decimal.partition(".")[2])
+    if decimal == written or places > exponent:
+        return thousands
     return f"{thousands} or {decimal}"
 
 
-def minor_units(column: str, amount: Decimal, currency: str) -> int:
+def minor_units(column: str, amount: Decimal, currency: str, *, grouping: bool = True) -> int:
     """``amount`` (from ``parse_decimal_amount``) in ``currency``'s minor units; refused when
-    it has more decimals than the currency has, or is too large."""
+    it has more decimals than the currency has, or is too large, and without ``grouping`` (a
+    ';' file) when a dot in it may group thousands."""
     exponent = currency_exponent(currency)
     written = str(amount)
+    if not grouping and exponent != 3 and _DOT_THOUSANDS.fullmatch(written):
+        # The spreadsheets that save with ';' group thousands with a dot (German Excel's
+        # 1.500 is fifteen hundred): the same thousandfold error the other way round. Not
+        # in a currency with three decimals, where 12.345 KWD is how the amount is written.
+        raise FieldError(
+            column,
+            f"{written!r} is ambiguous in a ';'-separated file (a dot may group thousands "
+            f"there): write {_readings(written, exponent)}",
+        )
     if exponent == 0 and _DOT_THOUSANDS.fullmatch(written):
         # A currency without decimals has no use for a decimal point: 12.000 yen is twelve
         # thousand in most of the world's spreadsheets, not twelve.
         raise FieldError(
             column,
             f"{written!r} is ambiguous for {currency}, which has no decimals (a dot may group "
-            f"thousands): write {_readings(written)}",
+            f"thousands): write {_readings(written, exponent)}",
         )
     # Enough precision for every digit given: the default 28 would round extra decimals away.
     minor = amount.scaleb(exponent, context=Context(prec=len(written) + exponent + 2))

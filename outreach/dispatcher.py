@@ -52,6 +52,7 @@ from outreach.compliance_store import (
 )
 from outreach.config import Settings
 from outreach.errors import ChannelError, OutreachError
+from outreach.events import stored_text
 from outreach.leases import StopFlag, claim_queued_attempts, hold_sends, release_sends
 from outreach.models import AccountStatus, AttemptStatus, PromiseStatus
 from outreach.opt_outs import hold_addresses, ledger_address, suppress_address
@@ -1275,11 +1276,14 @@ _COLUMN_LENGTHS = {
 
 
 def _fitted(change: dict[str, Any]) -> dict[str, Any]:
-    """``change`` with each text cut to its column's length."""
-    return change | {
+    """``change`` with each text as the database can store it (a NUL or half of a surrogate
+    pair in a provider's words would fail the flush on PostgreSQL, as a value too long
+    would), then cut to its column's length."""
+    cleaned = {key: stored_text(value) for key, value in change.items() if isinstance(value, str)}
+    return (change | cleaned) | {
         key: value[:length]
         for key, length in _COLUMN_LENGTHS.items()
-        if isinstance(value := change.get(key), str) and len(value) > length
+        if isinstance(value := cleaned.get(key), str) and len(value) > length
     }
 
 

@@ -419,11 +419,11 @@ _TEXT_FIELDS = ("kind", "dedupe_key", "provider_message_id", "from_address", "to
 
 
 def _stored_item(item: Incoming) -> Incoming:
-    """The event with its text as the database can store it (``_stored_text``): a message
+    """The event with its text as the database can store it (``stored_text``): a message
     that cannot be stored would be refused on every retry, its opt-out lost."""
     event = item.event
     dirty: dict[str, Any] = {
-        name: _stored_text(value)
+        name: stored_text(value)
         for name in _TEXT_FIELDS
         if isinstance(value := getattr(event, name), str) and _unstorable(value)
     }
@@ -435,16 +435,16 @@ def _stored_item(item: Incoming) -> Incoming:
     token = item.request_token
     if not dirty and (token is None or not _unstorable(token)):
         return item
-    return Incoming(replace(event, **dirty), token and _stored_text(token))
+    return Incoming(replace(event, **dirty), token and stored_text(token))
 
 
 def _storable(value: Any) -> Any:
-    """The payload as JSON can hold it everywhere: its keys and texts as ``_stored_text``
+    """The payload as JSON can hold it everywhere: its keys and texts as ``stored_text``
     makes them (PostgreSQL's JSONB refuses NUL and half of a surrogate pair)."""
     if isinstance(value, str):
-        return _stored_text(value)
+        return stored_text(value)
     if isinstance(value, Mapping):
-        return {_stored_text(str(key)): _storable(item) for key, item in value.items()}
+        return {stored_text(str(key)): _storable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_storable(item) for item in value]
     return value
@@ -459,7 +459,7 @@ def _unstorable(text: str) -> bool:
     return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
 
 
-def _stored_text(text: str) -> str:
+def stored_text(text: str) -> str:
     """``text`` without NUL characters, which PostgreSQL's text and JSONB refuse, and with
     each half of a surrogate pair replaced by U+FFFD, which psycopg cannot send (and JSONB
     refuses, as ``\\ud83d``): as a decoder replaces what is not UTF-8."""

@@ -3,6 +3,7 @@ provider took the message holds the attempt for review, and nothing sends it aga
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -324,3 +325,31 @@ async def test_an_email_sendgrid_refuses_keeps_sendgrids_reason(
         f"the provider said: {reason} (reply_to)"
     )
     assert not [r for r in caplog.records if reason in r.getMessage()]
+
+
+@pytest.mark.parametrize("said", ["The 'To' number \u0000 is not valid", "Bad \ud83d character"])
+async def test_a_nul_or_half_a_surrogate_in_twilios_words_fails_its_text_alone(
+    world: World, said: str
+) -> None:
+    """PostgreSQL's text refuses a NUL, psycopg half of a surrogate pair: the refused text
+    keeps the rest of the words, and the texts Twilio took keep their ids."""
+    planned(world, *(row(f"A-{i}", phone=f"+1617555010{i}") for i in range(1, 4)))
+    answers = iter(
+        [
+            httpx.Response(201, json={"sid": "SM" + "1" * 32, "status": "queued"}),
+            # As JSON spells them (\u0000, \ud83d), which json.loads reads as they are.
+            httpx.Response(400, content=json.dumps({"code": 21211, "message": said}).encode()),
+            httpx.Response(201, json={"sid": "SM" + "3" * 32, "status": "queued"}),
+        ]
+    )
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    router.post(MESSAGES).mock(side_effect=lambda _: next(answers))
+    report = await dispatcher(world, providers(world, router)).tick()
+    assert dict(report.outcomes) == {"sent": 2, "failed": 1}
+    rows = rows_of(world.engine, attempts)
+    assert sorted(a.provider_message_id for a in rows if a.status == "sent") == [
+        "SM" + digit * 32 for digit in "13"
+    ]
+    [refused] = [a for a in rows if a.status == "failed"]
+    kept = said.replace("\u0000", "").replace("\ud83d", "\ufffd")
+    assert refused.error_message.endswith(f"the provider said: {kept}")

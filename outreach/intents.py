@@ -7,9 +7,11 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
   instruction, not a conversation: it never reaches the inbox.
 - ``stop_request``: the message asks us to stop, by keyword (the FCC's list: stop, quit, end,
   revoke, opt out, cancel, unsubscribe; plus stopall; and in Spanish alto, parar, pare,
-  baja, cancelar) alone or as a sentence of its own ("STOP. I paid", "Alto por favor"), or
-  in words ("please stop texting me", "don't call me", "don't send me any more texts",
-  "I don't want any more texts", "no me llamen"). It names the media it is about: the one
+  baja, cancelar) alone or as a sentence of its own ("STOP. I paid", "Alto por favor"),
+  remove, unsub, basta, detener, "no more" or "no más" as the whole message ("Remove
+  please", "NO MORE"; "I can pay 50 a month, no more" is none), or in words ("please stop
+  texting me", "don't call me", "don't send me any more texts", "I don't want any more
+  texts", "no me llamen"). It names the media it is about: the one
   it came on unless it says otherwise ("stop calling me" in a text is about calls), every
   one it lists ("don't call or text me", "no calls or texts please"), but not one asked
   for after "and" ("stop calling me and text me the link"). When in doubt the
@@ -76,18 +78,24 @@ _FILLERS = frozenset(
 # Opt-out keywords beyond the provider's (Twilio answers only its own, in English): what a
 # Spanish speaker texts to stop. Matched as ours, so outreach confirms them itself.
 SPANISH_OPT_OUT = frozenset({"ALTO", "PARAR", "PARE", "BAJA", "CANCELAR"})
-# The opt-out keywords as single words ("opt out" is read as "optout"), and "no more" and
-# "no más" ("nomore", "nomás"): each a stop as a sentence of its own with at most a few
-# filler words ("No more!", "NO MORE PLEASE"), never inside one ("I have no more questions").
-_NO_MORE = frozenset({"nomore", "nomás", "nomas"})
-_STOP_WORDS = frozenset(
-    {keyword.lower().replace(" ", "") for keyword in OPT_OUT | SPANISH_OPT_OUT} | _NO_MORE
+# The opt-out keywords as single words ("opt out" is read as "optout"): each a stop as a
+# sentence of its own with at most a few filler words ("STOP. I paid", "Stop it please").
+_STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT | SPANISH_OPT_OUT)
+# Words that are a stop only as the whole message, with at most a plea or a thanks around
+# them ("Remove", "UNSUB pls", "Basta ya", "Remove number", "Unsub from this"): inside a
+# longer message they may be about something else ("The late fee is wrong. Remove it.",
+# "Remove it please", "Just remove it"). "No more" and "no más" take a plea only ("NO MORE
+# PLEASE"): "No more, thanks" declines an offer, "I can pay 50 a month, no more" and "Ahora
+# no más" (just now) ask nothing. A question ("No more?") is none.
+_POLITE = r"(?:please|pls|plz|por favor|porfavor|xfa|ya|thanks|thank you|thx|ty|gracias|ok|okay)"
+_PLEA = r"(?:please|pls|plz|por favor|porfavor|xfa|ya)"
+_MESSAGE_STOP = re.compile(
+    rf"(?:{_POLITE} )*(?:unsub(?: from (?:this|these|it|that|here|the list|your list|list))?"
+    rf"|remove(?: (?:my |this |the )?number)?|basta|detener|detente)(?: {_POLITE})*"
+    rf"|(?:{_PLEA} )*no m(?:ore|[aá]s)(?: {_PLEA})*"
 )
-# Words that are a stop only as the whole message, with at most a few filler words
-# ("Remove", "UNSUB pls", "Basta ya"): inside a longer message they may be about something
-# else ("The late fee is wrong. Remove it.").
-_MESSAGE_STOP_WORDS = _STOP_WORDS | {"unsub", "remove", "basta", "detener"}
-_JOINED = re.compile(r"\b(opt|no) (out|more|m[aá]s)\b")
+# "Stopp", "STOPPP": a STOP with its last letter held down.
+_HELD_STOP = re.compile(r"\bstop{2,}\b")
 # STOP spelled out a letter at a time ("S.T.O.P", "s-t-o-p", "S T O P").
 _SPELLED_STOP = re.compile(r"\bs(?:[.\-] ?| )t(?:[.\-] ?| )o(?:[.\-] ?| )p\b\.?")
 
@@ -151,6 +159,10 @@ _STOP_PHRASES = tuple(
         r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke|remove me|take me off)\b",
         r"\b(?:remove|delete|take) (?:my|this) (?:phone |cell |mobile |email )?(?:number|"
         r"phone|cell|email|address)\b",
+        # "Remove from your list", "remove my number from the mailing list".
+        r"\b(?:remove|take) (?:me |us |my number |this number |my email )?(?:from|off) (?:of )?"
+        r"(?:your |the |this |ur |our |all |that )?(?:(?:mailing|contact|call|calling|text|"
+        r"texting|sms|email|messaging|distribution) )?lists?\b",
         r"\bleave me alone\b",
         r"\bcease\b",
         # Spanish: "no me llamen", "no me sigan llamando", "dejen de escribirme" (but not
@@ -343,17 +355,53 @@ _SUBJECT_PREFIXES = re.compile(
     re.IGNORECASE,
 )
 
-# In an email reply: the line that introduces a quote ("On ... wrote:"), with the quoted
-# lines (">") after it; the start of an original that is not quoted (Outlook's "From: ...
-# Sent: ..." block, a forward), after which everything is our own message; a signature.
+# In an email reply: the line that introduces a quote ("On ... wrote:", and as mail
+# clients write it in Spanish, French, German, Dutch, Portuguese, Italian, Swedish), with the
+# quoted lines (">") after it; the start of an original that is not quoted (Outlook's
+# "From: ... Sent: ..." block, a forward), after which everything is our own message; a
+# signature.
 _ATTRIBUTION = re.compile(
-    r"^(?:on .{0,200}wrote:?|le .{0,200}a écrit ?:|el .{0,200}escribió:?)$", re.IGNORECASE
+    r"^(?:on .{0,200}wrote:?|le .{0,200}a écrit ?:|el .{0,200}escribió ?:"
+    r"|am .{0,200}schrieb.{0,200}:|op .{0,200}schreef.{0,200}:|em .{0,200}escreveu ?:"
+    r"|il .{0,200}ha scritto ?:|den .{0,200}skrev.{0,200}:)$",
+    re.IGNORECASE,
 )
+# The start of an attribution a mail client wrapped onto a second line ("On ... Billing <"
+# then "billing@example.com> wrote:").
+_ATTRIBUTION_START = re.compile(r"^(?:on|le|el|am|op|em|il|den) ", re.IGNORECASE)
 _ORIGINAL_START = re.compile(
-    r"^(?:-{2,} ?original message ?-{2,}|_{8,}|from: .*|begin forwarded message:?)$",
+    r"^(?:-{2,} ?original message ?-{2,}|_{8,}|\*?from:\*? .*|begin forwarded message:?)$",
+    re.IGNORECASE,
+)
+# Outlook's header block in other languages ("De: ... Enviado:", "Von: ... Gesendet:",
+# "Van: ... Verzonden:", "Da: ... Inviato:"), bold in its mobile app ("*De:*"): a sender
+# line followed by another header, so a debtor's line that starts "De:" is not one.
+_LOCAL_FROM = re.compile(
+    r"^\*?(?:de|von|van|da|från|fra|od|expéditeur|mittente|remetente)\*? ?: ?\*? ?\S",
+    re.IGNORECASE,
+)
+_LOCAL_HEADER = re.compile(
+    r"^\*?(?:sent|date|to|subject|enviado|enviada em|fecha|para|asunto|gesendet|datum|an|"
+    r"betreff|envoyé|à|objet|verzonden|aan|onderwerp|inviato|data|a|oggetto|skickat|till|"
+    r"ämne|sendt|til|emne|assunto)\*? ?:",
     re.IGNORECASE,
 )
 _SIGNATURE_START = re.compile(r"^(?:-- ?|sent from my .*)$", re.IGNORECASE)
+# Our own footer's lines (templates/_partials/email_footer*.txt.j2, email.html.j2), which
+# a reply may carry unquoted: "To stop receiving these emails" is ours, not a request.
+_OUR_FOOTER = re.compile(
+    r"^(?:unsubscribe from these emails|to stop receiving these emails:.*"
+    r"|para dejar de recibir estos correos:.*)$",
+    re.IGNORECASE,
+)
+# What may stand above a quote when the debtor replies below it (bottom-posting): a
+# greeting ("Hi Northwind,") or a thanks, and nothing else.
+_COURTESY = re.compile(
+    r"^(?:(?:hi|hello|hey|dear|hola|good (?:morning|afternoon|evening)|buenos d[ií]as|"
+    r"buenas (?:tardes|noches))(?:[ ,]+[\w.'-]+){0,3}|thanks|thank you|thx|many thanks|"
+    r"gracias|regards|best regards|kind regards|best|cheers|sincerely|saludos)[ ,.!:]*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -500,27 +548,60 @@ def subject_words(subject: str) -> str:
 
 
 def reply_text(body: str) -> str:
-    """What the debtor wrote in an email reply, above the quoted history and below it (a
-    reply typed under the quote: its STOP counts as much), each part without its signature.
-    An original that is not quoted ends the reading: what follows is our own message, whose
-    "Reply STOP to opt out" is not the debtor's."""
-    lines = body.splitlines()
+    """What the debtor wrote in an email reply: above the quoted history, or below it when
+    nothing but a greeting stands above it (a reply typed under the quote: its STOP counts
+    as much), without signatures. When the debtor wrote above the quote, what is below it is
+    not read: a mail server's footer appended under the history ("attorney-client
+    privilege", "reply UNSUBSCRIBE") is not theirs. An original that is not quoted ends the
+    reading: what follows is our own message, whose "Reply STOP to opt out" is not the
+    debtor's; lines of our own footer are never read."""
+    parts = _reply_parts(body.splitlines())
+    if any(not _COURTESY.match(line.strip()) for line in parts[0] if line.strip()):
+        parts = parts[:1]  # top-posted
+    return "\n\n".join(text for part in parts if (text := "\n".join(part).strip()))
+
+
+def _reply_parts(lines: Sequence[str]) -> list[list[str]]:
+    """The debtor's lines of a reply, in parts between quotes (the first above them all),
+    up to an unquoted original, without signatures or our footer's lines."""
     parts: list[list[str]] = [[]]
     in_signature = False  # until the next quote: the debtor's words may follow it
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith(">") or _ATTRIBUTION.match(stripped):
-            if not stripped.startswith(">") and not _quote_follows(lines, index + 1):
+    index = 0
+    while index < len(lines):
+        stripped = lines[index].strip()
+        wrapped = _wrapped_attribution(lines, index)
+        index += 2 if wrapped else 1
+        if stripped.startswith(">") or wrapped or _ATTRIBUTION.match(stripped):
+            if not stripped.startswith(">") and not _quote_follows(lines, index):
                 break  # "On ... wrote:" with the original unquoted after it
             in_signature = False
             parts.append([])
-        elif _ORIGINAL_START.match(stripped):
+        elif _original_starts(lines, index - 1):
             break
         elif _SIGNATURE_START.match(stripped):
             in_signature = True
-        elif not in_signature:
-            parts[-1].append(line)
-    return "\n\n".join(text for part in parts if (text := "\n".join(part).strip()))
+        elif not in_signature and not _OUR_FOOTER.match(stripped):
+            parts[-1].append(lines[index - 1])
+    return parts
+
+
+def _wrapped_attribution(lines: Sequence[str], index: int) -> bool:
+    """Whether ``lines[index]`` and the next line are one attribution, wrapped."""
+    first = lines[index].strip()
+    if index + 1 >= len(lines) or not _ATTRIBUTION_START.match(first):
+        return False
+    return not _ATTRIBUTION.match(first) and bool(
+        _ATTRIBUTION.match(f"{first} {lines[index + 1].strip()}")
+    )
+
+
+def _original_starts(lines: Sequence[str], index: int) -> bool:
+    """Whether an unquoted original starts at ``lines[index]``."""
+    stripped = lines[index].strip()
+    if _ORIGINAL_START.match(stripped):
+        return True
+    following = next((line.strip() for line in lines[index + 1 :] if line.strip()), "")
+    return bool(_LOCAL_FROM.match(stripped)) and bool(_LOCAL_HEADER.match(following))
 
 
 def _quote_follows(lines: Sequence[str], start: int) -> bool:
@@ -561,19 +642,19 @@ def _without_work_requests(plain: str) -> tuple[str, bool]:
 
 def _stop_in_sentences(plain: str) -> bool:
     """Whether a sentence of ``plain`` is a stop keyword and filler, or the whole message is
-    one of the words that are a stop only alone ("Remove", "Basta")."""
-    sentences = [s for s in _SENTENCE_END.split(_SPELLED_STOP.sub("stop", plain)) if s.strip()]
-    if len(sentences) == 1 and _stop_sentence(sentences[0], _MESSAGE_STOP_WORDS):
+    one of the words that are a stop only alone ("Remove", "Basta", "No more")."""
+    plain = _HELD_STOP.sub("stop", _SPELLED_STOP.sub("stop", plain))
+    if "?" not in plain and _MESSAGE_STOP.fullmatch(
+        " ".join(re.sub(r"[^\w ]+", " ", plain).split())
+    ):
         return True
-    return any(_stop_sentence(sentence) for sentence in sentences)
+    return any(_stop_sentence(sentence) for sentence in _SENTENCE_END.split(plain))
 
 
-def _stop_sentence(sentence: str, stop_words: frozenset[str] = _STOP_WORDS) -> bool:
+def _stop_sentence(sentence: str) -> bool:
     """A sentence of its own made of a stop keyword and filler ("Stop it please")."""
-    words = _JOINED.sub(r"\1\2", re.sub(r"[^\w ]+", " ", sentence)).split()
+    words = re.sub(r"\bopt out\b", "optout", re.sub(r"[^\w ]+", " ", sentence)).split()
     if not words or len(words) > 6:
         return False
-    keywords = [word for word in words if word in stop_words]
-    if set(keywords) <= _NO_MORE and any(m.search(" ".join(words)) for m in _MEDIUM.values()):
-        return False  # "no more texts" names its medium: a request in words (_STOP_PHRASES)
-    return bool(keywords) and all(w in _FILLERS for w in words if w not in stop_words)
+    keywords = [word for word in words if word in _STOP_WORDS]
+    return bool(keywords) and all(w in _FILLERS for w in words if w not in _STOP_WORDS)

@@ -137,8 +137,12 @@ def test_a_request_to_stop_in_words_is_an_opt_out_the_provider_did_not_answer(
 
 
 @pytest.mark.parametrize(
-    "text", ["No more", "No más", "NO MORE PLEASE", "Basta", "UNSUB", "Remove", "S.T.O.P"]
-)
+    "text",
+    [
+        "No more", "No más", "NO MORE PLEASE", "Basta", "UNSUB", "Remove", "S.T.O.P",
+        "Remove from your list", "Remove number", "Unsub from this", "Stopp", "Detente",
+    ],
+)  # fmt: skip
 def test_a_short_stop_twilio_does_not_know_suppresses_the_number_and_is_confirmed(
     engine: Engine, text: str
 ) -> None:
@@ -148,6 +152,19 @@ def test_a_short_stop_twilio_does_not_know_suppresses_the_number_and_is_confirme
     ]
     assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
     assert [e.kind for e in rows(engine, compliance_events, account_id=account_id)] == ["opt_out"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can pay $50 a month, no more.", "I can pay 50. No more.",
+        "Puedo pagar 50 al mes, no más.", "Ahora no más", "Remove it please",
+    ],
+)  # fmt: skip
+def test_a_payment_offer_ending_in_no_more_is_not_a_stop(engine: Engine, text: str) -> None:
+    add_account(engine)
+    assert answers(engine, text) == [None]
+    assert rows(engine, suppressions) == []
 
 
 def test_a_request_about_another_medium_prohibits_that_medium(engine: Engine) -> None:

@@ -148,10 +148,12 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
 @pytest.mark.parametrize(
     "text",
     [
-        "No more", "No más", "no mas", "NO MORE PLEASE", "No more!", "No more, thanks",
-        "No more. I paid", "Basta", "Basta ya", "Detener", "UNSUB", "unsub pls", "Remove",
-        "Remove please", "Stop msging", "stop msgng me", "S.T.O.P", "S.T.O.P.", "s-t-o-p",
-        "S T O P",
+        "No more", "No más", "no mas", "NO MORE PLEASE", "No more!", "Ya no más", "Basta",
+        "Basta ya", "Detener", "Detente", "UNSUB", "unsub pls", "Unsub from this", "Remove",
+        "Remove please", "Remove number", "Remove my number", "Remove from your list",
+        "remove from list", "Remove from mailing list", "Please remove me from your list",
+        "Stopp", "Stoppp", "STOPP please", "Stop msging", "stop msgng me", "S.T.O.P",
+        "S.T.O.P.", "s-t-o-p", "S T O P",
     ],
 )  # fmt: skip
 def test_short_ways_to_say_stop_are_stops(text: str) -> None:
@@ -170,10 +172,28 @@ def test_short_ways_to_say_stop_are_stops(text: str) -> None:
         "The late fee is wrong. Remove it.",
         "Basta con eso, ya pagué",
         "Remove the late fee",
+        "stoop",
     ],
 )
 def test_no_more_or_remove_inside_a_sentence_is_not_a_stop(text: str) -> None:
     """Guards against over-correction: passes before the change too."""
+    assert stop_request(text, "sms") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can pay $50 a month, no more.", "I can pay 50. No more.",
+        "Puedo pagar 50 al mes, no más.", "Ahora no más", "Is that all? no more?", "No more?",
+        "No more, thanks", "No more. I paid", "Remove it please", "Just remove it",
+        "Remove that", "Remove it now",
+    ],
+)  # fmt: skip
+def test_no_more_or_remove_beside_other_words_is_not_a_stop(text: str) -> None:
+    """ "No more" and "no más" are a stop only as the whole message, with a plea at most
+    ("NO MORE PLEASE"), as remove is: the end of a payment offer ("I can pay 50 a month, no
+    more"), a thanks declining an offer, "ahora no más" (just now) or "remove it" (a fee)
+    asks nothing."""
     assert stop_request(text, "sms") is None
 
 
@@ -492,7 +512,8 @@ def test_an_email_reply_is_read_without_its_quoted_history(body: str, text: str)
     [
         (QUOTE + "STOP\n", "STOP"),
         (QUOTE + "Please stop emailing me.\nSent from my iPhone", "Please stop emailing me."),
-        ("I paid\n\n" + QUOTE + "I have a lawyer\n-- \nPat Doe", "I paid\n\nI have a lawyer"),
+        ("Thanks!\n\n" + QUOTE + "I have a lawyer\n-- \nPat Doe", "Thanks!\n\nI have a lawyer"),
+        ("Hi Northwind,\n" + QUOTE + "STOP", "Hi Northwind,\n\nSTOP"),
         ("Hello\n-- \nPat Doe\n\n" + QUOTE + "I dispute this debt", "Hello\n\nI dispute this debt"),
     ],
 )  # fmt: skip
@@ -500,6 +521,65 @@ def test_an_email_reply_typed_below_the_quote_is_read(body: str, text: str) -> N
     """Bottom-posting: the words under the quote are the debtor's as much as those above it
     (they were thrown away, and a STOP or "I have a lawyer" with them)."""
     assert reply_text(body) == text
+
+
+# Our own message as mail clients leave it unquoted under a reply, with our footer's
+# "To stop receiving these emails", in the forms each writes.
+OURS = "Your balance is due.\nTo stop receiving these emails: https://x.example/u\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "De: Northwind <b@example.com>\nEnviado: lunes, 7 de diciembre de 2026 9:00\n"
+        "Para: Pat\nAsunto: Aviso\n\n" + OURS,
+        "Von: Northwind <b@example.com>\nGesendet: Montag, 7. Dezember 2026 09:00\n"
+        "An: Pat\nBetreff: Ihr Saldo\n\n" + OURS,
+        "De : Northwind <b@example.com>\nEnvoyé : lundi 7 décembre 2026 09:00\n\n" + OURS,
+        "Van: Northwind <b@example.com>\nVerzonden: maandag 7 december 2026 09:00\n\n" + OURS,
+        "Da: Northwind <b@example.com>\nInviato: lunedì 7 dicembre 2026 09:00\n\n" + OURS,
+        "*From:* Northwind <b@example.com>\n*Sent:* Monday\n*To:* Pat\n\n" + OURS,
+        "*De:* Northwind <b@example.com>\n*Enviado:* lunes\n\n" + OURS,
+        "Am Mo., 7. Dez. 2026 um 09:00 Uhr schrieb Northwind <b@example.com>:\n\n" + OURS,
+        "El lun, 7 dic 2026 a las 9:00, Northwind (<b@example.com>) escribió:\n\n" + OURS,
+        "Le lun. 7 déc. 2026 à 09:00, Northwind <b@example.com> a écrit :\n\n" + OURS,
+        "Op ma 7 dec 2026 om 09:00 schreef Northwind <b@example.com>:\n\n" + OURS,
+        "Em seg., 7 de dez. de 2026 às 09:00, Northwind <b@example.com> escreveu:\n\n" + OURS,
+        "On Mon, Dec 7, 2026 at 9:00 AM Northwind Customer Care Billing <\n"
+        "b@example.com> wrote:\n\n" + OURS,
+        "Your balance is due.\nUnsubscribe from these emails\n",
+    ],
+)
+def test_our_own_email_left_unquoted_under_a_reply_is_not_read(body: str) -> None:
+    """Outlook's header block in other languages or in bold, an attribution in another
+    language or wrapped: what follows is our email, whose footer asks to stop nothing."""
+    said = reply_text("Pago el viernes.\n\n" + body)
+    assert said.startswith("Pago el viernes.") and "stop" not in said.lower()
+    assert stop_request(said, "email") is None
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        "This email and any attachments are confidential and may be protected by "
+        "attorney-client privilege.",
+        "Smith & Sons Plumbing | 555-0100\nIf you no longer wish to receive emails from us, "
+        "reply UNSUBSCRIBE.",
+    ],
+)
+def test_a_footer_under_the_quote_of_a_top_posted_reply_is_not_read(footer: str) -> None:
+    """A mail server appends its footer under the whole message: when the debtor wrote
+    above the quote, only that is theirs."""
+    said = reply_text("Thanks, I will pay Friday.\n\n" + QUOTE + "\n" + footer + "\n")
+    assert said == "Thanks, I will pay Friday."
+
+
+def test_a_line_that_starts_with_de_is_the_debtors() -> None:
+    """Guards against over-correction: "De:" starts an Outlook header only when another
+    header follows it."""
+    assert reply_text("De: Pat\nYa pagué, no me escriban más") == (
+        "De: Pat\nYa pagué, no me escriban más"
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ Only a body that is no multipart form is refused. Nothing of a message is logged
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -29,8 +28,9 @@ from email.header import decode_header, make_header
 from email.message import Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses
-from html.parser import HTMLParser
 from urllib.parse import unquote_to_bytes
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from outreach.errors import WebhookRejected
 
@@ -413,13 +413,51 @@ def _text_or_html(text: str | None, html: str | None) -> str:
         return text.strip()
     if not html:
         return ""
-    chunks: list[str] = []
+    return _html_text(html)
 
-    class _Text(HTMLParser):
-        def handle_data(self, data: str) -> None:
-            chunks.append(data)
 
-    # The stdlib's parser asserts on some malformed markup ("<![x]y"): the words before it.
-    with contextlib.suppress(AssertionError):
-        _Text().feed(html)
-    return " ".join(" ".join(chunks).split())
+# Elements that start a line of their own; those whose text no mail reader shows.
+_BLOCKS = frozenset(
+    {"address", "article", "blockquote", "br", "dd", "div", "dl", "dt", "footer", "form",
+     "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
+     "table", "td", "th", "tr", "ul"}
+)  # fmt: skip
+_HIDDEN = frozenset({"head", "script", "style", "template", "title"})
+# The quoted history of a reply in HTML: a <blockquote> (Apple Mail, Thunderbird, Gmail's
+# inside its gmail_quote block), Gmail's and Yahoo's blocks with the attribution in them.
+_QUOTE_CLASSES = frozenset({"gmail_quote", "yahoo_quoted"})
+# Outlook's start of the original it leaves unquoted (its "From: ... Sent:" block), as
+# its plain text marks it: everything from there is our own message.
+_ORIGINAL_IDS = frozenset({"divRplyFwdMsg", "appendonsend"})
+_ORIGINAL_MARK = "_" * 32
+
+
+def _html_text(html: str) -> str:
+    """An HTML-only email as its plain text would read: a line for each block, the quoted
+    history's lines marked ">" and Outlook's unquoted original after a "____" line, so the
+    reply is read without them as a text reply is (intents.reply_text)."""
+    lines: list[tuple[bool, list[str]]] = [(False, [])]
+    tree = LexborHTMLParser(html)
+    # Depth first without recursion (a mail may nest deeper than Python recurses), each
+    # node with whether it is quoted; None closes a block.
+    stack: list[tuple[LexborNode | None, bool]] = [(tree.body or tree.root, False)]
+    while stack:
+        node, quoted = stack.pop()
+        if node is None:
+            lines.append((quoted, []))
+        elif node.is_text_node:
+            if lines[-1][0] != quoted:
+                lines.append((quoted, []))
+            lines[-1][1].append(node.text_content or "")
+        elif node.is_element_node and (tag := node.tag or "") not in _HIDDEN:
+            attributes = node.attributes
+            if attributes.get("id") in _ORIGINAL_IDS:
+                lines += [(False, [_ORIGINAL_MARK]), (False, [])]
+            classes = set((attributes.get("class") or "").split())
+            inside = quoted or tag == "blockquote" or bool(classes & _QUOTE_CLASSES)
+            if tag in _BLOCKS:
+                lines.append((inside, []))
+                stack.append((None, quoted))
+            stack.extend((child, inside) for child in reversed(list(node.iter(include_text=True))))
+    text = [(quoted, " ".join("".join(words).split())) for quoted, words in lines]
+    return "\n".join(f"> {line}" if quoted else line for quoted, line in text if line).strip()

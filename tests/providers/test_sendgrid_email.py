@@ -687,7 +687,8 @@ def test_a_raw_mode_part_in_a_charset_that_cannot_replace_what_it_fails_on_is_re
 def test_html_the_stdlibs_parser_fails_on_gives_the_words_before_it(
     settings: Settings, client: httpx.AsyncClient, clock: FixedClock, inbound_keys: EcdsaKeys
 ) -> None:
-    """A marked section of an unknown keyword makes HTMLParser assert."""
+    """A marked section of an unknown keyword (which made the stdlib's HTMLParser assert)
+    is read as a browser reads it."""
     body = (
         _raw("inbound_default_data.crlf.multipart")
         .replace(b"Hello Twilio SendGrid!\r\n", b"")

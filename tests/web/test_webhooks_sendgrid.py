@@ -634,13 +634,14 @@ OUTLOOK = (
 )
 
 
-def _reply(engine: Engine, server: Server, keys: EcdsaKeys, text: str) -> int:
-    """Post ``text`` as the debtor's reply to an email of a new account; the account."""
+def _reply(engine: Engine, server: Server, keys: EcdsaKeys, text: str, html: str = "") -> int:
+    """Post ``text`` (or ``html`` alone) as the debtor's reply to an email of a new account;
+    the account."""
     account_id = add_account(engine)
     mail = add_attempt(engine, account_id, channel="email", to=EMAIL, message_id="sg-1")
     to = f"billing+{mail}@reply.example.com"
     fields = {**PARSE_FIELDS, "from": f"Pat Doe <{EMAIL}>", "to": to,
-              "subject": "Re: Your balance", "text": text,
+              "subject": "Re: Your balance", "text": text, "html": html,
               "envelope": _envelope(to, MAILBOX)}  # fmt: skip
     assert server.send(sendgrid_inbound(fields, keys)).status_code == 200
     return account_id
@@ -678,3 +679,83 @@ def test_our_own_reply_stop_below_an_outlook_header_is_not_the_debtors(
     assert _active(engine) == []
     (reply,) = rows(engine, inbox_messages)
     assert reply.intent == "payment_plan"
+
+
+@pytest.mark.parametrize(
+    ("footer", "kind"),
+    [
+        ("This email and any attachments are confidential and may be protected by "
+         "attorney-client privilege.", "attorney"),
+        ("Smith & Sons Plumbing | 555-0100\nIf you no longer wish to receive emails from us, "
+         "reply UNSUBSCRIBE.", "opt_out"),
+    ],
+)  # fmt: skip
+def test_a_mail_servers_footer_under_a_top_posted_reply_is_not_the_debtors(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys, footer: str, kind: str
+) -> None:
+    """The debtor wrote above the quote; their server appended its footer under it."""
+    text = "Thanks, I will pay Friday.\n\n" + QUOTED + "\n" + footer + "\n"
+    account_id = _reply(engine, server, inbound_keys, text)
+    assert _active(engine) == []
+    assert rows(engine, compliance_events, account_id=account_id) == []
+    (reply,) = rows(engine, inbox_messages)
+    assert reply.intent == "payment_plan"
+
+
+# Our email below a reply in Outlook's Spanish and German forms, and its footer's line.
+OURS = "Your balance is due.\nTo stop receiving these emails: https://app.example.com/u\n"
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        "De: Northwind Billing <billing@example.com>\nEnviado: lunes, 7 de diciembre de 2026"
+        " 9:00\nPara: Pat Doe\nAsunto: Your balance\n\n" + OURS,
+        "Von: Northwind Billing <billing@example.com>\nGesendet: Montag, 7. Dezember 2026"
+        " 09:00\nAn: Pat Doe\nBetreff: Your balance\n\n" + OURS,
+    ],
+)
+def test_our_email_under_a_localized_outlook_header_is_not_the_debtors(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys, original: str
+) -> None:
+    _reply(engine, server, inbound_keys, "Pago el viernes.\n\n" + original)
+    assert _active(engine) == []
+
+
+# Our HTML email as Gmail and Outlook on the web quote it in an HTML-only reply.
+OURS_HTML = (
+    "<p>Your balance is due.</p><p>Northwind · +1 555 0100<br>"
+    '<a href="https://app.example.com/u">Unsubscribe from these emails</a></p>'
+)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div dir='ltr'>I will pay Friday.</div><br><div class='gmail_quote'><div "
+        "class='gmail_attr'>On Mon, Dec 7, 2026 at 9:00 AM Northwind &lt;billing@example.com"
+        "&gt; wrote:<br></div><blockquote class='gmail_quote'>" + OURS_HTML + "</blockquote>"
+        "</div>",
+        "<div>I will pay Friday.</div><div id='appendonsend'></div><hr><div id='divRplyFwdMsg'>"
+        "<b>De:</b> Northwind<br><b>Enviado:</b> lunes</div><div>" + OURS_HTML + "</div>",
+    ],
+)
+def test_our_email_quoted_in_an_html_only_reply_is_not_the_debtors(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys, html: str
+) -> None:
+    """The reply's HTML is read line by line, its quote as quoted: our unsubscribe link's
+    label is not the debtor's request."""
+    _reply(engine, server, inbound_keys, "", html=html)
+    assert _active(engine) == []
+    (reply,) = rows(engine, inbox_messages)
+    assert reply.intent == "payment_plan"
+    assert reply.body.startswith("I will pay Friday.\n")
+
+
+def test_a_stop_below_the_quote_of_an_html_only_reply_unsubscribes(
+    engine: Engine, server: Server, inbound_keys: EcdsaKeys
+) -> None:
+    """Guards against over-correction: the words typed under an HTML quote are read."""
+    html = "<blockquote type='cite'>" + OURS_HTML + "</blockquote><div>STOP</div>"
+    _reply(engine, server, inbound_keys, "", html=html)
+    assert _active(engine) == [("email", MAILBOX, "unsubscribe")]

@@ -213,42 +213,63 @@ def import_payments(
 
 # Columns under another name that a file may mean for a known one: read as unknown, the
 # payment would be dated the day of the import (breaking a promise kept in time) or
-# identified by its cells instead of its id. Matched by whole words, and only names that
-# say the payment's own date or id: a billing export's other columns (paid_by, days_late,
-# mandate_id, batch_id, due_date, invoice_id...) are ignored like any unknown column.
-_DATED = frozenset(["payment", "pay", "transaction", "txn", "receipt", "posting", "posted",
-                    "booking", "value"])  # fmt: skip
-_PAID_WHEN = frozenset(["date", "day", "on", "at"])
-_IDENTIFIED = frozenset(["payment", "pay", "transaction", "txn", "receipt"])
+# identified by its cells instead of its id. Any column whose words say a date is taken for
+# the payment's (Date Received, Settlement Date, DatePaid...), except another thing's date
+# (due_date, invoice_date, created_at...); an id only when it says the payment's or the
+# transaction's. Words are matched whole: paid_by, days_late, mandate_id, batch_id are
+# ignored like any unknown column.
+_DATE_WORDS = frozenset(["date", "dated", "day", "datetime"])
+_PAID_WHEN = frozenset(["on", "at"])
+# Words that go with "date" in one-word headers (a CSV's "DateReceived" reads datereceived).
+_DATE_COMPANIONS = frozenset(["payment", "pay", "paid", "transaction", "trans", "txn",
+                              "receipt", "received", "posting", "posted", "booking", "value",
+                              "deposit", "settlement", "settled", "effective", "time"])  # fmt: skip
+_IDENTIFIED = frozenset(["payment", "pay", "transaction", "trans", "txn", "receipt"])
+_NUMBERED = frozenset(["id", "number", "no", "num", "nr"])
 _ANOTHER_THINGS = frozenset(["invoice", "account", "customer", "debtor", "client", "order",
-                             "reference", "ref", "contact", "due", "issue", "created",
-                             "updated", "birth", "statement", "service"])  # fmt: skip
-# The same written as one word (a header's PaymentID, normalised to paymentid).
-_ONE_WORD_DATES = frozenset([w + "date" for w in _DATED] + ["paid" + w for w in _PAID_WHEN])
-_ONE_WORD_IDS = frozenset(w + "id" for w in _IDENTIFIED)
+                             "reference", "ref", "contact", "due", "issue", "issued",
+                             "created", "updated", "birth", "statement", "service",
+                             "billing", "bill"])  # fmt: skip
+_ONE_WORD_IDS = frozenset(w + n for w in _IDENTIFIED for n in _NUMBERED)
 
 
 def _words(name: str) -> list[str]:
     """``name``'s words, lower case: split at anything not a letter or digit and where a
-    lower-case letter meets a capital (paymentId, PaymentID)."""
+    lower-case letter meets a capital (a JSON key's paymentId)."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
     return [word for word in re.split(r"[^a-z0-9]+", spaced.lower()) if word]
 
 
+def _one_word_date(word: str) -> bool:
+    """datepaid, datereceived, paymentdate, paymentdatetime, paidon: a date run together
+    with a word that goes with it (never mandate or candidate)."""
+    word = word.removesuffix("time")
+    if word in ("paidon", "paidat"):
+        return True
+    for part in ("date", "day"):
+        if word.startswith(part) and word[len(part) :] in _DATE_COMPANIONS:
+            return True
+        if word.endswith(part) and word[: -len(part)] in _DATE_COMPANIONS:
+            return True
+    return False
+
+
 def _says_payment_date(words: list[str]) -> bool:
-    """date, paid_at, Paid Date, payment_date, value_date...: never days_late or paid_by."""
-    if words == ["date"] or (len(words) == 1 and words[0] in _ONE_WORD_DATES):
+    """date, paid_at, Paid Date, Date Received, Settlement Date...: never days_late or
+    paid_by."""
+    if not _DATE_WORDS.isdisjoint(words):
         return True
     if "paid" in words and not _PAID_WHEN.isdisjoint(words):
         return True
-    return "date" in words and not _DATED.isdisjoint(words)
+    return len(words) == 1 and _one_word_date(words[0])
 
 
 def _says_payment_id(words: list[str]) -> bool:
-    """id, txn, Transaction ID, PaymentID, receipt_id...: never batch_id or mandate_id."""
+    """id, txn, Transaction ID, Transaction Number, Trans No, PaymentID, receipt_id...:
+    never batch_id or mandate_id."""
     if words in (["id"], ["txn"]) or (len(words) == 1 and words[0] in _ONE_WORD_IDS):
         return True
-    return "id" in words and not _IDENTIFIED.isdisjoint(words)
+    return not _NUMBERED.isdisjoint(words) and not _IDENTIFIED.isdisjoint(words)
 
 
 def _misnamed(columns: Collection[str]) -> FieldError | None:

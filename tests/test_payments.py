@@ -879,6 +879,13 @@ def test_a_payments_file_with_a_date_or_id_under_another_name_is_refused_whole(
         ("reference,amount,paid_on,txn", "txn", "payment_id"),
         ("reference,amount,paid_on,ID", "id", "payment_id"),
         ("reference,amount,paid_on,receipt_id", "receipt_id", "payment_id"),
+        ("reference,amount,Date Received", "date_received", "paid_on"),
+        ("reference,amount,Settlement Date", "settlement_date", "paid_on"),
+        ("reference,amount,Effective Date", "effective_date", "paid_on"),
+        ("reference,amount,DatePaid", "datepaid", "paid_on"),
+        ("reference,amount,PaymentDateTime", "paymentdatetime", "paid_on"),
+        ("reference,amount,paid_on,Transaction Number", "transaction_number", "payment_id"),
+        ("reference,amount,paid_on,Trans ID", "trans_id", "payment_id"),
     ]:
         path = tmp_path / "payments.csv"
         path.write_text(f"{header}\nA-1,40.00,2026-10-01\n", encoding="utf-8")

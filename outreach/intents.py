@@ -89,9 +89,12 @@ _STOP_WORDS = frozenset(keyword.lower().replace(" ", "") for keyword in OPT_OUT 
 # no más" (just now) ask nothing. A question ("No more?") is none.
 _POLITE = r"(?:please|pls|plz|por favor|porfavor|xfa|ya|thanks|thank you|thx|ty|gracias|ok|okay)"
 _PLEA = r"(?:please|pls|plz|por favor|porfavor|xfa|ya)"
+# What may follow "unsub" or "remove" alone: whom and how soon ("Unsub me", "Remove asap").
+_URGENT = r"(?:me|us|now|asap|immediately|right now)"
 _MESSAGE_STOP = re.compile(
     rf"(?:{_POLITE} )*(?:unsub(?: from (?:this|these|it|that|here|the list|your list|list))?"
-    rf"|remove(?: (?:my |this |the )?number)?|basta|detener|detente)(?: {_POLITE})*"
+    rf"|remove(?: (?:my |this |the )?number)?|basta|detener|detente)"
+    rf"(?: (?:{_POLITE}|{_URGENT}))*"
     rf"|(?:{_PLEA} )*no m(?:ore|[aá]s)(?: {_PLEA})*"
 )
 # "Stopp", "STOPPP": a STOP with its last letter held down.
@@ -390,15 +393,16 @@ _SIGNATURE_START = re.compile(r"^(?:-- ?|sent from my .*)$", re.IGNORECASE)
 # Our own footer's lines (templates/_partials/email_footer*.txt.j2, email.html.j2), which
 # a reply may carry unquoted: "To stop receiving these emails" is ours, not a request.
 _OUR_FOOTER = re.compile(
-    r"^(?:unsubscribe from these emails|to stop receiving these emails:.*"
-    r"|para dejar de recibir estos correos:.*)$",
+    r"^(?:to stop receiving these emails:.*|para dejar de recibir estos correos:.*)$",
     re.IGNORECASE,
 )
+# Our HTML footer's link text: the debtor's own words when typed above every quote.
+_OUR_LINK_TEXT = re.compile(r"^unsubscribe from these emails$", re.IGNORECASE)
 # What may stand above a quote when the debtor replies below it (bottom-posting): a
 # greeting ("Hi Northwind,") or a thanks, and nothing else.
 _COURTESY = re.compile(
     r"^(?:(?:hi|hello|hey|dear|hola|good (?:morning|afternoon|evening)|buenos d[ií]as|"
-    r"buenas (?:tardes|noches))(?:[ ,]+[\w.'-]+){0,3}|thanks|thank you|thx|many thanks|"
+    r"buenas (?:tardes|noches))(?:[ ,]+[\w.'-]+){0,6}|thanks|thank you|thx|many thanks|"
     r"gracias|regards|best regards|kind regards|best|cheers|sincerely|saludos)[ ,.!:]*$",
     re.IGNORECASE,
 )
@@ -580,9 +584,14 @@ def _reply_parts(lines: Sequence[str]) -> list[list[str]]:
             break
         elif _SIGNATURE_START.match(stripped):
             in_signature = True
-        elif not in_signature and not _OUR_FOOTER.match(stripped):
+        elif not in_signature and not _ours(stripped, above_quotes=len(parts) == 1):
             parts[-1].append(lines[index - 1])
     return parts
+
+
+def _ours(line: str, *, above_quotes: bool) -> bool:
+    """Whether ``line`` is our footer's: its link text counts only below a quote."""
+    return bool(_OUR_FOOTER.match(line)) or (not above_quotes and bool(_OUR_LINK_TEXT.match(line)))
 
 
 def _wrapped_attribution(lines: Sequence[str], index: int) -> bool:

@@ -153,7 +153,8 @@ def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) 
         "Remove please", "Remove number", "Remove my number", "Remove from your list",
         "remove from list", "Remove from mailing list", "Please remove me from your list",
         "Stopp", "Stoppp", "STOPP please", "Stop msging", "stop msgng me", "S.T.O.P",
-        "S.T.O.P.", "s-t-o-p", "S T O P",
+        "S.T.O.P.", "s-t-o-p", "S T O P", "Unsub me", "UNSUB ME", "Unsub now", "Remove now",
+        "REMOVE NOW", "Remove asap", "Remove immediately", "remove me now",
     ],
 )  # fmt: skip
 def test_short_ways_to_say_stop_are_stops(text: str) -> None:
@@ -547,7 +548,7 @@ OURS = "Your balance is due.\nTo stop receiving these emails: https://x.example/
         "Em seg., 7 de dez. de 2026 às 09:00, Northwind <b@example.com> escreveu:\n\n" + OURS,
         "On Mon, Dec 7, 2026 at 9:00 AM Northwind Customer Care Billing <\n"
         "b@example.com> wrote:\n\n" + OURS,
-        "Your balance is due.\nUnsubscribe from these emails\n",
+        "> Your balance is due.\n\nUnsubscribe from these emails\n",
     ],
 )
 def test_our_own_email_left_unquoted_under_a_reply_is_not_read(body: str) -> None:
@@ -572,6 +573,29 @@ def test_a_footer_under_the_quote_of_a_top_posted_reply_is_not_read(footer: str)
     above the quote, only that is theirs."""
     said = reply_text("Thanks, I will pay Friday.\n\n" + QUOTE + "\n" + footer + "\n")
     assert said == "Thanks, I will pay Friday."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unsubscribe from these emails",
+        "Unsubscribe from these emails\n\n" + QUOTE,
+        "Hi,\n\nUnsubscribe from these emails\n\nThanks,\nJohn",
+        # No quote, no header: nothing says it is ours, and a request to stop is read as one.
+        "Pago el viernes.\n\nYour balance is due.\nUnsubscribe from these emails\n",
+    ],
+)
+def test_our_footers_words_typed_by_the_debtor_above_any_quote_are_theirs(text: str) -> None:
+    """Our HTML footer's link text is dropped below a quote, where it is ours; typed as the
+    reply itself it is the debtor's request."""
+    said = reply_text(text)
+    assert "Unsubscribe from these emails" in said
+    assert stop_request(said, "email") is not None
+
+
+def test_a_long_greeting_above_a_reply_typed_below_the_quote_is_still_a_greeting() -> None:
+    said = reply_text("Hello there Northwind Billing Dept,\n\n" + QUOTE + "\nSTOP")
+    assert "STOP" in said and stop_request(said, "email") is not None
 
 
 def test_a_line_that_starts_with_de_is_the_debtors() -> None:

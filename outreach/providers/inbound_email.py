@@ -18,6 +18,7 @@ Only a body that is no multipart form is refused. Nothing of a message is logged
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from email.header import decode_header, make_header
 from email.message import Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses
+from html.parser import HTMLParser
 from urllib.parse import unquote_to_bytes
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -432,10 +434,20 @@ _ORIGINAL_IDS = frozenset({"divRplyFwdMsg", "appendonsend"})
 _ORIGINAL_MARK = "_" * 32
 
 
+# The debtor's words stand at the top of a reply: an HTML body is read this far, and markup
+# with more tags than a mail has (nesting built to slow the parser, whose tree building
+# grows faster than the input as nesting deepens) is read flat, in time linear in its size.
+MAX_HTML_READ = 256 * 1024
+MAX_HTML_TAGS = 10_000
+
+
 def _html_text(html: str) -> str:
     """An HTML-only email as its plain text would read: a line for each block, the quoted
     history's lines marked ">" and Outlook's unquoted original after a "____" line, so the
     reply is read without them as a text reply is (intents.reply_text)."""
+    html = html[:MAX_HTML_READ]
+    if html.count("<") > MAX_HTML_TAGS:
+        return _flat_text(html)
     lines: list[tuple[bool, list[str]]] = [(False, [])]
     tree = LexborHTMLParser(html)
     # Depth first without recursion (a mail may nest deeper than Python recurses), each
@@ -461,3 +473,17 @@ def _html_text(html: str) -> str:
             stack.extend((child, inside) for child in reversed(list(node.iter(include_text=True))))
     text = [(quoted, " ".join("".join(words).split())) for quoted, words in lines]
     return "\n".join(f"> {line}" if quoted else line for quoted, line in text if line).strip()
+
+
+def _flat_text(html: str) -> str:
+    """The text of markup too large to read block by block, on one line."""
+    chunks: list[str] = []
+
+    class _Text(HTMLParser):
+        def handle_data(self, data: str) -> None:
+            chunks.append(data)
+
+    # The stdlib's parser asserts on some malformed markup ("<![x]y"): the words before it.
+    with contextlib.suppress(AssertionError):
+        _Text().feed(html)
+    return " ".join(" ".join(chunks).split())

@@ -15,6 +15,7 @@ from outreach.clock import Clock, FixedClock, ScaledClock
 from outreach.config import Settings
 from outreach.errors import ChannelError, WebhookRejected
 from outreach.providers.base import EventType, OutboundMessage, ProviderEvent, WebhookRequest
+from outreach.providers.inbound_email import _html_text
 from outreach.providers.sendgrid_email import (
     MAX_TIMESTAMP_AGE,
     MAX_TIMESTAMP_AHEAD,
@@ -682,6 +683,15 @@ def test_a_raw_mode_part_in_a_charset_that_cannot_replace_what_it_fails_on_is_re
     provider.verify(request)
     (event,) = provider.parse(request)
     assert (event.body, event.event_type) == ("STOP\r\n\r\nFran\ufffdois", EventType.OPTED_OUT)
+
+
+def test_markup_nested_beyond_a_mails_is_read_flat_and_quickly() -> None:
+    """Nesting built to slow the block-by-block reading (whose tree building grows faster
+    than the input) is read flat: the words are all there, on one line."""
+    html = "<p>STOP</p>" + "<div>" * 200_000 + "deep words" + "</div>" * 200_000
+    text = _html_text(html)
+    assert text.startswith("STOP") and "deep words" not in text  # past the part read
+    assert _html_text("<p>STOP</p>" + "<div>" * 20_000 + "x") == "STOP x"
 
 
 def test_html_the_stdlibs_parser_fails_on_gives_the_words_before_it(

@@ -48,6 +48,7 @@ from outreach.channels import VoiceChannel
 from outreach.clock import Clock
 from outreach.config import Settings
 from outreach.errors import ChannelError, ConfigError
+from outreach.intents import stop_request
 from outreach.models.accounts import ContactStatus
 from outreach.models.messaging import SuppressionReason
 from outreach.providers.base import (
@@ -118,16 +119,27 @@ _TWIML_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 # The key that opts out, and the words that do anywhere in what a person says ("please
 # stop calling"): revocation by any reasonable means (47 CFR 64.1200(a)(10)), so a word
-# that may mean stop is read as stop. English and Spanish, the languages we ship.
+# that may mean stop is read as stop. English and Spanish, the languages we ship. The
+# offer has just asked them to "say stop", so "stop" in the answer is honoured even in a
+# sentence about something else ("I paid, stop by the office"): a stop nobody meant
+# silences calls to one number, a missed one breaks the law.
 OPT_OUT_DIGIT = "9"
 _OPT_OUT_SPEECH = re.compile(
     r"\b(stop|stopall|quit|cancel|unsubscribe|revoke|opt ?out|remove me|remove my number|"
-    r"do ?n[o'\u2019]?t call|no more calls|alto|parar|pare|no (me )?llamen?)\b",
+    r"do ?n[o'\u2019]?t call|no more calls|alto|parar|pare|no (me )?llamen?|"
+    # Spanish for "take me off your list", which a text's rules do not read.
+    r"(qu[ií]t|s[aá]qu|b[oó]rr)(enme|ame|eme) de (su |la |sus |esta )?listas?)\b",
     re.IGNORECASE,
 )
-# Speech recognition in the call's language, told which words to expect.
+# Speech recognition in the call's language, told which words to expect: the ones a
+# request to stop is most often made of, in either of the ways it is read.
 _SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
-_SPEECH_HINTS = {"en": "stop, quit, cancel, unsubscribe", "es": "alto, parar"}
+_SPEECH_HINTS = {
+    "en": "stop, stop calling, quit, cancel, unsubscribe, opt out, no more, no more calls, "
+    "remove me, remove my number, take me off your list, leave me alone",
+    "es": "alto, parar, basta, detener, detente, cancelar, no más, no más llamadas, "
+    "ya no me llamen, no me llamen más, dejen de llamarme, quítenme de su lista",
+}
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _SPOKEN_LENGTH = 1000  # a Gather listens for a few seconds; more is not speech
 
@@ -139,10 +151,16 @@ def call_language(locale: str | None) -> str:
 
 
 def asks_to_stop(digits: str | None, speech: str | None) -> bool:
-    """Whether a Gather's input is the opt-out: the key 9, or words asking to stop."""
+    """Whether a Gather's input is the opt-out: the key 9, or words asking to stop. Words
+    are read as a text's are too (``outreach.intents``), so whatever stops texts stops
+    calls: "no more", "basta", "remove" as all that is said, "leave me alone", "dejen de
+    llamarme"; but "no more" in a sentence about paying asks nothing there either ("I can
+    pay fifty, no more than that")."""
     if (digits or "").strip() == OPT_OUT_DIGIT:
         return True
-    return bool(speech and _OPT_OUT_SPEECH.search(speech))
+    if not speech:
+        return False
+    return bool(_OPT_OUT_SPEECH.search(speech)) or stop_request(speech, "voice") is not None
 
 
 def company_or_none(templates_dir: Path) -> Company | None:

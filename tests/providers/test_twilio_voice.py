@@ -453,7 +453,10 @@ def test_every_call_offers_an_opt_out_by_key_or_speech(
         "action": f"{PUBLIC}/webhooks/twilio_voice/gather?attempt_id=8&lang=en",
         "method": "POST",
         "language": "en-US",
-        "hints": "stop, quit, cancel, unsubscribe",
+        "hints": (
+            "stop, stop calling, quit, cancel, unsubscribe, opt out, no more, no more calls, "
+            "remove me, remove my number, take me off your list, leave me alone"
+        ),
         "speechTimeout": "auto",
     }
     # The message first, heard whole: the Gather listens only for the offer after it (a
@@ -474,6 +477,10 @@ def test_a_spanish_call_offers_the_opt_out_in_spanish(
     assert gather is not None
     assert gather.attrib["language"] == "es-US"
     assert gather.attrib["action"].endswith("gather?attempt_id=8&lang=es")
+    assert gather.attrib["hints"] == (
+        "alto, parar, basta, detener, detente, cancelar, no más, no más llamadas, "
+        "ya no me llamen, no me llamen más, dejen de llamarme, quítenme de su lista"
+    )
     assert [say.text for say in gather.findall("Say")][-1] == (
         "Para dejar de recibir estas llamadas, marque 9 o diga alto."
     )
@@ -554,6 +561,9 @@ def test_the_opt_out_words_name_no_debt(language: str) -> None:
         ("voice_gather_speech.json", {}, True, "speech", "Please stop calling me."),
         ("voice_gather_speech.json", {"SpeechResult": "Hello? Who is this?"}, False, "speech",
          None),
+        ("voice_gather_speech.json", {"SpeechResult": "no more"}, True, "speech", "no more"),
+        ("voice_gather_speech.json", {"SpeechResult": "I can pay fifty, no more than that."},
+         False, "speech", None),
     ],
 )  # fmt: skip
 def test_a_gather_is_an_opt_out_on_9_or_a_request_to_stop(
@@ -617,3 +627,36 @@ def test_a_retried_gather_has_the_same_key(
 )
 def test_what_asks_to_stop(digits: str | None, speech: str | None, stop: bool) -> None:
     assert asks_to_stop(digits, speech) is stop
+
+
+# What speech recognition returns for a request to stop: any case, with no punctuation or a
+# trailing period, "más" with or without its accent. Each stops calls as it stops texts.
+SPOKEN_STOPS = [
+    "no more", "No more.", "No more please", "no more calls", "No more messages.",
+    "no more texts", "remove me", "Remove my number.", "remove me from your list",
+    "Take me off your list.", "take me off your list", "please remove", "Remove please.",
+    "stop calling", "Stop calling me.", "leave me alone", "Leave me alone.", "unsubscribe",
+    "opt out", "Opt-out.", "basta", "Basta ya.", "detener", "Detente.", "ya no llamen",
+    "Ya no me llamen.", "no más", "No mas.", "no más llamadas", "No mas llamadas.",
+    "quítenme de su lista", "Quitenme de su lista.", "sáquenme de la lista",
+    "no me llamen más", "Cancelar.", "dejen de llamar", "Dejen de llamarme.",
+    "déjenme en paz",
+]  # fmt: skip
+# Talk about paying, or anything else, with a word of a stop inside it: "no more", "no
+# más", "remove" and "basta" ask to stop only as all that is said (with a plea at most), as
+# in a text; a question asks nothing.
+SPOKEN_OTHER = [
+    "I can pay fifty dollars no more than that", "I can pay fifty dollars, no more than that.",
+    "no more than fifty a month", "I have no more money", "No more?", "remove the late fee",
+    "Can you remove the fee?", "no más tengo cincuenta", "ahora no más",
+    "voy a pagar no más de cien", "basta con cincuenta dólares", "quítenme el cargo",
+    "déjenme pagar mañana", "I'm calling to pay", "What is the balance?",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("speech", "stop"),
+    [(speech, True) for speech in SPOKEN_STOPS] + [(speech, False) for speech in SPOKEN_OTHER],
+)
+def test_what_said_in_a_call_opts_out(speech: str, stop: bool) -> None:
+    assert asks_to_stop(None, speech) is stop

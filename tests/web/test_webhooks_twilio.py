@@ -447,8 +447,29 @@ def test_a_spanish_call_is_confirmed_in_spanish(engine: Engine, server: Server) 
     assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
 
 
+@pytest.mark.parametrize("said", ["No más.", "basta", "dejen de llamarme"])
+def test_saying_no_mas_in_a_spanish_call_opts_the_number_out(
+    engine: Engine, server: Server, said: str
+) -> None:
+    """Words that stop a text stop a call: said alone, "no más" and "basta" are a stop."""
+    call = add_attempt(engine, add_account(engine), channel="voice", message_id="CA0001")
+    request = twilio(
+        f"/webhooks/twilio_voice/gather?attempt_id={call}&lang=es",
+        [("CallSid", "CA0001"), ("To", PHONE), ("From", "+16175550100"),
+         ("CallStatus", "in-progress"), ("SpeechResult", said)],
+    )  # fmt: skip
+    assert "No recibirá más llamadas automatizadas" in server.send(request).text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+
+
 @pytest.mark.parametrize(
-    "fields", [{"Digits": "1"}, {"SpeechResult": "Hello? Who is this?", "Confidence": "0.8"}]
+    "fields",
+    [
+        {"Digits": "1"},
+        {"SpeechResult": "Hello? Who is this?", "Confidence": "0.8"},
+        # "No more" inside a sentence about paying asks nothing.
+        {"SpeechResult": "I can pay fifty dollars, no more than that", "Confidence": "0.9"},
+    ],
 )
 def test_other_input_records_no_opt_out_and_hangs_up(
     engine: Engine, server: Server, fields: dict[str, str]

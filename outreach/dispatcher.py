@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -35,7 +35,7 @@ from outreach import heap
 from outreach.bulk import BulkStatement
 from outreach.cadence import Cadence, load_cadences
 from outreach.clock import Clock
-from outreach.compliance.alike import AlikeDecisions
+from outreach.compliance.alike import AlikeDecisions, Question, question
 from outreach.compliance.decision import Decision
 from outreach.compliance.engine import evaluate
 from outreach.compliance.facts import Situation
@@ -77,6 +77,7 @@ from outreach.written_facts import (
     NOT_CONTACTED,
     OUT_OF_DATE,
     contacted,
+    local_day,
     written_as,
 )
 
@@ -209,6 +210,7 @@ class _Decided:
     asked: Situation
     row: Any
     now: datetime
+    keyed: Question | None = None  # the question as a batch's ``AlikeDecisions`` keyed it
 
     @cached_property
     def stored(self) -> dict[str, Any]:
@@ -536,7 +538,7 @@ class Dispatcher:
             members.setdefault(one, set()).add(account_id)
         # Debtors alike (same place, consents, history...) share the engine's answer, as
         # in the plan stage: a batch's messages were mostly planned together.
-        answer = AlikeDecisions(self.rules).evaluate
+        alike = AlikeDecisions(self.rules)
         for turn in _turns(rows, person):
             allowed: list[tuple[Any, _Decided]] = []
             for row in turn:
@@ -553,7 +555,7 @@ class Dispatcher:
                         withdrawn.append(row)
                     report.outcomes["cancelled"] += 1
                     continue
-                decided = self._decide(record, row, now, now, answer)
+                decided = self._decide(record, row, now, now, alike)
                 if decided.verdict == "allow":
                     allowed.append((row, decided))
                     continue
@@ -580,7 +582,7 @@ class Dispatcher:
                 record = records[row.account_id]
                 leave_by = now + timedelta(seconds=wait) + SEND_GRACE
                 account = account_rows[row.account_id]
-                stale = self._out_of_date(account, record, row, leave_by, reached)
+                stale = self._out_of_date_later(account, record, row, now, leave_by, reached)
                 if stale is not None:
                     # The debtor's midnight passes before it would leave: "N days past
                     # due" would be a day short. Written afresh, as at the check above.
@@ -588,7 +590,7 @@ class Dispatcher:
                     withdrawn.append(row)
                     report.outcomes["cancelled"] += 1
                     continue
-                later = self._decide(record, row, leave_by, now, answer)
+                later = self._decide_later(decided, leave_by, alike)
                 if later.verdict != "allow":  # e.g. the window closes before it would leave
                     decisions.append(later.stored)
                     changes.append(later.change(row, now))
@@ -692,6 +694,24 @@ class Dispatcher:
             return NOT_CONTACTED  # its short disclosure would be the debtor's first
         return None
 
+    def _out_of_date_later(
+        self,
+        account: Any,
+        record: DebtorRecord,
+        row: Any,
+        checked: datetime,
+        at: datetime,
+        reached: set[int],
+    ) -> str | None:
+        """``_out_of_date`` at ``at`` for a message found up to date at ``checked``: the
+        same answer while the debtor's day is the same (only the day enters the digest)."""
+        if row.facts_digest is None:
+            return None
+        day = local_day(account, self.rules, record.jurisdiction, at)
+        if day == local_day(account, self.rules, record.jurisdiction, checked):
+            return None
+        return self._out_of_date(account, record, row, at, reached)
+
     def _gives_back(self, account: Any, why_not: str) -> bool:
         """Whether a cancelled message's step goes back to the cadence. Not when only this
         process holds it back: a promise held for a cadence it cannot read (or reads
@@ -728,15 +748,29 @@ class Dispatcher:
         row: Any,
         at: datetime,
         now: datetime,
-        answer: Callable[[Situation], Decision] | None = None,
+        alike: AlikeDecisions | None = None,
     ) -> _Decided:
         """Compliance for ``row`` as if it left at ``at``; stored as decided ``now``.
-        ``answer`` is ``evaluate``, or a batch's ``AlikeDecisions.evaluate``."""
+        ``alike``: a batch's answers shared between debtors alike."""
         asked = situation(record, row.channel, row.to_address, at, automated=row.automated,
                           responding_to=row.responding_to)  # fmt: skip
-        decision = answer(asked) if answer is not None else evaluate(asked, self.rules)
+        if alike is None:
+            decision, keyed = evaluate(asked, self.rules), None
+        else:
+            keyed = question(asked)
+            decision = alike.answer(keyed)
         return _Decided(decision.verdict, decision.not_before, decision.codes, at,
-                        record.account_id, decision, asked, row, now)  # fmt: skip
+                        record.account_id, decision, asked, row, now, keyed)  # fmt: skip
+
+    def _decide_later(self, decided: _Decided, at: datetime, alike: AlikeDecisions) -> _Decided:
+        """``decided``'s question asked again as if the message left at ``at``: the debtor
+        is not gone through again, and the zones are the same."""
+        assert decided.keyed is not None, "decided with the batch's answers"
+        keyed = decided.keyed.later(at)
+        decision = alike.answer(keyed, zones=decided.decision.zones)
+        return _Decided(decision.verdict, decision.not_before, decision.codes, at,
+                        decided.account_id, decision, keyed.situation, decided.row,
+                        decided.now, keyed)  # fmt: skip
 
     async def _send(self, item: _Ready, flight: _Flight) -> Outcome:
         row, message = item.row, item.message

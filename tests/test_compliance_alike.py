@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outreach.compliance.alike import AlikeDecisions, alike_key
+from outreach.compliance.alike import AlikeDecisions, alike_key, question
 from outreach.compliance.engine import evaluate
 from outreach.compliance.facts import (
     EVENT_KINDS,
@@ -195,6 +195,36 @@ def test_every_answer_is_the_engines_own(situation: Situation) -> None:
     words = " ".join(f"{r.detail} {r.citation} {r.lifted_by}" for r in reasons)
     quoted = any(name in words for name in names)
     assert alike.shared == (0 if quoted else 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    situation=plain_situations() | situations(),
+    seconds=st.sampled_from([0, 1, 59, 3600, 3 * 3600 + 1, 86_400]),
+    zone=st.sampled_from(ZONES),
+)
+def test_a_question_asked_again_later_gets_the_engines_own_answer(
+    situation: Situation, seconds: int, zone: str
+) -> None:
+    """The send-time check asks each message's question again at the latest instant it may
+    leave, keyed from the first asking and with the first answer's zones: the answers are
+    the engine's own at that instant, whether shared with a debtor alike or not, at any
+    offset."""
+    at = (situation.now + timedelta(seconds=seconds)).astimezone(ZoneInfo(zone))
+    expected = evaluate(replace(situation, now=at), RULES)
+    fresh, warmed = AlikeDecisions(RULES), AlikeDecisions(RULES)
+    # ``warmed`` has answered a debtor alike at both instants: its answers are shared.
+    other = renamed(situation, 1)
+    warmed.evaluate(other)
+    warmed.evaluate(replace(other, now=at))
+    for alike in (fresh, warmed):
+        first = question(situation)
+        earlier = alike.answer(first)
+        assert earlier == evaluate(situation, RULES)
+        later = first.later(at)
+        assert later.situation == replace(situation, now=at)
+        assert later.key == alike_key(later.situation, {})
+        assert alike.answer(later, zones=earlier.zones) == expected
 
 
 def at_offsets_of(situation: Situation, zone: str) -> Situation:

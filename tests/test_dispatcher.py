@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
@@ -407,6 +408,31 @@ async def test_a_window_closing_before_sending_defers_the_attempt(world: World) 
     assert dict((await send.tick()).outcomes) == {"sent": 1}
     [sent] = rows_of(world.engine, attempts, attempts.c.status == "sent")
     assert (sent.sent_at, sent.created_at) == (opens, opens)
+
+
+def test_a_message_checked_again_at_its_latest_instant_is_out_of_date_past_midnight(
+    world: World,
+) -> None:
+    """The check at the latest instant a message may leave (its rate-limit wait and the
+    grace) says what a check at that instant says: up to date until the debtor's midnight,
+    out of date ("N days past due" a day short) from it, without going through the digest
+    again while the day is the same."""
+    ids = planned(world, row("A-1"))
+    send = dispatcher(world)
+    attempt = the_attempt(world)
+    boston = ZoneInfo("America/New_York")
+    day = NOW.astimezone(boston).date() + timedelta(days=1)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=boston)
+    checked = midnight - timedelta(seconds=5)
+    with world.engine.connect() as connection:
+        accounts, records, _, reached = send._debtors(connection, {ids["A-1"]}, checked)
+    account, record = accounts[ids["A-1"]], records[ids["A-1"]]
+    assert send._out_of_date(account, record, attempt, checked, reached) is None
+    for seconds, expected in ((0, None), (4, None), (5, OUT_OF_DATE), (25, OUT_OF_DATE)):
+        at = checked + timedelta(seconds=seconds)
+        assert send._out_of_date(account, record, attempt, at, reached) == expected
+        later = send._out_of_date_later(account, record, attempt, checked, at, reached)
+        assert later == expected, seconds
 
 
 async def test_a_message_whose_balance_changed_since_planning_is_written_afresh(

@@ -14,6 +14,7 @@ whose reasons quote an address or a reference is not shared, and the zones an an
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from outreach.compliance.decision import Decision
@@ -34,22 +35,47 @@ class AlikeDecisions:
         self._known: dict[Hashable, Decision] = {}
 
     def evaluate(self, situation: Situation) -> Decision:
-        names: dict[str, int] = {}
-        key = alike_key(situation, names)
-        known = self._known.get(key)
+        return self.answer(question(situation))
+
+    def answer(self, asked: Question, zones: tuple[tuple[str, str], ...] | None = None) -> Decision:
+        """``evaluate``'s answer to ``asked``. ``zones``: the debtor's, when known already
+        (the same debtor's question at another instant: zones do not depend on the time)."""
+        known = self._known.get(asked.key)
         if known is not None:
             self.shared += 1
+            if zones is None:
+                zones = zone_signals(asked.situation, self.ruleset)
             return Decision(
                 known.verdict, known.not_before, known.reasons, known.checks,
-                known.ruleset_version, zone_signals(situation, self.ruleset), known.jurisdictions,
+                known.ruleset_version, zones, known.jurisdictions,
             )  # fmt: skip
-        decision = evaluate(situation, self.ruleset)
-        if not _quotes(decision, names):
-            self._known[key] = decision
+        decision = evaluate(asked.situation, self.ruleset)
+        if not _quotes(decision, asked.names):
+            self._known[asked.key] = decision
         return decision
 
 
-def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A situation with its key: the same question at another instant (``later``) is keyed
+    without going through the debtor again."""
+
+    situation: Situation
+    key: tuple[Hashable, ...]
+    names: dict[str, int]
+
+    def later(self, at: datetime) -> Question:
+        """The same question as if asked at ``at``."""
+        # The instant is the key's first part, and nothing else in the key depends on it.
+        return Question(replace(self.situation, now=at), (_instant(at), *self.key[1:]), self.names)
+
+
+def question(situation: Situation) -> Question:
+    names: dict[str, int] = {}
+    return Question(situation, alike_key(situation, names), names)
+
+
+def alike_key(situation: Situation, names: dict[str, int]) -> tuple[Hashable, ...]:
     """The situation with every address and reference replaced by its order of first
     appearance (recorded in ``names``) and every phone number by what the engine derives
     from it. Situations with equal keys get equal decisions, but for quoted names."""
@@ -67,7 +93,7 @@ def alike_key(situation: Situation, names: dict[str, int]) -> Hashable:
     # The phones' states (their rules and zones) count only when the account names none.
     country_only = "-" not in situation.jurisdiction
     return (
-        _instant(situation.now),
+        _instant(situation.now),  # first: ``Question.later`` replaces it
         situation.jurisdiction,
         situation.collector,
         contact.channel,

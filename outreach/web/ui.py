@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine, Select, func, select
+from starlette.concurrency import run_in_threadpool
 
 from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
@@ -228,8 +229,12 @@ _SECRET_WORDS = ("password", "token", "secret")
 
 def kept_field(name: str) -> bool:
     """Whether a form's field ``name`` is shown back to copy after the session ended."""
+    return name in KEPT_FIELDS and not _secret_name(name)
+
+
+def _secret_name(name: str) -> bool:
     lowered = name.lower()
-    return name in KEPT_FIELDS and not any(word in lowered for word in _SECRET_WORDS)
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 async def session_ended(request: Request) -> Response:
@@ -243,13 +248,59 @@ async def session_ended(request: Request) -> Response:
     if not same_origin(request):
         where = f"/login?next={quote(target, safe='')}&ended=1"
         return RedirectResponse(where, status_code=303)
+    sent = await _kept_words(request)
+    return _fresh_sign_in_page(request, target, ended=True, sent=sent, status=401)
+
+
+async def _kept_words(request: Request) -> list[tuple[str, str]]:
+    """What was typed in the form's fields worth keeping (``kept_field``), in order."""
     form = await request.form()
-    sent = [
+    return [
         (name, value)
         for name, value in form.multi_items()
         if isinstance(value, str) and value.strip() and kept_field(name)
     ]
-    return _fresh_sign_in_page(request, target, ended=True, sent=sent, status=401)
+
+
+# The fields that say what a form acts on (the message answered, the kind of a request, the
+# template's path, the form's key against recording it twice): sent again, hidden, with the
+# words of an out-of-date form, which would be refused or mean something else without them.
+# Never one named like a secret (``_SECRET_WORDS``).
+CARRIED_FIELDS = frozenset({
+    "message_id", "form_key", "seen", "handled", "kind", "shown_until", "shown_reason",
+    "role", "path", "based_on", "action", "sample",
+})  # fmt: skip
+
+
+def carried_field(name: str) -> bool:
+    return name in CARRIED_FIELDS and not _secret_name(name)
+
+
+async def out_of_date(request: Request, session: Session) -> Response | None:
+    """A form from one of the app's own pages whose token is an earlier session's (the user
+    signed in again, in another tab, since the page was shown): refused, nothing saved, and
+    the words typed (``kept_field``) come back in the same form with this session's token,
+    to check and send again with one click. ``None`` when there is nothing to keep, or the
+    request did not come from one of our pages (its words are never shown)."""
+    if not same_origin(request):
+        return None
+    words = await _kept_words(request)
+    if not words:
+        return None
+    form = await request.form()
+    carried = [
+        (name, value)
+        for name, value in form.multi_items()
+        if isinstance(value, str) and carried_field(name)
+    ]
+    values = {
+        "title": "Form out of date",
+        "action": _raw_path(request) + (f"?{request.url.query}" if request.url.query else ""),
+        "sent": words,
+        "carried": carried,
+        "back": form_page(request),
+    }
+    return render(request, "out_of_date.html", session, values, status=403)
 
 
 def same_origin(request: Request) -> bool:
@@ -271,11 +322,16 @@ def form_page(request: Request) -> str:
     if f"{referer.scheme}://{referer.netloc}" == _origin(request) and _ui_page(referer.path):
         target = referer.path + (f"?{referer.query}" if referer.query else "")
         return safe_next(target)
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    path = _raw_path(request)
     if path.startswith("/inbox/accounts/"):  # an account's action: the account's page
         return safe_next(path.rsplit("/", 1)[0])
     return next((s.href for s in SECTIONS if _under(path, s.href)), "/")
+
+
+def _raw_path(request: Request) -> str:
+    """The path as the browser sent it: decoded, a reference's "%2F" would become "/"."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
 
 
 def _ui_page(path: str) -> bool:
@@ -375,11 +431,14 @@ def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
         return message_page(request, session, "Not for your role", message, 403)
 
     @app.exception_handler(CsrfRejected)
-    def _csrf(request: Request, _: CsrfRejected) -> Response:
+    async def _csrf(request: Request, _: CsrfRejected) -> Response:
         message = "This form was not sent from an open outreach page. Reload it and try again."
         if _wants_json(request):
             return JSONResponse({"detail": message}, status_code=403)
-        session = sessions_of(request).read(request)
+        # Read in a worker thread, as the handler's database look-up would block the loop.
+        session = await run_in_threadpool(sessions_of(request).read, request)
+        if session is not None and (again := await out_of_date(request, session)) is not None:
+            return again
         return message_page(request, session, "Not sent from outreach", message, 403)
 
 

@@ -102,8 +102,8 @@ async def _dispatch(engine: Engine, base_url: str, channels: Path, now: datetime
         provider = TwilioSms(settings, client, clock, load_sms(channels))
         dispatcher = Dispatcher(
             engine, settings, clock, "bench", {"sms": provider},
-            RateLimiter.from_channels(channels), batch_size=2000, concurrency=64,
-            processes=PROCESSES,
+            # The daemon's batch size and concurrency: its own defaults.
+            RateLimiter.from_channels(channels), processes=PROCESSES,
         )  # fmt: skip
         try:
             return await dispatcher.tick()

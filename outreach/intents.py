@@ -159,7 +159,12 @@ _STOP_PHRASES = tuple(
         rf"\b(?:don't|dont|do not|no longer) (?:want|wish) (?:to (?:receive|get|have) )?"
         rf"(?:any ?more |any |no )?(?:more |further |of )?(?:these |those |your |the )?"
         rf"(?:{_SMS}|{_VOICE}|{_EMAIL})\b",
-        r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke|remove me|take me off)\b",
+        r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke)\b",
+        # "Remove me", "Take me off", but not off a way of paying ("take me off autopay",
+        # "remove me from the payment plan" ask about payments, not messages).
+        r"\b(?:remove me|take me off)\b(?! (?:from |off )?(?:of )?(?:the |my |this |your )?"
+        r"(?:auto[- ]?pay|automatic (?:payments?|debits?|billing|withdrawals?)|auto[- ]?debits?"
+        r"|payment plan|recurring (?:payments?|billing|charges?)|direct debit)\b)",
         r"\b(?:remove|delete|take) (?:my|this) (?:phone |cell |mobile |email )?(?:number|"
         r"phone|cell|email|address)\b",
         # "Remove from your list", "remove my number from the mailing list".

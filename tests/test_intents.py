@@ -302,6 +302,12 @@ def test_a_call_asked_for_after_a_stop_is_still_a_request_to_call() -> None:
         "No emails arrived, please text me the link",
         "No emails received",
         "Don't send the email to my old address, send it to my new one",
+        # Off a way of paying, not off the messages.
+        "Please take me off autopay",
+        "take me off auto-pay, I'll pay by card",
+        "Remove me from the payment plan",
+        "can you remove me from automatic payments",
+        "Take me off recurring billing please",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:

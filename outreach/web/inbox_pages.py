@@ -386,6 +386,8 @@ def account_page(
                 # When it left, as the caps count it; when it was planned, if it never did.
                 case((is_placed, placed_time), else_=attempts.c.created_at).label("at"),
                 attempts.c.to_address,
+                # Why one failed, was cancelled or waits: ours, then the provider's words.
+                attempts.c.error_message,
             )
             .where(attempts.c.account_id == row.id)
             .order_by(attempts.c.created_at.desc(), attempts.c.id.desc())

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markupsafe import escape
 from sqlalchemy import Engine, insert, select
 
 from outreach.clock import FixedClock
@@ -1034,3 +1035,22 @@ def test_an_account_address_typed_with_a_trailing_slash_opens_the_account(
     for path in ("/inbox/accounts/R-2/", "/inbox/accounts/R-2%2F"):
         assert "<h1>R-2/: " in agent.get(path).text
     assert agent.get("/inbox/accounts/R-3/").status_code == 404
+
+
+def test_an_accounts_recent_attempts_say_why_one_did_not_go(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """A failed, cancelled or held message shows why (ours, then the provider's words),
+    escaped; a message sent after a refused try does not show the old refusal."""
+    account_id = add_account(engine)
+    why = "the provider refused the message: Twilio 21211 <b>Invalid 'To' Phone Number</b>"
+    add_attempt(engine, account_id, status="failed", message_id=None, error_message=why)
+    add_attempt(engine, account_id, status="cancelled", message_id=None, step_key="day-3",
+                error_message="OUT_OF_DATE")  # fmt: skip
+    add_attempt(engine, account_id, status="sent", message_id="SM0002", step_key="day-7",
+                error_message="the provider could not be reached: timeout")  # fmt: skip
+    page = agent.get("/inbox/accounts/R-1").text
+    recent = page.split('aria-label="Recent attempts"')[1]
+    assert str(escape(why)) in recent and "<b>Invalid" not in recent
+    assert "OUT_OF_DATE" in recent
+    assert "could not be reached" not in recent

@@ -38,12 +38,7 @@ from outreach.web.notices import notice_from, notice_query
 
 router = APIRouter()
 PAGE_SIZE = 200
-# What each way of settling does, as the form offers it.
-CHOICES = (
-    (Settlement.SENT, "sent: the provider has it"),
-    (Settlement.RESEND, "send again: the provider does not have it"),
-    (Settlement.CANCEL, "cancel: it did not go and is not to go"),
-)
+# What each way of settling does (the form offers them as ``ui.SETTLE_CHOICES``).
 _DONE = {
     Settlement.SENT: "is settled as sent",
     Settlement.RESEND: "is queued to be sent again (checked again as it leaves)",
@@ -128,7 +123,7 @@ def _page(
         "title": "Held for review",
         "held": held,
         "total": total,
-        "choices": [(choice.value, label) for choice, label in CHOICES],
+        "choices": ui.SETTLE_CHOICES,
         "note_length": NOTE_LENGTH,
         "provider_id_length": PROVIDER_ID_LENGTH,
     }

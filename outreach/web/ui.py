@@ -25,7 +25,7 @@ from outreach.compliance_store import attempts, inbox_messages
 from outreach.config import Settings
 from outreach.inbox import LISTED
 from outreach.models import Role
-from outreach.review import count_held
+from outreach.review import Settlement, count_held
 from outreach.store import accounts
 from outreach.users import UserRecord, authenticate, end_sessions
 from outreach.web import (
@@ -269,12 +269,43 @@ async def _kept_words(request: Request) -> list[tuple[str, str]]:
 # Never one named like a secret (``_SECRET_WORDS``).
 CARRIED_FIELDS = frozenset({
     "message_id", "form_key", "seen", "handled", "kind", "shown_until", "shown_reason",
-    "role", "path", "based_on", "action", "sample",
+    "role", "path", "based_on", "action", "sample", "tries",
 })  # fmt: skip
+# The carried fields that are the user's choice (not an identifier), with the words that
+# name them: shown as text beside the form, so what will be sent again is seen.
+SHOWN_CARRIED = {
+    "kind": "Kind", "role": "Role", "handled": "Mark the reply handled",
+    "action": "Action", "sample": "Preview for",
+}  # fmt: skip
+# How a message held for review went (the review page's choice).
+SETTLE_CHOICES = (
+    (Settlement.SENT.value, "sent: the provider has it"),
+    (Settlement.RESEND.value, "send again: the provider does not have it"),
+    (Settlement.CANCEL.value, "cancel: it did not go and is not to go"),
+)
+# Choices from a list that come back as that list (its label, its options), to change
+# before sending again.
+CHOSEN_FIELDS: Mapping[str, tuple[str, Sequence[tuple[str, str]]]] = {
+    "how": ("It was", SETTLE_CHOICES),
+}
 
 
 def carried_field(name: str) -> bool:
     return name in CARRIED_FIELDS and not _secret_name(name)
+
+
+def _choices(form: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The form's ``CHOSEN_FIELDS``, each as a list with what was chosen (if any) selected."""
+    return [
+        {"name": name, "label": label, "options": options, "value": form.get(name, "")}
+        for name, (label, options) in CHOSEN_FIELDS.items()
+        if name in form
+    ]
+
+
+def _passwords(names: Sequence[str]) -> list[str]:
+    """The form's password fields, never shown back: they come back empty, to type again."""
+    return list(dict.fromkeys(name for name in names if "password" in name.lower()))
 
 
 async def out_of_date(request: Request, session: Session) -> Response | None:
@@ -299,6 +330,9 @@ async def out_of_date(request: Request, session: Session) -> Response | None:
         "action": _raw_path(request) + (f"?{request.url.query}" if request.url.query else ""),
         "sent": words,
         "carried": carried,
+        "shown": [(SHOWN_CARRIED[name], value) for name, value in carried if name in SHOWN_CARRIED],
+        "chosen": _choices(form),
+        "passwords": _passwords(list(form.keys())),
         "back": form_page(request),
     }
     return render(request, "out_of_date.html", session, values, status=403)

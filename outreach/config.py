@@ -56,8 +56,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secret_key: SecretStr = SecretStr("change-me")
     # Keys SECRET_KEY held before, comma-separated: links in emails already sent under them
-    # still unsubscribe, and web UI sessions signed with them go on (new links and cookies
-    # are signed with SECRET_KEY alone).
+    # still unsubscribe (new links are signed with SECRET_KEY alone).
     secret_key_previous: SecretStr | None = None
 
     database_url: str = "sqlite:///./outreach.db"

@@ -7,9 +7,6 @@
   a user, enabling them again, a new role or password end their sessions at once (each
   raises the epoch: see ``outreach.users``). Signing out raises it too, ending every
   session of the user, in every browser, copies of the cookie included.
-- A cookie signed with a key in ``SECRET_KEY_PREVIOUS`` is read as well, and the response
-  sets it again signed with ``SECRET_KEY``, keeping its time of signing (so its expiry):
-  once every session open at a rotation has been used, the previous key can go.
 - Every form that changes something carries the session's CSRF token (``csrf_token``, or
   the ``X-CSRF-Token`` header for the editor's scripts); the sign-in form carries one of
   its own, from a short-lived cookie (double submit).
@@ -24,14 +21,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
-from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Engine
 
 from outreach.config import Settings
@@ -64,49 +60,21 @@ class CsrfRejected(Exception):
 
 
 @dataclass(frozen=True)
-class Renewal:
-    """A session cookie to set again: its value under the current key, and the seconds
-    left of the session it carries."""
-
-    value: str
-    seconds_left: int
-
-
-@dataclass(frozen=True)
 class Session:
     user: UserRecord
     csrf: str
-    # The cookie signed again with the current key, when a previous key signed it.
-    renewed: Renewal | None = None
-
-
-class _SignedAt(TimestampSigner):
-    """Signs with a given time instead of now: a cookie signed again keeps its age."""
-
-    def __init__(self, *args: Any, signed_at: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._signed_at = signed_at
-
-    def get_timestamp(self) -> int:
-        return self._signed_at
-
-
-def _session_key(secret: str) -> str:
-    # A key of its own: a session cookie can never pass for an unsubscribe token.
-    return hmac.new(secret.encode(), b"outreach web session", "sha256").hexdigest()
 
 
 class Sessions:
     """Makes and reads session cookies for one app."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
-        self._key = _session_key(settings.secret_key.get_secret_value())
-        self._signer = URLSafeTimedSerializer(self._key, salt="session")
-        self._sign_in_signer = URLSafeTimedSerializer(self._key, salt="sign-in")
-        # Cookies signed before SECRET_KEY changed: read, never made.
-        previous = [_session_key(k) for k in settings.previous_secret_keys()]
-        self._previous = [URLSafeTimedSerializer(k, salt="session") for k in previous]
-        self._previous_sign_in = [URLSafeTimedSerializer(k, salt="sign-in") for k in previous]
+        # A key of its own: a session cookie can never pass for an unsubscribe token.
+        key = hmac.new(
+            settings.secret_key.get_secret_value().encode(), b"outreach web session", "sha256"
+        ).hexdigest()
+        self._signer = URLSafeTimedSerializer(key, salt="session")
+        self._sign_in_signer = URLSafeTimedSerializer(key, salt="sign-in")
         self.engine = engine
         self.throttle = SignInThrottle(engine)
         self.slots = SignInSlots()
@@ -125,52 +93,20 @@ class Sessions:
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             return None
-        found = self._verified(token)
-        if found is None:
-            return None
-        data, signed_at, by_current = found
         try:
+            data = self._signer.loads(token, max_age=SESSION_HOURS * 3600)
             user_id, stamp, csrf = int(data["u"]), str(data["s"]), str(data["c"])
-        except (KeyError, TypeError, ValueError):
+        except (BadSignature, KeyError, TypeError, ValueError):
             return None
-        # The user is checked whatever key signed the cookie: a session ended on the
-        # server stays ended.
         with self.engine.connect() as connection:
             user = user_by_id(connection, user_id)
         if user is None or not user.active or not same_stamp(user.session_stamp, stamp):
             return None
-        renewed = None if by_current else self._renewal(data, signed_at)
-        return Session(user, csrf, renewed)
-
-    def _verified(self, token: str) -> tuple[Any, int, bool] | None:
-        """The cookie's contents, when it was signed (epoch seconds), and whether the
-        current key signed it; ``None`` if no key signed it or it has expired."""
-        for n, signer in enumerate((self._signer, *self._previous)):
-            try:
-                data, when = signer.loads(
-                    token, max_age=SESSION_HOURS * 3600, return_timestamp=True
-                )
-            except BadSignature:  # expired included: it would be under any key
-                continue
-            return data, int(when.timestamp()), n == 0
-        return None
-
-    def _renewal(self, data: Any, signed_at: int) -> Renewal:
-        signer = URLSafeTimedSerializer(
-            self._key, salt="session", signer=_SignedAt, signer_kwargs={"signed_at": signed_at}
-        )
-        left = SESSION_HOURS * 3600 - (int(time.time()) - signed_at)
-        return Renewal(signer.dumps(data), max(left, 1))
-
-    def renew(self, request: Request, response: Response, renewal: Renewal) -> None:
-        """Set the session cookie again, signed with the current key."""
-        self._set(request, response, SESSION_COOKIE, renewal.value, renewal.seconds_left)
+        return Session(user, csrf)
 
     def sign_in_token(self, request: Request) -> tuple[str, bool]:
         """The sign-in form's CSRF token: the cookie's, or a new one (``True``: to be set
         with ``remember_sign_in_token``)."""
-        # A cookie a previous key signed is not set again: it lasts an hour, far less than
-        # a previous key stays listed.
         current = self._sign_in_value(request)
         if current is not None:
             return current, False
@@ -188,12 +124,10 @@ class Sessions:
         cookie = request.cookies.get(SIGN_IN_COOKIE)
         if not cookie:
             return None
-        for signer in (self._sign_in_signer, *self._previous_sign_in):
-            try:
-                return str(signer.loads(cookie, max_age=3600))
-            except BadSignature:
-                continue
-        return None
+        try:
+            return str(self._sign_in_signer.loads(cookie, max_age=3600))
+        except BadSignature:
+            return None
 
     def _set(
         self, request: Request, response: Response, name: str, value: str, age: int,

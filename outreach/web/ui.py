@@ -50,7 +50,6 @@ from outreach.web.auth import (
 )
 from outreach.web.html_previews import HtmlPreviews
 from outreach.web.paths import path_segment
-from outreach.web.session_renewal import SessionRenewal
 
 _HERE = Path(__file__).parent
 pages = Jinja2Templates(directory=_HERE / "ui_templates")
@@ -437,7 +436,6 @@ def start_page(request: Request, session: AnyUser) -> Response:
 def install_ui(app: FastAPI, settings: Settings, engine: Engine) -> None:
     """Add the UI's routes, its static files and its error pages to ``app``."""
     app.state.sessions = Sessions(settings, engine)
-    app.add_middleware(SessionRenewal)
     app.state.html_previews = HtmlPreviews(engine)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.include_router(router)

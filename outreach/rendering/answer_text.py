@@ -48,12 +48,14 @@ nesting, and text too small or too faint to read but not invisible.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from outreach.rendering.answer_styles import RGBA, Style, StyleSheets, Uncheckable, Value
-from outreach.rendering.render import Rendered
+
+if TYPE_CHECKING:
+    from outreach.rendering.render import Rendered
 
 
 class AnswerShown(NamedTuple):

@@ -53,6 +53,7 @@ KNOWN_VARIABLES = frozenset(
         "disclosure",
         "disclosure_short",
         "first_contact",
+        "time_barred",
         "collector_type",
         "locale",
         "language",
@@ -305,6 +306,9 @@ class MessageFacts:
     # Nothing about this debt has reached the debtor before (``first_contact``): a debt
     # collector's message then carries the whole disclosure. True unless known otherwise.
     first_contact: bool = True
+    # The debt is time-barred at the message's instant: its message may not threaten suit
+    # (Reg F 1006.26(b)). False unless the account says so.
+    time_barred: bool = False
 
 
 @quick_init
@@ -479,6 +483,8 @@ def build_context(
         "disclosure_short": texts.disclosure_short if facts.collector_type == "third_party" else "",
         # The initial communication needs the whole of it ((e)(1)); later SMS the short form.
         "first_contact": facts.first_contact,
+        # A time-barred debt's message is refused if it threatens suit (``suit_threat``).
+        "time_barred": facts.time_barred,
         "collector_type": facts.collector_type,
         "locale": locale,
         # Its language alone (an email's lang="fil"): worked out here once, not by a
@@ -525,6 +531,10 @@ SAMPLE_ACCOUNTS: tuple[MessageFacts, ...] = (
     # Babel writes a euro amount with no-break spaces (1.234,56\xa0€): an SMS must not.
     MessageFacts("SAMPLE-7", "Jürgen Müller", 123_456, "EUR", date(2026, 10, 1), "de_DE",
                  "third_party", "https://example.com/u/sample-token-7"),
+    # A time-barred debt, years past due: its messages must not threaten suit.
+    MessageFacts("SAMPLE-8", "Sam Okafor", 86_000, "USD", date(2019, 3, 1), "en_US",
+                 "third_party", "https://example.com/u/sample-token-8", first_contact=False,
+                 time_barred=True),
 )  # fmt: skip
 SAMPLE_TODAY = date(2026, 11, 2)
 # What an agent might answer each sample account: lint and the editor's preview render the
@@ -541,6 +551,7 @@ SAMPLE_ANSWERS: dict[str, str] = {
     "SAMPLE-5": "We have paused reminders while we look into your question.",
     "SAMPLE-6": "Thank you. Your payment plan starts on the first of next month.",
     "SAMPLE-7": "Thank you. We have received your payment of 200,00 EUR.",
+    "SAMPLE-8": "Thank you for writing. Because of the age of this debt, we will not sue you.",
 }
 
 

@@ -23,7 +23,10 @@ A template is refused, with the line and the cause, when:
   someone else: company.yaml's ``call_identity_check``, ``call_not_the_debtor``);
 - an answer template does not show the agent's whole answer (``ANSWER_INCOMPLETE``), or
   its HTML is past what that check reads (``ANSWER_UNCHECKABLE``: too many ``@media``
-  conditions).
+  conditions);
+- a message for a time-barred debt (SAMPLE-8) threatens legal action
+  (``REGF_TIME_BARRED_SUIT_THREAT``: ``suit_threat.threatens_suit``), with the line where
+  the source has the wording found.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ from outreach.rendering.context import (
 from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, unused_variant
 from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer, RenderError
+from outreach.rendering.suit_threat import CODE as SUIT_THREAT
+from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt
 
 DEFAULT_MAX_SMS_SEGMENTS = 3
 # Words that would tell an eavesdropper the call is about a debt: a limited-content
@@ -181,6 +186,9 @@ def lint_one(
             message = f"includes {exc.name}, which is not available (not published yet?)"
             issues.append(LintIssue(path, _template_line(exc, path), "RENDER_ERROR", message))
             break
+        except SuitThreatOnTimeBarredDebt as exc:
+            issues.append(_suit_threat(path, source, exc, sample))
+            continue
         except RenderError as exc:
             cause = exc.cause
             said = str(cause) if isinstance(cause, JinjaTemplateError) else named(cause)
@@ -202,6 +210,29 @@ def lint_one(
             break
         issues += _content(path, key, rendered, sample, context, company, policy)
     return _unique(issues)
+
+
+def _suit_threat(
+    path: str, source: str, exc: SuitThreatOnTimeBarredDebt, sample: MessageFacts
+) -> LintIssue:
+    """A time-barred debt's message that threatens suit, on the line of the source that
+    has the wording (none when it comes from a partial or a variable)."""
+    if exc.part == "voicemail":
+        fix = "a voicemail may not say it at all"
+    else:
+        fix = "say it only {% if not time_barred %}...{% endif %}"
+    message = (
+        f"the {exc.part} threatens legal action ('{exc.phrase}') on a time-barred debt "
+        f"(sample account {sample.reference}), which Reg F 1006.26(b) forbids: {fix}"
+    )
+    return LintIssue(path, _phrase_line(source, exc.phrase), SUIT_THREAT, message)
+
+
+def _phrase_line(source: str, phrase: str) -> int | None:
+    """The first line of ``source`` with ``phrase``, spacing and case aside."""
+    words = r"\s+".join(re.escape(word) for word in phrase.split())
+    found = re.search(rf"(?<!\w){words}(?!\w)", source, re.IGNORECASE)
+    return source.count("\n", 0, found.start()) + 1 if found else None
 
 
 def _structure(path: str, tree: nodes.Template, key: TemplateKey) -> list[LintIssue]:

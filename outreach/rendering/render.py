@@ -26,6 +26,7 @@ from outreach.rendering.context import Company, MessageFacts, build_context
 from outreach.rendering.environment import TemplateKey, imports_released, make_environments
 from outreach.rendering.limits import bounded, bounded_concat
 from outreach.rendering.sms import SmsLength, sms_length
+from outreach.rendering.suit_threat import refuse_suit_threat
 
 REQUIRED_BLOCKS = {"sms": (), "email": ("subject", "text", "html"), "voice": ("human", "voicemail")}
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -101,15 +102,21 @@ class Renderer:
         return self.render_key(key, build_context(facts, company, today, key.language, key.channel))
 
     def render_key(self, key: TemplateKey, context: Mapping[str, Any]) -> Rendered:
-        """Render ``key``; any failure of the template's own code is a ``RenderError``."""
+        """Render ``key``; any failure of the template's own code is a ``RenderError``.
+        A time-barred debt's message that threatens suit is refused
+        (``SuitThreatOnTimeBarredDebt``)."""
         try:
             with imports_released(), bounded():
-                return self._render_key(key, context)
+                rendered = self._render_key(key, context)
         except (TemplateError, TemplateNotFound):
             raise
         except Exception as exc:  # whatever a template's expression raised, for this data
             path, line = self._failed_at(exc, key.path)
             raise RenderError(path, line, exc) from exc
+        # Every message passes here, an agent's answer too; other debts pay one lookup.
+        if context.get("time_barred"):
+            refuse_suit_threat(key.path, rendered, context)
+        return rendered
 
     def _failed_at(self, exc: BaseException, path: str) -> tuple[str, int | None]:
         """The template (or partial) and line where rendering failed, from the traceback

@@ -374,7 +374,8 @@ def _editor(
     earlier = [r.version for r in rows if current is not None and r.version < current.version]
     samples = [
         {"number": n, "label": f"{s.reference}: {s.debtor_name[:40]} ({s.locale}, "
-                               f"{s.collector_type.replace('_', ' ')})"}
+                               f"{s.collector_type.replace('_', ' ')}"
+                               f"{', time-barred' if s.time_barred else ''})"}
         for n, s in enumerate(SAMPLE_ACCOUNTS, start=1)
     ]  # fmt: skip
     values = {

@@ -316,6 +316,23 @@ def test_a_missing_opt_out_is_refused_like_publish_refuses_it(
         assert len(list_versions(engine, SMS)) == 1
 
 
+def test_a_threat_of_suit_a_time_barred_debt_would_get_is_refused_at_save(
+    server: Server, engine: Engine
+) -> None:
+    with marketer(server, engine) as client:
+        threat = SMS_SOURCE.replace("Please pay today", "Pay today or we will sue you")
+        assert threat != SMS_SOURCE
+        page = save(client, SMS, threat)
+        assert page.status_code == 422 and "REGF_TIME_BARRED_SUIT_THREAT" in page.text
+        assert "<strong>Line 1</strong>" in page.text and "SAMPLE-8" in page.text
+        assert len(list_versions(engine, SMS)) == 1
+        guarded = SMS_SOURCE.replace(
+            "Please pay today", "Pay today{% if not time_barred %} or we will sue you{% endif %}"
+        )
+        assert save(client, SMS, guarded).status_code == 303
+        assert published_source(engine, SMS) == guarded
+
+
 ENDLESS = (
     "{% for a in range(99999) %}{% for b in range(99999) %}{% for c in range(99999) %}"
     "{{ opt_out_text }}{% endfor %}{% endfor %}{% endfor %}"

@@ -1,0 +1,264 @@
+"""Time-barred debts (Reg F 1006.26(b)): the wording that threatens suit, the refusal of
+such a message when the debt is time-barred, and lint's check of templates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+
+import pytest
+
+from outreach.rendering.context import (
+    SAMPLE_ACCOUNTS,
+    SAMPLE_TODAY,
+    Company,
+    MessageFacts,
+    answer_variables,
+    build_context,
+    load_company,
+)
+from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_template_files
+from outreach.rendering.lint import LintPolicy, lint_sources
+from outreach.rendering.render import Rendered, Renderer
+from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt, threatens_suit
+from tests.conftest import REPO
+
+SHIPPED = read_template_files(REPO / "templates")
+PARTIALS = {p: s for p, s in SHIPPED.items() if p.startswith(f"{PARTIALS_DIR}/")}
+CODE = "REGF_TIME_BARRED_SUIT_THREAT"
+
+# California's notice on a time-barred debt (Civ. Code 1788.14(d)), and New York's words.
+CALIFORNIA = (
+    "The law limits how long you can be sued on a debt. Because of the age of your debt, we "
+    "will not sue you for it. If you do not pay the debt, we may continue to report it to the "
+    "credit reporting agencies as unpaid for as long as the law permits this reporting."
+)
+NEW_YORK = "Because of the age of your debt, we cannot sue you to collect it."
+
+THREATS = [
+    "We will sue you.",
+    "WE WILL SUE",
+    "If you do not pay we will sue you.",
+    "Pay today or we are suing.",
+    "You could be sued.",
+    "A lawsuit may follow.",
+    "We may file suit.",
+    "We will not hesitate to take legal action.",
+    "Failure to pay will not stop us from suing you.",
+    "Don't make us sue you.",
+    "No, we will sue you.",
+    "You leave us no choice but to sue you.",
+    "legal proceedings may begin",
+    "We will take you to court.",
+    "We will take this matter to court.",
+    "We may start court action.",
+    "We may file a complaint against you.",
+    "We may file a claim against you.",
+    "A judgment may be entered.",
+    "We may garnish your wages.",
+    "wage garnishment",
+    "We may place a lien on your home.",
+    "This may end in litigation.",
+    "We will refer your account to our attorneys for collection.",
+    "Your file is being sent to a lawyer.",
+    "Our legal department will contact you.",
+    # Spanish
+    "Le demandaremos.",
+    "Podemos demandarle.",
+    "Presentaremos una demanda.",
+    "Iniciaremos acciones legales.",
+    "Tomaremos acción legal.",
+    "Iniciaremos un proceso judicial.",
+    "Le llevaremos ante el tribunal.",
+    "Nos veremos en la corte.",
+    "Embargaremos su salario.",
+    "Un embargo de su cuenta.",
+    "Su cuenta pasará a nuestros abogados.",
+]
+
+NOT_THREATS = [
+    CALIFORNIA,
+    NEW_YORK,
+    "We will not sue you.",
+    "We cannot sue you.",
+    "You can't be sued for this debt.",
+    "We won't take legal action.",
+    "We won’t take legal action.",
+    "No legal action will be taken.",
+    "Legal action will not be taken.",
+    "We will never take you to court.",
+    "It is not our intention to sue you.",
+    # Words that hold a threat's letters
+    "Please do not ignore this issue.",
+    "We will pursue a payment plan with you.",
+    "A courtesy reminder.",
+    "Thank you for your suede jacket order.",
+    # Spanish
+    "No le demandaremos.",
+    "No podemos demandarle.",
+    "No tomaremos acciones legales.",
+    "Nunca le llevaremos a la corte.",
+    "Sin embargo, puede pagar cuando quiera.",
+    "Un recordatorio de cortesía.",
+    "Please pay {amount} by Friday: https://pay.example.com/X-1",
+]
+
+
+@pytest.mark.parametrize("text", THREATS)
+def test_wording_that_threatens_suit_is_found(text: str) -> None:
+    assert threatens_suit(text) is not None
+
+
+@pytest.mark.parametrize("text", NOT_THREATS)
+def test_negated_statements_notices_and_look_alike_words_pass(text: str) -> None:
+    assert threatens_suit(text) is None
+
+
+def test_the_phrase_found_is_given() -> None:
+    assert threatens_suit("Pay now.\nOtherwise we will take  you to\ncourt.") == (
+        "take you to court"
+    )
+
+
+def test_a_name_is_not_a_threat() -> None:
+    """A debtor called Sue Lien is greeted, not threatened; the word still counts."""
+    assert threatens_suit("Hello Sue Lien, please call us.", ["Sue Lien"]) is None
+    assert threatens_suit("Hello Sue, we will sue you.", ["Sue Lien"]) == "sue"
+
+
+# --- the render refuses a time-barred debt's message that threatens suit -----------------
+
+
+@cache
+def company() -> Company:
+    return load_company(REPO / "templates")
+
+
+def facts(time_barred: bool) -> MessageFacts:
+    return replace(SAMPLE_ACCOUNTS[1], time_barred=time_barred)
+
+
+SMS_THREAT = "Pay {{ amount }} or we will sue you. {{ disclosure }} {{ opt_out_text }}"
+EMAIL_PARTS = {
+    "subject": "{% block subject %}Pay or face a lawsuit{% endblock %}"
+    "{% block text %}Pay.{% endblock %}{% block html %}<p>Pay.</p>{% endblock %}",
+    "text": "{% block subject %}Pay{% endblock %}"
+    "{% block text %}Pay or we will sue.{% endblock %}{% block html %}<p>Pay.</p>{% endblock %}",
+    "html": "{% block subject %}Pay{% endblock %}{% block text %}Pay.{% endblock %}"
+    "{% block html %}<p>Pay or we will <b>garnish</b> your wages.</p>{% endblock %}",
+}
+VOICE_PARTS = {
+    "text": "{% block human %}Pay or we will sue.{% endblock %}"
+    "{% block voicemail %}Call us.{% endblock %}",
+    "voicemail": "{% block human %}Pay.{% endblock %}"
+    "{% block voicemail %}Call us before legal action.{% endblock %}",
+}
+
+
+def render(path: str, source: str, time_barred: bool) -> Rendered:
+    key = TemplateKey.from_path(path)
+    return Renderer({path: source}).render(
+        key.channel, key.name, key.tone, facts(time_barred), company(), SAMPLE_TODAY
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "part"),
+    [
+        ("sms/x.firm.j2", SMS_THREAT, "text"),
+        *[("email/x.firm.j2", source, part) for part, source in EMAIL_PARTS.items()],
+        *[("voice/x.firm.j2", source, part) for part, source in VOICE_PARTS.items()],
+    ],
+)
+def test_a_time_barred_debts_message_that_threatens_suit_is_refused(
+    path: str, source: str, part: str
+) -> None:
+    with pytest.raises(SuitThreatOnTimeBarredDebt) as refused:
+        render(path, source, time_barred=True)
+    assert refused.value.part == part
+    assert CODE in str(refused.value) and refused.value.phrase in str(refused.value)
+    assert path in str(refused.value)
+    # The same message to a debt that is not time-barred is not checked.
+    assert render(path, source, time_barred=False).key.path == path
+
+
+def test_words_the_html_hides_are_not_read() -> None:
+    source = (
+        "{% block subject %}Pay{% endblock %}{% block text %}Pay.{% endblock %}"
+        '{% block html %}<p>Pay.</p><p style="display: none">we will sue</p>{% endblock %}'
+    )
+    assert render("email/x.firm.j2", source, time_barred=True).html is not None
+
+
+def test_templates_see_time_barred_and_may_keep_the_threat_from_such_debts() -> None:
+    source = (
+        "Pay {{ amount }}.{% if not time_barred %} Or we will sue you.{% endif %}"
+        "{% if time_barred %} We will not sue you for it.{% endif %}"
+    )
+    assert render("sms/x.firm.j2", source, time_barred=False).text.endswith("we will sue you.")
+    assert render("sms/x.firm.j2", source, time_barred=True).text.endswith("not sue you for it.")
+    context = build_context(facts(True), company(), SAMPLE_TODAY)
+    assert context["time_barred"] is True and context["first_contact"] is True
+
+
+def test_an_agents_answer_that_threatens_suit_on_a_time_barred_debt_is_refused() -> None:
+    key = TemplateKey.from_path("sms/answer.agent.j2")
+    renderer = Renderer(SHIPPED)
+    for time_barred, refused in ((False, False), (True, True)):
+        context = build_context(facts(time_barred), company(), SAMPLE_TODAY, "", "sms")
+        context.update(answer_variables("Pay by Friday or we will take you to court."))
+        if refused:
+            with pytest.raises(SuitThreatOnTimeBarredDebt, match="take you to court"):
+                renderer.render_key(key, context)
+        else:
+            assert "court" in renderer.render_key(key, context).text
+
+
+# --- lint ----------------------------------------------------------------------------------
+
+
+def lint(path: str, source: str) -> list[tuple[int | None, str]]:
+    issues = lint_sources({path: source, **PARTIALS}, company(), paths=[path], policy=LintPolicy())
+    return [(issue.line, issue.code) for issue in issues]
+
+
+SMS_LINES = (
+    "Hi {{ debtor.first_name }}, {{ amount }} is due: {{ payment_link }}\n"
+    "{{ '' }}{THREAT}\n"
+    "{%- include '_partials/sms_footer.j2' %}"
+)
+
+
+def test_lint_refuses_a_threat_of_suit_a_time_barred_debt_would_get_on_its_line() -> None:
+    source = SMS_LINES.replace("{THREAT}", "Pay now or we will take legal action.")
+    issues = lint_sources({"sms/x.firm.j2": source, **PARTIALS}, company(), paths=["sms/x.firm.j2"])
+    assert [(i.line, i.code) for i in issues] == [(2, CODE)]
+    assert "legal action" in issues[0].message and "SAMPLE-8" in issues[0].message
+    assert "{% if not time_barred %}" in issues[0].message
+
+
+def test_lint_accepts_a_threat_kept_from_time_barred_debts() -> None:
+    guarded = "{% if not time_barred %}Pay now or we will take legal action.{% endif %}"
+    assert lint("sms/x.firm.j2", SMS_LINES.replace("{THREAT}", guarded)) == []
+
+
+def test_lint_reads_every_part_of_an_email() -> None:
+    subject = (
+        EMAIL_PARTS["subject"]
+        .replace(
+            "{% block text %}Pay.{% endblock %}",
+            "{% block text %}Pay. {{ disclosure }} {{ unsubscribe_url }}{% endblock %}",
+        )
+        .replace(
+            "<p>Pay.</p>",
+            '<p>Pay. {{ disclosure }} <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
+        )
+    )
+    assert lint("email/x.firm.j2", subject) == [(1, CODE)]
+
+
+def test_the_shipped_templates_say_nothing_of_suit_to_a_time_barred_debt() -> None:
+    barred = [s for s in SAMPLE_ACCOUNTS if s.time_barred]
+    assert [s.reference for s in barred] == ["SAMPLE-8"]
+    paths = [p for p in SHIPPED if not p.startswith(f"{PARTIALS_DIR}/")]
+    assert lint_sources(SHIPPED, company(), paths=paths, samples=tuple(barred)) == []

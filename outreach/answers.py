@@ -62,6 +62,8 @@ from outreach.rendering.context import (
 )
 from outreach.rendering.environment import TemplateKey
 from outreach.rendering.render import Rendered, Renderer
+from outreach.rendering.suit_threat import CODE as SUIT_THREAT
+from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
@@ -572,6 +574,13 @@ def _rendered(
         context = build_context(facts, kit.company, today, template.language, template.channel)
         rendered = kit.renderer.render_key(template, context)
         check_first_disclosure(channel, context, rendered.text, template.path)
+    except SuitThreatOnTimeBarredDebt as exc:
+        # Lint keeps the threat out of the template: these are the agent's own words.
+        raise ActionRefused(
+            f"the debt is time-barred, and the answer threatens legal action ('{exc.phrase}' "
+            f"in its {exc.part}), which Reg F 1006.26(b) forbids ({SUIT_THREAT}): write it "
+            "without"
+        ) from exc
     except (TemplateError, TemplateNotFound) as exc:
         raise ActionRefused(f"the {channel} answer template fails: {exc}") from exc
     missing, unchecked = check_answer_shown(rendered, text)

@@ -9,6 +9,7 @@ import json
 import re
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from outreach.models import Role
 from outreach.providers.base import EventType
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
-from outreach.rendering.context import load_company
+from outreach.rendering.context import SAMPLE_ACCOUNTS, answer_variables, load_company
 from outreach.rendering.render import Renderer
 from outreach.replies import REPLY_PAUSE_REASON
 from outreach.store import accounts, contact_points
@@ -471,6 +472,22 @@ def test_an_answer_the_template_would_cut_is_refused(
     with pytest.raises(actions.ActionRefused, match="does not show the whole answer in its text"):
         answer(engine, settings, reply, long, user=agent_id, form_key="z" * 24)
     assert len(rows(engine, attempts)) == 1
+
+
+def test_an_answer_that_threatens_suit_on_a_time_barred_debt_is_refused(
+    engine: Engine, settings: Settings
+) -> None:
+    """Reg F 1006.26(b): the agent's words are read as the debtor would get them."""
+    threat = "Pay by Friday or we will take you to court."
+    barred = replace(SAMPLE_ACCOUNTS[1], time_barred=True, extra=answer_variables(threat))
+    with pytest.raises(
+        actions.ActionRefused, match=r"time-barred.*'take you to court' in its text"
+    ):
+        answers._rendered("sms", barred, threat, kit(engine, settings), NOW.date())
+    _, rendered = answers._rendered(
+        "sms", replace(barred, time_barred=False), threat, kit(engine, settings), NOW.date()
+    )
+    assert threat in rendered.text
 
 
 def test_an_answer_to_an_address_reported_wrong_since_is_not_sent(

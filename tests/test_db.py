@@ -453,6 +453,20 @@ def test_attempts_written_before_outages_were_counted_start_at_none(engine: Engi
         assert found.scalars().all() == [0, 0]
 
 
+def test_accounts_kept_across_the_time_barred_day_migration_are_not_time_barred(
+    engine: Engine,
+) -> None:
+    """0033 adds ``account.time_barred_on`` empty: no debt is taken for time-barred until
+    an import says so; going back below it drops the column and keeps the accounts."""
+    add_account(engine, "INV-1")
+    command.downgrade(alembic_config(engine), "0032")
+    assert "time_barred_on" not in {c["name"] for c in inspect(engine).get_columns("account")}
+    upgrade(engine)
+    with engine.connect() as connection:
+        found = connection.execute(select(accounts.c.reference, accounts.c.time_barred_on)).all()
+    assert [tuple(r) for r in found] == [("INV-1", None)]
+
+
 # One row of each table an account's history fills, each referring to the rows before it,
 # as a database in use holds them. The columns a migration adds are left out where the
 # schema has none of them yet.

@@ -1601,3 +1601,47 @@ def _wait_for_a_lock_wait(engine: Engine) -> None:
             assert time.monotonic() < deadline, "the second import never waited"
             connection.rollback()
             time.sleep(0.05)
+
+
+def test_the_day_a_debt_is_time_barred_is_kept_checked_and_changed_by_a_later_file(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    header = [*HEADER, "time_barred_on"]
+    path = write_csv(
+        tmp_path / "barred.csv",
+        [
+            row("T-1", time_barred_on="2026-06-30"),
+            row("T-2", time_barred_on=""),
+            row("T-3", time_barred_on="30/06/2026"),
+            row("T-4", time_barred_on="2026-02-30"),
+            row("T-5", time_barred_on="0001-01-01"),
+        ],
+        header,
+    )
+    summary, seen = _seen(engine, path, defaults, clock)
+    assert (summary.created, summary.rejected) == (2, 3)
+    assert {p.row: p.errors for p in seen} == {
+        4: ["time_barred_on: '30/06/2026' is not an ISO date (YYYY-MM-DD)"],
+        5: ["time_barred_on: '2026-02-30' is not a calendar date (day is out of range for month)"],
+        6: ["time_barred_on: '0001-01-01' is out of range (years 1900 to 2199)"],
+    }
+    found = accounts_by_reference(engine)
+    assert (found["T-1"].time_barred_on, found["T-2"].time_barred_on) == (date(2026, 6, 30), None)
+    # The same file again changes nothing; a file without the column leaves the day alone.
+    assert run_import(engine, path, defaults, clock).updated == 0
+    run_import(engine, write_csv(tmp_path / "b.csv", [row("T-1", balance="99.00")]), defaults,
+               clock)  # fmt: skip
+    assert accounts_by_reference(engine)["T-1"].time_barred_on == date(2026, 6, 30)
+    # A later file moves the day, sets it on an account that had none, or empties it.
+    changed = write_csv(
+        tmp_path / "c.csv",
+        [row("T-1", time_barred_on="2026-12-01"), row("T-2", time_barred_on="2026-11-02")],
+        header,
+    )
+    assert run_import(engine, changed, defaults, clock).updated == 2
+    found = accounts_by_reference(engine)
+    assert found["T-1"].time_barred_on == date(2026, 12, 1)
+    assert found["T-2"].time_barred_on == date(2026, 11, 2)
+    cleared = write_csv(tmp_path / "d.csv", [row("T-1", time_barred_on="")], header)
+    assert run_import(engine, cleared, defaults, clock).updated == 1
+    assert accounts_by_reference(engine)["T-1"].time_barred_on is None

@@ -57,6 +57,7 @@ OPTIONAL_COLUMNS = frozenset(
         "cadence",
         "collector_type",
         "servicer_account_no",
+        "time_barred_on",
         # Written by --rejects next to the original columns; ignored on the way back in.
         "row",
         "errors",
@@ -128,6 +129,8 @@ class AccountRecord:
     consent_source: str
     consent_at: datetime
     servicer_account_no: str | None = None
+    # The day from which the debt is time-barred, as the operator says (None: it is not).
+    time_barred_on: date | None = None
     # The columns the row has: a column missing from the file leaves its value alone on
     # an existing account (a file of balances only must not wipe phones or time zones).
     present: frozenset[str] = frozenset()
@@ -156,6 +159,7 @@ class AccountRecord:
             "cadence": self.cadence,
             "collector_type": self.collector_type,
             "servicer_account_no": self.servicer_account_no,
+            "time_barred_on": self.time_barred_on,
         }
 
     def given_values(self) -> dict[str, Any]:
@@ -284,6 +288,12 @@ def parse_account_row(
         else defaults.consent_at
     )
     servicer_account_no = check.take(_parse_servicer_account_no, get("servicer_account_no"))
+    # An empty cell: not time-barred (a present column that is empty means "none").
+    time_barred_on = (
+        check.take(parse_date, "time_barred_on", get("time_barred_on"))
+        if text_of(get("time_barred_on"))
+        else None
+    )
     contacts, primary_phone, revoked = _contacts(values, defaults, check)
     if check.errors:
         raise RowRejected(check.errors)
@@ -308,6 +318,7 @@ def parse_account_row(
         consent_source=consent_source,
         consent_at=consent_at,
         servicer_account_no=servicer_account_no,
+        time_barred_on=time_barred_on,
         present=frozenset(values),
         balance_written=balance_written,
         balance_grouping=defaults.amount_grouping,

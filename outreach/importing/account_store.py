@@ -494,7 +494,8 @@ def _one_import_batch_at_a_time(connection: Connection) -> None:
 def _owned_columns() -> list[Any]:
     table = store.accounts
     names = ("name", "balance_minor", "currency", "due_date", "timezone", "jurisdiction",
-             "locale", "cadence", "collector_type", "servicer_account_no")  # fmt: skip
+             "locale", "cadence", "collector_type", "servicer_account_no",
+             "time_barred_on")  # fmt: skip
     return [table.c[name] for name in names]
 
 

@@ -78,6 +78,9 @@ class Account(SQLModel, table=True):
     # A student loan's servicer account number when the debt was obtained: the student
     # loans serviced under one number are one particular debt (Reg F 1006.14(b)(4)).
     servicer_account_no: str | None = short(64, nullable=True, default=None)
+    # The day from which the operator says the debt is time-barred (its limitation period
+    # for suit has run: state law, which outreach does not work out). None: not time-barred.
+    time_barred_on: date | None = Field(default=None, nullable=True)
     next_contact_at: datetime | None = when(nullable=True)
     paused_until: datetime | None = when(nullable=True)
     pause_reason: str | None = short(200, nullable=True, default=None)

@@ -67,14 +67,15 @@ from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
-from outreach.written_facts import contacted, local_day
+from outreach.written_facts import contacted, local_day, time_barred
 
 ANSWERED_CHANNELS = ("sms", "email")
 MAX_ANSWER_CHARS = 2000
 # A random key the answer form carries: the same form sent twice queues one answer.
 _FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _ACCOUNT_COLUMNS = ("id", "reference", "name", "balance_minor", "currency", "due_date",
-                    "status", "locale", "timezone", "jurisdiction", "collector_type")  # fmt: skip
+                    "status", "locale", "timezone", "jurisdiction", "collector_type",
+                    "time_barred_on")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,9 @@ def answer_reply(
         return Answered("blocked", message.channel, address, decision)
     send_at = decision.not_before if decision.verdict == "defer" else now
     assert send_at is not None
-    today = _today(row, record, kit, now)
+    day = _day(row, record, kit, now, send_at)
     first_contact = not contacted(connection, [account.id])
-    rendering = _render(row, message, address, text, kit, today, first_contact, early)
+    rendering = _render(row, message, address, text, kit, day, first_contact, early)
     values = _attempt(row, address, point_id, key, kit, now, send_at, rendering)
     values["responding_to"] = responding_to
     attempt_id = connection.execute(
@@ -397,7 +398,7 @@ def _rendered_early(
     except ActionRefused:
         return None
     first = not contacted(connection, [account.id])
-    return _render(row, message, address, text, kit, _today(row, record, kit, now), first, None)
+    return _render(row, message, address, text, kit, _day(row, record, kit, now, now), first, None)
 
 
 def _not_answerable(message: Any, account: AccountRef, message_id: int) -> Exception | None:
@@ -411,9 +412,14 @@ def _not_answerable(message: Any, account: AccountRef, message_id: int) -> Excep
     return None
 
 
-def _today(account: Any, record: Any, kit: AnswerKit, now: datetime) -> date:
-    """The account's day, in its zone or its home's: the date its answer bears."""
-    return local_day(account, kit.rules, record.jurisdiction, now)
+def _day(
+    account: Any, record: Any, kit: AnswerKit, now: datetime, leaves: datetime
+) -> tuple[date, bool]:
+    """The account's day, in its zone or its home's: the date its answer bears; and
+    whether the debt is time-barred when the answer ``leaves`` (a deferred answer may leave
+    after the day it became so)."""
+    day = local_day(account, kit.rules, record.jurisdiction, now)
+    return day, time_barred(account, kit.rules, record.jurisdiction, max(now, leaves))
 
 
 def _answers_to(copies: Sequence[Any]) -> ColumnElement[bool]:
@@ -526,13 +532,14 @@ def _render(
     address: str,
     text: str,
     kit: AnswerKit,
-    today: date,
+    day: tuple[date, bool],
     first_contact: bool,
     early: _Rendering | None,
 ) -> _Rendering:
     """The answer rendered and checked; ``early`` if it was made from the same.
     ``first_contact``: nothing about the debt has reached the debtor from us yet (their
-    own message is not ours), so a debt collector's answer carries the whole disclosure."""
+    own message is not ours), so a debt collector's answer carries the whole disclosure.
+    ``day``: the debtor's day, and whether the debt is time-barred (``_day``)."""
     channel = message.channel
     link = (
         unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
@@ -549,8 +556,9 @@ def _render(
     facts = MessageFacts(
         account.reference, account.name, account.balance_minor, account.currency,
         account.due_date, account.locale, account.collector_type, link,
-        answer_variables(text, subject[:300]), first_contact=first_contact,
+        answer_variables(text, subject[:300]), first_contact=first_contact, time_barred=day[1],
     )  # fmt: skip
+    today = day[0]
     made_from = (channel, facts, today)
     if early is not None and early.made_from == made_from:
         return early

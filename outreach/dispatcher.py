@@ -77,8 +77,8 @@ from outreach.written_facts import (
     NOT_CONTACTED,
     OUT_OF_DATE,
     contacted,
-    local_day,
     written_as,
+    written_day,
 )
 
 if TYPE_CHECKING:
@@ -704,11 +704,12 @@ class Dispatcher:
         reached: set[int],
     ) -> str | None:
         """``_out_of_date`` at ``at`` for a message found up to date at ``checked``: the
-        same answer while the debtor's day is the same (only the day enters the digest)."""
+        same answer while the debtor's day, and whether the debt is time-barred, are the
+        same (only they enter the digest with time)."""
         if row.facts_digest is None:
             return None
-        day = local_day(account, self.rules, record.jurisdiction, at)
-        if day == local_day(account, self.rules, record.jurisdiction, checked):
+        now_read = written_day(account, self.rules, record.jurisdiction, at)
+        if now_read == written_day(account, self.rules, record.jurisdiction, checked):
             return None
         return self._out_of_date(account, record, row, at, reached)
 

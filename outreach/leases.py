@@ -33,6 +33,7 @@ class StopFlag(Protocol):
 PLANNED_ACCOUNT_COLUMNS = (
     "id", "reference", "name", "balance_minor", "currency", "due_date", "status", "timezone",
     "jurisdiction", "locale", "cadence", "collector_type", "next_contact_at", "acquired_by",
+    "time_barred_on",
 )  # fmt: skip
 
 

@@ -50,7 +50,7 @@ from outreach.rendering.environment import PARTIALS_DIR, TemplateKey
 from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import Renderer, RenderError
 from outreach.unsubscribe import unsubscribe_url
-from outreach.written_facts import account_zone, facts_digest
+from outreach.written_facts import account_zone, facts_digest, time_barred
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,15 @@ def plan_accounts(batch: Sequence[Planned], kit: Toolkit, now: datetime) -> list
         plans.append(plan)
         if action is not None and zone is not None:
             contacting.append((plan, account, record, action, zone, first))
-    allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, Chosen, bool]] = []
+    allowed: list[tuple[AccountPlan, Any, NextAction, ZoneInfo, Chosen, bool, bool]] = []
     decide = AlikeDecisions(kit.rules).evaluate  # debtors alike share the engine's answer
     for plan, account, record, action, zone, first in contacting:
         chosen = _choose_channel(plan, account, record, action, decide, now)
         if chosen is not None:
-            allowed.append((plan, account, action, zone, chosen, first))
-    for plan, account, action, zone, chosen, first in allowed:
-        _queue(plan, account, action, chosen, kit, now, zone, first)
+            barred = time_barred(account, kit.rules, record.jurisdiction, now)
+            allowed.append((plan, account, action, zone, chosen, first, barred))
+    for plan, account, action, zone, chosen, first, barred in allowed:
+        _queue(plan, account, action, chosen, kit, now, zone, (first, barred))
     return plans
 
 
@@ -248,13 +249,14 @@ def _queue(
     kit: Toolkit,
     now: datetime,
     zone: ZoneInfo,
-    first_contact: bool,
+    written: tuple[bool, bool],
 ) -> None:
-    """Render the due step for the allowed channel and queue it."""
+    """Render the due step for the allowed channel and queue it; ``written``: whether it
+    is the first contact, and whether the debt is time-barred."""
     step = action.due
     assert step is not None
     try:
-        plan.attempt = _attempt(account, step, chosen, kit, now, zone, first_contact)
+        plan.attempt = _attempt(account, step, chosen, kit, now, zone, written)
     except TemplateError as exc:
         plan.outcome, plan.next_contact_at = "error", now + _retry_after(exc)
         plan.detail = str(exc)
@@ -320,9 +322,10 @@ def _attempt(
     kit: Toolkit,
     now: datetime,
     zone: ZoneInfo,
-    first_contact: bool,
+    written: tuple[bool, bool],
 ) -> dict[str, Any]:
     channel, address, point_id = chosen
+    first_contact, barred = written
     link = (
         unsubscribe_url(kit.public_base_url, kit.secret_key, address, account.reference)
         if channel == "email"
@@ -338,6 +341,7 @@ def _attempt(
         account.collector_type,
         link,
         first_contact=first_contact,
+        time_barred=barred,
     )
     key = kit.renderer.resolve(channel, step.template, step.tone, account.locale)
     today = now.astimezone(zone).date()
@@ -359,7 +363,9 @@ def _attempt(
         "body": rendered.text,
         "body_html": rendered.html,
         "voicemail": rendered.voicemail,
-        "facts_digest": facts_digest(account, today, first_contact=first_contact),
+        "facts_digest": facts_digest(
+            account, today, first_contact=first_contact, time_barred=barred
+        ),
         "status": AttemptStatus.QUEUED,
         "automated": True,
         "tries": 0,

@@ -4,16 +4,20 @@ A message is rendered when it is planned, and may wait before it leaves: a rate 
 queue, a deferral to the next morning, a provider's outage. Meanwhile a payment can lower
 the balance, or the debtor's day can turn, and "$120.50" or "due tomorrow" would no longer
 be true. The plan stage stores a digest of the account's facts the text was written from
-(reference, name, balance, currency, due date, locale, collector type) and of the debtor's
-local date; the dispatcher works it out again from the account as it is then, and a
-message whose facts have changed is not sent: its step goes back to the planner, which
-writes it afresh.
+(reference, name, balance, currency, due date, locale, collector type, whether the debt is
+time-barred) and of the debtor's local date; the dispatcher works it out again from the
+account as it is then, and a message whose facts have changed is not sent: its step goes
+back to the planner, which writes it afresh.
 
 The digest also says whether the message was written as a later one: a debt collector's
 first communication carries the whole disclosure (Reg F 1006.18(e)(1)), a later SMS may
 carry the short form. A message written as a later one is not sent while nothing about the
 debt has reached the debtor (the one before it failed, say): it is written afresh as the
 first. One written as the first stays true after a contact: it says all a later one must.
+
+A message written before the debt became time-barred (its day came, or an import set it)
+is written afresh too: a debt collector must not threaten suit on a time-barred debt (Reg F
+1006.26(b)), and its text is checked again for that as it is rendered.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ provider_events = table_of(ProviderEvent)
 
 # The account columns the digest reads.
 FACT_COLUMNS = ("reference", "name", "balance_minor", "currency", "due_date", "locale",
-                "collector_type", "timezone")  # fmt: skip
+                "collector_type", "timezone", "time_barred_on")  # fmt: skip
 OUT_OF_DATE = "out of date: the account changed since the message was written"
 NOT_CONTACTED = "out of date: written as a later message, but none has reached the debtor"
 
@@ -85,9 +89,10 @@ def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
     )
 
 
-def facts_digest(account: Any, day: date, *, first_contact: bool) -> str:
+def facts_digest(account: Any, day: date, *, first_contact: bool, time_barred: bool = False) -> str:
     """A digest of what a message to ``account``, written on the debtor's ``day`` as the
-    first communication about the debt or a later one, states."""
+    first communication about the debt or a later one, for a debt ``time_barred`` or
+    not, states."""
     fields = (
         account.reference,
         account.name,
@@ -100,7 +105,10 @@ def facts_digest(account: Any, day: date, *, first_contact: bool) -> str:
     )
     # A later message's digest is the one kept before first contacts were told apart (a
     # message queued then is taken for a later one: written again unless a contact was had).
-    text = "\x1f".join((*fields, "first") if first_contact else fields)
+    # A debt not time-barred adds nothing: messages queued before the fact was kept stay
+    # as they were written.
+    marks = ("first",) * first_contact + ("time-barred",) * time_barred
+    text = "\x1f".join((*fields, *marks))
     return blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -121,14 +129,44 @@ def local_day(account: Any, rules: RuleSet, jurisdiction: str, now: datetime) ->
     return now.astimezone(ZoneInfo(account_zone(account, rules, jurisdiction))).date()
 
 
+def time_barred(account: Any, rules: RuleSet, jurisdiction: str, now: datetime) -> bool:
+    """Whether the debt is time-barred at ``now``: the day the operator gave
+    (``time_barred_on``) has come for the debtor. Without a zone of its own, the debtor may
+    be in any of its home's zones: it has come once it has in one of them (the safe side,
+    where a threat of suit is refused)."""
+    barred_on: date | None = account.time_barred_on
+    if barred_on is None:
+        return False
+    zones = _debtor_zones(account, rules, jurisdiction)
+    return barred_on <= max(now.astimezone(ZoneInfo(zone)).date() for zone in zones)
+
+
+def _debtor_zones(account: Any, rules: RuleSet, jurisdiction: str) -> tuple[str, ...]:
+    """The zones the debtor may live in: the account's own, else its state's, else its
+    country's."""
+    if account.timezone:
+        return (str(account.timezone),)
+    zones = rules.region_zones(jurisdiction) or rules.all_zones(jurisdiction.split("-")[0])
+    return tuple(zones) or ("UTC",)
+
+
+def written_day(
+    account: Any, rules: RuleSet, jurisdiction: str, now: datetime
+) -> tuple[date, bool]:
+    """What of the debtor's time a message's digest reads at ``now``: their day, and
+    whether the debt is time-barred."""
+    day = local_day(account, rules, jurisdiction, now)
+    return day, time_barred(account, rules, jurisdiction, now)
+
+
 def written_as(
     account: Any, written: str, rules: RuleSet, jurisdiction: str, now: datetime
 ) -> bool | None:
     """Whether a message whose digest is ``written`` states what ``account`` is as the
     first communication (True) or a later one (False); None: its facts have changed."""
-    day = local_day(account, rules, jurisdiction, now)
-    if written == facts_digest(account, day, first_contact=True):
+    day, barred = written_day(account, rules, jurisdiction, now)
+    if written == facts_digest(account, day, first_contact=True, time_barred=barred):
         return True
-    if written == facts_digest(account, day, first_contact=False):
+    if written == facts_digest(account, day, first_contact=False, time_barred=barred):
         return False
     return None

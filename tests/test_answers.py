@@ -955,3 +955,32 @@ def test_an_answer_whose_html_cannot_be_checked_is_refused(
     ):
         answer(engine, settings, reply, user=agent_id)
     assert rows(engine, attempts) == []
+
+
+def test_an_answer_threatening_suit_on_a_time_barred_debt_is_refused_and_writes_nothing(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Reg F 1006.26(b): from the day the operator gave (today, in Boston), no answer may
+    threaten suit; the same words to a debt barred only from tomorrow are queued."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=NOW.date()))
+    reply = sms_reply(engine)
+    words = "Pay by Friday or we will file a lawsuit."
+    with pytest.raises(actions.ActionRefused) as refused:
+        answer(engine, settings, reply, words, user=agent_id)
+    assert str(refused.value).startswith("the debt is time-barred: an answer must not threaten")
+    assert "REGF_TIME_BARRED_SUIT_THREAT" in str(refused.value)
+    assert rows(engine, attempts) == []
+    assert [d for d in rows(engine, decisions) if d.stage == "answer"] == []
+    assert rows(engine, inbox_messages)[0].status == "open"
+    # Words without a threat go to the time-barred debt's debtor as any answer does.
+    assert answer(engine, settings, reply, user=agent_id).outcome == "queued"
+    with engine.begin() as connection:
+        connection.execute(update(attempts).values(status="cancelled"))
+        tomorrow = NOW.date() + timedelta(days=1)
+        connection.execute(
+            update(accounts).where(accounts.c.id == account_id).values(time_barred_on=tomorrow)
+        )
+    done = answer(engine, settings, reply, words, user=agent_id, form_key="j" * 24)
+    assert done.outcome == "queued"

@@ -16,7 +16,7 @@ from outreach.models import TemplateVersion
 from outreach.store import table_of
 from tests.conftest import NOW, REPO
 from tests.test_cli import outreach
-from tests.test_import_accounts import row, write_csv
+from tests.test_import_accounts import HEADER, row, write_csv
 
 
 @pytest.fixture
@@ -86,6 +86,28 @@ def test_preview_for_a_real_account_in_its_language(workdir: Path, env: dict[str
         )  # fmt: skip
         assert refused.returncode == 2 and not refused.stdout
         assert f"{option} is for the sample data: --account renders" in refused.stderr
+
+
+def test_preview_for_a_real_account_knows_whether_its_debt_is_time_barred(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    sms = workdir / "templates/sms/overdue.firm.j2"
+    notice = "{% if time_barred %}Notice: this debt is time-barred.{% endif %} Questions?"
+    sms.write_text(sms.read_text(encoding="utf-8").replace("Questions?", notice, 1))
+    outreach("init", env=env, cwd=workdir)
+    header = [*HEADER, "time_barred_on"]
+    rows = [row("OLD-1", time_barred_on="2000-01-01"), row("NEW-1", time_barred_on="2199-12-31")]
+    outreach("accounts", "import", str(write_csv(workdir / "a.csv", rows, header)), env=env,
+             cwd=workdir)  # fmt: skip
+    shown: dict[str, bool] = {}
+    for reference in ("OLD-1", "NEW-1"):
+        result = outreach(
+            "templates", "preview", "overdue", "-c", "sms", "-t", "firm", "--account",
+            reference, env=env, cwd=workdir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        shown[reference] = "Notice: this debt is time-barred." in result.stdout
+    assert shown == {"OLD-1": True, "NEW-1": False}
 
 
 def test_preview_prints_an_accounts_name_as_it_is(workdir: Path, env: dict[str, str]) -> None:

@@ -63,18 +63,21 @@ from tests.test_import_accounts import row
 from tests.test_planner import (
     FULL,
     SHORT,
+    SUIT_THREAT,
     WORKER,
     World,
     account,
     codes,
     earlier_message,
     event,
+    load_barred,
     make_settings,
     publish_templates,
     rows_of,
     set_account,
     suppress,
     texted,
+    threaten_suit,
 )
 
 pytestmark = pytest.mark.anyio
@@ -1668,3 +1671,47 @@ async def test_a_dispatcher_past_its_lease_gives_back_no_step(world: World) -> N
     assert attempt.status == "cancelled" and attempt.error_message != "account paused"
     assert step in steps_taken(world, ids["A-1"])
     assert not attempt.idempotency_key.endswith(f":withdrawn:{attempt.id}")
+
+
+async def test_a_message_planned_before_its_debt_became_time_barred_is_not_sent_as_written(
+    world: World,
+) -> None:
+    """The text threatening suit was queued while the debt was not time-barred; an import
+    then says it is, from today: the text is cancelled, not sent, and written again its
+    step is refused (Reg F 1006.26(b)). Nothing reaches the debtor."""
+    threaten_suit(world)
+    ids = planned(world, row("A-1"))
+    old = the_attempt(world)
+    assert SUIT_THREAT in old.body
+    load_barred(world, row("A-1", time_barred_on=NOW.date().isoformat()))
+    assert account(world.engine, ids["A-1"]).time_barred_on == NOW.date()
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    cancelled = the_attempt(world)
+    assert (cancelled.id, cancelled.status) == (old.id, "cancelled")
+    assert cancelled.error_message == OUT_OF_DATE
+    report = world.planner().tick()
+    assert dict(report.outcomes) == {"error": 1}
+    assert "REGF_TIME_BARRED_SUIT_THREAT" in report.errors[0]
+    assert [a.status for a in rows_of(world.engine, attempts)] == ["cancelled"]
+    assert dict((await dispatcher(world).tick()).outcomes) == {}
+    assert outbox_lines(world) == []
+
+
+async def test_a_message_queued_the_day_before_its_debt_becomes_time_barred_is_written_again(
+    world: World,
+) -> None:
+    """Barred from tomorrow, the text is queued today; still queued on the debtor's
+    tomorrow, it is checked again as of then and not sent."""
+    threaten_suit(world)
+    tomorrow = NOW.date() + timedelta(days=1)
+    ids = load_barred(world, row("A-1", time_barred_on=tomorrow.isoformat()))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    boston = ZoneInfo("America/New_York")
+    # 08:00 in Boston on the day it is barred from: the text's window is open.
+    world.clock.set(datetime(tomorrow.year, tomorrow.month, tomorrow.day, 8, tzinfo=boston))
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    report = world.planner().tick()
+    assert dict(report.outcomes) == {"error": 1}
+    assert "REGF_TIME_BARRED_SUIT_THREAT" in report.errors[0]
+    assert outbox_lines(world) == []
+    assert account(world.engine, ids["A-1"]).time_barred_on == tomorrow

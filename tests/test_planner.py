@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,12 +28,13 @@ from alembic import command
 from sqlalchemy import ColumnElement, Engine, Table, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from outreach import heap, store
+from outreach import heap, store, written_facts
 from outreach import housekeeping as housekeeping_module
 from outreach import plan_account as plan_account_module
 from outreach import planner as planner_module
 from outreach.cadence_changes import cadence_digest, cadence_versions
 from outreach.clock import FixedClock
+from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
 from outreach.db import alembic_config, upgrade
@@ -51,7 +53,7 @@ from outreach.rendering.sms import sms_length
 from outreach.returned_steps import due_now
 from outreach.store import cadence_steps
 from outreach.template_store import retire, sync_templates, versions
-from outreach.written_facts import provider_events
+from outreach.written_facts import local_day, provider_events
 from tests.conftest import NOW, REPO
 from tests.test_import_accounts import HEADER, row, run_import, write_csv
 
@@ -1473,3 +1475,98 @@ def test_a_template_that_fails_otherwise_is_still_logged_every_batch(
     assert dict(world.planner(batch_size=1).tick().outcomes) == {"error": 2}
     said = [r for r in caplog.records if "account(s) wait" in r.getMessage()]
     assert [r.levelno for r in said] == [logging.WARNING] * 2
+
+
+# A threat of suit, in the text overdue-10d sends (Reg F 1006.26(b) forbids it on a
+# time-barred debt).
+SUIT_THREAT = "If you do not pay, we will file a lawsuit."
+
+
+def threaten_suit(world: World) -> None:
+    """The published sms/overdue.firm.j2 threatens suit, as a template published before
+    lint looked for such threats would: written into its published version, past lint,
+    for the check made as each message is rendered is what must stop it."""
+    source = (REPO / "templates" / "sms" / "overdue.firm.j2").read_text()
+    threatening = source.replace("Questions?", f"{SUIT_THREAT} Questions?", 1)
+    assert threatening != source
+    with world.engine.begin() as connection:
+        connection.execute(
+            update(versions)
+            .where(versions.c.channel == "sms", versions.c.name == "overdue",
+                   versions.c.tone == "firm", versions.c.locale == "",
+                   versions.c.status == "published")
+            .values(content=threatening)
+        )  # fmt: skip
+
+
+def load_barred(world: World, *rows: dict[str, str]) -> dict[str, int]:
+    """Import ``rows`` with their ``time_barred_on`` column; the account ids by reference."""
+    header = [*HEADER, "time_barred_on"]
+    path = write_csv(world.tmp_path / "barred.csv", list(rows), header)
+    assert run_import(world.engine, path, world.defaults, world.clock).rejected == 0
+    with world.engine.connect() as connection:
+        found = connection.execute(select(store.accounts.c.reference, store.accounts.c.id))
+        return {r.reference: r.id for r in found}
+
+
+def test_a_message_threatening_suit_is_not_queued_for_a_time_barred_debt(world: World) -> None:
+    """At NOW it is 2026-11-02 in Boston: A-1 is time-barred from today, A-2 not at all and
+    A-3 only from tomorrow. The text threatening suit is refused for A-1 alone."""
+    threaten_suit(world)
+    ids = load_barred(
+        world,
+        row("A-1", time_barred_on="2026-11-02"),
+        row("A-2", phone="(617) 555-0102", time_barred_on=""),
+        row("A-3", phone="(617) 555-0103", time_barred_on="2026-11-03"),
+    )
+    report = world.planner().tick()
+
+    assert dict(report.outcomes) == {"queued": 2, "error": 1}
+    [error] = report.errors
+    assert error.startswith("A-1: sms/overdue.firm.j2") and "REGF_TIME_BARRED_SUIT_THREAT" in error
+    queued = rows_of(world.engine, attempts)
+    assert {a.account_id for a in queued} == {ids["A-2"], ids["A-3"]}
+    assert all(SUIT_THREAT in a.body for a in queued)
+    # Not sent, and looked at again as any template error is: a marketer mends the text.
+    assert account(world.engine, ids["A-1"]).next_contact_at == NOW + timedelta(hours=1)
+
+
+def test_a_time_barred_debts_message_without_a_threat_is_queued_and_knows_it(
+    world: World,
+) -> None:
+    """Templates see ``time_barred`` (a state's time-barred debt notice rests on it)."""
+    templates = world.tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    sms = templates / "sms" / "overdue.firm.j2"
+    sms.write_text(sms.read_text().replace(
+        "Questions?", "{% if time_barred %}Notice: this debt is time-barred.{% endif %} "
+        "Questions?", 1))  # fmt: skip
+    published = sync_templates(world.engine, templates, load_company(templates), world.clock,
+                               author="tests", publish=True)  # fmt: skip
+    assert published.refused == []
+    load_barred(
+        world,
+        row("A-1", time_barred_on="2026-11-02"),
+        row("A-2", phone="(617) 555-0102", time_barred_on="2026-11-03"),
+    )
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+    barred, not_yet = rows_of(world.engine, attempts)
+    assert "Notice: this debt is time-barred." in barred.body
+    assert "time-barred" not in not_yet.body
+
+
+def test_a_debt_is_time_barred_once_its_day_has_come_in_any_zone_the_debtor_may_be_in() -> None:
+    """A Tennessean without a zone of their own may be in Central or Eastern time: at 00:30
+    in New York (23:30 the day before in Chicago, the state's first zone, which dates
+    their messages) the debt barred from that day is taken for barred. One known to live
+    in Chicago is not, until Chicago's midnight."""
+    rules = load_ruleset(None)
+    at = datetime(2026, 11, 3, 5, 30, tzinfo=UTC)
+    unknown = SimpleNamespace(time_barred_on=date(2026, 11, 3), timezone=None)
+    assert local_day(unknown, rules, "US-TN", at) == date(2026, 11, 2)
+    assert written_facts.time_barred(unknown, rules, "US-TN", at)
+    chicago = SimpleNamespace(time_barred_on=date(2026, 11, 3), timezone="America/Chicago")
+    assert not written_facts.time_barred(chicago, rules, "US-TN", at)
+    assert written_facts.time_barred(chicago, rules, "US-TN", at + timedelta(hours=1))
+    never = SimpleNamespace(time_barred_on=None, timezone=None)
+    assert not written_facts.time_barred(never, rules, "US-TN", at)

@@ -25,6 +25,7 @@ from outreach.cli.common import (
     system_user,
     with_database,
 )
+from outreach.compliance.rules import load_ruleset
 from outreach.errors import NotFoundError, OutreachError, TemplateError
 from outreach.rendering.context import SAMPLE_ACCOUNTS, SAMPLE_TODAY, MessageFacts, load_company
 from outreach.rendering.environment import TemplateKey, read_template_files
@@ -39,7 +40,7 @@ from outreach.template_store import (
     sync_templates,
 )
 from outreach.templates_in_use import templates_in_use
-from outreach.written_facts import contacted
+from outreach.written_facts import contacted, time_barred
 
 templates_app = typer.Typer(
     help="Lint, preview, sync and publish message templates.", no_args_is_help=True
@@ -139,6 +140,9 @@ def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date
         row = store.account_by_reference(connection, reference)
         # As its next message would be written: the first, unless one reached the debtor.
         first_contact = not contacted(connection, [row.id])
+    now = context.clock.now()
+    rules = load_ruleset(context.settings.compliance_rules_file)
+    barred = time_barred(row, rules, row.jurisdiction or context.settings.default_region, now)
     facts = MessageFacts(
         row.reference,
         row.name,
@@ -149,9 +153,10 @@ def _account_facts(context: Context, reference: str) -> tuple[MessageFacts, date
         row.collector_type,
         unsubscribe_url="(the unsubscribe link of each message)",
         first_contact=first_contact,
+        time_barred=barred,
     )
     zone = ZoneInfo(row.timezone or "America/New_York")
-    return facts, context.clock.now().astimezone(zone).date()
+    return facts, now.astimezone(zone).date()
 
 
 def _show(rendered: Rendered, facts: MessageFacts) -> None:

@@ -1054,3 +1054,15 @@ def test_an_accounts_recent_attempts_say_why_one_did_not_go(
     assert str(escape(why)) in recent and "<b>Invalid" not in recent
     assert "OUT_OF_DATE" in recent
     assert "could not be reached" not in recent
+
+
+def test_the_account_page_says_from_when_the_debt_is_time_barred(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    assert "Time-barred" not in agent.get("/inbox/accounts/R-1").text
+    with engine.begin() as connection:
+        connection.execute(accounts.update().values(time_barred_on=date(2026, 6, 30)))
+    page = agent.get("/inbox/accounts/R-1")
+    assert page.status_code == 200
+    assert "Time-barred from 2026-06-30" in page.text

@@ -586,8 +586,8 @@ def _rendered(
         # Lint keeps the threat out of the template: these are the agent's own words.
         raise ActionRefused(
             f"the debt is time-barred, and the answer threatens legal action ('{exc.phrase}' "
-            f"in its {exc.part}), which Reg F 1006.26(b) forbids ({SUIT_THREAT}): write it "
-            "without"
+            f"in its {exc.part}), which Reg F 1006.26(b) forbids ({SUIT_THREAT}): write "
+            "it without that threat"
         ) from exc
     except (TemplateError, TemplateNotFound) as exc:
         raise ActionRefused(f"the {channel} answer template fails: {exc}") from exc

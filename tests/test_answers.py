@@ -969,7 +969,7 @@ def test_an_answer_threatening_suit_on_a_time_barred_debt_is_refused_and_writes_
     words = "Pay by Friday or we will file a lawsuit."
     with pytest.raises(actions.ActionRefused) as refused:
         answer(engine, settings, reply, words, user=agent_id)
-    assert str(refused.value).startswith("the debt is time-barred: an answer must not threaten")
+    assert str(refused.value).startswith("the debt is time-barred, and the answer threatens")
     assert "REGF_TIME_BARRED_SUIT_THREAT" in str(refused.value)
     assert rows(engine, attempts) == []
     assert [d for d in rows(engine, decisions) if d.stage == "answer"] == []

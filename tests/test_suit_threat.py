@@ -3,11 +3,16 @@ such a message when the debt is time-barred, and lint's check of templates."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from outreach.errors import ConfigError
 from outreach.rendering.context import (
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
@@ -262,3 +267,142 @@ def test_the_shipped_templates_say_nothing_of_suit_to_a_time_barred_debt() -> No
     assert [s.reference for s in barred] == ["SAMPLE-8"]
     paths = [p for p in SHIPPED if not p.startswith(f"{PARTIALS_DIR}/")]
     assert lint_sources(SHIPPED, company(), paths=paths, samples=tuple(barred)) == []
+
+
+# --- notices a state requires on time-barred debts, as counsel approved them ---------------
+
+# New York's notice (23 NYCRR 1.3), in substance: it describes suit, a court and a judgment.
+NY_NOTICE = (
+    "We are required by regulation of the New York State Department of Financial Services to "
+    "notify you of the following information. This information is NOT legal advice: Your "
+    "creditor or debt collector believes that the legal time limit (statute of limitations) "
+    "for suing you to collect this debt may have expired. It is a violation of the Fair Debt "
+    "Collection Practices Act, 15 U.S.C. § 1692 et seq., to sue to collect on a debt for which "
+    "the statute of limitations has expired. If a creditor sues you to collect on this debt, "
+    "you may be able to prevent the creditor from obtaining a judgment against you. To do so, "
+    "you must tell the court that the statute of limitations has expired. Even if the statute "
+    "of limitations has expired, you may choose to make payments on the debt. However, be "
+    "aware: if you make a payment on a debt for which the statute of limitations has expired, "
+    "the creditor may be able to restart the clock."
+)
+# As a template carries it: wrapped at other places than the list's, and HTML reflowed.
+WRAPPED = textwrap.fill(NY_NOTICE, width=70)
+
+
+def company_listing(*notices: str) -> Company:
+    raw: dict[str, Any] = company().model_dump()
+    return Company.model_validate({**raw, "time_barred_notices": list(notices)})
+
+
+def render_with(path: str, source: str, listed: Company) -> Rendered:
+    key = TemplateKey.from_path(path)
+    return Renderer({path: source}).render(
+        key.channel, key.name, key.tone, facts(True), listed, SAMPLE_TODAY
+    )
+
+
+NOTICE_SMS = "Pay {{ amount }}: {{ payment_link }}\n" + WRAPPED + " {{ opt_out_text }}"
+NOTICE_EMAIL = (
+    "{% block subject %}Your account{% endblock %}"
+    "{% block text %}Pay {{ amount }}.\n\n" + WRAPPED + "{% endblock %}"
+    "{% block html %}<p>Pay {{ amount }}.</p>\n<p>"
+    + WRAPPED.replace("NOT legal advice", "<b>NOT</b>\n   legal advice")
+    + "</p>{% endblock %}"
+)
+
+
+assert "\n" in WRAPPED and "<b>NOT</b>" in NOTICE_EMAIL
+
+
+@pytest.mark.parametrize(
+    ("path", "source"), [("sms/x.firm.j2", NOTICE_SMS), ("email/x.firm.j2", NOTICE_EMAIL)]
+)
+def test_a_listed_state_notice_is_sent_to_a_time_barred_debt(path: str, source: str) -> None:
+    """New York's notice speaks of a creditor that sues, a judgment and a court: refused as
+    a threat until counsel lists it, then sent as the template wraps it."""
+    with pytest.raises(SuitThreatOnTimeBarredDebt):
+        render_with(path, source, company())
+    rendered = render_with(path, source, company_listing(NY_NOTICE))
+    assert NY_NOTICE in " ".join(rendered.text.split())
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "part"),
+    [
+        ("sms/x.firm.j2", NOTICE_SMS.replace("Pay {{", "Pay or we will sue you. {{"), "text"),
+        ("email/x.firm.j2", NOTICE_EMAIL.replace("Your account", "Lawsuit pending"), "subject"),
+        ("email/x.firm.j2", NOTICE_EMAIL.replace("</p>{% endb", " We will sue.</p>{% endb"),
+         "html"),
+    ],
+)  # fmt: skip
+def test_a_threat_beside_a_listed_notice_is_still_refused(
+    path: str, source: str, part: str
+) -> None:
+    with pytest.raises(SuitThreatOnTimeBarredDebt) as refused:
+        render_with(path, source, company_listing(NY_NOTICE))
+    assert refused.value.part == part
+
+
+def test_only_a_verbatim_notice_is_read_as_one() -> None:
+    """Spacing and case aside the notice must be the one listed: an altered one, or a part
+    of it, is read as any other words."""
+    listed = [NY_NOTICE]
+    assert threatens_suit(WRAPPED.upper(), notices=listed) is None
+    assert threatens_suit(" \n ".join(NY_NOTICE.split()), notices=listed) is None
+    assert threatens_suit("Read this. " + WRAPPED + " Thanks.", notices=listed) is None
+    altered = NY_NOTICE.replace("may be able to prevent", "cannot prevent")
+    assert threatens_suit(altered, notices=listed) == "sue"
+    half = NY_NOTICE[: NY_NOTICE.index(" To do so")]
+    assert threatens_suit(half, notices=listed) == "sue"
+    # Taken out, a notice ends a clause: a negation before it governs nothing after it.
+    assert threatens_suit("We will not " + NY_NOTICE + " sue you.", notices=listed) == "sue"
+
+
+def test_lint_accepts_a_listed_notice_for_the_time_barred_sample() -> None:
+    notice = "{% if time_barred %}" + WRAPPED + "\n{% endif %}"
+    source = SMS_LINES.replace("{THREAT}", notice)
+    path, sources, policy = "sms/x.firm.j2", {"sms/x.firm.j2": source, **PARTIALS}, LintPolicy(20)
+    refused = lint_sources(sources, company(), paths=[path], policy=policy)
+    assert [(i.code, "SAMPLE-8" in i.message) for i in refused] == [(CODE, True)]
+    assert lint_sources(sources, company_listing(NY_NOTICE), paths=[path], policy=policy) == []
+    # A threat beside it is still found, on its line.
+    threat = source.replace("{% endif %}", "Or we will take legal action.{% endif %}")
+    found = lint_sources({**sources, path: threat}, company_listing(NY_NOTICE), policy=policy)
+    assert [(i.line, i.code) for i in found if i.path == path] == [
+        (len(WRAPPED.split("\n")) + 2, CODE)
+    ]
+
+
+def write_company(tmp_path: Path, notices: Any) -> Path:
+    raw = yaml.safe_load((REPO / "templates" / "company.yaml").read_text(encoding="utf-8"))
+    raw["time_barred_notices"] = notices
+    (tmp_path / "company.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("notices", [[NY_NOTICE, ""], ["  \n "]])
+def test_an_empty_notice_is_refused_when_company_yaml_is_read(
+    tmp_path: Path, notices: list[str]
+) -> None:
+    """An empty notice would be found in every message, exempting nothing anyone wrote."""
+    with pytest.raises(ConfigError) as refused:
+        load_company(write_company(tmp_path, notices))
+    said = str(refused.value)
+    assert said.startswith(f"{tmp_path / 'company.yaml'}: time_barred_notices: ")
+    assert f"notice {len(notices)} is empty" in said
+
+
+def test_the_shipped_example_of_new_yorks_notice_is_listed_once_uncommented(
+    tmp_path: Path,
+) -> None:
+    """The example is commented out, so the shipped behaviour is unchanged; uncommented,
+    it loads and lets New York's notice pass."""
+    assert company().time_barred_notices == ()
+    shipped = (REPO / "templates" / "company.yaml").read_text(encoding="utf-8")
+    start = shipped.index("# time_barred_notices:")
+    example = "\n".join(line.removeprefix("# ") for line in shipped[start:].splitlines())
+    (tmp_path / "company.yaml").write_text(shipped[:start] + example + "\n", encoding="utf-8")
+    listed = load_company(tmp_path)
+    assert len(listed.time_barred_notices) == 1
+    assert threatens_suit(NY_NOTICE, notices=listed.time_barred_notices) is None
+    assert threatens_suit(NY_NOTICE) is not None

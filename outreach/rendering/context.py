@@ -156,6 +156,20 @@ class Company(BaseModel):
     lcm_name: str  # a business name that does not say it collects debts
     agent_name: str  # a person the debtor can ask for
     texts: dict[str, LocalTexts]  # by language; "en" is the fallback
+    # The notices counsel approved for time-barred debts, whose mandated wording speaks of
+    # suit (New York's 23 NYCRR 1.3): a verbatim occurrence is not read as a threat.
+    time_barred_notices: tuple[str, ...] = ()
+
+    # A blank notice would be found in every message, and exempt nothing anyone wrote.
+    @field_validator("time_barred_notices")
+    @classmethod
+    def _notices_said(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for number, notice in enumerate(value, start=1):
+            if not notice.strip():
+                raise ValueError(
+                    f"notice {number} is empty: each is the wording counsel approved, in full"
+                )
+        return value
 
     def texts_for(self, locale: str) -> LocalTexts:
         language = locale.split("_")[0]

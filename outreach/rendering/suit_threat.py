@@ -14,12 +14,18 @@ words between the two must be of the verb group ("will not *be able to* sue"); a
 word ("we will not *hesitate to* sue", "if you do not *pay we will* sue") leaves the
 threat standing. A list cannot know every way to threaten: templates for time-barred debts
 are still to be written without one (docs/templates.md, "Time-barred debts").
+
+Some states mandate a notice that does describe suit (New York's, 23 NYCRR 1.3: "If a
+creditor sues you..."): the wordings counsel approved, ``company.yaml``'s
+``time_barred_notices``, are taken out of a message where they occur verbatim (spacing and
+case aside) before it is read; the rest of the message is read as any other.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from outreach.errors import TemplateError
@@ -132,10 +138,12 @@ class SuitThreatOnTimeBarredDebt(TemplateError):
         )
 
 
-def threatens_suit(text: str, names: Iterable[str] = ()) -> str | None:
+def threatens_suit(text: str, names: Iterable[str] = (), notices: Iterable[str] = ()) -> str | None:
     """The first wording in ``text`` that threatens legal action, or None. ``names``
     (the debtor's, the company's) are people and businesses, not words: a debtor called
-    Sue or Lien is greeted, not threatened."""
+    Sue or Lien is greeted, not threatened. ``notices`` are the approved notices on
+    time-barred debts: where one occurs verbatim it is not read."""
+    text = _without_notices(text, tuple(notices))
     text = _NOT_THREATS.sub(" ", _without_names(text, names))
     for found in _THREAT.finditer(text):
         if not _negated(text, found):
@@ -147,8 +155,9 @@ def refuse_suit_threat(path: str, rendered: Rendered, context: Mapping[str, Any]
     """Raise ``SuitThreatOnTimeBarredDebt`` if any part of ``rendered`` threatens legal
     action: the caller asks only for a time-barred debt's message."""
     names = _names(context)
+    notices = getattr(context.get("company"), "time_barred_notices", ())
     for part, said in _parts(rendered):
-        phrase = threatens_suit(said, names)
+        phrase = threatens_suit(said, names, notices)
         if phrase is not None:
             raise SuitThreatOnTimeBarredDebt(phrase, part, path)
 
@@ -175,6 +184,31 @@ def _names(context: Mapping[str, Any]) -> list[str]:
     said = [getattr(debtor, "name", "")]
     said += [getattr(company, field, "") for field in ("name", "lcm_name", "agent_name")]
     return [name for name in said if isinstance(name, str) and name.strip()]
+
+
+def _without_notices(text: str, notices: tuple[str, ...]) -> str:
+    """``text`` with each verbatim occurrence of a notice taken out, spacing and case
+    aside (templates wrap lines, HTML reflows). Each leaves a clause's end: a negation
+    before a notice does not govern what follows it."""
+    for notice in _notice_patterns(notices):
+        text = notice.sub("\n", text)
+    return text
+
+
+@lru_cache(maxsize=16)
+def _notice_patterns(notices: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """Each notice as a pattern: its words in order, any run of spacing between them, and
+    not within a longer word at either end ("...the clock" is not "...the clockwork")."""
+    patterns = []
+    for notice in notices:
+        words = notice.split()
+        if not words:
+            continue
+        start = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
+        end = r"(?!\w)" if re.search(r"\w$", words[-1]) else ""
+        spaced = r"\s+".join(re.escape(word) for word in words)
+        patterns.append(re.compile(start + spaced + end, re.IGNORECASE))
+    return tuple(patterns)
 
 
 def _without_names(text: str, names: Iterable[str]) -> str:

@@ -76,6 +76,10 @@ THREATS = [
     "Iniciaremos un proceso judicial.",
     "Le llevaremos ante el tribunal.",
     "Nos veremos en la corte.",
+    "Su caso irá a la corte.",
+    "Le llevaremos a la corte.",
+    "Corte.",
+    "Evite el corte de servicio: si no paga, le veremos en la corte.",
     "Embargaremos su salario.",
     "Un embargo de su cuenta.",
     "Su cuenta pasará a nuestros abogados.",
@@ -105,6 +109,14 @@ NOT_THREATS = [
     "Nunca le llevaremos a la corte.",
     "Sin embargo, puede pagar cuando quiera.",
     "Un recordatorio de cortesía.",
+    # A utility's cut-off of a service is no court
+    "Evite el corte de servicio.",
+    "Aviso de corte de luz.",
+    "Para evitar el corte del agua, pague hoy.",
+    "Programamos el corte de gas para el lunes.",
+    "Corte de energía el 5 de diciembre.",
+    "Aviso de corte de la electricidad.",
+    "Cortes de suministro por falta de pago.",
     "Please pay {amount} by Friday: https://pay.example.com/X-1",
 ]
 

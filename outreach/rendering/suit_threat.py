@@ -76,12 +76,15 @@ _THREATS: tuple[str, ...] = (
 _THREAT = re.compile(r"\b(?:" + "|".join(_THREATS) + r")\b", re.IGNORECASE)
 
 # Wording that holds a threat's word without being one: statements of the law in the
-# notices states require on time-barred debts, and Spanish's "however".
+# notices states require on time-barred debts, Spanish's "however", and a utility's cut-off
+# of a service ("corte de luz"), which is no court.
 _NOT_THREATS = re.compile(
     r"\b(?:how\s+long\s+(?:you\s+)?can\s+be\s+sued"
     r"|(?:time\s+limit|statute\s+of\s+limitations?)(?:\s+\([^)]*\))?\s+for\s+suing"
     r"|tiempo\s+(?:durante\s+el\s+cual\s+|en\s+(?:el\s+)?que\s+|que\s+)?"
     r"(?:se\s+le\s+puede|le\s+pueden|usted\s+puede\s+ser)\s+demand(?:ar|ad[oa])\w*"
+    r"|cortes?\s+(?:de\s+(?:la\s+)?|del\s+)"
+    r"(?:servicios?|luz|agua|gas|energ[ií]a|electricidad|suministros?)"
     r"|sin\s+embargo)\b",
     re.IGNORECASE,
 )

@@ -60,6 +60,7 @@ from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.records import quick_init
+from outreach.rendering.context import load_company
 from outreach.replies import reply_holds
 from outreach.returned_steps import give_back_steps
 from outreach.store import (
@@ -77,6 +78,8 @@ from outreach.written_facts import (
     NOT_CONTACTED,
     OUT_OF_DATE,
     contacted,
+    suit_threat,
+    time_barred,
     written_as,
     written_day,
 )
@@ -282,6 +285,7 @@ class Dispatcher:
         self._reserving: asyncio.Task[None] | None = None
         self._pool: DispatchProcesses | None = None
         self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
+        self._company: tuple[str, ...] | None = None  # the company's names, when first needed
 
     @property
     def stopping(self) -> bool:
@@ -684,9 +688,11 @@ class Dispatcher:
         """Why a cadence message may no longer state what is true: the account's facts,
         or the debtor's day, have changed since it was written, or it was written as a
         later message and nothing has reached the debtor before (``reached``: the accounts
-        whose debtor has had one)."""
+        whose debtor has had one). A message without a digest (an agent's answer, or one
+        written before digests were kept): why its words may not go now
+        (``_barred_threat``)."""
         if row.facts_digest is None:
-            return None  # an agent's answer, or written before digests were kept
+            return self._barred_threat(account, record, row, now)
         first = written_as(account, row.facts_digest, self.rules, record.jurisdiction, now)
         if first is None:
             return OUT_OF_DATE
@@ -705,13 +711,45 @@ class Dispatcher:
     ) -> str | None:
         """``_out_of_date`` at ``at`` for a message found up to date at ``checked``: the
         same answer while the debtor's day, and whether the debt is time-barred, are the
-        same (only they enter the digest with time)."""
+        same (only they enter the digest with time). Without a digest: the check of its
+        words, if the debt became time-barred in between (``_barred_threat``)."""
         if row.facts_digest is None:
-            return None
+            if account.time_barred_on is None:
+                return None
+            if time_barred(account, self.rules, record.jurisdiction, checked):
+                return None  # its words were read at ``checked``
+            return self._barred_threat(account, record, row, at)
         now_read = written_day(account, self.rules, record.jurisdiction, at)
         if now_read == written_day(account, self.rules, record.jurisdiction, checked):
             return None
         return self._out_of_date(account, record, row, at, reached)
+
+    def _barred_threat(
+        self, account: Any, record: DebtorRecord, row: Any, at: datetime
+    ) -> str | None:
+        """Why a message without a digest may not leave at ``at``: the debt is time-barred
+        by then and its words threaten suit (Reg F 1006.26(b)). Written before the day came
+        (an answer deferred to the morning, say), it was not checked for that; it cannot be
+        written again, so it is cancelled. A debt with no such day costs one test."""
+        if account.time_barred_on is None:
+            return None
+        if not time_barred(account, self.rules, record.jurisdiction, at):
+            return None
+        return suit_threat(row, (account.name, *self._company_names()))
+
+    def _company_names(self) -> tuple[str, ...]:
+        """The company's names (``templates/company.yaml``), which a message may hold
+        without threatening anyone; none if the file cannot be read (every word counts)."""
+        if self._company is None:
+            try:
+                company = load_company(self.settings.templates_dir)
+            except (OutreachError, OSError, ValueError) as exc:
+                log.warning("dispatch: company names not read (%s)", exc)
+                self._company = ()
+            else:
+                said = (company.name, company.lcm_name, company.agent_name)
+                self._company = tuple(name for name in said if name.strip())
+        return self._company
 
     def _gives_back(self, account: Any, why_not: str) -> bool:
         """Whether a cancelled message's step goes back to the cadence. Not when only this

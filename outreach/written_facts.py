@@ -17,12 +17,15 @@ first. One written as the first stays true after a contact: it says all a later 
 
 A message written before the debt became time-barred (its day came, or an import set it)
 is written afresh too: a debt collector must not threaten suit on a time-barred debt (Reg F
-1006.26(b)), and its text is checked again for that as it is rendered.
+1006.26(b)), and its text is checked again for that as it is rendered. A message without a
+digest (an agent's answer, or one queued before digests were kept) cannot be written again:
+once its debt is time-barred, its words are read as the debtor would get them
+(``suit_threat``), and one that threatens suit is cancelled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from hashlib import blake2b
 from typing import Any
@@ -34,6 +37,10 @@ from outreach.compliance.rules import RuleSet
 from outreach.compliance_store import attempts
 from outreach.models import AttemptStatus, ContactStatus, ProviderEvent
 from outreach.providers.base import IDENTITY_CHECK, PLAY_MESSAGE
+from outreach.rendering.answer_styles import Uncheckable
+from outreach.rendering.answer_text import shown_texts
+from outreach.rendering.suit_threat import CODE as SUIT_THREAT
+from outreach.rendering.suit_threat import threatens_suit
 from outreach.store import among, contact_points, table_of, unindexed
 
 provider_events = table_of(ProviderEvent)
@@ -169,4 +176,38 @@ def written_as(
         return True
     if written == facts_digest(account, day, first_contact=False, time_barred=barred):
         return False
+    return None
+
+
+def stored_parts(row: Any) -> Iterator[tuple[str, str]]:
+    """What the debtor reads or hears of a queued message (an attempt's row), part by part:
+    its text, an email's subject, what a mail reader shows of its HTML in any reading of
+    its styles (past what that reads, the whole markup), a call's voicemail. Lazily: a
+    later part is read only if the earlier ones pass."""
+    yield "text", row.body
+    if row.subject:
+        yield "subject", row.subject
+    if row.body_html:
+        try:
+            readings = shown_texts(row.body_html)
+        except Uncheckable:
+            readings = [row.body_html]
+        for shown in readings:
+            yield "html", shown
+    if row.voicemail:
+        yield "voicemail", row.voicemail
+
+
+def suit_threat(row: Any, names: Iterable[str] = ()) -> str | None:
+    """Why a queued message may not go to the debtor of a time-barred debt: a part of it
+    threatens legal action (Reg F 1006.26(b)); None if none does. ``names``: the debtor's
+    and the company's, which are not threats (``threatens_suit``)."""
+    names = list(names)
+    for part, said in stored_parts(row):
+        phrase = threatens_suit(said, names)
+        if phrase is not None:
+            return (
+                f"{SUIT_THREAT}: the debt is time-barred, and the {part} threatens legal "
+                f"action ('{phrase}'), which Reg F 1006.26(b) forbids"
+            )
     return None

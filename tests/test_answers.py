@@ -10,9 +10,10 @@ import re
 import sqlite3
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
@@ -984,3 +985,69 @@ def test_an_answer_threatening_suit_on_a_time_barred_debt_is_refused_and_writes_
         )
     done = answer(engine, settings, reply, words, user=agent_id, form_key="j" * 24)
     assert done.outcome == "queued"
+
+
+def test_an_answer_queued_before_its_debt_became_time_barred_is_not_sent_if_it_threatens_suit(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Two answers written at 22:00 in Boston wait for the morning; overnight an import
+    says the debt is time-barred from today. The text threatening suit is cancelled, not
+    sent (Reg F 1006.26(b)), and says why; the email without a threat, greeting a debtor
+    named Sue Lien, goes."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(name="Sue Lien"))
+    late = datetime(2026, 11, 3, 3, 0, tzinfo=UTC)  # 22:00 in Boston: deferred to 08:00
+    threat = "Pay by Friday or we will file a lawsuit."
+    text = answer(engine, settings, sms_reply(engine), threat, user=agent_id, at=late)
+    greeting = "Thank you, Sue. Friday is fine."
+    mail = answer(engine, settings, email_reply(engine, account_id), greeting, user=agent_id,
+                  at=late, form_key="m" * 24)  # fmt: skip
+    assert (text.outcome, mail.outcome) == ("deferred", "deferred")
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=date(2026, 11, 3)))
+    opens = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)
+    assert dispatch(engine, settings, opens) == {"cancelled": 1, "sent": 1}
+    [sent] = outbox(settings)
+    assert sent["to"] == EMAIL.lower() and greeting in sent["body"]
+    cancelled, gone = rows(engine, attempts)
+    assert (cancelled.channel, cancelled.status, gone.status) == ("sms", "cancelled", "sent")
+    assert cancelled.error_message == (
+        "REGF_TIME_BARRED_SUIT_THREAT: the debt is time-barred, and the text threatens legal "
+        "action ('lawsuit'), which Reg F 1006.26(b) forbids"
+    )
+    # The conversation shows the answer as cancelled; nothing is planned in its place.
+    with engine.connect() as connection:
+        shown = [m for m in thread(connection, account_id) if m.direction == "outbound"]
+    assert [(m.channel, m.delivery) for m in shown] == [("sms", "cancelled"), ("email", "sent")]
+    assert dispatch(engine, settings, opens + timedelta(minutes=5)) == {}
+    assert len(rows(engine, attempts)) == 2
+
+
+def test_an_answer_checked_before_the_debtors_midnight_is_caught_at_its_latest_instant(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """Found fit to go five seconds before the day the debt is time-barred from: at the
+    latest instant it may leave (its rate-limit wait and the grace), that day has come, and
+    the answer threatening suit does not leave."""
+    account_id = add_account(engine)
+    barred_on = date(2026, 11, 3)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=barred_on))
+    threat = "Pay by Friday or we will take you to court."
+    assert answer(engine, settings, sms_reply(engine), threat, user=agent_id).outcome == "queued"
+    [attempt] = rows(engine, attempts)
+    midnight = datetime(2026, 11, 3, tzinfo=ZoneInfo("America/New_York"))
+    checked = midnight - timedelta(seconds=5)
+    send = Dispatcher(engine, settings, FixedClock(checked), "w1", {}, RateLimiter({}))
+    with engine.connect() as connection:
+        found, records, _, reached = send._debtors(connection, {account_id}, checked)
+    account, record = found[account_id], records[account_id]
+    assert send._out_of_date(account, record, attempt, checked, reached) is None
+    for seconds in (0, 4, 5, 25):
+        at = checked + timedelta(seconds=seconds)
+        now = send._out_of_date(account, record, attempt, at, reached)
+        later = send._out_of_date_later(account, record, attempt, checked, at, reached)
+        assert now == later, seconds
+        assert (later is not None) == (seconds >= 5), seconds
+        assert later is None or "('take you to court')" in later

@@ -285,7 +285,8 @@ class Dispatcher:
         self._reserving: asyncio.Task[None] | None = None
         self._pool: DispatchProcesses | None = None
         self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
-        self._company: tuple[str, ...] | None = None  # the company's names, when first needed
+        # The company's names and approved time-barred notices, read when first needed.
+        self._company: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     @property
     def stopping(self) -> bool:
@@ -735,20 +736,24 @@ class Dispatcher:
             return None
         if not time_barred(account, self.rules, record.jurisdiction, at):
             return None
-        return suit_threat(row, (account.name, *self._company_names()))
+        names, notices = self._company_words()
+        return suit_threat(row, (account.name, *names), notices)
 
-    def _company_names(self) -> tuple[str, ...]:
-        """The company's names (``templates/company.yaml``), which a message may hold
-        without threatening anyone; none if the file cannot be read (every word counts)."""
+    def _company_words(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The company's names, which a message may hold without threatening anyone, and
+        the notices on time-barred debts its counsel approved (``templates/company.yaml``),
+        as the render check reads them; none if the file cannot be read (every word
+        counts)."""
         if self._company is None:
             try:
                 company = load_company(self.settings.templates_dir)
             except (OutreachError, OSError, ValueError) as exc:
                 log.warning("dispatch: company names not read (%s)", exc)
-                self._company = ()
+                self._company = ((), ())
             else:
                 said = (company.name, company.lcm_name, company.agent_name)
-                self._company = tuple(name for name in said if name.strip())
+                names = tuple(name for name in said if name.strip())
+                self._company = (names, tuple(company.time_barred_notices))
         return self._company
 
     def _gives_back(self, account: Any, why_not: str) -> bool:

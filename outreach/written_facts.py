@@ -198,13 +198,14 @@ def stored_parts(row: Any) -> Iterator[tuple[str, str]]:
         yield "voicemail", row.voicemail
 
 
-def suit_threat(row: Any, names: Iterable[str] = ()) -> str | None:
+def suit_threat(row: Any, names: Iterable[str] = (), notices: Iterable[str] = ()) -> str | None:
     """Why a queued message may not go to the debtor of a time-barred debt: a part of it
     threatens legal action (Reg F 1006.26(b)); None if none does. ``names``: the debtor's
-    and the company's, which are not threats (``threatens_suit``)."""
-    names = list(names)
+    and the company's, which are not threats; ``notices``: the company's approved notices
+    on time-barred debts, not read where they occur verbatim (``threatens_suit``)."""
+    names, notices = list(names), tuple(notices)
     for part, said in stored_parts(row):
-        phrase = threatens_suit(said, names)
+        phrase = threatens_suit(said, names, notices)
         if phrase is not None:
             return (
                 f"{SUIT_THREAT}: the debt is time-barred, and the {part} threatens legal "

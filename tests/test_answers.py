@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import sqlite3
 import threading
 from dataclasses import replace
@@ -1022,6 +1023,42 @@ def test_an_answer_queued_before_its_debt_became_time_barred_is_not_sent_if_it_t
     assert [(m.channel, m.delivery) for m in shown] == [("sms", "cancelled"), ("email", "sent")]
     assert dispatch(engine, settings, opens + timedelta(minutes=5)) == {}
     assert len(rows(engine, attempts)) == 2
+
+
+# Words of New York's notice on time-barred debts (23 NYCRR 1.3), which speak of suit.
+NOTICE = (
+    "If a creditor sues you to collect on this debt, you may be able to prevent the creditor "
+    "from obtaining a judgment against you."
+)
+
+
+def test_an_answer_quoting_an_approved_notice_goes_to_a_time_barred_debt(
+    engine: Engine, settings: Settings, agent_id: int, tmp_path: Path
+) -> None:
+    """The check before sending reads the notices counsel approved in company.yaml as the
+    render check does: an answer on a time-barred debt quoting one verbatim is queued and
+    sent, where the same words without the list are refused."""
+    add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=NOW.date()))
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    company_file = templates / "company.yaml"
+    listed = f"time_barred_notices:\n  - {json.dumps(NOTICE)}\n"
+    company_file.write_text(company_file.read_text() + listed)
+    words = f"About your question: {NOTICE}"
+    reply = sms_reply(engine)
+    with pytest.raises(actions.ActionRefused, match="time-barred"):
+        answer(engine, settings, reply, words, user=agent_id)
+    listing = replace(kit(engine, settings), company=load_company(templates))
+    with engine.begin() as connection:
+        account = actions.account_by_reference(connection, "R-1")
+        done = answer_reply(connection, account, reply, words, KEY, agent_id, listing, NOW)
+    assert done.outcome == "queued"
+    listed_settings = settings.model_copy(update={"templates_dir": templates})
+    assert dispatch(engine, listed_settings, NOW) == {"sent": 1}
+    [sent] = outbox(settings)
+    assert NOTICE in " ".join(sent["body"].split())
 
 
 def test_an_answer_checked_before_the_debtors_midnight_is_caught_at_its_latest_instant(

@@ -109,6 +109,8 @@ def demo_accounts(count: int, today: date, seed: int = 7) -> Iterator[DemoAccoun
             "consent_source": "demo data: signup form",
             "cadence": "pre-due" if rng.random() < 0.1 else "standard",
             "collector_type": "third_party" if rng.random() < 0.2 else "first_party",
+            # One debt in forty is time-barred (its messages may not threaten suit).
+            "time_barred_on": (today - timedelta(days=30)).isoformat() if index % 40 == 39 else "",
         }
         yield DemoAccount(values, opted_out_sms=has_phone and rng.random() < 0.05)
 

@@ -285,8 +285,9 @@ class Dispatcher:
         self._reserving: asyncio.Task[None] | None = None
         self._pool: DispatchProcesses | None = None
         self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
-        # The company's names and approved time-barred notices, read when first needed.
-        self._company: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        # The company's names and approved time-barred notices, with the file's stamp.
+        self._company: tuple[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...]]] | None
+        self._company = None
 
     @property
     def stopping(self) -> bool:
@@ -742,19 +743,26 @@ class Dispatcher:
     def _company_words(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The company's names, which a message may hold without threatening anyone, and
         the notices on time-barred debts its counsel approved (``templates/company.yaml``),
-        as the render check reads them; none if the file cannot be read (every word
-        counts)."""
-        if self._company is None:
-            try:
-                company = load_company(self.settings.templates_dir)
-            except (OutreachError, OSError, ValueError) as exc:
-                log.warning("dispatch: company names not read (%s)", exc)
-                self._company = ((), ())
-            else:
-                said = (company.name, company.lcm_name, company.agent_name)
-                names = tuple(name for name in said if name.strip())
-                self._company = (names, tuple(company.time_barred_notices))
-        return self._company
+        as the render check reads them. Read again when the file changes (the web app,
+        which writes answers, reads it for each one); a failed read is not kept: none this
+        time (every word counts), and the file is read again at the next check."""
+        path = self.settings.templates_dir / "company.yaml"
+        try:
+            stamp: tuple[int, int] | None = (path.stat().st_mtime_ns, path.stat().st_size)
+        except OSError:
+            stamp = None
+        if self._company is not None and stamp is not None and self._company[0] == stamp:
+            return self._company[1]
+        try:
+            company = load_company(self.settings.templates_dir)
+        except (OutreachError, OSError, ValueError) as exc:
+            log.warning("dispatch: company names and notices not read (%s)", exc)
+            return (), ()
+        said = (company.name, company.lcm_name, company.agent_name)
+        words = (tuple(name for name in said if name.strip()), company.time_barred_notices)
+        if stamp is not None:
+            self._company = (stamp, words)
+        return words
 
     def _gives_back(self, account: Any, why_not: str) -> bool:
         """Whether a cancelled message's step goes back to the cadence. Not when only this

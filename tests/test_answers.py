@@ -1061,6 +1061,45 @@ def test_an_answer_quoting_an_approved_notice_goes_to_a_time_barred_debt(
     assert NOTICE in " ".join(sent["body"].split())
 
 
+def test_a_running_dispatcher_reads_a_notice_counsel_adds_and_a_mended_company_file(
+    engine: Engine, settings: Settings, agent_id: int, tmp_path: Path
+) -> None:
+    """The web app reads company.yaml for each answer; a dispatcher that has run for a while
+    reads it again once it changes: an answer quoting a notice counsel has just listed, or
+    sent after a moment when the file could not be read, goes."""
+    add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=NOW.date()))
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    company_file = templates / "company.yaml"
+    shipped = company_file.read_text()
+    company_file.write_text(shipped.replace("texts:", "textz:"))  # caught mid-edit
+    listed = settings.model_copy(update={"templates_dir": templates})
+    assert answer(engine, listed, sms_reply(engine), user=agent_id).outcome == "queued"
+    clock = FixedClock(NOW)
+    providers: dict[str, Any] = {
+        channel: Outbox(settings, clock, channel) for channel in ("sms", "email", "voice")
+    }
+    sender = Dispatcher(engine, listed, clock, "w1", providers, RateLimiter({}))
+    try:
+        assert dict(asyncio.run(sender.tick()).outcomes) == {"sent": 1}
+        company_file.write_text(shipped + f"time_barred_notices:\n  - {json.dumps(NOTICE)}\n")
+        listing = replace(kit(engine, settings), company=load_company(templates))
+        later = NOW + timedelta(minutes=10)
+        with engine.begin() as connection:
+            account = actions.account_by_reference(connection, "R-1")
+            reply = sms_reply(engine, "What happens now?", key="r2")
+            words = f"About your question: {NOTICE}"
+            done = answer_reply(connection, account, reply, words, "q" * 24, agent_id, listing,
+                                later)  # fmt: skip
+        assert done.outcome == "queued"
+        sender.clock = clock = FixedClock(later)
+        assert dict(asyncio.run(sender.tick()).outcomes) == {"sent": 1}
+    finally:
+        sender.close()
+
+
 def test_an_answer_checked_before_the_debtors_midnight_is_caught_at_its_latest_instant(
     engine: Engine, settings: Settings, agent_id: int
 ) -> None:

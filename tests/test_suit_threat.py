@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from outreach.errors import ConfigError
+from outreach.rendering.answer_text import shown_texts
 from outreach.rendering.context import (
     SAMPLE_ACCOUNTS,
     SAMPLE_TODAY,
@@ -67,6 +68,30 @@ THREATS = [
     "We will refer your account to our attorneys for collection.",
     "Your file is being sent to a lawyer.",
     "Our legal department will contact you.",
+    "Your account has been forwarded to a collections attorney.",
+    "Your file is now with our collection attorney.",
+    "Your account is with a collection law firm.",
+    "Pay by Friday or we will go to court.",
+    "We are going to court.",
+    "We may pursue this matter in court.",
+    "We will initiate proceedings against you.",
+    # A negation with "yet" or "but ... will" after it: the threat is still to come
+    "No lawsuit has been filed yet, but one will be if you do not pay.",
+    "We have not sued you yet.",
+    "We have not sued you, but we will.",
+    "Legal action will not be taken yet.",
+    # A negation does not carry past a clause's end, nor a subject of its own
+    "We will not\n\nsue you.",
+    "We will not allow you to forget: we will sue.",
+    "We will not allow you to ignore a lawsuit.",
+    "We are allowed to sue you.",
+    "Do not allow us to sue you.",
+    "Please don't allow us to take legal action.",
+    "We will not sue you\n\nGarnishment will follow.",
+    "We will not sue you, and we will take legal action.",
+    "We won't sue, we'll garnish your wages.",
+    # A character no one sees does not split a word
+    "We will su\u200be you.",
     # Spanish
     "Le demandaremos.",
     "Podemos demandarle.",
@@ -83,6 +108,16 @@ THREATS = [
     "Embargaremos su salario.",
     "Un embargo de su cuenta.",
     "Su cuenta pasará a nuestros abogados.",
+    "Su cuenta pasó a un abogado.",
+    "Su cuenta fue enviada a un abogado.",
+    "Su expediente fue turnado al abogado.",
+    "Procederemos por la vía judicial.",
+    "Iniciaremos el cobro judicial.",
+    "Tomaremos medidas legales.",
+    "Una demanda.",
+    "Las demandas siguen.",
+    "Todavía no le hemos demandado.",
+    "No le hemos demandado, pero lo haremos.",
 ]
 
 NOT_THREATS = [
@@ -97,6 +132,20 @@ NOT_THREATS = [
     "Legal action will not be taken.",
     "We will never take you to court.",
     "It is not our intention to sue you.",
+    "Because of the age of this debt, we are not allowed to sue you.",
+    "We are not permitted to sue you.",
+    "The law does not allow us to sue you for this debt.",
+    "We will not sue, garnish or take legal action.",
+    "We will not sue you or garnish your wages.",
+    "We will not report this debt, nor sue you.",
+    "We will not sue you, but you still owe the debt.",
+    # A line break is a space: wrapped text and HTML source keep the negation
+    "Because of the age of your debt, we will not\nsue you for it.",
+    "We will not\r\n   take legal action.",
+    # English "demand" is no "demanda"
+    "This is our final demand for payment.",
+    "Payment is due on demand.",
+    "She demands, demanded and is demanding a receipt.",
     # Words that hold a threat's letters
     "Please do not ignore this issue.",
     "We will pursue a payment plan with you.",
@@ -109,6 +158,7 @@ NOT_THREATS = [
     "Nunca le llevaremos a la corte.",
     "Sin embargo, puede pagar cuando quiera.",
     "Un recordatorio de cortesía.",
+    "Puede consultar a un abogado.",
     # A utility's cut-off of a service is no court
     "Evite el corte de servicio.",
     "Aviso de corte de luz.",
@@ -140,7 +190,24 @@ def test_the_phrase_found_is_given() -> None:
 def test_a_name_is_not_a_threat() -> None:
     """A debtor called Sue Lien is greeted, not threatened; the word still counts."""
     assert threatens_suit("Hello Sue Lien, please call us.", ["Sue Lien"]) is None
-    assert threatens_suit("Hello Sue, we will sue you.", ["Sue Lien"]) == "sue"
+    assert threatens_suit("Hello Sue, we will sue you.", ["Sue Lien", "Sue"]) == "sue"
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Legal action will be taken.", ["Legal Recovery Partners"]),
+        ("Court action will follow.", ["Court Street Collections"]),
+        ("A Lien may be placed on your home.", ["Sue Lien", "Sue"]),
+        ("Judge Smith will enter a Judgment.", ["Jane Judgment", "Jane"]),
+    ],
+)
+def test_a_word_of_a_name_alone_is_still_read(text: str, names: list[str]) -> None:
+    """Only whole names are taken out: a word a company or a surname shares with a
+    threat still threatens."""
+    assert threatens_suit(text, names) is not None
+    for name in names:
+        assert threatens_suit(f"Hello {name}, thank you.", names) is None
 
 
 # --- the render refuses a time-barred debt's message that threatens suit -----------------
@@ -199,6 +266,56 @@ def test_a_time_barred_debts_message_that_threatens_suit_is_refused(
     assert render(path, source, time_barred=False).key.path == path
 
 
+def named(debtor: str, company_name: str) -> tuple[MessageFacts, Company]:
+    raw: dict[str, Any] = company().model_dump()
+    return replace(facts(True), debtor_name=debtor), Company.model_validate(
+        {**raw, "name": company_name}
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [
+        ("Hi {{ debtor.first_name }} ({{ debtor.name }}), {{ company.name }} writes.", False),
+        ("Hi {{ debtor.first_name }}, a Lien may be placed on your home.", True),
+        ("{{ company.name }}: legal action will be taken.", True),
+        ("Hello {{ debtor.first_name }}, we will sue you.", True),
+    ],
+)
+def test_a_time_barred_debtors_and_companys_names_hide_no_threat(
+    source: str, refused: bool
+) -> None:
+    """The names are those the message writes: the debtor's full and first names, the
+    company's, each whole; a word of one elsewhere is read as any other."""
+    debtor, listed = named("Sue Lien", "Legal Recovery Partners")
+    sms = source + " {{ opt_out_text }}"
+    key = TemplateKey.from_path("sms/x.firm.j2")
+    renderer = Renderer({key.path: sms})
+    args = (key.channel, key.name, key.tone, debtor, listed, SAMPLE_TODAY)
+    if refused:
+        with pytest.raises(SuitThreatOnTimeBarredDebt):
+            renderer.render(*args)
+    else:
+        assert "Sue Lien" in renderer.render(*args).text
+
+
+def test_a_word_the_html_splits_with_inline_tags_is_read_whole() -> None:
+    """A mail reader shows "s<b>ue</b>" as one word: so is it read for a threat. The
+    answer check reads as before, a space between the text nodes; paragraphs stay apart."""
+    source = (
+        "{% block subject %}Pay{% endblock %}{% block text %}Pay.{% endblock %}"
+        "{% block html %}<p>We will s<b>ue</b> you.</p><p>Pay</p><p>today.</p>{% endblock %}"
+    )
+    with pytest.raises(SuitThreatOnTimeBarredDebt) as refused:
+        render("email/x.firm.j2", source, time_barred=True)
+    assert refused.value.part == "html" and refused.value.phrase == "sue"
+    html = "<p>We will s<b>ue</b> you.</p><p>Pay</p><p>today.</p>"
+    assert shown_texts(html) == ["We will s ue  you. Pay today."]
+    assert " ".join(shown_texts(html, words_whole=True)[0].split()) == (
+        "We will sue you. Pay today."
+    )
+
+
 def test_words_the_html_hides_are_not_read() -> None:
     source = (
         "{% block subject %}Pay{% endblock %}{% block text %}Pay.{% endblock %}"
@@ -252,6 +369,29 @@ def test_lint_refuses_a_threat_of_suit_a_time_barred_debt_would_get_on_its_line(
     assert [(i.line, i.code) for i in issues] == [(2, CODE)]
     assert "legal action" in issues[0].message and "SAMPLE-8" in issues[0].message
     assert "{% if not time_barred %}" in issues[0].message
+
+
+EMAIL_WRAPPED = (
+    "{% block subject %}Pay{% endblock %}\n"
+    "{% block text %}Pay. Because of the age of your debt, we will not\n"
+    "sue you for it. {{ disclosure }} {{ unsubscribe_url }}{% endblock %}\n"
+    "{% block html %}<p>Pay. Because of the age of your debt, we will not\n"
+    "sue you for it.</p>{THREAT}\n"
+    '<p>{{ disclosure }} <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>{% endblock %}'
+)
+
+
+def test_lint_reads_a_negation_across_a_line_break_and_points_at_the_threat() -> None:
+    """Hard-wrapped text and HTML source keep a negation; a threat in the HTML is reported
+    on its own line, not on an earlier line that negates the same word."""
+    assert lint("email/x.firm.j2", EMAIL_WRAPPED.replace("{THREAT}", "")) == []
+    threat = "\n<p>Otherwise we will\nsue you.</p>"
+    assert lint("email/x.firm.j2", EMAIL_WRAPPED.replace("{THREAT}", threat)) == [(7, CODE)]
+
+
+def test_lint_accepts_a_final_demand_for_payment() -> None:
+    source = SMS_LINES.replace("{THREAT}", "This is our final demand for payment.")
+    assert lint("sms/x.firm.j2", source) == []
 
 
 def test_lint_accepts_a_threat_kept_from_time_barred_debts() -> None:

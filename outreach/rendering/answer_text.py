@@ -98,19 +98,24 @@ def shown_text(markup: str) -> str:
     return _read(markup)[0]
 
 
-def shown_texts(markup: str) -> list[str]:
+def shown_texts(markup: str, words_whole: bool = False) -> list[str]:
     """The words an HTML body shows in each reading of its style sheets: the first with
     the rules outside ``@media``-like blocks, then one per condition whose blocks style an
-    element. Raises ``Uncheckable`` past ``MAX_CONDITIONS`` conditions."""
-    return _read(markup)[1]
+    element. Raises ``Uncheckable`` past ``MAX_CONDITIONS`` conditions.
+
+    A space stands between two text nodes, unless ``words_whole``: then only at the edges
+    of an element that is not inline (a paragraph, a cell, a ``<br>``), so a word set
+    partly in bold ("s<b>ue</b>") reads whole, as a mail reader shows it."""
+    return _read(markup, words_whole)[1]
 
 
 def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def _read(markup: str) -> tuple[str, list[str]]:
-    """The words shown in every reading, and those shown in each."""
+def _read(markup: str, words_whole: bool = False) -> tuple[str, list[str]]:
+    """The words shown in every reading, and those shown in each: text nodes joined by a
+    space, or if ``words_whole`` only across the edges of elements that are not inline."""
     tree = LexborHTMLParser(markup)
     sheets = StyleSheets(tree)
     everywhere: list[str] = []
@@ -123,10 +128,15 @@ def _read(markup: str) -> tuple[str, list[str]]:
     # Each node comes with what its parent passes down in each reading (None: hidden).
     # Siblings share their parent's tuple, and elements alike in alike parents each other's.
     start: _States = (_Inherited(),) * sheets.readings
-    stack = [] if tree.root is None else [(tree.root, start)]
+    stack: list[tuple[LexborNode | None, _States]] = []
+    if tree.root is not None:
+        stack.append((tree.root, start))
     while stack:
         node, parents = stack.pop()
-        if node.is_text_node:
+        if node is None:  # the end of an element that is not inline: a space
+            for words in (everywhere, *each):
+                words.append(" ")
+        elif node.is_text_node:
             found = shows.get(id(parents))
             if found is None:
                 shown = [parent is not None and parent.shows_text for parent in parents]
@@ -140,9 +150,15 @@ def _read(markup: str) -> tuple[str, list[str]]:
         elif node.is_element_node:  # a comment is neither
             insides = _insides(node, parents, sheets, known, passed)
             if insides.count(None) < len(insides):
+                if words_whole and (node.tag or "") not in _INLINE:
+                    # A space at both edges: one now, one once all inside is read.
+                    for words in (everywhere, *each):
+                        words.append(" ")
+                    stack.append((None, parents))
                 children = list(node.iter(include_text=True))
                 stack.extend((child, insides) for child in reversed(children))
-    return " ".join(everywhere), [" ".join(words) for words in each]
+    joiner = "" if words_whole else " "
+    return joiner.join(everywhere), [joiner.join(words) for words in each]
 
 
 # --- elements ----------------------------------------------------------------------------
@@ -163,6 +179,13 @@ def _names(names: str) -> frozenset[str]:
     return frozenset(names.split())
 
 
+# Elements set within a line of text (HTML's phrasing content): no space at their edges.
+_INLINE = _names(
+    """
+    a abbr b bdi bdo big cite code data del dfn em font i ins kbd label mark q s samp small
+    span strike strong sub sup time tt u var wbr
+    """
+)
 _NOT_SHOWN = _names("head script style template title iframe noembed noframes")
 _MOVED = _names("absolute fixed relative")  # left and top move these
 _OFF_SCREEN = -1000.0  # px: further left or up than any screen shows

@@ -26,7 +26,7 @@ A template is refused, with the line and the cause, when:
   conditions);
 - a message for a time-barred debt (SAMPLE-8) threatens legal action
   (``REGF_TIME_BARRED_SUIT_THREAT``: ``suit_threat.threatens_suit``), with the line where
-  the source has the wording found.
+  the source has the wording found, in the part's block where it reads as a threat.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, unused_var
 from outreach.rendering.limits import RenderLimit
 from outreach.rendering.render import REQUIRED_BLOCKS, Rendered, Renderer, RenderError
 from outreach.rendering.suit_threat import CODE as SUIT_THREAT
-from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt
+from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt, threatens_suit
 
 DEFAULT_MAX_SMS_SEGMENTS = 3
 # Words that would tell an eavesdropper the call is about a debt: a limited-content
@@ -225,14 +225,41 @@ def _suit_threat(
         f"the {exc.part} threatens legal action ('{exc.phrase}') on a time-barred debt "
         f"(sample account {sample.reference}), which Reg F 1006.26(b) forbids: {fix}"
     )
-    return LintIssue(path, _phrase_line(source, exc.phrase), SUIT_THREAT, message)
+    return LintIssue(path, _phrase_line(source, exc.phrase, exc.part), SUIT_THREAT, message)
 
 
-def _phrase_line(source: str, phrase: str) -> int | None:
-    """The first line of ``source`` with ``phrase``, spacing and case aside."""
+# The block of a template that makes each part a message has (an SMS has none).
+_PART_BLOCKS = {
+    "text": r"(?:text|human)", "subject": "subject", "html": "html", "voicemail": "voicemail"
+}  # fmt: skip
+_MARKUP = re.compile(r"<[^>]*>|\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_SENTENCE = re.compile(r"[.;!?]|\n\s*\n")
+
+
+def _phrase_line(source: str, phrase: str, part: str = "text") -> int | None:
+    """The line of ``source`` with ``phrase`` (spacing and case aside) where it threatens:
+    in the block of the part it was found in, the first occurrence that reads as a threat
+    in its sentence ("we will not sue you" on an earlier line is not it); else the first
+    occurrence there, else in the whole source."""
     words = r"\s+".join(re.escape(word) for word in phrase.split())
-    found = re.search(rf"(?<!\w){words}(?!\w)", source, re.IGNORECASE)
-    return source.count("\n", 0, found.start()) + 1 if found else None
+    pattern = re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+    block = re.search(r"\{%-?\s*block\s+" + _PART_BLOCKS[part] + r"\b", source)
+    found = list(pattern.finditer(source, block.end() if block else 0))
+    if not found:
+        found = list(pattern.finditer(source))
+    for occurrence in found:
+        if _threatens_in_its_sentence(source, occurrence):
+            return source.count("\n", 0, occurrence.start()) + 1
+    return source.count("\n", 0, found[0].start()) + 1 if found else None
+
+
+def _threatens_in_its_sentence(source: str, occurrence: re.Match[str]) -> bool:
+    """Whether the words of the occurrence's sentence, markup and template tags aside,
+    read as a threat."""
+    start = max(0, occurrence.start() - 300)
+    before = _SENTENCE.split(source[start : occurrence.start()])[-1]
+    after = _SENTENCE.split(source[occurrence.start() : occurrence.start() + 300], maxsplit=1)
+    return threatens_suit(_MARKUP.sub(" ", before + after[0])) is not None
 
 
 def _structure(path: str, tree: nodes.Template, key: TemplateKey) -> list[LintIssue]:

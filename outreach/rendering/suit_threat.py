@@ -12,8 +12,12 @@ taken", "no le demandaremos", and the notices states require on such debts (Cali
 will not sue you for it.") pass. A negation counts only where it governs the threat: the
 words between the two must be of the verb group ("will not *be able to* sue"); any other
 word ("we will not *hesitate to* sue", "if you do not *pay we will* sue") leaves the
-threat standing. A list cannot know every way to threaten: templates for time-barred debts
-are still to be written without one (docs/templates.md, "Time-barred debts").
+threat standing. It carries through a list of threats ("we will not sue, garnish or take
+legal action"), and is undone by what says the threat is still to come ("no lawsuit has
+been filed *yet*", "we have not sued you, *but we will*"). A line break is a space (text
+wraps, HTML source is laid out); a blank line ends a clause. A list cannot know every way
+to threaten: templates for time-barred debts are still to be written without one
+(docs/templates.md, "Time-barred debts").
 
 Some states mandate a notice that does describe suit (New York's, 23 NYCRR 1.3: "If a
 creditor sues you..."): the wordings counsel approved, ``company.yaml``'s
@@ -40,6 +44,7 @@ CODE = "REGF_TIME_BARRED_SUIT_THREAT"
 # The ways to threaten legal action, one a row: each is matched as whole words, so words
 # that hold one (issue, pursue, courtesy, suede, cortesía) do not match. On the debtor's
 # side where unsure: "judgment" or "lien" alone counts, as a debtor may read a threat in it.
+_LAWYERS = r"(?:attorneys?|lawyers?|law\s+firms?|legal\s+(?:department|team|counsel))"
 _THREATS: tuple[str, ...] = (
     # English
     r"su(?:e|es|ed|ing)",  # sue, sues, sued, suing
@@ -49,6 +54,9 @@ _THREATS: tuple[str, ...] = (
     r"court\s+(?:actions?|proceedings?|orders?)",
     r"(?:take|takes|taking|took|taken)\s+(?:\w+\s+){0,2}?to\s+court",  # "take you to court"
     r"(?:see|meet)\s+you\s+in\s+court",
+    r"(?:go|goes|going|went|gone)\s+to\s+court",
+    r"(?:in|through)\s+(?:the\s+)?courts?",  # "pursue this matter in court"
+    r"proceedings?\s+against\s+you",
     r"small[\s-]+claims",
     r"(?:file[sd]?|filing)\s+(?:a\s+|an\s+)?(?:claim|complaint|case|action)\s+against\s+you",
     r"judge?ments?",
@@ -56,13 +64,18 @@ _THREATS: tuple[str, ...] = (
     r"liens?",
     r"litigat\w*",
     # A referral to lawyers for collection: "we will refer your account to our attorneys".
+    # "forwarded to a collections attorney", "now with our collection attorney".
     r"(?:refer|send|sent|turn|forward|pass|hand|assign|transfer|place)\w*\b[^.!?;\n]{0,40}?"
-    r"\b(?:to|with)\s+(?:(?:our|an?|the|outside|collection)\s+)*"
-    r"(?:attorneys?|lawyers?|law\s+firm|legal\s+(?:department|team|counsel))",
-    r"our\s+(?:attorneys?|lawyers?|law\s+firm|legal\s+(?:department|team|counsel))",
-    # Spanish
-    r"demand\w*",  # demanda, demandar, demandarle, demandaremos, demandado
+    r"\b(?:to|with)\s+(?:(?:our|an?|the|outside|collections?)\s+)*" + _LAWYERS,
+    r"our\s+(?:[\w’'-]+\s+)?" + _LAWYERS,
+    r"collections?\s+" + _LAWYERS,
+    # Spanish. Only Spanish forms of "demandar": English "demand", "demands", "demanded",
+    # "demanding" ("our final demand for payment") are not threats.
+    r"demand(?!ed\b)[aeéoó]\w*",  # demanda, demandar, demandarle, demandaremos, demandado
     r"acci(?:ón|on|ones)\s+(?:legal(?:es)?|judicial(?:es)?)",
+    r"medidas?\s+(?:legal(?:es)?|judicial(?:es)?)",
+    r"v[ií]as?\s+judicial(?:es)?",  # "por la vía judicial"
+    r"cobros?\s+judicial(?:es)?",
     r"(?:procesos?|procedimientos?)\s+(?:judicial(?:es)?|legal(?:es)?)",
     r"juicios?",
     r"tribunal(?:es)?",
@@ -71,6 +84,9 @@ _THREATS: tuple[str, ...] = (
     r"litigi\w*",
     r"abogad[oa]s",
     r"nuestr[oa]s?\s+abogad[oa]s?",
+    # A referral to a lawyer: "su cuenta pasó a un abogado", "enviada a un abogado".
+    r"(?:pas|envi|turn|remit|transf|deriv|entreg|asign|refer)\w*\b[^.!?;\n]{0,40}?"
+    r"\b(?:a|al|con)\s+(?:(?:un|una|el|la|nuestr[oa]s?|su|sus)\s+)?abogad[oa]s?",
     r"departamento\s+(?:legal|jur[ií]dico)",
 )
 _THREAT = re.compile(r"\b(?:" + "|".join(_THREATS) + r")\b", re.IGNORECASE)
@@ -106,7 +122,8 @@ _BETWEEN = _words(
     will would shall should can could may might must do does did have has had
     be been being ever take takes taking taken bring bringing file filing start begin
     initiate pursue commence any a an the you your this to going intend intends plan
-    plans able we us further also legally our intention
+    plans able we us further also legally our intention allowed permitted allow allows
+    permit permits
     le les lo la los las se al usted ustedes su sus en contra un una el
     podemos podremos puede pueden podrá podrán podría podríamos vamos va van ir iremos
     tomaremos tomar tomará tomarán tomado iniciaremos iniciar iniciará emprenderemos
@@ -122,9 +139,38 @@ _NEGATED_AFTER = re.compile(
     r"commenced|sought)\b",
     re.IGNORECASE,
 )
-# A clause ends at punctuation: "No, we will sue you" is not negated.
+# A clause ends at punctuation: "No, we will sue you" is not negated. A line break is a
+# space (text wraps, HTML source is laid out): only a blank line ends a clause.
 _CLAUSE_END = re.compile(r"[.,;:!?¡¿()\[\]\"“”\n]")
+_SENTENCE_END = re.compile(r"[.;!?\n]")
+_BLANK_LINE = re.compile(r"\s*\n\s*\n\s*")
 _WORD = re.compile(r"[\w’']+")
+# Characters a reader does not see, which would split a word: "su&#8203;e" reads "sue".
+_UNSEEN = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+# After a negated threat in its sentence, words that say it is still to come: "no lawsuit
+# has been filed yet", "no le hemos demandado todavía", "we have not sued you, but we
+# will", "but one will be if you do not pay".
+_STILL_TO_COME = re.compile(
+    r"\b(?:yet|todav[ií]a|aún)\b"
+    r"|\bbut\b.*?\b(?:will|may|might|could|can|shall|would|must|[’']ll)\b"
+    r"(?:\s+(?:be|do|so|too|still|soon|later))*\s*"
+    r"(?:$|[,:]|\b(?:if|unless|when|once|should|after|before|in)\b)"
+    r"|\bpero\b.*?\blo\s+har(?:emos|é|á|án)\b",
+    re.IGNORECASE,
+)
+# Before a negation, words that make it "not yet": "todavía no le demandamos".
+_STILL = _words("todavía todavia aún")
+# What may open a clause that tells the reader what not to do: "(please) do not allow us
+# to sue you" is "don't make us sue you", a threat.
+_BIDDING = _words("please just so and then")
+# What may join threats a negation carries through as a list: "we will not sue, garnish
+# or take legal action". Not a subject or a verb of its own ("we will not sue you, and we
+# will take legal action" is a threat), nor a blank line.
+_LIST_GAP = re.compile(
+    r"(?:[^\S\n]|,|\b(?:and|or|nor|y|o|u|ni|take|bring|file|start|begin|initiate|pursue|seek|"
+    r"any|a|an|the|you|your|to|tomar|iniciar|presentar|llevar|le|les|lo|la|un|una|el|al)\b)*",
+    re.IGNORECASE,
+)
 
 
 class SuitThreatOnTimeBarredDebt(TemplateError):
@@ -143,15 +189,26 @@ class SuitThreatOnTimeBarredDebt(TemplateError):
 
 def threatens_suit(text: str, names: Iterable[str] = (), notices: Iterable[str] = ()) -> str | None:
     """The first wording in ``text`` that threatens legal action, or None. ``names``
-    (the debtor's, the company's) are people and businesses, not words: a debtor called
-    Sue or Lien is greeted, not threatened. ``notices`` are the approved notices on
-    time-barred debts: where one occurs verbatim it is not read."""
-    text = _without_notices(text, tuple(notices))
+    (the debtor's full and first names, the company's) are people and businesses, not
+    words: where one is written whole, as given, it is not read ("Hello Sue"). ``notices``
+    are the approved notices on time-barred debts: where one occurs verbatim it is not
+    read."""
+    text = _without_notices(_spaced(text), tuple(notices))
     text = _NOT_THREATS.sub(" ", _without_names(text, names))
+    carried: re.Match[str] | None = None  # the last threat a negation governs
     for found in _THREAT.finditer(text):
-        if not _negated(text, found):
+        listed = carried is not None and _LIST_GAP.fullmatch(text, carried.end(), found.start())
+        if not (listed or _negated(text, found)) or _still_to_come(text, found):
             return " ".join(found.group(0).split())
+        carried = found
     return None
+
+
+def _spaced(text: str) -> str:
+    """``text`` as it reads: each run of spacing within a paragraph one space, a blank
+    line a line break (a clause's end), characters no one sees left out."""
+    paragraphs = _BLANK_LINE.split(text.translate(_UNSEEN))
+    return "\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
 
 
 def refuse_suit_threat(path: str, rendered: Rendered, context: Mapping[str, Any]) -> None:
@@ -173,7 +230,7 @@ def _parts(rendered: Rendered) -> Iterable[tuple[str, str]]:
         yield "subject", rendered.subject
     if rendered.html:
         try:
-            readings = shown_texts(rendered.html)
+            readings = shown_texts(rendered.html, words_whole=True)
         except Uncheckable:
             readings = [rendered.html]
         for shown in readings:
@@ -183,10 +240,13 @@ def _parts(rendered: Rendered) -> Iterable[tuple[str, str]]:
 
 
 def _names(context: Mapping[str, Any]) -> list[str]:
+    """The names a message may write: the debtor's full name and first name, the
+    company's names. Longest first, so a full name goes whole before its first name."""
     debtor, company = context.get("debtor"), context.get("company")
-    said = [getattr(debtor, "name", "")]
+    said = [getattr(debtor, field, "") for field in ("name", "first_name")]
     said += [getattr(company, field, "") for field in ("name", "lcm_name", "agent_name")]
-    return [name for name in said if isinstance(name, str) and name.strip()]
+    names = [name for name in said if isinstance(name, str) and name.strip()]
+    return sorted(names, key=len, reverse=True)
 
 
 def _without_notices(text: str, notices: tuple[str, ...]) -> str:
@@ -215,13 +275,13 @@ def _notice_patterns(notices: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
 
 
 def _without_names(text: str, names: Iterable[str]) -> str:
-    """``text`` with each name taken out: the whole name in any case, and each of its words
-    as the name writes it ("Hello Sue" is a greeting, "we will sue" is not)."""
+    """``text`` with each name taken out, whole and as it is written ("Hello Sue" is a
+    greeting, "we will sue" is not). Never a word of a name alone: with a company called
+    Legal Recovery Partners, "legal action" is still a threat, and so is "a Lien" to a
+    debtor surnamed Lien."""
     for name in names:
         whole = r"\s+".join(re.escape(word) for word in name.split())
-        text = re.sub(rf"\b{whole}\b", " ", text, flags=re.IGNORECASE)
-        for word in name.split():
-            text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", " ", text)
+        text = re.sub(rf"(?<!\w){whole}(?!\w)", " ", text)
     return text
 
 
@@ -233,11 +293,27 @@ def _negated(text: str, found: re.Match[str]) -> bool:
     # The words just before it: a window keeps a long message's many matches linear.
     start = found.start()
     clause = _CLAUSE_END.split(text[max(0, start - _WINDOW) : start])[-1]
-    before = _WORD.findall(clause)[::-1]
-    for word in before[: _MOST_BETWEEN + 1]:
-        lowered = word.lower()
-        if lowered in _NEGATIONS or lowered.endswith(("n't", "n’t")):
-            return True
-        if lowered not in _BETWEEN:
+    before = [word.lower() for word in _WORD.findall(clause)[::-1]]
+    for at, word in enumerate(before[: _MOST_BETWEEN + 1]):
+        if word in _NEGATIONS or word.endswith(("n't", "n’t")):
+            return not (_STILL.intersection(before[at + 1 : at + 2]) or _bids(before, at))
+        if word not in _BETWEEN:
             return False
     return False
+
+
+def _bids(before: list[str], at: int) -> bool:
+    """Whether the negation at ``before[at]`` (the clause's words, last first) tells the
+    reader what not to do: "do not" or "don't" opening the clause."""
+    if before[at] == "not" and before[at + 1 : at + 2] == ["do"]:
+        at += 1
+    elif before[at] not in {"don't", "don’t"}:
+        return False
+    return set(before[at + 1 :]) <= _BIDDING
+
+
+def _still_to_come(text: str, found: re.Match[str]) -> bool:
+    """Whether the rest of the threat's sentence says it is still to come ("yet", "but
+    we will"): then no negation clears it."""
+    rest = _SENTENCE_END.split(text[found.end() : found.end() + _WINDOW], maxsplit=1)[0]
+    return _STILL_TO_COME.search(rest) is not None

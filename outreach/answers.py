@@ -63,7 +63,7 @@ from outreach.rendering.context import (
 from outreach.rendering.environment import TemplateKey
 from outreach.rendering.render import Rendered, Renderer
 from outreach.rendering.suit_threat import CODE as SUIT_THREAT
-from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt
+from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt, threatens_suit
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
@@ -553,6 +553,10 @@ def _render(
             if message.subject.lower().startswith("re:")
             else (f"Re: {message.subject}")
         )
+        if day[1] and threatens_suit(subject, (account.name,)) is not None:
+            # The debtor's own words ("Are you going to sue me?"), which the agent cannot
+            # edit: a time-barred debt's answer takes the template's own subject instead.
+            subject = ""
     facts = MessageFacts(
         account.reference, account.name, account.balance_minor, account.currency,
         account.due_date, account.locale, account.collector_type, link,

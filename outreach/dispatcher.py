@@ -738,7 +738,11 @@ class Dispatcher:
         if not time_barred(account, self.rules, record.jurisdiction, at):
             return None
         names, notices = self._company_words()
-        return suit_threat(row, (account.name, *names), notices)
+        # The names the render check reads: the debtor's whole and first (as templates
+        # greet them), the company's; longest first, so a whole name goes before its first.
+        debtor = (account.name or "").split()
+        said = [" ".join(debtor), debtor[0] if debtor else "", *names]
+        return suit_threat(row, sorted(filter(None, said), key=len, reverse=True), notices)
 
     def _company_words(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The company's names, which a message may hold without threatening anyone, and

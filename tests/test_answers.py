@@ -1061,6 +1061,28 @@ def test_an_answer_quoting_an_approved_notice_goes_to_a_time_barred_debt(
     assert NOTICE in " ".join(sent["body"].split())
 
 
+def test_a_time_barred_debtors_own_subject_asking_about_suit_does_not_stop_the_answer(
+    engine: Engine, settings: Settings, agent_id: int
+) -> None:
+    """ "Re: Are you going to sue me?" would be the debtor's words, which the agent cannot
+    edit: on a time-barred debt the answer takes the template's own subject and goes; on
+    another debt it keeps the debtor's."""
+    account_id = add_account(engine)
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=NOW.date()))
+    asked = email_reply(engine, account_id, "Are you going to sue me?")
+    words = "No. You can pay what you owe at your own pace."
+    assert answer(engine, settings, asked, words, user=agent_id).outcome == "queued"
+    with engine.begin() as connection:
+        connection.execute(update(accounts).values(time_barred_on=None))
+    again = email_reply(engine, account_id, "Are you going to sue me?")
+    assert answer(engine, settings, again, words, user=agent_id, form_key="m" * 24).outcome == (
+        "queued"
+    )
+    subjects = [attempt.subject for attempt in rows(engine, attempts)]
+    assert subjects == ["Your message to Northwind Utilities", "Re: Are you going to sue me?"]
+
+
 def test_a_running_dispatcher_reads_a_notice_counsel_adds_and_a_mended_company_file(
     engine: Engine, settings: Settings, agent_id: int, tmp_path: Path
 ) -> None:

@@ -167,6 +167,11 @@ NOT_THREATS = [
     "Corte de energía el 5 de diciembre.",
     "Aviso de corte de la electricidad.",
     "Cortes de suministro por falta de pago.",
+    "Pague hoy para evitar el corte de su servicio.",
+    "Aviso: corte de sus servicios el lunes.",
+    "Evite el corte de internet y de teléfono.",
+    "Puede haber un corte en el servicio.",
+    "La fecha de corte de su factura es el día 5.",
     "Please pay {amount} by Friday: https://pay.example.com/X-1",
 ]
 
@@ -508,6 +513,18 @@ def test_only_a_verbatim_notice_is_read_as_one() -> None:
     assert threatens_suit(half, notices=listed) == "sue"
     # Taken out, a notice ends a clause: a negation before it governs nothing after it.
     assert threatens_suit("We will not " + NY_NOTICE + " sue you.", notices=listed) == "sue"
+    # Nor does a passive negation after it reach a threat before it.
+    before = "Pay today or we will take legal action " + NY_NOTICE + " will not be taken back."
+    assert threatens_suit(before, notices=listed) == "legal action"
+
+
+def test_a_notice_within_a_longer_listed_one_takes_nothing_from_it() -> None:
+    """The longer notice is taken out whole, whichever the file lists first."""
+    part = "If a creditor sues you to collect on this debt"
+    assert part in NY_NOTICE
+    for listed in ([part, NY_NOTICE], [NY_NOTICE, part]):
+        assert threatens_suit(NY_NOTICE, notices=listed) is None, listed
+        assert threatens_suit(part, notices=listed) is None, listed
 
 
 def test_lint_accepts_a_listed_notice_for_the_time_barred_sample() -> None:

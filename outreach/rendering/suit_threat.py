@@ -99,8 +99,10 @@ _NOT_THREATS = re.compile(
     r"|(?:time\s+limit|statute\s+of\s+limitations?)(?:\s+\([^)]*\))?\s+for\s+suing"
     r"|tiempo\s+(?:durante\s+el\s+cual\s+|en\s+(?:el\s+)?que\s+|que\s+)?"
     r"(?:se\s+le\s+puede|le\s+pueden|usted\s+puede\s+ser)\s+demand(?:ar|ad[oa])\w*"
-    r"|cortes?\s+(?:de\s+(?:la\s+)?|del\s+)"
-    r"(?:servicios?|luz|agua|gas|energ[ií]a|electricidad|suministros?)"
+    r"|cortes?\s+(?:de\s+|del\s+|al\s+|en\s+)(?:(?:la|el|los|las|su|sus|tu|tus)\s+)?"
+    r"(?:servicios?|luz|agua|gas|energ[ií]a|el[eé]ctric[oa]|electricidad|suministros?|"
+    r"internet|tel[eé]fonos?|telefon[ií]a|l[ií]neas?|cable|se[ñn]al|cuenta)"
+    r"|fechas?\s+de\s+cortes?"
     r"|sin\s+embargo)\b",
     re.IGNORECASE,
 )
@@ -253,25 +255,29 @@ def _without_notices(text: str, notices: tuple[str, ...]) -> str:
     """``text`` with each verbatim occurrence of a notice taken out, spacing and case
     aside (templates wrap lines, HTML reflows). Each leaves a clause's end: a negation
     before a notice does not govern what follows it."""
-    for notice in _notice_patterns(notices):
-        text = notice.sub("\n", text)
-    return text
+    pattern = _notice_pattern(notices)
+    # A full stop between line breaks: no negation before a notice, nor a passive one
+    # after it ("... will not be taken"), reaches across it.
+    return text if pattern is None else pattern.sub("\n.\n", text)
 
 
 @lru_cache(maxsize=16)
-def _notice_patterns(notices: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    """Each notice as a pattern: its words in order, any run of spacing between them, and
-    not within a longer word at either end ("...the clock" is not "...the clockwork")."""
-    patterns = []
-    for notice in notices:
+def _notice_pattern(notices: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The notices as one pattern, longest first (one notice within a longer one takes
+    out the longer one whole, whatever their order in the file): each notice's words in
+    order, any run of spacing between them, and not within a longer word at either end
+    ("...the clock" is not "...the clockwork")."""
+    alternatives = []
+    for notice in sorted(notices, key=lambda notice: len(" ".join(notice.split())), reverse=True):
         words = notice.split()
         if not words:
             continue
         start = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
         end = r"(?!\w)" if re.search(r"\w$", words[-1]) else ""
-        spaced = r"\s+".join(re.escape(word) for word in words)
-        patterns.append(re.compile(start + spaced + end, re.IGNORECASE))
-    return tuple(patterns)
+        alternatives.append(start + r"\s+".join(re.escape(word) for word in words) + end)
+    if not alternatives:
+        return None
+    return re.compile("|".join(f"(?:{one})" for one in alternatives), re.IGNORECASE)
 
 
 def _without_names(text: str, names: Iterable[str]) -> str:

@@ -553,6 +553,7 @@ def _render(
             if message.subject.lower().startswith("re:")
             else (f"Re: {message.subject}")
         )
+        subject = subject[:300]  # as the template gets it, and as it is checked
         if day[1] and threatens_suit(subject, (account.name,)) is not None:
             # The debtor's own words ("Are you going to sue me?"), which the agent cannot
             # edit: a time-barred debt's answer takes the template's own subject instead.
@@ -560,7 +561,7 @@ def _render(
     facts = MessageFacts(
         account.reference, account.name, account.balance_minor, account.currency,
         account.due_date, account.locale, account.collector_type, link,
-        answer_variables(text, subject[:300]), first_contact=first_contact, time_barred=day[1],
+        answer_variables(text, subject), first_contact=first_contact, time_barred=day[1],
     )  # fmt: skip
     today = day[0]
     made_from = (channel, facts, today)

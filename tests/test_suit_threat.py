@@ -7,6 +7,7 @@ import textwrap
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from outreach.rendering.environment import PARTIALS_DIR, TemplateKey, read_templ
 from outreach.rendering.lint import LintPolicy, lint_sources
 from outreach.rendering.render import Rendered, Renderer
 from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt, threatens_suit
+from outreach.written_facts import suit_threat
 from tests.conftest import REPO
 
 SHIPPED = read_template_files(REPO / "templates")
@@ -118,6 +120,38 @@ THREATS = [
     "Las demandas siguen.",
     "Todavía no le hemos demandado.",
     "No le hemos demandado, pero lo haremos.",
+]
+
+# Negations that promise nothing: a condition, a time, a doubt, a need, a new subject,
+# or a next clause with a threat of its own.
+THREATS += [
+    "Pay today so we do not have to sue you.",
+    "Please pay today so we won't have to take legal action.",
+    "If you do not we will sue you.",
+    "Pay today. If not we will take legal action.",
+    "If you don't you will be sued.",
+    "We may or may not sue you.",
+    "We will decide whether or not to sue you.",
+    "We can't guarantee we won't sue you.",
+    "We cannot promise that we will not sue you.",
+    "If you want us not to sue you, pay today.",
+    "Pay today and we will not sue you.",
+    "We will not sue you if you pay today.",
+    "We will not sue you unless you ignore this letter.",
+    "No legal action will be taken if you pay today.",
+    "We will not sue you for now.",
+    "We will not be taking you to court right now.",
+    "We haven't sued you. But we will.",
+    "This is not a lawsuit, but one will follow.",
+    "No lawsuit has been filed so far.",
+    "We have not sued you, and the lawsuit will be filed Monday.",
+    "We did not sue you, the garnishment starts Monday.",
+    "No lawsuit, a judgment is what we will seek.",
+    "No le demandaremos si paga hoy.",
+    "No le demandaremos por ahora.",
+    "No le demandaremos hoy, pero mañana sí.",
+    "No le hemos demandado, y el embargo de su salario empieza el lunes.",
+    "No le demandaremos, el juicio ya empezó.",
 ]
 
 NOT_THREATS = [
@@ -575,3 +609,17 @@ def test_the_shipped_example_of_new_yorks_notice_is_listed_once_uncommented(
     assert len(listed.time_barred_notices) == 1
     assert threatens_suit(NY_NOTICE, notices=listed.time_barred_notices) is None
     assert threatens_suit(NY_NOTICE) is not None
+
+
+@pytest.mark.parametrize(
+    ("html", "threat"),
+    [("<p>We will s<b>ue</b> you.</p>", True), ("<p>We won<b>'t</b> sue you for it.</p>", False)],
+)
+def test_the_check_before_sending_reads_html_as_the_render_check_does(
+    html: str, threat: bool
+) -> None:
+    """A queued answer's HTML is read with words split by inline tags whole, as it was
+    read when it was written: what passed then passes now, and what would not, does not."""
+    row = SimpleNamespace(body="Thank you.", subject=None, body_html=html, voicemail=None)
+    found = suit_threat(row)
+    assert (found is not None) == threat, found

@@ -96,7 +96,7 @@ _THREAT = re.compile(r"\b(?:" + "|".join(_THREATS) + r")\b", re.IGNORECASE)
 # of a service ("corte de luz"), which is no court.
 _NOT_THREATS = re.compile(
     r"\b(?:how\s+long\s+(?:you\s+)?can\s+be\s+sued"
-    r"|(?:time\s+limit|statute\s+of\s+limitations?)(?:\s+\([^)]*\))?\s+for\s+suing"
+    r"|(?:time\s+limit|statute\s+of\s+limitations?)(?:\s+\([^)\n]{0,200}\))?\s+for\s+suing"
     r"|tiempo\s+(?:durante\s+el\s+cual\s+|en\s+(?:el\s+)?que\s+|que\s+)?"
     r"(?:se\s+le\s+puede|le\s+pueden|usted\s+puede\s+ser)\s+demand(?:ar|ad[oa])\w*"
     r"|cortes?\s+(?:de\s+|del\s+|al\s+|en\s+)(?:(?:la|el|los|las|su|sus|tu|tus)\s+)?"
@@ -145,7 +145,8 @@ _NEGATED_AFTER = re.compile(
 # space (text wraps, HTML source is laid out): only a blank line ends a clause.
 _CLAUSE_END = re.compile(r"[.,;:!?¡¿()\[\]\"“”\n]")
 _SENTENCE_END = re.compile(r"[.;!?\n]")
-_BLANK_LINE = re.compile(r"\s*\n\s*\n\s*")
+# From a line break only: a long run of spaces is not tried at each of its characters.
+_BLANK_LINE = re.compile(r"\n(?:[^\S\n]*\n)+")
 _WORD = re.compile(r"[\w’']+")
 # Characters a reader does not see, which would split a word: "su&#8203;e" reads "sue".
 _UNSEEN = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
@@ -157,9 +158,18 @@ _STILL_TO_COME = re.compile(
     r"|\bbut\b.*?\b(?:will|may|might|could|can|shall|would|must|[’']ll)\b"
     r"(?:\s+(?:be|do|so|too|still|soon|later))*\s*"
     r"(?:$|[,:]|\b(?:if|unless|when|once|should|after|before|in)\b)"
-    r"|\bpero\b.*?\blo\s+har(?:emos|é|á|án)\b",
+    r"|\bpero\b.*?\b(?:lo\s+har(?:emos|é|á|án)|s[ií])\b"
+    r"|\bbut\b.*?\b(?:follows?|following|comes?|coming)\b"
+    # A negation for now or on a condition: "we will not sue you if you pay today".
+    r"|\b(?:if|unless|until|till|as\s+long\s+as|so\s+long\s+as|provided|for\s+now|"
+    r"at\s+(?:this|the\s+moment|present)|for\s+the\s+time\s+being|going\s+to|however|"
+    r"although|though|so\s+far|to\s+date|as\s+of\s+(?:now|today)|right\s+now|today|this\s+(?:week|month|year|time)|"
+    r"si|mientras|hoy|ahora|a\s+menos\s+que|hasta|por\s+ahora|por\s+el\s+momento|"
+    r"siempre\s+(?:y\s+)?cuando|con\s+tal\s+(?:de\s+)?que)\b",
     re.IGNORECASE,
 )
+# A next sentence that takes the negation back: "We haven't sued you. But we will."
+_TAKEN_BACK = re.compile(r"[^\S\n]*(?:but|yet|however|pero|todav[ií]a|aún)\b", re.IGNORECASE)
 # Before a negation, words that make it "not yet": "todavía no le demandamos".
 _STILL = _words("todavía todavia aún")
 # What may open a clause that tells the reader what not to do: "(please) do not allow us
@@ -170,7 +180,7 @@ _BIDDING = _words("please just so and then")
 # will take legal action" is a threat), nor a blank line.
 _LIST_GAP = re.compile(
     r"(?:[^\S\n]|,|\b(?:and|or|nor|y|o|u|ni|take|bring|file|start|begin|initiate|pursue|seek|"
-    r"any|a|an|the|you|your|to|tomar|iniciar|presentar|llevar|le|les|lo|la|un|una|el|al)\b)*",
+    r"any|you|to|tomar|iniciar|presentar|llevar|le|les|lo)\b)*",
     re.IGNORECASE,
 )
 
@@ -302,10 +312,39 @@ def _negated(text: str, found: re.Match[str]) -> bool:
     before = [word.lower() for word in _WORD.findall(clause)[::-1]]
     for at, word in enumerate(before[: _MOST_BETWEEN + 1]):
         if word in _NEGATIONS or word.endswith(("n't", "n’t")):
-            return not (_STILL.intersection(before[at + 1 : at + 2]) or _bids(before, at))
+            return not (
+                _STILL.intersection(before[at + 1 : at + 2])
+                or _bids(before, at)
+                or _not_the_threats(before, at)
+            )
         if word not in _BETWEEN:
             return False
     return False
+
+
+# Between a negation and its threat, words that make the threat the point: a subject of
+# its own ("if you do not, we will sue"), a need ("so we do not have to sue you").
+_NEW_SUBJECT = _words("we you i they he she it nosotros ustedes")
+_NEED = _words("have has had need needs needed tener tengamos tenga tengan")
+# Before a negation in its clause, words that make it no promise: "we may or may not sue
+# you", "whether or not to sue", "if you do not...", "so we don't have to", "we can't
+# promise that we won't sue you", "if you want us not to sue you", and a payment asked
+# for ("pay today and we will not sue you": else we will).
+_UNSURE = _words(
+    "or whether if so unless guarantee guaranteed promise promised sure certain say "
+    "saying said want wants si garantizar garantizamos prometer prometemos quiere quieres "
+    "pay pays paid paying payment pague paga pagar pago pagos pagas"
+)
+
+
+def _not_the_threats(before: list[str], at: int) -> bool:
+    """Whether the negation at ``before[at]`` (the clause's words, last first) is not one
+    of the threat's: a new subject or a need between them, or a doubt or a payment asked
+    for before it in its clause."""
+    between = before[:at]
+    if _NEW_SUBJECT.intersection(between) or _NEED.intersection(between):
+        return True
+    return bool(_UNSURE.intersection(before[at + 1 :]))
 
 
 def _bids(before: list[str], at: int) -> bool:
@@ -321,5 +360,8 @@ def _bids(before: list[str], at: int) -> bool:
 def _still_to_come(text: str, found: re.Match[str]) -> bool:
     """Whether the rest of the threat's sentence says it is still to come ("yet", "but
     we will"): then no negation clears it."""
-    rest = _SENTENCE_END.split(text[found.end() : found.end() + _WINDOW], maxsplit=1)[0]
-    return _STILL_TO_COME.search(rest) is not None
+    after = text[found.end() : found.end() + _WINDOW]
+    rest, *following = _SENTENCE_END.split(after, maxsplit=1)
+    if _STILL_TO_COME.search(rest) is not None:
+        return True
+    return bool(following) and _TAKEN_BACK.match(following[0]) is not None

@@ -37,10 +37,8 @@ from outreach.compliance.rules import RuleSet
 from outreach.compliance_store import attempts
 from outreach.models import AttemptStatus, ContactStatus, ProviderEvent
 from outreach.providers.base import IDENTITY_CHECK, PLAY_MESSAGE
-from outreach.rendering.answer_styles import Uncheckable
-from outreach.rendering.answer_text import shown_texts
 from outreach.rendering.suit_threat import CODE as SUIT_THREAT
-from outreach.rendering.suit_threat import threatens_suit
+from outreach.rendering.suit_threat import message_parts, threatens_suit
 from outreach.store import among, contact_points, table_of, unindexed
 
 provider_events = table_of(ProviderEvent)
@@ -180,23 +178,9 @@ def written_as(
 
 
 def stored_parts(row: Any) -> Iterator[tuple[str, str]]:
-    """What the debtor reads or hears of a queued message (an attempt's row), part by part:
-    its text, an email's subject, what a mail reader shows of its HTML in any reading of
-    its styles (past what that reads, the whole markup), a call's voicemail. Lazily: a
-    later part is read only if the earlier ones pass."""
-    yield "text", row.body
-    if row.subject:
-        yield "subject", row.subject
-    if row.body_html:
-        try:
-            # Read as the render check reads it: a word split by inline tags is whole.
-            readings = shown_texts(row.body_html, words_whole=True)
-        except Uncheckable:
-            readings = [row.body_html]
-        for shown in readings:
-            yield "html", shown
-    if row.voicemail:
-        yield "voicemail", row.voicemail
+    """What the debtor reads or hears of a queued message (an attempt's row), part by part,
+    as the render check read it (``suit_threat.message_parts``)."""
+    return message_parts(row.body, row.subject, row.body_html, row.voicemail)
 
 
 def suit_threat(row: Any, names: Iterable[str] = (), notices: Iterable[str] = ()) -> str | None:

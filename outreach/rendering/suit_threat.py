@@ -28,7 +28,7 @@ case aside) before it is read; the rest of the message is read as any other.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -235,20 +235,28 @@ def refuse_suit_threat(path: str, rendered: Rendered, context: Mapping[str, Any]
 
 
 def _parts(rendered: Rendered) -> Iterable[tuple[str, str]]:
-    """What the debtor reads or hears of each part. Of an email's HTML, what a mail reader
-    shows in any reading of its styles; past what that reads, the whole markup."""
-    yield "text", rendered.text
-    if rendered.subject:
-        yield "subject", rendered.subject
-    if rendered.html:
+    return message_parts(rendered.text, rendered.subject, rendered.html, rendered.voicemail)
+
+
+def message_parts(
+    text: str, subject: str | None, html: str | None, voicemail: str | None
+) -> Iterator[tuple[str, str]]:
+    """What the debtor reads or hears of a message, part by part: its text, an email's
+    subject, what a mail reader shows of its HTML in any reading of its styles (a word
+    split by inline tags whole; past what that reads, the whole markup), a call's
+    voicemail. Lazily: a later part is read only if the earlier ones pass."""
+    yield "text", text
+    if subject:
+        yield "subject", subject
+    if html:
         try:
-            readings = shown_texts(rendered.html, words_whole=True)
+            readings = shown_texts(html, words_whole=True)
         except Uncheckable:
-            readings = [rendered.html]
+            readings = [html]
         for shown in readings:
             yield "html", shown
-    if rendered.voicemail:
-        yield "voicemail", rendered.voicemail
+    if voicemail:
+        yield "voicemail", voicemail
 
 
 def _names(context: Mapping[str, Any]) -> list[str]:

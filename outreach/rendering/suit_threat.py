@@ -13,8 +13,15 @@ will not sue you for it.") pass. A negation counts only where it governs the thr
 words between the two must be of the verb group ("will not *be able to* sue"); any other
 word ("we will not *hesitate to* sue", "if you do not *pay we will* sue") leaves the
 threat standing. It carries through a list of threats ("we will not sue, garnish or take
-legal action"), and is undone by what says the threat is still to come ("no lawsuit has
-been filed *yet*", "we have not sued you, *but we will*"). A line break is a space (text
+legal action") but not to a threat that opens a new subject ("we did not sue you, the
+garnishment starts Monday"). It promises nothing, and the threat stands, when a subject of
+its own or a need stands between it and the threat ("if you do not, we will sue", "so we
+do not have to sue you"), when a doubt or a payment asked for comes before it in its
+clause ("we may or may not sue you", "pay today and we will not sue you"), or when the
+threat is said to be still to come: "yet", a condition or a time ("if you pay today",
+"for now", "si paga hoy"), "but we will", a next sentence opening "But". On the debtor's
+side where unsure: a lawful statement refused costs a rewording, a threat read as negated
+breaks the law. A line break is a space (text
 wraps, HTML source is laid out); a blank line ends a clause. A list cannot know every way
 to threaten: templates for time-barred debts are still to be written without one
 (docs/templates.md, "Time-barred debts").

@@ -63,7 +63,11 @@ from outreach.rendering.context import (
 from outreach.rendering.environment import TemplateKey
 from outreach.rendering.render import Rendered, Renderer
 from outreach.rendering.suit_threat import CODE as SUIT_THREAT
-from outreach.rendering.suit_threat import SuitThreatOnTimeBarredDebt, threatens_suit
+from outreach.rendering.suit_threat import (
+    SuitThreatOnTimeBarredDebt,
+    said_names,
+    threatens_suit,
+)
 from outreach.store import accounts, ignoring_duplicates
 from outreach.unsubscribe import unsubscribe_url
 from outreach.users import users
@@ -554,7 +558,7 @@ def _render(
             else (f"Re: {message.subject}")
         )
         subject = subject[:300]  # as the template gets it, and as it is checked
-        if day[1] and threatens_suit(subject, (account.name,)) is not None:
+        if day[1] and threatens_suit(subject, said_names(account.name, kit.company)) is not None:
             # The debtor's own words ("Are you going to sue me?"), which the agent cannot
             # edit: a time-barred debt's answer takes the template's own subject instead.
             subject = ""

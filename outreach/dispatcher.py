@@ -60,7 +60,8 @@ from outreach.providers.base import OutboundMessage, Provider, SendResult
 from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.records import quick_init
-from outreach.rendering.context import load_company
+from outreach.rendering.context import Company, load_company
+from outreach.rendering.suit_threat import said_names
 from outreach.replies import reply_holds
 from outreach.returned_steps import give_back_steps
 from outreach.store import (
@@ -285,9 +286,8 @@ class Dispatcher:
         self._reserving: asyncio.Task[None] | None = None
         self._pool: DispatchProcesses | None = None
         self._cadences: Mapping[str, Cadence] | None = None  # read when first needed
-        # The company's names and approved time-barred notices, with the file's stamp.
-        self._company: tuple[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...]]] | None
-        self._company = None
+        # The company file as last read, with its stamp (``_company_file``).
+        self._company: tuple[tuple[int, int], Company] | None = None
 
     @property
     def stopping(self) -> bool:
@@ -737,19 +737,18 @@ class Dispatcher:
             return None
         if not time_barred(account, self.rules, record.jurisdiction, at):
             return None
-        names, notices = self._company_words()
-        # The names the render check reads: the debtor's whole and first (as templates
-        # greet them), the company's; longest first, so a whole name goes before its first.
-        debtor = (account.name or "").split()
-        said = [" ".join(debtor), debtor[0] if debtor else "", *names]
-        return suit_threat(row, sorted(filter(None, said), key=len, reverse=True), notices)
+        # The names and notices the render check reads; none if the company file cannot
+        # be read (every word counts).
+        company = self._company_file()
+        notices = company.time_barred_notices if company is not None else ()
+        return suit_threat(row, said_names(account.name, company), notices)
 
-    def _company_words(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The company's names, which a message may hold without threatening anyone, and
-        the notices on time-barred debts its counsel approved (``templates/company.yaml``),
-        as the render check reads them. Read again when the file changes (the web app,
-        which writes answers, reads it for each one); a failed read is not kept: none this
-        time (every word counts), and the file is read again at the next check."""
+    def _company_file(self) -> Company | None:
+        """The company (``templates/company.yaml``): its names, which a message may hold
+        without threatening anyone, and the notices on time-barred debts its counsel
+        approved. Read again when the file changes (the web app, which writes answers,
+        reads it for each one); a failed read is not kept: None this time, and the file is
+        read again at the next check."""
         path = self.settings.templates_dir / "company.yaml"
         try:
             stamp: tuple[int, int] | None = (path.stat().st_mtime_ns, path.stat().st_size)
@@ -761,12 +760,10 @@ class Dispatcher:
             company = load_company(self.settings.templates_dir)
         except (OutreachError, OSError, ValueError) as exc:
             log.warning("dispatch: company names and notices not read (%s)", exc)
-            return (), ()
-        said = (company.name, company.lcm_name, company.agent_name)
-        words = (tuple(name for name in said if name.strip()), company.time_barred_notices)
+            return None
         if stamp is not None:
-            self._company = (stamp, words)
-        return words
+            self._company = (stamp, company)
+        return company
 
     def _gives_back(self, account: Any, why_not: str) -> bool:
         """Whether a cancelled message's step goes back to the cadence. Not when only this

@@ -25,7 +25,7 @@ once its debt is time-barred, its words are read as the debtor would get them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from hashlib import blake2b
 from typing import Any
@@ -117,11 +117,15 @@ def facts_digest(account: Any, day: date, *, first_contact: bool, time_barred: b
     return blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def home_zone(rules: RuleSet, jurisdiction: str) -> str:
-    """The zone an account without one of its own counts its days in: its state's first,
-    else its country's first."""
+def home_zones(rules: RuleSet, jurisdiction: str) -> tuple[str, ...]:
+    """The zones of an account's home: its state's, else its country's (UTC if none)."""
     zones = rules.region_zones(jurisdiction) or rules.all_zones(jurisdiction.split("-")[0])
-    return zones[0] if zones else "UTC"
+    return tuple(zones) or ("UTC",)
+
+
+def home_zone(rules: RuleSet, jurisdiction: str) -> str:
+    """The zone an account without one of its own counts its days in: its home's first."""
+    return home_zones(rules, jurisdiction)[0]
 
 
 def account_zone(account: Any, rules: RuleSet, jurisdiction: str) -> str:
@@ -142,17 +146,8 @@ def time_barred(account: Any, rules: RuleSet, jurisdiction: str, now: datetime) 
     barred_on: date | None = account.time_barred_on
     if barred_on is None:
         return False
-    zones = _debtor_zones(account, rules, jurisdiction)
+    zones = (str(account.timezone),) if account.timezone else home_zones(rules, jurisdiction)
     return barred_on <= max(now.astimezone(ZoneInfo(zone)).date() for zone in zones)
-
-
-def _debtor_zones(account: Any, rules: RuleSet, jurisdiction: str) -> tuple[str, ...]:
-    """The zones the debtor may live in: the account's own, else its state's, else its
-    country's."""
-    if account.timezone:
-        return (str(account.timezone),)
-    zones = rules.region_zones(jurisdiction) or rules.all_zones(jurisdiction.split("-")[0])
-    return tuple(zones) or ("UTC",)
 
 
 def written_day(
@@ -177,19 +172,14 @@ def written_as(
     return None
 
 
-def stored_parts(row: Any) -> Iterator[tuple[str, str]]:
-    """What the debtor reads or hears of a queued message (an attempt's row), part by part,
-    as the render check read it (``suit_threat.message_parts``)."""
-    return message_parts(row.body, row.subject, row.body_html, row.voicemail)
-
-
 def suit_threat(row: Any, names: Iterable[str] = (), notices: Iterable[str] = ()) -> str | None:
     """Why a queued message may not go to the debtor of a time-barred debt: a part of it
     threatens legal action (Reg F 1006.26(b)); None if none does. ``names``: the debtor's
     and the company's, which are not threats; ``notices``: the company's approved notices
     on time-barred debts, not read where they occur verbatim (``threatens_suit``)."""
     names, notices = list(names), tuple(notices)
-    for part, said in stored_parts(row):
+    # Part by part, as the render check read it.
+    for part, said in message_parts(row.body, row.subject, row.body_html, row.voicemail):
         phrase = threatens_suit(said, names, notices)
         if phrase is not None:
             return (

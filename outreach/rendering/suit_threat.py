@@ -267,10 +267,15 @@ def message_parts(
 
 
 def _names(context: Mapping[str, Any]) -> list[str]:
-    """The names a message may write: the debtor's full name and first name, the
-    company's names. Longest first, so a full name goes whole before its first name."""
-    debtor, company = context.get("debtor"), context.get("company")
-    said = [getattr(debtor, field, "") for field in ("name", "first_name")]
+    return said_names(getattr(context.get("debtor"), "name", ""), context.get("company"))
+
+
+def said_names(debtor_name: str, company: Any) -> list[str]:
+    """The names a message may write: the debtor's full name and first name (as
+    ``build_context`` greets them), the company's names. Longest first, so a full name
+    goes whole before its first name."""
+    words = (debtor_name or "").split()
+    said = [debtor_name or "", words[0] if words else ""]
     said += [getattr(company, field, "") for field in ("name", "lcm_name", "agent_name")]
     names = [name for name in said if isinstance(name, str) and name.strip()]
     return sorted(names, key=len, reverse=True)

@@ -15,6 +15,7 @@ Each writes what the rest of outreach already reads, nothing of its own:
   ``dispute_resolved`` event follows;
 - contact at work is a compliance event too: the debtor finds it inconvenient, or their
   employer prohibits it (no contact at a work number or mailbox), or either is over;
+  as with a promise, the form's key records each of these once, however often it is sent;
 - a flag cleared is the flag the agent's page showed, and no other (``inbox.clear_flag``).
 
 Input an agent typed is checked here, so that a refused action writes nothing and says why.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from outreach import promise_days
 from outreach.compliance.facts import LIFTED_BY
@@ -54,8 +55,8 @@ MAX_PAUSE_DAYS = 90
 PAUSE_REASON_CHARS = 200
 NOTE_CHARS = 500
 MAX_PROMISE_DAYS = 90
-# A random key the promise form carries, as the answer form does: the same form sent twice
-# records one promise.
+# A random key the promise, dispute and contact-at-work forms carry, as the answer form
+# does: the same form sent twice records once.
 _FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -420,20 +421,92 @@ def clear_flag(
 
 
 def record_dispute(
-    connection: Connection, account: AccountRef, note: str, by: str, now: datetime
-) -> None:
-    """The debtor disputes the debt: collection contact stops until it is resolved."""
+    connection: Connection,
+    account: AccountRef,
+    note: str,
+    by: str,
+    now: datetime,
+    *,
+    form_key: str | None = None,
+) -> bool:
+    """The debtor disputes the debt: collection contact stops until it is resolved. False
+    when the form ``form_key`` recorded this dispute already (``_record_event``)."""
     text = note.strip()
     if not text:
         raise ActionRefused("say what the debtor disputes (the note is kept for the record)")
     refuse_nul(text, "note")
     refuse_long_note(text)
-    connection.execute(
-        insert(compliance_events).values(
-            account_id=account.id, kind=ComplianceEventKind.DISPUTE, channel=None, address=None,
-            occurred_at=now, source=f"agent {by}"[:200], note=text,
+    event = _Event(ComplianceEventKind.DISPUTE, text, form_key)
+    return _record_event(connection, account, event, by, now, "dispute")
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A compliance event an agent records: what, their note, their form's key (None: a
+    form without one, recorded every time it is sent)."""
+
+    kind: ComplianceEventKind
+    note: str | None
+    form_key: str | None
+
+
+def _record_event(
+    connection: Connection, account: AccountRef, event: _Event, by: str, now: datetime,
+    form: str,
+) -> bool:  # fmt: skip
+    """Record ``event`` unless its form (the ``form`` form) recorded it already: then
+    False. The same form sent twice (a double click, a form sent again after its answer was
+    lost) records once, as a promise's does; so does the second of two sent at the same
+    moment, which the unique index on the key stops. The same form sent with another note
+    or choice (a page brought back with the browser's Back button and changed) is refused
+    with ``ChangedMeanwhile``: the agent is not told that what they did not record was. A
+    key that is not one a form carries is refused."""
+    key = event.form_key
+    if key is not None:
+        if not _FORM_KEY.fullmatch(key):
+            raise ActionRefused(f"the {form} form is out of date: open the account again")
+        # SQLite: the look-up and the insert under the one writer's lock.
+        hold_writes(connection)
+        if _recorded_by_form(connection, account, event):
+            return False
+    values = {
+        "account_id": account.id, "kind": event.kind, "channel": None, "address": None,
+        "occurred_at": now, "source": f"agent {by}"[:200], "note": event.note,
+        "form_key": key,
+    }  # fmt: skip
+    # On PostgreSQL the same form sent twice at once: the second waits for the first's
+    # row under the unique index, then inserts nothing.
+    statement = ignoring_duplicates(compliance_events, connection.dialect.name)
+    made = connection.execute(
+        statement.values(**values).returning(compliance_events.c.id)
+    ).scalar_one_or_none()
+    if made is None and key is not None:
+        # The other of two sent at once: refused too if what it records was not this.
+        _recorded_by_form(connection, account, event)
+    return made is not None
+
+
+def _recorded_by_form(connection: Connection, account: AccountRef, event: _Event) -> bool:
+    """Whether the form ``event.form_key`` recorded ``event`` already: the same, or
+    ``ChangedMeanwhile`` when another."""
+    recorded = connection.execute(
+        select(compliance_events.c.kind, compliance_events.c.note).where(
+            compliance_events.c.account_id == account.id,
+            compliance_events.c.form_key == event.form_key,
         )
-    )  # fmt: skip
+    ).first()
+    if recorded is None:
+        return False
+    if (recorded.kind, recorded.note) != (event.kind, event.note):
+        what = f"the {recorded.kind.replace('_', ' ')} event"
+        if recorded.note:
+            shown = recorded.note if len(recorded.note) <= 80 else recorded.note[:80] + "..."
+            what += f" ({shown})"
+        raise ChangedMeanwhile(
+            f"this form recorded {what} already, not this one: to record this one too, "
+            "send it again from the page as it is now"
+        )
+    return True
 
 
 # What an agent may record about contact at work, and what the notice says of it.
@@ -448,10 +521,18 @@ WORKPLACE_EVENTS = {
 
 
 def record_workplace(
-    connection: Connection, account: AccountRef, kind: str, note: str, by: str, now: datetime
-) -> str:
+    connection: Connection,
+    account: AccountRef,
+    kind: str,
+    note: str,
+    by: str,
+    now: datetime,
+    *,
+    form_key: str | None = None,
+) -> str | None:
     """What the debtor said about contact at work, as a compliance event; the words that
-    say what it does."""
+    say what it does, or None when the form ``form_key`` recorded it already
+    (``_record_event``)."""
     try:
         chosen = ComplianceEventKind(kind)
     except ValueError:
@@ -460,12 +541,9 @@ def record_workplace(
         raise ActionRefused(f"{kind!r} is not something to record about contact at work")
     refuse_nul(note, "note")
     refuse_long_note(note.strip())
-    connection.execute(
-        insert(compliance_events).values(
-            account_id=account.id, kind=chosen, channel=None, address=None, occurred_at=now,
-            source=f"agent {by}"[:200], note=note.strip() or None,
-        )
-    )  # fmt: skip
+    event = _Event(chosen, note.strip() or None, form_key)
+    if not _record_event(connection, account, event, by, now, "contact at work"):
+        return None
     lifted = _LIFTS.get(chosen)
     if lifted is None:
         return WORKPLACE_EVENTS[chosen]

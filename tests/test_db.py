@@ -11,6 +11,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
@@ -27,11 +28,13 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from outreach.compliance_store import attempts
 from outreach.config import Settings
 from outreach.db import (
+    MIGRATIONS_DIR,
     REDOABLE_CHECKPOINT_PAGES,
     alembic_config,
     begin_redoable,
@@ -46,7 +49,7 @@ from outreach.db_types import JSONDocument
 from outreach.errors import OutreachError
 from outreach.models import Account
 from outreach.opt_outs import accounts_using, known_spelling, mark_contact_points
-from outreach.store import accounts, contact_points
+from outreach.store import accounts, compliance_events, contact_points
 from outreach.template_store import versions
 from outreach.web.ui import messages_planned
 from tests.conftest import NOW
@@ -465,6 +468,101 @@ def test_accounts_kept_across_the_time_barred_day_migration_are_not_time_barred(
     with engine.connect() as connection:
         found = connection.execute(select(accounts.c.reference, accounts.c.time_barred_on)).all()
     assert [tuple(r) for r in found] == [("INV-1", None)]
+
+
+# The agents' forms' key on compliance events, found by its index's name rather than by
+# its number (another migration may come before it).
+FORM_KEY_INDEX = "ux_compliance_event_form_key"
+
+
+def _migration_building(index: str) -> tuple[str, str]:
+    """The revision whose migration builds ``index`` (its ``_NAME``), and the one before."""
+    for found in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions():
+        if getattr(found.module, "_NAME", None) == index:
+            return found.revision, str(found.down_revision)
+    raise AssertionError(f"no migration builds {index}")
+
+
+def _add_event(connection: Connection, account_id: int, form_key: str | None = None) -> None:
+    """A dispute, written with the columns every revision has, and a key if given."""
+    values: dict[str, object] = {
+        "account_id": account_id, "kind": "dispute", "occurred_at": NOW, "source": "agent ana"
+    }  # fmt: skip
+    if form_key is not None:
+        values["form_key"] = form_key
+    columns = (column(name, compliance_events.c[name].type) for name in values)
+    connection.execute(insert(table("compliance_event", *columns)).values(values))
+
+
+def test_compliance_events_kept_across_the_form_key_migration_have_none(engine: Engine) -> None:
+    """The migration adds ``compliance_event.form_key`` empty; going back below it drops the
+    column and keeps the events. One form's key records one event an account, however many
+    events have none."""
+    revision, previous = _migration_building(FORM_KEY_INDEX)
+    first, second = add_account(engine, "INV-1"), add_account(engine, "INV-2")
+    with engine.begin() as connection:
+        _add_event(connection, first)
+    command.downgrade(alembic_config(engine), previous)
+    columns = {c["name"] for c in inspect(engine).get_columns("compliance_event")}
+    assert "form_key" not in columns
+    upgrade(engine, revision)
+    with engine.begin() as connection:
+        _add_event(connection, first)  # a second event without a key
+        _add_event(connection, first, "k" * 24)
+        _add_event(connection, second, "k" * 24)  # the key is the account's form's
+        found = connection.execute(text("SELECT form_key FROM compliance_event ORDER BY id"))
+        assert found.scalars().all() == [None, None, "k" * 24, "k" * 24]
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _add_event(connection, first, "k" * 24)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+
+
+@pytest.mark.postgres
+def test_the_form_key_index_is_built_concurrently_and_again_after_a_stopped_upgrade(
+    empty_postgres: Engine,
+) -> None:
+    """compliance_event is large: its unique index is built CONCURRENTLY, with only the
+    events that have a key in it. An upgrade stopped after the column was added and while
+    the index was being built (left invalid) runs again."""
+    engine = empty_postgres
+    revision, previous = _migration_building(FORM_KEY_INDEX)
+    upgrade(engine, previous)
+    account_id = add_account(engine, "INV-1")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE compliance_event ADD COLUMN form_key VARCHAR(64)")
+        _add_event(connection, account_id, "k" * 24)
+        _add_event(connection, account_id, "k" * 24)
+    with engine.connect() as connection:  # a concurrent build that failed: left invalid
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(Exception, match="could not create unique index"):
+            connection.exec_driver_sql(
+                f"CREATE UNIQUE INDEX CONCURRENTLY {FORM_KEY_INDEX}"
+                " ON compliance_event (account_id, form_key)"
+            )
+    assert _index_valid(engine, FORM_KEY_INDEX) is False
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM compliance_event WHERE id = 2")
+    statements: list[str] = []
+
+    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        upgrade(engine, revision)
+        command.downgrade(alembic_config(engine), previous)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # PostgreSQL refuses CONCURRENTLY inside a transaction: that it ran says it was outside.
+    (built,) = [
+        s for s in statements if s.startswith(f"CREATE UNIQUE INDEX CONCURRENTLY {FORM_KEY_INDEX} ")
+    ]
+    assert built.endswith("WHERE form_key IS NOT NULL")
+    assert statements.count(f"DROP INDEX CONCURRENTLY {FORM_KEY_INDEX}") == 2  # invalid, down
+    assert "form_key" not in {c["name"] for c in inspect(engine).get_columns("compliance_event")}
+    upgrade(engine)
+    assert _index_valid(engine, FORM_KEY_INDEX) is True
 
 
 # One row of each table an account's history fills, each referring to the rows before it,

@@ -217,6 +217,16 @@ class ComplianceEvent(SQLModel, table=True):
         # A revoked consent naming a number is found by the number, for every account using
         # it (``compliance_store._revoked_for_numbers``).
         Index("ix_compliance_event_address", "address"),
+        # The agent's form recorded it: the same form sent twice records one event. Partial:
+        # the events recorded otherwise (most of them) have no key.
+        Index(
+            "ux_compliance_event_form_key",
+            "account_id",
+            "form_key",
+            unique=True,
+            sqlite_where=text("form_key IS NOT NULL"),
+            postgresql_where=text("form_key IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -227,6 +237,8 @@ class ComplianceEvent(SQLModel, table=True):
     occurred_at: datetime = when()
     source: str = short(200)
     note: str | None = short(500, nullable=True, default=None)
+    # The random key of the agent's form that recorded it (none: recorded otherwise).
+    form_key: str | None = short(64, nullable=True, default=None)
 
 
 class ImportRun(SQLModel, table=True):

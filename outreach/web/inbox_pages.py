@@ -261,9 +261,14 @@ def dispute(
     session: Agent,
     reference: str,
     note: Annotated[str, Form()] = "",  # no bound: ``record_dispute`` refuses a long one
+    form_key: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
-        actions.record_dispute(connection, account, note, session.user.username, now)
+        made = actions.record_dispute(
+            connection, account, note, session.user.username, now, form_key=_key(form_key)
+        )
+        if not made:
+            return "That dispute was already recorded."
         return "The dispute is recorded: collection contact stops until it is resolved."
 
     return _change(request, session, reference, act, {"dispute_note": note})
@@ -276,15 +281,25 @@ def workplace(
     reference: str,
     kind: Annotated[str, Form(max_length=40)] = "",
     note: Annotated[str, Form()] = "",  # no bound: ``record_workplace`` refuses a long one
+    form_key: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     def act(connection: Connection, account: actions.AccountRef, now: datetime) -> str:
         done = actions.record_workplace(connection, account, kind, note, session.user.username,
-                                        now)  # fmt: skip
+                                        now, form_key=_key(form_key))  # fmt: skip
+        if done is None:
+            return "What the debtor said about contact at work was already recorded."
         return f"Recorded: {done}."
 
     return _change(
         request, session, reference, act, {"workplace_kind": kind, "workplace_note": note}
     )
+
+
+def _key(form_key: str) -> str | None:
+    """A compliance form's key; None for a form without one (a page from before the forms
+    carried one, a post made by hand), which records as it did, each time it is sent: a
+    dispute or a word about contact at work is not turned away for a missing key."""
+    return form_key or None
 
 
 def _change(
@@ -413,6 +428,8 @@ def account_page(
         "answerable": ANSWERED_CHANNELS,
         "answer_key": secrets.token_urlsafe(18),
         "promise_key": secrets.token_urlsafe(18),
+        "dispute_key": secrets.token_urlsafe(18),
+        "workplace_key": secrets.token_urlsafe(18),
         "answer_seen": seen,
         "kept": kept or {},
         "typed": typed or {},

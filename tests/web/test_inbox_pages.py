@@ -772,6 +772,120 @@ def test_a_dispute_blocks_collection_contact(agent: httpx.Client, engine: Engine
     assert any("DISPUTE" in code for code in decision.codes), decision.codes
 
 
+def _events(engine: Engine) -> list[tuple[str, str | None, str | None]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(compliance_events.c.kind, compliance_events.c.note, compliance_events.c.form_key)
+            .order_by(compliance_events.c.id)
+        )  # fmt: skip
+        return [(row.kind, row.note, row.form_key) for row in rows]
+
+
+def test_the_same_dispute_form_sent_twice_records_one_dispute(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """A double click, or the page sent again after its answer was lost: one dispute, and
+    the second send says so; a form opened afterwards records a dispute of its own."""
+    add_account(engine)
+    form = _form(agent, "Dispute") | {"note": "Says the invoice was never delivered"}
+    first = agent.post("/inbox/accounts/R-1/dispute", data=form)
+    second = agent.post("/inbox/accounts/R-1/dispute", data=form)
+    assert first.status_code == second.status_code == 303
+    assert "The dispute is recorded" in agent.get(first.headers["location"]).text
+    assert "That dispute was already recorded." in agent.get(second.headers["location"]).text
+    once = [("dispute", "Says the invoice was never delivered", form["form_key"])]
+    assert _events(engine) == once
+    # The same form brought back (the browser's Back button) with another note: refused,
+    # not told "already recorded" of a note that was not; the note comes back in the form.
+    changed = agent.post("/inbox/accounts/R-1/dispute", data=form | {"note": "Paid in March"})
+    assert changed.status_code == 409
+    recorded = "this form recorded the dispute event (Says the invoice was never delivered)"
+    assert f"{recorded} already, not this one" in changed.text
+    assert ">Paid in March</textarea>" in changed.text
+    assert _events(engine) == once
+    another = _form(agent, "Dispute") | {"note": "Paid in March"}
+    assert another["form_key"] != form["form_key"]
+    assert agent.post("/inbox/accounts/R-1/dispute", data=another).status_code == 303
+    assert [note for _, note, _ in _events(engine)] == [
+        "Says the invoice was never delivered", "Paid in March"
+    ]  # fmt: skip
+
+
+def test_the_same_contact_at_work_form_sent_twice_records_once(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """An employer's prohibition sent twice is one event; the same form sent again with
+    another choice is refused rather than taken for the first."""
+    add_account(engine)
+    form = _form(agent, "Contact at work") | {"kind": "workplace_prohibited", "note": "HR"}
+    first = agent.post("/inbox/accounts/R-1/workplace", data=form, follow_redirects=True)
+    assert "Recorded: the debtor&#39;s employer prohibits contact at work" in first.text
+    again = agent.post("/inbox/accounts/R-1/workplace", data=form, follow_redirects=True)
+    assert again.status_code == 200
+    assert "What the debtor said about contact at work was already recorded." in again.text
+    assert _events(engine) == [("workplace_prohibited", "HR", form["form_key"])]
+    lifted = agent.post("/inbox/accounts/R-1/workplace", data=form | {"kind": "workplace_allowed"})
+    assert lifted.status_code == 409
+    assert "this form recorded the workplace prohibited event (HR) already" in lifted.text
+    assert _events(engine) == [("workplace_prohibited", "HR", form["form_key"])]
+    # The dispute form's key is its own: a dispute from the same page records.
+    dispute = _form(agent, "Dispute") | {"note": "Not my debt"}
+    assert dispute["form_key"] != form["form_key"]
+    assert agent.post("/inbox/accounts/R-1/dispute", data=dispute).status_code == 303
+    assert len(_events(engine)) == 2
+
+
+@pytest.mark.parametrize("action", ["dispute", "workplace"])
+def test_the_same_compliance_form_sent_at_the_same_moment_records_once(
+    server: Server, engine: Engine, action: str
+) -> None:
+    """Four copies of one form, sent at once by four connections of one session."""
+    add_account(engine)
+    add_user(engine, "ana", Role.AGENT)
+    label = {"dispute": "Dispute", "workplace": "Contact at work"}[action]
+    with sign_in(server.base, "ana") as client:
+        form = _form(client, label) | {"note": "said on a call", "kind": "workplace_prohibited"}
+        cookies = dict(client.cookies)
+    start = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=server.base, cookies=cookies, timeout=60) as copy:
+            start.wait()
+            statuses.append(copy.post(f"/inbox/accounts/R-1/{action}", data=form).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert statuses == [303] * 4
+    assert [key for _, _, key in _events(engine)] == [form["form_key"]]
+
+
+def test_a_compliance_form_without_a_key_records_each_time_and_a_bad_key_is_refused(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    """A form from a page opened before the forms carried a key (or a post made by hand)
+    records as it did: a dispute is never turned away for a missing key. A key no form
+    carries is refused, the note kept to send again."""
+    add_account(engine)
+    token = page_token(agent, "/inbox/accounts/R-1")
+    for _ in range(2):
+        sent = agent.post("/inbox/accounts/R-1/dispute", data={"csrf_token": token, "note": "no"})
+        assert sent.status_code == 303
+    assert _events(engine) == [("dispute", "no", None), ("dispute", "no", None)]
+    for action, label in (("dispute", "dispute"), ("workplace", "contact at work")):
+        refused = agent.post(
+            f"/inbox/accounts/R-1/{action}",
+            data={"csrf_token": token, "note": "kept", "kind": "workplace_prohibited",
+                  "form_key": "not a key"},
+        )  # fmt: skip
+        assert refused.status_code == 400
+        assert f"the {label} form is out of date" in refused.text and "kept" in refused.text
+    assert len(_events(engine)) == 2
+
+
 def test_contact_at_work_is_recorded_and_holds_work_numbers_only(
     agent: httpx.Client, engine: Engine
 ) -> None:

@@ -7,14 +7,17 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
   instruction, not a conversation: it never reaches the inbox.
 - ``stop_request``: the message asks us to stop, by keyword (the FCC's list: stop, quit, end,
   revoke, opt out, cancel, unsubscribe; plus stopall; and in Spanish alto, parar, pare,
-  baja, cancelar) alone or as a sentence of its own ("STOP. I paid", "Alto por favor"),
-  remove, unsub, basta, detener, "no more" or "no más" as the whole message ("Remove
-  please", "NO MORE"; "I can pay 50 a month, no more" is none), or in words ("please stop
-  texting me", "don't call me", "don't send me any more texts", "I don't want any more
-  texts", "no me llamen"). It names the media it is about: the one
-  it came on unless it says otherwise ("stop calling me" in a text is about calls), every
-  one it lists ("don't call or text me", "no calls or texts please"), but not one asked
-  for after "and" ("stop calling me and text me the link"). When in doubt the
+  baja, cancelar) alone or as a sentence of its own ("STOP. I paid", "Alto por favor",
+  "Can you please stop", "Stop this number"), remove, unsub, basta, detener, "no more" or
+  "no más" as the whole message ("Remove please", "NO MORE"; "I can pay 50 a month, no
+  more" is none), or in words ("please stop texting me", "don't call me", "don't send me
+  any more texts", "I don't want any more texts", "I withdraw my consent", "I do not
+  consent to texts", "no me llamen", "no recibir mas mensajes", "quítenme de su lista").
+  It names the media it is about: the one it came on unless its words say otherwise
+  ("stop calling me" in a text is about calls), every one it lists ("don't call or text
+  me", "no calls or texts please"), but not one asked for after "and" ("stop calling me
+  and text me the link"); a bare stop beside words that name media is about both ("STOP.
+  Don't email me either." in a text: texts and email). When in doubt the
   rules read a request to stop as one: honouring a stop nobody meant costs a message,
   missing one breaks the law.
 - ``classify``: every intent the message shows, most serious first: attorney, cease,
@@ -71,7 +74,7 @@ _FILLERS = frozenset(
      "me", "my", "the", "thanks", "thank", "you", "asap", "immediately", "texts", "text",
      "messages", "message", "sms", "already", "ok", "okay", "thx", "ty", "msg", "msgs",
      "txt", "txts", "spam", "i", "said", "told", "we", "just", "again",
-     "for", "good", "forever", "seriously", "do", "u", "ur", "your",
+     "for", "good", "forever", "seriously", "do", "u", "ur", "your", "number",
      "por", "favor", "porfavor", "xfa", "ya", "gracias", "mensajes", "mensaje", "textos",
      "texto", "todo", "todos", "ahora", "dije", "de", "los", "las"}
 )  # fmt: skip
@@ -96,6 +99,14 @@ _MESSAGE_STOP = re.compile(
     rf"|remove(?: (?:my |this |the )?number)?|basta|detener|detente)"
     rf"(?: (?:{_POLITE}|{_URGENT}))*"
     rf"|(?:{_PLEA} )*no m(?:ore|[aá]s)(?: {_PLEA})*"
+)
+# How a sentence may ask for the stop that follows ("Can you please stop", "I am asking you
+# to stop", "Would you stop it"): read as the stop itself. What follows must still be a stop
+# and filler ("can you stop the late fees" names a fee).
+_ASKING = re.compile(
+    r"^(?:(?:can|could|would|will) (?:you|u|ya|someone|somebody)|(?:i am|i m|im) "
+    r"(?:asking|telling|begging) (?:you|u)(?: to)?|i (?:ask|asked|beg|need|want) (?:you|u) to)"
+    r"(?= )"
 )
 # "Stopp", "STOPPP": a STOP with its last letter held down.
 _HELD_STOP = re.compile(r"\bstop{2,}\b")
@@ -129,8 +140,29 @@ _PLURALS = (
     r"(?:texts|txts|msgs|messages|sms|calls|phone calls|emails|e-mails"
     r"|robocalls|voicemails)"
 )
-_MEDIUM = {"sms": re.compile(rf"\b{_SMS}\b"), "voice": re.compile(rf"\b{_VOICE}\b"),
-           "email": re.compile(rf"\b{_EMAIL}\b")}  # fmt: skip
+# Each medium as a request to stop names it, "being called" too (its past participle, which
+# the phrases accept only after "consent to": "stop, I called" asks nothing).
+_MEDIUM = {"sms": re.compile(rf"\b(?:{_SMS}|texted|messaged)\b"),
+           "voice": re.compile(rf"\b(?:{_VOICE}|called|phoned)\b"),
+           "email": re.compile(rf"\b(?:{_EMAIL}|emailed|e-mailed)\b")}  # fmt: skip
+# Ways of paying, which "remove me" or a consent may be about instead of the messages.
+_PAYING = (
+    r"(?:auto[- ]?pay|automatic (?:payments?|debits?|billing|withdrawals?)|auto[- ]?debits?"
+    r"|payment plan|recurring (?:payments?|billing|charges?)|direct debit)"
+)
+# What a consent withdrawn or refused is to, when it says: a medium, or contact.
+_CONSENT_TO = (
+    rf" to (?:(?:receive|receiving|get|getting|be|being) )?(?:any |more |further |these "
+    rf"|those |your |the |this |of )*(?:{_SMS}|{_VOICE}|{_EMAIL}|texted|messaged|called"
+    r"|phoned|emailed|e-mailed|contact|contacted|contacting|communications?)\b"
+)
+# "Quítenme de su lista", "sáquenme de la lista", "bórrenme de su lista", "quiero que me
+# quiten de la lista": take me off your list, in a text, an email or a call.
+_OFF_THE_LIST = (
+    r"\b(?:qu[ií]t(?:enme|ame|eme|enos)|s[aá]qu(?:enme|eme|enos)|s[aá]c(?:ame|anos)"
+    r"|b[oó]rr(?:enme|ame|eme|enos)|me (?:quiten|saquen|borren)) de (?:su |la |sus |esta |tu "
+    r"|las |vuestra )?listas?\b"
+)
 
 # A request to stop in words, wherever it stands in the message.
 _STOP_PHRASES = tuple(
@@ -162,9 +194,8 @@ _STOP_PHRASES = tuple(
         r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke)\b",
         # "Remove me", "Take me off", but not off a way of paying ("take me off autopay",
         # "remove me from the payment plan" ask about payments, not messages).
-        r"\b(?:remove me|take me off)\b(?! (?:from |off )?(?:of )?(?:the |my |this |your )?"
-        r"(?:auto[- ]?pay|automatic (?:payments?|debits?|billing|withdrawals?)|auto[- ]?debits?"
-        r"|payment plan|recurring (?:payments?|billing|charges?)|direct debit)\b)",
+        rf"\b(?:remove me|take me off)\b(?! (?:from |off )?(?:of )?(?:the |my |this |your )?"
+        rf"{_PAYING}\b)",
         r"\b(?:remove|delete|take) (?:my|this) (?:phone |cell |mobile |email )?(?:number|"
         r"phone|cell|email|address)\b",
         # "Remove from your list", "remove my number from the mailing list".
@@ -173,12 +204,27 @@ _STOP_PHRASES = tuple(
         r"texting|sms|email|messaging|distribution) )?lists?\b",
         r"\bleave me alone\b",
         r"\bcease\b",
+        # Consent withdrawn ("I withdraw my consent", "I revoke my consent to calls") or
+        # refused ("I do not consent to texts", "I never consented to this."): revocation
+        # by any reasonable means (47 CFR 64.1200(a)(10)), about the media it names, if
+        # any. Not consent to a way of paying ("withdraw my consent to autopay"), nor to
+        # something that is no contact ("I do not consent to the fee").
+        rf"\b(?:withdraw|withdrawing|withdrew|rescind|rescinding|retract|retracting|revoke"
+        rf"|revoking|take back|taking back) (?:my |all |any |our |the )?(?:consent|permission)"
+        rf"\b(?! (?:to|for) (?:the |my |this |your )?{_PAYING}\b)(?:{_CONSENT_TO})?",
+        rf"\b(?:don't|dont|do not|no longer|never|did not|didn't) (?:give (?:you )?(?:my )?)?"
+        rf"consent(?:ed)?(?:{_CONSENT_TO}|(?: to (?:this|that|it|these|those))?"
+        r"(?= ?(?:[\n.!;,]|$)))",
         # Spanish: "no me llamen", "no me sigan llamando", "dejen de escribirme" (but not
         # "no dejen de llamarme", keep calling me), "no quiero más mensajes", "déjenme en
         # paz", "quiero darme de baja" (but not "dar de baja el pago automático").
         rf"\bno me (?:vuelvan a |vuelvas a |sigan |sigas )?(?:{_VOICE}|{_WRITE})\b",
         rf"(?<!no )\b(?:dej|par)(?:en|a|e) de (?:llamar|llamarme|{_WRITE_TO})\b",
-        rf"\bno (?:m[aá]s |(?:quiero|deseo) (?:recibir )?(?:m[aá]s )?)(?:{_NOUNS})\b",
+        # "No quiero recibir más mensajes", and "no recibir mas mensajes" (our own footer's
+        # words, "Responda STOP para no recibir mas mensajes", sent back).
+        rf"\bno (?:m[aá]s |(?:(?:quiero|deseo) (?:recibir )?|recibir )(?:m[aá]s )?)"
+        rf"(?:{_NOUNS})\b",
+        _OFF_THE_LIST,
         rf"\bno quiero que me (?:{_VOICE}|{_WRITE})\b",
         rf"\bno (?:llamen|llames|{_WRITE})(?: m[aá]s)?\b",
         r"\bbasta de (?:mensajes|textos|llamadas|correos)\b",
@@ -448,16 +494,18 @@ def stop_request(text: str, channel: str) -> StopRequest | None:
 
 
 def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
-    if keyword(text) is Keyword.OPT_OUT or _stop_in_sentences(plain):
-        return StopRequest(frozenset({channel}))
+    bare = keyword(text) is Keyword.OPT_OUT or _stop_in_sentences(plain)
     matches = [plain[start:end] for start, end in _stop_spans(plain)]
-    if not matches:
+    if not bare and not matches:
         return None
     named = {medium for medium, word in _MEDIUM.items() for m in matches if word.search(m)}
     if named and any(_WRITTEN.search(m) for m in matches):
         # "No me llamen ni me escriban": the writing is about the medium it came on.
         named.add("sms" if channel == "voice" else channel)
-    return StopRequest(frozenset(named or {channel}), frozenset(named))
+    # A bare stop is about the medium it came on, whatever else the words name ("STOP.
+    # Don't email me either." stops texts and email); words alone are about what they name.
+    media = named | {channel} if bare else named or {channel}
+    return StopRequest(frozenset(media), frozenset(named))
 
 
 def _stop_spans(plain: str) -> list[tuple[int, int]]:
@@ -666,8 +714,10 @@ def _stop_in_sentences(plain: str) -> bool:
 
 
 def _stop_sentence(sentence: str) -> bool:
-    """A sentence of its own made of a stop keyword and filler ("Stop it please")."""
+    """A sentence of its own made of a stop keyword and filler ("Stop it please"), maybe
+    asked for ("Can you please stop")."""
     words = re.sub(r"\bopt out\b", "optout", re.sub(r"[^\w ]+", " ", sentence)).split()
+    words = _ASKING.sub("", " ".join(words)).split()
     if not words or len(words) > 6:
         return False
     keywords = [word for word in words if word in _STOP_WORDS]

@@ -131,9 +131,10 @@ def receive(
     unsubscribing = channel == "email" and _unsubscribe_mail(event, unsubscribe_mailboxes)
     if (event.event_type == EventType.OPTED_OUT or unsubscribing) and stop is None:
         stop = StopRequest(frozenset({channel}))
-    elif event.event_type == EventType.OPTED_OUT and stop is not None:
+    elif (event.event_type == EventType.OPTED_OUT or unsubscribing) and stop is not None:
         # The provider's word that this address opted out (9 pressed, "stop" said in a
-        # call) holds whatever else the words name ("stop texting me" said in a call).
+        # call), or mail to the unsubscribe mailbox, holds whatever else the words name
+        # ("stop texting me" said in a call, "also stop calling me" in the mail).
         stop = StopRequest(stop.media | {channel}, stop.named)
     if unsubscribing and said is None and _only_an_instruction(read, channel):
         said = Keyword.OPT_OUT  # what a mail client sends for List-Unsubscribe: no reply

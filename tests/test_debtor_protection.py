@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from alembic import command
 from sqlalchemy import Engine, func, insert, literal, select
 
@@ -236,6 +237,32 @@ def test_mail_to_the_mailbox_that_says_more_reaches_an_agent(engine: Engine) -> 
     assert [s.reason for s in rows(engine, suppressions)] == ["unsubscribe"]
     (reply,) = rows(engine, inbox_messages)
     assert (reply.account_id, reply.intent) == (account_id, "dispute")
+
+
+@pytest.mark.parametrize("subject", ["Unsubscribe", "x"])
+def test_mail_to_the_mailbox_that_names_calls_and_texts_stops_them_and_email(
+    engine: Engine, subject: str
+) -> None:
+    """The mail unsubscribes its sender whatever else it asks, and the calls and texts it
+    names are not used at all: read as the subject's unsubscribe alone, it left calls and
+    texts going on; read as its words alone, it left the email going on."""
+    account_id = add_account(engine)
+    policy = EventPolicy(unsubscribe_mailboxes=frozenset({MAILTO}))
+    mail = inbound_mail("Also stop calling and texting me", sender=EMAIL.lower(), to=MAILTO,
+                        subject=subject)  # fmt: skip
+    apply_events(engine, [mail], NOW, policy)
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [
+        (EMAIL.lower(), "unsubscribe")
+    ]
+    recorded = sorted(
+        (e.kind, e.channel or "", e.address or "") for e in rows(engine, compliance_events)
+    )
+    assert recorded == [
+        ("consent_revoked", "voice", ""), ("opt_out", "email", EMAIL),
+        ("prohibited_medium", "sms", ""), ("prohibited_medium", "voice", ""),
+    ]  # fmt: skip
+    for channel, address in (("email", EMAIL.lower()), ("sms", PHONE), ("voice", PHONE)):
+        assert verdict(engine, account_id, channel, address)[0] == "block"
 
 
 def test_an_unsubscribe_reply_from_another_address_covers_the_address_we_mailed(

@@ -137,6 +137,32 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("Don't send me a text ever again", {"sms"}),
         ("Please do not send me another message", {"sms"}),
         ("Don't send the texts to this number", {"sms"}),
+        # Our own Spanish footer sent back, and "take me off your list" in Spanish.
+        ("No recibir mas mensajes", {"sms"}),
+        ("Responda STOP para no recibir mas mensajes", {"sms"}),
+        ("no recibir más llamadas", {"voice"}),
+        ("Quítenme de su lista", {"sms"}),
+        ("Sáquenme de la lista", {"sms"}),
+        ("Bórrenme de su lista", {"sms"}),
+        ("Quitenme de su lista por favor", {"sms"}),
+        ("Quiero que me quiten de la lista", {"sms"}),
+        # Consent withdrawn or refused: revocation by any reasonable means.
+        ("I withdraw my consent", {"sms"}),
+        ("I am withdrawing my permission.", {"sms"}),
+        ("I withdraw my consent to calls", {"voice"}),
+        ("I do not consent to texts", {"sms"}),
+        ("I don't consent to being contacted", {"sms"}),
+        ("I never consented to being called", {"voice"}),
+        ("I do not consent.", {"sms"}),
+        # A plea to stop, and a stop of this number.
+        ("Can you please stop", {"sms"}),
+        ("Can you please stop?", {"sms"}),
+        ("I am asking you to stop", {"sms"}),
+        ("I'm asking you to stop please", {"sms"}),
+        ("Would you stop it", {"sms"}),
+        ("I need you to stop", {"sms"}),
+        ("Stop this number", {"sms"}),
+        ("Stop this number please", {"sms"}),
     ],
 )
 def test_requests_to_stop_in_words_name_their_media(text: str, media: set[str]) -> None:
@@ -228,6 +254,31 @@ def test_a_request_that_lists_media_is_about_each(text: str, media: set[str]) ->
 
 
 @pytest.mark.parametrize(
+    ("text", "channel", "media", "named"),
+    [
+        ("STOP. Don't email me either.", "sms", {"sms", "email"}, {"email"}),
+        ("Stop calling me. STOP", "sms", {"sms", "voice"}, {"voice"}),
+        ("Stop please. No more emails", "sms", {"sms", "email"}, {"email"}),
+        ("Unsubscribe.\nAlso stop calling and texting me", "email",
+         {"email", "voice", "sms"}, {"voice", "sms"}),
+        ("Stop. Stop texting me too.", "voice", {"voice", "sms"}, {"sms"}),
+        ("STOP. Stop texting me", "sms", {"sms"}, {"sms"}),
+        ("Alto. No me llamen", "sms", {"sms", "voice"}, {"voice"}),
+        ("STOP", "sms", {"sms"}, set()),
+    ],
+)  # fmt: skip
+def test_a_bare_stop_beside_named_media_stops_all_of_them(
+    text: str, channel: str, media: set[str], named: set[str]
+) -> None:
+    """A bare stop is about the medium it came on, and the words beside it still name the
+    media they name: "STOP. Don't email me either." read as the bare stop alone left email
+    open."""
+    found = stop_request(text, channel)
+    assert found is not None
+    assert (found.media, found.named) == (media, named)
+
+
+@pytest.mark.parametrize(
     "text", ["Stop calling, text me instead", "Don't call me and text me instead"]
 )
 def test_a_medium_asked_for_instead_is_not_listed(text: str) -> None:
@@ -308,6 +359,19 @@ def test_a_call_asked_for_after_a_stop_is_still_a_request_to_call() -> None:
         "Remove me from the payment plan",
         "can you remove me from automatic payments",
         "Take me off recurring billing please",
+        # A plea about something else, a consent to no contact, Spanish not about the list.
+        "Can you stop the late fees?",
+        "Could you stop the interest",
+        "Can you stop by the office",
+        "I will pay, stop worrying",
+        "Ok I will pay $50, that will end it",
+        "I want to stop paying",
+        "I do not consent to the fee",
+        "I withdraw my consent to autopay",
+        "I consent",
+        "no puedo recibir mensajes",
+        "Quítenme el cargo",
+        "Quítenme el recargo de la lista de precios",
     ],
 )
 def test_messages_that_do_not_ask_to_stop(text: str) -> None:

@@ -126,9 +126,7 @@ _TWIML_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 OPT_OUT_DIGIT = "9"
 _OPT_OUT_SPEECH = re.compile(
     r"\b(stop|stopall|quit|cancel|unsubscribe|revoke|opt ?out|remove me|remove my number|"
-    r"do ?n[o'\u2019]?t call|no more calls|alto|parar|pare|no (me )?llamen?|"
-    # Spanish for "take me off your list", which a text's rules do not read.
-    r"(qu[ií]t|s[aá]qu|b[oó]rr)(enme|ame|eme) de (su |la |sus |esta )?listas?)\b",
+    r"do ?n[o'\u2019]?t call|no more calls|alto|parar|pare|no (me )?llamen?)\b",
     re.IGNORECASE,
 )
 # Speech recognition in the call's language, told which words to expect: the ones a
@@ -154,8 +152,8 @@ def asks_to_stop(digits: str | None, speech: str | None) -> bool:
     """Whether a Gather's input is the opt-out: the key 9, or words asking to stop. Words
     are read as a text's are too (``outreach.intents``), so whatever stops texts stops
     calls: "no more", "basta", "remove" as all that is said, "leave me alone", "dejen de
-    llamarme"; but "no more" in a sentence about paying asks nothing there either ("I can
-    pay fifty, no more than that")."""
+    llamarme", "quítenme de su lista"; but "no more" in a sentence about paying asks
+    nothing there either ("I can pay fifty, no more than that")."""
     if (digits or "").strip() == OPT_OUT_DIGIT:
         return True
     if not speech:

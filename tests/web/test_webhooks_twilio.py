@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import Engine, update
 
 from outreach.clock import FixedClock
-from outreach.compliance_store import inbox_messages
+from outreach.compliance.engine import evaluate
+from outreach.compliance.rules import load_ruleset
+from outreach.compliance_store import inbox_messages, load_debtors, situation
 from outreach.config import Settings
 from outreach.dispatcher import Dispatcher
 from outreach.events import provider_events
@@ -20,7 +22,16 @@ from outreach.providers.outbox import Outbox
 from outreach.ratelimit import RateLimiter
 from outreach.store import accounts, compliance_events, contact_points, suppressions
 from tests.conftest import NOW, REPO
-from tests.eventdata import OTHER_PHONE, PHONE, add_account, add_attempt, attempt, count, rows
+from tests.eventdata import (
+    EMAIL,
+    OTHER_PHONE,
+    PHONE,
+    add_account,
+    add_attempt,
+    attempt,
+    count,
+    rows,
+)
 from tests.providers.conftest import PUBLIC, signed_form, twiml
 from tests.web.conftest import Server, call_webhook, sms_inbound, sms_status, twilio
 
@@ -178,6 +189,65 @@ def test_a_stop_twilio_does_not_know_is_recorded_and_confirmed_by_outreach(
     confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
     assert f"<Message>{confirmation}</Message>" in response.text
     assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+
+
+def verdict(engine: Engine, account_id: int, channel: str, address: str, *, automated: bool) -> str:
+    """The compliance engine's verdict now for a contact of the account."""
+    with engine.connect() as connection:
+        (row,) = [a for a in rows(engine, accounts) if a.id == account_id]
+        record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
+    found = situation(record, channel, address, NOW, automated=automated)
+    return evaluate(found, load_ruleset()).verdict
+
+
+@pytest.mark.parametrize(
+    ("body", "blocked"),
+    [
+        ("STOP. Don't email me either.", ("email", EMAIL)),
+        ("Stop calling me. STOP", ("voice", PHONE)),
+    ],
+)
+def test_a_stop_that_names_another_medium_stops_texts_and_that_medium(
+    engine: Engine, server: Server, body: str, blocked: tuple[str, str]
+) -> None:
+    """The bare STOP opts the number out of texts and is confirmed; the other medium it
+    names is not used at all, not even by an agent's call (it was read as the STOP alone,
+    and email and calls went on)."""
+    account_id = add_account(engine)
+    response = server.send(sms_inbound(body))
+    confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
+    assert f"<Message>{confirmation}</Message>" in response.text
+    assert [(s.channel, s.address, s.reason) for s in rows(engine, suppressions)] == [
+        ("sms", PHONE, "stop")
+    ]
+    prohibited = [
+        e.channel for e in rows(engine, compliance_events) if e.kind == "prohibited_medium"
+    ]
+    assert prohibited == [blocked[0]]
+    assert verdict(engine, account_id, *blocked, automated=False) == "block"
+    assert verdict(engine, account_id, "sms", PHONE, automated=False) == "block"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "No recibir mas mensajes", "Quítenme de su lista", "Sáquenme de la lista",
+        "I withdraw my consent", "I do not consent to texts", "Can you please stop",
+        "I am asking you to stop", "Stop this number",
+    ],
+)  # fmt: skip
+def test_other_ways_to_say_stop_opt_the_number_out(
+    engine: Engine, server: Server, body: str
+) -> None:
+    """Each was read as an ordinary reply: no suppression, and an agent could text again."""
+    account_id = add_account(engine)
+    response = server.send(sms_inbound(body))
+    confirmation = server.app.state.writer.policy.replies.opt_out_confirmation
+    assert f"<Message>{confirmation}</Message>" in response.text
+    assert [(s.address, s.reason) for s in rows(engine, suppressions)] == [(PHONE, "stop")]
+    (reply,) = rows(engine, inbox_messages, direction="inbound")
+    assert reply.intent == "opt_out"
+    assert verdict(engine, account_id, "sms", PHONE, automated=False) == "block"
 
 
 @pytest.mark.parametrize("body", ["Opt out", "opt-out", "OPT OUT!"])
@@ -421,6 +491,25 @@ def test_saying_stop_texting_me_in_a_call_opts_the_number_called_out_of_calls_to
     assert CONFIRMED in response.text
     assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
     assert (account_id, "prohibited_medium", "sms", None) in opt_out_events(engine)
+
+
+def test_saying_stop_and_stop_texting_me_in_a_call_stops_calls_and_texts(
+    engine: Engine, server: Server
+) -> None:
+    """The bare "Stop." was read alone: the number called was opted out of calls, and
+    texts went on."""
+    account_id = add_account(engine)
+    call = add_attempt(engine, account_id, channel="voice", message_id="CA0001")
+    said = "Stop. Stop texting me too."
+    response = server.send(gather(call, SpeechResult=said, Confidence="0.9"))
+    assert CONFIRMED in response.text
+    assert voice_opt_outs(engine) == [("voice", PHONE, "stop")]
+    assert sorted(opt_out_events(engine), key=str) == [
+        (account_id, "consent_revoked", None, PHONE),
+        (account_id, "opt_out", "voice", PHONE),
+        (account_id, "prohibited_medium", "sms", None),
+    ]
+    assert verdict(engine, account_id, "sms", PHONE, automated=False) == "block"
 
 
 def test_saying_dont_call_me_at_work_opts_this_number_out_and_holds_work(

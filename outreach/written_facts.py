@@ -14,6 +14,11 @@ first communication carries the whole disclosure (Reg F 1006.18(e)(1)), a later 
 carry the short form. A message written as a later one is not sent while nothing about the
 debt has reached the debtor (the one before it failed, say): it is written afresh as the
 first. One written as the first stays true after a contact: it says all a later one must.
+A debt the creditor placed with a debt collector (an import turned it from ``first_party``
+to ``third_party``, ``collector_since``) counts only the collector's messages: the
+creditor's came before, and the collector's first carries the whole disclosure. The
+collector type is among the digest's facts: a message written before the switch is
+written afresh, as the collector's first.
 
 A message written before the debt became time-barred (its day came, or an import set it)
 is written afresh too: a debt collector must not threaten suit on a time-barred debt (Reg F
@@ -35,11 +40,11 @@ from sqlalchemy import Connection, and_, exists, or_, select
 
 from outreach.compliance.rules import RuleSet
 from outreach.compliance_store import attempts
-from outreach.models import AttemptStatus, ContactStatus, ProviderEvent
+from outreach.models import AttemptStatus, CollectorType, ContactStatus, ProviderEvent
 from outreach.providers.base import IDENTITY_CHECK, PLAY_MESSAGE
 from outreach.rendering.suit_threat import CODE as SUIT_THREAT
 from outreach.rendering.suit_threat import message_parts, threatens_suit
-from outreach.store import among, contact_points, table_of, unindexed
+from outreach.store import accounts, among, contact_points, table_of, unindexed
 
 provider_events = table_of(ProviderEvent)
 
@@ -63,7 +68,10 @@ CALL_TAKEN = "conversation"
 
 def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
     """The accounts among ``account_ids`` whose debtor has had a message about the debt
-    (the account), on any channel: one query, through the attempts' account index."""
+    (the account), on any channel, from its current collector: one query, through the
+    attempts' account index, each attempt joined to its account by its key. A debt
+    collector that took the debt over from the creditor (``collector_since``) counts only
+    the messages written since: the creditor's are not its communications."""
     if not account_ids:
         return set()
     heard = exists().where(
@@ -77,11 +85,18 @@ def contacted(connection: Connection, account_ids: Sequence[int]) -> set[int]:
         contact_points.c.address == attempts.c.to_address,
         contact_points.c.status == ContactStatus.WRONG_NUMBER,
     )
+    the_collectors = or_(
+        accounts.c.collector_since.is_(None),
+        accounts.c.collector_type != CollectorType.THIRD_PARTY,
+        attempts.c.created_at >= accounts.c.collector_since,
+    )
     return set(
         connection.execute(
             select(attempts.c.account_id)
+            .join(accounts, accounts.c.id == attempts.c.account_id)
             .where(
                 among(connection, attempts.c.account_id, account_ids),
+                the_collectors,
                 unindexed(attempts.c.status).in_(COMMUNICATED),
                 or_(
                     attempts.c.channel != "voice",

@@ -565,6 +565,24 @@ def test_the_form_key_index_is_built_concurrently_and_again_after_a_stopped_upgr
     assert _index_valid(engine, FORM_KEY_INDEX) is True
 
 
+def test_accounts_kept_across_the_collector_since_migration_have_no_switch(
+    engine: Engine,
+) -> None:
+    """0035 adds ``account.collector_since`` empty: every account's messages count as its
+    collector's until an import switches it; going back below it drops the column and
+    keeps the accounts."""
+    add_account(engine, "INV-1")
+    command.downgrade(alembic_config(engine), "0034")
+    assert "collector_since" not in {c["name"] for c in inspect(engine).get_columns("account")}
+    upgrade(engine)
+    with engine.begin() as connection:
+        found = connection.execute(select(accounts.c.reference, accounts.c.collector_since)).all()
+        assert [tuple(r) for r in found] == [("INV-1", None)]
+        # An aware UTC time in and out, as every other time of the account's.
+        connection.execute(accounts.update().values(collector_since=NOW))
+        assert connection.execute(select(accounts.c.collector_since)).scalar_one() == NOW
+
+
 # One row of each table an account's history fills, each referring to the rows before it,
 # as a database in use holds them. The columns a migration adds are left out where the
 # schema has none of them yet.

@@ -72,6 +72,7 @@ from tests.test_planner import (
     event,
     load_barred,
     make_settings,
+    place_with_collector,
     publish_templates,
     rows_of,
     set_account,
@@ -491,6 +492,30 @@ async def test_a_text_written_as_a_later_one_waits_for_an_earlier_that_reached_t
     assert dict(world.planner().tick().outcomes) == {"queued": 1}
     [fresh] = rows_of(world.engine, attempts, attempts.c.status == "queued")
     assert fresh.step_key == later.step_key and FULL in fresh.body
+    assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
+    [line] = outbox_lines(world)
+    assert FULL in line["body"] and SHORT not in line["body"]
+
+
+async def test_a_creditors_text_queued_before_it_placed_the_debt_goes_as_the_collectors_first(
+    world: World,
+) -> None:
+    """The creditor had texted the debtor, and its next text was queued when it placed the
+    debt with a debt collector: the queued text is the creditor's (its collector type is
+    among the facts it was written from), so it is not sent; written afresh, it is the
+    collector's first communication, with the whole disclosure."""
+    ids = world.load(row("A-1"))  # the creditor's
+    earlier_message(world.engine, ids["A-1"], "sms", "delivered", "delivered")
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    creditors = rows_of(world.engine, attempts, attempts.c.status == "queued")[0]
+    assert FULL not in creditors.body and SHORT not in creditors.body
+    place_with_collector(world, "A-1")
+    assert dict((await dispatcher(world).tick()).outcomes) == {"cancelled": 1}
+    [cancelled] = rows_of(world.engine, attempts, attempts.c.id == creditors.id)
+    assert (cancelled.status, cancelled.error_message) == ("cancelled", OUT_OF_DATE)
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [fresh] = rows_of(world.engine, attempts, attempts.c.status == "queued")
+    assert fresh.step_key == creditors.step_key and FULL in fresh.body
     assert dict((await dispatcher(world).tick()).outcomes) == {"sent": 1}
     [line] = outbox_lines(world)
     assert FULL in line["body"] and SHORT not in line["body"]

@@ -1645,3 +1645,40 @@ def test_the_day_a_debt_is_time_barred_is_kept_checked_and_changed_by_a_later_fi
     cleared = write_csv(tmp_path / "d.csv", [row("T-1", time_barred_on="")], header)
     assert run_import(engine, cleared, defaults, clock).updated == 1
     assert accounts_by_reference(engine)["T-1"].time_barred_on is None
+
+
+def test_a_creditors_account_placed_with_a_debt_collector_says_since_when(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """The import that turns an account from the creditor's (``first_party``) into a debt
+    collector's (``third_party``) notes when: the creditor's messages before it are not the
+    collector's. The same file again leaves the time; the creditor taking it back clears it."""
+    header = [*HEADER, "collector_type"]
+
+    def load(name: str, **types: str) -> ImportSummary:
+        rows = [row(ref, collector_type=kind) for ref, kind in types.items()]
+        return run_import(engine, write_csv(tmp_path / name, rows, header), defaults, clock)
+
+    load("a.csv", C_1="first_party", C_2="third_party")
+    found = accounts_by_reference(engine)
+    # A debt collector's account from its first import: every message is the collector's.
+    assert (found["C_1"].collector_since, found["C_2"].collector_since) == (None, None)
+    clock.advance(timedelta(days=3))
+    placed_at = clock.now()
+    assert load("b.csv", C_1="third_party", C_2="third_party").updated == 1
+    found = accounts_by_reference(engine)
+    assert (found["C_1"].collector_since, found["C_2"].collector_since) == (placed_at, None)
+    # The same file again, or one without the column, changes nothing.
+    clock.advance(timedelta(days=1))
+    summary = load("b.csv", C_1="third_party", C_2="third_party")
+    assert (summary.updated, summary.unchanged) == (0, 2)
+    run_import(engine, write_csv(tmp_path / "c.csv", [row("C_1", balance="99.00")]), defaults,
+               clock)  # fmt: skip
+    assert accounts_by_reference(engine)["C_1"].collector_since == placed_at
+    # Back with the creditor: all its messages are the creditor's own again.
+    assert load("d.csv", C_1="first_party").updated == 1
+    assert accounts_by_reference(engine)["C_1"].collector_since is None
+    # Placed again later: the collector counts from the second placing.
+    clock.advance(timedelta(days=1))
+    load("e.csv", C_1="third_party")
+    assert accounts_by_reference(engine)["C_1"].collector_since == clock.now()

@@ -1412,6 +1412,78 @@ def test_a_message_about_another_debt_of_the_same_debtor_is_no_first_contact_for
     assert FULL in sms.body and SHORT not in sms.body
 
 
+def place_with_collector(world: World, *references: str) -> None:
+    """Import ``references`` again as a debt collector's (``third_party``): the creditor
+    placed the debts with the collector, whose outreach runs on the same accounts."""
+    rows = [row(reference, collector_type="third_party") for reference in references]
+    path = write_csv(world.tmp_path / "placed.csv", rows, [*HEADER, "collector_type"])
+    assert run_import(world.engine, path, world.defaults, world.clock).updated == len(rows)
+
+
+def delivered_text(engine: Engine, account_id: int, at: datetime) -> None:
+    add_row(engine, attempts, account_id=account_id, idempotency_key=f"text:{account_id}:{at}",
+            step_key="manual", channel="sms", to_address="+16175550101", template_name="x",
+            tone="firm", locale="en", body="x", status="delivered", outcome="delivered",
+            automated=False, created_at=at, updated_at=at, sent_at=at)  # fmt: skip
+
+
+def test_a_creditors_messages_before_it_placed_the_debt_are_no_contact_of_the_collectors(
+    world: World,
+) -> None:
+    """Once a debt collector took the debt over (``collector_since``), only the messages
+    written since count: the creditor's before are not the collector's communications.
+    Accounts without a placing count every message, as before."""
+    refs = ("PLACED", "REACHED", "COLLECTORS", "CREDITORS", "TAKEN_BACK")
+    ids = world.load(*(row(reference) for reference in refs))
+    placed = NOW - timedelta(days=10)
+    for account_id in ids.values():
+        delivered_text(world.engine, account_id, placed - timedelta(seconds=1))
+    for reference in ("PLACED", "REACHED"):
+        set_account(world.engine, ids[reference], collector_type="third_party",
+                    collector_since=placed)  # fmt: skip
+    # The collector's own text, at the very instant of the placing.
+    delivered_text(world.engine, ids["REACHED"], placed)
+    # Imported as the collector's: every message is the collector's.
+    set_account(world.engine, ids["COLLECTORS"], collector_type="third_party")
+    # The creditor's own account counts its own messages, whatever the time says.
+    set_account(world.engine, ids["TAKEN_BACK"], collector_since=placed)
+    with world.engine.connect() as connection:
+        reached = written_facts.contacted(connection, list(ids.values()))
+    assert {reference for reference, i in ids.items() if i in reached} == {
+        "REACHED", "COLLECTORS", "CREDITORS", "TAKEN_BACK",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("collectors_text", "disclosure"),
+    [
+        pytest.param(False, FULL, id="the creditor's text only"),
+        pytest.param(True, SHORT, id="a text of the collector's since"),
+    ],
+)
+def test_a_debt_collectors_first_text_after_the_creditor_placed_the_debt_is_the_first(
+    world: World, collectors_text: bool, disclosure: str
+) -> None:
+    """The creditor texted its debtor, then placed the debt with a debt collector (an
+    import turns the account into a ``third_party`` one). The creditor's text is no
+    communication of the collector's: the collector's first text carries the whole
+    disclosure (Reg F 1006.18(e)(1)); once one of its own reached the debtor, a later one
+    may carry the short form."""
+    ids = world.load(row("A-1"))
+    earlier_message(world.engine, ids["A-1"], "sms", "delivered", "delivered")
+    placed = NOW - timedelta(days=10)
+    world.clock.set(placed)
+    place_with_collector(world, "A-1")
+    world.clock.set(NOW)
+    assert account(world.engine, ids["A-1"]).collector_since == placed
+    if collectors_text:
+        delivered_text(world.engine, ids["A-1"], placed + timedelta(days=1))
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    [sms] = rows_of(world.engine, attempts, attempts.c.step_key == "overdue-10d")
+    assert sms.channel == "sms"
+    assert sms.body.endswith(f"(800) 555-0199. {disclosure} Reply STOP to opt out.")
+
+
 def publish_old_footer(engine: Engine) -> None:
     """The SMS footer as published before lint told first contacts apart: every text gets
     the short disclosure."""

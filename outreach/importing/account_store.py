@@ -30,7 +30,7 @@ from sqlalchemy import (
 from outreach import store
 from outreach.importing.account_rows import AccountRecord, ContactRecord
 from outreach.importing.fields import FieldError
-from outreach.models import AccountStatus, ComplianceEventKind, ContactStatus
+from outreach.models import AccountStatus, CollectorType, ComplianceEventKind, ContactStatus
 
 # References seen so far in this run; a temporary table lives and dies with the connection.
 _SEEN = Table(
@@ -218,7 +218,7 @@ class AccountUpserter:
         columns = [
             table.c.id, table.c.reference, table.c.status, table.c.next_contact_at,
             table.c.closed_at, table.c.imported_balance_minor, table.c.handoff,
-            *_owned_columns(),
+            table.c.collector_since, *_owned_columns(),
         ]  # fmt: skip
         query = select(*columns).where(table.c.reference.in_(references))
         if not self.dry_run:
@@ -289,6 +289,7 @@ class AccountUpserter:
                 "status": row["status"],
                 "next_contact_at": row["next_contact_at"],
                 "closed_at": row["closed_at"],
+                "collector_since": _collector_since(row, changed, self.now),
                 "updated_at": self.now,
             }
             if balance_changed:
@@ -317,6 +318,7 @@ class AccountUpserter:
             "status",
             "next_contact_at",
             "closed_at",
+            "collector_since",
             "updated_at",
         ]
         statement = (
@@ -466,6 +468,21 @@ class AccountUpserter:
 # The account's columns planning reads besides its balance: which cadence, when its steps
 # fall due (the date, and the zone of its days, or its state's), and which steps apply.
 _RECONSIDERED = frozenset(("cadence", "due_date", "timezone", "jurisdiction", "locale", "currency"))
+
+
+def _collector_since(
+    row: dict[str, Any], changed: dict[str, Any], now: datetime
+) -> datetime | None:
+    """When the account's debt collector took it over, after a row's ``changed`` columns:
+    now, when the row turns a creditor's account into a debt collector's (the creditor's
+    messages before it are no communications of the collector's); none once the creditor
+    has it back (all its messages are then the creditor's own); else as it was."""
+    if "collector_type" not in changed:
+        kept: datetime | None = row["collector_since"]
+        return kept
+    if changed["collector_type"] == CollectorType.THIRD_PARTY:
+        return now
+    return None
 
 
 def _contact_params(row: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,10 @@ class Account(SQLModel, table=True):
     # The day from which the operator says the debt is time-barred (its limitation period
     # for suit has run: state law, which outreach does not work out). None: not time-barred.
     time_barred_on: date | None = Field(default=None, nullable=True)
+    # When a debt collector took the debt over from the creditor (an import turned the
+    # account from first_party to third_party): the creditor's messages before then are no
+    # communications of the collector's. None: every message is the current collector's.
+    collector_since: datetime | None = when(nullable=True)
     next_contact_at: datetime | None = when(nullable=True)
     paused_until: datetime | None = when(nullable=True)
     pause_reason: str | None = short(200, nullable=True, default=None)

@@ -1180,3 +1180,19 @@ def test_the_account_page_says_from_when_the_debt_is_time_barred(
     page = agent.get("/inbox/accounts/R-1")
     assert page.status_code == 200
     assert "Time-barred from 2026-06-30" in page.text
+
+
+def test_the_account_page_says_since_when_a_debt_collector_has_the_debt(
+    agent: httpx.Client, engine: Engine
+) -> None:
+    add_account(engine)
+    placed = datetime(2026, 10, 20, 14, 30, tzinfo=UTC)
+    # The creditor's own account: no collector since, whatever the column holds.
+    with engine.begin() as connection:
+        connection.execute(accounts.update().values(collector_since=placed))
+    assert "Debt collector since" not in agent.get("/inbox/accounts/R-1").text
+    with engine.begin() as connection:
+        connection.execute(accounts.update().values(collector_type="third_party"))
+    page = agent.get("/inbox/accounts/R-1")
+    assert page.status_code == 200
+    assert "Debt collector since 2026-10-20 14:30 UTC" in page.text

@@ -78,7 +78,7 @@ def plan_one(session: Session, planner: Planner, now: datetime) -> str | None:
     # student loans serviced under one number), a query or a few each.
     record = load_debtors(
         session.connection(), [account], now, planner.rules.lookback_days,
-        planner.settings.default_region,
+        planner.settings.default_region, rules=planner.rules,
     )[own]  # fmt: skip
     steps = session.exec(select(CadenceStep).where(CadenceStep.account_id == own))
     promised = (

@@ -182,9 +182,9 @@ def answer_reply(
     row = connection.execute(_account_row(account.id)).one()
     if row.status == AccountStatus.CLOSED:
         raise ActionRefused("the account is closed: the business no longer contacts this debtor")
-    record = load_debtors(connection, [row], now, kit.rules.lookback_days, kit.default_region)[
-        account.id
-    ]
+    record = load_debtors(
+        connection, [row], now, kit.rules.lookback_days, kit.default_region, rules=kit.rules
+    )[account.id]
     address, point_id = _debtors_address(record.addresses(message.channel), message)
     # Reg F lets a debtor who writes at a time they designated inconvenient get one answer
     # at that time, through the same medium: the first answer to a message is that one,
@@ -394,9 +394,9 @@ def _rendered_early(
     row = connection.execute(_account_row(account.id)).first()
     if row is None or row.status == AccountStatus.CLOSED:
         return None
-    record = load_debtors(connection, [row], now, kit.rules.lookback_days, kit.default_region)[
-        account.id
-    ]
+    record = load_debtors(
+        connection, [row], now, kit.rules.lookback_days, kit.default_region, rules=kit.rules
+    )[account.id]
     try:
         address, _ = _debtors_address(record.addresses(message.channel), message)
     except ActionRefused:

@@ -33,6 +33,7 @@ from outreach.bulk import BulkStatement, PreparedRows
 from outreach.compliance.decision import Decision
 from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situation
 from outreach.compliance.frequency import CLOCK_SKEW, PastContact
+from outreach.compliance.rules import RuleSet
 from outreach.compliance.scenario import scenario_of
 from outreach.compliance.windows import InconvenientTime
 from outreach.models import Attempt as AttemptModel
@@ -129,9 +130,12 @@ def load_debtors(
     now: datetime,
     lookback_days: int,
     default_country: str,
+    *,
+    rules: RuleSet,
 ) -> dict[int, DebtorRecord]:
     """What the rules need for each account row (``id``, ``reference``, ``timezone``,
-    ``jurisdiction``, ``collector_type``), keyed by account id."""
+    ``jurisdiction``, ``collector_type``), keyed by account id. ``rules`` give the zones of
+    the states where the debtor's other accounts are (``_person_zones``)."""
     ids = [row.id for row in accounts]
     if not ids:
         return {}
@@ -161,15 +165,17 @@ def load_debtors(
     debts, loans = _student_loans(numbers, holders)
     shared = _shared_history(connection, accounts, person, points, placed, since, until, debts)
     by_number = _revoked_for_numbers(connection, _phone_users(points), person, events, now)
+    zones: dict[int, tuple[str, ...]] = {}
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
+        zones = _person_zones(connection, person, accounts, rules, default_country)
     for account_id, revoked in by_number.items():
         events[account_id] = [*events.get(account_id, ()), *(_as_read(row) for _, row in revoked)]
     if loans:
         _share_conversations(connection, loans, set(ids), events)
     return debtor_records(
         accounts, points, events, designated, placed, replies, opted_out, default_country,
-        shared=shared, debts=debts, used=used,
+        shared=shared, debts=debts, used=used, zones=zones,
     )  # fmt: skip
 
 
@@ -620,6 +626,59 @@ def _share_facts(
             designated[account_id] = [*designated.get(account_id, ()), *shared_times]
 
 
+# Where the person may be is where any of their accounts says they live: a debtor with a
+# Boston account and a Los Angeles one is called only at hours convenient in both (comment
+# 6(b)(1)(i)-1), on either account. Each other account gives its time zone and every zone
+# of its state; zones the account's own address already gives are left out, so that a
+# person whose accounts agree is decided on as before.
+ZONE_COLUMNS = ("id", "timezone", "jurisdiction")
+
+
+def _person_zones(
+    connection: Connection,
+    person: dict[int, set[int]],
+    accounts: Sequence[Any],
+    rules: RuleSet,
+    default_country: str,
+) -> dict[int, tuple[str, ...]]:
+    """The zones the other accounts of the same person (``person``) name, for each of
+    ``accounts`` that has any not its own: one query for the batch, for the other accounts
+    outside it."""
+    rows = {row.id: row for row in accounts}
+    outside = sorted({other for others in person.values() for other in others} - set(rows))
+    if outside:
+        for row in connection.execute(
+            select(*columns_of(accounts_table, ZONE_COLUMNS)).where(
+                among(connection, accounts_table.c.id, outside)
+            )
+        ):
+            rows[row.id] = row
+    found: dict[int, tuple[str, ...]] = {}
+    for account_id, others in person.items():
+        own = set(_address_zones(rows[account_id], rules, default_country))
+        zones = [zone for other in sorted(others) if other in rows
+                 for zone in _named_zones(rows[other], rules, default_country)
+                 if zone not in own]  # fmt: skip
+        if zones:
+            found[account_id] = tuple(dict.fromkeys(zones))
+    return found
+
+
+def _named_zones(account: Any, rules: RuleSet, default_country: str) -> tuple[str, ...]:
+    """Where an account (``timezone``, ``jurisdiction``) says its debtor lives: its time
+    zone and every zone of its state (none for a country alone: that says nothing)."""
+    state = rules.region_zones(account.jurisdiction or default_country)
+    return tuple(dict.fromkeys([account.timezone, *state] if account.timezone else state))
+
+
+def _address_zones(account: Any, rules: RuleSet, default_country: str) -> tuple[str, ...]:
+    """The zones the engine takes from an account's own address: its time zone, or where
+    it has none, its state's (``zones.candidate_zones``)."""
+    if account.timezone:
+        return (account.timezone,)
+    return rules.region_zones(account.jurisdiction or default_country)
+
+
 # A revoked consent that names a number also holds wherever the number is in use, as an
 # opt-out does through the suppression ledger: the word is the number's, and the account it
 # was recorded on may since have stopped using it (a new file, a number marked wrong),
@@ -1011,12 +1070,14 @@ def debtor_records(
     shared: dict[int, list[PastContact]] | None = None,
     debts: dict[int, str] | None = None,
     used: dict[int, set[str]] | None = None,
+    zones: dict[int, tuple[str, ...]] | None = None,
 ) -> dict[int, DebtorRecord]:
     """The records from rows already read, grouped by account id (rows or ORM objects:
     only their attributes are read). Sorts each account's contact points in place.
     ``shared``: contacts placed through the debtor's other accounts, by account id;
     ``debts``: the particular debt of the accounts that are not each their own; ``used``:
-    the work mailboxes the debtor has emailed from (``work_mailboxes_used``)."""
+    the work mailboxes the debtor has emailed from (``work_mailboxes_used``); ``zones``:
+    where the debtor's other accounts say they live (``_person_zones``)."""
     records = {}
     for row in accounts:
         debt = (debts.get(row.id) if debts else None) or row.reference
@@ -1040,7 +1101,11 @@ def debtor_records(
             jurisdiction=row.jurisdiction or default_country,
             collector=row.collector_type,
             debtor=_debtor(
-                row, own_points, designated.get(row.id) or (), used.get(row.id) if used else None
+                row,
+                own_points,
+                designated.get(row.id) or (),
+                used.get(row.id) if used else None,
+                zones.get(row.id, ()) if zones else (),
             ),
             history=tuple(
                 [_placed(debt, a) for a in past or ()]
@@ -1168,8 +1233,10 @@ def _debtor(
     points: Sequence[Any],
     designated: Sequence[Any],
     used: set[str] | None = None,
+    elsewhere: tuple[str, ...] = (),
 ) -> Debtor:
-    """``points`` in ``_point_order``; ``used``: the mailboxes the debtor has emailed from."""
+    """``points`` in ``_point_order``; ``used``: the mailboxes the debtor has emailed from;
+    ``elsewhere``: the zones the debtor's other accounts name."""
     numbers: dict[str, Any] = {}  # each number's last point
     consented: set[tuple[str, str]] = set()
     emails: list[Email] = []
@@ -1192,6 +1259,7 @@ def _debtor(
                             sms and not voice, voice and not sms))  # fmt: skip
     return Debtor(
         timezone=account.timezone,
+        other_timezones=elsewhere,
         phones=tuple(phones),
         emails=tuple(emails),
         inconvenient_times=tuple(

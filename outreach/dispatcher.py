@@ -662,6 +662,7 @@ class Dispatcher:
             at,
             self.rules.lookback_days,
             self.settings.default_region,
+            rules=self.rules,
         )
         promising = connection.execute(
             select(promises_to_pay.c.account_id).where(

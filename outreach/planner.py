@@ -217,7 +217,12 @@ class Planner:
         with self.engine.connect() as connection:
             kit = self.toolkit(connection)
             records = load_debtors(
-                connection, rows, now, self.rules.lookback_days, self.settings.default_region
+                connection,
+                rows,
+                now,
+                self.rules.lookback_days,
+                self.settings.default_region,
+                rules=self.rules,
             )
             taken = _steps_taken(connection, ids)
             promising = _pending_promises(connection, ids)

@@ -324,7 +324,9 @@ def test_stored_decisions_list_and_replay(
     now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # 07:00 in Boston
     with engine.begin() as connection:
         account = connection.execute(select(store.accounts)).one()
-        record = load_debtors(connection, [account], now, rules.lookback_days, "US")[account.id]
+        record = load_debtors(connection, [account], now, rules.lookback_days, "US", rules=rules)[
+            account.id
+        ]
         asked = situation(record, "sms", "+16175550101", now)
         decision = evaluate(asked, rules)
         row_ = decision_row(account.id, decision, asked, stage="plan", decided_at=now)

@@ -35,7 +35,7 @@ from outreach.db import alembic_config, current_revision, head_revision, upgrade
 from outreach.events import apply_events
 from outreach.importing.account_rows import ImportDefaults
 from outreach.providers.base import EventType
-from tests.eventdata import event, inbound
+from tests.eventdata import PHONE, event, inbound
 from tests.query_plans import plan_of, statements_run
 from tests.test_import_accounts import HEADER, row, run_import, write_csv
 
@@ -95,7 +95,7 @@ def load(engine: Engine, *references: str, now: datetime = NOW) -> dict[str, Deb
         rows = connection.execute(
             select(store.accounts).where(store.accounts.c.reference.in_(references))
         ).all()
-        found = load_debtors(connection, rows, now, RULES.lookback_days, "US")
+        found = load_debtors(connection, rows, now, RULES.lookback_days, "US", rules=RULES)
     return {record.reference: record for record in found.values()}
 
 
@@ -1047,6 +1047,47 @@ def test_accounts_linked_through_another_are_one_person(
             .values(status="wrong_number")
         )  # fmt: skip
     assert load(accounts, "MA-3")["MA-3"].events == ()
+
+
+def test_where_the_persons_other_accounts_say_they_live_is_weighed_on_each(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-1 and MA-2 (Boston) and CA-1 (Los Angeles) share a phone; TX-1, in Texas with no
+    zone of its own, shares MA-1's mailbox in another case. One person, who may be in any
+    of those places (comment 6(b)(1)(i)-1): each account weighs the zones the others name,
+    read alone or together, but for those its own address gives. LONE shares nothing and
+    is read as before. At 08:05 in Boston MA-1's text waits for 08:00 in Los Angeles."""
+    run_import(engine, write_csv(tmp_path / "a.csv", [
+        row("MA-1", email="pat@example.com"),
+        row("MA-2"),
+        row("CA-1", jurisdiction="US-CA", timezone="America/Los_Angeles"),
+        row("TX-1", jurisdiction="US-TX", phone="(214) 555-0199", email="Pat@Example.com"),
+        row("LONE", phone="(617) 555-0199"),
+    ]), defaults, clock)  # fmt: skip
+    east, west = "America/New_York", "America/Los_Angeles"
+    texas = {"America/Chicago", "America/Denver"}
+    expected = {
+        "MA-1": {west, *texas},
+        "MA-2": {west, *texas},
+        "CA-1": {east, *texas},
+        "TX-1": {east, west},
+        "LONE": set(),
+    }
+    together = load(engine, *expected)
+    for reference, zones in expected.items():
+        alone = load(engine, reference)[reference].debtor
+        assert set(alone.other_timezones) == zones, reference
+        assert together[reference].debtor.other_timezones == alone.other_timezones, reference
+    lone = together["LONE"].debtor
+    assert (lone.timezone, lone.other_timezones) == (east, ())
+
+    at = datetime(2026, 11, 2, 13, 5, tzinfo=UTC)  # 08:05 in Boston, 05:05 in Los Angeles
+    boston = evaluate(situation(load(engine, "MA-1", now=at)["MA-1"], "sms", PHONE, at), RULES)
+    assert (boston.verdict, boston.not_before) == ("defer", datetime(2026, 11, 2, 16, tzinfo=UTC))
+    assert (west, "other location signal") in boston.zones
+    alone = evaluate(situation(load(engine, "LONE", now=at)["LONE"], "sms", "+16175550199", at),
+                     RULES)  # fmt: skip
+    assert alone.verdict == "allow", alone.reasons
 
 
 @pytest.mark.parametrize(

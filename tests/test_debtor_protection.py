@@ -41,7 +41,7 @@ def verdict(engine: Engine, account_id: int, channel: str, address: str) -> tupl
     """The engine's answer now for a contact of the account."""
     with engine.connect() as connection:
         (row,) = [a for a in rows(engine, accounts) if a.id == account_id]
-        record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
+        record = load_debtors(connection, [row], NOW, 30, "US", rules=RULES)[account_id]
     decision = evaluate(situation(record, channel, address, NOW), RULES)
     return decision.verdict, decision.codes
 

@@ -388,6 +388,51 @@ async def test_a_stop_after_planning_cancels_the_attempt(world: World, how: str)
     assert decision.decided_at == NOW + timedelta(minutes=1)
 
 
+# One person with accounts in Boston and Los Angeles (a phone and a mailbox shared), at 08:05
+# in Boston, 05:05 in Los Angeles: neither is contacted until 08:00 in Los Angeles.
+BOTH_AWAKE = datetime(2026, 11, 2, 16, 0, tzinfo=UTC)
+BOSTON_EARLY = datetime(2026, 11, 2, 13, 5, tzinfo=UTC)
+BOSTON = row("MA-1", email="pat@example.com")
+LOS_ANGELES = row("CA-1", jurisdiction="US-CA", timezone="America/Los_Angeles",
+                  email="pat@example.com")  # fmt: skip
+
+
+def weighed_zones(decision: Any) -> list[str]:
+    return list(decision.input_snapshot["debtor"]["other_timezones"])
+
+
+async def test_the_planner_weighs_where_the_persons_other_accounts_say_they_live(
+    world: World,
+) -> None:
+    world.clock.set(BOSTON_EARLY)
+    ids = world.load(BOSTON, LOS_ANGELES)
+    assert dict(world.planner().tick().outcomes) == {"deferred": 2}
+    assert rows_of(world.engine, attempts) == []
+    [boston] = rows_of(world.engine, decisions, decisions.c.account_id == ids["MA-1"])
+    assert (boston.verdict, boston.not_before) == ("defer", BOTH_AWAKE)
+    assert weighed_zones(boston) == ["America/Los_Angeles"]
+
+
+async def test_the_send_time_check_weighs_where_the_persons_other_accounts_say_they_live(
+    world: World,
+) -> None:
+    """MA-1's text was queued before CA-1 was imported: the check before sending finds the
+    person in Los Angeles too, and the text waits."""
+    world.clock.set(BOSTON_EARLY)
+    planned(world, BOSTON)
+    world.load(LOS_ANGELES)
+    provider = FakeProvider("sms")
+    assert dict((await dispatcher(world, fake_sms(world, provider)).tick()).outcomes) == {
+        "deferred": 1
+    }
+    assert provider.sent == []
+    attempt = the_attempt(world)
+    assert (attempt.status, attempt.next_try_at) == ("queued", BOTH_AWAKE)
+    [decision] = rows_of(world.engine, decisions, decisions.c.stage == "dispatch")
+    assert (decision.verdict, decision.not_before) == ("defer", BOTH_AWAKE)
+    assert weighed_zones(decision) == ["America/Los_Angeles"]
+
+
 async def test_a_window_closing_before_sending_defers_the_attempt(world: World) -> None:
     planned(world, row("A-1"))
     late = datetime(2026, 11, 3, 2, 30, tzinfo=UTC)  # 21:30 on 2026-11-02 in Boston
@@ -877,7 +922,7 @@ async def test_a_final_refusal_fails_the_attempt_and_notes_the_address(
         # The point is A-1's own: planning no longer sees the number on sms.
         with world.engine.connect() as connection:
             [record] = load_debtors(
-                connection, [account(world.engine, ids["A-1"])], NOW, 30, "US"
+                connection, [account(world.engine, ids["A-1"])], NOW, 30, "US", rules=load_ruleset()
             ).values()
         assert (record.addresses("sms"), len(record.addresses("voice"))) == ([], 1)
         return
@@ -968,7 +1013,12 @@ async def test_a_send_lost_hours_after_planning_counts_from_when_it_left(
     )  # fmt: skip
     with world.engine.connect() as connection:
         [record] = load_debtors(
-            connection, [account(world.engine, ids["A-1"])], left + SEND_LEASE * 2, 30, "US"
+            connection,
+            [account(world.engine, ids["A-1"])],
+            left + SEND_LEASE * 2,
+            30,
+            "US",
+            rules=load_ruleset(),
         ).values()
     assert [(c.at, c.channel) for c in record.history] == [(left, "sms")]
 

@@ -153,7 +153,9 @@ def test_call_outcomes_reach_the_compliance_history(engine: Engine) -> None:
     )
     with engine.connect() as connection:
         row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
-        record = load_debtors(connection, [row], NOW, load_ruleset().lookback_days, "US")
+        record = load_debtors(
+            connection, [row], NOW, load_ruleset().lookback_days, "US", rules=load_ruleset()
+        )
     outcomes = sorted(contact.outcome for contact in record[account_id].history)
     assert outcomes == ["conversation", "no_answer"]
 

@@ -921,13 +921,14 @@ def test_an_account_without_a_state_keeps_no_zone_from_its_phone(
     assert accounts_by_reference(engine)["TX-1"].timezone is None
     # Monday 2026-11-02 14:30 UTC: 08:30 in Dallas, 07:30 in El Paso.
     at = datetime(2026, 11, 2, 14, 30, tzinfo=UTC)
+    rules = load_ruleset()
     with engine.connect() as connection:
         rows = connection.execute(
             select(store.accounts).where(store.accounts.c.reference == "TX-1")
         ).all()
-        [record] = load_debtors(connection, rows, at, 7, "US").values()
+        [record] = load_debtors(connection, rows, at, 7, "US", rules=rules).values()
     asked = situation(record, "voice", "+12145550101", at, automated=False)
-    assert evaluate(asked, load_ruleset()).verdict == "defer"
+    assert evaluate(asked, rules).verdict == "defer"
 
 
 def test_a_rejects_file_opens_in_a_spreadsheet_without_running_formulas(

@@ -89,7 +89,12 @@ def explain(
     with context.engine.connect() as connection:
         row = store.account_by_reference(connection, account)
         record = load_debtors(
-            connection, [row], now, rules.lookback_days, context.settings.default_region
+            connection,
+            [row],
+            now,
+            rules.lookback_days,
+            context.settings.default_region,
+            rules=rules,
         )[row.id]
         targets = _addresses(connection, row.id, [channel] if channel else list(CHANNELS))
         shared = not as_json and any(event.elsewhere for event in record.events)

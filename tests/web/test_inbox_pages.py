@@ -766,7 +766,7 @@ def test_a_dispute_blocks_collection_contact(agent: httpx.Client, engine: Engine
         assert (event.kind, event.source) == ("dispute", "agent ana")
         rules = load_ruleset()
         row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
-        records = load_debtors(connection, [row], NOW, rules.lookback_days, "US")
+        records = load_debtors(connection, [row], NOW, rules.lookback_days, "US", rules=rules)
     decision = evaluate(situation(records[account_id], "sms", "+16175550101", NOW), rules)
     assert not decision.allowed
     assert any("DISPUTE" in code for code in decision.codes), decision.codes
@@ -953,10 +953,10 @@ def _work_number(engine: Engine, account_id: int, number: str) -> None:
 
 def _calls(engine: Engine, account_id: int, work: str) -> dict[str, bool]:
     """Whether a manual call to the mobile and to the work number would be allowed now."""
+    rules = load_ruleset()
     with engine.connect() as connection:
         row = connection.execute(select(accounts).where(accounts.c.id == account_id)).one()
-        record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
-    rules = load_ruleset()
+        record = load_debtors(connection, [row], NOW, 30, "US", rules=rules)[account_id]
     return {
         to: evaluate(situation(record, "voice", to, NOW, automated=False), rules).allowed
         for to in ("+16175550101", work)

@@ -168,7 +168,7 @@ def load_debtors(
     zones: dict[int, tuple[str, ...]] = {}
     if person:
         _share_facts(connection, person, set(ids), events, designated, now)
-        zones = _person_zones(connection, person, accounts, rules, default_country)
+        zones = _person_zones(connection, _kin(holders, ids), accounts, rules, default_country)
     for account_id, revoked in by_number.items():
         events[account_id] = [*events.get(account_id, ()), *(_as_read(row) for _, row in revoked)]
     if loans:
@@ -396,15 +396,21 @@ def _same_person(
             if key not in users:
                 wanted.add(key)
             users[key].add(account_id)
-    chains = {key: holders for key, holders in users.items()
-              if len(holders) > 1 and _chains_through(key, holders)}  # fmt: skip
-    person = _linked(chains, ids)
+    person = _kin(users, ids)
     for account_id in ids:
         direct = {other for key in own.get(account_id, ()) for other in users[key]}
         linked = (person.get(account_id, set()) | direct) - {account_id}
         if linked:
             person[account_id] = linked
     return person, users
+
+
+def _kin(users: dict[str, set[int]], ids: Sequence[int]) -> dict[int, set[int]]:
+    """The accounts each of ``ids`` is linked to through addresses that chain (held by a
+    few accounts, or a student loan's number), not through a switchboard's."""
+    chains = {key: holders for key, holders in users.items()
+              if len(holders) > 1 and _chains_through(key, holders)}  # fmt: skip
+    return _linked(chains, ids)
 
 
 def _chains_through(key: str, holders: set[int]) -> bool:
@@ -630,7 +636,9 @@ def _share_facts(
 # Boston account and a Los Angeles one is called only at hours convenient in both (comment
 # 6(b)(1)(i)-1), on either account. Each other account gives its time zone and every zone
 # of its state; zones the account's own address already gives are left out, so that a
-# person whose accounts agree is decided on as before.
+# person whose accounts agree is decided on as before. Only accounts linked through
+# addresses that chain count (``_kin``): a switchboard's many holders are not one person,
+# and their zones together could leave no hour open at all.
 ZONE_COLUMNS = ("id", "timezone", "jurisdiction")
 
 

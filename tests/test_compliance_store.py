@@ -1176,6 +1176,28 @@ def test_a_switchboard_links_its_accounts_directly_and_no_further(
     ]  # fmt: skip
 
 
+def test_a_switchboards_accounts_do_not_say_where_each_other_lives(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """Eleven accounts across the country give an office line: each is still linked to the
+    others directly (their restrictions are shared), but where one of them lives says
+    nothing of where another does: no zone is weighed from the office's other accounts, so
+    an account in Boston keeps Boston's hours. A phone two accounts share still does."""
+    office = [row(f"OF-{n}", phone="(617) 555-0199", email=f"of{n}@example.com",
+                  jurisdiction="US-CA", timezone="America/Los_Angeles")
+              for n in range(10)]  # fmt: skip
+    run_import(engine, write_csv(tmp_path / "b.csv", [
+        row("MA-O", phone="(617) 555-0199", email="o@example.com"),
+        *office,
+        row("MA-P", phone="(617) 555-0155", email="p@example.com"),
+        row("CA-P", phone="(617) 555-0155", email="q@example.com", jurisdiction="US-CA",
+            timezone="America/Los_Angeles"),
+    ]), defaults, clock)  # fmt: skip
+    for read in (("MA-O",), ("MA-O", "OF-1")):
+        assert load(engine, *read)["MA-O"].debtor.other_timezones == (), read
+    assert load(engine, "MA-P")["MA-P"].debtor.other_timezones == ("America/Los_Angeles",)
+
+
 def test_a_long_chain_is_one_person_from_either_end(
     accounts: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -262,6 +262,11 @@ _CLOSED = re.compile(
 # A Spanish plea not to be written to names no medium: it is about the one it came on, or
 # texts when said in a call.
 _WRITTEN = re.compile(rf"\b{_WRITE}\b")
+# Words for any message, not a text's alone: in an email, "stop sending me messages" is
+# about the emails too.
+_ANY_MESSAGE = re.compile(
+    r"\b(?:message|messages|messaging|messaged|msg|msgs|msging|msgng|mensaje|mensajes)\b"
+)
 
 # What makes a request to stop one about work only, right after it: "... me at work", "...
 # my office number", "... al trabajo", and then nothing but a courtesy before the sentence
@@ -499,8 +504,9 @@ def _stop_request(text: str, plain: str, channel: str) -> StopRequest | None:
     if not bare and not matches:
         return None
     named = {medium for medium, word in _MEDIUM.items() for m in matches if word.search(m)}
-    if named and any(_WRITTEN.search(m) for m in matches):
-        # "No me llamen ni me escriban": the writing is about the medium it came on.
+    if named and any(_WRITTEN.search(m) or _ANY_MESSAGE.search(m) for m in matches):
+        # "No me llamen ni me escriban", "stop sending me messages": the writing is about
+        # the medium it came on.
         named.add("sms" if channel == "voice" else channel)
     # A bare stop is about the medium it came on, whatever else the words name ("STOP.
     # Don't email me either." stops texts and email); words alone are about what they name.

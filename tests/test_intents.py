@@ -254,6 +254,28 @@ def test_a_request_that_lists_media_is_about_each(text: str, media: set[str]) ->
 
 
 @pytest.mark.parametrize(
+    ("text", "channel", "media"),
+    [
+        ("Stop sending me messages", "email", {"sms", "email"}),
+        ("No more messages please", "email", {"sms", "email"}),
+        ("Please stop messaging me", "email", {"sms", "email"}),
+        ("No me manden mas mensajes", "email", {"sms", "email"}),
+        ("Stop sending me messages", "sms", {"sms"}),
+        ("Stop sending me messages", "voice", {"sms"}),
+        ("No more texts", "email", {"sms"}),  # a text's word names texts alone
+    ],
+)
+def test_messages_are_also_the_medium_the_request_came_on(
+    text: str, channel: str, media: set[str]
+) -> None:
+    """ "Messages" are any messages: an email asking for no more of them stops the emails
+    as well as the texts (read as about texts alone, the mailbox went on being written to)."""
+    found = stop_request(text, channel)
+    assert found is not None
+    assert (found.media, found.named) == (media, media)
+
+
+@pytest.mark.parametrize(
     ("text", "channel", "media", "named"),
     [
         ("STOP. Don't email me either.", "sms", {"sms", "email"}, {"email"}),

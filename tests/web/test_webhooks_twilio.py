@@ -193,11 +193,12 @@ def test_a_stop_twilio_does_not_know_is_recorded_and_confirmed_by_outreach(
 
 def verdict(engine: Engine, account_id: int, channel: str, address: str, *, automated: bool) -> str:
     """The compliance engine's verdict now for a contact of the account."""
+    rules = load_ruleset()
     with engine.connect() as connection:
         (row,) = [a for a in rows(engine, accounts) if a.id == account_id]
-        record = load_debtors(connection, [row], NOW, 30, "US")[account_id]
+        record = load_debtors(connection, [row], NOW, 30, "US", rules=rules)[account_id]
     found = situation(record, channel, address, NOW, automated=automated)
-    return evaluate(found, load_ruleset()).verdict
+    return evaluate(found, rules).verdict
 
 
 @pytest.mark.parametrize(

@@ -447,27 +447,29 @@ def test_numbers_in_other_places_are_not_alike() -> None:
     assert {z for z, _ in west.zones} == {"America/New_York", "America/Los_Angeles"}
 
 
-def test_numbers_of_states_split_between_zones_are_not_alike() -> None:
-    """Accounts naming no state, each number recorded on Central time: a Chicago number
-    puts the debtor in Illinois (Central), a Gary one in Indiana (Eastern and Central), so
-    at 20:30 Central (21:30 in Indianapolis) one is open and the other waits."""
+@pytest.mark.parametrize("jurisdiction", ["US", "US-IL"])
+def test_numbers_of_states_split_between_zones_are_not_alike(jurisdiction: str) -> None:
+    """Accounts naming no state or Illinois, each number recorded on Central time: a
+    Chicago number puts the debtor in Illinois (Central), a Gary one in Indiana (Eastern and
+    Central) whatever the account's state, so at 20:30 Central (21:30 in Indianapolis) one
+    is open and the other waits."""
 
-    def country_only(number: str) -> Situation:
+    def texted(number: str) -> Situation:
         return Situation(
             now=datetime(2026, 6, 2, 1, 30, tzinfo=UTC),
-            jurisdiction="US",
+            jurisdiction=jurisdiction,
             collector="third_party",
             debtor=Debtor(phones=(Phone(number, "mobile", "America/Chicago", True),)),
             contact=Contact("sms", number, ("D1",)),
         )
 
     alike = AlikeDecisions(RULES)
-    chicago = alike.evaluate(country_only("+13125550101"))
-    gary = alike.evaluate(country_only("+12194551234"))
+    chicago = alike.evaluate(texted("+13125550101"))
+    gary = alike.evaluate(texted("+12194551234"))
     assert alike.shared == 0
     assert chicago.verdict == "allow"
     assert gary.verdict == "defer"
-    assert gary == evaluate(country_only("+12194551234"), RULES)
+    assert gary == evaluate(texted("+12194551234"), RULES)
 
 
 LANDLINE = "+12015550001"

@@ -26,6 +26,7 @@ from outreach.compliance.facts import Contact, Debtor, Email, Event, Phone, Situ
 from outreach.compliance.frequency import CLOCK_SKEW, PastContact
 from outreach.compliance.rules import RuleSet, load_ruleset
 from outreach.compliance.windows import InconvenientTime
+from outreach.compliance.zones import keeps_a_clock_of
 from outreach.errors import ConfigError
 
 RULES = load_ruleset()
@@ -48,11 +49,17 @@ UNKNOWN_LINE = "+12015550105"
 NYC_MOBILE = "+12125550101"  # Manhattan: Eastern
 DENVER_LANDLINE = "+13035550101"  # Denver: Mountain
 LA_MOBILE = "+13105550101"  # Los Angeles: Pacific
+HONOLULU_MOBILE = "+18085550101"  # Hawaii
+PHOENIX_MOBILE = "+16025550101"  # Arizona
 # Area codes whose state spans two zones, and whose exchanges phonenumbers places in one
 # zone each (Gary, Indiana is on Central time; its 219 numbers are given Eastern).
 GARY_MOBILE = "+12194551234"  # Indiana: Indianapolis and Chicago
 PANHANDLE_MOBILE = "+18502001234"  # Florida: New York and Chicago
 INDIANAPOLIS = "America/Indiana/Indianapolis"
+LOUISVILLE = "America/Kentucky/Louisville"  # keeps Kentucky's Eastern time
+EL_PASO_MOBILE = "+19155551234"  # Texas, Mountain time
+INDIANAPOLIS_MOBILE = "+13175551234"  # Indiana, Eastern time
+LOUISVILLE_MOBILE = "+15025551234"  # Kentucky, Eastern time
 TOLL_FREE = "+18005550199"  # says nothing about where the debtor is
 UK_MOBILE = "+447700900123"  # a British mobile: no zone from the number
 EMAIL = "pat@example.net"
@@ -118,6 +125,12 @@ def debtor(
         inconvenient_times=tuple(inconvenient),
         represented_by_attorney=attorney,
     )
+
+
+def resident(zone: str, number: str) -> Debtor:
+    """A debtor of the state ``number`` belongs to, living in ``zone`` (a number of another
+    state would make that state's zones candidates too)."""
+    return debtor(zone, phones=(Phone(number, "mobile", zone, True),))
 
 
 def situation(
@@ -252,10 +265,12 @@ WINDOW_CASES = [
     case("emails-too", situation(ny(2025, 6, 3, 22), channel="email"),
          "defer", utc(2025, 6, 4, 12), [WINDOW]),
     case("honolulu-0700-hst", situation(
-        local(HONOLULU, 2025, 6, 3, 7), jurisdiction="US-HI", who=debtor(HONOLULU)),
+        local(HONOLULU, 2025, 6, 3, 7), jurisdiction="US-HI", to=HONOLULU_MOBILE,
+        who=resident(HONOLULU, HONOLULU_MOBILE)),
         "defer", utc(2025, 6, 3, 18), [WINDOW]),
     case("phoenix-keeps-mst-in-july", situation(
-        utc(2025, 7, 1, 14, 59), jurisdiction="US-AZ", who=debtor(PHOENIX)),
+        utc(2025, 7, 1, 14, 59), jurisdiction="US-AZ", to=PHOENIX_MOBILE,
+        who=resident(PHOENIX, PHOENIX_MOBILE)),
         "defer", utc(2025, 7, 1, 15), [WINDOW]),
     # Reg F comment 6(b)(1)(i)-1: Eastern mobile, Pacific address: 11:00-21:00 ET.
     case("regf-example-et-pt-opens-1100-et", situation(
@@ -325,6 +340,40 @@ WINDOW_CASES = [
         local(CHICAGO, 2025, 6, 3, 7, 30), to=GARY_MOBILE, jurisdiction="US",
         who=debtor(NY, phones=(Phone(GARY_MOBILE, "mobile", NY, True),))),
         "defer", utc(2025, 6, 3, 13), [MULTI_TZ]),
+    # The account names a state, and a number of another state: that state's every zone
+    # too (Gary, Indiana is on Central time; Florida's panhandle too).
+    case("ny-account-indiana-number-0730-cdt-waits", situation(
+        ny(2025, 6, 3, 8, 30), channel="sms", to=GARY_MOBILE, jurisdiction="US-NY",
+        who=debtor(NY, phones=(Phone(GARY_MOBILE, "mobile", None, True),))),
+        "defer", utc(2025, 6, 3, 13), [MULTI_TZ]),
+    case("tx-account-florida-number-2130-edt-waits", situation(
+        local(CHICAGO, 2025, 6, 3, 20, 30), channel="sms", to=PANHANDLE_MOBILE,
+        jurisdiction="US-TX",
+        who=debtor(CHICAGO, phones=(Phone(PANHANDLE_MOBILE, "mobile", CHICAGO, True),))),
+        "defer", utc(2025, 6, 4, 13), [MULTI_TZ]),
+    # A number of the account's own state adds nothing: the account's zone is where in
+    # the state the debtor lives (El Paso, on Mountain time; Indianapolis and Louisville,
+    # on Eastern time, the latter under a zone name the state's list does not give).
+    allowed("el-paso-account-and-number-2030-mdt", situation(
+        local(DENVER, 2025, 6, 3, 20, 30), channel="sms", to=EL_PASO_MOBILE,
+        jurisdiction="US-TX",
+        who=debtor(DENVER, phones=(Phone(EL_PASO_MOBILE, "mobile", None, True),)))),
+    allowed("indianapolis-account-and-number-0800-edt", situation(
+        local(INDIANAPOLIS, 2025, 6, 3, 8), channel="sms", to=INDIANAPOLIS_MOBILE,
+        jurisdiction="US-IN",
+        who=debtor(INDIANAPOLIS, phones=(Phone(INDIANAPOLIS_MOBILE, "mobile", None, True),)))),
+    allowed("louisville-account-and-number-0800-edt", situation(
+        local(LOUISVILLE, 2025, 6, 3, 8), channel="sms", to=LOUISVILLE_MOBILE,
+        jurisdiction="US-KY",
+        who=debtor(LOUISVILLE, phones=(Phone(LOUISVILLE_MOBILE, "mobile", None, True),)))),
+    # The account's zone is none of its state's: the state's zones are weighed too.
+    case("ny-account-pacific-zone-2030-pdt-waits", situation(
+        local(LA, 2025, 6, 3, 20, 30), channel="sms", to=LA_MOBILE, jurisdiction="US-NY",
+        who=debtor(LA, phones=(Phone(LA_MOBILE, "mobile", None, True),))),
+        "defer", utc(2025, 6, 4, 15), [MULTI_TZ]),
+    allowed("ny-account-pacific-zone-1100-edt", situation(
+        local(LA, 2025, 6, 3, 8), to=LA_MOBILE, jurisdiction="US-NY",
+        who=debtor(LA, phones=(Phone(LA_MOBILE, "mobile", None, True),)))),
     case("other-location-signal-denver", situation(
         ny(2025, 6, 3, 9, 30), who=debtor(NY, other=[DENVER])),
         "defer", utc(2025, 6, 3, 14), [MULTI_TZ]),
@@ -333,10 +382,16 @@ WINDOW_CASES = [
     case("zones-that-share-no-hour", situation(
         ny(2025, 6, 3, 12), who=debtor(NY, other=["Europe/London", "Australia/Sydney"])),
         "block", None, [WINDOW]),
-    # A zone recorded on the phone wins over its (Pacific) area code.
+    # A zone recorded on the phone wins over its area code's (a Florida panhandle number
+    # given Eastern time, in Florida)...
     allowed("recorded-phone-zone-beats-area-code", situation(
+        ny(2025, 6, 3, 8, 30), to=PANHANDLE_MOBILE, jurisdiction="US-FL",
+        who=debtor(NY, phones=(Phone(PANHANDLE_MOBILE, "mobile", NY, True),)))),
+    # ...but not over its state's zones where that is another state than the account's.
+    case("recorded-phone-zone-and-its-states-zones", situation(
         ny(2025, 6, 3, 8, 30), to=LA_MOBILE,
-        who=debtor(NY, phones=(Phone(LA_MOBILE, "mobile", NY, True),)))),
+        who=debtor(NY, phones=(Phone(LA_MOBILE, "mobile", NY, True),))),
+        "defer", utc(2025, 6, 3, 15), [MULTI_TZ]),
 ]  # fmt: skip
 
 
@@ -348,10 +403,13 @@ def test_contact_windows(
 
 
 def test_the_candidate_zones_are_reported_with_their_source() -> None:
-    decision = evaluate(situation(ny(2025, 6, 3, 10, 30), to=NYC_MOBILE, who=ET_PT), RULES)
+    decision = evaluate(
+        situation(ny(2025, 6, 3, 10, 30), to=NYC_MOBILE, jurisdiction="US-CA", who=ET_PT), RULES
+    )
     assert decision.zones == (
         (LA, "address"),
         (NY, f"phone {NYC_MOBILE} (area code)"),
+        (NY, f"state US-NY of phone {NYC_MOBILE}"),
     )
     indiana = debtor(None, phones=(Phone(GARY_MOBILE, "mobile", None, True),))
     split = evaluate(situation(ny(2025, 6, 3, 12), to=GARY_MOBILE, jurisdiction="US",
@@ -362,11 +420,40 @@ def test_the_candidate_zones_are_reported_with_their_source() -> None:
         (CHICAGO, f"state US-IN of phone {GARY_MOBILE}"),
     )
     assert split.jurisdictions == ("US", "US-IN")
+    # A number of another state than the account's, and an address zone outside it.
+    elsewhere = debtor(LA, phones=(Phone(GARY_MOBILE, "mobile", None, True),))
+    both = evaluate(situation(ny(2025, 6, 3, 12), to=GARY_MOBILE, jurisdiction="US-NY",
+                              who=elsewhere), RULES)  # fmt: skip
+    assert both.zones == (
+        (LA, "address"),
+        (NY, "state US-NY"),
+        (NY, f"phone {GARY_MOBILE} (area code)"),
+        (INDIANAPOLIS, f"state US-IN of phone {GARY_MOBILE}"),
+        (CHICAGO, f"state US-IN of phone {GARY_MOBILE}"),
+    )
+    assert both.jurisdictions == ("US-NY",)  # the account's state alone gives the rules
     unknown = evaluate(nowhere(utc(2025, 6, 3, 12)), RULES)
     assert [zone for zone, _ in unknown.zones] == [
         NY, CHICAGO, DENVER, PHOENIX, LA, ANCHORAGE, HONOLULU,
     ]  # fmt: skip
     assert {source for _, source in unknown.zones} == {"no location known: every zone"}
+
+
+@pytest.mark.parametrize(
+    ("zone", "state_zones", "kept"),
+    [
+        (DENVER, (CHICAGO, DENVER), True),  # named in the state's list
+        (LOUISVILLE, (NY, CHICAGO), True),  # Kentucky's Eastern time under another name
+        ("US/Eastern", (NY,), True),
+        (LA, (NY,), False),
+        (PHOENIX, (DENVER,), False),  # Mountain time without daylight saving
+        ("America/Havana", (NY,), False),  # Eastern offsets, changing at other instants
+    ],
+)
+def test_a_zone_is_the_states_if_it_keeps_one_of_its_clocks(
+    zone: str, state_zones: tuple[str, ...], kept: bool
+) -> None:
+    assert keeps_a_clock_of(zone, state_zones) is kept
 
 
 # --- designated inconvenient times -------------------------------------------------------
@@ -1304,7 +1391,7 @@ COLLECTOR_CASES = [
         LA_EARLY, collector="first_party", jurisdiction="US-CA", who=debtor(LA)),
         "defer", utc(2025, 6, 3, 15), ["CA_ROSENTHAL_TIME"]),
     case("agency-in-california-reg-f", situation(
-        LA_EARLY, jurisdiction="US-CA", who=debtor(LA)),
+        LA_EARLY, jurisdiction="US-CA", to=LA_MOBILE, who=resident(LA, LA_MOBILE)),
         "defer", utc(2025, 6, 3, 15), [WINDOW]),
     case("creditor-in-texas-house-window", situation(
         local(CHICAGO, 2025, 6, 3, 7), collector="first_party", jurisdiction="US-TX",
@@ -1402,17 +1489,23 @@ def test_a_cap_moves_to_a_date_and_the_window_to_its_0800(
 ) -> None:
     """Seven calls June 1-7: June 8 is allowed from local midnight, which is outside the
     window, so the answer is 08:00 local on June 8 (a Sunday), in each zone."""
-    calls = daily_calls(range(1, 8), zone)
+    # A number of the debtor's own state (one of another state would weigh its zones).
+    number = {"US-HI": HONOLULU_MOBILE, "US-AZ": PHOENIX_MOBILE, "US-CA": LA_MOBILE}.get(
+        jurisdiction, MOBILE
+    )
+    who = debtor(zone) if number == MOBILE else resident(zone, number)
+    calls = daily_calls(range(1, 8), zone, to=number)
     asked = situation(
-        local(zone, 2025, 6, 7, 15), jurisdiction=jurisdiction, who=debtor(zone), history=calls
+        local(zone, 2025, 6, 7, 15), jurisdiction=jurisdiction, to=number, who=who, history=calls
     )
     check(asked, "defer", eight_am, [CALL_CAP])
-    texts = [text(local(zone, 2025, 6, 7, h)) for h in (9, 10)]
+    texts = [text(local(zone, 2025, 6, 7, h), to=number) for h in (9, 10)]
     asked = situation(
         local(zone, 2025, 6, 7, 15),
         channel="sms",
+        to=number,
         jurisdiction=jurisdiction,
-        who=debtor(zone),
+        who=who,
         history=texts,
     )
     check(asked, "defer", eight_am, [SMS_CAP])
@@ -1547,7 +1640,8 @@ RESTRICTED_DAY_CASES = [
     allowed("friday-after-thanksgiving-in-new-jersey", situation(ny(2025, 11, 28, 10))),
     # California also keeps the day after Thanksgiving: Saturday 08:00 PST.
     case("california-day-after-thanksgiving", situation(
-        local(LA, 2025, 11, 26, 21, 30), jurisdiction="US-CA", who=debtor(LA)),
+        local(LA, 2025, 11, 26, 21, 30), jurisdiction="US-CA", to=LA_MOBILE,
+        who=resident(LA, LA_MOBILE)),
         "defer", utc(2025, 11, 29, 16), [WINDOW, RESTRICTED]),
     # Independence Day, Friday 2025-07-04: Saturday 08:00 EDT.
     case("independence-day", situation(ny(2025, 7, 4, 12)),
@@ -1575,8 +1669,8 @@ def test_the_packaged_rules_restrict_no_day() -> None:
 
 
 def test_an_override_adds_profiles_and_changes_the_version(restricted_days: RuleSet) -> None:
-    assert RULES.version == "2026.12.1"
-    assert restricted_days.version.startswith("2026.12.1+ops-1.")
+    assert RULES.version == "2026.12.2"
+    assert restricted_days.version.startswith("2026.12.2+ops-1.")
     digest = restricted_days.version.rsplit(".", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{8}", digest)
     assert [p.id for p in restricted_days.profiles] == [*(p.id for p in RULES.profiles), "ops-days"]
@@ -1658,7 +1752,7 @@ HOUSE_WINDOW_CASES = [
         "defer", utc(2025, 6, 3, 13), [HOUSE_WINDOW])),
     ("09:00", "20:00", case("california-creditor-2030-rosenthal-is-wider", situation(
         local(LA, 2025, 6, 3, 20, 30), jurisdiction="US-CA", collector="first_party",
-        who=debtor(LA)),
+        to=LA_MOBILE, who=resident(LA, LA_MOBILE)),
         "defer", utc(2025, 6, 4, 16), [HOUSE_WINDOW])),
     # Neither holds the other (07:00-20:00 against 08:00-21:00): both apply, each binding
     # at its own end.

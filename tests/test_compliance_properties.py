@@ -25,8 +25,9 @@ US_ZONES = [
     "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu",
 ]  # fmt: skip
 OTHER_ZONES = ["America/Puerto_Rico", "Europe/London", "Australia/Sydney"]
-MOBILE = "+12015550101"
-LANDLINE = "+12015550102"
+# Non-geographic (NANP 500) numbers: no state of their own, whose zones would be candidates.
+MOBILE = "+15005550101"
+LANDLINE = "+15005550102"
 EMAIL = "pat@example.net"
 OPEN, CLOSE = time(8), time(21)
 WINDOW_CODES = {"REGF_TIME_OUTSIDE_WINDOW", "POLICY_TIME_OUTSIDE_WINDOW"}
@@ -129,8 +130,9 @@ def asked(
     debts: tuple[str, ...] = ("D1",),
     to: str | None = None,
 ) -> Situation:
-    """A manual contact with a New Jersey debtor who may be in any of ``zones`` (the first
-    is the address's; the phones carry it too, so the candidates are exactly ``zones``)."""
+    """A manual contact with a US debtor of no known state who may be in any of ``zones``
+    (the first is the address's; the phones carry it too and belong to no state, so the
+    candidates are exactly ``zones``)."""
     home = zones[0]
     debtor = Debtor(
         timezone=home,
@@ -142,7 +144,7 @@ def asked(
         to = EMAIL if channel == "email" else MOBILE
     return Situation(
         now=now,
-        jurisdiction="US-NJ",
+        jurisdiction="US",
         collector=collector,
         debtor=debtor,
         contact=Contact(channel, to, debts, automated=False),

@@ -460,4 +460,4 @@ def test_the_command_line_reads_the_operators_rules(tmp_path: Path) -> None:
         "REGF_TIME_OUTSIDE_WINDOW",
         "POLICY_SUNDAYS_AND_HOLIDAYS",
     ]
-    assert answer["ruleset_version"].startswith("2026.12.1+ops-1.")
+    assert answer["ruleset_version"].startswith("2026.12.2+ops-1.")

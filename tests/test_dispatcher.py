@@ -1790,3 +1790,32 @@ async def test_a_message_queued_the_day_before_its_debt_becomes_time_barred_is_w
     assert "REGF_TIME_BARRED_SUIT_THREAT" in report.errors[0]
     assert outbox_lines(world) == []
     assert account(world.engine, ids["A-1"]).time_barred_on == tomorrow
+
+
+@pytest.mark.parametrize(
+    ("phone", "jurisdiction", "timezone", "closed", "opens"),
+    [
+        # 08:05 in New York is 07:05 in Gary, Indiana (Central), where the mobile may be.
+        ("(219) 455-1234", "US-NY", "America/New_York",
+         datetime(2026, 11, 2, 13, 5, tzinfo=UTC), datetime(2026, 11, 2, 14, tzinfo=UTC)),
+        # 20:30 in Los Angeles is 23:30 in New York, the account's state.
+        ("(310) 555-0101", "US-NY", "America/Los_Angeles",
+         datetime(2026, 11, 3, 4, 30, tzinfo=UTC), datetime(2026, 11, 3, 16, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+async def test_a_text_waits_for_every_zone_the_debtor_may_be_in(
+    world: World, phone: str, jurisdiction: str, timezone: str, closed: datetime, opens: datetime
+) -> None:
+    """The account's state and zone, and the state of its number, are each a place the
+    debtor may be: the text waits until 08:00 in the last of them to open."""
+    world.clock.set(closed)
+    ids = world.load(row("A-1", phone=phone, jurisdiction=jurisdiction, timezone=timezone))
+    assert dict(world.planner().tick().outcomes) == {"deferred": 1}
+    provider = FakeProvider("sms")
+    await dispatcher(world, fake_sms(world, provider)).tick()
+    assert provider.sent == []
+    assert account(world.engine, ids["A-1"]).next_contact_at == opens
+    world.clock.set(opens)
+    assert dict(world.planner().tick().outcomes) == {"queued": 1}
+    await dispatcher(world, fake_sms(world, provider)).tick()
+    assert len(provider.sent) == 1

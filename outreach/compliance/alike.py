@@ -90,8 +90,6 @@ def alike_key(situation: Situation, names: dict[str, int]) -> tuple[Hashable, ..
 
     contact = situation.contact
     debtor = situation.debtor
-    # The phones' states (their rules and zones) count only when the account names none.
-    country_only = "-" not in situation.jurisdiction
     return (
         _instant(situation.now),  # first: ``Question.later`` replaces it
         situation.jurisdiction,
@@ -115,7 +113,9 @@ def alike_key(situation: Situation, names: dict[str, int]) -> tuple[Hashable, ..
                     phone.sms_consent,
                     phone.voice_consent,
                     None if phone.timezone else zones_of_number(phone.number),
-                    jurisdiction_of_number(phone.number) if country_only else None,
+                    # Its state's zones count whatever the account's state (its rules too
+                    # where the account names none).
+                    jurisdiction_of_number(phone.number),
                 )
                 for phone in debtor.phones
             ]

@@ -125,27 +125,30 @@ def _candidates(situation: Situation, ruleset: RuleSet) -> Candidates:
         ruleset.all_zones(situation.country),
         (situation.jurisdiction, ruleset.region_zones(situation.jurisdiction)),
         # The number's own zone is its exchange's, and phonenumbers names one zone for most
-        # exchanges of an area code that spans two (219, 850...): the state's every zone.
+        # exchanges of an area code that spans two (219, 850...): the state's every zone,
+        # whether or not the account names a state of its own.
         {number: (s, ruleset.region_zones(s)) for number, s in _phone_states(situation)},
     )
 
 
 def candidate_jurisdictions(situation: Situation) -> list[str]:
     """The debtor's jurisdiction; where only the country is known, every state a phone's area
-    code points to as well (the catalog: run the most restrictive candidate)."""
+    code points to as well (the catalog: run the most restrictive candidate). A state on the
+    account is where the debtor is known to live: its rules alone apply."""
+    if "-" in situation.jurisdiction:
+        return [situation.jurisdiction]
     found = [situation.jurisdiction, *(state for _, state in _phone_states(situation))]
     return list(dict.fromkeys(found))
 
 
 def _phone_states(situation: Situation) -> list[tuple[str, str]]:
-    """Each phone number with the state its area code belongs to, where the account names
-    only the country (a state on the account is where the debtor is known to live)."""
-    if "-" in situation.jurisdiction:
-        return []
+    """Each phone number with the state of its country its area code belongs to, where that
+    is not the account's own state (whose zones the account's state and zone stand for)."""
+    own = "-".join(situation.jurisdiction.split("-")[:2])  # US-NY-NYC is in US-NY
     found = []
     for phone in situation.debtor.phones:
         state = jurisdiction_of_number(phone.number)
-        if state and state.startswith(situation.jurisdiction + "-"):
+        if state and state != own and state.startswith(situation.country + "-"):
             found.append((phone.number, state))
     return found
 

@@ -2,18 +2,20 @@
 
 Comment 6(b)(1)(i)-1: with conflicting or ambiguous location information, contact only at
 times convenient in *every* place the debtor might be. The candidates are the address's
-zone, each phone's zone (as recorded, or inferred from its number) and, where the account
-names no state, every zone of the state its number belongs to, and any other signal; with
-none at all, every zone of the country (the rule set's ``all_zones``).
+zone (and the state's every zone when the address's is unknown or keeps none of the
+state's clocks), each phone's zone (as recorded, or inferred from its number) and every zone
+of the state its number belongs to (where that is another state than the account's), and any
+other signal; with none at all, every zone of the country (the rule set's ``all_zones``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import NamedTuple
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 import pycountry
@@ -56,13 +58,14 @@ def candidate_zones(
     phone_regions: Mapping[str, Region] | None = None,
 ) -> Candidates:
     """``region`` is the debtor's state and its zones: where the address's own zone is
-    unknown, every zone of the state is a candidate. ``phone_regions`` gives, by number,
-    the state a phone's number belongs to and its zones, each a candidate too: the
+    unknown, or keeps the clock of none of the state's zones (an account in New York with
+    a Pacific zone), every zone of the state is a candidate. ``phone_regions`` gives, by
+    number, the state a phone's number belongs to and its zones, each a candidate too: the
     number's own zone is one exchange's, and a state's area code may span two zones."""
     signals: list[ZoneSignal] = []
     if debtor.timezone:
         signals.append(ZoneSignal(debtor.timezone, "address"))
-    else:
+    if not debtor.timezone or not keeps_a_clock_of(debtor.timezone, region[1]):
         signals.extend(ZoneSignal(zone, f"state {region[0]}") for zone in region[1])
     signals.extend(ZoneSignal(zone, "other location signal") for zone in debtor.other_timezones)
     for phone in debtor.phones:
@@ -79,6 +82,54 @@ def candidate_zones(
         tuple(ZoneSignal(zone, "no location known: every zone") for zone in country_zones),
         location_unknown=True,
     )
+
+
+# The span over which two zones must keep the same clock to count as one (the rule set's
+# decisions are for these years; zoneinfo carries each zone's last rule on past its data).
+SAME_CLOCK_FROM = datetime(2020, 1, 1, tzinfo=UTC)
+SAME_CLOCK_UNTIL = datetime(2040, 1, 1, tzinfo=UTC)
+# Between two samples a zone changes its offset once at most (twice a year, months apart).
+SAMPLE_STEP = timedelta(days=7)
+
+
+@lru_cache(maxsize=4096)
+def keeps_a_clock_of(zone: str, zones: tuple[str, ...]) -> bool:
+    """Whether ``zone`` is one of ``zones`` or keeps the same clock as one of them (a
+    state's list names one zone per clock: Louisville's America/Kentucky/Louisville keeps
+    Kentucky's Eastern time, as US/Eastern does New York's). Asked for every decision, so
+    kept by (zone, state's zones), a few hundred pairs at most."""
+    return zone in zones or any(_same_clock(zone, other) for other in zones)
+
+
+def _same_clock(first: str, second: str) -> bool:
+    """The two zones' UTC offsets agree from 2020 to 2040: at every weekly sample, and
+    where they change, at the same instant."""
+    a, b = ZoneInfo(first), ZoneInfo(second)
+    at = SAME_CLOCK_FROM
+    while at < SAME_CLOCK_UNTIL:
+        after = at + SAMPLE_STEP
+        if _offset(a, at) != _offset(b, at):
+            return False
+        if _offset(a, at) != _offset(a, after) and _change(a, at, after) != _change(b, at, after):
+            return False  # a change of one only shows as a difference at the next sample
+        at = after
+    return True
+
+
+def _offset(zone: ZoneInfo, at: datetime) -> timedelta | None:
+    return at.astimezone(zone).utcoffset()
+
+
+def _change(zone: ZoneInfo, start: datetime, end: datetime) -> datetime:
+    """The instant, to the second, at which the zone's offset changes between the two."""
+    before = _offset(zone, start)
+    while end - start > timedelta(seconds=1):
+        middle = start + (end - start) / 2
+        if _offset(zone, middle) == before:
+            start = middle
+        else:
+            end = middle
+    return end.replace(microsecond=0)
 
 
 # Numbers are looked up again on every plan and send; a book has one or two a debtor, so

@@ -479,11 +479,12 @@ def zone_in_state(
     """The account's zone inferred from its primary phone (``zone``, the number's only
     one): kept where the account's state (or one the rule set gives no zones) has that one
     zone and no other. Compliance reads the account's zone as where the debtor lives, and
-    the state's zones only when it has none: a Californian with a New York mobile must not
-    be texted at 05:30 Pacific, nor a Texan with a Dallas number called at 07:30 in El Paso
-    (Mountain time). Without a state none is kept: a later file naming the state without a
-    timezone column would leave it standing for the state's zones. The phone's zone is lost
-    to nothing: compliance weighs each phone's zone as a candidate anyway."""
+    the state's zones only when it has none (or one outside the state): a Californian with
+    a New York mobile must not be texted at 05:30 Pacific, nor a Texan with a Dallas number
+    called at 07:30 in El Paso (Mountain time). Without a state none is kept: a later file
+    naming the state without a timezone column would leave it standing for the state's
+    zones. The phone's zone is lost to nothing: compliance weighs each phone's zone as a
+    candidate anyway."""
     if zone is None or jurisdiction is None or "-" not in jurisdiction:
         return None
     zones = (region_zones or _shipped_region_zones())(jurisdiction)

@@ -36,6 +36,7 @@ from outreach.compliance.frequency import CLOCK_SKEW, PastContact
 from outreach.compliance.rules import RuleSet
 from outreach.compliance.scenario import scenario_of
 from outreach.compliance.windows import InconvenientTime
+from outreach.compliance.zones import keeps_a_clock_of
 from outreach.models import Attempt as AttemptModel
 from outreach.models import (
     AttemptStatus,
@@ -634,11 +635,11 @@ def _share_facts(
 
 # Where the person may be is where any of their accounts says they live: a debtor with a
 # Boston account and a Los Angeles one is called only at hours convenient in both (comment
-# 6(b)(1)(i)-1), on either account. Each other account gives its time zone and every zone
-# of its state; zones the account's own address already gives are left out, so that a
-# person whose accounts agree is decided on as before. Only accounts linked through
-# addresses that chain count (``_kin``): a switchboard's many holders are not one person,
-# and their zones together could leave no hour open at all.
+# 6(b)(1)(i)-1), on either account. Each other account gives the zones its own address
+# gives the engine (``_address_zones``); zones this account's address already gives are
+# left out, so that a person whose accounts agree is decided on as before. Only accounts
+# linked through addresses that chain count (``_kin``): a switchboard's many holders are
+# not one person, and their zones together could leave no hour open at all.
 ZONE_COLUMNS = ("id", "timezone", "jurisdiction")
 
 
@@ -665,26 +666,23 @@ def _person_zones(
     for account_id, others in person.items():
         own = set(_address_zones(rows[account_id], rules, default_country))
         zones = [zone for other in sorted(others) if other in rows
-                 for zone in _named_zones(rows[other], rules, default_country)
+                 for zone in _address_zones(rows[other], rules, default_country)
                  if zone not in own]  # fmt: skip
         if zones:
             found[account_id] = tuple(dict.fromkeys(zones))
     return found
 
 
-def _named_zones(account: Any, rules: RuleSet, default_country: str) -> tuple[str, ...]:
-    """Where an account (``timezone``, ``jurisdiction``) says its debtor lives: its time
-    zone and every zone of its state (none for a country alone: that says nothing)."""
-    state = rules.region_zones(account.jurisdiction or default_country)
-    return tuple(dict.fromkeys([account.timezone, *state] if account.timezone else state))
-
-
 def _address_zones(account: Any, rules: RuleSet, default_country: str) -> tuple[str, ...]:
-    """The zones the engine takes from an account's own address: its time zone, or where
-    it has none, its state's (``zones.candidate_zones``)."""
-    if account.timezone:
+    """The zones an account's own address gives the engine (``zones.candidate_zones``): its
+    time zone, and its state's every zone where it has none or one outside the state (none
+    for a country alone: that says nothing)."""
+    state = rules.region_zones(account.jurisdiction or default_country)
+    if not account.timezone:
+        return state
+    if keeps_a_clock_of(account.timezone, state):
         return (account.timezone,)
-    return rules.region_zones(account.jurisdiction or default_country)
+    return tuple(dict.fromkeys([account.timezone, *state]))
 
 
 # A revoked consent that names a number also holds wherever the number is in use, as an

@@ -1176,6 +1176,25 @@ def test_a_switchboard_links_its_accounts_directly_and_no_further(
     ]  # fmt: skip
 
 
+def test_another_account_gives_the_zones_the_engine_weighs_for_it(
+    engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
+) -> None:
+    """MA-1 (Boston) and FL-1 (Miami: America/New_York, a zone of Florida's) share a phone.
+    FL-1 is decided on New York's clock alone, and so MA-1 weighs no more of it: not the
+    panhandle's Central time, which nothing says the debtor keeps. Both accounts are texted
+    at 08:30 in New York."""
+    run_import(engine, write_csv(tmp_path / "a.csv", [
+        row("MA-1"),
+        row("FL-1", jurisdiction="US-FL", timezone="America/New_York"),
+    ]), defaults, clock)  # fmt: skip
+    at = datetime(2026, 11, 2, 13, 30, tzinfo=UTC)  # 08:30 in New York, 07:30 in Chicago
+    found = load(engine, "MA-1", "FL-1", now=at)
+    assert found["MA-1"].debtor.other_timezones == ()
+    for reference in ("MA-1", "FL-1"):
+        decided = evaluate(situation(found[reference], "sms", PHONE, at), RULES)
+        assert decided.verdict == "allow", (reference, decided.reasons)
+
+
 def test_a_switchboards_accounts_do_not_say_where_each_other_lives(
     engine: Engine, tmp_path: Path, defaults: ImportDefaults, clock: FixedClock
 ) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select, text, update
 from outreach import store
 from outreach.clock import FixedClock
 from outreach.compliance.engine import evaluate
+from outreach.compliance.frequency import CLOCK_SKEW
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import load_debtors, situation
 from outreach.errors import DataFileError
@@ -1653,7 +1654,9 @@ def test_a_creditors_account_placed_with_a_debt_collector_says_since_when(
 ) -> None:
     """The import that turns an account from the creditor's (``first_party``) into a debt
     collector's (``third_party``) notes when: the creditor's messages before it are not the
-    collector's. The same file again leaves the time; the creditor taking it back clears it."""
+    collector's (from a moment after the change: a clock running ahead in another process
+    must not date a creditor's message after it). The same file again leaves the time; the
+    creditor taking it back clears it."""
     header = [*HEADER, "collector_type"]
 
     def load(name: str, **types: str) -> ImportSummary:
@@ -1665,7 +1668,7 @@ def test_a_creditors_account_placed_with_a_debt_collector_says_since_when(
     # A debt collector's account from its first import: every message is the collector's.
     assert (found["C_1"].collector_since, found["C_2"].collector_since) == (None, None)
     clock.advance(timedelta(days=3))
-    placed_at = clock.now()
+    placed_at = clock.now() + CLOCK_SKEW
     assert load("b.csv", C_1="third_party", C_2="third_party").updated == 1
     found = accounts_by_reference(engine)
     assert (found["C_1"].collector_since, found["C_2"].collector_since) == (placed_at, None)
@@ -1682,4 +1685,4 @@ def test_a_creditors_account_placed_with_a_debt_collector_says_since_when(
     # Placed again later: the collector counts from the second placing.
     clock.advance(timedelta(days=1))
     load("e.csv", C_1="third_party")
-    assert accounts_by_reference(engine)["C_1"].collector_since == clock.now()
+    assert accounts_by_reference(engine)["C_1"].collector_since == clock.now() + CLOCK_SKEW

@@ -34,12 +34,14 @@ from outreach import plan_account as plan_account_module
 from outreach import planner as planner_module
 from outreach.cadence_changes import cadence_digest, cadence_versions
 from outreach.clock import FixedClock
+from outreach.compliance.frequency import CLOCK_SKEW
 from outreach.compliance.rules import load_ruleset
 from outreach.compliance_store import attempts, decisions
 from outreach.config import Settings
 from outreach.db import alembic_config, upgrade
 from outreach.housekeeping import housekeeping
 from outreach.importing.account_rows import ImportDefaults
+from outreach.importing.accounts import ImportHooks
 from outreach.inbox import clear_flag
 from outreach.leases import claim_due_accounts
 from outreach.plan_account import AccountPlan
@@ -1475,13 +1477,40 @@ def test_a_debt_collectors_first_text_after_the_creditor_placed_the_debt_is_the_
     world.clock.set(placed)
     place_with_collector(world, "A-1")
     world.clock.set(NOW)
-    assert account(world.engine, ids["A-1"]).collector_since == placed
+    assert account(world.engine, ids["A-1"]).collector_since == placed + CLOCK_SKEW
     if collectors_text:
         delivered_text(world.engine, ids["A-1"], placed + timedelta(days=1))
     assert dict(world.planner().tick().outcomes) == {"queued": 1}
     [sms] = rows_of(world.engine, attempts, attempts.c.step_key == "overdue-10d")
     assert sms.channel == "sms"
     assert sms.body.endswith(f"(800) 555-0199. {disclosure} Reply STOP to opt out.")
+
+
+def test_a_creditors_text_written_while_the_import_ran_is_not_the_collectors(
+    world: World,
+) -> None:
+    """An import of many batches takes minutes: a creditor's text written after it began,
+    before the batch that placed the debt with the collector, is still the creditor's. The
+    collector's first text carries the whole disclosure."""
+    ids = world.load(row("OTHER"), row("A-1"))
+    world.clock.set(NOW - timedelta(days=10))  # the import begins
+
+    def daemon_meanwhile(_done: int, _total: int) -> None:
+        # After the first batch, before A-1's: the creditor's text goes out 5 minutes in.
+        if not rows_of(world.engine, attempts, attempts.c.account_id == ids["A-1"]):
+            world.clock.advance(timedelta(minutes=5))
+            delivered_text(world.engine, ids["A-1"], world.clock.now())
+
+    rows = [row("OTHER", collector_type="third_party"), row("A-1", collector_type="third_party")]
+    path = write_csv(world.tmp_path / "placed.csv", rows, [*HEADER, "collector_type"])
+    summary = run_import(world.engine, path, world.defaults, world.clock, batch_size=1,
+                         hooks=ImportHooks(on_progress=daemon_meanwhile))  # fmt: skip
+    assert summary.updated == 2
+    world.clock.set(NOW)
+    assert dict(world.planner().tick().outcomes) == {"queued": 2}
+    [sms] = rows_of(world.engine, attempts, attempts.c.step_key == "overdue-10d",
+                    attempts.c.account_id == ids["A-1"])  # fmt: skip
+    assert sms.body.endswith(f"(800) 555-0199. {FULL} Reply STOP to opt out.")
 
 
 def publish_old_footer(engine: Engine) -> None:

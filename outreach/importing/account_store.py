@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 
 from outreach import store
+from outreach.clock import Clock
+from outreach.compliance.frequency import CLOCK_SKEW
 from outreach.importing.account_rows import AccountRecord, ContactRecord
 from outreach.importing.fields import FieldError
 from outreach.models import AccountStatus, CollectorType, ComplianceEventKind, ContactStatus
@@ -72,9 +74,14 @@ class AccountUpserter:
         *,
         dry_run: bool = False,
         region_zones: Callable[[str], tuple[str, ...]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.connection = connection
         self.now = now
+        self.clock = clock
+        # When the batch's accounts were locked (``_existing_accounts``): a debt collector
+        # takes an account over then, not when the import began.
+        self.locked_at = now
         self.dry_run = dry_run
         self.region_zones = region_zones
         # References of rows rejected since they were last written to _SEEN, with their row
@@ -232,7 +239,10 @@ class AccountUpserter:
             _one_import_batch_at_a_time(self.connection)
             query = query.order_by(table.c.id).with_for_update(key_share=True)
         result = self.connection.execute(query)
-        return {row.reference: dict(row._mapping) for row in result}
+        found = {row.reference: dict(row._mapping) for row in result}
+        if self.clock is not None:
+            self.locked_at = self.clock.now()
+        return found
 
     def _insert_accounts(self, records: list[AccountRecord]) -> dict[str, int]:
         if not records:
@@ -289,7 +299,7 @@ class AccountUpserter:
                 "status": row["status"],
                 "next_contact_at": row["next_contact_at"],
                 "closed_at": row["closed_at"],
-                "collector_since": _collector_since(row, changed, self.now),
+                "collector_since": _collector_since(row, changed, self.locked_at),
                 "updated_at": self.now,
             }
             if balance_changed:
@@ -474,14 +484,16 @@ def _collector_since(
     row: dict[str, Any], changed: dict[str, Any], now: datetime
 ) -> datetime | None:
     """When the account's debt collector took it over, after a row's ``changed`` columns:
-    now, when the row turns a creditor's account into a debt collector's (the creditor's
-    messages before it are no communications of the collector's); none once the creditor
+    when the row turns a creditor's account into a debt collector's (``now``: when the
+    account was locked for the change, and a moment after, for a clock of another process
+    running ahead: a message of the creditor's written before the change must not count as
+    the collector's, while one more whole disclosure harms nobody); none once the creditor
     has it back (all its messages are then the creditor's own); else as it was."""
     if "collector_type" not in changed:
         kept: datetime | None = row["collector_since"]
         return kept
     if changed["collector_type"] == CollectorType.THIRD_PARTY:
-        return now
+        return now + CLOCK_SKEW
     return None
 
 

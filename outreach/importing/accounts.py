@@ -125,8 +125,9 @@ def import_account_rows(
     with engine.connect() as connection:
         summary.run_id = _start_run(connection, source, clock.now(), dry_run)
         upserter = AccountUpserter(
-            connection, clock.now(), dry_run=dry_run, region_zones=defaults.region_zones
-        )
+            connection, clock.now(), dry_run=dry_run, region_zones=defaults.region_zones,
+            clock=clock,
+        )  # fmt: skip
         connection.commit()
         batch: list[AccountRecord] = []
         raws: dict[int, RawRow] = {}

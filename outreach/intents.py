@@ -12,7 +12,9 @@ Simple rules, documented in docs/webhooks.md and tested by tables in tests/test_
   "no más" as the whole message ("Remove please", "NO MORE"; "I can pay 50 a month, no
   more" is none), or in words ("please stop texting me", "don't call me", "don't send me
   any more texts", "I don't want any more texts", "I withdraw my consent", "I do not
-  consent to texts", "no me llamen", "no recibir mas mensajes", "quítenme de su lista").
+  consent to texts", "you don't have my permission to call me", "no me llamen", "no recibir
+  mas mensajes", "quítenme de su lista"), but not a consent about a payment or a recording
+  ("I withdraw my consent for the ACH", "I do not consent to this call being recorded").
   It names the media it is about: the one it came on unless its words say otherwise
   ("stop calling me" in a text is about calls), every one it lists ("don't call or text
   me", "no calls or texts please"), but not one asked for after "and" ("stop calling me
@@ -100,11 +102,13 @@ _MESSAGE_STOP = re.compile(
     rf"(?: (?:{_POLITE}|{_URGENT}))*"
     rf"|(?:{_PLEA} )*no m(?:ore|[aá]s)(?: {_PLEA})*"
 )
-# How a sentence may ask for the stop that follows ("Can you please stop", "I am asking you
-# to stop", "Would you stop it"): read as the stop itself. What follows must still be a stop
-# and filler ("can you stop the late fees" names a fee).
+# How a sentence may ask for the stop that follows ("Can you please stop", "Please can you
+# stop", "Can you guys stop", "I am asking you to stop", "Would you stop it"): read as the
+# stop itself. What follows must still be a stop and filler ("can you stop the late fees"
+# names a fee).
 _ASKING = re.compile(
-    r"^(?:(?:can|could|would|will) (?:you|u|ya|someone|somebody)|(?:i am|i m|im) "
+    r"^(?:(?:please|pls|plz) )?(?:(?:can|could|would|will) (?:you|u|ya|someone|somebody)"
+    r"(?: (?:guys|all|people|folks))?|(?:i am|i m|im) "
     r"(?:asking|telling|begging) (?:you|u)(?: to)?|i (?:ask|asked|beg|need|want) (?:you|u) to)"
     r"(?= )"
 )
@@ -148,20 +152,72 @@ _MEDIUM = {"sms": re.compile(rf"\b(?:{_SMS}|texted|messaged)\b"),
 # Ways of paying, which "remove me" or a consent may be about instead of the messages.
 _PAYING = (
     r"(?:auto[- ]?pay|automatic (?:payments?|debits?|billing|withdrawals?)|auto[- ]?debits?"
-    r"|payment plan|recurring (?:payments?|billing|charges?)|direct debit)"
+    r"|payment plan|recurring (?:payments?|billing|charges?)|direct debits?"
+    r"|ach(?: (?:debits?|payments?|transfers?|withdrawals?|authori[sz]ation))?)"
 )
-# What a consent withdrawn or refused is to, when it says: a medium, or contact.
+# What else a consent may be about than the messages: a way of paying, a payment, an offer
+# or a plan ("I withdraw my consent for the ACH", "... to the settlement offer"), but not
+# the reminders about them ("I withdraw my consent to payment reminders" is about messages).
+_PAID_WITH = (
+    rf"(?:{_PAYING}|debits?|payments?|settlements?(?: offers?)?|offers?|plans?|arrangements?"
+    r"|(?:credit |debit )?card(?: on file)?|bank account)"
+    r"(?! (?:reminders?|notices?|notifications?|alerts?|requests?|texts?|calls?|emails?"
+    r"|messages?|by|via|over|through)\b)"
+)
+_MEDIA = rf"(?:{_SMS}|{_VOICE}|{_EMAIL})"
+# What a medium may be named for besides being sent to the debtor: "this call being
+# recorded", "this email address being used for the loan", "the call recording". Not when
+# the use is contact ("my number being used to call me").
+_HANDLED = (
+    r"(?:recorded|recording|recordings|shared|used|sold|monitored|taped|transcribed"
+    r"|disclosed|released|stored|kept|saved|given out|passed on)\b"
+    rf"(?! (?:to|for) (?:\w+ )?(?:{_MEDIA}|contact\w*|reach\w*)\b)"
+)
+# The words after a consent that make it one about something other than the messages: a
+# payment, paying ("... to charge my card"), being recorded, or a medium handled otherwise.
+_CONSENT_ELSEWHERE = (
+    r" (?:to|for|of|on) (?:(?:the|my|this|your|any|all|these|those|a|an|such|our) )*(?:"
+    rf"{_PAID_WITH}\b|(?:charge|debit|draft|bill|withdraw)\b"
+    r"|(?:(?:being|be|having|have) )?(?:recorded|recording|record|monitored|taped)\b"
+    rf"|{_MEDIA}(?: (?:address|addresses|number|numbers|line|account|conversation"
+    rf"|conversations|call|calls))? (?:(?:being|be|to be|getting|get) )?{_HANDLED})"
+)
+# What a consent withdrawn or refused is to, when it says: a medium, contact, or reminders
+# (by a medium: "I do not consent to payment reminders by text"), by whoever makes it ("I
+# don't consent to you texting me").
 _CONSENT_TO = (
-    rf" to (?:(?:receive|receiving|get|getting|be|being) )?(?:any |more |further |these "
-    rf"|those |your |the |this |of )*(?:{_SMS}|{_VOICE}|{_EMAIL}|texted|messaged|called"
-    r"|phoned|emailed|e-mailed|contact|contacted|contacting|communications?)\b"
+    r" to (?:(?:you|u|anyone|anybody|them|your company) )?(?:(?:receive|receiving|get"
+    r"|getting|be|being) )?(?:any |more |further |these |those |your |the |this |my |of )*"
+    rf"(?:{_SMS}|{_VOICE}|{_EMAIL}|texted|messaged|called|phoned|emailed|e-mailed|contact"
+    r"|contacted|contacting|communications?|(?:(?:payment|collection|debt|billing) )?"
+    rf"(?:reminders?|notices?|notifications?|alerts?)(?: (?:by|via|over|through) {_MEDIA})?)"
+    r"\b"
 )
-# "Quítenme de su lista", "sáquenme de la lista", "bórrenme de su lista", "quiero que me
-# quiten de la lista": take me off your list, in a text, an email or a call.
+# The words that may stand before a consent withdrawn: "my prior express consent", "any
+# and all consent", "my previous written permission".
+_CONSENT_MODIFIERS = (
+    r"(?:(?:my|all|any|our|the|and|prior|previous|express|expressed|written|verbal|oral"
+    r"|such|every|of) ){0,5}"
+)
+# What a Spanish consent withdrawn is to, when it says: a medium, or being written to.
+_CONSENTIMIENTO_TO = (
+    rf" (?:para|a|de) (?:recibir |que me |ser )?(?:m[aá]s )?(?:{_NOUNS}|{_VOICE}|{_WRITE}"
+    rf"|{_WRITE_TO}|contactado|llamado)\b"
+)
+# A Spanish consent about a payment, a plan or a recording.
+_CONSENTIMIENTO_ELSEWHERE = (
+    r" (?:para|a|de|del|al|sobre) (?:(?:el|la|los|las|mi|mis|su|sus|este|esta) )*(?:pagos?"
+    r"|cargos?|d[eé]bitos?|plan|planes|acuerdo|arreglo|oferta|tarjeta|cuenta|grabaci[oó]n"
+    r"|grabar|que (?:se )?graben)\b"
+)
+# "Quítenme de su lista", "sáquenme de la lista", "bórrenme de su lista", "elimínenme de su
+# lista", "pueden quitarme de su lista", "quiero que me quiten de la lista": take me off
+# your list, in a text, an email or a call.
 _OFF_THE_LIST = (
     r"\b(?:qu[ií]t(?:enme|ame|eme|enos)|s[aá]qu(?:enme|eme|enos)|s[aá]c(?:ame|anos)"
-    r"|b[oó]rr(?:enme|ame|eme|enos)|me (?:quiten|saquen|borren)) de (?:su |la |sus |esta |tu "
-    r"|las |vuestra )?listas?\b"
+    r"|b[oó]rr(?:enme|ame|eme|enos)|elim[ií]n(?:enme|ame|eme|enos)"
+    r"|(?:quitar|sacar|borrar|eliminar)(?:me|nos)|me (?:quiten|saquen|borren|eliminen))"
+    r" de (?:su |la |sus |esta |tu |las |vuestra )?listas?\b"
 )
 
 # A request to stop in words, wherever it stands in the message.
@@ -191,7 +247,11 @@ _STOP_PHRASES = tuple(
         rf"\b(?:don't|dont|do not|no longer) (?:want|wish) (?:to (?:receive|get|have) )?"
         rf"(?:any ?more |any |no )?(?:more |further |of )?(?:these |those |your |the )?"
         rf"(?:{_SMS}|{_VOICE}|{_EMAIL})\b",
-        r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout|revoke)\b",
+        r"\b(?:unsubscribe|opt me out|opt-out|opt out|optout)\b",
+        # "Revoke", but not a consent or an authorization to pay ("I revoke my consent for
+        # the ACH", "revoke the autopay authorization").
+        rf"\brevoke\b(?! {_CONSENT_MODIFIERS}(?:(?:consent|permission|authori[sz]ation)\b"
+        rf"{_CONSENT_ELSEWHERE}|{_PAID_WITH}\b))",
         # "Remove me", "Take me off", but not off a way of paying ("take me off autopay",
         # "remove me from the payment plan" ask about payments, not messages).
         rf"\b(?:remove me|take me off)\b(?! (?:from |off )?(?:of )?(?:the |my |this |your )?"
@@ -204,17 +264,25 @@ _STOP_PHRASES = tuple(
         r"texting|sms|email|messaging|distribution) )?lists?\b",
         r"\bleave me alone\b",
         r"\bcease\b",
-        # Consent withdrawn ("I withdraw my consent", "I revoke my consent to calls") or
-        # refused ("I do not consent to texts", "I never consented to this."): revocation
-        # by any reasonable means (47 CFR 64.1200(a)(10)), about the media it names, if
-        # any. Not consent to a way of paying ("withdraw my consent to autopay"), nor to
-        # something that is no contact ("I do not consent to the fee").
+        # Consent withdrawn ("I withdraw my consent", "I am revoking my prior express
+        # consent", "I revoke my consent to calls"), refused ("I do not consent to texts",
+        # "I never consented to this.") or denied ("you don't have my permission to text
+        # me"): revocation by any reasonable means (47 CFR 64.1200(a)(10)), about the media
+        # it names, if any. Not a consent to paying ("withdraw my consent for the ACH", "...
+        # to the settlement offer"), to being recorded ("I do not consent to this call being
+        # recorded"), nor to something that is no contact ("I do not consent to the fee").
         rf"\b(?:withdraw|withdrawing|withdrew|rescind|rescinding|retract|retracting|revoke"
-        rf"|revoking|take back|taking back) (?:my |all |any |our |the )?(?:consent|permission)"
-        rf"\b(?! (?:to|for) (?:the |my |this |your )?{_PAYING}\b)(?:{_CONSENT_TO})?",
-        rf"\b(?:don't|dont|do not|no longer|never|did not|didn't) (?:give (?:you )?(?:my )?)?"
-        rf"consent(?:ed)?(?:{_CONSENT_TO}|(?: to (?:this|that|it|these|those))?"
-        r"(?= ?(?:[\n.!;,]|$)))",
+        rf"|revoking|take back|taking back) {_CONSENT_MODIFIERS}(?:consent|permission)"
+        rf"\b(?!{_CONSENT_ELSEWHERE})(?:{_CONSENT_TO})?",
+        rf"\b(?:(?:don't|dont|do not|no longer|never|did not|didn't) (?:give (?:you )?(?:my )?"
+        r"(?:consent|permission)|consent(?:ed)?)|(?:you|u|ya|your company) (?:don't|dont"
+        r"|do not|no longer|never|did not|didn't) (?:have|had|got) (?:my |our |any )?"
+        rf"(?:consent|permission))\b(?!{_CONSENT_ELSEWHERE})(?:{_CONSENT_TO}|(?: to (?:this"
+        r"|that|it|these|those))?(?= ?(?:[\n.!;,]|$)))",
+        # Spanish: "retiro mi consentimiento", "revoco mi permiso para llamarme"; not for a
+        # payment or a recording ("retiro mi consentimiento para el cargo automático").
+        rf"\b(?:retiro|revoco|retiramos|revocamos) (?:mi |nuestro |el |todo )?"
+        rf"(?:consentimiento|permiso)\b(?!{_CONSENTIMIENTO_ELSEWHERE})(?:{_CONSENTIMIENTO_TO})?",
         # Spanish: "no me llamen", "no me sigan llamando", "dejen de escribirme" (but not
         # "no dejen de llamarme", keep calling me), "no quiero más mensajes", "déjenme en
         # paz", "quiero darme de baja" (but not "dar de baja el pago automático").

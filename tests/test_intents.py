@@ -146,6 +146,9 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("Bórrenme de su lista", {"sms"}),
         ("Quitenme de su lista por favor", {"sms"}),
         ("Quiero que me quiten de la lista", {"sms"}),
+        ("Pueden quitarme de su lista", {"sms"}),
+        ("eliminenme de su lista", {"sms"}),
+        ("Elimínenme de su lista", {"sms"}),
         # Consent withdrawn or refused: revocation by any reasonable means.
         ("I withdraw my consent", {"sms"}),
         ("I am withdrawing my permission.", {"sms"}),
@@ -154,9 +157,22 @@ def test_a_keyword_is_the_whole_message(text: str, expected: Keyword | None) -> 
         ("I don't consent to being contacted", {"sms"}),
         ("I never consented to being called", {"voice"}),
         ("I do not consent.", {"sms"}),
+        ("I am revoking my prior express consent", {"sms"}),
+        ("I withdraw my prior consent", {"sms"}),
+        ("I withdraw any and all consent", {"sms"}),
+        ("I am hereby revoking any prior consent", {"sms"}),
+        ("I revoke my prior written consent to calls", {"voice"}),
+        ("you don't have my permission to text me", {"sms"}),
+        ("I don't consent to you texting me", {"sms"}),
+        ("You do not have my consent to call me", {"voice"}),
+        ("I do not consent to these calls being made", {"voice"}),
+        ("Retiro mi consentimiento", {"sms"}),
+        ("Retiro mi consentimiento para recibir llamadas", {"voice"}),
         # A plea to stop, and a stop of this number.
         ("Can you please stop", {"sms"}),
         ("Can you please stop?", {"sms"}),
+        ("Please can you stop", {"sms"}),
+        ("Can you guys stop", {"sms"}),
         ("I am asking you to stop", {"sms"}),
         ("I'm asking you to stop please", {"sms"}),
         ("Would you stop it", {"sms"}),
@@ -391,6 +407,17 @@ def test_a_call_asked_for_after_a_stop_is_still_a_request_to_call() -> None:
         "I do not consent to the fee",
         "I withdraw my consent to autopay",
         "I consent",
+        # A consent about recording, or about a way of paying, a payment or an offer.
+        "I don't consent to the call being recorded",
+        "I do not consent to this call recording",
+        "I withdraw my consent for the ACH",
+        "I withdraw my consent to the ACH debit",
+        "I withdraw my consent to the direct debit",
+        "I withdraw my consent to charge my card",
+        "I withdraw my consent for the payment",
+        "I withdraw my consent to the settlement offer",
+        "I revoke my consent to the payments",
+        "Retiro mi consentimiento para el cargo automático",
         "no puedo recibir mensajes",
         "Quítenme el cargo",
         "Quítenme el recargo de la lista de precios",
@@ -437,6 +464,7 @@ def test_messages_that_do_not_ask_to_stop(text: str) -> None:
         ("Please stop texting me", Intent.OPT_OUT),
         ("Don't call me", Intent.OPT_OUT),
         ("Do not text or call me", Intent.OPT_OUT),  # not a request for a call
+        ("You do not have my consent to call me", Intent.OPT_OUT),
         ("Text or call me anytime", Intent.CALL_ME),
         ("Who is this?", Intent.OTHER),
         ("Thanks", Intent.OTHER),
@@ -771,3 +799,30 @@ def test_being_at_work_is_not_a_request() -> None:
     for text in ("I can't talk at work", "I'm at work, call me later", "I work nights",
                  "at work. stop"):  # fmt: skip
         assert Intent.NOT_AT_WORK not in classify(text, "sms").intents
+
+
+@pytest.mark.parametrize(
+    ("text", "channel"),
+    [
+        ("I do not consent to this call being recorded", "voice"),
+        ("I never consented to this email address being used for the loan", "email"),
+        ("I withdraw my consent to being recorded", "voice"),
+    ],
+)
+def test_a_consent_about_recording_or_using_an_address_is_no_stop(text: str, channel: str) -> None:
+    """Consent to a recording, or to an address being used, is not consent to be contacted:
+    refusing it on the medium it names stops nothing."""
+    assert stop_request(text, channel) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "media"),
+    [
+        ("I do not consent to my phone being used to call me", {"voice"}),
+        ("I do not consent to payment reminders by text", {"sms"}),
+        ("I withdraw my consent to payment reminders", {"sms"}),
+    ],
+)
+def test_a_consent_to_being_contacted_about_payments_is_a_stop(text: str, media: set[str]) -> None:
+    found = stop_request(text, "sms")
+    assert found is not None and found.media == media

@@ -640,7 +640,8 @@ SPOKEN_STOPS = [
     "Ya no me llamen.", "no más", "No mas.", "no más llamadas", "No mas llamadas.",
     "quítenme de su lista", "Quitenme de su lista.", "sáquenme de la lista",
     "no me llamen más", "Cancelar.", "dejen de llamar", "Dejen de llamarme.",
-    "déjenme en paz",
+    "déjenme en paz", "I am revoking my prior express consent", "Retiro mi consentimiento",
+    "You do not have my consent to call me", "I do not consent to these calls",
 ]  # fmt: skip
 # Talk about paying, or anything else, with a word of a stop inside it: "no more", "no
 # más", "remove" and "basta" ask to stop only as all that is said (with a plea at most), as
@@ -651,6 +652,9 @@ SPOKEN_OTHER = [
     "Can you remove the fee?", "no más tengo cincuenta", "ahora no más",
     "voy a pagar no más de cien", "basta con cincuenta dólares", "quítenme el cargo",
     "déjenme pagar mañana", "I'm calling to pay", "What is the balance?",
+    # A consent to the call's recording, or to paying, is no consent to be called.
+    "I do not consent to this call being recorded", "I don't consent to the call recording",
+    "I withdraw my consent for the ACH",
 ]  # fmt: skip
 
 
